@@ -1,0 +1,81 @@
+/**
+ * One error base with stable codes. Every code lives in ERROR_CODES with its HTTP status, CLI exit code and a
+ * one-line "what to do next"; a test checks that every code is documented in the README's troubleshooting table.
+ */
+
+export interface ErrorCodeInfo {
+  /** HTTP status the service answers with when this error ends a request. */
+  readonly http: number;
+  /** Process exit code of the CLI. 2 = bad input/config, 3 = auth, 4 = upstream EHR, 5 = Purview, 6 = state, 1 = other. */
+  readonly exit: number;
+  /** What the operator should do next. */
+  readonly fix: string;
+}
+
+export const ERROR_CODES = {
+  BRG_ERR_CONFIG_INVALID: { http: 500, exit: 2, fix: 'Correct the named config key or environment variable and run again.' },
+  BRG_ERR_CONFIG_SECRET_MISSING: { http: 500, exit: 2, fix: 'Set the named environment variable or secret file; secrets are never read from flags.' },
+  BRG_ERR_INPUT_INVALID: { http: 400, exit: 2, fix: 'Fix the input at the named file, line and column.' },
+  BRG_ERR_KEY_INVALID: { http: 500, exit: 2, fix: 'Regenerate the key with `bridge keys generate` or fix the named key file.' },
+  BRG_ERR_KEY_NOT_PUBLISHED: { http: 500, exit: 2, fix: 'Publish the key in keys/jwks.json (bridge keys rotate) before signing with it.' },
+  BRG_ERR_SMART_DISCOVERY: { http: 502, exit: 3, fix: 'Set smart.tokenUrl explicitly, or check the FHIR base URL and that it serves .well-known/smart-configuration.' },
+  BRG_ERR_SMART_INVALID_CLIENT: { http: 502, exit: 3, fix: 'Check the client id (production vs non-production), that the kid is in the registered JWK Set, that the JWK Set URL is reachable over TLS, and the clock.' },
+  BRG_ERR_SMART_UNAUTHORIZED_CLIENT: { http: 502, exit: 3, fix: "The customer's Epic background-user setup for this client id is incomplete; ask their Epic Client Systems Administrator." },
+  BRG_ERR_SMART_INVALID_SCOPE: { http: 502, exit: 3, fix: 'Request only scopes whose APIs are selected on the Epic app record (smart.scope).' },
+  BRG_ERR_SMART_INVALID_REQUEST: { http: 502, exit: 3, fix: 'The token request was malformed for this server; check smart.tokenUrl (no query string) and report a bug.' },
+  BRG_ERR_SMART_TOKEN: { http: 502, exit: 3, fix: 'The token endpoint answered unexpectedly; check smart.tokenUrl and the server status.' },
+  BRG_ERR_FHIR_CAPABILITY: { http: 502, exit: 4, fix: 'This FHIR server does not offer AuditEvent search; ask the EHR team to enable it or use a flat-file export with `bridge push`.' },
+  BRG_ERR_FHIR_HTTP: { http: 502, exit: 4, fix: 'See the OperationOutcome text; check scopes and the request parameters.' },
+  BRG_ERR_FHIR_UNAVAILABLE: { http: 503, exit: 4, fix: 'The FHIR server kept failing after retries; try again later or lower fhir.concurrency / fhir.requestsPerSecond.' },
+  BRG_ERR_FHIR_FOREIGN_LINK: { http: 502, exit: 4, fix: 'The server returned a paging link to another origin; the token is not sent there. Check fhir.baseUrl matches the server\'s public base.' },
+  BRG_ERR_MAPPING_INVALID: { http: 500, exit: 2, fix: 'Fix the named mapping file, column and expression.' },
+  BRG_ERR_PURVIEW_AUTH: { http: 502, exit: 5, fix: 'Check purview.tenantId, purview.appId and the secret or certificate of the Entra app registration.' },
+  BRG_ERR_PURVIEW_FORBIDDEN: { http: 502, exit: 5, fix: 'The job id does not belong to this app id: copy the job id from the connector created with this Entra app.' },
+  BRG_ERR_PURVIEW_REJECTED: { http: 502, exit: 5, fix: 'Purview rejected the block (400); check the schema header and the file format.' },
+  BRG_ERR_PURVIEW_UNAVAILABLE: { http: 503, exit: 5, fix: 'Purview kept failing after retries; rerun later: the push resumes at the first unacknowledged block.' },
+  BRG_ERR_STATE: { http: 500, exit: 6, fix: 'Check the state directory is writable and not used by another process.' },
+  BRG_ERR_RUN_IN_PROGRESS: { http: 409, exit: 6, fix: 'A run of this connector is already in flight; wait for it or check GET /v1/runs.' },
+  BRG_ERR_ABORTED: { http: 503, exit: 130, fix: 'The run was cancelled; the next run resumes from the last checkpoint.' },
+  BRG_ERR_INTERNAL: { http: 500, exit: 1, fix: 'Unexpected failure; report it with the run log (it contains no PHI).' },
+} as const satisfies Record<string, ErrorCodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Details travel with the error for logs and API answers; they must never hold PHI or secrets. */
+export type ErrorDetails = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+export class BridgeError extends Error {
+  override readonly name: string = 'BridgeError';
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  get httpStatus(): number {
+    return ERROR_CODES[this.code].http;
+  }
+
+  get exitCode(): number {
+    return ERROR_CODES[this.code].exit;
+  }
+
+  get fix(): string {
+    return ERROR_CODES[this.code].fix;
+  }
+}
+
+/** Normalises anything thrown into a BridgeError once, at the edge. */
+export function toBridgeError(error: unknown): BridgeError {
+  if (error instanceof BridgeError) return error;
+  if (isAbortError(error)) return new BridgeError('BRG_ERR_ABORTED', 'The run was cancelled.', { cause: error });
+  const message = error instanceof Error ? error.message : String(error);
+  return new BridgeError('BRG_ERR_INTERNAL', message, { cause: error });
+}
+
+export function isAbortError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'AbortError';
+}

@@ -1,0 +1,43 @@
+/**
+ * Pure FHIR reference handling shared by the pull (which fetches) and the mapping (which looks up).
+ * See: https://hl7.org/fhir/R4/references.html#literal
+ */
+
+export interface ParsedReference {
+  /** Resource type, e.g. "Patient"; undefined for a contained reference. */
+  readonly type?: string;
+  /** Logical id, or the contained id without '#'. */
+  readonly id: string;
+  readonly version?: string;
+  readonly contained: boolean;
+}
+
+const LITERAL = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([A-Za-z0-9\-.]{1,64}))?\/?$/;
+
+/** Parses `#id`, `Type/id`, `Type/id/_history/v` and absolute URLs ending in those; undefined otherwise (urn:uuid, garbage). */
+export function parseReference(reference: string | undefined): ParsedReference | undefined {
+  if (!reference) return undefined;
+  const trimmed = reference.trim();
+  if (trimmed.startsWith('#')) return trimmed.length > 1 ? { id: trimmed.slice(1), contained: true } : undefined;
+  const match = LITERAL.exec(trimmed.split(/[?#]/)[0] ?? '');
+  if (!match) return undefined;
+  const [, type, id, version] = match;
+  if (!type || !id) return undefined;
+  return version ? { type, id, version, contained: false } : { type, id, contained: false };
+}
+
+/** Normalised key for caches and de-duplication: `Type/id`, version and base stripped. */
+export function referenceKey(type: string, id: string): string {
+  return `${type}/${id}`;
+}
+
+/** Key of a parsed non-contained reference, or undefined. */
+export function keyOf(reference: string | undefined): string | undefined {
+  const parsed = parseReference(reference);
+  return parsed?.type ? referenceKey(parsed.type, parsed.id) : undefined;
+}
+
+/** Identifier-only references are looked up by `identifier=system|value`; this is their cache key. */
+export function identifierKey(type: string, system: string | undefined, value: string): string {
+  return `${type}?identifier=${system ?? ''}|${value}`;
+}
