@@ -41,3 +41,23 @@ export function keyOf(reference: string | undefined): string | undefined {
 export function identifierKey(type: string, system: string | undefined, value: string): string {
   return `${type}?identifier=${system ?? ''}|${value}`;
 }
+
+/** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */
+export interface ReferenceRequest {
+  readonly keys: readonly string[];
+  readonly identifiers: readonly IdentifierReference[];
+}
+
+export interface IdentifierReference {
+  readonly type: 'Patient' | 'Practitioner' | 'PractitionerRole';
+  readonly system?: string;
+  readonly value: string;
+}
+
+/**
+ * Read side of the reference cache, filled by the pull before the mapping runs.
+ * `get` takes a `referenceKey` or an `identifierKey`; `undefined` = not resolved (missing, deleted, or never asked).
+ */
+export interface ResourceLookup {
+  get(key: string): import('fhir/r4.js').FhirResource | undefined;
+}
