@@ -8,5 +8,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Two cores: more workers than that only adds contention for the sandbox servers.
     maxWorkers: 2,
+    // The JSON report lets .ci/run print the plain "N passed, N failed" line CI reads.
+    reporters: ['default', ['json', { outputFile: '.vitest-results.json' }]],
   },
 });

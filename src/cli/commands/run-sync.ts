@@ -1,0 +1,43 @@
+/** Shared by `bridge sync` and `bridge demo`: open state, attach sinks, run one sync, close everything. */
+import { join } from 'node:path';
+import type { Config, ConnectorConfig } from '../../config/index.js';
+import { uuidSource } from '../../ids.js';
+import { createLogger } from '../../log.js';
+import { SyncEvents } from '../../sync/events.js';
+import { runSync, type SyncSummary } from '../../sync/pipeline.js';
+import { attachRunLog } from '../../sync/run-log.js';
+import { buildSyncDeps } from '../../sync/runtime.js';
+import { openStateStore } from '../../sync/state/index.js';
+import type { CliContext } from '../context.js';
+import { attachProgressBar } from '../reporters/progress.js';
+import { attachTextReporter } from '../reporters/text.js';
+
+export interface SyncInvocation {
+  readonly since?: string;
+  readonly until?: string;
+  readonly dryRunOut?: string;
+  readonly progress?: boolean;
+}
+
+export async function syncOnce(ctx: CliContext, config: Config, connector: ConnectorConfig, invocation: SyncInvocation): Promise<SyncSummary> {
+  const logger = createLogger({ level: config.logLevel });
+  const store = openStateStore(config.stateDir, ctx.clock);
+  const events = new SyncEvents();
+  const detaches = [
+    attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock),
+    invocation.progress && ctx.stdout.isTTY ? attachProgressBar(events, ctx.stdout) : attachTextReporter(events, ctx.print, ctx.clock),
+  ];
+  try {
+    const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource }, connector);
+    return await runSync(deps, {
+      trigger: 'cli',
+      signal: ctx.signal,
+      ...(invocation.since ? { since: invocation.since } : {}),
+      ...(invocation.until ? { until: invocation.until } : {}),
+      ...(invocation.dryRunOut ? { dryRunOut: invocation.dryRunOut } : {}),
+    });
+  } finally {
+    detaches.forEach((detach) => detach());
+    store.close();
+  }
+}

@@ -1,0 +1,33 @@
+import { Command } from 'commander';
+import { createHash } from 'node:crypto';
+import { loadConfig } from '../../config/index.js';
+import { createLogger } from '../../log.js';
+import { startService } from '../../server/service.js';
+import type { CliContext } from '../context.js';
+
+export function serveCommand(ctx: CliContext): Command {
+  return new Command('serve')
+    .description('Run the service: HTTP trigger and run status under /v1, scheduled syncs, /healthz, /readyz, /metrics, /.well-known/jwks.json.')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .option('--no-schedules', 'serve the HTTP API only; do not run cron schedules')
+    .action(async (flags: { config?: string; schedules: boolean }) => {
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const logger = createLogger({ level: config.logLevel });
+      const service = await startService({ config, env: ctx.env, clock: ctx.clock, logger, schedules: flags.schedules });
+      ctx.print(`listening on ${service.url}`);
+      await new Promise<void>((done) => ctx.signal.addEventListener('abort', () => done(), { once: true }));
+      logger.info('shutting down: no new requests; waiting for the in-flight run to reach a checkpoint');
+      await service.close();
+    });
+}
+
+/** `bridge token hash`: reads an API token from stdin and prints its SHA-256 for server.apiTokenSha256. */
+export function tokenCommand(ctx: CliContext, stdin: NodeJS.ReadableStream): Command {
+  return new Command('token').description('API token helpers').addCommand(
+    new Command('hash').description('read an API token from standard input, print its SHA-256 for server.apiTokenSha256').action(async () => {
+      let input = '';
+      for await (const chunk of stdin) input += String(chunk);
+      ctx.print(createHash('sha256').update(input.trim(), 'utf8').digest('hex'));
+    }),
+  );
+}

@@ -1,0 +1,42 @@
+import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
+import { BridgeError } from '../../errors.js';
+import { loadConfig } from '../../config/index.js';
+import { findConnector } from '../../sync/runtime.js';
+import type { CliContext } from '../context.js';
+import { formatSummary } from '../reporters/summary.js';
+import { syncOnce } from './run-sync.js';
+
+interface SyncFlags {
+  config?: string;
+  connector?: string;
+  since?: string;
+  until?: string;
+  dryRun?: boolean;
+  out?: string;
+  progress: boolean;
+}
+
+export function syncCommand(ctx: CliContext): Command {
+  return new Command('sync')
+    .description('One sync run: resume any unfinished push, then pull → map → spool → push the next window (for cron, systemd timers, Kubernetes CronJobs).')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .option('--connector <name>', 'connector to run; default the first in the config')
+    .option('--since <instant>', 'window start (ISO 8601), for backfills')
+    .option('--until <instant>', 'window end (ISO 8601, exclusive)')
+    .option('--dry-run', 'write the connector file and push nothing (needs --out)')
+    .option('--out <file>', 'connector file to write with --dry-run')
+    .addOption(new Option('--no-progress', 'plain lines even on a terminal'))
+    .action(async (flags: SyncFlags) => {
+      if (flags.dryRun && !flags.out) throw new BridgeError('BRG_ERR_INPUT_INVALID', '--dry-run needs --out <file> for the connector file.');
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const connector = findConnector(config, flags.connector);
+      const summary = await syncOnce(ctx, config, connector, {
+        ...(flags.since ? { since: flags.since } : {}),
+        ...(flags.until ? { until: flags.until } : {}),
+        ...(flags.dryRun && flags.out ? { dryRunOut: resolve(flags.out) } : {}),
+        progress: flags.progress,
+      });
+      formatSummary(summary).forEach((line) => ctx.print(line));
+    });
+}

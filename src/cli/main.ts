@@ -1,0 +1,34 @@
+/**
+ * `bridge` entry point: the one place that touches process (argv, env, signals, exit code) and prints errors.
+ */
+import { systemClock } from '../clock.js';
+import { ERROR_CODES, toBridgeError } from '../errors.js';
+import type { CliContext } from './context.js';
+import { buildProgram } from './program.js';
+
+const controller = new AbortController();
+let interrupts = 0;
+for (const name of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(name, () => {
+    interrupts += 1;
+    // The first signal stops cleanly at the next checkpoint; a second one exits at once.
+    if (interrupts > 1) process.exit(130);
+    controller.abort();
+  });
+}
+
+const ctx: CliContext = {
+  env: process.env,
+  print: (line) => process.stdout.write(line + '\n'),
+  clock: systemClock,
+  stdout: process.stdout,
+  signal: controller.signal,
+};
+
+try {
+  await buildProgram(ctx).parseAsync(process.argv);
+} catch (error) {
+  const bridgeError = toBridgeError(error);
+  process.stderr.write(`error ${bridgeError.code}: ${bridgeError.message}\n  what to do: ${ERROR_CODES[bridgeError.code].fix}\n`);
+  process.exitCode = bridgeError.exitCode;
+}

@@ -1,0 +1,29 @@
+/** The end-of-run summary `bridge sync` prints: counts and reason codes only. */
+import type { SyncSummary } from '../../sync/pipeline.js';
+
+export function formatSummary(summary: SyncSummary): string[] {
+  const lines: string[] = [];
+  if (summary.resumed) lines.push(...formatSummary(summary.resumed).map((line) => `(resumed) ${line}`));
+  const c = summary.counts;
+  lines.push(
+    `run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}`,
+    `  events pulled       ${c.events}${c.duplicates ? ` (${c.duplicates} already pushed by an earlier run)` : ''}`,
+    `  events skipped      ${c.skipped}${formatReasons(summary.skipReasons)}`,
+    `  rows                ${c.rows}`,
+    `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`,
+  );
+  if (summary.dryRunOut) {
+    lines.push(`  dry run: connector file written to ${summary.dryRunOut}; nothing pushed`);
+  } else {
+    lines.push(`  blocks              ${c.blocksAcked}/${c.blocks} acknowledged`, `  rows accepted       ${c.rowsAcked}`);
+    if (summary.possiblyDuplicatedBlocks.length > 0) {
+      lines.push(`  possibly duplicated blocks (outcome was unknown, re-sent): ${summary.possiblyDuplicatedBlocks.join(', ')}`);
+    }
+  }
+  return lines;
+}
+
+function formatReasons(reasons: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(reasons).sort(([, a], [, b]) => b - a);
+  return entries.length ? `  (${entries.map(([reason, n]) => `${reason}: ${n}`).join(', ')})` : '';
+}

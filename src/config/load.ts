@@ -1,0 +1,115 @@
+/**
+ * Configuration layering: defaults < file (YAML or JSON) < environment < flags; validated once, then frozen.
+ * This and the entry points are the only places that read the environment.
+ *
+ * Environment overrides use the path of the key, segments joined by `__` after the `BRIDGE__` prefix:
+ * `BRIDGE__stateDir=/var/lib/bridge`, `BRIDGE__connectors__0__fhir__baseUrl=https://…`. Values that parse as JSON
+ * (numbers, booleans, arrays) are used as such.
+ */
+import { readFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { BridgeError } from '../errors.js';
+import { configSchema, type Config } from './schema.js';
+
+export const ENV_PREFIX = 'BRIDGE__';
+export const CONFIG_PATH_ENV = 'BRIDGE_CONFIG';
+
+export interface LoadConfigOptions {
+  /** Path of the config file; default $BRIDGE_CONFIG, else ./bridge.config.yaml when it exists. */
+  readonly path?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  /** Highest-precedence values, as dotted paths (`connectors.0.fhir.baseUrl`). */
+  readonly flags?: Readonly<Record<string, unknown>>;
+  /** An in-memory base instead of a file (sandbox, tests). */
+  readonly base?: unknown;
+}
+
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const path = options.path ?? env[CONFIG_PATH_ENV];
+  const fromFile = path ? readConfigFile(path) : {};
+  const merged = structuredClone((options.base ?? fromFile) as Record<string, unknown>);
+  for (const [name, raw] of Object.entries(env)) {
+    if (name.startsWith(ENV_PREFIX) && raw !== undefined) setPath(merged, name.slice(ENV_PREFIX.length).split('__'), parseScalar(raw));
+  }
+  for (const [dotted, value] of Object.entries(options.flags ?? {})) {
+    if (value !== undefined) setPath(merged, dotted.split('.'), value);
+  }
+  return validateConfig(merged, path ?? '(in-memory config)');
+}
+
+export function validateConfig(input: unknown, source: string): Config {
+  const parsed = configSchema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => describeIssue(issue, input));
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Invalid configuration in ${source}:\n${lines.join('\n')}`, {
+      details: { source, issues: parsed.error.issues.length },
+    });
+  }
+  return deepFreeze(parsed.data);
+}
+
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Cannot read the config file ${path}: create it or set ${CONFIG_PATH_ENV}.`, { cause });
+  }
+  const doc = parseDocument(text, { prettyErrors: true });
+  const first = doc.errors[0];
+  if (first) {
+    const pos = first.linePos?.[0];
+    const where = pos ? `${path}:${pos.line}:${pos.col}` : path;
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Config file ${where} is not valid YAML/JSON: ${first.message.split('\n')[0]}`);
+  }
+  return doc.toJS() ?? {};
+}
+
+/** `key: got <value>, expected <form>`; values under secret-like keys are never echoed. */
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
+  const key = issue.path.map(String).join('.') || '(root)';
+  const secretLike = /secret|token|password|key(?!sDir)/i.test(key);
+  const value = secretLike ? '[not shown]' : JSON.stringify(valueAt(input, issue.path)) ?? 'nothing';
+  return `  - ${key}: got ${value}; expected ${issue.message}`;
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let cursor: unknown = input;
+  for (const segment of path) {
+    if (cursor === null || typeof cursor !== 'object') return undefined;
+    cursor = (cursor as Record<PropertyKey, unknown>)[segment];
+  }
+  return cursor;
+}
+
+function setPath(target: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cursor: Record<string, unknown> = target;
+  path.forEach((segment, i) => {
+    if (i === path.length - 1) {
+      cursor[segment] = value;
+      return;
+    }
+    const next = cursor[segment];
+    if (next === null || typeof next !== 'object') cursor[segment] = /^\d+$/.test(path[i + 1] ?? '') ? [] : {};
+    cursor = cursor[segment] as Record<string, unknown>;
+  });
+}
+
+function parseScalar(raw: string): unknown {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return typeof parsed === 'string' ? raw : parsed;
+  } catch {
+    return raw;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,72 @@
+/**
+ * Generates docs/configuration.md from the schema: every key, type, default, description and env var.
+ * A test regenerates it and compares with the checked-in file, so the reference never drifts.
+ */
+import { z } from 'zod';
+import { configSchema } from './schema.js';
+import { ENV_PREFIX } from './load.js';
+
+interface JsonSchemaNode {
+  type?: string | string[];
+  description?: string;
+  default?: unknown;
+  enum?: unknown[];
+  properties?: Record<string, JsonSchemaNode>;
+  items?: JsonSchemaNode;
+  anyOf?: JsonSchemaNode[];
+  required?: string[];
+  format?: string;
+  minimum?: number;
+  maximum?: number;
+}
+
+export function configReferenceMarkdown(): string {
+  const root = z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }) as JsonSchemaNode;
+  const rows: string[] = [];
+  walk(root, [], rows);
+  return [
+    '# Configuration reference',
+    '',
+    'Generated from `src/config/schema.ts` by `npm run docs:config`; a test fails when this file is out of date.',
+    '',
+    'Precedence: defaults < config file (`--config` or `$BRIDGE_CONFIG`, YAML or JSON) < environment < command-line flags.',
+    `Any key can be set from the environment as \`${ENV_PREFIX}\` + its path joined by \`__\` (array indexes as numbers),`,
+    `e.g. \`${ENV_PREFIX}connectors__0__fhir__baseUrl\`. Secrets are never values: use \`{ env: NAME }\` or \`{ file: path }\`.`,
+    '',
+    '| key | type | default | required | env var | description |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+    '',
+  ].join('\n');
+}
+
+function walk(node: JsonSchemaNode, path: string[], rows: string[], required = false): void {
+  if (node.properties) {
+    if (path.length > 0) rows.push(row(path, node, required));
+    for (const [key, child] of Object.entries(node.properties)) walk(child, [...path, key], rows, node.required?.includes(key) ?? false);
+    return;
+  }
+  if (node.type === 'array' && node.items?.properties) {
+    rows.push(row(path, node, required));
+    walk(node.items, [...path, '0'], rows, true);
+    return;
+  }
+  rows.push(row(path, node, required));
+}
+
+function row(path: string[], node: JsonSchemaNode, required: boolean): string {
+  const key = path.join('.').replace(/\.0(\.|$)/g, '[]$1');
+  const env = ENV_PREFIX + path.join('__');
+  const def = node.default === undefined ? '' : `\`${JSON.stringify(node.default)}\``;
+  return `| \`${key}\` | ${typeOf(node)} | ${def} | ${required && node.default === undefined ? 'yes' : ''} | \`${env}\` | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
+}
+
+function typeOf(node: JsonSchemaNode): string {
+  if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
+  if (node.anyOf) return node.anyOf.map(typeOf).join(' \\| ');
+  if (node.properties) return `{ ${Object.keys(node.properties).join(', ')} }`;
+  const type = Array.isArray(node.type) ? node.type.join(' \\| ') : node.type ?? 'object';
+  const max = node.maximum !== undefined && node.maximum < Number.MAX_SAFE_INTEGER ? node.maximum : undefined;
+  const bounds = node.minimum !== undefined || max !== undefined ? ` (${node.minimum ?? ''}…${max ?? ''})` : '';
+  return (node.format ? `${type} (${node.format})` : type) + bounds;
+}

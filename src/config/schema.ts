@@ -1,0 +1,134 @@
+/**
+ * The configuration schema: `ConfigInput` (what a file and env may say, everything optional that has a default) →
+ * `Config` (resolved, readonly). Every key carries a description; docs/configuration.md is generated from this file
+ * and a test keeps it current. Secrets are never values here: only the name of an env var or a file path.
+ */
+import { z } from 'zod';
+
+const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
+
+/** A secret is referenced, never inlined: `{ env: NAME }` or `{ file: path }`. */
+export const secretRef = z
+  .union([
+    z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
+    z.object({ file: z.string().min(1) }).strict(),
+  ])
+  .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');
+
+const fhirSchema = z
+  .object({
+    baseUrl: z.url().describe('FHIR R4 base URL, e.g. https://ehr.example.org/interconnect-fhir-oauth/api/FHIR/R4.'),
+    concurrency: z.int().min(1).max(32).default(4).describe('FHIR requests in flight at once.'),
+    requestsPerSecond: z.number().positive().max(1000).default(20).describe('Cap on FHIR requests per second (be gentle with the EHR).'),
+    timeoutMs: z.int().min(1000).default(30_000).describe('Timeout of one FHIR request.'),
+    pageSize: z.int().min(1).max(1000).default(200).describe('_count for AuditEvent searches.'),
+    dateParam: z.enum(['date', '_lastUpdated']).default('date').describe('Search parameter for the time window.'),
+    maxResultsPerSlice: z.int().min(100).default(10_000).describe('Split a window so one search never exceeds this many results.'),
+    overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
+    settleMinutes: z.number().min(0).default(5).describe('Stop the window this long before now, so events still being written are not missed.'),
+    initialLookbackHours: z.number().positive().default(24).describe('First run without a watermark starts this far back.'),
+    referenceBatchSize: z.int().min(1).max(100).default(50).describe('Ids per _id=a,b,c lookup of Patient/Practitioner.'),
+    referenceCacheSize: z.int().min(100).default(20_000).describe('Resolved Patient/Practitioner kept in the LRU cache.'),
+    referenceCacheTtlMs: z.int().min(0).default(3_600_000).describe('How long a resolved resource stays cached.'),
+  })
+  .strict();
+
+const smartSchema = z
+  .object({
+    clientId: z.string().min(1).describe('Backend app client id (Epic: the non-production id for sandboxes).'),
+    tokenUrl: z.url().optional().describe('Token endpoint; discovered from {fhir.baseUrl}/.well-known/smart-configuration when absent.'),
+    scope: z.string().min(1).default(DEFAULT_SCOPE).describe('Requested scopes (SMART v1 by default; v2 ".rs" also accepted).'),
+    keysDir: z.string().min(1).default('keys').describe('Directory with the private keys and jwks.json (bridge keys generate).'),
+    jku: z.url().optional().describe('JWK Set URL to put in the assertion header; must equal the URL registered with the EHR.'),
+    assertionLifetimeSec: z.int().min(30).max(300).default(240).describe('exp − now of the client assertion (≤ 300 per Epic).'),
+    clockSkewSec: z.int().min(0).max(120).default(30).describe('iat/nbf are set this far in the past to absorb clock skew.'),
+  })
+  .strict();
+
+const mappingSchema = z
+  .object({
+    schema: z.enum(['epic', 'healthcare']).default('epic').describe('Purview connector schema.'),
+    file: z.string().optional().describe('Own mapping file; default mappings/<schema>-connector.json.'),
+    delimiter: z.enum(['tab', 'pipe', 'csv']).optional().describe('Overrides the mapping file delimiter (csv only for healthcare).'),
+    strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell.'),
+    timeFormat: z.string().optional().describe('iso-utc | iso-offset | local:<IANA zone>.'),
+  })
+  .strict();
+
+const purviewSchema = z
+  .object({
+    cloud: z.enum(['commercial', 'gcc', 'gcc-high', 'dod']).default('commercial').describe('Microsoft cloud preset.'),
+    authorityHost: z.url().optional().describe('Overrides the cloud preset login host.'),
+    ingestionBase: z.url().optional().describe('Overrides the cloud preset ingestion host.'),
+    resource: z.string().optional().describe('Token resource (App ID URI); default the current id from Microsoft\'s script.'),
+    tenantId: z.string().min(1).describe('Entra tenant id.'),
+    appId: z.string().min(1).describe('Entra app (client) id that owns the connector job.'),
+    jobId: z.string().min(1).describe('Connector job id from the Purview portal.'),
+    secret: secretRef.optional().describe('Client secret reference ({env} or {file}); or use certificate.'),
+    certificate: z
+      .object({ keyFile: z.string().min(1), thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/) })
+      .strict()
+      .optional()
+      .describe('Certificate credential: PEM private key file and SHA-256 thumbprint.'),
+    caFile: z.string().optional().describe('Extra CA (PEM) to trust for Entra and ingestion; only for the local sandbox.'),
+    blockRows: z.int().min(1).max(5_000_000).default(100_000).describe('Rows per upload block (sent sequentially).'),
+    timeoutMs: z.int().min(1000).default(400_000).describe('Timeout of one block upload (Microsoft\'s script uses 400 s).'),
+  })
+  .strict()
+  .refine((p) => p.secret !== undefined || p.certificate !== undefined, {
+    message: 'one of purview.secret or purview.certificate is required',
+  });
+
+const scheduleSchema = z
+  .object({
+    cron: z.string().min(1).default('0 2 * * *').describe('Cron expression for scheduled syncs (default daily 02:00).'),
+    timezone: z.string().min(1).optional().describe('IANA time zone of the cron expression; default the host zone.'),
+    enabled: z.boolean().default(true).describe('Run on the schedule when `bridge serve` runs.'),
+  })
+  .strict();
+
+export const connectorSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes').describe('Connector name.'),
+    fhir: fhirSchema,
+    smart: smartSchema,
+    mapping: mappingSchema.default({ schema: 'epic' }),
+    purview: purviewSchema,
+    schedule: scheduleSchema.default({ cron: '0 2 * * *', enabled: true }),
+  })
+  .strict();
+
+const serverSchema = z
+  .object({
+    host: z.string().default('127.0.0.1').describe('Bind address of `bridge serve`.'),
+    port: z.int().min(0).max(65535).default(8080).describe('Port of `bridge serve`.'),
+    apiTokenSha256: z
+      .array(z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of an API token'))
+      .default([])
+      .describe('SHA-256 (hex) of each accepted API bearer token for /v1 routes; `bridge token hash` prints one.'),
+    apiTokens: secretRef.optional().describe('Reference to a file or env var with API tokens, one per line (hashed at load).'),
+    jwksMaxAgeSec: z.int().min(0).default(3600).describe('Cache-Control max-age of GET /.well-known/jwks.json.'),
+    rateLimitMax: z.int().min(1).default(60).describe('Requests per minute per client on /v1 routes.'),
+    shutdownGraceMs: z.int().min(0).default(30_000).describe('On SIGTERM, time to finish or checkpoint the current block.'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    stateDir: z.string().min(1).default('state').describe('SQLite state, spool and rejects files (0600).'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
+    retainFiles: z.boolean().default(false).describe('Keep spool and rejects files after a successful run.'),
+    connectors: z.array(connectorSchema).min(1).describe('One entry per Epic organisation / Purview job.'),
+    server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),
+  })
+  .strict()
+  .refine((c) => new Set(c.connectors.map((k) => k.name)).size === c.connectors.length, {
+    message: 'connector names must be unique',
+    path: ['connectors'],
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = Readonly<z.output<typeof configSchema>>;
+export type ConnectorConfig = Readonly<z.output<typeof connectorSchema>>;
+export type SecretRef = z.output<typeof secretRef>;
+export { DEFAULT_SCOPE };

@@ -1,0 +1,140 @@
+/**
+ * The offline sandbox: an Epic-like SMART token server, a FHIR R4 server with seeded Epic-shaped data, an Entra ID
+ * emulator and a Purview ingestion emulator, all on 127.0.0.1 with ephemeral ports. Started in-process by tests,
+ * `npm run demo` and `bridge sandbox`, which writes a config file (secrets in 0600 files beside it) to sync against it.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { FhirResource } from 'fhir/r4.js';
+import { stringify } from 'yaml';
+import type { Clock } from '../clock.js';
+import type { ConfigInput } from '../config/index.js';
+import { generateKey, openKeyStore } from '../smart/index.js';
+import { startEpicAuthServer, type EpicAuthServer } from './epic-auth.js';
+import { createSandboxCertificate } from './tls.js';
+import { startEntraEmulator, type EntraEmulator } from './entra.js';
+import { startPurviewIngestEmulator, type PurviewIngestEmulator } from './purview-ingest.js';
+import { createMemoryBackend } from './fhir-backend.js';
+import { startFhirServer, type SandboxFhirServer } from './fhir-server.js';
+import { generateDataset, type GeneratedDataset, type GeneratorOptions } from './generator.js';
+import { createGeneratedBackend } from './generated-backend.js';
+
+export interface SandboxOptions {
+  /** Where the sandbox writes its client key, CA, secret and config. Created 0700. */
+  readonly dir: string;
+  readonly data?: Partial<GeneratorOptions>;
+  /** 'memory' loads every resource into medplum's MemoryRepository (real search); 'generated' serves the dataset lazily (benchmarks). */
+  readonly backend?: 'memory' | 'generated';
+  readonly listAuditEvent?: boolean;
+  readonly clock?: Clock;
+  readonly smartTokenLifetimeSec?: number;
+}
+
+export interface Sandbox {
+  readonly auth: EpicAuthServer;
+  readonly fhir: SandboxFhirServer;
+  readonly entra: EntraEmulator;
+  readonly ingest: PurviewIngestEmulator;
+  readonly dataset: GeneratedDataset;
+  readonly ids: { clientId: string; tenantId: string; appId: string; jobId: string };
+  /** A complete, valid config for one connector named "sandbox" pointing at this sandbox. */
+  readonly config: ConfigInput;
+  /** The same config written as YAML. */
+  readonly configPath: string;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_SANDBOX_DATA: GeneratorOptions = {
+  seed: 42,
+  practitioners: 25,
+  patients: 200,
+  events: 1_000,
+  start: '2026-11-01T00:00:00.000Z',
+  end: '2026-11-02T00:00:00.000Z',
+};
+
+export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
+  const dir = resolve(options.dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const ids = { clientId: `sandbox-${randomUUID()}`, tenantId: randomUUID(), appId: randomUUID(), jobId: randomUUID() };
+  const dataset = generateDataset({ ...DEFAULT_SANDBOX_DATA, ...options.data });
+  const clockOption = options.clock ? { clock: options.clock } : {};
+
+  const keysDir = join(dir, 'keys');
+  await generateKey(keysDir, 'ES384', { force: true });
+  const auth = await startEpicAuthServer({ ...clockOption, ...(options.smartTokenLifetimeSec ? { tokenLifetimeSec: options.smartTokenLifetimeSec } : {}) });
+  auth.registerClient({ clientId: ids.clientId, jwks: openKeyStore(keysDir).publicJwks() });
+
+  const backend = options.backend === 'generated' ? createGeneratedBackend(dataset) : await loadMemoryBackend(dataset);
+  const fhir = await startFhirServer({
+    backend,
+    verifyAccessToken: (token) => auth.verifyAccessToken(token) !== undefined,
+    tokenUrl: auth.tokenUrl,
+    ...(options.listAuditEvent === undefined ? {} : { listAuditEvent: options.listAuditEvent }),
+  });
+
+  const tls = await createSandboxCertificate();
+  const entra = await startEntraEmulator({ ...clockOption, tls });
+  const secret = randomBytes(24).toString('base64url');
+  entra.registerApp({ tenantId: ids.tenantId, appId: ids.appId, secret });
+  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls });
+  ingest.registerJob(ids.jobId, ids.appId);
+
+  const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
+  const secretFile = writePrivate(join(dir, 'purview-app-secret'), secret);
+  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest });
+  const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
+
+  return {
+    auth, fhir, entra, ingest, dataset, ids, config, configPath,
+    async close() {
+      await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close()]);
+    },
+  };
+}
+
+async function loadMemoryBackend(dataset: GeneratedDataset) {
+  const backend = await createMemoryBackend();
+  const batch: FhirResource[] = [];
+  const flush = async (): Promise<void> => {
+    await backend.load(batch.splice(0));
+  };
+  for (const source of [dataset.practitioners(), dataset.patients(), dataset.events()] as Iterable<FhirResource>[]) {
+    for (const resource of source) {
+      batch.push(resource);
+      if (batch.length >= 1000) await flush();
+    }
+  }
+  await flush();
+  return backend;
+}
+
+interface ConfigParts {
+  dir: string; keysDir: string; caFile: string; secretFile: string;
+  ids: Sandbox['ids']; auth: EpicAuthServer; fhir: SandboxFhirServer; entra: EntraEmulator; ingest: PurviewIngestEmulator;
+}
+
+function sandboxConfig(p: ConfigParts): ConfigInput {
+  return {
+    stateDir: join(p.dir, 'state'),
+    connectors: [
+      {
+        name: 'sandbox',
+        fhir: { baseUrl: p.fhir.baseUrl, settleMinutes: 0, overlapMinutes: 15 },
+        smart: { clientId: p.ids.clientId, tokenUrl: p.auth.tokenUrl, keysDir: p.keysDir },
+        mapping: { schema: 'epic' },
+        purview: {
+          authorityHost: p.entra.authorityHost, ingestionBase: p.ingest.baseUrl, caFile: p.caFile,
+          tenantId: p.ids.tenantId, appId: p.ids.appId, jobId: p.ids.jobId, secret: { file: p.secretFile },
+        },
+        schedule: { cron: '0 2 * * *', enabled: false },
+      },
+    ],
+  };
+}
+
+function writePrivate(path: string, content: string): string {
+  writeFileSync(path, content, { mode: 0o600 });
+  return path;
+}

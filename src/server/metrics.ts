@@ -1,0 +1,54 @@
+/** Prometheus metrics fed by sync events; counts and latencies only. */
+import client from 'prom-client';
+import type { SyncEvents } from '../sync/events.js';
+
+export interface Metrics {
+  readonly registry: client.Registry;
+  /** Subscribes to one connector's sync events; returns detach. */
+  observe(events: SyncEvents, connector: string): () => void;
+  fhirRequest(info: { resourceType: string; status: number; retries: number }): void;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new client.Registry();
+  const runs = new client.Counter({ name: 'bridge_runs_total', help: 'Sync runs by outcome', labelNames: ['connector', 'outcome'], registers: [registry] });
+  const pulled = new client.Counter({ name: 'bridge_events_pulled_total', help: 'AuditEvents pulled', labelNames: ['connector'], registers: [registry] });
+  const rows = new client.Counter({ name: 'bridge_rows_mapped_total', help: 'Connector rows written to the spool', labelNames: ['connector'], registers: [registry] });
+  const pushed = new client.Counter({ name: 'bridge_rows_pushed_total', help: 'Rows acknowledged by Purview', labelNames: ['connector'], registers: [registry] });
+  const rejected = new client.Counter({ name: 'bridge_rows_rejected_total', help: 'Rows rejected with a reason', labelNames: ['connector', 'reason'], registers: [registry] });
+  const fhirRequests = new client.Counter({ name: 'bridge_fhir_requests_total', help: 'FHIR requests by status', labelNames: ['resource_type', 'status'], registers: [registry] });
+  const fhirRetries = new client.Counter({ name: 'bridge_fhir_retries_total', help: 'FHIR request retries', registers: [registry] });
+  const blockRetries = new client.Counter({ name: 'bridge_block_retries_total', help: 'Purview block upload retries', labelNames: ['connector'], registers: [registry] });
+  const blockLatency = new client.Histogram({
+    name: 'bridge_block_latency_seconds', help: 'Purview block upload latency (acknowledged blocks)', labelNames: ['connector'],
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 400], registers: [registry],
+  });
+  const tokens = new client.Counter({ name: 'bridge_token_refreshes_total', help: 'Access tokens fetched', labelNames: ['side'], registers: [registry] });
+  client.collectDefaultMetrics({ register: registry });
+
+  return {
+    registry,
+    observe(events, connector) {
+      const detaches = [
+        events.on('page', (e) => {
+          pulled.inc({ connector }, e.events);
+          rows.inc({ connector }, e.rows);
+        }),
+        events.on('reject', (e) => rejected.inc({ connector, reason: e.reason })),
+        events.on('block_acked', (e) => {
+          pushed.inc({ connector }, e.rows);
+          blockLatency.observe({ connector }, e.ms / 1000);
+        }),
+        events.on('block_retry', () => blockRetries.inc({ connector })),
+        events.on('token', (e) => tokens.inc({ side: e.side })),
+        events.on('run_complete', () => runs.inc({ connector, outcome: 'completed' })),
+        events.on('error', () => runs.inc({ connector, outcome: 'failed' })),
+      ];
+      return () => detaches.forEach((detach) => detach());
+    },
+    fhirRequest(info) {
+      fhirRequests.inc({ resource_type: info.resourceType, status: String(info.status) });
+      if (info.retries > 0) fhirRetries.inc(info.retries);
+    },
+  };
+}

@@ -1,0 +1,63 @@
+/** /v1: trigger syncs and read runs. Every route needs an API bearer token and is rate limited. */
+import type { FastifyInstance } from 'fastify';
+import rateLimit from '@fastify/rate-limit';
+import { BridgeError } from '../../errors.js';
+import { bearerToken, verifyApiToken } from '../auth.js';
+import type { AppDeps } from '../app.js';
+
+const instant = { type: 'string', format: 'date-time' } as const;
+const errorBody = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } as const;
+
+export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<void> {
+  await app.register(rateLimit, { max: deps.rateLimitMax, timeWindow: 60_000 });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!verifyApiToken(bearerToken(request.headers.authorization), deps.apiTokenHashes)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ code: 'BRG_ERR_UNAUTHORIZED', message: 'Send Authorization: Bearer <API token>.' });
+    }
+  });
+
+  app.post<{ Params: { name: string }; Body: { since?: string; until?: string } | undefined }>(
+    '/connectors/:name/syncs',
+    {
+      schema: {
+        summary: 'Start a sync of one connector (on-demand pull)',
+        params: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
+        body: { type: 'object', additionalProperties: false, properties: { since: instant, until: instant } },
+        response: { 202: { type: 'object', properties: { runId: { type: 'string' } } }, 404: errorBody, 409: errorBody },
+      },
+    },
+    async (request, reply) => {
+      const { name } = request.params;
+      if (!deps.connectors.includes(name)) return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No connector named "${name}".` });
+      const runId = await deps.runner.start(name, { trigger: 'http', ...(request.body ?? {}) });
+      return reply.code(202).send({ runId });
+    },
+  );
+
+  app.get<{ Querystring: { connector?: string; limit?: number } }>(
+    '/runs',
+    {
+      schema: {
+        summary: 'Recent runs, newest first',
+        querystring: { type: 'object', additionalProperties: false, properties: { connector: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
+      },
+    },
+    async (request) => ({ runs: deps.store.listRuns(request.query) }),
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/runs/:id',
+    { schema: { summary: 'One run: state, counts, error', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 404: errorBody } } },
+    async (request, reply) => {
+      const run = deps.store.getRun(request.params.id);
+      return run ?? reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+    },
+  );
+
+  app.setErrorHandler((error, _request, reply) => {
+    if (error instanceof BridgeError) return reply.code(error.httpStatus).send({ code: error.code, message: error.message });
+    const status = typeof error === 'object' && error !== null && 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
+    const message = error instanceof Error ? error.message : 'internal error';
+    return reply.code(status).send({ code: status === 400 ? 'BRG_ERR_INPUT_INVALID' : status === 429 ? 'BRG_ERR_RATE_LIMITED' : 'BRG_ERR_INTERNAL', message });
+  });
+}

@@ -1,0 +1,67 @@
+/**
+ * Runs syncs for the service: at most one in flight per connector (HTTP trigger and scheduler alike), each with its
+ * own AbortController so shutdown can stop them at a checkpoint.
+ */
+import { BridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SyncRequest, SyncSummary } from '../sync/pipeline.js';
+import type { RunTrigger } from '../sync/state/index.js';
+
+/** Runs one sync of a connector; the service builds it from buildSyncDeps + runSync, tests may pass their own. */
+export type ConnectorSync = (connector: string, request: SyncRequest) => Promise<SyncSummary>;
+
+export interface SyncRunner {
+  /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
+  start(connector: string, options: { trigger: RunTrigger; since?: string; until?: string }): Promise<string>;
+  isRunning(connector: string): boolean;
+  /** Waits for every in-flight run to end, aborting them if `graceMs` passes first. */
+  drain(graceMs: number): Promise<void>;
+}
+
+export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunner {
+  const inFlight = new Map<string, { done: Promise<void>; controller: AbortController }>();
+  return {
+    start(connector, options) {
+      if (inFlight.has(connector)) {
+        return Promise.reject(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `A sync of connector "${connector}" is already running.`, { details: { connector } }));
+      }
+      const controller = new AbortController();
+      let reportId: (id: string) => void = () => undefined;
+      let reportFailure: (error: unknown) => void = () => undefined;
+      const runId = new Promise<string>((resolve, reject) => {
+        reportId = resolve;
+        reportFailure = reject;
+      });
+      const done = sync(connector, {
+        trigger: options.trigger,
+        signal: controller.signal,
+        onRunId: reportId,
+        ...(options.since ? { since: options.since } : {}),
+        ...(options.until ? { until: options.until } : {}),
+      })
+        .then((summary) => logger.info({ connector, runId: summary.runId, counts: summary.counts }, 'sync completed'))
+        .catch((error: unknown) => {
+          reportFailure(error);
+          const code = error instanceof BridgeError ? error.code : 'BRG_ERR_INTERNAL';
+          logger.error({ connector, code }, 'sync failed');
+        })
+        .finally(() => inFlight.delete(connector));
+      inFlight.set(connector, { done, controller });
+      return runId;
+    },
+    isRunning: (connector) => inFlight.has(connector),
+    async drain(graceMs) {
+      const all = Promise.all([...inFlight.values()].map((run) => run.done));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), graceMs);
+      });
+      const outcome = await Promise.race([all.then(() => 'done' as const), timeout]);
+      clearTimeout(timer);
+      if (outcome === 'timeout') {
+        for (const run of inFlight.values()) run.controller.abort();
+        await all;
+      }
+    },
+  };
+}

@@ -1,0 +1,94 @@
+/**
+ * `bridge serve`: the fastify app, the run manager and the schedules over one state store. Returns a handle whose
+ * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
+ */
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../clock.js';
+import { readSecret, type Config } from '../config/index.js';
+import { uuidSource } from '../ids.js';
+import type { Logger } from '../log.js';
+import { openKeyStore } from '../smart/index.js';
+import { SyncEvents } from '../sync/events.js';
+import { runSync } from '../sync/pipeline.js';
+import { attachRunLog } from '../sync/run-log.js';
+import { buildSyncDeps, findConnector } from '../sync/runtime.js';
+import { openStateStore } from '../sync/state/index.js';
+import { buildApp } from './app.js';
+import { hashApiToken } from './auth.js';
+import { createMetrics } from './metrics.js';
+import { createSyncRunner, type ConnectorSync } from './runner.js';
+import { runSchedule } from './scheduler.js';
+
+export interface ServiceOptions {
+  readonly config: Config;
+  readonly env: NodeJS.ProcessEnv;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Run the cron schedules (default true). */
+  readonly schedules?: boolean;
+}
+
+export interface Service {
+  readonly url: string;
+  readonly app: FastifyInstance;
+  close(): Promise<void>;
+}
+
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, clock, logger } = options;
+  const store = openStateStore(config.stateDir, clock);
+  const metrics = createMetrics();
+  const events = new Map(config.connectors.map((c) => [c.name, new SyncEvents()]));
+  const detaches = config.connectors.flatMap((c) => {
+    const connectorEvents = events.get(c.name) as SyncEvents;
+    return [metrics.observe(connectorEvents, c.name), attachRunLog(connectorEvents, join(config.stateDir, 'runs'), clock)];
+  });
+  const sync: ConnectorSync = (name, request) => {
+    const context = { config, env: options.env, clock, logger, events: events.get(name) as SyncEvents, store, newId: uuidSource, onFhirRequest: metrics.fhirRequest };
+    return runSync(buildSyncDeps(context, findConnector(config, name)), request);
+  };
+  const runner = createSyncRunner(sync, logger);
+  let ready = true;
+  const app = await buildApp({
+    connectors: config.connectors.map((c) => c.name),
+    runner, store, metrics, logger,
+    jwks: () => openKeyStore(config.connectors[0]?.smart.keysDir ?? 'keys', { logger }).publicJwks(),
+    jwksMaxAgeSec: config.server.jwksMaxAgeSec,
+    apiTokenHashes: apiTokenHashes(config, options.env),
+    rateLimitMax: config.server.rateLimitMax,
+    isReady: () => ready,
+  });
+  const schedules = new AbortController();
+  if (options.schedules !== false) {
+    for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
+      const hooks = {
+        isRunning: (name: string) => runner.isRunning(name),
+        fire: (name: string) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
+      };
+      void runSchedule({ connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) }, hooks, clock, logger, schedules.signal);
+    }
+  }
+  const url = await app.listen({ host: config.server.host, port: config.server.port });
+  return {
+    url,
+    app,
+    async close() {
+      ready = false;
+      schedules.abort();
+      await app.close();
+      await runner.drain(config.server.shutdownGraceMs);
+      detaches.forEach((detach) => detach());
+      store.close();
+    },
+  };
+}
+
+function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
+  const hashes = [...config.server.apiTokenSha256];
+  if (config.server.apiTokens) {
+    const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    hashes.push(...lines.map(hashApiToken));
+  }
+  return hashes;
+}

@@ -1,0 +1,49 @@
+/**
+ * The pipeline never prints: it emits these typed events and sinks (text reporter, progress bar, NDJSON run log,
+ * metrics) subscribe and return `detach()`. Payloads carry counts and opaque ids only, never PHI or secrets.
+ */
+import { EventEmitter } from 'node:events';
+import type { RunCounts } from './state/index.js';
+
+export interface SyncEventMap {
+  run_start: { runId: string; connector: string; since: string; until: string; resumedFrom?: string; dryRun: boolean };
+  token: { side: 'smart' | 'purview' };
+  page: { runId: string; events: number; duplicates: number; skipped: number; rows: number; rejects: number };
+  reject: { runId: string; eventId: string; reason: string; column?: string };
+  spool_complete: { runId: string; rows: number };
+  block_sent: { runId: string; index: number; rows: number; attempt: number };
+  block_retry: { runId: string; index: number; attempt: number; delayMs: number; reason: string };
+  block_acked: { runId: string; index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean };
+  block_skipped: { runId: string; index: number; rows: number };
+  run_complete: { runId: string; connector: string; counts: RunCounts };
+  error: { runId?: string; connector: string; code: string; message: string };
+}
+
+export type SyncEventName = keyof SyncEventMap;
+export type SyncListener<K extends SyncEventName> = (payload: SyncEventMap[K]) => void;
+
+export class SyncEvents {
+  private readonly emitter = new EventEmitter();
+
+  on<K extends SyncEventName>(name: K, listener: SyncListener<K>): () => void {
+    this.emitter.on(name, listener);
+    return () => this.emitter.off(name, listener);
+  }
+
+  /** Subscribes one listener to every event; returns detach. */
+  onAny(listener: <K extends SyncEventName>(name: K, payload: SyncEventMap[K]) => void): () => void {
+    const names = Object.keys(EVENT_NAMES) as SyncEventName[];
+    const detaches = names.map((name) => this.on(name, (payload) => listener(name, payload)));
+    return () => detaches.forEach((detach) => detach());
+  }
+
+  emit<K extends SyncEventName>(name: K, payload: SyncEventMap[K]): void {
+    this.emitter.emit(name, payload);
+  }
+}
+
+/** Every event name once, so onAny stays in step with the map (the type checker enforces completeness). */
+const EVENT_NAMES: Record<SyncEventName, true> = {
+  run_start: true, token: true, page: true, reject: true, spool_complete: true, block_sent: true, block_retry: true,
+  block_acked: true, block_skipped: true, run_complete: true, error: true,
+};

@@ -1,0 +1,182 @@
+/**
+ * SQLite state store (better-sqlite3, WAL). Synchronous on purpose: every write is durable when the call returns,
+ * which is what "mark sending before the request, acked after the 2xx" needs.
+ */
+import Database from 'better-sqlite3';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeError } from '../../errors.js';
+import type { Clock } from '../../clock.js';
+import { MIGRATIONS } from './migrations.js';
+import type { BlockState, RunCounts, RunRecord, SeenEvent, StateStore } from './types.js';
+
+interface RunRow {
+  id: string; connector: string; state: string; trigger: string; since: string; until: string; started_at: string;
+  finished_at: string | null; counts: string; error: string | null; spool_path: string | null; rejects_path: string | null; dry_run: number;
+}
+
+export function openStateStore(stateDir: string, clock: Clock): StateStore {
+  let db: Database.Database;
+  try {
+    if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const file = join(stateDir, 'bridge.sqlite');
+    db = new Database(file);
+    chmodSync(file, 0o600);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+  } catch (cause) {
+    if (cause instanceof BridgeError) throw cause;
+    throw new BridgeError('BRG_ERR_STATE', `Cannot open the state database in ${stateDir}.`, { cause, details: { stateDir } });
+  }
+  return new SqliteStateStore(db, clock);
+}
+
+function migrate(db: Database.Database): void {
+  const version = db.pragma('user_version', { simple: true }) as number;
+  if (version > MIGRATIONS.length) {
+    throw new BridgeError('BRG_ERR_STATE', `State database schema v${version} is newer than this bridge (v${MIGRATIONS.length}); upgrade the bridge.`);
+  }
+  MIGRATIONS.slice(version).forEach((sql, i) => {
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version + i + 1}`);
+    })();
+  });
+}
+
+class SqliteStateStore implements StateStore {
+  private readonly stmt;
+
+  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+    this.stmt = {
+      watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
+      setWatermark: db.prepare(
+        'INSERT INTO watermarks (connector, watermark, updated_at) VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at',
+      ),
+      insertRun: db.prepare(
+        'INSERT INTO runs (id, connector, state, trigger, since, until, started_at, finished_at, counts, error, spool_path, rejects_path, dry_run) VALUES (@id, @connector, @state, @trigger, @since, @until, @started_at, @finished_at, @counts, @error, @spool_path, @rejects_path, @dry_run)',
+      ),
+      run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
+      unfinished: db.prepare<[string], RunRow>(
+        "SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1",
+      ),
+      block: db.prepare<[string, number], { state: BlockState; attempts: number }>('SELECT state, attempts FROM blocks WHERE spool_sha256 = ? AND idx = ?'),
+      markSending: db.prepare(
+        "INSERT INTO blocks (spool_sha256, idx, state, rows, attempts, updated_at) VALUES (?, ?, 'sending', ?, 1, ?) ON CONFLICT (spool_sha256, idx) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at",
+      ),
+      markAcked: db.prepare(
+        "INSERT INTO blocks (spool_sha256, idx, state, rows, attempts, possibly_duplicated, updated_at) VALUES (?, ?, 'acked', ?, 1, ?, ?) ON CONFLICT (spool_sha256, idx) DO UPDATE SET state = 'acked', possibly_duplicated = excluded.possibly_duplicated, updated_at = excluded.updated_at",
+      ),
+      seen: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ?'),
+      prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded < ?'),
+      stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded) VALUES (?, ?, ?)'),
+      promote: db.prepare('INSERT OR IGNORE INTO seen_events (connector, event_key, recorded) SELECT ?, event_key, recorded FROM pending_seen WHERE run_id = ?'),
+      dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
+    };
+  }
+
+  private nowIso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  getWatermark(connector: string): string | undefined {
+    return this.stmt.watermark.get(connector)?.watermark;
+  }
+
+  createRun(run: RunRecord): void {
+    this.stmt.insertRun.run(toRow(run));
+  }
+
+  updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void {
+    const current = this.getRun(id);
+    if (!current) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
+    const row = toRow({ ...current, ...patch });
+    this.db
+      .prepare(
+        'UPDATE runs SET state = @state, since = @since, until = @until, finished_at = @finished_at, counts = @counts, error = @error, spool_path = @spool_path, rejects_path = @rejects_path WHERE id = @id',
+      )
+      .run(row);
+  }
+
+  getRun(id: string): RunRecord | undefined {
+    const row = this.stmt.run.get(id);
+    return row ? fromRow(row) : undefined;
+  }
+
+  listRuns(options: { connector?: string; limit?: number } = {}): RunRecord[] {
+    const limit = options.limit ?? 50;
+    const rows = options.connector
+      ? this.db.prepare<[string, number], RunRow>('SELECT * FROM runs WHERE connector = ? ORDER BY started_at DESC LIMIT ?').all(options.connector, limit)
+      : this.db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit);
+    return rows.map(fromRow);
+  }
+
+  findUnfinishedRun(connector: string): RunRecord | undefined {
+    const row = this.stmt.unfinished.get(connector);
+    return row ? fromRow(row) : undefined;
+  }
+
+  seenEvents(connector: string, keys: readonly string[]): Set<string> {
+    const seen = new Set<string>();
+    for (const key of keys) if (this.stmt.seen.get(connector, key)) seen.add(key);
+    return seen;
+  }
+
+  completeRun(id: string, completion: Parameters<StateStore['completeRun']>[1]): void {
+    const run = this.getRun(id);
+    if (!run) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
+    this.db.transaction(() => {
+      this.updateRun(id, { state: 'completed', counts: completion.counts, finishedAt: this.nowIso() });
+      if (completion.watermark) this.stmt.setWatermark.run(run.connector, completion.watermark, this.nowIso());
+      this.stmt.promote.run(run.connector, id);
+      this.stmt.dropStaged.run(id);
+      if (completion.pruneBefore) this.stmt.prune.run(run.connector, completion.pruneBefore);
+    })();
+  }
+
+  stageSeenEvents(runId: string, seen: readonly SeenEvent[]): void {
+    this.db.transaction(() => {
+      for (const event of seen) this.stmt.stage.run(runId, event.key, event.recorded);
+    })();
+  }
+
+  get(spoolSha256: string, index: number): { state: BlockState; attempts: number } | undefined {
+    return this.stmt.block.get(spoolSha256, index);
+  }
+
+  markSending(spoolSha256: string, index: number, rows: number): void {
+    this.stmt.markSending.run(spoolSha256, index, rows, this.nowIso());
+  }
+
+  markAcked(spoolSha256: string, index: number, rows: number, possiblyDuplicated: boolean): void {
+    this.stmt.markAcked.run(spoolSha256, index, rows, possiblyDuplicated ? 1 : 0, this.nowIso());
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+function toRow(run: RunRecord): Record<string, string | number | null> {
+  return {
+    id: run.id, connector: run.connector, state: run.state, trigger: run.trigger, since: run.since, until: run.until,
+    started_at: run.startedAt, finished_at: run.finishedAt ?? null, counts: JSON.stringify(run.counts),
+    error: run.error ? JSON.stringify(run.error) : null, spool_path: run.spoolPath ?? null,
+    rejects_path: run.rejectsPath ?? null, dry_run: run.dryRun ? 1 : 0,
+  };
+}
+
+function fromRow(row: RunRow): RunRecord {
+  return {
+    id: row.id, connector: row.connector, state: row.state as RunRecord['state'], trigger: row.trigger as RunRecord['trigger'],
+    since: row.since, until: row.until, startedAt: row.started_at,
+    ...(row.finished_at ? { finishedAt: row.finished_at } : {}),
+    counts: JSON.parse(row.counts) as RunCounts,
+    ...(row.error ? { error: JSON.parse(row.error) as { code: string; message: string } } : {}),
+    ...(row.spool_path ? { spoolPath: row.spool_path } : {}),
+    ...(row.rejects_path ? { rejectsPath: row.rejects_path } : {}),
+    dryRun: row.dry_run === 1,
+  };
+}

@@ -1,0 +1,57 @@
+/** Pure window arithmetic for incremental pulls. */
+import { BridgeError } from '../errors.js';
+
+export interface WindowPolicy {
+  readonly overlapMs: number;
+  readonly settleMs: number;
+  readonly initialLookbackMs: number;
+}
+
+export interface SyncWindow {
+  readonly since: string;
+  readonly until: string;
+  /** The previous watermark: events recorded before it may have been pushed already and are checked against the seen set. */
+  readonly dedupeBefore?: string;
+}
+
+/**
+ * From the stored watermark minus the overlap to now minus the settle delay; `--since/--until` override either end
+ * (backfills). See the sync issue: the watermark advances only after every event before it is pushed or rejected.
+ */
+export function computeWindow(
+  nowMs: number,
+  watermark: string | undefined,
+  policy: WindowPolicy,
+  override: { since?: string; until?: string } = {},
+): SyncWindow {
+  const until = override.until ? parseInstant(override.until, 'until') : nowMs - policy.settleMs;
+  const since = override.since
+    ? parseInstant(override.since, 'since')
+    : watermark
+      ? Date.parse(watermark) - policy.overlapMs
+      : until - policy.initialLookbackMs;
+  if (!(since < until)) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Empty sync window: since ${new Date(since).toISOString()} is not before until ${new Date(until).toISOString()}. Check --since/--until or wait for the settle delay.`,
+    );
+  }
+  return {
+    since: new Date(since).toISOString(),
+    until: new Date(until).toISOString(),
+    ...(watermark ? { dedupeBefore: watermark } : {}),
+  };
+}
+
+function parseInstant(value: string, flag: string): number {
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `--${flag} "${value}" is not an ISO 8601 date or instant (e.g. 2026-11-01T00:00:00Z).`);
+  }
+  return ms;
+}
+
+/** Stable key for overlap de-duplication: the same version of the same event. */
+export function eventKey(event: { id?: string; meta?: { versionId?: string } }): string {
+  return `${event.id ?? ''}|${event.meta?.versionId ?? ''}`;
+}

@@ -1,0 +1,101 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, readSecret } from '../../src/config/index.js';
+import { BridgeError } from '../../src/errors.js';
+
+const minimal = {
+  connectors: [
+    {
+      name: 'main',
+      fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' },
+      smart: { clientId: 'client-1' },
+      purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'PURVIEW_APP_SECRET' } },
+    },
+  ],
+};
+
+function thrown(fn: () => unknown): BridgeError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof BridgeError) return error;
+    throw error;
+  }
+  throw new Error('expected a BridgeError');
+}
+
+describe('loadConfig', () => {
+  it('fills documented defaults and freezes the result', () => {
+    const config = loadConfig({ base: minimal, env: {} });
+    const c = config.connectors[0];
+    expect(c?.fhir.concurrency).toBe(4);
+    expect(c?.smart.scope).toBe('system/AuditEvent.read system/Patient.read system/Practitioner.read');
+    expect(c?.purview.blockRows).toBe(100_000);
+    expect(c?.mapping.schema).toBe('epic');
+    expect(config.server.host).toBe('127.0.0.1');
+    expect(Object.isFrozen(c?.fhir)).toBe(true);
+  });
+
+  it('layers file < env < flags', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    const path = join(dir, 'bridge.config.yaml');
+    writeFileSync(path, `stateDir: /from/file\nconnectors:\n  - name: main\n    fhir: { baseUrl: "https://a.example/R4", pageSize: 50 }\n    smart: { clientId: c }\n    purview: { tenantId: t, appId: a, jobId: j, secret: { env: S } }\n`);
+    const config = loadConfig({
+      path,
+      env: { BRIDGE__stateDir: '/from/env', BRIDGE__connectors__0__fhir__pageSize: '75', BRIDGE__logLevel: 'debug' },
+      flags: { stateDir: '/from/flag' },
+    });
+    expect(config.stateDir).toBe('/from/flag');
+    expect(config.logLevel).toBe('debug');
+    expect(config.connectors[0]?.fhir.pageSize).toBe(75);
+  });
+
+  it('lists every bad key with the value and the expected form', () => {
+    const bad = structuredClone(minimal) as { connectors: Array<Record<string, Record<string, unknown>>> };
+    const connector = bad.connectors[0] as Record<string, Record<string, unknown>>;
+    (connector['fhir'] as Record<string, unknown>)['baseUrl'] = 'not a url';
+    (connector['fhir'] as Record<string, unknown>)['concurrency'] = 0;
+    const error = thrown(() => loadConfig({ base: bad, env: {} }));
+    expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(error.message).toContain('connectors.0.fhir.baseUrl: got "not a url"');
+    expect(error.message).toContain('connectors.0.fhir.concurrency: got 0');
+  });
+
+  it('never echoes a value under a secret-like key', () => {
+    const bad = structuredClone(minimal) as { connectors: Array<{ purview: Record<string, unknown> }> };
+    (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';
+    const error = thrown(() => loadConfig({ base: bad, env: {} }));
+    expect(error.message).toContain('connectors.0.purview.secret: got [not shown]');
+    expect(error.message).not.toContain('hunter2');
+  });
+
+  it('reports YAML syntax errors with file, line and column', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    const path = join(dir, 'broken.yaml');
+    writeFileSync(path, 'connectors:\n  - name: main\n    fhir: { baseUrl: "x"\n');
+    const error = thrown(() => loadConfig({ path, env: {} }));
+    expect(error.message).toMatch(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+`));
+  });
+
+  it('requires a Purview secret or certificate and unique connector names', () => {
+    const noCredential = structuredClone(minimal) as { connectors: Array<{ purview: Record<string, unknown>; name: string }> };
+    delete (noCredential.connectors[0] as { purview: Record<string, unknown> }).purview['secret'];
+    expect(thrown(() => loadConfig({ base: noCredential, env: {} })).message).toContain('one of purview.secret or purview.certificate is required');
+    const twice = { connectors: [minimal.connectors[0], minimal.connectors[0]] };
+    expect(thrown(() => loadConfig({ base: twice, env: {} })).message).toContain('connector names must be unique');
+  });
+});
+
+describe('readSecret', () => {
+  it('reads env vars and files, and names what is missing without a value', () => {
+    expect(readSecret({ env: 'X_SECRET' }, { X_SECRET: 's3' }, 'purview.secret')).toBe('s3');
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-secret-'));
+    writeFileSync(join(dir, 's'), 'from-file\n');
+    expect(readSecret({ file: join(dir, 's') }, {}, 'purview.secret')).toBe('from-file');
+    const error = thrown(() => readSecret({ env: 'MISSING_SECRET' }, {}, 'purview.secret'));
+    expect(error.code).toBe('BRG_ERR_CONFIG_SECRET_MISSING');
+    expect(error.message).toBe('purview.secret: environment variable MISSING_SECRET is not set.');
+  });
+});

@@ -1,0 +1,47 @@
+import { describe, expect, it } from 'vitest';
+import { computeWindow, eventKey } from '../../src/sync/window.js';
+import { BridgeError } from '../../src/errors.js';
+
+const policy = { overlapMs: 15 * 60_000, settleMs: 5 * 60_000, initialLookbackMs: 24 * 3_600_000 };
+const now = Date.parse('2026-11-23T12:00:00.000Z');
+
+describe('computeWindow', () => {
+  it('starts a first run the lookback before the settled end', () => {
+    expect(computeWindow(now, undefined, policy)).toEqual({ since: '2026-11-22T11:55:00.000Z', until: '2026-11-23T11:55:00.000Z' });
+  });
+
+  it('re-reads the overlap before the watermark and marks it for de-duplication', () => {
+    expect(computeWindow(now, '2026-11-23T10:00:00.000Z', policy)).toEqual({
+      since: '2026-11-23T09:45:00.000Z',
+      until: '2026-11-23T11:55:00.000Z',
+      dedupeBefore: '2026-11-23T10:00:00.000Z',
+    });
+  });
+
+  it('lets --since/--until override either end for backfills', () => {
+    const window = computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { since: '2026-10-01', until: '2026-10-02T00:00:00Z' });
+    expect(window.since).toBe('2026-10-01T00:00:00.000Z');
+    expect(window.until).toBe('2026-10-02T00:00:00.000Z');
+  });
+
+  it('rejects an empty window and a malformed instant with the flag named', () => {
+    expect(() => computeWindow(now, undefined, policy, { since: '2026-11-23T12:00:00Z', until: '2026-11-23T11:00:00Z' })).toThrow(/Empty sync window/);
+    const error = (() => {
+      try {
+        computeWindow(now, undefined, policy, { since: 'yesterday' });
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((error as BridgeError).message).toContain('--since "yesterday"');
+  });
+});
+
+describe('eventKey', () => {
+  it('combines id and version so a new version of an event is not mistaken for the old one', () => {
+    expect(eventKey({ id: 'a', meta: { versionId: '2' } })).toBe('a|2');
+    expect(eventKey({ id: 'a' })).toBe('a|');
+  });
+});
