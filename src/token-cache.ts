@@ -31,7 +31,7 @@ export function createCachedTokenSource(
   options: TokenCacheOptions,
 ): TokenSource {
   const margin = options.refreshMarginMs ?? 60_000;
-  let current: { token: string; expiresAt: number } | undefined;
+  let current: { token: string; refreshAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
 
   const refresh = (signal?: AbortSignal): Promise<string> => {
@@ -39,7 +39,9 @@ export function createCachedTokenSource(
       try {
         const issued = await fetchToken(signal);
         options.onRefresh?.();
-        current = { token: issued.accessToken, expiresAt: options.clock.now() + issued.expiresInSec * 1000 };
+        // Refresh `margin` before expiry; a token living less than twice the margin is refreshed at half its life.
+        const lifeMs = issued.expiresInSec * 1000;
+        current = { token: issued.accessToken, refreshAt: options.clock.now() + lifeMs - Math.min(margin, lifeMs / 2) };
         return issued.accessToken;
       } finally {
         inFlight = undefined;
@@ -50,10 +52,7 @@ export function createCachedTokenSource(
 
   return {
     async getToken(signal) {
-      // A token shorter-lived than the margin is still used once rather than refetched forever.
-      if (current && options.clock.now() < current.expiresAt - Math.min(margin, (current.expiresAt - options.clock.now()) / 2)) {
-        return current.token;
-      }
+      if (current && options.clock.now() < current.refreshAt) return current.token;
       return refresh(signal);
     },
     invalidate(staleToken) {

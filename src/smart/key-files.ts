@@ -1,0 +1,127 @@
+/**
+ * The key directory on disk: `<kid>.pem` private keys (PKCS8, 0600), `jwks.json` (the public set the EHR fetches
+ * through the JWK Set URL) and `active-kid` (the kid that signs). Files that other processes read while we write
+ * (jwks.json is served by `bridge serve`) are replaced atomically with a rename.
+ */
+import { readFileSync, type Stats } from 'node:fs';
+import { chmod, open, rename, rm, stat } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { BridgeError } from '../errors.js';
+import type { PublishedJwk } from './jwks.js';
+
+export const JWKS_FILE = 'jwks.json';
+export const ACTIVE_KID_FILE = 'active-kid';
+
+export type { PublishedJwk };
+
+export interface PublishedSet {
+  readonly keys: PublishedJwk[];
+}
+
+/** Kids become file names, so only the base64url alphabet of an RFC 7638 thumbprint is accepted. */
+const SAFE_KID = /^[A-Za-z0-9_-]{1,128}$/;
+
+export function assertSafeKid(kid: string, where: string): void {
+  if (!SAFE_KID.test(kid)) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${where}: "${kid.slice(0, 40)}" is not a valid kid (expected 1-128 characters of A-Z a-z 0-9 - _).`);
+  }
+}
+
+export function privateKeyPath(dir: string, kid: string): string {
+  assertSafeKid(kid, 'kid');
+  return join(dir, `${kid}.pem`);
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `Cannot read ${path}: ${(error as Error).message}.`, { cause: error });
+  }
+}
+
+/** The active kid, or undefined when the directory has no pointer yet. */
+export function readActiveKid(dir: string): string | undefined {
+  const path = join(dir, ACTIVE_KID_FILE);
+  const text = readIfExists(path);
+  if (text === undefined) return undefined;
+  const kid = text.trim();
+  if (!SAFE_KID.test(kid)) {
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} does not hold a valid kid; regenerate with \`bridge keys generate --force\` or write the kid of an existing <kid>.pem into it.`);
+  }
+  return kid;
+}
+
+/** The published set, or undefined when jwks.json does not exist. Malformed content is a BRG_ERR_KEY_INVALID naming the file. */
+export function readPublishedSet(dir: string): PublishedSet | undefined {
+  const path = join(dir, JWKS_FILE);
+  const text = readIfExists(path);
+  if (text === undefined) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} is not valid JSON (${(error as Error).message}); restore it or run \`bridge keys generate --force\`.`, { cause: error });
+  }
+  const keys = (parsed as { keys?: unknown } | null)?.keys;
+  if (!Array.isArray(keys)) {
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} must be a JWK Set: an object with a "keys" array.`);
+  }
+  keys.forEach((key: unknown, index) => {
+    const candidate = key as { kty?: unknown; kid?: unknown } | null;
+    if (typeof candidate?.kty !== 'string' || typeof candidate.kid !== 'string') {
+      throw new BridgeError('BRG_ERR_KEY_INVALID', `${path}: keys[${index}] needs string "kty" and "kid" members.`);
+    }
+  });
+  return { keys: keys as PublishedJwk[] };
+}
+
+/** Writes `content` to a temp file in the same directory with `mode`, then renames it over `path`. */
+export async function writeFileAtomic(path: string, content: string, mode: number): Promise<void> {
+  const temp = `${path}.${randomUUID()}.tmp`;
+  const handle = await open(temp, 'wx', mode);
+  try {
+    await handle.writeFile(content, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await chmod(temp, mode); // the umask may have narrowed or (with an odd umask) the mode must be exact
+  await rename(temp, path);
+}
+
+export async function writePublishedSet(dir: string, keys: readonly PublishedJwk[]): Promise<void> {
+  await writeFileAtomic(join(dir, JWKS_FILE), `${JSON.stringify({ keys }, null, 2)}\n`, 0o644);
+}
+
+export async function writeActiveKid(dir: string, kid: string): Promise<void> {
+  await writeFileAtomic(join(dir, ACTIVE_KID_FILE), `${kid}\n`, 0o644);
+}
+
+/** Creates `<kid>.pem` with mode 0600; never overwrites an existing file. */
+export async function writePrivateKey(dir: string, kid: string, pem: string): Promise<void> {
+  const path = privateKeyPath(dir, kid);
+  const handle = await open(path, 'wx', 0o600);
+  try {
+    await handle.writeFile(pem, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await chmod(path, 0o600);
+}
+
+export async function removePrivateKey(dir: string, kid: string): Promise<void> {
+  await rm(privateKeyPath(dir, kid), { force: true });
+}
+
+export async function statOrUndefined(path: string): Promise<Stats | undefined> {
+  try {
+    return await stat(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

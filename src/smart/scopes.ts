@@ -1,0 +1,55 @@
+/**
+ * Lenient comparison of requested and granted SMART scopes. Servers may grant other scopes than requested (SMART
+ * backend-services: "The client must not assume granted == requested"), and Epic echoes them in its own style:
+ * without the `system/` prefix ("AuditEvent.read Patient.read") and, before August 2024, always in v1 form.
+ * So `system/Patient.read`, `Patient.read`, `system/Patient.rs` and `system/*.read` all cover a request for
+ * `system/Patient.read`.
+ * See: https://build.fhir.org/ig/HL7/smart-app-launch/scopes-and-launch-context.html (v1 ⇒ v2 mapping)
+ */
+
+interface ResourceScope {
+  readonly context: string | undefined;
+  readonly resource: string;
+  /** Interactions as v2 letters out of "cruds". */
+  readonly permissions: ReadonlySet<string>;
+}
+
+/** v1 suffixes mapped to v2 letters: ".read ⇒ .rs", ".write ⇒ .cud", ".* ⇒ .cruds". */
+const V1_PERMISSIONS: Readonly<Record<string, string>> = { read: 'rs', write: 'cud', '*': 'cruds' };
+
+const RESOURCE_SCOPE = /^(?:(system|user|patient)\/)?([A-Za-z]+|\*)\.([A-Za-z*]+)(?:\?.*)?$/;
+
+export function splitScopes(scope: string | undefined): string[] {
+  return (scope ?? '').split(/\s+/).filter((s) => s.length > 0);
+}
+
+function parseResourceScope(scope: string): ResourceScope | undefined {
+  const match = RESOURCE_SCOPE.exec(scope);
+  if (!match) return undefined;
+  const [, context, resource = '', suffix = ''] = match;
+  const letters = V1_PERMISSIONS[suffix] ?? suffix;
+  if (!/^c?r?u?d?s?$/.test(letters) || letters.length === 0) return undefined;
+  return { context, resource, permissions: new Set(letters) };
+}
+
+function covers(granted: ResourceScope, requested: ResourceScope): boolean {
+  if (granted.context !== undefined && requested.context !== undefined && granted.context !== requested.context) return false;
+  if (granted.resource !== '*' && granted.resource !== requested.resource) return false;
+  for (const permission of requested.permissions) if (!granted.permissions.has(permission)) return false;
+  return true;
+}
+
+/**
+ * The requested scopes that no granted scope covers. A response without `scope` means "as requested"
+ * (RFC 6749 §5.1), so it yields an empty list.
+ */
+export function scopesNotGranted(requested: string, granted: string | undefined): string[] {
+  if (granted === undefined) return [];
+  const grantedList = splitScopes(granted);
+  const grantedResources = grantedList.map(parseResourceScope).filter((s): s is ResourceScope => s !== undefined);
+  return splitScopes(requested).filter((scope) => {
+    const wanted = parseResourceScope(scope);
+    if (wanted === undefined) return !grantedList.includes(scope);
+    return !grantedResources.some((g) => covers(g, wanted));
+  });
+}

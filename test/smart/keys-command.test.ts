@@ -1,0 +1,71 @@
+/** `bridge keys` through commander, on a real temp directory. */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CommanderError } from 'commander';
+import { afterAll, describe, expect, it } from 'vitest';
+import { keysCommand } from '../../src/cli/commands/keys.js';
+import { BridgeError } from '../../src/errors.js';
+import { tempDir, removeTempDirs } from './support.js';
+
+afterAll(removeTempDirs);
+
+function cli(dir: string) {
+  const printed: string[] = [];
+  const command = keysCommand({ keysDir: () => dir, print: (line) => printed.push(line) });
+  for (const sub of [command, ...command.commands]) sub.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
+  const run = async (...args: string[]): Promise<string[]> => {
+    printed.length = 0;
+    await command.parseAsync(args, { from: 'user' });
+    return [...printed];
+  };
+  return { run };
+}
+
+function publishedKids(output: string[]): string[] {
+  const set = JSON.parse(output.join('\n')) as { keys: Array<Record<string, unknown>> };
+  for (const key of set.keys) for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(key).not.toHaveProperty(secret);
+  return set.keys.map((k) => String(k['kid']));
+}
+
+describe('bridge keys', () => {
+  it('generate → rotate (keeping the alg) → retire, with 0600 private keys and a public-only jwks', async () => {
+    const dir = join(tempDir(), 'keys');
+    const { run } = cli(dir);
+
+    const generated = await run('generate');
+    const kid = /^generated ES384 key ([\w-]{43}) in /.exec(generated[0] ?? '')?.[1] ?? '';
+    expect(generated).toEqual([
+      `generated ES384 key ${kid} in ${dir}`,
+      `publish ${dir}/jwks.json at your JWK Set URL (bridge serve: GET /.well-known/jwks.json) before the first sync`,
+    ]);
+    expect(statSync(join(dir, `${kid}.pem`)).mode & 0o777).toBe(0o600);
+    expect(publishedKids(await run('jwks'))).toEqual([kid]);
+
+    const refused: unknown = await run('generate', '--alg', 'RS384').catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BridgeError);
+    expect((refused as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+
+    const replaced = await run('generate', '--alg', 'RS384', '--force');
+    const rsKid = /^generated RS384 key ([\w-]{43})/.exec(replaced[0] ?? '')?.[1] ?? '';
+    const rotated = await run('rotate');
+    const newKid = /^rotated: RS384 key ([\w-]{43}) now signs/.exec(rotated[0] ?? '')?.[1] ?? '';
+    expect(rotated).toEqual([
+      `rotated: RS384 key ${newKid} now signs; ${rsKid} stays published`,
+      `after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire ${rsKid}`,
+    ]);
+    expect(publishedKids(await run('jwks'))).toEqual([rsKid, newKid]);
+
+    expect(await run('retire', rsKid)).toEqual([`retired ${rsKid}`]);
+    expect(publishedKids(await run('jwks'))).toEqual([newKid]);
+    expect(readdirSync(dir).sort()).toEqual(['active-kid', 'jwks.json', `${newKid}.pem`].sort());
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.pem'))) expect(statSync(join(dir, file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('rejects an alg outside RS384|ES384 before touching the directory', async () => {
+    const dir = join(tempDir(), 'keys');
+    const error: unknown = await cli(dir).run('generate', '--alg', 'RS256').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommanderError);
+    expect((error as CommanderError).code).toBe('commander.invalidArgument');
+    expect(() => readdirSync(dir)).toThrow(/ENOENT/);
+  });
+});

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest';
+import { createCachedTokenSource } from '../src/token-cache.js';
+import { ManualClock } from './support/manual-clock.js';
+
+function source(lifeSec: number, clock: ManualClock) {
+  let n = 0;
+  const fetches: number[] = [];
+  const tokens = createCachedTokenSource(
+    async () => {
+      fetches.push(clock.now());
+      n += 1;
+      return { accessToken: `t${n}`, expiresInSec: lifeSec };
+    },
+    { clock, refreshMarginMs: 60_000 },
+  );
+  return { tokens, fetches };
+}
+
+describe('createCachedTokenSource', () => {
+  it('reuses a token until the margin before expiry, then refreshes', async () => {
+    const clock = new ManualClock(0);
+    const { tokens, fetches } = source(3600, clock);
+    expect(await tokens.getToken()).toBe('t1');
+    await clock.advance(3_539_000);
+    expect(await tokens.getToken()).toBe('t1');
+    await clock.advance(1_000);
+    expect(await tokens.getToken()).toBe('t2');
+    expect(fetches).toEqual([0, 3_540_000]);
+  });
+
+  it('refreshes a short-lived token at half its life', async () => {
+    const clock = new ManualClock(0);
+    const { tokens } = source(60, clock);
+    expect(await tokens.getToken()).toBe('t1');
+    await clock.advance(29_000);
+    expect(await tokens.getToken()).toBe('t1');
+    await clock.advance(1_000);
+    expect(await tokens.getToken()).toBe('t2');
+  });
+
+  it('shares one refresh among concurrent callers and refetches after invalidate of the current token only', async () => {
+    const clock = new ManualClock(0);
+    const { tokens, fetches } = source(3600, clock);
+    expect(await Promise.all([tokens.getToken(), tokens.getToken(), tokens.getToken()])).toEqual(['t1', 't1', 't1']);
+    expect(fetches).toHaveLength(1);
+    tokens.invalidate('some-older-token');
+    expect(await tokens.getToken()).toBe('t1');
+    tokens.invalidate('t1');
+    expect(await tokens.getToken()).toBe('t2');
+  });
+});
