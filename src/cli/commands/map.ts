@@ -1,0 +1,164 @@
+/**
+ * `bridge map`: AuditEvents (NDJSON) → a Purview connector file, fully offline. Streams the events; the patients and
+ * practitioners files are bounded lookups and are held in a Map. Output files are created with mode 0600: the
+ * connector file is PHI.
+ */
+import { Command, Option } from 'commander';
+import { once } from 'node:events';
+import { createWriteStream, fchmodSync, openSync, type WriteStream } from 'node:fs';
+import type { FhirResource } from 'fhir/r4.js';
+import { BridgeError } from '../../errors.js';
+import {
+  builtinMappingPath, createSerializer, loadMapping, mapEvent, readNdjson, type CompiledMapping, type ConnectorSchema, type Delimiter,
+} from '../../mapping/index.js';
+import { identifierKey, referenceKey, type ResourceLookup } from '../../references.js';
+
+interface MapFlags {
+  input: string;
+  patients?: string;
+  practitioners?: string;
+  mapping?: string;
+  schema?: ConnectorSchema;
+  delimiter?: Delimiter;
+  out: string;
+  rejects?: string;
+}
+
+export interface MapSummary {
+  events: number;
+  rows: number;
+  skipped: Record<string, number>;
+  rejects: Record<string, number>;
+  warnings: Record<string, number>;
+}
+
+export function mapCommand(options: { print: (line: string) => void }): Command {
+  return new Command('map')
+    .description('Map AuditEvents (NDJSON) to a Purview connector file offline: no network, no state.')
+    .requiredOption('--input <file>', 'AuditEvents (or Bundles of them), one JSON resource per line')
+    .option('--patients <file>', 'Patient resources (NDJSON) the events reference; also Encounter, Location, Organization')
+    .option('--practitioners <file>', 'Practitioner and PractitionerRole resources (NDJSON)')
+    .addOption(new Option('--mapping <file>', 'own mapping file').conflicts('schema'))
+    .addOption(new Option('--schema <schema>', 'built-in mapping to use (default epic)').choices(['epic', 'healthcare']))
+    .addOption(new Option('--delimiter <delimiter>', "override the mapping's delimiter").choices(['tab', 'pipe', 'csv']))
+    .requiredOption('--out <file>', 'connector file to write (UTF-8, CRLF, header first; mode 0600)')
+    .option('--rejects <file>', 'rejected rows as NDJSON (mode 0600)')
+    .action(async (flags: MapFlags) => {
+      const mapping = loadMapping(flags.mapping ?? builtinMappingPath(flags.schema ?? 'epic'), flags.delimiter ? { delimiter: flags.delimiter } : {});
+      const lookup = await loadLookup([flags.patients, flags.practitioners]);
+      const summary = await mapFile(flags, mapping, lookup);
+      summaryLines(summary, flags, mapping).forEach((line) => options.print(line));
+    });
+}
+
+async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: ResourceLookup): Promise<MapSummary> {
+  const summary: MapSummary = { events: 0, rows: 0, skipped: {}, rejects: {}, warnings: {} };
+  const serializer = createSerializer(mapping);
+  const out = openPrivateWriter(flags.out);
+  const rejects = flags.rejects ? openPrivateWriter(flags.rejects) : undefined;
+  try {
+    await out.write(`${serializer.headerLine()}\r\n`);
+    for await (const { value, line } of readNdjson(flags.input)) {
+      for (const event of auditEventsOf(value, flags.input, line)) {
+        const result = mapEvent(event, mapping, lookup);
+        summary.events += 1;
+        summary.rows += result.rows.length;
+        if (result.skipped) count(summary.skipped, result.skipped);
+        result.warnings.forEach((code) => count(summary.warnings, code));
+        for (const row of result.rows) await out.write(`${serializer.line(row)}\r\n`);
+        for (const reject of result.rejects) {
+          count(summary.rejects, reject.reason);
+          await rejects?.write(`${JSON.stringify(reject)}\n`);
+        }
+      }
+    }
+  } finally {
+    await Promise.all([out.close(), rejects?.close()]);
+  }
+  return summary;
+}
+
+function auditEventsOf(value: unknown, file: string, line: number): Array<Extract<FhirResource, { resourceType: 'AuditEvent' }>> {
+  const resource = asResource(value, file, line);
+  if (resource.resourceType === 'AuditEvent') return [resource];
+  if (resource.resourceType === 'Bundle') {
+    // @types/fhir types Bundle.entry.resource as the abstract Resource.
+    const entries = (resource.entry ?? []).map((entry) => entry.resource as FhirResource | undefined);
+    return entries.flatMap((entry) => (entry?.resourceType === 'AuditEvent' ? [entry] : []));
+  }
+  throw new BridgeError('BRG_ERR_INPUT_INVALID', `Input file ${file}, line ${line}: expected an AuditEvent or a Bundle, got ${resource.resourceType}.`, {
+    details: { file, line },
+  });
+}
+
+function asResource(value: unknown, file: string, line: number): FhirResource {
+  if (value !== null && typeof value === 'object' && typeof (value as { resourceType?: unknown }).resourceType === 'string') return value as FhirResource;
+  throw new BridgeError('BRG_ERR_INPUT_INVALID', `Input file ${file}, line ${line}: expected a FHIR resource (an object with resourceType).`, {
+    details: { file, line },
+  });
+}
+
+/** Every resource by `Type/id`, and by `Type?identifier=system|value` (also without the system, for unsystemed references). */
+async function loadLookup(files: ReadonlyArray<string | undefined>): Promise<ResourceLookup> {
+  const resources = new Map<string, FhirResource>();
+  for (const file of files) {
+    if (!file) continue;
+    for await (const { value, line } of readNdjson(file)) {
+      const resource = asResource(value, file, line);
+      if (resource.id) resources.set(referenceKey(resource.resourceType, resource.id), resource);
+      const identifiers = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
+      for (const identifier of identifiers) {
+        if (!identifier.value) continue;
+        resources.set(identifierKey(resource.resourceType, identifier.system, identifier.value), resource);
+        if (identifier.system) resources.set(identifierKey(resource.resourceType, undefined, identifier.value), resource);
+      }
+    }
+  }
+  return { get: (key) => resources.get(key) };
+}
+
+interface PrivateWriter {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Creates (or truncates) the file with mode 0600, also when it already existed with a wider mode. */
+function openPrivateWriter(path: string): PrivateWriter {
+  let fd: number;
+  try {
+    fd = openSync(path, 'w', 0o600);
+    fchmodSync(fd, 0o600);
+  } catch (cause) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`, {
+      cause, details: { file: path },
+    });
+  }
+  const stream: WriteStream = createWriteStream('', { fd, encoding: 'utf8' });
+  return {
+    async write(text) {
+      if (!stream.write(text)) await once(stream, 'drain');
+    },
+    close: () => new Promise<void>((resolve, reject) => {
+      stream.once('error', reject);
+      stream.end(() => resolve());
+    }),
+  };
+}
+
+function count(into: Record<string, number>, key: string): void {
+  into[key] = (into[key] ?? 0) + 1;
+}
+
+export function summaryLines(summary: MapSummary, flags: Pick<MapFlags, 'out' | 'rejects'>, mapping: CompiledMapping): string[] {
+  const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, n) => sum + n, 0);
+  const detail = (counts: Record<string, number>): string =>
+    Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code} ${n}`).join(', ');
+  const lines = [
+    `Mapped ${summary.events} events: ${summary.rows} rows, ${total(summary.skipped)} events skipped, ${total(summary.rejects)} rows rejected.`,
+  ];
+  if (total(summary.skipped) > 0) lines.push(`Skipped: ${detail(summary.skipped)}`);
+  if (total(summary.rejects) > 0) lines.push(`Rejected: ${detail(summary.rejects)}`);
+  if (total(summary.warnings) > 0) lines.push(`Warnings (events): ${detail(summary.warnings)}`);
+  lines.push(`Wrote ${flags.out} (${mapping.schema} schema, ${mapping.delimiter})${flags.rejects ? `; rejects in ${flags.rejects}` : ''}.`);
+  return lines;
+}

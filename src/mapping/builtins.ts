@@ -1,0 +1,190 @@
+/**
+ * Named built-ins for what FHIRPath cannot say cleanly: time formatting, ranked/valid-at-time choices, reference
+ * resolution and the BTG rules. Each declares its scope so compile.ts can cache per patient or per user.
+ */
+import type { AuditEventEntity, Encounter, FhirResource, Identifier, Reference } from 'fhir/r4.js';
+import { btgComment, btgReason } from './btg.js';
+import { DCM } from './context.js';
+import type { ResolvedOptions } from './options.js';
+import { normaliseIdentifier, referenceType } from './resolve.js';
+import type { RowContext } from './row-context.js';
+import type { BuiltinName, DepartmentSource } from './spec.js';
+import { formatInstant } from './time.js';
+import { rankedIdentifiers, workEmails } from './validity.js';
+
+/** patient: depends only on %patient and the validity interval of %t; user: likewise on %user; event: anything. */
+export type Scope = 'patient' | 'user' | 'event';
+/** Receives warning codes (stable, no PHI); the row engine adds the column name. */
+export interface WarningSink {
+  warn(code: string): void;
+}
+
+export interface Builtin {
+  readonly scope: Scope;
+  evaluate(ctx: RowContext, sink: WarningSink): string | undefined;
+}
+
+const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
+const AUDIT_EVENT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
+const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
+const AUDIT_ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
+
+export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
+  eventTime: { scope: 'event', evaluate: (ctx) => (ctx.instant ? formatInstant(ctx.instant, ctx.timeFormat) : undefined) },
+  eventName: { scope: 'event', evaluate: eventName },
+  workstation: { scope: 'event', evaluate: workstation },
+  actionName: { scope: 'event', evaluate: (ctx) => (ctx.event.action ? ctx.options.actionNames[ctx.event.action] : undefined) },
+  mrn: { scope: 'patient', evaluate: patientMrn },
+  subjectMrn: { scope: 'event', evaluate: (ctx) => subjectMrn(ctx.subject.ref, ctx.options) },
+  department: { scope: 'event', evaluate: department },
+  btgReason: { scope: 'event', evaluate: btgReason },
+  btgComment: { scope: 'event', evaluate: btgComment },
+  userWorkEmail: { scope: 'user', evaluate: (ctx) => workEmails(ctx.user?.telecom, ctx.tMs)[0]?.value },
+  userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
+  requestorFamilyName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.family },
+  requestorGivenName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.given },
+};
+
+/** §4: subtype display|code, else type display|code; RESTful verbs ("vread") get the data resource type appended. */
+function eventName(ctx: RowContext): string | undefined {
+  const { event, options } = ctx;
+  const subtype = event.subtype?.[0];
+  const base = subtype?.display || subtype?.code || event.type?.display || event.type?.code;
+  if (!base) return undefined;
+  const append = options.eventNameResourceType === 'always'
+    || (options.eventNameResourceType === 'rest' && event.type?.system === AUDIT_EVENT_TYPE && event.type.code === 'rest');
+  const type = append ? dataResourceType(ctx) : undefined;
+  return type ? `${base} ${type}` : base;
+}
+
+function dataResourceType(ctx: RowContext): string | undefined {
+  const entities = ctx.event.entity ?? [];
+  // System objects (audit-entity-type 2) first: they are the data the operation touched.
+  const ordered = [...entities.filter(isSystemObject), ...entities.filter((entity) => !isSystemObject(entity))];
+  for (const entity of ordered) {
+    if (entity.type?.system === RESOURCE_TYPES && entity.type.code) return entity.type.code;
+    const type = entity.what?.reference?.startsWith('#') ? ctx.resolver.resolve(entity.what)?.resourceType : typeFromReference(entity.what);
+    if (type) return type;
+  }
+  return undefined;
+}
+
+function isSystemObject(entity: AuditEventEntity): boolean {
+  return entity.type?.system === AUDIT_ENTITY_TYPE && entity.type.code === '2';
+}
+
+function typeFromReference(ref: Reference | undefined): string | undefined {
+  return referenceType(ref?.reference) ?? ref?.type;
+}
+
+/**
+ * §4: the requestor's own network address, else a non-requestor DCM 110152 then 110153 agent with network type 1|2
+ * (machine name or IP; type 5 is BALP's server URL), else any agent with network type 1|2.
+ */
+function workstation(ctx: RowContext): string | undefined {
+  if (ctx.requestor?.network?.address) return ctx.requestor.network.address;
+  const agents = ctx.event.agent ?? [];
+  const local = agents.filter((agent) => agent.network?.address && (agent.network.type === '1' || agent.network.type === '2'));
+  for (const role of ['110152', '110153']) {
+    const found = local.find((agent) => agent.requestor === false && agent.type?.coding?.some((coding) => coding.system === DCM && coding.code === role));
+    if (found) return found.network?.address;
+  }
+  return local[0]?.network?.address;
+}
+
+function isMrCoded(identifier: Identifier): boolean {
+  return identifier.type?.coding?.some((coding) => coding.system === V2_0203 && coding.code === 'MR') ?? false;
+}
+
+function isMrText(identifier: Identifier): boolean {
+  const text = identifier.type?.text?.trim().toUpperCase();
+  return text === 'MRN' || text === 'MR';
+}
+
+/** §5: type MR (ranked by use, valid at %t), then the configured systems in order, then type.text MRN/MR. */
+function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
+  const identifiers = ctx.patient?.identifier;
+  if (!identifiers) return undefined;
+  const tests: Array<(identifier: Identifier) => boolean> = [
+    isMrCoded,
+    ...ctx.options.mrnSystems.map((system) => (identifier: Identifier) => identifier.system === system),
+    isMrText,
+  ];
+  for (const test of tests) {
+    const found = rankedIdentifiers(identifiers, ctx.tMs, (identifier) => test(identifier) && Boolean(identifier.value))[0];
+    if (found) return normaliseIdentifier(found, ctx.options.parseCxIdentifiers)?.value;
+  }
+  // HL7 Norway puts the number in Identifier.id (an element id); never read it, but say why the MRN is empty.
+  if (identifiers.some((identifier) => !identifier.value && identifier.id)) sink.warn('identifier-value-in-id');
+  return undefined;
+}
+
+/** §5/§10.2: the subject reference's own identifier, by the same tests, or an untyped one (IHE patient entities). */
+export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
+  const identifier = ref.identifier;
+  if (!identifier?.value) return undefined;
+  const qualifies = isMrCoded(identifier) || isMrText(identifier)
+    || (identifier.system !== undefined && options.mrnSystems.includes(identifier.system))
+    || (identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0));
+  return qualifies ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
+}
+
+/** §5 department, sources in the configured order (patient's encounter first by default, then the user's location). */
+function department(ctx: RowContext): string | undefined {
+  for (const source of ctx.options.departmentSources) {
+    const found = DEPARTMENT_SOURCES[source](ctx);
+    if (found) return found;
+  }
+  return undefined;
+}
+
+const DEPARTMENT_SOURCES: Readonly<Record<DepartmentSource, (ctx: RowContext) => string | undefined>> = {
+  'encounter-service-provider': (ctx) => firstOf(encounters(ctx), (encounter) => nameOf(ctx, encounter.serviceProvider, 'Organization', encounter)),
+  'encounter-location': (ctx) => firstOf(encounters(ctx), (encounter) => nameOf(ctx, encounter.location?.[0]?.location, 'Location', encounter)),
+  'requestor-location': (ctx) => nameOf(ctx, ctx.requestor?.location, 'Location'),
+  'practitioner-role-organization': (ctx) => (ctx.role ? nameOf(ctx, ctx.role.organization, 'Organization', ctx.role) : undefined),
+};
+
+function encounters(ctx: RowContext): Encounter[] {
+  const refs: Array<Reference | undefined> = [];
+  for (const entity of ctx.event.entity ?? []) {
+    // A contained `what` may be anything; only Encounter-typed literal references are worth a lookup.
+    if (entity.what?.reference?.startsWith('#') || typeFromReference(entity.what) === 'Encounter') refs.push(entity.what);
+  }
+  for (const extension of ctx.event.extension ?? []) {
+    const ref = extension.valueReference;
+    if (ctx.options.encounterExtensionUrls.has(extension.url) && (ref?.reference?.startsWith('#') || typeFromReference(ref) === 'Encounter')) refs.push(ref);
+  }
+  const found: Encounter[] = [];
+  for (const ref of refs) {
+    const resource = ctx.resolver.resolve(ref, 'Encounter');
+    if (resource?.resourceType === 'Encounter') found.push(resource);
+  }
+  return found;
+}
+
+function firstOf<T>(items: readonly T[], pick: (item: T) => string | undefined): string | undefined {
+  for (const item of items) {
+    const value = pick(item);
+    if (value) return value;
+  }
+  return undefined;
+}
+
+/** The resolved resource's name, else the reference display (§5: "display or name"). */
+function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holder?: FhirResource): string | undefined {
+  if (!ref) return undefined;
+  const resource = ctx.resolver.resolve(ref, type, holder);
+  const name = resource && 'name' in resource && typeof resource.name === 'string' ? resource.name : undefined;
+  return name || ref.display;
+}
+
+/** §7 heuristic for employees with no resolved name: "Family, Given" by the comma, else first and last token. */
+function splitDisplayName(ctx: RowContext): { family?: string; given?: string } | undefined {
+  const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
+  if (!text) return undefined;
+  const comma = text.indexOf(',');
+  if (comma > 0) return { family: text.slice(0, comma).trim(), given: text.slice(comma + 1).trim().split(/\s+/)[0] };
+  const tokens = text.split(/\s+/);
+  return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
+}

@@ -1,0 +1,139 @@
+/**
+ * Mapping file → compiled program, once per run. Pure: load.ts does the reading. Everything that can be wrong with
+ * a file (shape, unknown or missing columns, expressions, options, delimiter, time zone) fails here.
+ */
+import type { Patient, Practitioner } from 'fhir/r4.js';
+import type { z } from 'zod';
+import { BridgeError } from '../errors.js';
+import { createViewCache, type ViewCache } from './cache.js';
+import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
+import { compileExpression, type CompiledExpression } from './expression.js';
+import { resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
+import { sanitizer } from './sanitize.js';
+import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
+import { parseTimeFormat, type TimeFormat } from './time.js';
+import type { CompiledMapping, Delimiter, MappingOverrides } from './types.js';
+
+export interface CompiledColumn {
+  readonly name: string;
+  readonly label: string;
+  readonly mandatory: boolean;
+  readonly allowEmpty: boolean;
+  readonly expressions: readonly CompiledExpression[];
+}
+
+export interface MappingProgram {
+  readonly columns: readonly CompiledColumn[];
+  /** Each group rejects the row ("missing-<code>") when all its columns are empty. */
+  readonly criticalGroups: ReadonlyArray<{ readonly code: string; readonly columns: readonly number[] }>;
+  readonly options: ResolvedOptions;
+  readonly skip: SkipPolicy;
+  readonly timeFormat: TimeFormat;
+  readonly delimiter: Delimiter;
+  readonly sanitize: (value: string) => string;
+  readonly patientViews: ViewCache<Patient>;
+  readonly userViews: ViewCache<Practitioner>;
+  readonly slots: number;
+  readonly needsDepartment: boolean;
+}
+
+const PROGRAM = Symbol('mapping program');
+type Compiled = CompiledMapping & { readonly [PROGRAM]: MappingProgram };
+
+export function programOf(mapping: CompiledMapping): MappingProgram {
+  const program = (mapping as Partial<Compiled>)[PROGRAM];
+  if (!program) throw new BridgeError('BRG_ERR_INTERNAL', 'This mapping was not made by compileMapping/loadMapping.');
+  return program;
+}
+
+export function compileMapping(spec: unknown, source: string, overrides: MappingOverrides = {}): CompiledMapping {
+  const file = parseSpec(spec, source);
+  if (file.extends) throw invalid(source, '"extends" is resolved by loadMapping; pass a complete mapping to compileMapping');
+  if (!file.schema) throw invalid(source, '"schema" is required (epic or healthcare)');
+  const schema = file.schema;
+  const options = resolveOptions(file, overrides.options, source);
+  const delimiter: Delimiter = overrides.delimiter ?? file.delimiter ?? 'tab';
+  if (delimiter === 'csv' && schema !== 'healthcare') throw invalid(source, 'delimiter "csv" is only allowed for the healthcare schema; use tab or pipe');
+  const timeText = overrides.timeFormat ?? file.timeFormat ?? 'iso-utc';
+  const timeFormat = parseTimeFormat(timeText);
+  if (!timeFormat) throw invalid(source, `timeFormat "${timeText}" is not iso-utc, iso-offset or local:<IANA zone> with a zone this Node knows`);
+  const ordered = orderColumns(file.columns, SCHEMA_COLUMNS[schema], source);
+  let slot = 0;
+  const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, () => slot++));
+  const program: MappingProgram = {
+    columns, criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
+    sanitize: sanitizer(delimiter), patientViews: createViewCache<Patient>(slot), userViews: createViewCache<Practitioner>(slot), slots: slot,
+    needsDepartment: columns.some((column) => column.expressions.some((expression) => expression.text === 'builtin:department')),
+  };
+  const compiled: Compiled = {
+    schema, source, delimiter, strict: overrides.strict ?? file.strict ?? false,
+    columns: columns.map(({ name, label, mandatory }) => ({ name, label, mandatory })),
+    [PROGRAM]: program,
+  };
+  return Object.freeze(compiled);
+}
+
+function parseSpec(spec: unknown, source: string): MappingFileSpec {
+  const parsed = mappingFileSpec.safeParse(spec);
+  if (parsed.success) return parsed.data;
+  const issue = deepestIssue(parsed.error.issues[0]);
+  const path = issue?.path ?? [];
+  const columns = (spec as { columns?: unknown } | null)?.columns;
+  const raw = path[0] === 'columns' && Array.isArray(columns) ? (columns[Number(path[1])] as { name?: unknown; expressions?: unknown } | undefined) : undefined;
+  const column = typeof raw?.name === 'string' ? raw.name : undefined;
+  const expression = path[2] === 'expressions' && Array.isArray(raw?.expressions) ? JSON.stringify(raw.expressions[Number(path[3])]) : undefined;
+  const where = column ? `column "${column}"${expression ? `, expression ${expression}` : ''}` : `at ${path.join('.') || '(root)'}`;
+  return fail(source, `${where}: ${issue?.message ?? 'invalid'}`, { ...(column ? { column } : {}), ...(expression ? { expression } : {}) });
+}
+
+/**
+ * zod reports a bad union member as "Invalid input"; the branch that fits best (fewest issues, then the deepest)
+ * says what is actually wrong, e.g. the unknown built-in name rather than a missing "expression" key.
+ */
+function deepestIssue(issue: z.core.$ZodIssue | undefined): z.core.$ZodIssue | undefined {
+  if (issue?.code !== 'invalid_union') return issue;
+  const branches = issue.errors.filter((branch) => branch.length > 0);
+  branches.sort((a, b) => a.length - b.length || (b[0]?.path.length ?? 0) - (a[0]?.path.length ?? 0));
+  const best = deepestIssue(branches[0]?.[0]);
+  return best ? { ...best, path: [...issue.path, ...best.path] } : issue;
+}
+
+function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly SchemaColumn[], source: string): Array<{ spec: ColumnSpec; schemaColumn: SchemaColumn }> {
+  const byName = new Map<string, ColumnSpec>();
+  for (const spec of specs) {
+    if (!schemaColumns.some((column) => column.name === spec.name)) {
+      fail(source, `unknown column "${spec.name}"; this schema's columns are: ${schemaColumns.map((column) => column.name).join(', ')}`, { column: spec.name });
+    }
+    if (byName.has(spec.name)) fail(source, `column "${spec.name}" is listed twice`, { column: spec.name });
+    byName.set(spec.name, spec);
+  }
+  const missing = schemaColumns.filter((column) => !byName.has(column.name)).map((column) => column.name);
+  if (missing.length > 0) fail(source, `missing columns: ${missing.join(', ')} (every schema column needs an entry; or use "extends")`, { column: missing[0] });
+  return schemaColumns.map((schemaColumn) => ({ spec: byName.get(schemaColumn.name) as ColumnSpec, schemaColumn }));
+}
+
+function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: string, options: ResolvedOptions, nextSlot: () => number): CompiledColumn {
+  if (!spec.expressions) fail(source, `column "${spec.name}" has no expressions`, { column: spec.name });
+  if (schemaColumn.mandatory && spec.mandatory === false) fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
+  const expressions = (spec.expressions ?? []).map((entry) =>
+    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables, slot: nextSlot() }));
+  return { name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false, expressions };
+}
+
+function criticalGroups(specs: readonly ColumnSpec[]): Array<{ code: string; columns: number[] }> {
+  const groups = new Map<string, number[]>();
+  specs.forEach((spec, index) => {
+    if (!spec.critical) return;
+    const code = spec.critical === true ? spec.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') : spec.critical;
+    groups.set(code, [...(groups.get(code) ?? []), index]);
+  });
+  return [...groups].map(([code, columns]) => ({ code, columns }));
+}
+
+function fail(source: string, what: string, details: Record<string, string> = {}): never {
+  throw invalid(source, what, details);
+}
+
+function invalid(source: string, what: string, details: Record<string, string> = {}): BridgeError {
+  return new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${source}: ${what}.`, { details: { file: source, ...details } });
+}

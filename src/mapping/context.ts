@@ -1,0 +1,138 @@
+/**
+ * Who and what a row is about (§3.2): the one requesting human, the Practitioner behind them (through a
+ * PractitionerRole when needed), and the distinct patient subjects of the event.
+ */
+import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
+import type { ResolvedOptions } from './options.js';
+import { identifierKeys, literalKey, referenceType, type Resolver } from './resolve.js';
+
+export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+
+const PATIENT_TYPES = new Set(['Patient', 'RelatedPerson']);
+const HUMAN_TYPES = new Set(['Practitioner', 'PractitionerRole']);
+const SYSTEM_TYPES = new Set(['Device', 'Organization', 'HealthcareService']);
+/** extra-security-role-type humanuser, v3-ParticipationType IRCP (information recipient). */
+const HUMAN_CODES = new Set(['humanuser', 'IRCP']);
+/** DCM 110150 Application, 110151 Application Launcher; extra-security-role-type dataprocessor/datacollector. */
+const SYSTEM_CODES = new Set(['110150', '110151', 'dataprocessor', 'datacollector']);
+
+export type AgentKind = 'human' | 'patient' | 'system' | 'unknown';
+
+export function agentKind(agent: AuditEventAgent, resolver: Resolver): AgentKind {
+  const who = agent.who;
+  const type = (who?.reference?.startsWith('#') ? resolver.resolve(who)?.resourceType : undefined) ?? referenceType(who?.reference) ?? who?.type;
+  if (type !== undefined) {
+    if (PATIENT_TYPES.has(type)) return 'patient';
+    if (HUMAN_TYPES.has(type)) return 'human';
+    if (SYSTEM_TYPES.has(type)) return 'system';
+  }
+  const codings: readonly Coding[] = agent.type?.coding ?? [];
+  if (codings.some((coding) => coding.code !== undefined && HUMAN_CODES.has(coding.code))) return 'human';
+  if (codings.some((coding) => coding.code !== undefined && SYSTEM_CODES.has(coding.code))) return 'system';
+  return 'unknown';
+}
+
+export type RequestorChoice =
+  | { readonly kind: 'human'; readonly agent: AuditEventAgent; readonly ambiguous: boolean }
+  | { readonly kind: 'patient'; readonly agent: AuditEventAgent }
+  | { readonly kind: 'none' };
+
+/**
+ * The flagged requestor (R4: "there can only be one initiator"; with several, the first, and `ambiguous`).
+ * A flagged agent of unknown kind counts as human (R4 examples flag agents that carry only an identifier).
+ * When nothing is flagged, or the flagged agent is a device or organization, the first clearly human agent.
+ */
+export function selectRequestor(event: AuditEvent, resolver: Resolver): RequestorChoice {
+  const agents = event.agent ?? [];
+  let first: AuditEventAgent | undefined;
+  let flagged = 0;
+  for (const agent of agents) {
+    if (agent.requestor !== true) continue;
+    flagged += 1;
+    first ??= agent;
+  }
+  if (first) {
+    const kind = agentKind(first, resolver);
+    if (kind === 'patient') return { kind: 'patient', agent: first };
+    if (kind !== 'system') return { kind: 'human', agent: first, ambiguous: flagged > 1 };
+  }
+  for (const agent of agents) {
+    if (agent !== first && agentKind(agent, resolver) === 'human') return { kind: 'human', agent, ambiguous: false };
+  }
+  return { kind: 'none' };
+}
+
+export interface ResolvedUser {
+  readonly user?: Practitioner;
+  readonly role?: PractitionerRole;
+  /** The Practitioner was reached through a non-contained reference, so its id is the EHR's id. */
+  readonly global: boolean;
+}
+
+/** %user = R(%req.who); a PractitionerRole leads to its practitioner (HL7 Norway pattern). */
+export function resolveUser(agent: AuditEventAgent | undefined, resolver: Resolver): ResolvedUser {
+  const who = resolver.resolve(agent?.who, 'Practitioner');
+  if (who?.resourceType === 'Practitioner') return { user: who, global: !agent?.who?.reference?.startsWith('#') };
+  if (who?.resourceType !== 'PractitionerRole') return { global: false };
+  const practitioner = resolver.resolve(who.practitioner, 'Practitioner', who);
+  if (practitioner?.resourceType !== 'Practitioner') return { role: who, global: false };
+  return { user: practitioner, role: who, global: !who.practitioner?.reference?.startsWith('#') };
+}
+
+export interface PatientSubject {
+  readonly ref: Reference;
+  /** De-duplication key: `Patient/id`, `#id`, or the identifier lookup key. */
+  readonly key: string;
+  /** Opaque pointer for reject records: the reference, or where the identifier sits (never the MRN itself). */
+  readonly label: string;
+}
+
+/**
+ * §3.2: entities with object-role 1 (Patient), entities whose `what` is a Patient (the vread data object), and the
+ * configured patient extensions; de-duplicated on the normalised reference ("Patient/example" = ".../_history/1").
+ * The agent half of the R4 `patient` search parameter is deliberately left out: a patient agent is a portal user.
+ */
+export function patientSubjects(event: AuditEvent, resolver: Resolver, options: ResolvedOptions): PatientSubject[] {
+  const candidates: PatientSubject[] = [];
+  const entities = event.entity ?? [];
+  for (let index = 0; index < entities.length; index += 1) {
+    const what = entities[index]?.what;
+    if (!what) continue;
+    const role = entities[index]?.role;
+    const patientRole = role?.system === OBJECT_ROLE && role.code === '1';
+    const subject = patientRole || isPatientReference(what, resolver) ? toSubject(what, 'entity', index, options) : undefined;
+    if (subject) candidates.push(subject);
+  }
+  const extensions = event.extension ?? [];
+  for (let index = 0; index < extensions.length; index += 1) {
+    const extension = extensions[index];
+    if (!extension || !options.patientExtensionUrls.has(extension.url) || !extension.valueReference) continue;
+    const subject = toSubject(extension.valueReference, 'extension', index, options);
+    if (subject) candidates.push(subject);
+  }
+  if (candidates.length < 2) return candidates;
+  const unique = new Map<string, PatientSubject>();
+  for (const subject of candidates) if (!unique.has(subject.key)) unique.set(subject.key, subject);
+  return [...unique.values()];
+}
+
+function isPatientReference(ref: Reference, resolver: Resolver): boolean {
+  if (ref.reference?.startsWith('#')) return resolver.resolve(ref)?.resourceType === 'Patient';
+  return referenceType(ref.reference) === 'Patient' || ref.type === 'Patient';
+}
+
+function toSubject(ref: Reference, list: 'entity' | 'extension', index: number, options: ResolvedOptions): PatientSubject | undefined {
+  if (ref.reference?.startsWith('#')) return { ref, key: ref.reference, label: ref.reference };
+  const key = literalKey(ref.reference);
+  if (key) return { ref, key, label: key };
+  const where = list === 'entity' ? `entity[${index}].what` : `extension[${index}].valueReference`;
+  const byIdentifier = ref.identifier ? identifierKeys(ref.type ?? 'Patient', ref.identifier, options.parseCxIdentifiers)[0] : undefined;
+  if (byIdentifier) return { ref, key: byIdentifier, label: `${where}.identifier` };
+  return ref.display ? { ref, key: where, label: where } : undefined;
+}
+
+/** Narrows a resolved resource to a Patient (FHIRPath `ofType(Patient)`). */
+export function asPatient(resource: FhirResource | undefined): Extract<FhirResource, { resourceType: 'Patient' }> | undefined {
+  return resource?.resourceType === 'Patient' ? resource : undefined;
+}

@@ -1,0 +1,119 @@
+/**
+ * Compiles one column entry once: a built-in, a direct accessor (simple-path.ts) or fhirpath.js with the R4 model
+ * (packages.md: always compile, never evaluate() per row). Parse errors and unknown %variables fail here, before
+ * any network call, naming the file, the column and the expression.
+ */
+import fhirpath from 'fhirpath';
+import r4 from 'fhirpath/fhir-context/r4';
+import { BridgeError } from '../errors.js';
+import { BUILTINS, type Scope, type WarningSink } from './builtins.js';
+import { CONTEXT_VARIABLES } from './options.js';
+import { fhirpathVariables, toCell, type RowContext } from './row-context.js';
+import { compileSimplePath } from './simple-path.js';
+import type { ExpressionEntry } from './spec.js';
+
+export interface CompiledExpression {
+  /** The FHIRPath text, or `builtin:<name>`. */
+  readonly text: string;
+  readonly scope: Scope;
+  /** Index into the per-resource value cache. */
+  readonly slot: number;
+  /** Warning code emitted when this entry supplies the column value. */
+  readonly warn?: string;
+  /** The raw (unsanitised) cell value; '' when empty. */
+  evaluate(ctx: RowContext, sink: WarningSink): string;
+}
+
+export interface ExpressionSite {
+  readonly source: string;
+  readonly column: string;
+  readonly join: string | undefined;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly slot: number;
+}
+
+const PATIENT_VARIABLES = new Set(['patient', 'name', 'address']);
+const USER_VARIABLES = new Set(['user', 'userName']);
+/** fhirpath.js's own environment variables; %context/%resource/%rootResource are the AuditEvent. */
+const ENGINE_VARIABLES = new Set(['ucum', 'sct', 'loinc', 'factory', 'terminologies']);
+const ROOT_VARIABLES = new Set(['context', 'resource', 'rootResource']);
+
+export function compileExpression(entry: ExpressionEntry, site: ExpressionSite): CompiledExpression {
+  if (typeof entry === 'object' && 'builtin' in entry) {
+    const builtin = BUILTINS[entry.builtin];
+    return {
+      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: site.slot, ...(entry.warn ? { warn: entry.warn } : {}),
+      evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
+    };
+  }
+  const text = typeof entry === 'string' ? entry : entry.expression;
+  const warnCode = typeof entry === 'string' ? undefined : entry.warn;
+  const scope = analyse(text, site);
+  const simple = compileSimplePath(text, site.options);
+  const evaluate = simple ? (ctx: RowContext) => toCell(simple(ctx), site.join) : fhirpathEvaluator(text, site);
+  return { text, scope, slot: site.slot, ...(warnCode ? { warn: warnCode } : {}), evaluate };
+}
+
+function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
+  const compiled = fhirpath.compile(text, r4);
+  // fhirpath.js reports unknown functions only when it evaluates them: a dry run over an empty event finds them now.
+  const empty = Object.fromEntries(CONTEXT_VARIABLES.map((name) => [name, []]));
+  try {
+    compiled({ resourceType: 'AuditEvent' }, { ...site.options, ...empty });
+  } catch (cause) {
+    throw invalidExpression(site, text, `fails on an empty event: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+  }
+  return (ctx, sink) => {
+    try {
+      const result: unknown = compiled(ctx.event, fhirpathVariables(ctx));
+      return Array.isArray(result) ? toCell(result, site.join) : '';
+    } catch {
+      // A runtime type error (e.g. a singleton expected) must not stop the run; the code says where to look.
+      sink.warn('expression-error');
+      return '';
+    }
+  };
+}
+
+interface AstNode {
+  readonly type: string;
+  readonly text?: string;
+  readonly atRoot?: number;
+  readonly children?: readonly AstNode[];
+}
+
+/** Parses once for errors, then derives the cache scope from the %variables and root members it uses. */
+function analyse(text: string, site: ExpressionSite): Scope {
+  let ast: AstNode;
+  try {
+    ast = fhirpath.parse(text) as AstNode;
+  } catch (cause) {
+    throw invalidExpression(site, text, `does not parse: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
+  }
+  const used = new Set<string>();
+  let usesRoot = false;
+  const walk = (node: AstNode): void => {
+    if (node.type === 'ExternalConstantTerm' && node.text) used.add(node.text.replace(/^[`'"]|[`'"]$/g, ''));
+    if (node.type === 'MemberInvocation' && node.atRoot === 1) usesRoot = true;
+    node.children?.forEach(walk);
+  };
+  walk(ast);
+  for (const name of used) {
+    const known = (CONTEXT_VARIABLES as readonly string[]).includes(name) || name in site.options || ENGINE_VARIABLES.has(name)
+      || ROOT_VARIABLES.has(name) || name.startsWith('vs-') || name.startsWith('ext-');
+    if (!known) throw invalidExpression(site, text, `uses the unknown variable %${name}`);
+    if (ROOT_VARIABLES.has(name)) usesRoot = true;
+  }
+  const rowVariables = [...used].filter((name) => (CONTEXT_VARIABLES as readonly string[]).includes(name));
+  if (usesRoot || rowVariables.length === 0) return 'event';
+  if (rowVariables.every((name) => PATIENT_VARIABLES.has(name))) return 'patient';
+  if (rowVariables.every((name) => USER_VARIABLES.has(name))) return 'user';
+  return 'event';
+}
+
+export function invalidExpression(site: { source: string; column: string }, expression: string, what: string, cause?: unknown): BridgeError {
+  return new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${site.source}, column "${site.column}": expression \`${expression}\` ${what}.`, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { file: site.source, column: site.column, expression },
+  });
+}

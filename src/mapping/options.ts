@@ -1,0 +1,120 @@
+/**
+ * File-level options with their defaults, validated once at compile time. Every option is also a FHIRPath variable
+ * (%mrnSystems, %loginRegex …) so a user's own expressions can use the same settings as the built-ins.
+ */
+import { BridgeError } from '../errors.js';
+import { optionsSpec, type DepartmentSource, type MappingFileSpec } from './spec.js';
+
+/** UPN-shaped (user@domain.tld). The R4 examples put numeric ids ("601847123") in altId; those are not logins (§7). */
+export const DEFAULT_LOGIN_REGEX = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
+export const NORWAY_PATIENT_EXTENSION = 'http://hl7.no/fhir/StructureDefinition/auditevent-patient-extension';
+export const NORWAY_ENCOUNTER_EXTENSION = 'http://hl7.no/fhir/StructureDefinition/auditevent-encounter-extension';
+
+/** R4 AuditEvent.action displays (http://hl7.org/fhir/R4/valueset-audit-event-action.html). */
+export const DEFAULT_ACTION_NAMES: Readonly<Record<string, string>> = {
+  C: 'Create',
+  R: 'Read/View/Print',
+  U: 'Update',
+  D: 'Delete',
+  E: 'Execute',
+};
+
+export interface ResolvedOptions {
+  readonly mrnSystems: readonly string[];
+  readonly loginSystems: readonly string[];
+  readonly loginRegex: RegExp;
+  readonly btgCodes: ReadonlySet<string>;
+  readonly btgDetailTypes: ReadonlySet<string>;
+  readonly userIdSystems: readonly string[];
+  readonly patientExtensionUrls: ReadonlySet<string>;
+  readonly encounterExtensionUrls: ReadonlySet<string>;
+  readonly departmentSources: readonly DepartmentSource[];
+  readonly actionNames: Readonly<Record<string, string>>;
+  readonly eventNameResourceType: 'rest' | 'always' | 'never';
+  readonly parseCxIdentifiers: boolean;
+  /** Every option (defaults applied) by name, as FHIRPath variables. */
+  readonly variables: Readonly<Record<string, unknown>>;
+}
+
+export interface SkipPolicy {
+  readonly noPatient: boolean;
+  readonly nonHumanRequestor: boolean;
+  readonly patientRequestor: boolean;
+  readonly failureOutcome: boolean;
+}
+
+const DEFAULTS = {
+  mrnSystems: [] as string[],
+  loginSystems: [] as string[],
+  loginRegex: DEFAULT_LOGIN_REGEX,
+  btgCodes: ['BTG'],
+  btgDetailTypes: [] as string[],
+  userIdSystems: [] as string[],
+  patientExtensionUrls: [NORWAY_PATIENT_EXTENSION],
+  encounterExtensionUrls: [NORWAY_ENCOUNTER_EXTENSION],
+  departmentSources: ['encounter-service-provider', 'encounter-location', 'requestor-location', 'practitioner-role-organization'] as DepartmentSource[],
+  actionNames: DEFAULT_ACTION_NAMES,
+  eventNameResourceType: 'rest' as const,
+  parseCxIdentifiers: true,
+};
+
+/** Names the row context already uses; an option may not shadow them. */
+export const CONTEXT_VARIABLES = ['event', 'requestor', 'user', 'role', 'userName', 'patient', 'subject', 'name', 'address', 't'] as const;
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Defaults < the file's options < `extra` (config overrides), validated again after merging. */
+export function resolveOptions(file: MappingFileSpec, extra: Record<string, unknown> | undefined, source: string): ResolvedOptions {
+  const parsed = optionsSpec.safeParse({ ...file.options, ...extra });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue?.path[0] ?? '');
+    throw invalid(source, `option "${name}": ${issue?.message ?? 'invalid'}`, name);
+  }
+  const merged = { ...DEFAULTS, ...parsed.data };
+  for (const name of Object.keys(merged)) {
+    if (!IDENTIFIER.test(name) || (CONTEXT_VARIABLES as readonly string[]).includes(name)) {
+      throw invalid(source, `option "${name}" is not a usable variable name (letters, digits, _; not one of ${CONTEXT_VARIABLES.join(', ')})`, name);
+    }
+  }
+  return {
+    mrnSystems: merged.mrnSystems,
+    loginSystems: merged.loginSystems,
+    loginRegex: compileRegex(merged.loginRegex, source),
+    btgCodes: new Set(merged.btgCodes),
+    btgDetailTypes: new Set(merged.btgDetailTypes),
+    userIdSystems: merged.userIdSystems,
+    patientExtensionUrls: new Set(merged.patientExtensionUrls),
+    encounterExtensionUrls: new Set(merged.encounterExtensionUrls),
+    departmentSources: merged.departmentSources,
+    actionNames: { ...DEFAULT_ACTION_NAMES, ...merged.actionNames },
+    eventNameResourceType: merged.eventNameResourceType,
+    parseCxIdentifiers: merged.parseCxIdentifiers,
+    variables: Object.freeze({ ...merged }),
+  };
+}
+
+export function resolveSkipPolicy(file: MappingFileSpec): SkipPolicy {
+  return {
+    noPatient: file.skip?.noPatient ?? true,
+    nonHumanRequestor: file.skip?.nonHumanRequestor ?? true,
+    patientRequestor: file.skip?.patientRequestor ?? true,
+    failureOutcome: file.skip?.failureOutcome ?? true,
+  };
+}
+
+/** Same flags as FHIRPath matches() in fhirpath.js ('su'), so %loginRegex means the same in both places. */
+function compileRegex(pattern: string, source: string): RegExp {
+  try {
+    return new RegExp(pattern, 'su');
+  } catch (cause) {
+    throw invalid(source, `option "loginRegex" is not a valid regular expression: ${(cause as Error).message}`, 'loginRegex', cause);
+  }
+}
+
+function invalid(source: string, what: string, option: string, cause?: unknown): BridgeError {
+  return new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${source}: ${what}.`, {
+    ...(cause === undefined ? {} : { cause }),
+    details: { file: source, option },
+  });
+}

@@ -1,0 +1,113 @@
+/**
+ * Reference resolution for one AuditEvent (§3.3), in TS rather than FHIRPath's resolve(): `#id` from `contained`
+ * (contained resources never nest, dom-2, so a reference inside a contained resource points at its siblings),
+ * literal `Type/id` (absolute and versioned forms normalised) through the caller's lookup, then identifier-only
+ * references by `identifierKey`. Display-only references stay unresolved.
+ */
+import type { AuditEvent, FhirResource, Identifier, Reference } from 'fhir/r4.js';
+import { identifierKey, keyOf, parseReference, type ResourceLookup } from '../references.js';
+
+export interface Resolver {
+  /**
+   * @param ref - the reference to follow.
+   * @param expectedType - type used for identifier-only references that carry no `type`.
+   * @param holder - the resource that holds the reference; its own `contained` list answers `#id` first.
+   */
+  resolve(ref: Reference | undefined, expectedType?: string, holder?: FhirResource): FhirResource | undefined;
+}
+
+/**
+ * The common relative form `Type/id` needs no regex: it already is its own key. Same grammar as references.ts
+ * (type [A-Z][A-Za-z]+, id [A-Za-z0-9-.]{1,64}); anything else goes through parseReference.
+ */
+function simpleSlash(reference: string): number {
+  const slash = reference.indexOf('/');
+  if (slash < 2 || slash + 1 >= reference.length || reference.length - slash - 1 > 64) return -1;
+  const first = reference.charCodeAt(0);
+  if (first < 0x41 || first > 0x5a) return -1;
+  for (let index = 1; index < slash; index += 1) {
+    const c = reference.charCodeAt(index) | 0x20;
+    if (c < 0x61 || c > 0x7a) return -1;
+  }
+  for (let index = slash + 1; index < reference.length; index += 1) {
+    const c = reference.charCodeAt(index);
+    const ok = (c >= 0x30 && c <= 0x39) || ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x7a) || c === 0x2d || c === 0x2e;
+    if (!ok) return -1;
+  }
+  return slash;
+}
+
+/** `keyOf` (Type/id, versions and bases stripped) with the fast path above. */
+export function literalKey(reference: string | undefined): string | undefined {
+  if (reference === undefined) return undefined;
+  return simpleSlash(reference) > 0 ? reference : keyOf(reference);
+}
+
+/** The resource type a literal reference names, or undefined (contained, urn:uuid, garbage). */
+export function referenceType(reference: string | undefined): string | undefined {
+  if (reference === undefined) return undefined;
+  const slash = simpleSlash(reference);
+  return slash > 0 ? reference.slice(0, slash) : parseReference(reference)?.type;
+}
+
+/** HL7v2 CX as used by IHE (`id^^^&2.16.840.1.113883.4.2&ISO`): the assigning authority OID becomes the system. */
+const CX = /^([^^]+)\^\^\^&([0-9]+(?:\.[0-9]+)*)&ISO$/;
+
+export function normaliseIdentifier(identifier: Identifier, parseCx: boolean): { system?: string; value: string } | undefined {
+  const value = identifier.value;
+  if (!value) return undefined;
+  const cx = parseCx ? CX.exec(value) : null;
+  if (cx?.[1] && cx[2]) return { system: identifier.system ?? `urn:oid:${cx[2]}`, value: cx[1] };
+  return identifier.system ? { system: identifier.system, value } : { value };
+}
+
+/** The lookup keys of an identifier-only reference, most specific first. */
+export function identifierKeys(type: string, identifier: Identifier, parseCx: boolean): string[] {
+  const normal = normaliseIdentifier(identifier, parseCx);
+  if (!normal) return [];
+  const keys = [identifierKey(type, normal.system, normal.value)];
+  if (identifier.value && normal.value !== identifier.value) keys.push(identifierKey(type, identifier.system, identifier.value));
+  return keys;
+}
+
+export function createResolver(event: AuditEvent, lookup: ResourceLookup, parseCx: boolean): Resolver {
+  return new EventResolver(event, lookup, parseCx);
+}
+
+/** A class rather than closures: one is made per event on the hot path. */
+class EventResolver implements Resolver {
+  private contained: Map<string, FhirResource> | undefined;
+
+  constructor(
+    private readonly event: AuditEvent,
+    private readonly lookup: ResourceLookup,
+    private readonly parseCx: boolean,
+  ) {}
+
+  resolve(ref: Reference | undefined, expectedType?: string, holder?: FhirResource): FhirResource | undefined {
+    if (!ref) return undefined;
+    const reference = ref.reference;
+    if (reference?.startsWith('#')) return this.fromContained(reference.slice(1), holder);
+    const key = literalKey(reference);
+    const byKey = key === undefined ? undefined : this.lookup.get(key);
+    if (byKey || !ref.identifier) return byKey;
+    const type = ref.type ?? expectedType;
+    if (!type) return undefined;
+    for (const candidate of identifierKeys(type, ref.identifier, this.parseCx)) {
+      const found = this.lookup.get(candidate);
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  private fromContained(id: string, holder: FhirResource | undefined): FhirResource | undefined {
+    // @types/fhir types `contained` as the abstract Resource; its members are concrete resources.
+    const own = holder && holder !== this.event && 'contained' in holder ? (holder.contained as FhirResource[] | undefined) : undefined;
+    const found = own?.find((resource) => resource.id === id);
+    if (found) return found;
+    const list = this.event.contained as FhirResource[] | undefined;
+    if (!list?.length) return undefined;
+    this.contained ??= new Map(list.filter((resource) => resource.id).map((resource) => [resource.id as string, resource]));
+    return this.contained.get(id);
+  }
+}

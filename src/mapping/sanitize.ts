@@ -1,0 +1,73 @@
+/**
+ * Cell sanitising (§8), applied to every value in every format. Microsoft's push script splits on \n, \r and \r\n
+ * ignoring quotes (StreamReader.ReadLine), so no value may hold a line break even inside CSV quotes; the delimiter
+ * is replaced too, so even a naive split finds the right columns.
+ */
+import type { Delimiter } from './types.js';
+
+export const DELIMITER_CHAR: Readonly<Record<Delimiter, string>> = { tab: '\t', pipe: '|', csv: ',' };
+
+/** CR LF, CR, LF, NEL, LS, PS and TAB: each becomes one space. */
+const BREAKS = /\r\n|[\r\n\u0085\u2028\u2029\t]/g;
+/** Other C0 and C1 controls (and DEL) are dropped. */
+const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u009f]/g;
+/** Unpaired surrogates cannot be encoded as UTF-8. */
+const LONE_SURROGATES = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+const SPACES = / {2,}/g;
+
+/**
+ * Rows made by mapEvent carry the delimiter their cells were sanitised for under this symbol, and the serializer
+ * skips the second pass for them. (A non-enumerable symbol key is invisible to JSON, equality, spreading and
+ * iteration; a WeakMap of millions of short-lived rows would cost the GC more.)
+ */
+const SANITISED_FOR = Symbol('sanitised for');
+type BrandedRow = readonly string[] & { [SANITISED_FOR]?: Delimiter };
+
+export function markSanitised(row: string[], delimiter: Delimiter): void {
+  // Non-enumerable, so deep equality and copies see a plain array of strings.
+  Object.defineProperty(row, SANITISED_FOR, { value: delimiter, enumerable: false });
+}
+
+export function sanitisedFor(row: readonly string[]): Delimiter | undefined {
+  return (row as BrandedRow)[SANITISED_FOR];
+}
+
+/** Returns the sanitising function for one delimiter. */
+export function sanitizer(delimiter: Delimiter): (value: string) => string {
+  const char = DELIMITER_CHAR[delimiter];
+  const code = char.charCodeAt(0);
+  const delimiterPattern = new RegExp(char === '|' ? '\\|' : char, 'g');
+  return (value) => {
+    if (isPlain(value, code)) return value;
+    return value
+      .replace(BREAKS, ' ')
+      .replace(delimiterPattern, ' ')
+      .replace(CONTROLS, '')
+      .replace(LONE_SURROGATES, '\ufffd')
+      .normalize('NFC')
+      .replace(SPACES, ' ')
+      .trim();
+  };
+}
+
+/**
+ * The common case, checked without a regex: printable ASCII other than the delimiter, single spaces, none at the
+ * ends. Such a value is already clean (and NFC).
+ */
+function isPlain(value: string, delimiter: number): boolean {
+  let previousSpace = true;
+  for (let index = 0; index < value.length; index += 1) {
+    const c = value.charCodeAt(index);
+    if (c === 0x20) {
+      if (previousSpace) return false;
+      previousSpace = true;
+    } else if (c < 0x21 || c > 0x7e || c === delimiter) return false;
+    else previousSpace = false;
+  }
+  return !previousSpace || value.length === 0;
+}
+
+/** Sanitises one value for `delimiter` (convenience for callers outside the row engine). */
+export function sanitizeCell(value: string, delimiter: Delimiter): string {
+  return sanitizer(delimiter)(value);
+}

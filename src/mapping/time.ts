@@ -1,0 +1,140 @@
+/**
+ * Event time: choose it (§4: period.start if it has a time part, else recorded) and format it (§8). FHIR allows any
+ * number of fractional-second digits and JS Date keeps milliseconds only, so the fraction is carried as the source
+ * text and only whole seconds go through Date arithmetic.
+ */
+import type { AuditEvent } from 'fhir/r4.js';
+
+export type TimeFormat =
+  | { readonly kind: 'iso-utc' }
+  | { readonly kind: 'iso-offset' }
+  | { readonly kind: 'local'; readonly zone: string; readonly formatter: Intl.DateTimeFormat };
+
+export interface ParsedInstant {
+  /** The source text, e.g. "2012-10-25T22:04:27.123456+11:00". */
+  readonly text: string;
+  /** Whole seconds since the epoch (UTC). */
+  readonly epochSeconds: number;
+  /** Fractional digits as given, without the dot ("" when none). */
+  readonly fraction: string;
+  /** Epoch milliseconds, for validity comparisons only. */
+  readonly epochMs: number;
+}
+
+/**
+ * FHIR dateTime with a time part (seconds and zone are then required by the R4 regex):
+ * `YYYY-MM-DDThh:mm:ss[.f+](Z|±hh:mm)`. Parsed by position, without a regex: it runs once per event.
+ */
+export function parseInstant(text: string | undefined): ParsedInstant | undefined {
+  if (text === undefined || text.length < 20 || text.charCodeAt(10) !== 0x54 /* T */) return undefined;
+  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':') return undefined;
+  const y = digits(text, 0, 4);
+  const mo = digits(text, 5, 2);
+  const d = digits(text, 8, 2);
+  const h = digits(text, 11, 2);
+  const mi = digits(text, 14, 2);
+  const s = digits(text, 17, 2);
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined;
+  let index = 19;
+  let fraction = '';
+  if (text[index] === '.') {
+    let end = index + 1;
+    while (end < text.length && isDigit(text.charCodeAt(end))) end += 1;
+    if (end === index + 1) return undefined;
+    fraction = text.slice(index + 1, end);
+    index = end;
+  }
+  const offsetMinutes = zoneOffset(text, index);
+  if (offsetMinutes === undefined) return undefined;
+  const epochSeconds = Date.UTC(y, mo - 1, d, h, mi, s) / 1000 - offsetMinutes * 60;
+  return { text, epochSeconds, fraction, epochMs: epochSeconds * 1000 + Number(`${fraction}000`.slice(0, 3)) };
+}
+
+/** Minutes east of UTC for `Z` or `±hh:mm` at `index` (the end of the text), else undefined. */
+function zoneOffset(text: string, index: number): number | undefined {
+  if (text[index] === 'Z') return index + 1 === text.length ? 0 : undefined;
+  const sign = text[index];
+  if ((sign !== '+' && sign !== '-') || text.length !== index + 6 || text[index + 3] !== ':') return undefined;
+  const hours = digits(text, index + 1, 2);
+  const minutes = digits(text, index + 4, 2);
+  if (Number.isNaN(hours) || Number.isNaN(minutes) || minutes > 59) return undefined;
+  return (sign === '-' ? -1 : 1) * (hours * 60 + minutes);
+}
+
+function isDigit(code: number): boolean {
+  return code >= 0x30 && code <= 0x39;
+}
+
+/** The decimal number in text[start, start+length), or NaN if any character is not a digit. */
+function digits(text: string, start: number, length: number): number {
+  let value = 0;
+  for (let index = start; index < start + length; index += 1) {
+    const code = text.charCodeAt(index);
+    if (!isDigit(code)) return Number.NaN;
+    value = value * 10 + (code - 0x30);
+  }
+  return value;
+}
+
+/** §4: `period.start` only when it carries a time, else `recorded` (an instant, always with a zone). */
+export function chooseEventTime(event: AuditEvent): ParsedInstant | undefined {
+  return parseInstant(event.period?.start) ?? parseInstant(event.recorded);
+}
+
+/** Parses `iso-utc` | `iso-offset` | `local:<IANA zone>`; undefined when the zone is unknown to this Node's ICU. */
+export function parseTimeFormat(text: string): TimeFormat | undefined {
+  if (text === 'iso-utc') return { kind: 'iso-utc' };
+  if (text === 'iso-offset') return { kind: 'iso-offset' };
+  if (!text.startsWith('local:')) return undefined;
+  const zone = text.slice('local:'.length);
+  try {
+    const formatter = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+    });
+    return { kind: 'local', zone, formatter };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Formats the event time. iso-utc: `2012-10-25T11:04:27Z` from `2012-10-25T22:04:27+11:00`, fraction kept verbatim;
+ * iso-offset: the source text; local: wall-clock time in the zone without an offset (`2012-10-25T07:04:27`).
+ */
+export function formatInstant(instant: ParsedInstant, format: TimeFormat): string {
+  // A UTC source ("…Z") already is its iso-utc form, fraction included.
+  if (format.kind === 'iso-offset' || (format.kind === 'iso-utc' && instant.text.endsWith('Z'))) return instant.text;
+  const offsetSeconds = format.kind === 'local' ? zoneOffsetSeconds(format, instant.epochSeconds) : 0;
+  const wall = formatUtcSeconds(instant.epochSeconds + offsetSeconds);
+  const fraction = instant.fraction ? `.${instant.fraction}` : '';
+  return format.kind === 'local' ? `${wall}${fraction}` : `${wall}${fraction}Z`;
+}
+
+function formatUtcSeconds(epochSeconds: number): string {
+  const date = new Date(epochSeconds * 1000);
+  return `${pad(date.getUTCFullYear(), 4)}-${pad(date.getUTCMonth() + 1, 2)}-${pad(date.getUTCDate(), 2)}T${pad(date.getUTCHours(), 2)}:${pad(date.getUTCMinutes(), 2)}:${pad(date.getUTCSeconds(), 2)}`;
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width, '0');
+}
+
+/** Zone offsets change only at transitions on whole quarter hours, so one Intl call per quarter hour is enough. */
+const QUARTER_HOUR = 900;
+const offsetCache = new Map<string, number>();
+
+function zoneOffsetSeconds(format: { zone: string; formatter: Intl.DateTimeFormat }, epochSeconds: number): number {
+  const bucket = Math.floor(epochSeconds / QUARTER_HOUR) * QUARTER_HOUR;
+  const key = `${format.zone}@${bucket}`;
+  const cached = offsetCache.get(key);
+  if (cached !== undefined) return cached;
+  const parts: Record<string, number> = {};
+  for (const part of format.formatter.formatToParts(new Date(bucket * 1000))) {
+    if (part.type !== 'literal') parts[part.type] = Number(part.value);
+  }
+  const wallAsUtc = Date.UTC(parts['year'] ?? 1970, (parts['month'] ?? 1) - 1, parts['day'] ?? 1, parts['hour'] ?? 0, parts['minute'] ?? 0, parts['second'] ?? 0) / 1000;
+  const offset = wallAsUtc - bucket;
+  if (offsetCache.size > 10_000) offsetCache.clear();
+  offsetCache.set(key, offset);
+  return offset;
+}

@@ -1,0 +1,48 @@
+/** The mapping contract the pipeline, CLI and service code against (re-exported by index.ts). */
+import type { ConnectorSchema } from './columns.js';
+
+export type { ConnectorSchema } from './columns.js';
+export type Delimiter = 'tab' | 'pipe' | 'csv';
+
+export interface CompiledMapping {
+  readonly schema: ConnectorSchema;
+  /** The mapping file path (or a label for in-memory specs). */
+  readonly source: string;
+  /** Every schema column, in the documented order. `label` is the header text. */
+  readonly columns: ReadonlyArray<{ name: string; label: string; mandatory: boolean }>;
+  readonly delimiter: Delimiter;
+  readonly strict: boolean;
+}
+
+/** Config-level overrides applied over the mapping file. */
+export interface MappingOverrides {
+  /** Field delimiter; default the file's, else `tab`. `csv` only for the healthcare schema. */
+  delimiter?: Delimiter;
+  /** Reject rows with any empty mandatory cell; default the file's, else false. */
+  strict?: boolean;
+  /** `iso-utc` | `iso-offset` | `local:<IANA zone>`; default the file's, else `iso-utc`. */
+  timeFormat?: string;
+  /** Named options merged over the file's `options` (e.g. `{ loginSystems: ['urn:oid:…'] }`). */
+  options?: Record<string, unknown>;
+}
+
+/** Cells in column order, already sanitised: never a line break, a TAB or the active delimiter. */
+export type Row = readonly string[];
+
+export interface RowReject {
+  readonly eventId: string;
+  /** Opaque pointer to the patient (`Patient/123`, `#contained`, or where an identifier sits); never an MRN or name. */
+  readonly patientRef?: string;
+  /** Stable code, e.g. `missing-employee-login`. */
+  readonly reason: string;
+  readonly column?: string;
+}
+
+export interface EventMapResult {
+  rows: Row[];
+  /** Stable reason code when the whole event yields no rows by policy. */
+  skipped?: string;
+  rejects: RowReject[];
+  /** Stable codes such as `empty-mandatory:PATIENT.ZIP`; no PHI. */
+  warnings: string[];
+}

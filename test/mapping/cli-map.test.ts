@@ -1,0 +1,122 @@
+/**
+ * `bridge map` end to end on real files: NDJSON in, connector file (UTF-8 without BOM, CRLF, header first, mode
+ * 0600) and rejects out, and the printed summary.
+ */
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuditEvent } from 'fhir/r4.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mapCommand } from '../../src/cli/commands/map.js';
+import { BridgeError } from '../../src/errors.js';
+import { auditEvent, fixtureFiles, readFixture } from './support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bridge-map-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function ndjson(name: string, values: readonly unknown[]): string {
+  const path = join(dir, name);
+  writeFileSync(path, values.map((value) => JSON.stringify(value)).join('\n') + '\n');
+  return path;
+}
+
+async function runMap(args: string[]): Promise<string[]> {
+  const printed: string[] = [];
+  await mapCommand({ print: (line) => printed.push(line) }).exitOverride().parseAsync(args, { from: 'user' });
+  return printed;
+}
+
+/** example-rest, by Practitioner/f001 (whose work e-mail is the login), reading Patient/ch-example. */
+function loggedInRead(): AuditEvent {
+  const event = structuredClone(auditEvent('hl7-r4', 'AuditEvent-example-rest.json'));
+  event.id = 'derived-1';
+  event.entity = [{ what: { reference: 'Patient/ch-example' } }];
+  event.agent[0] = { ...event.agent[0], requestor: true, who: { reference: 'Practitioner/f001' } };
+  return event;
+}
+
+const resources = fixtureFiles('hl7-r4').map((name) => readFixture('hl7-r4', name));
+const events = [
+  ...resources.filter((resource) => resource.resourceType === 'AuditEvent'),
+  ...fixtureFiles('hl7norway').map((name) => readFixture('hl7norway', name)),
+  loggedInRead(),
+];
+const input = ndjson('events.ndjson', events);
+const patients = ndjson('patients.ndjson', resources.filter((resource) => resource.resourceType === 'Patient'));
+const practitioners = ndjson('practitioners.ndjson', resources.filter((resource) => resource.resourceType === 'Practitioner'));
+
+describe('bridge map', () => {
+  it('writes the Epic file, the rejects and a summary', async () => {
+    const out = join(dir, 'rows.txt');
+    const rejects = join(dir, 'rejects.ndjson');
+    writeFileSync(out, 'old content');
+    chmodSync(out, 0o644);
+    const printed = await runMap(['--input', input, '--patients', patients, '--practitioners', practitioners, '--out', out, '--rejects', rejects]);
+
+    const bytes = readFileSync(out);
+    expect([...bytes.subarray(0, 3)]).not.toEqual([0xef, 0xbb, 0xbf]);
+    expect(bytes.toString('utf8')).toBe(
+      'ACCESS_LOG.ACCESS_TIME\tACCESS_LOG_METRIC.METRIC_NAME\tACCESS_LOG.WORKSTATION_ID\tZC_METRIC_GROUP.NAME\tZC_ACCESS_ACTION.NAME\t' +
+        'PATIENT.PAT_MRN_ID\tPATIENT.PAT_FIRST_NAME\tPATIENT.PAT_MIDDLE_NAME\tPATIENT.PAT_LAST_NAME\tPATIENT.ADD_LINE_1\tPATIENT.ADD_LINE_2\t' +
+        'PATIENT.CITY\tPATIENT.ZIP\tZC_STATE.NAME\tZC_COUNTRY.NAME\tCLARITY_DEP.DEPARTMENT_NAME\tZC_BTG_REASON.NAME\t' +
+        'PAT_BTG_AUDIT.BTG_EXPLANATION\tEMP.SYSTEM_LOGIN\tCLARITY_EMP.USER_ID\temployee_last_name\temployee_first_name\r\n' +
+        '2013-06-20T23:42:24Z\tvread Patient\tWorkstation1.ehr.familyclinic.com\tRestful Operation\tRead/View/Print\t3112219680806371X\t' +
+        '\t\t张无忌\t马当路190号\t\t上海市\t200000\t\t\t\t\t\tE.M.vandenbroek@bmc.nl\tf001\tvan den broek\tEric\r\n',
+    );
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(statSync(rejects).mode & 0o777).toBe(0o600);
+    expect(readFileSync(rejects, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
+      { eventId: 'example-disclosure', patientRef: 'Patient/example', reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' },
+      { eventId: 'example-media', patientRef: 'entity[0].what.identifier', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+      { eventId: 'example-pixQuery', patientRef: 'entity[0].what.identifier', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+      { eventId: 'example-rest', patientRef: 'Patient/example', reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' },
+      { eventId: 'NOBasisAuditeventInstance1', patientRef: '#PatientInstance1', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+      { eventId: 'NOBasisAuditeventInstance2', patientRef: '#PatientInstance2', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+      { eventId: 'NOBasisAuditeventInstance3', patientRef: '#PatientInstance3', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+    ]);
+    expect(printed.slice(0, 3)).toEqual([
+      'Mapped 12 events: 1 rows, 4 events skipped, 7 rows rejected.',
+      'Skipped: failure-outcome 1, no-patient 3',
+      'Rejected: missing-employee-login 2, missing-patient-name 5',
+    ]);
+    expect(printed[3]).toMatch(/^Warnings \(events\): empty-mandatory:PATIENT\.PAT_FIRST_NAME 1, identifier-value-in-id:PATIENT\.PAT_MRN_ID 3, /);
+    expect(printed[4]).toBe(`Wrote ${out} (epic schema, tab); rejects in ${rejects}.`);
+  });
+
+  it('healthcare as CSV', async () => {
+    const out = join(dir, 'rows.csv');
+    await runMap(['--input', input, '--patients', patients, '--practitioners', practitioners, '--schema', 'healthcare', '--delimiter', 'csv', '--out', out]);
+    const lines = readFileSync(out, 'utf8').split('\r\n');
+    expect(lines[0]?.split(',')).toHaveLength(23);
+    expect(lines.slice(1)).toEqual([
+      '2013-06-20T23:42:24Z,vread Patient,Workstation1.ehr.familyclinic.com,Restful Operation,Read/View/Print,3112219680806371X,,,张无忌,' +
+        '马当路190号,,上海市,200000,,,,,,E.M.vandenbroek@bmc.nl,601847123,f001,van den broek,Eric',
+      '',
+    ]);
+  });
+
+  it('reports a JSON syntax error by file, line and column, without echoing the line', async () => {
+    const broken = join(dir, 'broken.ndjson');
+    writeFileSync(broken, `${JSON.stringify(events[0])}\n\n{"resourceType":"AuditEvent","id":"Jane Doe" "x"}\n`);
+    const error = await runMap(['--input', broken, '--out', join(dir, 'broken.txt')]).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((error as BridgeError).message).toBe(`Input file ${broken}: invalid JSON at line 3, column 46: expected ',' or '}'.`);
+  });
+
+  it('a missing input file', async () => {
+    const missing = join(dir, 'missing.ndjson');
+    await expect(runMap(['--input', missing, '--out', join(dir, 'missing.txt')])).rejects.toThrow(`Input file ${missing} cannot be read (ENOENT); check the path.`);
+  });
+
+  it('refuses a line that is not an AuditEvent or Bundle', async () => {
+    const wrong = ndjson('wrong.ndjson', [resources.find((resource) => resource.resourceType === 'Patient')]);
+    await expect(runMap(['--input', wrong, '--out', join(dir, 'wrong.txt')])).rejects.toThrow(
+      `Input file ${wrong}, line 1: expected an AuditEvent or a Bundle, got Patient.`,
+    );
+  });
+
+  it('--mapping and --schema cannot be combined', async () => {
+    await expect(runMap(['--input', input, '--out', join(dir, 'x.txt'), '--mapping', 'a.json', '--schema', 'epic'])).rejects.toThrow(/cannot be used with/);
+  });
+});

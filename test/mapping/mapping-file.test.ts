@@ -1,0 +1,158 @@
+/**
+ * Mapping files: the built-in ones, `extends`, the JSON Schema, and every way a file can be wrong. Each error is a
+ * BRG_ERR_MAPPING_INVALID naming the file, and the column and expression when there is one.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
+import { builtinMappingPath, createSerializer, loadMapping, mappingJsonSchema, SCHEMA_COLUMNS } from '../../src/mapping/index.js';
+import { builtinSpec, compileSpec, repoRoot } from './support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'bridge-mapping-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function writeMapping(name: string, content: string | object): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
+  return path;
+}
+
+function errorOf(run: () => unknown): BridgeError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof BridgeError) return error;
+    throw error;
+  }
+  throw new Error('expected a BridgeError');
+}
+
+/** The epic built-in with one column replaced. */
+function epicWith(column: string, change: Record<string, unknown>): Record<string, unknown> {
+  const spec = builtinSpec('epic');
+  return { ...spec, columns: spec.columns.map((entry) => (entry.name === column ? { ...entry, ...change } : entry)) };
+}
+
+describe('built-in mappings', () => {
+  it('list every schema column in the documented order with the documented mandatory flags', () => {
+    expect(SCHEMA_COLUMNS.epic.filter((column) => column.mandatory).map((column) => column.name)).toEqual([
+      'ACCESS_LOG.ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME', 'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1',
+      'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_BTG_REASON.NAME', 'EMP.SYSTEM_LOGIN',
+    ]);
+    for (const schema of ['epic', 'healthcare'] as const) {
+      const mapping = loadMapping(builtinMappingPath(schema));
+      expect(mapping.columns).toEqual(SCHEMA_COLUMNS[schema].map(({ name, mandatory }) => ({ name, label: name, mandatory })));
+      expect(builtinSpec(schema).columns.map((column) => column.name)).toEqual(SCHEMA_COLUMNS[schema].map((column) => column.name));
+    }
+    expect(SCHEMA_COLUMNS.epic).toHaveLength(22);
+    expect(SCHEMA_COLUMNS.healthcare).toHaveLength(23);
+  });
+
+  it('headers: every column, tab-separated by default', () => {
+    expect(createSerializer(loadMapping(builtinMappingPath('healthcare'))).headerLine()).toBe(
+      'Creation Time\tEvent Name\tWorkstation Id\tEvent Section\tEvent Category\tPatient Reg Id\tPatient First Name\tPatient Middle Name\t' +
+        'Patient Last Name\tPatient Address Line 1\tPatient Address Line 2\tPatient City\tPatient Zip Code\tPatient State\tPatient Country\t' +
+        'Patient Department\tRestricted Access Reason\tRestricted Access Comment\tEmail Address (UPN) or SamAccountName\tEmployee User Name\t' +
+        'Employee Id\tEmployee Last Name\tEmployee First Name',
+    );
+  });
+
+  it('mappings/mapping.schema.json is the generated JSON Schema', () => {
+    const checkedIn: unknown = JSON.parse(readFileSync(join(repoRoot, 'mappings/mapping.schema.json'), 'utf8'));
+    expect(checkedIn).toEqual(mappingJsonSchema());
+  });
+});
+
+describe('extends', () => {
+  it('overrides a label, an expression list and an option; the rest comes from the built-in file', () => {
+    const path = writeMapping('site.json', {
+      extends: 'epic',
+      delimiter: 'pipe',
+      options: { loginSystems: ['urn:oid:1.2.3'] },
+      columns: [{ name: 'ACCESS_LOG.ACCESS_TIME', label: 'ACCESS_TIME' }, { name: 'CLARITY_DEP.DEPARTMENT_NAME', expressions: ["'Main campus'"] }],
+    });
+    const mapping = loadMapping(path);
+    expect(mapping).toMatchObject({ schema: 'epic', source: path, delimiter: 'pipe', strict: false });
+    expect(mapping.columns[0]).toEqual({ name: 'ACCESS_LOG.ACCESS_TIME', label: 'ACCESS_TIME', mandatory: true });
+    expect(createSerializer(mapping).headerLine().split('|').slice(0, 2)).toEqual(['ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME']);
+  });
+
+  it('rejects a schema that contradicts extends, and extends in compileMapping', () => {
+    const path = writeMapping('contradict.json', { extends: 'epic', schema: 'healthcare', columns: [] });
+    expect(errorOf(() => loadMapping(path)).message).toContain('contradicts "extends": "epic"');
+    expect(errorOf(() => compileSpec({ extends: 'epic', columns: [] })).message).toContain('"extends" is resolved by loadMapping');
+  });
+});
+
+describe('invalid mapping files', () => {
+  it('invalid JSON: file, line and column, without quoting the content', () => {
+    const path = writeMapping('broken.json', '{\n  "schema": "epic",\n  "columns": [ { "name": "X", } ]\n}\n');
+    const error = errorOf(() => loadMapping(path));
+    expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(error.message).toBe(`Mapping file ${path}: invalid JSON at line 3, column 31: expected a property name in double quotes.`);
+    expect(error.details).toEqual({ file: path, line: 3, column: 31 });
+  });
+
+  it('a missing file', () => {
+    const error = errorOf(() => loadMapping(join(dir, 'nope.json')));
+    expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(error.message).toContain('nope.json cannot be read (ENOENT)');
+  });
+
+  it('an unknown column, naming it', () => {
+    const spec = builtinSpec('epic');
+    spec.columns.push({ name: 'PATIENT.SHOE_SIZE', expressions: ['%patient.id'] });
+    const error = errorOf(() => loadMapping(writeMapping('unknown-column.json', spec)));
+    expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(error.message).toMatch(/^Mapping file .*unknown-column\.json: unknown column "PATIENT\.SHOE_SIZE"; this schema's columns are: ACCESS_LOG\.ACCESS_TIME, /);
+    expect(error.details).toMatchObject({ column: 'PATIENT.SHOE_SIZE' });
+  });
+
+  it('a missing column', () => {
+    const spec = builtinSpec('healthcare');
+    spec.columns = spec.columns.filter((column) => column.name !== 'Patient City');
+    expect(errorOf(() => compileSpec(spec)).message).toBe('Mapping file test-mapping.json: missing columns: Patient City (every schema column needs an entry; or use "extends").');
+  });
+
+  it('an expression that does not parse: file, column and expression', () => {
+    const error = errorOf(() => loadMapping(writeMapping('bad-expression.json', epicWith('PATIENT.CITY', { expressions: ['%address.city.where('] }))));
+    expect(error.message).toMatch(/^Mapping file .*bad-expression\.json, column "PATIENT\.CITY": expression `%address\.city\.where\(` does not parse: /);
+    expect(error.details).toMatchObject({ column: 'PATIENT.CITY', expression: '%address.city.where(' });
+  });
+
+  it('an unknown variable and an unknown function', () => {
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ['%adress.city'] }))).message).toBe(
+      'Mapping file test-mapping.json, column "PATIENT.CITY": expression `%adress.city` uses the unknown variable %adress.',
+    );
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ['%address.city.titleCase()'] }))).message).toBe(
+      'Mapping file test-mapping.json, column "PATIENT.CITY": expression `%address.city.titleCase()` fails on an empty event: Not implemented: titleCase.',
+    );
+  });
+
+  it('an unknown built-in, naming the column and the entry', () => {
+    const error = errorOf(() => compileSpec(epicWith('PATIENT.ZIP', { expressions: [{ builtin: 'zipPlus4' }] })));
+    expect(error.message).toMatch(/^Mapping file test-mapping\.json: column "PATIENT\.ZIP", expression \{"builtin":"zipPlus4"\}: Invalid option: expected one of "eventTime"/);
+    expect(error.details).toEqual({ file: 'test-mapping.json', column: 'PATIENT.ZIP', expression: '{"builtin":"zipPlus4"}' });
+  });
+
+  it('a mandatory column marked optional', () => {
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.ZIP', { mandatory: false }))).message).toContain(
+      'column "PATIENT.ZIP" is mandatory in the Purview schema and cannot be marked optional',
+    );
+  });
+
+  it('csv for the epic schema, in the file or as an override', () => {
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'csv' })).message).toContain('delimiter "csv" is only allowed for the healthcare schema');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { delimiter: 'csv' })).code).toBe('BRG_ERR_MAPPING_INVALID');
+  });
+
+  it('an unknown time zone, a bad time format, a bad login regex, an option shadowing a variable', () => {
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { timeFormat: 'local:Mars/Olympus_Mons' })).message).toContain('timeFormat "local:Mars/Olympus_Mons"');
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), timeFormat: 'unix' })).message).toContain('expected iso-utc, iso-offset or local:<IANA zone>');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { loginRegex: '([a-z' } })).message).toContain('option "loginRegex" is not a valid regular expression');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { patient: 'x' } })).message).toContain('option "patient" is not a usable variable name');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { btgCodes: 'BTG' } })).message).toContain('option "btgCodes"');
+  });
+});

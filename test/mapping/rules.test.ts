@@ -1,0 +1,133 @@
+/**
+ * The column rules one at a time: login sources and their order (§7), break-the-glass (§6), and what the pull is
+ * asked to prefetch (collectReferences).
+ */
+import type { AuditEvent, AuditEventAgent, Practitioner } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
+import { collectReferences, mapEvent, type CompiledMapping, type MappingOverrides } from '../../src/mapping/index.js';
+import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, lookupOf, readFixture } from './support.js';
+
+const AR = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
+const BALP_OTHER_ID = 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/ihe-otherId';
+const f001 = readFixture<Practitioner>('hl7-r4', 'Practitioner-f001.json');
+const lookup = lookupOf(hl7Resources());
+
+/** A Patient/example read by one agent; `agent` replaces the requestor's fields. */
+function read(agent: Partial<AuditEventAgent>, extra: Partial<AuditEvent> = {}): AuditEvent {
+  return {
+    resourceType: 'AuditEvent', id: 'ae-1', recorded: '2020-05-01T10:00:00Z', action: 'R',
+    type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
+    source: { observer: { display: 'EHR' } },
+    agent: [{ requestor: true, ...agent }],
+    entity: [{ what: { reference: 'Patient/example' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+    ...extra,
+  };
+}
+
+function cell(event: AuditEvent, column: string, overrides: MappingOverrides = {}): string | undefined {
+  const mapping: CompiledMapping = builtinMapping('epic', overrides);
+  const result = mapEvent(event, mapping, lookup);
+  const index = mapping.columns.findIndex((entry) => entry.name === column);
+  return result.rows[0]?.[index] ?? result.rejects[0]?.reason;
+}
+
+describe('employee login (§7): first source that has one; never a display name', () => {
+  const login = (agent: Partial<AuditEventAgent>, overrides: MappingOverrides = {}): string | undefined => cell(read(agent), 'EMP.SYSTEM_LOGIN', overrides);
+
+  it('a UPN-shaped altId comes first', () => {
+    expect(login({ altId: 'adam.careful@acme.org', who: { reference: 'Practitioner/f001' } })).toBe('adam.careful@acme.org');
+  });
+
+  it('then who.identifier in a login system', () => {
+    const options = { loginSystems: ['urn:ad:sam'] };
+    expect(login({ altId: '6580', who: { identifier: { system: 'urn:ad:sam', value: 'ACME\\acareful' } } }, { options })).toBe('ACME\\acareful');
+  });
+
+  it('then the BALP otherId extension in a login system', () => {
+    const options = { loginSystems: ['urn:ad:upn'] };
+    const agent = { extension: [{ url: BALP_OTHER_ID, valueIdentifier: { system: 'urn:ad:upn', value: 'acareful@acme.org' } }] };
+    expect(login(agent, { options })).toBe('acareful@acme.org');
+  });
+
+  it("then the user's work e-mail, then the user's identifier in a login system", () => {
+    expect(login({ altId: '6580', who: { reference: 'Practitioner/f001' } })).toBe('E.M.vandenbroek@bmc.nl');
+    const options = { loginSystems: ['http://www.acme.org/practitioners'] };
+    expect(login({ who: { reference: 'Practitioner/example' } }, { options })).toBe('23');
+  });
+
+  it('an e-mail that ended before the event is not used', () => {
+    const moved: Practitioner = { ...f001, id: 'moved', telecom: [{ system: 'email', use: 'work', value: 'old@bmc.nl', period: { end: '2019' } }] };
+    const event = read({ who: { reference: 'Practitioner/moved' } });
+    expect(mapEvent(event, builtinMapping('epic'), lookupOf([...hl7Resources(), moved])).rejects[0]?.reason).toBe('missing-employee-login');
+  });
+
+  it('rejects the row rather than use a name or display, however login-like', () => {
+    expect(login({ name: 'adam@acme.org', who: { display: 'adam@acme.org' } })).toBe('missing-employee-login');
+  });
+});
+
+describe('break-the-glass (§6)', () => {
+  const btg = (coding: Record<string, string>, text?: string) => ({ coding: [{ system: AR, ...coding }], ...(text ? { text } : {}) });
+  const both = (event: AuditEvent, overrides: MappingOverrides = {}): Array<string | undefined> => [
+    cell(event, 'ZC_BTG_REASON.NAME', { ...overrides, options: { loginRegex: '.', ...overrides.options } }),
+    cell(event, 'PAT_BTG_AUDIT.BTG_EXPLANATION', { ...overrides, options: { loginRegex: '.', ...overrides.options } }),
+  ];
+
+  it('no BTG: both cells empty (empty is the normal value, no placeholder)', () => {
+    expect(both(read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'TREAT', display: 'treatment' })] }))).toEqual(['', '']);
+    expect(both(read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'ERTREAT' })] }))).toEqual(['', '']);
+  });
+
+  it('the agent-level purpose of use comes first; the sibling purpose is the reason, the BTG text the comment', () => {
+    const event = read(
+      { altId: 'a', purposeOfUse: [btg({ code: 'BTG', display: 'break the glass' }, 'Unconscious in ED')] },
+      { purposeOfEvent: [btg({ code: 'TREAT', display: 'treatment' })] },
+    );
+    expect(both(event)).toEqual(['treatment', 'Unconscious in ED']);
+  });
+
+  it('a bare BTG code: its display, else the one permitted stand-in', () => {
+    expect(both(read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'BTG', display: 'break the glass' })] }))).toEqual(['break the glass', '']);
+    expect(both(read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'BTG' })] }))).toEqual(['Emergency Override', '']);
+  });
+
+  it('configured codes and a justification carried in entity.detail (base64)', () => {
+    const event = read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'ETREAT', display: 'emergency treatment' })] });
+    event.entity = [{ ...event.entity?.[0], detail: [{ type: 'justification', valueBase64Binary: Buffer.from('Patient crashed; no time to ask').toString('base64') }] }];
+    expect(both(event)).toEqual(['', '']);
+    expect(both(event, { options: { btgCodes: ['BTG', 'ETREAT'], btgDetailTypes: ['justification'] } })).toEqual(['emergency treatment', 'Patient crashed; no time to ask']);
+  });
+});
+
+describe('collectReferences: what the pull must prefetch', () => {
+  const mapping = builtinMapping('epic');
+
+  it('example-disclosure: the patient once, the agents, the requestor by identifier, the requestor location', () => {
+    expect(collectReferences(auditEvent('hl7-r4', 'AuditEvent-example-disclosure.json'), mapping)).toEqual({
+      keys: ['Patient/example', 'Practitioner/example', 'Location/1'],
+      identifiers: [{ type: 'Practitioner', value: 'SomeIdiot@nowhere' }],
+    });
+  });
+
+  it('example-pixQuery: the patient by its CX identifier, the human requestor by identifier', () => {
+    expect(collectReferences(auditEvent('hl7-r4', 'AuditEvent-example-pixQuery.json'), mapping)).toEqual({
+      keys: [],
+      identifiers: [
+        { type: 'Patient', system: 'urn:oid:2.16.840.1.113883.4.2', value: 'e3cdfc81a0d24bd' },
+        { type: 'Practitioner', value: '95' },
+      ],
+    });
+  });
+
+  it('absolute and versioned references are normalised; encounters only when a column needs the department', () => {
+    const event = read({ who: { reference: 'https://ehr.example.org/fhir/PractitionerRole/r1/_history/2' } });
+    event.entity = [...(event.entity ?? []), { what: { reference: 'Encounter/e9' } }];
+    expect(collectReferences(event, mapping).keys).toEqual(['Patient/example', 'PractitionerRole/r1', 'Encounter/e9']);
+    const spec = builtinSpec('epic');
+    const fixedDepartment = compileSpec({
+      ...spec,
+      columns: spec.columns.map((column) => (column.name === 'CLARITY_DEP.DEPARTMENT_NAME' ? { ...column, expressions: ["'Main campus'"] } : column)),
+    });
+    expect(collectReferences(event, fixedDepartment).keys).toEqual(['Patient/example', 'PractitionerRole/r1']);
+  });
+});
