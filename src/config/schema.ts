@@ -52,6 +52,10 @@ const mappingSchema = z
     delimiter: z.enum(['tab', 'pipe', 'csv']).optional().describe('Overrides the mapping file delimiter (csv only for healthcare).'),
     strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell.'),
     timeFormat: z.string().optional().describe('iso-utc | iso-offset | local:<IANA zone>.'),
+    options: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe('Site options merged over the mapping file\'s (e.g. mrnSystems, loginSystems, userIdSystems, btgCodes); checked by the mapping compiler.'),
   })
   .strict();
 

@@ -19,6 +19,7 @@ import { createMemoryBackend } from './fhir-backend.js';
 import { startFhirServer, type SandboxFhirServer } from './fhir-server.js';
 import { generateDataset, type GeneratedDataset, type GeneratorOptions } from './generator.js';
 import { createGeneratedBackend } from './generated-backend.js';
+import { SANDBOX_IDS } from './epic-ids.js';
 
 export interface SandboxOptions {
   /** Where the sandbox writes its client key, CA, secret and config. Created 0700. */
@@ -29,6 +30,8 @@ export interface SandboxOptions {
   readonly listAuditEvent?: boolean;
   readonly clock?: Clock;
   readonly smartTokenLifetimeSec?: number;
+  /** 'count' keeps only row counts in the ingestion emulator, so multi-million-row benchmarks stay flat in memory. */
+  readonly ingestRecord?: 'rows' | 'count';
 }
 
 export interface Sandbox {
@@ -78,7 +81,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const entra = await startEntraEmulator({ ...clockOption, tls });
   const secret = randomBytes(24).toString('base64url');
   entra.registerApp({ tenantId: ids.tenantId, appId: ids.appId, secret });
-  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls });
+  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls, record: options.ingestRecord ?? 'rows' });
   ingest.registerJob(ids.jobId, ids.appId);
 
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
@@ -123,7 +126,8 @@ function sandboxConfig(p: ConfigParts): ConfigInput {
         name: 'sandbox',
         fhir: { baseUrl: p.fhir.baseUrl, settleMinutes: 0, overlapMinutes: 15 },
         smart: { clientId: p.ids.clientId, tokenUrl: p.auth.tokenUrl, keysDir: p.keysDir },
-        mapping: { schema: 'epic' },
+        // Site options a real Epic organisation would set for its own identifier systems.
+        mapping: { schema: 'epic', options: { mrnSystems: [SANDBOX_IDS.mrnSystem], loginSystems: [SANDBOX_IDS.empSystem], userIdSystems: [SANDBOX_IDS.serSystem] } },
         purview: {
           authorityHost: p.entra.authorityHost, ingestionBase: p.ingest.baseUrl, caFile: p.caFile,
           tenantId: p.ids.tenantId, appId: p.ids.appId, jobId: p.ids.jobId, secret: { file: p.secretFile },

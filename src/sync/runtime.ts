@@ -43,6 +43,7 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
     ...(m.delimiter ? { delimiter: m.delimiter } : {}),
     ...(m.strict !== undefined ? { strict: m.strict } : {}),
     ...(m.timeFormat ? { timeFormat: m.timeFormat } : {}),
+    ...(m.options ? { options: { ...m.options } } : {}),
   };
   return loadMapping(m.file ?? builtinMappingPath(m.schema), overrides);
 }

@@ -1,4 +1,4 @@
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { startSandbox, type SandboxOptions } from '../../sandbox/index.js';
 import type { CliContext } from '../context.js';
@@ -9,7 +9,8 @@ interface SandboxFlags {
   events: string;
   patients: string;
   practitioners: string;
-  noAuditEvent?: boolean;
+  auditEvent?: boolean;
+  backend?: 'memory' | 'generated';
 }
 
 /** Parses a positive integer flag with a message naming the flag. */
@@ -28,7 +29,8 @@ export function sandboxOptionsFrom(flags: SandboxFlags): SandboxOptions {
       patients: intFlag('patients', flags.patients),
       practitioners: intFlag('practitioners', flags.practitioners),
     },
-    ...(flags.noAuditEvent ? { listAuditEvent: false } : {}),
+    ...(flags.auditEvent === false ? { listAuditEvent: false } : {}),
+    ...(flags.backend ? { backend: flags.backend } : {}),
   };
 }
 
@@ -45,6 +47,7 @@ export function sandboxCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('sandbox'), 'state/sandbox')
     .description('Start the offline sandbox (Epic-like SMART + FHIR, Entra ID, Purview ingestion) and print its URLs and a config to sync against it.')
     .option('--no-audit-event', 'imitate Epic\'s public server: /metadata lists no AuditEvent')
+    .addOption(new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices(['memory', 'generated']))
     .action(async (flags: SandboxFlags) => {
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));
       const window = sandbox.dataset.options;
