@@ -6,6 +6,8 @@ export interface CliContext {
   readonly print: (line: string) => void;
   readonly clock: Clock;
   readonly stdout: NodeJS.WriteStream;
-  /** Aborted on SIGINT/SIGTERM. */
+  /** Aborted on the second SIGINT/SIGTERM: stop at once. */
   readonly signal: AbortSignal;
+  /** Aborted on the first SIGINT/SIGTERM: finish the block in flight, then stop at that checkpoint. */
+  readonly stopSignal: AbortSignal;
 }

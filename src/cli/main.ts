@@ -6,14 +6,16 @@ import { ERROR_CODES, toBridgeError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { buildProgram } from './program.js';
 
-const controller = new AbortController();
+const stop = new AbortController();
+const abort = new AbortController();
 let interrupts = 0;
 for (const name of ['SIGINT', 'SIGTERM'] as const) {
   process.on(name, () => {
     interrupts += 1;
-    // The first signal stops cleanly at the next checkpoint; a second one exits at once.
-    if (interrupts > 1) process.exit(130);
-    controller.abort();
+    // First signal: finish the block in flight and stop at that checkpoint. Second: abort now. Third: exit.
+    if (interrupts === 1) stop.abort();
+    else if (interrupts === 2) abort.abort();
+    else process.exit(130);
   });
 }
 
@@ -22,7 +24,8 @@ const ctx: CliContext = {
   print: (line) => process.stdout.write(line + '\n'),
   clock: systemClock,
   stdout: process.stdout,
-  signal: controller.signal,
+  signal: abort.signal,
+  stopSignal: stop.signal,
 };
 
 try {

@@ -14,18 +14,19 @@ export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
   start(connector: string, options: { trigger: RunTrigger; since?: string; until?: string }): Promise<string>;
   isRunning(connector: string): boolean;
-  /** Waits for every in-flight run to end, aborting them if `graceMs` passes first. */
+  /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`. */
   drain(graceMs: number): Promise<void>;
 }
 
 export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunner {
-  const inFlight = new Map<string, { done: Promise<void>; controller: AbortController }>();
+  const inFlight = new Map<string, { done: Promise<void>; stop: AbortController; abort: AbortController }>();
   return {
     start(connector, options) {
       if (inFlight.has(connector)) {
         return Promise.reject(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `A sync of connector "${connector}" is already running.`, { details: { connector } }));
       }
-      const controller = new AbortController();
+      const stop = new AbortController();
+      const abort = new AbortController();
       let reportId: (id: string) => void = () => undefined;
       let reportFailure: (error: unknown) => void = () => undefined;
       const runId = new Promise<string>((resolve, reject) => {
@@ -34,7 +35,8 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
       });
       const done = sync(connector, {
         trigger: options.trigger,
-        signal: controller.signal,
+        signal: abort.signal,
+        stopSignal: stop.signal,
         onRunId: reportId,
         ...(options.since ? { since: options.since } : {}),
         ...(options.until ? { until: options.until } : {}),
@@ -46,11 +48,13 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
           logger.error({ connector, code }, 'sync failed');
         })
         .finally(() => inFlight.delete(connector));
-      inFlight.set(connector, { done, controller });
+      inFlight.set(connector, { done, stop, abort });
       return runId;
     },
     isRunning: (connector) => inFlight.has(connector),
     async drain(graceMs) {
+      // Ask every run to stop after its block in flight; abort whatever is still running when the grace period ends.
+      for (const run of inFlight.values()) run.stop.abort();
       const all = Promise.all([...inFlight.values()].map((run) => run.done));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
@@ -59,7 +63,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
       const outcome = await Promise.race([all.then(() => 'done' as const), timeout]);
       clearTimeout(timer);
       if (outcome === 'timeout') {
-        for (const run of inFlight.values()) run.controller.abort();
+        for (const run of inFlight.values()) run.abort.abort();
         await all;
       }
     },

@@ -47,6 +47,11 @@ export interface SyncRequest {
   /** Write the connector file here and push nothing; the watermark does not move. */
   readonly dryRunOut?: string;
   readonly signal?: AbortSignal;
+  /**
+   * Graceful stop (first SIGTERM, service shutdown): the pull stops at the next page, the push after the block in
+   * flight is acknowledged; the run stays resumable. `signal` aborts at once.
+   */
+  readonly stopSignal?: AbortSignal;
   /** Called with the run id as soon as the run is recorded (the HTTP trigger answers 202 with it). */
   readonly onRunId?: (runId: string) => void;
 }
@@ -66,7 +71,8 @@ export interface SyncSummary {
 }
 
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
-  const resumed = await resumeUnfinished(deps, request.signal);
+  const resumed = await resumeUnfinished(deps, request);
+  throwIfStopped(request.stopSignal);
   const window = computeWindow(deps.clock.now(), deps.store.getWatermark(deps.connector), deps.window, request);
   const run = startRun(deps, window, request);
   request.onRunId?.(run.id);
@@ -78,7 +84,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     }
     deps.store.updateRun(run.id, { state: 'pushing', counts: pulled.counts, spoolPath: pulled.spoolPath, rejectsPath: pulled.rejectsPath });
     deps.store.stageSeenEvents(run.id, pulled.seen);
-    const pushed = await pushRun(deps, { ...run, spoolPath: pulled.spoolPath }, pulled.counts, request.signal);
+    const pushed = await pushRun(deps, { ...run, spoolPath: pulled.spoolPath }, pulled.counts, request);
     completeWithWatermark(deps, run, pushed.counts);
     removeFiles(deps, pulled.spoolPath, pulled.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
@@ -119,6 +125,7 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
   try {
     await spool.write([serializer.headerLine()]);
     for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
+      throwIfStopped(request.stopSignal);
       const fresh = dropAlreadyPushed(deps, page, window, result.counts);
       await resolver.prefetch(mergeRequests(fresh.map((event) => collectReferences(event, deps.mapping))), request.signal);
       await mapPage(deps, run.id, fresh, resolver, { spool, rejects, serializer }, result);
@@ -182,7 +189,7 @@ async function mapPage(
 }
 
 async function pushRun(
-  deps: SyncDeps, run: RunRecord & { spoolPath: string }, counts: RunCounts, signal?: AbortSignal,
+  deps: SyncDeps, run: RunRecord & { spoolPath: string }, counts: RunCounts, stops: Stops,
 ): Promise<{ counts: RunCounts; possiblyDuplicated: number[] }> {
   if (counts.rows === 0) return { counts, possiblyDuplicated: [] };
   const report = await pushSpoolFile({
@@ -191,7 +198,8 @@ async function pushRun(
     ledger: deps.store,
     clock: deps.clock,
     logger: deps.logger,
-    ...(signal ? { signal } : {}),
+    ...(stops.signal ? { signal: stops.signal } : {}),
+    ...(stops.stopSignal ? { stopAfterBlock: stops.stopSignal } : {}),
     onEvent: (event) => forwardPushEvent(deps.events, run.id, event),
   });
   return {
@@ -225,7 +233,7 @@ function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): 
  * A run left in 'pushing' has a complete spool: push what Purview has not acknowledged, then complete it. A run left in
  * 'running' died while pulling: its partial spool is discarded and, the watermark not having moved, its window is pulled again.
  */
-async function resumeUnfinished(deps: SyncDeps, signal?: AbortSignal): Promise<SyncSummary | undefined> {
+async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
   const run = deps.store.findUnfinishedRun(deps.connector);
   if (!run) return undefined;
   if (run.state === 'running' || !run.spoolPath || !existsSync(run.spoolPath)) {
@@ -239,7 +247,7 @@ async function resumeUnfinished(deps: SyncDeps, signal?: AbortSignal): Promise<S
   deps.logger.info({ runId: run.id, connector: deps.connector }, 'resuming the push of an unfinished run');
   deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, resumedFrom: run.id, dryRun: false });
   try {
-    const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, signal);
+    const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeWithWatermark(deps, run, pushed.counts);
     removeFiles(deps, run.spoolPath, run.rejectsPath);
     const summary: PullResult = { counts: pushed.counts, spoolPath: run.spoolPath, rejectsPath: run.rejectsPath ?? '', seen: [], skipReasons: {}, rejectReasons: {} };
@@ -278,6 +286,12 @@ function recordFailure(deps: SyncDeps, runId: string, error: unknown): BridgeErr
   if (!keepForResume && run && !run.dryRun) removeFiles(deps, run.spoolPath, run.rejectsPath);
   deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   return bridgeError;
+}
+
+type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
+
+function throwIfStopped(stopSignal: AbortSignal | undefined): void {
+  if (stopSignal?.aborted) throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
 }
 
 function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {

@@ -53,7 +53,7 @@ describe('loadConfig', () => {
   });
 
   it('lists every bad key with the value and the expected form', () => {
-    const bad = structuredClone(minimal) as { connectors: Array<Record<string, Record<string, unknown>>> };
+    const bad = structuredClone(minimal) as unknown as { connectors: Array<Record<string, Record<string, unknown>>> };
     const connector = bad.connectors[0] as Record<string, Record<string, unknown>>;
     (connector['fhir'] as Record<string, unknown>)['baseUrl'] = 'not a url';
     (connector['fhir'] as Record<string, unknown>)['concurrency'] = 0;
@@ -64,7 +64,7 @@ describe('loadConfig', () => {
   });
 
   it('never echoes a value under a secret-like key', () => {
-    const bad = structuredClone(minimal) as { connectors: Array<{ purview: Record<string, unknown> }> };
+    const bad = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown> }> };
     (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';
     const error = thrown(() => loadConfig({ base: bad, env: {} }));
     expect(error.message).toContain('connectors.0.purview.secret: got [not shown]');
@@ -80,7 +80,7 @@ describe('loadConfig', () => {
   });
 
   it('requires a Purview secret or certificate and unique connector names', () => {
-    const noCredential = structuredClone(minimal) as { connectors: Array<{ purview: Record<string, unknown>; name: string }> };
+    const noCredential = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown>; name: string }> };
     delete (noCredential.connectors[0] as { purview: Record<string, unknown> }).purview['secret'];
     expect(thrown(() => loadConfig({ base: noCredential, env: {} })).message).toContain('one of purview.secret or purview.certificate is required');
     const twice = { connectors: [minimal.connectors[0], minimal.connectors[0]] };

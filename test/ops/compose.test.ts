@@ -11,7 +11,7 @@ const root = resolve(import.meta.dirname, '../..');
 interface Service { profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[]; environment?: Record<string, string>; network_mode?: string; depends_on?: string[] }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
-const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal });
+const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
 
 /** Checks a `bridge …` argv against the real command tree: the subcommand and every long flag must exist. */
 function assertBridgeArgs(args: readonly string[]): void {

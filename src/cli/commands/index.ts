@@ -6,6 +6,7 @@ import { keysCommand } from './keys.js';
 import { mapCommand } from './map.js';
 import { pushCommand } from './push.js';
 import { serveCommand, tokenCommand } from './serve.js';
+import { doctorCommand } from './doctor.js';
 
 export function extraCommands(ctx: CliContext): Command[] {
   return [
@@ -13,6 +14,7 @@ export function extraCommands(ctx: CliContext): Command[] {
     mapCommand({ print: ctx.print }),
     pushCommand({ print: ctx.print, env: ctx.env, openLedger: (stateDir) => openStateStore(stateDir, ctx.clock) }),
     serveCommand(ctx),
+    doctorCommand(ctx),
     tokenCommand(ctx, process.stdin),
   ];
 }

@@ -32,6 +32,7 @@ export async function syncOnce(ctx: CliContext, config: Config, connector: Conne
     return await runSync(deps, {
       trigger: 'cli',
       signal: ctx.signal,
+      stopSignal: ctx.stopSignal,
       ...(invocation.since ? { since: invocation.since } : {}),
       ...(invocation.until ? { until: invocation.until } : {}),
       ...(invocation.dryRunOut ? { dryRunOut: invocation.dryRunOut } : {}),

@@ -59,7 +59,7 @@ export function sandboxCommand(ctx: CliContext): Command {
       ctx.print(`Config written to ${sandbox.configPath} (secrets in 0600 files beside it). In another terminal:`);
       ctx.print(`  npx bridge sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);
       ctx.print('Ctrl-C stops the sandbox.');
-      await new Promise<void>((done) => ctx.signal.addEventListener('abort', () => done(), { once: true }));
+      await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
       await sandbox.close();
     });
 }

@@ -15,7 +15,7 @@ export function serveCommand(ctx: CliContext): Command {
       const logger = createLogger({ level: config.logLevel });
       const service = await startService({ config, env: ctx.env, clock: ctx.clock, logger, schedules: flags.schedules });
       ctx.print(`listening on ${service.url}`);
-      await new Promise<void>((done) => ctx.signal.addEventListener('abort', () => done(), { once: true }));
+      await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
       logger.info('shutting down: no new requests; waiting for the in-flight run to reach a checkpoint');
       await service.close();
     });

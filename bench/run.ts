@@ -1,0 +1,66 @@
+/**
+ * `npm run bench [-- --quick]`: the whole pipeline's speed and memory, each figure next to a baseline measured in the
+ * same run on the same machine. Writes bench/results.md (table) and bench/results.json (fixed keys).
+ */
+import { writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { runTransformBench } from './transform.js';
+import { runPushBench } from './push.js';
+import { runE2eBench, type E2eResult } from './e2e.js';
+
+const quick = process.argv.includes('--quick');
+const sizes = quick
+  ? { transformEvents: 50_000, pushRows: 200_000, e2e: { events: 100_000, patients: 5_000, practitioners: 500 }, scale: [50_000, 500_000] as const }
+  : { transformEvents: 300_000, pushRows: 1_000_000, e2e: { events: 1_000_000, patients: 50_000, practitioners: 5_000 }, scale: [500_000, 5_000_000] as const };
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+log(`transform: ${sizes.transformEvents} events`);
+const transform = await runTransformBench({ events: sizes.transformEvents });
+log(`push: ${sizes.pushRows} rows`);
+const push = await runPushBench({ rows: sizes.pushRows, blockRows: 100_000 });
+log(`end to end: ${sizes.e2e.events} events`);
+const e2e = await runE2eBench(sizes.e2e);
+const scale: E2eResult[] = [];
+for (const events of sizes.scale) {
+  log(`scale: ${events} events`);
+  scale.push(events === sizes.e2e.events ? e2e : await runE2eBench({ events, patients: Math.max(1000, events / 20), practitioners: Math.max(100, events / 200) }));
+}
+const [small, large] = scale as [E2eResult, E2eResult];
+
+const results = {
+  transform_rows_per_s: Math.round(transform.rowsPerSec),
+  transform_vs_json_parse: round(transform.ratio),
+  push_vs_curl: round(push.ratio),
+  e2e_1m_seconds: round(e2e.seconds),
+  e2e_1m_peak_rss_mb: Math.round(e2e.maxRssMb),
+  rss_ratio_5m_vs_500k: round(large.maxRssMb / small.maxRssMb),
+  fhir_requests: e2e.fhirRequests,
+  fhir_request_bound: e2e.fhirRequestBound,
+};
+const rows: Array<[string, string, string, string]> = [
+  ['transform', `${results.transform_rows_per_s.toLocaleString('en-US')} rows/s`, `${results.transform_vs_json_parse}× JSON.parse-only time`, '≥ 100,000 rows/s, ≤ 3×'],
+  ['push', `${Math.round(sizes.pushRows / (push.bridgeMs / 1000)).toLocaleString('en-US')} rows/s`, `${results.push_vs_curl}× curl throughput`, '≥ 0.8×'],
+  ['end to end', `${results.e2e_1m_seconds} s, peak RSS ${results.e2e_1m_peak_rss_mb} MB`, `${e2e.events.toLocaleString('en-US')} events, ${e2e.rows.toLocaleString('en-US')} rows`, '≤ 180 s, ≤ 300 MB (1M events)'],
+  ['scale', `peak RSS ${Math.round(small.maxRssMb)} MB → ${Math.round(large.maxRssMb)} MB`, `${results.rss_ratio_5m_vs_500k}× (${small.rows.toLocaleString('en-US')} → ${large.rows.toLocaleString('en-US')} rows)`, '≤ 1.2×'],
+  ['FHIR requests', `${results.fhir_requests}`, `bound ${results.fhir_request_bound} (S=${e2e.pageSize})`, '≤ bound'],
+];
+const md = [
+  `# Benchmark results${quick ? ' (--quick: reduced sizes)' : ''}`,
+  '',
+  `Machine: ${cpus().length} cores, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}. Ratios are against baselines measured in the same run.`,
+  '',
+  '| stage | figure | ratio / context | goal |',
+  '|---|---|---|---|',
+  ...rows.map((r) => `| ${r.join(' | ')} |`),
+  '',
+].join('\n');
+writeFileSync(new URL('./results.md', import.meta.url), md);
+writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(results, null, 2) + '\n');
+process.stdout.write(md);
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

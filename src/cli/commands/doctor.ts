@@ -1,0 +1,24 @@
+import { Command } from 'commander';
+import { loadConfig } from '../../config/index.js';
+import { formatChecks, runDoctor } from '../../doctor/index.js';
+import { createLogger } from '../../log.js';
+import { findConnector } from '../../sync/runtime.js';
+import type { CliContext } from '../context.js';
+
+export function doctorCommand(ctx: CliContext): Command {
+  return new Command('doctor')
+    .description('Check config, keys, EHR discovery and token, AuditEvent search, Purview token, job id and clock skew; prints the fix for each failure.')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .option('--connector <name>', 'connector to check; default the first')
+    .action(async (flags: { config?: string; connector?: string }) => {
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const results = await runDoctor(
+        { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }) },
+        findConnector(config, flags.connector),
+      );
+      formatChecks(results).forEach((line) => ctx.print(line));
+      const failed = results.filter((r) => r.status === 'fail').length;
+      ctx.print(failed ? `${failed} check(s) failed` : 'all checks passed');
+      if (failed) process.exitCode = 1;
+    });
+}

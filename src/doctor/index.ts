@@ -1,0 +1,124 @@
+/**
+ * `bridge doctor`: a checklist an integration engineer runs before the first sync. Each check passes, fails with
+ * the fix, or is skipped because a check it depends on failed. Nothing here prints a token, secret or PHI.
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../clock.js';
+import type { Config, ConnectorConfig } from '../config/index.js';
+import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createFhirClient } from '../fhir/index.js';
+import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
+import { SyncEvents } from '../sync/events.js';
+import { buildPushTarget, buildSmartTokenSource } from '../sync/runtime.js';
+import type { StateStore } from '../sync/state/index.js';
+
+export type CheckStatus = 'pass' | 'fail' | 'skip';
+
+export interface CheckResult {
+  readonly name: string;
+  readonly status: CheckStatus;
+  readonly detail: string;
+  readonly fix?: string;
+}
+
+export interface DoctorContext {
+  readonly config: Config;
+  readonly env: NodeJS.ProcessEnv;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly fetch?: typeof fetch;
+  /** Largest tolerated difference between our clock and the token server's Date header. Default 60 s. */
+  readonly maxSkewMs?: number;
+}
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export async function runDoctor(context: DoctorContext, connector: ConnectorConfig): Promise<CheckResult[]> {
+  const results: CheckResult[] = [{ name: 'config valid', status: 'pass', detail: `connector "${connector.name}" validated` }];
+  const check = async (name: string, needs: readonly string[], body: () => Promise<string> | string): Promise<void> => {
+    const blocked = needs.find((n) => results.find((r) => r.name === n)?.status !== 'pass');
+    if (blocked) {
+      results.push({ name, status: 'skip', detail: `needs "${blocked}"` });
+      return;
+    }
+    try {
+      results.push({ name, status: 'pass', detail: await body() });
+    } catch (error) {
+      const e = toBridgeError(error);
+      results.push({ name, status: 'fail', detail: `${e.code}: ${e.message}`, fix: ERROR_CODES[e.code].fix });
+    }
+  };
+  const smart = connector.smart;
+  const runtime = { ...context, events: new SyncEvents(), store: unusedStore, newId: () => 'doctor' };
+  let tokenUrl = smart.tokenUrl;
+
+  await check('key files present with safe modes', [], () => keyFilesCheck(smart.keysDir));
+  await check('signing kid published in the JWK Set', ['key files present with safe modes'], async () => {
+    const key = await openKeyStore(smart.keysDir, { logger: context.logger }).activeKey();
+    return `kid ${key.kid} (${key.alg}) is in ${join(smart.keysDir, 'jwks.json')}`;
+  });
+  await check('token endpoint discovered', [], async () => {
+    tokenUrl ??= await discoverTokenUrl(connector.fhir.baseUrl, { clientId: smart.clientId, ...(context.fetch ? { fetch: context.fetch } : {}) });
+    return tokenUrl;
+  });
+  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(context, tokenUrl as string));
+  await check('SMART access token obtained', ['signing kid published in the JWK Set', 'token endpoint discovered'], async () => {
+    await buildSmartTokenSource(runtime, connector).getToken();
+    return 'client_credentials grant succeeded';
+  });
+  await check('/metadata lists AuditEvent search', ['SMART access token obtained'], async () => {
+    const client = createFhirClient({ baseUrl: connector.fhir.baseUrl, tokenSource: buildSmartTokenSource(runtime, connector), clock: context.clock, logger: context.logger });
+    await client.requireAuditEventSearch(connector.fhir.dateParam);
+    return `AuditEvent search by ${connector.fhir.dateParam} is offered`;
+  });
+  await check('Purview job id well-formed', [], () => {
+    if (!GUID.test(connector.purview.jobId)) {
+      throw new BridgeError('BRG_ERR_CONFIG_INVALID', `purview.jobId "${connector.purview.jobId}" is not a GUID; copy it from the connector page in the Purview portal.`);
+    }
+    return 'GUID';
+  });
+  await check('Purview access token obtained', [], async () => {
+    await buildPushTarget(runtime, connector).tokenSource.getToken();
+    return 'Entra ID client_credentials grant succeeded';
+  });
+  return results;
+}
+
+function keyFilesCheck(keysDir: string): string {
+  const { activeKid, keys } = describeKeys(keysDir);
+  if (!activeKid) throw new BridgeError('BRG_ERR_KEY_INVALID', `No active signing key in ${keysDir}; run \`bridge keys generate --alg ES384\`.`);
+  const pem = join(keysDir, `${activeKid}.pem`);
+  const mode = statSync(pem).mode & 0o777;
+  if (mode & 0o077) throw new BridgeError('BRG_ERR_KEY_INVALID', `${pem} has mode ${mode.toString(8)}; run \`chmod 600 ${pem}\`.`);
+  return `${keys.length} key(s), active ${activeKid}, private key mode 600`;
+}
+
+async function skewCheck(context: DoctorContext, tokenUrl: string): Promise<string> {
+  const before = context.clock.now();
+  // Any answer carries a Date header; a GET to a token endpoint is refused harmlessly.
+  const response = await (context.fetch ?? fetch)(tokenUrl, { method: 'GET' });
+  await response.body?.cancel();
+  const serverMs = Date.parse(response.headers.get('date') ?? '');
+  if (Number.isNaN(serverMs)) return 'the token server sent no Date header; skew not measured';
+  const localMs = (before + context.clock.now()) / 2;
+  const skewMs = localMs - serverMs;
+  const limit = context.maxSkewMs ?? 60_000;
+  if (Math.abs(skewMs) > limit) {
+    throw new BridgeError('BRG_ERR_SMART_INVALID_CLIENT', `This host's clock is ${Math.round(skewMs / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead. Sync the clock (NTP).`);
+  }
+  return `${Math.round(skewMs / 1000)} s (limit ±${limit / 1000} s; the Date header has 1 s resolution)`;
+}
+
+/** Doctor builds token sources only; the runtime's store is never touched. */
+const unusedStore = new Proxy({} as StateStore, {
+  get() {
+    throw new Error('bridge doctor does not use the state store');
+  },
+});
+
+export function formatChecks(results: readonly CheckResult[]): string[] {
+  const mark: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' };
+  return results.flatMap((r) => [`${mark[r.status]}  ${r.name}: ${r.detail}`, ...(r.fix ? [`      fix: ${r.fix}`] : [])]);
+}

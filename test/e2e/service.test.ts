@@ -1,0 +1,106 @@
+/** The service over a real loopback listen against the sandbox: auth, validation, 409, 429, run status, metrics. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
+import { systemClock } from '../../src/clock.js';
+import { hashApiToken } from '../../src/server/auth.js';
+import { startService, type Service } from '../../src/server/service.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const TOKEN = 'test-api-token-0123456789';
+let h: SandboxHarness;
+let service: Service;
+
+async function call(path: string, init: RequestInit & { token?: string | null } = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  if (init.token !== null) headers.set('authorization', `Bearer ${init.token ?? TOKEN}`);
+  if (init.body) headers.set('content-type', 'application/json');
+  return fetch(new URL(path, service.url), { ...init, headers });
+}
+
+async function waitForRun(id: string): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 600; i++) {
+    const run = (await (await call(`/v1/runs/${id}`)).json()) as Record<string, unknown>;
+    if (run['state'] === 'completed' || run['state'] === 'failed') return run;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('run did not finish');
+}
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 3, events: 150, patients: 30, practitioners: 6 } });
+  const config = loadConfig({
+    base: h.sandbox.config,
+    env: {},
+    flags: { 'server.port': 0, 'server.apiTokenSha256': [hashApiToken(TOKEN)], 'server.rateLimitMax': 40, 'connectors.0.fhir.initialLookbackHours': 24 * 400 },
+  });
+  service = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: false });
+});
+afterAll(async () => {
+  await service?.close();
+  await h?.close();
+});
+
+describe('bridge serve', () => {
+  it('answers 401 on /v1 without a valid API token, and serves health, readiness and the JWKS without one', async () => {
+    expect((await call('/v1/runs', { token: null })).status).toBe(401);
+    expect((await call('/v1/runs', { token: 'wrong' })).status).toBe(401);
+    expect((await call('/healthz', { token: null })).status).toBe(200);
+    expect((await call('/readyz', { token: null })).status).toBe(200);
+    const jwks = await call('/.well-known/jwks.json', { token: null });
+    expect(jwks.headers.get('cache-control')).toBe('public, max-age=3600');
+    const body = (await jwks.json()) as { keys: Array<Record<string, unknown>> };
+    expect(body.keys.length).toBeGreaterThan(0);
+    for (const key of body.keys) for (const secret of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(key).not.toHaveProperty(secret);
+  });
+
+  it('answers 400 naming the field for a bad body and 404 for an unknown connector', async () => {
+    const bad = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ since: 'last tuesday' }) });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { message: string }).message).toContain('since');
+    const extra = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ sinse: '2026-11-01T00:00:00Z' }) });
+    expect(extra.status).toBe(400);
+    expect((await call('/v1/connectors/nope/syncs', { method: 'POST', body: '{}' })).status).toBe(404);
+  });
+
+  it('starts a run (202), refuses a concurrent one (409), and reports it completed with the right counts', async () => {
+    h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 });
+    const { start, end } = h.sandbox.dataset.options;
+    const first = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ since: start, until: end }) });
+    expect(first.status).toBe(202);
+    const { runId } = (await first.json()) as { runId: string };
+    const second = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ since: start, until: end }) });
+    expect(second.status).toBe(409);
+    expect(((await second.json()) as { code: string }).code).toBe('BRG_ERR_RUN_IN_PROGRESS');
+    const run = await waitForRun(runId);
+    const accepted = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).reduce((n, b) => n + b.rows.length, 0);
+    expect(run).toMatchObject({ state: 'completed', connector: 'sandbox', trigger: 'http' });
+    expect((run['counts'] as Record<string, number>)['events']).toBe(150);
+    expect((run['counts'] as Record<string, number>)['rowsAcked']).toBe(accepted);
+    const list = (await (await call('/v1/runs?connector=sandbox')).json()) as { runs: Array<{ id: string }> };
+    expect(list.runs.map((r) => r.id)).toContain(runId);
+  });
+
+  it('exposes Prometheus metrics for runs, rows, FHIR requests and token refreshes', async () => {
+    const text = await (await call('/metrics', { token: null })).text();
+    expect(text).toMatch(/bridge_runs_total\{connector="sandbox",outcome="completed"\} 1/);
+    expect(text).toMatch(/bridge_events_pulled_total\{connector="sandbox"\} 150/);
+    expect(text).toMatch(/bridge_fhir_requests_total\{resource_type="AuditEvent",status="200"\} \d+/);
+    expect(text).toMatch(/bridge_token_refreshes_total\{side="smart"\} 1/);
+    expect(text).toMatch(/bridge_block_latency_seconds_count\{connector="sandbox"\} [1-9]/);
+  });
+
+  it('publishes an OpenAPI document', async () => {
+    const doc = (await (await call('/docs/json', { token: null })).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/connectors/{name}/syncs', '/v1/runs', '/v1/runs/{id}']));
+  });
+
+  it('rate limits /v1 (429 with retry-after)', async () => {
+    let limited: Response | undefined;
+    for (let i = 0; i < 60 && !limited; i++) {
+      const response = await call('/v1/runs?limit=1');
+      if (response.status === 429) limited = response;
+    }
+    expect(limited?.status).toBe(429);
+    expect(limited?.headers.get('retry-after')).toMatch(/^\d+$/);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * SIGTERM mid-push, then restart: the CLI finishes the block in flight, stops at that checkpoint (exit 130,
+ * BRG_ERR_ABORTED), and the next `bridge sync` resumes the push so every row arrives exactly once.
+ */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const root = resolve(import.meta.dirname, '../..');
+let h: SandboxHarness;
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 21, events: 300, patients: 50, practitioners: 8 } });
+});
+afterAll(async () => h?.close());
+
+function bridge(args: string[], onStdout?: (text: string) => void): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: (signal: NodeJS.Signals) => void } {
+  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
+    cwd: root,
+    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '40', BRIDGE__logLevel: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+    onStdout?.(stdout);
+  });
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveDone) => child.on('close', (code) => resolveDone({ code, stdout, stderr })));
+  return { done, kill: (signal) => child.kill(signal) };
+}
+
+describe('SIGTERM mid-push, then restart', () => {
+  it('stops at a block checkpoint and the rerun delivers every row once', async () => {
+    const { start, end } = h.sandbox.dataset.options;
+    const args = ['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress'];
+    // Slow blocks, so the signal lands while a block is in flight.
+    h.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
+    let signalled = false;
+    const first = bridge(args, (out) => {
+      if (!signalled && /block 0 acknowledged/.test(out)) {
+        signalled = true;
+        first.kill('SIGTERM');
+      }
+    });
+    const stopped = await first.done;
+    expect(signalled).toBe(true);
+    expect(stopped.code).toBe(130);
+    expect(stopped.stderr).toContain('BRG_ERR_ABORTED');
+    const acceptedAfterStop = h.sandbox.ingest.accepted(h.sandbox.ids.jobId);
+    expect(acceptedAfterStop.length).toBeGreaterThanOrEqual(2); // block 0 and the block in flight when the signal came
+    expect(h.withStore((s) => s.findUnfinishedRun('sandbox')?.state)).toBe('pushing');
+
+    h.sandbox.ingest.injectFaults();
+    const rerun = await bridge(args).done;
+    expect(rerun.code, rerun.stderr).toBe(0);
+    expect(rerun.stdout).toMatch(/\(resumed\) run/);
+    const rows = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
+    expect(new Set(rows).size).toBe(rows.length);
+    const resumedRun = h.withStore((s) => s.listRuns({ connector: 'sandbox' })).find((r) => r.state === 'completed' && r.counts.rows > 0);
+    expect(rows.length).toBe(resumedRun?.counts.rows);
+    expect(resumedRun?.counts.possiblyDuplicated).toBe(0);
+  });
+});

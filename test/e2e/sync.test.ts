@@ -1,0 +1,107 @@
+/**
+ * The walking skeleton end to end: SMART token (jose assertion, strict server) → AuditEvent search with paging →
+ * references resolved in batches → Epic-connector rows → sequential blocks → upload with an msal-node token.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Patient, Practitioner } from 'fhir/r4.js';
+import { createSerializer, mapEvent } from '../../src/mapping/index.js';
+import { referenceKey, type ResourceLookup } from '../../src/references.js';
+import { loadConnectorMapping, findConnector } from '../../src/sync/runtime.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9 };
+const BLOCK_ROWS = 64;
+let h: SandboxHarness;
+
+beforeAll(async () => {
+  h = await startHarness({ data: DATA, flags: { 'connectors.0.purview.blockRows': BLOCK_ROWS } });
+});
+afterAll(async () => h?.close());
+
+/** What the rows must be, computed offline from the generator's own resources (no FHIR, no spool, no push). */
+function expectedLines(): { header: string; rows: string[]; rejects: number; skipped: number } {
+  const mapping = loadConnectorMapping(findConnector(h.config, 'sandbox'));
+  const serializer = createSerializer(mapping);
+  const byKey = new Map<string, Patient | Practitioner>();
+  const ds = h.sandbox.dataset;
+  for (const p of ds.patients()) byKey.set(referenceKey('Patient', p.id ?? ''), p);
+  for (const p of ds.practitioners()) byKey.set(referenceKey('Practitioner', p.id ?? ''), p);
+  const lookup: ResourceLookup = { get: (key) => byKey.get(key) };
+  const rows: string[] = [];
+  let rejects = 0;
+  let skipped = 0;
+  for (const event of ds.events()) {
+    const result = mapEvent(event, mapping, lookup);
+    rows.push(...result.rows.map((row) => serializer.line(row)));
+    rejects += result.rejects.length;
+    if (result.skipped) skipped += 1;
+  }
+  return { header: serializer.headerLine(), rows, rejects, skipped };
+}
+
+describe('bridge sync against the offline sandbox', () => {
+  it('delivers exactly the expected rows, in order, in sequential blocks with the header on each', async () => {
+    const summary = await h.sync();
+    const expected = expectedLines();
+    const accepted = h.sandbox.ingest.accepted(h.sandbox.ids.jobId);
+
+    expect(summary.counts.events).toBe(DATA.events);
+    expect(summary.counts.rows).toBe(expected.rows.length);
+    expect(summary.counts.rejects).toBe(expected.rejects);
+    expect(summary.counts.skipped).toBe(expected.skipped);
+    expect(expected.rows.length).toBeGreaterThan(BLOCK_ROWS * 3);
+
+    expect(accepted.map((b) => b.header)).toEqual(accepted.map(() => expected.header));
+    expect(accepted.map((b) => b.rows.length)).toEqual(
+      Array.from({ length: Math.ceil(expected.rows.length / BLOCK_ROWS) }, (_, i) => Math.min(BLOCK_ROWS, expected.rows.length - i * BLOCK_ROWS)),
+    );
+    expect(accepted.flatMap((b) => b.rows)).toEqual(expected.rows);
+    expect(summary.counts.rowsAcked).toBe(expected.rows.length);
+    expect(summary.counts.blocksAcked).toBe(accepted.length);
+    expect(summary.possiblyDuplicatedBlocks).toEqual([]);
+  });
+
+  it('puts the source values in the right columns (checked against the generator, not the mapper)', () => {
+    const accepted = h.sandbox.ingest.accepted(h.sandbox.ids.jobId);
+    const header = (accepted[0]?.header ?? '').split('\t');
+    const col = (name: string): number => header.indexOf(name);
+    expect(header[0]).toBe('ACCESS_LOG.ACCESS_TIME');
+    const rows = accepted.flatMap((b) => b.rows).map((line) => line.split('\t'));
+    const mrns = new Set([...h.sandbox.dataset.patients()].map((p) => p.identifier?.find((i) => i.type?.coding?.some((c) => c.code === 'MR'))?.value));
+    const emails = new Set([...h.sandbox.dataset.practitioners()].flatMap((p) => (p.telecom ?? []).map((t) => t.value)));
+    for (const cells of rows) {
+      expect(cells).toHaveLength(header.length);
+      expect(cells[col('ACCESS_LOG.ACCESS_TIME')]).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+      expect(mrns).toContain(cells[col('PATIENT.PAT_MRN_ID')]);
+      expect(emails).toContain(cells[col('EMP.SYSTEM_LOGIN')]);
+      expect(cells[col('PATIENT.PAT_LAST_NAME')]).not.toBe('');
+    }
+  });
+
+  it('advances the watermark to the window end and pushes nothing twice on the next run', async () => {
+    const { end } = h.sandbox.dataset.options;
+    expect(h.withStore((s) => s.getWatermark('sandbox'))).toBe(new Date(end).toISOString());
+    const before = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
+    const second = await h.sync({ since: undefined, until: new Date(Date.parse(end) + 60_000).toISOString() });
+    expect(second.since).toBe(new Date(Date.parse(end) - 15 * 60_000).toISOString());
+    expect(second.counts.duplicates).toBe(second.counts.events);
+    expect(second.counts.rows).toBe(0);
+    expect(h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length).toBe(before);
+  });
+
+  it('writes pino JSON logs with no patient names, addresses, MRNs, logins or secrets', () => {
+    const ds = h.sandbox.dataset;
+    const phi = new Set<string>();
+    for (const p of ds.patients()) {
+      p.name?.forEach((n) => [n.family, ...(n.given ?? [])].forEach((v) => v && v.length > 3 && phi.add(v)));
+      p.address?.forEach((a) => a.line?.forEach((l) => phi.add(l)));
+      p.identifier?.forEach((i) => i.value && i.value.length > 4 && phi.add(i.value));
+    }
+    for (const p of ds.practitioners()) p.telecom?.forEach((t) => t.value && phi.add(t.value));
+    expect(h.logLines.length).toBeGreaterThan(0);
+    for (const line of h.logLines) {
+      expect(() => JSON.parse(line)).not.toThrow();
+      for (const value of phi) expect(line.includes(value), `log line leaks a PHI value`).toBe(false);
+    }
+  });
+});

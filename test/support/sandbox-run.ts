@@ -1,0 +1,72 @@
+/** Starts the sandbox in a temp dir and runs real syncs against it, capturing every log line for leak checks. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { systemClock, type Clock } from '../../src/clock.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
+import { uuidSource } from '../../src/ids.js';
+import { REDACT_PATHS, type Logger } from '../../src/log.js';
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js';
+import { SyncEvents } from '../../src/sync/events.js';
+import { runSync, type SyncRequest, type SyncSummary } from '../../src/sync/pipeline.js';
+import { attachRunLog } from '../../src/sync/run-log.js';
+import { buildSyncDeps, findConnector } from '../../src/sync/runtime.js';
+import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
+
+export interface SandboxHarness {
+  readonly sandbox: Sandbox;
+  readonly config: Config;
+  readonly logLines: string[];
+  readonly logger: Logger;
+  readonly events: SyncEvents;
+  sync(request?: Partial<SyncRequest>): Promise<SyncSummary>;
+  withStore<T>(fn: (store: StateStore) => T): T;
+  close(): Promise<void>;
+}
+
+export async function startHarness(
+  options: Partial<SandboxOptions> & { flags?: Record<string, unknown>; clock?: Clock } = {},
+): Promise<SandboxHarness> {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-e2e-'));
+  const sandbox = await startSandbox({ dir, ...options });
+  const config = loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags } });
+  const logLines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: '[redacted]' } }, sink);
+  const events = new SyncEvents();
+  const clock = options.clock ?? systemClock;
+  const detachLog = attachRunLog(events, join(config.stateDir, 'runs'), clock);
+  const connector = findConnector(config, 'sandbox');
+  const withStore = <T>(fn: (store: StateStore) => T): T => {
+    const store = openStateStore(config.stateDir, clock);
+    try {
+      return fn(store);
+    } finally {
+      store.close();
+    }
+  };
+  return {
+    sandbox, config, logLines, logger, events, withStore,
+    async sync(request = {}) {
+      const store = openStateStore(config.stateDir, clock);
+      try {
+        const deps = buildSyncDeps({ config, env: {}, clock, logger, events, store, newId: uuidSource }, connector);
+        const { start, end } = sandbox.dataset.options;
+        return await runSync(deps, { trigger: 'cli', since: start, until: end, ...request });
+      } finally {
+        store.close();
+      }
+    },
+    async close() {
+      detachLog();
+      await sandbox.close();
+    },
+  };
+}
