@@ -39,8 +39,16 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   return validateConfig(merged, path ?? '(in-memory config)');
 }
 
+/** Values a profile fills in where the config leaves them out. */
+export const PROFILES: Readonly<Record<string, { fhir: { baseUrl: string }; smart: { tokenUrl: string } }>> = {
+  'epic-sandbox': {
+    fhir: { baseUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4' },
+    smart: { tokenUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token' },
+  },
+};
+
 export function validateConfig(input: unknown, source: string): Config {
-  const parsed = configSchema.safeParse(input);
+  const parsed = configSchema.safeParse(applyProfiles(input));
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => describeIssue(issue, input));
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Invalid configuration in ${source}:\n${lines.join('\n')}`, {
@@ -48,6 +56,20 @@ export function validateConfig(input: unknown, source: string): Config {
     });
   }
   return deepFreeze(parsed.data);
+}
+
+function applyProfiles(input: unknown): unknown {
+  const connectors = (input as { connectors?: unknown } | null)?.connectors;
+  if (!Array.isArray(connectors)) return input;
+  for (const connector of connectors as Array<Record<string, unknown>>) {
+    const preset = typeof connector['profile'] === 'string' ? PROFILES[connector['profile']] : undefined;
+    if (!preset) continue;
+    for (const section of ['fhir', 'smart'] as const) {
+      const current = (connector[section] ?? {}) as Record<string, unknown>;
+      connector[section] = { ...preset[section], ...current };
+    }
+  }
+  return input;
 }
 
 function readConfigFile(path: string): unknown {
@@ -112,4 +134,9 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/** `--profile NAME` on the command line applies to the first connector (or the one chosen with --connector at index 0). */
+export function profileFlag(flags: { profile?: string }): Record<string, unknown> {
+  return flags.profile ? { 'connectors.0.profile': flags.profile } : {};
 }

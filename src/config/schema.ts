@@ -94,6 +94,7 @@ const scheduleSchema = z
 export const connectorSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes').describe('Connector name.'),
+    profile: z.enum(['epic-sandbox']).optional().describe("Presets: 'epic-sandbox' fills fhir.baseUrl and smart.tokenUrl with fhir.epic.com's R4 sandbox (docs/epic-sandbox.md)."),
     fhir: fhirSchema,
     smart: smartSchema,
     mapping: mappingSchema.default({ schema: 'epic' }),

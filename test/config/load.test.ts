@@ -99,3 +99,15 @@ describe('readSecret', () => {
     expect(error.message).toBe('purview.secret: environment variable MISSING_SECRET is not set.');
   });
 });
+
+describe('profiles', () => {
+  it("epic-sandbox presets fhir.epic.com's R4 base and token URL, and explicit values win", () => {
+    const { fhir: _fhir, ...rest } = minimal.connectors[0] as Record<string, unknown>;
+    const config = loadConfig({ base: { connectors: [{ ...rest, profile: 'epic-sandbox' }] }, env: {} });
+    expect(config.connectors[0]?.fhir.baseUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4');
+    expect(config.connectors[0]?.smart.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
+    const own = loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.profile': 'epic-sandbox' } });
+    expect(own.connectors[0]?.fhir.baseUrl).toBe('https://ehr.example.org/api/FHIR/R4');
+    expect(own.connectors[0]?.smart.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
+  });
+});

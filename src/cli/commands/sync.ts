@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { BridgeError } from '../../errors.js';
-import { loadConfig } from '../../config/index.js';
+import { loadConfig, profileFlag } from '../../config/index.js';
 import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
@@ -9,6 +9,7 @@ import { syncOnce } from './run-sync.js';
 
 interface SyncFlags {
   config?: string;
+  profile?: string;
   connector?: string;
   since?: string;
   until?: string;
@@ -21,6 +22,7 @@ export function syncCommand(ctx: CliContext): Command {
   return new Command('sync')
     .description('One sync run: resume any unfinished push, then pull → map → spool → push the next window (for cron, systemd timers, Kubernetes CronJobs).')
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
     .option('--connector <name>', 'connector to run; default the first in the config')
     .option('--since <instant>', 'window start (ISO 8601), for backfills')
     .option('--until <instant>', 'window end (ISO 8601, exclusive)')
@@ -29,7 +31,7 @@ export function syncCommand(ctx: CliContext): Command {
     .addOption(new Option('--no-progress', 'plain lines even on a terminal'))
     .action(async (flags: SyncFlags) => {
       if (flags.dryRun && !flags.out) throw new BridgeError('BRG_ERR_INPUT_INVALID', '--dry-run needs --out <file> for the connector file.');
-      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
       const connector = findConnector(config, flags.connector);
       const summary = await syncOnce(ctx, config, connector, {
         ...(flags.since ? { since: flags.since } : {}),
