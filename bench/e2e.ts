@@ -27,7 +27,7 @@ export async function runE2eBench(size: { events: number; patients: number; prac
     data: { seed: 1, events: size.events, patients: size.patients, practitioners: size.practitioners },
   });
   try {
-    const config = structuredClone(sandbox.config) as { connectors: Array<Record<string, Record<string, unknown>>> };
+    const config = structuredClone(sandbox.config) as unknown as { connectors: Array<Record<string, Record<string, unknown>>> };
     const connector = config.connectors[0] as Record<string, Record<string, unknown>>;
     Object.assign(connector['fhir'] as object, { pageSize, concurrency: 4, requestsPerSecond: 1000, maxResultsPerSlice: 10_000_000, referenceCacheSize: 200_000 });
     const configPath = join(dir, 'bench.config.yaml');

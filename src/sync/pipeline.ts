@@ -34,6 +34,8 @@ export interface SyncDeps {
   readonly retainFiles: boolean;
   readonly window: WindowPolicy;
   readonly pull: AuditEventPullOptions;
+  /** Events pulled before one reference prefetch + map pass (bounded lookahead; memory ≈ this many events). */
+  readonly prefetchEvents: number;
   readonly mapping: CompiledMapping;
   /** Built on first use, so a resume-only run needs no EHR credentials and a dry run no Purview ones. */
   readonly fhir: () => { client: FhirClient; resolver: ReferenceResolver };
@@ -122,17 +124,26 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
   const serializer = createSerializer(deps.mapping);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, spoolPath, rejectsPath, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
+  // Pages are mapped in groups of about `prefetchEvents` events: one reference prefetch per group leaves one partial
+  // `_id=` batch per resource type per group instead of one per page, which keeps requests near ⌈U/50⌉ + ⌈P/50⌉.
+  let group: AuditEvent[] = [];
+  const flush = async (): Promise<void> => {
+    const events = group;
+    group = [];
+    await resolver.prefetch(mergeRequests(events.map((event) => collectReferences(event, deps.mapping))), request.signal);
+    await mapPage(deps, run.id, events, resolver, { spool, rejects, serializer }, result);
+    for (const event of events) {
+      if (event.recorded && Date.parse(event.recorded) >= rememberFrom) result.seen.push({ key: eventKey(event), recorded: event.recorded });
+    }
+  };
   try {
     await spool.write([serializer.headerLine()]);
     for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
       throwIfStopped(request.stopSignal);
-      const fresh = dropAlreadyPushed(deps, page, window, result.counts);
-      await resolver.prefetch(mergeRequests(fresh.map((event) => collectReferences(event, deps.mapping))), request.signal);
-      await mapPage(deps, run.id, fresh, resolver, { spool, rejects, serializer }, result);
-      for (const event of fresh) {
-        if (event.recorded && Date.parse(event.recorded) >= rememberFrom) result.seen.push({ key: eventKey(event), recorded: event.recorded });
-      }
+      group.push(...dropAlreadyPushed(deps, page, window, result.counts));
+      if (group.length >= deps.prefetchEvents) await flush();
     }
+    if (group.length > 0) await flush();
   } finally {
     await Promise.all([spool.close(), rejects.close()]);
   }

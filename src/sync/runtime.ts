@@ -62,6 +62,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     retainFiles: config.retainFiles,
     window: { overlapMs: f.overlapMinutes * 60_000, settleMs: f.settleMinutes * 60_000, initialLookbackMs: f.initialLookbackHours * 3_600_000 },
     pull: { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice },
+    prefetchEvents: f.prefetchEvents,
     mapping: loadConnectorMapping(connector),
     fhir: memo(() => buildFhir(context, connector)),
     purview: memo(() => buildPushTarget(context, connector)),

@@ -5,7 +5,8 @@ import { BridgeError } from '../../errors.js';
 import { bearerToken, verifyApiToken } from '../auth.js';
 import type { AppDeps } from '../app.js';
 
-const instant = { type: 'string', format: 'date-time' } as const;
+/** ISO 8601 date or instant, as --since/--until take it (an explicit pattern: fastify's ajv ships without format checks). */
+const instant = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2}))?$' } as const;
 const errorBody = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } as const;
 
 export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<void> {
