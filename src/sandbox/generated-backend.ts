@@ -1,96 +1,172 @@
 /**
- * A FhirBackend over a GeneratedDataset that builds only the requested page: AuditEvent time windows are resolved by
- * binary search over the deterministic timeline, Patient/Practitioner ids decode to their index. Memory stays flat
- * however many events the dataset has, so benchmarks measure the bridge and not the sandbox.
+ * A FhirBackend over a GeneratedDataset that builds only the requested page: AuditEvent time windows become an index
+ * range by binary search over the deterministic timeline, and Patient/Practitioner ids and identifiers decode to
+ * their index in O(1). Memory stays flat however many events the dataset has, so benchmarks measure the bridge.
+ * Search semantics: https://hl7.org/fhir/R4/search.html (date prefixes §3.1.1.4.2, _sort, _count, _summary=count).
  */
-import type { FhirResource } from 'fhir/r4.js';
+import type { FhirResource, Identifier } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirBackend } from './fhir-backend.js';
-import { EVENT_KIND, type GeneratedDataset } from './generator.js';
-import { PATIENT_KIND, PRACTITIONER_KIND } from './generator-people.js';
-import { indexFromId } from './generator-random.js';
+import type { GeneratedDataset } from './generator.js';
+import { patientIndexFromIdentifier } from './generator-patients.js';
+import { practitionerIndexFromIdentifier } from './generator-practitioners.js';
+import { ID_KIND, indexFromId, type IdKind } from './generator-random.js';
+import { parseFhirDateTime } from './generator-time.js';
 
-const AUDIT_PARAMS = new Set(['date', '_lastUpdated', '_sort', '_count', '_offset', '_summary']);
-const PEOPLE_PARAMS = new Set(['_id', 'identifier', '_count', '_offset']);
+export type { FhirBackend } from './fhir-backend.js';
+
+/** `_count` when the caller sends none (the sandbox server always sends one). */
+export const DEFAULT_PAGE_SIZE = 100;
+
+type SearchResult = { resources: FhirResource[]; total: number };
+
+interface Kind {
+  readonly idKind: IdKind;
+  readonly count: number;
+  readonly at: (i: number) => FhirResource;
+  readonly fromIdentifier?: (system: string | undefined, value: string) => number[];
+}
+
+const EVENT_PARAMS = new Set(['date', '_lastUpdated', '_sort', '_count', '_offset', '_summary']);
+const PEOPLE_PARAMS = new Set(['_id', 'identifier', '_count', '_offset', '_summary']);
+const SORTS = new Set(['date', '_lastUpdated', '-date', '-_lastUpdated']);
 
 export function createGeneratedBackend(dataset: GeneratedDataset): FhirBackend {
   const o = dataset.options;
-  const kinds: Record<string, { kind: string; count: number; at: (i: number) => FhirResource }> = {
-    AuditEvent: { kind: EVENT_KIND, count: o.events, at: (i) => dataset.eventAt(i) },
-    Patient: { kind: PATIENT_KIND, count: o.patients, at: (i) => dataset.patientAt(i) },
-    Practitioner: { kind: PRACTITIONER_KIND, count: o.practitioners, at: (i) => dataset.practitionerAt(i) },
+  const kinds: Readonly<Record<string, Kind>> = {
+    AuditEvent: { idKind: ID_KIND.event, count: o.events, at: (i) => dataset.eventAt(i) },
+    Patient: { idKind: ID_KIND.patient, count: o.patients, at: (i) => dataset.patientAt(i), fromIdentifier: patientIndexFromIdentifier },
+    Practitioner: {
+      idKind: ID_KIND.practitioner, count: o.practitioners, at: (i) => dataset.practitionerAt(i), fromIdentifier: practitionerIndexFromIdentifier,
+    },
   };
   return {
     async read(resourceType, id) {
-      const k = kinds[resourceType];
-      const index = k ? indexFromId(o.seed, k.kind, id, k.count) : undefined;
-      return k && index !== undefined ? k.at(index) : undefined;
+      const kind = kinds[resourceType];
+      const index = kind ? indexFromId(o.seed, kind.idKind, id, kind.count) : undefined;
+      return kind && index !== undefined ? kind.at(index) : undefined;
     },
     async search(resourceType, query) {
+      const kind = kinds[resourceType];
+      // The dataset has no resources of other types (PractitionerRole, Encounter …): an empty searchset.
+      if (!kind) return { resources: [], total: 0 };
       if (resourceType === 'AuditEvent') return searchEvents(dataset, query);
-      const k = kinds[resourceType];
-      if (!k) return { resources: [], total: 0 };
-      rejectUnknown(query, PEOPLE_PARAMS, resourceType);
-      const ids = query.get('_id')?.split(',').filter(Boolean);
-      const identifier = query.get('identifier');
-      let matches: FhirResource[];
-      if (ids) {
-        matches = ids.map((id) => indexFromId(o.seed, k.kind, id, k.count)).filter((i): i is number => i !== undefined).map(k.at);
-      } else if (identifier) {
-        const [system, value] = identifier.includes('|') ? identifier.split('|', 2) : [undefined, identifier];
-        // A linear scan is fine here: only identifier-only references use it, and the sandbox data has none.
-        matches = [];
-        for (let i = 0; i < k.count; i++) {
-          const resource = k.at(i) as { identifier?: Array<{ system?: string; value?: string }> };
-          if (resource.identifier?.some((id) => id.value === value && (!system || id.system === system))) matches.push(resource as FhirResource);
-        }
-      } else {
-        matches = Array.from({ length: Math.min(k.count, 1000) }, (_, i) => k.at(i));
-      }
-      return page(matches.length, query, (from, to) => matches.slice(from, to));
+      return searchPeople(o.seed, kind, resourceType, query);
     },
   };
 }
 
-function searchEvents(dataset: GeneratedDataset, query: URLSearchParams): { resources: FhirResource[]; total: number } {
-  rejectUnknown(query, AUDIT_PARAMS, 'AuditEvent');
-  const sort = query.get('_sort');
-  if (sort && sort !== 'date' && sort !== '_lastUpdated') throw invalid(`AuditEvent _sort=${sort} is not supported (date, _lastUpdated)`);
+function searchEvents(dataset: GeneratedDataset, query: URLSearchParams): SearchResult {
+  rejectUnknown(query, EVENT_PARAMS, 'AuditEvent');
+  const sorts = query.getAll('_sort');
+  if (sorts.length > 1 || (sorts[0] !== undefined && !SORTS.has(sorts[0]))) {
+    throw invalid(`AuditEvent _sort=${sorts.join(',')} is not supported; use date, _lastUpdated, -date or -_lastUpdated.`);
+  }
+  const descending = sorts[0]?.startsWith('-') ?? false;
+  // meta.lastUpdated equals recorded in the generated data, so `date` and `_lastUpdated` bound the same timeline.
   let from = 0;
   let to = dataset.options.events;
   for (const param of ['date', '_lastUpdated']) {
     for (const value of query.getAll(param)) {
-      const match = /^(ge|gt|le|lt|eq)?(.+)$/.exec(value);
-      const prefix = match?.[1] ?? 'eq';
-      const instant = Date.parse(match?.[2] ?? '');
-      if (Number.isNaN(instant)) throw invalid(`AuditEvent ${param}=${value} is not a date`);
-      const iso = new Date(instant).toISOString();
-      // recorded has whole milliseconds, so "after t" is "at or after t + 1 ms".
-      const after = new Date(instant + 1).toISOString();
-      if (prefix === 'ge') from = Math.max(from, dataset.firstEventAtOrAfter(iso));
-      else if (prefix === 'gt') from = Math.max(from, dataset.firstEventAtOrAfter(after));
-      else if (prefix === 'lt') to = Math.min(to, dataset.firstEventAtOrAfter(iso));
-      else if (prefix === 'le') to = Math.min(to, dataset.firstEventAtOrAfter(after));
-      else {
-        from = Math.max(from, dataset.firstEventAtOrAfter(iso));
-        to = Math.min(to, dataset.firstEventAtOrAfter(after));
-      }
+      const bound = indexBound(dataset, param, value);
+      from = Math.max(from, bound.from);
+      to = Math.min(to, bound.to ?? to);
     }
   }
   const total = Math.max(0, to - from);
-  if (query.get('_summary') === 'count') return { resources: [], total };
-  return page(total, query, (a, b) => Array.from({ length: b - a }, (_, i) => dataset.eventAt(from + a + i)));
+  const { offset, count } = paging(query, total);
+  const size = Math.max(0, Math.min(count, total - offset));
+  const resources = Array.from({ length: size }, (_, k) => dataset.eventAt(descending ? to - 1 - offset - k : from + offset + k));
+  return { resources, total };
 }
 
-function page(total: number, query: URLSearchParams, slice: (from: number, to: number) => FhirResource[]): { resources: FhirResource[]; total: number } {
-  const offset = Math.max(0, Number(query.get('_offset') ?? 0) || 0);
-  const count = query.has('_count') ? Math.max(0, Number(query.get('_count')) || 0) : total;
-  const from = Math.min(offset, total);
-  return { resources: slice(from, Math.min(total, from + count)), total };
+/**
+ * One `date`/`_lastUpdated` value as an index range. A recorded instant is a point t; the value covers [lo, hi)
+ * by its precision, so: eq lo ≤ t < hi, ge t ≥ lo, gt t ≥ hi, le t < hi, lt t < lo (R4 search §3.1.1.4.2).
+ */
+function indexBound(dataset: GeneratedDataset, param: string, raw: string): { from: number; to?: number } {
+  const match = /^(eq|ne|gt|lt|ge|le|sa|eb|ap)?(.*)$/.exec(raw);
+  const prefix = match?.[1] ?? 'eq';
+  // An unencoded '+' in a zone offset arrives as a space after form decoding.
+  const range = parseFhirDateTime((match?.[2] ?? '').replace(/ (\d{2}:\d{2})$/, '+$1'));
+  if (!range) throw invalid(`AuditEvent ${param}=${raw} is not a FHIR date, dateTime or instant (e.g. ge2026-11-01T00:00:00Z).`);
+  // Range bounds are already rounded up to whole milliseconds, like the recorded times they are compared with.
+  const first = (ms: number): number => dataset.firstEventAtOrAfter(new Date(clampMs(ms)).toISOString());
+  switch (prefix) {
+    case 'eq': return { from: first(range.startMs), to: first(range.endMs) };
+    case 'ge': return { from: first(range.startMs) };
+    case 'gt': return { from: first(range.endMs) };
+    case 'le': return { from: 0, to: first(range.endMs) };
+    case 'lt': return { from: 0, to: first(range.startMs) };
+    default: throw invalid(`AuditEvent ${param} prefix "${prefix}" is not supported by the generated sandbox backend; use eq, ge, gt, le or lt.`);
+  }
 }
 
-function rejectUnknown(query: URLSearchParams, allowed: ReadonlySet<string>, type: string): void {
-  for (const key of query.keys()) if (!allowed.has(key)) throw invalid(`${type} search parameter "${key}" is not supported by the generated sandbox backend`);
+/** Years 0000–9999 only, so the ISO text stays four-digit. */
+function clampMs(ms: number): number {
+  return Math.min(253_402_300_799_999, Math.max(-62_167_219_200_000, ms));
+}
+
+/** `_id` and `identifier` decode to candidate indexes; several params AND together, comma lists OR. */
+function searchPeople(seed: number, kind: Kind, resourceType: string, query: URLSearchParams): SearchResult {
+  rejectUnknown(query, PEOPLE_PARAMS, resourceType);
+  let matches: number[] | undefined;
+  const narrow = (indexes: Iterable<number>): void => {
+    const set = new Set(indexes);
+    matches = matches === undefined ? [...set] : matches.filter((i) => set.has(i));
+  };
+  for (const ids of query.getAll('_id')) narrow(ids.split(',').flatMap((id) => decodeId(seed, kind, id)));
+  for (const tokens of query.getAll('identifier')) narrow(tokens.split(',').flatMap((token) => decodeIdentifier(kind, resourceType, token)));
+  const sorted = matches === undefined ? undefined : [...new Set(matches)].sort((a, b) => a - b);
+  const total = sorted?.length ?? kind.count;
+  const { offset, count } = paging(query, total);
+  const size = Math.max(0, Math.min(count, total - offset));
+  const resources = Array.from({ length: size }, (_, k) => kind.at(sorted ? (sorted[offset + k] ?? 0) : offset + k));
+  return { resources, total };
+}
+
+function decodeId(seed: number, kind: Kind, id: string): number[] {
+  const index = indexFromId(seed, kind.idKind, id.trim(), kind.count);
+  return index === undefined ? [] : [index];
+}
+
+/** `system|value`, `value` (any system) or `|value` (no system: nothing here has none). Values are never echoed (PHI). */
+function decodeIdentifier(kind: Kind, resourceType: string, token: string): number[] {
+  const bar = token.indexOf('|');
+  const system = bar < 0 ? undefined : token.slice(0, bar);
+  const value = bar < 0 ? token : token.slice(bar + 1);
+  if (value === '') throw invalid(`${resourceType} identifier=system| (any value) is not supported by the generated sandbox backend; give a value.`);
+  if (system === '') return [];
+  const candidates = kind.fromIdentifier?.(system, value) ?? [];
+  return candidates.filter((i) => i < kind.count && carries(kind.at(i), system, value));
+}
+
+function carries(resource: FhirResource, system: string | undefined, value: string): boolean {
+  const identifiers: Identifier[] = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
+  return identifiers.some((id) => id.value === value && (system === undefined || id.system === system));
+}
+
+function paging(query: URLSearchParams, total: number): { offset: number; count: number } {
+  const summary = query.get('_summary');
+  if (summary !== null && summary !== 'count') throw invalid(`_summary=${summary} is not supported by the generated sandbox backend; only _summary=count.`);
+  const offset = wholeNumber(query, '_offset') ?? 0;
+  const count = summary === 'count' ? 0 : (wholeNumber(query, '_count') ?? DEFAULT_PAGE_SIZE);
+  return { offset: Math.min(offset, total), count };
+}
+
+function wholeNumber(query: URLSearchParams, name: string): number | undefined {
+  const value = query.get(name);
+  if (value === null) return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw invalid(`${name} must be a whole number ≥ 0, got "${value}".`);
+  return Number(value);
+}
+
+function rejectUnknown(query: URLSearchParams, allowed: ReadonlySet<string>, resourceType: string): void {
+  for (const key of new Set(query.keys())) {
+    if (!allowed.has(key)) {
+      throw invalid(`${resourceType} search parameter "${key}" is not supported by the generated sandbox backend (supported: ${[...allowed].join(', ')}).`);
+    }
+  }
 }
 
 function invalid(message: string): BridgeError {

@@ -1,35 +1,39 @@
 /**
  * Deterministic, seeded, Epic-shaped sandbox data: practitioners, patients and audit events with O(1) random access,
  * so a FHIR backend can serve any page of a million events without materialising them. Same seed, same bytes.
+ * Research: smart-backend-epic.md §3.9 (identifiers), auditevent-mapping.md §3–§7 (what the mapper reads).
  */
-import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Patient, Practitioner } from 'fhir/r4.js';
+import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
-import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
-import { PATIENT_KIND, PRACTITIONER_KIND, loginOf, patientAt, practitionerAt, type PeopleOptions } from './generator-people.js';
-import { entityId, rngFor, type Rng } from './generator-random.js';
-import { BTG_EXPLANATIONS, METRICS } from './generator-words.js';
-
-export const EVENT_KIND = 'A';
+import { buildEvent, eventShape, type EventContext } from './generator-events.js';
+import { patientAt } from './generator-patients.js';
+import { practitionerAt } from './generator-practitioners.js';
+import { ID_KIND, STREAM, entityId, rngFor } from './generator-random.js';
+import { parseFhirDateTime } from './generator-time.js';
 
 export interface GeneratorOptions {
+  /** Any safe integer; the same seed gives byte-identical data. */
   readonly seed: number;
+  /** Number of practitioners (Epic users), 1 … 10,000,000. */
   readonly practitioners: number;
+  /** Number of patients, 1 … 10,000,000. */
   readonly patients: number;
+  /** Number of audit events, 0 … 2,147,483,647 (generated lazily). */
   readonly events: number;
-  /** Events spread over [start, end) in ascending time (ISO instants). */
+  /** ISO instant: events are spread over [start, end) in ascending `recorded` time. Example '2026-11-01T00:00:00Z'. */
   readonly start: string;
   readonly end: string;
-  /** Share of events that break the glass (purposeOfUse BTG). Default 0.02. */
+  /** Share of non-search events that break the glass (purposeOfUse BTG, subtype DCM 110127). Default 0.02. */
   readonly btgRate?: number;
-  /** Share of patient searches (no patient: the mapping skips them). Default 0.05. */
+  /** Share of patient searches (no patient entity: the mapping skips them). Default 0.05. */
   readonly searchRate?: number;
   /** Share of failed accesses (outcome 8: skipped by default). Default 0.01. */
   readonly failureRate?: number;
-  /** Share of events touching two patients (one row each). Default 0.01. */
+  /** Share of non-search events touching two patients (one row each). Default 0.01. */
   readonly multiPatientRate?: number;
   /** Share of practitioners without email or EMP login (their rows are rejected). Default 0.005. */
   readonly noLoginRate?: number;
-  /** Put a unique 'CANARY…' marker in every PHI value, for log-leak tests. */
+  /** Default false. Every name, address line, city, MRN, login and email carries a unique 'CANARY'+hex token. */
   readonly canary?: boolean;
 }
 
@@ -43,147 +47,129 @@ export interface EventDescription {
 
 export interface GeneratedDataset {
   readonly options: GeneratorOptions;
+  /** i in [0, practitioners): deterministic random access. */
   practitionerAt(i: number): Practitioner;
   patientAt(i: number): Patient;
+  /** eventAt(i).recorded is non-decreasing in i. */
   eventAt(i: number): AuditEvent;
+  /** Streaming: one resource at a time, never all in memory. */
   practitioners(): Generator<Practitioner>;
   patients(): Generator<Patient>;
   events(): Generator<AuditEvent>;
-  /** Index of the first event recorded at or after the instant (binary search over the timeline). */
+  /** Index of the first event recorded at or after the instant (binary search over the timeline); `events` if none. */
   firstEventAtOrAfter(isoInstant: string): number;
+  /** For tests: what event i references, so expected rows can be computed independently of the mapper. */
   describeEvent(i: number): EventDescription;
-  recordedAt(i: number): number;
 }
+
+const MAX_PEOPLE = 10_000_000;
+const MAX_EVENTS = 0x7fff_ffff;
+const RATE_DEFAULTS = { btgRate: 0.02, searchRate: 0.05, failureRate: 0.01, multiPatientRate: 0.01, noLoginRate: 0.005 } as const;
 
 export function generateDataset(options: GeneratorOptions): GeneratedDataset {
-  validate(options);
-  const startMs = Date.parse(options.start);
-  const stepMs = (Date.parse(options.end) - startMs) / Math.max(1, options.events);
-  const people: PeopleOptions = { seed: options.seed, noLoginRate: options.noLoginRate ?? 0.005, canary: options.canary ?? false };
-  // Whole milliseconds, strictly increasing: event i sits in [start + i·step, start + (i+0.9)·step).
-  const recordedAt = (i: number): number => Math.floor(startMs + (i + rngFor(options.seed, 'time', i).next() * 0.9) * stepMs);
-  const describe = (i: number): EventDescription => describeEvent(options, i);
-  const dataset: GeneratedDataset = {
-    options,
-    practitionerAt: (i) => practitionerAt(people, checkIndex(i, options.practitioners, 'practitioner')),
-    patientAt: (i) => patientAt(people, checkIndex(i, options.patients, 'patient')),
-    eventAt: (i) => buildEvent(options, people, checkIndex(i, options.events, 'event'), recordedAt(i), describe(i)),
-    *practitioners() {
-      for (let i = 0; i < options.practitioners; i++) yield practitionerAt(people, i);
-    },
-    *patients() {
-      for (let i = 0; i < options.patients; i++) yield patientAt(people, i);
-    },
-    *events() {
-      for (let i = 0; i < options.events; i++) yield buildEvent(options, people, i, recordedAt(i), describe(i));
-    },
-    firstEventAtOrAfter(isoInstant) {
-      const t = Date.parse(isoInstant);
-      let lo = 0;
-      let hi = options.events;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if (recordedAt(mid) < t) lo = mid + 1;
-        else hi = mid;
-      }
-      return lo;
-    },
-    describeEvent: (i) => describe(checkIndex(i, options.events, 'event')),
-    recordedAt,
+  const { startMs, endMs } = validate(options);
+  const frozen = Object.freeze({ ...options });
+  const people = { seed: options.seed, canary: options.canary ?? false, noLoginRate: options.noLoginRate ?? RATE_DEFAULTS.noLoginRate, startMs };
+  const ctx: EventContext = {
+    people,
+    practitioners: options.practitioners,
+    patients: options.patients,
+    btgRate: options.btgRate ?? RATE_DEFAULTS.btgRate,
+    searchRate: options.searchRate ?? RATE_DEFAULTS.searchRate,
+    failureRate: options.failureRate ?? RATE_DEFAULTS.failureRate,
+    multiPatientRate: options.multiPatientRate ?? RATE_DEFAULTS.multiPatientRate,
+    devices: { application: entityId(options.seed, ID_KIND.device, 0), observer: entityId(options.seed, ID_KIND.device, 1) },
   };
-  return dataset;
-}
-
-function describeEvent(options: GeneratorOptions, i: number): EventDescription {
-  const rng = rngFor(options.seed, 'shape', i);
-  const failure = rng.chance(options.failureRate ?? 0.01);
-  const search = rng.chance(options.searchRate ?? 0.05);
-  const btg = !search && rng.chance(options.btgRate ?? 0.02);
-  const first = rng.int(options.patients);
-  const second = !search && rng.chance(options.multiPatientRate ?? 0.01) ? (first + 1 + rng.int(options.patients - 1)) % options.patients : undefined;
-  const patients = search ? [] : second === undefined || second === first ? [first] : [first, second];
+  const recordedMs = timeline(options, startMs, endMs);
+  const event = (i: number): AuditEvent => buildEvent(ctx, i, recordedMs(i), eventShape(ctx, i));
+  const at = <T>(count: number, what: string, make: (i: number) => T) => (i: number): T => make(checkIndex(i, count, what));
   return {
-    patientIds: patients.map((p) => entityId(options.seed, PATIENT_KIND, p)),
-    practitionerId: entityId(options.seed, PRACTITIONER_KIND, rng.int(options.practitioners)),
-    btg, failure, search,
+    options: frozen,
+    practitionerAt: at(options.practitioners, 'practitioner', (i) => practitionerAt(people, i)),
+    patientAt: at(options.patients, 'patient', (i) => patientAt(people, i)),
+    eventAt: at(options.events, 'event', event),
+    practitioners: () => stream(options.practitioners, (i) => practitionerAt(people, i)),
+    patients: () => stream(options.patients, (i) => patientAt(people, i)),
+    events: () => stream(options.events, event),
+    firstEventAtOrAfter: (isoInstant) => firstAtOrAfter(options.events, recordedMs, instantMs(isoInstant)),
+    describeEvent: at(options.events, 'event', (i) => describe(ctx, i)),
   };
 }
 
-function buildEvent(options: GeneratorOptions, people: PeopleOptions, i: number, recordedMs: number, shape: EventDescription): AuditEvent {
-  const rng = rngFor(options.seed, EVENT_KIND, i);
-  const metric = rng.pick(METRICS);
-  const recorded = new Date(recordedMs).toISOString();
-  const practitionerIndex = Number.parseInt(shape.practitionerId.slice(2, 9), 36);
-  const login = loginOf(people, practitionerIndex);
-  const event: AuditEvent = {
-    resourceType: 'AuditEvent',
-    id: entityId(options.seed, EVENT_KIND, i),
-    meta: { versionId: '1', lastUpdated: recorded },
-    type: shape.search
-      ? { system: CODE_SYSTEMS.dicom, code: '110112', display: 'Query' }
-      : { system: CODE_SYSTEMS.dicom, code: '110110', display: 'Patient Record' },
-    subtype: [shape.search ? { system: 'urn:epic:metric', code: 'PATIENT_SEARCH', display: 'Patient Search' } : { system: 'urn:epic:metric', code: metric.code, display: metric.display }],
-    action: shape.search ? 'E' : metric.action,
-    period: { start: periodStart(recordedMs, rng), end: recorded },
-    recorded,
-    outcome: shape.failure ? '8' : '0',
-    agent: [requestor(shape, login, rng), { type: { coding: [{ system: CODE_SYSTEMS.dicom, code: '110150', display: 'Application' }] }, who: { display: 'Epic Hyperspace' }, requestor: false }],
-    source: { site: 'Sandbox Medical Center', observer: { display: 'Epic' }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
-    entity: shape.search ? [searchEntity()] : shape.patientIds.map(patientEntity),
+/**
+ * Event i is recorded at start + (i + 0.9·u)·step, u ∈ [0, 1) seeded per index, floored to whole milliseconds:
+ * a small forward jitter that keeps the order (i + 0.9 < i + 1) and stays inside [start, end).
+ */
+function timeline(options: GeneratorOptions, startMs: number, endMs: number): (i: number) => number {
+  const stepMs = (endMs - startMs) / Math.max(1, options.events);
+  return (i) => {
+    const jitter = rngFor(options.seed, STREAM.eventTime, i).next() * 0.9;
+    return Math.min(endMs - 1, Math.floor(startMs + (i + jitter) * stepMs));
   };
-  return event;
 }
 
-/** period.start a little before recorded, sometimes with 7 fractional digits (FHIR allows any): the mapper must keep them. */
-function periodStart(recordedMs: number, rng: Rng): string {
-  const iso = new Date(recordedMs - rng.int(2000)).toISOString();
-  return rng.chance(0.2) ? iso.replace(/\.(\d{3})Z$/, (_m, ms: string) => `.${ms}${String(rng.int(10_000)).padStart(4, '0')}Z`) : iso;
+function firstAtOrAfter(count: number, recordedMs: (i: number) => number, t: number): number {
+  let lo = 0;
+  let hi = count;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (recordedMs(mid) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
-function requestor(shape: EventDescription, login: string | undefined, rng: Rng): AuditEventAgent {
-  const agent: AuditEventAgent = {
-    type: { coding: [{ system: CODE_SYSTEMS.securityRole, code: 'humanuser', display: 'human user' }] },
-    who: { reference: `Practitioner/${shape.practitionerId}` },
-    requestor: true,
-    network: { address: `${SANDBOX_IDS.workstationPrefix}-${1 + rng.int(6)}F-${String(rng.int(400)).padStart(4, '0')}`, type: '1' },
-  };
-  if (login) agent.altId = login;
-  if (shape.btg) agent.purposeOfUse = btgPurpose(rng);
-  return agent;
-}
-
-function btgPurpose(rng: Rng): CodeableConcept[] {
-  return [
-    { coding: [{ system: CODE_SYSTEMS.actReason, code: 'BTG', display: 'break the glass' }], text: rng.pick(BTG_EXPLANATIONS) },
-    { coding: [{ system: CODE_SYSTEMS.localReason, code: rng.pick(['1', '2', '3']), display: rng.pick(['Emergency Care', 'Direct Patient Care', 'Covering Provider']) }] },
-  ];
-}
-
-function patientEntity(patientId: string): AuditEventEntity {
+function describe(ctx: EventContext, i: number): EventDescription {
+  const shape = eventShape(ctx, i);
+  const seed = ctx.people.seed;
   return {
-    what: { reference: `Patient/${patientId}` },
-    type: { system: CODE_SYSTEMS.entityType, code: '1', display: 'Person' },
-    role: { system: CODE_SYSTEMS.objectRole, code: '1', display: 'Patient' },
+    patientIds: shape.patients.map((p) => entityId(seed, ID_KIND.patient, p)),
+    practitionerId: entityId(seed, ID_KIND.practitioner, shape.practitioner),
+    btg: shape.btg,
+    failure: shape.failure,
+    search: shape.search,
   };
 }
 
-function searchEntity(): AuditEventEntity {
-  return {
-    type: { system: CODE_SYSTEMS.entityType, code: '2', display: 'System Object' },
-    role: { system: CODE_SYSTEMS.objectRole, code: '24', display: 'Query' },
-    query: Buffer.from('Patient?name=[redacted]').toString('base64'),
-  };
+function* stream<T>(count: number, make: (i: number) => T): Generator<T> {
+  for (let i = 0; i < count; i++) yield make(i);
+}
+
+/** Epoch ms of an instant, rounded up to a whole millisecond (recorded times are whole ms). */
+function instantMs(isoInstant: string): number {
+  const range = /T\d{2}:\d{2}/.test(isoInstant) ? parseFhirDateTime(isoInstant) : undefined;
+  if (!range) throw new BridgeError('BRG_ERR_INPUT_INVALID', `firstEventAtOrAfter expects an ISO instant such as 2026-11-01T00:00:00Z, got "${isoInstant}".`);
+  return range.startMs;
 }
 
 function checkIndex(i: number, count: number, what: string): number {
-  if (!Number.isInteger(i) || i < 0 || i >= count) throw new RangeError(`${what} index ${i} is outside 0…${count - 1}`);
+  if (!Number.isInteger(i) || i < 0 || i >= count) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `The ${what} index must be a whole number in 0…${count - 1}, got ${i}.`);
+  }
   return i;
 }
 
-function validate(options: GeneratorOptions): void {
+function validate(options: GeneratorOptions): { startMs: number; endMs: number } {
   const problems: string[] = [];
-  for (const key of ['practitioners', 'patients'] as const) if (!(Number.isInteger(options[key]) && options[key] >= 1)) problems.push(`${key} must be a whole number ≥ 1, got ${options[key]}`);
-  if (!(Number.isInteger(options.events) && options.events >= 0)) problems.push(`events must be a whole number ≥ 0, got ${options.events}`);
-  if (!(Date.parse(options.start) < Date.parse(options.end))) problems.push(`start (${options.start}) must be an instant before end (${options.end})`);
-  if (problems.length) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Invalid sandbox data options: ${problems.join('; ')}.`);
+  const whole = (key: 'practitioners' | 'patients' | 'events', min: number, max: number): void => {
+    const value = options[key];
+    if (!Number.isInteger(value) || value < min || value > max) problems.push(`${key} must be a whole number in ${min}…${max}, got ${String(value)}`);
+  };
+  if (!Number.isSafeInteger(options.seed)) problems.push(`seed must be a safe integer, got ${String(options.seed)}`);
+  whole('practitioners', 1, MAX_PEOPLE);
+  whole('patients', 1, MAX_PEOPLE);
+  whole('events', 0, MAX_EVENTS);
+  for (const key of Object.keys(RATE_DEFAULTS) as Array<keyof typeof RATE_DEFAULTS>) {
+    const rate = options[key];
+    if (rate !== undefined && !(rate >= 0 && rate <= 1)) problems.push(`${key} must be a number in 0…1, got ${String(rate)}`);
+  }
+  const start = parseFhirDateTime(options.start);
+  const end = parseFhirDateTime(options.end);
+  if (!start) problems.push(`start must be an ISO instant such as 2026-11-01T00:00:00Z, got "${options.start}"`);
+  if (!end) problems.push(`end must be an ISO instant such as 2026-11-02T00:00:00Z, got "${options.end}"`);
+  const startMs = start?.startMs ?? 0;
+  const endMs = end?.startMs ?? 0;
+  if (start && end && !(startMs < endMs)) problems.push(`start (${options.start}) must be an instant before end (${options.end})`);
+  if (problems.length > 0) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Invalid sandbox data options: ${problems.join('; ')}.`);
+  return { startMs, endMs };
 }

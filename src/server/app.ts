@@ -26,7 +26,8 @@ export interface AppDeps {
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // pino's Logger is fastify's base logger; the cast only narrows fastify's generic logger parameter.
-  const app: FastifyInstance = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger });
+  // removeAdditional off: an unknown field is a 400 naming it, not silently dropped (a typo in `since` must not start a full backfill).
+  const app: FastifyInstance = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false } } });
   await app.register(swagger, {
     openapi: {
       info: { title: 'Epic FHIR → Purview bridge', version: '0.1.0' },

@@ -127,11 +127,13 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
   // Pages are mapped in groups of about `prefetchEvents` events: one reference prefetch per group leaves one partial
   // `_id=` batch per resource type per group instead of one per page, which keeps requests near ⌈U/50⌉ + ⌈P/50⌉.
   let group: AuditEvent[] = [];
+  let sinceLastFlush: RunCounts = { ...result.counts };
   const flush = async (): Promise<void> => {
     const events = group;
     group = [];
     await resolver.prefetch(mergeRequests(events.map((event) => collectReferences(event, deps.mapping))), request.signal);
-    await mapPage(deps, run.id, events, resolver, { spool, rejects, serializer }, result);
+    await mapPage(deps, run.id, events, resolver, { spool, rejects, serializer }, result, sinceLastFlush);
+    sinceLastFlush = { ...result.counts };
     for (const event of events) {
       if (event.recorded && Date.parse(event.recorded) >= rememberFrom) result.seen.push({ key: eventKey(event), recorded: event.recorded });
     }
@@ -172,10 +174,10 @@ interface PageSinks {
 
 async function mapPage(
   deps: SyncDeps, runId: string, events: readonly AuditEvent[], resolver: ReferenceResolver, sinks: PageSinks, result: PullResult,
+  before: RunCounts,
 ): Promise<void> {
   const lines: string[] = [];
   const rejectLines: string[] = [];
-  const before = { ...result.counts };
   for (const event of events) {
     const mapped = mapEvent(event, deps.mapping, resolver);
     if (mapped.skipped) {

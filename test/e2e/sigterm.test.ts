@@ -54,7 +54,8 @@ describe('SIGTERM mid-push, then restart', () => {
     expect(h.withStore((s) => s.findUnfinishedRun('sandbox')?.state)).toBe('pushing');
 
     h.sandbox.ingest.injectFaults();
-    const rerun = await bridge(args).done;
+    // The plain incremental command: it resumes the unfinished push, then pulls from the watermark (nothing new here).
+    const rerun = await bridge(['sync', '--config', h.sandbox.configPath, '--no-progress']).done;
     expect(rerun.code, rerun.stderr).toBe(0);
     expect(rerun.stdout).toMatch(/\(resumed\) run/);
     const rows = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);

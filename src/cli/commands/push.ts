@@ -1,0 +1,183 @@
+/**
+ * `bridge push`: Microsoft's sample_script.ps1 for a flat-file export (tenantId, appId, appSecret, jobId, filePath),
+ * without its data-loss bug (purview-protocol.md §3.2) and with the same resume: blocks are checkpointed by the
+ * content hash of the normalised file, so rerunning the same command after a failure sends only what Purview has not
+ * acknowledged. The input is sniffed (tab, pipe, comma), a BOM and LF/CR line ends are accepted and normalised into a
+ * private spool under the state directory, and the header is checked against the schema before anything is sent.
+ * The secret is never a command-line value: an environment variable (PURVIEW_APP_SECRET by default) or a file.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { Command, Option } from 'commander';
+import { systemClock, type Clock } from '../../clock.js';
+import { readSecret } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
+import { createLogger, type Logger } from '../../log.js';
+import {
+  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_RESOURCE, createPurviewTokenSource, normalizeFlatFile, pushSpoolFile,
+  type BlockLedger, type CloudName, type ConnectorSchemaName, type EntraCredential, type PushEvent, type PushReport,
+} from '../../purview/index.js';
+
+export interface PushCommandDeps {
+  readonly print: (line: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  /** The block ledger under the state directory (the SQLite state store in the CLI); closed after the push if it can be. */
+  readonly openLedger: (stateDir: string) => BlockLedger;
+  /** Default: the system clock. */
+  readonly clock?: Clock;
+  /** Default: a warn-level logger on stderr. */
+  readonly logger?: Logger;
+  /** Aborts the push at once. */
+  readonly signal?: AbortSignal;
+  /** Graceful stop after the block in flight. */
+  readonly stopSignal?: AbortSignal;
+}
+
+interface PushFlags {
+  tenantId: string;
+  appId: string;
+  appSecretEnv?: string;
+  appSecretFile?: string;
+  appSecret?: string;
+  cert?: string;
+  certThumbprint?: string;
+  jobId: string;
+  file: string;
+  cloud: CloudName;
+  blockRows: number;
+  schema: ConnectorSchemaName;
+  stateDir: string;
+  authorityHost?: string;
+  ingestionBase?: string;
+  resource?: string;
+  caFile?: string;
+}
+
+export const DEFAULT_SECRET_ENV = 'PURVIEW_APP_SECRET';
+
+export function pushCommand(deps: PushCommandDeps): Command {
+  return new Command('push')
+    .description('Push a flat-file connector export (tab, pipe or comma separated) to Purview in sequential, resumable blocks, like Microsoft\'s sample_script.ps1.')
+    .requiredOption('--tenant-id <id>', 'Entra tenant id')
+    .requiredOption('--app-id <id>', 'Entra app (client) id that owns the connector job')
+    .option('--app-secret-env <name>', `environment variable holding the app secret (default ${DEFAULT_SECRET_ENV})`)
+    .option('--app-secret-file <file>', 'file holding the app secret')
+    .addOption(new Option('--app-secret <value>', 'refused: secrets are never command-line values').hideHelp())
+    .option('--cert <file>', 'PEM private key of the app\'s certificate credential (instead of a secret)')
+    .option('--cert-thumbprint <hex>', 'SHA-256 thumbprint of that certificate, as Entra shows it')
+    .requiredOption('--job-id <id>', 'connector job id from the Purview portal')
+    .requiredOption('--file <path>', 'the export to push (header line first)')
+    .addOption(new Option('--cloud <cloud>', 'Microsoft cloud').choices(Object.keys(CLOUDS)).default('commercial'))
+    .addOption(new Option('--block-rows <n>', 'rows per block').argParser(positiveInt).default(DEFAULT_BLOCK_ROWS))
+    .addOption(new Option('--schema <schema>', 'connector schema whose mandatory columns the header must name').choices(['epic', 'healthcare']).default('epic'))
+    .option('--state-dir <dir>', 'where the block ledger and the normalised spool live', 'state')
+    .option('--authority-host <url>', 'override the cloud\'s Entra ID host (e.g. the sandbox)')
+    .option('--ingestion-base <url>', 'override the cloud\'s ingestion host (e.g. the sandbox)')
+    .option('--resource <uri>', `token resource (default ${DEFAULT_RESOURCE})`)
+    .option('--ca-file <file>', 'extra CA (PEM) to trust for these requests only (the sandbox)')
+    .action((flags: PushFlags) => runPush(deps, flags));
+}
+
+async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
+  const credential = resolveCredential(flags, deps.env);
+  const caPem = flags.caFile ? readFlagFile(flags.caFile, '--ca-file') : undefined;
+  const spoolDir = join(flags.stateDir, 'push');
+  mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+  const spoolPath = join(spoolDir, `${randomUUID()}.txt`);
+  try {
+    const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema);
+    const notes = [input.hadBom ? 'BOM removed' : '', input.blankLines ? `${input.blankLines} empty line(s) dropped` : ''].filter(Boolean);
+    deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present${notes.length ? `; ${notes.join(', ')}` : ''}`);
+    if (input.rows === 0) {
+      deps.print('nothing to push: the file has a header and no rows');
+      return;
+    }
+    const report = await pushWithLedger(deps, flags, spoolPath, credential, caPem);
+    summaryLines(report, flags.jobId).forEach((line) => deps.print(line));
+  } finally {
+    rmSync(spoolPath, { force: true });
+  }
+}
+
+async function pushWithLedger(deps: PushCommandDeps, flags: PushFlags, spoolPath: string, credential: EntraCredential, caPem: string | undefined): Promise<PushReport> {
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger({ level: 'warn' });
+  const preset = CLOUDS[flags.cloud];
+  const tokenSource = createPurviewTokenSource({
+    tenantId: flags.tenantId, appId: flags.appId, credential, authorityHost: flags.authorityHost ?? preset.authorityHost,
+    resource: flags.resource ?? DEFAULT_RESOURCE, ...(caPem ? { caPem } : {}), clock, logger,
+  });
+  const ledger = deps.openLedger(flags.stateDir);
+  try {
+    return await pushSpoolFile({
+      spoolPath, blockRows: flags.blockRows, ingestionBase: flags.ingestionBase ?? preset.ingestionBase, jobId: flags.jobId,
+      tokenSource, ledger, clock, logger, ...(caPem ? { caPem } : {}),
+      ...(deps.signal ? { signal: deps.signal } : {}), ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
+      onEvent: (event) => printEvent(deps.print, event),
+    });
+  } finally {
+    closeIfClosable(ledger);
+  }
+}
+
+/** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
+function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCredential {
+  if (flags.appSecret !== undefined) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--app-secret is refused: a secret on the command line ends up in shell history and process lists. Put it in the ${DEFAULT_SECRET_ENV} environment variable (or --app-secret-env NAME), or in a file (--app-secret-file).`);
+  }
+  const given = [flags.appSecretEnv && '--app-secret-env', flags.appSecretFile && '--app-secret-file', flags.cert && '--cert'].filter(Boolean);
+  if (given.length > 1) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Give one credential, not ${given.join(' and ')}.`);
+  if ((flags.cert === undefined) !== (flags.certThumbprint === undefined)) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert and --cert-thumbprint go together: the PEM private key and the SHA-256 thumbprint Entra shows for the certificate.');
+  }
+  if (flags.cert && flags.certThumbprint) {
+    const thumbprint = flags.certThumbprint.replace(/:/g, '');
+    if (!/^[0-9a-fA-F]{64}$/.test(thumbprint)) throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert-thumbprint must be the 64-hex-digit SHA-256 thumbprint of the certificate.');
+    return { kind: 'certificate', privateKeyPem: readFlagFile(flags.cert, '--cert'), thumbprintSha256: thumbprint };
+  }
+  const ref = flags.appSecretFile ? { file: flags.appSecretFile } : { env: flags.appSecretEnv ?? DEFAULT_SECRET_ENV };
+  return { kind: 'secret', secret: readSecret(ref, env, 'the Purview app secret') };
+}
+
+function printEvent(print: (line: string) => void, event: PushEvent): void {
+  switch (event.type) {
+    case 'block_acked':
+      return print(`block ${event.index} acknowledged: ${event.rows} row(s), HTTP ${event.status}${event.possiblyDuplicated ? ' (possibly duplicated: sent before without a recorded acknowledgement)' : ''}`);
+    case 'block_retry':
+      return print(`block ${event.index} attempt ${event.attempt} failed (${event.reason}); retrying in ${Math.round(event.delayMs / 100) / 10} s`);
+    case 'block_skipped':
+      return print(`block ${event.index} already delivered by an earlier run: ${event.rows} row(s) skipped`);
+    case 'block_sent':
+      return;
+  }
+}
+
+function summaryLines(report: PushReport, jobId: string): string[] {
+  const lines = [`pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged in ${report.blocks} block(s) (${report.blocksSent} sent now, ${report.blocksSkipped} already delivered)`];
+  if (report.possiblyDuplicated.length > 0) {
+    lines.push(`possibly duplicated block(s): ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`);
+  }
+  return lines;
+}
+
+function readFlagFile(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${flag}: cannot read ${path}.`, { cause, details: { path } });
+  }
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 5_000_000) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--block-rows must be a whole number from 1 to 5000000, got "${value}".`);
+  }
+  return n;
+}
+
+function closeIfClosable(ledger: BlockLedger): void {
+  const close = (ledger as Partial<{ close: () => void }>).close;
+  if (typeof close === 'function') close.call(ledger);
+}

@@ -1,0 +1,51 @@
+/**
+ * Reading upstream failures: fhir-kit-client 2.x throws `Error('HTTP 404: GET <url>')` with `response = {status,
+ * data}` and `config.headers` = the *response* Headers (research §A2, verified). The message holds the full URL,
+ * whose query can carry identifiers (MRNs, logins), so it is never copied into our errors or logs.
+ * See: https://hl7.org/fhir/R4/operationoutcome.html
+ */
+
+/** The parts of a fhir-kit-client HTTP error we use. */
+export interface HttpFailure {
+  readonly status: number;
+  readonly headers: Headers | undefined;
+  /** The parsed body: usually an OperationOutcome, a string when it was not JSON. */
+  readonly data: unknown;
+}
+
+/** OperationOutcome text is short and PHI-free in practice, but it is upstream text: cap it anyway. */
+export const MAX_OUTCOME_TEXT = 300;
+
+export function httpFailureOf(error: unknown): HttpFailure | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { response, config } = error as Error & { response?: { status?: unknown; data?: unknown }; config?: { headers?: unknown } };
+  if (typeof response?.status !== 'number') return undefined;
+  const headers = config?.headers instanceof Headers ? config.headers : undefined;
+  return { status: response.status, headers, data: response.data };
+}
+
+interface OutcomeIssue {
+  readonly diagnostics?: unknown;
+  readonly details?: { readonly text?: unknown; readonly coding?: ReadonlyArray<{ readonly code?: unknown }> };
+}
+
+function issuesOf(data: unknown): readonly OutcomeIssue[] {
+  if (typeof data !== 'object' || data === null) return [];
+  const outcome = data as { resourceType?: unknown; issue?: unknown };
+  return outcome.resourceType === 'OperationOutcome' && Array.isArray(outcome.issue) ? (outcome.issue as OutcomeIssue[]) : [];
+}
+
+/** `details.text` (or `diagnostics`) of each issue, joined and capped; undefined when there is no OperationOutcome. */
+export function outcomeText(data: unknown): string | undefined {
+  const texts = issuesOf(data)
+    .map((issue) => (typeof issue.details?.text === 'string' ? issue.details.text : typeof issue.diagnostics === 'string' ? issue.diagnostics : ''))
+    .filter((text) => text.length > 0);
+  if (texts.length === 0) return undefined;
+  const joined = [...new Set(texts)].join('; ').replace(/\s+/g, ' ');
+  return joined.length > MAX_OUTCOME_TEXT ? `${joined.slice(0, MAX_OUTCOME_TEXT - 1)}…` : joined;
+}
+
+/** Every `issue.details.coding.code`, e.g. Epic's '4113' (research §3.6). */
+export function outcomeCodes(data: unknown): string[] {
+  return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (typeof coding.code === 'string' ? [coding.code] : [])));
+}

@@ -1,0 +1,157 @@
+/**
+ * Resolves the Patient/Practitioner/PractitionerRole references of a page of events before the mapping runs, in as
+ * few requests as the server allows: literal references as `_id=a,b,c` per type (at most `batchSize` ids per
+ * request), identifier-only references as `identifier=system|value`, then the `practitioner` of every
+ * PractitionerRole found. What the server does not return is remembered as missing so it is not asked again.
+ * See: https://hl7.org/fhir/R4/search.html#id, https://hl7.org/fhir/R4/search.html#token, #escaping.
+ */
+import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
+import type { Clock } from '../clock.js';
+import { BridgeError } from '../errors.js';
+import { identifierKey, keyOf, parseReference, referenceKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../references.js';
+import { TtlLruCache } from './cache.js';
+import type { FhirClient } from './client.js';
+import { resourcesOf } from './pages.js';
+
+export interface ReferenceResolverOptions {
+  /** Ids per `_id=` search. Default 50 (keeps URLs short; Epic pages at 100 or fewer). */
+  readonly batchSize?: number;
+  /** Resources (and known-missing keys) kept. Default 20000. */
+  readonly cacheSize?: number;
+  /** After this a cached entry is fetched again by the next prefetch. Default 3600000 ms (1 h). */
+  readonly cacheTtlMs?: number;
+  readonly clock: Clock;
+}
+
+export interface ReferenceResolver extends ResourceLookup {
+  /**
+   * Fetches what is not cached yet. Missing resources (404/410 or absent from the bundle) are remembered as missing
+   * and `get` returns undefined for them. An identifier matching more than one resource counts as missing too:
+   * attributing an access to the wrong person is worse than not attributing it.
+   */
+  prefetch(request: ReferenceRequest, signal?: AbortSignal): Promise<void>;
+  /** hits: requested keys served from cache; misses: keys fetched; missing: keys the server did not have. */
+  readonly stats: { hits: number; misses: number; missing: number };
+}
+
+export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
+  const cache = new TtlLruCache<FhirResource>(
+    positiveInteger('cacheSize', options.cacheSize ?? 20_000), positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000), options.clock,
+  );
+  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50));
+}
+
+class CachingResolver implements ReferenceResolver {
+  readonly stats = { hits: 0, misses: 0, missing: 0 };
+
+  constructor(
+    private readonly client: FhirClient,
+    private readonly cache: TtlLruCache<FhirResource>,
+    private readonly batchSize: number,
+  ) {}
+
+  /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
+  get(key: string): FhirResource | undefined {
+    return this.cache.peek(key);
+  }
+
+  async prefetch(request: ReferenceRequest, signal?: AbortSignal): Promise<void> {
+    const keys = this.uncached(request.keys, (key) => keyOf(key));
+    const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
+    const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
+    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself.
+    const practitioners = fetched
+      .filter((resource): resource is PractitionerRole => resource.resourceType === 'PractitionerRole')
+      .map((role) => keyOf(role.practitioner?.reference))
+      .filter((key): key is string => key !== undefined && key.startsWith('Practitioner/'));
+    const more = this.uncached(practitioners, (key) => key);
+    if (more.length > 0) await this.fetchKeys(more, signal);
+  }
+
+  /** The items not cached (or expired), de-duplicated; counts hits and misses. */
+  private uncached<T>(items: readonly T[], keyFor: (item: T) => string | undefined): T[] {
+    const seen = new Set<string>();
+    return items.filter((item) => {
+      const key = keyFor(item);
+      if (key === undefined || seen.has(key)) return false;
+      seen.add(key);
+      const fresh = this.cache.isFresh(key);
+      if (fresh) this.stats.hits += 1;
+      else this.stats.misses += 1;
+      return !fresh;
+    });
+  }
+
+  private remember(key: string, resource: FhirResource | undefined): void {
+    if (!resource) this.stats.missing += 1;
+    this.cache.set(key, resource);
+  }
+
+  private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
+    const batches = [...groupIdsByType(keys)].flatMap(([type, ids]) => chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal)));
+    return (await Promise.all(batches)).flat();
+  }
+
+  /** One `_id=a,b,c` search; ids the bundle lacks are remembered as missing. */
+  private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
+    const found = new Map<string, FhirResource>();
+    try {
+      for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
+        for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
+      }
+    } catch (error) {
+      if (!isGone(error)) throw error;
+    }
+    for (const id of ids) this.remember(referenceKey(type, id), found.get(id));
+    return [...found.values()];
+  }
+
+  /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */
+  private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
+    let matches: FhirResource[] = [];
+    try {
+      for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
+        matches = resourcesOf(bundle, ref.type);
+        break; // two results already make it ambiguous; no need for more pages.
+      }
+    } catch (error) {
+      if (!isGone(error)) throw error;
+    }
+    const match = matches.length === 1 ? matches[0] : undefined;
+    this.remember(identifierKey(ref.type, ref.system, ref.value), match);
+    if (match?.id !== undefined) this.cache.set(referenceKey(match.resourceType, match.id), match);
+    return match ? [match] : [];
+  }
+}
+
+/** A search answering 404/410 (type unknown or gone) means none of the asked resources exist. */
+function isGone(error: unknown): boolean {
+  return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && (error.details['status'] === 404 || error.details['status'] === 410);
+}
+
+function groupIdsByType(keys: readonly string[]): Map<string, string[]> {
+  const byType = new Map<string, string[]>();
+  for (const key of keys) {
+    const parsed = parseReference(key);
+    if (!parsed?.type) continue;
+    const ids = byType.get(parsed.type) ?? [];
+    ids.push(parsed.id);
+    byType.set(parsed.type, ids);
+  }
+  return byType;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
+}
+
+/** `system|value` with FHIR search escaping of `\`, `|`, `,` and `$`; a bare value matches any system. */
+function identifierToken(ref: IdentifierReference): string {
+  const escape = (text: string): string => text.replace(/[\\|,$]/g, (c) => `\\${c}`);
+  return ref.system === undefined ? escape(ref.value) : `${escape(ref.system)}|${escape(ref.value)}`;
+}
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new TypeError(`Expected \`${name}\` to be a whole number >= 1, got \`${value}\``);
+  return value;
+}

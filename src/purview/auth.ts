@@ -1,0 +1,130 @@
+/**
+ * Entra ID tokens for the ingestion service through @azure/msal-node (client credentials, purview-protocol.md §1.3):
+ * scope `${resource}/.default`, a client secret or a certificate (msal signs a PS256 assertion with `x5t#S256`).
+ * The authority metadata is given to msal up front, so the only request is the token POST (no instance discovery,
+ * which also makes the local emulator work offline: packages.md "msal-node local emulator recipe"). Requests go
+ * through our own undici pool, so an extra CA is trusted for these calls only. One token serves every block until
+ * shortly before it expires (createCachedTokenSource); msal's own cache is bypassed so a 401 really gets a new token.
+ */
+import { AuthError, ConfidentialClientApplication, ServerError, type Configuration } from '@azure/msal-node';
+import type { Clock } from '../clock.js';
+import { BridgeError, isAbortError } from '../errors.js';
+import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
+import type { Logger } from '../log.js';
+import { createCachedTokenSource, type TokenSource } from '../token-cache.js';
+import { createHttpsAgent } from './agent.js';
+import { DEFAULT_RESOURCE } from './clouds.js';
+import { createMsalNetwork, MsalNetworkError, type MsalNetwork } from './msal-network.js';
+
+export type EntraCredential =
+  | { kind: 'secret'; secret: string }
+  /** `thumbprintSha256`: hex SHA-256 of the certificate's DER, as Entra shows it. `x5c`: optional public chain (SNI). */
+  | { kind: 'certificate'; privateKeyPem: string; thumbprintSha256: string; x5c?: string };
+
+export interface PurviewAuthOptions {
+  readonly tenantId: string;
+  /** The app (client) id of the registration the connector job belongs to. */
+  readonly appId: string;
+  readonly credential: EntraCredential;
+  /** e.g. CLOUDS.commercial.authorityHost (`https://login.microsoftonline.com`); must be https. */
+  readonly authorityHost: string;
+  /** App ID URI of the ingestion service. Default DEFAULT_RESOURCE. */
+  readonly resource?: string;
+  /** Extra CA (PEM) to trust for these requests only, never globally (the sandbox). */
+  readonly caPem?: string;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Called after every token actually fetched (metrics). */
+  readonly onRefresh?: () => void;
+  /** Retry budget of one token fetch (network errors, 429, 5xx). Default 4 attempts within a minute. */
+  readonly retry?: RetryOptions;
+  /** Timeout of one token request. Default 30 s. */
+  readonly timeoutMs?: number;
+}
+
+const TOKEN_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 4, maxTotalMs: 60_000 };
+
+export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSource {
+  const network = createMsalNetwork(createHttpsAgent(options.caPem), options.timeoutMs ?? 30_000);
+  const app = new ConfidentialClientApplication(msalConfiguration(options, network));
+  const scopes = [`${options.resource ?? DEFAULT_RESOURCE}/.default`];
+  const fetchOnce = async (): Promise<{ accessToken: string; expiresInSec: number }> => {
+    // skipCache: our cache decides when to refresh; msal's would hand back the token Purview just refused.
+    const result = await app.acquireTokenByClientCredential({ scopes, skipCache: true });
+    if (!result?.accessToken) throw new BridgeError('BRG_ERR_PURVIEW_AUTH', `Entra ID returned no access token for app ${options.appId}.`);
+    const expiresInSec = network.lastExpiresInSec() ?? 300;
+    options.logger.debug({ tenantId: options.tenantId, appId: options.appId, expiresInSec }, 'purview token acquired');
+    return { accessToken: result.accessToken, expiresInSec };
+  };
+  return createCachedTokenSource(
+    (signal) =>
+      withRetry(fetchOnce, classifyTokenFailure, { clock: options.clock, ...(signal ? { signal } : {}) }, options.retry ?? TOKEN_RETRY).catch(
+        (error: unknown) => {
+          throw toAuthError(error, options, network.lastFailure());
+        },
+      ),
+    { clock: options.clock, ...(options.onRefresh ? { onRefresh: options.onRefresh } : {}) },
+  );
+}
+
+function msalConfiguration(options: PurviewAuthOptions, network: MsalNetwork): Configuration {
+  const base = new URL(options.authorityHost);
+  if (base.protocol !== 'https:') {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `purview.authorityHost must be an https URL, got ${options.authorityHost}.`);
+  }
+  const authority = `${base.origin}/${options.tenantId}`;
+  const credential = options.credential;
+  return {
+    auth: {
+      clientId: options.appId,
+      authority,
+      knownAuthorities: [base.host],
+      // The v2 endpoints of any Entra tenant; given here so msal makes no discovery request (§1.3).
+      authorityMetadata: JSON.stringify({
+        issuer: `${authority}/v2.0`,
+        token_endpoint: `${authority}/oauth2/v2.0/token`,
+        authorization_endpoint: `${authority}/oauth2/v2.0/authorize`,
+        jwks_uri: `${authority}/discovery/v2.0/keys`,
+      }),
+      ...(credential.kind === 'secret'
+        ? { clientSecret: credential.secret }
+        : {
+            clientCertificate: {
+              thumbprintSha256: credential.thumbprintSha256.replace(/:/g, '').toLowerCase(),
+              privateKey: credential.privateKeyPem,
+              ...(credential.x5c ? { x5c: credential.x5c } : {}),
+            },
+          }),
+    },
+    // Our retry policy is the only one.
+    system: { networkClient: network, disableInternalRetries: true },
+  };
+}
+
+function classifyTokenFailure(error: unknown): { retry: false } | { retry: true; reason: string } {
+  if (error instanceof MsalNetworkError) return { retry: true, reason: error.message };
+  // msal replaces a failure of our network module with a bare network_error.
+  if (error instanceof ServerError && error.status !== undefined && (error.status === 429 || error.status >= 500)) {
+    return { retry: true, reason: `Entra ID answered ${error.status}` };
+  }
+  if (error instanceof AuthError && error.errorCode === 'network_error') return { retry: true, reason: 'network error' };
+  return { retry: false };
+}
+
+/** msal errors → BRG_ERR_PURVIEW_AUTH with the AADSTS code; never the secret, assertion or token. */
+function toAuthError(error: unknown, options: PurviewAuthOptions, networkFailure: string | undefined): unknown {
+  if (error instanceof BridgeError || isAbortError(error)) return error;
+  const who = `app ${options.appId} in tenant ${options.tenantId} at ${options.authorityHost}`;
+  if (networkFailure !== undefined) {
+    return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`, { cause: error });
+  }
+  if (error instanceof AuthError) {
+    const aadsts = /AADSTS\d+[^.\r\n]*/.exec(error.errorMessage)?.[0];
+    const what = [error.errorCode, aadsts].filter(Boolean).join(': ');
+    return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Entra ID refused a token for ${who}: ${what}.`, {
+      cause: error, details: { errorCode: error.errorCode },
+    });
+  }
+  const what = error instanceof Error ? error.message.slice(0, 200) : 'unknown failure';
+  return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${what}.`, { cause: error });
+}

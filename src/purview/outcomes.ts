@@ -1,0 +1,89 @@
+/**
+ * What an upload's failure means. Transient (no answer, 408, 429, 5xx) is retried through the one retry policy; a
+ * 401 is retried once with a fresh token; everything else is permanent and becomes one typed BridgeError whose message
+ * names the block and what to fix (purview-protocol.md §2.3). Messages carry status lines and Purview's short reason,
+ * never tokens or rows.
+ */
+import { STATUS_CODES } from 'node:http';
+import { BridgeError, type ErrorCode } from '../errors.js';
+import { parseRetryAfter, type RetryVerdict } from '../http.js';
+import { UploadNetworkError, type BlockResponse } from './upload.js';
+
+/** A non-2xx HTTP answer to an upload. */
+export class UploadStatusError extends Error {
+  override readonly name = 'UploadStatusError';
+  readonly status: number;
+  readonly statusText: string;
+  readonly body: string;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(response: BlockResponse, nowMs: number) {
+    super(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+    this.status = response.status;
+    this.statusText = response.statusText;
+    this.body = response.body;
+    this.retryAfterMs = parseRetryAfter(response.retryAfter, nowMs);
+  }
+}
+
+export function isTransientStatus(status: number): boolean {
+  return status === 408 || status === 429 || (status >= 500 && status <= 599);
+}
+
+/** @param state - Counts 401s of the block, so exactly one token refresh is tried. */
+export function classifyUploadFailure(error: unknown, state: { unauthorized: number }): RetryVerdict {
+  if (error instanceof UploadNetworkError) return { retry: true, reason: error.reason };
+  if (!(error instanceof UploadStatusError)) return { retry: false };
+  if (error.status === 401 && state.unauthorized++ === 0) return { retry: true, retryAfterMs: 0, reason: 'HTTP 401: retrying once with a new token' };
+  if (!isTransientStatus(error.status)) return { retry: false };
+  return { retry: true, reason: error.message, ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }) };
+}
+
+export interface BlockContext {
+  readonly index: number;
+  readonly blocks: number;
+  readonly jobId: string;
+  readonly attempts: number;
+}
+
+/** Normalises the last failure of a block once, after the retry budget or a permanent answer. */
+export function toPushError(error: unknown, block: BlockContext): unknown {
+  if (error instanceof UploadNetworkError) {
+    return unavailable(`no answer (${error.reason})`, block, error);
+  }
+  if (!(error instanceof UploadStatusError)) return error;
+  if (isTransientStatus(error.status)) return unavailable(error.message, block, error);
+  const where = `block ${block.index} of ${block.blocks} (job ${block.jobId})`;
+  const said = purviewSaid(error);
+  const [code, message] = permanentMessage(error.status, where, said);
+  return new BridgeError(code, message, { cause: error, details: { status: error.status, index: block.index, reason: said || undefined } });
+}
+
+function permanentMessage(status: number, where: string, said: string): [ErrorCode, string] {
+  const answer = `${status}${said ? ` "${said}"` : ''}`;
+  switch (status) {
+    case 400:
+      return ['BRG_ERR_PURVIEW_REJECTED', `Purview rejected ${where} with ${answer}; nothing was acknowledged for it. Check that the header names the connector schema's columns and the file is UTF-8, one row per line.`];
+    case 401:
+      return ['BRG_ERR_PURVIEW_AUTH', `Purview refused the token for ${where} with ${answer}, also after a token refresh. Check purview.tenantId, purview.appId and purview.resource (the cloud's App ID URI).`];
+    case 403:
+      return ['BRG_ERR_PURVIEW_FORBIDDEN', `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.`];
+    default:
+      return ['BRG_ERR_PURVIEW_REJECTED', `Purview answered ${where} with ${answer}; nothing was acknowledged for it. Check purview.cloud or purview.ingestionBase (uploads go to {ingestionBase}/api/signals).`];
+  }
+}
+
+function unavailable(last: string, block: BlockContext, cause: unknown): BridgeError {
+  return new BridgeError(
+    'BRG_ERR_PURVIEW_UNAVAILABLE',
+    `Block ${block.index} of ${block.blocks} (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. The next run resumes at this block.`,
+    { cause, details: { index: block.index, attempts: block.attempts } },
+  );
+}
+
+/** Purview's own words: the reason phrase when it is not the standard one, else the start of the body. */
+function purviewSaid(error: UploadStatusError): string {
+  const standard = error.statusText === '' || error.statusText === STATUS_CODES[error.status];
+  const text = standard ? error.body : error.statusText;
+  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+}

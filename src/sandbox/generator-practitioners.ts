@@ -1,0 +1,155 @@
+/**
+ * Practitioners: Epic users with an EMP login ('JSMITH12'), a SER provider id, an NPI and a work email
+ * `<login lowercase>@<emailDomain>`, shaped like Epic's sandbox Practitioner (smart-backend-epic.md §3.9). The
+ * noLoginRate share has neither email nor EMP identifier, so their rows are rejected (auditevent-mapping.md §7, §9).
+ */
+import type { ContactPoint, Identifier, Practitioner } from 'fhir/r4.js';
+import { SANDBOX_IDS } from './epic-ids.js';
+import { ID_KIND, STREAM, canaryToken, entityId, rngFor } from './generator-random.js';
+import { dayAfter, yearsBefore } from './generator-time.js';
+import { FAMILY, GIVEN_FEMALE, GIVEN_MALE, PRACTITIONER_SUFFIXES } from './generator-words.js';
+
+/** What people generation needs from the dataset options, defaults resolved. */
+export interface PeopleContext {
+  readonly seed: number;
+  readonly canary: boolean;
+  readonly noLoginRate: number;
+  /** Dataset start (epoch ms): ended names, addresses and emails end before it, so "valid at event time" is well-defined. */
+  readonly startMs: number;
+}
+
+/** Canary field codes for practitioners (patients use 0x01–0x1f), so every token names one value. */
+const FIELD = { given: 0x21, middle: 0x22, family: 0x23, login: 0x24, oldEmail: 0x25 } as const;
+const SER_BASE = 1000;
+const NPI_BASE = 100_000_000;
+
+interface PractitionerCore {
+  readonly female: boolean;
+  readonly given: string;
+  readonly middle: string | undefined;
+  readonly family: string;
+  readonly suffix: string;
+  /** Login without the canary token, e.g. 'JSMITH12'; undefined for the no-login share. */
+  readonly loginBase: string | undefined;
+}
+
+/** The part of a practitioner that events need too (the login), from its own small stream. */
+function practitionerCore(ctx: PeopleContext, index: number): PractitionerCore {
+  const rng = rngFor(ctx.seed, STREAM.practitionerName, index);
+  const female = rng.chance(0.5);
+  const givenList = female ? GIVEN_FEMALE : GIVEN_MALE;
+  const given = rng.pick(givenList);
+  const second = rng.pick(givenList);
+  const middle = second !== given && rng.chance(0.3) ? second : undefined;
+  const family = rng.pick(FAMILY);
+  const suffix = rng.pick(PRACTITIONER_SUFFIXES);
+  const noLogin = rng.chance(ctx.noLoginRate);
+  return { female, given, middle, family, suffix, loginBase: noLogin ? undefined : loginBase(given, family, index) };
+}
+
+/** Epic-style login: first initial + up to 7 letters of the family name, ASCII upper case, + the index (unique). */
+function loginBase(given: string, family: string, index: number): string {
+  const letters = `${asciiLetters(given).slice(0, 1)}${asciiLetters(family).slice(0, 7)}` || 'USER';
+  return `${letters}${index}`;
+}
+
+/** 'Núñez' → 'NUNEZ'. Memoised: names come from small word lists and NFD normalisation is slow. */
+const ASCII_CACHE = new Map<string, string>();
+function asciiLetters(value: string): string {
+  let ascii = ASCII_CACHE.get(value);
+  if (ascii === undefined) {
+    ascii = value.normalize('NFD').replace(/[^A-Za-z]/g, '').toUpperCase();
+    ASCII_CACHE.set(value, ascii);
+  }
+  return ascii;
+}
+
+function token(ctx: PeopleContext, field: number, index: number): string {
+  return ctx.canary ? canaryToken(ctx.seed, field, index) : '';
+}
+
+/** In canary mode a name word gets ' CANARY…' appended. */
+function marked(ctx: PeopleContext, value: string, field: number, index: number): string {
+  return ctx.canary ? `${value} ${canaryToken(ctx.seed, field, index)}` : value;
+}
+
+/** The EMP login the practitioner's events carry as `altId` (canary mode: with its token); undefined when none. */
+export function practitionerLogin(ctx: PeopleContext, index: number): string | undefined {
+  const base = practitionerCore(ctx, index).loginBase;
+  return base === undefined ? undefined : `${base}${token(ctx, FIELD.login, index)}`;
+}
+
+export function practitionerAt(ctx: PeopleContext, index: number): Practitioner {
+  const core = practitionerCore(ctx, index);
+  const rng = rngFor(ctx.seed, STREAM.practitioner, index);
+  const given = [marked(ctx, core.given, FIELD.given, index)];
+  if (core.middle) given.push(marked(ctx, core.middle, FIELD.middle, index));
+  const family = marked(ctx, core.family, FIELD.family, index);
+  const login = practitionerLogin(ctx, index);
+  const identifier: Identifier[] = [{ use: 'usual', type: { text: 'NPI' }, system: SANDBOX_IDS.npiSystem, value: npiOf(index) }];
+  if (login) identifier.push({ use: 'usual', type: { text: 'EXTERNAL' }, system: SANDBOX_IDS.empSystem, value: login });
+  identifier.push({ use: 'usual', type: { text: 'INTERNAL' }, system: SANDBOX_IDS.serSystem, value: `E${SER_BASE + index}` });
+  const practitioner: Practitioner = {
+    resourceType: 'Practitioner',
+    id: entityId(ctx.seed, ID_KIND.practitioner, index),
+    identifier,
+    active: true,
+    name: [{ use: 'official', text: `${[...given, family].join(' ')}, ${core.suffix}`, family, given, suffix: [core.suffix] }],
+    gender: core.female ? 'female' : 'male',
+  };
+  const telecom = practitionerTelecom(ctx, index, core, rng.chance(0.5), rng.chance(0.25));
+  if (telecom.length > 0) practitioner.telecom = telecom;
+  return practitioner;
+}
+
+/**
+ * A work phone first (the mapper must filter on system 'email'), then sometimes an ended older email before the
+ * current one (it must pick the email valid at the event time, not the first).
+ */
+function practitionerTelecom(ctx: PeopleContext, index: number, core: PractitionerCore, phone: boolean, oldEmail: boolean): ContactPoint[] {
+  const telecom: ContactPoint[] = [];
+  if (phone) telecom.push({ system: 'phone', value: `608-555-01${String(index % 100).padStart(2, '0')}`, use: 'work' });
+  if (core.loginBase === undefined) return telecom;
+  const email = `${core.loginBase.toLowerCase()}${token(ctx, FIELD.login, index)}@${SANDBOX_IDS.emailDomain}`;
+  if (!oldEmail) return [...telecom, { system: 'email', value: email, use: 'work' }];
+  const ended = yearsBefore(ctx.startMs, 1 + (index % 4));
+  const previous = `${core.loginBase.toLowerCase()}${token(ctx, FIELD.oldEmail, index)}@legacy.${SANDBOX_IDS.emailDomain}`;
+  return [
+    ...telecom,
+    { system: 'email', value: previous, use: 'work', period: { start: yearsBefore(ctx.startMs, 9), end: ended } },
+    { system: 'email', value: email, use: 'work', period: { start: dayAfter(ended) } },
+  ];
+}
+
+/** NPI: 9 digits + the Luhn check digit computed over '80840' + those digits (CMS NPI check-digit rule). */
+export function npiOf(index: number): string {
+  const payload = String(NPI_BASE + index);
+  return `${payload}${luhnCheckDigit(`80840${payload}`)}`;
+}
+
+export function luhnCheckDigit(payload: string): number {
+  let sum = 0;
+  let double = true;
+  for (let k = payload.length - 1; k >= 0; k--) {
+    let digit = payload.charCodeAt(k) - 48;
+    if (double) digit = digit * 2 > 9 ? digit * 2 - 9 : digit * 2;
+    sum += digit;
+    double = !double;
+  }
+  return (10 - (sum % 10)) % 10;
+}
+
+/**
+ * The practitioner index an identifier value would belong to, decoded in O(1) (the caller checks the resource
+ * really carries it). `system` undefined = try every system this generator uses.
+ */
+export function practitionerIndexFromIdentifier(system: string | undefined, value: string): number[] {
+  const candidates: number[] = [];
+  const add = (match: RegExpExecArray | null, base: number): void => {
+    if (match?.[1] !== undefined) candidates.push(Number(match[1]) - base);
+  };
+  if (system === undefined || system === SANDBOX_IDS.empSystem) add(/^[A-Z]+(\d{1,10})(?:CANARY[0-9a-f]{10})?$/.exec(value), 0);
+  if (system === undefined || system === SANDBOX_IDS.serSystem) add(/^E(\d{1,10})$/.exec(value), SER_BASE);
+  if (system === undefined || system === SANDBOX_IDS.npiSystem) add(/^(\d{9})\d$/.exec(value), NPI_BASE);
+  return candidates.filter((i) => Number.isSafeInteger(i) && i >= 0);
+}

@@ -1,0 +1,263 @@
+/**
+ * A Purview ingestion endpoint for the offline sandbox, checking the wire format as strictly as purview-protocol.md §5
+ * lists it: `POST /api/signals?jobid=` (any case), a bearer token from the Entra emulator with the ingestion audience
+ * (401 otherwise), a job owned by the token's app (403 `jobId and corresponding appId do not match.` otherwise),
+ * `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file` (part header parsed
+ * leniently, §2.2), and a body in UTF-8 without BOM, CRLF-terminated lines, a header line on every block identical
+ * across the job. Malformed → 400 with the reason. Accepted blocks are recorded per job, in arrival order, and faults
+ * can be programmed per request (§5.5) to test that no block is ever lost.
+ */
+import { isUtf8 } from 'node:buffer';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { BridgeError } from '../errors.js';
+import { DEFAULT_RESOURCE } from '../purview/clouds.js';
+import type { EntraEmulator } from './entra.js';
+import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
+
+export interface AcceptedBlock {
+  /** The part's filename (the service ignores it; recorded for tests). */
+  readonly filename: string;
+  readonly header: string;
+  /** Data rows without their CRLF; empty when the emulator records counts only. */
+  readonly rows: string[];
+  readonly rowCount: number;
+  /** Size of the file part in bytes. */
+  readonly bytes: number;
+  readonly delimiter: 'tab' | 'pipe' | 'comma';
+}
+
+export type IngestFault =
+  | { kind: 'status'; status: number; body?: string; retryAfter?: string; statusMessage?: string }
+  /** Records the block, then destroys the connection before answering (the client cannot know it was accepted). */
+  | { kind: 'accept-then-reset' }
+  /** Waits before handling the request; if the client has gone meanwhile, nothing is recorded. */
+  | { kind: 'delay'; ms: number }
+  /** Destroys the connection once the body is read, without recording it. */
+  | { kind: 'reset-before-accept' };
+
+export interface PurviewIngestOptions {
+  readonly verifyAccessToken: EntraEmulator['verifyAccessToken'];
+  readonly tls?: SandboxCertificate;
+  /** Token audience required. Default DEFAULT_RESOURCE. */
+  readonly audience?: string;
+  /** 'count' keeps row counts only (benchmarks stay flat in memory). Default 'rows'. */
+  readonly record?: 'rows' | 'count';
+  /** Larger bodies get 413. Default 512 MiB. */
+  readonly maxBodyBytes?: number;
+}
+
+export interface PurviewIngestEmulator {
+  /** `https://127.0.0.1:<port>`, the ingestionBase to push to. */
+  readonly baseUrl: string;
+  readonly caPem: string;
+  registerJob(jobId: string, appId: string): void;
+  /** Blocks accepted for the job, in arrival order. */
+  accepted(jobId: string): ReadonlyArray<AcceptedBlock>;
+  /** Rows accepted for the job (counted in 'count' mode too). */
+  acceptedRowCount(jobId: string): number;
+  /** Queues faults, each used by one request, first in first out; called with none, clears the queue. */
+  injectFaults(...faults: IngestFault[]): void;
+  /** Every request received, faulted or not. */
+  readonly requests: number;
+  close(): Promise<void>;
+}
+
+export const JOB_APP_MISMATCH = 'jobId and corresponding appId do not match.';
+
+interface Job {
+  readonly appId: string;
+  header?: string;
+  readonly blocks: AcceptedBlock[];
+}
+
+interface IngestState {
+  readonly options: PurviewIngestOptions;
+  readonly jobs: Map<string, Job>;
+  faults: IngestFault[];
+  requests: number;
+  readonly closing: AbortController;
+}
+
+class Rejection extends Error {
+  constructor(readonly status: number, reason: string, readonly statusMessage?: string) {
+    super(reason);
+  }
+}
+
+export async function startPurviewIngestEmulator(options: PurviewIngestOptions): Promise<PurviewIngestEmulator> {
+  const tls = options.tls ?? (await createSandboxCertificate());
+  const state: IngestState = { options, jobs: new Map(), faults: [], requests: 0, closing: new AbortController() };
+  const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (request, response) => {
+    handle(state, request, response).catch((error: unknown) => {
+      const rejection = error instanceof Rejection ? error : new Rejection(500, 'unexpected emulator failure');
+      if (!response.headersSent && !response.destroyed) respond(response, rejection.status, rejection.message, rejection.statusMessage);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    caPem: tls.certPem,
+    registerJob(jobId, appId) {
+      if (!jobId || !appId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId and appId are required.');
+      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [] });
+    },
+    accepted: (jobId) => state.jobs.get(jobId.toLowerCase())?.blocks ?? [],
+    acceptedRowCount: (jobId) => (state.jobs.get(jobId.toLowerCase())?.blocks ?? []).reduce((n, block) => n + block.rowCount, 0),
+    injectFaults(...faults) {
+      if (faults.length === 0) state.faults = [];
+      else state.faults.push(...faults);
+    },
+    get requests() {
+      return state.requests;
+    },
+    close() {
+      state.closing.abort();
+      return new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+async function handle(state: IngestState, request: IncomingMessage, response: ServerResponse): Promise<void> {
+  state.requests += 1;
+  const fault = state.faults.shift();
+  const url = new URL(request.url ?? '/', 'https://127.0.0.1');
+  // The body is always read first: answering early would make the client see a reset instead of the status.
+  const body = await readBody(request, state.options.maxBodyBytes ?? 512 * 1024 * 1024);
+  if (fault?.kind === 'status') return respond(response, fault.status, fault.body ?? '', fault.statusMessage, fault.retryAfter);
+  if (fault?.kind === 'reset-before-accept') return void request.socket.destroy();
+  if (fault?.kind === 'delay') {
+    await sleep(fault.ms, state.closing.signal);
+    if (request.socket.destroyed) return;
+  }
+  if (url.pathname !== '/api/signals') throw new Rejection(404, `no route ${url.pathname}`);
+  if (request.method !== 'POST') throw new Rejection(405, `${request.method ?? '?'} is not allowed; POST the file`);
+  const job = authorize(state, url, request);
+  const file = parseMultipart(body, request.headers['content-type'] ?? '');
+  const block = checkBlock(file.content, file.filename, job, state.options.record ?? 'rows');
+  job.header ??= block.header;
+  job.blocks.push(block);
+  if (fault?.kind === 'accept-then-reset') return void request.socket.destroy();
+  respond(response, 200, '');
+}
+
+function authorize(state: IngestState, url: URL, request: IncomingMessage): Job {
+  const jobId = [...url.searchParams].find(([name]) => name.toLowerCase() === 'jobid')?.[1];
+  if (!jobId) throw new Rejection(400, 'the jobid query parameter is missing');
+  // The script's `"Bearer $token "` quirk (§2.2): trailing spaces are trimmed.
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
+  const claims = bearer === undefined ? undefined : state.options.verifyAccessToken(bearer);
+  if (!claims) throw new Rejection(401, 'a valid bearer token from Entra ID is required');
+  const audience = state.options.audience ?? DEFAULT_RESOURCE;
+  if (claims.audience !== audience) throw new Rejection(401, `the token audience ${claims.audience} is not ${audience}`);
+  const job = state.jobs.get(jobId.toLowerCase());
+  if (!job || job.appId.toLowerCase() !== claims.appId.toLowerCase()) throw new Rejection(403, JOB_APP_MISMATCH, JOB_APP_MISMATCH);
+  return job;
+}
+
+/** RFC 7578 body with one part named `file`; parameters quoted or not, spaces around `=` tolerated (§2.2). */
+function parseMultipart(body: Buffer, contentType: string): { filename: string; content: Buffer } {
+  if (!/^multipart\/form-data\s*;/i.test(contentType)) throw new Rejection(400, `content-type must be multipart/form-data, got "${contentType}"`);
+  const boundary = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);
+  const delimiter = `--${boundary?.[1] ?? boundary?.[2] ?? ''}`;
+  if (delimiter === '--') throw new Rejection(400, 'the multipart content-type has no boundary');
+  let pos = body.indexOf(delimiter);
+  if (pos === -1) throw new Rejection(400, 'the body does not contain the boundary');
+  const parts: Array<{ headers: string; content: Buffer }> = [];
+  for (;;) {
+    pos += delimiter.length;
+    if (body.toString('latin1', pos, pos + 2) === '--') break;
+    if (body.toString('latin1', pos, pos + 2) !== '\r\n') throw new Rejection(400, 'a multipart boundary is not followed by CRLF');
+    const headersEnd = body.indexOf('\r\n\r\n', pos + 2);
+    const next = body.indexOf(`\r\n${delimiter}`, headersEnd + 4);
+    if (headersEnd === -1 || next === -1) throw new Rejection(400, 'a multipart part is not closed by the boundary');
+    parts.push({ headers: body.toString('utf8', pos + 2, headersEnd), content: body.subarray(headersEnd + 4, next) });
+    pos = next + 2;
+  }
+  const named = parts.map((part) => ({ ...part, ...dispositionOf(part.headers) }));
+  if (named.length !== 1 || named[0]?.name !== 'file') {
+    throw new Rejection(400, `expected exactly one part named "file", got ${named.map((p) => `"${p.name ?? '?'}"`).join(', ') || 'none'}`);
+  }
+  return { filename: named[0].filename ?? '', content: named[0].content };
+}
+
+function dispositionOf(headers: string): { name?: string; filename?: string } {
+  const line = headers.split('\r\n').find((h) => /^content-disposition\s*:/i.test(h));
+  if (!line) return {};
+  const params = new Map<string, string>();
+  for (const piece of line.slice(line.indexOf(':') + 1).split(';').slice(1)) {
+    const eq = piece.indexOf('=');
+    if (eq === -1) continue;
+    params.set(piece.slice(0, eq).trim().toLowerCase(), piece.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
+  }
+  const star = params.get('filename*');
+  const filename = params.get('filename') ?? (star ? decodeURIComponent(star.replace(/^[^']*'[^']*'/, '')) : undefined);
+  return { ...(params.has('name') ? { name: params.get('name') as string } : {}), ...(filename === undefined ? {} : { filename }) };
+}
+
+function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' | 'count'): AcceptedBlock {
+  if (content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf) throw new Rejection(400, 'the file starts with a UTF-8 byte order mark');
+  if (!isUtf8(content)) throw new Rejection(400, 'the file is not valid UTF-8');
+  const lines = countCrlfLines(content);
+  const header = content.toString('utf8', 0, lines.headerEnd);
+  if (header.length === 0) throw new Rejection(400, 'line 1 (the header) is empty');
+  if (job.header !== undefined && header !== job.header) throw new Rejection(400, "the header line differs from the job's earlier blocks");
+  const delimiter = header.includes('\t') ? 'tab' : header.includes('|') ? 'pipe' : header.includes(',') ? 'comma' : undefined;
+  if (!delimiter) throw new Rejection(400, 'the header line has no tab, pipe or comma');
+  if (lines.count < 2) throw new Rejection(400, 'the file has a header but no rows');
+  const rows = record === 'rows' ? content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n') : [];
+  return { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter };
+}
+
+/** Counts lines, requiring CRLF after every one (the last included) and no CR elsewhere. */
+function countCrlfLines(content: Buffer): { count: number; headerEnd: number } {
+  let count = 0;
+  let headerEnd = -1;
+  let pos = 0;
+  while (pos < content.length) {
+    const lf = content.indexOf(0x0a, pos);
+    if (lf === -1) throw new Rejection(400, `line ${count + 1} does not end with CRLF`);
+    const cr = content.indexOf(0x0d, pos);
+    if (cr !== lf - 1) throw new Rejection(400, `line ${count + 1} ${cr === -1 || cr > lf ? 'ends with LF alone' : 'holds a bare CR'}; lines must end with CRLF`);
+    if (headerEnd === -1) headerEnd = lf - 1;
+    count += 1;
+    pos = lf + 1;
+  }
+  if (count === 0) throw new Rejection(400, 'the file is empty');
+  return { count, headerEnd };
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    request.on('end', () => (size > limit ? reject(new Rejection(413, `the body exceeds ${limit} bytes`)) : resolve(Buffer.concat(chunks, size))));
+    request.on('error', reject);
+  });
+}
+
+function respond(response: ServerResponse, status: number, body: string, statusMessage?: string, retryAfter?: string): void {
+  const headers: Record<string, string> = { 'content-type': 'text/plain; charset=utf-8', 'content-length': String(Buffer.byteLength(body)) };
+  if (retryAfter !== undefined) headers['retry-after'] = retryAfter;
+  if (statusMessage === undefined) response.writeHead(status, headers);
+  else response.writeHead(status, statusMessage, headers);
+  response.end(body);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    }, { once: true });
+  });
+}

@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createReferenceResolver } from '../../src/fhir/index.js';
+import { identifierKey } from '../../src/references.js';
+import { allResources, buildFixtures, EMP_SYSTEM, startFixtureServer, type FixtureServer } from './support.js';
+
+let fixture: FixtureServer | undefined;
+afterEach(async () => {
+  await fixture?.server.close();
+  fixture = undefined;
+});
+
+const idsIn = (query: string): string[] => (new URLSearchParams(query).get('_id') ?? '').split(',').filter(Boolean);
+
+describe('reference resolver', () => {
+  it('remembers a deleted patient as missing and does not ask for it again', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 2 })));
+    await fixture.backend.remove('Patient', 'pt-2');
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const keys = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Practitioner/pr-1'];
+
+    await resolver.prefetch({ keys, identifiers: [] });
+    const afterFirst = fixture.server.requests.length;
+    await resolver.prefetch({ keys, identifiers: [] });
+
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined, 'pr-1']);
+    expect(fixture.server.requests.length).toBe(afterFirst);
+    expect(afterFirst).toBe(2);
+    expect(resolver.stats.missing).toBe(1);
+    expect(idsIn(fixture.requestsFor('Patient')[0]?.query ?? '').sort()).toEqual(['pt-0', 'pt-1', 'pt-2']);
+  });
+
+  it('batches literal references per type, at most batchSize ids per request', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 120, practitioners: 3 })));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const keys = Array.from({ length: 120 }, (_, i) => `Patient/pt-${i}`);
+
+    await resolver.prefetch({ keys: [...keys, ...keys.slice(0, 10)], identifiers: [] });
+
+    const batches = fixture.requestsFor('Patient').map((request) => idsIn(request.query));
+    expect(batches.map((batch) => batch.length)).toEqual([50, 50, 20]);
+    expect(batches.flat().sort()).toEqual(keys.map((key) => key.slice('Patient/'.length)).sort());
+    expect(keys.every((key) => resolver.get(key)?.id === key.slice('Patient/'.length))).toBe(true);
+  });
+
+  it('looks identifier-only references up by system|value and follows PractitionerRole.practitioner', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 4 })));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+
+    await resolver.prefetch({
+      keys: ['PractitionerRole/role-1'],
+      identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP3' }, { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP99' }],
+    });
+
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP3'))?.id).toBe('pr-3');
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP99'))).toBeUndefined();
+    expect(resolver.get('PractitionerRole/role-1')?.id).toBe('role-1');
+    expect(resolver.get('Practitioner/pr-1')?.id).toBe('pr-1');
+    const identifierQueries = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier')).filter(Boolean);
+    expect(identifierQueries.sort()).toEqual([`${EMP_SYSTEM}|EMP3`, `${EMP_SYSTEM}|EMP99`]);
+  });
+
+  it('fetches again once the TTL has passed, and evicts the least recently used beyond cacheSize', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, cacheTtlMs: 60_000, cacheSize: 2, batchSize: 1 });
+    const patientRequests = (): string[] => fixture?.requestsFor('Patient').map((request) => idsIn(request.query).join()) ?? [];
+
+    await resolver.prefetch({ keys: ['Patient/pt-0'], identifiers: [] });
+    await resolver.prefetch({ keys: ['Patient/pt-0'], identifiers: [] });
+    expect(patientRequests()).toEqual(['pt-0']);
+
+    await fixture.clock.sleep(60_001);
+    await resolver.prefetch({ keys: ['Patient/pt-0'], identifiers: [] });
+    expect(patientRequests()).toEqual(['pt-0', 'pt-0']);
+
+    await resolver.prefetch({ keys: ['Patient/pt-1', 'Patient/pt-2'], identifiers: [] });
+    expect(resolver.get('Patient/pt-0')).toBeUndefined();
+    expect(resolver.get('Patient/pt-2')?.id).toBe('pt-2');
+  });
+});

@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AuditEvent } from 'fhir/r4.js';
+import { BridgeError } from '../../src/errors.js';
+import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
+import { silentLogger } from '../../src/log.js';
+import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
+import { startFhirServer, type SandboxFhirServer } from '../../src/sandbox/fhir-server.js';
+import { InstantClock } from '../support/manual-clock.js';
+import { RevocableTokens, collect, isoAt } from './support.js';
+
+/** Nine events, three per instant (minutes 0, 1, 2): a page boundary can cut an instant in two. */
+const EVENTS: AuditEvent[] = Array.from({ length: 9 }, (_, i): AuditEvent => ({
+  resourceType: 'AuditEvent',
+  id: `same-${i}`,
+  meta: { lastUpdated: isoAt(Math.floor(i / 3)) },
+  type: { code: '110110' },
+  recorded: isoAt(Math.floor(i / 3)),
+  agent: [{ requestor: true, who: { reference: 'Practitioner/pr-0' } }],
+  source: { observer: { display: 'Epic' } },
+}));
+const WINDOW = { since: isoAt(0), until: isoAt(10) };
+
+let server: SandboxFhirServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function start(wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend): Promise<{ server: SandboxFhirServer; pull: (pageSize: number) => AsyncGenerator<AuditEvent[]> }> {
+  const backend = await createMemoryBackend();
+  await backend.load(EVENTS);
+  const tokens = new RevocableTokens();
+  server = await startFhirServer({ backend: wrap(backend), verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
+  const client = createFhirClient({ baseUrl: server.baseUrl, tokenSource: tokens, clock: new InstantClock(), logger: silentLogger(), requestsPerSecond: 1_000 });
+  return { server, pull: (pageSize) => pullAuditEvents(client, WINDOW, { pageSize }) };
+}
+
+describe('4113 recovery at a shared instant', () => {
+  it('resumes at the instant cut by the page boundary and skips only the events already yielded there', async () => {
+    const { server, pull } = await start();
+    server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
+
+    const pages = await collect(pull(4));
+
+    expect(pages.map((page) => page.map((event) => event.id))).toEqual([
+      ['same-0', 'same-1', 'same-2', 'same-3'],
+      ['same-4', 'same-5', 'same-6'],
+      ['same-7', 'same-8'],
+    ]);
+    const searches = server.requests.filter((request) => request.path.endsWith('/AuditEvent')).map((request) => new URLSearchParams(request.query));
+    // The re-issued search starts at minute 1, the instant of the last event yielded (same-3), not at the window start.
+    expect(searches[2]?.getAll('date')).toEqual([`ge${isoAt(1)}`, `lt${isoAt(10)}`]);
+    expect(searches[2]?.has('_offset')).toBe(false);
+  });
+
+  it('refuses to resume a search the server did not sort, rather than double events', async () => {
+    // A server that ignores _sort=date: results come newest first.
+    const { server, pull } = await start((backend) => ({
+      read: (type, id) => backend.read(type, id),
+      search: (type, query) => {
+        const reversed = new URLSearchParams(query);
+        reversed.set('_sort', '-date');
+        return backend.search(type, reversed);
+      },
+    }));
+    server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
+
+    const yielded: string[] = [];
+    const error = await (async () => {
+      for await (const page of pull(4)) yielded.push(...page.map((event) => event.id ?? '?'));
+    })().catch((e: unknown) => e);
+
+    // Newest first: the first page already shows the order is broken (minute 2, then minute 1).
+    expect(yielded).toEqual(['same-6', 'same-7', 'same-8', 'same-3']);
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_HTTP');
+    expect((error as BridgeError).message).toContain('were not sorted by date');
+  });
+});

@@ -1,0 +1,70 @@
+/** Real emulators on 127.0.0.1 and small spool builders shared by the push-stage tests. */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Clock } from '../../src/clock.js';
+import { silentLogger } from '../../src/log.js';
+import { createPurviewTokenSource } from '../../src/purview/index.js';
+import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
+import { startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
+import type { TokenSource } from '../../src/token-cache.js';
+
+export const HEADER = 'ACCESS_LOG.ACCESS_TIME\tACCESS_LOG_METRIC.METRIC_NAME\tEMP.SYSTEM_LOGIN';
+
+export interface Emulators {
+  readonly tls: SandboxCertificate;
+  readonly entra: EntraEmulator;
+  readonly ingest: PurviewIngestEmulator;
+  /** A fresh tenant/app/secret/job registered on both emulators. */
+  newApp(): { tenantId: string; appId: string; secret: string; jobId: string };
+  tokenSource(app: { tenantId: string; appId: string; secret: string }, clock: Clock): TokenSource;
+  close(): Promise<void>;
+}
+
+export async function startEmulators(): Promise<Emulators> {
+  const tls = await createSandboxCertificate();
+  const entra = await startEntraEmulator({ tls });
+  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls });
+  return {
+    tls, entra, ingest,
+    newApp() {
+      const app = { tenantId: randomUUID(), appId: randomUUID(), secret: `secret-${randomUUID()}`, jobId: randomUUID() };
+      entra.registerApp(app);
+      ingest.registerJob(app.jobId, app.appId);
+      return app;
+    },
+    tokenSource(app, clock) {
+      return createPurviewTokenSource({
+        tenantId: app.tenantId, appId: app.appId, credential: { kind: 'secret', secret: app.secret },
+        authorityHost: entra.authorityHost, caPem: tls.certPem, clock, logger: silentLogger(),
+      });
+    },
+    async close() {
+      await Promise.all([entra.close(), ingest.close()]);
+    },
+  };
+}
+
+/** Data rows `r<i>` with a few UTF-8 characters, so byte offsets differ from character offsets. */
+export function makeRows(count: number, prefix = 'r'): string[] {
+  return Array.from({ length: count }, (_, i) => `2026-11-01T00:00:${String(i % 60).padStart(2, '0')}Z\tPatient Lookup ${prefix}${i}\tÅse.Øvrebø${i}`);
+}
+
+export function writeSpool(dir: string, rows: readonly string[], header = HEADER): string {
+  const path = join(dir, `spool-${randomUUID()}.txt`);
+  writeFileSync(path, [header, ...rows].map((line) => `${line}\r\n`).join(''), { mode: 0o600 });
+  return path;
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Splits rows into the block sizes the push must produce. */
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,146 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Agent, request } from 'undici';
+import { DEFAULT_RESOURCE } from '../../src/purview/index.js';
+import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
+import { JOB_APP_MISMATCH, startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { createSandboxCertificate } from '../../src/sandbox/tls.js';
+
+const tenantId = randomUUID();
+const app = { tenantId, appId: randomUUID(), secret: 's3cret-value' };
+const jobId = randomUUID();
+let entra: EntraEmulator;
+let ingest: PurviewIngestEmulator;
+let counting: PurviewIngestEmulator;
+let dispatcher: Agent;
+let token: string;
+
+async function issue(scope: string): Promise<string> {
+  const response = await request(`${entra.authorityHost}/${tenantId}/oauth2/v2.0/token`, {
+    method: 'POST', dispatcher, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ client_id: app.appId, client_secret: app.secret, grant_type: 'client_credentials', scope }).toString(),
+  });
+  return ((await response.body.json()) as { access_token: string }).access_token;
+}
+
+beforeAll(async () => {
+  const tls = await createSandboxCertificate();
+  dispatcher = new Agent({ connect: { ca: tls.certPem } });
+  entra = await startEntraEmulator({ tls });
+  entra.registerApp(app);
+  const verifyAccessToken = (t: string) => entra.verifyAccessToken(t);
+  ingest = await startPurviewIngestEmulator({ verifyAccessToken, tls });
+  counting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'count' });
+  for (const emulator of [ingest, counting]) emulator.registerJob(jobId, app.appId);
+  token = await issue(`${DEFAULT_RESOURCE}/.default`);
+});
+afterAll(async () => {
+  await Promise.all([ingest.close(), counting.close(), entra.close()]);
+  await dispatcher.close();
+});
+
+const HEADER = 'ACCESS_LOG.ACCESS_TIME|EMP.SYSTEM_LOGIN';
+const FILE = `${HEADER}\r\n2026-11-01T00:00:00Z|u1\r\n2026-11-01T00:00:01Z|ü2\r\n`;
+
+interface Upload {
+  file?: Buffer | string; boundary?: string; contentType?: string; disposition?: string; extraPart?: boolean;
+  path?: string; auth?: string | null; target?: PurviewIngestEmulator;
+}
+
+async function upload(options: Upload = {}) {
+  const boundary = options.boundary ?? 'b0b';
+  const file = typeof options.file === 'string' || options.file === undefined ? Buffer.from(options.file ?? FILE, 'utf8') : options.file;
+  const disposition = options.disposition ?? 'form-data; name=file; filename=tmp_x0001.txt';
+  const body = Buffer.concat([
+    Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\n`), file,
+    Buffer.from(options.extraPart ? `\r\n--${boundary}\r\nContent-Disposition: form-data; name=other\r\n\r\nx` : ''),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+  const target = options.target ?? ingest;
+  const headers: Record<string, string> = { 'content-type': options.contentType ?? `multipart/form-data; boundary="${boundary}"` };
+  if (options.auth !== null) headers.authorization = options.auth ?? `Bearer ${token}`;
+  const response = await request(`${target.baseUrl}${options.path ?? `/api/signals?jobid=${jobId}`}`, { method: 'POST', dispatcher, headers, body });
+  return { status: response.statusCode, statusText: response.statusText, retryAfter: response.headers['retry-after'], body: await response.body.text() };
+}
+
+describe('Purview ingestion emulator', () => {
+  it('accepts the script\'s format and records header, rows, filename and delimiter, in order', async () => {
+    const before = ingest.accepted(jobId).length;
+    expect(await upload()).toMatchObject({ status: 200 });
+    // Power Automate style part header, unquoted boundary and an upper-case JOBID (§2.2).
+    expect(await upload({ boundary: 'pa', contentType: 'multipart/form-data; boundary=pa', disposition: 'form-data;name = "file";filename=b.csv', path: `/api/signals?JOBID=${jobId.toUpperCase()}` })).toMatchObject({ status: 200 });
+    expect(ingest.accepted(jobId).slice(before)).toEqual([
+      { filename: 'tmp_x0001.txt', header: HEADER, rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
+      { filename: 'b.csv', header: HEADER, rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
+    ]);
+  });
+
+  it('keeps only counts in record:"count" mode', async () => {
+    expect(await upload({ target: counting })).toMatchObject({ status: 200 });
+    expect(await upload({ target: counting })).toMatchObject({ status: 200 });
+    expect(counting.accepted(jobId)).toEqual([
+      { filename: 'tmp_x0001.txt', header: HEADER, rows: [], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
+      { filename: 'tmp_x0001.txt', header: HEADER, rows: [], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
+    ]);
+    expect(counting.acceptedRowCount(jobId)).toBe(4);
+    expect(counting.acceptedRowCount(randomUUID())).toBe(0);
+  });
+
+  it('answers 401 without a valid token or with a token for another resource', async () => {
+    expect((await upload({ auth: null })).status).toBe(401);
+    expect((await upload({ auth: 'Bearer not-a-token' })).status).toBe(401);
+    const other = await issue('https://graph.microsoft.com/.default');
+    expect((await upload({ auth: `Bearer ${other}` })).status).toBe(401);
+  });
+
+  it('answers 403 with Purview\'s reason phrase when the job belongs to another app or is unknown', async () => {
+    const foreignJob = randomUUID();
+    ingest.registerJob(foreignJob, randomUUID());
+    for (const id of [foreignJob, randomUUID()]) {
+      expect(await upload({ path: `/api/signals?jobid=${id}` })).toMatchObject({ status: 403, statusText: JOB_APP_MISMATCH });
+    }
+    expect(JOB_APP_MISMATCH).toBe('jobId and corresponding appId do not match.');
+  });
+
+  const malformed: Array<[string, Upload, string]> = [
+    ['a BOM', { file: Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(FILE)]) }, 'byte order mark'],
+    ['LF line ends', { file: FILE.replace(/\r\n/g, '\n') }, 'CRLF'],
+    ['a bare CR', { file: `${HEADER}\r\na\rb|c\r\n` }, 'CR'],
+    ['invalid UTF-8', { file: Buffer.concat([Buffer.from(`${HEADER}\r\n`), Buffer.from([0xff, 0xfe]), Buffer.from('\r\n')]) }, 'UTF-8'],
+    ['a header without rows', { file: `${HEADER}\r\n` }, 'no rows'],
+    ['a part not named file', { disposition: 'form-data; name=upload; filename=a.txt' }, 'file'],
+    ['two parts', { extraPart: true }, 'exactly one part'],
+    ['no multipart content type', { contentType: 'text/plain' }, 'multipart/form-data'],
+    ['a header differing from the first block', { file: `A|B\r\n1|2\r\n` }, 'header'],
+  ];
+  for (const [name, options, reason] of malformed) {
+    it(`answers 400 with a reason for ${name}, recording nothing`, async () => {
+      const before = ingest.accepted(jobId).length;
+      if (before === 0) expect((await upload()).status).toBe(200);
+      const count = ingest.accepted(jobId).length;
+      const answer = await upload(options);
+      expect(answer.status).toBe(400);
+      expect(answer.body).toContain(reason);
+      expect(ingest.accepted(jobId).length).toBe(count);
+    });
+  }
+
+  it('plays faults in order, one per request', async () => {
+    const count = ingest.accepted(jobId).length;
+    const requests = ingest.requests;
+    ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '7', body: 'slow down' }, { kind: 'status', status: 500 });
+    // A second call appends (FIFO); a call with no faults clears the queue.
+    ingest.injectFaults({ kind: 'reset-before-accept' }, { kind: 'accept-then-reset' });
+    expect(await upload()).toMatchObject({ status: 429, retryAfter: '7', body: 'slow down' });
+    expect(await upload()).toMatchObject({ status: 500, body: '' });
+    await expect(upload()).rejects.toThrow();
+    expect(ingest.accepted(jobId).length).toBe(count);
+    await expect(upload()).rejects.toThrow();
+    expect(ingest.accepted(jobId).length).toBe(count + 1);
+    expect(await upload()).toMatchObject({ status: 200 });
+    expect(ingest.requests - requests).toBe(5);
+    ingest.injectFaults({ kind: 'status', status: 503 });
+    ingest.injectFaults();
+    expect(await upload()).toMatchObject({ status: 200 });
+  });
+});
