@@ -6,7 +6,7 @@ import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';
-import { addSandboxDataOptions, sandboxOptionsFrom } from './sandbox.js';
+import { addSandboxDataOptions, intFlag, sandboxOptionsFrom } from './sandbox.js';
 
 interface DemoFlags {
   dir: string;
@@ -14,17 +14,19 @@ interface DemoFlags {
   events: string;
   patients: string;
   practitioners: string;
+  blockRows: string;
 }
 
 /** The main job end to end against the offline sandbox: start it, seed it, sync once, show what Purview's emulator accepted. */
 export function demoCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('demo'), 'state/demo')
     .description('Start the offline sandbox in-process, run a full sync against it, and compare what was sent with what the ingestion emulator accepted.')
+    .option('--block-rows <n>', 'rows per upload block (small by default so the demo shows several sequential blocks)', '250')
     .action(async (flags: DemoFlags) => {
       rmSync(flags.dir, { recursive: true, force: true });
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));
       try {
-        const config = loadConfig({ base: sandbox.config, env: ctx.env });
+        const config = loadConfig({ base: sandbox.config, env: ctx.env, flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows) } });
         const { start, end } = sandbox.dataset.options;
         ctx.print(`sandbox up: FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
         const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { since: start, until: end, progress: false });
