@@ -13,6 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT, type CryptoKey } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
+import { readTextBody } from './http-body.js';
 import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
 
 export interface EntraAppRegistration {
@@ -118,7 +119,7 @@ function handle(state: EntraState, request: IncomingMessage, response: ServerRes
 
 async function issueToken(state: EntraState, request: IncomingMessage, tenantId: string, version: 'v1' | 'v2'): Promise<Record<string, unknown>> {
   if (request.method !== 'POST') throw new EntraError('invalid_request', 900561, 'The endpoint only accepts POST requests.');
-  const form = new URLSearchParams(await readBody(request));
+  const form = new URLSearchParams(await readTextBody(request, 64 * 1024, () => new EntraError('invalid_request', 90014, 'The request body is too large.')));
   if (form.get('grant_type') !== 'client_credentials') {
     throw new EntraError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${form.get('grant_type') ?? ''}'.`);
   }
@@ -229,19 +230,6 @@ function sameSecret(given: string, expected: string): boolean {
 
 function appKey(tenantId: string, appId: string): string {
   return `${tenantId.toLowerCase()}|${appId.toLowerCase()}`;
-}
-
-function readBody(request: IncomingMessage, limit = 64 * 1024): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    request.on('end', () => (size > limit ? reject(new EntraError('invalid_request', 90014, 'The request body is too large.')) : resolve(Buffer.concat(chunks).toString('utf8'))));
-    request.on('error', reject);
-  });
 }
 
 function sendJson(response: ServerResponse, status: number, body: Record<string, unknown>): void {

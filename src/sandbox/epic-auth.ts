@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { systemClock, type Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { JtiLedger, verifyClientAssertion } from './epic-auth-assertion.js';
+import { readTextBody } from './http-body.js';
 import { TokenEndpointError, createJwksResolver, type JwksResolver, type RegisteredClient } from './epic-auth-jwks.js';
 
 export interface EpicAuthServerOptions {
@@ -145,7 +146,7 @@ async function readTokenForm(request: IncomingMessage): Promise<TokenForm> {
   if ((request.url ?? '').includes('?')) throw invalid('the token URL must not carry a query string; send parameters in the body');
   const mediaType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
   if (mediaType !== 'application/x-www-form-urlencoded') throw invalid(`content-type must be application/x-www-form-urlencoded, got "${mediaType ?? ''}"`);
-  const form = new URLSearchParams(await readBody(request));
+  const form = new URLSearchParams(await readTextBody(request, MAX_BODY_BYTES, () => invalid('the request body is too large')));
   for (const name of new Set(form.keys())) {
     if (form.getAll(name).length > 1) throw invalid(`parameter ${name} is repeated (RFC 6749 §3.2)`);
   }
@@ -156,20 +157,6 @@ async function readTokenForm(request: IncomingMessage): Promise<TokenForm> {
   const assertion = form.get('client_assertion');
   if (!assertion) throw invalid('client_assertion is missing');
   return { assertion, scope: form.get('scope') ?? undefined, clientId: form.get('client_id') ?? undefined };
-}
-
-function readBody(request: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) reject(new TokenEndpointError('invalid_request', 'the request body is too large'));
-      else chunks.push(chunk);
-    });
-    request.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    request.on('error', reject);
-  });
 }
 
 /** v1 and v2 spellings of the same permission compare equal ("v1 .read ⇒ v2 .rs"); the context prefix is optional. */

@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { BridgeError } from '../errors.js';
 import { DEFAULT_RESOURCE } from '../purview/clouds.js';
 import type { EntraEmulator } from './entra.js';
+import { BodyTooLargeError, readBody } from './http-body.js';
 import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
 
 export interface AcceptedBlock {
@@ -127,7 +128,10 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   const fault = state.faults.shift();
   const url = new URL(request.url ?? '/', 'https://127.0.0.1');
   // The body is always read first: answering early would make the client see a reset instead of the status.
-  const body = await readBody(request, state.options.maxBodyBytes ?? 512 * 1024 * 1024);
+  const limit = state.options.maxBodyBytes ?? 512 * 1024 * 1024;
+  const body = await readBody(request, limit).catch((error: unknown) => {
+    throw error instanceof BodyTooLargeError ? new Rejection(413, error.message) : error;
+  });
   if (fault?.kind === 'status') return respond(response, fault.status, fault.body ?? '', fault.statusMessage, fault.retryAfter);
   if (fault?.kind === 'reset-before-accept') return void request.socket.destroy();
   if (fault?.kind === 'delay') {
@@ -229,19 +233,6 @@ function countCrlfLines(content: Buffer): { count: number; headerEnd: number } {
   }
   if (count === 0) throw new Rejection(400, 'the file is empty');
   return { count, headerEnd };
-}
-
-function readBody(request: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    request.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    request.on('end', () => (size > limit ? reject(new Rejection(413, `the body exceeds ${limit} bytes`)) : resolve(Buffer.concat(chunks, size))));
-    request.on('error', reject);
-  });
 }
 
 function respond(response: ServerResponse, status: number, body: string, statusMessage?: string, retryAfter?: string): void {
