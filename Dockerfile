@@ -20,5 +20,6 @@ USER bridge
 VOLUME ["/app/state", "/app/keys"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s CMD node -e "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
-ENTRYPOINT ["node", "bin/bridge.js"]
+# The heap cap keeps RSS near the live set (V8 otherwise grows the heap lazily); see bench/results.md.
+ENTRYPOINT ["node", "--max-old-space-size=256", "bin/bridge.js"]
 CMD ["serve"]

@@ -14,12 +14,15 @@ import { startSandbox } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
 
+/** The heap cap the bridge ships with (Dockerfile, npm scripts): V8 otherwise grows the heap lazily far past the live set. */
+export const BRIDGE_NODE_OPTIONS = '--max-old-space-size=256';
+
 export interface E2eResult {
   events: number; patients: number; practitioners: number; rows: number; rowsAcked: number;
   seconds: number; maxRssMb: number; fhirRequests: number; fhirRequestBound: number; pageSize: number;
 }
 
-export async function runE2eBench(size: { events: number; patients: number; practitioners: number; pageSize?: number }): Promise<E2eResult> {
+export async function runE2eBench(size: { events: number; patients: number; practitioners: number; pageSize?: number; childNodeOptions?: string; cacheSize?: number }): Promise<E2eResult> {
   const dir = mkdtempSync(join(tmpdir(), 'bridge-bench-'));
   const pageSize = size.pageSize ?? 1000;
   const sandbox = await startSandbox({
@@ -29,15 +32,15 @@ export async function runE2eBench(size: { events: number; patients: number; prac
   try {
     const config = structuredClone(sandbox.config) as unknown as { connectors: Array<Record<string, Record<string, unknown>>> };
     const connector = config.connectors[0] as Record<string, Record<string, unknown>>;
-    Object.assign(connector['fhir'] as object, { pageSize, concurrency: 4, requestsPerSecond: 1000, maxResultsPerSlice: 10_000_000, referenceCacheSize: 200_000 });
+    Object.assign(connector['fhir'] as object, { pageSize, concurrency: 4, requestsPerSecond: 1000, maxResultsPerSlice: 10_000_000, ...(size.cacheSize ? { referenceCacheSize: size.cacheSize } : {}) });
     const configPath = join(dir, 'bench.config.yaml');
     writeFileSync(configPath, stringify(config), { mode: 0o600 });
     const { start, end } = sandbox.dataset.options;
     const child = resolve(import.meta.dirname, 'sync-child.ts');
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', child, configPath, start, end], { maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: '' } });
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', child, configPath, start, end], { maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: size.childNodeOptions ?? BRIDGE_NODE_OPTIONS } });
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { seconds: number; maxRssMb: number; fhirRequests: number; counts: { rows: number; rowsAcked: number } };
     return {
-      ...size, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked, seconds: result.seconds, maxRssMb: result.maxRssMb,
+      events: size.events, patients: size.patients, practitioners: size.practitioners, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked, seconds: result.seconds, maxRssMb: result.maxRssMb,
       fhirRequests: result.fhirRequests,
       fhirRequestBound: Math.ceil(size.events / pageSize) + Math.ceil(size.patients / 50) + Math.ceil(size.practitioners / 50) + 5,
     };

@@ -26,7 +26,8 @@ const e2e = await runE2eBench(sizes.e2e);
 const scale: E2eResult[] = [];
 for (const events of sizes.scale) {
   log(`scale: ${events} events`);
-  scale.push(events === sizes.e2e.events ? e2e : await runE2eBench({ events, patients: Math.max(1000, events / 20), practitioners: Math.max(100, events / 200) }));
+  // Same patients and practitioners at both sizes: the question is whether memory grows with the length of the stream.
+  scale.push(events === sizes.e2e.events ? e2e : await runE2eBench({ ...sizes.e2e, events }));
 }
 const [small, large] = scale as [E2eResult, E2eResult];
 

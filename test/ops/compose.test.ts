@@ -37,7 +37,7 @@ describe('docker-compose.yml and Dockerfile', () => {
     }
     const cmd = /CMD \["([^"]+)"\]/.exec(dockerfile)?.[1];
     assertBridgeArgs([cmd ?? 'missing']);
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "bin/bridge.js"]');
+    expect(dockerfile).toContain('ENTRYPOINT ["node", "--max-old-space-size=256", "bin/bridge.js"]');
     expect(existsSync(resolve(root, 'bin/bridge.js'))).toBe(true);
   });
 
