@@ -15,7 +15,7 @@ import { startEpicAuthServer, type EpicAuthServer } from './epic-auth.js';
 import { createSandboxCertificate } from './tls.js';
 import { startEntraEmulator, type EntraEmulator } from './entra.js';
 import { startPurviewIngestEmulator, type PurviewIngestEmulator } from './purview-ingest.js';
-import { createMemoryBackend } from './fhir-backend.js';
+import { createMemoryBackend, type MemoryBackend } from './fhir-backend.js';
 import { startFhirServer, type SandboxFhirServer } from './fhir-server.js';
 import { generateDataset, type GeneratedDataset, type GeneratorOptions } from './generator.js';
 import { createGeneratedBackend } from './generated-backend.js';
@@ -37,6 +37,8 @@ export interface SandboxOptions {
 export interface Sandbox {
   readonly auth: EpicAuthServer;
   readonly fhir: SandboxFhirServer;
+  /** The memory backend behind the FHIR server (undefined with the generated backend): tests add late events through it. */
+  readonly store?: MemoryBackend;
   readonly entra: EntraEmulator;
   readonly ingest: PurviewIngestEmulator;
   readonly dataset: GeneratedDataset;
@@ -69,7 +71,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const auth = await startEpicAuthServer({ ...clockOption, ...(options.smartTokenLifetimeSec ? { tokenLifetimeSec: options.smartTokenLifetimeSec } : {}) });
   auth.registerClient({ clientId: ids.clientId, jwks: openKeyStore(keysDir).publicJwks() });
 
-  const backend = options.backend === 'generated' ? createGeneratedBackend(dataset) : await loadMemoryBackend(dataset);
+  const store = options.backend === 'generated' ? undefined : await loadMemoryBackend(dataset);
+  const backend = store ?? createGeneratedBackend(dataset);
   const fhir = await startFhirServer({
     backend,
     verifyAccessToken: (token) => auth.verifyAccessToken(token) !== undefined,
@@ -90,7 +93,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
 
   return {
-    auth, fhir, entra, ingest, dataset, ids, config, configPath,
+    auth, fhir, entra, ingest, dataset, ids, config, configPath, ...(store ? { store } : {}),
     async close() {
       await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close()]);
     },
