@@ -1,8 +1,10 @@
 /**
  * One streaming pass over a spool file: its SHA-256 (the ledger key), its header line and its block plan. The spool
  * is what the pipeline writes and what Microsoft's script sends (purview-protocol.md §3.1): UTF-8 without BOM, every
- * line ended by CRLF, the last one included. Anything else is refused here, before a byte goes out, because a bare LF
- * or CR would make Purview see different rows than the ledger counted. Memory stays flat: only block boundaries are kept.
+ * line ended by CRLF, the last one included. A BOM, a line ended by LF alone or a last line without CRLF is refused
+ * here, before a byte goes out, because Purview would then see other rows than the ledger counted. A CR inside a line
+ * is not looked for: the serializer and `bridge push` never write one, and the scan is on the push's critical path
+ * (one native search per line, no per-chunk string copy). Memory stays flat: only block boundaries are kept.
  */
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
@@ -61,29 +63,16 @@ class ScanState {
     if (this.offset === 0 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) {
       this.fail('starts with a UTF-8 byte order mark; spool files are UTF-8 without BOM');
     }
-    if (this.lastByte === CR && chunk[0] !== LF) this.fail(`line ${this.line} holds a carriage return not followed by a line feed`);
-    // Searching a one-byte string stays inside V8; Buffer#indexOf crosses into C++ on every call (2-3x slower per line).
-    const text = chunk.toString('latin1');
     let pos = 0;
-    for (let lf = text.indexOf('\n'); lf !== -1; lf = text.indexOf('\n', lf + 1)) {
-      // The line's first CR must be the one right before its LF (for a line starting this chunk: the last chunk's end).
-      const endsWithCr = lf === 0 ? this.lastByte === CR : text.indexOf('\r', pos) === lf - 1;
-      if (!endsWithCr) this.failLine(text, pos, lf);
+    for (let lf = chunk.indexOf(LF); lf !== -1; lf = chunk.indexOf(LF, lf + 1)) {
+      const before = lf === 0 ? this.lastByte : chunk[lf - 1];
+      if (before !== CR) this.fail(`line ${this.line} ends with LF alone; spool lines end with CRLF`);
       this.lineEnded(chunk, pos, this.offset + lf + 1);
       pos = lf + 1;
     }
-    const strayCr = text.indexOf('\r', pos);
-    if (strayCr !== -1 && strayCr !== text.length - 1) this.fail(`line ${this.line} holds a carriage return not followed by a line feed`);
     if (this.header === undefined) this.headerParts.push(Buffer.from(chunk.subarray(pos)));
     this.offset += chunk.length;
     this.lastByte = chunk[chunk.length - 1] ?? this.lastByte;
-  }
-
-  /** Tells a line that ends with LF alone from one holding a bare CR. */
-  private failLine(text: string, from: number, lf: number): never {
-    const cr = text.indexOf('\r', from);
-    if (cr !== -1 && cr < lf - 1) this.fail(`line ${this.line} holds a carriage return not followed by a line feed`);
-    this.fail(`line ${this.line} ends with LF alone; spool lines end with CRLF`);
   }
 
   private lineEnded(chunk: Buffer, lineStart: number, end: number): void {

@@ -12,7 +12,10 @@ export function extraCommands(ctx: CliContext): Command[] {
   return [
     keysCommand({ keysDir: () => ctx.env['BRIDGE_KEYS_DIR'] ?? 'keys', print: ctx.print }),
     mapCommand({ print: ctx.print }),
-    pushCommand({ print: ctx.print, env: ctx.env, openLedger: (stateDir) => openStateStore(stateDir, ctx.clock) }),
+    pushCommand({
+      print: ctx.print, env: ctx.env, clock: ctx.clock, signal: ctx.signal, stopSignal: ctx.stopSignal,
+      openLedger: (stateDir) => openStateStore(stateDir, ctx.clock),
+    }),
     serveCommand(ctx),
     doctorCommand(ctx),
     tokenCommand(ctx, process.stdin),
