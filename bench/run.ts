@@ -9,9 +9,10 @@ import { runPushBench } from './push.js';
 import { runE2eBench, type E2eResult } from './e2e.js';
 
 const quick = process.argv.includes('--quick');
+// cacheSize: fhir.referenceCacheSize sized to the window's unique patients + practitioners, as the README tells operators.
 const sizes = quick
-  ? { transformEvents: 50_000, pushRows: 500_000, e2e: { events: 100_000, patients: 5_000, practitioners: 500 }, scale: [20_000, 100_000] as const }
-  : { transformEvents: 300_000, pushRows: 1_000_000, e2e: { events: 1_000_000, patients: 50_000, practitioners: 5_000 }, scale: [500_000, 5_000_000] as const };
+  ? { transformEvents: 50_000, pushRows: 500_000, e2e: { events: 100_000, patients: 5_000, practitioners: 500, cacheSize: 6_000 }, scale: [20_000, 100_000] as const }
+  : { transformEvents: 300_000, pushRows: 1_000_000, e2e: { events: 1_000_000, patients: 50_000, practitioners: 5_000, cacheSize: 60_000 }, scale: [500_000, 5_000_000] as const };
 
 function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
