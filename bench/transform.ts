@@ -9,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import type { FhirResource } from 'fhir/r4.js';
 import { builtinMappingPath, createSerializer, loadMapping, mapEvent } from '../src/mapping/index.js';
 import { referenceKey, type ResourceLookup } from '../src/references.js';
+import { Rng } from '../src/sandbox/generator-random.js';
 
 export interface TransformBenchResult {
   rowsPerSec: number;
@@ -24,16 +25,10 @@ const EPIC_METRICS = ['Chart Review Accessed', 'Results Review Accessed', 'Medic
 const GIVEN = ['Ana', 'Bjørn', 'Chloé', 'David', 'Emma', 'Fatima', 'George', 'Hiroshi', 'Ines', 'José'];
 const FAMILY = ['Andersen', 'Brown', 'Chen', 'Dubois', 'García', 'Hansen', 'Ito', 'Jensen', 'Kowalski', 'Müller'];
 
-/** mulberry32: small, seeded, good enough for test data. */
+/** Seeded uniform [0,1): the generator's mulberry32, so benches and tests share one PRNG. */
 function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 function pick<T>(random: () => number, items: readonly T[]): T {

@@ -7,17 +7,12 @@ import type { AuditEvent, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { createSerializer, mapEvent, sanitizeCell, type CompiledMapping, type Delimiter } from '../../src/mapping/index.js';
 import { builtinMapping, lookupOf } from './support.js';
+import { Rng } from '../../src/sandbox/generator-random.js';
 
-/** mulberry32 */
+/** Seeded uniform [0,1): the generator's mulberry32, so benches and tests share one PRNG. */
 function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
 const PIECES = [
