@@ -1,0 +1,74 @@
+/**
+ * `bridge serve` under SIGTERM mid-push: it stops accepting, lets the block in flight finish, stops at that checkpoint and
+ * exits 0 within the grace period; the next `bridge sync` resumes the push and every row arrives exactly once.
+ */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiToken } from '../../src/server/auth.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const TOKEN = 'serve-sigterm-token-0123456789';
+let h: SandboxHarness;
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 31, events: 300, patients: 50, practitioners: 8 } });
+});
+afterAll(async () => h?.close());
+
+function bridge(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
+    cwd: root,
+    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '40', BRIDGE__logLevel: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+  return { child, done, stdout: () => stdout };
+}
+
+async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('bridge serve and SIGTERM', () => {
+  it('stops at a block checkpoint, exits 0, and the next sync delivers every row once', async () => {
+    const { start, end } = h.sandbox.dataset.options;
+    h.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
+    const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
+      BRIDGE__server__port: '0', BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]), BRIDGE__server__shutdownGraceMs: '20000',
+    });
+    const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
+    const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
+      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ since: start, until: end }),
+    });
+    expect(response.status).toBe(202);
+    await until('first block', () => (h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length >= 1 ? true : undefined));
+    serve.child.kill('SIGTERM');
+    const stopped = await serve.done;
+    expect(stopped.code, stopped.stderr).toBe(0);
+    const afterStop = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
+    expect(afterStop).toBeGreaterThanOrEqual(1);
+    expect(h.withStore((s) => s.findUnfinishedRun('sandbox')?.state)).toBe('pushing');
+
+    h.sandbox.ingest.injectFaults();
+    const rerun = await bridge(['sync', '--config', h.sandbox.configPath, '--no-progress'], {}).done;
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const rows = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
+    const run = h.withStore((s) => s.listRuns({ connector: 'sandbox' })).find((r) => r.trigger === 'http');
+    expect(run).toMatchObject({ state: 'completed' });
+    expect(rows.length).toBe(run?.counts.rows);
+    expect(new Set(rows).size).toBe(rows.length);
+    expect(run?.counts.possiblyDuplicated).toBe(0);
+  });
+});
