@@ -57,7 +57,7 @@ export function sandboxCommand(ctx: CliContext): Command {
       ctx.print(`Purview ingestion base          ${sandbox.ingest.baseUrl}`);
       ctx.print(`Data: ${window.events} events, ${window.patients} patients, ${window.practitioners} practitioners, ${window.start} → ${window.end}`);
       ctx.print(`Config written to ${sandbox.configPath} (secrets in 0600 files beside it). In another terminal:`);
-      ctx.print(`  npx bridge sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);
+      ctx.print(`  npm run bridge -- sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);
       ctx.print('Ctrl-C stops the sandbox.');
       await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
       await sandbox.close();
