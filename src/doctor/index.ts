@@ -12,7 +12,6 @@ import { createFhirClient } from '../fhir/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { buildPushTarget, buildSmartTokenSource } from '../sync/runtime.js';
-import type { StateStore } from '../sync/state/index.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'skip';
 
@@ -51,7 +50,7 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     }
   };
   const smart = connector.smart;
-  const runtime = { ...context, events: new SyncEvents(), store: unusedStore, newId: () => 'doctor' };
+  const runtime = { ...context, events: new SyncEvents() };
   let tokenUrl = smart.tokenUrl;
 
   await check('key files present with safe modes', [], () => keyFilesCheck(smart.keysDir));
@@ -110,13 +109,6 @@ async function skewCheck(context: DoctorContext, tokenUrl: string): Promise<stri
   }
   return `${Math.round(skewMs / 1000)} s (limit ±${limit / 1000} s; the Date header has 1 s resolution)`;
 }
-
-/** Doctor builds token sources only; the runtime's store is never touched. */
-const unusedStore = new Proxy({} as StateStore, {
-  get() {
-    throw new Error('bridge doctor does not use the state store');
-  },
-});
 
 export function formatChecks(results: readonly CheckResult[]): string[] {
   const mark: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' };

@@ -307,14 +307,9 @@ function throwIfStopped(stopSignal: AbortSignal | undefined): void {
   if (stopSignal?.aborted) throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
 }
 
+/** One request for a group of events; the resolver drops duplicates and cached keys itself. */
 function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {
-  const keys = new Set<string>();
-  const identifiers = new Map<string, ReferenceRequest['identifiers'][number]>();
-  for (const request of requests) {
-    request.keys.forEach((key) => keys.add(key));
-    request.identifiers.forEach((ref) => identifiers.set(`${ref.type}|${ref.system ?? ''}|${ref.value}`, ref));
-  }
-  return { keys: [...keys], identifiers: [...identifiers.values()] };
+  return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
 }
 
 function increment(tally: Record<string, number>, key: string): void {

@@ -1,17 +1,33 @@
 /**
  * Per-run NDJSON event log (like bulk-data-client's log.ndjson): one line per event with the run id and a timestamp.
- * The events carry counts and opaque ids only, so the log holds no PHI; it is still written 0600.
+ * The events carry counts and opaque ids only, so the log holds no PHI; it is still written 0600. One descriptor per
+ * run file stays open while the sink is attached, so a line costs one write, not an open and a close.
  */
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { SyncEvents } from './events.js';
 
 export function attachRunLog(events: SyncEvents, dir: string, clock: Clock): () => void {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return events.onAny((name, payload) => {
+  const files = new Map<string, number>();
+  const detach = events.onAny((name, payload) => {
     const runId = 'runId' in payload && payload.runId ? payload.runId : 'no-run';
-    const line = JSON.stringify({ timestamp: new Date(clock.now()).toISOString(), eventId: name, ...payload });
-    appendFileSync(join(dir, `${runId}.ndjson`), line + '\n', { mode: 0o600 });
+    let fd = files.get(runId);
+    if (fd === undefined) {
+      fd = openSync(join(dir, `${runId}.ndjson`), 'a', 0o600);
+      files.set(runId, fd);
+    }
+    writeSync(fd, JSON.stringify({ timestamp: new Date(clock.now()).toISOString(), eventId: name, ...payload }) + '\n');
+    // A finished run writes nothing more: release its descriptor (a long-running service sees many runs).
+    if (name === 'run_complete' || name === 'error') {
+      closeSync(fd);
+      files.delete(runId);
+    }
   });
+  return () => {
+    detach();
+    for (const fd of files.values()) closeSync(fd);
+    files.clear();
+  };
 }

@@ -28,6 +28,9 @@ export interface RuntimeContext {
   readonly onFhirRequest?: (info: { resourceType: string; status: number; retries: number }) => void;
 }
 
+/** What building credentials needs: no state store, no ids (so `bridge doctor` can build them too). */
+export type CredentialContext = Pick<RuntimeContext, 'env' | 'clock' | 'logger' | 'events'>;
+
 export function findConnector(config: Config, name: string | undefined): ConnectorConfig {
   const connector = name ? config.connectors.find((c) => c.name === name) : config.connectors[0];
   if (!connector) {
@@ -69,7 +72,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
   };
 }
 
-export function buildSmartTokenSource(context: RuntimeContext, connector: ConnectorConfig) {
+export function buildSmartTokenSource(context: CredentialContext, connector: ConnectorConfig) {
   const s = connector.smart;
   const keyStore = openKeyStore(s.keysDir, { logger: context.logger });
   return createSmartTokenSource({
@@ -114,7 +117,7 @@ export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.P
   return { kind: 'secret', secret: readSecret(p.secret, env, 'purview.secret') };
 }
 
-export function buildPushTarget(context: RuntimeContext, connector: ConnectorConfig): PushTarget {
+export function buildPushTarget(context: CredentialContext, connector: ConnectorConfig): PushTarget {
   const p = connector.purview;
   const preset = CLOUDS[p.cloud];
   const caPem = p.caFile ? readFileOrFail(p.caFile, 'purview.caFile') : undefined;

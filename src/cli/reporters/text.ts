@@ -4,20 +4,20 @@ import type { SyncEvents } from '../../sync/events.js';
 
 export function attachTextReporter(events: SyncEvents, print: (line: string) => void, clock: Clock, everyMs = 2000): () => void {
   let lastPrint = 0;
-  let events_ = 0;
+  let pulled = 0;
   let rows = 0;
   const detaches = [
     events.on('run_start', (e) => {
-      events_ = 0;
+      pulled = 0;
       rows = 0;
       print(`${e.resumedFrom ? 'resuming run' : 'run'} ${e.runId} for ${e.connector}: ${e.since} → ${e.until}${e.dryRun ? ' (dry run)' : ''}`);
     }),
     events.on('page', (e) => {
-      events_ += e.events;
+      pulled += e.events;
       rows += e.rows;
       if (clock.now() - lastPrint >= everyMs) {
         lastPrint = clock.now();
-        print(`  pulled ${events_} events, ${rows} rows`);
+        print(`  pulled ${pulled} events, ${rows} rows`);
       }
     }),
     events.on('spool_complete', (e) => print(`  spool complete: ${e.rows} rows`)),
