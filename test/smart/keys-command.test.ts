@@ -51,7 +51,7 @@ describe('bridge keys', () => {
     const newKid = /^rotated: RS384 key ([\w-]{43}) now signs/.exec(rotated[0] ?? '')?.[1] ?? '';
     expect(rotated).toEqual([
       `rotated: RS384 key ${newKid} now signs; ${rsKid} stays published`,
-      `after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire ${rsKid}`,
+      `after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire -- ${rsKid}`,
     ]);
     expect(publishedKids(await run('jwks'))).toEqual([rsKid, newKid]);
 
@@ -59,6 +59,18 @@ describe('bridge keys', () => {
     expect(publishedKids(await run('jwks'))).toEqual([newKid]);
     expect(readdirSync(dir).sort()).toEqual(['active-kid', 'jwks.json', `${newKid}.pem`].sort());
     for (const file of readdirSync(dir).filter((f) => f.endsWith('.pem'))) expect(statSync(join(dir, file)).mode & 0o777).toBe(0o600);
+  });
+
+  it('takes a kid that starts with "-" as the kid, with or without "--" before it', async () => {
+    const dir = join(tempDir(), 'keys');
+    const { run } = cli(dir);
+    await run('generate');
+    for (const args of [['-FWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslks'], ['--', '-hWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk'], ['-VWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk']]) {
+      const kid = args[args.length - 1] ?? '';
+      const error: unknown = await run('retire', ...args).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BridgeError);
+      expect((error as BridgeError).message).toContain(`No key ${kid} in `);
+    }
   });
 
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {

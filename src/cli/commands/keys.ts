@@ -48,7 +48,7 @@ function rotateSubcommand({ keysDir, print }: KeysCommandOptions): Command {
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
       const { kid, previousKid } = await rotateKey(dir, alg);
       print(`rotated: ${alg} key ${kid} now signs; ${previousKid} stays published`);
-      print(`after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire ${previousKid}`);
+      print(`after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire -- ${previousKid}`);
     });
 }
 
@@ -56,6 +56,9 @@ function retireSubcommand({ keysDir, print }: KeysCommandOptions): Command {
   return new Command('retire')
     .description('Stop publishing a non-active key and delete its private key file.')
     .argument('<kid>', 'kid of the key to retire')
+    // A kid is base64url and may start with "-": with no options of its own, retire takes any "-…" word as the kid
+    // rather than as an unknown option (`--` before the kid works too, and is what rotate prints).
+    .allowUnknownOption()
     .action(async (kid: string) => {
       await retireKey(keysDir(), kid);
       print(`retired ${kid}`);
