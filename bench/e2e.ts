@@ -3,7 +3,7 @@
  * child process whose wall time and peak RSS are measured. Also checks the FHIR request count against the bound
  * ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 of the pull issue.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,12 +14,21 @@ import { startSandbox } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
 
-/** The heap cap the bridge ships with (Dockerfile, npm scripts): V8 otherwise grows the heap lazily far past the live set. */
-export const BRIDGE_NODE_OPTIONS = '--max-old-space-size=256';
+/**
+ * The V8 flags the bridge ships with (Dockerfile ENTRYPOINT, compose, npm scripts; test/ops/compose.test.ts keeps
+ * them equal): an old-space cap, since V8 otherwise grows the heap lazily far past the live set, and small semi-spaces.
+ */
+export const BRIDGE_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=4';
 
 export interface E2eResult {
   events: number; patients: number; practitioners: number; rows: number; rowsAcked: number;
   seconds: number; maxRssMb: number; fhirRequests: number; fhirRequestBound: number; pageSize: number;
+}
+
+/** Compiles src/ to dist/ (the shipped form the child runs); cheap when nothing changed. */
+export function buildDist(): void {
+  const root = resolve(import.meta.dirname, '..');
+  execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
 export async function runE2eBench(size: { events: number; patients: number; practitioners: number; pageSize?: number; childNodeOptions?: string; cacheSize?: number }): Promise<E2eResult> {
@@ -36,8 +45,8 @@ export async function runE2eBench(size: { events: number; patients: number; prac
     const configPath = join(dir, 'bench.config.yaml');
     writeFileSync(configPath, stringify(config), { mode: 0o600 });
     const { start, end } = sandbox.dataset.options;
-    const child = resolve(import.meta.dirname, 'sync-child.ts');
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', child, configPath, start, end], { maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: size.childNodeOptions ?? BRIDGE_NODE_OPTIONS } });
+    const child = resolve(import.meta.dirname, 'sync-child.mjs');
+    const { stdout } = await run(process.execPath, [child, configPath, start, end], { maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: size.childNodeOptions ?? BRIDGE_NODE_OPTIONS } });
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { seconds: number; maxRssMb: number; fhirRequests: number; counts: { rows: number; rowsAcked: number } };
     return {
       events: size.events, patients: size.patients, practitioners: size.practitioners, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked, seconds: result.seconds, maxRssMb: result.maxRssMb,

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { runTransformBench } from './transform.js';
 import { runPushBench } from './push.js';
-import { runE2eBench, type E2eResult } from './e2e.js';
+import { buildDist, runE2eBench, type E2eResult } from './e2e.js';
 
 const quick = process.argv.includes('--quick');
 // cacheSize: fhir.referenceCacheSize sized to the window's unique patients + practitioners, as the README tells operators.
@@ -22,6 +22,8 @@ log(`transform: ${sizes.transformEvents} events`);
 const transform = await runTransformBench({ events: sizes.transformEvents });
 log(`push: ${sizes.pushRows} rows`);
 const push = await runPushBench({ rows: sizes.pushRows, blockRows: 100_000 });
+log('building dist/ (the end-to-end runs use the compiled bridge, as shipped)');
+buildDist();
 log(`end to end: ${sizes.e2e.events} events`);
 const e2e = await runE2eBench(sizes.e2e);
 const scale: E2eResult[] = [];

@@ -27,7 +27,7 @@ const fhirSchema = z
     overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
     settleMinutes: z.number().min(0).default(5).describe('Stop the window this long before now, so events still being written are not missed.'),
     initialLookbackHours: z.number().positive().default(24).describe('First run without a watermark starts this far back.'),
-    prefetchEvents: z.int().min(1).max(100_000).default(8_000).describe('Events pulled before one Patient/Practitioner prefetch and mapping pass: fewer partial _id batches, memory ≈ this many events.'),
+    prefetchEvents: z.int().min(1).max(100_000).default(2_000).describe('Events pulled before one Patient/Practitioner prefetch and mapping pass (memory ≈ this many events); partial _id batches are held for the next pass, so this barely changes the request count.'),
     referenceBatchSize: z.int().min(1).max(100).default(50).describe('Ids per _id=a,b,c lookup of Patient/Practitioner.'),
     referenceCacheSize: z.int().min(100).default(20_000).describe('Resolved Patient/Practitioner kept in the LRU cache.'),
     referenceCacheTtlMs: z.int().min(0).default(3_600_000).describe('How long a resolved resource stays cached.'),

@@ -10,6 +10,7 @@ import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { identifierKey, keyOf, parseReference, referenceKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../references.js';
 import { TtlLruCache } from './cache.js';
+import { StringInterner } from './intern.js';
 import type { FhirClient } from './client.js';
 import { resourcesOf } from './pages.js';
 
@@ -29,9 +30,20 @@ export interface ReferenceResolver extends ResourceLookup {
    * and `get` returns undefined for them. An identifier matching more than one resource counts as missing too:
    * attributing an access to the wrong person is worse than not attributing it.
    */
-  prefetch(request: ReferenceRequest, signal?: AbortSignal): Promise<void>;
+  prefetch(request: ReferenceRequest, signal?: AbortSignal, options?: PrefetchOptions): Promise<void>;
+  /** True while `key` waits, uncached, in a partial `_id=` batch held back by `holdPartialBatches`. */
+  isHeld(key: string): boolean;
   /** hits: requested keys served from cache; misses: keys fetched; missing: keys the server did not have. */
   readonly stats: { hits: number; misses: number; missing: number };
+}
+
+export interface PrefetchOptions {
+  /**
+   * Fetch only full `_id=` batches and hold the remainder (< batchSize keys per type, oldest first) for the next
+   * prefetch, which adds its own keys to it. A prefetch without this flag fetches everything held too. The pull uses
+   * it so a long sync asks for each resource in about ⌈U/batchSize⌉ requests instead of one partial batch per group.
+   */
+  readonly holdPartialBatches?: boolean;
 }
 
 export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
@@ -43,6 +55,9 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
 
 class CachingResolver implements ReferenceResolver {
   readonly stats = { hits: 0, misses: 0, missing: 0 };
+  private readonly interner = new StringInterner();
+  /** Uncached keys waiting for a full batch, in arrival order, with their resource type. */
+  private readonly held = new Map<string, string>();
 
   constructor(
     private readonly client: FhirClient,
@@ -55,8 +70,10 @@ class CachingResolver implements ReferenceResolver {
     return this.cache.peek(key);
   }
 
-  async prefetch(request: ReferenceRequest, signal?: AbortSignal): Promise<void> {
-    const keys = this.uncached(request.keys, (key) => keyOf(key));
+  async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
+    const requested = request.keys.map((key) => keyOf(key)).filter((key): key is string => key !== undefined);
+    for (const key of this.uncached(requested, (key) => key, (key) => this.held.has(key))) this.hold(key);
+    const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
     // A role names its practitioner; the mapping reads the login and name from the Practitioner itself.
@@ -64,16 +81,45 @@ class CachingResolver implements ReferenceResolver {
       .filter((resource): resource is PractitionerRole => resource.resourceType === 'PractitionerRole')
       .map((role) => keyOf(role.practitioner?.reference))
       .filter((key): key is string => key !== undefined && key.startsWith('Practitioner/'));
-    const more = this.uncached(practitioners, (key) => key);
-    if (more.length > 0) await this.fetchKeys(more, signal);
+    // Fetched now even if held: the events naming the role are mapped right after this prefetch.
+    const more = this.uncached(practitioners, (key) => key, (key) => this.held.has(key));
+    const released = [...new Set(practitioners.filter((key) => this.held.delete(key)))];
+    if (more.length + released.length > 0) await this.fetchKeys([...more, ...released], signal);
   }
 
-  /** The items not cached (or expired), de-duplicated; counts hits and misses. */
-  private uncached<T>(items: readonly T[], keyFor: (item: T) => string | undefined): T[] {
+  isHeld(key: string): boolean {
+    return this.held.has(key);
+  }
+
+  private hold(key: string): void {
+    const type = parseReference(key)?.type;
+    if (!type) return;
+    this.held.set(key, type);
+  }
+
+  /** The held keys to fetch now: all of them, or only whole batches per type (the oldest keys first). */
+  private takeHeld(wholeBatchesOnly: boolean): string[] {
+    const byType = new Map<string, string[]>();
+    for (const [key, type] of this.held) {
+      const keys = byType.get(type);
+      if (keys) keys.push(key);
+      else byType.set(type, [key]);
+    }
+    const taken: string[] = [];
+    for (const keys of byType.values()) {
+      const count = wholeBatchesOnly ? keys.length - (keys.length % this.batchSize) : keys.length;
+      taken.push(...keys.slice(0, count));
+    }
+    for (const key of taken) this.held.delete(key);
+    return taken;
+  }
+
+  /** The items not cached (or expired) and not already waiting, de-duplicated; counts hits and misses. */
+  private uncached<T>(items: readonly T[], keyFor: (item: T) => string | undefined, waiting: (key: string) => boolean = () => false): T[] {
     const seen = new Set<string>();
     return items.filter((item) => {
       const key = keyFor(item);
-      if (key === undefined || seen.has(key)) return false;
+      if (key === undefined || seen.has(key) || waiting(key)) return false;
       seen.add(key);
       const fresh = this.cache.isFresh(key);
       if (fresh) this.stats.hits += 1;
@@ -84,7 +130,7 @@ class CachingResolver implements ReferenceResolver {
 
   private remember(key: string, resource: FhirResource | undefined): void {
     if (!resource) this.stats.missing += 1;
-    this.cache.set(key, resource);
+    this.cache.set(key, resource && this.interner.internAll(resource));
   }
 
   private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {

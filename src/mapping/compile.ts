@@ -5,6 +5,7 @@
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
+import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
 import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
@@ -33,7 +34,6 @@ export interface MappingProgram {
   readonly sanitize: (value: string) => string;
   readonly patientViews: ViewCache<Patient>;
   readonly userViews: ViewCache<Practitioner>;
-  readonly slots: number;
   readonly needsDepartment: boolean;
 }
 
@@ -58,11 +58,12 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const timeFormat = parseTimeFormat(timeText);
   if (!timeFormat) throw invalid(source, `timeFormat "${timeText}" is not iso-utc, iso-offset or local:<IANA zone> with a zone this Node knows`);
   const ordered = orderColumns(file.columns, SCHEMA_COLUMNS[schema], source);
-  let slot = 0;
-  const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, () => slot++));
+  const slots: Record<Scope, number> = { patient: 0, user: 0, event: 0 };
+  const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
+  const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
   const program: MappingProgram = {
     columns, criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
-    sanitize: sanitizer(delimiter), patientViews: createViewCache<Patient>(slot), userViews: createViewCache<Practitioner>(slot), slots: slot,
+    sanitize: sanitizer(delimiter), patientViews: createViewCache<Patient>(slots.patient), userViews: createViewCache<Practitioner>(slots.user),
     needsDepartment: columns.some((column) => column.expressions.some((expression) => expression.text === 'builtin:department')),
   };
   const compiled: Compiled = {
@@ -112,11 +113,11 @@ function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly Sche
   return schemaColumns.map((schemaColumn) => ({ spec: byName.get(schemaColumn.name) as ColumnSpec, schemaColumn }));
 }
 
-function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: string, options: ResolvedOptions, nextSlot: () => number): CompiledColumn {
+function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: string, options: ResolvedOptions, slotFor: (scope: Scope) => number): CompiledColumn {
   if (!spec.expressions) fail(source, `column "${spec.name}" has no expressions`, { column: spec.name });
   if (schemaColumn.mandatory && spec.mandatory === false) fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
   const expressions = (spec.expressions ?? []).map((entry) =>
-    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables, slot: nextSlot() }));
+    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables, slotFor }));
   return { name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false, expressions };
 }
 

@@ -16,7 +16,7 @@ export interface CompiledExpression {
   /** The FHIRPath text, or `builtin:<name>`. */
   readonly text: string;
   readonly scope: Scope;
-  /** Index into the per-resource value cache. */
+  /** Index into the value memo of its scope's resource (patient or user views); -1 for event-scoped expressions. */
   readonly slot: number;
   /** Warning code emitted when this entry supplies the column value. */
   readonly warn?: string;
@@ -29,7 +29,8 @@ export interface ExpressionSite {
   readonly column: string;
   readonly join: string | undefined;
   readonly options: Readonly<Record<string, unknown>>;
-  readonly slot: number;
+  /** The next free memo slot of a scope (patient and user slots are numbered separately, densely). */
+  readonly slotFor: (scope: Scope) => number;
 }
 
 const PATIENT_VARIABLES = new Set(['patient', 'name', 'address']);
@@ -42,7 +43,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   if (typeof entry === 'object' && 'builtin' in entry) {
     const builtin = BUILTINS[entry.builtin];
     return {
-      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: site.slot, ...(entry.warn ? { warn: entry.warn } : {}),
+      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: site.slotFor(builtin.scope), ...(entry.warn ? { warn: entry.warn } : {}),
       evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
     };
   }
@@ -51,7 +52,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   const scope = analyse(text, site);
   const simple = compileSimplePath(text, site.options);
   const evaluate = simple ? (ctx: RowContext) => toCell(simple(ctx), site.join) : fhirpathEvaluator(text, site);
-  return { text, scope, slot: site.slot, ...(warnCode ? { warn: warnCode } : {}), evaluate };
+  return { text, scope, slot: site.slotFor(scope), ...(warnCode ? { warn: warnCode } : {}), evaluate };
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {

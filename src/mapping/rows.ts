@@ -144,9 +144,9 @@ function memoised(
     const recorder = new Recorder();
     value = program.sanitize(expression.evaluate(ctx, recorder));
     view.values[slot] = value;
-    if (recorder.codes.length > 0) view.warnings[slot] = recorder.codes;
+    if (recorder.codes.length > 0) (view.warnings ??= [])[slot] = recorder.codes;
   }
-  const raised = view.warnings[slot];
+  const raised = view.warnings?.[slot];
   if (raised) for (const code of raised) warnings.warn(code);
   return value;
 }

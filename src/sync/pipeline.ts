@@ -124,14 +124,26 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
   const serializer = createSerializer(deps.mapping);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, spoolPath, rejectsPath, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
-  // Pages are mapped in groups of about `prefetchEvents` events: one reference prefetch per group leaves one partial
-  // `_id=` batch per resource type per group instead of one per page, which keeps requests near ⌈U/50⌉ + ⌈P/50⌉.
-  let group: AuditEvent[] = [];
+  // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
+  // the few events naming a resource left in a partial batch wait for a later group (or the end), so a long sync asks
+  // for each Patient/Practitioner in about ⌈U/50⌉ + ⌈P/50⌉ requests. Rows therefore leave in near-time order.
+  const maxWaiting = Math.max(1, Math.floor(deps.prefetchEvents / 4));
+  let group: PendingEvent[] = [];
   let sinceLastFlush: RunCounts = { ...result.counts };
-  const flush = async (): Promise<void> => {
-    const events = group;
+  const flush = async (last: boolean): Promise<void> => {
+    const pending = group;
     group = [];
-    await resolver.prefetch(mergeRequests(events.map((event) => collectReferences(event, deps.mapping))), request.signal);
+    await resolver.prefetch(mergeRequests(pending.map((p) => p.references)), request.signal, { holdPartialBatches: !last });
+    let ready: PendingEvent[] = [];
+    const waiting: PendingEvent[] = [];
+    for (const p of pending) (p.references.keys.some((key) => resolver.isHeld(key)) ? waiting : ready).push(p);
+    if (waiting.length > maxWaiting) {
+      await resolver.prefetch(NOTHING_MORE, request.signal); // Too many waiting: fetch the partial batches now.
+      ready = pending;
+    } else {
+      group = waiting;
+    }
+    const events = ready.map((p) => p.event);
     await mapPage(deps, run.id, events, resolver, { spool, rejects, serializer }, result, sinceLastFlush);
     sinceLastFlush = { ...result.counts };
     for (const event of events) {
@@ -142,10 +154,10 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
     await spool.write([serializer.headerLine()]);
     for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
       throwIfStopped(request.stopSignal);
-      group.push(...dropAlreadyPushed(deps, page, window, result.counts));
-      if (group.length >= deps.prefetchEvents) await flush();
+      for (const event of dropAlreadyPushed(deps, page, window, result.counts)) group.push({ event, references: collectReferences(event, deps.mapping) });
+      if (group.length >= deps.prefetchEvents) await flush(false);
     }
-    if (group.length > 0) await flush();
+    if (group.length > 0) await flush(true);
   } finally {
     await Promise.all([spool.close(), rejects.close()]);
   }
@@ -165,6 +177,13 @@ function dropAlreadyPushed(deps: SyncDeps, page: readonly AuditEvent[], window: 
   counts.duplicates += page.length - fresh.length;
   return fresh;
 }
+
+interface PendingEvent {
+  readonly event: AuditEvent;
+  readonly references: ReferenceRequest;
+}
+
+const NOTHING_MORE: ReferenceRequest = { keys: [], identifiers: [] };
 
 interface PageSinks {
   spool: LineWriter;

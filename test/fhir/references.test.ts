@@ -29,6 +29,33 @@ describe('reference resolver', () => {
     expect(idsIn(fixture.requestsFor('Patient')[0]?.query ?? '').sort()).toEqual(['pt-0', 'pt-1', 'pt-2']);
   });
 
+  it('holds a partial batch back until it fills or a plain prefetch asks for everything', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 120, practitioners: 3 })));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, batchSize: 50 });
+    const patients = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `Patient/pt-${from + i}`);
+    const hold = { holdPartialBatches: true };
+
+    await resolver.prefetch({ keys: [...patients(0, 70), 'Practitioner/pr-1'], identifiers: [] }, undefined, hold);
+    expect(fixture.requestsFor('Patient').map((request) => idsIn(request.query))).toEqual([patients(0, 50).map((k) => k.slice(8))]);
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(0);
+    expect(patients(50, 70).every((key) => resolver.isHeld(key)) && resolver.isHeld('Practitioner/pr-1')).toBe(true);
+    expect(resolver.get('Patient/pt-49')?.id).toBe('pt-49');
+
+    // The held 20 come first in the next batch (oldest first), filled up by new keys; held keys asked again are not doubled.
+    await resolver.prefetch({ keys: [...patients(60, 70), ...patients(70, 110)], identifiers: [] }, undefined, hold);
+    expect(idsIn(fixture.requestsFor('Patient')[1]?.query ?? '')).toEqual(patients(50, 100).map((k) => k.slice(8)));
+    expect(fixture.requestsFor('Patient')).toHaveLength(2);
+    expect(resolver.isHeld('Patient/pt-60')).toBe(false);
+    expect(patients(100, 110).every((key) => resolver.isHeld(key))).toBe(true);
+
+    await resolver.prefetch({ keys: [], identifiers: [] });
+    expect(fixture.requestsFor('Patient')).toHaveLength(3);
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(1);
+    expect(resolver.isHeld('Patient/pt-100') || resolver.isHeld('Practitioner/pr-1')).toBe(false);
+    expect(resolver.get('Patient/pt-109')?.id).toBe('pt-109');
+    expect(resolver.stats.misses).toBe(111);
+  });
+
   it('batches literal references per type, at most batchSize ids per request', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 120, practitioners: 3 })));
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });

@@ -6,11 +6,13 @@ import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/program.js';
 import { systemClock } from '../../src/clock.js';
 import { configSchema } from '../../src/config/schema.js';
+import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 
 const root = resolve(import.meta.dirname, '../..');
 interface Service { profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[]; environment?: Record<string, string>; network_mode?: string; depends_on?: string[] }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
+const packageJson = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
 
 /** Checks a `bridge …` argv against the real command tree: the subcommand and every long flag must exist. */
@@ -33,12 +35,20 @@ describe('docker-compose.yml and Dockerfile', () => {
     for (const service of Object.values(compose.services)) {
       if (service.command) assertBridgeArgs(service.command);
       const shell = service.entrypoint?.join(' ') ?? '';
-      for (const match of shell.matchAll(/bin\/bridge\.js ([^;&]+)/g)) assertBridgeArgs((match[1] ?? '').trim().split(/\s+/));
+      for (const match of shell.matchAll(/dist\/cli\/main\.js ([^;&]+)/g)) assertBridgeArgs((match[1] ?? '').trim().split(/\s+/));
     }
     const cmd = /CMD \["([^"]+)"\]/.exec(dockerfile)?.[1];
     assertBridgeArgs([cmd ?? 'missing']);
-    expect(dockerfile).toContain('ENTRYPOINT ["node", "--max-old-space-size=256", "bin/bridge.js"]');
-    expect(existsSync(resolve(root, 'bin/bridge.js'))).toBe(true);
+    const flags = BRIDGE_NODE_OPTIONS.split(' ');
+    expect(dockerfile).toContain(`ENTRYPOINT ${JSON.stringify(['node', ...flags, 'dist/cli/main.js']).replaceAll(',', ', ')}`);
+    // The benchmark measures the bridge with the flags it ships with, everywhere it is started.
+    expect(compose.services['bridge-sandbox']?.entrypoint?.join(' ')).toContain(`node ${BRIDGE_NODE_OPTIONS} dist/cli/main.js serve`);
+    for (const script of ['bridge', 'demo']) expect(packageJson.scripts[script]).toContain(`node ${BRIDGE_NODE_OPTIONS} --import tsx src/cli/main.ts`);
+    // dist/ is what `npm run build` writes from src/: the entry point must be the compiled CLI entry.
+    expect(existsSync(resolve(root, 'src/cli/main.ts'))).toBe(true);
+    expect(dockerfile).toMatch(/RUN npm run build/);
+    expect(packageJson.scripts['build']).toBe('tsc -p tsconfig.build.json');
+    expect(parse(readFileSync(resolve(root, 'tsconfig.build.json'), 'utf8')).compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
   });
 
   it('names only files that exist in the repository', () => {

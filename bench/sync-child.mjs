@@ -1,15 +1,17 @@
 /**
- * The bridge side of the end-to-end benchmark, in its own process so its peak RSS is the bridge's alone.
+ * The bridge side of the end-to-end benchmark, in its own process so its peak RSS is the bridge's alone. Runs the
+ * compiled build (dist/, what the Dockerfile ships), not the sources through tsx: tsx's loader thread alone adds
+ * ~60 MB of RSS that a deployed bridge does not have. bench/e2e.ts builds dist/ first.
  * argv: <config path> <since> <until>. Prints one JSON line: counts, FHIR request count, seconds, peak RSS.
  */
-import { systemClock } from '../src/clock.js';
-import { loadConfig } from '../src/config/index.js';
-import { uuidSource } from '../src/ids.js';
-import { silentLogger } from '../src/log.js';
-import { SyncEvents } from '../src/sync/events.js';
-import { runSync } from '../src/sync/pipeline.js';
-import { buildSyncDeps, findConnector } from '../src/sync/runtime.js';
-import { openStateStore } from '../src/sync/state/index.js';
+import { systemClock } from '../dist/clock.js';
+import { loadConfig } from '../dist/config/index.js';
+import { uuidSource } from '../dist/ids.js';
+import { silentLogger } from '../dist/log.js';
+import { SyncEvents } from '../dist/sync/events.js';
+import { runSync } from '../dist/sync/pipeline.js';
+import { buildSyncDeps, findConnector } from '../dist/sync/runtime.js';
+import { openStateStore } from '../dist/sync/state/index.js';
 
 const [configPath, since, until] = process.argv.slice(2);
 if (!configPath || !since || !until) throw new Error('usage: sync-child <config> <since> <until>');

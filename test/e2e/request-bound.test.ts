@@ -1,0 +1,78 @@
+/**
+ * The pull issue's request bound through the whole sync: for E events over U patients and P practitioners in pages of
+ * S, the FHIR server sees at most ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 requests. Groups are kept small here (many prefetch
+ * passes) so a partial `_id=` batch per group would break the bound; every expected row must still come out once.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Patient, Practitioner } from 'fhir/r4.js';
+import { createSerializer, mapEvent } from '../../src/mapping/index.js';
+import { keyOf, referenceKey, type ResourceLookup } from '../../src/references.js';
+import { findConnector, loadConnectorMapping } from '../../src/sync/runtime.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const DATA = { seed: 11, events: 6_000, patients: 900, practitioners: 130 };
+const PAGE_SIZE = 100;
+let h: SandboxHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+function start(prefetchEvents: number): Promise<SandboxHarness> {
+  return startHarness({
+    data: DATA,
+    backend: 'generated', // streams from the generator: this test is about the bridge's requests, not the server's speed
+    flags: { 'connectors.0.fhir.pageSize': PAGE_SIZE, 'connectors.0.fhir.prefetchEvents': prefetchEvents, 'connectors.0.purview.blockRows': 2_000, 'connectors.0.fhir.requestsPerSecond': 1_000 },
+  });
+}
+
+/** The rows the generator's own resources give, sorted (deferred events leave a group later than their neighbours). */
+function expectedSortedRows(harness: SandboxHarness): string[] {
+  const mapping = loadConnectorMapping(findConnector(harness.config, 'sandbox'));
+  const serializer = createSerializer(mapping);
+  const byKey = new Map<string, Patient | Practitioner>();
+  for (const p of harness.sandbox.dataset.patients()) byKey.set(referenceKey('Patient', p.id ?? ''), p);
+  for (const p of harness.sandbox.dataset.practitioners()) byKey.set(referenceKey('Practitioner', p.id ?? ''), p);
+  const lookup: ResourceLookup = { get: (key) => byKey.get(key) };
+  return [...harness.sandbox.dataset.events()].flatMap((event) => mapEvent(event, mapping, lookup).rows.map((row) => serializer.line(row))).sort();
+}
+
+/** Distinct patients and practitioners the events name (the U and P of the bound). */
+function referenced(harness: SandboxHarness): { patients: number; practitioners: number } {
+  const keys = new Set<string>();
+  for (const event of harness.sandbox.dataset.events()) {
+    for (const agent of event.agent) if (agent.who?.reference) keys.add(keyOf(agent.who.reference) ?? '');
+    for (const entity of event.entity ?? []) if (entity.what?.reference) keys.add(keyOf(entity.what.reference) ?? '');
+  }
+  const count = (type: string): number => [...keys].filter((key) => key.startsWith(`${type}/`)).length;
+  return { patients: count('Patient'), practitioners: count('Practitioner') };
+}
+
+const deliveredSortedRows = (harness: SandboxHarness): string[] =>
+  harness.sandbox.ingest.accepted(harness.sandbox.ids.jobId).flatMap((block) => block.rows).sort();
+
+describe('FHIR request count of a whole sync', () => {
+  it('stays within ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 over many prefetch groups and delivers every row once', async () => {
+    h = await start(500);
+    const summary = await h.sync();
+    const { patients, practitioners } = referenced(h);
+    const bound = Math.ceil(DATA.events / PAGE_SIZE) + Math.ceil(patients / 50) + Math.ceil(practitioners / 50) + 5;
+
+    expect(patients).toBeGreaterThan(500); // enough to spread new patients over most groups
+    expect(summary.counts.events).toBe(DATA.events);
+    expect(h.sandbox.fhir.requests.length).toBeLessThanOrEqual(bound);
+    expect(h.sandbox.fhir.requests.every((request) => request.status === 200)).toBe(true);
+    expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
+  });
+
+  it('fetches the held partial batches early when too many events wait for them, still delivering every row once', async () => {
+    h = await start(40);
+    const summary = await h.sync();
+    expect(summary.counts.events).toBe(DATA.events);
+    expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
+    // With groups of 40 events the waiting cap (10) is hit: more reference requests than whole batches alone.
+    const referenceRequests = h.sandbox.fhir.requests.filter((request) => /^\/.*\/(Patient|Practitioner)$/.test(request.path)).length;
+    const { patients, practitioners } = referenced(h);
+    expect(referenceRequests).toBeGreaterThan(Math.ceil(patients / 50) + Math.ceil(practitioners / 50));
+  });
+});
