@@ -18,13 +18,21 @@ import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js
 
 type EventContext = Omit<RowContext, 'patient' | 'subject' | 'name' | 'address'>;
 
-/** Warning codes of one event, stored as `<code>:<column>`. */
+/** Warning codes of one event, stored as `<code>:<column>`; most events raise none, so the set is made on demand. */
 class EventWarnings implements WarningSink {
-  readonly codes = new Set<string>();
+  private codes: Set<string> | undefined;
   column = '';
 
   warn(code: string): void {
-    this.codes.add(`${code}:${this.column}`);
+    this.add(`${code}:${this.column}`);
+  }
+
+  add(code: string): void {
+    (this.codes ??= new Set()).add(code);
+  }
+
+  list(): string[] {
+    return this.codes ? [...this.codes] : [];
   }
 }
 
@@ -56,7 +64,7 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
   if (choice.kind === 'patient' && skip.patientRequestor) return skippedBy('patient-requestor');
   if (choice.kind === 'none' && skip.nonHumanRequestor) return skippedBy('non-human-requestor');
   const warnings = new EventWarnings();
-  if (choice.kind === 'human' && choice.ambiguous) warnings.codes.add('multiple-requestors');
+  if (choice.kind === 'human' && choice.ambiguous) warnings.add('multiple-requestors');
   const requestor = choice.kind === 'none' ? undefined : choice.agent;
   const instant = chooseEventTime(event);
   const tMs = instant?.epochMs ?? Number.NaN;
@@ -73,7 +81,7 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
     if ('reason' in outcome) rejects.push({ eventId, patientRef: subject.label, ...outcome });
     else rows.push(outcome.cells);
   }
-  return { rows, rejects, warnings: [...warnings.codes] };
+  return { rows, rejects, warnings: warnings.list() };
 }
 
 type RowOutcome = { readonly cells: Row } | { readonly reason: string; readonly column: string };
@@ -83,7 +91,7 @@ function mapRow(
 ): RowOutcome {
   const patient = asPatient(base.resolver.resolve(subject.ref, 'Patient'));
   const patientView = patient ? program.patientViews.view(patient, base.tMs) : undefined;
-  if (!patient) warnings.codes.add('unresolved-patient');
+  if (!patient) warnings.add('unresolved-patient');
   // §3.3 step 5: a display-only patient keeps its display, as a name that cannot be split (text-only, §5).
   const name: HumanName | undefined = patientView ? patientView.name : subject.ref.display ? { text: subject.ref.display } : undefined;
   const ctx = rowContext(base, patient, subject, name, patientView);
@@ -99,7 +107,7 @@ function mapRow(
     const column = columns[index] as CompiledColumn;
     if (!column.mandatory || column.allowEmpty || cells[index] !== '') continue;
     if (strict) return { reason: 'empty-mandatory', column: column.name };
-    warnings.codes.add(`empty-mandatory:${column.name}`);
+    warnings.add(`empty-mandatory:${column.name}`);
   }
   markSanitised(cells, program.delimiter);
   return { cells };

@@ -4,7 +4,7 @@
  * No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
 import { programOf } from './compile.js';
-import { DELIMITER_CHAR, sanitisedFor } from './sanitize.js';
+import { DELIMITER_CHAR, isSanitisedFor } from './sanitize.js';
 import type { CompiledMapping, Row } from './types.js';
 
 export interface Serializer {
@@ -24,7 +24,7 @@ export function createSerializer(mapping: CompiledMapping): Serializer {
   return {
     headerLine: () => header,
     line(row) {
-      const clean = sanitisedFor(row) === mapping.delimiter && row.length === width;
+      const clean = row.length === width && isSanitisedFor(row, mapping.delimiter);
       if (clean && !csv) return row.join(separator);
       const format = clean ? quoteCsv : cell;
       let out = format(row[0] ?? '');

@@ -27,7 +27,7 @@ export interface ParsedInstant {
  */
 export function parseInstant(text: string | undefined): ParsedInstant | undefined {
   if (text === undefined || text.length < 20 || text.charCodeAt(10) !== 0x54 /* T */) return undefined;
-  if (text[4] !== '-' || text[7] !== '-' || text[13] !== ':' || text[16] !== ':') return undefined;
+  if (text.charCodeAt(4) !== DASH || text.charCodeAt(7) !== DASH || text.charCodeAt(13) !== COLON || text.charCodeAt(16) !== COLON) return undefined;
   const y = digits(text, 0, 4);
   const mo = digits(text, 5, 2);
   const d = digits(text, 8, 2);
@@ -37,9 +37,14 @@ export function parseInstant(text: string | undefined): ParsedInstant | undefine
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined;
   let index = 19;
   let fraction = '';
-  if (text[index] === '.') {
+  let millis = 0;
+  if (text.charCodeAt(index) === DOT) {
     let end = index + 1;
-    while (end < text.length && isDigit(text.charCodeAt(end))) end += 1;
+    while (end < text.length && isDigit(text.charCodeAt(end))) {
+      // The first three digits are the milliseconds (validity comparisons only); the text keeps them all.
+      if (end - index <= 3) millis += (text.charCodeAt(end) - 0x30) * 10 ** (3 - (end - index));
+      end += 1;
+    }
     if (end === index + 1) return undefined;
     fraction = text.slice(index + 1, end);
     index = end;
@@ -47,8 +52,12 @@ export function parseInstant(text: string | undefined): ParsedInstant | undefine
   const offsetMinutes = zoneOffset(text, index);
   if (offsetMinutes === undefined) return undefined;
   const epochSeconds = Date.UTC(y, mo - 1, d, h, mi, s) / 1000 - offsetMinutes * 60;
-  return { text, epochSeconds, fraction, epochMs: epochSeconds * 1000 + Number(`${fraction}000`.slice(0, 3)) };
+  return { text, epochSeconds, fraction, epochMs: epochSeconds * 1000 + millis };
 }
+
+const DASH = 0x2d;
+const COLON = 0x3a;
+const DOT = 0x2e;
 
 /** Minutes east of UTC for `Z` or `±hh:mm` at `index` (the end of the text), else undefined. */
 function zoneOffset(text: string, index: number): number | undefined {
