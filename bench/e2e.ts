@@ -1,15 +1,15 @@
 /**
  * End to end through the sandbox: the sandbox (generated backend, streaming) runs in this process, the bridge in a
- * child process whose wall time and peak RSS are measured. Also checks the FHIR request count against the bound
+ * child process, `bridge sync --json` of the compiled CLI, whose wall time (measured here, start-up included) and peak
+ * RSS (its own summary) are taken. The sandbox counts the FHIR requests it served, for the bound
  * ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 of the pull issue.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
-import { writeFileSync } from 'node:fs';
 import { startSandbox } from '../src/sandbox/index.js';
 
 const run = promisify(execFile);
@@ -25,7 +25,7 @@ export interface E2eResult {
   seconds: number; maxRssMb: number; fhirRequests: number; fhirRequestBound: number; pageSize: number;
 }
 
-/** Compiles src/ to dist/ (the shipped form the child runs); cheap when nothing changed. */
+/** Compiles src/ to dist/ (the shipped form the benchmark runs). */
 export function buildDist(): void {
   const root = resolve(import.meta.dirname, '..');
   execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.build.json')], { stdio: 'inherit' });
@@ -45,12 +45,20 @@ export async function runE2eBench(size: { events: number; patients: number; prac
     const configPath = join(dir, 'bench.config.yaml');
     writeFileSync(configPath, stringify(config), { mode: 0o600 });
     const { start, end } = sandbox.dataset.options;
-    const child = resolve(import.meta.dirname, 'sync-child.mjs');
-    const { stdout } = await run(process.execPath, [child, configPath, start, end], { maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: size.childNodeOptions ?? BRIDGE_NODE_OPTIONS } });
-    const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { seconds: number; maxRssMb: number; fhirRequests: number; counts: { rows: number; rowsAcked: number } };
+    // The bridge as shipped: the compiled CLI (dist/, as in the Docker image) with the V8 flags it ships with.
+    const cli = resolve(import.meta.dirname, '../dist/cli/main.js');
+    const flags = (size.childNodeOptions ?? BRIDGE_NODE_OPTIONS).split(' ');
+    const requestsBefore = sandbox.fhir.requests.length;
+    const started = performance.now();
+    const { stdout } = await run(process.execPath, [...flags, cli, 'sync', '--config', configPath, '--since', start, '--until', end, '--json'], {
+      maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: '' },
+    });
+    const seconds = (performance.now() - started) / 1000;
+    const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { counts: { rows: number; rowsAcked: number }; process: { peakRssMb: number } };
     return {
-      events: size.events, patients: size.patients, practitioners: size.practitioners, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked, seconds: result.seconds, maxRssMb: result.maxRssMb,
-      fhirRequests: result.fhirRequests,
+      events: size.events, patients: size.patients, practitioners: size.practitioners, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked,
+      seconds, maxRssMb: result.process.peakRssMb,
+      fhirRequests: sandbox.fhir.requests.length - requestsBefore,
       fhirRequestBound: Math.ceil(size.events / pageSize) + Math.ceil(size.patients / 50) + Math.ceil(size.practitioners / 50) + 5,
     };
   } finally {

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { rmSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
-import { startSandbox } from '../../sandbox/index.js';
 import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
@@ -24,6 +23,7 @@ export function demoCommand(ctx: CliContext): Command {
     .option('--block-rows <n>', 'rows per upload block (small by default so the demo shows several sequential blocks)', '250')
     .action(async (flags: DemoFlags) => {
       rmSync(flags.dir, { recursive: true, force: true });
+      const { startSandbox } = await import('../../sandbox/index.js'); // loaded only by the commands that run it
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));
       try {
         const config = loadConfig({ base: sandbox.config, env: ctx.env, flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows) } });

@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { loadConfig, profileFlag } from '../../config/index.js';
-import { formatChecks, runDoctor } from '../../doctor/index.js';
 import { createLogger } from '../../log.js';
 import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
@@ -13,6 +12,7 @@ export function doctorCommand(ctx: CliContext): Command {
     .option('--connector <name>', 'connector to check; default the first')
     .action(async (flags: { config?: string; connector?: string; profile?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
+      const { formatChecks, runDoctor } = await import('../../doctor/index.js');
       const results = await runDoctor(
         { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }) },
         findConnector(config, flags.connector),

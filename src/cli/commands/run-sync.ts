@@ -17,16 +17,17 @@ export interface SyncInvocation {
   readonly until?: string;
   readonly dryRunOut?: string;
   readonly progress?: boolean;
+  /** No per-page lines on stdout (`--json` prints only the summary object there). */
+  readonly quiet?: boolean;
 }
 
 export async function syncOnce(ctx: CliContext, config: Config, connector: ConnectorConfig, invocation: SyncInvocation): Promise<SyncSummary> {
   const logger = createLogger({ level: config.logLevel });
   const store = openStateStore(config.stateDir, ctx.clock);
   const events = new SyncEvents();
-  const detaches = [
-    attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock),
-    invocation.progress && ctx.stdout.isTTY ? attachProgressBar(events, ctx.stdout) : attachTextReporter(events, ctx.print, ctx.clock),
-  ];
+  const detaches = [attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock)];
+  if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout));
+  else if (!invocation.quiet) detaches.push(attachTextReporter(events, ctx.print, ctx.clock));
   try {
     const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource }, connector);
     return await runSync(deps, {

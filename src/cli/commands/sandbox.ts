@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import { startSandbox, type SandboxOptions } from '../../sandbox/index.js';
+import type { SandboxOptions } from '../../sandbox/index.js';
 import type { CliContext } from '../context.js';
 
 interface SandboxFlags {
@@ -49,6 +49,7 @@ export function sandboxCommand(ctx: CliContext): Command {
     .option('--no-audit-event', 'imitate Epic\'s public server: /metadata lists no AuditEvent')
     .addOption(new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices(['memory', 'generated']))
     .action(async (flags: SandboxFlags) => {
+      const { startSandbox } = await import('../../sandbox/index.js'); // the emulators stay out of `bridge sync`'s memory
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));
       const window = sandbox.dataset.options;
       ctx.print(`Epic-like SMART token endpoint  ${sandbox.auth.tokenUrl}`);

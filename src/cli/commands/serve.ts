@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import { createHash } from 'node:crypto';
 import { loadConfig } from '../../config/index.js';
 import { createLogger } from '../../log.js';
-import { startService } from '../../server/service.js';
 import type { CliContext } from '../context.js';
 
 export function serveCommand(ctx: CliContext): Command {
@@ -13,6 +12,7 @@ export function serveCommand(ctx: CliContext): Command {
     .action(async (flags: { config?: string; schedules: boolean }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
       const logger = createLogger({ level: config.logLevel });
+      const { startService } = await import('../../server/service.js'); // fastify and its plugins load only for serve
       const service = await startService({ config, env: ctx.env, clock: ctx.clock, logger, schedules: flags.schedules });
       ctx.print(`listening on ${service.url}`);
       await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));

@@ -16,6 +16,7 @@ interface SyncFlags {
   dryRun?: boolean;
   out?: string;
   progress: boolean;
+  json?: boolean;
 }
 
 export function syncCommand(ctx: CliContext): Command {
@@ -29,6 +30,7 @@ export function syncCommand(ctx: CliContext): Command {
     .option('--dry-run', 'write the connector file and push nothing (needs --out)')
     .option('--out <file>', 'connector file to write with --dry-run')
     .addOption(new Option('--no-progress', 'plain lines even on a terminal'))
+    .option('--json', 'print only the run summary, as one JSON object (counts, reasons, the process\'s peak RSS and CPU time)')
     .action(async (flags: SyncFlags) => {
       if (flags.dryRun && !flags.out) throw new BridgeError('BRG_ERR_INPUT_INVALID', '--dry-run needs --out <file> for the connector file.');
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
@@ -37,8 +39,16 @@ export function syncCommand(ctx: CliContext): Command {
         ...(flags.since ? { since: flags.since } : {}),
         ...(flags.until ? { until: flags.until } : {}),
         ...(flags.dryRun && flags.out ? { dryRunOut: resolve(flags.out) } : {}),
-        progress: flags.progress,
+        progress: flags.progress && !flags.json,
+        quiet: flags.json === true,
       });
-      formatSummary(summary).forEach((line) => ctx.print(line));
+      if (flags.json) ctx.print(JSON.stringify({ ...summary, process: processStats() }));
+      else formatSummary(summary).forEach((line) => ctx.print(line));
     });
+}
+
+/** What the run cost this process, for capacity planning (and the end-to-end benchmark). */
+function processStats(): { peakRssMb: number; cpuUserSeconds: number; cpuSystemSeconds: number } {
+  const usage = process.resourceUsage();
+  return { peakRssMb: Math.round(usage.maxRSS / 102.4) / 10, cpuUserSeconds: usage.userCPUTime / 1e6, cpuSystemSeconds: usage.systemCPUTime / 1e6 };
 }
