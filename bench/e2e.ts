@@ -47,7 +47,7 @@ export async function runE2eBench(size: { events: number; patients: number; prac
     const { start, end } = sandbox.dataset.options;
     // The bridge as shipped: the compiled CLI (dist/, as in the Docker image) with the V8 flags it ships with.
     const cli = resolve(import.meta.dirname, '../dist/cli/main.js');
-    const flags = (size.childNodeOptions ?? BRIDGE_NODE_OPTIONS).split(' ');
+    const flags = (size.childNodeOptions ?? BRIDGE_NODE_OPTIONS).split(' ').filter(Boolean);
     const requestsBefore = sandbox.fhir.requests.length;
     const started = performance.now();
     const { stdout } = await run(process.execPath, [...flags, cli, 'sync', '--config', configPath, '--since', start, '--until', end, '--json'], {

@@ -6,7 +6,8 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const built = `${root}dist/cli/main.js`;
+const builtUrl = new URL('../dist/cli/main.js', import.meta.url);
+const built = fileURLToPath(builtUrl);
 
 function newestSource(dir) {
   let newest = 0;
@@ -17,9 +18,10 @@ function newestSource(dir) {
   return newest;
 }
 
-const useBuild = existsSync(built) && (!existsSync(`${root}src`) || statSync(built).mtimeMs >= newestSource(`${root}src`));
+const sources = `${root}src`;
+const useBuild = existsSync(built) && (!existsSync(sources) || statSync(built).mtimeMs >= newestSource(sources));
 if (useBuild) {
-  await import(built);
+  await import(builtUrl.href);
 } else {
   const { register } = await import('tsx/esm/api');
   register();

@@ -6,9 +6,14 @@
  */
 
 /** Keys whose string values come from small vocabularies. */
-const VOCABULARY_KEYS = new Set(['resourceType', 'system', 'code', 'display', 'use', 'type', 'url', 'gender', 'status', 'unit', 'state', 'country']);
-/** Under these keys a `text` is a concept's label (e.g. identifier.type.text "MRN"), not free text about a person. */
-const CONCEPT_KEYS = new Set(['type', 'class', 'category', 'relationship']);
+const VOCABULARY_KEYS = new Set(['resourceType', 'system', 'code', 'use', 'type', 'url', 'gender', 'status', 'unit', 'state', 'country']);
+/**
+ * Under these keys `display` and `text` label a concept (identifier.type.text "MRN", a Coding's display); elsewhere
+ * they may be a person's name (Reference.display), which is left alone.
+ */
+const CONCEPT_KEYS = new Set(['coding', 'type', 'class', 'category', 'relationship']);
+/** Deeper than any FHIR resource a server sends; past it the walk stops rather than risk the stack. */
+const MAX_DEPTH = 24;
 
 export class StringInterner {
   private readonly table = new Map<string, string>();
@@ -18,7 +23,7 @@ export class StringInterner {
 
   /** Replaces, in place, vocabulary strings anywhere in `value` with the table's copy; returns `value`. */
   internAll<T>(value: T): T {
-    this.walk(value, false);
+    this.walk(value, false, 0);
     return value;
   }
 
@@ -26,9 +31,10 @@ export class StringInterner {
     return this.table.size;
   }
 
-  private walk(value: unknown, inConcept: boolean): void {
+  private walk(value: unknown, inConcept: boolean, depth: number): void {
+    if (depth > MAX_DEPTH) return;
     if (Array.isArray(value)) {
-      for (const item of value) if (typeof item === 'object' && item !== null) this.walk(item, inConcept);
+      for (const item of value) if (typeof item === 'object' && item !== null) this.walk(item, inConcept, depth + 1);
       return;
     }
     if (typeof value !== 'object' || value === null) return;
@@ -36,9 +42,9 @@ export class StringInterner {
     for (const key of Object.keys(record)) {
       const child = record[key];
       if (typeof child === 'string') {
-        if (VOCABULARY_KEYS.has(key) || (inConcept && key === 'text')) record[key] = this.intern(child);
+        if (VOCABULARY_KEYS.has(key) || (inConcept && (key === 'text' || key === 'display'))) record[key] = this.intern(child);
       } else if (typeof child === 'object' && child !== null) {
-        this.walk(child, CONCEPT_KEYS.has(key));
+        this.walk(child, CONCEPT_KEYS.has(key), depth + 1);
       }
     }
   }

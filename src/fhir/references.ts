@@ -76,9 +76,11 @@ class CachingResolver implements ReferenceResolver {
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
-    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself.
-    const practitioners = fetched
-      .filter((resource): resource is PractitionerRole => resource.resourceType === 'PractitionerRole')
+    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself. Roles served
+    // from the cache count too: their practitioner may have been evicted or expired while the role stayed in use.
+    const cachedRoles = requested.filter((key) => key.startsWith('PractitionerRole/')).map((key) => this.cache.peek(key));
+    const practitioners = [...fetched, ...cachedRoles]
+      .filter((resource): resource is PractitionerRole => resource?.resourceType === 'PractitionerRole')
       .map((role) => keyOf(role.practitioner?.reference))
       .filter((key): key is string => key !== undefined && key.startsWith('Practitioner/'));
     // Fetched now even if held: the events naming the role are mapped right after this prefetch.
@@ -165,7 +167,11 @@ class CachingResolver implements ReferenceResolver {
     }
     const match = matches.length === 1 ? matches[0] : undefined;
     this.remember(identifierKey(ref.type, ref.system, ref.value), match);
-    if (match?.id !== undefined) this.cache.set(referenceKey(match.resourceType, match.id), match);
+    if (match?.id !== undefined) {
+      const key = referenceKey(match.resourceType, match.id);
+      this.cache.set(key, match);
+      this.held.delete(key); // found through its identifier: no need to ask for it by id as well
+    }
     return match ? [match] : [];
   }
 }

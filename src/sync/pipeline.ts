@@ -157,7 +157,8 @@ async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, r
       for (const event of dropAlreadyPushed(deps, page, window, result.counts)) group.push({ event, references: collectReferences(event, deps.mapping) });
       if (group.length >= deps.prefetchEvents) await flush(false);
     }
-    if (group.length > 0) await flush(true);
+    // Also when only already-pushed duplicates came since the last group: the page event reports them.
+    if (group.length > 0 || result.counts.events > sinceLastFlush.events) await flush(true);
   } finally {
     await Promise.all([spool.close(), rejects.close()]);
   }

@@ -45,7 +45,13 @@ describe('incremental syncs', () => {
     await h.sandbox.store?.load([...late, ...fresh]);
 
     const t2 = t1 + 2 * 3_600_000;
+    const pages: Array<{ events: number; duplicates: number }> = [];
+    const detach = h.events.on('page', (page) => void pages.push(page));
     const second = await h.sync({ since: undefined, until: iso(t2) });
+    detach();
+    // Progress and metrics add up to the run's counts, the dropped duplicates included.
+    expect(pages.reduce((sum, page) => sum + page.events, 0)).toBe(second.counts.events);
+    expect(pages.reduce((sum, page) => sum + page.duplicates, 0)).toBe(second.counts.duplicates);
     expect(second.since).toBe(iso(t1 - 15 * 60_000));
     const inOverlap = all.filter((e) => Date.parse(e.recorded) >= t1 - 15 * 60_000 && Date.parse(e.recorded) < t1);
     expect(second.counts.duplicates).toBe(inOverlap.length);

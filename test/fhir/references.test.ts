@@ -69,6 +69,21 @@ describe('reference resolver', () => {
     expect(keys.every((key) => resolver.get(key)?.id === key.slice('Patient/'.length))).toBe(true);
   });
 
+  it("keeps a cached role's practitioner as recently used as the role, so it is not evicted while the role is in use", async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 2 })));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, cacheSize: 3 });
+    const prefetch = (key: string): Promise<void> => resolver.prefetch({ keys: [key], identifiers: [] });
+    await prefetch('PractitionerRole/role-0'); // caches the role, then its practitioner pr-0
+    await prefetch('Patient/pt-0');
+    await prefetch('PractitionerRole/role-0'); // served from cache: its practitioner must count as used too
+    await prefetch('Patient/pt-1'); // the cache is full: the least recently used entry goes
+
+    expect(resolver.get('PractitionerRole/role-0')?.id).toBe('role-0');
+    expect(resolver.get('Practitioner/pr-0')?.id).toBe('pr-0');
+    expect(resolver.get('Patient/pt-0')).toBeUndefined();
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(1);
+  });
+
   it('looks identifier-only references up by system|value and follows PractitionerRole.practitioner', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 4 })));
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
