@@ -56,8 +56,8 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
 class CachingResolver implements ReferenceResolver {
   readonly stats = { hits: 0, misses: 0, missing: 0 };
   private readonly interner = new StringInterner();
-  /** Uncached keys waiting for a full batch, in arrival order, with their resource type. */
-  private readonly held = new Map<string, string>();
+  /** Uncached `Type/id` keys waiting for a full batch, in arrival order. */
+  private readonly held = new Set<string>();
 
   constructor(
     private readonly client: FhirClient,
@@ -72,7 +72,7 @@ class CachingResolver implements ReferenceResolver {
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
     const requested = request.keys.map((key) => keyOf(key)).filter((key): key is string => key !== undefined);
-    for (const key of this.uncached(requested, (key) => key, (key) => this.held.has(key))) this.hold(key);
+    for (const key of this.uncached(requested, (key) => key, (key) => this.held.has(key))) this.held.add(key);
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
@@ -93,24 +93,16 @@ class CachingResolver implements ReferenceResolver {
     return this.held.has(key);
   }
 
-  private hold(key: string): void {
-    const type = parseReference(key)?.type;
-    if (!type) return;
-    this.held.set(key, type);
-  }
-
   /** The held keys to fetch now: all of them, or only whole batches per type (the oldest keys first). */
   private takeHeld(wholeBatchesOnly: boolean): string[] {
-    const byType = new Map<string, string[]>();
-    for (const [key, type] of this.held) {
-      const keys = byType.get(type);
-      if (keys) keys.push(key);
-      else byType.set(type, [key]);
+    if (!wholeBatchesOnly) {
+      const all = [...this.held];
+      this.held.clear();
+      return all;
     }
     const taken: string[] = [];
-    for (const keys of byType.values()) {
-      const count = wholeBatchesOnly ? keys.length - (keys.length % this.batchSize) : keys.length;
-      taken.push(...keys.slice(0, count));
+    for (const [type, ids] of groupIdsByType([...this.held])) {
+      for (const id of ids.slice(0, ids.length - (ids.length % this.batchSize))) taken.push(referenceKey(type, id));
     }
     for (const key of taken) this.held.delete(key);
     return taken;
