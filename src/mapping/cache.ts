@@ -15,6 +15,12 @@ export interface View {
   readonly values: Array<string | undefined>;
   /** Warnings raised while computing a slot, replayed on every hit; undefined until one is raised. */
   warnings: Array<readonly string[] | undefined> | undefined;
+  /** The cells of the columns memoised as a whole (program.scopedColumns), filled together on first use. */
+  cells: readonly string[] | undefined;
+  /** `cells` pre-joined, one string per run of adjacent columns (line.ts). */
+  segments: readonly string[] | undefined;
+  /** The `<code>:<column>` warnings each of `cells` raised, replayed on every use; undefined when none did. */
+  cellWarnings: Array<readonly string[] | undefined> | undefined;
 }
 
 /** A resource whose names, addresses, identifiers and telecoms carry no periods has one view for all time. */
@@ -37,6 +43,9 @@ export function createViewCache<R extends Patient | Practitioner>(slots: number)
     address: chooseAddress(resource.address, tMs),
     values: new Array<string | undefined>(slots),
     warnings: undefined,
+    cells: undefined,
+    segments: undefined,
+    cellWarnings: undefined,
   });
   return {
     view(resource, tMs) {

@@ -9,6 +9,7 @@ import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
 import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
+import { compileLayout, type LineLayout } from './line.js';
 import { resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
 import { sanitizer } from './sanitize.js';
 import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
@@ -20,11 +21,26 @@ export interface CompiledColumn {
   readonly label: string;
   readonly mandatory: boolean;
   readonly allowEmpty: boolean;
+  /**
+   * patient or user when every expression reads only that scope: the whole cell is then memoised per view
+   * (cache.ts), and its expressions take no slots; event otherwise (per-expression slots where they apply).
+   */
+  readonly scope: Scope;
   readonly expressions: readonly CompiledExpression[];
 }
 
+export type CellScope = Exclude<Scope, 'event'>;
+
 export interface MappingProgram {
   readonly columns: readonly CompiledColumn[];
+  /** Indexes of the columns whose scope is patient (resp. user), in column order: a view's `cells` follow it. */
+  readonly scopedColumns: Readonly<Record<CellScope, readonly number[]>>;
+  /** Per column: its position in scopedColumns[its scope], or -1 for event columns. */
+  readonly scopedPosition: readonly number[];
+  /** How a row's cells and its views' segments become its line. */
+  readonly layout: LineLayout;
+  /** Indexes of the mandatory columns that warn (or reject, when strict) if empty. */
+  readonly checkedColumns: readonly number[];
   /** Each group rejects the row ("missing-<code>") when all its columns are empty. */
   readonly criticalGroups: ReadonlyArray<{ readonly code: string; readonly columns: readonly number[] }>;
   readonly options: ResolvedOptions;
@@ -58,12 +74,21 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const timeFormat = parseTimeFormat(timeText);
   if (!timeFormat) throw invalid(source, `timeFormat "${timeText}" is not iso-utc, iso-offset or local:<IANA zone> with a zone this Node knows`);
   const ordered = orderColumns(file.columns, SCHEMA_COLUMNS[schema], source);
-  const slots: Record<Scope, number> = { patient: 0, user: 0, event: 0 };
+  const slots: Record<CellScope, number> = { patient: 0, user: 0 };
   const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
   const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
+  const scopedPosition = columns.map((column, index) => (column.scope === 'event' ? -1 : columns.filter((other, before) => before < index && other.scope === column.scope).length));
+  const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] =>
+    columns.flatMap((column, index) => (test(column) ? [index] : []));
   const program: MappingProgram = {
-    columns, criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
-    sanitize: sanitizer(delimiter), patientViews: createViewCache<Patient>(slots.patient), userViews: createViewCache<Practitioner>(slots.user),
+    columns,
+    scopedColumns: { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') },
+    scopedPosition,
+    layout: compileLayout(columns.map((column) => column.scope), scopedPosition, delimiter),
+    checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
+    criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
+    sanitize: sanitizer(delimiter),
+    patientViews: createViewCache<Patient>(slots.patient), userViews: createViewCache<Practitioner>(slots.user),
     needsDepartment: columns.some((column) => column.expressions.some((expression) => expression.text === 'builtin:department')),
   };
   const compiled: Compiled = {
@@ -116,9 +141,16 @@ function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly Sche
 function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: string, options: ResolvedOptions, slotFor: (scope: Scope) => number): CompiledColumn {
   if (!spec.expressions) fail(source, `column "${spec.name}" has no expressions`, { column: spec.name });
   if (schemaColumn.mandatory && spec.mandatory === false) fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
-  const expressions = (spec.expressions ?? []).map((entry) =>
-    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables, slotFor }));
-  return { name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false, expressions };
+  const compiled = (spec.expressions ?? []).map((entry) =>
+    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables }));
+  const first = compiled[0]?.scope ?? 'event';
+  const scope = compiled.every((expression) => expression.scope === first) ? first : 'event';
+  // A whole-cell memo needs no per-expression slots; mixed columns memoise what they can, expression by expression.
+  const expressions = compiled.map((expression) => ({ ...expression, slot: scope === 'event' ? slotFor(expression.scope) : -1 }));
+  return {
+    name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false,
+    scope, expressions,
+  };
 }
 
 function criticalGroups(specs: readonly ColumnSpec[]): Array<{ code: string; columns: number[] }> {

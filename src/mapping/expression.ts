@@ -16,9 +16,12 @@ export interface CompiledExpression {
   /** The FHIRPath text, or `builtin:<name>`. */
   readonly text: string;
   readonly scope: Scope;
-  /** Index into the value memo of its scope's resource (patient or user views); -1 for event-scoped expressions. */
+  /**
+   * Index into the value memo of its scope's resource (patient or user views); -1 for event-scoped expressions and
+   * in columns memoised as a whole (compile.ts assigns it).
+   */
   readonly slot: number;
-  /** Warning code emitted when this entry supplies the column value. */
+  /** Warning emitted when this entry supplies the column value, as `<code>:<column>`. */
   readonly warn?: string;
   /** The raw (unsanitised) cell value; '' when empty. */
   evaluate(ctx: RowContext, sink: WarningSink): string;
@@ -29,8 +32,6 @@ export interface ExpressionSite {
   readonly column: string;
   readonly join: string | undefined;
   readonly options: Readonly<Record<string, unknown>>;
-  /** The next free memo slot of a scope (patient and user slots are numbered separately, densely). */
-  readonly slotFor: (scope: Scope) => number;
 }
 
 const PATIENT_VARIABLES = new Set(['patient', 'name', 'address']);
@@ -43,7 +44,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   if (typeof entry === 'object' && 'builtin' in entry) {
     const builtin = BUILTINS[entry.builtin];
     return {
-      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: site.slotFor(builtin.scope), ...(entry.warn ? { warn: entry.warn } : {}),
+      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: -1, ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}),
       evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
     };
   }
@@ -52,7 +53,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   const scope = analyse(text, site);
   const simple = compileSimplePath(text, site.options);
   const evaluate = simple ? (ctx: RowContext) => toCell(simple(ctx), site.join) : fhirpathEvaluator(text, site);
-  return { text, scope, slot: site.slotFor(scope), ...(warnCode ? { warn: warnCode } : {}), evaluate };
+  return { text, scope, slot: -1, ...(warnCode ? { warn: `${warnCode}:${site.column}` } : {}), evaluate };
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {

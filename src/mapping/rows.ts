@@ -8,19 +8,21 @@ import type { AuditEvent, HumanName } from 'fhir/r4.js';
 import type { ResourceLookup } from '../references.js';
 import type { WarningSink } from './builtins.js';
 import type { View } from './cache.js';
-import { programOf, type CompiledColumn, type MappingProgram } from './compile.js';
-import { asPatient, patientSubjects, resolveUser, selectRequestor, type PatientSubject } from './context.js';
+import { programOf, type CellScope, type CompiledColumn, type MappingProgram } from './compile.js';
+import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
 import { createResolver } from './resolve.js';
 import type { RowContext } from './row-context.js';
-import { markSanitised } from './sanitize.js';
+import { buildLine, segmentsOf } from './line.js';
+import { MappedEvent } from './mapped-event.js';
 import { chooseEventTime } from './time.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';
 
-type EventContext = Omit<RowContext, 'patient' | 'subject' | 'name' | 'address'>;
-
-/** Warning codes of one event, stored as `<code>:<column>`; most events raise none, so the set is made on demand. */
+/**
+ * Warning codes of one event, as `<code>:<column>`; most events raise none, so the list is made on demand (a few
+ * codes at most: an array beats a Set here).
+ */
 class EventWarnings implements WarningSink {
-  private codes: Set<string> | undefined;
+  private codes: string[] | undefined;
   column = '';
 
   warn(code: string): void {
@@ -28,11 +30,12 @@ class EventWarnings implements WarningSink {
   }
 
   add(code: string): void {
-    (this.codes ??= new Set()).add(code);
+    if (this.codes === undefined) this.codes = [code];
+    else if (!this.codes.includes(code)) this.codes.push(code);
   }
 
   list(): string[] {
-    return this.codes ? [...this.codes] : [];
+    return this.codes ?? [];
   }
 }
 
@@ -46,7 +49,7 @@ class Recorder implements WarningSink {
 }
 
 function skippedBy(reason: string): EventMapResult {
-  return { rows: [], skipped: reason, rejects: [], warnings: [] };
+  return new MappedEvent([], [], [], [], reason, undefined);
 }
 
 export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
@@ -58,7 +61,7 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
   const resolver = createResolver(event, lookup, options.parseCxIdentifiers);
   const subjects = patientSubjects(event, resolver, options);
   if (subjects.length === 0) {
-    return skip.noPatient ? skippedBy('no-patient') : { rows: [], rejects: [{ eventId, reason: 'missing-patient' }], warnings: [] };
+    return skip.noPatient ? skippedBy('no-patient') : new MappedEvent([], [], [{ eventId, reason: 'missing-patient' }], [], undefined, undefined);
   }
   const choice = selectRequestor(event, resolver);
   if (choice.kind === 'patient' && skip.patientRequestor) return skippedBy('patient-requestor');
@@ -70,61 +73,98 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
   const tMs = instant?.epochMs ?? Number.NaN;
   const { user, role, global } = resolveUser(requestor, resolver);
   const userView = user ? program.userViews.view(user, tMs) : undefined;
-  const base: EventContext = {
-    event, instant, tMs, requestor, user, role, userName: userView?.name, resolver, options,
-    timeFormat: program.timeFormat, userIdIsGlobal: global,
-  };
   const rows: Row[] = [];
+  const lines: string[] = [];
   const rejects: RowReject[] = [];
   for (const subject of subjects) {
-    const outcome = mapRow(program, mapping.strict, base, subject, userView, warnings);
-    if ('reason' in outcome) rejects.push({ eventId, patientRef: subject.label, ...outcome });
-    else rows.push(outcome.cells);
+    const patient = asPatient(resolver.resolve(subject.ref, 'Patient'));
+    const patientView = patient ? program.patientViews.view(patient, tMs) : undefined;
+    if (!patient) warnings.add('unresolved-patient');
+    // §3.3 step 5: a display-only patient keeps its display, as a name that cannot be split (text-only, §5).
+    const name: HumanName | undefined = patientView ? patientView.name : subject.ref.display ? { text: subject.ref.display } : undefined;
+    // One literal with every field, so all row contexts share a shape.
+    const ctx: RowContext = {
+      event, instant, tMs, requestor, user, role, userName: userView?.name, patient, subject, name, address: patientView?.address,
+      resolver, options, timeFormat: program.timeFormat, userIdIsGlobal: global,
+    };
+    const outcome = mapRow(program, mapping.strict, ctx, patientView, userView, warnings);
+    if (outcome.length === 2) rejects.push({ eventId, patientRef: subject.label, reason: outcome[0], column: outcome[1] });
+    else {
+      rows.push(outcome);
+      lines.push(buildLine(program.layout, outcome, patientView?.segments, userView?.segments));
+    }
   }
-  return { rows, rejects, warnings: warnings.list() };
+  return new MappedEvent(rows, lines, rejects, warnings.list(), undefined, program.delimiter);
 }
 
-type RowOutcome = { readonly cells: Row } | { readonly reason: string; readonly column: string };
-
+/** The row's cells, or [reason, column] when it is rejected (a row always has more than two cells). */
 function mapRow(
-  program: MappingProgram, strict: boolean, base: EventContext, subject: PatientSubject, userView: View | undefined, warnings: EventWarnings,
-): RowOutcome {
-  const patient = asPatient(base.resolver.resolve(subject.ref, 'Patient'));
-  const patientView = patient ? program.patientViews.view(patient, base.tMs) : undefined;
-  if (!patient) warnings.add('unresolved-patient');
-  // §3.3 step 5: a display-only patient keeps its display, as a name that cannot be split (text-only, §5).
-  const name: HumanName | undefined = patientView ? patientView.name : subject.ref.display ? { text: subject.ref.display } : undefined;
-  const ctx = rowContext(base, patient, subject, name, patientView);
+  program: MappingProgram, strict: boolean, ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings,
+): readonly string[] {
   const columns = program.columns;
-  const cells: string[] = new Array<string>(columns.length);
+  const patientCells = patientView ? scopedCells(program, 'patient', patientView, ctx) : undefined;
+  const userCells = userView ? scopedCells(program, 'user', userView, ctx) : undefined;
+  const cells = new Array<string>(columns.length);
   for (let index = 0; index < columns.length; index += 1) {
-    cells[index] = cellValue(program, columns[index] as CompiledColumn, ctx, patientView, userView, warnings);
+    const column = columns[index] as CompiledColumn;
+    const scope = column.scope;
+    const memo = scope === 'patient' ? patientView : scope === 'user' ? userView : undefined;
+    if (memo) {
+      const position = program.scopedPosition[index] as number;
+      cells[index] = ((scope === 'patient' ? patientCells : userCells) as readonly string[])[position] as string;
+      const raised = memo.cellWarnings?.[position];
+      if (raised) for (const code of raised) warnings.add(code);
+    } else if (scope === 'event') cells[index] = cellValue(program, column, ctx, patientView, userView, warnings);
+    else cells[index] = firstValue(program, column, ctx, warnings);
   }
   for (const group of program.criticalGroups) {
-    if (allEmpty(cells, group.columns)) return { reason: `missing-${group.code}`, column: columns[group.columns[0] as number]?.name ?? '' };
+    if (allEmpty(cells, group.columns)) return [`missing-${group.code}`, columns[group.columns[0] as number]?.name ?? ''];
   }
-  for (let index = 0; index < cells.length; index += 1) {
-    const column = columns[index] as CompiledColumn;
-    if (!column.mandatory || column.allowEmpty || cells[index] !== '') continue;
-    if (strict) return { reason: 'empty-mandatory', column: column.name };
-    warnings.add(`empty-mandatory:${column.name}`);
+  for (const index of program.checkedColumns) {
+    if (cells[index] !== '') continue;
+    const name = (columns[index] as CompiledColumn).name;
+    if (strict) return ['empty-mandatory', name];
+    warnings.add(`empty-mandatory:${name}`);
   }
-  markSanitised(cells, program.delimiter);
-  return { cells };
+  return cells;
 }
 
-/** One literal with every field, so all row contexts share a shape. */
-function rowContext(base: EventContext, patient: RowContext['patient'], subject: PatientSubject, name: HumanName | undefined, view: View | undefined): RowContext {
-  return {
-    event: base.event, instant: base.instant, tMs: base.tMs, requestor: base.requestor, user: base.user, role: base.role,
-    userName: base.userName, patient, subject, name, address: view?.address, resolver: base.resolver, options: base.options,
-    timeFormat: base.timeFormat, userIdIsGlobal: base.userIdIsGlobal,
-  };
+/**
+ * The cells of the columns that read only the patient (or only the user), from the view: computed together on its
+ * first use, with the warnings each raised kept for replay.
+ */
+function scopedCells(program: MappingProgram, scope: CellScope, view: View, ctx: RowContext): readonly string[] {
+  if (view.cells) return view.cells;
+  const indexes = program.scopedColumns[scope];
+  const cells = new Array<string>(indexes.length);
+  let raised: Array<readonly string[] | undefined> | undefined;
+  for (let position = 0; position < indexes.length; position += 1) {
+    const recorder = new EventWarnings();
+    cells[position] = firstValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, recorder);
+    if (recorder.list().length > 0) (raised ??= [])[position] = recorder.list();
+  }
+  view.cells = cells;
+  view.segments = segmentsOf(program.layout, scope, cells);
+  view.cellWarnings = raised;
+  return cells;
 }
 
 function allEmpty(cells: readonly string[], indexes: readonly number[]): boolean {
   for (const index of indexes) if (cells[index] !== '') return false;
   return true;
+}
+
+/** First non-empty (sanitised) value of the column's expressions, all evaluated for this row. */
+function firstValue(program: MappingProgram, column: CompiledColumn, ctx: RowContext, warnings: EventWarnings): string {
+  warnings.column = column.name;
+  for (const expression of column.expressions) {
+    const value = program.sanitize(expression.evaluate(ctx, warnings));
+    if (value !== '') {
+      if (expression.warn) warnings.add(expression.warn);
+      return value;
+    }
+  }
+  return '';
 }
 
 /** First non-empty (sanitised) value of the column's expressions; patient- and user-scoped ones come from the memo. */
@@ -136,7 +176,7 @@ function cellValue(
     const view = expression.scope === 'patient' ? patientView : expression.scope === 'user' ? userView : undefined;
     const value = view ? memoised(program, view, expression, ctx, warnings) : program.sanitize(expression.evaluate(ctx, warnings));
     if (value !== '') {
-      if (expression.warn) warnings.warn(expression.warn);
+      if (expression.warn) warnings.add(expression.warn);
       return value;
     }
   }

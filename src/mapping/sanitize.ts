@@ -15,21 +15,6 @@ const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u0
 const LONE_SURROGATES = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const SPACES = / {2,}/g;
 
-/**
- * Rows made by mapEvent are remembered, per delimiter their cells were sanitised for, and the serializer skips the
- * second pass for them. Kept beside the row, not on it: equality, copies, spreading and JSON see a plain array of
- * strings (an own hidden property cost 0.5 µs per row in bench/transform.ts, an Array subclass 3 µs).
- */
-const SANITISED: Readonly<Record<Delimiter, WeakSet<readonly string[]>>> = { tab: new WeakSet(), pipe: new WeakSet(), csv: new WeakSet() };
-
-export function markSanitised(row: readonly string[], delimiter: Delimiter): void {
-  SANITISED[delimiter].add(row);
-}
-
-export function isSanitisedFor(row: readonly string[], delimiter: Delimiter): boolean {
-  return SANITISED[delimiter].has(row);
-}
-
 /** Returns the sanitising function for one delimiter. */
 export function sanitizer(delimiter: Delimiter): (value: string) => string {
   const char = DELIMITER_CHAR[delimiter];

@@ -4,11 +4,16 @@
  * No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
 import { programOf } from './compile.js';
-import { DELIMITER_CHAR, isSanitisedFor } from './sanitize.js';
-import type { CompiledMapping, Row } from './types.js';
+import { quoteCsv } from './line.js';
+import { MappedEvent } from './mapped-event.js';
+import { DELIMITER_CHAR } from './sanitize.js';
+import type { CompiledMapping, EventMapResult, Row } from './types.js';
 
 export interface Serializer {
   headerLine(): string;
+  /** The lines of one mapEvent result, one per row: those mapEvent made with the rows, for this delimiter. */
+  lines(result: EventMapResult): readonly string[];
+  /** Any row: every cell is sanitised here, so the column count is exact whoever built the row. */
   line(row: Row): string;
 }
 
@@ -16,24 +21,16 @@ export function createSerializer(mapping: CompiledMapping): Serializer {
   const sanitize = programOf(mapping).sanitize;
   const separator = DELIMITER_CHAR[mapping.delimiter];
   const width = mapping.columns.length;
-  const csv = mapping.delimiter === 'csv';
-  const cell = csv ? (value: string) => quoteCsv(sanitize(value)) : sanitize;
-  // Rows from mapEvent (of a mapping with this delimiter) are already clean; any other row is sanitised here, so
-  // the column count is exact whoever built the row.
+  const cell = mapping.delimiter === 'csv' ? (value: string) => quoteCsv(sanitize(value)) : sanitize;
   const header = mapping.columns.map((column) => cell(column.label)).join(separator);
+  const line = (row: Row): string => {
+    let out = cell(row[0] ?? '');
+    for (let index = 1; index < width; index += 1) out += separator + cell(row[index] ?? '');
+    return out;
+  };
   return {
     headerLine: () => header,
-    line(row) {
-      const clean = row.length === width && isSanitisedFor(row, mapping.delimiter);
-      if (clean && !csv) return row.join(separator);
-      const format = clean ? quoteCsv : cell;
-      let out = format(row[0] ?? '');
-      for (let index = 1; index < width; index += 1) out += separator + format(row[index] ?? '');
-      return out;
-    },
+    line,
+    lines: (result) => MappedEvent.linesFor(result, mapping.delimiter) ?? result.rows.map(line),
   };
-}
-
-function quoteCsv(value: string): string {
-  return value.includes('"') ? `"${value.replace(/"/g, '""')}"` : value;
 }

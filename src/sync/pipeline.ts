@@ -204,7 +204,7 @@ async function mapPage(
       result.counts.skipped += 1;
       increment(result.skipReasons, mapped.skipped);
     }
-    for (const row of mapped.rows) lines.push(sinks.serializer.line(row));
+    for (const line of sinks.serializer.lines(mapped)) lines.push(line);
     for (const reject of mapped.rejects) {
       rejectLines.push(JSON.stringify(reject));
       increment(result.rejectReasons, reject.reason);

@@ -65,7 +65,7 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
         summary.rows += result.rows.length;
         if (result.skipped) count(summary.skipped, result.skipped);
         result.warnings.forEach((code) => count(summary.warnings, code));
-        for (const row of result.rows) await out.write(`${serializer.line(row)}\r\n`);
+        for (const line of serializer.lines(result)) await out.write(`${line}\r\n`);
         for (const reject of result.rejects) {
           count(summary.rejects, reject.reason);
           await rejects?.write(`${JSON.stringify(reject)}\n`);

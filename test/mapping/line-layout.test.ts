@@ -1,0 +1,70 @@
+/**
+ * Whole-cell memo and line layout: columns that read only the patient (or only the user) are computed once per
+ * view, joined once into a segment, and their warnings replayed on every row that uses the view.
+ */
+import type { AuditEvent, Patient } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
+import { programOf } from '../../src/mapping/compile.js';
+import { createSerializer, mapEvent } from '../../src/mapping/index.js';
+import { compileLayout } from '../../src/mapping/line.js';
+import { builtinMapping, lookupOf } from './support.js';
+
+describe('compileLayout', () => {
+  it('makes one piece per event column and one per run of adjacent same-scope columns', () => {
+    const scopes = ['event', 'patient', 'patient', 'event', 'user', 'user', 'patient'] as const;
+    const positions = [-1, 0, 1, -1, 0, 1, 2];
+    const layout = compileLayout(scopes, positions, 'pipe');
+    expect(layout.separator).toBe('|');
+    expect(layout.pieces.map((piece) => (piece.column >= 0 ? `c${piece.column}` : `${piece.scope}#${piece.run}`)))
+      .toEqual(['c0', 'patient#0', 'c3', 'user#0', 'patient#1']);
+    expect(layout.runs).toEqual({ patient: [{ start: 0, count: 2 }, { start: 2, count: 1 }], user: [{ start: 0, count: 2 }] });
+  });
+
+  it('the Epic mapping: name and address columns (first name … country) are one patient run', () => {
+    const program = programOf(builtinMapping('epic'));
+    const patientColumns = program.scopedColumns.patient.map((index) => program.columns[index]?.name);
+    expect(patientColumns).toEqual([
+      'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2',
+      'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME',
+    ]);
+    expect(program.layout.runs.patient).toEqual([{ start: 0, count: 9 }]);
+    // MRN falls back to the subject reference's identifier (event scope), so it is not memoised as a whole.
+    expect(program.columns[5]?.scope).toBe('event');
+  });
+});
+
+describe('whole-cell memo', () => {
+  const patient: Patient = { resourceType: 'Patient', id: 'p1', name: [{ text: 'Kari Nordmann' }], address: [{ text: 'Storgata 1, Oslo' }] };
+  const event = (id: string, second: number): AuditEvent => ({
+    resourceType: 'AuditEvent', id, recorded: `2024-03-01T10:00:0${second}Z`, type: { code: 'rest' }, action: 'R',
+    source: { observer: { display: 'x' } },
+    agent: [{ requestor: true, altId: 'ann@example.org', who: { display: 'Doe, Ann' } }],
+    entity: [{ what: { reference: 'Patient/p1' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+  });
+
+  it('replays the warnings of memoised cells on every row, in column order, and the line matches the cells', () => {
+    const mapping = builtinMapping('epic');
+    const serializer = createSerializer(mapping);
+    const lookup = lookupOf([patient]);
+    const first = mapEvent(event('e1', 1), mapping, lookup);
+    const second = mapEvent(event('e2', 2), mapping, lookup);
+    const expected = [
+      'name-text-only:PATIENT.PAT_LAST_NAME', 'address-text-only:PATIENT.ADD_LINE_1', 'empty-mandatory:PATIENT.PAT_FIRST_NAME',
+      'empty-mandatory:PATIENT.CITY', 'empty-mandatory:PATIENT.ZIP',
+    ];
+    for (const result of [first, second]) {
+      expect(result.warnings.filter((code) => code.includes('PATIENT.'))).toEqual(expected);
+      expect(result.rows[0]?.slice(6, 10)).toEqual(['', '', 'Kari Nordmann', 'Storgata 1, Oslo']);
+      expect(serializer.lines(result)).toEqual(result.rows.map((row) => serializer.line(row)));
+    }
+  });
+
+  it('a row built elsewhere, or a result for another delimiter, is sanitised in full by the serializer', () => {
+    const tab = builtinMapping('epic');
+    const pipe = createSerializer(builtinMapping('epic', { delimiter: 'pipe' }));
+    const result = mapEvent(event('e3', 3), tab, lookupOf([{ ...patient, name: [{ text: 'Kari | Nordmann' }] }]));
+    expect(pipe.lines(result)[0]?.split('|')[8]).toBe('Kari Nordmann');
+    const copy = { ...result, rows: result.rows.map((row) => [...row]) };
+    expect(pipe.lines(copy)).toEqual(pipe.lines(result));
+  });
+});
