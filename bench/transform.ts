@@ -10,9 +10,12 @@ import type { FhirResource } from 'fhir/r4.js';
 import { builtinMappingPath, createSerializer, loadMapping, mapEvent } from '../src/mapping/index.js';
 import { referenceKey, type ResourceLookup } from '../src/references.js';
 import { Rng } from '../src/sandbox/generator-random.js';
+import { createReferenceTransform } from './transform-reference.js';
 
 export interface TransformBenchResult {
   rowsPerSec: number;
+  /** The hand-written reference (transform-reference.ts) on the same lines: how fast any transform goes here. */
+  referenceRowsPerSec: number;
   jsonParseMs: number;
   transformMs: number;
   /** transformMs / jsonParseMs. */
@@ -116,22 +119,46 @@ export async function runTransformBench(options: { events: number; seed?: number
     }
     return bytes > 0 ? rows : 0;
   };
+  const reference = createReferenceTransform(lookup);
+  const referenceTransform = (): number => {
+    let rows = 0;
+    let bytes = 0;
+    for (const line of lines) {
+      const out = reference.line(JSON.parse(line));
+      if (out === undefined) continue;
+      bytes += out.length;
+      rows += 1;
+    }
+    return bytes > 0 ? rows : 0;
+  };
   // One untimed pass of each lets the JIT settle; then alternate rounds and keep each side's best, so a burst of
   // load from another process (or a GC of the previous round's garbage) does not decide the ratio.
   parseOnly();
   transform();
+  referenceTransform();
   let jsonParseMs = Number.POSITIVE_INFINITY;
   let transformMs = Number.POSITIVE_INFINITY;
+  let referenceMs = Number.POSITIVE_INFINITY;
   let rows = 0;
+  let referenceRows = 0;
+  const timed = (run: () => number): { ms: number; rows: number } => {
+    const start = performance.now();
+    const count = run();
+    return { ms: performance.now() - start, rows: count };
+  };
   for (let round = 0; round < ROUNDS; round += 1) {
-    const parseStart = performance.now();
-    parseOnly();
-    jsonParseMs = Math.min(jsonParseMs, performance.now() - parseStart);
-    const transformStart = performance.now();
-    rows = transform();
-    transformMs = Math.min(transformMs, performance.now() - transformStart);
+    jsonParseMs = Math.min(jsonParseMs, timed(parseOnly).ms);
+    const engine = timed(transform);
+    transformMs = Math.min(transformMs, engine.ms);
+    rows = engine.rows;
+    const handWritten = timed(referenceTransform);
+    referenceMs = Math.min(referenceMs, handWritten.ms);
+    referenceRows = handWritten.rows;
   }
-  return { rowsPerSec: rows / (transformMs / 1000), jsonParseMs, transformMs, ratio: transformMs / jsonParseMs };
+  return {
+    rowsPerSec: rows / (transformMs / 1000), referenceRowsPerSec: referenceRows / (referenceMs / 1000), jsonParseMs, transformMs,
+    ratio: transformMs / jsonParseMs,
+  };
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
@@ -144,6 +171,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const result = await runTransformBench({ events, ...(seed === undefined ? {} : { seed }) });
   process.stdout.write(
     `transform: ${events} events, ${Math.round(result.rowsPerSec).toLocaleString('en-US')} rows/s, JSON.parse ${result.jsonParseMs.toFixed(0)} ms, ` +
-      `parse+map+serialize ${result.transformMs.toFixed(0)} ms, ratio ${result.ratio.toFixed(2)}×\n`,
+      `parse+map+serialize ${result.transformMs.toFixed(0)} ms, ratio ${result.ratio.toFixed(2)}×; ` +
+      `hand-written reference ${Math.round(result.referenceRowsPerSec).toLocaleString('en-US')} rows/s\n`,
   );
 }
