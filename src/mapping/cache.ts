@@ -17,8 +17,6 @@ export interface View {
   warnings: Array<readonly string[] | undefined> | undefined;
   /** The cells of the columns memoised as a whole (program.scopedColumns), filled together on first use. */
   cells: readonly string[] | undefined;
-  /** `cells` pre-joined, one string per run of adjacent columns (line.ts). */
-  segments: readonly string[] | undefined;
   /** The `<code>:<column>` warnings each of `cells` raised, replayed on every use; undefined when none did. */
   cellWarnings: Array<readonly string[] | undefined> | undefined;
 }
@@ -44,7 +42,6 @@ export function createViewCache<R extends Patient | Practitioner>(slots: number)
     values: new Array<string | undefined>(slots),
     warnings: undefined,
     cells: undefined,
-    segments: undefined,
     cellWarnings: undefined,
   });
   return {

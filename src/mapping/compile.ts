@@ -9,7 +9,6 @@ import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
 import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
-import { compileLayout, type LineLayout } from './line.js';
 import { resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
 import { sanitizer } from './sanitize.js';
 import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
@@ -37,8 +36,6 @@ export interface MappingProgram {
   readonly scopedColumns: Readonly<Record<CellScope, readonly number[]>>;
   /** Per column: its position in scopedColumns[its scope], or -1 for event columns. */
   readonly scopedPosition: readonly number[];
-  /** How a row's cells and its views' segments become its line. */
-  readonly layout: LineLayout;
   /** Indexes of the mandatory columns that warn (or reject, when strict) if empty. */
   readonly checkedColumns: readonly number[];
   /** Each group rejects the row ("missing-<code>") when all its columns are empty. */
@@ -84,7 +81,6 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
     columns,
     scopedColumns: { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') },
     scopedPosition,
-    layout: compileLayout(columns.map((column) => column.scope), scopedPosition, delimiter),
     checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
     criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
     sanitize: sanitizer(delimiter),

@@ -12,7 +12,7 @@ import { programOf, type CellScope, type CompiledColumn, type MappingProgram } f
 import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
 import { createResolver } from './resolve.js';
 import type { RowContext } from './row-context.js';
-import { buildLine, segmentsOf } from './line.js';
+import { joinCells } from './line.js';
 import { MappedEvent } from './mapped-event.js';
 import { chooseEventTime } from './time.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';
@@ -91,7 +91,7 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
     if (outcome.length === 2) rejects.push({ eventId, patientRef: subject.label, reason: outcome[0], column: outcome[1] });
     else {
       rows.push(outcome);
-      lines.push(buildLine(program.layout, outcome, patientView?.segments, userView?.segments));
+      lines.push(joinCells(outcome, program.delimiter));
     }
   }
   return new MappedEvent(rows, lines, rejects, warnings.list(), undefined, program.delimiter);
@@ -144,7 +144,6 @@ function scopedCells(program: MappingProgram, scope: CellScope, view: View, ctx:
     if (recorder.list().length > 0) (raised ??= [])[position] = recorder.list();
   }
   view.cells = cells;
-  view.segments = segmentsOf(program.layout, scope, cells);
   view.cellWarnings = raised;
   return cells;
 }

@@ -1,33 +1,22 @@
 /**
- * Whole-cell memo and line layout: columns that read only the patient (or only the user) are computed once per
- * view, joined once into a segment, and their warnings replayed on every row that uses the view.
+ * Whole-cell memo: columns that read only the patient (or only the user) are computed once per view, and their
+ * warnings replayed on every row that uses the view; the line mapEvent makes with the row matches its cells.
  */
 import type { AuditEvent, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { programOf } from '../../src/mapping/compile.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
-import { compileLayout } from '../../src/mapping/line.js';
 import { builtinMapping, lookupOf } from './support.js';
 
-describe('compileLayout', () => {
-  it('makes one piece per event column and one per run of adjacent same-scope columns', () => {
-    const scopes = ['event', 'patient', 'patient', 'event', 'user', 'user', 'patient'] as const;
-    const positions = [-1, 0, 1, -1, 0, 1, 2];
-    const layout = compileLayout(scopes, positions, 'pipe');
-    expect(layout.separator).toBe('|');
-    expect(layout.pieces.map((piece) => (piece.column >= 0 ? `c${piece.column}` : `${piece.scope}#${piece.run}`)))
-      .toEqual(['c0', 'patient#0', 'c3', 'user#0', 'patient#1']);
-    expect(layout.runs).toEqual({ patient: [{ start: 0, count: 2 }, { start: 2, count: 1 }], user: [{ start: 0, count: 2 }] });
-  });
-
-  it('the Epic mapping: name and address columns (first name … country) are one patient run', () => {
+describe('scoped columns', () => {
+  it('the Epic mapping: name and address columns (first name … country) are memoised per patient view', () => {
     const program = programOf(builtinMapping('epic'));
     const patientColumns = program.scopedColumns.patient.map((index) => program.columns[index]?.name);
     expect(patientColumns).toEqual([
       'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2',
       'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME',
     ]);
-    expect(program.layout.runs.patient).toEqual([{ start: 0, count: 9 }]);
+    expect(program.scopedPosition.slice(5, 16)).toEqual([-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -1]);
     // MRN falls back to the subject reference's identifier (event scope), so it is not memoised as a whole.
     expect(program.columns[5]?.scope).toBe('event');
   });
