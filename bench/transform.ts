@@ -114,7 +114,7 @@ export async function runTransformBench(options: { events: number; seed?: number
     let bytes = 0;
     for (const line of lines) {
       const result = mapEvent(JSON.parse(line), mapping, lookup);
-      for (const line of serializer.lines(result)) bytes += line.length;
+      for (const out of serializer.lines(result)) bytes += out.length;
       rows += result.rows.length;
     }
     return bytes > 0 ? rows : 0;

@@ -74,13 +74,13 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const slots: Record<CellScope, number> = { patient: 0, user: 0 };
   const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
   const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
-  const scopedPosition = columns.map((column, index) => (column.scope === 'event' ? -1 : columns.filter((other, before) => before < index && other.scope === column.scope).length));
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] =>
     columns.flatMap((column, index) => (test(column) ? [index] : []));
+  const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
   const program: MappingProgram = {
     columns,
-    scopedColumns: { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') },
-    scopedPosition,
+    scopedColumns,
+    scopedPosition: columns.map((column, index) => (column.scope === 'event' ? -1 : scopedColumns[column.scope].indexOf(index))),
     checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
     criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
     sanitize: sanitizer(delimiter),

@@ -7,7 +7,7 @@ import { DELIMITER_CHAR } from './sanitize.js';
 import type { Delimiter } from './types.js';
 
 /** RFC 4180 quoting of a sanitised cell (it holds no delimiter or line break, only perhaps a double quote). */
-export function quoteCsv(value: string): string {
+function quoteCsv(value: string): string {
   return value.includes('"') ? `"${value.replace(/"/g, '""')}"` : value;
 }
 

@@ -114,8 +114,7 @@ function mapRow(
       cells[index] = ((scope === 'patient' ? patientCells : userCells) as readonly string[])[position] as string;
       const raised = memo.cellWarnings?.[position];
       if (raised) for (const code of raised) warnings.add(code);
-    } else if (scope === 'event') cells[index] = cellValue(program, column, ctx, patientView, userView, warnings);
-    else cells[index] = firstValue(program, column, ctx, warnings);
+    } else cells[index] = cellValue(program, column, ctx, patientView, userView, warnings);
   }
   for (const group of program.criticalGroups) {
     if (allEmpty(cells, group.columns)) return [`missing-${group.code}`, columns[group.columns[0] as number]?.name ?? ''];
@@ -140,8 +139,10 @@ function scopedCells(program: MappingProgram, scope: CellScope, view: View, ctx:
   let raised: Array<readonly string[] | undefined> | undefined;
   for (let position = 0; position < indexes.length; position += 1) {
     const recorder = new EventWarnings();
-    cells[position] = firstValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, recorder);
-    if (recorder.list().length > 0) (raised ??= [])[position] = recorder.list();
+    // No views: a whole-cell column's expressions have no slots, so every one is evaluated for this row.
+    cells[position] = cellValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, undefined, undefined, recorder);
+    const codes = recorder.list();
+    if (codes.length > 0) (raised ??= [])[position] = codes;
   }
   view.cells = cells;
   view.cellWarnings = raised;
@@ -151,19 +152,6 @@ function scopedCells(program: MappingProgram, scope: CellScope, view: View, ctx:
 function allEmpty(cells: readonly string[], indexes: readonly number[]): boolean {
   for (const index of indexes) if (cells[index] !== '') return false;
   return true;
-}
-
-/** First non-empty (sanitised) value of the column's expressions, all evaluated for this row. */
-function firstValue(program: MappingProgram, column: CompiledColumn, ctx: RowContext, warnings: EventWarnings): string {
-  warnings.column = column.name;
-  for (const expression of column.expressions) {
-    const value = program.sanitize(expression.evaluate(ctx, warnings));
-    if (value !== '') {
-      if (expression.warn) warnings.add(expression.warn);
-      return value;
-    }
-  }
-  return '';
 }
 
 /** First non-empty (sanitised) value of the column's expressions; patient- and user-scoped ones come from the memo. */

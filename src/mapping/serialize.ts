@@ -4,9 +4,8 @@
  * No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
 import { programOf } from './compile.js';
-import { quoteCsv } from './line.js';
+import { joinCells } from './line.js';
 import { MappedEvent } from './mapped-event.js';
-import { DELIMITER_CHAR } from './sanitize.js';
 import type { CompiledMapping, EventMapResult, Row } from './types.js';
 
 export interface Serializer {
@@ -19,15 +18,9 @@ export interface Serializer {
 
 export function createSerializer(mapping: CompiledMapping): Serializer {
   const sanitize = programOf(mapping).sanitize;
-  const separator = DELIMITER_CHAR[mapping.delimiter];
   const width = mapping.columns.length;
-  const cell = mapping.delimiter === 'csv' ? (value: string) => quoteCsv(sanitize(value)) : sanitize;
-  const header = mapping.columns.map((column) => cell(column.label)).join(separator);
-  const line = (row: Row): string => {
-    let out = cell(row[0] ?? '');
-    for (let index = 1; index < width; index += 1) out += separator + cell(row[index] ?? '');
-    return out;
-  };
+  const header = joinCells(mapping.columns.map((column) => sanitize(column.label)), mapping.delimiter);
+  const line = (row: Row): string => joinCells(Array.from({ length: width }, (_, index) => sanitize(row[index] ?? '')), mapping.delimiter);
   return {
     headerLine: () => header,
     line,
