@@ -20,7 +20,10 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY --from=build /app/bin ./bin
 COPY --from=build /app/mappings ./mappings
-RUN useradd --system --uid 10001 --home /app bridge && mkdir -p /app/state /app/keys && chown -R bridge /app/state /app/keys
+# uid/gid 10001 (the Kubernetes manifests' runAsUser/fsGroup). /app/state and /app/keys are created owned by it: Docker
+# fills a new named volume from the image's directory (owner and mode included), so the volumes are writable as this user.
+RUN groupadd --system --gid 10001 bridge && useradd --system --uid 10001 --gid bridge --home-dir /app --no-create-home --shell /usr/sbin/nologin bridge \
+ && mkdir -p /app/state /app/keys && chown bridge:bridge /app/state /app/keys && chmod 0700 /app/state /app/keys
 USER bridge
 VOLUME ["/app/state", "/app/keys"]
 EXPOSE 8080

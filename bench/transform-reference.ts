@@ -35,7 +35,8 @@ export function createReferenceTransform(lookup: ResourceLookup): ReferenceTrans
   const userSegment = (user: Practitioner): string => {
     let segment = users.get(user);
     if (segment === undefined) {
-      segment = [user.id ?? '', user.name?.[0]?.family ?? '', user.name?.[0]?.given?.[0] ?? ''].join('\t');
+      // The bench's users carry one identifier, in Epic's EMP system: the user id (CLARITY_EMP.USER_ID).
+      segment = [user.identifier?.[0]?.value ?? user.id ?? '', user.name?.[0]?.family ?? '', user.name?.[0]?.given?.[0] ?? ''].join('\t');
       users.set(user, segment);
     }
     return segment;

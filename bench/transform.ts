@@ -1,13 +1,13 @@
 /**
- * Transform benchmark: JSON.parse of every NDJSON line alone, versus JSON.parse + mapEvent + serializer.line, same
- * run, same lines, best of three alternating rounds each. Goal: ≥ 100,000 rows/s on one core and ≤ 3× the
- * parse-only time.
- * Run directly: `npx tsx bench/transform.ts --events 200000 [--seed 7]`.
+ * Transform benchmark: JSON.parse of every NDJSON line alone, versus JSON.parse + mapEvent + serializer.line (+ the
+ * column fill count a sync keeps, unless `--no-fill`), same run, same lines, best of three alternating rounds each.
+ * Goal: ≥ 100,000 rows/s on one core and ≤ 3× the parse-only time.
+ * Run directly: `npx tsx bench/transform.ts --events 200000 [--seed 7] [--no-fill]`.
  */
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { FhirResource } from 'fhir/r4.js';
-import { builtinMappingPath, createSerializer, loadMapping, mapEvent } from '../src/mapping/index.js';
+import { builtinMappingPath, createFillCounter, createSerializer, loadMapping, mapEvent } from '../src/mapping/index.js';
 import { referenceKey, type ResourceLookup } from '../src/references.js';
 import { Rng } from '../src/sandbox/generator-random.js';
 import { createReferenceTransform } from './transform-reference.js';
@@ -99,10 +99,12 @@ export function buildTransformInput(options: { events: number; seed?: number }):
   return { lines, lookup: { get: (key) => resources.get(key) } };
 }
 
-export async function runTransformBench(options: { events: number; seed?: number }): Promise<TransformBenchResult> {
+/** `fill` (default true): count empty cells per watched column as the sync pipeline does (src/mapping/fill.ts). */
+export async function runTransformBench(options: { events: number; seed?: number; fill?: boolean }): Promise<TransformBenchResult> {
   const { lines, lookup } = buildTransformInput(options);
   const mapping = loadMapping(builtinMappingPath('epic'));
   const serializer = createSerializer(mapping);
+  const fill = options.fill ?? true;
 
   const parseOnly = (): number => {
     let keys = 0;
@@ -112,12 +114,14 @@ export async function runTransformBench(options: { events: number; seed?: number
   const transform = (): number => {
     let rows = 0;
     let bytes = 0;
+    const counter = fill ? createFillCounter(mapping) : undefined;
     for (const line of lines) {
       const result = mapEvent(JSON.parse(line), mapping, lookup);
       for (const out of serializer.lines(result)) bytes += out.length;
+      counter?.addResult(result);
       rows += result.rows.length;
     }
-    return bytes > 0 ? rows : 0;
+    return bytes > 0 && (counter === undefined || counter.rows === rows) ? rows : 0;
   };
   const reference = createReferenceTransform(lookup);
   const referenceTransform = (): number => {
@@ -168,9 +172,10 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   };
   const events = argument('--events') ?? 200_000;
   const seed = argument('--seed');
-  const result = await runTransformBench({ events, ...(seed === undefined ? {} : { seed }) });
+  const fill = !process.argv.includes('--no-fill');
+  const result = await runTransformBench({ events, fill, ...(seed === undefined ? {} : { seed }) });
   process.stdout.write(
-    `transform: ${events} events, ${Math.round(result.rowsPerSec).toLocaleString('en-US')} rows/s, JSON.parse ${result.jsonParseMs.toFixed(0)} ms, ` +
+    `transform${fill ? '' : ' (no fill count)'}: ${events} events, ${Math.round(result.rowsPerSec).toLocaleString('en-US')} rows/s, JSON.parse ${result.jsonParseMs.toFixed(0)} ms, ` +
       `parse+map+serialize ${result.transformMs.toFixed(0)} ms, ratio ${result.ratio.toFixed(2)}×; ` +
       `hand-written reference ${Math.round(result.referenceRowsPerSec).toLocaleString('en-US')} rows/s\n`,
   );

@@ -21,6 +21,16 @@ export interface RetryOptions {
 
 export const DEFAULT_RETRY: RetryOptions = { maxAttempts: 6, maxTotalMs: 600_000, baseDelayMs: 500, maxDelayMs: 120_000 };
 
+/**
+ * The token request's own, smaller budget: a token is needed before any FHIR request, so a failing token endpoint must
+ * end the run with a SMART error in about a minute, not be retried again by every FHIR attempt that waits for it
+ * (observed: 24 token POSTs in 191 s behind a 503 with Retry-After 8).
+ */
+export const TOKEN_RETRY: RetryOptions = { maxAttempts: 4, maxTotalMs: 60_000, baseDelayMs: 500, maxDelayMs: 30_000 };
+
+/** Statuses whose Retry-After speaks for the whole server (RFC 9110 §15.6.4, RFC 6585 §4), not for one request. */
+export const THROTTLE_STATUSES: ReadonlySet<number> = new Set([429, 503]);
+
 /** What the caller's classifier says about one failure. */
 export type RetryVerdict = { retry: false } | { retry: true; retryAfterMs?: number; reason: string };
 
@@ -75,4 +85,32 @@ export async function withRetry<T>(
       await context.clock.sleep(delayMs, context.signal);
     }
   }
+}
+
+/** Longest upstream body excerpt quoted in an error message. */
+export const MAX_QUOTED_BODY = 160;
+
+/**
+ * A non-JSON upstream body (an HTML error page, a proxy's plain text) as a short, one-line, quoted excerpt for an
+ * error message. Upstream text can echo the request, so anything that may identify a person or carry a secret is
+ * blanked: query strings, ids after a person's resource type, JWTs and bearer tokens, e-mail addresses and long digit
+ * runs (MRNs, phone numbers).
+ */
+export function quoteUpstreamText(text: string, max: number = MAX_QUOTED_BODY): string {
+  // Only the head of the body: enough for any error page's message, and it bounds the work of the patterns below.
+  const plain = text
+    .slice(0, 4096)
+    .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
+    .replace(/<[^>]*>/g, ' ')
+    .replace(/&nbsp;|&#160;/gi, ' ')
+    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]')
+    .replace(/\b(bearer)\s+[\w~+/.=-]+/gi, '$1 [token]')
+    .replace(/\?[^\s"'<>]+/g, '?…')
+    .replace(/\b(Patient|Practitioner|PractitionerRole|Person|RelatedPerson)\/[^\s/"'<>]+/g, '$1/…')
+    .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]')
+    .replace(/\d{6,}/g, '[number]')
+    .replace(/\s+/g, ' ')
+    .trim();
+  if (plain.length === 0) return 'an empty body';
+  return JSON.stringify(plain.length > max ? `${plain.slice(0, max - 1)}…` : plain);
 }

@@ -12,6 +12,7 @@ export const REDACT_PATHS: readonly string[] = [
   '*.token', '*.accessToken', '*.access_token', '*.assertion', '*.client_assertion', '*.clientSecret',
   '*.client_secret', '*.appSecret', '*.secret', '*.password', '*.privateKey', '*.authorization', '*.apiToken',
   'headers.authorization', 'req.headers.authorization', 'req.headers["x-api-key"]',
+  'headers["proxy-authorization"]', '*.headers["proxy-authorization"]', 'proxyCredentials', '*.proxyCredentials',
 ];
 
 export interface LoggerOptions {

@@ -2,8 +2,11 @@
  * Cached, single-flight access tokens for both sides (SMART toward the EHR, Entra toward Purview).
  * A token is reused until `refreshMarginMs` before it expires; however many callers ask during a refresh, one
  * request goes out. `invalidate()` is for a 401 from the resource server: the next caller fetches a fresh token.
+ * With `failureCooldownMs`, a failed fetch answers every caller for that long instead of starting a new series of
+ * token requests for each one (issue #15.2: requests queued behind a failing token endpoint each restarted it).
  */
 import type { Clock } from './clock.js';
+import { isAbortError } from './errors.js';
 
 export interface TokenSource {
   /** A bearer token valid for at least the refresh margin. */
@@ -24,6 +27,8 @@ export interface TokenCacheOptions {
   readonly refreshMarginMs?: number;
   /** Observes every real fetch (metrics: token refreshes). */
   readonly onRefresh?: () => void;
+  /** After a failed fetch (not an abort), callers get that failure for this long without a new fetch. Default 0. */
+  readonly failureCooldownMs?: number;
 }
 
 export function createCachedTokenSource(
@@ -33,11 +38,20 @@ export function createCachedTokenSource(
   const margin = options.refreshMarginMs ?? 60_000;
   let current: { token: string; refreshAt: number } | undefined;
   let inFlight: Promise<string> | undefined;
+  let failed: { error: unknown; until: number } | undefined;
 
   const refresh = (signal?: AbortSignal): Promise<string> => {
     inFlight ??= (async () => {
       try {
-        const issued = await fetchToken(signal);
+        let issued: IssuedToken;
+        try {
+          issued = await fetchToken(signal);
+        } catch (error) {
+          const cooldown = options.failureCooldownMs ?? 0;
+          if (cooldown > 0 && !isAbortError(error)) failed = { error, until: options.clock.now() + cooldown };
+          throw error;
+        }
+        failed = undefined;
         options.onRefresh?.();
         // Refresh `margin` before expiry; a token living less than twice the margin is refreshed at half its life.
         const lifeMs = issued.expiresInSec * 1000;
@@ -53,6 +67,7 @@ export function createCachedTokenSource(
   return {
     async getToken(signal) {
       if (current && options.clock.now() < current.refreshAt) return current.token;
+      if (failed && options.clock.now() < failed.until) throw failed.error;
       return refresh(signal);
     },
     invalidate(staleToken) {

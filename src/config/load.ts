@@ -40,10 +40,12 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 }
 
 /** Values a profile fills in where the config leaves them out. */
-export const PROFILES: Readonly<Record<string, { fhir: { baseUrl: string }; smart: { tokenUrl: string } }>> = {
+export const PROFILES: Readonly<Record<string, { fhir: { baseUrl: string }; smart: { tokenUrl: string; scope?: string } }>> = {
   'epic-sandbox': {
     fhir: { baseUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4' },
-    smart: { tokenUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token' },
+    // Only what Epic's sandbox serves: its /metadata lists no AuditEvent, so asking for that scope fails with
+    // invalid_scope before anything else can be proven (docs/epic-sandbox.md).
+    smart: { tokenUrl: 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token', scope: 'system/Patient.read system/Practitioner.read' },
   },
 };
 
@@ -92,7 +94,7 @@ function readConfigFile(path: string): unknown {
 /** `key: got <value>, expected <form>`; values under secret-like keys are never echoed. */
 function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
   const key = issue.path.map(String).join('.') || '(root)';
-  const secretLike = /secret|token|password|key(?!sDir)/i.test(key);
+  const secretLike = /secret|token|password|proxy|credential|key(?!sDir)/i.test(key);
   const value = secretLike ? '[not shown]' : JSON.stringify(valueAt(input, issue.path)) ?? 'nothing';
   return `  - ${key}: got ${value}; expected ${issue.message}`;
 }

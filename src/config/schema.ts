@@ -21,6 +21,7 @@ const fhirSchema = z
     concurrency: z.int().min(1).max(32).default(4).describe('FHIR requests in flight at once.'),
     requestsPerSecond: z.number().positive().max(1000).default(20).describe('Cap on FHIR requests per second (be gentle with the EHR).'),
     timeoutMs: z.int().min(1000).default(30_000).describe('Timeout of one FHIR request.'),
+    maxResponseBytes: z.int().min(65_536).default(33_554_432).describe('Largest FHIR response body read (bytes, default 32 MiB); a larger one stops the run before it is parsed. Lower fhir.pageSize rather than raising this: a parsed page takes several times its size in memory.'),
     pageSize: z.int().min(1).max(1000).default(200).describe('_count for AuditEvent searches.'),
     dateParam: z.enum(['date', '_lastUpdated']).default('date').describe('Search parameter for the time window.'),
     maxResultsPerSlice: z.int().min(100).default(10_000).describe('Split a window so one search never exceeds this many results.'),
@@ -104,6 +105,17 @@ export const connectorSchema = z
   })
   .strict();
 
+const stateSchema = z
+  .object({
+    leaseTtlSeconds: z.int().min(10).max(3600).default(120).describe(
+      'One run per connector at a time across processes: a run holds a lease it renews every third of this; a holder that crashed on another machine blocks others for at most this long (one on this host, not at all).',
+    ),
+    ledgerRetentionDays: z.number().min(1).max(3650).default(31).describe(
+      'How long the delivery ledger remembers which events Purview acknowledged (about 50 bytes per event); a backfill may not start earlier than this before the watermark.',
+    ),
+  })
+  .strict();
+
 const serverSchema = z
   .object({
     host: z.string().default('127.0.0.1').describe('Bind address of `bridge serve`.'),
@@ -119,12 +131,36 @@ const serverSchema = z
   })
   .strict();
 
+const networkSchema = z
+  .object({
+    proxy: z
+      .object({
+        url: z
+          .url({ protocol: /^https?$/ })
+          .refine((url) => !/^[a-z]+:\/\/[^/@]*@/i.test(url), 'no user:password in the URL: use network.proxy.credentials')
+          .optional()
+          .describe('Forward proxy for every outbound request (SMART, FHIR, Entra ID, ingestion), e.g. http://proxy.example.org:3128; https targets are tunnelled with CONNECT. Overrides HTTPS_PROXY and HTTP_PROXY.'),
+        noProxy: z
+          .array(z.string().min(1))
+          .optional()
+          .describe('Hosts reached directly: example.org (and its subdomains), .example.org, host:port, or *. Overrides NO_PROXY. Loopback is not exempt unless listed.'),
+        credentials: secretRef.optional().describe('Proxy credentials for Basic Proxy-Authorization: { env } or { file } holding user:password. Also used with a proxy from HTTPS_PROXY / HTTP_PROXY.'),
+      })
+      .strict()
+      .optional()
+      .describe('Forward proxy; without it HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms) apply.'),
+    caFile: z.string().min(1).optional().describe('CA bundle (PEM) trusted on top of the system roots by every outbound TLS connection, the proxy included (corporate TLS inspection).'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('state').describe('SQLite state, spool and rejects files (0600).'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
     retainFiles: z.boolean().default(false).describe('Keep spool and rejects files after a successful run.'),
+    state: stateSchema.default({ leaseTtlSeconds: 120, ledgerRetentionDays: 31 }),
     connectors: z.array(connectorSchema).min(1).describe('One entry per Epic organisation / Purview job.'),
+    network: networkSchema.default({}).describe('Outbound proxy and TLS trust, for every connector.'),
     server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),
   })
   .strict()

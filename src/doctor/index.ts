@@ -1,6 +1,7 @@
 /**
- * `bridge doctor`: a checklist an integration engineer runs before the first sync. Each check passes, fails with
- * the fix, or is skipped because a check it depends on failed. Nothing here prints a token, secret or PHI.
+ * `bridge doctor`: a checklist an integration engineer runs before the first sync. Each check passes, warns, fails
+ * with the fix, or is skipped because a check it depends on failed. The last one maps a sample of recent events and
+ * prints every column's fill rate (fill-sample.ts). Nothing here prints a token, secret or PHI.
  */
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,19 +9,31 @@ import type { Clock } from '../clock.js';
 import type { Config, ConnectorConfig } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createFhirClient } from '../fhir/index.js';
+import { createFhirClient, createReferenceResolver, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { buildPushTarget, buildSmartTokenSource } from '../sync/runtime.js';
+import { buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../sync/runtime.js';
+import { formatFillTable, sampleFill, type FillSampleOptions } from './fill-sample.js';
 
-export type CheckStatus = 'pass' | 'fail' | 'skip';
+export { DEFAULT_FILL_SAMPLE, formatFillTable, sampleFill, type FillSample, type FillSampleOptions } from './fill-sample.js';
+
+/** warn: the check ran and found something to fix that does not stop a sync (e.g. a column mostly empty). */
+export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
 
 export interface CheckResult {
   readonly name: string;
   readonly status: CheckStatus;
   readonly detail: string;
   readonly fix?: string;
+  /** Extra lines printed under the check (the fill table). */
+  readonly lines?: readonly string[];
 }
+
+/** What a check body may return: a pass detail, or a status with detail and lines. */
+type CheckOutcome = string | { readonly status: 'pass' | 'warn'; readonly detail: string; readonly lines?: readonly string[] };
+
+export const FILL_CHECK = 'column fill of recent AuditEvents';
+export const MAPPING_CHECK = 'mapping file and site options valid';
 
 export interface DoctorContext {
   readonly config: Config;
@@ -30,20 +43,23 @@ export interface DoctorContext {
   readonly fetch?: typeof fetch;
   /** Largest tolerated difference between our clock and the token server's Date header. Default 60 s. */
   readonly maxSkewMs?: number;
+  /** Which recent AuditEvents the fill check maps (default: the last 200 of the last 24 h). */
+  readonly sample?: FillSampleOptions;
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export async function runDoctor(context: DoctorContext, connector: ConnectorConfig): Promise<CheckResult[]> {
   const results: CheckResult[] = [{ name: 'config valid', status: 'pass', detail: `connector "${connector.name}" validated` }];
-  const check = async (name: string, needs: readonly string[], body: () => Promise<string> | string): Promise<void> => {
+  const check = async (name: string, needs: readonly string[], body: () => Promise<CheckOutcome> | CheckOutcome): Promise<void> => {
     const blocked = needs.find((n) => results.find((r) => r.name === n)?.status !== 'pass');
     if (blocked) {
       results.push({ name, status: 'skip', detail: `needs "${blocked}"` });
       return;
     }
     try {
-      results.push({ name, status: 'pass', detail: await body() });
+      const outcome = await body();
+      results.push(typeof outcome === 'string' ? { name, status: 'pass', detail: outcome } : { name, ...outcome });
     } catch (error) {
       const e = toBridgeError(error);
       results.push({ name, status: 'fail', detail: `${e.code}: ${e.message}`, fix: ERROR_CODES[e.code].fix });
@@ -52,6 +68,8 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
   const smart = connector.smart;
   const runtime = { ...context, events: new SyncEvents() };
   let tokenUrl = smart.tokenUrl;
+  let fhir: { client: FhirClient; resolver: ReferenceResolver } | undefined;
+  const fhirClient = (): { client: FhirClient; resolver: ReferenceResolver } => (fhir ??= buildFhir(runtime, connector));
 
   await check('key files present with safe modes', [], () => keyFilesCheck(smart.keysDir));
   await check('signing kid published in the JWK Set', ['key files present with safe modes'], async () => {
@@ -68,8 +86,7 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     return 'client_credentials grant succeeded';
   });
   await check('/metadata lists AuditEvent search', ['SMART access token obtained'], async () => {
-    const client = createFhirClient({ baseUrl: connector.fhir.baseUrl, tokenSource: buildSmartTokenSource(runtime, connector), clock: context.clock, logger: context.logger });
-    await client.requireAuditEventSearch(connector.fhir.dateParam);
+    await fhirClient().client.requireAuditEventSearch(connector.fhir.dateParam);
     return `AuditEvent search by ${connector.fhir.dateParam} is offered`;
   });
   await check('Purview job id well-formed', [], () => {
@@ -82,7 +99,35 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     await buildPushTarget(runtime, connector).tokenSource.getToken();
     return 'Entra ID client_credentials grant succeeded';
   });
+  await check(MAPPING_CHECK, [], () => {
+    const mapping = loadConnectorMapping(connector);
+    return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
+  });
+  await check(FILL_CHECK, ['/metadata lists AuditEvent search', MAPPING_CHECK], async () => {
+    const { client, resolver } = fhirClient();
+    const sample = await sampleFill(
+      { client, resolver, mapping: loadConnectorMapping(connector), dateParam: connector.fhir.dateParam, now: context.clock.now() },
+      context.sample,
+    );
+    const window = `${sample.since} – ${sample.until}`;
+    if (sample.events === 0) return { status: 'warn', detail: `no AuditEvent recorded in ${window}; fill rates not measured (widen the sample window)` };
+    const counts = `${sample.events} event(s) of ${window} → ${sample.report.rows} row(s), ${sample.skipped} skipped, ${sample.rejects.reduce((n, r) => n + r.count, 0)} rejected`;
+    const lines = formatFillTable(sample);
+    if (sample.warnings.length === 0) return { status: 'pass', detail: `${counts}; every mandatory and key column is filled in at least 95% of rows`, lines };
+    return { status: 'warn', detail: `${counts}; ${sample.warnings.map((warning) => warning.message).join('; ')}`, lines };
+  });
   return results;
+}
+
+/** The FHIR client and reference resolver a sync of this connector would use (same limits, same cache settings). */
+function buildFhir(context: DoctorContext & { events: SyncEvents }, connector: ConnectorConfig): { client: FhirClient; resolver: ReferenceResolver } {
+  const f = connector.fhir;
+  const client = createFhirClient({
+    baseUrl: f.baseUrl, tokenSource: buildSmartTokenSource(context, connector), clock: context.clock, logger: context.logger,
+    concurrency: f.concurrency, requestsPerSecond: f.requestsPerSecond, timeoutMs: f.timeoutMs,
+  });
+  const resolver = createReferenceResolver(client, { batchSize: f.referenceBatchSize, cacheSize: f.referenceCacheSize, cacheTtlMs: f.referenceCacheTtlMs, clock: context.clock });
+  return { client, resolver };
 }
 
 function keyFilesCheck(keysDir: string): string {
@@ -111,6 +156,10 @@ async function skewCheck(context: DoctorContext, tokenUrl: string): Promise<stri
 }
 
 export function formatChecks(results: readonly CheckResult[]): string[] {
-  const mark: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', skip: 'SKIP' };
-  return results.flatMap((r) => [`${mark[r.status]}  ${r.name}: ${r.detail}`, ...(r.fix ? [`      fix: ${r.fix}`] : [])]);
+  const mark: Record<CheckStatus, string> = { pass: 'PASS', warn: 'WARN', fail: 'FAIL', skip: 'SKIP' };
+  return results.flatMap((r) => [
+    `${mark[r.status]}  ${r.name}: ${r.detail}`,
+    ...(r.fix ? [`      fix: ${r.fix}`] : []),
+    ...(r.lines ?? []).map((line) => `      ${line}`),
+  ]);
 }

@@ -1,15 +1,18 @@
 /**
- * The typed FHIR client the pull stage uses: a /metadata probe, the AuditEvent capability check and lazy paged
- * search, all through one transport (queue, token, timeout, retry) over fhir-kit-client 2.x.
+ * The typed FHIR client the pull stage uses: a /metadata probe, the AuditEvent capability check, how each type is
+ * looked up by id, lazy paged search and read-by-id, all fhir-kit-client calls through one transport (queue, hold,
+ * token, timeout, size cap, proxy, retry).
  */
-import type { Bundle } from 'fhir/r4.js';
+import type { Bundle, FhirResource } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
+import { BridgeError } from '../errors.js';
 import { DEFAULT_RETRY, type RetryOptions } from '../http.js';
 import type { Logger } from '../log.js';
+import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { requireSearchParam, summarizeCapability, type CapabilitySummary } from './capability.js';
+import { lookupMode, requireSearchParam, summarizeCapability, type CapabilitySummary, type LookupMode } from './capability.js';
 import { searchPages } from './pages.js';
-import { createTransport } from './transport.js';
+import { createTransport, type FhirCall } from './transport.js';
 
 export interface FhirClientOptions {
   /** FHIR R4 base, e.g. `https://ehr.example.org/interconnect-fhir-oauth/api/FHIR/R4`. */
@@ -27,6 +30,10 @@ export interface FhirClientOptions {
   readonly timeoutMs?: number;
   /** Default DEFAULT_RETRY from http.ts (6 attempts, 10 min budget). */
   readonly retry?: RetryOptions;
+  /** Largest response body read, in bytes (fhir.maxResponseBytes). Default DEFAULT_MAX_RESPONSE_BYTES. */
+  readonly maxResponseBytes?: number;
+  /** Proxy, NO_PROXY and CA bundle (src/net). Default: direct, system roots only. */
+  readonly network?: NetworkSettings;
   /** Uniform [0,1) for backoff jitter. Default Math.random. */
   readonly random?: () => number;
   /** Aborts every request of this client (shutdown). */
@@ -36,15 +43,25 @@ export interface FhirClientOptions {
 }
 
 export interface FhirClient {
-  /** GET /metadata: the server software and its AuditEvent search parameters. */
-  probe(signal?: AbortSignal): Promise<{ software: string; auditEventSearch: readonly string[] }>;
+  /** GET /metadata: the server software, its AuditEvent search parameters and what it offers per type. */
+  probe(signal?: AbortSignal): Promise<CapabilitySummary>;
   /** BRG_ERR_FHIR_CAPABILITY naming the server software when AuditEvent search by `param` is absent. */
   requireAuditEventSearch(param: 'date' | '_lastUpdated', signal?: AbortSignal): Promise<void>;
+  /** `_id` search or read-by-id for `resourceType`, from /metadata (probed once per client). */
+  lookupMode(resourceType: string, signal?: AbortSignal): Promise<LookupMode>;
   /** Pages of a type-level search, lazily; array values repeat the parameter (`date=ge…&date=lt…`). */
   searchPages(resourceType: string, params: Record<string, string | string[]>, signal?: AbortSignal): AsyncGenerator<Bundle>;
+  /** GET `{type}/{id}`; a 404/410 rejects with BRG_ERR_FHIR_HTTP and that status (the resource is missing). */
+  read(resourceType: string, id: string, signal?: AbortSignal): Promise<FhirResource>;
   /** `requests` counts every HTTP request sent (retries and 401 replays included); `retries` the retried ones. */
   readonly stats: { requests: number; retries: number };
 }
+
+/**
+ * 32 MiB: a page of 1000 Epic AuditEvents is a few MiB, and the production heap is 256 MiB (README "CLI"), of which a
+ * parsed page takes several times its text size.
+ */
+export const DEFAULT_MAX_RESPONSE_BYTES = 32 * 1024 * 1024;
 
 export function createFhirClient(options: FhirClientOptions): FhirClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -52,25 +69,51 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
     concurrency: checked('concurrency', options.concurrency ?? 4, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     requestsPerSecond: checked('requestsPerSecond', options.requestsPerSecond ?? 20, (n) => Number.isFinite(n) && n > 0, 'a finite number > 0'),
     timeoutMs: checked('timeoutMs', options.timeoutMs ?? 30_000, (n) => Number.isInteger(n) && n >= 1, 'a whole number of ms >= 1'),
+    maxResponseBytes: checked('maxResponseBytes', options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, (n) => Number.isInteger(n) && n >= 1024, 'a whole number of bytes >= 1024'),
   };
   if (!/^https?:\/\/[^/]/.test(baseUrl)) throw new TypeError(`Expected \`baseUrl\` to be an http(s) URL, got \`${options.baseUrl}\``);
   const transport = createTransport({ ...options, ...settings, baseUrl, retry: options.retry ?? DEFAULT_RETRY });
   let capability: CapabilitySummary | undefined;
 
   const probe = async (signal?: AbortSignal): Promise<CapabilitySummary> => {
-    const body = await transport.send({ resourceType: 'metadata', action: 'metadata' }, (fkc, opts) => fkc.capabilityStatement(opts), signal);
-    capability = summarizeCapability(body);
+    const reply = await transport.send({ resourceType: 'metadata', action: 'metadata' }, (fkc, options) => fkc.capabilityStatement(options), signal);
+    capability = summarizeCapability(reply.data);
     return capability;
+  };
+  // One probe per client, shared by concurrent callers: the statement does not change within a run. A failed probe
+  // is not kept, so the next caller asks again.
+  let probing: Promise<CapabilitySummary> | undefined;
+  const known = async (signal?: AbortSignal): Promise<CapabilitySummary> => {
+    if (capability) return capability;
+    probing ??= probe(signal).finally(() => {
+      probing = undefined;
+    });
+    return await probing;
   };
   return {
     probe,
     async requireAuditEventSearch(param, signal) {
-      // One probe per client: the pipeline checks before every run, the statement does not change within one.
-      requireSearchParam(capability ?? (await probe(signal)), param, baseUrl);
+      requireSearchParam(await known(signal), param, baseUrl);
     },
+    lookupMode: async (resourceType, signal) => lookupMode(await known(signal), resourceType, baseUrl),
     searchPages: (resourceType, params, signal) => searchPages(transport, baseUrl, resourceType, params, signal),
+    async read(resourceType, id, signal) {
+      // Ids come from references in events: encoded, so an odd one cannot change the path.
+      const call: FhirCall = (fkc, options) => fkc.read({ resourceType, id: encodeURIComponent(id), options });
+      return asResource((await transport.send({ resourceType, action: 'read' }, call, signal)).data, resourceType);
+    },
     stats: transport.stats,
   };
+}
+
+function asResource(body: unknown, resourceType: string): FhirResource {
+  const resource = body as Partial<FhirResource> | null;
+  if (resource?.resourceType !== resourceType) {
+    throw new BridgeError('BRG_ERR_FHIR_HTTP', `FHIR ${resourceType} read answered a ${String(resource?.resourceType ?? 'non-FHIR body')} instead of a ${resourceType}.`, {
+      details: { resourceType, status: 200 },
+    });
+  }
+  return resource as FhirResource;
 }
 
 function checked(name: string, value: number, valid: (n: number) => boolean, expected: string): number {

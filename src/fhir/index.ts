@@ -1,9 +1,9 @@
 /**
- * The FHIR pull stage: a typed client over fhir-kit-client (one queue, token, timeouts, retries), the AuditEvent
- * window pull and the reference resolver the mapping reads from.
+ * The FHIR pull stage: a typed client (one queue, origin-wide hold, token, timeouts, size cap, retries), the
+ * AuditEvent window pull with its paging-loop guards, and the reference resolver the mapping reads from.
  */
-export { createFhirClient, type FhirClient, type FhirClientOptions } from './client.js';
-export { summarizeCapability, type CapabilitySummary } from './capability.js';
+export { createFhirClient, DEFAULT_MAX_RESPONSE_BYTES, type FhirClient, type FhirClientOptions } from './client.js';
+export { summarizeCapability, lookupMode, type CapabilitySummary, type LookupMode, type TypeCapability } from './capability.js';
 export { resourcesOf, type SearchParams } from './pages.js';
 export { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
 export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './references.js';

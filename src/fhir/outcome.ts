@@ -1,11 +1,12 @@
 /**
- * Reading upstream failures: fhir-kit-client 2.x throws `Error('HTTP 404: GET <url>')` with `response = {status,
- * data}` and `config.headers` = the *response* Headers (research §A2, verified). The message holds the full URL,
- * whose query can carry identifiers (MRNs, logins), so it is never copied into our errors or logs.
+ * Reading upstream failures: the transport turns what fhir-kit-client throws into a FhirHttpError (http-errors.ts)
+ * with the status, the response headers and the body (parsed, or its text). The request URL is never part of it:
+ * its query can carry identifiers (MRNs, logins).
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
+import { FhirHttpError } from './http-errors.js';
 
-/** The parts of a fhir-kit-client HTTP error we use. */
+/** The parts of an HTTP failure we use. */
 export interface HttpFailure {
   readonly status: number;
   readonly headers: Headers | undefined;
@@ -17,11 +18,7 @@ export interface HttpFailure {
 export const MAX_OUTCOME_TEXT = 300;
 
 export function httpFailureOf(error: unknown): HttpFailure | undefined {
-  if (!(error instanceof Error)) return undefined;
-  const { response, config } = error as Error & { response?: { status?: unknown; data?: unknown }; config?: { headers?: unknown } };
-  if (typeof response?.status !== 'number') return undefined;
-  const headers = config?.headers instanceof Headers ? config.headers : undefined;
-  return { status: response.status, headers, data: response.data };
+  return error instanceof FhirHttpError ? { status: error.status, headers: error.headers, data: error.data } : undefined;
 }
 
 interface OutcomeIssue {

@@ -1,39 +1,49 @@
 /**
- * A search as a lazy async generator over searchset pages: the next page is requested only when the consumer asks
- * for it, so memory stays at one page. Before following `link[relation=next]` its origin is checked against the
- * base (fhir-kit-client would send the token to whatever host the link names, research §A2); a bundle with no
- * `link` at all simply ends the walk (fhir-kit-client 1.x threw on it).
+ * A search as a lazy async generator over searchset pages (fhir-kit-client's `search`, then `nextPage`): the next
+ * page is requested only when the consumer asks for it, so memory stays at one page. Before following `link[relation=next]` its origin is checked against the
+ * base (a token must never go to another host) and its URL against the pages already requested (a `next` that names
+ * its own page loops forever, issue #14.6); a bundle with no `link` at all simply ends the walk.
  * See: https://hl7.org/fhir/R4/http.html#paging
  */
 import type { Bundle, FhirResource } from 'fhir/r4.js';
-import type { Client } from 'fhir-kit-client';
 import { BridgeError } from '../errors.js';
-import { foreignLinkError, safeOrigin, type Transport } from './transport.js';
+import { PageUrls } from './loop-guard.js';
+import { foreignLinkError, safeOrigin, type FhirCall, type Transport } from './transport.js';
 
 export type SearchParams = Record<string, string | string[]>;
 
-/** fhir-kit-client's own Bundle type (its FhirResource has an index signature; @types/fhir's does not). */
-type FkcBundle = Parameters<Client['nextPage']>[0]['bundle'];
-
 export async function* searchPages(transport: Transport, baseUrl: string, resourceType: string, params: SearchParams, signal?: AbortSignal): AsyncGenerator<Bundle> {
-  let bundle = asBundle(
-    await transport.send({ resourceType, action: 'search' }, (fkc, options) => fkc.search({ resourceType, searchParams: params, options }), signal),
-    resourceType,
-  );
-  for (;;) {
+  const visited = new PageUrls(resourceType);
+  // Array values repeat their parameter (`date=ge…&date=lt…`): fhir-kit-client appends each to URLSearchParams.
+  let call: FhirCall = (fkc, options) => fkc.search({ resourceType, searchParams: params, options });
+  for (let page = 1; ; page++) {
+    const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page' }, call, signal);
+    const bundle = asBundle(reply.data, resourceType);
+    visited.visit(page, reply.url, absolute(linkOf(bundle, 'self'), baseUrl));
     yield bundle;
-    const next = bundle.link?.find((link) => link.relation === 'next')?.url;
+    const next = linkOf(bundle, 'next');
     if (!next) return;
-    if (safeOrigin(next, `${baseUrl}/`) !== transport.origin) throw foreignLinkError(next, transport.origin);
-    const current = bundle as unknown as FkcBundle;
-    bundle = asBundle(
-      await transport.send(
-        { resourceType, action: 'next page' },
-        (fkc, options) => fkc.nextPage({ bundle: current, options }) ?? Promise.reject(new Error('next link vanished')),
-        signal,
-      ),
-      resourceType,
-    );
+    const nextUrl = absolute(next, baseUrl);
+    if (nextUrl === undefined || safeOrigin(nextUrl) !== transport.origin) throw foreignLinkError(next, transport.origin);
+    visited.checkNext(page, nextUrl);
+    // fhir-kit-client follows the link it is given: the resolved, checked one (it would join a relative link to the
+    // base path rather than resolve it, and follow any host).
+    const link = { resourceType: 'Bundle', link: [{ relation: 'next', url: nextUrl }] };
+    call = (fkc, options) => fkc.nextPage({ bundle: link, options });
+  }
+}
+
+function linkOf(bundle: Bundle, relation: string): string | undefined {
+  return bundle.link?.find((link) => link.relation === relation)?.url;
+}
+
+/** Links should be absolute (FHIR R4 §3.1.0.1.2); a relative one is resolved against the base URL. */
+function absolute(link: string | undefined, baseUrl: string): string | undefined {
+  if (link === undefined) return undefined;
+  try {
+    return new URL(link, `${baseUrl}/`).href;
+  } catch {
+    return undefined;
   }
 }
 

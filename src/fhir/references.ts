@@ -1,8 +1,10 @@
 /**
  * Resolves the Patient/Practitioner/PractitionerRole references of a page of events before the mapping runs, in as
  * few requests as the server allows: literal references as `_id=a,b,c` per type (at most `batchSize` ids per
- * request), identifier-only references as `identifier=system|value`, then the `practitioner` of every
- * PractitionerRole found. What the server does not return is remembered as missing so it is not asked again.
+ * request), or one read per id where /metadata offers only `read` for the type; identifier-only references as
+ * `identifier=system|value`, then the `practitioner` of every PractitionerRole found. What the server does not
+ * return is remembered as missing so it is not asked again; but a search answering 404/405 means the endpoint is
+ * missing, not the resources, and stops the run (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected.
  * See: https://hl7.org/fhir/R4/search.html#id, https://hl7.org/fhir/R4/search.html#token, #escaping.
  */
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
@@ -26,9 +28,10 @@ export interface ReferenceResolverOptions {
 
 export interface ReferenceResolver extends ResourceLookup {
   /**
-   * Fetches what is not cached yet. Missing resources (404/410 or absent from the bundle) are remembered as missing
-   * and `get` returns undefined for them. An identifier matching more than one resource counts as missing too:
-   * attributing an access to the wrong person is worse than not attributing it.
+   * Fetches what is not cached yet. Missing resources (absent from the bundle, or a read answering 404/410) are
+   * remembered as missing and `get` returns undefined for them. An identifier matching more than one resource counts
+   * as missing too: attributing an access to the wrong person is worse than not attributing it. A search answering
+   * 404/405 rejects with BRG_ERR_FHIR_NOT_SUPPORTED and remembers nothing.
    */
   prefetch(request: ReferenceRequest, signal?: AbortSignal, options?: PrefetchOptions): Promise<void>;
   /** True while `key` waits, uncached, in a partial `_id=` batch held back by `holdPartialBatches`. */
@@ -128,34 +131,42 @@ class CachingResolver implements ReferenceResolver {
   }
 
   private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
-    const batches = [...groupIdsByType(keys)].flatMap(([type, ids]) => chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal)));
-    return (await Promise.all(batches)).flat();
+    const byType = [...groupIdsByType(keys)];
+    const modes = await Promise.all(byType.map(([type]) => this.client.lookupMode(type, signal)));
+    const requests = byType.flatMap(([type, ids], i) => (modes[i] === 'read'
+      ? ids.map((id) => this.readId(type, id, signal))
+      : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal))));
+    return (await Promise.all(requests)).flat();
   }
 
   /** One `_id=a,b,c` search; ids the bundle lacks are remembered as missing. */
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
-    try {
-      for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
-        for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
-      }
-    } catch (error) {
-      if (!isGone(error)) throw error;
+    for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
+      for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
     }
     for (const id of ids) this.remember(referenceKey(type, id), found.get(id));
     return [...found.values()];
   }
 
+  /** One read; a 404/410 answers for this one id: that resource is missing (or deleted). */
+  private async readId(type: string, id: string, signal?: AbortSignal): Promise<FhirResource[]> {
+    let resource: FhirResource | undefined;
+    try {
+      resource = await this.client.read(type, id, signal);
+    } catch (error) {
+      if (!isGone(error)) throw error;
+    }
+    this.remember(referenceKey(type, id), resource);
+    return resource ? [resource] : [];
+  }
+
   /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */
   private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
     let matches: FhirResource[] = [];
-    try {
-      for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
-        matches = resourcesOf(bundle, ref.type);
-        break; // two results already make it ambiguous; no need for more pages.
-      }
-    } catch (error) {
-      if (!isGone(error)) throw error;
+    for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
+      matches = resourcesOf(bundle, ref.type);
+      break; // two results already make it ambiguous; no need for more pages.
     }
     const match = matches.length === 1 ? matches[0] : undefined;
     this.remember(identifierKey(ref.type, ref.system, ref.value), match);
@@ -168,7 +179,7 @@ class CachingResolver implements ReferenceResolver {
   }
 }
 
-/** A search answering 404/410 (type unknown or gone) means none of the asked resources exist. */
+/** A read answering 404/410: this one resource does not exist (any more). */
 function isGone(error: unknown): boolean {
   return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && (error.details['status'] === 404 || error.details['status'] === 410);
 }

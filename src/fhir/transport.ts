@@ -1,18 +1,30 @@
 /**
- * Every FHIR request goes through here: one p-queue (concurrency and requests-per-second cap), the bearer token
- * from the TokenSource set by fhir-kit-client's requestSigner (awaited before every request, `nextPage` included),
- * a per-attempt timeout, one replay after a 401 with a fresh token, and the shared retry policy of http.ts for
- * 408/429/5xx, timeouts and network errors, honouring Retry-After.
- * See: research peers-and-test-servers.md §A2 and packages.md "fhir-kit-client 2.0.3", "p-queue 9.3.5".
+ * Every FHIR request goes through here: one p-queue (concurrency and requests-per-second cap), an origin-wide hold
+ * while the server's Retry-After runs, the bearer token from the TokenSource (fetched before the attempt's timeout
+ * starts: the token request has its own retries and time bound), a per-attempt timeout, one replay after a 401 with a
+ * fresh token, and the shared retry policy of http.ts for 408/429/5xx, timeouts and network errors, honouring
+ * Retry-After.
+ * The HTTP itself is fhir-kit-client's (the specification names it for the FHIR pull): it builds the search, read and
+ * /metadata URLs, sends them with the global fetch and parses the JSON. It cannot cap a body (it reads every one
+ * whole with `response.text()`) nor pick a proxy, so it is given an undici dispatcher in its request options
+ * (fhir-dispatcher.ts): the connector's proxy and CA, and fhir.maxResponseBytes enforced while the body streams.
+ * Its requestSigner refuses any URL off the base's origin, so a token never leaves it (research §A2).
+ * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3, research packages.md "fhir-kit-client 2.0.3", "p-queue 9.3.5".
  */
-import { Client, RESPONSE_KEY, type FhirResource as FkcResource, type FhirResponse } from 'fhir-kit-client';
+import { Client, REQUEST_KEY, RESPONSE_KEY, type FhirResource as FkcResource, type FhirResponse, type RequestOptions } from 'fhir-kit-client';
 import PQueue from 'p-queue';
 import { abortError, type Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { RETRYABLE_STATUSES, parseRetryAfter, withRetry, type RetryOptions, type RetryVerdict } from '../http.js';
+import { THROTTLE_STATUSES, parseRetryAfter, withRetry, type RetryOptions } from '../http.js';
 import type { Logger } from '../log.js';
+import { proxyRefusalIn, proxyRefusedError, type NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { httpFailureOf, outcomeCodes, outcomeText } from './outcome.js';
+import { createFhirDispatcher } from './fhir-dispatcher.js';
+import { normalizeAttemptError } from './http-errors.js';
+import { httpFailureOf, type HttpFailure } from './outcome.js';
+import { classify, describeRequest, foreignLinkError, safeOrigin, timeoutError, toFhirError, type RequestLabel } from './transport-errors.js';
+
+export { describeRequest, foreignLinkError, safeOrigin, type RequestLabel } from './transport-errors.js';
 
 export interface TransportOptions {
   readonly baseUrl: string;
@@ -23,42 +35,29 @@ export interface TransportOptions {
   readonly requestsPerSecond: number;
   readonly timeoutMs: number;
   readonly retry: RetryOptions;
+  /** Largest response body read, in bytes; a larger one fails with BRG_ERR_FHIR_TOO_LARGE. */
+  readonly maxResponseBytes: number;
+  /** Proxy and CA of the connector. Default: direct, system roots. */
+  readonly network?: NetworkSettings;
   readonly random?: () => number;
   readonly signal?: AbortSignal;
   readonly onRequest?: (info: { resourceType: string; status: number; retries: number }) => void;
 }
 
-/** Names a request in errors, logs and metrics: never its query (identifiers are PHI). */
-export interface RequestLabel {
-  readonly resourceType: string;
-  readonly action: 'search' | 'next page' | 'read' | 'metadata';
-}
+/** One HTTP attempt through fhir-kit-client; `options` carry the signal (caller abort + attempt timeout) and the token. */
+export type FhirCall = (fkc: Client, options: RequestOptions) => Promise<FkcResource> | undefined;
 
-/** One HTTP attempt through fhir-kit-client; `signal` carries the caller's abort and the attempt's timeout. */
-export type FhirCall = (fkc: Client, options: { signal: AbortSignal }) => Promise<FkcResource>;
+/** A 2xx answer: its status, parsed body and the URL fhir-kit-client requested. */
+export interface FhirReply {
+  readonly status: number;
+  readonly data: unknown;
+  readonly url: string;
+}
 
 export interface Transport {
   readonly origin: string;
-  send(label: RequestLabel, call: FhirCall, signal?: AbortSignal): Promise<unknown>;
+  send(label: RequestLabel, call: FhirCall, signal?: AbortSignal): Promise<FhirReply>;
   readonly stats: { requests: number; retries: number };
-}
-
-/** Thrown by the requestSigner so a token never leaves for another origin (research §A2: nextPage follows any host). */
-export function foreignLinkError(url: string, origin: string): BridgeError {
-  const foreign = safeOrigin(url);
-  return new BridgeError(
-    'BRG_ERR_FHIR_FOREIGN_LINK',
-    `The FHIR server sent a paging link to ${foreign}, not to ${origin}; it was not followed and no token was sent there. Check fhir.baseUrl matches the server's public base URL.`,
-    { details: { expectedOrigin: origin, linkOrigin: foreign } },
-  );
-}
-
-export function safeOrigin(url: string, base?: string): string {
-  try {
-    return new URL(url, base).origin;
-  } catch {
-    return 'an unparseable URL';
-  }
 }
 
 /** What every request of one client shares. */
@@ -67,8 +66,8 @@ interface TransportContext {
   readonly origin: string;
   readonly queue: PQueue;
   readonly fkc: Client;
-  /** The token each attempt carried, keyed by the attempt's signal, so a 401 invalidates exactly that token. */
-  readonly tokenOfAttempt: WeakMap<AbortSignal, string>;
+  /** Until when (clock ms) no request may start: the latest Retry-After of a 429/503, for the whole origin. */
+  readonly hold: { until: number };
   readonly stats: { requests: number; retries: number };
 }
 
@@ -78,29 +77,26 @@ export function createTransport(options: TransportOptions): Transport {
   // p-queue counts whole task starts per interval: 20/s → 20 per 1000 ms; 0.5/s → 1 per 2000 ms.
   const intervalCap = Math.max(1, Math.floor(rps));
   const queue = new PQueue({ concurrency: options.concurrency, intervalCap, interval: Math.round((1000 * intervalCap) / rps) });
-  const tokenOfAttempt = new WeakMap<AbortSignal, string>();
   const fkc = new Client({
     baseUrl: options.baseUrl,
-    // Awaited by fhir-kit-client before every request, nextPage included (research packages.md, verified).
-    requestSigner: async (url: string, init: RequestInit) => {
+    // Spread by fhir-kit-client into every Request's init; Node's fetch then sends through this dispatcher.
+    requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes) },
+    // Awaited before every request, nextPage included: the last check before a token goes out.
+    requestSigner: (url: string) => {
       if (safeOrigin(url) !== origin) throw foreignLinkError(url, origin);
-      const signal = init.signal ?? undefined;
-      const token = await options.tokenSource.getToken(signal);
-      if (signal) tokenOfAttempt.set(signal, token);
-      if (init.headers instanceof Headers) init.headers.set('authorization', `Bearer ${token}`);
     },
   });
-  const context: TransportContext = { options, origin, queue, fkc, tokenOfAttempt, stats: { requests: 0, retries: 0 } };
+  const context: TransportContext = { options, origin, queue, fkc, hold: { until: Number.NEGATIVE_INFINITY }, stats: { requests: 0, retries: 0 } };
   return { origin, stats: context.stats, send: (label, call, signal) => send(context, label, call, signal) };
 }
 
 /** One logical request: queued attempts under the retry policy, reported once to onRequest. */
-async function send(context: TransportContext, label: RequestLabel, call: FhirCall, callerSignal?: AbortSignal): Promise<unknown> {
+async function send(context: TransportContext, label: RequestLabel, call: FhirCall, callerSignal?: AbortSignal): Promise<FhirReply> {
   const { options } = context;
   const signal = anySignal(options.signal, callerSignal);
   let retries = 0;
   try {
-    const result = await withRetry(attemptWithReplay(context, label, call, signal), (error) => classify(error, options.clock), {
+    const reply = await withRetry(attemptWithReplay(context, label, call, signal), (error) => classify(error, options.clock), {
       clock: options.clock,
       ...(signal ? { signal } : {}),
       ...(options.random ? { random: options.random } : {}),
@@ -110,13 +106,12 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
         options.logger.warn({ resourceType: label.resourceType, action: label.action, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'FHIR request failed; retrying');
       },
     }, options.retry);
-    // fhir-kit-client hangs the fetch Response on the result under a hidden key (research packages.md).
-    options.onRequest?.({ resourceType: label.resourceType, status: (result as FhirResponse)[RESPONSE_KEY]?.status ?? 200, retries });
-    return result;
+    options.onRequest?.({ resourceType: label.resourceType, status: reply.status, retries });
+    return reply;
   } catch (error) {
     options.onRequest?.({ resourceType: label.resourceType, status: httpFailureOf(error)?.status ?? 0, retries });
     if (signal?.aborted) throw abortError(signal);
-    throw toFhirError(error, label, context.origin, retries);
+    throw toFhirError(error, label, context.origin, retries, options.maxResponseBytes);
   }
 }
 
@@ -125,21 +120,30 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
  * token (RFC 6750 §3.1 invalid_token: expired or revoked mid-run). The replay is queued anew, never from inside a
  * running task, which would deadlock at concurrency 1.
  */
-function attemptWithReplay(context: TransportContext, label: RequestLabel, call: FhirCall, signal: AbortSignal | undefined): () => Promise<unknown> {
+function attemptWithReplay(context: TransportContext, label: RequestLabel, call: FhirCall, signal: AbortSignal | undefined) {
   const { options, queue, stats } = context;
   const queued = signal ? { signal } : {};
   let replayedAfter401 = false;
   let rejectedToken: string | undefined;
-  const once = async (): Promise<unknown> => {
+  const once = async (): Promise<FhirReply> => {
+    const token = await tokenWhenFree(context, signal);
+    // The timeout starts only now: waiting for the hold or the token is not the server being slow.
     const timeout = AbortSignal.timeout(options.timeoutMs);
     const attemptSignal = signal ? AbortSignal.any([signal, timeout]) : timeout;
     stats.requests += 1;
     try {
-      return await call(context.fkc, { signal: attemptSignal });
-    } catch (error) {
+      const result = await call(context.fkc, { signal: attemptSignal, headers: { authorization: `Bearer ${token}` } });
+      if (result === undefined) throw new Error('fhir-kit-client found no link to follow');
+      return replyOf(result);
+    } catch (thrown) {
       if (signal?.aborted) throw abortError(signal);
       if (timeout.aborted) throw timeoutError(options.timeoutMs);
-      if (httpFailureOf(error)?.status === 401) rejectedToken = context.tokenOfAttempt.get(attemptSignal);
+      const refusal = proxyRefusalIn(thrown);
+      if (refusal) throw proxyRefusedError(refusal, describeRequest(label, context.origin));
+      const error = normalizeAttemptError(thrown, options.maxResponseBytes);
+      const failure = httpFailureOf(error);
+      if (failure?.status === 401) rejectedToken = token;
+      if (failure) holdOrigin(context, failure, label);
       throw error;
     }
   };
@@ -156,60 +160,55 @@ function attemptWithReplay(context: TransportContext, label: RequestLabel, call:
   };
 }
 
+/**
+ * A 429 or 503 with Retry-After speaks for the server, not for one request (issue #15.2: requests kept starting
+ * inside the hold): nothing else starts on this origin until it ends. Requests already in flight finish. Clamped
+ * like the retry wait, so a wild value cannot stall the run for longer than one retry would.
+ */
+function holdOrigin(context: TransportContext, failure: HttpFailure, label: RequestLabel): void {
+  if (!THROTTLE_STATUSES.has(failure.status)) return;
+  const { clock, retry, logger } = context.options;
+  const now = clock.now();
+  const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), now);
+  if (retryAfterMs === undefined) return;
+  const until = now + Math.min(retryAfterMs, retry.maxDelayMs);
+  if (until <= context.hold.until) return;
+  context.hold.until = until;
+  logger.warn({ status: failure.status, holdMs: until - now, resourceType: label.resourceType }, 'FHIR server asked to wait; holding every request to it');
+}
+
+/** Waits out any hold, then gets the token; again if a hold began while the token was fetched. */
+async function tokenWhenFree(context: TransportContext, signal: AbortSignal | undefined): Promise<string> {
+  const { clock } = context.options;
+  for (;;) {
+    for (let wait = context.hold.until - clock.now(); wait > 0; wait = context.hold.until - clock.now()) await clock.sleep(wait, signal);
+    const token = await tokenFor(context, signal);
+    if (context.hold.until <= clock.now()) return token;
+  }
+}
+
+/**
+ * The token source runs its own retries within its own budget, so a failure here is final: it is never wrapped in
+ * this request's timeout or retried by the FHIR policy (issue #15.2: each FHIR attempt restarted the token series).
+ */
+async function tokenFor(context: TransportContext, signal: AbortSignal | undefined): Promise<string> {
+  try {
+    return await context.options.tokenSource.getToken(signal);
+  } catch (error) {
+    if (error instanceof BridgeError || isAbortError(error) || signal?.aborted) throw error;
+    const reason = error instanceof Error ? error.message.replace(/\s+/g, ' ').slice(0, 200) : 'unknown error';
+    throw new BridgeError('BRG_ERR_SMART_TOKEN', `No access token for ${context.origin}: ${reason}.`, { cause: error });
+  }
+}
+
+/** fhir-kit-client hangs the fetch Request and Response on the parsed body under hidden keys. */
+function replyOf(result: FkcResource): FhirReply {
+  const response = (result as FhirResponse)[RESPONSE_KEY];
+  return { status: response?.status ?? 200, data: result, url: (result as FhirResponse)[REQUEST_KEY]?.url ?? '' };
+}
+
 function anySignal(...signals: Array<AbortSignal | undefined>): AbortSignal | undefined {
   const present = signals.filter((signal): signal is AbortSignal => signal !== undefined);
   if (present.length <= 1) return present[0];
   return AbortSignal.any(present);
-}
-
-function timeoutError(ms: number): Error {
-  const error = new Error(`No FHIR response within ${ms} ms`);
-  error.name = 'TimeoutError';
-  return error;
-}
-
-function isNetworkError(error: unknown): boolean {
-  // undici reports connection failures as TypeError('fetch failed', { cause }); other TypeErrors are bugs, not retried.
-  return error instanceof TypeError && error.message === 'fetch failed';
-}
-
-function isTimeout(error: unknown): boolean {
-  return error instanceof Error && error.name === 'TimeoutError';
-}
-
-/** 408/429/500/502/503/504, our per-attempt timeout and connection failures; never a BridgeError or an abort. */
-function isRetryable(error: unknown): boolean {
-  if (error instanceof BridgeError || isAbortError(error)) return false;
-  if (isTimeout(error) || isNetworkError(error)) return true;
-  const failure = httpFailureOf(error);
-  return failure !== undefined && RETRYABLE_STATUSES.has(failure.status);
-}
-
-function classify(error: unknown, clock: Clock): RetryVerdict {
-  if (!isRetryable(error)) return { retry: false };
-  if (isTimeout(error)) return { retry: true, reason: 'timeout' };
-  const failure = httpFailureOf(error);
-  if (!failure) return { retry: true, reason: 'network error' };
-  const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), clock.now());
-  return retryAfterMs === undefined ? { retry: true, reason: `HTTP ${failure.status}` } : { retry: true, retryAfterMs, reason: `HTTP ${failure.status}` };
-}
-
-/** Maps what fhir-kit-client or fetch threw to our codes; the upstream message (it holds the URL and query) is dropped. */
-function toFhirError(error: unknown, label: RequestLabel, origin: string, retries: number): unknown {
-  if (error instanceof BridgeError || isAbortError(error)) return error;
-  const what = `FHIR ${label.resourceType} ${label.action} at ${origin}`;
-  const failure = httpFailureOf(error);
-  if (isRetryable(error)) {
-    const last = failure ? `HTTP ${failure.status}` : isTimeout(error) ? 'a timeout' : 'a network error';
-    return new BridgeError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
-      ...(failure ? {} : { cause: error }),
-      details: { status: failure?.status ?? 0, resourceType: label.resourceType, attempts: retries + 1 },
-    });
-  }
-  if (!failure) return error;
-  const text = outcomeText(failure.data) ?? (typeof failure.data === 'string' ? 'the body was not JSON' : 'no OperationOutcome text');
-  const hint = failure.status === 401 ? ' The access token was rejected twice: check the SMART client and its scopes.' : '';
-  return new BridgeError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, {
-    details: { status: failure.status, resourceType: label.resourceType, outcome: text, outcomeCode: outcomeCodes(failure.data)[0] },
-  });
 }

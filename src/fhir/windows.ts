@@ -3,12 +3,14 @@
  * page by page in `_sort` order, and Epic's OperationOutcome 4113 ("Session ID for cached search results has
  * expired": re-issue the original search, research §3.6) recovered by re-searching the slice from the last instant
  * already yielded, skipping the events yielded at that instant. Memory per slice is one page plus the ids of one
- * instant, whatever the slice size (the benchmark reads millions of events through one slice).
+ * instant, whatever the slice size (the benchmark reads millions of events through one slice). A paging loop whose
+ * URLs change is caught by a RepeatGuard over the whole pull (loop-guard.ts).
  * See: https://hl7.org/fhir/R4/search.html#prefix (ge/lt), https://hl7.org/fhir/R4/search.html#_sort
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
+import { RepeatGuard } from './loop-guard.js';
 import { resourcesOf } from './pages.js';
 
 /** ISO instants; `since` inclusive, `until` exclusive. */
@@ -47,28 +49,35 @@ const MAX_FRUITLESS_RESTARTS = 3;
  */
 export async function* pullAuditEvents(client: FhirClient, window: PullWindow, options: AuditEventPullOptions, signal?: AbortSignal): AsyncGenerator<AuditEvent[]> {
   const settings = pullSettings(options);
+  // One for the whole pull: a loop can re-serve events of an earlier slice as well as of the same one.
+  const guard = new RepeatGuard('AuditEvent');
   const pending: Slice[] = [parseWindow(window)];
   for (let slice = pending.shift(); slice; slice = pending.shift()) {
     if (slice.until <= slice.since) continue;
-    const parts = yield* pullSlice(client, slice, settings, signal);
+    const parts = yield* pullSlice(client, slice, settings, guard, signal);
     if (parts) pending.unshift(...parts);
   }
 }
 
 /** Walks one slice; returns sub-slices instead when its first page says it is too large. */
-async function* pullSlice(client: FhirClient, slice: Slice, settings: PullSettings, signal?: AbortSignal): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
+async function* pullSlice(
+  client: FhirClient, slice: Slice, settings: PullSettings, guard: RepeatGuard, signal?: AbortSignal,
+): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
   const cursor = new SliceCursor(settings.dateParam);
   for (let fruitless = 0; ; ) {
     const yieldedBefore = cursor.yielded;
+    guard.newSearch();
     try {
-      let firstPage = true;
+      let page = 0;
       for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, cursor.resumeFrom(slice.since), slice.until), signal)) {
-        if (firstPage && cursor.yielded === 0) {
+        page += 1;
+        if (page === 1 && cursor.yielded === 0) {
           const parts = splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts) return parts;
         }
-        firstPage = false;
+        // After the cursor: events a re-issued search legitimately reads again at its first instant are gone by now.
         const fresh = cursor.accept(resourcesOf<AuditEvent>(bundle, 'AuditEvent'));
+        if (guard.isRepeat(fresh.map((event) => event.id), page)) continue;
         if (fresh.length > 0) yield fresh;
       }
       return undefined;

@@ -9,8 +9,9 @@ import type { ResolvedOptions } from './options.js';
 import { normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
 import type { BuiltinName, DepartmentSource } from './spec.js';
+import { chooseIdentifier, qualifies } from './identifiers.js';
 import { formatInstant } from './time.js';
-import { rankedIdentifiers, workEmails } from './validity.js';
+import { workEmails } from './validity.js';
 
 /** patient: depends only on %patient and the validity interval of %t; user: likewise on %user; event: anything. */
 export type Scope = 'patient' | 'user' | 'event';
@@ -24,7 +25,6 @@ export interface Builtin {
   evaluate(ctx: RowContext, sink: WarningSink): string | undefined;
 }
 
-const V2_0203 = 'http://terminology.hl7.org/CodeSystem/v2-0203';
 const AUDIT_EVENT_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-event-type';
 const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
 const AUDIT_ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
@@ -40,6 +40,8 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   btgReason: { scope: 'event', evaluate: btgReason },
   btgComment: { scope: 'event', evaluate: btgComment },
   userWorkEmail: { scope: 'user', evaluate: (ctx) => workEmails(ctx.user?.telecom, ctx.tMs)[0]?.value },
+  userLogin: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.login)?.value },
+  userId: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.userId)?.value },
   userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
   requestorFamilyName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.family },
   requestorGivenName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.given },
@@ -92,28 +94,12 @@ function workstation(ctx: RowContext): string | undefined {
   return local[0]?.network?.address;
 }
 
-function isMrCoded(identifier: Identifier): boolean {
-  return identifier.type?.coding?.some((coding) => coding.system === V2_0203 && coding.code === 'MR') ?? false;
-}
-
-function isMrText(identifier: Identifier): boolean {
-  const text = identifier.type?.text?.trim().toUpperCase();
-  return text === 'MRN' || text === 'MR';
-}
-
-/** §5: type MR (ranked by use, valid at %t), then the configured systems in order, then type.text MRN/MR. */
+/** §5: the identifier the MRN tests choose (identifiers.ts: MR code, site pins, then Epic's shapes), valid at %t. */
 function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
   const identifiers = ctx.patient?.identifier;
   if (!identifiers) return undefined;
-  const tests: Array<(identifier: Identifier) => boolean> = [
-    isMrCoded,
-    ...ctx.options.mrnSystems.map((system) => (identifier: Identifier) => identifier.system === system),
-    isMrText,
-  ];
-  for (const test of tests) {
-    const found = rankedIdentifiers(identifiers, ctx.tMs, (identifier) => test(identifier) && Boolean(identifier.value))[0];
-    if (found) return normaliseIdentifier(found, ctx.options.parseCxIdentifiers)?.value;
-  }
+  const found = chooseIdentifier(identifiers, ctx.tMs, ctx.options.identifiers.mrn);
+  if (found) return normaliseIdentifier(found, ctx.options.parseCxIdentifiers)?.value;
   // HL7 Norway puts the number in Identifier.id (an element id); never read it, but say why the MRN is empty.
   if (identifiers.some((identifier) => !identifier.value && identifier.id)) sink.warn('identifier-value-in-id');
   return undefined;
@@ -121,12 +107,10 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
 
 /** §5/§10.2: the subject reference's own identifier, by the same tests, or an untyped one (IHE patient entities). */
 export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
-  const identifier = ref.identifier;
-  if (!identifier?.value) return undefined;
-  const qualifies = isMrCoded(identifier) || isMrText(identifier)
-    || (identifier.system !== undefined && options.mrnSystems.includes(identifier.system))
-    || (identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0));
-  return qualifies ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
+  const identifier: Identifier | undefined = ref.identifier;
+  if (!identifier?.value || identifier.use === 'old') return undefined;
+  const untyped = identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0);
+  return untyped || qualifies(identifier, options.identifiers.mrn) ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
 }
 
 /** §5 department, sources in the configured order (patient's encounter first by default, then the user's location). */

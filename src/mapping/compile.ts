@@ -9,7 +9,7 @@ import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
 import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
-import { resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
+import { checkUnusedOptions, resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
 import { sanitizer } from './sanitize.js';
 import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
 import { parseTimeFormat, type TimeFormat } from './time.js';
@@ -74,6 +74,7 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const slots: Record<CellScope, number> = { patient: 0, user: 0 };
   const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
   const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
+  checkUnusedOptions(options, new Set(columns.flatMap((column) => column.expressions.flatMap((expression) => expression.variables))), source);
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] =>
     columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };

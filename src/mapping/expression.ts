@@ -23,6 +23,8 @@ export interface CompiledExpression {
   readonly slot: number;
   /** Warning emitted when this entry supplies the column value, as `<code>:<column>`. */
   readonly warn?: string;
+  /** The %variables the expression reads (none for built-ins): an option no expression reads is a mistake. */
+  readonly variables: readonly string[];
   /** The raw (unsanitised) cell value; '' when empty. */
   evaluate(ctx: RowContext, sink: WarningSink): string;
 }
@@ -44,16 +46,16 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   if (typeof entry === 'object' && 'builtin' in entry) {
     const builtin = BUILTINS[entry.builtin];
     return {
-      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: -1, ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}),
+      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: -1, ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}), variables: [],
       evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
     };
   }
   const text = typeof entry === 'string' ? entry : entry.expression;
   const warnCode = typeof entry === 'string' ? undefined : entry.warn;
-  const scope = analyse(text, site);
+  const { scope, variables } = analyse(text, site);
   const simple = compileSimplePath(text, site.options);
   const evaluate = simple ? (ctx: RowContext) => toCell(simple(ctx), site.join) : fhirpathEvaluator(text, site);
-  return { text, scope, slot: -1, ...(warnCode ? { warn: `${warnCode}:${site.column}` } : {}), evaluate };
+  return { text, scope, slot: -1, ...(warnCode ? { warn: `${warnCode}:${site.column}` } : {}), variables, evaluate };
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
@@ -85,7 +87,7 @@ interface AstNode {
 }
 
 /** Parses once for errors, then derives the cache scope from the %variables and root members it uses. */
-function analyse(text: string, site: ExpressionSite): Scope {
+function analyse(text: string, site: ExpressionSite): { scope: Scope; variables: string[] } {
   let ast: AstNode;
   try {
     ast = fhirpath.parse(text) as AstNode;
@@ -106,7 +108,11 @@ function analyse(text: string, site: ExpressionSite): Scope {
     if (!known) throw invalidExpression(site, text, `uses the unknown variable %${name}`);
     if (ROOT_VARIABLES.has(name)) usesRoot = true;
   }
-  const rowVariables = [...used].filter((name) => (CONTEXT_VARIABLES as readonly string[]).includes(name));
+  return { scope: scopeOf([...used], usesRoot), variables: [...used] };
+}
+
+function scopeOf(used: readonly string[], usesRoot: boolean): Scope {
+  const rowVariables = used.filter((name) => (CONTEXT_VARIABLES as readonly string[]).includes(name));
   if (usesRoot || rowVariables.length === 0) return 'event';
   if (rowVariables.every((name) => PATIENT_VARIABLES.has(name))) return 'patient';
   if (rowVariables.every((name) => USER_VARIABLES.has(name))) return 'user';

@@ -11,3 +11,7 @@ export { createSerializer, type Serializer } from './serialize.js';
 export { sanitizeCell } from './sanitize.js';
 export { SCHEMA_COLUMNS } from './columns.js';
 export { mappingJsonSchema } from './spec.js';
+export {
+  createFillCounter, fillWarnings, formatShare, mergeFillReports, FILL_FIXES, FILL_WARN_THRESHOLD, KEY_COLUMNS,
+  type ColumnFill, type FillCounter, type FillReport, type FillWarning,
+} from './fill.js';

@@ -3,6 +3,7 @@
  * (%mrnSystems, %loginRegex …) so a user's own expressions can use the same settings as the built-ins.
  */
 import { BridgeError } from '../errors.js';
+import { identifierChoices, type IdentifierChoices } from './identifiers.js';
 import { optionsSpec, type DepartmentSource, type MappingFileSpec } from './spec.js';
 
 /** UPN-shaped (user@domain.tld). The R4 examples put numeric ids ("601847123") in altId; those are not logins (§7). */
@@ -21,11 +22,16 @@ export const DEFAULT_ACTION_NAMES: Readonly<Record<string, string>> = {
 
 export interface ResolvedOptions {
   readonly mrnSystems: readonly string[];
+  readonly mrnTypeTexts: readonly string[];
   readonly loginSystems: readonly string[];
+  readonly loginTypeTexts: readonly string[];
   readonly loginRegex: RegExp;
   readonly btgCodes: ReadonlySet<string>;
   readonly btgDetailTypes: ReadonlySet<string>;
   readonly userIdSystems: readonly string[];
+  readonly userIdTypeTexts: readonly string[];
+  /** The MRN, login and user-id identifier tests (identifiers.ts), built once from the options above. */
+  readonly identifiers: IdentifierChoices;
   readonly patientExtensionUrls: ReadonlySet<string>;
   readonly encounterExtensionUrls: ReadonlySet<string>;
   readonly departmentSources: readonly DepartmentSource[];
@@ -45,11 +51,14 @@ export interface SkipPolicy {
 
 const DEFAULTS = {
   mrnSystems: [] as string[],
+  mrnTypeTexts: [] as string[],
   loginSystems: [] as string[],
+  loginTypeTexts: [] as string[],
   loginRegex: DEFAULT_LOGIN_REGEX,
   btgCodes: ['BTG'],
   btgDetailTypes: [] as string[],
   userIdSystems: [] as string[],
+  userIdTypeTexts: [] as string[],
   patientExtensionUrls: [NORWAY_PATIENT_EXTENSION],
   encounterExtensionUrls: [NORWAY_ENCOUNTER_EXTENSION],
   departmentSources: ['encounter-service-provider', 'encounter-location', 'requestor-location', 'practitioner-role-organization'] as DepartmentSource[],
@@ -79,11 +88,15 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
   }
   return {
     mrnSystems: merged.mrnSystems,
+    mrnTypeTexts: merged.mrnTypeTexts,
     loginSystems: merged.loginSystems,
+    loginTypeTexts: merged.loginTypeTexts,
     loginRegex: compileRegex(merged.loginRegex, source),
     btgCodes: new Set(merged.btgCodes),
     btgDetailTypes: new Set(merged.btgDetailTypes),
     userIdSystems: merged.userIdSystems,
+    userIdTypeTexts: merged.userIdTypeTexts,
+    identifiers: identifierChoices(merged),
     patientExtensionUrls: new Set(merged.patientExtensionUrls),
     encounterExtensionUrls: new Set(merged.encounterExtensionUrls),
     departmentSources: merged.departmentSources,
@@ -92,6 +105,49 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     parseCxIdentifiers: merged.parseCxIdentifiers,
     variables: Object.freeze({ ...merged }),
   };
+}
+
+/** The option names the bridge itself knows (the rest are a mapping file's own variables). */
+export const KNOWN_OPTIONS: readonly string[] = Object.keys(DEFAULTS);
+
+/**
+ * An option the bridge does not know is a variable only a mapping expression can read. One that no expression reads
+ * is a mistake, usually a misspelt site option ("mrnSystem") that would otherwise be ignored without a word, so it
+ * fails, naming the known option it most resembles.
+ */
+export function checkUnusedOptions(options: ResolvedOptions, usedVariables: ReadonlySet<string>, source: string): void {
+  for (const name of Object.keys(options.variables)) {
+    if (KNOWN_OPTIONS.includes(name) || usedVariables.has(name)) continue;
+    const near = closestOption(name);
+    throw invalid(
+      source,
+      `option "${name}" is not a known option${near ? ` (did you mean "${near}"?)` : ''} and no expression uses %${name}; known options: ${KNOWN_OPTIONS.join(', ')}`,
+      name,
+    );
+  }
+}
+
+function closestOption(name: string): string | undefined {
+  const folded = name.toLowerCase();
+  let best: { name: string; distance: number } | undefined;
+  for (const known of KNOWN_OPTIONS) {
+    const distance = editDistance(folded, known.toLowerCase());
+    if (distance <= Math.max(2, Math.floor(known.length / 4)) && (!best || distance < best.distance)) best = { name: known, distance };
+  }
+  return best?.name;
+}
+
+/** Levenshtein distance; option names are short and this runs once per unknown option at compile time. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i += 1) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j += 1) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
 }
 
 export function resolveSkipPolicy(file: MappingFileSpec): SkipPolicy {

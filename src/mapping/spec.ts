@@ -17,6 +17,8 @@ export const BUILTIN_NAMES = [
   'btgReason',
   'btgComment',
   'userWorkEmail',
+  'userLogin',
+  'userId',
   'userLogicalId',
   'requestorFamilyName',
   'requestorGivenName',
@@ -65,11 +67,14 @@ const stringList = z.array(z.string().min(1));
 export const optionsSpec = z
   .looseObject({
     mrnSystems: stringList.optional().describe('Identifier systems whose value is the MRN, in preference order (after type code MR).'),
+    mrnTypeTexts: stringList.optional().describe('Identifier type.text values (case-insensitive) that mark the MRN, e.g. a site text such as "CKDEHR"; tried after mrnSystems, before the defaults MRN, MR, EPI.'),
     loginSystems: stringList.optional().describe('Identifier systems that hold the employee login (UPN or sAMAccountName).'),
+    loginTypeTexts: stringList.optional().describe('Practitioner identifier type.text values (case-insensitive) that mark the login; tried after loginSystems, before Epic\'s EMP record id.'),
     loginRegex: z.string().optional().describe('A login taken from altId or an unsystemed identifier must match this (default: UPN-shaped).'),
     btgCodes: stringList.optional().describe('v3-ActReason codes that mean break-the-glass; default ["BTG"].'),
     btgDetailTypes: stringList.optional().describe('entity.detail.type values that carry the BTG free-text justification.'),
     userIdSystems: stringList.optional().describe('Identifier systems of the EHR internal user id (Employee Id).'),
+    userIdTypeTexts: stringList.optional().describe('Practitioner identifier type.text values (case-insensitive) that mark the user id; tried after userIdSystems, before Epic\'s EMP record id.'),
     patientExtensionUrls: stringList.optional().describe('AuditEvent extensions whose valueReference is a patient subject.'),
     encounterExtensionUrls: stringList.optional().describe('AuditEvent extensions whose valueReference is the encounter.'),
     departmentSources: z.array(z.enum(DEPARTMENT_SOURCES)).optional().describe('Where the department comes from, first found wins.'),
@@ -77,7 +82,7 @@ export const optionsSpec = z
     eventNameResourceType: z.enum(['rest', 'always', 'never']).optional().describe('Append the data resource type to the event name ("vread Patient"): for RESTful events only (default), always or never.'),
     parseCxIdentifiers: z.boolean().optional().describe('Read HL7v2 CX identifiers ("123^^^&1.2.3&ISO") as system urn:oid:1.2.3, value 123; default true.'),
   })
-  .describe('Named options, available to expressions as %<name>; extra keys are allowed and become variables too.');
+  .describe('Named options, available to expressions as %<name>; an extra key is a variable of this file\'s own expressions and must be used by one (an unused unknown option is an error).');
 
 const skipSpec = z.strictObject({
   noPatient: z.boolean().optional().describe('Skip events without a patient subject (default true); otherwise they are rejected.'),

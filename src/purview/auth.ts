@@ -3,14 +3,16 @@
  * scope `${resource}/.default`, a client secret or a certificate (msal signs a PS256 assertion with `x5t#S256`).
  * The authority metadata is given to msal up front, so the only request is the token POST (no instance discovery,
  * which also makes the local emulator work offline: packages.md "msal-node local emulator recipe"). Requests go
- * through our own undici pool, so an extra CA is trusted for these calls only. One token serves every block until
- * shortly before it expires (createCachedTokenSource); msal's own cache is bypassed so a 401 really gets a new token.
+ * through our own undici dispatcher (msal-network.ts), so the forward proxy applies and an extra CA is trusted for
+ * these calls only. One token serves every block until shortly before it expires (createCachedTokenSource); msal's
+ * own cache is bypassed so a 401 really gets a new token.
  */
 import { AuthError, ConfidentialClientApplication, ServerError, type Configuration } from '@azure/msal-node';
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
 import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
 import type { Logger } from '../log.js';
+import { proxyRefusedError, type NetworkSettings } from '../net/index.js';
 import { createCachedTokenSource, type TokenSource } from '../token-cache.js';
 import { createHttpsAgent } from './agent.js';
 import { DEFAULT_RESOURCE } from './clouds.js';
@@ -32,6 +34,8 @@ export interface PurviewAuthOptions {
   readonly resource?: string;
   /** Extra CA (PEM) to trust for these requests only, never globally (the sandbox). */
   readonly caPem?: string;
+  /** Forward proxy, NO_PROXY and CA bundle (src/net). Default: direct, system roots. */
+  readonly network?: NetworkSettings;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Called after every token actually fetched (metrics). */
@@ -45,7 +49,7 @@ export interface PurviewAuthOptions {
 const TOKEN_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 4, maxTotalMs: 60_000 };
 
 export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSource {
-  const network = createMsalNetwork(createHttpsAgent(options.caPem), options.timeoutMs ?? 30_000);
+  const network = createMsalNetwork(createHttpsAgent(options.caPem, options.network), options.timeoutMs ?? 30_000);
   const app = new ConfidentialClientApplication(msalConfiguration(options, network));
   const scopes = [`${options.resource ?? DEFAULT_RESOURCE}/.default`];
   const fetchOnce = async (): Promise<{ accessToken: string; expiresInSec: number }> => {
@@ -58,11 +62,12 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
   };
   return createCachedTokenSource(
     (signal) =>
-      withRetry(fetchOnce, classifyTokenFailure, { clock: options.clock, ...(signal ? { signal } : {}) }, options.retry ?? TOKEN_RETRY).catch(
-        (error: unknown) => {
-          throw toAuthError(error, options, network.lastFailure());
-        },
-      ),
+      // A proxy refusal is not retried (proxy-errors.ts): msal hides our error, the network module remembers it.
+      withRetry(fetchOnce, (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error)), {
+        clock: options.clock, ...(signal ? { signal } : {}),
+      }, options.retry ?? TOKEN_RETRY).catch((error: unknown) => {
+        throw toAuthError(error, options, network);
+      }),
     { clock: options.clock, ...(options.onRefresh ? { onRefresh: options.onRefresh } : {}) },
   );
 }
@@ -112,9 +117,12 @@ function classifyTokenFailure(error: unknown): { retry: false } | { retry: true;
 }
 
 /** msal errors → BRG_ERR_PURVIEW_AUTH with the AADSTS code; never the secret, assertion or token. */
-function toAuthError(error: unknown, options: PurviewAuthOptions, networkFailure: string | undefined): unknown {
+function toAuthError(error: unknown, options: PurviewAuthOptions, network: MsalNetwork): unknown {
   if (error instanceof BridgeError || isAbortError(error)) return error;
   const who = `app ${options.appId} in tenant ${options.tenantId} at ${options.authorityHost}`;
+  const refusal = network.lastRefusal();
+  if (refusal) return proxyRefusedError(refusal, `Entra ID token request for ${who}`);
+  const networkFailure = network.lastFailure();
   if (networkFailure !== undefined) {
     return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`, { cause: error });
   }

@@ -1,23 +1,13 @@
 /**
  * Pure block planning. Microsoft's script splits a connector file line by line: the header line, then
- * `RecordsPerCall` rows per block, the header repeated at the top of every block (purview-protocol.md §3.1). Files
- * over the documented limits (5,000,000 rows or 3 GB, §4) are split into separate uploads, each a valid connector
- * file of its own; a block never spans two uploads.
+ * `RecordsPerCall` rows per block, the header repeated at the top of every block (docs/purview-protocol.md §3). Here a
+ * block holds at most `blockRows` rows that the ledger does not already record as acknowledged for the destination,
+ * so any block size can resume any earlier push. Files over the documented per-file limits (5,000,000 rows or 3 GB)
+ * are sent as separate uploads, each a valid connector file of its own; a block never spans two uploads.
  */
 import { BridgeError } from '../errors.js';
-
-export interface BlockPlan {
-  /** 0-based index over the whole spool; the ledger key with the spool's SHA-256. */
-  readonly index: number;
-  /** 0-based upload (file) the block belongs to. */
-  readonly upload: number;
-  /** 0-based index of the block's first data row (the header is not a row). */
-  readonly firstRow: number;
-  readonly rows: number;
-  /** Byte range [start, end) of the block's rows in the spool; the header is sent in front of it. */
-  readonly start: number;
-  readonly end: number;
-}
+import type { RangeRecord, RowRange } from './ledger.js';
+import type { ByteRange } from './upload.js';
 
 export interface UploadLimits {
   /** Rows per upload (file). Default 5,000,000 (Microsoft's documented maximum per file). */
@@ -29,76 +19,123 @@ export interface UploadLimits {
 export const MAX_ROWS_PER_UPLOAD = 5_000_000;
 export const MAX_BYTES_PER_UPLOAD = 3_000_000_000;
 
-/** Returned for the common "no block closed" case, so planning a million rows allocates nothing per row. */
-const NONE: readonly BlockPlan[] = Object.freeze([]);
+/** The rows of one block of a file: ranges of row numbers, and how many of them were sent before without an answer. */
+export interface RowBlockPlan {
+  readonly ranges: readonly RowRange[];
+  readonly rows: number;
+  readonly resentRows: number;
+}
 
-/** Feeds row ends one at a time so a multi-gigabyte spool is planned without holding its line offsets. */
-export interface BlockPlanner {
-  /** Adds the data row ending (exclusive) at byte `end`; returns the blocks this row closed, if any. */
-  addRow(end: number): readonly BlockPlan[];
-  /** Closes the last, partial block. */
-  finish(): readonly BlockPlan[];
+/** A row range and whether its rows went out before without a recorded answer. */
+interface PendingRange extends RowRange {
+  readonly resend: boolean;
 }
 
 /**
- * @param headerEnd - Byte offset where the header line (with its CRLF) ends, i.e. where the first row starts.
- * @param blockRows - Rows per block, an integer ≥ 1.
+ * Plans the blocks of a file of `totalRows` rows from what the ledger recorded for it at the destination: rows in an
+ * acknowledged range are left out; rows in a range sent without a recorded answer are sent again and counted as
+ * resent; the rest are new. Acknowledged wins over any other record of the same row.
  */
-export function createBlockPlanner(headerEnd: number, blockRows: number, limits: UploadLimits = {}): BlockPlanner {
+export function planRowBlocks(totalRows: number, blockRows: number, recorded: readonly RangeRecord[]): { blocks: RowBlockPlan[]; deliveredRows: number } {
+  positiveInteger(blockRows, 'blockRows');
+  const pending = pendingRanges(totalRows, recorded);
+  const blocks: RowBlockPlan[] = [];
+  let current: { ranges: RowRange[]; rows: number; resentRows: number } = { ranges: [], rows: 0, resentRows: 0 };
+  for (const range of pending) {
+    for (let first = range.first; first < range.end; ) {
+      const take = Math.min(range.end - first, blockRows - current.rows);
+      appendRange(current.ranges, first, first + take);
+      current.rows += take;
+      if (range.resend) current.resentRows += take;
+      first += take;
+      if (current.rows === blockRows) {
+        blocks.push(current);
+        current = { ranges: [], rows: 0, resentRows: 0 };
+      }
+    }
+  }
+  if (current.rows > 0) blocks.push(current);
+  const pendingRows = pending.reduce((sum, r) => sum + (r.end - r.first), 0);
+  return { blocks, deliveredRows: totalRows - pendingRows };
+}
+
+/** [0, totalRows) minus the acknowledged ranges, split where "sent without an answer" starts and stops. */
+function pendingRanges(totalRows: number, recorded: readonly RangeRecord[]): PendingRange[] {
+  const acked = mergeRanges(recorded.filter((r) => r.state === 'acked'), totalRows);
+  const unknown = mergeRanges(recorded.filter((r) => r.state === 'unknown'), totalRows);
+  const cuts = new Set<number>([0, totalRows]);
+  for (const r of [...acked, ...unknown]) cuts.add(r.first).add(r.end);
+  const points = [...cuts].sort((a, b) => a - b);
+  const out: PendingRange[] = [];
+  for (let i = 0; i + 1 < points.length; i++) {
+    const first = points[i] as number;
+    const end = points[i + 1] as number;
+    if (first >= end || covers(acked, first)) continue;
+    const resend = covers(unknown, first);
+    const last = out[out.length - 1];
+    if (last && last.end === first && last.resend === resend) out[out.length - 1] = { first: last.first, end, resend };
+    else out.push({ first, end, resend });
+  }
+  return out;
+}
+
+function mergeRanges(ranges: readonly RowRange[], totalRows: number): RowRange[] {
+  const sorted = ranges
+    .map((r) => ({ first: Math.max(0, r.first), end: Math.min(totalRows, r.end) }))
+    .filter((r) => r.first < r.end)
+    .sort((a, b) => a.first - b.first);
+  const merged: Array<{ first: number; end: number }> = [];
+  for (const r of sorted) {
+    const last = merged[merged.length - 1];
+    if (last && r.first <= last.end) last.end = Math.max(last.end, r.end);
+    else merged.push({ ...r });
+  }
+  return merged;
+}
+
+function covers(ranges: readonly RowRange[], row: number): boolean {
+  return ranges.some((r) => r.first <= row && row < r.end);
+}
+
+function appendRange(ranges: RowRange[], first: number, end: number): void {
+  const last = ranges[ranges.length - 1];
+  if (last && last.end === first) ranges[ranges.length - 1] = { first: last.first, end };
+  else ranges.push({ first, end });
+}
+
+/** Appends a byte range, merging it into the previous one when they touch (consecutive rows become one read). */
+export function appendSegment(segments: ByteRange[], start: number, end: number): void {
+  const last = segments[segments.length - 1];
+  if (last && last.end === start) segments[segments.length - 1] = { start: last.start, end };
+  else segments.push({ start, end });
+}
+
+/**
+ * Which upload (file) a block goes in and its number within it: a block that would push the current upload over the
+ * per-file limits starts the next one. The numbers name the block's part `tmp_<guid><NNNN>.txt` like the script.
+ */
+export function createUploadCounter(headerBytes: number, limits: UploadLimits = {}): (rows: number, bytes: number) => { upload: number; number: number } {
   const maxRows = positiveInteger(limits.maxRowsPerUpload ?? MAX_ROWS_PER_UPLOAD, 'maxRowsPerUpload');
   const maxBytes = positiveInteger(limits.maxBytesPerUpload ?? MAX_BYTES_PER_UPLOAD, 'maxBytesPerUpload');
-  positiveInteger(blockRows, 'blockRows');
-  let index = 0;
   let upload = 0;
-  let uploadRows = 0;
-  let uploadBytes = headerEnd;
-  let rowCount = 0;
-  let block = { firstRow: 0, rows: 0, start: headerEnd, end: headerEnd };
-
-  const close = (): BlockPlan[] => {
-    if (block.rows === 0) return [];
-    const plan: BlockPlan = { index: index++, upload, ...block };
-    block = { firstRow: rowCount, rows: 0, start: block.end, end: block.end };
-    return [plan];
-  };
-
-  return {
-    addRow(end) {
-      const rowBytes = end - block.end;
-      let closed: readonly BlockPlan[] = NONE;
-      // A row that would overflow the current upload starts the next one (a lone oversized row still gets sent).
-      if (uploadRows > 0 && (uploadRows + 1 > maxRows || uploadBytes + rowBytes > maxBytes)) {
-        closed = close();
-        upload += 1;
-        uploadRows = 0;
-        uploadBytes = headerEnd;
-      }
-      block.rows += 1;
-      block.end = end;
-      rowCount += 1;
-      uploadRows += 1;
-      uploadBytes += rowBytes;
-      if (block.rows === blockRows) closed = closed.length === 0 ? close() : [...closed, ...close()];
-      return closed;
-    },
-    finish: close,
+  let number = 0;
+  let rowsIn = 0;
+  let bytesIn = headerBytes;
+  return (rows, bytes) => {
+    if (rowsIn > 0 && (rowsIn + rows > maxRows || bytesIn + bytes > maxBytes)) {
+      upload += 1;
+      number = 0;
+      rowsIn = 0;
+      bytesIn = headerBytes;
+    }
+    number += 1;
+    rowsIn += rows;
+    bytesIn += bytes;
+    return { upload, number };
   };
 }
 
-/**
- * Plans the blocks of a spool from its line ends.
- * @param lineEnds - Exclusive end offset of every line, the header line first.
- */
-export function planBlocks(lineEnds: ReadonlyArray<number>, blockRows: number, limits?: UploadLimits): BlockPlan[] {
-  if (lineEnds.length === 0) return [];
-  const planner = createBlockPlanner(lineEnds[0] as number, blockRows, limits);
-  const plans: BlockPlan[] = [];
-  for (let i = 1; i < lineEnds.length; i++) plans.push(...planner.addRow(lineEnds[i] as number));
-  plans.push(...planner.finish());
-  return plans;
-}
-
-function positiveInteger(value: number, name: string): number {
+export function positiveInteger(value: number, name: string): number {
   if (!Number.isInteger(value) || value < 1) {
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Expected ${name} to be an integer ≥ 1, got ${String(value)} (${typeof value}).`);
   }

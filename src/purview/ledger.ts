@@ -1,53 +1,109 @@
 /**
- * The per-block checkpoint contract of the push stage. Blocks are keyed by the SHA-256 of the spool file's content and
- * the block index, so a rerun over the same content resumes at the first block Purview has not acknowledged, wherever
- * the file lives. The lead's SQLite store implements the same three methods; this in-memory one serves tests and
- * one-shot pushes.
+ * The delivery ledger: what Purview has acknowledged, keyed by destination and by the identity of what was sent —
+ * an AuditEvent (id + versionId) for the FHIR sources, a row range of a file (its content hash + row numbers) for flat
+ * files — never by one machine's spool bytes or block numbers. So a push resumes with any block size, a file pushed to
+ * another job is pushed in full, and a run that died on one machine is finished on another by pulling its window again:
+ * whatever the ledger says was acknowledged is skipped, whatever was sent without a recorded answer is sent again and
+ * flagged "possibly duplicated". See docs/purview-protocol.md §6 (exactly once).
+ *
+ * A block is opened in one durable transaction together with the claims of everything in it, before its request goes
+ * out; it is marked acknowledged only after a 2xx. The SQLite state store implements this contract.
  */
 
-export type BlockState = 'sending' | 'acked';
+/** Where rows go: the ingestion host, tenant and job (the app id is implied: Purview ties a job to one app). */
+export interface DeliveryTarget {
+  /** From `destinationKey()`. */
+  readonly destination: string;
+  /** What the rows come from: the connector name for FHIR sources, `file:<sha256>` for a flat file. */
+  readonly source: string;
+  /** The run the blocks belong to, for reports. */
+  readonly runId?: string;
+}
 
-export interface BlockLedgerEntry {
-  readonly state: BlockState;
-  /** How many times markSending was called for this block, across runs. */
-  readonly attempts: number;
+/** One event of a spool, as the ledger sees it. */
+export interface EventClaim {
+  /** `<id>|<versionId>` of the AuditEvent. */
+  readonly key: string;
+  /** `recorded` in ms since the epoch (instants compare as numbers, never as text); undefined when absent. */
+  readonly recordedMs: number | undefined;
+  /** Rows the event produced in the spool. */
+  readonly rows: number;
+}
+
+/**
+ * What the ledger decided for one claimed event:
+ * - `send`: never sent to this destination; claimed for the new block.
+ * - `resend`: sent before without a recorded answer; claimed for the new block, which is flagged possibly duplicated.
+ *   (Claimed by a block that never went out, it is plainly `send`.)
+ * - `delivered`: acknowledged earlier; not sent again.
+ * - `duplicate`: the same event already stands earlier in this block; not sent twice.
+ */
+export type ClaimDecision = 'send' | 'resend' | 'delivered' | 'duplicate';
+
+/** A synchronous cursor the ledger reads inside its transaction, taking events while they fit in the block. */
+export interface ClaimCursor<T extends EventClaim> {
+  peek(): T | undefined;
+  take(): void;
+}
+
+export interface OpenedBlock {
+  readonly id: number;
+  /** Rows claimed for this block (`send` + `resend`). */
+  readonly rows: number;
+  /** Rows claimed again after an unknown outcome. */
+  readonly resentRows: number;
+}
+
+/** A half-open range [first, end) of data rows of a file (0-based, the header is not a row). */
+export interface RowRange {
+  readonly first: number;
+  readonly end: number;
+}
+
+export interface RangeRecord extends RowRange {
+  /** `unknown`: sent without a recorded answer; `unsent`: claimed, but its block never went out. */
+  readonly state: 'acked' | 'unknown' | 'unsent';
+}
+
+export interface DeliveryLedger {
   /**
-   * Rows recorded with the block, when the store keeps them. The push uses it to refuse resuming with a different
-   * block size (the indexes would then name other rows).
+   * Opens a block and claims events from the cursor for it in one durable transaction, while their rows fit in
+   * `maxRows` (the first claimable event always fits, so one event is never split). Events decided `delivered` or
+   * `duplicate` are taken and reported but not claimed. Returns undefined when nothing was claimed (the transaction is
+   * then rolled back); the cursor is exhausted or holds more events.
    */
-  readonly rows?: number;
+  openEventBlock<T extends EventClaim>(
+    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+  ): OpenedBlock | undefined;
+  /** Opens a block for rows of a file in one durable transaction; `resentRows` of them were sent before without an answer. */
+  openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock;
+  /** Ranges of the file recorded for the destination, acknowledged or not, in any order. */
+  rangesOf(target: DeliveryTarget): RangeRecord[];
+  /** One more attempt of the block is going out (durable before the request). */
+  markAttempt(blockId: number): void;
+  /** Purview answered 2xx for the block. */
+  markAcked(blockId: number, possiblyDuplicated: boolean): void;
+  /**
+   * Of these events, the ones acknowledged for the destination (pull-time de-duplication). Only events recorded at or
+   * before `highMark()` can be in the ledger, so callers ask for those alone.
+   */
+  acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string>;
+  /** The latest `recordedMs` ever claimed for the destination and source (undefined: none). */
+  highMark(target: DeliveryTarget): number | undefined;
 }
 
-export interface BlockLedger {
-  get(spoolSha256: string, index: number): BlockLedgerEntry | undefined;
-  /** Must be durable before the request goes out: a crash after this leaves 'sending', i.e. "outcome unknown". */
-  markSending(spoolSha256: string, index: number, rows: number): void;
-  /** Called only after a 2xx answer from the ingestion service. */
-  markAcked(spoolSha256: string, index: number, rows: number, possiblyDuplicated: boolean): void;
+/** Normalised `origin|tenant|job`, case-insensitive like the ingestion service's own job lookup. */
+export function destinationKey(parts: { ingestionBase: string; tenantId: string; jobId: string }): string {
+  let origin: string;
+  try {
+    origin = new URL(parts.ingestionBase).origin;
+  } catch {
+    origin = parts.ingestionBase;
+  }
+  return `${origin}|${parts.tenantId}|${parts.jobId}`.toLowerCase();
 }
 
-export interface MemoryLedger extends BlockLedger {
-  /** Every entry, for tests and reports: `${sha}:${index}` → state. */
-  entries(): ReadonlyMap<string, BlockLedgerEntry & { possiblyDuplicated: boolean }>;
-}
-
-export function createMemoryLedger(): MemoryLedger {
-  const blocks = new Map<string, BlockLedgerEntry & { possiblyDuplicated: boolean }>();
-  const key = (sha: string, index: number): string => `${sha}:${index}`;
-  return {
-    get(sha, index) {
-      const entry = blocks.get(key(sha, index));
-      return entry && { state: entry.state, attempts: entry.attempts, ...(entry.rows === undefined ? {} : { rows: entry.rows }) };
-    },
-    markSending(sha, index, rows) {
-      const previous = blocks.get(key(sha, index));
-      if (previous?.state === 'acked') return;
-      blocks.set(key(sha, index), { state: 'sending', attempts: (previous?.attempts ?? 0) + 1, rows, possiblyDuplicated: false });
-    },
-    markAcked(sha, index, rows, possiblyDuplicated) {
-      const previous = blocks.get(key(sha, index));
-      blocks.set(key(sha, index), { state: 'acked', attempts: previous?.attempts ?? 1, rows, possiblyDuplicated });
-    },
-    entries: () => blocks,
-  };
+/** The ledger key of one version of one AuditEvent (the same key the overlap de-duplication uses). */
+export function eventClaimKey(event: { id?: string; meta?: { versionId?: string } }): string {
+  return `${event.id ?? ''}|${event.meta?.versionId ?? ''}`;
 }

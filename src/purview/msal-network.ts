@@ -1,16 +1,21 @@
 /**
- * msal-node's network module over our own undici pool (msal's default is the global fetch, which would need a
- * global dispatcher to trust the sandbox CA). It also remembers the `expires_in` Entra stated, so the token cache
- * works with the server's own lifetime rather than re-deriving it from msal's wall-clock `expiresOn`.
+ * msal-node's network module over our own undici dispatcher (agent.ts: the forward proxy, NO_PROXY and the CAs of
+ * src/net). msal's default is the global fetch, which would need a process-wide dispatcher to use a proxy or trust the
+ * sandbox CA. It also remembers the `expires_in` Entra stated, so the token cache works with the server's own
+ * lifetime rather than re-deriving it from msal's wall-clock `expiresOn`, and a proxy's refusal, which msal would
+ * hide behind a bare `network_error`.
  */
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
 import { request, type Dispatcher } from 'undici';
+import { proxyRefusalIn, type ProxyRefusedError } from '../net/index.js';
 
 export interface MsalNetwork extends INetworkModule {
   /** `expires_in` of the last successful token response, in seconds. */
   lastExpiresInSec(): number | undefined;
   /** Why the last request got no usable answer (msal replaces our error with a bare `network_error`). */
   lastFailure(): string | undefined;
+  /** The forward proxy's refusal of the last request, if that is why it failed. */
+  lastRefusal(): ProxyRefusedError | undefined;
 }
 
 /** No HTTP answer from Entra (refused, reset, timeout): worth retrying. */
@@ -21,12 +26,15 @@ export class MsalNetworkError extends Error {
 export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): MsalNetwork {
   let lastExpiresIn: number | undefined;
   let lastFailure: string | undefined;
+  let lastRefusal: ProxyRefusedError | undefined;
   const fail = (message: string, cause: unknown): never => {
     lastFailure = message;
+    lastRefusal = proxyRefusalIn(cause);
     throw new MsalNetworkError(message, { cause });
   };
   const send = async <T>(url: string, method: 'GET' | 'POST', options: NetworkRequestOptions | undefined): Promise<NetworkResponse<T>> => {
     lastFailure = undefined;
+    lastRefusal = undefined;
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
@@ -53,6 +61,7 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
     sendPostRequestAsync: (url, options) => send(url, 'POST', options),
     lastExpiresInSec: () => lastExpiresIn,
     lastFailure: () => lastFailure,
+    lastRefusal: () => lastRefusal,
   };
 }
 

@@ -1,12 +1,13 @@
 /**
  * What an upload's failure means. Transient (no answer, 408, 429, 5xx) is retried through the one retry policy; a
  * 401 is retried once with a fresh token; everything else is permanent and becomes one typed BridgeError whose message
- * names the block and what to fix (purview-protocol.md §2.3). Messages carry status lines and Purview's short reason,
+ * names the block and what to fix (docs/purview-protocol.md §2.4). Messages carry status lines and Purview's short reason,
  * never tokens or rows.
  */
 import { STATUS_CODES } from 'node:http';
 import { BridgeError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter, type RetryVerdict } from '../http.js';
+import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { UploadNetworkError, type BlockResponse } from './upload.js';
 
 /** A non-2xx HTTP answer to an upload. */
@@ -32,7 +33,8 @@ export function isTransientStatus(status: number): boolean {
 
 /** @param state - Counts 401s of the block, so exactly one token refresh is tried. */
 export function classifyUploadFailure(error: unknown, state: { unauthorized: number }): RetryVerdict {
-  if (error instanceof UploadNetworkError) return { retry: true, reason: error.reason };
+  // A proxy that refuses us (407, CONNECT denied) answers the same way every time: not worth 15 minutes of retries.
+  if (error instanceof UploadNetworkError) return proxyRefusalIn(error.cause) ? { retry: false } : { retry: true, reason: error.reason };
   if (!(error instanceof UploadStatusError)) return { retry: false };
   if (error.status === 401 && state.unauthorized++ === 0) return { retry: true, retryAfterMs: 0, reason: 'HTTP 401: retrying once with a new token' };
   if (!isTransientStatus(error.status)) return { retry: false };
@@ -40,8 +42,8 @@ export function classifyUploadFailure(error: unknown, state: { unauthorized: num
 }
 
 export interface BlockContext {
+  /** The block's index in this push. */
   readonly index: number;
-  readonly blocks: number;
   readonly jobId: string;
   readonly attempts: number;
 }
@@ -49,11 +51,13 @@ export interface BlockContext {
 /** Normalises the last failure of a block once, after the retry budget or a permanent answer. */
 export function toPushError(error: unknown, block: BlockContext): unknown {
   if (error instanceof UploadNetworkError) {
+    const refusal = proxyRefusalIn(error.cause);
+    if (refusal) return proxyRefusedError(refusal, `Purview upload of block ${block.index} (job ${block.jobId})`);
     return unavailable(`no answer (${error.reason})`, block, error);
   }
   if (!(error instanceof UploadStatusError)) return error;
   if (isTransientStatus(error.status)) return unavailable(error.message, block, error);
-  const where = `block ${block.index} of ${block.blocks} (job ${block.jobId})`;
+  const where = `block ${block.index} of this push (job ${block.jobId})`;
   const said = purviewSaid(error);
   const [code, message] = permanentMessage(error.status, where, said);
   return new BridgeError(code, message, { cause: error, details: { status: error.status, index: block.index, reason: said || undefined } });
@@ -76,7 +80,7 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
 function unavailable(last: string, block: BlockContext, cause: unknown): BridgeError {
   return new BridgeError(
     'BRG_ERR_PURVIEW_UNAVAILABLE',
-    `Block ${block.index} of ${block.blocks} (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. The next run resumes at this block.`,
+    `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.`,
     { cause, details: { index: block.index, attempts: block.attempts } },
   );
 }

@@ -1,44 +1,45 @@
 /**
- * The push stage: a complete connector file on disk goes to Purview in blocks, strictly one after another, each
- * checkpointed in the ledger. Unlike Microsoft's script (purview-protocol.md §3.2), a network error or a timeout is
- * never taken for success, permanent answers (400, 401 after a refresh, 403) stop at once, and a block whose outcome
- * is unknown (sent, then no answer) is re-sent and reported as possibly duplicated rather than silently skipped.
+ * The push stage: a connector file on disk goes to Purview in blocks, strictly one after another. Each block is
+ * claimed in the delivery ledger (with everything in it, keyed by destination and event or row identity) before its
+ * request goes out and acknowledged after a 2xx, so a rerun — with another block size, in another process, or after a
+ * kill -9 — sends exactly what Purview has not acknowledged, and flags what it may have received twice
+ * (docs/purview-protocol.md §6).
+ *
+ * Two inputs: an event spool written by the pipeline (claims per AuditEvent) and a normalised flat file from
+ * `bridge push` or a drop folder (claims per row range of its content hash).
  */
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
+import type { RetryOptions } from '../http.js';
 import { uuidSource, type IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
+import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
 import { createHttpsAgent } from './agent.js';
-import type { BlockPlan, UploadLimits } from './blocks.js';
+import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } from './blocks.js';
 import { signalsUrl } from './clouds.js';
-import type { BlockLedger } from './ledger.js';
-import { classifyUploadFailure, toPushError, UploadStatusError } from './outcomes.js';
-import { scanSpool, type SpoolScan } from './spool.js';
-import { postBlock, UploadNetworkError, type BlockResponse } from './upload.js';
-
-export type PushEvent =
-  | { type: 'block_sent'; index: number; rows: number; attempt: number }
-  | { type: 'block_acked'; index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean }
-  /** `attempt` is the attempt that failed; the next one starts after `delayMs`. */
-  | { type: 'block_retry'; index: number; attempt: number; delayMs: number; reason: string }
-  | { type: 'block_skipped'; index: number; rows: number };
+import { openEventSpool } from './event-spool.js';
+import type { NormalizedFile } from './flat-file.js';
+import type { DeliveryLedger, DeliveryTarget, OpenedBlock } from './ledger.js';
+import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
+import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, sendBlock, type SendContext } from './send-block.js';
+import type { ByteRange } from './upload.js';
 
 export interface PushOptions {
-  /** A complete connector file: header line + rows, CRLF, UTF-8 without BOM (what the pipeline writes). */
-  readonly spoolPath: string;
   /** Rows per block. Default 100,000 (the docs' figure; the script sends 5,000 since 2026-02). */
   readonly blockRows?: number;
   /** Scheme and host of the ingestion service, e.g. CLOUDS.commercial.ingestionBase. */
   readonly ingestionBase: string;
   /** The connector's job id from the Purview portal. */
   readonly jobId: string;
+  /** From destinationKey(): ingestion host, tenant and job. */
+  readonly destination: string;
   readonly tokenSource: TokenSource;
-  /** Per-block checkpoints; markSending must be durable when it returns. */
-  readonly ledger: BlockLedger;
+  readonly ledger: DeliveryLedger;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** The run the blocks belong to, for reports. */
+  readonly runId?: string;
   /** Whole-request timeout per attempt. Default 400,000 ms, like the script. */
   readonly timeoutMs?: number;
   /** Retry budget per block. Default PUSH_RETRY (10 attempts, at most 15 minutes). */
@@ -47,9 +48,11 @@ export interface PushOptions {
   readonly random?: () => number;
   /** Extra CA (PEM) to trust for these requests only (the sandbox). */
   readonly caPem?: string;
+  /** Forward proxy, NO_PROXY and CA bundle (src/net). Default: direct. */
+  readonly network?: NetworkSettings;
   /** Aborts at once, the block in flight included (its outcome is then unknown; a rerun flags it). */
   readonly signal?: AbortSignal;
-  /** Graceful stop: once aborted, no further block starts; throws BRG_ERR_ABORTED after the block in flight. */
+  /** Graceful stop: once aborted, no further block is claimed; throws BRG_ERR_ABORTED after the block in flight. */
   readonly stopAfterBlock?: AbortSignal;
   readonly onEvent?: (event: PushEvent) => void;
   /** Multipart boundary per request. Default random UUIDs, like .NET. */
@@ -60,138 +63,115 @@ export interface PushOptions {
   readonly limits?: UploadLimits;
 }
 
-export interface PushReport {
-  readonly spoolSha256: string;
-  readonly blocks: number;
-  /** Blocks sent and acknowledged in this run. */
-  readonly blocksSent: number;
-  /** Blocks an earlier run had already delivered. */
-  readonly blocksSkipped: number;
-  /** Rows of every acknowledged block of the file, this run's and earlier runs'. */
-  readonly rowsAcked: number;
-  /** Indexes of blocks Purview may have received twice (outcome of an earlier send unknown). */
-  readonly possiblyDuplicated: number[];
-}
-
 export const DEFAULT_BLOCK_ROWS = 100_000;
-export const DEFAULT_PUSH_TIMEOUT_MS = 400_000;
-/** Microsoft's script tries 15 times 60 s apart; this stays within the same quarter hour but backs off with jitter. */
-export const PUSH_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 10, maxTotalMs: 900_000, baseDelayMs: 1_000 };
+export { DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY };
 
-interface PushRun {
-  readonly options: PushOptions;
-  readonly scan: SpoolScan;
-  readonly url: string;
-  readonly dispatcher: ReturnType<typeof createHttpsAgent>;
-  readonly fileIds: Map<number, string>;
-  readonly firstIndexOfUpload: Map<number, number>;
-  readonly report: { -readonly [K in keyof PushReport]: PushReport[K] };
-}
-
-export async function pushSpoolFile(options: PushOptions): Promise<PushReport> {
-  const scan = await scanSpool(options.spoolPath, options.blockRows ?? DEFAULT_BLOCK_ROWS, options.limits);
-  const run: PushRun = {
-    options, scan, url: signalsUrl(options.ingestionBase, options.jobId), dispatcher: createHttpsAgent(options.caPem),
-    fileIds: new Map(), firstIndexOfUpload: firstIndexes(scan.plans),
-    report: { spoolSha256: scan.sha256, blocks: scan.plans.length, blocksSent: 0, blocksSkipped: 0, rowsAcked: 0, possiblyDuplicated: [] },
-  };
-  options.logger.info({ spoolSha256: scan.sha256, rows: scan.rows, blocks: scan.plans.length }, 'purview push starting');
+/** Pushes the pipeline's event spool: each block claims whole events the destination has not acknowledged. */
+export async function pushEventSpool(options: PushOptions & { spoolPath: string; indexPath: string; source: string }): Promise<PushReport> {
+  const spool = openEventSpool(options.spoolPath, options.indexPath);
+  const target = targetOf(options, options.source);
+  const session = openSession(options, options.spoolPath, spool.header);
   try {
-    for (const plan of scan.plans) await pushOrSkip(run, plan);
+    for (;;) {
+      throwIfStopped(options, session.report.blocks);
+      const segments: ByteRange[] = [];
+      let delivered = 0;
+      const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
+        if (decision === 'send' || decision === 'resend') appendSegment(segments, event.start, event.end);
+        else if (decision === 'delivered') delivered += event.rows;
+        else session.report.duplicateRows += event.rows;
+      });
+      session.alreadyDelivered(delivered);
+      if (!claim) break;
+      await session.send(claim, segments);
+    }
   } finally {
-    await run.dispatcher.close();
+    spool.close();
+    await session.close();
   }
-  const { report } = run;
-  options.logger.info({ spoolSha256: scan.sha256, blocksSent: report.blocksSent, blocksSkipped: report.blocksSkipped, rowsAcked: report.rowsAcked }, 'purview push complete');
-  return report;
+  return session.finish();
 }
 
-async function pushOrSkip(run: PushRun, plan: BlockPlan): Promise<void> {
-  const { ledger, onEvent, stopAfterBlock } = run.options;
-  const entry = ledger.get(run.scan.sha256, plan.index);
-  if (entry?.rows !== undefined && entry.rows !== plan.rows) {
-    throw new BridgeError('BRG_ERR_STATE', `Block ${plan.index} of spool ${run.scan.sha256} was recorded with ${entry.rows} rows, but is ${plan.rows} rows now: `
-      + 'the block size changed since the interrupted push. Resume it with the block size it started with.', { details: { index: plan.index } });
-  }
-  if (entry?.state === 'acked') {
-    run.report.blocksSkipped += 1;
-    run.report.rowsAcked += plan.rows;
-    onEvent?.({ type: 'block_skipped', index: plan.index, rows: plan.rows });
-    return;
-  }
-  if (stopAfterBlock?.aborted) {
-    throw new BridgeError('BRG_ERR_ABORTED', `Stopped on request before block ${plan.index} of ${run.scan.plans.length}; the next run resumes there.`);
-  }
-  // 'sending' left by an earlier run: it went out and nobody saw the answer.
-  await sendBlock(run, plan, entry?.state === 'sending');
-}
-
-async function sendBlock(run: PushRun, plan: BlockPlan, carriedOver: boolean): Promise<void> {
-  const { options, scan } = run;
-  const started = options.clock.now();
-  const state = { possiblyDuplicated: carriedOver, attempts: 0, unauthorized: 0 };
-  const response = await withRetry(
-    (attempt) => attemptBlock(run, plan, attempt, state),
-    (error) => classifyUploadFailure(error, state),
-    {
-      clock: options.clock,
-      ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.random ? { random: options.random } : {}),
-      onRetry: ({ attempt, delayMs, reason }) => {
-        options.logger.warn({ index: plan.index, attempt, delayMs, reason }, 'purview block retry');
-        options.onEvent?.({ type: 'block_retry', index: plan.index, attempt, delayMs, reason });
-      },
-    },
-    options.retry ?? PUSH_RETRY,
-  ).catch((error: unknown) => {
-    throw toPushError(error, { index: plan.index, blocks: scan.plans.length, jobId: options.jobId, attempts: state.attempts });
-  });
-  options.ledger.markAcked(scan.sha256, plan.index, plan.rows, state.possiblyDuplicated);
-  run.report.blocksSent += 1;
-  run.report.rowsAcked += plan.rows;
-  if (state.possiblyDuplicated) run.report.possiblyDuplicated.push(plan.index);
-  const ms = options.clock.now() - started;
-  options.logger.debug({ index: plan.index, rows: plan.rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated }, 'purview block acknowledged');
-  options.onEvent?.({ type: 'block_acked', index: plan.index, rows: plan.rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated });
-}
-
-async function attemptBlock(
-  run: PushRun, plan: BlockPlan, attempt: number, state: { possiblyDuplicated: boolean; attempts: number },
-): Promise<BlockResponse> {
-  const { options, scan } = run;
-  const token = await options.tokenSource.getToken(options.signal);
-  options.ledger.markSending(scan.sha256, plan.index, plan.rows);
-  state.attempts = attempt;
-  options.onEvent?.({ type: 'block_sent', index: plan.index, rows: plan.rows, attempt });
-  let response: BlockResponse;
+/** Pushes a normalised flat file: each block claims row ranges of its content the destination has not acknowledged. */
+export async function pushRowFile(options: PushOptions & { file: NormalizedFile }): Promise<PushReport> {
+  const { file } = options;
+  const target = targetOf(options, `file:${file.sha256}`);
+  const session = openSession(options, file.spoolPath, file.header);
   try {
-    response = await postBlock({
-      url: run.url, token, boundary: (options.newBoundary ?? uuidSource)(), filename: filenameOf(run, plan), header: scan.header,
-      spoolPath: options.spoolPath, start: plan.start, end: plan.end, dispatcher: run.dispatcher,
-      timeoutMs: options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS, ...(options.signal ? { signal: options.signal } : {}),
-    });
-  } catch (error) {
-    if (error instanceof UploadNetworkError && error.bodySent) state.possiblyDuplicated = true;
-    throw error;
+    const plan = planRowBlocks(file.rows, session.blockRows, options.ledger.rangesOf(target));
+    session.alreadyDelivered(plan.deliveredRows);
+    for (const block of plan.blocks) {
+      throwIfStopped(options, session.report.blocks);
+      const segments = block.ranges.map((r) => ({ start: file.offsets.offsetOf(file.spoolPath, r.first), end: file.offsets.offsetOf(file.spoolPath, r.end) }));
+      await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments);
+    }
+  } finally {
+    await session.close();
   }
-  if (response.status >= 200 && response.status < 300) return response;
-  if (response.status === 401) options.tokenSource.invalidate(token);
-  throw new UploadStatusError(response, options.clock.now());
+  return session.finish();
 }
 
-/** `tmp_<guid><NNNN>.txt`: one GUID per upload, NNNN counting that upload's blocks from 0001 (§2.2). */
-function filenameOf(run: PushRun, plan: BlockPlan): string {
-  let fileId = run.fileIds.get(plan.upload);
-  if (fileId === undefined) {
-    fileId = (run.options.newFileId ?? uuidSource)();
-    run.fileIds.set(plan.upload, fileId);
-  }
-  const number = plan.index - (run.firstIndexOfUpload.get(plan.upload) ?? 0) + 1;
-  return `tmp_${fileId}${String(number).padStart(4, '0')}.txt`;
+function targetOf(options: PushOptions, source: string): DeliveryTarget {
+  return { destination: options.destination, source, ...(options.runId ? { runId: options.runId } : {}) };
 }
 
-function firstIndexes(plans: readonly BlockPlan[]): Map<number, number> {
-  const first = new Map<number, number>();
-  for (const plan of plans) if (!first.has(plan.upload)) first.set(plan.upload, plan.index);
-  return first;
+function throwIfStopped(options: PushOptions, sent: number): void {
+  if (options.stopAfterBlock?.aborted) {
+    throw new BridgeError('BRG_ERR_ABORTED', `Stopped on request after ${sent} block(s); the next run sends what Purview has not acknowledged.`);
+  }
+}
+
+interface PushSession {
+  readonly blockRows: number;
+  readonly report: ReturnType<typeof emptyReport>;
+  alreadyDelivered(rows: number): void;
+  send(claim: OpenedBlock, segments: readonly ByteRange[]): Promise<void>;
+  close(): Promise<void>;
+  finish(): PushReport;
+}
+
+/** What one push's blocks share: connection pool, upload numbering, the report. */
+function openSession(options: PushOptions, spoolPath: string, header: Buffer): PushSession {
+  const blockRows = options.blockRows ?? DEFAULT_BLOCK_ROWS;
+  if (!Number.isInteger(blockRows) || blockRows < 1) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Expected blockRows to be an integer ≥ 1, got ${String(blockRows)}.`);
+  const dispatcher = createHttpsAgent(options.caPem, options.network);
+  const ctx: SendContext = {
+    url: signalsUrl(options.ingestionBase, options.jobId), jobId: options.jobId, tokenSource: options.tokenSource, ledger: options.ledger,
+    clock: options.clock, logger: options.logger, dispatcher, spoolPath, header, timeoutMs: options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
+    retry: options.retry ?? PUSH_RETRY, newBoundary: options.newBoundary ?? uuidSource,
+    ...(options.random ? { random: options.random } : {}), ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+  };
+  const report = emptyReport();
+  const upload = createUploadCounter(header.length, options.limits);
+  const fileIds = new Map<number, string>();
+  options.logger.info({ destinationJob: options.jobId, runId: options.runId }, 'purview push starting');
+  return {
+    blockRows,
+    report,
+    alreadyDelivered(rows) {
+      if (rows === 0) return;
+      report.rowsAlreadyDelivered += rows;
+      options.onEvent?.({ type: 'rows_already_delivered', rows });
+    },
+    async send(claim, segments) {
+      const bytes = segments.reduce((sum, s) => sum + (s.end - s.start), 0);
+      const { upload: file, number } = upload(claim.rows, bytes);
+      const index = report.blocks;
+      const filename = blockFilename(fileIds, options.newFileId ?? uuidSource, file, number);
+      const sent = await sendBlock(ctx, { claim, index, segments, filename });
+      report.blocks += 1;
+      report.rowsSent += claim.rows;
+      if (sent.possiblyDuplicated) {
+        report.possiblyDuplicated.push(index);
+        report.rowsPossiblyDuplicated += sent.possiblyDuplicatedRows;
+      }
+    },
+    close: () => dispatcher.close(),
+    finish() {
+      report.rowsAcked = report.rowsSent + report.rowsAlreadyDelivered;
+      options.logger.info({ blocks: report.blocks, rowsSent: report.rowsSent, rowsAlreadyDelivered: report.rowsAlreadyDelivered }, 'purview push complete');
+      return { ...report, possiblyDuplicated: [...report.possiblyDuplicated] };
+    },
+  };
 }

@@ -1,6 +1,6 @@
 /**
  * One block upload on the wire, byte for byte what Microsoft's script sends through .NET's MultipartFormDataContent
- * (purview-protocol.md §2.1–2.2): `POST {base}/api/signals?jobid=…`, a bearer token, `multipart/form-data` with a
+ * (docs/purview-protocol.md §2): `POST {base}/api/signals?jobid=…`, a bearer token, `multipart/form-data` with a
  * quoted GUID boundary and exactly one part named `file` holding the header line and the block's rows. The body
  * streams from the spool on disk with its Content-Length computed, so a block is never held in memory.
  */
@@ -18,13 +18,17 @@ export interface BlockRequest {
   /** Header line with its CRLF. */
   readonly header: Buffer;
   readonly spoolPath: string;
-  /** Byte range [start, end) of the rows in the spool. */
-  readonly start: number;
-  readonly end: number;
+  /** Byte ranges [start, end) of the block's rows in the spool, in order (rows already delivered are left out). */
+  readonly segments: readonly ByteRange[];
   readonly dispatcher: Dispatcher;
   /** Whole-request timeout, like HttpClient.Timeout in the script (400 s there). */
   readonly timeoutMs: number;
   readonly signal?: AbortSignal;
+}
+
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
 }
 
 export interface BlockResponse {
@@ -67,7 +71,8 @@ export function multipartFrame(boundary: string, filename: string): MultipartFra
 export async function postBlock(block: BlockRequest): Promise<BlockResponse> {
   const frame = multipartFrame(block.boundary, block.filename);
   const progress = { bodySent: false };
-  const length = frame.preamble.length + block.header.length + (block.end - block.start) + frame.epilogue.length;
+  const rowBytes = block.segments.reduce((sum, segment) => sum + (segment.end - segment.start), 0);
+  const length = frame.preamble.length + block.header.length + rowBytes + frame.epilogue.length;
   const timeout = AbortSignal.timeout(block.timeoutMs);
   const signal = block.signal ? AbortSignal.any([block.signal, timeout]) : timeout;
   try {
@@ -98,9 +103,10 @@ function blockBody(block: BlockRequest, frame: MultipartFrame, progress: { bodyS
   async function* chunks(): AsyncGenerator<Buffer> {
     yield frame.preamble;
     yield block.header;
-    if (block.end > block.start) {
+    for (const { start, end } of block.segments) {
+      if (end <= start) continue;
       // `end` of createReadStream is inclusive.
-      for await (const chunk of createReadStream(block.spoolPath, { start: block.start, end: block.end - 1, highWaterMark: 1 << 20 })) {
+      for await (const chunk of createReadStream(block.spoolPath, { start, end: end - 1, highWaterMark: 1 << 20 })) {
         yield chunk as Buffer;
       }
     }

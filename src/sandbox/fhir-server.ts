@@ -2,7 +2,7 @@
  * An Epic-shaped FHIR R4 server on 127.0.0.1 for tests and the demo: unauthenticated `/metadata` and
  * `.well-known/smart-configuration`, Bearer-protected search and read over a FhirBackend, searchset Bundles with
  * absolute `self`/`next` links, 400 for parameters it does not know (Epic rejects them; medplum would match nothing),
- * and a programmable FaultPlan (429, 503, slow answers, Epic 4113, foreign `next` links).
+ * and a programmable FaultPlan (429, 503, slow answers, Epic 4113, foreign or looping `next` links, huge bodies).
  * See: https://hl7.org/fhir/R4/http.html#search, https://hl7.org/fhir/smart-app-launch/conformance.html
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Bundle, CapabilityStatementRestResource, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirBackend } from './fhir-backend.js';
-import { createFaultPlan, searchExpiredOutcome, type FaultAction, type FaultPlan, type FaultSource } from './fhir-faults.js';
+import { createFaultPlan, searchExpiredOutcome, writePaddedBundle, type FaultAction, type FaultPlan, type FaultSource } from './fhir-faults.js';
 
 export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
 
@@ -30,6 +30,11 @@ export interface FhirServerOptions {
   readonly defaultPageSize?: number;
   /** Largest `_count` honoured; larger requests are clamped. Default 1000. */
   readonly maxPageSize?: number;
+  /**
+   * Types served by read only: /metadata lists just `read` for them and their search answers 404, like the server of
+   * issue #15.3. Default none.
+   */
+  readonly readOnlyTypes?: readonly string[];
 }
 
 export interface SandboxRequest {
@@ -49,7 +54,8 @@ export interface SandboxFhirServer {
 }
 
 const DEFAULT_PREFIX = '/interconnect-fhir-oauth/api/FHIR/R4';
-const PAGING = ['_count', '_offset'];
+/** `_sid` is an opaque paging session id, only ever put there by the `stuck-next` fault. */
+const PAGING = ['_count', '_offset', '_sid'];
 const SEARCH_PARAMS: Readonly<Record<string, readonly string[]>> = {
   AuditEvent: ['date', '_lastUpdated', 'patient', 'agent', '_sort', '_summary', ...PAGING],
   Patient: ['_id', 'identifier', ...PAGING],
@@ -61,6 +67,8 @@ interface Reply {
   status: number;
   body: unknown;
   headers?: Record<string, string>;
+  /** Stream a padded 200 Bundle of this size instead of `body` (the huge-body fault). */
+  huge?: { bytes: number; contentLength: boolean };
 }
 
 interface ServerContext {
@@ -80,7 +88,8 @@ export async function startFhirServer(options: FhirServerOptions): Promise<Sandb
     void handle(context, req, timers).then((reply) => {
       const url = new URL(req.url ?? '/', context?.origin);
       requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), status: reply.status });
-      send(res, reply);
+      if (reply.huge) void writePaddedBundle(res, reply.huge.bytes, reply.huge.contentLength).catch(() => res.destroy());
+      else send(res, reply);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -108,6 +117,7 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
     return { status: fault.status, body: outcome('transient', `Injected fault: HTTP ${fault.status}`), headers };
   }
   if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
+  if (fault?.kind === 'huge-body') return { status: 200, body: null, huge: { bytes: fault.bytes, contentLength: fault.contentLength } };
   if (fault?.kind === 'delay') {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
@@ -140,8 +150,8 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
     return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
   }
   if (id !== undefined) return read(context, resourceType, id);
-  const foreignOrigin = fault?.kind === 'foreign-next' ? fault.origin : undefined;
-  return search(context, resourceType, url, allowed, foreignOrigin);
+  if (context.options.readOnlyTypes?.includes(resourceType)) return { status: 404, body: outcome('not-supported', `${resourceType} search is not supported`) };
+  return search(context, resourceType, url, allowed, fault);
 }
 
 function authorised(context: ServerContext, req: IncomingMessage): boolean {
@@ -158,7 +168,7 @@ async function read(context: ServerContext, resourceType: string, id: string): P
   return { status: 404, body: outcome('not-found', `${resourceType}/${id} is not known`) };
 }
 
-async function search(context: ServerContext, resourceType: string, url: URL, allowed: readonly string[], foreignOrigin?: string): Promise<Reply> {
+async function search(context: ServerContext, resourceType: string, url: URL, allowed: readonly string[], fault: FaultAction | undefined): Promise<Reply> {
   const query = new URLSearchParams(url.search);
   for (const key of new Set(query.keys())) {
     if (!allowed.includes(key)) return { status: 400, body: outcome('not-supported', `${resourceType} search parameter "${key}" is not supported`) };
@@ -171,18 +181,18 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   query.set('_count', String(count));
   query.set('_offset', String(offset));
   const self = `${context.origin}${url.pathname}?${query.toString()}`;
+  // `_sid` only names a paging session; the data behind it is the same.
+  const criteria = new URLSearchParams(query);
+  criteria.delete('_sid');
   if (summary === 'count') {
-    const { total } = await context.options.backend.search(resourceType, query);
+    const { total } = await context.options.backend.search(resourceType, criteria);
     return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: self }] } };
   }
-  const { resources, total } = await context.options.backend.search(resourceType, query);
+  const { resources, total } = await context.options.backend.search(resourceType, criteria);
   const link: NonNullable<Bundle['link']> = [{ relation: 'self', url: self }];
   const more = total === undefined ? resources.length >= count && count > 0 : offset + count < total;
-  if (more) {
-    const next = new URLSearchParams(query);
-    next.set('_offset', String(offset + count));
-    link.push({ relation: 'next', url: `${foreignOrigin ?? context.origin}${url.pathname}?${next.toString()}` });
-  }
+  const next = nextLink(context, url, query, more ? offset + count : undefined, fault);
+  if (next) link.push({ relation: 'next', url: next });
   const bundle: Bundle = {
     resourceType: 'Bundle', type: 'searchset', link,
     ...(total === undefined ? {} : { total }),
@@ -195,6 +205,19 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   return { status: 200, body: bundle };
 }
 
+/** The `next` link: the following offset, or what a paging fault makes of it (another origin, the same page). */
+function nextLink(context: ServerContext, url: URL, query: URLSearchParams, nextOffset: number | undefined, fault: FaultAction | undefined): string | undefined {
+  const next = new URLSearchParams(query);
+  if (fault?.kind === 'self-next') return `${context.origin}${url.pathname}?${query.toString()}`;
+  if (fault?.kind === 'stuck-next') {
+    next.set('_sid', String((wholeNumber(query.get('_sid')) ?? 0) + 1));
+    return `${context.origin}${url.pathname}?${next.toString()}`;
+  }
+  if (nextOffset === undefined) return undefined;
+  next.set('_offset', String(nextOffset));
+  return `${fault?.kind === 'foreign-next' ? fault.origin : context.origin}${url.pathname}?${next.toString()}`;
+}
+
 function wholeNumber(value: string | null): number | undefined {
   if (value === null || !/^\d+$/.test(value)) return undefined;
   return Number(value);
@@ -202,11 +225,11 @@ function wholeNumber(value: string | null): number | undefined {
 
 function capabilityStatement(context: ServerContext): Record<string, unknown> {
   const software = context.options.software ?? { name: 'Epic (bridge sandbox)', version: 'November 2026' };
-  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map((type): CapabilityStatementRestResource => ({
-    type,
-    interaction: [{ code: 'read' }, { code: 'search-type' }],
-    searchParam: [{ name: '_id', type: 'token' }, { name: 'identifier', type: 'token' }],
-  }));
+  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map((type): CapabilityStatementRestResource => (
+    context.options.readOnlyTypes?.includes(type)
+      ? { type, interaction: [{ code: 'read' }] }
+      : { type, interaction: [{ code: 'read' }, { code: 'search-type' }], searchParam: [{ name: '_id', type: 'token' }, { name: 'identifier', type: 'token' }] }
+  ));
   const auditEvent: CapabilityStatementRestResource = {
     type: 'AuditEvent',
     interaction: [{ code: 'search-type' }],

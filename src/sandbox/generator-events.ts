@@ -1,6 +1,7 @@
 /**
  * Epic-shaped FHIR R4 AuditEvents: one access-log entry each (type DCM 110110 "Patient Record", subtype = the Epic
- * metric, action, period.start = ACCESS_TIME, recorded = ACCESS_INSTANT), the user as the requesting agent with their
+ * metric, action, period.start = ACCESS_TIME, recorded = ACCESS_INSTANT, both mostly in the organisation's local
+ * offset with DST and sometimes UTC; meta.lastUpdated the same instant in UTC), the user as the requesting agent with their
  * EMP login as altId and their workstation, break-the-glass as purposeOfUse BTG, the patient(s) as entities; searches
  * (110112 "Query") carry a query entity and no patient. Field choices follow auditevent-mapping.md §3–§7.
  */
@@ -8,7 +9,7 @@ import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Co
 import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
 import { practitionerLogin, type PeopleContext } from './generator-practitioners.js';
 import { ID_KIND, STREAM, entityId, rngFor, streamSeed, type Rng } from './generator-random.js';
-import { formatPeriodStart } from './generator-time.js';
+import { formatPeriodStart, formatRecorded } from './generator-time.js';
 import { BTG_EXPLANATIONS, BTG_REASONS, DEPARTMENTS, METRICS, SEARCH_METRIC, type Metric } from './generator-words.js';
 
 /** Dataset sizes and rates, defaults resolved. */
@@ -87,12 +88,13 @@ function pickWorkstation(ctx: EventContext, rng: Rng, practitioner: number): Eve
 
 export function buildEvent(ctx: EventContext, index: number, recordedMs: number, shape: EventShape): AuditEvent {
   const { rng } = shape;
-  const recorded = new Date(recordedMs).toISOString();
   const seed = ctx.people.seed;
+  const recorded = formatRecorded(recordedMs, rngFor(seed, STREAM.recordedFormat, index));
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
     id: entityId(seed, ID_KIND.event, index),
-    meta: { versionId: '1', lastUpdated: recorded },
+    // A server stamps lastUpdated itself, in UTC: the same instant as recorded, so `_lastUpdated` windows match `date`.
+    meta: { versionId: '1', lastUpdated: new Date(recordedMs).toISOString() },
     type: shape.search ? dicom('110112', 'Query') : dicom('110110', 'Patient Record'),
     subtype: [subtypeOf(shape)],
     action: shape.search || shape.btg ? 'E' : shape.metric.action,

@@ -1,10 +1,12 @@
 /**
- * Patients shaped like Epic's: an MRN (IIT 'EPI' with a v2-0203 MR coding), the space-padded internal EPT id, an
- * official name, sometimes a nickname and an ended maiden name, a home address and sometimes an ended earlier home
- * address listed first — so the mapper must choose what was valid at the event time (auditevent-mapping.md §5).
+ * Patients shaped like Epic's sandbox test patients: identifiers typed by `type.text` only with Epic OIDs (Epic's
+ * enterprise id 'EPIC', the EPT record id 'EXTERNAL' and space-padded 'INTERNAL', the MRN 'EPI'; sometimes a portal
+ * login 'MYCHARTLOGIN', an untyped payer member id, and a merged chart's former MRN with use 'old' listed before the
+ * current one), an official name, sometimes a nickname and an ended maiden name, a home address and sometimes an ended
+ * earlier home address listed first: the mapper must pick by type, use and validity (auditevent-mapping.md §5).
  */
-import type { Address, HumanName, Patient } from 'fhir/r4.js';
-import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
+import type { Address, HumanName, Identifier, Patient } from 'fhir/r4.js';
+import { SANDBOX_IDS } from './epic-ids.js';
 import type { PeopleContext } from './generator-practitioners.js';
 import { ID_KIND, STREAM, canaryToken, entityId, rngFor, type Rng } from './generator-random.js';
 import { dayAfter, yearsBefore } from './generator-time.js';
@@ -14,33 +16,40 @@ import { CJK_NAMES, FAMILY, GIVEN_FEMALE, GIVEN_MALE, NICKNAMES, PATIENT_SUFFIXE
 const FIELD = {
   given: 0x01, middle: 0x02, family: 0x03, nickname: 0x04, maiden: 0x05,
   line1: 0x06, line2: 0x07, city: 0x08, oldLine1: 0x09, oldLine2: 0x0a, oldCity: 0x0b, mrn: 0x0c,
+  oldMrn: 0x0d, myChart: 0x0e, payer: 0x0f,
 } as const;
 /** MRNs are 9 digits with leading zeros ('000203713'): a string, never a number. */
 const MRN_BASE = 203_713;
 const MRN_DIGITS = 9;
+/** A merged chart's former MRN: 9 digits from 700000000, never equal to a current MRN. */
+const OLD_MRN_BASE = 700_000_000;
 const INTERNAL_BASE = 6_129;
+const ENTERPRISE_BASE = 4_007;
+const PAYER_BASE = 30_000_000;
+/** Shares of patients with each optional identifier (drawn from their own stream, so names and addresses stay put). */
+const RATES = { oldMrn: 0.04, myChart: 0.25, payer: 0.1 } as const;
 
 type Marker = (value: string, field: number) => string;
+
+const CANARY_SUFFIX = / ?CANARY[0-9a-f]{10}$/;
+const CANARY = '(?:CANARY[0-9a-f]{10})?';
+const DECODERS: ReadonlyArray<{ system: string; pattern: RegExp; index: (digits: number) => number }> = [
+  { system: SANDBOX_IDS.mrnSystem, pattern: new RegExp(`^(\\d{9,10})${CANARY}$`), index: (n) => (n >= OLD_MRN_BASE ? n - OLD_MRN_BASE : n - MRN_BASE) },
+  { system: SANDBOX_IDS.patientInternalSystem, pattern: /^ *Z(\d{1,10})$/, index: (n) => n - INTERNAL_BASE },
+  { system: SANDBOX_IDS.enterpriseIdSystem, pattern: /^E(\d{1,10})$/, index: (n) => n - ENTERPRISE_BASE },
+  { system: SANDBOX_IDS.myChartLoginSystem, pattern: new RegExp(`^MC[A-Z]+(\\d{1,10})${CANARY}$`), index: (n) => n },
+  { system: SANDBOX_IDS.payerMemberSystem, pattern: new RegExp(`^W(\\d{8,10})${CANARY}$`), index: (n) => n - PAYER_BASE },
+];
 
 export function patientAt(ctx: PeopleContext, index: number): Patient {
   const rng = rngFor(ctx.seed, STREAM.patient, index);
   const mark: Marker = (value, field) => (ctx.canary ? `${value} ${canaryToken(ctx.seed, field, index)}` : value);
   const female = rng.chance(0.52);
   const names = patientNames(ctx, rng, female, mark);
-  const mrnToken = ctx.canary ? canaryToken(ctx.seed, FIELD.mrn, index) : '';
   const patient: Patient = {
     resourceType: 'Patient',
     id: entityId(ctx.seed, ID_KIND.patient, index),
-    identifier: [
-      {
-        use: 'usual',
-        type: { coding: [{ system: CODE_SYSTEMS.v20203, code: 'MR', display: 'Medical record number' }], text: 'EPI' },
-        system: SANDBOX_IDS.mrnSystem,
-        value: `${String(MRN_BASE + index).padStart(MRN_DIGITS, '0')}${mrnToken}`,
-      },
-      // Epic pads the internal id to 10 characters (Epic sandbox: '     Z6129').
-      { use: 'usual', type: { text: 'INTERNAL' }, system: SANDBOX_IDS.patientInternalSystem, value: `Z${INTERNAL_BASE + index}`.padStart(10, ' ') },
-    ],
+    identifier: patientIdentifiers(ctx, index, names),
     active: true,
     name: names,
     gender: female ? 'female' : rng.chance(0.98) ? 'male' : 'other',
@@ -49,6 +58,30 @@ export function patientAt(ctx: PeopleContext, index: number): Patient {
   const addresses = patientAddresses(ctx, rng, mark);
   if (addresses.length > 0) patient.address = addresses;
   return patient;
+}
+
+/** Epic's order: EPIC, EXTERNAL, INTERNAL, (old EPI), EPI, (MYCHARTLOGIN), (payer). Every value decodes to the index. */
+function patientIdentifiers(ctx: PeopleContext, index: number, names: readonly HumanName[]): Identifier[] {
+  const rng = rngFor(ctx.seed, STREAM.patientIdentifiers, index);
+  const token = (field: number): string => (ctx.canary ? canaryToken(ctx.seed, field, index) : '');
+  const typed = (text: string, system: string, value: string, use: Identifier['use'] = 'usual'): Identifier => ({ use, type: { text }, system, value });
+  const record = `Z${INTERNAL_BASE + index}`;
+  const identifiers = [
+    typed('EPIC', SANDBOX_IDS.enterpriseIdSystem, `E${ENTERPRISE_BASE + index}`),
+    typed('EXTERNAL', SANDBOX_IDS.patientInternalSystem, record),
+    // Epic pads the internal id to 10 characters (Epic sandbox: '     Z6129').
+    typed('INTERNAL', SANDBOX_IDS.patientInternalSystem, record.padStart(10, ' ')),
+  ];
+  if (rng.chance(RATES.oldMrn)) identifiers.push(typed('EPI', SANDBOX_IDS.mrnSystem, `${OLD_MRN_BASE + index}${token(FIELD.oldMrn)}`, 'old'));
+  identifiers.push(typed('EPI', SANDBOX_IDS.mrnSystem, `${String(MRN_BASE + index).padStart(MRN_DIGITS, '0')}${token(FIELD.mrn)}`));
+  if (rng.chance(RATES.myChart)) {
+    // Letters of the family name without its canary token, so stripping tokens still gives the plain dataset.
+    const family = (names.find((name) => name.use === 'official')?.family ?? '').replace(CANARY_SUFFIX, '');
+    const letters = family.normalize('NFD').replace(/[^A-Za-z]/g, '').toUpperCase().slice(0, 8) || 'PATIENT';
+    identifiers.push(typed('MYCHARTLOGIN', SANDBOX_IDS.myChartLoginSystem, `MC${letters}${index}${token(FIELD.myChart)}`));
+  }
+  if (rng.chance(RATES.payer)) identifiers.push({ use: 'usual', system: SANDBOX_IDS.payerMemberSystem, value: `W${PAYER_BASE + index}${token(FIELD.payer)}` });
+  return identifiers;
 }
 
 function patientNames(ctx: PeopleContext, rng: Rng, female: boolean, mark: Marker): HumanName[] {
@@ -98,13 +131,10 @@ function homeAddress(rng: Rng, mark: Marker, fields: { line1: number; line2: num
  */
 export function patientIndexFromIdentifier(system: string | undefined, value: string): number[] {
   const candidates: number[] = [];
-  if (system === undefined || system === SANDBOX_IDS.mrnSystem) {
-    const mrn = /^(\d{9,10})(?:CANARY[0-9a-f]{10})?$/.exec(value);
-    if (mrn?.[1] !== undefined) candidates.push(Number(mrn[1]) - MRN_BASE);
-  }
-  if (system === undefined || system === SANDBOX_IDS.patientInternalSystem) {
-    const internal = /^ *Z(\d{1,10})$/.exec(value);
-    if (internal?.[1] !== undefined) candidates.push(Number(internal[1]) - INTERNAL_BASE);
+  for (const decoder of DECODERS) {
+    if (system !== undefined && system !== decoder.system) continue;
+    const digits = decoder.pattern.exec(value)?.[1];
+    if (digits !== undefined) candidates.push(decoder.index(Number(digits)));
   }
   return candidates.filter((i) => Number.isSafeInteger(i) && i >= 0);
 }

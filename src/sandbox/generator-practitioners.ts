@@ -1,7 +1,10 @@
 /**
- * Practitioners: Epic users with an EMP login ('JSMITH12'), a SER provider id, an NPI and a work email
- * `<login lowercase>@<emailDomain>`, shaped like Epic's sandbox Practitioner (smart-backend-epic.md §3.9). The
- * noLoginRate share has neither email nor EMP identifier, so their rows are rejected (auditevent-mapping.md §7, §9).
+ * Practitioners: Epic users shaped like Epic's sandbox Practitioner (smart-backend-epic.md §3.9): identifiers typed by
+ * `type.text` only — an NPI, the EMP record id (= the login, 'JSMITH12') as space-padded 'INTERNAL' and plain
+ * 'EXTERNAL', the 'PROVID' provider id, the SER record id padded and plain — and a work email
+ * `<login lowercase>@<emailDomain>`. A few renamed users still carry their former login as 'EXTERNAL' with use 'old',
+ * listed first. The noLoginRate share has neither email nor EMP identifier, so their rows are rejected
+ * (auditevent-mapping.md §7, §9).
  */
 import type { ContactPoint, Identifier, Practitioner } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';
@@ -19,9 +22,11 @@ export interface PeopleContext {
 }
 
 /** Canary field codes for practitioners (patients use 0x01–0x1f), so every token names one value. */
-const FIELD = { given: 0x21, middle: 0x22, family: 0x23, login: 0x24, oldEmail: 0x25 } as const;
+const FIELD = { given: 0x21, middle: 0x22, family: 0x23, login: 0x24, oldEmail: 0x25, oldLogin: 0x26 } as const;
 const SER_BASE = 1000;
 const NPI_BASE = 100_000_000;
+/** Share of users with a login who were renamed and keep their former login as an 'old' identifier. */
+const RENAMED_RATE = 0.05;
 
 interface PractitionerCore {
   readonly female: boolean;
@@ -85,14 +90,10 @@ export function practitionerAt(ctx: PeopleContext, index: number): Practitioner 
   const given = [marked(ctx, core.given, FIELD.given, index)];
   if (core.middle) given.push(marked(ctx, core.middle, FIELD.middle, index));
   const family = marked(ctx, core.family, FIELD.family, index);
-  const login = practitionerLogin(ctx, index);
-  const identifier: Identifier[] = [{ use: 'usual', type: { text: 'NPI' }, system: SANDBOX_IDS.npiSystem, value: npiOf(index) }];
-  if (login) identifier.push({ use: 'usual', type: { text: 'EXTERNAL' }, system: SANDBOX_IDS.empSystem, value: login });
-  identifier.push({ use: 'usual', type: { text: 'INTERNAL' }, system: SANDBOX_IDS.serSystem, value: `E${SER_BASE + index}` });
   const practitioner: Practitioner = {
     resourceType: 'Practitioner',
     id: entityId(ctx.seed, ID_KIND.practitioner, index),
-    identifier,
+    identifier: practitionerIdentifiers(ctx, index, core),
     active: true,
     name: [{ use: 'official', text: `${[...given, family].join(' ')}, ${core.suffix}`, family, given, suffix: [core.suffix] }],
     gender: core.female ? 'female' : 'male',
@@ -100,6 +101,26 @@ export function practitionerAt(ctx: PeopleContext, index: number): Practitioner 
   const telecom = practitionerTelecom(ctx, index, core, rng.chance(0.5), rng.chance(0.25));
   if (telecom.length > 0) practitioner.telecom = telecom;
   return practitioner;
+}
+
+/** Epic's order: (old EXTERNAL EMP), NPI, INTERNAL/EXTERNAL EMP, PROVID, INTERNAL/EXTERNAL SER. */
+function practitionerIdentifiers(ctx: PeopleContext, index: number, core: PractitionerCore): Identifier[] {
+  const typed = (text: string, system: string, value: string, use: Identifier['use'] = 'usual'): Identifier => ({ use, type: { text }, system, value });
+  const login = practitionerLogin(ctx, index);
+  const identifiers: Identifier[] = [];
+  if (login && rngFor(ctx.seed, STREAM.practitionerIdentifiers, index).chance(RENAMED_RATE)) {
+    // The former login: other letters, same index (so it decodes), its own canary token.
+    identifiers.push(typed('EXTERNAL', SANDBOX_IDS.empSystem, `X${core.loginBase ?? ''}${token(ctx, FIELD.oldLogin, index)}`, 'old'));
+  }
+  identifiers.push(typed('NPI', SANDBOX_IDS.npiSystem, npiOf(index)));
+  if (login) identifiers.push(typed('INTERNAL', SANDBOX_IDS.empSystem, login.padStart(login.length + 2, ' ')), typed('EXTERNAL', SANDBOX_IDS.empSystem, login));
+  const ser = `E${SER_BASE + index}`;
+  identifiers.push(
+    typed('PROVID', SANDBOX_IDS.providerIdSystem, String(SER_BASE + index)),
+    typed('INTERNAL', SANDBOX_IDS.serSystem, ser.padStart(ser.length + 3, ' ')),
+    typed('EXTERNAL', SANDBOX_IDS.serSystem, ser),
+  );
+  return identifiers;
 }
 
 /**
@@ -148,8 +169,9 @@ export function practitionerIndexFromIdentifier(system: string | undefined, valu
   const add = (match: RegExpExecArray | null, base: number): void => {
     if (match?.[1] !== undefined) candidates.push(Number(match[1]) - base);
   };
-  if (system === undefined || system === SANDBOX_IDS.empSystem) add(/^[A-Z]+(\d{1,10})(?:CANARY[0-9a-f]{10})?$/.exec(value), 0);
-  if (system === undefined || system === SANDBOX_IDS.serSystem) add(/^E(\d{1,10})$/.exec(value), SER_BASE);
+  if (system === undefined || system === SANDBOX_IDS.empSystem) add(/^ *[A-Z]+(\d{1,10})(?:CANARY[0-9a-f]{10})?$/.exec(value), 0);
+  if (system === undefined || system === SANDBOX_IDS.serSystem) add(/^ *E(\d{1,10})$/.exec(value), SER_BASE);
+  if (system === undefined || system === SANDBOX_IDS.providerIdSystem) add(/^(\d{1,10})$/.exec(value), SER_BASE);
   if (system === undefined || system === SANDBOX_IDS.npiSystem) add(/^(\d{9})\d$/.exec(value), NPI_BASE);
   return candidates.filter((i) => Number.isSafeInteger(i) && i >= 0);
 }

@@ -14,6 +14,13 @@ export const STREAM = {
   /** Per practitioner: their usual workstation and their panel of patients. */
   workstationHome: 6,
   patientPanel: 7,
+  /** Per person: which of Epic's extra identifiers (decoys, an old MRN or login) they carry. */
+  patientIdentifiers: 8,
+  practitionerIdentifiers: 9,
+  /** Per whole second of the timeline: whether events recorded in it are whole seconds (no fraction). */
+  recordedPrecision: 10,
+  /** Per event: whether `recorded` is written in the local offset or in UTC. */
+  recordedFormat: 11,
   idTail: 16,
   idKey: 32,
   canaryKey: 64,

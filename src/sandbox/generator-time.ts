@@ -1,6 +1,7 @@
 /**
  * Time for the sandbox: FHIR date/dateTime/instant text ↔ epoch milliseconds (with sub-millisecond fractions kept),
- * and the varied `period.start` formats the generator emits so the mapper's exact-fraction formatting is exercised.
+ * the organisation's local offset with daylight saving time (America/Denver), and the varied `recorded` and
+ * `period.start` texts the generator emits, so the bridge meets local offsets, DST and exact fractions as in production.
  * See: https://hl7.org/fhir/R4/datatypes.html#dateTime, https://hl7.org/fhir/R4/search.html#date
  */
 import type { Rng } from './generator-random.js';
@@ -90,8 +91,55 @@ export function dayAfter(date: string): string {
   return dateOnly(Date.parse(`${date}T00:00:00Z`) + DAY_MS);
 }
 
-/** Central Time without DST: any fixed offset is a valid FHIR instant, and this one makes a non-UTC source visible. */
-const LOCAL_OFFSET = { ms: -6 * 3_600_000, text: '-06:00' } as const;
+/**
+ * The sandbox organisation's UTC offset at an instant: America/Denver under the US rules in force since 2007 —
+ * MDT (−06:00) from the second Sunday of March 02:00 MST (09:00 UTC) to the first Sunday of November 02:00 MDT
+ * (08:00 UTC), MST (−07:00) otherwise. Arithmetic rather than Intl, so the bytes never depend on the ICU data the
+ * Node build ships (a test checks it against Intl).
+ */
+export function denverOffsetMinutes(ms: number): number {
+  const year = new Date(ms).getUTCFullYear();
+  const dstStart = Date.UTC(year, 2, nthSunday(year, 2, 2), 9);
+  const dstEnd = Date.UTC(year, 10, nthSunday(year, 10, 1), 8);
+  return ms >= dstStart && ms < dstEnd ? -360 : -420;
+}
+
+/** Day of the month of the n-th Sunday of a month (monthIndex 0–11). */
+function nthSunday(year: number, monthIndex: number, n: number): number {
+  const firstWeekday = new Date(Date.UTC(year, monthIndex, 1)).getUTCDay();
+  return 1 + ((7 - firstWeekday) % 7) + 7 * (n - 1);
+}
+
+/**
+ * An instant as FHIR text in the organisation's local offset: '2026-11-01T01:59:58.250-06:00', then after the fall
+ * back '2026-11-01T01:00:03-07:00' (textually earlier, an instant later). `fraction` false drops the milliseconds,
+ * which must then be zero: the text always names exactly this instant.
+ */
+export function formatLocal(ms: number, fraction: boolean): string {
+  const offset = denverOffsetMinutes(ms);
+  const local = new Date(ms + offset * 60_000).toISOString();
+  const abs = Math.abs(offset);
+  const zone = `${offset < 0 ? '-' : '+'}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return `${local.slice(0, fraction ? 23 : 19)}${zone}`;
+}
+
+/** An instant as UTC FHIR text, with or without its milliseconds (same rule as formatLocal). */
+export function formatUtc(ms: number, fraction: boolean): string {
+  const iso = new Date(ms).toISOString();
+  return fraction ? iso : `${iso.slice(0, 19)}Z`;
+}
+
+/** Share of `recorded` values written in the local offset; the rest are UTC ('Z'). */
+const LOCAL_RECORDED_SHARE = 0.75;
+
+/**
+ * `recorded` as an Epic server might write it: mostly the organisation's local offset (with DST), sometimes UTC, with
+ * milliseconds unless the instant is a whole second. Only the text varies; the instant is exactly recordedMs.
+ */
+export function formatRecorded(recordedMs: number, rng: Rng): string {
+  const fraction = recordedMs % 1000 !== 0;
+  return rng.chance(LOCAL_RECORDED_SHARE) ? formatLocal(recordedMs, fraction) : formatUtc(recordedMs, fraction);
+}
 
 type PeriodFormat = 'millis' | 'seconds' | 'micros' | 'seven-digits' | 'local-offset';
 const PERIOD_FORMATS: ReadonlyArray<{ format: PeriodFormat; weight: number }> = [
@@ -104,7 +152,7 @@ const PERIOD_FORMATS: ReadonlyArray<{ format: PeriodFormat; weight: number }> = 
 
 /**
  * `period.start` 0–2 s before `recorded`, in one of several valid shapes: '.123Z', no fraction, '.123456Z',
- * '.1234567Z' (more digits than JS Date keeps) or a '-06:00' offset. Never after `recorded`.
+ * '.1234567Z' (more digits than JS Date keeps) or the local offset ('-06:00' or '-07:00' by DST). Never after `recorded`.
  */
 export function formatPeriodStart(recordedMs: number, rng: Rng): string {
   const backMs = rng.int(2000);
@@ -125,6 +173,6 @@ export function formatPeriodStart(recordedMs: number, rng: Rng): string {
       return `${base.slice(0, 23)}${rng.digits(format === 'micros' ? 3 : 4)}Z`;
     }
     case 'local-offset':
-      return `${new Date(recordedMs - backMs + LOCAL_OFFSET.ms).toISOString().slice(0, 23)}${LOCAL_OFFSET.text}`;
+      return formatLocal(recordedMs - backMs, true);
   }
 }

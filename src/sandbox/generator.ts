@@ -8,7 +8,7 @@ import { BridgeError } from '../errors.js';
 import { buildEvent, eventShape, type EventContext } from './generator-events.js';
 import { patientAt } from './generator-patients.js';
 import { practitionerAt } from './generator-practitioners.js';
-import { ID_KIND, STREAM, entityId, rngFor } from './generator-random.js';
+import { ID_KIND, STREAM, entityId, rngFor, streamSeed } from './generator-random.js';
 import { parseFhirDateTime } from './generator-time.js';
 
 export interface GeneratorOptions {
@@ -96,15 +96,23 @@ export function generateDataset(options: GeneratorOptions): GeneratedDataset {
   };
 }
 
+/** Share of the timeline's seconds whose events are recorded as whole seconds (no fraction in the text). */
+const WHOLE_SECOND_SHARE = 0.4;
+
 /**
  * Event i is recorded at start + (i + 0.9·u)·step, u ∈ [0, 1) seeded per index, floored to whole milliseconds:
- * a small forward jitter that keeps the order (i + 0.9 < i + 1) and stays inside [start, end).
+ * a small forward jitter that keeps the order (i + 0.9 < i + 1) and stays inside [start, end). In some seconds
+ * (chosen per second, so every event of that second alike) the time is floored to the whole second: flooring all of
+ * a second's events keeps the order, since they still fall after every earlier second and before every later one.
  */
 function timeline(options: GeneratorOptions, startMs: number, endMs: number): (i: number) => number {
   const stepMs = (endMs - startMs) / Math.max(1, options.events);
   return (i) => {
     const jitter = rngFor(options.seed, STREAM.eventTime, i).next() * 0.9;
-    return Math.min(endMs - 1, Math.floor(startMs + (i + jitter) * stepMs));
+    const ms = Math.min(endMs - 1, Math.floor(startMs + (i + jitter) * stepMs));
+    const second = Math.floor(ms / 1000);
+    const whole = streamSeed(options.seed, STREAM.recordedPrecision, second) / 0x1_0000_0000 < WHOLE_SECOND_SHARE;
+    return whole ? Math.max(startMs, second * 1000) : ms;
   };
 }
 

@@ -45,7 +45,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     return [metrics.observe(connectorEvents, c.name), attachRunLog(connectorEvents, join(config.stateDir, 'runs'), clock)];
   });
   const sync: ConnectorSync = (name, request) => {
-    const context = { config, env: options.env, clock, logger, events: events.get(name) as SyncEvents, store, newId: uuidSource, onFhirRequest: metrics.fhirRequest };
+    const context = {
+      config, env: options.env, clock, logger, events: events.get(name) as SyncEvents, store, newId: uuidSource, onFhirRequest: metrics.fhirRequest,
+      command: `bridge serve (${request.trigger})`,
+    };
     return runSync(buildSyncDeps(context, findConnector(config, name)), request);
   };
   const runner = createSyncRunner(sync, logger);

@@ -8,11 +8,12 @@
  */
 import { BridgeError, isAbortError } from '../errors.js';
 import { RETRYABLE_STATUSES } from '../http.js';
+import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 
 export interface DiscoveryOptions {
   /** Sent as `Epic-Client-ID`: without it Epic "can return the wrong token and authorize endpoints". */
   readonly clientId: string;
-  /** Default: the global fetch. */
+  /** Default: the global fetch. The composition root passes one bound to the connector's proxy and CA (src/net). */
   readonly fetch?: typeof fetch;
   readonly signal?: AbortSignal;
 }
@@ -45,6 +46,24 @@ export async function discoverTokenUrl(fhirBaseUrl: string, options: DiscoveryOp
       'Check fhir.baseUrl, or set smart.tokenUrl explicitly.',
     { details: { transient: smart.transient || metadata.transient } },
   );
+}
+
+/**
+ * The resource types the server's CapabilityStatement lists, and whether its software calls itself Epic; undefined
+ * when /metadata cannot be read. For naming the scope to remove after invalid_scope: a scope for a type the server
+ * does not list cannot be granted (Epic's sandbox lists no AuditEvent).
+ */
+export async function servedResourceTypes(fhirBaseUrl: string, options: DiscoveryOptions): Promise<{ types: Set<string>; epic: boolean } | undefined> {
+  const metadata = await getJson(`${fhirBaseUrl.replace(/\/+$/, '')}/metadata`, 'application/fhir+json', options);
+  const caps = metadata.body as { resourceType?: unknown; software?: { name?: unknown }; rest?: unknown } | null | undefined;
+  if (caps?.resourceType !== 'CapabilityStatement' || !Array.isArray(caps.rest)) return undefined;
+  const types = new Set<string>();
+  for (const rest of caps.rest as Array<{ mode?: unknown; resource?: unknown }>) {
+    if (rest.mode !== 'server' || !Array.isArray(rest.resource)) continue;
+    for (const resource of rest.resource as Array<{ type?: unknown }>) if (typeof resource.type === 'string') types.add(resource.type);
+  }
+  const software = typeof caps.software?.name === 'string' ? caps.software.name : '';
+  return { types, epic: /^epic\b/i.test(software) };
 }
 
 function tokenUrlFromSmartConfiguration(probe: Probe): string | undefined {
@@ -109,7 +128,9 @@ async function getJson(url: string, accept: string, options: DiscoveryOptions): 
     });
   } catch (error) {
     if (isAbortError(error)) throw error;
-    return { url, failure: `a network error (${(error as Error).message})`, transient: true };
+    const refusal = proxyRefusalIn(error);
+    if (refusal) throw proxyRefusedError(refusal, `SMART discovery at ${url}`);
+    return { url, failure: `a network error (${(error as Error).message.replace(/\s+/g, ' ')})`, transient: true };
   }
   if (!response.ok) {
     await response.body?.cancel();

@@ -4,6 +4,7 @@
  * token_type is compared case-insensitively (SMART fixes "bearer", Epic's examples differ in case); access tokens
  * are opaque and never decoded (Epic: do not rely on them being JWTs).
  */
+import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { parseJsonObject, tokenErrorFromResponse, tokenNetworkError, tokenResponseInvalid, type TokenErrorContext } from './token-errors.js';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -55,6 +56,9 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenResp
     bodyText = await response.text();
   } catch (error) {
     if (request.signal?.aborted) throw error; // the caller cancelled: not a network failure
+    // A proxy refusing the tunnel will refuse the next attempt too: not retried, named as such.
+    const refusal = proxyRefusalIn(error);
+    if (refusal) throw proxyRefusedError(refusal, `SMART token request to ${request.tokenUrl}`);
     throw tokenNetworkError(error, request.context);
   }
   if (response.status < 200 || response.status > 299) {

@@ -1,21 +1,24 @@
 /**
  * SMART backend-services access tokens toward the EHR: discover the token URL once, sign a fresh assertion for
- * every request (a new jti each time, retries included, since Epic refuses a jti it has seen), post it with the
- * shared retry policy, and cache the token single-flight through `createCachedTokenSource`.
+ * every request (a new jti each time, retries included, since Epic refuses a jti it has seen), post it under the
+ * shared retry policy with the token's own budget (TOKEN_RETRY: a token endpoint that keeps failing ends as a SMART
+ * error within about a minute), and cache the token single-flight through `createCachedTokenSource`.
  * See: https://build.fhir.org/ig/HL7/smart-app-launch/backend-services.html
  */
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { withRetry, type RetryVerdict } from '../http.js';
+import { TOKEN_RETRY, withRetry, type RetryOptions, type RetryVerdict } from '../http.js';
 import { uuidSource, type IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { createCachedTokenSource, type IssuedToken, type TokenSource } from '../token-cache.js';
 import { assertionClaims, buildAssertion, type AssertionClaims } from './assertion.js';
-import { discoverTokenUrl } from './discovery.js';
+import { discoverTokenUrl, servedResourceTypes } from './discovery.js';
 import type { SigningKey } from './keys.js';
 import { scopesNotGranted } from './scopes.js';
 import { estimateOffsetMs, skewCouldExplain } from './skew.js';
-import { SmartAuthError } from './token-errors.js';
+import {
+  SmartAuthError, invalidScopeWithMetadata, looksLikeEpic, scopeResourceType, scopesToRemove, tokenRetriesSpent, type TokenErrorContext,
+} from './token-errors.js';
 import { postTokenRequest } from './token-request.js';
 
 export interface SmartTokenOptions {
@@ -38,7 +41,7 @@ export interface SmartTokenOptions {
   readonly lifetimeSec?: number;
   /** Assertion iat/nbf = now − skew. Default 30 s. */
   readonly skewSec?: number;
-  /** Default: the global fetch. */
+  /** Discovery and token requests. Default: the global fetch. The composition root passes fetchVia(dispatcher) (src/net): the proxy and CA. */
   readonly fetch?: typeof fetch;
   /** Refresh this long before expiry. Default 60 000 ms. */
   readonly refreshMarginMs?: number;
@@ -46,6 +49,8 @@ export interface SmartTokenOptions {
   readonly onRefresh?: () => void;
   /** Timeout of one token or discovery request. Default 30 000 ms. */
   readonly requestTimeoutMs?: number;
+  /** Retries of one token fetch. Default TOKEN_RETRY (4 attempts within 60 s). */
+  readonly retry?: RetryOptions;
 }
 
 interface Session {
@@ -61,11 +66,14 @@ export function createSmartTokenSource(options: SmartTokenOptions): TokenSource 
   return createCachedTokenSource(fetchToken, {
     clock: options.clock,
     refreshMarginMs: options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS,
+    // A failed fetch already spent its retries: the requests queued behind it share its answer, not a new series.
+    failureCooldownMs: FAILURE_COOLDOWN_MS,
     ...(options.onRefresh ? { onRefresh: options.onRefresh } : {}),
   });
 }
 
 const DEFAULT_REFRESH_MARGIN_MS = 60_000;
+const FAILURE_COOLDOWN_MS = 30_000;
 
 /** One token under the shared retry policy; an invalid_client that clock skew explains earns one more try at the server's time. */
 async function fetchWithSkewRecovery(options: SmartTokenOptions, session: Session, signal?: AbortSignal): Promise<IssuedToken> {
@@ -89,16 +97,52 @@ function skewCorrection(error: unknown, sent: AssertionClaims | undefined, clien
   return estimateOffsetMs(error.serverDateMs, clientNowMs);
 }
 
-function requestWithRetry(options: SmartTokenOptions, session: Session, attempt: { sent?: AssertionClaims }, signal?: AbortSignal): Promise<IssuedToken> {
-  return withRetry(
-    () => requestOnce(options, session, attempt, signal),
-    classifyFailure,
-    {
-      clock: options.clock,
-      ...(signal ? { signal } : {}),
-      onRetry: ({ attempt: n, delayMs, reason }) => options.logger.warn({ attempt: n, delayMs, reason }, 'SMART token request failed; retrying with a new assertion'),
-    },
-  );
+/** One token fetch within the token's own budget; a transient failure that outlasts it becomes one final SMART error. */
+async function requestWithRetry(options: SmartTokenOptions, session: Session, attempt: { sent?: AssertionClaims }, signal?: AbortSignal): Promise<IssuedToken> {
+  const started = options.clock.now();
+  let attempts = 1;
+  try {
+    return await withRetry(
+      () => requestOnce(options, session, attempt, signal),
+      classifyFailure,
+      {
+        clock: options.clock,
+        ...(signal ? { signal } : {}),
+        onRetry: ({ attempt: n, delayMs, reason }) => {
+          attempts = n + 1;
+          options.logger.warn({ attempt: n, delayMs, reason }, 'SMART token request failed; retrying with a new assertion');
+        },
+      },
+      options.retry ?? TOKEN_RETRY,
+    );
+  } catch (error) {
+    if (error instanceof SmartAuthError && error.transient) throw tokenRetriesSpent(error, errorContext(options, session), attempts, options.clock.now() - started);
+    if (error instanceof SmartAuthError && error.code === 'BRG_ERR_SMART_INVALID_SCOPE') throw await scopeErrorWithMetadata(error, options, session, signal);
+    throw error;
+  }
+}
+
+/**
+ * invalid_scope whose answer does not say which scope: the server's /metadata (unauthenticated) may, by not listing
+ * the scope's resource type (Epic's sandbox lists no AuditEvent). Best effort: any failure keeps the original error.
+ */
+async function scopeErrorWithMetadata(error: SmartAuthError, options: SmartTokenOptions, session: Session, signal?: AbortSignal): Promise<SmartAuthError> {
+  if (scopesToRemove(options.scope, error.description === undefined ? {} : { description: error.description }).scopes.length > 0) return error;
+  const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 30_000);
+  const served = await servedResourceTypes(options.fhirBaseUrl, {
+    clientId: options.clientId, fetch: options.fetch ?? fetch, signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+  }).catch(() => undefined);
+  if (!served) return error;
+  const wanted = options.scope.split(/\s+/).map(scopeResourceType).filter((type): type is string => type !== undefined);
+  const unserved = new Set(wanted.filter((type) => !served.types.has(type)));
+  if (unserved.size === 0) return error;
+  const context = errorContext(options, session);
+  return invalidScopeWithMetadata(error, { ...context, epic: context.epic || served.epic }, unserved);
+}
+
+function errorContext(options: SmartTokenOptions, session: Session, kid = ''): TokenErrorContext {
+  const tokenUrl = session.tokenUrl ?? options.tokenUrl ?? options.fhirBaseUrl;
+  return { tokenUrl, clientId: options.clientId, kid, scope: options.scope, epic: looksLikeEpic(tokenUrl, options.fhirBaseUrl) };
 }
 
 function classifyFailure(error: unknown): RetryVerdict {
@@ -130,7 +174,7 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
   attempt.sent = assertionClaims(input);
   const response = await postTokenRequest({
     tokenUrl, assertion: await buildAssertion(input), scope: options.scope, fetch: doFetch, timeoutMs,
-    context: { tokenUrl, clientId: options.clientId, kid: key.kid, scope: options.scope }, nowMs: () => options.clock.now(),
+    context: errorContext(options, session, key.kid), nowMs: () => options.clock.now(),
     ...(signal ? { signal } : {}),
   });
   const missing = scopesNotGranted(options.scope, response.scope);

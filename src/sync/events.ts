@@ -3,18 +3,18 @@
  * metrics) subscribe and return `detach()`. Payloads carry counts and opaque ids only, never PHI or secrets.
  */
 import { EventEmitter } from 'node:events';
+import type { PushEventMap } from '../purview/index.js';
 import type { RunCounts } from './state/index.js';
 
-export interface SyncEventMap {
-  run_start: { runId: string; connector: string; since: string; until: string; resumedFrom?: string; dryRun: boolean };
+/** The push stage's events, as the pipeline forwards them: the same payloads with the run id. */
+type ForwardedPushEvents = { [K in keyof PushEventMap]: PushEventMap[K] & { runId: string } };
+
+export interface SyncEventMap extends ForwardedPushEvents {
+  run_start: { runId: string; connector: string; since: string; until: string; resumedFrom?: string; dryRun: boolean; backfill: boolean };
   token: { side: 'smart' | 'purview' };
   page: { runId: string; events: number; duplicates: number; skipped: number; rows: number; rejects: number };
   reject: { runId: string; eventId: string; reason: string; column?: string };
   spool_complete: { runId: string; rows: number };
-  block_sent: { runId: string; index: number; rows: number; attempt: number };
-  block_retry: { runId: string; index: number; attempt: number; delayMs: number; reason: string };
-  block_acked: { runId: string; index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean };
-  block_skipped: { runId: string; index: number; rows: number };
   run_complete: { runId: string; connector: string; counts: RunCounts };
   error: { runId?: string; connector: string; code: string; message: string };
 }
@@ -45,5 +45,5 @@ export class SyncEvents {
 /** Every event name once, so onAny stays in step with the map (the type checker enforces completeness). */
 const EVENT_NAMES: Record<SyncEventName, true> = {
   run_start: true, token: true, page: true, reject: true, spool_complete: true, block_sent: true, block_retry: true,
-  block_acked: true, block_skipped: true, run_complete: true, error: true,
+  block_acked: true, rows_already_delivered: true, run_complete: true, error: true,
 };

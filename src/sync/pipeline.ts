@@ -1,29 +1,30 @@
 /**
- * One sync run: resume whatever an earlier run left unpushed, then pull → map → spool → push for a new window.
- * State advances only after durable progress: blocks are checkpointed by the push stage as Purview acknowledges
- * them, and the watermark moves in one transaction once every row up to it is acknowledged or rejected.
+ * One sync run of one connector: take the connector's lease, finish whatever an earlier run left unpushed, then
+ * pull → map → spool → push a new window. State advances only after durable progress: the push claims and
+ * acknowledges events in the delivery ledger block by block, and the watermark moves in one transaction once every
+ * row up to it is acknowledged or rejected — never backwards, so a backfill cannot rewind it.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import type { AuditEvent } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError, toBridgeError } from '../errors.js';
+import type { AuditEventPullOptions, FhirClient, ReferenceResolver } from '../fhir/index.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { pullAuditEvents, type AuditEventPullOptions, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
-import { collectReferences, createSerializer, mapEvent, type CompiledMapping } from '../mapping/index.js';
-import { pushSpoolFile, type PushEvent, type PushOptions } from '../purview/index.js';
-import type { ReferenceRequest } from '../references.js';
+import type { CompiledMapping } from '../mapping/index.js';
+import { isCompleteEventSpool, pushEventSpool, type DeliveryTarget, type PushEvent, type PushOptions } from '../purview/index.js';
 import type { SyncEvents } from './events.js';
-import { openLineWriter, type LineWriter } from './spool.js';
-import { ZERO_COUNTS, type RunCounts, type RunRecord, type RunTrigger, type SeenEvent, type StateStore } from './state/index.js';
-import { computeWindow, eventKey, type SyncWindow, type WindowPolicy } from './window.js';
+import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
+import { pullToSpool, throwIfStopped, type PullResult } from './pull-stage.js';
+import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
+import { ZERO_COUNTS, type RunCounts, type RunRecord, type RunTrigger, type StateStore } from './state/index.js';
+import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
-/** Push settings the pipeline passes through; the spool, ledger, clock, logger, signal and events are its own. */
-export type PushTarget = Omit<PushOptions, 'spoolPath' | 'ledger' | 'clock' | 'logger' | 'signal' | 'onEvent'>;
+/** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
+export type PushTarget = Omit<PushOptions, 'ledger' | 'destination' | 'clock' | 'logger' | 'signal' | 'stopAfterBlock' | 'onEvent' | 'runId'>;
 
 export interface SyncDeps {
   readonly connector: string;
+  /** Where this connector's rows go and what they come from, as the delivery ledger keys them. */
+  readonly target: Pick<DeliveryTarget, 'destination' | 'source'>;
   readonly store: StateStore;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -33,6 +34,9 @@ export interface SyncDeps {
   /** Keep spool and rejects files after a successful run (default: delete them). */
   readonly retainFiles: boolean;
   readonly window: WindowPolicy;
+  readonly lease: LeasePolicy;
+  /** Acknowledgements older than this (before the watermark) are forgotten; a backfill may not reach before them. */
+  readonly ledgerRetentionMs: number;
   readonly pull: AuditEventPullOptions;
   /** Events pulled before one reference prefetch + map pass (bounded lookahead; memory ≈ this many events). */
   readonly prefetchEvents: number;
@@ -44,6 +48,7 @@ export interface SyncDeps {
 
 export interface SyncRequest {
   readonly trigger: RunTrigger;
+  /** An explicit start makes the run a backfill: it may not move the watermark backwards, and is de-duplicated. */
   readonly since?: string;
   readonly until?: string;
   /** Write the connector file here and push nothing; the watermark does not move. */
@@ -63,6 +68,7 @@ export interface SyncSummary {
   readonly connector: string;
   readonly since: string;
   readonly until: string;
+  readonly backfill: boolean;
   readonly counts: RunCounts;
   readonly skipReasons: Readonly<Record<string, number>>;
   readonly rejectReasons: Readonly<Record<string, number>>;
@@ -73,161 +79,88 @@ export interface SyncSummary {
 }
 
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
-  const resumed = await resumeUnfinished(deps, request);
-  throwIfStopped(request.stopSignal);
-  const window = computeWindow(deps.clock.now(), deps.store.getWatermark(deps.connector), deps.window, request);
-  const run = startRun(deps, window, request);
-  request.onRunId?.(run.id);
+  const lease = holdLease(deps.store, connectorLeaseName(deps.connector), deps.lease, deps.clock, deps.newId, `A sync of connector "${deps.connector}"`);
+  // A lost lease stops the run like a graceful stop, with the lease's error as the reason.
+  const stopSignal = request.stopSignal ? AbortSignal.any([request.stopSignal, lease.lost]) : lease.lost;
+  const signal = request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost;
+  const stops = { ...request, stopSignal, signal };
   try {
-    const pulled = await pullToSpool(deps, run, window, request);
+    ensureRunDirs(deps.stateDir);
+    sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, nowMs: deps.clock.now() });
+    const resumed = await resumeUnfinished(deps, stops);
+    throwIfStopped(stopSignal);
+    return await runWindow(deps, stops, resumed);
+  } finally {
+    lease.release();
+  }
+}
+
+async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
+  const watermark = deps.store.getWatermark(deps.connector);
+  const window = computeWindow(deps.clock.now(), watermark, deps.window, request);
+  const backfill = request.since !== undefined;
+  if (backfill && !request.dryRunOut) refuseBeyondLedger(deps, window, watermark);
+  const run = startRun(deps, window, request, backfill);
+  request.onRunId?.(run.id);
+  const files = runFiles(deps.stateDir, run.id);
+  const spoolPath = request.dryRunOut ?? files.spoolPath;
+  const pullFiles = { ...files, spoolPath, indexPath: request.dryRunOut ? files.indexPath : indexPathOf(spoolPath) };
+  try {
+    const pulled = await pullToSpool(deps, run, window, pullFiles, request);
     if (request.dryRunOut) {
+      removeFiles(pullFiles.indexPath, files.rejectsPath);
       deps.store.completeRun(run.id, { counts: pulled.counts });
-      return finish(deps, run, pulled, [], resumed);
+      return finish(deps, run, pulled, [], resumed, request.dryRunOut);
     }
-    deps.store.updateRun(run.id, { state: 'pushing', counts: pulled.counts, spoolPath: pulled.spoolPath, rejectsPath: pulled.rejectsPath });
+    deps.store.updateRun(run.id, {
+      state: 'pushing', counts: pulled.counts, spoolPath, rejectsPath: files.rejectsPath,
+      details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons },
+    });
     deps.store.stageSeenEvents(run.id, pulled.seen);
-    const pushed = await pushRun(deps, { ...run, spoolPath: pulled.spoolPath }, pulled.counts, request);
-    completeWithWatermark(deps, run, pushed.counts);
-    removeFiles(deps, pulled.spoolPath, pulled.rejectsPath);
+    const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
+    completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
+    if (!deps.retainFiles) removeFiles(spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
-    throw recordFailure(deps, run.id, error);
+    throw recordFailure(deps, run.id, error, pullFiles);
   }
 }
 
-interface PullResult {
-  counts: RunCounts;
-  spoolPath: string;
-  rejectsPath: string;
-  seen: SeenEvent[];
-  skipReasons: Record<string, number>;
-  rejectReasons: Record<string, number>;
+/** Before the ledger's horizon nothing is remembered, so a backfill there could send rows Purview already has. */
+function refuseBeyondLedger(deps: SyncDeps, window: SyncWindow, watermark: string | undefined): void {
+  if (watermark === undefined) return;
+  const horizon = Date.parse(watermark) - deps.ledgerRetentionMs;
+  if (Date.parse(window.since) >= horizon) return;
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `--since ${window.since} reaches before ${new Date(horizon).toISOString()}: the delivery ledger keeps acknowledgements for ` +
+      `${Math.round(deps.ledgerRetentionMs / 86_400_000)} day(s) before the watermark (state.ledgerRetentionDays), so rows pushed before then could be sent twice. ` +
+      'Start the backfill later, or raise state.ledgerRetentionDays before the rows you may need to backfill are pushed.',
+    { details: { since: window.since } },
+  );
 }
 
-function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest): RunRecord {
+function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest, backfill: boolean): RunRecord {
   const run: RunRecord = {
-    id: deps.newId(), connector: deps.connector, state: 'running', trigger: request.trigger, since: window.since,
-    until: window.until, startedAt: new Date(deps.clock.now()).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: Boolean(request.dryRunOut),
+    id: deps.newId(), connector: deps.connector, state: 'running', trigger: request.trigger, since: window.since, until: window.until,
+    startedAt: new Date(deps.clock.now()).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: Boolean(request.dryRunOut), ...(backfill ? { backfill } : {}),
   };
   deps.store.createRun(run);
-  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, dryRun: run.dryRun });
+  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, dryRun: run.dryRun, backfill });
   return run;
-}
-
-async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, request: SyncRequest): Promise<PullResult> {
-  const { client, resolver } = deps.fhir();
-  await client.requireAuditEventSearch(deps.pull.dateParam ?? 'date', request.signal);
-  const spoolPath = request.dryRunOut ?? join(ensureDir(deps.stateDir, 'spool'), `${run.id}.txt`);
-  const rejectsPath = join(ensureDir(deps.stateDir, 'rejects'), `${run.id}.ndjson`);
-  const spool = openLineWriter(spoolPath, '\r\n');
-  const rejects = openLineWriter(rejectsPath, '\n');
-  const serializer = createSerializer(deps.mapping);
-  const result: PullResult = { counts: { ...ZERO_COUNTS }, spoolPath, rejectsPath, seen: [], skipReasons: {}, rejectReasons: {} };
-  const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
-  // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
-  // the few events naming a resource left in a partial batch wait for a later group (or the end), so a long sync asks
-  // for each Patient/Practitioner in about ⌈U/50⌉ + ⌈P/50⌉ requests. Rows therefore leave in near-time order.
-  const maxWaiting = Math.max(1, Math.floor(deps.prefetchEvents / 4));
-  let group: PendingEvent[] = [];
-  let sinceLastFlush: RunCounts = { ...result.counts };
-  const flush = async (last: boolean): Promise<void> => {
-    const pending = group;
-    group = [];
-    await resolver.prefetch(mergeRequests(pending.map((p) => p.references)), request.signal, { holdPartialBatches: !last });
-    let ready: PendingEvent[] = [];
-    const waiting: PendingEvent[] = [];
-    for (const p of pending) (p.references.keys.some((key) => resolver.isHeld(key)) ? waiting : ready).push(p);
-    if (waiting.length > maxWaiting) {
-      await resolver.prefetch(NOTHING_MORE, request.signal); // Too many waiting: fetch the partial batches now.
-      ready = pending;
-    } else {
-      group = waiting;
-    }
-    const events = ready.map((p) => p.event);
-    await mapPage(deps, run.id, events, resolver, { spool, rejects, serializer }, result, sinceLastFlush);
-    sinceLastFlush = { ...result.counts };
-    for (const event of events) {
-      if (event.recorded && Date.parse(event.recorded) >= rememberFrom) result.seen.push({ key: eventKey(event), recorded: event.recorded });
-    }
-  };
-  try {
-    await spool.write([serializer.headerLine()]);
-    for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
-      throwIfStopped(request.stopSignal);
-      for (const event of dropAlreadyPushed(deps, page, window, result.counts)) group.push({ event, references: collectReferences(event, deps.mapping) });
-      if (group.length >= deps.prefetchEvents) await flush(false);
-    }
-    // Also when only already-pushed duplicates came since the last group: the page event reports them.
-    if (group.length > 0 || result.counts.events > sinceLastFlush.events) await flush(true);
-  } finally {
-    await Promise.all([spool.close(), rejects.close()]);
-  }
-  deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
-  return result;
-}
-
-/** Events recorded before the previous watermark sit in the overlap: drop those an earlier run already pushed. */
-function dropAlreadyPushed(deps: SyncDeps, page: readonly AuditEvent[], window: SyncWindow, counts: RunCounts): AuditEvent[] {
-  counts.events += page.length;
-  const before = window.dedupeBefore ? Date.parse(window.dedupeBefore) : undefined;
-  if (before === undefined) return [...page];
-  const candidates = page.filter((event) => event.recorded !== undefined && Date.parse(event.recorded) < before).map(eventKey);
-  if (candidates.length === 0) return [...page];
-  const seen = deps.store.seenEvents(deps.connector, candidates);
-  const fresh = page.filter((event) => !seen.has(eventKey(event)));
-  counts.duplicates += page.length - fresh.length;
-  return fresh;
-}
-
-interface PendingEvent {
-  readonly event: AuditEvent;
-  readonly references: ReferenceRequest;
-}
-
-const NOTHING_MORE: ReferenceRequest = { keys: [], identifiers: [] };
-
-interface PageSinks {
-  spool: LineWriter;
-  rejects: LineWriter;
-  serializer: ReturnType<typeof createSerializer>;
-}
-
-async function mapPage(
-  deps: SyncDeps, runId: string, events: readonly AuditEvent[], resolver: ReferenceResolver, sinks: PageSinks, result: PullResult,
-  before: RunCounts,
-): Promise<void> {
-  const lines: string[] = [];
-  const rejectLines: string[] = [];
-  for (const event of events) {
-    const mapped = mapEvent(event, deps.mapping, resolver);
-    if (mapped.skipped) {
-      result.counts.skipped += 1;
-      increment(result.skipReasons, mapped.skipped);
-    }
-    for (const line of sinks.serializer.lines(mapped)) lines.push(line);
-    for (const reject of mapped.rejects) {
-      rejectLines.push(JSON.stringify(reject));
-      increment(result.rejectReasons, reject.reason);
-      deps.events.emit('reject', { runId, eventId: reject.eventId, reason: reject.reason, ...(reject.column ? { column: reject.column } : {}) });
-    }
-  }
-  result.counts.rows += lines.length;
-  result.counts.rejects += rejectLines.length;
-  await sinks.spool.write(lines);
-  await sinks.rejects.write(rejectLines);
-  deps.events.emit('page', {
-    runId, events: result.counts.events - before.events, duplicates: result.counts.duplicates - before.duplicates,
-    skipped: result.counts.skipped - before.skipped, rows: lines.length, rejects: rejectLines.length,
-  });
 }
 
 async function pushRun(
   deps: SyncDeps, run: RunRecord & { spoolPath: string }, counts: RunCounts, stops: Stops,
 ): Promise<{ counts: RunCounts; possiblyDuplicated: number[] }> {
   if (counts.rows === 0) return { counts, possiblyDuplicated: [] };
-  const report = await pushSpoolFile({
+  const report = await pushEventSpool({
     ...deps.purview(),
     spoolPath: run.spoolPath,
+    indexPath: indexPathOf(run.spoolPath),
+    source: deps.target.source,
+    destination: deps.target.destination,
+    runId: run.id,
     ledger: deps.store,
     clock: deps.clock,
     logger: deps.logger,
@@ -239,13 +172,102 @@ async function pushRun(
     counts: {
       ...counts,
       blocks: report.blocks,
-      blocksAcked: report.blocksSent + report.blocksSkipped,
+      blocksAcked: report.blocks,
       rowsAcked: report.rowsAcked,
+      rowsAlreadyDelivered: report.rowsAlreadyDelivered,
       possiblyDuplicated: report.possiblyDuplicated.length,
+      rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
     },
     possiblyDuplicated: report.possiblyDuplicated,
   };
 }
+
+/**
+ * A run left in 'pushing' whose spool is here and whole is pushed: its events Purview acknowledged are skipped, the
+ * rest sent. Without its spool (it ran on another machine, or the disk lost it) it is closed as failed: an incremental
+ * run's window is pulled again by this run (the watermark did not move) and the ledger skips what was acknowledged;
+ * a backfill has to be started again, as its message says.
+ */
+async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
+  const run = deps.store.findUnfinishedRun(deps.connector);
+  if (!run) return undefined;
+  if (run.state === 'running' || !run.spoolPath || !isCompleteEventSpool(run.spoolPath, indexPathOf(run.spoolPath))) {
+    const again = run.backfill
+      ? `Start the backfill again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`
+      : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';
+    deps.store.updateRun(run.id, {
+      state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(),
+      error: { code: 'BRG_ERR_ABORTED', message: `Interrupted before its push finished, and its spool is not here. ${again}` },
+    });
+    if (!run.dryRun) removeFiles(run.spoolPath, run.spoolPath && indexPathOf(run.spoolPath), run.rejectsPath);
+    if (run.backfill) deps.logger.warn({ runId: run.id, since: run.since, until: run.until }, 'an interrupted backfill could not be resumed here; start it again');
+    return undefined;
+  }
+  deps.logger.info({ runId: run.id, connector: deps.connector }, 'resuming the push of an unfinished run');
+  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, resumedFrom: run.id, dryRun: false, backfill: run.backfill ?? false });
+  try {
+    const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
+    completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
+    if (!deps.retainFiles) removeFiles(run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
+    const summary: PullResult = {
+      counts: pushed.counts, seen: [], skipReasons: run.details?.skipReasons ?? {}, rejectReasons: run.details?.rejectReasons ?? {},
+    };
+    return finish(deps, run, summary, pushed.possiblyDuplicated, undefined);
+  } catch (error) {
+    throw recordFailure(deps, run.id, error, { spoolPath: run.spoolPath, indexPath: indexPathOf(run.spoolPath), rejectsPath: run.rejectsPath });
+  }
+}
+
+/**
+ * Completes the run and moves the watermark: an incremental run to its end; a backfill only when it starts at or before
+ * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
+ */
+function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): void {
+  const current = deps.store.getWatermark(deps.connector);
+  const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
+  const details = { ...run.details, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
+  deps.store.updateRun(run.id, { details });
+  deps.store.completeRun(run.id, {
+    counts,
+    ...(contiguous ? { watermark: run.until } : {}),
+    pruneSeenBeforeMs: Date.parse(run.until) - 2 * deps.window.overlapMs,
+  });
+  const watermark = deps.store.getWatermark(deps.connector);
+  if (watermark) deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs);
+}
+
+function finish(
+  deps: SyncDeps, run: RunRecord, result: PullResult, possiblyDuplicated: readonly number[], resumed: SyncSummary | undefined, dryRunOut?: string,
+): SyncSummary {
+  deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts });
+  return {
+    runId: run.id, connector: deps.connector, since: run.since, until: run.until, backfill: run.backfill ?? false, counts: result.counts,
+    skipReasons: result.skipReasons, rejectReasons: result.rejectReasons, possiblyDuplicatedBlocks: possiblyDuplicated,
+    ...(dryRunOut ? { dryRunOut } : {}),
+    ...(resumed ? { resumed } : {}),
+  };
+}
+
+/**
+ * A failure during the push keeps the run in 'pushing' with its spool: the next run resumes it (to the destination
+ * then configured; the ledger skips what that destination acknowledged). A failure before (pulling, mapping) ends the
+ * run and removes its files, which hold PHI: the next run pulls the window again.
+ */
+function recordFailure(deps: SyncDeps, runId: string, error: unknown, files: { spoolPath?: string; indexPath?: string; rejectsPath?: string | undefined }): BridgeError {
+  const bridgeError = toBridgeError(error);
+  const run = deps.store.getRun(runId);
+  const keepForResume = run?.state === 'pushing';
+  deps.store.updateRun(runId, {
+    ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
+    error: { code: bridgeError.code, message: bridgeError.message },
+  });
+  if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
+  if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
+  deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
+  return bridgeError;
+}
+
+type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
 
 function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): void {
   switch (event.type) {
@@ -254,95 +276,8 @@ function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): 
     case 'block_retry':
       return events.emit('block_retry', { runId, index: event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
     case 'block_acked':
-      return events.emit('block_acked', {
-        runId, index: event.index, rows: event.rows, status: event.status, ms: event.ms, possiblyDuplicated: event.possiblyDuplicated,
-      });
-    case 'block_skipped':
-      return events.emit('block_skipped', { runId, index: event.index, rows: event.rows });
+      return events.emit('block_acked', { runId, index: event.index, rows: event.rows, status: event.status, ms: event.ms, possiblyDuplicated: event.possiblyDuplicated });
+    case 'rows_already_delivered':
+      return events.emit('rows_already_delivered', { runId, rows: event.rows });
   }
-}
-
-/**
- * A run left in 'pushing' has a complete spool: push what Purview has not acknowledged, then complete it. A run left in
- * 'running' died while pulling: its partial spool is discarded and, the watermark not having moved, its window is pulled again.
- */
-async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
-  const run = deps.store.findUnfinishedRun(deps.connector);
-  if (!run) return undefined;
-  if (run.state === 'running' || !run.spoolPath || !existsSync(run.spoolPath)) {
-    deps.store.updateRun(run.id, {
-      state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(),
-      error: { code: 'BRG_ERR_ABORTED', message: 'Interrupted before its spool was complete; its window is pulled again by the next run.' },
-    });
-    if (!run.dryRun) removeFiles(deps, run.spoolPath, run.rejectsPath);
-    return undefined;
-  }
-  deps.logger.info({ runId: run.id, connector: deps.connector }, 'resuming the push of an unfinished run');
-  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, resumedFrom: run.id, dryRun: false });
-  try {
-    const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
-    completeWithWatermark(deps, run, pushed.counts);
-    removeFiles(deps, run.spoolPath, run.rejectsPath);
-    const summary: PullResult = { counts: pushed.counts, spoolPath: run.spoolPath, rejectsPath: run.rejectsPath ?? '', seen: [], skipReasons: {}, rejectReasons: {} };
-    return finish(deps, run, summary, pushed.possiblyDuplicated, undefined);
-  } catch (error) {
-    throw recordFailure(deps, run.id, error);
-  }
-}
-
-function completeWithWatermark(deps: SyncDeps, run: RunRecord, counts: RunCounts): void {
-  const pruneBefore = new Date(Date.parse(run.until) - 2 * deps.window.overlapMs).toISOString();
-  deps.store.completeRun(run.id, { counts, watermark: run.until, pruneBefore });
-}
-
-function finish(
-  deps: SyncDeps, run: RunRecord, result: PullResult, possiblyDuplicated: readonly number[], resumed: SyncSummary | undefined,
-): SyncSummary {
-  deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts });
-  return {
-    runId: run.id, connector: deps.connector, since: run.since, until: run.until, counts: result.counts,
-    skipReasons: result.skipReasons, rejectReasons: result.rejectReasons, possiblyDuplicatedBlocks: possiblyDuplicated,
-    ...(run.dryRun ? { dryRunOut: result.spoolPath } : {}),
-    ...(resumed ? { resumed } : {}),
-  };
-}
-
-/** A failure while pushing keeps the run in 'pushing' (the next run resumes it); any other failure ends it. */
-function recordFailure(deps: SyncDeps, runId: string, error: unknown): BridgeError {
-  const bridgeError = toBridgeError(error);
-  const run = deps.store.getRun(runId);
-  const keepForResume = run?.state === 'pushing';
-  deps.store.updateRun(runId, {
-    ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
-    error: { code: bridgeError.code, message: bridgeError.message },
-  });
-  if (!keepForResume && run && !run.dryRun) removeFiles(deps, run.spoolPath, run.rejectsPath);
-  deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
-  return bridgeError;
-}
-
-type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
-
-function throwIfStopped(stopSignal: AbortSignal | undefined): void {
-  if (stopSignal?.aborted) throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
-}
-
-/** One request for a group of events; the resolver drops duplicates and cached keys itself. */
-function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {
-  return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
-}
-
-function increment(tally: Record<string, number>, key: string): void {
-  tally[key] = (tally[key] ?? 0) + 1;
-}
-
-function ensureDir(root: string, name: string): string {
-  const dir = join(root, name);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  return dir;
-}
-
-function removeFiles(deps: SyncDeps, ...paths: ReadonlyArray<string | undefined>): void {
-  if (deps.retainFiles) return;
-  for (const path of paths) if (path) rmSync(path, { force: true });
 }

@@ -16,7 +16,8 @@ export interface SyncWindow {
 
 /**
  * From the stored watermark minus the overlap to now minus the settle delay; `--since/--until` override either end
- * (backfills). See the sync issue: the watermark advances only after every event before it is pushed or rejected.
+ * (an explicit `since` makes a backfill). The watermark advances only after every event before it is pushed or
+ * rejected, and never backwards (src/sync/pipeline.ts).
  */
 export function computeWindow(
   nowMs: number,
@@ -51,7 +52,5 @@ function parseInstant(value: string, flag: string): number {
   return ms;
 }
 
-/** Stable key for overlap de-duplication: the same version of the same event. */
-export function eventKey(event: { id?: string; meta?: { versionId?: string } }): string {
-  return `${event.id ?? ''}|${event.meta?.versionId ?? ''}`;
-}
+/** Stable key for overlap de-duplication: the same version of the same event (the delivery ledger's key too). */
+export { eventClaimKey as eventKey } from '../purview/index.js';

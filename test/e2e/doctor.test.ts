@@ -3,21 +3,29 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock, systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
-import { runDoctor, type CheckResult } from '../../src/doctor/index.js';
+import { FILL_CHECK, MAPPING_CHECK, formatChecks, runDoctor, type CheckResult, type FillSampleOptions } from '../../src/doctor/index.js';
 import { silentLogger } from '../../src/log.js';
 import { findConnector } from '../../src/sync/runtime.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
+/** A sandbox whose /metadata lists AuditEvent, so the fill check runs (the first one's does not). */
+let listed: SandboxHarness;
 beforeAll(async () => {
-  h = await startHarness({ data: { seed: 1, events: 20, patients: 5, practitioners: 2 }, listAuditEvent: false });
+  [h, listed] = await Promise.all([
+    startHarness({ data: { seed: 1, events: 20, patients: 5, practitioners: 2 }, listAuditEvent: false }),
+    startHarness({ data: { seed: 3, events: 300, patients: 40, practitioners: 6 } }),
+  ]);
 });
-afterAll(async () => h?.close());
+afterAll(async () => Promise.all([h?.close(), listed?.close()]));
+
+async function doctorResults(harness: SandboxHarness, flags: Record<string, unknown> = {}, clock = systemClock, sample?: FillSampleOptions): Promise<CheckResult[]> {
+  const config = loadConfig({ base: harness.sandbox.config, env: {}, flags });
+  return runDoctor({ config, env: {}, clock, logger: silentLogger(), ...(sample ? { sample } : {}) }, findConnector(config, 'sandbox'));
+}
 
 async function doctor(flags: Record<string, unknown> = {}, clock = systemClock): Promise<Record<string, CheckResult>> {
-  const config = loadConfig({ base: h.sandbox.config, env: {}, flags });
-  const results = await runDoctor({ config, env: {}, clock, logger: silentLogger() }, findConnector(config, 'sandbox'));
-  return Object.fromEntries(results.map((r) => [r.name, r]));
+  return Object.fromEntries((await doctorResults(h, flags, clock)).map((r) => [r.name, r]));
 }
 
 describe('bridge doctor against the sandbox', () => {
@@ -30,6 +38,8 @@ describe('bridge doctor against the sandbox', () => {
     expect(r['/metadata lists AuditEvent search']).toMatchObject({ status: 'fail' });
     expect(r['/metadata lists AuditEvent search']?.detail).toContain('BRG_ERR_FHIR_CAPABILITY');
     expect(r['/metadata lists AuditEvent search']?.fix).toContain('AuditEvent');
+    expect(r[MAPPING_CHECK]?.status).toBe('pass');
+    expect(r[FILL_CHECK]).toMatchObject({ status: 'skip', detail: 'needs "/metadata lists AuditEvent search"' });
   });
 
   it('fails a malformed job id and a wrong Purview secret, each with its fix', async () => {
@@ -66,4 +76,81 @@ describe('bridge doctor against the sandbox', () => {
     expect(r['clock skew against the token server']).toMatchObject({ status: 'fail' });
     expect(r['clock skew against the token server']?.detail).toMatch(/(599|600|601) s ahead/);
   });
+});
+
+describe('bridge doctor: column fill of recent AuditEvents', () => {
+  /** The sandbox data lies in the past: sample the dataset's last day. */
+  const sample = (): FillSampleOptions => ({ until: listed.sandbox.dataset.options.end, lookbackHours: 24, events: 200 });
+  const fillOf = async (flags: Record<string, unknown> = {}): Promise<CheckResult | undefined> =>
+    (await doctorResults(listed, flags, systemClock, sample())).find((r) => r.name === FILL_CHECK);
+
+  /** Every name, address line, identifier value, login and email of the dataset: none may appear in doctor output. */
+  function phiValues(): string[] {
+    const ds = listed.sandbox.dataset;
+    const values = new Set<string>();
+    for (const p of ds.patients()) {
+      p.name?.forEach((n) => [n.family, ...(n.given ?? [])].forEach((v) => v && v.length > 3 && values.add(v)));
+      p.address?.forEach((a) => a.line?.forEach((l) => values.add(l)));
+      p.identifier?.forEach((i) => i.value && i.value.trim().length > 4 && values.add(i.value.trim()));
+    }
+    for (const p of ds.practitioners()) {
+      p.identifier?.forEach((i) => i.value && i.value.trim().length > 4 && values.add(i.value.trim()));
+      p.telecom?.forEach((t) => t.value && values.add(t.value));
+    }
+    return [...values];
+  }
+
+  it('maps the last 200 events of the day and prints every column, all filled, with the Epic-shaped data and no site options', async () => {
+    const fill = await fillOf({ 'connectors.0.mapping.options': {} });
+    expect(fill?.status, fill?.detail).toBe('pass');
+    expect(fill?.detail).toMatch(/^200 event\(s\) of 2026-11-01T00:00:00\.000Z – 2026-11-02T00:00:00\.000Z → \d+ row\(s\), \d+ skipped, \d+ rejected; every mandatory and key column is filled/);
+    const lines = fill?.lines ?? [];
+    const columns = listed.config.connectors[0]?.mapping.schema === 'epic' ? 22 : 23;
+    expect(lines.filter((line) => !line.startsWith('rejected:'))).toHaveLength(columns);
+    expect(lines.find((line) => line.startsWith('PATIENT.PAT_MRN_ID'))).toMatch(/^PATIENT\.PAT_MRN_ID +100% filled \((\d+) of \1\)$/);
+    expect(lines.find((line) => line.startsWith('CLARITY_EMP.USER_ID'))).toMatch(/100% filled/);
+    expect(lines.find((line) => line.startsWith('PATIENT.PAT_MIDDLE_NAME'))).toMatch(/% filled \(\d+ of \d+\)  optional$/);
+    expect(lines.find((line) => line.startsWith('ZC_BTG_REASON.NAME'))).toMatch(/% filled \(\d+ of \d+\)  may be empty$/);
+  });
+
+  it('flags a column over 5% empty with the site option that fixes it (MRN read from a system the site does not use)', async () => {
+    const file = join(listed.config.stateDir, '..', 'site-mapping.json');
+    writeFileSync(file, JSON.stringify({
+      extends: 'epic',
+      columns: [{ name: 'PATIENT.PAT_MRN_ID', expressions: ["%patient.identifier.where(system = 'urn:oid:2.16.840.1.113883.19.5').value"] }],
+    }));
+    const fill = await fillOf({ 'connectors.0.mapping.file': file });
+    expect(fill?.status).toBe('warn');
+    expect(fill?.detail).toMatch(/PATIENT\.PAT_MRN_ID is empty in 100% of rows \((\d+) of \1\); set mapping\.options\.mrnSystems .* or mapping\.options\.mrnTypeTexts/);
+    expect(fill?.lines?.find((line) => line.startsWith('PATIENT.PAT_MRN_ID'))).toMatch(/ 0% filled \(0 of \d+\)  <- over 5% empty: set mapping\.options\.mrnSystems/);
+  });
+
+  it('reports rejects by reason with the fix, and a misspelt site option as a failed mapping check with no sample', async () => {
+    const noLogin = await fillOf({ 'connectors.0.mapping.file': writeLoginless() });
+    expect(noLogin?.status).toBe('warn');
+    expect(noLogin?.lines?.some((line) => /^rejected: missing-employee-login \(EMP\.SYSTEM_LOGIN\): \d+ row\(s\)  <- set mapping\.options\.loginSystems/.test(line))).toBe(true);
+    const typo = await doctorResults(listed, { 'connectors.0.mapping.options': { mrnTypeText: ['EPI'] } }, systemClock, sample());
+    const byName = Object.fromEntries(typo.map((r) => [r.name, r]));
+    expect(byName[MAPPING_CHECK]).toMatchObject({ status: 'fail' });
+    expect(byName[MAPPING_CHECK]?.detail).toContain('did you mean "mrnTypeTexts"?');
+    expect(byName[FILL_CHECK]).toMatchObject({ status: 'skip' });
+  });
+
+  it('says so when the window holds no event, and prints counts and column names only (no PHI)', async () => {
+    const empty = (await doctorResults(listed, {}, systemClock, { until: '2026-10-01T00:00:00Z', lookbackHours: 1 })).find((r) => r.name === FILL_CHECK);
+    expect(empty).toMatchObject({ status: 'warn', detail: expect.stringContaining('no AuditEvent recorded in 2026-09-30T23:00:00.000Z – 2026-10-01T00:00:00.000Z') });
+    const output = formatChecks([
+      ...(await doctorResults(listed, {}, systemClock, sample())),
+      ...(await doctorResults(listed, { 'connectors.0.mapping.options': {} }, systemClock, sample())),
+    ]).join('\n');
+    expect(output).toContain('PATIENT.PAT_MRN_ID');
+    for (const value of phiValues()) expect(output.includes(value), 'doctor output leaks a PHI value').toBe(false);
+  });
+
+  /** A site mapping whose login expressions find nothing, so every row is rejected as missing-employee-login. */
+  function writeLoginless(): string {
+    const file = join(listed.config.stateDir, '..', 'loginless-mapping.json');
+    writeFileSync(file, JSON.stringify({ extends: 'epic', columns: [{ name: 'EMP.SYSTEM_LOGIN', expressions: ["%user.identifier.where(system = 'urn:none').value"] }] }));
+    return file;
+  }
 });

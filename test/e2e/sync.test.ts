@@ -67,7 +67,7 @@ describe('bridge sync against the offline sandbox', () => {
     const col = (name: string): number => header.indexOf(name);
     expect(header[0]).toBe('ACCESS_LOG.ACCESS_TIME');
     const rows = accepted.flatMap((b) => b.rows).map((line) => line.split('\t'));
-    const mrns = new Set([...h.sandbox.dataset.patients()].map((p) => p.identifier?.find((i) => i.type?.coding?.some((c) => c.code === 'MR'))?.value));
+    const mrns = new Set([...h.sandbox.dataset.patients()].map((p) => p.identifier?.find((i) => i.type?.text === 'EPI' && i.use !== 'old')?.value));
     const emails = new Set([...h.sandbox.dataset.practitioners()].flatMap((p) => (p.telecom ?? []).map((t) => t.value)));
     for (const cells of rows) {
       expect(cells).toHaveLength(header.length);

@@ -45,7 +45,7 @@ describe('capability probe', () => {
   it('reports the software and AuditEvent search parameters, probing /metadata once per client', async () => {
     const { client, server } = await fixtureWith30({ software: { name: 'Epic', version: 'May 2026' } });
     const fhir = client();
-    await expect(fhir.probe()).resolves.toEqual({ software: 'Epic May 2026', auditEventSearch: ['_lastUpdated', 'agent', 'date', 'patient'] });
+    await expect(fhir.probe()).resolves.toMatchObject({ software: 'Epic May 2026', auditEventSearch: ['_lastUpdated', 'agent', 'date', 'patient'] });
     await fhir.requireAuditEventSearch('date');
     await fhir.requireAuditEventSearch('_lastUpdated');
     expect(server.requests.filter((r) => r.path.endsWith('/metadata'))).toHaveLength(1);

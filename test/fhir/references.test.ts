@@ -24,7 +24,7 @@ describe('reference resolver', () => {
 
     expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined, 'pr-1']);
     expect(fixture.server.requests.length).toBe(afterFirst);
-    expect(afterFirst).toBe(2);
+    expect(afterFirst).toBe(3); // /metadata (how each type is looked up), one Patient and one Practitioner search
     expect(resolver.stats.missing).toBe(1);
     expect(idsIn(fixture.requestsFor('Patient')[0]?.query ?? '').sort()).toEqual(['pt-0', 'pt-1', 'pt-2']);
   });

@@ -1,5 +1,5 @@
 /**
- * Golden tests over every AuditEvent of the official FHIR R4 example package (../shared/fixtures/hl7-r4), for both
+ * Golden tests over every AuditEvent of the official FHIR R4 example package (test/fixtures/hl7-r4), for both
  * connector schemas: the exact rows, or the exact skip/reject reasons, written out by hand from the research rules.
  */
 import { describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Golden tests over the HL7 Norway AuditEvent IG instances (../shared/fixtures/hl7norway): contained Practitioner,
+ * Golden tests over the HL7 Norway AuditEvent IG instances (test/fixtures/hl7norway): contained Practitioner,
  * PractitionerRole, Organization, Encounter and Patient; the patient through an extension; text-only practitioner
  * names; the patient number in Identifier.id (never read); non-ASCII department names.
  */

@@ -1,4 +1,4 @@
-/** Shared helpers for the mapping tests: fixtures read at test time from ../shared/fixtures (never copied). */
+/** Shared helpers for the mapping tests: fixtures read from test/fixtures (origins and licences in its README.md). */
 import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,7 +7,7 @@ import { builtinMappingPath, compileMapping, loadMapping, type CompiledMapping, 
 import { identifierKey, referenceKey, type ResourceLookup } from '../../src/references.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-export const fixturesDir = resolve(repoRoot, '../shared/fixtures');
+export const fixturesDir = resolve(import.meta.dirname, '../fixtures');
 
 export type FixtureFolder = 'hl7-r4' | 'hl7norway';
 

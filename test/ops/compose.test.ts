@@ -1,28 +1,59 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+/**
+ * docker-compose.yml and the Dockerfile, checked as far as a machine without a Docker engine allows: the command lines
+ * name real subcommands and flags; the bridge listens on every interface inside its container and is published on the
+ * host's 127.0.0.1 only; volumes are named volumes the image's non-root user owns; and the sandbox profile works as
+ * documented: both of its entry-point scripts run here (in a temp directory standing in for /app, with `node` mapping
+ * the image's dist/cli/main.js to the sources), and a sync triggered over the API with the generated token completes.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli/program.js';
 import { systemClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 
 const root = resolve(import.meta.dirname, '../..');
-interface Service { profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[]; environment?: Record<string, string>; network_mode?: string; depends_on?: string[] }
+interface Healthcheck { test?: string[] }
+interface Service {
+  profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[];
+  environment?: Record<string, string>; network_mode?: string; depends_on?: string[] | Record<string, { condition?: string }>;
+  working_dir?: string; healthcheck?: Healthcheck;
+}
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
 const packageJson = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
 
-/** Checks a `bridge …` argv against the real command tree: the subcommand and every long flag must exist. */
+/**
+ * Checks a `bridge …` argv against the real command tree: the (sub)command path and every long flag must exist.
+ * The same helper is in test/ops/deploy-*.test.ts (a test file cannot import another one without running its tests).
+ */
 function assertBridgeArgs(args: readonly string[]): void {
-  const [name, ...rest] = args;
-  const command = program.commands.find((c: Command) => c.name() === name);
-  expect(command, `bridge ${name}`).toBeDefined();
-  const flags = new Set(command?.options.map((o) => o.long));
-  for (const arg of rest.filter((a) => a.startsWith('--'))) expect(flags, `bridge ${name} ${arg}`).toContain(arg);
+  let command: Command = program;
+  let rest = [...args];
+  for (;;) {
+    const next = command.commands.find((c: Command) => c.name() === rest[0]);
+    if (!next) break;
+    command = next;
+    rest = rest.slice(1);
+  }
+  expect(command, `bridge ${args.join(' ')}`).not.toBe(program);
+  const flags = new Set(command.options.map((o) => o.long));
+  for (const arg of rest.filter((a) => a.startsWith('--'))) expect(flags, `bridge ${args.join(' ')}: ${arg}`).toContain(arg.split('=')[0]);
 }
+
+const services = Object.entries(compose.services);
+const serving = services.filter(([, s]) => s.command?.[0] === 'serve' || / dist\/cli\/main\.js serve\b/.test(s.entrypoint?.join(' ') ?? ''));
+const uid = /useradd [^\n]*--uid (\d+)/.exec(dockerfile)?.[1];
 
 describe('docker-compose.yml and Dockerfile', () => {
   it('has a sandbox profile that needs no credentials and a production profile with env files', () => {
@@ -43,6 +74,9 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(dockerfile).toContain(`ENTRYPOINT ${JSON.stringify(['node', ...flags, 'dist/cli/main.js']).replaceAll(',', ', ')}`);
     // The benchmark measures the bridge with the flags it ships with, everywhere it is started.
     expect(compose.services['bridge-sandbox']?.entrypoint?.join(' ')).toContain(`node ${BRIDGE_NODE_OPTIONS} dist/cli/main.js serve`);
+    for (const service of Object.values(compose.services)) {
+      for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) ?dist\/cli\/main\.js/g)) expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
+    }
     for (const script of ['bridge', 'demo']) expect(packageJson.scripts[script]).toContain(`node ${BRIDGE_NODE_OPTIONS} --import tsx src/cli/main.ts`);
     // dist/ is what `npm run build` writes from src/: the entry point must be the compiled CLI entry.
     expect(existsSync(resolve(root, 'src/cli/main.ts'))).toBe(true);
@@ -75,4 +109,182 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(dockerfile).toMatch(/USER bridge/);
     expect(dockerfile).toMatch(/VOLUME \["\/app\/state", "\/app\/keys"\]/);
   });
+
+  it('publishes the API on the host\'s 127.0.0.1 only, and the bridge listens on every interface inside its container', () => {
+    const ports = services.flatMap(([, s]) => s.ports ?? []);
+    expect(ports.length).toBeGreaterThan(0);
+    for (const port of ports) expect(port, 'published on loopback only').toMatch(/^127\.0\.0\.1:\d+:\d+$/);
+    expect(serving.map(([name]) => name).sort()).toEqual(['bridge', 'bridge-sandbox']);
+    for (const [name, service] of serving) {
+      // Docker forwards a published port to the container's own interface, which a bridge bound to 127.0.0.1 never sees.
+      expect(service.environment?.['BRIDGE__server__host'], name).toBe('0.0.0.0');
+      expect(service.environment?.['BRIDGE__server__port'], name).toBe('8080');
+      // Its port is published either by itself or by the service whose network namespace it shares.
+      const owner = service.network_mode?.startsWith('service:') ? compose.services[service.network_mode.slice('service:'.length)] : service;
+      expect(owner?.ports, name).toEqual(['127.0.0.1:8080:8080']);
+    }
+    // The production config as the container sees it: file + compose environment.
+    const production = compose.services['bridge'] as Service;
+    const config = loadConfig({ path: resolve(root, 'deploy/bridge.config.yaml'), env: { ...production.environment } });
+    expect(config.server).toMatchObject({ host: '0.0.0.0', port: 8080 });
+    expect(config.server.apiTokens).toEqual({ env: 'BRIDGE_API_TOKENS' });
+    expect(readFileSync(resolve(root, 'deploy/bridge.env'), 'utf8')).toMatch(/^BRIDGE_API_TOKENS=$/m);
+  });
+
+  it('mounts only named volumes where the bridge writes, created by the image and owned by its non-root user', () => {
+    expect(uid).toBe('10001');
+    expect(dockerfile).toMatch(/groupadd [^\n]*--gid 10001 bridge/);
+    const created = /mkdir -p ((?:\/app\/\w+ ?)+)/.exec(dockerfile)?.[1]?.trim().split(' ') ?? [];
+    const owned = /chown bridge:bridge ((?:\/app\/\w+ ?)+)/.exec(dockerfile)?.[1]?.trim().split(' ') ?? [];
+    const volumesInImage = JSON.parse(/VOLUME (\[.*\])/.exec(dockerfile)?.[1] ?? '[]') as string[];
+    expect(owned.sort()).toEqual([...volumesInImage].sort());
+    expect(created.sort()).toEqual([...volumesInImage].sort());
+    for (const [name, service] of services) {
+      for (const volume of service.volumes ?? []) {
+        const [source = '', target = '', mode] = volume.split(':');
+        if (source.startsWith('.')) {
+          // A bind mount keeps the host's owner: only read-only inputs are bind-mounted.
+          expect(mode, `${name}: ${volume}`).toBe('ro');
+        } else {
+          expect(volumesInImage, `${name}: ${volume} must be a directory the image creates for uid ${uid}`).toContain(target);
+        }
+      }
+    }
+    // Production: state and keys (the config's stateDir and keysDir) are both named volumes.
+    const production = compose.services['bridge'] as Service;
+    const config = loadConfig({ path: resolve(root, 'deploy/bridge.config.yaml'), env: { ...production.environment } });
+    const targets = new Map((production.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]]));
+    expect(compose.volumes).toHaveProperty(targets.get(config.stateDir) ?? 'missing');
+    expect(compose.volumes).toHaveProperty(targets.get(config.connectors[0]?.smart.keysDir ?? '') ?? 'missing');
+  });
+
+  it('sandbox profile: the bridge waits for a healthy (freshly written) sandbox and is given an API token', () => {
+    const sandbox = compose.services['sandbox'] as Service;
+    const bridge = compose.services['bridge-sandbox'] as Service;
+    expect(bridge.depends_on).toEqual({ sandbox: { condition: 'service_healthy' } });
+    expect(bridge.network_mode).toBe('service:sandbox');
+    expect(sandbox.healthcheck?.test).toEqual(['CMD', 'test', '-s', '/app/state/sandbox/bridge.config.yaml']);
+    expect(sandbox.entrypoint?.join(' ')).toMatch(/rm -rf state\/sandbox && exec node .* sandbox --dir state\/sandbox$/);
+    for (const service of [sandbox, bridge]) expect(service.working_dir).toBe('/app');
+    // The env override parses as a { file } secret reference (BRIDGE__ values that are JSON are used as such).
+    const config = loadConfig({ base: { connectors: [parse(readFileSync(resolve(root, 'deploy/bridge.config.yaml'), 'utf8')).connectors[0]] }, env: { ...bridge.environment } });
+    expect(config.server.apiTokens).toEqual({ file: 'state/api-token' });
+  });
+});
+
+/** `docker compose` (v2 plugin) or `docker-compose` (Debian's package), when either is installed: `config` needs no engine. */
+const composeCli = [['docker', 'compose'], ['docker-compose']].find(([bin, ...sub]) => spawnSync(bin ?? '', [...sub, 'version'], { encoding: 'utf8' }).status === 0);
+if (!composeCli) console.warn('compose.test: neither `docker compose` nor `docker-compose` found, skipping `config` validation; install it with `apt-get install -y docker-compose`');
+
+describe.skipIf(!composeCli)('docker compose config (validation by Compose itself; install: apt-get install -y docker-compose)', () => {
+  it.each(['sandbox', 'production'])('profile %s validates', (profile) => {
+    const [bin, ...sub] = composeCli ?? [];
+    const result = spawnSync(bin ?? '', [...sub, '--profile', profile, 'config', '--quiet'], { cwd: root, encoding: 'utf8' });
+    expect(result.stderr, `${(composeCli ?? []).join(' ')} --profile ${profile} config`).toBe('');
+    expect(result.status).toBe(0);
+  });
+});
+
+describe('docker compose --profile sandbox, run without Docker', () => {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), 'bridge-compose-')));
+  const children: ChildProcess[] = [];
+  afterAll(async () => {
+    await Promise.all(children.map((child) => new Promise<void>((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      child.once('close', () => done());
+      child.kill('SIGTERM');
+    })));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs a service's `sh -c` entry point with /app = `dir` and a `node` that runs dist/cli/main.js from the sources. */
+  function runEntrypoint(name: string, env: Record<string, string>): { child: ChildProcess; output: () => string } {
+    const service = compose.services[name] as Service;
+    const [shell, flag, script] = service.entrypoint ?? [];
+    expect([shell, flag]).toEqual(['sh', '-c']);
+    expect(dir.startsWith(realpathSync(tmpdir()))).toBe(true); // the scripts `rm -rf state/sandbox` relative to their cwd
+    const child = spawn('sh', ['-c', script ?? 'exit 99'], {
+      cwd: dir,
+      env: {
+        PATH: `${join(dir, '.bin')}:${process.env['PATH'] ?? ''}`, HOME: dir, NODE_OPTIONS: '',
+        BRIDGE_REAL_NODE: process.execPath, BRIDGE_TSX: pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, BRIDGE_CLI: resolve(root, 'src/cli/main.ts'),
+        ...service.environment, ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    return { child, output: () => output };
+  }
+
+  async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, output: () => string, ms = 60_000): Promise<T> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; output:\n${output()}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  it('starts the sandbox, creates a 0600 API token, and a sync triggered with it completes', async () => {
+    // The image's `node`, except that dist/cli/main.js (the compiled CLI) runs from src/ through tsx.
+    mkdirSync(join(dir, '.bin'));
+    writeFileSync(join(dir, '.bin/node'), [
+      '#!/bin/sh',
+      'for a; do shift; if [ "$a" = dist/cli/main.js ]; then set -- "$@" --import "$BRIDGE_TSX" "$BRIDGE_CLI"; else set -- "$@" "$a"; fi; done',
+      'exec "$BRIDGE_REAL_NODE" "$@"',
+      '',
+    ].join('\n'));
+    chmodSync(join(dir, '.bin/node'), 0o755);
+    mkdirSync(join(dir, 'state/sandbox/state'), { recursive: true });
+    writeFileSync(join(dir, 'state/sandbox/bridge.config.yaml'), 'stale: config of an earlier start\n');
+
+    const sandbox = runEntrypoint('sandbox', {});
+    // The sandbox service's healthcheck, with /app mapped to the temp directory: healthy once the new config is written.
+    const healthcheck = (compose.services['sandbox']?.healthcheck?.test ?? []).slice(1).map((a) => a.replace(/^\/app\//, `${dir}/`));
+    await until('the sandbox to be healthy', () => {
+      const probe = spawnSync(healthcheck[0] ?? 'false', healthcheck.slice(1));
+      return probe.status === 0 && /connectors:/.test(readFileSync(join(dir, 'state/sandbox/bridge.config.yaml'), 'utf8')) ? true : undefined;
+    }, sandbox.output);
+
+    // The compose environment, except: an ephemeral port, and loopback rather than every interface of this machine.
+    const bridge = runEntrypoint('bridge-sandbox', { BRIDGE__server__port: '0', BRIDGE__server__host: '127.0.0.1', BRIDGE__logLevel: 'warn' });
+    const url = await until('bridge serve to listen', () => /listening on (\S+)/.exec(bridge.output())?.[1], bridge.output);
+    const tokenFile = join(dir, 'state/api-token');
+    expect(statSync(tokenFile).mode & 0o777).toBe(0o600);
+    const token = readFileSync(tokenFile, 'utf8');
+    expect(token).toMatch(/^[\w-]{43}$/);
+
+    const { start: since, end: until_ } = DEFAULT_SANDBOX_DATA;
+    const post = (headers: Record<string, string>) => fetch(`${url}/v1/connectors/sandbox/syncs`, {
+      method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ since, until: until_ }),
+    });
+    expect((await post({})).status).toBe(401);
+    const accepted = await post({ authorization: `Bearer ${token}` });
+    expect(accepted.status).toBe(202);
+    const { runId } = (await accepted.json()) as { runId: string };
+    const run = await until('the run to finish', async () => {
+      const response = await fetch(`${url}/v1/runs/${runId}`, { headers: { authorization: `Bearer ${token}` } });
+      const body = (await response.json()) as { state: string; counts: { rows: number; rowsAcked?: number } };
+      return ['completed', 'failed'].includes(body.state) ? body : undefined;
+    }, bridge.output);
+    expect(run.state, bridge.output()).toBe('completed');
+    expect(run.counts.rows).toBeGreaterThan(0);
+
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    // A restart of the bridge keeps the token (it lives in the volume, outside the directory the sandbox recreates).
+    const stopped = new Promise((done) => bridge.child.once('close', done));
+    bridge.child.kill('SIGTERM');
+    expect(await stopped).toBe(0);
+    const again = runEntrypoint('bridge-sandbox', { BRIDGE__server__port: '0', BRIDGE__server__host: '127.0.0.1', BRIDGE__logLevel: 'warn' });
+    const url2 = await until('bridge serve to listen again', () => /listening on (\S+)/.exec(again.output())?.[1], again.output);
+    expect(readFileSync(tokenFile, 'utf8')).toBe(token);
+    const runs = await fetch(`${url2}/v1/runs?connector=sandbox`, { headers: { authorization: `Bearer ${token}` } });
+    expect(runs.status).toBe(200);
+    expect(((await runs.json()) as { runs: Array<{ id: string }> }).runs.map((r) => r.id)).toContain(runId);
+  }, 180_000);
 });

@@ -1,64 +1,89 @@
-/** Pure block planning: block sizes, byte ranges, upload splits at the row and byte limits, and bad input. */
+/** Pure block planning: rows minus what the ledger holds, any block size, resends flagged, uploads within the limits. */
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { createBlockPlanner, planBlocks, type BlockPlan } from '../../src/purview/index.js';
+import { appendSegment, createUploadCounter, planRowBlocks, type RangeRecord, type ByteRange } from '../../src/purview/index.js';
+import { Rng } from '../../src/sandbox/generator-random.js';
 
-/** Line ends of a file whose header is 10 bytes and whose rows are each `rowBytes` long. */
-function lineEnds(rows: number, rowBytes = 5, headerBytes = 10): number[] {
-  return [headerBytes, ...Array.from({ length: rows }, (_, i) => headerBytes + (i + 1) * rowBytes)];
-}
+const acked = (first: number, end: number): RangeRecord => ({ first, end, state: 'acked' });
+const unknown = (first: number, end: number): RangeRecord => ({ first, end, state: 'unknown' });
+const unsent = (first: number, end: number): RangeRecord => ({ first, end, state: 'unsent' });
 
-describe('planBlocks', () => {
-  it('cuts every blockRows rows and gives each block its byte range', () => {
-    expect(planBlocks(lineEnds(7), 3)).toEqual<BlockPlan[]>([
-      { index: 0, upload: 0, firstRow: 0, rows: 3, start: 10, end: 25 },
-      { index: 1, upload: 0, firstRow: 3, rows: 3, start: 25, end: 40 },
-      { index: 2, upload: 0, firstRow: 6, rows: 1, start: 40, end: 45 },
+describe('planRowBlocks', () => {
+  it('cuts a fresh file every blockRows rows', () => {
+    expect(planRowBlocks(7, 3, [])).toEqual({
+      deliveredRows: 0,
+      blocks: [
+        { ranges: [{ first: 0, end: 3 }], rows: 3, resentRows: 0 },
+        { ranges: [{ first: 3, end: 6 }], rows: 3, resentRows: 0 },
+        { ranges: [{ first: 6, end: 7 }], rows: 1, resentRows: 0 },
+      ],
+    });
+    expect(planRowBlocks(0, 3, [])).toEqual({ deliveredRows: 0, blocks: [] });
+  });
+
+  it('leaves out acknowledged rows, whatever block size acknowledged them, and fills blocks across the gaps', () => {
+    const plan = planRowBlocks(20, 10, [acked(0, 7), acked(10, 14)]);
+    expect(plan.deliveredRows).toBe(11);
+    expect(plan.blocks).toEqual([{ ranges: [{ first: 7, end: 10 }, { first: 14, end: 20 }], rows: 9, resentRows: 0 }]);
+  });
+
+  it('re-sends rows sent without an answer and counts them; acknowledged wins over any other record', () => {
+    const plan = planRowBlocks(12, 5, [unknown(0, 6), acked(3, 5), unsent(8, 12)]);
+    expect(plan.deliveredRows).toBe(2);
+    expect(plan.blocks).toEqual([
+      { ranges: [{ first: 0, end: 3 }, { first: 5, end: 7 }], rows: 5, resentRows: 4 },
+      { ranges: [{ first: 7, end: 12 }], rows: 5, resentRows: 0 },
     ]);
   });
 
-  it('plans nothing for a header-only file or an empty one', () => {
-    expect(planBlocks(lineEnds(0), 3)).toEqual([]);
-    expect(planBlocks([], 3)).toEqual([]);
-  });
-
-  it('starts a new upload before the row limit, cutting the block short', () => {
-    const plans = planBlocks(lineEnds(10), 4, { maxRowsPerUpload: 6 });
-    expect(plans.map((p) => [p.upload, p.firstRow, p.rows])).toEqual([[0, 0, 4], [0, 4, 2], [1, 6, 4]]);
-  });
-
-  it('starts a new upload before the byte limit, header bytes included', () => {
-    // 10-byte header + rows of 5 bytes: 40 bytes hold the header and 6 rows.
-    const plans = planBlocks(lineEnds(9), 100, { maxBytesPerUpload: 40 });
-    expect(plans.map((p) => [p.index, p.upload, p.firstRow, p.rows, p.start, p.end])).toEqual([
-      [0, 0, 0, 6, 10, 40],
-      [1, 1, 6, 3, 40, 55],
-    ]);
-  });
-
-  it('sends a lone row bigger than the byte limit in an upload of its own', () => {
-    const plans = planBlocks([10, 15, 115, 120], 10, { maxBytesPerUpload: 50 });
-    expect(plans.map((p) => [p.upload, p.firstRow, p.rows])).toEqual([[0, 0, 1], [1, 1, 1], [2, 2, 1]]);
-  });
-
-  it('closes two blocks on one row when the upload limit and blockRows meet', () => {
-    const planner = createBlockPlanner(10, 1, { maxRowsPerUpload: 1 });
-    expect(planner.addRow(15).map((p) => p.index)).toEqual([0]);
-    expect(planner.addRow(20).map((p) => [p.index, p.upload])).toEqual([[1, 1]]);
-    expect(planner.finish()).toEqual([]);
-  });
-
-  it('refuses a block size that is not a whole number ≥ 1, naming it', () => {
-    for (const bad of [0, -1, 1.5, Number.NaN]) {
-      const error = (() => {
-        try {
-          planBlocks(lineEnds(2), bad);
-        } catch (e) {
-          return e;
-        }
-      })();
-      expect(error).toBeInstanceOf(BridgeError);
-      expect((error as BridgeError).message).toBe(`Expected blockRows to be an integer ≥ 1, got ${String(bad)} (number).`);
+  it('property: every row of the file is either delivered or planned exactly once, with any history', () => {
+    const random = new Rng(7);
+    for (let round = 0; round < 300; round++) {
+      const total = random.int(61);
+      const history: RangeRecord[] = Array.from({ length: random.int(7) }, () => {
+        const first = random.int(total + 1);
+        const state = random.pick(['acked', 'unknown', 'unsent'] as const);
+        return { first, end: Math.min(total, first + random.int(21)), state };
+      });
+      const blockRows = 1 + random.int(25);
+      const plan = planRowBlocks(total, blockRows, history);
+      const planned = plan.blocks.flatMap((b) => b.ranges.flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i)));
+      const isAcked = (row: number): boolean => history.some((h) => h.state === 'acked' && h.first <= row && row < h.end);
+      const expected = Array.from({ length: total }, (_, i) => i).filter((row) => !isAcked(row));
+      expect(planned).toEqual(expected);
+      expect(plan.deliveredRows).toBe(total - expected.length);
+      for (const block of plan.blocks) {
+        expect(block.rows).toBeLessThanOrEqual(blockRows);
+        const resent = block.ranges.flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i))
+          .filter((row) => history.some((h) => h.state === 'unknown' && h.first <= row && row < h.end)).length;
+        expect(block.resentRows).toBe(resent);
+      }
     }
+  });
+
+  it('refuses a block size that is not a whole number ≥ 1', () => {
+    expect(() => planRowBlocks(5, 0, [])).toThrow(BridgeError);
+    expect(() => planRowBlocks(5, 1.5, [])).toThrow('Expected blockRows to be an integer ≥ 1, got 1.5 (number).');
+  });
+});
+
+describe('createUploadCounter', () => {
+  it('starts a new upload when a block would pass the row or byte limit, numbering blocks per upload', () => {
+    const byRows = createUploadCounter(10, { maxRowsPerUpload: 6 });
+    expect([byRows(4, 40), byRows(4, 40), byRows(2, 20), byRows(1, 10)]).toEqual([
+      { upload: 0, number: 1 }, { upload: 1, number: 1 }, { upload: 1, number: 2 }, { upload: 2, number: 1 },
+    ]);
+    const byBytes = createUploadCounter(10, { maxBytesPerUpload: 100 });
+    expect([byBytes(1, 80), byBytes(1, 20), byBytes(1, 500)]).toEqual([{ upload: 0, number: 1 }, { upload: 1, number: 1 }, { upload: 2, number: 1 }]);
+  });
+});
+
+describe('appendSegment', () => {
+  it('merges touching byte ranges so consecutive rows are one read', () => {
+    const segments: ByteRange[] = [];
+    appendSegment(segments, 10, 20);
+    appendSegment(segments, 20, 35);
+    appendSegment(segments, 50, 60);
+    expect(segments).toEqual([{ start: 10, end: 35 }, { start: 50, end: 60 }]);
   });
 });

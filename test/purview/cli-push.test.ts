@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { createMemoryLedger, MANDATORY_COLUMNS, type BlockLedger } from '../../src/purview/index.js';
+import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
+import { openStateStore } from '../../src/sync/state/index.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { startEmulators, tempDir, type Emulators } from './support.js';
 
@@ -28,13 +29,12 @@ afterAll(async () => {
 
 const EPIC = MANDATORY_COLUMNS.epic;
 const row = (i: number, sep: string): string => EPIC.map((_, c) => `v${i}.${c}`).join(sep);
-const ledgers = new Map<string, BlockLedger>();
 
 async function bridgePush(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string[]> {
   const printed: string[] = [];
   const command = pushCommand({
     print: (line) => printed.push(line), env, clock: new InstantClock(), logger: silentLogger(),
-    openLedger: (stateDir) => ledgers.get(stateDir) ?? ledgers.set(stateDir, createMemoryLedger()).get(stateDir) as BlockLedger,
+    openStore: (stateDir) => openStateStore(stateDir, new InstantClock()),
   });
   await command.exitOverride().parseAsync(args, { from: 'user' });
   return printed;
@@ -64,10 +64,10 @@ describe('bridge push', () => {
     const stateDir = join(dir, 'state-bom');
     const printed = await bridgePush([...appArgs(app, file, stateDir), '--block-rows', '2'], { PURVIEW_APP_SECRET: app.secret });
     expect(printed).toEqual([
-      `bom-lf.txt: 3 row(s), tab-separated, every mandatory epic column present; BOM removed`,
+      `bom-lf.txt: 3 row(s), tab-separated, every mandatory epic column present, every row 9 fields; BOM removed`,
       'block 0 acknowledged: 2 row(s), HTTP 200',
       'block 1 acknowledged: 1 row(s), HTTP 200',
-      `pushed to job ${app.jobId}: 3 row(s) acknowledged in 2 block(s) (2 sent now, 0 already delivered)`,
+      `pushed to job ${app.jobId}: 3 row(s) acknowledged (3 sent now in 2 block(s), 0 acknowledged earlier)`,
     ]);
     const accepted = emu.ingest.accepted(app.jobId);
     expect(accepted.map((b) => [b.header, b.delimiter, b.rows])).toEqual([
@@ -85,8 +85,9 @@ describe('bridge push', () => {
     const csvApp = emu.newApp();
     const healthcare = MANDATORY_COLUMNS.healthcare.join(',');
     const secretFile = input('secret.txt', `${csvApp.secret}\n`);
-    await bridgePush([...appArgs(csvApp, input('export.csv', `${healthcare}\na,b,c\n`)), '--schema', 'healthcare', '--app-secret-file', secretFile]);
-    expect(emu.ingest.accepted(csvApp.jobId).map((b) => [b.delimiter, b.header, b.rows])).toEqual([['comma', healthcare, ['a,b,c']]]);
+    const csvRow = MANDATORY_COLUMNS.healthcare.map((_, i) => (i === 2 ? '"Doe, Jo"' : `c${i}`)).join(',');
+    await bridgePush([...appArgs(csvApp, input('export.csv', `${healthcare}\n${csvRow}\n`)), '--schema', 'healthcare', '--app-secret-file', secretFile]);
+    expect(emu.ingest.accepted(csvApp.jobId).map((b) => [b.delimiter, b.header, b.rows])).toEqual([['comma', healthcare, [csvRow]]]);
   });
 
   it('refuses a file missing a mandatory column before any request', async () => {
@@ -118,7 +119,7 @@ describe('bridge push', () => {
     emu.entra.registerApp({ tenantId: app.tenantId, appId: app.appId, certificatePem: pems.cert });
     const thumbprint = new X509Certificate(pems.cert).fingerprint256; // colons as Windows shows them are accepted
     const args = [...appArgs(app, input('cert.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`)), '--cert', input('key.pem', pems.private), '--cert-thumbprint', thumbprint];
-    expect((await bridgePush(args)).at(-1)).toBe(`pushed to job ${app.jobId}: 1 row(s) acknowledged in 1 block(s) (1 sent now, 0 already delivered)`);
+    expect((await bridgePush(args)).at(-1)).toBe(`pushed to job ${app.jobId}: 1 row(s) acknowledged (1 sent now in 1 block(s), 0 acknowledged earlier)`);
   });
 
   it('resumes after a failure: the rerun skips what Purview acknowledged', async () => {
@@ -131,10 +132,10 @@ describe('bridge push', () => {
     const printed = await bridgePush(args, { PURVIEW_APP_SECRET: app.secret });
     // The ledger cannot tell "answered 400" from "sent, then died", so the re-sent block is flagged either way.
     expect(printed.slice(1)).toEqual([
-      'block 0 already delivered by an earlier run: 2 row(s) skipped',
-      'block 1 acknowledged: 2 row(s), HTTP 200 (possibly duplicated: sent before without a recorded acknowledgement)',
-      `pushed to job ${app.jobId}: 4 row(s) acknowledged in 2 block(s) (1 sent now, 1 already delivered)`,
-      'possibly duplicated block(s): 1 (sent before without a recorded acknowledgement; Purview may hold them twice)',
+      '2 row(s) already acknowledged by Purview for this job: not sent again',
+      'block 0 acknowledged: 2 row(s), HTTP 200 (possibly duplicated: sent before without a recorded acknowledgement)',
+      `pushed to job ${app.jobId}: 4 row(s) acknowledged (2 sent now in 1 block(s), 2 acknowledged earlier)`,
+      'possibly duplicated: 2 row(s) in block(s) 0 (sent before without a recorded acknowledgement; Purview may hold them twice)',
     ]);
     expect(emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2, 3].map((i) => row(i, '\t')));
   });

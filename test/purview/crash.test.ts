@@ -1,12 +1,14 @@
 /**
- * kill -9 in the middle of a push, then a rerun in a new process: every row is delivered, and a block Purview may
- * have received twice is always flagged possiblyDuplicated (purview-protocol.md §3.3 is the script's silent version).
+ * kill -9 in the middle of a push, then a rerun in a new process with the same SQLite state: every row is delivered,
+ * and rows Purview may have received twice are always flagged possibly duplicated (docs/purview-protocol.md §6; the
+ * script's silent version is §4).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { expectDelivered, makeRows, startPushWorld, writeSpool, type PushWorld } from './e2e-support.js';
+import { expectDelivered, makeRows, startPushWorld, type PushWorld } from './e2e-support.js';
+import { writeSpool } from './support.js';
 import type { PushChildConfig } from './fixtures/crash-child.js';
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'crash-child.ts');
@@ -43,9 +45,8 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 
 it('a push killed with SIGKILL after Purview accepted a block resumes in a new process; the re-sent block is flagged', async () => {
   const rows = makeRows(30);
-  const spool = writeSpool(world.dir, rows);
   const config: PushChildConfig = {
-    spoolPath: spool.path, ledgerPath: join(world.dir, 'ledger.json'), caPath: join(world.dir, 'ca.pem'),
+    inputPath: writeSpool(world.dir, rows), stateDir: join(world.dir, 'crash-state'), caPath: join(world.dir, 'ca.pem'),
     authorityHost: world.entra.authorityHost, ingestionBase: world.ingest.baseUrl, tenantId: world.tenantId,
     appId: world.appId, jobId: world.jobId, blockRows: 4,
   };
@@ -66,10 +67,11 @@ it('a push killed with SIGKILL after Purview accepted a block resumes in a new p
 
   const second = runChild(configPath);
   expect(await second.exit, second.stderr()).toBe(0);
-  const report = second.lines.find((l) => l.type === 'report') as { possiblyDuplicated: number[]; blocksSkipped: number; rowsAcked: number };
-  expect(report).toMatchObject({ blocksSkipped: 3, rowsAcked: 30, possiblyDuplicated: [3] });
+  const report = second.lines.find((l) => l.type === 'report') as { possiblyDuplicated: number[]; rowsAlreadyDelivered: number; rowsAcked: number };
+  // The rerun's block 0 is the first block's re-send: the earlier process's block 3.
+  expect(report).toMatchObject({ rowsAlreadyDelivered: 12, rowsAcked: 30, possiblyDuplicated: [0], rowsPossiblyDuplicated: 4 });
   const accepted = world.ingest.accepted(world.jobId);
-  expectDelivered(accepted, rows, 4, report.possiblyDuplicated);
+  expectDelivered(accepted, rows, 4, [3]);
   expect(accepted.filter((b) => b.rows[0] === rows[12]).length).toBe(2);
   expect(accepted.length).toBe(9);
 });

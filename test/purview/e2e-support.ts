@@ -1,24 +1,30 @@
 /**
- * Helpers for P2's end-to-end push tests, on top of support.ts (the emulators and spool builders shared by every push
- * test): a "world" with one registered app and job, spools whose SHA-256 is known (the ledger key), and a delivery
- * check that proves "every row delivered, in order, and any block received twice was flagged".
+ * Helpers for the end-to-end push tests, on top of support.ts (the emulators and file builders shared by every push
+ * test): a "world" with one registered app and job and a real state store, and a delivery check that proves "every
+ * row delivered, in order, and any block received twice was flagged".
  */
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { expect } from 'vitest';
+import { destinationKey, type NormalizedFile, type RangeRecord } from '../../src/purview/index.js';
+import type { StateStore } from '../../src/sync/state/index.js';
 import type { AcceptedBlock } from '../../src/sandbox/purview-ingest.js';
 import type { TokenSource } from '../../src/token-cache.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, chunk, startEmulators, tempDir, writeSpool as writeSpoolFile, type Emulators } from './support.js';
+import { HEADER, chunk, openStore, startEmulators, tempDir, type Emulators } from './support.js';
 
-export { HEADER, makeRows } from './support.js';
+export { HEADER, makeRows, prepareFile } from './support.js';
 
 export interface PushWorld extends ReturnType<Emulators['newApp']> {
   readonly entra: Emulators['entra'];
   readonly ingest: Emulators['ingest'];
   readonly caPem: string;
   readonly dir: string;
+  readonly store: StateStore;
   newTokenSource(clock?: InstantClock): TokenSource;
+  /** The ledger key of a job of this world's tenant at the emulator. */
+  destination(jobId?: string): string;
+  /** What the ledger records for a file pushed to a job. */
+  ranges(file: NormalizedFile, jobId?: string): RangeRecord[];
   close(): Promise<void>;
 }
 
@@ -26,20 +32,18 @@ export async function startPushWorld(): Promise<PushWorld> {
   const emulators = await startEmulators();
   const app = emulators.newApp();
   const dir = tempDir('bridge-push-e2e-');
+  const store = openStore(dir);
+  const destination = (jobId = app.jobId): string => destinationKey({ ingestionBase: emulators.ingest.baseUrl, tenantId: app.tenantId, jobId });
   return {
-    ...app, entra: emulators.entra, ingest: emulators.ingest, caPem: emulators.tls.certPem, dir,
+    ...app, entra: emulators.entra, ingest: emulators.ingest, caPem: emulators.tls.certPem, dir, store, destination,
     newTokenSource: (clock = new InstantClock(Date.now())) => emulators.tokenSource(app, clock),
+    ranges: (file, jobId) => store.rangesOf({ destination: destination(jobId), source: `file:${file.sha256}` }).sort((a, b) => a.first - b.first),
     async close() {
+      store.close();
       await emulators.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** A spool written the way the pipeline writes it (support.ts), with its SHA-256, the ledger key. */
-export function writeSpool(dir: string, rows: readonly string[], header = HEADER): { path: string; sha256: string } {
-  const path = writeSpoolFile(dir, rows, header);
-  return { path, sha256: createHash('sha256').update(readFileSync(path)).digest('hex') };
 }
 
 /**

@@ -1,10 +1,11 @@
+/** The push of a file against the Entra and ingestion emulators, with the real SQLite ledger. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { createMemoryLedger, pushSpoolFile, type BlockLedger, type PushEvent, type PushOptions } from '../../src/purview/index.js';
+import { pushRowFile, type NormalizedFile, type PushEvent, type PushOptions } from '../../src/purview/index.js';
 import type { IngestFault } from '../../src/sandbox/purview-ingest.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { expectDelivered, makeRows, startPushWorld, writeSpool, type PushWorld } from './e2e-support.js';
+import { expectDelivered, makeRows, prepareFile, startPushWorld, type PushWorld } from './e2e-support.js';
 
 let world: PushWorld;
 beforeAll(async () => {
@@ -12,16 +13,22 @@ beforeAll(async () => {
 });
 afterAll(() => world.close());
 
-function push(spoolPath: string, overrides: Partial<PushOptions> = {}) {
+function push(file: NormalizedFile, overrides: Partial<PushOptions> = {}) {
   const events: PushEvent[] = [];
   const clock = new InstantClock(Date.now());
-  const options: PushOptions = {
-    spoolPath, blockRows: 4, ingestionBase: world.ingest.baseUrl, jobId: world.jobId, tokenSource: world.newTokenSource(clock),
-    ledger: createMemoryLedger(), clock, logger: silentLogger(), caPem: world.caPem, random: () => 0.5,
+  const jobId = overrides.jobId ?? world.jobId;
+  const options: PushOptions & { file: NormalizedFile } = {
+    file, blockRows: 4, ingestionBase: world.ingest.baseUrl, jobId, destination: world.destination(jobId), tokenSource: world.newTokenSource(clock),
+    ledger: world.store, clock, logger: silentLogger(), caPem: world.caPem, random: () => 0.5,
     onEvent: (event) => events.push(event), ...overrides,
   };
-  return { events, clock, options, run: () => pushSpoolFile(options) };
+  return { events, clock, options, run: () => pushRowFile(options) };
 }
+
+const rowsOf = (count: number): Promise<{ rows: string[]; file: NormalizedFile }> => {
+  const rows = makeRows(count, `${crypto.randomUUID().slice(0, 8)}-`);
+  return prepareFile(world.dir, rows).then((file) => ({ rows, file }));
+};
 
 /** A fresh job per test keeps accepted() about that test only. */
 function freshJob(): string {
@@ -30,15 +37,15 @@ function freshJob(): string {
   return jobId;
 }
 
-describe('pushSpoolFile against the Entra and ingestion emulators', () => {
+describe('pushRowFile against the Entra and ingestion emulators', () => {
   it('delivers every row in order, the header on each block, with one token for all blocks', async () => {
-    const rows = makeRows(10);
-    const spool = writeSpool(world.dir, rows);
+    const { rows, file } = await rowsOf(10);
     const jobId = freshJob();
     const issuedBefore = world.entra.stats.issued;
-    const { run, events } = push(spool.path, { jobId, newFileId: () => 'F' });
+    const { run, events } = push(file, { jobId, newFileId: () => 'F' });
     const report = await run();
-    expect(report).toEqual({ spoolSha256: spool.sha256, blocks: 3, blocksSent: 3, blocksSkipped: 0, rowsAcked: 10, possiblyDuplicated: [] });
+    expect(report).toEqual({ blocks: 3, rowsSent: 10, rowsAlreadyDelivered: 0, rowsAcked: 10, duplicateRows: 0, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'acked' }, { first: 4, end: 8, state: 'acked' }, { first: 8, end: 10, state: 'acked' }]);
     const accepted = world.ingest.accepted(jobId);
     expect(accepted.map((b) => b.filename)).toEqual(['tmp_F0001.txt', 'tmp_F0002.txt', 'tmp_F0003.txt']);
     expect(accepted.map((b) => b.delimiter)).toEqual(['tab', 'tab', 'tab']);
@@ -60,11 +67,10 @@ describe('pushSpoolFile against the Entra and ingestion emulators', () => {
   ];
   for (const [name, faults, mustFlag, recorded] of transient) {
     it(`survives ${name}: every row accepted, duplicates flagged`, async () => {
-      const rows = makeRows(9);
-      const spool = writeSpool(world.dir, rows);
+      const { rows, file } = await rowsOf(9);
       const jobId = freshJob();
       world.ingest.injectFaults(...faults);
-      const { run, events, clock } = push(spool.path, { jobId });
+      const { run, events, clock } = push(file, { jobId });
       const report = await run();
       expect(report.rowsAcked).toBe(9);
       expect(report.possiblyDuplicated).toEqual(mustFlag);
@@ -77,36 +83,34 @@ describe('pushSpoolFile against the Entra and ingestion emulators', () => {
   }
 
   it('treats a response slower than the timeout as unknown, never as success, and flags the re-send', async () => {
-    const rows = makeRows(6);
-    const spool = writeSpool(world.dir, rows);
+    const { rows, file } = await rowsOf(6);
     const jobId = freshJob();
     world.ingest.injectFaults({ kind: 'delay', ms: 1500 });
-    const { run, events } = push(spool.path, { jobId, timeoutMs: 300 });
+    const { run, events } = push(file, { jobId, timeoutMs: 300 });
     const report = await run();
     expect(report.possiblyDuplicated).toEqual([0]);
+    expect(report.rowsPossiblyDuplicated).toBe(4);
     expect(events.find((e) => e.type === 'block_retry')).toMatchObject({ index: 0, attempt: 1 });
     expectDelivered(world.ingest.accepted(jobId), rows, 4, report.possiblyDuplicated);
   });
 
   it('gives up with BRG_ERR_PURVIEW_UNAVAILABLE after the retry budget, leaving the block unacknowledged', async () => {
-    const spool = writeSpool(world.dir, makeRows(5));
+    const { file } = await rowsOf(5);
     const jobId = freshJob();
     world.ingest.injectFaults({ kind: 'status', status: 503 }, { kind: 'status', status: 503 }, { kind: 'status', status: 503 });
-    const ledger = createMemoryLedger();
-    const { run } = push(spool.path, { jobId, ledger, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000, maxTotalMs: 60_000 } });
+    const { run } = push(file, { jobId, retry: { maxAttempts: 3, baseDelayMs: 100, maxDelayMs: 1000, maxTotalMs: 60_000 } });
     const error = (await run().catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-    expect(error.message).toContain('Block 0 of 2');
-    expect(ledger.get(spool.sha256, 0)?.state).toBe('sending');
+    expect(error.message).toContain('Block 0 of this push');
+    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'unknown' }]);
     expect(world.ingest.accepted(jobId)).toEqual([]);
   });
 
   it('stops on 403 (job owned by another app) with a typed error that says what to fix; nothing acked', async () => {
-    const spool = writeSpool(world.dir, makeRows(5));
+    const { file } = await rowsOf(5);
     const jobId = crypto.randomUUID();
     world.ingest.registerJob(jobId, crypto.randomUUID());
-    const ledger = createMemoryLedger();
-    const { run, options } = push(spool.path, { jobId, ledger });
+    const { run, options } = push(file, { jobId });
     const before = world.ingest.requests;
     const error = (await run().catch((e: unknown) => e)) as BridgeError;
     expect(error).toBeInstanceOf(BridgeError);
@@ -115,71 +119,71 @@ describe('pushSpoolFile against the Entra and ingestion emulators', () => {
     expect(error.message).toContain('Copy the job id from the connector created with this app id');
     expect(error.message).not.toContain(world.secret);
     expect(world.ingest.requests - before).toBe(1);
-    expect(ledger.get(spool.sha256, 0)?.state).toBe('sending');
-    expect(ledger.get(spool.sha256, 1)).toBeUndefined();
+    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'unknown' }]);
     expect(options.jobId).toBe(jobId);
   });
 
   it('stops on 400 with BRG_ERR_PURVIEW_REJECTED carrying the reason; later blocks are not sent', async () => {
-    const rows = makeRows(9);
-    const spool = writeSpool(world.dir, rows);
+    const { file } = await rowsOf(9);
     const jobId = freshJob();
     world.ingest.injectFaults({ kind: 'status', status: 200 }, { kind: 'status', status: 400, body: 'Mandatory column missing' });
-    const ledger = createMemoryLedger();
-    const error = (await push(spool.path, { jobId, ledger }).run().catch((e: unknown) => e)) as BridgeError;
+    const error = (await push(file, { jobId }).run().catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
-    expect(error.message).toContain('block 1 of 3');
+    expect(error.message).toContain('block 1 of this push');
     expect(error.message).toContain('Mandatory column missing');
-    expect(ledger.get(spool.sha256, 0)?.state).toBe('acked');
-    expect(ledger.get(spool.sha256, 1)?.state).toBe('sending');
-    expect(ledger.get(spool.sha256, 2)).toBeUndefined();
+    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'acked' }, { first: 4, end: 8, state: 'unknown' }]);
   });
 
   it('on 401 invalidates the token and retries once with a new one; a second 401 is BRG_ERR_PURVIEW_AUTH', async () => {
-    const rows = makeRows(3);
-    const spool = writeSpool(world.dir, rows);
+    const { rows, file } = await rowsOf(3);
     const jobId = freshJob();
     const issued = world.entra.stats.issued;
     world.ingest.injectFaults({ kind: 'status', status: 401 });
-    const report = await push(spool.path, { jobId }).run();
+    const report = await push(file, { jobId }).run();
     expect(report.rowsAcked).toBe(3);
     expect(world.entra.stats.issued - issued).toBe(2);
     expectDelivered(world.ingest.accepted(jobId), rows, 4, []);
 
     world.ingest.injectFaults({ kind: 'status', status: 401 }, { kind: 'status', status: 401 });
-    const error = (await push(writeSpool(world.dir, makeRows(2)).path, { jobId: freshJob() }).run().catch((e: unknown) => e)) as BridgeError;
+    const error = (await push((await rowsOf(2)).file, { jobId: freshJob() }).run().catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
   });
 });
 
 describe('resume', () => {
-  it('skips blocks the ledger holds as acked and re-sends a block left "sending", flagged', async () => {
-    const rows = makeRows(14);
-    const spool = writeSpool(world.dir, rows);
+  it('skips rows the ledger holds as acknowledged and re-sends rows left "sent, answer unknown", flagged', async () => {
+    const { rows, file } = await rowsOf(14);
     const jobId = freshJob();
-    const ledger: BlockLedger = createMemoryLedger();
-    ledger.markSending(spool.sha256, 0, 4);
-    ledger.markAcked(spool.sha256, 0, 4, false);
-    ledger.markSending(spool.sha256, 1, 4);
-    ledger.markAcked(spool.sha256, 1, 4, false);
-    ledger.markSending(spool.sha256, 2, 4);
-    const { run, events } = push(spool.path, { jobId, ledger });
+    const target = { destination: world.destination(jobId), source: `file:${file.sha256}` };
+    // An earlier push: rows 0-7 acknowledged (blocks of 4), rows 8-11 sent and no answer seen.
+    for (const [first, end, acked] of [[0, 4, true], [4, 8, true], [8, 12, false]] as const) {
+      const block = world.store.openRangeBlock(target, [{ first, end }], 0);
+      world.store.markAttempt(block.id);
+      if (acked) world.store.markAcked(block.id, false);
+    }
+    const { run, events } = push(file, { jobId });
     const report = await run();
-    expect(report).toMatchObject({ blocks: 4, blocksSent: 2, blocksSkipped: 2, rowsAcked: 14, possiblyDuplicated: [2] });
-    expect(events.filter((e) => e.type === 'block_skipped').map((e) => e.index)).toEqual([0, 1]);
+    expect(report).toMatchObject({ blocks: 2, rowsSent: 6, rowsAlreadyDelivered: 8, rowsAcked: 14, possiblyDuplicated: [0], rowsPossiblyDuplicated: 4 });
+    expect(events.filter((e) => e.type === 'rows_already_delivered')).toEqual([{ type: 'rows_already_delivered', rows: 8 }]);
     expect(world.ingest.accepted(jobId).flatMap((b) => b.rows)).toEqual(rows.slice(8));
-    expect(ledger.get(spool.sha256, 3)?.state).toBe('acked');
+  });
+
+  it('a block claimed but never sent (attempts 0) is sent plainly, not flagged', async () => {
+    const { rows, file } = await rowsOf(6);
+    const jobId = freshJob();
+    world.store.openRangeBlock({ destination: world.destination(jobId), source: `file:${file.sha256}` }, [{ first: 0, end: 4 }], 0);
+    const report = await push(file, { jobId }).run();
+    expect(report).toMatchObject({ rowsSent: 6, possiblyDuplicated: [] });
+    expectDelivered(world.ingest.accepted(jobId), rows, 4, []);
   });
 
   it('stopAfterBlock finishes the block in flight, throws BRG_ERR_ABORTED, and the rerun completes the file exactly', async () => {
-    const rows = makeRows(14);
-    const spool = writeSpool(world.dir, rows);
+    const { rows, file } = await rowsOf(14);
     const jobId = freshJob();
-    const ledger = createMemoryLedger();
     const stop = new AbortController();
-    const first = push(spool.path, { jobId, ledger, stopAfterBlock: stop.signal });
+    const first = push(file, { jobId, stopAfterBlock: stop.signal });
     const onEvent = first.options.onEvent;
-    const error = (await pushSpoolFile({
+    const error = (await pushRowFile({
       ...first.options,
       onEvent: (event) => {
         onEvent?.(event);
@@ -188,21 +192,19 @@ describe('resume', () => {
     }).catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_ABORTED');
     expect(world.ingest.accepted(jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 8));
-    expect(ledger.get(spool.sha256, 1)?.state).toBe('acked');
-    const report = await push(spool.path, { jobId, ledger }).run();
-    expect(report).toMatchObject({ blocksSent: 2, blocksSkipped: 2, rowsAcked: 14, possiblyDuplicated: [] });
+    const report = await push(file, { jobId }).run();
+    expect(report).toMatchObject({ blocks: 2, rowsSent: 6, rowsAlreadyDelivered: 8, rowsAcked: 14, possiblyDuplicated: [] });
     expectDelivered(world.ingest.accepted(jobId), rows, 4, []);
     expect(world.ingest.accepted(jobId).length).toBe(4);
   });
 
-  it('an unchanged, completed spool sends nothing on rerun', async () => {
-    const spool = writeSpool(world.dir, makeRows(5));
+  it('an unchanged, completed file sends nothing on rerun', async () => {
+    const { file } = await rowsOf(5);
     const jobId = freshJob();
-    const ledger = createMemoryLedger();
-    await push(spool.path, { jobId, ledger }).run();
+    await push(file, { jobId }).run();
     const before = world.ingest.requests;
-    const report = await push(spool.path, { jobId, ledger }).run();
-    expect(report).toMatchObject({ blocksSent: 0, blocksSkipped: 2, rowsAcked: 5 });
+    const report = await push(file, { jobId }).run();
+    expect(report).toMatchObject({ blocks: 0, rowsSent: 0, rowsAlreadyDelivered: 5, rowsAcked: 5 });
     expect(world.ingest.requests).toBe(before);
   });
 });

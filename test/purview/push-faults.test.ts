@@ -8,19 +8,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
-import { createMemoryLedger, pushSpoolFile, type MemoryLedger, type PushEvent, type PushOptions } from '../../src/purview/index.js';
+import { destinationKey, pushRowFile, type NormalizedFile, type PushEvent, type PushOptions, type RangeRecord } from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
+import type { StateStore } from '../../src/sync/state/index.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, chunk, makeRows, startEmulators, tempDir, writeSpool, type Emulators } from './support.js';
+import { HEADER, chunk, makeRows, openStore, prepareFile, startEmulators, tempDir, type Emulators } from './support.js';
 
 const RETRY: RetryOptions = { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 1_000, maxDelayMs: 120_000 };
 const dir = tempDir('bridge-push-');
 let emu: Emulators;
+let store: StateStore;
 
 beforeAll(async () => {
   emu = await startEmulators();
+  store = openStore(dir);
 });
 afterAll(async () => {
+  store?.close();
   await emu?.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -28,28 +32,31 @@ afterAll(async () => {
 interface Run {
   app: ReturnType<Emulators['newApp']>;
   rows: string[];
-  spoolPath: string;
-  ledger: MemoryLedger;
+  file: NormalizedFile;
   events: PushEvent[];
   clock: InstantClock;
-  options: PushOptions;
+  options: PushOptions & { file: NormalizedFile };
+  /** What the ledger records for the file at the app's job. */
+  ranges(): Array<[RangeRecord['state'], number]>;
 }
 
-function prepare(rowCount = 25, overrides: Partial<PushOptions> = {}): Run {
+async function prepare(rowCount = 25, overrides: Partial<PushOptions> = {}): Promise<Run> {
   const app = emu.newApp();
   const rows = makeRows(rowCount);
-  const spoolPath = writeSpool(dir, rows);
-  const ledger = createMemoryLedger();
+  const file = await prepareFile(dir, rows);
   const events: PushEvent[] = [];
   const clock = new InstantClock();
   let boundary = 0;
-  const options: PushOptions = {
-    spoolPath, blockRows: 10, ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, tokenSource: emu.tokenSource(app, clock),
-    ledger, clock, logger: silentLogger(), retry: RETRY, random: () => 0.5, caPem: emu.tls.certPem,
+  const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId });
+  const options: PushOptions & { file: NormalizedFile } = {
+    file, blockRows: 10, ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, destination, tokenSource: emu.tokenSource(app, clock),
+    ledger: store, clock, logger: silentLogger(), retry: RETRY, random: () => 0.5, caPem: emu.tls.certPem,
     onEvent: (event) => events.push(event), newBoundary: () => `boundary-${boundary++}`, newFileId: () => 'c0ffee00-0000-4000-8000-000000000001',
     ...overrides,
   };
-  return { app, rows, spoolPath, ledger, events, clock, options };
+  const ranges = (): Array<[RangeRecord['state'], number]> =>
+    store.rangesOf({ destination, source: `file:${file.sha256}` }).sort((a, b) => a.first - b.first).map((r) => [r.state, r.end - r.first]);
+  return { app, rows, file, events, clock, options, ranges };
 }
 
 /** Header on every block, block sizes, and the rows in order. */
@@ -79,9 +86,9 @@ describe('transient faults on the first block', () => {
 
   for (const c of cases) {
     it(`survives ${c.name}`, async () => {
-      const run = prepare(25, { timeoutMs: 400 });
+      const run = await prepare(25, { timeoutMs: 400 });
       emu.ingest.injectFaults(c.fault);
-      const report = await pushSpoolFile(run.options);
+      const report = await pushRowFile(run.options);
       emu.ingest.injectFaults();
 
       const blocks = chunk(run.rows, 10);
@@ -90,8 +97,8 @@ describe('transient faults on the first block', () => {
       const expected = c.fault.kind === 'accept-then-reset' ? [blocks[0] as string[], ...blocks] : blocks;
       expectBlocks(accepted, expected, c.fault.kind === 'accept-then-reset' ? ['0001', '0001', '0002', '0003'] : ['0001', '0002', '0003']);
       expect(report).toEqual({
-        spoolSha256: expect.stringMatching(/^[0-9a-f]{64}$/), blocks: 3, blocksSent: 3, blocksSkipped: 0, rowsAcked: 25,
-        possiblyDuplicated: c.duplicated ? [0] : [],
+        blocks: 3, rowsSent: 25, rowsAlreadyDelivered: 0, rowsAcked: 25, duplicateRows: 0,
+        possiblyDuplicated: c.duplicated ? [0] : [], rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
       });
       const retries = run.events.filter((e) => e.type === 'block_retry');
       expect(retries).toHaveLength(1);
@@ -99,64 +106,65 @@ describe('transient faults on the first block', () => {
       if (c.delayMs !== undefined) expect(retries[0]).toMatchObject({ delayMs: c.delayMs });
       expect(run.events.filter((e) => e.type === 'block_acked').map((e) => e.type === 'block_acked' && [e.index, e.rows, e.status, e.possiblyDuplicated]))
         .toEqual([[0, 10, 200, c.duplicated], [1, 10, 200, false], [2, 5, 200, false]]);
-      expect([...run.ledger.entries().values()].map((e) => [e.state, e.rows, e.possiblyDuplicated])).toEqual([
-        ['acked', 10, c.duplicated], ['acked', 10, false], ['acked', 5, false],
-      ]);
+      expect(run.ranges()).toEqual([['acked', 10], ['acked', 10], ['acked', 5]]);
     });
   }
 
   it('gives up after the retry budget with a typed error, leaving the block unacknowledged', async () => {
-    const run = prepare(25);
+    const run = await prepare(25);
     emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status' as const, status: 503 })));
-    const error = await failure(pushSpoolFile(run.options));
+    const error = await failure(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-    expect(error.message).toBe(`Block 0 of 3 (job ${run.app.jobId}) was not acknowledged after 4 attempt(s); last: HTTP 503 Service Unavailable. The next run resumes at this block.`);
+    expect(error.message).toBe(
+      `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 4 attempt(s); last: HTTP 503 Service Unavailable. ` +
+        "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.",
+    );
     expect(emu.ingest.accepted(run.app.jobId)).toEqual([]);
-    expect([...run.ledger.entries().values()].map((e) => [e.state, e.attempts])).toEqual([['sending', 4]]);
+    expect(run.ranges()).toEqual([['unknown', 10]]);
     expect(run.clock.slept).toEqual([500, 1_000, 2_000]); // full jitter at 0.5 of 1 s, 2 s, 4 s
   });
 });
 
 describe('permanent answers', () => {
   it('403 for a job of another app: typed error saying what to fix, nothing acknowledged, no retry', async () => {
-    const run = prepare(25);
+    const run = await prepare(25);
     const other = emu.newApp();
     const before = emu.ingest.requests;
-    const error = await failure(pushSpoolFile({ ...run.options, jobId: other.jobId }));
+    const error = await failure(pushRowFile({ ...run.options, jobId: other.jobId }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_FORBIDDEN');
     expect(error.message).toBe(
-      `Purview refused block 0 of 3 (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app. ` +
+      `Purview refused block 0 of this push (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app. ` +
         "Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.",
     );
     expect(emu.ingest.requests - before).toBe(1);
     expect(emu.ingest.accepted(other.jobId)).toEqual([]);
-    expect([...run.ledger.entries().values()].some((e) => e.state === 'acked')).toBe(false);
+    expect(run.ranges().some(([state]) => state === 'acked')).toBe(false);
   });
 
   it('400 with a reason: typed error, no retry', async () => {
-    const run = prepare(25);
+    const run = await prepare(25);
     emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'The file could not be validated.' });
-    const error = await failure(pushSpoolFile(run.options));
+    const error = await failure(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
-    expect(error.message).toContain(`Purview rejected block 0 of 3 (job ${run.app.jobId}) with 400 "The file could not be validated."`);
+    expect(error.message).toContain(`Purview rejected block 0 of this push (job ${run.app.jobId}) with 400 "The file could not be validated."`);
     expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([]);
-    expect([...run.ledger.entries().values()].map((e) => e.state)).toEqual(['sending']);
+    expect(run.ranges()).toEqual([['unknown', 10]]);
   });
 
   it("the emulator's own 400: a second file whose header differs from the job's", async () => {
-    const run = prepare(5);
-    await pushSpoolFile(run.options);
-    const otherHeader = writeSpool(dir, makeRows(3), HEADER.replace('EMP.SYSTEM_LOGIN', 'CLARITY_EMP.USER_ID'));
-    const error = await failure(pushSpoolFile({ ...run.options, spoolPath: otherHeader }));
+    const run = await prepare(5);
+    await pushRowFile(run.options);
+    const otherHeader = await prepareFile(dir, makeRows(3).map((row) => `${row}\textra`), `${HEADER}\tCLARITY_EMP.USER_ID`);
+    const error = await failure(pushRowFile({ ...run.options, file: otherHeader }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain(`with 400 "the header line differs from the job's earlier blocks"`);
   });
 
   it('401 is retried once with a fresh token, then is an auth error', async () => {
-    const run = prepare(5);
+    const run = await prepare(5);
     const issued = emu.entra.stats.issued;
     emu.ingest.injectFaults({ kind: 'status', status: 401 }, { kind: 'status', status: 401 });
-    const error = await failure(pushSpoolFile(run.options));
+    const error = await failure(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
     expect(emu.entra.stats.issued - issued).toBe(2);
     expect(run.events.filter((e) => e.type === 'block_retry').map((e) => e.type === 'block_retry' && [e.reason, e.delayMs]))
@@ -164,10 +172,10 @@ describe('permanent answers', () => {
   });
 
   it('a single 401 is healed by the refreshed token', async () => {
-    const run = prepare(5);
+    const run = await prepare(5);
     const issued = emu.entra.stats.issued;
     emu.ingest.injectFaults({ kind: 'status', status: 401 });
-    expect((await pushSpoolFile(run.options)).rowsAcked).toBe(5);
+    expect((await pushRowFile(run.options)).rowsAcked).toBe(5);
     expect(emu.entra.stats.issued - issued).toBe(2);
   });
 });
@@ -176,15 +184,15 @@ describe('uploads over the per-file limits', () => {
   it('splits into uploads that are each a connector file of their own, with one token for every block', async () => {
     const ids = ['aaaaaaaa-0000-4000-8000-000000000001', 'bbbbbbbb-0000-4000-8000-000000000002'];
     const issued = emu.entra.stats.issued;
-    const run = prepare(25, { limits: { maxRowsPerUpload: 15 }, newFileId: () => ids.shift() ?? 'extra' });
-    const report = await pushSpoolFile(run.options);
+    const run = await prepare(25, { limits: { maxRowsPerUpload: 15 }, newFileId: () => ids.shift() ?? 'extra' });
+    const report = await pushRowFile(run.options);
     const accepted = emu.ingest.accepted(run.app.jobId);
     expect(accepted.map((b) => [b.filename, b.header, b.rows])).toEqual([
       ['tmp_aaaaaaaa-0000-4000-8000-0000000000010001.txt', HEADER, run.rows.slice(0, 10)],
-      ['tmp_aaaaaaaa-0000-4000-8000-0000000000010002.txt', HEADER, run.rows.slice(10, 15)],
-      ['tmp_bbbbbbbb-0000-4000-8000-0000000000020001.txt', HEADER, run.rows.slice(15, 25)],
+      ['tmp_bbbbbbbb-0000-4000-8000-0000000000020001.txt', HEADER, run.rows.slice(10, 20)],
+      ['tmp_bbbbbbbb-0000-4000-8000-0000000000020002.txt', HEADER, run.rows.slice(20, 25)],
     ]);
-    expect(report).toMatchObject({ blocks: 3, blocksSent: 3, rowsAcked: 25 });
+    expect(report).toMatchObject({ blocks: 3, rowsSent: 25, rowsAcked: 25 });
     expect(emu.entra.stats.issued - issued).toBe(1);
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The upload byte for byte, captured by a bare HTTPS server (no multipart parser in between): what Microsoft's script
- * sends through .NET's MultipartFormDataContent (purview-protocol.md §2.2), with the block streamed from the spool.
+ * sends through .NET's MultipartFormDataContent (docs/purview-protocol.md §2.2), with the block streamed from the spool.
  */
 import { createServer } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { silentLogger } from '../../src/log.js';
-import { createMemoryLedger, pushSpoolFile } from '../../src/purview/index.js';
+import { pushRowFile } from '../../src/purview/index.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, makeRows, writeSpool } from './e2e-support.js';
+import { HEADER, makeRows, openStore, prepareFile } from './support.js';
 
 interface Captured { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer }
 const captured: Captured[] = [];
@@ -47,13 +47,15 @@ afterAll(async () => {
 
 it('sends exactly the .NET multipart body: quoted boundary, one unquoted "file" part, header + rows, CRLF, no BOM', async () => {
   const rows = makeRows(5);
-  const spool = writeSpool(dir, rows);
+  const file = await prepareFile(dir, rows);
   const boundaries = ['b-1', 'b-2'];
-  await pushSpoolFile({
-    spoolPath: spool.path, blockRows: 3, ingestionBase: `${baseUrl}/`, jobId: 'Job 1/ü', ledger: createMemoryLedger(),
+  const store = openStore(dir);
+  await pushRowFile({
+    file, blockRows: 3, ingestionBase: `${baseUrl}/`, jobId: 'Job 1/ü', destination: 'wire-test', ledger: store,
     tokenSource: { getToken: async () => 'tok-1', invalidate: () => undefined },
     clock: new InstantClock(), logger: silentLogger(), caPem, newBoundary: () => boundaries.shift() ?? 'extra', newFileId: () => 'fid',
   });
+  store.close();
   expect(captured).toHaveLength(2);
   const blocks = [rows.slice(0, 3), rows.slice(3)];
   captured.forEach((request, i) => {

@@ -3,15 +3,17 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Clock } from '../../src/clock.js';
+import { systemClock, type Clock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
-import { createPurviewTokenSource } from '../../src/purview/index.js';
+import { createPurviewTokenSource, MANDATORY_COLUMNS, normalizeFlatFile, type NormalizedFile } from '../../src/purview/index.js';
+import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
 import { startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
 import type { TokenSource } from '../../src/token-cache.js';
 
-export const HEADER = 'ACCESS_LOG.ACCESS_TIME\tACCESS_LOG_METRIC.METRIC_NAME\tEMP.SYSTEM_LOGIN';
+/** The Epic connector's mandatory columns: what a pushed file must name (src/purview/sniff.ts). */
+export const HEADER = MANDATORY_COLUMNS.epic.join('\t');
 
 export interface Emulators {
   readonly tls: SandboxCertificate;
@@ -47,15 +49,29 @@ export async function startEmulators(): Promise<Emulators> {
   };
 }
 
-/** Data rows `r<i>` with a few UTF-8 characters, so byte offsets differ from character offsets. */
+/** Data rows `r<i>` (one field per HEADER column) with a few UTF-8 characters, so byte offsets differ from character offsets. */
 export function makeRows(count: number, prefix = 'r'): string[] {
-  return Array.from({ length: count }, (_, i) => `2026-11-01T00:00:${String(i % 60).padStart(2, '0')}Z\tPatient Lookup ${prefix}${i}\tÅse.Øvrebø${i}`);
+  return Array.from(
+    { length: count },
+    (_, i) => `2026-11-01T00:00:${String(i % 60).padStart(2, '0')}Z\tPatient Lookup ${prefix}${i}\tJo\tDoe\t1 Main St\tÅlesund\t6002\t\tÅse.Øvrebø${i}`,
+  );
 }
 
+/** A connector file as an operator would hand it to `bridge push` (CRLF lines). */
 export function writeSpool(dir: string, rows: readonly string[], header = HEADER): string {
-  const path = join(dir, `spool-${randomUUID()}.txt`);
+  const path = join(dir, `input-${randomUUID()}.txt`);
   writeFileSync(path, [header, ...rows].map((line) => `${line}\r\n`).join(''), { mode: 0o600 });
   return path;
+}
+
+/** The file normalised into a spool, as `bridge push` does before its first block. */
+export async function prepareFile(dir: string, rows: readonly string[], header = HEADER): Promise<NormalizedFile> {
+  return normalizeFlatFile(writeSpool(dir, rows, header), join(dir, `spool-${randomUUID()}.txt`), 'epic');
+}
+
+/** A real SQLite state store (ledger and leases) in its own directory. */
+export function openStore(dir: string, clock: Clock = systemClock): StateStore {
+  return openStateStore(mkdtempSync(join(dir, 'state-')), clock);
 }
 
 export function tempDir(prefix: string): string {

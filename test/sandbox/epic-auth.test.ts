@@ -206,6 +206,19 @@ describe('Epic-like token server: scopes', () => {
     expect(answer.body).toEqual({ error: 'invalid_scope', error_description: 'scope system/Binary.read is not registered for this client' });
   });
 
+  it('terseErrors answers error_description null, as Epic does, with the same error code', async () => {
+    const terse = await startEpicAuthServer({ clock, terseErrors: true });
+    try {
+      terse.registerClient({ clientId: 'scoped-client', jwks: { keys: [rs.publicJwk] }, scopes: ['system/Patient.read'] });
+      const jwt = await signRaw(rs.privateKey, { alg: 'RS384', kid: rs.publicJwk.kid, typ: 'JWT' }, { ...claims('scoped-client'), aud: terse.tokenUrl });
+      const answer = await post(tokenForm(jwt, { scope: 'system/AuditEvent.read' }), { url: terse.tokenUrl });
+      expect([answer.status, answer.body]).toEqual([400, { error: 'invalid_scope', error_description: null }]);
+      expect(terse.stats.lastError).toBe('invalid_scope: scope system/AuditEvent.read is not registered for this client');
+    } finally {
+      await terse.close();
+    }
+  });
+
   it('treats v2 .rs as the v1 .read it maps to, and grants the registered scopes when none are requested', async () => {
     expect((await post(tokenForm(await assertion(rs, 'scoped-client'), { scope: 'system/AuditEvent.rs' }))).body['scope']).toBe('AuditEvent.rs');
     expect((await post(tokenForm(await assertion(rs, 'scoped-client')))).body['scope']).toBe('AuditEvent.read Patient.read');

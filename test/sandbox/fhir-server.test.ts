@@ -132,6 +132,47 @@ describe('sandbox FHIR server imitating Epic public', () => {
   });
 });
 
+describe('sandbox FHIR server paging and size faults', () => {
+  it('self-next and stuck-next make looping next links; huge-body streams a padded Bundle with or without Content-Length', async () => {
+    server.faults.add({ action: { kind: 'self-next' }, match: /AuditEvent/ });
+    server.faults.add({ action: { kind: 'stuck-next' }, match: /AuditEvent/, times: 2 });
+    server.faults.add({ action: { kind: 'huge-body', bytes: 300_000, contentLength: true }, match: /AuditEvent/ });
+    server.faults.add({ action: { kind: 'huge-body', bytes: 200_000, contentLength: false }, match: /AuditEvent/ });
+
+    const looped = await get('/AuditEvent?_sort=date&_count=3');
+    expect(nextOf(looped.body)).toBe((looped.body as Bundle).link?.find((link) => link.relation === 'self')?.url);
+
+    const stuck = await get('/AuditEvent?_sort=date&_count=3');
+    const again = await get(nextOf(stuck.body) ?? '');
+    expect(entryIds(again.body)).toEqual(entryIds(stuck.body));
+    expect(new URL(nextOf(again.body) ?? '').searchParams.get('_sid')).toBe('2');
+    expect(new URL(nextOf(again.body) ?? '').searchParams.get('_offset')).toBe('0');
+
+    for (const [bytes, declared] of [[300_000, '300000'], [200_000, null]] as const) {
+      const response = await fetch(`${server.baseUrl}/AuditEvent`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(response.headers.get('content-length')).toBe(declared);
+      const text = await response.text();
+      expect(Buffer.byteLength(text)).toBe(bytes);
+      expect(JSON.parse(text)).toMatchObject({ resourceType: 'Bundle', type: 'searchset', entry: [] });
+    }
+    expect(server.faults.pending).toBe(0);
+  });
+
+  it('readOnlyTypes: /metadata lists read only for them and their search answers 404', async () => {
+    const readOnly = await startFhirServer({ backend, verifyAccessToken: (token) => token === TOKEN, tokenUrl: TOKEN_URL, readOnlyTypes: ['Patient'] });
+    try {
+      const statement = (await (await fetch(`${readOnly.baseUrl}/metadata`)).json()) as CapabilityStatement;
+      const byType = Object.fromEntries((statement.rest?.[0]?.resource ?? []).map((resource) => [resource.type, resource.interaction?.map((i) => i.code)]));
+      expect(byType).toMatchObject({ Patient: ['read'], Practitioner: ['read', 'search-type'] });
+      const headers = { authorization: `Bearer ${TOKEN}` };
+      expect((await fetch(`${readOnly.baseUrl}/Patient?_id=pt-1`, { headers })).status).toBe(404);
+      expect((await fetch(`${readOnly.baseUrl}/Patient/pt-1`, { headers })).status).toBe(200);
+    } finally {
+      await readOnly.close();
+    }
+  });
+});
+
 describe('sandbox FHIR server over the generated backend', () => {
   it('pages the generated timeline with links the same way', async () => {
     const dataset = generateDataset({ seed: 7, practitioners: 3, patients: 5, events: 30, start: '2026-11-01T00:00:00.000Z', end: '2026-11-01T01:00:00.000Z' });

@@ -95,6 +95,16 @@ describe('AuditEvent search over the generated timeline', () => {
     expect((await search('AuditEvent', `date=lt${to.value}&_count=0`)).total).toBe(bruteForce([{ prefix: 'lt', probe: to }]).length);
   });
 
+  it('orders by instant across the end of DST, whatever offset each recorded text carries', async () => {
+    const window = await search('AuditEvent', 'date=ge2026-11-01T06:00:00Z&date=lt2026-11-01T10:00:00Z&_sort=date&_count=1000');
+    const texts = window.resources.map((r) => (r as AuditEvent).recorded);
+    expect(texts.some((t) => t.endsWith('-06:00'))).toBe(true);
+    expect(texts.some((t) => t.endsWith('-07:00'))).toBe(true);
+    const instants = texts.map((t) => Date.parse(t));
+    expect(instants).toEqual([...instants].sort((x, y) => x - y));
+    expect(ids(window.resources)).toEqual(ids(events.filter((_, i) => (recorded[i] ?? 0) >= Date.parse('2026-11-01T06:00:00Z') && (recorded[i] ?? 0) < Date.parse('2026-11-01T10:00:00Z'))));
+  });
+
   it('defaults to 100 per page, and past the end answers an empty page with the total', async () => {
     expect(ids((await search('AuditEvent', '')).resources)).toEqual(ids(events.slice(0, 100)));
     expect(await search('AuditEvent', '_offset=5000')).toEqual({ resources: [], total: events.length });
@@ -141,7 +151,7 @@ describe('Patient and Practitioner search', () => {
       expect(ids(result.resources), `${type} identifier=${token}`).toEqual(expected);
     }
     const [a, b] = [patients[7], patients[2]];
-    const mrn = (p: Patient | undefined): string => p?.identifier?.[0]?.value ?? '';
+    const mrn = (p: Patient | undefined): string => p?.identifier?.find((id) => id.type?.text === 'EPI' && id.use !== 'old')?.value ?? '';
     expect(ids((await search('Patient', `identifier=${SANDBOX_IDS.mrnSystem}|${mrn(a)},${SANDBOX_IDS.mrnSystem}|${mrn(b)}`)).resources)).toEqual([b?.id, a?.id]);
     expect(ids((await search('Patient', `identifier=|${mrn(a)}`)).resources)).toEqual([]);
     expect(ids((await search('Patient', `identifier=${mrn(a)}&_id=${a?.id}`)).resources)).toEqual([a?.id]);
@@ -152,10 +162,13 @@ describe('Patient and Practitioner search', () => {
     const canary = generateDataset({ ...options, canary: true });
     const canaryBackend = createGeneratedBackend(canary);
     const patient = canary.patientAt(33);
-    const practitioner = canary.practitionerAt(Array.from({ length: 20 }, (_, i) => i).find((i) => canary.practitionerAt(i).identifier?.length === 3) ?? 0);
-    const login = practitioner.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem)?.value ?? '';
+    const external = (p: Practitioner): string | undefined => p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL' && i.use !== 'old')?.value;
+    const practitioner = canary.practitionerAt(Array.from({ length: 20 }, (_, i) => i).find((i) => external(canary.practitionerAt(i)) !== undefined) ?? 0);
+    const login = external(practitioner) ?? '';
     expect(login).toMatch(/CANARY/);
-    const byMrn = await canaryBackend.search('Patient', new URLSearchParams({ identifier: `${SANDBOX_IDS.mrnSystem}|${patient.identifier?.[0]?.value ?? ''}` }));
+    const mrn = patient.identifier?.find((i) => i.type?.text === 'EPI' && i.use !== 'old')?.value ?? '';
+    expect(mrn).toMatch(/CANARY/);
+    const byMrn = await canaryBackend.search('Patient', new URLSearchParams({ identifier: `${SANDBOX_IDS.mrnSystem}|${mrn}` }));
     expect(ids(byMrn.resources)).toEqual([patient.id]);
     const byLogin = await canaryBackend.search('Practitioner', new URLSearchParams({ identifier: `${SANDBOX_IDS.empSystem}|${login}` }));
     expect(ids(byLogin.resources)).toEqual([practitioner.id]);
@@ -187,7 +200,8 @@ describe('invalid searches', () => {
       expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
       expect((error as BridgeError).message).toMatch(message);
     }
-    const login = practitioners.flatMap((p) => p.identifier ?? []).find((i) => i.system === SANDBOX_IDS.empSystem)?.value ?? '';
+    const login = practitioners.flatMap((p) => p.identifier ?? []).find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL')?.value ?? '';
+    expect(login).toMatch(/^[A-Z]+\d+$/);
     const error = await search('Practitioner', `identifier=${login}&name=x`).catch((e: unknown) => e);
     expect(String((error as Error).message)).not.toContain(login);
   });

@@ -16,6 +16,11 @@ function everything(ds: GeneratedDataset): string {
   return JSON.stringify([...ds.practitioners(), ...ds.patients(), ...ds.events()]);
 }
 
+/** The current (not 'old') identifier of a system with a type text, as the tests look for it. */
+function current(resource: Patient | Practitioner, system: string, text?: string): string | undefined {
+  return resource.identifier?.find((id) => id.system === system && id.use !== 'old' && (text === undefined || id.type?.text === text))?.value;
+}
+
 /** FHIR instants with any number of fractional digits and any offset, as epoch ms with the fraction kept. */
 function preciseMs(text: string): number {
   const m = /^(.{19})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.exec(text);
@@ -28,7 +33,7 @@ describe('determinism', () => {
     const json = everything(generateDataset(tiny));
     expect(everything(generateDataset({ ...tiny }))).toBe(json);
     // Update this digest only when changing the generated data on purpose (it is what makes runs reproducible).
-    expect(createHash('sha256').update(json).digest('hex')).toBe('24ebd6fee095568a7db30f42aab1243f1c14217fd6929b03ea4be7576d43ae91');
+    expect(createHash('sha256').update(json).digest('hex')).toBe('f59d78d2ec802d22fefc2966f356d582da7d00a4e7aa28a63abb55e91502f2fb');
   });
 
   it('sampled indexes of a large dataset are identical across instances; another seed differs everywhere', () => {
@@ -63,12 +68,12 @@ describe('timeline', () => {
   const events = [...ds.events()];
   const recorded = events.map((e) => Date.parse(e.recorded));
 
-  it('records events in non-decreasing time inside [start, end), lastUpdated = recorded, period.start 0–2 s before', () => {
+  it('records events in non-decreasing time inside [start, end), lastUpdated = recorded (as instants), period.start 0–2 s before', () => {
     expect(recorded[0]).toBeGreaterThanOrEqual(Date.parse(base.start));
     expect(recorded.at(-1)).toBeLessThan(Date.parse(base.end));
     for (let i = 1; i < recorded.length; i++) expect(recorded[i]).toBeGreaterThanOrEqual(recorded[i - 1] ?? 0);
     for (const event of events) {
-      expect(event.meta?.lastUpdated).toBe(event.recorded);
+      expect(event.meta?.lastUpdated).toBe(new Date(preciseMs(event.recorded)).toISOString());
       const lag = preciseMs(event.recorded) - preciseMs(event.period?.start ?? '');
       expect(lag).toBeGreaterThanOrEqual(0);
       expect(lag).toBeLessThan(2000);
@@ -82,6 +87,7 @@ describe('timeline', () => {
     expect(starts.some((s) => /\.\d{6}Z$/.test(s))).toBe(true);
     expect(starts.some((s) => /\.\d{7}Z$/.test(s))).toBe(true);
     expect(starts.some((s) => /\.\d{3}-06:00$/.test(s))).toBe(true);
+    expect(starts.some((s) => /\.\d{3}-07:00$/.test(s))).toBe(true);
   });
 
   it('firstEventAtOrAfter agrees with a linear scan, sub-millisecond instants included', () => {
@@ -169,17 +175,6 @@ describe('people', () => {
   const patients = [...ds.patients()];
   const practitioners = [...ds.practitioners()];
 
-  it('gives patients an MRN in the sandbox system with MR type and EPI text, kept as a zero-padded string', () => {
-    expect(patients[0]?.identifier?.[0]).toEqual({
-      use: 'usual',
-      type: { coding: [{ system: CODE_SYSTEMS.v20203, code: 'MR', display: 'Medical record number' }], text: 'EPI' },
-      system: SANDBOX_IDS.mrnSystem,
-      value: '000203713',
-    });
-    expect(patients[0]?.identifier?.[1]).toEqual({ use: 'usual', type: { text: 'INTERNAL' }, system: SANDBOX_IDS.patientInternalSystem, value: '     Z6129' });
-    expect(new Set(patients.map((p) => p.identifier?.[0]?.value)).size).toBe(patients.length);
-  });
-
   it('varies names and addresses the way the mapper must handle (ranking, validity periods, non-ASCII, ZIP strings)', () => {
     const addresses = patients.flatMap((p) => p.address ?? []);
     const names = patients.flatMap((p) => p.name ?? []);
@@ -199,14 +194,17 @@ describe('people', () => {
     for (const p of patients) expect(p.name?.filter((n) => n.use === 'official')).toHaveLength(1);
   });
 
-  it('gives practitioners an EMP login, SER id, valid NPI and a current work email; the no-login share has neither', () => {
+  it('gives practitioners an EMP login (padded INTERNAL, plain EXTERNAL), SER and PROVID ids, a valid NPI and a current work email; the no-login share has neither', () => {
     expect(luhnCheckDigit('80840123456789')).toBe(3); // CMS's worked example: NPI 1234567893
     let withLogin = 0;
     practitioners.forEach((p, i) => {
-      const login = p.identifier?.find((id) => id.system === SANDBOX_IDS.empSystem)?.value;
+      const login = current(p, SANDBOX_IDS.empSystem, 'EXTERNAL');
       const emails = (p.telecom ?? []).filter((t) => t.system === 'email');
-      expect(p.identifier?.find((id) => id.system === SANDBOX_IDS.serSystem)?.value).toBe(`E${1000 + i}`);
-      expect(p.identifier?.find((id) => id.system === SANDBOX_IDS.npiSystem)?.value).toBe(npiOf(i));
+      expect(current(p, SANDBOX_IDS.serSystem, 'EXTERNAL')).toBe(`E${1000 + i}`);
+      expect(current(p, SANDBOX_IDS.serSystem, 'INTERNAL')).toBe(`   E${1000 + i}`);
+      expect(current(p, SANDBOX_IDS.providerIdSystem, 'PROVID')).toBe(`${1000 + i}`);
+      expect(current(p, SANDBOX_IDS.npiSystem)).toBe(npiOf(i));
+      if (login) expect(current(p, SANDBOX_IDS.empSystem, 'INTERNAL')).toBe(`  ${login}`);
       expect(p.name?.[0]).toMatchObject({ use: 'official', family: expect.any(String), given: expect.any(Array) });
       if (!login) return expect(emails).toEqual([]);
       withLogin += 1;
@@ -221,7 +219,15 @@ describe('people', () => {
     for (let i = 0; i < 200; i++) {
       const event = ds.eventAt(i);
       const who = practitioners.find((p) => `Practitioner/${p.id}` === event.agent[0]?.who?.reference);
-      expect(event.agent[0]?.altId).toBe(who?.identifier?.find((id) => id.system === SANDBOX_IDS.empSystem)?.value);
+      expect(event.agent[0]?.altId).toBe(who ? current(who, SANDBOX_IDS.empSystem, 'EXTERNAL') : undefined);
+    }
+    // Renamed users keep their former login, use 'old', first.
+    const many = generateDataset({ ...base, practitioners: 400 });
+    const renamed = [...many.practitioners()].filter((p) => p.identifier?.[0]?.use === 'old');
+    expect(renamed.length).toBeGreaterThan(5);
+    for (const p of renamed) {
+      expect(p.identifier?.[0]).toMatchObject({ type: { text: 'EXTERNAL' }, system: SANDBOX_IDS.empSystem });
+      expect(p.identifier?.[0]?.value).not.toBe(current(p, SANDBOX_IDS.empSystem, 'EXTERNAL'));
     }
   });
 
@@ -241,17 +247,18 @@ describe('canary mode', () => {
   function phiOfPatient(p: Patient): string[] {
     const names = (p.name ?? []).flatMap((n: HumanName) => [n.family, ...(n.given ?? [])]);
     const places = (p.address ?? []).flatMap((a: Address) => [...(a.line ?? []), a.city]);
-    return [...names, ...places, p.identifier?.find((i) => i.system === SANDBOX_IDS.mrnSystem)?.value].filter((v): v is string => v !== undefined);
+    const ids = (p.identifier ?? []).filter((i) => i.system === SANDBOX_IDS.mrnSystem || i.system === SANDBOX_IDS.myChartLoginSystem || i.system === SANDBOX_IDS.payerMemberSystem);
+    return [...names, ...places, ...ids.map((i) => i.value)].filter((v): v is string => v !== undefined);
   }
 
   function phiOfPractitioner(p: Practitioner): string[] {
     const names = (p.name ?? []).flatMap((n) => [n.family, ...(n.given ?? [])]);
-    const login = p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem)?.value;
+    const logins = (p.identifier ?? []).filter((i) => i.system === SANDBOX_IDS.empSystem).map((i) => i.value?.trim());
     const emails = (p.telecom ?? []).filter((t) => t.system === 'email').map((t) => t.value);
-    return [...names, login, ...emails].filter((v): v is string => v !== undefined);
+    return [...names, ...logins, ...emails].filter((v): v is string => v !== undefined);
   }
 
-  it('puts a token in every name, address line, city, MRN, login and email, and none in any id', () => {
+  it('puts a token in every name, address line, city, MRN (old ones too), portal login, payer id, login and email, and none in any id', () => {
     const owners = new Map<string, string>();
     const check = (owner: string, values: string[]): void => {
       for (const value of values) {

@@ -119,7 +119,7 @@ describe('createSmartTokenSource against the Epic-like server', () => {
 
     const scope = await failure(source({ key: rs.signingKey, clientId: 'scoped' }).tokens.getToken());
     expect(scope.code).toBe('BRG_ERR_SMART_INVALID_SCOPE');
-    expect(scope.message).toContain(`Request only scopes whose APIs are selected on the app record (smart.scope is "${SCOPE}").`);
+    expect(scope.message).toContain(`The requested scopes (smart.scope) are "${SCOPE}"; remove system/Patient.read system/Practitioner.read: the server's answer names them.`);
 
     const query = await failure(source({ key: rs.signingKey, tokenUrl: `${server.tokenUrl}?x=1` }).tokens.getToken());
     expect([query.code, query.details['error_description']]).toEqual(['BRG_ERR_SMART_INVALID_REQUEST', 'the token URL must not carry a query string; send parameters in the body']);

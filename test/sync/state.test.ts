@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { MIGRATIONS } from '../../src/sync/state/migrations.js';
 import { openStateStore, ZERO_COUNTS, type RunRecord, type StateStore } from '../../src/sync/state/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 
@@ -28,7 +29,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(1);
+    expect(db.pragma('user_version', { simple: true })).toBe(2);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -36,8 +37,8 @@ describe('SQLite state store', () => {
   it('keeps the watermark unchanged until a run completes, then moves it with the staged overlap keys atomically', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));
-    s.updateRun('r1', { state: 'pushing', spoolPath: '/tmp/x.txt' });
-    s.stageSeenEvents('r1', [{ key: 'e1|', recorded: '2026-11-22T23:59:00Z' }]);
+    s.updateRun('r1', { state: 'pushing', spoolPath: '/tmp/x.txt', error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'earlier attempt' } });
+    s.stageSeenEvents('r1', [{ key: 'e1|', recordedMs: Date.parse('2026-11-22T23:59:00Z') }]);
     expect(s.getWatermark('main')).toBeUndefined();
     expect(s.seenEvents('main', ['e1|'])).toEqual(new Set());
     expect(s.findUnfinishedRun('main')?.id).toBe('r1');
@@ -45,46 +46,167 @@ describe('SQLite state store', () => {
     s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 3 }, watermark: '2026-11-23T00:00:00.000Z' });
     expect(s.getWatermark('main')).toBe('2026-11-23T00:00:00.000Z');
     expect(s.seenEvents('main', ['e1|', 'e2|'])).toEqual(new Set(['e1|']));
+    // Issue #14.3: a completed run no longer carries the error of an earlier attempt.
     expect(s.getRun('r1')).toMatchObject({ state: 'completed', counts: { rows: 3 }, finishedAt: '2026-11-23T00:00:00.000Z' });
+    expect(s.getRun('r1')?.error).toBeUndefined();
     expect(s.findUnfinishedRun('main')).toBeUndefined();
   });
 
-  it('prunes seen keys older than the given instant', () => {
+  // Issue #14.4: a backfill completing must not rewind the watermark.
+  it('never moves the watermark backwards, comparing instants whatever their offset', () => {
+    const { store: s } = fresh();
+    for (const [id, watermark] of [['a', '2026-11-23T00:00:00.000Z'], ['bb', '2026-11-22T12:00:00.000Z'], ['ccc', '2026-11-22T17:30:00-07:00']] as const) {
+      s.createRun(run(id));
+      s.completeRun(id, { counts: { ...ZERO_COUNTS }, watermark });
+    }
+    // '2026-11-22T17:30:00-07:00' is 00:30Z on the 23rd: later, so it moved; the 12:00Z one did not.
+    expect(Date.parse(s.getWatermark('main') ?? '')).toBe(Date.parse('2026-11-23T00:30:00Z'));
+  });
+
+  // Issue #14.5: seen keys were pruned by comparing text, so "-07:00" events survived or vanished at random.
+  it('prunes seen keys by instant, whatever offset their time was written with', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));
-    s.stageSeenEvents('r1', [{ key: 'old|', recorded: '2026-11-20T00:00:00Z' }, { key: 'new|', recorded: '2026-11-22T23:00:00Z' }]);
-    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneBefore: '2026-11-22T00:00:00Z' });
-    expect(s.seenEvents('main', ['old|', 'new|'])).toEqual(new Set(['new|']));
+    const cutoff = Date.parse('2026-11-22T00:00:00Z');
+    s.stageSeenEvents('r1', [
+      { key: 'before|', recordedMs: Date.parse('2026-11-21T16:59:59-07:00') }, // 23:59:59Z: before the cutoff
+      { key: 'after|', recordedMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
+    ]);
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneSeenBeforeMs: cutoff });
+    expect(s.seenEvents('main', ['before|', 'after|'])).toEqual(new Set(['after|']));
   });
 
-  it('records blocks as sending before the request and acked after, counting attempts', () => {
-    const { store: s } = fresh();
-    expect(s.get('sha', 0)).toBeUndefined();
-    s.markSending('sha', 0, 100);
-    expect(s.get('sha', 0)).toEqual({ state: 'sending', attempts: 1 });
-    s.markSending('sha', 0, 100);
-    expect(s.get('sha', 0)).toEqual({ state: 'sending', attempts: 2 });
-    s.markAcked('sha', 0, 100, true);
-    expect(s.get('sha', 0)).toEqual({ state: 'acked', attempts: 2 });
-    expect(s.get('sha', 1)).toBeUndefined();
-  });
-
-  it('lists runs newest first, filtered by connector', () => {
+  it('lists runs newest first, filtered by connector, with their details', () => {
     const { store: s } = fresh();
     s.createRun(run('a'));
-    s.createRun(run('bb', { connector: 'other' }));
-    s.createRun(run('ccc'));
+    s.createRun(run('bb', { connector: 'other', backfill: true }));
+    s.createRun(run('ccc', { details: { skipReasons: { 'no-patient': 2 } } }));
     expect(s.listRuns().map((r) => r.id)).toEqual(['ccc', 'bb', 'a']);
     expect(s.listRuns({ connector: 'main', limit: 1 }).map((r) => r.id)).toEqual(['ccc']);
+    expect(s.getRun('bb')?.backfill).toBe(true);
+    expect(s.getRun('ccc')?.details).toEqual({ skipReasons: { 'no-patient': 2 } });
   });
 
   it('survives a reopen: state is durable', () => {
     const { dir, store: s } = fresh();
     s.createRun(run('r1'));
-    s.markAcked('sha', 3, 10, false);
+    const target = { destination: 'd', source: 'file:x' };
+    const block = s.openRangeBlock(target, [{ first: 0, end: 10 }], 0);
+    s.markAttempt(block.id);
+    s.markAcked(block.id, false);
     s.close();
     store = openStateStore(dir, new ManualClock(0));
     expect(store.getRun('r1')?.state).toBe('running');
-    expect(store.get('sha', 3)?.state).toBe('acked');
+    expect(store.rangesOf(target)).toEqual([{ first: 0, end: 10, state: 'acked' }]);
+  });
+});
+
+describe('migration from v1', () => {
+  it('converts seen keys to instants and drops the spool-hash block ledger', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-state-v1-'));
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    db.exec(MIGRATIONS[0] as string);
+    db.pragma('user_version = 1');
+    db.prepare('INSERT INTO seen_events VALUES (?, ?, ?)').run('main', 'e1|1', '2026-11-28T02:13:15.250-07:00');
+    db.prepare('INSERT INTO pending_seen VALUES (?, ?, ?)').run('r9', 'e2|1', '2026-11-28T09:13:15Z');
+    db.close();
+    store = openStateStore(dir, new ManualClock(0));
+    const raw = new Database(join(dir, 'bridge.sqlite'), { readonly: true });
+    expect(raw.prepare('SELECT recorded_ms FROM seen_events').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15.250Z') });
+    expect(raw.prepare('SELECT recorded_ms FROM pending_seen').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15Z') });
+    expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'blocks'").get()).toBeUndefined();
+    raw.close();
+  });
+});
+
+describe('delivery ledger', () => {
+  const target = { destination: 'https://ingest|t|job', source: 'conn', runId: 'r1' };
+  const cursor = (events: Array<{ key: string; recordedMs?: number; rows: number }>) => {
+    let at = 0;
+    return {
+      peek: () => (at < events.length ? { recordedMs: undefined, ...events[at] } as { key: string; recordedMs: number | undefined; rows: number } : undefined),
+      take: () => void (at += 1),
+    };
+  };
+
+  it('claims whole events for a block while they fit, at least one, and reports every decision', () => {
+    const { store: s } = fresh();
+    const decisions: string[] = [];
+    const events = cursor([{ key: 'a', rows: 2 }, { key: 'b', rows: 3 }, { key: 'a', rows: 2 }, { key: 'c', rows: 4 }]);
+    const block = s.openEventBlock(target, events, 5, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(block).toMatchObject({ rows: 5, resentRows: 0 });
+    expect(decisions).toEqual(['a:send', 'b:send']);
+    s.markAttempt(block?.id ?? -1);
+    s.markAcked(block?.id ?? -1, false);
+    const next = s.openEventBlock(target, events, 5, (e, d) => decisions.push(`${e.key}:${d}`));
+    // 'a' again further on in the spool: already acknowledged, so not sent twice.
+    expect(next).toMatchObject({ rows: 4 });
+    expect(decisions.slice(2)).toEqual(['a:delivered', 'c:send']);
+    const big = s.openEventBlock(target, cursor([{ key: 'huge', rows: 50 }]), 5, () => undefined);
+    expect(big?.rows).toBe(50);
+  });
+
+  it('an acknowledged event is delivered; one sent without an answer is re-sent; the same event twice in a block once', () => {
+    const { store: s } = fresh();
+    const first = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }, { key: 'y', rows: 1 }]), 10, () => undefined);
+    s.markAttempt(first?.id ?? -1);
+    s.markAcked(first?.id ?? -1, false);
+    const second = s.openEventBlock(target, cursor([{ key: 'z', rows: 2 }]), 10, () => undefined);
+    s.markAttempt(second?.id ?? -1); // sent, then the process died
+    const decisions: string[] = [];
+    const third = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }, { key: 'z', rows: 2 }, { key: 'w', rows: 1 }, { key: 'w', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(decisions).toEqual(['x:delivered', 'z:resend', 'w:send', 'w:duplicate']);
+    expect(third).toMatchObject({ rows: 3, resentRows: 2 });
+    expect(s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined)).toBeUndefined();
+  });
+
+  it('keys by destination: the same event is new to another job', () => {
+    const { store: s } = fresh();
+    const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);
+    s.markAcked(b?.id ?? -1, false);
+    expect(s.acknowledgedEvents(target, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set(['x']));
+    expect(s.acknowledgedEvents({ ...target, destination: 'https://ingest|t|other' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
+    expect(s.acknowledgedEvents({ ...target, source: 'other-connector' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
+  });
+
+  it('keeps a high mark of claimed instants and prunes by day', () => {
+    const { store: s } = fresh();
+    const t = Date.parse('2026-11-20T10:00:00Z');
+    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: t, rows: 1 }, { key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
+    s.markAcked(b?.id ?? -1, false);
+    expect(s.highMark(target)).toBe(t + 3 * 86_400_000);
+    s.pruneDeliveries(target, t + 86_400_000);
+    expect(s.acknowledgedEvents(target, [{ key: 'old', recordedMs: t }, { key: 'new', recordedMs: t + 3 * 86_400_000 }])).toEqual(new Set(['new']));
+  });
+});
+
+describe('leases', () => {
+  const holder = (id: string, pid = 1) => ({ id, host: 'h1', pid, command: 'bridge sync', since: '2026-11-23T00:00:00.000Z' });
+
+  it('one holder at a time; expiry or staleness lets another take over; only the holder renews or releases', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-lease-'));
+    const a = openStateStore(dir, clock);
+    const b = openStateStore(dir, clock); // a second process on the same state
+    try {
+      expect(a.acquireLease('connector:main', holder('A'), 60_000, () => false)).toEqual({ acquired: true });
+      const lost = b.acquireLease('connector:main', holder('B', 2), 60_000, () => false);
+      expect(lost).toEqual({ acquired: false, holder: holder('A'), expiresMs: clock.now() + 60_000 });
+      expect(b.renewLease('connector:main', 'B', 60_000)).toBe(false);
+      expect(a.renewLease('connector:main', 'A', 60_000)).toBe(true);
+      // The holder is a dead process of this host: taken over at once.
+      expect(b.acquireLease('connector:main', holder('B', 2), 60_000, (h) => h.id === 'A')).toMatchObject({ acquired: true, tookOverFrom: holder('A') });
+      expect(a.renewLease('connector:main', 'A', 60_000)).toBe(false);
+      // Expired: anyone takes it.
+      await clock.advance(61_000);
+      expect(a.acquireLease('connector:main', holder('A2'), 60_000, () => false)).toMatchObject({ acquired: true });
+      b.releaseLease('connector:main', 'B'); // not B's any more: nothing happens
+      expect(a.readLease('connector:main')?.holder.id).toBe('A2');
+      a.releaseLease('connector:main', 'A2');
+      expect(a.readLease('connector:main')).toBeUndefined();
+    } finally {
+      a.close();
+      b.close();
+    }
   });
 });

@@ -1,25 +1,58 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, profileFlag } from '../../config/index.js';
 import { createLogger } from '../../log.js';
 import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
 
+interface DoctorFlags {
+  config?: string;
+  connector?: string;
+  profile?: string;
+  sampleEvents?: number;
+  sampleHours?: number;
+  sampleUntil?: string;
+}
+
 export function doctorCommand(ctx: CliContext): Command {
   return new Command('doctor')
-    .description('Check config, keys, EHR discovery and token, AuditEvent search, Purview token, job id and clock skew; prints the fix for each failure.')
+    .description(
+      'Check config, keys, EHR discovery and token, AuditEvent search, Purview token, job id and clock skew; then map a sample of recent '
+        + "AuditEvents and print every column's fill rate. Prints the fix for each failure or mostly empty column.",
+    )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
     .option('--connector <name>', 'connector to check; default the first')
-    .action(async (flags: { config?: string; connector?: string; profile?: string }) => {
+    .option('--sample-events <n>', 'AuditEvents mapped for the fill check, newest first (default 200)', wholeNumber)
+    .option('--sample-hours <h>', 'how far back the fill check looks (default 24)', wholeNumber)
+    .option('--sample-until <instant>', 'end of the fill check window, an ISO instant (default now)', instant)
+    .action(async (flags: DoctorFlags) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
       const { formatChecks, runDoctor } = await import('../../doctor/index.js');
+      const sample = {
+        ...(flags.sampleEvents !== undefined ? { events: flags.sampleEvents } : {}),
+        ...(flags.sampleHours !== undefined ? { lookbackHours: flags.sampleHours } : {}),
+        ...(flags.sampleUntil !== undefined ? { until: flags.sampleUntil } : {}),
+      };
       const results = await runDoctor(
-        { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }) },
+        { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }), sample },
         findConnector(config, flags.connector),
       );
       formatChecks(results).forEach((line) => ctx.print(line));
       const failed = results.filter((r) => r.status === 'fail').length;
-      ctx.print(failed ? `${failed} check(s) failed` : 'all checks passed');
+      const warned = results.filter((r) => r.status === 'warn').length;
+      ctx.print(failed ? `${failed} check(s) failed` : warned ? `all checks passed, ${warned} with a warning` : 'all checks passed');
       if (failed) process.exitCode = 1;
     });
+}
+
+function wholeNumber(value: string): number {
+  if (!/^\d{1,7}$/.test(value)) throw new InvalidArgumentError('expected a whole number.');
+  return Number(value);
+}
+
+function instant(value: string): string {
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(value) || Number.isNaN(Date.parse(value))) {
+    throw new InvalidArgumentError('expected an ISO instant such as 2026-11-02T00:00:00Z.');
+  }
+  return value;
 }

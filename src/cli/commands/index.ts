@@ -14,7 +14,7 @@ export function extraCommands(ctx: CliContext): Command[] {
     mapCommand({ print: ctx.print }),
     pushCommand({
       print: ctx.print, env: ctx.env, clock: ctx.clock, signal: ctx.signal, stopSignal: ctx.stopSignal,
-      openLedger: (stateDir) => openStateStore(stateDir, ctx.clock),
+      openStore: (stateDir) => openStateStore(stateDir, ctx.clock),
     }),
     serveCommand(ctx),
     doctorCommand(ctx),

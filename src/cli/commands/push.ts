@@ -14,16 +14,21 @@ import { systemClock, type Clock } from '../../clock.js';
 import { readSecret } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { createLogger, type Logger } from '../../log.js';
+import { uuidSource } from '../../ids.js';
 import {
-  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_RESOURCE, createPurviewTokenSource, normalizeFlatFile, pushSpoolFile,
-  type BlockLedger, type CloudName, type ConnectorSchemaName, type EntraCredential, type PushEvent, type PushReport,
+  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_MAX_LINE_BYTES, DEFAULT_RESOURCE, createPurviewTokenSource, destinationKey, normalizeFlatFile, pushRowFile,
+  type CloudName, type ConnectorSchemaName, type EntraCredential, type NormalizedFile, type PushEvent, type PushReport,
 } from '../../purview/index.js';
+import { resolveNetwork } from '../../net/index.js';
+import { holdLease } from '../../sync/lease.js';
+import { leasePolicy } from '../../sync/runtime.js';
+import type { StateStore } from '../../sync/state/index.js';
 
 export interface PushCommandDeps {
   readonly print: (line: string) => void;
   readonly env: NodeJS.ProcessEnv;
-  /** The block ledger under the state directory (the SQLite state store in the CLI); closed after the push if it can be. */
-  readonly openLedger: (stateDir: string) => BlockLedger;
+  /** The state store under the state directory (delivery ledger and leases); closed after the push. */
+  readonly openStore: (stateDir: string) => StateStore;
   /** Default: the system clock. */
   readonly clock?: Clock;
   /** Default: a warn-level logger on stderr. */
@@ -52,6 +57,8 @@ interface PushFlags {
   ingestionBase?: string;
   resource?: string;
   caFile?: string;
+  maxLineBytes: number;
+  leaseTtlSeconds: number;
 }
 
 export const DEFAULT_SECRET_ENV = 'PURVIEW_APP_SECRET';
@@ -76,6 +83,8 @@ export function pushCommand(deps: PushCommandDeps): Command {
     .option('--ingestion-base <url>', 'override the cloud\'s ingestion host (e.g. the sandbox)')
     .option('--resource <uri>', `token resource (default ${DEFAULT_RESOURCE})`)
     .option('--ca-file <file>', 'extra CA (PEM) to trust for these requests only (the sandbox)')
+    .addOption(new Option('--max-line-bytes <n>', 'refuse a line longer than this').argParser((v) => wholeNumber(v, '--max-line-bytes', 1024, 1 << 30)).default(DEFAULT_MAX_LINE_BYTES))
+    .addOption(new Option('--lease-ttl-seconds <n>', 'how long another machine waits for this push if it dies').argParser((v) => wholeNumber(v, '--lease-ttl-seconds', 10, 3600)).default(120))
     .action((flags: PushFlags) => runPush(deps, flags));
 }
 
@@ -86,38 +95,52 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
   const spoolPath = join(spoolDir, `${randomUUID()}.txt`);
   try {
-    const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema);
+    const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes });
     const notes = [input.hadBom ? 'BOM removed' : '', input.blankLines ? `${input.blankLines} empty line(s) dropped` : ''].filter(Boolean);
-    deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present${notes.length ? `; ${notes.join(', ')}` : ''}`);
+    deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`);
     if (input.rows === 0) {
       deps.print('nothing to push: the file has a header and no rows');
       return;
     }
-    const report = await pushWithLedger(deps, flags, spoolPath, credential, caPem);
+    const report = await pushWithLedger(deps, flags, input, credential, caPem);
     summaryLines(report, flags.jobId).forEach((line) => deps.print(line));
   } finally {
     rmSync(spoolPath, { force: true });
   }
 }
 
-async function pushWithLedger(deps: PushCommandDeps, flags: PushFlags, spoolPath: string, credential: EntraCredential, caPem: string | undefined): Promise<PushReport> {
+/**
+ * The ledger keys the file's rows by the destination (ingestion host, tenant, job) and the file's content: pushing
+ * it again to the same job sends only what was not acknowledged, with any block size; to another job, all of it. One
+ * push of the same file to the same job at a time, across processes.
+ */
+async function pushWithLedger(deps: PushCommandDeps, flags: PushFlags, file: NormalizedFile, credential: EntraCredential, caPem: string | undefined): Promise<PushReport> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: 'warn' });
   const preset = CLOUDS[flags.cloud];
+  const ingestionBase = flags.ingestionBase ?? preset.ingestionBase;
+  const destination = destinationKey({ ingestionBase, tenantId: flags.tenantId, jobId: flags.jobId });
+  // HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment, as for every other command.
+  const network = resolveNetwork(undefined, deps.env);
   const tokenSource = createPurviewTokenSource({
     tenantId: flags.tenantId, appId: flags.appId, credential, authorityHost: flags.authorityHost ?? preset.authorityHost,
-    resource: flags.resource ?? DEFAULT_RESOURCE, ...(caPem ? { caPem } : {}), clock, logger,
+    resource: flags.resource ?? DEFAULT_RESOURCE, ...(caPem ? { caPem } : {}), network, clock, logger,
   });
-  const ledger = deps.openLedger(flags.stateDir);
+  const store = deps.openStore(flags.stateDir);
   try {
-    return await pushSpoolFile({
-      spoolPath, blockRows: flags.blockRows, ingestionBase: flags.ingestionBase ?? preset.ingestionBase, jobId: flags.jobId,
-      tokenSource, ledger, clock, logger, ...(caPem ? { caPem } : {}),
-      ...(deps.signal ? { signal: deps.signal } : {}), ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
-      onEvent: (event) => printEvent(deps.print, event),
-    });
+    const lease = holdLease(store, `push:${destination}:${file.sha256}`, leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push'), clock, uuidSource, `A push of ${basename(flags.file)} to job ${flags.jobId}`);
+    try {
+      const signal = deps.signal ? AbortSignal.any([deps.signal, lease.lost]) : lease.lost;
+      return await pushRowFile({
+        file, blockRows: flags.blockRows, ingestionBase, jobId: flags.jobId, destination, tokenSource, ledger: store, clock, logger,
+        ...(caPem ? { caPem } : {}), network, signal, ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
+        onEvent: (event) => printEvent(deps.print, event),
+      });
+    } finally {
+      lease.release();
+    }
   } finally {
-    closeIfClosable(ledger);
+    store.close();
   }
 }
 
@@ -146,17 +169,17 @@ function printEvent(print: (line: string) => void, event: PushEvent): void {
       return print(`block ${event.index} acknowledged: ${event.rows} row(s), HTTP ${event.status}${event.possiblyDuplicated ? ' (possibly duplicated: sent before without a recorded acknowledgement)' : ''}`);
     case 'block_retry':
       return print(`block ${event.index} attempt ${event.attempt} failed (${event.reason}); retrying in ${Math.round(event.delayMs / 100) / 10} s`);
-    case 'block_skipped':
-      return print(`block ${event.index} already delivered by an earlier run: ${event.rows} row(s) skipped`);
+    case 'rows_already_delivered':
+      return print(`${event.rows} row(s) already acknowledged by Purview for this job: not sent again`);
     case 'block_sent':
       return;
   }
 }
 
 function summaryLines(report: PushReport, jobId: string): string[] {
-  const lines = [`pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged in ${report.blocks} block(s) (${report.blocksSent} sent now, ${report.blocksSkipped} already delivered)`];
+  const lines = [`pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged (${report.rowsSent} sent now in ${report.blocks} block(s), ${report.rowsAlreadyDelivered} acknowledged earlier)`];
   if (report.possiblyDuplicated.length > 0) {
-    lines.push(`possibly duplicated block(s): ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`);
+    lines.push(`possibly duplicated: ${report.rowsPossiblyDuplicated} row(s) in block(s) ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`);
   }
   return lines;
 }
@@ -170,14 +193,13 @@ function readFlagFile(path: string, flag: string): string {
 }
 
 function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 5_000_000) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--block-rows must be a whole number from 1 to 5000000, got "${value}".`);
-  }
-  return n;
+  return wholeNumber(value, '--block-rows', 1, 5_000_000);
 }
 
-function closeIfClosable(ledger: BlockLedger): void {
-  const close = (ledger as Partial<{ close: () => void }>).close;
-  if (typeof close === 'function') close.call(ledger);
+function wholeNumber(value: string, flag: string, min: number, max: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${flag} must be a whole number from ${min} to ${max}, got "${value}".`);
+  }
+  return n;
 }

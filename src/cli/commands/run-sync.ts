@@ -29,7 +29,7 @@ export async function syncOnce(ctx: CliContext, config: Config, connector: Conne
   if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout));
   else if (!invocation.quiet) detaches.push(attachTextReporter(events, ctx.print, ctx.clock));
   try {
-    const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource }, connector);
+    const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource, command: 'bridge sync' }, connector);
     return await runSync(deps, {
       trigger: 'cli',
       signal: ctx.signal,

@@ -6,7 +6,7 @@ export function formatSummary(summary: SyncSummary): string[] {
   if (summary.resumed) lines.push(...formatSummary(summary.resumed).map((line) => `(resumed) ${line}`));
   const c = summary.counts;
   lines.push(
-    `run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}`,
+    `run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}${summary.backfill ? ' (backfill)' : ''}`,
     `  events pulled       ${c.events}${c.duplicates ? ` (${c.duplicates} already pushed by an earlier run)` : ''}`,
     `  events skipped      ${c.skipped}${formatReasons(summary.skipReasons)}`,
     `  rows                ${c.rows}`,
@@ -15,9 +15,12 @@ export function formatSummary(summary: SyncSummary): string[] {
   if (summary.dryRunOut) {
     lines.push(`  dry run: connector file written to ${summary.dryRunOut}; nothing pushed`);
   } else {
-    lines.push(`  blocks              ${c.blocksAcked}/${c.blocks} acknowledged`, `  rows accepted       ${c.rowsAcked}`);
+    lines.push(
+      `  blocks sent         ${c.blocks}`,
+      `  rows accepted       ${c.rowsAcked}${c.rowsAlreadyDelivered ? ` (${c.rowsAlreadyDelivered} acknowledged by an earlier attempt, not sent again)` : ''}`,
+    );
     if (summary.possiblyDuplicatedBlocks.length > 0) {
-      lines.push(`  possibly duplicated blocks (outcome was unknown, re-sent): ${summary.possiblyDuplicatedBlocks.join(', ')}`);
+      lines.push(`  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in block(s) ${summary.possiblyDuplicatedBlocks.join(', ')}`);
     }
   }
   return lines;

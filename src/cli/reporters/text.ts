@@ -23,7 +23,7 @@ export function attachTextReporter(events: SyncEvents, print: (line: string) => 
     events.on('spool_complete', (e) => print(`  spool complete: ${e.rows} rows`)),
     events.on('block_acked', (e) => print(`  block ${e.index} acknowledged (${e.rows} rows, HTTP ${e.status}${e.possiblyDuplicated ? ', possibly duplicated' : ''})`)),
     events.on('block_retry', (e) => print(`  block ${e.index} retry ${e.attempt} in ${Math.round(e.delayMs)} ms (${e.reason})`)),
-    events.on('block_skipped', (e) => print(`  block ${e.index} already acknowledged earlier, skipped`)),
+    events.on('rows_already_delivered', (e) => print(`  ${e.rows} rows already acknowledged by Purview earlier: not sent again`)),
   ];
   return () => detaches.forEach((detach) => detach());
 }

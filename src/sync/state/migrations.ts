@@ -44,4 +44,77 @@ export const MIGRATIONS: readonly string[] = [
      recorded TEXT NOT NULL,
      PRIMARY KEY (run_id, event_key)
    ) WITHOUT ROWID;`,
+  // v2 (wave 2): acknowledgements keyed by destination and event identity (or file + row range) instead of spool hash
+  // + block index, so a push survives any block size, another job, and another machine; one lease per connector
+  // across processes; instants stored as numbers (text with local offsets does not compare as time).
+  // A push left unfinished by v1 cannot be mapped to events: finish it with the old version before upgrading.
+  `DROP TABLE blocks;
+   CREATE TABLE destinations (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+   CREATE TABLE sources (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
+   CREATE TABLE delivery_blocks (
+     id INTEGER PRIMARY KEY,
+     destination_id INTEGER NOT NULL,
+     source_id INTEGER NOT NULL,
+     run_id TEXT,
+     state TEXT NOT NULL CHECK (state IN ('sending', 'acked')),
+     rows INTEGER NOT NULL,
+     resent_rows INTEGER NOT NULL DEFAULT 0,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     possibly_duplicated INTEGER NOT NULL DEFAULT 0,
+     created_ms INTEGER NOT NULL,
+     updated_ms INTEGER NOT NULL
+   );
+   CREATE INDEX delivery_blocks_by_run ON delivery_blocks (run_id);
+   CREATE INDEX delivery_blocks_by_age ON delivery_blocks (destination_id, source_id, created_ms);
+   CREATE TABLE delivered_events (
+     destination_id INTEGER NOT NULL,
+     source_id INTEGER NOT NULL,
+     day INTEGER NOT NULL,
+     event_key TEXT NOT NULL,
+     block_id INTEGER NOT NULL,
+     PRIMARY KEY (destination_id, source_id, day, event_key)
+   ) WITHOUT ROWID;
+   CREATE TABLE delivered_ranges (
+     destination_id INTEGER NOT NULL,
+     source_id INTEGER NOT NULL,
+     first_row INTEGER NOT NULL,
+     end_row INTEGER NOT NULL,
+     block_id INTEGER NOT NULL
+   );
+   CREATE INDEX delivered_ranges_by_source ON delivered_ranges (destination_id, source_id);
+   CREATE TABLE delivery_marks (
+     destination_id INTEGER NOT NULL,
+     source_id INTEGER NOT NULL,
+     high_ms INTEGER NOT NULL,
+     PRIMARY KEY (destination_id, source_id)
+   ) WITHOUT ROWID;
+   CREATE TABLE leases (
+     name TEXT PRIMARY KEY,
+     owner_id TEXT NOT NULL,
+     owner TEXT NOT NULL,
+     expires_ms INTEGER NOT NULL
+   );
+   CREATE TABLE seen_events_v2 (
+     connector TEXT NOT NULL,
+     event_key TEXT NOT NULL,
+     recorded_ms INTEGER NOT NULL,
+     PRIMARY KEY (connector, event_key)
+   ) WITHOUT ROWID;
+   INSERT INTO seen_events_v2 SELECT connector, event_key, CAST(round(unixepoch(recorded, 'subsec') * 1000) AS INTEGER)
+     FROM seen_events WHERE unixepoch(recorded, 'subsec') IS NOT NULL;
+   DROP TABLE seen_events;
+   ALTER TABLE seen_events_v2 RENAME TO seen_events;
+   CREATE INDEX seen_by_time ON seen_events (connector, recorded_ms);
+   CREATE TABLE pending_seen_v2 (
+     run_id TEXT NOT NULL,
+     event_key TEXT NOT NULL,
+     recorded_ms INTEGER NOT NULL,
+     PRIMARY KEY (run_id, event_key)
+   ) WITHOUT ROWID;
+   INSERT INTO pending_seen_v2 SELECT run_id, event_key, CAST(round(unixepoch(recorded, 'subsec') * 1000) AS INTEGER)
+     FROM pending_seen WHERE unixepoch(recorded, 'subsec') IS NOT NULL;
+   DROP TABLE pending_seen;
+   ALTER TABLE pending_seen_v2 RENAME TO pending_seen;
+   ALTER TABLE runs ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE runs ADD COLUMN details TEXT;`,
 ];

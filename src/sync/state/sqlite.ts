@@ -1,6 +1,7 @@
 /**
  * SQLite state store (better-sqlite3, WAL). Synchronous on purpose: every write is durable when the call returns,
- * which is what "mark sending before the request, acked after the 2xx" needs.
+ * which is what "claim a block before its request, acknowledge it after the 2xx" needs. Runs, watermarks and the
+ * overlap's seen events live here; the delivery ledger and the leases in their own files.
  */
 import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
@@ -8,11 +9,15 @@ import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import type { Clock } from '../../clock.js';
 import { MIGRATIONS } from './migrations.js';
-import type { BlockState, RunCounts, RunRecord, SeenEvent, StateStore } from './types.js';
+import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
+import { SqliteDeliveryLedger } from './sqlite-ledger.js';
+import { SqliteLeaseStore } from './sqlite-lease.js';
+import { ZERO_COUNTS, type LeaseHolder, type LeaseOutcome, type RunCounts, type RunDetails, type RunRecord, type SeenEvent, type StateStore } from './types.js';
 
 interface RunRow {
   id: string; connector: string; state: string; trigger: string; since: string; until: string; started_at: string;
   finished_at: string | null; counts: string; error: string | null; spool_path: string | null; rejects_path: string | null; dry_run: number;
+  backfill: number; details: string | null;
 }
 
 export function openStateStore(stateDir: string, clock: Clock): StateStore {
@@ -28,7 +33,14 @@ export function openStateStore(stateDir: string, clock: Clock): StateStore {
     migrate(db);
   } catch (cause) {
     if (cause instanceof BridgeError) throw cause;
-    throw new BridgeError('BRG_ERR_STATE', `Cannot open the state database in ${stateDir}.`, { cause, details: { stateDir } });
+    const locked = (cause as { code?: unknown }).code === 'SQLITE_BUSY';
+    throw new BridgeError(
+      'BRG_ERR_STATE',
+      locked
+        ? `The state database in ${stateDir} is locked by another process (a bridge migrating or writing it); wait for it and run again.`
+        : `Cannot open the state database in ${stateDir}.`,
+      { cause, details: { stateDir } },
+    );
   }
   return new SqliteStateStore(db, clock);
 }
@@ -48,31 +60,31 @@ function migrate(db: Database.Database): void {
 
 class SqliteStateStore implements StateStore {
   private readonly stmt;
+  private readonly ledger: SqliteDeliveryLedger;
+  private readonly leases: SqliteLeaseStore;
 
   constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+    this.ledger = new SqliteDeliveryLedger(db, clock);
+    this.leases = new SqliteLeaseStore(db, clock);
     this.stmt = {
       watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
       setWatermark: db.prepare(
         'INSERT INTO watermarks (connector, watermark, updated_at) VALUES (?, ?, ?) ON CONFLICT (connector) DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at',
       ),
       insertRun: db.prepare(
-        'INSERT INTO runs (id, connector, state, trigger, since, until, started_at, finished_at, counts, error, spool_path, rejects_path, dry_run) VALUES (@id, @connector, @state, @trigger, @since, @until, @started_at, @finished_at, @counts, @error, @spool_path, @rejects_path, @dry_run)',
+        'INSERT INTO runs (id, connector, state, trigger, since, until, started_at, finished_at, counts, error, spool_path, rejects_path, dry_run, backfill, details) VALUES (@id, @connector, @state, @trigger, @since, @until, @started_at, @finished_at, @counts, @error, @spool_path, @rejects_path, @dry_run, @backfill, @details)',
+      ),
+      updateRun: db.prepare(
+        'UPDATE runs SET state = @state, since = @since, until = @until, finished_at = @finished_at, counts = @counts, error = @error, spool_path = @spool_path, rejects_path = @rejects_path, details = @details WHERE id = @id',
       ),
       run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
       unfinished: db.prepare<[string], RunRow>(
         "SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1",
       ),
-      block: db.prepare<[string, number], { state: BlockState; attempts: number }>('SELECT state, attempts FROM blocks WHERE spool_sha256 = ? AND idx = ?'),
-      markSending: db.prepare(
-        "INSERT INTO blocks (spool_sha256, idx, state, rows, attempts, updated_at) VALUES (?, ?, 'sending', ?, 1, ?) ON CONFLICT (spool_sha256, idx) DO UPDATE SET state = 'sending', attempts = attempts + 1, updated_at = excluded.updated_at",
-      ),
-      markAcked: db.prepare(
-        "INSERT INTO blocks (spool_sha256, idx, state, rows, attempts, possibly_duplicated, updated_at) VALUES (?, ?, 'acked', ?, 1, ?, ?) ON CONFLICT (spool_sha256, idx) DO UPDATE SET state = 'acked', possibly_duplicated = excluded.possibly_duplicated, updated_at = excluded.updated_at",
-      ),
       seen: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ?'),
-      prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded < ?'),
-      stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded) VALUES (?, ?, ?)'),
-      promote: db.prepare('INSERT OR IGNORE INTO seen_events (connector, event_key, recorded) SELECT ?, event_key, recorded FROM pending_seen WHERE run_id = ?'),
+      prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded_ms < ?'),
+      stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded_ms) VALUES (?, ?, ?)'),
+      promote: db.prepare('INSERT OR IGNORE INTO seen_events (connector, event_key, recorded_ms) SELECT ?, event_key, recorded_ms FROM pending_seen WHERE run_id = ?'),
       dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
     };
   }
@@ -92,12 +104,7 @@ class SqliteStateStore implements StateStore {
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void {
     const current = this.getRun(id);
     if (!current) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
-    const row = toRow({ ...current, ...patch });
-    this.db
-      .prepare(
-        'UPDATE runs SET state = @state, since = @since, until = @until, finished_at = @finished_at, counts = @counts, error = @error, spool_path = @spool_path, rejects_path = @rejects_path WHERE id = @id',
-      )
-      .run(row);
+    this.stmt.updateRun.run(toRow({ ...current, ...patch }));
   }
 
   getRun(id: string): RunRecord | undefined {
@@ -128,30 +135,76 @@ class SqliteStateStore implements StateStore {
     const run = this.getRun(id);
     if (!run) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
     this.db.transaction(() => {
-      this.updateRun(id, { state: 'completed', counts: completion.counts, finishedAt: this.nowIso() });
-      if (completion.watermark) this.stmt.setWatermark.run(run.connector, completion.watermark, this.nowIso());
+      const { error: _stale, ...rest } = run;
+      this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso() }));
+      if (completion.watermark) this.advanceWatermark(run.connector, completion.watermark);
       this.stmt.promote.run(run.connector, id);
       this.stmt.dropStaged.run(id);
-      if (completion.pruneBefore) this.stmt.prune.run(run.connector, completion.pruneBefore);
-    })();
+      if (completion.pruneSeenBeforeMs !== undefined) this.stmt.prune.run(run.connector, completion.pruneSeenBeforeMs);
+    }).immediate();
+  }
+
+  /** Never backwards: compared as instants. */
+  private advanceWatermark(connector: string, watermark: string): void {
+    const current = this.getWatermark(connector);
+    if (current !== undefined && Date.parse(current) >= Date.parse(watermark)) return;
+    this.stmt.setWatermark.run(connector, watermark, this.nowIso());
   }
 
   stageSeenEvents(runId: string, seen: readonly SeenEvent[]): void {
     this.db.transaction(() => {
-      for (const event of seen) this.stmt.stage.run(runId, event.key, event.recorded);
+      for (const event of seen) this.stmt.stage.run(runId, event.key, event.recordedMs);
     })();
   }
 
-  get(spoolSha256: string, index: number): { state: BlockState; attempts: number } | undefined {
-    return this.stmt.block.get(spoolSha256, index);
+  pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void {
+    this.ledger.prune(target, beforeMs);
   }
 
-  markSending(spoolSha256: string, index: number, rows: number): void {
-    this.stmt.markSending.run(spoolSha256, index, rows, this.nowIso());
+  openEventBlock<T extends EventClaim>(
+    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+  ): OpenedBlock | undefined {
+    return this.ledger.openEventBlock(target, cursor, maxRows, onDecision);
   }
 
-  markAcked(spoolSha256: string, index: number, rows: number, possiblyDuplicated: boolean): void {
-    this.stmt.markAcked.run(spoolSha256, index, rows, possiblyDuplicated ? 1 : 0, this.nowIso());
+  openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock {
+    return this.ledger.openRangeBlock(target, ranges, resentRows);
+  }
+
+  rangesOf(target: DeliveryTarget): RangeRecord[] {
+    return this.ledger.rangesOf(target);
+  }
+
+  markAttempt(blockId: number): void {
+    this.ledger.markAttempt(blockId);
+  }
+
+  markAcked(blockId: number, possiblyDuplicated: boolean): void {
+    this.ledger.markAcked(blockId, possiblyDuplicated);
+  }
+
+  acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {
+    return this.ledger.acknowledgedEvents(target, events);
+  }
+
+  highMark(target: DeliveryTarget): number | undefined {
+    return this.ledger.highMark(target);
+  }
+
+  acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {
+    return this.leases.acquireLease(name, holder, ttlMs, isStale);
+  }
+
+  renewLease(name: string, holderId: string, ttlMs: number): boolean {
+    return this.leases.renewLease(name, holderId, ttlMs);
+  }
+
+  releaseLease(name: string, holderId: string): void {
+    this.leases.releaseLease(name, holderId);
+  }
+
+  readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined {
+    return this.leases.readLease(name);
   }
 
   close(): void {
@@ -164,7 +217,8 @@ function toRow(run: RunRecord): Record<string, string | number | null> {
     id: run.id, connector: run.connector, state: run.state, trigger: run.trigger, since: run.since, until: run.until,
     started_at: run.startedAt, finished_at: run.finishedAt ?? null, counts: JSON.stringify(run.counts),
     error: run.error ? JSON.stringify(run.error) : null, spool_path: run.spoolPath ?? null,
-    rejects_path: run.rejectsPath ?? null, dry_run: run.dryRun ? 1 : 0,
+    rejects_path: run.rejectsPath ?? null, dry_run: run.dryRun ? 1 : 0, backfill: run.backfill ? 1 : 0,
+    details: run.details ? JSON.stringify(run.details) : null,
   };
 }
 
@@ -173,10 +227,12 @@ function fromRow(row: RunRow): RunRecord {
     id: row.id, connector: row.connector, state: row.state as RunRecord['state'], trigger: row.trigger as RunRecord['trigger'],
     since: row.since, until: row.until, startedAt: row.started_at,
     ...(row.finished_at ? { finishedAt: row.finished_at } : {}),
-    counts: JSON.parse(row.counts) as RunCounts,
+    counts: { ...ZERO_COUNTS, ...(JSON.parse(row.counts) as Partial<RunCounts>) },
     ...(row.error ? { error: JSON.parse(row.error) as { code: string; message: string } } : {}),
     ...(row.spool_path ? { spoolPath: row.spool_path } : {}),
     ...(row.rejects_path ? { rejectsPath: row.rejects_path } : {}),
     dryRun: row.dry_run === 1,
+    ...(row.backfill === 1 ? { backfill: true } : {}),
+    ...(row.details ? { details: JSON.parse(row.details) as RunDetails } : {}),
   };
 }

@@ -1,4 +1,5 @@
-/** The state contract. SQLite implements it (sqlite.ts); the block-ledger half is what the push stage needs. */
+/** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
+import type { DeliveryLedger, DeliveryTarget } from '../../purview/ledger.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
 export type RunTrigger = 'cli' | 'schedule' | 'http' | 'resume';
@@ -11,13 +12,27 @@ export interface RunCounts {
   rejects: number;
   blocks: number;
   blocksAcked: number;
+  /** Rows of the spool acknowledged by Purview, in this run or (found in the ledger) earlier. */
   rowsAcked: number;
+  /** Blocks flagged possibly duplicated: they re-sent rows whose earlier send had no recorded answer. */
   possiblyDuplicated: number;
+  /** Rows not sent because the ledger says Purview acknowledged them before (a resumed or repeated push). */
+  rowsAlreadyDelivered: number;
+  /** Rows re-sent after an unknown outcome: Purview may hold them twice. */
+  rowsPossiblyDuplicated: number;
 }
 
 export const ZERO_COUNTS: Readonly<RunCounts> = Object.freeze({
   events: 0, duplicates: 0, skipped: 0, rows: 0, rejects: 0, blocks: 0, blocksAcked: 0, rowsAcked: 0, possiblyDuplicated: 0,
+  rowsAlreadyDelivered: 0, rowsPossiblyDuplicated: 0,
 });
+
+/** What a run found besides counts: reasons and column fill, for the run's detail view. No PHI. */
+export interface RunDetails {
+  readonly skipReasons?: Readonly<Record<string, number>>;
+  readonly rejectReasons?: Readonly<Record<string, number>>;
+  readonly possiblyDuplicatedBlocks?: readonly number[];
+}
 
 export interface RunRecord {
   readonly id: string;
@@ -34,23 +49,45 @@ export interface RunRecord {
   readonly spoolPath?: string;
   readonly rejectsPath?: string;
   readonly dryRun: boolean;
-}
-
-export type BlockState = 'sending' | 'acked';
-
-/** Same shape as the push stage's BlockLedger (src/purview), so the store can be handed to it directly. */
-export interface BlockLedgerStore {
-  get(spoolSha256: string, index: number): { state: BlockState; attempts: number } | undefined;
-  markSending(spoolSha256: string, index: number, rows: number): void;
-  markAcked(spoolSha256: string, index: number, rows: number, possiblyDuplicated: boolean): void;
+  /** An explicit window (--since, or the HTTP trigger's since/until): it never moves the watermark backwards. */
+  readonly backfill?: boolean;
+  readonly details?: RunDetails;
 }
 
 export interface SeenEvent {
   readonly key: string;
-  readonly recorded: string;
+  /** `recorded` in ms since the epoch: instants are compared as numbers, never as text with offsets. */
+  readonly recordedMs: number;
 }
 
-export interface StateStore extends BlockLedgerStore {
+/** Who holds a lease, for the message the loser prints. No PHI, no secrets. */
+export interface LeaseHolder {
+  /** Unique per holder (a random id per process and run). */
+  readonly id: string;
+  readonly host: string;
+  readonly pid: number;
+  /** What holds it, e.g. "bridge sync" or "bridge serve (schedule)". */
+  readonly command: string;
+  readonly since: string;
+}
+
+export type LeaseOutcome =
+  | { readonly acquired: true; readonly tookOverFrom?: LeaseHolder }
+  | { readonly acquired: false; readonly holder: LeaseHolder; readonly expiresMs: number };
+
+export interface LeaseStore {
+  /**
+   * Takes the named lease unless another holder's lease is unexpired and not `isStale` (e.g. a dead process on this
+   * host). Atomic across processes.
+   */
+  acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome;
+  /** Extends the lease; false when it is no longer ours (expired and taken over). */
+  renewLease(name: string, holderId: string, ttlMs: number): boolean;
+  releaseLease(name: string, holderId: string): void;
+  readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined;
+}
+
+export interface StateStore extends DeliveryLedger, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void;
@@ -58,14 +95,17 @@ export interface StateStore extends BlockLedgerStore {
   listRuns(options?: { connector?: string; limit?: number }): RunRecord[];
   /** The newest run of the connector left in 'running' or 'pushing' by a crash or a stop. */
   findUnfinishedRun(connector: string): RunRecord | undefined;
-  /** Which of these event keys an earlier completed run already pushed (overlap de-duplication). */
+  /** Which of these event keys an earlier completed run already processed (overlap de-duplication). */
   seenEvents(connector: string, keys: readonly string[]): Set<string>;
   /** Stores, with the finished spool, the event keys the next run's overlap must recognise; they count once the run completes. */
   stageSeenEvents(runId: string, seen: readonly SeenEvent[]): void;
   /**
-   * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set.
-   * The watermark moves only here, after every row up to it was acknowledged or rejected with a reason.
+   * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set; a stale
+   * error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
+   * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
    */
-  completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneBefore?: string }): void;
+  completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number }): void;
+  /** Forgets delivery acknowledgements older than `beforeMs` for one destination and source. */
+  pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void;
   close(): void;
 }

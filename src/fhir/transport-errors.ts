@@ -1,0 +1,135 @@
+/**
+ * What the transport makes of a failed FHIR request: whether the shared retry policy may try it again, and the typed
+ * error that ends it. Messages name the request by resource type and action, never by URL (a query can carry
+ * identifiers), quote the server's OperationOutcome or a cleaned excerpt of a non-JSON body, and fit on one line.
+ */
+import type { Clock } from '../clock.js';
+import { BridgeError, isAbortError } from '../errors.js';
+import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText, type RetryVerdict } from '../http.js';
+import { ResponseTooLargeError } from './http-errors.js';
+import { httpFailureOf, outcomeCodes, outcomeText } from './outcome.js';
+
+/** Names a request in errors, logs and metrics: never its query (identifiers are PHI). */
+export interface RequestLabel {
+  readonly resourceType: string;
+  readonly action: 'search' | 'next page' | 'read' | 'metadata';
+}
+
+/** "FHIR Patient search at https://…", or "FHIR /metadata at https://…" for the probe. */
+export function describeRequest(label: RequestLabel, origin: string): string {
+  return label.action === 'metadata' ? `FHIR /metadata at ${origin}` : `FHIR ${label.resourceType} ${label.action} at ${origin}`;
+}
+
+/** A token never leaves for another origin (a `next` link may name any host). */
+export function foreignLinkError(url: string, origin: string): BridgeError {
+  const foreign = safeOrigin(url);
+  return new BridgeError(
+    'BRG_ERR_FHIR_FOREIGN_LINK',
+    `The FHIR server sent a paging link to ${foreign}, not to ${origin}; it was not followed and no token was sent there. Check fhir.baseUrl matches the server's public base URL.`,
+    { details: { expectedOrigin: origin, linkOrigin: foreign } },
+  );
+}
+
+export function safeOrigin(url: string, base?: string): string {
+  try {
+    return new URL(url, base).origin;
+  } catch {
+    return 'an unparseable URL';
+  }
+}
+
+export function timeoutError(ms: number): Error {
+  const error = new Error(`No FHIR response within ${ms} ms`);
+  error.name = 'TimeoutError';
+  return error;
+}
+
+function isNetworkError(error: unknown): boolean {
+  // undici reports connection failures as TypeError('fetch failed', { cause }); other TypeErrors are bugs, not retried.
+  return error instanceof TypeError && error.message === 'fetch failed';
+}
+
+/** "a network error (ECONNREFUSED)": the first error code in the cause chain, which names no URL or secret. */
+function networkErrorText(error: unknown): string {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code)) return `a network error (${code})`;
+  }
+  return 'a network error';
+}
+
+function isTimeout(error: unknown): boolean {
+  return error instanceof Error && error.name === 'TimeoutError';
+}
+
+/**
+ * 408/429/500/502/503/504, our per-attempt timeout and connection failures. Never a BridgeError (a failed token
+ * request among them: it had its own retries), an abort, or an over-size body (it would be as large next time).
+ */
+function isRetryable(error: unknown): boolean {
+  if (error instanceof BridgeError || isAbortError(error) || error instanceof ResponseTooLargeError) return false;
+  if (isTimeout(error) || isNetworkError(error)) return true;
+  const failure = httpFailureOf(error);
+  return failure !== undefined && RETRYABLE_STATUSES.has(failure.status);
+}
+
+export function classify(error: unknown, clock: Clock): RetryVerdict {
+  if (!isRetryable(error)) return { retry: false };
+  if (isTimeout(error)) return { retry: true, reason: 'timeout' };
+  const failure = httpFailureOf(error);
+  if (!failure) return { retry: true, reason: 'network error' };
+  const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), clock.now());
+  return retryAfterMs === undefined ? { retry: true, reason: `HTTP ${failure.status}` } : { retry: true, retryAfterMs, reason: `HTTP ${failure.status}` };
+}
+
+/** The OperationOutcome text, or a cleaned excerpt of a body that is not JSON. */
+function bodyText(data: unknown): string {
+  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
+}
+
+/** Maps what an attempt threw (normalised by http-errors.ts) to our codes; nothing upstream that names the URL is kept. */
+export function toFhirError(error: unknown, label: RequestLabel, origin: string, retries: number, maxResponseBytes: number): unknown {
+  if (error instanceof BridgeError || isAbortError(error)) return error;
+  const what = describeRequest(label, origin);
+  if (error instanceof ResponseTooLargeError) return tooLargeError(error, label, what, maxResponseBytes);
+  const failure = httpFailureOf(error);
+  if (isRetryable(error)) {
+    const last = failure ? `HTTP ${failure.status} (${bodyText(failure.data).replace(/\.$/, '')})` : isTimeout(error) ? 'a timeout' : networkErrorText(error);
+    return new BridgeError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
+      ...(failure ? {} : { cause: error }),
+      details: { status: failure?.status ?? 0, resourceType: label.resourceType, attempts: retries + 1 },
+    });
+  }
+  if (!failure) return error;
+  const text = bodyText(failure.data);
+  const details = { status: failure.status, resourceType: label.resourceType, outcome: text, outcomeCode: outcomeCodes(failure.data)[0] };
+  if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
+    // A search answers an empty Bundle when nothing matches; 404/405 means the endpoint itself is missing. (A read's
+    // 404 is one missing resource; a next page's is a broken link, reported as it is.)
+    const next = label.action === 'metadata'
+      ? 'Check fhir.baseUrl points at the FHIR R4 base.'
+      : `Check fhir.baseUrl, and ask the EHR team to enable ${label.resourceType} search.`;
+    return new BridgeError(
+      'BRG_ERR_FHIR_NOT_SUPPORTED',
+      `${what} answered HTTP ${failure.status} (${text.replace(/\.$/, '')}): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything. ${next}`,
+      { details },
+    );
+  }
+  const hint = failure.status === 401 ? ' The access token was rejected twice: check the SMART client and its scopes.' : '';
+  return new BridgeError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, { details });
+}
+
+function tooLargeError(error: ResponseTooLargeError, label: RequestLabel, what: string, limit: number): BridgeError {
+  const seen = error.declared === undefined ? 'a body larger than' : `a body of ${sizeText(error.declared)} (Content-Length), over`;
+  const smaller = label.resourceType === 'AuditEvent' ? 'fhir.pageSize' : 'fhir.referenceBatchSize';
+  return new BridgeError(
+    'BRG_ERR_FHIR_TOO_LARGE',
+    `${what} answered ${seen} the ${sizeText(limit)} limit; it was not read further. Lower ${smaller} so each answer is smaller, or raise fhir.maxResponseBytes (now ${limit}) if this host has the memory.`,
+    { details: { resourceType: label.resourceType, limit, declared: error.declared } },
+  );
+}
+
+function sizeText(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`;
+  return bytes >= 1024 ? `${Number((bytes / 1024).toFixed(1))} KiB` : `${bytes} bytes`;
+}

@@ -1,0 +1,147 @@
+/**
+ * Where outbound requests go (issue #20.1): the forward proxy for http:// and https:// targets, the hosts reached
+ * directly, and the CA bundle trusted on top of the system roots. Resolved once from the config's `network` section
+ * and the environment the composition root passes in (this module never reads process.env):
+ * - `network.proxy.url` overrides HTTPS_PROXY and HTTP_PROXY, `network.proxy.noProxy` overrides NO_PROXY (lowercase
+ *   names win over uppercase, as in curl and undici). HTTPS_PROXY serves https:// targets, HTTP_PROXY http:// ones.
+ * - Proxy credentials come only from the environment or a file: `network.proxy.credentials` (a secret reference
+ *   holding `user:password`) or the userinfo of HTTPS_PROXY / HTTP_PROXY. The config file cannot hold them (the
+ *   schema refuses a url with userinfo). They are kept in a private field, so no logger or serialiser sees them,
+ *   and no message quotes an env proxy URL (it may carry them).
+ */
+import { readFileSync } from 'node:fs';
+import { readSecret } from '../config/secrets.js';
+import type { SecretRef } from '../config/schema.js';
+import { BridgeError } from '../errors.js';
+import { parseNoProxy, type NoProxyEntry } from './no-proxy.js';
+
+/** The config's `network` section (src/config/schema.ts). */
+export interface NetworkConfig {
+  readonly proxy?: {
+    readonly url?: string | undefined;
+    readonly noProxy?: readonly string[] | undefined;
+    readonly credentials?: SecretRef | undefined;
+  } | undefined;
+  readonly caFile?: string | undefined;
+}
+
+/** One forward proxy: its origin (never with userinfo) and, privately, its Proxy-Authorization value. */
+export class ProxyEndpoint {
+  readonly #authorization: string | undefined;
+
+  constructor(
+    /** `http://proxy.example.org:3128`: scheme, host and port only. */
+    readonly url: string,
+    /** Where it was set, for messages: `network.proxy.url`, `HTTPS_PROXY`, … */
+    readonly source: string,
+    authorization?: string,
+  ) {
+    this.#authorization = authorization;
+  }
+
+  /** `Basic …` for Proxy-Authorization, or undefined. A method, so enumerating the object never reaches it. */
+  authorization(): string | undefined {
+    return this.#authorization;
+  }
+
+  toJSON(): { url: string; source: string; credentials: boolean } {
+    return { url: this.url, source: this.source, credentials: this.#authorization !== undefined };
+  }
+}
+
+export interface NetworkSettings {
+  /** Proxy for http:// targets; undefined: direct. */
+  readonly httpProxy: ProxyEndpoint | undefined;
+  /** Proxy for https:// targets (tunnelled with CONNECT); undefined: direct. */
+  readonly httpsProxy: ProxyEndpoint | undefined;
+  /** Hosts reached directly even when a proxy is set. */
+  readonly noProxy: readonly NoProxyEntry[];
+  /** PEM bundles trusted on top of the system roots, by every connection (targets and an https proxy). */
+  readonly caPems: readonly string[];
+}
+
+/** No proxy, system roots only: the default of library code and tests. */
+export const DIRECT_NETWORK: NetworkSettings = Object.freeze({ httpProxy: undefined, httpsProxy: undefined, noProxy: [], caPems: [] });
+
+export type Environment = Readonly<Record<string, string | undefined>>;
+
+export interface ResolveNetworkOptions {
+  /** Default readFileSync (UTF-8); tests inject files. */
+  readonly readFile?: (path: string) => string;
+}
+
+export function resolveNetwork(config: NetworkConfig | undefined, env: Environment, options: ResolveNetworkOptions = {}): NetworkSettings {
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
+  const proxy = config?.proxy;
+  const credentials = proxy?.credentials ? basicFromSecret(readSecret(proxy.credentials, env, 'network.proxy.credentials')) : undefined;
+  const configured = proxy?.url === undefined ? undefined : proxyEndpoint(proxy.url, 'network.proxy.url', credentials);
+  const endpoint = (name: 'HTTPS_PROXY' | 'HTTP_PROXY'): ProxyEndpoint | undefined => {
+    if (configured) return configured;
+    const fromEnv = envValue(env, name);
+    return fromEnv === undefined ? undefined : proxyEndpoint(fromEnv.value, fromEnv.name, credentials);
+  };
+  const noProxy = proxy?.noProxy ?? envValue(env, 'NO_PROXY')?.value ?? '';
+  return {
+    httpProxy: endpoint('HTTP_PROXY'),
+    httpsProxy: endpoint('HTTPS_PROXY'),
+    noProxy: parseNoProxy(noProxy),
+    caPems: config?.caFile ? [readCaFile(config.caFile, readFile)] : [],
+  };
+}
+
+/** `https_proxy` before `HTTPS_PROXY`; an empty value counts as unset. */
+function envValue(env: Environment, name: string): { name: string; value: string } | undefined {
+  for (const key of [name.toLowerCase(), name]) {
+    const value = env[key]?.trim();
+    if (value) return { name: key, value };
+  }
+  return undefined;
+}
+
+function proxyEndpoint(raw: string, source: string, credentials: string | undefined): ProxyEndpoint {
+  // `proxy.example.org:3128` without a scheme means http, as in curl.
+  const text = /^[a-z][a-z0-9+.-]*:\/\//i.test(raw) ? raw : `http://${raw}`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (cause) {
+    throw invalidProxy(source, 'is not a URL', cause);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidProxy(source, `uses ${url.protocol.replace(/:$/, '')}`);
+  const fromUserinfo = url.username ? basic(decodeURIComponent(url.username), decodeURIComponent(url.password)) : undefined;
+  return new ProxyEndpoint(url.origin, source, credentials ?? fromUserinfo);
+}
+
+/** Never quotes the value: an env proxy URL may carry credentials. */
+function invalidProxy(source: string, problem: string, cause?: unknown): BridgeError {
+  return new BridgeError(
+    'BRG_ERR_CONFIG_INVALID',
+    `${source} ${problem}; expected http://host:port or https://host:port (credentials in the URL only when it comes from the environment).`,
+    { ...(cause ? { cause } : {}), details: { key: source } },
+  );
+}
+
+function basicFromSecret(secret: string): string {
+  const colon = secret.indexOf(':');
+  if (colon <= 0) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'network.proxy.credentials: the secret must read user:password.', { details: { key: 'network.proxy.credentials' } });
+  }
+  return basic(secret.slice(0, colon), secret.slice(colon + 1));
+}
+
+function basic(user: string, password: string): string {
+  return `Basic ${Buffer.from(`${user}:${password}`, 'utf8').toString('base64')}`;
+}
+
+function readCaFile(path: string, readFile: (path: string) => string): string {
+  let pem: string;
+  try {
+    pem = readFile(path);
+  } catch (cause) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: cannot read ${path}.`, { cause, details: { key: 'network.caFile', path } });
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----).`, { details: { key: 'network.caFile', path } });
+  }
+  return pem;
+}

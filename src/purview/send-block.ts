@@ -1,0 +1,121 @@
+/**
+ * Sends one claimed block until Purview answers 2xx: every attempt is recorded in the ledger before its request goes
+ * out, the answer classified (transient → retried through the one retry policy, 401 → once more with a new token,
+ * anything else permanent), and the block marked acknowledged only after a 2xx. Unlike Microsoft's script
+ * (docs/purview-protocol.md §4), a network error or a timeout is never taken for success.
+ */
+import type { Clock } from '../clock.js';
+import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
+import type { IdSource } from '../ids.js';
+import type { Logger } from '../log.js';
+import type { TokenSource } from '../token-cache.js';
+import type { createHttpsAgent } from './agent.js';
+import type { DeliveryLedger, OpenedBlock } from './ledger.js';
+import { classifyUploadFailure, toPushError, UploadStatusError } from './outcomes.js';
+import type { PushEvent } from './push-events.js';
+import { postBlock, UploadNetworkError, type BlockResponse, type ByteRange } from './upload.js';
+
+export const DEFAULT_PUSH_TIMEOUT_MS = 400_000;
+/** Microsoft's script tries 15 times 60 s apart; this stays within the same quarter hour but backs off with jitter. */
+export const PUSH_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 10, maxTotalMs: 900_000, baseDelayMs: 1_000 };
+
+/** What every block of one push shares. */
+export interface SendContext {
+  readonly url: string;
+  readonly jobId: string;
+  readonly tokenSource: TokenSource;
+  readonly ledger: Pick<DeliveryLedger, 'markAttempt' | 'markAcked'>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly dispatcher: ReturnType<typeof createHttpsAgent>;
+  readonly spoolPath: string;
+  /** Header line with its CRLF, sent at the top of every block. */
+  readonly header: Buffer;
+  readonly timeoutMs: number;
+  readonly retry: RetryOptions;
+  readonly random?: () => number;
+  readonly signal?: AbortSignal;
+  readonly newBoundary: IdSource;
+  readonly onEvent?: (event: PushEvent) => void;
+}
+
+export interface OutgoingBlock {
+  readonly claim: OpenedBlock;
+  /** 0-based index of the block in this push, for events and messages. */
+  readonly index: number;
+  readonly segments: readonly ByteRange[];
+  /** `tmp_<guid><NNNN>.txt`. */
+  readonly filename: string;
+}
+
+export interface SentBlock {
+  readonly status: number;
+  readonly ms: number;
+  readonly possiblyDuplicated: boolean;
+  /** The re-sent rows, or every row of the block when an attempt of this push went out whole without an answer. */
+  readonly possiblyDuplicatedRows: number;
+}
+
+export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise<SentBlock> {
+  const started = ctx.clock.now();
+  const rows = block.claim.rows;
+  const state = { possiblyDuplicated: block.claim.resentRows > 0, lostAnswer: false, attempts: 0, unauthorized: 0 };
+  const response = await withRetry(
+    (attempt) => attemptBlock(ctx, block, attempt, state),
+    (error) => classifyUploadFailure(error, state),
+    {
+      clock: ctx.clock,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
+      ...(ctx.random ? { random: ctx.random } : {}),
+      onRetry: ({ attempt, delayMs, reason }) => {
+        ctx.logger.warn({ index: block.index, attempt, delayMs, reason }, 'purview block retry');
+        ctx.onEvent?.({ type: 'block_retry', index: block.index, attempt, delayMs, reason });
+      },
+    },
+    ctx.retry,
+  ).catch((error: unknown) => {
+    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts });
+  });
+  ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
+  const ms = ctx.clock.now() - started;
+  ctx.logger.debug({ index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated }, 'purview block acknowledged');
+  ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated });
+  const possiblyDuplicatedRows = state.lostAnswer ? rows : block.claim.resentRows;
+  return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
+}
+
+async function attemptBlock(
+  ctx: SendContext, block: OutgoingBlock, attempt: number, state: { possiblyDuplicated: boolean; lostAnswer: boolean; attempts: number },
+): Promise<BlockResponse> {
+  const token = await ctx.tokenSource.getToken(ctx.signal);
+  // Durable before the request: a crash from here on leaves "sent, answer unknown", which a rerun flags.
+  ctx.ledger.markAttempt(block.claim.id);
+  state.attempts = attempt;
+  ctx.onEvent?.({ type: 'block_sent', index: block.index, rows: block.claim.rows, attempt });
+  let response: BlockResponse;
+  try {
+    response = await postBlock({
+      url: ctx.url, token, boundary: ctx.newBoundary(), filename: block.filename, header: ctx.header, spoolPath: ctx.spoolPath,
+      segments: block.segments, dispatcher: ctx.dispatcher, timeoutMs: ctx.timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}),
+    });
+  } catch (error) {
+    if (error instanceof UploadNetworkError && error.bodySent) {
+      state.possiblyDuplicated = true;
+      state.lostAnswer = true;
+    }
+    throw error;
+  }
+  if (response.status >= 200 && response.status < 300) return response;
+  if (response.status === 401) ctx.tokenSource.invalidate(token);
+  throw new UploadStatusError(response, ctx.clock.now());
+}
+
+/** The part name of a block: one GUID per upload, NNNN counting that upload's blocks from 0001 (§2). */
+export function blockFilename(fileIds: Map<number, string>, newFileId: IdSource, upload: number, number: number): string {
+  let fileId = fileIds.get(upload);
+  if (fileId === undefined) {
+    fileId = newFileId();
+    fileIds.set(upload, fileId);
+  }
+  return `tmp_${fileId}${String(number).padStart(4, '0')}.txt`;
+}

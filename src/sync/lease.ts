@@ -1,0 +1,63 @@
+/**
+ * One run per connector at a time across processes and machines sharing the state: the run holds a lease in the
+ * state store, renews it while it works, and releases it when it ends. A holder that crashed blocks others for at
+ * most the lease's time to live (at once when it was a process on this host that is gone). A run that loses its
+ * lease (paused longer than the TTL and taken over) stops at once rather than race the new holder.
+ */
+import type { Clock } from '../clock.js';
+import { BridgeError } from '../errors.js';
+import type { IdSource } from '../ids.js';
+import type { LeaseHolder, LeaseStore } from './state/index.js';
+
+export interface LeasePolicy {
+  /** How long a lease lasts without renewal. */
+  readonly ttlMs: number;
+  /** Who we are (host, pid, command), for the message another process prints. */
+  readonly identity: Omit<LeaseHolder, 'id' | 'since'>;
+  /** True when a holder is certainly gone (e.g. a process of this host that no longer exists). */
+  readonly isStale: (holder: LeaseHolder) => boolean;
+  /**
+   * Runs `renew` every `ms` of wall time until the returned function is called. A heartbeat is wall time by nature
+   * (the holder must renew before others see it expire), so it is not driven by the run's clock, whose sleeps tests
+   * may fast-forward.
+   */
+  readonly every: (ms: number, renew: () => void) => () => void;
+}
+
+export interface HeldLease {
+  /** Aborted when the lease was lost to another holder. */
+  readonly lost: AbortSignal;
+  release(): void;
+}
+
+export function connectorLeaseName(connector: string): string {
+  return `connector:${connector}`;
+}
+
+/** Takes the lease or throws BRG_ERR_RUN_IN_PROGRESS naming the holder; renews it every third of its TTL. */
+export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, clock: Clock, newId: IdSource, what: string): HeldLease {
+  const holder: LeaseHolder = { ...policy.identity, id: newId(), since: new Date(clock.now()).toISOString() };
+  const outcome = store.acquireLease(name, holder, policy.ttlMs, policy.isStale);
+  if (!outcome.acquired) throw inProgress(what, outcome.holder, outcome.expiresMs);
+  const lost = new AbortController();
+  const stop = policy.every(Math.max(1, Math.floor(policy.ttlMs / 3)), () => {
+    if (lost.signal.aborted || store.renewLease(name, holder.id, policy.ttlMs)) return;
+    lost.abort(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `The lease of ${what} was taken over by another process while this run was paused; this run stopped so two never push at once.`));
+  });
+  return {
+    lost: lost.signal,
+    release() {
+      stop();
+      store.releaseLease(name, holder.id);
+    },
+  };
+}
+
+function inProgress(what: string, holder: LeaseHolder, expiresMs: number): BridgeError {
+  return new BridgeError(
+    'BRG_ERR_RUN_IN_PROGRESS',
+    `${what} is already running: ${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since}). Wait for it to finish; ` +
+      `if that process is gone on another machine, its lease expires at ${new Date(expiresMs).toISOString()}.`,
+    { details: { host: holder.host, pid: holder.pid, expires: new Date(expiresMs).toISOString() } },
+  );
+}

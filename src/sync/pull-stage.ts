@@ -1,0 +1,179 @@
+/**
+ * Pull → map → spool for one window: pages of AuditEvents, minus those an earlier run already handled, mapped in
+ * groups with their Patient/Practitioner references prefetched, written to the run's event spool (rows + per-event
+ * index) and rejects file. Nothing here talks to Purview; the spool is pushed afterwards.
+ */
+import type { AuditEvent } from 'fhir/r4.js';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { BridgeError } from '../errors.js';
+import { pullAuditEvents, type ReferenceResolver } from '../fhir/index.js';
+import { collectReferences, createSerializer, mapEvent } from '../mapping/index.js';
+import { EventSpoolWriter, eventClaimKey, type EventRows } from '../purview/index.js';
+import type { ReferenceRequest } from '../references.js';
+import type { SyncDeps, SyncRequest } from './pipeline.js';
+import { ZERO_COUNTS, type RunCounts, type RunRecord, type SeenEvent } from './state/index.js';
+import type { SyncWindow } from './window.js';
+
+export interface PullResult {
+  counts: RunCounts;
+  seen: SeenEvent[];
+  skipReasons: Record<string, number>;
+  rejectReasons: Record<string, number>;
+}
+
+export interface PullFiles {
+  readonly spoolPath: string;
+  readonly indexPath: string;
+  readonly rejectsPath: string;
+}
+
+interface PendingEvent {
+  readonly event: AuditEvent;
+  readonly recordedMs: number | undefined;
+  readonly references: ReferenceRequest;
+}
+
+const NOTHING_MORE: ReferenceRequest = { keys: [], identifiers: [] };
+
+/** Instants are compared as numbers: `recorded` may carry any UTC offset (text order is not time order). */
+export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | undefined {
+  const ms = event.recorded === undefined ? Number.NaN : Date.parse(event.recorded);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
+  const { client, resolver } = deps.fhir();
+  await client.requireAuditEventSearch(deps.pull.dateParam ?? 'date', request.signal);
+  const serializer = createSerializer(deps.mapping);
+  const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, serializer.headerLine());
+  const rejects = openSync(files.rejectsPath, 'w', 0o600);
+  const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
+  const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
+  const dedupe = new Deduplicator(deps, window);
+  // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
+  // the few events naming a resource left in a partial batch wait for a later group (or the end), so a long sync asks
+  // for each Patient/Practitioner in about ⌈U/50⌉ + ⌈P/50⌉ requests. Rows therefore leave in near-time order.
+  const maxWaiting = Math.max(1, Math.floor(deps.prefetchEvents / 4));
+  let group: PendingEvent[] = [];
+  let sinceLastFlush: RunCounts = { ...result.counts };
+  const flush = async (last: boolean): Promise<void> => {
+    const pending = group;
+    group = [];
+    await resolver.prefetch(mergeRequests(pending.map((p) => p.references)), request.signal, { holdPartialBatches: !last });
+    let ready: PendingEvent[] = [];
+    const waiting: PendingEvent[] = [];
+    for (const p of pending) (p.references.keys.some((key) => resolver.isHeld(key)) ? waiting : ready).push(p);
+    if (waiting.length > maxWaiting) {
+      await resolver.prefetch(NOTHING_MORE, request.signal); // Too many waiting: fetch the partial batches now.
+      ready = pending;
+    } else {
+      group = waiting;
+    }
+    mapGroup(deps, run.id, ready, resolver, { spool, rejects, serializer }, result, sinceLastFlush);
+    sinceLastFlush = { ...result.counts };
+    for (const p of ready) {
+      if (p.recordedMs !== undefined && p.recordedMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.recordedMs });
+    }
+  };
+  try {
+    for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
+      throwIfStopped(request.stopSignal);
+      result.counts.events += page.length;
+      for (const p of dedupe.fresh(page, result.counts)) group.push(p);
+      if (group.length >= deps.prefetchEvents) await flush(false);
+    }
+    // Also when only already-pushed duplicates came since the last group: the page event reports them.
+    if (group.length > 0 || result.counts.events > sinceLastFlush.events) await flush(true);
+    spool.finish();
+  } finally {
+    spool.close();
+    closeSync(rejects);
+  }
+  deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
+  return result;
+}
+
+/**
+ * Drops events an earlier run already handled: in an incremental run, those of the overlap it processed (the seen
+ * set, which also covers skipped and rejected events); in any run, those the ledger records as acknowledged by this
+ * destination (a backfill, or a run finishing one that died elsewhere). Only events recorded at or before the ledger's
+ * high mark can be in it, so most of a run's events cost no lookup.
+ */
+class Deduplicator {
+  private readonly seenBefore: number | undefined;
+  private readonly highMark: number | undefined;
+
+  constructor(private readonly deps: SyncDeps, window: SyncWindow) {
+    this.seenBefore = window.dedupeBefore === undefined ? undefined : Date.parse(window.dedupeBefore);
+    this.highMark = deps.store.highMark(deps.target);
+  }
+
+  fresh(page: readonly AuditEvent[], counts: RunCounts): PendingEvent[] {
+    const events = page.map((event) => ({ event, key: eventClaimKey(event), recordedMs: recordedMsOf(event) }));
+    const inOverlap = this.seenBefore === undefined ? [] : events.filter((e) => e.recordedMs !== undefined && e.recordedMs < (this.seenBefore as number));
+    const seen = inOverlap.length > 0 ? this.deps.store.seenEvents(this.deps.connector, inOverlap.map((e) => e.key)) : new Set<string>();
+    const mayBeInLedger = this.highMark === undefined ? [] : events.filter((e) => e.recordedMs === undefined || e.recordedMs <= (this.highMark as number));
+    const acknowledged = mayBeInLedger.length > 0 ? this.deps.store.acknowledgedEvents(this.deps.target, mayBeInLedger) : new Set<string>();
+    const fresh: PendingEvent[] = [];
+    for (const e of events) {
+      if (seen.has(e.key) || acknowledged.has(e.key)) continue;
+      fresh.push({ event: e.event, recordedMs: e.recordedMs, references: collectReferences(e.event, this.deps.mapping) });
+    }
+    counts.duplicates += page.length - fresh.length;
+    return fresh;
+  }
+}
+
+interface GroupSinks {
+  spool: EventSpoolWriter;
+  rejects: number;
+  serializer: ReturnType<typeof createSerializer>;
+}
+
+function mapGroup(
+  deps: SyncDeps, runId: string, group: readonly PendingEvent[], resolver: ReferenceResolver, sinks: GroupSinks, result: PullResult, before: RunCounts,
+): void {
+  const mapped: EventRows[] = [];
+  let rejectText = '';
+  let rows = 0;
+  let rejects = 0;
+  for (const { event, recordedMs } of group) {
+    const outcome = mapEvent(event, deps.mapping, resolver);
+    if (outcome.skipped) {
+      result.counts.skipped += 1;
+      increment(result.skipReasons, outcome.skipped);
+    }
+    const lines = sinks.serializer.lines(outcome);
+    rows += lines.length;
+    mapped.push({ key: eventClaimKey(event), recordedMs, lines });
+    for (const reject of outcome.rejects) {
+      rejectText += JSON.stringify(reject) + '\n';
+      rejects += 1;
+      increment(result.rejectReasons, reject.reason);
+      deps.events.emit('reject', { runId, eventId: reject.eventId, reason: reject.reason, ...(reject.column ? { column: reject.column } : {}) });
+    }
+  }
+  result.counts.rows += rows;
+  result.counts.rejects += rejects;
+  sinks.spool.append(mapped);
+  if (rejectText.length > 0) writeSync(sinks.rejects, rejectText);
+  deps.events.emit('page', {
+    runId, events: result.counts.events - before.events, duplicates: result.counts.duplicates - before.duplicates,
+    skipped: result.counts.skipped - before.skipped, rows, rejects,
+  });
+}
+
+/** A graceful stop (or a lost lease, whose reason is the error to report) ends the pull at the next page. */
+export function throwIfStopped(stopSignal: AbortSignal | undefined): void {
+  if (!stopSignal?.aborted) return;
+  throw stopSignal.reason instanceof BridgeError ? stopSignal.reason : new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
+}
+
+/** One request for a group of events; the resolver drops duplicates and cached keys itself. */
+function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {
+  return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
+}
+
+function increment(tally: Record<string, number>, key: string): void {
+  tally[key] = (tally[key] ?? 0) + 1;
+}

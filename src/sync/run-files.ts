@@ -1,0 +1,77 @@
+/**
+ * The files of a run under the state directory: its spool and spool index (`spool/<run>.txt`, `.idx`) and its rejects
+ * (`rejects/<run>.ndjson`). Spool and rejects hold PHI, so they are 0600 and never outlive their use: removed when the
+ * run completes (unless `retainFiles`) or fails, and swept at the start of a run when an earlier process died holding
+ * them.
+ */
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { basename, extname, join } from 'node:path';
+import type { StateStore } from './state/index.js';
+
+export interface RunFiles {
+  readonly spoolPath: string;
+  readonly indexPath: string;
+  readonly rejectsPath: string;
+}
+
+const SPOOL_DIR = 'spool';
+const REJECTS_DIR = 'rejects';
+/** A file whose run the state does not know is left alone this long (another state database may own it). */
+const UNKNOWN_GRACE_MS = 3_600_000;
+
+export function runFiles(stateDir: string, runId: string): RunFiles {
+  return {
+    spoolPath: join(stateDir, SPOOL_DIR, `${runId}.txt`),
+    indexPath: join(stateDir, SPOOL_DIR, `${runId}.idx`),
+    rejectsPath: join(stateDir, REJECTS_DIR, `${runId}.ndjson`),
+  };
+}
+
+/** The spool index sits beside the spool, whatever directory the spool is in. */
+export function indexPathOf(spoolPath: string): string {
+  return spoolPath.replace(/\.txt$/, '') + '.idx';
+}
+
+export function ensureRunDirs(stateDir: string): void {
+  for (const dir of [SPOOL_DIR, REJECTS_DIR]) mkdirSync(join(stateDir, dir), { recursive: true, mode: 0o700 });
+}
+
+export function removeFiles(...paths: ReadonlyArray<string | undefined>): void {
+  for (const path of paths) if (path) rmSync(path, { force: true });
+}
+
+/**
+ * Removes spool and rejects files left by runs of this connector that are over (completed runs keep theirs when
+ * `retainFiles`), and files of runs the state does not know once they are an hour old. Files of the connector's
+ * unfinished run, and of other connectors' runs still in flight, are left alone.
+ */
+export function sweepRunFiles(stateDir: string, store: StateStore, connector: string, options: { retainCompleted: boolean; nowMs: number }): number {
+  let removed = 0;
+  for (const dir of [SPOOL_DIR, REJECTS_DIR]) {
+    let names: string[];
+    try {
+      names = readdirSync(join(stateDir, dir));
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const path = join(stateDir, dir, name);
+      const run = store.getRun(basename(name, extname(name)));
+      const over = run !== undefined && run.connector === connector && (run.state === 'failed' || (run.state === 'completed' && !options.retainCompleted));
+      const unknown = run === undefined && isOlderThan(path, options.nowMs - UNKNOWN_GRACE_MS);
+      if (over || unknown) {
+        rmSync(path, { force: true });
+        removed += 1;
+      }
+    }
+  }
+  return removed;
+}
+
+function isOlderThan(path: string, limitMs: number): boolean {
+  try {
+    return statSync(path).mtimeMs < limitMs;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Leases in SQLite: one holder per name (one run per connector) across processes and machines sharing the state.
+ * A lease expires unless its holder renews it, so a crashed holder blocks others for at most its time to live; a
+ * holder on the same host whose process is gone is taken over at once.
+ */
+import type Database from 'better-sqlite3';
+import type { Clock } from '../../clock.js';
+import type { LeaseHolder, LeaseOutcome, LeaseStore } from './types.js';
+
+export class SqliteLeaseStore implements LeaseStore {
+  private readonly stmt;
+
+  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+    this.stmt = {
+      get: db.prepare<[string], { owner_id: string; owner: string; expires_ms: number }>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
+      put: db.prepare(
+        'INSERT INTO leases (name, owner_id, owner, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, owner = excluded.owner, expires_ms = excluded.expires_ms',
+      ),
+      renew: db.prepare('UPDATE leases SET expires_ms = ? WHERE name = ? AND owner_id = ?'),
+      release: db.prepare('DELETE FROM leases WHERE name = ? AND owner_id = ?'),
+    };
+  }
+
+  acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {
+    return this.db.transaction((): LeaseOutcome => {
+      const now = this.clock.now();
+      const row = this.stmt.get.get(name);
+      if (row && row.owner_id !== holder.id && row.expires_ms > now) {
+        const current = JSON.parse(row.owner) as LeaseHolder;
+        if (!isStale(current)) return { acquired: false, holder: current, expiresMs: row.expires_ms };
+      }
+      this.stmt.put.run(name, holder.id, JSON.stringify(holder), now + ttlMs);
+      return { acquired: true, ...(row && row.owner_id !== holder.id ? { tookOverFrom: JSON.parse(row.owner) as LeaseHolder } : {}) };
+    }).immediate();
+  }
+
+  renewLease(name: string, holderId: string, ttlMs: number): boolean {
+    return this.stmt.renew.run(this.clock.now() + ttlMs, name, holderId).changes === 1;
+  }
+
+  releaseLease(name: string, holderId: string): void {
+    this.stmt.release.run(name, holderId);
+  }
+
+  readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined {
+    const row = this.stmt.get.get(name);
+    return row ? { holder: JSON.parse(row.owner) as LeaseHolder, expiresMs: row.expires_ms } : undefined;
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * The delivery ledger in SQLite (see src/purview/ledger.ts for the contract). Event claims are partitioned by the
+ * UTC day of `recorded`, so pruning old acknowledgements is a range delete on the primary key, and a high mark per
+ * destination and source tells the pull which events can be in the ledger at all (most of a run's events cannot).
+ */
+import type Database from 'better-sqlite3';
+import type { Clock } from '../../clock.js';
+import type {
+  ClaimCursor, ClaimDecision, DeliveryLedger, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange,
+} from '../../purview/ledger.js';
+
+const DAY_MS = 86_400_000;
+
+/** The partition of an event's claim: its UTC day, or -1 when it has no time. */
+export function claimDay(recordedMs: number | undefined): number {
+  return recordedMs === undefined || !Number.isFinite(recordedMs) ? -1 : Math.floor(recordedMs / DAY_MS);
+}
+
+/** Thrown inside a transaction to roll it back when a block would be empty. */
+class NothingClaimed extends Error {}
+
+export class SqliteDeliveryLedger implements DeliveryLedger {
+  private readonly stmt;
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+    this.stmt = {
+      destination: db.prepare<[string], { id: number }>('SELECT id FROM destinations WHERE key = ?'),
+      addDestination: db.prepare('INSERT OR IGNORE INTO destinations (key) VALUES (?)'),
+      source: db.prepare<[string], { id: number }>('SELECT id FROM sources WHERE key = ?'),
+      addSource: db.prepare('INSERT OR IGNORE INTO sources (key) VALUES (?)'),
+      openBlock: db.prepare(
+        "INSERT INTO delivery_blocks (destination_id, source_id, run_id, state, rows, created_ms, updated_ms) VALUES (?, ?, ?, 'sending', 0, ?, ?)",
+      ),
+      sizeBlock: db.prepare('UPDATE delivery_blocks SET rows = ?, resent_rows = ? WHERE id = ?'),
+      claim: db.prepare('INSERT OR IGNORE INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, ?, ?, ?, ?)'),
+      claimed: db.prepare<[number, number, number, string], { block_id: number; state: string; attempts: number }>(
+        'SELECT e.block_id, b.state, b.attempts FROM delivered_events e JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
+      ),
+      reclaim: db.prepare('UPDATE delivered_events SET block_id = ? WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?'),
+      highMark: db.prepare<[number, number], { high_ms: number }>('SELECT high_ms FROM delivery_marks WHERE destination_id = ? AND source_id = ?'),
+      raiseMark: db.prepare(
+        'INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, ?, ?) ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms)',
+      ),
+      addRange: db.prepare('INSERT INTO delivered_ranges (destination_id, source_id, first_row, end_row, block_id) VALUES (?, ?, ?, ?, ?)'),
+      ranges: db.prepare<[number, number], { first_row: number; end_row: number; state: 'sending' | 'acked'; attempts: number }>(
+        'SELECT r.first_row, r.end_row, b.state, b.attempts FROM delivered_ranges r JOIN delivery_blocks b ON b.id = r.block_id WHERE r.destination_id = ? AND r.source_id = ?',
+      ),
+      attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
+      acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
+      pruneEvents: db.prepare('DELETE FROM delivered_events WHERE destination_id = ? AND source_id = ? AND day >= 0 AND day < ?'),
+      pruneRanges: db.prepare(
+        'DELETE FROM delivered_ranges WHERE block_id IN (SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?)',
+      ),
+      pruneBlocks: db.prepare('DELETE FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?'),
+    };
+  }
+
+  openEventBlock<T extends EventClaim>(
+    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+  ): OpenedBlock | undefined {
+    const destination = this.destinationId(target.destination);
+    const source = this.sourceId(target.source);
+    try {
+      return this.db.transaction((): OpenedBlock => {
+        const now = this.clock.now();
+        const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+        let rows = 0;
+        let resentRows = 0;
+        let high = Number.NEGATIVE_INFINITY;
+        for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
+          if (rows > 0 && rows + event.rows > maxRows) break;
+          cursor.take();
+          const decision = this.claimOne(destination, source, blockId, event);
+          if (decision === 'send' || decision === 'resend') {
+            rows += event.rows;
+            if (decision === 'resend') resentRows += event.rows;
+            if (event.recordedMs !== undefined && event.recordedMs > high) high = event.recordedMs;
+          }
+          onDecision(event, decision);
+        }
+        if (rows === 0) throw new NothingClaimed();
+        this.stmt.sizeBlock.run(rows, resentRows, blockId);
+        if (Number.isFinite(high)) this.stmt.raiseMark.run(destination, source, high);
+        return { id: blockId, rows, resentRows };
+      }).immediate();
+    } catch (error) {
+      if (error instanceof NothingClaimed) return undefined;
+      throw error;
+    }
+  }
+
+  private claimOne(destination: number, source: number, blockId: number, event: EventClaim): ClaimDecision {
+    const day = claimDay(event.recordedMs);
+    if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) return 'send';
+    const existing = this.stmt.claimed.get(destination, source, day, event.key);
+    if (!existing || existing.block_id === blockId) return 'duplicate';
+    if (existing.state === 'acked') return 'delivered';
+    this.stmt.reclaim.run(blockId, destination, source, day, event.key);
+    return existing.attempts > 0 ? 'resend' : 'send';
+  }
+
+  openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock {
+    const destination = this.destinationId(target.destination);
+    const source = this.sourceId(target.source);
+    return this.db.transaction((): OpenedBlock => {
+      const now = this.clock.now();
+      const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+      let rows = 0;
+      for (const range of ranges) {
+        this.stmt.addRange.run(destination, source, range.first, range.end, blockId);
+        rows += range.end - range.first;
+      }
+      this.stmt.sizeBlock.run(rows, resentRows, blockId);
+      return { id: blockId, rows, resentRows };
+    }).immediate();
+  }
+
+  rangesOf(target: DeliveryTarget): RangeRecord[] {
+    const rows = this.stmt.ranges.all(this.destinationId(target.destination), this.sourceId(target.source));
+    return rows.map((r) => ({ first: r.first_row, end: r.end_row, state: r.state === 'acked' ? 'acked' : r.attempts > 0 ? 'unknown' : 'unsent' }));
+  }
+
+  markAttempt(blockId: number): void {
+    this.stmt.attempt.run(this.clock.now(), blockId);
+  }
+
+  markAcked(blockId: number, possiblyDuplicated: boolean): void {
+    this.stmt.acked.run(possiblyDuplicated ? 1 : 0, this.clock.now(), blockId);
+  }
+
+  acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {
+    const destination = this.destinationId(target.destination);
+    const source = this.sourceId(target.source);
+    const acknowledged = new Set<string>();
+    for (const event of events) {
+      if (this.stmt.claimed.get(destination, source, claimDay(event.recordedMs), event.key)?.state === 'acked') acknowledged.add(event.key);
+    }
+    return acknowledged;
+  }
+
+  highMark(target: DeliveryTarget): number | undefined {
+    return this.stmt.highMark.get(this.destinationId(target.destination), this.sourceId(target.source))?.high_ms;
+  }
+
+  /**
+   * Forgets acknowledgements older than `beforeMs` (event claims by day of `recorded`, file ranges by block age): a
+   * backfill reaching before it can no longer be de-duplicated, so the pipeline refuses one.
+   */
+  prune(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void {
+    const destination = this.destinationId(target.destination);
+    const source = this.sourceId(target.source);
+    this.db.transaction(() => {
+      this.stmt.pruneEvents.run(destination, source, claimDay(beforeMs));
+      this.stmt.pruneRanges.run(destination, source, beforeMs);
+      this.stmt.pruneBlocks.run(destination, source, beforeMs);
+    })();
+  }
+
+  private destinationId(key: string): number {
+    return this.idOf(`d:${key}`, () => this.stmt.destination.get(key)?.id, () => this.stmt.addDestination.run(key));
+  }
+
+  private sourceId(key: string): number {
+    return this.idOf(`s:${key}`, () => this.stmt.source.get(key)?.id, () => this.stmt.addSource.run(key));
+  }
+
+  /** Ids are created on first use; another process may create the same one at the same moment (OR IGNORE). */
+  private idOf(cacheKey: string, find: () => number | undefined, add: () => unknown): number {
+    let id = this.ids.get(cacheKey) ?? find();
+    if (id === undefined) {
+      add();
+      id = find() as number;
+    }
+    this.ids.set(cacheKey, id);
+    return id;
+  }
+}

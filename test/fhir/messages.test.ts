@@ -1,0 +1,56 @@
+/**
+ * Issue #15.4 on the FHIR side: a non-JSON error body (a proxy's HTML page) is quoted, cleaned and truncated,
+ * instead of "the body was not JSON"; identifiers it echoes from the request stay out; one line.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
+import { createFhirClient } from '../../src/fhir/index.js';
+import { quoteUpstreamText } from '../../src/http.js';
+import { silentLogger } from '../../src/log.js';
+import { InstantClock } from '../support/manual-clock.js';
+import { RevocableTokens } from './support.js';
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = undefined;
+});
+
+async function answering(status: number, body: string): Promise<string> {
+  server = createServer((_req, res) => {
+    res.writeHead(status, { 'content-type': 'text/html' });
+    res.end(body);
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('FHIR error messages', () => {
+  it('quotes a non-JSON error body without the identifiers it echoes', async () => {
+    const origin = await answering(400, `<html><body><h1>Request rejected</h1>\n<p>GET /R4/Patient?identifier=urn:mrn|MRN4471 by jane.doe@example.org</p>${'<p>filler</p>'.repeat(100)}</body></html>`);
+    const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
+    const error: unknown = await (async () => {
+      for await (const page of fhir.searchPages('Patient', { identifier: 'urn:mrn|MRN4471' })) expect(page).toBeUndefined();
+    })().catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(BridgeError);
+    const failure = error as BridgeError;
+    expect(failure.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(failure.message).toMatch(new RegExp(`^FHIR Patient search at ${origin.replace(/\./g, '\\.')} answered HTTP 400: a body that is not FHIR JSON: "Request rejected GET /R4/Patient\\?… by \\[email\\] filler filler`));
+    expect(failure.message).toMatch(/…"\.$/);
+    expect(failure.message.length).toBeLessThan(300);
+    for (const text of [failure.message, JSON.stringify(failure.details)]) {
+      expect(text).not.toContain('MRN4471');
+      expect(text).not.toContain('jane.doe');
+      expect(text).not.toContain('\n');
+    }
+  });
+
+  it('cleans upstream text: tags, tokens, JWTs, person ids in paths', () => {
+    expect(quoteUpstreamText('<b>Bearer abc.def-123</b> eyJa.eyJb.sig Patient/e8Xk2 Practitioner/12')).toBe('"Bearer [token] [jwt] Patient/… Practitioner/…"');
+    expect(quoteUpstreamText('  \n ')).toBe('an empty body');
+  });
+});

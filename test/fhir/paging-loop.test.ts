@@ -1,0 +1,119 @@
+/**
+ * Issue #14.6: a `next` link that loops made the pull run forever (6 events became 6,400 spooled rows in 90 s). A
+ * repeated page URL within a search, or pages of events already yielded within a pull, stop it with
+ * BRG_ERR_FHIR_PAGING; isolated repeated events are not an error. Memory stays bounded (RepeatGuard keeps the ids
+ * of recent pages only).
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { AuditEvent } from 'fhir/r4.js';
+import { BridgeError } from '../../src/errors.js';
+import { pullAuditEvents } from '../../src/fhir/index.js';
+import { RepeatGuard } from '../../src/fhir/loop-guard.js';
+import { allResources, buildFixtures, isoAt, startFixtureServer, type FixtureServer } from './support.js';
+
+const AUDIT_SEARCH = /\/AuditEvent\?/;
+const WINDOW = { since: isoAt(0), until: isoAt(60) };
+let fixture: FixtureServer | undefined;
+afterEach(async () => {
+  await fixture?.server.close();
+  fixture = undefined;
+});
+
+/** Pulls until done or failed; a runaway pull (the old behaviour) fails the test instead of hanging it. */
+async function pullAll(pages: AsyncGenerator<AuditEvent[]>): Promise<{ ids: string[]; error: unknown }> {
+  const ids: string[] = [];
+  try {
+    for await (const page of pages) {
+      ids.push(...page.map((event) => event.id ?? '?'));
+      if (ids.length > 1_000) throw new Error('runaway pull: the paging loop was not detected');
+    }
+    return { ids, error: undefined };
+  } catch (error) {
+    return { ids, error };
+  }
+}
+
+describe('paging loops', () => {
+  it('a next link that is the page\'s own URL stops the pull at once with BRG_ERR_FHIR_PAGING', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
+    fixture.server.faults.add({ action: { kind: 'self-next' }, match: AUDIT_SEARCH, times: 1_000 });
+
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+
+    expect(error).toBeInstanceOf(BridgeError);
+    const failure = error as BridgeError;
+    expect([failure.code, failure.exitCode]).toEqual(['BRG_ERR_FHIR_PAGING', 4]);
+    expect(failure.message).toBe(
+      "The FHIR server's AuditEvent search loops: the next link points back to the same page at page 1. The pull stopped there and nothing from this window was pushed. " +
+        'Report the broken paging to the EHR team; a smaller fhir.maxResultsPerSlice may avoid the page that loops.',
+    );
+    expect(failure.details).toEqual({ resourceType: 'AuditEvent', page: 1 });
+    expect(ids).toHaveLength(10);
+    expect(fixture.requestsFor('AuditEvent')).toHaveLength(1);
+  });
+
+  it('a next link that changes but serves the same events again stops after two repeated pages, yielding nothing twice', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
+    fixture.server.faults.add({ action: { kind: 'stuck-next' }, match: AUDIT_SEARCH, times: 1_000 });
+
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_PAGING');
+    expect((error as BridgeError).message).toContain('2 pages in a row held only events already read on earlier pages at page 3');
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(10);
+    expect(fixture.requestsFor('AuditEvent').map((request) => new URLSearchParams(request.query).get('_sid'))).toEqual([null, '1', '2']);
+  });
+
+  /** Serves page `from` (by `_offset`) with the rows of `to`, as if events had been inserted mid-walk. */
+  async function shiftedServer(from: string, to: string): Promise<FixtureServer> {
+    const started = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
+    const search = started.backend.search.bind(started.backend);
+    started.backend.search = (type, query) => {
+      const shifted = new URLSearchParams(query);
+      if (shifted.get('_offset') === from) shifted.set('_offset', to);
+      return search(type, shifted);
+    };
+    return started;
+  }
+
+  it('isolated repeated events (offset pages shifted by an insert) are not an error', async () => {
+    fixture = await shiftedServer('10', '8');
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect(error).toBeUndefined();
+    // ae-009 shares the last instant yielded, which the slice cursor already skips; ae-008 comes twice.
+    expect(ids.filter((id) => id === 'ae-008')).toHaveLength(2);
+    expect(ids).toHaveLength(29);
+  });
+
+  it('one whole page of events yielded before is dropped, not an error', async () => {
+    fixture = await shiftedServer('20', '10');
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect(error).toBeUndefined();
+    expect(ids).toHaveLength(20);
+    expect(new Set(ids).size).toBe(20);
+  });
+});
+
+describe('RepeatGuard', () => {
+  const page = (from: number, size = 5): string[] => Array.from({ length: size }, (_, i) => `e${from + i}`);
+
+  it('drops one page of already-yielded events, stops at the second in a row, and remembers whole pages beyond its recent window', () => {
+    const guard = new RepeatGuard('AuditEvent');
+    for (let p = 0; p < 40; p++) expect(guard.isRepeat(page(p * 5), p + 1)).toBe(false);
+    // Page 1 again, long after its ids left the recent window: its digest is still known.
+    expect(guard.isRepeat(page(0), 41)).toBe(true);
+    // A page of new events resets the count; a mix of forgotten old ids and new ones is new.
+    expect(guard.isRepeat(page(1_000), 42)).toBe(false);
+    expect(guard.isRepeat([...page(0, 3), 'fresh'], 43)).toBe(false);
+    expect(guard.isRepeat(page(1_000), 44)).toBe(true);
+    expect(() => guard.isRepeat(page(195), 45)).toThrow(/2 pages in a row held only events already read on earlier pages at page 45/);
+  });
+
+  it('keeps the ids of recent pages only: a page mixing ids from 20 pages ago with recent ones is not a repeat', () => {
+    const guard = new RepeatGuard('AuditEvent');
+    for (let p = 0; p < 20; p++) guard.isRepeat(page(p * 5), p + 1);
+    expect(guard.isRepeat(['e0', 'e95', 'e96'], 21)).toBe(false);
+    expect(guard.isRepeat(['e90', 'e95', 'e96'], 22)).toBe(true);
+  });
+});

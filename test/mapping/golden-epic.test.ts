@@ -1,0 +1,171 @@
+/**
+ * Golden tests over Epic-shaped resources (test/fixtures/epic, synthetic, modelled on Epic's public sandbox): the
+ * MRN, login and user id come from `type.text`-only identifiers with Epic OIDs; `use: old` never counts; sites pin
+ * their own systems or type texts; times with local offsets on both sides of the end of DST come out as UTC instants.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
+import { subjectMrn } from '../../src/mapping/builtins.js';
+import { mapEvent, type CompiledMapping } from '../../src/mapping/index.js';
+import { resolveOptions } from '../../src/mapping/options.js';
+import { mappingFileSpec } from '../../src/mapping/spec.js';
+import { builtinMapping, builtinSpec, compileSpec, fixturesDir, lookupOf } from './support.js';
+
+const dir = resolve(fixturesDir, 'epic');
+const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+const read = <T extends FhirResource>(name: string): T => JSON.parse(readFileSync(resolve(dir, name), 'utf8')) as T;
+const people = files.filter((name) => !name.startsWith('AuditEvent-')).map((name) => read(name));
+const lookup = lookupOf(people);
+const event = (name: string): AuditEvent => read<AuditEvent>(`AuditEvent-${name}.json`);
+
+const EPIC_ROWS: Record<string, string[][]> = {
+  'dst-before': [[
+    '2026-11-01T07:59:57Z', 'Chart Review Accessed', 'WS-3F-0412', 'Patient Record', 'Read/View/Print',
+    '204518', 'Rosa', 'Ines', 'Delgado', '4410 Prairie Dock Ln', 'Unit 3', 'VERONA', '53593', 'WI', 'US',
+    'FAMILY MEDICINE CLINIC', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
+  ]],
+  'dst-after': [[
+    '2026-11-01T08:00:02.5Z', 'Medication List Viewed', 'WS-2F-0077', 'Patient Record', 'Read/View/Print',
+    '204519', 'Tomas', 'Anders', 'Eriksen', '2120 Badger Pkwy', '', 'FITCHBURG', '53711-4208', 'WI', 'US',
+    'EMERGENCY DEPT', '', '', 'MOKAFOR', 'MOKAFOR', 'Okafor', 'Maya',
+  ]],
+  'site-text': [[
+    '2026-11-01T15:20:10.123Z', 'Chart Review Accessed', 'WS-1F-0009', 'Patient Record', 'Read/View/Print',
+    '', 'Jun', '', 'Nakamura', '915 N Cascade Ave', '', 'COLORADO SPRINGS', '80903', 'CO', 'US',
+    'URGENT CARE NORTH', '', '', '104455', '104455', 'Brennan', 'Hannah',
+  ]],
+  'two-patients': [
+    [
+      '2026-11-01T16:05:44.900Z', 'Report Printed', '', 'Patient Record', 'Read/View/Print',
+      '81234567', 'Amara', '', 'Okafor', '3300 E Platte Ave', 'Apt 12B', 'COLORADO SPRINGS', '80909', 'CO', 'US',
+      '', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
+    ],
+    [
+      '2026-11-01T16:05:44.900Z', 'Report Printed', '', 'Patient Record', 'Read/View/Print',
+      '203588', 'Lena', '', 'Varga', '1217 Glacier Ridge Dr', '', 'VERONA', '53593', 'WI', 'US',
+      '', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
+    ],
+  ],
+};
+
+/** The healthcare schema has the same values, plus Employee User Name (the altId, when the event carries one). */
+function healthcareRow(epic: string[], userName: string): string[] {
+  return [...epic.slice(0, 19), userName, ...epic.slice(19)];
+}
+
+function cell(mapping: CompiledMapping, name: string, column: string): string[] {
+  const index = mapping.columns.findIndex((entry) => entry.name === column);
+  return mapEvent(event(name), mapping, lookup).rows.map((row) => row[index] ?? '');
+}
+
+function errorOf(run: () => unknown): BridgeError {
+  try {
+    run();
+  } catch (error) {
+    if (error instanceof BridgeError) return error;
+    throw error;
+  }
+  throw new Error('expected a BridgeError');
+}
+
+describe('Epic-shaped resources with the built-in mappings (no site options)', () => {
+  it('covers every file in the folder', () => {
+    expect(files.filter((name) => name.startsWith('AuditEvent-')).map((name) => name.slice(11, -5)).sort()).toEqual(Object.keys(EPIC_ROWS).sort());
+  });
+
+  for (const [name, rows] of Object.entries(EPIC_ROWS)) {
+    it(`epic: ${name}`, () => {
+      const result = mapEvent(event(name), builtinMapping('epic'), lookup);
+      expect(result).toMatchObject({ rows, rejects: [], warnings: [] });
+    });
+
+    it(`healthcare: ${name}`, () => {
+      const result = mapEvent(event(name), builtinMapping('healthcare'), lookup);
+      const altId = event(name).agent[0]?.altId ?? '';
+      expect(result).toMatchObject({ rows: rows.map((row) => healthcareRow(row, altId)), rejects: [], warnings: [] });
+    });
+  }
+
+  it('the instants are the same across the DST change: 01:00:03 MST comes 4.75 s after 01:59:58.250 MDT', () => {
+    const before = Date.parse(event('dst-before').recorded);
+    const after = Date.parse(event('dst-after').recorded);
+    expect(after - before).toBe(4_750);
+    expect(event('dst-after').recorded < event('dst-before').recorded).toBe(true); // as text, the other way round
+  });
+});
+
+describe('site options pin a system or a type text', () => {
+  const HSMRN_SYSTEM = 'urn:oid:1.2.840.114350.1.13.7341.2.7.5.737384.2046';
+
+  it('mrnTypeTexts (any case) or mrnSystems find the site MRN, and leave the Epic shapes of other patients alone', () => {
+    for (const options of [{ mrnTypeTexts: ['hsmrn'] }, { mrnSystems: [HSMRN_SYSTEM] }]) {
+      const site = builtinMapping('epic', { options });
+      expect(cell(site, 'site-text', 'PATIENT.PAT_MRN_ID')).toEqual(['H00451277']);
+      expect(cell(site, 'dst-before', 'PATIENT.PAT_MRN_ID')).toEqual(['204518']);
+      expect(cell(site, 'two-patients', 'PATIENT.PAT_MRN_ID')).toEqual(['81234567', '203588']);
+    }
+    expect(cell(builtinMapping('healthcare', { options: { mrnTypeTexts: ['HSMRN'] } }), 'site-text', 'Patient Reg Id')).toEqual(['H00451277']);
+  });
+
+  it('a pinned system or text wins over EPI', () => {
+    const site = builtinMapping('epic', { options: { mrnTypeTexts: ['EPIC'] } });
+    expect(cell(site, 'dst-before', 'PATIENT.PAT_MRN_ID')).toEqual(['E5183']);
+  });
+
+  it('loginTypeTexts / loginSystems pick the site login over the EMP id; userIdSystems picks the SER id (padding trimmed)', () => {
+    expect(cell(builtinMapping('epic', { options: { loginTypeTexts: ['WINLOGIN'] } }), 'site-text', 'EMP.SYSTEM_LOGIN')).toEqual(['hbrennan']);
+    const bySystem = builtinMapping('healthcare', { options: { loginSystems: ['urn:oid:1.2.840.114350.1.13.7341.2.7.5.737384.522'] } });
+    expect(cell(bySystem, 'site-text', 'Email Address (UPN) or SamAccountName')).toEqual(['hbrennan']);
+    const ser = builtinMapping('epic', { options: { userIdSystems: ['urn:oid:1.2.840.114350.1.13.0.1.7.2.836982'] } });
+    expect(cell(ser, 'dst-before', 'CLARITY_EMP.USER_ID')).toEqual(['E1027']);
+    expect(cell(builtinMapping('epic', { options: { userIdTypeTexts: ['PROVID'] } }), 'dst-before', 'CLARITY_EMP.USER_ID')).toEqual(['1027']);
+  });
+
+  it('a misspelt option is an error naming the one meant; an option an expression uses is a variable', () => {
+    const typo = errorOf(() => builtinMapping('epic', { options: { mrnTypeText: ['HSMRN'] } }));
+    expect(typo.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(typo.message).toContain('option "mrnTypeText" is not a known option (did you mean "mrnTypeTexts"?)');
+    expect(errorOf(() => builtinMapping('epic', { options: { loginsystems: [] } })).message).toContain('did you mean "loginSystems"?');
+    expect(errorOf(() => builtinMapping('epic', { options: { mrnTypeTexts: 'HSMRN' } })).message).toContain('option "mrnTypeTexts"');
+    const spec = builtinSpec('epic');
+    const own = compileSpec({
+      ...spec,
+      options: { ...spec.options, campus: 'North' },
+      columns: spec.columns.map((column) => (column.name === 'CLARITY_DEP.DEPARTMENT_NAME' ? { ...column, expressions: ['%campus'] } : column)),
+    });
+    expect(cell(own, 'two-patients', 'CLARITY_DEP.DEPARTMENT_NAME')).toEqual(['North', 'North']);
+  });
+});
+
+describe('use: old never counts', () => {
+  const withIdentifiers = <T extends Patient | Practitioner>(resource: T, change: (identifiers: NonNullable<T['identifier']>) => T['identifier']): T =>
+    ({ ...resource, identifier: change(resource.identifier ?? []) });
+
+  it('a patient whose only EPI is old has no MRN; a practitioner whose only EMP id is old has no login from it', () => {
+    const patient = withIdentifiers(read<Patient>('Patient-merged-old-mrn.json'), (ids) => ids.filter((id) => !(id.use === 'usual' && id.type?.text === 'EPI')));
+    const practitioner = withIdentifiers(read<Practitioner>('Practitioner-renamed-login.json'), (ids) => ids.filter((id) => id.use === 'old'));
+    const result = mapEvent(event('dst-after'), builtinMapping('epic'), lookupOf([patient, practitioner]));
+    expect(result.rows).toEqual([]);
+    expect(result.rejects).toEqual([{ eventId: 'eAE2dst0after00000000002', patientRef: `Patient/${patient.id ?? ''}`, reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' }]);
+    const lenient = builtinMapping('epic', { options: { loginRegex: '.' } });
+    const withAltId = { ...event('dst-after'), agent: event('dst-after').agent.map((agent, i) => (i === 0 ? { ...agent, altId: 'MOKAFOR' } : agent)) };
+    const row = mapEvent(withAltId, lenient, lookupOf([patient, practitioner])).rows[0] ?? [];
+    expect(row[lenient.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')]).toBe('');
+    expect(row[lenient.columns.findIndex((c) => c.name === 'CLARITY_EMP.USER_ID')]).toBe(`${practitioner.id ?? ''}`);
+  });
+
+  it('an identifier-only subject: EPI, MRN text and Epic MRN OIDs qualify; old ones and other Epic types do not', () => {
+    const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { mrnTypeTexts: ['HSMRN'] }, 'test');
+    const epicMrn = 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14';
+    expect(subjectMrn({ identifier: { type: { text: 'EPI' }, system: 'urn:oid:2.16.840.1.113883.19.5', value: '1' } }, options)).toBe('1');
+    expect(subjectMrn({ identifier: { type: { text: ' mrn ' }, value: '2' } }, options)).toBe('2');
+    expect(subjectMrn({ identifier: { type: { text: 'HSMRN' }, value: '3' } }, options)).toBe('3');
+    expect(subjectMrn({ identifier: { type: { text: 'Site label' }, system: epicMrn, value: '4' } }, options)).toBe('4');
+    expect(subjectMrn({ identifier: { use: 'old', type: { text: 'EPI' }, system: epicMrn, value: '5' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { type: { text: 'EPIC' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.0', value: 'E6' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options)).toBeUndefined();
+  });
+});

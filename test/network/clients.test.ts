@@ -1,0 +1,136 @@
+/**
+ * Issue #20.1, per client, against the loopback proxy: a proxy refusing the tunnel (407) ends SMART, FHIR and Entra
+ * requests at once with BRG_ERR_PROXY_REFUSED naming the proxy, never its credentials, and without retries; the FHIR
+ * size cap (fhir.maxResponseBytes) still holds when the answer comes through the proxy; network.caFile alone makes a
+ * TLS server with a private CA trusted (corporate TLS inspection), for these clients only.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Bundle } from 'fhir/r4.js';
+import { systemClock } from '../../src/clock.js';
+import { BridgeError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { createDispatcher, fetchVia, resolveNetwork, type NetworkSettings } from '../../src/net/index.js';
+import { createPurviewTokenSource } from '../../src/purview/index.js';
+import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
+import { createSandboxCertificate } from '../../src/sandbox/tls.js';
+import { createSmartTokenSource } from '../../src/smart/index.js';
+import { allResources, buildFixtures, startFixtureServer, type FixtureServer } from '../fhir/support.js';
+import { makeKey } from '../smart/support.js';
+import { hostPort, startTestProxy, type TestProxy } from './support.js';
+
+const PASSWORD = 'wr0ng-Pass';
+let proxy: TestProxy;
+let entra: EntraEmulator;
+let fixture: FixtureServer | undefined;
+const app = { tenantId: crypto.randomUUID(), appId: crypto.randomUUID(), secret: 'entra-app-secret' };
+
+beforeAll(async () => {
+  proxy = await startTestProxy({ credentials: 'svc:right-pass' });
+  entra = await startEntraEmulator({ tls: await createSandboxCertificate() });
+  entra.registerApp(app);
+});
+afterAll(async () => {
+  await proxy?.close();
+  await entra?.close();
+});
+afterEach(async () => {
+  await fixture?.server.close();
+  fixture = undefined;
+});
+
+/** Every target through the test proxy, with `credentials` (user:password) in the URL; NO_PROXY set, covering nothing here. */
+function viaProxy(credentials?: string): NetworkSettings {
+  const url = credentials ? proxy.url.replace('http://', `http://${credentials}@`) : proxy.url;
+  return resolveNetwork(undefined, { HTTPS_PROXY: url, HTTP_PROXY: url, NO_PROXY: 'localhost' });
+}
+
+async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
+  const error = await promise.then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(BridgeError);
+  return error as BridgeError;
+}
+
+function expectRefusal(error: BridgeError, what: string): void {
+  expect([error.code, error.exitCode]).toEqual(['BRG_ERR_PROXY_REFUSED', 2]);
+  expect(error.message).toContain(`${what}: the proxy ${proxy.url} (HTTPS_PROXY) refused the connection with HTTP 407`);
+  expect(error.message).toContain('network.proxy.credentials');
+  expect(error.details).toEqual({ proxy: proxy.url, source: 'HTTPS_PROXY', status: 407 });
+  for (const text of [error.message, JSON.stringify(error.details)]) expect(text).not.toContain(PASSWORD);
+}
+
+describe('a proxy refusing with 407', () => {
+  it('ends a FHIR search at once (forwarded http request), not retried', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 3, patients: 1, practitioners: 1 })));
+    const network = resolveNetwork(undefined, { HTTP_PROXY: proxy.url.replace('http://', `http://svc:${PASSWORD}@`), NO_PROXY: '' });
+    const fhir = fixture.client({ network });
+    const refusedBefore = proxy.refused.length;
+
+    const error = await rejection(fhir.searchPages('AuditEvent', {}).next());
+
+    expect([error.code, error.details['source']]).toEqual(['BRG_ERR_PROXY_REFUSED', 'HTTP_PROXY']);
+    expect(error.message).toContain(`FHIR AuditEvent search at ${fixture.server.origin}: the proxy ${proxy.url} (HTTP_PROXY) refused the connection with HTTP 407`);
+    expect(error.message).not.toContain(PASSWORD);
+    expect(fhir.stats).toEqual({ requests: 1, retries: 0 });
+    expect(proxy.refused.slice(refusedBefore)).toEqual([hostPort(fixture.server.baseUrl)]);
+    expect(fixture.server.requests).toHaveLength(0);
+  });
+
+  it('ends an Entra ID token request at once (CONNECT), not retried', async () => {
+    const refusedBefore = proxy.refused.length;
+    const source = createPurviewTokenSource({
+      ...app, credential: { kind: 'secret', secret: app.secret }, authorityHost: entra.authorityHost, caPem: entra.caPem,
+      network: viaProxy(`svc:${PASSWORD}`), clock: systemClock, logger: silentLogger(),
+    });
+    const error = await rejection(source.getToken());
+    expectRefusal(error, `Entra ID token request for app ${app.appId} in tenant ${app.tenantId} at ${entra.authorityHost}`);
+    expect(proxy.refused.slice(refusedBefore)).toEqual([hostPort(entra.authorityHost)]);
+  });
+
+  it('ends a SMART token request at once, not retried', async () => {
+    const refusedBefore = proxy.refused.length;
+    const tokenUrl = 'https://127.0.0.1:65000/oauth2/token'; // never reached: the proxy refuses the tunnel first
+    const source = createSmartTokenSource({
+      fhirBaseUrl: 'https://127.0.0.1:65000/R4', tokenUrl, clientId: 'c', scope: 'system/Patient.read', key: (await makeKey('ES384')).signingKey,
+      clock: systemClock, logger: silentLogger(), fetch: fetchVia(createDispatcher(viaProxy())),
+    });
+    const error = await rejection(source.getToken());
+    expectRefusal(error, `SMART token request to ${tokenUrl}`);
+    expect(error.message).toContain('wants credentials');
+    expect(proxy.refused.slice(refusedBefore)).toEqual(['127.0.0.1:65000']);
+  });
+});
+
+describe('through the proxy', () => {
+  it.each([true, false])('the FHIR size cap holds (Content-Length %s)', async (contentLength) => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 3, patients: 1, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'huge-body', bytes: 4 * 1024 * 1024, contentLength }, match: /\/AuditEvent\?/, times: 5 });
+    const forwardedBefore = proxy.forwarded.length;
+    const fhir = fixture.client({ maxResponseBytes: 256 * 1024, network: viaProxy('svc:right-pass') });
+
+    const error = await rejection(fhir.searchPages('AuditEvent', { _count: '10' }).next());
+
+    expect(error.code).toBe('BRG_ERR_FHIR_TOO_LARGE');
+    expect(error.message).toContain(contentLength ? 'a body of 4 MiB (Content-Length), over the 256 KiB limit' : 'a body larger than the 256 KiB limit');
+    expect(fhir.stats).toEqual({ requests: 1, retries: 0 });
+    expect(proxy.forwarded.slice(forwardedBefore)).toEqual([hostPort(fixture.server.baseUrl)]);
+  });
+
+  it('a page under the cap is read as usual', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 3, patients: 1, practitioners: 1 })));
+    const page = (await fixture.client({ network: viaProxy('svc:right-pass') }).searchPages('AuditEvent', {}).next()).value as Bundle;
+    expect(page.entry).toHaveLength(3);
+  });
+});
+
+describe('network.caFile', () => {
+  it('is trusted on top of the system roots by these clients only: Entra ID with a private CA works with it, fails without', async () => {
+    const options = { ...app, credential: { kind: 'secret' as const, secret: app.secret }, authorityHost: entra.authorityHost, clock: systemClock, logger: silentLogger() };
+    const trusted = resolveNetwork({ caFile: 'corporate-ca.pem' }, {}, { readFile: () => entra.caPem });
+    expect(entra.verifyAccessToken(await createPurviewTokenSource({ ...options, network: trusted }).getToken())).toMatchObject({ appId: app.appId });
+
+    const untrusted = await rejection(createPurviewTokenSource({ ...options, retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 } }).getToken());
+    expect(untrusted.code).toBe('BRG_ERR_PURVIEW_AUTH');
+    // Nothing global: a plain fetch in this process still refuses the private CA.
+    await expect(fetch(`${entra.authorityHost}/`)).rejects.toThrow();
+  });
+});
