@@ -76,6 +76,18 @@ export class BridgeError extends Error {
 export function toBridgeError(error: unknown): BridgeError {
   if (error instanceof BridgeError) return error;
   if (isAbortError(error)) return new BridgeError('BRG_ERR_ABORTED', 'The run was cancelled.', { cause: error });
+  if (error instanceof Error && error.name === 'SqliteError') {
+    // better-sqlite3's errors carry SQLite's code: BUSY/LOCKED is another process holding the database.
+    const code = String((error as { code?: unknown }).code ?? 'SQLITE_ERROR');
+    const busy = code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED');
+    return new BridgeError(
+      'BRG_ERR_STATE',
+      busy
+        ? `The state database is locked by another process (${code}); wait for it to finish and run again.`
+        : `The state database failed (${code}): ${error.message}`,
+      { cause: error, details: { sqlite: code } },
+    );
+  }
   const message = error instanceof Error ? error.message : String(error);
   return new BridgeError('BRG_ERR_INTERNAL', message, { cause: error });
 }

@@ -91,12 +91,24 @@ function readConfigFile(path: string): unknown {
   return doc.toJS() ?? {};
 }
 
-/** `key: got <value>, expected <form>`; values under secret-like keys are never echoed. */
+/**
+ * `key: got <value>, expected <form>`. Only scalar values are echoed, never under secret-like keys, and an unknown key
+ * is named without its value: a misspelt secret key (clientSecret for secret) would otherwise print the secret.
+ */
 function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
   const key = issue.path.map(String).join('.') || '(root)';
-  const secretLike = /secret|token|password|proxy|credential|key(?!sDir)/i.test(key);
-  const value = secretLike ? '[not shown]' : JSON.stringify(valueAt(input, issue.path)) ?? 'nothing';
-  return `  - ${key}: got ${value}; expected ${issue.message}`;
+  if (issue.code === 'unrecognized_keys') {
+    const names = issue.keys.map((name) => `"${name}"`).join(', ');
+    return `  - ${key}: unknown key(s) ${names} (values not shown); remove or rename them, see docs/configuration.md for the keys this section takes`;
+  }
+  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path))}; expected ${issue.message}`;
+}
+
+function shownValue(key: string, value: unknown): string {
+  if (/secret|token|password|proxy|credential|key(?!sDir)/i.test(key)) return '[not shown]';
+  if (value === undefined) return 'nothing';
+  if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'a list' : 'an object';
+  return JSON.stringify(value);
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

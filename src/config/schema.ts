@@ -3,6 +3,7 @@
  * `Config` (resolved, readonly). Every key carries a description; docs/configuration.md is generated from this file
  * and a test keeps it current. Secrets are never values here: only the name of an env var or a file path.
  */
+import { Cron } from 'croner';
 import { z } from 'zod';
 
 const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
@@ -15,9 +16,31 @@ export const secretRef = z
   ])
   .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');
 
+/** Endpoints are HTTP(S) only: anything else (ftp://, file://) is refused at load, not at the first request. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+
+function isTimeZone(zone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A cron expression croner accepts, checked at load rather than when `bridge serve` first schedules it. */
+function cronProblem(expression: string, timezone: string | undefined): string | undefined {
+  try {
+    new Cron(expression, { paused: true, ...(timezone ? { timezone } : {}) });
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
 const fhirSchema = z
   .object({
-    baseUrl: z.url().describe('FHIR R4 base URL, e.g. https://ehr.example.org/interconnect-fhir-oauth/api/FHIR/R4.'),
+    baseUrl: httpUrl().describe('FHIR R4 base URL, e.g. https://ehr.example.org/interconnect-fhir-oauth/api/FHIR/R4.'),
     concurrency: z.int().min(1).max(32).default(4).describe('FHIR requests in flight at once.'),
     requestsPerSecond: z.number().positive().max(1000).default(20).describe('Cap on FHIR requests per second (be gentle with the EHR).'),
     timeoutMs: z.int().min(1000).default(30_000).describe('Timeout of one FHIR request.'),
@@ -38,10 +61,10 @@ const fhirSchema = z
 const smartSchema = z
   .object({
     clientId: z.string().min(1).describe('Backend app client id (Epic: the non-production id for sandboxes).'),
-    tokenUrl: z.url().optional().describe('Token endpoint; discovered from {fhir.baseUrl}/.well-known/smart-configuration when absent.'),
+    tokenUrl: httpUrl().optional().describe('Token endpoint; discovered from {fhir.baseUrl}/.well-known/smart-configuration when absent.'),
     scope: z.string().min(1).default(DEFAULT_SCOPE).describe('Requested scopes (SMART v1 by default; v2 ".rs" also accepted).'),
     keysDir: z.string().min(1).default('keys').describe('Directory with the private keys and jwks.json (bridge keys generate).'),
-    jku: z.url().optional().describe('JWK Set URL to put in the assertion header; must equal the URL registered with the EHR.'),
+    jku: httpUrl().optional().describe('JWK Set URL to put in the assertion header; must equal the URL registered with the EHR.'),
     assertionLifetimeSec: z.int().min(30).max(300).default(240).describe('exp − now of the client assertion (≤ 300 per Epic).'),
     clockSkewSec: z.int().min(0).max(120).default(30).describe('iat/nbf are set this far in the past to absorb clock skew.'),
   })
@@ -64,8 +87,8 @@ const mappingSchema = z
 const purviewSchema = z
   .object({
     cloud: z.enum(['commercial', 'gcc', 'gcc-high', 'dod']).default('commercial').describe('Microsoft cloud preset.'),
-    authorityHost: z.url().optional().describe('Overrides the cloud preset login host.'),
-    ingestionBase: z.url().optional().describe('Overrides the cloud preset ingestion host.'),
+    authorityHost: httpUrl().optional().describe('Overrides the cloud preset login host.'),
+    ingestionBase: httpUrl().optional().describe('Overrides the cloud preset ingestion host.'),
     resource: z.string().optional().describe('Token resource (App ID URI); default the current id from Microsoft\'s script.'),
     tenantId: z.string().min(1).describe('Entra tenant id.'),
     appId: z.string().min(1).describe('Entra app (client) id that owns the connector job.'),
@@ -88,10 +111,19 @@ const purviewSchema = z
 const scheduleSchema = z
   .object({
     cron: z.string().min(1).default('0 2 * * *').describe('Cron expression for scheduled syncs (default daily 02:00).'),
-    timezone: z.string().min(1).optional().describe('IANA time zone of the cron expression; default the host zone.'),
+    timezone: z
+      .string()
+      .min(1)
+      .refine((zone) => isTimeZone(zone), 'an IANA time zone such as America/Chicago')
+      .optional()
+      .describe('IANA time zone of the cron expression; default the host zone.'),
     enabled: z.boolean().default(true).describe('Run on the schedule when `bridge serve` runs.'),
   })
-  .strict();
+  .strict()
+  .superRefine((schedule, context) => {
+    const problem = cronProblem(schedule.cron, schedule.timezone);
+    if (problem) context.addIssue({ code: 'custom', path: ['cron'], message: `a cron expression of 5 or 6 fields such as "0 2 * * *" (${problem})` });
+  });
 
 export const connectorSchema = z
   .object({

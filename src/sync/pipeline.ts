@@ -100,6 +100,8 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
   const window = computeWindow(deps.clock.now(), watermark, deps.window, request);
   const backfill = request.since !== undefined;
   if (backfill && !request.dryRunOut) refuseBeyondLedger(deps, window, watermark);
+  // Purview credentials are read now, so a missing secret stops the run before hours of pulling, not after.
+  if (!request.dryRunOut) deps.purview();
   const run = startRun(deps, window, request, backfill);
   request.onRunId?.(run.id);
   const files = runFiles(deps.stateDir, run.id);

@@ -111,3 +111,32 @@ describe('profiles', () => {
     expect(own.connectors[0]?.smart.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
   });
 });
+
+describe('errors that say what, never a secret', () => {
+  // Issue #14.10: a misspelt secret key in the environment was echoed, value and all.
+  it('names an unknown key without its value, and never echoes objects', () => {
+    const secret = 'sUp3r-s3cr3t-value-0123456789';
+    const error = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__clientSecret: secret } }));
+    expect(error.message).toContain('connectors.0.purview: unknown key(s) "clientSecret" (values not shown)');
+    expect(error.message).not.toContain(secret);
+    const nested = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: '{"baseUrl":"https://x.example","password":"' + secret + '"}' } }));
+    expect(nested.message).not.toContain(secret);
+    const wrongType = thrown(() => loadConfig({ base: { ...minimal, server: { host: { secret } } }, env: {} }));
+    expect(wrongType.message).toContain('server.host: got an object');
+    expect(wrongType.message).not.toContain(secret);
+  });
+
+  // Issue #14.11: refused at load, not when `bridge serve` first schedules or the first request goes out.
+  it('refuses a bad cron expression or time zone, and non-HTTP(S) endpoints', () => {
+    const withSchedule = (schedule: object) => ({ connectors: [{ ...minimal.connectors[0], schedule }] });
+    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 25 * * *' }), env: {} })).message).toMatch(/connectors\.0\.schedule\.cron: got "0 25 \* \* \*"; expected a cron expression/);
+    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 2 * * *', timezone: 'Mars/Olympus' }), env: {} })).message).toContain(
+      'connectors.0.schedule.timezone: got "Mars/Olympus"; expected an IANA time zone such as America/Chicago',
+    );
+    expect(loadConfig({ base: withSchedule({ cron: '*/15 * * * *', timezone: 'America/Denver' }), env: {} }).connectors[0]?.schedule.timezone).toBe('America/Denver');
+    const ftp = { connectors: [{ ...minimal.connectors[0], fhir: { baseUrl: 'ftp://ehr.example.org/R4' } }] };
+    expect(thrown(() => loadConfig({ base: ftp, env: {} })).message).toContain('connectors.0.fhir.baseUrl: got "ftp://ehr.example.org/R4"; expected an http:// or https:// URL');
+    const fileIngest = { connectors: [{ ...minimal.connectors[0], purview: { ...minimal.connectors[0]?.purview, ingestionBase: 'file:///etc/passwd' } }] };
+    expect(thrown(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
+  });
+});

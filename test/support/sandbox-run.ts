@@ -21,7 +21,8 @@ export interface SandboxHarness {
   readonly logLines: string[];
   readonly logger: Logger;
   readonly events: SyncEvents;
-  sync(request?: Partial<SyncRequest>): Promise<SyncSummary>;
+  /** One run with the harness's config, `flags` changing settings for this run only (as an operator would between runs). */
+  sync(request?: Partial<SyncRequest> & { flags?: Record<string, unknown> }): Promise<SyncSummary>;
   withStore<T>(fn: (store: StateStore) => T): T;
   close(): Promise<void>;
 }
@@ -55,11 +56,13 @@ export async function startHarness(
   return {
     sandbox, config, logLines, logger, events, withStore,
     async sync(request = {}) {
+      const { flags, ...syncRequest } = request;
+      const runConfig = flags ? loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags, ...flags } }) : config;
       const store = openStateStore(config.stateDir, clock);
       try {
-        const deps = buildSyncDeps({ config, env: {}, clock, logger, events, store, newId: uuidSource }, connector);
+        const deps = buildSyncDeps({ config: runConfig, env: {}, clock, logger, events, store, newId: uuidSource }, findConnector(runConfig, 'sandbox'));
         const { start, end } = sandbox.dataset.options;
-        return await runSync(deps, { trigger: 'cli', since: start, until: end, ...request });
+        return await runSync(deps, { trigger: 'cli', since: start, until: end, ...syncRequest });
       } finally {
         store.close();
       }

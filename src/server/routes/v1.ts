@@ -11,7 +11,9 @@ const errorBody = { type: 'object', properties: { code: { type: 'string' }, mess
 
 export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   await app.register(rateLimit, { max: deps.rateLimitMax, timeWindow: 60_000 });
-  app.addHook('onRequest', async (request, reply) => {
+  // The rate limit hooks each route's onRequest; checking the token after it (preValidation, still before the body is
+  // validated) makes a wrong token count toward the limit like any request, so guessing tokens is throttled too.
+  app.addHook('preValidation', async (request, reply) => {
     if (!verifyApiToken(bearerToken(request.headers.authorization), deps.apiTokenHashes)) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({ code: 'BRG_ERR_UNAUTHORIZED', message: 'Send Authorization: Bearer <API token>.' });
     }

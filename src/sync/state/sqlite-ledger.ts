@@ -46,6 +46,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ranges: db.prepare<[number, number], { first_row: number; end_row: number; state: 'sending' | 'acked'; attempts: number }>(
         'SELECT r.first_row, r.end_row, b.state, b.attempts FROM delivered_ranges r JOIN delivery_blocks b ON b.id = r.block_id WHERE r.destination_id = ? AND r.source_id = ?',
       ),
+      flagged: db.prepare<[number, number], { event_key: string }>(
+        'SELECT e.event_key FROM delivered_events e JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND b.possibly_duplicated = 1',
+      ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
       pruneEvents: db.prepare('DELETE FROM delivered_events WHERE destination_id = ? AND source_id = ? AND day >= 0 AND day < ?'),
@@ -137,6 +140,12 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       if (this.stmt.claimed.get(destination, source, claimDay(event.recordedMs), event.key)?.state === 'acked') acknowledged.add(event.key);
     }
     return acknowledged;
+  }
+
+  /** Keys of the events in blocks flagged possibly duplicated: what an operator may find twice in Purview. */
+  flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string> {
+    const rows = this.stmt.flagged.all(this.destinationId(target.destination), this.sourceId(target.source));
+    return new Set(rows.map((r) => r.event_key));
   }
 
   highMark(target: DeliveryTarget): number | undefined {

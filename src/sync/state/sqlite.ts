@@ -191,6 +191,10 @@ class SqliteStateStore implements StateStore {
     return this.ledger.highMark(target);
   }
 
+  flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string> {
+    return this.ledger.flaggedEventKeys(target);
+  }
+
   acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {
     return this.leases.acquireLease(name, holder, ttlMs, isStale);
   }

@@ -105,6 +105,8 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
    */
   completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number }): void;
+  /** Keys of the events in blocks flagged possibly duplicated: what Purview may hold twice. */
+  flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string>;
   /** Forgets delivery acknowledgements older than `beforeMs` for one destination and source. */
   pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void;
   close(): void;

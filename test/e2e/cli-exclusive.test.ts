@@ -1,0 +1,87 @@
+/**
+ * Across processes (issue #14.3, #14.11): `bridge serve` running a sync and a `bridge sync` started by hand on the same
+ * state — the CLI exits 6 naming the holder, nothing is pushed twice; a state database locked by another process is
+ * exit 6 with what to do, not an internal error.
+ */
+import { spawn } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiToken } from '../../src/server/auth.js';
+import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const TOKEN = 'cli-exclusive-token-0123456789';
+let h: SandboxHarness;
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 71, events: 200, patients: 30, practitioners: 5 } });
+});
+afterAll(async () => h?.close());
+
+function bridge(args: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
+    cwd: root,
+    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '30', BRIDGE__logLevel: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.on('close', (code) => r({ code, stdout, stderr })));
+  return { child, done, stdout: () => stdout };
+}
+
+async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('one state, several processes', () => {
+  it('a hand-started sync while the service runs one exits 6 naming the service; every row once', async () => {
+    const { start, end } = h.sandbox.dataset.options;
+    h.sandbox.ingest.injectFaults(...Array.from({ length: 8 }, () => ({ kind: 'delay' as const, ms: 300 })));
+    const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
+      BRIDGE__server__port: '0', BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
+    });
+    try {
+      const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
+      const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
+        method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ since: start, until: end }),
+      });
+      expect(response.status).toBe(202);
+      await until('a block in flight', () => (h.sandbox.ingest.requests > 0 ? true : undefined));
+      const cli = await bridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress']).done;
+      expect(cli.code).toBe(6);
+      expect(cli.stderr).toMatch(/error BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge serve \(http\) \(pid \d+ on [^,]+, since /);
+      expect(cli.stderr).toContain('what to do:');
+      await until('the service run to complete', () => (h.withStore((s) => s.listRuns({ connector: 'sandbox' }))[0]?.state === 'completed' ? true : undefined));
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.done;
+    }
+    const flagged = h.withStore((s) => flaggedEvents(s, h.config));
+    const rows = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
+    expect(expectExactlyOnceOrFlagged(rows, expectedRows(h.config, h.sandbox.dataset, h.sandbox.dataset.events()), flagged).duplicates).toBe(0);
+  });
+
+  it('a state database locked by another process is exit 6 with what to do', async () => {
+    const db = new Database(join(h.config.stateDir, 'bridge.sqlite'));
+    db.exec('BEGIN EXCLUSIVE');
+    try {
+      const cli = await bridge(['sync', '--config', h.sandbox.configPath, '--no-progress']).done;
+      expect(cli.code).toBe(6);
+      expect(cli.stderr).toMatch(/error BRG_ERR_STATE: The state database .*locked by another process/);
+    } finally {
+      db.exec('ROLLBACK');
+      db.close();
+    }
+  });
+});
