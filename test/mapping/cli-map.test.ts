@@ -2,7 +2,7 @@
  * `bridge map` end to end on real files: NDJSON in, connector file (UTF-8 without BOM, CRLF, header first, mode
  * 0600) and rejects out, and the printed summary.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
@@ -102,6 +102,18 @@ describe('bridge map', () => {
     expect(error).toBeInstanceOf(BridgeError);
     expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
     expect((error as BridgeError).message).toBe(`Input file ${broken}: invalid JSON at line 3, column 46: expected ',' or '}'.`);
+  });
+
+  // Issue #14.11: a failure half-way left a partial connector file that could be pushed by mistake.
+  it('leaves no output at all when it fails half-way, and an earlier file of that name untouched', async () => {
+    const out = join(dir, 'half.txt');
+    const rejectsFile = join(dir, 'half-rejects.ndjson');
+    writeFileSync(out, 'an earlier, complete file\r\n');
+    const broken = ndjson('half.ndjson', [...events, { resourceType: 'Patient', id: 'not-an-event' }]);
+    await expect(runMap(['--input', broken, '--out', out, '--rejects', rejectsFile])).rejects.toThrow('line');
+    expect(readFileSync(out, 'utf8')).toBe('an earlier, complete file\r\n');
+    expect(existsSync(rejectsFile)).toBe(false);
+    expect(readdirSync(dir).filter((name) => name.includes('.partial-'))).toEqual([]);
   });
 
   it('a missing input file', async () => {
