@@ -30,8 +30,8 @@ export interface SandboxOptions {
   readonly listAuditEvent?: boolean;
   readonly clock?: Clock;
   readonly smartTokenLifetimeSec?: number;
-  /** 'count' keeps only row counts in the ingestion emulator, so multi-million-row benchmarks stay flat in memory. */
-  readonly ingestRecord?: 'rows' | 'count';
+  /** 'count' keeps only row counts in the ingestion emulator, 'digest' counts and a digest of the rows: both stay flat in memory. */
+  readonly ingestRecord?: 'rows' | 'count' | 'digest';
 }
 
 export interface Sandbox {

@@ -15,6 +15,7 @@ import { BridgeError } from '../errors.js';
 import { DEFAULT_RESOURCE } from '../purview/clouds.js';
 import type { EntraEmulator } from './entra.js';
 import { BodyTooLargeError, readBody } from './http-body.js';
+import { createRowDigest, type RowDigest, type RowDigestValue } from './row-digest.js';
 import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
 
 export interface AcceptedBlock {
@@ -43,8 +44,11 @@ export interface PurviewIngestOptions {
   readonly tls?: SandboxCertificate;
   /** Token audience required. Default DEFAULT_RESOURCE. */
   readonly audience?: string;
-  /** 'count' keeps row counts only (benchmarks stay flat in memory). Default 'rows'. */
-  readonly record?: 'rows' | 'count';
+  /**
+   * 'rows' keeps every row (tests read them); 'count' keeps row counts only (benchmarks); 'digest' keeps counts and a
+   * per-job digest of the rows (a million-row demo verifies exactly-once in constant memory). Default 'rows'.
+   */
+  readonly record?: 'rows' | 'count' | 'digest';
   /** Larger bodies get 413. Default 512 MiB. */
   readonly maxBodyBytes?: number;
 }
@@ -58,6 +62,8 @@ export interface PurviewIngestEmulator {
   accepted(jobId: string): ReadonlyArray<AcceptedBlock>;
   /** Rows accepted for the job (counted in 'count' mode too). */
   acceptedRowCount(jobId: string): number;
+  /** The job's digest of every row accepted (src/sandbox/row-digest.ts), in 'rows' and 'digest' modes. */
+  rowDigest(jobId: string): RowDigestValue;
   /** Queues faults, each used by one request, first in first out; called with none, clears the queue. */
   injectFaults(...faults: IngestFault[]): void;
   /** Every request received, faulted or not. */
@@ -71,6 +77,7 @@ interface Job {
   readonly appId: string;
   header?: string;
   readonly blocks: AcceptedBlock[];
+  readonly digest: RowDigest;
 }
 
 interface IngestState {
@@ -102,10 +109,11 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
     caPem: tls.certPem,
     registerJob(jobId, appId) {
       if (!jobId || !appId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId and appId are required.');
-      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [] });
+      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [], digest: createRowDigest() });
     },
     accepted: (jobId) => state.jobs.get(jobId.toLowerCase())?.blocks ?? [],
     acceptedRowCount: (jobId) => (state.jobs.get(jobId.toLowerCase())?.blocks ?? []).reduce((n, block) => n + block.rowCount, 0),
+    rowDigest: (jobId) => state.jobs.get(jobId.toLowerCase())?.digest.value() ?? createRowDigest().value(),
     injectFaults(...faults) {
       if (faults.length === 0) state.faults = [];
       else state.faults.push(...faults);
@@ -203,7 +211,7 @@ function dispositionOf(headers: string): { name?: string; filename?: string } {
   return { ...(params.has('name') ? { name: params.get('name') as string } : {}), ...(filename === undefined ? {} : { filename }) };
 }
 
-function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' | 'count'): AcceptedBlock {
+function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' | 'count' | 'digest'): AcceptedBlock {
   if (content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf) throw new Rejection(400, 'the file starts with a UTF-8 byte order mark');
   if (!isUtf8(content)) throw new Rejection(400, 'the file is not valid UTF-8');
   const lines = countCrlfLines(content);
@@ -213,7 +221,9 @@ function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' 
   const delimiter = header.includes('\t') ? 'tab' : header.includes('|') ? 'pipe' : header.includes(',') ? 'comma' : undefined;
   if (!delimiter) throw new Rejection(400, 'the header line has no tab, pipe or comma');
   if (lines.count < 2) throw new Rejection(400, 'the file has a header but no rows');
-  const rows = record === 'rows' ? content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n') : [];
+  const body = record === 'count' ? [] : content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n');
+  for (const row of body) job.digest.add(row);
+  const rows = record === 'rows' ? body : [];
   return { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter };
 }
 

@@ -4,12 +4,13 @@
  * acknowledges events in the delivery ledger block by block, and the watermark moves in one transaction once every
  * row up to it is acknowledged or rejected — never backwards, so a backfill cannot rewind it.
  */
+import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
 import { BridgeError, toBridgeError } from '../errors.js';
 import type { AuditEventPullOptions, FhirClient, ReferenceResolver } from '../fhir/index.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import type { CompiledMapping } from '../mapping/index.js';
+import { fillWarnings, type CompiledMapping, type FillReport, type FillWarning } from '../mapping/index.js';
 import { isCompleteEventSpool, pushEventSpool, type DeliveryTarget, type PushEvent, type PushOptions } from '../purview/index.js';
 import type { SyncEvents } from './events.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
@@ -73,6 +74,9 @@ export interface SyncSummary {
   readonly skipReasons: Readonly<Record<string, number>>;
   readonly rejectReasons: Readonly<Record<string, number>>;
   readonly possiblyDuplicatedBlocks: readonly number[];
+  /** Per mandatory or key column, how many rows were left empty; and a warning for each over 5%. */
+  readonly fill?: FillReport;
+  readonly fillWarnings: readonly FillWarning[];
   readonly dryRunOut?: string;
   /** The earlier unfinished run this invocation completed first, if any. */
   readonly resumed?: SyncSummary;
@@ -83,6 +87,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   // A lost lease stops the run like a graceful stop, with the lease's error as the reason.
   const stopSignal = request.stopSignal ? AbortSignal.any([request.stopSignal, lease.lost]) : lease.lost;
   const signal = request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost;
+  // Every queued FHIR request of the run listens on these (p-queue adds one listener per task): many is normal, not a leak.
+  setMaxListeners(0, signal, stopSignal);
   const stops = { ...request, stopSignal, signal };
   try {
     ensureRunDirs(deps.stateDir);
@@ -109,6 +115,7 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
   const pullFiles = { ...files, spoolPath, indexPath: request.dryRunOut ? files.indexPath : indexPathOf(spoolPath) };
   try {
     const pulled = await pullToSpool(deps, run, window, pullFiles, request);
+    warnAboutFill(deps, pulled.fill);
     if (request.dryRunOut) {
       removeFiles(pullFiles.indexPath, files.rejectsPath);
       deps.store.completeRun(run.id, { counts: pulled.counts });
@@ -116,7 +123,7 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
     }
     deps.store.updateRun(run.id, {
       state: 'pushing', counts: pulled.counts, spoolPath, rejectsPath: files.rejectsPath,
-      details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons },
+      details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons, ...(pulled.fill ? { fill: pulled.fill } : {}) },
     });
     deps.store.stageSeenEvents(run.id, pulled.seen);
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
@@ -212,7 +219,8 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
     if (!deps.retainFiles) removeFiles(run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
-      counts: pushed.counts, seen: [], skipReasons: run.details?.skipReasons ?? {}, rejectReasons: run.details?.rejectReasons ?? {},
+      counts: pushed.counts, seen: [], skipReasons: { ...run.details?.skipReasons }, rejectReasons: { ...run.details?.rejectReasons },
+      ...(run.details?.fill ? { fill: run.details.fill } : {}),
     };
     return finish(deps, run, summary, pushed.possiblyDuplicated, undefined);
   } catch (error) {
@@ -227,7 +235,7 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
 function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): void {
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
-  const details = { ...run.details, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
+  const details = { ...deps.store.getRun(run.id)?.details, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
   deps.store.updateRun(run.id, { details });
   deps.store.completeRun(run.id, {
     counts,
@@ -238,6 +246,13 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
   if (watermark) deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs);
 }
 
+/** A mostly empty mandatory or key column goes unnoticed otherwise: Purview takes empty cells without a word. */
+function warnAboutFill(deps: SyncDeps, fill: FillReport | undefined): void {
+  for (const warning of fill ? fillWarnings(fill) : []) {
+    deps.logger.warn({ column: warning.column, empty: warning.empty, rows: warning.rows }, warning.message);
+  }
+}
+
 function finish(
   deps: SyncDeps, run: RunRecord, result: PullResult, possiblyDuplicated: readonly number[], resumed: SyncSummary | undefined, dryRunOut?: string,
 ): SyncSummary {
@@ -245,6 +260,7 @@ function finish(
   return {
     runId: run.id, connector: deps.connector, since: run.since, until: run.until, backfill: run.backfill ?? false, counts: result.counts,
     skipReasons: result.skipReasons, rejectReasons: result.rejectReasons, possiblyDuplicatedBlocks: possiblyDuplicated,
+    ...(result.fill ? { fill: result.fill } : {}), fillWarnings: result.fill ? fillWarnings(result.fill) : [],
     ...(dryRunOut ? { dryRunOut } : {}),
     ...(resumed ? { resumed } : {}),
   };

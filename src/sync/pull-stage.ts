@@ -7,7 +7,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
 import { pullAuditEvents, type ReferenceResolver } from '../fhir/index.js';
-import { collectReferences, createSerializer, mapEvent } from '../mapping/index.js';
+import { collectReferences, createFillCounter, createSerializer, mapEvent, type FillCounter, type FillReport } from '../mapping/index.js';
 import { EventSpoolWriter, eventClaimKey, type EventRows } from '../purview/index.js';
 import type { ReferenceRequest } from '../references.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
@@ -19,6 +19,8 @@ export interface PullResult {
   seen: SeenEvent[];
   skipReasons: Record<string, number>;
   rejectReasons: Record<string, number>;
+  /** Per mandatory or key column, how many rows were left empty. */
+  fill?: FillReport;
 }
 
 export interface PullFiles {
@@ -48,6 +50,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, serializer.headerLine());
   const rejects = openSync(files.rejectsPath, 'w', 0o600);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
+  const fill = createFillCounter(deps.mapping);
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
   const dedupe = new Deduplicator(deps, window);
   // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
@@ -69,7 +72,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     } else {
       group = waiting;
     }
-    mapGroup(deps, run.id, ready, resolver, { spool, rejects, serializer }, result, sinceLastFlush);
+    mapGroup(deps, run.id, ready, resolver, { spool, rejects, serializer, fill }, result, sinceLastFlush);
     sinceLastFlush = { ...result.counts };
     for (const p of ready) {
       if (p.recordedMs !== undefined && p.recordedMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.recordedMs });
@@ -90,6 +93,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     closeSync(rejects);
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
+  result.fill = fill.report();
   return result;
 }
 
@@ -128,6 +132,7 @@ interface GroupSinks {
   spool: EventSpoolWriter;
   rejects: number;
   serializer: ReturnType<typeof createSerializer>;
+  fill: FillCounter;
 }
 
 function mapGroup(
@@ -143,6 +148,7 @@ function mapGroup(
       result.counts.skipped += 1;
       increment(result.skipReasons, outcome.skipped);
     }
+    sinks.fill.addResult(outcome);
     const lines = sinks.serializer.lines(outcome);
     rows += lines.length;
     mapped.push({ key: eventClaimKey(event), recordedMs, lines });

@@ -25,6 +25,7 @@ describe('bridge sync --json', () => {
     const summary = JSON.parse(lines[0] ?? '') as {
       runId: string; since: string; until: string; counts: { events: number; rows: number; rowsAcked: number; blocksAcked: number };
       process: { peakRssMb: number; cpuUserSeconds: number };
+      fill: { rows: number; columns: Array<{ column: string; empty: number }> }; fillWarnings: unknown[];
     };
     const accepted = h.sandbox.ingest.accepted(h.sandbox.ids.jobId);
     expect(summary).toMatchObject({ since: start, until: end, counts: { events: 200, blocksAcked: accepted.length } });
@@ -32,8 +33,35 @@ describe('bridge sync --json', () => {
     expect(summary.counts.rowsAcked).toBe(summary.counts.rows);
     expect(summary.process.peakRssMb).toBeGreaterThan(20);
     expect(summary.process.cpuUserSeconds).toBeGreaterThan(0);
+    // Issue #15.1: the fill of every mandatory and key column, in the summary (and the run record).
+    expect(summary.fill.rows).toBe(summary.counts.rows);
+    expect(summary.fill.columns.find((c) => c.column === 'PATIENT.PAT_MRN_ID')).toEqual({ column: 'PATIENT.PAT_MRN_ID', empty: 0, mandatory: false, watched: true });
+    expect(summary.fillWarnings).toEqual([]);
+    expect(h.withStore((s) => s.getRun(summary.runId))?.details?.fill).toEqual(summary.fill);
     // Counts and reason codes only: no patient name from the data set appears.
     const names = [...h.sandbox.dataset.patients()].flatMap((p) => p.name?.map((n) => n.family ?? '') ?? []).filter((n) => n.length > 3);
     for (const name of names) expect(stdout).not.toContain(name);
+  });
+});
+
+describe('column fill warnings', () => {
+  let fresh: SandboxHarness;
+  beforeAll(async () => {
+    fresh = await startHarness({ data: { seed: 6, events: 150, patients: 30, practitioners: 6 } });
+  });
+  afterAll(async () => fresh?.close());
+
+  it('warn in the summary and the log, naming the column and the site option, when more than 5% of a key column is empty', async () => {
+    // A fifth of the patients lose every identifier, as when a site's MRN sits under a type the mapping does not know.
+    const patients = [...fresh.sandbox.dataset.patients()].filter((_, i) => i % 5 === 0).map((p) => ({ ...p, identifier: [] }));
+    await fresh.sandbox.store?.load(patients);
+    const { start, end } = fresh.sandbox.dataset.options;
+    const { stdout, stderr } = await run(process.execPath, [resolve(root, 'bin/bridge.js'), 'sync', '--config', fresh.sandbox.configPath, '--since', start, '--until', end, '--no-progress'], {
+      cwd: root, env: { ...process.env, BRIDGE__logLevel: 'warn' },
+    });
+    expect(stdout).toMatch(/warning: PATIENT\.PAT_MRN_ID is empty in \d+(\.\d)?% of rows \(\d+ of \d+\); set mapping\.options\.mrnSystems/);
+    expect(stderr).toContain('"column":"PATIENT.PAT_MRN_ID"');
+    const record = fresh.withStore((s) => s.listRuns({ connector: 'sandbox' }))[0];
+    expect(record?.details?.fill?.columns.find((c) => c.column === 'PATIENT.PAT_MRN_ID')?.empty).toBeGreaterThan(0);
   });
 });

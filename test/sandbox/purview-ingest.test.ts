@@ -4,6 +4,7 @@ import { Agent, request } from 'undici';
 import { DEFAULT_RESOURCE } from '../../src/purview/index.js';
 import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
 import { JOB_APP_MISMATCH, startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { createRowDigest } from '../../src/sandbox/row-digest.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 
 const tenantId = randomUUID();
@@ -12,6 +13,7 @@ const jobId = randomUUID();
 let entra: EntraEmulator;
 let ingest: PurviewIngestEmulator;
 let counting: PurviewIngestEmulator;
+let digesting: PurviewIngestEmulator;
 let dispatcher: Agent;
 let token: string;
 
@@ -31,11 +33,12 @@ beforeAll(async () => {
   const verifyAccessToken = (t: string) => entra.verifyAccessToken(t);
   ingest = await startPurviewIngestEmulator({ verifyAccessToken, tls });
   counting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'count' });
-  for (const emulator of [ingest, counting]) emulator.registerJob(jobId, app.appId);
+  digesting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'digest' });
+  for (const emulator of [ingest, counting, digesting]) emulator.registerJob(jobId, app.appId);
   token = await issue(`${DEFAULT_RESOURCE}/.default`);
 });
 afterAll(async () => {
-  await Promise.all([ingest.close(), counting.close(), entra.close()]);
+  await Promise.all([ingest.close(), counting.close(), digesting.close(), entra.close()]);
   await dispatcher.close();
 });
 
@@ -84,6 +87,18 @@ describe('Purview ingestion emulator', () => {
     ]);
     expect(counting.acceptedRowCount(jobId)).toBe(4);
     expect(counting.acceptedRowCount(randomUUID())).toBe(0);
+  });
+
+  // Issue #15.5: a million-row demo kept every row and died of memory; the digest keeps a constant size.
+  it('keeps counts and a digest of the rows in record:"digest" mode, equal to the digest of the same rows once each', async () => {
+    expect(await upload({ target: digesting })).toMatchObject({ status: 200 });
+    expect(digesting.accepted(jobId).map((b) => b.rows)).toEqual([[]]);
+    const once = createRowDigest();
+    for (const row of ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2']) once.add(row);
+    expect(digesting.rowDigest(jobId)).toEqual(once.value());
+    expect(await upload({ target: digesting })).toMatchObject({ status: 200 });
+    expect(digesting.rowDigest(jobId)).not.toEqual(once.value()); // the same rows twice are not "exactly once"
+    expect(digesting.rowDigest(jobId).rows).toBe(4);
   });
 
   it('answers 401 without a valid token or with a token for another resource', async () => {

@@ -12,6 +12,7 @@ export function formatSummary(summary: SyncSummary): string[] {
     `  rows                ${c.rows}`,
     `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`,
   );
+  for (const warning of summary.fillWarnings) lines.push(`  warning: ${warning.message}`);
   if (summary.dryRunOut) {
     lines.push(`  dry run: connector file written to ${summary.dryRunOut}; nothing pushed`);
   } else {

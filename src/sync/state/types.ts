@@ -1,4 +1,5 @@
 /** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
+import type { FillReport } from '../../mapping/index.js';
 import type { DeliveryLedger, DeliveryTarget } from '../../purview/ledger.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
@@ -32,6 +33,8 @@ export interface RunDetails {
   readonly skipReasons?: Readonly<Record<string, number>>;
   readonly rejectReasons?: Readonly<Record<string, number>>;
   readonly possiblyDuplicatedBlocks?: readonly number[];
+  /** Per mandatory or key column, how many rows were left empty (src/mapping/fill.ts). */
+  readonly fill?: FillReport;
 }
 
 export interface RunRecord {
