@@ -189,8 +189,16 @@ export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('state').describe('SQLite state, spool and rejects files (0600).'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-    retainFiles: z.boolean().default(false).describe('Keep spool and rejects files after a successful run.'),
+    retainFiles: z.boolean().default(false).describe('Keep spool files (and rejects, whatever their retention) after a successful run; for debugging only, they hold PHI.'),
     state: stateSchema.default({ leaseTtlSeconds: 120, ledgerRetentionDays: 31 }),
+    retention: z
+      .object({
+        rejectsDays: z.number().min(0).max(3650).default(14).describe(
+          "How long a run's rejects file (NDJSON, mode 0600, holds PHI: the rows that could not be sent and why) is kept under stateDir/rejects; 0 deletes it when the run completes.",
+        ),
+      })
+      .strict()
+      .default({ rejectsDays: 14 }),
     connectors: z.array(connectorSchema).min(1).describe('One entry per Epic organisation / Purview job.'),
     network: networkSchema.default({}).describe('Outbound proxy and TLS trust, for every connector.'),
     server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),

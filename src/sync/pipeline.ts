@@ -32,8 +32,10 @@ export interface SyncDeps {
   readonly newId: IdSource;
   readonly events: SyncEvents;
   readonly stateDir: string;
-  /** Keep spool and rejects files after a successful run (default: delete them). */
+  /** Keep spool files after a successful run (default: delete them). */
   readonly retainFiles: boolean;
+  /** How long a completed run's rejects file is kept (retention.rejectsDays); 0 removes it at completion. */
+  readonly rejectsRetentionMs: number;
   readonly window: WindowPolicy;
   readonly lease: LeasePolicy;
   /** Acknowledgements older than this (before the watermark) are forgotten; a backfill may not reach before them. */
@@ -92,7 +94,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   const stops = { ...request, stopSignal, signal };
   try {
     ensureRunDirs(deps.stateDir);
-    sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, nowMs: deps.clock.now() });
+    sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
     const resumed = await resumeUnfinished(deps, stops);
     throwIfStopped(stopSignal);
     return await runWindow(deps, stops, resumed);
@@ -128,7 +130,7 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
     deps.store.stageSeenEvents(run.id, pulled.seen);
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
     completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
-    if (!deps.retainFiles) removeFiles(spoolPath, pullFiles.indexPath, files.rejectsPath);
+    removeCompletedFiles(deps, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
     throw recordFailure(deps, run.id, error, pullFiles);
@@ -217,7 +219,7 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
-    if (!deps.retainFiles) removeFiles(run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
+    removeCompletedFiles(deps, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
       counts: pushed.counts, seen: [], skipReasons: { ...run.details?.skipReasons }, rejectReasons: { ...run.details?.rejectReasons },
       ...(run.details?.fill ? { fill: run.details.fill } : {}),
@@ -244,6 +246,12 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
   });
   const watermark = deps.store.getWatermark(deps.connector);
   if (watermark) deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs);
+}
+
+/** A completed run's spool goes (unless retainFiles); its rejects stay for retention.rejectsDays, for the operator. */
+function removeCompletedFiles(deps: SyncDeps, spoolPath: string, indexPath: string, rejectsPath: string | undefined): void {
+  if (!deps.retainFiles) removeFiles(spoolPath, indexPath);
+  if (!deps.retainFiles && deps.rejectsRetentionMs === 0) removeFiles(rejectsPath);
 }
 
 /** A mostly empty mandatory or key column goes unnoticed otherwise: Purview takes empty cells without a word. */

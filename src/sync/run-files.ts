@@ -1,8 +1,9 @@
 /**
  * The files of a run under the state directory: its spool and spool index (`spool/<run>.txt`, `.idx`) and its rejects
- * (`rejects/<run>.ndjson`). Spool and rejects hold PHI, so they are 0600 and never outlive their use: removed when the
- * run completes (unless `retainFiles`) or fails, and swept at the start of a run when an earlier process died holding
- * them.
+ * (`rejects/<run>.ndjson`). Both hold PHI, so they are 0600 and never outlive their use: a spool is removed when its
+ * run completes (unless `retainFiles`) or fails; a completed run's rejects are kept `retention.rejectsDays` for the
+ * operator to read (`bridge rejects`), a failed run's removed (its rerun rejects the same rows again); whatever an
+ * earlier process died holding is swept at the start of a run.
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
@@ -45,7 +46,9 @@ export function removeFiles(...paths: ReadonlyArray<string | undefined>): void {
  * `retainFiles`), and files of runs the state does not know once they are an hour old. Files of the connector's
  * unfinished run, and of other connectors' runs still in flight, are left alone.
  */
-export function sweepRunFiles(stateDir: string, store: StateStore, connector: string, options: { retainCompleted: boolean; nowMs: number }): number {
+export function sweepRunFiles(
+  stateDir: string, store: StateStore, connector: string, options: { retainCompleted: boolean; rejectsRetentionMs: number; nowMs: number },
+): number {
   let removed = 0;
   for (const dir of [SPOOL_DIR, REJECTS_DIR]) {
     let names: string[];
@@ -57,7 +60,8 @@ export function sweepRunFiles(stateDir: string, store: StateStore, connector: st
     for (const name of names) {
       const path = join(stateDir, dir, name);
       const run = store.getRun(basename(name, extname(name)));
-      const over = run !== undefined && run.connector === connector && (run.state === 'failed' || (run.state === 'completed' && !options.retainCompleted));
+      const keepCompleted = dir === REJECTS_DIR ? !isOlderThan(path, options.nowMs - options.rejectsRetentionMs) || options.retainCompleted : options.retainCompleted;
+      const over = run !== undefined && run.connector === connector && (run.state === 'failed' || (run.state === 'completed' && !keepCompleted));
       const unknown = run === undefined && isOlderThan(path, options.nowMs - UNKNOWN_GRACE_MS);
       if (over || unknown) {
         rmSync(path, { force: true });

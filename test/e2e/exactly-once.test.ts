@@ -3,7 +3,7 @@
  * ledger keyed by spool hash + index, no lease, watermark set to any run's end, instants compared as text, spools left
  * behind) and shows the row counts Purview ends up with.
  */
-import { existsSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -196,9 +196,11 @@ describe('a paging loop and a failed pull (#14.6, #14.9)', () => {
     utimesSync(orphan, new Date(Date.now() - 2 * HOUR), new Date(Date.now() - 2 * HOUR));
     const fresh = join(h.config.stateDir, 'spool', 'maybe-another-database.txt');
     writeFileSync(fresh, 'PHI');
-    await h.sync();
+    const completed = await h.sync();
     expect(filesIn(h, 'spool')).toEqual(['maybe-another-database.txt']);
-    expect(filesIn(h, 'rejects')).toEqual([]);
+    // The completed run's rejects stay for retention.rejectsDays (0600); the failed run's are gone.
+    expect(filesIn(h, 'rejects')).toEqual([`${completed.runId}.ndjson`]);
+    expect(statSync(join(h.config.stateDir, 'rejects', `${completed.runId}.ndjson`)).mode & 0o777).toBe(0o600);
     expect(check(h, h.sandbox.dataset.events()).duplicates).toBe(0);
   });
 });

@@ -50,7 +50,11 @@ export function demoCommand(ctx: CliContext): Command {
       const sandbox = await startSandbox({ ...options, backend, ingestRecord: 'digest' });
       try {
         // Spool files kept until the digest of what was written is taken, then removed (they hold the generated PHI).
-        const config = loadConfig({ base: sandbox.config, env: ctx.env, flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows), retainFiles: true } });
+        // The sandbox is on loopback with no EHR to protect: a large data set is pulled in big pages at full speed.
+        const fast = backend === 'generated' ? { 'connectors.0.fhir.pageSize': 1000, 'connectors.0.fhir.requestsPerSecond': 1000, 'connectors.0.fhir.maxResultsPerSlice': 10_000_000 } : {};
+        const config = loadConfig({
+          base: sandbox.config, env: ctx.env, flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows), retainFiles: true, ...fast },
+        });
         const { start, end } = sandbox.dataset.options;
         ctx.print(`sandbox up (${backend} backend): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
         const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { since: start, until: end, progress: false });
