@@ -6,7 +6,7 @@
  * test/bench/transform-reference.test.ts checks that its lines equal the engine's for the bench events.
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
-import type { ResourceLookup } from '../src/references.js';
+import type { ResourceLookup } from '../src/reference-keys.js';
 
 const LOGIN = /^[^@\s]+@[^@\s]+\.[^@\s]+$/;
 

@@ -5,6 +5,7 @@
  */
 import { Cron } from 'croner';
 import { z } from 'zod';
+import { DELIMITER_INPUTS } from '../connector-file/index.js';
 
 const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 
@@ -74,7 +75,7 @@ const mappingSchema = z
   .object({
     schema: z.enum(['epic', 'healthcare']).default('epic').describe('Purview connector schema.'),
     file: z.string().optional().describe('Own mapping file; default mappings/<schema>-connector.json.'),
-    delimiter: z.enum(['tab', 'pipe', 'csv']).optional().describe('Overrides the mapping file delimiter (csv only for healthcare).'),
+    delimiter: z.enum(DELIMITER_INPUTS).optional().describe('Overrides the mapping file delimiter: tab, pipe or comma (healthcare only; "csv" is its older name).'),
     strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell.'),
     timeFormat: z.string().optional().describe('iso-utc | iso-offset | local:<IANA zone>.'),
     options: z

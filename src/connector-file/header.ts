@@ -1,33 +1,13 @@
 /**
- * Flat-file checks before anything is sent: which delimiter the header uses and whether it names every mandatory
- * column of the chosen connector schema. Microsoft: "if any of the mandatory fields are missing in the text file,
- * the file won't be validated and data in the file won't be imported" (connector-schemas.md); column names are matched
- * case-insensitively, as the HR connector doc says the portal does (purview-protocol.md §4).
+ * The header line of an existing connector file: which delimiter it uses and whether it names every mandatory column
+ * of the chosen schema. Microsoft: "if any of the mandatory fields are missing in the text file, the file won't be
+ * validated and data in the file won't be imported"; column names are matched case-insensitively, as the portal does
+ * (docs/purview-protocol.md §5.2).
  */
 import { BridgeError } from '../errors.js';
 
-export type ConnectorSchemaName = 'epic' | 'healthcare';
-export type Delimiter = 'tab' | 'pipe' | 'comma';
-
-export const DELIMITER_CHARS: Readonly<Record<Delimiter, string>> = Object.freeze({ tab: '\t', pipe: '|', comma: ',' });
-
-/** The "*" columns of import-epic-data.md and import-healthcare-data.md, in documented order. */
-export const MANDATORY_COLUMNS: Readonly<Record<ConnectorSchemaName, readonly string[]>> = Object.freeze({
-  epic: Object.freeze([
-    'ACCESS_LOG.ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME', 'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_LAST_NAME',
-    'PATIENT.ADD_LINE_1', 'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_BTG_REASON.NAME', 'EMP.SYSTEM_LOGIN',
-  ]),
-  healthcare: Object.freeze([
-    'Creation Time', 'Event Name', 'Patient First Name', 'Patient Last Name', 'Patient Address Line 1', 'Patient City',
-    'Patient Zip Code', 'Restricted Access Reason', 'Email Address (UPN) or SamAccountName',
-  ]),
-});
-
-/** Delimiters each connector accepts: Epic "pipe- or tab-separated", Healthcare also comma (§4). */
-export const SCHEMA_DELIMITERS: Readonly<Record<ConnectorSchemaName, readonly Delimiter[]>> = Object.freeze({
-  epic: Object.freeze(['tab', 'pipe'] as const),
-  healthcare: Object.freeze(['tab', 'pipe', 'comma'] as const),
-});
+import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
+import { MANDATORY_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema } from './schemas.js';
 
 /** Tab, then pipe, then comma: a tab-separated header may hold commas in a column name, never the reverse here. */
 export function sniffDelimiter(headerLine: string): Delimiter | undefined {
@@ -42,7 +22,7 @@ export function headerColumns(headerLine: string, delimiter: Delimiter): string[
   return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) => cell.trim().replace(/^"(.*)"$/, '$1').trim());
 }
 
-export function missingMandatoryColumns(columns: readonly string[], schema: ConnectorSchemaName): string[] {
+export function missingMandatoryColumns(columns: readonly string[], schema: ConnectorSchema): string[] {
   const present = new Set(columns.map((column) => column.toLowerCase()));
   return MANDATORY_COLUMNS[schema].filter((column) => !present.has(column.toLowerCase()));
 }
@@ -51,7 +31,7 @@ export function missingMandatoryColumns(columns: readonly string[], schema: Conn
  * Sniffs the delimiter and checks the mandatory columns; throws BRG_ERR_INPUT_INVALID naming the file, line 1 and
  * the missing columns.
  */
-export function checkHeader(headerLine: string, schema: ConnectorSchemaName, file: string): { delimiter: Delimiter; columns: string[] } {
+export function checkHeader(headerLine: string, schema: ConnectorSchema, file: string): { delimiter: Delimiter; columns: string[] } {
   const fail = (what: string): never => {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${file} line 1: ${what}`, { details: { file, line: 1, schema } });
   };
@@ -64,7 +44,7 @@ export function checkHeader(headerLine: string, schema: ConnectorSchemaName, fil
   const columns = headerColumns(headerLine, d);
   const missing = missingMandatoryColumns(columns, schema);
   if (missing.length > 0) {
-    const other: ConnectorSchemaName = schema === 'epic' ? 'healthcare' : 'epic';
+    const other: ConnectorSchema = schema === 'epic' ? 'healthcare' : 'epic';
     const hint = missingMandatoryColumns(columns, other).length === 0 ? ` It looks like a ${other} file: pass --schema ${other}.` : '';
     fail(`the header lacks mandatory ${schema} column(s) ${missing.map((c) => `"${c}"`).join(', ')} (${d}-separated).${hint} Nothing was sent.`);
   }

@@ -4,14 +4,15 @@
  * (docs/purview-protocol.md §2.3). Streaming, so a 3 GB export needs no more memory than a small one. The header is
  * checked before the first row is written, and every row's field count against it; lines that are not UTF-8 are
  * refused with their line number rather than mangled into U+FFFD as the script does. Empty lines are dropped (they
- * would arrive as rows without mandatory fields). The scan itself is src/purview/line-scanner.ts.
+ * would arrive as rows without mandatory fields). The scan itself is scanner.ts.
  */
 import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { BridgeError } from '../errors.js';
-import { LineScanner } from './line-scanner.js';
+import type { Delimiter } from './delimiters.js';
 import type { RowOffsets } from './row-offsets.js';
-import type { ConnectorSchemaName, Delimiter } from './sniff.js';
+import { LineScanner } from './scanner.js';
+import type { ConnectorSchema } from './schemas.js';
 
 export interface FlatFileSummary {
   readonly delimiter: Delimiter;
@@ -45,7 +46,7 @@ export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
  * Writes `spoolPath` (0600) from `inputPath`, checking every row's field count against the header before anything
  * is sent; on any failure the partial spool is removed.
  */
-export async function normalizeFlatFile(inputPath: string, spoolPath: string, schema: ConnectorSchemaName, options: NormalizeOptions = {}): Promise<NormalizedFile> {
+export async function normalizeFlatFile(inputPath: string, spoolPath: string, schema: ConnectorSchema, options: NormalizeOptions = {}): Promise<NormalizedFile> {
   const out = createWriteStream(spoolPath, { mode: 0o600, flags: 'w' });
   // A failed write rejects the next `write` below; once we gave up, late write callbacks have nothing to report.
   let failure: Error | undefined;
@@ -82,4 +83,3 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
 }
 
 
-export { countFields } from './line-scanner.js';

@@ -1,11 +1,9 @@
 /**
- * Cell sanitising (§8), applied to every value in every format. Microsoft's push script splits on \n, \r and \r\n
+ * Cell sanitising (docs/mapping.md §8.3), applied to every value in every format. Microsoft's push script splits on \n, \r and \r\n
  * ignoring quotes (StreamReader.ReadLine), so no value may hold a line break even inside CSV quotes; the delimiter
  * is replaced too, so even a naive split finds the right columns.
  */
-import type { Delimiter } from './types.js';
-
-export const DELIMITER_CHAR: Readonly<Record<Delimiter, string>> = { tab: '\t', pipe: '|', csv: ',' };
+import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 
 /** CR LF, CR, LF, NEL, LS, PS and TAB: each becomes one space. */
 const BREAKS = /\r\n|[\r\n\u0085\u2028\u2029\t]/g;
@@ -17,7 +15,7 @@ const SPACES = / {2,}/g;
 
 /** Returns the sanitising function for one delimiter. */
 export function sanitizer(delimiter: Delimiter): (value: string) => string {
-  const char = DELIMITER_CHAR[delimiter];
+  const char = DELIMITER_CHARS[delimiter];
   const code = char.charCodeAt(0);
   const delimiterPattern = new RegExp(char === '|' ? '\\|' : char, 'g');
   return (value) => {

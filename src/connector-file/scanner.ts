@@ -9,8 +9,10 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { BridgeError } from '../errors.js';
+import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
+import { checkHeader } from './header.js';
 import { RowOffsets } from './row-offsets.js';
-import { checkHeader, DELIMITER_CHARS, type ConnectorSchemaName, type Delimiter } from './sniff.js';
+import type { ConnectorSchema } from './schemas.js';
 
 const CRLF = Buffer.from('\r\n');
 const LF = 0x0a;
@@ -39,7 +41,7 @@ export class LineScanner {
   hadBom = false;
   private started = false;
 
-  constructor(private readonly file: string, private readonly schema: ConnectorSchemaName, private readonly maxLineBytes: number) {}
+  constructor(private readonly file: string, private readonly schema: ConnectorSchema, private readonly maxLineBytes: number) {}
 
   /** Consumes a chunk; returns the normalised bytes it completes (slices of the chunk where nothing changed). */
   push(input: Buffer): Buffer[] {

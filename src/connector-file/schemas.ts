@@ -1,7 +1,10 @@
 /**
- * The two Purview EHR connector schemas, in their documented column order, with the mandatory ("*") flags.
- * See: /work/shared/research/connector-schemas.md and Microsoft's import-epic-data.md / import-healthcare-data.md.
+ * The two Purview EHR connector schemas, in their documented column order, with the mandatory ("*") flags: the one
+ * definition every part of the bridge reads (mapping, push checks, docs tests).
+ * See: docs/mapping.md §1.2–§1.3, https://learn.microsoft.com/en-us/purview/import-epic-data and
+ * https://learn.microsoft.com/en-us/purview/import-healthcare-data.
  */
+import type { Delimiter } from './delimiters.js';
 
 export type ConnectorSchema = 'epic' | 'healthcare';
 
@@ -63,3 +66,15 @@ export const SCHEMA_COLUMNS: Readonly<Record<ConnectorSchema, readonly SchemaCol
     col('Employee First Name'),
   ],
 };
+
+/** The mandatory ("*") columns of each schema, in documented order: a file lacking one is not imported by Purview. */
+export const MANDATORY_COLUMNS: Readonly<Record<ConnectorSchema, readonly string[]>> = Object.freeze({
+  epic: Object.freeze(SCHEMA_COLUMNS.epic.filter((c) => c.mandatory).map((c) => c.name)),
+  healthcare: Object.freeze(SCHEMA_COLUMNS.healthcare.filter((c) => c.mandatory).map((c) => c.name)),
+});
+
+/** Delimiters each connector accepts: Epic "pipe- or tab-separated", Healthcare also comma. */
+export const SCHEMA_DELIMITERS: Readonly<Record<ConnectorSchema, readonly Delimiter[]>> = Object.freeze({
+  epic: Object.freeze(['tab', 'pipe'] as const),
+  healthcare: Object.freeze(['tab', 'pipe', 'comma'] as const),
+});

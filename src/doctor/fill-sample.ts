@@ -10,7 +10,7 @@ import {
   collectReferences, createFillCounter, fillWarnings, FILL_FIXES, FILL_WARN_THRESHOLD, formatShare, mapEvent,
   type CompiledMapping, type FillReport, type FillWarning,
 } from '../mapping/index.js';
-import type { IdentifierReference } from '../references.js';
+import type { IdentifierReference } from '../reference-keys.js';
 
 export interface FillSampleOptions {
   /** At most this many events, the most recent first. Default 200. */

@@ -6,4 +6,4 @@ export { createFhirClient, DEFAULT_MAX_RESPONSE_BYTES, type FhirClient, type Fhi
 export { summarizeCapability, lookupMode, type CapabilitySummary, type LookupMode, type TypeCapability } from './capability.js';
 export { resourcesOf, type SearchParams } from './pages.js';
 export { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
-export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './references.js';
+export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './reference-resolver.js';

@@ -10,7 +10,7 @@
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { identifierKey, keyOf, parseReference, referenceKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../references.js';
+import { identifierKey, keyOf, parseReference, referenceKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
 import { TtlLruCache } from './cache.js';
 import { StringInterner } from './intern.js';
 import type { FhirClient } from './client.js';

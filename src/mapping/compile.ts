@@ -7,10 +7,9 @@ import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
 import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
-import { SCHEMA_COLUMNS, type SchemaColumn } from './columns.js';
+import { SCHEMA_COLUMNS, SCHEMA_DELIMITERS, sanitizer, toDelimiter, type SchemaColumn } from '../connector-file/index.js';
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { checkUnusedOptions, resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
-import { sanitizer } from './sanitize.js';
 import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
 import { parseTimeFormat, type TimeFormat } from './time.js';
 import type { CompiledMapping, Delimiter, MappingOverrides } from './types.js';
@@ -65,8 +64,10 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   if (!file.schema) throw invalid(source, '"schema" is required (epic or healthcare)');
   const schema = file.schema;
   const options = resolveOptions(file, overrides.options, source);
-  const delimiter: Delimiter = overrides.delimiter ?? file.delimiter ?? 'tab';
-  if (delimiter === 'csv' && schema !== 'healthcare') throw invalid(source, 'delimiter "csv" is only allowed for the healthcare schema; use tab or pipe');
+  const delimiter: Delimiter = toDelimiter(overrides.delimiter ?? file.delimiter ?? 'tab');
+  if (!SCHEMA_DELIMITERS[schema].includes(delimiter)) {
+    throw invalid(source, `delimiter "${delimiter}" is only allowed for the healthcare schema; the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}`);
+  }
   const timeText = overrides.timeFormat ?? file.timeFormat ?? 'iso-utc';
   const timeFormat = parseTimeFormat(timeText);
   if (!timeFormat) throw invalid(source, `timeFormat "${timeText}" is not iso-utc, iso-offset or local:<IANA zone> with a zone this Node knows`);

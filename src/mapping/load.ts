@@ -6,7 +6,7 @@ import { createReadStream, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { BridgeError, type ErrorCode } from '../errors.js';
-import type { ConnectorSchema } from './columns.js';
+import type { ConnectorSchema } from '../connector-file/index.js';
 import { compileMapping } from './compile.js';
 import { locateJsonError } from './json-position.js';
 import { mappingFileSpec, mergeMappingSpecs } from './spec.js';

@@ -5,7 +5,7 @@
  * references by `identifierKey`. Display-only references stay unresolved.
  */
 import type { AuditEvent, FhirResource, Identifier, Reference } from 'fhir/r4.js';
-import { identifierKey, keyOf, parseReference, type ResourceLookup } from '../references.js';
+import { identifierKey, keyOf, parseReference, type ResourceLookup } from '../reference-keys.js';
 
 export interface Resolver {
   /**

@@ -5,14 +5,14 @@
  * Hot path (bench/transform.ts): no closures are created per event or row.
  */
 import type { AuditEvent, HumanName } from 'fhir/r4.js';
-import type { ResourceLookup } from '../references.js';
+import type { ResourceLookup } from '../reference-keys.js';
 import type { WarningSink } from './builtins.js';
 import type { View } from './cache.js';
 import { programOf, type CellScope, type CompiledColumn, type MappingProgram } from './compile.js';
 import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
 import { createResolver } from './resolve.js';
 import type { RowContext } from './row-context.js';
-import { joinCells } from './line.js';
+import { joinCells } from '../connector-file/index.js';
 import { MappedEvent } from './mapped-event.js';
 import { chooseEventTime } from './time.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';

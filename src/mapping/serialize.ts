@@ -4,7 +4,7 @@
  * No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
 import { programOf } from './compile.js';
-import { joinCells } from './line.js';
+import { joinCells } from '../connector-file/index.js';
 import { MappedEvent } from './mapped-event.js';
 import type { CompiledMapping, EventMapResult, Row } from './types.js';
 

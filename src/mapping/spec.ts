@@ -3,6 +3,7 @@
  * A file says, per connector column, which FHIRPath expressions (or named built-ins) fill it, tried in order; the
  * first non-empty value wins. See: /work/shared/research/auditevent-mapping.md §3–§9.
  */
+import { DELIMITER_INPUTS } from '../connector-file/index.js';
 import { z } from 'zod';
 
 /** Named built-in functions a column may use where FHIRPath cannot say it cleanly (see builtins.ts). */
@@ -96,7 +97,7 @@ export const mappingFileSpec = z.strictObject({
   description: z.string().optional(),
   schema: z.enum(['epic', 'healthcare']).optional().describe('Purview connector schema; required unless "extends" names it.'),
   extends: z.enum(['epic', 'healthcare']).optional().describe('Start from the built-in mapping of this schema; columns listed here override it field by field.'),
-  delimiter: z.enum(['tab', 'pipe', 'csv']).optional().describe('Field delimiter; default tab. csv only for the healthcare schema.'),
+  delimiter: z.enum(DELIMITER_INPUTS).optional().describe('Field delimiter: tab (default), pipe or comma (healthcare only; "csv" is its older name).'),
   timeFormat: z
     .string()
     .regex(/^(iso-utc|iso-offset|local:.+)$/, 'expected iso-utc, iso-offset or local:<IANA zone>')

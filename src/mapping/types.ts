@@ -1,8 +1,7 @@
 /** The mapping contract the pipeline, CLI and service code against (re-exported by index.ts). */
-import type { ConnectorSchema } from './columns.js';
+import type { ConnectorSchema, Delimiter, DelimiterInput } from '../connector-file/index.js';
 
-export type { ConnectorSchema } from './columns.js';
-export type Delimiter = 'tab' | 'pipe' | 'csv';
+export type { ConnectorSchema, Delimiter, DelimiterInput } from '../connector-file/index.js';
 
 export interface CompiledMapping {
   readonly schema: ConnectorSchema;
@@ -16,8 +15,8 @@ export interface CompiledMapping {
 
 /** Config-level overrides applied over the mapping file. */
 export interface MappingOverrides {
-  /** Field delimiter; default the file's, else `tab`. `csv` only for the healthcare schema. */
-  delimiter?: Delimiter;
+  /** Field delimiter; default the file's, else `tab`. `comma` (or its older name `csv`) only for the healthcare schema. */
+  delimiter?: DelimiterInput;
   /** Reject rows with any empty mandatory cell; default the file's, else false. */
   strict?: boolean;
   /** `iso-utc` | `iso-offset` | `local:<IANA zone>`; default the file's, else `iso-utc`. */

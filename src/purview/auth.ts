@@ -14,7 +14,7 @@ import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
 import type { Logger } from '../log.js';
 import { proxyRefusedError, type NetworkSettings } from '../net/index.js';
 import { createCachedTokenSource, type TokenSource } from '../token-cache.js';
-import { createHttpsAgent } from './agent.js';
+import { createHttpsAgent } from './https-pool.js';
 import { DEFAULT_RESOURCE } from './clouds.js';
 import { createMsalNetwork, MsalNetworkError, type MsalNetwork } from './msal-network.js';
 

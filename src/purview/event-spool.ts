@@ -10,11 +10,11 @@
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
+import { ConnectorFileWriter } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { ClaimCursor, EventClaim } from './ledger.js';
 
 const MAGIC = 'bridge-event-spool 1';
-const CRLF = '\r\n';
 
 /** One event of the spool with the byte range [start, end) of its rows. */
 export interface SpoolEvent extends EventClaim {
@@ -33,33 +33,26 @@ export interface EventRows {
  * the pipeline's memory stays at one page whatever the run's size.
  */
 export class EventSpoolWriter {
-  private readonly spoolFd: number;
+  private readonly spool: ConnectorFileWriter;
   private readonly indexFd: number;
-  private offset: number;
   private rows = 0;
   private closed = false;
 
   constructor(readonly spoolPath: string, readonly indexPath: string, headerLine: string) {
-    this.spoolFd = openSync(spoolPath, 'w', 0o600);
+    this.spool = new ConnectorFileWriter(spoolPath, headerLine);
     this.indexFd = openSync(indexPath, 'w', 0o600);
-    this.offset = writeSync(this.spoolFd, headerLine + CRLF);
-    writeSync(this.indexFd, `${MAGIC}\t${this.offset}\n`);
+    writeSync(this.indexFd, `${MAGIC}\t${this.spool.bytes}\n`);
   }
 
   /** Appends the rows of these events; events without rows are left out of both files. */
   append(events: readonly EventRows[]): void {
-    let spoolText = '';
     let indexText = '';
     for (const event of events) {
       if (event.lines.length === 0) continue;
-      for (const line of event.lines) {
-        spoolText += line + CRLF;
-        this.offset += Buffer.byteLength(line) + 2;
-      }
+      const end = this.spool.append(event.lines);
       this.rows += event.lines.length;
-      indexText += `${event.recordedMs ?? '-'}\t${event.lines.length}\t${this.offset}\t${encodeKey(event.key)}\n`;
+      indexText += `${event.recordedMs ?? '-'}\t${event.lines.length}\t${end}\t${encodeKey(event.key)}\n`;
     }
-    if (spoolText.length > 0) writeAll(this.spoolFd, spoolText);
     if (indexText.length > 0) writeAll(this.indexFd, indexText);
   }
 
@@ -69,8 +62,8 @@ export class EventSpoolWriter {
 
   /** Writes the trailer and makes both files durable. */
   finish(): void {
-    writeSync(this.indexFd, `end\t${this.rows}\t${this.offset}\n`);
-    fsyncSync(this.spoolFd);
+    writeSync(this.indexFd, `end\t${this.rows}\t${this.spool.bytes}\n`);
+    this.spool.finish();
     fsyncSync(this.indexFd);
     this.close();
   }
@@ -79,7 +72,7 @@ export class EventSpoolWriter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    closeSync(this.spoolFd);
+    this.spool.close();
     closeSync(this.indexFd);
   }
 }

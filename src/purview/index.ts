@@ -10,9 +10,7 @@ export { EventSpoolWriter, isCompleteEventSpool, openEventSpool, type EventRows,
 export { multipartFrame, type ByteRange, type MultipartFrame } from './upload.js';
 export { emptyReport, type PushEvent, type PushEventMap, type PushEventName, type PushReport } from './push-events.js';
 export { pushEventSpool, pushRowFile, DEFAULT_BLOCK_ROWS, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type PushOptions } from './push.js';
+// What `bridge push` reads from the connector file module, for its callers' convenience.
 export {
-  checkHeader, headerColumns, missingMandatoryColumns, sniffDelimiter, DELIMITER_CHARS, MANDATORY_COLUMNS, SCHEMA_DELIMITERS,
-  type ConnectorSchemaName, type Delimiter,
-} from './sniff.js';
-export { countFields, normalizeFlatFile, DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions } from './flat-file.js';
-export { RowOffsets } from './row-offsets.js';
+  DEFAULT_MAX_LINE_BYTES, MANDATORY_COLUMNS, normalizeFlatFile, type ConnectorSchema as ConnectorSchemaName, type NormalizedFile,
+} from '../connector-file/index.js';

@@ -9,7 +9,7 @@ import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { TokenSource } from '../token-cache.js';
-import type { createHttpsAgent } from './agent.js';
+import type { createHttpsAgent } from './https-pool.js';
 import type { DeliveryLedger, OpenedBlock } from './ledger.js';
 import { classifyUploadFailure, toPushError, UploadStatusError } from './outcomes.js';
 import type { PushEvent } from './push-events.js';

@@ -7,9 +7,10 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
 import { pullAuditEvents, type ReferenceResolver } from '../fhir/index.js';
-import { collectReferences, createFillCounter, createSerializer, mapEvent, type FillCounter, type FillReport } from '../mapping/index.js';
-import { EventSpoolWriter, eventClaimKey, type EventRows } from '../purview/index.js';
-import type { ReferenceRequest } from '../references.js';
+import { collectReferences, type FillReport } from '../mapping/index.js';
+import { EventSpoolWriter, eventClaimKey } from '../purview/index.js';
+import type { ReferenceRequest } from '../reference-keys.js';
+import { createMapStep, type MapStep } from './map-step.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
 import { ZERO_COUNTS, type RunCounts, type RunRecord, type SeenEvent } from './state/index.js';
 import type { SyncWindow } from './window.js';
@@ -46,11 +47,10 @@ export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | unde
 export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
   const { client, resolver } = deps.fhir();
   await client.requireAuditEventSearch(deps.pull.dateParam ?? 'date', request.signal);
-  const serializer = createSerializer(deps.mapping);
-  const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, serializer.headerLine());
+  const step = createMapStep(deps.mapping);
+  const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, step.headerLine());
   const rejects = openSync(files.rejectsPath, 'w', 0o600);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
-  const fill = createFillCounter(deps.mapping);
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
   const dedupe = new Deduplicator(deps, window);
   // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
@@ -72,7 +72,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     } else {
       group = waiting;
     }
-    mapGroup(deps, run.id, ready, resolver, { spool, rejects, serializer, fill }, result, sinceLastFlush);
+    mapGroup(deps, run.id, ready, resolver, { spool, rejects, step }, result, sinceLastFlush);
     sinceLastFlush = { ...result.counts };
     for (const p of ready) {
       if (p.recordedMs !== undefined && p.recordedMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.recordedMs });
@@ -93,7 +93,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     closeSync(rejects);
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
-  result.fill = fill.report();
+  result.fill = step.fill();
   return result;
 }
 
@@ -131,41 +131,27 @@ class Deduplicator {
 interface GroupSinks {
   spool: EventSpoolWriter;
   rejects: number;
-  serializer: ReturnType<typeof createSerializer>;
-  fill: FillCounter;
+  step: MapStep;
 }
 
 function mapGroup(
   deps: SyncDeps, runId: string, group: readonly PendingEvent[], resolver: ReferenceResolver, sinks: GroupSinks, result: PullResult, before: RunCounts,
 ): void {
-  const mapped: EventRows[] = [];
-  let rejectText = '';
-  let rows = 0;
-  let rejects = 0;
-  for (const { event, recordedMs } of group) {
-    const outcome = mapEvent(event, deps.mapping, resolver);
-    if (outcome.skipped) {
-      result.counts.skipped += 1;
-      increment(result.skipReasons, outcome.skipped);
-    }
-    sinks.fill.addResult(outcome);
-    const lines = sinks.serializer.lines(outcome);
-    rows += lines.length;
-    mapped.push({ key: eventClaimKey(event), recordedMs, lines });
-    for (const reject of outcome.rejects) {
-      rejectText += JSON.stringify(reject) + '\n';
-      rejects += 1;
-      increment(result.rejectReasons, reject.reason);
-      deps.events.emit('reject', { runId, eventId: reject.eventId, reason: reject.reason, ...(reject.column ? { column: reject.column } : {}) });
-    }
+  const mapped = sinks.step.map(group, resolver);
+  for (const reject of mapped.rejects) {
+    deps.events.emit('reject', { runId, eventId: reject.eventId, reason: reject.reason, ...(reject.column ? { column: reject.column } : {}) });
   }
-  result.counts.rows += rows;
-  result.counts.rejects += rejects;
-  sinks.spool.append(mapped);
-  if (rejectText.length > 0) writeSync(sinks.rejects, rejectText);
+  const tallies = sinks.step.tallies;
+  result.counts.skipped = tallies.skipped;
+  result.counts.rows = tallies.rows;
+  result.counts.rejects = tallies.rejects;
+  result.skipReasons = tallies.skipReasons;
+  result.rejectReasons = tallies.rejectReasons;
+  sinks.spool.append(mapped.events);
+  if (mapped.rejectText.length > 0) writeSync(sinks.rejects, mapped.rejectText);
   deps.events.emit('page', {
     runId, events: result.counts.events - before.events, duplicates: result.counts.duplicates - before.duplicates,
-    skipped: result.counts.skipped - before.skipped, rows, rejects,
+    skipped: result.counts.skipped - before.skipped, rows: mapped.rows, rejects: mapped.rejects.length,
   });
 }
 
@@ -178,8 +164,4 @@ export function throwIfStopped(stopSignal: AbortSignal | undefined): void {
 /** One request for a group of events; the resolver drops duplicates and cached keys itself. */
 function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {
   return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
-}
-
-function increment(tally: Record<string, number>, key: string): void {
-  tally[key] = (tally[key] ?? 0) + 1;
 }

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
-import { referenceKey, type ResourceLookup } from '../../src/references.js';
+import { referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
 import { loadConnectorMapping, findConnector } from '../../src/sync/runtime.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 

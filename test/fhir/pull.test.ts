@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from 'fhir/r4.js';
 import { createReferenceResolver, pullAuditEvents } from '../../src/fhir/index.js';
-import { keyOf } from '../../src/references.js';
+import { keyOf } from '../../src/reference-keys.js';
 import { allResources, buildFixtures, collect, isoAt, startFixtureServer, type FixtureServer } from './support.js';
 
 const ids = (pages: AuditEvent[][]): string[][] => pages.map((page) => page.map((event) => event.id ?? '?'));

@@ -144,7 +144,8 @@ describe('invalid mapping files', () => {
   });
 
   it('csv for the epic schema, in the file or as an override', () => {
-    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'csv' })).message).toContain('delimiter "csv" is only allowed for the healthcare schema');
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'csv' })).message).toContain('delimiter "comma" is only allowed for the healthcare schema');
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'comma' })).message).toContain('the epic connector takes tab or pipe');
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { delimiter: 'csv' })).code).toBe('BRG_ERR_MAPPING_INVALID');
   });
 

@@ -68,7 +68,7 @@ const LINE_BREAKS = /[\r\n\u0085\u2028\u2029]/;
 function checkLine(line: string, mapping: CompiledMapping): string[] {
   expect(line).not.toMatch(LINE_BREAKS);
   const width = mapping.columns.length;
-  const fields = mapping.delimiter === 'csv' ? parseCsvRecord(line) : line.split(mapping.delimiter === 'tab' ? '\t' : '|');
+  const fields = mapping.delimiter === 'comma' ? parseCsvRecord(line) : line.split(mapping.delimiter === 'tab' ? '\t' : '|');
   expect(fields).toHaveLength(width);
   return fields;
 }
@@ -97,12 +97,12 @@ describe('sanitising and serialising random values', () => {
 
   it('a sanitised value is clean: trimmed, single spaces, NFC, no controls or delimiters, and stable', () => {
     const random = prng(42);
-    for (const delimiter of ['tab', 'pipe', 'csv'] as Delimiter[]) {
+    for (const delimiter of ['tab', 'pipe', 'comma'] as Delimiter[]) {
       for (let run = 0; run < 1000; run += 1) {
         const clean = sanitizeCell(randomValue(random), delimiter);
         expect(clean).toBe(clean.trim());
         expect(clean).not.toMatch(/ {2}|[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
-        expect(clean).not.toContain({ tab: '\t', pipe: '|', csv: ',' }[delimiter]);
+        expect(clean).not.toContain({ tab: '\t', pipe: '|', comma: ',' }[delimiter]);
         expect(clean).toBe(clean.normalize('NFC'));
         expect(sanitizeCell(clean, delimiter)).toBe(clean);
       }

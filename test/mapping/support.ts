@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { builtinMappingPath, compileMapping, loadMapping, type CompiledMapping, type ConnectorSchema, type MappingOverrides } from '../../src/mapping/index.js';
-import { identifierKey, referenceKey, type ResourceLookup } from '../../src/references.js';
+import { identifierKey, referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const fixturesDir = resolve(import.meta.dirname, '../fixtures');

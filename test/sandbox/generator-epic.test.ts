@@ -7,7 +7,7 @@
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { builtinMappingPath, createFillCounter, fillWarnings, loadMapping, mapEvent } from '../../src/mapping/index.js';
-import { referenceKey } from '../../src/references.js';
+import { referenceKey } from '../../src/reference-keys.js';
 import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
 import { generateDataset, type GeneratorOptions } from '../../src/sandbox/generator.js';
 import { denverOffsetMinutes, formatLocal } from '../../src/sandbox/generator-time.js';

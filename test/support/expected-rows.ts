@@ -7,7 +7,7 @@ import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { expect } from 'vitest';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { eventClaimKey } from '../../src/purview/index.js';
-import { referenceKey } from '../../src/references.js';
+import { referenceKey } from '../../src/reference-keys.js';
 import { claimDay, type StateStore } from '../../src/sync/state/index.js';
 import { findConnector, loadConnectorMapping, destinationOf } from '../../src/sync/runtime.js';
 import type { Config } from '../../src/config/index.js';

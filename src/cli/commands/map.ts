@@ -3,15 +3,15 @@
  * practitioners files are bounded lookups and are held in a Map. Output files are created with mode 0600: the
  * connector file is PHI.
  */
+import { ConnectorFileWriter, DELIMITER_INPUTS } from '../../connector-file/index.js';
 import { Command, Option } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, fchmodSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
 import type { FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../../errors.js';
-import {
-  builtinMappingPath, createSerializer, loadMapping, mapEvent, readNdjson, type CompiledMapping, type ConnectorSchema, type Delimiter,
-} from '../../mapping/index.js';
-import { identifierKey, referenceKey, type ResourceLookup } from '../../references.js';
+import { builtinMappingPath, loadMapping, readNdjson, type CompiledMapping, type ConnectorSchema, type DelimiterInput } from '../../mapping/index.js';
+import { createMapStep } from '../../sync/map-step.js';
+import { identifierKey, referenceKey, type ResourceLookup } from '../../reference-keys.js';
 
 interface MapFlags {
   input: string;
@@ -19,7 +19,7 @@ interface MapFlags {
   practitioners?: string;
   mapping?: string;
   schema?: ConnectorSchema;
-  delimiter?: Delimiter;
+  delimiter?: DelimiterInput;
   out: string;
   rejects?: string;
 }
@@ -40,7 +40,7 @@ export function mapCommand(options: { print: (line: string) => void }): Command 
     .option('--practitioners <file>', 'Practitioner and PractitionerRole resources (NDJSON)')
     .addOption(new Option('--mapping <file>', 'own mapping file').conflicts('schema'))
     .addOption(new Option('--schema <schema>', 'built-in mapping to use (default epic)').choices(['epic', 'healthcare']))
-    .addOption(new Option('--delimiter <delimiter>', "override the mapping's delimiter").choices(['tab', 'pipe', 'csv']))
+    .addOption(new Option('--delimiter <delimiter>', "override the mapping's delimiter (csv is comma's older name)").choices([...DELIMITER_INPUTS]))
     .requiredOption('--out <file>', 'connector file to write (UTF-8, CRLF, header first; mode 0600)')
     .option('--rejects <file>', 'rejected rows as NDJSON (mode 0600)')
     .action(async (flags: MapFlags) => {
@@ -52,44 +52,36 @@ export function mapCommand(options: { print: (line: string) => void }): Command 
 }
 
 /**
- * Writes both files under temporary names and renames them into place only when every event was mapped, so a failure
- * (a bad line, a full disk) never leaves a partial connector file that could be pushed by mistake.
+ * The pipeline's own map step (src/sync/map-step.ts) over the events of a file. Both files are written under temporary
+ * names and renamed into place only when every event was mapped, so a failure (a bad line, a full disk) never leaves a
+ * partial connector file that could be pushed by mistake.
  */
 async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: ResourceLookup): Promise<MapSummary> {
-  const summary: MapSummary = { events: 0, rows: 0, skipped: {}, rejects: {}, warnings: {} };
-  const serializer = createSerializer(mapping);
+  const step = createMapStep(mapping);
   const targets = [flags.out, ...(flags.rejects ? [flags.rejects] : [])];
   const partial = (path: string): string => `${path}.partial-${process.pid}`;
-  const out = openPrivateWriter(partial(flags.out));
+  const out = new ConnectorFileWriter(partial(flags.out), step.headerLine());
   const rejects = flags.rejects ? openPrivateWriter(partial(flags.rejects)) : undefined;
   let complete = false;
   try {
-    out.add(`${serializer.headerLine()}\r\n`);
     for await (const { value, line } of readNdjson(flags.input)) {
-      for (const event of auditEventsOf(value, flags.input, line)) {
-        const result = mapEvent(event, mapping, lookup);
-        summary.events += 1;
-        summary.rows += result.rows.length;
-        if (result.skipped) count(summary.skipped, result.skipped);
-        result.warnings.forEach((code) => count(summary.warnings, code));
-        for (const row of serializer.lines(result)) out.add(`${row}\r\n`);
-        for (const reject of result.rejects) {
-          count(summary.rejects, reject.reason);
-          rejects?.add(`${JSON.stringify(reject)}\n`);
-        }
-      }
-      await out.flushIfFull();
+      const mapped = step.map(auditEventsOf(value, flags.input, line).map((event) => ({ event, recordedMs: undefined })), lookup);
+      for (const event of mapped.events) out.append(event.lines);
+      if (mapped.rejectText) rejects?.add(mapped.rejectText);
       await rejects?.flushIfFull();
     }
+    out.finish();
     complete = true;
   } finally {
-    await Promise.all([out.close(), rejects?.close()]);
+    out.close();
+    await rejects?.close();
     for (const path of targets) {
       if (complete) renameSync(partial(path), path);
       else rmSync(partial(path), { force: true });
     }
   }
-  return summary;
+  const t = step.tallies;
+  return { events: t.events, rows: t.rows, skipped: t.skipReasons, rejects: t.rejectReasons, warnings: t.warnings };
 }
 
 function auditEventsOf(value: unknown, file: string, line: number): Array<Extract<FhirResource, { resourceType: 'AuditEvent' }>> {
@@ -172,9 +164,6 @@ function openPrivateWriter(path: string): PrivateWriter {
   };
 }
 
-function count(into: Record<string, number>, key: string): void {
-  into[key] = (into[key] ?? 0) + 1;
-}
 
 export function summaryLines(summary: MapSummary, flags: Pick<MapFlags, 'out' | 'rejects'>, mapping: CompiledMapping): string[] {
   const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, n) => sum + n, 0);

@@ -1,0 +1,15 @@
+/**
+ * The one owner of Purview's connector file format: both schemas' columns, the delimiter vocabulary, cell sanitising
+ * and line building, the header check, and reading and normalising an existing file. The mapping turns events into
+ * cells; the push stage sends blocks of a file; both go through here for what a connector file is.
+ * See: docs/purview-protocol.md §5, docs/mapping.md §1 and §8.
+ */
+export { DELIMITER_CHARS, DELIMITER_INPUTS, toDelimiter, type Delimiter, type DelimiterInput } from './delimiters.js';
+export { MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema, type SchemaColumn } from './schemas.js';
+export { sanitizeCell, sanitizer } from './sanitize.js';
+export { joinCells } from './line.js';
+export { checkHeader, headerColumns, missingMandatoryColumns, sniffDelimiter } from './header.js';
+export { countFields, LineScanner } from './scanner.js';
+export { normalizeFlatFile, DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions } from './normalize.js';
+export { RowOffsets } from './row-offsets.js';
+export { ConnectorFileWriter } from './writer.js';
