@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { createFhirClient, createReferenceResolver, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../sync/runtime.js';
+import { buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
 import { formatFillTable, sampleFill, type FillSampleOptions } from './fill-sample.js';
 
 export { DEFAULT_FILL_SAMPLE, formatFillTable, sampleFill, type FillSample, type FillSampleOptions } from './fill-sample.js';

@@ -7,3 +7,5 @@ export { summarizeCapability, lookupMode, type CapabilitySummary, type LookupMod
 export { resourcesOf, type SearchParams } from './pages.js';
 export { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
 export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './reference-resolver.js';
+export { createPrefetchGroups, type GroupedItem, type PrefetchGroups } from './prefetch-groups.js';
+export { createSearchSource, type SearchSource } from './search-source.js';

@@ -38,6 +38,8 @@ export class SyncEvents {
   }
 
   emit<K extends SyncEventName>(name: K, payload: SyncEventMap[K]): void {
+    // Node's EventEmitter throws an 'error' nobody listens to; a run failing is news for sinks, never a crash here.
+    if (name === 'error' && this.emitter.listenerCount(name) === 0) return;
     this.emitter.emit(name, payload);
   }
 }

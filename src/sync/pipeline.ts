@@ -7,11 +7,11 @@
 import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
 import { BridgeError, toBridgeError } from '../errors.js';
-import type { AuditEventPullOptions, FhirClient, ReferenceResolver } from '../fhir/index.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { fillWarnings, type CompiledMapping, type FillReport, type FillWarning } from '../mapping/index.js';
 import { isCompleteEventSpool, pushEventSpool, type DeliveryTarget, type PushEvent, type PushOptions } from '../purview/index.js';
+import type { EventSource } from './event-source.js';
 import type { SyncEvents } from './events.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { pullToSpool, throwIfStopped, type PullResult } from './pull-stage.js';
@@ -40,12 +40,11 @@ export interface SyncDeps {
   readonly lease: LeasePolicy;
   /** Acknowledgements older than this (before the watermark) are forgotten; a backfill may not reach before them. */
   readonly ledgerRetentionMs: number;
-  readonly pull: AuditEventPullOptions;
   /** Events pulled before one reference prefetch + map pass (bounded lookahead; memory ≈ this many events). */
   readonly prefetchEvents: number;
   readonly mapping: CompiledMapping;
   /** Built on first use, so a resume-only run needs no EHR credentials and a dry run no Purview ones. */
-  readonly fhir: () => { client: FhirClient; resolver: ReferenceResolver };
+  readonly source: () => EventSource;
   readonly purview: () => PushTarget;
 }
 

@@ -6,7 +6,7 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
-import { pullAuditEvents, type ReferenceResolver } from '../fhir/index.js';
+import { createPrefetchGroups, type ReferenceResolver } from '../fhir/index.js';
 import { collectReferences, type FillReport } from '../mapping/index.js';
 import { EventSpoolWriter, eventClaimKey } from '../purview/index.js';
 import type { ReferenceRequest } from '../reference-keys.js';
@@ -36,7 +36,6 @@ interface PendingEvent {
   readonly references: ReferenceRequest;
 }
 
-const NOTHING_MORE: ReferenceRequest = { keys: [], identifiers: [] };
 
 /** Instants are compared as numbers: `recorded` may carry any UTC offset (text order is not time order). */
 export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | undefined {
@@ -45,48 +44,32 @@ export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | unde
 }
 
 export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
-  const { client, resolver } = deps.fhir();
-  await client.requireAuditEventSearch(deps.pull.dateParam ?? 'date', request.signal);
+  const source = deps.source();
+  await source.check(request.signal);
   const step = createMapStep(deps.mapping);
   const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, step.headerLine());
   const rejects = openSync(files.rejectsPath, 'w', 0o600);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
   const dedupe = new Deduplicator(deps, window);
-  // Pages are mapped in groups of about `prefetchEvents` events. Each group's prefetch fetches only whole `_id=` batches;
-  // the few events naming a resource left in a partial batch wait for a later group (or the end), so a long sync asks
-  // for each Patient/Practitioner in about ⌈U/50⌉ + ⌈P/50⌉ requests. Rows therefore leave in near-time order.
-  const maxWaiting = Math.max(1, Math.floor(deps.prefetchEvents / 4));
-  let group: PendingEvent[] = [];
-  let sinceLastFlush: RunCounts = { ...result.counts };
-  const flush = async (last: boolean): Promise<void> => {
-    const pending = group;
-    group = [];
-    await resolver.prefetch(mergeRequests(pending.map((p) => p.references)), request.signal, { holdPartialBatches: !last });
-    let ready: PendingEvent[] = [];
-    const waiting: PendingEvent[] = [];
-    for (const p of pending) (p.references.keys.some((key) => resolver.isHeld(key)) ? waiting : ready).push(p);
-    if (waiting.length > maxWaiting) {
-      await resolver.prefetch(NOTHING_MORE, request.signal); // Too many waiting: fetch the partial batches now.
-      ready = pending;
-    } else {
-      group = waiting;
-    }
-    mapGroup(deps, run.id, ready, resolver, { spool, rejects, step }, result, sinceLastFlush);
-    sinceLastFlush = { ...result.counts };
+  const groups = createPrefetchGroups<PendingEvent>(source.resolver, deps.prefetchEvents, request.signal);
+  let sinceLastMap: RunCounts = { ...result.counts };
+  const map = (ready: readonly PendingEvent[]): void => {
+    mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, step }, result, sinceLastMap);
+    sinceLastMap = { ...result.counts };
     for (const p of ready) {
       if (p.recordedMs !== undefined && p.recordedMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.recordedMs });
     }
   };
   try {
-    for await (const page of pullAuditEvents(client, { since: window.since, until: window.until }, deps.pull, request.signal)) {
+    for await (const page of source.pages(window, request.signal)) {
       throwIfStopped(request.stopSignal);
       result.counts.events += page.length;
-      for (const p of dedupe.fresh(page, result.counts)) group.push(p);
-      if (group.length >= deps.prefetchEvents) await flush(false);
+      const ready = await groups.add(dedupe.fresh(page, result.counts));
+      if (ready.length > 0) map(ready);
     }
     // Also when only already-pushed duplicates came since the last group: the page event reports them.
-    if (group.length > 0 || result.counts.events > sinceLastFlush.events) await flush(true);
+    if (groups.waiting > 0 || result.counts.events > sinceLastMap.events) map(await groups.finish());
     spool.finish();
   } finally {
     spool.close();
@@ -161,7 +144,3 @@ export function throwIfStopped(stopSignal: AbortSignal | undefined): void {
   throw stopSignal.reason instanceof BridgeError ? stopSignal.reason : new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
 }
 
-/** One request for a group of events; the resolver drops duplicates and cached keys itself. */
-function mergeRequests(requests: readonly ReferenceRequest[]): ReferenceRequest {
-  return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
-}

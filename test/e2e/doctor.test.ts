@@ -5,7 +5,7 @@ import { offsetClock, systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
 import { FILL_CHECK, MAPPING_CHECK, formatChecks, runDoctor, type CheckResult, type FillSampleOptions } from '../../src/doctor/index.js';
 import { silentLogger } from '../../src/log.js';
-import { findConnector } from '../../src/sync/runtime.js';
+import { findConnector } from '../../src/composition/index.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;

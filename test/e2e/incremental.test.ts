@@ -6,7 +6,7 @@ import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
-import { findConnector, loadConnectorMapping } from '../../src/sync/runtime.js';
+import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;

@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { keyOf, referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
-import { findConnector, loadConnectorMapping } from '../../src/sync/runtime.js';
+import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
 const DATA = { seed: 11, events: 6_000, patients: 900, practitioners: 130 };

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
-import { loadConnectorMapping, findConnector } from '../../src/sync/runtime.js';
+import { loadConnectorMapping, findConnector } from '../../src/composition/index.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
 const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9 };

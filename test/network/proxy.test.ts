@@ -19,7 +19,7 @@ import { REDACT_PATHS } from '../../src/log.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { runSync, type SyncSummary } from '../../src/sync/pipeline.js';
-import { buildSyncDeps, findConnector } from '../../src/sync/runtime.js';
+import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
 import { hostPort, startTestProxy, type TestProxy } from './support.js';
 

@@ -9,7 +9,7 @@ import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { eventClaimKey } from '../../src/purview/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
 import { claimDay, type StateStore } from '../../src/sync/state/index.js';
-import { findConnector, loadConnectorMapping, destinationOf } from '../../src/sync/runtime.js';
+import { findConnector, loadConnectorMapping, destinationOf } from '../../src/composition/index.js';
 import type { Config } from '../../src/config/index.js';
 import type { GeneratedDataset } from '../../src/sandbox/generator.js';
 

@@ -12,7 +12,7 @@ import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandb
 import { SyncEvents } from '../../src/sync/events.js';
 import { runSync, type SyncRequest, type SyncSummary } from '../../src/sync/pipeline.js';
 import { attachRunLog } from '../../src/sync/run-log.js';
-import { buildSyncDeps, findConnector } from '../../src/sync/runtime.js';
+import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
 
 export interface SandboxHarness {

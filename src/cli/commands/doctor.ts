@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig, profileFlag } from '../../config/index.js';
 import { createLogger } from '../../log.js';
-import { findConnector } from '../../sync/runtime.js';
+import { findConnector } from '../../composition/index.js';
 import type { CliContext } from '../context.js';
 
 interface DoctorFlags {

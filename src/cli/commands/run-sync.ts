@@ -6,7 +6,7 @@ import { createLogger } from '../../log.js';
 import { SyncEvents } from '../../sync/events.js';
 import { runSync, type SyncSummary } from '../../sync/pipeline.js';
 import { attachRunLog } from '../../sync/run-log.js';
-import { buildSyncDeps } from '../../sync/runtime.js';
+import { buildSyncDeps } from '../../composition/index.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { attachProgressBar } from '../reporters/progress.js';

@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import { loadConfig, profileFlag } from '../../config/index.js';
-import { findConnector } from '../../sync/runtime.js';
+import { findConnector } from '../../composition/index.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';

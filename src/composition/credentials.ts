@@ -1,0 +1,93 @@
+/**
+ * Credentials and clients built from config: the SMART token source (EHR side), the Entra token source and push
+ * target (Purview side). Secrets are read here, at the moment a stage first needs them, never from the command line.
+ */
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../clock.js';
+import { readSecret, type Config, type ConnectorConfig } from '../config/index.js';
+import { BridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createDispatcher, fetchVia, resolveNetwork } from '../net/index.js';
+import { CLOUDS, DEFAULT_RESOURCE, createPurviewTokenSource, type EntraCredential } from '../purview/index.js';
+import { createSmartTokenSource, openKeyStore } from '../smart/index.js';
+import type { SyncEvents } from '../sync/events.js';
+import type { PushTarget } from '../sync/pipeline.js';
+
+/** What building credentials needs: no state store, no ids (so `bridge doctor` can build them too). */
+export interface CredentialContext {
+  readonly env: NodeJS.ProcessEnv;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly events: SyncEvents;
+}
+
+/** `config` gives the network section (proxy, CA); without it (or without that section) HTTPS_PROXY etc. from `env` apply. */
+export function buildSmartTokenSource(context: CredentialContext & { readonly config?: Pick<Config, 'network'> }, connector: ConnectorConfig) {
+  const s = connector.smart;
+  const keyStore = openKeyStore(s.keysDir, { logger: context.logger });
+  // Discovery and token requests share one pool: the proxy and CA bundle of the network section.
+  const network = resolveNetwork(context.config?.network, context.env);
+  return createSmartTokenSource({
+    fetch: fetchVia(createDispatcher(network)),
+    fhirBaseUrl: connector.fhir.baseUrl,
+    ...(s.tokenUrl ? { tokenUrl: s.tokenUrl } : {}),
+    clientId: s.clientId,
+    scope: s.scope,
+    key: () => keyStore.activeKey(),
+    ...(s.jku ? { jku: s.jku } : {}),
+    clock: context.clock,
+    logger: context.logger,
+    lifetimeSec: s.assertionLifetimeSec,
+    skewSec: s.clockSkewSec,
+    onRefresh: () => context.events.emit('token', { side: 'smart' }),
+  });
+}
+
+export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.ProcessEnv): EntraCredential {
+  const p = connector.purview;
+  if (p.certificate) {
+    return { kind: 'certificate', privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile'), thumbprintSha256: p.certificate.thumbprintSha256 };
+  }
+  if (!p.secret) throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview: set secret ({env} or {file}) or certificate.');
+  return { kind: 'secret', secret: readSecret(p.secret, env, 'purview.secret') };
+}
+
+export function buildPushTarget(context: CredentialContext & { readonly config?: Pick<Config, 'network'> }, connector: ConnectorConfig): PushTarget {
+  const p = connector.purview;
+  const preset = CLOUDS[p.cloud];
+  const caPem = p.caFile ? readFileOrFail(p.caFile, 'purview.caFile') : undefined;
+  // Entra and ingestion: the network section's proxy and CA bundle, plus purview.caFile (the sandbox).
+  const network = resolveNetwork(context.config?.network, context.env);
+  const tokenSource = createPurviewTokenSource({
+    network,
+    tenantId: p.tenantId,
+    appId: p.appId,
+    credential: buildPurviewCredential(connector, context.env),
+    authorityHost: p.authorityHost ?? preset.authorityHost,
+    resource: p.resource ?? DEFAULT_RESOURCE,
+    ...(caPem ? { caPem } : {}),
+    clock: context.clock,
+    logger: context.logger,
+    onRefresh: () => context.events.emit('token', { side: 'purview' }),
+  });
+  // `network` reaches the upload once PushOptions (src/purview/push.ts) carries it into createHttpsAgent(caPem, network).
+  const target = {
+    ingestionBase: p.ingestionBase ?? preset.ingestionBase,
+    jobId: p.jobId,
+    tokenSource,
+    blockRows: p.blockRows,
+    timeoutMs: p.timeoutMs,
+    ...(caPem ? { caPem } : {}),
+    network,
+  };
+  return target;
+}
+
+function readFileOrFail(path: string, key: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${key}: cannot read ${path}.`, { cause, details: { key, path } });
+  }
+}
+

@@ -1,0 +1,58 @@
+/**
+ * The resolver's batching policy for a stream of events: events are gathered into groups of about `groupSize`; each
+ * group's prefetch fetches only whole `_id=` batches of its Patients/Practitioners, and the few events naming a
+ * resource left in a partial batch wait for a later group (or the end). A long sync so asks for each resource in about
+ * ⌈U/50⌉ + ⌈P/50⌉ requests; events therefore leave in near-time order. When more than a quarter of a group would wait,
+ * the partial batches are fetched at once, so waiting stays bounded.
+ */
+import type { ReferenceRequest } from '../reference-keys.js';
+import type { ReferenceResolver } from './reference-resolver.js';
+
+export interface GroupedItem {
+  readonly references: ReferenceRequest;
+}
+
+export interface PrefetchGroups<T extends GroupedItem> {
+  /** Adds items; returns those whose references are now resolved (a whole group at a time, else none). */
+  add(items: readonly T[]): Promise<T[]>;
+  /** Fetches whatever is held and returns every item still waiting. */
+  finish(): Promise<T[]>;
+  /** Items added and not yet returned. */
+  readonly waiting: number;
+}
+
+const NOTHING_MORE: ReferenceRequest = { keys: [], identifiers: [] };
+
+export function createPrefetchGroups<T extends GroupedItem>(resolver: ReferenceResolver, groupSize: number, signal?: AbortSignal): PrefetchGroups<T> {
+  const maxWaiting = Math.max(1, Math.floor(groupSize / 4));
+  let group: T[] = [];
+  const flush = async (last: boolean): Promise<T[]> => {
+    const pending = group;
+    group = [];
+    await resolver.prefetch(merge(pending.map((item) => item.references)), signal, { holdPartialBatches: !last });
+    const ready: T[] = [];
+    const waiting: T[] = [];
+    for (const item of pending) (item.references.keys.some((key) => resolver.isHeld(key)) ? waiting : ready).push(item);
+    if (waiting.length > maxWaiting) {
+      await resolver.prefetch(NOTHING_MORE, signal); // Too many waiting: fetch the partial batches now.
+      return pending;
+    }
+    group = waiting;
+    return ready;
+  };
+  return {
+    async add(items) {
+      for (const item of items) group.push(item);
+      return group.length >= groupSize ? flush(false) : [];
+    },
+    finish: () => flush(true),
+    get waiting() {
+      return group.length;
+    },
+  };
+}
+
+/** One request for a group of events; the resolver drops duplicates and cached keys itself. */
+function merge(requests: readonly ReferenceRequest[]): ReferenceRequest {
+  return { keys: requests.flatMap((r) => r.keys), identifiers: requests.flatMap((r) => r.identifiers) };
+}

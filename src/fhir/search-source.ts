@@ -1,0 +1,19 @@
+/** The FHIR search source: `AuditEvent?date=ge…&date=lt…` over a window, references resolved by `_id` batches or reads. */
+import type { AuditEvent } from 'fhir/r4.js';
+import type { FhirClient } from './client.js';
+import type { ReferenceResolver } from './reference-resolver.js';
+import { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
+
+export interface SearchSource {
+  check(signal?: AbortSignal): Promise<void>;
+  pages(window: PullWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  readonly resolver: ReferenceResolver;
+}
+
+export function createSearchSource(client: FhirClient, resolver: ReferenceResolver, options: AuditEventPullOptions): SearchSource {
+  return {
+    resolver,
+    check: (signal) => client.requireAuditEventSearch(options.dateParam ?? 'date', signal),
+    pages: (window, signal) => pullAuditEvents(client, { since: window.since, until: window.until }, options, signal),
+  };
+}

@@ -1,0 +1,17 @@
+/**
+ * Where a connector's AuditEvents come from. The pipeline pulls pages of events for a window from a source, resolves
+ * what the mapping references through the source's resolver, and never knows how the events were fetched: FHIR
+ * search today (src/fhir/search-source.ts), Bulk Data `$export` as another implementation.
+ */
+import type { AuditEvent } from 'fhir/r4.js';
+import type { ReferenceResolver } from '../fhir/index.js';
+import type { SyncWindow } from './window.js';
+
+export interface EventSource {
+  /** Checks, before anything is pulled, that the source can serve the run (e.g. /metadata lists AuditEvent search). */
+  check(signal?: AbortSignal): Promise<void>;
+  /** Pages of AuditEvents recorded in the window, in about time order (the ledger and overlap keep each once). */
+  pages(window: SyncWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  /** Resolves the Patients, Practitioners (and other resources) the mapping reads, in batches. */
+  readonly resolver: ReferenceResolver;
+}
