@@ -5,9 +5,9 @@
  * so `--dry-run` works without Purview secrets and a resume-only run without EHR keys.
  */
 import type { Clock } from '../clock.js';
-import type { Config, ConnectorConfig } from '../config/index.js';
+import { fhirSettings, type Config, type ConnectorConfig } from '../config/index.js';
 import { BridgeError } from '../errors.js';
-import { createFhirClient, createReferenceResolver, createSearchSource } from '../fhir/index.js';
+import { createFhirClient, createReferenceResolver, createSearchSource, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { builtinMappingPath, loadMapping, type CompiledMapping, type MappingOverrides } from '../mapping/index.js';
@@ -17,7 +17,7 @@ import type { EventSource } from '../sync/event-source.js';
 import type { SyncEvents } from '../sync/events.js';
 import type { SyncDeps } from '../sync/pipeline.js';
 import type { StateStore } from '../sync/state/index.js';
-import { buildPushTarget, buildSmartTokenSource } from './credentials.js';
+import { buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
 import { leasePolicy } from './process.js';
 
 export interface RuntimeContext {
@@ -56,7 +56,8 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
 
 export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfig): SyncDeps {
   const { config, clock, logger, events } = context;
-  const f = connector.fhir;
+  // A flat-file source without FHIR has no window to read: the FHIR defaults stand in (not used).
+  const f = connector.fhir ?? { overlapMinutes: 0, settleMinutes: 0, initialLookbackHours: 24, prefetchEvents: 2000 };
   return {
     connector: connector.name,
     store: context.store,
@@ -84,9 +85,18 @@ export function destinationOf(connector: ConnectorConfig): string {
   return destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, tenantId: p.tenantId, jobId: p.jobId });
 }
 
-/** FHIR search over the connector's server: the client (token, queue, retries, proxy) and its reference resolver. */
+/** FHIR search over the connector's server, with the client and resolver below. */
 function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): EventSource {
-  const f = connector.fhir;
+  const f = fhirSettings(connector);
+  const { client, resolver } = buildFhirClient(context, connector);
+  return createSearchSource(client, resolver, { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice });
+}
+
+/** The connector's FHIR client (token, queue, retries, size cap, proxy) and its reference resolver: a sync's and the doctor's. */
+export function buildFhirClient(
+  context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'>, connector: ConnectorConfig,
+): { client: FhirClient; resolver: ReferenceResolver } {
+  const f = fhirSettings(connector);
   const client = createFhirClient({
     baseUrl: f.baseUrl,
     tokenSource: buildSmartTokenSource(context, connector),
@@ -102,7 +112,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
   const resolver = createReferenceResolver(client, {
     batchSize: f.referenceBatchSize, cacheSize: f.referenceCacheSize, cacheTtlMs: f.referenceCacheTtlMs, clock: context.clock,
   });
-  return createSearchSource(client, resolver, { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice });
+  return { client, resolver };
 }
 
 function memo<T>(build: () => T): () => T {

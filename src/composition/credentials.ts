@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
-import { readSecret, type Config, type ConnectorConfig } from '../config/index.js';
+import { fhirSettings, readSecret, smartSettings, type Config, type ConnectorConfig } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../net/index.js';
@@ -23,13 +23,13 @@ export interface CredentialContext {
 
 /** `config` gives the network section (proxy, CA); without it (or without that section) HTTPS_PROXY etc. from `env` apply. */
 export function buildSmartTokenSource(context: CredentialContext & { readonly config?: Pick<Config, 'network'> }, connector: ConnectorConfig) {
-  const s = connector.smart;
+  const s = smartSettings(connector);
   const keyStore = openKeyStore(s.keysDir, { logger: context.logger });
   // Discovery and token requests share one pool: the proxy and CA bundle of the network section.
   const network = resolveNetwork(context.config?.network, context.env);
   return createSmartTokenSource({
     fetch: fetchVia(createDispatcher(network)),
-    fhirBaseUrl: connector.fhir.baseUrl,
+    fhirBaseUrl: fhirSettings(connector).baseUrl,
     ...(s.tokenUrl ? { tokenUrl: s.tokenUrl } : {}),
     clientId: s.clientId,
     scope: s.scope,

@@ -126,17 +126,67 @@ const scheduleSchema = z
     if (problem) context.addIssue({ code: 'custom', path: ['cron'], message: `a cron expression of 5 or 6 fields such as "0 2 * * *" (${problem})` });
   });
 
+const resourceType = z.string().regex(/^[A-Z][A-Za-z]{1,63}$/, 'a FHIR resource type such as AuditEvent');
+
+/** Where a connector's audit data comes from. */
+const sourceSchema = z
+  .discriminatedUnion('type', [
+    z.object({ type: z.literal('fhir-search').describe('Page `AuditEvent?date=…` over a time window (the default).') }).strict(),
+    z
+      .object({
+        type: z.literal('bulk-export').describe('SMART Bulk Data `$export`: one asynchronous job, then NDJSON files.'),
+        level: z.enum(['system', 'patient', 'group']).default('system').describe('`{base}/$export`, `/Patient/$export` or `/Group/{groupId}/$export`.'),
+        groupId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id').optional().describe('The Group exported, with level group.'),
+        types: z.array(resourceType).min(1).default(['AuditEvent', 'Patient', 'Practitioner']).describe('`_type` of the export; AuditEvent first.'),
+        pollMinSeconds: z.number().min(1).max(600).default(2).describe('Shortest wait between status polls (the server\'s Retry-After is honoured above it).'),
+        pollMaxMinutes: z.number().min(1).max(10_080).default(240).describe('Give up on an export whose manifest is not ready after this long.'),
+      })
+      .strict(),
+    z
+      .object({
+        type: z.literal('flat-file').describe('Files an EHR export (e.g. Clarity) drops in a folder, pushed as they are.'),
+        dir: z.string().min(1).describe('The drop folder to pick files up from.'),
+        pattern: z.string().min(1).default('*.txt').describe('Glob of the file names taken, e.g. "*.txt" or "access_log_*.csv".'),
+        archiveDir: z.string().min(1).describe('Where done/ and rejected/ files go (same filesystem as dir).'),
+        settleSeconds: z.number().min(0).max(86_400).default(60).describe('A file modified more recently than this is still being written and waits for the next run.'),
+        schema: z.enum(['epic', 'healthcare']).optional().describe('Connector schema of the files; default mapping.schema.'),
+        encoding: z.string().min(1).default('utf-8').describe('Text encoding of the files (converted to UTF-8), e.g. utf-8, windows-1252, latin1, utf-16le.'),
+        enrich: z
+          .object({
+            fhir: z.boolean().default(false).describe('Fill empty patient and employee columns from FHIR (needs the connector\'s fhir and smart sections).'),
+            mrnSystem: z.string().min(1).optional().describe('Identifier system of the MRN in `Patient?identifier=<system>|<mrn>`.'),
+            userSystem: z.string().min(1).optional().describe('Identifier system of the employee id in `Practitioner?identifier=<system>|<id>`.'),
+          })
+          .strict()
+          .default({ fhir: false }),
+      })
+      .strict(),
+  ])
+  .default({ type: 'fhir-search' });
+
 export const connectorSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes').describe('Connector name.'),
-    profile: z.enum(['epic-sandbox']).optional().describe("Presets: 'epic-sandbox' fills fhir.baseUrl and smart.tokenUrl with fhir.epic.com's R4 sandbox (docs/epic-sandbox.md)."),
-    fhir: fhirSchema,
-    smart: smartSchema,
+    profile: z.enum(['epic-sandbox']).optional().describe("Presets: 'epic-sandbox' fills fhir.baseUrl, smart.tokenUrl and smart.scope with fhir.epic.com's R4 sandbox (docs/epic-sandbox.md)."),
+    source: sourceSchema.describe('Where the audit data comes from: fhir-search (default), bulk-export or flat-file.'),
+    fhir: fhirSchema.optional().describe('The FHIR server; required unless the source is flat-file without FHIR enrichment.'),
+    smart: smartSchema.optional().describe('SMART backend-services credentials for the FHIR server; required with fhir.'),
     mapping: mappingSchema.default({ schema: 'epic' }),
     purview: purviewSchema,
     schedule: scheduleSchema.default({ cron: '0 2 * * *', enabled: true }),
   })
-  .strict();
+  .strict()
+  .superRefine((connector, context) => {
+    const needsFhir = connector.source.type !== 'flat-file' || connector.source.enrich.fhir;
+    for (const section of ['fhir', 'smart'] as const) {
+      if (needsFhir && connector[section] === undefined) {
+        context.addIssue({ code: 'custom', path: [section], message: `a ${section} section: the ${connector.source.type} source${connector.source.type === 'flat-file' ? ' with enrich.fhir' : ''} reads the FHIR server` });
+      }
+    }
+    if (connector.source.type === 'bulk-export' && connector.source.level === 'group' && !connector.source.groupId) {
+      context.addIssue({ code: 'custom', path: ['source', 'groupId'], message: 'a Group id with level group' });
+    }
+  });
 
 const stateSchema = z
   .object({

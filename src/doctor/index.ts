@@ -6,13 +6,12 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import type { Config, ConnectorConfig } from '../config/index.js';
+import type { Config, ConnectorConfig, FhirSettings, SmartSettings } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { createFhirClient, createReferenceResolver, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
+import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
 import { formatFillTable, sampleFill, type FillSampleOptions } from './fill-sample.js';
 
 export { DEFAULT_FILL_SAMPLE, formatFillTable, sampleFill, type FillSample, type FillSampleOptions } from './fill-sample.js';
@@ -65,30 +64,9 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
       results.push({ name, status: 'fail', detail: `${e.code}: ${e.message}`, fix: ERROR_CODES[e.code].fix });
     }
   };
-  const smart = connector.smart;
   const runtime = { ...context, events: new SyncEvents() };
-  let tokenUrl = smart.tokenUrl;
-  let fhir: { client: FhirClient; resolver: ReferenceResolver } | undefined;
-  const fhirClient = (): { client: FhirClient; resolver: ReferenceResolver } => (fhir ??= buildFhir(runtime, connector));
-
-  await check('key files present with safe modes', [], () => keyFilesCheck(smart.keysDir));
-  await check('signing kid published in the JWK Set', ['key files present with safe modes'], async () => {
-    const key = await openKeyStore(smart.keysDir, { logger: context.logger }).activeKey();
-    return `kid ${key.kid} (${key.alg}) is in ${join(smart.keysDir, 'jwks.json')}`;
-  });
-  await check('token endpoint discovered', [], async () => {
-    tokenUrl ??= await discoverTokenUrl(connector.fhir.baseUrl, { clientId: smart.clientId, ...(context.fetch ? { fetch: context.fetch } : {}) });
-    return tokenUrl;
-  });
-  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(context, tokenUrl as string));
-  await check('SMART access token obtained', ['signing kid published in the JWK Set', 'token endpoint discovered'], async () => {
-    await buildSmartTokenSource(runtime, connector).getToken();
-    return 'client_credentials grant succeeded';
-  });
-  await check('/metadata lists AuditEvent search', ['SMART access token obtained'], async () => {
-    await fhirClient().client.requireAuditEventSearch(connector.fhir.dateParam);
-    return `AuditEvent search by ${connector.fhir.dateParam} is offered`;
-  });
+  if (connector.fhir && connector.smart) await fhirChecks(check, runtime, connector, connector.fhir, connector.smart);
+  else results.push({ name: 'FHIR server', status: 'skip', detail: `the ${connector.source.type} source reads no FHIR server` });
   await check('Purview job id well-formed', [], () => {
     if (!GUID.test(connector.purview.jobId)) {
       throw new BridgeError('BRG_ERR_CONFIG_INVALID', `purview.jobId "${connector.purview.jobId}" is not a GUID; copy it from the connector page in the Purview portal.`);
@@ -103,10 +81,44 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     const mapping = loadConnectorMapping(connector);
     return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
   });
+  if (connector.fhir) await fillCheck(check, runtime, connector, connector.fhir);
+  return results;
+}
+
+type Check = (name: string, needs: readonly string[], body: () => Promise<CheckOutcome> | CheckOutcome) => Promise<void>;
+type DoctorRuntime = DoctorContext & { events: SyncEvents };
+
+/** The EHR side: keys, token endpoint, clock, token, /metadata. */
+async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: ConnectorConfig, fhir: FhirSettings, smart: SmartSettings): Promise<void> {
+  const context = runtime;
+  let tokenUrl = smart.tokenUrl;
+  await check('key files present with safe modes', [], () => keyFilesCheck(smart.keysDir));
+  await check('signing kid published in the JWK Set', ['key files present with safe modes'], async () => {
+    const key = await openKeyStore(smart.keysDir, { logger: context.logger }).activeKey();
+    return `kid ${key.kid} (${key.alg}) is in ${join(smart.keysDir, 'jwks.json')}`;
+  });
+  await check('token endpoint discovered', [], async () => {
+    tokenUrl ??= await discoverTokenUrl(fhir.baseUrl, { clientId: smart.clientId, ...(context.fetch ? { fetch: context.fetch } : {}) });
+    return tokenUrl;
+  });
+  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(context, tokenUrl as string));
+  await check('SMART access token obtained', ['signing kid published in the JWK Set', 'token endpoint discovered'], async () => {
+    await buildSmartTokenSource(runtime, connector).getToken();
+    return 'client_credentials grant succeeded';
+  });
+  await check('/metadata lists AuditEvent search', ['SMART access token obtained'], async () => {
+    await buildFhirClient(runtime, connector).client.requireAuditEventSearch(fhir.dateParam);
+    return `AuditEvent search by ${fhir.dateParam} is offered`;
+  });
+}
+
+/** Maps a sample of recent events and reports every column's fill. */
+async function fillCheck(check: Check, runtime: DoctorRuntime, connector: ConnectorConfig, fhir: FhirSettings): Promise<void> {
+  const context = runtime;
   await check(FILL_CHECK, ['/metadata lists AuditEvent search', MAPPING_CHECK], async () => {
-    const { client, resolver } = fhirClient();
+    const { client, resolver } = buildFhirClient(runtime, connector);
     const sample = await sampleFill(
-      { client, resolver, mapping: loadConnectorMapping(connector), dateParam: connector.fhir.dateParam, now: context.clock.now() },
+      { client, resolver, mapping: loadConnectorMapping(connector), dateParam: fhir.dateParam, now: context.clock.now() },
       context.sample,
     );
     const window = `${sample.since} – ${sample.until}`;
@@ -116,18 +128,6 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     if (sample.warnings.length === 0) return { status: 'pass', detail: `${counts}; every mandatory and key column is filled in at least 95% of rows`, lines };
     return { status: 'warn', detail: `${counts}; ${sample.warnings.map((warning) => warning.message).join('; ')}`, lines };
   });
-  return results;
-}
-
-/** The FHIR client and reference resolver a sync of this connector would use (same limits, same cache settings). */
-function buildFhir(context: DoctorContext & { events: SyncEvents }, connector: ConnectorConfig): { client: FhirClient; resolver: ReferenceResolver } {
-  const f = connector.fhir;
-  const client = createFhirClient({
-    baseUrl: f.baseUrl, tokenSource: buildSmartTokenSource(context, connector), clock: context.clock, logger: context.logger,
-    concurrency: f.concurrency, requestsPerSecond: f.requestsPerSecond, timeoutMs: f.timeoutMs,
-  });
-  const resolver = createReferenceResolver(client, { batchSize: f.referenceBatchSize, cacheSize: f.referenceCacheSize, cacheTtlMs: f.referenceCacheTtlMs, clock: context.clock });
-  return { client, resolver };
 }
 
 function keyFilesCheck(keysDir: string): string {

@@ -17,8 +17,10 @@ import { openStateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
+import { trackProgress } from './progress.js';
 import { createSyncRunner, type ConnectorSync } from './runner.js';
 import { runSchedule } from './scheduler.js';
+import { statusConnectors, statusReport } from './status.js';
 
 export interface ServiceOptions {
   readonly config: Config;
@@ -38,12 +40,17 @@ export interface Service {
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, clock, logger } = options;
   const store = openStateStore(config.stateDir, clock);
-  const metrics = createMetrics();
   const events = new Map(config.connectors.map((c) => [c.name, new SyncEvents()]));
+  const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));
+  const schedulesOn = options.schedules !== false;
+  const connectors = statusConnectors(config, clock.now());
+  const status = () => statusReport(connectors, store, clock.now(), { schedules: schedulesOn, progress: (name) => trackers.get(name)?.current() });
+  const metrics = createMetrics({ status: () => status().connectors });
   const detaches = config.connectors.flatMap((c) => {
     const connectorEvents = events.get(c.name) as SyncEvents;
     return [metrics.observe(connectorEvents, c.name), attachRunLog(connectorEvents, join(config.stateDir, 'runs'), clock)];
   });
+  for (const tracker of trackers.values()) detaches.push(() => tracker.detach());
   const sync: ConnectorSync = (name, request) => {
     const context = {
       config, env: options.env, clock, logger, events: events.get(name) as SyncEvents, store, newId: uuidSource, onFhirRequest: metrics.fhirRequest,
@@ -55,15 +62,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let ready = true;
   const app = await buildApp({
     connectors: config.connectors.map((c) => c.name),
-    runner, store, metrics, logger,
-    jwks: () => openKeyStore(config.connectors[0]?.smart.keysDir ?? 'keys', { logger }).publicJwks(),
+    runner, store, metrics, logger, status,
+    watchStatus: (listener) => {
+      const stops = [...trackers.values()].map((tracker) => tracker.onChange(listener));
+      return () => stops.forEach((stop) => stop());
+    },
+    rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
+    jwks: () => openKeyStore(config.connectors[0]?.smart?.keysDir ?? 'keys', { logger }).publicJwks(),
     jwksMaxAgeSec: config.server.jwksMaxAgeSec,
     apiTokenHashes: apiTokenHashes(config, options.env),
     rateLimitMax: config.server.rateLimitMax,
     isReady: () => ready,
   });
   const schedules = new AbortController();
-  if (options.schedules !== false) {
+  if (schedulesOn) {
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
         isRunning: (name: string) => runner.isRunning(name),

@@ -14,4 +14,9 @@ export interface EventSource {
   pages(window: SyncWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
   /** Resolves the Patients, Practitioners (and other resources) the mapping reads, in batches. */
   readonly resolver: ReferenceResolver;
+  /**
+   * After the pages: the instant up to which the source's events are complete, when that is not the window's end (a
+   * Bulk Data export covers up to its manifest's transactionTime). The run records it and the watermark moves to it.
+   */
+  coveredUntil?(): string | undefined;
 }

@@ -109,7 +109,7 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
   if (backfill && !request.dryRunOut) refuseBeyondLedger(deps, window, watermark);
   // Purview credentials are read now, so a missing secret stops the run before hours of pulling, not after.
   if (!request.dryRunOut) deps.purview();
-  const run = startRun(deps, window, request, backfill);
+  let run = startRun(deps, window, request, backfill);
   request.onRunId?.(run.id);
   const files = runFiles(deps.stateDir, run.id);
   const spoolPath = request.dryRunOut ?? files.spoolPath;
@@ -117,6 +117,11 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
   try {
     const pulled = await pullToSpool(deps, run, window, pullFiles, request);
     warnAboutFill(deps, pulled.fill);
+    if (pulled.coveredUntil !== undefined && pulled.coveredUntil !== run.until) {
+      // The source says how far its events are complete (e.g. an export's transactionTime): the watermark moves there.
+      deps.store.updateRun(run.id, { until: pulled.coveredUntil });
+      run = { ...run, until: pulled.coveredUntil };
+    }
     if (request.dryRunOut) {
       removeFiles(pullFiles.indexPath, files.rejectsPath);
       deps.store.completeRun(run.id, { counts: pulled.counts });

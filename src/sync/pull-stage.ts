@@ -22,6 +22,8 @@ export interface PullResult {
   rejectReasons: Record<string, number>;
   /** Per mandatory or key column, how many rows were left empty. */
   fill?: FillReport;
+  /** The source's own end of what it delivered (EventSource.coveredUntil), when not the window's. */
+  coveredUntil?: string;
 }
 
 export interface PullFiles {
@@ -77,6 +79,8 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
   result.fill = step.fill();
+  const covered = source.coveredUntil?.();
+  if (covered !== undefined) result.coveredUntil = covered;
   return result;
 }
 

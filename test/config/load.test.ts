@@ -30,8 +30,8 @@ describe('loadConfig', () => {
   it('fills documented defaults and freezes the result', () => {
     const config = loadConfig({ base: minimal, env: {} });
     const c = config.connectors[0];
-    expect(c?.fhir.concurrency).toBe(4);
-    expect(c?.smart.scope).toBe('system/AuditEvent.read system/Patient.read system/Practitioner.read');
+    expect(c?.fhir?.concurrency).toBe(4);
+    expect(c?.smart?.scope).toBe('system/AuditEvent.read system/Patient.read system/Practitioner.read');
     expect(c?.purview.blockRows).toBe(100_000);
     expect(c?.mapping.schema).toBe('epic');
     expect(config.server.host).toBe('127.0.0.1');
@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     });
     expect(config.stateDir).toBe('/from/flag');
     expect(config.logLevel).toBe('debug');
-    expect(config.connectors[0]?.fhir.pageSize).toBe(75);
+    expect(config.connectors[0]?.fhir?.pageSize).toBe(75);
   });
 
   it('lists every bad key with the value and the expected form', () => {
@@ -104,11 +104,11 @@ describe('profiles', () => {
   it("epic-sandbox presets fhir.epic.com's R4 base and token URL, and explicit values win", () => {
     const { fhir: _fhir, ...rest } = minimal.connectors[0] as Record<string, unknown>;
     const config = loadConfig({ base: { connectors: [{ ...rest, profile: 'epic-sandbox' }] }, env: {} });
-    expect(config.connectors[0]?.fhir.baseUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4');
-    expect(config.connectors[0]?.smart.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
+    expect(config.connectors[0]?.fhir?.baseUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4');
+    expect(config.connectors[0]?.smart?.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
     const own = loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.profile': 'epic-sandbox' } });
-    expect(own.connectors[0]?.fhir.baseUrl).toBe('https://ehr.example.org/api/FHIR/R4');
-    expect(own.connectors[0]?.smart.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
+    expect(own.connectors[0]?.fhir?.baseUrl).toBe('https://ehr.example.org/api/FHIR/R4');
+    expect(own.connectors[0]?.smart?.tokenUrl).toBe('https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token');
   });
 });
 
@@ -138,5 +138,30 @@ describe('errors that say what, never a secret', () => {
     expect(thrown(() => loadConfig({ base: ftp, env: {} })).message).toContain('connectors.0.fhir.baseUrl: got "ftp://ehr.example.org/R4"; expected an http:// or https:// URL');
     const fileIngest = { connectors: [{ ...minimal.connectors[0], purview: { ...minimal.connectors[0]?.purview, ingestionBase: 'file:///etc/passwd' } }] };
     expect(thrown(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
+  });
+});
+
+describe('sources', () => {
+  const purview = minimal.connectors[0]?.purview;
+  it('defaults to fhir-search, which needs the fhir and smart sections', () => {
+    expect(loadConfig({ base: minimal, env: {} }).connectors[0]?.source).toEqual({ type: 'fhir-search' });
+    const error = thrown(() => loadConfig({ base: { connectors: [{ name: 'x', purview }] }, env: {} }));
+    expect(error.message).toContain('connectors.0.fhir: got nothing; expected a fhir section: the fhir-search source reads the FHIR server');
+  });
+
+  it('a flat-file source needs no FHIR server unless it enriches from one', () => {
+    const drop = { type: 'flat-file', dir: '/drop', archiveDir: '/archive' };
+    const config = loadConfig({ base: { connectors: [{ name: 'clarity', source: drop, purview }] }, env: {} });
+    expect(config.connectors[0]?.source).toEqual({ ...drop, pattern: '*.txt', settleSeconds: 60, encoding: 'utf-8', enrich: { fhir: false } });
+    expect(config.connectors[0]?.fhir).toBeUndefined();
+    const enriching = thrown(() => loadConfig({ base: { connectors: [{ name: 'clarity', source: { ...drop, enrich: { fhir: true } }, purview }] }, env: {} }));
+    expect(enriching.message).toContain('the flat-file source with enrich.fhir reads the FHIR server');
+  });
+
+  it('a bulk-export source by group needs the group id', () => {
+    const base = { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export', level: 'group' } }] };
+    expect(thrown(() => loadConfig({ base, env: {} })).message).toContain('connectors.0.source.groupId: got nothing; expected a Group id with level group');
+    const ok = loadConfig({ base: { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export' } }] }, env: {} });
+    expect(ok.connectors[0]?.source).toMatchObject({ type: 'bulk-export', level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'], pollMinSeconds: 2 });
   });
 });

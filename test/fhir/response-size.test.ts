@@ -61,7 +61,7 @@ describe('response size cap', () => {
         purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
       }],
     }, 'test');
-    expect(config.connectors[0]?.fhir.maxResponseBytes).toBe(32 * 1024 * 1024);
+    expect(config.connectors[0]?.fhir?.maxResponseBytes).toBe(32 * 1024 * 1024);
     expect(DEFAULT_MAX_RESPONSE_BYTES).toBe(32 * 1024 * 1024);
   });
 });

@@ -24,6 +24,7 @@ import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 const root = resolve(import.meta.dirname, '../..');
 interface Healthcheck { test?: string[] }
 interface Service {
+  build?: string | { context?: string; target?: string };
   profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[];
   environment?: Record<string, string>; network_mode?: string; depends_on?: string[] | Record<string, { condition?: string }>;
   working_dir?: string; healthcheck?: Healthcheck;
@@ -66,7 +67,7 @@ describe('docker-compose.yml and Dockerfile', () => {
     for (const service of Object.values(compose.services)) {
       if (service.command) assertBridgeArgs(service.command);
       const shell = service.entrypoint?.join(' ') ?? '';
-      for (const match of shell.matchAll(/dist\/cli\/main\.js ([^;&]+)/g)) assertBridgeArgs((match[1] ?? '').trim().split(/\s+/));
+      for (const match of shell.matchAll(/(?:dist\/cli\/main\.js|src\/cli\/main\.ts) ([^;&]+)/g)) assertBridgeArgs((match[1] ?? '').trim().split(/\s+/));
     }
     const cmd = /CMD \["([^"]+)"\]/.exec(dockerfile)?.[1];
     assertBridgeArgs([cmd ?? 'missing']);
@@ -76,6 +77,7 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(compose.services['bridge-sandbox']?.entrypoint?.join(' ')).toContain(`node ${BRIDGE_NODE_OPTIONS} dist/cli/main.js serve`);
     for (const service of Object.values(compose.services)) {
       for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) ?dist\/cli\/main\.js/g)) expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
+      for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) --import tsx src\/cli\/main\.ts/g)) expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
     }
     for (const script of ['bridge', 'demo']) expect(packageJson.scripts[script]).toContain(`node ${BRIDGE_NODE_OPTIONS} --import tsx src/cli/main.ts`);
     // dist/ is what `npm run build` writes from src/: the entry point must be the compiled CLI entry.
@@ -155,7 +157,31 @@ describe('docker-compose.yml and Dockerfile', () => {
     const config = loadConfig({ path: resolve(root, 'deploy/bridge.config.yaml'), env: { ...production.environment } });
     const targets = new Map((production.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]]));
     expect(compose.volumes).toHaveProperty(targets.get(config.stateDir) ?? 'missing');
-    expect(compose.volumes).toHaveProperty(targets.get(config.connectors[0]?.smart.keysDir ?? '') ?? 'missing');
+    expect(compose.volumes).toHaveProperty(targets.get(config.connectors[0]?.smart?.keysDir ?? '') ?? 'missing');
+  });
+
+  it('the production image (the default target) has no sandbox; only the sandbox service builds the sandbox target', () => {
+    const stages = [...dockerfile.matchAll(/^FROM (\S+)(?: AS (\S+))?$/gm)].map((m) => ({ from: m[1], name: m[2] }));
+    // The last stage is the default target of `docker build .` and of every service without a target: the runtime.
+    expect(stages.at(-1)).toEqual({ from: 'runtime', name: undefined });
+    expect(stages.map((stage) => stage.name)).toContain('sandbox');
+    const stage = (name: string): string => dockerfile.slice(dockerfile.search(new RegExp(`^FROM \\S+ AS ${name}$`, 'm'))).split(/^FROM /m)[1] ?? '';
+    // The runtime copies everything from the pruned stage, which checks that no sandbox package or dist/sandbox is left.
+    expect(stage('runtime')).not.toMatch(/--from=build\b/);
+    expect(stage('production-deps')).toMatch(/npm prune --omit=dev/);
+    for (const path of ['node_modules/@medplum', 'node_modules/selfsigned', 'node_modules/tsx', 'dist/sandbox']) expect(stage('production-deps')).toContain(`test ! -e ${path}`);
+    // The sandbox target adds the dev dependencies and the sources (dist/ is compiled without the sandbox).
+    expect(stage('sandbox')).toMatch(/COPY --from=build \/app\/node_modules \.\/node_modules/);
+    expect(stage('sandbox')).toMatch(/COPY --from=build \/app\/src \.\/src/);
+    expect(parse(readFileSync(resolve(root, 'tsconfig.build.json'), 'utf8')).exclude).toContain('src/sandbox');
+    for (const [name, service] of services) {
+      const target = typeof service.build === 'object' ? service.build.target : undefined;
+      expect(target, name).toBe(name === 'sandbox' ? 'sandbox' : undefined);
+      // Only the sandbox target can run `bridge sandbox` (from the sources); every other service runs the production image's dist/.
+      const shell = service.entrypoint?.join(' ') ?? '';
+      if (name === 'sandbox') expect(shell).toMatch(/ --import tsx src\/cli\/main\.ts sandbox /);
+      else expect(shell).not.toMatch(/src\/|tsx| sandbox /);
+    }
   });
 
   it('sandbox profile: the bridge waits for a healthy (freshly written) sandbox and is given an API token', () => {
@@ -230,11 +256,18 @@ describe('docker compose --profile sandbox, run without Docker', () => {
   }
 
   it('starts the sandbox, creates a 0600 API token, and a sync triggered with it completes', async () => {
-    // The image's `node`, except that dist/cli/main.js (the compiled CLI) runs from src/ through tsx.
+    // The image's `node`, except that dist/cli/main.js (the compiled CLI) runs from src/ through tsx, and the sandbox
+    // target's src/cli/main.ts and tsx are this checkout's.
     mkdirSync(join(dir, '.bin'));
     writeFileSync(join(dir, '.bin/node'), [
       '#!/bin/sh',
-      'for a; do shift; if [ "$a" = dist/cli/main.js ]; then set -- "$@" --import "$BRIDGE_TSX" "$BRIDGE_CLI"; else set -- "$@" "$a"; fi; done',
+      'for a; do shift; case "$a" in',
+      '  dist/cli/main.js) set -- "$@" --import "$BRIDGE_TSX" "$BRIDGE_CLI" ;;',
+      // The sandbox target's own sources and tsx (its dev dependencies): this checkout's.
+      '  src/cli/main.ts) set -- "$@" "$BRIDGE_CLI" ;;',
+      '  tsx) set -- "$@" "$BRIDGE_TSX" ;;',
+      '  *) set -- "$@" "$a" ;;',
+      'esac; done',
       'exec "$BRIDGE_REAL_NODE" "$@"',
       '',
     ].join('\n'));

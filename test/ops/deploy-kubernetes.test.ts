@@ -179,18 +179,18 @@ describe('deploy/kubernetes manifests', () => {
     expect(pvc['spec'].accessModes).toEqual(['ReadWriteOnce']);
     const secrets = new Map(ofKind('Secret').map((s) => [s.metadata.name, Object.keys(s['stringData'] ?? {})]));
     const connector = config.connectors[0];
-    expect(imageVolumes.sort()).toEqual([config.stateDir, connector?.smart.keysDir].sort());
+    expect(imageVolumes.sort()).toEqual([config.stateDir, connector?.smart?.keysDir].sort());
     for (const [name, pod] of pods) {
       const at = mounts(pod, mainContainer(pod));
       expect(at.get(config.stateDir)?.persistentVolumeClaim?.claimName, name).toBe(pvc.metadata.name);
-      for (const c of config.connectors) expect(at.get(c.smart.keysDir)?.emptyDir, `${name}: ${c.smart.keysDir}`).toBeDefined();
+      for (const c of config.connectors) expect(at.get(c.smart?.keysDir ?? "")?.emptyDir, `${name}: ${c.smart?.keysDir}`).toBeDefined();
       // The init container copies the keys Secret into that emptyDir and makes the private keys 0600.
       const init = pod.initContainers?.find((c) => c.name === 'keys');
       const initAt = mounts(pod, init as Container);
       const keysSecretPath = [...initAt].find(([, v]) => v.secret?.secretName === 'bridge-smart-keys')?.[0];
       expect(keysSecretPath, name).toBeDefined();
-      expect(initAt.get(connector?.smart.keysDir ?? '')?.emptyDir, name).toBeDefined();
-      expect(init?.command?.join(' '), name).toBe(`sh -c cp -L ${keysSecretPath}/* ${connector?.smart.keysDir}/ && chmod 0600 ${connector?.smart.keysDir}/*.pem`);
+      expect(initAt.get(connector?.smart?.keysDir ?? '')?.emptyDir, name).toBeDefined();
+      expect(init?.command?.join(' '), name).toBe(`sh -c cp -L ${keysSecretPath}/* ${connector?.smart?.keysDir}/ && chmod 0600 ${connector?.smart?.keysDir}/*.pem`);
 
       // Every { file } secret the pod's runs read sits under a Secret volume, named by one of its keys.
       const refs = [...config.connectors.map((c) => c.purview.secret), ...(name.startsWith('Deployment') ? [config.server.apiTokens] : [])];

@@ -124,7 +124,7 @@ describe('deploy/systemd units', () => {
   });
 
   it('the shipped config keeps its files in the state directory and names secrets the units load as credentials', () => {
-    for (const path of [config.stateDir, ...config.connectors.map((c) => c.smart.keysDir)]) expect(path.startsWith('/var/lib/bridge/')).toBe(true);
+    for (const path of [config.stateDir, ...config.connectors.map((c) => c.smart?.keysDir ?? "")]) expect(path.startsWith('/var/lib/bridge/')).toBe(true);
     // Only bridge.service reads the API tokens (at start).
     expect(config.server.apiTokens).toEqual({ file: '/run/credentials/bridge.service/api-tokens' });
     expect(credentials(serve, 'main').get('api-tokens')).toBe('/etc/bridge/credentials/api-tokens');

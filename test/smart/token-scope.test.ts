@@ -73,7 +73,7 @@ describe('the epic-sandbox profile', () => {
 
   it('requests only the scopes Epic\'s sandbox serves, which its token server grants; an explicit smart.scope wins', async () => {
     const config = loadConfig({ base: { connectors: [{ ...connector, profile: 'epic-sandbox' }] }, env: {} });
-    const scope = config.connectors[0]?.smart.scope ?? '';
+    const scope = config.connectors[0]?.smart?.scope ?? '';
     expect(scope).toBe('system/Patient.read system/Practitioner.read');
     expect(scope).not.toContain('AuditEvent');
 
@@ -81,6 +81,6 @@ describe('the epic-sandbox profile', () => {
     expect(terse.verifyAccessToken(await tokens.getToken())?.scope).toBe('Patient.read Practitioner.read');
 
     const own = loadConfig({ base: { connectors: [{ ...connector, profile: 'epic-sandbox', smart: { clientId: 'x', scope: 'system/Patient.read' } }] }, env: {} });
-    expect(own.connectors[0]?.smart.scope).toBe('system/Patient.read');
+    expect(own.connectors[0]?.smart?.scope).toBe('system/Patient.read');
   });
 });

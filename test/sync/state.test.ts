@@ -29,7 +29,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(2);
+    expect(db.pragma('user_version', { simple: true })).toBe(3);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -208,5 +208,19 @@ describe('leases', () => {
       a.close();
       b.close();
     }
+  });
+});
+
+describe('source state', () => {
+  it('keeps a value per connector and name across reopen, and deletes it', () => {
+    const { dir, store: s } = fresh();
+    s.setSourceState('main', 'bulk-export', '{"status":"https://x/status/1"}');
+    s.setSourceState('other', 'bulk-export', '{"status":"https://x/status/2"}');
+    s.close();
+    store = openStateStore(dir, new ManualClock(0));
+    expect(store.getSourceState('main', 'bulk-export')).toBe('{"status":"https://x/status/1"}');
+    store.setSourceState('main', 'bulk-export', undefined);
+    expect(store.getSourceState('main', 'bulk-export')).toBeUndefined();
+    expect(store.getSourceState('other', 'bulk-export')).toBe('{"status":"https://x/status/2"}');
   });
 });

@@ -117,4 +117,12 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE pending_seen_v2 RENAME TO pending_seen;
    ALTER TABLE runs ADD COLUMN backfill INTEGER NOT NULL DEFAULT 0;
    ALTER TABLE runs ADD COLUMN details TEXT;`,
+  // v3: what a source needs to resume across runs and machines (a Bulk Data export's status URL, the files done).
+  `CREATE TABLE source_state (
+     connector TEXT NOT NULL,
+     name TEXT NOT NULL,
+     value TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (connector, name)
+   ) WITHOUT ROWID;`,
 ];

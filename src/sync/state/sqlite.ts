@@ -86,6 +86,11 @@ class SqliteStateStore implements StateStore {
       stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded_ms) VALUES (?, ?, ?)'),
       promote: db.prepare('INSERT OR IGNORE INTO seen_events (connector, event_key, recorded_ms) SELECT ?, event_key, recorded_ms FROM pending_seen WHERE run_id = ?'),
       dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
+      sourceState: db.prepare<[string, string], { value: string }>('SELECT value FROM source_state WHERE connector = ? AND name = ?'),
+      setSourceState: db.prepare(
+        'INSERT INTO source_state (connector, name, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (connector, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+      ),
+      dropSourceState: db.prepare('DELETE FROM source_state WHERE connector = ? AND name = ?'),
     };
   }
 
@@ -155,6 +160,15 @@ class SqliteStateStore implements StateStore {
     this.db.transaction(() => {
       for (const event of seen) this.stmt.stage.run(runId, event.key, event.recordedMs);
     })();
+  }
+
+  getSourceState(connector: string, name: string): string | undefined {
+    return this.stmt.sourceState.get(connector, name)?.value;
+  }
+
+  setSourceState(connector: string, name: string, value: string | undefined): void {
+    if (value === undefined) this.stmt.dropSourceState.run(connector, name);
+    else this.stmt.setSourceState.run(connector, name, value, this.nowIso());
   }
 
   pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void {

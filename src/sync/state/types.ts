@@ -108,6 +108,12 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
    */
   completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number }): void;
+  /**
+   * A source's own resumable state, by connector and name (JSON text, no PHI): e.g. a Bulk Data export's status URL and
+   * the files already read, so a run that died on one machine is finished on another. Undefined deletes it.
+   */
+  getSourceState(connector: string, name: string): string | undefined;
+  setSourceState(connector: string, name: string, value: string | undefined): void;
   /** Keys of the events in blocks flagged possibly duplicated: what Purview may hold twice. */
   flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string>;
   /** Forgets delivery acknowledgements older than `beforeMs` for one destination and source. */

@@ -1,0 +1,191 @@
+/**
+ * Each connector at a glance, from the state store alone, so the page, `GET /v1/status`, `bridge status` and the metrics
+ * agree whichever process ran the syncs (a `bridge sync` from cron and a `bridge serve` share the state directory).
+ * Health: "failing" when the last run that is not in flight failed (or was left unfinished); else "late" when the lag
+ * (now − watermark) is over the connector's late threshold or nothing was ever synced; else "ok". Counts, states and
+ * reason codes only: no PHI.
+ */
+import type { Config } from '../config/index.js';
+import { connectorLeaseName } from '../sync/lease.js';
+import type { RunCounts, RunRecord, RunState, RunTrigger, StateStore } from '../sync/state/index.js';
+import { nextFireTime } from './scheduler.js';
+
+export type Health = 'ok' | 'late' | 'failing';
+
+/** Live progress of the run in flight in this process (src/server/progress.ts). */
+export interface RunProgress {
+  readonly runId: string;
+  readonly phase: 'pulling' | 'pushing';
+  readonly startedAt: string;
+  readonly events: number;
+  /** Rows written to the spool (during the pull), or the spool's rows once it is complete. */
+  readonly rows: number;
+  readonly rejects: number;
+  /** Rows Purview acknowledged in this run, plus rows the ledger says it acknowledged before. */
+  readonly rowsAcked: number;
+  readonly blocksAcked: number;
+  /** An estimate (acknowledged + what is left ÷ block size), known once the spool is complete. */
+  readonly blocksTotal?: number;
+}
+
+export interface RunBrief {
+  readonly id: string;
+  readonly state: RunState;
+  readonly trigger: RunTrigger;
+  readonly startedAt: string;
+  readonly finishedAt?: string;
+  readonly durationSeconds?: number;
+  readonly counts: RunCounts;
+  readonly error?: { readonly code: string; readonly message: string };
+}
+
+export interface InFlight {
+  readonly runId?: string;
+  /** Who holds the connector's run lease, e.g. "bridge serve (http)" or "bridge sync (pid 4242 on host-1)". */
+  readonly holder: string;
+  readonly since: string;
+  /** Only for a run of this process: another process's counts reach the state at its checkpoints. */
+  readonly progress?: RunProgress;
+}
+
+export interface ConnectorStatus {
+  readonly name: string;
+  readonly health: Health;
+  /** Why, in words, for a person and a monitoring check's output. */
+  readonly reason: string;
+  readonly watermark?: string;
+  readonly lagSeconds?: number;
+  readonly lateAfterSeconds: number;
+  readonly lastRun?: RunBrief;
+  readonly lastSuccess?: { readonly runId: string; readonly finishedAt: string };
+  /** When `bridge serve` starts the next scheduled run (absent when schedules are off for it). */
+  readonly nextRunAt?: string;
+  readonly schedule: { readonly cron: string; readonly timezone?: string; readonly enabled: boolean };
+  readonly inFlight?: InFlight;
+}
+
+export interface StatusReport {
+  readonly now: string;
+  /** True when every connector is "ok". */
+  readonly healthy: boolean;
+  readonly connectors: readonly ConnectorStatus[];
+}
+
+/** What status needs of a connector's config; the late threshold is derived once, at start. */
+export interface StatusConnector {
+  readonly name: string;
+  readonly cron: string;
+  readonly timezone?: string;
+  readonly scheduleEnabled: boolean;
+  readonly lateAfterMs: number;
+}
+
+export interface StatusOptions {
+  /** This process runs the schedules (`bridge serve` without --no-schedules): next run times are shown. */
+  readonly schedules: boolean;
+  /** The live progress of a run this process has in flight. */
+  readonly progress?: (connector: string) => RunProgress | undefined;
+}
+
+/** Runs looked at for the last run and the last success (a connector running hourly sees about eight days). */
+const RUNS_SCANNED = 200;
+
+export function statusConnectors(config: Pick<Config, 'connectors' | 'server'>, nowMs: number): StatusConnector[] {
+  const explicit = lateAfterMinutes(config.server);
+  return config.connectors.map((c) => {
+    const entry = { connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) };
+    // One missed run is tolerated: late after two of the schedule's longest gaps, plus the settle delay the window keeps.
+    const lateAfterMs = explicit !== undefined ? explicit * 60_000 : 2 * longestGapMs(entry, nowMs) + (c.fhir?.settleMinutes ?? 0) * 60_000;
+    return { name: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}), scheduleEnabled: c.schedule.enabled, lateAfterMs };
+  });
+}
+
+/** `server.lateAfterMinutes` when the config schema has it; read defensively so this works before and after it is added. */
+function lateAfterMinutes(server: object): number | undefined {
+  const value = (server as { lateAfterMinutes?: unknown }).lateAfterMinutes;
+  return typeof value === 'number' && value > 0 ? value : undefined;
+}
+
+/** The longest gap between the next dozen fire times: "weekdays at 02:00" has a three-day gap at the weekend. */
+export function longestGapMs(entry: { connector: string; cron: string; timezone?: string }, nowMs: number): number {
+  let longest = 0;
+  let previous = nextFireTime(entry, nowMs);
+  for (let i = 0; previous && i < 12; i++) {
+    const next = nextFireTime(entry, previous.getTime());
+    if (!next) break;
+    longest = Math.max(longest, next.getTime() - previous.getTime());
+    previous = next;
+  }
+  return longest || 86_400_000;
+}
+
+export function statusReport(connectors: readonly StatusConnector[], store: StateStore, nowMs: number, options: StatusOptions): StatusReport {
+  const statuses = connectors.map((c) => connectorStatus(c, store, nowMs, options));
+  return { now: new Date(nowMs).toISOString(), healthy: statuses.every((s) => s.health === 'ok'), connectors: statuses };
+}
+
+export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: number, options: StatusOptions): ConnectorStatus {
+  const watermark = store.getWatermark(c.name);
+  const runs = store.listRuns({ connector: c.name, limit: RUNS_SCANNED }).filter((r) => !r.dryRun);
+  const inFlight = inFlightRun(c.name, store, runs, nowMs, options.progress?.(c.name));
+  const last = runs.find((r) => r.id !== inFlight?.runId);
+  const success = runs.find((r) => r.state === 'completed' && r.finishedAt);
+  const lagSeconds = watermark === undefined ? undefined : Math.max(0, Math.round((nowMs - Date.parse(watermark)) / 1000));
+  const lateAfterSeconds = Math.round(c.lateAfterMs / 1000);
+  const next = options.schedules && c.scheduleEnabled ? nextFireTime({ connector: c.name, cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}) }, nowMs) : undefined;
+  const [health, reason] = judge(last, lagSeconds, lateAfterSeconds);
+  return {
+    name: c.name, health, reason, lateAfterSeconds,
+    ...(watermark !== undefined ? { watermark } : {}),
+    ...(lagSeconds !== undefined ? { lagSeconds } : {}),
+    ...(last ? { lastRun: brief(last) } : {}),
+    ...(success?.finishedAt ? { lastSuccess: { runId: success.id, finishedAt: success.finishedAt } } : {}),
+    ...(next ? { nextRunAt: next.toISOString() } : {}),
+    schedule: { cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}), enabled: c.scheduleEnabled },
+    ...(inFlight ? { inFlight } : {}),
+  };
+}
+
+function judge(last: RunRecord | undefined, lagSeconds: number | undefined, lateAfterSeconds: number): [Health, string] {
+  if (last && last.state === 'failed') return ['failing', `the last run failed: ${last.error?.code ?? 'BRG_ERR_INTERNAL'}`];
+  if (last && last.state !== 'completed') {
+    // Left 'running' or 'pushing' by a crash or a stop, and no process holds its lease: the next run resumes or redoes it.
+    return ['failing', `the last run stopped before it finished${last.error ? `: ${last.error.code}` : ''}; the next run resumes it`];
+  }
+  if (lagSeconds === undefined) return ['late', 'no run has completed yet'];
+  if (lagSeconds > lateAfterSeconds) return ['late', `lag ${formatDuration(lagSeconds)} is over ${formatDuration(lateAfterSeconds)}`];
+  return ['ok', `lag ${formatDuration(lagSeconds)}`];
+}
+
+/** The run in flight: this process's (with live progress), or whoever holds the connector's lease across processes. */
+function inFlightRun(connector: string, store: StateStore, runs: readonly RunRecord[], nowMs: number, progress: RunProgress | undefined): InFlight | undefined {
+  const lease = store.readLease(connectorLeaseName(connector));
+  const held = lease !== undefined && lease.expiresMs > nowMs;
+  if (progress) return { runId: progress.runId, holder: held ? lease.holder.command : 'this service', since: progress.startedAt, progress };
+  if (!held) return undefined;
+  const active = runs.find((r) => r.state === 'running' || r.state === 'pushing');
+  const { holder } = lease;
+  return { ...(active ? { runId: active.id } : {}), holder: `${holder.command} (pid ${holder.pid} on ${holder.host})`, since: holder.since };
+}
+
+export function brief(run: RunRecord): RunBrief {
+  const durationSeconds = run.finishedAt ? Math.max(0, (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000) : undefined;
+  return {
+    id: run.id, state: run.state, trigger: run.trigger, startedAt: run.startedAt, counts: run.counts,
+    ...(run.finishedAt ? { finishedAt: run.finishedAt } : {}),
+    ...(durationSeconds !== undefined ? { durationSeconds } : {}),
+    ...(run.error ? { error: run.error } : {}),
+  };
+}
+
+/** "45 s", "12 min", "3 h 20 min", "2 d 4 h": for reasons and the CLI (the page formats its own). */
+export function formatDuration(totalSeconds: number): string {
+  const s = Math.max(0, Math.round(totalSeconds));
+  if (s < 60) return `${s} s`;
+  const minutes = Math.floor(s / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return minutes % 60 ? `${hours} h ${minutes % 60} min` : `${hours} h`;
+  const days = Math.floor(hours / 24);
+  return hours % 24 ? `${days} d ${hours % 24} h` : `${days} d`;
+}
