@@ -1,10 +1,14 @@
 /**
  * `bridge` entry point: the one place that touches process (argv, env, signals, exit code) and prints errors.
  */
+import { CommanderError } from 'commander';
 import { systemClock } from '../clock.js';
 import { ERROR_CODES, toBridgeError } from '../errors.js';
 import type { CliContext } from './context.js';
 import { buildProgram } from './program.js';
+
+/** Commander's codes for output the user asked for. */
+const USAGE_SHOWN = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
 
 const stop = new AbortController();
 const abort = new AbortController();
@@ -31,7 +35,12 @@ const ctx: CliContext = {
 try {
   await buildProgram(ctx).parseAsync(process.argv);
 } catch (error) {
-  const bridgeError = toBridgeError(error);
-  process.stderr.write(`error ${bridgeError.code}: ${bridgeError.message}\n  what to do: ${ERROR_CODES[bridgeError.code].fix}\n`);
-  process.exitCode = bridgeError.exitCode;
+  if (error instanceof CommanderError) {
+    // Commander already printed its message (unknown option, missing argument) and the usage; help and version are not errors.
+    process.exitCode = USAGE_SHOWN.has(error.code) ? 0 : ERROR_CODES.BRG_ERR_INPUT_INVALID.exit;
+  } else {
+    const bridgeError = toBridgeError(error);
+    process.stderr.write(`error ${bridgeError.code}: ${bridgeError.message}\n  what to do: ${ERROR_CODES[bridgeError.code].fix}\n`);
+    process.exitCode = bridgeError.exitCode;
+  }
 }

@@ -16,7 +16,17 @@ export function buildProgram(ctx: CliContext): Command {
     .addCommand(sandboxCommand(ctx))
     .addCommand(demoCommand(ctx));
   for (const command of extraCommands(ctx)) program.addCommand(command);
+  exitOverrideEverywhere(program);
   return program;
+}
+
+/**
+ * Commander would end the process itself (exit 1 for an unknown option, 0 for a missing required one); instead it
+ * throws a CommanderError the entry point turns into exit 2, the CLI's code for bad input, as the README's table says.
+ */
+function exitOverrideEverywhere(command: Command): void {
+  command.exitOverride();
+  for (const sub of command.commands) exitOverrideEverywhere(sub);
 }
 
 /** The version in package.json (one directory above src/ and dist/ alike). */
