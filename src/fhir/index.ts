@@ -9,3 +9,4 @@ export { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './
 export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './reference-resolver.js';
 export { createPrefetchGroups, type GroupedItem, type PrefetchGroups } from './prefetch-groups.js';
 export { createSearchSource, type SearchSource } from './search-source.js';
+export { FhirError, type FhirOutcome } from './fhir-error.js';

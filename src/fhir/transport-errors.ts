@@ -6,6 +6,7 @@
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
 import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText, type RetryVerdict } from '../http.js';
+import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
 import { httpFailureOf, outcomeCodes, outcomeText } from './outcome.js';
 
@@ -95,28 +96,29 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   const failure = httpFailureOf(error);
   if (isRetryable(error)) {
     const last = failure ? `HTTP ${failure.status} (${bodyText(failure.data).replace(/\.$/, '')})` : isTimeout(error) ? 'a timeout' : networkErrorText(error);
-    return new BridgeError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
-      ...(failure ? {} : { cause: error }),
-      details: { status: failure?.status ?? 0, resourceType: label.resourceType, attempts: retries + 1 },
+    return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
+      status: failure?.status ?? 0, resourceType: label.resourceType,
+      ...(failure ? { outcome: { text: bodyText(failure.data), codes: outcomeCodes(failure.data) } } : { cause: error }),
+      details: { attempts: retries + 1 },
     });
   }
   if (!failure) return error;
   const text = bodyText(failure.data);
-  const details = { status: failure.status, resourceType: label.resourceType, outcome: text, outcomeCode: outcomeCodes(failure.data)[0] };
+  const fields = { status: failure.status, resourceType: label.resourceType, outcome: { text, codes: outcomeCodes(failure.data) } };
   if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
     // A search answers an empty Bundle when nothing matches; 404/405 means the endpoint itself is missing. (A read's
     // 404 is one missing resource; a next page's is a broken link, reported as it is.)
     const next = label.action === 'metadata'
       ? 'Check fhir.baseUrl points at the FHIR R4 base.'
       : `Check fhir.baseUrl, and ask the EHR team to enable ${label.resourceType} search.`;
-    return new BridgeError(
+    return new FhirError(
       'BRG_ERR_FHIR_NOT_SUPPORTED',
       `${what} answered HTTP ${failure.status} (${text.replace(/\.$/, '')}): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything. ${next}`,
-      { details },
+      fields,
     );
   }
   const hint = failure.status === 401 ? ' The access token was rejected twice: check the SMART client and its scopes.' : '';
-  return new BridgeError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, { details });
+  return new FhirError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, fields);
 }
 
 function tooLargeError(error: ResponseTooLargeError, label: RequestLabel, what: string, limit: number): BridgeError {

@@ -7,6 +7,7 @@
  * these calls only. One token serves every block until shortly before it expires (createCachedTokenSource); msal's
  * own cache is bypassed so a 401 really gets a new token.
  */
+import { PurviewError } from './purview-error.js';
 import { AuthError, ConfidentialClientApplication, ServerError, type Configuration } from '@azure/msal-node';
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
@@ -55,7 +56,7 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
   const fetchOnce = async (): Promise<{ accessToken: string; expiresInSec: number }> => {
     // skipCache: our cache decides when to refresh; msal's would hand back the token Purview just refused.
     const result = await app.acquireTokenByClientCredential({ scopes, skipCache: true });
-    if (!result?.accessToken) throw new BridgeError('BRG_ERR_PURVIEW_AUTH', `Entra ID returned no access token for app ${options.appId}.`);
+    if (!result?.accessToken) throw new PurviewError('BRG_ERR_PURVIEW_AUTH', `Entra ID returned no access token for app ${options.appId}.`, { status: 200 });
     const expiresInSec = network.lastExpiresInSec() ?? 300;
     options.logger.debug({ tenantId: options.tenantId, appId: options.appId, expiresInSec }, 'purview token acquired');
     return { accessToken: result.accessToken, expiresInSec };
@@ -124,15 +125,13 @@ function toAuthError(error: unknown, options: PurviewAuthOptions, network: MsalN
   if (refusal) return proxyRefusedError(refusal, `Entra ID token request for ${who}`);
   const networkFailure = network.lastFailure();
   if (networkFailure !== undefined) {
-    return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`, { cause: error });
+    return new PurviewError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`, { cause: error, status: 0 });
   }
   if (error instanceof AuthError) {
     const aadsts = /AADSTS\d+[^.\r\n]*/.exec(error.errorMessage)?.[0];
     const what = [error.errorCode, aadsts].filter(Boolean).join(': ');
-    return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Entra ID refused a token for ${who}: ${what}.`, {
-      cause: error, details: { errorCode: error.errorCode },
-    });
+    return new PurviewError('BRG_ERR_PURVIEW_AUTH', `Entra ID refused a token for ${who}: ${what}.`, { cause: error, status: 400, reason: what });
   }
   const what = error instanceof Error ? error.message.slice(0, 200) : 'unknown failure';
-  return new BridgeError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${what}.`, { cause: error });
+  return new PurviewError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${what}.`, { cause: error, status: 0 });
 }

@@ -14,3 +14,4 @@ export { pushEventSpool, pushRowFile, DEFAULT_BLOCK_ROWS, DEFAULT_PUSH_TIMEOUT_M
 export {
   DEFAULT_MAX_LINE_BYTES, MANDATORY_COLUMNS, normalizeFlatFile, type ConnectorSchema as ConnectorSchemaName, type NormalizedFile,
 } from '../connector-file/index.js';
+export { PurviewError } from './purview-error.js';

@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import { BridgeError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter, type RetryVerdict } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
+import { PurviewError } from './purview-error.js';
 import { UploadNetworkError, type BlockResponse } from './upload.js';
 
 /** A non-2xx HTTP answer to an upload. */
@@ -60,7 +61,7 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
   const where = `block ${block.index} of this push (job ${block.jobId})`;
   const said = purviewSaid(error);
   const [code, message] = permanentMessage(error.status, where, said);
-  return new BridgeError(code, message, { cause: error, details: { status: error.status, index: block.index, reason: said || undefined } });
+  return new PurviewError(code, message, { cause: error, status: error.status, blockIndex: block.index, reason: said });
 }
 
 function permanentMessage(status: number, where: string, said: string): [ErrorCode, string] {
@@ -78,10 +79,10 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
 }
 
 function unavailable(last: string, block: BlockContext, cause: unknown): BridgeError {
-  return new BridgeError(
+  return new PurviewError(
     'BRG_ERR_PURVIEW_UNAVAILABLE',
     `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.`,
-    { cause, details: { index: block.index, attempts: block.attempts } },
+    { cause, status: cause instanceof UploadStatusError ? cause.status : 0, blockIndex: block.index, attempts: block.attempts },
   );
 }
 

@@ -1,3 +1,4 @@
+import { FhirError } from '../../src/fhir/index.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -191,6 +192,10 @@ describe('errors and limits', () => {
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
     expect(error.details).toMatchObject({ status: 400, resourceType: 'Patient' });
     expect(String(error.details['outcome'])).toContain('"bogus"');
+    // One typed upstream error: the status and the OperationOutcome travel with it.
+    expect(error).toBeInstanceOf(FhirError);
+    expect((error as FhirError).status).toBe(400);
+    expect((error as FhirError).outcome?.text).toContain('"bogus"');
     expect(error.message).toMatch(/^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 400: /);
     expect(`${error.message} ${JSON.stringify(error.details)}`).not.toContain('MRN4');
     expect(error.cause).toBeUndefined();

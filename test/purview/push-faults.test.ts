@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
-import { destinationKey, pushRowFile, type NormalizedFile, type PushEvent, type PushOptions, type RangeRecord } from '../../src/purview/index.js';
+import { destinationKey, PurviewError, pushRowFile, type NormalizedFile, type PushEvent, type PushOptions, type RangeRecord } from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
 import type { StateStore } from '../../src/sync/state/index.js';
 import { InstantClock } from '../support/manual-clock.js';
@@ -147,6 +147,9 @@ describe('permanent answers', () => {
     const error = await failure(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain(`Purview rejected block 0 of this push (job ${run.app.jobId}) with 400 "The file could not be validated."`);
+    // One typed upstream error carrying the status and Purview's words.
+    expect(error).toBeInstanceOf(PurviewError);
+    expect(error).toMatchObject({ status: 400, reason: 'The file could not be validated.', blockIndex: 0 });
     expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([]);
     expect(run.ranges()).toEqual([['unknown', 10]]);
   });

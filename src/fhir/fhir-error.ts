@@ -1,0 +1,31 @@
+/**
+ * The one error type of an upstream FHIR failure: a BridgeError (stable code, exit code, fix) that also carries the
+ * HTTP status and what the server's OperationOutcome said, for callers that decide by them (a 4113 search-session
+ * expiry, a 404 on a read). The text is cleaned of identifiers before it gets here.
+ */
+import { BridgeError, type ErrorCode, type ErrorDetails } from '../errors.js';
+
+export interface FhirOutcome {
+  /** The OperationOutcome's diagnostics/details text, cleaned; or a quoted excerpt of a body that was not FHIR. */
+  readonly text: string;
+  /** Its issue codes (Epic's own numeric codes among them, e.g. "4113"). */
+  readonly codes: readonly string[];
+}
+
+export class FhirError extends BridgeError {
+  override readonly name: string = 'FhirError';
+  /** HTTP status of the last answer; 0 when none arrived (network error, timeout). */
+  readonly status: number;
+  readonly resourceType: string;
+  readonly outcome: FhirOutcome | undefined;
+
+  constructor(code: ErrorCode, message: string, fields: { status: number; resourceType: string; outcome?: FhirOutcome; cause?: unknown; details?: ErrorDetails }) {
+    super(code, message, {
+      ...(fields.cause === undefined ? {} : { cause: fields.cause }),
+      details: { status: fields.status, resourceType: fields.resourceType, outcome: fields.outcome?.text, outcomeCode: fields.outcome?.codes[0], ...fields.details },
+    });
+    this.status = fields.status;
+    this.resourceType = fields.resourceType;
+    this.outcome = fields.outcome;
+  }
+}
