@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   BRG_ERR_STATE: { http: 500, exit: 6, fix: 'Check the state directory is writable and not used by another process.' },
   BRG_ERR_RUN_IN_PROGRESS: { http: 409, exit: 6, fix: 'A run of this connector is already in flight; wait for it or check GET /v1/runs.' },
   BRG_ERR_ABORTED: { http: 503, exit: 130, fix: 'The run was cancelled; the next run resumes from the last checkpoint.' },
+  BRG_ERR_SANDBOX_UNAVAILABLE: { http: 500, exit: 2, fix: 'The offline sandbox is a development tool, not part of a production install: run it from a clone with `npm ci && npm run demo` (or `npm run sandbox`), or install the dev dependencies with `npm ci --include=dev` and run it from the sources; with Docker, `docker compose --profile sandbox up` (the image\'s sandbox target).' },
   BRG_ERR_INTERNAL: { http: 500, exit: 1, fix: 'Unexpected failure; report it with the run log (it contains no PHI).' },
 } as const satisfies Record<string, ErrorCodeInfo>;
 

@@ -21,6 +21,9 @@ import { generateDataset, type GeneratedDataset, type GeneratorOptions } from '.
 import { createGeneratedBackend } from './generated-backend.js';
 import { SANDBOX_IDS } from './epic-ids.js';
 
+/** The row digest the demo takes of what it wrote, to compare with the ingestion emulator's (loaded with the sandbox). */
+export { createRowDigest, type RowDigest, type RowDigestValue } from './row-digest.js';
+
 export interface SandboxOptions {
   /** Where the sandbox writes its client key, CA, secret and config. Created 0700. */
   readonly dir: string;

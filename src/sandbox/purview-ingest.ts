@@ -12,7 +12,6 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BridgeError } from '../errors.js';
-import { DEFAULT_RESOURCE } from '../purview/clouds.js';
 import type { EntraEmulator } from './entra.js';
 import { BodyTooLargeError, readBody } from './http-body.js';
 import { createRowDigest, type RowDigest, type RowDigestValue } from './row-digest.js';
@@ -42,7 +41,7 @@ export type IngestFault =
 export interface PurviewIngestOptions {
   readonly verifyAccessToken: EntraEmulator['verifyAccessToken'];
   readonly tls?: SandboxCertificate;
-  /** Token audience required. Default DEFAULT_RESOURCE. */
+  /** Token audience required. Default INGESTION_RESOURCE. */
   readonly audience?: string;
   /**
    * 'rows' keeps every row (tests read them); 'count' keeps row counts only (benchmarks); 'digest' keeps counts and a
@@ -72,6 +71,14 @@ export interface PurviewIngestEmulator {
 }
 
 export const JOB_APP_MISMATCH = 'jobId and corresponding appId do not match.';
+
+/**
+ * The ingestion service's App ID URI, the audience its tokens must carry, stated here rather than taken from the
+ * bridge (a wrong constant there must fail against the emulator, not pass): the resource Microsoft's push scripts use
+ * for every cloud since their PR #15 (March 2025), purview-protocol.md §1.3; https://github.com/microsoft/m365-compliance-connector-sample-scripts.
+ * test/ops/emulator-constants.test.ts checks the bridge's DEFAULT_RESOURCE against it.
+ */
+export const INGESTION_RESOURCE = 'https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1';
 
 interface Job {
   readonly appId: string;
@@ -164,7 +171,7 @@ function authorize(state: IngestState, url: URL, request: IncomingMessage): Job 
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
   const claims = bearer === undefined ? undefined : state.options.verifyAccessToken(bearer);
   if (!claims) throw new Rejection(401, 'a valid bearer token from Entra ID is required');
-  const audience = state.options.audience ?? DEFAULT_RESOURCE;
+  const audience = state.options.audience ?? INGESTION_RESOURCE;
   if (claims.audience !== audience) throw new Rejection(401, `the token audience ${claims.audience} is not ${audience}`);
   const job = state.jobs.get(jobId.toLowerCase());
   if (!job || job.appId.toLowerCase() !== claims.appId.toLowerCase()) throw new Rejection(403, JOB_APP_MISMATCH, JOB_APP_MISMATCH);

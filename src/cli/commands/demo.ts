@@ -6,13 +6,12 @@ import { findConnector } from '../../sync/runtime.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';
-import { addSandboxDataOptions, intFlag, sandboxOptionsFrom } from './sandbox.js';
-import { createRowDigest, type RowDigestValue } from '../../sandbox/row-digest.js';
+import { addSandboxDataOptions, intFlag, loadSandbox, sandboxOptionsFrom, type SandboxModule, type SandboxRowDigestValue } from './sandbox.js';
 import { runFiles } from '../../sync/run-files.js';
 import { join } from 'node:path';
 
 /** The digest of the rows the run wrote, read back from its spool line by line (the header is not a row). */
-async function digestOfSpool(stateDir: string, runId: string): Promise<RowDigestValue> {
+async function digestOfSpool(createRowDigest: SandboxModule['createRowDigest'], stateDir: string, runId: string): Promise<SandboxRowDigestValue> {
   const digest = createRowDigest();
   const lines = createInterface({ input: createReadStream(runFiles(stateDir, runId).spoolPath, 'utf8'), crlfDelay: Infinity });
   let header = true;
@@ -42,8 +41,8 @@ export function demoCommand(ctx: CliContext): Command {
     .description('Start the offline sandbox in-process, run a full sync against it, and compare what was sent with what the ingestion emulator accepted.')
     .option('--block-rows <n>', 'rows per upload block (small by default so the demo shows several sequential blocks)', '250')
     .action(async (flags: DemoFlags) => {
+      const { startSandbox, createRowDigest } = await loadSandbox('demo'); // loaded only by the commands that run it
       rmSync(flags.dir, { recursive: true, force: true });
-      const { startSandbox } = await import('../../sandbox/index.js'); // loaded only by the commands that run it
       const options = sandboxOptionsFrom(flags);
       const backend = flags.backend ?? ((options.data?.events ?? 0) > MEMORY_BACKEND_MAX_EVENTS ? 'generated' : 'memory');
       // The emulator keeps a digest of the rows, not the rows: a million-row demo stays within the process's heap cap.
@@ -59,7 +58,7 @@ export function demoCommand(ctx: CliContext): Command {
         ctx.print(`sandbox up (${backend} backend): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
         const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { since: start, until: end, progress: false });
         formatSummary(summary).forEach((line) => ctx.print(line));
-        const written = await digestOfSpool(config.stateDir, summary.runId);
+        const written = await digestOfSpool(createRowDigest, config.stateDir, summary.runId);
         const accepted = sandbox.ingest.accepted(sandbox.ids.jobId);
         const received = sandbox.ingest.rowDigest(sandbox.ids.jobId);
         const headers = new Set(accepted.map((block) => block.header));

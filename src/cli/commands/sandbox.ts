@@ -1,7 +1,72 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
-import type { SandboxOptions } from '../../sandbox/index.js';
+import type { ConfigInput } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
 import type { CliContext } from '../context.js';
+
+/**
+ * The offline sandbox is a development tool: its packages (@medplum/*, selfsigned) are dev dependencies and
+ * tsconfig.build.json compiles dist/ without src/sandbox/. So nothing here refers to src/sandbox/ in a way TypeScript
+ * follows (an `import type`, or `import()` of a string literal, would compile the sandbox into dist/ again): the module
+ * is loaded from a specifier held in a variable and typed by the interfaces below, which
+ * test/ops/sandbox-boundary.test.ts checks the real module satisfies.
+ */
+const SANDBOX_MODULE = '../../sandbox/index.js';
+
+/** What `bridge sandbox` and `bridge demo` pass to startSandbox (src/sandbox/index.ts SandboxOptions). */
+export interface SandboxStartOptions {
+  readonly dir: string;
+  readonly data?: { readonly seed?: number; readonly events?: number; readonly patients?: number; readonly practitioners?: number };
+  readonly backend?: 'memory' | 'generated';
+  readonly listAuditEvent?: boolean;
+  readonly ingestRecord?: 'rows' | 'count' | 'digest';
+}
+
+/** A digest of a multiset of rows (src/sandbox/row-digest.ts). */
+export interface SandboxRowDigestValue { readonly rows: number; readonly sum: string; readonly xor: string }
+
+/** The parts of a running sandbox (src/sandbox/index.ts Sandbox) the two commands read. */
+export interface RunningSandbox {
+  readonly auth: { readonly tokenUrl: string };
+  readonly fhir: { readonly baseUrl: string };
+  readonly entra: { readonly authorityHost: string };
+  readonly ingest: {
+    readonly baseUrl: string;
+    accepted(jobId: string): ReadonlyArray<{ readonly header: string }>;
+    rowDigest(jobId: string): SandboxRowDigestValue;
+  };
+  readonly dataset: { readonly options: { readonly seed: number; readonly events: number; readonly patients: number; readonly practitioners: number; readonly start: string; readonly end: string } };
+  readonly ids: { readonly jobId: string };
+  readonly config: ConfigInput;
+  readonly configPath: string;
+  close(): Promise<void>;
+}
+
+/** The sandbox module as the CLI uses it. Function-typed properties, so parameter types are checked both ways. */
+export interface SandboxModule {
+  readonly startSandbox: (options: SandboxStartOptions) => Promise<RunningSandbox>;
+  readonly createRowDigest: () => { add(row: string): void; value(): SandboxRowDigestValue };
+}
+
+/**
+ * Loads the sandbox when a command runs it (never at start-up: the emulators stay out of `bridge sync`'s memory). In a
+ * production install (`npm ci --omit=dev`, the Docker image, a dist/ compiled without it) it cannot be loaded, and
+ * `BRG_ERR_SANDBOX_UNAVAILABLE` (exit 2) says how to get it.
+ */
+export async function loadSandbox(command: 'sandbox' | 'demo'): Promise<SandboxModule> {
+  try {
+    return (await import(SANDBOX_MODULE)) as SandboxModule;
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
+    const missing = /Cannot find (?:package|module) '([^']+)'/.exec(error instanceof Error ? error.message : '')?.[1] ?? 'a module';
+    const why = /(^|[\\/])sandbox[\\/]index\.js$/.test(missing)
+      ? 'this build of the bridge is compiled without it (dist/ has no sandbox/)'
+      : `${missing} is not installed (the sandbox's packages are dev dependencies)`;
+    throw new BridgeError('BRG_ERR_SANDBOX_UNAVAILABLE', `\`bridge ${command}\` needs the offline sandbox, a development tool that this installation does not include: ${why}.`, {
+      cause: error, details: { missing },
+    });
+  }
+}
 
 interface SandboxFlags {
   dir: string;
@@ -20,7 +85,7 @@ export function intFlag(name: string, value: string): number {
   return n;
 }
 
-export function sandboxOptionsFrom(flags: SandboxFlags): SandboxOptions {
+export function sandboxOptionsFrom(flags: SandboxFlags): SandboxStartOptions {
   return {
     dir: resolve(flags.dir),
     data: {
@@ -49,7 +114,7 @@ export function sandboxCommand(ctx: CliContext): Command {
     .option('--no-audit-event', 'imitate Epic\'s public server: /metadata lists no AuditEvent')
     .addOption(new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices(['memory', 'generated']))
     .action(async (flags: SandboxFlags) => {
-      const { startSandbox } = await import('../../sandbox/index.js'); // the emulators stay out of `bridge sync`'s memory
+      const { startSandbox } = await loadSandbox('sandbox');
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));
       const window = sandbox.dataset.options;
       ctx.print(`Epic-like SMART token endpoint  ${sandbox.auth.tokenUrl}`);
