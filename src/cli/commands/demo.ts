@@ -1,26 +1,13 @@
-import { Command } from 'commander';
-import { createReadStream, rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { Command, Option } from 'commander';
+import { rmSync } from 'node:fs';
 import { loadConfig } from '../../config/index.js';
-import { findConnector } from '../../sync/runtime.js';
+import { findConnector } from '../../composition/index.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';
-import { addSandboxDataOptions, intFlag, loadSandbox, sandboxOptionsFrom, type SandboxModule, type SandboxRowDigestValue } from './sandbox.js';
-import { runFiles } from '../../sync/run-files.js';
+import { demoSource, DEMO_SOURCES, type DemoSourceName } from './demo-sources.js';
+import { addSandboxDataOptions, intFlag, loadSandbox, sandboxOptionsFrom } from './sandbox.js';
 import { join } from 'node:path';
-
-/** The digest of the rows the run wrote, read back from its spool line by line (the header is not a row). */
-async function digestOfSpool(createRowDigest: SandboxModule['createRowDigest'], stateDir: string, runId: string): Promise<SandboxRowDigestValue> {
-  const digest = createRowDigest();
-  const lines = createInterface({ input: createReadStream(runFiles(stateDir, runId).spoolPath, 'utf8'), crlfDelay: Infinity });
-  let header = true;
-  for await (const line of lines) {
-    if (!header) digest.add(line);
-    header = false;
-  }
-  return digest.value();
-}
 
 interface DemoFlags {
   dir: string;
@@ -30,6 +17,7 @@ interface DemoFlags {
   practitioners: string;
   blockRows: string;
   backend?: 'memory' | 'generated';
+  source: DemoSourceName;
 }
 
 /** Above this many events the sandbox serves its data lazily: loading a million resources into memory is neither quick nor small. */
@@ -40,6 +28,7 @@ export function demoCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('demo'), 'state/demo')
     .description('Start the offline sandbox in-process, run a full sync against it, and compare what was sent with what the ingestion emulator accepted.')
     .option('--block-rows <n>', 'rows per upload block (small by default so the demo shows several sequential blocks)', '250')
+    .addOption(new Option('--source <type>', 'where the connector reads the audit data').choices([...DEMO_SOURCES]).default('fhir-search'))
     .action(async (flags: DemoFlags) => {
       const { startSandbox, createRowDigest } = await loadSandbox('demo'); // loaded only by the commands that run it
       rmSync(flags.dir, { recursive: true, force: true });
@@ -51,14 +40,15 @@ export function demoCommand(ctx: CliContext): Command {
         // Spool files kept until the digest of what was written is taken, then removed (they hold the generated PHI).
         // The sandbox is on loopback with no EHR to protect: a large data set is pulled in big pages at full speed.
         const fast = backend === 'generated' ? { 'connectors.0.fhir.pageSize': 1000, 'connectors.0.fhir.requestsPerSecond': 1000, 'connectors.0.fhir.maxResultsPerSlice': 10_000_000 } : {};
+        const source = await (await demoSource(flags.source))({ sandbox, createRowDigest, dir: flags.dir });
         const config = loadConfig({
-          base: sandbox.config, env: ctx.env, flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows), retainFiles: true, ...fast },
+          base: sandbox.config, env: ctx.env,
+          flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows), retainFiles: true, ...fast, ...source.configFlags },
         });
-        const { start, end } = sandbox.dataset.options;
-        ctx.print(`sandbox up (${backend} backend): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
-        const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { since: start, until: end, progress: false });
+        ctx.print(`sandbox up (${backend} backend, ${flags.source} source): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
+        const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { ...source.window, progress: false });
         formatSummary(summary).forEach((line) => ctx.print(line));
-        const written = await digestOfSpool(createRowDigest, config.stateDir, summary.runId);
+        const written = await source.written(config, summary);
         const accepted = sandbox.ingest.accepted(sandbox.ids.jobId);
         const received = sandbox.ingest.rowDigest(sandbox.ids.jobId);
         const headers = new Set(accepted.map((block) => block.header));
