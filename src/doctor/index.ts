@@ -6,7 +6,12 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import type { Config, ConnectorConfig, FhirSettings, SmartSettings } from '../config/index.js';
+import { readFileSync } from 'node:fs';
+import { request } from 'undici';
+import { PROFILES, type Config, type ConnectorConfig, type FhirSettings, type SmartSettings } from '../config/index.js';
+import { createDispatcher, fetchVia, resolveNetwork, routeOf } from '../net/index.js';
+import { CLOUDS } from '../purview/index.js';
+import { createHttpsAgent } from '../purview/https-pool.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
@@ -44,6 +49,8 @@ export interface DoctorContext {
   readonly maxSkewMs?: number;
   /** Which recent AuditEvents the fill check maps (default: the last 200 of the last 24 h). */
   readonly sample?: FillSampleOptions;
+  /** False when no config file was given (`--profile … --client-id …`): the Purview checks are skipped. */
+  readonly purviewConfigured?: boolean;
 }
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -67,6 +74,20 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
   const runtime = { ...context, events: new SyncEvents() };
   if (connector.fhir && connector.smart) await fhirChecks(check, runtime, connector, connector.fhir, connector.smart);
   else results.push({ name: 'FHIR server', status: 'skip', detail: `the ${connector.source.type} source reads no FHIR server` });
+  if (context.purviewConfigured === false) results.push({ name: 'Purview', status: 'skip', detail: 'no config file: the Purview side is not configured' });
+  else await purviewChecks(check, runtime, connector);
+  await check(MAPPING_CHECK, [], () => {
+    const mapping = loadConnectorMapping(connector);
+    return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
+  });
+  if (connector.fhir) await fillCheck(check, runtime, connector, connector.fhir);
+  return results;
+}
+
+type Check = (name: string, needs: readonly string[], body: () => Promise<CheckOutcome> | CheckOutcome) => Promise<void>;
+
+/** The Purview side: job id, Entra token, and the ingestion host reachable (TLS, through the proxy when set). */
+async function purviewChecks(check: Check, runtime: DoctorRuntime, connector: ConnectorConfig): Promise<void> {
   await check('Purview job id well-formed', [], () => {
     if (!GUID.test(connector.purview.jobId)) {
       throw new BridgeError('BRG_ERR_CONFIG_INVALID', `purview.jobId "${connector.purview.jobId}" is not a GUID; copy it from the connector page in the Purview portal.`);
@@ -77,15 +98,8 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     await buildPushTarget(runtime, connector).tokenSource.getToken();
     return 'Entra ID client_credentials grant succeeded';
   });
-  await check(MAPPING_CHECK, [], () => {
-    const mapping = loadConnectorMapping(connector);
-    return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
-  });
-  if (connector.fhir) await fillCheck(check, runtime, connector, connector.fhir);
-  return results;
+  await check('Purview ingestion host reachable', [], () => ingestionReachable(runtime, connector));
 }
-
-type Check = (name: string, needs: readonly string[], body: () => Promise<CheckOutcome> | CheckOutcome) => Promise<void>;
 type DoctorRuntime = DoctorContext & { events: SyncEvents };
 
 /** The EHR side: keys, token endpoint, clock, token, /metadata. */
@@ -97,11 +111,13 @@ async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: Conne
     const key = await openKeyStore(smart.keysDir, { logger: context.logger }).activeKey();
     return `kid ${key.kid} (${key.alg}) is in ${join(smart.keysDir, 'jwks.json')}`;
   });
+  const preset = connector.profile ? ` (preset by profile ${connector.profile})` : ' (from the config)';
   await check('token endpoint discovered', [], async () => {
-    tokenUrl ??= await discoverTokenUrl(fhir.baseUrl, { clientId: smart.clientId, ...(context.fetch ? { fetch: context.fetch } : {}) });
-    return tokenUrl;
+    if (tokenUrl) return `${tokenUrl}${connector.profile && PROFILES[connector.profile]?.smart.tokenUrl === tokenUrl ? preset : ' (from smart.tokenUrl)'}; FHIR base ${fhir.baseUrl}${connector.profile && PROFILES[connector.profile]?.fhir.baseUrl === fhir.baseUrl ? preset : ''}`;
+    tokenUrl = await discoverTokenUrl(fhir.baseUrl, { clientId: smart.clientId, fetch: context.fetch ?? networkFetch(runtime) });
+    return `${tokenUrl} (discovered from ${fhir.baseUrl}/.well-known/smart-configuration)`;
   });
-  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(context, tokenUrl as string));
+  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(runtime, tokenUrl as string));
   await check('SMART access token obtained', ['signing kid published in the JWK Set', 'token endpoint discovered'], async () => {
     await buildSmartTokenSource(runtime, connector).getToken();
     return 'client_credentials grant succeeded';
@@ -139,10 +155,16 @@ function keyFilesCheck(keysDir: string): string {
   return `${keys.length} key(s), active ${activeKid}, private key mode 600`;
 }
 
-async function skewCheck(context: DoctorContext, tokenUrl: string): Promise<string> {
+async function skewCheck(context: DoctorRuntime, tokenUrl: string): Promise<CheckOutcome> {
   const before = context.clock.now();
   // Any answer carries a Date header; a GET to a token endpoint is refused harmlessly.
-  const response = await (context.fetch ?? fetch)(tokenUrl, { method: 'GET' });
+  let response: Response;
+  try {
+    response = await (context.fetch ?? networkFetch(context))(tokenUrl, { method: 'GET' });
+  } catch (error) {
+    // Not a clock problem: say so plainly, with what was tried and what failed (no internal error).
+    return { status: 'warn', detail: `could not reach ${new URL(tokenUrl).origin} to compare clocks (${networkCode(error)}); check the network or network.proxy, then run doctor again` };
+  }
   await response.body?.cancel();
   const serverMs = Date.parse(response.headers.get('date') ?? '');
   if (Number.isNaN(serverMs)) return 'the token server sent no Date header; skew not measured';
@@ -153,6 +175,43 @@ async function skewCheck(context: DoctorContext, tokenUrl: string): Promise<stri
     throw new BridgeError('BRG_ERR_SMART_INVALID_CLIENT', `This host's clock is ${Math.round(skewMs / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead. Sync the clock (NTP).`);
   }
   return `${Math.round(skewMs / 1000)} s (limit ±${limit / 1000} s; the Date header has 1 s resolution)`;
+}
+
+/** Any HTTP answer from the ingestion host proves DNS, the route (through the proxy when set) and the TLS handshake. */
+async function ingestionReachable(context: DoctorRuntime, connector: ConnectorConfig): Promise<string> {
+  const p = connector.purview;
+  const base = p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase;
+  const network = resolveNetwork(context.config.network, context.env);
+  const dispatcher = createHttpsAgent(p.caFile ? readFileSync(p.caFile, 'utf8') : undefined, network);
+  try {
+    const response = await request(`${base.replace(/\/+$/, '')}/`, { method: 'HEAD', dispatcher, headersTimeout: 15_000, bodyTimeout: 15_000 });
+    await response.body.dump();
+    const route = routeOf(network, base);
+    return `${new URL(base).host} answered HTTP ${response.statusCode} over TLS (${route === 'direct' ? 'direct' : `through the proxy ${route}`})`;
+  } catch (error) {
+    throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', `Cannot reach the ingestion host ${new URL(base).host} (${networkCode(error)}); check purview.cloud / purview.ingestionBase, the firewall and network.proxy.`, { cause: error });
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/** The proxy (and CA bundle) of the network section, for the doctor's own requests. */
+function networkFetch(context: DoctorRuntime): typeof fetch {
+  return fetchVia(createDispatcher(resolveNetwork(context.config.network, context.env)));
+}
+
+/** The first error code in a cause chain (ECONNREFUSED, UND_ERR_CONNECT_TIMEOUT, …): names no URL or secret. */
+function networkCode(error: unknown): string {
+  const queue: unknown[] = [error];
+  for (let seen = 0; queue.length > 0 && seen < 10; seen++) {
+    const current = queue.shift();
+    if (!(current instanceof Error)) continue;
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code)) return code;
+    // A refused connection to several addresses arrives as an AggregateError of one error each.
+    queue.push(current.cause, ...(current instanceof AggregateError ? current.errors : []));
+  }
+  return error instanceof Error ? error.message.slice(0, 80) : 'network error';
 }
 
 export function formatChecks(results: readonly CheckResult[]): string[] {

@@ -154,3 +154,50 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
     return file;
   }
 });
+
+describe('bridge doctor tells the truth (#20.3)', () => {
+  it('checks that the ingestion host answers over TLS, and says the route', async () => {
+    const r = Object.fromEntries((await doctorResults(listed)).map((c) => [c.name, c]));
+    expect(r['Purview ingestion host reachable']).toMatchObject({ status: 'pass', detail: expect.stringMatching(/^127\.0\.0\.1:\d+ answered HTTP \d{3} over TLS \(direct\)$/) });
+    expect(r['token endpoint discovered']?.detail).toMatch(/\(from smart\.tokenUrl\)/);
+  });
+
+  it('a clock check that cannot reach the token server warns plainly; an unreachable ingestion host fails naming it', async () => {
+    const port = await closedPort();
+    const config = loadConfig({ base: listed.sandbox.config, env: {}, flags: { 'connectors.0.smart.tokenUrl': `http://127.0.0.1:${port}/token`, 'connectors.0.purview.ingestionBase': `https://127.0.0.1:${port}` } });
+    const results = await runDoctor({ config, env: {}, clock: systemClock, logger: silentLogger() }, findConnector(config, 'sandbox'));
+    const r = Object.fromEntries(results.map((c) => [c.name, c]));
+    expect(r['clock skew against the token server']).toMatchObject({ status: 'warn', detail: `could not reach http://127.0.0.1:${port} to compare clocks (ECONNREFUSED); check the network or network.proxy, then run doctor again` });
+    expect(r['Purview ingestion host reachable']).toMatchObject({ status: 'fail' });
+    expect(r['Purview ingestion host reachable']?.detail).toContain(`Cannot reach the ingestion host 127.0.0.1:${port} (ECONNREFUSED)`);
+    expect(results.some((c) => c.detail.includes('BRG_ERR_INTERNAL'))).toBe(false);
+  });
+
+  it('runs with --profile epic-sandbox --client-id and no config file, saying what is preset, with the exit code of the README', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const root = join(import.meta.dirname, '../..');
+    const cwd = mkdtempSync(join(tmpdir(), 'bridge-doctor-'));
+    const env = { ...process.env, BRIDGE_CONFIG: '' };
+    delete env.BRIDGE_CONFIG;
+    const run = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor', '--profile', 'epic-sandbox', '--client-id', 'abc-123'], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status, run.stderr).toBe(1);
+    expect(run.stdout).toContain('PASS  token endpoint discovered: https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token (preset by profile epic-sandbox); FHIR base https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4 (preset by profile epic-sandbox)');
+    expect(run.stdout).toContain('FAIL  key files present with safe modes');
+    expect(run.stdout).toContain('SKIP  Purview: no config file: the Purview side is not configured');
+    const usage = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor'], { cwd, env, encoding: 'utf8' });
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toContain('give --config <file> (or set BRIDGE_CONFIG), or check the EHR side alone with --profile epic-sandbox --client-id <id>');
+  });
+});
+
+/** A loopback port nothing listens on (bound, then closed). */
+async function closedPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { loadConfig, profileFlag } from '../../config/index.js';
+import { CONFIG_PATH_ENV, loadConfig, profileFlag, type Config } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { findConnector } from '../../composition/index.js';
 import type { CliContext } from '../context.js';
@@ -8,6 +9,8 @@ interface DoctorFlags {
   config?: string;
   connector?: string;
   profile?: string;
+  clientId?: string;
+  keysDir?: string;
   sampleEvents?: number;
   sampleHours?: number;
   sampleUntil?: string;
@@ -22,11 +25,14 @@ export function doctorCommand(ctx: CliContext): Command {
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
     .option('--connector <name>', 'connector to check; default the first')
+    .option('--client-id <id>', 'with --profile and no config file: the SMART client id to check (the EHR side only)')
+    .option('--keys-dir <dir>', 'with --profile and no config file: the signing keys (default $BRIDGE_KEYS_DIR, else keys)')
     .option('--sample-events <n>', 'AuditEvents mapped for the fill check, newest first (default 200)', wholeNumber)
     .option('--sample-hours <h>', 'how far back the fill check looks (default 24)', wholeNumber)
     .option('--sample-until <instant>', 'end of the fill check window, an ISO instant (default now)', instant)
     .action(async (flags: DoctorFlags) => {
-      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
+      const standalone = !flags.config && !ctx.env[CONFIG_PATH_ENV];
+      const config = standalone ? standaloneConfig(flags, ctx.env) : loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
       const { formatChecks, runDoctor } = await import('../../doctor/index.js');
       const sample = {
         ...(flags.sampleEvents !== undefined ? { events: flags.sampleEvents } : {}),
@@ -34,7 +40,7 @@ export function doctorCommand(ctx: CliContext): Command {
         ...(flags.sampleUntil !== undefined ? { until: flags.sampleUntil } : {}),
       };
       const results = await runDoctor(
-        { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }), sample },
+        { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }), sample, purviewConfigured: !standalone },
         findConnector(config, flags.connector),
       );
       formatChecks(results).forEach((line) => ctx.print(line));
@@ -43,6 +49,20 @@ export function doctorCommand(ctx: CliContext): Command {
       ctx.print(failed ? `${failed} check(s) failed` : warned ? `all checks passed, ${warned} with a warning` : 'all checks passed');
       if (failed) process.exitCode = 1;
     });
+}
+
+/**
+ * `bridge doctor --profile epic-sandbox --client-id X` with no config file: a one-connector config of the profile's
+ * endpoints and that client id, to check the EHR side before anything else is set up. Purview is not configured.
+ */
+function standaloneConfig(flags: DoctorFlags, env: NodeJS.ProcessEnv): Config {
+  if (!flags.profile || !flags.clientId) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'No config file: give --config <file> (or set BRIDGE_CONFIG), or check the EHR side alone with --profile epic-sandbox --client-id <id>.');
+  }
+  const smart = { clientId: flags.clientId, keysDir: flags.keysDir ?? env['BRIDGE_KEYS_DIR'] ?? 'keys' };
+  // The schema requires a Purview section; these stand-ins are never used (purviewConfigured: false skips those checks).
+  const purview = { tenantId: 'not-configured', appId: 'not-configured', jobId: 'not-configured', secret: { env: 'PURVIEW_APP_SECRET' } };
+  return loadConfig({ base: { connectors: [{ name: 'doctor', profile: flags.profile, smart, purview }] }, env });
 }
 
 function wholeNumber(value: string): number {
