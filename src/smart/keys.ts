@@ -7,6 +7,7 @@
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CryptoKey } from 'jose';
 import { BridgeError } from '../errors.js';
@@ -90,18 +91,43 @@ export async function rotateKey(dir: string, alg: SigningAlg): Promise<{ kid: st
   return { kid: material.jwk.kid, previousKid };
 }
 
+export interface RetireOptions {
+  /**
+   * Refuse while the active key was published less than this long ago (the JWK Set's cache max-age, at least the
+   * 5-minute assertion lifetime): caches of the set and processes still signing with the old key must catch up.
+   */
+  readonly minActiveAgeMs?: number;
+  readonly nowMs?: number;
+  /** Retire anyway. */
+  readonly force?: boolean;
+}
+
 /** Unpublishes a non-active key and deletes its private key file. */
-export async function retireKey(dir: string, kid: string): Promise<void> {
+export async function retireKey(dir: string, kid: string, options: RetireOptions = {}): Promise<void> {
   assertSafeKid(kid, 'retire');
-  if (readActiveKid(dir) === kid) {
+  const activeKid = readActiveKid(dir);
+  if (activeKid === kid) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`);
   }
+  if (activeKid && !options.force && options.minActiveAgeMs !== undefined) refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
   const keys = requirePublishedSet(dir);
   if (!keys.some((k) => k.kid === kid)) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `No key ${kid} in ${join(dir, JWKS_FILE)}; published kids: ${keys.map((k) => k.kid).join(', ') || 'none'}.`);
   }
   await writePublishedSet(dir, keys.filter((k) => k.kid !== kid));
   await removePrivateKey(dir, kid);
+}
+
+function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: number, nowMs: number): void {
+  const published = statSync(privateKeyPath(dir, activeKid)).mtimeMs;
+  const waitMs = published + minAgeMs - nowMs;
+  if (waitMs <= 0) return;
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `The active key ${activeKid} was published ${Math.round((nowMs - published) / 60_000)} minute(s) ago; until ${Math.round(minAgeMs / 60_000)} minute(s) have passed ` +
+      '(the JWK Set\'s cache max-age, server.jwksMaxAgeSec, and the 5-minute assertion lifetime) an EHR may still hold a set or an assertion that needs ' +
+      `${kid}. Retire it in ${Math.ceil(waitMs / 60_000)} minute(s), or now with --force.`,
+  );
 }
 
 /** The published kids with their algs and which one is active (for `bridge keys` output); no key material. */

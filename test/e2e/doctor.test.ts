@@ -179,8 +179,7 @@ describe('bridge doctor tells the truth (#20.3)', () => {
     const { tmpdir } = await import('node:os');
     const root = join(import.meta.dirname, '../..');
     const cwd = mkdtempSync(join(tmpdir(), 'bridge-doctor-'));
-    const env = { ...process.env, BRIDGE_CONFIG: '' };
-    delete env.BRIDGE_CONFIG;
+    const { BRIDGE_CONFIG: _unset, ...env } = process.env;
     const run = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor', '--profile', 'epic-sandbox', '--client-id', 'abc-123'], { cwd, env, encoding: 'utf8', timeout: 60_000 });
     expect(run.status, run.stderr).toBe(1);
     expect(run.stdout).toContain('PASS  token endpoint discovered: https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token (preset by profile epic-sandbox); FHIR base https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4 (preset by profile epic-sandbox)');

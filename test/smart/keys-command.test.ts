@@ -1,5 +1,5 @@
 /** `bridge keys` through commander, on a real temp directory. */
-import { readdirSync, statSync } from 'node:fs';
+import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommanderError } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -9,9 +9,9 @@ import { tempDir, removeTempDirs } from './support.js';
 
 afterAll(removeTempDirs);
 
-function cli(dir: string) {
+function cli(dir: string, env: NodeJS.ProcessEnv = { BRIDGE_KEYS_DIR: dir }, now = () => Date.now() + 2 * 3_600_000) {
   const printed: string[] = [];
-  const command = keysCommand({ keysDir: () => dir, print: (line) => printed.push(line) });
+  const command = keysCommand({ env, print: (line) => printed.push(line), now });
   for (const sub of [command, ...command.commands]) sub.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
   const run = async (...args: string[]): Promise<string[]> => {
     printed.length = 0;
@@ -51,7 +51,7 @@ describe('bridge keys', () => {
     const newKid = /^rotated: RS384 key ([\w-]{43}) now signs/.exec(rotated[0] ?? '')?.[1] ?? '';
     expect(rotated).toEqual([
       `rotated: RS384 key ${newKid} now signs; ${rsKid} stays published`,
-      `after at least 5 minutes (the longest assertion lifetime), run: bridge keys retire -- ${rsKid}`,
+      `after 60 minutes (the JWK Set's cache max-age, at least the 5-minute assertion lifetime), run: bridge keys retire -- ${rsKid}`,
     ]);
     expect(publishedKids(await run('jwks'))).toEqual([rsKid, newKid]);
 
@@ -71,6 +71,30 @@ describe('bridge keys', () => {
       expect(error).toBeInstanceOf(BridgeError);
       expect((error as BridgeError).message).toContain(`No key ${kid} in `);
     }
+  });
+
+  // Issue #20.3: caches of the JWK Set must have seen the active key before the old one goes.
+  it('retire refuses while the active key is younger than the JWK Set cache max-age, unless --force', async () => {
+    const dir = join(tempDir(), 'keys');
+    const { run } = cli(dir, { BRIDGE_KEYS_DIR: dir }, () => Date.now());
+    await run('generate');
+    const old = /now signs; ([\w-]{43}) stays published/.exec((await run('rotate'))[0] ?? '')?.[1] ?? '';
+    const refused: unknown = await run('retire', '--', old).catch((e: unknown) => e);
+    expect((refused as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((refused as BridgeError).message).toMatch(/^The active key [\w-]{43} was published 0 minute\(s\) ago; until 60 minute\(s\) have passed .* Retire it in 60 minute\(s\), or now with --force\.$/);
+    expect(await run('retire', '--force', '--', old)).toEqual([`retired ${old}`]);
+  });
+
+  it('finds the keys directory in the config (smart.keysDir), before $BRIDGE_KEYS_DIR; --keys-dir before both', async () => {
+    const root = tempDir();
+    const configured = join(root, 'configured-keys');
+    const configPath = join(root, 'bridge.config.json');
+    writeFileSync(configPath, JSON.stringify({ connectors: [{ name: 'main', fhir: { baseUrl: 'https://ehr.example.org/R4' }, smart: { clientId: 'c', keysDir: configured }, purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } } }] }));
+    const { run } = cli('unused', { BRIDGE_CONFIG: configPath, BRIDGE_KEYS_DIR: join(root, 'env-keys') });
+    expect((await run('generate'))[0]).toContain(` in ${configured}`);
+    expect((await run('generate', '--keys-dir', join(root, 'flag-keys')))[0]).toContain(` in ${join(root, 'flag-keys')}`);
+    const fromEnv = cli('unused', { BRIDGE_KEYS_DIR: join(root, 'env-keys') });
+    expect((await fromEnv.run('generate'))[0]).toContain(` in ${join(root, 'env-keys')}`);
   });
 
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {
