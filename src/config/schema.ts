@@ -211,6 +211,9 @@ const serverSchema = z
     jwksMaxAgeSec: z.int().min(0).default(3600).describe('Cache-Control max-age of GET /.well-known/jwks.json.'),
     rateLimitMax: z.int().min(1).default(60).describe('Requests per minute per client on /v1 routes.'),
     shutdownGraceMs: z.int().min(0).default(30_000).describe('On SIGTERM, time to finish or checkpoint the current block.'),
+    lateAfterMinutes: z.number().positive().optional().describe(
+      'A connector is late when its lag (now − watermark) exceeds this; default twice the longest gap of schedule.cron plus fhir.settleMinutes.',
+    ),
   })
   .strict();
 

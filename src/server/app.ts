@@ -7,6 +7,8 @@ import type { Logger } from '../log.js';
 import type { StateStore } from '../sync/state/index.js';
 import type { Metrics } from './metrics.js';
 import type { SyncRunner } from './runner.js';
+import type { StatusReport } from './status.js';
+import { pageRoutes } from './routes/page.js';
 import { v1Routes } from './routes/v1.js';
 
 export interface AppDeps {
@@ -14,6 +16,14 @@ export interface AppDeps {
   readonly runner: SyncRunner;
   readonly store: StateStore;
   readonly metrics: Metrics;
+  /** Every connector's status now (health, lag, last run, the run in flight with its progress). */
+  readonly status: () => StatusReport;
+  /** Calls the listener when a run of this process starts, progresses or ends; returns detach. */
+  readonly watchStatus: (listener: () => void) => () => void;
+  /** How rejects files are kept, for the run view ("kept until") and the 404 of a removed one. */
+  readonly rejects: { readonly retentionDays: number; readonly retainFiles: boolean };
+  /** Period of the status stream's unprompted messages (default 15 s). */
+  readonly streamTickMs?: number;
   /** The public JWK Set the EHR fetches (the key store's publicJwks). */
   readonly jwks: () => { keys: readonly object[] };
   readonly jwksMaxAgeSec: number;
@@ -24,32 +34,59 @@ export interface AppDeps {
   readonly isReady: () => boolean;
 }
 
+export interface RegisteredRoute {
+  readonly method: string;
+  readonly url: string;
+}
+
+const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route the app registered (HEAD twins of GET routes left out), so a test can hold the OpenAPI document to it. */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return registered.get(app) ?? [];
+}
+
+const text = (description: string, type = 'text/plain') => ({ description, content: { [type]: { schema: { type: 'string' } } } });
+const statusBody = { type: 'object', properties: { status: { type: 'string' } } } as const;
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // pino's Logger is fastify's base logger; the cast only narrows fastify's generic logger parameter.
   // removeAdditional off: an unknown field is a 400 naming it, not silently dropped (a typo in `since` must not start a full backfill).
   const app: FastifyInstance = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false } } });
+  const routes: RegisteredRoute[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) if (method !== 'HEAD') routes.push({ method, url: route.url });
+  });
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Epic FHIR → Purview bridge', version: '0.1.0' },
-      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer' } } },
+      info: { title: 'Epic FHIR → Purview bridge', version: '0.1.0', description: 'Every /v1 route needs an API token (Authorization: Bearer) and is rate limited.' },
+      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'An API token whose SHA-256 is in server.apiTokenSha256 (or in server.apiTokens)' } } },
     },
   });
-  app.get('/docs/json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/healthz', { schema: { summary: 'Liveness' } }, async () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness: state store reachable and not shutting down' } }, async (_request, reply) => {
-    try {
-      deps.store.listRuns({ limit: 1 });
-    } catch {
-      return reply.code(503).send({ status: 'state store unavailable' });
-    }
-    return deps.isReady() ? { status: 'ready' } : reply.code(503).send({ status: 'shutting down' });
-  });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) => {
+  app.get('/docs/json', { schema: { summary: 'This OpenAPI document', response: { 200: { description: 'OpenAPI 3 document', type: 'object', additionalProperties: true } } } }, async () => app.swagger());
+  app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { description: 'Alive', ...statusBody } } } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/readyz',
+    { schema: { summary: 'Readiness: state store reachable and not shutting down', response: { 200: { description: 'Ready', ...statusBody }, 503: { description: 'Not ready', ...statusBody } } } },
+    async (_request, reply) => {
+      try {
+        deps.store.listRuns({ limit: 1 });
+      } catch {
+        return reply.code(503).send({ status: 'state store unavailable' });
+      }
+      return deps.isReady() ? { status: 'ready' } : reply.code(503).send({ status: 'shutting down' });
+    },
+  );
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics (no PHI: counts, reason codes, connector names)', response: { 200: text('Prometheus text format') } } }, async (_request, reply) => {
     return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
-  app.get('/.well-known/jwks.json', { schema: { summary: 'Public JWK Set for the EHR (SMART JWK Set URL)' } }, async (_request, reply) => {
-    return reply.header('cache-control', `public, max-age=${deps.jwksMaxAgeSec}`).send(deps.jwks());
-  });
+  app.get(
+    '/.well-known/jwks.json',
+    { schema: { summary: 'Public JWK Set for the EHR (SMART JWK Set URL)', response: { 200: { description: 'JWK Set', type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } } } } },
+    async (_request, reply) => reply.header('cache-control', `public, max-age=${deps.jwksMaxAgeSec}`).send(deps.jwks()),
+  );
+  pageRoutes(app);
   await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });
   return app;
 }

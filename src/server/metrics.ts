@@ -1,6 +1,11 @@
-/** Prometheus metrics fed by sync events; counts and latencies only. */
+/**
+ * Prometheus metrics of the service: counters and latencies fed by sync events, and the status gauges (lag, last
+ * success, last run) read from the state store at scrape time (status-metrics.ts). Counts and reason codes only.
+ */
 import client from 'prom-client';
 import type { SyncEvents } from '../sync/events.js';
+import type { ConnectorStatus } from './status.js';
+import { registerStatusGauges, rowsByOutcome } from './status-metrics.js';
 
 export interface Metrics {
   readonly registry: client.Registry;
@@ -9,13 +14,22 @@ export interface Metrics {
   fhirRequest(info: { resourceType: string; status: number; retries: number }): void;
 }
 
-export function createMetrics(): Metrics {
+export interface MetricsOptions {
+  /** Connector statuses for the lag, last-success and last-run gauges; without it those gauges stay empty. */
+  readonly status?: () => readonly ConnectorStatus[];
+}
+
+export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new client.Registry();
   const runs = new client.Counter({ name: 'bridge_runs_total', help: 'Sync runs by outcome', labelNames: ['connector', 'outcome'], registers: [registry] });
   const pulled = new client.Counter({ name: 'bridge_events_pulled_total', help: 'AuditEvents pulled', labelNames: ['connector'], registers: [registry] });
   const rows = new client.Counter({ name: 'bridge_rows_mapped_total', help: 'Connector rows written to the spool', labelNames: ['connector'], registers: [registry] });
   const pushed = new client.Counter({ name: 'bridge_rows_pushed_total', help: 'Rows acknowledged by Purview', labelNames: ['connector'], registers: [registry] });
   const rejected = new client.Counter({ name: 'bridge_rows_rejected_total', help: 'Rows rejected with a reason', labelNames: ['connector', 'reason'], registers: [registry] });
+  const byOutcome = new client.Counter({
+    name: 'bridge_rows_total', help: 'Rows of completed runs by outcome (mapped, acknowledged, already_delivered, rejected, possibly_duplicated)',
+    labelNames: ['connector', 'outcome'], registers: [registry],
+  });
   const fhirRequests = new client.Counter({ name: 'bridge_fhir_requests_total', help: 'FHIR requests by status', labelNames: ['resource_type', 'status'], registers: [registry] });
   const fhirRetries = new client.Counter({ name: 'bridge_fhir_retries_total', help: 'FHIR request retries', registers: [registry] });
   const blockRetries = new client.Counter({ name: 'bridge_block_retries_total', help: 'Purview block upload retries', labelNames: ['connector'], registers: [registry] });
@@ -24,6 +38,7 @@ export function createMetrics(): Metrics {
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 400], registers: [registry],
   });
   const tokens = new client.Counter({ name: 'bridge_token_refreshes_total', help: 'Access tokens fetched', labelNames: ['side'], registers: [registry] });
+  if (options.status) registerStatusGauges(registry, options.status);
   client.collectDefaultMetrics({ register: registry });
 
   return {
@@ -41,7 +56,10 @@ export function createMetrics(): Metrics {
         }),
         events.on('block_retry', () => blockRetries.inc({ connector })),
         events.on('token', (e) => tokens.inc({ side: e.side })),
-        events.on('run_complete', () => runs.inc({ connector, outcome: 'completed' })),
+        events.on('run_complete', (e) => {
+          runs.inc({ connector, outcome: 'completed' });
+          for (const [outcome, n] of Object.entries(rowsByOutcome(e.counts))) byOutcome.inc({ connector, outcome }, n);
+        }),
         events.on('error', () => runs.inc({ connector, outcome: 'failed' })),
       ];
       return () => detaches.forEach((detach) => detach());

@@ -161,7 +161,12 @@ function judge(last: RunRecord | undefined, lagSeconds: number | undefined, late
 function inFlightRun(connector: string, store: StateStore, runs: readonly RunRecord[], nowMs: number, progress: RunProgress | undefined): InFlight | undefined {
   const lease = store.readLease(connectorLeaseName(connector));
   const held = lease !== undefined && lease.expiresMs > nowMs;
-  if (progress) return { runId: progress.runId, holder: held ? lease.holder.command : 'this service', since: progress.startedAt, progress };
+  if (progress) {
+    // A resumed push starts without the pull's counts in its events: they are in its run record.
+    const resumed = progress.phase === 'pushing' && progress.rows === 0 ? runs.find((r) => r.id === progress.runId) : undefined;
+    const shown = resumed ? { ...progress, events: resumed.counts.events, rows: resumed.counts.rows, rejects: resumed.counts.rejects } : progress;
+    return { runId: progress.runId, holder: held ? lease.holder.command : 'this service', since: progress.startedAt, progress: shown };
+  }
   if (!held) return undefined;
   const active = runs.find((r) => r.state === 'running' || r.state === 'pushing');
   const { holder } = lease;

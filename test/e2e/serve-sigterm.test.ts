@@ -1,6 +1,7 @@
 /**
  * `bridge serve` under SIGTERM mid-push: it stops accepting, lets the block in flight finish, stops at that checkpoint and
- * exits 0 within the grace period; the next `bridge sync` resumes the push and every row arrives exactly once.
+ * exits 0 within the grace period (an open status stream of the operator page ends with it); the next `bridge sync`
+ * resumes the push and every row arrives exactly once.
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -53,10 +54,15 @@ describe('bridge serve and SIGTERM', () => {
       method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ since: start, until: end }),
     });
     expect(response.status).toBe(202);
+    // An operator page is open: its status stream must not hold the shutdown up.
+    const stream = await fetch(`${url}/v1/status/stream`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    const reader = (stream.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+    expect((await reader.read()).value).toMatch(/^event: status\ndata: \{/);
     await until('first block', () => (h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length >= 1 ? true : undefined));
     serve.child.kill('SIGTERM');
     const stopped = await serve.done;
     expect(stopped.code, stopped.stderr).toBe(0);
+    for (let read = await reader.read(); !read.done; read = await reader.read()) expect(read.value).toMatch(/^event: status\n/);
     const afterStop = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
     expect(afterStop).toBeGreaterThanOrEqual(1);
     expect(h.withStore((s) => s.findUnfinishedRun('sandbox')?.state)).toBe('pushing');

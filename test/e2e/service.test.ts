@@ -18,10 +18,11 @@ async function call(path: string, init: RequestInit & { token?: string | null } 
 }
 
 async function waitForRun(id: string): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 600; i++) {
+  // Every 250 ms: the tests share one rate-limit budget (server.rateLimitMax 40 a minute), and the last one spends it.
+  for (let i = 0; i < 120; i++) {
     const run = (await (await call(`/v1/runs/${id}`)).json()) as Record<string, unknown>;
     if (run['state'] === 'completed' || run['state'] === 'failed') return run;
-    await new Promise((r) => setTimeout(r, 50));
+    await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error('run did not finish');
 }
@@ -80,8 +81,32 @@ describe('bridge serve', () => {
     expect(list.runs.map((r) => r.id)).toContain(runId);
   });
 
+  it('reports the connector\'s status and the run\'s rejects, and serves the operator page without a token', async () => {
+    const answer = await call('/v1/status');
+    const status = (await answer.json()) as { healthy: boolean; connectors: Array<Record<string, unknown>> };
+    expect(answer.status, JSON.stringify(status)).toBe(200);
+    const runs = (await (await call('/v1/runs?connector=sandbox&limit=1')).json()) as { runs: Array<{ id: string; rejectsAvailable: boolean; counts: { rejects: number } }> };
+    const last = runs.runs[0];
+    expect(status.connectors[0]).toMatchObject({ name: 'sandbox', lastRun: { id: last?.id, state: 'completed' }, lastSuccess: { runId: last?.id } });
+    // The backfill moved the watermark to the data set's end, weeks ago: late against the daily schedule, not failing.
+    expect(status.connectors[0]?.['health']).toBe('late');
+    expect(status.connectors[0]).not.toHaveProperty('nextRunAt'); // this service runs no schedules
+    const rejects = await call(`/v1/runs/${last?.id}/rejects`);
+    expect(rejects.status).toBe(last?.rejectsAvailable ? 200 : 404);
+    const page = await call('/', { token: null });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(await page.text()).toContain('<script src="/page/app.js" defer></script>');
+  });
+
   it('exposes Prometheus metrics for runs, rows, FHIR requests and token refreshes', async () => {
     const text = await (await call('/metrics', { token: null })).text();
+    // Issue #17.3: lag, last success, run duration and rows by outcome, read from the state at scrape time.
+    expect(text).toMatch(/bridge_watermark_lag_seconds\{connector="sandbox"\} \d+/);
+    expect(text).toMatch(/bridge_last_success_timestamp_seconds\{connector="sandbox"\} \d+/);
+    expect(text).toMatch(/bridge_run_duration_seconds\{connector="sandbox"\} [\d.]+/);
+    expect(text).toMatch(/bridge_rows_total\{connector="sandbox",outcome="mapped"\} [1-9]/);
+    expect(text).toMatch(/bridge_connector_healthy\{connector="sandbox"\} 0/);
     expect(text).toMatch(/bridge_runs_total\{connector="sandbox",outcome="completed"\} 1/);
     expect(text).toMatch(/bridge_events_pulled_total\{connector="sandbox"\} 150/);
     expect(text).toMatch(/bridge_fhir_requests_total\{resource_type="AuditEvent",status="200"\} \d+/);
@@ -91,7 +116,7 @@ describe('bridge serve', () => {
 
   it('publishes an OpenAPI document', async () => {
     const doc = (await (await call('/docs/json', { token: null })).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/connectors/{name}/syncs', '/v1/runs', '/v1/runs/{id}']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/connectors/{name}/syncs', '/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/rejects', '/v1/status', '/v1/status/stream', '/']));
   });
 
   it('rate limits /v1 (429 with retry-after)', async () => {

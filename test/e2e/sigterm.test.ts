@@ -3,7 +3,8 @@
  * BRG_ERR_ABORTED), and the next `bridge sync` resumes the push so every row arrives exactly once.
  */
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 
@@ -39,12 +40,14 @@ describe('SIGTERM mid-push, then restart', () => {
     // Slow blocks, so the signal lands while a block is in flight.
     h.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
     let signalled = false;
-    const first = bridge(args, (out) => {
-      if (!signalled && /block 0 acknowledged/.test(out)) {
-        signalled = true;
-        first.kill('SIGTERM');
-      }
-    });
+    const first = bridge(args);
+    // The first block acknowledged, as the run's event log records it (the output has no line per block: issue #17.4).
+    const runs = join(h.config.stateDir, 'runs');
+    const acked = (): boolean => existsSync(runs) && readdirSync(runs).some((f) => readFileSync(join(runs, f), 'utf8').includes('"eventId":"block_acked"'));
+    const deadline = Date.now() + 30_000;
+    while (!acked() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    signalled = acked();
+    first.kill('SIGTERM');
     const stopped = await first.done;
     expect(signalled).toBe(true);
     expect(stopped.code).toBe(130);

@@ -1,26 +1,8 @@
 /** /v1 authentication and rate limit, through inject(): a wrong API token is refused and counted like any request. */
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../src/log.js';
-import { buildApp } from '../../src/server/app.js';
-import { hashApiToken } from '../../src/server/auth.js';
-import { createMetrics } from '../../src/server/metrics.js';
-import type { SyncRunner } from '../../src/server/runner.js';
-import { openStateStore } from '../../src/sync/state/index.js';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { systemClock } from '../../src/clock.js';
+import { TOKEN, testApp } from './support.js';
 
-const TOKEN = 'right-token-0123456789abcdef';
-
-async function app(rateLimitMax: number) {
-  const store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-v1-')), systemClock);
-  const runner: SyncRunner = { start: async () => 'run-1', isRunning: () => false, drain: async () => undefined };
-  return buildApp({
-    connectors: ['main'], runner, store, metrics: createMetrics(), jwks: () => ({ keys: [] }), jwksMaxAgeSec: 60,
-    apiTokenHashes: [hashApiToken(TOKEN)], rateLimitMax, logger: silentLogger(), isReady: () => true,
-  });
-}
+const app = (rateLimitMax: number) => testApp({ rateLimitMax });
 
 describe('/v1 auth and rate limit', () => {
   // Issue #14.11: guessing tokens must cost the guesser the same budget as real requests.
@@ -40,6 +22,14 @@ describe('/v1 auth and rate limit', () => {
     expect(response.statusCode).toBe(401);
     expect(response.headers['www-authenticate']).toBe('Bearer');
     expect((await server.inject({ method: 'GET', url: '/v1/runs', headers: { authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
+    await server.close();
+  });
+
+  it('guards every /v1 route, the status stream and the rejects included', async () => {
+    const server = await app(100);
+    for (const [method, url] of [['GET', '/v1/status'], ['GET', '/v1/status/stream'], ['GET', '/v1/runs/x'], ['GET', '/v1/runs/x/rejects'], ['POST', '/v1/connectors/main/syncs']] as const) {
+      expect((await server.inject({ method, url })).statusCode, `${method} ${url}`).toBe(401);
+    }
     await server.close();
   });
 });

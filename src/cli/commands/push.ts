@@ -16,13 +16,15 @@ import { BridgeError } from '../../errors.js';
 import { createLogger, type Logger } from '../../log.js';
 import { uuidSource } from '../../ids.js';
 import {
-  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_MAX_LINE_BYTES, DEFAULT_RESOURCE, createPurviewTokenSource, destinationKey, normalizeFlatFile, pushRowFile,
+  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_MAX_LINE_BYTES, DEFAULT_RESOURCE, createPurviewTokenSource, destinationKey, emptyReport, normalizeFlatFile, pushRowFile,
   type CloudName, type ConnectorSchemaName, type EntraCredential, type NormalizedFile, type PushEvent, type PushReport,
 } from '../../purview/index.js';
 import { resolveNetwork } from '../../net/index.js';
 import { holdLease } from '../../sync/lease.js';
 import { leasePolicy } from '../../sync/runtime.js';
 import type { StateStore } from '../../sync/state/index.js';
+import { pushReporter } from '../reporters/push-progress.js';
+import { processStats } from '../reporters/summary.js';
 
 export interface PushCommandDeps {
   readonly print: (line: string) => void;
@@ -37,6 +39,8 @@ export interface PushCommandDeps {
   readonly signal?: AbortSignal;
   /** Graceful stop after the block in flight. */
   readonly stopSignal?: AbortSignal;
+  /** A terminal here gets a progress bar; otherwise (or without it) periodic lines go through `print`. */
+  readonly stdout?: NodeJS.WriteStream;
 }
 
 interface PushFlags {
@@ -59,6 +63,8 @@ interface PushFlags {
   caFile?: string;
   maxLineBytes: number;
   leaseTtlSeconds: number;
+  progress: boolean;
+  json?: boolean;
 }
 
 export const DEFAULT_SECRET_ENV = 'PURVIEW_APP_SECRET';
@@ -85,6 +91,8 @@ export function pushCommand(deps: PushCommandDeps): Command {
     .option('--ca-file <file>', 'extra CA (PEM) to trust for these requests only (the sandbox)')
     .addOption(new Option('--max-line-bytes <n>', 'refuse a line longer than this').argParser((v) => wholeNumber(v, '--max-line-bytes', 1024, 1 << 30)).default(DEFAULT_MAX_LINE_BYTES))
     .addOption(new Option('--lease-ttl-seconds <n>', 'how long another machine waits for this push if it dies').argParser((v) => wholeNumber(v, '--lease-ttl-seconds', 10, 3600)).default(120))
+    .addOption(new Option('--no-progress', 'plain periodic lines even on a terminal'))
+    .option('--json', 'print only the push summary, as one JSON object (as `bridge sync --json` does)')
     .action((flags: PushFlags) => runPush(deps, flags));
 }
 
@@ -94,16 +102,27 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   const spoolDir = join(flags.stateDir, 'push');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
   const spoolPath = join(spoolDir, `${randomUUID()}.txt`);
+  const clock = deps.clock ?? systemClock;
+  const startedMs = clock.now();
   try {
     const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes });
     const notes = [input.hadBom ? 'BOM removed' : '', input.blankLines ? `${input.blankLines} empty line(s) dropped` : ''].filter(Boolean);
-    deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`);
+    if (!flags.json) deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`);
     if (input.rows === 0) {
-      deps.print('nothing to push: the file has a header and no rows');
+      if (flags.json) deps.print(JSON.stringify(jsonSummary(flags, input, emptyReport(), (clock.now() - startedMs) / 1000)));
+      else deps.print('nothing to push: the file has a header and no rows');
       return;
     }
-    const report = await pushWithLedger(deps, flags, input, credential, caPem);
-    summaryLines(report, flags.jobId).forEach((line) => deps.print(line));
+    const mode = flags.json ? 'quiet' : flags.progress && deps.stdout?.isTTY ? 'bar' : 'lines';
+    const reporter = pushReporter({ mode, rows: input.rows, blockRows: flags.blockRows, print: deps.print, clock, ...(deps.stdout ? { stream: deps.stdout } : {}) });
+    let report: PushReport;
+    try {
+      report = await pushWithLedger(deps, flags, input, credential, caPem, (event) => reporter.onEvent(event));
+    } finally {
+      reporter.finish();
+    }
+    if (flags.json) deps.print(JSON.stringify(jsonSummary(flags, input, report, (clock.now() - startedMs) / 1000)));
+    else summaryLines(report, flags.jobId).forEach((line) => deps.print(line));
   } finally {
     rmSync(spoolPath, { force: true });
   }
@@ -114,7 +133,9 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
  * it again to the same job sends only what was not acknowledged, with any block size; to another job, all of it. One
  * push of the same file to the same job at a time, across processes.
  */
-async function pushWithLedger(deps: PushCommandDeps, flags: PushFlags, file: NormalizedFile, credential: EntraCredential, caPem: string | undefined): Promise<PushReport> {
+async function pushWithLedger(
+  deps: PushCommandDeps, flags: PushFlags, file: NormalizedFile, credential: EntraCredential, caPem: string | undefined, onEvent: (event: PushEvent) => void,
+): Promise<PushReport> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: 'warn' });
   const preset = CLOUDS[flags.cloud];
@@ -134,7 +155,7 @@ async function pushWithLedger(deps: PushCommandDeps, flags: PushFlags, file: Nor
       return await pushRowFile({
         file, blockRows: flags.blockRows, ingestionBase, jobId: flags.jobId, destination, tokenSource, ledger: store, clock, logger,
         ...(caPem ? { caPem } : {}), network, signal, ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
-        onEvent: (event) => printEvent(deps.print, event),
+        onEvent,
       });
     } finally {
       lease.release();
@@ -163,17 +184,14 @@ function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCrede
   return { kind: 'secret', secret: readSecret(ref, env, 'the Purview app secret') };
 }
 
-function printEvent(print: (line: string) => void, event: PushEvent): void {
-  switch (event.type) {
-    case 'block_acked':
-      return print(`block ${event.index} acknowledged: ${event.rows} row(s), HTTP ${event.status}${event.possiblyDuplicated ? ' (possibly duplicated: sent before without a recorded acknowledgement)' : ''}`);
-    case 'block_retry':
-      return print(`block ${event.index} attempt ${event.attempt} failed (${event.reason}); retrying in ${Math.round(event.delayMs / 100) / 10} s`);
-    case 'rows_already_delivered':
-      return print(`${event.rows} row(s) already acknowledged by Purview for this job: not sent again`);
-    case 'block_sent':
-      return;
-  }
+/** `--json`: the push's outcome as one object (counts and ids only), like `bridge sync --json`. */
+function jsonSummary(flags: PushFlags, file: NormalizedFile, report: PushReport, durationSeconds: number): Record<string, unknown> {
+  return {
+    file: basename(flags.file), jobId: flags.jobId, schema: flags.schema, delimiter: file.delimiter, rows: file.rows, blockRows: flags.blockRows,
+    blocks: report.blocks, rowsSent: report.rowsSent, rowsAlreadyDelivered: report.rowsAlreadyDelivered, rowsAcked: report.rowsAcked,
+    duplicateRows: report.duplicateRows, possiblyDuplicatedBlocks: report.possiblyDuplicated, rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
+    durationSeconds, process: processStats(),
+  };
 }
 
 function summaryLines(report: PushReport, jobId: string): string[] {

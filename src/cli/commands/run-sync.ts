@@ -26,7 +26,7 @@ export async function syncOnce(ctx: CliContext, config: Config, connector: Conne
   const store = openStateStore(config.stateDir, ctx.clock);
   const events = new SyncEvents();
   const detaches = [attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock)];
-  if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout));
+  if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout, ctx.clock, connector.purview.blockRows));
   else if (!invocation.quiet) detaches.push(attachTextReporter(events, ctx.print, ctx.clock));
   try {
     const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource, command: 'bridge sync' }, connector);

@@ -1,7 +1,8 @@
 /** The end-of-run summary `bridge sync` prints: counts and reason codes only. */
 import type { SyncSummary } from '../../sync/pipeline.js';
 
-export function formatSummary(summary: SyncSummary): string[] {
+/** `rejects`: where the run's rejects file is kept (it holds PHI), when it rejected rows. */
+export function formatSummary(summary: SyncSummary, rejects?: { path: string; keptDays: number }): string[] {
   const lines: string[] = [];
   if (summary.resumed) lines.push(...formatSummary(summary.resumed).map((line) => `(resumed) ${line}`));
   const c = summary.counts;
@@ -12,6 +13,7 @@ export function formatSummary(summary: SyncSummary): string[] {
     `  rows                ${c.rows}`,
     `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`,
   );
+  if (rejects) lines.push(`  rejects file        ${rejects.path} (holds PHI, mode 0600; kept ${rejects.keptDays} day(s); bridge rejects ${summary.runId})`);
   for (const warning of summary.fillWarnings) lines.push(`  warning: ${warning.message}`);
   if (summary.dryRunOut) {
     lines.push(`  dry run: connector file written to ${summary.dryRunOut}; nothing pushed`);
@@ -30,4 +32,10 @@ export function formatSummary(summary: SyncSummary): string[] {
 function formatReasons(reasons: Readonly<Record<string, number>>): string {
   const entries = Object.entries(reasons).sort(([, a], [, b]) => b - a);
   return entries.length ? `  (${entries.map(([reason, n]) => `${reason}: ${n}`).join(', ')})` : '';
+}
+
+/** What the command cost this process (peak RSS, CPU time), for capacity planning and the end-to-end benchmark. */
+export function processStats(): { peakRssMb: number; cpuUserSeconds: number; cpuSystemSeconds: number } {
+  const usage = process.resourceUsage();
+  return { peakRssMb: Math.round(usage.maxRSS / 102.4) / 10, cpuUserSeconds: usage.userCPUTime / 1e6, cpuSystemSeconds: usage.systemCPUTime / 1e6 };
 }

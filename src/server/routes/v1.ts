@@ -1,13 +1,20 @@
-/** /v1: trigger syncs and read runs. Every route needs an API bearer token and is rate limited. */
+/**
+ * /v1: trigger syncs, read status and runs, stream status, read a run's rejects. Every route needs an API bearer token
+ * and is rate limited; every one declares its answers, which /docs/json publishes.
+ */
+import { createReadStream, existsSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
 import { BridgeError } from '../../errors.js';
 import { bearerToken, verifyApiToken } from '../auth.js';
+import { rejectsGone, runView } from '../run-view.js';
 import type { AppDeps } from '../app.js';
+import { runSchema, statusSchema, v1Responses, v1Security } from './schemas.js';
+import { statusStreamRoute } from './stream.js';
 
 /** ISO 8601 date or instant, as --since/--until take it (an explicit pattern: fastify's ajv ships without format checks). */
 const instant = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}(:\\d{2}(\\.\\d+)?)?(Z|[+-]\\d{2}:\\d{2}))?$' } as const;
-const errorBody = { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } as const;
+const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } as const;
 
 export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<void> {
   await app.register(rateLimit, { max: deps.rateLimitMax, timeWindow: 60_000 });
@@ -24,9 +31,10 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     {
       schema: {
         summary: 'Start a sync of one connector (on-demand pull)',
+        security: v1Security,
         params: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
         body: { type: 'object', additionalProperties: false, properties: { since: instant, until: instant } },
-        response: { 202: { type: 'object', properties: { runId: { type: 'string' } } }, 404: errorBody, 409: errorBody },
+        response: v1Responses({ 202: { description: 'Started', type: 'object', properties: { runId: { type: 'string' } } } }, { notFound: true, conflict: true }),
       },
     },
     async (request, reply) => {
@@ -37,23 +45,71 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     },
   );
 
+  app.get(
+    '/status',
+    {
+      schema: {
+        summary: 'Each connector at a glance: health (ok, late, failing), lag, last run, last success, next run, the run in flight',
+        security: v1Security,
+        response: v1Responses({ 200: { description: 'Status of every connector', ...statusSchema } }),
+      },
+    },
+    async () => deps.status(),
+  );
+
+  statusStreamRoute(app, deps);
+
   app.get<{ Querystring: { connector?: string; limit?: number } }>(
     '/runs',
     {
       schema: {
         summary: 'Recent runs, newest first',
+        security: v1Security,
         querystring: { type: 'object', additionalProperties: false, properties: { connector: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
+        response: v1Responses({ 200: { description: 'Runs', type: 'object', properties: { runs: { type: 'array', items: runSchema } } } }),
       },
     },
-    async (request) => ({ runs: deps.store.listRuns(request.query) }),
+    async (request) => ({ runs: deps.store.listRuns(request.query).map((run) => runView(run, deps.rejects)) }),
   );
 
   app.get<{ Params: { id: string } }>(
     '/runs/:id',
-    { schema: { summary: 'One run: state, counts, error', params: { type: 'object', properties: { id: { type: 'string' } } }, response: { 404: errorBody } } },
+    {
+      schema: {
+        summary: 'One run: state, window, counts, skip and reject reasons, column fill, error',
+        security: v1Security,
+        params: idParams,
+        response: v1Responses({ 200: { description: 'The run', ...runSchema } }, { notFound: true }),
+      },
+    },
     async (request, reply) => {
       const run = deps.store.getRun(request.params.id);
-      return run ?? reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+      return run ? runView(run, deps.rejects) : reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/runs/:id/rejects',
+    {
+      schema: {
+        summary: "The run's rejects file as NDJSON: one line per row that could not be sent, with its reason. CONTAINS PHI.",
+        description: 'Kept retention.rejectsDays (default 14) after the run completes, mode 0600; a failed run keeps none (its rerun rejects the same rows).',
+        security: v1Security,
+        params: idParams,
+        response: v1Responses({ 200: { description: 'NDJSON (holds PHI)', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } }, { notFound: true }),
+      },
+    },
+    async (request, reply) => {
+      const run = deps.store.getRun(request.params.id);
+      if (!run) return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+      if (!run.rejectsPath || !existsSync(run.rejectsPath)) {
+        return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: rejectsGone(run, deps.rejects.retentionDays) });
+      }
+      return reply
+        .type('application/x-ndjson; charset=utf-8')
+        .header('cache-control', 'no-store')
+        .header('content-disposition', `attachment; filename="rejects-${run.id}.ndjson"`)
+        .send(createReadStream(run.rejectsPath));
     },
   );
 

@@ -1,0 +1,54 @@
+/**
+ * `bridge rejects <run>`: prints a run's rejects file (NDJSON, one line per row that could not be sent and why). It
+ * HOLDS PHI (the row's patient and employee values): redirect it to a private file, never into a ticket or a log.
+ * Completed runs keep it retention.rejectsDays; when it is gone the error says why.
+ */
+import { createReadStream } from 'node:fs';
+import { once } from 'node:events';
+import { Command } from 'commander';
+import { loadConfig } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
+import { rejectsGone, runView } from '../../server/run-view.js';
+import { openStateStore, type RunRecord, type StateStore } from '../../sync/state/index.js';
+import type { CliContext } from '../context.js';
+
+export interface RejectsCommandOptions {
+  /** Where the NDJSON goes (default: the context's stdout). */
+  readonly out?: NodeJS.WritableStream;
+}
+
+export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions = {}): Command {
+  return new Command('rejects')
+    .description("Print a run's rejected rows as NDJSON (row values and reason). Contains PHI: redirect to a private file.")
+    .argument('<run>', 'run id, or its first 8 or more characters (as `bridge runs` shows it)')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action(async (id: string, flags: { config?: string }) => {
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const store = openStateStore(config.stateDir, ctx.clock);
+      let path: string;
+      try {
+        const run = findRun(store, id);
+        const view = runView(run, { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles });
+        if (!view.rejectsAvailable || !view.rejectsPath) throw new BridgeError('BRG_ERR_INPUT_INVALID', rejectsGone(run, config.retention.rejectsDays));
+        path = view.rejectsPath;
+      } finally {
+        store.close();
+      }
+      const out = options.out ?? ctx.stdout;
+      for await (const chunk of createReadStream(path)) {
+        if (!out.write(chunk as Buffer)) await once(out, 'drain');
+      }
+    });
+}
+
+/** The run with this id, or the one run whose id starts with it. */
+function findRun(store: StateStore, id: string): RunRecord {
+  const exact = store.getRun(id);
+  if (exact) return exact;
+  const matches = id.length >= 8 ? store.listRuns({ limit: 10_000 }).filter((run) => run.id.startsWith(id)) : [];
+  if (matches.length === 1 && matches[0]) return matches[0];
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    matches.length > 1 ? `${matches.length} runs start with "${id}"; give more of the id.` : `No run "${id}" in the state directory (bridge runs lists them).`,
+  );
+}

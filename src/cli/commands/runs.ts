@@ -1,0 +1,65 @@
+/**
+ * `bridge runs`: the run history from the state directory, newest first; the same records as GET /v1/runs. Counts,
+ * reason codes and opaque ids only.
+ */
+import { Command, Option } from 'commander';
+import { loadConfig } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
+import { runView, type RunView } from '../../server/run-view.js';
+import { formatDuration } from '../../server/status.js';
+import { openStateStore } from '../../sync/state/index.js';
+import type { CliContext } from '../context.js';
+
+export function runsCommand(ctx: CliContext): Command {
+  return new Command('runs')
+    .description('Recent runs, newest first: state, trigger, window, events, rows, rejects by reason, blocks, possibly duplicated blocks, duration.')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .option('--connector <name>', 'only this connector')
+    .addOption(new Option('--limit <k>', 'how many runs').argParser(limitOf).default(20))
+    .option('--json', 'print {"runs": [...]} as GET /v1/runs does')
+    .action((flags: { config?: string; connector?: string; limit: number; json?: boolean }) => {
+      const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+      const store = openStateStore(config.stateDir, ctx.clock);
+      try {
+        const policy = { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles };
+        const runs = store.listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit }).map((run) => runView(run, policy));
+        if (flags.json) ctx.print(JSON.stringify({ runs }));
+        else runsTable(runs).forEach((line) => ctx.print(line));
+      } finally {
+        store.close();
+      }
+    });
+}
+
+const COLUMNS = ['run', 'started', 'connector', 'state', 'trigger', 'window', 'events', 'rows', 'rejects', 'blocks', 'dup', 'duration'] as const;
+const NUMERIC = new Set<string>(['events', 'rows', 'rejects', 'blocks', 'dup']);
+
+/** An aligned table; the run id is cut to 8 characters (`bridge rejects` takes such a prefix). Reject reasons go under their run. */
+export function runsTable(runs: readonly RunView[]): string[] {
+  if (runs.length === 0) return ['no runs yet'];
+  const minute = (iso: string): string => iso.slice(0, 16).replace('T', ' ');
+  const rows = runs.map((r) => ({
+    run: r.id.slice(0, 8), started: minute(r.startedAt), connector: r.connector, state: r.state,
+    trigger: `${r.trigger}${r.backfill ? '+backfill' : ''}${r.dryRun ? '+dry-run' : ''}`,
+    window: `${minute(r.since)} → ${minute(r.until)}`, events: String(r.counts.events), rows: String(r.counts.rows), rejects: String(r.counts.rejects),
+    blocks: String(r.counts.blocksAcked), dup: String(r.counts.possiblyDuplicated),
+    duration: r.finishedAt ? formatDuration((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000) : '…',
+  }));
+  const width = Object.fromEntries(COLUMNS.map((c) => [c, Math.max(c.length, ...rows.map((row) => row[c].length))]));
+  const line = (cells: Record<(typeof COLUMNS)[number], string>): string =>
+    COLUMNS.map((c) => (NUMERIC.has(c) ? cells[c].padStart(width[c] ?? 0) : cells[c].padEnd(width[c] ?? 0))).join('  ').trimEnd();
+  const lines = [line(Object.fromEntries(COLUMNS.map((c) => [c, c])) as Record<(typeof COLUMNS)[number], string>)];
+  runs.forEach((run, i) => {
+    lines.push(line(rows[i] as Record<(typeof COLUMNS)[number], string>));
+    const reasons = Object.entries(run.details?.rejectReasons ?? {}).sort(([, a], [, b]) => b - a);
+    if (reasons.length) lines.push(`    rejects: ${reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')}${run.rejectsAvailable ? '' : ' (file removed)'}`);
+    if (run.error) lines.push(`    ${run.error.code}: ${run.error.message}`);
+  });
+  return lines;
+}
+
+function limitOf(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 500) throw new BridgeError('BRG_ERR_INPUT_INVALID', `--limit must be a whole number from 1 to 500, got "${value}".`);
+  return n;
+}

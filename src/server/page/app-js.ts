@@ -1,0 +1,262 @@
+/**
+ * The operator page's script (served as /page/app.js). It asks for the API token, keeps it in sessionStorage (this tab
+ * only) and sends it only as `Authorization: Bearer`, never in a URL. It reads /v1/status once and then follows
+ * /v1/status/stream (Server-Sent Events read through fetch, as EventSource cannot send the header), and /v1/runs when
+ * a run starts or ends. Everything from the API goes into text nodes (view.js): counts, states and reason codes.
+ */
+export const APP_JS = String.raw`(() => {
+  'use strict';
+  const { h, replace, int, duration, ago, time, reasons, durationOf, chart } = window.BridgeView;
+  const { runDetail } = window.BridgeDetail;
+  const TOKEN_KEY = 'bridge.apiToken';
+  const $ = (id) => document.getElementById(id);
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), status: undefined, runs: [], stream: undefined, runsKey: '', messages: {}, selected: undefined };
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  class HttpError extends Error {
+    constructor(status, body, retryAfter) {
+      super((body && body.message) || 'HTTP ' + status);
+      this.status = status;
+      this.body = body || {};
+      this.retryAfter = retryAfter;
+    }
+  }
+
+  async function api(path, init) {
+    const headers = new Headers((init && init.headers) || {});
+    headers.set('authorization', 'Bearer ' + state.token);
+    let response;
+    try {
+      response = await fetch(path, Object.assign({}, init, { headers, cache: 'no-store' }));
+    } catch (error) {
+      if (init && init.signal && init.signal.aborted) throw error;
+      throw new HttpError(0, { message: 'The service did not answer (' + error.message + ').' });
+    }
+    if (response.ok) return response;
+    let body = {};
+    try { body = await response.json(); } catch (ignored) { body = {}; }
+    const retryAfter = response.headers.get('retry-after');
+    if (response.status === 401) signOut('The API token was not accepted (HTTP 401). Check it and enter it again.');
+    if (response.status === 429) banner('The service is rate limiting this page (HTTP 429); it tries again in ' + (retryAfter || 'a few') + ' s.');
+    throw new HttpError(response.status, body, retryAfter);
+  }
+  const getJson = async (path) => (await api(path)).json();
+
+  function banner(text) {
+    $('banner').textContent = text || '';
+    $('banner').hidden = !text;
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    state.token = null;
+    stopStream();
+    $('board').hidden = true;
+    $('forget').hidden = true;
+    $('updated').textContent = '';
+    $('signin').hidden = false;
+    $('signin-error').textContent = message || '';
+    $('token').focus();
+  }
+
+  async function start() {
+    $('signin').hidden = true;
+    $('board').hidden = false;
+    $('forget').hidden = false;
+    banner('');
+    try {
+      await Promise.all([refreshStatus(), refreshRuns()]);
+    } catch (error) {
+      if (error.status === 401) return;
+      banner(error.message);
+    }
+    openStream();
+    route();
+  }
+
+  async function refreshStatus() {
+    onStatus(await getJson('/v1/status'));
+  }
+
+  async function refreshRuns() {
+    state.runs = (await getJson('/v1/runs?limit=50')).runs;
+    renderRuns();
+  }
+
+  function stopStream() {
+    if (state.stream) state.stream.abort();
+    state.stream = undefined;
+  }
+
+  async function openStream() {
+    stopStream();
+    const controller = new AbortController();
+    state.stream = controller;
+    let delay = 2000;
+    while (state.stream === controller) {
+      try {
+        const response = await api('/v1/status/stream', { signal: controller.signal });
+        delay = 2000;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value;
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const message = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = message.split('\n').filter((line) => line.startsWith('data:')).map((line) => line.slice(5).trim()).join('\n');
+            if (data) onStatus(JSON.parse(data));
+          }
+        }
+      } catch (error) {
+        if (controller.signal.aborted || error.status === 401) return;
+        if (error.status === 429) delay = Math.max(delay, 1000 * (Number(error.retryAfter) || 30));
+      }
+      if (state.stream !== controller) return;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 30000);
+    }
+  }
+
+  function onStatus(status) {
+    // A message about Sync now (started, or 409) is about the run in flight: it goes when that run ends.
+    for (const c of status.connectors) {
+      const before = state.status && state.status.connectors.find((x) => x.name === c.name);
+      if (before && before.inFlight && !c.inFlight) delete state.messages[c.name];
+    }
+    state.status = status;
+    $('updated').textContent = 'updated ' + time(status.now);
+    renderConnectors();
+    // A run started or ended: the history and an open detail of that run change too.
+    const key = status.connectors.map((c) => [c.lastRun && c.lastRun.id, c.lastRun && c.lastRun.state, c.inFlight && c.inFlight.runId].join('/')).join(' ');
+    if (key !== state.runsKey) {
+      const first = state.runsKey === '';
+      state.runsKey = key;
+      if (!first) refreshRuns().then(() => (state.selected ? showRun(state.selected) : undefined)).catch(() => undefined);
+    }
+  }
+
+  const HEALTH = { ok: 'OK', late: 'Late', failing: 'Failing' };
+  const runLink = (id) => h('a', { href: '#run/' + encodeURIComponent(id), class: 'run-link' }, id.slice(0, 8));
+  const stateBadge = (runState) => h('span', { class: 'badge ' + runState }, runState);
+  const fact = (label, ...value) => [h('dt', {}, label), h('dd', {}, ...value)];
+
+  function renderConnectors() {
+    const now = Date.parse(state.status.now);
+    $('connectors').replaceChildren(...state.status.connectors.map((c) => connectorCard(c, now)));
+  }
+
+  function connectorCard(c, now) {
+    const last = c.lastRun;
+    const next = c.nextRunAt ? [time(c.nextRunAt), ' (', ago(c.nextRunAt, now), ')']
+      : c.schedule.enabled ? 'not scheduled by this process (--no-schedules)' : 'no schedule (schedule.enabled is false)';
+    const message = state.messages[c.name];
+    return h('article', { class: 'card health-' + c.health, 'data-connector': c.name },
+      h('header', {}, h('h2', {}, c.name), h('span', { class: 'badge ' + c.health, 'data-role': 'health' }, HEALTH[c.health] || c.health)),
+      h('p', { class: 'reason' }, c.reason),
+      h('dl', { class: 'facts' },
+        fact('Lag', c.lagSeconds === undefined ? 'no watermark yet' : duration(c.lagSeconds) + ' (late after ' + duration(c.lateAfterSeconds) + ')'),
+        fact('Watermark', time(c.watermark)),
+        fact('Last success', c.lastSuccess ? [ago(c.lastSuccess.finishedAt, now), ' · ', runLink(c.lastSuccess.runId)] : 'never'),
+        fact('Last run', last ? [runLink(last.id), ' ', stateBadge(last.state), ' ', ago(last.finishedAt || last.startedAt, now),
+          ' · ', int(last.counts.rows), ' rows, ', int(last.counts.rejects), ' rejected',
+          last.error ? h('div', { class: 'error small' }, last.error.code + ': ' + last.error.message) : null] : 'none yet'),
+        fact('Next run', next)),
+      c.inFlight ? inFlightView(c.inFlight, now) : null,
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'sync', onclick: () => syncNow(c.name) }, 'Sync now'),
+        h('span', { class: 'sync-msg' + (message && message.refused ? ' refused' : ''), role: 'status' }, message ? message.text : '')));
+  }
+
+  function inFlightView(flight, now) {
+    const p = flight.progress;
+    return h('div', { class: 'inflight', 'data-role': 'inflight' },
+      h('p', {}, h('strong', {}, 'Run in flight '), flight.runId ? runLink(flight.runId) : '', ' · ', flight.holder, ' · started ', ago(flight.since, now)),
+      p ? [
+        h('p', { class: 'phase' }, p.phase === 'pulling' ? 'Pulling from Epic and mapping' : 'Pushing blocks to Purview'),
+        h('ul', {},
+          h('li', {}, 'events pulled ', h('strong', {}, int(p.events))),
+          h('li', {}, 'rows spooled ', h('strong', {}, int(p.rows)), p.rejects ? ' (' + int(p.rejects) + ' rejected)' : ''),
+          h('li', {}, 'blocks acknowledged ', h('strong', {}, int(p.blocksAcked) + (p.blocksTotal !== undefined ? ' of ~' + int(p.blocksTotal) : '')))),
+        p.phase === 'pushing' && p.rows > 0
+          ? h('progress', { max: p.rows, value: Math.min(p.rowsAcked, p.rows), 'aria-label': 'rows acknowledged' })
+          : h('progress', { 'aria-label': 'pulling' }),
+      ] : h('p', { class: 'muted small' }, 'Runs in another process show their counts in the history when they reach a checkpoint.'));
+  }
+
+  async function syncNow(name) {
+    state.messages[name] = { text: 'Starting…' };
+    renderConnectors();
+    try {
+      const response = await api('/v1/connectors/' + encodeURIComponent(name) + '/syncs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+      const { runId } = await response.json();
+      state.messages[name] = { text: 'Started run ' + runId.slice(0, 8) + '.', runId };
+    } catch (error) {
+      if (error.status === 401) return;
+      state.messages[name] = { refused: true, text: error.status === 409 ? 'HTTP 409: ' + error.message : (error.status ? 'HTTP ' + error.status + ': ' : '') + error.message };
+    }
+    renderConnectors();
+  }
+
+  function renderRuns() {
+    $('chart').replaceChildren(chart(state.runs), h('figcaption', {}, 'Rows (bars) and duration (line) of the last ' + state.runs.length + ' runs, oldest on the left.'));
+    const num = (n) => h('td', { class: 'num' }, int(n));
+    $('runs-body').replaceChildren(...state.runs.map((r) => h('tr', { 'data-run': r.id, class: r.id === state.selected ? 'selected' : '' },
+      h('td', {}, h('a', { href: '#run/' + encodeURIComponent(r.id) }, time(r.startedAt))),
+      h('td', {}, r.connector),
+      h('td', {}, stateBadge(r.state)),
+      h('td', {}, r.trigger, r.backfill ? ' · backfill' : '', r.dryRun ? ' · dry run' : ''),
+      h('td', { class: 'small' }, h('div', {}, time(r.since), ' →'), h('div', {}, time(r.until))),
+      num(r.counts.events), num(r.counts.rows),
+      h('td', { class: 'num' }, int(r.counts.rejects), r.counts.rejects ? h('div', { class: 'muted small reasons' }, reasons(r.details && r.details.rejectReasons)) : null),
+      num(r.counts.blocksAcked), num(r.counts.possiblyDuplicated),
+      h('td', { class: 'num' }, r.finishedAt ? duration(durationOf(r)) : '…'))));
+  }
+
+  async function showRun(id) {
+    state.selected = id;
+    const box = $('detail');
+    let run;
+    try {
+      run = await getJson('/v1/runs/' + encodeURIComponent(id));
+    } catch (error) {
+      if (error.status === 401) return;
+      replace(box, h('p', { class: 'error' }, error.message));
+      box.hidden = false;
+      return;
+    }
+    replace(box, ...runDetail(run));
+    box.hidden = false;
+    renderRuns();
+  }
+
+  function route() {
+    const match = /^#run\/(.+)$/.exec(location.hash);
+    if (match) {
+      showRun(decodeURIComponent(match[1]));
+      return;
+    }
+    state.selected = undefined;
+    $('detail').hidden = true;
+    renderRuns();
+  }
+
+  $('token-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const token = $('token').value.trim();
+    if (!token) return;
+    state.token = token;
+    sessionStorage.setItem(TOKEN_KEY, token);
+    $('token').value = '';
+    $('signin-error').textContent = '';
+    start();
+  });
+  $('forget').addEventListener('click', () => signOut(''));
+  window.addEventListener('hashchange', () => (state.token ? route() : undefined));
+  if (state.token) start();
+  else signOut('');
+})();
+`;

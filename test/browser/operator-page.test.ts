@@ -1,0 +1,170 @@
+/**
+ * The operator page in a real browser (issue #17.6): Debian's Chromium driven by playwright-core against `bridge serve`
+ * over the sandbox. Sign in with the API token, see the connector and its last run, press Sync now, watch the run
+ * (and the 409 of a second press) until it completes, open its detail; a wrong token gets a clear message; the page
+ * loads nothing from elsewhere and breaks no CSP rule. Screenshots go to .vitest-artifacts/ (and docs/operator-page.png
+ * with BRIDGE_UPDATE_SCREENSHOT=1).
+ *
+ * Without a Chromium the test is skipped, saying how to install one; with CI or BRIDGE_BROWSER_TEST=required set it
+ * fails instead, so CI cannot pass without running it.
+ */
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config/index.js';
+import { hashApiToken } from '../../src/server/auth.js';
+import { startService, type Service } from '../../src/server/service.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { findChromium, LAUNCH_ARGS } from './chromium.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const artifacts = resolve(root, '.vitest-artifacts');
+const TOKEN = 'browser-test-token-0123456789abcdef';
+const executable = findChromium();
+const required = Boolean(process.env['CI']) || process.env['BRIDGE_BROWSER_TEST'] === 'required';
+
+if (!executable) {
+  const how = 'no Chromium found (looked at $CHROMIUM_PATH, /usr/bin/chromium, /usr/bin/chromium-browser): install it with `apt-get install -y chromium`';
+  if (required) {
+    describe('operator page in Chromium', () => {
+      it('needs Chromium in CI', () => expect.fail(`${how} (.ci/run does).`));
+    });
+  } else {
+    console.warn(`test/browser skipped: ${how}, or set CHROMIUM_PATH.`);
+  }
+}
+
+describe.skipIf(!executable)('operator page in Chromium', () => {
+  let h: SandboxHarness;
+  let service: Service;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    h = await startHarness({ data: { seed: 17, events: 360, patients: 60, practitioners: 10 } });
+    // Some patients without a name: their rows are rejected, so the page has reject reasons (and PHI it must not show).
+    const nameless = [...h.sandbox.dataset.patients()].filter((_, i) => i % 12 === 0).map(({ name: _name, ...patient }) => patient);
+    await h.sandbox.store?.load(nameless);
+    // History: the first two thirds of the data set in three backfills; Sync now pulls the rest.
+    const start = Date.parse(h.sandbox.dataset.options.start);
+    const third = (Date.parse(h.sandbox.dataset.options.end) - start) / 3;
+    const at = (i: number): string => new Date(start + i * third).toISOString();
+    await h.sync({ since: at(0), until: at(1) });
+    await h.sync({ since: at(1), until: at(1.5) });
+    await h.sync({ since: at(1.5), until: at(2) });
+    const config = loadConfig({
+      base: h.sandbox.config,
+      env: {},
+      flags: {
+        'server.port': 0, 'server.apiTokenSha256': [hashApiToken(TOKEN)], 'server.rateLimitMax': 200,
+        'connectors.0.schedule.enabled': true, 'connectors.0.schedule.cron': '0 2 * * *', 'connectors.0.schedule.timezone': 'UTC',
+        'connectors.0.purview.blockRows': 25,
+      },
+    });
+    service = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: true });
+    browser = await chromium.launch({ executablePath: executable, headless: true, args: [...LAUNCH_ARGS] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await service?.close();
+    await h?.close();
+  });
+
+  /** A fresh tab that records every request it makes and every console error and CSP violation. */
+  async function openPage(): Promise<{ page: Page; requests: string[]; problems: string[] }> {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-US', timezoneId: 'UTC' });
+    const page = await context.newPage();
+    const requests: string[] = [];
+    const problems: string[] = [];
+    page.on('request', (request) => requests.push(request.url()));
+    page.on('console', (message) => {
+      if (message.type() === 'error' && !/status of 40[19]/.test(message.text())) problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(service.url + '/');
+    return { page, requests, problems };
+  }
+
+  it('signs in, shows the connector and its last run, syncs now, shows the run in flight and its detail', async () => {
+    const { page, requests, problems } = await openPage();
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button');
+    const card = page.locator('article[data-connector="sandbox"]');
+    await card.waitFor();
+    expect(await card.locator('h2').textContent()).toBe('sandbox');
+    // Three backfills completed; the watermark is a month old against a daily schedule.
+    expect(await card.locator('[data-role="health"]').textContent()).toBe('Late');
+    expect(await card.textContent()).toMatch(/Last run[0-9a-f]{8} completed/);
+    expect(await page.locator('#runs-body tr').count()).toBe(3);
+    expect(await page.locator('#chart svg rect.bar').count()).toBe(3);
+
+    // Slow Purview down so the run is seen in flight, then press Sync now twice: the second press is refused.
+    h.sandbox.ingest.injectFaults(...Array.from({ length: 8 }, () => ({ kind: 'delay' as const, ms: 500 })));
+    await card.locator('button.sync').click();
+    await card.locator('[data-role="inflight"]').waitFor({ timeout: 30_000 });
+    await expect.poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 }).toMatch(/^Started run [0-9a-f]{8}\.$/);
+    const started = (await card.locator('.sync-msg').textContent()) ?? '';
+    await card.locator('button.sync').click();
+    await expect.poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 }).toMatch(/^HTTP 409: A sync of connector "sandbox" is already running/);
+    await card.locator('[data-role="inflight"]').getByText('blocks acknowledged').waitFor();
+    await card.locator('[data-role="inflight"] progress[max]').waitFor({ timeout: 30_000 });
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: resolve(artifacts, 'operator-page-running.png'), fullPage: true });
+
+    // The run completes: the in-flight panel goes, health is OK, the history has it first.
+    await card.locator('[data-role="inflight"]').waitFor({ state: 'detached', timeout: 60_000 });
+    await expect.poll(() => card.locator('[data-role="health"]').textContent(), { timeout: 10_000 }).toBe('OK');
+    const runId = started.slice('Started run '.length, -1);
+    const first = page.locator('#runs-body tr').first();
+    await expect.poll(() => first.getAttribute('data-run'), { timeout: 10_000 }).toMatch(new RegExp(`^${runId}`));
+    expect(await first.locator('.badge').textContent()).toBe('completed');
+    expect(await page.locator('#chart svg rect.bar').count()).toBe(4);
+
+    // Its detail: counts, reasons, fill, and where its rejects are (not their content).
+    await first.locator('a').click();
+    const detail = page.locator('#detail');
+    await detail.waitFor();
+    await expect.poll(() => detail.locator('h2 code').textContent()).toMatch(new RegExp(`^${runId}`));
+    const detailText = (await detail.textContent()) ?? '';
+    const run = h.withStore((s) => s.listRuns({ connector: 'sandbox', limit: 1 }))[0];
+    expect(run).toMatchObject({ state: 'completed', trigger: 'http' });
+    expect(detailText).toContain('Events pulled');
+    expect(detailText).toContain('Column fill');
+    expect(detailText).toMatch(/PATIENT\.PAT_MRN_ID/);
+    expect(detailText).toMatch(/missing-patient-name\d+/);
+    expect(detailText).toContain(`bridge rejects ${run?.id}`);
+    expect(detailText).not.toMatch(/\b(null|undefined|NaN)\b/);
+    expect(detailText).toContain(`Rows acknowledged${(run?.counts.rowsAcked ?? 0).toLocaleString('en-US')}`);
+    await page.screenshot({ path: resolve(artifacts, 'operator-page.png'), fullPage: true });
+    if (process.env['BRIDGE_UPDATE_SCREENSHOT'] === '1') copyFileSync(resolve(artifacts, 'operator-page.png'), resolve(root, 'docs/operator-page.png'));
+
+    // No PHI on the page: no patient's family name from the data set appears anywhere in it.
+    const pageText = (await page.locator('body').textContent()) ?? '';
+    const names = [...h.sandbox.dataset.patients()].flatMap((p) => p.name?.map((n) => n.family ?? '') ?? []).filter((n) => n.length > 3);
+    for (const name of names) expect(pageText).not.toContain(name);
+
+    // Everything came from the service; the token never rode in a URL; no CSP violation or script error.
+    const origin = new URL(service.url).origin;
+    for (const url of requests.filter((u) => !u.startsWith('data:'))) expect(new URL(url).origin, url).toBe(origin);
+    for (const url of requests) expect(url).not.toContain(TOKEN);
+    expect(problems).toEqual([]);
+    expect(await page.evaluate("sessionStorage.getItem('bridge.apiToken')")).toBe(TOKEN);
+    await page.context().close();
+  }, 120_000);
+
+  it('says clearly when the token is wrong, and keeps nothing of it', async () => {
+    const { page, problems } = await openPage();
+    await page.fill('#token', 'not-the-token');
+    await page.click('#token-form button');
+    await expect.poll(() => page.locator('#signin-error').textContent(), { timeout: 10_000 }).toBe(
+      'The API token was not accepted (HTTP 401). Check it and enter it again.',
+    );
+    expect(await page.locator('#signin').isVisible()).toBe(true);
+    expect(await page.locator('#board').isVisible()).toBe(false);
+    expect(await page.evaluate("sessionStorage.getItem('bridge.apiToken')")).toBeNull();
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * `bridge status`, `bridge runs` and `bridge rejects` over a real sandbox run (issue #17.2): the state directory alone
+ * answers them, status exits 1 when a connector is late or failing, rejects prints the run's NDJSON while it is kept.
+ */
+import { rmSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rejectsCommand } from '../../src/cli/commands/rejects.js';
+import { runsCommand } from '../../src/cli/commands/runs.js';
+import { statusCommand } from '../../src/cli/commands/status.js';
+import { BridgeError } from '../../src/errors.js';
+import type { StatusReport } from '../../src/server/status.js';
+import type { SyncSummary } from '../../src/sync/pipeline.js';
+import { ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { recordingContext } from './support.js';
+
+let h: SandboxHarness;
+let summary: SyncSummary;
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 21, events: 150, patients: 30, practitioners: 6 } });
+  // A sixth of the patients lose their name: their rows are rejected (missing-patient-name), with a rejects file.
+  const nameless = [...h.sandbox.dataset.patients()].filter((_, i) => i % 6 === 0).map(({ name: _name, ...patient }) => patient);
+  await h.sandbox.store?.load(nameless);
+  summary = await h.sync();
+});
+afterAll(async () => h?.close());
+
+async function run(command: ReturnType<typeof statusCommand>, args: string[]): Promise<void> {
+  await command.exitOverride().parseAsync(args, { from: 'user' });
+}
+
+describe('bridge status', () => {
+  it('judges the connector from the state: late a month after the data, ok just after it, failing after a failed run', async () => {
+    const config = ['--config', h.sandbox.configPath];
+    let code = -1;
+    const late = recordingContext();
+    await run(statusCommand(late, { setExitCode: (c) => (code = c) }), config);
+    expect(code, late.printed.join('\n')).toBe(1);
+    expect(late.printed[0]).toMatch(/^sandbox {2}LATE {2}lag \d+ d( \d+ h)? is over 2 d$/);
+    expect(late.printed.join('\n')).toContain(`last run      ${summary.runId} completed`);
+    expect(late.printed.join('\n')).toContain(`${summary.counts.rows} rows, ${summary.counts.rejects} rejected`);
+
+    const soon = { now: () => Date.parse(summary.until) + 600_000, sleep: async () => undefined };
+    const ok = recordingContext({ clock: soon });
+    await run(statusCommand(ok, { setExitCode: (c) => (code = c) }), [...config, '--json']);
+    expect(code).toBe(0);
+    const report = JSON.parse(ok.printed[0] ?? '') as StatusReport;
+    expect(report).toMatchObject({ healthy: true, connectors: [{ name: 'sandbox', health: 'ok', lagSeconds: 600, lastSuccess: { runId: summary.runId } }] });
+
+    // A later run (they are ordered by start) failed.
+    const later = new Date(Date.now() + 1000).toISOString();
+    h.withStore((s) => {
+      s.createRun({ id: 'failed-run', connector: 'sandbox', state: 'running', trigger: 'cli', since: summary.until, until: summary.until, startedAt: later, counts: { ...ZERO_COUNTS }, dryRun: false });
+      s.updateRun('failed-run', { state: 'failed', finishedAt: later, error: { code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'The FHIR server kept failing.' } });
+    });
+    const failing = recordingContext({ clock: soon });
+    await run(statusCommand(failing, { setExitCode: (c) => (code = c) }), config);
+    expect(code).toBe(1);
+    expect(failing.printed[0]).toBe('sandbox  FAILING  the last run failed: BRG_ERR_FHIR_UNAVAILABLE');
+    expect(failing.printed).toContain('                BRG_ERR_FHIR_UNAVAILABLE: The FHIR server kept failing.');
+  });
+});
+
+describe('bridge runs and bridge rejects', () => {
+  it('lists runs newest first with reject reasons, and prints a run\'s rejects by id prefix', async () => {
+    expect(summary.counts.rejects).toBeGreaterThan(0);
+    const table = recordingContext();
+    await run(runsCommand(table), ['--config', h.sandbox.configPath, '--connector', 'sandbox', '--limit', '5']);
+    expect(table.printed[0]).toMatch(/^run {7}started {11}connector {2}state/);
+    const line = table.printed.find((l) => l.startsWith(summary.runId.slice(0, 8)));
+    expect(line).toMatch(new RegExp(`completed +cli\\+backfill +.* ${summary.counts.events} +${summary.counts.rows} +${summary.counts.rejects} `));
+    expect(table.printed).toContain(`    rejects: missing-patient-name ${summary.rejectReasons['missing-patient-name']}`);
+
+    const json = recordingContext();
+    await run(runsCommand(json), ['--config', h.sandbox.configPath, '--json']);
+    const runs = (JSON.parse(json.printed[0] ?? '') as { runs: Array<Record<string, unknown>> }).runs;
+    expect(runs.find((r) => r['id'] === summary.runId)).toMatchObject({ rejectsAvailable: true, counts: { rejects: summary.counts.rejects } });
+
+    const rejects = recordingContext();
+    await run(rejectsCommand(rejects), [summary.runId.slice(0, 8), '--config', h.sandbox.configPath]);
+    const lines = rejects.written().trim().split('\n').map((l) => JSON.parse(l) as { reason: string });
+    expect(lines).toHaveLength(summary.counts.rejects);
+    expect(new Set(lines.map((l) => l.reason))).toEqual(new Set(['missing-patient-name']));
+
+    // Gone after retention: the error says so (and the exit code is bad input's).
+    const path = h.withStore((s) => s.getRun(summary.runId)?.rejectsPath) ?? '';
+    rmSync(path);
+    const gone = await run(rejectsCommand(recordingContext()), [summary.runId, '--config', h.sandbox.configPath]).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(BridgeError);
+    expect((gone as BridgeError).message).toBe(`The rejects of run ${summary.runId} were removed: a completed run keeps them retention.rejectsDays (14) day(s).`);
+    expect((gone as BridgeError).exitCode).toBe(2);
+    const unknown = await run(rejectsCommand(recordingContext()), ['no-such-run', '--config', h.sandbox.configPath]).catch((e: unknown) => e);
+    expect((unknown as BridgeError).message).toBe('No run "no-such-run" in the state directory (bridge runs lists them).');
+  });
+});

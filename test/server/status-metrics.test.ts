@@ -1,0 +1,52 @@
+/** Lag, last success, run duration and rows by outcome, in Prometheus text (issue #17.3). */
+import { describe, expect, it } from 'vitest';
+import { createMetrics } from '../../src/server/metrics.js';
+import { statusMetricsText } from '../../src/server/status-metrics.js';
+import type { ConnectorStatus } from '../../src/server/status.js';
+import { SyncEvents } from '../../src/sync/events.js';
+import { ZERO_COUNTS } from '../../src/sync/state/index.js';
+
+const ok: ConnectorStatus = {
+  name: 'main', health: 'ok', reason: 'lag 1 h', watermark: '2026-11-23T11:00:00.000Z', lagSeconds: 3600, lateAfterSeconds: 7500,
+  lastSuccess: { runId: 'r1', finishedAt: '2026-11-23T11:00:30.000Z' },
+  lastRun: {
+    id: 'r1', state: 'completed', trigger: 'schedule', startedAt: '2026-11-23T11:00:00.000Z', finishedAt: '2026-11-23T11:00:30.000Z', durationSeconds: 30,
+    counts: { ...ZERO_COUNTS, events: 10, rows: 9, rejects: 1, rowsAcked: 9, rowsAlreadyDelivered: 2 },
+  },
+  schedule: { cron: '0 * * * *', enabled: true },
+};
+const never: ConnectorStatus = { name: 'new', health: 'late', reason: 'no run has completed yet', lateAfterSeconds: 7500, schedule: { cron: '0 * * * *', enabled: true } };
+
+describe('status metrics', () => {
+  it('writes the gauges of each connector, and nothing for what is not known yet', async () => {
+    const text = await statusMetricsText([ok, never]);
+    expect(text).toContain('bridge_watermark_lag_seconds{connector="main"} 3600');
+    expect(text).toContain(`bridge_last_success_timestamp_seconds{connector="main"} ${Date.parse('2026-11-23T11:00:30Z') / 1000}`);
+    expect(text).toContain('bridge_run_duration_seconds{connector="main"} 30');
+    expect(text).toContain('bridge_last_run_rows{connector="main",outcome="acknowledged"} 7');
+    expect(text).toContain('bridge_last_run_rows{connector="main",outcome="already_delivered"} 2');
+    expect(text).toContain('bridge_last_run_rows{connector="main",outcome="rejected"} 1');
+    expect(text).toContain('bridge_last_run_failed{connector="main"} 0');
+    expect(text).toContain('bridge_connector_healthy{connector="main"} 1');
+    expect(text).toContain('bridge_connector_healthy{connector="new"} 0');
+    expect(text).not.toMatch(/bridge_watermark_lag_seconds\{connector="new"\}/);
+    expect(text).toMatch(/# TYPE bridge_watermark_lag_seconds gauge/);
+  });
+
+  it('the service reads them at scrape time and counts rows of completed runs by outcome', async () => {
+    let statuses: ConnectorStatus[] = [never];
+    const metrics = createMetrics({ status: () => statuses });
+    const events = new SyncEvents();
+    const detach = metrics.observe(events, 'main');
+    expect(await metrics.registry.metrics()).toContain('bridge_connector_healthy{connector="new"} 0');
+    statuses = [ok];
+    await new Promise((resolve) => setImmediate(resolve)); // the next scrape (one scrape reads the state once)
+    events.emit('run_complete', { runId: 'r1', connector: 'main', counts: ok.lastRun?.counts ?? { ...ZERO_COUNTS } });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('bridge_watermark_lag_seconds{connector="main"} 3600');
+    expect(text).not.toContain('connector="new"');
+    expect(text).toContain('bridge_rows_total{connector="main",outcome="mapped"} 9');
+    expect(text).toContain('bridge_rows_total{connector="main",outcome="acknowledged"} 7');
+    detach();
+  });
+});

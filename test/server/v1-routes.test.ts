@@ -1,0 +1,91 @@
+/** /v1 status, runs and rejects (issue #17.2): what the page and scripts read, with the rejects file's whereabouts. */
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { StatusReport } from '../../src/server/status.js';
+import { ZERO_COUNTS, type RunRecord, type StateStore } from '../../src/sync/state/index.js';
+import { AUTH, tempStore, testApp } from './support.js';
+
+function completedRun(store: StateStore, dir: string, id: string, rejects: string | undefined): RunRecord {
+  const rejectsPath = join(dir, 'rejects', `${id}.ndjson`);
+  mkdirSync(join(dir, 'rejects'), { recursive: true });
+  if (rejects !== undefined) writeFileSync(rejectsPath, rejects, { mode: 0o600 });
+  store.createRun({
+    id, connector: 'main', state: 'running', trigger: 'http', since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z',
+    startedAt: '2026-11-02T00:01:00.000Z', counts: { ...ZERO_COUNTS }, dryRun: false,
+  });
+  store.updateRun(id, { state: 'pushing', rejectsPath, details: { rejectReasons: { 'missing-patient-name': 2 }, skipReasons: { 'no-patient': 1 } } });
+  store.completeRun(id, { counts: { ...ZERO_COUNTS, events: 5, rows: 3, rejects: 2, rowsAcked: 3 } });
+  return store.getRun(id) as RunRecord;
+}
+
+describe('/v1 runs and rejects', () => {
+  it('says where the rejects are while they exist, until when, and streams them; a removed file is a 404 that says why', async () => {
+    const { store, dir } = tempStore();
+    const kept = completedRun(store, dir, 'run-kept', '{"eventId":"e1","reason":"missing-patient-name"}\n{"eventId":"e2","reason":"missing-patient-name"}\n');
+    completedRun(store, dir, 'run-gone', undefined);
+    const app = await testApp({ store, rejects: { retentionDays: 14, retainFiles: false } });
+
+    const one = (await app.inject({ method: 'GET', url: '/v1/runs/run-kept', headers: AUTH })).json<Record<string, unknown>>();
+    expect(one).toMatchObject({ id: 'run-kept', state: 'completed', rejectsAvailable: true, rejectsPath: kept.rejectsPath, details: { rejectReasons: { 'missing-patient-name': 2 } } });
+    expect(one['rejectsExpireAt']).toBe(new Date(Date.parse(kept.finishedAt ?? '') + 14 * 86_400_000).toISOString());
+
+    const list = (await app.inject({ method: 'GET', url: '/v1/runs?connector=main', headers: AUTH })).json<{ runs: Array<Record<string, unknown>> }>();
+    const gone = list.runs.find((r) => r['id'] === 'run-gone');
+    expect(gone).toMatchObject({ rejectsAvailable: false });
+    expect(gone).not.toHaveProperty('rejectsPath');
+
+    const stream = await app.inject({ method: 'GET', url: '/v1/runs/run-kept/rejects', headers: AUTH });
+    expect(stream.statusCode).toBe(200);
+    expect(stream.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
+    expect(stream.headers['cache-control']).toBe('no-store');
+    expect(stream.body.trim().split('\n').map((line) => (JSON.parse(line) as { eventId: string }).eventId)).toEqual(['e1', 'e2']);
+
+    const removed = await app.inject({ method: 'GET', url: '/v1/runs/run-gone/rejects', headers: AUTH });
+    expect(removed.statusCode).toBe(404);
+    expect(removed.json()).toEqual({ code: 'BRG_ERR_NOT_FOUND', message: 'The rejects of run run-gone were removed: a completed run keeps them retention.rejectsDays (14) day(s).' });
+    expect((await app.inject({ method: 'GET', url: '/v1/runs/nope/rejects', headers: AUTH })).statusCode).toBe(404);
+    rmSync(kept.rejectsPath ?? '', { force: true });
+    expect((await app.inject({ method: 'GET', url: '/v1/runs/run-kept', headers: AUTH })).json()).toMatchObject({ rejectsAvailable: false });
+    await app.close();
+  });
+});
+
+describe('/v1/status and its stream', () => {
+  const report = (events: number): StatusReport => ({
+    now: new Date().toISOString(), healthy: false,
+    connectors: [{
+      name: 'main', health: 'late', reason: 'no run has completed yet', lateAfterSeconds: 600, schedule: { cron: '0 * * * *', enabled: true },
+      inFlight: { runId: 'r1', holder: 'this service', since: '2026-11-23T12:00:00.000Z', progress: { runId: 'r1', phase: 'pulling', startedAt: '2026-11-23T12:00:00.000Z', events, rows: events, rejects: 0, rowsAcked: 0, blocksAcked: 0 } },
+    }],
+  });
+
+  it('answers the status, and streams it at once and on every change, as Server-Sent Events', async () => {
+    let events = 0;
+    let notify: () => void = () => undefined;
+    const app = await testApp({ status: () => report(events), watchStatus: (listener) => ((notify = listener), () => (notify = () => undefined)), streamTickMs: 60_000 });
+    expect((await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json()).toMatchObject({ healthy: false, connectors: [{ name: 'main', inFlight: { progress: { events: 0 } } }] });
+
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const controller = new AbortController();
+    const response = await fetch(`${url}/v1/status/stream`, { headers: AUTH, signal: controller.signal });
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8');
+    const reader = (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+    const next = async (): Promise<StatusReport> => {
+      let buffer = '';
+      while (!buffer.includes('\n\n')) buffer += (await reader.read()).value ?? '';
+      const [message] = buffer.split('\n\n');
+      expect(message?.startsWith('event: status\ndata: ')).toBe(true);
+      return JSON.parse(message?.slice('event: status\ndata: '.length) ?? '') as StatusReport;
+    };
+    expect((await next()).connectors[0]?.inFlight?.progress?.events).toBe(0);
+    events = 40;
+    notify();
+    notify(); // a burst becomes one message
+    expect((await next()).connectors[0]?.inFlight?.progress?.events).toBe(40);
+    // Closing the server ends the open stream instead of waiting for the client.
+    await app.close();
+    expect((await reader.read()).done).toBe(true);
+    controller.abort();
+  });
+});
