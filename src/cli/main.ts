@@ -5,6 +5,7 @@ import { CommanderError } from 'commander';
 import { systemClock } from '../clock.js';
 import { ERROR_CODES, toBridgeError } from '../errors.js';
 import type { CliContext } from './context.js';
+import { translateScriptArgs } from './script-args.js';
 import { buildProgram } from './program.js';
 
 /** Commander's codes for output the user asked for. */
@@ -33,7 +34,13 @@ const ctx: CliContext = {
 };
 
 try {
-  await buildProgram(ctx).parseAsync(process.argv);
+  const program = buildProgram(ctx);
+  // `bridge push` also takes sample_script.ps1's parameter names, and names the flag meant when one is misspelt.
+  const push = program.commands.find((command) => command.name() === 'push');
+  const argv = process.argv[2] === 'push' && push
+    ? [...process.argv.slice(0, 3), ...translateScriptArgs(process.argv.slice(3), push.options.flatMap((option) => (option.long ? [option.long] : [])))]
+    : process.argv;
+  await program.parseAsync(argv);
 } catch (error) {
   if (error instanceof CommanderError) {
     // Commander already printed its message (unknown option, missing argument) and the usage; help and version are not errors.

@@ -168,7 +168,7 @@ async function pushWithLedger(
 /** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
 function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCredential {
   if (flags.appSecret !== undefined) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--app-secret is refused: a secret on the command line ends up in shell history and process lists. Put it in the ${DEFAULT_SECRET_ENV} environment variable (or --app-secret-env NAME), or in a file (--app-secret-file).`);
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--app-secret (sample_script.ps1's -appSecret) is refused: a secret on the command line ends up in shell history and process lists. Put it in the ${DEFAULT_SECRET_ENV} environment variable (or --app-secret-env NAME), or in a file (--app-secret-file).`);
   }
   const given = [flags.appSecretEnv && '--app-secret-env', flags.appSecretFile && '--app-secret-file', flags.cert && '--cert'].filter(Boolean);
   if (given.length > 1) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Give one credential, not ${given.join(' and ')}.`);

@@ -1,0 +1,67 @@
+/**
+ * `bridge push` as a drop-in for Microsoft's sample_script.ps1: the script's PowerShell parameters (`-tenantId`,
+ * `-appId`, `-jobId`, `-filePath`, `-appSecret`, any case, one or two dashes) are read as the bridge's own flags, so
+ * a scheduled task's command line changes only its program name; `-appSecret` then meets the bridge's refusal of
+ * secrets on the command line, which names the safe alternatives. A misspelt flag is named with the one meant, before
+ * commander's "required option not specified" would hide it.
+ */
+import { BridgeError } from '../errors.js';
+
+const SCRIPT_PARAMETERS: Readonly<Record<string, string>> = {
+  tenantid: '--tenant-id',
+  appid: '--app-id',
+  jobid: '--job-id',
+  filepath: '--file',
+  appsecret: '--app-secret',
+};
+
+/** Rewrites the script's parameter names in `args` (the words after `push`); throws on an unknown flag, naming the closest. */
+export function translateScriptArgs(args: readonly string[], knownFlags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--') {
+      out.push(...args.slice(i));
+      break;
+    }
+    const [name, value] = splitFlag(arg);
+    const script = /^--?([A-Za-z]+)$/.exec(name)?.[1];
+    const mapped = script === undefined ? undefined : SCRIPT_PARAMETERS[script.toLowerCase()];
+    if (mapped) {
+      out.push(value === undefined ? mapped : `${mapped}=${value}`);
+    } else if (name.startsWith('--') && !knownFlags.includes(name) && !['--help', '--version'].includes(name)) {
+      const meant = closest(name, knownFlags);
+      throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, { details: { option: name } });
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+function splitFlag(arg: string): [string, string | undefined] {
+  const eq = arg.indexOf('=');
+  return eq > 0 && arg.startsWith('-') ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+}
+
+/** The known flag within a few edits of `name`, if one is clearly meant. */
+function closest(name: string, known: readonly string[]): string | undefined {
+  let best: { flag: string; distance: number } | undefined;
+  for (const flag of known) {
+    const distance = editDistance(name.toLowerCase(), flag);
+    if (!best || distance < best.distance) best = { flag, distance };
+  }
+  return best && best.distance <= Math.max(2, Math.floor(name.length / 4)) ? best.flag : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}
