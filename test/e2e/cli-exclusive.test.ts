@@ -47,7 +47,8 @@ async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): 
 describe('one state, several processes', () => {
   it('a hand-started sync while the service runs one exits 6 naming the service; every row once', async () => {
     const { start, end } = h.sandbox.dataset.options;
-    h.sandbox.ingest.injectFaults(...Array.from({ length: 8 }, () => ({ kind: 'delay' as const, ms: 300 })));
+    // The service's first block is held long enough for a second process to start, however loaded the machine.
+    h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 10_000 });
     const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
       BRIDGE__server__port: '0', BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
     });
