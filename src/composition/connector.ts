@@ -7,11 +7,16 @@
 import type { Clock } from '../clock.js';
 import { fhirSettings, type Config, type ConnectorConfig } from '../config/index.js';
 import { BridgeError } from '../errors.js';
-import { createFhirClient, createReferenceResolver, createSearchSource, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
+import { BulkHttp, createBulkExportSource, createFhirClient, createReferenceResolver, createSearchSource, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
+import { DEFAULT_RETRY } from '../http.js';
+import { join } from 'node:path';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { builtinMappingPath, loadMapping, type CompiledMapping, type MappingOverrides } from '../mapping/index.js';
-import { resolveNetwork } from '../net/index.js';
+import { encodingName, type ConnectorSchema } from '../connector-file/index.js';
+import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
+import type { FileDropDeps } from '../sync/file-drop.js';
+import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
 import type { EventSource } from '../sync/event-source.js';
 import type { SyncEvents } from '../sync/events.js';
@@ -76,7 +81,43 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     mapping: loadConnectorMapping(connector),
     source: memo(() => buildEventSource(context, connector)),
     purview: memo(() => buildPushTarget(context, connector)),
+    ...(connector.source.type === 'flat-file' ? { fileDrop: buildFileDrop(context, connector, connector.source) } : {}),
   };
+}
+
+type FlatFileSource = Extract<ConnectorConfig['source'], { type: 'flat-file' }>;
+
+/** The drop folder of a flat-file source; its FHIR enrichment is built on first use (it reads the SMART key). */
+function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, source: FlatFileSource): FileDropDeps {
+  if (!encodingName(source.encoding)) {
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Connector "${connector.name}": source.encoding "${source.encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1, utf-16le.`);
+  }
+  const schema = source.schema ?? connector.mapping.schema;
+  return {
+    folder: { dir: source.dir, pattern: source.pattern, archiveDir: source.archiveDir, settleMs: source.settleSeconds * 1000 },
+    schema,
+    encoding: source.encoding,
+    ...(source.enrich.fhir ? { enrich: memo(() => buildFileEnricher(context, connector, schema, source.enrich)) } : {}),
+  };
+}
+
+/**
+ * Enrichment maps the found Patient/Practitioner with the connector's mapping (non-strict: a probe row is never refused
+ * for an empty optional cell); identifier systems default to the first of the mapping options' mrnSystems / userIdSystems.
+ */
+function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, schema: ConnectorSchema, enrich: FlatFileSource['enrich']): FileEnricher {
+  const { resolver } = buildFhirClient(context, connector);
+  const options = connector.mapping.options;
+  const mapping = schema === connector.mapping.schema
+    ? loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, strict: false } })
+    : loadMapping(builtinMappingPath(schema), { strict: false, ...(options ? { options: { ...options } } : {}) });
+  const first = (value: unknown): string | undefined => (Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
+  const mrnSystem = enrich.mrnSystem ?? first(options?.['mrnSystems']);
+  const userSystem = enrich.userSystem ?? first(options?.['userIdSystems']);
+  return createFileEnricher({
+    resolver, mapping, batchRows: fhirSettings(connector).prefetchEvents, clock: context.clock,
+    ...(mrnSystem ? { mrnSystem } : {}), ...(userSystem ? { userSystem } : {}),
+  });
 }
 
 /** The delivery ledger's key for the connector's Purview job (no credentials needed: dry runs use it too). */
@@ -85,10 +126,29 @@ export function destinationOf(connector: ConnectorConfig): string {
   return destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, tenantId: p.tenantId, jobId: p.jobId });
 }
 
-/** FHIR search over the connector's server, with the client and resolver below. */
+/**
+ * FHIR search over the connector's server, with the client and resolver below; or a Bulk Data export, whose checkpoint
+ * lives in the state store and whose downloads under stateDir/bulk/<connector>, with that resolver for references the
+ * export lacks. The export's requests use their own SMART token source (a second cached token) and a dispatcher with
+ * the connector's proxy and CA but no response size cap: its files are far larger than one search page.
+ */
 function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): EventSource {
   const f = fhirSettings(connector);
   const { client, resolver } = buildFhirClient(context, connector);
+  if (connector.source.type === 'bulk-export') {
+    const source = connector.source;
+    const http = new BulkHttp({
+      baseUrl: f.baseUrl, tokenSource: buildSmartTokenSource(context, connector), dispatcher: createDispatcher(resolveNetwork(context.config.network, context.env)),
+      clock: context.clock, logger: context.logger.child({ connector: connector.name, source: 'bulk-export' }),
+      timeoutMs: f.timeoutMs, retry: DEFAULT_RETRY, maxJsonBytes: f.maxResponseBytes,
+    });
+    return createBulkExportSource({
+      http, fallback: resolver, newId: context.newId,
+      store: { get: () => context.store.getSourceState(connector.name, 'bulk-export'), set: (value) => context.store.setSourceState(connector.name, 'bulk-export', value) },
+      dir: join(context.config.stateDir, 'bulk', connector.name),
+      settings: source, overlapMs: f.overlapMinutes * 60_000, cacheSize: f.referenceCacheSize, pageSize: f.pageSize,
+    });
+  }
   return createSearchSource(client, resolver, { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice });
 }
 

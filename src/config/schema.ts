@@ -5,7 +5,7 @@
  */
 import { Cron } from 'croner';
 import { z } from 'zod';
-import { DELIMITER_INPUTS } from '../connector-file/index.js';
+import { DELIMITER_INPUTS, encodingName } from '../connector-file/index.js';
 
 const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 
@@ -150,7 +150,12 @@ const sourceSchema = z
         archiveDir: z.string().min(1).describe('Where done/ and rejected/ files go (same filesystem as dir).'),
         settleSeconds: z.number().min(0).max(86_400).default(60).describe('A file modified more recently than this is still being written and waits for the next run.'),
         schema: z.enum(['epic', 'healthcare']).optional().describe('Connector schema of the files; default mapping.schema.'),
-        encoding: z.string().min(1).default('utf-8').describe('Text encoding of the files (converted to UTF-8), e.g. utf-8, windows-1252, latin1, utf-16le.'),
+        encoding: z
+          .string()
+          .min(1)
+          .refine((label) => encodingName(label) !== undefined, 'a text encoding Node knows, e.g. utf-8, windows-1252, latin1, utf-16le')
+          .default('utf-8')
+          .describe('Text encoding of the files (converted to UTF-8), e.g. utf-8, windows-1252, latin1, utf-16le.'),
         enrich: z
           .object({
             fhir: z.boolean().default(false).describe('Fill empty patient and employee columns from FHIR (needs the connector\'s fhir and smart sections).'),

@@ -7,7 +7,7 @@
 import { BridgeError } from '../errors.js';
 
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
-import { MANDATORY_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema } from './schemas.js';
+import { MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema } from './schemas.js';
 
 /** Tab, then pipe, then comma: a tab-separated header may hold commas in a column name, never the reverse here. */
 export function sniffDelimiter(headerLine: string): Delimiter | undefined {
@@ -27,26 +27,89 @@ export function missingMandatoryColumns(columns: readonly string[], schema: Conn
   return MANDATORY_COLUMNS[schema].filter((column) => !present.has(column.toLowerCase()));
 }
 
+export interface HeaderCheckOptions {
+  /**
+   * The header must list the schema's columns exactly, in the documented order (case-insensitive, as the portal
+   * matches names): the drop-folder source's rule, where no operator looks at a file before it is sent. Default: only
+   * the mandatory columns must be present, anywhere (`bridge push`).
+   */
+  readonly exact?: boolean;
+  /** Put the column of the first wrong header field in the message (the drop folder's `.why.txt`). */
+  readonly namePositions?: boolean;
+}
+
 /**
- * Sniffs the delimiter and checks the mandatory columns; throws BRG_ERR_INPUT_INVALID naming the file, line 1 and
- * the missing columns.
+ * Sniffs the delimiter and checks the columns; throws BRG_ERR_INPUT_INVALID naming the file, line 1 and the missing
+ * (or, with `exact`, the first wrong) column. `details.reason` is a stable code for reject tallies.
  */
-export function checkHeader(headerLine: string, schema: ConnectorSchema, file: string): { delimiter: Delimiter; columns: string[] } {
-  const fail = (what: string): never => {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${file} line 1: ${what}`, { details: { file, line: 1, schema } });
+export function checkHeader(headerLine: string, schema: ConnectorSchema, file: string, options: HeaderCheckOptions = {}): { delimiter: Delimiter; columns: string[] } {
+  const fail = (what: string, reason: string, column?: number): never => {
+    const where = column !== undefined && options.namePositions ? `line 1, column ${column}` : 'line 1';
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${file} ${where}: ${what}`, {
+      details: { file, line: 1, schema, reason, ...(column !== undefined ? { column } : {}) },
+    });
   };
   const delimiter = sniffDelimiter(headerLine);
-  if (!delimiter) fail('the header has no tab, pipe or comma; the first line must be the column names.');
+  if (!delimiter) fail('the header has no tab, pipe or comma; the first line must be the column names.', 'no-delimiter');
   const d = delimiter as Delimiter;
   if (!SCHEMA_DELIMITERS[schema].includes(d)) {
-    fail(`the header is ${d}-separated, but the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}-separated files; re-export it or pass --schema healthcare.`);
+    fail(`the header is ${d}-separated, but the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}-separated files; re-export it or pass --schema healthcare.`, 'wrong-delimiter');
   }
   const columns = headerColumns(headerLine, d);
+  if (options.exact) {
+    const wrong = firstWrongColumn(columns, schema);
+    if (wrong) fail(`${wrong.what} (${d}-separated). Nothing was sent.`, 'wrong-header', fieldColumn(headerLine, d, wrong.index));
+    return { delimiter: d, columns };
+  }
   const missing = missingMandatoryColumns(columns, schema);
   if (missing.length > 0) {
     const other: ConnectorSchema = schema === 'epic' ? 'healthcare' : 'epic';
     const hint = missingMandatoryColumns(columns, other).length === 0 ? ` It looks like a ${other} file: pass --schema ${other}.` : '';
-    fail(`the header lacks mandatory ${schema} column(s) ${missing.map((c) => `"${c}"`).join(', ')} (${d}-separated).${hint} Nothing was sent.`);
+    fail(`the header lacks mandatory ${schema} column(s) ${missing.map((c) => `"${c}"`).join(', ')} (${d}-separated).${hint} Nothing was sent.`, 'missing-columns');
   }
   return { delimiter: d, columns };
+}
+
+/**
+ * The first field that differs from the schema's column at its place. A found name is quoted only when it is a column
+ * name of either schema: a file without a header has a data row here, and its cells are PHI.
+ */
+function firstWrongColumn(columns: readonly string[], schema: ConnectorSchema): { index: number; what: string } | undefined {
+  const expected = SCHEMA_COLUMNS[schema].map((c) => c.name);
+  const count = `the ${schema} schema's ${expected.length} columns in their documented order`;
+  for (let index = 0; index < Math.max(columns.length, expected.length); index++) {
+    const want = expected[index];
+    const found = columns[index];
+    if (want !== undefined && found !== undefined && want.toLowerCase() === found.toLowerCase()) continue;
+    if (want === undefined) return { index, what: `the header has ${columns.length} fields; the header must be ${count}, and field ${index + 1} is one too many` };
+    if (found === undefined) return { index, what: `the header ends after ${columns.length} field(s); field ${index + 1} must be "${want}" (the header must be ${count})` };
+    const known = KNOWN_COLUMNS.get(found.toLowerCase());
+    const seen = known === undefined
+      ? `found a name that is no ${schema} column`
+      : known.schemas.includes(schema) ? `found "${known.name}", which belongs at field ${known.index[schema] + 1}` : `found "${known.name}", a column of the ${known.schemas.join('/')} schema`;
+    return { index, what: `field ${index + 1} must be "${want}"; ${seen} (the header must be ${count})` };
+  }
+  return undefined;
+}
+
+/** Every column name of both schemas, lower-cased, with where it stands in each. */
+const KNOWN_COLUMNS: ReadonlyMap<string, { name: string; schemas: ConnectorSchema[]; index: Record<ConnectorSchema, number> }> = (() => {
+  const known = new Map<string, { name: string; schemas: ConnectorSchema[]; index: Record<ConnectorSchema, number> }>();
+  for (const schema of ['epic', 'healthcare'] as const) {
+    SCHEMA_COLUMNS[schema].forEach((column, index) => {
+      const entry = known.get(column.name.toLowerCase()) ?? { name: column.name, schemas: [], index: { epic: -1, healthcare: -1 } };
+      entry.schemas.push(schema);
+      entry.index[schema] = index;
+      known.set(column.name.toLowerCase(), entry);
+    });
+  }
+  return known;
+})();
+
+/** 1-based character column where field `index` (0-based) of the header starts; the end of the line when it has fewer. */
+function fieldColumn(headerLine: string, delimiter: Delimiter, index: number): number {
+  const cells = headerLine.split(DELIMITER_CHARS[delimiter]);
+  let column = 1;
+  for (let i = 0; i < Math.min(index, cells.length); i++) column += [...(cells[i] as string)].length + 1;
+  return index >= cells.length ? column - 1 : column;
 }

@@ -8,8 +8,11 @@ export { DELIMITER_CHARS, DELIMITER_INPUTS, toDelimiter, type Delimiter, type De
 export { MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema, type SchemaColumn } from './schemas.js';
 export { sanitizeCell, sanitizer } from './sanitize.js';
 export { joinCells } from './line.js';
-export { checkHeader, headerColumns, missingMandatoryColumns, sniffDelimiter } from './header.js';
-export { countFields, LineScanner } from './scanner.js';
+export { checkHeader, headerColumns, missingMandatoryColumns, sniffDelimiter, type HeaderCheckOptions } from './header.js';
+export { countFields, LineScanner, type ScanOptions } from './scanner.js';
 export { normalizeFlatFile, DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions } from './normalize.js';
 export { RowOffsets } from './row-offsets.js';
 export { ConnectorFileWriter } from './writer.js';
+export { encodingName, utf8Chunks, type DecodeInfo } from './encoding.js';
+export { encodeField, fieldValue, isEmptyField, splitFields } from './fields.js';
+export { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';

@@ -10,8 +10,9 @@ import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'n
 import { once } from 'node:events';
 import { BridgeError } from '../errors.js';
 import type { Delimiter } from './delimiters.js';
+import { utf8Chunks, type DecodeInfo } from './encoding.js';
 import type { RowOffsets } from './row-offsets.js';
-import { LineScanner } from './scanner.js';
+import { LineScanner, type ScanOptions } from './scanner.js';
 import type { ConnectorSchema } from './schemas.js';
 
 export interface FlatFileSummary {
@@ -34,9 +35,16 @@ export interface NormalizedFile extends FlatFileSummary {
   readonly offsets: RowOffsets;
 }
 
-export interface NormalizeOptions {
+export interface NormalizeOptions extends ScanOptions {
   /** A line longer than this is refused (a file with no line ends would otherwise fill memory). Default 1 MiB. */
   readonly maxLineBytes?: number;
+  /**
+   * Read the file in this encoding (a WHATWG label: utf-8, windows-1252, utf-16le…), converting it to UTF-8, and let a
+   * byte order mark override it (encoding.ts). Default: the bytes must be UTF-8 and a UTF-16 BOM is refused (`bridge push`).
+   */
+  readonly encoding?: string;
+  /** Stops between chunks (a cancelled run does not finish reading a 2 GB file first). */
+  readonly signal?: AbortSignal;
 }
 
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
@@ -53,9 +61,12 @@ export async function normalizeFlatFile(inputPath: string, spoolPath: string, sc
   out.on('error', (error) => {
     failure ??= error;
   });
-  const splitter = new LineScanner(inputPath, schema, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES);
+  const splitter = new LineScanner(inputPath, schema, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, options);
+  const decoded: DecodeInfo = { encoding: 'utf-8', hadBom: false };
+  const chunks = options.encoding === undefined ? createReadStream(inputPath, { highWaterMark: 1 << 20 }) : utf8Chunks(inputPath, options.encoding, decoded, options.signal);
   try {
-    for await (const chunk of createReadStream(inputPath, { highWaterMark: 1 << 20 })) {
+    for await (const chunk of chunks) {
+      options.signal?.throwIfAborted();
       await write(out, splitter.push(chunk as Buffer), () => failure);
     }
     await write(out, splitter.end(), () => failure);
@@ -64,12 +75,12 @@ export async function normalizeFlatFile(inputPath: string, spoolPath: string, sc
     const scanned = splitter.summary();
     return {
       delimiter: scanned.header.delimiter, columns: scanned.header.columns, rows: scanned.rows, blankLines: splitter.blankLines,
-      hadBom: splitter.hadBom, spoolPath, sha256: scanned.sha256, header: scanned.headerLine, bytes: scanned.bytes, offsets: scanned.offsets,
+      hadBom: splitter.hadBom || decoded.hadBom, spoolPath, sha256: scanned.sha256, header: scanned.headerLine, bytes: scanned.bytes, offsets: scanned.offsets,
     };
   } catch (error) {
     out.destroy();
     rmSync(spoolPath, { force: true });
-    if (error instanceof BridgeError) throw error;
+    if (error instanceof BridgeError || options.signal?.aborted) throw error;
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot read ${inputPath} or write ${spoolPath}.`, { cause: error, details: { file: inputPath } });
   }
 }

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { BridgeError } from '../errors.js';
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 import { checkHeader } from './header.js';
+import { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
 import { RowOffsets } from './row-offsets.js';
 import type { ConnectorSchema } from './schemas.js';
 
@@ -22,6 +23,22 @@ const QUOTE = 0x22;
 export interface ScannedHeader {
   readonly delimiter: Delimiter;
   readonly columns: string[];
+}
+
+export interface ScanOptions {
+  /** The header must be the schema's columns exactly, in order (the drop-folder source); default: mandatory ones present. */
+  readonly exactHeader?: boolean;
+  /** Name the column (and field) of a fault in messages, not only the line (details always carry it). */
+  readonly namePositions?: boolean;
+}
+
+/** What a refusal's details say besides file and line: a stable reason code and, where known, the column. */
+interface Fault {
+  readonly reason: string;
+  readonly column?: number;
+  /** 1-based field, and the header's name for it. */
+  readonly field?: number;
+  readonly fieldName?: string;
 }
 
 export class LineScanner {
@@ -41,7 +58,9 @@ export class LineScanner {
   hadBom = false;
   private started = false;
 
-  constructor(private readonly file: string, private readonly schema: ConnectorSchema, private readonly maxLineBytes: number) {}
+  constructor(
+    private readonly file: string, private readonly schema: ConnectorSchema, private readonly maxLineBytes: number, private readonly options: ScanOptions = {},
+  ) {}
 
   /** Consumes a chunk; returns the normalised bytes it completes (slices of the chunk where nothing changed). */
   push(input: Buffer): Buffer[] {
@@ -66,7 +85,7 @@ export class LineScanner {
   end(): Buffer[] {
     const out: Buffer[] = [];
     if (this.carried > 0) this.lineEnded(Buffer.alloc(0), 0, 0, out);
-    if (!this.header) this.fail(1, 'is empty; the first line must be the header with the column names.');
+    if (!this.header) this.fail(1, 'is empty; the first line must be the header with the column names.', { reason: 'empty' });
     return out;
   }
 
@@ -151,7 +170,7 @@ export class LineScanner {
     this.carry = [];
     this.carried = 0;
     this.line += 1;
-    if (!isUtf8(line)) this.fail(this.line, 'is not valid UTF-8; save the file as UTF-8 and run again.');
+    if (!isUtf8(line)) this.notUtf8(this.line, line);
     if (!this.header) {
       this.startRows(line);
     } else if (line.length === 0) {
@@ -171,7 +190,7 @@ export class LineScanner {
   }
 
   private startRows(line: Buffer): void {
-    this.header = checkHeader(line.toString('utf8'), this.schema, this.file);
+    this.header = checkHeader(line.toString('utf8'), this.schema, this.file, { exact: this.options.exactHeader === true, namePositions: this.options.namePositions === true });
     this.headerLine = Buffer.concat([line, CRLF]);
     this.delimiterByte = DELIMITER_CHARS[this.header.delimiter].charCodeAt(0);
     this.commaQuotes = this.header.delimiter === 'comma';
@@ -203,7 +222,22 @@ export class LineScanner {
     const header = this.header as ScannedHeader;
     const other = (Object.keys(DELIMITER_CHARS) as Delimiter[]).find((d) => d !== header.delimiter && countFields(line, d) === header.columns.length);
     const hint = other ? ` It looks ${other}-separated while the header is ${header.delimiter}-separated: one delimiter per file.` : '';
-    this.fail(this.line, `has ${fields} field(s), the header has ${header.columns.length} (${header.delimiter}-separated).${hint} Fix the row or re-export the file; nothing was sent.`);
+    const expected = header.columns.length;
+    // Too many: where the first extra field starts; too few: where the row ends.
+    const start = fields > expected ? fieldStart(line, expected + 1, header.delimiter) : -1;
+    const fault: Fault = start >= 0 ? { reason: 'field-count', column: columnAt(line, start), field: expected + 1 } : { reason: 'field-count', column: columnAt(line, line.length) };
+    const where = !this.options.namePositions ? '' : start >= 0 ? ` Field ${expected + 1} starts at column ${fault.column}.` : ` The row ends at column ${fault.column}.`;
+    this.fail(this.line, `has ${fields} field(s), the header has ${expected} (${header.delimiter}-separated).${where}${hint} Fix the row or re-export the file; nothing was sent.`, fault);
+  }
+
+  /** Names the line, and the column and field of the first byte that is not UTF-8 (never the bytes). */
+  private notUtf8(lineNumber: number, line: Buffer): never {
+    const bad = firstInvalidUtf8(line);
+    const header = this.header;
+    const field = header && bad >= 0 ? fieldAt(line, bad, header.delimiter) : undefined;
+    const fieldName = field !== undefined ? header?.columns[field - 1] : undefined;
+    const fault: Fault = bad < 0 ? { reason: 'not-utf8' } : { reason: 'not-utf8', column: columnAt(line, bad), ...(field !== undefined ? { field } : {}), ...(fieldName ? { fieldName } : {}) };
+    this.fail(lineNumber, 'is not valid UTF-8; save the file as UTF-8 and run again.', fault);
   }
 
   private findBadUtf8(run: Buffer): never {
@@ -211,14 +245,14 @@ export class LineScanner {
     let start = 0;
     for (let lf = run.indexOf(LF); lf !== -1; lf = run.indexOf(LF, lf + 1)) {
       line += 1;
-      if (!isUtf8(run.subarray(start, lf))) this.fail(line, 'is not valid UTF-8; save the file as UTF-8 and run again.');
+      if (!isUtf8(run.subarray(start, lf))) this.notUtf8(line, run.subarray(start, lf));
       start = lf + 1;
     }
-    this.fail(this.line, 'is not valid UTF-8; save the file as UTF-8 and run again.');
+    this.fail(this.line, 'is not valid UTF-8; save the file as UTF-8 and run again.', { reason: 'not-utf8' });
   }
 
   private tooLong(line = this.line): never {
-    this.fail(line, `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise --max-line-bytes if rows really are this long).`);
+    this.fail(line, `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise --max-line-bytes if rows really are this long).`, { reason: 'line-too-long' });
   }
 
   private stripBom(chunk: Buffer): Buffer {
@@ -227,13 +261,16 @@ export class LineScanner {
       return chunk.subarray(3);
     }
     if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
-      this.fail(1, 'is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 and run again.');
+      this.fail(1, 'is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 and run again.', { reason: 'utf16' });
     }
     return chunk;
   }
 
-  private fail(line: number, what: string): never {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${this.file} line ${line} ${what}`, { details: { file: this.file, line } });
+  private fail(line: number, what: string, fault: Fault): never {
+    const named = this.options.namePositions && fault.column !== undefined && fault.reason === 'not-utf8';
+    const field = fault.field !== undefined ? ` (field ${fault.field}${fault.fieldName ? ` "${fault.fieldName}"` : ''})` : '';
+    const where = named ? `line ${line}, column ${fault.column}${field}` : `line ${line}`;
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${this.file} ${where} ${what}`, { details: { file: this.file, line, ...fault } });
   }
 }
 

@@ -10,3 +10,7 @@ export { createReferenceResolver, type ReferenceResolver, type ReferenceResolver
 export { createPrefetchGroups, type GroupedItem, type PrefetchGroups } from './prefetch-groups.js';
 export { createSearchSource, type SearchSource } from './search-source.js';
 export { FhirError, type FhirOutcome } from './fhir-error.js';
+export { createBulkExportSource, exportSince, type BulkExportSource, type BulkSourceOptions, type BulkSourceSettings } from './bulk-source.js';
+export { BulkHttp, type BulkHttpOptions } from './bulk/http.js';
+export type { BulkExportEvent } from './bulk/export.js';
+export { kickOffUrl } from './bulk/job.js';

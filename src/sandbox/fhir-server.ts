@@ -11,6 +11,8 @@ import type { Bundle, CapabilityStatementRestResource, FhirResource } from 'fhir
 import { BridgeError } from '../errors.js';
 import type { FhirBackend } from './fhir-backend.js';
 import { createFaultPlan, searchExpiredOutcome, writePaddedBundle, type FaultAction, type FaultPlan, type FaultSource } from './fhir-faults.js';
+import { createBulkExport, type BulkExportSettings, type SandboxBulkExport } from './bulk-export.js';
+import type { Clock } from '../clock.js';
 
 export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
 
@@ -35,6 +37,8 @@ export interface FhirServerOptions {
    * issue #15.3. Default none.
    */
   readonly readOnlyTypes?: readonly string[];
+  /** The Bulk Data `$export` (src/sandbox/bulk-export.ts): initial settings, and the clock of its times. */
+  readonly bulkExport?: Partial<BulkExportSettings> & { readonly clock?: Clock };
 }
 
 export interface SandboxRequest {
@@ -50,6 +54,8 @@ export interface SandboxFhirServer {
   readonly baseUrl: string;
   readonly faults: FaultPlan;
   readonly requests: ReadonlyArray<SandboxRequest>;
+  /** The `$export` endpoints: live settings and what they served. */
+  readonly bulk: SandboxBulkExport;
   close(): Promise<void>;
 }
 
@@ -69,6 +75,8 @@ interface Reply {
   headers?: Record<string, string>;
   /** Stream a padded 200 Bundle of this size instead of `body` (the huge-body fault). */
   huge?: { bytes: number; contentLength: boolean };
+  /** Writes the answer itself (an export's NDJSON file). */
+  stream?: (res: ServerResponse) => Promise<void>;
 }
 
 interface ServerContext {
@@ -76,6 +84,7 @@ interface ServerContext {
   readonly prefix: string;
   readonly origin: string;
   readonly faults: FaultSource;
+  readonly bulk: SandboxBulkExport;
 }
 
 export async function startFhirServer(options: FhirServerOptions): Promise<SandboxFhirServer> {
@@ -88,21 +97,26 @@ export async function startFhirServer(options: FhirServerOptions): Promise<Sandb
     void handle(context, req, timers).then((reply) => {
       const url = new URL(req.url ?? '/', context?.origin);
       requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), status: reply.status });
-      if (reply.huge) void writePaddedBundle(res, reply.huge.bytes, reply.huge.contentLength).catch(() => res.destroy());
+      if (reply.stream) void reply.stream(res).catch(() => res.destroy());
+      else if (reply.huge) void writePaddedBundle(res, reply.huge.bytes, reply.huge.contentLength).catch(() => res.destroy());
       else send(res, reply);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const prefix = options.pathPrefix ?? DEFAULT_PREFIX;
-  context = { options, prefix, origin, faults };
+  const { clock, ...bulkSettings } = options.bulkExport ?? {};
+  const bulk = createBulkExport({ backend: options.backend, origin, prefix, settings: bulkSettings, ...(clock ? { clock } : {}) });
+  context = { options, prefix, origin, faults, bulk };
   return {
     origin,
     baseUrl: origin + prefix,
     faults,
     requests,
+    bulk,
     async close() {
       for (const timer of timers) clearTimeout(timer);
+      await bulk.close();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -137,6 +151,8 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
 
 async function route(context: ServerContext, req: IncomingMessage, url: URL, fault: FaultAction | undefined): Promise<Reply> {
   if (!url.pathname.startsWith(context.prefix)) return { status: 404, body: outcome('not-found', `No FHIR base at ${url.pathname}`) };
+  const bulk = await context.bulk.route(req, url.pathname.slice(context.prefix.length), url, (r) => (authorised(context, r) ? bearerOf(r) : undefined));
+  if (bulk) return bulk;
   if (req.method !== 'GET') return { status: 405, body: outcome('not-supported', `${req.method ?? ''} is not supported by the sandbox`) };
   const path = url.pathname.slice(context.prefix.length).replace(/\/+$/, '');
   if (path === '/metadata') return { status: 200, body: capabilityStatement(context) };
@@ -155,8 +171,12 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
 }
 
 function authorised(context: ServerContext, req: IncomingMessage): boolean {
-  const match = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-  return match?.[1] !== undefined && context.options.verifyAccessToken(match[1]);
+  const token = bearerOf(req);
+  return token !== undefined && context.options.verifyAccessToken(token);
+}
+
+function bearerOf(req: IncomingMessage): string | undefined {
+  return /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
 async function read(context: ServerContext, resourceType: string, id: string): Promise<Reply> {

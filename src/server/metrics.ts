@@ -49,7 +49,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
           pulled.inc({ connector }, e.events);
           rows.inc({ connector }, e.rows);
         }),
-        events.on('reject', (e) => rejected.inc({ connector, reason: e.reason })),
+        events.on('reject', (e) => rejected.inc({ connector, reason: e.reason }, e.rows ?? 1)),
         events.on('block_acked', (e) => {
           pushed.inc({ connector }, e.rows);
           blockLatency.observe({ connector }, e.ms / 1000);

@@ -13,7 +13,8 @@ export interface SyncEventMap extends ForwardedPushEvents {
   run_start: { runId: string; connector: string; since: string; until: string; resumedFrom?: string; dryRun: boolean; backfill: boolean };
   token: { side: 'smart' | 'purview' };
   page: { runId: string; events: number; duplicates: number; skipped: number; rows: number; rejects: number };
-  reject: { runId: string; eventId: string; reason: string; column?: string };
+  /** One reject record; `rows` when it stands for several rows (a refused file), else one. */
+  reject: { runId: string; eventId: string; reason: string; column?: string; rows?: number };
   spool_complete: { runId: string; rows: number };
   run_complete: { runId: string; connector: string; counts: RunCounts };
   error: { runId?: string; connector: string; code: string; message: string };

@@ -34,6 +34,11 @@ export function connectorLeaseName(connector: string): string {
   return `connector:${connector}`;
 }
 
+/** One push of one file's content to one destination at a time (`bridge push` and the drop folder alike). */
+export function fileLeaseName(destination: string, sha256: string): string {
+  return `push:${destination}:${sha256}`;
+}
+
 /** Takes the lease or throws BRG_ERR_RUN_IN_PROGRESS naming the holder; renews it every third of its TTL. */
 export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, clock: Clock, newId: IdSource, what: string): HeldLease {
   const holder: LeaseHolder = { ...policy.identity, id: newId(), since: new Date(clock.now()).toISOString() };

@@ -12,11 +12,12 @@ import type { Logger } from '../log.js';
 import { fillWarnings, type CompiledMapping, type FillReport, type FillWarning } from '../mapping/index.js';
 import { isCompleteEventSpool, pushEventSpool, type DeliveryTarget, type PushEvent, type PushOptions } from '../purview/index.js';
 import type { EventSource } from './event-source.js';
+import { runFileDrop, type FileDropDeps } from './file-drop.js';
 import type { SyncEvents } from './events.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { pullToSpool, throwIfStopped, type PullResult } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
-import { ZERO_COUNTS, type RunCounts, type RunRecord, type RunTrigger, type StateStore } from './state/index.js';
+import { ZERO_COUNTS, type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore } from './state/index.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
@@ -46,6 +47,8 @@ export interface SyncDeps {
   /** Built on first use, so a resume-only run needs no EHR credentials and a dry run no Purview ones. */
   readonly source: () => EventSource;
   readonly purview: () => PushTarget;
+  /** A flat-file source (issue #19): the run takes the drop folder's files instead of pulling a window (file-drop.ts). */
+  readonly fileDrop?: FileDropDeps;
 }
 
 export interface SyncRequest {
@@ -81,6 +84,10 @@ export interface SyncSummary {
   readonly dryRunOut?: string;
   /** The earlier unfinished run this invocation completed first, if any. */
   readonly resumed?: SyncSummary;
+  /** A flat-file source's files and what became of each, its tally and its enrichment (src/sync/file-drop.ts). */
+  readonly files?: RunDetails['files'];
+  readonly drop?: RunDetails['drop'];
+  readonly enrich?: RunDetails['enrich'];
 }
 
 export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<SyncSummary> {
@@ -92,6 +99,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   setMaxListeners(0, signal, stopSignal);
   const stops = { ...request, stopSignal, signal };
   try {
+    // Flat-file source: its own flow under the same lease (files, not a time window; no spool of a window to resume).
+    if (deps.fileDrop) return await runFileDrop(deps, deps.fileDrop, stops);
     ensureRunDirs(deps.stateDir);
     sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
     const resumed = await resumeUnfinished(deps, stops);

@@ -1,7 +1,28 @@
-/** `bridge demo --source bulk-export`: being built (issue #18); refuses with a clear message until then. */
-import { BridgeError } from '../../errors.js';
+/**
+ * `bridge demo --source bulk-export`: the connector reads the sandbox's SMART Bulk Data `$export` (kick-off, polls,
+ * manifest, NDJSON files, the export's Patients and Practitioners as the lookup) instead of paging AuditEvent search.
+ * The first run has no watermark, so the export is complete (no `_since`) and the run has no window of its own: it
+ * covers up to the export's transactionTime. Rows are read back from the run's spool, as for the search source.
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { runFiles } from '../../sync/run-files.js';
 import type { DemoSourceContext, DemoSourceRun } from './demo-sources.js';
 
-export async function plan(_context: DemoSourceContext): Promise<DemoSourceRun> {
-  throw new BridgeError('BRG_ERR_INPUT_INVALID', 'bridge demo --source bulk-export is not available in this version; use --source fhir-search.');
+export async function plan(context: DemoSourceContext): Promise<DemoSourceRun> {
+  return {
+    // The sandbox's export is ready after one poll; the schema's least wait (1 s) keeps the demo quick.
+    configFlags: { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } },
+    async written(config, summary) {
+      // The spool is kept (retainFiles) until this digest is taken; the demo removes it afterwards.
+      const digest = context.createRowDigest();
+      const lines = createInterface({ input: createReadStream(runFiles(config.stateDir, summary.runId).spoolPath, 'utf8'), crlfDelay: Infinity });
+      let header = true;
+      for await (const line of lines) {
+        if (!header) digest.add(line);
+        header = false;
+      }
+      return digest.value();
+    },
+  };
 }

@@ -7,9 +7,10 @@ import { ConnectorFileWriter, DELIMITER_INPUTS } from '../../connector-file/inde
 import { Command, Option } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, fchmodSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
-import type { FhirResource } from 'fhir/r4.js';
+import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../../errors.js';
 import { builtinMappingPath, loadMapping, readNdjson, type CompiledMapping, type ConnectorSchema, type DelimiterInput } from '../../mapping/index.js';
+import { isBlank, parseNdjsonLine, readNdjsonLines } from '../../mapping/load.js';
 import { createMapStep } from '../../sync/map-step.js';
 import { identifierKey, referenceKey, type ResourceLookup } from '../../reference-keys.js';
 
@@ -64,10 +65,18 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
   const rejects = flags.rejects ? openPrivateWriter(partial(flags.rejects)) : undefined;
   let complete = false;
   try {
-    for await (const { value, line } of readNdjson(flags.input)) {
-      const mapped = step.map(auditEventsOf(value, flags.input, line).map((event) => ({ event, recordedMs: undefined })), lookup);
-      for (const event of mapped.events) out.append(event.lines);
-      if (mapped.rejectText) rejects?.add(mapped.rejectText);
+    // A chunk of lines at a time, each parsed and mapped at once: the events die young (the CLI runs with small
+    // semi-spaces, and a chunk of parsed events held together was promoted and collected as old objects).
+    for await (const lines of readNdjsonLines(flags.input)) {
+      for (let i = 0; i < lines.length; i++) {
+        const text = lines.text(i);
+        if (isBlank(text)) continue;
+        const line = lines.first + i;
+        const events = auditEventsOf(parseNdjsonLine(text, flags.input, line), flags.input, line);
+        const mapped = step.map(events.length === 1 ? [{ event: events[0] as AuditEvent, recordedMs: undefined }] : events.map((event) => ({ event, recordedMs: undefined })), lookup);
+        for (const event of mapped.events) out.append(event.lines);
+        if (mapped.rejectText) rejects?.add(mapped.rejectText);
+      }
       await rejects?.flushIfFull();
     }
     out.finish();

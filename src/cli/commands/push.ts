@@ -20,7 +20,7 @@ import {
   type CloudName, type ConnectorSchemaName, type EntraCredential, type NormalizedFile, type PushEvent, type PushReport,
 } from '../../purview/index.js';
 import { resolveNetwork } from '../../net/index.js';
-import { holdLease } from '../../sync/lease.js';
+import { fileLeaseName, holdLease } from '../../sync/lease.js';
 import { leasePolicy } from '../../sync/runtime.js';
 import type { StateStore } from '../../sync/state/index.js';
 import { pushReporter } from '../reporters/push-progress.js';
@@ -149,7 +149,7 @@ async function pushWithLedger(
   });
   const store = deps.openStore(flags.stateDir);
   try {
-    const lease = holdLease(store, `push:${destination}:${file.sha256}`, leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push'), clock, uuidSource, `A push of ${basename(flags.file)} to job ${flags.jobId}`);
+    const lease = holdLease(store, fileLeaseName(destination, file.sha256), leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push'), clock, uuidSource, `A push of ${basename(flags.file)} to job ${flags.jobId}`);
     try {
       const signal = deps.signal ? AbortSignal.any([deps.signal, lease.lost]) : lease.lost;
       return await pushRowFile({

@@ -6,13 +6,15 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
   const lines: string[] = [];
   if (summary.resumed) lines.push(...formatSummary(summary.resumed).map((line) => `(resumed) ${line}`));
   const c = summary.counts;
-  lines.push(
-    `run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}${summary.backfill ? ' (backfill)' : ''}`,
-    `  events pulled       ${c.events}${c.duplicates ? ` (${c.duplicates} already pushed by an earlier run)` : ''}`,
-    `  events skipped      ${c.skipped}${formatReasons(summary.skipReasons)}`,
-    `  rows                ${c.rows}`,
-    `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`,
-  );
+  lines.push(`run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}${summary.backfill ? ' (backfill)' : ''}`);
+  if (summary.files) lines.push(...formatFiles(summary));
+  else {
+    lines.push(
+      `  events pulled       ${c.events}${c.duplicates ? ` (${c.duplicates} already pushed by an earlier run)` : ''}`,
+      `  events skipped      ${c.skipped}${formatReasons(summary.skipReasons)}`,
+    );
+  }
+  lines.push(`  rows                ${c.rows}`, `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`);
   if (rejects) lines.push(`  rejects file        ${rejects.path} (holds PHI, mode 0600; kept ${rejects.keptDays} day(s); bridge rejects ${summary.runId})`);
   for (const warning of summary.fillWarnings) lines.push(`  warning: ${warning.message}`);
   if (summary.dryRunOut) {
@@ -25,6 +27,19 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
     if (summary.possiblyDuplicatedBlocks.length > 0) {
       lines.push(`  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in block(s) ${summary.possiblyDuplicatedBlocks.join(', ')}`);
     }
+  }
+  return lines;
+}
+
+/** A flat-file run: each file's outcome (names and counts, never cells), the tally, and what enrichment filled. */
+function formatFiles(summary: SyncSummary): string[] {
+  const lines = (summary.files ?? []).map((f) => `  file ${f.file}: ${f.outcome}, ${f.rows} row(s)${f.reason ? ` (${f.reason})` : ''}`);
+  const tally = Object.entries(summary.drop ?? {}).filter(([, n]) => n > 0).map(([what, n]) => `${what} ${n}`).join(', ');
+  if (tally) lines.push(`  files               ${tally}`);
+  const enrich = summary.enrich;
+  if (enrich) {
+    const touched = Object.entries(enrich.columns).filter(([, col]) => col.filled + col.notFound > 0);
+    lines.push(`  enriched from FHIR  ${enrich.rowsEnriched} row(s)${touched.map(([name, col]) => `; ${name} filled ${col.filled}, not found ${col.notFound}`).join('')}`);
   }
   return lines;
 }

@@ -1,5 +1,6 @@
 /** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
 import type { FillReport } from '../../mapping/index.js';
+import type { EnrichReport } from '../file-enrich.js';
 import type { DeliveryLedger, DeliveryTarget } from '../../purview/ledger.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
@@ -35,6 +36,12 @@ export interface RunDetails {
   readonly possiblyDuplicatedBlocks?: readonly number[];
   /** Per mandatory or key column, how many rows were left empty (src/mapping/fill.ts). */
   readonly fill?: FillReport;
+  /** A flat-file source's files of the run and what became of each (src/sync/file-drop.ts); names and counts only. */
+  readonly files?: ReadonlyArray<{ readonly file: string; readonly outcome: string; readonly rows: number; readonly reason?: string }>;
+  /** A flat-file source's tally: files ready, still settling, delivered, already delivered, rejected, left. */
+  readonly drop?: Readonly<Record<string, number>>;
+  /** A flat-file source's FHIR enrichment: per column, cells filled and lookups that found nothing. */
+  readonly enrich?: EnrichReport;
 }
 
 export interface RunRecord {

@@ -1,0 +1,192 @@
+/**
+ * The Bulk Data `$export` source: one asynchronous export per run (resumed across runs), whose AuditEvent files
+ * become the pages the pipeline maps, and whose other files (Patient, Practitioner, PractitionerRole, Encounter,
+ * Location, Organization …) are the lookup for the events' references before any event is mapped; references the
+ * export lacks are fetched over FHIR like in a search sync. `_since` is the previous export's transactionTime (the
+ * watermark, which coveredUntil() moves to this export's transactionTime), so nothing between two exports is missed
+ * and the delivery ledger drops what is exported twice.
+ * Memory stays flat: files are read a chunk at a time, pages are `pageSize` events, the lookup lives in SQLite.
+ * See: https://hl7.org/fhir/uv/bulkdata/export.html
+ */
+import type { AuditEvent } from 'fhir/r4.js';
+import { join } from 'node:path';
+import type { SyncWindow } from '../sync/window.js';
+import type { CheckpointStore, ExportRequest } from './bulk/checkpoint.js';
+import { BulkExportJob, type BulkExportEvent, type ReadyExport } from './bulk/export.js';
+import { ExportExpiredError, fileLabel, localLines, parseLine } from './bulk/files.js';
+import type { BulkHttp } from './bulk/http.js';
+import { exportError } from './bulk/job.js';
+import { LookupIndex, type IndexedLine } from './bulk/lookup-index.js';
+import { BulkResolver } from './bulk/resolver.js';
+import type { FhirResource } from 'fhir/r4.js';
+import type { ReferenceResolver } from './reference-resolver.js';
+
+export interface BulkSourceSettings {
+  readonly level: 'system' | 'patient' | 'group';
+  readonly groupId?: string | undefined;
+  readonly types: readonly string[];
+  readonly pollMinSeconds: number;
+  readonly pollMaxMinutes: number;
+}
+
+export interface BulkSourceOptions {
+  readonly http: BulkHttp;
+  /** The FHIR resolver for references the export lacks. */
+  readonly fallback: ReferenceResolver;
+  /** The connector's source state (StateStore.getSourceState/setSourceState). */
+  readonly store: CheckpointStore;
+  /** This connector's download folder, e.g. stateDir/bulk/<connector> (PHI: 0700, files 0600). */
+  readonly dir: string;
+  readonly settings: BulkSourceSettings;
+  /** fhir.overlapMinutes in ms: tells an incremental window from an explicit backfill. */
+  readonly overlapMs: number;
+  /** Parsed lookup resources kept (fhir.referenceCacheSize). */
+  readonly cacheSize: number;
+  /**
+   * AuditEvents per page handed to the pipeline (fhir.pageSize, as the search source's pages). Default 200: a page is
+   * held while it fills, and a big one outlives young-generation GCs (measured: 1000-event pages doubled the GC time).
+   */
+  readonly pageSize?: number;
+  readonly newId: () => string;
+  readonly onEvent?: (event: BulkExportEvent) => void;
+}
+
+export interface BulkExportSource {
+  check(signal?: AbortSignal): Promise<void>;
+  pages(window: SyncWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  readonly resolver: BulkResolver;
+  coveredUntil(): string | undefined;
+}
+
+/** In-run restarts after the files expired before any event was read (after that the run stops; see pages). */
+const MAX_RESTARTS = 2;
+const LOOKUP_CHUNK = 1000;
+
+/**
+ * `_since` of the export: the previous watermark exactly (the previous export's transactionTime), not minus the overlap;
+ * none on the first run (a full export). An explicit backfill reaching further back than the overlap exports from its start.
+ */
+export function exportSince(window: SyncWindow, overlapMs: number): string | undefined {
+  if (window.dedupeBefore === undefined) return undefined;
+  return Date.parse(window.since) < Date.parse(window.dedupeBefore) - overlapMs ? window.since : window.dedupeBefore;
+}
+
+export function createBulkExportSource(options: BulkSourceOptions): BulkExportSource {
+  const { http, settings } = options;
+  const logger = http.options.logger;
+  const resolver = new BulkResolver(options.fallback, options.cacheSize);
+  const job = new BulkExportJob({
+    http, store: options.store, dir: options.dir, newId: options.newId,
+    pollMinMs: settings.pollMinSeconds * 1000, pollMaxMs: settings.pollMaxMinutes * 60_000,
+    onEvent: (event) => options.onEvent?.(event),
+  });
+  const pageSize = options.pageSize ?? 200;
+  let index: LookupIndex | undefined;
+  let covered: string | undefined;
+  const closeIndex = (): void => {
+    resolver.use(undefined);
+    index?.close();
+    index = undefined;
+  };
+
+  /** Indexes the lookup files, then yields the AuditEvent files' events a page at a time. */
+  async function* read(checkpoint: ReadyExport, signal: AbortSignal | undefined, progress: { events: number }): AsyncGenerator<AuditEvent[]> {
+    const { output } = checkpoint.manifest;
+    const lookups = output.flatMap((file, i) => (file.type === 'AuditEvent' ? [] : [i]));
+    const events = output.flatMap((file, i) => (file.type === 'AuditEvent' ? [i] : []));
+    const downloads = job.downloads(checkpoint, [...lookups, ...events], signal);
+    try {
+      await job.reportErrors(checkpoint, signal);
+      closeIndex();
+      index = new LookupIndex(join(options.dir, checkpoint.id, 'lookup.sqlite'));
+      resolver.use(index);
+      for (const i of lookups) {
+        const file = output[i] as (typeof output)[number];
+        const label = fileLabel(file, i, output.length);
+        const local = await downloads.file(i);
+        for await (const lines of localLines(job.pathOf(checkpoint, i), local, label)) {
+          const batch: IndexedLine[] = [];
+          for (let k = 0; k < lines.length; k++) {
+            const json = lines.text(k);
+            if (json.trim() === '') continue;
+            batch.push({ resource: parseLine<FhirResource>(json, file.type, label, lines.first + k), json });
+            if (batch.length >= LOOKUP_CHUNK) index.add(batch.splice(0));
+          }
+          index.add(batch);
+        }
+      }
+      if (lookups.length > 0) logger.info({ resources: index.size, files: lookups.length }, 'indexed the export\'s lookup files');
+      let page: AuditEvent[] = [];
+      for (const i of events) {
+        const file = output[i] as (typeof output)[number];
+        const label = fileLabel(file, i, output.length);
+        const local = await downloads.file(i);
+        for await (const lines of localLines(job.pathOf(checkpoint, i), local, label)) {
+          for (let k = 0; k < lines.length; k++) {
+            const text = lines.text(k);
+            if (text.length === 0 || text.trim() === '') continue;
+            page.push(parseLine<AuditEvent>(text, 'AuditEvent', label, lines.first + k));
+            if (page.length >= pageSize) {
+              progress.events += page.length;
+              yield page;
+              page = [];
+            }
+          }
+        }
+      }
+      if (page.length > 0) {
+        progress.events += page.length;
+        yield page;
+      }
+    } finally {
+      await downloads.stop();
+    }
+  }
+
+  return {
+    resolver,
+    // The export is asynchronous and its endpoints are not reliably listed in /metadata: a token proves the client.
+    check: async (signal) => {
+      await http.options.tokenSource.getToken(signal);
+    },
+    async *pages(window, signal) {
+      covered = undefined;
+      const request: ExportRequest = {
+        level: settings.level, types: [...settings.types],
+        ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
+        ...(exportSince(window, options.overlapMs) !== undefined ? { since: exportSince(window, options.overlapMs) } : {}),
+      };
+      const progress = { events: 0 };
+      try {
+        for (let restarts = 0; ; restarts++) {
+          const checkpoint = await job.ready(request, signal);
+          try {
+            yield* read(checkpoint, signal, progress);
+          } catch (error) {
+            if (!(error instanceof ExportExpiredError)) throw error;
+            await job.abandon(checkpoint, signal);
+            if (progress.events > 0) {
+              // Events already went to the spool; a new export would hand them over again within this run.
+              throw exportError(`The export's files expired (${error.file} answered HTTP ${error.status}) after ${progress.events} of its events were read; this run stopped without pushing them, and the next run starts a new export`, error.status);
+            }
+            if (restarts >= MAX_RESTARTS) throw exportError(`The export's files kept expiring before they could be downloaded (${error.file} answered HTTP ${error.status}, ${restarts + 1} exports)`, error.status);
+            logger.warn({ status: error.status, file: error.file }, 'the export\'s files expired before they were downloaded; starting a new export');
+            job.emit({ type: 'restart', reason: `files expired (HTTP ${error.status})` });
+            continue;
+          }
+          await job.finish(checkpoint, signal);
+          covered = checkpoint.manifest.transactionTime;
+          return;
+        }
+      } catch (error) {
+        closeIndex();
+        throw error;
+      }
+    },
+    // Called once the pull is complete (the pipeline's last map has run): the lookup index is no longer needed.
+    coveredUntil() {
+      closeIndex();
+      return covered;
+    },
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * One connector's Bulk Data export across runs: kick-off or resume, poll, manifest, downloads, each step checkpointed
+ * in the state store (checkpoint.ts) before the next begins, so a run that dies resumes polling the same status URL or
+ * downloading only the files not yet on disk, never exporting again. Downloads run one at a time ahead of the reader
+ * (lookups first, then AuditEvents), so reading one file overlaps fetching the next. When the export is read, or
+ * abandoned, its status URL gets a DELETE and its local files go.
+ */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeError } from '../../errors.js';
+import { outcomeText } from '../outcome.js';
+import { quoteUpstreamText } from '../../http.js';
+import { loadCheckpoint, sameRequest, saveCheckpoint, type CheckpointStore, type ExportCheckpoint, type ExportManifest, type ExportRequest, type LocalFile } from './checkpoint.js';
+import { downloadFile, fileLabel, isComplete, localLines, parseLine, sendsBearer } from './files.js';
+import { BulkHttp } from './http.js';
+import { deleteExport, kickOff, pollStatus } from './job.js';
+import { readManifest } from './manifest.js';
+
+/** What the export does, for logs, progress lines and tests. No PHI: counts, times, cleaned server text. */
+export type BulkExportEvent =
+  | { readonly type: 'kick-off'; readonly since?: string | undefined }
+  | { readonly type: 'resumed'; readonly phase: 'polling' | 'downloading'; readonly filesComplete: number; readonly files: number }
+  | { readonly type: 'progress'; readonly progress: string }
+  | { readonly type: 'manifest'; readonly files: number; readonly transactionTime: string; readonly deleted: number }
+  | { readonly type: 'downloaded'; readonly file: string; readonly bytes: number }
+  | { readonly type: 'export-errors'; readonly outcomes: number; readonly samples: readonly string[] }
+  | { readonly type: 'restart'; readonly reason: string }
+  | { readonly type: 'finished'; readonly deleted: boolean };
+
+export interface BulkExportJobOptions {
+  readonly http: BulkHttp;
+  readonly store: CheckpointStore;
+  /** This connector's folder for export downloads (stateDir/bulk/<connector>). */
+  readonly dir: string;
+  readonly pollMinMs: number;
+  readonly pollMaxMs: number;
+  readonly newId: () => string;
+  readonly onEvent?: ((event: BulkExportEvent) => void) | undefined;
+}
+
+export type ReadyExport = ExportCheckpoint & { readonly manifest: ExportManifest };
+
+/** A server that keeps forgetting its exports while we poll must not be asked forever. */
+const MAX_GONE = 3;
+
+export class BulkExportJob {
+  constructor(readonly options: BulkExportJobOptions) {}
+
+  /** An export with its manifest for `request`: the checkpointed one when it answers the same request, else a new one. */
+  async ready(request: ExportRequest, signal?: AbortSignal): Promise<ReadyExport> {
+    const { http, store } = this.options;
+    let checkpoint = loadCheckpoint(store);
+    if (checkpoint && !sameRequest(checkpoint.request, request)) {
+      http.options.logger.info({ since: checkpoint.request.since ?? null }, 'an unfinished export was for another request (window or types changed); abandoning it');
+      await this.abandon(checkpoint, signal);
+      checkpoint = undefined;
+    }
+    this.sweep(checkpoint?.id);
+    for (let gone = 0; ; gone++) {
+      if (!checkpoint) {
+        const statusUrl = await kickOff(http, request, signal);
+        checkpoint = { version: 1, id: this.options.newId(), request, statusUrl, kickedOffAt: new Date(http.options.clock.now()).toISOString(), files: {} };
+        saveCheckpoint(store, checkpoint);
+        this.emit({ type: 'kick-off', since: request.since });
+      } else if (!checkpoint.manifest) {
+        this.emit({ type: 'resumed', phase: 'polling', filesComplete: 0, files: 0 });
+      }
+      if (checkpoint.manifest) {
+        const files = checkpoint.manifest.output.length;
+        this.emit({ type: 'resumed', phase: 'downloading', filesComplete: Object.keys(checkpoint.files).length, files });
+        return checkpoint as ReadyExport;
+      }
+      const current: ExportCheckpoint = checkpoint;
+      const result = await this.abandoningOnFailure(current, signal, () => pollStatus(http, current.statusUrl, {
+        pollMinMs: this.options.pollMinMs, deadlineMs: Date.parse(current.kickedOffAt) + this.options.pollMaxMs, signal,
+        onProgress: (progress) => this.emit({ type: 'progress', progress }),
+      }));
+      if (result.kind === 'gone') {
+        if (gone + 1 >= MAX_GONE) throw new BridgeError('BRG_ERR_FHIR_EXPORT', `The FHIR server forgot ${MAX_GONE} exports in a row while they were polled (HTTP ${result.status} on the status URL); try again later.`);
+        http.options.logger.warn({ status: result.status }, 'the FHIR server no longer knows the export being polled; starting a new one');
+        this.emit({ type: 'restart', reason: `status URL answered HTTP ${result.status}` });
+        await this.abandon(current, signal);
+        checkpoint = undefined;
+        continue;
+      }
+      const manifest = await this.abandoningOnFailure(current, signal, () => readManifest(http, result.page, current.statusUrl, request.types, http.options.logger, signal));
+      checkpoint = { ...current, manifest };
+      saveCheckpoint(store, checkpoint);
+      this.emit({ type: 'manifest', files: manifest.output.length, transactionTime: manifest.transactionTime, deleted: manifest.deleted });
+      if (manifest.deleted > 0) http.options.logger.info({ deleted: manifest.deleted }, 'the export lists deleted resources; Purview keeps rows already sent');
+      return checkpoint as ReadyExport;
+    }
+  }
+
+  /** Local path of output file `index` (the name is ours; the URL is the server's). */
+  pathOf(checkpoint: ExportCheckpoint, index: number | string): string {
+    return join(this.options.dir, checkpoint.id, `${index}.ndjson`);
+  }
+
+  /** Starts downloading, in `order`, every file not yet complete on disk; one at a time, ahead of the reader. */
+  downloads(checkpoint: ReadyExport, order: readonly number[], signal?: AbortSignal): Downloads {
+    mkdirSync(join(this.options.dir, checkpoint.id), { recursive: true, mode: 0o700 });
+    return new Downloads(this, checkpoint, order, signal);
+  }
+
+  /** Reads the error files once per export and reports them (counts and cleaned text: never a whole line). */
+  async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<void> {
+    const { http, store } = this.options;
+    if (checkpoint.errorsReported || checkpoint.manifest.error.length === 0) return;
+    let outcomes = 0;
+    const samples: string[] = [];
+    for (const [i, file] of checkpoint.manifest.error.entries()) {
+      const label = fileLabel(file, i, checkpoint.manifest.error.length).replace(/^\S+ file/, 'error file');
+      const path = this.pathOf(checkpoint, `error-${i}`);
+      mkdirSync(join(this.options.dir, checkpoint.id), { recursive: true, mode: 0o700 });
+      const local = await downloadFile(http, file, label, path, sendsBearer(http, checkpoint.manifest.requiresAccessToken, file.url), signal);
+      for await (const lines of localLines(path, local, label)) {
+        for (let k = 0; k < lines.length; k++) {
+          const text = lines.text(k);
+          if (text.trim() === '') continue;
+          const outcome = parseLine<unknown>(text, 'OperationOutcome', label, lines.first + k);
+          outcomes += 1;
+          const said = outcomeText(outcome);
+          if (said && samples.length < 5) {
+            const quoted = quoteUpstreamText(said, 200);
+            samples.push(quoted.startsWith('"') ? (JSON.parse(quoted) as string) : quoted);
+          }
+        }
+      }
+      rmSync(path, { force: true });
+    }
+    http.options.logger.warn({ outcomes, files: checkpoint.manifest.error.length, samples }, 'the FHIR server reported errors for this export (its error files); those resources were not exported');
+    this.emit({ type: 'export-errors', outcomes, samples });
+    const current = loadCheckpoint(store);
+    if (current?.id === checkpoint.id) saveCheckpoint(store, { ...current, errorsReported: true });
+  }
+
+  /** Records a complete download (so a resumed run skips it). */
+  complete(checkpoint: ReadyExport, index: number, local: LocalFile): void {
+    const current = loadCheckpoint(this.options.store);
+    const base = current && current.id === checkpoint.id ? current : checkpoint;
+    saveCheckpoint(this.options.store, { ...base, files: { ...base.files, [String(index)]: local } });
+  }
+
+  /** Every file was read: the server may drop the export, and so do we. */
+  async finish(checkpoint: ExportCheckpoint, signal?: AbortSignal): Promise<void> {
+    const deleted = await deleteExport(this.options.http, checkpoint.statusUrl, signal);
+    saveCheckpoint(this.options.store, undefined);
+    rmSync(join(this.options.dir, checkpoint.id), { recursive: true, force: true });
+    this.emit({ type: 'finished', deleted });
+  }
+
+  /** Gives an export up: DELETE (best effort), forget the checkpoint, remove its files. */
+  async abandon(checkpoint: ExportCheckpoint, signal?: AbortSignal): Promise<void> {
+    await deleteExport(this.options.http, checkpoint.statusUrl, signal);
+    saveCheckpoint(this.options.store, undefined);
+    rmSync(join(this.options.dir, checkpoint.id), { recursive: true, force: true });
+  }
+
+  emit(event: BulkExportEvent): void {
+    this.options.onEvent?.(event);
+  }
+
+  /** A failed export (BRG_ERR_FHIR_EXPORT) is abandoned so the next run starts afresh; a transient failure keeps it. */
+  private async abandoningOnFailure<T>(checkpoint: ExportCheckpoint, signal: AbortSignal | undefined, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      if (error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_EXPORT' && !signal?.aborted) await this.abandon(checkpoint, signal);
+      throw error;
+    }
+  }
+
+  /** Folders of exports no checkpoint names any more (an abandoned export's, a crash's) hold PHI: removed. */
+  private sweep(keep: string | undefined): void {
+    let names: string[] = [];
+    try {
+      names = readdirSync(this.options.dir);
+    } catch {
+      return;
+    }
+    for (const name of names) if (name !== keep) rmSync(join(this.options.dir, name), { recursive: true, force: true });
+  }
+}
+
+/** Sequential downloads ahead of the reader; `file(i)` resolves when file i is complete on disk. */
+export class Downloads {
+  private readonly waits = new Map<number, { promise: Promise<LocalFile>; resolve: (f: LocalFile) => void; reject: (e: unknown) => void }>();
+  private readonly controller = new AbortController();
+  private readonly loop: Promise<void>;
+
+  constructor(private readonly job: BulkExportJob, private readonly checkpoint: ReadyExport, order: readonly number[], signal?: AbortSignal) {
+    for (const i of order) {
+      let resolve: (f: LocalFile) => void = () => undefined;
+      let reject: (e: unknown) => void = () => undefined;
+      const promise = new Promise<LocalFile>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      promise.catch(() => undefined); // awaited by the reader; an unawaited failure after a stop is not unhandled
+      this.waits.set(i, { promise, resolve, reject });
+    }
+    const stop = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
+    this.loop = this.run(order, stop);
+  }
+
+  file(index: number): Promise<LocalFile> {
+    const wait = this.waits.get(index);
+    if (!wait) throw new RangeError(`file ${index} is not being downloaded`);
+    return wait.promise;
+  }
+
+  /** Stops downloading (the reader is done or failed) and waits for the loop to let go of its files. */
+  async stop(): Promise<void> {
+    this.controller.abort();
+    await this.loop;
+  }
+
+  private async run(order: readonly number[], signal: AbortSignal): Promise<void> {
+    const { manifest } = this.checkpoint;
+    const { http } = this.job.options;
+    for (const [n, i] of order.entries()) {
+      const wait = this.waits.get(i);
+      const file = manifest.output[i];
+      if (!wait || !file) continue;
+      try {
+        const path = this.job.pathOf(this.checkpoint, i);
+        const known = this.checkpoint.files[String(i)];
+        if (known && isComplete(path, known)) {
+          wait.resolve(known);
+          continue;
+        }
+        const label = fileLabel(file, i, manifest.output.length);
+        const local = await downloadFile(http, file, label, path, sendsBearer(http, manifest.requiresAccessToken, file.url), signal);
+        this.job.complete(this.checkpoint, i, local);
+        this.job.emit({ type: 'downloaded', file: label, bytes: local.bytes });
+        wait.resolve(local);
+      } catch (error) {
+        // This file and every later one fail with the same error: the reader meets it at the first it awaits.
+        for (const j of order.slice(n)) this.waits.get(j)?.reject(error);
+        return;
+      }
+    }
+  }
+
+}

@@ -1,0 +1,142 @@
+/**
+ * Export files: downloaded whole to local disk (0600, under the state directory), then read line by line. Keeping the
+ * bytes locally is what makes a download resumable: a file is checkpointed once it is complete on disk, so a run that
+ * dies mid-export downloads only the rest. The bearer goes with a download only when the manifest says
+ * requiresAccessToken and the file is on the FHIR server's origin (a pre-signed blob URL elsewhere must not see it).
+ * gzip is accepted and stored as it came; it is inflated while reading. A 404/410 means the files expired: the export
+ * is restarted (ExportExpiredError). Every line is parsed and its resourceType checked against the manifest's type.
+ * See: https://hl7.org/fhir/uv/bulkdata/export.html#file-request
+ */
+import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { fileChunks, ndjsonLines, type NdjsonLines } from '../../mapping/load.js';
+import { FhirError } from '../fhir-error.js';
+import { safeOrigin } from '../transport-errors.js';
+import type { LocalFile, ManifestFile } from './checkpoint.js';
+import { BulkHttp, BulkHttpError, headerOf } from './http.js';
+
+/** The server no longer has an export's files (HTTP 404/410): a new export is needed. */
+export class ExportExpiredError extends Error {
+  override readonly name = 'ExportExpiredError';
+  constructor(readonly status: number, readonly file: string) {
+    super(`${file} answered HTTP ${status}`);
+  }
+}
+
+/** Longest NDJSON line read: one resource; far above any real one, it keeps a broken file from filling memory. */
+export const MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** "AuditEvent file 3 of 12 (/bulk/files/x.ndjson)": names a file in messages without its query (signatures). */
+export function fileLabel(file: ManifestFile, index: number, total: number): string {
+  let path = '';
+  try {
+    path = new URL(file.url).pathname;
+  } catch {
+    path = '?';
+  }
+  return `${file.type} file ${index + 1} of ${total} (${path.length > 160 ? `…${path.slice(-159)}` : path})`;
+}
+
+/** Whether a download carries the bearer: the manifest asks for it and the file is on the FHIR server's origin. */
+export function sendsBearer(http: BulkHttp, requiresAccessToken: boolean, url: string): boolean {
+  return requiresAccessToken && safeOrigin(url) === http.origin;
+}
+
+/** Downloads one file to `path` (via `path.part`, renamed when complete); retried whole under the shared policy. */
+export async function downloadFile(
+  http: BulkHttp, file: ManifestFile, label: string, path: string, bearer: boolean, signal?: AbortSignal,
+): Promise<LocalFile> {
+  const part = `${path}.part`;
+  try {
+    return await http.withRetries(`FHIR export download of ${label}`, async () => {
+      const reply = await http.send({
+        method: 'GET', url: file.url, what: label, bearer, signal, headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
+      });
+      if (reply.status === 404 || reply.status === 410) {
+        await reply.body.dump();
+        throw new ExportExpiredError(reply.status, label);
+      }
+      if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
+      const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
+      if (encoding !== 'gzip' && encoding !== 'identity') {
+        reply.body.destroy();
+        throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
+      }
+      let bytes = 0;
+      await pipeline(
+        reply.body,
+        async function* count(source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            bytes += chunk.length;
+            yield chunk;
+          }
+        },
+        // flush: the bytes are on disk before the checkpoint says the file is complete.
+        createWriteStream(part, { mode: 0o600, flush: true }),
+      );
+      renameSync(part, path);
+      return { bytes, gzip: encoding === 'gzip' };
+    }, signal);
+  } finally {
+    rmSync(part, { force: true });
+  }
+}
+
+/** True when the local copy is there with the size the checkpoint recorded. */
+export function isComplete(path: string, local: LocalFile | undefined): boolean {
+  if (!local) return false;
+  try {
+    return statSync(path).size === local.bytes;
+  } catch {
+    return false;
+  }
+}
+
+/** The lines of a local file, a chunk at a time, inflated when it came gzip-compressed. */
+export async function* localLines(path: string, local: LocalFile, label: string): AsyncGenerator<NdjsonLines> {
+  // A plain file is read into one reused buffer (fileChunks: no new external memory per chunk, which V8 pays for with
+  // full GCs); a compressed one through zlib.
+  const raw = local.gzip ? createReadStream(path, { highWaterMark: 1 << 20 }) : undefined;
+  const source: AsyncIterable<Buffer> | Readable = raw ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : fileChunks(path);
+  if (raw) raw.on('error', (error) => (source as Readable).destroy(error));
+  try {
+    yield* ndjsonLines(source as AsyncIterable<Buffer>, MAX_LINE_BYTES);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}`, 200);
+    if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
+    throw error;
+  } finally {
+    if (raw) {
+      (source as Readable).destroy();
+      raw.destroy();
+    }
+  }
+}
+
+/**
+ * One line as a resource of `type`: JSON, an object, and that resourceType. Anything else stops the run naming the
+ * file and line (never the line's text: it may be PHI).
+ */
+export function parseLine<T>(text: string, type: string, label: string, line: number): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw exportFileError(`${label}, line ${line}: not valid JSON`, 200);
+  }
+  const resourceType = (value as { resourceType?: unknown } | null)?.resourceType;
+  if (resourceType !== type) {
+    const found = typeof resourceType === 'string' ? `a ${resourceType.slice(0, 64)}` : 'no resourceType';
+    throw exportFileError(`${label}, line ${line}: ${found} in a file of ${type}`, 200);
+  }
+  return value as T;
+}
+
+export function exportFileError(message: string, status: number): FhirError {
+  return new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${message}. The file is not what the manifest says; nothing of this run was pushed. Report it to the EHR team.`, {
+    status, resourceType: 'export',
+  });
+}

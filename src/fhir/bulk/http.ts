@@ -1,0 +1,209 @@
+/**
+ * The HTTP under the Bulk Data client. The search path (transport.ts) cannot carry it: fhir-kit-client reads every body
+ * whole and hides the headers the protocol lives on (202 + Content-Location, Retry-After, X-Progress), and NDJSON files
+ * are far larger than fhir.maxResponseBytes. So these requests go through undici's `request` on a dispatcher with the
+ * connector's proxy and CA (src/net) and no size cap; JSON answers (status, manifests, OperationOutcomes) are capped
+ * here instead. The bearer goes only to the FHIR server's origin, is fetched per request from the TokenSource (so a
+ * long export refreshes it between polls), and after a 401 is replaced once.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { request, type Dispatcher } from 'undici';
+import { abortError, type Clock } from '../../clock.js';
+import { BridgeError, isAbortError } from '../../errors.js';
+import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText, withRetry, type RetryOptions, type RetryVerdict } from '../../http.js';
+import type { Logger } from '../../log.js';
+import { proxyRefusalIn, proxyRefusedError } from '../../net/index.js';
+import type { TokenSource } from '../../token-cache.js';
+import { FhirError } from '../fhir-error.js';
+import { outcomeCodes, outcomeText } from '../outcome.js';
+import { foreignLinkError, safeOrigin } from '../transport-errors.js';
+
+export interface BulkHttpOptions {
+  readonly baseUrl: string;
+  readonly tokenSource: TokenSource;
+  /** The connector's proxy and CA, without a response size cap (src/net createDispatcher). */
+  readonly dispatcher: Dispatcher;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Headers of a JSON answer, and any gap between two chunks of a body. */
+  readonly timeoutMs: number;
+  readonly retry: RetryOptions;
+  /** Largest JSON answer read (status, manifest page, OperationOutcome). */
+  readonly maxJsonBytes: number;
+  readonly random?: () => number;
+}
+
+export interface BulkRequest {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  readonly url: string;
+  /** Names the request in errors and logs (never its query, which may carry a signature). */
+  readonly what: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Send the bearer token; refused (BRG_ERR_FHIR_FOREIGN_LINK) off the FHIR server's origin. */
+  readonly bearer: boolean;
+  readonly body?: string;
+  readonly signal?: AbortSignal | undefined;
+}
+
+export interface BulkReply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Dispatcher.ResponseData['body'];
+}
+
+/** A non-2xx answer, with its parsed body (an OperationOutcome, or text) and headers; the URL stays out. */
+export class BulkHttpError extends Error {
+  override readonly name = 'BulkHttpError';
+  constructor(
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly data: unknown,
+  ) {
+    super(`HTTP ${status}`);
+  }
+}
+
+export class BulkHttp {
+  readonly origin: string;
+
+  constructor(readonly options: BulkHttpOptions) {
+    this.origin = new URL(options.baseUrl).origin;
+  }
+
+  /** One request (a second after a 401, with a new token); the body is the caller's to read or dump. */
+  async send(req: BulkRequest): Promise<BulkReply> {
+    if (req.bearer && safeOrigin(req.url) !== this.origin) throw foreignLinkError(req.url, this.origin);
+    let rejected: string | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const token = req.bearer ? await this.options.tokenSource.getToken(req.signal) : undefined;
+      const reply = await this.raw(req, token);
+      if (reply.status !== 401 || !token || attempt > 1) return reply;
+      // RFC 6750 §3.1: the token expired or was revoked between polls; one replay with a fresh one.
+      await reply.body.dump();
+      rejected = token;
+      this.options.tokenSource.invalidate(rejected);
+      this.options.logger.info({ step: req.what }, 'FHIR server rejected the access token; retrying once with a new one');
+    }
+  }
+
+  /** `send`, failing with BulkHttpError unless the status is one of `ok`. */
+  async expect(req: BulkRequest, ok: readonly number[]): Promise<BulkReply> {
+    const reply = await this.send(req);
+    if (ok.includes(reply.status)) return reply;
+    throw new BulkHttpError(reply.status, reply.headers, await this.readBody(reply));
+  }
+
+  /** A request under the shared retry policy (408/429/5xx with Retry-After, timeouts, network errors). */
+  async withRetries<T>(what: string, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let retries = 0;
+    try {
+      return await withRetry(attempt, (error) => this.classify(error), {
+        clock: this.options.clock,
+        ...(signal ? { signal } : {}),
+        ...(this.options.random ? { random: this.options.random } : {}),
+        onRetry: (info) => {
+          retries += 1;
+          this.options.logger.warn({ step: what, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'FHIR bulk request failed; retrying');
+        },
+      }, this.options.retry);
+    } catch (error) {
+      throw this.toError(error, what, retries + 1, signal);
+    }
+  }
+
+  /** The body as JSON (or its text, when it is not JSON), capped at maxJsonBytes. */
+  async readBody(reply: BulkReply): Promise<unknown> {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of reply.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > this.options.maxJsonBytes) {
+        reply.body.destroy();
+        throw new BridgeError('BRG_ERR_FHIR_TOO_LARGE', `A FHIR bulk answer was larger than ${this.options.maxJsonBytes} bytes; it was not read further. Raise fhir.maxResponseBytes if the manifest is that large.`);
+      }
+      chunks.push(chunk);
+    }
+    const text = Buffer.concat(chunks).toString('utf8');
+    if (text.trim() === '') return undefined;
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      return text;
+    }
+  }
+
+  classify(error: unknown): RetryVerdict {
+    if (error instanceof BulkHttpError) {
+      if (!RETRYABLE_STATUSES.has(error.status)) return { retry: false };
+      const retryAfterMs = parseRetryAfter(headerOf(error.headers, 'retry-after'), this.options.clock.now());
+      return retryAfterMs === undefined ? { retry: true, reason: `HTTP ${error.status}` } : { retry: true, retryAfterMs, reason: `HTTP ${error.status}` };
+    }
+    if (isNetworkError(error)) return { retry: true, reason: networkErrorText(error) };
+    return { retry: false };
+  }
+
+  /** What ends a bulk request: FhirError for the server's answers, BridgeErrors as they are, aborts as aborts. */
+  toError(error: unknown, what: string, attempts: number, signal?: AbortSignal): unknown {
+    if (signal?.aborted) return abortError(signal);
+    if (error instanceof BridgeError || isAbortError(error)) return error;
+    const refusal = proxyRefusalIn(error);
+    if (refusal) return proxyRefusedError(refusal, `${what} at ${this.origin}`);
+    if (error instanceof BulkHttpError) {
+      const text = bodyText(error.data);
+      const fields = { status: error.status, resourceType: 'export', outcome: { text, codes: outcomeCodes(error.data) } };
+      if (RETRYABLE_STATUSES.has(error.status)) {
+        return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was HTTP ${error.status} (${text.replace(/\.$/, '')}).`, { ...fields, details: { attempts } });
+      }
+      return new FhirError('BRG_ERR_FHIR_HTTP', `${what} at ${this.origin} answered HTTP ${error.status}: ${text.replace(/\.$/, '')}.`, fields);
+    }
+    if (isNetworkError(error)) {
+      return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was ${networkErrorText(error)}.`, {
+        status: 0, resourceType: 'export', cause: error, details: { attempts },
+      });
+    }
+    return error;
+  }
+
+  private async raw(req: BulkRequest, token: string | undefined): Promise<BulkReply> {
+    const headers: Record<string, string> = { ...req.headers };
+    if (token) headers['authorization'] = `Bearer ${token}`;
+    try {
+      const response = await request(req.url, {
+        method: req.method,
+        headers,
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        dispatcher: this.options.dispatcher,
+        headersTimeout: this.options.timeoutMs,
+        bodyTimeout: this.options.timeoutMs,
+        ...(req.signal ? { signal: req.signal } : {}),
+      });
+      return { status: response.statusCode, headers: response.headers, body: response.body };
+    } catch (error) {
+      if (req.signal?.aborted) throw abortError(req.signal);
+      throw error;
+    }
+  }
+}
+
+/** A header's value (the first, when repeated). */
+export function headerOf(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The OperationOutcome text, or a cleaned excerpt of a body that is not one. */
+export function bodyText(data: unknown): string {
+  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
+}
+
+/** Connection failures and undici's timeouts; a proxy's refusal is not one (it would refuse again). */
+export function isNetworkError(error: unknown): boolean {
+  if (!(error instanceof Error) || proxyRefusalIn(error)) return false;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('UND_ERR_') || /^E[A-Z]+$/.test(code)) && code !== 'UND_ERR_ABORTED';
+}
+
+function networkErrorText(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? `a network error (${code})` : 'a network error';
+}

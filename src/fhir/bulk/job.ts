@@ -1,0 +1,167 @@
+/**
+ * The asynchronous half of SMART Bulk Data v2 `$export`: the kick-off (exactly `Accept: application/fhir+json` and
+ * `Prefer: respond-async`, 202 + Content-Location) and polling the status URL until the manifest comes (200). While
+ * the server works it answers 202 with Retry-After and X-Progress; a 429 pauses polling for its Retry-After; a 5xx
+ * whose OperationOutcome carries a transient issue code is retried, any other error ends the export.
+ * See: https://hl7.org/fhir/uv/bulkdata/export.html (Bulk Data Kick-off Request, Bulk Data Status Request).
+ */
+import { abortError } from '../../clock.js';
+import { BridgeError } from '../../errors.js';
+import { quoteUpstreamText } from '../../http.js';
+import { FhirError } from '../fhir-error.js';
+import { outcomeCodes } from '../outcome.js';
+import type { ExportRequest } from './checkpoint.js';
+import { BulkHttp, BulkHttpError, bodyText, headerOf, isNetworkError } from './http.js';
+import { pollDelay } from './poll-delay.js';
+
+/** Issue types of the `transient` family (FHIR IssueType): the poll failed, not the export. */
+const TRANSIENT_CODES = new Set(['transient', 'lock-error', 'no-store', 'exception', 'timeout', 'incomplete', 'throttled']);
+
+/** The kick-off URL of a request: `{base}/$export`, `/Patient/$export` or `/Group/{id}/$export`, with `_type` and `_since`. */
+export function kickOffUrl(baseUrl: string, request: ExportRequest): string {
+  const path = request.level === 'system' ? '/$export' : request.level === 'patient' ? '/Patient/$export' : `/Group/${encodeURIComponent(request.groupId ?? '')}/$export`;
+  const url = new URL(baseUrl.replace(/\/+$/, '') + path);
+  url.searchParams.set('_type', request.types.join(','));
+  if (request.since !== undefined) url.searchParams.set('_since', request.since);
+  return url.toString();
+}
+
+/** Starts an export; resolves with the absolute status URL. A refusal (4xx) names the types asked for. */
+export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: AbortSignal): Promise<string> {
+  const url = kickOffUrl(http.options.baseUrl, request);
+  const what = `FHIR $export kick-off (${request.level} level, ${request.since ? `since ${request.since}` : 'everything'})`;
+  try {
+    const reply = await http.withRetries(what, () => http.expect({
+      method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
+    }, [202]), signal);
+    await reply.body.dump();
+    const location = headerOf(reply.headers, 'content-location');
+    if (!location) throw exportError(`${what} at ${http.origin} answered 202 without a Content-Location (the status URL)`, 202);
+    return new URL(location, url).toString();
+  } catch (error) {
+    if (error instanceof FhirError && error.code === 'BRG_ERR_FHIR_HTTP') throw refusal(error, request, what, http.origin);
+    throw error;
+  }
+}
+
+/** "Type not available", "not authorised": a BRG_ERR_FHIR_EXPORT naming the type the server's text names, or every type asked for. */
+function refusal(error: FhirError, request: ExportRequest, what: string, origin: string): FhirError {
+  const text = error.outcome?.text ?? 'no OperationOutcome text';
+  const named = request.types.filter((type) => new RegExp(`\\b${type}\\b`).test(text));
+  const types = named.length > 0 ? named : request.types;
+  const scopes = types.map((type) => `system/${type}.read`).join(' ');
+  return new FhirError(
+    'BRG_ERR_FHIR_EXPORT',
+    `${what} at ${origin} was refused (HTTP ${error.status}: ${text.replace(/\.$/, '')}) for ${types.length === 1 ? 'type' : 'types'} ${types.join(', ')}. ` +
+      `Remove ${types.length === 1 ? 'it' : 'them'} from source.types if the server does not export ${types.length === 1 ? 'it' : 'them'}, or have the scopes ${scopes} granted to the client.`,
+    { status: error.status, resourceType: types.join(','), ...(error.outcome ? { outcome: error.outcome } : {}), details: { types: types.join(',') } },
+  );
+}
+
+export interface PollOptions {
+  readonly pollMinMs: number;
+  /** When polling gives up (clock ms): kick-off time + source.pollMaxMinutes. */
+  readonly deadlineMs: number;
+  readonly signal?: AbortSignal | undefined;
+  /** X-Progress, cleaned, whenever it changes. */
+  readonly onProgress?: (progress: string) => void;
+}
+
+export type PollResult =
+  /** The first manifest page, parsed. */
+  | { readonly kind: 'manifest'; readonly page: unknown }
+  /** 404/410: the server no longer knows the export (expired, deleted): a new one is needed. */
+  | { readonly kind: 'gone'; readonly status: number };
+
+/** Polls until the manifest, the server forgets the export, or the deadline. */
+export async function pollStatus(http: BulkHttp, statusUrl: string, options: PollOptions): Promise<PollResult> {
+  const { clock, logger, retry } = http.options;
+  const what = 'FHIR $export status';
+  let backoff = 0;
+  let failures = 0;
+  let lastProgress: string | undefined;
+  const wait = async (retryAfter: string | undefined, reason: string): Promise<void> => {
+    const delay = pollDelay(retryAfter, clock.now(), options.pollMinMs, backoff);
+    backoff = delay.basis === 'backoff' ? backoff + 1 : 0;
+    if (delay.basis !== 'retry-after' && reason !== 'in progress') logger.info({ delayMs: delay.ms, basis: delay.basis, reason }, 'FHIR $export status: polling again later');
+    await clock.sleep(Math.max(0, Math.min(delay.ms, options.deadlineMs - clock.now() + 1)), options.signal);
+  };
+  for (;;) {
+    if (options.signal?.aborted) throw abortError(options.signal);
+    if (clock.now() > options.deadlineMs) throw notReady(options);
+    let reply;
+    try {
+      reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
+    } catch (error) {
+      if (!isNetworkError(error) || ++failures >= retry.maxAttempts) throw http.toError(error, what, failures, options.signal);
+      await wait(undefined, 'network error');
+      continue;
+    }
+    const status = reply.status;
+    if (status === 200) return { kind: 'manifest', page: await http.readBody(reply) };
+    const body = await http.readBody(reply);
+    if (status === 202) {
+      failures = 0;
+      const progress = cleanProgress(headerOf(reply.headers, 'x-progress'));
+      if (progress !== undefined && progress !== lastProgress) {
+        lastProgress = progress;
+        options.onProgress?.(progress);
+        logger.info({ progress }, 'FHIR $export in progress');
+      }
+      await wait(headerOf(reply.headers, 'retry-after'), 'in progress');
+    } else if (status === 429) {
+      // Throttled: not a failure of the export, and the pause is the server's to choose (within the clamp).
+      logger.warn({ retryAfter: headerOf(reply.headers, 'retry-after') ?? null }, 'FHIR $export status: throttled (429); pausing polling');
+      await wait(headerOf(reply.headers, 'retry-after'), 'throttled');
+    } else if (status === 404 || status === 410) {
+      return { kind: 'gone', status };
+    } else if (status >= 500 && isTransient(body)) {
+      if (++failures >= retry.maxAttempts) throw http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal);
+      logger.warn({ status, attempt: failures }, 'FHIR $export status: transient error; polling again');
+      await wait(headerOf(reply.headers, 'retry-after'), 'transient error');
+    } else {
+      throw exportError(`The FHIR server reports the export failed: ${what} at ${http.origin} answered HTTP ${status} (${bodyText(body).replace(/\.$/, '')}). The next run starts a new export`, status, body);
+    }
+  }
+}
+
+/** `DELETE` the status URL: the server may drop the job and its files. Best effort: a failure is logged, not thrown. */
+export async function deleteExport(http: BulkHttp, statusUrl: string, signal?: AbortSignal): Promise<boolean> {
+  const what = 'FHIR $export delete';
+  try {
+    const reply = await http.send({ method: 'DELETE', url: statusUrl, what, bearer: true, signal, headers: { accept: 'application/fhir+json' } });
+    await reply.body.dump();
+    if (reply.status >= 200 && reply.status < 300) return true;
+    http.options.logger.warn({ status: reply.status }, 'FHIR $export delete was not accepted; the server expires the export itself');
+  } catch (error) {
+    if (signal?.aborted) throw abortError(signal);
+    const reason = error instanceof BridgeError ? error.code : error instanceof Error ? ((error as { code?: string }).code ?? error.name) : 'error';
+    http.options.logger.warn({ reason }, 'FHIR $export delete failed; the server expires the export itself');
+  }
+  return false;
+}
+
+export function exportError(message: string, status: number, body?: unknown): FhirError {
+  const outcome = body === undefined ? undefined : { text: bodyText(body), codes: outcomeCodes(body) };
+  return new FhirError('BRG_ERR_FHIR_EXPORT', `${message}.`, { status, resourceType: 'export', ...(outcome ? { outcome } : {}) });
+}
+
+function notReady(options: PollOptions): FhirError {
+  return exportError(
+    `The FHIR server's export was not ready by ${new Date(options.deadlineMs).toISOString()} (source.pollMaxMinutes after its kick-off); it was abandoned and the next run starts a new export. Raise source.pollMaxMinutes if the server's exports take that long`,
+    202,
+  );
+}
+
+function isTransient(body: unknown): boolean {
+  const issues = (body as { resourceType?: unknown; issue?: unknown } | null)?.issue;
+  if (!Array.isArray(issues)) return false;
+  return issues.some((issue) => typeof (issue as { code?: unknown }).code === 'string' && TRANSIENT_CODES.has((issue as { code: string }).code));
+}
+
+/** X-Progress is free text from the server: one line, cleaned of anything that could identify a person, short. */
+function cleanProgress(value: string | undefined): string | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const text = quoteUpstreamText(value, 100);
+  return text.startsWith('"') ? (JSON.parse(text) as string) : text;
+}

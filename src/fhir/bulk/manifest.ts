@@ -1,0 +1,104 @@
+/**
+ * The complete-status manifest: `transactionTime`, `requiresAccessToken`, `output[{type,url,count}]`, `error[]`
+ * (NDJSON files of OperationOutcomes), `deleted[]`, and, when the server pages it, `link[{relation:'next',url}]`
+ * (followed with the bearer, so only on the FHIR server's origin). File URLs are kept exactly as given: the client
+ * never builds one. Outputs of types the request did not ask for are dropped with a warning.
+ * See: https://hl7.org/fhir/uv/bulkdata/export.html#response---complete-status
+ */
+import type { Logger } from '../../log.js';
+import type { ExportManifest, ManifestFile } from './checkpoint.js';
+import { BulkHttp } from './http.js';
+import { exportError } from './job.js';
+
+/** A paging loop or a runaway server must not keep the client reading manifests forever. */
+const MAX_MANIFEST_PAGES = 10_000;
+
+interface ManifestPage {
+  readonly transactionTime: string;
+  readonly requiresAccessToken: boolean;
+  readonly output: ManifestFile[];
+  readonly error: ManifestFile[];
+  readonly deleted: number;
+  readonly next: string | undefined;
+}
+
+/** Reads the first page (the status answer) and every `next` page after it into one manifest. */
+export async function readManifest(
+  http: BulkHttp, first: unknown, statusUrl: string, types: readonly string[], logger: Logger, signal?: AbortSignal,
+): Promise<ExportManifest> {
+  const head = parsePage(first, statusUrl);
+  const output = [...head.output];
+  const error = [...head.error];
+  let deleted = head.deleted;
+  const seen = new Set<string>([statusUrl]);
+  for (let next = head.next, pages = 1; next !== undefined; pages++) {
+    if (seen.has(next) || pages >= MAX_MANIFEST_PAGES) {
+      throw exportError(`The FHIR server's export manifest pages loop (a next link repeats, or more than ${MAX_MANIFEST_PAGES} pages); the next run starts a new export`, 200);
+    }
+    seen.add(next);
+    const url = next;
+    const what = 'FHIR $export manifest page';
+    const reply = await http.withRetries(what, () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]), signal);
+    const page = parsePage(await http.readBody(reply), url);
+    output.push(...page.output);
+    error.push(...page.error);
+    deleted += page.deleted;
+    next = page.next;
+  }
+  const wanted = new Set(types);
+  const foreign = output.filter((file) => !wanted.has(file.type));
+  if (foreign.length > 0) {
+    logger.warn({ types: [...new Set(foreign.map((file) => file.type))].join(','), files: foreign.length }, 'the export holds files of types not asked for; they are not read');
+  }
+  return {
+    transactionTime: head.transactionTime, requiresAccessToken: head.requiresAccessToken,
+    output: output.filter((file) => wanted.has(file.type)), error, deleted,
+  };
+}
+
+function parsePage(data: unknown, pageUrl: string): ManifestPage {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalid('is not a JSON object');
+  const page = data as Record<string, unknown>;
+  const transactionTime = page['transactionTime'];
+  if (typeof transactionTime !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(transactionTime) || Number.isNaN(Date.parse(transactionTime))) {
+    throw invalid('has no transactionTime instant');
+  }
+  const requiresAccessToken = page['requiresAccessToken'];
+  if (typeof requiresAccessToken !== 'boolean') throw invalid('has no requiresAccessToken boolean');
+  const next = (Array.isArray(page['link']) ? (page['link'] as unknown[]) : [])
+    .map((link) => link as { relation?: unknown; url?: unknown })
+    .find((link) => link.relation === 'next' && typeof link.url === 'string')?.url as string | undefined;
+  return {
+    transactionTime, requiresAccessToken,
+    output: files(page['output'], 'output', pageUrl),
+    error: files(page['error'], 'error', pageUrl),
+    deleted: Array.isArray(page['deleted']) ? page['deleted'].length : 0,
+    next: next === undefined ? undefined : absolute(next, pageUrl, 'link'),
+  };
+}
+
+function files(value: unknown, field: string, pageUrl: string): ManifestFile[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) throw invalid(`has a ${field} that is not an array`);
+  return value.map((item, i) => {
+    const entry = item as { type?: unknown; url?: unknown; count?: unknown } | null;
+    if (typeof entry?.type !== 'string' || typeof entry.url !== 'string') throw invalid(`has ${field}[${i}] without type and url`);
+    const count = typeof entry.count === 'number' && Number.isInteger(entry.count) && entry.count >= 0 ? entry.count : undefined;
+    return { type: entry.type, url: absolute(entry.url, pageUrl, `${field}[${i}].url`), ...(count === undefined ? {} : { count }) };
+  });
+}
+
+function absolute(url: string, base: string, field: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(url, base);
+  } catch {
+    throw invalid(`has a ${field} that is not a URL`);
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw invalid(`has a ${field} that is not http(s)`);
+  return parsed.toString();
+}
+
+function invalid(what: string) {
+  return exportError(`The FHIR server's export manifest ${what}; the next run starts a new export`, 200);
+}

@@ -1,0 +1,268 @@
+/**
+ * A strict SMART Bulk Data v2 `$export` for the sandbox FHIR server, over its backend's data: kick-off only with
+ * exactly `Accept: application/fhir+json` and `Prefer: respond-async` and a bearer (GET with `_type`/`_since`, or POST
+ * with a Parameters body), types it cannot export refused with an OperationOutcome naming them; 202 + Retry-After +
+ * X-Progress while "processing" (a number of polls); then the manifest, paged when asked, with an error file when asked;
+ * files as NDJSON (gzip when accepted), bearer-protected when requiresAccessToken, expiring (410) after a while or on
+ * request, optionally on a second origin (a blob store with signed URLs, no bearer); DELETE of the status URL ends a
+ * job. Settings are live: a test changes them between or during runs. Transient 5xx and 429 on the status URL come
+ * from the server's FaultPlan (`status` faults answer a `transient` OperationOutcome).
+ * See: https://hl7.org/fhir/uv/bulkdata/export.html
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { systemClock, type Clock } from '../clock.js';
+import type { FhirBackend } from './fhir-backend.js';
+import { fileResources, planFiles, streamNdjson, type ExportFileSpec } from './bulk-export-files.js';
+import { readTextBody } from './http-body.js';
+
+export interface BulkExportSettings {
+  /** Polls answered 202 before the manifest. Default 1. */
+  processingPolls: number;
+  /** Retry-After on a 202, e.g. '1' or an HTTP-date; undefined sends none. Default '1'. */
+  retryAfter: string | undefined;
+  requiresAccessToken: boolean;
+  /** Compress files when the client accepts gzip. Default true. */
+  gzip: boolean;
+  /** Files answer 410 this long after the manifest was first served. Default 1 h. */
+  fileTtlMs: number;
+  /** The next this-many jobs kicked off serve 410 for every file. Default 0. */
+  expiredJobs: number;
+  resourcesPerFile: number;
+  /** Outputs per manifest page; 0 = one page. Default 0. */
+  outputsPerManifestPage: number;
+  /** OperationOutcome lines in an error file; 0 = no error file. Default 0. */
+  errorLines: number;
+  /** Types the server exports. */
+  types: string[];
+  groupIds: string[];
+  /** Serve file URLs on a second origin (signed, no bearer), like a cloud blob store. */
+  foreignFiles: boolean;
+  /** Write a line of another resourceType at this line of the first file of this type. */
+  badLine: { type: string; line: number } | undefined;
+  /** Wait before answering each file (real time). */
+  fileDelayMs: number;
+  /** The status URL answers 500 with a non-transient OperationOutcome: the export failed. */
+  failJobs: boolean;
+}
+
+export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
+  processingPolls: 1, retryAfter: '1', requiresAccessToken: true, gzip: true, fileTtlMs: 3_600_000, expiredJobs: 0,
+  resourcesPerFile: 50_000, outputsPerManifestPage: 0, errorLines: 0, foreignFiles: false, badLine: undefined, fileDelayMs: 0, failJobs: false,
+  types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'], groupIds: ['sandbox-all'],
+};
+
+export interface BulkExportLog {
+  readonly kickoffs: Array<{ readonly jobId: string; readonly method: string; readonly level: string; readonly types: string[]; readonly since: string | undefined }>;
+  readonly polls: Array<{ readonly jobId: string; readonly status: number; readonly token: string | undefined }>;
+  readonly downloads: Array<{ readonly jobId: string; readonly file: string; readonly status: number; readonly authorization: boolean; readonly gzip: boolean; readonly origin: 'fhir' | 'foreign' }>;
+  readonly deletes: string[];
+  /** Manifests (and manifest pages) served. */
+  readonly manifests: Array<{ readonly jobId: string; readonly page: number; readonly transactionTime: string }>;
+}
+
+/** A reply the FHIR server sends as JSON, or streams itself. */
+export interface BulkReply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+  stream?: (res: ServerResponse) => Promise<void>;
+}
+
+export interface SandboxBulkExport {
+  readonly settings: BulkExportSettings;
+  readonly log: BulkExportLog;
+  /** Answers a bulk route (path below the FHIR base), or undefined when the path is not one. */
+  route(req: IncomingMessage, path: string, url: URL, bearer: (req: IncomingMessage) => string | undefined): Promise<BulkReply | undefined>;
+  close(): Promise<void>;
+}
+
+interface Job {
+  readonly id: string;
+  readonly request: string;
+  readonly types: string[];
+  readonly since: number | undefined;
+  readonly transactionTime: string;
+  readonly expired: boolean;
+  polls: number;
+  files?: ExportFileSpec[];
+  completedAtMs?: number;
+  deleted: boolean;
+}
+
+const OUTPUT_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
+const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+export function createBulkExport(options: { backend: FhirBackend; origin: string; prefix: string; clock?: Clock; settings?: Partial<BulkExportSettings> }): SandboxBulkExport {
+  const clock = options.clock ?? systemClock;
+  const settings: BulkExportSettings = { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], ...options.settings };
+  const log: BulkExportLog = { kickoffs: [], polls: [], downloads: [], deletes: [], manifests: [] };
+  const jobs = new Map<string, Job>();
+  const base = options.origin + options.prefix;
+  let foreign: { server: Server; origin: string } | undefined;
+
+  const kickOff = async (req: IncomingMessage, path: string, url: URL, token: string | undefined): Promise<BulkReply> => {
+    if (req.headers.accept !== 'application/fhir+json') return invalid(`Accept must be exactly application/fhir+json, got "${String(req.headers.accept ?? '')}"`);
+    if (req.headers.prefer !== 'respond-async') return invalid(`Prefer must be exactly respond-async, got "${String(req.headers.prefer ?? '')}"`);
+    if (!token) return unauthorised();
+    const group = /^\/Group\/([^/]+)\/\$export$/.exec(path)?.[1];
+    if (group !== undefined && !settings.groupIds.includes(decodeURIComponent(group))) return { status: 404, body: outcome('not-found', `Group/${group} is not known`) };
+    const params = req.method === 'POST' ? await parametersOf(req) : url.searchParams;
+    if (params instanceof Error) return invalid(params.message);
+    for (const key of new Set(params.keys())) if (!['_type', '_since', '_outputFormat'].includes(key)) return { status: 400, body: outcome('not-supported', `Parameter ${key} is not supported`) };
+    const format = params.get('_outputFormat');
+    if (format !== null && !OUTPUT_FORMATS.has(format)) return { status: 400, body: outcome('not-supported', `_outputFormat ${format} is not supported`) };
+    const types = (params.get('_type') ?? settings.types.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
+    const refused = types.filter((type) => !settings.types.includes(type));
+    if (refused.length > 0) return { status: 400, body: outcome('not-supported', `Resource type ${refused.join(', ')} is not available for export`) };
+    const since = params.get('_since') ?? undefined;
+    if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) return invalid(`_since must be a FHIR instant, got "${since}"`);
+    const id = randomUUID();
+    const expired = settings.expiredJobs > 0;
+    if (expired) settings.expiredJobs -= 1;
+    jobs.set(id, { id, request: url.toString(), types, since: since === undefined ? undefined : Date.parse(since), transactionTime: new Date(clock.now()).toISOString(), expired, polls: 0, deleted: false });
+    log.kickoffs.push({ jobId: id, method: req.method ?? 'GET', level: group !== undefined ? 'group' : path.startsWith('/Patient') ? 'patient' : 'system', types, since });
+    return { status: 202, body: outcome('informational', 'Export accepted', 'information'), headers: { 'content-location': `${base}/bulk/status/${id}` } };
+  };
+
+  const status = async (req: IncomingMessage, job: Job, token: string | undefined): Promise<BulkReply> => {
+    if (req.method === 'DELETE') {
+      job.deleted = true;
+      log.deletes.push(job.id);
+      return { status: 202, body: outcome('informational', 'Export deleted', 'information') };
+    }
+    log.polls.push({ jobId: job.id, status: 0, token });
+    const answer = async (): Promise<BulkReply> => {
+      if (settings.failJobs) return { status: 500, body: outcome('processing', 'The export failed: the sandbox was asked to fail it') };
+      if (job.polls < settings.processingPolls) {
+        job.polls += 1;
+        const progress = `${Math.round((100 * job.polls) / (settings.processingPolls + 1))}% of the export processed`;
+        return { status: 202, body: outcome('informational', 'In progress', 'information'), headers: { 'x-progress': progress, ...(settings.retryAfter !== undefined ? { 'retry-after': settings.retryAfter } : {}) } };
+      }
+      return manifest(job, 1);
+    };
+    const reply = await answer();
+    const last = log.polls[log.polls.length - 1];
+    if (last) log.polls[log.polls.length - 1] = { ...last, status: reply.status };
+    return reply;
+  };
+
+  const manifest = async (job: Job, page: number): Promise<BulkReply> => {
+    if (!job.files) {
+      job.files = await planFiles(options.backend, job.types, { since: job.since, until: Date.parse(job.transactionTime) }, Math.max(1, settings.resourcesPerFile));
+      job.completedAtMs = clock.now();
+    }
+    const fileBase = settings.foreignFiles ? `${(await foreignOrigin())}/blob/${job.id}` : `${base}/bulk/file/${job.id}`;
+    const sign = settings.foreignFiles ? `?sig=${randomUUID()}` : '';
+    const all = job.files.map((spec, n) => ({ type: spec.type, url: `${fileBase}/${n}${sign}`, count: spec.count }));
+    const per = settings.outputsPerManifestPage > 0 ? settings.outputsPerManifestPage : Math.max(1, all.length);
+    const pages = Math.max(1, Math.ceil(all.length / per));
+    const error = page === 1 && settings.errorLines > 0 ? [{ type: 'OperationOutcome', url: `${fileBase}/error${sign}` }] : [];
+    log.manifests.push({ jobId: job.id, page, transactionTime: job.transactionTime });
+    return {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: {
+        transactionTime: job.transactionTime, request: job.request, requiresAccessToken: settings.requiresAccessToken,
+        output: all.slice((page - 1) * per, page * per), error, deleted: [],
+        ...(page < pages ? { link: [{ relation: 'next', url: `${base}/bulk/manifest/${job.id}/${page + 1}` }] } : {}),
+      },
+    };
+  };
+
+  const file = async (req: IncomingMessage, job: Job | undefined, name: string, token: string | undefined, where: 'fhir' | 'foreign'): Promise<BulkReply> => {
+    const gzip = settings.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
+    const record = (status: number): void => void log.downloads.push({ jobId: job?.id ?? '?', file: name, status, authorization: req.headers.authorization !== undefined, gzip, origin: where });
+    if (!job || job.deleted || !job.files) return (record(404), { status: 404, body: outcome('not-found', 'No such export file') });
+    if (where === 'fhir' && settings.requiresAccessToken && !token) return (record(401), unauthorised());
+    if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs) return (record(410), { status: 410, body: outcome('expired', 'The export files have expired; start a new export') });
+    record(200);
+    if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
+    if (name === 'error') {
+      const lines = Array.from({ length: settings.errorLines }, (_, i) => outcome('processing', `Sandbox: resource ${i + 1} could not be exported`));
+      return { status: 200, body: null, stream: (res) => streamNdjson(res, [lines], { gzip }) };
+    }
+    const spec = job.files[Number(name)];
+    if (!spec || !/^\d+$/.test(name)) return { status: 404, body: outcome('not-found', 'No such export file') };
+    const first = job.files.findIndex((f) => f.type === spec.type) === Number(name);
+    const badLine = settings.badLine?.type === spec.type && first ? settings.badLine.line : undefined;
+    const selection = { since: job.since, until: Date.parse(job.transactionTime) };
+    return { status: 200, body: null, stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine }) };
+  };
+
+  const foreignOrigin = async (): Promise<string> => {
+    if (foreign) return foreign.origin;
+    const server = createServer((req, res) => {
+      const match = /^\/blob\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
+      void file(req, match ? jobs.get(match[1] ?? '') : undefined, match?.[2] ?? '', undefined, 'foreign').then((reply) => send(res, reply));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    foreign = { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+    return foreign.origin;
+  };
+
+  return {
+    settings, log,
+    async route(req, path, url, bearer) {
+      const token = bearer(req);
+      if (/^(\/Patient|\/Group\/[^/]+)?\/\$export$/.test(path)) {
+        if (req.method !== 'GET' && req.method !== 'POST') return { status: 405, body: outcome('not-supported', `${req.method ?? ''} $export is not supported`) };
+        return kickOff(req, path, url, token);
+      }
+      const match = /^\/bulk\/(status|manifest|file)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
+      if (!match) return undefined;
+      const [, kind, id = '', extra] = match;
+      const job = jobs.get(id);
+      if (kind === 'file') return file(req, job, extra ?? '', token, 'fhir');
+      if (!token) return unauthorised();
+      if (!job || job.deleted) return { status: 404, body: outcome('not-found', 'No such export') };
+      if (kind === 'status' && extra === undefined && (req.method === 'GET' || req.method === 'DELETE')) return status(req, job, token);
+      if (kind === 'manifest' && req.method === 'GET' && /^\d+$/.test(extra ?? '') && job.files) return manifest(job, Number(extra));
+      return { status: 404, body: outcome('not-found', 'No such export resource') };
+    },
+    async close() {
+      if (!foreign) return;
+      foreign.server.closeAllConnections();
+      await new Promise<void>((resolve) => foreign?.server.close(() => resolve()));
+    },
+  };
+}
+
+/** `_type`, `_since`, `_outputFormat` of a POSTed Parameters resource, as query parameters. */
+async function parametersOf(req: IncomingMessage): Promise<URLSearchParams | Error> {
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/fhir+json')) return new Error('A POST kick-off needs Content-Type application/fhir+json');
+  let body: unknown;
+  try {
+    body = JSON.parse(await readTextBody(req, 64 * 1024, () => new Error('too large')));
+  } catch {
+    return new Error('The kick-off body is not a JSON Parameters resource');
+  }
+  const parameters = (body as { resourceType?: unknown; parameter?: unknown }).resourceType === 'Parameters' ? (body as { parameter?: unknown }).parameter : undefined;
+  if (!Array.isArray(parameters)) return new Error('The kick-off body is not a Parameters resource');
+  const params = new URLSearchParams();
+  for (const p of parameters as Array<Record<string, unknown>>) {
+    const value = p['valueString'] ?? p['valueInstant'] ?? p['valueCode'];
+    if (typeof p['name'] === 'string' && typeof value === 'string') params.append(p['name'], value);
+  }
+  return params;
+}
+
+function outcome(code: string, text: string, severity = 'error'): Record<string, unknown> {
+  return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics: text, details: { text } }] };
+}
+
+function invalid(text: string): BulkReply {
+  return { status: 400, body: outcome('invalid', text) };
+}
+
+function unauthorised(): BulkReply {
+  return { status: 401, body: outcome('login', 'Access token missing, expired or revoked'), headers: { 'www-authenticate': 'Bearer error="invalid_token"' } };
+}
+
+function send(res: ServerResponse, reply: BulkReply): void {
+  if (reply.stream) return void reply.stream(res).catch(() => res.destroy());
+  const body = JSON.stringify(reply.body);
+  res.writeHead(reply.status, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...reply.headers });
+  res.end(body);
+}

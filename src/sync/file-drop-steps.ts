@@ -1,0 +1,249 @@
+/**
+ * The two steps a dropped file goes through in a run (file-drop.ts): the check (normalise, optionally enrich, or
+ * refuse and move to `rejected/`), then the push and the move to `done/`. Every outcome is recorded with what an
+ * operator needs — file, line, column, counts — and never a cell.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { normalizeFlatFile, SCHEMA_COLUMNS, type NormalizedFile } from '../connector-file/index.js';
+import { toBridgeError, type BridgeError } from '../errors.js';
+import { pushRowFile, type PushEvent, type PushReport } from '../purview/index.js';
+import type { SyncEvents } from './events.js';
+import { archiveFile, countDataLines, errno, sameVersion, statFile, type DropFile } from './file-drop-folder.js';
+import { dropSpoolDir } from './file-drop-state.js';
+import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
+import { mergeEnrichReports, type EnrichReport } from './file-enrich.js';
+import { fileLeaseName, holdLease } from './lease.js';
+import type { SyncDeps, SyncRequest } from './pipeline.js';
+import { removeFiles } from './run-files.js';
+import type { RunCounts, RunRecord } from './state/index.js';
+
+/** One run's state, shared by its steps. */
+export interface DropContext {
+  readonly deps: SyncDeps;
+  readonly drop: FileDropDeps;
+  readonly run: RunRecord;
+  readonly request: SyncRequest;
+  readonly counts: RunCounts;
+  readonly outcomes: FileOutcome[];
+  readonly rejectReasons: Record<string, number>;
+  /** Run-wide indexes of blocks flagged possibly duplicated (each file's blocks follow the previous file's). */
+  readonly possiblyDuplicated: number[];
+  blockOffset: number;
+  /** Spool files of this run still on disk (they hold PHI): removed when the run ends, however it ends. */
+  readonly spools: Set<string>;
+  readonly tally: FileDropTally;
+  readonly rejectsPath: string;
+  rejectsWritten: boolean;
+  enrich: EnrichReport | undefined;
+  /** Modification time of the newest file archived as delivered: the watermark. */
+  newestDeliveredMs: number | undefined;
+  record(outcome: FileOutcome): void;
+  writeReject(entry: Record<string, unknown>): void;
+}
+
+export interface Checked {
+  readonly file: DropFile;
+  readonly normalized: NormalizedFile;
+}
+
+interface Fault {
+  readonly reason: string;
+  readonly message: string;
+  readonly line?: number;
+  readonly column?: number;
+}
+
+/** The file normalised (and enriched) into a spool, ready to push; or undefined when it was refused, or is not there to take. */
+export async function checkFile(ctx: DropContext, file: DropFile, index: number): Promise<Checked | undefined> {
+  const { deps, drop, request } = ctx;
+  const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
+  ctx.spools.add(spool);
+  let normalized: NormalizedFile;
+  try {
+    normalized = await normalizeFlatFile(file.path, spool, drop.schema, {
+      encoding: drop.encoding, exactHeader: true, namePositions: true, ...(drop.maxLineBytes ? { maxLineBytes: drop.maxLineBytes } : {}),
+      ...(request.signal ? { signal: request.signal } : {}),
+    });
+  } catch (error) {
+    dropSpool(ctx, spool);
+    if (request.signal?.aborted) throw error;
+    return refused(ctx, file, toBridgeError(error));
+  }
+  if (!sameVersion(file, statFile(file.path))) {
+    dropSpool(ctx, spool);
+    // Written to while it was read: despite the settle time it is not finished. Nothing of it was sent.
+    if (!existsSync(file.path)) ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} disappeared while it was read; nothing of it was sent.` });
+    else ctx.record({ file: file.name, outcome: 'changed', rows: 0, message: `${file.name} was modified while it was read; it waits for the next run. Nothing of it was sent.` });
+    return undefined;
+  }
+  if (normalized.rows === 0) {
+    dropSpool(ctx, spool);
+    return reject(ctx, file, { reason: 'header-only', line: 2, message: `${file.path} has a header and no rows: nothing to send. A day's export without one access is unlikely; check the export job.` });
+  }
+  if (drop.enrich) {
+    const out = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.enriched.txt`);
+    ctx.spools.add(out);
+    const enriched = await drop.enrich().enrich(normalized, out, request.signal);
+    dropSpool(ctx, spool);
+    normalized = enriched.file;
+    ctx.enrich = mergeEnrichReports(ctx.enrich, enriched.report);
+  }
+  ctx.counts.events += normalized.rows;
+  ctx.counts.rows += normalized.rows;
+  deps.events.emit('page', { runId: ctx.run.id, events: normalized.rows, duplicates: 0, skipped: 0, rows: normalized.rows, rejects: 0 });
+  if (request.dryRunOut) ctx.record({ file: file.name, outcome: 'checked', rows: normalized.rows, sha256: normalized.sha256 });
+  return { file, normalized };
+}
+
+/** Pushes a checked file through the ledger, then moves it to done/ — only the version that was read and sent. */
+export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
+  const { deps, request, run } = ctx;
+  const { file, normalized } = item;
+  const destination = deps.target.destination;
+  // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
+  const lease = holdLease(deps.store, fileLeaseName(destination, normalized.sha256), deps.lease, deps.clock, deps.newId, `A push of ${file.name} to this connector's job`);
+  let report: PushReport;
+  try {
+    const offset = ctx.blockOffset;
+    report = await pushRowFile({
+      ...deps.purview(), file: normalized, destination, ledger: deps.store, clock: deps.clock, logger: deps.logger, runId: run.id,
+      signal: request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost,
+      ...(request.stopSignal ? { stopAfterBlock: request.stopSignal } : {}),
+      onEvent: (event) => forward(deps.events, run.id, offset, event),
+    });
+  } finally {
+    lease.release();
+    dropSpool(ctx, normalized.spoolPath);
+  }
+  const c = ctx.counts;
+  c.blocks += report.blocks;
+  c.blocksAcked += report.blocks;
+  c.rowsAcked += report.rowsAcked;
+  c.rowsAlreadyDelivered += report.rowsAlreadyDelivered;
+  c.possiblyDuplicated += report.possiblyDuplicated.length;
+  c.rowsPossiblyDuplicated += report.rowsPossiblyDuplicated;
+  ctx.possiblyDuplicated.push(...report.possiblyDuplicated.map((index) => index + ctx.blockOffset));
+  ctx.blockOffset += report.blocks;
+  const outcome = report.rowsSent === 0 ? 'already-delivered' : 'delivered';
+  const base = {
+    file: file.name, rows: normalized.rows, sha256: normalized.sha256, rowsSent: report.rowsSent, rowsAlreadyDelivered: report.rowsAlreadyDelivered,
+    ...(report.rowsPossiblyDuplicated ? { rowsPossiblyDuplicated: report.rowsPossiblyDuplicated } : {}),
+  } as const;
+  const now = statFile(file.path);
+  if (!now) {
+    ctx.record({ ...base, outcome, message: `${file.name}: every row is acknowledged; the file disappeared from the drop folder before it was archived.` });
+    delivered(ctx, file);
+    return;
+  }
+  if (!sameVersion(file, now)) {
+    // Appended to after it was read: what was read is delivered, what was added is not. Moving it to done/ would lose
+    // the addition; sending it again would double the rest. The operator decides.
+    const message = `${file.path} changed after it was read and sent: the ${normalized.rows} row(s) it had then are acknowledged (content sha256 ${normalized.sha256}); what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
+    await reject(ctx, file, { reason: 'changed-after-send', message }, 0);
+    return;
+  }
+  try {
+    const archivedTo = archiveFile(ctx.drop.folder, file, 'done', run.id.slice(0, 8));
+    ctx.record({ ...base, outcome, archivedTo });
+    delivered(ctx, file);
+  } catch (cause) {
+    ctx.record({
+      ...base, outcome: 'left', code: 'BRG_ERR_DROP_ARCHIVE', reason: 'archive-failed',
+      message: `${file.name}: every row is acknowledged, but it could not be moved to done/ (${errno(cause)}); the next run archives it without sending a row again.`,
+    });
+  }
+}
+
+function delivered(ctx: DropContext, file: DropFile): void {
+  ctx.newestDeliveredMs = Math.max(ctx.newestDeliveredMs ?? file.mtimeMs, file.mtimeMs);
+}
+
+/** The normaliser refused the file, or could not read it. */
+async function refused(ctx: DropContext, file: DropFile, error: BridgeError): Promise<undefined> {
+  if (error.code !== 'BRG_ERR_INPUT_INVALID') throw error; // a wrong encoding name, a full disk: the run stops, the file stays
+  const reason = error.details['reason'];
+  if (typeof reason !== 'string') {
+    const cause = error.cause as NodeJS.ErrnoException | undefined;
+    if (cause?.path !== file.path) throw error; // the spool could not be written: not the file's fault
+    if (!existsSync(file.path)) {
+      ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} disappeared before it was read; nothing of it was sent.` });
+      return undefined;
+    }
+    ctx.record({ file: file.name, outcome: 'left', rows: 0, code: error.code, reason: 'unreadable', message: `${file.name} cannot be read (${errno(cause)}); it stays in the drop folder.` });
+    return undefined;
+  }
+  const line = error.details['line'];
+  const column = error.details['column'];
+  return reject(ctx, file, { reason, message: error.message, ...(typeof line === 'number' ? { line } : {}), ...(typeof column === 'number' ? { column } : {}) });
+}
+
+/** Moves a refused file to rejected/ with its `.why.txt`, and counts its lines as rejected rows (none was sent). */
+async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRows?: number): Promise<undefined> {
+  const { deps, run } = ctx;
+  const rows = rejectedRows ?? (await countDataLines(file.path));
+  const why = whyText(ctx, file, fault, rows);
+  let archivedTo: string | undefined;
+  if (!ctx.request.dryRunOut) {
+    try {
+      archivedTo = archiveFile(ctx.drop.folder, file, 'rejected', run.id.slice(0, 8), why);
+    } catch (cause) {
+      if (!existsSync(file.path)) ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} was refused (${fault.reason}) and disappeared before it could be moved to rejected/.` });
+      else ctx.record({ file: file.name, outcome: 'left', rows, code: 'BRG_ERR_DROP_ARCHIVE', reason: fault.reason, message: `${file.name} was refused (${fault.reason}: ${fault.message}), and could not be moved to rejected/ (${errno(cause)}); it stays in the drop folder` });
+      return undefined;
+    }
+  }
+  const key = `file-${fault.reason}`;
+  ctx.rejectReasons[key] = (ctx.rejectReasons[key] ?? 0) + rows;
+  ctx.counts.events += rows;
+  ctx.counts.rejects += rows;
+  // A refused file counts its rows; one refused before any row could be counted (e.g. at its header) counts once.
+  deps.events.emit('reject', { runId: run.id, eventId: `file:${file.name}`, reason: key, ...(rows > 0 ? { rows } : {}) });
+  deps.events.emit('page', { runId: run.id, events: rows, duplicates: 0, skipped: 0, rows: 0, rejects: rows });
+  const where = { ...(fault.line !== undefined ? { line: fault.line } : {}), ...(fault.column !== undefined ? { column: fault.column } : {}) };
+  const whyPath = archivedTo ? `${archivedTo}.why.txt` : undefined;
+  ctx.writeReject({ file: file.name, reason: fault.reason, ...where, rows, message: fault.message, ...(archivedTo ? { movedTo: archivedTo, why: whyPath } : {}) });
+  ctx.record({ file: file.name, outcome: 'rejected', rows, reason: fault.reason, ...where, message: fault.message, ...(archivedTo ? { archivedTo, why: whyPath } : {}) });
+  return undefined;
+}
+
+/** The `.why.txt` beside a refused file: what is wrong, where, what was (not) sent, and what to do. */
+function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): string {
+  const schema = ctx.drop.schema;
+  const columns = SCHEMA_COLUMNS[schema].map((c) => c.name);
+  const hints: Record<string, string> = {
+    'wrong-header': `The first line must be the ${schema} schema's ${columns.length} column names, in this order (tab- or pipe-separated${schema === 'healthcare' ? ', or comma-separated' : ''}):\n  ${columns.join('\n  ')}`,
+    'not-utf8': 'If the export is not UTF-8, set connectors[].source.encoding to its encoding (e.g. windows-1252); otherwise re-export it as UTF-8.',
+    'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
+    'changed-after-send': 'Compare the file with what the export wrote; drop the missing rows as a new file.',
+  };
+  const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
+  return [
+    `${file.name} was refused by the bridge (connector ${ctx.deps.connector}, run ${ctx.run.id}, ${new Date(ctx.deps.clock.now()).toISOString()}).`,
+    `Reason: ${fault.reason}`,
+    `Where: ${where}`,
+    fault.message,
+    fault.reason === 'changed-after-send' ? '' : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
+    hints[fault.reason] ?? '',
+    'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.',
+    '',
+  ].filter((line, i, all) => line !== '' || i === all.length - 1).join('\n');
+}
+
+function dropSpool(ctx: DropContext, path: string): void {
+  removeFiles(path);
+  ctx.spools.delete(path);
+}
+
+function forward(events: SyncEvents, runId: string, offset: number, event: PushEvent): void {
+  switch (event.type) {
+    case 'block_sent':
+      return events.emit('block_sent', { runId, index: offset + event.index, rows: event.rows, attempt: event.attempt });
+    case 'block_retry':
+      return events.emit('block_retry', { runId, index: offset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+    case 'block_acked':
+      return events.emit('block_acked', { runId, index: offset + event.index, rows: event.rows, status: event.status, ms: event.ms, possiblyDuplicated: event.possiblyDuplicated });
+    case 'rows_already_delivered':
+      return events.emit('rows_already_delivered', { runId, rows: event.rows });
+  }
+}

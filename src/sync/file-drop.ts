@@ -1,0 +1,207 @@
+/**
+ * The flat-file source (issue #19): a run takes the files an EHR export (e.g. Clarity) dropped in a folder, instead of
+ * pulling a time window over FHIR. Under the connector's lease it
+ *   1. checks the folder and its archive (same filesystem, writable) before taking anything;
+ *   2. checks every ready file — matching the pattern, unmodified for the settle time, oldest first — into a spool:
+ *      encoding converted to UTF-8, BOM dropped, header equal to the schema's columns, every row's field count,
+ *      line ends; optionally fills empty patient/employee cells from FHIR (file-enrich.ts). A bad file is moved to
+ *      `archiveDir/rejected/` with a `.why.txt` naming line and column; the others go on;
+ *   3. pushes each checked file through the delivery ledger (rows claimed per destination + `file:<sha256>` of the file
+ *      as dropped), and only after its last block is acknowledged renames it into `archiveDir/done/`.
+ * A crash between the last acknowledgement and the rename, or the same file dropped again, finds every row in the
+ * ledger: the file is archived without sending ("already delivered"). The run record, events, rejects file and
+ * watermark are the pipeline's, so status, metrics and the operator page read this source like the others. The
+ * watermark is the modification time of the newest file delivered: `bridge status` lag then grows when the export
+ * stops arriving, which is what an operator needs to see.
+ */
+import { appendFileSync } from 'node:fs';
+import type { ConnectorSchema } from '../connector-file/index.js';
+import { BridgeError, toBridgeError } from '../errors.js';
+import type { EnrichReport, FileEnricher } from './file-enrich.js';
+import { checkFolder, listReady, type DropFolder } from './file-drop-folder.js';
+import { checkFile, pushFile, type Checked, type DropContext } from './file-drop-steps.js';
+import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
+import type { SyncDeps, SyncRequest, SyncSummary } from './pipeline.js';
+import { throwIfStopped } from './pull-stage.js';
+import { ensureRunDirs, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
+import { ZERO_COUNTS, type RunCounts, type RunDetails, type RunRecord } from './state/index.js';
+
+export interface FileDropDeps {
+  readonly folder: DropFolder;
+  /** Schema whose columns (names and order) every file's header must list. */
+  readonly schema: ConnectorSchema;
+  /** Encoding of the files (a WHATWG label); a byte order mark overrides it. */
+  readonly encoding: string;
+  readonly maxLineBytes?: number;
+  /** Built on first use (it needs the FHIR and SMART settings): fills empty patient and employee cells. */
+  readonly enrich?: () => FileEnricher;
+}
+
+/**
+ * What became of one file. `message` names the file, line and column, never a cell. `left`: the file stays in the drop
+ * folder for the next run (nothing of it lost).
+ */
+export interface FileOutcome {
+  readonly file: string;
+  readonly outcome: 'delivered' | 'already-delivered' | 'rejected' | 'vanished' | 'changed' | 'checked' | 'left';
+  readonly rows: number;
+  readonly sha256?: string;
+  readonly rowsSent?: number;
+  readonly rowsAlreadyDelivered?: number;
+  readonly rowsPossiblyDuplicated?: number;
+  readonly reason?: string;
+  readonly line?: number;
+  readonly column?: number;
+  readonly message?: string;
+  readonly code?: string;
+  readonly archivedTo?: string;
+  readonly why?: string;
+}
+
+export interface FileDropTally {
+  ready: number;
+  settling: number;
+  delivered: number;
+  alreadyDelivered: number;
+  rejected: number;
+  left: number;
+}
+
+export interface FileDropDetails extends RunDetails {
+  readonly files: readonly FileOutcome[];
+  readonly drop: Readonly<FileDropTally>;
+  readonly enrich?: EnrichReport;
+}
+
+export interface FileDropSummary extends SyncSummary {
+  readonly files: readonly FileOutcome[];
+  readonly drop: Readonly<FileDropTally>;
+  readonly enrich?: EnrichReport;
+}
+
+export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: SyncRequest): Promise<FileDropSummary> {
+  if (request.since !== undefined || request.until !== undefined) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Connector "${deps.connector}" reads the drop folder ${drop.folder.dir}: it has no time window. Run it without --since/--until (or since/until).`);
+  }
+  ensureRunDirs(deps.stateDir);
+  closeInterrupted(deps);
+  sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
+  dropRunFiles(deps);
+  // Purview credentials are read now, so a missing secret stops the run before any file is read.
+  if (!request.dryRunOut) deps.purview();
+  const nowMs = deps.clock.now();
+  const cutoff = new Date(nowMs - drop.folder.settleMs).toISOString();
+  const run: RunRecord = {
+    id: deps.newId(), connector: deps.connector, state: 'running', trigger: request.trigger, since: deps.store.getWatermark(deps.connector) ?? cutoff,
+    until: cutoff, startedAt: new Date(nowMs).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: Boolean(request.dryRunOut),
+  };
+  deps.store.createRun(run);
+  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, dryRun: run.dryRun, backfill: false });
+  request.onRunId?.(run.id);
+  const ctx = newContext(deps, drop, run, request);
+  try {
+    return await execute(ctx, nowMs);
+  } catch (error) {
+    throw recordFailure(ctx, error);
+  }
+}
+
+async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary> {
+  const { deps, drop, run, request } = ctx;
+  checkFolder(drop.folder, run.id, { readOnly: Boolean(request.dryRunOut) });
+  const { ready, settling } = listReady(drop.folder, nowMs);
+  Object.assign(ctx.tally, { ready: ready.length, settling });
+  deps.logger.info({ runId: run.id, ready: ready.length, settling }, 'drop folder listed');
+  const checked: Checked[] = [];
+  for (const [index, file] of ready.entries()) {
+    stopIfAsked(request);
+    const result = await checkFile(ctx, file, index);
+    if (result) checked.push(result);
+  }
+  deps.events.emit('spool_complete', { runId: run.id, rows: ctx.counts.rows });
+  if (request.dryRunOut) {
+    await writeDryRun(checked, request.dryRunOut);
+    deps.store.completeRun(run.id, { counts: ctx.counts });
+    return finish(ctx);
+  }
+  deps.store.updateRun(run.id, { state: 'pushing', counts: ctx.counts, details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
+  for (const item of checked) {
+    stopIfAsked(request);
+    await pushFile(ctx, item);
+  }
+  const left = ctx.outcomes.filter((o) => o.outcome === 'left');
+  if (left.length > 0) {
+    const first = left[0] as FileOutcome;
+    throw new BridgeError(
+      first.code === 'BRG_ERR_DROP_ARCHIVE' ? 'BRG_ERR_DROP_ARCHIVE' : 'BRG_ERR_INPUT_INVALID',
+      `${left.length} file(s) stayed in the drop folder for the next run: ${left.map((o) => o.message ?? `${o.file}: ${o.reason}`).join('; ')}`,
+      { details: { files: left.length } },
+    );
+  }
+  deps.store.updateRun(run.id, { details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
+  deps.store.completeRun(run.id, { counts: ctx.counts, ...(ctx.newestDeliveredMs !== undefined ? { watermark: new Date(ctx.newestDeliveredMs).toISOString() } : {}) });
+  return finish(ctx);
+}
+
+function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request: SyncRequest): DropContext {
+  const counts: RunCounts = { ...ZERO_COUNTS };
+  const ctx: DropContext = {
+    deps, drop, run, request, counts, outcomes: [], rejectReasons: {}, possiblyDuplicated: [], blockOffset: 0, spools: new Set(),
+    tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0 },
+    rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath, rejectsWritten: false, enrich: undefined, newestDeliveredMs: undefined,
+    record(outcome) {
+      ctx.outcomes.push(outcome);
+      if (outcome.outcome === 'delivered') ctx.tally.delivered += 1;
+      else if (outcome.outcome === 'already-delivered') ctx.tally.alreadyDelivered += 1;
+      else if (outcome.outcome === 'rejected') ctx.tally.rejected += 1;
+      else if (outcome.outcome === 'left') ctx.tally.left += 1;
+      const level = outcome.outcome === 'rejected' || outcome.outcome === 'left' || outcome.outcome === 'changed' ? 'warn' : 'info';
+      deps.logger[level]({ runId: run.id, file: outcome.file, outcome: outcome.outcome, rows: outcome.rows, reason: outcome.reason, line: outcome.line, column: outcome.column }, `dropped file ${outcome.outcome}`);
+    },
+    writeReject(entry) {
+      appendFileSync(ctx.rejectsPath, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
+      ctx.rejectsWritten = true;
+    },
+  };
+  return ctx;
+}
+
+function stopIfAsked(request: SyncRequest): void {
+  request.signal?.throwIfAborted();
+  throwIfStopped(request.stopSignal);
+}
+
+function details(ctx: DropContext): FileDropDetails {
+  return {
+    rejectReasons: { ...ctx.rejectReasons }, possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated], files: [...ctx.outcomes], drop: { ...ctx.tally },
+    ...(ctx.enrich ? { enrich: ctx.enrich } : {}),
+  };
+}
+
+function finish(ctx: DropContext): FileDropSummary {
+  const { deps, run, counts } = ctx;
+  // Not kept even with retainFiles: the archived file is the copy to look at.
+  removeFiles(...ctx.spools);
+  deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts });
+  return {
+    runId: run.id, connector: deps.connector, since: run.since, until: run.until, backfill: false, counts, skipReasons: {},
+    rejectReasons: { ...ctx.rejectReasons }, possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated], fillWarnings: [],
+    files: [...ctx.outcomes], drop: { ...ctx.tally }, ...(ctx.enrich ? { enrich: ctx.enrich } : {}), ...(ctx.request.dryRunOut ? { dryRunOut: ctx.request.dryRunOut } : {}),
+  };
+}
+
+/**
+ * A failed run is over: its spools go (they hold PHI), and every file it did not archive is still in the drop folder,
+ * taken again by the next run, which the ledger keeps from sending a row twice.
+ */
+function recordFailure(ctx: DropContext, error: unknown): BridgeError {
+  const { deps, run } = ctx;
+  const bridgeError = toBridgeError(error);
+  removeFiles(...ctx.spools);
+  deps.store.updateRun(run.id, {
+    state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(), counts: ctx.counts, details: details(ctx),
+    error: { code: bridgeError.code, message: bridgeError.message }, ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
+  });
+  deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
+  return bridgeError;
+}

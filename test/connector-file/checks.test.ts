@@ -1,0 +1,179 @@
+/**
+ * The drop-folder checks of a connector file (issue #19 §1): the header equal to the schema's columns (names and order,
+ * any case), encodings converted to UTF-8 as they stream (a BOM deciding), and every refusal naming line and column —
+ * never a cell. `bridge push` keeps its own rules (mandatory columns only, UTF-8 only): test/purview/flat-file.test.ts.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  checkHeader, columnAt, encodingName, encodeField, fieldAt, fieldStart, fieldValue, firstInvalidUtf8, isEmptyField, normalizeFlatFile, splitFields,
+  type NormalizeOptions,
+} from '../../src/connector-file/index.js';
+import { BridgeError } from '../../src/errors.js';
+import { countDataLines, globMatcher } from '../../src/sync/file-drop-folder.js';
+import { tempDir } from '../purview/support.js';
+import { EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText, headerOf } from './drop-support.js';
+
+const dir = tempDir('bridge-checks-');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const DROP: NormalizeOptions = { encoding: 'utf-8', exactHeader: true, namePositions: true };
+
+async function check(content: string | Buffer, options: NormalizeOptions = DROP, schema: 'epic' | 'healthcare' = 'epic') {
+  const input = join(dir, 'in.txt');
+  writeFileSync(input, content);
+  const file = await normalizeFlatFile(input, join(dir, 'spool.txt'), schema, options);
+  return { file, text: readFileSync(file.spoolPath, 'utf8') };
+}
+
+async function refusal(content: string | Buffer, options: NormalizeOptions = DROP): Promise<BridgeError> {
+  const input = join(dir, 'bad.txt');
+  writeFileSync(input, content);
+  const error = await normalizeFlatFile(input, join(dir, 'bad-spool.txt'), 'epic', options).then(() => undefined, (e: unknown) => e);
+  expect(error).toBeInstanceOf(BridgeError);
+  return error as BridgeError;
+}
+
+describe('the header must be the schema\'s columns, in order', () => {
+  const header = (columns: readonly string[]) => () => checkHeader(columns.join('\t'), 'epic', 'x.txt', { exact: true, namePositions: true });
+
+  it('takes the exact header in any case, tab or pipe', () => {
+    expect(header(EPIC_COLUMNS.map((c) => c.toLowerCase()))().columns).toHaveLength(22);
+    expect(checkHeader(EPIC_COLUMNS.join('|'), 'epic', 'x.txt', { exact: true }).delimiter).toBe('pipe');
+    expect(checkHeader(headerOf('healthcare', ','), 'healthcare', 'x.csv', { exact: true }).delimiter).toBe('comma');
+  });
+
+  it('names the first wrong field, its column and what belongs there', () => {
+    const swapped = [...EPIC_COLUMNS];
+    [swapped[0], swapped[1]] = [swapped[1] as string, swapped[0] as string];
+    expect(header(swapped)).toThrow('x.txt line 1, column 1: field 1 must be "ACCESS_LOG.ACCESS_TIME"; found "ACCESS_LOG_METRIC.METRIC_NAME", which belongs at field 2');
+    expect(header(EPIC_COLUMNS.slice(0, 21))).toThrow(`x.txt line 1, column ${EPIC_HEADER.length - 'employee_first_name'.length}: the header ends after 21 field(s); field 22 must be "employee_first_name"`);
+    expect(header([...EPIC_COLUMNS, 'EXTRA'])).toThrow('the header has 23 fields; the header must be the epic schema\'s 22 columns in their documented order, and field 23 is one too many');
+    expect(header(EPIC_COLUMNS.map((c, i) => (i === 1 ? 'Event Name' : c)))).toThrow('field 2 must be "ACCESS_LOG_METRIC.METRIC_NAME"; found "Event Name", a column of the healthcare schema');
+  });
+
+  it('never quotes a name that is no schema column: without a header, line 1 is a data row (PHI)', () => {
+    const row = (epicRows(1, 'phi')[0] as string).replace('Åse-phi0', 'SECRET-NAME');
+    const error = (() => {
+      try {
+        checkHeader(row, 'epic', 'x.txt', { exact: true, namePositions: true });
+      } catch (e) {
+        return e as BridgeError;
+      }
+      return undefined;
+    })();
+    expect(error?.message).toContain('field 1 must be "ACCESS_LOG.ACCESS_TIME"; found a name that is no epic column');
+    expect(error?.message).not.toMatch(/SECRET|2026-11-01/);
+    expect(error?.details).toMatchObject({ reason: 'wrong-header', line: 1, column: 1 });
+  });
+
+  it('bridge push keeps its rule: mandatory columns anywhere, and its messages', () => {
+    expect(checkHeader(['PATIENT.CITY', ...EPIC_COLUMNS.filter((c) => c !== 'PATIENT.CITY')].join('\t'), 'epic', 'x.txt').columns[0]).toBe('PATIENT.CITY');
+  });
+});
+
+describe('encodings', () => {
+  const rows = epicRows(3, 'enc');
+
+  it('knows WHATWG labels and refuses others', () => {
+    expect([encodingName('UTF8'), encodingName('latin1'), encodingName('cp1252'), encodingName('utf-16')]).toEqual(['utf-8', 'windows-1252', 'windows-1252', 'utf-16le']);
+    expect(encodingName('klingon')).toBeUndefined();
+  });
+
+  it('converts windows-1252, UTF-16LE and UTF-16BE (by their BOM, whatever is configured) to UTF-8', async () => {
+    const want = fileText(rows);
+    expect((await check(Buffer.from(want, 'latin1'), { ...DROP, encoding: 'windows-1252' })).text).toBe(want);
+    const le = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(want, 'utf16le')]);
+    const result = await check(le);
+    expect(result.text).toBe(want);
+    expect(result.file.hadBom).toBe(true);
+    const be = Buffer.from(want, 'utf16le').swap16();
+    expect((await check(Buffer.concat([Buffer.from([0xfe, 0xff]), be]))).text).toBe(want);
+    // A UTF-8 BOM wins over a configured windows-1252: the file says what it is.
+    expect((await check(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(want)]), { ...DROP, encoding: 'windows-1252' })).text).toBe(want);
+  });
+
+  it('converts across 1 MiB chunk edges, the same hash as the file written in UTF-8', async () => {
+    const many = epicRows(6000, 'edge');
+    const utf8 = await check(fileText(many));
+    const utf16 = await check(Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(fileText(many, EPIC_HEADER, '\n'), 'utf16le')]));
+    expect(utf16.file.sha256).toBe(utf8.file.sha256);
+    expect(utf16.file.rows).toBe(6000);
+  });
+
+  it('names line and column of a sequence that is not valid in the encoding', async () => {
+    const good = Buffer.from(fileText(rows.slice(0, 1)), 'utf16le');
+    const bad = Buffer.concat([Buffer.from([0xff, 0xfe]), good, Buffer.from('abc', 'utf16le'), Buffer.from([0x00, 0xd8]), Buffer.from('x\n', 'utf16le')]);
+    const error = await refusal(bad);
+    expect(error.message).toMatch(/bad\.txt line 3, column 4 is not valid utf-16le/);
+    expect(error.details).toMatchObject({ reason: 'encoding', line: 3, column: 4 });
+  });
+});
+
+describe('line and column of a bad row', () => {
+  it('invalid UTF-8 in a CRLF run and in an LF line: line, character column, field', async () => {
+    const row = epicRows(2, 'u')[1] as string;
+    const cells = row.split('\t');
+    const before = `${cells.slice(0, 6).join('\t')}\tÅ`;
+    const bad = Buffer.concat([Buffer.from(before), Buffer.from([0xc3, 0x28]), Buffer.from(`\t${cells.slice(7).join('\t')}`)]);
+    for (const eol of ['\r\n', '\n']) {
+      const error = await refusal(Buffer.concat([Buffer.from(fileText(epicRows(1, 'x'), EPIC_HEADER, eol)), bad, Buffer.from(eol)]));
+      expect(error.message).toContain(`line 3, column ${[...before].length + 1} (field 7 "PATIENT.PAT_FIRST_NAME") is not valid UTF-8`);
+      expect(error.details).toMatchObject({ reason: 'not-utf8', line: 3, column: [...before].length + 1, field: 7 });
+    }
+  });
+
+  it('too many and too few fields: where the extra field starts, where the short row ends', async () => {
+    const row = epicRows(1, 'f')[0] as string;
+    const many = await refusal(fileText([row, `${row}\tSECRET`]));
+    expect(many.message).toContain(`line 3 has 23 field(s), the header has 22 (tab-separated). Field 23 starts at column ${[...row].length + 2}.`);
+    expect(many.message).not.toContain('SECRET');
+    const few = await refusal(fileText([row.split('\t').slice(0, 5).join('\t')]));
+    expect(few.details).toMatchObject({ reason: 'field-count', line: 2, column: [...row.split('\t').slice(0, 5).join('\t')].length + 1 });
+  });
+
+  it('bridge push messages stay as they were (no column in the text)', async () => {
+    const error = await refusal(Buffer.concat([Buffer.from(`${EPIC_HEADER}\n`), Buffer.from([0x66, 0xe9, 0x65, 0x0a])]), {});
+    expect(error.message).toMatch(/bad\.txt line 2 is not valid UTF-8; save the file as UTF-8 and run again\.$/);
+    expect(error.details).toMatchObject({ column: 2 });
+  });
+
+  it('positions', () => {
+    expect(firstInvalidUtf8(Buffer.from('aÅ€😀'))).toBe(-1);
+    expect(firstInvalidUtf8(Buffer.from([0x61, 0xc0, 0x80]))).toBe(1); // overlong
+    expect(firstInvalidUtf8(Buffer.from([0xed, 0xa0, 0x80]))).toBe(0); // surrogate
+    expect(firstInvalidUtf8(Buffer.from([0x61, 0xf0, 0x9f, 0x98]))).toBe(1); // cut short
+    expect(firstInvalidUtf8(Buffer.from([0xf5, 0x80, 0x80, 0x80]))).toBe(0);
+    expect(columnAt(Buffer.from('Åse\tx'), 4)).toBe(4);
+    const csv = Buffer.from('a,"b, c",d');
+    expect([fieldAt(csv, 9, 'comma'), fieldStart(csv, 3, 'comma'), fieldStart(csv, 4, 'comma')]).toEqual([3, 9, -1]);
+  });
+});
+
+describe('fields of a row (enrichment rewrites empty cells only)', () => {
+  it('splits as the scanner counts, and re-encodes a value for the delimiter', () => {
+    expect(splitFields('a,"b, ""c""",,""', 'comma')).toEqual(['a', '"b, ""c"""', '', '""']);
+    expect(['', ' ', '""'].map((f) => isEmptyField(f, 'comma'))).toEqual([true, true, true]);
+    expect(isEmptyField('""', 'tab')).toBe(false);
+    expect(fieldValue(' "b, ""c""" ', 'comma')).toBe('b, "c"');
+    expect(encodeField('O"Neil, Jo', 'comma')).toBe('"O""Neil Jo"');
+    expect(encodeField('a|b\tc', 'pipe')).toBe('a b c');
+  });
+});
+
+describe('the drop folder', () => {
+  it('matches names like a shell glob', () => {
+    const m = globMatcher('access_log_[0-9]*.t?t');
+    expect(['access_log_1.txt', 'access_log_20261101.tst', 'access_log_x.txt', '.access_log_1.txt', 'access_log_1.txt.part'].map(m)).toEqual([true, true, false, false, false]);
+    expect(globMatcher('*')('.hidden')).toBe(false);
+    expect(globMatcher('[!a]*.txt')('b.txt')).toBe(true);
+  });
+
+  it('counts the data lines of a refused file, whatever its line ends', async () => {
+    const path = join(dir, 'count.txt');
+    writeFileSync(path, `h\r\na\r\n\r\nb\rc\nd`);
+    expect(await countDataLines(path)).toBe(4);
+    writeFileSync(path, Buffer.from('h\na\nb\n', 'utf16le'));
+    expect(await countDataLines(path)).toBe(2);
+  });
+});

@@ -1,0 +1,133 @@
+/**
+ * The bulk-export source end to end: the sandbox's strict `$export`, the pipeline, the Purview emulator. A full export
+ * then an incremental one (`_since` = the first's transactionTime) deliver every row exactly once; `bridge sync`
+ * processes killed with SIGKILL while polling and while downloading are resumed by the next run from the checkpoint,
+ * without a second export, and still every row arrives once.
+ */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { AuditEvent } from 'fhir/r4.js';
+import { afterEach, expect, it } from 'vitest';
+import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
+import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+
+const root = resolve(import.meta.dirname, '../..');
+const BULK = { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } };
+let h: SandboxHarness | undefined;
+afterEach(async () => {
+  await h?.close();
+  h = undefined;
+});
+
+async function harness(seed: number): Promise<SandboxHarness> {
+  h = await startHarness({ data: { seed, events: 400, patients: 50, practitioners: 8 }, flags: BULK });
+  return h;
+}
+
+function accepted(x: SandboxHarness): string[] {
+  return x.sandbox.ingest.accepted(x.sandbox.ids.jobId).flatMap((block) => block.rows);
+}
+
+function expectEveryRowOnce(x: SandboxHarness, events: Iterable<AuditEvent>): void {
+  const flagged = x.withStore((store) => flaggedEvents(store, x.config));
+  const { duplicates } = expectExactlyOnceOrFlagged(accepted(x), expectedRows(x.config, x.sandbox.dataset, events), flagged);
+  expect(duplicates).toBe(0);
+}
+
+interface Child {
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
+  kill(): void;
+}
+
+/** `bridge sync` as a real process, the connector switched to the bulk-export source through the environment. */
+function bridgeSync(x: SandboxHarness): Child {
+  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), 'sync', '--config', x.sandbox.configPath, '--no-progress'], {
+    cwd: root,
+    env: { ...process.env, BRIDGE__logLevel: 'warn', BRIDGE__connectors__0__source__type: 'bulk-export', BRIDGE__connectors__0__source__pollMinSeconds: '1' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((r) => child.on('close', (code, signal) => r({ code, signal, stderr })));
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+async function waitFor(condition: () => boolean, ms = 60_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+function checkpoint(x: SandboxHarness): { statusUrl: string; files: Record<string, unknown> } | undefined {
+  const text = x.withStore((store) => store.getSourceState('sandbox', 'bulk-export'));
+  return text === undefined ? undefined : JSON.parse(text);
+}
+
+it('delivers a full export, then an incremental one from the first transactionTime, every row exactly once', async () => {
+  const x = await harness(71);
+  const bulk = x.sandbox.fhir.bulk;
+  bulk.settings.resourcesPerFile = 100;
+  const first = await x.sync({ since: undefined, until: undefined });
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  expect(first.until).toBe(t1);
+  expect(x.withStore((store) => store.getWatermark('sandbox'))).toBe(t1);
+  expect(bulk.log.kickoffs[0]?.since).toBeUndefined();
+  expect(bulk.log.deletes).toEqual([bulk.log.kickoffs[0]?.jobId]);
+  expect(first.counts.rowsAcked).toBe(first.counts.rows);
+
+  // Two events written after the first export: the next one must bring them, and nothing else again.
+  const template = [...x.sandbox.dataset.events()].filter((e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')));
+  const late = template.slice(0, 2).map((e, i): AuditEvent => ({ ...structuredClone(e), id: `late-${i}`, meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1 + i).toISOString() } }));
+  await x.sandbox.store?.load(late);
+  const second = await x.sync({ since: undefined, until: undefined });
+  expect(bulk.log.kickoffs[1]?.since).toBe(t1);
+  expect(second.counts.events).toBe(2);
+  expect(second.until).toBe(bulk.log.manifests.at(-1)?.transactionTime);
+  expect(bulk.log.deletes).toHaveLength(2);
+  expectEveryRowOnce(x, [...x.sandbox.dataset.events(), ...late]);
+  expect(checkpoint(x)).toBeUndefined();
+});
+
+it('resumes polling the same export after `bridge sync` was killed with SIGKILL while polling', async () => {
+  const x = await harness(72);
+  const bulk = x.sandbox.fhir.bulk;
+  bulk.settings.processingPolls = 1_000_000;
+  const child = bridgeSync(x);
+  await waitFor(() => bulk.log.polls.length >= 2);
+  child.kill();
+  expect((await child.done).signal).toBe('SIGKILL');
+  expect(checkpoint(x)?.statusUrl).toMatch(/\/bulk\/status\//);
+  expect(accepted(x)).toEqual([]);
+
+  bulk.settings.processingPolls = 0;
+  const rerun = await bridgeSync(x).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+  expect(bulk.log.kickoffs).toHaveLength(1);
+  expect(bulk.log.deletes).toEqual([bulk.log.kickoffs[0]?.jobId]);
+  expectEveryRowOnce(x, x.sandbox.dataset.events());
+});
+
+it('downloads only the missing files after `bridge sync` was killed with SIGKILL while downloading', async () => {
+  const x = await harness(73);
+  const bulk = x.sandbox.fhir.bulk;
+  Object.assign(bulk.settings, { resourcesPerFile: 40, fileDelayMs: 250 });
+  const child = bridgeSync(x);
+  await waitFor(() => Object.keys(checkpoint(x)?.files ?? {}).length >= 4);
+  child.kill();
+  expect((await child.done).signal).toBe('SIGKILL');
+  const complete = Object.keys(checkpoint(x)?.files ?? {});
+  const downloadsBefore = bulk.log.downloads.length;
+
+  bulk.settings.fileDelayMs = 0;
+  const rerun = await bridgeSync(x).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+  expect(bulk.log.kickoffs).toHaveLength(1);
+  const again = bulk.log.downloads.slice(downloadsBefore).map((d) => d.file);
+  expect(again.filter((file) => complete.includes(file))).toEqual([]);
+  // 10 AuditEvent files of 40, two of Patients (50), one of Practitioners: each complete once, lookups first.
+  expect([...again, ...complete].sort((a, b) => Number(a) - Number(b))).toEqual(Array.from({ length: 13 }, (_, i) => String(i)));
+  expect(complete).toEqual(expect.arrayContaining(['10', '11', '12']));
+  expectEveryRowOnce(x, x.sandbox.dataset.events());
+});

@@ -1,0 +1,197 @@
+/**
+ * The flat-file source end to end against the sandbox (issue #19): connector files made from the sandbox's own data
+ * (its events mapped with the connector's mapping, as a Clarity export would hold them) are dropped in a folder and
+ * synced; what the ingestion emulator accepted is compared with the files' rows. With `enrich: { fhir: true }`, rows
+ * whose patient or employee cells were blanked get them back from the sandbox's FHIR server, and cells the file has
+ * are never overwritten. A real `bridge sync` killed with SIGKILL in the middle of a push, then run again, delivers
+ * every row once — or more than once only for rows the rerun flagged possibly duplicated.
+ */
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../../src/clock.js';
+import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
+import { uuidSource } from '../../src/ids.js';
+import { REDACT_PATHS } from '../../src/log.js';
+import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import type { FileDropSummary } from '../../src/sync/file-drop.js';
+import { openStateStore, runSync, SyncEvents } from '../../src/sync/index.js';
+import { expectedRows } from '../support/expected-rows.js';
+import { bridgeCli, drop, dropDirs, fileText, flatFileConfig, type DropDirs } from '../connector-file/drop-support.js';
+
+const COLUMNS = SCHEMA_COLUMNS.epic.map((c) => c.name);
+const col = (name: string): number => COLUMNS.indexOf(name);
+const HEADER = COLUMNS.join('\t');
+const PATIENT = ['PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2', 'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME'];
+
+let sandbox: Sandbox;
+let rows: string[];
+const logLines: string[] = [];
+const root = dropDirs('bridge-flat-e2e-').root;
+
+beforeAll(async () => {
+  sandbox = await startSandbox({ dir: join(root, 'sandbox'), data: { seed: 19, events: 300, patients: 40, practitioners: 8 } });
+  const config = loadConfig({ base: sandbox.config, env: {} });
+  rows = expectedRows(config, sandbox.dataset, sandbox.dataset.events()).lines;
+});
+afterAll(async () => {
+  await sandbox?.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+/** A fresh drop folder (and archive) per test; the state and the job are the sandbox's. */
+function folder(name: string): DropDirs {
+  const dir = join(root, name, 'drop');
+  mkdirSync(dir, { recursive: true });
+  return { root: join(root, name), dir, archiveDir: join(root, name, 'archive') };
+}
+
+async function syncIn(dirs: DropDirs, source: Record<string, unknown> = {}): Promise<FileDropSummary> {
+  const config = loadConfig({
+    base: sandbox.config, env: {},
+    flags: { logLevel: 'debug', 'connectors.0.source': { type: 'flat-file', dir: dirs.dir, archiveDir: dirs.archiveDir, settleSeconds: 0, ...source } },
+  });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: '[redacted]' } }, sink);
+  const store = openStateStore(config.stateDir, systemClock);
+  try {
+    const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
+    return (await runSync(deps, { trigger: 'cli' })) as FileDropSummary;
+  } finally {
+    store.close();
+  }
+}
+
+const acceptedRows = (): string[] => sandbox.ingest.accepted(sandbox.ids.jobId).flatMap((block) => block.rows);
+
+function counts(lines: readonly string[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of lines) out.set(line, (out.get(line) ?? 0) + 1);
+  return out;
+}
+
+describe('flat-file source against the sandbox', () => {
+  it('delivers every row of the dropped files once, archives them, and bridge status reads the watermark', async () => {
+    const dirs = folder('plain');
+    const before = acceptedRows().length;
+    const now = Date.now();
+    drop(dirs, 'clarity_1.txt', fileText(rows.slice(0, 120)), now - 120_000);
+    const newest = drop(dirs, 'clarity_2.txt', fileText(rows.slice(120), HEADER, '\n'), now - 60_000);
+    const newestMtime = new Date(statSync(newest).mtimeMs).toISOString();
+    const summary = await syncIn(dirs);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['clarity_1.txt', 'delivered'], ['clarity_2.txt', 'delivered']]);
+    expect(summary.counts).toMatchObject({ rows: rows.length, rowsAcked: rows.length, rejects: 0 });
+    expect(acceptedRows().slice(before)).toEqual(rows);
+    expect(readdirSync(join(dirs.archiveDir, 'done')).sort()).toEqual(['clarity_1.txt', 'clarity_2.txt']);
+
+    const config = flatFileConfig(sandbox, dirs, { settleSeconds: 0 });
+    const status = await bridgeCli(['status', '--config', config, '--json']).done;
+    const report = JSON.parse(status.stdout) as { connectors: Array<{ health: string; watermark: string; lastRun: { counts: { rows: number } } }> };
+    expect(report.connectors[0]).toMatchObject({ health: 'ok', watermark: newestMtime, lastRun: { counts: { rows: rows.length } } });
+    // Counts, ids, file names: never a cell of a row in the logs.
+    const someNames = rows.slice(0, 20).map((line) => line.split('\t')[col('PATIENT.PAT_LAST_NAME')] as string).filter((name) => name.length > 3);
+    for (const name of someNames) expect(logLines.filter((line) => line.includes(name))).toEqual([]);
+  }, 60_000);
+
+  it('fills only the empty patient and employee cells from FHIR, by MRN and user id, and reports them per column', async () => {
+    const dirs = folder('enrich');
+    const before = acceptedRows().length;
+    const requestsBefore = sandbox.fhir.requests.length;
+    const sample = rows.slice(0, 60);
+    const blank = (line: string, names: readonly string[], value = ''): string => {
+      const cells = line.split('\t');
+      for (const name of names) cells[col(name)] = value;
+      return cells.join('\t');
+    };
+    // Rows 0–39: every patient column blank; 40–49: employee names blank; 50: a first name the file has (kept) with
+    // the rest blank; 51: an MRN nobody has.
+    const dropped = sample.map((line, i) => (i < 40 ? blank(line, PATIENT) : i < 50 ? blank(line, ['employee_last_name', 'employee_first_name']) : line));
+    dropped[50] = blank(blank(sample[50] as string, PATIENT), ['PATIENT.PAT_FIRST_NAME'], 'FromTheFile');
+    dropped[51] = blank(blank(sample[51] as string, PATIENT), ['PATIENT.PAT_MRN_ID'], '999999999');
+    drop(dirs, 'clarity_enrich.txt', fileText(dropped), Date.now() - 60_000);
+    const summary = await syncIn(dirs, { enrich: { fhir: true } });
+
+    const expected = [...sample];
+    expected[50] = blank(sample[50] as string, ['PATIENT.PAT_FIRST_NAME'], 'FromTheFile');
+    expected[51] = dropped[51] as string;
+    expect(acceptedRows().slice(before)).toEqual(expected);
+    // Per column: the cells the file left empty, filled from FHIR or still empty there; row 51 found nothing.
+    const enrich = summary.enrich;
+    const cell = (line: string | undefined, name: string): string => line?.split('\t')[col(name)] ?? '';
+    for (const name of [...PATIENT, 'EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name']) {
+      const empty = dropped.map((line, i) => ({ i, line })).filter(({ line }) => cell(line, name) === '');
+      const looked = empty.filter(({ i }) => i !== 51);
+      const filled = looked.filter(({ i }) => cell(expected[i], name) !== '').length;
+      const want = { filled, notFound: empty.length - looked.length, noKey: 0, emptyInFhir: looked.length - filled };
+      if (empty.length > 0) expect(enrich?.columns[name], name).toEqual(want);
+      else expect(enrich?.columns[name], name).toBeUndefined();
+    }
+    expect(enrich?.columns['PATIENT.PAT_FIRST_NAME']?.filled).toBe(40);
+    expect(enrich?.columns['employee_last_name']?.filled).toBe(10);
+    expect(enrich?.lookups.patient.notFound).toBe(1);
+    expect(enrich?.lookups.employee.notFound).toBe(0);
+    // One identifier search per distinct MRN or user id of the rows with an empty cell (cached), not one per row.
+    const searches = sandbox.fhir.requests.slice(requestsBefore).filter((r) => r.query.includes('identifier='));
+    const keysOf = (names: readonly string[], key: string): Set<string> =>
+      new Set(dropped.filter((line) => names.some((name) => cell(line, name) === '')).map((line) => cell(line, key)));
+    expect(searches.filter((r) => r.path.endsWith('/Patient'))).toHaveLength(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size);
+    expect(searches.filter((r) => r.path.endsWith('/Practitioner'))).toHaveLength(keysOf(['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'], 'CLARITY_EMP.USER_ID').size);
+    expect(enrich?.lookups.patient.found).toBe(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size - 1);
+    // The identifiers looked up and the values filled stay out of the logs (debug level included).
+    const logs = logLines.join('\n');
+    for (const mrn of keysOf(PATIENT, 'PATIENT.PAT_MRN_ID')) expect(logs).not.toContain(mrn);
+    for (const line of sample.slice(0, 10)) if (cell(line, 'PATIENT.ADD_LINE_1').length > 4) expect(logs).not.toContain(cell(line, 'PATIENT.ADD_LINE_1'));
+  }, 60_000);
+
+  it('a bridge sync killed with SIGKILL mid-push, then run again, delivers every row once or flagged', async () => {
+    const dirs = folder('crash');
+    const files = [rows.slice(0, 40), rows.slice(40, 70)];
+    files.forEach((fileRows, i) => drop(dirs, `crash_${i}.txt`, fileText(fileRows), Date.now() - 60_000 + i));
+    const config = flatFileConfig(sandbox, dirs, { settleSeconds: 0 });
+    const env = { BRIDGE__connectors__0__purview__blockRows: '5', BRIDGE__logLevel: 'warn' };
+    const jobBefore = acceptedRows().length;
+    const requestsBefore = sandbox.ingest.requests;
+    // Blocks 0–2 pass; block 3 is accepted but its answer lost; its retry is held, and the process killed there.
+    const pass = { kind: 'delay', ms: 0 } as const;
+    sandbox.ingest.injectFaults(pass, pass, pass, { kind: 'accept-then-reset' }, { kind: 'delay', ms: 30_000 });
+    const first = bridgeCli(['sync', '--config', config, '--no-progress'], env);
+    for (let i = 0; i < 3000 && sandbox.ingest.requests < requestsBefore + 5; i++) await new Promise((r) => setTimeout(r, 10));
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    expect(readdirSync(dirs.dir).sort()).toEqual(['crash_0.txt', 'crash_1.txt']);
+
+    const second = await bridgeCli(['sync', '--config', config, '--json'], env).done;
+    expect(second.code, second.stderr).toBe(0);
+    const summary = JSON.parse(second.stdout.trim().split('\n').at(-1) ?? '{}') as FileDropSummary;
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['crash_0.txt', 'delivered'], ['crash_1.txt', 'delivered']]);
+    expect(summary.counts).toMatchObject({ rowsAcked: 70, rowsAlreadyDelivered: 15, rowsPossiblyDuplicated: 5 });
+
+    const accepted = counts(acceptedRows().slice(jobBefore));
+    const wanted = counts(files.flat());
+    let duplicates = 0;
+    for (const [line, want] of wanted) {
+      const got = accepted.get(line) ?? 0;
+      expect(got).toBeGreaterThanOrEqual(want);
+      duplicates += got - want;
+    }
+    expect([...accepted.keys()].filter((line) => !wanted.has(line))).toEqual([]);
+    expect(duplicates).toBeLessThanOrEqual(summary.counts.rowsPossiblyDuplicated);
+    expect(readdirSync(join(dirs.archiveDir, 'done')).sort()).toEqual(['crash_0.txt', 'crash_1.txt']);
+    const store = openStateStore(join(root, 'sandbox', 'state'), systemClock);
+    try {
+      const killed = store.listRuns({ connector: 'sandbox' }).find((r) => r.id !== summary.runId && r.error?.code === 'BRG_ERR_ABORTED');
+      expect(killed?.error?.message).toContain('still in the drop folder');
+    } finally {
+      store.close();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,140 @@
+/**
+ * Manifest and files: paged manifests, error files read and reported, the bearer only where it belongs, gzip, every
+ * line's resourceType checked, and expired files (410) restarting the export.
+ */
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { BridgeError } from '../../../src/errors.js';
+import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
+import { InstantClock } from '../../support/manual-clock.js';
+import { START } from '../support.js';
+import { eventTypes, startBulkFixture, type BulkFixture } from './support.js';
+
+let f: BulkFixture;
+beforeAll(async () => {
+  f = await startBulkFixture({ events: 30, patients: 6, practitioners: 3 }, { resourcesPerFile: 10 });
+});
+afterAll(async () => f?.close());
+afterEach(() => {
+  Object.assign(f.bulk, { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], processingPolls: 1, resourcesPerFile: 10 });
+});
+
+const log = () => f.fx.server.bulk.log;
+const ids = (events: ReadonlyArray<{ id?: string }>) => events.map((e) => e.id);
+
+describe('manifest', () => {
+  it('follows link[next] through a paged manifest and reads every file once, in order', async () => {
+    f.bulk.outputsPerManifestPage = 1;
+    const downloads = log().downloads.length;
+    const events = await f.source().read();
+    expect(ids(events)).toEqual(ids(f.data.events));
+    const job = log().kickoffs.at(-1)?.jobId;
+    // 3 AuditEvent files of 10, 1 Patient, 1 Practitioner: five pages of one output each.
+    expect(log().manifests.filter((m) => m.jobId === job).map((m) => m.page)).toEqual([1, 2, 3, 4, 5]);
+    expect(log().downloads.slice(downloads).map((d) => d.file)).toEqual(['3', '4', '0', '1', '2']);
+  });
+
+  it('reads the error files and reports their OperationOutcomes (counted, cleaned), then maps the rest', async () => {
+    f.bulk.errorLines = 3;
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const harness = f.source({ logger });
+    expect(await harness.read()).toHaveLength(f.data.events.length);
+    expect(harness.events.find((e) => e.type === 'export-errors')).toEqual({
+      type: 'export-errors', outcomes: 3,
+      samples: ['Sandbox: resource 1 could not be exported', 'Sandbox: resource 2 could not be exported', 'Sandbox: resource 3 could not be exported'],
+    });
+    expect(lines.some((l) => l.includes('the FHIR server reported errors for this export') && l.includes('"outcomes":3'))).toBe(true);
+    expect(log().downloads.filter((d) => d.file === 'error')).toHaveLength(1);
+  });
+});
+
+describe('downloads', () => {
+  it('sends the bearer with files on the FHIR server when requiresAccessToken is true', async () => {
+    const downloads = log().downloads.length;
+    await f.source().read();
+    expect(log().downloads.slice(downloads).every((d) => d.origin === 'fhir' && d.authorization && d.status === 200)).toBe(true);
+  });
+
+  it('sends no bearer to a file on another origin (a signed blob URL), though the manifest requires a token', async () => {
+    f.bulk.foreignFiles = true;
+    const downloads = log().downloads.length;
+    expect(ids(await f.source().read())).toEqual(ids(f.data.events));
+    const seen = log().downloads.slice(downloads);
+    expect(seen).toHaveLength(5);
+    expect(seen.every((d) => d.origin === 'foreign' && !d.authorization)).toBe(true);
+  });
+
+  it('sends no bearer when requiresAccessToken is false', async () => {
+    f.bulk.requiresAccessToken = false;
+    const downloads = log().downloads.length;
+    expect(await f.source().read()).toHaveLength(f.data.events.length);
+    expect(log().downloads.slice(downloads).every((d) => d.origin === 'fhir' && !d.authorization)).toBe(true);
+  });
+
+  it('accepts gzip (stored compressed, inflated while read) and identity alike', async () => {
+    const gz = f.source();
+    const zipped = await gz.read();
+    f.bulk.gzip = false;
+    const plain = f.source();
+    expect(ids(await plain.read())).toEqual(ids(zipped));
+    const bytes = (h: typeof gz) => h.events.flatMap((e) => (e.type === 'downloaded' ? [e.bytes] : [])).reduce((a, b) => a + b, 0);
+    expect(bytes(gz)).toBeLessThan(bytes(plain) / 2);
+    const lastDownloads = log().downloads.slice(-10);
+    expect(lastDownloads.slice(0, 5).every((d) => d.gzip)).toBe(true);
+    expect(lastDownloads.slice(5).every((d) => !d.gzip)).toBe(true);
+  });
+
+  it('refuses a line of another resourceType, naming the file and line (never its text)', async () => {
+    f.bulk.badLine = { type: 'AuditEvent', line: 7 };
+    const error = await f.source().read().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect((error as BridgeError).message).toMatch(/^AuditEvent file 1 of 5 \(\/interconnect-fhir-oauth\/api\/FHIR\/R4\/bulk\/file\/[0-9a-f-]+\/0\), line 7: a Basic in a file of AuditEvent\. /);
+    expect((error as BridgeError).message).not.toContain('sandbox-bad-line');
+    f.bulk.badLine = { type: 'Patient', line: 2 };
+    expect(((await f.source().read().catch((e: unknown) => e)) as BridgeError).message).toMatch(/^Patient file 4 of 5 .*, line 2: a Basic in a file of Patient/);
+  });
+
+  it('restarts the export with a clear message when its files expired (410) before any event was read', async () => {
+    f.bulk.expiredJobs = 1;
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const kickoffs = log().kickoffs.length;
+    const harness = f.source({ logger, clock: new InstantClock(START) });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    expect(harness.events).toContainEqual({ type: 'restart', reason: 'files expired (HTTP 410)' });
+    expect(lines.some((l) => l.includes("the export's files expired before they were downloaded; starting a new export"))).toBe(true);
+    expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
+  });
+
+  it('stops the run when files expire after events were read (they are in the spool), and the next run exports anew', async () => {
+    Object.assign(f.bulk, { resourcesPerFile: 5, fileDelayMs: 150 });
+    const harness = f.source({ pageSize: 5 });
+    const pages = harness.source.pages({ since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' });
+    let read = 0;
+    const error = await (async () => {
+      for await (const page of pages) {
+        read += page.length;
+        f.bulk.fileTtlMs = 0; // every file asked for from now on has expired
+      }
+    })().catch((e: unknown) => e);
+    expect(read).toBeGreaterThan(0);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect((error as BridgeError).message).toMatch(/files expired \(AuditEvent file \d of 9 .* answered HTTP 410\) after \d+ of its events were read; this run stopped without pushing them, and the next run starts a new export/);
+    expect(harness.store.value).toBeUndefined();
+    Object.assign(f.bulk, { fileTtlMs: 3_600_000, fileDelayMs: 0 });
+    expect(await f.source({ store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
+  });
+
+  it('lists what happened as events: kick-off, progress, manifest, downloads, finished with a DELETE', async () => {
+    const harness = f.source();
+    await harness.read();
+    expect(eventTypes(harness.events)).toEqual(['kick-off', 'progress', 'manifest', 'downloaded', 'downloaded', 'downloaded', 'downloaded', 'downloaded', 'finished']);
+    expect(harness.events.at(-1)).toEqual({ type: 'finished', deleted: true });
+    expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
+    expect(harness.store.value).toBeUndefined();
+  });
+});

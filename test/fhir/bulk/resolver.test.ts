@@ -1,0 +1,52 @@
+/**
+ * The export's own Patients, Practitioners and PractitionerRoles are the lookup (no FHIR request for them); a
+ * reference the export lacks is fetched over FHIR in `_id` batches, as in a search sync.
+ */
+import type { Patient, Practitioner } from 'fhir/r4.js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { identifierKey } from '../../../src/reference-keys.js';
+import { EMP_SYSTEM } from '../support.js';
+import { startBulkFixture, type BulkFixture } from './support.js';
+
+let f: BulkFixture;
+beforeAll(async () => {
+  f = await startBulkFixture({ events: 20, patients: 5, practitioners: 4 });
+});
+afterAll(async () => f?.close());
+
+const window = { since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' };
+const fhirLookups = () => f.fx.server.requests.filter((r) => /\/(Patient|Practitioner|PractitionerRole)$/.test(r.path)).length;
+
+it('serves every reference the export holds from its files, without a FHIR request', async () => {
+  const harness = f.source({ settings: { types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole'] } });
+  await harness.read(window);
+  const before = fhirLookups();
+  const { resolver } = harness.source;
+  await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-4', 'Practitioner/pr-3', 'PractitionerRole/role-1'], identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP2' }] });
+  expect(fhirLookups()).toBe(before);
+  expect((resolver.get('Patient/pt-4') as Patient).identifier?.[0]?.value).toBe('MRN4');
+  expect(resolver.get('PractitionerRole/role-1')?.resourceType).toBe('PractitionerRole');
+  expect((resolver.get('Practitioner/pr-1') as Practitioner).id).toBe('pr-1');
+  expect((resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP2')) as Practitioner).id).toBe('pr-2');
+  expect((resolver.get(identifierKey('Practitioner', undefined, 'EMP2')) as Practitioner).id).toBe('pr-2');
+  expect(resolver.stats.exported).toBe(5);
+  harness.source.coveredUntil();
+});
+
+it('fetches references missing from the export over FHIR, in one _id batch per type', async () => {
+  // Practitioners are not exported: every agent reference goes to the FHIR resolver.
+  const harness = f.source({ settings: { types: ['AuditEvent', 'Patient'] } });
+  await harness.read(window);
+  const before = f.fx.server.requests.length;
+  const { resolver } = harness.source;
+  await resolver.prefetch({ keys: ['Patient/pt-1', 'Practitioner/pr-0', 'Practitioner/pr-2'], identifiers: [] });
+  const asked = f.fx.server.requests.slice(before);
+  expect(asked.map((r) => r.path.split('/').at(-1))).toEqual(['metadata', 'Practitioner']);
+  expect(decodeURIComponent(asked[1]?.query ?? '')).toContain('_id=pr-0,pr-2');
+  expect((resolver.get('Practitioner/pr-2') as Practitioner).id).toBe('pr-2');
+  expect((resolver.get('Patient/pt-1') as Patient).id).toBe('pt-1');
+  expect(resolver.get('Patient/pt-99')).toBeUndefined();
+  harness.source.coveredUntil();
+  // Once the pull is over the index is closed; lookups go to the FHIR resolver's cache only.
+  expect(resolver.get('Patient/pt-1')).toBeUndefined();
+});

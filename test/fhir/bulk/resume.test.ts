@@ -1,0 +1,126 @@
+/**
+ * Resumption and the window: a run that dies while polling polls the same status URL next time, one that dies while
+ * downloading fetches only the files not yet complete, a finished export is DELETEd and forgotten, and `_since` is the
+ * previous export's transactionTime exactly.
+ */
+import { readdirSync } from 'node:fs';
+import type { AuditEvent } from 'fhir/r4.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { exportSince } from '../../../src/fhir/bulk-source.js';
+import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
+import { InstantClock } from '../../support/manual-clock.js';
+import { START } from '../support.js';
+import { MemoryCheckpoints, startBulkFixture, type BulkFixture } from './support.js';
+
+let f: BulkFixture;
+beforeAll(async () => {
+  f = await startBulkFixture({ events: 30, patients: 6, practitioners: 3 });
+});
+afterAll(async () => f?.close());
+afterEach(() => {
+  Object.assign(f.bulk, { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], processingPolls: 1 });
+});
+
+const log = () => f.fx.server.bulk.log;
+const window = { since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' };
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
+  expect(condition()).toBe(true);
+}
+
+describe('resuming an export', () => {
+  it('polls the same status URL after a run died while polling: no second kick-off', async () => {
+    f.bulk.processingPolls = 1_000_000;
+    const store = new MemoryCheckpoints();
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const stop = new AbortController();
+    const kickoffs = log().kickoffs.length;
+    const polls = log().polls.length;
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => log().polls.length >= polls + 3);
+    stop.abort();
+    expect((await dying as Error).name).toBe('AbortError');
+    const statusUrl = store.parsed()?.statusUrl;
+    expect(statusUrl).toMatch(/\/bulk\/status\//);
+    f.bulk.processingPolls = 0;
+    const second = f.source({ store, dir: first.dir, clock: new InstantClock(START) });
+    expect(await second.read(window)).toHaveLength(f.data.events.length);
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+    expect(second.events[0]).toEqual({ type: 'resumed', phase: 'polling', filesComplete: 0, files: 0 });
+  });
+
+  it('downloads only the files not yet complete after a run died while downloading', async () => {
+    Object.assign(f.bulk, { resourcesPerFile: 5, fileDelayMs: 60 });
+    const store = new MemoryCheckpoints();
+    const first = f.source({ store });
+    const stop = new AbortController();
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => Object.keys(store.parsed()?.files ?? {}).length >= 3);
+    stop.abort();
+    await dying;
+    const job = log().kickoffs.at(-1)?.jobId;
+    const complete = Object.keys(store.parsed()?.files ?? {});
+    const files = (store.parsed() as unknown as { manifest: { output: unknown[] } }).manifest.output.length;
+    expect(complete.length).toBeLessThan(files);
+    const downloads = log().downloads.length;
+    f.bulk.fileDelayMs = 0;
+    const second = f.source({ store, dir: first.dir });
+    const events = await second.read(window);
+    expect(events.map((e) => e.id)).toEqual(f.data.events.map((e) => e.id));
+    const again = log().downloads.slice(downloads);
+    expect(again.every((d) => d.jobId === job)).toBe(true);
+    expect(again.map((d) => d.file).filter((file) => complete.includes(file))).toEqual([]);
+    expect(again).toHaveLength(files - complete.length);
+    expect(second.events[0]).toEqual({ type: 'resumed', phase: 'downloading', filesComplete: complete.length, files });
+  });
+
+  it('abandons a checkpoint made for another request (types changed) with a DELETE, and exports anew', async () => {
+    f.bulk.processingPolls = 1_000_000;
+    const store = new MemoryCheckpoints();
+    const stop = new AbortController();
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const polls = log().polls.length;
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => log().polls.length > polls);
+    stop.abort();
+    await dying;
+    const old = log().kickoffs.at(-1)?.jobId;
+    f.bulk.processingPolls = 0;
+    await f.source({ store, dir: first.dir, settings: { types: ['AuditEvent', 'Patient'] } }).read(window);
+    expect(log().deletes).toContain(old);
+    expect(log().kickoffs.at(-1)?.types).toEqual(['AuditEvent', 'Patient']);
+  });
+
+  it('DELETEs the status URL after success and forgets the export: no checkpoint, no local files', async () => {
+    const harness = f.source();
+    await harness.read(window);
+    expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
+    expect(harness.store.value).toBeUndefined();
+    harness.source.coveredUntil();
+    expect(readdirSync(harness.dir)).toEqual([]);
+  });
+});
+
+describe('_since', () => {
+  it('is the previous watermark exactly (the last export\'s transactionTime), none on a first run, a backfill\'s own start', () => {
+    const overlap = 15 * 60_000;
+    expect(exportSince({ since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' }, overlap)).toBeUndefined();
+    expect(exportSince({ since: '2026-11-01T23:45:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe('2026-11-02T00:00:00.000Z');
+    expect(exportSince({ since: '2026-10-01T00:00:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe('2026-10-01T00:00:00.000Z');
+  });
+
+  it('asks the second export for what changed since the first one\'s transactionTime, and covers up to its own', async () => {
+    const first = f.source();
+    await first.read(window);
+    const covered = first.source.coveredUntil() as string;
+    expect(covered).toBe(log().manifests.at(-1)?.transactionTime);
+    const late: AuditEvent = { ...structuredClone(f.data.events[0] as AuditEvent), id: 'late-1', meta: { versionId: '1', lastUpdated: new Date(Date.parse(covered) + 1).toISOString() } };
+    await f.fx.backend.load([late]);
+    const second = f.source();
+    const events = await second.read({ since: new Date(Date.parse(covered) - 15 * 60_000).toISOString(), until: new Date().toISOString(), dedupeBefore: covered });
+    expect(log().kickoffs.at(-1)?.since).toBe(covered);
+    expect(events.map((e) => e.id)).toEqual(['late-1']);
+    expect(Date.parse(second.source.coveredUntil() as string)).toBeGreaterThan(Date.parse(covered));
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * Fixtures for the Bulk Data client tests: the sandbox FHIR server (memory backend, revocable tokens) with its strict
+ * `$export`, and a bulk source over it with an in-memory checkpoint store, a temporary download folder, an
+ * InstantClock (polls and retries wait no real time) and every export event recorded.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AuditEvent } from 'fhir/r4.js';
+import type { Clock } from '../../../src/clock.js';
+import { createReferenceResolver } from '../../../src/fhir/index.js';
+import { createBulkExportSource, type BulkExportSource, type BulkSourceSettings } from '../../../src/fhir/bulk-source.js';
+import type { CheckpointStore } from '../../../src/fhir/bulk/checkpoint.js';
+import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
+import { BulkHttp } from '../../../src/fhir/bulk/http.js';
+import { silentLogger, type Logger } from '../../../src/log.js';
+import { DIRECT_NETWORK, createDispatcher } from '../../../src/net/index.js';
+import type { BulkExportSettings } from '../../../src/sandbox/bulk-export.js';
+import type { SyncWindow } from '../../../src/sync/window.js';
+import type { TokenSource } from '../../../src/token-cache.js';
+import { allResources, buildFixtures, startFixtureServer, type FixtureData, type FixtureServer } from '../support.js';
+
+export class MemoryCheckpoints implements CheckpointStore {
+  value: string | undefined;
+  get(): string | undefined {
+    return this.value;
+  }
+  set(value: string | undefined): void {
+    this.value = value;
+  }
+  parsed(): { statusUrl?: string; manifest?: { transactionTime: string }; files: Record<string, unknown> } | undefined {
+    return this.value === undefined ? undefined : JSON.parse(this.value);
+  }
+}
+
+export interface BulkFixture {
+  readonly fx: FixtureServer;
+  readonly data: FixtureData;
+  /** The sandbox export's live settings. */
+  readonly bulk: BulkExportSettings;
+  source(options?: SourceOptions): BulkHarness;
+  close(): Promise<void>;
+}
+
+export interface SourceOptions {
+  readonly clock?: Clock;
+  readonly tokens?: TokenSource;
+  readonly store?: MemoryCheckpoints;
+  readonly dir?: string;
+  readonly settings?: Partial<BulkSourceSettings>;
+  readonly logger?: Logger;
+  readonly pageSize?: number;
+}
+
+export interface BulkHarness {
+  readonly source: BulkExportSource;
+  readonly store: MemoryCheckpoints;
+  readonly dir: string;
+  readonly events: BulkExportEvent[];
+  /** Every page of the window (default: a first run, no watermark), flattened. */
+  read(window?: SyncWindow, signal?: AbortSignal): Promise<AuditEvent[]>;
+}
+
+export const FIRST_RUN: SyncWindow = { since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z' };
+
+export async function startBulkFixture(
+  counts = { events: 30, patients: 6, practitioners: 3 }, settings: Partial<BulkExportSettings> = {},
+): Promise<BulkFixture> {
+  const data = buildFixtures(counts);
+  const fx = await startFixtureServer(allResources(data), { bulkExport: { processingPolls: 1, ...settings } });
+  return {
+    fx, data, bulk: fx.server.bulk.settings,
+    source(options = {}) {
+      const clock = options.clock ?? fx.clock;
+      const tokens = options.tokens ?? fx.tokens;
+      const store = options.store ?? new MemoryCheckpoints();
+      const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'bridge-bulk-'));
+      const events: BulkExportEvent[] = [];
+      const http = new BulkHttp({
+        baseUrl: fx.server.baseUrl, tokenSource: tokens, dispatcher: createDispatcher(DIRECT_NETWORK), clock, logger: options.logger ?? silentLogger(),
+        timeoutMs: 10_000, retry: { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 10, maxDelayMs: 1000 }, maxJsonBytes: 1 << 20, random: () => 0.5,
+      });
+      const fallback = createReferenceResolver(fx.client({ tokenSource: tokens, clock }), { clock });
+      const source = createBulkExportSource({
+        http, fallback, store, dir, newId: () => `export-${Math.random().toString(16).slice(2, 10)}`, overlapMs: 15 * 60_000, cacheSize: 100,
+        settings: { level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'], pollMinSeconds: 1, pollMaxMinutes: 60, ...options.settings },
+        onEvent: (event) => events.push(event),
+        ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+      });
+      return {
+        source, store, dir, events,
+        async read(window = FIRST_RUN, signal) {
+          const out: AuditEvent[] = [];
+          for await (const page of source.pages(window, signal)) out.push(...page);
+          return out;
+        },
+      };
+    },
+    close: () => fx.server.close(),
+  };
+}
+
+/** Types of the export events, in order (for compact assertions). */
+export function eventTypes(events: readonly BulkExportEvent[]): string[] {
+  return events.map((event) => event.type);
+}

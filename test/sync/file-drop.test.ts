@@ -1,0 +1,398 @@
+/**
+ * The flat-file source (issue #19) through runSync, against the real SQLite state and the Purview emulators: which
+ * files a run takes (settled, matching, oldest first), what it refuses and where it puts them, what it sends (each row
+ * once: a file dropped twice or re-run after a failed archive sends nothing again), and what the state says after.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { systemClock, type Clock } from '../../src/clock.js';
+import { BridgeError } from '../../src/errors.js';
+import { uuidSource } from '../../src/ids.js';
+import { silentLogger } from '../../src/log.js';
+import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
+import { destinationKey } from '../../src/purview/index.js';
+import { createMetrics } from '../../src/server/metrics.js';
+import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
+import { openStateStore, runSync, SyncEvents, type StateStore, type SyncDeps, type SyncRequest } from '../../src/sync/index.js';
+import { startEmulators, tempDir, type Emulators } from '../purview/support.js';
+import { drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText, type DropDirs } from '../connector-file/drop-support.js';
+
+let emu: Emulators;
+const root = tempDir('bridge-file-drop-');
+beforeAll(async () => {
+  emu = await startEmulators();
+});
+afterAll(async () => {
+  await emu?.close();
+  // A failed assertion may have left a directory immutable (makeReadOnly below).
+  try {
+    if (process.getuid?.() === 0) execFileSync('chattr', ['-R', '-i', root], { stdio: 'ignore' });
+  } catch {
+    // nothing was left immutable, or chattr is missing
+  }
+  rmSync(root, { recursive: true, force: true });
+});
+
+const NOW = Date.parse('2026-11-02T03:00:00Z');
+const MINUTE = 60_000;
+
+interface World {
+  readonly dirs: DropDirs;
+  readonly store: StateStore;
+  readonly events: SyncEvents;
+  readonly app: ReturnType<Emulators['newApp']>;
+  clock: { t: number };
+  run(request?: Partial<SyncRequest>, blockRows?: number): Promise<FileDropSummary>;
+  accepted(): string[];
+  close(): void;
+}
+
+function world(options: { settleMs?: number; pattern?: string; encoding?: string } = {}): World {
+  const dirs = dropDirs('world-', root);
+  const stateDir = join(dirs.root, 'state');
+  const clockState = { t: NOW };
+  const clock: Clock = { now: () => clockState.t, sleep: systemClock.sleep };
+  const store = openStateStore(stateDir, systemClock);
+  const events = new SyncEvents();
+  const app = emu.newApp();
+  const fileDrop: FileDropDeps = {
+    folder: { dir: dirs.dir, pattern: options.pattern ?? '*.txt', archiveDir: dirs.archiveDir, settleMs: options.settleMs ?? MINUTE },
+    schema: 'epic', encoding: options.encoding ?? 'utf-8',
+  };
+  const deps = (blockRows: number): SyncDeps => ({
+    connector: 'drop', store, clock, logger: silentLogger(), newId: uuidSource, events, stateDir,
+    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }), source: 'drop' },
+    retainFiles: false, rejectsRetentionMs: 86_400_000, ledgerRetentionMs: 30 * 86_400_000,
+    lease: { ttlMs: 60_000, identity: { host: 'test', pid: 1, command: 'test' }, isStale: () => false, every: () => () => undefined },
+    window: { overlapMs: 0, settleMs: 0, initialLookbackMs: 0 }, prefetchEvents: 100, mapping: loadMapping(builtinMappingPath('epic')),
+    source: () => {
+      throw new Error('a flat-file run reads no event source');
+    },
+    purview: () => ({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, tokenSource: emu.tokenSource(app, systemClock), blockRows, caPem: emu.tls.certPem }),
+    fileDrop,
+  });
+  return {
+    dirs, store, events, app, clock: clockState,
+    run: async (request = {}, blockRows = 4) => (await runSync(deps(blockRows), { trigger: 'cli', ...request })) as FileDropSummary,
+    accepted: () => emu.ingest.accepted(app.jobId).flatMap((block) => block.rows),
+    close: () => store.close(),
+  };
+}
+
+const ls = (dir: string): string[] => (existsSync(dir) ? readdirSync(dir).sort() : []);
+
+describe('flat-file source: what a run takes', () => {
+  it('takes settled files oldest first, sends every row once, archives them to done/ and moves the watermark to the newest', async () => {
+    const w = world();
+    const a = epicRows(5, 'a');
+    const b = epicRows(3, 'b');
+    drop(w.dirs, 'b.txt', fileText(b), NOW - 10 * MINUTE);
+    drop(w.dirs, 'a.txt', fileText(a, EPIC_HEADER, '\n'), NOW - 20 * MINUTE); // older, LF line ends
+    drop(w.dirs, 'fresh.txt', fileText(epicRows(2, 'f')), NOW - 30_000); // still settling
+    drop(w.dirs, 'notes.csv', 'not matched', NOW - 20 * MINUTE);
+    const order: string[] = [];
+    w.events.on('page', (e) => order.push(`page ${e.rows}`));
+    w.events.on('spool_complete', (e) => order.push(`spool ${e.rows}`));
+    w.events.on('block_acked', (e) => order.push(`block ${e.index}`));
+    const summary = await w.run();
+    expect(summary.files.map((f) => [f.file, f.outcome, f.rows])).toEqual([['a.txt', 'delivered', 5], ['b.txt', 'delivered', 3]]);
+    expect(summary.drop).toMatchObject({ ready: 2, settling: 1, delivered: 2, rejected: 0 });
+    expect(summary.counts).toMatchObject({ events: 8, rows: 8, rejects: 0, blocks: 3, rowsAcked: 8, rowsAlreadyDelivered: 0 });
+    expect(order).toEqual(['page 5', 'page 3', 'spool 8', 'block 0', 'block 1', 'block 2']);
+    // a.txt's five rows in blocks of 4 and 1, then b.txt's three: each file's blocks start with the header.
+    expect(w.accepted()).toEqual([...a, ...b]);
+    expect(emu.ingest.accepted(w.app.jobId).map((block) => block.header)).toEqual([EPIC_HEADER, EPIC_HEADER, EPIC_HEADER]);
+    expect(ls(w.dirs.dir)).toEqual(['fresh.txt', 'notes.csv']);
+    expect(ls(join(w.dirs.archiveDir, 'done'))).toEqual(['a.txt', 'b.txt']);
+    expect(w.store.getWatermark('drop')).toBe(new Date(NOW - 10 * MINUTE).toISOString());
+    const run = w.store.getRun(summary.runId);
+    expect(run).toMatchObject({ state: 'completed', counts: { rows: 8, rowsAcked: 8 } });
+    expect((run?.details as { files?: unknown[] }).files).toHaveLength(2);
+    expect(ls(join(w.dirs.root, 'state', 'drop-spool'))).toEqual([]);
+
+    // Once settled, the fresh file is taken by the next run; nothing else is sent again.
+    w.clock.t = NOW + 5 * MINUTE;
+    const next = await w.run();
+    expect(next.files.map((f) => [f.file, f.outcome])).toEqual([['fresh.txt', 'delivered']]);
+    expect(w.accepted()).toHaveLength(10);
+    w.close();
+  });
+
+  it('archives a file dropped twice (any name) without sending it again: "already delivered"', async () => {
+    const w = world();
+    const rows = epicRows(6, 'twice');
+    drop(w.dirs, 'day.txt', fileText(rows), NOW - 10 * MINUTE);
+    await w.run();
+    drop(w.dirs, 'day.txt', fileText(rows), NOW - 9 * MINUTE); // the same name again
+    drop(w.dirs, 'copy.txt', fileText(rows, EPIC_HEADER, '\n'), NOW - 8 * MINUTE); // same rows, LF: same normalised content
+    const again = await w.run();
+    expect(again.files.map((f) => [f.file, f.outcome, f.rowsSent, f.rowsAlreadyDelivered])).toEqual([
+      ['day.txt', 'already-delivered', 0, 6], ['copy.txt', 'already-delivered', 0, 6],
+    ]);
+    expect(again.counts).toMatchObject({ blocks: 0, rowsAcked: 12, rowsAlreadyDelivered: 12 });
+    expect(w.accepted()).toEqual(rows);
+    const done = ls(join(w.dirs.archiveDir, 'done'));
+    expect(done).toHaveLength(3);
+    expect(done).toContain('day.txt');
+    expect(done.filter((name) => name.startsWith('day.') && name !== 'day.txt')).toHaveLength(1);
+    w.close();
+  });
+
+  it('feeds the same events as the other sources: metrics count its runs, rows and refusals', async () => {
+    const w = world();
+    const metrics = createMetrics();
+    const detach = metrics.observe(w.events, 'drop');
+    drop(w.dirs, 'a.txt', fileText(epicRows(5, 'm')), NOW - 10 * MINUTE);
+    drop(w.dirs, 'b.txt', 'no header here\n', NOW - 10 * MINUTE);
+    await w.run();
+    detach();
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('bridge_runs_total{connector="drop",outcome="completed"} 1');
+    expect(text).toContain('bridge_events_pulled_total{connector="drop"} 5');
+    expect(text).toContain('bridge_rows_pushed_total{connector="drop"} 5');
+    expect(text).toContain('bridge_rows_rejected_total{connector="drop",reason="file-no-delimiter"} 1');
+    expect(text).toMatch(/bridge_rows_total\{connector="drop",outcome="acknowledged"\} 5/);
+    w.close();
+  });
+
+  it('matches the pattern (glob) and leaves dot files alone', async () => {
+    const w = world({ pattern: 'access_log_*.csv', settleMs: 0 });
+    drop(w.dirs, 'access_log_1.csv', fileText(epicRows(1, 'p')), NOW - MINUTE);
+    drop(w.dirs, '.access_log_2.csv', fileText(epicRows(1, 'q')), NOW - MINUTE);
+    drop(w.dirs, 'access_log_3.txt', fileText(epicRows(1, 'r')), NOW - MINUTE);
+    const summary = await w.run();
+    expect(summary.files.map((f) => f.file)).toEqual(['access_log_1.csv']);
+    w.close();
+  });
+
+  it('refuses a window: a drop folder has none', async () => {
+    const w = world();
+    const error = await w.run({ since: '2026-11-01T00:00:00Z' }).catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((error as BridgeError).message).toContain('no time window');
+    w.close();
+  });
+
+  it('a dry run checks every file, writes what would be sent, and moves or sends nothing', async () => {
+    const w = world();
+    const rows = epicRows(3, 'dry');
+    drop(w.dirs, 'a.txt', fileText(rows), NOW - 10 * MINUTE);
+    drop(w.dirs, 'bad.txt', 'nonsense\n', NOW - 10 * MINUTE);
+    const out = join(w.dirs.root, 'dry.txt');
+    const summary = await w.run({ dryRunOut: out });
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['a.txt', 'checked'], ['bad.txt', 'rejected']]);
+    expect(readFileSync(out, 'utf8')).toBe(fileText(rows));
+    expect(ls(w.dirs.dir)).toEqual(['a.txt', 'bad.txt']);
+    expect(w.accepted()).toEqual([]);
+    expect(w.store.getWatermark('drop')).toBeUndefined();
+    w.close();
+  });
+});
+
+describe('flat-file source: bad input, nothing lost', () => {
+  it('moves each bad file to rejected/ with a .why.txt naming line and column, and delivers the good ones', async () => {
+    const w = world();
+    const good = epicRows(4, 'good');
+    const base = epicRows(3, 'bad');
+    const swapped = [...EPIC_COLUMNS];
+    [swapped[3], swapped[4]] = [swapped[4] as string, swapped[3] as string];
+    // Row 2 (line 3): field 8 holds a windows-1252 'é' (0xE9), not UTF-8.
+    const cells = (base[1] as string).split('\t');
+    const before = `${cells.slice(0, 7).join('\t')}\tMi`;
+    const badUtf8 = Buffer.concat([Buffer.from(`${EPIC_HEADER}\r\n${base[0]}\r\n${before}`), Buffer.from([0xe9]), Buffer.from(`e\t${cells.slice(8).join('\t')}\r\n`)]);
+    const files: Array<[string, string | Buffer]> = [
+      ['01-empty.txt', ''],
+      ['02-header-only.txt', `${EPIC_HEADER}\r\n`],
+      ['03-wrong-name.txt', fileText(base, EPIC_HEADER.replace('PATIENT.CITY', 'PATIENT.TOWN'))],
+      ['04-wrong-order.txt', fileText(base, swapped.join('\t'))],
+      ['05-mixed.txt', fileText([base[0] as string, (base[1] as string).replace(/\t/g, '|'), base[2] as string])],
+      ['06-not-utf8.txt', badUtf8],
+      ['07-too-many.txt', fileText([base[0] as string, `${base[1]}\tEXTRA-SECRET`, base[2] as string])],
+      ['08-good.txt', fileText(good)],
+    ];
+    files.forEach(([name, content], i) => drop(w.dirs, name, content, NOW - (20 - i) * MINUTE));
+    const summary = await w.run();
+    const outcome = Object.fromEntries(summary.files.map((f) => [f.file, f]));
+    expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
+      ['01-empty.txt', 'rejected', 'empty'], ['02-header-only.txt', 'rejected', 'header-only'], ['03-wrong-name.txt', 'rejected', 'wrong-header'],
+      ['04-wrong-order.txt', 'rejected', 'wrong-header'], ['05-mixed.txt', 'rejected', 'field-count'], ['06-not-utf8.txt', 'rejected', 'not-utf8'],
+      ['07-too-many.txt', 'rejected', 'field-count'], ['08-good.txt', 'delivered', ''],
+    ]);
+    expect(w.accepted()).toEqual(good);
+    expect(ls(w.dirs.dir)).toEqual([]);
+    expect(ls(join(w.dirs.archiveDir, 'done'))).toEqual(['08-good.txt']);
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(files.slice(0, 7).flatMap(([name]) => [name, `${name}.why.txt`]));
+    const why = (name: string): string => readFileSync(join(w.dirs.archiveDir, 'rejected', `${name}.why.txt`), 'utf8');
+    expect(outcome['03-wrong-name.txt']).toMatchObject({ line: 1, column: EPIC_HEADER.indexOf('PATIENT.CITY') + 1 });
+    expect(why('03-wrong-name.txt')).toContain('field 12 must be "PATIENT.CITY"; found a name that is no epic column');
+    expect(why('04-wrong-order.txt')).toContain('field 4 must be "ZC_METRIC_GROUP.NAME"; found "ZC_ACCESS_ACTION.NAME", which belongs at field 5');
+    expect(why('04-wrong-order.txt')).toContain('  ZC_METRIC_GROUP.NAME\n  ZC_ACCESS_ACTION.NAME');
+    expect(why('05-mixed.txt')).toContain('line 3 has 1 field(s), the header has 22 (tab-separated).');
+    expect(why('05-mixed.txt')).toContain('It looks pipe-separated');
+    // The column counts characters (the 'Å' before it is one), the field is the header's 8th.
+    const column = [...before].length + 1;
+    expect(outcome['06-not-utf8.txt']).toMatchObject({ line: 3, column });
+    expect(why('06-not-utf8.txt')).toContain(`line 3, column ${column} (field 8 "PATIENT.PAT_MIDDLE_NAME") is not valid UTF-8`);
+    expect(why('06-not-utf8.txt')).toContain('source.encoding');
+    expect(outcome['07-too-many.txt']).toMatchObject({ line: 3, column: [...(base[1] as string)].length + 2 });
+    expect(why('07-too-many.txt')).toContain('Field 23 starts at column');
+    expect(why('02-header-only.txt')).toContain('has a header and no rows');
+    // Rows of refused files are counted as rejected; nothing of them was sent.
+    expect(summary.counts).toMatchObject({ rows: 4, rowsAcked: 4, rejects: 3 + 3 + 3 + 2 + 3 });
+    expect(summary.rejectReasons).toMatchObject({ 'file-empty': 0, 'file-header-only': 0, 'file-wrong-header': 6, 'file-field-count': 6, 'file-not-utf8': 2 });
+    const rejects = readFileSync(join(w.dirs.root, 'state', 'rejects', `${summary.runId}.ndjson`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string });
+    expect(rejects.map((r) => r.file)).toEqual(files.slice(0, 7).map(([name]) => name));
+    // No cell value in any message, log or record (the extra field's text, the names).
+    const record = JSON.stringify(w.store.getRun(summary.runId));
+    for (const text of [record, JSON.stringify(summary.files)]) {
+      expect(text).not.toContain('EXTRA-SECRET');
+      expect(text).not.toContain('Åse');
+    }
+    w.close();
+  });
+
+  it('converts the configured encoding (and a UTF-16 BOM over it) to UTF-8, and drops a UTF-8 BOM', async () => {
+    const w = world({ encoding: 'windows-1252' });
+    const rows = epicRows(2, 'enc');
+    drop(w.dirs, '1-cp1252.txt', Buffer.from(fileText(rows), 'latin1'), NOW - 30 * MINUTE);
+    const utf16 = epicRows(2, 'u16');
+    drop(w.dirs, '2-utf16.txt', Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(fileText(utf16), 'utf16le')]), NOW - 20 * MINUTE);
+    const bom = epicRows(2, 'bom');
+    drop(w.dirs, '3-utf8-bom.txt', Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(fileText(bom))]), NOW - 10 * MINUTE);
+    const summary = await w.run();
+    expect(summary.files.map((f) => f.outcome)).toEqual(['delivered', 'delivered', 'delivered']);
+    expect(w.accepted()).toEqual([...rows, ...utf16, ...bom]);
+    w.close();
+  });
+
+  it('a file that disappears before it is read is reported and nothing of it is sent; one that disappears after its push is delivered', async () => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(2, 'va')), NOW - 30 * MINUTE);
+    drop(w.dirs, 'b.txt', fileText(epicRows(2, 'vb')), NOW - 20 * MINUTE);
+    const c = epicRows(2, 'vc');
+    drop(w.dirs, 'c.txt', fileText(c), NOW - 10 * MINUTE);
+    const detach = w.events.on('page', () => rmSync(join(w.dirs.dir, 'b.txt'), { force: true })); // after a.txt is read
+    const detach2 = w.events.on('spool_complete', () => rmSync(join(w.dirs.dir, 'c.txt'))); // checked, not yet pushed
+    const summary = await w.run();
+    detach();
+    detach2();
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['b.txt', 'vanished'], ['a.txt', 'delivered'], ['c.txt', 'delivered']]);
+    expect(summary.files[2]?.message).toContain('disappeared from the drop folder before it was archived');
+    expect(w.accepted()).toEqual([...epicRows(2, 'va'), ...c]);
+    w.close();
+  });
+
+  it('a file appended to after it was read is not archived as sent: rejected with what was delivered, and its rows are never doubled', async () => {
+    const w = world();
+    const rows = epicRows(3, 'grow');
+    const path = drop(w.dirs, 'grow.txt', fileText(rows), NOW - 10 * MINUTE);
+    const detach = w.events.on('spool_complete', () => writeFileSync(path, `${epicRows(1, 'late')[0]}\r\n`, { flag: 'a' }));
+    const summary = await w.run();
+    detach();
+    expect(summary.files[0]).toMatchObject({ outcome: 'rejected', reason: 'changed-after-send' });
+    expect(readFileSync(join(w.dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8')).toContain('the 3 row(s) it had then are acknowledged');
+    expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+});
+
+describe('flat-file source: the archive', () => {
+  it('refuses an archive that cannot be written before taking any file; the files stay', async () => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(2, 'ro')), NOW - 10 * MINUTE);
+    mkdirSync(join(w.dirs.archiveDir, 'done'), { recursive: true });
+    const unlock = makeReadOnly(join(w.dirs.archiveDir, 'done'));
+    try {
+      const error = await w.run().catch((e: unknown) => e);
+      expect((error as BridgeError).code).toBe('BRG_ERR_DROP_FOLDER');
+      expect((error as BridgeError).message).toMatch(/cannot be moved from .* into .*\(EPERM|EACCES\)/);
+    } finally {
+      unlock();
+    }
+    expect(ls(w.dirs.dir)).toEqual(['a.txt']);
+    expect(w.accepted()).toEqual([]);
+    expect(w.store.listRuns({ connector: 'drop' })[0]).toMatchObject({ state: 'failed', error: { code: 'BRG_ERR_DROP_FOLDER' } });
+    w.close();
+  });
+
+  it('refuses an archive on another filesystem (a tmpfs) before taking any file: a move there would not be one atomic rename', async (ctx) => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(2, 'fs')), NOW - 10 * MINUTE);
+    mkdirSync(w.dirs.archiveDir);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', w.dirs.archiveDir], { stdio: 'ignore' });
+    } catch {
+      w.close();
+      ctx.skip('mounting a tmpfs is not permitted here (needs root): the other-filesystem case is not exercised');
+    }
+    try {
+      const error = await w.run().catch((e: unknown) => e);
+      expect((error as BridgeError).code).toBe('BRG_ERR_DROP_FOLDER');
+      expect((error as BridgeError).message).toContain(`source.archiveDir ${w.dirs.archiveDir} is on another filesystem than source.dir ${w.dirs.dir}`);
+    } finally {
+      execFileSync('umount', [w.dirs.archiveDir]);
+    }
+    expect(ls(w.dirs.dir)).toEqual(['a.txt']);
+    expect(w.accepted()).toEqual([]);
+    w.close();
+  });
+
+  it('an archive that fails after the push leaves the file; the next run archives it without sending a row again', async () => {
+    const w = world();
+    const rows = epicRows(5, 'late-ro');
+    drop(w.dirs, 'a.txt', fileText(rows), NOW - 10 * MINUTE);
+    let unlock: () => void = () => undefined;
+    const detach = w.events.on('spool_complete', () => {
+      unlock = makeReadOnly(join(w.dirs.archiveDir, 'done'));
+    });
+    const error = await w.run().catch((e: unknown) => e);
+    detach();
+    unlock();
+    expect((error as BridgeError).code).toBe('BRG_ERR_DROP_ARCHIVE');
+    expect((error as BridgeError).message).toContain('a.txt: every row is acknowledged, but it could not be moved to done/');
+    expect(ls(w.dirs.dir)).toEqual(['a.txt']);
+    expect(w.store.getWatermark('drop')).toBeUndefined();
+    const again = await w.run();
+    expect(again.files.map((f) => [f.file, f.outcome, f.rowsSent])).toEqual([['a.txt', 'already-delivered', 0]]);
+    expect(w.accepted()).toEqual(rows);
+    expect(ls(join(w.dirs.archiveDir, 'done'))).toEqual(['a.txt']);
+    w.close();
+  });
+});
+
+describe('flat-file source: a refused file the archive cannot take', () => {
+  it('stays in the drop folder, the good ones are delivered, and the run says so; the next run moves it', async () => {
+    const w = world();
+    const good = epicRows(3, 'g');
+    drop(w.dirs, '1-good.txt', fileText(good), NOW - 20 * MINUTE);
+    drop(w.dirs, '2-bad.txt', fileText(epicRows(2, 'b'), 'wrong header'), NOW - 10 * MINUTE);
+    let unlock: () => void = () => undefined;
+    const detach = w.events.on('page', () => {
+      unlock = makeReadOnly(join(w.dirs.archiveDir, 'rejected')); // after the start-of-run check passed
+    });
+    const error = await w.run().catch((e: unknown) => e);
+    detach();
+    unlock();
+    expect((error as BridgeError).code).toBe('BRG_ERR_DROP_ARCHIVE');
+    expect((error as BridgeError).message).toContain('2-bad.txt was refused (no-delimiter:');
+    expect(ls(w.dirs.dir)).toEqual(['2-bad.txt']);
+    expect(w.accepted()).toEqual(good);
+    const again = await w.run();
+    expect(again.files.map((f) => [f.file, f.outcome])).toEqual([['2-bad.txt', 'rejected']]);
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(['2-bad.txt', '2-bad.txt.why.txt']);
+    expect(w.accepted()).toEqual(good);
+    w.close();
+  });
+});
+
+/** Read-only for this process: root ignores modes, so root uses the immutable attribute. Returns the undo. */
+function makeReadOnly(path: string): () => void {
+  if (process.getuid?.() === 0) {
+    execFileSync('chattr', ['+i', path]);
+    return () => execFileSync('chattr', ['-i', path]);
+  }
+  chmodSync(path, 0o555);
+  return () => chmodSync(path, 0o755);
+}
