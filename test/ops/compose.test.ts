@@ -13,9 +13,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { Command } from 'commander';
-import { buildProgram } from '../../src/cli/program.js';
-import { systemClock } from '../../src/clock.js';
+import { assertBridgeArgs } from './bridge-args.js';
 import { loadConfig } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
@@ -32,25 +30,6 @@ interface Service {
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
 const packageJson = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
-
-/**
- * Checks a `bridge …` argv against the real command tree: the (sub)command path and every long flag must exist.
- * The same helper is in test/ops/deploy-*.test.ts (a test file cannot import another one without running its tests).
- */
-function assertBridgeArgs(args: readonly string[]): void {
-  let command: Command = program;
-  let rest = [...args];
-  for (;;) {
-    const next = command.commands.find((c: Command) => c.name() === rest[0]);
-    if (!next) break;
-    command = next;
-    rest = rest.slice(1);
-  }
-  expect(command, `bridge ${args.join(' ')}`).not.toBe(program);
-  const flags = new Set(command.options.map((o) => o.long));
-  for (const arg of rest.filter((a) => a.startsWith('--'))) expect(flags, `bridge ${args.join(' ')}: ${arg}`).toContain(arg.split('=')[0]);
-}
 
 const services = Object.entries(compose.services);
 const serving = services.filter(([, s]) => s.command?.[0] === 'serve' || / dist\/cli\/main\.js serve\b/.test(s.entrypoint?.join(' ') ?? ''));

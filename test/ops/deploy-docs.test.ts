@@ -8,9 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import type { Command } from 'commander';
-import { buildProgram } from '../../src/cli/program.js';
-import { systemClock } from '../../src/clock.js';
+import { assertBridgeArgs } from './bridge-args.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
@@ -18,23 +16,6 @@ import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const read = (path: string): string => readFileSync(resolve(root, path), 'utf8');
-const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
-
-/** The command a `bridge …` argv names (subcommands followed), after checking that it and every long flag exist. */
-function assertBridgeArgs(args: readonly string[]): Command {
-  let command: Command = program;
-  let rest = [...args];
-  for (;;) {
-    const next = command.commands.find((c: Command) => c.name() === rest[0]);
-    if (!next) break;
-    command = next;
-    rest = rest.slice(1);
-  }
-  expect(command, `bridge ${args.join(' ')}`).not.toBe(program);
-  const flags = new Set(command.options.map((o) => o.long));
-  for (const arg of rest.filter((a) => a.startsWith('--') && a !== '--')) expect(flags, `bridge ${args.join(' ')}: ${arg}`).toContain(arg.split('=')[0]);
-  return command;
-}
 
 const recipes = ['docs/deployment.md', 'docs/windows-task-scheduler.md', 'deploy/systemd/README.md', 'deploy/kubernetes/README.md'];
 /** Every bridge command line in a document: after the compiled CLI, `npm run bridge --` or a compose `run --rm bridge`. */

@@ -10,30 +10,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Command } from 'commander';
-import { buildProgram } from '../../src/cli/program.js';
-import { systemClock } from '../../src/clock.js';
+import { assertBridgeArgs } from './bridge-args.js';
 import { validateConfig } from '../../src/config/index.js';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const dir = resolve(root, 'deploy/systemd');
-const program = buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
-
-/** Checks a `bridge …` argv against the real command tree (the same helper as in test/ops/compose.test.ts). */
-function assertBridgeArgs(args: readonly string[]): void {
-  let command: Command = program;
-  let rest = [...args];
-  for (;;) {
-    const next = command.commands.find((c: Command) => c.name() === rest[0]);
-    if (!next) break;
-    command = next;
-    rest = rest.slice(1);
-  }
-  expect(command, `bridge ${args.join(' ')}`).not.toBe(program);
-  const flags = new Set(command.options.map((o) => o.long));
-  for (const arg of rest.filter((a) => a.startsWith('--'))) expect(flags, `bridge ${args.join(' ')}: ${arg}`).toContain(arg.split('=')[0]);
-}
 
 type Unit = Record<string, Record<string, string[]>>;
 /** A unit file as section → key → values (a key may repeat); comments and blank lines dropped. */
