@@ -12,7 +12,7 @@ import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
-import { buildSyncDeps, findConnector } from '../sync/runtime.js';
+import { buildSyncDeps, findConnector } from '../composition/index.js';
 import { openStateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';

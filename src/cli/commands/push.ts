@@ -21,7 +21,7 @@ import {
 } from '../../purview/index.js';
 import { resolveNetwork } from '../../net/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
-import { leasePolicy } from '../../sync/runtime.js';
+import { leasePolicy } from '../../composition/index.js';
 import type { StateStore } from '../../sync/state/index.js';
 import { pushReporter } from '../reporters/push-progress.js';
 import { processStats } from '../reporters/summary.js';

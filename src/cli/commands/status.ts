@@ -8,7 +8,7 @@ import { loadConfig } from '../../config/index.js';
 import { formatDuration, statusConnectors, statusReport, type ConnectorStatus } from '../../server/status.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
-import { findConnector } from '../../sync/runtime.js';
+import { findConnector } from '../../composition/index.js';
 
 export interface StatusCommandOptions {
   /** Sets the process exit code (1 when unhealthy); tests pass their own. */

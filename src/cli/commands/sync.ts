@@ -9,7 +9,7 @@ import { pushToGateway, writeMetricsFile } from '../../server/metrics-export.js'
 import { statusMetricsText } from '../../server/status-metrics.js';
 import { statusConnectors, statusReport } from '../../server/status.js';
 import { runFiles } from '../../sync/run-files.js';
-import { findConnector } from '../../sync/runtime.js';
+import { findConnector } from '../../composition/index.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { SyncSummary } from '../../sync/pipeline.js';
 import type { CliContext } from '../context.js';
