@@ -1,6 +1,6 @@
 /**
  * The /metadata probe: which software answers, which AuditEvent search parameters it offers, and how each other
- * resource type can be fetched by id. Epic's public R4 server lists no AuditEvent at all (research §3.7), so the
+ * resource type can be fetched by id. Epic's public R4 server lists no AuditEvent at all (docs/epic-smart.md §6.1), so the
  * bridge checks before its first run and fails loudly. Patient/Practitioner lookups use `_id` search where the
  * statement offers it and read-by-id where it offers only `read` (issue #15.3: a server answering 404 to
  * `Patient?_id=` made real patients look missing).

@@ -24,7 +24,7 @@ export interface FhirClientOptions {
   readonly logger: Logger;
   /** Requests in flight at once, over every search, page and reference batch. Default 4. */
   readonly concurrency?: number;
-  /** Requests started per second at most (Epic asks apps to self-throttle, research §3.6). Default 20. */
+  /** Requests started per second at most (Epic asks apps to self-throttle, docs/epic-smart.md §6.4). Default 20. */
   readonly requestsPerSecond?: number;
   /** Per-attempt timeout; a timed-out attempt is retried. Default 30000 ms. */
   readonly timeoutMs?: number;

@@ -42,7 +42,7 @@ export function outcomeText(data: unknown): string | undefined {
   return joined.length > MAX_OUTCOME_TEXT ? `${joined.slice(0, MAX_OUTCOME_TEXT - 1)}…` : joined;
 }
 
-/** Every `issue.details.coding.code`, e.g. Epic's '4113' (research §3.6). */
+/** Every `issue.details.coding.code`, e.g. Epic's '4113' (docs/epic-smart.md §6.2, §6.3). */
 export function outcomeCodes(data: unknown): string[] {
   return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (typeof coding.code === 'string' ? [coding.code] : [])));
 }

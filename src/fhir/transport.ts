@@ -4,12 +4,13 @@
  * starts: the token request has its own retries and time bound), a per-attempt timeout, one replay after a 401 with a
  * fresh token, and the shared retry policy of http.ts for 408/429/5xx, timeouts and network errors, honouring
  * Retry-After.
- * The HTTP itself is fhir-kit-client's (the specification names it for the FHIR pull): it builds the search, read and
+ * The HTTP itself is fhir-kit-client's (https://github.com/Vermonster/fhir-kit-client): it builds the search, read and
  * /metadata URLs, sends them with the global fetch and parses the JSON. It cannot cap a body (it reads every one
  * whole with `response.text()`) nor pick a proxy, so it is given an undici dispatcher in its request options
  * (fhir-dispatcher.ts): the connector's proxy and CA, and fhir.maxResponseBytes enforced while the body streams.
- * Its requestSigner refuses any URL off the base's origin, so a token never leaves it (research §A2).
- * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3, research packages.md "fhir-kit-client 2.0.3", "p-queue 9.3.5".
+ * Its requestSigner refuses any URL off the base's origin, so a token never leaves it (docs/epic-smart.md §6.5).
+ * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3, docs/epic-smart.md §6.4, §6.6,
+ * https://github.com/sindresorhus/p-queue.
  */
 import { Client, REQUEST_KEY, RESPONSE_KEY, type FhirResource as FkcResource, type FhirResponse, type RequestOptions } from 'fhir-kit-client';
 import PQueue from 'p-queue';

@@ -1,7 +1,7 @@
 /**
  * Pulling one time window of AuditEvents: split into slices small enough for one search session, each slice walked
  * page by page in `_sort` order, and Epic's OperationOutcome 4113 ("Session ID for cached search results has
- * expired": re-issue the original search, research §3.6) recovered by re-searching the slice from the last instant
+ * expired": re-issue the original search, docs/epic-smart.md §6.2) recovered by re-searching the slice from the last instant
  * already yielded, skipping the events yielded at that instant. Memory per slice is one page plus the ids of one
  * instant, whatever the slice size (the benchmark reads millions of events through one slice). A paging loop whose
  * URLs change is caught by a RepeatGuard over the whole pull (loop-guard.ts).
@@ -104,7 +104,7 @@ function splitSlice(slice: Slice, total: number | undefined, max: number): Slice
   return edges.slice(1).map((until, i) => ({ since: edges[i] ?? slice.since, until }));
 }
 
-/** Epic's "Session ID for cached search results has expired" (research §3.6). */
+/** Epic's "Session ID for cached search results has expired" (docs/epic-smart.md §6.2). */
 export function isSearchExpired(error: unknown): boolean {
   return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && error.details['outcomeCode'] === '4113';
 }

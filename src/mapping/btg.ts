@@ -1,5 +1,5 @@
 /**
- * Restricted-access (break-the-glass) columns (§6). R4 has no BTG element: the signal is a v3-ActReason BTG
+ * Restricted-access (break-the-glass) columns (docs/mapping.md §6). R4 has no BTG element: the signal is a v3-ActReason BTG
  * purpose of use (agent-level first, then purposeOfEvent), or a DICOM 110127 "Emergency Override Started" subtype.
  * The reason is empty for ordinary accesses; that is the normal value, not a placeholder.
  */
@@ -8,7 +8,7 @@ import { DCM } from './context.js';
 import type { RowContext } from './row-context.js';
 
 export const V3_ACT_REASON = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
-/** §9: the one permitted stand-in, used only when the event is a BTG and names no reason at all. */
+/** docs/mapping.md §6.2, §9.3: the one permitted stand-in, used only when the event is a BTG and names no reason at all. */
 export const BTG_FALLBACK_REASON = 'Emergency Override';
 
 interface BtgState {

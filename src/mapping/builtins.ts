@@ -47,7 +47,10 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   requestorGivenName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.given },
 };
 
-/** §4: subtype display|code, else type display|code; RESTful verbs ("vread") get the data resource type appended. */
+/**
+ * docs/mapping.md §4.2: subtype display|code, else type display|code; RESTful verbs ("vread") get the data resource
+ * type appended.
+ */
 function eventName(ctx: RowContext): string | undefined {
   const { event, options } = ctx;
   const subtype = event.subtype?.[0];
@@ -80,8 +83,8 @@ function typeFromReference(ref: Reference | undefined): string | undefined {
 }
 
 /**
- * §4: the requestor's own network address, else a non-requestor DCM 110152 then 110153 agent with network type 1|2
- * (machine name or IP; type 5 is BALP's server URL), else any agent with network type 1|2.
+ * docs/mapping.md §4.3: the requestor's own network address, else a non-requestor DCM 110152 then 110153 agent with
+ * network type 1|2 (machine name or IP; type 5 is BALP's server URL), else any agent with network type 1|2.
  */
 function workstation(ctx: RowContext): string | undefined {
   if (ctx.requestor?.network?.address) return ctx.requestor.network.address;
@@ -94,7 +97,10 @@ function workstation(ctx: RowContext): string | undefined {
   return local[0]?.network?.address;
 }
 
-/** §5: the identifier the MRN tests choose (identifiers.ts: MR code, site pins, then Epic's shapes), valid at %t. */
+/**
+ * docs/mapping.md §5.3: the identifier the MRN tests choose (identifiers.ts: MR code, site pins, then Epic's shapes),
+ * valid at %t.
+ */
 function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
   const identifiers = ctx.patient?.identifier;
   if (!identifiers) return undefined;
@@ -105,7 +111,10 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
   return undefined;
 }
 
-/** §5/§10.2: the subject reference's own identifier, by the same tests, or an untyped one (IHE patient entities). */
+/**
+ * docs/mapping.md §5.3 (step 2): the subject reference's own identifier, by the same tests, or an untyped one (IHE
+ * patient entities).
+ */
 export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
   const identifier: Identifier | undefined = ref.identifier;
   if (!identifier?.value || identifier.use === 'old') return undefined;
@@ -113,7 +122,10 @@ export function subjectMrn(ref: Reference, options: ResolvedOptions): string | u
   return untyped || qualifies(identifier, options.identifiers.mrn) ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
 }
 
-/** §5 department, sources in the configured order (patient's encounter first by default, then the user's location). */
+/**
+ * docs/mapping.md §5.6: department, sources in the configured order (patient's encounter first by default, then the
+ * user's location).
+ */
 function department(ctx: RowContext): string | undefined {
   for (const source of ctx.options.departmentSources) {
     const found = DEPARTMENT_SOURCES[source](ctx);
@@ -155,7 +167,7 @@ function firstOf<T>(items: readonly T[], pick: (item: T) => string | undefined):
   return undefined;
 }
 
-/** The resolved resource's name, else the reference display (§5: "display or name"). */
+/** The resolved resource's name, else the reference display (docs/mapping.md §5.6). */
 function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holder?: FhirResource): string | undefined {
   if (!ref) return undefined;
   const resource = ctx.resolver.resolve(ref, type, holder);
@@ -163,7 +175,10 @@ function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holde
   return name || ref.display;
 }
 
-/** §7 heuristic for employees with no resolved name: "Family, Given" by the comma, else first and last token. */
+/**
+ * docs/mapping.md §7.4: heuristic for employees with no resolved name: "Family, Given" by the comma, else first and
+ * last token.
+ */
 function splitDisplayName(ctx: RowContext): { family?: string; given?: string } | undefined {
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;

@@ -1,6 +1,6 @@
 /**
- * Who and what a row is about (§3.2): the one requesting human, the Practitioner behind them (through a
- * PractitionerRole when needed), and the distinct patient subjects of the event.
+ * Who and what a row is about (docs/mapping.md §3.2, §3.4): the one requesting human, the Practitioner behind them
+ * (through a PractitionerRole when needed), and the distinct patient subjects of the event.
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import type { ResolvedOptions } from './options.js';
@@ -89,9 +89,10 @@ export interface PatientSubject {
 }
 
 /**
- * §3.2: entities with object-role 1 (Patient), entities whose `what` is a Patient (the vread data object), and the
- * configured patient extensions; de-duplicated on the normalised reference ("Patient/example" = ".../_history/1").
- * The agent half of the R4 `patient` search parameter is deliberately left out: a patient agent is a portal user.
+ * docs/mapping.md §3.4: entities with object-role 1 (Patient), entities whose `what` is a Patient (the vread data
+ * object), and the configured patient extensions; de-duplicated on the normalised reference ("Patient/example" =
+ * ".../_history/1"). The agent half of the R4 `patient` search parameter is deliberately left out: a patient agent is a
+ * portal user.
  */
 export function patientSubjects(event: AuditEvent, resolver: Resolver, options: ResolvedOptions): PatientSubject[] {
   const candidates: PatientSubject[] = [];

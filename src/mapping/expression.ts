@@ -1,6 +1,6 @@
 /**
  * Compiles one column entry once: a built-in, a direct accessor (simple-path.ts) or fhirpath.js with the R4 model
- * (packages.md: always compile, never evaluate() per row). Parse errors and unknown %variables fail here, before
+ * (docs/mapping.md §12.2: always compile, never evaluate() per row). Parse errors and unknown %variables fail here, before
  * any network call, naming the file, the column and the expression.
  */
 import fhirpath from 'fhirpath';

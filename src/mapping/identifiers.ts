@@ -1,11 +1,12 @@
 /**
- * Choosing one identifier among many (§5): the patient's MRN, the user's login and the user's EHR id. Epic sends
- * several identifiers per resource, typed by `type.text` only ("EPI", "MRN", "INTERNAL", "EXTERNAL" or a site's own
- * text), with Epic OIDs as systems and no v2-0203 coding (smart-backend-epic.md §3.9). So each choice is an ordered
- * list of tests: the v2-0203 code where a server sends one, the site's pinned systems and type texts, then the shapes
- * Epic is known to send. The first test that some usable identifier passes wins; among those, official > usual > no
- * use > secondary > temp. `use: old` never counts (a merged chart's previous MRN, a renamed user's former login).
- * The lists are built once per compiled mapping; the builtins that use them are memoised per patient or user.
+ * Choosing one identifier among many (docs/mapping.md §5.3, §7.1, §7.2): the patient's MRN, the user's login and the
+ * user's EHR id. Epic sends several identifiers per resource, typed by `type.text` only ("EPI", "MRN", "INTERNAL",
+ * "EXTERNAL" or a site's own text), with Epic OIDs as systems and no v2-0203 coding (docs/epic-smart.md §7.1, §7.2). So
+ * each choice is an ordered list of tests: the v2-0203 code where a server sends one, the site's pinned systems and
+ * type texts, then the shapes Epic is known to send. The first test that some usable identifier passes wins; among
+ * those, official > usual > no use > secondary > temp. `use: old` never counts (a merged chart's previous MRN, a
+ * renamed user's former login). The lists are built once per compiled mapping; the builtins that use them are memoised
+ * per patient or user.
  */
 import type { Identifier } from 'fhir/r4.js';
 import { rankedIdentifiers } from './validity.js';

@@ -1,6 +1,6 @@
 /**
  * Public surface of the mapping domain: FHIR R4 AuditEvent (+ Patient, Practitioner) → Purview EHR connector rows.
- * See: /work/shared/research/auditevent-mapping.md. Pure except load.ts (files).
+ * See: docs/mapping.md. Pure except load.ts (files).
  */
 export type { CompiledMapping, ConnectorSchema, Delimiter, DelimiterInput, EventMapResult, MappingOverrides, Row, RowReject } from './types.js';
 export { compileMapping } from './compile.js';

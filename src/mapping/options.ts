@@ -6,7 +6,10 @@ import { BridgeError } from '../errors.js';
 import { identifierChoices, type IdentifierChoices } from './identifiers.js';
 import { optionsSpec, type DepartmentSource, type MappingFileSpec } from './spec.js';
 
-/** UPN-shaped (user@domain.tld). The R4 examples put numeric ids ("601847123") in altId; those are not logins (§7). */
+/**
+ * UPN-shaped (user@domain.tld). The R4 examples put numeric ids ("601847123") in altId; those are not logins
+ * (docs/mapping.md §7.1).
+ */
 export const DEFAULT_LOGIN_REGEX = '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$';
 export const NORWAY_PATIENT_EXTENSION = 'http://hl7.no/fhir/StructureDefinition/auditevent-patient-extension';
 export const NORWAY_ENCOUNTER_EXTENSION = 'http://hl7.no/fhir/StructureDefinition/auditevent-encounter-extension';

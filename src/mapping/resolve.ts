@@ -1,8 +1,8 @@
 /**
- * Reference resolution for one AuditEvent (§3.3), in TS rather than FHIRPath's resolve(): `#id` from `contained`
- * (contained resources never nest, dom-2, so a reference inside a contained resource points at its siblings),
- * literal `Type/id` (absolute and versioned forms normalised) through the caller's lookup, then identifier-only
- * references by `identifierKey`. Display-only references stay unresolved.
+ * Reference resolution for one AuditEvent (docs/mapping.md §3.3), in TS rather than FHIRPath's resolve(): `#id` from
+ * `contained` (contained resources never nest, dom-2, so a reference inside a contained resource points at its
+ * siblings), literal `Type/id` (absolute and versioned forms normalised) through the caller's lookup, then
+ * identifier-only references by `identifierKey`. Display-only references stay unresolved.
  */
 import type { AuditEvent, FhirResource, Identifier, Reference } from 'fhir/r4.js';
 import { identifierKey, keyOf, parseReference, type ResourceLookup } from '../reference-keys.js';

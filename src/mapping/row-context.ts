@@ -10,7 +10,7 @@ import type { ParsedInstant, TimeFormat } from './time.js';
 
 export interface RowContext {
   readonly event: AuditEvent;
-  /** %t: the chosen event time (§4), undefined when the event has none. */
+  /** %t: the chosen event time (docs/mapping.md §4.1), undefined when the event has none. */
   readonly instant: ParsedInstant | undefined;
   /** Event time in epoch ms for validity checks; NaN when unknown. */
   readonly tMs: number;

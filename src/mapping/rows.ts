@@ -1,6 +1,6 @@
 /**
- * One AuditEvent → connector rows (§3, §9). Pure: all lookups come through `lookup`, and the only state is the
- * per-resource memo inside the compiled mapping. One row per (event × distinct patient), attributed to the one
+ * One AuditEvent → connector rows (docs/mapping.md §3, §9). Pure: all lookups come through `lookup`, and the only state
+ * is the per-resource memo inside the compiled mapping. One row per (event × distinct patient), attributed to the one
  * requesting human; missing critical values reject the row, other empty mandatory cells warn (or reject when strict).
  * Hot path (bench/transform.ts): no closures are created per event or row.
  */
@@ -56,7 +56,7 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
   const program = programOf(mapping);
   const eventId = event.id ?? '';
   const { skip, options } = program;
-  // §3.1: outcome is 0..1 and an absent outcome counts as success.
+  // docs/mapping.md §3.1: outcome is 0..1 and an absent outcome counts as success.
   if (skip.failureOutcome && event.outcome !== undefined && event.outcome !== '0') return skippedBy('failure-outcome');
   const resolver = createResolver(event, lookup, options.parseCxIdentifiers);
   const subjects = patientSubjects(event, resolver, options);
@@ -80,7 +80,8 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
     const patient = asPatient(resolver.resolve(subject.ref, 'Patient'));
     const patientView = patient ? program.patientViews.view(patient, tMs) : undefined;
     if (!patient) warnings.add('unresolved-patient');
-    // §3.3 step 5: a display-only patient keeps its display, as a name that cannot be split (text-only, §5).
+    // docs/mapping.md §3.3 (step 4), §5.4: a display-only patient keeps its display, as a name that cannot be split
+    // (text-only).
     const name: HumanName | undefined = patientView ? patientView.name : subject.ref.display ? { text: subject.ref.display } : undefined;
     // One literal with every field, so all row contexts share a shape.
     const ctx: RowContext = {

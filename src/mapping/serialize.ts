@@ -1,7 +1,7 @@
 /**
- * Rows → lines (§8). TAB (default) and PIPE join sanitised cells; CSV (healthcare only) follows RFC 4180 and quotes
- * a cell when it holds a double quote (the delimiter and line breaks were already replaced by sanitising).
- * No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
+ * Rows → lines (docs/mapping.md §8.2, §8.4). TAB (default) and PIPE join sanitised cells; CSV (healthcare only) follows
+ * RFC 4180 and quotes a cell when it holds a double quote (the delimiter and line breaks were already replaced by
+ * sanitising). No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
 import { programOf } from './compile.js';
 import { joinCells } from '../connector-file/index.js';

@@ -1,6 +1,6 @@
 /**
  * Direct accessors for the FHIRPath subset mapping files mostly use, so the hot path skips fhirpath.js node wrapping
- * (packages.md: a compiled `where(...).first()` runs at ~150k ops/s, too slow for 22 columns × 100k rows/s).
+ * (docs/mapping.md §12.2: a compiled `where(...).first()` runs at ~150k ops/s, too slow for 22 columns × 100k rows/s).
  * Supported: `%var` or a root member, then `.member`, `.first()`, `.last()`, `.skip(n)` and `.where(…)` over a
  * conjunction (`and`) of `m = 'lit'`, `m in %option`, `matches(%option)`, `m.empty()`, `m.exists()`. A choice-type
  * member (`value` for valueString …) is found by its JSON suffix, as FHIRPath does with the model. Anything else is

@@ -1,7 +1,7 @@
 /**
  * The mapping-file format (mappings/*.json), as a zod schema with a JSON Schema export (mappings/mapping.schema.json).
  * A file says, per connector column, which FHIRPath expressions (or named built-ins) fill it, tried in order; the
- * first non-empty value wins. See: /work/shared/research/auditevent-mapping.md §3–§9.
+ * first non-empty value wins. See: docs/mapping.md §3–§9, §12.1.
  */
 import { DELIMITER_INPUTS } from '../connector-file/index.js';
 import { z } from 'zod';

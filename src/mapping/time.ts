@@ -1,7 +1,7 @@
 /**
- * Event time: choose it (§4: period.start if it has a time part, else recorded) and format it (§8). FHIR allows any
- * number of fractional-second digits and JS Date keeps milliseconds only, so the fraction is carried as the source
- * text and only whole seconds go through Date arithmetic.
+ * Event time: choose it (docs/mapping.md §4.1: period.start if it has a time part, else recorded) and format it
+ * (docs/mapping.md §8.1). FHIR allows any number of fractional-second digits and JS Date keeps milliseconds only, so
+ * the fraction is carried as the source text and only whole seconds go through Date arithmetic.
  */
 import type { AuditEvent } from 'fhir/r4.js';
 
@@ -85,7 +85,7 @@ function digits(text: string, start: number, length: number): number {
   return value;
 }
 
-/** §4: `period.start` only when it carries a time, else `recorded` (an instant, always with a zone). */
+/** docs/mapping.md §4.1: `period.start` only when it carries a time, else `recorded` (an instant, always with a zone). */
 export function chooseEventTime(event: AuditEvent): ParsedInstant | undefined {
   return parseInstant(event.period?.start) ?? parseInstant(event.recorded);
 }

@@ -1,7 +1,8 @@
 /**
- * "Valid at the event time" and ranking by use (§5): the name, address, MRN and e-mail a row shows are the ones in
- * force when the access happened, not the ones valid today (Patient-example's maiden name ended in 2002).
- * FHIR period bounds may be partial ("2002"); `end` is inclusive at its own precision, so "2002" ends at 2003-01-01.
+ * "Valid at the event time" and ranking by use (docs/mapping.md §5.1, §5.2): the name, address, MRN and e-mail a row
+ * shows are the ones in force when the access happened, not the ones valid today (Patient-example's maiden name ended
+ * in 2002). FHIR period bounds may be partial ("2002"); `end` is inclusive at its own precision, so "2002" ends at
+ * 2003-01-01.
  */
 import type { Address, ContactPoint, HumanName, Identifier, Period } from 'fhir/r4.js';
 
@@ -83,12 +84,18 @@ export function rankedValid<T extends Periodic>(items: readonly T[] | undefined,
 
 const NAME_RANK: Readonly<Record<string, number>> = { official: 0, usual: 1, temp: 3, nickname: 4, anonymous: 5, old: 6, maiden: 7 };
 
-/** §5: official > usual > (no use) > temp > nickname > anonymous > old > maiden; names with no content are ignored. */
+/**
+ * docs/mapping.md §5.2: official > usual > (no use) > temp > nickname > anonymous > old > maiden; names with no content
+ * are ignored.
+ */
 export function chooseName(names: readonly HumanName[] | undefined, tMs: number): HumanName | undefined {
   return rankedValid(names, tMs, (name) => (name.family || name.given?.some(Boolean) || name.text ? NAME_RANK[name.use ?? ''] ?? 2 : -1))[0];
 }
 
-/** §5: home (physical|both) > home (postal) > no use > temp; work, billing and old only when nothing else exists. */
+/**
+ * docs/mapping.md §5.2: home (physical|both) > home (postal) > no use > temp; work, billing and old only when nothing
+ * else exists.
+ */
 export function chooseAddress(addresses: readonly Address[] | undefined, tMs: number): Address | undefined {
   return rankedValid(addresses, tMs, addressRank)[0];
 }
@@ -120,7 +127,7 @@ export function rankedIdentifiers(identifiers: readonly Identifier[] | undefined
   return rankedValid(identifiers, tMs, (identifier) => (test(identifier) ? IDENTIFIER_RANK[identifier.use ?? ''] ?? 2 : -1));
 }
 
-/** §7: e-mail addresses with use work (then no use), valid at tMs, by ContactPoint.rank. */
+/** docs/mapping.md §7.1 (step 4): e-mail addresses with use work (then no use), valid at tMs, by ContactPoint.rank. */
 export function workEmails(telecom: readonly ContactPoint[] | undefined, tMs: number): ContactPoint[] {
   return rankedValid(telecom, tMs, (point) => {
     if (point.system !== 'email' || !point.value) return -1;

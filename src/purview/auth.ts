@@ -1,8 +1,8 @@
 /**
- * Entra ID tokens for the ingestion service through @azure/msal-node (client credentials, purview-protocol.md §1.3):
+ * Entra ID tokens for the ingestion service through @azure/msal-node (client credentials, docs/purview-protocol.md §1.2):
  * scope `${resource}/.default`, a client secret or a certificate (msal signs a PS256 assertion with `x5t#S256`).
  * The authority metadata is given to msal up front, so the only request is the token POST (no instance discovery,
- * which also makes the local emulator work offline: packages.md "msal-node local emulator recipe"). Requests go
+ * which also makes the local emulator work offline: docs/purview-protocol.md §1.4). Requests go
  * through our own undici dispatcher (msal-network.ts), so the forward proxy applies and an extra CA is trusted for
  * these calls only. One token serves every block until shortly before it expires (createCachedTokenSource); msal's
  * own cache is bypassed so a 401 really gets a new token.
@@ -85,7 +85,7 @@ function msalConfiguration(options: PurviewAuthOptions, network: MsalNetwork): C
       clientId: options.appId,
       authority,
       knownAuthorities: [base.host],
-      // The v2 endpoints of any Entra tenant; given here so msal makes no discovery request (§1.3).
+      // The v2 endpoints of any Entra tenant; given here so msal makes no discovery request (docs/purview-protocol.md §1.4).
       authorityMetadata: JSON.stringify({
         issuer: `${authority}/v2.0`,
         token_endpoint: `${authority}/oauth2/v2.0/token`,

@@ -1,6 +1,6 @@
 /**
  * Microsoft cloud presets: the Entra ID login host and the ingestion host of each cloud, exactly as Microsoft's four
- * push scripts name them (purview-protocol.md §2.5). L4 is GCC High and L5 is DoD.
+ * push scripts name them (docs/purview-protocol.md §7). L4 is GCC High and L5 is DoD.
  */
 
 export type CloudName = 'commercial' | 'gcc' | 'gcc-high' | 'dod';
@@ -23,11 +23,11 @@ export const CLOUDS: Readonly<Record<CloudName, CloudPreset>> = Object.freeze({
 
 /**
  * The token resource (App ID URI) of the ingestion service since Microsoft's PR #15 (2025-03), used for every cloud
- * by the current scripts (purview-protocol.md §1.2). The scope requested is `${resource}/.default`.
+ * by the current scripts (docs/purview-protocol.md §1.3). The scope requested is `${resource}/.default`.
  */
 export const DEFAULT_RESOURCE = 'https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1';
 
-/** `{base}/api/signals?jobid=<jobId>` without a doubled slash (§2.1, §2.5). */
+/** `{base}/api/signals?jobid=<jobId>` without a doubled slash (docs/purview-protocol.md §2.1, §7). */
 export function signalsUrl(ingestionBase: string, jobId: string): string {
   return `${ingestionBase.replace(/\/+$/, '')}/api/signals?jobid=${encodeURIComponent(jobId)}`;
 }

@@ -2,7 +2,7 @@
  * Sends one claimed block until Purview answers 2xx: every attempt is recorded in the ledger before its request goes
  * out, the answer classified (transient → retried through the one retry policy, 401 → once more with a new token,
  * anything else permanent), and the block marked acknowledged only after a 2xx. Unlike Microsoft's script
- * (docs/purview-protocol.md §4), a network error or a timeout is never taken for success.
+ * (docs/purview-protocol.md §4.4), a network error or a timeout is never taken for success.
  */
 import type { Clock } from '../clock.js';
 import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
@@ -110,7 +110,10 @@ async function attemptBlock(
   throw new UploadStatusError(response, ctx.clock.now());
 }
 
-/** The part name of a block: one GUID per upload, NNNN counting that upload's blocks from 0001 (§2). */
+/**
+ * The part name of a block: one GUID per upload, NNNN counting that upload's blocks from 0001
+ * (docs/purview-protocol.md §2.2).
+ */
 export function blockFilename(fileIds: Map<number, string>, newFileId: IdSource, upload: number, number: number): string {
   let fileId = fileIds.get(upload);
   if (fileId === undefined) {

@@ -33,7 +33,7 @@ export interface ByteRange {
 
 export interface BlockResponse {
   readonly status: number;
-  /** The reason phrase; Purview puts its 403 explanation here (§2.3). */
+  /** The reason phrase; Purview puts its 403 explanation here (docs/purview-protocol.md §2.4). */
   readonly statusText: string;
   readonly retryAfter: string | undefined;
   /** At most the first 4 KiB of the body, for error messages. */

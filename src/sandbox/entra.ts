@@ -1,7 +1,7 @@
 /**
  * An Entra ID (Azure AD) token endpoint for the offline sandbox: client credentials with a client secret or a
  * certificate assertion, on the v2 endpoint msal-node uses (`/{tenant}/oauth2/v2.0/token`, scope `<resource>/.default`)
- * and the v1 endpoint Microsoft's script uses (`/{tenant}/oauth2/token`, `resource=`), purview-protocol.md §1.1/§1.3.
+ * and the v1 endpoint Microsoft's script uses (`/{tenant}/oauth2/token`, `resource=`), docs/purview-protocol.md §1.2, §1.4.
  * HTTPS only, because msal refuses http authorities. Routing is on the pathname: msal appends `?client-request-id=`.
  * Errors use Entra's shape and AADSTS codes so the client's messages can be tested. Access tokens are RS256 JWTs with
  * Entra's claims (aud, tid, appid/azp) and are also remembered, so the ingestion emulator can look them up.
@@ -141,7 +141,8 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
   state.tokens.set(accessToken, { tenantId, appId: app.appId, audience, expiresAtMs: state.clock.now() + state.lifetimeSec * 1000 });
   state.stats.issued += 1;
   const body: Record<string, unknown> = { token_type: 'Bearer', expires_in: state.lifetimeSec, ext_expires_in: state.lifetimeSec, access_token: accessToken };
-  // The v1 endpoint answers with strings and a few more fields (the Power Automate template parses them, §1.1).
+  // The v1 endpoint answers with strings and a few more fields (the Power Automate template parses them,
+  // docs/purview-protocol.md §1.2).
   if (version === 'v1') {
     return { ...body, expires_in: String(state.lifetimeSec), ext_expires_in: String(state.lifetimeSec), expires_on: String(nowSec + state.lifetimeSec), not_before: String(nowSec), resource: audience };
   }

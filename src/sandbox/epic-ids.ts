@@ -4,7 +4,7 @@
  * OIDs as systems and no v2-0203 coding. Epic's pattern is `1.2.840.114350.1.13.<CID>.<EnvType>.7.<kind>.<value>`
  * (EnvType 1 sandbox, 2 production, 3 non-production); `.7.2.<INI as ASCII codes>` names a master file (EMP 697780
  * users, SER 836982 providers, EPT 698084 patients, WPR 878082 MyChart) and `.7.5.737384.<n>` an IIT id type (14 the
- * MRN "EPI", 0 Epic's enterprise id "EPIC", 6 the provider id "PROVID"). See smart-backend-epic.md §3.9.
+ * MRN "EPI", 0 Epic's enterprise id "EPIC", 6 the provider id "PROVID"). See docs/epic-smart.md §7.1, §7.2.
  * "OIDs should be treated as opaque": a site tells the bridge which is which through its mapping options.
  */
 const ROOT = 'urn:oid:1.2.840.114350.1.13.999.2.7';

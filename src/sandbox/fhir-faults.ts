@@ -92,7 +92,10 @@ function testOnce(pattern: RegExp, target: string): boolean {
   return pattern.test(target);
 }
 
-/** The OperationOutcome Epic answers when a paging session has expired (research §3.6: "re-issue the original search"). */
+/**
+ * The OperationOutcome Epic answers when a paging session has expired (docs/epic-smart.md §6.2: issue the original
+ * search again).
+ */
 export function searchExpiredOutcome(): Record<string, unknown> {
   const text = 'Session ID for cached search results has expired';
   return {

@@ -273,7 +273,7 @@ function capabilityStatement(context: ServerContext): Record<string, unknown> {
   };
 }
 
-/** Epic's smart-configuration lists no token-endpoint signing algorithms (research smart-backend-epic.md). */
+/** Epic's smart-configuration lists no token-endpoint signing algorithms (docs/epic-smart.md §5.2). */
 function smartConfiguration(context: ServerContext): Record<string, unknown> {
   return {
     token_endpoint: context.options.tokenUrl,

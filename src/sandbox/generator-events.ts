@@ -3,7 +3,7 @@
  * metric, action, period.start = ACCESS_TIME, recorded = ACCESS_INSTANT, both mostly in the organisation's local
  * offset with DST and sometimes UTC; meta.lastUpdated the same instant in UTC), the user as the requesting agent with their
  * EMP login as altId and their workstation, break-the-glass as purposeOfUse BTG, the patient(s) as entities; searches
- * (110112 "Query") carry a query entity and no patient. Field choices follow auditevent-mapping.md §3–§7.
+ * (110112 "Query") carry a query entity and no patient. Field choices follow docs/mapping.md §3–§7.
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding } from 'fhir/r4.js';
 import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
@@ -119,7 +119,7 @@ function dicom(code: string, display: string): Coding {
 
 function subtypeOf(shape: EventShape): Coding {
   if (shape.search) return { system: CODE_SYSTEMS.accessMetric, ...SEARCH_METRIC };
-  // DICOM 110127 is the break-glass event (auditevent-mapping.md §6).
+  // DICOM 110127 is the break-glass event (docs/mapping.md §6.1).
   if (shape.btg) return dicom('110127', 'Emergency Override Started');
   return { system: CODE_SYSTEMS.accessMetric, code: shape.metric.code, display: shape.metric.display };
 }

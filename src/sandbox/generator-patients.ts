@@ -3,7 +3,7 @@
  * enterprise id 'EPIC', the EPT record id 'EXTERNAL' and space-padded 'INTERNAL', the MRN 'EPI'; sometimes a portal
  * login 'MYCHARTLOGIN', an untyped payer member id, and a merged chart's former MRN with use 'old' listed before the
  * current one), an official name, sometimes a nickname and an ended maiden name, a home address and sometimes an ended
- * earlier home address listed first: the mapper must pick by type, use and validity (auditevent-mapping.md §5).
+ * earlier home address listed first: the mapper must pick by type, use and validity (docs/mapping.md §5.1–§5.3).
  */
 import type { Address, HumanName, Identifier, Patient } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';

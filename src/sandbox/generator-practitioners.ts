@@ -1,10 +1,10 @@
 /**
- * Practitioners: Epic users shaped like Epic's sandbox Practitioner (smart-backend-epic.md §3.9): identifiers typed by
+ * Practitioners: Epic users shaped like Epic's sandbox Practitioner (docs/epic-smart.md §7.2, §7.3): identifiers typed by
  * `type.text` only — an NPI, the EMP record id (= the login, 'JSMITH12') as space-padded 'INTERNAL' and plain
  * 'EXTERNAL', the 'PROVID' provider id, the SER record id padded and plain — and a work email
  * `<login lowercase>@<emailDomain>`. A few renamed users still carry their former login as 'EXTERNAL' with use 'old',
  * listed first. The noLoginRate share has neither email nor EMP identifier, so their rows are rejected
- * (auditevent-mapping.md §7, §9).
+ * (docs/mapping.md §7.1, §9.1).
  */
 import type { ContactPoint, Identifier, Practitioner } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';

@@ -135,7 +135,7 @@ function feistelRound(half: number, key: number, round: number): number {
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const TAIL_LENGTH = 17;
 const INDEX_DIGITS = 6; // 62^6 > 2^32
-/** Epic FHIR ids are 24 characters of this shape, e.g. "erXuFYUfucBZaryVksYEcMg3" (smart-backend-epic.md §3.9). */
+/** Epic FHIR ids are 24 characters of this shape, e.g. "erXuFYUfucBZaryVksYEcMg3" (docs/epic-smart.md §7.1). */
 export const ID_LENGTH = 1 + TAIL_LENGTH + INDEX_DIGITS;
 /** Ids encode a 32-bit index. */
 export const MAX_INDEX = 0xffff_ffff;

@@ -1,7 +1,7 @@
 /**
  * Built-in word lists for the sandbox generator (no packages). Common first and last names combined at random give
  * realistic but fictional people; some are non-ASCII on purpose (é, ñ, ø, ü, 张) so the bridge is tested without
- * transliteration (auditevent-mapping.md §8). Phone numbers use the 555-01xx range reserved for fiction.
+ * transliteration (docs/mapping.md §8.3). Phone numbers use the 555-01xx range reserved for fiction.
  */
 
 export const GIVEN_FEMALE = [
@@ -93,7 +93,10 @@ export const BTG_REASONS: ReadonlyArray<{ readonly code: string; readonly displa
   { code: '4', display: 'Scheduling' }, { code: '5', display: 'Quality Review' },
 ];
 
-/** Free-text BTG explanations; several carry tabs, pipes, line breaks or quotes that the mapper must sanitise (§8). */
+/**
+ * Free-text BTG explanations; several carry tabs, pipes, line breaks or quotes that the mapper must sanitise
+ * (docs/mapping.md §8.3).
+ */
 export const BTG_EXPLANATIONS = [
   'Patient in ED, covering for attending',
   'Consult requested\tby phone | urgent',

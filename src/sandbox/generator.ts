@@ -1,7 +1,7 @@
 /**
  * Deterministic, seeded, Epic-shaped sandbox data: practitioners, patients and audit events with O(1) random access,
  * so a FHIR backend can serve any page of a million events without materialising them. Same seed, same bytes.
- * Research: smart-backend-epic.md §3.9 (identifiers), auditevent-mapping.md §3–§7 (what the mapper reads).
+ * See: docs/epic-smart.md §7 (identifiers), docs/mapping.md §3–§7 (what the mapper reads).
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';

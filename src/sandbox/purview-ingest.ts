@@ -1,11 +1,11 @@
 /**
- * A Purview ingestion endpoint for the offline sandbox, checking the wire format as strictly as purview-protocol.md §5
- * lists it: `POST /api/signals?jobid=` (any case), a bearer token from the Entra emulator with the ingestion audience
- * (401 otherwise), a job owned by the token's app (403 `jobId and corresponding appId do not match.` otherwise),
- * `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file` (part header parsed
- * leniently, §2.2), and a body in UTF-8 without BOM, CRLF-terminated lines, a header line on every block identical
- * across the job. Malformed → 400 with the reason. Accepted blocks are recorded per job, in arrival order, and faults
- * can be programmed per request (§5.5) to test that no block is ever lost.
+ * A Purview ingestion endpoint for the offline sandbox, checking the wire format as strictly as
+ * docs/purview-protocol.md §8.1 lists it: `POST /api/signals?jobid=` (any case), a bearer token from the Entra emulator
+ * with the ingestion audience (401 otherwise), a job owned by the token's app (403 `jobId and corresponding appId do
+ * not match.` otherwise), `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file`
+ * (part header parsed leniently, §2.2), and a body in UTF-8 without BOM, CRLF-terminated lines, a header line on every
+ * block identical across the job. Malformed → 400 with the reason. Accepted blocks are recorded per job, in arrival
+ * order, and faults can be programmed per request (§8.2) to test that no block is ever lost.
  */
 import { isUtf8 } from 'node:buffer';
 import { createServer, type Server } from 'node:https';
@@ -75,8 +75,9 @@ export const JOB_APP_MISMATCH = 'jobId and corresponding appId do not match.';
 /**
  * The ingestion service's App ID URI, the audience its tokens must carry, stated here rather than taken from the
  * bridge (a wrong constant there must fail against the emulator, not pass): the resource Microsoft's push scripts use
- * for every cloud since their PR #15 (March 2025), purview-protocol.md §1.3; https://github.com/microsoft/m365-compliance-connector-sample-scripts.
- * test/ops/emulator-constants.test.ts checks the bridge's DEFAULT_RESOURCE against it.
+ * for every cloud since their PR #15 (March 2025), docs/purview-protocol.md §1.3;
+ * https://github.com/microsoft/m365-compliance-connector-sample-scripts. test/ops/emulator-constants.test.ts checks the
+ * bridge's DEFAULT_RESOURCE against it.
  */
 export const INGESTION_RESOURCE = 'https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1';
 
@@ -167,7 +168,7 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
 function authorize(state: IngestState, url: URL, request: IncomingMessage): Job {
   const jobId = [...url.searchParams].find(([name]) => name.toLowerCase() === 'jobid')?.[1];
   if (!jobId) throw new Rejection(400, 'the jobid query parameter is missing');
-  // The script's `"Bearer $token "` quirk (§2.2): trailing spaces are trimmed.
+  // The script's `"Bearer $token "` quirk (docs/purview-protocol.md §2.2): trailing spaces are trimmed.
   const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1];
   const claims = bearer === undefined ? undefined : state.options.verifyAccessToken(bearer);
   if (!claims) throw new Rejection(401, 'a valid bearer token from Entra ID is required');
@@ -178,7 +179,10 @@ function authorize(state: IngestState, url: URL, request: IncomingMessage): Job 
   return job;
 }
 
-/** RFC 7578 body with one part named `file`; parameters quoted or not, spaces around `=` tolerated (§2.2). */
+/**
+ * RFC 7578 body with one part named `file`; parameters quoted or not, spaces around `=` tolerated
+ * (docs/purview-protocol.md §2.2).
+ */
 function parseMultipart(body: Buffer, contentType: string): { filename: string; content: Buffer } {
   if (!/^multipart\/form-data\s*;/i.test(contentType)) throw new Rejection(400, `content-type must be multipart/form-data, got "${contentType}"`);
   const boundary = /;\s*boundary\s*=\s*(?:"([^"]+)"|([^;\s]+))/i.exec(contentType);

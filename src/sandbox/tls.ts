@@ -1,7 +1,7 @@
 /**
  * The sandbox's TLS certificate: self-signed, valid for 127.0.0.1 and localhost, shared by the Entra ID and Purview
- * ingestion emulators. msal-node refuses http authorities (packages.md), so the emulators must speak https; clients
- * trust this certificate per request (purview.caFile), never process-wide.
+ * ingestion emulators. msal-node refuses http authorities (docs/purview-protocol.md §1.4), so the emulators must speak
+ * https; clients trust this certificate per request (purview.caFile), never process-wide.
  */
 import { generate } from 'selfsigned';
 

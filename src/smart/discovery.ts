@@ -4,7 +4,7 @@
  * B.4", SMART conformance). Epic overrides endpoints per client id, so both requests carry `Epic-Client-ID`.
  * Epic's document has no `token_endpoint_auth_signing_alg_values_supported` and no system scopes, so neither is
  * required; a server that lists its auth methods must list `private_key_jwt`.
- * See: https://build.fhir.org/ig/HL7/smart-app-launch/conformance.html and research §2.
+ * See: https://build.fhir.org/ig/HL7/smart-app-launch/conformance.html and docs/epic-smart.md §5.
  */
 import { BridgeError, isAbortError } from '../errors.js';
 import { RETRYABLE_STATUSES } from '../http.js';

@@ -80,7 +80,7 @@ describe('Practitioner-example: login from a configured identifier system; DICOM
     expect(mapEvent(event, site, lookupOf(hl7Resources())).rows).toEqual([[
       '2013-06-20T23:42:24Z', 'Emergency Override Started', 'Workstation1.ehr.familyclinic.com', 'Security Alert', 'Execute',
       '12345', 'Peter', 'James', 'Chalmers', '534 Erewhon St', '', 'PleasantVille', '3999', 'Vic', '', '',
-      // §9: the one permitted stand-in, for a BTG that names no reason.
+      // docs/mapping.md §6.2, §9.3: the one permitted stand-in, for a BTG that names no reason.
       'Emergency Override', '',
       '23', '23', 'Careful', 'Adam',
     ]]);

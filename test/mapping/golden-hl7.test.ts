@@ -1,6 +1,7 @@
 /**
  * Golden tests over every AuditEvent of the official FHIR R4 example package (test/fixtures/hl7-r4), for both
- * connector schemas: the exact rows, or the exact skip/reject reasons, written out by hand from the research rules.
+ * connector schemas: the exact rows, or the exact skip/reject reasons, written out by hand from the rules in
+ * docs/mapping.md.
  */
 import { describe, expect, it } from 'vitest';
 import { createSerializer, mapEvent, type CompiledMapping, type EventMapResult } from '../../src/mapping/index.js';
@@ -17,7 +18,8 @@ const lookup = lookupOf(hl7Resources());
 
 /** Default mapping, both schemas: what each fixture yields with every R4 Patient/Practitioner example available. */
 const DEFAULT_OUTCOMES: Record<string, (schema: 'epic' | 'healthcare') => Omit<EventMapResult, 'warnings'>> = {
-  // The requestor has only who.identifier "SomeIdiot@nowhere" and altId "notMe": neither is UPN-shaped (§7).
+  // The requestor has only who.identifier "SomeIdiot@nowhere" and altId "notMe": neither is UPN-shaped
+  // (docs/mapping.md §7.1).
   'AuditEvent-example-disclosure.json': (schema) => ({
     rows: [],
     rejects: [{ eventId: 'example-disclosure', patientRef: 'Patient/example', reason: 'missing-employee-login', column: loginColumn(schema) }],

@@ -1,6 +1,6 @@
 /**
- * The column rules one at a time: login sources and their order (§7), break-the-glass (§6), and what the pull is
- * asked to prefetch (collectReferences).
+ * The column rules one at a time: login sources and their order (docs/mapping.md §7.1), break-the-glass
+ * (docs/mapping.md §6), and what the pull is asked to prefetch (collectReferences).
  */
 import type { AuditEvent, AuditEventAgent, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
@@ -31,7 +31,7 @@ function cell(event: AuditEvent, column: string, overrides: MappingOverrides = {
   return result.rows[0]?.[index] ?? result.rejects[0]?.reason;
 }
 
-describe('employee login (§7): first source that has one; never a display name', () => {
+describe('employee login (docs/mapping.md §7.1): first source that has one; never a display name', () => {
   const login = (agent: Partial<AuditEventAgent>, overrides: MappingOverrides = {}): string | undefined => cell(read(agent), 'EMP.SYSTEM_LOGIN', overrides);
 
   it('a UPN-shaped altId comes first', () => {
@@ -66,7 +66,7 @@ describe('employee login (§7): first source that has one; never a display name'
   });
 });
 
-describe('break-the-glass (§6)', () => {
+describe('break-the-glass (docs/mapping.md §6)', () => {
   const btg = (coding: Record<string, string>, text?: string) => ({ coding: [{ system: AR, ...coding }], ...(text ? { text } : {}) });
   const both = (event: AuditEvent, overrides: MappingOverrides = {}): Array<string | undefined> => [
     cell(event, 'ZC_BTG_REASON.NAME', { ...overrides, options: { loginRegex: '.', ...overrides.options } }),

@@ -1,6 +1,6 @@
 /**
- * Event time (§4) and its formats (§8): UTC keeping the fractional seconds exactly as given, the source offset, and
- * wall-clock time in an IANA zone (across DST changes and non-hour offsets).
+ * Event time (docs/mapping.md §4.1) and its formats (docs/mapping.md §8.1): UTC keeping the fractional seconds exactly
+ * as given, the source offset, and wall-clock time in an IANA zone (across DST changes and non-hour offsets).
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';

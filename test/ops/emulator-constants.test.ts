@@ -34,7 +34,7 @@ describe('the emulators state the protocol values themselves', () => {
     expect(offenders, 'state the protocol value in the emulator (with its public source) instead of importing the bridge\'s').toEqual([]);
   });
 
-  it("Purview's App ID URI: the bridge's DEFAULT_RESOURCE, the emulator's and purview-protocol.md §1.3 agree", () => {
+  it("Purview's App ID URI: the bridge's DEFAULT_RESOURCE, the emulator's and docs/purview-protocol.md §1.3 agree", () => {
     const doc = readFileSync(join(root, 'docs/purview-protocol.md'), 'utf8');
     const section = doc.slice(doc.indexOf('### 1.3 Resource (App ID URI)'), doc.indexOf('### 1.4'));
     const published = /^\| since March 2025[^|]*\| `([^`]+)` \|$/m.exec(section)?.[1];
@@ -43,7 +43,7 @@ describe('the emulators state the protocol values themselves', () => {
     expect(DEFAULT_RESOURCE).toBe(INGESTION_RESOURCE);
   });
 
-  it("the 403 reason phrase the emulator answers is the one purview-protocol.md §2.4 quotes", () => {
+  it("the 403 reason phrase the emulator answers is the one docs/purview-protocol.md §2.4 quotes", () => {
     const doc = readFileSync(join(root, 'docs/purview-protocol.md'), 'utf8');
     expect(doc).toContain(`| 403, reason phrase \`${JOB_APP_MISMATCH}\` |`);
   });

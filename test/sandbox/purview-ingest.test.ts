@@ -70,7 +70,7 @@ describe('Purview ingestion emulator', () => {
   it('accepts the script\'s format and records header, rows, filename and delimiter, in order', async () => {
     const before = ingest.accepted(jobId).length;
     expect(await upload()).toMatchObject({ status: 200 });
-    // Power Automate style part header, unquoted boundary and an upper-case JOBID (§2.2).
+    // Power Automate style part header, unquoted boundary and an upper-case JOBID (docs/purview-protocol.md §2.2).
     expect(await upload({ boundary: 'pa', contentType: 'multipart/form-data; boundary=pa', disposition: 'form-data;name = "file";filename=b.csv', path: `/api/signals?JOBID=${jobId.toUpperCase()}` })).toMatchObject({ status: 200 });
     expect(ingest.accepted(jobId).slice(before)).toEqual([
       { filename: 'tmp_x0001.txt', header: HEADER, rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },

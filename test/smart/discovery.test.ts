@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.close()));
 });
 
-/** Epic's published smart-configuration (research §2.3): no signing-alg list, no system scopes. */
+/** Epic's published smart-configuration (docs/epic-smart.md §5.2): no signing-alg list, no system scopes. */
 function epicSmartConfiguration(origin: string): Record<string, unknown> {
   return {
     authorization_endpoint: `${origin}/interconnect-fhir-oauth/oauth2/authorize`,

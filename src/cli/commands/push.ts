@@ -1,6 +1,6 @@
 /**
  * `bridge push`: Microsoft's sample_script.ps1 for a flat-file export (tenantId, appId, appSecret, jobId, filePath),
- * without its data-loss bug (purview-protocol.md §3.2) and with the same resume: blocks are checkpointed by the
+ * without its data-loss bug (docs/purview-protocol.md §4.4) and with the same resume: blocks are checkpointed by the
  * content hash of the normalised file, so rerunning the same command after a failure sends only what Purview has not
  * acknowledged. The input is sniffed (tab, pipe, comma), a BOM and LF/CR line ends are accepted and normalised into a
  * private spool under the state directory, and the header is checked against the schema before anything is sent.
