@@ -6,9 +6,8 @@
  * and search-session expiry; Purview 503, reset before or after accepting, slow answers). At the end every row the
  * events produce is in Purview exactly once, or more than once only where the bridge flagged it possibly duplicated.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Rng } from '../../src/sandbox/generator-random.js';
@@ -16,8 +15,8 @@ import type { IngestFault } from '../../src/sandbox/purview-ingest.js';
 import type { FaultAction } from '../../src/sandbox/fhir-server.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { spawnBridge, type BridgeProcess } from '../support/bridge-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const SEED = 20261206;
 const ROUNDS = 10;
 const HOUR = 3_600_000;
@@ -28,25 +27,10 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-interface Child {
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
-  kill(signal: NodeJS.Signals): void;
-  stdout(): string;
-}
-
-function bridgeSync(until: string, blockRows: number): Child {
-  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), 'sync', '--config', h.sandbox.configPath, '--until', until, '--no-progress'], {
-    cwd: root,
-    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: String(blockRows), BRIDGE__logLevel: 'warn', BRIDGE__connectors__0__fhir__pageSize: '40' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function bridgeSync(until: string, blockRows: number): BridgeProcess {
+  return spawnBridge(['sync', '--config', h.sandbox.configPath, '--until', until, '--no-progress'], {
+    BRIDGE__connectors__0__purview__blockRows: String(blockRows), BRIDGE__connectors__0__fhir__pageSize: '40',
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((r) =>
-    child.on('close', (code, signal) => r({ code, signal, stdout, stderr })));
-  return { done, kill: (signal) => child.kill(signal), stdout: () => stdout };
 }
 
 /** Blocks acknowledged so far, as the runs' event logs record them (the output has no line per block: issue #17.4). */

@@ -3,15 +3,14 @@
  * state — the CLI exits 6 naming the holder, nothing is pushed twice; a state database locked by another process is
  * exit 6 with what to do, not an internal error.
  */
-import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiToken } from '../../src/server/auth.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { spawnBridge, until } from '../support/bridge-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const TOKEN = 'cli-exclusive-token-0123456789';
 let h: SandboxHarness;
 
@@ -20,29 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-function bridge(args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
-    cwd: root,
-    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '30', BRIDGE__logLevel: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.on('close', (code) => r({ code, stdout, stderr })));
-  return { child, done, stdout: () => stdout };
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { BRIDGE__connectors__0__purview__blockRows: '30', ...env });
 
 describe('one state, several processes', () => {
   it('a hand-started sync while the service runs one exits 6 naming the service; every row once', async () => {
@@ -65,7 +42,7 @@ describe('one state, several processes', () => {
       expect(cli.stderr).toContain('what to do:');
       await until('the service run to complete', () => (h.withStore((s) => s.listRuns({ connector: 'sandbox' }))[0]?.state === 'completed' ? true : undefined));
     } finally {
-      serve.child.kill('SIGTERM');
+      serve.kill('SIGTERM');
       await serve.done;
     }
     const flagged = h.withStore((s) => flaggedEvents(s, h.config));

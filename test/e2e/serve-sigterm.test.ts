@@ -3,13 +3,11 @@
  * exits 0 within the grace period (an open status stream of the operator page ends with it); the next `bridge sync`
  * resumes the push and every row arrives exactly once.
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiToken } from '../../src/server/auth.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { spawnBridge, until } from '../support/bridge-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const TOKEN = 'serve-sigterm-token-0123456789';
 let h: SandboxHarness;
 
@@ -18,29 +16,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-function bridge(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
-    cwd: root,
-    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '40', BRIDGE__logLevel: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) => child.on('close', (code) => r({ code, stdout, stderr })));
-  return { child, done, stdout: () => stdout };
-}
-
-async function until<T>(what: string, probe: () => T | undefined, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { BRIDGE__connectors__0__purview__blockRows: '40', ...env });
 
 describe('bridge serve and SIGTERM', () => {
   it('stops at a block checkpoint, exits 0, and the next sync delivers every row once', async () => {
@@ -59,7 +35,7 @@ describe('bridge serve and SIGTERM', () => {
     const reader = (stream.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
     expect((await reader.read()).value).toMatch(/^event: status\ndata: \{/);
     await until('first block', () => (h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length >= 1 ? true : undefined));
-    serve.child.kill('SIGTERM');
+    serve.kill('SIGTERM');
     const stopped = await serve.done;
     expect(stopped.code, stopped.stderr).toBe(0);
     for (let read = await reader.read(); !read.done; read = await reader.read()) expect(read.value).toMatch(/^event: status\n/);

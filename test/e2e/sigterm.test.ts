@@ -2,13 +2,12 @@
  * SIGTERM mid-push, then restart: the CLI finishes the block in flight, stops at that checkpoint (exit 130,
  * BRG_ERR_ABORTED), and the next `bridge sync` resumes the push so every row arrives exactly once.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { spawnBridge } from '../support/bridge-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 let h: SandboxHarness;
 
 beforeAll(async () => {
@@ -16,22 +15,7 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-function bridge(args: string[], onStdout?: (text: string) => void): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; kill: (signal: NodeJS.Signals) => void } {
-  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], {
-    cwd: root,
-    env: { ...process.env, BRIDGE__connectors__0__purview__blockRows: '40', BRIDGE__logLevel: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-    onStdout?.(stdout);
-  });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolveDone) => child.on('close', (code) => resolveDone({ code, stdout, stderr })));
-  return { done, kill: (signal) => child.kill(signal) };
-}
+const bridge = (args: string[]) => spawnBridge(args, { BRIDGE__connectors__0__purview__blockRows: '40' });
 
 describe('SIGTERM mid-push, then restart', () => {
   it('stops at a block checkpoint and the rerun delivers every row once', async () => {
