@@ -7,26 +7,22 @@
  * - baseline: GET each file of a completed export of the same request and JSON.parse every line (nothing else).
  * ratio = source / baseline, best of ROUNDS alternating rounds. Goal ≤ 1.5×, and a whole `bridge sync` with this
  * source (the compiled CLI, as e2e.ts runs it) within 300 MB peak RSS at 1M events.
- * Run directly: `npx tsx bench/bulk.ts [--events N] [--gzip]` prints the result as JSON; `--child …` is internal.
+ * Run directly (after `npm run build`): `npx tsx bench/bulk.ts [--events N] [--per-file N] [--gzip] [--sync]` prints the results as JSON.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { request } from 'undici';
 import { stringify } from 'yaml';
 import { systemClock } from '../src/clock.js';
-import { buildSmartTokenSource, buildSyncDeps, findConnector } from '../src/composition/index.js';
+import { buildSmartTokenSource, findConnector } from '../src/composition/index.js';
 import { loadConfig, type ConfigInput } from '../src/config/index.js';
-import { uuidSource } from '../src/ids.js';
 import { silentLogger } from '../src/log.js';
-import { ndjsonLines } from '../src/mapping/load.js';
 import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
 import { SyncEvents } from '../src/sync/events.js';
-import { openStateStore } from '../src/sync/state/index.js';
 import { BRIDGE_NODE_OPTIONS } from './e2e.js';
 
 const run = promisify(execFile);
@@ -134,52 +130,62 @@ async function completedExport(sandbox: Sandbox, token: string): Promise<string[
   }
 }
 
+/**
+ * Both sides run the compiled bridge (dist/, as shipped: `npm run build` first) in plain Node processes with the
+ * shipped V8 flags, and time themselves from their first request to their last line.
+ */
 async function child(mode: 'source' | 'baseline', args: Record<string, unknown>, env: Record<string, string>): Promise<ChildReport> {
-  const { stdout } = await run(process.execPath, [...BRIDGE_NODE_OPTIONS.split(' '), '--import', 'tsx', fileURLToPath(import.meta.url), '--child', mode, JSON.stringify(args)], {
-    env: { ...process.env, NODE_OPTIONS: '', ...env }, maxBuffer: 1 << 20,
+  const script = (mode === 'source' ? SOURCE_CHILD : BASELINE_CHILD).replaceAll('DIST/', `${pathToFileURL(resolve(import.meta.dirname, '../dist')).href}/`);
+  const { stdout } = await run(process.execPath, [...BRIDGE_NODE_OPTIONS.split(' '), '--input-type=module', '-e', script, JSON.stringify(args)], {
+    env: { ...process.env, NODE_OPTIONS: '', ...env }, maxBuffer: 1 << 20, cwd: resolve(import.meta.dirname, '..'),
   });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as ChildReport;
 }
 
 /** The bridge side: the connector's source as a sync builds it, read to the end (no mapping, no push). */
-async function sourceChild(args: { configPath: string; stateDir: string }): Promise<ChildReport> {
-  const config = loadConfig({ path: args.configPath, env: {}, flags: { stateDir: args.stateDir } });
-  const store = openStateStore(config.stateDir, systemClock);
-  try {
-    const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger: silentLogger(), events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
-    const source = deps.source();
-    await source.check();
-    const start = performance.now();
-    let lines = 0;
-    for await (const page of source.pages({ since: '2026-11-01T00:00:00Z', until: new Date().toISOString() })) lines += page.length;
-    source.coveredUntil?.();
-    return { ms: performance.now() - start, lines, peakRssMb: process.resourceUsage().maxRSS / 1024 };
-  } finally {
-    store.close();
-  }
-}
+const SOURCE_CHILD = `
+import { systemClock } from 'DIST/clock.js';
+import { buildSyncDeps, findConnector } from 'DIST/composition/index.js';
+import { loadConfig } from 'DIST/config/index.js';
+import { uuidSource } from 'DIST/ids.js';
+import { silentLogger } from 'DIST/log.js';
+import { SyncEvents } from 'DIST/sync/events.js';
+import { openStateStore } from 'DIST/sync/state/index.js';
+const args = JSON.parse(process.argv[1]);
+const config = loadConfig({ path: args.configPath, env: {}, flags: { stateDir: args.stateDir } });
+const store = openStateStore(config.stateDir, systemClock);
+const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger: silentLogger(), events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
+const source = deps.source();
+await source.check();
+const start = performance.now();
+let lines = 0;
+for await (const page of source.pages({ since: '2026-11-01T00:00:00Z', until: new Date().toISOString() })) lines += page.length;
+source.coveredUntil?.();
+const ms = performance.now() - start;
+store.close();
+process.stdout.write(JSON.stringify({ ms, lines, peakRssMb: process.resourceUsage().maxRSS / 1024 }) + '\\n');
+`;
 
-/** The baseline: each file downloaded and every line JSON.parsed, nothing kept. */
-async function baselineChild(args: { urls: string[]; gzip: boolean }): Promise<ChildReport> {
-  const start = performance.now();
-  let lines = 0;
-  for (const url of args.urls) {
-    const { statusCode, body } = await request(url, { headers: { authorization: `Bearer ${process.env['BENCH_TOKEN'] ?? ''}`, ...(args.gzip ? { 'accept-encoding': 'gzip' } : {}) } });
-    if (statusCode !== 200) throw new Error(`download answered ${statusCode}`);
-    const { createGunzip } = await import('node:zlib');
-    const bytes = args.gzip ? body.pipe(createGunzip()) : body;
-    for await (const chunk of ndjsonLines(bytes as AsyncIterable<Buffer>)) {
-      for (let i = 0; i < chunk.length; i++) {
-        const text = chunk.text(i);
-        if (text.length > 0) {
-          JSON.parse(text);
-          lines += 1;
-        }
-      }
+/** The baseline: each file downloaded and every line JSON.parsed (lines cut as the bridge cuts them), nothing kept. */
+const BASELINE_CHILD = `
+import { createGunzip } from 'node:zlib';
+import { request } from 'undici';
+import { ndjsonLines } from 'DIST/mapping/load.js';
+const args = JSON.parse(process.argv[1]);
+const start = performance.now();
+let lines = 0;
+for (const url of args.urls) {
+  const { statusCode, body } = await request(url, { headers: { authorization: 'Bearer ' + process.env.BENCH_TOKEN, ...(args.gzip ? { 'accept-encoding': 'gzip' } : {}) } });
+  if (statusCode !== 200) throw new Error('download answered ' + statusCode);
+  for await (const chunk of ndjsonLines(args.gzip ? body.pipe(createGunzip()) : body)) {
+    for (let i = 0; i < chunk.length; i++) {
+      const text = chunk.text(i);
+      if (text.length > 0) { JSON.parse(text); lines += 1; }
     }
   }
-  return { ms: performance.now() - start, lines, peakRssMb: process.resourceUsage().maxRSS / 1024 };
 }
+process.stdout.write(JSON.stringify({ ms: performance.now() - start, lines, peakRssMb: process.resourceUsage().maxRSS / 1024 }) + '\\n');
+`;
 
 function flag(name: string, fallback: number): number {
   const at = process.argv.indexOf(name);
@@ -187,15 +193,11 @@ function flag(name: string, fallback: number): number {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const at = process.argv.indexOf('--child');
-  if (at !== -1) {
-    const mode = process.argv[at + 1];
-    const args = JSON.parse(process.argv[at + 2] ?? '{}') as Record<string, unknown>;
-    const report = mode === 'source' ? await sourceChild(args as { configPath: string; stateDir: string }) : await baselineChild(args as { urls: string[]; gzip: boolean });
-    process.stdout.write(`${JSON.stringify(report)}\n`);
-  } else {
-    const events = flag('--events', 200_000);
-    const size = { events, patients: Math.max(1000, Math.round(events / 20)), practitioners: Math.max(100, Math.round(events / 200)), cacheSize: Math.round(events / 16), gzip: process.argv.includes('--gzip') };
-    process.stdout.write(`${JSON.stringify(await runBulkBench(size))}\n`);
-  }
+  const events = flag('--events', 200_000);
+  const size = {
+    events, patients: Math.max(1000, Math.round(events / 20)), practitioners: Math.max(100, Math.round(events / 200)), cacheSize: Math.round(events / 16),
+    resourcesPerFile: flag('--per-file', Math.ceil(events / 10)), gzip: process.argv.includes('--gzip'),
+  };
+  process.stdout.write(`${JSON.stringify(await runBulkBench(size))}\n`);
+  if (process.argv.includes('--sync')) process.stdout.write(`${JSON.stringify(await runBulkSyncBench(size))}\n`);
 }

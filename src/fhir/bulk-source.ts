@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import type { SyncWindow } from '../sync/window.js';
 import type { CheckpointStore, ExportRequest } from './bulk/checkpoint.js';
 import { BulkExportJob, type BulkExportEvent, type ReadyExport } from './bulk/export.js';
-import { ExportExpiredError, fileLabel, localLines, parseLine } from './bulk/files.js';
+import { ExportExpiredError, fileLabel, parseLine } from './bulk/files.js';
 import type { BulkHttp } from './bulk/http.js';
 import { exportError } from './bulk/job.js';
 import { LookupIndex, type IndexedLine } from './bulk/lookup-index.js';
@@ -103,8 +103,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       for (const i of lookups) {
         const file = output[i] as (typeof output)[number];
         const label = fileLabel(file, i, output.length);
-        const local = await downloads.file(i);
-        for await (const lines of localLines(job.pathOf(checkpoint, i), local, label)) {
+        for await (const lines of downloads.lines(i)) {
           const batch: IndexedLine[] = [];
           for (let k = 0; k < lines.length; k++) {
             const json = lines.text(k);
@@ -120,8 +119,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       for (const i of events) {
         const file = output[i] as (typeof output)[number];
         const label = fileLabel(file, i, output.length);
-        const local = await downloads.file(i);
-        for await (const lines of localLines(job.pathOf(checkpoint, i), local, label)) {
+        for await (const lines of downloads.lines(i)) {
           for (let k = 0; k < lines.length; k++) {
             const text = lines.text(k);
             if (text.length === 0 || text.trim() === '') continue;
@@ -151,10 +149,11 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     },
     async *pages(window, signal) {
       covered = undefined;
+      const since = exportSince(window, options.overlapMs);
       const request: ExportRequest = {
         level: settings.level, types: [...settings.types],
         ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
-        ...(exportSince(window, options.overlapMs) !== undefined ? { since: exportSince(window, options.overlapMs) } : {}),
+        ...(since !== undefined ? { since } : {}),
       };
       const progress = { events: 0 };
       try {

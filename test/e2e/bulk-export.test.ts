@@ -131,3 +131,22 @@ it('downloads only the missing files after `bridge sync` was killed with SIGKILL
   expect(complete).toEqual(expect.arrayContaining(['10', '11', '12']));
   expectEveryRowOnce(x, x.sandbox.dataset.events());
 });
+
+it('logs no PHI and no token while exporting, polling through faults and reporting error files', async () => {
+  h = await startHarness({ data: { seed: 74, events: 200, patients: 30, practitioners: 6, canary: true }, flags: BULK });
+  const x = h;
+  const bulk = x.sandbox.fhir.bulk;
+  Object.assign(bulk.settings, { processingPolls: 2, errorLines: 2, resourcesPerFile: 50 });
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/status\// });
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '1' }, match: /\/bulk\/status\// });
+  await x.sync({ since: undefined, until: undefined });
+  expect(JSON.stringify(x.sandbox.dataset.patientAt(0).name)).toContain('CANARY');
+  expect(x.logLines.some((l) => l.includes('FHIR $export in progress'))).toBe(true);
+  expect(x.logLines.some((l) => l.includes('the FHIR server reported errors for this export'))).toBe(true);
+  const tokens = [...new Set(bulk.log.polls.map((poll) => poll.token).filter((t): t is string => t !== undefined))];
+  expect(tokens.length).toBeGreaterThan(0);
+  for (const line of x.logLines) {
+    for (const value of ['CANARY', ...tokens]) expect(line.includes(value), `a log line contains a forbidden value (${value.slice(0, 6)}…)`).toBe(false);
+  }
+  expectEveryRowOnce(x, x.sandbox.dataset.events());
+});

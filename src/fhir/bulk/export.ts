@@ -2,7 +2,7 @@
  * One connector's Bulk Data export across runs: kick-off or resume, poll, manifest, downloads, each step checkpointed
  * in the state store (checkpoint.ts) before the next begins, so a run that dies resumes polling the same status URL or
  * downloading only the files not yet on disk, never exporting again. Downloads run one at a time ahead of the reader
- * (lookups first, then AuditEvents), so reading one file overlaps fetching the next. When the export is read, or
+ * (lookups first, then AuditEvents) and read as they arrive (downloads.ts). When the export is read, or
  * abandoned, its status URL gets a DELETE and its local files go.
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import { outcomeText } from '../outcome.js';
 import { quoteUpstreamText } from '../../http.js';
-import { loadCheckpoint, sameRequest, saveCheckpoint, type CheckpointStore, type ExportCheckpoint, type ExportManifest, type ExportRequest, type LocalFile } from './checkpoint.js';
-import { downloadFile, fileLabel, isComplete, localLines, parseLine, sendsBearer } from './files.js';
+import { loadCheckpoint, sameRequest, saveCheckpoint, type CheckpointStore, type ExportCheckpoint, type ExportManifest, type ExportRequest, type LocalFile, type ManifestFile } from './checkpoint.js';
+import { Downloads } from './downloads.js';
+import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';
 import { BulkHttp } from './http.js';
-import { deleteExport, kickOff, pollStatus } from './job.js';
+import { deleteExport, exportError, kickOff, pollStatus } from './job.js';
 import { readManifest } from './manifest.js';
 
 /** What the export does, for logs, progress lines and tests. No PHI: counts, times, cleaned server text. */
@@ -76,7 +77,7 @@ export class BulkExportJob {
         onProgress: (progress) => this.emit({ type: 'progress', progress }),
       }));
       if (result.kind === 'gone') {
-        if (gone + 1 >= MAX_GONE) throw new BridgeError('BRG_ERR_FHIR_EXPORT', `The FHIR server forgot ${MAX_GONE} exports in a row while they were polled (HTTP ${result.status} on the status URL); try again later.`);
+        if (gone + 1 >= MAX_GONE) throw exportError(`The FHIR server forgot ${MAX_GONE} exports in a row while they were polled (HTTP ${result.status} on the status URL); try again later`, result.status);
         http.options.logger.warn({ status: result.status }, 'the FHIR server no longer knows the export being polled; starting a new one');
         this.emit({ type: 'restart', reason: `status URL answered HTTP ${result.status}` });
         await this.abandon(current, signal);
@@ -97,10 +98,18 @@ export class BulkExportJob {
     return join(this.options.dir, checkpoint.id, `${index}.ndjson`);
   }
 
-  /** Starts downloading, in `order`, every file not yet complete on disk; one at a time, ahead of the reader. */
+  /** Starts downloading, in `order`, every file not yet complete on disk; one at a time, followed by the reader. */
   downloads(checkpoint: ReadyExport, order: readonly number[], signal?: AbortSignal): Downloads {
     mkdirSync(join(this.options.dir, checkpoint.id), { recursive: true, mode: 0o700 });
-    return new Downloads(this, checkpoint, order, signal);
+    const { output, requiresAccessToken } = checkpoint.manifest;
+    return new Downloads(this.options.http, {
+      output, requiresAccessToken, complete: checkpoint.files,
+      pathOf: (index) => this.pathOf(checkpoint, index),
+      onComplete: (index, local) => {
+        this.complete(checkpoint, index, local);
+        this.emit({ type: 'downloaded', file: fileLabel(output[index] as ManifestFile, index, output.length), bytes: local.bytes });
+      },
+    }, order, signal);
   }
 
   /** Reads the error files once per export and reports them (counts and cleaned text: never a whole line). */
@@ -158,6 +167,11 @@ export class BulkExportJob {
   }
 
   emit(event: BulkExportEvent): void {
+    const { logger } = this.options.http.options;
+    if (event.type === 'kick-off') logger.info({ since: event.since ?? null }, 'FHIR $export kicked off');
+    if (event.type === 'resumed') logger.info({ phase: event.phase, filesComplete: event.filesComplete, files: event.files }, 'resuming the unfinished FHIR $export of an earlier run');
+    if (event.type === 'manifest') logger.info({ files: event.files, transactionTime: event.transactionTime }, 'FHIR $export complete; downloading its files');
+    if (event.type === 'finished') logger.info({ deleted: event.deleted }, 'FHIR $export read; its status URL was deleted');
     this.options.onEvent?.(event);
   }
 
@@ -181,66 +195,4 @@ export class BulkExportJob {
     }
     for (const name of names) if (name !== keep) rmSync(join(this.options.dir, name), { recursive: true, force: true });
   }
-}
-
-/** Sequential downloads ahead of the reader; `file(i)` resolves when file i is complete on disk. */
-export class Downloads {
-  private readonly waits = new Map<number, { promise: Promise<LocalFile>; resolve: (f: LocalFile) => void; reject: (e: unknown) => void }>();
-  private readonly controller = new AbortController();
-  private readonly loop: Promise<void>;
-
-  constructor(private readonly job: BulkExportJob, private readonly checkpoint: ReadyExport, order: readonly number[], signal?: AbortSignal) {
-    for (const i of order) {
-      let resolve: (f: LocalFile) => void = () => undefined;
-      let reject: (e: unknown) => void = () => undefined;
-      const promise = new Promise<LocalFile>((res, rej) => {
-        resolve = res;
-        reject = rej;
-      });
-      promise.catch(() => undefined); // awaited by the reader; an unawaited failure after a stop is not unhandled
-      this.waits.set(i, { promise, resolve, reject });
-    }
-    const stop = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
-    this.loop = this.run(order, stop);
-  }
-
-  file(index: number): Promise<LocalFile> {
-    const wait = this.waits.get(index);
-    if (!wait) throw new RangeError(`file ${index} is not being downloaded`);
-    return wait.promise;
-  }
-
-  /** Stops downloading (the reader is done or failed) and waits for the loop to let go of its files. */
-  async stop(): Promise<void> {
-    this.controller.abort();
-    await this.loop;
-  }
-
-  private async run(order: readonly number[], signal: AbortSignal): Promise<void> {
-    const { manifest } = this.checkpoint;
-    const { http } = this.job.options;
-    for (const [n, i] of order.entries()) {
-      const wait = this.waits.get(i);
-      const file = manifest.output[i];
-      if (!wait || !file) continue;
-      try {
-        const path = this.job.pathOf(this.checkpoint, i);
-        const known = this.checkpoint.files[String(i)];
-        if (known && isComplete(path, known)) {
-          wait.resolve(known);
-          continue;
-        }
-        const label = fileLabel(file, i, manifest.output.length);
-        const local = await downloadFile(http, file, label, path, sendsBearer(http, manifest.requiresAccessToken, file.url), signal);
-        this.job.complete(this.checkpoint, i, local);
-        this.job.emit({ type: 'downloaded', file: label, bytes: local.bytes });
-        wait.resolve(local);
-      } catch (error) {
-        // This file and every later one fail with the same error: the reader meets it at the first it awaits.
-        for (const j of order.slice(n)) this.waits.get(j)?.reject(error);
-        return;
-      }
-    }
-  }
-
 }

@@ -1,10 +1,10 @@
 /**
- * Export files: downloaded whole to local disk (0600, under the state directory), then read line by line. Keeping the
- * bytes locally is what makes a download resumable: a file is checkpointed once it is complete on disk, so a run that
- * dies mid-export downloads only the rest. The bearer goes with a download only when the manifest says
- * requiresAccessToken and the file is on the FHIR server's origin (a pre-signed blob URL elsewhere must not see it).
- * gzip is accepted and stored as it came; it is inflated while reading. A 404/410 means the files expired: the export
- * is restarted (ExportExpiredError). Every line is parsed and its resourceType checked against the manifest's type.
+ * What every export file shares: how it is named in messages (type, position, path: never its query, which may carry
+ * a signature), whether a download carries the bearer (only when the manifest says requiresAccessToken and the file
+ * is on the FHIR server's origin: a pre-signed blob URL elsewhere must not see it), the check of every line (JSON, and
+ * the manifest's resourceType), and expiry (404/410: ExportExpiredError, the export is restarted). Output files are
+ * downloaded and read as they arrive by downloads.ts; the small error files whole, here (downloadFile, localLines).
+ * gzip is accepted and stored as it came, inflated while read.
  * See: https://hl7.org/fhir/uv/bulkdata/export.html#file-request
  */
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';

@@ -73,15 +73,13 @@ export class BulkHttp {
   /** One request (a second after a 401, with a new token); the body is the caller's to read or dump. */
   async send(req: BulkRequest): Promise<BulkReply> {
     if (req.bearer && safeOrigin(req.url) !== this.origin) throw foreignLinkError(req.url, this.origin);
-    let rejected: string | undefined;
     for (let attempt = 1; ; attempt++) {
       const token = req.bearer ? await this.options.tokenSource.getToken(req.signal) : undefined;
       const reply = await this.raw(req, token);
       if (reply.status !== 401 || !token || attempt > 1) return reply;
       // RFC 6750 §3.1: the token expired or was revoked between polls; one replay with a fresh one.
       await reply.body.dump();
-      rejected = token;
-      this.options.tokenSource.invalidate(rejected);
+      this.options.tokenSource.invalidate(token);
       this.options.logger.info({ step: req.what }, 'FHIR server rejected the access token; retrying once with a new one');
     }
   }
@@ -94,7 +92,7 @@ export class BulkHttp {
   }
 
   /** A request under the shared retry policy (408/429/5xx with Retry-After, timeouts, network errors). */
-  async withRetries<T>(what: string, attempt: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async withRetries<T>(what: string, attempt: (attemptNumber: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let retries = 0;
     try {
       return await withRetry(attempt, (error) => this.classify(error), {

@@ -12,7 +12,7 @@ import type { FhirResource } from 'fhir/r4.js';
 import { identifierKey, referenceKey } from '../../reference-keys.js';
 
 /** SQLite's page cache for the index, in KiB (negative cache_size): the index's whole share of memory. */
-const CACHE_KIB = 16 * 1024;
+const CACHE_KIB = 4 * 1024;
 
 export interface IndexedLine {
   readonly resource: FhirResource;
