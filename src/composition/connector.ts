@@ -12,6 +12,7 @@ import { DEFAULT_RETRY } from '../http.js';
 import { join } from 'node:path';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
+import type { TokenSource } from '../token-cache.js';
 import { builtinMappingPath, loadMapping, type CompiledMapping, type MappingOverrides } from '../mapping/index.js';
 import { encodingName, type ConnectorSchema } from '../connector-file/index.js';
 import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
@@ -129,16 +130,17 @@ export function destinationOf(connector: ConnectorConfig): string {
 /**
  * FHIR search over the connector's server, with the client and resolver below; or a Bulk Data export, whose checkpoint
  * lives in the state store and whose downloads under stateDir/bulk/<connector>, with that resolver for references the
- * export lacks. The export's requests use their own SMART token source (a second cached token) and a dispatcher with
- * the connector's proxy and CA but no response size cap: its files are far larger than one search page.
+ * export lacks. The export's requests share the search client's SMART token (one cached token per run) and use a
+ * dispatcher with the connector's proxy and CA but no response size cap: its files are far larger than one search page.
  */
 function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): EventSource {
   const f = fhirSettings(connector);
-  const { client, resolver } = buildFhirClient(context, connector);
+  const tokenSource = buildSmartTokenSource(context, connector);
+  const { client, resolver } = buildFhirClient(context, connector, tokenSource);
   if (connector.source.type === 'bulk-export') {
     const source = connector.source;
     const http = new BulkHttp({
-      baseUrl: f.baseUrl, tokenSource: buildSmartTokenSource(context, connector), dispatcher: createDispatcher(resolveNetwork(context.config.network, context.env)),
+      baseUrl: f.baseUrl, tokenSource, dispatcher: createDispatcher(resolveNetwork(context.config.network, context.env)),
       clock: context.clock, logger: context.logger.child({ connector: connector.name, source: 'bulk-export' }),
       timeoutMs: f.timeoutMs, retry: DEFAULT_RETRY, maxJsonBytes: f.maxResponseBytes,
     });
@@ -155,11 +157,12 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
 /** The connector's FHIR client (token, queue, retries, size cap, proxy) and its reference resolver: a sync's and the doctor's. */
 export function buildFhirClient(
   context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'>, connector: ConnectorConfig,
+  tokenSource: TokenSource = buildSmartTokenSource(context, connector),
 ): { client: FhirClient; resolver: ReferenceResolver } {
   const f = fhirSettings(connector);
   const client = createFhirClient({
     baseUrl: f.baseUrl,
-    tokenSource: buildSmartTokenSource(context, connector),
+    tokenSource,
     clock: context.clock,
     logger: context.logger,
     concurrency: f.concurrency,

@@ -48,14 +48,16 @@ export interface BulkSourceOptions {
    */
   readonly pageSize?: number;
   readonly newId: () => string;
+  /** Every export step as data (tests, metrics); the operator's lines go to pages()' `note`. */
   readonly onEvent?: (event: BulkExportEvent) => void;
 }
 
 export interface BulkExportSource {
   check(signal?: AbortSignal): Promise<void>;
-  pages(window: SyncWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  pages(window: SyncWindow, signal?: AbortSignal, note?: (message: string) => void): AsyncIterable<readonly AuditEvent[]>;
   readonly resolver: BulkResolver;
   coveredUntil(): string | undefined;
+  close(): void;
 }
 
 /** In-run restarts after the files expired before any event was read (after that the run stops; see pages). */
@@ -75,10 +77,16 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
   const { http, settings } = options;
   const logger = http.options.logger;
   const resolver = new BulkResolver(options.fallback, options.cacheSize);
+  // The current run's progress line; set by pages() (the source outlives one run in the service).
+  let note: ((message: string) => void) | undefined;
   const job = new BulkExportJob({
     http, store: options.store, dir: options.dir, newId: options.newId,
     pollMinMs: settings.pollMinSeconds * 1000, pollMaxMs: settings.pollMaxMinutes * 60_000,
-    onEvent: (event) => options.onEvent?.(event),
+    onEvent: (event) => {
+      options.onEvent?.(event);
+      const message = describeExportEvent(event);
+      if (message !== undefined) note?.(message);
+    },
   });
   const pageSize = options.pageSize ?? 200;
   let index: LookupIndex | undefined;
@@ -147,8 +155,9 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     check: async (signal) => {
       await http.options.tokenSource.getToken(signal);
     },
-    async *pages(window, signal) {
+    async *pages(window, signal, onNote) {
       covered = undefined;
+      note = onNote;
       const since = exportSince(window, options.overlapMs);
       const request: ExportRequest = {
         level: settings.level, types: [...settings.types],
@@ -182,10 +191,25 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
         throw error;
       }
     },
-    // Called once the pull is complete (the pipeline's last map has run): the lookup index is no longer needed.
-    coveredUntil() {
+    coveredUntil: () => covered,
+    // Called once the pull ended (the pipeline's last map has run, or it failed): the lookup index is no longer needed.
+    close() {
       closeIndex();
-      return covered;
+      note = undefined;
     },
   };
+}
+
+/** The operator's line for an export step (counts and the server's X-Progress text, already cleaned; no PHI). */
+export function describeExportEvent(event: BulkExportEvent): string | undefined {
+  switch (event.type) {
+    case 'kick-off': return `export requested${event.since ? ` (changes since ${event.since})` : ''}`;
+    case 'resumed': return event.phase === 'polling' ? 'waiting for the export an earlier run requested' : `resuming the export's downloads (${event.filesComplete} of ${event.files} files complete)`;
+    case 'progress': return `export in progress: ${event.progress}`;
+    case 'manifest': return `export ready: ${event.files} file(s) as of ${event.transactionTime}`;
+    case 'downloaded': return `downloaded ${event.file}`;
+    case 'export-errors': return `the server reported ${event.outcomes} error(s) for this export`;
+    case 'restart': return `starting a new export: ${event.reason}`;
+    case 'finished': return undefined;
+  }
 }

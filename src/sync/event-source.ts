@@ -10,8 +10,11 @@ import type { SyncWindow } from './window.js';
 export interface EventSource {
   /** Checks, before anything is pulled, that the source can serve the run (e.g. /metadata lists AuditEvent search). */
   check(signal?: AbortSignal): Promise<void>;
-  /** Pages of AuditEvents recorded in the window, in about time order (the ledger and overlap keep each once). */
-  pages(window: SyncWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  /**
+   * Pages of AuditEvents recorded in the window, in about time order (the ledger and overlap keep each once).
+   * `note` takes the source's own progress for the operator (e.g. an export's X-Progress), one line without PHI.
+   */
+  pages(window: SyncWindow, signal?: AbortSignal, note?: (message: string) => void): AsyncIterable<readonly AuditEvent[]>;
   /** Resolves the Patients, Practitioners (and other resources) the mapping reads, in batches. */
   readonly resolver: ReferenceResolver;
   /**
@@ -19,4 +22,6 @@ export interface EventSource {
    * Bulk Data export covers up to its manifest's transactionTime). The run records it and the watermark moves to it.
    */
   coveredUntil?(): string | undefined;
+  /** Releases what the pull held open (files, indexes); called once the pull ended, whether it succeeded or not. */
+  close?(): void;
 }

@@ -15,6 +15,8 @@ export interface SyncEventMap extends ForwardedPushEvents {
   page: { runId: string; events: number; duplicates: number; skipped: number; rows: number; rejects: number };
   /** One reject record; `rows` when it stands for several rows (a refused file), else one. */
   reject: { runId: string; eventId: string; reason: string; column?: string; rows?: number };
+  /** The source's own progress, e.g. a Bulk Data export's X-Progress (one line, no PHI). */
+  source_progress: { runId: string; connector: string; message: string };
   spool_complete: { runId: string; rows: number };
   run_complete: { runId: string; connector: string; counts: RunCounts };
   error: { runId?: string; connector: string; code: string; message: string };
@@ -47,6 +49,6 @@ export class SyncEvents {
 
 /** Every event name once, so onAny stays in step with the map (the type checker enforces completeness). */
 const EVENT_NAMES: Record<SyncEventName, true> = {
-  run_start: true, token: true, page: true, reject: true, spool_complete: true, block_sent: true, block_retry: true,
+  run_start: true, token: true, page: true, reject: true, source_progress: true, spool_complete: true, block_sent: true, block_retry: true,
   block_acked: true, rows_already_delivered: true, run_complete: true, error: true,
 };

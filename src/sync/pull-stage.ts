@@ -64,7 +64,8 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     }
   };
   try {
-    for await (const page of source.pages(window, request.signal)) {
+    const note = (message: string): void => deps.events.emit('source_progress', { runId: run.id, connector: deps.connector, message });
+    for await (const page of source.pages(window, request.signal, note)) {
       throwIfStopped(request.stopSignal);
       result.counts.events += page.length;
       const ready = await groups.add(dedupe.fresh(page, result.counts));
@@ -76,6 +77,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   } finally {
     spool.close();
     closeSync(rejects);
+    source.close?.();
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
   result.fill = step.fill();

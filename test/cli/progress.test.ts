@@ -28,6 +28,22 @@ describe('progress model', () => {
     expect(model.describe()).toBe('pushing: 200,000 of 300,000 rows (66%) · 1 of ~2 block(s) · 5,000 rows/s · ETA 0:20');
     expect([clockTime(65), clockTime(3723), barOf(0.5, 10)]).toEqual(['1:05', '1:02:03', '█████░░░░░']);
   });
+
+  it("shows the source's own progress (an export's X-Progress) while pulling, and forgets it for the push", () => {
+    const clock = new ManualClock(0);
+    const events = new SyncEvents();
+    const printed: string[] = [];
+    const detach = attachTextReporter(events, (line) => printed.push(line), clock, 10_000);
+    const model = new ProgressModel(clock);
+    model.startPull();
+    model.sourceNote = 'export in progress: 40% done';
+    expect(model.describe()).toBe('pulling: 0 events → 0 rows · export in progress: 40% done');
+    model.startPush(10);
+    expect(model.describe()).not.toContain('export');
+    events.emit('source_progress', { runId: 'r', connector: 'c', message: 'export in progress: 40% done' });
+    detach();
+    expect(printed).toEqual(['  export in progress: 40% done']);
+  });
 });
 
 describe('sync reporters', () => {

@@ -4,14 +4,14 @@
  * processes killed with SIGKILL while polling and while downloading are resumed by the next run from the checkpoint,
  * without a second export, and still every row arrives once.
  */
-import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { spawnBridge, type BridgeProcess } from '../support/bridge-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const BULK = { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } };
 let h: SandboxHarness | undefined;
 afterEach(async () => {
@@ -34,22 +34,12 @@ function expectEveryRowOnce(x: SandboxHarness, events: Iterable<AuditEvent>): vo
   expect(duplicates).toBe(0);
 }
 
-interface Child {
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
-  kill(): void;
-}
 
 /** `bridge sync` as a real process, the connector switched to the bulk-export source through the environment. */
-function bridgeSync(x: SandboxHarness): Child {
-  const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), 'sync', '--config', x.sandbox.configPath, '--no-progress'], {
-    cwd: root,
-    env: { ...process.env, BRIDGE__logLevel: 'warn', BRIDGE__connectors__0__source__type: 'bulk-export', BRIDGE__connectors__0__source__pollMinSeconds: '1' },
-    stdio: ['ignore', 'ignore', 'pipe'],
+function bridgeSync(x: SandboxHarness): BridgeProcess {
+  return spawnBridge(['sync', '--config', x.sandbox.configPath, '--no-progress'], {
+    BRIDGE__connectors__0__source__type: 'bulk-export', BRIDGE__connectors__0__source__pollMinSeconds: '1',
   });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((r) => child.on('close', (code, signal) => r({ code, signal, stderr })));
-  return { done, kill: () => child.kill('SIGKILL') };
 }
 
 async function waitFor(condition: () => boolean, ms = 60_000): Promise<void> {
@@ -96,7 +86,7 @@ it('resumes polling the same export after `bridge sync` was killed with SIGKILL 
   bulk.settings.processingPolls = 1_000_000;
   const child = bridgeSync(x);
   await waitFor(() => bulk.log.polls.length >= 2);
-  child.kill();
+  child.kill('SIGKILL');
   expect((await child.done).signal).toBe('SIGKILL');
   expect(checkpoint(x)?.statusUrl).toMatch(/\/bulk\/status\//);
   expect(accepted(x)).toEqual([]);
@@ -115,7 +105,7 @@ it('downloads only the missing files after `bridge sync` was killed with SIGKILL
   Object.assign(bulk.settings, { resourcesPerFile: 40, fileDelayMs: 250 });
   const child = bridgeSync(x);
   await waitFor(() => Object.keys(checkpoint(x)?.files ?? {}).length >= 4);
-  child.kill();
+  child.kill('SIGKILL');
   expect((await child.done).signal).toBe('SIGKILL');
   const complete = Object.keys(checkpoint(x)?.files ?? {});
   const downloadsBefore = bulk.log.downloads.length;
@@ -139,7 +129,21 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   Object.assign(bulk.settings, { processingPolls: 2, errorLines: 2, resourcesPerFile: 50 });
   x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/status\// });
   x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '1' }, match: /\/bulk\/status\// });
-  await x.sync({ since: undefined, until: undefined });
+  const notes: string[] = [];
+  const detach = x.events.on('source_progress', (e) => notes.push(e.message));
+  const issuedBefore = x.sandbox.auth.stats.issued;
+  const summary = await x.sync({ since: undefined, until: undefined });
+  detach();
+  // One SMART token serves the export's requests and the FHIR searches for references the export lacks.
+  expect(x.sandbox.auth.stats.issued - issuedBefore).toBe(1);
+  // The operator sees the export's steps as the run's progress, and the run's event log keeps them.
+  expect(notes[0]).toBe('export requested');
+  expect(notes).toContain('export in progress: 33% of the export processed');
+  expect(notes.some((n) => /^export ready: \d+ file\(s\) as of /.test(n))).toBe(true);
+  expect(notes).toContain('the server reported 2 error(s) for this export');
+  const runLog = readFileSync(join(x.config.stateDir, 'runs', `${summary.runId}.ndjson`), 'utf8');
+  expect(runLog).toContain('"eventId":"source_progress"');
+  for (const value of ['CANARY', 'Bearer']) expect(runLog.includes(value)).toBe(false);
   expect(JSON.stringify(x.sandbox.dataset.patientAt(0).name)).toContain('CANARY');
   expect(x.logLines.some((l) => l.includes('FHIR $export in progress'))).toBe(true);
   expect(x.logLines.some((l) => l.includes('the FHIR server reported errors for this export'))).toBe(true);

@@ -17,6 +17,8 @@ export class ProgressModel {
   private blockRows: number | undefined;
   /** The last retry, shown until the next acknowledgement. */
   retry: string | undefined;
+  /** The source's last progress line (e.g. a Bulk Data export's X-Progress), shown while pulling. */
+  sourceNote: string | undefined;
   private phaseStartMs: number;
   /** Rows counted toward the rate: sent in this phase (rows found delivered earlier arrive at once and would inflate it). */
   private moved = 0;
@@ -32,6 +34,7 @@ export class ProgressModel {
     this.total = undefined;
     this.blocksAcked = 0;
     this.retry = undefined;
+    this.sourceNote = undefined;
     this.restartRate();
   }
 
@@ -95,6 +98,7 @@ export class ProgressModel {
     const eta = this.phase === 'pushing' ? this.etaSeconds() : undefined;
     if (eta !== undefined) parts.push(`ETA ${clockTime(eta)}`);
     if (this.retry) parts.push(this.retry);
+    if (this.phase === 'pulling' && this.sourceNote) parts.push(this.sourceNote);
     return parts.join(' · ');
   }
 

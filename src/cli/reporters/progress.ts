@@ -55,6 +55,10 @@ export function attachProgressBar(events: SyncEvents, stream: NodeJS.WriteStream
       model.page(e.events, e.rows);
       bar.update();
     }),
+    events.on('source_progress', (e) => {
+      model.sourceNote = e.message;
+      bar.update();
+    }),
     events.on('spool_complete', (e) => {
       model.startPush(e.rows, blockRows);
       bar.update();

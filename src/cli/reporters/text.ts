@@ -42,6 +42,7 @@ export function attachTextReporter(events: SyncEvents, print: (line: string) => 
       model.page(e.events, e.rows);
       lines.tick();
     }),
+    events.on('source_progress', (e) => print(`  ${e.message}`)),
     events.on('spool_complete', (e) => {
       print(`  pulled ${count(model.events)} events; spool complete: ${count(e.rows)} rows`);
       model.startPush(e.rows);

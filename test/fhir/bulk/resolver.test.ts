@@ -30,7 +30,7 @@ it('serves every reference the export holds from its files, without a FHIR reque
   expect((resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP2')) as Practitioner).id).toBe('pr-2');
   expect((resolver.get(identifierKey('Practitioner', undefined, 'EMP2')) as Practitioner).id).toBe('pr-2');
   expect(resolver.stats.exported).toBe(5);
-  harness.source.coveredUntil();
+  harness.source.close();
 });
 
 it('fetches references missing from the export over FHIR, in one _id batch per type', async () => {
@@ -46,7 +46,7 @@ it('fetches references missing from the export over FHIR, in one _id batch per t
   expect((resolver.get('Practitioner/pr-2') as Practitioner).id).toBe('pr-2');
   expect((resolver.get('Patient/pt-1') as Patient).id).toBe('pt-1');
   expect(resolver.get('Patient/pt-99')).toBeUndefined();
-  harness.source.coveredUntil();
+  harness.source.close();
   // Once the pull is over the index is closed; lookups go to the FHIR resolver's cache only.
   expect(resolver.get('Patient/pt-1')).toBeUndefined();
 });

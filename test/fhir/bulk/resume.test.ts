@@ -97,7 +97,7 @@ describe('resuming an export', () => {
     await harness.read(window);
     expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
     expect(harness.store.value).toBeUndefined();
-    harness.source.coveredUntil();
+    harness.source.close();
     expect(readdirSync(harness.dir)).toEqual([]);
   });
 });
