@@ -4,25 +4,12 @@
  * The first run has no watermark, so the export is complete (no `_since`) and the run has no window of its own: it
  * covers up to the export's transactionTime. Rows are read back from the run's spool, as for the search source.
  */
-import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { runFiles } from '../../sync/run-files.js';
-import type { DemoSourceContext, DemoSourceRun } from './demo-sources.js';
+import { spoolDigest, type DemoSourceContext, type DemoSourceRun } from './demo-sources.js';
 
 export async function plan(context: DemoSourceContext): Promise<DemoSourceRun> {
   return {
     // The sandbox's export is ready after one poll; the schema's least wait (1 s) keeps the demo quick.
     configFlags: { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } },
-    async written(config, summary) {
-      // The spool is kept (retainFiles) until this digest is taken; the demo removes it afterwards.
-      const digest = context.createRowDigest();
-      const lines = createInterface({ input: createReadStream(runFiles(config.stateDir, summary.runId).spoolPath, 'utf8'), crlfDelay: Infinity });
-      let header = true;
-      for await (const line of lines) {
-        if (!header) digest.add(line);
-        header = false;
-      }
-      return digest.value();
-    },
+    written: (config, summary) => spoolDigest(context, config, summary),
   };
 }

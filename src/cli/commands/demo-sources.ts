@@ -3,8 +3,11 @@
  * prepare the sandbox (drop files, …), and gives the digest of every row its run should have delivered, which the
  * demo compares with what the ingestion emulator accepted. Each source lives in its own module, loaded on demand.
  */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Config } from '../../config/index.js';
 import type { SyncSummary } from '../../sync/index.js';
+import { runFiles } from '../../sync/run-files.js';
 import type { RunningSandbox, SandboxModule, SandboxRowDigestValue } from './sandbox.js';
 
 export interface DemoSourceRun {
@@ -37,4 +40,19 @@ export async function demoSource(name: DemoSourceName): Promise<DemoSourcePlan> 
     case 'flat-file':
       return (await import('./demo-flat-file.js')).plan;
   }
+}
+
+/**
+ * The digest of a run's rows as its spool holds them (header skipped): what a pulling source's run was to deliver.
+ * The spool is kept (retainFiles) until this digest is taken; the demo removes it afterwards.
+ */
+export async function spoolDigest(context: DemoSourceContext, config: Config, summary: SyncSummary): Promise<SandboxRowDigestValue> {
+  const digest = context.createRowDigest();
+  const lines = createInterface({ input: createReadStream(runFiles(config.stateDir, summary.runId).spoolPath, 'utf8'), crlfDelay: Infinity });
+  let header = true;
+  for await (const line of lines) {
+    if (!header) digest.add(line);
+    header = false;
+  }
+  return digest.value();
 }
