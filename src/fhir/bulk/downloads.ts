@@ -11,9 +11,9 @@ import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
-import { ndjsonLines, type NdjsonLines } from '../../mapping/load.js';
+import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { ExportExpiredError, MAX_LINE_BYTES, exportFileError, fileLabel, isComplete, sendsBearer } from './files.js';
+import { ExportExpiredError, exportFileError, exportFileLines, fileLabel, isComplete, sendsBearer } from './files.js';
 import { BulkHttp, BulkHttpError, headerOf } from './http.js';
 
 const CHUNK = 1 << 20;
@@ -71,12 +71,7 @@ export class Downloads {
       compressed.pipe(inflated);
     }
     try {
-      yield* ndjsonLines(inflated ?? bytes, MAX_LINE_BYTES);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}`, 200);
-      if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
-      throw error;
+      yield* exportFileLines(inflated ?? bytes, label);
     } finally {
       compressed?.destroy();
       inflated?.destroy();

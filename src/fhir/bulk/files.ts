@@ -94,6 +94,18 @@ export function isComplete(path: string, local: LocalFile | undefined): boolean 
   }
 }
 
+/** An export file's lines (local or still arriving); a line too long or a broken gzip stream stops the run naming the file. */
+export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: string): AsyncGenerator<NdjsonLines> {
+  try {
+    yield* ndjsonLines(bytes, MAX_LINE_BYTES);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}`, 200);
+    if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
+    throw error;
+  }
+}
+
 /** The lines of a local file, a chunk at a time, inflated when it came gzip-compressed. */
 export async function* localLines(path: string, local: LocalFile, label: string): AsyncGenerator<NdjsonLines> {
   // A plain file is read into one reused buffer (fileChunks: no new external memory per chunk, which V8 pays for with
@@ -102,12 +114,7 @@ export async function* localLines(path: string, local: LocalFile, label: string)
   const source: AsyncIterable<Buffer> | Readable = raw ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : fileChunks(path);
   if (raw) raw.on('error', (error) => (source as Readable).destroy(error));
   try {
-    yield* ndjsonLines(source as AsyncIterable<Buffer>, MAX_LINE_BYTES);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}`, 200);
-    if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
-    throw error;
+    yield* exportFileLines(source as AsyncIterable<Buffer>, label);
   } finally {
     if (raw) {
       (source as Readable).destroy();
