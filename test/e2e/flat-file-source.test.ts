@@ -8,15 +8,13 @@
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { linesLogger } from '../support/log-lines.js';
 import { systemClock } from '../../src/clock.js';
 import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
 import { uuidSource } from '../../src/ids.js';
-import { REDACT_PATHS } from '../../src/log.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import type { FileDropSummary } from '../../src/sync/file-drop.js';
 import { openStateStore, runSync, SyncEvents } from '../../src/sync/index.js';
@@ -55,13 +53,7 @@ async function syncIn(dirs: DropDirs, source: Record<string, unknown> = {}): Pro
     base: sandbox.config, env: {},
     flags: { logLevel: 'debug', 'connectors.0.source': { type: 'flat-file', dir: dirs.dir, archiveDir: dirs.archiveDir, settleSeconds: 0, ...source } },
   });
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: '[redacted]' } }, sink);
+  const logger = linesLogger(logLines);
   const store = openStateStore(config.stateDir, systemClock);
   try {
     const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));

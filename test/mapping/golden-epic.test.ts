@@ -7,7 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
+import { errorOf } from '../support/error-of.js';
 import { subjectMrn } from '../../src/mapping/builtins.js';
 import { mapEvent, type CompiledMapping } from '../../src/mapping/index.js';
 import { resolveOptions } from '../../src/mapping/options.js';
@@ -59,16 +59,6 @@ function healthcareRow(epic: string[], userName: string): string[] {
 function cell(mapping: CompiledMapping, name: string, column: string): string[] {
   const index = mapping.columns.findIndex((entry) => entry.name === column);
   return mapEvent(event(name), mapping, lookup).rows.map((row) => row[index] ?? '');
-}
-
-function errorOf(run: () => unknown): BridgeError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof BridgeError) return error;
-    throw error;
-  }
-  throw new Error('expected a BridgeError');
 }
 
 describe('Epic-shaped resources with the built-in mappings (no site options)', () => {

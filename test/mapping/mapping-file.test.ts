@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
+import { errorOf } from '../support/error-of.js';
 import { builtinMappingPath, createSerializer, loadMapping, mappingJsonSchema, SCHEMA_COLUMNS } from '../../src/mapping/index.js';
 import { builtinSpec, compileSpec, repoRoot } from './support.js';
 
@@ -17,16 +17,6 @@ function writeMapping(name: string, content: string | object): string {
   const path = join(dir, name);
   writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content, null, 2));
   return path;
-}
-
-function errorOf(run: () => unknown): BridgeError {
-  try {
-    run();
-  } catch (error) {
-    if (error instanceof BridgeError) return error;
-    throw error;
-  }
-  throw new Error('expected a BridgeError');
 }
 
 /** The epic built-in with one column replaced. */

@@ -9,13 +9,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { linesLogger } from '../support/log-lines.js';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig, type ConfigInput } from '../../src/config/index.js';
 import { uuidSource } from '../../src/ids.js';
-import { REDACT_PATHS } from '../../src/log.js';
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { runSync, type SyncSummary } from '../../src/sync/pipeline.js';
@@ -45,13 +43,7 @@ async function syncWith(env: Record<string, string>): Promise<SyncSummary> {
   delete base.connectors[0]?.smart.tokenUrl; // discovery goes through the proxy too
   const stateDir = mkdtempSync(join(tmpdir(), 'bridge-proxy-state-'));
   const config = loadConfig({ base, env, flags: { stateDir } });
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: '[redacted]' } }, sink);
+  const logger = linesLogger(logLines);
   const store = openStateStore(config.stateDir, systemClock);
   try {
     const deps = buildSyncDeps({ config, env, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));

