@@ -104,6 +104,6 @@ export function destinationKey(parts: { ingestionBase: string; tenantId: string;
 }
 
 /** The ledger key of one version of one AuditEvent (the same key the overlap de-duplication uses). */
-export function eventClaimKey(event: { id?: string; meta?: { versionId?: string } }): string {
+export function eventClaimKey(event: { id?: string | undefined; meta?: { versionId?: string | undefined } | undefined }): string {
   return `${event.id ?? ''}|${event.meta?.versionId ?? ''}`;
 }

@@ -12,7 +12,7 @@ export type ConnectorSync = (connector: string, request: SyncRequest) => Promise
 
 export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
-  start(connector: string, options: { trigger: RunTrigger; since?: string; until?: string }): Promise<string>;
+  start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<string>;
   isRunning(connector: string): boolean;
   /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`. */
   drain(graceMs: number): Promise<void>;

@@ -34,7 +34,7 @@ export async function publicJwkOf(privateKey: KeyObject, alg: SigningAlg): Promi
   const bare = toPublicJwk(createPublicKey(privateKey).export({ format: 'jwk' }));
   const kty = bare.kty ?? '';
   // RFC 7638 §3.2: only the required members take part; calculateJwkThumbprint selects them by kty.
-  const kid = await calculateJwkThumbprint({ kty: bare.kty, n: bare.n, e: bare.e, crv: bare.crv, x: bare.x, y: bare.y }, 'sha256');
+  const kid = await calculateJwkThumbprint({ ...bare, kty }, 'sha256');
   return { ...bare, kty, kid, alg, use: 'sig' };
 }
 

@@ -55,7 +55,7 @@ export interface FileOutcome {
   readonly message?: string;
   readonly code?: string;
   readonly archivedTo?: string;
-  readonly why?: string;
+  readonly why?: string | undefined;
 }
 
 export interface FileDropTally {

@@ -54,8 +54,8 @@ export interface SyncDeps {
 export interface SyncRequest {
   readonly trigger: RunTrigger;
   /** An explicit start makes the run a backfill: it may not move the watermark backwards, and is de-duplicated. */
-  readonly since?: string;
-  readonly until?: string;
+  readonly since?: string | undefined;
+  readonly until?: string | undefined;
   /** Write the connector file here and push nothing; the watermark does not move. */
   readonly dryRunOut?: string;
   readonly signal?: AbortSignal;

@@ -23,7 +23,7 @@ export function computeWindow(
   nowMs: number,
   watermark: string | undefined,
   policy: WindowPolicy,
-  override: { since?: string; until?: string } = {},
+  override: { since?: string | undefined; until?: string | undefined } = {},
 ): SyncWindow {
   const until = override.until ? parseInstant(override.until, 'until') : nowMs - policy.settleMs;
   const since = override.since

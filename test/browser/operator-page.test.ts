@@ -63,7 +63,7 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
       },
     });
     service = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: true });
-    browser = await chromium.launch({ executablePath: executable, headless: true, args: [...LAUNCH_ARGS] });
+    browser = await chromium.launch({ executablePath: executable as string, headless: true, args: [...LAUNCH_ARGS] });
   }, 120_000);
 
   afterAll(async () => {

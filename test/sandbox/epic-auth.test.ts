@@ -43,12 +43,16 @@ afterAll(async () => {
   await Promise.all([server.close(), jwksHost.close()]);
 });
 
-function claims(clientId: string, overrides: JWTPayload = {}): JWTPayload {
+/** Claims to change; `undefined` leaves a claim out. */
+type ClaimOverrides = { [K in keyof JWTPayload]?: JWTPayload[K] | undefined };
+
+function claims(clientId: string, overrides: ClaimOverrides = {}): JWTPayload {
   const now = nowSec();
-  return { iss: clientId, sub: clientId, aud: server.tokenUrl, jti: randomUUID(), iat: now - 30, nbf: now - 30, exp: now + 240, ...overrides };
+  const all: ClaimOverrides = { iss: clientId, sub: clientId, aud: server.tokenUrl, jti: randomUUID(), iat: now - 30, nbf: now - 30, exp: now + 240, ...overrides };
+  return Object.fromEntries(Object.entries(all).filter(([, value]) => value !== undefined)) as JWTPayload;
 }
 
-async function assertion(key: TestKey, clientId: string, overrides: JWTPayload = {}, header: Record<string, string> = {}): Promise<string> {
+async function assertion(key: TestKey, clientId: string, overrides: ClaimOverrides = {}, header: Record<string, string> = {}): Promise<string> {
   return signRaw(key.privateKey, { alg: key.signingKey.alg, kid: key.publicJwk.kid, typ: 'JWT', ...header }, claims(clientId, overrides));
 }
 

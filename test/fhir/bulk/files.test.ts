@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 const log = () => f.fx.server.bulk.log;
-const ids = (events: ReadonlyArray<{ id?: string }>) => events.map((e) => e.id);
+const ids = (events: ReadonlyArray<{ id?: string | undefined }>) => events.map((e) => e.id);
 
 describe('manifest', () => {
   it('follows link[next] through a paged manifest and reads every file once, in order', async () => {
