@@ -33,14 +33,17 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
         reportId = resolve;
         reportFailure = reject;
       });
-      const done = sync(connector, {
+      const request: SyncRequest = {
         trigger: options.trigger,
         signal: abort.signal,
         stopSignal: stop.signal,
         onRunId: reportId,
         ...(options.since ? { since: options.since } : {}),
         ...(options.until ? { until: options.until } : {}),
-      })
+      };
+      // Building a run may throw at once (a mapping file broken since start-up): that is this run failing, reported like
+      // any other failure, never an exception escaping into the scheduler's timer.
+      const done = new Promise<SyncSummary>((resolve) => resolve(sync(connector, request)))
         .then((summary) => logger.info({ connector, runId: summary.runId, counts: summary.counts }, 'sync completed'))
         .catch((error: unknown) => {
           reportFailure(error);

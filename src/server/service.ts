@@ -12,7 +12,7 @@ import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
-import { buildSyncDeps, findConnector } from '../composition/index.js';
+import { buildSyncDeps, findConnector, loadConnectorMapping } from '../composition/index.js';
 import { openStateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
@@ -39,6 +39,9 @@ export interface Service {
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, clock, logger } = options;
+  // Every connector's mapping compiles before the service says it is ready: a broken mapping file stops start-up with
+  // its error, not the first scheduled run hours later.
+  for (const c of config.connectors) loadConnectorMapping(c);
   const store = openStateStore(config.stateDir, clock);
   const events = new Map(config.connectors.map((c) => [c.name, new SyncEvents()]));
   const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));

@@ -16,7 +16,7 @@ export interface SyncWindow {
 
 /**
  * From the stored watermark minus the overlap to now minus the settle delay; `--since/--until` override either end
- * (an explicit `since` makes a backfill). The watermark advances only after every event before it is pushed or
+ * (an explicit `since` makes a backfill), but `until` never reaches past now minus the settle delay. The watermark advances only after every event before it is pushed or
  * rejected, and never backwards (src/sync/pipeline.ts).
  */
 export function computeWindow(
@@ -25,7 +25,16 @@ export function computeWindow(
   policy: WindowPolicy,
   override: { since?: string | undefined; until?: string | undefined } = {},
 ): SyncWindow {
-  const until = override.until ? parseInstant(override.until, 'until') : nowMs - policy.settleMs;
+  const settled = nowMs - policy.settleMs;
+  const until = override.until ? parseInstant(override.until, 'until') : settled;
+  if (until > settled) {
+    // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would
+    // start after them and never pull them.
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `--until ${override.until} is later than now minus the settle delay (${new Date(settled).toISOString()}); events up to then may not all be recorded yet. Give an earlier --until, or leave it out to sync up to now minus fhir.settleMinutes.`,
+    );
+  }
   const since = override.since
     ? parseInstant(override.since, 'since')
     : watermark

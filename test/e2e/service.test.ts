@@ -1,4 +1,7 @@
 /** The service over a real loopback listen against the sandbox: auth, validation, 409, 429, run status, metrics. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { systemClock } from '../../src/clock.js';
@@ -61,6 +64,19 @@ describe('bridge serve', () => {
     const extra = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ sinse: '2026-11-01T00:00:00Z' }) });
     expect(extra.status).toBe(400);
     expect((await call('/v1/connectors/nope/syncs', { method: 'POST', body: '{}' })).status).toBe(404);
+    // An end in the future would move the watermark past events not yet recorded.
+    const future = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ until: new Date(Date.now() + 86_400_000).toISOString() }) });
+    expect(future.status).toBe(400);
+    expect(await future.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('later than now minus the settle delay') });
+  });
+
+  it('refuses to start with a mapping file that does not compile, naming the file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-bad-mapping-'));
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{ "schema": "epic", "columns": [ }');
+    const config = loadConfig({ base: h.sandbox.config, env: {}, flags: { 'server.port': 0, 'connectors.0.mapping.file': file } });
+    const started = startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: true });
+    await expect(started).rejects.toMatchObject({ code: expect.stringMatching(/^BRG_ERR_MAPPING/), message: expect.stringContaining('broken.json') });
   });
 
   it('starts a run (202), refuses a concurrent one (409), and reports it completed with the right counts', async () => {

@@ -39,6 +39,14 @@ describe('computeWindow', () => {
   });
 });
 
+describe('the end of a window', () => {
+  it('never reaches past now minus the settle delay: a later --until would move the watermark past unrecorded events', () => {
+    expect(computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00Z' }).until).toBe('2026-11-23T11:55:00.000Z');
+    expect(() => computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00.001Z' })).toThrow(/--until 2026-11-23T11:55:00.001Z is later than now minus the settle delay \(2026-11-23T11:55:00.000Z\)/);
+    expect(() => computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { since: '2026-11-20', until: '2027-01-01' })).toThrow(BridgeError);
+  });
+});
+
 describe('eventKey', () => {
   it('combines id and version so a new version of an event is not mistaken for the old one', () => {
     expect(eventKey({ id: 'a', meta: { versionId: '2' } })).toBe('a|2');

@@ -1,0 +1,18 @@
+/** The service's run starter: a run that cannot even be built fails like any run, never as an exception in a timer. */
+import { describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { createSyncRunner } from '../../src/server/runner.js';
+
+describe('sync runner', () => {
+  it('reports a sync that throws before it starts as that run failing, and frees the connector', async () => {
+    const runner = createSyncRunner(() => {
+      throw new BridgeError('BRG_ERR_MAPPING_INVALID', 'mappings/site.json line 3: not JSON');
+    }, silentLogger());
+    await expect(runner.start('main', { trigger: 'schedule' })).rejects.toMatchObject({ code: 'BRG_ERR_MAPPING_INVALID' });
+    await new Promise((r) => setImmediate(r));
+    expect(runner.isRunning('main')).toBe(false);
+    // The next tick tries again (the operator may have fixed the file meanwhile).
+    await expect(runner.start('main', { trigger: 'schedule' })).rejects.toBeInstanceOf(BridgeError);
+  });
+});
