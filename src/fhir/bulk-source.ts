@@ -10,6 +10,7 @@
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { join } from 'node:path';
+import { instantMs } from './instant.js';
 import type { SyncWindow } from '../sync/window.js';
 import type { CheckpointStore, ExportRequest } from './bulk/checkpoint.js';
 import { BulkExportJob, type BulkExportEvent, type ReadyExport } from './bulk/export.js';
@@ -57,6 +58,7 @@ export interface BulkExportSource {
   pages(window: SyncWindow, signal?: AbortSignal, note?: (message: string) => void): AsyncIterable<readonly AuditEvent[]>;
   readonly resolver: BulkResolver;
   coveredUntil(): string | undefined;
+  windowTimeOf(event: AuditEvent): number | undefined;
   close(): void;
 }
 
@@ -192,6 +194,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       }
     },
     coveredUntil: () => covered,
+    // `_since` selects resources by their stored time.
+    windowTimeOf: (event) => instantMs(event.meta?.lastUpdated) ?? instantMs(event.recorded),
     // Called once the pull ended (the pipeline's last map has run, or it failed): the lookup index is no longer needed.
     close() {
       closeIndex();

@@ -9,6 +9,7 @@ export { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './
 export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './reference-resolver.js';
 export { createPrefetchGroups, type GroupedItem, type PrefetchGroups } from './prefetch-groups.js';
 export { createSearchSource, type SearchSource } from './search-source.js';
+export { instantMs } from './instant.js';
 export { FhirError, type FhirOutcome } from './fhir-error.js';
 export { createBulkExportSource, exportSince, type BulkExportSource, type BulkSourceOptions, type BulkSourceSettings } from './bulk-source.js';
 export { BulkHttp, type BulkHttpOptions } from './bulk/http.js';

@@ -1,12 +1,14 @@
 /** The FHIR search source: `AuditEvent?date=ge…&date=lt…` over a window, references resolved by `_id` batches or reads. */
 import type { AuditEvent } from 'fhir/r4.js';
 import type { FhirClient } from './client.js';
+import { instantMs } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
 import { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
 
 export interface SearchSource {
   check(signal?: AbortSignal): Promise<void>;
   pages(window: PullWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
+  windowTimeOf(event: AuditEvent): number | undefined;
   readonly resolver: ReferenceResolver;
 }
 
@@ -15,5 +17,7 @@ export function createSearchSource(client: FhirClient, resolver: ReferenceResolv
     resolver,
     check: (signal) => client.requireAuditEventSearch(options.dateParam ?? 'date', signal),
     pages: (window, signal) => pullAuditEvents(client, { since: window.since, until: window.until }, options, signal),
+    // The window is on the date parameter searched by: `date` is AuditEvent.recorded, `_lastUpdated` the stored time.
+    windowTimeOf: options.dateParam === '_lastUpdated' ? (event) => instantMs(event.meta?.lastUpdated) : (event) => instantMs(event.recorded),
   };
 }

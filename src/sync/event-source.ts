@@ -22,6 +22,11 @@ export interface EventSource {
    * Bulk Data export covers up to its manifest's transactionTime). The run records it and the watermark moves to it.
    */
   coveredUntil?(): string | undefined;
+  /**
+   * The instant the source selects an event by (the search's date parameter: `recorded` for `date`, `meta.lastUpdated`
+   * for `_lastUpdated`); default `recorded`. The overlap between windows is de-duplicated by this time.
+   */
+  windowTimeOf?(event: AuditEvent): number | undefined;
   /** Releases what the pull held open (files, indexes); called once the pull ended, whether it succeeded or not. */
   close?(): void;
 }

@@ -6,7 +6,7 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
-import { createPrefetchGroups, type ReferenceResolver } from '../fhir/index.js';
+import { createPrefetchGroups, instantMs, type ReferenceResolver } from '../fhir/index.js';
 import { collectReferences, type FillReport } from '../mapping/index.js';
 import { EventSpoolWriter, eventClaimKey } from '../purview/index.js';
 import type { ReferenceRequest } from '../reference-keys.js';
@@ -34,15 +34,17 @@ export interface PullFiles {
 
 interface PendingEvent {
   readonly event: AuditEvent;
+  /** `recorded`: the ledger partitions claims by it (the same for an event whatever the source or its settings). */
   readonly recordedMs: number | undefined;
+  /** The time the source selects the event by (EventSource.windowTimeOf): the overlap is remembered by it. */
+  readonly windowMs: number | undefined;
   readonly references: ReferenceRequest;
 }
 
 
 /** Instants are compared as numbers: `recorded` may carry any UTC offset (text order is not time order). */
 export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | undefined {
-  const ms = event.recorded === undefined ? Number.NaN : Date.parse(event.recorded);
-  return Number.isNaN(ms) ? undefined : ms;
+  return instantMs(event.recorded);
 }
 
 export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
@@ -53,14 +55,14 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   const rejects = openSync(files.rejectsPath, 'w', 0o600);
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
-  const dedupe = new Deduplicator(deps, window);
+  const dedupe = new Deduplicator(deps, window, (event) => source.windowTimeOf?.(event) ?? recordedMsOf(event));
   const groups = createPrefetchGroups<PendingEvent>(source.resolver, deps.prefetchEvents, request.signal);
   let sinceLastMap: RunCounts = { ...result.counts };
   const map = (ready: readonly PendingEvent[]): void => {
     mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, step }, result, sinceLastMap);
     sinceLastMap = { ...result.counts };
     for (const p of ready) {
-      if (p.recordedMs !== undefined && p.recordedMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.recordedMs });
+      if (p.windowMs !== undefined && p.windowMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.windowMs });
     }
   };
   try {
@@ -96,21 +98,21 @@ class Deduplicator {
   private readonly seenBefore: number | undefined;
   private readonly highMark: number | undefined;
 
-  constructor(private readonly deps: SyncDeps, window: SyncWindow) {
+  constructor(private readonly deps: SyncDeps, window: SyncWindow, private readonly windowTimeOf: (event: AuditEvent) => number | undefined) {
     this.seenBefore = window.dedupeBefore === undefined ? undefined : Date.parse(window.dedupeBefore);
     this.highMark = deps.store.highMark(deps.target);
   }
 
   fresh(page: readonly AuditEvent[], counts: RunCounts): PendingEvent[] {
-    const events = page.map((event) => ({ event, key: eventClaimKey(event), recordedMs: recordedMsOf(event) }));
-    const inOverlap = this.seenBefore === undefined ? [] : events.filter((e) => e.recordedMs !== undefined && e.recordedMs < (this.seenBefore as number));
+    const events = page.map((event) => ({ event, key: eventClaimKey(event), recordedMs: recordedMsOf(event), windowMs: this.windowTimeOf(event) }));
+    const inOverlap = this.seenBefore === undefined ? [] : events.filter((e) => e.windowMs !== undefined && e.windowMs < (this.seenBefore as number));
     const seen = inOverlap.length > 0 ? this.deps.store.seenEvents(this.deps.connector, inOverlap.map((e) => e.key)) : new Set<string>();
     const mayBeInLedger = this.highMark === undefined ? [] : events.filter((e) => e.recordedMs === undefined || e.recordedMs <= (this.highMark as number));
     const acknowledged = mayBeInLedger.length > 0 ? this.deps.store.acknowledgedEvents(this.deps.target, mayBeInLedger) : new Set<string>();
     const fresh: PendingEvent[] = [];
     for (const e of events) {
       if (seen.has(e.key) || acknowledged.has(e.key)) continue;
-      fresh.push({ event: e.event, recordedMs: e.recordedMs, references: collectReferences(e.event, this.deps.mapping) });
+      fresh.push({ event: e.event, recordedMs: e.recordedMs, windowMs: e.windowMs, references: collectReferences(e.event, this.deps.mapping) });
     }
     counts.duplicates += page.length - fresh.length;
     return fresh;

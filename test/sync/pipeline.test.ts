@@ -70,15 +70,15 @@ function fakeSource(events: AuditEvent[], resources: FhirResource[], calls: stri
   };
 }
 
-function deps(stateDir: string, source: EventSource, store = openStateStore(stateDir, systemClock)): SyncDeps {
+function deps(stateDir: string, source: EventSource, store = openStateStore(stateDir, systemClock), job = app): SyncDeps {
   return {
     connector: 'main', store, clock: systemClock, logger: silentLogger(), newId: uuidSource, events: new SyncEvents(), stateDir,
-    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }), source: 'main' },
+    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: job.tenantId, jobId: job.jobId }), source: 'main' },
     retainFiles: false, rejectsRetentionMs: 86_400_000, ledgerRetentionMs: 30 * 86_400_000,
     lease: { ttlMs: 60_000, identity: { host: 'test', pid: 1, command: 'test' }, isStale: () => false, every: () => () => undefined },
     window: { overlapMs: 15 * 60_000, settleMs: 0, initialLookbackMs: 86_400_000 },
     prefetchEvents: 3, mapping: loadMapping(builtinMappingPath('epic')), source: () => source,
-    purview: () => ({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, tokenSource: emu.tokenSource(app, systemClock), blockRows: 2, caPem: emu.tls.certPem }),
+    purview: () => ({ ingestionBase: emu.ingest.baseUrl, jobId: job.jobId, tokenSource: emu.tokenSource(job, systemClock), blockRows: 2, caPem: emu.tls.certPem }),
   };
 }
 
@@ -113,6 +113,37 @@ describe('runSync with a fake source', () => {
     expect(d.store.listRuns({ connector: 'main' })[0]).toMatchObject({ state: 'failed', error: { code: 'BRG_ERR_FHIR_CAPABILITY' } });
     expect(readdirSync(join(stateDir, 'spool'))).toEqual([]);
     expect(readdirSync(join(stateDir, 'rejects'))).toEqual([]);
+    d.store.close();
+  });
+
+  it('windows by _lastUpdated: a backlog event recorded months ago is remembered by the time it was found, never sent twice', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const updated = (e: AuditEvent, lastUpdated: string): AuditEvent => ({ ...e, meta: { versionId: '1', lastUpdated } });
+    const { entity: _none, ...noPatient } = event('no-patient', '2026-09-02T10:00:00Z');
+    const events = [
+      updated(event('backlog', '2026-09-01T10:00:00Z'), '2026-11-01T10:50:00Z'), // loaded late, 61 days after it happened
+      updated(event('fresh', '2026-11-01T10:52:00Z'), '2026-11-01T10:52:00Z'),
+      updated(noPatient, '2026-11-01T10:55:00Z'), // loaded late too, and skipped: the next run must not count it again
+    ];
+    const byLastUpdated: EventSource = {
+      ...fakeSource([], [patient, practitioner], []),
+      async *pages(window) {
+        yield events.filter((e) => (e.meta?.lastUpdated ?? '') >= window.since && (e.meta?.lastUpdated ?? '') < window.until);
+      },
+      windowTimeOf: (e) => Date.parse(e.meta?.lastUpdated ?? ''),
+    };
+    const d = deps(stateDir, byLastUpdated, undefined, job);
+    const first = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    expect(first.counts).toMatchObject({ events: 3, rows: 2, skipped: 1, rowsAcked: 2 });
+    // The next run re-reads its overlap (10:45–11:00 by lastUpdated): all three were handled.
+    const second = await runSync(d, { trigger: 'cli', until: '2026-11-01T12:00:00Z' });
+    expect(second.counts).toMatchObject({ events: 3, duplicates: 3, rows: 0, skipped: 0 });
+    // A backfill over the same hour, after the seen set has let go of it: the ledger still knows the backlog event
+    // (its push is recent, even though it was recorded before the ledger's horizon).
+    const third = await runSync(d, { trigger: 'cli', since: '2026-11-01T10:00:00Z', until: '2026-11-01T11:00:00Z' });
+    expect(third.counts).toMatchObject({ events: 3, rows: 0, possiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
     d.store.close();
   });
 });

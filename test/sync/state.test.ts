@@ -29,7 +29,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(3);
+    expect(db.pragma('user_version', { simple: true })).toBe(4);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -169,14 +169,51 @@ describe('delivery ledger', () => {
     expect(s.acknowledgedEvents({ ...target, source: 'other-connector' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
   });
 
-  it('keeps a high mark of claimed instants and prunes by day', () => {
-    const { store: s } = fresh();
+  it('keeps a high mark of claimed instants and prunes by day once the push is as old as the horizon', async () => {
+    const clock = new ManualClock('2026-11-20T12:00:00Z');
+    store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
+    const s = store;
     const t = Date.parse('2026-11-20T10:00:00Z');
-    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: t, rows: 1 }, { key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
+    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: t, rows: 1 }]), 10, () => undefined);
     s.markAcked(b?.id ?? -1, false);
+    await clock.advance(3 * 86_400_000);
+    const c = s.openEventBlock(target, cursor([{ key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
+    s.markAcked(c?.id ?? -1, false);
     expect(s.highMark(target)).toBe(t + 3 * 86_400_000);
+    // A horizon of the 21st forgets the event recorded and pushed on the 20th, not the one of the 23rd.
     s.pruneDeliveries(target, t + 86_400_000);
     expect(s.acknowledgedEvents(target, [{ key: 'old', recordedMs: t }, { key: 'new', recordedMs: t + 3 * 86_400_000 }])).toEqual(new Set(['new']));
+  });
+
+  it('does not forget an event recorded long ago but pushed recently (a backlog found by _lastUpdated)', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
+    const s = store;
+    const recorded = Date.parse('2026-09-01T10:00:00Z');
+    const b = s.openEventBlock(target, cursor([{ key: 'backlog', recordedMs: recorded, rows: 1 }]), 10, () => undefined);
+    s.markAttempt(b?.id ?? -1);
+    s.markAcked(b?.id ?? -1, false);
+    s.pruneDeliveries(target, Date.parse('2026-11-23T00:00:00Z') - 31 * 86_400_000);
+    expect(s.acknowledgedEvents(target, [{ key: 'backlog', recordedMs: recorded }])).toEqual(new Set(['backlog']));
+    // 32 days later the push itself is past the horizon: forgotten like any other.
+    await clock.advance(32 * 86_400_000);
+    s.pruneDeliveries(target, clock.now() - 31 * 86_400_000);
+    expect(s.acknowledgedEvents(target, [{ key: 'backlog', recordedMs: recorded }])).toEqual(new Set());
+  });
+
+  it('a claim once in a block that may have reached Purview stays "resend" through blocks that never got sent', () => {
+    const { store: s } = fresh();
+    const first = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, () => undefined);
+    s.markAttempt(first?.id ?? -1); // sent; the answer was lost
+    const decisions: string[] = [];
+    const second = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(second).toMatchObject({ resentRows: 1 });
+    // The second block dies before its first attempt (the Entra token never came, kill -9, ...).
+    const third = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(decisions).toEqual(['e:resend', 'e:resend']);
+    s.markAttempt(third?.id ?? -1);
+    s.markAcked(third?.id ?? -1, (third?.resentRows ?? 0) > 0);
+    expect(s.flaggedEventKeys(target)).toEqual(new Set(['e']));
   });
 });
 

@@ -125,4 +125,7 @@ export const MIGRATIONS: readonly string[] = [
      updated_at TEXT NOT NULL,
      PRIMARY KEY (connector, name)
    ) WITHOUT ROWID;`,
+  // v4: a claim remembers that some block carrying it may have reached Purview, so the flag survives the claim moving to
+  // a block that then dies before its first attempt.
+  `ALTER TABLE delivered_events ADD COLUMN maybe_sent INTEGER NOT NULL DEFAULT 0;`,
 ];

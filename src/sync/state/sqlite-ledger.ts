@@ -34,10 +34,13 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       sizeBlock: db.prepare('UPDATE delivery_blocks SET rows = ?, resent_rows = ? WHERE id = ?'),
       claim: db.prepare('INSERT OR IGNORE INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, ?, ?, ?, ?)'),
-      claimed: db.prepare<[number, number, number, string], { block_id: number; state: string; attempts: number }>(
-        'SELECT e.block_id, b.state, b.attempts FROM delivered_events e JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
+      // LEFT JOIN: a claim can outlive its block (pruned by age while the claim's day is still kept).
+      claimed: db.prepare<[number, number, number, string], { block_id: number; maybe_sent: number; state: string | null; attempts: number | null }>(
+        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
       ),
-      reclaim: db.prepare('UPDATE delivered_events SET block_id = ? WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?'),
+      reclaim: db.prepare(
+        'UPDATE delivered_events SET block_id = ?, maybe_sent = max(maybe_sent, ?) WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?',
+      ),
       highMark: db.prepare<[number, number], { high_ms: number }>('SELECT high_ms FROM delivery_marks WHERE destination_id = ? AND source_id = ?'),
       raiseMark: db.prepare(
         'INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, ?, ?) ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms)',
@@ -51,7 +54,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
-      pruneEvents: db.prepare('DELETE FROM delivered_events WHERE destination_id = ? AND source_id = ? AND day >= 0 AND day < ?'),
+      // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
+      // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
+      pruneEvents: db.prepare(
+        'DELETE FROM delivered_events WHERE destination_id = ? AND source_id = ? AND day >= 0 AND day < ? AND block_id NOT IN (SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms >= ?)',
+      ),
       pruneRanges: db.prepare(
         'DELETE FROM delivered_ranges WHERE block_id IN (SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?)',
       ),
@@ -99,8 +106,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     const existing = this.stmt.claimed.get(destination, source, day, event.key);
     if (!existing || existing.block_id === blockId) return 'duplicate';
     if (existing.state === 'acked') return 'delivered';
-    this.stmt.reclaim.run(blockId, destination, source, day, event.key);
-    return existing.attempts > 0 ? 'resend' : 'send';
+    // Not acknowledged: it may have reached Purview if its block was ever attempted, if an earlier block carrying it
+    // was (maybe_sent sticks across moves), or if its block is gone and nobody can tell.
+    const maybeSent = existing.state === null || (existing.attempts ?? 0) > 0 || existing.maybe_sent === 1;
+    this.stmt.reclaim.run(blockId, maybeSent ? 1 : 0, destination, source, day, event.key);
+    return maybeSent ? 'resend' : 'send';
   }
 
   openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock {
@@ -153,14 +163,14 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   /**
-   * Forgets acknowledgements older than `beforeMs` (event claims by day of `recorded`, file ranges by block age): a
-   * backfill reaching before it can no longer be de-duplicated, so the pipeline refuses one.
+   * Forgets acknowledgements older than `beforeMs` (event claims by day of `recorded` once their block is as old too,
+   * file ranges by block age): a backfill reaching before it can no longer be de-duplicated, so the pipeline refuses one.
    */
   prune(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void {
     const destination = this.destinationId(target.destination);
     const source = this.sourceId(target.source);
     this.db.transaction(() => {
-      this.stmt.pruneEvents.run(destination, source, claimDay(beforeMs));
+      this.stmt.pruneEvents.run(destination, source, claimDay(beforeMs), destination, source, beforeMs);
       this.stmt.pruneRanges.run(destination, source, beforeMs);
       this.stmt.pruneBlocks.run(destination, source, beforeMs);
     })();

@@ -66,7 +66,10 @@ export interface RunRecord {
 
 export interface SeenEvent {
   readonly key: string;
-  /** `recorded` in ms since the epoch: instants are compared as numbers, never as text with offsets. */
+  /**
+   * The time the source selected the event by (`recorded`, or `meta.lastUpdated` for a `_lastUpdated` search), in ms
+   * since the epoch: the seen set is kept, and pruned, by the same time the windows are cut by.
+   */
   readonly recordedMs: number;
 }
 
