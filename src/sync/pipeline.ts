@@ -84,6 +84,8 @@ export interface SyncSummary {
   readonly dryRunOut?: string;
   /** The earlier unfinished run this invocation completed first, if any. */
   readonly resumed?: SyncSummary;
+  /** A dry run's note: this earlier run's push is unfinished; the next sync without --dry-run finishes it. */
+  readonly unfinishedRun?: string;
   /** A flat-file source's files and what became of each, its tally and its enrichment (src/sync/file-drop.ts). */
   readonly files?: RunDetails['files'];
   readonly drop?: RunDetails['drop'];
@@ -103,6 +105,12 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     if (deps.fileDrop) return await runFileDrop(deps, deps.fileDrop, stops);
     ensureRunDirs(deps.stateDir);
     sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
+    // A dry run pushes nothing, so it leaves an unfinished push for the next real run (and says so).
+    if (request.dryRunOut) {
+      const unfinished = deps.store.findUnfinishedRun(deps.connector);
+      const summary = await runWindow(deps, stops, undefined);
+      return unfinished ? { ...summary, unfinishedRun: unfinished.id } : summary;
+    }
     const resumed = await resumeUnfinished(deps, stops);
     throwIfStopped(stopSignal);
     return await runWindow(deps, stops, resumed);

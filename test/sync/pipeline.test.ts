@@ -146,4 +146,26 @@ describe('runSync with a fake source', () => {
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
     d.store.close();
   });
+
+  it('a dry run leaves an unfinished push alone (nothing to Purview, watermark unmoved) and names it', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const d = deps(stateDir, fakeSource([event('a', '2026-11-10T10:00:00Z')], [patient, practitioner], []), undefined, job);
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    const failed = await runSync(failing, { trigger: 'cli', until: '2026-11-10T11:00:00Z' }).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(BridgeError);
+    const unfinished = d.store.findUnfinishedRun('main');
+    expect(unfinished?.state).toBe('pushing');
+    const dry = await runSync(d, { trigger: 'cli', until: '2026-11-10T11:30:00Z', dryRunOut: join(stateDir, 'dry.txt') });
+    expect(dry.resumed).toBeUndefined();
+    expect(dry.unfinishedRun).toBe(unfinished?.id);
+    expect(emu.ingest.accepted(job.jobId)).toEqual([]);
+    expect(d.store.getWatermark('main')).toBeUndefined();
+    // The next real run finishes it.
+    const real = await runSync(d, { trigger: 'cli', until: '2026-11-10T11:30:00Z' });
+    expect(real.resumed?.runId).toBe(unfinished?.id);
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    d.store.close();
+  });
 });

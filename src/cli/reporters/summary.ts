@@ -19,6 +19,7 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
   for (const warning of summary.fillWarnings) lines.push(`  warning: ${warning.message}`);
   if (summary.dryRunOut) {
     lines.push(`  dry run: connector file written to ${summary.dryRunOut}; nothing pushed`);
+    if (summary.unfinishedRun) lines.push(`  note: run ${summary.unfinishedRun} has an unfinished push; the next sync without --dry-run finishes it`);
   } else {
     lines.push(
       `  blocks sent         ${c.blocks}`,
