@@ -97,8 +97,15 @@ export const MAX_QUOTED_BODY = 160;
  * runs (MRNs, phone numbers).
  */
 export function quoteUpstreamText(text: string, max: number = MAX_QUOTED_BODY): string {
+  const plain = scrubUpstreamText(text);
+  if (plain.length === 0) return 'an empty body';
+  return JSON.stringify(plain.length > max ? `${plain.slice(0, max - 1)}…` : plain);
+}
+
+/** The scrubbing of quoteUpstreamText without the quotes or the cap: for upstream words an error message already frames. */
+export function scrubUpstreamText(text: string): string {
   // Only the head of the body: enough for any error page's message, and it bounds the work of the patterns below.
-  const plain = text
+  return text
     .slice(0, 4096)
     .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
     .replace(/<[^>]*>/g, ' ')
@@ -111,6 +118,4 @@ export function quoteUpstreamText(text: string, max: number = MAX_QUOTED_BODY): 
     .replace(/\d{6,}/g, '[number]')
     .replace(/\s+/g, ' ')
     .trim();
-  if (plain.length === 0) return 'an empty body';
-  return JSON.stringify(plain.length > max ? `${plain.slice(0, max - 1)}…` : plain);
 }

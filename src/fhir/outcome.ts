@@ -5,6 +5,7 @@
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
 import { FhirHttpError } from './http-errors.js';
+import { scrubUpstreamText } from '../http.js';
 
 /** The parts of an HTTP failure we use. */
 export interface HttpFailure {
@@ -38,7 +39,8 @@ export function outcomeText(data: unknown): string | undefined {
     .map((issue) => (typeof issue.details?.text === 'string' ? issue.details.text : typeof issue.diagnostics === 'string' ? issue.diagnostics : ''))
     .filter((text) => text.length > 0);
   if (texts.length === 0) return undefined;
-  const joined = [...new Set(texts)].join('; ').replace(/\s+/g, ' ');
+  // Diagnostics can echo the request (an identifier search carries an MRN): scrubbed like any upstream text.
+  const joined = scrubUpstreamText([...new Set(texts)].join('; '));
   return joined.length > MAX_OUTCOME_TEXT ? `${joined.slice(0, MAX_OUTCOME_TEXT - 1)}…` : joined;
 }
 

@@ -6,7 +6,7 @@
  */
 import { STATUS_CODES } from 'node:http';
 import { BridgeError, type ErrorCode } from '../errors.js';
-import { parseRetryAfter, type RetryVerdict } from '../http.js';
+import { parseRetryAfter, scrubUpstreamText, type RetryVerdict } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { PurviewError } from './purview-error.js';
 import { UploadNetworkError, type BlockResponse } from './upload.js';
@@ -86,9 +86,12 @@ function unavailable(last: string, block: BlockContext, cause: unknown): BridgeE
   );
 }
 
-/** Purview's own words: the reason phrase when it is not the standard one, else the start of the body. */
+/**
+ * Purview's own words: the reason phrase when it is not the standard one, else the start of the body; scrubbed, as the
+ * body's format is not published and could echo a row of the block.
+ */
 function purviewSaid(error: UploadStatusError): string {
   const standard = error.statusText === '' || error.statusText === STATUS_CODES[error.status];
   const text = standard ? error.body : error.statusText;
-  return text.replace(/\s+/g, ' ').trim().slice(0, 200);
+  return scrubUpstreamText(text).slice(0, 200);
 }

@@ -8,6 +8,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createFhirClient } from '../../src/fhir/index.js';
 import { quoteUpstreamText } from '../../src/http.js';
+import { outcomeText } from '../../src/fhir/outcome.js';
+import { toPushError, UploadStatusError } from '../../src/purview/outcomes.js';
 import { silentLogger } from '../../src/log.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { RevocableTokens } from './support.js';
@@ -52,5 +54,21 @@ describe('FHIR error messages', () => {
   it('cleans upstream text: tags, tokens, JWTs, person ids in paths', () => {
     expect(quoteUpstreamText('<b>Bearer abc.def-123</b> eyJa.eyJb.sig Patient/e8Xk2 Practitioner/12')).toBe('"Bearer [token] [jwt] Patient/… Practitioner/…"');
     expect(quoteUpstreamText('  \n ')).toBe('an empty body');
+  });
+});
+
+describe('upstream words inside error messages', () => {
+  it('an OperationOutcome echoing an identifier search, and a Purview body echoing a row, lose what identifies a person', () => {
+    const said = outcomeText({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'processing', diagnostics: 'No match for identifier 203713 (MRN 4471234) jane.doe@example.org in Patient/e8Xk2' }],
+    });
+    expect(said).toBe('No match for identifier [number] (MRN [number]) [email] in Patient/…');
+    const rejected = toPushError(
+      new UploadStatusError({ status: 400, statusText: 'Bad Request', retryAfter: undefined, body: 'Row 3 invalid: 2026-11-01 10:00 | 4471234 | jane.doe@example.org | Patient/e8Xk2' }, 0),
+      { index: 2, jobId: 'job-1', attempts: 1 },
+    ) as BridgeError;
+    for (const secret of ['4471234', 'jane.doe', 'e8Xk2']) expect(rejected.message).not.toContain(secret);
+    expect(rejected.message).toContain('Row 3 invalid');
   });
 });

@@ -9,7 +9,6 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import { outcomeText } from '../outcome.js';
-import { quoteUpstreamText } from '../../http.js';
 import { loadCheckpoint, sameRequest, saveCheckpoint, type CheckpointStore, type ExportCheckpoint, type ExportManifest, type ExportRequest, type LocalFile, type ManifestFile } from './checkpoint.js';
 import { Downloads } from './downloads.js';
 import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';
@@ -130,10 +129,8 @@ export class BulkExportJob {
           const outcome = parseLine<unknown>(text, 'OperationOutcome', label, lines.first + k);
           outcomes += 1;
           const said = outcomeText(outcome);
-          if (said && samples.length < 5) {
-            const quoted = quoteUpstreamText(said, 200);
-            samples.push(quoted.startsWith('"') ? (JSON.parse(quoted) as string) : quoted);
-          }
+          // outcomeText is already scrubbed of anything that may identify a person.
+          if (said && samples.length < 5) samples.push(said.length > 200 ? `${said.slice(0, 199)}…` : said);
         }
       }
       rmSync(path, { force: true });
