@@ -68,9 +68,15 @@ export { DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY };
 
 /** Pushes the pipeline's event spool: each block claims whole events the destination has not acknowledged. */
 export async function pushEventSpool(options: PushOptions & { spoolPath: string; indexPath: string; source: string }): Promise<PushReport> {
-  const spool = openEventSpool(options.spoolPath, options.indexPath);
   const target = targetOf(options, options.source);
-  const session = openSession(options, options.spoolPath, spool.header);
+  const spool = openEventSpool(options.spoolPath, options.indexPath);
+  let session: ReturnType<typeof openSession>;
+  try {
+    session = openSession(options, options.spoolPath, spool.header);
+  } catch (error) {
+    spool.close();
+    throw error;
+  }
   try {
     for (;;) {
       throwIfStopped(options, session.report.blocks);

@@ -45,8 +45,24 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
   const outcome = store.acquireLease(name, holder, policy.ttlMs, policy.isStale);
   if (!outcome.acquired) throw inProgress(what, outcome.holder, outcome.expiresMs);
   const lost = new AbortController();
+  let renewedMs = clock.now();
   const stop = policy.every(Math.max(1, Math.floor(policy.ttlMs / 3)), () => {
-    if (lost.signal.aborted || store.renewLease(name, holder.id, policy.ttlMs)) return;
+    if (lost.signal.aborted) return;
+    let renewed: boolean;
+    try {
+      renewed = store.renewLease(name, holder.id, policy.ttlMs);
+    } catch (error) {
+      // The state database busy (another process writing a long transaction): try again at the next beat, and give
+      // the run up only once the lease may really have lapsed. A throw here would end the process from a timer.
+      if (clock.now() - renewedMs < policy.ttlMs) return;
+      const reason = error instanceof Error ? error.message : String(error);
+      lost.abort(new BridgeError('BRG_ERR_STATE', `The lease of ${what} could not be renewed for ${Math.round(policy.ttlMs / 1000)} s (${reason}); this run stopped so two never push at once. Run it again.`, { cause: error }));
+      return;
+    }
+    if (renewed) {
+      renewedMs = clock.now();
+      return;
+    }
     lost.abort(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `The lease of ${what} was taken over by another process while this run was paused; this run stopped so two never push at once.`));
   });
   return {

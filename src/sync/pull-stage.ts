@@ -13,6 +13,7 @@ import type { ReferenceRequest } from '../reference-keys.js';
 import { createMapStep, type MapStep } from './map-step.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
 import { ZERO_COUNTS, type RunCounts, type RunRecord, type SeenEvent } from './state/index.js';
+import type { EventSource } from './event-source.js';
 import type { SyncWindow } from './window.js';
 
 export interface PullResult {
@@ -49,14 +50,26 @@ export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | unde
 
 export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
   const source = deps.source();
-  await source.check(request.signal);
+  try {
+    await source.check(request.signal);
+    return await pullChecked(deps, source, run, window, files, request);
+  } finally {
+    source.close?.();
+  }
+}
+
+async function pullChecked(deps: SyncDeps, source: EventSource, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
   const step = createMapStep(deps.mapping);
   const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, step.headerLine());
-  const rejects = openSync(files.rejectsPath, 'w', 0o600);
+  let rejects: number;
+  try {
+    rejects = openSync(files.rejectsPath, 'w', 0o600);
+  } catch (error) {
+    spool.close();
+    throw error;
+  }
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
-  const dedupe = new Deduplicator(deps, window, (event) => source.windowTimeOf?.(event) ?? recordedMsOf(event));
-  const groups = createPrefetchGroups<PendingEvent>(source.resolver, deps.prefetchEvents, request.signal);
   let sinceLastMap: RunCounts = { ...result.counts };
   const map = (ready: readonly PendingEvent[]): void => {
     mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, step }, result, sinceLastMap);
@@ -66,6 +79,8 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
     }
   };
   try {
+    const dedupe = new Deduplicator(deps, window, (event) => source.windowTimeOf?.(event) ?? recordedMsOf(event));
+    const groups = createPrefetchGroups<PendingEvent>(source.resolver, deps.prefetchEvents, request.signal);
     const note = (message: string): void => deps.events.emit('source_progress', { runId: run.id, connector: deps.connector, message });
     for await (const page of source.pages(window, request.signal, note)) {
       throwIfStopped(request.stopSignal);
@@ -79,7 +94,6 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   } finally {
     spool.close();
     closeSync(rejects);
-    source.close?.();
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: result.counts.rows });
   result.fill = step.fill();

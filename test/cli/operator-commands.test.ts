@@ -11,6 +11,7 @@ import { BridgeError } from '../../src/errors.js';
 import type { StatusReport } from '../../src/server/status.js';
 import type { SyncSummary } from '../../src/sync/pipeline.js';
 import { ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { destinationOf, findConnector } from '../../src/composition/index.js';
 import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 import { recordingContext } from './support.js';
 
@@ -94,3 +95,26 @@ describe('bridge runs and bridge rejects', () => {
     expect((unknown as BridgeError).message).toBe('No run "no-such-run" in the state directory (bridge runs lists them).');
   });
 });
+
+describe('bridge runs --possibly-duplicated', () => {
+  it('lists the AuditEvents of the run\'s blocks whose first answer was lost, exactly those Purview holds twice', async () => {
+    const x = await startHarness({ data: { seed: 23, events: 60, patients: 12, practitioners: 4 }, flags: { 'connectors.0.purview.blockRows': 20 } });
+    try {
+      x.sandbox.ingest.injectFaults({ kind: 'accept-then-reset' });
+      const done = await x.sync();
+      expect(done.counts.possiblyDuplicated).toBeGreaterThan(0);
+      const listed = recordingContext();
+      await run(runsCommand(listed), ['--config', x.sandbox.configPath, '--possibly-duplicated', done.runId.slice(0, 8)]);
+      const flagged = x.withStore((s) => [...s.flaggedEventKeys({ destination: destinationOf(findConnector(x.config, 'sandbox')), source: 'sandbox' })]);
+      expect(listed.printed.length).toBe(flagged.length);
+      expect(new Set(listed.printed)).toEqual(new Set(flagged.map((key) => `AuditEvent/${key.split('|')[0]} version ${key.split('|')[1]}`)));
+      // Those are the events of the block Purview accepted twice (the reset came after it was recorded).
+      const blocks = x.sandbox.ingest.accepted(x.sandbox.ids.jobId);
+      const twice = blocks.flatMap((b) => b.rows).filter((row, i, all) => all.indexOf(row) !== i);
+      expect(twice.length).toBe(blocks[0]?.rows.length);
+    } finally {
+      await x.close();
+    }
+  });
+});
+

@@ -9,7 +9,8 @@ import { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { rejectsGone, runView } from '../../server/run-view.js';
-import { openStateStore, type RunRecord, type StateStore } from '../../sync/state/index.js';
+import { openStateStore } from '../../sync/state/index.js';
+import { findRun } from '../find-run.js';
 import type { CliContext } from '../context.js';
 
 export interface RejectsCommandOptions {
@@ -41,14 +42,3 @@ export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions =
     });
 }
 
-/** The run with this id, or the one run whose id starts with it. */
-function findRun(store: StateStore, id: string): RunRecord {
-  const exact = store.getRun(id);
-  if (exact) return exact;
-  const matches = id.length >= 8 ? store.listRuns({ limit: 10_000 }).filter((run) => run.id.startsWith(id)) : [];
-  if (matches.length === 1 && matches[0]) return matches[0];
-  throw new BridgeError(
-    'BRG_ERR_INPUT_INVALID',
-    matches.length > 1 ? `${matches.length} runs start with "${id}"; give more of the id.` : `No run "${id}" in the state directory (bridge runs lists them).`,
-  );
-}

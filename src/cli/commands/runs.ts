@@ -7,7 +7,8 @@ import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { runView, type RunView } from '../../server/run-view.js';
 import { formatDuration } from '../../server/status.js';
-import { openStateStore } from '../../sync/state/index.js';
+import { openStateStore, type StateStore } from '../../sync/state/index.js';
+import { findRun } from '../find-run.js';
 import type { CliContext } from '../context.js';
 
 export function runsCommand(ctx: CliContext): Command {
@@ -17,10 +18,15 @@ export function runsCommand(ctx: CliContext): Command {
     .option('--connector <name>', 'only this connector')
     .addOption(new Option('--limit <k>', 'how many runs').argParser(limitOf).default(20))
     .option('--json', 'print {"runs": [...]} as GET /v1/runs does')
-    .action((flags: { config?: string; connector?: string; limit: number; json?: boolean }) => {
+    .option('--possibly-duplicated <run>', 'list what this run sent in blocks flagged possibly duplicated: AuditEvent ids and versions, or file row ranges')
+    .action((flags: { config?: string; connector?: string; limit: number; json?: boolean; possiblyDuplicated?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
       const store = openStateStore(config.stateDir, ctx.clock);
       try {
+        if (flags.possiblyDuplicated !== undefined) {
+          printPossiblyDuplicated(ctx, store, flags.possiblyDuplicated, flags.json === true);
+          return;
+        }
         const policy = { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles };
         const runs = store.listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit }).map((run) => runView(run, policy));
         if (flags.json) ctx.print(JSON.stringify({ runs }));
@@ -62,4 +68,22 @@ function limitOf(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 500) throw new BridgeError('BRG_ERR_INPUT_INVALID', `--limit must be a whole number from 1 to 500, got "${value}".`);
   return n;
+}
+
+/**
+ * What Purview may hold twice after a run: one line per AuditEvent (`AuditEvent/<id> version <v>`) or file row range
+ * (`<file> rows <first>–<last>`, 1-based data rows), from the ledger. Opaque ids and counts only, no PHI.
+ */
+function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string, json: boolean): void {
+  const run = findRun(store, id);
+  let n = 0;
+  for (const item of store.possiblyDuplicatedOf(run.id)) {
+    n += 1;
+    if (json) ctx.print(JSON.stringify(item.kind === 'event' ? { event: item.key } : { source: item.source, firstRow: item.first + 1, lastRow: item.end }));
+    else if (item.kind === 'event') {
+      const [eventId, version] = item.key.split('|');
+      ctx.print(`AuditEvent/${eventId}${version ? ` version ${version}` : ''}`);
+    } else ctx.print(`${item.source} rows ${item.first + 1}–${item.end}`);
+  }
+  if (n === 0 && !json) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
 }

@@ -8,6 +8,7 @@ import type { Clock } from '../../clock.js';
 import type {
   ClaimCursor, ClaimDecision, DeliveryLedger, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange,
 } from '../../purview/ledger.js';
+import type { PossiblyDuplicated } from './types.js';
 
 const DAY_MS = 86_400_000;
 
@@ -51,6 +52,14 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       flagged: db.prepare<[number, number], { event_key: string }>(
         'SELECT e.event_key FROM delivered_events e JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND b.possibly_duplicated = 1',
+      ),
+      // Operator queries, one run at a time: a scan of the claims is acceptable there (no index on block_id to keep
+      // every claim's insert cheap).
+      flaggedOfRunEvents: db.prepare<[string], { event_key: string }>(
+        'SELECT e.event_key FROM delivery_blocks b JOIN delivered_events e ON e.block_id = b.id WHERE b.run_id = ? AND b.possibly_duplicated = 1',
+      ),
+      flaggedOfRunRanges: db.prepare<[string], { source: string; first_row: number; end_row: number }>(
+        'SELECT s.key AS source, r.first_row, r.end_row FROM delivery_blocks b JOIN delivered_ranges r ON r.block_id = b.id JOIN sources s ON s.id = r.source_id WHERE b.run_id = ? AND b.possibly_duplicated = 1 ORDER BY r.first_row',
       ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
@@ -156,6 +165,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string> {
     const rows = this.stmt.flagged.all(this.destinationId(target.destination), this.sourceId(target.source));
     return new Set(rows.map((r) => r.event_key));
+  }
+
+  *possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated> {
+    for (const row of this.stmt.flaggedOfRunEvents.iterate(runId)) yield { kind: 'event', key: row.event_key };
+    for (const row of this.stmt.flaggedOfRunRanges.iterate(runId)) yield { kind: 'rows', source: row.source, first: row.first_row, end: row.end_row };
   }
 
   highMark(target: DeliveryTarget): number | undefined {

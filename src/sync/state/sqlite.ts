@@ -12,7 +12,7 @@ import { MIGRATIONS } from './migrations.js';
 import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
-import { ZERO_COUNTS, type LeaseHolder, type LeaseOutcome, type RunCounts, type RunDetails, type RunRecord, type SeenEvent, type StateStore } from './types.js';
+import { ZERO_COUNTS, type LeaseHolder, type LeaseOutcome, type PossiblyDuplicated, type RunCounts, type RunDetails, type RunRecord, type SeenEvent, type StateStore } from './types.js';
 
 interface RunRow {
   id: string; connector: string; state: string; trigger: string; since: string; until: string; started_at: string;
@@ -207,6 +207,10 @@ class SqliteStateStore implements StateStore {
 
   flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string> {
     return this.ledger.flaggedEventKeys(target);
+  }
+
+  possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated> {
+    return this.ledger.possiblyDuplicatedOf(runId);
   }
 
   acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {

@@ -88,6 +88,11 @@ export type LeaseOutcome =
   | { readonly acquired: true; readonly tookOverFrom?: LeaseHolder }
   | { readonly acquired: false; readonly holder: LeaseHolder; readonly expiresMs: number };
 
+/** One event, or one range of a file's rows, that Purview may hold twice. */
+export type PossiblyDuplicated =
+  | { readonly kind: 'event'; readonly key: string }
+  | { readonly kind: 'rows'; readonly source: string; readonly first: number; readonly end: number };
+
 export interface LeaseStore {
   /**
    * Takes the named lease unless another holder's lease is unexpired and not `isStale` (e.g. a dead process on this
@@ -126,6 +131,11 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   setSourceState(connector: string, name: string, value: string | undefined): void;
   /** Keys of the events in blocks flagged possibly duplicated: what Purview may hold twice. */
   flaggedEventKeys(target: Pick<DeliveryTarget, 'destination' | 'source'>): Set<string>;
+  /**
+   * What one run sent in blocks flagged possibly duplicated, read from the ledger a row at a time: event keys
+   * (`id|versionId`) or file row ranges (`file:<sha256>` rows first–end, 0-based, end exclusive).
+   */
+  possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated>;
   /** Forgets delivery acknowledgements older than `beforeMs` for one destination and source. */
   pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void;
   close(): void;
