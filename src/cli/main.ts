@@ -34,7 +34,7 @@ const ctx: CliContext = {
 };
 
 try {
-  const program = buildProgram(ctx);
+  const program = await buildProgram(ctx, process.argv[2]);
   // `bridge push` also takes sample_script.ps1's parameter names, and names the flag meant when one is misspelt.
   const push = program.commands.find((command) => command.name() === 'push');
   const argv = process.argv[2] === 'push' && push

@@ -7,13 +7,20 @@
 import { closeSync, fchmodSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
 
-const CRLF = '\r\n';
-const FLUSH_AT = 1 << 16;
+/** Bytes gathered before a write; the buffer is allocated once per file and reused. */
+const BUFFER_BYTES = 1 << 16;
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit (a surrogate pair: 4 bytes for 2 units). */
+const MAX_UTF8_PER_UNIT = 3;
 
 export class ConnectorFileWriter {
   private readonly fd: number;
   private offset = 0;
-  private pending = '';
+  /**
+   * Lines are encoded straight into one reusable buffer: concatenating strings and encoding them per flush cost
+   * `bridge map` a tenth of its time (a cons string flattened, a new Buffer and a byte count per line).
+   */
+  private readonly buffer = Buffer.allocUnsafeSlow(BUFFER_BYTES);
+  private used = 0;
   private closed = false;
 
   /** Creates (or truncates) `path` 0600, also when it existed with a wider mode, and writes the header line. */
@@ -37,10 +44,20 @@ export class ConnectorFileWriter {
   /** Appends lines (each gets CRLF); returns the byte offset after the last one. */
   append(lines: readonly string[]): number {
     for (const line of lines) {
-      this.pending += line + CRLF;
-      this.offset += Buffer.byteLength(line) + 2;
+      const most = line.length * MAX_UTF8_PER_UNIT + 2;
+      if (this.used + most > BUFFER_BYTES) this.flush();
+      if (most > BUFFER_BYTES) {
+        const bytes = Buffer.from(`${line}\r\n`, 'utf8');
+        this.writeAll(bytes, bytes.length);
+        this.offset += bytes.length;
+        continue;
+      }
+      const written = this.buffer.write(line, this.used, 'utf8');
+      this.buffer[this.used + written] = 0x0d;
+      this.buffer[this.used + written + 1] = 0x0a;
+      this.used += written + 2;
+      this.offset += written + 2;
     }
-    if (this.pending.length >= FLUSH_AT) this.flush();
     return this.offset;
   }
 
@@ -58,9 +75,13 @@ export class ConnectorFileWriter {
   }
 
   private flush(): void {
-    if (this.pending.length === 0) return;
-    const buffer = Buffer.from(this.pending, 'utf8');
-    this.pending = '';
-    for (let written = 0; written < buffer.length; ) written += writeSync(this.fd, buffer, written);
+    if (this.used === 0) return;
+    const used = this.used;
+    this.used = 0;
+    this.writeAll(this.buffer, used);
+  }
+
+  private writeAll(bytes: Buffer, length: number): void {
+    for (let written = 0; written < length; ) written += writeSync(this.fd, bytes, written, length - written);
   }
 }

@@ -8,7 +8,7 @@ import { DCM } from './context.js';
 import type { ResolvedOptions } from './options.js';
 import { normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
-import type { BuiltinName, DepartmentSource } from './spec.js';
+import type { BuiltinName } from './spec.js';
 import { chooseIdentifier, qualifies } from './identifiers.js';
 import { formatInstant } from './time.js';
 import { workEmails } from './validity.js';
@@ -124,48 +124,58 @@ export function subjectMrn(ref: Reference, options: ResolvedOptions): string | u
 
 /**
  * docs/mapping.md §5.6: department, sources in the configured order (patient's encounter first by default, then the
- * user's location).
+ * user's location). The event's encounters are resolved once, when a source first needs them.
  */
 function department(ctx: RowContext): string | undefined {
+  let found: readonly Encounter[] | undefined;
   for (const source of ctx.options.departmentSources) {
-    const found = DEPARTMENT_SOURCES[source](ctx);
-    if (found) return found;
+    let name: string | undefined;
+    switch (source) {
+      case 'encounter-service-provider':
+        for (const encounter of (found ??= encounters(ctx))) if ((name = nameOf(ctx, encounter.serviceProvider, 'Organization', encounter))) break;
+        break;
+      case 'encounter-location':
+        for (const encounter of (found ??= encounters(ctx))) if ((name = nameOf(ctx, encounter.location?.[0]?.location, 'Location', encounter))) break;
+        break;
+      case 'requestor-location':
+        name = nameOf(ctx, ctx.requestor?.location, 'Location');
+        break;
+      case 'practitioner-role-organization':
+        name = ctx.role ? nameOf(ctx, ctx.role.organization, 'Organization', ctx.role) : undefined;
+        break;
+    }
+    if (name) return name;
   }
   return undefined;
 }
 
-const DEPARTMENT_SOURCES: Readonly<Record<DepartmentSource, (ctx: RowContext) => string | undefined>> = {
-  'encounter-service-provider': (ctx) => firstOf(encounters(ctx), (encounter) => nameOf(ctx, encounter.serviceProvider, 'Organization', encounter)),
-  'encounter-location': (ctx) => firstOf(encounters(ctx), (encounter) => nameOf(ctx, encounter.location?.[0]?.location, 'Location', encounter)),
-  'requestor-location': (ctx) => nameOf(ctx, ctx.requestor?.location, 'Location'),
-  'practitioner-role-organization': (ctx) => (ctx.role ? nameOf(ctx, ctx.role.organization, 'Organization', ctx.role) : undefined),
-};
+const NO_ENCOUNTERS: readonly Encounter[] = [];
 
-function encounters(ctx: RowContext): Encounter[] {
-  const refs: Array<Reference | undefined> = [];
-  for (const entity of ctx.event.entity ?? []) {
+function encounters(ctx: RowContext): readonly Encounter[] {
+  let found: Encounter[] | undefined;
+  for (const entity of ctx.event.entity ?? NO_ENTITIES) {
     // A contained `what` may be anything; only Encounter-typed literal references are worth a lookup.
-    if (entity.what?.reference?.startsWith('#') || typeFromReference(entity.what) === 'Encounter') refs.push(entity.what);
+    if (entity.what?.reference?.startsWith('#') || typeFromReference(entity.what) === 'Encounter') found = withEncounter(ctx, entity.what, found);
   }
-  for (const extension of ctx.event.extension ?? []) {
+  for (const extension of ctx.event.extension ?? NO_EXTENSIONS) {
     const ref = extension.valueReference;
-    if (ctx.options.encounterExtensionUrls.has(extension.url) && (ref?.reference?.startsWith('#') || typeFromReference(ref) === 'Encounter')) refs.push(ref);
+    if (ctx.options.encounterExtensionUrls.has(extension.url) && (ref?.reference?.startsWith('#') || typeFromReference(ref) === 'Encounter')) {
+      found = withEncounter(ctx, ref, found);
+    }
   }
-  const found: Encounter[] = [];
-  for (const ref of refs) {
-    const resource = ctx.resolver.resolve(ref, 'Encounter');
-    if (resource?.resourceType === 'Encounter') found.push(resource);
-  }
+  return found ?? NO_ENCOUNTERS;
+}
+
+function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encounter[] | undefined): Encounter[] | undefined {
+  const resource = ctx.resolver.resolve(ref, 'Encounter');
+  if (resource?.resourceType !== 'Encounter') return found;
+  if (found === undefined) return [resource];
+  found.push(resource);
   return found;
 }
 
-function firstOf<T>(items: readonly T[], pick: (item: T) => string | undefined): string | undefined {
-  for (const item of items) {
-    const value = pick(item);
-    if (value) return value;
-  }
-  return undefined;
-}
+const NO_ENTITIES: readonly AuditEventEntity[] = [];
+const NO_EXTENSIONS: ReadonlyArray<{ url: string; valueReference?: Reference }> = [];
 
 /** The resolved resource's name, else the reference display (docs/mapping.md §5.6). */
 function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holder?: FhirResource): string | undefined {

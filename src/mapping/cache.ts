@@ -15,7 +15,10 @@ export interface View {
   readonly values: Array<string | undefined>;
   /** Warnings raised while computing a slot, replayed on every hit; undefined until one is raised. */
   warnings: Array<readonly string[] | undefined> | undefined;
-  /** The cells of the columns memoised as a whole (program.scopedColumns), filled together on first use. */
+  /**
+   * The cells of the columns memoised as a whole (program.scopedColumns), filled together on first use; then the line
+   * segment of each of program.scopedRuns (those cells joined for the mapping's delimiter).
+   */
   cells: readonly string[] | undefined;
   /** The `<code>:<column>` warnings each of `cells` raised, replayed on every use; undefined when none did. */
   cellWarnings: Array<readonly string[] | undefined> | undefined;

@@ -11,6 +11,7 @@ import { SCHEMA_COLUMNS, SCHEMA_DELIMITERS, sanitizer, toDelimiter, type SchemaC
 import { compileExpression, type CompiledExpression } from './expression.js';
 import { checkUnusedOptions, resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
 import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
+import { compileRowFunction, type RowFunction } from './row-code.js';
 import { parseTimeFormat, type TimeFormat } from './time.js';
 import type { CompiledMapping, Delimiter, MappingOverrides } from './types.js';
 
@@ -29,12 +30,18 @@ export interface CompiledColumn {
 
 export type CellScope = Exclude<Scope, 'event'>;
 
-export interface MappingProgram {
+/** What the row engine reads (interpret.ts, and row-code.ts when it generates the row function). */
+export interface ProgramCore {
   readonly columns: readonly CompiledColumn[];
   /** Indexes of the columns whose scope is patient (resp. user), in column order: a view's `cells` follow it. */
   readonly scopedColumns: Readonly<Record<CellScope, readonly number[]>>;
   /** Per column: its position in scopedColumns[its scope], or -1 for event columns. */
   readonly scopedPosition: readonly number[];
+  /**
+   * Runs of two or more adjacent columns memoised in the same scope (first and last column index): a view keeps each
+   * run's cells joined as one line segment after its cells, so a row's line copies one string per run (row-code.ts).
+   */
+  readonly scopedRuns: Readonly<Record<CellScope, ReadonlyArray<{ readonly first: number; readonly last: number }>>>;
   /** Indexes of the mandatory columns that warn (or reject, when strict) if empty. */
   readonly checkedColumns: readonly number[];
   /** Each group rejects the row ("missing-<code>") when all its columns are empty. */
@@ -47,6 +54,13 @@ export interface MappingProgram {
   readonly patientViews: ViewCache<Patient>;
   readonly userViews: ViewCache<Practitioner>;
   readonly needsDepartment: boolean;
+  /** Reject rows with any empty mandatory cell (the mapping's `strict`). */
+  readonly strict: boolean;
+}
+
+export interface MappingProgram extends ProgramCore {
+  /** The columns as one specialised function (row-code.ts). */
+  readonly row: RowFunction;
 }
 
 const PROGRAM = Symbol('mapping program');
@@ -79,18 +93,22 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] =>
     columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
-  const program: MappingProgram = {
+  const strict = overrides.strict ?? file.strict ?? false;
+  const core: ProgramCore = {
     columns,
     scopedColumns,
     scopedPosition: columns.map((column, index) => (column.scope === 'event' ? -1 : scopedColumns[column.scope].indexOf(index))),
+    scopedRuns: { patient: runsOf(columns, 'patient'), user: runsOf(columns, 'user') },
     checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
     criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
     sanitize: sanitizer(delimiter),
     patientViews: createViewCache<Patient>(slots.patient), userViews: createViewCache<Practitioner>(slots.user),
     needsDepartment: columns.some((column) => column.expressions.some((expression) => expression.text === 'builtin:department')),
+    strict,
   };
+  const program: MappingProgram = { ...core, row: compileRowFunction(core) };
   const compiled: Compiled = {
-    schema, source, delimiter, strict: overrides.strict ?? file.strict ?? false,
+    schema, source, delimiter, strict,
     columns: columns.map(({ name, label, mandatory }) => ({ name, label, mandatory })),
     [PROGRAM]: program,
   };
@@ -149,6 +167,18 @@ function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: str
     name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false,
     scope, expressions,
   };
+}
+
+function runsOf(columns: readonly CompiledColumn[], scope: CellScope): Array<{ first: number; last: number }> {
+  const runs: Array<{ first: number; last: number }> = [];
+  for (let first = 0; first < columns.length; first += 1) {
+    if (columns[first]?.scope !== scope) continue;
+    let last = first;
+    while (columns[last + 1]?.scope === scope) last += 1;
+    if (last > first) runs.push({ first, last });
+    first = last;
+  }
+  return runs;
 }
 
 function criticalGroups(specs: readonly ColumnSpec[]): Array<{ code: string; columns: number[] }> {

@@ -3,13 +3,15 @@
  * (docs/mapping.md §12.2: always compile, never evaluate() per row). Parse errors and unknown %variables fail here, before
  * any network call, naming the file, the column and the expression.
  */
-import fhirpath from 'fhirpath';
+import { createRequire } from 'node:module';
+import type { compile as fhirpathCompile, parse as fhirpathParse } from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { BridgeError } from '../errors.js';
 import { BUILTINS, type Scope, type WarningSink } from './builtins.js';
 import { CONTEXT_VARIABLES } from './options.js';
 import { fhirpathVariables, toCell, type RowContext } from './row-context.js';
-import { compileSimplePath } from './simple-path.js';
+import { compilePathCell, NEVER } from './path-code.js';
+import { parseSimplePath, pathAccessor, type SimplePath } from './simple-path.js';
 import type { ExpressionEntry } from './spec.js';
 
 export interface CompiledExpression {
@@ -27,6 +29,13 @@ export interface CompiledExpression {
   readonly variables: readonly string[];
   /** The raw (unsanitised) cell value; '' when empty. */
   evaluate(ctx: RowContext, sink: WarningSink): string;
+  /**
+   * The same value for the generated row code (row-code.ts), undefined or '' when empty: the built-in itself or a
+   * specialised path function, so each call site there sees one function.
+   */
+  readonly cell: (ctx: RowContext, sink: WarningSink) => string | undefined;
+  /** Yields nothing whatever the row (path-code.ts NEVER): the row code leaves it out. */
+  readonly never: boolean;
 }
 
 export interface ExpressionSite {
@@ -42,24 +51,47 @@ const USER_VARIABLES = new Set(['user', 'userName']);
 const ENGINE_VARIABLES = new Set(['ucum', 'sct', 'loinc', 'factory', 'terminologies']);
 const ROOT_VARIABLES = new Set(['context', 'resource', 'rootResource']);
 
+interface FhirpathEngine {
+  readonly parse: typeof fhirpathParse;
+  readonly compile: typeof fhirpathCompile;
+}
+
+let engine: FhirpathEngine | undefined;
+
+/**
+ * fhirpath.js, loaded on first use: the built-in mappings need only direct accessors (simple-path.ts), and loading
+ * and warming its parser took ~0.14 s of every `bridge map` and CLI start.
+ */
+function fhirpath(): FhirpathEngine {
+  engine ??= createRequire(import.meta.url)('fhirpath') as FhirpathEngine;
+  return engine;
+}
+
 export function compileExpression(entry: ExpressionEntry, site: ExpressionSite): CompiledExpression {
   if (typeof entry === 'object' && 'builtin' in entry) {
     const builtin = BUILTINS[entry.builtin];
     return {
       text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: -1, ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}), variables: [],
-      evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
+      evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '', cell: builtin.evaluate, never: false,
     };
   }
   const text = typeof entry === 'string' ? entry : entry.expression;
   const warnCode = typeof entry === 'string' ? undefined : entry.warn;
-  const { scope, variables } = analyse(text, site);
-  const simple = compileSimplePath(text, site.options);
-  const evaluate = simple ? (ctx: RowContext) => toCell(simple(ctx), site.join) : fhirpathEvaluator(text, site);
-  return { text, scope, slot: -1, ...(warnCode ? { warn: `${warnCode}:${site.column}` } : {}), variables, evaluate };
+  const path = parseSimplePath(text, site.options);
+  const { scope, variables } = (path && analyseSimple(text, path, site)) ?? analyse(text, site);
+  const warn = warnCode ? { warn: `${warnCode}:${site.column}` } : {};
+  if (!path) {
+    const evaluate = fhirpathEvaluator(text, site);
+    return { text, scope, slot: -1, ...warn, variables, evaluate, cell: evaluate, never: false };
+  }
+  const simple = pathAccessor(path);
+  const evaluate = (ctx: RowContext): string => toCell(simple(ctx), site.join);
+  const code = compilePathCell(path, site.join);
+  return { text, scope, slot: -1, ...warn, variables, evaluate, cell: code === NEVER ? evaluate : code ?? evaluate, never: code === NEVER };
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
-  const compiled = fhirpath.compile(text, r4);
+  const compiled = fhirpath().compile(text, r4);
   // fhirpath.js reports unknown functions only when it evaluates them: a dry run over an empty event finds them now.
   const empty = Object.fromEntries(CONTEXT_VARIABLES.map((name) => [name, []]));
   try {
@@ -87,10 +119,10 @@ interface AstNode {
 }
 
 /** Parses once for errors, then derives the cache scope from the %variables and root members it uses. */
-function analyse(text: string, site: ExpressionSite): { scope: Scope; variables: string[] } {
+export function analyse(text: string, site: ExpressionSite): { scope: Scope; variables: string[] } {
   let ast: AstNode;
   try {
-    ast = fhirpath.parse(text) as AstNode;
+    ast = fhirpath().parse(text) as AstNode;
   } catch (cause) {
     throw invalidExpression(site, text, `does not parse: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
   }
@@ -109,6 +141,21 @@ function analyse(text: string, site: ExpressionSite): { scope: Scope; variables:
     if (ROOT_VARIABLES.has(name)) usesRoot = true;
   }
   return { scope: scopeOf([...used], usesRoot), variables: [...used] };
+}
+
+const QUOTED = /'[^'\\]*'/g;
+const VARIABLE = /%([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/**
+ * analyse() for a path in the direct-accessor subset, without fhirpath.js: its only %names are the root and the
+ * options of `in`/`matches`, and it reads the event's root only when it starts with a member. Undefined when a name
+ * is neither a context variable nor an option, so analyse() reports it.
+ */
+export function analyseSimple(text: string, path: SimplePath, site: ExpressionSite): { scope: Scope; variables: string[] } | undefined {
+  const used = [...new Set(Array.from(text.replace(QUOTED, "''").matchAll(VARIABLE), (match) => match[1] as string))];
+  const known = (name: string): boolean => (CONTEXT_VARIABLES as readonly string[]).includes(name) || name in site.options;
+  if (!used.every(known)) return undefined;
+  return { scope: scopeOf(used, path.root.kind === 'event'), variables: used };
 }
 
 function scopeOf(used: readonly string[], usesRoot: boolean): Scope {

@@ -37,17 +37,65 @@ function simpleSlash(reference: string): number {
   return slash;
 }
 
+/**
+ * An event's few references are each parsed several times (subjects, requestor kind, user, patient): the last two
+ * strings parsed are remembered, with their slash position and type. Strings are immutable, so this is a pure cache.
+ */
+class ReferenceMemo {
+  private reference: string | undefined;
+  private slash = -1;
+  private type: string | undefined;
+  private older: string | undefined;
+  private olderSlash = -1;
+  private olderType: string | undefined;
+
+  /** simpleSlash(reference), remembered. */
+  slashOf(reference: string): number {
+    if (reference === this.reference) return this.slash;
+    if (reference === this.older) {
+      this.swap();
+      return this.slash;
+    }
+    this.older = this.reference;
+    this.olderSlash = this.slash;
+    this.olderType = this.type;
+    this.reference = reference;
+    this.slash = simpleSlash(reference);
+    this.type = undefined;
+    return this.slash;
+  }
+
+  /** The type of a `Type/id` reference (the same string object each time); call slashOf first. */
+  typeOf(reference: string): string {
+    this.type ??= reference.slice(0, this.slash);
+    return this.type;
+  }
+
+  private swap(): void {
+    const reference = this.reference;
+    const slash = this.slash;
+    const type = this.type;
+    this.reference = this.older;
+    this.slash = this.olderSlash;
+    this.type = this.olderType;
+    this.older = reference;
+    this.olderSlash = slash;
+    this.olderType = type;
+  }
+}
+
+const memo = new ReferenceMemo();
+
 /** `keyOf` (Type/id, versions and bases stripped) with the fast path above. */
 export function literalKey(reference: string | undefined): string | undefined {
   if (reference === undefined) return undefined;
-  return simpleSlash(reference) > 0 ? reference : keyOf(reference);
+  return memo.slashOf(reference) > 0 ? reference : keyOf(reference);
 }
 
 /** The resource type a literal reference names, or undefined (contained, urn:uuid, garbage). */
 export function referenceType(reference: string | undefined): string | undefined {
   if (reference === undefined) return undefined;
-  const slash = simpleSlash(reference);
-  return slash > 0 ? reference.slice(0, slash) : parseReference(reference)?.type;
+  return memo.slashOf(reference) > 0 ? memo.typeOf(reference) : parseReference(reference)?.type;
 }
 
 /** HL7v2 CX as used by IHE (`id^^^&2.16.840.1.113883.4.2&ISO`): the assigning authority OID becomes the system. */

@@ -6,53 +6,42 @@
  */
 import type { AuditEvent, HumanName } from 'fhir/r4.js';
 import type { ResourceLookup } from '../reference-keys.js';
-import type { WarningSink } from './builtins.js';
-import type { View } from './cache.js';
-import { programOf, type CellScope, type CompiledColumn, type MappingProgram } from './compile.js';
+import { programOf } from './compile.js';
 import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
 import { createResolver } from './resolve.js';
 import type { RowContext } from './row-context.js';
 import { joinCells } from '../connector-file/index.js';
 import { MappedEvent } from './mapped-event.js';
 import { chooseEventTime } from './time.js';
+import { interpretRow } from './interpret.js';
+import type { RowFunction } from './row-code.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';
-
-/**
- * Warning codes of one event, as `<code>:<column>`; most events raise none, so the list is made on demand (a few
- * codes at most: an array beats a Set here).
- */
-class EventWarnings implements WarningSink {
-  private codes: string[] | undefined;
-  column = '';
-
-  warn(code: string): void {
-    this.add(`${code}:${this.column}`);
-  }
-
-  add(code: string): void {
-    if (this.codes === undefined) this.codes = [code];
-    else if (!this.codes.includes(code)) this.codes.push(code);
-  }
-
-  list(): string[] {
-    return this.codes ?? [];
-  }
-}
-
-/** Records the warnings raised while a memoised value is computed, so every later hit can replay them. */
-class Recorder implements WarningSink {
-  readonly codes: string[] = [];
-
-  warn(code: string): void {
-    this.codes.push(code);
-  }
-}
+import { EventWarnings } from './warnings.js';
 
 function skippedBy(reason: string): EventMapResult {
   return new MappedEvent([], [], [], [], reason, undefined);
 }
 
 export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
+  return mapWith(event, mapping, lookup, programOf(mapping).row);
+}
+
+/**
+ * mapEvent with the interpreter (interpret.ts) in place of the generated row function: the reference the tests compare
+ * the generated code with. Not for production paths.
+ */
+export function mapEventInterpreted(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
+  const program = programOf(mapping);
+  return mapWith(event, mapping, lookup, (ctx, patientView, userView, warnings, rows, lines) => {
+    const outcome = interpretRow(program, ctx, patientView, userView, warnings);
+    if (outcome.length === 2) return [outcome[0] as string, outcome[1] as string];
+    rows.push(outcome);
+    lines.push(joinCells(outcome, program.delimiter));
+    return undefined;
+  });
+}
+
+function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup, mapRow: RowFunction): EventMapResult {
   const program = programOf(mapping);
   const eventId = event.id ?? '';
   const { skip, options } = program;
@@ -88,101 +77,8 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
       event, instant, tMs, requestor, user, role, userName: userView?.name, patient, subject, name, address: patientView?.address,
       resolver, options, timeFormat: program.timeFormat, userIdIsGlobal: global,
     };
-    const outcome = mapRow(program, mapping.strict, ctx, patientView, userView, warnings);
-    if (outcome.length === 2) rejects.push({ eventId, patientRef: subject.label, reason: outcome[0], column: outcome[1] });
-    else {
-      rows.push(outcome);
-      lines.push(joinCells(outcome, program.delimiter));
-    }
+    const rejected = mapRow(ctx, patientView, userView, warnings, rows, lines);
+    if (rejected) rejects.push({ eventId, patientRef: subject.label, reason: rejected[0], column: rejected[1] });
   }
   return new MappedEvent(rows, lines, rejects, warnings.list(), undefined, program.delimiter);
-}
-
-/** The row's cells, or [reason, column] when it is rejected (a row always has more than two cells). */
-function mapRow(
-  program: MappingProgram, strict: boolean, ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings,
-): readonly string[] {
-  const columns = program.columns;
-  const patientCells = patientView ? scopedCells(program, 'patient', patientView, ctx) : undefined;
-  const userCells = userView ? scopedCells(program, 'user', userView, ctx) : undefined;
-  const cells = new Array<string>(columns.length);
-  for (let index = 0; index < columns.length; index += 1) {
-    const column = columns[index] as CompiledColumn;
-    const scope = column.scope;
-    const memo = scope === 'patient' ? patientView : scope === 'user' ? userView : undefined;
-    if (memo) {
-      const position = program.scopedPosition[index] as number;
-      cells[index] = ((scope === 'patient' ? patientCells : userCells) as readonly string[])[position] as string;
-      const raised = memo.cellWarnings?.[position];
-      if (raised) for (const code of raised) warnings.add(code);
-    } else cells[index] = cellValue(program, column, ctx, patientView, userView, warnings);
-  }
-  for (const group of program.criticalGroups) {
-    if (allEmpty(cells, group.columns)) return [`missing-${group.code}`, columns[group.columns[0] as number]?.name ?? ''];
-  }
-  for (const index of program.checkedColumns) {
-    if (cells[index] !== '') continue;
-    const name = (columns[index] as CompiledColumn).name;
-    if (strict) return ['empty-mandatory', name];
-    warnings.add(`empty-mandatory:${name}`);
-  }
-  return cells;
-}
-
-/**
- * The cells of the columns that read only the patient (or only the user), from the view: computed together on its
- * first use, with the warnings each raised kept for replay.
- */
-function scopedCells(program: MappingProgram, scope: CellScope, view: View, ctx: RowContext): readonly string[] {
-  if (view.cells) return view.cells;
-  const indexes = program.scopedColumns[scope];
-  const cells = new Array<string>(indexes.length);
-  let raised: Array<readonly string[] | undefined> | undefined;
-  for (let position = 0; position < indexes.length; position += 1) {
-    const recorder = new EventWarnings();
-    // No views: a whole-cell column's expressions have no slots, so every one is evaluated for this row.
-    cells[position] = cellValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, undefined, undefined, recorder);
-    const codes = recorder.list();
-    if (codes.length > 0) (raised ??= [])[position] = codes;
-  }
-  view.cells = cells;
-  view.cellWarnings = raised;
-  return cells;
-}
-
-function allEmpty(cells: readonly string[], indexes: readonly number[]): boolean {
-  for (const index of indexes) if (cells[index] !== '') return false;
-  return true;
-}
-
-/** First non-empty (sanitised) value of the column's expressions; patient- and user-scoped ones come from the memo. */
-function cellValue(
-  program: MappingProgram, column: CompiledColumn, ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings,
-): string {
-  warnings.column = column.name;
-  for (const expression of column.expressions) {
-    const view = expression.scope === 'patient' ? patientView : expression.scope === 'user' ? userView : undefined;
-    const value = view ? memoised(program, view, expression, ctx, warnings) : program.sanitize(expression.evaluate(ctx, warnings));
-    if (value !== '') {
-      if (expression.warn) warnings.add(expression.warn);
-      return value;
-    }
-  }
-  return '';
-}
-
-function memoised(
-  program: MappingProgram, view: View, expression: CompiledColumn['expressions'][number], ctx: RowContext, warnings: EventWarnings,
-): string {
-  const slot = expression.slot;
-  let value = view.values[slot];
-  if (value === undefined) {
-    const recorder = new Recorder();
-    value = program.sanitize(expression.evaluate(ctx, recorder));
-    view.values[slot] = value;
-    if (recorder.codes.length > 0) (view.warnings ??= [])[slot] = recorder.codes;
-  }
-  const raised = view.warnings?.[slot];
-  if (raised) for (const code of raised) warnings.warn(code);
-  return value;
 }

@@ -5,7 +5,8 @@
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { createFillCounter, createSerializer, mapEvent, type CompiledMapping, type FillReport, type RowReject } from '../mapping/index.js';
-import { eventClaimKey, type EventRows } from '../purview/index.js';
+import type { EventRows } from '../purview/event-spool.js';
+import { eventClaimKey } from '../purview/ledger.js';
 import type { ResourceLookup } from '../reference-keys.js';
 
 export interface MapTallies {

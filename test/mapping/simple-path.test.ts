@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { createResolver } from '../../src/mapping/resolve.js';
 import { fhirpathVariables, type RowContext } from '../../src/mapping/row-context.js';
-import { compileSimplePath } from '../../src/mapping/simple-path.js';
+import { analyse, analyseSimple } from '../../src/mapping/expression.js';
+import { compileSimplePath, parseSimplePath } from '../../src/mapping/simple-path.js';
 import { mappingFileSpec } from '../../src/mapping/spec.js';
 import { builtinSpec, fixtureFiles, lookupOf, readFixture } from './support.js';
 
@@ -93,5 +94,23 @@ describe('direct accessors agree with fhirpath.js', () => {
     for (const text of ["%name.given.join(' ')", '%patient.name.count()', "type.code | 'x'", 'AuditEvent.type.code', "%address.where(city.startsWith('P'))"]) {
       expect(compileSimplePath(text, options.variables), text).toBeUndefined();
     }
+  });
+
+  it('finds the same scope and %variables without fhirpath.js as with it (which is then never loaded for them)', () => {
+    const site = { source: 'test', column: 'C', join: undefined, options: options.variables };
+    for (const text of [...expressions, "%patient.telecom.where(system = '%loginRegex').value", "agent.where(altId = 'a%b').altId"]) {
+      const path = parseSimplePath(text, options.variables);
+      expect(path, text).toBeDefined();
+      expect(analyseSimple(text, path as NonNullable<typeof path>, site), text).toEqual(analyse(text, site));
+    }
+  });
+
+  it('leaves an unknown option to the full analysis, which names it', () => {
+    const site = { source: 'test', column: 'C', join: undefined, options: options.variables };
+    const text = '%requestor.who.identifier.where(system in %noSuchOption).value';
+    const path = parseSimplePath(text, options.variables);
+    expect(path).toBeDefined();
+    expect(analyseSimple(text, path as NonNullable<typeof path>, site)).toBeUndefined();
+    expect(() => analyse(text, site)).toThrow(/unknown variable %noSuchOption/);
   });
 });
