@@ -189,7 +189,7 @@ function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holde
  * docs/mapping.md §7.4: heuristic for employees with no resolved name: "Family, Given" by the comma, else first and
  * last token.
  */
-function splitDisplayName(ctx: RowContext): { family?: string; given?: string } | undefined {
+function splitDisplayName(ctx: RowContext): { family: string | undefined; given: string | undefined } | undefined {
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;
   const comma = text.indexOf(',');

@@ -150,7 +150,7 @@ function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly Sche
     byName.set(spec.name, spec);
   }
   const missing = schemaColumns.filter((column) => !byName.has(column.name)).map((column) => column.name);
-  if (missing.length > 0) fail(source, `missing columns: ${missing.join(', ')} (every schema column needs an entry; or use "extends")`, { column: missing[0] });
+  if (missing.length > 0) fail(source, `missing columns: ${missing.join(', ')} (every schema column needs an entry; or use "extends")`, { column: missing[0] ?? '' });
   return schemaColumns.map((schemaColumn) => ({ spec: byName.get(schemaColumn.name) as ColumnSpec, schemaColumn }));
 }
 

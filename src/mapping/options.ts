@@ -83,7 +83,7 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     const name = String(issue?.path[0] ?? '');
     throw invalid(source, `option "${name}": ${issue?.message ?? 'invalid'}`, name);
   }
-  const merged = { ...DEFAULTS, ...parsed.data };
+  const merged = withDefaults(DEFAULTS, parsed.data);
   for (const name of Object.keys(merged)) {
     if (!IDENTIFIER.test(name) || (CONTEXT_VARIABLES as readonly string[]).includes(name)) {
       throw invalid(source, `option "${name}" is not a usable variable name (letters, digits, _; not one of ${CONTEXT_VARIABLES.join(', ')})`, name);
@@ -176,4 +176,13 @@ function invalid(source: string, what: string, option: string, cause?: unknown):
     ...(cause === undefined ? {} : { cause }),
     details: { file: source, option },
   });
+}
+
+type Defined<G> = { [K in keyof G]-?: Exclude<G[K], undefined> };
+
+/** `given` over `defaults`, leaving a default in place where `given` holds undefined (an option left out). */
+function withDefaults<D extends Record<string, unknown>, G extends object>(defaults: D, given: G): Omit<D, keyof G> & Defined<G> {
+  const merged: Record<string, unknown> = { ...defaults };
+  for (const [name, value] of Object.entries(given)) if (value !== undefined) merged[name] = value;
+  return merged as Omit<D, keyof G> & Defined<G>;
 }

@@ -40,7 +40,7 @@ export interface RowReject {
 export interface EventMapResult {
   rows: Row[];
   /** Stable reason code when the whole event yields no rows by policy. */
-  skipped?: string;
+  skipped?: string | undefined;
   rejects: RowReject[];
   /** Stable codes such as `empty-mandatory:PATIENT.ZIP`; no PHI. */
   warnings: string[];

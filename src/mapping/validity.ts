@@ -44,7 +44,7 @@ export function isValidAt(period: Period | undefined, tMs: number): boolean {
 }
 
 interface Periodic {
-  readonly period?: Period;
+  readonly period?: Period | undefined;
 }
 
 /**
