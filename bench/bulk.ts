@@ -28,7 +28,14 @@ import { BRIDGE_NODE_OPTIONS } from './e2e.js';
 const run = promisify(execFile);
 const ROUNDS = 2;
 
-export interface BulkSize { events: number; patients: number; practitioners: number; cacheSize: number; gzip?: boolean; resourcesPerFile?: number }
+export interface BulkSize {
+  events: number;
+  patients: number;
+  practitioners: number;
+  cacheSize: number;
+  gzip?: boolean;
+  resourcesPerFile?: number;
+}
 
 export interface BulkBenchResult {
   events: number;
@@ -41,9 +48,19 @@ export interface BulkBenchResult {
   baselinePeakRssMb: number;
 }
 
-export interface BulkSyncResult { events: number; rows: number; rowsAcked: number; seconds: number; maxRssMb: number }
+export interface BulkSyncResult {
+  events: number;
+  rows: number;
+  rowsAcked: number;
+  seconds: number;
+  maxRssMb: number;
+}
 
-interface ChildReport { ms: number; lines: number; peakRssMb: number }
+interface ChildReport {
+  ms: number;
+  lines: number;
+  peakRssMb: number;
+}
 
 /** The sandbox's connector switched to the bulk-export source, written as a config file for the children. */
 function bulkConfig(sandbox: Sandbox, dir: string, size: BulkSize): string {
@@ -58,7 +75,9 @@ function bulkConfig(sandbox: Sandbox, dir: string, size: BulkSize): string {
 
 async function startBulkSandbox(dir: string, size: BulkSize): Promise<Sandbox> {
   const sandbox = await startSandbox({
-    dir, backend: 'generated', ingestRecord: 'count',
+    dir,
+    backend: 'generated',
+    ingestRecord: 'count',
     data: { seed: 1, events: size.events, patients: size.patients, practitioners: size.practitioners },
   });
   Object.assign(sandbox.fhir.bulk.settings, { processingPolls: 0, gzip: size.gzip ?? false, resourcesPerFile: size.resourcesPerFile ?? 100_000 });
@@ -71,7 +90,10 @@ export async function runBulkBench(size: BulkSize): Promise<BulkBenchResult> {
   try {
     const configPath = bulkConfig(sandbox, dir, size);
     const config = loadConfig({ path: configPath, env: {} });
-    const tokens = buildSmartTokenSource({ env: {}, clock: systemClock, logger: silentLogger(), events: new SyncEvents(), config }, findConnector(config, 'sandbox'));
+    const tokens = buildSmartTokenSource(
+      { env: {}, clock: systemClock, logger: silentLogger(), events: new SyncEvents(), config },
+      findConnector(config, 'sandbox'),
+    );
     let source: ChildReport | undefined;
     let baseline: ChildReport | undefined;
     let files = 0;
@@ -87,8 +109,13 @@ export async function runBulkBench(size: BulkSize): Promise<BulkBenchResult> {
     }
     if (!source || !baseline) throw new Error('no round ran');
     return {
-      events: size.events, files, sourceMs: Math.round(source.ms), baselineMs: Math.round(baseline.ms), ratio: Math.round((source.ms / baseline.ms) * 100) / 100,
-      sourcePeakRssMb: Math.round(source.peakRssMb), baselinePeakRssMb: Math.round(baseline.peakRssMb),
+      events: size.events,
+      files,
+      sourceMs: Math.round(source.ms),
+      baselineMs: Math.round(baseline.ms),
+      ratio: Math.round((source.ms / baseline.ms) * 100) / 100,
+      sourcePeakRssMb: Math.round(source.peakRssMb),
+      baselinePeakRssMb: Math.round(baseline.peakRssMb),
     };
   } finally {
     await sandbox.close();
@@ -105,11 +132,21 @@ export async function runBulkSyncBench(size: BulkSize): Promise<BulkSyncResult> 
     const cli = resolve(import.meta.dirname, '../dist/cli/main.js');
     const started = performance.now();
     const { stdout } = await run(process.execPath, [...BRIDGE_NODE_OPTIONS.split(' '), cli, 'sync', '--config', configPath, '--json'], {
-      maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: '' },
+      maxBuffer: 1 << 20,
+      env: { ...process.env, NODE_OPTIONS: '' },
     });
     const seconds = (performance.now() - started) / 1000;
-    const summary = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { counts: { events: number; rows: number; rowsAcked: number }; process: { peakRssMb: number } };
-    return { events: summary.counts.events, rows: summary.counts.rows, rowsAcked: summary.counts.rowsAcked, seconds: Math.round(seconds * 100) / 100, maxRssMb: Math.round(summary.process.peakRssMb) };
+    const summary = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as {
+      counts: { events: number; rows: number; rowsAcked: number };
+      process: { peakRssMb: number };
+    };
+    return {
+      events: summary.counts.events,
+      rows: summary.counts.rows,
+      rowsAcked: summary.counts.rowsAcked,
+      seconds: Math.round(seconds * 100) / 100,
+      maxRssMb: Math.round(summary.process.peakRssMb),
+    };
   } finally {
     await sandbox.close();
     rmSync(dir, { recursive: true, force: true });
@@ -137,7 +174,9 @@ async function completedExport(sandbox: Sandbox, token: string): Promise<string[
 async function child(mode: 'source' | 'baseline', args: Record<string, unknown>, env: Record<string, string>): Promise<ChildReport> {
   const script = (mode === 'source' ? SOURCE_CHILD : BASELINE_CHILD).replaceAll('DIST/', `${pathToFileURL(resolve(import.meta.dirname, '../dist')).href}/`);
   const { stdout } = await run(process.execPath, [...BRIDGE_NODE_OPTIONS.split(' '), '--input-type=module', '-e', script, JSON.stringify(args)], {
-    env: { ...process.env, NODE_OPTIONS: '', ...env }, maxBuffer: 1 << 20, cwd: resolve(import.meta.dirname, '..'),
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
+    maxBuffer: 1 << 20,
+    cwd: resolve(import.meta.dirname, '..'),
   });
   return JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as ChildReport;
 }
@@ -195,8 +234,12 @@ function flag(name: string, fallback: number): number {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const events = flag('--events', 200_000);
   const size = {
-    events, patients: Math.max(1000, Math.round(events / 20)), practitioners: Math.max(100, Math.round(events / 200)), cacheSize: Math.round(events / 16),
-    resourcesPerFile: flag('--per-file', Math.ceil(events / 10)), gzip: process.argv.includes('--gzip'),
+    events,
+    patients: Math.max(1000, Math.round(events / 20)),
+    practitioners: Math.max(100, Math.round(events / 200)),
+    cacheSize: Math.round(events / 16),
+    resourcesPerFile: flag('--per-file', Math.ceil(events / 10)),
+    gzip: process.argv.includes('--gzip'),
   };
   process.stdout.write(`${JSON.stringify(await runBulkBench(size))}\n`);
   if (process.argv.includes('--sync')) process.stdout.write(`${JSON.stringify(await runBulkSyncBench(size))}\n`);

@@ -21,8 +21,16 @@ const run = promisify(execFile);
 export const BRIDGE_NODE_OPTIONS = '--max-old-space-size=256 --max-semi-space-size=4';
 
 export interface E2eResult {
-  events: number; patients: number; practitioners: number; rows: number; rowsAcked: number;
-  seconds: number; maxRssMb: number; fhirRequests: number; fhirRequestBound: number; pageSize: number;
+  events: number;
+  patients: number;
+  practitioners: number;
+  rows: number;
+  rowsAcked: number;
+  seconds: number;
+  maxRssMb: number;
+  fhirRequests: number;
+  fhirRequestBound: number;
+  pageSize: number;
 }
 
 /** Compiles src/ to dist/ (the shipped form the benchmark runs). */
@@ -31,17 +39,32 @@ export function buildDist(): void {
   execFileSync(process.execPath, [resolve(root, 'node_modules/typescript/bin/tsc'), '-p', resolve(root, 'tsconfig.build.json')], { stdio: 'inherit' });
 }
 
-export async function runE2eBench(size: { events: number; patients: number; practitioners: number; pageSize?: number; childNodeOptions?: string; cacheSize?: number }): Promise<E2eResult> {
+export async function runE2eBench(size: {
+  events: number;
+  patients: number;
+  practitioners: number;
+  pageSize?: number;
+  childNodeOptions?: string;
+  cacheSize?: number;
+}): Promise<E2eResult> {
   const dir = mkdtempSync(join(tmpdir(), 'bridge-bench-'));
   const pageSize = size.pageSize ?? 1000;
   const sandbox = await startSandbox({
-    dir, backend: 'generated', ingestRecord: 'count',
+    dir,
+    backend: 'generated',
+    ingestRecord: 'count',
     data: { seed: 1, events: size.events, patients: size.patients, practitioners: size.practitioners },
   });
   try {
     const config = structuredClone(sandbox.config) as unknown as { connectors: Array<Record<string, Record<string, unknown>>> };
     const connector = config.connectors[0] as Record<string, Record<string, unknown>>;
-    Object.assign(connector['fhir'] as object, { pageSize, concurrency: 4, requestsPerSecond: 1000, maxResultsPerSlice: 10_000_000, ...(size.cacheSize ? { referenceCacheSize: size.cacheSize } : {}) });
+    Object.assign(connector['fhir'] as object, {
+      pageSize,
+      concurrency: 4,
+      requestsPerSecond: 1000,
+      maxResultsPerSlice: 10_000_000,
+      ...(size.cacheSize ? { referenceCacheSize: size.cacheSize } : {}),
+    });
     const configPath = join(dir, 'bench.config.yaml');
     writeFileSync(configPath, stringify(config), { mode: 0o600 });
     const { start, end } = sandbox.dataset.options;
@@ -51,13 +74,20 @@ export async function runE2eBench(size: { events: number; patients: number; prac
     const requestsBefore = sandbox.fhir.requests.length;
     const started = performance.now();
     const { stdout } = await run(process.execPath, [...flags, cli, 'sync', '--config', configPath, '--since', start, '--until', end, '--json'], {
-      maxBuffer: 1 << 20, env: { ...process.env, NODE_OPTIONS: '' },
+      maxBuffer: 1 << 20,
+      env: { ...process.env, NODE_OPTIONS: '' },
     });
     const seconds = (performance.now() - started) / 1000;
     const result = JSON.parse(stdout.trim().split('\n').pop() ?? '{}') as { counts: { rows: number; rowsAcked: number }; process: { peakRssMb: number } };
     return {
-      events: size.events, patients: size.patients, practitioners: size.practitioners, pageSize, rows: result.counts.rows, rowsAcked: result.counts.rowsAcked,
-      seconds, maxRssMb: result.process.peakRssMb,
+      events: size.events,
+      patients: size.patients,
+      practitioners: size.practitioners,
+      pageSize,
+      rows: result.counts.rows,
+      rowsAcked: result.counts.rowsAcked,
+      seconds,
+      maxRssMb: result.process.peakRssMb,
       fhirRequests: sandbox.fhir.requests.length - requestsBefore,
       fhirRequestBound: Math.ceil(size.events / pageSize) + Math.ceil(size.patients / 50) + Math.ceil(size.practitioners / 50) + 5,
     };

@@ -55,8 +55,18 @@ const { createReadStream } = require('node:fs');
 `;
 
 /** Writes events.ndjson, patients.ndjson, practitioners.ndjson of a generated data set (streamed, never all in memory). */
-export function writeBenchFiles(dir: string, size: { events: number; patients: number; practitioners: number; seed?: number }): { events: string; patients: string; practitioners: string } {
-  const dataset = generateDataset({ seed: size.seed ?? 3, events: size.events, patients: size.patients, practitioners: size.practitioners, start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z' });
+export function writeBenchFiles(
+  dir: string,
+  size: { events: number; patients: number; practitioners: number; seed?: number },
+): { events: string; patients: string; practitioners: string } {
+  const dataset = generateDataset({
+    seed: size.seed ?? 3,
+    events: size.events,
+    patients: size.patients,
+    practitioners: size.practitioners,
+    start: '2026-11-01T00:00:00Z',
+    end: '2026-11-02T00:00:00Z',
+  });
   const paths = { events: join(dir, 'events.ndjson'), patients: join(dir, 'patients.ndjson'), practitioners: join(dir, 'practitioners.ndjson') };
   const write = (path: string, resources: Iterable<unknown>): void => {
     const fd = openSync(path, 'w', 0o600);
@@ -87,12 +97,19 @@ export async function runMapBench(size: { events: number; patients: number; prac
     const env = { ...process.env, NODE_OPTIONS: '' };
     const mapOnce = async (): Promise<number> => {
       const start = performance.now();
-      await run(process.execPath, [...flags, cli, 'map', '--input', files.events, '--patients', files.patients, '--practitioners', files.practitioners, '--out', join(dir, 'rows.txt')], { env, maxBuffer: 1 << 20 });
+      await run(
+        process.execPath,
+        [...flags, cli, 'map', '--input', files.events, '--patients', files.patients, '--practitioners', files.practitioners, '--out', join(dir, 'rows.txt')],
+        { env, maxBuffer: 1 << 20 },
+      );
       return performance.now() - start;
     };
     const baselineOnce = async (): Promise<number> => {
       const start = performance.now();
-      const { stdout } = await run(process.execPath, [...flags, '-e', BASELINE, files.events, files.patients, files.practitioners], { env, maxBuffer: 1 << 20 });
+      const { stdout } = await run(process.execPath, [...flags, '-e', BASELINE, files.events, files.patients, files.practitioners], {
+        env,
+        maxBuffer: 1 << 20,
+      });
       const lines = Number(stdout.trim());
       if (lines !== size.events + size.patients + size.practitioners) throw new Error(`baseline read ${lines} lines`);
       return performance.now() - start;
@@ -103,7 +120,13 @@ export async function runMapBench(size: { events: number; patients: number; prac
       baselineMs = Math.min(baselineMs, await baselineOnce());
       mapMs = Math.min(mapMs, await mapOnce());
     }
-    return { events: size.events, inputMb: Math.round(inputMb), mapMs: Math.round(mapMs), baselineMs: Math.round(baselineMs), ratio: Math.round((mapMs / baselineMs) * 100) / 100 };
+    return {
+      events: size.events,
+      inputMb: Math.round(inputMb),
+      mapMs: Math.round(mapMs),
+      baselineMs: Math.round(baselineMs),
+      ratio: Math.round((mapMs / baselineMs) * 100) / 100,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

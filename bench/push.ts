@@ -26,9 +26,14 @@ import { createSandboxCertificate } from '../src/sandbox/tls.js';
 
 const run = promisify(execFile);
 
-export interface PushBenchResult { bridgeMs: number; curlMs: number; ratio: number }
+export interface PushBenchResult {
+  bridgeMs: number;
+  curlMs: number;
+  ratio: number;
+}
 
-const HEADER = 'ACCESS_LOG.ACCESS_TIME\tACCESS_LOG_METRIC.METRIC_NAME\tPATIENT.PAT_FIRST_NAME\tPATIENT.PAT_LAST_NAME\tPATIENT.ADD_LINE_1\tPATIENT.CITY\tPATIENT.ZIP\tZC_BTG_REASON.NAME\tEMP.SYSTEM_LOGIN\tPATIENT.PAT_MRN_ID';
+const HEADER =
+  'ACCESS_LOG.ACCESS_TIME\tACCESS_LOG_METRIC.METRIC_NAME\tPATIENT.PAT_FIRST_NAME\tPATIENT.PAT_LAST_NAME\tPATIENT.ADD_LINE_1\tPATIENT.CITY\tPATIENT.ZIP\tZC_BTG_REASON.NAME\tEMP.SYSTEM_LOGIN\tPATIENT.PAT_MRN_ID';
 
 /** A synthetic Epic-shaped row of about 150 bytes (no real person: numbered placeholders). */
 function row(i: number): string {
@@ -80,13 +85,27 @@ export async function runPushBench(options: { rows: number; blockRows: number })
     writeFileSync(caPath, tls.certPem, { mode: 0o600 });
     const { spoolPath, blockPaths } = writeInputs(dir, options.rows, options.blockRows);
     const token = await createPurviewTokenSource({
-      tenantId: app.tenantId, appId: app.appId, credential: { kind: 'secret', secret: app.secret },
-      authorityHost: entra.authorityHost, caPem: tls.certPem, clock: systemClock, logger: silentLogger(),
+      tenantId: app.tenantId,
+      appId: app.appId,
+      credential: { kind: 'secret', secret: app.secret },
+      authorityHost: entra.authorityHost,
+      caPem: tls.certPem,
+      clock: systemClock,
+      logger: silentLogger(),
     }).getToken();
-    const bridgeMs = await timeBridgeChild({
-      spoolPath, caPath, blockRows: options.blockRows, ingestionBase: ingest.baseUrl, jobId: jobs.bridge,
-      authorityHost: entra.authorityHost, tenantId: app.tenantId, appId: app.appId,
-    }, app.secret);
+    const bridgeMs = await timeBridgeChild(
+      {
+        spoolPath,
+        caPath,
+        blockRows: options.blockRows,
+        ingestionBase: ingest.baseUrl,
+        jobId: jobs.bridge,
+        authorityHost: entra.authorityHost,
+        tenantId: app.tenantId,
+        appId: app.appId,
+      },
+      app.secret,
+    );
     const curlMs = await timeCurl(blockPaths, { caPath, token, url: `${ingest.baseUrl}/api/signals?jobid=${jobs.curl}` });
     for (const jobId of Object.values(jobs)) {
       if (acceptedRows(ingest, jobId) !== options.rows) throw new Error(`job ${jobId}: ${acceptedRows(ingest, jobId)} rows accepted, expected ${options.rows}`);
@@ -111,8 +130,18 @@ async function timeCurl(blockPaths: readonly string[], target: { caPath: string;
   const start = performance.now();
   for (const blockPath of blockPaths) {
     const { stdout } = await run('curl', [
-      '-sS', '-o', '/dev/null', '-w', '%{http_code}', '--cacert', target.caPath, '-H', `Authorization: Bearer ${target.token}`,
-      '-F', `file=@${blockPath}`, target.url,
+      '-sS',
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code}',
+      '--cacert',
+      target.caPath,
+      '-H',
+      `Authorization: Bearer ${target.token}`,
+      '-F',
+      `file=@${blockPath}`,
+      target.url,
     ]);
     if (stdout !== '200') throw new Error(`curl upload of ${blockPath} answered ${stdout}`);
   }
@@ -120,8 +149,14 @@ async function timeCurl(blockPaths: readonly string[], target: { caPath: string;
 }
 
 interface ChildArgs {
-  spoolPath: string; caPath: string; blockRows: number; ingestionBase: string; jobId: string;
-  authorityHost: string; tenantId: string; appId: string;
+  spoolPath: string;
+  caPath: string;
+  blockRows: number;
+  ingestionBase: string;
+  jobId: string;
+  authorityHost: string;
+  tenantId: string;
+  appId: string;
 }
 
 /** The bridge side, in its own process: token first (untimed, like curl's), then the timed push. */
@@ -129,8 +164,13 @@ async function runBridgeChild(args: ChildArgs): Promise<void> {
   const caPem = readFileSync(args.caPath, 'utf8');
   const logger = silentLogger();
   const tokenSource = createPurviewTokenSource({
-    tenantId: args.tenantId, appId: args.appId, credential: { kind: 'secret', secret: process.env.PURVIEW_APP_SECRET ?? '' },
-    authorityHost: args.authorityHost, caPem, clock: systemClock, logger,
+    tenantId: args.tenantId,
+    appId: args.appId,
+    credential: { kind: 'secret', secret: process.env.PURVIEW_APP_SECRET ?? '' },
+    authorityHost: args.authorityHost,
+    caPem,
+    clock: systemClock,
+    logger,
   });
   await tokenSource.getToken();
   const stateDir = mkdtempSync(join(tmpdir(), 'bridge-push-bench-state-'));
@@ -139,9 +179,16 @@ async function runBridgeChild(args: ChildArgs): Promise<void> {
     const start = performance.now();
     const file = await normalizeFlatFile(args.spoolPath, join(stateDir, 'spool.txt'), 'epic');
     await pushRowFile({
-      file, blockRows: args.blockRows, ingestionBase: args.ingestionBase, jobId: args.jobId, tokenSource,
+      file,
+      blockRows: args.blockRows,
+      ingestionBase: args.ingestionBase,
+      jobId: args.jobId,
+      tokenSource,
       destination: destinationKey({ ingestionBase: args.ingestionBase, tenantId: args.tenantId, jobId: args.jobId }),
-      ledger: store, clock: systemClock, logger, caPem,
+      ledger: store,
+      clock: systemClock,
+      logger,
+      caPem,
     });
     process.stdout.write(`${JSON.stringify({ bridgeMs: performance.now() - start })}\n`);
   } finally {

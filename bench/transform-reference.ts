@@ -24,9 +24,16 @@ export function createReferenceTransform(lookup: ResourceLookup): ReferenceTrans
       const name = patient.name?.find((entry) => entry.use === 'official') ?? patient.name?.[0];
       const address = patient.address?.[0];
       segment = [
-        patient.identifier?.[0]?.value ?? '', name?.given?.[0] ?? '', name?.given?.slice(1).join(' ') ?? '', name?.family ?? '',
-        address?.line?.[0] ?? '', address?.line?.slice(1).join(', ') ?? '', address?.city ?? '', address?.postalCode ?? '',
-        address?.state ?? '', address?.country ?? '',
+        patient.identifier?.[0]?.value ?? '',
+        name?.given?.[0] ?? '',
+        name?.given?.slice(1).join(' ') ?? '',
+        name?.family ?? '',
+        address?.line?.[0] ?? '',
+        address?.line?.slice(1).join(', ') ?? '',
+        address?.city ?? '',
+        address?.postalCode ?? '',
+        address?.state ?? '',
+        address?.country ?? '',
       ].join('\t');
       patients.set(patient, segment);
     }
@@ -53,9 +60,17 @@ export function createReferenceTransform(lookup: ResourceLookup): ReferenceTrans
       const btg = event.purposeOfEvent?.find((concept) => concept.coding?.some((coding) => coding.code === 'BTG'));
       const login = requestor.altId && LOGIN.test(requestor.altId) ? requestor.altId : '';
       return [
-        event.recorded, event.subtype?.[0]?.display ?? '', requestor.network?.address ?? '', event.type?.display ?? '',
-        event.action === 'R' ? 'Read/View/Print' : '', patientSegment(patient), '', btg ? 'Emergency Override' : '', btg?.text ?? '',
-        login, userSegment(user),
+        event.recorded,
+        event.subtype?.[0]?.display ?? '',
+        requestor.network?.address ?? '',
+        event.type?.display ?? '',
+        event.action === 'R' ? 'Read/View/Print' : '',
+        patientSegment(patient),
+        '',
+        btg ? 'Emergency Override' : '',
+        btg?.text ?? '',
+        login,
+        userSegment(user),
       ].join('\t');
     },
   };

@@ -40,19 +40,38 @@ function pick<T>(random: () => number, items: readonly T[]): T {
 
 function patient(i: number, random: () => number): FhirResource {
   return {
-    resourceType: 'Patient', id: `e${i}`,
-    identifier: [{ use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] }, system: 'urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14', value: `${100000 + i}` }],
+    resourceType: 'Patient',
+    id: `e${i}`,
+    identifier: [
+      {
+        use: 'usual',
+        type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] },
+        system: 'urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14',
+        value: `${100000 + i}`,
+      },
+    ],
     name: [
       { use: 'official', family: pick(random, FAMILY), given: [pick(random, GIVEN), pick(random, GIVEN)] },
       { use: 'maiden', family: pick(random, FAMILY), given: [pick(random, GIVEN)], period: { end: '2001' } },
     ],
-    address: [{ use: 'home', line: [`${1 + (i % 900)} Main St`, `Apt ${i % 40}`], city: 'Madison', state: 'WI', postalCode: `537${String(i % 100).padStart(2, '0')}`, country: 'USA', period: { start: '2010-01-01' } }],
+    address: [
+      {
+        use: 'home',
+        line: [`${1 + (i % 900)} Main St`, `Apt ${i % 40}`],
+        city: 'Madison',
+        state: 'WI',
+        postalCode: `537${String(i % 100).padStart(2, '0')}`,
+        country: 'USA',
+        period: { start: '2010-01-01' },
+      },
+    ],
   };
 }
 
 function practitioner(i: number, random: () => number): FhirResource {
   return {
-    resourceType: 'Practitioner', id: `p${i}`,
+    resourceType: 'Practitioner',
+    id: `p${i}`,
     identifier: [{ system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780', value: `EMP${i}` }],
     name: [{ use: 'official', family: pick(random, FAMILY), given: [pick(random, GIVEN)] }],
     telecom: [{ system: 'email', use: 'work', value: `user${i}@hospital.example.org` }],
@@ -65,25 +84,34 @@ function auditEvent(i: number, random: () => number, patients: number, practitio
   const second = 1_700_000_000 + i * 3;
   const recorded = `${new Date(second * 1000).toISOString().slice(0, 19)}.${String(i % 1000).padStart(3, '0')}Z`;
   return JSON.stringify({
-    resourceType: 'AuditEvent', id: `ae${i}`,
+    resourceType: 'AuditEvent',
+    id: `ae${i}`,
     type: { system: DCM, code: '110110', display: 'Patient Record' },
     subtype: [{ system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.768282', code: `M${i % 5}`, display: pick(random, EPIC_METRICS) }],
-    action: 'R', recorded, outcome: '0',
-    ...(btg ? { purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }], text: 'Patient in ED, unconscious' }] } : {}),
+    action: 'R',
+    recorded,
+    outcome: '0',
+    ...(btg
+      ? { purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }], text: 'Patient in ED, unconscious' }] }
+      : {}),
     agent: [
       {
         type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: 'humanuser' }] },
-        who: { reference: `Practitioner/p${user}` }, altId: `user${user}@hospital.example.org`, requestor: true,
+        who: { reference: `Practitioner/p${user}` },
+        altId: `user${user}@hospital.example.org`,
+        requestor: true,
         network: { address: `WS-${1000 + (user % 300)}`, type: '1' },
       },
       { type: { coding: [{ system: DCM, code: '110150', display: 'Application' }] }, who: { display: 'Epic Hyperspace' }, requestor: false },
     ],
     source: { site: 'Production', observer: { display: 'Epic' } },
-    entity: [{
-      what: { reference: `Patient/e${Math.floor(random() * patients)}` },
-      type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1' },
-      role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' },
-    }],
+    entity: [
+      {
+        what: { reference: `Patient/e${Math.floor(random() * patients)}` },
+        type: { system: 'http://terminology.hl7.org/CodeSystem/audit-entity-type', code: '1' },
+        role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' },
+      },
+    ],
   });
 }
 
@@ -160,7 +188,10 @@ export async function runTransformBench(options: { events: number; seed?: number
     referenceRows = handWritten.rows;
   }
   return {
-    rowsPerSec: rows / (transformMs / 1000), referenceRowsPerSec: referenceRows / (referenceMs / 1000), jsonParseMs, transformMs,
+    rowsPerSec: rows / (transformMs / 1000),
+    referenceRowsPerSec: referenceRows / (referenceMs / 1000),
+    jsonParseMs,
+    transformMs,
     ratio: transformMs / jsonParseMs,
   };
 }

@@ -31,10 +31,7 @@ export interface TokenCacheOptions {
   readonly failureCooldownMs?: number;
 }
 
-export function createCachedTokenSource(
-  fetchToken: (signal?: AbortSignal) => Promise<IssuedToken>,
-  options: TokenCacheOptions,
-): TokenSource {
+export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Promise<IssuedToken>, options: TokenCacheOptions): TokenSource {
   const margin = options.refreshMarginMs ?? 60_000;
   let current: { token: string; refreshAt: number } | undefined;
   let inFlight: Promise<string> | undefined;

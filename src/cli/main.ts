@@ -37,9 +37,16 @@ try {
   const program = await buildProgram(ctx, process.argv[2]);
   // `bridge push` also takes sample_script.ps1's parameter names, and names the flag meant when one is misspelt.
   const push = program.commands.find((command) => command.name() === 'push');
-  const argv = process.argv[2] === 'push' && push
-    ? [...process.argv.slice(0, 3), ...translateScriptArgs(process.argv.slice(3), push.options.flatMap((option) => (option.long ? [option.long] : [])))]
-    : process.argv;
+  const argv =
+    process.argv[2] === 'push' && push
+      ? [
+          ...process.argv.slice(0, 3),
+          ...translateScriptArgs(
+            process.argv.slice(3),
+            push.options.flatMap((option) => (option.long ? [option.long] : [])),
+          ),
+        ]
+      : process.argv;
   await program.parseAsync(argv);
 } catch (error) {
   if (error instanceof CommanderError) {

@@ -18,10 +18,13 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: CommandLoader]> = [
   ['demo', async (ctx) => (await import('./commands/demo.js')).demoCommand(ctx)],
   ['keys', async (ctx) => (await import('./commands/keys.js')).keysCommand({ env: ctx.env, print: ctx.print, now: () => ctx.clock.now() })],
   ['map', async (ctx) => (await import('./commands/map.js')).mapCommand({ print: ctx.print })],
-  ['push', async (ctx) => {
-    const [{ pushCommand }, { openStateStore }] = await Promise.all([import('./commands/push.js'), import('../sync/state/index.js')]);
-    return pushCommand({ ...ctx, openStore: (stateDir) => openStateStore(stateDir, ctx.clock) });
-  }],
+  [
+    'push',
+    async (ctx) => {
+      const [{ pushCommand }, { openStateStore }] = await Promise.all([import('./commands/push.js'), import('../sync/state/index.js')]);
+      return pushCommand({ ...ctx, openStore: (stateDir) => openStateStore(stateDir, ctx.clock) });
+    },
+  ],
   ['serve', async (ctx) => (await import('./commands/serve.js')).serveCommand(ctx)],
   ['doctor', async (ctx) => (await import('./commands/doctor.js')).doctorCommand(ctx)],
   ['token', async (ctx) => (await import('./commands/serve.js')).tokenCommand(ctx, process.stdin)],
@@ -33,7 +36,9 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: CommandLoader]> = [
 /** The program with every command, or only `only` when it names one (what `bridge <command> …` needs). */
 export async function buildProgram(ctx: CliContext, only?: string): Promise<Command> {
   const program = new Command('bridge')
-    .description('Epic FHIR → Microsoft Purview bridge: SMART backend-services pull of AuditEvents, mapped to Purview EHR connector rows, pushed in sequential blocks.')
+    .description(
+      'Epic FHIR → Microsoft Purview bridge: SMART backend-services pull of AuditEvents, mapped to Purview EHR connector rows, pushed in sequential blocks.',
+    )
     .version(packageVersion(), '-V, --version', 'print the bridge version')
     .showHelpAfterError();
   const named = COMMANDS.filter(([name]) => name === only);

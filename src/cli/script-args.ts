@@ -31,7 +31,9 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
       out.push(value === undefined ? mapped : `${mapped}=${value}`);
     } else if (name.startsWith('--') && !knownFlags.includes(name) && !['--help', '--version'].includes(name)) {
       const meant = closest(name, knownFlags);
-      throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, { details: { option: name } });
+      throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, {
+        details: { option: name },
+      });
     } else {
       out.push(arg);
     }

@@ -7,7 +7,15 @@
 import type { Clock } from '../clock.js';
 import { fhirSettings, type Config, type ConnectorConfig } from '../config/index.js';
 import { BridgeError } from '../errors.js';
-import { BulkHttp, createBulkExportSource, createFhirClient, createReferenceResolver, createSearchSource, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
+import {
+  BulkHttp,
+  createBulkExportSource,
+  createFhirClient,
+  createReferenceResolver,
+  createSearchSource,
+  type FhirClient,
+  type ReferenceResolver,
+} from '../fhir/index.js';
 import { DEFAULT_RETRY } from '../http.js';
 import { join } from 'node:path';
 import type { IdSource } from '../ids.js';
@@ -91,7 +99,10 @@ type FlatFileSource = Extract<ConnectorConfig['source'], { type: 'flat-file' }>;
 /** The drop folder of a flat-file source; its FHIR enrichment is built on first use (it reads the SMART key). */
 function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, source: FlatFileSource): FileDropDeps {
   if (!encodingName(source.encoding)) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Connector "${connector.name}": source.encoding "${source.encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1, utf-16le.`);
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `Connector "${connector.name}": source.encoding "${source.encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1, utf-16le.`,
+    );
   }
   const schema = source.schema ?? connector.mapping.schema;
   return {
@@ -109,15 +120,20 @@ function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, sour
 function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, schema: ConnectorSchema, enrich: FlatFileSource['enrich']): FileEnricher {
   const { resolver } = buildFhirClient(context, connector);
   const options = connector.mapping.options;
-  const mapping = schema === connector.mapping.schema
-    ? loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, strict: false } })
-    : loadMapping(builtinMappingPath(schema), { strict: false, ...(options ? { options: { ...options } } : {}) });
+  const mapping =
+    schema === connector.mapping.schema
+      ? loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, strict: false } })
+      : loadMapping(builtinMappingPath(schema), { strict: false, ...(options ? { options: { ...options } } : {}) });
   const first = (value: unknown): string | undefined => (Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
   const mrnSystem = enrich.mrnSystem ?? first(options?.['mrnSystems']);
   const userSystem = enrich.userSystem ?? first(options?.['userIdSystems']);
   return createFileEnricher({
-    resolver, mapping, batchRows: fhirSettings(connector).prefetchEvents, clock: context.clock,
-    ...(mrnSystem ? { mrnSystem } : {}), ...(userSystem ? { userSystem } : {}),
+    resolver,
+    mapping,
+    batchRows: fhirSettings(connector).prefetchEvents,
+    clock: context.clock,
+    ...(mrnSystem ? { mrnSystem } : {}),
+    ...(userSystem ? { userSystem } : {}),
   });
 }
 
@@ -140,15 +156,28 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
   if (connector.source.type === 'bulk-export') {
     const source = connector.source;
     const http = new BulkHttp({
-      baseUrl: f.baseUrl, tokenSource, dispatcher: createDispatcher(resolveNetwork(context.config.network, context.env)),
-      clock: context.clock, logger: context.logger.child({ connector: connector.name, source: 'bulk-export' }),
-      timeoutMs: f.timeoutMs, retry: DEFAULT_RETRY, maxJsonBytes: f.maxResponseBytes,
+      baseUrl: f.baseUrl,
+      tokenSource,
+      dispatcher: createDispatcher(resolveNetwork(context.config.network, context.env)),
+      clock: context.clock,
+      logger: context.logger.child({ connector: connector.name, source: 'bulk-export' }),
+      timeoutMs: f.timeoutMs,
+      retry: DEFAULT_RETRY,
+      maxJsonBytes: f.maxResponseBytes,
     });
     return createBulkExportSource({
-      http, fallback: resolver, newId: context.newId,
-      store: { get: () => context.store.getSourceState(connector.name, 'bulk-export'), set: (value) => context.store.setSourceState(connector.name, 'bulk-export', value) },
+      http,
+      fallback: resolver,
+      newId: context.newId,
+      store: {
+        get: () => context.store.getSourceState(connector.name, 'bulk-export'),
+        set: (value) => context.store.setSourceState(connector.name, 'bulk-export', value),
+      },
       dir: join(context.config.stateDir, 'bulk', connector.name),
-      settings: source, overlapMs: f.overlapMinutes * 60_000, cacheSize: f.referenceCacheSize, pageSize: f.pageSize,
+      settings: source,
+      overlapMs: f.overlapMinutes * 60_000,
+      cacheSize: f.referenceCacheSize,
+      pageSize: f.pageSize,
     });
   }
   return createSearchSource(client, resolver, { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice });
@@ -156,7 +185,8 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
 
 /** The connector's FHIR client (token, queue, retries, size cap, proxy) and its reference resolver: a sync's and the doctor's. */
 export function buildFhirClient(
-  context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'>, connector: ConnectorConfig,
+  context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'>,
+  connector: ConnectorConfig,
   tokenSource: TokenSource = buildSmartTokenSource(context, connector),
 ): { client: FhirClient; resolver: ReferenceResolver } {
   const f = fhirSettings(connector);
@@ -173,7 +203,10 @@ export function buildFhirClient(
     ...(context.onFhirRequest ? { onRequest: context.onFhirRequest } : {}),
   });
   const resolver = createReferenceResolver(client, {
-    batchSize: f.referenceBatchSize, cacheSize: f.referenceCacheSize, cacheTtlMs: f.referenceCacheTtlMs, clock: context.clock,
+    batchSize: f.referenceBatchSize,
+    cacheSize: f.referenceCacheSize,
+    cacheTtlMs: f.referenceCacheTtlMs,
+    clock: context.clock,
   });
   return { client, resolver };
 }

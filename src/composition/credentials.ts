@@ -46,7 +46,11 @@ export function buildSmartTokenSource(context: CredentialContext & { readonly co
 export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.ProcessEnv): EntraCredential {
   const p = connector.purview;
   if (p.certificate) {
-    return { kind: 'certificate', privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile'), thumbprintSha256: p.certificate.thumbprintSha256 };
+    return {
+      kind: 'certificate',
+      privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile'),
+      thumbprintSha256: p.certificate.thumbprintSha256,
+    };
   }
   if (!p.secret) throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview: set secret ({env} or {file}) or certificate.');
   return { kind: 'secret', secret: readSecret(p.secret, env, 'purview.secret') };
@@ -90,4 +94,3 @@ function readFileOrFail(path: string, key: string): string {
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${key}: cannot read ${path}.`, { cause, details: { key, path } });
   }
 }
-

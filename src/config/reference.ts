@@ -65,7 +65,7 @@ function typeOf(node: JsonSchemaNode): string {
   if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (node.anyOf) return node.anyOf.map(typeOf).join(' \\| ');
   if (node.properties) return `{ ${Object.keys(node.properties).join(', ')} }`;
-  const type = Array.isArray(node.type) ? node.type.join(' \\| ') : node.type ?? 'object';
+  const type = Array.isArray(node.type) ? node.type.join(' \\| ') : (node.type ?? 'object');
   const max = node.maximum !== undefined && node.maximum < Number.MAX_SAFE_INTEGER ? node.maximum : undefined;
   const bounds = node.minimum !== undefined || max !== undefined ? ` (${node.minimum ?? ''}…${max ?? ''})` : '';
   return (node.format ? `${type} (${node.format})` : type) + bounds;

@@ -45,14 +45,27 @@ const fhirSchema = z
     concurrency: z.int().min(1).max(32).default(4).describe('FHIR requests in flight at once.'),
     requestsPerSecond: z.number().positive().max(1000).default(20).describe('Cap on FHIR requests per second (be gentle with the EHR).'),
     timeoutMs: z.int().min(1000).default(30_000).describe('Timeout of one FHIR request.'),
-    maxResponseBytes: z.int().min(65_536).default(33_554_432).describe('Largest FHIR response body read (bytes, default 32 MiB); a larger one stops the run before it is parsed. Lower fhir.pageSize rather than raising this: a parsed page takes several times its size in memory.'),
+    maxResponseBytes: z
+      .int()
+      .min(65_536)
+      .default(33_554_432)
+      .describe(
+        'Largest FHIR response body read (bytes, default 32 MiB); a larger one stops the run before it is parsed. Lower fhir.pageSize rather than raising this: a parsed page takes several times its size in memory.',
+      ),
     pageSize: z.int().min(1).max(1000).default(200).describe('_count for AuditEvent searches.'),
     dateParam: z.enum(['date', '_lastUpdated']).default('date').describe('Search parameter for the time window.'),
     maxResultsPerSlice: z.int().min(100).default(10_000).describe('Split a window so one search never exceeds this many results.'),
     overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
     settleMinutes: z.number().min(0).default(5).describe('Stop the window this long before now, so events still being written are not missed.'),
     initialLookbackHours: z.number().positive().default(24).describe('First run without a watermark starts this far back.'),
-    prefetchEvents: z.int().min(1).max(100_000).default(2_000).describe('Events pulled before one Patient/Practitioner prefetch and mapping pass (memory ≈ this many events); partial _id batches are held for the next pass, so this barely changes the request count.'),
+    prefetchEvents: z
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(2_000)
+      .describe(
+        'Events pulled before one Patient/Practitioner prefetch and mapping pass (memory ≈ this many events); partial _id batches are held for the next pass, so this barely changes the request count.',
+      ),
     referenceBatchSize: z.int().min(1).max(100).default(50).describe('Ids per _id=a,b,c lookup of Patient/Practitioner.'),
     referenceCacheSize: z.int().min(100).default(20_000).describe('Resolved Patient/Practitioner kept in the LRU cache.'),
     referenceCacheTtlMs: z.int().min(0).default(3_600_000).describe('How long a resolved resource stays cached.'),
@@ -75,13 +88,16 @@ const mappingSchema = z
   .object({
     schema: z.enum(['epic', 'healthcare']).default('epic').describe('Purview connector schema.'),
     file: z.string().optional().describe('Own mapping file; default mappings/<schema>-connector.json.'),
-    delimiter: z.enum(DELIMITER_INPUTS).optional().describe('Overrides the mapping file delimiter: tab, pipe or comma (healthcare only; "csv" is its older name).'),
+    delimiter: z
+      .enum(DELIMITER_INPUTS)
+      .optional()
+      .describe('Overrides the mapping file delimiter: tab, pipe or comma (healthcare only; "csv" is its older name).'),
     strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell.'),
     timeFormat: z.string().optional().describe('iso-utc | iso-offset | local:<IANA zone>.'),
     options: z
       .record(z.string(), z.unknown())
       .optional()
-      .describe('Site options merged over the mapping file\'s (e.g. mrnSystems, loginSystems, userIdSystems, btgCodes); checked by the mapping compiler.'),
+      .describe("Site options merged over the mapping file's (e.g. mrnSystems, loginSystems, userIdSystems, btgCodes); checked by the mapping compiler."),
   })
   .strict();
 
@@ -90,7 +106,7 @@ const purviewSchema = z
     cloud: z.enum(['commercial', 'gcc', 'gcc-high', 'dod']).default('commercial').describe('Microsoft cloud preset.'),
     authorityHost: httpUrl().optional().describe('Overrides the cloud preset login host.'),
     ingestionBase: httpUrl().optional().describe('Overrides the cloud preset ingestion host.'),
-    resource: z.string().optional().describe('Token resource (App ID URI); default the current id from Microsoft\'s script.'),
+    resource: z.string().optional().describe("Token resource (App ID URI); default the current id from Microsoft's script."),
     tenantId: z.string().min(1).describe('Entra tenant id.'),
     appId: z.string().min(1).describe('Entra app (client) id that owns the connector job.'),
     jobId: z.string().min(1).describe('Connector job id from the Purview portal.'),
@@ -102,7 +118,7 @@ const purviewSchema = z
       .describe('Certificate credential: PEM private key file and SHA-256 thumbprint.'),
     caFile: z.string().optional().describe('Extra CA (PEM) to trust for Entra and ingestion; only for the local sandbox.'),
     blockRows: z.int().min(1).max(5_000_000).default(100_000).describe('Rows per upload block (sent sequentially).'),
-    timeoutMs: z.int().min(1000).default(400_000).describe('Timeout of one block upload (Microsoft\'s script uses 400 s).'),
+    timeoutMs: z.int().min(1000).default(400_000).describe("Timeout of one block upload (Microsoft's script uses 400 s)."),
   })
   .strict()
   .refine((p) => p.secret !== undefined || p.certificate !== undefined, {
@@ -136,9 +152,13 @@ const sourceSchema = z
       .object({
         type: z.literal('bulk-export').describe('SMART Bulk Data `$export`: one asynchronous job, then NDJSON files.'),
         level: z.enum(['system', 'patient', 'group']).default('system').describe('`{base}/$export`, `/Patient/$export` or `/Group/{groupId}/$export`.'),
-        groupId: z.string().regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id').optional().describe('The Group exported, with level group.'),
+        groupId: z
+          .string()
+          .regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id')
+          .optional()
+          .describe('The Group exported, with level group.'),
         types: z.array(resourceType).min(1).default(['AuditEvent', 'Patient', 'Practitioner']).describe('`_type` of the export; AuditEvent first.'),
-        pollMinSeconds: z.number().min(1).max(600).default(2).describe('Shortest wait between status polls (the server\'s Retry-After is honoured above it).'),
+        pollMinSeconds: z.number().min(1).max(600).default(2).describe("Shortest wait between status polls (the server's Retry-After is honoured above it)."),
         pollMaxMinutes: z.number().min(1).max(10_080).default(240).describe('Give up on an export whose manifest is not ready after this long.'),
       })
       .strict(),
@@ -148,7 +168,12 @@ const sourceSchema = z
         dir: z.string().min(1).describe('The drop folder to pick files up from.'),
         pattern: z.string().min(1).default('*.txt').describe('Glob of the file names taken, e.g. "*.txt" or "access_log_*.csv".'),
         archiveDir: z.string().min(1).describe('Where done/ and rejected/ files go (same filesystem as dir).'),
-        settleSeconds: z.number().min(0).max(86_400).default(60).describe('A file modified more recently than this is still being written and waits for the next run.'),
+        settleSeconds: z
+          .number()
+          .min(0)
+          .max(86_400)
+          .default(60)
+          .describe('A file modified more recently than this is still being written and waits for the next run.'),
         schema: z.enum(['epic', 'healthcare']).optional().describe('Connector schema of the files; default mapping.schema.'),
         encoding: z
           .string()
@@ -158,7 +183,7 @@ const sourceSchema = z
           .describe('Text encoding of the files (converted to UTF-8), e.g. utf-8, windows-1252, latin1, utf-16le.'),
         enrich: z
           .object({
-            fhir: z.boolean().default(false).describe('Fill empty patient and employee columns from FHIR (needs the connector\'s fhir and smart sections).'),
+            fhir: z.boolean().default(false).describe("Fill empty patient and employee columns from FHIR (needs the connector's fhir and smart sections)."),
             mrnSystem: z.string().min(1).optional().describe('Identifier system of the MRN in `Patient?identifier=<system>|<mrn>`.'),
             userSystem: z.string().min(1).optional().describe('Identifier system of the employee id in `Practitioner?identifier=<system>|<id>`.'),
           })
@@ -171,8 +196,14 @@ const sourceSchema = z
 
 export const connectorSchema = z
   .object({
-    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes').describe('Connector name.'),
-    profile: z.enum(['epic-sandbox']).optional().describe("Presets: 'epic-sandbox' fills fhir.baseUrl, smart.tokenUrl and smart.scope with fhir.epic.com's R4 sandbox (docs/epic-sandbox.md)."),
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes')
+      .describe('Connector name.'),
+    profile: z
+      .enum(['epic-sandbox'])
+      .optional()
+      .describe("Presets: 'epic-sandbox' fills fhir.baseUrl, smart.tokenUrl and smart.scope with fhir.epic.com's R4 sandbox (docs/epic-sandbox.md)."),
     source: sourceSchema.describe('Where the audit data comes from: fhir-search (default), bulk-export or flat-file.'),
     fhir: fhirSchema.optional().describe('The FHIR server; required unless the source is flat-file without FHIR enrichment.'),
     smart: smartSchema.optional().describe('SMART backend-services credentials for the FHIR server; required with fhir.'),
@@ -185,7 +216,11 @@ export const connectorSchema = z
     const needsFhir = connector.source.type !== 'flat-file' || connector.source.enrich.fhir;
     for (const section of ['fhir', 'smart'] as const) {
       if (needsFhir && connector[section] === undefined) {
-        context.addIssue({ code: 'custom', path: [section], message: `a ${section} section: the ${connector.source.type} source${connector.source.type === 'flat-file' ? ' with enrich.fhir' : ''} reads the FHIR server` });
+        context.addIssue({
+          code: 'custom',
+          path: [section],
+          message: `a ${section} section: the ${connector.source.type} source${connector.source.type === 'flat-file' ? ' with enrich.fhir' : ''} reads the FHIR server`,
+        });
       }
     }
     if (connector.source.type === 'bulk-export' && connector.source.level === 'group' && !connector.source.groupId) {
@@ -195,12 +230,22 @@ export const connectorSchema = z
 
 const stateSchema = z
   .object({
-    leaseTtlSeconds: z.int().min(10).max(3600).default(120).describe(
-      'One run per connector at a time across processes: a run holds a lease it renews every third of this; a holder that crashed on another machine blocks others for at most this long (one on this host, not at all).',
-    ),
-    ledgerRetentionDays: z.number().min(1).max(3650).default(31).describe(
-      'How long the delivery ledger remembers which events Purview acknowledged (about 50 bytes per event); a backfill may not start earlier than this before the watermark.',
-    ),
+    leaseTtlSeconds: z
+      .int()
+      .min(10)
+      .max(3600)
+      .default(120)
+      .describe(
+        'One run per connector at a time across processes: a run holds a lease it renews every third of this; a holder that crashed on another machine blocks others for at most this long (one on this host, not at all).',
+      ),
+    ledgerRetentionDays: z
+      .number()
+      .min(1)
+      .max(3650)
+      .default(31)
+      .describe(
+        'How long the delivery ledger remembers which events Purview acknowledged (about 50 bytes per event); a backfill may not start earlier than this before the watermark.',
+      ),
   })
   .strict();
 
@@ -216,9 +261,11 @@ const serverSchema = z
     jwksMaxAgeSec: z.int().min(0).default(3600).describe('Cache-Control max-age of GET /.well-known/jwks.json.'),
     rateLimitMax: z.int().min(1).default(60).describe('Requests per minute per client on /v1 routes.'),
     shutdownGraceMs: z.int().min(0).default(30_000).describe('On SIGTERM, time to finish or checkpoint the current block.'),
-    lateAfterMinutes: z.number().positive().optional().describe(
-      'A connector is late when its lag (now − watermark) exceeds this; default twice the longest gap of schedule.cron plus fhir.settleMinutes.',
-    ),
+    lateAfterMinutes: z
+      .number()
+      .positive()
+      .optional()
+      .describe('A connector is late when its lag (now − watermark) exceeds this; default twice the longest gap of schedule.cron plus fhir.settleMinutes.'),
   })
   .strict();
 
@@ -230,17 +277,29 @@ const networkSchema = z
           .url({ protocol: /^https?$/ })
           .refine((url) => !/^[a-z]+:\/\/[^/@]*@/i.test(url), 'no user:password in the URL: use network.proxy.credentials')
           .optional()
-          .describe('Forward proxy for every outbound request (SMART, FHIR, Entra ID, ingestion), e.g. http://proxy.example.org:3128; https targets are tunnelled with CONNECT. Overrides HTTPS_PROXY and HTTP_PROXY.'),
+          .describe(
+            'Forward proxy for every outbound request (SMART, FHIR, Entra ID, ingestion), e.g. http://proxy.example.org:3128; https targets are tunnelled with CONNECT. Overrides HTTPS_PROXY and HTTP_PROXY.',
+          ),
         noProxy: z
           .array(z.string().min(1))
           .optional()
-          .describe('Hosts reached directly: example.org (and its subdomains), .example.org, host:port, or *. Overrides NO_PROXY. Loopback is not exempt unless listed.'),
-        credentials: secretRef.optional().describe('Proxy credentials for Basic Proxy-Authorization: { env } or { file } holding user:password. Also used with a proxy from HTTPS_PROXY / HTTP_PROXY.'),
+          .describe(
+            'Hosts reached directly: example.org (and its subdomains), .example.org, host:port, or *. Overrides NO_PROXY. Loopback is not exempt unless listed.',
+          ),
+        credentials: secretRef
+          .optional()
+          .describe(
+            'Proxy credentials for Basic Proxy-Authorization: { env } or { file } holding user:password. Also used with a proxy from HTTPS_PROXY / HTTP_PROXY.',
+          ),
       })
       .strict()
       .optional()
       .describe('Forward proxy; without it HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lowercase forms) apply.'),
-    caFile: z.string().min(1).optional().describe('CA bundle (PEM) trusted on top of the system roots by every outbound TLS connection, the proxy included (corporate TLS inspection).'),
+    caFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('CA bundle (PEM) trusted on top of the system roots by every outbound TLS connection, the proxy included (corporate TLS inspection).'),
   })
   .strict();
 
@@ -248,13 +307,21 @@ export const configSchema = z
   .object({
     stateDir: z.string().min(1).default('state').describe('SQLite state, spool and rejects files (0600).'),
     logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info').describe('pino log level.'),
-    retainFiles: z.boolean().default(false).describe('Keep spool files (and rejects, whatever their retention) after a successful run; for debugging only, they hold PHI.'),
+    retainFiles: z
+      .boolean()
+      .default(false)
+      .describe('Keep spool files (and rejects, whatever their retention) after a successful run; for debugging only, they hold PHI.'),
     state: stateSchema.default({ leaseTtlSeconds: 120, ledgerRetentionDays: 31 }),
     retention: z
       .object({
-        rejectsDays: z.number().min(0).max(3650).default(14).describe(
-          "How long a run's rejects file (NDJSON, mode 0600, holds PHI: the rows that could not be sent and why) is kept under stateDir/rejects; 0 deletes it when the run completes.",
-        ),
+        rejectsDays: z
+          .number()
+          .min(0)
+          .max(3650)
+          .default(14)
+          .describe(
+            "How long a run's rejects file (NDJSON, mode 0600, holds PHI: the rows that could not be sent and why) is kept under stateDir/rejects; 0 deletes it when the run completes.",
+          ),
       })
       .strict()
       .default({ rejectsDays: 14 }),

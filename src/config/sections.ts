@@ -16,7 +16,11 @@ export function smartSettings(connector: ConnectorConfig): SmartSettings {
 }
 
 function missing(connector: ConnectorConfig, section: 'fhir' | 'smart'): BridgeError {
-  return new BridgeError('BRG_ERR_CONFIG_INVALID', `Connector "${connector.name}" has no ${section} section, and this needs the FHIR server: add connectors[].${section} (docs/configuration.md).`, {
-    details: { connector: connector.name, section },
-  });
+  return new BridgeError(
+    'BRG_ERR_CONFIG_INVALID',
+    `Connector "${connector.name}" has no ${section} section, and this needs the FHIR server: add connectors[].${section} (docs/configuration.md).`,
+    {
+      details: { connector: connector.name, section },
+    },
+  );
 }

@@ -34,7 +34,8 @@ export interface DecodeInfo {
  */
 export async function* utf8Chunks(path: string, encoding: string, info: DecodeInfo, signal?: AbortSignal): AsyncGenerator<Buffer> {
   const configured = encodingName(encoding);
-  if (!configured) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `"${encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1 or utf-16le.`);
+  if (!configured)
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `"${encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1 or utf-16le.`);
   info.encoding = configured;
   let decoder: TextDecoder | undefined;
   const lines = new LineCounter();

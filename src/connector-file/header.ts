@@ -19,7 +19,12 @@ export function sniffDelimiter(headerLine: string): Delimiter | undefined {
 
 /** Header cells, trimmed and unquoted. */
 export function headerColumns(headerLine: string, delimiter: Delimiter): string[] {
-  return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) => cell.trim().replace(/^"(.*)"$/, '$1').trim());
+  return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) =>
+    cell
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .trim(),
+  );
 }
 
 export function missingMandatoryColumns(columns: readonly string[], schema: ConnectorSchema): string[] {
@@ -42,7 +47,12 @@ export interface HeaderCheckOptions {
  * Sniffs the delimiter and checks the columns; throws BRG_ERR_INPUT_INVALID naming the file, line 1 and the missing
  * (or, with `exact`, the first wrong) column. `details.reason` is a stable code for reject tallies.
  */
-export function checkHeader(headerLine: string, schema: ConnectorSchema, file: string, options: HeaderCheckOptions = {}): { delimiter: Delimiter; columns: string[] } {
+export function checkHeader(
+  headerLine: string,
+  schema: ConnectorSchema,
+  file: string,
+  options: HeaderCheckOptions = {},
+): { delimiter: Delimiter; columns: string[] } {
   const fail = (what: string, reason: string, column?: number): never => {
     const where = column !== undefined && options.namePositions ? `line 1, column ${column}` : 'line 1';
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${file} ${where}: ${what}`, {
@@ -53,7 +63,10 @@ export function checkHeader(headerLine: string, schema: ConnectorSchema, file: s
   if (!delimiter) fail('the header has no tab, pipe or comma; the first line must be the column names.', 'no-delimiter');
   const d = delimiter as Delimiter;
   if (!SCHEMA_DELIMITERS[schema].includes(d)) {
-    fail(`the header is ${d}-separated, but the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}-separated files; re-export it or pass --schema healthcare.`, 'wrong-delimiter');
+    fail(
+      `the header is ${d}-separated, but the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}-separated files; re-export it or pass --schema healthcare.`,
+      'wrong-delimiter',
+    );
   }
   const columns = headerColumns(headerLine, d);
   if (options.exact) {
@@ -65,7 +78,10 @@ export function checkHeader(headerLine: string, schema: ConnectorSchema, file: s
   if (missing.length > 0) {
     const other: ConnectorSchema = schema === 'epic' ? 'healthcare' : 'epic';
     const hint = missingMandatoryColumns(columns, other).length === 0 ? ` It looks like a ${other} file: pass --schema ${other}.` : '';
-    fail(`the header lacks mandatory ${schema} column(s) ${missing.map((c) => `"${c}"`).join(', ')} (${d}-separated).${hint} Nothing was sent.`, 'missing-columns');
+    fail(
+      `the header lacks mandatory ${schema} column(s) ${missing.map((c) => `"${c}"`).join(', ')} (${d}-separated).${hint} Nothing was sent.`,
+      'missing-columns',
+    );
   }
   return { delimiter: d, columns };
 }
@@ -81,12 +97,17 @@ function firstWrongColumn(columns: readonly string[], schema: ConnectorSchema): 
     const want = expected[index];
     const found = columns[index];
     if (want !== undefined && found !== undefined && want.toLowerCase() === found.toLowerCase()) continue;
-    if (want === undefined) return { index, what: `the header has ${columns.length} fields; the header must be ${count}, and field ${index + 1} is one too many` };
-    if (found === undefined) return { index, what: `the header ends after ${columns.length} field(s); field ${index + 1} must be "${want}" (the header must be ${count})` };
+    if (want === undefined)
+      return { index, what: `the header has ${columns.length} fields; the header must be ${count}, and field ${index + 1} is one too many` };
+    if (found === undefined)
+      return { index, what: `the header ends after ${columns.length} field(s); field ${index + 1} must be "${want}" (the header must be ${count})` };
     const known = KNOWN_COLUMNS.get(found.toLowerCase());
-    const seen = known === undefined
-      ? `found a name that is no ${schema} column`
-      : known.schemas.includes(schema) ? `found "${known.name}", which belongs at field ${known.index[schema] + 1}` : `found "${known.name}", a column of the ${known.schemas.join('/')} schema`;
+    const seen =
+      known === undefined
+        ? `found a name that is no ${schema} column`
+        : known.schemas.includes(schema)
+          ? `found "${known.name}", which belongs at field ${known.index[schema] + 1}`
+          : `found "${known.name}", a column of the ${known.schemas.join('/')} schema`;
     return { index, what: `field ${index + 1} must be "${want}"; ${seen} (the header must be ${count})` };
   }
   return undefined;

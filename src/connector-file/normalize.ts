@@ -49,12 +49,16 @@ export interface NormalizeOptions extends ScanOptions {
 
 export const DEFAULT_MAX_LINE_BYTES = 1 << 20;
 
-
 /**
  * Writes `spoolPath` (0600) from `inputPath`, checking every row's field count against the header before anything
  * is sent; on any failure the partial spool is removed.
  */
-export async function normalizeFlatFile(inputPath: string, spoolPath: string, schema: ConnectorSchema, options: NormalizeOptions = {}): Promise<NormalizedFile> {
+export async function normalizeFlatFile(
+  inputPath: string,
+  spoolPath: string,
+  schema: ConnectorSchema,
+  options: NormalizeOptions = {},
+): Promise<NormalizedFile> {
   const out = createWriteStream(spoolPath, { mode: 0o600, flags: 'w' });
   // A failed write rejects the next `write` below; once we gave up, late write callbacks have nothing to report.
   let failure: Error | undefined;
@@ -63,7 +67,8 @@ export async function normalizeFlatFile(inputPath: string, spoolPath: string, sc
   });
   const splitter = new LineScanner(inputPath, schema, options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, options);
   const decoded: DecodeInfo = { encoding: 'utf-8', hadBom: false };
-  const chunks = options.encoding === undefined ? createReadStream(inputPath, { highWaterMark: 1 << 20 }) : utf8Chunks(inputPath, options.encoding, decoded, options.signal);
+  const chunks =
+    options.encoding === undefined ? createReadStream(inputPath, { highWaterMark: 1 << 20 }) : utf8Chunks(inputPath, options.encoding, decoded, options.signal);
   try {
     for await (const chunk of chunks) {
       options.signal?.throwIfAborted();
@@ -74,8 +79,16 @@ export async function normalizeFlatFile(inputPath: string, spoolPath: string, sc
     await once(out, 'finish');
     const scanned = splitter.summary();
     return {
-      delimiter: scanned.header.delimiter, columns: scanned.header.columns, rows: scanned.rows, blankLines: splitter.blankLines,
-      hadBom: splitter.hadBom || decoded.hadBom, spoolPath, sha256: scanned.sha256, header: scanned.headerLine, bytes: scanned.bytes, offsets: scanned.offsets,
+      delimiter: scanned.header.delimiter,
+      columns: scanned.header.columns,
+      rows: scanned.rows,
+      blankLines: splitter.blankLines,
+      hadBom: splitter.hadBom || decoded.hadBom,
+      spoolPath,
+      sha256: scanned.sha256,
+      header: scanned.headerLine,
+      bytes: scanned.bytes,
+      offsets: scanned.offsets,
     };
   } catch (error) {
     out.destroy();
@@ -92,5 +105,3 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
   // One write per chunk; a single slice of the input needs no copy.
   if (!out.write(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces))) await once(out, 'drain');
 }
-
-

@@ -59,7 +59,10 @@ export class LineScanner {
   private started = false;
 
   constructor(
-    private readonly file: string, private readonly schema: ConnectorSchema, private readonly maxLineBytes: number, private readonly options: ScanOptions = {},
+    private readonly file: string,
+    private readonly schema: ConnectorSchema,
+    private readonly maxLineBytes: number,
+    private readonly options: ScanOptions = {},
   ) {}
 
   /** Consumes a chunk; returns the normalised bytes it completes (slices of the chunk where nothing changed). */
@@ -91,8 +94,12 @@ export class LineScanner {
 
   summary(): { header: ScannedHeader; rows: number; sha256: string; headerLine: Buffer; bytes: number; offsets: RowOffsets } {
     return {
-      header: this.header as ScannedHeader, rows: this.rows, sha256: this.hash.digest('hex'), headerLine: this.headerLine as Buffer,
-      bytes: this.written, offsets: this.offsets as RowOffsets,
+      header: this.header as ScannedHeader,
+      rows: this.rows,
+      sha256: this.hash.digest('hex'),
+      headerLine: this.headerLine as Buffer,
+      bytes: this.written,
+      offsets: this.offsets as RowOffsets,
     };
   }
 
@@ -190,7 +197,10 @@ export class LineScanner {
   }
 
   private startRows(line: Buffer): void {
-    this.header = checkHeader(line.toString('utf8'), this.schema, this.file, { exact: this.options.exactHeader === true, namePositions: this.options.namePositions === true });
+    this.header = checkHeader(line.toString('utf8'), this.schema, this.file, {
+      exact: this.options.exactHeader === true,
+      namePositions: this.options.namePositions === true,
+    });
     this.headerLine = Buffer.concat([line, CRLF]);
     this.delimiterByte = DELIMITER_CHARS[this.header.delimiter].charCodeAt(0);
     this.commaQuotes = this.header.delimiter === 'comma';
@@ -225,9 +235,20 @@ export class LineScanner {
     const expected = header.columns.length;
     // Too many: where the first extra field starts; too few: where the row ends.
     const start = fields > expected ? fieldStart(line, expected + 1, header.delimiter) : -1;
-    const fault: Fault = start >= 0 ? { reason: 'field-count', column: columnAt(line, start), field: expected + 1 } : { reason: 'field-count', column: columnAt(line, line.length) };
-    const where = !this.options.namePositions ? '' : start >= 0 ? ` Field ${expected + 1} starts at column ${fault.column}.` : ` The row ends at column ${fault.column}.`;
-    this.fail(this.line, `has ${fields} field(s), the header has ${expected} (${header.delimiter}-separated).${where}${hint} Fix the row or re-export the file; nothing was sent.`, fault);
+    const fault: Fault =
+      start >= 0
+        ? { reason: 'field-count', column: columnAt(line, start), field: expected + 1 }
+        : { reason: 'field-count', column: columnAt(line, line.length) };
+    const where = !this.options.namePositions
+      ? ''
+      : start >= 0
+        ? ` Field ${expected + 1} starts at column ${fault.column}.`
+        : ` The row ends at column ${fault.column}.`;
+    this.fail(
+      this.line,
+      `has ${fields} field(s), the header has ${expected} (${header.delimiter}-separated).${where}${hint} Fix the row or re-export the file; nothing was sent.`,
+      fault,
+    );
   }
 
   /** Names the line, and the column and field of the first byte that is not UTF-8 (never the bytes). */
@@ -236,7 +257,10 @@ export class LineScanner {
     const header = this.header;
     const field = header && bad >= 0 ? fieldAt(line, bad, header.delimiter) : undefined;
     const fieldName = field !== undefined ? header?.columns[field - 1] : undefined;
-    const fault: Fault = bad < 0 ? { reason: 'not-utf8' } : { reason: 'not-utf8', column: columnAt(line, bad), ...(field !== undefined ? { field } : {}), ...(fieldName ? { fieldName } : {}) };
+    const fault: Fault =
+      bad < 0
+        ? { reason: 'not-utf8' }
+        : { reason: 'not-utf8', column: columnAt(line, bad), ...(field !== undefined ? { field } : {}), ...(fieldName ? { fieldName } : {}) };
     this.fail(lineNumber, 'is not valid UTF-8; save the file as UTF-8 and run again.', fault);
   }
 
@@ -252,7 +276,11 @@ export class LineScanner {
   }
 
   private tooLong(line = this.line): never {
-    this.fail(line, `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise --max-line-bytes if rows really are this long).`, { reason: 'line-too-long' });
+    this.fail(
+      line,
+      `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise --max-line-bytes if rows really are this long).`,
+      { reason: 'line-too-long' },
+    );
   }
 
   private stripBom(chunk: Buffer): Buffer {

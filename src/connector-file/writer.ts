@@ -24,14 +24,22 @@ export class ConnectorFileWriter {
   private closed = false;
 
   /** Creates (or truncates) `path` 0600, also when it existed with a wider mode, and writes the header line. */
-  constructor(readonly path: string, headerLine: string) {
+  constructor(
+    readonly path: string,
+    headerLine: string,
+  ) {
     try {
       this.fd = openSync(path, 'w', 0o600);
       fchmodSync(this.fd, 0o600);
     } catch (cause) {
-      throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`, {
-        cause, details: { file: path },
-      });
+      throw new BridgeError(
+        'BRG_ERR_INPUT_INVALID',
+        `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`,
+        {
+          cause,
+          details: { file: path },
+        },
+      );
     }
     this.append([headerLine]);
   }

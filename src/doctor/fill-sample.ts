@@ -7,8 +7,16 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { resourcesOf, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
 import {
-  collectReferences, createFillCounter, fillWarnings, FILL_FIXES, FILL_WARN_THRESHOLD, formatShare, mapEvent,
-  type CompiledMapping, type FillReport, type FillWarning,
+  collectReferences,
+  createFillCounter,
+  fillWarnings,
+  FILL_FIXES,
+  FILL_WARN_THRESHOLD,
+  formatShare,
+  mapEvent,
+  type CompiledMapping,
+  type FillReport,
+  type FillWarning,
 } from '../mapping/index.js';
 import type { IdentifierReference } from '../reference-keys.js';
 
@@ -77,7 +85,15 @@ export async function sampleFill(deps: FillSampleDeps, options: FillSampleOption
   }
   const report = counter.report();
   const rejectList = [...rejects.values()];
-  return { since, until, events: events.length, skipped, rejects: rejectList, report, warnings: [...fillWarnings(report), ...rejectWarnings(rejectList, report.rows)] };
+  return {
+    since,
+    until,
+    events: events.length,
+    skipped,
+    rejects: rejectList,
+    report,
+    warnings: [...fillWarnings(report), ...rejectWarnings(rejectList, report.rows)],
+  };
 }
 
 async function recentEvents(deps: FillSampleDeps, since: string, until: string, wanted: number): Promise<AuditEvent[]> {
@@ -119,7 +135,9 @@ export function formatFillTable(sample: FillSample): string[] {
     const label = column.watched ? '' : column.mandatory ? '  may be empty' : '  optional';
     const base = `${column.column.padEnd(width)}  ${filled.padStart(5)} filled (${rows - column.empty} of ${rows})${label}`;
     const warning = flagged.get(column.column);
-    return warning && warning.code.startsWith('column-fill-low:') ? `${base}  <- over ${formatShare(FILL_WARN_THRESHOLD)} empty${warning.fix ? `: ${warning.fix}` : ''}` : base;
+    return warning && warning.code.startsWith('column-fill-low:')
+      ? `${base}  <- over ${formatShare(FILL_WARN_THRESHOLD)} empty${warning.fix ? `: ${warning.fix}` : ''}`
+      : base;
   });
   for (const reject of sample.rejects) {
     const warning = sample.warnings.find((entry) => entry.code.startsWith(`rejected-${reject.reason}:`));

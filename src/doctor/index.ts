@@ -90,7 +90,10 @@ type Check = (name: string, needs: readonly string[], body: () => Promise<CheckO
 async function purviewChecks(check: Check, runtime: DoctorRuntime, connector: ConnectorConfig): Promise<void> {
   await check('Purview job id well-formed', [], () => {
     if (!GUID.test(connector.purview.jobId)) {
-      throw new BridgeError('BRG_ERR_CONFIG_INVALID', `purview.jobId "${connector.purview.jobId}" is not a GUID; copy it from the connector page in the Purview portal.`);
+      throw new BridgeError(
+        'BRG_ERR_CONFIG_INVALID',
+        `purview.jobId "${connector.purview.jobId}" is not a GUID; copy it from the connector page in the Purview portal.`,
+      );
     }
     return 'GUID';
   });
@@ -113,7 +116,8 @@ async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: Conne
   });
   const preset = connector.profile ? ` (preset by profile ${connector.profile})` : ' (from the config)';
   await check('token endpoint discovered', [], async () => {
-    if (tokenUrl) return `${tokenUrl}${connector.profile && PROFILES[connector.profile]?.smart.tokenUrl === tokenUrl ? preset : ' (from smart.tokenUrl)'}; FHIR base ${fhir.baseUrl}${connector.profile && PROFILES[connector.profile]?.fhir.baseUrl === fhir.baseUrl ? preset : ''}`;
+    if (tokenUrl)
+      return `${tokenUrl}${connector.profile && PROFILES[connector.profile]?.smart.tokenUrl === tokenUrl ? preset : ' (from smart.tokenUrl)'}; FHIR base ${fhir.baseUrl}${connector.profile && PROFILES[connector.profile]?.fhir.baseUrl === fhir.baseUrl ? preset : ''}`;
     tokenUrl = await discoverTokenUrl(fhir.baseUrl, { clientId: smart.clientId, fetch: context.fetch ?? networkFetch(runtime) });
     return `${tokenUrl} (discovered from ${fhir.baseUrl}/.well-known/smart-configuration)`;
   });
@@ -163,7 +167,10 @@ async function skewCheck(context: DoctorRuntime, tokenUrl: string): Promise<Chec
     response = await (context.fetch ?? networkFetch(context))(tokenUrl, { method: 'GET' });
   } catch (error) {
     // Not a clock problem: say so plainly, with what was tried and what failed (no internal error).
-    return { status: 'warn', detail: `could not reach ${new URL(tokenUrl).origin} to compare clocks (${networkCode(error)}); check the network or network.proxy, then run doctor again` };
+    return {
+      status: 'warn',
+      detail: `could not reach ${new URL(tokenUrl).origin} to compare clocks (${networkCode(error)}); check the network or network.proxy, then run doctor again`,
+    };
   }
   await response.body?.cancel();
   const serverMs = Date.parse(response.headers.get('date') ?? '');
@@ -172,7 +179,10 @@ async function skewCheck(context: DoctorRuntime, tokenUrl: string): Promise<Chec
   const skewMs = localMs - serverMs;
   const limit = context.maxSkewMs ?? 60_000;
   if (Math.abs(skewMs) > limit) {
-    throw new BridgeError('BRG_ERR_SMART_INVALID_CLIENT', `This host's clock is ${Math.round(skewMs / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead. Sync the clock (NTP).`);
+    throw new BridgeError(
+      'BRG_ERR_SMART_INVALID_CLIENT',
+      `This host's clock is ${Math.round(skewMs / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead. Sync the clock (NTP).`,
+    );
   }
   return `${Math.round(skewMs / 1000)} s (limit ±${limit / 1000} s; the Date header has 1 s resolution)`;
 }
@@ -189,7 +199,11 @@ async function ingestionReachable(context: DoctorRuntime, connector: ConnectorCo
     const route = routeOf(network, base);
     return `${new URL(base).host} answered HTTP ${response.statusCode} over TLS (${route === 'direct' ? 'direct' : `through the proxy ${route}`})`;
   } catch (error) {
-    throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', `Cannot reach the ingestion host ${new URL(base).host} (${networkCode(error)}); check purview.cloud / purview.ingestionBase, the firewall and network.proxy.`, { cause: error });
+    throw new BridgeError(
+      'BRG_ERR_PURVIEW_UNAVAILABLE',
+      `Cannot reach the ingestion host ${new URL(base).host} (${networkCode(error)}); check purview.cloud / purview.ingestionBase, the firewall and network.proxy.`,
+      { cause: error },
+    );
   } finally {
     await dispatcher.close();
   }

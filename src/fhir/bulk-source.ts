@@ -82,8 +82,12 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
   // The current run's progress line; set by pages() (the source outlives one run in the service).
   let note: ((message: string) => void) | undefined;
   const job = new BulkExportJob({
-    http, store: options.store, dir: options.dir, newId: options.newId,
-    pollMinMs: settings.pollMinSeconds * 1000, pollMaxMs: settings.pollMaxMinutes * 60_000,
+    http,
+    store: options.store,
+    dir: options.dir,
+    newId: options.newId,
+    pollMinMs: settings.pollMinSeconds * 1000,
+    pollMaxMs: settings.pollMaxMinutes * 60_000,
     onEvent: (event) => {
       options.onEvent?.(event);
       const message = describeExportEvent(event);
@@ -124,7 +128,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
           index.add(batch);
         }
       }
-      if (lookups.length > 0) logger.info({ resources: index.size, files: lookups.length }, 'indexed the export\'s lookup files');
+      if (lookups.length > 0) logger.info({ resources: index.size, files: lookups.length }, "indexed the export's lookup files");
       let page: AuditEvent[] = [];
       for (const i of events) {
         const file = output[i] as (typeof output)[number];
@@ -162,7 +166,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       note = onNote;
       const since = exportSince(window, options.overlapMs);
       const request: ExportRequest = {
-        level: settings.level, types: [...settings.types],
+        level: settings.level,
+        types: [...settings.types],
         ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
         ...(since !== undefined ? { since } : {}),
       };
@@ -177,10 +182,17 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
             await job.abandon(checkpoint, signal);
             if (progress.events > 0) {
               // Events already went to the spool; a new export would hand them over again within this run.
-              throw exportError(`The export's files expired (${error.file} answered HTTP ${error.status}) after ${progress.events} of its events were read; this run stopped without pushing them, and the next run starts a new export`, error.status);
+              throw exportError(
+                `The export's files expired (${error.file} answered HTTP ${error.status}) after ${progress.events} of its events were read; this run stopped without pushing them, and the next run starts a new export`,
+                error.status,
+              );
             }
-            if (restarts >= MAX_RESTARTS) throw exportError(`The export's files kept expiring before they could be downloaded (${error.file} answered HTTP ${error.status}, ${restarts + 1} exports)`, error.status);
-            logger.warn({ status: error.status, file: error.file }, 'the export\'s files expired before they were downloaded; starting a new export');
+            if (restarts >= MAX_RESTARTS)
+              throw exportError(
+                `The export's files kept expiring before they could be downloaded (${error.file} answered HTTP ${error.status}, ${restarts + 1} exports)`,
+                error.status,
+              );
+            logger.warn({ status: error.status, file: error.file }, "the export's files expired before they were downloaded; starting a new export");
             job.emit({ type: 'restart', reason: `files expired (HTTP ${error.status})` });
             continue;
           }
@@ -207,13 +219,23 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
 /** The operator's line for an export step (counts and the server's X-Progress text, already cleaned; no PHI). */
 export function describeExportEvent(event: BulkExportEvent): string | undefined {
   switch (event.type) {
-    case 'kick-off': return `export requested${event.since ? ` (changes since ${event.since})` : ''}`;
-    case 'resumed': return event.phase === 'polling' ? 'waiting for the export an earlier run requested' : `resuming the export's downloads (${event.filesComplete} of ${event.files} files complete)`;
-    case 'progress': return `export in progress: ${event.progress}`;
-    case 'manifest': return `export ready: ${event.files} file(s) as of ${event.transactionTime}`;
-    case 'downloaded': return `downloaded ${event.file}`;
-    case 'export-errors': return `the server reported ${event.outcomes} error(s) for this export`;
-    case 'restart': return `starting a new export: ${event.reason}`;
-    case 'finished': return undefined;
+    case 'kick-off':
+      return `export requested${event.since ? ` (changes since ${event.since})` : ''}`;
+    case 'resumed':
+      return event.phase === 'polling'
+        ? 'waiting for the export an earlier run requested'
+        : `resuming the export's downloads (${event.filesComplete} of ${event.files} files complete)`;
+    case 'progress':
+      return `export in progress: ${event.progress}`;
+    case 'manifest':
+      return `export ready: ${event.files} file(s) as of ${event.transactionTime}`;
+    case 'downloaded':
+      return `downloaded ${event.file}`;
+    case 'export-errors':
+      return `the server reported ${event.outcomes} error(s) for this export`;
+    case 'restart':
+      return `starting a new export: ${event.reason}`;
+    case 'finished':
+      return undefined;
   }
 }

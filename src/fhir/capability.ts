@@ -78,9 +78,10 @@ export function lookupMode(summary: CapabilitySummary, resourceType: string, bas
 /** BRG_ERR_FHIR_CAPABILITY naming the software when AuditEvent search by `param` is not offered. */
 export function requireSearchParam(summary: CapabilitySummary, param: string, baseUrl: string): void {
   if (summary.auditEventSearch.includes(param)) return;
-  const offered = summary.auditEventSearch.length === 0
-    ? 'its /metadata lists no AuditEvent search at all'
-    : `it offers AuditEvent search by ${summary.auditEventSearch.join(', ')}`;
+  const offered =
+    summary.auditEventSearch.length === 0
+      ? 'its /metadata lists no AuditEvent search at all'
+      : `it offers AuditEvent search by ${summary.auditEventSearch.join(', ')}`;
   throw new BridgeError(
     'BRG_ERR_FHIR_CAPABILITY',
     `The FHIR server at ${baseUrl} (${summary.software}) does not offer AuditEvent search by ${param}: ${offered}. ` +

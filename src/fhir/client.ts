@@ -69,7 +69,12 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
     concurrency: checked('concurrency', options.concurrency ?? 4, (n) => Number.isInteger(n) && n >= 1, 'a whole number >= 1'),
     requestsPerSecond: checked('requestsPerSecond', options.requestsPerSecond ?? 20, (n) => Number.isFinite(n) && n > 0, 'a finite number > 0'),
     timeoutMs: checked('timeoutMs', options.timeoutMs ?? 30_000, (n) => Number.isInteger(n) && n >= 1, 'a whole number of ms >= 1'),
-    maxResponseBytes: checked('maxResponseBytes', options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES, (n) => Number.isInteger(n) && n >= 1024, 'a whole number of bytes >= 1024'),
+    maxResponseBytes: checked(
+      'maxResponseBytes',
+      options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES,
+      (n) => Number.isInteger(n) && n >= 1024,
+      'a whole number of bytes >= 1024',
+    ),
   };
   if (!/^https?:\/\/[^/]/.test(baseUrl)) throw new TypeError(`Expected \`baseUrl\` to be an http(s) URL, got \`${options.baseUrl}\``);
   const transport = createTransport({ ...options, ...settings, baseUrl, retry: options.retry ?? DEFAULT_RETRY });
@@ -109,9 +114,13 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
 function asResource(body: unknown, resourceType: string): FhirResource {
   const resource = body as Partial<FhirResource> | null;
   if (resource?.resourceType !== resourceType) {
-    throw new BridgeError('BRG_ERR_FHIR_HTTP', `FHIR ${resourceType} read answered a ${String(resource?.resourceType ?? 'non-FHIR body')} instead of a ${resourceType}.`, {
-      details: { resourceType, status: 200 },
-    });
+    throw new BridgeError(
+      'BRG_ERR_FHIR_HTTP',
+      `FHIR ${resourceType} read answered a ${String(resource?.resourceType ?? 'non-FHIR body')} instead of a ${resourceType}.`,
+      {
+        details: { resourceType, status: 200 },
+      },
+    );
   }
   return resource as FhirResource;
 }

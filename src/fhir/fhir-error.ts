@@ -19,10 +19,20 @@ export class FhirError extends BridgeError {
   readonly resourceType: string;
   readonly outcome: FhirOutcome | undefined;
 
-  constructor(code: ErrorCode, message: string, fields: { status: number; resourceType: string; outcome?: FhirOutcome; cause?: unknown; details?: ErrorDetails }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    fields: { status: number; resourceType: string; outcome?: FhirOutcome; cause?: unknown; details?: ErrorDetails },
+  ) {
     super(code, message, {
       ...(fields.cause === undefined ? {} : { cause: fields.cause }),
-      details: { status: fields.status, resourceType: fields.resourceType, outcome: fields.outcome?.text, outcomeCode: fields.outcome?.codes[0], ...fields.details },
+      details: {
+        status: fields.status,
+        resourceType: fields.resourceType,
+        outcome: fields.outcome?.text,
+        outcomeCode: fields.outcome?.codes[0],
+        ...fields.details,
+      },
     });
     this.status = fields.status;
     this.resourceType = fields.resourceType;

@@ -91,7 +91,8 @@ export class RepeatGuard {
    */
   isRepeat(ids: ReadonlyArray<string | undefined>, page: number): boolean {
     if (ids.length === 0) {
-      if (++this.emptyInARow >= MAX_EMPTY_IN_A_ROW) throw pagingLoopError(this.resourceType, page, `${this.emptyInARow} pages in a row held no events and each named a next page`);
+      if (++this.emptyInARow >= MAX_EMPTY_IN_A_ROW)
+        throw pagingLoopError(this.resourceType, page, `${this.emptyInARow} pages in a row held no events and each named a next page`);
       return false;
     }
     this.emptyInARow = 0;

@@ -12,7 +12,13 @@ import { foreignLinkError, safeOrigin, type FhirCall, type Transport } from './t
 
 export type SearchParams = Record<string, string | string[]>;
 
-export async function* searchPages(transport: Transport, baseUrl: string, resourceType: string, params: SearchParams, signal?: AbortSignal): AsyncGenerator<Bundle> {
+export async function* searchPages(
+  transport: Transport,
+  baseUrl: string,
+  resourceType: string,
+  params: SearchParams,
+  signal?: AbortSignal,
+): AsyncGenerator<Bundle> {
   const visited = new PageUrls(resourceType);
   // Array values repeat their parameter (`date=ge…&date=lt…`): fhir-kit-client appends each to URLSearchParams.
   let call: FhirCall = (fkc, options) => fkc.search({ resourceType, searchParams: params, options });
@@ -50,9 +56,13 @@ function absolute(link: string | undefined, baseUrl: string): string | undefined
 function asBundle(body: unknown, resourceType: string): Bundle {
   const bundle = body as Partial<Bundle> | null;
   if (bundle?.resourceType !== 'Bundle') {
-    throw new BridgeError('BRG_ERR_FHIR_HTTP', `FHIR ${resourceType} search answered a ${String(bundle?.resourceType ?? 'non-FHIR body')} instead of a Bundle.`, {
-      details: { resourceType, status: 200 },
-    });
+    throw new BridgeError(
+      'BRG_ERR_FHIR_HTTP',
+      `FHIR ${resourceType} search answered a ${String(bundle?.resourceType ?? 'non-FHIR body')} instead of a Bundle.`,
+      {
+        details: { resourceType, status: 200 },
+      },
+    );
   }
   return bundle as Bundle;
 }

@@ -51,7 +51,9 @@ export interface PrefetchOptions {
 
 export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
   const cache = new TtlLruCache<FhirResource>(
-    positiveInteger('cacheSize', options.cacheSize ?? 20_000), positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000), options.clock,
+    positiveInteger('cacheSize', options.cacheSize ?? 20_000),
+    positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000),
+    options.clock,
   );
   return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50));
 }
@@ -75,7 +77,12 @@ class CachingResolver implements ReferenceResolver {
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
     const requested = request.keys.map((key) => keyOf(key)).filter((key): key is string => key !== undefined);
-    for (const key of this.uncached(requested, (key) => key, (key) => this.held.has(key))) this.held.add(key);
+    for (const key of this.uncached(
+      requested,
+      (key) => key,
+      (key) => this.held.has(key),
+    ))
+      this.held.add(key);
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
@@ -87,7 +94,11 @@ class CachingResolver implements ReferenceResolver {
       .map((role) => keyOf(role.practitioner?.reference))
       .filter((key): key is string => key !== undefined && key.startsWith('Practitioner/'));
     // Fetched now even if held: the events naming the role are mapped right after this prefetch.
-    const more = this.uncached(practitioners, (key) => key, (key) => this.held.has(key));
+    const more = this.uncached(
+      practitioners,
+      (key) => key,
+      (key) => this.held.has(key),
+    );
     const released = [...new Set(practitioners.filter((key) => this.held.delete(key)))];
     if (more.length + released.length > 0) await this.fetchKeys([...more, ...released], signal);
   }
@@ -133,9 +144,9 @@ class CachingResolver implements ReferenceResolver {
   private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const byType = [...groupIdsByType(keys)];
     const modes = await Promise.all(byType.map(([type]) => this.client.lookupMode(type, signal)));
-    const requests = byType.flatMap(([type, ids], i) => (modes[i] === 'read'
-      ? ids.map((id) => this.readId(type, id, signal))
-      : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal))));
+    const requests = byType.flatMap(([type, ids], i) =>
+      modes[i] === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal)),
+    );
     return (await Promise.all(requests)).flat();
   }
 

@@ -97,7 +97,8 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   if (isRetryable(error)) {
     const last = failure ? `HTTP ${failure.status} (${bodyText(failure.data).replace(/\.$/, '')})` : isTimeout(error) ? 'a timeout' : networkErrorText(error);
     return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
-      status: failure?.status ?? 0, resourceType: label.resourceType,
+      status: failure?.status ?? 0,
+      resourceType: label.resourceType,
       ...(failure ? { outcome: { text: bodyText(failure.data), codes: outcomeCodes(failure.data) } } : { cause: error }),
       details: { attempts: retries + 1 },
     });
@@ -108,9 +109,10 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
     // A search answers an empty Bundle when nothing matches; 404/405 means the endpoint itself is missing. (A read's
     // 404 is one missing resource; a next page's is a broken link, reported as it is.)
-    const next = label.action === 'metadata'
-      ? 'Check fhir.baseUrl points at the FHIR R4 base.'
-      : `Check fhir.baseUrl, and ask the EHR team to enable ${label.resourceType} search.`;
+    const next =
+      label.action === 'metadata'
+        ? 'Check fhir.baseUrl points at the FHIR R4 base.'
+        : `Check fhir.baseUrl, and ask the EHR team to enable ${label.resourceType} search.`;
     return new FhirError(
       'BRG_ERR_FHIR_NOT_SUPPORTED',
       `${what} answered HTTP ${failure.status} (${text.replace(/\.$/, '')}): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything. ${next}`,

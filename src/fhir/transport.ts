@@ -97,16 +97,24 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
   const signal = anySignal(options.signal, callerSignal);
   let retries = 0;
   try {
-    const reply = await withRetry(attemptWithReplay(context, label, call, signal), (error) => classify(error, options.clock), {
-      clock: options.clock,
-      ...(signal ? { signal } : {}),
-      ...(options.random ? { random: options.random } : {}),
-      onRetry: (info) => {
-        retries += 1;
-        context.stats.retries += 1;
-        options.logger.warn({ resourceType: label.resourceType, action: label.action, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'FHIR request failed; retrying');
+    const reply = await withRetry(
+      attemptWithReplay(context, label, call, signal),
+      (error) => classify(error, options.clock),
+      {
+        clock: options.clock,
+        ...(signal ? { signal } : {}),
+        ...(options.random ? { random: options.random } : {}),
+        onRetry: (info) => {
+          retries += 1;
+          context.stats.retries += 1;
+          options.logger.warn(
+            { resourceType: label.resourceType, action: label.action, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason },
+            'FHIR request failed; retrying',
+          );
+        },
       },
-    }, options.retry);
+      options.retry,
+    );
     options.onRequest?.({ resourceType: label.resourceType, status: reply.status, retries });
     return reply;
   } catch (error) {

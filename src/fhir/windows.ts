@@ -47,7 +47,12 @@ const MAX_FRUITLESS_RESTARTS = 3;
  * Yields pages of AuditEvents in ascending time order (the server's `_sort` order). Slices are decided from the
  * first page's `total`, so an unsplit window costs no extra request; a split discards that one page.
  */
-export async function* pullAuditEvents(client: FhirClient, window: PullWindow, options: AuditEventPullOptions, signal?: AbortSignal): AsyncGenerator<AuditEvent[]> {
+export async function* pullAuditEvents(
+  client: FhirClient,
+  window: PullWindow,
+  options: AuditEventPullOptions,
+  signal?: AbortSignal,
+): AsyncGenerator<AuditEvent[]> {
   const settings = pullSettings(options);
   // One for the whole pull: a loop can re-serve events of an earlier slice as well as of the same one.
   const guard = new RepeatGuard('AuditEvent');
@@ -61,7 +66,11 @@ export async function* pullAuditEvents(client: FhirClient, window: PullWindow, o
 
 /** Walks one slice; returns sub-slices instead when its first page says it is too large. */
 async function* pullSlice(
-  client: FhirClient, slice: Slice, settings: PullSettings, guard: RepeatGuard, signal?: AbortSignal,
+  client: FhirClient,
+  slice: Slice,
+  settings: PullSettings,
+  guard: RepeatGuard,
+  signal?: AbortSignal,
 ): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
   const cursor = new SliceCursor(settings.dateParam);
   for (let fruitless = 0; ; ) {
@@ -77,7 +86,13 @@ async function* pullSlice(
         }
         // After the cursor: events a re-issued search legitimately reads again at its first instant are gone by now.
         const fresh = cursor.accept(resourcesOf<AuditEvent>(bundle, 'AuditEvent'));
-        if (guard.isRepeat(fresh.map((event) => event.id), page)) continue;
+        if (
+          guard.isRepeat(
+            fresh.map((event) => event.id),
+            page,
+          )
+        )
+          continue;
         if (fresh.length > 0) yield fresh;
       }
       return undefined;

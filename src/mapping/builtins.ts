@@ -56,8 +56,9 @@ function eventName(ctx: RowContext): string | undefined {
   const subtype = event.subtype?.[0];
   const base = subtype?.display || subtype?.code || event.type?.display || event.type?.code;
   if (!base) return undefined;
-  const append = options.eventNameResourceType === 'always'
-    || (options.eventNameResourceType === 'rest' && event.type?.system === AUDIT_EVENT_TYPE && event.type.code === 'rest');
+  const append =
+    options.eventNameResourceType === 'always' ||
+    (options.eventNameResourceType === 'rest' && event.type?.system === AUDIT_EVENT_TYPE && event.type.code === 'rest');
   const type = append ? dataResourceType(ctx) : undefined;
   return type ? `${base} ${type}` : base;
 }
@@ -193,7 +194,14 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;
   const comma = text.indexOf(',');
-  if (comma > 0) return { family: text.slice(0, comma).trim(), given: text.slice(comma + 1).trim().split(/\s+/)[0] };
+  if (comma > 0)
+    return {
+      family: text.slice(0, comma).trim(),
+      given: text
+        .slice(comma + 1)
+        .trim()
+        .split(/\s+/)[0],
+    };
   const tokens = text.split(/\s+/);
   return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
 }

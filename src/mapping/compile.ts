@@ -80,7 +80,10 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const options = resolveOptions(file, overrides.options, source);
   const delimiter: Delimiter = toDelimiter(overrides.delimiter ?? file.delimiter ?? 'tab');
   if (!SCHEMA_DELIMITERS[schema].includes(delimiter)) {
-    throw invalid(source, `delimiter "${delimiter}" is only allowed for the healthcare schema; the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}`);
+    throw invalid(
+      source,
+      `delimiter "${delimiter}" is only allowed for the healthcare schema; the ${schema} connector takes ${SCHEMA_DELIMITERS[schema].join(' or ')}`,
+    );
   }
   const timeText = overrides.timeFormat ?? file.timeFormat ?? 'iso-utc';
   const timeFormat = parseTimeFormat(timeText);
@@ -90,8 +93,7 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
   const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
   checkUnusedOptions(options, new Set(columns.flatMap((column) => column.expressions.flatMap((expression) => expression.variables))), source);
-  const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] =>
-    columns.flatMap((column, index) => (test(column) ? [index] : []));
+  const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] => columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
   const strict = overrides.strict ?? file.strict ?? false;
   const core: ProgramCore = {
@@ -100,15 +102,23 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
     scopedPosition: columns.map((column, index) => (column.scope === 'event' ? -1 : scopedColumns[column.scope].indexOf(index))),
     scopedRuns: { patient: runsOf(columns, 'patient'), user: runsOf(columns, 'user') },
     checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
-    criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)), options, skip: resolveSkipPolicy(file), timeFormat, delimiter,
+    criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)),
+    options,
+    skip: resolveSkipPolicy(file),
+    timeFormat,
+    delimiter,
     sanitize: sanitizer(delimiter),
-    patientViews: createViewCache<Patient>(slots.patient), userViews: createViewCache<Practitioner>(slots.user),
+    patientViews: createViewCache<Patient>(slots.patient),
+    userViews: createViewCache<Practitioner>(slots.user),
     needsDepartment: columns.some((column) => column.expressions.some((expression) => expression.text === 'builtin:department')),
     strict,
   };
   const program: MappingProgram = { ...core, row: compileRowFunction(core) };
   const compiled: Compiled = {
-    schema, source, delimiter, strict,
+    schema,
+    source,
+    delimiter,
+    strict,
     columns: columns.map(({ name, label, mandatory }) => ({ name, label, mandatory })),
     [PROGRAM]: program,
   };
@@ -140,7 +150,11 @@ function deepestIssue(issue: z.core.$ZodIssue | undefined): z.core.$ZodIssue | u
   return best ? { ...best, path: [...issue.path, ...best.path] } : issue;
 }
 
-function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly SchemaColumn[], source: string): Array<{ spec: ColumnSpec; schemaColumn: SchemaColumn }> {
+function orderColumns(
+  specs: readonly ColumnSpec[],
+  schemaColumns: readonly SchemaColumn[],
+  source: string,
+): Array<{ spec: ColumnSpec; schemaColumn: SchemaColumn }> {
   const byName = new Map<string, ColumnSpec>();
   for (const spec of specs) {
     if (!schemaColumns.some((column) => column.name === spec.name)) {
@@ -150,22 +164,35 @@ function orderColumns(specs: readonly ColumnSpec[], schemaColumns: readonly Sche
     byName.set(spec.name, spec);
   }
   const missing = schemaColumns.filter((column) => !byName.has(column.name)).map((column) => column.name);
-  if (missing.length > 0) fail(source, `missing columns: ${missing.join(', ')} (every schema column needs an entry; or use "extends")`, { column: missing[0] ?? '' });
+  if (missing.length > 0)
+    fail(source, `missing columns: ${missing.join(', ')} (every schema column needs an entry; or use "extends")`, { column: missing[0] ?? '' });
   return schemaColumns.map((schemaColumn) => ({ spec: byName.get(schemaColumn.name) as ColumnSpec, schemaColumn }));
 }
 
-function compileColumn(spec: ColumnSpec, schemaColumn: SchemaColumn, source: string, options: ResolvedOptions, slotFor: (scope: Scope) => number): CompiledColumn {
+function compileColumn(
+  spec: ColumnSpec,
+  schemaColumn: SchemaColumn,
+  source: string,
+  options: ResolvedOptions,
+  slotFor: (scope: Scope) => number,
+): CompiledColumn {
   if (!spec.expressions) fail(source, `column "${spec.name}" has no expressions`, { column: spec.name });
-  if (schemaColumn.mandatory && spec.mandatory === false) fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
+  if (schemaColumn.mandatory && spec.mandatory === false)
+    fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
   const compiled = (spec.expressions ?? []).map((entry) =>
-    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables }));
+    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables }),
+  );
   const first = compiled[0]?.scope ?? 'event';
   const scope = compiled.every((expression) => expression.scope === first) ? first : 'event';
   // A whole-cell memo needs no per-expression slots; mixed columns memoise what they can, expression by expression.
   const expressions = compiled.map((expression) => ({ ...expression, slot: scope === 'event' ? slotFor(expression.scope) : -1 }));
   return {
-    name: spec.name, label: spec.label ?? spec.name, mandatory: spec.mandatory ?? schemaColumn.mandatory, allowEmpty: spec.allowEmpty ?? false,
-    scope, expressions,
+    name: spec.name,
+    label: spec.label ?? spec.name,
+    mandatory: spec.mandatory ?? schemaColumn.mandatory,
+    allowEmpty: spec.allowEmpty ?? false,
+    scope,
+    expressions,
   };
 }
 
@@ -185,7 +212,13 @@ function criticalGroups(specs: readonly ColumnSpec[]): Array<{ code: string; col
   const groups = new Map<string, number[]>();
   specs.forEach((spec, index) => {
     if (!spec.critical) return;
-    const code = spec.critical === true ? spec.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') : spec.critical;
+    const code =
+      spec.critical === true
+        ? spec.name
+            .toLowerCase()
+            .replace(/[^a-z0-9]+/g, '-')
+            .replace(/^-|-$/g, '')
+        : spec.critical;
     groups.set(code, [...(groups.get(code) ?? []), index]);
   });
   return [...groups].map(([code, columns]) => ({ code, columns }));

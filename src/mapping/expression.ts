@@ -71,8 +71,14 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   if (typeof entry === 'object' && 'builtin' in entry) {
     const builtin = BUILTINS[entry.builtin];
     return {
-      text: `builtin:${entry.builtin}`, scope: builtin.scope, slot: -1, ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}), variables: [],
-      evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '', cell: builtin.evaluate, never: false,
+      text: `builtin:${entry.builtin}`,
+      scope: builtin.scope,
+      slot: -1,
+      ...(entry.warn ? { warn: `${entry.warn}:${site.column}` } : {}),
+      variables: [],
+      evaluate: (ctx, sink) => builtin.evaluate(ctx, sink) ?? '',
+      cell: builtin.evaluate,
+      never: false,
     };
   }
   const text = typeof entry === 'string' ? entry : entry.expression;
@@ -87,7 +93,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   const simple = pathAccessor(path);
   const evaluate = (ctx: RowContext): string => toCell(simple(ctx), site.join);
   const code = compilePathCell(path, site.join);
-  return { text, scope, slot: -1, ...warn, variables, evaluate, cell: code === NEVER ? evaluate : code ?? evaluate, never: code === NEVER };
+  return { text, scope, slot: -1, ...warn, variables, evaluate, cell: code === NEVER ? evaluate : (code ?? evaluate), never: code === NEVER };
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
@@ -135,8 +141,13 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
   };
   walk(ast);
   for (const name of used) {
-    const known = (CONTEXT_VARIABLES as readonly string[]).includes(name) || name in site.options || ENGINE_VARIABLES.has(name)
-      || ROOT_VARIABLES.has(name) || name.startsWith('vs-') || name.startsWith('ext-');
+    const known =
+      (CONTEXT_VARIABLES as readonly string[]).includes(name) ||
+      name in site.options ||
+      ENGINE_VARIABLES.has(name) ||
+      ROOT_VARIABLES.has(name) ||
+      name.startsWith('vs-') ||
+      name.startsWith('ext-');
     if (!known) throw invalidExpression(site, text, `uses the unknown variable %${name}`);
     if (ROOT_VARIABLES.has(name)) usesRoot = true;
   }

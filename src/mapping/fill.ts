@@ -21,7 +21,8 @@ export const KEY_COLUMNS: Readonly<Record<ConnectorSchema, readonly string[]>> =
 };
 
 const MRN_FIX = 'set mapping.options.mrnSystems (the identifier system) or mapping.options.mrnTypeTexts (its type.text, e.g. a site text) to where the MRN is';
-const LOGIN_FIX = 'set mapping.options.loginSystems or mapping.options.loginTypeTexts to the Practitioner identifier that holds the login (or loginRegex if altId holds it)';
+const LOGIN_FIX =
+  'set mapping.options.loginSystems or mapping.options.loginTypeTexts to the Practitioner identifier that holds the login (or loginRegex if altId holds it)';
 const USER_ID_FIX = 'set mapping.options.userIdSystems or mapping.options.userIdTypeTexts to the Practitioner identifier that holds the EHR user id';
 const ADDRESS_FIX = 'patients have no home address valid at the access time; check Patient.address (use, period) at the EHR';
 const NAME_FIX = 'the requestor does not resolve to a Practitioner with a name; check agent.who and the Practitioner scope';
@@ -139,7 +140,10 @@ class Counter implements FillCounter {
     return {
       rows: this.rows,
       columns: this.names.map((column, k) => ({
-        column, empty: this.empty[k] as number, mandatory: this.mandatory[k] as boolean, watched: this.watched[k] as boolean,
+        column,
+        empty: this.empty[k] as number,
+        mandatory: this.mandatory[k] as boolean,
+        watched: this.watched[k] as boolean,
       })),
     };
   }
@@ -150,9 +154,12 @@ export function mergeFillReports(a: FillReport, b: FillReport): FillReport {
   const merged = new Map(a.columns.map((column) => [column.column, { ...column }]));
   for (const column of b.columns) {
     const seen = merged.get(column.column);
-    merged.set(column.column, seen
-      ? { ...seen, empty: seen.empty + column.empty, mandatory: seen.mandatory || column.mandatory, watched: seen.watched || column.watched }
-      : { ...column });
+    merged.set(
+      column.column,
+      seen
+        ? { ...seen, empty: seen.empty + column.empty, mandatory: seen.mandatory || column.mandatory, watched: seen.watched || column.watched }
+        : { ...column },
+    );
   }
   return { rows: a.rows + b.rows, columns: [...merged.values()] };
 }
@@ -165,7 +172,17 @@ export function fillWarnings(report: FillReport, threshold: number = FILL_WARN_T
     if (!column.watched || !(share > threshold)) return [];
     const fix = FILL_FIXES[column.column];
     const message = `${column.column} is empty in ${formatShare(share)} of rows (${column.empty} of ${report.rows})${fix ? `; ${fix}` : ''}`;
-    return [{ code: `column-fill-low:${column.column}`, column: column.column, empty: column.empty, rows: report.rows, emptyShare: share, ...(fix ? { fix } : {}), message }];
+    return [
+      {
+        code: `column-fill-low:${column.column}`,
+        column: column.column,
+        empty: column.empty,
+        rows: report.rows,
+        emptyShare: share,
+        ...(fix ? { fix } : {}),
+        message,
+      },
+    ];
   });
 }
 

@@ -11,6 +11,15 @@ export { createSerializer, type Serializer } from './serialize.js';
 export { sanitizeCell, SCHEMA_COLUMNS } from '../connector-file/index.js';
 export { mappingJsonSchema } from './spec.js';
 export {
-  createFillCounter, fillWarnings, formatShare, mergeFillReports, FILL_FIXES, FILL_WARN_THRESHOLD, KEY_COLUMNS,
-  type ColumnFill, type FillCounter, type FillReport, type FillWarning,
+  createFillCounter,
+  fillWarnings,
+  formatShare,
+  mergeFillReports,
+  FILL_FIXES,
+  FILL_WARN_THRESHOLD,
+  KEY_COLUMNS,
+  type ColumnFill,
+  type FillCounter,
+  type FillReport,
+  type FillWarning,
 } from './fill.js';

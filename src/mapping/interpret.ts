@@ -13,7 +13,11 @@ import { EventWarnings, Recorder } from './warnings.js';
 
 /** The row's cells, or [reason, column] when it is rejected (a row always has more than two cells). */
 export function interpretRow(
-  program: ProgramCore, ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings,
+  program: ProgramCore,
+  ctx: RowContext,
+  patientView: View | undefined,
+  userView: View | undefined,
+  warnings: EventWarnings,
 ): readonly string[] {
   const columns = program.columns;
   const patientCells = patientView ? scopedCells(program, 'patient', patientView, ctx) : undefined;
@@ -75,7 +79,12 @@ function allEmpty(cells: readonly string[], indexes: readonly number[]): boolean
 
 /** First non-empty (sanitised) value of the column's expressions; patient- and user-scoped ones come from the memo. */
 export function cellValue(
-  program: ProgramCore, column: CompiledColumn, ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings,
+  program: ProgramCore,
+  column: CompiledColumn,
+  ctx: RowContext,
+  patientView: View | undefined,
+  userView: View | undefined,
+  warnings: EventWarnings,
 ): string {
   warnings.column = column.name;
   for (const expression of column.expressions) {

@@ -22,7 +22,10 @@ export function locateJsonError(text: string): JsonErrorPosition | undefined {
 }
 
 class SyntaxStop extends Error {
-  constructor(readonly offset: number, readonly reason: string) {
+  constructor(
+    readonly offset: number,
+    readonly reason: string,
+  ) {
     super(reason);
   }
 }

@@ -179,7 +179,8 @@ export async function* ndjsonLines(chunks: AsyncIterable<Buffer | string>, maxLi
       // Copied: the chunk's buffer may be reused for the next one (fileChunks).
       pending.push(Buffer.from(chunk.subarray(start)));
       pendingBytes += chunk.length - start;
-      if (pendingBytes > maxLineBytes) throw new RangeError(`line ${next + bounds.length / 2 + (head === undefined ? 0 : 1)} is longer than ${maxLineBytes} bytes`);
+      if (pendingBytes > maxLineBytes)
+        throw new RangeError(`line ${next + bounds.length / 2 + (head === undefined ? 0 : 1)} is longer than ${maxLineBytes} bytes`);
     }
     const lines = new NdjsonLines(chunk, bounds, next, head);
     if (lines.length === 0) continue;

@@ -27,14 +27,16 @@ export function compilePathCell(path: SimplePath, join: string | undefined): Pat
   if (path.steps.some((step) => step.kind === 'last')) return undefined;
   const emitter = new Emitter(path.steps, join !== undefined);
   const root = path.root;
-  const start = root.kind === 'event'
-    ? `const x = ctx.event;\n${emitter.steps(0, 'x')}`
-    : emitter.each(root.kind === 'variable' ? 'G(ctx)' : 'C', 0);
+  const start = root.kind === 'event' ? `const x = ctx.event;\n${emitter.steps(0, 'x')}` : emitter.each(root.kind === 'variable' ? 'G(ctx)' : 'C', 0);
   const source = `"use strict";\nreturn function pathCell(ctx) {\n${emitter.declarations.join('\n')}\n${join === undefined ? '' : "let out = '';\n"}${start}\nreturn ${join === undefined ? "''" : 'out'};\n};`;
   const getter = root.kind === 'variable' ? CONTEXT_GETTERS[root.name] : undefined;
   const constant = root.kind === 'constant' ? [...root.items] : undefined;
   const factory = new Function('G', 'C', 'P', 'K', 'J', 'CH', source) as (
-    getter: ((ctx: RowContext) => unknown) | undefined, constant: unknown[] | undefined, predicates: Predicate[], counts: number[], join: string | undefined,
+    getter: ((ctx: RowContext) => unknown) | undefined,
+    constant: unknown[] | undefined,
+    predicates: Predicate[],
+    counts: number[],
+    join: string | undefined,
     choice: typeof choiceValue,
   ) => PathCell;
   return factory(getter, constant, emitter.predicates, emitter.counts, join, choiceValue);
@@ -52,7 +54,10 @@ class Emitter {
   readonly counts: number[] = [];
   private names = 0;
 
-  constructor(private readonly path: readonly PathStep[], private readonly joined: boolean) {}
+  constructor(
+    private readonly path: readonly PathStep[],
+    private readonly joined: boolean,
+  ) {}
 
   /** Code that runs the steps from `index` on each item of `value` (a single value or an array, nulls skipped). */
   each(value: string, index: number): string {
@@ -113,9 +118,7 @@ ${this.steps(index, x)}
   private terminal(x: string): string {
     const text = this.fresh('t');
     const value = `const ${text} = typeof ${x} === 'string' ? ${x} : typeof ${x} === 'number' || typeof ${x} === 'boolean' ? String(${x}) : '';`;
-    return this.joined
-      ? `${value}\nif (${text} !== '') out = out === '' ? ${text} : out + J + ${text};`
-      : `${value}\nif (${text} !== '') return ${text};`;
+    return this.joined ? `${value}\nif (${text} !== '') out = out === '' ? ${text} : out + J + ${text};` : `${value}\nif (${text} !== '') return ${text};`;
   }
 
   private fresh(prefix: string): string {

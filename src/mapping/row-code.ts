@@ -26,7 +26,12 @@ export type RowRejection = readonly [reason: string, column: string];
  * rejected and pushes nothing.
  */
 export type RowFunction = (
-  ctx: RowContext, patientView: View | undefined, userView: View | undefined, warnings: EventWarnings, rows: Array<readonly string[]>, lines: string[],
+  ctx: RowContext,
+  patientView: View | undefined,
+  userView: View | undefined,
+  warnings: EventWarnings,
+  rows: Array<readonly string[]>,
+  lines: string[],
 ) => RowRejection | undefined;
 
 /** What the generated source refers to, by position. */
@@ -57,13 +62,18 @@ interface RowParts {
 export function compileRowFunction(program: ProgramCore): RowFunction {
   const expressions: CompiledExpression[] = [];
   const parts: RowParts = {
-    E: [], X: expressions, S: program.sanitize, N: program.columns.map((column) => column.name), K: [],
+    E: [],
+    X: expressions,
+    S: program.sanitize,
+    N: program.columns.map((column) => column.name),
+    K: [],
     R: program.criticalGroups.map((group) => `missing-${group.code}`),
     M: program.columns.map((column) => `empty-mandatory:${column.name}`),
     cellsOf: (scope, view, ctx) => scopedCells(program, scope, view, ctx),
     live: (column, ctx, warnings) => cellValue(program, program.columns[column] as CompiledColumn, ctx, undefined, undefined, warnings),
     slot: (view, expression, ctx, warnings) => slotValue(program, view, expressions[expression] as CompiledExpression, ctx, warnings),
-    D: DELIMITER_CHARS[program.delimiter], join: (cells) => joinCells(cells, program.delimiter),
+    D: DELIMITER_CHARS[program.delimiter],
+    join: (cells) => joinCells(cells, program.delimiter),
   };
   const expressionIndex = (expression: CompiledExpression): number => {
     expressions.push(expression);
@@ -94,7 +104,10 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
 /** The whole-cell memo of each scope with a memoised column, read once per row. */
 function prologue(program: ProgramCore): string[] {
   const lines: string[] = [];
-  for (const [scope, view, cells, raised] of [['patient', 'pv', 'pc', 'pw'], ['user', 'uv', 'uc', 'uw']] as const) {
+  for (const [scope, view, cells, raised] of [
+    ['patient', 'pv', 'pc', 'pw'],
+    ['user', 'uv', 'uc', 'uw'],
+  ] as const) {
     if (program.scopedColumns[scope].length === 0) continue;
     lines.push(
       `let ${cells}, ${raised};`,
@@ -135,8 +148,9 @@ else { ${evaluate} }`;
 
 /** docs/mapping.md §9: critical groups reject first, then empty mandatory cells warn (or reject, when strict). */
 function checks(program: ProgramCore): string[] {
-  const lines = program.criticalGroups.map((group, g) =>
-    `if (${group.columns.map((index) => `c${index} === ''`).join(' && ')}) return [R[${g}], N[${group.columns[0] as number}]];`);
+  const lines = program.criticalGroups.map(
+    (group, g) => `if (${group.columns.map((index) => `c${index} === ''`).join(' && ')}) return [R[${g}], N[${group.columns[0] as number}]];`,
+  );
   for (const index of program.checkedColumns) {
     lines.push(program.strict ? `if (c${index} === '') return ['empty-mandatory', N[${index}]];` : `if (c${index} === '') w.add(M[${index}]);`);
   }

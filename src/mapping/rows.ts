@@ -74,8 +74,21 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
     const name: HumanName | undefined = patientView ? patientView.name : subject.ref.display ? { text: subject.ref.display } : undefined;
     // One literal with every field, so all row contexts share a shape.
     const ctx: RowContext = {
-      event, instant, tMs, requestor, user, role, userName: userView?.name, patient, subject, name, address: patientView?.address,
-      resolver, options, timeFormat: program.timeFormat, userIdIsGlobal: global,
+      event,
+      instant,
+      tMs,
+      requestor,
+      user,
+      role,
+      userName: userView?.name,
+      patient,
+      subject,
+      name,
+      address: patientView?.address,
+      resolver,
+      options,
+      timeFormat: program.timeFormat,
+      userIdIsGlobal: global,
     };
     const rejected = mapRow(ctx, patientView, userView, warnings, rows, lines);
     if (rejected) rejects.push({ eventId, patientRef: subject.label, reason: rejected[0], column: rejected[1] });

@@ -19,8 +19,15 @@ export interface Serializer {
 export function createSerializer(mapping: CompiledMapping): Serializer {
   const sanitize = programOf(mapping).sanitize;
   const width = mapping.columns.length;
-  const header = joinCells(mapping.columns.map((column) => sanitize(column.label)), mapping.delimiter);
-  const line = (row: Row): string => joinCells(Array.from({ length: width }, (_, index) => sanitize(row[index] ?? '')), mapping.delimiter);
+  const header = joinCells(
+    mapping.columns.map((column) => sanitize(column.label)),
+    mapping.delimiter,
+  );
+  const line = (row: Row): string =>
+    joinCells(
+      Array.from({ length: width }, (_, index) => sanitize(row[index] ?? '')),
+      mapping.delimiter,
+    );
   return {
     headerLine: () => header,
     line,

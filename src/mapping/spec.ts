@@ -26,12 +26,7 @@ export const BUILTIN_NAMES = [
 ] as const;
 export type BuiltinName = (typeof BUILTIN_NAMES)[number];
 
-export const DEPARTMENT_SOURCES = [
-  'encounter-service-provider',
-  'encounter-location',
-  'requestor-location',
-  'practitioner-role-organization',
-] as const;
+export const DEPARTMENT_SOURCES = ['encounter-service-provider', 'encounter-location', 'requestor-location', 'practitioner-role-organization'] as const;
 export type DepartmentSource = (typeof DEPARTMENT_SOURCES)[number];
 
 const kebab = z.string().regex(/^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/, 'expected a kebab-case code such as "name-text-only"');
@@ -59,7 +54,11 @@ const columnSpec = z.strictObject({
     .describe('Reject the row when empty. A code groups columns: the row is rejected (reason "missing-<code>") only when every column of the group is empty.'),
   allowEmpty: z.boolean().optional().describe('Empty is a normal value (e.g. the BTG reason of a non-BTG access): no warning, strict mode keeps the row.'),
   join: z.string().optional().describe('Join every value of the winning expression with this separator; default: take the first value.'),
-  expressions: z.array(expressionEntry).min(1).optional().describe('Tried in order; the first non-empty value wins. Required unless the file extends a built-in mapping.'),
+  expressions: z
+    .array(expressionEntry)
+    .min(1)
+    .optional()
+    .describe('Tried in order; the first non-empty value wins. Required unless the file extends a built-in mapping.'),
 });
 export type ColumnSpec = z.infer<typeof columnSpec>;
 
@@ -68,22 +67,38 @@ const stringList = z.array(z.string().min(1));
 export const optionsSpec = z
   .looseObject({
     mrnSystems: stringList.optional().describe('Identifier systems whose value is the MRN, in preference order (after type code MR).'),
-    mrnTypeTexts: stringList.optional().describe('Identifier type.text values (case-insensitive) that mark the MRN, e.g. a site text such as "CKDEHR"; tried after mrnSystems, before the defaults MRN, MR, EPI.'),
+    mrnTypeTexts: stringList
+      .optional()
+      .describe(
+        'Identifier type.text values (case-insensitive) that mark the MRN, e.g. a site text such as "CKDEHR"; tried after mrnSystems, before the defaults MRN, MR, EPI.',
+      ),
     loginSystems: stringList.optional().describe('Identifier systems that hold the employee login (UPN or sAMAccountName).'),
-    loginTypeTexts: stringList.optional().describe('Practitioner identifier type.text values (case-insensitive) that mark the login; tried after loginSystems, before Epic\'s EMP record id.'),
+    loginTypeTexts: stringList
+      .optional()
+      .describe("Practitioner identifier type.text values (case-insensitive) that mark the login; tried after loginSystems, before Epic's EMP record id."),
     loginRegex: z.string().optional().describe('A login taken from altId or an unsystemed identifier must match this (default: UPN-shaped).'),
     btgCodes: stringList.optional().describe('v3-ActReason codes that mean break-the-glass; default ["BTG"].'),
     btgDetailTypes: stringList.optional().describe('entity.detail.type values that carry the BTG free-text justification.'),
     userIdSystems: stringList.optional().describe('Identifier systems of the EHR internal user id (Employee Id).'),
-    userIdTypeTexts: stringList.optional().describe('Practitioner identifier type.text values (case-insensitive) that mark the user id; tried after userIdSystems, before Epic\'s EMP record id.'),
+    userIdTypeTexts: stringList
+      .optional()
+      .describe("Practitioner identifier type.text values (case-insensitive) that mark the user id; tried after userIdSystems, before Epic's EMP record id."),
     patientExtensionUrls: stringList.optional().describe('AuditEvent extensions whose valueReference is a patient subject.'),
     encounterExtensionUrls: stringList.optional().describe('AuditEvent extensions whose valueReference is the encounter.'),
     departmentSources: z.array(z.enum(DEPARTMENT_SOURCES)).optional().describe('Where the department comes from, first found wins.'),
-    actionNames: z.record(z.enum(['C', 'R', 'U', 'D', 'E']), z.string()).optional().describe('Event Category text per AuditEvent.action.'),
-    eventNameResourceType: z.enum(['rest', 'always', 'never']).optional().describe('Append the data resource type to the event name ("vread Patient"): for RESTful events only (default), always or never.'),
+    actionNames: z
+      .record(z.enum(['C', 'R', 'U', 'D', 'E']), z.string())
+      .optional()
+      .describe('Event Category text per AuditEvent.action.'),
+    eventNameResourceType: z
+      .enum(['rest', 'always', 'never'])
+      .optional()
+      .describe('Append the data resource type to the event name ("vread Patient"): for RESTful events only (default), always or never.'),
     parseCxIdentifiers: z.boolean().optional().describe('Read HL7v2 CX identifiers ("123^^^&1.2.3&ISO") as system urn:oid:1.2.3, value 123; default true.'),
   })
-  .describe('Named options, available to expressions as %<name>; an extra key is a variable of this file\'s own expressions and must be used by one (an unused unknown option is an error).');
+  .describe(
+    "Named options, available to expressions as %<name>; an extra key is a variable of this file's own expressions and must be used by one (an unused unknown option is an error).",
+  );
 
 const skipSpec = z.strictObject({
   noPatient: z.boolean().optional().describe('Skip events without a patient subject (default true); otherwise they are rejected.'),
@@ -96,7 +111,10 @@ export const mappingFileSpec = z.strictObject({
   $schema: z.string().optional(),
   description: z.string().optional(),
   schema: z.enum(['epic', 'healthcare']).optional().describe('Purview connector schema; required unless "extends" names it.'),
-  extends: z.enum(['epic', 'healthcare']).optional().describe('Start from the built-in mapping of this schema; columns listed here override it field by field.'),
+  extends: z
+    .enum(['epic', 'healthcare'])
+    .optional()
+    .describe('Start from the built-in mapping of this schema; columns listed here override it field by field.'),
   delimiter: z.enum(DELIMITER_INPUTS).optional().describe('Field delimiter: tab (default), pipe or comma (healthcare only; "csv" is its older name).'),
   timeFormat: z
     .string()

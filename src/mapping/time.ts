@@ -98,7 +98,14 @@ export function parseTimeFormat(text: string): TimeFormat | undefined {
   const zone = text.slice('local:'.length);
   try {
     const formatter = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
     });
     return { kind: 'local', zone, formatter };
   } catch {
@@ -141,7 +148,8 @@ function zoneOffsetSeconds(format: { zone: string; formatter: Intl.DateTimeForma
   for (const part of format.formatter.formatToParts(new Date(bucket * 1000))) {
     if (part.type !== 'literal') parts[part.type] = Number(part.value);
   }
-  const wallAsUtc = Date.UTC(parts['year'] ?? 1970, (parts['month'] ?? 1) - 1, parts['day'] ?? 1, parts['hour'] ?? 0, parts['minute'] ?? 0, parts['second'] ?? 0) / 1000;
+  const wallAsUtc =
+    Date.UTC(parts['year'] ?? 1970, (parts['month'] ?? 1) - 1, parts['day'] ?? 1, parts['hour'] ?? 0, parts['minute'] ?? 0, parts['second'] ?? 0) / 1000;
   const offset = wallAsUtc - bucket;
   if (offsetCache.size > 10_000) offsetCache.clear();
   offsetCache.set(key, offset);

@@ -89,7 +89,7 @@ const NAME_RANK: Readonly<Record<string, number>> = { official: 0, usual: 1, tem
  * are ignored.
  */
 export function chooseName(names: readonly HumanName[] | undefined, tMs: number): HumanName | undefined {
-  return rankedValid(names, tMs, (name) => (name.family || name.given?.some(Boolean) || name.text ? NAME_RANK[name.use ?? ''] ?? 2 : -1))[0];
+  return rankedValid(names, tMs, (name) => (name.family || name.given?.some(Boolean) || name.text ? (NAME_RANK[name.use ?? ''] ?? 2) : -1))[0];
 }
 
 /**
@@ -124,7 +124,7 @@ const IDENTIFIER_RANK: Readonly<Record<string, number>> = { official: 0, usual: 
 
 /** Identifiers passing `test`, valid at tMs, ranked official > usual > (none) > secondary > temp > old. */
 export function rankedIdentifiers(identifiers: readonly Identifier[] | undefined, tMs: number, test: (identifier: Identifier) => boolean): Identifier[] {
-  return rankedValid(identifiers, tMs, (identifier) => (test(identifier) ? IDENTIFIER_RANK[identifier.use ?? ''] ?? 2 : -1));
+  return rankedValid(identifiers, tMs, (identifier) => (test(identifier) ? (IDENTIFIER_RANK[identifier.use ?? ''] ?? 2) : -1));
 }
 
 /** docs/mapping.md §7.1 (step 4): e-mail addresses with use work (then no use), valid at tMs, by ContactPoint.rank. */

@@ -16,7 +16,10 @@ export interface NoProxyEntry {
 
 export function parseNoProxy(value: string | readonly string[]): NoProxyEntry[] {
   const items = typeof value === 'string' ? value.split(/[\s,]+/) : value.flatMap((item) => item.split(/[\s,]+/));
-  return items.map((item) => item.trim().toLowerCase()).filter((item) => item.length > 0).map(parseEntry);
+  return items
+    .map((item) => item.trim().toLowerCase())
+    .filter((item) => item.length > 0)
+    .map(parseEntry);
 }
 
 function parseEntry(entry: string): NoProxyEntry {

@@ -44,9 +44,10 @@ export function proxyRefusalIn(error: unknown): ProxyRefusedError | undefined {
 
 /** BRG_ERR_PROXY_REFUSED for `what` (e.g. "FHIR AuditEvent search at https://…"). */
 export function proxyRefusedError(refusal: ProxyRefusedError, what: string): BridgeError {
-  const hint = refusal.status === 407
-    ? 'The proxy wants credentials: set network.proxy.credentials ({ env } or { file } holding user:password), or user:password in the proxy URL of the environment.'
-    : 'Ask for the host to be allowed through the proxy, or list it in NO_PROXY / network.proxy.noProxy if it is reachable directly.';
+  const hint =
+    refusal.status === 407
+      ? 'The proxy wants credentials: set network.proxy.credentials ({ env } or { file } holding user:password), or user:password in the proxy URL of the environment.'
+      : 'Ask for the host to be allowed through the proxy, or list it in NO_PROXY / network.proxy.noProxy if it is reachable directly.';
   return new BridgeError(
     'BRG_ERR_PROXY_REFUSED',
     `${what}: the proxy ${refusal.proxy} (${refusal.source}) refused the connection with HTTP ${refusal.status}; nothing was sent to the server. ${hint}`,

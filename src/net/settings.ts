@@ -17,11 +17,13 @@ import { parseNoProxy, type NoProxyEntry } from './no-proxy.js';
 
 /** The config's `network` section (src/config/schema.ts). */
 export interface NetworkConfig {
-  readonly proxy?: {
-    readonly url?: string | undefined;
-    readonly noProxy?: readonly string[] | undefined;
-    readonly credentials?: SecretRef | undefined;
-  } | undefined;
+  readonly proxy?:
+    | {
+        readonly url?: string | undefined;
+        readonly noProxy?: readonly string[] | undefined;
+        readonly credentials?: SecretRef | undefined;
+      }
+    | undefined;
   readonly caFile?: string | undefined;
 }
 
@@ -124,7 +126,9 @@ function invalidProxy(source: string, problem: string, cause?: unknown): BridgeE
 function basicFromSecret(secret: string): string {
   const colon = secret.indexOf(':');
   if (colon <= 0) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'network.proxy.credentials: the secret must read user:password.', { details: { key: 'network.proxy.credentials' } });
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'network.proxy.credentials: the secret must read user:password.', {
+      details: { key: 'network.proxy.credentials' },
+    });
   }
   return basic(secret.slice(0, colon), secret.slice(colon + 1));
 }
@@ -141,7 +145,9 @@ function readCaFile(path: string, readFile: (path: string) => string): string {
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: cannot read ${path}.`, { cause, details: { key: 'network.caFile', path } });
   }
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----).`, { details: { key: 'network.caFile', path } });
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: ${path} holds no PEM certificate (-----BEGIN CERTIFICATE-----).`, {
+      details: { key: 'network.caFile', path },
+    });
   }
   return pem;
 }

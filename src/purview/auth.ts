@@ -64,9 +64,15 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
   return createCachedTokenSource(
     (signal) =>
       // A proxy refusal is not retried (proxy-errors.ts): msal hides our error, the network module remembers it.
-      withRetry(fetchOnce, (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error)), {
-        clock: options.clock, ...(signal ? { signal } : {}),
-      }, options.retry ?? TOKEN_RETRY).catch((error: unknown) => {
+      withRetry(
+        fetchOnce,
+        (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error)),
+        {
+          clock: options.clock,
+          ...(signal ? { signal } : {}),
+        },
+        options.retry ?? TOKEN_RETRY,
+      ).catch((error: unknown) => {
         throw toAuthError(error, options, network);
       }),
     { clock: options.clock, ...(options.onRefresh ? { onRefresh: options.onRefresh } : {}) },
@@ -125,7 +131,11 @@ function toAuthError(error: unknown, options: PurviewAuthOptions, network: MsalN
   if (refusal) return proxyRefusedError(refusal, `Entra ID token request for ${who}`);
   const networkFailure = network.lastFailure();
   if (networkFailure !== undefined) {
-    return new PurviewError('BRG_ERR_PURVIEW_AUTH', `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`, { cause: error, status: 0 });
+    return new PurviewError(
+      'BRG_ERR_PURVIEW_AUTH',
+      `Could not get a token from Entra ID for ${who}: ${networkFailure}. Check purview.cloud / purview.authorityHost and that the host is reachable.`,
+      { cause: error, status: 0 },
+    );
   }
   if (error instanceof AuthError) {
     const aadsts = /AADSTS\d+[^.\r\n]*/.exec(error.errorMessage)?.[0];

@@ -61,8 +61,14 @@ export function planRowBlocks(totalRows: number, blockRows: number, recorded: re
 
 /** [0, totalRows) minus the acknowledged ranges, split where "sent without an answer" starts and stops. */
 function pendingRanges(totalRows: number, recorded: readonly RangeRecord[]): PendingRange[] {
-  const acked = mergeRanges(recorded.filter((r) => r.state === 'acked'), totalRows);
-  const unknown = mergeRanges(recorded.filter((r) => r.state === 'unknown'), totalRows);
+  const acked = mergeRanges(
+    recorded.filter((r) => r.state === 'acked'),
+    totalRows,
+  );
+  const unknown = mergeRanges(
+    recorded.filter((r) => r.state === 'unknown'),
+    totalRows,
+  );
   const cuts = new Set<number>([0, totalRows]);
   for (const r of [...acked, ...unknown]) cuts.add(r.first).add(r.end);
   const points = [...cuts].sort((a, b) => a - b);

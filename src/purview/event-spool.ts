@@ -38,7 +38,11 @@ export class EventSpoolWriter {
   private rows = 0;
   private closed = false;
 
-  constructor(readonly spoolPath: string, readonly indexPath: string, headerLine: string) {
+  constructor(
+    readonly spoolPath: string,
+    readonly indexPath: string,
+    headerLine: string,
+  ) {
     this.spool = new ConnectorFileWriter(spoolPath, headerLine);
     this.indexFd = openSync(indexPath, 'w', 0o600);
     writeSync(this.indexFd, `${MAGIC}\t${this.spool.bytes}\n`);
@@ -99,9 +103,13 @@ export function openEventSpool(spoolPath: string, indexPath: string): EventSpool
   const trailer = readTrailer(indexPath);
   const spoolSize = statSync(spoolPath).size;
   if (!trailer || spoolSize !== trailer.bytes) {
-    throw new BridgeError('BRG_ERR_STATE', `The spool ${spoolPath} is incomplete or damaged (its index ${indexPath} does not match it); it cannot be pushed. The next run pulls its window again.`, {
-      details: { path: spoolPath },
-    });
+    throw new BridgeError(
+      'BRG_ERR_STATE',
+      `The spool ${spoolPath} is incomplete or damaged (its index ${indexPath} does not match it); it cannot be pushed. The next run pulls its window again.`,
+      {
+        details: { path: spoolPath },
+      },
+    );
   }
   const lines = new SyncLineReader(indexPath);
   const first = lines.next() ?? '';
@@ -120,7 +128,11 @@ class IndexCursor implements ClaimCursor<SpoolEvent> {
   private done = false;
   private line = 1;
 
-  constructor(private readonly lines: SyncLineReader, private start: number, private readonly path: string) {}
+  constructor(
+    private readonly lines: SyncLineReader,
+    private start: number,
+    private readonly path: string,
+  ) {}
 
   peek(): SpoolEvent | undefined {
     if (this.current === undefined && !this.done) this.current = this.read();
@@ -182,9 +194,13 @@ function decodeKey(text: string): string {
 }
 
 function damaged(path: string, line: number): BridgeError {
-  return new BridgeError('BRG_ERR_STATE', `The spool index ${path} is damaged at line ${line}; the run cannot be pushed from it. The next run pulls its window again.`, {
-    details: { path, line },
-  });
+  return new BridgeError(
+    'BRG_ERR_STATE',
+    `The spool index ${path} is damaged at line ${line}; the run cannot be pushed from it. The next run pulls its window again.`,
+    {
+      details: { path, line },
+    },
+  );
 }
 
 function writeAll(fd: number, text: string): void {

@@ -73,7 +73,10 @@ export interface DeliveryLedger {
    * then rolled back); the cursor is exhausted or holds more events.
    */
   openEventBlock<T extends EventClaim>(
-    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+    target: DeliveryTarget,
+    cursor: ClaimCursor<T>,
+    maxRows: number,
+    onDecision: (event: T, decision: ClaimDecision) => void,
   ): OpenedBlock | undefined;
   /** Opens a block for rows of a file in one durable transaction; `resentRows` of them were sent before without an answer. */
   openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock;

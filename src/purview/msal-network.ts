@@ -38,7 +38,10 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
-        method, dispatcher, headers: options?.headers ?? {}, signal: AbortSignal.timeout(timeoutMs),
+        method,
+        dispatcher,
+        headers: options?.headers ?? {},
+        signal: AbortSignal.timeout(timeoutMs),
         ...(method === 'POST' ? { body: options?.body ?? '' } : {}),
       });
     } catch (cause) {

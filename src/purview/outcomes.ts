@@ -5,7 +5,7 @@
  * never tokens or rows.
  */
 import { STATUS_CODES } from 'node:http';
-import { BridgeError, type ErrorCode } from '../errors.js';
+import type { BridgeError, ErrorCode } from '../errors.js';
 import { parseRetryAfter, scrubUpstreamText, type RetryVerdict } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { PurviewError } from './purview-error.js';
@@ -68,13 +68,25 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
   const answer = `${status}${said ? ` "${said}"` : ''}`;
   switch (status) {
     case 400:
-      return ['BRG_ERR_PURVIEW_REJECTED', `Purview rejected ${where} with ${answer}; nothing was acknowledged for it. Check that the header names the connector schema's columns and the file is UTF-8, one row per line.`];
+      return [
+        'BRG_ERR_PURVIEW_REJECTED',
+        `Purview rejected ${where} with ${answer}; nothing was acknowledged for it. Check that the header names the connector schema's columns and the file is UTF-8, one row per line.`,
+      ];
     case 401:
-      return ['BRG_ERR_PURVIEW_AUTH', `Purview refused the token for ${where} with ${answer}, also after a token refresh. Check purview.tenantId, purview.appId and purview.resource (the cloud's App ID URI).`];
+      return [
+        'BRG_ERR_PURVIEW_AUTH',
+        `Purview refused the token for ${where} with ${answer}, also after a token refresh. Check purview.tenantId, purview.appId and purview.resource (the cloud's App ID URI).`,
+      ];
     case 403:
-      return ['BRG_ERR_PURVIEW_FORBIDDEN', `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.`];
+      return [
+        'BRG_ERR_PURVIEW_FORBIDDEN',
+        `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.`,
+      ];
     default:
-      return ['BRG_ERR_PURVIEW_REJECTED', `Purview answered ${where} with ${answer}; nothing was acknowledged for it. Check purview.cloud or purview.ingestionBase (uploads go to {ingestionBase}/api/signals).`];
+      return [
+        'BRG_ERR_PURVIEW_REJECTED',
+        `Purview answered ${where} with ${answer}; nothing was acknowledged for it. Check purview.cloud or purview.ingestionBase (uploads go to {ingestionBase}/api/signals).`,
+      ];
   }
 }
 

@@ -139,13 +139,24 @@ interface PushSession {
 /** What one push's blocks share: connection pool, upload numbering, the report. */
 function openSession(options: PushOptions, spoolPath: string, header: Buffer): PushSession {
   const blockRows = options.blockRows ?? DEFAULT_BLOCK_ROWS;
-  if (!Number.isInteger(blockRows) || blockRows < 1) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Expected blockRows to be an integer ≥ 1, got ${String(blockRows)}.`);
+  if (!Number.isInteger(blockRows) || blockRows < 1)
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Expected blockRows to be an integer ≥ 1, got ${String(blockRows)}.`);
   const dispatcher = createHttpsAgent(options.caPem, options.network);
   const ctx: SendContext = {
-    url: signalsUrl(options.ingestionBase, options.jobId), jobId: options.jobId, tokenSource: options.tokenSource, ledger: options.ledger,
-    clock: options.clock, logger: options.logger, dispatcher, spoolPath, header, timeoutMs: options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
-    retry: options.retry ?? PUSH_RETRY, newBoundary: options.newBoundary ?? uuidSource,
-    ...(options.random ? { random: options.random } : {}), ...(options.signal ? { signal: options.signal } : {}),
+    url: signalsUrl(options.ingestionBase, options.jobId),
+    jobId: options.jobId,
+    tokenSource: options.tokenSource,
+    ledger: options.ledger,
+    clock: options.clock,
+    logger: options.logger,
+    dispatcher,
+    spoolPath,
+    header,
+    timeoutMs: options.timeoutMs ?? DEFAULT_PUSH_TIMEOUT_MS,
+    retry: options.retry ?? PUSH_RETRY,
+    newBoundary: options.newBoundary ?? uuidSource,
+    ...(options.random ? { random: options.random } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
   };
   const report = emptyReport();

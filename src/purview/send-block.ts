@@ -85,7 +85,10 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
 }
 
 async function attemptBlock(
-  ctx: SendContext, block: OutgoingBlock, attempt: number, state: { possiblyDuplicated: boolean; lostAnswer: boolean; attempts: number },
+  ctx: SendContext,
+  block: OutgoingBlock,
+  attempt: number,
+  state: { possiblyDuplicated: boolean; lostAnswer: boolean; attempts: number },
 ): Promise<BlockResponse> {
   const token = await ctx.tokenSource.getToken(ctx.signal);
   // Durable before the request: a crash from here on leaves "sent, answer unknown", which a rerun flags.
@@ -95,8 +98,16 @@ async function attemptBlock(
   let response: BlockResponse;
   try {
     response = await postBlock({
-      url: ctx.url, token, boundary: ctx.newBoundary(), filename: block.filename, header: ctx.header, spoolPath: ctx.spoolPath,
-      segments: block.segments, dispatcher: ctx.dispatcher, timeoutMs: ctx.timeoutMs, ...(ctx.signal ? { signal: ctx.signal } : {}),
+      url: ctx.url,
+      token,
+      boundary: ctx.newBoundary(),
+      filename: block.filename,
+      header: ctx.header,
+      spoolPath: ctx.spoolPath,
+      segments: block.segments,
+      dispatcher: ctx.dispatcher,
+      timeoutMs: ctx.timeoutMs,
+      ...(ctx.signal ? { signal: ctx.signal } : {}),
     });
   } catch (error) {
     if (error instanceof UploadNetworkError && error.bodySent) {

@@ -43,7 +43,11 @@ export interface BlockResponse {
 /** The request got no HTTP answer: refused, reset, or timed out. `bodySent` tells whether Purview may have it all. */
 export class UploadNetworkError extends Error {
   override readonly name = 'UploadNetworkError';
-  constructor(readonly reason: string, readonly bodySent: boolean, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly reason: string,
+    readonly bodySent: boolean,
+    options: { cause?: unknown } = {},
+  ) {
     super(reason, options);
   }
 }

@@ -96,7 +96,11 @@ export interface StreamOptions {
 }
 
 /** Writes NDJSON lines to the response with backpressure; stops when the client goes away. */
-export async function streamNdjson(res: ServerResponse, pages: AsyncIterable<readonly unknown[]> | Iterable<readonly unknown[]>, options: StreamOptions): Promise<void> {
+export async function streamNdjson(
+  res: ServerResponse,
+  pages: AsyncIterable<readonly unknown[]> | Iterable<readonly unknown[]>,
+  options: StreamOptions,
+): Promise<void> {
   res.writeHead(200, { 'content-type': 'application/fhir+ndjson', ...(options.gzip ? { 'content-encoding': 'gzip' } : {}) });
   const gzip = options.gzip ? createGzip({ level: 1 }) : undefined;
   if (gzip) gzip.pipe(res);
@@ -104,10 +108,13 @@ export async function streamNdjson(res: ServerResponse, pages: AsyncIterable<rea
   let line = 0;
   for await (const page of pages) {
     if (res.destroyed) return;
-    const text = page.map((resource) => {
-      line += 1;
-      return line === options.badLine ? JSON.stringify({ resourceType: 'Basic', id: 'sandbox-bad-line' }) : JSON.stringify(resource);
-    }).join('\n') + '\n';
+    const text =
+      page
+        .map((resource) => {
+          line += 1;
+          return line === options.badLine ? JSON.stringify({ resourceType: 'Basic', id: 'sandbox-bad-line' }) : JSON.stringify(resource);
+        })
+        .join('\n') + '\n';
     if (!out.write(text)) {
       await new Promise<void>((resolve) => {
         const done = (): void => {

@@ -48,15 +48,40 @@ export interface BulkExportSettings {
 }
 
 export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
-  processingPolls: 1, retryAfter: '1', requiresAccessToken: true, gzip: true, fileTtlMs: 3_600_000, expiredJobs: 0,
-  resourcesPerFile: 50_000, outputsPerManifestPage: 0, errorLines: 0, foreignFiles: false, badLine: undefined, fileDelayMs: 0, failJobs: false,
-  types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'], groupIds: ['sandbox-all'],
+  processingPolls: 1,
+  retryAfter: '1',
+  requiresAccessToken: true,
+  gzip: true,
+  fileTtlMs: 3_600_000,
+  expiredJobs: 0,
+  resourcesPerFile: 50_000,
+  outputsPerManifestPage: 0,
+  errorLines: 0,
+  foreignFiles: false,
+  badLine: undefined,
+  fileDelayMs: 0,
+  failJobs: false,
+  types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'],
+  groupIds: ['sandbox-all'],
 };
 
 export interface BulkExportLog {
-  readonly kickoffs: Array<{ readonly jobId: string; readonly method: string; readonly level: string; readonly types: string[]; readonly since: string | undefined }>;
+  readonly kickoffs: Array<{
+    readonly jobId: string;
+    readonly method: string;
+    readonly level: string;
+    readonly types: string[];
+    readonly since: string | undefined;
+  }>;
   readonly polls: Array<{ readonly jobId: string; readonly status: number; readonly token: string | undefined }>;
-  readonly downloads: Array<{ readonly jobId: string; readonly file: string; readonly status: number; readonly authorization: boolean; readonly gzip: boolean; readonly origin: 'fhir' | 'foreign' }>;
+  readonly downloads: Array<{
+    readonly jobId: string;
+    readonly file: string;
+    readonly status: number;
+    readonly authorization: boolean;
+    readonly gzip: boolean;
+    readonly origin: 'fhir' | 'foreign';
+  }>;
   readonly deletes: string[];
   /** Manifests (and manifest pages) served. */
   readonly manifests: Array<{ readonly jobId: string; readonly page: number; readonly transactionTime: string }>;
@@ -94,26 +119,43 @@ interface Job {
 const OUTPUT_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-export function createBulkExport(options: { backend: FhirBackend; origin: string; prefix: string; clock?: Clock; settings?: Partial<BulkExportSettings> }): SandboxBulkExport {
+export function createBulkExport(options: {
+  backend: FhirBackend;
+  origin: string;
+  prefix: string;
+  clock?: Clock;
+  settings?: Partial<BulkExportSettings>;
+}): SandboxBulkExport {
   const clock = options.clock ?? systemClock;
-  const settings: BulkExportSettings = { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], ...options.settings };
+  const settings: BulkExportSettings = {
+    ...DEFAULT_BULK_SETTINGS,
+    types: [...DEFAULT_BULK_SETTINGS.types],
+    groupIds: [...DEFAULT_BULK_SETTINGS.groupIds],
+    ...options.settings,
+  };
   const log: BulkExportLog = { kickoffs: [], polls: [], downloads: [], deletes: [], manifests: [] };
   const jobs = new Map<string, Job>();
   const base = options.origin + options.prefix;
   let foreign: { server: Server; origin: string } | undefined;
 
   const kickOff = async (req: IncomingMessage, path: string, url: URL, token: string | undefined): Promise<BulkReply> => {
-    if (req.headers.accept !== 'application/fhir+json') return invalid(`Accept must be exactly application/fhir+json, got "${String(req.headers.accept ?? '')}"`);
+    if (req.headers.accept !== 'application/fhir+json')
+      return invalid(`Accept must be exactly application/fhir+json, got "${String(req.headers.accept ?? '')}"`);
     if (req.headers.prefer !== 'respond-async') return invalid(`Prefer must be exactly respond-async, got "${String(req.headers.prefer ?? '')}"`);
     if (!token) return unauthorised();
     const group = /^\/Group\/([^/]+)\/\$export$/.exec(path)?.[1];
-    if (group !== undefined && !settings.groupIds.includes(decodeURIComponent(group))) return { status: 404, body: outcome('not-found', `Group/${group} is not known`) };
+    if (group !== undefined && !settings.groupIds.includes(decodeURIComponent(group)))
+      return { status: 404, body: outcome('not-found', `Group/${group} is not known`) };
     const params = req.method === 'POST' ? await parametersOf(req) : url.searchParams;
     if (params instanceof Error) return invalid(params.message);
-    for (const key of new Set(params.keys())) if (!['_type', '_since', '_outputFormat'].includes(key)) return { status: 400, body: outcome('not-supported', `Parameter ${key} is not supported`) };
+    for (const key of new Set(params.keys()))
+      if (!['_type', '_since', '_outputFormat'].includes(key)) return { status: 400, body: outcome('not-supported', `Parameter ${key} is not supported`) };
     const format = params.get('_outputFormat');
     if (format !== null && !OUTPUT_FORMATS.has(format)) return { status: 400, body: outcome('not-supported', `_outputFormat ${format} is not supported`) };
-    const types = (params.get('_type') ?? settings.types.join(',')).split(',').map((t) => t.trim()).filter(Boolean);
+    const types = (params.get('_type') ?? settings.types.join(','))
+      .split(',')
+      .map((t) => t.trim())
+      .filter(Boolean);
     const refused = types.filter((type) => !settings.types.includes(type));
     if (refused.length > 0) return { status: 400, body: outcome('not-supported', `Resource type ${refused.join(', ')} is not available for export`) };
     const since = params.get('_since') ?? undefined;
@@ -121,8 +163,23 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
     const id = randomUUID();
     const expired = settings.expiredJobs > 0;
     if (expired) settings.expiredJobs -= 1;
-    jobs.set(id, { id, request: url.toString(), types, since: since === undefined ? undefined : Date.parse(since), transactionTime: new Date(clock.now()).toISOString(), expired, polls: 0, deleted: false });
-    log.kickoffs.push({ jobId: id, method: req.method ?? 'GET', level: group !== undefined ? 'group' : path.startsWith('/Patient') ? 'patient' : 'system', types, since });
+    jobs.set(id, {
+      id,
+      request: url.toString(),
+      types,
+      since: since === undefined ? undefined : Date.parse(since),
+      transactionTime: new Date(clock.now()).toISOString(),
+      expired,
+      polls: 0,
+      deleted: false,
+    });
+    log.kickoffs.push({
+      jobId: id,
+      method: req.method ?? 'GET',
+      level: group !== undefined ? 'group' : path.startsWith('/Patient') ? 'patient' : 'system',
+      types,
+      since,
+    });
     return { status: 202, body: outcome('informational', 'Export accepted', 'information'), headers: { 'content-location': `${base}/bulk/status/${id}` } };
   };
 
@@ -138,7 +195,11 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
       if (job.polls < settings.processingPolls) {
         job.polls += 1;
         const progress = `${Math.round((100 * job.polls) / (settings.processingPolls + 1))}% of the export processed`;
-        return { status: 202, body: outcome('informational', 'In progress', 'information'), headers: { 'x-progress': progress, ...(settings.retryAfter !== undefined ? { 'retry-after': settings.retryAfter } : {}) } };
+        return {
+          status: 202,
+          body: outcome('informational', 'In progress', 'information'),
+          headers: { 'x-progress': progress, ...(settings.retryAfter !== undefined ? { 'retry-after': settings.retryAfter } : {}) },
+        };
       }
       return manifest(job, 1);
     };
@@ -150,10 +211,15 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
 
   const manifest = async (job: Job, page: number): Promise<BulkReply> => {
     if (!job.files) {
-      job.files = await planFiles(options.backend, job.types, { since: job.since, until: Date.parse(job.transactionTime) }, Math.max(1, settings.resourcesPerFile));
+      job.files = await planFiles(
+        options.backend,
+        job.types,
+        { since: job.since, until: Date.parse(job.transactionTime) },
+        Math.max(1, settings.resourcesPerFile),
+      );
       job.completedAtMs = clock.now();
     }
-    const fileBase = settings.foreignFiles ? `${(await foreignOrigin())}/blob/${job.id}` : `${base}/bulk/file/${job.id}`;
+    const fileBase = settings.foreignFiles ? `${await foreignOrigin()}/blob/${job.id}` : `${base}/bulk/file/${job.id}`;
     const sign = settings.foreignFiles ? `?sig=${randomUUID()}` : '';
     const all = job.files.map((spec, n) => ({ type: spec.type, url: `${fileBase}/${n}${sign}`, count: spec.count }));
     const per = settings.outputsPerManifestPage > 0 ? settings.outputsPerManifestPage : Math.max(1, all.length);
@@ -164,8 +230,12 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
       status: 200,
       headers: { 'content-type': 'application/json' },
       body: {
-        transactionTime: job.transactionTime, request: job.request, requiresAccessToken: settings.requiresAccessToken,
-        output: all.slice((page - 1) * per, page * per), error, deleted: [],
+        transactionTime: job.transactionTime,
+        request: job.request,
+        requiresAccessToken: settings.requiresAccessToken,
+        output: all.slice((page - 1) * per, page * per),
+        error,
+        deleted: [],
         ...(page < pages ? { link: [{ relation: 'next', url: `${base}/bulk/manifest/${job.id}/${page + 1}` }] } : {}),
       },
     };
@@ -173,10 +243,12 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
 
   const file = async (req: IncomingMessage, job: Job | undefined, name: string, token: string | undefined, where: 'fhir' | 'foreign'): Promise<BulkReply> => {
     const gzip = settings.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
-    const record = (status: number): void => void log.downloads.push({ jobId: job?.id ?? '?', file: name, status, authorization: req.headers.authorization !== undefined, gzip, origin: where });
+    const record = (status: number): void =>
+      void log.downloads.push({ jobId: job?.id ?? '?', file: name, status, authorization: req.headers.authorization !== undefined, gzip, origin: where });
     if (!job || job.deleted || !job.files) return (record(404), { status: 404, body: outcome('not-found', 'No such export file') });
     if (where === 'fhir' && settings.requiresAccessToken && !token) return (record(401), unauthorised());
-    if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs) return (record(410), { status: 410, body: outcome('expired', 'The export files have expired; start a new export') });
+    if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs)
+      return (record(410), { status: 410, body: outcome('expired', 'The export files have expired; start a new export') });
     record(200);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
     if (name === 'error') {
@@ -203,11 +275,13 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
   };
 
   return {
-    settings, log,
+    settings,
+    log,
     async route(req, path, url, bearer) {
       const token = bearer(req);
       if (/^(\/Patient|\/Group\/[^/]+)?\/\$export$/.test(path)) {
-        if (req.method !== 'GET' && req.method !== 'POST') return { status: 405, body: outcome('not-supported', `${req.method ?? ''} $export is not supported`) };
+        if (req.method !== 'GET' && req.method !== 'POST')
+          return { status: 405, body: outcome('not-supported', `${req.method ?? ''} $export is not supported`) };
         return kickOff(req, path, url, token);
       }
       const match = /^\/bulk\/(status|manifest|file)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
@@ -231,14 +305,16 @@ export function createBulkExport(options: { backend: FhirBackend; origin: string
 
 /** `_type`, `_since`, `_outputFormat` of a POSTed Parameters resource, as query parameters. */
 async function parametersOf(req: IncomingMessage): Promise<URLSearchParams | Error> {
-  if (!String(req.headers['content-type'] ?? '').startsWith('application/fhir+json')) return new Error('A POST kick-off needs Content-Type application/fhir+json');
+  if (!String(req.headers['content-type'] ?? '').startsWith('application/fhir+json'))
+    return new Error('A POST kick-off needs Content-Type application/fhir+json');
   let body: unknown;
   try {
     body = JSON.parse(await readTextBody(req, 64 * 1024, () => new Error('too large')));
   } catch {
     return new Error('The kick-off body is not a JSON Parameters resource');
   }
-  const parameters = (body as { resourceType?: unknown; parameter?: unknown }).resourceType === 'Parameters' ? (body as { parameter?: unknown }).parameter : undefined;
+  const parameters =
+    (body as { resourceType?: unknown; parameter?: unknown }).resourceType === 'Parameters' ? (body as { parameter?: unknown }).parameter : undefined;
   if (!Array.isArray(parameters)) return new Error('The kick-off body is not a Parameters resource');
   const params = new URLSearchParams();
   for (const p of parameters as Array<Record<string, unknown>>) {

@@ -50,7 +50,12 @@ const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 const DEFAULT_SUFFIX = '/.default';
 
 class EntraError extends Error {
-  constructor(readonly error: string, readonly aadsts: number, readonly description: string, readonly status = 400) {
+  constructor(
+    readonly error: string,
+    readonly aadsts: number,
+    readonly description: string,
+    readonly status = 400,
+  ) {
     super(`AADSTS${aadsts}: ${description}`);
   }
 }
@@ -73,11 +78,17 @@ interface EntraState {
 export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Promise<EntraEmulator> {
   const tls = options.tls ?? (await createSandboxCertificate());
   const lifetimeSec = options.tokenLifetimeSec ?? 3599;
-  if (!Number.isInteger(lifetimeSec) || lifetimeSec < 1) throw new BridgeError('BRG_ERR_INPUT_INVALID', `tokenLifetimeSec must be an integer ≥ 1, got ${lifetimeSec}.`);
+  if (!Number.isInteger(lifetimeSec) || lifetimeSec < 1)
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `tokenLifetimeSec must be an integer ≥ 1, got ${lifetimeSec}.`);
   const { privateKey } = await generateKeyPair('RS256');
   const state: EntraState = {
-    clock: options.clock ?? systemClock, origin: '', lifetimeSec, apps: new Map(), tokens: new Map(),
-    stats: { issued: 0, rejected: 0, requests: 0 }, signingKey: privateKey,
+    clock: options.clock ?? systemClock,
+    origin: '',
+    lifetimeSec,
+    apps: new Map(),
+    tokens: new Map(),
+    stats: { issued: 0, rejected: 0, requests: 0 },
+    signingKey: privateKey,
   };
   const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (request, response) => handle(state, request, response));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -110,8 +121,12 @@ function handle(state: EntraState, request: IncomingMessage, response: ServerRes
       state.stats.rejected += 1;
       state.stats.lastError = `${failure.error}: ${failure.message}`;
       sendJson(response, failure.status, {
-        error: failure.error, error_description: failure.message, error_codes: [failure.aadsts],
-        timestamp: new Date(state.clock.now()).toISOString(), trace_id: randomUUID(), correlation_id: randomUUID(),
+        error: failure.error,
+        error_description: failure.message,
+        error_codes: [failure.aadsts],
+        timestamp: new Date(state.clock.now()).toISOString(),
+        trace_id: randomUUID(),
+        correlation_id: randomUUID(),
       });
     },
   );
@@ -136,7 +151,11 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
   const accessToken = await new SignJWT({ tid: tenantId, appid: app.appId, azp: app.appId, oid: randomUUID(), ver: version === 'v2' ? '2.0' : '1.0' })
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
     .setIssuer(version === 'v2' ? `${state.origin}/${tenantId}/v2.0` : `https://sts.windows.net/${tenantId}/`)
-    .setAudience(audience).setSubject(app.appId).setIssuedAt(nowSec).setNotBefore(nowSec).setExpirationTime(nowSec + state.lifetimeSec)
+    .setAudience(audience)
+    .setSubject(app.appId)
+    .setIssuedAt(nowSec)
+    .setNotBefore(nowSec)
+    .setExpirationTime(nowSec + state.lifetimeSec)
     .sign(state.signingKey);
   state.tokens.set(accessToken, { tenantId, appId: app.appId, audience, expiresAtMs: state.clock.now() + state.lifetimeSec * 1000 });
   state.stats.issued += 1;
@@ -144,7 +163,14 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
   // The v1 endpoint answers with strings and a few more fields (the Power Automate template parses them,
   // docs/purview-protocol.md §1.2).
   if (version === 'v1') {
-    return { ...body, expires_in: String(state.lifetimeSec), ext_expires_in: String(state.lifetimeSec), expires_on: String(nowSec + state.lifetimeSec), not_before: String(nowSec), resource: audience };
+    return {
+      ...body,
+      expires_in: String(state.lifetimeSec),
+      ext_expires_in: String(state.lifetimeSec),
+      expires_on: String(nowSec + state.lifetimeSec),
+      not_before: String(nowSec),
+      resource: audience,
+    };
   }
   return body;
 }
@@ -158,7 +184,11 @@ function requestedAudience(form: URLSearchParams, version: 'v1' | 'v2'): string 
   const scope = (form.get('scope') ?? '').trim();
   // Client credentials take exactly one `<resource>/.default` scope.
   if (!scope.endsWith(DEFAULT_SUFFIX) || /\s/.test(scope)) {
-    throw new EntraError('invalid_scope', 1002012, `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`);
+    throw new EntraError(
+      'invalid_scope',
+      1002012,
+      `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.`,
+    );
   }
   return scope.slice(0, -DEFAULT_SUFFIX.length);
 }
@@ -168,7 +198,12 @@ async function authenticateClient(state: EntraState, app: RegisteredApp, form: U
   const assertion = form.get('client_assertion');
   if (secret !== null) {
     if (app.secret === undefined || !sameSecret(secret, app.secret)) {
-      throw new EntraError('invalid_client', 7000215, 'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.', 401);
+      throw new EntraError(
+        'invalid_client',
+        7000215,
+        'Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.',
+        401,
+      );
     }
     return;
   }
@@ -182,7 +217,8 @@ async function authenticateClient(state: EntraState, app: RegisteredApp, form: U
 /** What Entra checks of a certificate assertion: a registered thumbprint, the signature, aud/iss/sub, lifetime, jti. */
 async function verifyAssertion(state: EntraState, app: RegisteredApp, assertion: string, tokenUrl: string): Promise<void> {
   const invalid = (aadsts: number, description: string): EntraError => new EntraError('invalid_client', aadsts, description, 401);
-  if (!app.thumbprints || !app.publicKey) throw invalid(700027, 'Client assertion contains an invalid signature. No certificate is registered for the application.');
+  if (!app.thumbprints || !app.publicKey)
+    throw invalid(700027, 'Client assertion contains an invalid signature. No certificate is registered for the application.');
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(assertion);
@@ -194,7 +230,12 @@ async function verifyAssertion(state: EntraState, app: RegisteredApp, assertion:
   if (!named) throw invalid(700027, 'Client assertion contains an invalid signature. [Reason - The key was not found.]');
   try {
     const { payload } = await jwtVerify(assertion, app.publicKey, {
-      algorithms: ['PS256', 'RS256'], audience: tokenUrl, issuer: app.appId, subject: app.appId, currentDate: new Date(state.clock.now()), clockTolerance: 300,
+      algorithms: ['PS256', 'RS256'],
+      audience: tokenUrl,
+      issuer: app.appId,
+      subject: app.appId,
+      currentDate: new Date(state.clock.now()),
+      clockTolerance: 300,
     });
     if (typeof payload.jti !== 'string' || payload.jti.length === 0) throw invalid(50012, 'Client assertion has no jti.');
   } catch (error) {
@@ -219,8 +260,11 @@ function checkedApp(app: EntraAppRegistration): RegisteredApp {
 
 function openIdConfiguration(authority: string): Record<string, unknown> {
   return {
-    issuer: `${authority}/v2.0`, token_endpoint: `${authority}/oauth2/v2.0/token`, authorization_endpoint: `${authority}/oauth2/v2.0/authorize`,
-    jwks_uri: `${authority}/discovery/v2.0/keys`, token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt'],
+    issuer: `${authority}/v2.0`,
+    token_endpoint: `${authority}/oauth2/v2.0/token`,
+    authorization_endpoint: `${authority}/oauth2/v2.0/authorize`,
+    jwks_uri: `${authority}/discovery/v2.0/keys`,
+    token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt'],
   };
 }
 

@@ -11,7 +11,11 @@ import type { Clock } from '../clock.js';
 /** Why the server refuses; becomes the RFC 6749 §5.2 error body. */
 export class TokenEndpointError extends Error {
   override readonly name = 'TokenEndpointError';
-  constructor(readonly error: string, readonly description: string, readonly status = 400) {
+  constructor(
+    readonly error: string,
+    readonly description: string,
+    readonly status = 400,
+  ) {
     super(`${error}: ${description}`);
   }
 }
@@ -43,8 +47,11 @@ const JWKS_FETCH_TIMEOUT_MS = 5_000;
 
 /** kty (and crv) each JWS alg needs (RFC 7518 §3.1). */
 const KEY_SHAPE: Readonly<Record<string, { kty: string; crv?: string }>> = {
-  RS256: { kty: 'RSA' }, RS384: { kty: 'RSA' }, RS512: { kty: 'RSA' },
-  ES256: { kty: 'EC', crv: 'P-256' }, ES384: { kty: 'EC', crv: 'P-384' },
+  RS256: { kty: 'RSA' },
+  RS384: { kty: 'RSA' },
+  RS512: { kty: 'RSA' },
+  ES256: { kty: 'EC', crv: 'P-256' },
+  ES384: { kty: 'EC', crv: 'P-384' },
 };
 
 export function createJwksResolver(options: { clock: Clock; fetch?: typeof fetch }): JwksResolver {
@@ -64,9 +71,10 @@ export function createJwksResolver(options: { clock: Clock; fetch?: typeof fetch
 
   return {
     async resolve(client, kid, alg, resolveOptions = {}) {
-      const source = client.jwksUrl === undefined
-        ? { keys: client.jwks?.keys ?? [], fromCache: false }
-        : await keysFromUrl(client.jwksUrl, kid, resolveOptions.fresh === true);
+      const source =
+        client.jwksUrl === undefined
+          ? { keys: client.jwks?.keys ?? [], fromCache: false }
+          : await keysFromUrl(client.jwksUrl, kid, resolveOptions.fresh === true);
       return { jwk: selectKey(source.keys, kid, alg), fromCache: source.fromCache };
     },
   };
@@ -104,7 +112,10 @@ async function fetchJwks(doFetch: typeof fetch, url: string): Promise<{ keys: Js
 /** How long a fetched set may be reused: Cache-Control max-age (no-store/no-cache → 0), capped at 29 h, default 29 h. */
 export function cacheLifetimeMs(cacheControl: string | null): number {
   if (cacheControl === null) return MAX_JWKS_CACHE_MS;
-  const directives = cacheControl.toLowerCase().split(',').map((d) => d.trim());
+  const directives = cacheControl
+    .toLowerCase()
+    .split(',')
+    .map((d) => d.trim());
   if (directives.includes('no-store') || directives.includes('no-cache')) return 0;
   const maxAge = directives.map((d) => /^max-age=(\d+)$/.exec(d)?.[1]).find((v) => v !== undefined);
   return maxAge === undefined ? MAX_JWKS_CACHE_MS : Math.min(Number(maxAge) * 1000, MAX_JWKS_CACHE_MS);

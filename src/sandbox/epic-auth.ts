@@ -156,7 +156,8 @@ async function readTokenForm(request: IncomingMessage): Promise<TokenForm> {
   }
   const grantType = form.get('grant_type');
   if (grantType === null) throw invalid('grant_type is missing');
-  if (grantType !== 'client_credentials') throw new TokenEndpointError('unsupported_grant_type', `grant_type "${grantType}" is not supported; use client_credentials`);
+  if (grantType !== 'client_credentials')
+    throw new TokenEndpointError('unsupported_grant_type', `grant_type "${grantType}" is not supported; use client_credentials`);
   if (form.get('client_assertion_type') !== JWT_BEARER) throw invalid(`client_assertion_type must be ${JWT_BEARER}`);
   const assertion = form.get('client_assertion');
   if (!assertion) throw invalid('client_assertion is missing');
@@ -165,7 +166,11 @@ async function readTokenForm(request: IncomingMessage): Promise<TokenForm> {
 
 /** v1 and v2 spellings of the same permission compare equal ("v1 .read ⇒ v2 .rs"); the context prefix is optional. */
 function normalScope(scope: string): string {
-  return scope.replace(/^system\//, '').replace(/\.read$/, '.rs').replace(/\.write$/, '.cud').replace(/\.\*$/, '.cruds');
+  return scope
+    .replace(/^system\//, '')
+    .replace(/\.read$/, '.rs')
+    .replace(/\.write$/, '.cud')
+    .replace(/\.\*$/, '.cruds');
 }
 
 /** Registered scopes bound what may be requested; the answer echoes them Epic-style, without `system/`. */
@@ -176,7 +181,7 @@ function grantedScope(requested: string | undefined, client: RegisteredClient): 
     const refused = wanted.filter((s) => !allowed.has(normalScope(s)));
     if (refused.length > 0) throw new TokenEndpointError('invalid_scope', `scope ${refused.join(' ')} is not registered for this client`);
   }
-  return (wanted.length > 0 ? wanted : client.scopes ?? []).map((s) => s.replace(/^system\//, '')).join(' ');
+  return (wanted.length > 0 ? wanted : (client.scopes ?? [])).map((s) => s.replace(/^system\//, '')).join(' ');
 }
 
 function checkedClient(client: Parameters<EpicAuthServer['registerClient']>[0]): RegisteredClient {
@@ -188,7 +193,8 @@ function checkedClient(client: Parameters<EpicAuthServer['registerClient']>[0]):
 }
 
 function checkedLifetime(seconds: number): number {
-  if (!Number.isInteger(seconds) || seconds < 1) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Token lifetime must be a whole number of seconds ≥ 1, got ${seconds}.`);
+  if (!Number.isInteger(seconds) || seconds < 1)
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Token lifetime must be a whole number of seconds ≥ 1, got ${seconds}.`);
   return seconds;
 }
 

@@ -116,10 +116,11 @@ export async function writePaddedBundle(res: ServerResponse, bytes: number, cont
   const chunk = 'x'.repeat(64 * 1024);
   const write = async (text: string): Promise<boolean> => {
     if (res.destroyed) return false;
-    if (!res.write(text)) await new Promise<void>((resolve) => {
-      res.once('drain', resolve);
-      res.once('close', resolve);
-    });
+    if (!res.write(text))
+      await new Promise<void>((resolve) => {
+        res.once('drain', resolve);
+        res.once('close', resolve);
+      });
     return !res.destroyed;
   };
   if (!(await write(head))) return;

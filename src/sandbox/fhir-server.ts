@@ -214,7 +214,9 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   const next = nextLink(context, url, query, more ? offset + count : undefined, fault);
   if (next) link.push({ relation: 'next', url: next });
   const bundle: Bundle = {
-    resourceType: 'Bundle', type: 'searchset', link,
+    resourceType: 'Bundle',
+    type: 'searchset',
+    link,
     ...(total === undefined ? {} : { total }),
     entry: resources.map((resource: FhirResource) => ({
       fullUrl: `${context.origin}${context.prefix}/${resource.resourceType}/${resource.id ?? ''}`,
@@ -226,7 +228,13 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
 }
 
 /** The `next` link: the following offset, or what a paging fault makes of it (another origin, the same page). */
-function nextLink(context: ServerContext, url: URL, query: URLSearchParams, nextOffset: number | undefined, fault: FaultAction | undefined): string | undefined {
+function nextLink(
+  context: ServerContext,
+  url: URL,
+  query: URLSearchParams,
+  nextOffset: number | undefined,
+  fault: FaultAction | undefined,
+): string | undefined {
   const next = new URLSearchParams(query);
   if (fault?.kind === 'self-next') return `${context.origin}${url.pathname}?${query.toString()}`;
   if (fault?.kind === 'stuck-next') {
@@ -245,31 +253,51 @@ function wholeNumber(value: string | null): number | undefined {
 
 function capabilityStatement(context: ServerContext): Record<string, unknown> {
   const software = context.options.software ?? { name: 'Epic (bridge sandbox)', version: 'November 2026' };
-  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map((type): CapabilityStatementRestResource => (
-    context.options.readOnlyTypes?.includes(type)
-      ? { type, interaction: [{ code: 'read' }] }
-      : { type, interaction: [{ code: 'read' }, { code: 'search-type' }], searchParam: [{ name: '_id', type: 'token' }, { name: 'identifier', type: 'token' }] }
-  ));
+  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map(
+    (type): CapabilityStatementRestResource =>
+      context.options.readOnlyTypes?.includes(type)
+        ? { type, interaction: [{ code: 'read' }] }
+        : {
+            type,
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: [
+              { name: '_id', type: 'token' },
+              { name: 'identifier', type: 'token' },
+            ],
+          },
+  );
   const auditEvent: CapabilityStatementRestResource = {
     type: 'AuditEvent',
     interaction: [{ code: 'search-type' }],
     searchParam: [
-      { name: 'date', type: 'date' }, { name: '_lastUpdated', type: 'date' },
-      { name: 'patient', type: 'reference' }, { name: 'agent', type: 'reference' },
+      { name: 'date', type: 'date' },
+      { name: '_lastUpdated', type: 'date' },
+      { name: 'patient', type: 'reference' },
+      { name: 'agent', type: 'reference' },
     ],
   };
   return {
-    resourceType: 'CapabilityStatement', status: 'active', kind: 'instance', fhirVersion: '4.0.1', format: ['json'],
-    date: '2026-11-01', software, implementation: { description: 'Bridge sandbox FHIR R4 server', url: context.origin + context.prefix },
-    rest: [{
-      mode: 'server',
-      security: {
-        // SMART App Launch 1.0 §Conformance: the token endpoint in the oauth-uris extension.
-        extension: [{ url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: [{ url: 'token', valueUri: context.options.tokenUrl }] }],
-        service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    kind: 'instance',
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    date: '2026-11-01',
+    software,
+    implementation: { description: 'Bridge sandbox FHIR R4 server', url: context.origin + context.prefix },
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          // SMART App Launch 1.0 §Conformance: the token endpoint in the oauth-uris extension.
+          extension: [
+            { url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris', extension: [{ url: 'token', valueUri: context.options.tokenUrl }] },
+          ],
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+        },
+        resource: context.options.listAuditEvent === false ? people : [auditEvent, ...people],
       },
-      resource: context.options.listAuditEvent === false ? people : [auditEvent, ...people],
-    }],
+    ],
   };
 }
 

@@ -37,7 +37,10 @@ export function createGeneratedBackend(dataset: GeneratedDataset): FhirBackend {
     AuditEvent: { idKind: ID_KIND.event, count: o.events, at: (i) => dataset.eventAt(i) },
     Patient: { idKind: ID_KIND.patient, count: o.patients, at: (i) => dataset.patientAt(i), fromIdentifier: patientIndexFromIdentifier },
     Practitioner: {
-      idKind: ID_KIND.practitioner, count: o.practitioners, at: (i) => dataset.practitionerAt(i), fromIdentifier: practitionerIndexFromIdentifier,
+      idKind: ID_KIND.practitioner,
+      count: o.practitioners,
+      at: (i) => dataset.practitionerAt(i),
+      fromIdentifier: practitionerIndexFromIdentifier,
     },
   };
   return {
@@ -93,12 +96,18 @@ function indexBound(dataset: GeneratedDataset, param: string, raw: string): { fr
   // Range bounds are already rounded up to whole milliseconds, like the recorded times they are compared with.
   const first = (ms: number): number => dataset.firstEventAtOrAfter(new Date(clampMs(ms)).toISOString());
   switch (prefix) {
-    case 'eq': return { from: first(range.startMs), to: first(range.endMs) };
-    case 'ge': return { from: first(range.startMs) };
-    case 'gt': return { from: first(range.endMs) };
-    case 'le': return { from: 0, to: first(range.endMs) };
-    case 'lt': return { from: 0, to: first(range.startMs) };
-    default: throw invalid(`AuditEvent ${param} prefix "${prefix}" is not supported by the generated sandbox backend; use eq, ge, gt, le or lt.`);
+    case 'eq':
+      return { from: first(range.startMs), to: first(range.endMs) };
+    case 'ge':
+      return { from: first(range.startMs) };
+    case 'gt':
+      return { from: first(range.endMs) };
+    case 'le':
+      return { from: 0, to: first(range.endMs) };
+    case 'lt':
+      return { from: 0, to: first(range.startMs) };
+    default:
+      throw invalid(`AuditEvent ${param} prefix "${prefix}" is not supported by the generated sandbox backend; use eq, ge, gt, le or lt.`);
   }
 }
 

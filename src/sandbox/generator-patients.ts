@@ -14,9 +14,21 @@ import { CJK_NAMES, FAMILY, GIVEN_FEMALE, GIVEN_MALE, NICKNAMES, PATIENT_SUFFIXE
 
 /** Canary field codes for patients (practitioners use 0x21–0x3f). */
 const FIELD = {
-  given: 0x01, middle: 0x02, family: 0x03, nickname: 0x04, maiden: 0x05,
-  line1: 0x06, line2: 0x07, city: 0x08, oldLine1: 0x09, oldLine2: 0x0a, oldCity: 0x0b, mrn: 0x0c,
-  oldMrn: 0x0d, myChart: 0x0e, payer: 0x0f,
+  given: 0x01,
+  middle: 0x02,
+  family: 0x03,
+  nickname: 0x04,
+  maiden: 0x05,
+  line1: 0x06,
+  line2: 0x07,
+  city: 0x08,
+  oldLine1: 0x09,
+  oldLine2: 0x0a,
+  oldCity: 0x0b,
+  mrn: 0x0c,
+  oldMrn: 0x0d,
+  myChart: 0x0e,
+  payer: 0x0f,
 } as const;
 /** MRNs are 9 digits with leading zeros ('000203713'): a string, never a number. */
 const MRN_BASE = 203_713;
@@ -77,7 +89,12 @@ function patientIdentifiers(ctx: PeopleContext, index: number, names: readonly H
   if (rng.chance(RATES.myChart)) {
     // Letters of the family name without its canary token, so stripping tokens still gives the plain dataset.
     const family = (names.find((name) => name.use === 'official')?.family ?? '').replace(CANARY_SUFFIX, '');
-    const letters = family.normalize('NFD').replace(/[^A-Za-z]/g, '').toUpperCase().slice(0, 8) || 'PATIENT';
+    const letters =
+      family
+        .normalize('NFD')
+        .replace(/[^A-Za-z]/g, '')
+        .toUpperCase()
+        .slice(0, 8) || 'PATIENT';
     identifiers.push(typed('MYCHARTLOGIN', SANDBOX_IDS.myChartLoginSystem, `MC${letters}${index}${token(FIELD.myChart)}`));
   }
   if (rng.chance(RATES.payer)) identifiers.push({ use: 'usual', system: SANDBOX_IDS.payerMemberSystem, value: `W${PAYER_BASE + index}${token(FIELD.payer)}` });

@@ -63,7 +63,10 @@ const ASCII_CACHE = new Map<string, string>();
 function asciiLetters(value: string): string {
   let ascii = ASCII_CACHE.get(value);
   if (ascii === undefined) {
-    ascii = value.normalize('NFD').replace(/[^A-Za-z]/g, '').toUpperCase();
+    ascii = value
+      .normalize('NFD')
+      .replace(/[^A-Za-z]/g, '')
+      .toUpperCase();
     ASCII_CACHE.set(value, ascii);
   }
   return ascii;

@@ -82,7 +82,10 @@ export function generateDataset(options: GeneratorOptions): GeneratedDataset {
   };
   const recordedMs = timeline(options, startMs, endMs);
   const event = (i: number): AuditEvent => buildEvent(ctx, i, recordedMs(i), eventShape(ctx, i));
-  const at = <T>(count: number, what: string, make: (i: number) => T) => (i: number): T => make(checkIndex(i, count, what));
+  const at =
+    <T>(count: number, what: string, make: (i: number) => T) =>
+    (i: number): T =>
+      make(checkIndex(i, count, what));
   return {
     options: frozen,
     practitionerAt: at(options.practitioners, 'practitioner', (i) => practitionerAt(people, i)),

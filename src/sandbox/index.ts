@@ -87,7 +87,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const entra = await startEntraEmulator({ ...clockOption, tls });
   const secret = randomBytes(24).toString('base64url');
   entra.registerApp({ tenantId: ids.tenantId, appId: ids.appId, secret });
-  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls, record: options.ingestRecord ?? 'rows' });
+  const ingest = await startPurviewIngestEmulator({
+    verifyAccessToken: (token) => entra.verifyAccessToken(token),
+    tls,
+    record: options.ingestRecord ?? 'rows',
+  });
   ingest.registerJob(ids.jobId, ids.appId);
 
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
@@ -96,7 +100,15 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
 
   return {
-    auth, fhir, entra, ingest, dataset, ids, config, configPath, ...(store ? { store } : {}),
+    auth,
+    fhir,
+    entra,
+    ingest,
+    dataset,
+    ids,
+    config,
+    configPath,
+    ...(store ? { store } : {}),
     async close() {
       await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close()]);
     },
@@ -120,8 +132,15 @@ async function loadMemoryBackend(dataset: GeneratedDataset) {
 }
 
 interface ConfigParts {
-  dir: string; keysDir: string; caFile: string; secretFile: string;
-  ids: Sandbox['ids']; auth: EpicAuthServer; fhir: SandboxFhirServer; entra: EntraEmulator; ingest: PurviewIngestEmulator;
+  dir: string;
+  keysDir: string;
+  caFile: string;
+  secretFile: string;
+  ids: Sandbox['ids'];
+  auth: EpicAuthServer;
+  fhir: SandboxFhirServer;
+  entra: EntraEmulator;
+  ingest: PurviewIngestEmulator;
 }
 
 function sandboxConfig(p: ConfigParts): ConfigInput {
@@ -133,10 +152,18 @@ function sandboxConfig(p: ConfigParts): ConfigInput {
         fhir: { baseUrl: p.fhir.baseUrl, settleMinutes: 0, overlapMinutes: 15 },
         smart: { clientId: p.ids.clientId, tokenUrl: p.auth.tokenUrl, keysDir: p.keysDir },
         // Site options a real Epic organisation would set for its own identifier systems.
-        mapping: { schema: 'epic', options: { mrnSystems: [SANDBOX_IDS.mrnSystem], loginSystems: [SANDBOX_IDS.empSystem], userIdSystems: [SANDBOX_IDS.serSystem] } },
+        mapping: {
+          schema: 'epic',
+          options: { mrnSystems: [SANDBOX_IDS.mrnSystem], loginSystems: [SANDBOX_IDS.empSystem], userIdSystems: [SANDBOX_IDS.serSystem] },
+        },
         purview: {
-          authorityHost: p.entra.authorityHost, ingestionBase: p.ingest.baseUrl, caFile: p.caFile,
-          tenantId: p.ids.tenantId, appId: p.ids.appId, jobId: p.ids.jobId, secret: { file: p.secretFile },
+          authorityHost: p.entra.authorityHost,
+          ingestionBase: p.ingest.baseUrl,
+          caFile: p.caFile,
+          tenantId: p.ids.tenantId,
+          appId: p.ids.appId,
+          jobId: p.ids.jobId,
+          secret: { file: p.secretFile },
         },
         schedule: { cron: '0 2 * * *', enabled: false },
       },

@@ -97,7 +97,11 @@ interface IngestState {
 }
 
 class Rejection extends Error {
-  constructor(readonly status: number, reason: string, readonly statusMessage?: string) {
+  constructor(
+    readonly status: number,
+    reason: string,
+    readonly statusMessage?: string,
+  ) {
     super(reason);
   }
 }
@@ -212,10 +216,19 @@ function dispositionOf(headers: string): { name?: string; filename?: string } {
   const line = headers.split('\r\n').find((h) => /^content-disposition\s*:/i.test(h));
   if (!line) return {};
   const params = new Map<string, string>();
-  for (const piece of line.slice(line.indexOf(':') + 1).split(';').slice(1)) {
+  for (const piece of line
+    .slice(line.indexOf(':') + 1)
+    .split(';')
+    .slice(1)) {
     const eq = piece.indexOf('=');
     if (eq === -1) continue;
-    params.set(piece.slice(0, eq).trim().toLowerCase(), piece.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1'));
+    params.set(
+      piece.slice(0, eq).trim().toLowerCase(),
+      piece
+        .slice(eq + 1)
+        .trim()
+        .replace(/^"(.*)"$/, '$1'),
+    );
   }
   const star = params.get('filename*');
   const filename = params.get('filename') ?? (star ? decodeURIComponent(star.replace(/^[^']*'[^']*'/, '')) : undefined);
@@ -247,7 +260,8 @@ function countCrlfLines(content: Buffer): { count: number; headerEnd: number } {
     const lf = content.indexOf(0x0a, pos);
     if (lf === -1) throw new Rejection(400, `line ${count + 1} does not end with CRLF`);
     const cr = content.indexOf(0x0d, pos);
-    if (cr !== lf - 1) throw new Rejection(400, `line ${count + 1} ${cr === -1 || cr > lf ? 'ends with LF alone' : 'holds a bare CR'}; lines must end with CRLF`);
+    if (cr !== lf - 1)
+      throw new Rejection(400, `line ${count + 1} ${cr === -1 || cr > lf ? 'ends with LF alone' : 'holds a bare CR'}; lines must end with CRLF`);
     if (headerEnd === -1) headerEnd = lf - 1;
     count += 1;
     pos = lf + 1;
@@ -267,9 +281,13 @@ function respond(response: ServerResponse, status: number, body: string, statusM
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

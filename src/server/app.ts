@@ -60,15 +60,32 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Epic FHIR → Purview bridge', version: '0.1.0', description: 'Every /v1 route needs an API token (Authorization: Bearer) and is rate limited.' },
-      components: { securitySchemes: { apiToken: { type: 'http', scheme: 'bearer', description: 'An API token whose SHA-256 is in server.apiTokenSha256 (or in server.apiTokens)' } } },
+      info: {
+        title: 'Epic FHIR → Purview bridge',
+        version: '0.1.0',
+        description: 'Every /v1 route needs an API token (Authorization: Bearer) and is rate limited.',
+      },
+      components: {
+        securitySchemes: {
+          apiToken: { type: 'http', scheme: 'bearer', description: 'An API token whose SHA-256 is in server.apiTokenSha256 (or in server.apiTokens)' },
+        },
+      },
     },
   });
-  app.get('/docs/json', { schema: { summary: 'This OpenAPI document', response: { 200: { description: 'OpenAPI 3 document', type: 'object', additionalProperties: true } } } }, async () => app.swagger());
+  app.get(
+    '/docs/json',
+    { schema: { summary: 'This OpenAPI document', response: { 200: { description: 'OpenAPI 3 document', type: 'object', additionalProperties: true } } } },
+    async () => app.swagger(),
+  );
   app.get('/healthz', { schema: { summary: 'Liveness', response: { 200: { description: 'Alive', ...statusBody } } } }, async () => ({ status: 'ok' }));
   app.get(
     '/readyz',
-    { schema: { summary: 'Readiness: state store reachable and not shutting down', response: { 200: { description: 'Ready', ...statusBody }, 503: { description: 'Not ready', ...statusBody } } } },
+    {
+      schema: {
+        summary: 'Readiness: state store reachable and not shutting down',
+        response: { 200: { description: 'Ready', ...statusBody }, 503: { description: 'Not ready', ...statusBody } },
+      },
+    },
     async (_request, reply) => {
       try {
         deps.store.listRuns({ limit: 1 });
@@ -78,12 +95,23 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return deps.isReady() ? { status: 'ready' } : reply.code(503).send({ status: 'shutting down' });
     },
   );
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics (no PHI: counts, reason codes, connector names)', response: { 200: text('Prometheus text format') } } }, async (_request, reply) => {
-    return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
-  });
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics (no PHI: counts, reason codes, connector names)', response: { 200: text('Prometheus text format') } } },
+    async (_request, reply) => {
+      return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+    },
+  );
   app.get(
     '/.well-known/jwks.json',
-    { schema: { summary: 'Public JWK Set for the EHR (SMART JWK Set URL)', response: { 200: { description: 'JWK Set', type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } } } } },
+    {
+      schema: {
+        summary: 'Public JWK Set for the EHR (SMART JWK Set URL)',
+        response: {
+          200: { description: 'JWK Set', type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } },
+        },
+      },
+    },
     async (_request, reply) => reply.header('cache-control', `public, max-age=${deps.jwksMaxAgeSec}`).send(deps.jwks()),
   );
   pageRoutes(app);

@@ -28,10 +28,18 @@ export async function pushToGateway(baseUrl: string, connector: string, text: st
   const url = `${baseUrl.replace(/\/+$/, '')}/metrics/job/bridge/connector/${encodeURIComponent(connector)}`;
   let response: Response;
   try {
-    response = await fetcher(url, { method: 'PUT', headers: { 'content-type': 'text/plain; version=0.0.4' }, body: text, signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetcher(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'text/plain; version=0.0.4' },
+      body: text,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
   } catch (cause) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `--pushgateway: ${baseUrl} did not answer.`, { cause, details: { url: baseUrl } });
   }
   await response.arrayBuffer().catch(() => undefined);
-  if (!response.ok) throw new BridgeError('BRG_ERR_INPUT_INVALID', `--pushgateway: ${baseUrl} answered HTTP ${response.status}.`, { details: { url: baseUrl, status: response.status } });
+  if (!response.ok)
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `--pushgateway: ${baseUrl} answered HTTP ${response.status}.`, {
+      details: { url: baseUrl, status: response.status },
+    });
 }

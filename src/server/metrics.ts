@@ -23,19 +23,49 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new client.Registry();
   const runs = new client.Counter({ name: 'bridge_runs_total', help: 'Sync runs by outcome', labelNames: ['connector', 'outcome'], registers: [registry] });
   const pulled = new client.Counter({ name: 'bridge_events_pulled_total', help: 'AuditEvents pulled', labelNames: ['connector'], registers: [registry] });
-  const rows = new client.Counter({ name: 'bridge_rows_mapped_total', help: 'Connector rows written to the spool', labelNames: ['connector'], registers: [registry] });
-  const pushed = new client.Counter({ name: 'bridge_rows_pushed_total', help: 'Rows acknowledged by Purview', labelNames: ['connector'], registers: [registry] });
-  const rejected = new client.Counter({ name: 'bridge_rows_rejected_total', help: 'Rows rejected with a reason', labelNames: ['connector', 'reason'], registers: [registry] });
-  const byOutcome = new client.Counter({
-    name: 'bridge_rows_total', help: 'Rows of completed runs by outcome (mapped, acknowledged, already_delivered, rejected, possibly_duplicated)',
-    labelNames: ['connector', 'outcome'], registers: [registry],
+  const rows = new client.Counter({
+    name: 'bridge_rows_mapped_total',
+    help: 'Connector rows written to the spool',
+    labelNames: ['connector'],
+    registers: [registry],
   });
-  const fhirRequests = new client.Counter({ name: 'bridge_fhir_requests_total', help: 'FHIR requests by status', labelNames: ['resource_type', 'status'], registers: [registry] });
+  const pushed = new client.Counter({
+    name: 'bridge_rows_pushed_total',
+    help: 'Rows acknowledged by Purview',
+    labelNames: ['connector'],
+    registers: [registry],
+  });
+  const rejected = new client.Counter({
+    name: 'bridge_rows_rejected_total',
+    help: 'Rows rejected with a reason',
+    labelNames: ['connector', 'reason'],
+    registers: [registry],
+  });
+  const byOutcome = new client.Counter({
+    name: 'bridge_rows_total',
+    help: 'Rows of completed runs by outcome (mapped, acknowledged, already_delivered, rejected, possibly_duplicated)',
+    labelNames: ['connector', 'outcome'],
+    registers: [registry],
+  });
+  const fhirRequests = new client.Counter({
+    name: 'bridge_fhir_requests_total',
+    help: 'FHIR requests by status',
+    labelNames: ['resource_type', 'status'],
+    registers: [registry],
+  });
   const fhirRetries = new client.Counter({ name: 'bridge_fhir_retries_total', help: 'FHIR request retries', registers: [registry] });
-  const blockRetries = new client.Counter({ name: 'bridge_block_retries_total', help: 'Purview block upload retries', labelNames: ['connector'], registers: [registry] });
+  const blockRetries = new client.Counter({
+    name: 'bridge_block_retries_total',
+    help: 'Purview block upload retries',
+    labelNames: ['connector'],
+    registers: [registry],
+  });
   const blockLatency = new client.Histogram({
-    name: 'bridge_block_latency_seconds', help: 'Purview block upload latency (acknowledged blocks)', labelNames: ['connector'],
-    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 400], registers: [registry],
+    name: 'bridge_block_latency_seconds',
+    help: 'Purview block upload latency (acknowledged blocks)',
+    labelNames: ['connector'],
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 400],
+    registers: [registry],
   });
   const tokens = new client.Counter({ name: 'bridge_token_refreshes_total', help: 'Access tokens fetched', labelNames: ['side'], registers: [registry] });
   if (options.status) registerStatusGauges(registry, options.status);

@@ -30,8 +30,14 @@ export function trackProgress(events: SyncEvents, blockRows: number, clock: Cloc
   const detaches = [
     events.on('run_start', (e) => {
       run = {
-        runId: e.runId, phase: e.resumedFrom ? 'pushing' : 'pulling', startedAt: new Date(clock.now()).toISOString(),
-        events: 0, rows: 0, rejects: 0, rowsAcked: 0, blocksAcked: 0,
+        runId: e.runId,
+        phase: e.resumedFrom ? 'pushing' : 'pulling',
+        startedAt: new Date(clock.now()).toISOString(),
+        events: 0,
+        rows: 0,
+        rejects: 0,
+        rowsAcked: 0,
+        blocksAcked: 0,
       };
       changed();
     }),

@@ -15,9 +15,10 @@ export type RunView = RunRecord & { rejectsAvailable: boolean; rejectsExpireAt?:
 export function runView(run: RunRecord, policy: RejectsPolicy): RunView {
   const { rejectsPath, ...rest } = run;
   const available = rejectsPath !== undefined && existsSync(rejectsPath);
-  const expires = available && run.state === 'completed' && run.finishedAt && !policy.retainFiles
-    ? new Date(Date.parse(run.finishedAt) + policy.retentionDays * 86_400_000).toISOString()
-    : undefined;
+  const expires =
+    available && run.state === 'completed' && run.finishedAt && !policy.retainFiles
+      ? new Date(Date.parse(run.finishedAt) + policy.retentionDays * 86_400_000).toISOString()
+      : undefined;
   return { ...rest, ...(available ? { rejectsPath } : {}), rejectsAvailable: available, ...(expires ? { rejectsExpireAt: expires } : {}) };
 }
 

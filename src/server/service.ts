@@ -56,7 +56,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   for (const tracker of trackers.values()) detaches.push(() => tracker.detach());
   const sync: ConnectorSync = (name, request) => {
     const context = {
-      config, env: options.env, clock, logger, events: events.get(name) as SyncEvents, store, newId: uuidSource, onFhirRequest: metrics.fhirRequest,
+      config,
+      env: options.env,
+      clock,
+      logger,
+      events: events.get(name) as SyncEvents,
+      store,
+      newId: uuidSource,
+      onFhirRequest: metrics.fhirRequest,
       command: `bridge serve (${request.trigger})`,
     };
     return runSync(buildSyncDeps(context, findConnector(config, name)), request);
@@ -65,7 +72,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   let ready = true;
   const app = await buildApp({
     connectors: config.connectors.map((c) => c.name),
-    runner, store, metrics, logger, status,
+    runner,
+    store,
+    metrics,
+    logger,
+    status,
     watchStatus: (listener) => {
       const stops = [...trackers.values()].map((tracker) => tracker.onChange(listener));
       return () => stops.forEach((stop) => stop());
@@ -84,7 +95,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         isRunning: (name: string) => runner.isRunning(name),
         fire: (name: string) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
       };
-      void runSchedule({ connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) }, hooks, clock, logger, schedules.signal);
+      void runSchedule(
+        { connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) },
+        hooks,
+        clock,
+        logger,
+        schedules.signal,
+      );
     }
   }
   const url = await app.listen({ host: config.server.host, port: config.server.port });
@@ -105,7 +122,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
   const hashes = [...config.server.apiTokenSha256];
   if (config.server.apiTokens) {
-    const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens')
+      .split(/\r?\n/)
+      .map((l) => l.trim())
+      .filter(Boolean);
     hashes.push(...lines.map(hashApiToken));
   }
   return hashes;

@@ -31,7 +31,10 @@ export function registerStatusGauges(registry: client.Registry, read: () => read
   };
   const gauge = (name: string, help: string, labelNames: string[], fill: (g: client.Gauge, s: ConnectorStatus) => void): void => {
     new client.Gauge({
-      name, help, labelNames, registers: [registry],
+      name,
+      help,
+      labelNames,
+      registers: [registry],
       collect() {
         this.reset();
         for (const status of statuses()) fill(this, status);

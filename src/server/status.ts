@@ -96,7 +96,13 @@ export function statusConnectors(config: Pick<Config, 'connectors' | 'server'>, 
     const entry = { connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) };
     // One missed run is tolerated: late after two of the schedule's longest gaps, plus the settle delay the window keeps.
     const lateAfterMs = explicit !== undefined ? explicit * 60_000 : 2 * longestGapMs(entry, nowMs) + (c.fhir?.settleMinutes ?? 0) * 60_000;
-    return { name: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}), scheduleEnabled: c.schedule.enabled, lateAfterMs };
+    return {
+      name: c.name,
+      cron: c.schedule.cron,
+      ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}),
+      scheduleEnabled: c.schedule.enabled,
+      lateAfterMs,
+    };
   });
 }
 
@@ -132,10 +138,16 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
   const success = runs.find((r) => r.state === 'completed' && r.finishedAt);
   const lagSeconds = watermark === undefined ? undefined : Math.max(0, Math.round((nowMs - Date.parse(watermark)) / 1000));
   const lateAfterSeconds = Math.round(c.lateAfterMs / 1000);
-  const next = options.schedules && c.scheduleEnabled ? nextFireTime({ connector: c.name, cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}) }, nowMs) : undefined;
+  const next =
+    options.schedules && c.scheduleEnabled
+      ? nextFireTime({ connector: c.name, cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}) }, nowMs)
+      : undefined;
   const [health, reason] = judge(last, lagSeconds, lateAfterSeconds);
   return {
-    name: c.name, health, reason, lateAfterSeconds,
+    name: c.name,
+    health,
+    reason,
+    lateAfterSeconds,
     ...(watermark !== undefined ? { watermark } : {}),
     ...(lagSeconds !== undefined ? { lagSeconds } : {}),
     ...(last ? { lastRun: brief(last) } : {}),
@@ -176,7 +188,11 @@ function inFlightRun(connector: string, store: StateStore, runs: readonly RunRec
 export function brief(run: RunRecord): RunBrief {
   const durationSeconds = run.finishedAt ? Math.max(0, (Date.parse(run.finishedAt) - Date.parse(run.startedAt)) / 1000) : undefined;
   return {
-    id: run.id, state: run.state, trigger: run.trigger, startedAt: run.startedAt, counts: run.counts,
+    id: run.id,
+    state: run.state,
+    trigger: run.trigger,
+    startedAt: run.startedAt,
+    counts: run.counts,
     ...(run.finishedAt ? { finishedAt: run.finishedAt } : {}),
     ...(durationSeconds !== undefined ? { durationSeconds } : {}),
     ...(run.error ? { error: run.error } : {}),

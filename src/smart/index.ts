@@ -5,7 +5,12 @@ export type { SigningKey, KeyStore, KeyStoreOptions, GenerateKeyOptions } from '
 export { openKeyStore, generateKey, rotateKey, retireKey, describeKeys } from './keys.js';
 export type { AssertionInput, AssertionClaims } from './assertion.js';
 export {
-  buildAssertion, assertionClaims, DEFAULT_ASSERTION_LIFETIME_SEC, DEFAULT_ASSERTION_SKEW_SEC, MAX_ASSERTION_SPAN_SEC, MAX_JTI_LENGTH,
+  buildAssertion,
+  assertionClaims,
+  DEFAULT_ASSERTION_LIFETIME_SEC,
+  DEFAULT_ASSERTION_SKEW_SEC,
+  MAX_ASSERTION_SPAN_SEC,
+  MAX_JTI_LENGTH,
 } from './assertion.js';
 export type { DiscoveryOptions } from './discovery.js';
 export { discoverTokenUrl } from './discovery.js';

@@ -49,7 +49,10 @@ export function readActiveKid(dir: string): string | undefined {
   if (text === undefined) return undefined;
   const kid = text.trim();
   if (!SAFE_KID.test(kid)) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} does not hold a valid kid; regenerate with \`bridge keys generate --force\` or write the kid of an existing <kid>.pem into it.`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${path} does not hold a valid kid; regenerate with \`bridge keys generate --force\` or write the kid of an existing <kid>.pem into it.`,
+    );
   }
   return kid;
 }
@@ -63,7 +66,11 @@ export function readPublishedSet(dir: string): PublishedSet | undefined {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} is not valid JSON (${(error as Error).message}); restore it or run \`bridge keys generate --force\`.`, { cause: error });
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${path} is not valid JSON (${(error as Error).message}); restore it or run \`bridge keys generate --force\`.`,
+      { cause: error },
+    );
   }
   const keys = (parsed as { keys?: unknown } | null)?.keys;
   if (!Array.isArray(keys)) {

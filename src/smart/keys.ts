@@ -14,8 +14,18 @@ import { BridgeError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { algOfJwk, isSigningAlg, keyMismatch, publicJwkOf, samePublicKey, toPublicJwk, type SigningAlg } from './jwks.js';
 import {
-  ACTIVE_KID_FILE, JWKS_FILE, assertSafeKid, privateKeyPath, readActiveKid, readPublishedSet, removePrivateKey,
-  statOrUndefined, writeActiveKid, writePrivateKey, writePublishedSet, type PublishedJwk,
+  ACTIVE_KID_FILE,
+  JWKS_FILE,
+  assertSafeKid,
+  privateKeyPath,
+  readActiveKid,
+  readPublishedSet,
+  removePrivateKey,
+  statOrUndefined,
+  writeActiveKid,
+  writePrivateKey,
+  writePublishedSet,
+  type PublishedJwk,
 } from './key-files.js';
 
 export interface SigningKey {
@@ -81,7 +91,10 @@ export async function rotateKey(dir: string, alg: SigningAlg): Promise<{ kid: st
   assertAlg(alg);
   const previousKid = readActiveKid(dir);
   if (previousKid === undefined) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${join(dir, ACTIVE_KID_FILE)} does not exist: there is no key to rotate. Run \`bridge keys generate --alg ${alg}\` first.`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${join(dir, ACTIVE_KID_FILE)} does not exist: there is no key to rotate. Run \`bridge keys generate --alg ${alg}\` first.`,
+    );
   }
   const keys = requirePublishedSet(dir);
   const material = await newKeyMaterial(alg);
@@ -109,12 +122,16 @@ export async function retireKey(dir: string, kid: string, options: RetireOptions
   if (activeKid === kid) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`);
   }
-  if (activeKid && !options.force && options.minActiveAgeMs !== undefined) refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
+  if (activeKid && !options.force && options.minActiveAgeMs !== undefined)
+    refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
   const keys = requirePublishedSet(dir);
   if (!keys.some((k) => k.kid === kid)) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `No key ${kid} in ${join(dir, JWKS_FILE)}; published kids: ${keys.map((k) => k.kid).join(', ') || 'none'}.`);
   }
-  await writePublishedSet(dir, keys.filter((k) => k.kid !== kid));
+  await writePublishedSet(
+    dir,
+    keys.filter((k) => k.kid !== kid),
+  );
   await removePrivateKey(dir, kid);
 }
 
@@ -125,7 +142,7 @@ function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: 
   throw new BridgeError(
     'BRG_ERR_INPUT_INVALID',
     `The active key ${activeKid} was published ${Math.round((nowMs - published) / 60_000)} minute(s) ago; until ${Math.round(minAgeMs / 60_000)} minute(s) have passed ` +
-      '(the JWK Set\'s cache max-age, server.jwksMaxAgeSec, and the 5-minute assertion lifetime) an EHR may still hold a set or an assertion that needs ' +
+      "(the JWK Set's cache max-age, server.jwksMaxAgeSec, and the 5-minute assertion lifetime) an EHR may still hold a set or an assertion that needs " +
       `${kid}. Retire it in ${Math.ceil(waitMs / 60_000)} minute(s), or now with --force.`,
   );
 }
@@ -170,7 +187,10 @@ function generatePrivateKey(alg: SigningAlg): Promise<KeyObject> {
 async function loadActiveKey(dir: string, logger: Logger): Promise<SigningKey> {
   const kid = readActiveKid(dir);
   if (kid === undefined) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${join(dir, ACTIVE_KID_FILE)} does not exist: ${dir} has no active signing key. Run \`bridge keys generate --alg ES384\`.`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${join(dir, ACTIVE_KID_FILE)} does not exist: ${dir} has no active signing key. Run \`bridge keys generate --alg ES384\`.`,
+    );
   }
   const jwksPath = join(dir, JWKS_FILE);
   const published = requirePublishedSet(dir).find((k) => k.kid === kid);
@@ -183,14 +203,20 @@ async function loadActiveKey(dir: string, logger: Logger): Promise<SigningKey> {
   }
   const alg = algOfJwk(published);
   if (alg === undefined) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${jwksPath}: key ${kid} is ${published.kty}/${String(published.alg ?? published.crv)}; only RS384 (RSA) and ES384 (EC P-384) can sign.`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${jwksPath}: key ${kid} is ${published.kty}/${String(published.alg ?? published.crv)}; only RS384 (RSA) and ES384 (EC P-384) can sign.`,
+    );
   }
   const path = privateKeyPath(dir, kid);
   const privateKey = await readPrivateKey(path, logger);
   const mismatch = keyMismatch(privateKey, alg);
   if (mismatch) throw new BridgeError('BRG_ERR_KEY_INVALID', `${path}: ${mismatch} (${jwksPath} declares ${alg} for kid ${kid}).`);
   if (!samePublicKey(createPublicKey(privateKey).export({ format: 'jwk' }), published)) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} does not match the public key published as ${kid} in ${jwksPath}; the EHR would reject every signature. Restore the matching pair or run \`bridge keys generate --force\`.`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${path} does not match the public key published as ${kid} in ${jwksPath}; the EHR would reject every signature. Restore the matching pair or run \`bridge keys generate --force\`.`,
+    );
   }
   return { alg, kid, privateKey };
 }
@@ -198,7 +224,10 @@ async function loadActiveKey(dir: string, logger: Logger): Promise<SigningKey> {
 async function readPrivateKey(path: string, logger: Logger): Promise<KeyObject> {
   const info = await statOrUndefined(path);
   if (info === undefined) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} does not exist: the active key's private half is missing. Restore it, or run \`bridge keys rotate\` (the JWK Set URL then serves the new key).`);
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${path} does not exist: the active key's private half is missing. Restore it, or run \`bridge keys rotate\` (the JWK Set URL then serves the new key).`,
+    );
   }
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {
     logger.warn({ file: path, mode: (info.mode & 0o777).toString(8) }, 'private key file is readable by group or others; run chmod 600 on it');
@@ -206,6 +235,8 @@ async function readPrivateKey(path: string, logger: Logger): Promise<KeyObject> 
   try {
     return createPrivateKey(await readFile(path, 'utf8'));
   } catch (error) {
-    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} is not a readable unencrypted PKCS8 PEM private key (${(error as Error).message}).`, { cause: error });
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `${path} is not a readable unencrypted PKCS8 PEM private key (${(error as Error).message}).`, {
+      cause: error,
+    });
   }
 }

@@ -86,7 +86,11 @@ export function shortClientId(clientId: string): string {
 /** Descriptions come from the server: one line, bounded, and anything shaped like a JWT is blanked. */
 function safeDescription(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.trim().length === 0) return undefined;
-  return value.replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]').replace(/\s+/g, ' ').trim().slice(0, 300);
+  return value
+    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]')
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, 300);
 }
 
 function advice(code: ErrorCode, ctx: TokenErrorContext): string {
@@ -95,10 +99,10 @@ function advice(code: ErrorCode, ctx: TokenErrorContext): string {
     case 'BRG_ERR_SMART_INVALID_CLIENT':
       return ctx.epic
         ? `Check that client id ${client} is the one for this environment (Epic lists a production and a non-production id); ` +
-          `that kid ${ctx.kid} is in the JWK Set registered for it (new keys can take a while to sync); that the JWK Set URL is reachable ` +
-          'over TLS without authentication; and that this host\'s clock is correct.'
+            `that kid ${ctx.kid} is in the JWK Set registered for it (new keys can take a while to sync); that the JWK Set URL is reachable ` +
+            "over TLS without authentication; and that this host's clock is correct."
         : `Check that client id ${client} is registered with this authorization server; that kid ${ctx.kid} is in the JWK Set registered ` +
-          'for it; that the JWK Set URL is reachable over TLS without authentication; and that this host\'s clock is correct.';
+            "for it; that the JWK Set URL is reachable over TLS without authentication; and that this host's clock is correct.";
     case 'BRG_ERR_SMART_UNAUTHORIZED_CLIENT':
       return ctx.epic
         ? `The customer's Epic build for client id ${client} is incomplete: their Epic Client Systems Administrator must map it to a background user.`
@@ -130,7 +134,8 @@ export function scopesToRemove(scope: string, hint: ScopeHint): { scopes: string
       const type = scopeResourceType(s);
       return description.includes(s) || (type !== undefined && new RegExp(`\\b${type}\\b`).test(description));
     });
-    if (named.length > 0 && named.length < requested.length) return { scopes: named, because: `the server's answer names ${named.length === 1 ? 'it' : 'them'}` };
+    if (named.length > 0 && named.length < requested.length)
+      return { scopes: named, because: `the server's answer names ${named.length === 1 ? 'it' : 'them'}` };
   }
   if (unservedTypes !== undefined) {
     const unserved = requested.filter((s) => unservedTypes.has(scopeResourceType(s) ?? ''));
@@ -165,7 +170,7 @@ export function tokenErrorFromResponse(failure: TokenHttpFailure, ctx: TokenErro
   const description = safeDescription(body?.['error_description']);
   const transient = RETRYABLE_STATUSES.has(failure.status);
   const mapped = oauthError === undefined ? undefined : CODE_BY_OAUTH_ERROR[oauthError];
-  const code: ErrorCode = transient ? 'BRG_ERR_SMART_TOKEN' : mapped ?? (failure.status === 401 ? 'BRG_ERR_SMART_INVALID_CLIENT' : 'BRG_ERR_SMART_TOKEN');
+  const code: ErrorCode = transient ? 'BRG_ERR_SMART_TOKEN' : (mapped ?? (failure.status === 401 ? 'BRG_ERR_SMART_INVALID_CLIENT' : 'BRG_ERR_SMART_TOKEN'));
   const dateHeader = failure.headers.get('date');
   const serverDateMs = dateHeader === null ? undefined : Date.parse(dateHeader);
   const retryAfterMs = parseRetryAfter(failure.headers.get('retry-after'), nowMs);
@@ -178,7 +183,10 @@ export function tokenErrorFromResponse(failure: TokenHttpFailure, ctx: TokenErro
     ...(serverDateMs === undefined || Number.isNaN(serverDateMs) ? {} : { serverDateMs }),
   };
   // A proxy's HTML page or a plain-text 503 says more than "no JSON": quote it, cleaned.
-  const said = body === undefined ? `a body that is not JSON: ${quoteUpstreamText(failure.bodyText)}` : [oauthError, description].filter((s) => s !== undefined).join(': ');
+  const said =
+    body === undefined
+      ? `a body that is not JSON: ${quoteUpstreamText(failure.bodyText)}`
+      : [oauthError, description].filter((s) => s !== undefined).join(': ');
   const answered = `${ctx.tokenUrl} answered HTTP ${failure.status}${said ? ` (${said})` : ''}.`;
   const next = code === 'BRG_ERR_SMART_INVALID_SCOPE' ? scopeAdvice(ctx, description === undefined ? {} : { description }) : advice(code, ctx);
   return new SmartAuthError(code, `${answered} ${next}`, fields);
@@ -189,7 +197,9 @@ export function invalidScopeWithMetadata(error: SmartAuthError, ctx: TokenErrorC
   const said = [error.oauthError, error.description].filter((s) => s !== undefined).join(': ');
   const hint: ScopeHint = { unservedTypes, ...(error.description === undefined ? {} : { description: error.description }) };
   return new SmartAuthError(error.code, `${ctx.tokenUrl} answered HTTP ${error.status}${said ? ` (${said})` : ''}. ${scopeAdvice(ctx, hint)}`, {
-    status: error.status, transient: false, cause: error,
+    status: error.status,
+    transient: false,
+    cause: error,
     ...(error.oauthError === undefined ? {} : { oauthError: error.oauthError }),
     ...(error.description === undefined ? {} : { description: error.description }),
   });

@@ -17,7 +17,13 @@ import type { SigningKey } from './keys.js';
 import { scopesNotGranted } from './scopes.js';
 import { estimateOffsetMs, skewCouldExplain } from './skew.js';
 import {
-  SmartAuthError, invalidScopeWithMetadata, looksLikeEpic, scopeResourceType, scopesToRemove, tokenRetriesSpent, type TokenErrorContext,
+  SmartAuthError,
+  invalidScopeWithMetadata,
+  looksLikeEpic,
+  scopeResourceType,
+  scopesToRemove,
+  tokenRetriesSpent,
+  type TokenErrorContext,
 } from './token-errors.js';
 import { postTokenRequest } from './token-request.js';
 
@@ -84,7 +90,10 @@ async function fetchWithSkewRecovery(options: SmartTokenOptions, session: Sessio
     const offsetMs = skewCorrection(error, attempt.sent, options.clock.now());
     if (offsetMs === undefined) throw error;
     // Log the measured skew only: never the assertion, nor any claim beyond its timing.
-    options.logger.warn({ skewMs: offsetMs, tokenUrl: session.tokenUrl }, 'SMART token endpoint rejected the assertion and its clock differs from ours; retrying once with its time');
+    options.logger.warn(
+      { skewMs: offsetMs, tokenUrl: session.tokenUrl },
+      'SMART token endpoint rejected the assertion and its clock differs from ours; retrying once with its time',
+    );
     session.offsetMs = offsetMs;
     return await requestWithRetry(options, session, attempt, signal);
   }
@@ -116,7 +125,8 @@ async function requestWithRetry(options: SmartTokenOptions, session: Session, at
       options.retry ?? TOKEN_RETRY,
     );
   } catch (error) {
-    if (error instanceof SmartAuthError && error.transient) throw tokenRetriesSpent(error, errorContext(options, session), attempts, options.clock.now() - started);
+    if (error instanceof SmartAuthError && error.transient)
+      throw tokenRetriesSpent(error, errorContext(options, session), attempts, options.clock.now() - started);
     if (error instanceof SmartAuthError && error.code === 'BRG_ERR_SMART_INVALID_SCOPE') throw await scopeErrorWithMetadata(error, options, session, signal);
     throw error;
   }
@@ -130,10 +140,15 @@ async function scopeErrorWithMetadata(error: SmartAuthError, options: SmartToken
   if (scopesToRemove(options.scope, error.description === undefined ? {} : { description: error.description }).scopes.length > 0) return error;
   const timeout = AbortSignal.timeout(options.requestTimeoutMs ?? 30_000);
   const served = await servedResourceTypes(options.fhirBaseUrl, {
-    clientId: options.clientId, fetch: options.fetch ?? fetch, signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    clientId: options.clientId,
+    fetch: options.fetch ?? fetch,
+    signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
   }).catch(() => undefined);
   if (!served) return error;
-  const wanted = options.scope.split(/\s+/).map(scopeResourceType).filter((type): type is string => type !== undefined);
+  const wanted = options.scope
+    .split(/\s+/)
+    .map(scopeResourceType)
+    .filter((type): type is string => type !== undefined);
   const unserved = new Set(wanted.filter((type) => !served.types.has(type)));
   if (unserved.size === 0) return error;
   const context = errorContext(options, session);
@@ -160,12 +175,17 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
   const timeoutMs = options.requestTimeoutMs ?? 30_000;
   const doFetch = options.fetch ?? fetch;
   session.tokenUrl ??= await discoverTokenUrl(options.fhirBaseUrl, {
-    clientId: options.clientId, fetch: doFetch, signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+    clientId: options.clientId,
+    fetch: doFetch,
+    signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const tokenUrl = session.tokenUrl;
   const key = typeof options.key === 'function' ? await options.key() : options.key;
   const input = {
-    key, clientId: options.clientId, tokenUrl, jti: (options.newJti ?? uuidSource)(),
+    key,
+    clientId: options.clientId,
+    tokenUrl,
+    jti: (options.newJti ?? uuidSource)(),
     nowSec: (options.clock.now() + session.offsetMs) / 1000,
     ...(options.lifetimeSec === undefined ? {} : { lifetimeSec: options.lifetimeSec }),
     ...(options.skewSec === undefined ? {} : { skewSec: options.skewSec }),
@@ -173,8 +193,13 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
   };
   attempt.sent = assertionClaims(input);
   const response = await postTokenRequest({
-    tokenUrl, assertion: await buildAssertion(input), scope: options.scope, fetch: doFetch, timeoutMs,
-    context: errorContext(options, session, key.kid), nowMs: () => options.clock.now(),
+    tokenUrl,
+    assertion: await buildAssertion(input),
+    scope: options.scope,
+    fetch: doFetch,
+    timeoutMs,
+    context: errorContext(options, session, key.kid),
+    nowMs: () => options.clock.now(),
     ...(signal ? { signal } : {}),
   });
   const missing = scopesNotGranted(options.scope, response.scope);

@@ -49,6 +49,16 @@ export class SyncEvents {
 
 /** Every event name once, so onAny stays in step with the map (the type checker enforces completeness). */
 const EVENT_NAMES: Record<SyncEventName, true> = {
-  run_start: true, token: true, page: true, reject: true, source_progress: true, spool_complete: true, block_sent: true, block_retry: true,
-  block_acked: true, rows_already_delivered: true, run_complete: true, error: true,
+  run_start: true,
+  token: true,
+  page: true,
+  reject: true,
+  source_progress: true,
+  spool_complete: true,
+  block_sent: true,
+  block_retry: true,
+  block_acked: true,
+  rows_already_delivered: true,
+  run_complete: true,
+  error: true,
 };

@@ -4,7 +4,20 @@
  * moves to `archiveDir/done/` and `archiveDir/rejected/`. A move is one rename on one filesystem — atomic, so a file
  * is in the drop folder or in the archive, never half in both — and both directories are fsynced after it.
  */
-import { createReadStream, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeFileSync, type Stats } from 'node:fs';
+import {
+  createReadStream,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  type Stats,
+} from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { BridgeError } from '../errors.js';
 
@@ -49,7 +62,11 @@ export function checkFolder(folder: DropFolder, probeId: string, options: { read
     try {
       mkdirSync(archivePath(folder, kind), { recursive: true, mode: 0o700 });
     } catch (cause) {
-      throw folderError(folder, `source.archiveDir ${folder.archiveDir} cannot be written (${errno(cause)}): no file was taken, so none is left half-archived. Make it writable for the bridge.`, cause);
+      throw folderError(
+        folder,
+        `source.archiveDir ${folder.archiveDir} cannot be written (${errno(cause)}): no file was taken, so none is left half-archived. Make it writable for the bridge.`,
+        cause,
+      );
     }
     if (statSync(archivePath(folder, kind)).dev !== stats.dev) throw otherFilesystem(folder);
   }
@@ -58,7 +75,11 @@ export function checkFolder(folder: DropFolder, probeId: string, options: { read
   try {
     writeFileSync(probe, '', { flag: 'wx', mode: 0o600 });
   } catch (cause) {
-    throw folderError(folder, `the drop folder ${folder.dir} cannot be written (${errno(cause)}): a file could not be moved out of it once sent. Give the bridge write access to it.`, cause);
+    throw folderError(
+      folder,
+      `the drop folder ${folder.dir} cannot be written (${errno(cause)}): a file could not be moved out of it once sent. Give the bridge write access to it.`,
+      cause,
+    );
   }
   try {
     for (const kind of ['done', 'rejected'] as const) {
@@ -68,7 +89,11 @@ export function checkFolder(folder: DropFolder, probeId: string, options: { read
     }
   } catch (cause) {
     if (errno(cause) === 'EXDEV') throw otherFilesystem(folder, cause);
-    throw folderError(folder, `a file cannot be moved from ${folder.dir} into ${folder.archiveDir} (${errno(cause)}): no file was taken. Make the archive writable for the bridge.`, cause);
+    throw folderError(
+      folder,
+      `a file cannot be moved from ${folder.dir} into ${folder.archiveDir} (${errno(cause)}): no file was taken. Make the archive writable for the bridge.`,
+      cause,
+    );
   } finally {
     rmSync(at, { force: true });
   }
@@ -199,7 +224,8 @@ function otherFilesystem(folder: DropFolder, cause?: unknown): BridgeError {
 
 function folderError(folder: DropFolder, message: string, cause?: unknown): BridgeError {
   return new BridgeError('BRG_ERR_DROP_FOLDER', message, {
-    ...(cause === undefined ? {} : { cause }), details: { dir: folder.dir, archiveDir: folder.archiveDir, ...(cause ? { errno: errno(cause) } : {}) },
+    ...(cause === undefined ? {} : { cause }),
+    details: { dir: folder.dir, archiveDir: folder.archiveDir, ...(cause ? { errno: errno(cause) } : {}) },
   });
 }
 

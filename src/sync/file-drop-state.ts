@@ -16,8 +16,13 @@ export function closeInterrupted(deps: SyncDeps): void {
     const run = deps.store.findUnfinishedRun(deps.connector);
     if (!run) return;
     deps.store.updateRun(run.id, {
-      state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(),
-      error: { code: 'BRG_ERR_ABORTED', message: 'Interrupted before it finished. The files it had not archived are still in the drop folder and are taken by the next run; rows Purview acknowledged are not sent twice.' },
+      state: 'failed',
+      finishedAt: new Date(deps.clock.now()).toISOString(),
+      error: {
+        code: 'BRG_ERR_ABORTED',
+        message:
+          'Interrupted before it finished. The files it had not archived are still in the drop folder and are taken by the next run; rows Purview acknowledged are not sent twice.',
+      },
     });
     deps.logger.info({ runId: run.id, connector: deps.connector }, 'closed an interrupted run; its files are taken again');
   }
@@ -50,7 +55,10 @@ export async function writeDryRun(checked: readonly Checked[], out: string): Pro
   const first = checked[0]?.normalized;
   const other = checked.find((c) => !c.normalized.header.equals(first?.header ?? c.normalized.header));
   if (first && other) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${other.file.name} uses another delimiter than ${checked[0]?.file.name}; a dry run writes one connector file. Check them one at a time.`);
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${other.file.name} uses another delimiter than ${checked[0]?.file.name}; a dry run writes one connector file. Check them one at a time.`,
+    );
   }
   const stream = createWriteStream(out, { mode: 0o600 });
   try {

@@ -62,7 +62,10 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   let normalized: NormalizedFile;
   try {
     normalized = await normalizeFlatFile(file.path, spool, drop.schema, {
-      encoding: drop.encoding, exactHeader: true, namePositions: true, ...(drop.maxLineBytes ? { maxLineBytes: drop.maxLineBytes } : {}),
+      encoding: drop.encoding,
+      exactHeader: true,
+      namePositions: true,
+      ...(drop.maxLineBytes ? { maxLineBytes: drop.maxLineBytes } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
   } catch (error) {
@@ -73,13 +76,24 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   if (!sameVersion(file, statFile(file.path))) {
     dropSpool(ctx, spool);
     // Written to while it was read: despite the settle time it is not finished. Nothing of it was sent.
-    if (!existsSync(file.path)) ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} disappeared while it was read; nothing of it was sent.` });
-    else ctx.record({ file: file.name, outcome: 'changed', rows: 0, message: `${file.name} was modified while it was read; it waits for the next run. Nothing of it was sent.` });
+    if (!existsSync(file.path))
+      ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} disappeared while it was read; nothing of it was sent.` });
+    else
+      ctx.record({
+        file: file.name,
+        outcome: 'changed',
+        rows: 0,
+        message: `${file.name} was modified while it was read; it waits for the next run. Nothing of it was sent.`,
+      });
     return undefined;
   }
   if (normalized.rows === 0) {
     dropSpool(ctx, spool);
-    return reject(ctx, file, { reason: 'header-only', line: 2, message: `${file.path} has a header and no rows: nothing to send. A day's export without one access is unlikely; check the export job.` });
+    return reject(ctx, file, {
+      reason: 'header-only',
+      line: 2,
+      message: `${file.path} has a header and no rows: nothing to send. A day's export without one access is unlikely; check the export job.`,
+    });
   }
   if (drop.enrich) {
     const out = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.enriched.txt`);
@@ -102,12 +116,25 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   const { file, normalized } = item;
   const destination = deps.target.destination;
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
-  const lease = holdLease(deps.store, fileLeaseName(destination, normalized.sha256), deps.lease, deps.clock, deps.newId, `A push of ${file.name} to this connector's job`);
+  const lease = holdLease(
+    deps.store,
+    fileLeaseName(destination, normalized.sha256),
+    deps.lease,
+    deps.clock,
+    deps.newId,
+    `A push of ${file.name} to this connector's job`,
+  );
   let report: PushReport;
   try {
     const offset = ctx.blockOffset;
     report = await pushRowFile({
-      ...deps.purview(), file: normalized, destination, ledger: deps.store, clock: deps.clock, logger: deps.logger, runId: run.id,
+      ...deps.purview(),
+      file: normalized,
+      destination,
+      ledger: deps.store,
+      clock: deps.clock,
+      logger: deps.logger,
+      runId: run.id,
       signal: request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost,
       ...(request.stopSignal ? { stopAfterBlock: request.stopSignal } : {}),
       onEvent: (event) => forward(deps.events, run.id, offset, event),
@@ -127,7 +154,11 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   ctx.blockOffset += report.blocks;
   const outcome = report.rowsSent === 0 ? 'already-delivered' : 'delivered';
   const base = {
-    file: file.name, rows: normalized.rows, sha256: normalized.sha256, rowsSent: report.rowsSent, rowsAlreadyDelivered: report.rowsAlreadyDelivered,
+    file: file.name,
+    rows: normalized.rows,
+    sha256: normalized.sha256,
+    rowsSent: report.rowsSent,
+    rowsAlreadyDelivered: report.rowsAlreadyDelivered,
     ...(report.rowsPossiblyDuplicated ? { rowsPossiblyDuplicated: report.rowsPossiblyDuplicated } : {}),
   } as const;
   const now = statFile(file.path);
@@ -149,7 +180,10 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     delivered(ctx, file);
   } catch (cause) {
     ctx.record({
-      ...base, outcome: 'left', code: 'BRG_ERR_DROP_ARCHIVE', reason: 'archive-failed',
+      ...base,
+      outcome: 'left',
+      code: 'BRG_ERR_DROP_ARCHIVE',
+      reason: 'archive-failed',
       message: `${file.name}: every row is acknowledged, but it could not be moved to done/ (${errno(cause)}); the next run archives it without sending a row again.`,
     });
   }
@@ -170,12 +204,24 @@ async function refused(ctx: DropContext, file: DropFile, error: BridgeError): Pr
       ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} disappeared before it was read; nothing of it was sent.` });
       return undefined;
     }
-    ctx.record({ file: file.name, outcome: 'left', rows: 0, code: error.code, reason: 'unreadable', message: `${file.name} cannot be read (${errno(cause)}); it stays in the drop folder.` });
+    ctx.record({
+      file: file.name,
+      outcome: 'left',
+      rows: 0,
+      code: error.code,
+      reason: 'unreadable',
+      message: `${file.name} cannot be read (${errno(cause)}); it stays in the drop folder.`,
+    });
     return undefined;
   }
   const line = error.details['line'];
   const column = error.details['column'];
-  return reject(ctx, file, { reason, message: error.message, ...(typeof line === 'number' ? { line } : {}), ...(typeof column === 'number' ? { column } : {}) });
+  return reject(ctx, file, {
+    reason,
+    message: error.message,
+    ...(typeof line === 'number' ? { line } : {}),
+    ...(typeof column === 'number' ? { column } : {}),
+  });
 }
 
 /** Moves a refused file to rejected/ with its `.why.txt`, and counts its lines as rejected rows (none was sent). */
@@ -188,8 +234,22 @@ async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRo
     try {
       archivedTo = archiveFile(ctx.drop.folder, file, 'rejected', run.id.slice(0, 8), why);
     } catch (cause) {
-      if (!existsSync(file.path)) ctx.record({ file: file.name, outcome: 'vanished', rows: 0, message: `${file.name} was refused (${fault.reason}) and disappeared before it could be moved to rejected/.` });
-      else ctx.record({ file: file.name, outcome: 'left', rows, code: 'BRG_ERR_DROP_ARCHIVE', reason: fault.reason, message: `${file.name} was refused (${fault.reason}: ${fault.message}), and could not be moved to rejected/ (${errno(cause)}); it stays in the drop folder` });
+      if (!existsSync(file.path))
+        ctx.record({
+          file: file.name,
+          outcome: 'vanished',
+          rows: 0,
+          message: `${file.name} was refused (${fault.reason}) and disappeared before it could be moved to rejected/.`,
+        });
+      else
+        ctx.record({
+          file: file.name,
+          outcome: 'left',
+          rows,
+          code: 'BRG_ERR_DROP_ARCHIVE',
+          reason: fault.reason,
+          message: `${file.name} was refused (${fault.reason}: ${fault.message}), and could not be moved to rejected/ (${errno(cause)}); it stays in the drop folder`,
+        });
       return undefined;
     }
   }
@@ -202,8 +262,23 @@ async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRo
   deps.events.emit('page', { runId: run.id, events: rows, duplicates: 0, skipped: 0, rows: 0, rejects: rows });
   const where = { ...(fault.line !== undefined ? { line: fault.line } : {}), ...(fault.column !== undefined ? { column: fault.column } : {}) };
   const whyPath = archivedTo ? `${archivedTo}.why.txt` : undefined;
-  ctx.writeReject({ file: file.name, reason: fault.reason, ...where, rows, message: fault.message, ...(archivedTo ? { movedTo: archivedTo, why: whyPath } : {}) });
-  ctx.record({ file: file.name, outcome: 'rejected', rows, reason: fault.reason, ...where, message: fault.message, ...(archivedTo ? { archivedTo, why: whyPath } : {}) });
+  ctx.writeReject({
+    file: file.name,
+    reason: fault.reason,
+    ...where,
+    rows,
+    message: fault.message,
+    ...(archivedTo ? { movedTo: archivedTo, why: whyPath } : {}),
+  });
+  ctx.record({
+    file: file.name,
+    outcome: 'rejected',
+    rows,
+    reason: fault.reason,
+    ...where,
+    message: fault.message,
+    ...(archivedTo ? { archivedTo, why: whyPath } : {}),
+  });
   return undefined;
 }
 
@@ -227,7 +302,9 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     hints[fault.reason] ?? '',
     'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.',
     '',
-  ].filter((line, i, all) => line !== '' || i === all.length - 1).join('\n');
+  ]
+    .filter((line, i, all) => line !== '' || i === all.length - 1)
+    .join('\n');
 }
 
 function dropSpool(ctx: DropContext, path: string): void {
@@ -242,7 +319,14 @@ function forward(events: SyncEvents, runId: string, offset: number, event: PushE
     case 'block_retry':
       return events.emit('block_retry', { runId, index: offset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
     case 'block_acked':
-      return events.emit('block_acked', { runId, index: offset + event.index, rows: event.rows, status: event.status, ms: event.ms, possiblyDuplicated: event.possiblyDuplicated });
+      return events.emit('block_acked', {
+        runId,
+        index: offset + event.index,
+        rows: event.rows,
+        status: event.status,
+        ms: event.ms,
+        possiblyDuplicated: event.possiblyDuplicated,
+      });
     case 'rows_already_delivered':
       return events.emit('rows_already_delivered', { runId, rows: event.rows });
   }

@@ -81,19 +81,33 @@ export interface FileDropSummary extends SyncSummary {
 
 export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: SyncRequest): Promise<FileDropSummary> {
   if (request.since !== undefined || request.until !== undefined) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Connector "${deps.connector}" reads the drop folder ${drop.folder.dir}: it has no time window. Run it without --since/--until (or since/until).`);
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Connector "${deps.connector}" reads the drop folder ${drop.folder.dir}: it has no time window. Run it without --since/--until (or since/until).`,
+    );
   }
   ensureRunDirs(deps.stateDir);
   closeInterrupted(deps);
-  sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
+  sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
+    retainCompleted: deps.retainFiles,
+    rejectsRetentionMs: deps.rejectsRetentionMs,
+    nowMs: deps.clock.now(),
+  });
   dropRunFiles(deps);
   // Purview credentials are read now, so a missing secret stops the run before any file is read.
   if (!request.dryRunOut) deps.purview();
   const nowMs = deps.clock.now();
   const cutoff = new Date(nowMs - drop.folder.settleMs).toISOString();
   const run: RunRecord = {
-    id: deps.newId(), connector: deps.connector, state: 'running', trigger: request.trigger, since: deps.store.getWatermark(deps.connector) ?? cutoff,
-    until: cutoff, startedAt: new Date(nowMs).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: Boolean(request.dryRunOut),
+    id: deps.newId(),
+    connector: deps.connector,
+    state: 'running',
+    trigger: request.trigger,
+    since: deps.store.getWatermark(deps.connector) ?? cutoff,
+    until: cutoff,
+    startedAt: new Date(nowMs).toISOString(),
+    counts: { ...ZERO_COUNTS },
+    dryRun: Boolean(request.dryRunOut),
   };
   deps.store.createRun(run);
   deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, dryRun: run.dryRun, backfill: false });
@@ -124,7 +138,12 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     deps.store.completeRun(run.id, { counts: ctx.counts });
     return finish(ctx);
   }
-  deps.store.updateRun(run.id, { state: 'pushing', counts: ctx.counts, details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
+  deps.store.updateRun(run.id, {
+    state: 'pushing',
+    counts: ctx.counts,
+    details: details(ctx),
+    ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
+  });
   for (const item of checked) {
     stopIfAsked(request);
     await pushFile(ctx, item);
@@ -139,16 +158,31 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     );
   }
   deps.store.updateRun(run.id, { details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
-  deps.store.completeRun(run.id, { counts: ctx.counts, ...(ctx.newestDeliveredMs !== undefined ? { watermark: new Date(ctx.newestDeliveredMs).toISOString() } : {}) });
+  deps.store.completeRun(run.id, {
+    counts: ctx.counts,
+    ...(ctx.newestDeliveredMs !== undefined ? { watermark: new Date(ctx.newestDeliveredMs).toISOString() } : {}),
+  });
   return finish(ctx);
 }
 
 function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request: SyncRequest): DropContext {
   const counts: RunCounts = { ...ZERO_COUNTS };
   const ctx: DropContext = {
-    deps, drop, run, request, counts, outcomes: [], rejectReasons: {}, possiblyDuplicated: [], blockOffset: 0, spools: new Set(),
+    deps,
+    drop,
+    run,
+    request,
+    counts,
+    outcomes: [],
+    rejectReasons: {},
+    possiblyDuplicated: [],
+    blockOffset: 0,
+    spools: new Set(),
     tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0 },
-    rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath, rejectsWritten: false, enrich: undefined, newestDeliveredMs: undefined,
+    rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath,
+    rejectsWritten: false,
+    enrich: undefined,
+    newestDeliveredMs: undefined,
     record(outcome) {
       ctx.outcomes.push(outcome);
       if (outcome.outcome === 'delivered') ctx.tally.delivered += 1;
@@ -156,7 +190,10 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
       else if (outcome.outcome === 'rejected') ctx.tally.rejected += 1;
       else if (outcome.outcome === 'left') ctx.tally.left += 1;
       const level = outcome.outcome === 'rejected' || outcome.outcome === 'left' || outcome.outcome === 'changed' ? 'warn' : 'info';
-      deps.logger[level]({ runId: run.id, file: outcome.file, outcome: outcome.outcome, rows: outcome.rows, reason: outcome.reason, line: outcome.line, column: outcome.column }, `dropped file ${outcome.outcome}`);
+      deps.logger[level](
+        { runId: run.id, file: outcome.file, outcome: outcome.outcome, rows: outcome.rows, reason: outcome.reason, line: outcome.line, column: outcome.column },
+        `dropped file ${outcome.outcome}`,
+      );
     },
     writeReject(entry) {
       appendFileSync(ctx.rejectsPath, `${JSON.stringify(entry)}\n`, { mode: 0o600 });
@@ -173,7 +210,10 @@ function stopIfAsked(request: SyncRequest): void {
 
 function details(ctx: DropContext): FileDropDetails {
   return {
-    rejectReasons: { ...ctx.rejectReasons }, possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated], files: [...ctx.outcomes], drop: { ...ctx.tally },
+    rejectReasons: { ...ctx.rejectReasons },
+    possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated],
+    files: [...ctx.outcomes],
+    drop: { ...ctx.tally },
     ...(ctx.enrich ? { enrich: ctx.enrich } : {}),
   };
 }
@@ -184,9 +224,20 @@ function finish(ctx: DropContext): FileDropSummary {
   removeFiles(...ctx.spools);
   deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts });
   return {
-    runId: run.id, connector: deps.connector, since: run.since, until: run.until, backfill: false, counts, skipReasons: {},
-    rejectReasons: { ...ctx.rejectReasons }, possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated], fillWarnings: [],
-    files: [...ctx.outcomes], drop: { ...ctx.tally }, ...(ctx.enrich ? { enrich: ctx.enrich } : {}), ...(ctx.request.dryRunOut ? { dryRunOut: ctx.request.dryRunOut } : {}),
+    runId: run.id,
+    connector: deps.connector,
+    since: run.since,
+    until: run.until,
+    backfill: false,
+    counts,
+    skipReasons: {},
+    rejectReasons: { ...ctx.rejectReasons },
+    possiblyDuplicatedBlocks: [...ctx.possiblyDuplicated],
+    fillWarnings: [],
+    files: [...ctx.outcomes],
+    drop: { ...ctx.tally },
+    ...(ctx.enrich ? { enrich: ctx.enrich } : {}),
+    ...(ctx.request.dryRunOut ? { dryRunOut: ctx.request.dryRunOut } : {}),
   };
 }
 
@@ -199,8 +250,12 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
   const bridgeError = toBridgeError(error);
   removeFiles(...ctx.spools);
   deps.store.updateRun(run.id, {
-    state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(), counts: ctx.counts, details: details(ctx),
-    error: { code: bridgeError.code, message: bridgeError.message }, ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
+    state: 'failed',
+    finishedAt: new Date(deps.clock.now()).toISOString(),
+    counts: ctx.counts,
+    details: details(ctx),
+    error: { code: bridgeError.code, message: bridgeError.message },
+    ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
   });
   deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   return bridgeError;

@@ -16,7 +16,18 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { AuditEvent, Patient, Practitioner, Reference } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
-import { ConnectorFileWriter, DELIMITER_CHARS, encodeField, fieldValue, isEmptyField, RowOffsets, SCHEMA_COLUMNS, splitFields, type ConnectorSchema, type NormalizedFile } from '../connector-file/index.js';
+import {
+  ConnectorFileWriter,
+  DELIMITER_CHARS,
+  encodeField,
+  fieldValue,
+  isEmptyField,
+  RowOffsets,
+  SCHEMA_COLUMNS,
+  splitFields,
+  type ConnectorSchema,
+  type NormalizedFile,
+} from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { ReferenceResolver } from '../fhir/index.js';
 import { collectReferences, mapEvent, type CompiledMapping, type Row } from '../mapping/index.js';
@@ -65,13 +76,37 @@ type Side = 'patient' | 'employee';
 /** The columns each side fills and the one it looks up by, per schema (names as in SCHEMA_COLUMNS). */
 const COLUMNS: Readonly<Record<ConnectorSchema, { time: string; patientKey: string; patient: string[]; employeeKey: string; employee: string[] }>> = {
   epic: {
-    time: 'ACCESS_LOG.ACCESS_TIME', patientKey: 'PATIENT.PAT_MRN_ID', employeeKey: 'CLARITY_EMP.USER_ID',
-    patient: ['PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2', 'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME'],
+    time: 'ACCESS_LOG.ACCESS_TIME',
+    patientKey: 'PATIENT.PAT_MRN_ID',
+    employeeKey: 'CLARITY_EMP.USER_ID',
+    patient: [
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_MIDDLE_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.ADD_LINE_2',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'ZC_STATE.NAME',
+      'ZC_COUNTRY.NAME',
+    ],
     employee: ['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'],
   },
   healthcare: {
-    time: 'Creation Time', patientKey: 'Patient Reg Id', employeeKey: 'Employee Id',
-    patient: ['Patient First Name', 'Patient Middle Name', 'Patient Last Name', 'Patient Address Line 1', 'Patient Address Line 2', 'Patient City', 'Patient Zip Code', 'Patient State', 'Patient Country'],
+    time: 'Creation Time',
+    patientKey: 'Patient Reg Id',
+    employeeKey: 'Employee Id',
+    patient: [
+      'Patient First Name',
+      'Patient Middle Name',
+      'Patient Last Name',
+      'Patient Address Line 1',
+      'Patient Address Line 2',
+      'Patient City',
+      'Patient Zip Code',
+      'Patient State',
+      'Patient Country',
+    ],
     employee: ['Email Address (UPN) or SamAccountName', 'Employee Last Name', 'Employee First Name'],
   },
 };
@@ -87,15 +122,21 @@ export function createFileEnricher(settings: EnrichSettings): FileEnricher {
   const at = (name: string): number => names.indexOf(name);
   const spec = COLUMNS[schema];
   const layout = {
-    time: at(spec.time), patientKey: at(spec.patientKey), employeeKey: at(spec.employeeKey),
-    patient: spec.patient.map(at), employee: spec.employee.map(at),
+    time: at(spec.time),
+    patientKey: at(spec.patientKey),
+    employeeKey: at(spec.employeeKey),
+    patient: spec.patient.map(at),
+    employee: spec.employee.map(at),
   };
   return {
     async enrich(file, outPath, signal) {
       const tally = new Tally(names);
       const writer = new ConnectorFileWriter(outPath, file.header.toString('utf8').replace(/\r\n$/, ''));
       const offsets = new RowOffsets(writer.bytes);
-      const lines = createInterface({ input: createReadStream(file.spoolPath, { encoding: 'utf8', start: file.header.length }), crlfDelay: Number.POSITIVE_INFINITY });
+      const lines = createInterface({
+        input: createReadStream(file.spoolPath, { encoding: 'utf8', start: file.header.length }),
+        crlfDelay: Number.POSITIVE_INFINITY,
+      });
       let batch: string[] = [];
       const flush = async (): Promise<void> => {
         const plans = batch.map((line) => planRow(line, file.delimiter, layout, settings));
@@ -118,7 +159,8 @@ export function createFileEnricher(settings: EnrichSettings): FileEnricher {
         writer.close();
         lines.close();
       }
-      if (offsets.rowCount !== file.rows) throw new BridgeError('BRG_ERR_INTERNAL', `Enriching ${file.spoolPath} read ${offsets.rowCount} rows of ${file.rows}.`);
+      if (offsets.rowCount !== file.rows)
+        throw new BridgeError('BRG_ERR_INTERNAL', `Enriching ${file.spoolPath} read ${offsets.rowCount} rows of ${file.rows}.`);
       return { file: { ...file, spoolPath: outPath, bytes: writer.bytes, offsets }, report: tally.report(offsets.rowCount) };
     },
   };
@@ -132,8 +174,10 @@ export function mergeEnrichReports(a: EnrichReport | undefined, b: EnrichReport)
     const x = a.columns[name];
     const y = b.columns[name];
     columns[name] = {
-      filled: (x?.filled ?? 0) + (y?.filled ?? 0), notFound: (x?.notFound ?? 0) + (y?.notFound ?? 0),
-      noKey: (x?.noKey ?? 0) + (y?.noKey ?? 0), emptyInFhir: (x?.emptyInFhir ?? 0) + (y?.emptyInFhir ?? 0),
+      filled: (x?.filled ?? 0) + (y?.filled ?? 0),
+      notFound: (x?.notFound ?? 0) + (y?.notFound ?? 0),
+      noKey: (x?.noKey ?? 0) + (y?.noKey ?? 0),
+      emptyInFhir: (x?.emptyInFhir ?? 0) + (y?.emptyInFhir ?? 0),
     };
   }
   const sum = (s: Side) => ({ found: a.lookups[s].found + b.lookups[s].found, notFound: a.lookups[s].notFound + b.lookups[s].notFound });
@@ -172,7 +216,14 @@ function planRow(line: string, delimiter: NormalizedFile['delimiter'], layout: L
 }
 
 /** The row with its empty cells filled where FHIR has a value; counts every empty cell's outcome. */
-function fillRow(plan: RowPlan, delimiter: NormalizedFile['delimiter'], layout: Layout, settings: EnrichSettings, tally: Tally, names: readonly string[]): string {
+function fillRow(
+  plan: RowPlan,
+  delimiter: NormalizedFile['delimiter'],
+  layout: Layout,
+  settings: EnrichSettings,
+  tally: Tally,
+  names: readonly string[],
+): string {
   const lookup = settings.resolver;
   const found = (side: Side): boolean => plan.refs[side] !== undefined && lookup.get(refKey(plan.refs[side] as IdentifierReference)) !== undefined;
   const cells = probeCells(plan, settings, found('patient'), found('employee'));
@@ -229,12 +280,20 @@ const PLACEHOLDER_LOGIN = 'enrich@placeholder.invalid';
 const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
 /** An AuditEvent saying "this user read this patient at this time", naming both by identifier (or a stand-in). */
-function probeEvent(probe: { recorded: string; mrn?: string | undefined; userId?: string | undefined }, settings: EnrichSettings, placeholderLogin: boolean): AuditEvent {
+function probeEvent(
+  probe: { recorded: string; mrn?: string | undefined; userId?: string | undefined },
+  settings: EnrichSettings,
+  placeholderLogin: boolean,
+): AuditEvent {
   const identifier = (system: string | undefined, value: string) => (system ? { system, value } : { value });
   const what: Reference = probe.mrn ? { type: 'Patient', identifier: identifier(settings.mrnSystem, probe.mrn) } : { reference: '#enrich-patient' };
   const who: Reference = probe.userId ? { type: 'Practitioner', identifier: identifier(settings.userSystem, probe.userId) } : { reference: '#enrich-user' };
   return {
-    resourceType: 'AuditEvent', id: 'enrich', recorded: probe.recorded, outcome: '0', type: { code: 'rest' },
+    resourceType: 'AuditEvent',
+    id: 'enrich',
+    recorded: probe.recorded,
+    outcome: '0',
+    type: { code: 'rest' },
     contained: [...(probe.mrn ? [] : [PLACEHOLDER_PATIENT]), ...(probe.userId ? [] : [PLACEHOLDER_USER])],
     agent: [{ requestor: true, who, ...(placeholderLogin ? { altId: PLACEHOLDER_LOGIN } : {}) }],
     source: { observer: { display: 'flat-file' } },

@@ -56,14 +56,25 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
       // the run up only once the lease may really have lapsed. A throw here would end the process from a timer.
       if (clock.now() - renewedMs < policy.ttlMs) return;
       const reason = error instanceof Error ? error.message : String(error);
-      lost.abort(new BridgeError('BRG_ERR_STATE', `The lease of ${what} could not be renewed for ${Math.round(policy.ttlMs / 1000)} s (${reason}); this run stopped so two never push at once. Run it again.`, { cause: error }));
+      lost.abort(
+        new BridgeError(
+          'BRG_ERR_STATE',
+          `The lease of ${what} could not be renewed for ${Math.round(policy.ttlMs / 1000)} s (${reason}); this run stopped so two never push at once. Run it again.`,
+          { cause: error },
+        ),
+      );
       return;
     }
     if (renewed) {
       renewedMs = clock.now();
       return;
     }
-    lost.abort(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `The lease of ${what} was taken over by another process while this run was paused; this run stopped so two never push at once.`));
+    lost.abort(
+      new BridgeError(
+        'BRG_ERR_RUN_IN_PROGRESS',
+        `The lease of ${what} was taken over by another process while this run was paused; this run stopped so two never push at once.`,
+      ),
+    );
   });
   return {
     lost: lost.signal,

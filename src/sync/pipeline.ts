@@ -104,7 +104,11 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     // Flat-file source: its own flow under the same lease (files, not a time window; no spool of a window to resume).
     if (deps.fileDrop) return await runFileDrop(deps, deps.fileDrop, stops);
     ensureRunDirs(deps.stateDir);
-    sweepRunFiles(deps.stateDir, deps.store, deps.connector, { retainCompleted: deps.retainFiles, rejectsRetentionMs: deps.rejectsRetentionMs, nowMs: deps.clock.now() });
+    sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
+      retainCompleted: deps.retainFiles,
+      rejectsRetentionMs: deps.rejectsRetentionMs,
+      nowMs: deps.clock.now(),
+    });
     // A dry run pushes nothing, so it leaves an unfinished push for the next real run (and says so).
     if (request.dryRunOut) {
       const unfinished = deps.store.findUnfinishedRun(deps.connector);
@@ -145,7 +149,10 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
       return finish(deps, run, pulled, [], resumed, request.dryRunOut);
     }
     deps.store.updateRun(run.id, {
-      state: 'pushing', counts: pulled.counts, spoolPath, rejectsPath: files.rejectsPath,
+      state: 'pushing',
+      counts: pulled.counts,
+      spoolPath,
+      rejectsPath: files.rejectsPath,
       details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons, ...(pulled.fill ? { fill: pulled.fill } : {}) },
     });
     deps.store.stageSeenEvents(run.id, pulled.seen);
@@ -174,8 +181,16 @@ function refuseBeyondLedger(deps: SyncDeps, window: SyncWindow, watermark: strin
 
 function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest, backfill: boolean): RunRecord {
   const run: RunRecord = {
-    id: deps.newId(), connector: deps.connector, state: 'running', trigger: request.trigger, since: window.since, until: window.until,
-    startedAt: new Date(deps.clock.now()).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: Boolean(request.dryRunOut), ...(backfill ? { backfill } : {}),
+    id: deps.newId(),
+    connector: deps.connector,
+    state: 'running',
+    trigger: request.trigger,
+    since: window.since,
+    until: window.until,
+    startedAt: new Date(deps.clock.now()).toISOString(),
+    counts: { ...ZERO_COUNTS },
+    dryRun: Boolean(request.dryRunOut),
+    ...(backfill ? { backfill } : {}),
   };
   deps.store.createRun(run);
   deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, dryRun: run.dryRun, backfill });
@@ -183,7 +198,10 @@ function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest, back
 }
 
 async function pushRun(
-  deps: SyncDeps, run: RunRecord & { spoolPath: string }, counts: RunCounts, stops: Stops,
+  deps: SyncDeps,
+  run: RunRecord & { spoolPath: string },
+  counts: RunCounts,
+  stops: Stops,
 ): Promise<{ counts: RunCounts; possiblyDuplicated: number[] }> {
   if (counts.rows === 0) return { counts, possiblyDuplicated: [] };
   const report = await pushEventSpool({
@@ -228,21 +246,34 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
       ? `Start the backfill again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`
       : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';
     deps.store.updateRun(run.id, {
-      state: 'failed', finishedAt: new Date(deps.clock.now()).toISOString(),
+      state: 'failed',
+      finishedAt: new Date(deps.clock.now()).toISOString(),
       error: { code: 'BRG_ERR_ABORTED', message: `Interrupted before its push finished, and its spool is not here. ${again}` },
     });
     if (!run.dryRun) removeFiles(run.spoolPath, run.spoolPath && indexPathOf(run.spoolPath), run.rejectsPath);
-    if (run.backfill) deps.logger.warn({ runId: run.id, since: run.since, until: run.until }, 'an interrupted backfill could not be resumed here; start it again');
+    if (run.backfill)
+      deps.logger.warn({ runId: run.id, since: run.since, until: run.until }, 'an interrupted backfill could not be resumed here; start it again');
     return undefined;
   }
   deps.logger.info({ runId: run.id, connector: deps.connector }, 'resuming the push of an unfinished run');
-  deps.events.emit('run_start', { runId: run.id, connector: deps.connector, since: run.since, until: run.until, resumedFrom: run.id, dryRun: false, backfill: run.backfill ?? false });
+  deps.events.emit('run_start', {
+    runId: run.id,
+    connector: deps.connector,
+    since: run.since,
+    until: run.until,
+    resumedFrom: run.id,
+    dryRun: false,
+    backfill: run.backfill ?? false,
+  });
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
     removeCompletedFiles(deps, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
-      counts: pushed.counts, seen: [], skipReasons: { ...run.details?.skipReasons }, rejectReasons: { ...run.details?.rejectReasons },
+      counts: pushed.counts,
+      seen: [],
+      skipReasons: { ...run.details?.skipReasons },
+      rejectReasons: { ...run.details?.rejectReasons },
       ...(run.details?.fill ? { fill: run.details.fill } : {}),
     };
     return finish(deps, run, summary, pushed.possiblyDuplicated, undefined);
@@ -283,13 +314,26 @@ function warnAboutFill(deps: SyncDeps, fill: FillReport | undefined): void {
 }
 
 function finish(
-  deps: SyncDeps, run: RunRecord, result: PullResult, possiblyDuplicated: readonly number[], resumed: SyncSummary | undefined, dryRunOut?: string,
+  deps: SyncDeps,
+  run: RunRecord,
+  result: PullResult,
+  possiblyDuplicated: readonly number[],
+  resumed: SyncSummary | undefined,
+  dryRunOut?: string,
 ): SyncSummary {
   deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts });
   return {
-    runId: run.id, connector: deps.connector, since: run.since, until: run.until, backfill: run.backfill ?? false, counts: result.counts,
-    skipReasons: result.skipReasons, rejectReasons: result.rejectReasons, possiblyDuplicatedBlocks: possiblyDuplicated,
-    ...(result.fill ? { fill: result.fill } : {}), fillWarnings: result.fill ? fillWarnings(result.fill) : [],
+    runId: run.id,
+    connector: deps.connector,
+    since: run.since,
+    until: run.until,
+    backfill: run.backfill ?? false,
+    counts: result.counts,
+    skipReasons: result.skipReasons,
+    rejectReasons: result.rejectReasons,
+    possiblyDuplicatedBlocks: possiblyDuplicated,
+    ...(result.fill ? { fill: result.fill } : {}),
+    fillWarnings: result.fill ? fillWarnings(result.fill) : [],
     ...(dryRunOut ? { dryRunOut } : {}),
     ...(resumed ? { resumed } : {}),
   };
@@ -300,7 +344,12 @@ function finish(
  * then configured; the ledger skips what that destination acknowledged). A failure before (pulling, mapping) ends the
  * run and removes its files, which hold PHI: the next run pulls the window again.
  */
-function recordFailure(deps: SyncDeps, runId: string, error: unknown, files: { spoolPath?: string; indexPath?: string; rejectsPath?: string | undefined }): BridgeError {
+function recordFailure(
+  deps: SyncDeps,
+  runId: string,
+  error: unknown,
+  files: { spoolPath?: string; indexPath?: string; rejectsPath?: string | undefined },
+): BridgeError {
   const bridgeError = toBridgeError(error);
   const run = deps.store.getRun(runId);
   const keepForResume = run?.state === 'pushing';
@@ -323,7 +372,14 @@ function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): 
     case 'block_retry':
       return events.emit('block_retry', { runId, index: event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
     case 'block_acked':
-      return events.emit('block_acked', { runId, index: event.index, rows: event.rows, status: event.status, ms: event.ms, possiblyDuplicated: event.possiblyDuplicated });
+      return events.emit('block_acked', {
+        runId,
+        index: event.index,
+        rows: event.rows,
+        status: event.status,
+        ms: event.ms,
+        possiblyDuplicated: event.possiblyDuplicated,
+      });
     case 'rows_already_delivered':
       return events.emit('rows_already_delivered', { runId, rows: event.rows });
   }

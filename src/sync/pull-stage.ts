@@ -42,7 +42,6 @@ interface PendingEvent {
   readonly references: ReferenceRequest;
 }
 
-
 /** Instants are compared as numbers: `recorded` may carry any UTC offset (text order is not time order). */
 export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | undefined {
   return instantMs(event.recorded);
@@ -58,7 +57,14 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   }
 }
 
-async function pullChecked(deps: SyncDeps, source: EventSource, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
+async function pullChecked(
+  deps: SyncDeps,
+  source: EventSource,
+  run: RunRecord,
+  window: SyncWindow,
+  files: PullFiles,
+  request: SyncRequest,
+): Promise<PullResult> {
   const step = createMapStep(deps.mapping);
   const spool = new EventSpoolWriter(files.spoolPath, files.indexPath, step.headerLine());
   let rejects: number;
@@ -112,7 +118,11 @@ class Deduplicator {
   private readonly seenBefore: number | undefined;
   private readonly highMark: number | undefined;
 
-  constructor(private readonly deps: SyncDeps, window: SyncWindow, private readonly windowTimeOf: (event: AuditEvent) => number | undefined) {
+  constructor(
+    private readonly deps: SyncDeps,
+    window: SyncWindow,
+    private readonly windowTimeOf: (event: AuditEvent) => number | undefined,
+  ) {
     this.seenBefore = window.dedupeBefore === undefined ? undefined : Date.parse(window.dedupeBefore);
     this.highMark = deps.store.highMark(deps.target);
   }
@@ -120,7 +130,13 @@ class Deduplicator {
   fresh(page: readonly AuditEvent[], counts: RunCounts): PendingEvent[] {
     const events = page.map((event) => ({ event, key: eventClaimKey(event), recordedMs: recordedMsOf(event), windowMs: this.windowTimeOf(event) }));
     const inOverlap = this.seenBefore === undefined ? [] : events.filter((e) => e.windowMs !== undefined && e.windowMs < (this.seenBefore as number));
-    const seen = inOverlap.length > 0 ? this.deps.store.seenEvents(this.deps.connector, inOverlap.map((e) => e.key)) : new Set<string>();
+    const seen =
+      inOverlap.length > 0
+        ? this.deps.store.seenEvents(
+            this.deps.connector,
+            inOverlap.map((e) => e.key),
+          )
+        : new Set<string>();
     const mayBeInLedger = this.highMark === undefined ? [] : events.filter((e) => e.recordedMs === undefined || e.recordedMs <= (this.highMark as number));
     const acknowledged = mayBeInLedger.length > 0 ? this.deps.store.acknowledgedEvents(this.deps.target, mayBeInLedger) : new Set<string>();
     const fresh: PendingEvent[] = [];
@@ -140,7 +156,13 @@ interface GroupSinks {
 }
 
 function mapGroup(
-  deps: SyncDeps, runId: string, group: readonly PendingEvent[], resolver: ReferenceResolver, sinks: GroupSinks, result: PullResult, before: RunCounts,
+  deps: SyncDeps,
+  runId: string,
+  group: readonly PendingEvent[],
+  resolver: ReferenceResolver,
+  sinks: GroupSinks,
+  result: PullResult,
+  before: RunCounts,
 ): void {
   const mapped = sinks.step.map(group, resolver);
   for (const reject of mapped.rejects) {
@@ -155,14 +177,19 @@ function mapGroup(
   sinks.spool.append(mapped.events);
   if (mapped.rejectText.length > 0) writeSync(sinks.rejects, mapped.rejectText);
   deps.events.emit('page', {
-    runId, events: result.counts.events - before.events, duplicates: result.counts.duplicates - before.duplicates,
-    skipped: result.counts.skipped - before.skipped, rows: mapped.rows, rejects: mapped.rejects.length,
+    runId,
+    events: result.counts.events - before.events,
+    duplicates: result.counts.duplicates - before.duplicates,
+    skipped: result.counts.skipped - before.skipped,
+    rows: mapped.rows,
+    rejects: mapped.rejects.length,
   });
 }
 
 /** A graceful stop (or a lost lease, whose reason is the error to report) ends the pull at the next page. */
 export function throwIfStopped(stopSignal: AbortSignal | undefined): void {
   if (!stopSignal?.aborted) return;
-  throw stopSignal.reason instanceof BridgeError ? stopSignal.reason : new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
+  throw stopSignal.reason instanceof BridgeError
+    ? stopSignal.reason
+    : new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
 }
-

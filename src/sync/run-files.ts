@@ -47,7 +47,10 @@ export function removeFiles(...paths: ReadonlyArray<string | undefined>): void {
  * unfinished run, and of other connectors' runs still in flight, are left alone.
  */
 export function sweepRunFiles(
-  stateDir: string, store: StateStore, connector: string, options: { retainCompleted: boolean; rejectsRetentionMs: number; nowMs: number },
+  stateDir: string,
+  store: StateStore,
+  connector: string,
+  options: { retainCompleted: boolean; rejectsRetentionMs: number; nowMs: number },
 ): number {
   let removed = 0;
   for (const dir of [SPOOL_DIR, REJECTS_DIR]) {
@@ -60,7 +63,8 @@ export function sweepRunFiles(
     for (const name of names) {
       const path = join(stateDir, dir, name);
       const run = store.getRun(basename(name, extname(name)));
-      const keepCompleted = dir === REJECTS_DIR ? !isOlderThan(path, options.nowMs - options.rejectsRetentionMs) || options.retainCompleted : options.retainCompleted;
+      const keepCompleted =
+        dir === REJECTS_DIR ? !isOlderThan(path, options.nowMs - options.rejectsRetentionMs) || options.retainCompleted : options.retainCompleted;
       const over = run !== undefined && run.connector === connector && (run.state === 'failed' || (run.state === 'completed' && !keepCompleted));
       const unknown = run === undefined && isOlderThan(path, options.nowMs - UNKNOWN_GRACE_MS);
       if (over || unknown) {

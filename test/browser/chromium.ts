@@ -11,6 +11,12 @@ export function findChromium(env: NodeJS.ProcessEnv = process.env): string | und
  * sync, field trials): there is no internet here, and the test checks that the page alone makes requests.
  */
 export const LAUNCH_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ] as const;

@@ -57,8 +57,12 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
       base: h.sandbox.config,
       env: {},
       flags: {
-        'server.port': 0, 'server.apiTokenSha256': [hashApiToken(TOKEN)], 'server.rateLimitMax': 200,
-        'connectors.0.schedule.enabled': true, 'connectors.0.schedule.cron': '0 2 * * *', 'connectors.0.schedule.timezone': 'UTC',
+        'server.port': 0,
+        'server.apiTokenSha256': [hashApiToken(TOKEN)],
+        'server.rateLimitMax': 200,
+        'connectors.0.schedule.enabled': true,
+        'connectors.0.schedule.cron': '0 2 * * *',
+        'connectors.0.schedule.timezone': 'UTC',
         'connectors.0.purview.blockRows': 25,
       },
     });
@@ -107,7 +111,9 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await expect.poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 }).toMatch(/^Started run [0-9a-f]{8}\.$/);
     const started = (await card.locator('.sync-msg').textContent()) ?? '';
     await card.locator('button.sync').click();
-    await expect.poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 }).toMatch(/^HTTP 409: A sync of connector "sandbox" is already running/);
+    await expect
+      .poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 })
+      .toMatch(/^HTTP 409: A sync of connector "sandbox" is already running/);
     await card.locator('[data-role="inflight"]').getByText('blocks acknowledged').waitFor();
     await card.locator('[data-role="inflight"] progress[max]').waitFor({ timeout: 30_000 });
     mkdirSync(artifacts, { recursive: true });
@@ -158,9 +164,9 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     const { page, problems } = await openPage();
     await page.fill('#token', 'not-the-token');
     await page.click('#token-form button');
-    await expect.poll(() => page.locator('#signin-error').textContent(), { timeout: 10_000 }).toBe(
-      'The API token was not accepted (HTTP 401). Check it and enter it again.',
-    );
+    await expect
+      .poll(() => page.locator('#signin-error').textContent(), { timeout: 10_000 })
+      .toBe('The API token was not accepted (HTTP 401). Check it and enter it again.');
     expect(await page.locator('#signin').isVisible()).toBe(true);
     expect(await page.locator('#board').isVisible()).toBe(false);
     expect(await page.evaluate("sessionStorage.getItem('bridge.apiToken')")).toBeNull();

@@ -52,7 +52,17 @@ describe('bridge status', () => {
     // A later run (they are ordered by start) failed.
     const later = new Date(Date.now() + 1000).toISOString();
     h.withStore((s) => {
-      s.createRun({ id: 'failed-run', connector: 'sandbox', state: 'running', trigger: 'cli', since: summary.until, until: summary.until, startedAt: later, counts: { ...ZERO_COUNTS }, dryRun: false });
+      s.createRun({
+        id: 'failed-run',
+        connector: 'sandbox',
+        state: 'running',
+        trigger: 'cli',
+        since: summary.until,
+        until: summary.until,
+        startedAt: later,
+        counts: { ...ZERO_COUNTS },
+        dryRun: false,
+      });
       s.updateRun('failed-run', { state: 'failed', finishedAt: later, error: { code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'The FHIR server kept failing.' } });
     });
     const failing = recordingContext({ clock: soon });
@@ -64,7 +74,7 @@ describe('bridge status', () => {
 });
 
 describe('bridge runs and bridge rejects', () => {
-  it('lists runs newest first with reject reasons, and prints a run\'s rejects by id prefix', async () => {
+  it("lists runs newest first with reject reasons, and prints a run's rejects by id prefix", async () => {
     expect(summary.counts.rejects).toBeGreaterThan(0);
     const table = recordingContext();
     await run(runsCommand(table), ['--config', h.sandbox.configPath, '--connector', 'sandbox', '--limit', '5']);
@@ -80,7 +90,11 @@ describe('bridge runs and bridge rejects', () => {
 
     const rejects = recordingContext();
     await run(rejectsCommand(rejects), [summary.runId.slice(0, 8), '--config', h.sandbox.configPath]);
-    const lines = rejects.written().trim().split('\n').map((l) => JSON.parse(l) as { reason: string });
+    const lines = rejects
+      .written()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { reason: string });
     expect(lines).toHaveLength(summary.counts.rejects);
     expect(new Set(lines.map((l) => l.reason))).toEqual(new Set(['missing-patient-name']));
 
@@ -89,7 +103,9 @@ describe('bridge runs and bridge rejects', () => {
     rmSync(path);
     const gone = await run(rejectsCommand(recordingContext()), [summary.runId, '--config', h.sandbox.configPath]).catch((e: unknown) => e);
     expect(gone).toBeInstanceOf(BridgeError);
-    expect((gone as BridgeError).message).toBe(`The rejects of run ${summary.runId} were removed: a completed run keeps them retention.rejectsDays (14) day(s).`);
+    expect((gone as BridgeError).message).toBe(
+      `The rejects of run ${summary.runId} were removed: a completed run keeps them retention.rejectsDays (14) day(s).`,
+    );
     expect((gone as BridgeError).exitCode).toBe(2);
     const unknown = await run(rejectsCommand(recordingContext()), ['no-such-run', '--config', h.sandbox.configPath]).catch((e: unknown) => e);
     expect((unknown as BridgeError).message).toBe('No run "no-such-run" in the state directory (bridge runs lists them).');
@@ -97,7 +113,7 @@ describe('bridge runs and bridge rejects', () => {
 });
 
 describe('bridge runs --possibly-duplicated', () => {
-  it('lists the AuditEvents of the run\'s blocks whose first answer was lost, exactly those Purview holds twice', async () => {
+  it("lists the AuditEvents of the run's blocks whose first answer was lost, exactly those Purview holds twice", async () => {
     const x = await startHarness({ data: { seed: 23, events: 60, patients: 12, practitioners: 4 }, flags: { 'connectors.0.purview.blockRows': 20 } });
     try {
       x.sandbox.ingest.injectFaults({ kind: 'accept-then-reset' });
@@ -117,4 +133,3 @@ describe('bridge runs --possibly-duplicated', () => {
     }
   });
 });
-

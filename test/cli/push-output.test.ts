@@ -27,13 +27,39 @@ async function push(extra: string[], options: { tty?: boolean } = {}) {
   writeFileSync(file, [HEADER, ...makeRows(7)].join('\n') + '\n');
   const ctx = recordingContext({ tty: options.tty ?? false });
   const command = pushCommand({
-    print: ctx.print, env: { PURVIEW_APP_SECRET: app.secret }, clock: new InstantClock(), logger: silentLogger(), stdout: ctx.stdout,
+    print: ctx.print,
+    env: { PURVIEW_APP_SECRET: app.secret },
+    clock: new InstantClock(),
+    logger: silentLogger(),
+    stdout: ctx.stdout,
     openStore: (stateDir) => openStateStore(stateDir, new InstantClock()),
   });
-  await command.exitOverride().parseAsync([
-    '--tenant-id', app.tenantId, '--app-id', app.appId, '--job-id', app.jobId, '--file', file, '--state-dir', join(dir, `state-${app.jobId}`),
-    '--authority-host', emu.entra.authorityHost, '--ingestion-base', emu.ingest.baseUrl, '--ca-file', caFile, '--block-rows', '3', ...extra,
-  ], { from: 'user' });
+  await command
+    .exitOverride()
+    .parseAsync(
+      [
+        '--tenant-id',
+        app.tenantId,
+        '--app-id',
+        app.appId,
+        '--job-id',
+        app.jobId,
+        '--file',
+        file,
+        '--state-dir',
+        join(dir, `state-${app.jobId}`),
+        '--authority-host',
+        emu.entra.authorityHost,
+        '--ingestion-base',
+        emu.ingest.baseUrl,
+        '--ca-file',
+        caFile,
+        '--block-rows',
+        '3',
+        ...extra,
+      ],
+      { from: 'user' },
+    );
   return { ctx, app, file };
 }
 
@@ -43,8 +69,17 @@ describe('bridge push output', () => {
     expect(ctx.printed).toHaveLength(1);
     const summary = JSON.parse(ctx.printed[0] ?? '') as Record<string, unknown>;
     expect(summary).toMatchObject({
-      jobId: app.jobId, schema: 'epic', delimiter: 'tab', rows: 7, blockRows: 3, blocks: 3, rowsSent: 7, rowsAlreadyDelivered: 0, rowsAcked: 7,
-      possiblyDuplicatedBlocks: [], rowsPossiblyDuplicated: 0,
+      jobId: app.jobId,
+      schema: 'epic',
+      delimiter: 'tab',
+      rows: 7,
+      blockRows: 3,
+      blocks: 3,
+      rowsSent: 7,
+      rowsAlreadyDelivered: 0,
+      rowsAcked: 7,
+      possiblyDuplicatedBlocks: [],
+      rowsPossiblyDuplicated: 0,
     });
     expect(summary['process']).toMatchObject({ peakRssMb: expect.any(Number) });
     expect(ctx.written()).toBe('');

@@ -17,9 +17,13 @@ export function recordingContext(options: { clock?: Clock; env?: NodeJS.ProcessE
   // cli-progress draws only on a terminal: a stream that says it is one, 120 columns wide.
   Object.assign(stream, { isTTY: options.tty ?? false, columns: 120 });
   return {
-    env: options.env ?? {}, clock: options.clock ?? systemClock, printed, written: () => bytes,
+    env: options.env ?? {},
+    clock: options.clock ?? systemClock,
+    printed,
+    written: () => bytes,
     print: (line) => printed.push(line),
     stdout: stream as unknown as NodeJS.WriteStream,
-    signal: new AbortController().signal, stopSignal: new AbortController().signal,
+    signal: new AbortController().signal,
+    stopSignal: new AbortController().signal,
   };
 }

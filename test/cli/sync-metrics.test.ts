@@ -43,9 +43,11 @@ describe('bridge sync --metrics-file / --pushgateway', () => {
     const { start, end } = h.sandbox.dataset.options;
     const metricsFile = join(h.config.stateDir, '..', 'bridge.prom');
     const ctx = recordingContext();
-    await syncCommand(ctx).exitOverride().parseAsync(
-      ['--config', h.sandbox.configPath, '--since', start, '--until', end, '--metrics-file', metricsFile, '--pushgateway', gatewayUrl], { from: 'user' },
-    );
+    await syncCommand(ctx)
+      .exitOverride()
+      .parseAsync(['--config', h.sandbox.configPath, '--since', start, '--until', end, '--metrics-file', metricsFile, '--pushgateway', gatewayUrl], {
+        from: 'user',
+      });
     const run = h.withStore((s) => s.listRuns({ connector: 'sandbox', limit: 1 }))[0];
     expect(run?.state).toBe('completed');
     const text = readFileSync(metricsFile, 'utf8');
@@ -70,8 +72,13 @@ describe('bridge sync --metrics-file / --pushgateway', () => {
     const metricsFile = join(h.config.stateDir, '..', 'failed.prom');
     pushes.length = 0;
     const ctx = recordingContext({ env: { BRIDGE__connectors__0__purview__secret: JSON.stringify({ env: 'BRIDGE_TEST_NO_SUCH_SECRET' }) } });
-    const error = await syncCommand(ctx).exitOverride().parseAsync(['--config', h.sandbox.configPath, '--metrics-file', metricsFile, '--pushgateway', gatewayUrl], { from: 'user' })
-      .then(() => undefined, (e: unknown) => e);
+    const error = await syncCommand(ctx)
+      .exitOverride()
+      .parseAsync(['--config', h.sandbox.configPath, '--metrics-file', metricsFile, '--pushgateway', gatewayUrl], { from: 'user' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
     expect(error).toBeInstanceOf(BridgeError);
     expect((error as BridgeError).code).toBe('BRG_ERR_CONFIG_SECRET_MISSING');
     expect(readFileSync(metricsFile, 'utf8')).toMatch(/^bridge_last_success_timestamp_seconds\{connector="sandbox"\} \d+/m);

@@ -41,7 +41,10 @@ describe('loadConfig', () => {
   it('layers file < env < flags', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     const path = join(dir, 'bridge.config.yaml');
-    writeFileSync(path, `stateDir: /from/file\nconnectors:\n  - name: main\n    fhir: { baseUrl: "https://a.example/R4", pageSize: 50 }\n    smart: { clientId: c }\n    purview: { tenantId: t, appId: a, jobId: j, secret: { env: S } }\n`);
+    writeFileSync(
+      path,
+      `stateDir: /from/file\nconnectors:\n  - name: main\n    fhir: { baseUrl: "https://a.example/R4", pageSize: 50 }\n    smart: { clientId: c }\n    purview: { tenantId: t, appId: a, jobId: j, secret: { env: S } }\n`,
+    );
     const config = loadConfig({
       path,
       env: { BRIDGE__stateDir: '/from/env', BRIDGE__connectors__0__fhir__pageSize: '75', BRIDGE__logLevel: 'debug' },
@@ -119,7 +122,9 @@ describe('errors that say what, never a secret', () => {
     const error = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__clientSecret: secret } }));
     expect(error.message).toContain('connectors.0.purview: unknown key(s) "clientSecret" (values not shown)');
     expect(error.message).not.toContain(secret);
-    const nested = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: '{"baseUrl":"https://x.example","password":"' + secret + '"}' } }));
+    const nested = thrown(() =>
+      loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: '{"baseUrl":"https://x.example","password":"' + secret + '"}' } }),
+    );
     expect(nested.message).not.toContain(secret);
     const wrongType = thrown(() => loadConfig({ base: { ...minimal, server: { host: { secret } } }, env: {} }));
     expect(wrongType.message).toContain('server.host: got an object');
@@ -129,13 +134,19 @@ describe('errors that say what, never a secret', () => {
   // Issue #14.11: refused at load, not when `bridge serve` first schedules or the first request goes out.
   it('refuses a bad cron expression or time zone, and non-HTTP(S) endpoints', () => {
     const withSchedule = (schedule: object) => ({ connectors: [{ ...minimal.connectors[0], schedule }] });
-    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 25 * * *' }), env: {} })).message).toMatch(/connectors\.0\.schedule\.cron: got "0 25 \* \* \*"; expected a cron expression/);
+    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 25 * * *' }), env: {} })).message).toMatch(
+      /connectors\.0\.schedule\.cron: got "0 25 \* \* \*"; expected a cron expression/,
+    );
     expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 2 * * *', timezone: 'Mars/Olympus' }), env: {} })).message).toContain(
       'connectors.0.schedule.timezone: got "Mars/Olympus"; expected an IANA time zone such as America/Chicago',
     );
-    expect(loadConfig({ base: withSchedule({ cron: '*/15 * * * *', timezone: 'America/Denver' }), env: {} }).connectors[0]?.schedule.timezone).toBe('America/Denver');
+    expect(loadConfig({ base: withSchedule({ cron: '*/15 * * * *', timezone: 'America/Denver' }), env: {} }).connectors[0]?.schedule.timezone).toBe(
+      'America/Denver',
+    );
     const ftp = { connectors: [{ ...minimal.connectors[0], fhir: { baseUrl: 'ftp://ehr.example.org/R4' } }] };
-    expect(thrown(() => loadConfig({ base: ftp, env: {} })).message).toContain('connectors.0.fhir.baseUrl: got "ftp://ehr.example.org/R4"; expected an http:// or https:// URL');
+    expect(thrown(() => loadConfig({ base: ftp, env: {} })).message).toContain(
+      'connectors.0.fhir.baseUrl: got "ftp://ehr.example.org/R4"; expected an http:// or https:// URL',
+    );
     const fileIngest = { connectors: [{ ...minimal.connectors[0], purview: { ...minimal.connectors[0]?.purview, ingestionBase: 'file:///etc/passwd' } }] };
     expect(thrown(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
   });
@@ -162,6 +173,11 @@ describe('sources', () => {
     const base = { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export', level: 'group' } }] };
     expect(thrown(() => loadConfig({ base, env: {} })).message).toContain('connectors.0.source.groupId: got nothing; expected a Group id with level group');
     const ok = loadConfig({ base: { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export' } }] }, env: {} });
-    expect(ok.connectors[0]?.source).toMatchObject({ type: 'bulk-export', level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'], pollMinSeconds: 2 });
+    expect(ok.connectors[0]?.source).toMatchObject({
+      type: 'bulk-export',
+      level: 'system',
+      types: ['AuditEvent', 'Patient', 'Practitioner'],
+      pollMinSeconds: 2,
+    });
   });
 });

@@ -7,7 +7,17 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  checkHeader, columnAt, encodingName, encodeField, fieldAt, fieldStart, fieldValue, firstInvalidUtf8, isEmptyField, normalizeFlatFile, splitFields,
+  checkHeader,
+  columnAt,
+  encodingName,
+  encodeField,
+  fieldAt,
+  fieldStart,
+  fieldValue,
+  firstInvalidUtf8,
+  isEmptyField,
+  normalizeFlatFile,
+  splitFields,
   type NormalizeOptions,
 } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
@@ -29,12 +39,15 @@ async function check(content: string | Buffer, options: NormalizeOptions = DROP,
 async function refusal(content: string | Buffer, options: NormalizeOptions = DROP): Promise<BridgeError> {
   const input = join(dir, 'bad.txt');
   writeFileSync(input, content);
-  const error = await normalizeFlatFile(input, join(dir, 'bad-spool.txt'), 'epic', options).then(() => undefined, (e: unknown) => e);
+  const error = await normalizeFlatFile(input, join(dir, 'bad-spool.txt'), 'epic', options).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
 
-describe('the header must be the schema\'s columns, in order', () => {
+describe("the header must be the schema's columns, in order", () => {
   const header = (columns: readonly string[]) => () => checkHeader(columns.join('\t'), 'epic', 'x.txt', { exact: true, namePositions: true });
 
   it('takes the exact header in any case, tab or pipe', () => {
@@ -46,10 +59,18 @@ describe('the header must be the schema\'s columns, in order', () => {
   it('names the first wrong field, its column and what belongs there', () => {
     const swapped = [...EPIC_COLUMNS];
     [swapped[0], swapped[1]] = [swapped[1] as string, swapped[0] as string];
-    expect(header(swapped)).toThrow('x.txt line 1, column 1: field 1 must be "ACCESS_LOG.ACCESS_TIME"; found "ACCESS_LOG_METRIC.METRIC_NAME", which belongs at field 2');
-    expect(header(EPIC_COLUMNS.slice(0, 21))).toThrow(`x.txt line 1, column ${EPIC_HEADER.length - 'employee_first_name'.length}: the header ends after 21 field(s); field 22 must be "employee_first_name"`);
-    expect(header([...EPIC_COLUMNS, 'EXTRA'])).toThrow('the header has 23 fields; the header must be the epic schema\'s 22 columns in their documented order, and field 23 is one too many');
-    expect(header(EPIC_COLUMNS.map((c, i) => (i === 1 ? 'Event Name' : c)))).toThrow('field 2 must be "ACCESS_LOG_METRIC.METRIC_NAME"; found "Event Name", a column of the healthcare schema');
+    expect(header(swapped)).toThrow(
+      'x.txt line 1, column 1: field 1 must be "ACCESS_LOG.ACCESS_TIME"; found "ACCESS_LOG_METRIC.METRIC_NAME", which belongs at field 2',
+    );
+    expect(header(EPIC_COLUMNS.slice(0, 21))).toThrow(
+      `x.txt line 1, column ${EPIC_HEADER.length - 'employee_first_name'.length}: the header ends after 21 field(s); field 22 must be "employee_first_name"`,
+    );
+    expect(header([...EPIC_COLUMNS, 'EXTRA'])).toThrow(
+      "the header has 23 fields; the header must be the epic schema's 22 columns in their documented order, and field 23 is one too many",
+    );
+    expect(header(EPIC_COLUMNS.map((c, i) => (i === 1 ? 'Event Name' : c)))).toThrow(
+      'field 2 must be "ACCESS_LOG_METRIC.METRIC_NAME"; found "Event Name", a column of the healthcare schema',
+    );
   });
 
   it('never quotes a name that is no schema column: without a header, line 1 is a data row (PHI)', () => {
@@ -76,7 +97,12 @@ describe('encodings', () => {
   const rows = epicRows(3, 'enc');
 
   it('knows WHATWG labels and refuses others', () => {
-    expect([encodingName('UTF8'), encodingName('latin1'), encodingName('cp1252'), encodingName('utf-16')]).toEqual(['utf-8', 'windows-1252', 'windows-1252', 'utf-16le']);
+    expect([encodingName('UTF8'), encodingName('latin1'), encodingName('cp1252'), encodingName('utf-16')]).toEqual([
+      'utf-8',
+      'windows-1252',
+      'windows-1252',
+      'utf-16le',
+    ]);
     expect(encodingName('klingon')).toBeUndefined();
   });
 
@@ -164,7 +190,13 @@ describe('fields of a row (enrichment rewrites empty cells only)', () => {
 describe('the drop folder', () => {
   it('matches names like a shell glob', () => {
     const m = globMatcher('access_log_[0-9]*.t?t');
-    expect(['access_log_1.txt', 'access_log_20261101.tst', 'access_log_x.txt', '.access_log_1.txt', 'access_log_1.txt.part'].map(m)).toEqual([true, true, false, false, false]);
+    expect(['access_log_1.txt', 'access_log_20261101.tst', 'access_log_x.txt', '.access_log_1.txt', 'access_log_1.txt.part'].map(m)).toEqual([
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
     expect(globMatcher('*')('.hidden')).toBe(false);
     expect(globMatcher('[!a]*.txt')('b.txt')).toBe(true);
   });

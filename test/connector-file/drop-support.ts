@@ -12,7 +12,10 @@ export const EPIC_HEADER = EPIC_COLUMNS.join('\t');
 /** Data rows with every Epic column filled, unique per `tag` and index, with some UTF-8 in them. */
 export function epicRows(count: number, tag: string): string[] {
   return Array.from({ length: count }, (_, i) =>
-    EPIC_COLUMNS.map((column, c) => (c === 0 ? `2026-11-01T10:${String(i % 60).padStart(2, '0')}:00Z` : c === 6 ? `Åse-${tag}${i}` : `${column.slice(0, 3)}${c}-${tag}${i}`)).join('\t'));
+    EPIC_COLUMNS.map((column, c) =>
+      c === 0 ? `2026-11-01T10:${String(i % 60).padStart(2, '0')}:00Z` : c === 6 ? `Åse-${tag}${i}` : `${column.slice(0, 3)}${c}-${tag}${i}`,
+    ).join('\t'),
+  );
 }
 
 export function fileText(rows: readonly string[], header = EPIC_HEADER, eol = '\r\n'): string {
@@ -70,13 +73,16 @@ export interface CliRun {
 /** The CLI from the sources, as `npm run bridge` starts it (heap capped like the image). */
 export function bridgeCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliRun {
   const child = spawn(process.execPath, ['--max-old-space-size=256', '--max-semi-space-size=4', '--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
-    cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolveDone) =>
-    child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })));
+    child.on('close', (code, signal) => resolveDone({ code, signal, stdout, stderr })),
+  );
   return { child, done, stdout: () => stdout };
 }

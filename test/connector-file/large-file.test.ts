@@ -24,7 +24,11 @@ afterAll(async () => {
 /** Writes `bytes` (at least) of rows under the Epic header into the drop folder; returns the row count. */
 function generate(name: string, bytes: number): number {
   const path = join(dirs.dir, name);
-  const block = Buffer.from(epicRows(4000, 'big').map((row) => `${row}\r\n`).join(''));
+  const block = Buffer.from(
+    epicRows(4000, 'big')
+      .map((row) => `${row}\r\n`)
+      .join(''),
+  );
   const fd = openSync(path, 'w');
   let size = writeSync(fd, `${EPIC_HEADER}\r\n`);
   let rows = 0;
@@ -65,7 +69,9 @@ it(`checks, pushes and archives a ${BIG / 2 ** 20} MiB file with the memory of a
   expect(sandbox.ingest.acceptedRowCount(sandbox.ids.jobId)).toBe(smallRows + rows);
   expect(readdirSync(join(dirs.archiveDir, 'done')).sort()).toEqual(['clarity_2gb.txt', 'small.txt']);
   expect(readdirSync(join(dirs.root, 'sandbox', 'state', 'drop-spool'))).toEqual([]);
-  console.info(`bridge sync peak RSS: ${small.process.peakRssMb} MB for a 2 MB file (${smallRows} rows), ${big.process.peakRssMb} MB for a ${BIG / 2 ** 20} MiB file (${rows} rows, ${big.counts.blocks} blocks)`);
+  console.info(
+    `bridge sync peak RSS: ${small.process.peakRssMb} MB for a 2 MB file (${smallRows} rows), ${big.process.peakRssMb} MB for a ${BIG / 2 ** 20} MiB file (${rows} rows, ${big.counts.blocks} blocks)`,
+  );
   // 1000× the input; the process differs by its buffers (a 1 MiB read chunk, the ~30 MB block in flight), not the file.
   expect(big.process.peakRssMb - small.process.peakRssMb).toBeLessThan(64);
 }, 600_000);

@@ -34,11 +34,11 @@ function expectEveryRowOnce(x: SandboxHarness, events: Iterable<AuditEvent>): vo
   expect(duplicates).toBe(0);
 }
 
-
 /** `bridge sync` as a real process, the connector switched to the bulk-export source through the environment. */
 function bridgeSync(x: SandboxHarness): BridgeProcess {
   return spawnBridge(['sync', '--config', x.sandbox.configPath, '--no-progress'], {
-    BRIDGE__connectors__0__source__type: 'bulk-export', BRIDGE__connectors__0__source__pollMinSeconds: '1',
+    BRIDGE__connectors__0__source__type: 'bulk-export',
+    BRIDGE__connectors__0__source__pollMinSeconds: '1',
   });
 }
 
@@ -68,8 +68,14 @@ it('delivers a full export, then an incremental one from the first transactionTi
   expect(first.counts.rowsAcked).toBe(first.counts.rows);
 
   // Two events written after the first export: the next one must bring them, and nothing else again.
-  const template = [...x.sandbox.dataset.events()].filter((e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')));
-  const late = template.slice(0, 2).map((e, i): AuditEvent => ({ ...structuredClone(e), id: `late-${i}`, meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1 + i).toISOString() } }));
+  const template = [...x.sandbox.dataset.events()].filter(
+    (e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')),
+  );
+  const late = template
+    .slice(0, 2)
+    .map(
+      (e, i): AuditEvent => ({ ...structuredClone(e), id: `late-${i}`, meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1 + i).toISOString() } }),
+    );
   await x.sandbox.store?.load(late);
   const second = await x.sync({ since: undefined, until: undefined });
   expect(bulk.log.kickoffs[1]?.since).toBe(t1);

@@ -41,7 +41,9 @@ describe('no PHI or secret in any log', () => {
     expect(runLogLines.some((l) => l.includes('"eventId":"block_acked"'))).toBe(true);
     const secret = readFileSync(join(h.config.stateDir, '..', 'purview-app-secret'), 'utf8');
     const keyDir = join(h.config.stateDir, '..', 'keys');
-    const privateKeys = readdirSync(keyDir).filter((f) => f.endsWith('.pem')).map((f) => readFileSync(join(keyDir, f), 'utf8'));
+    const privateKeys = readdirSync(keyDir)
+      .filter((f) => f.endsWith('.pem'))
+      .map((f) => readFileSync(join(keyDir, f), 'utf8'));
     const keyBodies = privateKeys.map((pem) => pem.split('\n')[1] ?? 'missing');
     const forbidden = [...new Set(issuedTokens), secret, ...keyBodies, 'CANARY'];
     for (const line of [...h.logLines, ...runLogLines]) {

@@ -29,7 +29,8 @@ afterAll(async () => h?.close());
 
 function bridgeSync(until: string, blockRows: number): BridgeProcess {
   return spawnBridge(['sync', '--config', h.sandbox.configPath, '--until', until, '--no-progress'], {
-    BRIDGE__connectors__0__purview__blockRows: String(blockRows), BRIDGE__connectors__0__fhir__pageSize: '40',
+    BRIDGE__connectors__0__purview__blockRows: String(blockRows),
+    BRIDGE__connectors__0__fhir__pageSize: '40',
   });
 }
 
@@ -56,15 +57,20 @@ async function completes(until: string, blockRows: number): Promise<void> {
 }
 
 const INGEST_FAULTS: IngestFault[] = [
-  { kind: 'status', status: 503, retryAfter: '0' }, { kind: 'accept-then-reset' }, { kind: 'reset-before-accept' },
-  { kind: 'delay', ms: 150 }, { kind: 'status', status: 500 },
+  { kind: 'status', status: 503, retryAfter: '0' },
+  { kind: 'accept-then-reset' },
+  { kind: 'reset-before-accept' },
+  { kind: 'delay', ms: 150 },
+  { kind: 'status', status: 500 },
 ];
 const FHIR_FAULTS: FaultAction[] = [{ kind: 'status', status: 429, retryAfter: '0' }, { kind: 'status', status: 503 }, { kind: 'search-expired' }];
 
 it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds (seed ${SEED})`, async () => {
   const rng = new Rng(SEED);
   const { start } = h.sandbox.dataset.options;
-  const template = [...h.sandbox.dataset.events()].find((e) => e.outcome === '0' && (e.entity ?? []).some((x) => x.what?.reference?.startsWith('Patient/'))) as AuditEvent;
+  const template = [...h.sandbox.dataset.events()].find(
+    (e) => e.outcome === '0' && (e.entity ?? []).some((x) => x.what?.reference?.startsWith('Patient/')),
+  ) as AuditEvent;
   const late: AuditEvent[] = [];
   const log: string[] = [];
   let until = Date.parse(start);
@@ -75,7 +81,12 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
     // Late events: recorded inside the overlap of the last window (they must still arrive, once).
     if (rng.next() < 0.5) {
       const at = until - 2.4 * HOUR - rng.int(14 * 60_000);
-      const event = { ...structuredClone(template), id: `late-${round}`, meta: { versionId: '1', lastUpdated: new Date(at).toISOString() }, recorded: new Date(at).toISOString() };
+      const event = {
+        ...structuredClone(template),
+        id: `late-${round}`,
+        meta: { versionId: '1', lastUpdated: new Date(at).toISOString() },
+        recorded: new Date(at).toISOString(),
+      };
       late.push(event);
       await h.sandbox.store?.load([event]);
     }
@@ -92,8 +103,12 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
       const codes = results.map((r) => r.code).sort();
       log.push(`  exit codes ${codes.join(', ')}`);
       // Both may pass when one finished before the other began; never both pushing at once.
-      expect([[0, 0], [0, 6]]).toContainEqual(codes);
-      for (const r of results.filter((x) => x.code === 6)) expect(r.stderr).toMatch(/BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge sync \(pid \d+ on /);
+      expect([
+        [0, 0],
+        [0, 6],
+      ]).toContainEqual(codes);
+      for (const r of results.filter((x) => x.code === 6))
+        expect(r.stderr).toMatch(/BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge sync \(pid \d+ on /);
       await completes(untilIso, blockRows);
     } else {
       const ackedBefore = blocksAcked();
@@ -101,10 +116,7 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
       const afterBlocks = rng.int(3);
       const delayMs = rng.int(1500);
       // A random point: after some blocks were acknowledged, or after a random delay (pulling, or a block in flight).
-      await Promise.race([
-        waitFor(() => blocksAcked() - ackedBefore > afterBlocks, 20_000),
-        new Promise((r) => setTimeout(r, delayMs)),
-      ]);
+      await Promise.race([waitFor(() => blocksAcked() - ackedBefore > afterBlocks, 20_000), new Promise((r) => setTimeout(r, delayMs))]);
       child.kill(action === 'sigterm' ? 'SIGTERM' : 'SIGKILL');
       const result = await child.done;
       log.push(`  stopped: code ${result.code} signal ${result.signal}`);

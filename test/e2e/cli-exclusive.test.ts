@@ -27,18 +27,23 @@ describe('one state, several processes', () => {
     // The service's first block is held long enough for a second process to start, however loaded the machine.
     h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 10_000 });
     const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
-      BRIDGE__server__port: '0', BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
+      BRIDGE__server__port: '0',
+      BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
     });
     try {
       const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
       const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
-        method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ since: start, until: end }),
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ since: start, until: end }),
       });
       expect(response.status).toBe(202);
       await until('a block in flight', () => (h.sandbox.ingest.requests > 0 ? true : undefined));
       const cli = await bridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress']).done;
       expect(cli.code).toBe(6);
-      expect(cli.stderr).toMatch(/error BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge serve \(http\) \(pid \d+ on [^,]+, since /);
+      expect(cli.stderr).toMatch(
+        /error BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge serve \(http\) \(pid \d+ on [^,]+, since /,
+      );
       expect(cli.stderr).toContain('what to do:');
       await until('the service run to complete', () => (h.withStore((s) => s.listRuns({ connector: 'sandbox' }))[0]?.state === 'completed' ? true : undefined));
     } finally {

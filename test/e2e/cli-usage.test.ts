@@ -22,7 +22,7 @@ describe('usage mistakes', () => {
   });
 
   // Issue #20.4: a drop-in for sample_script.ps1's users.
-  it('bridge push takes sample_script.ps1\'s parameter names, refuses -appSecret with the safe alternatives, and names a misspelt flag', () => {
+  it("bridge push takes sample_script.ps1's parameter names, refuses -appSecret with the safe alternatives, and names a misspelt flag", () => {
     const scriptStyle = bridge('push', '-tenantId', 't', '-appId', 'a', '-jobId', 'j', '-filePath', '/no/such/export.txt');
     expect(scriptStyle.stderr).toContain('the Purview app secret: environment variable PURVIEW_APP_SECRET is not set.');
     const secret = bridge('push', '-tenantId', 't', '-appId', 'a', '-jobId', 'j', '-filePath', 'x.txt', '-appSecret', 'p@ss');
@@ -31,6 +31,9 @@ describe('usage mistakes', () => {
     expect(secret.stderr).toContain('PURVIEW_APP_SECRET');
     expect(secret.stderr).not.toContain('p@ss');
     const typo = bridge('push', '--tenant-idd', 't');
-    expect([typo.status, typo.stderr.split('\n')[0]]).toEqual([2, 'error BRG_ERR_INPUT_INVALID: Unknown option --tenant-idd; did you mean --tenant-id? (bridge push --help lists them).']);
+    expect([typo.status, typo.stderr.split('\n')[0]]).toEqual([
+      2,
+      'error BRG_ERR_INPUT_INVALID: Unknown option --tenant-idd; did you mean --tenant-id? (bridge push --help lists them).',
+    ]);
   });
 });

@@ -19,7 +19,12 @@ beforeAll(async () => {
 });
 afterAll(async () => Promise.all([h?.close(), listed?.close()]));
 
-async function doctorResults(harness: SandboxHarness, flags: Record<string, unknown> = {}, clock = systemClock, sample?: FillSampleOptions): Promise<CheckResult[]> {
+async function doctorResults(
+  harness: SandboxHarness,
+  flags: Record<string, unknown> = {},
+  clock = systemClock,
+  sample?: FillSampleOptions,
+): Promise<CheckResult[]> {
   const config = loadConfig({ base: harness.sandbox.config, env: {}, flags });
   return runDoctor({ config, env: {}, clock, logger: silentLogger(), ...(sample ? { sample } : {}) }, findConnector(config, 'sandbox'));
 }
@@ -31,8 +36,16 @@ async function doctor(flags: Record<string, unknown> = {}, clock = systemClock):
 describe('bridge doctor against the sandbox', () => {
   it('passes the auth, key, job and Purview checks, and fails loudly where /metadata lists no AuditEvent', async () => {
     const r = await doctor();
-    for (const name of ['config valid', 'key files present with safe modes', 'signing kid published in the JWK Set', 'token endpoint discovered',
-      'clock skew against the token server', 'SMART access token obtained', 'Purview job id well-formed', 'Purview access token obtained']) {
+    for (const name of [
+      'config valid',
+      'key files present with safe modes',
+      'signing kid published in the JWK Set',
+      'token endpoint discovered',
+      'clock skew against the token server',
+      'SMART access token obtained',
+      'Purview job id well-formed',
+      'Purview access token obtained',
+    ]) {
       expect(r[name]?.status, `${name}: ${r[name]?.detail}`).toBe('pass');
     }
     expect(r['/metadata lists AuditEvent search']).toMatchObject({ status: 'fail' });
@@ -103,32 +116,45 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
   it('maps the last 200 events of the day and prints every column, all filled, with the Epic-shaped data and no site options', async () => {
     const fill = await fillOf({ 'connectors.0.mapping.options': {} });
     expect(fill?.status, fill?.detail).toBe('pass');
-    expect(fill?.detail).toMatch(/^200 event\(s\) of 2026-11-01T00:00:00\.000Z – 2026-11-02T00:00:00\.000Z → \d+ row\(s\), \d+ skipped, \d+ rejected; every mandatory and key column is filled/);
+    expect(fill?.detail).toMatch(
+      /^200 event\(s\) of 2026-11-01T00:00:00\.000Z – 2026-11-02T00:00:00\.000Z → \d+ row\(s\), \d+ skipped, \d+ rejected; every mandatory and key column is filled/,
+    );
     const lines = fill?.lines ?? [];
     const columns = listed.config.connectors[0]?.mapping.schema === 'epic' ? 22 : 23;
     expect(lines.filter((line) => !line.startsWith('rejected:'))).toHaveLength(columns);
     expect(lines.find((line) => line.startsWith('PATIENT.PAT_MRN_ID'))).toMatch(/^PATIENT\.PAT_MRN_ID +100% filled \((\d+) of \1\)$/);
     expect(lines.find((line) => line.startsWith('CLARITY_EMP.USER_ID'))).toMatch(/100% filled/);
-    expect(lines.find((line) => line.startsWith('PATIENT.PAT_MIDDLE_NAME'))).toMatch(/% filled \(\d+ of \d+\)  optional$/);
-    expect(lines.find((line) => line.startsWith('ZC_BTG_REASON.NAME'))).toMatch(/% filled \(\d+ of \d+\)  may be empty$/);
+    expect(lines.find((line) => line.startsWith('PATIENT.PAT_MIDDLE_NAME'))).toMatch(/% filled \(\d+ of \d+\) {2}optional$/);
+    expect(lines.find((line) => line.startsWith('ZC_BTG_REASON.NAME'))).toMatch(/% filled \(\d+ of \d+\) {2}may be empty$/);
   });
 
   it('flags a column over 5% empty with the site option that fixes it (MRN read from a system the site does not use)', async () => {
     const file = join(listed.config.stateDir, '..', 'site-mapping.json');
-    writeFileSync(file, JSON.stringify({
-      extends: 'epic',
-      columns: [{ name: 'PATIENT.PAT_MRN_ID', expressions: ["%patient.identifier.where(system = 'urn:oid:2.16.840.1.113883.19.5').value"] }],
-    }));
+    writeFileSync(
+      file,
+      JSON.stringify({
+        extends: 'epic',
+        columns: [{ name: 'PATIENT.PAT_MRN_ID', expressions: ["%patient.identifier.where(system = 'urn:oid:2.16.840.1.113883.19.5').value"] }],
+      }),
+    );
     const fill = await fillOf({ 'connectors.0.mapping.file': file });
     expect(fill?.status).toBe('warn');
-    expect(fill?.detail).toMatch(/PATIENT\.PAT_MRN_ID is empty in 100% of rows \((\d+) of \1\); set mapping\.options\.mrnSystems .* or mapping\.options\.mrnTypeTexts/);
-    expect(fill?.lines?.find((line) => line.startsWith('PATIENT.PAT_MRN_ID'))).toMatch(/ 0% filled \(0 of \d+\)  <- over 5% empty: set mapping\.options\.mrnSystems/);
+    expect(fill?.detail).toMatch(
+      /PATIENT\.PAT_MRN_ID is empty in 100% of rows \((\d+) of \1\); set mapping\.options\.mrnSystems .* or mapping\.options\.mrnTypeTexts/,
+    );
+    expect(fill?.lines?.find((line) => line.startsWith('PATIENT.PAT_MRN_ID'))).toMatch(
+      / 0% filled \(0 of \d+\) {2}<- over 5% empty: set mapping\.options\.mrnSystems/,
+    );
   });
 
   it('reports rejects by reason with the fix, and a misspelt site option as a failed mapping check with no sample', async () => {
     const noLogin = await fillOf({ 'connectors.0.mapping.file': writeLoginless() });
     expect(noLogin?.status).toBe('warn');
-    expect(noLogin?.lines?.some((line) => /^rejected: missing-employee-login \(EMP\.SYSTEM_LOGIN\): \d+ row\(s\)  <- set mapping\.options\.loginSystems/.test(line))).toBe(true);
+    expect(
+      noLogin?.lines?.some((line) =>
+        /^rejected: missing-employee-login \(EMP\.SYSTEM_LOGIN\): \d+ row\(s\) {2}<- set mapping\.options\.loginSystems/.test(line),
+      ),
+    ).toBe(true);
     const typo = await doctorResults(listed, { 'connectors.0.mapping.options': { mrnTypeText: ['EPI'] } }, systemClock, sample());
     const byName = Object.fromEntries(typo.map((r) => [r.name, r]));
     expect(byName[MAPPING_CHECK]).toMatchObject({ status: 'fail' });
@@ -138,7 +164,10 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
 
   it('says so when the window holds no event, and prints counts and column names only (no PHI)', async () => {
     const empty = (await doctorResults(listed, {}, systemClock, { until: '2026-10-01T00:00:00Z', lookbackHours: 1 })).find((r) => r.name === FILL_CHECK);
-    expect(empty).toMatchObject({ status: 'warn', detail: expect.stringContaining('no AuditEvent recorded in 2026-09-30T23:00:00.000Z – 2026-10-01T00:00:00.000Z') });
+    expect(empty).toMatchObject({
+      status: 'warn',
+      detail: expect.stringContaining('no AuditEvent recorded in 2026-09-30T23:00:00.000Z – 2026-10-01T00:00:00.000Z'),
+    });
     const output = formatChecks([
       ...(await doctorResults(listed, {}, systemClock, sample())),
       ...(await doctorResults(listed, { 'connectors.0.mapping.options': {} }, systemClock, sample())),
@@ -150,7 +179,10 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
   /** A site mapping whose login expressions find nothing, so every row is rejected as missing-employee-login. */
   function writeLoginless(): string {
     const file = join(listed.config.stateDir, '..', 'loginless-mapping.json');
-    writeFileSync(file, JSON.stringify({ extends: 'epic', columns: [{ name: 'EMP.SYSTEM_LOGIN', expressions: ["%user.identifier.where(system = 'urn:none').value"] }] }));
+    writeFileSync(
+      file,
+      JSON.stringify({ extends: 'epic', columns: [{ name: 'EMP.SYSTEM_LOGIN', expressions: ["%user.identifier.where(system = 'urn:none').value"] }] }),
+    );
     return file;
   }
 });
@@ -158,16 +190,26 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
 describe('bridge doctor tells the truth (#20.3)', () => {
   it('checks that the ingestion host answers over TLS, and says the route', async () => {
     const r = Object.fromEntries((await doctorResults(listed)).map((c) => [c.name, c]));
-    expect(r['Purview ingestion host reachable']).toMatchObject({ status: 'pass', detail: expect.stringMatching(/^127\.0\.0\.1:\d+ answered HTTP \d{3} over TLS \(direct\)$/) });
+    expect(r['Purview ingestion host reachable']).toMatchObject({
+      status: 'pass',
+      detail: expect.stringMatching(/^127\.0\.0\.1:\d+ answered HTTP \d{3} over TLS \(direct\)$/),
+    });
     expect(r['token endpoint discovered']?.detail).toMatch(/\(from smart\.tokenUrl\)/);
   });
 
   it('a clock check that cannot reach the token server warns plainly; an unreachable ingestion host fails naming it', async () => {
     const port = await closedPort();
-    const config = loadConfig({ base: listed.sandbox.config, env: {}, flags: { 'connectors.0.smart.tokenUrl': `http://127.0.0.1:${port}/token`, 'connectors.0.purview.ingestionBase': `https://127.0.0.1:${port}` } });
+    const config = loadConfig({
+      base: listed.sandbox.config,
+      env: {},
+      flags: { 'connectors.0.smart.tokenUrl': `http://127.0.0.1:${port}/token`, 'connectors.0.purview.ingestionBase': `https://127.0.0.1:${port}` },
+    });
     const results = await runDoctor({ config, env: {}, clock: systemClock, logger: silentLogger() }, findConnector(config, 'sandbox'));
     const r = Object.fromEntries(results.map((c) => [c.name, c]));
-    expect(r['clock skew against the token server']).toMatchObject({ status: 'warn', detail: `could not reach http://127.0.0.1:${port} to compare clocks (ECONNREFUSED); check the network or network.proxy, then run doctor again` });
+    expect(r['clock skew against the token server']).toMatchObject({
+      status: 'warn',
+      detail: `could not reach http://127.0.0.1:${port} to compare clocks (ECONNREFUSED); check the network or network.proxy, then run doctor again`,
+    });
     expect(r['Purview ingestion host reachable']).toMatchObject({ status: 'fail' });
     expect(r['Purview ingestion host reachable']?.detail).toContain(`Cannot reach the ingestion host 127.0.0.1:${port} (ECONNREFUSED)`);
     expect(results.some((c) => c.detail.includes('BRG_ERR_INTERNAL'))).toBe(false);
@@ -180,9 +222,16 @@ describe('bridge doctor tells the truth (#20.3)', () => {
     const root = join(import.meta.dirname, '../..');
     const cwd = mkdtempSync(join(tmpdir(), 'bridge-doctor-'));
     const { BRIDGE_CONFIG: _unset, ...env } = process.env;
-    const run = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor', '--profile', 'epic-sandbox', '--client-id', 'abc-123'], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+    const run = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor', '--profile', 'epic-sandbox', '--client-id', 'abc-123'], {
+      cwd,
+      env,
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     expect(run.status, run.stderr).toBe(1);
-    expect(run.stdout).toContain('PASS  token endpoint discovered: https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token (preset by profile epic-sandbox); FHIR base https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4 (preset by profile epic-sandbox)');
+    expect(run.stdout).toContain(
+      'PASS  token endpoint discovered: https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token (preset by profile epic-sandbox); FHIR base https://fhir.epic.com/interconnect-fhir-oauth/api/FHIR/R4 (preset by profile epic-sandbox)',
+    );
     expect(run.stdout).toContain('FAIL  key files present with safe modes');
     expect(run.stdout).toContain('SKIP  Purview: no config file: the Purview side is not configured');
     const usage = spawnSync(process.execPath, [join(root, 'bin/bridge.js'), 'doctor'], { cwd, env, encoding: 'utf8' });

@@ -20,12 +20,21 @@ function accepted(h: SandboxHarness): string[] {
 
 /** A new access at a new time, copied from a generated event, written with the given UTC offset. */
 function arrival(template: AuditEvent, id: string, recordedMs: number, offsetMinutes = 0): AuditEvent {
-  return { ...structuredClone(template), id, meta: { versionId: '1', lastUpdated: iso(recordedMs) }, recorded: withOffset(recordedMs, offsetMinutes), period: { start: iso(recordedMs - 500), end: iso(recordedMs) } };
+  return {
+    ...structuredClone(template),
+    id,
+    meta: { versionId: '1', lastUpdated: iso(recordedMs) },
+    recorded: withOffset(recordedMs, offsetMinutes),
+    period: { start: iso(recordedMs - 500), end: iso(recordedMs) },
+  };
 }
 
 /** The same instant as ISO text with a local offset, e.g. 2026-11-28T02:13:15-07:00 (fraction kept when there is one). */
 function withOffset(ms: number, offsetMinutes: number): string {
-  const local = new Date(ms + offsetMinutes * 60_000).toISOString().replace('Z', '').replace(/\.000$/, '');
+  const local = new Date(ms + offsetMinutes * 60_000)
+    .toISOString()
+    .replace('Z', '')
+    .replace(/\.000$/, '');
   if (offsetMinutes === 0) return `${local}Z`;
   const sign = offsetMinutes < 0 ? '-' : '+';
   const abs = Math.abs(offsetMinutes);
@@ -33,7 +42,9 @@ function withOffset(ms: number, offsetMinutes: number): string {
 }
 
 function templateOf(h: SandboxHarness): AuditEvent {
-  return [...h.sandbox.dataset.events()].find((e) => e.outcome === '0' && (e.entity ?? []).some((x) => x.what?.reference?.startsWith('Patient/'))) as AuditEvent;
+  return [...h.sandbox.dataset.events()].find(
+    (e) => e.outcome === '0' && (e.entity ?? []).some((x) => x.what?.reference?.startsWith('Patient/')),
+  ) as AuditEvent;
 }
 
 function check(h: SandboxHarness, events: Iterable<AuditEvent>): { duplicates: number } {
@@ -97,7 +108,9 @@ describe('one run per connector across processes (#14.3)', () => {
     expect(second).toBeInstanceOf(BridgeError);
     expect((second as BridgeError).code).toBe('BRG_ERR_RUN_IN_PROGRESS');
     expect((second as BridgeError).exitCode).toBe(6);
-    expect((second as BridgeError).message).toMatch(new RegExp(`A sync of connector "sandbox" is already running: bridge \\(pid ${process.pid} on .+, since .+\\)`));
+    expect((second as BridgeError).message).toMatch(
+      new RegExp(`A sync of connector "sandbox" is already running: bridge \\(pid ${process.pid} on .+, since .+\\)`),
+    );
     const summary = await first;
     expect(summary.counts.rowsAcked).toBe(summary.counts.rows);
     // The loser left no trace: no run recorded as failed, the winner's run not overwritten.
@@ -131,7 +144,9 @@ describe('a push stopped midway, resumed with another block size or on another m
     // An incremental run dies mid-push on "machine A"; "machine B" has the state but not A's spool.
     const stop2 = new AbortController();
     const detach2 = h.events.on('block_acked', (e) => e.index === 1 && stop2.abort());
-    await h.sync({ since: undefined, until: iso(Date.parse(end)), stopSignal: stop2.signal, flags: { 'connectors.0.purview.blockRows': 11 } }).catch(() => undefined);
+    await h
+      .sync({ since: undefined, until: iso(Date.parse(end)), stopSignal: stop2.signal, flags: { 'connectors.0.purview.blockRows': 11 } })
+      .catch(() => undefined);
     detach2();
     rmSync(join(h.config.stateDir, 'spool'), { recursive: true, force: true });
     const elsewhere = await h.sync({ since: undefined, until: iso(Date.parse(end)), flags: { 'connectors.0.purview.blockRows': 5 } });
@@ -153,7 +168,7 @@ describe('local UTC offsets (#14.5)', () => {
   it('property: events written with any offset from −12:00 to +14:00, over overlapping runs, each arrive once', async () => {
     const { start } = h.sandbox.dataset.options;
     let seed = 53;
-    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     const base = Date.parse(start) + 26 * HOUR;
     const template = templateOf(h);
     const extra = Array.from({ length: 120 }, (_, i) => {

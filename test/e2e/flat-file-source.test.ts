@@ -24,7 +24,17 @@ import { bridgeCli, drop, dropDirs, fileText, flatFileConfig, type DropDirs } fr
 const COLUMNS = SCHEMA_COLUMNS.epic.map((c) => c.name);
 const col = (name: string): number => COLUMNS.indexOf(name);
 const HEADER = COLUMNS.join('\t');
-const PATIENT = ['PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2', 'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME'];
+const PATIENT = [
+  'PATIENT.PAT_FIRST_NAME',
+  'PATIENT.PAT_MIDDLE_NAME',
+  'PATIENT.PAT_LAST_NAME',
+  'PATIENT.ADD_LINE_1',
+  'PATIENT.ADD_LINE_2',
+  'PATIENT.CITY',
+  'PATIENT.ZIP',
+  'ZC_STATE.NAME',
+  'ZC_COUNTRY.NAME',
+];
 
 let sandbox: Sandbox;
 let rows: string[];
@@ -50,13 +60,17 @@ function folder(name: string): DropDirs {
 
 async function syncIn(dirs: DropDirs, source: Record<string, unknown> = {}): Promise<FileDropSummary> {
   const config = loadConfig({
-    base: sandbox.config, env: {},
+    base: sandbox.config,
+    env: {},
     flags: { logLevel: 'debug', 'connectors.0.source': { type: 'flat-file', dir: dirs.dir, archiveDir: dirs.archiveDir, settleSeconds: 0, ...source } },
   });
   const logger = linesLogger(logLines);
   const store = openStateStore(config.stateDir, systemClock);
   try {
-    const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
+    const deps = buildSyncDeps(
+      { config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource },
+      findConnector(config, 'sandbox'),
+    );
     return (await runSync(deps, { trigger: 'cli' })) as FileDropSummary;
   } finally {
     store.close();
@@ -80,7 +94,10 @@ describe('flat-file source against the sandbox', () => {
     const newest = drop(dirs, 'clarity_2.txt', fileText(rows.slice(120), HEADER, '\n'), now - 60_000);
     const newestMtime = new Date(statSync(newest).mtimeMs).toISOString();
     const summary = await syncIn(dirs);
-    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['clarity_1.txt', 'delivered'], ['clarity_2.txt', 'delivered']]);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['clarity_1.txt', 'delivered'],
+      ['clarity_2.txt', 'delivered'],
+    ]);
     expect(summary.counts).toMatchObject({ rows: rows.length, rowsAcked: rows.length, rejects: 0 });
     expect(acceptedRows().slice(before)).toEqual(rows);
     expect(readdirSync(join(dirs.archiveDir, 'done')).sort()).toEqual(['clarity_1.txt', 'clarity_2.txt']);
@@ -90,7 +107,10 @@ describe('flat-file source against the sandbox', () => {
     const report = JSON.parse(status.stdout) as { connectors: Array<{ health: string; watermark: string; lastRun: { counts: { rows: number } } }> };
     expect(report.connectors[0]).toMatchObject({ health: 'ok', watermark: newestMtime, lastRun: { counts: { rows: rows.length } } });
     // Counts, ids, file names: never a cell of a row in the logs.
-    const someNames = rows.slice(0, 20).map((line) => line.split('\t')[col('PATIENT.PAT_LAST_NAME')] as string).filter((name) => name.length > 3);
+    const someNames = rows
+      .slice(0, 20)
+      .map((line) => line.split('\t')[col('PATIENT.PAT_LAST_NAME')] as string)
+      .filter((name) => name.length > 3);
     for (const name of someNames) expect(logLines.filter((line) => line.includes(name))).toEqual([]);
   }, 60_000);
 
@@ -136,7 +156,9 @@ describe('flat-file source against the sandbox', () => {
     const keysOf = (names: readonly string[], key: string): Set<string> =>
       new Set(dropped.filter((line) => names.some((name) => cell(line, name) === '')).map((line) => cell(line, key)));
     expect(searches.filter((r) => r.path.endsWith('/Patient'))).toHaveLength(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size);
-    expect(searches.filter((r) => r.path.endsWith('/Practitioner'))).toHaveLength(keysOf(['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'], 'CLARITY_EMP.USER_ID').size);
+    expect(searches.filter((r) => r.path.endsWith('/Practitioner'))).toHaveLength(
+      keysOf(['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'], 'CLARITY_EMP.USER_ID').size,
+    );
     expect(enrich?.lookups.patient.found).toBe(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size - 1);
     // The identifiers looked up and the values filled stay out of the logs (debug level included).
     const logs = logLines.join('\n');
@@ -164,7 +186,10 @@ describe('flat-file source against the sandbox', () => {
     const second = await bridgeCli(['sync', '--config', config, '--json'], env).done;
     expect(second.code, second.stderr).toBe(0);
     const summary = JSON.parse(second.stdout.trim().split('\n').at(-1) ?? '{}') as FileDropSummary;
-    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['crash_0.txt', 'delivered'], ['crash_1.txt', 'delivered']]);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['crash_0.txt', 'delivered'],
+      ['crash_1.txt', 'delivered'],
+    ]);
     expect(summary.counts).toMatchObject({ rowsAcked: 70, rowsAlreadyDelivered: 15, rowsPossiblyDuplicated: 5 });
 
     const accepted = counts(acceptedRows().slice(jobBefore));

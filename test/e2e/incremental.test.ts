@@ -19,7 +19,13 @@ const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** A copy of a generated event under a new id at a new time: a new access by the same user to the same patient. */
 function arrival(template: AuditEvent, id: string, recordedMs: number): AuditEvent {
-  return { ...structuredClone(template), id, meta: { versionId: '1', lastUpdated: iso(recordedMs) }, recorded: iso(recordedMs), period: { start: iso(recordedMs - 500), end: iso(recordedMs) } };
+  return {
+    ...structuredClone(template),
+    id,
+    meta: { versionId: '1', lastUpdated: iso(recordedMs) },
+    recorded: iso(recordedMs),
+    period: { start: iso(recordedMs - 500), end: iso(recordedMs) },
+  };
 }
 
 function linesFor(events: readonly AuditEvent[]): string[] {

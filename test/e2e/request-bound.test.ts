@@ -22,7 +22,12 @@ function start(prefetchEvents: number): Promise<SandboxHarness> {
   return startHarness({
     data: DATA,
     backend: 'generated', // streams from the generator: this test is about the bridge's requests, not the server's speed
-    flags: { 'connectors.0.fhir.pageSize': PAGE_SIZE, 'connectors.0.fhir.prefetchEvents': prefetchEvents, 'connectors.0.purview.blockRows': 2_000, 'connectors.0.fhir.requestsPerSecond': 1_000 },
+    flags: {
+      'connectors.0.fhir.pageSize': PAGE_SIZE,
+      'connectors.0.fhir.prefetchEvents': prefetchEvents,
+      'connectors.0.purview.blockRows': 2_000,
+      'connectors.0.fhir.requestsPerSecond': 1_000,
+    },
   });
 }
 
@@ -49,7 +54,10 @@ function referenced(harness: SandboxHarness): { patients: number; practitioners:
 }
 
 const deliveredSortedRows = (harness: SandboxHarness): string[] =>
-  harness.sandbox.ingest.accepted(harness.sandbox.ids.jobId).flatMap((block) => block.rows).sort();
+  harness.sandbox.ingest
+    .accepted(harness.sandbox.ids.jobId)
+    .flatMap((block) => block.rows)
+    .sort();
 
 describe('FHIR request count of a whole sync', () => {
   it('stays within ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 over many prefetch groups and delivers every row once', async () => {

@@ -23,11 +23,15 @@ describe('bridge serve and SIGTERM', () => {
     const { start, end } = h.sandbox.dataset.options;
     h.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
     const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
-      BRIDGE__server__port: '0', BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]), BRIDGE__server__shutdownGraceMs: '20000',
+      BRIDGE__server__port: '0',
+      BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
+      BRIDGE__server__shutdownGraceMs: '20000',
     });
     const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
     const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
-      method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ since: start, until: end }),
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ since: start, until: end }),
     });
     expect(response.status).toBe(202);
     // An operator page is open: its status stream must not hold the shutdown up.

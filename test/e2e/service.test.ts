@@ -65,7 +65,10 @@ describe('bridge serve', () => {
     expect(extra.status).toBe(400);
     expect((await call('/v1/connectors/nope/syncs', { method: 'POST', body: '{}' })).status).toBe(404);
     // An end in the future would move the watermark past events not yet recorded.
-    const future = await call('/v1/connectors/sandbox/syncs', { method: 'POST', body: JSON.stringify({ until: new Date(Date.now() + 86_400_000).toISOString() }) });
+    const future = await call('/v1/connectors/sandbox/syncs', {
+      method: 'POST',
+      body: JSON.stringify({ until: new Date(Date.now() + 86_400_000).toISOString() }),
+    });
     expect(future.status).toBe(400);
     expect(await future.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('later than now minus the settle delay') });
   });
@@ -97,11 +100,13 @@ describe('bridge serve', () => {
     expect(list.runs.map((r) => r.id)).toContain(runId);
   });
 
-  it('reports the connector\'s status and the run\'s rejects, and serves the operator page without a token', async () => {
+  it("reports the connector's status and the run's rejects, and serves the operator page without a token", async () => {
     const answer = await call('/v1/status');
     const status = (await answer.json()) as { healthy: boolean; connectors: Array<Record<string, unknown>> };
     expect(answer.status, JSON.stringify(status)).toBe(200);
-    const runs = (await (await call('/v1/runs?connector=sandbox&limit=1')).json()) as { runs: Array<{ id: string; rejectsAvailable: boolean; counts: { rejects: number } }> };
+    const runs = (await (await call('/v1/runs?connector=sandbox&limit=1')).json()) as {
+      runs: Array<{ id: string; rejectsAvailable: boolean; counts: { rejects: number } }>;
+    };
     const last = runs.runs[0];
     expect(status.connectors[0]).toMatchObject({ name: 'sandbox', lastRun: { id: last?.id, state: 'completed' }, lastSuccess: { runId: last?.id } });
     // The backfill moved the watermark to the data set's end, weeks ago: late against the daily schedule, not failing.
@@ -132,7 +137,9 @@ describe('bridge serve', () => {
 
   it('publishes an OpenAPI document', async () => {
     const doc = (await (await call('/docs/json', { token: null })).json()) as { paths: Record<string, unknown> };
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/v1/connectors/{name}/syncs', '/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/rejects', '/v1/status', '/v1/status/stream', '/']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/v1/connectors/{name}/syncs', '/v1/runs', '/v1/runs/{id}', '/v1/runs/{id}/rejects', '/v1/status', '/v1/status/stream', '/']),
+    );
   });
 
   it('rate limits /v1 (429 with retry-after)', async () => {

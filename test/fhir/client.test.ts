@@ -23,7 +23,10 @@ async function walk(client: FhirClient, params: Record<string, string | string[]
 }
 
 async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -128,10 +131,11 @@ describe('retries', () => {
     // The caller gives up while the client waits out Retry-After.
     const clock: Clock = {
       now: () => START,
-      sleep: (_ms, signal) => new Promise((_resolve, reject) => {
-        signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
-        controller.abort();
-      }),
+      sleep: (_ms, signal) =>
+        new Promise((_resolve, reject) => {
+          signal?.addEventListener('abort', () => reject(abortError(signal)), { once: true });
+          controller.abort();
+        }),
     };
     const fhir = createFhirClient({ baseUrl: server.baseUrl, tokenSource: tokens, clock, logger: silentLogger() });
     const error = await walk(fhir, SORTED_30, controller.signal).catch((e: unknown) => e);
@@ -218,7 +222,14 @@ describe('errors and limits', () => {
     const tokens = new RevocableTokens();
     const server = await startFhirServer({ backend: slow, verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
     cleanups.push(() => server.close());
-    const fhir = createFhirClient({ baseUrl: server.baseUrl, tokenSource: tokens, clock: new InstantClock(), logger: silentLogger(), concurrency: 3, requestsPerSecond: 1_000 });
+    const fhir = createFhirClient({
+      baseUrl: server.baseUrl,
+      tokenSource: tokens,
+      clock: new InstantClock(),
+      logger: silentLogger(),
+      concurrency: 3,
+      requestsPerSecond: 1_000,
+    });
 
     const ids = await Promise.all(Array.from({ length: 10 }, (_, i) => collectPages(fhir.searchPages('Patient', { _id: `pt-${i % 5}` }))));
     expect(ids.map((pages) => pages.flatMap((page) => idsOf(page)))).toEqual(Array.from({ length: 10 }, (_, i) => [`pt-${i % 5}`]));
@@ -248,9 +259,12 @@ async function startRecordingServer(body?: FhirResource): Promise<{ origin: stri
     res.end(JSON.stringify(body ?? { resourceType: 'OperationOutcome', issue: [] }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  cleanups.push(() => new Promise<void>((resolve) => {
-    server.closeAllConnections();
-    server.close(() => resolve());
-  }));
+  cleanups.push(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   return { origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, hits };
 }

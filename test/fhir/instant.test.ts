@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { instantMs } from '../../src/fhir/index.js';
 
 describe('instantMs', () => {
-  it('honours offsets, reads an instant without one as UTC (not this machine\'s zone), and refuses nonsense', () => {
+  it("honours offsets, reads an instant without one as UTC (not this machine's zone), and refuses nonsense", () => {
     expect(instantMs('2026-11-01T23:30:00-05:00')).toBe(Date.parse('2026-11-02T04:30:00Z'));
     expect(instantMs('2026-11-01T10:00:00.123+0100')).toBe(Date.parse('2026-11-01T09:00:00.123Z'));
     expect(instantMs('2026-11-01T10:00:00')).toBe(Date.parse('2026-11-01T10:00:00Z'));

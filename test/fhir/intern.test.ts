@@ -4,13 +4,23 @@ import { StringInterner } from '../../src/fhir/intern.js';
 
 /** A fresh parse, like each Bundle entry: equal strings, separate copies. */
 const patient = (id: string, family: string): Patient =>
-  JSON.parse(JSON.stringify({
-    resourceType: 'Patient', id,
-    identifier: [{ use: 'usual', type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' }], text: 'EPI' }, system: 'urn:oid:1.2.3', value: `MRN-${id}` }],
-    generalPractitioner: [{ reference: 'Practitioner/gp-1', display: 'Dr Ola Nordmann' }],
-    name: [{ use: 'official', family, given: ['Ana'], text: `Ana ${family}` }],
-    address: [{ use: 'home', type: 'both', city: 'Verona', state: 'WI', country: 'US', line: ['1 Main St'] }],
-  })) as Patient;
+  JSON.parse(
+    JSON.stringify({
+      resourceType: 'Patient',
+      id,
+      identifier: [
+        {
+          use: 'usual',
+          type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR', display: 'Medical record number' }], text: 'EPI' },
+          system: 'urn:oid:1.2.3',
+          value: `MRN-${id}`,
+        },
+      ],
+      generalPractitioner: [{ reference: 'Practitioner/gp-1', display: 'Dr Ola Nordmann' }],
+      name: [{ use: 'official', family, given: ['Ana'], text: `Ana ${family}` }],
+      address: [{ use: 'home', type: 'both', city: 'Verona', state: 'WI', country: 'US', line: ['1 Main St'] }],
+    }),
+  ) as Patient;
 
 describe('StringInterner', () => {
   it('makes vocabulary values resolve to one table entry and leaves names, identifiers and free text as they are', () => {
@@ -20,7 +30,20 @@ describe('StringInterner', () => {
     expect(b).toEqual(patient('b', 'Jensen')); // content unchanged
     // Vocabulary: system, code, use, type, state, country, resourceType, a Coding's display and a concept's text ("EPI").
     // Not a Reference's display: that is a person's name.
-    const vocabulary = ['Patient', 'usual', 'http://terminology.hl7.org/CodeSystem/v2-0203', 'MR', 'Medical record number', 'EPI', 'urn:oid:1.2.3', 'official', 'home', 'both', 'WI', 'US'];
+    const vocabulary = [
+      'Patient',
+      'usual',
+      'http://terminology.hl7.org/CodeSystem/v2-0203',
+      'MR',
+      'Medical record number',
+      'EPI',
+      'urn:oid:1.2.3',
+      'official',
+      'home',
+      'both',
+      'WI',
+      'US',
+    ];
     expect(interner.size).toBe(vocabulary.length);
     // Exactly these: ids, identifier values, names, city and address lines (person data, high cardinality) would each add an entry.
     expect(a.name?.[0]?.family).toBe('Jensen');

@@ -18,14 +18,19 @@ afterEach(async () => {
 const KEYS = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Practitioner/pr-1'];
 
 async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
 
 describe('looking resources up by id the way /metadata says', () => {
   it('reads by id where /metadata offers only read: real resources are found, a 404/410 read is one missing resource', async () => {
-    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 2 })), { readOnlyTypes: ['Patient', 'Practitioner'] });
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 2 })), {
+      readOnlyTypes: ['Patient', 'Practitioner'],
+    });
     await fixture.backend.remove('Patient', 'pt-2');
     const client = fixture.client();
     const resolver = createReferenceResolver(client, { clock: fixture.clock });
@@ -35,7 +40,9 @@ describe('looking resources up by id the way /metadata says', () => {
 
     expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined, 'pr-1', undefined]);
     expect(resolver.stats.missing).toBe(2);
-    const asked = [...fixture.requestsFor('Patient'), ...fixture.requestsFor('Practitioner')].map((request) => `${request.path.replace(/^.*\/R4\//, '')} ${request.status}`);
+    const asked = [...fixture.requestsFor('Patient'), ...fixture.requestsFor('Practitioner')].map(
+      (request) => `${request.path.replace(/^.*\/R4\//, '')} ${request.status}`,
+    );
     expect(asked.sort()).toEqual(['Patient/pt-0 200', 'Patient/pt-1 200', 'Patient/pt-2 410', 'Patient/pt-99 404', 'Practitioner/pr-1 200']);
     await expect(client.lookupMode('Patient')).resolves.toBe('read');
     await expect(client.lookupMode('PractitionerRole')).resolves.toBe('search');
@@ -50,7 +57,9 @@ describe('looking resources up by id the way /metadata says', () => {
 
     expect(error.code).toBe('BRG_ERR_FHIR_NOT_SUPPORTED');
     expect(error.exitCode).toBe(4);
-    expect(error.message).toMatch(/^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 \(Injected fault: HTTP 404\): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything\. /);
+    expect(error.message).toMatch(
+      /^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 \(Injected fault: HTTP 404\): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything\. /,
+    );
     expect(error.message).not.toContain('pt-');
     expect(resolver.stats.missing).toBe(0);
     expect(resolver.get('Patient/pt-0')).toBeUndefined();

@@ -32,7 +32,10 @@ async function answering(status: number, body: string): Promise<string> {
 
 describe('FHIR error messages', () => {
   it('quotes a non-JSON error body without the identifiers it echoes', async () => {
-    const origin = await answering(400, `<html><body><h1>Request rejected</h1>\n<p>GET /R4/Patient?identifier=urn:mrn|MRN4471 by jane.doe@example.org</p>${'<p>filler</p>'.repeat(100)}</body></html>`);
+    const origin = await answering(
+      400,
+      `<html><body><h1>Request rejected</h1>\n<p>GET /R4/Patient?identifier=urn:mrn|MRN4471 by jane.doe@example.org</p>${'<p>filler</p>'.repeat(100)}</body></html>`,
+    );
     const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
     const error: unknown = await (async () => {
       for await (const page of fhir.searchPages('Patient', { identifier: 'urn:mrn|MRN4471' })) expect(page).toBeUndefined();
@@ -41,7 +44,11 @@ describe('FHIR error messages', () => {
     expect(error).toBeInstanceOf(BridgeError);
     const failure = error as BridgeError;
     expect(failure.code).toBe('BRG_ERR_FHIR_HTTP');
-    expect(failure.message).toMatch(new RegExp(`^FHIR Patient search at ${origin.replace(/\./g, '\\.')} answered HTTP 400: a body that is not FHIR JSON: "Request rejected GET /R4/Patient\\?… by \\[email\\] filler filler`));
+    expect(failure.message).toMatch(
+      new RegExp(
+        `^FHIR Patient search at ${origin.replace(/\./g, '\\.')} answered HTTP 400: a body that is not FHIR JSON: "Request rejected GET /R4/Patient\\?… by \\[email\\] filler filler`,
+      ),
+    );
     expect(failure.message).toMatch(/…"\.$/);
     expect(failure.message.length).toBeLessThan(300);
     for (const text of [failure.message, JSON.stringify(failure.details)]) {
@@ -65,7 +72,15 @@ describe('upstream words inside error messages', () => {
     });
     expect(said).toBe('No match for identifier [number] (MRN [number]) [email] in Patient/…');
     const rejected = toPushError(
-      new UploadStatusError({ status: 400, statusText: 'Bad Request', retryAfter: undefined, body: 'Row 3 invalid: 2026-11-01 10:00 | 4471234 | jane.doe@example.org | Patient/e8Xk2' }, 0),
+      new UploadStatusError(
+        {
+          status: 400,
+          statusText: 'Bad Request',
+          retryAfter: undefined,
+          body: 'Row 3 invalid: 2026-11-01 10:00 | 4471234 | jane.doe@example.org | Patient/e8Xk2',
+        },
+        0,
+      ),
       { index: 2, jobId: 'job-1', attempts: 1 },
     ) as BridgeError;
     for (const secret of ['4471234', 'jane.doe', 'e8Xk2']) expect(rejected.message).not.toContain(secret);

@@ -34,7 +34,7 @@ async function pullAll(pages: AsyncGenerator<AuditEvent[]>): Promise<{ ids: stri
 }
 
 describe('paging loops', () => {
-  it('a next link that is the page\'s own URL stops the pull at once with BRG_ERR_FHIR_PAGING', async () => {
+  it("a next link that is the page's own URL stops the pull at once with BRG_ERR_FHIR_PAGING", async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
     fixture.server.faults.add({ action: { kind: 'self-next' }, match: AUDIT_SEARCH, times: 1_000 });
 

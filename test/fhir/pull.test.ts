@@ -92,7 +92,8 @@ describe('pullAuditEvents', () => {
     fixture = await startFixtureServer(allResources(data));
     fixture.server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?/, times: 10 });
     await expect(collect(pullAuditEvents(fixture.client(), window, { pageSize: 20 }))).rejects.toMatchObject({
-      code: 'BRG_ERR_FHIR_HTTP', details: { status: 400, outcomeCode: '4113' },
+      code: 'BRG_ERR_FHIR_HTTP',
+      details: { status: 400, outcomeCode: '4113' },
     });
     expect(fixture.server.faults.pending).toBeGreaterThan(0);
     expect(fixture.requestsFor('AuditEvent').every((request) => request.status === 400)).toBe(true);

@@ -90,14 +90,20 @@ describe('reference resolver', () => {
 
     await resolver.prefetch({
       keys: ['PractitionerRole/role-1'],
-      identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP3' }, { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP99' }],
+      identifiers: [
+        { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP3' },
+        { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP99' },
+      ],
     });
 
     expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP3'))?.id).toBe('pr-3');
     expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP99'))).toBeUndefined();
     expect(resolver.get('PractitionerRole/role-1')?.id).toBe('role-1');
     expect(resolver.get('Practitioner/pr-1')?.id).toBe('pr-1');
-    const identifierQueries = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier')).filter(Boolean);
+    const identifierQueries = fixture
+      .requestsFor('Practitioner')
+      .map((request) => new URLSearchParams(request.query).get('identifier'))
+      .filter(Boolean);
     expect(identifierQueries.sort()).toEqual([`${EMP_SYSTEM}|EMP3`, `${EMP_SYSTEM}|EMP99`]);
   });
 

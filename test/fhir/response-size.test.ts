@@ -55,12 +55,19 @@ describe('response size cap', () => {
   });
 
   it('fhir.maxResponseBytes defaults to 32 MiB, the client default', () => {
-    const config = validateConfig({
-      connectors: [{
-        name: 'c', fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' }, smart: { clientId: 'x' },
-        purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
-      }],
-    }, 'test');
+    const config = validateConfig(
+      {
+        connectors: [
+          {
+            name: 'c',
+            fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' },
+            smart: { clientId: 'x' },
+            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+          },
+        ],
+      },
+      'test',
+    );
     expect(config.connectors[0]?.fhir?.maxResponseBytes).toBe(32 * 1024 * 1024);
     expect(DEFAULT_MAX_RESPONSE_BYTES).toBe(32 * 1024 * 1024);
   });

@@ -28,26 +28,45 @@ export interface FixtureData {
 
 /** `events` AuditEvents at minute 0, 1, 2, …; event i names Practitioner pr-(i mod P) and Patient pt-(i mod U). */
 export function buildFixtures(counts: { events: number; patients: number; practitioners: number }): FixtureData {
-  const patients = Array.from({ length: counts.patients }, (_, i): Patient => ({
-    resourceType: 'Patient', id: `pt-${i}`, meta: { versionId: '1' }, identifier: [{ system: 'urn:example:mrn', value: `MRN${i}` }],
-  }));
-  const practitioners = Array.from({ length: counts.practitioners }, (_, i): Practitioner => ({
-    resourceType: 'Practitioner', id: `pr-${i}`, meta: { versionId: '1' }, identifier: [{ system: EMP_SYSTEM, value: `EMP${i}` }],
-  }));
-  const roles = practitioners.slice(0, 2).map((practitioner, i): PractitionerRole => ({
-    resourceType: 'PractitionerRole', id: `role-${i}`, practitioner: { reference: `Practitioner/${practitioner.id ?? ''}` },
-  }));
-  const events = Array.from({ length: counts.events }, (_, i): AuditEvent => ({
-    resourceType: 'AuditEvent',
-    id: `ae-${String(i).padStart(3, '0')}`,
-    meta: { versionId: '1', lastUpdated: isoAt(i) },
-    type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
-    action: 'R',
-    recorded: isoAt(i),
-    agent: [{ who: { reference: `Practitioner/pr-${i % counts.practitioners}` }, requestor: true }],
-    source: { observer: { display: 'Epic' } },
-    entity: [{ what: { reference: `Patient/pt-${i % counts.patients}` } }],
-  }));
+  const patients = Array.from(
+    { length: counts.patients },
+    (_, i): Patient => ({
+      resourceType: 'Patient',
+      id: `pt-${i}`,
+      meta: { versionId: '1' },
+      identifier: [{ system: 'urn:example:mrn', value: `MRN${i}` }],
+    }),
+  );
+  const practitioners = Array.from(
+    { length: counts.practitioners },
+    (_, i): Practitioner => ({
+      resourceType: 'Practitioner',
+      id: `pr-${i}`,
+      meta: { versionId: '1' },
+      identifier: [{ system: EMP_SYSTEM, value: `EMP${i}` }],
+    }),
+  );
+  const roles = practitioners.slice(0, 2).map(
+    (practitioner, i): PractitionerRole => ({
+      resourceType: 'PractitionerRole',
+      id: `role-${i}`,
+      practitioner: { reference: `Practitioner/${practitioner.id ?? ''}` },
+    }),
+  );
+  const events = Array.from(
+    { length: counts.events },
+    (_, i): AuditEvent => ({
+      resourceType: 'AuditEvent',
+      id: `ae-${String(i).padStart(3, '0')}`,
+      meta: { versionId: '1', lastUpdated: isoAt(i) },
+      type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
+      action: 'R',
+      recorded: isoAt(i),
+      agent: [{ who: { reference: `Practitioner/pr-${i % counts.practitioners}` }, requestor: true }],
+      source: { observer: { display: 'Epic' } },
+      entity: [{ what: { reference: `Patient/pt-${i % counts.patients}` } }],
+    }),
+  );
   return { events, patients, practitioners, roles };
 }
 
@@ -90,7 +109,8 @@ export interface FixtureServer {
 }
 
 export async function startFixtureServer(
-  resources: readonly FhirResource[], overrides: Partial<Omit<FhirServerOptions, 'backend' | 'verifyAccessToken'>> = {},
+  resources: readonly FhirResource[],
+  overrides: Partial<Omit<FhirServerOptions, 'backend' | 'verifyAccessToken'>> = {},
 ): Promise<FixtureServer> {
   const backend = await createMemoryBackend();
   await backend.load([...resources]);
@@ -98,7 +118,10 @@ export async function startFixtureServer(
   const server = await startFhirServer({ tokenUrl: 'http://127.0.0.1:9/oauth2/token', ...overrides, backend, verifyAccessToken: tokens.verify });
   const clock = new InstantClock(START);
   return {
-    server, backend, tokens, clock,
+    server,
+    backend,
+    tokens,
+    clock,
     client: (options = {}) => createFhirClient({ baseUrl: server.baseUrl, tokenSource: tokens, clock, logger: silentLogger(), random: () => 0.5, ...options }),
     requestsFor: (resourceType) => server.requests.filter((request) => new RegExp(`/${resourceType}(/[^/]+)?$`).test(request.path)),
   };

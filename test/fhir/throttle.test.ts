@@ -24,23 +24,36 @@ async function startThrottlingServer(): Promise<{ baseUrl: string; arrivals: num
   server = createServer((req, res) => {
     arrivals.push(Date.now());
     const first = arrivals.length === 1;
-    setTimeout(() => {
-      if (first) throttledAt = Date.now();
-      res.writeHead(first ? 429 : 200, { 'content-type': 'application/fhir+json', ...(first ? { 'retry-after': '1' } : {}) });
-      res.end(JSON.stringify(first
-        ? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled', diagnostics: 'Too many requests' }] }
-        : { resourceType: 'Bundle', type: 'searchset', entry: [] }));
-    }, first ? 200 : 300);
+    setTimeout(
+      () => {
+        if (first) throttledAt = Date.now();
+        res.writeHead(first ? 429 : 200, { 'content-type': 'application/fhir+json', ...(first ? { 'retry-after': '1' } : {}) });
+        res.end(
+          JSON.stringify(
+            first
+              ? { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled', diagnostics: 'Too many requests' }] }
+              : { resourceType: 'Bundle', type: 'searchset', entry: [] },
+          ),
+        );
+      },
+      first ? 200 : 300,
+    );
   });
   await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
   return { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/R4`, arrivals, throttledAt: () => throttledAt };
 }
 
 describe('origin-wide hold after Retry-After', () => {
-  it('starts no request to the origin until the 429\'s Retry-After has passed; requests already in flight finish', async () => {
+  it("starts no request to the origin until the 429's Retry-After has passed; requests already in flight finish", async () => {
     const { baseUrl, arrivals, throttledAt } = await startThrottlingServer();
     const fhir = createFhirClient({
-      baseUrl, tokenSource: new RevocableTokens(), clock: systemClock, logger: silentLogger(), concurrency: 3, requestsPerSecond: 1_000, random: () => 0.5,
+      baseUrl,
+      tokenSource: new RevocableTokens(),
+      clock: systemClock,
+      logger: silentLogger(),
+      concurrency: 3,
+      requestsPerSecond: 1_000,
+      random: () => 0.5,
     });
 
     const searches = Array.from({ length: 8 }, async (_, i) => {

@@ -9,15 +9,18 @@ import { InstantClock } from '../support/manual-clock.js';
 import { RevocableTokens, collect, isoAt } from './support.js';
 
 /** Nine events, three per instant (minutes 0, 1, 2): a page boundary can cut an instant in two. */
-const EVENTS: AuditEvent[] = Array.from({ length: 9 }, (_, i): AuditEvent => ({
-  resourceType: 'AuditEvent',
-  id: `same-${i}`,
-  meta: { lastUpdated: isoAt(Math.floor(i / 3)) },
-  type: { code: '110110' },
-  recorded: isoAt(Math.floor(i / 3)),
-  agent: [{ requestor: true, who: { reference: 'Practitioner/pr-0' } }],
-  source: { observer: { display: 'Epic' } },
-}));
+const EVENTS: AuditEvent[] = Array.from(
+  { length: 9 },
+  (_, i): AuditEvent => ({
+    resourceType: 'AuditEvent',
+    id: `same-${i}`,
+    meta: { lastUpdated: isoAt(Math.floor(i / 3)) },
+    type: { code: '110110' },
+    recorded: isoAt(Math.floor(i / 3)),
+    agent: [{ requestor: true, who: { reference: 'Practitioner/pr-0' } }],
+    source: { observer: { display: 'Epic' } },
+  }),
+);
 const WINDOW = { since: isoAt(0), until: isoAt(10) };
 
 let server: SandboxFhirServer | undefined;
@@ -26,12 +29,20 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function start(wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend): Promise<{ server: SandboxFhirServer; pull: (pageSize: number) => AsyncGenerator<AuditEvent[]> }> {
+async function start(
+  wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend,
+): Promise<{ server: SandboxFhirServer; pull: (pageSize: number) => AsyncGenerator<AuditEvent[]> }> {
   const backend = await createMemoryBackend();
   await backend.load(EVENTS);
   const tokens = new RevocableTokens();
   server = await startFhirServer({ backend: wrap(backend), verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
-  const client = createFhirClient({ baseUrl: server.baseUrl, tokenSource: tokens, clock: new InstantClock(), logger: silentLogger(), requestsPerSecond: 1_000 });
+  const client = createFhirClient({
+    baseUrl: server.baseUrl,
+    tokenSource: tokens,
+    clock: new InstantClock(),
+    logger: silentLogger(),
+    requestsPerSecond: 1_000,
+  });
   return { server, pull: (pageSize) => pullAuditEvents(client, WINDOW, { pageSize }) };
 }
 

@@ -13,8 +13,15 @@ describe('scoped columns', () => {
     const program = programOf(builtinMapping('epic'));
     const patientColumns = program.scopedColumns.patient.map((index) => program.columns[index]?.name);
     expect(patientColumns).toEqual([
-      'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_MIDDLE_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1', 'PATIENT.ADD_LINE_2',
-      'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_STATE.NAME', 'ZC_COUNTRY.NAME',
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_MIDDLE_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.ADD_LINE_2',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'ZC_STATE.NAME',
+      'ZC_COUNTRY.NAME',
     ]);
     expect(program.scopedPosition.slice(5, 16)).toEqual([-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -1]);
     // MRN falls back to the subject reference's identifier (event scope), so it is not memoised as a whole.
@@ -25,7 +32,11 @@ describe('scoped columns', () => {
 describe('whole-cell memo', () => {
   const patient: Patient = { resourceType: 'Patient', id: 'p1', name: [{ text: 'Kari Nordmann' }], address: [{ text: 'Storgata 1, Oslo' }] };
   const event = (id: string, second: number): AuditEvent => ({
-    resourceType: 'AuditEvent', id, recorded: `2024-03-01T10:00:0${second}Z`, type: { code: 'rest' }, action: 'R',
+    resourceType: 'AuditEvent',
+    id,
+    recorded: `2024-03-01T10:00:0${second}Z`,
+    type: { code: 'rest' },
+    action: 'R',
     source: { observer: { display: 'x' } },
     agent: [{ requestor: true, altId: 'ann@example.org', who: { display: 'Doe, Ann' } }],
     entity: [{ what: { reference: 'Patient/p1' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
@@ -38,8 +49,11 @@ describe('whole-cell memo', () => {
     const first = mapEvent(event('e1', 1), mapping, lookup);
     const second = mapEvent(event('e2', 2), mapping, lookup);
     const expected = [
-      'name-text-only:PATIENT.PAT_LAST_NAME', 'address-text-only:PATIENT.ADD_LINE_1', 'empty-mandatory:PATIENT.PAT_FIRST_NAME',
-      'empty-mandatory:PATIENT.CITY', 'empty-mandatory:PATIENT.ZIP',
+      'name-text-only:PATIENT.PAT_LAST_NAME',
+      'address-text-only:PATIENT.ADD_LINE_1',
+      'empty-mandatory:PATIENT.PAT_FIRST_NAME',
+      'empty-mandatory:PATIENT.CITY',
+      'empty-mandatory:PATIENT.ZIP',
     ];
     for (const result of [first, second]) {
       expect(result.warnings.filter((code) => code.includes('PATIENT.'))).toEqual(expected);

@@ -22,7 +22,9 @@ function ndjson(name: string, values: readonly unknown[]): string {
 
 async function runMap(args: string[]): Promise<string[]> {
   const printed: string[] = [];
-  await mapCommand({ print: (line) => printed.push(line) }).exitOverride().parseAsync(args, { from: 'user' });
+  await mapCommand({ print: (line) => printed.push(line) })
+    .exitOverride()
+    .parseAsync(args, { from: 'user' });
   return printed;
 }
 
@@ -42,8 +44,14 @@ const events = [
   loggedInRead(),
 ];
 const input = ndjson('events.ndjson', events);
-const patients = ndjson('patients.ndjson', resources.filter((resource) => resource.resourceType === 'Patient'));
-const practitioners = ndjson('practitioners.ndjson', resources.filter((resource) => resource.resourceType === 'Practitioner'));
+const patients = ndjson(
+  'patients.ndjson',
+  resources.filter((resource) => resource.resourceType === 'Patient'),
+);
+const practitioners = ndjson(
+  'practitioners.ndjson',
+  resources.filter((resource) => resource.resourceType === 'Practitioner'),
+);
 
 describe('bridge map', () => {
   it('writes the Epic file, the rejects and a summary', async () => {
@@ -65,7 +73,12 @@ describe('bridge map', () => {
     );
     expect(statSync(out).mode & 0o777).toBe(0o600);
     expect(statSync(rejects).mode & 0o777).toBe(0o600);
-    expect(readFileSync(rejects, 'utf8').trimEnd().split('\n').map((line) => JSON.parse(line) as unknown)).toEqual([
+    expect(
+      readFileSync(rejects, 'utf8')
+        .trimEnd()
+        .split('\n')
+        .map((line) => JSON.parse(line) as unknown),
+    ).toEqual([
       { eventId: 'example-disclosure', patientRef: 'Patient/example', reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' },
       { eventId: 'example-media', patientRef: 'entity[0].what.identifier', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
       { eventId: 'example-pixQuery', patientRef: 'entity[0].what.identifier', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
@@ -118,7 +131,9 @@ describe('bridge map', () => {
 
   it('a missing input file', async () => {
     const missing = join(dir, 'missing.ndjson');
-    await expect(runMap(['--input', missing, '--out', join(dir, 'missing.txt')])).rejects.toThrow(`Input file ${missing} cannot be read (ENOENT); check the path.`);
+    await expect(runMap(['--input', missing, '--out', join(dir, 'missing.txt')])).rejects.toThrow(
+      `Input file ${missing} cannot be read (ENOENT); check the path.`,
+    );
   });
 
   it('refuses a line that is not an AuditEvent or Bundle', async () => {

@@ -27,7 +27,10 @@ describe('site expressions through fhirpath.js', () => {
   });
 
   it('first non-empty wins, with the warning of the entry that supplied it', () => {
-    const mapping = withColumn('CLARITY_DEP.DEPARTMENT_NAME', ['%patient.generalPractitioner.display', { expression: "'Main campus'", warn: 'department-default' }]);
+    const mapping = withColumn('CLARITY_DEP.DEPARTMENT_NAME', [
+      '%patient.generalPractitioner.display',
+      { expression: "'Main campus'", warn: 'department-default' },
+    ]);
     const result = mapEvent(event, mapping, lookup);
     expect(result.rows[0]?.[15]).toBe('Main campus');
     expect(result.warnings).toContain('department-default:CLARITY_DEP.DEPARTMENT_NAME');

@@ -7,12 +7,21 @@ import { resolve } from 'node:path';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import {
-  createFillCounter, fillWarnings, formatShare, mapEvent, mergeFillReports, SCHEMA_COLUMNS, type FillReport, type Row,
+  createFillCounter,
+  fillWarnings,
+  formatShare,
+  mapEvent,
+  mergeFillReports,
+  SCHEMA_COLUMNS,
+  type FillReport,
+  type Row,
 } from '../../src/mapping/index.js';
 import { builtinMapping, fixturesDir, lookupOf } from './support.js';
 
 const dir = resolve(fixturesDir, 'epic');
-const resources = readdirSync(dir).filter((name) => name.endsWith('.json')).map((name) => JSON.parse(readFileSync(resolve(dir, name), 'utf8')) as FhirResource);
+const resources = readdirSync(dir)
+  .filter((name) => name.endsWith('.json'))
+  .map((name) => JSON.parse(readFileSync(resolve(dir, name), 'utf8')) as FhirResource);
 const events = resources.filter((resource): resource is AuditEvent => resource.resourceType === 'AuditEvent');
 const lookup = lookupOf(resources.filter((resource) => resource.resourceType !== 'AuditEvent'));
 
@@ -33,8 +42,17 @@ describe('createFillCounter', () => {
     const report = counter.report();
     expect(report.rows).toBe(5);
     expect(report.columns.map((entry) => entry.column)).toEqual([
-      'ACCESS_LOG.ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME', 'PATIENT.PAT_MRN_ID', 'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_LAST_NAME',
-      'PATIENT.ADD_LINE_1', 'PATIENT.CITY', 'PATIENT.ZIP', 'EMP.SYSTEM_LOGIN', 'CLARITY_EMP.USER_ID', 'employee_last_name',
+      'ACCESS_LOG.ACCESS_TIME',
+      'ACCESS_LOG_METRIC.METRIC_NAME',
+      'PATIENT.PAT_MRN_ID',
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'EMP.SYSTEM_LOGIN',
+      'CLARITY_EMP.USER_ID',
+      'employee_last_name',
     ]);
     expect(report.columns.every((entry) => entry.watched)).toBe(true);
     expect(column(report, 'PATIENT.PAT_MRN_ID')?.empty).toBe(1);

@@ -35,32 +35,67 @@ describe('Patient-ch-example and Practitioner-f001: CJK text-only name, work e-m
 
   it('epic row', () => {
     const result = mapEvent(event, builtinMapping('epic'), lookupOf(hl7Resources()));
-    expect(result.rows).toEqual([[
-      '2013-06-20T23:42:24Z', 'vread Patient', 'Workstation1.ehr.familyclinic.com', 'Restful Operation', 'Read/View/Print',
-      '3112219680806371X',
-      // "张无忌" is text only: the whole text goes to the last name, the first name stays empty (never split).
-      '', '', '张无忌',
-      '马当路190号', '', '上海市', '200000', '', '',
-      '',
-      // The BTG purpose's sibling names the category; the BTG concept's own text is the explanation.
-      'Emergency Treatment', 'Patient unconscious in ED',
-      // altId "601847123" is not a login; the Practitioner's work e-mail is.
-      'E.M.vandenbroek@bmc.nl',
-      // No requestor identifier and no configured user-id system: the Practitioner's id, flagged.
-      'f001',
-      'van den broek', 'Eric',
-    ]]);
-    expect(result.warnings).toEqual([
-      'name-text-only:PATIENT.PAT_LAST_NAME', 'user-id-fallback:CLARITY_EMP.USER_ID', 'empty-mandatory:PATIENT.PAT_FIRST_NAME',
+    expect(result.rows).toEqual([
+      [
+        '2013-06-20T23:42:24Z',
+        'vread Patient',
+        'Workstation1.ehr.familyclinic.com',
+        'Restful Operation',
+        'Read/View/Print',
+        '3112219680806371X',
+        // "张无忌" is text only: the whole text goes to the last name, the first name stays empty (never split).
+        '',
+        '',
+        '张无忌',
+        '马当路190号',
+        '',
+        '上海市',
+        '200000',
+        '',
+        '',
+        '',
+        // The BTG purpose's sibling names the category; the BTG concept's own text is the explanation.
+        'Emergency Treatment',
+        'Patient unconscious in ED',
+        // altId "601847123" is not a login; the Practitioner's work e-mail is.
+        'E.M.vandenbroek@bmc.nl',
+        // No requestor identifier and no configured user-id system: the Practitioner's id, flagged.
+        'f001',
+        'van den broek',
+        'Eric',
+      ],
     ]);
+    expect(result.warnings).toEqual(['name-text-only:PATIENT.PAT_LAST_NAME', 'user-id-fallback:CLARITY_EMP.USER_ID', 'empty-mandatory:PATIENT.PAT_FIRST_NAME']);
   });
 
   it('healthcare row', () => {
-    expect(mapEvent(event, builtinMapping('healthcare'), lookupOf(hl7Resources())).rows).toEqual([[
-      '2013-06-20T23:42:24Z', 'vread Patient', 'Workstation1.ehr.familyclinic.com', 'Restful Operation', 'Read/View/Print',
-      '3112219680806371X', '', '', '张无忌', '马当路190号', '', '上海市', '200000', '', '', '',
-      'Emergency Treatment', 'Patient unconscious in ED', 'E.M.vandenbroek@bmc.nl', '601847123', 'f001', 'van den broek', 'Eric',
-    ]]);
+    expect(mapEvent(event, builtinMapping('healthcare'), lookupOf(hl7Resources())).rows).toEqual([
+      [
+        '2013-06-20T23:42:24Z',
+        'vread Patient',
+        'Workstation1.ehr.familyclinic.com',
+        'Restful Operation',
+        'Read/View/Print',
+        '3112219680806371X',
+        '',
+        '',
+        '张无忌',
+        '马当路190号',
+        '',
+        '上海市',
+        '200000',
+        '',
+        '',
+        '',
+        'Emergency Treatment',
+        'Patient unconscious in ED',
+        'E.M.vandenbroek@bmc.nl',
+        '601847123',
+        'f001',
+        'van den broek',
+        'Eric',
+      ],
+    ]);
   });
 
   it('strict mode rejects the row for its empty mandatory first name', () => {
@@ -76,14 +111,36 @@ describe('Practitioner-example: login from a configured identifier system; DICOM
     event.type = { system: DCM, code: '110113', display: 'Security Alert' };
     event.subtype = [{ system: DCM, code: '110127', display: 'Emergency Override Started' }];
     event.action = 'E';
-    const site = builtinMapping('epic', { options: { loginSystems: ['http://www.acme.org/practitioners'], userIdSystems: ['http://www.acme.org/practitioners'] } });
-    expect(mapEvent(event, site, lookupOf(hl7Resources())).rows).toEqual([[
-      '2013-06-20T23:42:24Z', 'Emergency Override Started', 'Workstation1.ehr.familyclinic.com', 'Security Alert', 'Execute',
-      '12345', 'Peter', 'James', 'Chalmers', '534 Erewhon St', '', 'PleasantVille', '3999', 'Vic', '', '',
-      // docs/mapping.md §6.2, §9.3: the one permitted stand-in, for a BTG that names no reason.
-      'Emergency Override', '',
-      '23', '23', 'Careful', 'Adam',
-    ]]);
+    const site = builtinMapping('epic', {
+      options: { loginSystems: ['http://www.acme.org/practitioners'], userIdSystems: ['http://www.acme.org/practitioners'] },
+    });
+    expect(mapEvent(event, site, lookupOf(hl7Resources())).rows).toEqual([
+      [
+        '2013-06-20T23:42:24Z',
+        'Emergency Override Started',
+        'Workstation1.ehr.familyclinic.com',
+        'Security Alert',
+        'Execute',
+        '12345',
+        'Peter',
+        'James',
+        'Chalmers',
+        '534 Erewhon St',
+        '',
+        'PleasantVille',
+        '3999',
+        'Vic',
+        '',
+        '',
+        // docs/mapping.md §6.2, §9.3: the one permitted stand-in, for a BTG that names no reason.
+        'Emergency Override',
+        '',
+        '23',
+        '23',
+        'Careful',
+        'Adam',
+      ],
+    ]);
   });
 });
 

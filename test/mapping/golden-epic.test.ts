@@ -15,38 +15,141 @@ import { mappingFileSpec } from '../../src/mapping/spec.js';
 import { builtinMapping, builtinSpec, compileSpec, fixturesDir, lookupOf } from './support.js';
 
 const dir = resolve(fixturesDir, 'epic');
-const files = readdirSync(dir).filter((name) => name.endsWith('.json')).sort();
+const files = readdirSync(dir)
+  .filter((name) => name.endsWith('.json'))
+  .sort();
 const read = <T extends FhirResource>(name: string): T => JSON.parse(readFileSync(resolve(dir, name), 'utf8')) as T;
 const people = files.filter((name) => !name.startsWith('AuditEvent-')).map((name) => read(name));
 const lookup = lookupOf(people);
 const event = (name: string): AuditEvent => read<AuditEvent>(`AuditEvent-${name}.json`);
 
 const EPIC_ROWS: Record<string, string[][]> = {
-  'dst-before': [[
-    '2026-11-01T07:59:57Z', 'Chart Review Accessed', 'WS-3F-0412', 'Patient Record', 'Read/View/Print',
-    '204518', 'Rosa', 'Ines', 'Delgado', '4410 Prairie Dock Ln', 'Unit 3', 'VERONA', '53593', 'WI', 'US',
-    'FAMILY MEDICINE CLINIC', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
-  ]],
-  'dst-after': [[
-    '2026-11-01T08:00:02.5Z', 'Medication List Viewed', 'WS-2F-0077', 'Patient Record', 'Read/View/Print',
-    '204519', 'Tomas', 'Anders', 'Eriksen', '2120 Badger Pkwy', '', 'FITCHBURG', '53711-4208', 'WI', 'US',
-    'EMERGENCY DEPT', '', '', 'MOKAFOR', 'MOKAFOR', 'Okafor', 'Maya',
-  ]],
-  'site-text': [[
-    '2026-11-01T15:20:10.123Z', 'Chart Review Accessed', 'WS-1F-0009', 'Patient Record', 'Read/View/Print',
-    '', 'Jun', '', 'Nakamura', '915 N Cascade Ave', '', 'COLORADO SPRINGS', '80903', 'CO', 'US',
-    'URGENT CARE NORTH', '', '', '104455', '104455', 'Brennan', 'Hannah',
-  ]],
+  'dst-before': [
+    [
+      '2026-11-01T07:59:57Z',
+      'Chart Review Accessed',
+      'WS-3F-0412',
+      'Patient Record',
+      'Read/View/Print',
+      '204518',
+      'Rosa',
+      'Ines',
+      'Delgado',
+      '4410 Prairie Dock Ln',
+      'Unit 3',
+      'VERONA',
+      '53593',
+      'WI',
+      'US',
+      'FAMILY MEDICINE CLINIC',
+      '',
+      '',
+      'RSANTOS',
+      'RSANTOS',
+      'Santos',
+      'Rafael',
+    ],
+  ],
+  'dst-after': [
+    [
+      '2026-11-01T08:00:02.5Z',
+      'Medication List Viewed',
+      'WS-2F-0077',
+      'Patient Record',
+      'Read/View/Print',
+      '204519',
+      'Tomas',
+      'Anders',
+      'Eriksen',
+      '2120 Badger Pkwy',
+      '',
+      'FITCHBURG',
+      '53711-4208',
+      'WI',
+      'US',
+      'EMERGENCY DEPT',
+      '',
+      '',
+      'MOKAFOR',
+      'MOKAFOR',
+      'Okafor',
+      'Maya',
+    ],
+  ],
+  'site-text': [
+    [
+      '2026-11-01T15:20:10.123Z',
+      'Chart Review Accessed',
+      'WS-1F-0009',
+      'Patient Record',
+      'Read/View/Print',
+      '',
+      'Jun',
+      '',
+      'Nakamura',
+      '915 N Cascade Ave',
+      '',
+      'COLORADO SPRINGS',
+      '80903',
+      'CO',
+      'US',
+      'URGENT CARE NORTH',
+      '',
+      '',
+      '104455',
+      '104455',
+      'Brennan',
+      'Hannah',
+    ],
+  ],
   'two-patients': [
     [
-      '2026-11-01T16:05:44.900Z', 'Report Printed', '', 'Patient Record', 'Read/View/Print',
-      '81234567', 'Amara', '', 'Okafor', '3300 E Platte Ave', 'Apt 12B', 'COLORADO SPRINGS', '80909', 'CO', 'US',
-      '', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
+      '2026-11-01T16:05:44.900Z',
+      'Report Printed',
+      '',
+      'Patient Record',
+      'Read/View/Print',
+      '81234567',
+      'Amara',
+      '',
+      'Okafor',
+      '3300 E Platte Ave',
+      'Apt 12B',
+      'COLORADO SPRINGS',
+      '80909',
+      'CO',
+      'US',
+      '',
+      '',
+      '',
+      'RSANTOS',
+      'RSANTOS',
+      'Santos',
+      'Rafael',
     ],
     [
-      '2026-11-01T16:05:44.900Z', 'Report Printed', '', 'Patient Record', 'Read/View/Print',
-      '203588', 'Lena', '', 'Varga', '1217 Glacier Ridge Dr', '', 'VERONA', '53593', 'WI', 'US',
-      '', '', '', 'RSANTOS', 'RSANTOS', 'Santos', 'Rafael',
+      '2026-11-01T16:05:44.900Z',
+      'Report Printed',
+      '',
+      'Patient Record',
+      'Read/View/Print',
+      '203588',
+      'Lena',
+      '',
+      'Varga',
+      '1217 Glacier Ridge Dr',
+      '',
+      'VERONA',
+      '53593',
+      'WI',
+      'US',
+      '',
+      '',
+      '',
+      'RSANTOS',
+      'RSANTOS',
+      'Santos',
+      'Rafael',
     ],
   ],
 };
@@ -63,7 +166,12 @@ function cell(mapping: CompiledMapping, name: string, column: string): string[] 
 
 describe('Epic-shaped resources with the built-in mappings (no site options)', () => {
   it('covers every file in the folder', () => {
-    expect(files.filter((name) => name.startsWith('AuditEvent-')).map((name) => name.slice(11, -5)).sort()).toEqual(Object.keys(EPIC_ROWS).sort());
+    expect(
+      files
+        .filter((name) => name.startsWith('AuditEvent-'))
+        .map((name) => name.slice(11, -5))
+        .sort(),
+    ).toEqual(Object.keys(EPIC_ROWS).sort());
   });
 
   for (const [name, rows] of Object.entries(EPIC_ROWS)) {
@@ -131,15 +239,21 @@ describe('site options pin a system or a type text', () => {
 });
 
 describe('use: old never counts', () => {
-  const withIdentifiers = <T extends Patient | Practitioner>(resource: T, change: (identifiers: NonNullable<T['identifier']>) => T['identifier']): T =>
-    ({ ...resource, identifier: change(resource.identifier ?? []) });
+  const withIdentifiers = <T extends Patient | Practitioner>(resource: T, change: (identifiers: NonNullable<T['identifier']>) => T['identifier']): T => ({
+    ...resource,
+    identifier: change(resource.identifier ?? []),
+  });
 
   it('a patient whose only EPI is old has no MRN; a practitioner whose only EMP id is old has no login from it', () => {
-    const patient = withIdentifiers(read<Patient>('Patient-merged-old-mrn.json'), (ids) => ids.filter((id) => !(id.use === 'usual' && id.type?.text === 'EPI')));
+    const patient = withIdentifiers(read<Patient>('Patient-merged-old-mrn.json'), (ids) =>
+      ids.filter((id) => !(id.use === 'usual' && id.type?.text === 'EPI')),
+    );
     const practitioner = withIdentifiers(read<Practitioner>('Practitioner-renamed-login.json'), (ids) => ids.filter((id) => id.use === 'old'));
     const result = mapEvent(event('dst-after'), builtinMapping('epic'), lookupOf([patient, practitioner]));
     expect(result.rows).toEqual([]);
-    expect(result.rejects).toEqual([{ eventId: 'eAE2dst0after00000000002', patientRef: `Patient/${patient.id ?? ''}`, reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' }]);
+    expect(result.rejects).toEqual([
+      { eventId: 'eAE2dst0after00000000002', patientRef: `Patient/${patient.id ?? ''}`, reason: 'missing-employee-login', column: 'EMP.SYSTEM_LOGIN' },
+    ]);
     const lenient = builtinMapping('epic', { options: { loginRegex: '.' } });
     const withAltId = { ...event('dst-after'), agent: event('dst-after').agent.map((agent, i) => (i === 0 ? { ...agent, altId: 'MOKAFOR' } : agent)) };
     const row = mapEvent(withAltId, lenient, lookupOf([patient, practitioner])).rows[0] ?? [];
@@ -155,7 +269,11 @@ describe('use: old never counts', () => {
     expect(subjectMrn({ identifier: { type: { text: 'HSMRN' }, value: '3' } }, options)).toBe('3');
     expect(subjectMrn({ identifier: { type: { text: 'Site label' }, system: epicMrn, value: '4' } }, options)).toBe('4');
     expect(subjectMrn({ identifier: { use: 'old', type: { text: 'EPI' }, system: epicMrn, value: '5' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { type: { text: 'EPIC' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.0', value: 'E6' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options)).toBeUndefined();
+    expect(
+      subjectMrn({ identifier: { type: { text: 'EPIC' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.0', value: 'E6' } }, options),
+    ).toBeUndefined();
+    expect(
+      subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options),
+    ).toBeUndefined();
   });
 });

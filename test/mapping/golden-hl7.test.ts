@@ -5,9 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createSerializer, mapEvent, type CompiledMapping, type EventMapResult } from '../../src/mapping/index.js';
-import {
-  auditEvent, builtinMapping, builtinSpec, compileSpec, fixtureFiles, hl7Resources, identifierKey, lookupOf, readFixture,
-} from './support.js';
+import { auditEvent, builtinMapping, builtinSpec, compileSpec, fixtureFiles, hl7Resources, identifierKey, lookupOf, readFixture } from './support.js';
 
 const byColumn = (mapping: CompiledMapping, row: readonly string[]): Record<string, string> =>
   Object.fromEntries(mapping.columns.map((column, index) => [column.name, row[index] as string]));
@@ -70,7 +68,9 @@ describe('HL7 R4 example AuditEvents with the built-in mappings', () => {
 
   it('warns (codes only, no PHI) about an unresolved patient and heuristic employee names', () => {
     expect(mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-media.json'), epic, lookup).warnings).toEqual([
-      'unresolved-patient', 'name-heuristic:employee_last_name', 'name-heuristic:employee_first_name',
+      'unresolved-patient',
+      'name-heuristic:employee_last_name',
+      'name-heuristic:employee_first_name',
     ]);
   });
 });
@@ -85,30 +85,32 @@ describe('HL7 R4 examples at a site whose logins are numeric altIds', () => {
 
   it('example-rest (vread of Patient/example/_history/1) → one Epic row', () => {
     const result = mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-rest.json'), numericEpic, byIdentifier);
-    expect(result.rows.map((row) => byColumn(numericEpic, row))).toEqual([{
-      'ACCESS_LOG.ACCESS_TIME': '2013-06-20T23:42:24Z',
-      'ACCESS_LOG_METRIC.METRIC_NAME': 'vread Patient',
-      'ACCESS_LOG.WORKSTATION_ID': 'Workstation1.ehr.familyclinic.com',
-      'ZC_METRIC_GROUP.NAME': 'Restful Operation',
-      'ZC_ACCESS_ACTION.NAME': 'Read/View/Print',
-      'PATIENT.PAT_MRN_ID': '12345',
-      'PATIENT.PAT_FIRST_NAME': 'Peter',
-      'PATIENT.PAT_MIDDLE_NAME': 'James',
-      'PATIENT.PAT_LAST_NAME': 'Chalmers',
-      'PATIENT.ADD_LINE_1': '534 Erewhon St',
-      'PATIENT.ADD_LINE_2': '',
-      'PATIENT.CITY': 'PleasantVille',
-      'PATIENT.ZIP': '3999',
-      'ZC_STATE.NAME': 'Vic',
-      'ZC_COUNTRY.NAME': '',
-      'CLARITY_DEP.DEPARTMENT_NAME': '',
-      'ZC_BTG_REASON.NAME': '',
-      'PAT_BTG_AUDIT.BTG_EXPLANATION': '',
-      'EMP.SYSTEM_LOGIN': '601847123',
-      'CLARITY_EMP.USER_ID': '95',
-      employee_last_name: 'Grieve',
-      employee_first_name: 'Grahame',
-    }]);
+    expect(result.rows.map((row) => byColumn(numericEpic, row))).toEqual([
+      {
+        'ACCESS_LOG.ACCESS_TIME': '2013-06-20T23:42:24Z',
+        'ACCESS_LOG_METRIC.METRIC_NAME': 'vread Patient',
+        'ACCESS_LOG.WORKSTATION_ID': 'Workstation1.ehr.familyclinic.com',
+        'ZC_METRIC_GROUP.NAME': 'Restful Operation',
+        'ZC_ACCESS_ACTION.NAME': 'Read/View/Print',
+        'PATIENT.PAT_MRN_ID': '12345',
+        'PATIENT.PAT_FIRST_NAME': 'Peter',
+        'PATIENT.PAT_MIDDLE_NAME': 'James',
+        'PATIENT.PAT_LAST_NAME': 'Chalmers',
+        'PATIENT.ADD_LINE_1': '534 Erewhon St',
+        'PATIENT.ADD_LINE_2': '',
+        'PATIENT.CITY': 'PleasantVille',
+        'PATIENT.ZIP': '3999',
+        'ZC_STATE.NAME': 'Vic',
+        'ZC_COUNTRY.NAME': '',
+        'CLARITY_DEP.DEPARTMENT_NAME': '',
+        'ZC_BTG_REASON.NAME': '',
+        'PAT_BTG_AUDIT.BTG_EXPLANATION': '',
+        'EMP.SYSTEM_LOGIN': '601847123',
+        'CLARITY_EMP.USER_ID': '95',
+        employee_last_name: 'Grieve',
+        employee_first_name: 'Grahame',
+      },
+    ]);
     expect(result.rejects).toEqual([]);
     expect(result.warnings).toEqual(['name-heuristic:employee_last_name', 'name-heuristic:employee_first_name']);
     expect(createSerializer(numericEpic).line(result.rows[0] ?? [])).toBe(
@@ -119,65 +121,130 @@ describe('HL7 R4 examples at a site whose logins are numeric altIds', () => {
 
   it('example-rest → one Healthcare row (with Employee User Name)', () => {
     const result = mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-rest.json'), numericHealthcare, byIdentifier);
-    expect(result.rows).toEqual([[
-      '2013-06-20T23:42:24Z', 'vread Patient', 'Workstation1.ehr.familyclinic.com', 'Restful Operation', 'Read/View/Print', '12345',
-      'Peter', 'James', 'Chalmers', '534 Erewhon St', '', 'PleasantVille', '3999', 'Vic', '', '', '', '',
-      '601847123', '601847123', '95', 'Grieve', 'Grahame',
-    ]]);
+    expect(result.rows).toEqual([
+      [
+        '2013-06-20T23:42:24Z',
+        'vread Patient',
+        'Workstation1.ehr.familyclinic.com',
+        'Restful Operation',
+        'Read/View/Print',
+        '12345',
+        'Peter',
+        'James',
+        'Chalmers',
+        '534 Erewhon St',
+        '',
+        'PleasantVille',
+        '3999',
+        'Vic',
+        '',
+        '',
+        '',
+        '',
+        '601847123',
+        '601847123',
+        '95',
+        'Grieve',
+        'Grahame',
+      ],
+    ]);
   });
 
   it('example-pixQuery: identifier-only patient found by its CX identifier; MRN from the entity identifier', () => {
     const result = mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-pixQuery.json'), numericHealthcare, byIdentifier);
-    expect(result.rows.map((row) => byColumn(numericHealthcare, row))).toEqual([{
-      'Creation Time': '2015-08-26T23:42:24Z',
-      'Event Name': 'PIX Query',
-      // The requestor has no network; the DCM 110153 agent's machine name (network type 1) is the workstation.
-      'Workstation Id': 'Workstation1.ehr.familyclinic.com',
-      'Event Section': 'Query',
-      'Event Category': 'Execute',
-      'Patient Reg Id': 'e3cdfc81a0d24bd',
-      'Patient First Name': 'Pieter',
-      'Patient Middle Name': '',
-      'Patient Last Name': 'van de Heuvel',
-      'Patient Address Line 1': 'Van Egmondkade 23',
-      'Patient Address Line 2': '',
-      'Patient City': 'Amsterdam',
-      'Patient Zip Code': '1024 RJ',
-      'Patient State': '',
-      'Patient Country': 'NLD',
-      'Patient Department': '',
-      'Restricted Access Reason': '',
-      'Restricted Access Comment': '',
-      'Email Address (UPN) or SamAccountName': '601847123',
-      'Employee User Name': '601847123',
-      'Employee Id': '95',
-      'Employee Last Name': 'Grieve',
-      'Employee First Name': 'Grahame',
-    }]);
+    expect(result.rows.map((row) => byColumn(numericHealthcare, row))).toEqual([
+      {
+        'Creation Time': '2015-08-26T23:42:24Z',
+        'Event Name': 'PIX Query',
+        // The requestor has no network; the DCM 110153 agent's machine name (network type 1) is the workstation.
+        'Workstation Id': 'Workstation1.ehr.familyclinic.com',
+        'Event Section': 'Query',
+        'Event Category': 'Execute',
+        'Patient Reg Id': 'e3cdfc81a0d24bd',
+        'Patient First Name': 'Pieter',
+        'Patient Middle Name': '',
+        'Patient Last Name': 'van de Heuvel',
+        'Patient Address Line 1': 'Van Egmondkade 23',
+        'Patient Address Line 2': '',
+        'Patient City': 'Amsterdam',
+        'Patient Zip Code': '1024 RJ',
+        'Patient State': '',
+        'Patient Country': 'NLD',
+        'Patient Department': '',
+        'Restricted Access Reason': '',
+        'Restricted Access Comment': '',
+        'Email Address (UPN) or SamAccountName': '601847123',
+        'Employee User Name': '601847123',
+        'Employee Id': '95',
+        'Employee Last Name': 'Grieve',
+        'Employee First Name': 'Grahame',
+      },
+    ]);
   });
 
   it('example-media: same patient by identifier, no workstation (no agent has a machine address)', () => {
     const result = mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-media.json'), numericEpic, byIdentifier);
-    expect(result.rows).toEqual([[
-      '2015-08-27T23:42:24Z', 'Distribute Document Set on Media', '', 'Export', 'Read/View/Print', 'e3cdfc81a0d24bd',
-      'Pieter', '', 'van de Heuvel', 'Van Egmondkade 23', '', 'Amsterdam', '1024 RJ', '', 'NLD', '', '', '',
-      '601847123', '95', 'Grieve', 'Grahame',
-    ]]);
+    expect(result.rows).toEqual([
+      [
+        '2015-08-27T23:42:24Z',
+        'Distribute Document Set on Media',
+        '',
+        'Export',
+        'Read/View/Print',
+        'e3cdfc81a0d24bd',
+        'Pieter',
+        '',
+        'van de Heuvel',
+        'Van Egmondkade 23',
+        '',
+        'Amsterdam',
+        '1024 RJ',
+        '',
+        'NLD',
+        '',
+        '',
+        '',
+        '601847123',
+        '95',
+        'Grieve',
+        'Grahame',
+      ],
+    ]);
     expect(byIdentifier.asked).toContain('Patient?identifier=urn:oid:2.16.840.1.113883.4.2|e3cdfc81a0d24bd');
   });
 
   it('example-disclosure: the two references to Patient/example give one row; login from a UPN-like who.identifier', () => {
     const looseUpn = builtinMapping('healthcare', { options: { loginRegex: '^[^@\\s]+@[^@\\s]+$' } });
     const result = mapEvent(auditEvent('hl7-r4', 'AuditEvent-example-disclosure.json'), looseUpn, byIdentifier);
-    expect(result.rows).toEqual([[
-      '2013-09-22T00:08:00Z', 'HIPAA disclosure', 'custodian.net', 'Export', 'Read/View/Print', '12345',
-      'Peter', 'James', 'Chalmers', '534 Erewhon St', '', 'PleasantVille', '3999', 'Vic', '', '',
-      // purposeOfEvent HMARKT is not break-the-glass: both BTG cells stay empty.
-      '', '',
-      'SomeIdiot@nowhere', 'notMe', 'SomeIdiot@nowhere',
-      // No Practitioner behind the requestor: agent.name split by the flagged heuristic.
-      'caught', 'That',
-    ]]);
+    expect(result.rows).toEqual([
+      [
+        '2013-09-22T00:08:00Z',
+        'HIPAA disclosure',
+        'custodian.net',
+        'Export',
+        'Read/View/Print',
+        '12345',
+        'Peter',
+        'James',
+        'Chalmers',
+        '534 Erewhon St',
+        '',
+        'PleasantVille',
+        '3999',
+        'Vic',
+        '',
+        '',
+        // purposeOfEvent HMARKT is not break-the-glass: both BTG cells stay empty.
+        '',
+        '',
+        'SomeIdiot@nowhere',
+        'notMe',
+        'SomeIdiot@nowhere',
+        // No Practitioner behind the requestor: agent.name split by the flagged heuristic.
+        'caught',
+        'That',
+      ],
+    ]);
   });
 
   it('example-error: with the failure skip off, the event still has no patient', () => {

@@ -32,12 +32,14 @@ describe('HL7 Norway instances with the built-in mappings', () => {
         const result = mapEvent(auditEvent('hl7norway', name), mapping, nothing);
         expect(result.rows).toEqual([]);
         expect(result.skipped).toBeUndefined();
-        expect(result.rejects).toEqual([{
-          eventId: `NOBasisAuditeventInstance${index + 1}`,
-          patientRef: `#PatientInstance${index + 1}`,
-          reason: 'missing-patient-name',
-          column: schema === 'epic' ? 'PATIENT.PAT_FIRST_NAME' : 'Patient First Name',
-        }]);
+        expect(result.rejects).toEqual([
+          {
+            eventId: `NOBasisAuditeventInstance${index + 1}`,
+            patientRef: `#PatientInstance${index + 1}`,
+            reason: 'missing-patient-name',
+            column: schema === 'epic' ? 'PATIENT.PAT_FIRST_NAME' : 'Patient First Name',
+          },
+        ]);
         // The national id sits in Identifier.id: reported, never used as the MRN.
         expect(result.warnings).toContain(schema === 'epic' ? 'identifier-value-in-id:PATIENT.PAT_MRN_ID' : 'identifier-value-in-id:Patient Reg Id');
       });
@@ -54,42 +56,130 @@ describe('HL7 Norway instances with the built-in mappings', () => {
 describe('HL7 Norway instances at a site with HPR-number logins', () => {
   it('Instance1 (epic): department from the contained Encounter.serviceProvider, employee via PractitionerRole', () => {
     const result = mapEvent(auditEvent('hl7norway', INSTANCES[0] as string), hprSite('epic'), nothing);
-    expect(result.rows).toEqual([[
-      '2024-03-19T06:45:00.000Z', 'Patient Record', '', 'Patient Record', 'Read/View/Print',
-      '', '', '', '', '', '', '', '', '', '',
-      'Øye dagkir/pol 1. etasje',
-      // purposeOfEvent TREAT + a local code: not break-the-glass.
-      '', '',
-      '9144897', '',
-      // Text-only practitioner name: kept whole in the last name, never split.
-      'August September', '',
-    ]]);
+    expect(result.rows).toEqual([
+      [
+        '2024-03-19T06:45:00.000Z',
+        'Patient Record',
+        '',
+        'Patient Record',
+        'Read/View/Print',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        'Øye dagkir/pol 1. etasje',
+        // purposeOfEvent TREAT + a local code: not break-the-glass.
+        '',
+        '',
+        '9144897',
+        '',
+        // Text-only practitioner name: kept whole in the last name, never split.
+        'August September',
+        '',
+      ],
+    ]);
     expect(result.warnings).toEqual([
-      'identifier-value-in-id:PATIENT.PAT_MRN_ID', 'name-text-only:employee_last_name',
-      'empty-mandatory:PATIENT.PAT_FIRST_NAME', 'empty-mandatory:PATIENT.PAT_LAST_NAME', 'empty-mandatory:PATIENT.ADD_LINE_1',
-      'empty-mandatory:PATIENT.CITY', 'empty-mandatory:PATIENT.ZIP',
+      'identifier-value-in-id:PATIENT.PAT_MRN_ID',
+      'name-text-only:employee_last_name',
+      'empty-mandatory:PATIENT.PAT_FIRST_NAME',
+      'empty-mandatory:PATIENT.PAT_LAST_NAME',
+      'empty-mandatory:PATIENT.ADD_LINE_1',
+      'empty-mandatory:PATIENT.CITY',
+      'empty-mandatory:PATIENT.ZIP',
     ]);
   });
 
   it('Instance2 (healthcare): no encounter department, so the PractitionerRole organization', () => {
     const result = mapEvent(auditEvent('hl7norway', INSTANCES[1] as string), hprSite('healthcare'), nothing);
-    expect(result.rows).toEqual([[
-      '2024-03-19T06:45:00.000Z', 'Patient Record', '', 'Patient Record', 'Read/View/Print',
-      '', '', '', '', '', '', '', '', '', '',
-      'Norsk Helsenett SF Fagersta Testlegekontor', '', '',
-      '9144897', '', '', 'August September', '',
-    ]]);
+    expect(result.rows).toEqual([
+      [
+        '2024-03-19T06:45:00.000Z',
+        'Patient Record',
+        '',
+        'Patient Record',
+        'Read/View/Print',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        'Norsk Helsenett SF Fagersta Testlegekontor',
+        '',
+        '',
+        '9144897',
+        '',
+        '',
+        'August September',
+        '',
+      ],
+    ]);
   });
 
   it('Instance3 (epic and healthcare): another practitioner and organization', () => {
-    expect(mapEvent(auditEvent('hl7norway', INSTANCES[2] as string), hprSite('epic'), nothing).rows).toEqual([[
-      '2024-03-19T06:45:00.000Z', 'Patient Record', '', 'Patient Record', 'Read/View/Print',
-      '', '', '', '', '', '', '', '', '', '', 'OSLO KOMMUNE HELSEETATEN', '', '', '9144900', '', 'Rita Lin', '',
-    ]]);
-    expect(mapEvent(auditEvent('hl7norway', INSTANCES[2] as string), hprSite('healthcare'), nothing).rows).toEqual([[
-      '2024-03-19T06:45:00.000Z', 'Patient Record', '', 'Patient Record', 'Read/View/Print',
-      '', '', '', '', '', '', '', '', '', '', 'OSLO KOMMUNE HELSEETATEN', '', '', '9144900', '', '', 'Rita Lin', '',
-    ]]);
+    expect(mapEvent(auditEvent('hl7norway', INSTANCES[2] as string), hprSite('epic'), nothing).rows).toEqual([
+      [
+        '2024-03-19T06:45:00.000Z',
+        'Patient Record',
+        '',
+        'Patient Record',
+        'Read/View/Print',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        'OSLO KOMMUNE HELSEETATEN',
+        '',
+        '',
+        '9144900',
+        '',
+        'Rita Lin',
+        '',
+      ],
+    ]);
+    expect(mapEvent(auditEvent('hl7norway', INSTANCES[2] as string), hprSite('healthcare'), nothing).rows).toEqual([
+      [
+        '2024-03-19T06:45:00.000Z',
+        'Patient Record',
+        '',
+        'Patient Record',
+        'Read/View/Print',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        '',
+        'OSLO KOMMUNE HELSEETATEN',
+        '',
+        '',
+        '9144900',
+        '',
+        '',
+        'Rita Lin',
+        '',
+      ],
+    ]);
   });
 
   it('department source order is configurable: user-side first gives the PractitionerRole organization', () => {
@@ -101,7 +191,10 @@ describe('HL7 Norway instances at a site with HPR-number logins', () => {
   it('the Norway patient extension is configurable: without it, the events have no patient', () => {
     const noExtension = hprSite('epic', { patientExtensionUrls: [] });
     expect(mapEvent(auditEvent('hl7norway', INSTANCES[0] as string), noExtension, nothing)).toEqual({
-      rows: [], skipped: 'no-patient', rejects: [], warnings: [],
+      rows: [],
+      skipped: 'no-patient',
+      rejects: [],
+      warnings: [],
     });
   });
 });

@@ -28,8 +28,15 @@ function epicWith(column: string, change: Record<string, unknown>): Record<strin
 describe('built-in mappings', () => {
   it('list every schema column in the documented order with the documented mandatory flags', () => {
     expect(SCHEMA_COLUMNS.epic.filter((column) => column.mandatory).map((column) => column.name)).toEqual([
-      'ACCESS_LOG.ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME', 'PATIENT.PAT_FIRST_NAME', 'PATIENT.PAT_LAST_NAME', 'PATIENT.ADD_LINE_1',
-      'PATIENT.CITY', 'PATIENT.ZIP', 'ZC_BTG_REASON.NAME', 'EMP.SYSTEM_LOGIN',
+      'ACCESS_LOG.ACCESS_TIME',
+      'ACCESS_LOG_METRIC.METRIC_NAME',
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'ZC_BTG_REASON.NAME',
+      'EMP.SYSTEM_LOGIN',
     ]);
     for (const schema of ['epic', 'healthcare'] as const) {
       const mapping = loadMapping(builtinMappingPath(schema));
@@ -61,7 +68,10 @@ describe('extends', () => {
       extends: 'epic',
       delimiter: 'pipe',
       options: { loginSystems: ['urn:oid:1.2.3'] },
-      columns: [{ name: 'ACCESS_LOG.ACCESS_TIME', label: 'ACCESS_TIME' }, { name: 'CLARITY_DEP.DEPARTMENT_NAME', expressions: ["'Main campus'"] }],
+      columns: [
+        { name: 'ACCESS_LOG.ACCESS_TIME', label: 'ACCESS_TIME' },
+        { name: 'CLARITY_DEP.DEPARTMENT_NAME', expressions: ["'Main campus'"] },
+      ],
     });
     const mapping = loadMapping(path);
     expect(mapping).toMatchObject({ schema: 'epic', source: path, delimiter: 'pipe', strict: false });
@@ -96,14 +106,18 @@ describe('invalid mapping files', () => {
     spec.columns.push({ name: 'PATIENT.SHOE_SIZE', expressions: ['%patient.id'] });
     const error = errorOf(() => loadMapping(writeMapping('unknown-column.json', spec)));
     expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
-    expect(error.message).toMatch(/^Mapping file .*unknown-column\.json: unknown column "PATIENT\.SHOE_SIZE"; this schema's columns are: ACCESS_LOG\.ACCESS_TIME, /);
+    expect(error.message).toMatch(
+      /^Mapping file .*unknown-column\.json: unknown column "PATIENT\.SHOE_SIZE"; this schema's columns are: ACCESS_LOG\.ACCESS_TIME, /,
+    );
     expect(error.details).toMatchObject({ column: 'PATIENT.SHOE_SIZE' });
   });
 
   it('a missing column', () => {
     const spec = builtinSpec('healthcare');
     spec.columns = spec.columns.filter((column) => column.name !== 'Patient City');
-    expect(errorOf(() => compileSpec(spec)).message).toBe('Mapping file test-mapping.json: missing columns: Patient City (every schema column needs an entry; or use "extends").');
+    expect(errorOf(() => compileSpec(spec)).message).toBe(
+      'Mapping file test-mapping.json: missing columns: Patient City (every schema column needs an entry; or use "extends").',
+    );
   });
 
   it('an expression that does not parse: file, column and expression', () => {
@@ -123,7 +137,9 @@ describe('invalid mapping files', () => {
 
   it('an unknown built-in, naming the column and the entry', () => {
     const error = errorOf(() => compileSpec(epicWith('PATIENT.ZIP', { expressions: [{ builtin: 'zipPlus4' }] })));
-    expect(error.message).toMatch(/^Mapping file test-mapping\.json: column "PATIENT\.ZIP", expression \{"builtin":"zipPlus4"\}: Invalid option: expected one of "eventTime"/);
+    expect(error.message).toMatch(
+      /^Mapping file test-mapping\.json: column "PATIENT\.ZIP", expression \{"builtin":"zipPlus4"\}: Invalid option: expected one of "eventTime"/,
+    );
     expect(error.details).toEqual({ file: 'test-mapping.json', column: 'PATIENT.ZIP', expression: '{"builtin":"zipPlus4"}' });
   });
 
@@ -134,15 +150,21 @@ describe('invalid mapping files', () => {
   });
 
   it('csv for the epic schema, in the file or as an override', () => {
-    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'csv' })).message).toContain('delimiter "comma" is only allowed for the healthcare schema');
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'csv' })).message).toContain(
+      'delimiter "comma" is only allowed for the healthcare schema',
+    );
     expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), delimiter: 'comma' })).message).toContain('the epic connector takes tab or pipe');
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { delimiter: 'csv' })).code).toBe('BRG_ERR_MAPPING_INVALID');
   });
 
   it('an unknown time zone, a bad time format, a bad login regex, an option shadowing a variable', () => {
-    expect(errorOf(() => compileSpec(builtinSpec('epic'), { timeFormat: 'local:Mars/Olympus_Mons' })).message).toContain('timeFormat "local:Mars/Olympus_Mons"');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { timeFormat: 'local:Mars/Olympus_Mons' })).message).toContain(
+      'timeFormat "local:Mars/Olympus_Mons"',
+    );
     expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), timeFormat: 'unix' })).message).toContain('expected iso-utc, iso-offset or local:<IANA zone>');
-    expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { loginRegex: '([a-z' } })).message).toContain('option "loginRegex" is not a valid regular expression');
+    expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { loginRegex: '([a-z' } })).message).toContain(
+      'option "loginRegex" is not a valid regular expression',
+    );
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { patient: 'x' } })).message).toContain('option "patient" is not a usable variable name');
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { btgCodes: 'BTG' } })).message).toContain('option "btgCodes"');
   });

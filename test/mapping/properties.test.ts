@@ -16,8 +16,39 @@ function prng(seed: number): () => number {
 }
 
 const PIECES = [
-  'a', 'Z', '0', ' ', '  ', '\t', '|', ',', '"', "'", '\r', '\n', '\r\n', '\u2028', '\u2029', '\u0085', '\u0000', '\u001b',
-  '\u007f', '\u009f', '\u000b', '😀', '👩‍⚕️', 'é', 'e\u0301', 'ø', '张', '\ud800', '\udc00', '\u00a0', '=', 'Ø', '\ufeff',
+  'a',
+  'Z',
+  '0',
+  ' ',
+  '  ',
+  '\t',
+  '|',
+  ',',
+  '"',
+  "'",
+  '\r',
+  '\n',
+  '\r\n',
+  '\u2028',
+  '\u2029',
+  '\u0085',
+  '\u0000',
+  '\u001b',
+  '\u007f',
+  '\u009f',
+  '\u000b',
+  '😀',
+  '👩‍⚕️',
+  'é',
+  'e\u0301',
+  'ø',
+  '张',
+  '\ud800',
+  '\udc00',
+  '\u00a0',
+  '=',
+  'Ø',
+  '\ufeff',
 ];
 
 function randomValue(random: () => number): string {
@@ -125,17 +156,35 @@ describe('rows from mapEvent with hostile resource values', () => {
 
   function hostileEvent(index: number): { event: AuditEvent; patient: Patient } {
     const patient: Patient = {
-      resourceType: 'Patient', id: `p${index}`,
+      resourceType: 'Patient',
+      id: `p${index}`,
       name: [{ family: `F${randomValue(random)}`, given: [`G${randomValue(random)}`, randomValue(random)], text: randomValue(random) }],
-      address: [{ use: 'home', line: [`L${randomValue(random)}`, randomValue(random)], city: `C${randomValue(random)}`, postalCode: `Z${randomValue(random)}`, state: randomValue(random) }],
+      address: [
+        {
+          use: 'home',
+          line: [`L${randomValue(random)}`, randomValue(random)],
+          city: `C${randomValue(random)}`,
+          postalCode: `Z${randomValue(random)}`,
+          state: randomValue(random),
+        },
+      ],
     };
     const event: AuditEvent = {
-      resourceType: 'AuditEvent', id: `e${index}`, recorded: '2024-01-02T03:04:05.678901+02:00',
-      type: { code: randomValue(random), display: randomValue(random) }, subtype: [{ display: randomValue(random) }], action: 'R',
+      resourceType: 'AuditEvent',
+      id: `e${index}`,
+      recorded: '2024-01-02T03:04:05.678901+02:00',
+      type: { code: randomValue(random), display: randomValue(random) },
+      subtype: [{ display: randomValue(random) }],
+      action: 'R',
       source: { observer: { display: 'x' } },
       purposeOfEvent: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'BTG' }], text: `T${randomValue(random)}` }],
       agent: [{ requestor: true, altId: `u${randomValue(random)}@x.org`, name: randomValue(random), network: { address: randomValue(random), type: '1' } }],
-      entity: [{ what: { reference: `Patient/p${index}`, display: `D${randomValue(random)}` }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+      entity: [
+        {
+          what: { reference: `Patient/p${index}`, display: `D${randomValue(random)}` },
+          role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' },
+        },
+      ],
     };
     return { event, patient };
   }

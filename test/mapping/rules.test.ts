@@ -15,7 +15,10 @@ const lookup = lookupOf(hl7Resources());
 /** A Patient/example read by one agent; `agent` replaces the requestor's fields. */
 function read(agent: Partial<AuditEventAgent>, extra: Partial<AuditEvent> = {}): AuditEvent {
   return {
-    resourceType: 'AuditEvent', id: 'ae-1', recorded: '2020-05-01T10:00:00Z', action: 'R',
+    resourceType: 'AuditEvent',
+    id: 'ae-1',
+    recorded: '2020-05-01T10:00:00Z',
+    action: 'R',
     type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
     source: { observer: { display: 'EHR' } },
     agent: [{ requestor: true, ...agent }],
@@ -93,9 +96,14 @@ describe('break-the-glass (docs/mapping.md §6)', () => {
 
   it('configured codes and a justification carried in entity.detail (base64)', () => {
     const event = read({ altId: 'a' }, { purposeOfEvent: [btg({ code: 'ETREAT', display: 'emergency treatment' })] });
-    event.entity = [{ ...event.entity?.[0], detail: [{ type: 'justification', valueBase64Binary: Buffer.from('Patient crashed; no time to ask').toString('base64') }] }];
+    event.entity = [
+      { ...event.entity?.[0], detail: [{ type: 'justification', valueBase64Binary: Buffer.from('Patient crashed; no time to ask').toString('base64') }] },
+    ];
     expect(both(event)).toEqual(['', '']);
-    expect(both(event, { options: { btgCodes: ['BTG', 'ETREAT'], btgDetailTypes: ['justification'] } })).toEqual(['emergency treatment', 'Patient crashed; no time to ask']);
+    expect(both(event, { options: { btgCodes: ['BTG', 'ETREAT'], btgDetailTypes: ['justification'] } })).toEqual([
+      'emergency treatment',
+      'Patient crashed; no time to ask',
+    ]);
   });
 });
 

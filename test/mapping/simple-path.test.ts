@@ -14,24 +14,47 @@ import { compileSimplePath, parseSimplePath } from '../../src/mapping/simple-pat
 import { mappingFileSpec } from '../../src/mapping/spec.js';
 import { builtinSpec, fixtureFiles, lookupOf, readFixture } from './support.js';
 
-const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {
-  mrnSystems: ['urn:oid:1.2.36.146.595.217.0.1'],
-  loginSystems: ['urn:oid:2.16.578.1.12.4.1.4.4', 'http://www.acme.org/practitioners'],
-  userIdSystems: ['urn:oid:2.16.840.1.113883.4.2'],
-}, 'test');
+const options = resolveOptions(
+  mappingFileSpec.parse(builtinSpec('epic')),
+  {
+    mrnSystems: ['urn:oid:1.2.36.146.595.217.0.1'],
+    loginSystems: ['urn:oid:2.16.578.1.12.4.1.4.4', 'http://www.acme.org/practitioners'],
+    userIdSystems: ['urn:oid:2.16.840.1.113883.4.2'],
+  },
+  'test',
+);
 
 const builtinExpressions = [...builtinSpec('epic').columns, ...builtinSpec('healthcare').columns]
   .flatMap((column) => column['expressions'] as unknown[])
-  .flatMap((entry) => (typeof entry === 'string' ? [entry] : typeof entry === 'object' && entry !== null && 'expression' in entry ? [String(entry.expression)] : []));
+  .flatMap((entry) =>
+    typeof entry === 'string' ? [entry] : typeof entry === 'object' && entry !== null && 'expression' in entry ? [String(entry.expression)] : [],
+  );
 
 const EXTRA = [
-  '%name.given', '%name.given.last()', '%name.given.skip(1).first()', '%address.line', '%requestor.network.address',
-  'agent.who.identifier.value', 'agent.altId.where(matches(%loginRegex))', 'entity.what.reference', 'entity.detail.value', '%event.entity.detail.value',
-  'extension.where(url in %patientExtensionUrls).value.reference', 'agent.where(requestor.exists() and altId.exists()).altId',
-  '%patient.identifier.where(system in %mrnSystems).value', "%patient.telecom.where(system = 'phone' and use = 'work').value",
-  "%patient.name.where(use = 'maiden').family", '%patient.name.where(period.exists()).given', '%patient.name.where(family.exists() and given.empty())',
-  "%user.telecom.where(system = 'email').value", '%user.identifier.where(system in %userIdSystems).value', '%subject.reference',
-  'purposeOfEvent.coding.code', 'purposeOfEvent.coding.where(system in %btgCodes).code', '%userName.text', 'type.coding.code',
+  '%name.given',
+  '%name.given.last()',
+  '%name.given.skip(1).first()',
+  '%address.line',
+  '%requestor.network.address',
+  'agent.who.identifier.value',
+  'agent.altId.where(matches(%loginRegex))',
+  'entity.what.reference',
+  'entity.detail.value',
+  '%event.entity.detail.value',
+  'extension.where(url in %patientExtensionUrls).value.reference',
+  'agent.where(requestor.exists() and altId.exists()).altId',
+  '%patient.identifier.where(system in %mrnSystems).value',
+  "%patient.telecom.where(system = 'phone' and use = 'work').value",
+  "%patient.name.where(use = 'maiden').family",
+  '%patient.name.where(period.exists()).given',
+  '%patient.name.where(family.exists() and given.empty())',
+  "%user.telecom.where(system = 'email').value",
+  '%user.identifier.where(system in %userIdSystems).value',
+  '%subject.reference',
+  'purposeOfEvent.coding.code',
+  'purposeOfEvent.coding.where(system in %btgCodes).code',
+  '%userName.text',
+  'type.coding.code',
 ];
 
 const expressions = [...new Set([...builtinExpressions, ...EXTRA])];
@@ -50,10 +73,21 @@ function contexts(): RowContext[] {
     const user = practitioners[index % practitioners.length] as Practitioner;
     for (const requestor of event.agent) {
       out.push({
-        event, instant: undefined, tMs: Number.NaN, requestor, user, role: undefined, userName: user.name?.[0], patient,
+        event,
+        instant: undefined,
+        tMs: Number.NaN,
+        requestor,
+        user,
+        role: undefined,
+        userName: user.name?.[0],
+        patient,
         subject: { ref: event.entity?.[0]?.what ?? { display: 'x' }, key: 'k', label: 'k' },
-        name: patient.name?.[0], address: patient.address?.[0], resolver: createResolver(event, lookupOf(resources as FhirResource[]), true),
-        options, timeFormat: { kind: 'iso-utc' }, userIdIsGlobal: true,
+        name: patient.name?.[0],
+        address: patient.address?.[0],
+        resolver: createResolver(event, lookupOf(resources as FhirResource[]), true),
+        options,
+        timeFormat: { kind: 'iso-utc' },
+        userIdIsGlobal: true,
       });
     }
   });

@@ -12,7 +12,9 @@ export const fixturesDir = resolve(import.meta.dirname, '../fixtures');
 export type FixtureFolder = 'hl7-r4' | 'hl7norway';
 
 export function fixtureFiles(folder: FixtureFolder): string[] {
-  return readdirSync(resolve(fixturesDir, folder)).filter((name) => name.endsWith('.json')).sort();
+  return readdirSync(resolve(fixturesDir, folder))
+    .filter((name) => name.endsWith('.json'))
+    .sort();
 }
 
 export function readFixture<T extends FhirResource = FhirResource>(folder: FixtureFolder, name: string): T {
@@ -52,7 +54,9 @@ export function builtinMapping(schema: ConnectorSchema, overrides: MappingOverri
 }
 
 /** The built-in mapping file as data, for tests that change a few fields and compile it themselves. */
-export function builtinSpec(schema: ConnectorSchema): { columns: Array<Record<string, unknown> & { name: string }>; options: Record<string, unknown> } & Record<string, unknown> {
+export function builtinSpec(
+  schema: ConnectorSchema,
+): { columns: Array<Record<string, unknown> & { name: string }>; options: Record<string, unknown> } & Record<string, unknown> {
   return JSON.parse(readFileSync(builtinMappingPath(schema), 'utf8')) as ReturnType<typeof builtinSpec>;
 }
 

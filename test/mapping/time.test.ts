@@ -43,7 +43,14 @@ describe('time formats', () => {
   });
 
   it('rejects what is not a FHIR dateTime with seconds and a zone', () => {
-    for (const text of ['2012-10-25', '2012-10-25T22:04+11:00', '2012-10-25T22:04:27', '2012-13-01T00:00:00Z', '2012-10-25T22:04:27.Z', '2012-10-25T22:04:27+1100']) {
+    for (const text of [
+      '2012-10-25',
+      '2012-10-25T22:04+11:00',
+      '2012-10-25T22:04:27',
+      '2012-13-01T00:00:00Z',
+      '2012-10-25T22:04:27.Z',
+      '2012-10-25T22:04:27+1100',
+    ]) {
       expect(parseInstant(text), text).toBeUndefined();
     }
     expect(parseTimeFormat('local:Not/AZone')).toBeUndefined();
@@ -69,6 +76,8 @@ describe('choosing the event time', () => {
     expect(cell('iso-offset')).toBe('2012-10-25T22:04:27.0405+11:00');
     expect(cell('local:America/Chicago')).toBe('2012-10-25T06:04:27.0405');
     const undated = mapEvent({ ...base, recorded: '' }, builtinMapping('epic', { options: { loginRegex: '^[0-9]+$' } }), lookup);
-    expect(undated.rejects).toEqual([{ eventId: 'example-rest', patientRef: 'Patient/example', reason: 'missing-event-time', column: 'ACCESS_LOG.ACCESS_TIME' }]);
+    expect(undated.rejects).toEqual([
+      { eventId: 'example-rest', patientRef: 'Patient/example', reason: 'missing-event-time', column: 'ACCESS_LOG.ACCESS_TIME' },
+    ]);
   });
 });

@@ -45,7 +45,10 @@ function viaProxy(credentials?: string): NetworkSettings {
 }
 
 async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -68,7 +71,9 @@ describe('a proxy refusing with 407', () => {
     const error = await rejection(fhir.searchPages('AuditEvent', {}).next());
 
     expect([error.code, error.details['source']]).toEqual(['BRG_ERR_PROXY_REFUSED', 'HTTP_PROXY']);
-    expect(error.message).toContain(`FHIR AuditEvent search at ${fixture.server.origin}: the proxy ${proxy.url} (HTTP_PROXY) refused the connection with HTTP 407`);
+    expect(error.message).toContain(
+      `FHIR AuditEvent search at ${fixture.server.origin}: the proxy ${proxy.url} (HTTP_PROXY) refused the connection with HTTP 407`,
+    );
     expect(error.message).not.toContain(PASSWORD);
     expect(fhir.stats).toEqual({ requests: 1, retries: 0 });
     expect(proxy.refused.slice(refusedBefore)).toEqual([hostPort(fixture.server.baseUrl)]);
@@ -78,8 +83,13 @@ describe('a proxy refusing with 407', () => {
   it('ends an Entra ID token request at once (CONNECT), not retried', async () => {
     const refusedBefore = proxy.refused.length;
     const source = createPurviewTokenSource({
-      ...app, credential: { kind: 'secret', secret: app.secret }, authorityHost: entra.authorityHost, caPem: entra.caPem,
-      network: viaProxy(`svc:${PASSWORD}`), clock: systemClock, logger: silentLogger(),
+      ...app,
+      credential: { kind: 'secret', secret: app.secret },
+      authorityHost: entra.authorityHost,
+      caPem: entra.caPem,
+      network: viaProxy(`svc:${PASSWORD}`),
+      clock: systemClock,
+      logger: silentLogger(),
     });
     const error = await rejection(source.getToken());
     expectRefusal(error, `Entra ID token request for app ${app.appId} in tenant ${app.tenantId} at ${entra.authorityHost}`);
@@ -90,8 +100,14 @@ describe('a proxy refusing with 407', () => {
     const refusedBefore = proxy.refused.length;
     const tokenUrl = 'https://127.0.0.1:65000/oauth2/token'; // never reached: the proxy refuses the tunnel first
     const source = createSmartTokenSource({
-      fhirBaseUrl: 'https://127.0.0.1:65000/R4', tokenUrl, clientId: 'c', scope: 'system/Patient.read', key: (await makeKey('ES384')).signingKey,
-      clock: systemClock, logger: silentLogger(), fetch: fetchVia(createDispatcher(viaProxy())),
+      fhirBaseUrl: 'https://127.0.0.1:65000/R4',
+      tokenUrl,
+      clientId: 'c',
+      scope: 'system/Patient.read',
+      key: (await makeKey('ES384')).signingKey,
+      clock: systemClock,
+      logger: silentLogger(),
+      fetch: fetchVia(createDispatcher(viaProxy())),
     });
     const error = await rejection(source.getToken());
     expectRefusal(error, `SMART token request to ${tokenUrl}`);
@@ -117,18 +133,31 @@ describe('through the proxy', () => {
 
   it('a page under the cap is read as usual', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 3, patients: 1, practitioners: 1 })));
-    const page = (await fixture.client({ network: viaProxy('svc:right-pass') }).searchPages('AuditEvent', {}).next()).value as Bundle;
+    const page = (
+      await fixture
+        .client({ network: viaProxy('svc:right-pass') })
+        .searchPages('AuditEvent', {})
+        .next()
+    ).value as Bundle;
     expect(page.entry).toHaveLength(3);
   });
 });
 
 describe('network.caFile', () => {
   it('is trusted on top of the system roots by these clients only: Entra ID with a private CA works with it, fails without', async () => {
-    const options = { ...app, credential: { kind: 'secret' as const, secret: app.secret }, authorityHost: entra.authorityHost, clock: systemClock, logger: silentLogger() };
+    const options = {
+      ...app,
+      credential: { kind: 'secret' as const, secret: app.secret },
+      authorityHost: entra.authorityHost,
+      clock: systemClock,
+      logger: silentLogger(),
+    };
     const trusted = resolveNetwork({ caFile: 'corporate-ca.pem' }, {}, { readFile: () => entra.caPem });
     expect(entra.verifyAccessToken(await createPurviewTokenSource({ ...options, network: trusted }).getToken())).toMatchObject({ appId: app.appId });
 
-    const untrusted = await rejection(createPurviewTokenSource({ ...options, retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 } }).getToken());
+    const untrusted = await rejection(
+      createPurviewTokenSource({ ...options, retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 } }).getToken(),
+    );
     expect(untrusted.code).toBe('BRG_ERR_PURVIEW_AUTH');
     // Nothing global: a plain fetch in this process still refuses the private CA.
     await expect(fetch(`${entra.authorityHost}/`)).rejects.toThrow();

@@ -46,7 +46,10 @@ async function syncWith(env: Record<string, string>): Promise<SyncSummary> {
   const logger = linesLogger(logLines);
   const store = openStateStore(config.stateDir, systemClock);
   try {
-    const deps = buildSyncDeps({ config, env, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
+    const deps = buildSyncDeps(
+      { config, env, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource },
+      findConnector(config, 'sandbox'),
+    );
     const { start, end } = sandbox.dataset.options;
     return await runSync(deps, { trigger: 'cli', since: start, until: end });
   } finally {
@@ -63,7 +66,12 @@ describe('a full sandbox sync behind a forward proxy', () => {
   let summary: SyncSummary;
   let before: { fhir: number; tokens: number; entra: number; rows: number };
   beforeAll(async () => {
-    before = { fhir: sandbox.fhir.requests.length, tokens: sandbox.auth.stats.issued, entra: sandbox.entra.stats.requests, rows: sandbox.ingest.acceptedRowCount(sandbox.ids.jobId) };
+    before = {
+      fhir: sandbox.fhir.requests.length,
+      tokens: sandbox.auth.stats.issued,
+      entra: sandbox.entra.stats.requests,
+      rows: sandbox.ingest.acceptedRowCount(sandbox.ids.jobId),
+    };
     // `localhost` does not cover 127.0.0.1: nothing here is exempt.
     summary = await syncWith(proxyEnv('localhost'));
   });

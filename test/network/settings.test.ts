@@ -103,11 +103,15 @@ describe('resolveNetwork', () => {
     expect(resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => pem }).caPems).toEqual([pem]);
 
     const connector = {
-      name: 'c', fhir: { baseUrl: 'https://ehr.example.org/R4' }, smart: { clientId: 'x' },
+      name: 'c',
+      fhir: { baseUrl: 'https://ehr.example.org/R4' },
+      smart: { clientId: 'x' },
       purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
     };
     expect(validateConfig({ connectors: [connector] }, 'test').network).toEqual({});
-    expect(() => validateConfig({ connectors: [connector], network: { proxy: { url: 'http://u:pw@proxy:3128' } } }, 'test')).toThrow(/network\.proxy\.url.*use network\.proxy\.credentials/s);
+    expect(() => validateConfig({ connectors: [connector], network: { proxy: { url: 'http://u:pw@proxy:3128' } } }, 'test')).toThrow(
+      /network\.proxy\.url.*use network\.proxy\.credentials/s,
+    );
     expect(() => validateConfig({ connectors: [connector], network: { proxy: { url: 'socks5://proxy:1080' } } }, 'test')).toThrow(BridgeError);
   });
 });

@@ -47,10 +47,13 @@ export async function startTestProxy(options: { credentials?: string } = {}): Pr
     const headers = { ...req.headers };
     delete headers['proxy-authorization'];
     delete headers['proxy-connection'];
-    const upstream = httpRequest({ host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const upstream = httpRequest(
+      { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
@@ -80,7 +83,10 @@ export async function startTestProxy(options: { credentials?: string } = {}): Pr
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
-    tunnels, forwarded, refused, authorizations,
+    tunnels,
+    forwarded,
+    refused,
+    authorizations,
     async close() {
       for (const socket of sockets) socket.destroy();
       server.closeAllConnections();

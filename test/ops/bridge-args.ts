@@ -7,7 +7,14 @@ import { expect } from 'vitest';
 import { buildProgram } from '../../src/cli/program.js';
 import { systemClock } from '../../src/clock.js';
 
-const program = await buildProgram({ env: {}, print: () => undefined, clock: systemClock, stdout: process.stdout, signal: new AbortController().signal, stopSignal: new AbortController().signal });
+const program = await buildProgram({
+  env: {},
+  print: () => undefined,
+  clock: systemClock,
+  stdout: process.stdout,
+  signal: new AbortController().signal,
+  stopSignal: new AbortController().signal,
+});
 
 /** Returns the command the argv names, after checking that it and every long flag exist. */
 export function assertBridgeArgs(args: readonly string[]): Command {

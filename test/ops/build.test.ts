@@ -29,7 +29,9 @@ describe('compiled build', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-build-'));
     try {
       const printed = execFileSync(process.execPath, [join(out, 'cli/main.js'), 'keys', 'generate'], {
-        cwd: root, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '', BRIDGE_KEYS_DIR: join(dir, 'keys') },
+        cwd: root,
+        encoding: 'utf8',
+        env: { ...process.env, NODE_OPTIONS: '', BRIDGE_KEYS_DIR: join(dir, 'keys') },
       });
       const kid = /^generated ES384 key ([\w-]{43}) in /.exec(printed)?.[1] ?? '';
       expect(kid).not.toBe('');

@@ -20,12 +20,22 @@ import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 
 const root = resolve(import.meta.dirname, '../..');
-interface Healthcheck { test?: string[] }
+interface Healthcheck {
+  test?: string[];
+}
 interface Service {
   build?: string | { context?: string; target?: string };
-  profiles?: string[]; command?: string[]; entrypoint?: string[]; env_file?: string[]; volumes?: string[]; ports?: string[];
-  environment?: Record<string, string>; network_mode?: string; depends_on?: string[] | Record<string, { condition?: string }>;
-  working_dir?: string; healthcheck?: Healthcheck;
+  profiles?: string[];
+  command?: string[];
+  entrypoint?: string[];
+  env_file?: string[];
+  volumes?: string[];
+  ports?: string[];
+  environment?: Record<string, string>;
+  network_mode?: string;
+  depends_on?: string[] | Record<string, { condition?: string }>;
+  working_dir?: string;
+  healthcheck?: Healthcheck;
 }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
@@ -56,7 +66,8 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(compose.services['bridge-sandbox']?.entrypoint?.join(' ')).toContain(`node ${BRIDGE_NODE_OPTIONS} dist/cli/main.js serve`);
     for (const service of Object.values(compose.services)) {
       for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) ?dist\/cli\/main\.js/g)) expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
-      for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) --import tsx src\/cli\/main\.ts/g)) expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
+      for (const match of (service.entrypoint?.join(' ') ?? '').matchAll(/exec node (.*?) --import tsx src\/cli\/main\.ts/g))
+        expect(match[1]).toBe(BRIDGE_NODE_OPTIONS);
     }
     for (const script of ['bridge', 'demo']) expect(packageJson.scripts[script]).toContain(`node ${BRIDGE_NODE_OPTIONS} --import tsx src/cli/main.ts`);
     // dist/ is what `npm run build` writes from src/: the entry point must be the compiled CLI entry.
@@ -91,7 +102,7 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(dockerfile).toMatch(/VOLUME \["\/app\/state", "\/app\/keys"\]/);
   });
 
-  it('publishes the API on the host\'s 127.0.0.1 only, and the bridge listens on every interface inside its container', () => {
+  it("publishes the API on the host's 127.0.0.1 only, and the bridge listens on every interface inside its container", () => {
     const ports = services.flatMap(([, s]) => s.ports ?? []);
     expect(ports.length).toBeGreaterThan(0);
     for (const port of ports) expect(port, 'published on loopback only').toMatch(/^127\.0\.0\.1:\d+:\d+$/);
@@ -148,7 +159,8 @@ describe('docker-compose.yml and Dockerfile', () => {
     // The runtime copies everything from the pruned stage, which checks that no sandbox package or dist/sandbox is left.
     expect(stage('runtime')).not.toMatch(/--from=build\b/);
     expect(stage('production-deps')).toMatch(/npm prune --omit=dev/);
-    for (const path of ['node_modules/@medplum', 'node_modules/selfsigned', 'node_modules/tsx', 'dist/sandbox']) expect(stage('production-deps')).toContain(`test ! -e ${path}`);
+    for (const path of ['node_modules/@medplum', 'node_modules/selfsigned', 'node_modules/tsx', 'dist/sandbox'])
+      expect(stage('production-deps')).toContain(`test ! -e ${path}`);
     // The sandbox target adds the dev dependencies and the sources (dist/ is compiled without the sandbox).
     expect(stage('sandbox')).toMatch(/COPY --from=build \/app\/node_modules \.\/node_modules/);
     expect(stage('sandbox')).toMatch(/COPY --from=build \/app\/src \.\/src/);
@@ -172,14 +184,22 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(sandbox.entrypoint?.join(' ')).toMatch(/rm -rf state\/sandbox && exec node .* sandbox --dir state\/sandbox$/);
     for (const service of [sandbox, bridge]) expect(service.working_dir).toBe('/app');
     // The env override parses as a { file } secret reference (BRIDGE__ values that are JSON are used as such).
-    const config = loadConfig({ base: { connectors: [parse(readFileSync(resolve(root, 'deploy/bridge.config.yaml'), 'utf8')).connectors[0]] }, env: { ...bridge.environment } });
+    const config = loadConfig({
+      base: { connectors: [parse(readFileSync(resolve(root, 'deploy/bridge.config.yaml'), 'utf8')).connectors[0]] },
+      env: { ...bridge.environment },
+    });
     expect(config.server.apiTokens).toEqual({ file: 'state/api-token' });
   });
 });
 
 /** `docker compose` (v2 plugin) or `docker-compose` (Debian's package), when either is installed: `config` needs no engine. */
-const composeCli = [['docker', 'compose'], ['docker-compose']].find(([bin, ...sub]) => spawnSync(bin ?? '', [...sub, 'version'], { encoding: 'utf8' }).status === 0);
-if (!composeCli) console.warn('compose.test: neither `docker compose` nor `docker-compose` found, skipping `config` validation; install it with `apt-get install -y docker-compose`');
+const composeCli = [['docker', 'compose'], ['docker-compose']].find(
+  ([bin, ...sub]) => spawnSync(bin ?? '', [...sub, 'version'], { encoding: 'utf8' }).status === 0,
+);
+if (!composeCli)
+  console.warn(
+    'compose.test: neither `docker compose` nor `docker-compose` found, skipping `config` validation; install it with `apt-get install -y docker-compose`',
+  );
 
 describe.skipIf(!composeCli)('docker compose config (validation by Compose itself; install: apt-get install -y docker-compose)', () => {
   it.each(['sandbox', 'production'])('profile %s validates', (profile) => {
@@ -194,11 +214,16 @@ describe('docker compose --profile sandbox, run without Docker', () => {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), 'bridge-compose-')));
   const children: ChildProcess[] = [];
   afterAll(async () => {
-    await Promise.all(children.map((child) => new Promise<void>((done) => {
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      child.once('close', () => done());
-      child.kill('SIGTERM');
-    })));
+    await Promise.all(
+      children.map(
+        (child) =>
+          new Promise<void>((done) => {
+            if (child.exitCode !== null || child.signalCode !== null) return done();
+            child.once('close', () => done());
+            child.kill('SIGTERM');
+          }),
+      ),
+    );
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -211,9 +236,14 @@ describe('docker compose --profile sandbox, run without Docker', () => {
     const child = spawn('sh', ['-c', script ?? 'exit 99'], {
       cwd: dir,
       env: {
-        PATH: `${join(dir, '.bin')}:${process.env['PATH'] ?? ''}`, HOME: dir, NODE_OPTIONS: '',
-        BRIDGE_REAL_NODE: process.execPath, BRIDGE_TSX: pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href, BRIDGE_CLI: resolve(root, 'src/cli/main.ts'),
-        ...service.environment, ...env,
+        PATH: `${join(dir, '.bin')}:${process.env['PATH'] ?? ''}`,
+        HOME: dir,
+        NODE_OPTIONS: '',
+        BRIDGE_REAL_NODE: process.execPath,
+        BRIDGE_TSX: pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href,
+        BRIDGE_CLI: resolve(root, 'src/cli/main.ts'),
+        ...service.environment,
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -238,18 +268,21 @@ describe('docker compose --profile sandbox, run without Docker', () => {
     // The image's `node`, except that dist/cli/main.js (the compiled CLI) runs from src/ through tsx, and the sandbox
     // target's src/cli/main.ts and tsx are this checkout's.
     mkdirSync(join(dir, '.bin'));
-    writeFileSync(join(dir, '.bin/node'), [
-      '#!/bin/sh',
-      'for a; do shift; case "$a" in',
-      '  dist/cli/main.js) set -- "$@" --import "$BRIDGE_TSX" "$BRIDGE_CLI" ;;',
-      // The sandbox target's own sources and tsx (its dev dependencies): this checkout's.
-      '  src/cli/main.ts) set -- "$@" "$BRIDGE_CLI" ;;',
-      '  tsx) set -- "$@" "$BRIDGE_TSX" ;;',
-      '  *) set -- "$@" "$a" ;;',
-      'esac; done',
-      'exec "$BRIDGE_REAL_NODE" "$@"',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      join(dir, '.bin/node'),
+      [
+        '#!/bin/sh',
+        'for a; do shift; case "$a" in',
+        '  dist/cli/main.js) set -- "$@" --import "$BRIDGE_TSX" "$BRIDGE_CLI" ;;',
+        // The sandbox target's own sources and tsx (its dev dependencies): this checkout's.
+        '  src/cli/main.ts) set -- "$@" "$BRIDGE_CLI" ;;',
+        '  tsx) set -- "$@" "$BRIDGE_TSX" ;;',
+        '  *) set -- "$@" "$a" ;;',
+        'esac; done',
+        'exec "$BRIDGE_REAL_NODE" "$@"',
+        '',
+      ].join('\n'),
+    );
     chmodSync(join(dir, '.bin/node'), 0o755);
     mkdirSync(join(dir, 'state/sandbox/state'), { recursive: true });
     writeFileSync(join(dir, 'state/sandbox/bridge.config.yaml'), 'stale: config of an earlier start\n');
@@ -257,10 +290,14 @@ describe('docker compose --profile sandbox, run without Docker', () => {
     const sandbox = runEntrypoint('sandbox', {});
     // The sandbox service's healthcheck, with /app mapped to the temp directory: healthy once the new config is written.
     const healthcheck = (compose.services['sandbox']?.healthcheck?.test ?? []).slice(1).map((a) => a.replace(/^\/app\//, `${dir}/`));
-    await until('the sandbox to be healthy', () => {
-      const probe = spawnSync(healthcheck[0] ?? 'false', healthcheck.slice(1));
-      return probe.status === 0 && /connectors:/.test(readFileSync(join(dir, 'state/sandbox/bridge.config.yaml'), 'utf8')) ? true : undefined;
-    }, sandbox.output);
+    await until(
+      'the sandbox to be healthy',
+      () => {
+        const probe = spawnSync(healthcheck[0] ?? 'false', healthcheck.slice(1));
+        return probe.status === 0 && /connectors:/.test(readFileSync(join(dir, 'state/sandbox/bridge.config.yaml'), 'utf8')) ? true : undefined;
+      },
+      sandbox.output,
+    );
 
     // The compose environment, except: an ephemeral port, and loopback rather than every interface of this machine.
     const bridge = runEntrypoint('bridge-sandbox', { BRIDGE__server__port: '0', BRIDGE__server__host: '127.0.0.1', BRIDGE__logLevel: 'warn' });
@@ -271,18 +308,25 @@ describe('docker compose --profile sandbox, run without Docker', () => {
     expect(token).toMatch(/^[\w-]{43}$/);
 
     const { start: since, end: until_ } = DEFAULT_SANDBOX_DATA;
-    const post = (headers: Record<string, string>) => fetch(`${url}/v1/connectors/sandbox/syncs`, {
-      method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ since, until: until_ }),
-    });
+    const post = (headers: Record<string, string>) =>
+      fetch(`${url}/v1/connectors/sandbox/syncs`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ since, until: until_ }),
+      });
     expect((await post({})).status).toBe(401);
     const accepted = await post({ authorization: `Bearer ${token}` });
     expect(accepted.status).toBe(202);
     const { runId } = (await accepted.json()) as { runId: string };
-    const run = await until('the run to finish', async () => {
-      const response = await fetch(`${url}/v1/runs/${runId}`, { headers: { authorization: `Bearer ${token}` } });
-      const body = (await response.json()) as { state: string; counts: { rows: number; rowsAcked?: number } };
-      return ['completed', 'failed'].includes(body.state) ? body : undefined;
-    }, bridge.output);
+    const run = await until(
+      'the run to finish',
+      async () => {
+        const response = await fetch(`${url}/v1/runs/${runId}`, { headers: { authorization: `Bearer ${token}` } });
+        const body = (await response.json()) as { state: string; counts: { rows: number; rowsAcked?: number } };
+        return ['completed', 'failed'].includes(body.state) ? body : undefined;
+      },
+      bridge.output,
+    );
     expect(run.state, bridge.output()).toBe('completed');
     expect(run.counts.rows).toBeGreaterThan(0);
 

@@ -56,7 +56,12 @@ describe('deployment documents', () => {
     for (const line of page.split('\n').filter((l) => /main\.js (push|sync)/.test(l))) {
       expect(line.replace(/^.*?(--max-old-space-size)/, '$1')).toMatch(new RegExp(`^${BRIDGE_NODE_OPTIONS} C:\\\\bridge\\\\dist\\\\cli\\\\main\\.js `));
     }
-    for (const [param, flag] of [['-tenantId', '--tenant-id'], ['-appId', '--app-id'], ['-jobId', '--job-id'], ['-filePath', '--file']]) {
+    for (const [param, flag] of [
+      ['-tenantId', '--tenant-id'],
+      ['-appId', '--app-id'],
+      ['-jobId', '--job-id'],
+      ['-filePath', '--file'],
+    ]) {
       expect(page, param).toMatch(new RegExp(`\\| \`${param}\` \\| \`${flag}\``));
     }
     expect(page).toMatch(/\| `-appSecret` \| never on the command line: `--app-secret-file <file>`, or the environment variable `PURVIEW_APP_SECRET`/);
@@ -66,15 +71,18 @@ describe('deployment documents', () => {
     expect(listed).toEqual(exits);
   });
 
-  it('the compose sandbox walkthrough uses the sandbox\'s window, the token file and the services of docker-compose.yml', () => {
+  it("the compose sandbox walkthrough uses the sandbox's window, the token file and the services of docker-compose.yml", () => {
     const page = read('docs/deployment.md');
-    const compose = parse(read('docker-compose.yml')) as { services: Record<string, { environment?: Record<string, string>; ports?: string[]; working_dir?: string }> };
+    const compose = parse(read('docker-compose.yml')) as {
+      services: Record<string, { environment?: Record<string, string>; ports?: string[]; working_dir?: string }>;
+    };
     const body = /-d '(\{[^']+\})'/.exec(page)?.[1] ?? '{}';
     expect(JSON.parse(body)).toEqual({ since: DEFAULT_SANDBOX_DATA.start, until: DEFAULT_SANDBOX_DATA.end });
     const exec = /docker compose --profile sandbox exec (\S+) cat (\S+)\)/.exec(page);
     const service = compose.services[exec?.[1] ?? ''];
     expect(service, 'the service the token is read from').toBeDefined();
-    const tokens = loadConfig({ base: { connectors: [parse(read('deploy/bridge.config.yaml')).connectors[0]] }, env: { ...service?.environment } }).server.apiTokens;
+    const tokens = loadConfig({ base: { connectors: [parse(read('deploy/bridge.config.yaml')).connectors[0]] }, env: { ...service?.environment } }).server
+      .apiTokens;
     expect(tokens).toEqual({ file: exec?.[2] });
     expect(compose.services['sandbox']?.ports).toEqual(['127.0.0.1:8080:8080']);
     for (const url of page.matchAll(/http:\/\/([\d.]+):(\d+)\//g)) expect(`${url[1]}:${url[2]}`).toBe('127.0.0.1:8080');

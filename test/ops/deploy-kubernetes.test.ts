@@ -16,13 +16,30 @@ const dir = resolve(root, 'deploy/kubernetes');
 
 type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: any };
 interface Container {
-  name: string; image: string; command?: string[]; args?: string[]; securityContext?: any; resources?: any;
-  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>; ports?: Array<{ name?: string; containerPort: number }>;
-  livenessProbe?: any; readinessProbe?: any; startupProbe?: any;
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  securityContext?: any;
+  resources?: any;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  livenessProbe?: any;
+  readinessProbe?: any;
+  startupProbe?: any;
 }
-interface PodSpec { securityContext?: any; initContainers?: Container[]; containers: Container[]; volumes?: any[]; restartPolicy?: string; automountServiceAccountToken?: boolean }
+interface PodSpec {
+  securityContext?: any;
+  initContainers?: Container[];
+  containers: Container[];
+  volumes?: any[];
+  restartPolicy?: string;
+  automountServiceAccountToken?: boolean;
+}
 
-const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort();
+const files = readdirSync(dir)
+  .filter((f) => /\.ya?ml$/.test(f))
+  .sort();
 const manifests: Array<Manifest & { file: string }> = files.flatMap((file) =>
   parseAllDocuments(readFileSync(resolve(dir, file), 'utf8')).map((doc) => {
     expect(doc.errors, file).toEqual([]);
@@ -69,10 +86,12 @@ function bytes(quantity: string): number {
 /** Where a pod mounts each volume kind: path → volume definition, for the bridge container. */
 function mounts(pod: PodSpec, container: Container): Map<string, any> {
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
-  return new Map((container.volumeMounts ?? []).map((m) => {
-    expect(volumes.has(m.name), `volume ${m.name}`).toBe(true);
-    return [m.mountPath, volumes.get(m.name)];
-  }));
+  return new Map(
+    (container.volumeMounts ?? []).map((m) => {
+      expect(volumes.has(m.name), `volume ${m.name}`).toBe(true);
+      return [m.mountPath, volumes.get(m.name)];
+    }),
+  );
 }
 
 describe('deploy/kubernetes manifests', () => {
@@ -84,10 +103,17 @@ describe('deploy/kubernetes manifests', () => {
       expect(m.metadata.namespace, `${m.file}: ${m.kind} ${m.metadata.name} names no namespace`).toBeUndefined();
       expect(m.metadata.labels?.['app.kubernetes.io/name'], `${m.kind} ${m.metadata.name}`).toBe('epic-purview-bridge');
     }
-    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(expect.arrayContaining([
-      'ConfigMap/bridge-config', 'Deployment/bridge', 'PersistentVolumeClaim/bridge-state', 'Secret/bridge-api-tokens',
-      'Secret/bridge-purview', 'Secret/bridge-smart-keys', 'Service/bridge',
-    ]));
+    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual(
+      expect.arrayContaining([
+        'ConfigMap/bridge-config',
+        'Deployment/bridge',
+        'PersistentVolumeClaim/bridge-state',
+        'Secret/bridge-api-tokens',
+        'Secret/bridge-purview',
+        'Secret/bridge-smart-keys',
+        'Service/bridge',
+      ]),
+    );
     expect(cronJobs.length).toBeGreaterThan(0);
   });
 
@@ -110,15 +136,25 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('every pod: non-root as the image\'s uid, read-only root file system, no privilege escalation, no capabilities', () => {
+  it("every pod: non-root as the image's uid, read-only root file system, no privilege escalation, no capabilities", () => {
     expect(imageUid).toBe(10001);
     for (const [name, pod] of pods) {
-      expect(pod.securityContext, name).toMatchObject({ runAsNonRoot: true, runAsUser: imageUid, runAsGroup: imageGid, fsGroup: imageGid, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.securityContext, name).toMatchObject({
+        runAsNonRoot: true,
+        runAsUser: imageUid,
+        runAsGroup: imageGid,
+        fsGroup: imageGid,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
       expect(pod.automountServiceAccountToken, name).toBe(false);
       for (const container of [...(pod.initContainers ?? []), ...pod.containers]) {
         const where = `${name} container ${container.name}`;
         expect(container.securityContext, where).toEqual({
-          runAsNonRoot: true, runAsUser: imageUid, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] },
+          runAsNonRoot: true,
+          runAsUser: imageUid,
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          capabilities: { drop: ['ALL'] },
         });
         expect(container.resources?.limits?.memory, where).toBeDefined();
         expect(container.resources?.limits?.cpu, where).toBeDefined();
@@ -144,7 +180,7 @@ describe('deploy/kubernetes manifests', () => {
     }
   });
 
-  it('memory requests and limits cover the benchmark\'s peak RSS', () => {
+  it("memory requests and limits cover the benchmark's peak RSS", () => {
     expect(benchPeakMb).toBeGreaterThan(100);
     for (const [name, pod] of pods) {
       const { requests, limits } = mainContainer(pod).resources;
@@ -164,14 +200,16 @@ describe('deploy/kubernetes manifests', () => {
     for (const [name, pod] of pods) {
       const at = mounts(pod, mainContainer(pod));
       expect(at.get(config.stateDir)?.persistentVolumeClaim?.claimName, name).toBe(pvc.metadata.name);
-      for (const c of config.connectors) expect(at.get(c.smart?.keysDir ?? "")?.emptyDir, `${name}: ${c.smart?.keysDir}`).toBeDefined();
+      for (const c of config.connectors) expect(at.get(c.smart?.keysDir ?? '')?.emptyDir, `${name}: ${c.smart?.keysDir}`).toBeDefined();
       // The init container copies the keys Secret into that emptyDir and makes the private keys 0600.
       const init = pod.initContainers?.find((c) => c.name === 'keys');
       const initAt = mounts(pod, init as Container);
       const keysSecretPath = [...initAt].find(([, v]) => v.secret?.secretName === 'bridge-smart-keys')?.[0];
       expect(keysSecretPath, name).toBeDefined();
       expect(initAt.get(connector?.smart?.keysDir ?? '')?.emptyDir, name).toBeDefined();
-      expect(init?.command?.join(' '), name).toBe(`sh -c cp -L ${keysSecretPath}/* ${connector?.smart?.keysDir}/ && chmod 0600 ${connector?.smart?.keysDir}/*.pem`);
+      expect(init?.command?.join(' '), name).toBe(
+        `sh -c cp -L ${keysSecretPath}/* ${connector?.smart?.keysDir}/ && chmod 0600 ${connector?.smart?.keysDir}/*.pem`,
+      );
 
       // Every { file } secret the pod's runs read sits under a Secret volume, named by one of its keys.
       const refs = [...config.connectors.map((c) => c.purview.secret), ...(name.startsWith('Deployment') ? [config.server.apiTokens] : [])];
@@ -198,7 +236,10 @@ describe('deploy/kubernetes manifests', () => {
       const pod: PodSpec = spec.jobTemplate.spec.template.spec;
       expect(pod.restartPolicy).toBe('Never');
       expect(mainContainer(pod).args).toEqual(['sync', '--connector', connector]);
-      expect(spec.jobTemplate.spec.podFailurePolicy.rules).toContainEqual({ action: 'FailJob', onExitCodes: { containerName: 'bridge', operator: 'In', values: [2] } });
+      expect(spec.jobTemplate.spec.podFailurePolicy.rules).toContainEqual({
+        action: 'FailJob',
+        onExitCodes: { containerName: 'bridge', operator: 'In', values: [2] },
+      });
       // The CronJob schedules its connector: bridge serve must not run it on a schedule as well.
       expect(config.connectors.find((c) => c.name === connector)?.schedule.enabled).toBe(false);
     }

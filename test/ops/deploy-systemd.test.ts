@@ -45,16 +45,21 @@ const instance = (value: string, connector: string): string => value.replaceAll(
 const serve = readUnit('bridge.service');
 const sync = readUnit('bridge-sync@.service');
 const timer = readUnit('bridge-sync@.timer');
-const services: Array<[string, Unit]> = [['bridge.service', serve], ['bridge-sync@.service', sync]];
+const services: Array<[string, Unit]> = [
+  ['bridge.service', serve],
+  ['bridge-sync@.service', sync],
+];
 const config = validateConfig(parse(readFileSync(resolve(dir, 'bridge.config.yaml'), 'utf8')), 'deploy/systemd/bridge.config.yaml');
 const benchPeakMb = Number(/\| end to end \|[^|]*peak RSS (\d+) MB/.exec(readFileSync(resolve(root, 'bench/results.md'), 'utf8'))?.[1]);
 
 /** LoadCredential= of a unit (instance expanded) as ID → source file. */
 function credentials(unit: Unit, connector: string): Map<string, string> {
-  return new Map((unit['Service']?.['LoadCredential'] ?? []).map((line) => {
-    const [id = '', ...path] = instance(line, connector).split(':');
-    return [id, path.join(':')];
-  }));
+  return new Map(
+    (unit['Service']?.['LoadCredential'] ?? []).map((line) => {
+      const [id = '', ...path] = instance(line, connector).split(':');
+      return [id, path.join(':')];
+    }),
+  );
 }
 
 describe('deploy/systemd units', () => {
@@ -73,12 +78,35 @@ describe('deploy/systemd units', () => {
 
   it('are hardened: a dynamic user sharing one state directory, a read-only system, credentials, no privileges', () => {
     const required: Record<string, string> = {
-      DynamicUser: 'yes', User: 'bridge', Group: 'bridge', StateDirectory: 'bridge', StateDirectoryMode: '0700', UMask: '0077',
-      WorkingDirectory: '/var/lib/bridge', ProtectSystem: 'strict', ProtectHome: 'yes', PrivateTmp: 'yes', PrivateDevices: 'yes',
-      PrivateMounts: 'yes', ProtectProc: 'invisible', ProtectKernelTunables: 'yes', ProtectKernelModules: 'yes', ProtectKernelLogs: 'yes',
-      ProtectControlGroups: 'yes', ProtectClock: 'yes', ProtectHostname: 'yes', NoNewPrivileges: 'yes', CapabilityBoundingSet: '',
-      AmbientCapabilities: '', RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX', RestrictNamespaces: 'yes', RestrictRealtime: 'yes',
-      RestrictSUIDSGID: 'yes', LockPersonality: 'yes', SystemCallArchitectures: 'native', SystemCallErrorNumber: 'EPERM',
+      DynamicUser: 'yes',
+      User: 'bridge',
+      Group: 'bridge',
+      StateDirectory: 'bridge',
+      StateDirectoryMode: '0700',
+      UMask: '0077',
+      WorkingDirectory: '/var/lib/bridge',
+      ProtectSystem: 'strict',
+      ProtectHome: 'yes',
+      PrivateTmp: 'yes',
+      PrivateDevices: 'yes',
+      PrivateMounts: 'yes',
+      ProtectProc: 'invisible',
+      ProtectKernelTunables: 'yes',
+      ProtectKernelModules: 'yes',
+      ProtectKernelLogs: 'yes',
+      ProtectControlGroups: 'yes',
+      ProtectClock: 'yes',
+      ProtectHostname: 'yes',
+      NoNewPrivileges: 'yes',
+      CapabilityBoundingSet: '',
+      AmbientCapabilities: '',
+      RestrictAddressFamilies: 'AF_INET AF_INET6 AF_UNIX',
+      RestrictNamespaces: 'yes',
+      RestrictRealtime: 'yes',
+      RestrictSUIDSGID: 'yes',
+      LockPersonality: 'yes',
+      SystemCallArchitectures: 'native',
+      SystemCallErrorNumber: 'EPERM',
     };
     for (const [name, unit] of services) {
       for (const [key, value] of Object.entries(required)) expect(one(unit, 'Service', key), `${name}: ${key}=`).toBe(value);
@@ -106,7 +134,7 @@ describe('deploy/systemd units', () => {
   });
 
   it('the shipped config keeps its files in the state directory and names secrets the units load as credentials', () => {
-    for (const path of [config.stateDir, ...config.connectors.map((c) => c.smart?.keysDir ?? "")]) expect(path.startsWith('/var/lib/bridge/')).toBe(true);
+    for (const path of [config.stateDir, ...config.connectors.map((c) => c.smart?.keysDir ?? '')]) expect(path.startsWith('/var/lib/bridge/')).toBe(true);
     // Only bridge.service reads the API tokens (at start).
     expect(config.server.apiTokens).toEqual({ file: '/run/credentials/bridge.service/api-tokens' });
     expect(credentials(serve, 'main').get('api-tokens')).toBe('/etc/bridge/credentials/api-tokens');
@@ -130,7 +158,8 @@ describe('deploy/systemd units', () => {
 const analyzer = spawnSync('systemd-analyze', ['--version'], { encoding: 'utf8' });
 const hasAnalyzer = analyzer.status === 0;
 const unitsDir = ['/usr/lib/systemd/system', '/lib/systemd/system'].find((d) => existsSync(join(d, 'sysinit.target')));
-if (!hasAnalyzer || !unitsDir) console.warn('deploy-systemd: systemd-analyze not found, skipping verify and security checks; install it with `apt-get install -y systemd`');
+if (!hasAnalyzer || !unitsDir)
+  console.warn('deploy-systemd: systemd-analyze not found, skipping verify and security checks; install it with `apt-get install -y systemd`');
 
 describe.skipIf(!hasAnalyzer || !unitsDir)('deploy/systemd with systemd-analyze (install: apt-get install -y systemd)', () => {
   // A file system root with the units installed, the distribution's units (sysinit.target, …) and a stand-in for
@@ -177,7 +206,7 @@ describe.skipIf(!hasAnalyzer || !unitsDir)('deploy/systemd with systemd-analyze 
     }
   });
 
-  it('systemd-analyze calendar accepts the timer\'s OnCalendar=', () => {
+  it("systemd-analyze calendar accepts the timer's OnCalendar=", () => {
     const result = analyze(['calendar', one(timer, 'Timer', 'OnCalendar') ?? '']);
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/Normalized form: \*-\*-\* 02:00:00/);

@@ -31,7 +31,7 @@ describe('the emulators state the protocol values themselves', () => {
         if (!allowed.includes(m[1] ?? '')) offenders.push(`src/sandbox/${name}: ${m[1]}`);
       }
     }
-    expect(offenders, 'state the protocol value in the emulator (with its public source) instead of importing the bridge\'s').toEqual([]);
+    expect(offenders, "state the protocol value in the emulator (with its public source) instead of importing the bridge's").toEqual([]);
   });
 
   it("Purview's App ID URI: the bridge's DEFAULT_RESOURCE, the emulator's and docs/purview-protocol.md §1.3 agree", () => {
@@ -43,7 +43,7 @@ describe('the emulators state the protocol values themselves', () => {
     expect(DEFAULT_RESOURCE).toBe(INGESTION_RESOURCE);
   });
 
-  it("the 403 reason phrase the emulator answers is the one docs/purview-protocol.md §2.4 quotes", () => {
+  it('the 403 reason phrase the emulator answers is the one docs/purview-protocol.md §2.4 quotes', () => {
     const doc = readFileSync(join(root, 'docs/purview-protocol.md'), 'utf8');
     expect(doc).toContain(`| 403, reason phrase \`${JOB_APP_MISMATCH}\` |`);
   });

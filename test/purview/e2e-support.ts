@@ -35,7 +35,13 @@ export async function startPushWorld(): Promise<PushWorld> {
   const store = openStore(dir);
   const destination = (jobId = app.jobId): string => destinationKey({ ingestionBase: emulators.ingest.baseUrl, tenantId: app.tenantId, jobId });
   return {
-    ...app, entra: emulators.entra, ingest: emulators.ingest, caPem: emulators.tls.certPem, dir, store, destination,
+    ...app,
+    entra: emulators.entra,
+    ingest: emulators.ingest,
+    caPem: emulators.tls.certPem,
+    dir,
+    store,
+    destination,
     newTokenSource: (clock = new InstantClock(Date.now())) => emulators.tokenSource(app, clock),
     ranges: (file, jobId) => store.rangesOf({ destination: destination(jobId), source: `file:${file.sha256}` }).sort((a, b) => a.first - b.first),
     async close() {
@@ -50,7 +56,13 @@ export async function startPushWorld(): Promise<PushWorld> {
  * Every block arrived with the header and exactly its rows; blocks first arrived in order; a block that arrived more
  * than once is among `flagged` (possiblyDuplicated). Blocks are recognised by their content, not by trust in the client.
  */
-export function expectDelivered(accepted: ReadonlyArray<AcceptedBlock>, rows: readonly string[], blockRows: number, flagged: readonly number[], header = HEADER): void {
+export function expectDelivered(
+  accepted: ReadonlyArray<AcceptedBlock>,
+  rows: readonly string[],
+  blockRows: number,
+  flagged: readonly number[],
+  header = HEADER,
+): void {
   const expected = chunk(rows, blockRows);
   const arrivals = accepted.map((block) => {
     expect(block.header).toBe(header);

@@ -26,7 +26,10 @@ async function refusal(content: string | Buffer, options: { maxLineBytes?: numbe
   const input = join(dir, 'bad.txt');
   const spool = join(dir, 'bad-spool.txt');
   writeFileSync(input, content);
-  const error = await normalizeFlatFile(input, spool, 'epic', options).then(() => undefined, (e: unknown) => e);
+  const error = await normalizeFlatFile(input, spool, 'epic', options).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
   return { message: (error as BridgeError).message.replace(input, '<input>'), spoolLeft: existsSync(spool) };
@@ -64,9 +67,12 @@ describe('normalizeFlatFile', () => {
 
   it('refuses, naming the line, and leaves no spool behind', async () => {
     expect(await refusal(Buffer.concat([Buffer.from(`${HEADER}\n${ROW}\n`), Buffer.from([0x66, 0xe9, 0x65, 0x0a])]))).toEqual({
-      message: '<input> line 3 is not valid UTF-8; save the file as UTF-8 and run again.', spoolLeft: false,
+      message: '<input> line 3 is not valid UTF-8; save the file as UTF-8 and run again.',
+      spoolLeft: false,
     });
-    expect((await refusal(Buffer.from([0xff, 0xfe, 0x41, 0x00]))).message).toBe('<input> line 1 is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 and run again.');
+    expect((await refusal(Buffer.from([0xff, 0xfe, 0x41, 0x00]))).message).toBe(
+      '<input> line 1 is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 and run again.',
+    );
     expect((await refusal('')).message).toBe('<input> line 1 is empty; the first line must be the header with the column names.');
     expect(await refusal(`ACCESS_LOG.ACCESS_TIME\tEMP.SYSTEM_LOGIN\n${ROW}\n`)).toMatchObject({ spoolLeft: false });
   });
@@ -76,7 +82,8 @@ describe('normalizeFlatFile', () => {
     const short = `2026-11-01T00:00:00Z\tSECRET-PATIENT-NAME`;
     const result = await refusal(`${HEADER}\n${ROW}\n${short}\n${ROW}\n`);
     expect(result).toEqual({
-      message: '<input> line 3 has 2 field(s), the header has 9 (tab-separated). Fix the row or re-export the file; nothing was sent.', spoolLeft: false,
+      message: '<input> line 3 has 2 field(s), the header has 9 (tab-separated). Fix the row or re-export the file; nothing was sent.',
+      spoolLeft: false,
     });
     expect(result.message).not.toContain('SECRET');
     const extra = await refusal(`${HEADER}\n${ROW}\tone-too-many\n`);
@@ -96,7 +103,9 @@ describe('normalizeFlatFile', () => {
     await expect(normalize(`${header}\n${ok}\n`, 'healthcare')).resolves.toMatchObject({ summary: { rows: 1 } });
     const input = join(dir, 'bad.csv');
     writeFileSync(input, `${header}\n${ok},extra\n`);
-    await expect(normalizeFlatFile(input, join(dir, 'bad-csv-spool.txt'), 'healthcare')).rejects.toThrow('line 2 has 10 field(s), the header has 9 (comma-separated)');
+    await expect(normalizeFlatFile(input, join(dir, 'bad-csv-spool.txt'), 'healthcare')).rejects.toThrow(
+      'line 2 has 10 field(s), the header has 9 (comma-separated)',
+    );
   });
 
   // Issue #14.8: a 1–2 GB file with no newline grew the process to 4.28 GB.

@@ -18,9 +18,19 @@ function push(file: NormalizedFile, overrides: Partial<PushOptions> = {}) {
   const clock = new InstantClock(Date.now());
   const jobId = overrides.jobId ?? world.jobId;
   const options: PushOptions & { file: NormalizedFile } = {
-    file, blockRows: 4, ingestionBase: world.ingest.baseUrl, jobId, destination: world.destination(jobId), tokenSource: world.newTokenSource(clock),
-    ledger: world.store, clock, logger: silentLogger(), caPem: world.caPem, random: () => 0.5,
-    onEvent: (event) => events.push(event), ...overrides,
+    file,
+    blockRows: 4,
+    ingestionBase: world.ingest.baseUrl,
+    jobId,
+    destination: world.destination(jobId),
+    tokenSource: world.newTokenSource(clock),
+    ledger: world.store,
+    clock,
+    logger: silentLogger(),
+    caPem: world.caPem,
+    random: () => 0.5,
+    onEvent: (event) => events.push(event),
+    ...overrides,
   };
   return { events, clock, options, run: () => pushRowFile(options) };
 }
@@ -44,22 +54,46 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
     const issuedBefore = world.entra.stats.issued;
     const { run, events } = push(file, { jobId, newFileId: () => 'F' });
     const report = await run();
-    expect(report).toEqual({ blocks: 3, rowsSent: 10, rowsAlreadyDelivered: 0, rowsAcked: 10, duplicateRows: 0, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
-    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'acked' }, { first: 4, end: 8, state: 'acked' }, { first: 8, end: 10, state: 'acked' }]);
+    expect(report).toEqual({
+      blocks: 3,
+      rowsSent: 10,
+      rowsAlreadyDelivered: 0,
+      rowsAcked: 10,
+      duplicateRows: 0,
+      possiblyDuplicated: [],
+      rowsPossiblyDuplicated: 0,
+    });
+    expect(world.ranges(file, jobId)).toEqual([
+      { first: 0, end: 4, state: 'acked' },
+      { first: 4, end: 8, state: 'acked' },
+      { first: 8, end: 10, state: 'acked' },
+    ]);
     const accepted = world.ingest.accepted(jobId);
     expect(accepted.map((b) => b.filename)).toEqual(['tmp_F0001.txt', 'tmp_F0002.txt', 'tmp_F0003.txt']);
     expect(accepted.map((b) => b.delimiter)).toEqual(['tab', 'tab', 'tab']);
     expectDelivered(accepted, rows, 4, []);
     expect(accepted.flatMap((b) => b.rows)).toEqual(rows);
     expect(world.entra.stats.issued - issuedBefore).toBe(1);
-    expect(events.filter((e) => e.type === 'block_acked').map((e) => [e.index, e.rows])).toEqual([[0, 4], [1, 4], [2, 2]]);
+    expect(events.filter((e) => e.type === 'block_acked').map((e) => [e.index, e.rows])).toEqual([
+      [0, 4],
+      [1, 4],
+      [2, 2],
+    ]);
   });
 
   // [name, faults, blocks flagged possiblyDuplicated, blocks the emulator recorded]. A reset after the whole body went
   // out is "outcome unknown" to the client whether or not the server kept the block, so both resets are flagged.
   const transient: Array<[string, IngestFault[], number[], number]> = [
     ['500 with an empty body', [{ kind: 'status', status: 500 }], [], 3],
-    ['503 twice', [{ kind: 'status', status: 503, body: 'busy' }, { kind: 'status', status: 503 }], [], 3],
+    [
+      '503 twice',
+      [
+        { kind: 'status', status: 503, body: 'busy' },
+        { kind: 'status', status: 503 },
+      ],
+      [],
+      3,
+    ],
     ['429 with Retry-After', [{ kind: 'status', status: 429, retryAfter: '7' }], [], 3],
     ['408', [{ kind: 'status', status: 408 }], [], 3],
     ['a reset before the block is accepted', [{ kind: 'reset-before-accept' }], [0], 3],
@@ -127,11 +161,16 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
     const { file } = await rowsOf(9);
     const jobId = freshJob();
     world.ingest.injectFaults({ kind: 'status', status: 200 }, { kind: 'status', status: 400, body: 'Mandatory column missing' });
-    const error = (await push(file, { jobId }).run().catch((e: unknown) => e)) as BridgeError;
+    const error = (await push(file, { jobId })
+      .run()
+      .catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain('block 1 of this push');
     expect(error.message).toContain('Mandatory column missing');
-    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'acked' }, { first: 4, end: 8, state: 'unknown' }]);
+    expect(world.ranges(file, jobId)).toEqual([
+      { first: 0, end: 4, state: 'acked' },
+      { first: 4, end: 8, state: 'unknown' },
+    ]);
   });
 
   it('on 401 invalidates the token and retries once with a new one; a second 401 is BRG_ERR_PURVIEW_AUTH', async () => {
@@ -145,7 +184,9 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
     expectDelivered(world.ingest.accepted(jobId), rows, 4, []);
 
     world.ingest.injectFaults({ kind: 'status', status: 401 }, { kind: 'status', status: 401 });
-    const error = (await push((await rowsOf(2)).file, { jobId: freshJob() }).run().catch((e: unknown) => e)) as BridgeError;
+    const error = (await push((await rowsOf(2)).file, { jobId: freshJob() })
+      .run()
+      .catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
   });
 });
@@ -156,7 +197,11 @@ describe('resume', () => {
     const jobId = freshJob();
     const target = { destination: world.destination(jobId), source: `file:${file.sha256}` };
     // An earlier push: rows 0-7 acknowledged (blocks of 4), rows 8-11 sent and no answer seen.
-    for (const [first, end, acked] of [[0, 4, true], [4, 8, true], [8, 12, false]] as const) {
+    for (const [first, end, acked] of [
+      [0, 4, true],
+      [4, 8, true],
+      [8, 12, false],
+    ] as const) {
       const block = world.store.openRangeBlock(target, [{ first, end }], 0);
       world.store.markAttempt(block.id);
       if (acked) world.store.markAcked(block.id, false);

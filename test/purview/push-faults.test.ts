@@ -49,13 +49,28 @@ async function prepare(rowCount = 25, overrides: Partial<PushOptions> = {}): Pro
   let boundary = 0;
   const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId });
   const options: PushOptions & { file: NormalizedFile } = {
-    file, blockRows: 10, ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, destination, tokenSource: emu.tokenSource(app, clock),
-    ledger: store, clock, logger: silentLogger(), retry: RETRY, random: () => 0.5, caPem: emu.tls.certPem,
-    onEvent: (event) => events.push(event), newBoundary: () => `boundary-${boundary++}`, newFileId: () => 'c0ffee00-0000-4000-8000-000000000001',
+    file,
+    blockRows: 10,
+    ingestionBase: emu.ingest.baseUrl,
+    jobId: app.jobId,
+    destination,
+    tokenSource: emu.tokenSource(app, clock),
+    ledger: store,
+    clock,
+    logger: silentLogger(),
+    retry: RETRY,
+    random: () => 0.5,
+    caPem: emu.tls.certPem,
+    onEvent: (event) => events.push(event),
+    newBoundary: () => `boundary-${boundary++}`,
+    newFileId: () => 'c0ffee00-0000-4000-8000-000000000001',
     ...overrides,
   };
   const ranges = (): Array<[RangeRecord['state'], number]> =>
-    store.rangesOf({ destination, source: `file:${file.sha256}` }).sort((a, b) => a.first - b.first).map((r) => [r.state, r.end - r.first]);
+    store
+      .rangesOf({ destination, source: `file:${file.sha256}` })
+      .sort((a, b) => a.first - b.first)
+      .map((r) => [r.state, r.end - r.first]);
   return { app, rows, file, events, clock, options, ranges };
 }
 
@@ -69,7 +84,10 @@ function expectBlocks(accepted: readonly AcceptedBlock[], expected: string[][], 
 }
 
 async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(() => undefined, (e: unknown) => e);
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -78,7 +96,13 @@ describe('transient faults on the first block', () => {
   const cases: Array<{ name: string; fault: IngestFault; duplicated: boolean; reason: RegExp; delayMs?: number }> = [
     { name: '500 with an empty body', fault: { kind: 'status', status: 500 }, duplicated: false, reason: /^HTTP 500 Internal Server Error$/ },
     { name: '503', fault: { kind: 'status', status: 503, body: 'busy' }, duplicated: false, reason: /^HTTP 503 Service Unavailable$/ },
-    { name: '429 with Retry-After', fault: { kind: 'status', status: 429, retryAfter: '7' }, duplicated: false, reason: /^HTTP 429 Too Many Requests$/, delayMs: 7_000 },
+    {
+      name: '429 with Retry-After',
+      fault: { kind: 'status', status: 429, retryAfter: '7' },
+      duplicated: false,
+      reason: /^HTTP 429 Too Many Requests$/,
+      delayMs: 7_000,
+    },
     { name: 'accept, then reset', fault: { kind: 'accept-then-reset' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'reset before accepting', fault: { kind: 'reset-before-accept' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'slower than the client timeout', fault: { kind: 'delay', ms: 2_500 }, duplicated: true, reason: /^no answer within 400 ms$/ },
@@ -97,16 +121,30 @@ describe('transient faults on the first block', () => {
       const expected = c.fault.kind === 'accept-then-reset' ? [blocks[0] as string[], ...blocks] : blocks;
       expectBlocks(accepted, expected, c.fault.kind === 'accept-then-reset' ? ['0001', '0001', '0002', '0003'] : ['0001', '0002', '0003']);
       expect(report).toEqual({
-        blocks: 3, rowsSent: 25, rowsAlreadyDelivered: 0, rowsAcked: 25, duplicateRows: 0,
-        possiblyDuplicated: c.duplicated ? [0] : [], rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
+        blocks: 3,
+        rowsSent: 25,
+        rowsAlreadyDelivered: 0,
+        rowsAcked: 25,
+        duplicateRows: 0,
+        possiblyDuplicated: c.duplicated ? [0] : [],
+        rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
       });
       const retries = run.events.filter((e) => e.type === 'block_retry');
       expect(retries).toHaveLength(1);
       expect(retries[0]).toMatchObject({ index: 0, attempt: 1, reason: expect.stringMatching(c.reason) });
       if (c.delayMs !== undefined) expect(retries[0]).toMatchObject({ delayMs: c.delayMs });
-      expect(run.events.filter((e) => e.type === 'block_acked').map((e) => e.type === 'block_acked' && [e.index, e.rows, e.status, e.possiblyDuplicated]))
-        .toEqual([[0, 10, 200, c.duplicated], [1, 10, 200, false], [2, 5, 200, false]]);
-      expect(run.ranges()).toEqual([['acked', 10], ['acked', 10], ['acked', 5]]);
+      expect(
+        run.events.filter((e) => e.type === 'block_acked').map((e) => e.type === 'block_acked' && [e.index, e.rows, e.status, e.possiblyDuplicated]),
+      ).toEqual([
+        [0, 10, 200, c.duplicated],
+        [1, 10, 200, false],
+        [2, 5, 200, false],
+      ]);
+      expect(run.ranges()).toEqual([
+        ['acked', 10],
+        ['acked', 10],
+        ['acked', 5],
+      ]);
     });
   }
 
@@ -157,7 +195,11 @@ describe('permanent answers', () => {
   it("the emulator's own 400: a second file whose header differs from the job's", async () => {
     const run = await prepare(5);
     await pushRowFile(run.options);
-    const otherHeader = await prepareFile(dir, makeRows(3).map((row) => `${row}\textra`), `${HEADER}\tCLARITY_EMP.USER_ID`);
+    const otherHeader = await prepareFile(
+      dir,
+      makeRows(3).map((row) => `${row}\textra`),
+      `${HEADER}\tCLARITY_EMP.USER_ID`,
+    );
     const error = await failure(pushRowFile({ ...run.options, file: otherHeader }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain(`with 400 "the header line differs from the job's earlier blocks"`);
@@ -170,8 +212,9 @@ describe('permanent answers', () => {
     const error = await failure(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
     expect(emu.entra.stats.issued - issued).toBe(2);
-    expect(run.events.filter((e) => e.type === 'block_retry').map((e) => e.type === 'block_retry' && [e.reason, e.delayMs]))
-      .toEqual([['HTTP 401: retrying once with a new token', 0]]);
+    expect(run.events.filter((e) => e.type === 'block_retry').map((e) => e.type === 'block_retry' && [e.reason, e.delayMs])).toEqual([
+      ['HTTP 401: retrying once with a new token', 0],
+    ]);
   });
 
   it('a single 401 is healed by the refreshed token', async () => {

@@ -31,9 +31,17 @@ type App = ReturnType<Emulators['newApp']>;
 
 function options(app: App, file: NormalizedFile, overrides: Partial<PushOptions> = {}): PushOptions & { file: NormalizedFile } {
   return {
-    file, blockRows: 10, ingestionBase: emu.ingest.baseUrl, jobId: app.jobId,
+    file,
+    blockRows: 10,
+    ingestionBase: emu.ingest.baseUrl,
+    jobId: app.jobId,
     destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }),
-    tokenSource: emu.tokenSource(app, systemClock), ledger: store, clock: systemClock, logger: silentLogger(), caPem: emu.tls.certPem, ...overrides,
+    tokenSource: emu.tokenSource(app, systemClock),
+    ledger: store,
+    clock: systemClock,
+    logger: silentLogger(),
+    caPem: emu.tls.certPem,
+    ...overrides,
   };
 }
 
@@ -41,9 +49,16 @@ function options(app: App, file: NormalizedFile, overrides: Partial<PushOptions>
 async function pushUntil(app: App, file: NormalizedFile, blocks: number, overrides: Partial<PushOptions> = {}): Promise<BridgeError> {
   const stop = new AbortController();
   let acked = 0;
-  const error = await pushRowFile(options(app, file, {
-    ...overrides, stopAfterBlock: stop.signal, onEvent: (e) => e.type === 'block_acked' && ++acked === blocks && stop.abort(),
-  })).then(() => undefined, (e: unknown) => e);
+  const error = await pushRowFile(
+    options(app, file, {
+      ...overrides,
+      stopAfterBlock: stop.signal,
+      onEvent: (e) => e.type === 'block_acked' && ++acked === blocks && stop.abort(),
+    }),
+  ).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -73,7 +88,13 @@ describe('resume within one ledger', () => {
   });
 
   // Issue #14.1: the v1 ledger keyed blocks by index and skipped "block 0 already acknowledged" after a size change.
-  const sizes: Array<[number, number, number]> = [[7, 10, 1], [10, 7, 1], [5, 100_000, 3], [6, 4, 2], [3, 3, 2]];
+  const sizes: Array<[number, number, number]> = [
+    [7, 10, 1],
+    [10, 7, 1],
+    [5, 100_000, 3],
+    [6, 4, 2],
+    [3, 3, 2],
+  ];
   for (const [before, after, blocksFirst] of sizes) {
     it(`stopped with ${before}-row blocks and resumed with ${after}-row blocks: every row exactly once`, async () => {
       const app = emu.newApp();
@@ -85,7 +106,13 @@ describe('resume within one ledger', () => {
       const report = await pushRowFile(options(app, file, { blockRows: after }));
       expect(report).toMatchObject({ rowsSent: 20 - first, rowsAlreadyDelivered: first, rowsAcked: 20, possiblyDuplicated: [] });
       expect(acceptedRows(app)).toEqual(rows);
-      if (first < 20) expect(emu.ingest.accepted(app.jobId).slice(blocksFirst).every((b) => b.rows.length <= after)).toBe(true);
+      if (first < 20)
+        expect(
+          emu.ingest
+            .accepted(app.jobId)
+            .slice(blocksFirst)
+            .every((b) => b.rows.length <= after),
+        ).toBe(true);
     });
   }
 

@@ -15,7 +15,12 @@ import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { HEADER, makeRows, openStore, prepareFile } from './support.js';
 
-interface Captured { method: string; url: string; headers: IncomingHttpHeaders; body: Buffer }
+interface Captured {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
 const captured: Captured[] = [];
 let baseUrl = '';
 let caPem = '';
@@ -35,10 +40,11 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   baseUrl = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  close = () => new Promise((resolve) => {
-    server.close(() => resolve());
-    server.closeAllConnections();
-  });
+  close = () =>
+    new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
 });
 afterAll(async () => {
   await close();
@@ -51,9 +57,18 @@ it('sends exactly the .NET multipart body: quoted boundary, one unquoted "file" 
   const boundaries = ['b-1', 'b-2'];
   const store = openStore(dir);
   await pushRowFile({
-    file, blockRows: 3, ingestionBase: `${baseUrl}/`, jobId: 'Job 1/ü', destination: 'wire-test', ledger: store,
+    file,
+    blockRows: 3,
+    ingestionBase: `${baseUrl}/`,
+    jobId: 'Job 1/ü',
+    destination: 'wire-test',
+    ledger: store,
     tokenSource: { getToken: async () => 'tok-1', invalidate: () => undefined },
-    clock: new InstantClock(), logger: silentLogger(), caPem, newBoundary: () => boundaries.shift() ?? 'extra', newFileId: () => 'fid',
+    clock: new InstantClock(),
+    logger: silentLogger(),
+    caPem,
+    newBoundary: () => boundaries.shift() ?? 'extra',
+    newFileId: () => 'fid',
   });
   store.close();
   expect(captured).toHaveLength(2);

@@ -57,6 +57,8 @@ describe('checkHeader', () => {
     expect(headerError(EPIC.join(','), 'epic')).toBe(
       'export.txt line 1: the header is comma-separated, but the epic connector takes tab or pipe-separated files; re-export it or pass --schema healthcare.',
     );
-    expect(headerError('ACCESS_LOG.ACCESS_TIME', 'epic')).toBe('export.txt line 1: the header has no tab, pipe or comma; the first line must be the column names.');
+    expect(headerError('ACCESS_LOG.ACCESS_TIME', 'epic')).toBe(
+      'export.txt line 1: the header has no tab, pipe or comma; the first line must be the column names.',
+    );
   });
 });

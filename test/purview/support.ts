@@ -30,7 +30,9 @@ export async function startEmulators(): Promise<Emulators> {
   const entra = await startEntraEmulator({ tls });
   const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls });
   return {
-    tls, entra, ingest,
+    tls,
+    entra,
+    ingest,
     newApp() {
       const app = { tenantId: randomUUID(), appId: randomUUID(), secret: `secret-${randomUUID()}`, jobId: randomUUID() };
       entra.registerApp(app);
@@ -39,8 +41,13 @@ export async function startEmulators(): Promise<Emulators> {
     },
     tokenSource(app, clock) {
       return createPurviewTokenSource({
-        tenantId: app.tenantId, appId: app.appId, credential: { kind: 'secret', secret: app.secret },
-        authorityHost: entra.authorityHost, caPem: tls.certPem, clock, logger: silentLogger(),
+        tenantId: app.tenantId,
+        appId: app.appId,
+        credential: { kind: 'secret', secret: app.secret },
+        authorityHost: entra.authorityHost,
+        caPem: tls.certPem,
+        clock,
+        logger: silentLogger(),
       });
     },
     async close() {

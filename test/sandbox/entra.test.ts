@@ -26,8 +26,13 @@ afterAll(() => entra.close());
 
 function tokenSource(appId: string, credential: EntraCredential, tenant = tenantId) {
   return createPurviewTokenSource({
-    tenantId: tenant, appId, credential, authorityHost: entra.authorityHost, caPem: entra.caPem,
-    clock: new InstantClock(Date.now()), logger: silentLogger(),
+    tenantId: tenant,
+    appId,
+    credential,
+    authorityHost: entra.authorityHost,
+    caPem: entra.caPem,
+    clock: new InstantClock(Date.now()),
+    logger: silentLogger(),
   });
 }
 
@@ -67,11 +72,15 @@ describe('Entra ID emulator with msal-node', () => {
 
   it('refuses a wrong secret (AADSTS7000215) and an unknown tenant (AADSTS90002); the secret never reaches the message', async () => {
     const rejected = entra.stats.rejected;
-    const wrong = await tokenSource(secretApp.appId, { kind: 'secret', secret: 'not-the-secret' }).getToken().then(failedToFail, (e: unknown) => e as BridgeError);
+    const wrong = await tokenSource(secretApp.appId, { kind: 'secret', secret: 'not-the-secret' })
+      .getToken()
+      .then(failedToFail, (e: unknown) => e as BridgeError);
     expect(wrong.code).toBe('BRG_ERR_PURVIEW_AUTH');
     expect(wrong.message).toContain('AADSTS7000215');
     expect(wrong.message).not.toContain('not-the-secret');
-    const foreign = await tokenSource(secretApp.appId, { kind: 'secret', secret: secretApp.secret }, randomUUID()).getToken().then(failedToFail, (e: unknown) => e as BridgeError);
+    const foreign = await tokenSource(secretApp.appId, { kind: 'secret', secret: secretApp.secret }, randomUUID())
+      .getToken()
+      .then(failedToFail, (e: unknown) => e as BridgeError);
     expect(foreign.message).toContain('AADSTS90002');
     expect(entra.stats.rejected - rejected).toBe(2);
   });
@@ -80,7 +89,9 @@ describe('Entra ID emulator with msal-node', () => {
     const dispatcher = new Agent({ connect: { ca: entra.caPem } });
     const post = async (scope: string) => {
       const response = await request(`${entra.authorityHost}/${tenantId}/oauth2/v2.0/token?client-request-id=${randomUUID()}`, {
-        method: 'POST', dispatcher, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: new URLSearchParams({ client_id: secretApp.appId, client_secret: secretApp.secret, grant_type: 'client_credentials', scope }).toString(),
       });
       return { status: response.statusCode, body: (await response.body.json()) as Record<string, unknown> };
@@ -101,8 +112,13 @@ describe('Entra ID emulator with msal-node', () => {
     try {
       shortLived.registerApp(secretApp);
       const source = createPurviewTokenSource({
-        tenantId, appId: secretApp.appId, credential: { kind: 'secret', secret: secretApp.secret },
-        authorityHost: shortLived.authorityHost, caPem: shortLived.caPem, clock, logger: silentLogger(),
+        tenantId,
+        appId: secretApp.appId,
+        credential: { kind: 'secret', secret: secretApp.secret },
+        authorityHost: shortLived.authorityHost,
+        caPem: shortLived.caPem,
+        clock,
+        logger: silentLogger(),
       });
       const token = await source.getToken();
       expect(shortLived.verifyAccessToken(token)?.appId).toBe(secretApp.appId);

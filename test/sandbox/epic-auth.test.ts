@@ -35,7 +35,9 @@ beforeAll(async () => {
   server.registerClient({ clientId: 'rs-client', jwks: { keys: [rs.publicJwk, ecStatic.publicJwk, p256.publicJwk] } });
   server.registerClient({ clientId: 'es-client', jwksUrl: `${jwksHost.origin}/jwks.json` });
   server.registerClient({
-    clientId: 'scoped-client', jwks: { keys: [rs.publicJwk] }, scopes: ['system/AuditEvent.read', 'system/Patient.read'],
+    clientId: 'scoped-client',
+    jwks: { keys: [rs.publicJwk] },
+    scopes: ['system/AuditEvent.read', 'system/Patient.read'],
   });
 });
 
@@ -48,7 +50,16 @@ type ClaimOverrides = { [K in keyof JWTPayload]?: JWTPayload[K] | undefined };
 
 function claims(clientId: string, overrides: ClaimOverrides = {}): JWTPayload {
   const now = nowSec();
-  const all: ClaimOverrides = { iss: clientId, sub: clientId, aud: server.tokenUrl, jti: randomUUID(), iat: now - 30, nbf: now - 30, exp: now + 240, ...overrides };
+  const all: ClaimOverrides = {
+    iss: clientId,
+    sub: clientId,
+    aud: server.tokenUrl,
+    jti: randomUUID(),
+    iat: now - 30,
+    nbf: now - 30,
+    exp: now + 240,
+    ...overrides,
+  };
   return Object.fromEntries(Object.entries(all).filter(([, value]) => value !== undefined)) as JWTPayload;
 }
 
@@ -80,7 +91,12 @@ describe('Epic-like token server: valid assertions', () => {
   it('issues an opaque bearer token for an RS384 assertion (static JWK Set), Epic-style', async () => {
     const answer = await post(tokenForm(await assertion(rs, 'rs-client'), { scope: 'system/AuditEvent.read system/Patient.read' }));
     expect(answer.status).toBe(200);
-    expect(answer.body).toEqual({ access_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), token_type: 'bearer', expires_in: 3600, scope: 'AuditEvent.read Patient.read' });
+    expect(answer.body).toEqual({
+      access_token: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+      token_type: 'bearer',
+      expires_in: 3600,
+      scope: 'AuditEvent.read Patient.read',
+    });
     expect(answer.headers.get('cache-control')).toBe('no-store');
     expect(answer.headers.get('date')).toBe(new Date(clock.now()).toUTCString());
     expect(server.verifyAccessToken(String(answer.body['access_token']))).toEqual({ clientId: 'rs-client', scope: 'AuditEvent.read Patient.read' });
@@ -121,23 +137,48 @@ describe('Epic-like token server: valid assertions', () => {
 
 describe('Epic-like token server: every assertion rule, one at a time', () => {
   const cases: Array<[string, () => Promise<string>, RegExp]> = [
-    ['bad signature (right kid, other key)', async () => signRaw(stranger.privateKey, { alg: 'RS384', kid: rs.publicJwk.kid, typ: 'JWT' }, claims('rs-client')), /^signature is invalid$/],
+    [
+      'bad signature (right kid, other key)',
+      async () => signRaw(stranger.privateKey, { alg: 'RS384', kid: rs.publicJwk.kid, typ: 'JWT' }, claims('rs-client')),
+      /^signature is invalid$/,
+    ],
     ['unknown kid', async () => assertion(stranger, 'rs-client'), /^kid ".+" is not in the client's registered JWK Set$/],
     ['wrong aud', async () => assertion(rs, 'rs-client', { aud: server.tokenUrl.replace('127.0.0.1', 'localhost') }), /^aud must be exactly the token URL /],
     ['aud as an array', async () => assertion(rs, 'rs-client', { aud: [server.tokenUrl] }), /^aud must be exactly/],
-    ['exp more than 300 s ahead', async () => assertion(rs, 'rs-client', { iat: nowSec(), nbf: nowSec(), exp: nowSec() + 301 }), /^exp is more than 300 seconds in the future$/],
+    [
+      'exp more than 300 s ahead',
+      async () => assertion(rs, 'rs-client', { iat: nowSec(), nbf: nowSec(), exp: nowSec() + 301 }),
+      /^exp is more than 300 seconds in the future$/,
+    ],
     ['numeric jti', async () => assertion(rs, 'rs-client', { jti: 12345 as unknown as string }), /^jti must be a string, got number$/],
     ['jti of 152 characters', async () => assertion(rs, 'rs-client', { jti: 'j'.repeat(152) }), /^jti must be 1-151 characters, got 152$/],
     ['iat one second in the future', async () => assertion(rs, 'rs-client', { iat: nowSec() + 1 }), /^iat is in the future$/],
     ['nbf one second in the future', async () => assertion(rs, 'rs-client', { nbf: nowSec() + 1 }), /^nbf is in the future$/],
     ['exp − iat over 300 s', async () => assertion(rs, 'rs-client', { iat: nowSec() - 61 }), /^exp - iat is more than 300 seconds$/],
     ['exp − nbf over 300 s', async () => assertion(rs, 'rs-client', { nbf: nowSec() - 61 }), /^exp - nbf is more than 300 seconds$/],
-    ['RS alg with an EC key', async () => signRaw(rs.privateKey, { alg: 'RS384', kid: ecStatic.publicJwk.kid, typ: 'JWT' }, claims('rs-client')), /^alg RS384 is inconsistent with key ".+" \(kty EC, crv P-384\)$/],
-    ['ES384 with a P-256 key', async () => signRaw(ecStatic.privateKey, { alg: 'ES384', kid: p256.publicJwk.kid, typ: 'JWT' }, claims('rs-client')), /^alg ES384 is inconsistent with key ".+" \(kty EC, crv P-256\)$/],
+    [
+      'RS alg with an EC key',
+      async () => signRaw(rs.privateKey, { alg: 'RS384', kid: ecStatic.publicJwk.kid, typ: 'JWT' }, claims('rs-client')),
+      /^alg RS384 is inconsistent with key ".+" \(kty EC, crv P-384\)$/,
+    ],
+    [
+      'ES384 with a P-256 key',
+      async () => signRaw(ecStatic.privateKey, { alg: 'ES384', kid: p256.publicJwk.kid, typ: 'JWT' }, claims('rs-client')),
+      /^alg ES384 is inconsistent with key ".+" \(kty EC, crv P-256\)$/,
+    ],
     ['expired assertion', async () => assertion(rs, 'rs-client', { iat: nowSec() - 100, nbf: nowSec() - 100, exp: nowSec() - 1 }), /^exp is not in the future/],
-    ['exp exactly now (no leeway)', async () => assertion(rs, 'rs-client', { iat: nowSec() - 100, nbf: nowSec() - 100, exp: nowSec() }), /^exp is not in the future/],
+    [
+      'exp exactly now (no leeway)',
+      async () => assertion(rs, 'rs-client', { iat: nowSec() - 100, nbf: nowSec() - 100, exp: nowSec() }),
+      /^exp is not in the future/,
+    ],
     ['typ other than JWT', async () => assertion(rs, 'rs-client', {}, { typ: 'JOSE' }), /^header typ must be "JWT", got "JOSE"$/],
-    ['HS256 alg', async () => `${Buffer.from(JSON.stringify({ alg: 'HS256', kid: rs.publicJwk.kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims('rs-client'))).toString('base64url')}.c2ln`, /^header alg "HS256" is not one of/],
+    [
+      'HS256 alg',
+      async () =>
+        `${Buffer.from(JSON.stringify({ alg: 'HS256', kid: rs.publicJwk.kid })).toString('base64url')}.${Buffer.from(JSON.stringify(claims('rs-client'))).toString('base64url')}.c2ln`,
+      /^header alg "HS256" is not one of/,
+    ],
     ['no kid', async () => signRaw(rs.privateKey, { alg: 'RS384', typ: 'JWT' }, claims('rs-client')), /^header kid is missing$/],
     ['iss ≠ sub', async () => assertion(rs, 'rs-client', { sub: 'someone-else' }), /^sub must equal iss/],
     ['unregistered iss', async () => assertion(rs, 'nobody'), /^iss "nobody" is not a registered client_id$/],
@@ -176,7 +217,13 @@ describe('Epic-like token server: every assertion rule, one at a time', () => {
 describe('Epic-like token server: request rules (Epic "OAuth 2.0 Errors")', () => {
   it.each([
     ['GET', 'invalid_request', { method: 'GET' }, {}, /accepts POST only, got GET/],
-    ['JSON body', 'invalid_request', { contentType: 'application/json' }, {}, /content-type must be application\/x-www-form-urlencoded, got "application\/json"/],
+    [
+      'JSON body',
+      'invalid_request',
+      { contentType: 'application/json' },
+      {},
+      /content-type must be application\/x-www-form-urlencoded, got "application\/json"/,
+    ],
     ['query string on /token', 'invalid_request', { url: 'QUERY' }, {}, /must not carry a query string/],
     ['missing grant_type', 'invalid_request', {}, { grant_type: '' }, /^grant_type is missing$/],
     ['other grant_type', 'unsupported_grant_type', {}, { grant_type: 'authorization_code' }, /"authorization_code" is not supported/],

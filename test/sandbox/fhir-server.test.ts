@@ -120,7 +120,13 @@ describe('sandbox FHIR server', () => {
 
 describe('sandbox FHIR server imitating Epic public', () => {
   it('leaves AuditEvent out of /metadata and refuses its search when listAuditEvent is false', async () => {
-    const quiet = await startFhirServer({ backend, verifyAccessToken: () => true, tokenUrl: TOKEN_URL, listAuditEvent: false, software: { name: 'Epic', version: 'Aug 2025' } });
+    const quiet = await startFhirServer({
+      backend,
+      verifyAccessToken: () => true,
+      tokenUrl: TOKEN_URL,
+      listAuditEvent: false,
+      software: { name: 'Epic', version: 'Aug 2025' },
+    });
     try {
       const statement = (await (await fetch(`${quiet.baseUrl}/metadata`)).json()) as CapabilityStatement;
       expect(statement.software).toEqual({ name: 'Epic', version: 'Aug 2025' });
@@ -148,7 +154,10 @@ describe('sandbox FHIR server paging and size faults', () => {
     expect(new URL(nextOf(again.body) ?? '').searchParams.get('_sid')).toBe('2');
     expect(new URL(nextOf(again.body) ?? '').searchParams.get('_offset')).toBe('0');
 
-    for (const [bytes, declared] of [[300_000, '300000'], [200_000, null]] as const) {
+    for (const [bytes, declared] of [
+      [300_000, '300000'],
+      [200_000, null],
+    ] as const) {
       const response = await fetch(`${server.baseUrl}/AuditEvent`, { headers: { authorization: `Bearer ${TOKEN}` } });
       expect(response.headers.get('content-length')).toBe(declared);
       const text = await response.text();

@@ -7,7 +7,13 @@ import { generateDataset, type GeneratorOptions } from '../../src/sandbox/genera
 import { startFhirServer } from '../../src/sandbox/fhir-server.js';
 
 const options: GeneratorOptions = {
-  seed: 77, practitioners: 20, patients: 60, events: 300, start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z', noLoginRate: 0.2,
+  seed: 77,
+  practitioners: 20,
+  patients: 60,
+  events: 300,
+  start: '2026-11-01T00:00:00Z',
+  end: '2026-11-02T00:00:00Z',
+  noLoginRate: 0.2,
 };
 const ds = generateDataset(options);
 const backend = createGeneratedBackend(ds);
@@ -78,7 +84,10 @@ describe('AuditEvent search over the generated timeline', () => {
     const probeList = probes();
     const from = probeList.find((p) => p.value === '2026-11-01T05:00Z') as Probe;
     const to = probeList.find((p) => p.value === '2026-11-01T09:30:00+02:00') as Probe;
-    const window = bruteForce([{ prefix: 'ge', probe: from }, { prefix: 'lt', probe: to }]);
+    const window = bruteForce([
+      { prefix: 'ge', probe: from },
+      { prefix: 'lt', probe: to },
+    ]);
     expect(window.length).toBeGreaterThan(30);
     for (const sort of ['date', '-_lastUpdated']) {
       const expected = sort.startsWith('-') ? [...window].reverse() : window;
@@ -90,7 +99,10 @@ describe('AuditEvent search over the generated timeline', () => {
       }
       expect(walked).toEqual(expected);
     }
-    expect(await search('AuditEvent', `date=ge${from.value}&date=lt${encodeURIComponent(to.value)}&_summary=count`)).toEqual({ resources: [], total: window.length });
+    expect(await search('AuditEvent', `date=ge${from.value}&date=lt${encodeURIComponent(to.value)}&_summary=count`)).toEqual({
+      resources: [],
+      total: window.length,
+    });
     // An unencoded '+' in the offset arrives as a space after form decoding.
     expect((await search('AuditEvent', `date=lt${to.value}&_count=0`)).total).toBe(bruteForce([{ prefix: 'lt', probe: to }]).length);
   });
@@ -102,7 +114,9 @@ describe('AuditEvent search over the generated timeline', () => {
     expect(texts.some((t) => t.endsWith('-07:00'))).toBe(true);
     const instants = texts.map((t) => Date.parse(t));
     expect(instants).toEqual([...instants].sort((x, y) => x - y));
-    expect(ids(window.resources)).toEqual(ids(events.filter((_, i) => (recorded[i] ?? 0) >= Date.parse('2026-11-01T06:00:00Z') && (recorded[i] ?? 0) < Date.parse('2026-11-01T10:00:00Z'))));
+    expect(ids(window.resources)).toEqual(
+      ids(events.filter((_, i) => (recorded[i] ?? 0) >= Date.parse('2026-11-01T06:00:00Z') && (recorded[i] ?? 0) < Date.parse('2026-11-01T10:00:00Z'))),
+    );
   });
 
   it('defaults to 100 per page, and past the end answers an empty page with the total', async () => {
@@ -134,7 +148,10 @@ describe('Patient and Practitioner search', () => {
 
   it('identifier=system|value and bare values match a brute-force scan for every identifier the data has', async () => {
     const cases: Array<{ type: 'Patient' | 'Practitioner'; all: Array<Patient | Practitioner>; system: string | undefined; value: string }> = [];
-    for (const [type, all] of [['Patient', patients], ['Practitioner', practitioners]] as const) {
+    for (const [type, all] of [
+      ['Patient', patients],
+      ['Practitioner', practitioners],
+    ] as const) {
       for (const r of all.slice(0, 15)) {
         for (const id of r.identifier ?? []) {
           cases.push({ type, all, system: id.system, value: id.value ?? '' });
@@ -152,7 +169,10 @@ describe('Patient and Practitioner search', () => {
     }
     const [a, b] = [patients[7], patients[2]];
     const mrn = (p: Patient | undefined): string => p?.identifier?.find((id) => id.type?.text === 'EPI' && id.use !== 'old')?.value ?? '';
-    expect(ids((await search('Patient', `identifier=${SANDBOX_IDS.mrnSystem}|${mrn(a)},${SANDBOX_IDS.mrnSystem}|${mrn(b)}`)).resources)).toEqual([b?.id, a?.id]);
+    expect(ids((await search('Patient', `identifier=${SANDBOX_IDS.mrnSystem}|${mrn(a)},${SANDBOX_IDS.mrnSystem}|${mrn(b)}`)).resources)).toEqual([
+      b?.id,
+      a?.id,
+    ]);
     expect(ids((await search('Patient', `identifier=|${mrn(a)}`)).resources)).toEqual([]);
     expect(ids((await search('Patient', `identifier=${mrn(a)}&_id=${a?.id}`)).resources)).toEqual([a?.id]);
     expect(ids((await search('Patient', `identifier=${mrn(a)}&_id=${b?.id}`)).resources)).toEqual([]);
@@ -162,7 +182,8 @@ describe('Patient and Practitioner search', () => {
     const canary = generateDataset({ ...options, canary: true });
     const canaryBackend = createGeneratedBackend(canary);
     const patient = canary.patientAt(33);
-    const external = (p: Practitioner): string | undefined => p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL' && i.use !== 'old')?.value;
+    const external = (p: Practitioner): string | undefined =>
+      p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL' && i.use !== 'old')?.value;
     const practitioner = canary.practitionerAt(Array.from({ length: 20 }, (_, i) => i).find((i) => external(canary.practitionerAt(i)) !== undefined) ?? 0);
     const login = external(practitioner) ?? '';
     expect(login).toMatch(/CANARY/);
@@ -195,7 +216,10 @@ describe('invalid searches', () => {
       ['Practitioner', `identifier=${SANDBOX_IDS.empSystem}|`, /identifier=system\| \(any value\) is not supported/],
     ];
     for (const [type, query, message] of bad) {
-      const error = await search(type, query).then(() => undefined, (e: unknown) => e);
+      const error = await search(type, query).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(error, `${type}?${query}`).toBeInstanceOf(BridgeError);
       expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
       expect((error as BridgeError).message).toMatch(message);
@@ -209,7 +233,14 @@ describe('invalid searches', () => {
 
 describe('scale', () => {
   it('serves page 4000 of a 1,000,000-event dataset without materialising it', async () => {
-    const big = generateDataset({ seed: 9, practitioners: 2_000, patients: 100_000, events: 1_000_000, start: '2026-01-01T00:00:00Z', end: '2026-12-01T00:00:00Z' });
+    const big = generateDataset({
+      seed: 9,
+      practitioners: 2_000,
+      patients: 100_000,
+      events: 1_000_000,
+      start: '2026-01-01T00:00:00Z',
+      end: '2026-12-01T00:00:00Z',
+    });
     let built = 0;
     const bigBackend = createGeneratedBackend({ ...big, eventAt: (i) => ((built += 1), big.eventAt(i)) });
     const before = process.memoryUsage().heapUsed;
@@ -238,7 +269,9 @@ describe('behind the sandbox FHIR server', () => {
         seen.push(...(bundle.entry ?? []).flatMap((e) => (e.resource ? [e.resource] : [])));
         url = bundle.link?.find((l) => l.relation === 'next')?.url;
       }
-      const expected = events.filter((_, i) => (recorded[i] ?? 0) >= Date.parse('2026-11-01T06:00:00Z') && (recorded[i] ?? 0) < Date.parse('2026-11-01T18:00:00Z'));
+      const expected = events.filter(
+        (_, i) => (recorded[i] ?? 0) >= Date.parse('2026-11-01T06:00:00Z') && (recorded[i] ?? 0) < Date.parse('2026-11-01T18:00:00Z'),
+      );
       expect(ids(seen)).toEqual(ids(expected));
       const read = await fetch(`${server.baseUrl}/Patient/${patients[5]?.id ?? ''}`, { headers: { authorization: 'Bearer t' } });
       expect(await read.json()).toEqual(patients[5]);

@@ -40,7 +40,10 @@ describe('AuditEvent times', () => {
     expect(share((x) => !x.includes('.'))).toBeGreaterThan(0.25);
     expect(share((x) => x.includes('.'))).toBeGreaterThan(0.4);
     // Sorting the text is not sorting the instants: the hour after the fall back repeats 01:xx.
-    const textOrder = events.map((e, i) => ({ text: e.recorded, t: recorded[i] ?? 0 })).filter((e) => !e.text.endsWith('Z')).sort((a, b) => (a.text < b.text ? -1 : 1));
+    const textOrder = events
+      .map((e, i) => ({ text: e.recorded, t: recorded[i] ?? 0 }))
+      .filter((e) => !e.text.endsWith('Z'))
+      .sort((a, b) => (a.text < b.text ? -1 : 1));
     expect(textOrder.some((e, i) => i > 0 && e.t < (textOrder[i - 1]?.t ?? 0))).toBe(true);
   });
 
@@ -53,14 +56,20 @@ describe('AuditEvent times', () => {
     };
     const instants: number[] = [];
     for (let ms = Date.parse('2020-01-01T00:00:00Z'); ms < Date.parse('2031-01-01T00:00:00Z'); ms += 7 * 3_600_000 + 1_234_567) instants.push(ms);
-    for (const edge of ['2026-03-08T09:00:00Z', '2026-11-01T08:00:00Z', '2027-03-14T09:00:00Z', '2027-11-07T08:00:00Z', '2024-03-10T09:00:00Z', '2024-11-03T08:00:00Z']) {
+    for (const edge of [
+      '2026-03-08T09:00:00Z',
+      '2026-11-01T08:00:00Z',
+      '2027-03-14T09:00:00Z',
+      '2027-11-07T08:00:00Z',
+      '2024-03-10T09:00:00Z',
+      '2024-11-03T08:00:00Z',
+    ]) {
       instants.push(Date.parse(edge) - 1, Date.parse(edge));
     }
     for (const ms of instants) expect(denverOffsetMinutes(ms), new Date(ms).toISOString()).toBe(offsetOf(ms));
     expect(formatLocal(Date.parse('2026-11-01T07:59:59.999Z'), true)).toBe('2026-11-01T01:59:59.999-06:00');
     expect(formatLocal(Date.parse('2026-11-01T08:00:00Z'), false)).toBe('2026-11-01T01:00:00-07:00');
   });
-
 });
 
 describe('people', () => {
@@ -114,5 +123,4 @@ describe('people', () => {
     }
     expect(fillWarnings(report)).toEqual([]);
   });
-
 });

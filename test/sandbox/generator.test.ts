@@ -236,7 +236,9 @@ describe('canary mode', () => {
   function phiOfPatient(p: Patient): string[] {
     const names = (p.name ?? []).flatMap((n: HumanName) => [n.family, ...(n.given ?? [])]);
     const places = (p.address ?? []).flatMap((a: Address) => [...(a.line ?? []), a.city]);
-    const ids = (p.identifier ?? []).filter((i) => i.system === SANDBOX_IDS.mrnSystem || i.system === SANDBOX_IDS.myChartLoginSystem || i.system === SANDBOX_IDS.payerMemberSystem);
+    const ids = (p.identifier ?? []).filter(
+      (i) => i.system === SANDBOX_IDS.mrnSystem || i.system === SANDBOX_IDS.myChartLoginSystem || i.system === SANDBOX_IDS.payerMemberSystem,
+    );
     return [...names, ...places, ...ids.map((i) => i.value)].filter((v): v is string => v !== undefined);
   }
 

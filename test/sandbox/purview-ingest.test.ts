@@ -19,7 +19,9 @@ let token: string;
 
 async function issue(scope: string): Promise<string> {
   const response = await request(`${entra.authorityHost}/${tenantId}/oauth2/v2.0/token`, {
-    method: 'POST', dispatcher, headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    method: 'POST',
+    dispatcher,
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ client_id: app.appId, client_secret: app.secret, grant_type: 'client_credentials', scope }).toString(),
   });
   return ((await response.body.json()) as { access_token: string }).access_token;
@@ -46,8 +48,14 @@ const HEADER = 'ACCESS_LOG.ACCESS_TIME|EMP.SYSTEM_LOGIN';
 const FILE = `${HEADER}\r\n2026-11-01T00:00:00Z|u1\r\n2026-11-01T00:00:01Z|ü2\r\n`;
 
 interface Upload {
-  file?: Buffer | string; boundary?: string; contentType?: string; disposition?: string; extraPart?: boolean;
-  path?: string; auth?: string | null; target?: PurviewIngestEmulator;
+  file?: Buffer | string;
+  boundary?: string;
+  contentType?: string;
+  disposition?: string;
+  extraPart?: boolean;
+  path?: string;
+  auth?: string | null;
+  target?: PurviewIngestEmulator;
 }
 
 async function upload(options: Upload = {}) {
@@ -55,7 +63,8 @@ async function upload(options: Upload = {}) {
   const file = typeof options.file === 'string' || options.file === undefined ? Buffer.from(options.file ?? FILE, 'utf8') : options.file;
   const disposition = options.disposition ?? 'form-data; name=file; filename=tmp_x0001.txt';
   const body = Buffer.concat([
-    Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\n`), file,
+    Buffer.from(`--${boundary}\r\nContent-Disposition: ${disposition}\r\n\r\n`),
+    file,
     Buffer.from(options.extraPart ? `\r\n--${boundary}\r\nContent-Disposition: form-data; name=other\r\n\r\nx` : ''),
     Buffer.from(`\r\n--${boundary}--\r\n`),
   ]);
@@ -67,14 +76,35 @@ async function upload(options: Upload = {}) {
 }
 
 describe('Purview ingestion emulator', () => {
-  it('accepts the script\'s format and records header, rows, filename and delimiter, in order', async () => {
+  it("accepts the script's format and records header, rows, filename and delimiter, in order", async () => {
     const before = ingest.accepted(jobId).length;
     expect(await upload()).toMatchObject({ status: 200 });
     // Power Automate style part header, unquoted boundary and an upper-case JOBID (docs/purview-protocol.md §2.2).
-    expect(await upload({ boundary: 'pa', contentType: 'multipart/form-data; boundary=pa', disposition: 'form-data;name = "file";filename=b.csv', path: `/api/signals?JOBID=${jobId.toUpperCase()}` })).toMatchObject({ status: 200 });
+    expect(
+      await upload({
+        boundary: 'pa',
+        contentType: 'multipart/form-data; boundary=pa',
+        disposition: 'form-data;name = "file";filename=b.csv',
+        path: `/api/signals?JOBID=${jobId.toUpperCase()}`,
+      }),
+    ).toMatchObject({ status: 200 });
     expect(ingest.accepted(jobId).slice(before)).toEqual([
-      { filename: 'tmp_x0001.txt', header: HEADER, rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
-      { filename: 'b.csv', header: HEADER, rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'], rowCount: 2, bytes: Buffer.byteLength(FILE), delimiter: 'pipe' },
+      {
+        filename: 'tmp_x0001.txt',
+        header: HEADER,
+        rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'],
+        rowCount: 2,
+        bytes: Buffer.byteLength(FILE),
+        delimiter: 'pipe',
+      },
+      {
+        filename: 'b.csv',
+        header: HEADER,
+        rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'],
+        rowCount: 2,
+        bytes: Buffer.byteLength(FILE),
+        delimiter: 'pipe',
+      },
     ]);
   });
 
@@ -108,7 +138,7 @@ describe('Purview ingestion emulator', () => {
     expect((await upload({ auth: `Bearer ${other}` })).status).toBe(401);
   });
 
-  it('answers 403 with Purview\'s reason phrase when the job belongs to another app or is unknown', async () => {
+  it("answers 403 with Purview's reason phrase when the job belongs to another app or is unknown", async () => {
     const foreignJob = randomUUID();
     ingest.registerJob(foreignJob, randomUUID());
     for (const id of [foreignJob, randomUUID()]) {

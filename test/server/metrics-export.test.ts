@@ -16,7 +16,7 @@ describe('metrics export', () => {
     expect(() => writeMetricsFile(join(dir, 'missing', 'x.prom'), 'a 1\n')).toThrow(BridgeError);
   });
 
-  it('PUTs to the connector\'s group and reports an unreachable or refusing gateway as an error', async () => {
+  it("PUTs to the connector's group and reports an unreachable or refusing gateway as an error", async () => {
     const calls: Array<[string, RequestInit | undefined]> = [];
     const ok: typeof fetch = async (input, init) => {
       calls.push([String(input), init]);

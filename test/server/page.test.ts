@@ -46,7 +46,7 @@ describe('operator page', () => {
   });
 
   it('keeps the API token out of URLs: sessionStorage and the Authorization header only', () => {
-    expect(APP_JS).toContain("sessionStorage.setItem(TOKEN_KEY, token)");
+    expect(APP_JS).toContain('sessionStorage.setItem(TOKEN_KEY, token)');
     expect(APP_JS).toContain("headers.set('authorization', 'Bearer ' + state.token)");
     expect(APP_JS).not.toMatch(/localStorage|[?&]token=|document\.cookie/);
   });

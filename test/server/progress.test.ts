@@ -15,7 +15,16 @@ describe('progress tracker', () => {
     events.emit('run_start', { runId: 'r1', connector: 'c', since: 'a', until: 'b', dryRun: false, backfill: false });
     events.emit('page', { runId: 'r1', events: 120, duplicates: 0, skipped: 5, rows: 130, rejects: 2 });
     events.emit('page', { runId: 'r1', events: 100, duplicates: 0, skipped: 0, rows: 120, rejects: 0 });
-    expect(tracker.current()).toEqual({ runId: 'r1', phase: 'pulling', startedAt: '2026-11-23T12:00:00.000Z', events: 220, rows: 250, rejects: 2, rowsAcked: 0, blocksAcked: 0 });
+    expect(tracker.current()).toEqual({
+      runId: 'r1',
+      phase: 'pulling',
+      startedAt: '2026-11-23T12:00:00.000Z',
+      events: 220,
+      rows: 250,
+      rejects: 2,
+      rowsAcked: 0,
+      blocksAcked: 0,
+    });
     events.emit('spool_complete', { runId: 'r1', rows: 250 });
     expect(tracker.current()).toMatchObject({ phase: 'pushing', blocksTotal: 3 });
     events.emit('rows_already_delivered', { runId: 'r1', rows: 100 });

@@ -27,7 +27,9 @@ describe('runSchedule with an injected clock', () => {
         },
         onSkip: (_c, at) => skipped.push(at.toISOString()),
       },
-      clock, silentLogger(), controller.signal,
+      clock,
+      silentLogger(),
+      controller.signal,
     );
     await flushMicrotasks();
     await clock.advance(29 * 60_000);

@@ -7,15 +7,31 @@ import { SyncEvents } from '../../src/sync/events.js';
 import { ZERO_COUNTS } from '../../src/sync/state/index.js';
 
 const ok: ConnectorStatus = {
-  name: 'main', health: 'ok', reason: 'lag 1 h', watermark: '2026-11-23T11:00:00.000Z', lagSeconds: 3600, lateAfterSeconds: 7500,
+  name: 'main',
+  health: 'ok',
+  reason: 'lag 1 h',
+  watermark: '2026-11-23T11:00:00.000Z',
+  lagSeconds: 3600,
+  lateAfterSeconds: 7500,
   lastSuccess: { runId: 'r1', finishedAt: '2026-11-23T11:00:30.000Z' },
   lastRun: {
-    id: 'r1', state: 'completed', trigger: 'schedule', startedAt: '2026-11-23T11:00:00.000Z', finishedAt: '2026-11-23T11:00:30.000Z', durationSeconds: 30,
+    id: 'r1',
+    state: 'completed',
+    trigger: 'schedule',
+    startedAt: '2026-11-23T11:00:00.000Z',
+    finishedAt: '2026-11-23T11:00:30.000Z',
+    durationSeconds: 30,
     counts: { ...ZERO_COUNTS, events: 10, rows: 9, rejects: 1, rowsAcked: 9, rowsAlreadyDelivered: 2 },
   },
   schedule: { cron: '0 * * * *', enabled: true },
 };
-const never: ConnectorStatus = { name: 'new', health: 'late', reason: 'no run has completed yet', lateAfterSeconds: 7500, schedule: { cron: '0 * * * *', enabled: true } };
+const never: ConnectorStatus = {
+  name: 'new',
+  health: 'late',
+  reason: 'no run has completed yet',
+  lateAfterSeconds: 7500,
+  schedule: { cron: '0 * * * *', enabled: true },
+};
 
 describe('status metrics', () => {
   it('writes the gauges of each connector, and nothing for what is not known yet', async () => {

@@ -10,8 +10,15 @@ const hourly: StatusConnector = { name: 'main', cron: '0 * * * *', timezone: 'UT
 
 function run(store: StateStore, id: string, startedMs: number, patch: Partial<RunRecord> = {}): void {
   store.createRun({
-    id, connector: 'main', state: 'running', trigger: 'schedule', since: new Date(startedMs - HOUR).toISOString(), until: new Date(startedMs).toISOString(),
-    startedAt: new Date(startedMs).toISOString(), counts: { ...ZERO_COUNTS }, dryRun: patch.dryRun ?? false,
+    id,
+    connector: 'main',
+    state: 'running',
+    trigger: 'schedule',
+    since: new Date(startedMs - HOUR).toISOString(),
+    until: new Date(startedMs).toISOString(),
+    startedAt: new Date(startedMs).toISOString(),
+    counts: { ...ZERO_COUNTS },
+    dryRun: patch.dryRun ?? false,
   });
   const { dryRun: _d, ...rest } = patch;
   if (patch.state === 'completed') {
@@ -34,10 +41,20 @@ describe('connector status', () => {
 
   it('is late before anything completed, ok within the threshold, late past it', () => {
     const { store } = tempStore();
-    expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({ health: 'late', reason: 'no run has completed yet', nextRunAt: '2026-11-23T13:00:00.000Z' });
+    expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({
+      health: 'late',
+      reason: 'no run has completed yet',
+      nextRunAt: '2026-11-23T13:00:00.000Z',
+    });
     run(store, 'r1', NOW - HOUR, { state: 'completed' });
     const ok = connectorStatus(hourly, store, NOW, { schedules: true });
-    expect(ok).toMatchObject({ health: 'ok', lagSeconds: 3600, watermark: new Date(NOW - HOUR).toISOString(), lastRun: { id: 'r1', state: 'completed' }, lastSuccess: { runId: 'r1' } });
+    expect(ok).toMatchObject({
+      health: 'ok',
+      lagSeconds: 3600,
+      watermark: new Date(NOW - HOUR).toISOString(),
+      lastRun: { id: 'r1', state: 'completed' },
+      lastSuccess: { runId: 'r1' },
+    });
     expect(ok.lastRun?.durationSeconds).toBeGreaterThanOrEqual(0);
     const late = connectorStatus(hourly, store, NOW + 2 * HOUR, { schedules: false });
     expect(late).toMatchObject({ health: 'late', reason: 'lag 3 h is over 2 h 5 min', lagSeconds: 3 * 3600 });
@@ -47,12 +64,22 @@ describe('connector status', () => {
   it('is failing when the last run failed or was left unfinished, whatever the lag', () => {
     const { store } = tempStore();
     run(store, 'r1', NOW - 2 * HOUR, { state: 'completed' });
-    run(store, 'r2', NOW - HOUR, { state: 'failed', finishedAt: new Date(NOW - HOUR).toISOString(), error: { code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'down' } });
+    run(store, 'r2', NOW - HOUR, {
+      state: 'failed',
+      finishedAt: new Date(NOW - HOUR).toISOString(),
+      error: { code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'down' },
+    });
     expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({
-      health: 'failing', reason: 'the last run failed: BRG_ERR_FHIR_UNAVAILABLE', lastRun: { id: 'r2', state: 'failed' }, lastSuccess: { runId: 'r1' },
+      health: 'failing',
+      reason: 'the last run failed: BRG_ERR_FHIR_UNAVAILABLE',
+      lastRun: { id: 'r2', state: 'failed' },
+      lastSuccess: { runId: 'r1' },
     });
     run(store, 'r3', NOW - 30 * 60_000, { state: 'pushing', error: { code: 'BRG_ERR_ABORTED', message: 'stopped' } });
-    expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({ health: 'failing', reason: 'the last run stopped before it finished: BRG_ERR_ABORTED; the next run resumes it' });
+    expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({
+      health: 'failing',
+      reason: 'the last run stopped before it finished: BRG_ERR_ABORTED; the next run resumes it',
+    });
   });
 
   it('shows the run in flight: live progress from this process, the lease holder of another', () => {
@@ -60,11 +87,26 @@ describe('connector status', () => {
     run(store, 'r1', NOW - HOUR, { state: 'completed' });
     run(store, 'r2', NOW - 60_000);
     // Another process holds the lease: r2 is in flight, so the last run is still r1 and health stays ok.
-    store.acquireLease('connector:main', { id: 'h', host: 'host-1', pid: 4242, command: 'bridge sync', since: new Date(NOW - 60_000).toISOString() }, 120_000, () => false);
+    store.acquireLease(
+      'connector:main',
+      { id: 'h', host: 'host-1', pid: 4242, command: 'bridge sync', since: new Date(NOW - 60_000).toISOString() },
+      120_000,
+      () => false,
+    );
     const other = connectorStatus(hourly, store, Date.now(), { schedules: true });
     expect(other.inFlight).toMatchObject({ runId: 'r2', holder: 'bridge sync (pid 4242 on host-1)' });
     expect(other.lastRun?.id).toBe('r1');
-    const progress = { runId: 'r2', phase: 'pushing' as const, startedAt: new Date(NOW).toISOString(), events: 5, rows: 4, rejects: 1, rowsAcked: 2, blocksAcked: 1, blocksTotal: 2 };
+    const progress = {
+      runId: 'r2',
+      phase: 'pushing' as const,
+      startedAt: new Date(NOW).toISOString(),
+      events: 5,
+      rows: 4,
+      rejects: 1,
+      rowsAcked: 2,
+      blocksAcked: 1,
+      blocksTotal: 2,
+    };
     const own = connectorStatus(hourly, store, Date.now(), { schedules: true, progress: () => progress });
     expect(own.inFlight).toEqual({ runId: 'r2', holder: 'bridge sync', since: progress.startedAt, progress });
   });

@@ -22,8 +22,16 @@ export function appDeps(overrides: Partial<AppDeps> = {}): AppDeps {
   const store = overrides.store ?? tempStore().store;
   const runner: SyncRunner = { start: async () => 'run-1', isRunning: () => false, drain: async () => undefined };
   return {
-    connectors: ['main'], runner, store, metrics: createMetrics(), jwks: () => ({ keys: [] }), jwksMaxAgeSec: 60,
-    apiTokenHashes: [hashApiToken(TOKEN)], rateLimitMax: 100, logger: silentLogger(), isReady: () => true,
+    connectors: ['main'],
+    runner,
+    store,
+    metrics: createMetrics(),
+    jwks: () => ({ keys: [] }),
+    jwksMaxAgeSec: 60,
+    apiTokenHashes: [hashApiToken(TOKEN)],
+    rateLimitMax: 100,
+    logger: silentLogger(),
+    isReady: () => true,
     status: () => ({ now: new Date().toISOString(), healthy: true, connectors: [] }),
     watchStatus: () => () => undefined,
     rejects: { retentionDays: 14, retainFiles: false },

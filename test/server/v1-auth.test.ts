@@ -27,7 +27,13 @@ describe('/v1 auth and rate limit', () => {
 
   it('guards every /v1 route, the status stream and the rejects included', async () => {
     const server = await app(100);
-    for (const [method, url] of [['GET', '/v1/status'], ['GET', '/v1/status/stream'], ['GET', '/v1/runs/x'], ['GET', '/v1/runs/x/rejects'], ['POST', '/v1/connectors/main/syncs']] as const) {
+    for (const [method, url] of [
+      ['GET', '/v1/status'],
+      ['GET', '/v1/status/stream'],
+      ['GET', '/v1/runs/x'],
+      ['GET', '/v1/runs/x/rejects'],
+      ['POST', '/v1/connectors/main/syncs'],
+    ] as const) {
       expect((await server.inject({ method, url })).statusCode, `${method} ${url}`).toBe(401);
     }
     await server.close();

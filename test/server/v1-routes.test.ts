@@ -11,8 +11,15 @@ function completedRun(store: StateStore, dir: string, id: string, rejects: strin
   mkdirSync(join(dir, 'rejects'), { recursive: true });
   if (rejects !== undefined) writeFileSync(rejectsPath, rejects, { mode: 0o600 });
   store.createRun({
-    id, connector: 'main', state: 'running', trigger: 'http', since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z',
-    startedAt: '2026-11-02T00:01:00.000Z', counts: { ...ZERO_COUNTS }, dryRun: false,
+    id,
+    connector: 'main',
+    state: 'running',
+    trigger: 'http',
+    since: '2026-11-01T00:00:00.000Z',
+    until: '2026-11-02T00:00:00.000Z',
+    startedAt: '2026-11-02T00:01:00.000Z',
+    counts: { ...ZERO_COUNTS },
+    dryRun: false,
   });
   store.updateRun(id, { state: 'pushing', rejectsPath, details: { rejectReasons: { 'missing-patient-name': 2 }, skipReasons: { 'no-patient': 1 } } });
   store.completeRun(id, { counts: { ...ZERO_COUNTS, events: 5, rows: 3, rejects: 2, rowsAcked: 3 } });
@@ -27,7 +34,13 @@ describe('/v1 runs and rejects', () => {
     const app = await testApp({ store, rejects: { retentionDays: 14, retainFiles: false } });
 
     const one = (await app.inject({ method: 'GET', url: '/v1/runs/run-kept', headers: AUTH })).json<Record<string, unknown>>();
-    expect(one).toMatchObject({ id: 'run-kept', state: 'completed', rejectsAvailable: true, rejectsPath: kept.rejectsPath, details: { rejectReasons: { 'missing-patient-name': 2 } } });
+    expect(one).toMatchObject({
+      id: 'run-kept',
+      state: 'completed',
+      rejectsAvailable: true,
+      rejectsPath: kept.rejectsPath,
+      details: { rejectReasons: { 'missing-patient-name': 2 } },
+    });
     expect(one['rejectsExpireAt']).toBe(new Date(Date.parse(kept.finishedAt ?? '') + 14 * 86_400_000).toISOString());
 
     const list = (await app.inject({ method: 'GET', url: '/v1/runs?connector=main', headers: AUTH })).json<{ runs: Array<Record<string, unknown>> }>();
@@ -39,11 +52,19 @@ describe('/v1 runs and rejects', () => {
     expect(stream.statusCode).toBe(200);
     expect(stream.headers['content-type']).toBe('application/x-ndjson; charset=utf-8');
     expect(stream.headers['cache-control']).toBe('no-store');
-    expect(stream.body.trim().split('\n').map((line) => (JSON.parse(line) as { eventId: string }).eventId)).toEqual(['e1', 'e2']);
+    expect(
+      stream.body
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { eventId: string }).eventId),
+    ).toEqual(['e1', 'e2']);
 
     const removed = await app.inject({ method: 'GET', url: '/v1/runs/run-gone/rejects', headers: AUTH });
     expect(removed.statusCode).toBe(404);
-    expect(removed.json()).toEqual({ code: 'BRG_ERR_NOT_FOUND', message: 'The rejects of run run-gone were removed: a completed run keeps them retention.rejectsDays (14) day(s).' });
+    expect(removed.json()).toEqual({
+      code: 'BRG_ERR_NOT_FOUND',
+      message: 'The rejects of run run-gone were removed: a completed run keeps them retention.rejectsDays (14) day(s).',
+    });
     expect((await app.inject({ method: 'GET', url: '/v1/runs/nope/rejects', headers: AUTH })).statusCode).toBe(404);
     rmSync(kept.rejectsPath ?? '', { force: true });
     expect((await app.inject({ method: 'GET', url: '/v1/runs/run-kept', headers: AUTH })).json()).toMatchObject({ rejectsAvailable: false });
@@ -53,18 +74,37 @@ describe('/v1 runs and rejects', () => {
 
 describe('/v1/status and its stream', () => {
   const report = (events: number): StatusReport => ({
-    now: new Date().toISOString(), healthy: false,
-    connectors: [{
-      name: 'main', health: 'late', reason: 'no run has completed yet', lateAfterSeconds: 600, schedule: { cron: '0 * * * *', enabled: true },
-      inFlight: { runId: 'r1', holder: 'this service', since: '2026-11-23T12:00:00.000Z', progress: { runId: 'r1', phase: 'pulling', startedAt: '2026-11-23T12:00:00.000Z', events, rows: events, rejects: 0, rowsAcked: 0, blocksAcked: 0 } },
-    }],
+    now: new Date().toISOString(),
+    healthy: false,
+    connectors: [
+      {
+        name: 'main',
+        health: 'late',
+        reason: 'no run has completed yet',
+        lateAfterSeconds: 600,
+        schedule: { cron: '0 * * * *', enabled: true },
+        inFlight: {
+          runId: 'r1',
+          holder: 'this service',
+          since: '2026-11-23T12:00:00.000Z',
+          progress: { runId: 'r1', phase: 'pulling', startedAt: '2026-11-23T12:00:00.000Z', events, rows: events, rejects: 0, rowsAcked: 0, blocksAcked: 0 },
+        },
+      },
+    ],
   });
 
   it('answers the status, and streams it at once and on every change, as Server-Sent Events', async () => {
     let events = 0;
     let notify: () => void = () => undefined;
-    const app = await testApp({ status: () => report(events), watchStatus: (listener) => ((notify = listener), () => (notify = () => undefined)), streamTickMs: 60_000 });
-    expect((await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json()).toMatchObject({ healthy: false, connectors: [{ name: 'main', inFlight: { progress: { events: 0 } } }] });
+    const app = await testApp({
+      status: () => report(events),
+      watchStatus: (listener) => ((notify = listener), () => (notify = () => undefined)),
+      streamTickMs: 60_000,
+    });
+    expect((await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json()).toMatchObject({
+      healthy: false,
+      connectors: [{ name: 'main', inFlight: { progress: { events: 0 } } }],
+    });
 
     const url = await app.listen({ host: '127.0.0.1', port: 0 });
     const controller = new AbortController();

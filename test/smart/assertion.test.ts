@@ -35,11 +35,13 @@ describe('buildAssertion', () => {
     await expect(jwtVerify(jwt, await importJWK(rs.publicJwk, 'RS384'), { currentDate: new Date(1_800_000_000_000) })).resolves.toBeTruthy();
   });
 
-  it('enforces exp − iat ≤ 300 (lifetime + skew) and Epic\'s jti length', () => {
+  it("enforces exp − iat ≤ 300 (lifetime + skew) and Epic's jti length", () => {
     expect(assertionClaims(input({ lifetimeSec: 270, skewSec: 30 })).exp - assertionClaims(input({ lifetimeSec: 270, skewSec: 30 })).iat).toBe(300);
     const tooLong = (): unknown => assertionClaims(input({ lifetimeSec: 271, skewSec: 30 }));
     expect(tooLong).toThrow(BridgeError);
-    expect(tooLong).toThrow('smart.assertionLifetimeSec (271) + smart.clockSkewSec (30) must be whole seconds with a sum ≤ 300: Epic rejects exp − iat > 5 minutes.');
+    expect(tooLong).toThrow(
+      'smart.assertionLifetimeSec (271) + smart.clockSkewSec (30) must be whole seconds with a sum ≤ 300: Epic rejects exp − iat > 5 minutes.',
+    );
     expect(() => assertionClaims(input({ jti: 'x'.repeat(152) }))).toThrow('The assertion jti must be 1-151 characters, got 152.');
     expect(() => assertionClaims(input({ jti: 'x'.repeat(151) }))).not.toThrow();
     expect(() => assertionClaims(input({ tokenUrl: '/oauth2/token' }))).toThrow('smart.tokenUrl must be an absolute URL, got "/oauth2/token".');

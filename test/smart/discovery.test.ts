@@ -20,23 +20,38 @@ function epicSmartConfiguration(origin: string): Record<string, unknown> {
     grant_types_supported: ['authorization_code', 'client_credentials', 'urn:ietf:params:oauth:grant-type:jwt-bearer'],
     scopes_supported: ['epic.scanning.dmsusername', 'fhirUser', 'launch', 'openid', 'profile'],
     response_types_supported: ['code'],
-    capabilities: ['launch-ehr', 'launch-standalone', 'client-public', 'client-confidential-symmetric', 'client-confidential-asymmetric', 'permission-v1', 'permission-v2'],
+    capabilities: [
+      'launch-ehr',
+      'launch-standalone',
+      'client-public',
+      'client-confidential-symmetric',
+      'client-confidential-asymmetric',
+      'permission-v1',
+      'permission-v2',
+    ],
   };
 }
 
 function capabilityStatement(tokenUrl: string): Record<string, unknown> {
   return {
     resourceType: 'CapabilityStatement',
-    rest: [{
-      mode: 'server',
-      security: {
-        extension: [{
-          url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
-          extension: [{ url: 'authorize', valueUri: `${tokenUrl}/../authorize` }, { url: 'token', valueUri: tokenUrl }],
-        }],
-        service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          extension: [
+            {
+              url: 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris',
+              extension: [
+                { url: 'authorize', valueUri: `${tokenUrl}/../authorize` },
+                { url: 'token', valueUri: tokenUrl },
+              ],
+            },
+          ],
+          service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
+        },
       },
-    }],
+    ],
   };
 }
 
@@ -54,14 +69,17 @@ async function serve(routes: Record<string, (origin: string) => [number, unknown
 }
 
 async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(() => undefined, (e: unknown) => e);
+  const error: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   expect((error as BridgeError).code).toBe('BRG_ERR_SMART_DISCOVERY');
   return error as BridgeError;
 }
 
 describe('discoverTokenUrl', () => {
-  it('reads Epic\'s smart-configuration (appended to the base path, trailing slash or not) and sends Epic-Client-ID', async () => {
+  it("reads Epic's smart-configuration (appended to the base path, trailing slash or not) and sends Epic-Client-ID", async () => {
     const server = await serve({ [`${BASE_PATH}/.well-known/smart-configuration`]: (origin) => [200, epicSmartConfiguration(origin)] });
     for (const base of [`${server.origin}${BASE_PATH}`, `${server.origin}${BASE_PATH}/`]) {
       expect(await discoverTokenUrl(base, { clientId: 'np-client-id' })).toBe(`${server.origin}/interconnect-fhir-oauth/oauth2/token`);
@@ -83,7 +101,10 @@ describe('discoverTokenUrl', () => {
 
   it('refuses a server whose auth methods leave out private_key_jwt, without falling back', async () => {
     const server = await serve({
-      [`${BASE_PATH}/.well-known/smart-configuration`]: (origin) => [200, { ...epicSmartConfiguration(origin), token_endpoint_auth_methods_supported: ['client_secret_basic'] }],
+      [`${BASE_PATH}/.well-known/smart-configuration`]: (origin) => [
+        200,
+        { ...epicSmartConfiguration(origin), token_endpoint_auth_methods_supported: ['client_secret_basic'] },
+      ],
       [`${BASE_PATH}/metadata`]: (origin) => [200, capabilityStatement(`${origin}/oauth2/token`)],
     });
     const error = await failure(discoverTokenUrl(`${server.origin}${BASE_PATH}`, { clientId: 'np' }));
@@ -104,7 +125,10 @@ describe('discoverTokenUrl', () => {
 
   it('refuses a plain-http token endpoint off loopback', async () => {
     const server = await serve({
-      [`${BASE_PATH}/.well-known/smart-configuration`]: (origin) => [200, { ...epicSmartConfiguration(origin), token_endpoint: 'http://ehr.example.org/oauth2/token' }],
+      [`${BASE_PATH}/.well-known/smart-configuration`]: (origin) => [
+        200,
+        { ...epicSmartConfiguration(origin), token_endpoint: 'http://ehr.example.org/oauth2/token' },
+      ],
     });
     const error = await failure(discoverTokenUrl(`${server.origin}${BASE_PATH}`, { clientId: 'np' }));
     expect(error.message).toContain('names token endpoint http://ehr.example.org/oauth2/token, which is not https');

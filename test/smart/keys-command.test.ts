@@ -65,7 +65,11 @@ describe('bridge keys', () => {
     const dir = join(tempDir(), 'keys');
     const { run } = cli(dir);
     await run('generate');
-    for (const args of [['-FWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslks'], ['--', '-hWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk'], ['-VWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk']]) {
+    for (const args of [
+      ['-FWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslks'],
+      ['--', '-hWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk'],
+      ['-VWBPfliSTBM2xHD9lZ90M0olBWal6o7xZqVBUMslk'],
+    ]) {
       const kid = args[args.length - 1] ?? '';
       const error: unknown = await run('retire', ...args).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BridgeError);
@@ -81,7 +85,9 @@ describe('bridge keys', () => {
     const old = /now signs; ([\w-]{43}) stays published/.exec((await run('rotate'))[0] ?? '')?.[1] ?? '';
     const refused: unknown = await run('retire', '--', old).catch((e: unknown) => e);
     expect((refused as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
-    expect((refused as BridgeError).message).toMatch(/^The active key [\w-]{43} was published 0 minute\(s\) ago; until 60 minute\(s\) have passed .* Retire it in 60 minute\(s\), or now with --force\.$/);
+    expect((refused as BridgeError).message).toMatch(
+      /^The active key [\w-]{43} was published 0 minute\(s\) ago; until 60 minute\(s\) have passed .* Retire it in 60 minute\(s\), or now with --force\.$/,
+    );
     expect(await run('retire', '--force', '--', old)).toEqual([`retired ${old}`]);
   });
 
@@ -89,7 +95,19 @@ describe('bridge keys', () => {
     const root = tempDir();
     const configured = join(root, 'configured-keys');
     const configPath = join(root, 'bridge.config.json');
-    writeFileSync(configPath, JSON.stringify({ connectors: [{ name: 'main', fhir: { baseUrl: 'https://ehr.example.org/R4' }, smart: { clientId: 'c', keysDir: configured }, purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } } }] }));
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        connectors: [
+          {
+            name: 'main',
+            fhir: { baseUrl: 'https://ehr.example.org/R4' },
+            smart: { clientId: 'c', keysDir: configured },
+            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+          },
+        ],
+      }),
+    );
     const { run } = cli('unused', { BRIDGE_CONFIG: configPath, BRIDGE_KEYS_DIR: join(root, 'env-keys') });
     expect((await run('generate'))[0]).toContain(` in ${configured}`);
     expect((await run('generate', '--keys-dir', join(root, 'flag-keys')))[0]).toContain(` in ${join(root, 'flag-keys')}`);
@@ -99,7 +117,9 @@ describe('bridge keys', () => {
 
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {
     const dir = join(tempDir(), 'keys');
-    const error: unknown = await cli(dir).run('generate', '--alg', 'RS256').catch((e: unknown) => e);
+    const error: unknown = await cli(dir)
+      .run('generate', '--alg', 'RS256')
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommanderError);
     expect((error as CommanderError).code).toBe('commander.invalidArgument');
     expect(() => readdirSync(dir)).toThrow(/ENOENT/);

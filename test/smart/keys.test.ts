@@ -17,7 +17,10 @@ function readJson(path: string): { keys: Array<Record<string, unknown>> } {
 }
 
 async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(() => undefined, (e: unknown) => e);
+  const error: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -124,7 +127,12 @@ describe('KeyStore.activeKey checks', () => {
   });
 
   it.each([
-    ['a P-256 key under an ES384 kid', 'ES384', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey, /alg ES384 needs curve P-384, found prime256v1/],
+    [
+      'a P-256 key under an ES384 kid',
+      'ES384',
+      () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey,
+      /alg ES384 needs curve P-384, found prime256v1/,
+    ],
     ['an EC key under an RS384 kid', 'RS384', () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, /alg RS384 needs an RSA key, found ec/],
     ['another P-384 key', 'ES384', () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, /does not match the public key published as/],
   ] as const)('%s → BRG_ERR_KEY_INVALID naming the pem', async (_name, alg, makeKey, message) => {
@@ -158,7 +166,14 @@ describe('KeyStore.activeKey checks', () => {
     chmodSync(join(dir, `${kid}.pem`), 0o640);
     const { logger, lines } = captureLogger();
     expect((await openKeyStore(dir, { logger }).activeKey()).kid).toBe(kid);
-    expect(lines).toEqual([expect.objectContaining({ level: 40, file: join(dir, `${kid}.pem`), mode: '640', msg: 'private key file is readable by group or others; run chmod 600 on it' })]);
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 40,
+        file: join(dir, `${kid}.pem`),
+        mode: '640',
+        msg: 'private key file is readable by group or others; run chmod 600 on it',
+      }),
+    ]);
   });
 });
 

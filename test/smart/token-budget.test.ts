@@ -20,7 +20,10 @@ afterEach(async () => {
 
 async function settle(promise: Promise<unknown>, clock: ManualClock): Promise<unknown> {
   let outcome: { value: unknown } | undefined;
-  void promise.then((value) => (outcome = { value }), (error: unknown) => (outcome = { value: error }));
+  void promise.then(
+    (value) => (outcome = { value }),
+    (error: unknown) => (outcome = { value: error }),
+  );
   // One fake second per 10 real ms: a 20 ms FHIR timeout would cut every 8 s token wait short if it covered it.
   for (let i = 0; i < 2_000 && outcome === undefined; i++) {
     await clock.advance(1_000);
@@ -38,8 +41,13 @@ describe('token retry budget', () => {
     const { logger, raw } = captureLogger();
     const key = await makeKey('ES384');
     const tokens = createSmartTokenSource({
-      fhirBaseUrl: `${fhirServer.origin}/R4`, tokenUrl: `${tokenEndpoint.origin}/oauth2/token`, clientId: 'bridge-np', scope: SCOPE,
-      key: key.signingKey, clock, logger,
+      fhirBaseUrl: `${fhirServer.origin}/R4`,
+      tokenUrl: `${tokenEndpoint.origin}/oauth2/token`,
+      clientId: 'bridge-np',
+      scope: SCOPE,
+      key: key.signingKey,
+      clock,
+      logger,
     });
     const fhir = createFhirClient({ baseUrl: `${fhirServer.origin}/R4`, tokenSource: tokens, clock, logger, timeoutMs: 20, random: () => 0.5 });
 
@@ -54,10 +62,12 @@ describe('token retry budget', () => {
     expect(clock.now() - started).toBeLessThanOrEqual(TOKEN_RETRY.maxTotalMs);
     expect(fhirServer.requests).toHaveLength(0); // no token, no FHIR request
     // 3 waits of 8 s, plus the fake seconds that pass while the test steps the clock during each real POST.
-    expect(failure.message).toMatch(new RegExp(
-      `^${tokenEndpoint.origin}/oauth2/token answered HTTP 503 \\(temporarily_unavailable\\) with Retry-After 8 s to 4 token requests over (2[4-9]|3\\d) s; ` +
-        "the token request's retries are spent\\. Check the authorization server status, then run again\\.$",
-    ));
+    expect(failure.message).toMatch(
+      new RegExp(
+        `^${tokenEndpoint.origin}/oauth2/token answered HTTP 503 \\(temporarily_unavailable\\) with Retry-After 8 s to 4 token requests over (2[4-9]|3\\d) s; ` +
+          "the token request's retries are spent\\. Check the authorization server status, then run again\\.$",
+      ),
+    );
     expect(failure.message).not.toContain('metadata metadata');
     for (const line of raw) expect(line).not.toMatch(/eyJ/);
 
@@ -68,12 +78,18 @@ describe('token retry budget', () => {
   });
 
   it('the /metadata request is named once in FHIR errors ("FHIR /metadata at …", not "metadata metadata")', async () => {
-    const fhirServer = await startStubServer((_request, response) => sendJson(response, 500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'Down for maintenance' }] }));
+    const fhirServer = await startStubServer((_request, response) =>
+      sendJson(response, 500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'Down for maintenance' }] }),
+    );
     stubs.push(fhirServer);
     const clock = new ManualClock('2026-11-01T08:00:00Z');
     const tokens = { getToken: async () => 'tok', invalidate: () => undefined };
     const fhir = createFhirClient({
-      baseUrl: `${fhirServer.origin}/R4`, tokenSource: tokens, clock, logger: captureLogger().logger, random: () => 0.5,
+      baseUrl: `${fhirServer.origin}/R4`,
+      tokenSource: tokens,
+      clock,
+      logger: captureLogger().logger,
+      random: () => 0.5,
       retry: { maxAttempts: 2, maxTotalMs: 10_000, baseDelayMs: 100, maxDelayMs: 1_000 },
     });
     const error = (await settle(fhir.probe(), clock)) as BridgeError;

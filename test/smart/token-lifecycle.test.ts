@@ -30,8 +30,14 @@ afterAll(async () => {
 
 function options(overrides: Partial<SmartTokenOptions> = {}): SmartTokenOptions {
   return {
-    fhirBaseUrl: 'http://127.0.0.1:9/unused', tokenUrl: server.tokenUrl, clientId: 'cache-client', scope: SCOPE, key: key.signingKey,
-    clock, logger: captureLogger().logger, ...overrides,
+    fhirBaseUrl: 'http://127.0.0.1:9/unused',
+    tokenUrl: server.tokenUrl,
+    clientId: 'cache-client',
+    scope: SCOPE,
+    key: key.signingKey,
+    clock,
+    logger: captureLogger().logger,
+    ...overrides,
   };
 }
 

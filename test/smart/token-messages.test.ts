@@ -16,13 +16,22 @@ afterEach(async () => {
   for (const stub of stubs.splice(0)) await stub.close();
 });
 
-async function tokenFailure(path: string, answer: (response: Parameters<Parameters<typeof startStubServer>[0]>[1]) => void, clientId: string): Promise<BridgeError> {
+async function tokenFailure(
+  path: string,
+  answer: (response: Parameters<Parameters<typeof startStubServer>[0]>[1]) => void,
+  clientId: string,
+): Promise<BridgeError> {
   const stub = await startStubServer((_request, response) => answer(response));
   stubs.push(stub);
   const key = await makeKey('ES384');
   const tokens = createSmartTokenSource({
-    fhirBaseUrl: 'http://127.0.0.1:9/unused', tokenUrl: `${stub.origin}${path}`, clientId, scope: SCOPE, key: key.signingKey,
-    clock: new InstantClock(), logger: captureLogger().logger,
+    fhirBaseUrl: 'http://127.0.0.1:9/unused',
+    tokenUrl: `${stub.origin}${path}`,
+    clientId,
+    scope: SCOPE,
+    key: key.signingKey,
+    clock: new InstantClock(),
+    logger: captureLogger().logger,
   });
   const error: unknown = await tokens.getToken().catch((e: unknown) => e);
   expect(error).toBeInstanceOf(BridgeError);
@@ -42,19 +51,32 @@ describe('token error messages', () => {
     expect(error.message).not.toContain('\n');
   });
 
-  it('keeps Epic\'s advice for an Epic-shaped token URL', async () => {
-    const error = await tokenFailure('/interconnect-fhir-oauth/oauth2/token', (response) => sendJson(response, 400, { error: 'unauthorized_client' }), 'd45049c3-3441-40ef-ab4d-b9cd86a17225');
+  it("keeps Epic's advice for an Epic-shaped token URL", async () => {
+    const error = await tokenFailure(
+      '/interconnect-fhir-oauth/oauth2/token',
+      (response) => sendJson(response, 400, { error: 'unauthorized_client' }),
+      'd45049c3-3441-40ef-ab4d-b9cd86a17225',
+    );
     expect(error.code).toBe('BRG_ERR_SMART_UNAUTHORIZED_CLIENT');
-    expect(error.message).toContain('client id "d45049c3-3441-40ef-ab4d-b9cd86a17225" is incomplete: their Epic Client Systems Administrator must map it to a background user.');
+    expect(error.message).toContain(
+      'client id "d45049c3-3441-40ef-ab4d-b9cd86a17225" is incomplete: their Epic Client Systems Administrator must map it to a background user.',
+    );
   });
 
   it('quotes a non-JSON error body, one line, without query strings or long numbers', async () => {
-    const page = '<html>\n<head><title>400 Bad Request</title></head>\n<body><h1>Bad Request</h1>\n<p>rejected /oauth2/token?client_id=abc for MRN 12345678</p></body></html>';
-    const error = await tokenFailure('/oauth/token', (response) => {
-      response.writeHead(400, { 'content-type': 'text/html' });
-      response.end(page);
-    }, 'bridge-np');
-    expect(error.message).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/oauth\/token answered HTTP 400 \(a body that is not JSON: "400 Bad Request Bad Request rejected \/oauth2\/token\?… for MRN \[number\]"\)\. /);
+    const page =
+      '<html>\n<head><title>400 Bad Request</title></head>\n<body><h1>Bad Request</h1>\n<p>rejected /oauth2/token?client_id=abc for MRN 12345678</p></body></html>';
+    const error = await tokenFailure(
+      '/oauth/token',
+      (response) => {
+        response.writeHead(400, { 'content-type': 'text/html' });
+        response.end(page);
+      },
+      'bridge-np',
+    );
+    expect(error.message).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/oauth\/token answered HTTP 400 \(a body that is not JSON: "400 Bad Request Bad Request rejected \/oauth2\/token\?… for MRN \[number\]"\)\. /,
+    );
     expect(error.message).not.toContain('12345678');
     expect(error.message).not.toContain('client_id=abc');
     expect(error.message).not.toContain('\n');

@@ -35,7 +35,15 @@ afterAll(async () => {
 });
 
 async function scopeError(server: EpicAuthServer, fhirBaseUrl: string, scope = DEFAULT_SCOPE): Promise<BridgeError> {
-  const tokens = createSmartTokenSource({ fhirBaseUrl, tokenUrl: server.tokenUrl, clientId: 'sandbox-app', scope, key: key.signingKey, clock, logger: captureLogger().logger });
+  const tokens = createSmartTokenSource({
+    fhirBaseUrl,
+    tokenUrl: server.tokenUrl,
+    clientId: 'sandbox-app',
+    scope,
+    key: key.signingKey,
+    clock,
+    logger: captureLogger().logger,
+  });
   const error: unknown = await tokens.getToken().catch((e: unknown) => e);
   expect(error).toBeInstanceOf(BridgeError);
   expect((error as BridgeError).code).toBe('BRG_ERR_SMART_INVALID_SCOPE');
@@ -47,7 +55,7 @@ async function scopeError(server: EpicAuthServer, fhirBaseUrl: string, scope = D
 const REQUESTED = `The requested scopes (smart.scope) are "${DEFAULT_SCOPE}"`;
 
 describe('invalid_scope names the scope to remove', () => {
-  it('from the server\'s description', async () => {
+  it("from the server's description", async () => {
     const error = await scopeError(verbose, 'http://127.0.0.1:9/unused');
     expect(error.message).toBe(
       `${verbose.tokenUrl} answered HTTP 400 (invalid_scope: scope system/AuditEvent.read is not registered for this client). ` +
@@ -55,9 +63,11 @@ describe('invalid_scope names the scope to remove', () => {
     );
   });
 
-  it('from the server\'s /metadata when the answer says nothing (Epic sends error_description null)', async () => {
+  it("from the server's /metadata when the answer says nothing (Epic sends error_description null)", async () => {
     const error = await scopeError(terse, fhir.baseUrl);
-    expect(error.message).toBe(`${terse.tokenUrl} answered HTTP 400 (invalid_scope). ${REQUESTED}; remove system/AuditEvent.read: the server's /metadata lists no AuditEvent.`);
+    expect(error.message).toBe(
+      `${terse.tokenUrl} answered HTTP 400 (invalid_scope). ${REQUESTED}; remove system/AuditEvent.read: the server's /metadata lists no AuditEvent.`,
+    );
   });
 
   it('with an example when neither tells', async () => {
@@ -71,16 +81,27 @@ describe('invalid_scope names the scope to remove', () => {
 describe('the epic-sandbox profile', () => {
   const connector = { name: 'epic', smart: { clientId: 'sandbox-app' }, purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } } };
 
-  it('requests only the scopes Epic\'s sandbox serves, which its token server grants; an explicit smart.scope wins', async () => {
+  it("requests only the scopes Epic's sandbox serves, which its token server grants; an explicit smart.scope wins", async () => {
     const config = loadConfig({ base: { connectors: [{ ...connector, profile: 'epic-sandbox' }] }, env: {} });
     const scope = config.connectors[0]?.smart?.scope ?? '';
     expect(scope).toBe('system/Patient.read system/Practitioner.read');
     expect(scope).not.toContain('AuditEvent');
 
-    const tokens = createSmartTokenSource({ fhirBaseUrl: fhir.baseUrl, tokenUrl: terse.tokenUrl, clientId: 'sandbox-app', scope, key: key.signingKey, clock, logger: captureLogger().logger });
+    const tokens = createSmartTokenSource({
+      fhirBaseUrl: fhir.baseUrl,
+      tokenUrl: terse.tokenUrl,
+      clientId: 'sandbox-app',
+      scope,
+      key: key.signingKey,
+      clock,
+      logger: captureLogger().logger,
+    });
     expect(terse.verifyAccessToken(await tokens.getToken())?.scope).toBe('Patient.read Practitioner.read');
 
-    const own = loadConfig({ base: { connectors: [{ ...connector, profile: 'epic-sandbox', smart: { clientId: 'x', scope: 'system/Patient.read' } }] }, env: {} });
+    const own = loadConfig({
+      base: { connectors: [{ ...connector, profile: 'epic-sandbox', smart: { clientId: 'x', scope: 'system/Patient.read' } }] },
+      env: {},
+    });
     expect(own.connectors[0]?.smart?.scope).toBe('system/Patient.read');
   });
 });

@@ -36,13 +36,22 @@ afterAll(async () => {
 function source(overrides: Partial<SmartTokenOptions> & { key: SigningKey | (() => Promise<SigningKey>) }) {
   const log = captureLogger();
   const tokens = createSmartTokenSource({
-    fhirBaseUrl: 'http://127.0.0.1:9/unused', tokenUrl: server.tokenUrl, clientId: 'bridge-np', scope: SCOPE, clock, logger: log.logger, ...overrides,
+    fhirBaseUrl: 'http://127.0.0.1:9/unused',
+    tokenUrl: server.tokenUrl,
+    clientId: 'bridge-np',
+    scope: SCOPE,
+    clock,
+    logger: log.logger,
+    ...overrides,
   });
   return { tokens, log };
 }
 
 async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(() => undefined, (e: unknown) => e);
+  const error: unknown = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
 }
@@ -66,12 +75,14 @@ function signed(key: TestKey, overrides: JWTPayload = {}): Promise<string> {
 }
 
 describe('createSmartTokenSource against the Epic-like server', () => {
-  it.each(['RS384', 'ES384'] as const)('%s: gets a token the server recognises, reading Epic\'s prefix-less scope echo as granted', async (alg) => {
+  it.each(['RS384', 'ES384'] as const)("%s: gets a token the server recognises, reading Epic's prefix-less scope echo as granted", async (alg) => {
     const { tokens, log } = source({ key: alg === 'RS384' ? rs.signingKey : es.signingKey });
     const token = await tokens.getToken();
     expect(server.verifyAccessToken(token)).toEqual({ clientId: 'bridge-np', scope: 'AuditEvent.read Patient.read Practitioner.read' });
     expect(log.lines.filter((l) => Number(l['level']) >= 40)).toEqual([]);
-    expect(log.lines).toContainEqual(expect.objectContaining({ msg: 'SMART access token issued', kid: alg === 'RS384' ? rs.publicJwk.kid : es.publicJwk.kid, alg, expiresInSec: 3600 }));
+    expect(log.lines).toContainEqual(
+      expect.objectContaining({ msg: 'SMART access token issued', kid: alg === 'RS384' ? rs.publicJwk.kid : es.publicJwk.kid, alg, expiresInSec: 3600 }),
+    );
   });
 
   const now = (): number => Math.floor(clock.now() / 1000);
@@ -83,11 +94,15 @@ describe('createSmartTokenSource against the Epic-like server', () => {
     ['numeric jti', () => signed(rs, { jti: 42 as unknown as string }), 'jti must be a string, got number'],
     ['jti > 151 characters', () => signed(rs, { jti: 'j'.repeat(152) }), 'jti must be 1-151 characters, got 152'],
     ['iat in the future', () => signed(rs, { iat: now() + 5 }), 'iat is in the future'],
-    ['RS alg with an EC key', () => signRaw(rs.privateKey, { alg: 'RS384', kid: ecOnly.publicJwk.kid, typ: 'JWT' }, claims()), 'alg RS384 is inconsistent with key "KID" (kty EC, crv P-384)'],
+    [
+      'RS alg with an EC key',
+      () => signRaw(rs.privateKey, { alg: 'RS384', kid: ecOnly.publicJwk.kid, typ: 'JWT' }, claims()),
+      'alg RS384 is inconsistent with key "KID" (kty EC, crv P-384)',
+    ],
     ['expired assertion', () => signed(rs, { iat: now() - 400, nbf: now() - 400, exp: now() - 200 }), 'exp is not in the future (the assertion expired)'],
   ];
 
-  it.each(rejected)('%s: the server refuses it and the source throws BRG_ERR_SMART_INVALID_CLIENT with the server\'s reason', async (_name, build, reason) => {
+  it.each(rejected)("%s: the server refuses it and the source throws BRG_ERR_SMART_INVALID_CLIENT with the server's reason", async (_name, build, reason) => {
     const before = server.stats.rejected;
     const { tokens, log } = source({ key: rs.signingKey, fetch: swapAssertion(build) });
     const error = await failure(tokens.getToken());
@@ -97,7 +112,7 @@ describe('createSmartTokenSource against the Epic-like server', () => {
     expect(error.message).toBe(
       `${server.tokenUrl} answered HTTP 400 (invalid_client: ${expected}). Check that client id "bridge-np" is the one for this environment ` +
         `(Epic lists a production and a non-production id); that kid ${rs.publicJwk.kid} is in the JWK Set registered for it (new keys can take a while to sync); ` +
-        'that the JWK Set URL is reachable over TLS without authentication; and that this host\'s clock is correct.',
+        "that the JWK Set URL is reachable over TLS without authentication; and that this host's clock is correct.",
     );
     expect(server.stats.rejected).toBe(before + 1); // invalid_client with synchronised clocks is never retried
     expect(server.stats.lastError).toBe(`invalid_client: ${expected}`);
@@ -115,14 +130,22 @@ describe('createSmartTokenSource against the Epic-like server', () => {
 
   it('a key the server does not know and an unregistered scope surface as typed errors without tampering', async () => {
     const unknownKey = await failure(source({ key: stranger.signingKey }).tokens.getToken());
-    expect([unknownKey.code, unknownKey.details['error_description']]).toEqual(['BRG_ERR_SMART_INVALID_CLIENT', `kid "${stranger.publicJwk.kid}" is not in the client's registered JWK Set`]);
+    expect([unknownKey.code, unknownKey.details['error_description']]).toEqual([
+      'BRG_ERR_SMART_INVALID_CLIENT',
+      `kid "${stranger.publicJwk.kid}" is not in the client's registered JWK Set`,
+    ]);
 
     const scope = await failure(source({ key: rs.signingKey, clientId: 'scoped' }).tokens.getToken());
     expect(scope.code).toBe('BRG_ERR_SMART_INVALID_SCOPE');
-    expect(scope.message).toContain(`The requested scopes (smart.scope) are "${SCOPE}"; remove system/Patient.read system/Practitioner.read: the server's answer names them.`);
+    expect(scope.message).toContain(
+      `The requested scopes (smart.scope) are "${SCOPE}"; remove system/Patient.read system/Practitioner.read: the server's answer names them.`,
+    );
 
     const query = await failure(source({ key: rs.signingKey, tokenUrl: `${server.tokenUrl}?x=1` }).tokens.getToken());
-    expect([query.code, query.details['error_description']]).toEqual(['BRG_ERR_SMART_INVALID_REQUEST', 'the token URL must not carry a query string; send parameters in the body']);
+    expect([query.code, query.details['error_description']]).toEqual([
+      'BRG_ERR_SMART_INVALID_REQUEST',
+      'the token URL must not carry a query string; send parameters in the body',
+    ]);
   });
 });
 
@@ -137,7 +160,11 @@ describe('clock skew', () => {
     expect(server.stats.lastError).toBe('invalid_client: exp is more than 300 seconds in the future');
     // Date header 08:00:00 + 0.5 s midpoint − client time 08:02:00.250 = −119.75 s
     expect(log.lines.filter((l) => l['level'] === 40)).toEqual([
-      expect.objectContaining({ skewMs: -119_750, tokenUrl: server.tokenUrl, msg: 'SMART token endpoint rejected the assertion and its clock differs from ours; retrying once with its time' }),
+      expect.objectContaining({
+        skewMs: -119_750,
+        tokenUrl: server.tokenUrl,
+        msg: 'SMART token endpoint rejected the assertion and its clock differs from ours; retrying once with its time',
+      }),
     ]);
     for (const line of log.raw) expect(line).not.toMatch(/eyJ/);
 
@@ -178,11 +205,16 @@ describe('transient failures', () => {
     await stub.close();
 
     const forms = stub.requests.map((r) => formOf(r.body));
-    expect(forms.map((f) => [f['grant_type'], f['client_assertion_type'], f['scope']])).toEqual(Array(3).fill(['client_credentials', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', SCOPE]));
+    expect(forms.map((f) => [f['grant_type'], f['client_assertion_type'], f['scope']])).toEqual(
+      Array(3).fill(['client_credentials', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', SCOPE]),
+    );
     const jtis = forms.map((f) => decodeParts(f['client_assertion'] ?? '').claims['jti']);
     expect(new Set(jtis).size).toBe(3);
     expect(instant.slept[1]).toBe(7_000);
-    expect(log.lines.filter((l) => l['msg'] === 'SMART token request failed; retrying with a new assertion').map((l) => l['reason'])).toEqual(['HTTP 503', 'HTTP 429']);
+    expect(log.lines.filter((l) => l['msg'] === 'SMART token request failed; retrying with a new assertion').map((l) => l['reason'])).toEqual([
+      'HTTP 503',
+      'HTTP 429',
+    ]);
   });
 
   it('retries a network failure, and maps unauthorized_client, invalid_grant and an unusable 200 to their codes', async () => {
@@ -216,7 +248,9 @@ describe('transient failures', () => {
     const { issued, rejected } = server.stats;
     const controller = new AbortController();
     controller.abort();
-    const error: unknown = await source({ key: rs.signingKey }).tokens.getToken(controller.signal).catch((e: unknown) => e);
+    const error: unknown = await source({ key: rs.signingKey })
+      .tokens.getToken(controller.signal)
+      .catch((e: unknown) => e);
     expect((error as Error).name).toBe('AbortError');
     expect([server.stats.issued, server.stats.rejected]).toEqual([issued, rejected]);
   });

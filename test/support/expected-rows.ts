@@ -60,7 +60,10 @@ export function expectExactlyOnceOrFlagged(accepted: readonly string[], expected
     if (got > want) {
       duplicates += got - want;
       const owners = [...(expected.owners.get(line) ?? [])];
-      expect(owners.some((key) => flagged.has(key)), `row of ${owners.join(', ')} arrived ${got} times but was never flagged`).toBe(true);
+      expect(
+        owners.some((key) => flagged.has(key)),
+        `row of ${owners.join(', ')} arrived ${got} times but was never flagged`,
+      ).toBe(true);
     }
   }
   const unexpected = [...counts.keys()].filter((line) => !expectedCounts.has(line));

@@ -18,10 +18,14 @@ export class ManualClock implements Clock {
       if (signal?.aborted) return reject(abortError(signal));
       const sleeper = { until: this.current + Math.max(0, ms), resolve };
       this.sleepers.push(sleeper);
-      signal?.addEventListener('abort', () => {
-        this.sleepers.splice(this.sleepers.indexOf(sleeper), 1);
-        reject(abortError(signal));
-      }, { once: true });
+      signal?.addEventListener(
+        'abort',
+        () => {
+          this.sleepers.splice(this.sleepers.indexOf(sleeper), 1);
+          reject(abortError(signal));
+        },
+        { once: true },
+      );
     });
   }
 

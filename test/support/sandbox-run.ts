@@ -26,9 +26,7 @@ export interface SandboxHarness {
   close(): Promise<void>;
 }
 
-export async function startHarness(
-  options: Partial<SandboxOptions> & { flags?: Record<string, unknown>; clock?: Clock } = {},
-): Promise<SandboxHarness> {
+export async function startHarness(options: Partial<SandboxOptions> & { flags?: Record<string, unknown>; clock?: Clock } = {}): Promise<SandboxHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'bridge-e2e-'));
   const sandbox = await startSandbox({ dir, ...options });
   const config = loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags } });
@@ -47,7 +45,12 @@ export async function startHarness(
     }
   };
   return {
-    sandbox, config, logLines, logger, events, withStore,
+    sandbox,
+    config,
+    logLines,
+    logger,
+    events,
+    withStore,
     async sync(request = {}) {
       const { flags, ...syncRequest } = request;
       const runConfig = flags ? loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags, ...flags } }) : config;

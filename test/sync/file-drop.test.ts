@@ -8,7 +8,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, wr
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock, type Clock } from '../../src/clock.js';
-import { BridgeError } from '../../src/errors.js';
+import type { BridgeError } from '../../src/errors.js';
 import { uuidSource } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
 import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
@@ -59,14 +59,25 @@ function world(options: { settleMs?: number; pattern?: string; encoding?: string
   const app = emu.newApp();
   const fileDrop: FileDropDeps = {
     folder: { dir: dirs.dir, pattern: options.pattern ?? '*.txt', archiveDir: dirs.archiveDir, settleMs: options.settleMs ?? MINUTE },
-    schema: 'epic', encoding: options.encoding ?? 'utf-8',
+    schema: 'epic',
+    encoding: options.encoding ?? 'utf-8',
   };
   const deps = (blockRows: number): SyncDeps => ({
-    connector: 'drop', store, clock, logger: silentLogger(), newId: uuidSource, events, stateDir,
+    connector: 'drop',
+    store,
+    clock,
+    logger: silentLogger(),
+    newId: uuidSource,
+    events,
+    stateDir,
     target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }), source: 'drop' },
-    retainFiles: false, rejectsRetentionMs: 86_400_000, ledgerRetentionMs: 30 * 86_400_000,
+    retainFiles: false,
+    rejectsRetentionMs: 86_400_000,
+    ledgerRetentionMs: 30 * 86_400_000,
     lease: { ttlMs: 60_000, identity: { host: 'test', pid: 1, command: 'test' }, isStale: () => false, every: () => () => undefined },
-    window: { overlapMs: 0, settleMs: 0, initialLookbackMs: 0 }, prefetchEvents: 100, mapping: loadMapping(builtinMappingPath('epic')),
+    window: { overlapMs: 0, settleMs: 0, initialLookbackMs: 0 },
+    prefetchEvents: 100,
+    mapping: loadMapping(builtinMappingPath('epic')),
     source: () => {
       throw new Error('a flat-file run reads no event source');
     },
@@ -74,7 +85,11 @@ function world(options: { settleMs?: number; pattern?: string; encoding?: string
     fileDrop,
   });
   return {
-    dirs, store, events, app, clock: clockState,
+    dirs,
+    store,
+    events,
+    app,
+    clock: clockState,
     run: async (request = {}, blockRows = 4) => (await runSync(deps(blockRows), { trigger: 'cli', ...request })) as FileDropSummary,
     accepted: () => emu.ingest.accepted(app.jobId).flatMap((block) => block.rows),
     close: () => store.close(),
@@ -97,7 +112,10 @@ describe('flat-file source: what a run takes', () => {
     w.events.on('spool_complete', (e) => order.push(`spool ${e.rows}`));
     w.events.on('block_acked', (e) => order.push(`block ${e.index}`));
     const summary = await w.run();
-    expect(summary.files.map((f) => [f.file, f.outcome, f.rows])).toEqual([['a.txt', 'delivered', 5], ['b.txt', 'delivered', 3]]);
+    expect(summary.files.map((f) => [f.file, f.outcome, f.rows])).toEqual([
+      ['a.txt', 'delivered', 5],
+      ['b.txt', 'delivered', 3],
+    ]);
     expect(summary.drop).toMatchObject({ ready: 2, settling: 1, delivered: 2, rejected: 0 });
     expect(summary.counts).toMatchObject({ events: 8, rows: 8, rejects: 0, blocks: 3, rowsAcked: 8, rowsAlreadyDelivered: 0 });
     expect(order).toEqual(['page 5', 'page 3', 'spool 8', 'block 0', 'block 1', 'block 2']);
@@ -129,7 +147,8 @@ describe('flat-file source: what a run takes', () => {
     drop(w.dirs, 'copy.txt', fileText(rows, EPIC_HEADER, '\n'), NOW - 8 * MINUTE); // same rows, LF: same normalised content
     const again = await w.run();
     expect(again.files.map((f) => [f.file, f.outcome, f.rowsSent, f.rowsAlreadyDelivered])).toEqual([
-      ['day.txt', 'already-delivered', 0, 6], ['copy.txt', 'already-delivered', 0, 6],
+      ['day.txt', 'already-delivered', 0, 6],
+      ['copy.txt', 'already-delivered', 0, 6],
     ]);
     expect(again.counts).toMatchObject({ blocks: 0, rowsAcked: 12, rowsAlreadyDelivered: 12 });
     expect(w.accepted()).toEqual(rows);
@@ -182,7 +201,10 @@ describe('flat-file source: what a run takes', () => {
     drop(w.dirs, 'bad.txt', 'nonsense\n', NOW - 10 * MINUTE);
     const out = join(w.dirs.root, 'dry.txt');
     const summary = await w.run({ dryRunOut: out });
-    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['a.txt', 'checked'], ['bad.txt', 'rejected']]);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['a.txt', 'checked'],
+      ['bad.txt', 'rejected'],
+    ]);
     expect(readFileSync(out, 'utf8')).toBe(fileText(rows));
     expect(ls(w.dirs.dir)).toEqual(['a.txt', 'bad.txt']);
     expect(w.accepted()).toEqual([]);
@@ -201,7 +223,11 @@ describe('flat-file source: bad input, nothing lost', () => {
     // Row 2 (line 3): field 8 holds a windows-1252 'é' (0xE9), not UTF-8.
     const cells = (base[1] as string).split('\t');
     const before = `${cells.slice(0, 7).join('\t')}\tMi`;
-    const badUtf8 = Buffer.concat([Buffer.from(`${EPIC_HEADER}\r\n${base[0]}\r\n${before}`), Buffer.from([0xe9]), Buffer.from(`e\t${cells.slice(8).join('\t')}\r\n`)]);
+    const badUtf8 = Buffer.concat([
+      Buffer.from(`${EPIC_HEADER}\r\n${base[0]}\r\n${before}`),
+      Buffer.from([0xe9]),
+      Buffer.from(`e\t${cells.slice(8).join('\t')}\r\n`),
+    ]);
     const files: Array<[string, string | Buffer]> = [
       ['01-empty.txt', ''],
       ['02-header-only.txt', `${EPIC_HEADER}\r\n`],
@@ -216,9 +242,14 @@ describe('flat-file source: bad input, nothing lost', () => {
     const summary = await w.run();
     const outcome = Object.fromEntries(summary.files.map((f) => [f.file, f]));
     expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
-      ['01-empty.txt', 'rejected', 'empty'], ['02-header-only.txt', 'rejected', 'header-only'], ['03-wrong-name.txt', 'rejected', 'wrong-header'],
-      ['04-wrong-order.txt', 'rejected', 'wrong-header'], ['05-mixed.txt', 'rejected', 'field-count'], ['06-not-utf8.txt', 'rejected', 'not-utf8'],
-      ['07-too-many.txt', 'rejected', 'field-count'], ['08-good.txt', 'delivered', ''],
+      ['01-empty.txt', 'rejected', 'empty'],
+      ['02-header-only.txt', 'rejected', 'header-only'],
+      ['03-wrong-name.txt', 'rejected', 'wrong-header'],
+      ['04-wrong-order.txt', 'rejected', 'wrong-header'],
+      ['05-mixed.txt', 'rejected', 'field-count'],
+      ['06-not-utf8.txt', 'rejected', 'not-utf8'],
+      ['07-too-many.txt', 'rejected', 'field-count'],
+      ['08-good.txt', 'delivered', ''],
     ]);
     expect(w.accepted()).toEqual(good);
     expect(ls(w.dirs.dir)).toEqual([]);
@@ -242,7 +273,10 @@ describe('flat-file source: bad input, nothing lost', () => {
     // Rows of refused files are counted as rejected; nothing of them was sent.
     expect(summary.counts).toMatchObject({ rows: 4, rowsAcked: 4, rejects: 3 + 3 + 3 + 2 + 3 });
     expect(summary.rejectReasons).toMatchObject({ 'file-empty': 0, 'file-header-only': 0, 'file-wrong-header': 6, 'file-field-count': 6, 'file-not-utf8': 2 });
-    const rejects = readFileSync(join(w.dirs.root, 'state', 'rejects', `${summary.runId}.ndjson`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { file: string });
+    const rejects = readFileSync(join(w.dirs.root, 'state', 'rejects', `${summary.runId}.ndjson`), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string });
     expect(rejects.map((r) => r.file)).toEqual(files.slice(0, 7).map(([name]) => name));
     // No cell value in any message, log or record (the extra field's text, the names).
     const record = JSON.stringify(w.store.getRun(summary.runId));
@@ -278,7 +312,11 @@ describe('flat-file source: bad input, nothing lost', () => {
     const summary = await w.run();
     detach();
     detach2();
-    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['b.txt', 'vanished'], ['a.txt', 'delivered'], ['c.txt', 'delivered']]);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['b.txt', 'vanished'],
+      ['a.txt', 'delivered'],
+      ['c.txt', 'delivered'],
+    ]);
     expect(summary.files[2]?.message).toContain('disappeared from the drop folder before it was archived');
     expect(w.accepted()).toEqual([...epicRows(2, 'va'), ...c]);
     w.close();

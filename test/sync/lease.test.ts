@@ -28,7 +28,9 @@ describe('lease heartbeat', () => {
     });
     let beat: () => void = () => undefined;
     const policy: LeasePolicy = {
-      ttlMs: 90_000, identity: { host: 'h', pid: 1, command: 'bridge sync' }, isStale: () => false,
+      ttlMs: 90_000,
+      identity: { host: 'h', pid: 1, command: 'bridge sync' },
+      isStale: () => false,
       every: (_ms, renew) => {
         beat = renew;
         return () => undefined;

@@ -32,17 +32,30 @@ afterAll(async () => {
 });
 
 const patient: Patient = {
-  resourceType: 'Patient', id: 'p1', identifier: [{ type: { text: 'EPI' }, value: 'E100' }], name: [{ family: 'Doe', given: ['Jo'] }],
+  resourceType: 'Patient',
+  id: 'p1',
+  identifier: [{ type: { text: 'EPI' }, value: 'E100' }],
+  name: [{ family: 'Doe', given: ['Jo'] }],
   address: [{ use: 'home', line: ['1 Main St'], city: 'Springfield', postalCode: '01101' }],
 };
 const practitioner: Practitioner = {
-  resourceType: 'Practitioner', id: 'u1', name: [{ family: 'Smith', given: ['Al'] }], telecom: [{ system: 'email', use: 'work', value: 'asmith@example.org' }],
+  resourceType: 'Practitioner',
+  id: 'u1',
+  name: [{ family: 'Smith', given: ['Al'] }],
+  telecom: [{ system: 'email', use: 'work', value: 'asmith@example.org' }],
 };
 
 function event(id: string, recorded: string): AuditEvent {
   return {
-    resourceType: 'AuditEvent', id, meta: { versionId: '1' }, recorded, outcome: '0', type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110' },
-    action: 'R', agent: [{ requestor: true, who: { reference: 'Practitioner/u1' } }], source: { observer: { display: 'EHR' } },
+    resourceType: 'AuditEvent',
+    id,
+    meta: { versionId: '1' },
+    recorded,
+    outcome: '0',
+    type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110' },
+    action: 'R',
+    agent: [{ requestor: true, who: { reference: 'Practitioner/u1' } }],
+    source: { observer: { display: 'EHR' } },
     entity: [{ what: { reference: 'Patient/p1' } }],
   };
 }
@@ -72,13 +85,29 @@ function fakeSource(events: AuditEvent[], resources: FhirResource[], calls: stri
 
 function deps(stateDir: string, source: EventSource, store = openStateStore(stateDir, systemClock), job = app): SyncDeps {
   return {
-    connector: 'main', store, clock: systemClock, logger: silentLogger(), newId: uuidSource, events: new SyncEvents(), stateDir,
+    connector: 'main',
+    store,
+    clock: systemClock,
+    logger: silentLogger(),
+    newId: uuidSource,
+    events: new SyncEvents(),
+    stateDir,
     target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: job.tenantId, jobId: job.jobId }), source: 'main' },
-    retainFiles: false, rejectsRetentionMs: 86_400_000, ledgerRetentionMs: 30 * 86_400_000,
+    retainFiles: false,
+    rejectsRetentionMs: 86_400_000,
+    ledgerRetentionMs: 30 * 86_400_000,
     lease: { ttlMs: 60_000, identity: { host: 'test', pid: 1, command: 'test' }, isStale: () => false, every: () => () => undefined },
     window: { overlapMs: 15 * 60_000, settleMs: 0, initialLookbackMs: 86_400_000 },
-    prefetchEvents: 3, mapping: loadMapping(builtinMappingPath('epic')), source: () => source,
-    purview: () => ({ ingestionBase: emu.ingest.baseUrl, jobId: job.jobId, tokenSource: emu.tokenSource(job, systemClock), blockRows: 2, caPem: emu.tls.certPem }),
+    prefetchEvents: 3,
+    mapping: loadMapping(builtinMappingPath('epic')),
+    source: () => source,
+    purview: () => ({
+      ingestionBase: emu.ingest.baseUrl,
+      jobId: job.jobId,
+      tokenSource: emu.tokenSource(job, systemClock),
+      blockRows: 2,
+      caPem: emu.tls.certPem,
+    }),
   };
 }
 

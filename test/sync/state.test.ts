@@ -17,8 +17,16 @@ function fresh(): { dir: string; store: StateStore } {
 }
 
 const run = (id: string, over: Partial<RunRecord> = {}): RunRecord => ({
-  id, connector: 'main', state: 'running', trigger: 'cli', since: '2026-11-22T00:00:00.000Z', until: '2026-11-23T00:00:00.000Z',
-  startedAt: `2026-11-23T00:00:0${id.length}.000Z`, counts: { ...ZERO_COUNTS }, dryRun: false, ...over,
+  id,
+  connector: 'main',
+  state: 'running',
+  trigger: 'cli',
+  since: '2026-11-22T00:00:00.000Z',
+  until: '2026-11-23T00:00:00.000Z',
+  startedAt: `2026-11-23T00:00:0${id.length}.000Z`,
+  counts: { ...ZERO_COUNTS },
+  dryRun: false,
+  ...over,
 });
 
 describe('SQLite state store', () => {
@@ -55,7 +63,11 @@ describe('SQLite state store', () => {
   // Issue #14.4: a backfill completing must not rewind the watermark.
   it('never moves the watermark backwards, comparing instants whatever their offset', () => {
     const { store: s } = fresh();
-    for (const [id, watermark] of [['a', '2026-11-23T00:00:00.000Z'], ['bb', '2026-11-22T12:00:00.000Z'], ['ccc', '2026-11-22T17:30:00-07:00']] as const) {
+    for (const [id, watermark] of [
+      ['a', '2026-11-23T00:00:00.000Z'],
+      ['bb', '2026-11-22T12:00:00.000Z'],
+      ['ccc', '2026-11-22T17:30:00-07:00'],
+    ] as const) {
       s.createRun(run(id));
       s.completeRun(id, { counts: { ...ZERO_COUNTS }, watermark });
     }
@@ -124,7 +136,8 @@ describe('delivery ledger', () => {
   const cursor = (events: Array<{ key: string; recordedMs?: number; rows: number }>) => {
     let at = 0;
     return {
-      peek: () => (at < events.length ? { recordedMs: undefined, ...events[at] } as { key: string; recordedMs: number | undefined; rows: number } : undefined),
+      peek: () =>
+        at < events.length ? ({ recordedMs: undefined, ...events[at] } as { key: string; recordedMs: number | undefined; rows: number }) : undefined,
       take: () => void (at += 1),
     };
   };
@@ -132,7 +145,12 @@ describe('delivery ledger', () => {
   it('claims whole events for a block while they fit, at least one, and reports every decision', () => {
     const { store: s } = fresh();
     const decisions: string[] = [];
-    const events = cursor([{ key: 'a', rows: 2 }, { key: 'b', rows: 3 }, { key: 'a', rows: 2 }, { key: 'c', rows: 4 }]);
+    const events = cursor([
+      { key: 'a', rows: 2 },
+      { key: 'b', rows: 3 },
+      { key: 'a', rows: 2 },
+      { key: 'c', rows: 4 },
+    ]);
     const block = s.openEventBlock(target, events, 5, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(block).toMatchObject({ rows: 5, resentRows: 0 });
     expect(decisions).toEqual(['a:send', 'b:send']);
@@ -148,13 +166,31 @@ describe('delivery ledger', () => {
 
   it('an acknowledged event is delivered; one sent without an answer is re-sent; the same event twice in a block once', () => {
     const { store: s } = fresh();
-    const first = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }, { key: 'y', rows: 1 }]), 10, () => undefined);
+    const first = s.openEventBlock(
+      target,
+      cursor([
+        { key: 'x', rows: 1 },
+        { key: 'y', rows: 1 },
+      ]),
+      10,
+      () => undefined,
+    );
     s.markAttempt(first?.id ?? -1);
     s.markAcked(first?.id ?? -1, false);
     const second = s.openEventBlock(target, cursor([{ key: 'z', rows: 2 }]), 10, () => undefined);
     s.markAttempt(second?.id ?? -1); // sent, then the process died
     const decisions: string[] = [];
-    const third = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }, { key: 'z', rows: 2 }, { key: 'w', rows: 1 }, { key: 'w', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    const third = s.openEventBlock(
+      target,
+      cursor([
+        { key: 'x', rows: 1 },
+        { key: 'z', rows: 2 },
+        { key: 'w', rows: 1 },
+        { key: 'w', rows: 1 },
+      ]),
+      10,
+      (e, d) => decisions.push(`${e.key}:${d}`),
+    );
     expect(decisions).toEqual(['x:delivered', 'z:resend', 'w:send', 'w:duplicate']);
     expect(third).toMatchObject({ rows: 3, resentRows: 2 });
     expect(s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined)).toBeUndefined();
@@ -182,7 +218,12 @@ describe('delivery ledger', () => {
     expect(s.highMark(target)).toBe(t + 3 * 86_400_000);
     // A horizon of the 21st forgets the event recorded and pushed on the 20th, not the one of the 23rd.
     s.pruneDeliveries(target, t + 86_400_000);
-    expect(s.acknowledgedEvents(target, [{ key: 'old', recordedMs: t }, { key: 'new', recordedMs: t + 3 * 86_400_000 }])).toEqual(new Set(['new']));
+    expect(
+      s.acknowledgedEvents(target, [
+        { key: 'old', recordedMs: t },
+        { key: 'new', recordedMs: t + 3 * 86_400_000 },
+      ]),
+    ).toEqual(new Set(['new']));
   });
 
   it('does not forget an event recorded long ago but pushed recently (a backlog found by _lastUpdated)', async () => {

@@ -42,7 +42,9 @@ describe('computeWindow', () => {
 describe('the end of a window', () => {
   it('never reaches past now minus the settle delay: a later --until would move the watermark past unrecorded events', () => {
     expect(computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00Z' }).until).toBe('2026-11-23T11:55:00.000Z');
-    expect(() => computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00.001Z' })).toThrow(/--until 2026-11-23T11:55:00.001Z is later than now minus the settle delay \(2026-11-23T11:55:00.000Z\)/);
+    expect(() => computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00.001Z' })).toThrow(
+      /--until 2026-11-23T11:55:00.001Z is later than now minus the settle delay \(2026-11-23T11:55:00.000Z\)/,
+    );
     expect(() => computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { since: '2026-11-20', until: '2027-01-01' })).toThrow(BridgeError);
   });
 });

@@ -51,7 +51,10 @@ async function exportDay(context: DemoSourceContext, out: string): Promise<numbe
   const store = openStateStore(config.stateDir, systemClock);
   try {
     const logger = createLogger({ level: 'warn' });
-    const deps = buildSyncDeps({ config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource }, findConnector(config, 'sandbox'));
+    const deps = buildSyncDeps(
+      { config, env: {}, clock: systemClock, logger, events: new SyncEvents(), store, newId: uuidSource },
+      findConnector(config, 'sandbox'),
+    );
     const summary = await runSync(deps, { trigger: 'cli', since: start, until: end, dryRunOut: out });
     return summary.counts.rows;
   } finally {

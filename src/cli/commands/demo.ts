@@ -39,10 +39,14 @@ export function demoCommand(ctx: CliContext): Command {
       try {
         // Spool files kept until the digest of what was written is taken, then removed (they hold the generated PHI).
         // The sandbox is on loopback with no EHR to protect: a large data set is pulled in big pages at full speed.
-        const fast = backend === 'generated' ? { 'connectors.0.fhir.pageSize': 1000, 'connectors.0.fhir.requestsPerSecond': 1000, 'connectors.0.fhir.maxResultsPerSlice': 10_000_000 } : {};
+        const fast =
+          backend === 'generated'
+            ? { 'connectors.0.fhir.pageSize': 1000, 'connectors.0.fhir.requestsPerSecond': 1000, 'connectors.0.fhir.maxResultsPerSlice': 10_000_000 }
+            : {};
         const source = await (await demoSource(flags.source))({ sandbox, createRowDigest, dir: flags.dir });
         const config = loadConfig({
-          base: sandbox.config, env: ctx.env,
+          base: sandbox.config,
+          env: ctx.env,
           flags: { 'connectors.0.purview.blockRows': intFlag('block-rows', flags.blockRows), retainFiles: true, ...fast, ...source.configFlags },
         });
         ctx.print(`sandbox up (${backend} backend, ${flags.source} source): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
@@ -52,11 +56,15 @@ export function demoCommand(ctx: CliContext): Command {
         const accepted = sandbox.ingest.accepted(sandbox.ids.jobId);
         const received = sandbox.ingest.rowDigest(sandbox.ids.jobId);
         const headers = new Set(accepted.map((block) => block.header));
-        ctx.print(`ingestion emulator accepted ${accepted.length} block(s), ${received.rows} rows; header on every block: ${headers.size === 1 ? 'yes' : 'NO'}`);
+        ctx.print(
+          `ingestion emulator accepted ${accepted.length} block(s), ${received.rows} rows; header on every block: ${headers.size === 1 ? 'yes' : 'NO'}`,
+        );
         const same = written.rows === received.rows && written.sum === received.sum && written.xor === received.xor;
-        ctx.print(same
-          ? `verified: every row written was accepted exactly once (${written.rows} rows, digest ${written.sum}${written.xor})`
-          : `MISMATCH: ${written.rows} rows written, ${received.rows} accepted; their digests differ`);
+        ctx.print(
+          same
+            ? `verified: every row written was accepted exactly once (${written.rows} rows, digest ${written.sum}${written.xor})`
+            : `MISMATCH: ${written.rows} rows written, ${received.rows} accepted; their digests differ`,
+        );
         if (!same) process.exitCode = 1;
       } finally {
         await sandbox.close();

@@ -19,8 +19,8 @@ interface DoctorFlags {
 export function doctorCommand(ctx: CliContext): Command {
   return new Command('doctor')
     .description(
-      'Check config, keys, EHR discovery and token, AuditEvent search, Purview token, job id and clock skew; then map a sample of recent '
-        + "AuditEvents and print every column's fill rate. Prints the fix for each failure or mostly empty column.",
+      'Check config, keys, EHR discovery and token, AuditEvent search, Purview token, job id and clock skew; then map a sample of recent ' +
+        "AuditEvents and print every column's fill rate. Prints the fix for each failure or mostly empty column.",
     )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
@@ -32,7 +32,9 @@ export function doctorCommand(ctx: CliContext): Command {
     .option('--sample-until <instant>', 'end of the fill check window, an ISO instant (default now)', instant)
     .action(async (flags: DoctorFlags) => {
       const standalone = !flags.config && !ctx.env[CONFIG_PATH_ENV];
-      const config = standalone ? standaloneConfig(flags, ctx.env) : loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
+      const config = standalone
+        ? standaloneConfig(flags, ctx.env)
+        : loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
       const { formatChecks, runDoctor } = await import('../../doctor/index.js');
       const sample = {
         ...(flags.sampleEvents !== undefined ? { events: flags.sampleEvents } : {}),
@@ -57,7 +59,10 @@ export function doctorCommand(ctx: CliContext): Command {
  */
 function standaloneConfig(flags: DoctorFlags, env: NodeJS.ProcessEnv): Config {
   if (!flags.profile || !flags.clientId) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'No config file: give --config <file> (or set BRIDGE_CONFIG), or check the EHR side alone with --profile epic-sandbox --client-id <id>.');
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      'No config file: give --config <file> (or set BRIDGE_CONFIG), or check the EHR side alone with --profile epic-sandbox --client-id <id>.',
+    );
   }
   const smart = { clientId: flags.clientId, keysDir: flags.keysDir ?? env['BRIDGE_KEYS_DIR'] ?? 'keys' };
   // The schema requires a Purview section; these stand-ins are never used (purviewConfigured: false skips those checks).

@@ -39,11 +39,13 @@ function where(options: KeysCommandOptions, flags: WhereFlags): { dir: string; j
 
 /** Every subcommand says where its keys are the same way. */
 function withWhere(command: Command): Command {
-  return command
-    .option('--keys-dir <dir>', 'keys directory (default: smart.keysDir of the config, else $BRIDGE_KEYS_DIR, else ./keys)')
-    // No short flags: a kid may start with "-" and any letter (retire takes such a word as the kid).
-    .option('--config <file>', 'config file whose connector names the keys directory; default $BRIDGE_CONFIG')
-    .option('--connector <name>', 'connector of the config (default the first)');
+  return (
+    command
+      .option('--keys-dir <dir>', 'keys directory (default: smart.keysDir of the config, else $BRIDGE_KEYS_DIR, else ./keys)')
+      // No short flags: a kid may start with "-" and any letter (retire takes such a word as the kid).
+      .option('--config <file>', 'config file whose connector names the keys directory; default $BRIDGE_CONFIG')
+      .option('--connector <name>', 'connector of the config (default the first)')
+  );
 }
 
 function algOption(description: string): Option {
@@ -52,7 +54,9 @@ function algOption(description: string): Option {
 
 export function keysCommand(options: KeysCommandOptions): Command {
   return new Command('keys')
-    .description('Manage the SMART backend-services signing keys (private keys 0600, jwks.json, active kid). The directory: --keys-dir, else smart.keysDir of the config (--config or $BRIDGE_CONFIG), else $BRIDGE_KEYS_DIR, else ./keys.')
+    .description(
+      'Manage the SMART backend-services signing keys (private keys 0600, jwks.json, active kid). The directory: --keys-dir, else smart.keysDir of the config (--config or $BRIDGE_CONFIG), else $BRIDGE_KEYS_DIR, else ./keys.',
+    )
     .addCommand(generateSubcommand(options))
     .addCommand(rotateSubcommand(options))
     .addCommand(retireSubcommand(options))
@@ -84,23 +88,29 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
       const { kid, previousKid } = await rotateKey(dir, alg);
       print(`rotated: ${alg} key ${kid} now signs; ${previousKid} stays published`);
-      print(`after ${Math.round(Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS) / 60_000)} minutes (the JWK Set's cache max-age, at least the 5-minute assertion lifetime), run: bridge keys retire -- ${previousKid}`);
+      print(
+        `after ${Math.round(Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS) / 60_000)} minutes (the JWK Set's cache max-age, at least the 5-minute assertion lifetime), run: bridge keys retire -- ${previousKid}`,
+      );
     });
 }
 
 function retireSubcommand(options: KeysCommandOptions): Command {
   const { print } = options;
-  return withWhere(new Command('retire'))
-    .description("Stop publishing a non-active key and delete its private key file; refused until the active key is older than the JWK Set's cache max-age, unless --force.")
-    .argument('<kid>', 'kid of the key to retire (a kid may start with "-": put -- before it, as rotate prints)')
-    .option('--force', 'retire even though caches of the JWK Set may not have seen the active key yet')
-    // A kid is base64url and may start with "-": unknown "-…" words are the kid rather than errors.
-    .allowUnknownOption()
-    .action(async (kid: string, flags: WhereFlags & { force?: boolean }) => {
-      const { dir, jwksMaxAgeSec } = where(options, flags);
-      await retireKey(dir, kid, { minActiveAgeMs: Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS), nowMs: options.now(), force: flags.force === true });
-      print(`retired ${kid}`);
-    });
+  return (
+    withWhere(new Command('retire'))
+      .description(
+        "Stop publishing a non-active key and delete its private key file; refused until the active key is older than the JWK Set's cache max-age, unless --force.",
+      )
+      .argument('<kid>', 'kid of the key to retire (a kid may start with "-": put -- before it, as rotate prints)')
+      .option('--force', 'retire even though caches of the JWK Set may not have seen the active key yet')
+      // A kid is base64url and may start with "-": unknown "-…" words are the kid rather than errors.
+      .allowUnknownOption()
+      .action(async (kid: string, flags: WhereFlags & { force?: boolean }) => {
+        const { dir, jwksMaxAgeSec } = where(options, flags);
+        await retireKey(dir, kid, { minActiveAgeMs: Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS), nowMs: options.now(), force: flags.force === true });
+        print(`retired ${kid}`);
+      })
+  );
 }
 
 function jwksSubcommand(options: KeysCommandOptions): Command {

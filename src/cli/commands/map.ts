@@ -73,7 +73,10 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
         if (isBlank(text)) continue;
         const line = lines.first + i;
         const events = auditEventsOf(parseNdjsonLine(text, flags.input, line), flags.input, line);
-        const mapped = step.map(events.length === 1 ? [{ event: events[0] as AuditEvent, recordedMs: undefined }] : events.map((event) => ({ event, recordedMs: undefined })), lookup);
+        const mapped = step.map(
+          events.length === 1 ? [{ event: events[0] as AuditEvent, recordedMs: undefined }] : events.map((event) => ({ event, recordedMs: undefined })),
+          lookup,
+        );
         for (const event of mapped.events) out.append(event.lines);
         if (mapped.rejectText) rejects?.add(mapped.rejectText);
       }
@@ -146,9 +149,14 @@ function openPrivateWriter(path: string): PrivateWriter {
     fd = openSync(path, 'w', 0o600);
     fchmodSync(fd, 0o600);
   } catch (cause) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`, {
-      cause, details: { file: path },
-    });
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`,
+      {
+        cause,
+        details: { file: path },
+      },
+    );
   }
   const stream: WriteStream = createWriteStream('', { fd, encoding: 'utf8' });
   // Lines are joined into ~64 KiB writes: one stream write per row made the CLI's writing a visible share of its time.
@@ -173,14 +181,14 @@ function openPrivateWriter(path: string): PrivateWriter {
   };
 }
 
-
 export function summaryLines(summary: MapSummary, flags: Pick<MapFlags, 'out' | 'rejects'>, mapping: CompiledMapping): string[] {
   const total = (counts: Record<string, number>): number => Object.values(counts).reduce((sum, n) => sum + n, 0);
   const detail = (counts: Record<string, number>): string =>
-    Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code} ${n}`).join(', ');
-  const lines = [
-    `Mapped ${summary.events} events: ${summary.rows} rows, ${total(summary.skipped)} events skipped, ${total(summary.rejects)} rows rejected.`,
-  ];
+    Object.entries(counts)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([code, n]) => `${code} ${n}`)
+      .join(', ');
+  const lines = [`Mapped ${summary.events} events: ${summary.rows} rows, ${total(summary.skipped)} events skipped, ${total(summary.rejects)} rows rejected.`];
   if (total(summary.skipped) > 0) lines.push(`Skipped: ${detail(summary.skipped)}`);
   if (total(summary.rejects) > 0) lines.push(`Rejected: ${detail(summary.rejects)}`);
   if (total(summary.warnings) > 0) lines.push(`Warnings (events): ${detail(summary.warnings)}`);

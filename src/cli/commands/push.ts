@@ -16,8 +16,21 @@ import { BridgeError } from '../../errors.js';
 import { createLogger, type Logger } from '../../log.js';
 import { uuidSource } from '../../ids.js';
 import {
-  CLOUDS, DEFAULT_BLOCK_ROWS, DEFAULT_MAX_LINE_BYTES, DEFAULT_RESOURCE, createPurviewTokenSource, destinationKey, emptyReport, normalizeFlatFile, pushRowFile,
-  type CloudName, type ConnectorSchemaName, type EntraCredential, type NormalizedFile, type PushEvent, type PushReport,
+  CLOUDS,
+  DEFAULT_BLOCK_ROWS,
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_RESOURCE,
+  createPurviewTokenSource,
+  destinationKey,
+  emptyReport,
+  normalizeFlatFile,
+  pushRowFile,
+  type CloudName,
+  type ConnectorSchemaName,
+  type EntraCredential,
+  type NormalizedFile,
+  type PushEvent,
+  type PushReport,
 } from '../../purview/index.js';
 import { resolveNetwork } from '../../net/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
@@ -71,13 +84,15 @@ export const DEFAULT_SECRET_ENV = 'PURVIEW_APP_SECRET';
 
 export function pushCommand(deps: PushCommandDeps): Command {
   return new Command('push')
-    .description('Push a flat-file connector export (tab, pipe or comma separated) to Purview in sequential, resumable blocks, like Microsoft\'s sample_script.ps1.')
+    .description(
+      "Push a flat-file connector export (tab, pipe or comma separated) to Purview in sequential, resumable blocks, like Microsoft's sample_script.ps1.",
+    )
     .requiredOption('--tenant-id <id>', 'Entra tenant id')
     .requiredOption('--app-id <id>', 'Entra app (client) id that owns the connector job')
     .option('--app-secret-env <name>', `environment variable holding the app secret (default ${DEFAULT_SECRET_ENV})`)
     .option('--app-secret-file <file>', 'file holding the app secret')
     .addOption(new Option('--app-secret <value>', 'refused: secrets are never command-line values').hideHelp())
-    .option('--cert <file>', 'PEM private key of the app\'s certificate credential (instead of a secret)')
+    .option('--cert <file>', "PEM private key of the app's certificate credential (instead of a secret)")
     .option('--cert-thumbprint <hex>', 'SHA-256 thumbprint of that certificate, as Entra shows it')
     .requiredOption('--job-id <id>', 'connector job id from the Purview portal')
     .requiredOption('--file <path>', 'the export to push (header line first)')
@@ -85,12 +100,20 @@ export function pushCommand(deps: PushCommandDeps): Command {
     .addOption(new Option('--block-rows <n>', 'rows per block').argParser(positiveInt).default(DEFAULT_BLOCK_ROWS))
     .addOption(new Option('--schema <schema>', 'connector schema whose mandatory columns the header must name').choices(['epic', 'healthcare']).default('epic'))
     .option('--state-dir <dir>', 'where the block ledger and the normalised spool live', 'state')
-    .option('--authority-host <url>', 'override the cloud\'s Entra ID host (e.g. the sandbox)')
-    .option('--ingestion-base <url>', 'override the cloud\'s ingestion host (e.g. the sandbox)')
+    .option('--authority-host <url>', "override the cloud's Entra ID host (e.g. the sandbox)")
+    .option('--ingestion-base <url>', "override the cloud's ingestion host (e.g. the sandbox)")
     .option('--resource <uri>', `token resource (default ${DEFAULT_RESOURCE})`)
     .option('--ca-file <file>', 'extra CA (PEM) to trust for these requests only (the sandbox)')
-    .addOption(new Option('--max-line-bytes <n>', 'refuse a line longer than this').argParser((v) => wholeNumber(v, '--max-line-bytes', 1024, 1 << 30)).default(DEFAULT_MAX_LINE_BYTES))
-    .addOption(new Option('--lease-ttl-seconds <n>', 'how long another machine waits for this push if it dies').argParser((v) => wholeNumber(v, '--lease-ttl-seconds', 10, 3600)).default(120))
+    .addOption(
+      new Option('--max-line-bytes <n>', 'refuse a line longer than this')
+        .argParser((v) => wholeNumber(v, '--max-line-bytes', 1024, 1 << 30))
+        .default(DEFAULT_MAX_LINE_BYTES),
+    )
+    .addOption(
+      new Option('--lease-ttl-seconds <n>', 'how long another machine waits for this push if it dies')
+        .argParser((v) => wholeNumber(v, '--lease-ttl-seconds', 10, 3600))
+        .default(120),
+    )
     .addOption(new Option('--no-progress', 'plain periodic lines even on a terminal'))
     .option('--json', 'print only the push summary, as one JSON object (as `bridge sync --json` does)')
     .action((flags: PushFlags) => runPush(deps, flags));
@@ -107,14 +130,24 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   try {
     const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes });
     const notes = [input.hadBom ? 'BOM removed' : '', input.blankLines ? `${input.blankLines} empty line(s) dropped` : ''].filter(Boolean);
-    if (!flags.json) deps.print(`${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`);
+    if (!flags.json)
+      deps.print(
+        `${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`,
+      );
     if (input.rows === 0) {
       if (flags.json) deps.print(JSON.stringify(jsonSummary(flags, input, emptyReport(), (clock.now() - startedMs) / 1000)));
       else deps.print('nothing to push: the file has a header and no rows');
       return;
     }
     const mode = flags.json ? 'quiet' : flags.progress && deps.stdout?.isTTY ? 'bar' : 'lines';
-    const reporter = pushReporter({ mode, rows: input.rows, blockRows: flags.blockRows, print: deps.print, clock, ...(deps.stdout ? { stream: deps.stdout } : {}) });
+    const reporter = pushReporter({
+      mode,
+      rows: input.rows,
+      blockRows: flags.blockRows,
+      print: deps.print,
+      clock,
+      ...(deps.stdout ? { stream: deps.stdout } : {}),
+    });
     let report: PushReport;
     try {
       report = await pushWithLedger(deps, flags, input, credential, caPem, (event) => reporter.onEvent(event));
@@ -134,7 +167,12 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
  * push of the same file to the same job at a time, across processes.
  */
 async function pushWithLedger(
-  deps: PushCommandDeps, flags: PushFlags, file: NormalizedFile, credential: EntraCredential, caPem: string | undefined, onEvent: (event: PushEvent) => void,
+  deps: PushCommandDeps,
+  flags: PushFlags,
+  file: NormalizedFile,
+  credential: EntraCredential,
+  caPem: string | undefined,
+  onEvent: (event: PushEvent) => void,
 ): Promise<PushReport> {
   const clock = deps.clock ?? systemClock;
   const logger = deps.logger ?? createLogger({ level: 'warn' });
@@ -144,17 +182,42 @@ async function pushWithLedger(
   // HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment, as for every other command.
   const network = resolveNetwork(undefined, deps.env);
   const tokenSource = createPurviewTokenSource({
-    tenantId: flags.tenantId, appId: flags.appId, credential, authorityHost: flags.authorityHost ?? preset.authorityHost,
-    resource: flags.resource ?? DEFAULT_RESOURCE, ...(caPem ? { caPem } : {}), network, clock, logger,
+    tenantId: flags.tenantId,
+    appId: flags.appId,
+    credential,
+    authorityHost: flags.authorityHost ?? preset.authorityHost,
+    resource: flags.resource ?? DEFAULT_RESOURCE,
+    ...(caPem ? { caPem } : {}),
+    network,
+    clock,
+    logger,
   });
   const store = deps.openStore(flags.stateDir);
   try {
-    const lease = holdLease(store, fileLeaseName(destination, file.sha256), leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push'), clock, uuidSource, `A push of ${basename(flags.file)} to job ${flags.jobId}`);
+    const lease = holdLease(
+      store,
+      fileLeaseName(destination, file.sha256),
+      leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push'),
+      clock,
+      uuidSource,
+      `A push of ${basename(flags.file)} to job ${flags.jobId}`,
+    );
     try {
       const signal = deps.signal ? AbortSignal.any([deps.signal, lease.lost]) : lease.lost;
       return await pushRowFile({
-        file, blockRows: flags.blockRows, ingestionBase, jobId: flags.jobId, destination, tokenSource, ledger: store, clock, logger,
-        ...(caPem ? { caPem } : {}), network, signal, ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
+        file,
+        blockRows: flags.blockRows,
+        ingestionBase,
+        jobId: flags.jobId,
+        destination,
+        tokenSource,
+        ledger: store,
+        clock,
+        logger,
+        ...(caPem ? { caPem } : {}),
+        network,
+        signal,
+        ...(deps.stopSignal ? { stopAfterBlock: deps.stopSignal } : {}),
         onEvent,
       });
     } finally {
@@ -168,16 +231,23 @@ async function pushWithLedger(
 /** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
 function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCredential {
   if (flags.appSecret !== undefined) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `--app-secret (sample_script.ps1's -appSecret) is refused: a secret on the command line ends up in shell history and process lists. Put it in the ${DEFAULT_SECRET_ENV} environment variable (or --app-secret-env NAME), or in a file (--app-secret-file).`);
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `--app-secret (sample_script.ps1's -appSecret) is refused: a secret on the command line ends up in shell history and process lists. Put it in the ${DEFAULT_SECRET_ENV} environment variable (or --app-secret-env NAME), or in a file (--app-secret-file).`,
+    );
   }
   const given = [flags.appSecretEnv && '--app-secret-env', flags.appSecretFile && '--app-secret-file', flags.cert && '--cert'].filter(Boolean);
   if (given.length > 1) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Give one credential, not ${given.join(' and ')}.`);
   if ((flags.cert === undefined) !== (flags.certThumbprint === undefined)) {
-    throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert and --cert-thumbprint go together: the PEM private key and the SHA-256 thumbprint Entra shows for the certificate.');
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      '--cert and --cert-thumbprint go together: the PEM private key and the SHA-256 thumbprint Entra shows for the certificate.',
+    );
   }
   if (flags.cert && flags.certThumbprint) {
     const thumbprint = flags.certThumbprint.replace(/:/g, '');
-    if (!/^[0-9a-fA-F]{64}$/.test(thumbprint)) throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert-thumbprint must be the 64-hex-digit SHA-256 thumbprint of the certificate.');
+    if (!/^[0-9a-fA-F]{64}$/.test(thumbprint))
+      throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert-thumbprint must be the 64-hex-digit SHA-256 thumbprint of the certificate.');
     return { kind: 'certificate', privateKeyPem: readFlagFile(flags.cert, '--cert'), thumbprintSha256: thumbprint };
   }
   const ref = flags.appSecretFile ? { file: flags.appSecretFile } : { env: flags.appSecretEnv ?? DEFAULT_SECRET_ENV };
@@ -187,17 +257,32 @@ function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCrede
 /** `--json`: the push's outcome as one object (counts and ids only), like `bridge sync --json`. */
 function jsonSummary(flags: PushFlags, file: NormalizedFile, report: PushReport, durationSeconds: number): Record<string, unknown> {
   return {
-    file: basename(flags.file), jobId: flags.jobId, schema: flags.schema, delimiter: file.delimiter, rows: file.rows, blockRows: flags.blockRows,
-    blocks: report.blocks, rowsSent: report.rowsSent, rowsAlreadyDelivered: report.rowsAlreadyDelivered, rowsAcked: report.rowsAcked,
-    duplicateRows: report.duplicateRows, possiblyDuplicatedBlocks: report.possiblyDuplicated, rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
-    durationSeconds, process: processStats(),
+    file: basename(flags.file),
+    jobId: flags.jobId,
+    schema: flags.schema,
+    delimiter: file.delimiter,
+    rows: file.rows,
+    blockRows: flags.blockRows,
+    blocks: report.blocks,
+    rowsSent: report.rowsSent,
+    rowsAlreadyDelivered: report.rowsAlreadyDelivered,
+    rowsAcked: report.rowsAcked,
+    duplicateRows: report.duplicateRows,
+    possiblyDuplicatedBlocks: report.possiblyDuplicated,
+    rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
+    durationSeconds,
+    process: processStats(),
   };
 }
 
 function summaryLines(report: PushReport, jobId: string): string[] {
-  const lines = [`pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged (${report.rowsSent} sent now in ${report.blocks} block(s), ${report.rowsAlreadyDelivered} acknowledged earlier)`];
+  const lines = [
+    `pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged (${report.rowsSent} sent now in ${report.blocks} block(s), ${report.rowsAlreadyDelivered} acknowledged earlier)`,
+  ];
   if (report.possiblyDuplicated.length > 0) {
-    lines.push(`possibly duplicated: ${report.rowsPossiblyDuplicated} row(s) in block(s) ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`);
+    lines.push(
+      `possibly duplicated: ${report.rowsPossiblyDuplicated} row(s) in block(s) ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`,
+    );
   }
   return lines;
 }

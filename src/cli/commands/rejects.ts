@@ -41,4 +41,3 @@ export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions =
       }
     });
 }
-

@@ -45,15 +45,24 @@ export function runsTable(runs: readonly RunView[]): string[] {
   if (runs.length === 0) return ['no runs yet'];
   const minute = (iso: string): string => iso.slice(0, 16).replace('T', ' ');
   const rows = runs.map((r) => ({
-    run: r.id.slice(0, 8), started: minute(r.startedAt), connector: r.connector, state: r.state,
+    run: r.id.slice(0, 8),
+    started: minute(r.startedAt),
+    connector: r.connector,
+    state: r.state,
     trigger: `${r.trigger}${r.backfill ? '+backfill' : ''}${r.dryRun ? '+dry-run' : ''}`,
-    window: `${minute(r.since)} → ${minute(r.until)}`, events: String(r.counts.events), rows: String(r.counts.rows), rejects: String(r.counts.rejects),
-    blocks: String(r.counts.blocksAcked), dup: String(r.counts.possiblyDuplicated),
+    window: `${minute(r.since)} → ${minute(r.until)}`,
+    events: String(r.counts.events),
+    rows: String(r.counts.rows),
+    rejects: String(r.counts.rejects),
+    blocks: String(r.counts.blocksAcked),
+    dup: String(r.counts.possiblyDuplicated),
     duration: r.finishedAt ? formatDuration((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000) : '…',
   }));
   const width = Object.fromEntries(COLUMNS.map((c) => [c, Math.max(c.length, ...rows.map((row) => row[c].length))]));
   const line = (cells: Record<(typeof COLUMNS)[number], string>): string =>
-    COLUMNS.map((c) => (NUMERIC.has(c) ? cells[c].padStart(width[c] ?? 0) : cells[c].padEnd(width[c] ?? 0))).join('  ').trimEnd();
+    COLUMNS.map((c) => (NUMERIC.has(c) ? cells[c].padStart(width[c] ?? 0) : cells[c].padEnd(width[c] ?? 0)))
+      .join('  ')
+      .trimEnd();
   const lines = [line(Object.fromEntries(COLUMNS.map((c) => [c, c])) as Record<(typeof COLUMNS)[number], string>)];
   runs.forEach((run, i) => {
     lines.push(line(rows[i] as Record<(typeof COLUMNS)[number], string>));

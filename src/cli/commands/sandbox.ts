@@ -23,7 +23,11 @@ export interface SandboxStartOptions {
 }
 
 /** A digest of a multiset of rows (src/sandbox/row-digest.ts). */
-export interface SandboxRowDigestValue { readonly rows: number; readonly sum: string; readonly xor: string }
+export interface SandboxRowDigestValue {
+  readonly rows: number;
+  readonly sum: string;
+  readonly xor: string;
+}
 
 /** The parts of a running sandbox (src/sandbox/index.ts Sandbox) the two commands read. */
 export interface RunningSandbox {
@@ -35,7 +39,16 @@ export interface RunningSandbox {
     accepted(jobId: string): ReadonlyArray<{ readonly header: string }>;
     rowDigest(jobId: string): SandboxRowDigestValue;
   };
-  readonly dataset: { readonly options: { readonly seed: number; readonly events: number; readonly patients: number; readonly practitioners: number; readonly start: string; readonly end: string } };
+  readonly dataset: {
+    readonly options: {
+      readonly seed: number;
+      readonly events: number;
+      readonly patients: number;
+      readonly practitioners: number;
+      readonly start: string;
+      readonly end: string;
+    };
+  };
   readonly ids: { readonly jobId: string };
   readonly config: ConfigInput;
   readonly configPath: string;
@@ -62,9 +75,14 @@ export async function loadSandbox(command: 'sandbox' | 'demo'): Promise<SandboxM
     const why = /(^|[\\/])sandbox[\\/]index\.js$/.test(missing)
       ? 'this build of the bridge is compiled without it (dist/ has no sandbox/)'
       : `${missing} is not installed (the sandbox's packages are dev dependencies)`;
-    throw new BridgeError('BRG_ERR_SANDBOX_UNAVAILABLE', `\`bridge ${command}\` needs the offline sandbox, a development tool that this installation does not include: ${why}.`, {
-      cause: error, details: { missing },
-    });
+    throw new BridgeError(
+      'BRG_ERR_SANDBOX_UNAVAILABLE',
+      `\`bridge ${command}\` needs the offline sandbox, a development tool that this installation does not include: ${why}.`,
+      {
+        cause: error,
+        details: { missing },
+      },
+    );
   }
 }
 
@@ -111,8 +129,13 @@ export function addSandboxDataOptions(command: Command, defaultDir: string): Com
 export function sandboxCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('sandbox'), 'state/sandbox')
     .description('Start the offline sandbox (Epic-like SMART + FHIR, Entra ID, Purview ingestion) and print its URLs and a config to sync against it.')
-    .option('--no-audit-event', 'imitate Epic\'s public server: /metadata lists no AuditEvent')
-    .addOption(new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices(['memory', 'generated']))
+    .option('--no-audit-event', "imitate Epic's public server: /metadata lists no AuditEvent")
+    .addOption(
+      new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices([
+        'memory',
+        'generated',
+      ]),
+    )
     .action(async (flags: SandboxFlags) => {
       const { startSandbox } = await loadSandbox('sandbox');
       const sandbox = await startSandbox(sandboxOptionsFrom(flags));

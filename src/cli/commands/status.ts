@@ -18,7 +18,9 @@ export interface StatusCommandOptions {
 export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {}): Command {
   const setExitCode = options.setExitCode ?? ((code: number) => void (process.exitCode = code));
   return new Command('status')
-    .description('Each connector at a glance: health (ok, late, failing), watermark, lag, last run, last success, next scheduled run. Exits 1 when a connector is late or failing.')
+    .description(
+      'Each connector at a glance: health (ok, late, failing), watermark, lag, last run, last success, next scheduled run. Exits 1 when a connector is late or failing.',
+    )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .option('--connector <name>', 'only this connector')
     .option('--json', 'print the status as one JSON object (the body of GET /v1/status)')
@@ -57,7 +59,9 @@ export function statusLines(s: ConnectorStatus, nowMs: number): string[] {
   }
   lines.push(`  last success  ${s.lastSuccess ? `${since(s.lastSuccess.finishedAt)}, run ${s.lastSuccess.runId}` : 'never'}`);
   const schedule = `${s.schedule.cron}${s.schedule.timezone ? ` ${s.schedule.timezone}` : ''}`;
-  lines.push(`  next run      ${s.nextRunAt ? `${s.nextRunAt} (schedule ${schedule}, when bridge serve runs it)` : `not scheduled (schedule.enabled is false)`}`);
+  lines.push(
+    `  next run      ${s.nextRunAt ? `${s.nextRunAt} (schedule ${schedule}, when bridge serve runs it)` : `not scheduled (schedule.enabled is false)`}`,
+  );
   if (s.inFlight) lines.push(`  in flight     ${s.inFlight.runId ?? 'a run'} by ${s.inFlight.holder}, since ${s.inFlight.since}`);
   return lines;
 }

@@ -41,8 +41,11 @@ export function syncCommand(ctx: CliContext): Command {
     .option('--dry-run', 'write the connector file and push nothing (needs --out)')
     .option('--out <file>', 'connector file to write with --dry-run')
     .addOption(new Option('--no-progress', 'plain lines even on a terminal'))
-    .option('--json', 'print only the run summary, as one JSON object (counts, reasons, the process\'s peak RSS and CPU time)')
-    .option('--metrics-file <file>', 'after the run (also a failed one) write lag, last success, run duration and rows by outcome for node_exporter\'s textfile collector (e.g. /var/lib/node_exporter/textfile/bridge.prom)')
+    .option('--json', "print only the run summary, as one JSON object (counts, reasons, the process's peak RSS and CPU time)")
+    .option(
+      '--metrics-file <file>',
+      "after the run (also a failed one) write lag, last success, run duration and rows by outcome for node_exporter's textfile collector (e.g. /var/lib/node_exporter/textfile/bridge.prom)",
+    )
     .option('--pushgateway <url>', 'after the run (also a failed one) push the same metrics to a Prometheus Pushgateway (job "bridge", grouped by connector)')
     .action(async (flags: SyncFlags) => {
       if (flags.dryRun && !flags.out) throw new BridgeError('BRG_ERR_INPUT_INVALID', '--dry-run needs --out <file> for the connector file.');

@@ -90,8 +90,11 @@ export class ProgressModel {
       parts.push(`pulling: ${count(this.events)} events → ${count(this.done)} rows`);
     } else {
       const fraction = this.fraction();
-      parts.push(`pushing: ${count(this.done)}${this.total === undefined ? '' : ` of ${count(this.total)}`} rows${fraction === undefined ? '' : ` (${Math.floor(fraction * 100)}%)`}`);
-      const blocksTotal = this.blockRows && this.total !== undefined ? this.blocksAcked + Math.ceil(Math.max(0, this.total - this.done) / this.blockRows) : undefined;
+      parts.push(
+        `pushing: ${count(this.done)}${this.total === undefined ? '' : ` of ${count(this.total)}`} rows${fraction === undefined ? '' : ` (${Math.floor(fraction * 100)}%)`}`,
+      );
+      const blocksTotal =
+        this.blockRows && this.total !== undefined ? this.blocksAcked + Math.ceil(Math.max(0, this.total - this.done) / this.blockRows) : undefined;
       parts.push(`${count(this.blocksAcked)}${blocksTotal === undefined ? '' : ` of ~${count(blocksTotal)}`} block(s)`);
     }
     if (rate !== undefined) parts.push(`${count(Math.round(rate))} rows/s`);

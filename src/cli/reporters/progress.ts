@@ -15,7 +15,11 @@ export interface TerminalBar {
 
 export function terminalBar(model: ProgressModel, stream: NodeJS.WriteStream): TerminalBar {
   const bar = new cliProgress.SingleBar({
-    stream, hideCursor: true, clearOnComplete: false, linewrap: false, fps: 10,
+    stream,
+    hideCursor: true,
+    clearOnComplete: false,
+    linewrap: false,
+    fps: 10,
     format: (_options, _params, payload: { line: string }) => payload.line,
   });
   const line = (): string => {

@@ -26,7 +26,9 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
       `  rows accepted       ${c.rowsAcked}${c.rowsAlreadyDelivered ? ` (${c.rowsAlreadyDelivered} acknowledged by an earlier attempt, not sent again)` : ''}`,
     );
     if (summary.possiblyDuplicatedBlocks.length > 0) {
-      lines.push(`  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in block(s) ${summary.possiblyDuplicatedBlocks.join(', ')}`);
+      lines.push(
+        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in block(s) ${summary.possiblyDuplicatedBlocks.join(', ')}`,
+      );
     }
   }
   return lines;
@@ -35,12 +37,17 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
 /** A flat-file run: each file's outcome (names and counts, never cells), the tally, and what enrichment filled. */
 function formatFiles(summary: SyncSummary): string[] {
   const lines = (summary.files ?? []).map((f) => `  file ${f.file}: ${f.outcome}, ${f.rows} row(s)${f.reason ? ` (${f.reason})` : ''}`);
-  const tally = Object.entries(summary.drop ?? {}).filter(([, n]) => n > 0).map(([what, n]) => `${what} ${n}`).join(', ');
+  const tally = Object.entries(summary.drop ?? {})
+    .filter(([, n]) => n > 0)
+    .map(([what, n]) => `${what} ${n}`)
+    .join(', ');
   if (tally) lines.push(`  files               ${tally}`);
   const enrich = summary.enrich;
   if (enrich) {
     const touched = Object.entries(enrich.columns).filter(([, col]) => col.filled + col.notFound > 0);
-    lines.push(`  enriched from FHIR  ${enrich.rowsEnriched} row(s)${touched.map(([name, col]) => `; ${name} filled ${col.filled}, not found ${col.notFound}`).join('')}`);
+    lines.push(
+      `  enriched from FHIR  ${enrich.rowsEnriched} row(s)${touched.map(([name, col]) => `; ${name} filled ${col.filled}, not found ${col.notFound}`).join('')}`,
+    );
   }
   return lines;
 }

@@ -56,13 +56,22 @@ const checkpointSchema = z.object({
   version: z.literal(1),
   id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
   request: z.object({
-    level: z.enum(['system', 'patient', 'group']), groupId: z.string().optional(), types: z.array(z.string()), since: z.string().optional(),
+    level: z.enum(['system', 'patient', 'group']),
+    groupId: z.string().optional(),
+    types: z.array(z.string()),
+    since: z.string().optional(),
   }),
   statusUrl: z.string(),
   kickedOffAt: z.string(),
-  manifest: z.object({
-    transactionTime: z.string(), requiresAccessToken: z.boolean(), output: z.array(fileSchema), error: z.array(fileSchema), deleted: z.number(),
-  }).optional(),
+  manifest: z
+    .object({
+      transactionTime: z.string(),
+      requiresAccessToken: z.boolean(),
+      output: z.array(fileSchema),
+      error: z.array(fileSchema),
+      deleted: z.number(),
+    })
+    .optional(),
   files: z.record(z.string(), z.object({ bytes: z.number(), gzip: z.boolean() })),
   errorsReported: z.boolean().optional(),
 });
@@ -90,6 +99,11 @@ export function saveCheckpoint(store: CheckpointStore, checkpoint: ExportCheckpo
 }
 
 export function sameRequest(a: ExportRequest, b: ExportRequest): boolean {
-  return a.level === b.level && (a.groupId ?? '') === (b.groupId ?? '') && (a.since ?? '') === (b.since ?? '') &&
-    a.types.length === b.types.length && a.types.every((type, i) => b.types[i] === type);
+  return (
+    a.level === b.level &&
+    (a.groupId ?? '') === (b.groupId ?? '') &&
+    (a.since ?? '') === (b.since ?? '') &&
+    a.types.length === b.types.length &&
+    a.types.every((type, i) => b.types[i] === type)
+  );
 }

@@ -14,7 +14,7 @@ import { BridgeError } from '../../errors.js';
 import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
 import { ExportExpiredError, exportFileError, exportFileLines, fileLabel, isComplete, sendsBearer } from './files.js';
-import { BulkHttp, BulkHttpError, headerOf } from './http.js';
+import { type BulkHttp, BulkHttpError, headerOf } from './http.js';
 
 const CHUNK = 1 << 20;
 
@@ -47,7 +47,12 @@ export class Downloads {
   private readonly controller = new AbortController();
   private readonly loop: Promise<void>;
 
-  constructor(private readonly http: BulkHttp, private readonly plan: DownloadPlan, order: readonly number[], signal?: AbortSignal) {
+  constructor(
+    private readonly http: BulkHttp,
+    private readonly plan: DownloadPlan,
+    order: readonly number[],
+    signal?: AbortSignal,
+  ) {
     for (const i of order) this.states.set(i, newState(plan.pathOf(i)));
     const stop = signal ? AbortSignal.any([signal, this.controller.signal]) : this.controller.signal;
     this.loop = this.run(order, stop);
@@ -114,21 +119,30 @@ export class Downloads {
     const part = `${state.path}.part`;
     const bearer = sendsBearer(this.http, this.plan.requiresAccessToken, file.url);
     let last: unknown;
-    return this.http.withRetries(`FHIR export download of ${label}`, async (attempt) => {
-      // Bytes of a failed attempt may already be parsed: the file cannot start over under its reader.
-      if (attempt > 1 && state.following) throw this.http.toError(last, `FHIR export download of ${label}`, attempt - 1, signal);
-      try {
-        return await this.attempt(file, label, state, part, bearer, signal);
-      } catch (error) {
-        last = error;
-        throw error;
-      }
-    }, signal);
+    return this.http.withRetries(
+      `FHIR export download of ${label}`,
+      async (attempt) => {
+        // Bytes of a failed attempt may already be parsed: the file cannot start over under its reader.
+        if (attempt > 1 && state.following) throw this.http.toError(last, `FHIR export download of ${label}`, attempt - 1, signal);
+        try {
+          return await this.attempt(file, label, state, part, bearer, signal);
+        } catch (error) {
+          last = error;
+          throw error;
+        }
+      },
+      signal,
+    );
   }
 
   private async attempt(file: ManifestFile, label: string, state: FileState, part: string, bearer: boolean, signal: AbortSignal): Promise<LocalFile> {
     const reply = await this.http.send({
-      method: 'GET', url: file.url, what: label, bearer, signal, headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
+      method: 'GET',
+      url: file.url,
+      what: label,
+      bearer,
+      signal,
+      headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
     });
     if (reply.status === 404 || reply.status === 410) {
       await reply.body.dump();
@@ -168,7 +182,12 @@ export class Downloads {
 function newState(path: string): FileState {
   let wake: () => void = () => undefined;
   const state: FileState = {
-    path, written: 0, gzip: undefined, done: false, error: undefined, following: false,
+    path,
+    written: 0,
+    gzip: undefined,
+    done: false,
+    error: undefined,
+    following: false,
     changed: new Promise<void>((resolve) => (wake = resolve)),
     notify: () => {
       const waiting = wake;

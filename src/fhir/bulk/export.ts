@@ -9,10 +9,20 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import { outcomeText } from '../outcome.js';
-import { loadCheckpoint, sameRequest, saveCheckpoint, type CheckpointStore, type ExportCheckpoint, type ExportManifest, type ExportRequest, type LocalFile, type ManifestFile } from './checkpoint.js';
+import {
+  loadCheckpoint,
+  sameRequest,
+  saveCheckpoint,
+  type CheckpointStore,
+  type ExportCheckpoint,
+  type ExportManifest,
+  type ExportRequest,
+  type LocalFile,
+  type ManifestFile,
+} from './checkpoint.js';
 import { Downloads } from './downloads.js';
 import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';
-import { BulkHttp } from './http.js';
+import type { BulkHttp } from './http.js';
 import { deleteExport, exportError, kickOff, pollStatus } from './job.js';
 import { readManifest } from './manifest.js';
 
@@ -51,7 +61,10 @@ export class BulkExportJob {
     const { http, store } = this.options;
     let checkpoint = loadCheckpoint(store);
     if (checkpoint && !sameRequest(checkpoint.request, request)) {
-      http.options.logger.info({ since: checkpoint.request.since ?? null }, 'an unfinished export was for another request (window or types changed); abandoning it');
+      http.options.logger.info(
+        { since: checkpoint.request.since ?? null },
+        'an unfinished export was for another request (window or types changed); abandoning it',
+      );
       await this.abandon(checkpoint, signal);
       checkpoint = undefined;
     }
@@ -71,19 +84,29 @@ export class BulkExportJob {
         return checkpoint as ReadyExport;
       }
       const current: ExportCheckpoint = checkpoint;
-      const result = await this.abandoningOnFailure(current, signal, () => pollStatus(http, current.statusUrl, {
-        pollMinMs: this.options.pollMinMs, deadlineMs: Date.parse(current.kickedOffAt) + this.options.pollMaxMs, signal,
-        onProgress: (progress) => this.emit({ type: 'progress', progress }),
-      }));
+      const result = await this.abandoningOnFailure(current, signal, () =>
+        pollStatus(http, current.statusUrl, {
+          pollMinMs: this.options.pollMinMs,
+          deadlineMs: Date.parse(current.kickedOffAt) + this.options.pollMaxMs,
+          signal,
+          onProgress: (progress) => this.emit({ type: 'progress', progress }),
+        }),
+      );
       if (result.kind === 'gone') {
-        if (gone + 1 >= MAX_GONE) throw exportError(`The FHIR server forgot ${MAX_GONE} exports in a row while they were polled (HTTP ${result.status} on the status URL); try again later`, result.status);
+        if (gone + 1 >= MAX_GONE)
+          throw exportError(
+            `The FHIR server forgot ${MAX_GONE} exports in a row while they were polled (HTTP ${result.status} on the status URL); try again later`,
+            result.status,
+          );
         http.options.logger.warn({ status: result.status }, 'the FHIR server no longer knows the export being polled; starting a new one');
         this.emit({ type: 'restart', reason: `status URL answered HTTP ${result.status}` });
         await this.abandon(current, signal);
         checkpoint = undefined;
         continue;
       }
-      const manifest = await this.abandoningOnFailure(current, signal, () => readManifest(http, result.page, current.statusUrl, request.types, http.options.logger, signal));
+      const manifest = await this.abandoningOnFailure(current, signal, () =>
+        readManifest(http, result.page, current.statusUrl, request.types, http.options.logger, signal),
+      );
       checkpoint = { ...current, manifest };
       saveCheckpoint(store, checkpoint);
       this.emit({ type: 'manifest', files: manifest.output.length, transactionTime: manifest.transactionTime, deleted: manifest.deleted });
@@ -101,14 +124,21 @@ export class BulkExportJob {
   downloads(checkpoint: ReadyExport, order: readonly number[], signal?: AbortSignal): Downloads {
     mkdirSync(join(this.options.dir, checkpoint.id), { recursive: true, mode: 0o700 });
     const { output, requiresAccessToken } = checkpoint.manifest;
-    return new Downloads(this.options.http, {
-      output, requiresAccessToken, complete: checkpoint.files,
-      pathOf: (index) => this.pathOf(checkpoint, index),
-      onComplete: (index, local) => {
-        this.complete(checkpoint, index, local);
-        this.emit({ type: 'downloaded', file: fileLabel(output[index] as ManifestFile, index, output.length), bytes: local.bytes });
+    return new Downloads(
+      this.options.http,
+      {
+        output,
+        requiresAccessToken,
+        complete: checkpoint.files,
+        pathOf: (index) => this.pathOf(checkpoint, index),
+        onComplete: (index, local) => {
+          this.complete(checkpoint, index, local);
+          this.emit({ type: 'downloaded', file: fileLabel(output[index] as ManifestFile, index, output.length), bytes: local.bytes });
+        },
       },
-    }, order, signal);
+      order,
+      signal,
+    );
   }
 
   /** Reads the error files once per export and reports them (counts and cleaned text: never a whole line). */
@@ -135,7 +165,10 @@ export class BulkExportJob {
       }
       rmSync(path, { force: true });
     }
-    http.options.logger.warn({ outcomes, files: checkpoint.manifest.error.length, samples }, 'the FHIR server reported errors for this export (its error files); those resources were not exported');
+    http.options.logger.warn(
+      { outcomes, files: checkpoint.manifest.error.length, samples },
+      'the FHIR server reported errors for this export (its error files); those resources were not exported',
+    );
     this.emit({ type: 'export-errors', outcomes, samples });
     const current = loadCheckpoint(store);
     if (current?.id === checkpoint.id) saveCheckpoint(store, { ...current, errorsReported: true });
@@ -166,7 +199,8 @@ export class BulkExportJob {
   emit(event: BulkExportEvent): void {
     const { logger } = this.options.http.options;
     if (event.type === 'kick-off') logger.info({ since: event.since ?? null }, 'FHIR $export kicked off');
-    if (event.type === 'resumed') logger.info({ phase: event.phase, filesComplete: event.filesComplete, files: event.files }, 'resuming the unfinished FHIR $export of an earlier run');
+    if (event.type === 'resumed')
+      logger.info({ phase: event.phase, filesComplete: event.filesComplete, files: event.files }, 'resuming the unfinished FHIR $export of an earlier run');
     if (event.type === 'manifest') logger.info({ files: event.files, transactionTime: event.transactionTime }, 'FHIR $export complete; downloading its files');
     if (event.type === 'finished') logger.info({ deleted: event.deleted }, 'FHIR $export read; its status URL was deleted');
     this.options.onEvent?.(event);

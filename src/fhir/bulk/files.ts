@@ -15,12 +15,15 @@ import { fileChunks, ndjsonLines, type NdjsonLines } from '../../mapping/load.js
 import { FhirError } from '../fhir-error.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { BulkHttp, BulkHttpError, headerOf } from './http.js';
+import { type BulkHttp, BulkHttpError, headerOf } from './http.js';
 
 /** The server no longer has an export's files (HTTP 404/410): a new export is needed. */
 export class ExportExpiredError extends Error {
   override readonly name = 'ExportExpiredError';
-  constructor(readonly status: number, readonly file: string) {
+  constructor(
+    readonly status: number,
+    readonly file: string,
+  ) {
     super(`${file} answered HTTP ${status}`);
   }
 }
@@ -45,40 +48,47 @@ export function sendsBearer(http: BulkHttp, requiresAccessToken: boolean, url: s
 }
 
 /** Downloads one file to `path` (via `path.part`, renamed when complete); retried whole under the shared policy. */
-export async function downloadFile(
-  http: BulkHttp, file: ManifestFile, label: string, path: string, bearer: boolean, signal?: AbortSignal,
-): Promise<LocalFile> {
+export async function downloadFile(http: BulkHttp, file: ManifestFile, label: string, path: string, bearer: boolean, signal?: AbortSignal): Promise<LocalFile> {
   const part = `${path}.part`;
   try {
-    return await http.withRetries(`FHIR export download of ${label}`, async () => {
-      const reply = await http.send({
-        method: 'GET', url: file.url, what: label, bearer, signal, headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
-      });
-      if (reply.status === 404 || reply.status === 410) {
-        await reply.body.dump();
-        throw new ExportExpiredError(reply.status, label);
-      }
-      if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
-      const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
-      if (encoding !== 'gzip' && encoding !== 'identity') {
-        reply.body.destroy();
-        throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
-      }
-      let bytes = 0;
-      await pipeline(
-        reply.body,
-        async function* count(source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            bytes += chunk.length;
-            yield chunk;
-          }
-        },
-        // flush: the bytes are on disk before the checkpoint says the file is complete.
-        createWriteStream(part, { mode: 0o600, flush: true }),
-      );
-      renameSync(part, path);
-      return { bytes, gzip: encoding === 'gzip' };
-    }, signal);
+    return await http.withRetries(
+      `FHIR export download of ${label}`,
+      async () => {
+        const reply = await http.send({
+          method: 'GET',
+          url: file.url,
+          what: label,
+          bearer,
+          signal,
+          headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
+        });
+        if (reply.status === 404 || reply.status === 410) {
+          await reply.body.dump();
+          throw new ExportExpiredError(reply.status, label);
+        }
+        if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
+        const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
+        if (encoding !== 'gzip' && encoding !== 'identity') {
+          reply.body.destroy();
+          throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
+        }
+        let bytes = 0;
+        await pipeline(
+          reply.body,
+          async function* count(source: AsyncIterable<Buffer>) {
+            for await (const chunk of source) {
+              bytes += chunk.length;
+              yield chunk;
+            }
+          },
+          // flush: the bytes are on disk before the checkpoint says the file is complete.
+          createWriteStream(part, { mode: 0o600, flush: true }),
+        );
+        renameSync(part, path);
+        return { bytes, gzip: encoding === 'gzip' };
+      },
+      signal,
+    );
   } finally {
     rmSync(part, { force: true });
   }
@@ -143,7 +153,12 @@ export function parseLine<T>(text: string, type: string, label: string, line: nu
 }
 
 export function exportFileError(message: string, status: number): FhirError {
-  return new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${message}. The file is not what the manifest says; nothing of this run was pushed. Report it to the EHR team.`, {
-    status, resourceType: 'export',
-  });
+  return new FhirError(
+    'BRG_ERR_FHIR_EXPORT_FILE',
+    `${message}. The file is not what the manifest says; nothing of this run was pushed. Report it to the EHR team.`,
+    {
+      status,
+      resourceType: 'export',
+    },
+  );
 }

@@ -95,15 +95,20 @@ export class BulkHttp {
   async withRetries<T>(what: string, attempt: (attemptNumber: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     let retries = 0;
     try {
-      return await withRetry(attempt, (error) => this.classify(error), {
-        clock: this.options.clock,
-        ...(signal ? { signal } : {}),
-        ...(this.options.random ? { random: this.options.random } : {}),
-        onRetry: (info) => {
-          retries += 1;
-          this.options.logger.warn({ step: what, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'FHIR bulk request failed; retrying');
+      return await withRetry(
+        attempt,
+        (error) => this.classify(error),
+        {
+          clock: this.options.clock,
+          ...(signal ? { signal } : {}),
+          ...(this.options.random ? { random: this.options.random } : {}),
+          onRetry: (info) => {
+            retries += 1;
+            this.options.logger.warn({ step: what, attempt: info.attempt, delayMs: info.delayMs, reason: info.reason }, 'FHIR bulk request failed; retrying');
+          },
         },
-      }, this.options.retry);
+        this.options.retry,
+      );
     } catch (error) {
       throw this.toError(error, what, retries + 1, signal);
     }
@@ -117,7 +122,10 @@ export class BulkHttp {
       size += chunk.length;
       if (size > this.options.maxJsonBytes) {
         reply.body.destroy();
-        throw new BridgeError('BRG_ERR_FHIR_TOO_LARGE', `A FHIR bulk answer was larger than ${this.options.maxJsonBytes} bytes; it was not read further. Raise fhir.maxResponseBytes if the manifest is that large.`);
+        throw new BridgeError(
+          'BRG_ERR_FHIR_TOO_LARGE',
+          `A FHIR bulk answer was larger than ${this.options.maxJsonBytes} bytes; it was not read further. Raise fhir.maxResponseBytes if the manifest is that large.`,
+        );
       }
       chunks.push(chunk);
     }
@@ -150,14 +158,25 @@ export class BulkHttp {
       const text = bodyText(error.data);
       const fields = { status: error.status, resourceType: 'export', outcome: { text, codes: outcomeCodes(error.data) } };
       if (RETRYABLE_STATUSES.has(error.status)) {
-        return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was HTTP ${error.status} (${text.replace(/\.$/, '')}).`, { ...fields, details: { attempts } });
+        return new FhirError(
+          'BRG_ERR_FHIR_UNAVAILABLE',
+          `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was HTTP ${error.status} (${text.replace(/\.$/, '')}).`,
+          { ...fields, details: { attempts } },
+        );
       }
       return new FhirError('BRG_ERR_FHIR_HTTP', `${what} at ${this.origin} answered HTTP ${error.status}: ${text.replace(/\.$/, '')}.`, fields);
     }
     if (isNetworkError(error)) {
-      return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was ${networkErrorText(error)}.`, {
-        status: 0, resourceType: 'export', cause: error, details: { attempts },
-      });
+      return new FhirError(
+        'BRG_ERR_FHIR_UNAVAILABLE',
+        `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was ${networkErrorText(error)}.`,
+        {
+          status: 0,
+          resourceType: 'export',
+          cause: error,
+          details: { attempts },
+        },
+      );
     }
     return error;
   }

@@ -11,7 +11,7 @@ import { quoteUpstreamText } from '../../http.js';
 import { FhirError } from '../fhir-error.js';
 import { outcomeCodes } from '../outcome.js';
 import type { ExportRequest } from './checkpoint.js';
-import { BulkHttp, BulkHttpError, bodyText, headerOf, isNetworkError } from './http.js';
+import { type BulkHttp, BulkHttpError, bodyText, headerOf, isNetworkError } from './http.js';
 import { pollDelay } from './poll-delay.js';
 
 /** Issue types of the `transient` family (FHIR IssueType): the poll failed, not the export. */
@@ -19,7 +19,8 @@ const TRANSIENT_CODES = new Set(['transient', 'lock-error', 'no-store', 'excepti
 
 /** The kick-off URL of a request: `{base}/$export`, `/Patient/$export` or `/Group/{id}/$export`, with `_type` and `_since`. */
 export function kickOffUrl(baseUrl: string, request: ExportRequest): string {
-  const path = request.level === 'system' ? '/$export' : request.level === 'patient' ? '/Patient/$export' : `/Group/${encodeURIComponent(request.groupId ?? '')}/$export`;
+  const path =
+    request.level === 'system' ? '/$export' : request.level === 'patient' ? '/Patient/$export' : `/Group/${encodeURIComponent(request.groupId ?? '')}/$export`;
   const url = new URL(baseUrl.replace(/\/+$/, '') + path);
   url.searchParams.set('_type', request.types.join(','));
   if (request.since !== undefined) url.searchParams.set('_since', request.since);
@@ -31,9 +32,22 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
   const url = kickOffUrl(http.options.baseUrl, request);
   const what = `FHIR $export kick-off (${request.level} level, ${request.since ? `since ${request.since}` : 'everything'})`;
   try {
-    const reply = await http.withRetries(what, () => http.expect({
-      method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
-    }, [202]), signal);
+    const reply = await http.withRetries(
+      what,
+      () =>
+        http.expect(
+          {
+            method: 'GET',
+            url,
+            what,
+            bearer: true,
+            signal,
+            headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
+          },
+          [202],
+        ),
+      signal,
+    );
     await reply.body.dump();
     const location = headerOf(reply.headers, 'content-location');
     if (!location) throw exportError(`${what} at ${http.origin} answered 202 without a Content-Location (the status URL)`, 202);
@@ -83,7 +97,8 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
   const wait = async (retryAfter: string | undefined, reason: string): Promise<void> => {
     const delay = pollDelay(retryAfter, clock.now(), options.pollMinMs, backoff);
     backoff = delay.basis === 'backoff' ? backoff + 1 : 0;
-    if (delay.basis !== 'retry-after' && reason !== 'in progress') logger.info({ delayMs: delay.ms, basis: delay.basis, reason }, 'FHIR $export status: polling again later');
+    if (delay.basis !== 'retry-after' && reason !== 'in progress')
+      logger.info({ delayMs: delay.ms, basis: delay.basis, reason }, 'FHIR $export status: polling again later');
     await clock.sleep(Math.max(0, Math.min(delay.ms, options.deadlineMs - clock.now() + 1)), options.signal);
   };
   for (;;) {
@@ -120,7 +135,11 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       logger.warn({ status, attempt: failures }, 'FHIR $export status: transient error; polling again');
       await wait(headerOf(reply.headers, 'retry-after'), 'transient error');
     } else {
-      throw exportError(`The FHIR server reports the export failed: ${what} at ${http.origin} answered HTTP ${status} (${bodyText(body).replace(/\.$/, '')}). The next run starts a new export`, status, body);
+      throw exportError(
+        `The FHIR server reports the export failed: ${what} at ${http.origin} answered HTTP ${status} (${bodyText(body).replace(/\.$/, '')}). The next run starts a new export`,
+        status,
+        body,
+      );
     }
   }
 }

@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../../log.js';
 import type { ExportManifest, ManifestFile } from './checkpoint.js';
-import { BulkHttp } from './http.js';
+import type { BulkHttp } from './http.js';
 import { exportError } from './job.js';
 
 /** A paging loop or a runaway server must not keep the client reading manifests forever. */
@@ -24,7 +24,12 @@ interface ManifestPage {
 
 /** Reads the first page (the status answer) and every `next` page after it into one manifest. */
 export async function readManifest(
-  http: BulkHttp, first: unknown, statusUrl: string, types: readonly string[], logger: Logger, signal?: AbortSignal,
+  http: BulkHttp,
+  first: unknown,
+  statusUrl: string,
+  types: readonly string[],
+  logger: Logger,
+  signal?: AbortSignal,
 ): Promise<ExportManifest> {
   const head = parsePage(first, statusUrl);
   const output = [...head.output];
@@ -33,12 +38,19 @@ export async function readManifest(
   const seen = new Set<string>([statusUrl]);
   for (let next = head.next, pages = 1; next !== undefined; pages++) {
     if (seen.has(next) || pages >= MAX_MANIFEST_PAGES) {
-      throw exportError(`The FHIR server's export manifest pages loop (a next link repeats, or more than ${MAX_MANIFEST_PAGES} pages); the next run starts a new export`, 200);
+      throw exportError(
+        `The FHIR server's export manifest pages loop (a next link repeats, or more than ${MAX_MANIFEST_PAGES} pages); the next run starts a new export`,
+        200,
+      );
     }
     seen.add(next);
     const url = next;
     const what = 'FHIR $export manifest page';
-    const reply = await http.withRetries(what, () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]), signal);
+    const reply = await http.withRetries(
+      what,
+      () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]),
+      signal,
+    );
     const page = parsePage(await http.readBody(reply), url);
     output.push(...page.output);
     error.push(...page.error);
@@ -48,11 +60,17 @@ export async function readManifest(
   const wanted = new Set(types);
   const foreign = output.filter((file) => !wanted.has(file.type));
   if (foreign.length > 0) {
-    logger.warn({ types: [...new Set(foreign.map((file) => file.type))].join(','), files: foreign.length }, 'the export holds files of types not asked for; they are not read');
+    logger.warn(
+      { types: [...new Set(foreign.map((file) => file.type))].join(','), files: foreign.length },
+      'the export holds files of types not asked for; they are not read',
+    );
   }
   return {
-    transactionTime: head.transactionTime, requiresAccessToken: head.requiresAccessToken,
-    output: output.filter((file) => wanted.has(file.type)), error, deleted,
+    transactionTime: head.transactionTime,
+    requiresAccessToken: head.requiresAccessToken,
+    output: output.filter((file) => wanted.has(file.type)),
+    error,
+    deleted,
   };
 }
 
@@ -60,7 +78,11 @@ function parsePage(data: unknown, pageUrl: string): ManifestPage {
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw invalid('is not a JSON object');
   const page = data as Record<string, unknown>;
   const transactionTime = page['transactionTime'];
-  if (typeof transactionTime !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(transactionTime) || Number.isNaN(Date.parse(transactionTime))) {
+  if (
+    typeof transactionTime !== 'string' ||
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(transactionTime) ||
+    Number.isNaN(Date.parse(transactionTime))
+  ) {
     throw invalid('has no transactionTime instant');
   }
   const requiresAccessToken = page['requiresAccessToken'];
@@ -69,7 +91,8 @@ function parsePage(data: unknown, pageUrl: string): ManifestPage {
     .map((link) => link as { relation?: unknown; url?: unknown })
     .find((link) => link.relation === 'next' && typeof link.url === 'string')?.url as string | undefined;
   return {
-    transactionTime, requiresAccessToken,
+    transactionTime,
+    requiresAccessToken,
     output: files(page['output'], 'output', pageUrl),
     error: files(page['error'], 'error', pageUrl),
     deleted: Array.isArray(page['deleted']) ? page['deleted'].length : 0,

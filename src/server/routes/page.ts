@@ -27,7 +27,13 @@ export function pageRoutes(app: FastifyInstance): void {
     const mediaType = asset.type.split(';')[0] as string;
     app.get(
       asset.path,
-      { schema: { summary: asset.summary, tags: ['page'], response: { 200: { description: asset.summary, content: { [mediaType]: { schema: { type: 'string' } } } } } } },
+      {
+        schema: {
+          summary: asset.summary,
+          tags: ['page'],
+          response: { 200: { description: asset.summary, content: { [mediaType]: { schema: { type: 'string' } } } } },
+        },
+      },
       async (_request, reply) =>
         reply
           .type(asset.type)

@@ -30,8 +30,19 @@ export const v1Security = [{ apiToken: [] }];
 const counts = {
   type: 'object',
   properties: Object.fromEntries(
-    ['events', 'duplicates', 'skipped', 'rows', 'rejects', 'blocks', 'blocksAcked', 'rowsAcked', 'possiblyDuplicated', 'rowsAlreadyDelivered', 'rowsPossiblyDuplicated']
-      .map((name) => [name, int]),
+    [
+      'events',
+      'duplicates',
+      'skipped',
+      'rows',
+      'rejects',
+      'blocks',
+      'blocksAcked',
+      'rowsAcked',
+      'possiblyDuplicated',
+      'rowsAlreadyDelivered',
+      'rowsPossiblyDuplicated',
+    ].map((name) => [name, int]),
   ),
 } as const;
 
@@ -55,12 +66,22 @@ const fill = {
 export const runSchema = {
   type: 'object',
   properties: {
-    id: str, connector: str, state: runState, trigger: runTrigger, since: instantOut, until: instantOut, startedAt: instantOut, finishedAt: instantOut,
-    counts, error: runError, spoolPath: str,
-    rejectsPath: { type: 'string', description: 'Where the run\'s rejects file is (it holds PHI); only while it exists' },
+    id: str,
+    connector: str,
+    state: runState,
+    trigger: runTrigger,
+    since: instantOut,
+    until: instantOut,
+    startedAt: instantOut,
+    finishedAt: instantOut,
+    counts,
+    error: runError,
+    spoolPath: str,
+    rejectsPath: { type: 'string', description: "Where the run's rejects file is (it holds PHI); only while it exists" },
     rejectsAvailable: { type: 'boolean', description: 'The rejects file is still there (GET /v1/runs/{id}/rejects)' },
     rejectsExpireAt: { type: 'string', format: 'date-time', description: 'When retention.rejectsDays removes it' },
-    dryRun: { type: 'boolean' }, backfill: { type: 'boolean' },
+    dryRun: { type: 'boolean' },
+    backfill: { type: 'boolean' },
     details: {
       type: 'object',
       properties: { skipReasons: reasons, rejectReasons: reasons, possiblyDuplicatedBlocks: { type: 'array', items: int }, fill },
@@ -71,15 +92,29 @@ export const runSchema = {
 const progress = {
   type: 'object',
   properties: {
-    runId: str, phase: { type: 'string', enum: ['pulling', 'pushing'] }, startedAt: instantOut, events: int, rows: int, rejects: int,
-    rowsAcked: int, blocksAcked: int, blocksTotal: { type: 'integer', description: 'Estimate, once the spool is complete' },
+    runId: str,
+    phase: { type: 'string', enum: ['pulling', 'pushing'] },
+    startedAt: instantOut,
+    events: int,
+    rows: int,
+    rejects: int,
+    rowsAcked: int,
+    blocksAcked: int,
+    blocksTotal: { type: 'integer', description: 'Estimate, once the spool is complete' },
   },
 } as const;
 
 const runBrief = {
   type: 'object',
   properties: {
-    id: str, state: runState, trigger: runTrigger, startedAt: instantOut, finishedAt: instantOut, durationSeconds: { type: 'number' }, counts, error: runError,
+    id: str,
+    state: runState,
+    trigger: runTrigger,
+    startedAt: instantOut,
+    finishedAt: instantOut,
+    durationSeconds: { type: 'number' },
+    counts,
+    error: runError,
   },
 } as const;
 

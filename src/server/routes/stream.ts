@@ -25,7 +25,12 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
         summary: 'Server-Sent Events: an "event: status" message (data: the GET /v1/status body) at once, on every progress change and periodically',
         security: v1Security,
         response: v1Responses({
-          200: { description: 'text/event-stream', content: { 'text/event-stream': { schema: { type: 'string', description: 'Messages of "event: status" whose "data:" is the JSON body of GET /v1/status' } } } },
+          200: {
+            description: 'text/event-stream',
+            content: {
+              'text/event-stream': { schema: { type: 'string', description: 'Messages of "event: status" whose "data:" is the JSON body of GET /v1/status' } },
+            },
+          },
         }),
       },
     },

@@ -34,7 +34,10 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         security: v1Security,
         params: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
         body: { type: 'object', additionalProperties: false, properties: { since: instant, until: instant } },
-        response: v1Responses({ 202: { description: 'Started', type: 'object', properties: { runId: { type: 'string' } } } }, { notFound: true, conflict: true }),
+        response: v1Responses(
+          { 202: { description: 'Started', type: 'object', properties: { runId: { type: 'string' } } } },
+          { notFound: true, conflict: true },
+        ),
       },
     },
     async (request, reply) => {
@@ -65,7 +68,11 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
       schema: {
         summary: 'Recent runs, newest first',
         security: v1Security,
-        querystring: { type: 'object', additionalProperties: false, properties: { connector: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 500 } } },
+        querystring: {
+          type: 'object',
+          additionalProperties: false,
+          properties: { connector: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: 500 } },
+        },
         response: v1Responses({ 200: { description: 'Runs', type: 'object', properties: { runs: { type: 'array', items: runSchema } } } }),
       },
     },
@@ -96,7 +103,10 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         description: 'Kept retention.rejectsDays (default 14) after the run completes, mode 0600; a failed run keeps none (its rerun rejects the same rows).',
         security: v1Security,
         params: idParams,
-        response: v1Responses({ 200: { description: 'NDJSON (holds PHI)', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } }, { notFound: true }),
+        response: v1Responses(
+          { 200: { description: 'NDJSON (holds PHI)', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } },
+          { notFound: true },
+        ),
       },
     },
     async (request, reply) => {

@@ -10,7 +10,10 @@ import type { LeaseHolder, LeaseOutcome, LeaseStore } from './types.js';
 export class SqliteLeaseStore implements LeaseStore {
   private readonly stmt;
 
-  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly clock: Clock,
+  ) {
     this.stmt = {
       get: db.prepare<[string], { owner_id: string; owner: string; expires_ms: number }>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
       put: db.prepare(
@@ -22,16 +25,18 @@ export class SqliteLeaseStore implements LeaseStore {
   }
 
   acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {
-    return this.db.transaction((): LeaseOutcome => {
-      const now = this.clock.now();
-      const row = this.stmt.get.get(name);
-      if (row && row.owner_id !== holder.id && row.expires_ms > now) {
-        const current = JSON.parse(row.owner) as LeaseHolder;
-        if (!isStale(current)) return { acquired: false, holder: current, expiresMs: row.expires_ms };
-      }
-      this.stmt.put.run(name, holder.id, JSON.stringify(holder), now + ttlMs);
-      return { acquired: true, ...(row && row.owner_id !== holder.id ? { tookOverFrom: JSON.parse(row.owner) as LeaseHolder } : {}) };
-    }).immediate();
+    return this.db
+      .transaction((): LeaseOutcome => {
+        const now = this.clock.now();
+        const row = this.stmt.get.get(name);
+        if (row && row.owner_id !== holder.id && row.expires_ms > now) {
+          const current = JSON.parse(row.owner) as LeaseHolder;
+          if (!isStale(current)) return { acquired: false, holder: current, expiresMs: row.expires_ms };
+        }
+        this.stmt.put.run(name, holder.id, JSON.stringify(holder), now + ttlMs);
+        return { acquired: true, ...(row && row.owner_id !== holder.id ? { tookOverFrom: JSON.parse(row.owner) as LeaseHolder } : {}) };
+      })
+      .immediate();
   }
 
   renewLease(name: string, holderId: string, ttlMs: number): boolean {

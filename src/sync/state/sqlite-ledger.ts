@@ -5,9 +5,7 @@
  */
 import type Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
-import type {
-  ClaimCursor, ClaimDecision, DeliveryLedger, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange,
-} from '../../purview/ledger.js';
+import type { ClaimCursor, ClaimDecision, DeliveryLedger, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import type { PossiblyDuplicated } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -24,7 +22,10 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   private readonly stmt;
   private readonly ids = new Map<string, number>();
 
-  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly clock: Clock,
+  ) {
     this.stmt = {
       destination: db.prepare<[string], { id: number }>('SELECT id FROM destinations WHERE key = ?'),
       addDestination: db.prepare('INSERT OR IGNORE INTO destinations (key) VALUES (?)'),
@@ -76,33 +77,38 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   openEventBlock<T extends EventClaim>(
-    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+    target: DeliveryTarget,
+    cursor: ClaimCursor<T>,
+    maxRows: number,
+    onDecision: (event: T, decision: ClaimDecision) => void,
   ): OpenedBlock | undefined {
     const destination = this.destinationId(target.destination);
     const source = this.sourceId(target.source);
     try {
-      return this.db.transaction((): OpenedBlock => {
-        const now = this.clock.now();
-        const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
-        let rows = 0;
-        let resentRows = 0;
-        let high = Number.NEGATIVE_INFINITY;
-        for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
-          if (rows > 0 && rows + event.rows > maxRows) break;
-          cursor.take();
-          const decision = this.claimOne(destination, source, blockId, event);
-          if (decision === 'send' || decision === 'resend') {
-            rows += event.rows;
-            if (decision === 'resend') resentRows += event.rows;
-            if (event.recordedMs !== undefined && event.recordedMs > high) high = event.recordedMs;
+      return this.db
+        .transaction((): OpenedBlock => {
+          const now = this.clock.now();
+          const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+          let rows = 0;
+          let resentRows = 0;
+          let high = Number.NEGATIVE_INFINITY;
+          for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
+            if (rows > 0 && rows + event.rows > maxRows) break;
+            cursor.take();
+            const decision = this.claimOne(destination, source, blockId, event);
+            if (decision === 'send' || decision === 'resend') {
+              rows += event.rows;
+              if (decision === 'resend') resentRows += event.rows;
+              if (event.recordedMs !== undefined && event.recordedMs > high) high = event.recordedMs;
+            }
+            onDecision(event, decision);
           }
-          onDecision(event, decision);
-        }
-        if (rows === 0) throw new NothingClaimed();
-        this.stmt.sizeBlock.run(rows, resentRows, blockId);
-        if (Number.isFinite(high)) this.stmt.raiseMark.run(destination, source, high);
-        return { id: blockId, rows, resentRows };
-      }).immediate();
+          if (rows === 0) throw new NothingClaimed();
+          this.stmt.sizeBlock.run(rows, resentRows, blockId);
+          if (Number.isFinite(high)) this.stmt.raiseMark.run(destination, source, high);
+          return { id: blockId, rows, resentRows };
+        })
+        .immediate();
     } catch (error) {
       if (error instanceof NothingClaimed) return undefined;
       throw error;
@@ -125,17 +131,19 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock {
     const destination = this.destinationId(target.destination);
     const source = this.sourceId(target.source);
-    return this.db.transaction((): OpenedBlock => {
-      const now = this.clock.now();
-      const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
-      let rows = 0;
-      for (const range of ranges) {
-        this.stmt.addRange.run(destination, source, range.first, range.end, blockId);
-        rows += range.end - range.first;
-      }
-      this.stmt.sizeBlock.run(rows, resentRows, blockId);
-      return { id: blockId, rows, resentRows };
-    }).immediate();
+    return this.db
+      .transaction((): OpenedBlock => {
+        const now = this.clock.now();
+        const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+        let rows = 0;
+        for (const range of ranges) {
+          this.stmt.addRange.run(destination, source, range.first, range.end, blockId);
+          rows += range.end - range.first;
+        }
+        this.stmt.sizeBlock.run(rows, resentRows, blockId);
+        return { id: blockId, rows, resentRows };
+      })
+      .immediate();
   }
 
   rangesOf(target: DeliveryTarget): RangeRecord[] {
@@ -191,11 +199,19 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   private destinationId(key: string): number {
-    return this.idOf(`d:${key}`, () => this.stmt.destination.get(key)?.id, () => this.stmt.addDestination.run(key));
+    return this.idOf(
+      `d:${key}`,
+      () => this.stmt.destination.get(key)?.id,
+      () => this.stmt.addDestination.run(key),
+    );
   }
 
   private sourceId(key: string): number {
-    return this.idOf(`s:${key}`, () => this.stmt.source.get(key)?.id, () => this.stmt.addSource.run(key));
+    return this.idOf(
+      `s:${key}`,
+      () => this.stmt.source.get(key)?.id,
+      () => this.stmt.addSource.run(key),
+    );
   }
 
   /** Ids are created on first use; another process may create the same one at the same moment (OR IGNORE). */

@@ -12,12 +12,34 @@ import { MIGRATIONS } from './migrations.js';
 import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
-import { ZERO_COUNTS, type LeaseHolder, type LeaseOutcome, type PossiblyDuplicated, type RunCounts, type RunDetails, type RunRecord, type SeenEvent, type StateStore } from './types.js';
+import {
+  ZERO_COUNTS,
+  type LeaseHolder,
+  type LeaseOutcome,
+  type PossiblyDuplicated,
+  type RunCounts,
+  type RunDetails,
+  type RunRecord,
+  type SeenEvent,
+  type StateStore,
+} from './types.js';
 
 interface RunRow {
-  id: string; connector: string; state: string; trigger: string; since: string; until: string; started_at: string;
-  finished_at: string | null; counts: string; error: string | null; spool_path: string | null; rejects_path: string | null; dry_run: number;
-  backfill: number; details: string | null;
+  id: string;
+  connector: string;
+  state: string;
+  trigger: string;
+  since: string;
+  until: string;
+  started_at: string;
+  finished_at: string | null;
+  counts: string;
+  error: string | null;
+  spool_path: string | null;
+  rejects_path: string | null;
+  dry_run: number;
+  backfill: number;
+  details: string | null;
 }
 
 export function openStateStore(stateDir: string, clock: Clock): StateStore {
@@ -63,7 +85,10 @@ class SqliteStateStore implements StateStore {
   private readonly ledger: SqliteDeliveryLedger;
   private readonly leases: SqliteLeaseStore;
 
-  constructor(private readonly db: Database.Database, private readonly clock: Clock) {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly clock: Clock,
+  ) {
     this.ledger = new SqliteDeliveryLedger(db, clock);
     this.leases = new SqliteLeaseStore(db, clock);
     this.stmt = {
@@ -78,13 +103,13 @@ class SqliteStateStore implements StateStore {
         'UPDATE runs SET state = @state, since = @since, until = @until, finished_at = @finished_at, counts = @counts, error = @error, spool_path = @spool_path, rejects_path = @rejects_path, details = @details WHERE id = @id',
       ),
       run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
-      unfinished: db.prepare<[string], RunRow>(
-        "SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1",
-      ),
+      unfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1"),
       seen: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ?'),
       prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded_ms < ?'),
       stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded_ms) VALUES (?, ?, ?)'),
-      promote: db.prepare('INSERT OR IGNORE INTO seen_events (connector, event_key, recorded_ms) SELECT ?, event_key, recorded_ms FROM pending_seen WHERE run_id = ?'),
+      promote: db.prepare(
+        'INSERT OR IGNORE INTO seen_events (connector, event_key, recorded_ms) SELECT ?, event_key, recorded_ms FROM pending_seen WHERE run_id = ?',
+      ),
       dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
       sourceState: db.prepare<[string, string], { value: string }>('SELECT value FROM source_state WHERE connector = ? AND name = ?'),
       setSourceState: db.prepare(
@@ -139,14 +164,16 @@ class SqliteStateStore implements StateStore {
   completeRun(id: string, completion: Parameters<StateStore['completeRun']>[1]): void {
     const run = this.getRun(id);
     if (!run) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
-    this.db.transaction(() => {
-      const { error: _stale, ...rest } = run;
-      this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso() }));
-      if (completion.watermark) this.advanceWatermark(run.connector, completion.watermark);
-      this.stmt.promote.run(run.connector, id);
-      this.stmt.dropStaged.run(id);
-      if (completion.pruneSeenBeforeMs !== undefined) this.stmt.prune.run(run.connector, completion.pruneSeenBeforeMs);
-    }).immediate();
+    this.db
+      .transaction(() => {
+        const { error: _stale, ...rest } = run;
+        this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso() }));
+        if (completion.watermark) this.advanceWatermark(run.connector, completion.watermark);
+        this.stmt.promote.run(run.connector, id);
+        this.stmt.dropStaged.run(id);
+        if (completion.pruneSeenBeforeMs !== undefined) this.stmt.prune.run(run.connector, completion.pruneSeenBeforeMs);
+      })
+      .immediate();
   }
 
   /** Never backwards: compared as instants. */
@@ -176,7 +203,10 @@ class SqliteStateStore implements StateStore {
   }
 
   openEventBlock<T extends EventClaim>(
-    target: DeliveryTarget, cursor: ClaimCursor<T>, maxRows: number, onDecision: (event: T, decision: ClaimDecision) => void,
+    target: DeliveryTarget,
+    cursor: ClaimCursor<T>,
+    maxRows: number,
+    onDecision: (event: T, decision: ClaimDecision) => void,
   ): OpenedBlock | undefined {
     return this.ledger.openEventBlock(target, cursor, maxRows, onDecision);
   }
@@ -236,18 +266,33 @@ class SqliteStateStore implements StateStore {
 
 function toRow(run: RunRecord): Record<string, string | number | null> {
   return {
-    id: run.id, connector: run.connector, state: run.state, trigger: run.trigger, since: run.since, until: run.until,
-    started_at: run.startedAt, finished_at: run.finishedAt ?? null, counts: JSON.stringify(run.counts),
-    error: run.error ? JSON.stringify(run.error) : null, spool_path: run.spoolPath ?? null,
-    rejects_path: run.rejectsPath ?? null, dry_run: run.dryRun ? 1 : 0, backfill: run.backfill ? 1 : 0,
+    id: run.id,
+    connector: run.connector,
+    state: run.state,
+    trigger: run.trigger,
+    since: run.since,
+    until: run.until,
+    started_at: run.startedAt,
+    finished_at: run.finishedAt ?? null,
+    counts: JSON.stringify(run.counts),
+    error: run.error ? JSON.stringify(run.error) : null,
+    spool_path: run.spoolPath ?? null,
+    rejects_path: run.rejectsPath ?? null,
+    dry_run: run.dryRun ? 1 : 0,
+    backfill: run.backfill ? 1 : 0,
     details: run.details ? JSON.stringify(run.details) : null,
   };
 }
 
 function fromRow(row: RunRow): RunRecord {
   return {
-    id: row.id, connector: row.connector, state: row.state as RunRecord['state'], trigger: row.trigger as RunRecord['trigger'],
-    since: row.since, until: row.until, startedAt: row.started_at,
+    id: row.id,
+    connector: row.connector,
+    state: row.state as RunRecord['state'],
+    trigger: row.trigger as RunRecord['trigger'],
+    since: row.since,
+    until: row.until,
+    startedAt: row.started_at,
     ...(row.finished_at ? { finishedAt: row.finished_at } : {}),
     counts: { ...ZERO_COUNTS, ...(JSON.parse(row.counts) as Partial<RunCounts>) },
     ...(row.error ? { error: JSON.parse(row.error) as { code: string; message: string } } : {}),

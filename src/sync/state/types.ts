@@ -25,8 +25,17 @@ export interface RunCounts {
 }
 
 export const ZERO_COUNTS: Readonly<RunCounts> = Object.freeze({
-  events: 0, duplicates: 0, skipped: 0, rows: 0, rejects: 0, blocks: 0, blocksAcked: 0, rowsAcked: 0, possiblyDuplicated: 0,
-  rowsAlreadyDelivered: 0, rowsPossiblyDuplicated: 0,
+  events: 0,
+  duplicates: 0,
+  skipped: 0,
+  rows: 0,
+  rejects: 0,
+  blocks: 0,
+  blocksAcked: 0,
+  rowsAcked: 0,
+  possiblyDuplicated: 0,
+  rowsAlreadyDelivered: 0,
+  rowsPossiblyDuplicated: 0,
 });
 
 /** What a run found besides counts: reasons and column fill, for the run's detail view. No PHI. */

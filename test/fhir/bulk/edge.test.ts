@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BridgeError } from '../../../src/errors.js';
+import type { BridgeError } from '../../../src/errors.js';
 import { createReferenceResolver } from '../../../src/fhir/index.js';
 import { createBulkExportSource } from '../../../src/fhir/bulk-source.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
@@ -43,14 +43,27 @@ function source(events: BulkExportEvent[] = []) {
   const clock = new InstantClock();
   const tokens = { getToken: async () => 'tok', invalidate: () => undefined };
   const http = new BulkHttp({
-    baseUrl: base, tokenSource: tokens, dispatcher: createDispatcher(DIRECT_NETWORK), clock, logger: silentLogger(), timeoutMs: 5000,
-    retry: { maxAttempts: 2, maxTotalMs: 10_000, baseDelayMs: 1, maxDelayMs: 10 }, maxJsonBytes: 1 << 20,
+    baseUrl: base,
+    tokenSource: tokens,
+    dispatcher: createDispatcher(DIRECT_NETWORK),
+    clock,
+    logger: silentLogger(),
+    timeoutMs: 5000,
+    retry: { maxAttempts: 2, maxTotalMs: 10_000, baseDelayMs: 1, maxDelayMs: 10 },
+    maxJsonBytes: 1 << 20,
   });
   const fallback = createReferenceResolver(createFhirClient({ baseUrl: base, tokenSource: tokens, clock, logger: silentLogger() }), { clock });
   const store = new MemoryCheckpoints();
   const bulk = createBulkExportSource({
-    http, fallback, store, dir: mkdtempSync(join(tmpdir(), 'bridge-bulk-edge-')), newId: () => 'edge', overlapMs: 0, cacheSize: 10,
-    settings: { level: 'system', types: ['AuditEvent'], pollMinSeconds: 1, pollMaxMinutes: 5 }, onEvent: (e) => events.push(e),
+    http,
+    fallback,
+    store,
+    dir: mkdtempSync(join(tmpdir(), 'bridge-bulk-edge-')),
+    newId: () => 'edge',
+    overlapMs: 0,
+    cacheSize: 10,
+    settings: { level: 'system', types: ['AuditEvent'], pollMinSeconds: 1, pollMaxMinutes: 5 },
+    onEvent: (e) => events.push(e),
   });
   return {
     store,
@@ -66,27 +79,52 @@ const manifest = (extra: Record<string, unknown>) => ({ transactionTime: '2026-1
 
 it('stops when a kick-off answers 202 without a Content-Location', async () => {
   route = () => ({ status: 202 });
-  const error = (await source().read().catch((e: unknown) => e)) as BridgeError;
+  const error = (await source()
+    .read()
+    .catch((e: unknown) => e)) as BridgeError;
   expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
   expect(error.message).toContain('answered 202 without a Content-Location (the status URL)');
 });
 
 it('refuses a manifest whose next links loop, and one without transactionTime; abandons that export', async () => {
-  route = (path) => (path.includes('$export') ? { status: 202, headers: { 'content-location': `${base}/status/1` } }
-    : path.endsWith('/status/1') ? { status: 200, body: manifest({ link: [{ relation: 'next', url: `${base}/page/2` }] }) }
-      : path.endsWith('/page/2') ? { status: 200, body: manifest({ link: [{ relation: 'next', url: `${base}/page/2` }] }) } : { status: 202 });
+  route = (path) =>
+    path.includes('$export')
+      ? { status: 202, headers: { 'content-location': `${base}/status/1` } }
+      : path.endsWith('/status/1')
+        ? { status: 200, body: manifest({ link: [{ relation: 'next', url: `${base}/page/2` }] }) }
+        : path.endsWith('/page/2')
+          ? { status: 200, body: manifest({ link: [{ relation: 'next', url: `${base}/page/2` }] }) }
+          : { status: 202 };
   const first = source();
   const loop = (await first.read().catch((e: unknown) => e)) as BridgeError;
   expect(loop.message).toMatch(/manifest pages loop/);
   expect(first.store.value).toBeUndefined();
-  route = (path) => (path.includes('$export') ? { status: 202, headers: { 'content-location': `${base}/status/2` } } : { status: 200, body: { requiresAccessToken: true, output: [] } });
-  expect(((await source().read().catch((e: unknown) => e)) as BridgeError).message).toMatch(/manifest has no transactionTime instant/);
+  route = (path) =>
+    path.includes('$export')
+      ? { status: 202, headers: { 'content-location': `${base}/status/2` } }
+      : { status: 200, body: { requiresAccessToken: true, output: [] } };
+  expect(
+    (
+      (await source()
+        .read()
+        .catch((e: unknown) => e)) as BridgeError
+    ).message,
+  ).toMatch(/manifest has no transactionTime instant/);
 });
 
 it('reads no file of a type it did not ask for, counts deleted entries, and covers an empty export up to its transactionTime', async () => {
-  route = (path) => (path.includes('$export') ? { status: 202, headers: { 'content-location': `${base}/status/3` } }
-    : path.endsWith('/status/3') ? { status: 200, body: manifest({ output: [{ type: 'Observation', url: `${base}/files/obs.ndjson` }], deleted: [{ type: 'Bundle', url: `${base}/files/del.ndjson` }] }) }
-      : { status: 202 });
+  route = (path) =>
+    path.includes('$export')
+      ? { status: 202, headers: { 'content-location': `${base}/status/3` } }
+      : path.endsWith('/status/3')
+        ? {
+            status: 200,
+            body: manifest({
+              output: [{ type: 'Observation', url: `${base}/files/obs.ndjson` }],
+              deleted: [{ type: 'Bundle', url: `${base}/files/del.ndjson` }],
+            }),
+          }
+        : { status: 202 };
   const events: BulkExportEvent[] = [];
   expect(await source(events).read()).toEqual([]);
   expect(events).toContainEqual({ type: 'manifest', files: 0, transactionTime: '2026-11-02T00:00:00Z', deleted: 1 });

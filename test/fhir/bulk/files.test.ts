@@ -17,7 +17,13 @@ beforeAll(async () => {
 });
 afterAll(async () => f?.close());
 afterEach(() => {
-  Object.assign(f.bulk, { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], processingPolls: 1, resourcesPerFile: 10 });
+  Object.assign(f.bulk, {
+    ...DEFAULT_BULK_SETTINGS,
+    types: [...DEFAULT_BULK_SETTINGS.types],
+    groupIds: [...DEFAULT_BULK_SETTINGS.groupIds],
+    processingPolls: 1,
+    resourcesPerFile: 10,
+  });
 });
 
 const log = () => f.fx.server.bulk.log;
@@ -31,8 +37,16 @@ describe('manifest', () => {
     expect(ids(events)).toEqual(ids(f.data.events));
     const job = log().kickoffs.at(-1)?.jobId;
     // 3 AuditEvent files of 10, 1 Patient, 1 Practitioner: five pages of one output each.
-    expect(log().manifests.filter((m) => m.jobId === job).map((m) => m.page)).toEqual([1, 2, 3, 4, 5]);
-    expect(log().downloads.slice(downloads).map((d) => d.file)).toEqual(['3', '4', '0', '1', '2']);
+    expect(
+      log()
+        .manifests.filter((m) => m.jobId === job)
+        .map((m) => m.page),
+    ).toEqual([1, 2, 3, 4, 5]);
+    expect(
+      log()
+        .downloads.slice(downloads)
+        .map((d) => d.file),
+    ).toEqual(['3', '4', '0', '1', '2']);
   });
 
   it('reads the error files and reports their OperationOutcomes (counted, cleaned), then maps the rest', async () => {
@@ -42,7 +56,8 @@ describe('manifest', () => {
     const harness = f.source({ logger });
     expect(await harness.read()).toHaveLength(f.data.events.length);
     expect(harness.events.find((e) => e.type === 'export-errors')).toEqual({
-      type: 'export-errors', outcomes: 3,
+      type: 'export-errors',
+      outcomes: 3,
       samples: ['Sandbox: resource 1 could not be exported', 'Sandbox: resource 2 could not be exported', 'Sandbox: resource 3 could not be exported'],
     });
     expect(lines.some((l) => l.includes('the FHIR server reported errors for this export') && l.includes('"outcomes":3'))).toBe(true);
@@ -54,7 +69,11 @@ describe('downloads', () => {
   it('sends the bearer with files on the FHIR server when requiresAccessToken is true', async () => {
     const downloads = log().downloads.length;
     await f.source().read();
-    expect(log().downloads.slice(downloads).every((d) => d.origin === 'fhir' && d.authorization && d.status === 200)).toBe(true);
+    expect(
+      log()
+        .downloads.slice(downloads)
+        .every((d) => d.origin === 'fhir' && d.authorization && d.status === 200),
+    ).toBe(true);
   });
 
   it('sends no bearer to a file on another origin (a signed blob URL), though the manifest requires a token', async () => {
@@ -70,7 +89,11 @@ describe('downloads', () => {
     f.bulk.requiresAccessToken = false;
     const downloads = log().downloads.length;
     expect(await f.source().read()).toHaveLength(f.data.events.length);
-    expect(log().downloads.slice(downloads).every((d) => d.origin === 'fhir' && !d.authorization)).toBe(true);
+    expect(
+      log()
+        .downloads.slice(downloads)
+        .every((d) => d.origin === 'fhir' && !d.authorization),
+    ).toBe(true);
   });
 
   it('accepts gzip (stored compressed, inflated while read) and identity alike', async () => {
@@ -88,13 +111,25 @@ describe('downloads', () => {
 
   it('refuses a line of another resourceType, naming the file and line (never its text)', async () => {
     f.bulk.badLine = { type: 'AuditEvent', line: 7 };
-    const error = await f.source().read().catch((e: unknown) => e);
+    const error = await f
+      .source()
+      .read()
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BridgeError);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
-    expect((error as BridgeError).message).toMatch(/^AuditEvent file 1 of 5 \(\/interconnect-fhir-oauth\/api\/FHIR\/R4\/bulk\/file\/[0-9a-f-]+\/0\), line 7: a Basic in a file of AuditEvent\. /);
+    expect((error as BridgeError).message).toMatch(
+      /^AuditEvent file 1 of 5 \(\/interconnect-fhir-oauth\/api\/FHIR\/R4\/bulk\/file\/[0-9a-f-]+\/0\), line 7: a Basic in a file of AuditEvent\. /,
+    );
     expect((error as BridgeError).message).not.toContain('sandbox-bad-line');
     f.bulk.badLine = { type: 'Patient', line: 2 };
-    expect(((await f.source().read().catch((e: unknown) => e)) as BridgeError).message).toMatch(/^Patient file 4 of 5 .*, line 2: a Basic in a file of Patient/);
+    expect(
+      (
+        (await f
+          .source()
+          .read()
+          .catch((e: unknown) => e)) as BridgeError
+      ).message,
+    ).toMatch(/^Patient file 4 of 5 .*, line 2: a Basic in a file of Patient/);
   });
 
   it('restarts the export with a clear message when its files expired (410) before any event was read', async () => {
@@ -123,7 +158,9 @@ describe('downloads', () => {
     })().catch((e: unknown) => e);
     expect(read).toBeGreaterThan(0);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
-    expect((error as BridgeError).message).toMatch(/files expired \(AuditEvent file \d of 9 .* answered HTTP 410\) after \d+ of its events were read; this run stopped without pushing them, and the next run starts a new export/);
+    expect((error as BridgeError).message).toMatch(
+      /files expired \(AuditEvent file \d of 9 .* answered HTTP 410\) after \d+ of its events were read; this run stopped without pushing them, and the next run starts a new export/,
+    );
     expect(harness.store.value).toBeUndefined();
     Object.assign(f.bulk, { fileTtlMs: 3_600_000, fileDelayMs: 0 });
     expect(await f.source({ store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
@@ -132,7 +169,17 @@ describe('downloads', () => {
   it('lists what happened as events: kick-off, progress, manifest, downloads, finished with a DELETE', async () => {
     const harness = f.source();
     await harness.read();
-    expect(eventTypes(harness.events)).toEqual(['kick-off', 'progress', 'manifest', 'downloaded', 'downloaded', 'downloaded', 'downloaded', 'downloaded', 'finished']);
+    expect(eventTypes(harness.events)).toEqual([
+      'kick-off',
+      'progress',
+      'manifest',
+      'downloaded',
+      'downloaded',
+      'downloaded',
+      'downloaded',
+      'downloaded',
+      'finished',
+    ]);
     expect(harness.events.at(-1)).toEqual({ type: 'finished', deleted: true });
     expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
     expect(harness.store.value).toBeUndefined();

@@ -11,7 +11,15 @@ beforeAll(async () => {
 });
 afterAll(async () => f?.close());
 
-async function kick(init: { accept?: string; prefer?: string; token?: boolean; method?: string; body?: string; path?: string; query?: string }): Promise<{ status: number; text: string; location: string | null }> {
+async function kick(init: {
+  accept?: string;
+  prefer?: string;
+  token?: boolean;
+  method?: string;
+  body?: string;
+  path?: string;
+  query?: string;
+}): Promise<{ status: number; text: string; location: string | null }> {
   const token = init.token === false ? undefined : await f.fx.tokens.getToken();
   const headers: Record<string, string> = {};
   if (init.accept !== undefined) headers['accept'] = init.accept;
@@ -19,26 +27,43 @@ async function kick(init: { accept?: string; prefer?: string; token?: boolean; m
   if (token) headers['authorization'] = `Bearer ${token}`;
   if (init.body) headers['content-type'] = 'application/fhir+json';
   const response = await fetch(`${f.fx.server.baseUrl}${init.path ?? '/$export'}${init.query ?? '?_type=AuditEvent'}`, {
-    method: init.method ?? 'GET', headers, ...(init.body ? { body: init.body } : {}),
+    method: init.method ?? 'GET',
+    headers,
+    ...(init.body ? { body: init.body } : {}),
   });
   return { status: response.status, text: await response.text(), location: response.headers.get('content-location') };
 }
 
 describe('the sandbox kick-off is strict', () => {
   it('refuses a kick-off without exactly Accept: application/fhir+json and Prefer: respond-async, or without a bearer', async () => {
-    expect(await kick({ accept: 'application/json', prefer: 'respond-async' })).toMatchObject({ status: 400, text: expect.stringContaining('Accept must be exactly application/fhir+json') });
-    expect(await kick({ accept: 'application/fhir+json' })).toMatchObject({ status: 400, text: expect.stringContaining('Prefer must be exactly respond-async') });
+    expect(await kick({ accept: 'application/json', prefer: 'respond-async' })).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('Accept must be exactly application/fhir+json'),
+    });
+    expect(await kick({ accept: 'application/fhir+json' })).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('Prefer must be exactly respond-async'),
+    });
     expect(await kick({ accept: 'application/fhir+json', prefer: 'respond-async, handling=lenient' })).toMatchObject({ status: 400 });
     expect(await kick({ accept: 'application/fhir+json', prefer: 'respond-async', token: false })).toMatchObject({ status: 401 });
     expect(await kick({ accept: 'application/fhir+json', prefer: 'respond-async', query: '?_type=AuditEvent&_elements=id' })).toMatchObject({ status: 400 });
-    expect(await kick({ accept: 'application/fhir+json', prefer: 'respond-async', query: '?_since=yesterday' })).toMatchObject({ status: 400, text: expect.stringContaining('_since') });
+    expect(await kick({ accept: 'application/fhir+json', prefer: 'respond-async', query: '?_since=yesterday' })).toMatchObject({
+      status: 400,
+      text: expect.stringContaining('_since'),
+    });
     const ok = await kick({ accept: 'application/fhir+json', prefer: 'respond-async' });
     expect(ok.status).toBe(202);
     expect(ok.location).toMatch(/\/bulk\/status\/[0-9a-f-]+$/);
   });
 
   it('takes a POST with a Parameters body, and the Patient and Group levels (an unknown Group is 404)', async () => {
-    const body = JSON.stringify({ resourceType: 'Parameters', parameter: [{ name: '_type', valueString: 'Patient' }, { name: '_since', valueInstant: '2026-11-01T00:00:00Z' }] });
+    const body = JSON.stringify({
+      resourceType: 'Parameters',
+      parameter: [
+        { name: '_type', valueString: 'Patient' },
+        { name: '_since', valueInstant: '2026-11-01T00:00:00Z' },
+      ],
+    });
     expect((await kick({ accept: 'application/fhir+json', prefer: 'respond-async', method: 'POST', body, query: '' })).status).toBe(202);
     expect(f.fx.server.bulk.log.kickoffs.at(-1)).toMatchObject({ method: 'POST', types: ['Patient'], since: '2026-11-01T00:00:00Z' });
     expect((await kick({ accept: 'application/fhir+json', prefer: 'respond-async', path: '/Patient/$export' })).status).toBe(202);
@@ -53,16 +78,21 @@ describe('the client kick-off', () => {
   it('builds the URL of each level with _type and _since, and never a file name', () => {
     const base = 'https://ehr.example.org/fhir/R4/';
     expect(kickOffUrl(base, { level: 'system', types: ['AuditEvent', 'Patient'] })).toBe('https://ehr.example.org/fhir/R4/$export?_type=AuditEvent%2CPatient');
-    expect(kickOffUrl(base, { level: 'patient', types: ['AuditEvent'], since: '2026-11-01T00:00:00.000Z' }))
-      .toBe('https://ehr.example.org/fhir/R4/Patient/$export?_type=AuditEvent&_since=2026-11-01T00%3A00%3A00.000Z');
-    expect(kickOffUrl(base, { level: 'group', groupId: 'g-1', types: ['AuditEvent'] })).toBe('https://ehr.example.org/fhir/R4/Group/g-1/$export?_type=AuditEvent');
+    expect(kickOffUrl(base, { level: 'patient', types: ['AuditEvent'], since: '2026-11-01T00:00:00.000Z' })).toBe(
+      'https://ehr.example.org/fhir/R4/Patient/$export?_type=AuditEvent&_since=2026-11-01T00%3A00%3A00.000Z',
+    );
+    expect(kickOffUrl(base, { level: 'group', groupId: 'g-1', types: ['AuditEvent'] })).toBe(
+      'https://ehr.example.org/fhir/R4/Group/g-1/$export?_type=AuditEvent',
+    );
   });
 
   it('is accepted by the strict sandbox (exact headers, bearer, _type) and at the group level', async () => {
     const before = f.fx.server.bulk.log.kickoffs.length;
     const events = await f.source({ settings: { level: 'group', groupId: 'sandbox-all' } }).read();
     expect(events).toHaveLength(f.data.events.length);
-    expect(f.fx.server.bulk.log.kickoffs.slice(before)).toEqual([expect.objectContaining({ level: 'group', types: ['AuditEvent', 'Patient', 'Practitioner'], since: undefined })]);
+    expect(f.fx.server.bulk.log.kickoffs.slice(before)).toEqual([
+      expect.objectContaining({ level: 'group', types: ['AuditEvent', 'Patient', 'Practitioner'], since: undefined }),
+    ]);
   });
 
   it('stops with BRG_ERR_FHIR_EXPORT naming the type the server does not export, and keeps no checkpoint', async () => {
@@ -72,7 +102,9 @@ describe('the client kick-off', () => {
       const error = await harness.read().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(BridgeError);
       expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
-      expect((error as BridgeError).message).toMatch(/refused \(HTTP 400: Resource type AuditEvent is not available for export\) for type AuditEvent\. Remove it from source\.types .* system\/AuditEvent\.read/);
+      expect((error as BridgeError).message).toMatch(
+        /refused \(HTTP 400: Resource type AuditEvent is not available for export\) for type AuditEvent\. Remove it from source\.types .* system\/AuditEvent\.read/,
+      );
       expect(harness.store.value).toBeUndefined();
     } finally {
       f.bulk.types = ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'];
@@ -83,7 +115,10 @@ describe('the client kick-off', () => {
     f.fx.tokens.revokeAll();
     expect(await f.source().read()).toHaveLength(f.data.events.length);
     const refused: TokenSource = { getToken: async () => 'never-valid', invalidate: () => undefined };
-    const error = await f.source({ tokens: refused }).read().catch((e: unknown) => e);
+    const error = await f
+      .source({ tokens: refused })
+      .read()
+      .catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
     expect((error as BridgeError).message).toMatch(/HTTP 401: Access token missing, expired or revoked\) for types AuditEvent, Patient, Practitioner/);
     expect((error as BridgeError).message).not.toContain('never-valid');

@@ -63,7 +63,10 @@ describe('polling the sandbox', () => {
 
   it('waits until an HTTP-date, and clamps an absurd Retry-After or reads an epoch one', async () => {
     for (const [retryAfter, expected] of [
-      [new Date(START + 12_000).toUTCString(), 12_000], ['999999', MAX_POLL_WAIT_MS], [String(START / 1000 + 20), 20_000], ['0', 1000],
+      [new Date(START + 12_000).toUTCString(), 12_000],
+      ['999999', MAX_POLL_WAIT_MS],
+      [String(START / 1000 + 20), 20_000],
+      ['0', 1000],
     ] as const) {
       f.bulk.retryAfter = retryAfter;
       const clock = new InstantClock(START);
@@ -137,13 +140,16 @@ describe('polling the sandbox', () => {
     const clock = new InstantClock(START);
     const expiry = new Map<string, number>();
     let issued = 0;
-    const tokens = createCachedTokenSource(async () => {
-      issued += 1;
-      const token = `short-${issued}`;
-      f.fx.tokens.valid.add(token);
-      expiry.set(token, clock.now() + 2000);
-      return { accessToken: token, expiresInSec: 2 };
-    }, { clock });
+    const tokens = createCachedTokenSource(
+      async () => {
+        issued += 1;
+        const token = `short-${issued}`;
+        f.fx.tokens.valid.add(token);
+        expiry.set(token, clock.now() + 2000);
+        return { accessToken: token, expiresInSec: 2 };
+      },
+      { clock },
+    );
     // The server forgets tokens as the (instant) clock passes their expiry.
     const sleep = clock.sleep.bind(clock);
     clock.sleep = async (ms, signal) => {

@@ -22,7 +22,10 @@ it('serves every reference the export holds from its files, without a FHIR reque
   await harness.read(window);
   const before = fhirLookups();
   const { resolver } = harness.source;
-  await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-4', 'Practitioner/pr-3', 'PractitionerRole/role-1'], identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP2' }] });
+  await resolver.prefetch({
+    keys: ['Patient/pt-0', 'Patient/pt-4', 'Practitioner/pr-3', 'PractitionerRole/role-1'],
+    identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP2' }],
+  });
   expect(fhirLookups()).toBe(before);
   expect((resolver.get('Patient/pt-4') as Patient).identifier?.[0]?.value).toBe('MRN4');
   expect(resolver.get('PractitionerRole/role-1')?.resourceType).toBe('PractitionerRole');

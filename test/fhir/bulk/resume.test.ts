@@ -18,7 +18,12 @@ beforeAll(async () => {
 });
 afterAll(async () => f?.close());
 afterEach(() => {
-  Object.assign(f.bulk, { ...DEFAULT_BULK_SETTINGS, types: [...DEFAULT_BULK_SETTINGS.types], groupIds: [...DEFAULT_BULK_SETTINGS.groupIds], processingPolls: 1 });
+  Object.assign(f.bulk, {
+    ...DEFAULT_BULK_SETTINGS,
+    types: [...DEFAULT_BULK_SETTINGS.types],
+    groupIds: [...DEFAULT_BULK_SETTINGS.groupIds],
+    processingPolls: 1,
+  });
 });
 
 const log = () => f.fx.server.bulk.log;
@@ -40,7 +45,7 @@ describe('resuming an export', () => {
     const dying = first.read(window, stop.signal).catch((e: unknown) => e);
     await until(() => log().polls.length >= polls + 3);
     stop.abort();
-    expect((await dying as Error).name).toBe('AbortError');
+    expect(((await dying) as Error).name).toBe('AbortError');
     const statusUrl = store.parsed()?.statusUrl;
     expect(statusUrl).toMatch(/\/bulk\/status\//);
     f.bulk.processingPolls = 0;
@@ -103,22 +108,34 @@ describe('resuming an export', () => {
 });
 
 describe('_since', () => {
-  it('is the previous watermark exactly (the last export\'s transactionTime), none on a first run, a backfill\'s own start', () => {
+  it("is the previous watermark exactly (the last export's transactionTime), none on a first run, a backfill's own start", () => {
     const overlap = 15 * 60_000;
     expect(exportSince({ since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' }, overlap)).toBeUndefined();
-    expect(exportSince({ since: '2026-11-01T23:45:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe('2026-11-02T00:00:00.000Z');
-    expect(exportSince({ since: '2026-10-01T00:00:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe('2026-10-01T00:00:00.000Z');
+    expect(exportSince({ since: '2026-11-01T23:45:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe(
+      '2026-11-02T00:00:00.000Z',
+    );
+    expect(exportSince({ since: '2026-10-01T00:00:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe(
+      '2026-10-01T00:00:00.000Z',
+    );
   });
 
-  it('asks the second export for what changed since the first one\'s transactionTime, and covers up to its own', async () => {
+  it("asks the second export for what changed since the first one's transactionTime, and covers up to its own", async () => {
     const first = f.source();
     await first.read(window);
     const covered = first.source.coveredUntil() as string;
     expect(covered).toBe(log().manifests.at(-1)?.transactionTime);
-    const late: AuditEvent = { ...structuredClone(f.data.events[0] as AuditEvent), id: 'late-1', meta: { versionId: '1', lastUpdated: new Date(Date.parse(covered) + 1).toISOString() } };
+    const late: AuditEvent = {
+      ...structuredClone(f.data.events[0] as AuditEvent),
+      id: 'late-1',
+      meta: { versionId: '1', lastUpdated: new Date(Date.parse(covered) + 1).toISOString() },
+    };
     await f.fx.backend.load([late]);
     const second = f.source();
-    const events = await second.read({ since: new Date(Date.parse(covered) - 15 * 60_000).toISOString(), until: new Date().toISOString(), dedupeBefore: covered });
+    const events = await second.read({
+      since: new Date(Date.parse(covered) - 15 * 60_000).toISOString(),
+      until: new Date().toISOString(),
+      dedupeBefore: covered,
+    });
     expect(log().kickoffs.at(-1)?.since).toBe(covered);
     expect(events.map((e) => e.id)).toEqual(['late-1']);
     expect(Date.parse(second.source.coveredUntil() as string)).toBeGreaterThan(Date.parse(covered));

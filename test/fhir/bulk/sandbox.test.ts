@@ -19,12 +19,27 @@ it('needs the bearer on the status URL, manifest pages and files; expires files 
   expect((await get(status)).status).toBe(401);
   const done = await get(status, bearer);
   expect(done.status).toBe(200);
-  const manifest = (await done.json()) as { transactionTime: string; requiresAccessToken: boolean; output: Array<{ type: string; url: string; count: number }> };
-  expect(manifest).toMatchObject({ requiresAccessToken: true, output: [{ type: 'AuditEvent', count: 12 }, { type: 'Patient', count: 3 }] });
+  const manifest = (await done.json()) as {
+    transactionTime: string;
+    requiresAccessToken: boolean;
+    output: Array<{ type: string; url: string; count: number }>;
+  };
+  expect(manifest).toMatchObject({
+    requiresAccessToken: true,
+    output: [
+      { type: 'AuditEvent', count: 12 },
+      { type: 'Patient', count: 3 },
+    ],
+  });
   const file = manifest.output[0]?.url as string;
   expect((await get(file)).status).toBe(401);
   const ndjson = await (await get(file, bearer)).text();
-  expect(ndjson.trim().split('\n').map((line) => (JSON.parse(line) as { resourceType: string }).resourceType)).toEqual(Array(12).fill('AuditEvent'));
+  expect(
+    ndjson
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { resourceType: string }).resourceType),
+  ).toEqual(Array(12).fill('AuditEvent'));
   f.bulk.fileTtlMs = 0;
   await new Promise((r) => setTimeout(r, 5));
   expect((await get(file, bearer)).status).toBe(410);

@@ -64,12 +64,15 @@ export interface BulkHarness {
 export const FIRST_RUN: SyncWindow = { since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z' };
 
 export async function startBulkFixture(
-  counts = { events: 30, patients: 6, practitioners: 3 }, settings: Partial<BulkExportSettings> = {},
+  counts = { events: 30, patients: 6, practitioners: 3 },
+  settings: Partial<BulkExportSettings> = {},
 ): Promise<BulkFixture> {
   const data = buildFixtures(counts);
   const fx = await startFixtureServer(allResources(data), { bulkExport: { processingPolls: 1, ...settings } });
   return {
-    fx, data, bulk: fx.server.bulk.settings,
+    fx,
+    data,
+    bulk: fx.server.bulk.settings,
     source(options = {}) {
       const clock = options.clock ?? fx.clock;
       const tokens = options.tokens ?? fx.tokens;
@@ -77,18 +80,34 @@ export async function startBulkFixture(
       const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'bridge-bulk-'));
       const events: BulkExportEvent[] = [];
       const http = new BulkHttp({
-        baseUrl: fx.server.baseUrl, tokenSource: tokens, dispatcher: createDispatcher(DIRECT_NETWORK), clock, logger: options.logger ?? silentLogger(),
-        timeoutMs: 10_000, retry: { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 10, maxDelayMs: 1000 }, maxJsonBytes: 1 << 20, random: () => 0.5,
+        baseUrl: fx.server.baseUrl,
+        tokenSource: tokens,
+        dispatcher: createDispatcher(DIRECT_NETWORK),
+        clock,
+        logger: options.logger ?? silentLogger(),
+        timeoutMs: 10_000,
+        retry: { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 10, maxDelayMs: 1000 },
+        maxJsonBytes: 1 << 20,
+        random: () => 0.5,
       });
       const fallback = createReferenceResolver(fx.client({ tokenSource: tokens, clock }), { clock });
       const source = createBulkExportSource({
-        http, fallback, store, dir, newId: () => `export-${Math.random().toString(16).slice(2, 10)}`, overlapMs: 15 * 60_000, cacheSize: 100,
+        http,
+        fallback,
+        store,
+        dir,
+        newId: () => `export-${Math.random().toString(16).slice(2, 10)}`,
+        overlapMs: 15 * 60_000,
+        cacheSize: 100,
         settings: { level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'], pollMinSeconds: 1, pollMaxMinutes: 60, ...options.settings },
         onEvent: (event) => events.push(event),
         ...(options.pageSize ? { pageSize: options.pageSize } : {}),
       });
       return {
-        source, store, dir, events,
+        source,
+        store,
+        dir,
+        events,
         async read(window = FIRST_RUN, signal) {
           const out: AuditEvent[] = [];
           for await (const page of source.pages(window, signal)) out.push(...page);
