@@ -19,9 +19,9 @@ import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { systemClock } from '../src/clock.js';
 import { buildSmartTokenSource, findConnector } from '../src/composition/index.js';
-import { loadConfig, type ConfigInput } from '../src/config/index.js';
+import { type ConfigInput, loadConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/log.js';
-import { startSandbox, type Sandbox } from '../src/sandbox/index.js';
+import { type Sandbox, startSandbox } from '../src/sandbox/index.js';
 import { SyncEvents } from '../src/sync/events.js';
 import { BRIDGE_NODE_OPTIONS } from './e2e.js';
 

@@ -74,11 +74,11 @@ export function writeBenchFiles(
     for (const resource of resources) {
       buffer.push(JSON.stringify(resource));
       if (buffer.length >= 1000) {
-        writeSync(fd, buffer.join('\n') + '\n');
+        writeSync(fd, `${buffer.join('\n')}\n`);
         buffer = [];
       }
     }
-    if (buffer.length > 0) writeSync(fd, buffer.join('\n') + '\n');
+    if (buffer.length > 0) writeSync(fd, `${buffer.join('\n')}\n`);
     closeSync(fd);
   };
   write(paths.events, dataset.events());

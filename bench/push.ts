@@ -9,20 +9,20 @@
  * Run directly: `npx tsx bench/push.ts [--rows N] [--block-rows N]` prints the result as JSON.
  */
 import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { randomUUID } from 'node:crypto';
 import { systemClock } from '../src/clock.js';
 import { silentLogger } from '../src/log.js';
 import { createPurviewTokenSource, destinationKey, normalizeFlatFile, pushRowFile } from '../src/purview/index.js';
-import { openStateStore } from '../src/sync/state/index.js';
 import { startEntraEmulator } from '../src/sandbox/entra.js';
-import { startPurviewIngestEmulator, type PurviewIngestEmulator } from '../src/sandbox/purview-ingest.js';
+import { type PurviewIngestEmulator, startPurviewIngestEmulator } from '../src/sandbox/purview-ingest.js';
 import { createSandboxCertificate } from '../src/sandbox/tls.js';
+import { openStateStore } from '../src/sync/state/index.js';
 
 const run = promisify(execFile);
 

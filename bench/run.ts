@@ -4,11 +4,11 @@
  */
 import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { runTransformBench } from './transform.js';
-import { runPushBench } from './push.js';
-import { buildDist, runE2eBench, type E2eResult } from './e2e.js';
 import { runBulkBench, runBulkSyncBench } from './bulk.js';
+import { buildDist, type E2eResult, runE2eBench } from './e2e.js';
 import { runMapBench } from './map.js';
+import { runPushBench } from './push.js';
+import { runTransformBench } from './transform.js';
 
 const quick = process.argv.includes('--quick');
 // cacheSize: fhir.referenceCacheSize sized to the window's unique patients + practitioners, as the README tells operators.
@@ -124,7 +124,7 @@ const md = [
   '',
 ].join('\n');
 writeFileSync(new URL('./results.md', import.meta.url), md);
-writeFileSync(new URL('./results.json', import.meta.url), JSON.stringify(results, null, 2) + '\n');
+writeFileSync(new URL('./results.json', import.meta.url), `${JSON.stringify(results, null, 2)}\n`);
 process.stdout.write(md);
 
 function round(n: number): number {

@@ -8,7 +8,7 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import type { FhirResource } from 'fhir/r4.js';
 import { builtinMappingPath, createFillCounter, createSerializer, loadMapping, mapEvent } from '../src/mapping/index.js';
-import { referenceKey, type ResourceLookup } from '../src/reference-keys.js';
+import { type ResourceLookup, referenceKey } from '../src/reference-keys.js';
 import { Rng } from '../src/sandbox/generator-random.js';
 import { createReferenceTransform } from './transform-reference.js';
 

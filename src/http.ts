@@ -3,8 +3,8 @@
  * attempts and total time bounded, sleeps through the injected clock, never retries an abort.
  * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3 (Retry-After) and AWS "Exponential Backoff And Jitter".
  */
-import { isAbortError } from './errors.js';
 import type { Clock } from './clock.js';
+import { isAbortError } from './errors.js';
 
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 

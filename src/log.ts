@@ -2,7 +2,7 @@
  * pino factory. Logs carry counts and opaque ids only; these redaction paths are a second line of defence for
  * secrets that could ride along in an error or config object.
  */
-import { pino, type Logger, type DestinationStream } from 'pino';
+import { type DestinationStream, type Logger, pino } from 'pino';
 
 export type { Logger } from 'pino';
 

@@ -5,8 +5,8 @@ import { CommanderError } from 'commander';
 import { systemClock } from '../clock.js';
 import { ERROR_CODES, toBridgeError } from '../errors.js';
 import type { CliContext } from './context.js';
-import { translateScriptArgs } from './script-args.js';
 import { buildProgram } from './program.js';
+import { translateScriptArgs } from './script-args.js';
 
 /** Commander's codes for output the user asked for. */
 const USAGE_SHOWN = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
@@ -26,7 +26,7 @@ for (const name of ['SIGINT', 'SIGTERM'] as const) {
 
 const ctx: CliContext = {
   env: process.env,
-  print: (line) => process.stdout.write(line + '\n'),
+  print: (line) => process.stdout.write(`${line}\n`),
   clock: systemClock,
   stdout: process.stdout,
   signal: abort.signal,

@@ -4,8 +4,10 @@
  * service, the doctor and `bridge push` build what they need here. Credentials are read when a stage first needs them,
  * so `--dry-run` works without Purview secrets and a resume-only run without EHR keys.
  */
+import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { fhirSettings, type Config, type ConnectorConfig } from '../config/index.js';
+import { type Config, type ConnectorConfig, fhirSettings } from '../config/index.js';
+import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import {
   BulkHttp,
@@ -17,20 +19,18 @@ import {
   type ReferenceResolver,
 } from '../fhir/index.js';
 import { DEFAULT_RETRY } from '../http.js';
-import { join } from 'node:path';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import type { TokenSource } from '../token-cache.js';
-import { builtinMappingPath, loadMapping, type CompiledMapping, type MappingOverrides } from '../mapping/index.js';
-import { encodingName, type ConnectorSchema } from '../connector-file/index.js';
-import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
-import type { FileDropDeps } from '../sync/file-drop.js';
+import { builtinMappingPath, type CompiledMapping, loadMapping, type MappingOverrides } from '../mapping/index.js';
 import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
 import type { EventSource } from '../sync/event-source.js';
 import type { SyncEvents } from '../sync/events.js';
+import type { FileDropDeps } from '../sync/file-drop.js';
+import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
 import type { SyncDeps } from '../sync/pipeline.js';
 import type { StateStore } from '../sync/state/index.js';
+import type { TokenSource } from '../token-cache.js';
 import { buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
 import { leasePolicy } from './process.js';
 
@@ -213,5 +213,8 @@ export function buildFhirClient(
 
 function memo<T>(build: () => T): () => T {
   let value: { v: T } | undefined;
-  return () => (value ??= { v: build() }).v;
+  return () => {
+    value ??= { v: build() };
+    return value.v;
+  };
 }

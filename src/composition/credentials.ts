@@ -4,11 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
-import { fhirSettings, readSecret, smartSettings, type Config, type ConnectorConfig } from '../config/index.js';
+import { type Config, type ConnectorConfig, fhirSettings, readSecret, smartSettings } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../net/index.js';
-import { CLOUDS, DEFAULT_RESOURCE, createPurviewTokenSource, type EntraCredential } from '../purview/index.js';
+import { CLOUDS, createPurviewTokenSource, DEFAULT_RESOURCE, type EntraCredential } from '../purview/index.js';
 import { createSmartTokenSource, openKeyStore } from '../smart/index.js';
 import type { SyncEvents } from '../sync/events.js';
 import type { PushTarget } from '../sync/pipeline.js';

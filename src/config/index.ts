@@ -1,4 +1,4 @@
-export { loadConfig, validateConfig, profileFlag, PROFILES, ENV_PREFIX, CONFIG_PATH_ENV, type LoadConfigOptions } from './load.js';
+export { CONFIG_PATH_ENV, ENV_PREFIX, type LoadConfigOptions, loadConfig, PROFILES, profileFlag, validateConfig } from './load.js';
+export { type Config, type ConfigInput, type ConnectorConfig, configSchema, connectorSchema, DEFAULT_SCOPE, type SecretRef } from './schema.js';
 export { readSecret } from './secrets.js';
-export { configSchema, connectorSchema, DEFAULT_SCOPE, type Config, type ConfigInput, type ConnectorConfig, type SecretRef } from './schema.js';
-export { fhirSettings, smartSettings, type FhirSettings, type SmartSettings } from './sections.js';
+export { type FhirSettings, fhirSettings, type SmartSettings, smartSettings } from './sections.js';

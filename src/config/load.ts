@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
-import { configSchema, type Config } from './schema.js';
+import { type Config, configSchema } from './schema.js';
 
 export const ENV_PREFIX = 'BRIDGE__';
 export const CONFIG_PATH_ENV = 'BRIDGE_CONFIG';

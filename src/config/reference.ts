@@ -3,8 +3,8 @@
  * A test regenerates it and compares with the checked-in file, so the reference never drifts.
  */
 import { z } from 'zod';
-import { configSchema } from './schema.js';
 import { ENV_PREFIX } from './load.js';
+import { configSchema } from './schema.js';
 
 interface JsonSchemaNode {
   type?: string | string[];

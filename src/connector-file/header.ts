@@ -7,7 +7,7 @@
 import { BridgeError } from '../errors.js';
 
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
-import { MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema } from './schemas.js';
+import { type ConnectorSchema, MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS } from './schemas.js';
 
 /** Tab, then pipe, then comma: a tab-separated header may hold commas in a column name, never the reverse here. */
 export function sniffDelimiter(headerLine: string): Delimiter | undefined {

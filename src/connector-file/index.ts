@@ -4,15 +4,15 @@
  * cells; the push stage sends blocks of a file; both go through here for what a connector file is.
  * See: docs/purview-protocol.md §5, docs/mapping.md §1 and §8.
  */
-export { DELIMITER_CHARS, DELIMITER_INPUTS, toDelimiter, type Delimiter, type DelimiterInput } from './delimiters.js';
-export { MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type ConnectorSchema, type SchemaColumn } from './schemas.js';
-export { sanitizeCell, sanitizer } from './sanitize.js';
-export { joinCells } from './line.js';
-export { checkHeader, headerColumns, missingMandatoryColumns, sniffDelimiter, type HeaderCheckOptions } from './header.js';
-export { countFields, LineScanner, type ScanOptions } from './scanner.js';
-export { normalizeFlatFile, DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions } from './normalize.js';
-export { RowOffsets } from './row-offsets.js';
-export { ConnectorFileWriter } from './writer.js';
-export { encodingName, utf8Chunks, type DecodeInfo } from './encoding.js';
+export { DELIMITER_CHARS, DELIMITER_INPUTS, type Delimiter, type DelimiterInput, toDelimiter } from './delimiters.js';
+export { type DecodeInfo, encodingName, utf8Chunks } from './encoding.js';
 export { encodeField, fieldValue, isEmptyField, splitFields } from './fields.js';
+export { checkHeader, type HeaderCheckOptions, headerColumns, missingMandatoryColumns, sniffDelimiter } from './header.js';
+export { joinCells } from './line.js';
+export { DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions, normalizeFlatFile } from './normalize.js';
 export { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
+export { RowOffsets } from './row-offsets.js';
+export { sanitizeCell, sanitizer } from './sanitize.js';
+export { countFields, LineScanner, type ScanOptions } from './scanner.js';
+export { type ConnectorSchema, MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type SchemaColumn } from './schemas.js';
+export { ConnectorFileWriter } from './writer.js';

@@ -6,11 +6,11 @@
  * refused with their line number rather than mangled into U+FFFD as the script does. Empty lines are dropped (they
  * would arrive as rows without mandatory fields). The scan itself is scanner.ts.
  */
-import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { BridgeError } from '../errors.js';
 import type { Delimiter } from './delimiters.js';
-import { utf8Chunks, type DecodeInfo } from './encoding.js';
+import { type DecodeInfo, utf8Chunks } from './encoding.js';
 import type { RowOffsets } from './row-offsets.js';
 import { LineScanner, type ScanOptions } from './scanner.js';
 import type { ConnectorSchema } from './schemas.js';

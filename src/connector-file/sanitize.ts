@@ -8,6 +8,7 @@ import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 /** CR LF, CR, LF, NEL, LS, PS and TAB: each becomes one space. */
 const BREAKS = /\r\n|[\r\n\u0085\u2028\u2029\t]/g;
 /** Other C0 and C1 controls (and DEL) are dropped. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point: they are stripped from every Purview cell.
 const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u009f]/g;
 /** Unpaired surrogates cannot be encoded as UTF-8. */
 const LONE_SURROGATES = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

@@ -5,18 +5,18 @@
  * FHIR client and reference resolver a sync uses; the output holds column names, counts and reason codes only (no PHI).
  */
 import type { AuditEvent } from 'fhir/r4.js';
-import { resourcesOf, type FhirClient, type ReferenceResolver } from '../fhir/index.js';
+import { type FhirClient, type ReferenceResolver, resourcesOf } from '../fhir/index.js';
 import {
+  type CompiledMapping,
   collectReferences,
   createFillCounter,
-  fillWarnings,
   FILL_FIXES,
   FILL_WARN_THRESHOLD,
-  formatShare,
-  mapEvent,
-  type CompiledMapping,
   type FillReport,
   type FillWarning,
+  fillWarnings,
+  formatShare,
+  mapEvent,
 } from '../mapping/index.js';
 import type { IdentifierReference } from '../reference-keys.js';
 
@@ -135,7 +135,7 @@ export function formatFillTable(sample: FillSample): string[] {
     const label = column.watched ? '' : column.mandatory ? '  may be empty' : '  optional';
     const base = `${column.column.padEnd(width)}  ${filled.padStart(5)} filled (${rows - column.empty} of ${rows})${label}`;
     const warning = flagged.get(column.column);
-    return warning && warning.code.startsWith('column-fill-low:')
+    return warning?.code.startsWith('column-fill-low:')
       ? `${base}  <- over ${formatShare(FILL_WARN_THRESHOLD)} empty${warning.fix ? `: ${warning.fix}` : ''}`
       : base;
   });

@@ -3,23 +3,22 @@
  * with the fix, or is skipped because a check it depends on failed. The last one maps a sample of recent events and
  * prints every column's fill rate (fill-sample.ts). Nothing here prints a token, secret or PHI.
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Clock } from '../clock.js';
-import { readFileSync } from 'node:fs';
 import { request } from 'undici';
-import { PROFILES, type Config, type ConnectorConfig, type FhirSettings, type SmartSettings } from '../config/index.js';
-import { createDispatcher, fetchVia, resolveNetwork, routeOf } from '../net/index.js';
-import { CLOUDS } from '../purview/index.js';
-import { createHttpsAgent } from '../purview/https-pool.js';
+import type { Clock } from '../clock.js';
+import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
+import { type Config, type ConnectorConfig, type FhirSettings, PROFILES, type SmartSettings } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { createDispatcher, fetchVia, resolveNetwork, routeOf } from '../net/index.js';
+import { createHttpsAgent } from '../purview/https-pool.js';
+import { CLOUDS } from '../purview/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
-import { formatFillTable, sampleFill, type FillSampleOptions } from './fill-sample.js';
+import { type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
 
-export { DEFAULT_FILL_SAMPLE, formatFillTable, sampleFill, type FillSample, type FillSampleOptions } from './fill-sample.js';
+export { DEFAULT_FILL_SAMPLE, type FillSample, type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
 
 /** warn: the check ran and found something to fix that does not stop a sync (e.g. a column mostly empty). */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';

@@ -8,18 +8,17 @@
  * Memory stays flat: files are read a chunk at a time, pages are `pageSize` events, the lookup lives in SQLite.
  * See: https://hl7.org/fhir/uv/bulkdata/export.html
  */
-import type { AuditEvent } from 'fhir/r4.js';
 import { join } from 'node:path';
-import { instantMs } from './instant.js';
+import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import type { SyncWindow } from '../sync/window.js';
 import type { CheckpointStore, ExportRequest } from './bulk/checkpoint.js';
-import { BulkExportJob, type BulkExportEvent, type ReadyExport } from './bulk/export.js';
+import { type BulkExportEvent, BulkExportJob, type ReadyExport } from './bulk/export.js';
 import { ExportExpiredError, fileLabel, parseLine } from './bulk/files.js';
 import type { BulkHttp } from './bulk/http.js';
 import { exportError } from './bulk/job.js';
-import { LookupIndex, type IndexedLine } from './bulk/lookup-index.js';
+import { type IndexedLine, LookupIndex } from './bulk/lookup-index.js';
 import { BulkResolver } from './bulk/resolver.js';
-import type { FhirResource } from 'fhir/r4.js';
+import { instantMs } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
 
 export interface BulkSourceSettings {

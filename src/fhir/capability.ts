@@ -49,7 +49,11 @@ function addRest(into: Record<string, { interactions: Set<string>; searchParams:
   // Parameters such as _id and _lastUpdated apply to every resource and may be listed once at the rest level.
   const common = (rest.searchParam ?? []).map((param) => param.name);
   for (const resource of rest.resource ?? []) {
-    const entry = (into[resource.type] ??= { interactions: new Set(), searchParams: new Set() });
+    let entry = into[resource.type];
+    if (!entry) {
+      entry = { interactions: new Set(), searchParams: new Set() };
+      into[resource.type] = entry;
+    }
     for (const interaction of resource.interaction ?? []) entry.interactions.add(interaction.code);
     for (const name of [...(resource.searchParam ?? []).map((param) => param.name), ...common]) entry.searchParams.add(name);
   }

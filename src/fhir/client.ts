@@ -10,7 +10,7 @@ import { DEFAULT_RETRY, type RetryOptions } from '../http.js';
 import type { Logger } from '../log.js';
 import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { lookupMode, requireSearchParam, summarizeCapability, type CapabilitySummary, type LookupMode } from './capability.js';
+import { type CapabilitySummary, type LookupMode, lookupMode, requireSearchParam, summarizeCapability } from './capability.js';
 import { searchPages } from './pages.js';
 import { createTransport, type FhirCall } from './transport.js';
 

@@ -4,8 +4,8 @@
  * its query can carry identifiers (MRNs, logins).
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
-import { FhirHttpError } from './http-errors.js';
 import { scrubUpstreamText } from '../http.js';
+import { FhirHttpError } from './http-errors.js';
 
 /** The parts of an HTTP failure we use. */
 export interface HttpFailure {

@@ -8,7 +8,7 @@
 import type { Bundle, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { PageUrls } from './loop-guard.js';
-import { foreignLinkError, safeOrigin, type FhirCall, type Transport } from './transport.js';
+import { type FhirCall, foreignLinkError, safeOrigin, type Transport } from './transport.js';
 
 export type SearchParams = Record<string, string | string[]>;
 

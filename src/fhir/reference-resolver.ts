@@ -10,10 +10,10 @@
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { identifierKey, keyOf, parseReference, referenceKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
+import { type IdentifierReference, identifierKey, keyOf, parseReference, type ReferenceRequest, type ResourceLookup, referenceKey } from '../reference-keys.js';
 import { TtlLruCache } from './cache.js';
-import { StringInterner } from './intern.js';
 import type { FhirClient } from './client.js';
+import { StringInterner } from './intern.js';
 import { resourcesOf } from './pages.js';
 
 export interface ReferenceResolverOptions {
@@ -92,7 +92,7 @@ class CachingResolver implements ReferenceResolver {
     const practitioners = [...fetched, ...cachedRoles]
       .filter((resource): resource is PractitionerRole => resource?.resourceType === 'PractitionerRole')
       .map((role) => keyOf(role.practitioner?.reference))
-      .filter((key): key is string => key !== undefined && key.startsWith('Practitioner/'));
+      .filter((key): key is string => key?.startsWith('Practitioner/') === true);
     // Fetched now even if held: the events naming the role are mapped right after this prefetch.
     const more = this.uncached(
       practitioners,
@@ -213,8 +213,8 @@ function chunk<T>(items: readonly T[], size: number): T[][] {
 
 /** `system|value` with FHIR search escaping of `\`, `|`, `,` and `$`; a bare value matches any system. */
 function identifierToken(ref: IdentifierReference): string {
-  const escape = (text: string): string => text.replace(/[\\|,$]/g, (c) => `\\${c}`);
-  return ref.system === undefined ? escape(ref.value) : `${escape(ref.system)}|${escape(ref.value)}`;
+  const escapeText = (text: string): string => text.replace(/[\\|,$]/g, (c) => `\\${c}`);
+  return ref.system === undefined ? escapeText(ref.value) : `${escapeText(ref.system)}|${escapeText(ref.value)}`;
 }
 
 function positiveInteger(name: string, value: number): number {

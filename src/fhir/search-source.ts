@@ -3,7 +3,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import type { FhirClient } from './client.js';
 import { instantMs } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
-import { pullAuditEvents, type AuditEventPullOptions, type PullWindow } from './windows.js';
+import { type AuditEventPullOptions, type PullWindow, pullAuditEvents } from './windows.js';
 
 export interface SearchSource {
   check(signal?: AbortSignal): Promise<void>;

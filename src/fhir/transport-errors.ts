@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText, type RetryVerdict } from '../http.js';
+import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, type RetryVerdict } from '../http.js';
 import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
 import { httpFailureOf, outcomeCodes, outcomeText } from './outcome.js';

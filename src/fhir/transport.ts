@@ -12,20 +12,20 @@
  * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3, docs/epic-smart.md §6.4, §6.6,
  * https://github.com/sindresorhus/p-queue.
  */
-import { Client, REQUEST_KEY, RESPONSE_KEY, type FhirResource as FkcResource, type FhirResponse, type RequestOptions } from 'fhir-kit-client';
+import { Client, type FhirResponse, type FhirResource as FkcResource, REQUEST_KEY, RESPONSE_KEY, type RequestOptions } from 'fhir-kit-client';
 import PQueue from 'p-queue';
 import { abortError, type Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { THROTTLE_STATUSES, parseRetryAfter, withRetry, type RetryOptions } from '../http.js';
+import { parseRetryAfter, type RetryOptions, THROTTLE_STATUSES, withRetry } from '../http.js';
 import type { Logger } from '../log.js';
-import { proxyRefusalIn, proxyRefusedError, type NetworkSettings } from '../net/index.js';
+import { type NetworkSettings, proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
 import { createFhirDispatcher } from './fhir-dispatcher.js';
 import { normalizeAttemptError } from './http-errors.js';
-import { httpFailureOf, type HttpFailure } from './outcome.js';
-import { classify, describeRequest, foreignLinkError, safeOrigin, timeoutError, toFhirError, type RequestLabel } from './transport-errors.js';
+import { type HttpFailure, httpFailureOf } from './outcome.js';
+import { classify, describeRequest, foreignLinkError, type RequestLabel, safeOrigin, timeoutError, toFhirError } from './transport-errors.js';
 
-export { describeRequest, foreignLinkError, safeOrigin, type RequestLabel } from './transport-errors.js';
+export { describeRequest, foreignLinkError, type RequestLabel, safeOrigin } from './transport-errors.js';
 
 export interface TransportOptions {
   readonly baseUrl: string;

@@ -5,11 +5,11 @@
 import type { AuditEventEntity, Encounter, FhirResource, Identifier, Reference } from 'fhir/r4.js';
 import { btgComment, btgReason } from './btg.js';
 import { DCM } from './context.js';
+import { chooseIdentifier, qualifies } from './identifiers.js';
 import type { ResolvedOptions } from './options.js';
 import { normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
 import type { BuiltinName } from './spec.js';
-import { chooseIdentifier, qualifies } from './identifiers.js';
 import { formatInstant } from './time.js';
 import { workEmails } from './validity.js';
 
@@ -133,10 +133,18 @@ function department(ctx: RowContext): string | undefined {
     let name: string | undefined;
     switch (source) {
       case 'encounter-service-provider':
-        for (const encounter of (found ??= encounters(ctx))) if ((name = nameOf(ctx, encounter.serviceProvider, 'Organization', encounter))) break;
+        found ??= encounters(ctx);
+        for (const encounter of found) {
+          name = nameOf(ctx, encounter.serviceProvider, 'Organization', encounter);
+          if (name) break;
+        }
         break;
       case 'encounter-location':
-        for (const encounter of (found ??= encounters(ctx))) if ((name = nameOf(ctx, encounter.location?.[0]?.location, 'Location', encounter))) break;
+        found ??= encounters(ctx);
+        for (const encounter of found) {
+          name = nameOf(ctx, encounter.location?.[0]?.location, 'Location', encounter);
+          if (name) break;
+        }
         break;
       case 'requestor-location':
         name = nameOf(ctx, ctx.requestor?.location, 'Location');

@@ -4,14 +4,14 @@
  */
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import type { z } from 'zod';
+import { SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type SchemaColumn, sanitizer, toDelimiter } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { Scope } from './builtins.js';
 import { createViewCache, type ViewCache } from './cache.js';
-import { SCHEMA_COLUMNS, SCHEMA_DELIMITERS, sanitizer, toDelimiter, type SchemaColumn } from '../connector-file/index.js';
-import { compileExpression, type CompiledExpression } from './expression.js';
-import { checkUnusedOptions, resolveOptions, resolveSkipPolicy, type ResolvedOptions, type SkipPolicy } from './options.js';
-import { mappingFileSpec, type ColumnSpec, type MappingFileSpec } from './spec.js';
+import { type CompiledExpression, compileExpression } from './expression.js';
+import { checkUnusedOptions, type ResolvedOptions, resolveOptions, resolveSkipPolicy, type SkipPolicy } from './options.js';
 import { compileRowFunction, type RowFunction } from './row-code.js';
+import { type ColumnSpec, type MappingFileSpec, mappingFileSpec } from './spec.js';
 import { parseTimeFormat, type TimeFormat } from './time.js';
 import type { CompiledMapping, Delimiter, MappingOverrides } from './types.js';
 

@@ -4,7 +4,7 @@
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import type { ResolvedOptions } from './options.js';
-import { identifierKeys, literalKey, referenceType, type Resolver } from './resolve.js';
+import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';

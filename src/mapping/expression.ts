@@ -9,8 +9,8 @@ import r4 from 'fhirpath/fhir-context/r4';
 import { BridgeError } from '../errors.js';
 import { BUILTINS, type Scope, type WarningSink } from './builtins.js';
 import { CONTEXT_VARIABLES } from './options.js';
-import { fhirpathVariables, toCell, type RowContext } from './row-context.js';
 import { compilePathCell, NEVER } from './path-code.js';
+import { fhirpathVariables, type RowContext, toCell } from './row-context.js';
 import { parseSimplePath, pathAccessor, type SimplePath } from './simple-path.js';
 import type { ExpressionEntry } from './spec.js';
 

@@ -61,7 +61,10 @@ export function scopedCells(program: ProgramCore, scope: CellScope, view: View, 
     // No views: a whole-cell column's expressions have no slots, so every one is evaluated for this row.
     cells[position] = cellValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, undefined, undefined, recorder);
     const codes = recorder.list();
-    if (codes.length > 0) (raised ??= [])[position] = codes;
+    if (codes.length > 0) {
+      raised ??= [];
+      raised[position] = codes;
+    }
   }
   runs.forEach((run, k) => {
     const first = program.scopedPosition[run.first] as number;
@@ -113,6 +116,9 @@ export function fillSlot(program: ProgramCore, view: View, expression: CompiledE
   const recorder = new Recorder();
   const value = program.sanitize(expression.evaluate(ctx, recorder));
   view.values[expression.slot] = value;
-  if (recorder.codes.length > 0) (view.warnings ??= [])[expression.slot] = recorder.codes;
+  if (recorder.codes.length > 0) {
+    view.warnings ??= [];
+    view.warnings[expression.slot] = recorder.codes;
+  }
   return value;
 }

@@ -5,8 +5,8 @@
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { BridgeError, type ErrorCode } from '../errors.js';
 import type { ConnectorSchema } from '../connector-file/index.js';
+import { BridgeError, type ErrorCode } from '../errors.js';
 import { compileMapping } from './compile.js';
 import { locateJsonError } from './json-position.js';
 import { mappingFileSpec, mergeMappingSpecs } from './spec.js';

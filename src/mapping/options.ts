@@ -3,8 +3,8 @@
  * (%mrnSystems, %loginRegex …) so a user's own expressions can use the same settings as the built-ins.
  */
 import { BridgeError } from '../errors.js';
-import { identifierChoices, type IdentifierChoices } from './identifiers.js';
-import { optionsSpec, type DepartmentSource, type MappingFileSpec } from './spec.js';
+import { type IdentifierChoices, identifierChoices } from './identifiers.js';
+import { type DepartmentSource, type MappingFileSpec, optionsSpec } from './spec.js';
 
 /**
  * UPN-shaped (user@domain.tld). The R4 examples put numeric ids ("601847123") in altId; those are not logins

@@ -11,7 +11,7 @@
  */
 import type { RowContext } from './row-context.js';
 import { CONTEXT_GETTERS } from './row-context.js';
-import { choiceValue, predicateFunction, type PathStep, type Predicate, type SimplePath } from './simple-path.js';
+import { choiceValue, type PathStep, type Predicate, predicateFunction, type SimplePath } from './simple-path.js';
 
 /** The raw (unsanitised) cell value; '' when the path yields no primitive. */
 export type PathCell = (ctx: RowContext) => string;

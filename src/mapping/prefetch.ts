@@ -4,7 +4,7 @@
  * in the event and are left out; following PractitionerRole → practitioner is the resolver's job.
  */
 import type { AuditEvent, Reference } from 'fhir/r4.js';
-import { identifierKey, type IdentifierReference, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
+import { type IdentifierReference, identifierKey, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
 import { patientSubjects, selectRequestor } from './context.js';
 import { createResolver, literalKey, normaliseIdentifier, referenceType } from './resolve.js';

@@ -5,16 +5,16 @@
  * Hot path (bench/transform.ts): no closures are created per event or row.
  */
 import type { AuditEvent, HumanName } from 'fhir/r4.js';
+import { joinCells } from '../connector-file/index.js';
 import type { ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
 import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
-import { createResolver } from './resolve.js';
-import type { RowContext } from './row-context.js';
-import { joinCells } from '../connector-file/index.js';
-import { MappedEvent } from './mapped-event.js';
-import { chooseEventTime } from './time.js';
 import { interpretRow } from './interpret.js';
+import { MappedEvent } from './mapped-event.js';
+import { createResolver } from './resolve.js';
 import type { RowFunction } from './row-code.js';
+import type { RowContext } from './row-context.js';
+import { chooseEventTime } from './time.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';
 import { EventWarnings } from './warnings.js';
 

@@ -3,8 +3,8 @@
  * RFC 4180 and quotes a cell when it holds a double quote (the delimiter and line breaks were already replaced by
  * sanitising). No terminator: the writer adds CRLF. The header always lists every column, optional ones included.
  */
-import { programOf } from './compile.js';
 import { joinCells } from '../connector-file/index.js';
+import { programOf } from './compile.js';
 import { MappedEvent } from './mapped-event.js';
 import type { CompiledMapping, EventMapResult, Row } from './types.js';
 

@@ -3,8 +3,8 @@
  * A file says, per connector column, which FHIRPath expressions (or named built-ins) fill it, tried in order; the
  * first non-empty value wins. See: docs/mapping.md §3–§9, §12.1.
  */
-import { DELIMITER_INPUTS } from '../connector-file/index.js';
 import { z } from 'zod';
+import { DELIMITER_INPUTS } from '../connector-file/index.js';
 
 /** Named built-in functions a column may use where FHIRPath cannot say it cleanly (see builtins.ts). */
 export const BUILTIN_NAMES = [

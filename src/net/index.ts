@@ -1,12 +1,12 @@
-export { createDispatcher, fetchVia, routeOf, type DispatcherOptions } from './dispatcher.js';
-export { bypassesProxy, parseNoProxy, type NoProxyEntry } from './no-proxy.js';
+export { createDispatcher, type DispatcherOptions, fetchVia, routeOf } from './dispatcher.js';
+export { bypassesProxy, type NoProxyEntry, parseNoProxy } from './no-proxy.js';
+export { ProxyRefusedError, proxyRefusalIn, proxyRefusedError } from './proxy-errors.js';
 export {
   DIRECT_NETWORK,
-  ProxyEndpoint,
-  resolveNetwork,
   type Environment,
   type NetworkConfig,
   type NetworkSettings,
+  ProxyEndpoint,
   type ResolveNetworkOptions,
+  resolveNetwork,
 } from './settings.js';
-export { ProxyRefusedError, proxyRefusalIn, proxyRefusedError } from './proxy-errors.js';

@@ -10,10 +10,10 @@
  *   and no message quotes an env proxy URL (it may carry them).
  */
 import { readFileSync } from 'node:fs';
-import { readSecret } from '../config/secrets.js';
 import type { SecretRef } from '../config/schema.js';
+import { readSecret } from '../config/secrets.js';
 import { BridgeError } from '../errors.js';
-import { parseNoProxy, type NoProxyEntry } from './no-proxy.js';
+import { type NoProxyEntry, parseNoProxy } from './no-proxy.js';
 
 /** The config's `network` section (src/config/schema.ts). */
 export interface NetworkConfig {

@@ -7,17 +7,17 @@
  * these calls only. One token serves every block until shortly before it expires (createCachedTokenSource); msal's
  * own cache is bypassed so a 401 really gets a new token.
  */
-import { PurviewError } from './purview-error.js';
-import { AuthError, ConfidentialClientApplication, ServerError, type Configuration } from '@azure/msal-node';
+import { AuthError, ConfidentialClientApplication, type Configuration, ServerError } from '@azure/msal-node';
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
+import { DEFAULT_RETRY, type RetryOptions, withRetry } from '../http.js';
 import type { Logger } from '../log.js';
-import { proxyRefusedError, type NetworkSettings } from '../net/index.js';
+import { type NetworkSettings, proxyRefusedError } from '../net/index.js';
 import { createCachedTokenSource, type TokenSource } from '../token-cache.js';
-import { createHttpsAgent } from './https-pool.js';
 import { DEFAULT_RESOURCE } from './clouds.js';
-import { createMsalNetwork, MsalNetworkError, type MsalNetwork } from './msal-network.js';
+import { createHttpsAgent } from './https-pool.js';
+import { createMsalNetwork, type MsalNetwork, MsalNetworkError } from './msal-network.js';
+import { PurviewError } from './purview-error.js';
 
 export type EntraCredential =
   | { kind: 'secret'; secret: string }

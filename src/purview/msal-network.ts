@@ -6,8 +6,8 @@
  * hide behind a bare `network_error`.
  */
 import type { INetworkModule, NetworkRequestOptions, NetworkResponse } from '@azure/msal-node';
-import { request, type Dispatcher } from 'undici';
-import { proxyRefusalIn, type ProxyRefusedError } from '../net/index.js';
+import { type Dispatcher, request } from 'undici';
+import { type ProxyRefusedError, proxyRefusalIn } from '../net/index.js';
 
 export interface MsalNetwork extends INetworkModule {
   /** `expires_in` of the last successful token response, in seconds. */

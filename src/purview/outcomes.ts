@@ -6,10 +6,10 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { BridgeError, ErrorCode } from '../errors.js';
-import { parseRetryAfter, scrubUpstreamText, type RetryVerdict } from '../http.js';
+import { parseRetryAfter, type RetryVerdict, scrubUpstreamText } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { PurviewError } from './purview-error.js';
-import { UploadNetworkError, type BlockResponse } from './upload.js';
+import { type BlockResponse, UploadNetworkError } from './upload.js';
 
 /** A non-2xx HTTP answer to an upload. */
 export class UploadStatusError extends Error {

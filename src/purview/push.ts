@@ -9,20 +9,20 @@
  * `bridge push` or a drop folder (claims per row range of its content hash).
  */
 import type { Clock } from '../clock.js';
+import type { NormalizedFile } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { RetryOptions } from '../http.js';
-import { uuidSource, type IdSource } from '../ids.js';
+import { type IdSource, uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { createHttpsAgent } from './https-pool.js';
 import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } from './blocks.js';
 import { signalsUrl } from './clouds.js';
 import { openEventSpool } from './event-spool.js';
-import type { NormalizedFile } from '../connector-file/index.js';
+import { createHttpsAgent } from './https-pool.js';
 import type { DeliveryLedger, DeliveryTarget, OpenedBlock } from './ledger.js';
 import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
-import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, sendBlock, type SendContext } from './send-block.js';
+import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type SendContext, sendBlock } from './send-block.js';
 import type { ByteRange } from './upload.js';
 
 export interface PushOptions {

@@ -5,7 +5,7 @@
  * (docs/purview-protocol.md §4.4), a network error or a timeout is never taken for success.
  */
 import type { Clock } from '../clock.js';
-import { DEFAULT_RETRY, withRetry, type RetryOptions } from '../http.js';
+import { DEFAULT_RETRY, type RetryOptions, withRetry } from '../http.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { TokenSource } from '../token-cache.js';
@@ -13,7 +13,7 @@ import type { createHttpsAgent } from './https-pool.js';
 import type { DeliveryLedger, OpenedBlock } from './ledger.js';
 import { classifyUploadFailure, toPushError, UploadStatusError } from './outcomes.js';
 import type { PushEvent } from './push-events.js';
-import { postBlock, UploadNetworkError, type BlockResponse, type ByteRange } from './upload.js';
+import { type BlockResponse, type ByteRange, postBlock, UploadNetworkError } from './upload.js';
 
 export const DEFAULT_PUSH_TIMEOUT_MS = 400_000;
 /** Microsoft's script tries 15 times 60 s apart; this stays within the same quarter hour but backs off with jitter. */

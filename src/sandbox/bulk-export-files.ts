@@ -108,13 +108,11 @@ export async function streamNdjson(
   let line = 0;
   for await (const page of pages) {
     if (res.destroyed) return;
-    const text =
-      page
-        .map((resource) => {
-          line += 1;
-          return line === options.badLine ? JSON.stringify({ resourceType: 'Basic', id: 'sandbox-bad-line' }) : JSON.stringify(resource);
-        })
-        .join('\n') + '\n';
+    const encoded = page.map((resource) => {
+      line += 1;
+      return line === options.badLine ? JSON.stringify({ resourceType: 'Basic', id: 'sandbox-bad-line' }) : JSON.stringify(resource);
+    });
+    const text = `${encoded.join('\n')}\n`;
     if (!out.write(text)) {
       await new Promise<void>((resolve) => {
         const done = (): void => {

@@ -12,9 +12,9 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
+import { type ExportFileSpec, fileResources, planFiles, streamNdjson } from './bulk-export-files.js';
 import type { FhirBackend } from './fhir-backend.js';
-import { fileResources, planFiles, streamNdjson, type ExportFileSpec } from './bulk-export-files.js';
 import { readTextBody } from './http-body.js';
 
 export interface BulkExportSettings {
@@ -245,10 +245,18 @@ export function createBulkExport(options: {
     const gzip = settings.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
     const record = (status: number): void =>
       void log.downloads.push({ jobId: job?.id ?? '?', file: name, status, authorization: req.headers.authorization !== undefined, gzip, origin: where });
-    if (!job || job.deleted || !job.files) return (record(404), { status: 404, body: outcome('not-found', 'No such export file') });
-    if (where === 'fhir' && settings.requiresAccessToken && !token) return (record(401), unauthorised());
-    if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs)
-      return (record(410), { status: 410, body: outcome('expired', 'The export files have expired; start a new export') });
+    if (!job || job.deleted || !job.files) {
+      record(404);
+      return { status: 404, body: outcome('not-found', 'No such export file') };
+    }
+    if (where === 'fhir' && settings.requiresAccessToken && !token) {
+      record(401);
+      return unauthorised();
+    }
+    if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs) {
+      record(410);
+      return { status: 410, body: outcome('expired', 'The export files have expired; start a new export') };
+    }
     record(200);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
     if (name === 'error') {

@@ -7,11 +7,11 @@
  * Entra's claims (aud, tid, appid/azp) and are also remembered, so the ingestion emulator can look them up.
  */
 import { createHash, randomUUID, timingSafeEqual, X509Certificate } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT, type CryptoKey } from 'jose';
-import { systemClock, type Clock } from '../clock.js';
+import { type CryptoKey, decodeProtectedHeader, generateKeyPair, jwtVerify, SignJWT } from 'jose';
+import { type Clock, systemClock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { readTextBody } from './http-body.js';
 import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
@@ -111,9 +111,15 @@ function handle(state: EntraState, request: IncomingMessage, response: ServerRes
   state.stats.requests += 1;
   const path = new URL(request.url ?? '/', state.origin).pathname;
   const route = /^\/([^/]+)\/(oauth2\/v2\.0\/token|oauth2\/token|v2\.0\/\.well-known\/openid-configuration)$/.exec(path);
-  if (!route) return sendJson(response, 404, { error: 'not_found', error_description: `no route ${path}` });
+  if (!route) {
+    sendJson(response, 404, { error: 'not_found', error_description: `no route ${path}` });
+    return;
+  }
   const [, tenantId = '', endpoint] = route;
-  if (endpoint?.startsWith('v2.0')) return sendJson(response, 200, openIdConfiguration(`${state.origin}/${tenantId}`));
+  if (endpoint?.startsWith('v2.0')) {
+    sendJson(response, 200, openIdConfiguration(`${state.origin}/${tenantId}`));
+    return;
+  }
   issueToken(state, request, tenantId, endpoint === 'oauth2/token' ? 'v1' : 'v2').then(
     (body) => sendJson(response, 200, body),
     (error: unknown) => {

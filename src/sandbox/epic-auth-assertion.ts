@@ -4,7 +4,7 @@
  * exp in the future and ≤ now+300; iat and nbf not in the future; nbf ≤ exp; exp−iat and exp−nbf ≤ 300;
  * jti a string ≤ 151 characters not seen before its exp. Each failure names the rule (Epic itself says null).
  */
-import { importJWK, jwtVerify, decodeJwt, decodeProtectedHeader, errors, type JWTPayload, type ProtectedHeaderParameters } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, importJWK, type JWTPayload, jwtVerify, type ProtectedHeaderParameters } from 'jose';
 import { invalidClient, type JwksResolver, type RegisteredClient } from './epic-auth-jwks.js';
 
 /** Epic: RS256/RS384/RS512 for all confidential clients, ES256/ES384 for JWK Set URL clients. */

@@ -5,14 +5,14 @@
  * except that every rejection says which rule failed. Time comes from the injected clock, including the `Date`
  * header, so a client's skew handling can be tested deterministically.
  */
-import { randomBytes, type JsonWebKey } from 'node:crypto';
+import { type JsonWebKey, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { systemClock, type Clock } from '../clock.js';
+import { type Clock, systemClock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { JtiLedger, verifyClientAssertion } from './epic-auth-assertion.js';
+import { createJwksResolver, type JwksResolver, type RegisteredClient, TokenEndpointError } from './epic-auth-jwks.js';
 import { readTextBody } from './http-body.js';
-import { TokenEndpointError, createJwksResolver, type JwksResolver, type RegisteredClient } from './epic-auth-jwks.js';
 
 export interface EpicAuthServerOptions {
   /** The server's clock: token expiry, assertion time rules and the Date header. Default: the system clock. */
@@ -110,7 +110,10 @@ function serverApi(state: AuthState, origin: string, server: Server): EpicAuthSe
 function handleRequest(state: AuthState, request: IncomingMessage, response: ServerResponse): void {
   response.setHeader('date', new Date(state.clock.now()).toUTCString());
   const path = (request.url ?? '/').split('?')[0];
-  if (path !== state.tokenPath) return sendJson(response, 404, { error: 'not_found', error_description: `no route ${path}` });
+  if (path !== state.tokenPath) {
+    sendJson(response, 404, { error: 'not_found', error_description: `no route ${path}` });
+    return;
+  }
   issueToken(state, request).then(
     (body) => sendJson(response, 200, body),
     (error: unknown) => {

@@ -8,11 +8,11 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Bundle, CapabilityStatementRestResource, FhirResource } from 'fhir/r4.js';
-import { BridgeError } from '../errors.js';
-import type { FhirBackend } from './fhir-backend.js';
-import { createFaultPlan, searchExpiredOutcome, writePaddedBundle, type FaultAction, type FaultPlan, type FaultSource } from './fhir-faults.js';
-import { createBulkExport, type BulkExportSettings, type SandboxBulkExport } from './bulk-export.js';
 import type { Clock } from '../clock.js';
+import { BridgeError } from '../errors.js';
+import { type BulkExportSettings, createBulkExport, type SandboxBulkExport } from './bulk-export.js';
+import type { FhirBackend } from './fhir-backend.js';
+import { createFaultPlan, type FaultAction, type FaultPlan, type FaultSource, searchExpiredOutcome, writePaddedBundle } from './fhir-faults.js';
 
 export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
 

@@ -10,7 +10,7 @@ import type { FhirBackend } from './fhir-backend.js';
 import type { GeneratedDataset } from './generator.js';
 import { patientIndexFromIdentifier } from './generator-patients.js';
 import { practitionerIndexFromIdentifier } from './generator-practitioners.js';
-import { ID_KIND, indexFromId, type IdKind } from './generator-random.js';
+import { ID_KIND, type IdKind, indexFromId } from './generator-random.js';
 import { parseFhirDateTime } from './generator-time.js';
 
 export type { FhirBackend } from './fhir-backend.js';

@@ -7,10 +7,10 @@
  */
 import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding } from 'fhir/r4.js';
 import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
-import { practitionerLogin, type PeopleContext } from './generator-practitioners.js';
-import { ID_KIND, STREAM, entityId, rngFor, streamSeed, type Rng } from './generator-random.js';
+import { type PeopleContext, practitionerLogin } from './generator-practitioners.js';
+import { entityId, ID_KIND, type Rng, rngFor, STREAM, streamSeed } from './generator-random.js';
 import { formatPeriodStart, formatRecorded } from './generator-time.js';
-import { BTG_EXPLANATIONS, BTG_REASONS, DEPARTMENTS, METRICS, SEARCH_METRIC, type Metric } from './generator-words.js';
+import { BTG_EXPLANATIONS, BTG_REASONS, DEPARTMENTS, METRICS, type Metric, SEARCH_METRIC } from './generator-words.js';
 
 /** Dataset sizes and rates, defaults resolved. */
 export interface EventContext {

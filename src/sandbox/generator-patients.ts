@@ -8,7 +8,7 @@
 import type { Address, HumanName, Identifier, Patient } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';
 import type { PeopleContext } from './generator-practitioners.js';
-import { ID_KIND, STREAM, canaryToken, entityId, rngFor, type Rng } from './generator-random.js';
+import { canaryToken, entityId, ID_KIND, type Rng, rngFor, STREAM } from './generator-random.js';
 import { dayAfter, yearsBefore } from './generator-time.js';
 import { CJK_NAMES, FAMILY, GIVEN_FEMALE, GIVEN_MALE, NICKNAMES, PATIENT_SUFFIXES, PLACES, SECOND_LINES, STREETS } from './generator-words.js';
 

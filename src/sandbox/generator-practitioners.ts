@@ -8,7 +8,7 @@
  */
 import type { ContactPoint, Identifier, Practitioner } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';
-import { ID_KIND, STREAM, canaryToken, entityId, rngFor } from './generator-random.js';
+import { canaryToken, entityId, ID_KIND, rngFor, STREAM } from './generator-random.js';
 import { dayAfter, yearsBefore } from './generator-time.js';
 import { FAMILY, GIVEN_FEMALE, GIVEN_MALE, PRACTITIONER_SUFFIXES } from './generator-words.js';
 

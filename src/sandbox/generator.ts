@@ -5,10 +5,10 @@
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
-import { buildEvent, eventShape, type EventContext } from './generator-events.js';
+import { buildEvent, type EventContext, eventShape } from './generator-events.js';
 import { patientAt } from './generator-patients.js';
 import { practitionerAt } from './generator-practitioners.js';
-import { ID_KIND, STREAM, entityId, rngFor, streamSeed } from './generator-random.js';
+import { entityId, ID_KIND, rngFor, STREAM, streamSeed } from './generator-random.js';
 import { parseFhirDateTime } from './generator-time.js';
 
 export interface GeneratorOptions {

@@ -11,15 +11,15 @@ import { stringify } from 'yaml';
 import type { Clock } from '../clock.js';
 import type { ConfigInput } from '../config/index.js';
 import { generateKey, openKeyStore } from '../smart/index.js';
-import { startEpicAuthServer, type EpicAuthServer } from './epic-auth.js';
-import { createSandboxCertificate } from './tls.js';
-import { startEntraEmulator, type EntraEmulator } from './entra.js';
-import { startPurviewIngestEmulator, type PurviewIngestEmulator } from './purview-ingest.js';
-import { createMemoryBackend, type MemoryBackend } from './fhir-backend.js';
-import { startFhirServer, type SandboxFhirServer } from './fhir-server.js';
-import { generateDataset, type GeneratedDataset, type GeneratorOptions } from './generator.js';
-import { createGeneratedBackend } from './generated-backend.js';
+import { type EntraEmulator, startEntraEmulator } from './entra.js';
+import { type EpicAuthServer, startEpicAuthServer } from './epic-auth.js';
 import { SANDBOX_IDS } from './epic-ids.js';
+import { createMemoryBackend, type MemoryBackend } from './fhir-backend.js';
+import { type SandboxFhirServer, startFhirServer } from './fhir-server.js';
+import { createGeneratedBackend } from './generated-backend.js';
+import { type GeneratedDataset, type GeneratorOptions, generateDataset } from './generator.js';
+import { type PurviewIngestEmulator, startPurviewIngestEmulator } from './purview-ingest.js';
+import { createSandboxCertificate } from './tls.js';
 
 /** The row digest the demo takes of what it wrote, to compare with the ingestion emulator's (loaded with the sandbox). */
 export { createRowDigest, type RowDigest, type RowDigestValue } from './row-digest.js';

@@ -8,8 +8,8 @@
  * order, and faults can be programmed per request (§8.2) to test that no block is ever lost.
  */
 import { isUtf8 } from 'node:buffer';
-import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { BridgeError } from '../errors.js';
 import type { EntraEmulator } from './entra.js';

@@ -1,15 +1,15 @@
 /**
  * The HTTP service, built apart from listen so tests use a real loopback listen or inject().
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../sync/state/index.js';
 import type { Metrics } from './metrics.js';
-import type { SyncRunner } from './runner.js';
-import type { StatusReport } from './status.js';
 import { pageRoutes } from './routes/page.js';
 import { v1Routes } from './routes/v1.js';
+import type { SyncRunner } from './runner.js';
+import type { StatusReport } from './status.js';
 
 export interface AppDeps {
   readonly connectors: readonly string[];

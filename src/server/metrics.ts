@@ -92,7 +92,9 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         }),
         events.on('error', () => runs.inc({ connector, outcome: 'failed' })),
       ];
-      return () => detaches.forEach((detach) => detach());
+      return () => {
+        for (const detach of detaches) detach();
+      };
     },
     fhirRequest(info) {
       fhirRequests.inc({ resource_type: info.resourceType, status: String(info.status) });

@@ -20,7 +20,9 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 export function trackProgress(events: SyncEvents, blockRows: number, clock: Clock): ProgressTracker {
   let run: Mutable<RunProgress> | undefined;
   const listeners = new Set<() => void>();
-  const changed = (): void => listeners.forEach((listener) => listener());
+  const changed = (): void => {
+    for (const listener of listeners) listener();
+  };
   // Blocks left = rows not yet acknowledged (by this run or before it) ÷ block size: an estimate, as rows the ledger
   // already holds are only found while the blocks are assembled.
   const estimate = (r: Mutable<RunProgress>): void => {
@@ -82,7 +84,7 @@ export function trackProgress(events: SyncEvents, blockRows: number, clock: Cloc
       return () => listeners.delete(listener);
     },
     detach() {
-      detaches.forEach((detach) => detach());
+      for (const detach of detaches) detach();
       listeners.clear();
     },
   };

@@ -5,20 +5,20 @@
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { readSecret, type Config } from '../config/index.js';
+import { buildSyncDeps, findConnector, loadConnectorMapping } from '../composition/index.js';
+import { type Config, readSecret } from '../config/index.js';
 import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
-import { buildSyncDeps, findConnector, loadConnectorMapping } from '../composition/index.js';
 import { openStateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
 import { trackProgress } from './progress.js';
-import { createSyncRunner, type ConnectorSync } from './runner.js';
+import { type ConnectorSync, createSyncRunner } from './runner.js';
 import { runSchedule } from './scheduler.js';
 import { statusConnectors, statusReport } from './status.js';
 
@@ -79,7 +79,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     status,
     watchStatus: (listener) => {
       const stops = [...trackers.values()].map((tracker) => tracker.onChange(listener));
-      return () => stops.forEach((stop) => stop());
+      return () => {
+        for (const stop of stops) stop();
+      };
     },
     rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
     jwks: () => openKeyStore(config.connectors[0]?.smart?.keysDir ?? 'keys', { logger }).publicJwks(),
@@ -113,7 +115,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       schedules.abort();
       await app.close();
       await runner.drain(config.server.shutdownGraceMs);
-      detaches.forEach((detach) => detach());
+      for (const detach of detaches) detach();
       store.close();
     },
   };

@@ -3,9 +3,9 @@
  * through the JWK Set URL) and `active-kid` (the kid that signs). Files that other processes read while we write
  * (jwks.json is served by `bridge serve`) are replaced atomically with a rename.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync, type Stats } from 'node:fs';
 import { chmod, open, rename, rm, stat } from 'node:fs/promises';
-import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { BridgeError } from '../errors.js';
 import type { PublishedJwk } from './jwks.js';

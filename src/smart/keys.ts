@@ -6,17 +6,18 @@
  * See: https://fhir.epic.com/Documentation?docId=oauth2 ("Key rotation")
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
 import { statSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CryptoKey } from 'jose';
 import { BridgeError } from '../errors.js';
-import { silentLogger, type Logger } from '../log.js';
-import { algOfJwk, isSigningAlg, keyMismatch, publicJwkOf, samePublicKey, toPublicJwk, type SigningAlg } from './jwks.js';
+import { type Logger, silentLogger } from '../log.js';
+import { algOfJwk, isSigningAlg, keyMismatch, publicJwkOf, type SigningAlg, samePublicKey, toPublicJwk } from './jwks.js';
 import {
   ACTIVE_KID_FILE,
-  JWKS_FILE,
   assertSafeKid,
+  JWKS_FILE,
+  type PublishedJwk,
   privateKeyPath,
   readActiveKid,
   readPublishedSet,
@@ -25,7 +26,6 @@ import {
   writeActiveKid,
   writePrivateKey,
   writePublishedSet,
-  type PublishedJwk,
 } from './key-files.js';
 
 export interface SigningKey {

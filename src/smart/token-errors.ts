@@ -6,7 +6,7 @@
  * like `invalid_client`: reference servers use it for assertion failures.
  */
 import { BridgeError, type ErrorCode } from '../errors.js';
-import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText } from '../http.js';
+import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES } from '../http.js';
 
 /** What the messages may name: all public identifiers. */
 export interface TokenErrorContext {

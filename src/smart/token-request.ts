@@ -5,7 +5,7 @@
  * are opaque and never decoded (Epic: do not rely on them being JWTs).
  */
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
-import { parseJsonObject, tokenErrorFromResponse, tokenNetworkError, tokenResponseInvalid, type TokenErrorContext } from './token-errors.js';
+import { parseJsonObject, type TokenErrorContext, tokenErrorFromResponse, tokenNetworkError, tokenResponseInvalid } from './token-errors.js';
 
 export const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 

@@ -7,23 +7,23 @@
  */
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { TOKEN_RETRY, withRetry, type RetryOptions, type RetryVerdict } from '../http.js';
-import { uuidSource, type IdSource } from '../ids.js';
+import { type RetryOptions, type RetryVerdict, TOKEN_RETRY, withRetry } from '../http.js';
+import { type IdSource, uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { createCachedTokenSource, type IssuedToken, type TokenSource } from '../token-cache.js';
-import { assertionClaims, buildAssertion, type AssertionClaims } from './assertion.js';
+import { type AssertionClaims, assertionClaims, buildAssertion } from './assertion.js';
 import { discoverTokenUrl, servedResourceTypes } from './discovery.js';
 import type { SigningKey } from './keys.js';
 import { scopesNotGranted } from './scopes.js';
 import { estimateOffsetMs, skewCouldExplain } from './skew.js';
 import {
-  SmartAuthError,
   invalidScopeWithMetadata,
   looksLikeEpic,
+  SmartAuthError,
   scopeResourceType,
   scopesToRemove,
-  tokenRetriesSpent,
   type TokenErrorContext,
+  tokenRetriesSpent,
 } from './token-errors.js';
 import { postTokenRequest } from './token-request.js';
 

@@ -37,7 +37,9 @@ export class SyncEvents {
   onAny(listener: <K extends SyncEventName>(name: K, payload: SyncEventMap[K]) => void): () => void {
     const names = Object.keys(EVENT_NAMES) as SyncEventName[];
     const detaches = names.map((name) => this.on(name, (payload) => listener(name, payload)));
-    return () => detaches.forEach((detach) => detach());
+    return () => {
+      for (const detach of detaches) detach();
+    };
   }
 
   emit<K extends SyncEventName>(name: K, payload: SyncEventMap[K]): void {

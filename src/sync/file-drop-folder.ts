@@ -5,8 +5,8 @@
  * is in the drop folder or in the archive, never half in both — and both directories are fsynced after it.
  */
 import {
-  createReadStream,
   closeSync,
+  createReadStream,
   existsSync,
   fsyncSync,
   mkdirSync,
@@ -14,9 +14,9 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
   writeFileSync,
-  type Stats,
 } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { BridgeError } from '../errors.js';

@@ -3,8 +3,8 @@
  * files in the drop folder — they are taken again, and the ledger skips what Purview acknowledged — so its record is
  * only closed, and its spools (PHI) removed.
  */
-import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../errors.js';
 import type { Checked } from './file-drop-steps.js';

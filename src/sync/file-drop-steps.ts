@@ -5,14 +5,14 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizeFlatFile, SCHEMA_COLUMNS, type NormalizedFile } from '../connector-file/index.js';
-import { toBridgeError, type BridgeError } from '../errors.js';
-import { pushRowFile, type PushEvent, type PushReport } from '../purview/index.js';
+import { type NormalizedFile, normalizeFlatFile, SCHEMA_COLUMNS } from '../connector-file/index.js';
+import { type BridgeError, toBridgeError } from '../errors.js';
+import { type PushEvent, type PushReport, pushRowFile } from '../purview/index.js';
 import type { SyncEvents } from './events.js';
-import { archiveFile, countDataLines, errno, sameVersion, statFile, type DropFile } from './file-drop-folder.js';
-import { dropSpoolDir } from './file-drop-state.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
-import { mergeEnrichReports, type EnrichReport } from './file-enrich.js';
+import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
+import { dropSpoolDir } from './file-drop-state.js';
+import { type EnrichReport, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
 import { removeFiles } from './run-files.js';
@@ -315,11 +315,13 @@ function dropSpool(ctx: DropContext, path: string): void {
 function forward(events: SyncEvents, runId: string, offset: number, event: PushEvent): void {
   switch (event.type) {
     case 'block_sent':
-      return events.emit('block_sent', { runId, index: offset + event.index, rows: event.rows, attempt: event.attempt });
+      events.emit('block_sent', { runId, index: offset + event.index, rows: event.rows, attempt: event.attempt });
+      return;
     case 'block_retry':
-      return events.emit('block_retry', { runId, index: offset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+      events.emit('block_retry', { runId, index: offset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+      return;
     case 'block_acked':
-      return events.emit('block_acked', {
+      events.emit('block_acked', {
         runId,
         index: offset + event.index,
         rows: event.rows,
@@ -327,7 +329,9 @@ function forward(events: SyncEvents, runId: string, offset: number, event: PushE
         ms: event.ms,
         possiblyDuplicated: event.possiblyDuplicated,
       });
+      return;
     case 'rows_already_delivered':
-      return events.emit('rows_already_delivered', { runId, rows: event.rows });
+      events.emit('rows_already_delivered', { runId, rows: event.rows });
+      return;
   }
 }

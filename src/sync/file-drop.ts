@@ -17,14 +17,14 @@
 import { appendFileSync } from 'node:fs';
 import type { ConnectorSchema } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
-import type { EnrichReport, FileEnricher } from './file-enrich.js';
-import { checkFolder, listReady, type DropFolder } from './file-drop-folder.js';
-import { checkFile, pushFile, type Checked, type DropContext } from './file-drop-steps.js';
+import { checkFolder, type DropFolder, listReady } from './file-drop-folder.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
+import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
+import type { EnrichReport, FileEnricher } from './file-enrich.js';
 import type { SyncDeps, SyncRequest, SyncSummary } from './pipeline.js';
 import { throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
-import { ZERO_COUNTS, type RunCounts, type RunDetails, type RunRecord } from './state/index.js';
+import { type RunCounts, type RunDetails, type RunRecord, ZERO_COUNTS } from './state/index.js';
 
 export interface FileDropDeps {
   readonly folder: DropFolder;

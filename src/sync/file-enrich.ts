@@ -18,20 +18,20 @@ import type { AuditEvent, Patient, Practitioner, Reference } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import {
   ConnectorFileWriter,
+  type ConnectorSchema,
   DELIMITER_CHARS,
   encodeField,
   fieldValue,
   isEmptyField,
+  type NormalizedFile,
   RowOffsets,
   SCHEMA_COLUMNS,
   splitFields,
-  type ConnectorSchema,
-  type NormalizedFile,
 } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { ReferenceResolver } from '../fhir/index.js';
-import { collectReferences, mapEvent, type CompiledMapping, type Row } from '../mapping/index.js';
-import { identifierKey, type IdentifierReference } from '../reference-keys.js';
+import { type CompiledMapping, collectReferences, mapEvent, type Row } from '../mapping/index.js';
+import { type IdentifierReference, identifierKey } from '../reference-keys.js';
 
 export interface EnrichSettings {
   readonly resolver: ReferenceResolver;
@@ -145,7 +145,7 @@ export function createFileEnricher(settings: EnrichSettings): FileEnricher {
         for (const plan of plans) for (const ref of plan.lookups) wanted.set(refKey(ref), ref);
         if (wanted.size > 0) await settings.resolver.prefetch({ keys: [], identifiers: [...wanted.values()] }, signal);
         for (const ref of wanted.values()) tally.lookup(ref.type === 'Patient' ? 'patient' : 'employee', settings.resolver.get(refKey(ref)) !== undefined);
-        for (const plan of plans) offsets.rowEnded(writer.append([fillRow(plan, file.delimiter, layout, settings, tally, names)]));
+        for (const plan of plans) offsets.rowEnded(writer.append([fillRow(plan, file.delimiter, settings, tally, names)]));
       };
       try {
         for await (const line of lines) {
@@ -216,14 +216,7 @@ function planRow(line: string, delimiter: NormalizedFile['delimiter'], layout: L
 }
 
 /** The row with its empty cells filled where FHIR has a value; counts every empty cell's outcome. */
-function fillRow(
-  plan: RowPlan,
-  delimiter: NormalizedFile['delimiter'],
-  layout: Layout,
-  settings: EnrichSettings,
-  tally: Tally,
-  names: readonly string[],
-): string {
+function fillRow(plan: RowPlan, delimiter: NormalizedFile['delimiter'], settings: EnrichSettings, tally: Tally, names: readonly string[]): string {
   const lookup = settings.resolver;
   const found = (side: Side): boolean => plan.refs[side] !== undefined && lookup.get(refKey(plan.refs[side] as IdentifierReference)) !== undefined;
   const cells = probeCells(plan, settings, found('patient'), found('employee'));
@@ -313,7 +306,11 @@ class Tally {
   constructor(private readonly names: readonly string[]) {}
 
   column(name: string, outcome: keyof ColumnEnrichment): void {
-    const entry = (this.columns[name] ??= { filled: 0, notFound: 0, noKey: 0, emptyInFhir: 0 });
+    let entry = this.columns[name];
+    if (!entry) {
+      entry = { filled: 0, notFound: 0, noKey: 0, emptyInFhir: 0 };
+      this.columns[name] = entry;
+    }
     entry[outcome] += 1;
   }
 

@@ -4,7 +4,7 @@
  * column fill). Pure apart from the counters it keeps; where the lines and rejects go is the caller's business.
  */
 import type { AuditEvent } from 'fhir/r4.js';
-import { createFillCounter, createSerializer, mapEvent, type CompiledMapping, type FillReport, type RowReject } from '../mapping/index.js';
+import { type CompiledMapping, createFillCounter, createSerializer, type FillReport, mapEvent, type RowReject } from '../mapping/index.js';
 import type { EventRows } from '../purview/event-spool.js';
 import { eventClaimKey } from '../purview/ledger.js';
 import type { ResourceLookup } from '../reference-keys.js';
@@ -63,7 +63,7 @@ export function createMapStep(mapping: CompiledMapping): MapStep {
         mapped.push({ key: eventClaimKey(event), recordedMs, lines });
         for (const reject of outcome.rejects) {
           rejects.push(reject);
-          rejectText += JSON.stringify(reject) + '\n';
+          rejectText += `${JSON.stringify(reject)}\n`;
           increment(tallies.rejectReasons, reject.reason);
         }
       }

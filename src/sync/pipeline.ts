@@ -9,15 +9,15 @@ import type { Clock } from '../clock.js';
 import { BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { fillWarnings, type CompiledMapping, type FillReport, type FillWarning } from '../mapping/index.js';
-import { isCompleteEventSpool, pushEventSpool, type DeliveryTarget, type PushEvent, type PushOptions } from '../purview/index.js';
+import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
+import { type DeliveryTarget, isCompleteEventSpool, type PushEvent, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { EventSource } from './event-source.js';
-import { runFileDrop, type FileDropDeps } from './file-drop.js';
 import type { SyncEvents } from './events.js';
+import { type FileDropDeps, runFileDrop } from './file-drop.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
-import { pullToSpool, throwIfStopped, type PullResult } from './pull-stage.js';
+import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
-import { ZERO_COUNTS, type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore } from './state/index.js';
+import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
@@ -368,11 +368,13 @@ type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
 function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): void {
   switch (event.type) {
     case 'block_sent':
-      return events.emit('block_sent', { runId, index: event.index, rows: event.rows, attempt: event.attempt });
+      events.emit('block_sent', { runId, index: event.index, rows: event.rows, attempt: event.attempt });
+      return;
     case 'block_retry':
-      return events.emit('block_retry', { runId, index: event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+      events.emit('block_retry', { runId, index: event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+      return;
     case 'block_acked':
-      return events.emit('block_acked', {
+      events.emit('block_acked', {
         runId,
         index: event.index,
         rows: event.rows,
@@ -380,7 +382,9 @@ function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): 
         ms: event.ms,
         possiblyDuplicated: event.possiblyDuplicated,
       });
+      return;
     case 'rows_already_delivered':
-      return events.emit('rows_already_delivered', { runId, rows: event.rows });
+      events.emit('rows_already_delivered', { runId, rows: event.rows });
+      return;
   }
 }

@@ -3,17 +3,17 @@
  * groups with their Patient/Practitioner references prefetched, written to the run's event spool (rows + per-event
  * index) and rejects file. Nothing here talks to Purview; the spool is pushed afterwards.
  */
-import type { AuditEvent } from 'fhir/r4.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
+import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { createPrefetchGroups, instantMs, type ReferenceResolver } from '../fhir/index.js';
 import { collectReferences, type FillReport } from '../mapping/index.js';
 import { EventSpoolWriter, eventClaimKey } from '../purview/index.js';
 import type { ReferenceRequest } from '../reference-keys.js';
+import type { EventSource } from './event-source.js';
 import { createMapStep, type MapStep } from './map-step.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
-import { ZERO_COUNTS, type RunCounts, type RunRecord, type SeenEvent } from './state/index.js';
-import type { EventSource } from './event-source.js';
+import { type RunCounts, type RunRecord, type SeenEvent, ZERO_COUNTS } from './state/index.js';
 import type { SyncWindow } from './window.js';
 
 export interface PullResult {

@@ -30,7 +30,7 @@ export function runFiles(stateDir: string, runId: string): RunFiles {
 
 /** The spool index sits beside the spool, whatever directory the spool is in. */
 export function indexPathOf(spoolPath: string): string {
-  return spoolPath.replace(/\.txt$/, '') + '.idx';
+  return `${spoolPath.replace(/\.txt$/, '')}.idx`;
 }
 
 export function ensureRunDirs(stateDir: string): void {

@@ -18,7 +18,7 @@ export function attachRunLog(events: SyncEvents, dir: string, clock: Clock): () 
       fd = openSync(join(dir, `${runId}.ndjson`), 'a', 0o600);
       files.set(runId, fd);
     }
-    writeSync(fd, JSON.stringify({ timestamp: new Date(clock.now()).toISOString(), eventId: name, ...payload }) + '\n');
+    writeSync(fd, `${JSON.stringify({ timestamp: new Date(clock.now()).toISOString(), eventId: name, ...payload })}\n`);
     // A finished run writes nothing more: release its descriptor (a long-running service sees many runs).
     if (name === 'run_complete' || name === 'error') {
       closeSync(fd);

@@ -10,13 +10,13 @@
  */
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
 import { hashApiToken } from '../../src/server/auth.js';
-import { startService, type Service } from '../../src/server/service.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type Service, startService } from '../../src/server/service.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 import { findChromium, LAUNCH_ARGS } from './chromium.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -87,7 +87,7 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
       if (message.type() === 'error' && !/status of 40[19]/.test(message.text())) problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(service.url + '/');
+    await page.goto(`${service.url}/`);
     return { page, requests, problems };
   }
 

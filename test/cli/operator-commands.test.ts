@@ -7,12 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectsCommand } from '../../src/cli/commands/rejects.js';
 import { runsCommand } from '../../src/cli/commands/runs.js';
 import { statusCommand } from '../../src/cli/commands/status.js';
+import { destinationOf, findConnector } from '../../src/composition/index.js';
 import { BridgeError } from '../../src/errors.js';
 import type { StatusReport } from '../../src/server/status.js';
 import type { SyncSummary } from '../../src/sync/pipeline.js';
 import { ZERO_COUNTS } from '../../src/sync/state/index.js';
-import { destinationOf, findConnector } from '../../src/composition/index.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 import { recordingContext } from './support.js';
 
 let h: SandboxHarness;

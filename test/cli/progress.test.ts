@@ -3,7 +3,7 @@
  * every period, not one per block or page.
  */
 import { describe, expect, it } from 'vitest';
-import { ProgressModel, barOf, clockTime } from '../../src/cli/reporters/meter.js';
+import { barOf, clockTime, ProgressModel } from '../../src/cli/reporters/meter.js';
 import { attachProgressBar } from '../../src/cli/reporters/progress.js';
 import { pushReporter } from '../../src/cli/reporters/push-progress.js';
 import { attachTextReporter } from '../../src/cli/reporters/text.js';

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
 import { silentLogger } from '../../src/log.js';
 import { openStateStore } from '../../src/sync/state/index.js';
+import { type Emulators, HEADER, makeRows, startEmulators, tempDir } from '../purview/support.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, makeRows, startEmulators, tempDir, type Emulators } from '../purview/support.js';
 import { recordingContext } from './support.js';
 
 const dir = tempDir('bridge-cli-push-output-');
@@ -24,7 +24,7 @@ afterAll(async () => emu?.close());
 async function push(extra: string[], options: { tty?: boolean } = {}) {
   const app = emu.newApp();
   const file = join(dir, `${app.jobId}.txt`);
-  writeFileSync(file, [HEADER, ...makeRows(7)].join('\n') + '\n');
+  writeFileSync(file, `${[HEADER, ...makeRows(7)].join('\n')}\n`);
   const ctx = recordingContext({ tty: options.tty ?? false });
   const command = pushCommand({
     print: ctx.print,

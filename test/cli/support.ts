@@ -1,7 +1,7 @@
 /** A CLI context that records what a command prints, with a clock and stdout the test controls. */
 import { PassThrough } from 'node:stream';
-import { systemClock, type Clock } from '../../src/clock.js';
 import type { CliContext } from '../../src/cli/context.js';
+import { type Clock, systemClock } from '../../src/clock.js';
 
 export interface RecordingContext extends CliContext {
   readonly printed: string[];

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncCommand } from '../../src/cli/commands/sync.js';
 import { BridgeError } from '../../src/errors.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 import { recordingContext } from './support.js';
 
 let h: SandboxHarness;

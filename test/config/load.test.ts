@@ -122,9 +122,7 @@ describe('errors that say what, never a secret', () => {
     const error = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__clientSecret: secret } }));
     expect(error.message).toContain('connectors.0.purview: unknown key(s) "clientSecret" (values not shown)');
     expect(error.message).not.toContain(secret);
-    const nested = thrown(() =>
-      loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: '{"baseUrl":"https://x.example","password":"' + secret + '"}' } }),
-    );
+    const nested = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: `{"baseUrl":"https://x.example","password":"${secret}"}` } }));
     expect(nested.message).not.toContain(secret);
     const wrongType = thrown(() => loadConfig({ base: { ...minimal, server: { host: { secret } } }, env: {} }));
     expect(wrongType.message).toContain('server.host: got an object');

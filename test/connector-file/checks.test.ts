@@ -9,16 +9,16 @@ import { afterAll, describe, expect, it } from 'vitest';
 import {
   checkHeader,
   columnAt,
-  encodingName,
   encodeField,
+  encodingName,
   fieldAt,
   fieldStart,
   fieldValue,
   firstInvalidUtf8,
   isEmptyField,
+  type NormalizeOptions,
   normalizeFlatFile,
   splitFields,
-  type NormalizeOptions,
 } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { countDataLines, globMatcher } from '../../src/sync/file-drop-folder.js';

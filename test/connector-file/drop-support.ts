@@ -1,9 +1,9 @@
 /** Connector files as a Clarity export drops them, and a drop folder + archive in a temp dir, for the flat-file source tests. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { SCHEMA_COLUMNS, type ConnectorSchema } from '../../src/connector-file/index.js';
+import { type ConnectorSchema, SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
 import type { Sandbox } from '../../src/sandbox/index.js';
 
 export const EPIC_COLUMNS = SCHEMA_COLUMNS.epic.map((c) => c.name);

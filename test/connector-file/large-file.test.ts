@@ -8,7 +8,7 @@
 import { closeSync, openSync, readdirSync, rmSync, utimesSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import { bridgeCli, dropDirs, EPIC_HEADER, epicRows, flatFileConfig } from './drop-support.js';
 
 const dirs = dropDirs('bridge-2gb-');

@@ -8,9 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
+import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
-import { spawnBridge, type BridgeProcess } from '../support/bridge-process.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const BULK = { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } };
 let h: SandboxHarness | undefined;

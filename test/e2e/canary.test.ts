@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
 const issuedTokens: string[] = [];

@@ -6,16 +6,16 @@
  * and search-session expiry; Purview 503, reset before or after accepting, slow answers). At the end every row the
  * events produce is in Purview exactly once, or more than once only where the bridge flagged it possibly duplicated.
  */
-import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { FaultAction } from '../../src/sandbox/fhir-server.js';
 import { Rng } from '../../src/sandbox/generator-random.js';
 import type { IngestFault } from '../../src/sandbox/purview-ingest.js';
-import type { FaultAction } from '../../src/sandbox/fhir-server.js';
+import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
-import { spawnBridge, type BridgeProcess } from '../support/bridge-process.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const SEED = 20261206;
 const ROUNDS = 10;

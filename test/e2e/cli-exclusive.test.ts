@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiToken } from '../../src/server/auth.js';
-import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
+import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'cli-exclusive-token-0123456789';
 let h: SandboxHarness;

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);

@@ -2,11 +2,11 @@ import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock, systemClock } from '../../src/clock.js';
-import { loadConfig } from '../../src/config/index.js';
-import { FILL_CHECK, MAPPING_CHECK, formatChecks, runDoctor, type CheckResult, type FillSampleOptions } from '../../src/doctor/index.js';
-import { silentLogger } from '../../src/log.js';
 import { findConnector } from '../../src/composition/index.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { loadConfig } from '../../src/config/index.js';
+import { type CheckResult, FILL_CHECK, type FillSampleOptions, formatChecks, MAPPING_CHECK, runDoctor } from '../../src/doctor/index.js';
+import { silentLogger } from '../../src/log.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
 /** A sandbox whose /metadata lists AuditEvent, so the fill check runs (the first one's does not). */
@@ -102,13 +102,13 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
     const ds = listed.sandbox.dataset;
     const values = new Set<string>();
     for (const p of ds.patients()) {
-      p.name?.forEach((n) => [n.family, ...(n.given ?? [])].forEach((v) => v && v.length > 3 && values.add(v)));
-      p.address?.forEach((a) => a.line?.forEach((l) => values.add(l)));
-      p.identifier?.forEach((i) => i.value && i.value.trim().length > 4 && values.add(i.value.trim()));
+      for (const n of p.name ?? []) for (const v of [n.family, ...(n.given ?? [])]) if (v && v.length > 3) values.add(v);
+      for (const a of p.address ?? []) for (const l of a.line ?? []) values.add(l);
+      for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
     }
     for (const p of ds.practitioners()) {
-      p.identifier?.forEach((i) => i.value && i.value.trim().length > 4 && values.add(i.value.trim()));
-      p.telecom?.forEach((t) => t.value && values.add(t.value));
+      for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
+      for (const t of p.telecom ?? []) if (t.value) values.add(t.value);
     }
     return [...values];
   }

@@ -9,7 +9,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const HOUR = 3_600_000;
@@ -168,7 +168,10 @@ describe('local UTC offsets (#14.5)', () => {
   it('property: events written with any offset from −12:00 to +14:00, over overlapping runs, each arrive once', async () => {
     const { start } = h.sandbox.dataset.options;
     let seed = 53;
-    const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const random = (): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     const base = Date.parse(start) + 26 * HOUR;
     const template = templateOf(h);
     const extra = Array.from({ length: 120 }, (_, i) => {

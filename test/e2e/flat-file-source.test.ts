@@ -9,17 +9,17 @@
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { linesLogger } from '../support/log-lines.js';
 import { systemClock } from '../../src/clock.js';
 import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
 import { uuidSource } from '../../src/ids.js';
-import { startSandbox, type Sandbox } from '../../src/sandbox/index.js';
+import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import type { FileDropSummary } from '../../src/sync/file-drop.js';
 import { openStateStore, runSync, SyncEvents } from '../../src/sync/index.js';
+import { bridgeCli, type DropDirs, drop, dropDirs, fileText, flatFileConfig } from '../connector-file/drop-support.js';
 import { expectedRows } from '../support/expected-rows.js';
-import { bridgeCli, drop, dropDirs, fileText, flatFileConfig, type DropDirs } from '../connector-file/drop-support.js';
+import { linesLogger } from '../support/log-lines.js';
 
 const COLUMNS = SCHEMA_COLUMNS.epic.map((c) => c.name);
 const col = (name: string): number => COLUMNS.indexOf(name);
@@ -169,7 +169,7 @@ describe('flat-file source against the sandbox', () => {
   it('a bridge sync killed with SIGKILL mid-push, then run again, delivers every row once or flagged', async () => {
     const dirs = folder('crash');
     const files = [rows.slice(0, 40), rows.slice(40, 70)];
-    files.forEach((fileRows, i) => drop(dirs, `crash_${i}.txt`, fileText(fileRows), Date.now() - 60_000 + i));
+    for (const [i, fileRows] of files.entries()) drop(dirs, `crash_${i}.txt`, fileText(fileRows), Date.now() - 60_000 + i);
     const config = flatFileConfig(sandbox, dirs, { settleSeconds: 0 });
     const env = { BRIDGE__connectors__0__purview__blockRows: '5', BRIDGE__logLevel: 'warn' };
     const jobBefore = acceptedRows().length;

@@ -4,10 +4,10 @@
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
-import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
 beforeAll(async () => {

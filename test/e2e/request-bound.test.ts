@@ -3,12 +3,12 @@
  * S, the FHIR server sees at most ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 requests. Groups are kept small here (many prefetch
  * passes) so a partial `_id=` batch per group would break the bound; every expected row must still come out once.
  */
-import { afterEach, describe, expect, it } from 'vitest';
 import type { Patient, Practitioner } from 'fhir/r4.js';
-import { createSerializer, mapEvent } from '../../src/mapping/index.js';
-import { keyOf, referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { createSerializer, mapEvent } from '../../src/mapping/index.js';
+import { keyOf, type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const DATA = { seed: 11, events: 6_000, patients: 900, practitioners: 130 };
 const PAGE_SIZE = 100;

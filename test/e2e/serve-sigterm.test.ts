@@ -5,8 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiToken } from '../../src/server/auth.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'serve-sigterm-token-0123456789';
 let h: SandboxHarness;

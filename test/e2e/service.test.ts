@@ -3,11 +3,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../../src/config/index.js';
 import { systemClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config/index.js';
 import { hashApiToken } from '../../src/server/auth.js';
-import { startService, type Service } from '../../src/server/service.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type Service, startService } from '../../src/server/service.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'test-api-token-0123456789';
 let h: SandboxHarness;

@@ -2,11 +2,11 @@
  * SIGTERM mid-push, then restart: the CLI finishes the block in flight, stops at that checkpoint (exit 130,
  * BRG_ERR_ABORTED), and the next `bridge sync` resumes the push so every row arrives exactly once.
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
 import { spawnBridge } from '../support/bridge-process.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
 

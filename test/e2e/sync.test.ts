@@ -2,12 +2,12 @@
  * The walking skeleton end to end: SMART token (jose assertion, strict server) → AuditEvent search with paging →
  * references resolved in batches → Epic-connector rows → sequential blocks → upload with an msal-node token.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Patient, Practitioner } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
-import { referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
-import { loadConnectorMapping, findConnector } from '../../src/composition/index.js';
-import { startHarness, type SandboxHarness } from '../support/sandbox-run.js';
+import { type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9 };
 const BLOCK_ROWS = 64;
@@ -93,11 +93,11 @@ describe('bridge sync against the offline sandbox', () => {
     const ds = h.sandbox.dataset;
     const phi = new Set<string>();
     for (const p of ds.patients()) {
-      p.name?.forEach((n) => [n.family, ...(n.given ?? [])].forEach((v) => v && v.length > 3 && phi.add(v)));
-      p.address?.forEach((a) => a.line?.forEach((l) => phi.add(l)));
-      p.identifier?.forEach((i) => i.value && i.value.length > 4 && phi.add(i.value));
+      for (const n of p.name ?? []) for (const v of [n.family, ...(n.given ?? [])]) if (v && v.length > 3) phi.add(v);
+      for (const a of p.address ?? []) for (const l of a.line ?? []) phi.add(l);
+      for (const i of p.identifier ?? []) if (i.value && i.value.length > 4) phi.add(i.value);
     }
-    for (const p of ds.practitioners()) p.telecom?.forEach((t) => t.value && phi.add(t.value));
+    for (const p of ds.practitioners()) for (const t of p.telecom ?? []) if (t.value) phi.add(t.value);
     expect(h.logLines.length).toBeGreaterThan(0);
     for (const line of h.logLines) {
       expect(() => JSON.parse(line)).not.toThrow();

@@ -1,16 +1,15 @@
-import { FhirError } from '../../src/fhir/index.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
 import type { Bundle, FhirResource } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { abortError, type Clock } from '../../src/clock.js';
 import { BridgeError } from '../../src/errors.js';
-import { createFhirClient, type FhirClient } from '../../src/fhir/index.js';
+import { createFhirClient, type FhirClient, FhirError } from '../../src/fhir/index.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
 import { startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { START, RevocableTokens, allResources, buildFixtures, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, type FixtureServer, RevocableTokens, START, startFixtureServer } from './support.js';
 
 const AUDIT_SEARCH = /\/AuditEvent\?/;
 const range = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `ae-${String(from + i).padStart(3, '0')}`);

@@ -1,5 +1,5 @@
-import { describe, expect, it } from 'vitest';
 import type { Patient } from 'fhir/r4.js';
+import { describe, expect, it } from 'vitest';
 import { StringInterner } from '../../src/fhir/intern.js';
 
 /** A fresh parse, like each Bundle entry: equal strings, separate copies. */

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createReferenceResolver, lookupMode } from '../../src/fhir/index.js';
-import { allResources, buildFixtures, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, type FixtureServer, startFixtureServer } from './support.js';
 
 let fixture: FixtureServer | undefined;
 afterEach(async () => {

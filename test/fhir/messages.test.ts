@@ -7,10 +7,10 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createFhirClient } from '../../src/fhir/index.js';
-import { quoteUpstreamText } from '../../src/http.js';
 import { outcomeText } from '../../src/fhir/outcome.js';
-import { toPushError, UploadStatusError } from '../../src/purview/outcomes.js';
+import { quoteUpstreamText } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
+import { toPushError, UploadStatusError } from '../../src/purview/outcomes.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { RevocableTokens } from './support.js';
 

@@ -4,12 +4,12 @@
  * BRG_ERR_FHIR_PAGING; isolated repeated events are not an error. Memory stays bounded (RepeatGuard keeps the ids
  * of recent pages only).
  */
-import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { pullAuditEvents } from '../../src/fhir/index.js';
 import { RepeatGuard } from '../../src/fhir/loop-guard.js';
-import { allResources, buildFixtures, isoAt, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, type FixtureServer, isoAt, startFixtureServer } from './support.js';
 
 const AUDIT_SEARCH = /\/AuditEvent\?/;
 const WINDOW = { since: isoAt(0), until: isoAt(60) };

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { createReferenceResolver, pullAuditEvents } from '../../src/fhir/index.js';
 import { keyOf } from '../../src/reference-keys.js';
-import { allResources, buildFixtures, collect, isoAt, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, collect, type FixtureServer, isoAt, startFixtureServer } from './support.js';
 
 const ids = (pages: AuditEvent[][]): string[][] => pages.map((page) => page.map((event) => event.id ?? '?'));
 const range = (from: number, to: number): string[] => Array.from({ length: to - from }, (_, i) => `ae-${String(from + i).padStart(3, '0')}`);

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createReferenceResolver } from '../../src/fhir/index.js';
 import { identifierKey } from '../../src/reference-keys.js';
-import { allResources, buildFixtures, EMP_SYSTEM, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, EMP_SYSTEM, type FixtureServer, startFixtureServer } from './support.js';
 
 let fixture: FixtureServer | undefined;
 afterEach(async () => {

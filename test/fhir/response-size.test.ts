@@ -3,12 +3,12 @@
  * Content-Length over the cap is refused unread, an undeclared (chunked) body stops being read at the cap, and the
  * error names the resource type, the limit and the key to change. Nothing is retried: it would be as large again.
  */
-import { afterEach, describe, expect, it } from 'vitest';
 import type { Bundle } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { DEFAULT_MAX_RESPONSE_BYTES } from '../../src/fhir/index.js';
-import { allResources, buildFixtures, startFixtureServer, type FixtureServer } from './support.js';
+import { allResources, buildFixtures, type FixtureServer, startFixtureServer } from './support.js';
 
 const AUDIT_SEARCH = /\/AuditEvent\?/;
 const CAP = 256 * 1024;

@@ -4,11 +4,11 @@
  * sandbox FHIR server over medplum's MemoryRepository on 127.0.0.1:0.
  */
 import type { AuditEvent, FhirResource, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
-import { silentLogger } from '../../src/log.js';
 import { createFhirClient, type FhirClient, type FhirClientOptions } from '../../src/fhir/index.js';
-import type { TokenSource } from '../../src/token-cache.js';
+import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type MemoryBackend } from '../../src/sandbox/fhir-backend.js';
-import { startFhirServer, type FhirServerOptions, type SandboxFhirServer } from '../../src/sandbox/fhir-server.js';
+import { type FhirServerOptions, type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
+import type { TokenSource } from '../../src/token-cache.js';
 import { InstantClock } from '../support/manual-clock.js';
 
 export const START = Date.parse('2026-11-01T00:00:00.000Z');

@@ -21,7 +21,7 @@ afterEach(async () => {
 async function startThrottlingServer(): Promise<{ baseUrl: string; arrivals: number[]; throttledAt: () => number }> {
   const arrivals: number[] = [];
   let throttledAt = Number.NaN;
-  server = createServer((req, res) => {
+  server = createServer((_req, res) => {
     arrivals.push(Date.now());
     const first = arrivals.length === 1;
     setTimeout(

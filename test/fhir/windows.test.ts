@@ -1,12 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
 import type { AuditEvent } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
-import { startFhirServer, type SandboxFhirServer } from '../../src/sandbox/fhir-server.js';
+import { type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { RevocableTokens, collect, isoAt } from './support.js';
+import { collect, isoAt, RevocableTokens } from './support.js';
 
 /** Nine events, three per instant (minutes 0, 1, 2): a page boundary can cut an instant in two. */
 const EVENTS: AuditEvent[] = Array.from(

@@ -16,7 +16,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function ndjson(name: string, values: readonly unknown[]): string {
   const path = join(dir, name);
-  writeFileSync(path, values.map((value) => JSON.stringify(value)).join('\n') + '\n');
+  writeFileSync(path, `${values.map((value) => JSON.stringify(value)).join('\n')}\n`);
   return path;
 }
 

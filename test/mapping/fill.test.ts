@@ -2,19 +2,19 @@
  * Column fill report (src/mapping/fill.ts): per-column empty counts over mapped rows, and the warnings a run or
  * `bridge doctor` prints when a mandatory or key column is empty on more than 5% of rows.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import {
   createFillCounter,
+  type FillReport,
   fillWarnings,
   formatShare,
   mapEvent,
   mergeFillReports,
-  SCHEMA_COLUMNS,
-  type FillReport,
   type Row,
+  SCHEMA_COLUMNS,
 } from '../../src/mapping/index.js';
 import { builtinMapping, fixturesDir, lookupOf } from './support.js';
 

@@ -3,15 +3,15 @@
  * MRN, login and user id come from `type.text`-only identifiers with Epic OIDs; `use: old` never counts; sites pin
  * their own systems or type texts; times with local offsets on both sides of the end of DST come out as UTC instants.
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { errorOf } from '../support/error-of.js';
 import { subjectMrn } from '../../src/mapping/builtins.js';
-import { mapEvent, type CompiledMapping } from '../../src/mapping/index.js';
+import { type CompiledMapping, mapEvent } from '../../src/mapping/index.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { mappingFileSpec } from '../../src/mapping/spec.js';
+import { errorOf } from '../support/error-of.js';
 import { builtinMapping, builtinSpec, compileSpec, fixturesDir, lookupOf } from './support.js';
 
 const dir = resolve(fixturesDir, 'epic');

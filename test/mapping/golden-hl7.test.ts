@@ -4,7 +4,7 @@
  * docs/mapping.md.
  */
 import { describe, expect, it } from 'vitest';
-import { createSerializer, mapEvent, type CompiledMapping, type EventMapResult } from '../../src/mapping/index.js';
+import { type CompiledMapping, createSerializer, type EventMapResult, mapEvent } from '../../src/mapping/index.js';
 import { auditEvent, builtinMapping, builtinSpec, compileSpec, fixtureFiles, hl7Resources, identifierKey, lookupOf, readFixture } from './support.js';
 
 const byColumn = (mapping: CompiledMapping, row: readonly string[]): Record<string, string> =>

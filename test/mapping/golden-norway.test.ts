@@ -4,7 +4,7 @@
  * names; the patient number in Identifier.id (never read); non-ASCII department names.
  */
 import { describe, expect, it } from 'vitest';
-import { collectReferences, mapEvent, type CompiledMapping } from '../../src/mapping/index.js';
+import { type CompiledMapping, collectReferences, mapEvent } from '../../src/mapping/index.js';
 import { auditEvent, builtinMapping, builtinSpec, compileSpec, fixtureFiles, lookupOf } from './support.js';
 
 const INSTANCES = ['AuditEvent-NOBasisAuditeventInstance1.json', 'AuditEvent-NOBasisAuditeventInstance2.json', 'AuditEvent-NOBasisAuditeventInstance3.json'];

@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { errorOf } from '../support/error-of.js';
 import { builtinMappingPath, createSerializer, loadMapping, mappingJsonSchema, SCHEMA_COLUMNS } from '../../src/mapping/index.js';
+import { errorOf } from '../support/error-of.js';
 import { builtinSpec, compileSpec, repoRoot } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bridge-mapping-'));

@@ -5,9 +5,9 @@
  */
 import type { AuditEvent, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { createSerializer, mapEvent, sanitizeCell, type CompiledMapping, type Delimiter } from '../../src/mapping/index.js';
-import { builtinMapping, lookupOf } from './support.js';
+import { type CompiledMapping, createSerializer, type Delimiter, mapEvent, sanitizeCell } from '../../src/mapping/index.js';
 import { Rng } from '../../src/sandbox/generator-random.js';
+import { builtinMapping, lookupOf } from './support.js';
 
 /** Seeded uniform [0,1): the generator's mulberry32, so benches and tests share one PRNG. */
 function prng(seed: number): () => number {
@@ -132,6 +132,7 @@ describe('sanitising and serialising random values', () => {
       for (let run = 0; run < 1000; run += 1) {
         const clean = sanitizeCell(randomValue(random), delimiter);
         expect(clean).toBe(clean.trim());
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: the test asserts that no control character survives sanitising, so it must match them.
         expect(clean).not.toMatch(/ {2}|[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
         expect(clean).not.toContain({ tab: '\t', pipe: '|', comma: ',' }[delimiter]);
         expect(clean).toBe(clean.normalize('NFC'));

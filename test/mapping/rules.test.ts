@@ -4,7 +4,7 @@
  */
 import type { AuditEvent, AuditEventAgent, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { collectReferences, mapEvent, type CompiledMapping, type MappingOverrides } from '../../src/mapping/index.js';
+import { type CompiledMapping, collectReferences, type MappingOverrides, mapEvent } from '../../src/mapping/index.js';
 import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, lookupOf, readFixture } from './support.js';
 
 const AR = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';

@@ -2,14 +2,14 @@
  * The direct accessors (simple-path.ts) must mean exactly what fhirpath.js means: every simple expression of the
  * built-in mappings, and more, is evaluated by both engines over contexts built from every fixture.
  */
+import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
-import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
+import { analyse, analyseSimple } from '../../src/mapping/expression.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { createResolver } from '../../src/mapping/resolve.js';
 import { fhirpathVariables, type RowContext } from '../../src/mapping/row-context.js';
-import { analyse, analyseSimple } from '../../src/mapping/expression.js';
 import { compileSimplePath, parseSimplePath } from '../../src/mapping/simple-path.js';
 import { mappingFileSpec } from '../../src/mapping/spec.js';
 import { builtinSpec, fixtureFiles, lookupOf, readFixture } from './support.js';

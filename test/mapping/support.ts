@@ -1,10 +1,10 @@
 /** Shared helpers for the mapping tests: fixtures read from test/fixtures (origins and licences in its README.md). */
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
-import { builtinMappingPath, compileMapping, loadMapping, type CompiledMapping, type ConnectorSchema, type MappingOverrides } from '../../src/mapping/index.js';
-import { identifierKey, referenceKey, type ResourceLookup } from '../../src/reference-keys.js';
+import { builtinMappingPath, type CompiledMapping, type ConnectorSchema, compileMapping, loadMapping, type MappingOverrides } from '../../src/mapping/index.js';
+import { identifierKey, type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const fixturesDir = resolve(import.meta.dirname, '../fixtures');

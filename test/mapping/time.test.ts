@@ -5,7 +5,7 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { mapEvent } from '../../src/mapping/index.js';
-import { chooseEventTime, formatInstant, parseInstant, parseTimeFormat, type ParsedInstant, type TimeFormat } from '../../src/mapping/time.js';
+import { chooseEventTime, formatInstant, type ParsedInstant, parseInstant, parseTimeFormat, type TimeFormat } from '../../src/mapping/time.js';
 import { auditEvent, builtinMapping, hl7Resources, lookupOf } from './support.js';
 
 function format(text: string, timeFormat: string): string {

@@ -4,17 +4,17 @@
  * size cap (fhir.maxResponseBytes) still holds when the answer comes through the proxy; network.caFile alone makes a
  * TLS server with a private CA trusted (corporate TLS inspection), for these clients only.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Bundle } from 'fhir/r4.js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { createDispatcher, fetchVia, resolveNetwork, type NetworkSettings } from '../../src/net/index.js';
+import { createDispatcher, fetchVia, type NetworkSettings, resolveNetwork } from '../../src/net/index.js';
 import { createPurviewTokenSource } from '../../src/purview/index.js';
-import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
+import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
-import { allResources, buildFixtures, startFixtureServer, type FixtureServer } from '../fhir/support.js';
+import { allResources, buildFixtures, type FixtureServer, startFixtureServer } from '../fhir/support.js';
 import { makeKey } from '../smart/support.js';
 import { hostPort, startTestProxy, type TestProxy } from './support.js';
 

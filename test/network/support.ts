@@ -5,8 +5,8 @@
  * was reached some other way.
  */
 import { createServer, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { connect, type Socket } from 'node:net';
 
 export interface TestProxy {
   /** `http://127.0.0.1:<port>` */

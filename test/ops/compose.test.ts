@@ -5,19 +5,19 @@
  * documented: both of its entry-point scripts run here (in a temp directory standing in for /app, with `node` mapping
  * the image's dist/cli/main.js to the sources), and a sync triggered over the API with the generated token completes.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parse } from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
-import { assertBridgeArgs } from './bridge-args.js';
+import { parse } from 'yaml';
+import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 import { loadConfig } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
-import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
+import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
 interface Healthcheck {

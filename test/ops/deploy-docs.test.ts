@@ -6,13 +6,13 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { assertBridgeArgs } from './bridge-args.js';
+import { parse } from 'yaml';
+import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
-import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
+import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const read = (path: string): string => readFileSync(resolve(root, path), 'utf8');

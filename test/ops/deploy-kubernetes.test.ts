@@ -6,36 +6,88 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { assertBridgeArgs } from './bridge-args.js';
+import { parseAllDocuments } from 'yaml';
 import { validateConfig } from '../../src/config/index.js';
+import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const dir = resolve(root, 'deploy/kubernetes');
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [key: string]: any };
+/** The parts of the manifests these tests read (YAML as parsed: a quantity may be a number). */
+type Labels = Record<string, string>;
+type Quantity = string | number;
+interface ResourceList {
+  cpu?: Quantity;
+  memory?: Quantity;
+}
+interface Probe {
+  httpGet?: { path: string; port: string | number };
+}
 interface Container {
   name: string;
   image: string;
   command?: string[];
   args?: string[];
-  securityContext?: any;
-  resources?: any;
+  securityContext?: Record<string, unknown>;
+  resources?: { requests?: ResourceList; limits?: ResourceList };
   volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
   ports?: Array<{ name?: string; containerPort: number }>;
-  livenessProbe?: any;
-  readinessProbe?: any;
-  startupProbe?: any;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
+  startupProbe?: Probe;
+}
+interface Volume {
+  name: string;
+  configMap?: { name: string };
+  secret?: { secretName: string; defaultMode?: number };
+  emptyDir?: Record<string, unknown>;
+  persistentVolumeClaim?: { claimName: string };
 }
 interface PodSpec {
-  securityContext?: any;
+  securityContext?: Record<string, unknown>;
   initContainers?: Container[];
   containers: Container[];
-  volumes?: any[];
+  volumes?: Volume[];
   restartPolicy?: string;
   automountServiceAccountToken?: boolean;
+  terminationGracePeriodSeconds?: number;
 }
+interface PodTemplate {
+  metadata?: { labels?: Labels };
+  spec: PodSpec;
+}
+interface K8sObject<K extends string> {
+  apiVersion: string;
+  kind: K;
+  metadata: { name: string; namespace?: string; labels?: Labels };
+}
+interface ConfigMap extends K8sObject<'ConfigMap'> {
+  data?: Record<string, string>;
+}
+interface Secret extends K8sObject<'Secret'> {
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+interface PersistentVolumeClaim extends K8sObject<'PersistentVolumeClaim'> {
+  spec: { accessModes?: string[] };
+}
+interface CronJob extends K8sObject<'CronJob'> {
+  spec: {
+    schedule: string;
+    concurrencyPolicy?: string;
+    jobTemplate: { spec: { podFailurePolicy?: { rules: unknown[] }; template: PodTemplate } };
+  };
+}
+interface Deployment extends K8sObject<'Deployment'> {
+  spec: { replicas?: number; strategy?: { type: string }; selector: { matchLabels?: Labels }; template: PodTemplate };
+}
+interface Service extends K8sObject<'Service'> {
+  spec: { type?: string; selector?: Labels; ports?: Array<{ name?: string; port: number; targetPort?: string | number }> };
+}
+type Manifest = ConfigMap | Secret | PersistentVolumeClaim | CronJob | Deployment | Service;
+type Kind = Manifest['kind'];
+type ManifestOf<K extends Kind> = Extract<Manifest, { kind: K }> & { file: string };
 
 const files = readdirSync(dir)
   .filter((f) => /\.ya?ml$/.test(f))
@@ -46,11 +98,11 @@ const manifests: Array<Manifest & { file: string }> = files.flatMap((file) =>
     return { ...(doc.toJS() as Manifest), file };
   }),
 );
-const ofKind = (kind: string) => manifests.filter((m) => m.kind === kind);
-const one = (kind: string, name: string): Manifest => {
-  const found = manifests.find((m) => m.kind === kind && m.metadata.name === name);
+const ofKind = <K extends Kind>(kind: K): Array<ManifestOf<K>> => manifests.filter((m): m is ManifestOf<K> => m.kind === kind);
+const one = <K extends Kind>(kind: K, name: string): ManifestOf<K> => {
+  const found = ofKind(kind).find((m) => m.metadata.name === name);
   expect(found, `${kind} ${name}`).toBeDefined();
-  return found as Manifest;
+  return found as ManifestOf<K>;
 };
 
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
@@ -63,12 +115,12 @@ const benchPeakMb = Number(/\| end to end \|[^|]*peak RSS (\d+) MB/.exec(readFil
 
 const configMap = one('ConfigMap', 'bridge-config');
 const configFile = imageConfigPath.split('/').pop() ?? '';
-const config = validateConfig(parseAllDocuments(String(configMap['data']?.[configFile] ?? ''))[0]?.toJS(), 'ConfigMap bridge-config');
+const config = validateConfig(parseAllDocuments(String(configMap.data?.[configFile] ?? ''))[0]?.toJS(), 'ConfigMap bridge-config');
 const cronJobs = ofKind('CronJob');
 const deployment = one('Deployment', 'bridge');
 const pods: Array<[string, PodSpec]> = [
-  ...cronJobs.map((c): [string, PodSpec] => [`CronJob ${c.metadata.name}`, c['spec'].jobTemplate.spec.template.spec]),
-  [`Deployment ${deployment.metadata.name}`, deployment['spec'].template.spec],
+  ...cronJobs.map((c): [string, PodSpec] => [`CronJob ${c.metadata.name}`, c.spec.jobTemplate.spec.template.spec]),
+  [`Deployment ${deployment.metadata.name}`, deployment.spec.template.spec],
 ];
 const mainContainer = (pod: PodSpec): Container => {
   const found = pod.containers.find((c) => c.name === 'bridge');
@@ -76,7 +128,7 @@ const mainContainer = (pod: PodSpec): Container => {
   return found as Container;
 };
 
-function bytes(quantity: string): number {
+function bytes(quantity: Quantity | undefined): number {
   const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|K|M|G)?$/.exec(String(quantity));
   expect(match, `quantity ${quantity}`).not.toBeNull();
   const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, K: 1e3, M: 1e6, G: 1e9 }[match?.[2] ?? ''] ?? 1;
@@ -84,7 +136,7 @@ function bytes(quantity: string): number {
 }
 
 /** Where a pod mounts each volume kind: path → volume definition, for the bridge container. */
-function mounts(pod: PodSpec, container: Container): Map<string, any> {
+function mounts(pod: PodSpec, container: Container): Map<string, Volume | undefined> {
   const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
   return new Map(
     (container.volumeMounts ?? []).map((m) => {
@@ -120,8 +172,8 @@ describe('deploy/kubernetes manifests', () => {
   it('Secrets are templates whose every value is a marked placeholder', () => {
     for (const secret of ofKind('Secret')) {
       expect(secret.file).toMatch(/template/);
-      expect(secret['data'], `${secret.metadata.name}: no base64 data`).toBeUndefined();
-      for (const [key, value] of Object.entries(secret['stringData'] ?? {})) expect(String(value), `${secret.metadata.name}.${key}`).toMatch(/^REPLACE-/);
+      expect(secret.data, `${secret.metadata.name}: no base64 data`).toBeUndefined();
+      for (const [key, value] of Object.entries(secret.stringData ?? {})) expect(String(value), `${secret.metadata.name}.${key}`).toMatch(/^REPLACE-/);
     }
   });
 
@@ -183,18 +235,18 @@ describe('deploy/kubernetes manifests', () => {
   it("memory requests and limits cover the benchmark's peak RSS", () => {
     expect(benchPeakMb).toBeGreaterThan(100);
     for (const [name, pod] of pods) {
-      const { requests, limits } = mainContainer(pod).resources;
-      expect(bytes(requests.memory), `${name}: request ≥ the 1M-event peak`).toBeGreaterThanOrEqual(benchPeakMb * 1e6);
-      expect(bytes(limits.memory), `${name}: limit ≥ 1.5 × the peak (heap cap 256 MB + native)`).toBeGreaterThanOrEqual(1.5 * benchPeakMb * 1e6);
-      expect(bytes(limits.memory), `${name}: limit`).toBeLessThanOrEqual(bytes('1Gi'));
-      expect(bytes(requests.memory)).toBeLessThanOrEqual(bytes(limits.memory));
+      const { requests, limits } = mainContainer(pod).resources ?? {};
+      expect(bytes(requests?.memory), `${name}: request ≥ the 1M-event peak`).toBeGreaterThanOrEqual(benchPeakMb * 1e6);
+      expect(bytes(limits?.memory), `${name}: limit ≥ 1.5 × the peak (heap cap 256 MB + native)`).toBeGreaterThanOrEqual(1.5 * benchPeakMb * 1e6);
+      expect(bytes(limits?.memory), `${name}: limit`).toBeLessThanOrEqual(bytes('1Gi'));
+      expect(bytes(requests?.memory)).toBeLessThanOrEqual(bytes(limits?.memory));
     }
   });
 
   it('state on the PVC, keys copied 0600 from their Secret, every secret file of the config mounted from a Secret key', () => {
     const pvc = one('PersistentVolumeClaim', 'bridge-state');
-    expect(pvc['spec'].accessModes).toEqual(['ReadWriteOnce']);
-    const secrets = new Map(ofKind('Secret').map((s) => [s.metadata.name, Object.keys(s['stringData'] ?? {})]));
+    expect(pvc.spec.accessModes).toEqual(['ReadWriteOnce']);
+    const secrets = new Map(ofKind('Secret').map((s) => [s.metadata.name, Object.keys(s.stringData ?? {})]));
     const connector = config.connectors[0];
     expect(imageVolumes.sort()).toEqual([config.stateDir, connector?.smart?.keysDir].sort());
     for (const [name, pod] of pods) {
@@ -204,7 +256,7 @@ describe('deploy/kubernetes manifests', () => {
       // The init container copies the keys Secret into that emptyDir and makes the private keys 0600.
       const init = pod.initContainers?.find((c) => c.name === 'keys');
       const initAt = mounts(pod, init as Container);
-      const keysSecretPath = [...initAt].find(([, v]) => v.secret?.secretName === 'bridge-smart-keys')?.[0];
+      const keysSecretPath = [...initAt].find(([, v]) => v?.secret?.secretName === 'bridge-smart-keys')?.[0];
       expect(keysSecretPath, name).toBeDefined();
       expect(initAt.get(connector?.smart?.keysDir ?? '')?.emptyDir, name).toBeDefined();
       expect(init?.command?.join(' '), name).toBe(
@@ -217,11 +269,11 @@ describe('deploy/kubernetes manifests', () => {
         expect(ref && 'file' in ref, `${name}: secrets are files`).toBe(true);
         const file = ref && 'file' in ref ? ref.file : '';
         const folder = file.slice(0, file.lastIndexOf('/'));
-        const volume = at.get(folder);
-        expect(volume?.secret?.secretName, `${name}: ${file}`).toBeDefined();
-        expect(secrets.get(volume.secret.secretName), `${name}: ${file}`).toContain(file.slice(folder.length + 1));
+        const secret = at.get(folder)?.secret;
+        expect(secret?.secretName, `${name}: ${file}`).toBeDefined();
+        expect(secrets.get(secret?.secretName ?? ''), `${name}: ${file}`).toContain(file.slice(folder.length + 1));
         // 0440 with fsGroup: readable by the bridge's group, not by others.
-        expect(volume.secret.defaultMode, `${name}: ${file}`).toBe(0o440);
+        expect(secret?.defaultMode, `${name}: ${file}`).toBe(0o440);
       }
     }
   });
@@ -229,14 +281,14 @@ describe('deploy/kubernetes manifests', () => {
   it('one CronJob per connector: sync --connector <name>, concurrencyPolicy Forbid, no retry of a bad config', () => {
     expect(cronJobs.map((c) => c.metadata.name).sort()).toEqual(config.connectors.map((c) => `bridge-sync-${c.name}`).sort());
     for (const cronJob of cronJobs) {
-      const spec = cronJob['spec'];
+      const spec = cronJob.spec;
       const connector = cronJob.metadata.name.replace(/^bridge-sync-/, '');
       expect(spec.concurrencyPolicy, cronJob.metadata.name).toBe('Forbid');
       expect(spec.schedule.split(' ')).toHaveLength(5);
       const pod: PodSpec = spec.jobTemplate.spec.template.spec;
       expect(pod.restartPolicy).toBe('Never');
       expect(mainContainer(pod).args).toEqual(['sync', '--connector', connector]);
-      expect(spec.jobTemplate.spec.podFailurePolicy.rules).toContainEqual({
+      expect(spec.jobTemplate.spec.podFailurePolicy?.rules).toContainEqual({
         action: 'FailJob',
         onExitCodes: { containerName: 'bridge', operator: 'In', values: [2] },
       });
@@ -246,7 +298,7 @@ describe('deploy/kubernetes manifests', () => {
   });
 
   it('the Deployment: one replica, Recreate, serve with probes on /healthz and /readyz, a ClusterIP Service', () => {
-    const spec = deployment['spec'];
+    const spec = deployment.spec;
     expect(spec.replicas).toBe(1);
     expect(spec.strategy).toEqual({ type: 'Recreate' });
     const pod: PodSpec = spec.template.spec;
@@ -256,13 +308,13 @@ describe('deploy/kubernetes manifests', () => {
     expect(bridge.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
     expect(bridge.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'http' });
     expect(bridge.startupProbe?.httpGet).toEqual({ path: '/healthz', port: 'http' });
-    expect(spec.selector.matchLabels).toEqual(spec.template.metadata.labels);
+    expect(spec.selector.matchLabels).toEqual(spec.template.metadata?.labels);
     const service = one('Service', 'bridge');
-    expect(service['spec'].type).toBe('ClusterIP');
-    expect(service['spec'].selector).toEqual(spec.selector.matchLabels);
-    expect(service['spec'].ports).toEqual([{ name: 'http', port: config.server.port, targetPort: 'http' }]);
+    expect(service.spec.type).toBe('ClusterIP');
+    expect(service.spec.selector).toEqual(spec.selector.matchLabels);
+    expect(service.spec.ports).toEqual([{ name: 'http', port: config.server.port, targetPort: 'http' }]);
     // SIGTERM lets the run in flight reach a checkpoint within server.shutdownGraceMs.
-    expect((deployment['spec'].template.spec.terminationGracePeriodSeconds as number) * 1000).toBeGreaterThan(config.server.shutdownGraceMs);
+    expect((deployment.spec.template.spec.terminationGracePeriodSeconds as number) * 1000).toBeGreaterThan(config.server.shutdownGraceMs);
   });
 });
 

@@ -8,11 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assertBridgeArgs } from './bridge-args.js';
-import { validateConfig } from '../../src/config/index.js';
+import { parse } from 'yaml';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
+import { validateConfig } from '../../src/config/index.js';
+import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const dir = resolve(root, 'deploy/systemd');
@@ -33,7 +33,17 @@ function readUnit(name: string): Unit {
     }
     const eq = line.indexOf('=');
     expect(eq, `${name}: ${line}`).toBeGreaterThan(0);
-    const values = ((unit[section] ??= {})[line.slice(0, eq)] ??= []);
+    let entries = unit[section];
+    if (!entries) {
+      entries = {};
+      unit[section] = entries;
+    }
+    const key = line.slice(0, eq);
+    let values = entries[key];
+    if (!values) {
+      values = [];
+      entries[key] = values;
+    }
     values.push(line.slice(eq + 1));
   }
   return unit;

@@ -7,9 +7,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { PROFILES } from '../../src/config/load.js';
-import { SIGNING_ALGS } from '../../src/smart/jwks.js';
-import { CLOUDS } from '../../src/purview/clouds.js';
 import { builtinMappingPath, createSerializer, loadMapping } from '../../src/mapping/index.js';
+import { CLOUDS } from '../../src/purview/clouds.js';
+import { SIGNING_ALGS } from '../../src/smart/jwks.js';
 
 const read = (path: string): string => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
 

@@ -11,7 +11,7 @@ import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createPurviewTokenSource, DEFAULT_RESOURCE, type PurviewAuthOptions } from '../../src/purview/index.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { startEmulators, type Emulators } from './support.js';
+import { type Emulators, startEmulators } from './support.js';
 
 let emu: Emulators;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 /** Pure block planning: rows minus what the ledger holds, any block size, resends flagged, uploads within the limits. */
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { appendSegment, createUploadCounter, planRowBlocks, type RangeRecord, type ByteRange } from '../../src/purview/index.js';
+import { appendSegment, type ByteRange, createUploadCounter, planRowBlocks, type RangeRecord } from '../../src/purview/index.js';
 import { Rng } from '../../src/sandbox/generator-random.js';
 
 const acked = (first: number, end: number): RangeRecord => ({ first, end, state: 'acked' });

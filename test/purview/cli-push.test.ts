@@ -13,7 +13,7 @@ import { silentLogger } from '../../src/log.js';
 import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { startEmulators, tempDir, type Emulators } from './support.js';
+import { type Emulators, startEmulators, tempDir } from './support.js';
 
 const dir = tempDir('bridge-cli-push-');
 const caFile = join(dir, 'ca.pem');

@@ -3,13 +3,13 @@
  * and rows Purview may have received twice are always flagged possibly duplicated (docs/purview-protocol.md §6; the
  * script's silent version is §4).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { expectDelivered, makeRows, startPushWorld, type PushWorld } from './e2e-support.js';
-import { writeSpool } from './support.js';
+import { expectDelivered, makeRows, type PushWorld, startPushWorld } from './e2e-support.js';
 import type { PushChildConfig } from './fixtures/crash-child.js';
+import { writeSpool } from './support.js';
 
 const CHILD = join(import.meta.dirname, 'fixtures', 'crash-child.ts');
 let world: PushWorld;
@@ -40,7 +40,9 @@ function runChild(configPath: string): ChildRun {
     pending = complete.pop() ?? '';
     for (const line of complete) if (line) lines.push(JSON.parse(line) as Record<string, unknown>);
   });
-  child.stderr?.on('data', (chunk: Buffer) => void (stderr += chunk.toString('utf8')));
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+  });
   const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   return { child, lines, exit, stderr: () => stderr };
 }

@@ -6,11 +6,11 @@
 import { rmSync } from 'node:fs';
 import { expect } from 'vitest';
 import { destinationKey, type NormalizedFile, type RangeRecord } from '../../src/purview/index.js';
-import type { StateStore } from '../../src/sync/state/index.js';
 import type { AcceptedBlock } from '../../src/sandbox/purview-ingest.js';
+import type { StateStore } from '../../src/sync/state/index.js';
 import type { TokenSource } from '../../src/token-cache.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, chunk, openStore, startEmulators, tempDir, type Emulators } from './support.js';
+import { chunk, type Emulators, HEADER, openStore, startEmulators, tempDir } from './support.js';
 
 export { HEADER, makeRows, prepareFile } from './support.js';
 

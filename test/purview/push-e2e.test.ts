@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { pushRowFile, type NormalizedFile, type PushEvent, type PushOptions } from '../../src/purview/index.js';
+import { type NormalizedFile, type PushEvent, type PushOptions, pushRowFile } from '../../src/purview/index.js';
 import type { IngestFault } from '../../src/sandbox/purview-ingest.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { expectDelivered, makeRows, prepareFile, startPushWorld, type PushWorld } from './e2e-support.js';
+import { expectDelivered, makeRows, type PushWorld, prepareFile, startPushWorld } from './e2e-support.js';
 
 let world: PushWorld;
 beforeAll(async () => {

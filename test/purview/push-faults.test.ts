@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
-import { destinationKey, PurviewError, pushRowFile, type NormalizedFile, type PushEvent, type PushOptions, type RangeRecord } from '../../src/purview/index.js';
+import { destinationKey, type NormalizedFile, PurviewError, type PushEvent, type PushOptions, pushRowFile, type RangeRecord } from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
 import type { StateStore } from '../../src/sync/state/index.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { HEADER, chunk, makeRows, openStore, prepareFile, startEmulators, tempDir, type Emulators } from './support.js';
+import { chunk, type Emulators, HEADER, makeRows, openStore, prepareFile, startEmulators, tempDir } from './support.js';
 
 const RETRY: RetryOptions = { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 1_000, maxDelayMs: 120_000 };
 const dir = tempDir('bridge-push-');

@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { destinationKey, normalizeFlatFile, pushRowFile, type NormalizedFile, type PushEvent, type PushOptions } from '../../src/purview/index.js';
+import { destinationKey, type NormalizedFile, normalizeFlatFile, type PushEvent, type PushOptions, pushRowFile } from '../../src/purview/index.js';
 import type { StateStore } from '../../src/sync/state/index.js';
-import { chunk, makeRows, openStore, prepareFile, startEmulators, tempDir, writeSpool, type Emulators } from './support.js';
+import { chunk, type Emulators, makeRows, openStore, prepareFile, startEmulators, tempDir, writeSpool } from './support.js';
 
 const dir = tempDir('bridge-resume-');
 let emu: Emulators;

@@ -2,10 +2,10 @@
  * The upload byte for byte, captured by a bare HTTPS server (no multipart parser in between): what Microsoft's script
  * sends through .NET's MultipartFormDataContent (docs/purview-protocol.md §2.2), with the block streamed from the spool.
  */
-import { createServer } from 'node:https';
-import type { IncomingHttpHeaders } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';

@@ -1,8 +1,7 @@
 /** Delimiter sniffing and the mandatory-column check that runs before anything is sent. */
 import { describe, expect, it } from 'vitest';
+import { checkHeader, MANDATORY_COLUMNS, SCHEMA_COLUMNS, sniffDelimiter } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
-import { SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
-import { checkHeader, MANDATORY_COLUMNS, sniffDelimiter } from '../../src/connector-file/index.js';
 
 const EPIC = MANDATORY_COLUMNS.epic;
 const HEALTHCARE = MANDATORY_COLUMNS.healthcare;

@@ -3,13 +3,13 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { systemClock, type Clock } from '../../src/clock.js';
+import { type Clock, systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
-import { createPurviewTokenSource, MANDATORY_COLUMNS, normalizeFlatFile, type NormalizedFile } from '../../src/purview/index.js';
-import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
-import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
-import { startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { createPurviewTokenSource, MANDATORY_COLUMNS, type NormalizedFile, normalizeFlatFile } from '../../src/purview/index.js';
+import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
+import { type PurviewIngestEmulator, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
+import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import type { TokenSource } from '../../src/token-cache.js';
 
 /** The Epic connector's mandatory columns: what a pushed file must name (src/purview/sniff.ts). */

@@ -1,10 +1,10 @@
-import { X509Certificate, createHash, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createHash, randomUUID, X509Certificate } from 'node:crypto';
 import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
-import { DEFAULT_RESOURCE, createPurviewTokenSource, type EntraCredential } from '../../src/purview/index.js';
-import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
+import { createPurviewTokenSource, DEFAULT_RESOURCE, type EntraCredential } from '../../src/purview/index.js';
+import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
 import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
 import { InstantClock } from '../support/manual-clock.js';
 

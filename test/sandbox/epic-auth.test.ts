@@ -2,13 +2,13 @@
  * The Epic-like token server, driven over loopback with assertions built directly with jose, so every rule is
  * exercised on its own: each bad assertion changes exactly one thing from a valid one.
  */
-import { randomUUID } from 'node:crypto';
 import type { JsonWebKey } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEpicAuthServer, type EpicAuthServer } from '../../src/sandbox/epic-auth.js';
+import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
+import { makeKey, type StubServer, sendJson, signRaw, startStubServer, type TestKey } from '../smart/support.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { makeKey, sendJson, signRaw, startStubServer, type StubServer, type TestKey } from '../smart/support.js';
 
 const START = '2026-11-01T08:00:00Z';
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';

@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Bundle, CapabilityStatement, OperationOutcome } from 'fhir/r4.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMemoryBackend, type MemoryBackend } from '../../src/sandbox/fhir-backend.js';
+import { type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { createGeneratedBackend } from '../../src/sandbox/generated-backend.js';
 import { generateDataset } from '../../src/sandbox/generator.js';
-import { startFhirServer, type SandboxFhirServer } from '../../src/sandbox/fhir-server.js';
 import { allResources, buildFixtures, isoAt } from '../fhir/support.js';
 
 const TOKEN = 'good-token';

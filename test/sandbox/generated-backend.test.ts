@@ -2,9 +2,9 @@ import type { AuditEvent, Bundle, FhirResource, Patient, Practitioner } from 'fh
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
-import { createGeneratedBackend } from '../../src/sandbox/generated-backend.js';
-import { generateDataset, type GeneratorOptions } from '../../src/sandbox/generator.js';
 import { startFhirServer } from '../../src/sandbox/fhir-server.js';
+import { createGeneratedBackend } from '../../src/sandbox/generated-backend.js';
+import { type GeneratorOptions, generateDataset } from '../../src/sandbox/generator.js';
 
 const options: GeneratorOptions = {
   seed: 77,
@@ -242,7 +242,13 @@ describe('scale', () => {
       end: '2026-12-01T00:00:00Z',
     });
     let built = 0;
-    const bigBackend = createGeneratedBackend({ ...big, eventAt: (i) => ((built += 1), big.eventAt(i)) });
+    const bigBackend = createGeneratedBackend({
+      ...big,
+      eventAt: (i) => {
+        built += 1;
+        return big.eventAt(i);
+      },
+    });
     const before = process.memoryUsage().heapUsed;
     const page = await bigBackend.search('AuditEvent', new URLSearchParams('date=ge2026-01-01&_sort=date&_count=200&_offset=800000'));
     const counted = await bigBackend.search('AuditEvent', new URLSearchParams('date=ge2026-06-01&date=lt2026-07-01&_summary=count'));

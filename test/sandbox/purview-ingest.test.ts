@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RESOURCE } from '../../src/purview/index.js';
-import { startEntraEmulator, type EntraEmulator } from '../../src/sandbox/entra.js';
-import { JOB_APP_MISMATCH, startPurviewIngestEmulator, type PurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
+import { JOB_APP_MISMATCH, type PurviewIngestEmulator, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createRowDigest } from '../../src/sandbox/row-digest.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 

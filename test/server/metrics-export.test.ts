@@ -1,5 +1,5 @@
 /** The one-shot's metrics delivery: an atomic textfile, a Pushgateway PUT; failures are typed, for a warning. */
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { nextFireTime, runSchedule } from '../../src/server/scheduler.js';
 import { silentLogger } from '../../src/log.js';
-import { ManualClock, flushMicrotasks } from '../support/manual-clock.js';
+import { nextFireTime, runSchedule } from '../../src/server/scheduler.js';
+import { flushMicrotasks, ManualClock } from '../support/manual-clock.js';
 
 describe('nextFireTime', () => {
   it('computes the default daily 02:00 in the connector time zone', () => {

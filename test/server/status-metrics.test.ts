@@ -1,8 +1,8 @@
 /** Lag, last success, run duration and rows by outcome, in Prometheus text (issue #17.3). */
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/server/metrics.js';
-import { statusMetricsText } from '../../src/server/status-metrics.js';
 import type { ConnectorStatus } from '../../src/server/status.js';
+import { statusMetricsText } from '../../src/server/status-metrics.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { ZERO_COUNTS } from '../../src/sync/state/index.js';
 

@@ -1,7 +1,7 @@
 /** Connector health from the state alone (issue #17): ok, late against the schedule, failing, and the run in flight. */
 import { describe, expect, it } from 'vitest';
-import { connectorStatus, formatDuration, longestGapMs, statusConnectors, statusReport, type StatusConnector } from '../../src/server/status.js';
-import { ZERO_COUNTS, type RunRecord, type StateStore } from '../../src/sync/state/index.js';
+import { connectorStatus, formatDuration, longestGapMs, type StatusConnector, statusConnectors, statusReport } from '../../src/server/status.js';
+import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { tempStore } from './support.js';
 
 const HOUR = 3_600_000;

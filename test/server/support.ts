@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
-import { buildApp, type AppDeps } from '../../src/server/app.js';
+import { type AppDeps, buildApp } from '../../src/server/app.js';
 import { hashApiToken } from '../../src/server/auth.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { SyncRunner } from '../../src/server/runner.js';

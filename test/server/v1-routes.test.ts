@@ -3,7 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { StatusReport } from '../../src/server/status.js';
-import { ZERO_COUNTS, type RunRecord, type StateStore } from '../../src/sync/state/index.js';
+import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { AUTH, tempStore, testApp } from './support.js';
 
 function completedRun(store: StateStore, dir: string, id: string, rejects: string | undefined): RunRecord {
@@ -98,7 +98,12 @@ describe('/v1/status and its stream', () => {
     let notify: () => void = () => undefined;
     const app = await testApp({
       status: () => report(events),
-      watchStatus: (listener) => ((notify = listener), () => (notify = () => undefined)),
+      watchStatus: (listener) => {
+        notify = listener;
+        return () => {
+          notify = () => undefined;
+        };
+      },
       streamTickMs: 60_000,
     });
     expect((await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json()).toMatchObject({

@@ -2,7 +2,7 @@
 import { importJWK, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { assertionClaims, buildAssertion, type AssertionInput } from '../../src/smart/index.js';
+import { type AssertionInput, assertionClaims, buildAssertion } from '../../src/smart/index.js';
 import { decodeParts, makeKey, type TestKey } from './support.js';
 
 const TOKEN_URL = 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token';

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { discoverTokenUrl } from '../../src/smart/index.js';
-import { sendJson, startStubServer, type StubServer } from './support.js';
+import { type StubServer, sendJson, startStubServer } from './support.js';
 
 const BASE_PATH = '/interconnect-fhir-oauth/api/FHIR/R4';
 const servers: StubServer[] = [];

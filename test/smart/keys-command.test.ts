@@ -5,7 +5,7 @@ import { CommanderError } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keysCommand } from '../../src/cli/commands/keys.js';
 import { BridgeError } from '../../src/errors.js';
-import { tempDir, removeTempDirs } from './support.js';
+import { removeTempDirs, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 

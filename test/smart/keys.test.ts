@@ -2,11 +2,11 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { calculateJwkThumbprint, createLocalJWKSet, jwtVerify, type JWK } from 'jose';
+import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { buildAssertion, describeKeys, generateKey, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
-import { captureLogger, tempDir, removeTempDirs } from './support.js';
+import { captureLogger, removeTempDirs, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 

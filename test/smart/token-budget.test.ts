@@ -10,7 +10,7 @@ import { createFhirClient } from '../../src/fhir/index.js';
 import { TOKEN_RETRY } from '../../src/http.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { captureLogger, makeKey, sendJson, startStubServer, type StubServer } from './support.js';
+import { captureLogger, makeKey, type StubServer, sendJson, startStubServer } from './support.js';
 
 const SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 const stubs: StubServer[] = [];

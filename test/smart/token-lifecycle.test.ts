@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { startEpicAuthServer, type EpicAuthServer } from '../../src/sandbox/epic-auth.js';
+import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
 import { createSmartTokenSource, generateKey, openKeyStore, retireKey, rotateKey, type SmartTokenOptions } from '../../src/smart/index.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { captureLogger, decodeParts, formOf, makeKey, sendJson, startStubServer, tempDir, removeTempDirs, type StubServer, type TestKey } from './support.js';
+import { captureLogger, decodeParts, formOf, makeKey, removeTempDirs, type StubServer, sendJson, startStubServer, type TestKey, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 

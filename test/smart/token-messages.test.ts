@@ -8,7 +8,7 @@ import { BridgeError } from '../../src/errors.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { looksLikeEpic } from '../../src/smart/token-errors.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { captureLogger, makeKey, sendJson, startStubServer, type StubServer } from './support.js';
+import { captureLogger, makeKey, type StubServer, sendJson, startStubServer } from './support.js';
 
 const SCOPE = 'system/Patient.read';
 const stubs: StubServer[] = [];

@@ -7,7 +7,7 @@ import type { JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock } from '../../src/clock.js';
 import { BridgeError } from '../../src/errors.js';
-import { startEpicAuthServer, type EpicAuthServer } from '../../src/sandbox/epic-auth.js';
+import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
 import { createSmartTokenSource, type SigningKey, type SmartTokenOptions } from '../../src/smart/index.js';
 import { InstantClock, ManualClock } from '../support/manual-clock.js';
 import { captureLogger, decodeParts, formOf, makeKey, sendJson, signRaw, startStubServer, type TestKey } from './support.js';

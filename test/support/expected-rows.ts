@@ -5,13 +5,13 @@
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { expect } from 'vitest';
+import { destinationOf, findConnector, loadConnectorMapping } from '../../src/composition/index.js';
+import type { Config } from '../../src/config/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { eventClaimKey } from '../../src/purview/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
-import { claimDay, type StateStore } from '../../src/sync/state/index.js';
-import { findConnector, loadConnectorMapping, destinationOf } from '../../src/composition/index.js';
-import type { Config } from '../../src/config/index.js';
 import type { GeneratedDataset } from '../../src/sandbox/generator.js';
+import { claimDay, type StateStore } from '../../src/sync/state/index.js';
 
 export interface ExpectedRows {
   /** Connector line → the keys of the events that produce it. */

@@ -2,17 +2,17 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { linesLogger } from './log-lines.js';
-import { systemClock, type Clock } from '../../src/clock.js';
-import { loadConfig, type Config } from '../../src/config/index.js';
+import { type Clock, systemClock } from '../../src/clock.js';
+import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
+import { type Config, loadConfig } from '../../src/config/index.js';
 import { uuidSource } from '../../src/ids.js';
 import type { Logger } from '../../src/log.js';
-import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js';
+import { type Sandbox, type SandboxOptions, startSandbox } from '../../src/sandbox/index.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { runSync, type SyncRequest, type SyncSummary } from '../../src/sync/pipeline.js';
 import { attachRunLog } from '../../src/sync/run-log.js';
-import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
+import { linesLogger } from './log-lines.js';
 
 export interface SandboxHarness {
   readonly sandbox: Sandbox;
@@ -35,7 +35,6 @@ export async function startHarness(options: Partial<SandboxOptions> & { flags?: 
   const events = new SyncEvents();
   const clock = options.clock ?? systemClock;
   const detachLog = attachRunLog(events, join(config.stateDir, 'runs'), clock);
-  const connector = findConnector(config, 'sandbox');
   const withStore = <T>(fn: (store: StateStore) => T): T => {
     const store = openStateStore(config.stateDir, clock);
     try {

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { systemClock, type Clock } from '../../src/clock.js';
+import { type Clock, systemClock } from '../../src/clock.js';
 import type { BridgeError } from '../../src/errors.js';
 import { uuidSource } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
@@ -15,9 +15,9 @@ import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
-import { openStateStore, runSync, SyncEvents, type StateStore, type SyncDeps, type SyncRequest } from '../../src/sync/index.js';
-import { startEmulators, tempDir, type Emulators } from '../purview/support.js';
-import { drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText, type DropDirs } from '../connector-file/drop-support.js';
+import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest } from '../../src/sync/index.js';
+import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
+import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
 
 let emu: Emulators;
 const root = tempDir('bridge-file-drop-');
@@ -127,7 +127,7 @@ describe('flat-file source: what a run takes', () => {
     expect(w.store.getWatermark('drop')).toBe(new Date(NOW - 10 * MINUTE).toISOString());
     const run = w.store.getRun(summary.runId);
     expect(run).toMatchObject({ state: 'completed', counts: { rows: 8, rowsAcked: 8 } });
-    expect((run?.details as { files?: unknown[] }).files).toHaveLength(2);
+    expect((run?.details as { files?: unknown[] } | undefined)?.files).toHaveLength(2);
     expect(ls(join(w.dirs.root, 'state', 'drop-spool'))).toEqual([]);
 
     // Once settled, the fresh file is taken by the next run; nothing else is sent again.
@@ -238,7 +238,7 @@ describe('flat-file source: bad input, nothing lost', () => {
       ['07-too-many.txt', fileText([base[0] as string, `${base[1]}\tEXTRA-SECRET`, base[2] as string])],
       ['08-good.txt', fileText(good)],
     ];
-    files.forEach(([name, content], i) => drop(w.dirs, name, content, NOW - (20 - i) * MINUTE));
+    for (const [i, [name, content]] of files.entries()) drop(w.dirs, name, content, NOW - (20 - i) * MINUTE);
     const summary = await w.run();
     const outcome = Object.fromEntries(summary.files.map((f) => [f.file, f]));
     expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([

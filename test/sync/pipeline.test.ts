@@ -16,8 +16,8 @@ import { silentLogger } from '../../src/log.js';
 import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
-import { openStateStore, runSync, SyncEvents, type EventSource, type SyncDeps } from '../../src/sync/index.js';
-import { startEmulators, type Emulators } from '../purview/support.js';
+import { type EventSource, openStateStore, runSync, type SyncDeps, SyncEvents } from '../../src/sync/index.js';
+import { type Emulators, startEmulators } from '../purview/support.js';
 
 let emu: Emulators;
 let app: ReturnType<Emulators['newApp']>;

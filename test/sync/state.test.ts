@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openStateStore, type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { MIGRATIONS } from '../../src/sync/state/migrations.js';
-import { openStateStore, ZERO_COUNTS, type RunRecord, type StateStore } from '../../src/sync/state/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 let store: StateStore | undefined;
@@ -138,7 +138,9 @@ describe('delivery ledger', () => {
     return {
       peek: () =>
         at < events.length ? ({ recordedMs: undefined, ...events[at] } as { key: string; recordedMs: number | undefined; rows: number }) : undefined,
-      take: () => void (at += 1),
+      take: () => {
+        at += 1;
+      },
     };
   };
 

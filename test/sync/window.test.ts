@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeWindow, eventKey } from '../../src/sync/window.js';
 import { BridgeError } from '../../src/errors.js';
+import { computeWindow, eventKey } from '../../src/sync/window.js';
 
 const policy = { overlapMs: 15 * 60_000, settleMs: 5 * 60_000, initialLookbackMs: 24 * 3_600_000 };
 const now = Date.parse('2026-11-23T12:00:00.000Z');

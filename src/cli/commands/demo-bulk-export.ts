@@ -4,7 +4,7 @@
  * The first run has no watermark, so the export is complete (no `_since`) and the run has no window of its own: it
  * covers up to the export's transactionTime. Rows are read back from the run's spool, as for the search source.
  */
-import { spoolDigest, type DemoSourceContext, type DemoSourceRun } from './demo-sources.js';
+import { type DemoSourceContext, type DemoSourceRun, spoolDigest } from './demo-sources.js';
 
 export async function plan(context: DemoSourceContext): Promise<DemoSourceRun> {
   return {

@@ -1,5 +1,5 @@
 /** `bridge demo` with the FHIR search source (the default): a full sync of the generated day; rows read back from the spool. */
-import { spoolDigest, type DemoSourceContext, type DemoSourceRun } from './demo-sources.js';
+import { type DemoSourceContext, type DemoSourceRun, spoolDigest } from './demo-sources.js';
 
 export async function plan(context: DemoSourceContext): Promise<DemoSourceRun> {
   const { start, end } = context.sandbox.dataset.options;

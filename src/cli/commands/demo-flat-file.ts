@@ -5,8 +5,8 @@
  * emptied, and the connector runs with `enrich: { fhir: true }`: the run fills them back from the sandbox's FHIR server
  * by MRN. What must arrive is every row as exported, once — the digest `written()` returns.
  */
-import { createReadStream, createWriteStream, mkdirSync, rmSync, utimesSync, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
+import { createReadStream, createWriteStream, mkdirSync, rmSync, utimesSync, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { systemClock } from '../../clock.js';
@@ -15,8 +15,8 @@ import { loadConfig } from '../../config/index.js';
 import { SCHEMA_COLUMNS } from '../../connector-file/index.js';
 import { uuidSource } from '../../ids.js';
 import { createLogger } from '../../log.js';
-import { enrichedColumns } from '../../sync/file-enrich.js';
 import { SyncEvents } from '../../sync/events.js';
+import { enrichedColumns } from '../../sync/file-enrich.js';
 import { runSync } from '../../sync/pipeline.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { DemoSourceContext, DemoSourceRun } from './demo-sources.js';
@@ -97,7 +97,7 @@ async function splitIntoDrops(exported: string, dir: string, rows: number, onRow
   }
   await close();
   const now = Date.now() / 1000;
-  paths.forEach((path, i) => utimesSync(path, now - 3600 * (paths.length - i), now - 3600 * (paths.length - i)));
+  for (const [i, path] of paths.entries()) utimesSync(path, now - 3600 * (paths.length - i), now - 3600 * (paths.length - i));
 }
 
 function blankCells(line: string, indexes: readonly number[]): string {

@@ -1,13 +1,13 @@
-import { Command, Option } from 'commander';
 import { rmSync } from 'node:fs';
-import { loadConfig } from '../../config/index.js';
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
 import { findConnector } from '../../composition/index.js';
+import { loadConfig } from '../../config/index.js';
 import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
+import { DEMO_SOURCES, type DemoSourceName, demoSource } from './demo-sources.js';
 import { syncOnce } from './run-sync.js';
-import { demoSource, DEMO_SOURCES, type DemoSourceName } from './demo-sources.js';
 import { addSandboxDataOptions, intFlag, loadSandbox, sandboxOptionsFrom } from './sandbox.js';
-import { join } from 'node:path';
 
 interface DemoFlags {
   dir: string;
@@ -51,7 +51,7 @@ export function demoCommand(ctx: CliContext): Command {
         });
         ctx.print(`sandbox up (${backend} backend, ${flags.source} source): FHIR ${sandbox.fhir.baseUrl}, ingestion ${sandbox.ingest.baseUrl}`);
         const summary = await syncOnce(ctx, config, findConnector(config, 'sandbox'), { ...source.window, progress: false });
-        formatSummary(summary).forEach((line) => ctx.print(line));
+        for (const line of formatSummary(summary)) ctx.print(line);
         const written = await source.written(config, summary);
         const accepted = sandbox.ingest.accepted(sandbox.ids.jobId);
         const received = sandbox.ingest.rowDigest(sandbox.ids.jobId);

@@ -1,8 +1,8 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { CONFIG_PATH_ENV, loadConfig, profileFlag, type Config } from '../../config/index.js';
+import { findConnector } from '../../composition/index.js';
+import { CONFIG_PATH_ENV, type Config, loadConfig, profileFlag } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
-import { findConnector } from '../../composition/index.js';
 import type { CliContext } from '../context.js';
 
 interface DoctorFlags {
@@ -45,7 +45,7 @@ export function doctorCommand(ctx: CliContext): Command {
         { config, env: ctx.env, clock: ctx.clock, logger: createLogger({ level: 'silent' }), sample, purviewConfigured: !standalone },
         findConnector(config, flags.connector),
       );
-      formatChecks(results).forEach((line) => ctx.print(line));
+      for (const line of formatChecks(results)) ctx.print(line);
       const failed = results.filter((r) => r.status === 'fail').length;
       const warned = results.filter((r) => r.status === 'warn').length;
       ctx.print(failed ? `${failed} check(s) failed` : warned ? `all checks passed, ${warned} with a warning` : 'all checks passed');

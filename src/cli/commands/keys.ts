@@ -6,7 +6,7 @@
 import { Command, Option } from 'commander';
 import { findConnector } from '../../composition/index.js';
 import { CONFIG_PATH_ENV, loadConfig, smartSettings } from '../../config/index.js';
-import { SIGNING_ALGS, describeKeys, generateKey, openKeyStore, retireKey, rotateKey, type SigningAlg } from '../../smart/index.js';
+import { describeKeys, generateKey, openKeyStore, retireKey, rotateKey, SIGNING_ALGS, type SigningAlg } from '../../smart/index.js';
 
 export interface KeysCommandOptions {
   readonly env: NodeJS.ProcessEnv;

@@ -3,16 +3,16 @@
  * practitioners files are bounded lookups and are held in a Map. Output files are created with mode 0600: the
  * connector file is PHI.
  */
-import { ConnectorFileWriter, DELIMITER_INPUTS } from '../../connector-file/index.js';
-import { Command, Option } from 'commander';
 import { once } from 'node:events';
 import { createWriteStream, fchmodSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
+import { ConnectorFileWriter, DELIMITER_INPUTS } from '../../connector-file/index.js';
 import { BridgeError } from '../../errors.js';
-import { builtinMappingPath, loadMapping, readNdjson, type CompiledMapping, type ConnectorSchema, type DelimiterInput } from '../../mapping/index.js';
+import { builtinMappingPath, type CompiledMapping, type ConnectorSchema, type DelimiterInput, loadMapping, readNdjson } from '../../mapping/index.js';
 import { isBlank, parseNdjsonLine, readNdjsonLines } from '../../mapping/load.js';
+import { identifierKey, type ResourceLookup, referenceKey } from '../../reference-keys.js';
 import { createMapStep } from '../../sync/map-step.js';
-import { identifierKey, referenceKey, type ResourceLookup } from '../../reference-keys.js';
 
 interface MapFlags {
   input: string;
@@ -48,7 +48,7 @@ export function mapCommand(options: { print: (line: string) => void }): Command 
       const mapping = loadMapping(flags.mapping ?? builtinMappingPath(flags.schema ?? 'epic'), flags.delimiter ? { delimiter: flags.delimiter } : {});
       const lookup = await loadLookup([flags.patients, flags.practitioners]);
       const summary = await mapFile(flags, mapping, lookup);
-      summaryLines(summary, flags, mapping).forEach((line) => options.print(line));
+      for (const line of summaryLines(summary, flags, mapping)) options.print(line);
     });
 }
 

@@ -10,31 +10,31 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command, Option } from 'commander';
-import { systemClock, type Clock } from '../../clock.js';
+import { type Clock, systemClock } from '../../clock.js';
+import { leasePolicy } from '../../composition/index.js';
 import { readSecret } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
-import { createLogger, type Logger } from '../../log.js';
 import { uuidSource } from '../../ids.js';
+import { createLogger, type Logger } from '../../log.js';
+import { resolveNetwork } from '../../net/index.js';
 import {
   CLOUDS,
+  type CloudName,
+  type ConnectorSchemaName,
+  createPurviewTokenSource,
   DEFAULT_BLOCK_ROWS,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_RESOURCE,
-  createPurviewTokenSource,
   destinationKey,
-  emptyReport,
-  normalizeFlatFile,
-  pushRowFile,
-  type CloudName,
-  type ConnectorSchemaName,
   type EntraCredential,
+  emptyReport,
   type NormalizedFile,
+  normalizeFlatFile,
   type PushEvent,
   type PushReport,
+  pushRowFile,
 } from '../../purview/index.js';
-import { resolveNetwork } from '../../net/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
-import { leasePolicy } from '../../composition/index.js';
 import type { StateStore } from '../../sync/state/index.js';
 import { pushReporter } from '../reporters/push-progress.js';
 import { processStats } from '../reporters/summary.js';
@@ -155,7 +155,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
       reporter.finish();
     }
     if (flags.json) deps.print(JSON.stringify(jsonSummary(flags, input, report, (clock.now() - startedMs) / 1000)));
-    else summaryLines(report, flags.jobId).forEach((line) => deps.print(line));
+    else for (const line of summaryLines(report, flags.jobId)) deps.print(line);
   } finally {
     rmSync(spoolPath, { force: true });
   }

@@ -3,15 +3,15 @@
  * HOLDS PHI (the row's patient and employee values): redirect it to a private file, never into a ticket or a log.
  * Completed runs keep it retention.rejectsDays; when it is gone the error says why.
  */
-import { createReadStream } from 'node:fs';
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { rejectsGone, runView } from '../../server/run-view.js';
 import { openStateStore } from '../../sync/state/index.js';
-import { findRun } from '../find-run.js';
 import type { CliContext } from '../context.js';
+import { findRun } from '../find-run.js';
 
 export interface RejectsCommandOptions {
   /** Where the NDJSON goes (default: the context's stdout). */

@@ -1,12 +1,12 @@
 /** Shared by `bridge sync` and `bridge demo`: open state, attach sinks, run one sync, close everything. */
 import { join } from 'node:path';
+import { buildSyncDeps } from '../../composition/index.js';
 import type { Config, ConnectorConfig } from '../../config/index.js';
 import { uuidSource } from '../../ids.js';
 import { createLogger } from '../../log.js';
 import { SyncEvents } from '../../sync/events.js';
 import { runSync, type SyncSummary } from '../../sync/pipeline.js';
 import { attachRunLog } from '../../sync/run-log.js';
-import { buildSyncDeps } from '../../composition/index.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { attachProgressBar } from '../reporters/progress.js';
@@ -39,7 +39,7 @@ export async function syncOnce(ctx: CliContext, config: Config, connector: Conne
       ...(invocation.dryRunOut ? { dryRunOut: invocation.dryRunOut } : {}),
     });
   } finally {
-    detaches.forEach((detach) => detach());
+    for (const detach of detaches) detach();
     store.close();
   }
 }

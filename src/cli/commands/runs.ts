@@ -5,11 +5,11 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
-import { runView, type RunView } from '../../server/run-view.js';
+import { type RunView, runView } from '../../server/run-view.js';
 import { formatDuration } from '../../server/status.js';
 import { openStateStore, type StateStore } from '../../sync/state/index.js';
-import { findRun } from '../find-run.js';
 import type { CliContext } from '../context.js';
+import { findRun } from '../find-run.js';
 
 export function runsCommand(ctx: CliContext): Command {
   return new Command('runs')
@@ -30,7 +30,7 @@ export function runsCommand(ctx: CliContext): Command {
         const policy = { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles };
         const runs = store.listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit }).map((run) => runView(run, policy));
         if (flags.json) ctx.print(JSON.stringify({ runs }));
-        else runsTable(runs).forEach((line) => ctx.print(line));
+        else for (const line of runsTable(runs)) ctx.print(line);
       } finally {
         store.close();
       }

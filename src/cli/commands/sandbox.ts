@@ -1,5 +1,5 @@
-import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
 import type { ConfigInput } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import type { CliContext } from '../context.js';

@@ -1,5 +1,5 @@
-import { Command } from 'commander';
 import { createHash } from 'node:crypto';
+import { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { createLogger } from '../../log.js';
 import type { CliContext } from '../context.js';

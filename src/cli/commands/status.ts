@@ -4,11 +4,11 @@
  * monitoring check (Nagios, a systemd OnFailure=, a Kubernetes probe) can run it as is.
  */
 import { Command } from 'commander';
+import { findConnector } from '../../composition/index.js';
 import { loadConfig } from '../../config/index.js';
-import { formatDuration, statusConnectors, statusReport, type ConnectorStatus } from '../../server/status.js';
+import { type ConnectorStatus, formatDuration, statusConnectors, statusReport } from '../../server/status.js';
 import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
-import { findConnector } from '../../composition/index.js';
 
 export interface StatusCommandOptions {
   /** Sets the process exit code (1 when unhealthy); tests pass their own. */
@@ -16,7 +16,11 @@ export interface StatusCommandOptions {
 }
 
 export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {}): Command {
-  const setExitCode = options.setExitCode ?? ((code: number) => void (process.exitCode = code));
+  const setExitCode =
+    options.setExitCode ??
+    ((code: number) => {
+      process.exitCode = code;
+    });
   return new Command('status')
     .description(
       'Each connector at a glance: health (ok, late, failing), watermark, lag, last run, last success, next scheduled run. Exits 1 when a connector is late or failing.',
@@ -34,7 +38,7 @@ export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {
         // Next run times assume `bridge serve` runs the schedules; cron deployments see their own timer instead.
         const report = statusReport(connectors, store, now, { schedules: true });
         if (flags.json) ctx.print(JSON.stringify(report));
-        else report.connectors.forEach((status) => statusLines(status, now).forEach((line) => ctx.print(line)));
+        else for (const status of report.connectors) for (const line of statusLines(status, now)) ctx.print(line);
         setExitCode(report.healthy ? 0 : 1);
       } finally {
         store.close();

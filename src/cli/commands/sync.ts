@@ -1,17 +1,17 @@
-import { Command, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { findConnector } from '../../composition/index.js';
+import { type Config, type ConnectorConfig, loadConfig, profileFlag } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
-import { loadConfig, profileFlag, type Config, type ConnectorConfig } from '../../config/index.js';
 import { createLogger } from '../../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../../net/index.js';
 import { pushToGateway, writeMetricsFile } from '../../server/metrics-export.js';
-import { statusMetricsText } from '../../server/status-metrics.js';
 import { statusConnectors, statusReport } from '../../server/status.js';
-import { runFiles } from '../../sync/run-files.js';
-import { findConnector } from '../../composition/index.js';
-import { openStateStore } from '../../sync/state/index.js';
+import { statusMetricsText } from '../../server/status-metrics.js';
 import type { SyncSummary } from '../../sync/pipeline.js';
+import { runFiles } from '../../sync/run-files.js';
+import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { formatSummary, processStats } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';
@@ -66,7 +66,7 @@ export function syncCommand(ctx: CliContext): Command {
       }
       const rejects = rejectsOf(config, summary);
       if (flags.json) ctx.print(JSON.stringify({ ...summary, ...(rejects ? { rejectsPath: rejects.path } : {}), process: processStats() }));
-      else formatSummary(summary, rejects).forEach((line) => ctx.print(line));
+      else for (const line of formatSummary(summary, rejects)) ctx.print(line);
     });
 }
 

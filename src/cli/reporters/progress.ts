@@ -3,9 +3,9 @@
  * total is known once the spool is complete); events, rows and rows/s while pulling. Not a line per block.
  */
 import cliProgress from 'cli-progress';
-import { systemClock, type Clock } from '../../clock.js';
+import { type Clock, systemClock } from '../../clock.js';
 import type { SyncEvents } from '../../sync/events.js';
-import { ProgressModel, barOf } from './meter.js';
+import { barOf, ProgressModel } from './meter.js';
 
 /** Draws a model on one terminal line (cli-progress redraws at most 10 times a second and fits the width). */
 export interface TerminalBar {
@@ -84,6 +84,6 @@ export function attachProgressBar(events: SyncEvents, stream: NodeJS.WriteStream
   ];
   return () => {
     bar.stop();
-    detaches.forEach((detach) => detach());
+    for (const detach of detaches) detach();
   };
 }

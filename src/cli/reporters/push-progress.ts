@@ -56,9 +56,11 @@ export function pushReporter(options: PushReporterOptions): PushReporter {
 function apply(model: ProgressModel, event: PushEvent): void {
   switch (event.type) {
     case 'block_acked':
-      return model.blockAcked(event.rows);
+      model.blockAcked(event.rows);
+      return;
     case 'rows_already_delivered':
-      return model.alreadyDelivered(event.rows);
+      model.alreadyDelivered(event.rows);
+      return;
     case 'block_retry':
       model.retry = `block ${event.index} retry ${event.attempt} in ${Math.round(event.delayMs / 100) / 10} s (${event.reason})`;
       return;

@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../../clock.js';
 import type { SyncEvents } from '../../sync/events.js';
-import { ProgressModel, count } from './meter.js';
+import { count, ProgressModel } from './meter.js';
 
 /** Prints the model's line when `everyMs` has passed since the last one (or since the phase began). */
 export interface PeriodicLines {
@@ -58,5 +58,7 @@ export function attachTextReporter(events: SyncEvents, print: (line: string) => 
     }),
     events.on('block_retry', (e) => print(`  block ${e.index} retry ${e.attempt} in ${Math.round(e.delayMs)} ms (${e.reason})`)),
   ];
-  return () => detaches.forEach((detach) => detach());
+  return () => {
+    for (const detach of detaches) detach();
+  };
 }

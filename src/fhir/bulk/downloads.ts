@@ -6,7 +6,7 @@
  * reader started is retried from scratch under the shared policy; once the reader has lines of it, a failure ends the
  * run instead (the file on disk cannot be rewritten under the reader), and the next run downloads it again.
  */
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { abortError } from '../../clock.js';

@@ -10,15 +10,15 @@ import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
 import { outcomeText } from '../outcome.js';
 import {
-  loadCheckpoint,
-  sameRequest,
-  saveCheckpoint,
   type CheckpointStore,
   type ExportCheckpoint,
   type ExportManifest,
   type ExportRequest,
   type LocalFile,
+  loadCheckpoint,
   type ManifestFile,
+  sameRequest,
+  saveCheckpoint,
 } from './checkpoint.js';
 import { Downloads } from './downloads.js';
 import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';

@@ -8,10 +8,10 @@
  * See: https://hl7.org/fhir/uv/bulkdata/export.html#file-request
  */
 import { createReadStream, createWriteStream, renameSync, rmSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
-import { fileChunks, ndjsonLines, type NdjsonLines } from '../../mapping/load.js';
+import { fileChunks, type NdjsonLines, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';

@@ -7,10 +7,10 @@
  * long export refreshes it between polls), and after a 401 is replaced once.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { request, type Dispatcher } from 'undici';
+import { type Dispatcher, request } from 'undici';
 import { abortError, type Clock } from '../../clock.js';
 import { BridgeError, isAbortError } from '../../errors.js';
-import { RETRYABLE_STATUSES, parseRetryAfter, quoteUpstreamText, withRetry, type RetryOptions, type RetryVerdict } from '../../http.js';
+import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, type RetryOptions, type RetryVerdict, withRetry } from '../../http.js';
 import type { Logger } from '../../log.js';
 import { proxyRefusalIn, proxyRefusedError } from '../../net/index.js';
 import type { TokenSource } from '../../token-cache.js';

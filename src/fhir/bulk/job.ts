@@ -11,7 +11,7 @@ import { quoteUpstreamText } from '../../http.js';
 import { FhirError } from '../fhir-error.js';
 import { outcomeCodes } from '../outcome.js';
 import type { ExportRequest } from './checkpoint.js';
-import { type BulkHttp, BulkHttpError, bodyText, headerOf, isNetworkError } from './http.js';
+import { type BulkHttp, BulkHttpError, type BulkReply, bodyText, headerOf, isNetworkError } from './http.js';
 import { pollDelay } from './poll-delay.js';
 
 /** Issue types of the `transient` family (FHIR IssueType): the poll failed, not the export. */
@@ -104,7 +104,7 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
     if (clock.now() > options.deadlineMs) throw notReady(options);
-    let reply;
+    let reply: BulkReply;
     try {
       reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
     } catch (error) {

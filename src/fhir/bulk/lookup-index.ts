@@ -6,8 +6,8 @@
  * each line is stored as it came and parsed when the mapping asks for it. The file is PHI: 0600 under the state
  * directory, rebuilt by every run from the local downloads and removed with them.
  */
-import Database from 'better-sqlite3';
 import { chmodSync, rmSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import type { FhirResource } from 'fhir/r4.js';
 import { identifierKey, referenceKey } from '../../reference-keys.js';
 

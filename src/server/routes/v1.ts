@@ -3,12 +3,12 @@
  * and is rate limited; every one declares its answers, which /docs/json publishes.
  */
 import { createReadStream, existsSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
 import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance } from 'fastify';
 import { BridgeError } from '../../errors.js';
+import type { AppDeps } from '../app.js';
 import { bearerToken, verifyApiToken } from '../auth.js';
 import { rejectsGone, runView } from '../run-view.js';
-import type { AppDeps } from '../app.js';
 import { runSchema, statusSchema, v1Responses, v1Security } from './schemas.js';
 import { statusStreamRoute } from './stream.js';
 

@@ -1,7 +1,6 @@
 export { openStateStore } from './sqlite.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
-  ZERO_COUNTS,
   type LeaseHolder,
   type LeaseOutcome,
   type LeaseStore,
@@ -12,4 +11,5 @@ export {
   type RunTrigger,
   type SeenEvent,
   type StateStore,
+  ZERO_COUNTS,
 } from './types.js';

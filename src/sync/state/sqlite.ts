@@ -3,17 +3,16 @@
  * which is what "claim a block before its request, acknowledge it after the 2xx" needs. Runs, watermarks and the
  * overlap's seen events live here; the delivery ledger and the leases in their own files.
  */
-import Database from 'better-sqlite3';
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { BridgeError } from '../../errors.js';
+import Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
-import { MIGRATIONS } from './migrations.js';
+import { BridgeError } from '../../errors.js';
 import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
-import { SqliteDeliveryLedger } from './sqlite-ledger.js';
+import { MIGRATIONS } from './migrations.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
+import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import {
-  ZERO_COUNTS,
   type LeaseHolder,
   type LeaseOutcome,
   type PossiblyDuplicated,
@@ -22,6 +21,7 @@ import {
   type RunRecord,
   type SeenEvent,
   type StateStore,
+  ZERO_COUNTS,
 } from './types.js';
 
 interface RunRow {

@@ -1,7 +1,7 @@
 /** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
 import type { FillReport } from '../../mapping/index.js';
-import type { EnrichReport } from '../file-enrich.js';
 import type { DeliveryLedger, DeliveryTarget } from '../../purview/ledger.js';
+import type { EnrichReport } from '../file-enrich.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
 export type RunTrigger = 'cli' | 'schedule' | 'http' | 'resume';

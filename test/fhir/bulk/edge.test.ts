@@ -2,22 +2,21 @@
  * Answers the sandbox never gives, from a hand-written server: a 202 without Content-Location, a manifest whose next
  * links loop, one listing deleted resources and a type nobody asked for, and a manifest without transactionTime.
  */
+import { mkdtempSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { BridgeError } from '../../../src/errors.js';
-import { createReferenceResolver } from '../../../src/fhir/index.js';
-import { createBulkExportSource } from '../../../src/fhir/bulk-source.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
 import { BulkHttp } from '../../../src/fhir/bulk/http.js';
+import { createBulkExportSource } from '../../../src/fhir/bulk-source.js';
+import { createFhirClient, createReferenceResolver } from '../../../src/fhir/index.js';
 import { silentLogger } from '../../../src/log.js';
-import { DIRECT_NETWORK, createDispatcher } from '../../../src/net/index.js';
+import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
 import { InstantClock } from '../../support/manual-clock.js';
-import { createFhirClient } from '../../../src/fhir/index.js';
-import { MemoryCheckpoints, FIRST_RUN } from './support.js';
+import { FIRST_RUN, MemoryCheckpoints } from './support.js';
 
 type Answer = { status: number; headers?: Record<string, string>; body?: unknown };
 let route: (path: string) => Answer = () => ({ status: 404 });

@@ -9,7 +9,7 @@ import { BridgeError } from '../../../src/errors.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { eventTypes, startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, eventTypes, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

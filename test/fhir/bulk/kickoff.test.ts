@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { kickOffUrl } from '../../../src/fhir/bulk/job.js';
 import type { TokenSource } from '../../../src/token-cache.js';
-import { startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

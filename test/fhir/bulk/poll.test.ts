@@ -11,7 +11,7 @@ import { MAX_BACKOFF_MS, MAX_POLL_WAIT_MS, pollDelay, retryAfterMs } from '../..
 import { createCachedTokenSource } from '../../../src/token-cache.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { eventTypes, MemoryCheckpoints, startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, eventTypes, MemoryCheckpoints, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

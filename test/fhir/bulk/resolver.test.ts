@@ -6,7 +6,7 @@ import type { Patient, Practitioner } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { identifierKey } from '../../../src/reference-keys.js';
 import { EMP_SYSTEM } from '../support.js';
-import { startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import { exportSince } from '../../../src/fhir/bulk-source.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { MemoryCheckpoints, startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, MemoryCheckpoints, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

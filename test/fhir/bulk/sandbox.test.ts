@@ -1,6 +1,6 @@
 /** The sandbox's `$export` is as strict with files and the status URL as the client has to be careful. */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startBulkFixture, type BulkFixture } from './support.js';
+import { type BulkFixture, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {

@@ -8,17 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import type { Clock } from '../../../src/clock.js';
-import { createReferenceResolver } from '../../../src/fhir/index.js';
-import { createBulkExportSource, type BulkExportSource, type BulkSourceSettings } from '../../../src/fhir/bulk-source.js';
 import type { CheckpointStore } from '../../../src/fhir/bulk/checkpoint.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
 import { BulkHttp } from '../../../src/fhir/bulk/http.js';
-import { silentLogger, type Logger } from '../../../src/log.js';
-import { DIRECT_NETWORK, createDispatcher } from '../../../src/net/index.js';
+import { type BulkExportSource, type BulkSourceSettings, createBulkExportSource } from '../../../src/fhir/bulk-source.js';
+import { createReferenceResolver } from '../../../src/fhir/index.js';
+import { type Logger, silentLogger } from '../../../src/log.js';
+import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
 import type { BulkExportSettings } from '../../../src/sandbox/bulk-export.js';
 import type { SyncWindow } from '../../../src/sync/window.js';
 import type { TokenSource } from '../../../src/token-cache.js';
-import { allResources, buildFixtures, startFixtureServer, type FixtureData, type FixtureServer } from '../support.js';
+import { allResources, buildFixtures, type FixtureData, type FixtureServer, startFixtureServer } from '../support.js';
 
 export class MemoryCheckpoints implements CheckpointStore {
   value: string | undefined;
