@@ -15,4 +15,4 @@ export { RowOffsets } from './row-offsets.js';
 export { sanitizeCell, sanitizer } from './sanitize.js';
 export { countFields, LineScanner, type ScanOptions } from './scanner.js';
 export { type ConnectorSchema, MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS, type SchemaColumn } from './schemas.js';
-export { ConnectorFileWriter } from './writer.js';
+export { ConnectorFileWriter, openPrivateFile } from './writer.js';

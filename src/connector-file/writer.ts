@@ -28,19 +28,7 @@ export class ConnectorFileWriter {
     readonly path: string,
     headerLine: string,
   ) {
-    try {
-      this.fd = openSync(path, 'w', 0o600);
-      fchmodSync(this.fd, 0o600);
-    } catch (cause) {
-      throw new BridgeError(
-        'BRG_ERR_INPUT_INVALID',
-        `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`,
-        {
-          cause,
-          details: { file: path },
-        },
-      );
-    }
+    this.fd = openPrivateFile(path);
     this.append([headerLine]);
   }
 
@@ -91,5 +79,23 @@ export class ConnectorFileWriter {
 
   private writeAll(bytes: Buffer, length: number): void {
     for (let written = 0; written < length; ) written += writeSync(this.fd, bytes, written, length - written);
+  }
+}
+
+/**
+ * Creates (or truncates) `path` for writing with mode 0600, also when it existed with a wider mode (the files written
+ * here hold PHI); returns the descriptor. BRG_ERR_INPUT_INVALID naming the path when it cannot be written.
+ */
+export function openPrivateFile(path: string): number {
+  try {
+    const fd = openSync(path, 'w', 0o600);
+    fchmodSync(fd, 0o600);
+    return fd;
+  } catch (cause) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`,
+      { cause, details: { file: path } },
+    );
   }
 }

@@ -3,7 +3,7 @@
  * metrics) subscribe and return `detach()`. Payloads carry counts and opaque ids only, never PHI or secrets.
  */
 import { EventEmitter } from 'node:events';
-import type { PushEventMap } from '../purview/index.js';
+import type { PushEvent, PushEventMap } from '../purview/index.js';
 import type { RunCounts } from './state/index.js';
 
 /** The push stage's events, as the pipeline forwards them: the same payloads with the run id. */
@@ -64,3 +64,31 @@ const EVENT_NAMES: Record<SyncEventName, true> = {
   run_complete: true,
   error: true,
 };
+
+/**
+ * Re-emits a push event as the run's event. `indexOffset`: blocks already pushed by earlier files of the same run (a
+ * flat-file drop pushes one file after another; block numbers keep counting across them).
+ */
+export function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent, indexOffset = 0): void {
+  switch (event.type) {
+    case 'block_sent':
+      events.emit('block_sent', { runId, index: indexOffset + event.index, rows: event.rows, attempt: event.attempt });
+      return;
+    case 'block_retry':
+      events.emit('block_retry', { runId, index: indexOffset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
+      return;
+    case 'block_acked':
+      events.emit('block_acked', {
+        runId,
+        index: indexOffset + event.index,
+        rows: event.rows,
+        status: event.status,
+        ms: event.ms,
+        possiblyDuplicated: event.possiblyDuplicated,
+      });
+      return;
+    case 'rows_already_delivered':
+      events.emit('rows_already_delivered', { runId, rows: event.rows });
+      return;
+  }
+}

@@ -7,8 +7,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type NormalizedFile, normalizeFlatFile, SCHEMA_COLUMNS } from '../connector-file/index.js';
 import { type BridgeError, toBridgeError } from '../errors.js';
-import { type PushEvent, type PushReport, pushRowFile } from '../purview/index.js';
-import type { SyncEvents } from './events.js';
+import { type PushReport, pushRowFile } from '../purview/index.js';
+import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
 import { dropSpoolDir } from './file-drop-state.js';
@@ -137,7 +137,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       runId: run.id,
       signal: request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost,
       ...(request.stopSignal ? { stopAfterBlock: request.stopSignal } : {}),
-      onEvent: (event) => forward(deps.events, run.id, offset, event),
+      onEvent: (event) => forwardPushEvent(deps.events, run.id, event, offset),
     });
   } finally {
     lease.release();
@@ -310,28 +310,4 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
 function dropSpool(ctx: DropContext, path: string): void {
   removeFiles(path);
   ctx.spools.delete(path);
-}
-
-function forward(events: SyncEvents, runId: string, offset: number, event: PushEvent): void {
-  switch (event.type) {
-    case 'block_sent':
-      events.emit('block_sent', { runId, index: offset + event.index, rows: event.rows, attempt: event.attempt });
-      return;
-    case 'block_retry':
-      events.emit('block_retry', { runId, index: offset + event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
-      return;
-    case 'block_acked':
-      events.emit('block_acked', {
-        runId,
-        index: offset + event.index,
-        rows: event.rows,
-        status: event.status,
-        ms: event.ms,
-        possiblyDuplicated: event.possiblyDuplicated,
-      });
-      return;
-    case 'rows_already_delivered':
-      events.emit('rows_already_delivered', { runId, rows: event.rows });
-      return;
-  }
 }

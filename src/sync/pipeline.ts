@@ -10,9 +10,9 @@ import { BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
-import { type DeliveryTarget, isCompleteEventSpool, type PushEvent, type PushOptions, pushEventSpool } from '../purview/index.js';
+import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { EventSource } from './event-source.js';
-import type { SyncEvents } from './events.js';
+import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
@@ -364,27 +364,3 @@ function recordFailure(
 }
 
 type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
-
-function forwardPushEvent(events: SyncEvents, runId: string, event: PushEvent): void {
-  switch (event.type) {
-    case 'block_sent':
-      events.emit('block_sent', { runId, index: event.index, rows: event.rows, attempt: event.attempt });
-      return;
-    case 'block_retry':
-      events.emit('block_retry', { runId, index: event.index, attempt: event.attempt, delayMs: event.delayMs, reason: event.reason });
-      return;
-    case 'block_acked':
-      events.emit('block_acked', {
-        runId,
-        index: event.index,
-        rows: event.rows,
-        status: event.status,
-        ms: event.ms,
-        possiblyDuplicated: event.possiblyDuplicated,
-      });
-      return;
-    case 'rows_already_delivered':
-      events.emit('rows_already_delivered', { runId, rows: event.rows });
-      return;
-  }
-}

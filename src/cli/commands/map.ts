@@ -4,10 +4,10 @@
  * connector file is PHI.
  */
 import { once } from 'node:events';
-import { createWriteStream, fchmodSync, openSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
-import { ConnectorFileWriter, DELIMITER_INPUTS } from '../../connector-file/index.js';
+import { ConnectorFileWriter, DELIMITER_INPUTS, openPrivateFile } from '../../connector-file/index.js';
 import { BridgeError } from '../../errors.js';
 import { builtinMappingPath, type CompiledMapping, type ConnectorSchema, type DelimiterInput, loadMapping, readNdjson } from '../../mapping/index.js';
 import { isBlank, parseNdjsonLine, readNdjsonLines } from '../../mapping/load.js';
@@ -144,20 +144,7 @@ interface PrivateWriter {
 
 /** Creates (or truncates) the file with mode 0600, also when it already existed with a wider mode. */
 function openPrivateWriter(path: string): PrivateWriter {
-  let fd: number;
-  try {
-    fd = openSync(path, 'w', 0o600);
-    fchmodSync(fd, 0o600);
-  } catch (cause) {
-    throw new BridgeError(
-      'BRG_ERR_INPUT_INVALID',
-      `Cannot write ${path} (${(cause as NodeJS.ErrnoException).code ?? 'error'}); check the directory exists and is writable.`,
-      {
-        cause,
-        details: { file: path },
-      },
-    );
-  }
+  const fd = openPrivateFile(path);
   const stream: WriteStream = createWriteStream('', { fd, encoding: 'utf8' });
   // Lines are joined into ~64 KiB writes: one stream write per row made the CLI's writing a visible share of its time.
   let pending = '';

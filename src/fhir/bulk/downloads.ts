@@ -13,8 +13,8 @@ import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { ExportExpiredError, exportFileError, exportFileLines, fileLabel, isComplete, sendsBearer } from './files.js';
-import { type BulkHttp, BulkHttpError, headerOf } from './http.js';
+import { exportFileLines, fileLabel, isComplete, requestExportFile, sendsBearer } from './files.js';
+import type { BulkHttp } from './http.js';
 
 const CHUNK = 1 << 20;
 
@@ -136,28 +136,11 @@ export class Downloads {
   }
 
   private async attempt(file: ManifestFile, label: string, state: FileState, part: string, bearer: boolean, signal: AbortSignal): Promise<LocalFile> {
-    const reply = await this.http.send({
-      method: 'GET',
-      url: file.url,
-      what: label,
-      bearer,
-      signal,
-      headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
-    });
-    if (reply.status === 404 || reply.status === 410) {
-      await reply.body.dump();
-      throw new ExportExpiredError(reply.status, label);
-    }
-    if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await this.http.readBody(reply));
-    const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
-    if (encoding !== 'gzip' && encoding !== 'identity') {
-      reply.body.destroy();
-      throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
-    }
+    const { reply, gzip } = await requestExportFile(this.http, file, label, bearer, signal);
     let handle: FileHandle | undefined = await open(part, 'w', 0o600);
     try {
       state.written = 0;
-      state.gzip = encoding === 'gzip';
+      state.gzip = gzip;
       state.notify();
       for await (const chunk of reply.body as AsyncIterable<Buffer>) {
         for (let at = 0; at < chunk.length; ) at += (await handle.write(chunk, at)).bytesWritten;
@@ -175,7 +158,7 @@ export class Downloads {
     }
     state.done = true;
     state.notify();
-    return { bytes: state.written, gzip: state.gzip };
+    return { bytes: state.written, gzip };
   }
 }
 

@@ -15,7 +15,7 @@ import { fileChunks, type NdjsonLines, ndjsonLines } from '../../mapping/load.js
 import { FhirError } from '../fhir-error.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { type BulkHttp, BulkHttpError, headerOf } from './http.js';
+import { type BulkHttp, BulkHttpError, type BulkReply, headerOf } from './http.js';
 
 /** The server no longer has an export's files (HTTP 404/410): a new export is needed. */
 export class ExportExpiredError extends Error {
@@ -47,6 +47,38 @@ export function sendsBearer(http: BulkHttp, requiresAccessToken: boolean, url: s
   return requiresAccessToken && safeOrigin(url) === http.origin;
 }
 
+/**
+ * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding; 404/410 mean
+ * the export expired (ExportExpiredError); any other status is a BulkHttpError for the shared retry policy.
+ */
+export async function requestExportFile(
+  http: BulkHttp,
+  file: ManifestFile,
+  label: string,
+  bearer: boolean,
+  signal: AbortSignal | undefined,
+): Promise<{ reply: BulkReply; gzip: boolean }> {
+  const reply = await http.send({
+    method: 'GET',
+    url: file.url,
+    what: label,
+    bearer,
+    signal,
+    headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
+  });
+  if (reply.status === 404 || reply.status === 410) {
+    await reply.body.dump();
+    throw new ExportExpiredError(reply.status, label);
+  }
+  if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
+  const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
+  if (encoding !== 'gzip' && encoding !== 'identity') {
+    reply.body.destroy();
+    throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
+  }
+  return { reply, gzip: encoding === 'gzip' };
+}
+
 /** Downloads one file to `path` (via `path.part`, renamed when complete); retried whole under the shared policy. */
 export async function downloadFile(http: BulkHttp, file: ManifestFile, label: string, path: string, bearer: boolean, signal?: AbortSignal): Promise<LocalFile> {
   const part = `${path}.part`;
@@ -54,24 +86,7 @@ export async function downloadFile(http: BulkHttp, file: ManifestFile, label: st
     return await http.withRetries(
       `FHIR export download of ${label}`,
       async () => {
-        const reply = await http.send({
-          method: 'GET',
-          url: file.url,
-          what: label,
-          bearer,
-          signal,
-          headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
-        });
-        if (reply.status === 404 || reply.status === 410) {
-          await reply.body.dump();
-          throw new ExportExpiredError(reply.status, label);
-        }
-        if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
-        const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
-        if (encoding !== 'gzip' && encoding !== 'identity') {
-          reply.body.destroy();
-          throw exportFileError(`${label} came with Content-Encoding ${encoding.slice(0, 20)}; only gzip was accepted`, 200);
-        }
+        const { reply, gzip } = await requestExportFile(http, file, label, bearer, signal);
         let bytes = 0;
         await pipeline(
           reply.body,
@@ -85,7 +100,7 @@ export async function downloadFile(http: BulkHttp, file: ManifestFile, label: st
           createWriteStream(part, { mode: 0o600, flush: true }),
         );
         renameSync(part, path);
-        return { bytes, gzip: encoding === 'gzip' };
+        return { bytes, gzip };
       },
       signal,
     );
