@@ -85,7 +85,7 @@ class CachingResolver implements ReferenceResolver {
       this.held.add(key);
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
-    const fetched = (await Promise.all([this.fetchKeys(keys, signal), ...identifiers.map((ref) => this.fetchIdentifier(ref, signal))])).flat();
+    const fetched = (await Promise.all([this.fetchKeys(keys, signal), this.fetchIdentifiers(identifiers, signal)])).flat();
     // A role names its practitioner; the mapping reads the login and name from the Practitioner itself. Roles served
     // from the cache count too: their practitioner may have been evicted or expired while the role stayed in use.
     const cachedRoles = requested.filter((key) => key.startsWith('PractitionerRole/')).map((key) => this.cache.peek(key));
@@ -172,6 +172,47 @@ class CachingResolver implements ReferenceResolver {
     return resource ? [resource] : [];
   }
 
+  /** Identifier-only references, up to batchSize per search and type. */
+  private async fetchIdentifiers(refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[]> {
+    const byType = new Map<string, IdentifierReference[]>();
+    for (const ref of refs) {
+      const list = byType.get(ref.type);
+      if (list) list.push(ref);
+      else byType.set(ref.type, [ref]);
+    }
+    const requests = [...byType.values()].flatMap((list) => chunk(list, this.batchSize).map((batch) => this.fetchIdentifierBatch(batch, signal)));
+    return (await Promise.all(requests)).flat();
+  }
+
+  /**
+   * One `identifier=a|1,b|2,…` search (a comma is FHIR search's OR), each identifier then matched to the resources
+   * in the answer that carry it. An identifier no resource in the answer carries is searched on its own (a server
+   * may refuse the list with a 400, ignore it or OR only part of it), so a batch never makes a found resource look
+   * missing; one that two resources carry is ambiguous and resolves to nothing, as a search of its own would.
+   */
+  private async fetchIdentifierBatch(refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[]> {
+    const [first] = refs;
+    if (refs.length === 1 && first) return this.fetchIdentifier(first, signal);
+    const type = first?.type ?? 'Patient';
+    const found: FhirResource[] = [];
+    try {
+      const query = { identifier: refs.map(identifierToken).join(','), _count: String(refs.length * 2) };
+      for await (const bundle of this.client.searchPages(type, query, signal)) found.push(...resourcesOf(bundle, type));
+    } catch (error) {
+      if (!isRefused(error)) throw error;
+    }
+    const matched: FhirResource[] = [];
+    const unmatched: IdentifierReference[] = [];
+    for (const ref of refs) {
+      const carriers = found.filter((resource) => carries(resource, ref));
+      if (carriers.length === 0) unmatched.push(ref);
+      const match = carriers.length > 0 ? this.rememberIdentifier(ref, carriers.length === 1 ? carriers[0] : undefined) : undefined;
+      if (match) matched.push(match);
+    }
+    const alone = await Promise.all(unmatched.map((ref) => this.fetchIdentifier(ref, signal)));
+    return [...matched, ...alone.flat()];
+  }
+
   /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */
   private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
     let matches: FhirResource[] = [];
@@ -179,15 +220,31 @@ class CachingResolver implements ReferenceResolver {
       matches = resourcesOf(bundle, ref.type);
       break; // two results already make it ambiguous; no need for more pages.
     }
-    const match = matches.length === 1 ? matches[0] : undefined;
+    const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined);
+    return match ? [match] : [];
+  }
+
+  /** Caches what an identifier names (or that it names nothing usable), and the resource under its own key. */
+  private rememberIdentifier(ref: IdentifierReference, match: FhirResource | undefined): FhirResource | undefined {
     this.remember(identifierKey(ref.type, ref.system, ref.value), match);
     if (match?.id !== undefined) {
       const key = referenceKey(match.resourceType, match.id);
       this.cache.set(key, match);
       this.held.delete(key); // found through its identifier: no need to ask for it by id as well
     }
-    return match ? [match] : [];
+    return match;
   }
+}
+
+/** Whether the resource has the identifier as token search matches it: the value, and the system when one is given. */
+function carries(resource: FhirResource, ref: IdentifierReference): boolean {
+  const identifiers = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
+  return identifiers.some((identifier) => identifier.value === ref.value && (ref.system === undefined || identifier.system === ref.system));
+}
+
+/** A search the server refused as a request (400): it may not take a comma list for this parameter. */
+function isRefused(error: unknown): boolean {
+  return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && error.details['status'] === 400;
 }
 
 /** A read answering 404/410: this one resource does not exist (any more). */

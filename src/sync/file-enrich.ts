@@ -7,7 +7,8 @@
  * The values are the connector's own mapping applied to the found resource (a probe AuditEvent per row naming the
  * patient and user by identifier, at the row's access time): the same name valid at that time, the same address
  * choice and sanitising as the FHIR sources would write. Lookups go through the connector's reference resolver —
- * batched per `batchRows` rows, cached, under the FHIR client's concurrency and rate limits.
+ * the identifiers of `batchRows` rows at a time, searched `referenceBatchSize` per request (`identifier=a|1,a|2`), cached,
+ * under the FHIR client's concurrency and rate limits.
  *
  * A second pass over the normalised spool writes the enriched copy; the file's content hash stays the one of the
  * file as dropped, so a rerun whose lookups come out differently still claims the same rows in the delivery ledger.

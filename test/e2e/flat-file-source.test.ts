@@ -151,14 +151,26 @@ describe('flat-file source against the sandbox', () => {
     expect(enrich?.columns['employee_last_name']?.filled).toBe(10);
     expect(enrich?.lookups.patient.notFound).toBe(1);
     expect(enrich?.lookups.employee.notFound).toBe(0);
-    // One identifier search per distinct MRN or user id of the rows with an empty cell (cached), not one per row.
+    // The distinct MRNs and user ids of the rows with an empty cell, searched together (identifier=a|1,a|2,…), each
+    // once (cached), not one search per row; the MRN no patient carries is asked once more on its own.
     const searches = sandbox.fhir.requests.slice(requestsBefore).filter((r) => r.query.includes('identifier='));
     const keysOf = (names: readonly string[], key: string): Set<string> =>
       new Set(dropped.filter((line) => names.some((name) => cell(line, name) === '')).map((line) => cell(line, key)));
-    expect(searches.filter((r) => r.path.endsWith('/Patient'))).toHaveLength(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size);
-    expect(searches.filter((r) => r.path.endsWith('/Practitioner'))).toHaveLength(
-      keysOf(['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'], 'CLARITY_EMP.USER_ID').size,
-    );
+    const asked = (type: string) => {
+      const requests = searches.filter((r) => r.path.endsWith(`/${type}`));
+      const values = requests.flatMap((r) => (new URLSearchParams(r.query).get('identifier') ?? '').split(',').map((token) => token.split('|').pop()));
+      return { requests: requests.length, values };
+    };
+    const mrns = keysOf(PATIENT, 'PATIENT.PAT_MRN_ID');
+    const users = keysOf(['EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name'], 'CLARITY_EMP.USER_ID');
+    const patients = asked('Patient');
+    const practitioners = asked('Practitioner');
+    expect(new Set(patients.values)).toEqual(mrns);
+    expect(patients.values).toHaveLength(mrns.size + 1);
+    expect(patients.requests).toBeLessThan(mrns.size / 2);
+    expect(new Set(practitioners.values)).toEqual(users);
+    expect(practitioners.values).toHaveLength(users.size);
+    expect(practitioners.requests).toBeLessThan(users.size);
     expect(enrich?.lookups.patient.found).toBe(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size - 1);
     // The identifiers looked up and the values filled stay out of the logs (debug level included).
     const logs = logLines.join('\n');

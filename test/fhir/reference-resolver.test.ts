@@ -104,7 +104,58 @@ describe('reference resolver', () => {
       .requestsFor('Practitioner')
       .map((request) => new URLSearchParams(request.query).get('identifier'))
       .filter(Boolean);
-    expect(identifierQueries.sort()).toEqual([`${EMP_SYSTEM}|EMP3`, `${EMP_SYSTEM}|EMP99`]);
+    // One search for both (a comma is FHIR search's OR), each identifier matched back to the resource carrying it;
+    // EMP99, which the answer lacks, asked once alone.
+    expect(identifierQueries).toEqual([`${EMP_SYSTEM}|EMP3,${EMP_SYSTEM}|EMP99`, `${EMP_SYSTEM}|EMP99`]);
+  });
+
+  it('batches identifier searches per batchSize, and an identifier two resources carry stays unresolved', async () => {
+    const data = buildFixtures({ events: 1, patients: 2, practitioners: 7 });
+    // pr-6 takes pr-5's employee number too: that identifier names two people and must resolve to neither.
+    const twin = data.practitioners[6];
+    if (twin) twin.identifier = [{ system: EMP_SYSTEM, value: 'EMP5' }];
+    fixture = await startFixtureServer(allResources(data));
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, batchSize: 3 });
+    const values = ['EMP0', 'EMP1', 'EMP2', 'EMP3', 'EMP5', 'EMP42'];
+
+    await resolver.prefetch({ keys: [], identifiers: values.map((value) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value })) });
+
+    for (const [value, id] of [
+      ['EMP0', 'pr-0'],
+      ['EMP1', 'pr-1'],
+      ['EMP2', 'pr-2'],
+      ['EMP3', 'pr-3'],
+    ] as const) {
+      expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, value))?.id, value).toBe(id);
+      expect(resolver.get(`Practitioner/${id}`)?.id).toBe(id);
+    }
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP5'))).toBeUndefined();
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP42'))).toBeUndefined();
+    const queries = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier'));
+    // Two lists of three; EMP42, which no answer carried, asked once more on its own (a server may OR only part of a list).
+    expect(queries.map((query) => query?.split(',').length)).toEqual([3, 3, 1]);
+    expect(queries[2]).toBe(`${EMP_SYSTEM}|EMP42`);
+    // Cached: asking again sends nothing.
+    await resolver.prefetch({ keys: [], identifiers: values.map((value) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value })) });
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(3);
+  });
+
+  it('searches each identifier alone when the server refuses a comma list (400) or its answer lacks them', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 4 })));
+    fixture.server.faults.add({ action: { kind: 'status', status: 400 }, match: /identifier=[^&]*%2C/ });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const ask = (values: string[]) =>
+      resolver.prefetch({ keys: [], identifiers: values.map((value) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value })) });
+
+    await ask(['EMP1', 'EMP2']);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP2'))?.id).toBe('pr-2');
+    expect(fixture.server.faults.fired).toHaveLength(1);
+
+    await ask(['EMP77', 'EMP78']);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP77'))).toBeUndefined();
+    const queries = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier'));
+    expect(queries.filter((query) => !query?.includes(','))).toHaveLength(4);
   });
 
   it('fetches again once the TTL has passed, and evicts the least recently used beyond cacheSize', async () => {
