@@ -5,7 +5,6 @@
  */
 import { createRequire } from 'node:module';
 import type { compile as fhirpathCompile, parse as fhirpathParse } from 'fhirpath';
-import r4 from 'fhirpath/fhir-context/r4';
 import { BridgeError } from '../errors.js';
 import { BUILTINS, type Scope, type WarningSink } from './builtins.js';
 import { CONTEXT_VARIABLES } from './options.js';
@@ -54,16 +53,22 @@ const ROOT_VARIABLES = new Set(['context', 'resource', 'rootResource']);
 interface FhirpathEngine {
   readonly parse: typeof fhirpathParse;
   readonly compile: typeof fhirpathCompile;
+  /** fhirpath.js's R4 model (choice types, type hierarchy), for compile. */
+  readonly r4: Parameters<typeof fhirpathCompile>[1];
 }
 
 let engine: FhirpathEngine | undefined;
 
 /**
- * fhirpath.js, loaded on first use: the built-in mappings need only direct accessors (simple-path.ts), and loading
- * and warming its parser took ~0.14 s of every `bridge map` and CLI start.
+ * fhirpath.js and its R4 model, loaded on first use: the built-in mappings need only direct accessors (simple-path.ts),
+ * and loading and warming them took ~0.14 s of every `bridge map` and a few MB of every process's peak RSS.
  */
 function fhirpath(): FhirpathEngine {
-  engine ??= createRequire(import.meta.url)('fhirpath') as FhirpathEngine;
+  if (!engine) {
+    const require = createRequire(import.meta.url);
+    const { parse, compile } = require('fhirpath') as Pick<FhirpathEngine, 'parse' | 'compile'>;
+    engine = { parse, compile, r4: require('fhirpath/fhir-context/r4') as FhirpathEngine['r4'] };
+  }
   return engine;
 }
 
@@ -97,7 +102,8 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
-  const compiled = fhirpath().compile(text, r4);
+  const { compile, r4 } = fhirpath();
+  const compiled = compile(text, r4);
   // fhirpath.js reports unknown functions only when it evaluates them: a dry run over an empty event finds them now.
   const empty = Object.fromEntries(CONTEXT_VARIABLES.map((name) => [name, []]));
   try {

@@ -9,7 +9,7 @@
  * The text is parsed once into a SimplePath; `compileSimplePath` turns it into a collection accessor (FHIRPath's
  * meaning, step by step) and path-code.ts into the specialised cell function the row code calls.
  */
-import r4 from 'fhirpath/fhir-context/r4';
+import { CHOICE_ELEMENTS } from './choice-elements.js';
 import { CONTEXT_GETTERS, type ContextVariable, type RowContext } from './row-context.js';
 
 export type Accessor = (ctx: RowContext) => unknown[];
@@ -59,7 +59,7 @@ const PREDICATES: ReadonlyArray<[RegExp, (m: RegExpExecArray, options: Options) 
 ];
 
 /** Element names that are choice types somewhere in R4 (value[x], deceased[x] …): looked up by JSON suffix when absent. */
-const CHOICE_BASES = new Set(Object.keys(r4.choiceTypePaths).map((path) => path.slice(path.lastIndexOf('.') + 1)));
+const CHOICE_BASES = CHOICE_ELEMENTS;
 
 /**
  * Parses `text` into a SimplePath, or returns undefined when it is outside the subset.

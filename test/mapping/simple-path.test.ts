@@ -6,6 +6,7 @@ import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js
 import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { describe, expect, it } from 'vitest';
+import { CHOICE_ELEMENTS } from '../../src/mapping/choice-elements.js';
 import { analyse, analyseSimple } from '../../src/mapping/expression.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { createResolver } from '../../src/mapping/resolve.js';
@@ -146,5 +147,10 @@ describe('direct accessors agree with fhirpath.js', () => {
     expect(path).toBeDefined();
     expect(analyseSimple(text, path as NonNullable<typeof path>, site)).toBeUndefined();
     expect(() => analyse(text, site)).toThrow(/unknown variable %noSuchOption/);
+  });
+
+  it('knows every choice element of the R4 model (the list is written out so the model is not loaded)', () => {
+    const fromModel = new Set(Object.keys(r4.choiceTypePaths).map((path) => path.slice(path.lastIndexOf('.') + 1)));
+    expect([...CHOICE_ELEMENTS].sort()).toEqual([...fromModel].sort());
   });
 });
