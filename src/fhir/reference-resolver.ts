@@ -63,6 +63,8 @@ class CachingResolver implements ReferenceResolver {
   private readonly interner = new StringInterner();
   /** Uncached `Type/id` keys waiting for a full batch, in arrival order. */
   private readonly held = new Set<string>();
+  /** Resource types whose server answered an identifier list with 400: their identifiers are searched one by one. */
+  private readonly listsRefused = new Set<string>();
 
   constructor(
     private readonly client: FhirClient,
@@ -186,31 +188,54 @@ class CachingResolver implements ReferenceResolver {
 
   /**
    * One `identifier=a|1,b|2,…` search (a comma is FHIR search's OR), each identifier then matched to the resources
-   * in the answer that carry it. An identifier no resource in the answer carries is searched on its own (a server
-   * may refuse the list with a 400, ignore it or OR only part of it), so a batch never makes a found resource look
-   * missing; one that two resources carry is ambiguous and resolves to nothing, as a search of its own would.
+   * in the answer that carry it. The answer is trusted only as far as it must be right whatever the server did with
+   * the list: an identifier is resolved from it only when its carriers there carry no other identifier of the list (a
+   * server may OR only part of a list); every other identifier is searched on its own, as is the whole list when the
+   * server refuses it (400, remembered per type), fails on a later page, or answers more than twice as many resources
+   * as it was asked for (it ignored the list). Two carriers make an identifier ambiguous: it resolves to nothing.
    */
   private async fetchIdentifierBatch(refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[]> {
     const [first] = refs;
-    if (refs.length === 1 && first) return this.fetchIdentifier(first, signal);
-    const type = first?.type ?? 'Patient';
-    const found: FhirResource[] = [];
-    try {
-      const query = { identifier: refs.map(identifierToken).join(','), _count: String(refs.length * 2) };
-      for await (const bundle of this.client.searchPages(type, query, signal)) found.push(...resourcesOf(bundle, type));
-    } catch (error) {
-      if (!isRefused(error)) throw error;
-    }
+    if (!first) return [];
+    if (refs.length === 1 || this.listsRefused.has(first.type)) return this.fetchEach(refs, signal);
+    const found = await this.searchList(first.type, refs, signal);
+    if (!found) return this.fetchEach(refs, signal);
     const matched: FhirResource[] = [];
-    const unmatched: IdentifierReference[] = [];
+    const alone: IdentifierReference[] = [];
     for (const ref of refs) {
       const carriers = found.filter((resource) => carries(resource, ref));
-      if (carriers.length === 0) unmatched.push(ref);
-      const match = carriers.length > 0 ? this.rememberIdentifier(ref, carriers.length === 1 ? carriers[0] : undefined) : undefined;
+      const exclusive = carriers.every((resource) => refs.every((other) => other === ref || !carries(resource, other)));
+      if (carriers.length === 0 || !exclusive) {
+        alone.push(ref);
+        continue;
+      }
+      const match = this.rememberIdentifier(ref, carriers.length === 1 ? carriers[0] : undefined);
       if (match) matched.push(match);
     }
-    const alone = await Promise.all(unmatched.map((ref) => this.fetchIdentifier(ref, signal)));
-    return [...matched, ...alone.flat()];
+    return [...matched, ...(await this.fetchEach(alone, signal))];
+  }
+
+  /** The resources a list search answers, each once; undefined when the answer cannot be used (see fetchIdentifierBatch). */
+  private async searchList(type: string, refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[] | undefined> {
+    const found = new Map<string, FhirResource>();
+    let pages = 0;
+    try {
+      const query = { identifier: refs.map(identifierToken).join(','), _count: String(refs.length * 2) };
+      for await (const bundle of this.client.searchPages(type, query, signal)) {
+        pages += 1;
+        for (const resource of resourcesOf(bundle, type)) found.set(resource.id ?? `#${found.size}`, resource);
+        if (found.size > refs.length * 2) return undefined;
+      }
+    } catch (error) {
+      if (!isRefused(error)) throw error;
+      if (pages === 0) this.listsRefused.add(type);
+      return undefined;
+    }
+    return [...found.values()];
+  }
+
+  private async fetchEach(refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[]> {
+    return (await Promise.all(refs.map((ref) => this.fetchIdentifier(ref, signal)))).flat();
   }
 
   /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */

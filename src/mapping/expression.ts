@@ -149,7 +149,7 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
   for (const name of used) {
     const known =
       (CONTEXT_VARIABLES as readonly string[]).includes(name) ||
-      name in site.options ||
+      Object.hasOwn(site.options, name) ||
       ENGINE_VARIABLES.has(name) ||
       ROOT_VARIABLES.has(name) ||
       name.startsWith('vs-') ||
@@ -170,7 +170,7 @@ const VARIABLE = /%([A-Za-z_][A-Za-z0-9_]*)/g;
  */
 export function analyseSimple(text: string, path: SimplePath, site: ExpressionSite): { scope: Scope; variables: string[] } | undefined {
   const used = [...new Set(Array.from(text.replace(QUOTED, "''").matchAll(VARIABLE), (match) => match[1] as string))];
-  const known = (name: string): boolean => (CONTEXT_VARIABLES as readonly string[]).includes(name) || name in site.options;
+  const known = (name: string): boolean => (CONTEXT_VARIABLES as readonly string[]).includes(name) || Object.hasOwn(site.options, name);
   if (!used.every(known)) return undefined;
   return { scope: scopeOf(used, path.root.kind === 'event'), variables: used };
 }

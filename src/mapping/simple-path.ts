@@ -41,6 +41,11 @@ export interface SimplePath {
 }
 
 const IDENT = '[A-Za-z_][A-Za-z0-9_]*';
+/**
+ * FHIRPath's reserved words its grammar does not take as identifiers (as, contains, in and is it does): a path using
+ * one as a member is left to fhirpath.js, which refuses it.
+ */
+const KEYWORDS = new Set(['and', 'or', 'xor', 'implies', 'div', 'mod', 'true', 'false']);
 const ROOT = new RegExp(`^(%?)(${IDENT})`);
 const WHERE = /^where\(((?:[^()']|'[^'\\]*'|\((?:[^()']|'[^'\\]*')*\))*)\)/;
 type Options = Readonly<Record<string, unknown>>;
@@ -49,7 +54,7 @@ const SEGMENTS: ReadonlyArray<[RegExp, (m: RegExpExecArray, options: Options) =>
   [/^last\(\)/, () => ({ kind: 'last' })],
   [/^skip\((\d+)\)/, (m) => ({ kind: 'skip', count: Number(m[1]) })],
   [WHERE, (m, options) => where(m[1] as string, options)],
-  [new RegExp(`^(${IDENT})(?![A-Za-z0-9_(])`), (m) => memberStep(m[1] as string)],
+  [new RegExp(`^(${IDENT})(?![A-Za-z0-9_(])`), (m) => (KEYWORDS.has(m[1] as string) ? undefined : memberStep(m[1] as string))],
 ];
 const PREDICATES: ReadonlyArray<[RegExp, (m: RegExpExecArray, options: Options) => PathPredicate | undefined]> = [
   [new RegExp(`^(${IDENT})\\s*=\\s*'([^'\\\\]*)'$`), (m) => ({ kind: 'equals', ...named(m[1] as string), literal: m[2] as string })],
@@ -73,12 +78,12 @@ export function parseSimplePath(text: string, options: Options): SimplePath | un
   let start: PathRoot;
   if (root[1] !== '%') {
     // A capitalised root is a type name in FHIRPath (AuditEvent.type); leave those to fhirpath.js.
-    if (!/^[a-z]/.test(name)) return undefined;
+    if (!/^[a-z]/.test(name) || KEYWORDS.has(name)) return undefined;
     start = { kind: 'event' };
     steps.push(memberStep(name));
-  } else if (name in CONTEXT_GETTERS) {
+  } else if (Object.hasOwn(CONTEXT_GETTERS, name)) {
     start = { kind: 'variable', name: name as ContextVariable };
-  } else if (name in options) {
+  } else if (Object.hasOwn(options, name)) {
     start = { kind: 'constant', items: collection(options[name]) };
   } else return undefined;
   let rest = text.slice(root[0].length);
@@ -198,7 +203,7 @@ function where(condition: string, options: Options): PathStep | undefined {
   const predicates: PathPredicate[] = [];
   for (const part of splitAnd(condition)) {
     const predicate = predicateOf(part.trim(), options);
-    if (!predicate) return undefined;
+    if (!predicate || ('name' in predicate && KEYWORDS.has(predicate.name))) return undefined;
     predicates.push(predicate);
   }
   return { kind: 'where', predicates };

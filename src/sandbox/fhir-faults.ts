@@ -19,6 +19,8 @@ export type FaultAction =
   | { readonly kind: 'self-next' }
   /** Answer normally, but with a `next` link to the same offset under a new `_sid`: a loop whose URL changes. */
   | { readonly kind: 'stuck-next' }
+  /** Answer as a lenient server that ignores one search parameter: the search (and its next links) runs without it. */
+  | { readonly kind: 'ignore-param'; readonly name: string }
   /** Answer 200 with a valid but empty searchset padded to `bytes`, with or without Content-Length (chunked). */
   | { readonly kind: 'huge-body'; readonly bytes: number; readonly contentLength: boolean };
 

@@ -131,6 +131,7 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
     return { status: fault.status, body: outcome('transient', `Injected fault: HTTP ${fault.status}`), headers };
   }
   if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
+  if (fault?.kind === 'ignore-param') url.searchParams.delete(fault.name);
   if (fault?.kind === 'huge-body') return { status: 200, body: null, huge: { bytes: fault.bytes, contentLength: fault.contentLength } };
   if (fault?.kind === 'delay') {
     await new Promise<void>((resolve) => {

@@ -158,6 +158,57 @@ describe('reference resolver', () => {
     expect(queries.filter((query) => !query?.includes(','))).toHaveLength(4);
   });
 
+  it('uses a list answer only as far as it must be right: a 400 on a later page, a server that ORs part of the list', async () => {
+    const data = buildFixtures({ events: 1, patients: 2, practitioners: 7 });
+    const twin = data.practitioners[6];
+    if (twin) twin.identifier = [{ system: EMP_SYSTEM, value: 'EMP1' }];
+    fixture = await startFixtureServer(allResources(data), { maxPageSize: 2 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const practitioner = (value: string) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value });
+    // Page 1 of the list holds pr-1 and pr-2; page 2 (pr-3 and pr-6, EMP1's second carrier) is refused.
+    fixture.server.faults.add({ action: { kind: 'status', status: 400 }, match: /identifier=[^&]*%2C.*_offset=2/ });
+
+    await resolver.prefetch({ keys: [], identifiers: ['EMP1', 'EMP2', 'EMP3'].map((value) => practitioner(value)) });
+
+    expect(fixture.server.faults.fired).toHaveLength(1);
+    // Not pr-1 from the half answer: asked alone, EMP1 has two carriers and resolves to nothing.
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))).toBeUndefined();
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP2'))?.id).toBe('pr-2');
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP3'))?.id).toBe('pr-3');
+    // A failure after the first page is not a refusal of lists: the next batch is a list again.
+    const before = fixture.requestsFor('Practitioner').length;
+    await resolver.prefetch({ keys: [], identifiers: ['EMP0', 'EMP4'].map((value) => practitioner(value)) });
+    const after = fixture.requestsFor('Practitioner').slice(before);
+    expect(after.map((request) => new URLSearchParams(request.query).get('identifier'))).toEqual([`${EMP_SYSTEM}|EMP0,${EMP_SYSTEM}|EMP4`]);
+
+    // pr-0 carries EMP_SYSTEM|EMP0 and so also the bare EMP0 asked in the same list; a server that applied only the
+    // first token would answer pr-0 alone, so the bare one (which pr-0 and any other system's EMP0 carry) is asked alone.
+    const more = fixture.requestsFor('Practitioner').length;
+    await resolver.prefetch({ keys: [], identifiers: [practitioner('EMP5'), { type: 'Practitioner', value: 'EMP5' }] });
+    const asked = fixture
+      .requestsFor('Practitioner')
+      .slice(more)
+      .map((request) => new URLSearchParams(request.query).get('identifier'));
+    expect(asked).toEqual([`${EMP_SYSTEM}|EMP5,EMP5`, `${EMP_SYSTEM}|EMP5`, 'EMP5']);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP5'))?.id).toBe('pr-5');
+    expect(resolver.get(identifierKey('Practitioner', undefined, 'EMP5'))?.id).toBe('pr-5');
+  });
+
+  it('stops reading a list answer larger than the list allows (the server ignored it) and asks each identifier alone', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 12 })), { maxPageSize: 3 });
+    // A lenient server that drops a comma list it cannot use and answers every Practitioner, page after page.
+    fixture.server.faults.add({ action: { kind: 'ignore-param', name: 'identifier' }, match: /identifier=[^&]*%2C/ });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+
+    await resolver.prefetch({ keys: [], identifiers: ['EMP1', 'EMP2'].map((value) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value })) });
+
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP2'))?.id).toBe('pr-2');
+    const asked = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier'));
+    // Two pages of the population (6 resources > 2 × 2) and no more, then one search per identifier.
+    expect(asked).toEqual([`${EMP_SYSTEM}|EMP1,${EMP_SYSTEM}|EMP2`, null, `${EMP_SYSTEM}|EMP1`, `${EMP_SYSTEM}|EMP2`]);
+  });
+
   it('fetches again once the TTL has passed, and evicts the least recently used beyond cacheSize', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })));
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, cacheTtlMs: 60_000, cacheSize: 2, batchSize: 1 });

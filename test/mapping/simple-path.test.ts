@@ -7,7 +7,7 @@ import fhirpath from 'fhirpath';
 import r4 from 'fhirpath/fhir-context/r4';
 import { describe, expect, it } from 'vitest';
 import { CHOICE_ELEMENTS } from '../../src/mapping/choice-elements.js';
-import { analyse, analyseSimple } from '../../src/mapping/expression.js';
+import { analyse, analyseSimple, compileExpression } from '../../src/mapping/expression.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { createResolver } from '../../src/mapping/resolve.js';
 import { fhirpathVariables, type RowContext } from '../../src/mapping/row-context.js';
@@ -152,5 +152,17 @@ describe('direct accessors agree with fhirpath.js', () => {
   it('knows every choice element of the R4 model (the list is written out so the model is not loaded)', () => {
     const fromModel = new Set(Object.keys(r4.choiceTypePaths).map((path) => path.slice(path.lastIndexOf('.') + 1)));
     expect([...CHOICE_ELEMENTS].sort()).toEqual([...fromModel].sort());
+  });
+
+  it('refuses FHIRPath keywords as member names and prototype names as variables, as fhirpath.js does', () => {
+    const site = { source: 'test', column: 'C', join: undefined, options: options.variables };
+    for (const text of ['type.and', 'type.or', 'agent.mod', 'type.div', 'type.xor', 'type.implies', 'type.true', 'and.code']) {
+      expect(compileSimplePath(text, options.variables), text).toBeUndefined();
+      expect(() => compileExpression(text, site), text).toThrow(/Mapping file test, column "C"/);
+    }
+    for (const text of ['%constructor.event.id', '%toString', 'agent.where(system in %hasOwnProperty).altId']) {
+      expect(compileSimplePath(text, options.variables), text).toBeUndefined();
+      expect(() => compileExpression(text, site), text).toThrow(/unknown variable|does not parse/);
+    }
   });
 });
