@@ -202,9 +202,11 @@ class CachingResolver implements ReferenceResolver {
     if (!found) return this.fetchEach(refs, signal);
     const matched: FhirResource[] = [];
     const alone: IdentifierReference[] = [];
+    // Which identifiers of the list each resource carries, worked out once per resource.
+    const carried = found.map((resource) => refs.filter((ref) => carries(resource, ref)));
     for (const ref of refs) {
-      const carriers = found.filter((resource) => carries(resource, ref));
-      const exclusive = carriers.every((resource) => refs.every((other) => other === ref || !carries(resource, other)));
+      const carriers = found.filter((_, i) => carried[i]?.includes(ref));
+      const exclusive = found.every((_, i) => !carried[i]?.includes(ref) || carried[i]?.length === 1);
       if (carriers.length === 0 || !exclusive) {
         alone.push(ref);
         continue;

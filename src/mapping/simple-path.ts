@@ -63,9 +63,6 @@ const PREDICATES: ReadonlyArray<[RegExp, (m: RegExpExecArray, options: Options) 
   [new RegExp(`^(${IDENT})\\.(empty|exists)\\(\\)$`), (m) => ({ kind: 'presence', ...named(m[1] as string), exists: m[2] === 'exists' })],
 ];
 
-/** Element names that are choice types somewhere in R4 (value[x], deceased[x] …): looked up by JSON suffix when absent. */
-const CHOICE_BASES = CHOICE_ELEMENTS;
-
 /**
  * Parses `text` into a SimplePath, or returns undefined when it is outside the subset.
  * @param options - the resolved option variables (constants at compile time).
@@ -176,7 +173,7 @@ function collection(value: unknown): unknown[] {
 }
 
 function named(name: string): { name: string; choice: boolean } {
-  return { name, choice: CHOICE_BASES.has(name) };
+  return { name, choice: CHOICE_ELEMENTS.has(name) };
 }
 
 function memberStep(name: string): PathStep {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
 import { silentLogger } from '../../src/log.js';
 import { openStateStore } from '../../src/sync/state/index.js';
-import { type Emulators, HEADER, makeRows, startEmulators, tempDir } from '../purview/support.js';
+import { type Emulators, HEADER, makeRows, pushArgs, startEmulators, tempDir } from '../purview/support.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { recordingContext } from './support.js';
 
@@ -36,30 +36,7 @@ async function push(extra: string[], options: { tty?: boolean } = {}) {
   });
   await command
     .exitOverride()
-    .parseAsync(
-      [
-        '--tenant-id',
-        app.tenantId,
-        '--app-id',
-        app.appId,
-        '--job-id',
-        app.jobId,
-        '--file',
-        file,
-        '--state-dir',
-        join(dir, `state-${app.jobId}`),
-        '--authority-host',
-        emu.entra.authorityHost,
-        '--ingestion-base',
-        emu.ingest.baseUrl,
-        '--ca-file',
-        caFile,
-        '--block-rows',
-        '3',
-        ...extra,
-      ],
-      { from: 'user' },
-    );
+    .parseAsync([...pushArgs(emu, app, file, join(dir, `state-${app.jobId}`), caFile), '--block-rows', '3', ...extra], { from: 'user' });
   return { ctx, app, file };
 }
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, readSecret } from '../../src/config/index.js';
-import { BridgeError } from '../../src/errors.js';
+import { errorOf } from '../support/error-of.js';
 
 const minimal = {
   connectors: [
@@ -15,16 +15,6 @@ const minimal = {
     },
   ],
 };
-
-function thrown(fn: () => unknown): BridgeError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof BridgeError) return error;
-    throw error;
-  }
-  throw new Error('expected a BridgeError');
-}
 
 describe('loadConfig', () => {
   it('fills documented defaults and freezes the result', () => {
@@ -60,7 +50,7 @@ describe('loadConfig', () => {
     const connector = bad.connectors[0] as Record<string, Record<string, unknown>>;
     (connector['fhir'] as Record<string, unknown>)['baseUrl'] = 'not a url';
     (connector['fhir'] as Record<string, unknown>)['concurrency'] = 0;
-    const error = thrown(() => loadConfig({ base: bad, env: {} }));
+    const error = errorOf(() => loadConfig({ base: bad, env: {} }));
     expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
     expect(error.message).toContain('connectors.0.fhir.baseUrl: got "not a url"');
     expect(error.message).toContain('connectors.0.fhir.concurrency: got 0');
@@ -69,7 +59,7 @@ describe('loadConfig', () => {
   it('never echoes a value under a secret-like key', () => {
     const bad = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown> }> };
     (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';
-    const error = thrown(() => loadConfig({ base: bad, env: {} }));
+    const error = errorOf(() => loadConfig({ base: bad, env: {} }));
     expect(error.message).toContain('connectors.0.purview.secret: got [not shown]');
     expect(error.message).not.toContain('hunter2');
   });
@@ -78,16 +68,16 @@ describe('loadConfig', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
     const path = join(dir, 'broken.yaml');
     writeFileSync(path, 'connectors:\n  - name: main\n    fhir: { baseUrl: "x"\n');
-    const error = thrown(() => loadConfig({ path, env: {} }));
+    const error = errorOf(() => loadConfig({ path, env: {} }));
     expect(error.message).toMatch(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+`));
   });
 
   it('requires a Purview secret or certificate and unique connector names', () => {
     const noCredential = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown>; name: string }> };
     delete (noCredential.connectors[0] as { purview: Record<string, unknown> }).purview['secret'];
-    expect(thrown(() => loadConfig({ base: noCredential, env: {} })).message).toContain('one of purview.secret or purview.certificate is required');
+    expect(errorOf(() => loadConfig({ base: noCredential, env: {} })).message).toContain('one of purview.secret or purview.certificate is required');
     const twice = { connectors: [minimal.connectors[0], minimal.connectors[0]] };
-    expect(thrown(() => loadConfig({ base: twice, env: {} })).message).toContain('connector names must be unique');
+    expect(errorOf(() => loadConfig({ base: twice, env: {} })).message).toContain('connector names must be unique');
   });
 });
 
@@ -97,7 +87,7 @@ describe('readSecret', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-secret-'));
     writeFileSync(join(dir, 's'), 'from-file\n');
     expect(readSecret({ file: join(dir, 's') }, {}, 'purview.secret')).toBe('from-file');
-    const error = thrown(() => readSecret({ env: 'MISSING_SECRET' }, {}, 'purview.secret'));
+    const error = errorOf(() => readSecret({ env: 'MISSING_SECRET' }, {}, 'purview.secret'));
     expect(error.code).toBe('BRG_ERR_CONFIG_SECRET_MISSING');
     expect(error.message).toBe('purview.secret: environment variable MISSING_SECRET is not set.');
   });
@@ -119,12 +109,12 @@ describe('errors that say what, never a secret', () => {
   // Issue #14.10: a misspelt secret key in the environment was echoed, value and all.
   it('names an unknown key without its value, and never echoes objects', () => {
     const secret = 'sUp3r-s3cr3t-value-0123456789';
-    const error = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__clientSecret: secret } }));
+    const error = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__clientSecret: secret } }));
     expect(error.message).toContain('connectors.0.purview: unknown key(s) "clientSecret" (values not shown)');
     expect(error.message).not.toContain(secret);
-    const nested = thrown(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: `{"baseUrl":"https://x.example","password":"${secret}"}` } }));
+    const nested = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir: `{"baseUrl":"https://x.example","password":"${secret}"}` } }));
     expect(nested.message).not.toContain(secret);
-    const wrongType = thrown(() => loadConfig({ base: { ...minimal, server: { host: { secret } } }, env: {} }));
+    const wrongType = errorOf(() => loadConfig({ base: { ...minimal, server: { host: { secret } } }, env: {} }));
     expect(wrongType.message).toContain('server.host: got an object');
     expect(wrongType.message).not.toContain(secret);
   });
@@ -132,21 +122,21 @@ describe('errors that say what, never a secret', () => {
   // Issue #14.11: refused at load, not when `bridge serve` first schedules or the first request goes out.
   it('refuses a bad cron expression or time zone, and non-HTTP(S) endpoints', () => {
     const withSchedule = (schedule: object) => ({ connectors: [{ ...minimal.connectors[0], schedule }] });
-    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 25 * * *' }), env: {} })).message).toMatch(
+    expect(errorOf(() => loadConfig({ base: withSchedule({ cron: '0 25 * * *' }), env: {} })).message).toMatch(
       /connectors\.0\.schedule\.cron: got "0 25 \* \* \*"; expected a cron expression/,
     );
-    expect(thrown(() => loadConfig({ base: withSchedule({ cron: '0 2 * * *', timezone: 'Mars/Olympus' }), env: {} })).message).toContain(
+    expect(errorOf(() => loadConfig({ base: withSchedule({ cron: '0 2 * * *', timezone: 'Mars/Olympus' }), env: {} })).message).toContain(
       'connectors.0.schedule.timezone: got "Mars/Olympus"; expected an IANA time zone such as America/Chicago',
     );
     expect(loadConfig({ base: withSchedule({ cron: '*/15 * * * *', timezone: 'America/Denver' }), env: {} }).connectors[0]?.schedule.timezone).toBe(
       'America/Denver',
     );
     const ftp = { connectors: [{ ...minimal.connectors[0], fhir: { baseUrl: 'ftp://ehr.example.org/R4' } }] };
-    expect(thrown(() => loadConfig({ base: ftp, env: {} })).message).toContain(
+    expect(errorOf(() => loadConfig({ base: ftp, env: {} })).message).toContain(
       'connectors.0.fhir.baseUrl: got "ftp://ehr.example.org/R4"; expected an http:// or https:// URL',
     );
     const fileIngest = { connectors: [{ ...minimal.connectors[0], purview: { ...minimal.connectors[0]?.purview, ingestionBase: 'file:///etc/passwd' } }] };
-    expect(thrown(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
+    expect(errorOf(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
   });
 });
 
@@ -154,7 +144,7 @@ describe('sources', () => {
   const purview = minimal.connectors[0]?.purview;
   it('defaults to fhir-search, which needs the fhir and smart sections', () => {
     expect(loadConfig({ base: minimal, env: {} }).connectors[0]?.source).toEqual({ type: 'fhir-search' });
-    const error = thrown(() => loadConfig({ base: { connectors: [{ name: 'x', purview }] }, env: {} }));
+    const error = errorOf(() => loadConfig({ base: { connectors: [{ name: 'x', purview }] }, env: {} }));
     expect(error.message).toContain('connectors.0.fhir: got nothing; expected a fhir section: the fhir-search source reads the FHIR server');
   });
 
@@ -163,13 +153,13 @@ describe('sources', () => {
     const config = loadConfig({ base: { connectors: [{ name: 'clarity', source: drop, purview }] }, env: {} });
     expect(config.connectors[0]?.source).toEqual({ ...drop, pattern: '*.txt', settleSeconds: 60, encoding: 'utf-8', enrich: { fhir: false } });
     expect(config.connectors[0]?.fhir).toBeUndefined();
-    const enriching = thrown(() => loadConfig({ base: { connectors: [{ name: 'clarity', source: { ...drop, enrich: { fhir: true } }, purview }] }, env: {} }));
+    const enriching = errorOf(() => loadConfig({ base: { connectors: [{ name: 'clarity', source: { ...drop, enrich: { fhir: true } }, purview }] }, env: {} }));
     expect(enriching.message).toContain('the flat-file source with enrich.fhir reads the FHIR server');
   });
 
   it('a bulk-export source by group needs the group id', () => {
     const base = { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export', level: 'group' } }] };
-    expect(thrown(() => loadConfig({ base, env: {} })).message).toContain('connectors.0.source.groupId: got nothing; expected a Group id with level group');
+    expect(errorOf(() => loadConfig({ base, env: {} })).message).toContain('connectors.0.source.groupId: got nothing; expected a Group id with level group');
     const ok = loadConfig({ base: { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export' } }] }, env: {} });
     expect(ok.connectors[0]?.source).toMatchObject({
       type: 'bulk-export',

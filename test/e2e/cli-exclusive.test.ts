@@ -6,8 +6,7 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiToken } from '../../src/server/auth.js';
-import { spawnBridge, until } from '../support/bridge-process.js';
+import { spawnBridge, spawnServe, triggerSync, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
@@ -19,25 +18,17 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { BRIDGE__connectors__0__purview__blockRows: '30', ...env });
+const BLOCKS = { BRIDGE__connectors__0__purview__blockRows: '30' };
+const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { ...BLOCKS, ...env });
 
 describe('one state, several processes', () => {
   it('a hand-started sync while the service runs one exits 6 naming the service; every row once', async () => {
     const { start, end } = h.sandbox.dataset.options;
     // The service's first block is held long enough for a second process to start, however loaded the machine.
     h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 10_000 });
-    const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
-      BRIDGE__server__port: '0',
-      BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
-    });
+    const { serve, url } = await spawnServe(h.sandbox.configPath, TOKEN, BLOCKS);
     try {
-      const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
-      const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ since: start, until: end }),
-      });
-      expect(response.status).toBe(202);
+      expect(await triggerSync(url, TOKEN, 'sandbox', { since: start, until: end })).toBe(202);
       await until('a block in flight', () => (h.sandbox.ingest.requests > 0 ? true : undefined));
       const cli = await bridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress']).done;
       expect(cli.code).toBe(6);

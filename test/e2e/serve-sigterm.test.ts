@@ -4,8 +4,7 @@
  * resumes the push and every row arrives exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiToken } from '../../src/server/auth.js';
-import { spawnBridge, until } from '../support/bridge-process.js';
+import { spawnBridge, spawnServe, triggerSync, until } from '../support/bridge-process.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'serve-sigterm-token-0123456789';
@@ -16,24 +15,15 @@ beforeAll(async () => {
 });
 afterAll(async () => h?.close());
 
-const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { BRIDGE__connectors__0__purview__blockRows: '40', ...env });
+const BLOCKS = { BRIDGE__connectors__0__purview__blockRows: '40' };
+const bridge = (args: string[], env: Record<string, string> = {}) => spawnBridge(args, { ...BLOCKS, ...env });
 
 describe('bridge serve and SIGTERM', () => {
   it('stops at a block checkpoint, exits 0, and the next sync delivers every row once', async () => {
     const { start, end } = h.sandbox.dataset.options;
     h.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
-    const serve = bridge(['serve', '--config', h.sandbox.configPath, '--no-schedules'], {
-      BRIDGE__server__port: '0',
-      BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(TOKEN)]),
-      BRIDGE__server__shutdownGraceMs: '20000',
-    });
-    const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
-    const response = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ since: start, until: end }),
-    });
-    expect(response.status).toBe(202);
+    const { serve, url } = await spawnServe(h.sandbox.configPath, TOKEN, { ...BLOCKS, BRIDGE__server__shutdownGraceMs: '20000' });
+    expect(await triggerSync(url, TOKEN, 'sandbox', { since: start, until: end })).toBe(202);
     // An operator page is open: its status stream must not hold the shutdown up.
     const stream = await fetch(`${url}/v1/status/stream`, { headers: { authorization: `Bearer ${TOKEN}` } });
     const reader = (stream.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();

@@ -3,11 +3,11 @@ import type { AddressInfo } from 'node:net';
 import type { Bundle, FhirResource } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { abortError, type Clock } from '../../src/clock.js';
-import { BridgeError } from '../../src/errors.js';
 import { createFhirClient, type FhirClient, FhirError } from '../../src/fhir/index.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
 import { startFhirServer } from '../../src/sandbox/fhir-server.js';
+import { rejectionOf } from '../support/error-of.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { allResources, buildFixtures, type FixtureServer, RevocableTokens, START, startFixtureServer } from './support.js';
 
@@ -19,15 +19,6 @@ async function walk(client: FhirClient, params: Record<string, string | string[]
   const pages: string[][] = [];
   for await (const bundle of client.searchPages('AuditEvent', params, signal)) pages.push(idsOf(bundle));
   return pages;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
 }
 
 const SORTED_30 = { _sort: 'date', _count: '10' };
@@ -56,7 +47,7 @@ describe('capability probe', () => {
 
   it('fails with BRG_ERR_FHIR_CAPABILITY naming the software when /metadata lists no AuditEvent', async () => {
     const { client } = await fixtureWith30({ listAuditEvent: false, software: { name: 'Epic', version: 'May 2026' } });
-    const error = await rejection(client().requireAuditEventSearch('date'));
+    const error = await rejectionOf(client().requireAuditEventSearch('date'));
     expect(error.code).toBe('BRG_ERR_FHIR_CAPABILITY');
     expect(error.message).toContain('(Epic May 2026)');
     expect(error.message).toContain('lists no AuditEvent search at all');
@@ -98,7 +89,7 @@ describe('retries', () => {
 
     server.faults.add({ action: { kind: 'status', status: 503 }, match: AUDIT_SEARCH, times: 10 });
     const requestsBefore = server.requests.length;
-    const error = await rejection(walk(client(), SORTED_30));
+    const error = await rejectionOf(walk(client(), SORTED_30));
     expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
     expect(error.details).toMatchObject({ status: 503, resourceType: 'AuditEvent', attempts: 6 });
     expect(server.requests.length - requestsBefore).toBe(6);
@@ -117,7 +108,7 @@ describe('retries', () => {
     const { client, server } = await fixtureWith30();
     const fhir = client({ retry: { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 1_000 } });
     await server.close();
-    const error = await rejection(walk(fhir, SORTED_30));
+    const error = await rejectionOf(walk(fhir, SORTED_30));
     expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
     expect(error.message).toContain('after 3 attempts; the last was a network error');
     expect(fhir.stats).toEqual({ requests: 3, retries: 2 });
@@ -159,7 +150,7 @@ describe('tokens and links', () => {
   it('reports BRG_ERR_FHIR_HTTP 401 when a fresh token is rejected too, without leaking it', async () => {
     const { client, server, tokens } = await fixtureWith30();
     const stubborn = { getToken: async () => 'tok-never-valid', invalidate: (stale?: string) => tokens.invalidate(stale) };
-    const error = await rejection(walk(client({ tokenSource: stubborn }), SORTED_30));
+    const error = await rejectionOf(walk(client({ tokenSource: stubborn }), SORTED_30));
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
     expect(error.details).toMatchObject({ status: 401, resourceType: 'AuditEvent' });
     expect(server.requests.map((r) => r.status)).toEqual([401, 401]);
@@ -173,7 +164,7 @@ describe('tokens and links', () => {
     const pages = client().searchPages('AuditEvent', SORTED_30);
     const first = await pages.next();
     expect(idsOf(first.value as Bundle)).toEqual(range(0, 10));
-    const error = await rejection(pages.next());
+    const error = await rejectionOf(pages.next());
     expect(error.code).toBe('BRG_ERR_FHIR_FOREIGN_LINK');
     expect(error.message).toContain(foreign.origin);
     expect(error.message).not.toContain('tok-');
@@ -191,7 +182,7 @@ describe('tokens and links', () => {
 describe('errors and limits', () => {
   it('turns other 4xx into BRG_ERR_FHIR_HTTP with the OperationOutcome text and no query values', async () => {
     const { client } = await fixtureWith30();
-    const error = await rejection(collectPages(client().searchPages('Patient', { identifier: 'urn:example:mrn|MRN4', bogus: 'x' })));
+    const error = await rejectionOf(collectPages(client().searchPages('Patient', { identifier: 'urn:example:mrn|MRN4', bogus: 'x' })));
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
     expect(error.details).toMatchObject({ status: 400, resourceType: 'Patient' });
     expect(String(error.details['outcome'])).toContain('"bogus"');

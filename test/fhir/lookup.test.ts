@@ -5,8 +5,8 @@
  * missing, and a 404/405 on a search the bridge relies on stops the run with nothing recorded as missing.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
 import { createReferenceResolver, lookupMode } from '../../src/fhir/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { allResources, buildFixtures, type FixtureServer, startFixtureServer } from './support.js';
 
 let fixture: FixtureServer | undefined;
@@ -16,15 +16,6 @@ afterEach(async () => {
 });
 
 const KEYS = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Practitioner/pr-1'];
-
-async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
-}
 
 describe('looking resources up by id the way /metadata says', () => {
   it('reads by id where /metadata offers only read: real resources are found, a 404/410 read is one missing resource', async () => {
@@ -53,7 +44,7 @@ describe('looking resources up by id the way /metadata says', () => {
     fixture.server.faults.add({ action: { kind: 'status', status: 404 }, match: /\/Patient\?/ });
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
 
-    const error = await rejection(resolver.prefetch({ keys: KEYS, identifiers: [] }));
+    const error = await rejectionOf(resolver.prefetch({ keys: KEYS, identifiers: [] }));
 
     expect(error.code).toBe('BRG_ERR_FHIR_NOT_SUPPORTED');
     expect(error.exitCode).toBe(4);
@@ -69,7 +60,7 @@ describe('looking resources up by id the way /metadata says', () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 2 })));
     fixture.server.faults.add({ action: { kind: 'status', status: 405 }, match: /\/Practitioner\?identifier=/ });
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
-    const error = await rejection(resolver.prefetch({ keys: [], identifiers: [{ type: 'Practitioner', system: 'urn:x', value: 'EMP1' }] }));
+    const error = await rejectionOf(resolver.prefetch({ keys: [], identifiers: [{ type: 'Practitioner', system: 'urn:x', value: 'EMP1' }] }));
     expect([error.code, error.details['status']]).toEqual(['BRG_ERR_FHIR_NOT_SUPPORTED', 405]);
     expect(error.message).not.toContain('EMP1');
     expect(resolver.stats.missing).toBe(0);

@@ -7,7 +7,7 @@
 import type { Bundle } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import { BridgeError } from '../../src/errors.js';
+import type { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createDispatcher, fetchVia, type NetworkSettings, resolveNetwork } from '../../src/net/index.js';
 import { createPurviewTokenSource } from '../../src/purview/index.js';
@@ -16,6 +16,7 @@ import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { allResources, buildFixtures, type FixtureServer, startFixtureServer } from '../fhir/support.js';
 import { makeKey } from '../smart/support.js';
+import { rejectionOf } from '../support/error-of.js';
 import { hostPort, startTestProxy, type TestProxy } from './support.js';
 
 const PASSWORD = 'wr0ng-Pass';
@@ -44,15 +45,6 @@ function viaProxy(credentials?: string): NetworkSettings {
   return resolveNetwork(undefined, { HTTPS_PROXY: url, HTTP_PROXY: url, NO_PROXY: 'localhost' });
 }
 
-async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
-}
-
 function expectRefusal(error: BridgeError, what: string): void {
   expect([error.code, error.exitCode]).toEqual(['BRG_ERR_PROXY_REFUSED', 2]);
   expect(error.message).toContain(`${what}: the proxy ${proxy.url} (HTTPS_PROXY) refused the connection with HTTP 407`);
@@ -68,7 +60,7 @@ describe('a proxy refusing with 407', () => {
     const fhir = fixture.client({ network });
     const refusedBefore = proxy.refused.length;
 
-    const error = await rejection(fhir.searchPages('AuditEvent', {}).next());
+    const error = await rejectionOf(fhir.searchPages('AuditEvent', {}).next());
 
     expect([error.code, error.details['source']]).toEqual(['BRG_ERR_PROXY_REFUSED', 'HTTP_PROXY']);
     expect(error.message).toContain(
@@ -91,7 +83,7 @@ describe('a proxy refusing with 407', () => {
       clock: systemClock,
       logger: silentLogger(),
     });
-    const error = await rejection(source.getToken());
+    const error = await rejectionOf(source.getToken());
     expectRefusal(error, `Entra ID token request for app ${app.appId} in tenant ${app.tenantId} at ${entra.authorityHost}`);
     expect(proxy.refused.slice(refusedBefore)).toEqual([hostPort(entra.authorityHost)]);
   });
@@ -109,7 +101,7 @@ describe('a proxy refusing with 407', () => {
       logger: silentLogger(),
       fetch: fetchVia(createDispatcher(viaProxy())),
     });
-    const error = await rejection(source.getToken());
+    const error = await rejectionOf(source.getToken());
     expectRefusal(error, `SMART token request to ${tokenUrl}`);
     expect(error.message).toContain('wants credentials');
     expect(proxy.refused.slice(refusedBefore)).toEqual(['127.0.0.1:65000']);
@@ -123,7 +115,7 @@ describe('through the proxy', () => {
     const forwardedBefore = proxy.forwarded.length;
     const fhir = fixture.client({ maxResponseBytes: 256 * 1024, network: viaProxy('svc:right-pass') });
 
-    const error = await rejection(fhir.searchPages('AuditEvent', { _count: '10' }).next());
+    const error = await rejectionOf(fhir.searchPages('AuditEvent', { _count: '10' }).next());
 
     expect(error.code).toBe('BRG_ERR_FHIR_TOO_LARGE');
     expect(error.message).toContain(contentLength ? 'a body of 4 MiB (Content-Length), over the 256 KiB limit' : 'a body larger than the 256 KiB limit');
@@ -155,7 +147,7 @@ describe('network.caFile', () => {
     const trusted = resolveNetwork({ caFile: 'corporate-ca.pem' }, {}, { readFile: () => entra.caPem });
     expect(entra.verifyAccessToken(await createPurviewTokenSource({ ...options, network: trusted }).getToken())).toMatchObject({ appId: app.appId });
 
-    const untrusted = await rejection(
+    const untrusted = await rejectionOf(
       createPurviewTokenSource({ ...options, retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 } }).getToken(),
     );
     expect(untrusted.code).toBe('BRG_ERR_PURVIEW_AUTH');

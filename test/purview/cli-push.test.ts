@@ -8,12 +8,12 @@ import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
-import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { type Emulators, startEmulators, tempDir } from './support.js';
+import { type Emulators, pushArgs, startEmulators, tempDir } from './support.js';
 
 const dir = tempDir('bridge-cli-push-');
 const caFile = join(dir, 'ca.pem');
@@ -50,33 +50,7 @@ function input(name: string, content: string): string {
 }
 
 function appArgs(app: { tenantId: string; appId: string; jobId: string }, file: string, stateDir = join(dir, `state-${app.jobId}`)): string[] {
-  return [
-    '--tenant-id',
-    app.tenantId,
-    '--app-id',
-    app.appId,
-    '--job-id',
-    app.jobId,
-    '--file',
-    file,
-    '--state-dir',
-    stateDir,
-    '--authority-host',
-    emu.entra.authorityHost,
-    '--ingestion-base',
-    emu.ingest.baseUrl,
-    '--ca-file',
-    caFile,
-  ];
-}
-
-async function refusal(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
+  return pushArgs(emu, app, file, stateDir, caFile);
 }
 
 describe('bridge push', () => {
@@ -114,7 +88,7 @@ describe('bridge push', () => {
     const app = emu.newApp();
     const [requests, issued] = [emu.ingest.requests, emu.entra.stats.issued];
     const header = EPIC.filter((c) => c !== 'ZC_BTG_REASON.NAME').join('\t');
-    const error = await refusal(bridgePush(appArgs(app, input('missing.txt', `${header}\nx\n`)), { PURVIEW_APP_SECRET: app.secret }));
+    const error = await rejectionOf(bridgePush(appArgs(app, input('missing.txt', `${header}\nx\n`)), { PURVIEW_APP_SECRET: app.secret }));
     expect([error.code, error.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
     expect(error.message).toBe(
       `${join(dir, 'missing.txt')} line 1: the header lacks mandatory epic column(s) "ZC_BTG_REASON.NAME" (tab-separated). Nothing was sent.`,
@@ -125,13 +99,13 @@ describe('bridge push', () => {
   it('never takes the secret from the command line, and says where to put it', async () => {
     const app = emu.newApp();
     const file = input('ok.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
-    const flag = await refusal(bridgePush([...appArgs(app, file), '--app-secret', app.secret]));
+    const flag = await rejectionOf(bridgePush([...appArgs(app, file), '--app-secret', app.secret]));
     expect(flag.code).toBe('BRG_ERR_CONFIG_INVALID');
     expect(flag.message).not.toContain(app.secret);
     expect(flag.message).toContain('PURVIEW_APP_SECRET');
-    const missing = await refusal(bridgePush([...appArgs(app, file), '--app-secret-env', 'MY_SECRET']));
+    const missing = await rejectionOf(bridgePush([...appArgs(app, file), '--app-secret-env', 'MY_SECRET']));
     expect([missing.code, missing.message]).toEqual(['BRG_ERR_CONFIG_SECRET_MISSING', 'the Purview app secret: environment variable MY_SECRET is not set.']);
-    const wrong = await refusal(bridgePush(appArgs(app, file), { PURVIEW_APP_SECRET: 'not-the-secret' }));
+    const wrong = await rejectionOf(bridgePush(appArgs(app, file), { PURVIEW_APP_SECRET: 'not-the-secret' }));
     expect([wrong.code, wrong.exitCode]).toEqual(['BRG_ERR_PURVIEW_AUTH', 5]);
   });
 
@@ -155,7 +129,7 @@ describe('bridge push', () => {
     const file = input('resume.txt', `${EPIC.join('\t')}\n${[0, 1, 2, 3].map((i) => row(i, '\t')).join('\n')}\n`);
     const args = [...appArgs(app, file), '--block-rows', '2'];
     emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
-    const error = await refusal(bridgePush(args, { PURVIEW_APP_SECRET: app.secret }));
+    const error = await rejectionOf(bridgePush(args, { PURVIEW_APP_SECRET: app.secret }));
     expect([error.code, error.exitCode]).toEqual(['BRG_ERR_PURVIEW_REJECTED', 5]);
     const printed = await bridgePush(args, { PURVIEW_APP_SECRET: app.secret });
     // The ledger cannot tell "answered 400" from "sent, then died", so the re-sent block is flagged either way.
@@ -167,7 +141,7 @@ describe('bridge push', () => {
   });
 
   it('checks --block-rows', async () => {
-    const error = await refusal(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
+    const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
     expect(error.message).toBe('--block-rows must be a whole number from 1 to 5000000, got "0".');
   });
 });

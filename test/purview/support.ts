@@ -57,6 +57,28 @@ export async function startEmulators(): Promise<Emulators> {
 }
 
 /** Data rows `r<i>` (one field per HEADER column) with a few UTF-8 characters, so byte offsets differ from character offsets. */
+/** The `bridge push` flags naming an app of the emulators, the file and the state directory. */
+export function pushArgs(emu: Emulators, app: { tenantId: string; appId: string; jobId: string }, file: string, stateDir: string, caFile: string): string[] {
+  return [
+    '--tenant-id',
+    app.tenantId,
+    '--app-id',
+    app.appId,
+    '--job-id',
+    app.jobId,
+    '--file',
+    file,
+    '--state-dir',
+    stateDir,
+    '--authority-host',
+    emu.entra.authorityHost,
+    '--ingestion-base',
+    emu.ingest.baseUrl,
+    '--ca-file',
+    caFile,
+  ];
+}
+
 export function makeRows(count: number, prefix = 'r'): string[] {
   return Array.from(
     { length: count },

@@ -4,8 +4,8 @@ import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
 import { buildAssertion, describeKeys, generateKey, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { captureLogger, removeTempDirs, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
@@ -14,15 +14,6 @@ const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'];
 
 function readJson(path: string): { keys: Array<Record<string, unknown>> } {
   return JSON.parse(readFileSync(path, 'utf8')) as { keys: Array<Record<string, unknown>> };
-}
-
-async function rejection(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
 }
 
 /** Signs with the active key and verifies against the published set: proves the files form one working key pair. */
@@ -62,7 +53,7 @@ describe('generateKey', () => {
   it('refuses to replace an existing key without force; with force only the new key remains', async () => {
     const dir = tempDir();
     const { kid: first } = await generateKey(dir, 'ES384');
-    const refused = await rejection(generateKey(dir, 'RS384'));
+    const refused = await rejectionOf(generateKey(dir, 'RS384'));
     expect(refused.code).toBe('BRG_ERR_INPUT_INVALID');
     expect(refused.message).toContain(`active kid ${first}`);
     expect(refused.message).toContain('bridge keys rotate');
@@ -74,7 +65,7 @@ describe('generateKey', () => {
   });
 
   it('rejects an unknown alg', async () => {
-    expect((await rejection(generateKey(tempDir(), 'HS256' as never))).message).toBe('Expected alg RS384 or ES384, got "HS256".');
+    expect((await rejectionOf(generateKey(tempDir(), 'HS256' as never))).message).toBe('Expected alg RS384 or ES384, got "HS256".');
   });
 });
 
@@ -88,18 +79,18 @@ describe('rotateKey and retireKey', () => {
     expect(await signsAndVerifies(dir)).toBe(kid);
     expect(existsSync(join(dir, `${oldKid}.pem`))).toBe(true);
 
-    const active = await rejection(retireKey(dir, kid));
+    const active = await rejectionOf(retireKey(dir, kid));
     expect(active.message).toBe(`Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`);
 
     await retireKey(dir, oldKid);
     expect(readJson(join(dir, 'jwks.json')).keys.map((k) => k.kid)).toEqual([kid]);
     expect(existsSync(join(dir, `${oldKid}.pem`))).toBe(false);
-    expect((await rejection(retireKey(dir, oldKid))).message).toContain(`No key ${oldKid} in`);
-    expect((await rejection(retireKey(dir, '../active-kid'))).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((await rejectionOf(retireKey(dir, oldKid))).message).toContain(`No key ${oldKid} in`);
+    expect((await rejectionOf(retireKey(dir, '../active-kid'))).code).toBe('BRG_ERR_INPUT_INVALID');
   });
 
   it('cannot rotate an empty directory', async () => {
-    const error = await rejection(rotateKey(tempDir(), 'ES384'));
+    const error = await rejectionOf(rotateKey(tempDir(), 'ES384'));
     expect(error.code).toBe('BRG_ERR_KEY_INVALID');
     expect(error.message).toContain('bridge keys generate --alg ES384');
   });
@@ -113,7 +104,7 @@ describe('KeyStore.activeKey checks', () => {
 
   it('no active-kid file → BRG_ERR_KEY_INVALID naming it', async () => {
     const dir = tempDir();
-    const error = await rejection(openKeyStore(dir).activeKey());
+    const error = await rejectionOf(openKeyStore(dir).activeKey());
     expect(error.code).toBe('BRG_ERR_KEY_INVALID');
     expect(error.message).toContain(join(dir, 'active-kid'));
   });
@@ -121,7 +112,7 @@ describe('KeyStore.activeKey checks', () => {
   it('active kid missing from jwks.json → BRG_ERR_KEY_NOT_PUBLISHED naming jwks.json', async () => {
     const { dir, kid } = await fresh();
     writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: [] }));
-    const error = await rejection(openKeyStore(dir).activeKey());
+    const error = await rejectionOf(openKeyStore(dir).activeKey());
     expect(error.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
     expect(error.message).toContain(`The active kid ${kid} is not in ${join(dir, 'jwks.json')}`);
   });
@@ -139,7 +130,7 @@ describe('KeyStore.activeKey checks', () => {
     const { dir, kid } = await fresh(alg);
     const pemPath = join(dir, `${kid}.pem`);
     writeFileSync(pemPath, makeKey().export({ type: 'pkcs8', format: 'pem' }));
-    const error = await rejection(openKeyStore(dir).activeKey());
+    const error = await rejectionOf(openKeyStore(dir).activeKey());
     expect(error.code).toBe('BRG_ERR_KEY_INVALID');
     expect(error.message).toContain(pemPath);
     expect(error.message).toMatch(message);
@@ -149,16 +140,16 @@ describe('KeyStore.activeKey checks', () => {
     const { dir, kid } = await fresh();
     const pemPath = join(dir, `${kid}.pem`);
     writeFileSync(pemPath, 'not a key');
-    expect((await rejection(openKeyStore(dir).activeKey())).message).toMatch(new RegExp(`^${pemPath} is not a readable unencrypted PKCS8 PEM private key`));
+    expect((await rejectionOf(openKeyStore(dir).activeKey())).message).toMatch(new RegExp(`^${pemPath} is not a readable unencrypted PKCS8 PEM private key`));
     writeFileSync(join(dir, 'jwks.json'), '{"keys": [');
-    const malformed = await rejection(openKeyStore(dir).activeKey());
+    const malformed = await rejectionOf(openKeyStore(dir).activeKey());
     expect(malformed.message).toMatch(new RegExp(`^${join(dir, 'jwks.json')} is not valid JSON`));
     expect(() => openKeyStore(dir).publicJwks()).toThrow(/jwks\.json is not valid JSON/);
 
     const other = await fresh();
     const otherPem = join(other.dir, `${other.kid}.pem`);
     rmSync(otherPem);
-    expect((await rejection(openKeyStore(other.dir).activeKey())).message).toMatch(new RegExp(`^${otherPem} does not exist`));
+    expect((await rejectionOf(openKeyStore(other.dir).activeKey())).message).toMatch(new RegExp(`^${otherPem} does not exist`));
   });
 
   it('warns (without failing) when the private key is readable by group or others', async () => {

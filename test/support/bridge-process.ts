@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import { hashApiToken } from '../../src/server/auth.js';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
 
@@ -38,6 +39,28 @@ export function spawnBridge(args: readonly string[], env: Record<string, string>
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const done = new Promise<BridgeExit>((r) => child.on('close', (code, signal) => r({ code, signal, stdout, stderr })));
   return { done, kill: (signal) => child.kill(signal), stdout: () => stdout, stderr: () => stderr, pid: child.pid };
+}
+
+/** `bridge serve --no-schedules` on an ephemeral loopback port accepting one API token; resolves once it listens. */
+export async function spawnServe(configPath: string, token: string, env: Record<string, string> = {}): Promise<{ serve: BridgeProcess; url: string }> {
+  const serve = spawnBridge(['serve', '--config', configPath, '--no-schedules'], {
+    BRIDGE__server__port: '0',
+    BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(token)]),
+    ...env,
+  });
+  const url = await until('listening', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
+  return { serve, url };
+}
+
+/** The service's on-demand sync of one connector over a window; the HTTP status it answered. */
+export async function triggerSync(url: string, token: string, connector: string, window: { since: string; until: string }): Promise<number> {
+  const response = await fetch(`${url}/v1/connectors/${connector}/syncs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(window),
+  });
+  await response.body?.cancel();
+  return response.status;
 }
 
 /** Polls `probe` until it returns a value; fails naming `what` after `ms`. */
