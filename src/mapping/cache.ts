@@ -16,21 +16,34 @@ export interface View {
   /** Warnings raised while computing a slot, replayed on every hit; undefined until one is raised. */
   warnings: Array<readonly string[] | undefined> | undefined;
   /**
-   * The cells of the columns memoised as a whole (program.scopedColumns), filled together on first use; then the line
-   * segment of each of program.scopedRuns (those cells joined for the mapping's delimiter).
+   * Filled together on first use (interpret.ts scopedCells; compile.ts viewLayout): the cells of the columns memoised as
+   * a whole (program.scopedColumns), the led columns' values (program.leadingColumns), then the line segment of each of
+   * program.scopedRuns (those cells joined for the mapping's delimiter), or undefined where a led cell has no value.
    */
-  cells: readonly string[] | undefined;
+  cells: ReadonlyArray<string | undefined> | undefined;
   /** The `<code>:<column>` warnings each of `cells` raised, replayed on every use; undefined when none did. */
   cellWarnings: Array<readonly string[] | undefined> | undefined;
+  /** Which memoised cells are empty, as bits of their column indexes (row-code.ts's empty-cell mask); 0 until filled. */
+  cellsEmpty: number;
 }
 
-/** A resource whose names, addresses, identifiers and telecoms carry no periods has one view for all time. */
-type Entry = View | PeriodicEntry;
-
-interface PeriodicEntry {
+/** The views of a resource whose names, addresses, identifiers or telecoms carry periods: one per interval. */
+interface Intervals {
   readonly breakpoints: readonly number[];
   /** By interval index: one per interval between breakpoints, filled on first use. */
-  readonly views: Array<View | undefined>;
+  readonly views: Array<CachedView | undefined>;
+}
+
+/**
+ * A view and the interval [from, to) of event times it is valid for. The map holds one view per resource, the one
+ * used last, so the common case (events of one window, all inside one validity interval) is one map read and two
+ * comparisons; a time outside it switches the map to that interval's view. A view of a resource without periods has
+ * no intervals and is valid at every time (its from and to are 0, small integers V8 keeps unboxed).
+ */
+interface CachedView extends View {
+  readonly from: number;
+  readonly to: number;
+  readonly intervals: Intervals | undefined;
 }
 
 export interface ViewCache<R extends Patient | Practitioner> {
@@ -38,32 +51,48 @@ export interface ViewCache<R extends Patient | Practitioner> {
 }
 
 export function createViewCache<R extends Patient | Practitioner>(slots: number): ViewCache<R> {
-  const entries = new WeakMap<R, Entry>();
-  const fresh = (resource: R, tMs: number): View => ({
+  const current = new WeakMap<R, CachedView>();
+  const fresh = (resource: R, tMs: number, from: number, to: number, intervals: Intervals | undefined): CachedView => ({
     name: chooseName(resource.name, tMs),
     address: chooseAddress(resource.address, tMs),
     values: new Array<string | undefined>(slots),
     warnings: undefined,
     cells: undefined,
     cellWarnings: undefined,
+    cellsEmpty: 0,
+    from,
+    to,
+    intervals,
   });
+  const switchTo = (resource: R, tMs: number, last: CachedView | undefined): View => {
+    // An event without a time gets a view of its own, never stored: NaN is in no interval.
+    if (Number.isNaN(tMs)) return fresh(resource, tMs, 0, 0, undefined);
+    let intervals = last?.intervals;
+    if (!intervals) {
+      const breakpoints = validityBreakpoints([resource.name, resource.address, resource.identifier, resource.telecom]);
+      if (breakpoints.length === 0) {
+        const timeless = fresh(resource, tMs, 0, 0, undefined);
+        current.set(resource, timeless);
+        return timeless;
+      }
+      intervals = { breakpoints, views: new Array<CachedView | undefined>(breakpoints.length + 1) };
+    }
+    const index = intervalIndex(intervals.breakpoints, tMs);
+    let view = intervals.views[index];
+    if (!view) {
+      const from = intervals.breakpoints[index - 1] ?? Number.NEGATIVE_INFINITY;
+      const to = intervals.breakpoints[index] ?? Number.POSITIVE_INFINITY;
+      view = fresh(resource, tMs, from, to, intervals);
+      intervals.views[index] = view;
+    }
+    current.set(resource, view);
+    return view;
+  };
   return {
     view(resource, tMs) {
-      if (Number.isNaN(tMs)) return fresh(resource, tMs);
-      let entry = entries.get(resource);
-      if (!entry) {
-        const breakpoints = validityBreakpoints([resource.name, resource.address, resource.identifier, resource.telecom]);
-        entry = breakpoints.length === 0 ? fresh(resource, tMs) : { breakpoints, views: new Array<View | undefined>(breakpoints.length + 1) };
-        entries.set(resource, entry);
-      }
-      if (!('breakpoints' in entry)) return entry;
-      const index = intervalIndex(entry.breakpoints, tMs);
-      let view = entry.views[index];
-      if (!view) {
-        view = fresh(resource, tMs);
-        entry.views[index] = view;
-      }
-      return view;
+      const last = current.get(resource);
+      const valid = last !== undefined && (last.intervals === undefined ? !Number.isNaN(tMs) : tMs >= last.from && tMs < last.to);
+      return valid ? last : switchTo(resource, tMs, last);
     },
   };
 }

@@ -38,8 +38,15 @@ export interface ProgramCore {
   /** Per column: its position in scopedColumns[its scope], or -1 for event columns. */
   readonly scopedPosition: readonly number[];
   /**
-   * Runs of two or more adjacent columns memoised in the same scope (first and last column index): a view keeps each
-   * run's cells joined as one line segment after its cells, so a row's line copies one string per run (row-code.ts).
+   * Event columns whose first expression reads only the patient (resp. the user) from a memo slot and raises no `warn`
+   * of its own, such as the MRN (mrn, then the subject's identifier) or the user's family name: when that slot holds a
+   * value, it is the cell. In column order.
+   */
+  readonly leadingColumns: Readonly<Record<CellScope, readonly number[]>>;
+  /**
+   * Runs of two or more adjacent columns that are memoised (scopedColumns) or led (leadingColumns) in the same scope
+   * (first and last column index). A view keeps each run's cells joined as one line segment when every led cell has its
+   * value (viewLayout), so a row's line copies one string per run and reads none of the run's cells (row-code.ts).
    */
   readonly scopedRuns: Readonly<Record<CellScope, ReadonlyArray<{ readonly first: number; readonly last: number }>>>;
   /** Indexes of the mandatory columns that warn (or reject, when strict) if empty. */
@@ -56,6 +63,24 @@ export interface ProgramCore {
   readonly needsDepartment: boolean;
   /** Reject rows with any empty mandatory cell (the mapping's `strict`). */
   readonly strict: boolean;
+}
+
+/**
+ * Where a view's `cells` keep what (cache.ts): the memoised cells (scopedColumns order), then the led cells'
+ * values (leadingColumns order), then one line segment per run (undefined when a led cell of the run has no value).
+ */
+export function viewLayout(program: ProgramCore, scope: CellScope): { cellOf(column: number): number; segmentOf(run: number): number } {
+  const whole = program.scopedColumns[scope];
+  const leading = program.leadingColumns[scope];
+  return {
+    cellOf: (column) => (whole.includes(column) ? whole.indexOf(column) : whole.length + leading.indexOf(column)),
+    segmentOf: (run) => whole.length + leading.length + run,
+  };
+}
+
+/** The expression a led column tries first (leadingColumns). */
+export function leadingExpression(column: CompiledColumn): CompiledExpression {
+  return column.expressions.find((expression) => !expression.never) as CompiledExpression;
 }
 
 export interface MappingProgram extends ProgramCore {
@@ -95,12 +120,19 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   checkUnusedOptions(options, new Set(columns.flatMap((column) => column.expressions.flatMap((expression) => expression.variables))), source);
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] => columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
+  const runs = { patient: runsOf(columns, 'patient'), user: runsOf(columns, 'user') };
+  const inRun = (scope: CellScope, index: number): boolean => runs[scope].some((run) => run.first <= index && index <= run.last);
+  const leadingColumns = {
+    patient: indexesWhere((column) => ledBy(column, 'patient')).filter((index) => inRun('patient', index)),
+    user: indexesWhere((column) => ledBy(column, 'user')).filter((index) => inRun('user', index)),
+  };
   const strict = overrides.strict ?? file.strict ?? false;
   const core: ProgramCore = {
     columns,
     scopedColumns,
     scopedPosition: columns.map((column, index) => (column.scope === 'event' ? -1 : scopedColumns[column.scope].indexOf(index))),
-    scopedRuns: { patient: runsOf(columns, 'patient'), user: runsOf(columns, 'user') },
+    leadingColumns,
+    scopedRuns: runs,
     checkedColumns: indexesWhere((column) => column.mandatory && !column.allowEmpty),
     criticalGroups: criticalGroups(ordered.map((entry) => entry.spec)),
     options,
@@ -196,12 +228,20 @@ function compileColumn(
   };
 }
 
+/** An event column whose first expression is memoised in `scope`'s views and has no `warn` (leadingColumns). */
+function ledBy(column: CompiledColumn, scope: CellScope): boolean {
+  if (column.scope !== 'event') return false;
+  const first = column.expressions.find((expression) => !expression.never);
+  return first !== undefined && first.scope === scope && first.slot >= 0 && first.warn === undefined;
+}
+
 function runsOf(columns: readonly CompiledColumn[], scope: CellScope): Array<{ first: number; last: number }> {
   const runs: Array<{ first: number; last: number }> = [];
+  const member = (column: CompiledColumn | undefined): boolean => column !== undefined && (column.scope === scope || ledBy(column, scope));
   for (let first = 0; first < columns.length; first += 1) {
-    if (columns[first]?.scope !== scope) continue;
+    if (!member(columns[first])) continue;
     let last = first;
-    while (columns[last + 1]?.scope === scope) last += 1;
+    while (member(columns[last + 1])) last += 1;
     if (last > first) runs.push({ first, last });
     first = last;
   }

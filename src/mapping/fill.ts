@@ -6,6 +6,7 @@
  * never a cell value (no PHI).
  */
 import { programOf } from './compile.js';
+import { MappedEvent } from './mapped-event.js';
 import type { CompiledMapping, ConnectorSchema, EventMapResult, Row } from './types.js';
 
 /** Above this share of empty rows a watched column warns (more than 5%). */
@@ -133,7 +134,20 @@ class Counter implements FillCounter {
   }
 
   addResult(result: EventMapResult): void {
-    for (const row of result.rows) this.add(row);
+    const empties = MappedEvent.emptiesFor(result);
+    if (empties === undefined) {
+      for (const row of result.rows) this.add(row);
+      return;
+    }
+    // mapEvent's own results carry each row's empty-cell mask (row-code.ts): no cell is read.
+    const { indexes, empty } = this;
+    for (const mask of empties) {
+      this.rows += 1;
+      if (mask === 0) continue;
+      for (let k = 0; k < indexes.length; k += 1) {
+        if ((mask >>> (indexes[k] as number)) & 1) empty[k] = (empty[k] as number) + 1;
+      }
+    }
   }
 
   report(): FillReport {

@@ -6,7 +6,7 @@
  */
 import { joinCells } from '../connector-file/index.js';
 import type { View } from './cache.js';
-import type { CellScope, CompiledColumn, ProgramCore } from './compile.js';
+import { type CellScope, type CompiledColumn, leadingExpression, type ProgramCore, viewLayout } from './compile.js';
 import type { CompiledExpression } from './expression.js';
 import type { RowContext } from './row-context.js';
 import { EventWarnings, Recorder } from './warnings.js';
@@ -29,7 +29,7 @@ export function interpretRow(
     const memo = scope === 'patient' ? patientView : scope === 'user' ? userView : undefined;
     if (memo) {
       const position = program.scopedPosition[index] as number;
-      cells[index] = ((scope === 'patient' ? patientCells : userCells) as readonly string[])[position] as string;
+      cells[index] = ((scope === 'patient' ? patientCells : userCells) as ReadonlyArray<string | undefined>)[position] as string;
       const raised = memo.cellWarnings?.[position];
       if (raised) warnings.addAll(raised);
     } else cells[index] = cellValue(program, column, ctx, patientView, userView, warnings);
@@ -47,31 +47,51 @@ export function interpretRow(
 }
 
 /**
- * The cells of the columns that read only the patient (or only the user), from the view: computed together on its
- * first use, with the warnings each raised kept for replay.
+ * A view's cells (compile.ts viewLayout), computed together on its first use: the cells of the columns that read only
+ * the patient (or only the user), with the warnings each raised kept for replay; the values of the led columns' first
+ * expressions (from the view's slots); and each run's line segment, when every led cell of the run has a value that
+ * raised no warning (else the row computes those cells one by one).
  */
-export function scopedCells(program: ProgramCore, scope: CellScope, view: View, ctx: RowContext): readonly string[] {
+export function scopedCells(program: ProgramCore, scope: CellScope, view: View, ctx: RowContext): ReadonlyArray<string | undefined> {
   if (view.cells) return view.cells;
   const indexes = program.scopedColumns[scope];
+  const leading = program.leadingColumns[scope];
   const runs = program.scopedRuns[scope];
-  const cells = new Array<string>(indexes.length + runs.length);
+  const layout = viewLayout(program, scope);
+  const cells = new Array<string | undefined>(indexes.length + leading.length + runs.length);
   let raised: Array<readonly string[] | undefined> | undefined;
+  let empty = 0;
   for (let position = 0; position < indexes.length; position += 1) {
     const recorder = new EventWarnings();
+    const index = indexes[position] as number;
     // No views: a whole-cell column's expressions have no slots, so every one is evaluated for this row.
-    cells[position] = cellValue(program, program.columns[indexes[position] as number] as CompiledColumn, ctx, undefined, undefined, recorder);
+    const cell = cellValue(program, program.columns[index] as CompiledColumn, ctx, undefined, undefined, recorder);
+    cells[position] = cell;
+    if (cell === '') empty += 2 ** index;
     const codes = recorder.list();
     if (codes.length > 0) {
       raised ??= [];
       raised[position] = codes;
     }
   }
+  const usable = new Set<number>();
+  for (const index of leading) {
+    const expression = leadingExpression(program.columns[index] as CompiledColumn);
+    const value = view.values[expression.slot] ?? fillSlot(program, view, expression, ctx);
+    cells[layout.cellOf(index)] = value;
+    if (value !== '' && view.warnings?.[expression.slot] === undefined) usable.add(index);
+  }
   runs.forEach((run, k) => {
-    const first = program.scopedPosition[run.first] as number;
-    cells[indexes.length + k] = joinCells(cells.slice(first, first + run.last - run.first + 1), program.delimiter);
+    const members: string[] = [];
+    for (let index = run.first; index <= run.last; index += 1) {
+      if (leading.includes(index) && !usable.has(index)) return;
+      members.push(cells[layout.cellOf(index)] as string);
+    }
+    cells[layout.segmentOf(k)] = joinCells(members, program.delimiter);
   });
   view.cells = cells;
   view.cellWarnings = raised;
+  view.cellsEmpty = empty;
   return cells;
 }
 

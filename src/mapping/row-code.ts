@@ -2,17 +2,19 @@
  * Compiles a mapping's columns into one specialised function per mapping (docs/mapping.md §12.4): what interpret.ts
  * computes for a row, as straight-line code. Each column becomes its own block (its expressions in order, the first
  * non-empty sanitised value wins, its `warn` code added), memoised cells are read from the views at fixed positions,
- * then the critical groups and the mandatory checks follow as plain comparisons. So a row runs no loop over columns
- * or expressions, reads no column options, and every call site calls one function: V8 can inline the built-ins and
- * path functions into it.
+ * then the critical groups and the mandatory checks follow as bit tests on the row's empty-cell mask. So a row runs no
+ * loop over columns or expressions, reads no column options, and every call site calls one function: V8 can inline
+ * the built-ins and path functions into it. A run of memoised (or led) cells goes into the line as the segment its
+ * view keeps, so the row reads none of those cells' characters.
  *
  * Generated with `new Function`. The source holds only identifiers and numbers the compiler made itself (array
  * positions, slots); everything from the mapping file (names, codes, functions) reaches the code through the
  * parameters below, never as text.
  */
 import { DELIMITER_CHARS, joinCells } from '../connector-file/index.js';
+import { BridgeError } from '../errors.js';
 import type { View } from './cache.js';
-import type { CellScope, CompiledColumn, ProgramCore } from './compile.js';
+import { type CellScope, type CompiledColumn, type ProgramCore, viewLayout } from './compile.js';
 import type { CompiledExpression } from './expression.js';
 import { cellValue, fillSlot, scopedCells } from './interpret.js';
 import type { RowContext } from './row-context.js';
@@ -22,8 +24,8 @@ import type { EventWarnings } from './warnings.js';
 export type RowRejection = readonly [reason: string, column: string];
 
 /**
- * Maps one row: pushes its cells to `rows` and its line (for the mapping's delimiter) to `lines`, or returns why it is
- * rejected and pushes nothing.
+ * Maps one row: pushes its cells to `rows`, its line (for the mapping's delimiter) to `lines` and its empty-cell mask
+ * (bit i set = cell i is empty) to `empties`; or returns why it is rejected and pushes nothing.
  */
 export type RowFunction = (
   ctx: RowContext,
@@ -32,7 +34,11 @@ export type RowFunction = (
   warnings: EventWarnings,
   rows: Array<readonly string[]>,
   lines: string[],
+  empties: number[],
 ) => RowRejection | undefined;
+
+/** The empty-cell mask is one small integer: bits 0…30. Both schemas have fewer columns (22 and 23). */
+export const MAX_MASKED_COLUMNS = 31;
 
 /** What the generated source refers to, by position. */
 interface RowParts {
@@ -49,7 +55,7 @@ interface RowParts {
   readonly R: string[];
   /** `empty-mandatory:<column>` per column. */
   readonly M: string[];
-  readonly cellsOf: (scope: CellScope, view: View, ctx: RowContext) => readonly string[];
+  readonly cellsOf: (scope: CellScope, view: View, ctx: RowContext) => ReadonlyArray<string | undefined>;
   /** A memoised column's value when there is no view (an unresolved patient, an event without a user). */
   readonly live: (column: number, ctx: RowContext, warnings: EventWarnings) => string;
   /** A memo slot's value (computed on first use), its warnings replayed. */
@@ -60,6 +66,9 @@ interface RowParts {
 }
 
 export function compileRowFunction(program: ProgramCore): RowFunction {
+  if (program.columns.length > MAX_MASKED_COLUMNS) {
+    throw new BridgeError('BRG_ERR_INTERNAL', `A schema with ${program.columns.length} columns needs a wider empty-cell mask than row-code.ts makes.`);
+  }
   const expressions: CompiledExpression[] = [];
   const parts: RowParts = {
     E: [],
@@ -85,7 +94,8 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
   const source = [
     '"use strict";',
     ...parts.E.map((_, k) => `const e${k} = E[${k}];`),
-    'return function mappedRow(ctx, pv, uv, w, rows, lines) {',
+    'return function mappedRow(ctx, pv, uv, w, rows, lines, empties) {',
+    'let m = 0;',
     ...prologue(program),
     'let v;',
     ...body,
@@ -93,6 +103,7 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
     `const cells = [${program.columns.map((_, index) => `c${index}`).join(', ')}];`,
     'rows.push(cells);',
     `lines.push(${lineCode(program)});`,
+    'empties.push(m);',
     'return undefined;',
     '};',
   ].join('\n');
@@ -101,17 +112,28 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
   return factory(...names.map((name) => parts[name]));
 }
 
-/** The whole-cell memo of each scope with a memoised column, read once per row. */
+const SCOPE_NAMES = {
+  patient: { view: 'pv', cells: 'pc', raised: 'pw', segment: 'ps' },
+  user: { view: 'uv', cells: 'uc', raised: 'uw', segment: 'us' },
+} as const;
+
+/** The run (index in program.scopedRuns[scope]) that holds column `index`, or -1. */
+function runOf(program: ProgramCore, scope: CellScope, index: number): number {
+  return program.scopedRuns[scope].findIndex((run) => run.first <= index && index <= run.last);
+}
+
+/** Each scope's view cells (memoised cells, led values, run segments), read once per row. */
 function prologue(program: ProgramCore): string[] {
   const lines: string[] = [];
-  for (const [scope, view, cells, raised] of [
-    ['patient', 'pv', 'pc', 'pw'],
-    ['user', 'uv', 'uc', 'uw'],
-  ] as const) {
-    if (program.scopedColumns[scope].length === 0) continue;
+  for (const scope of ['patient', 'user'] as const) {
+    const runs = program.scopedRuns[scope];
+    if (program.scopedColumns[scope].length === 0 && runs.length === 0) continue;
+    const { view, cells, raised, segment } = SCOPE_NAMES[scope];
+    const layout = viewLayout(program, scope);
+    const segments = runs.map((_, k) => `${segment}${k}`);
     lines.push(
-      `let ${cells}, ${raised};`,
-      `if (${view} !== undefined) { ${cells} = ${view}.cells === undefined ? cellsOf(${JSON.stringify(scope)}, ${view}, ctx) : ${view}.cells; ${raised} = ${view}.cellWarnings; }`,
+      `let ${[cells, raised, ...segments].join(', ')};`,
+      `if (${view} !== undefined) { ${cells} = ${view}.cells === undefined ? cellsOf(${JSON.stringify(scope)}, ${view}, ctx) : ${view}.cells; ${raised} = ${view}.cellWarnings; m |= ${view}.cellsEmpty; ${segments.map((name, k) => `${name} = ${cells}[${layout.segmentOf(k)}];`).join(' ')} }`,
     );
   }
   return lines;
@@ -120,11 +142,11 @@ function prologue(program: ProgramCore): string[] {
 function columnCode(program: ProgramCore, column: CompiledColumn, index: number, expressionIndex: (expression: CompiledExpression) => number): string {
   const c = `c${index}`;
   if (column.scope !== 'event') {
-    const [cells, raised] = column.scope === 'patient' ? ['pc', 'pw'] : ['uc', 'uw'];
-    const position = program.scopedPosition[index] as number;
+    const { cells, raised } = SCOPE_NAMES[column.scope];
+    const position = viewLayout(program, column.scope).cellOf(index);
     return `let ${c};
 if (${cells} !== undefined) { ${c} = ${cells}[${position}]; if (${raised} !== undefined && ${raised}[${position}] !== undefined) w.addAll(${raised}[${position}]); }
-else ${c} = live(${index}, ctx, w);`;
+else { ${c} = live(${index}, ctx, w); if (${c} === '') m |= ${bit(index)}; }`;
   }
   const live = column.expressions.filter((expression) => !expression.never);
   const attempts = live.map((expression, k) => {
@@ -134,7 +156,12 @@ else ${c} = live(${index}, ctx, w);`;
     const found = last ? (warn ? `if (${c} !== '') ${warn}` : '') : `if (${c} !== '') { ${warn}break L${index}; }`;
     return `${valueCode(expression, at, c)}\n${found}`;
   });
-  return `let ${c} = '';\nw.column = N[${index}];\nL${index}: {\n${attempts.join('\n')}\n}`;
+  const evaluate = `${c} = '';\nw.column = N[${index}];\nL${index}: {\n${attempts.join('\n')}\n}\nif (${c} === '') m |= ${bit(index)};`;
+  const scope = (['patient', 'user'] as const).find((name) => program.leadingColumns[name].includes(index));
+  if (scope === undefined) return `let ${c};\n${evaluate}`;
+  // A led column whose run has its segment: the view holds the first expression's value, and it is not empty.
+  const { cells, segment } = SCOPE_NAMES[scope];
+  return `let ${c};\nif (${segment}${runOf(program, scope, index)} !== undefined) ${c} = ${cells}[${viewLayout(program, scope).cellOf(index)}];\nelse {\n${evaluate}\n}`;
 }
 
 /** Sets `c` to the expression's sanitised value: from the patient's or user's memo slot when the row has that view. */
@@ -146,40 +173,46 @@ function valueCode(expression: CompiledExpression, at: number, c: string): strin
 else { ${evaluate} }`;
 }
 
+/** Bit `index` of the empty-cell mask. */
+function bit(index: number): number {
+  return 2 ** index;
+}
+
 /** docs/mapping.md §9: critical groups reject first, then empty mandatory cells warn (or reject, when strict). */
 function checks(program: ProgramCore): string[] {
-  const lines = program.criticalGroups.map(
-    (group, g) => `if (${group.columns.map((index) => `c${index} === ''`).join(' && ')}) return [R[${g}], N[${group.columns[0] as number}]];`,
-  );
+  const lines = program.criticalGroups.map((group, g) => {
+    const all = group.columns.reduce((mask, index) => mask + bit(index), 0);
+    return `if ((m & ${all}) === ${all}) return [R[${g}], N[${group.columns[0] as number}]];`;
+  });
   for (const index of program.checkedColumns) {
-    lines.push(program.strict ? `if (c${index} === '') return ['empty-mandatory', N[${index}]];` : `if (c${index} === '') w.add(M[${index}]);`);
+    lines.push(
+      program.strict ? `if ((m & ${bit(index)}) !== 0) return ['empty-mandatory', N[${index}]];` : `if ((m & ${bit(index)}) !== 0) w.add(M[${index}]);`,
+    );
   }
   return lines;
 }
 
 /**
  * The row's line. Joining the cells reads every cell's characters, and a memoised cell lives wherever its resource was
- * parsed (a cache miss per cell); a run of memoised cells is one segment the view already joined (interpret.ts). CSV
- * quotes per cell, so it joins the cells.
+ * parsed (a cache miss per cell); a run of memoised and led cells is one segment the view already joined
+ * (interpret.ts), when it has one. CSV quotes per cell, so it joins the cells.
  */
 function lineCode(program: ProgramCore): string {
-  const scopes = (['patient', 'user'] as const).filter((scope) => program.scopedRuns[scope].length > 0);
-  if (program.delimiter === 'comma' || scopes.length === 0) return 'join(cells)';
+  if (program.delimiter === 'comma') return 'join(cells)';
   const parts: string[] = [];
   for (let index = 0; index < program.columns.length; index += 1) {
-    const column = program.columns[index] as CompiledColumn;
-    const scope = column.scope === 'event' ? undefined : column.scope;
-    const k = scope === undefined ? -1 : program.scopedRuns[scope].findIndex((run) => run.first === index);
-    if (scope === undefined || k < 0) {
+    const scope = (['patient', 'user'] as const).find((name) => runOf(program, name, index) >= 0);
+    if (scope === undefined) {
       parts.push(`c${index}`);
       continue;
     }
+    const k = runOf(program, scope, index);
     const run = program.scopedRuns[scope][k] as { first: number; last: number };
-    parts.push(`${scope === 'patient' ? 'pc' : 'uc'}[${program.scopedColumns[scope].length + k}]`);
+    const members = Array.from({ length: run.last - run.first + 1 }, (_, offset) => `c${run.first + offset}`);
+    parts.push(`(${SCOPE_NAMES[scope].segment}${k} ?? [${members.join(', ')}].join(D))`);
     index = run.last;
   }
-  const views = scopes.map((scope) => `${scope === 'patient' ? 'pc' : 'uc'} !== undefined`).join(' && ');
-  return `${views} ? [${parts.join(', ')}].join(D) : cells.join(D)`;
+  return parts.length === program.columns.length ? 'cells.join(D)' : `[${parts.join(', ')}].join(D)`;
 }
 
 /** interpret.ts memoised(), for the generated code's slow path (first use, or a slot that raised warnings). */

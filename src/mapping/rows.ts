@@ -19,11 +19,11 @@ import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js
 import { EventWarnings } from './warnings.js';
 
 function skippedBy(reason: string): EventMapResult {
-  return new MappedEvent([], [], [], [], reason, undefined);
+  return new MappedEvent([], [], [], [], [], reason, undefined);
 }
 
 export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
-  return mapWith(event, mapping, lookup, programOf(mapping).row);
+  return mapWith(event, mapping, lookup, programOf(mapping).row, false);
 }
 
 /**
@@ -32,16 +32,23 @@ export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: Re
  */
 export function mapEventInterpreted(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
   const program = programOf(mapping);
-  return mapWith(event, mapping, lookup, (ctx, patientView, userView, warnings, rows, lines) => {
-    const outcome = interpretRow(program, ctx, patientView, userView, warnings);
-    if (outcome.length === 2) return [outcome[0] as string, outcome[1] as string];
-    rows.push(outcome);
-    lines.push(joinCells(outcome, program.delimiter));
-    return undefined;
-  });
+  return mapWith(
+    event,
+    mapping,
+    lookup,
+    (ctx, patientView, userView, warnings, rows, lines) => {
+      const outcome = interpretRow(program, ctx, patientView, userView, warnings);
+      if (outcome.length === 2) return [outcome[0] as string, outcome[1] as string];
+      rows.push(outcome);
+      lines.push(joinCells(outcome, program.delimiter));
+      return undefined;
+    },
+    true,
+  );
 }
 
-function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup, mapRow: RowFunction): EventMapResult {
+/** `interpreted`: the row function makes no empty-cell masks. */
+function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup, mapRow: RowFunction, interpreted: boolean): EventMapResult {
   const program = programOf(mapping);
   const eventId = event.id ?? '';
   const { skip, options } = program;
@@ -50,7 +57,7 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const resolver = createResolver(event, lookup, options.parseCxIdentifiers);
   const subjects = patientSubjects(event, resolver, options);
   if (subjects.length === 0) {
-    return skip.noPatient ? skippedBy('no-patient') : new MappedEvent([], [], [{ eventId, reason: 'missing-patient' }], [], undefined, undefined);
+    return skip.noPatient ? skippedBy('no-patient') : new MappedEvent([], [], [], [{ eventId, reason: 'missing-patient' }], [], undefined, undefined);
   }
   const choice = selectRequestor(event, resolver);
   if (choice.kind === 'patient' && skip.patientRequestor) return skippedBy('patient-requestor');
@@ -64,6 +71,7 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const userView = user ? program.userViews.view(user, tMs) : undefined;
   const rows: Row[] = [];
   const lines: string[] = [];
+  const empties: number[] = [];
   const rejects: RowReject[] = [];
   for (const subject of subjects) {
     const patient = asPatient(resolver.resolve(subject.ref, 'Patient'));
@@ -90,8 +98,8 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
       timeFormat: program.timeFormat,
       userIdIsGlobal: global,
     };
-    const rejected = mapRow(ctx, patientView, userView, warnings, rows, lines);
+    const rejected = mapRow(ctx, patientView, userView, warnings, rows, lines, empties);
     if (rejected) rejects.push({ eventId, patientRef: subject.label, reason: rejected[0], column: rejected[1] });
   }
-  return new MappedEvent(rows, lines, rejects, warnings.list(), undefined, program.delimiter);
+  return new MappedEvent(rows, lines, interpreted ? undefined : empties, rejects, warnings.list(), undefined, program.delimiter);
 }

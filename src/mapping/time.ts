@@ -34,7 +34,8 @@ export function parseInstant(text: string | undefined): ParsedInstant | undefine
   const h = digits(text, 11, 2);
   const mi = digits(text, 14, 2);
   const s = digits(text, 17, 2);
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return undefined;
+  // Written so that NaN (a non-digit) fails every test.
+  if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60)) return undefined;
   let index = 19;
   let fraction = '';
   let millis = 0;

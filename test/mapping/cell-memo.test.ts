@@ -26,6 +26,10 @@ describe('scoped columns', () => {
     expect(program.scopedPosition.slice(5, 16)).toEqual([-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, -1]);
     // MRN falls back to the subject reference's identifier (event scope), so it is not memoised as a whole.
     expect(program.columns[5]?.scope).toBe('event');
+    // But its first expression (mrn) reads only the patient: it leads the patient run up to the country, and the user's
+    // id and names lead theirs (docs/mapping.md §12.4).
+    expect(program.leadingColumns).toEqual({ patient: [5], user: [19, 20, 21] });
+    expect(program.scopedRuns).toEqual({ patient: [{ first: 5, last: 14 }], user: [{ first: 19, last: 21 }] });
   });
 });
 

@@ -50,6 +50,13 @@ describe('time formats', () => {
       '2012-13-01T00:00:00Z',
       '2012-10-25T22:04:27.Z',
       '2012-10-25T22:04:27+1100',
+      // A non-digit anywhere in the date or time, control characters included.
+      '20x2-10-25T22:04:27Z',
+      '2012-1\t-25T22:04:27Z',
+      '2012-10-2 T22:04:27Z',
+      '2012-10-25T2\n:04:27Z',
+      '2012-10-25T22:0x:27Z',
+      '2012-10-25T22:04:2-Z',
     ]) {
       expect(parseInstant(text), text).toBeUndefined();
     }
