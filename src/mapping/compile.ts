@@ -121,10 +121,9 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] => columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
   const runs = { patient: runsOf(columns, 'patient'), user: runsOf(columns, 'user') };
-  const inRun = (scope: CellScope, index: number): boolean => runs[scope].some((run) => run.first <= index && index <= run.last);
   const leadingColumns = {
-    patient: indexesWhere((column) => ledBy(column, 'patient')).filter((index) => inRun('patient', index)),
-    user: indexesWhere((column) => ledBy(column, 'user')).filter((index) => inRun('user', index)),
+    patient: indexesWhere((column) => ledBy(column, 'patient')).filter((index) => runHolding(runs.patient, index) >= 0),
+    user: indexesWhere((column) => ledBy(column, 'user')).filter((index) => runHolding(runs.user, index) >= 0),
   };
   const strict = overrides.strict ?? file.strict ?? false;
   const core: ProgramCore = {
@@ -226,6 +225,11 @@ function compileColumn(
     scope,
     expressions,
   };
+}
+
+/** The index of the run that holds column `index`, or -1. */
+export function runHolding(runs: ProgramCore['scopedRuns'][CellScope], index: number): number {
+  return runs.findIndex((run) => run.first <= index && index <= run.last);
 }
 
 /** An event column whose first expression is memoised in `scope`'s views and has no `warn` (leadingColumns). */

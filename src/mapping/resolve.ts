@@ -67,7 +67,7 @@ class ReferenceMemo {
 
   /** The type of a `Type/id` reference (the same string object each time); call slashOf first. */
   typeOf(reference: string): string {
-    this.type ??= reference.slice(0, this.slash);
+    this.type ??= commonType(reference, this.slash) ?? reference.slice(0, this.slash);
     return this.type;
   }
 
@@ -85,6 +85,14 @@ class ReferenceMemo {
 }
 
 const memo = new ReferenceMemo();
+
+/** Types an AuditEvent's references usually name, as constants: set and map lookups then need no new string's hash. */
+const COMMON_TYPES = ['Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization', 'Device', 'RelatedPerson'];
+
+function commonType(reference: string, slash: number): string | undefined {
+  for (const type of COMMON_TYPES) if (type.length === slash && reference.startsWith(type)) return type;
+  return undefined;
+}
 
 /** `keyOf` (Type/id, versions and bases stripped) with the fast path above. */
 export function literalKey(reference: string | undefined): string | undefined {

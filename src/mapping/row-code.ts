@@ -14,7 +14,7 @@
 import { DELIMITER_CHARS, joinCells } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import type { View } from './cache.js';
-import { type CellScope, type CompiledColumn, type ProgramCore, viewLayout } from './compile.js';
+import { type CellScope, type CompiledColumn, type ProgramCore, runHolding, viewLayout } from './compile.js';
 import type { CompiledExpression } from './expression.js';
 import { cellValue, fillSlot, scopedCells } from './interpret.js';
 import type { RowContext } from './row-context.js';
@@ -119,7 +119,7 @@ const SCOPE_NAMES = {
 
 /** The run (index in program.scopedRuns[scope]) that holds column `index`, or -1. */
 function runOf(program: ProgramCore, scope: CellScope, index: number): number {
-  return program.scopedRuns[scope].findIndex((run) => run.first <= index && index <= run.last);
+  return runHolding(program.scopedRuns[scope], index);
 }
 
 /** Each scope's view cells (memoised cells, led values, run segments), read once per row. */

@@ -28,14 +28,11 @@ export interface ParsedInstant {
 export function parseInstant(text: string | undefined): ParsedInstant | undefined {
   if (text === undefined || text.length < 20 || text.charCodeAt(10) !== 0x54 /* T */) return undefined;
   if (text.charCodeAt(4) !== DASH || text.charCodeAt(7) !== DASH || text.charCodeAt(13) !== COLON || text.charCodeAt(16) !== COLON) return undefined;
-  const y = digits(text, 0, 4);
-  const mo = digits(text, 5, 2);
-  const d = digits(text, 8, 2);
-  const h = digits(text, 11, 2);
+  const hour = hourOf(text);
   const mi = digits(text, 14, 2);
   const s = digits(text, 17, 2);
   // Written so that NaN (a non-digit) fails every test.
-  if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23 && mi <= 59 && s <= 60)) return undefined;
+  if (Number.isNaN(hour) || !(mi <= 59 && s <= 60)) return undefined;
   let index = 19;
   let fraction = '';
   let millis = 0;
@@ -52,8 +49,28 @@ export function parseInstant(text: string | undefined): ParsedInstant | undefine
   }
   const offsetMinutes = zoneOffset(text, index);
   if (offsetMinutes === undefined) return undefined;
-  const epochSeconds = Date.UTC(y, mo - 1, d, h, mi, s) / 1000 - offsetMinutes * 60;
+  const epochSeconds = hour + mi * 60 + s - offsetMinutes * 60;
   return { text, epochSeconds, fraction, epochMs: epochSeconds * 1000 + millis };
+}
+
+/**
+ * The last date and hour parsed ("2026-11-03T14", as written, before its zone is applied) and its seconds since the
+ * epoch: events come in time order, so most share it with the one before.
+ */
+let lastHourText = '';
+let lastHourSeconds = 0;
+
+/** Seconds since the epoch of text's `YYYY-MM-DDThh` as if it were UTC, or NaN when it is not a date and hour. */
+function hourOf(text: string): number {
+  if (lastHourText.length === 13 && text.startsWith(lastHourText)) return lastHourSeconds;
+  const y = digits(text, 0, 4);
+  const mo = digits(text, 5, 2);
+  const d = digits(text, 8, 2);
+  const h = digits(text, 11, 2);
+  if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23)) return Number.NaN;
+  lastHourText = text.slice(0, 13);
+  lastHourSeconds = Date.UTC(y, mo - 1, d, h) / 1000;
+  return lastHourSeconds;
 }
 
 const DASH = 0x2d;

@@ -6,6 +6,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { mapEvent } from '../../src/mapping/index.js';
 import { chooseEventTime, formatInstant, type ParsedInstant, parseInstant, parseTimeFormat, type TimeFormat } from '../../src/mapping/time.js';
+import { Rng } from '../../src/sandbox/generator-random.js';
 import { auditEvent, builtinMapping, hl7Resources, lookupOf } from './support.js';
 
 function format(text: string, timeFormat: string): string {
@@ -13,6 +14,24 @@ function format(text: string, timeFormat: string): string {
   expect(instant, text).toBeDefined();
   return formatInstant(instant, parseTimeFormat(timeFormat) as TimeFormat);
 }
+
+describe('parseInstant', () => {
+  it('gives the same instant as Date.parse for runs of times that share an hour, a day or nothing (the hour memo)', () => {
+    const rng = new Rng(20261206);
+    const two = (n: number): string => String(n).padStart(2, '0');
+    let ms = Date.UTC(2024, 2, 9, 22);
+    for (let index = 0; index < 5000; index += 1) {
+      // Mostly small steps, sometimes a jump back or forward of days: the memo must never answer for another hour.
+      ms += rng.next() < 0.9 ? Math.floor(rng.next() * 600_000) : Math.floor((rng.next() - 0.5) * 5 * 86_400_000);
+      const offset = [0, -300, -360, 60, 345, 840, -720][Math.floor(rng.next() * 7)] as number;
+      const local = new Date(ms + offset * 60_000).toISOString().slice(0, 19);
+      const zone = offset === 0 ? 'Z' : `${offset < 0 ? '-' : '+'}${two(Math.floor(Math.abs(offset) / 60))}:${two(Math.abs(offset) % 60)}`;
+      const millis = String(ms % 1000).padStart(3, '0');
+      const text = `${local}.${millis}${zone}`;
+      expect(parseInstant(text)?.epochMs, text).toBe(Date.parse(text));
+    }
+  });
+});
 
 describe('time formats', () => {
   it('iso-utc converts the offset and keeps the fraction verbatim (no Date rounding)', () => {
