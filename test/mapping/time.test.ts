@@ -101,9 +101,11 @@ describe('choosing the event time', () => {
     expect(cell('iso-utc')).toBe('2012-10-25T11:04:27.0405Z');
     expect(cell('iso-offset')).toBe('2012-10-25T22:04:27.0405+11:00');
     expect(cell('local:America/Chicago')).toBe('2012-10-25T06:04:27.0405');
-    const undated = mapEvent({ ...base, recorded: '' }, builtinMapping('epic', { options: { loginRegex: '^[0-9]+$' } }), lookup);
-    expect(undated.rejects).toEqual([
-      { eventId: 'example-rest', patientRef: 'Patient/example', reason: 'missing-event-time', column: 'ACCESS_LOG.ACCESS_TIME' },
-    ]);
+    for (const recorded of ['', '2012-1\t-25T22:04:27Z']) {
+      const undated = mapEvent({ ...base, recorded }, builtinMapping('epic', { options: { loginRegex: '^[0-9]+$' } }), lookup);
+      expect(undated.rejects, JSON.stringify(recorded)).toEqual([
+        { eventId: 'example-rest', patientRef: 'Patient/example', reason: 'missing-event-time', column: 'ACCESS_LOG.ACCESS_TIME' },
+      ]);
+    }
   });
 });
