@@ -165,6 +165,19 @@ describe('Patient-example: the name valid at the event time', () => {
     ]);
   });
 
+  it('events that go back and forth across a period bound each get the name valid at their own time (the view cache switches)', () => {
+    const maiden = ['Peter', 'James', 'Windsor'];
+    const missing = [{ eventId: 'example-rest', patientRef: 'Patient/maiden-only', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' }];
+    for (let round = 0; round < 3; round += 1) {
+      expect(names('2002-12-31T23:59:59Z', 'Patient/maiden-only'), `round ${round}`).toEqual(maiden);
+      expect(names('2003-01-01T00:00:00Z', 'Patient/maiden-only'), `round ${round}`).toEqual(missing);
+      expect(names('2002-12-31T23:59:59.999+00:00', 'Patient/maiden-only'), `round ${round}`).toEqual(maiden);
+      expect(names('2003-01-01T00:59:59+01:00', 'Patient/maiden-only'), `round ${round}`).toEqual(maiden);
+      // The bound itself, written in another offset: 01:00+01:00 is 00:00Z, the first instant after 2002.
+      expect(names('2003-01-01T01:00:00+01:00', 'Patient/maiden-only'), `round ${round}`).toEqual(missing);
+    }
+  });
+
   it('the home address (period.start 1974-12-25) is not used for an earlier event, and the MR identifier neither', () => {
     const result = mapEvent(restEvent({ patients: ['Patient/example'], recorded: '1974-12-24T12:00:00Z' }), mapping, lookup);
     expect(result.rows[0]?.slice(5, 15)).toEqual(['', 'Peter', 'James', 'Chalmers', '', '', '', '', '', '']);
