@@ -17,8 +17,8 @@ export class MappedEvent implements EventMapResult {
     readonly rows: Row[],
     lines: readonly string[],
     empties: readonly number[] | undefined,
-    readonly rejects: RowReject[],
-    readonly warnings: string[],
+    readonly rejects: readonly RowReject[],
+    readonly warnings: readonly string[],
     readonly skipped: string | undefined,
     delimiter: Delimiter | undefined,
   ) {

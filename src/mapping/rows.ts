@@ -18,6 +18,9 @@ import { chooseEventTime } from './time.js';
 import type { CompiledMapping, EventMapResult, Row, RowReject } from './types.js';
 import { EventWarnings } from './warnings.js';
 
+/** Most events reject nothing: they share one empty, frozen list. */
+const NO_REJECTS: readonly RowReject[] = Object.freeze([]);
+
 function skippedBy(reason: string): EventMapResult {
   return new MappedEvent([], [], [], [], [], reason, undefined);
 }
@@ -72,7 +75,7 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const rows: Row[] = [];
   const lines: string[] = [];
   const empties: number[] = [];
-  const rejects: RowReject[] = [];
+  let rejects: RowReject[] | undefined;
   for (const subject of subjects) {
     const patient = asPatient(resolver.resolve(subject.ref, 'Patient'));
     const patientView = patient ? program.patientViews.view(patient, tMs) : undefined;
@@ -99,7 +102,10 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
       userIdIsGlobal: global,
     };
     const rejected = mapRow(ctx, patientView, userView, warnings, rows, lines, empties);
-    if (rejected) rejects.push({ eventId, patientRef: subject.label, reason: rejected[0], column: rejected[1] });
+    if (rejected) {
+      rejects ??= [];
+      rejects.push({ eventId, patientRef: subject.label, reason: rejected[0], column: rejected[1] });
+    }
   }
-  return new MappedEvent(rows, lines, interpreted ? undefined : empties, rejects, warnings.list(), undefined, program.delimiter);
+  return new MappedEvent(rows, lines, interpreted ? undefined : empties, rejects ?? NO_REJECTS, warnings.list(), undefined, program.delimiter);
 }

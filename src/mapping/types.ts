@@ -41,7 +41,7 @@ export interface EventMapResult {
   rows: Row[];
   /** Stable reason code when the whole event yields no rows by policy. */
   skipped?: string | undefined;
-  rejects: RowReject[];
+  rejects: readonly RowReject[];
   /** Stable codes such as `empty-mandatory:PATIENT.ZIP`; no PHI. */
-  warnings: string[];
+  warnings: readonly string[];
 }

@@ -1,6 +1,9 @@
 /** The warning sinks of the row engine (the codes are stable and carry no PHI). */
 import type { WarningSink } from './builtins.js';
 
+/** Most events raise no warning: they share one empty, frozen list. */
+const NO_CODES: readonly string[] = Object.freeze([]);
+
 /**
  * Warning codes of one event, as `<code>:<column>`; most events raise none, so the list is made on demand (a few
  * codes at most: an array beats a Set here). `column` is the column being computed, for `warn`.
@@ -23,8 +26,8 @@ export class EventWarnings implements WarningSink {
     for (const code of codes) this.add(code);
   }
 
-  list(): string[] {
-    return this.codes ?? [];
+  list(): readonly string[] {
+    return this.codes ?? NO_CODES;
   }
 }
 
