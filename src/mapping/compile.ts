@@ -73,14 +73,14 @@ export function viewLayout(program: ProgramCore, scope: CellScope): { cellOf(col
   const whole = program.scopedColumns[scope];
   const leading = program.leadingColumns[scope];
   return {
-    cellOf: (column) => (whole.includes(column) ? whole.indexOf(column) : whole.length + leading.indexOf(column)),
+    cellOf: (column) => (program.columns[column]?.scope === scope ? (program.scopedPosition[column] as number) : whole.length + leading.indexOf(column)),
     segmentOf: (run) => whole.length + leading.length + run,
   };
 }
 
-/** The expression a led column tries first (leadingColumns). */
-export function leadingExpression(column: CompiledColumn): CompiledExpression {
-  return column.expressions.find((expression) => !expression.never) as CompiledExpression;
+/** The expression a column tries first (for a led column, the one its view keeps; leadingColumns). */
+export function leadingExpression(column: CompiledColumn): CompiledExpression | undefined {
+  return column.expressions.find((expression) => !expression.never);
 }
 
 export interface MappingProgram extends ProgramCore {
@@ -235,7 +235,7 @@ export function runHolding(runs: ProgramCore['scopedRuns'][CellScope], index: nu
 /** An event column whose first expression is memoised in `scope`'s views and has no `warn` (leadingColumns). */
 function ledBy(column: CompiledColumn, scope: CellScope): boolean {
   if (column.scope !== 'event') return false;
-  const first = column.expressions.find((expression) => !expression.never);
+  const first = leadingExpression(column);
   return first !== undefined && first.scope === scope && first.slot >= 0 && first.warn === undefined;
 }
 

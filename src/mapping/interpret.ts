@@ -76,7 +76,8 @@ export function scopedCells(program: ProgramCore, scope: CellScope, view: View, 
   }
   const usable = new Set<number>();
   for (const index of leading) {
-    const expression = leadingExpression(program.columns[index] as CompiledColumn);
+    // A led column has a first expression with a slot (compile.ts ledBy).
+    const expression = leadingExpression(program.columns[index] as CompiledColumn) as CompiledExpression;
     const value = view.values[expression.slot] ?? fillSlot(program, view, expression, ctx);
     cells[layout.cellOf(index)] = value;
     if (value !== '' && view.warnings?.[expression.slot] === undefined) usable.add(index);
@@ -132,7 +133,7 @@ export function memoised(program: ProgramCore, view: View, expression: CompiledE
 }
 
 /** Computes and stores one memo slot, recording the warnings it raised. */
-export function fillSlot(program: ProgramCore, view: View, expression: CompiledExpression, ctx: RowContext): string {
+function fillSlot(program: ProgramCore, view: View, expression: CompiledExpression, ctx: RowContext): string {
   const recorder = new Recorder();
   const value = program.sanitize(expression.evaluate(ctx, recorder));
   view.values[expression.slot] = value;

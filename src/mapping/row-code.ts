@@ -16,7 +16,7 @@ import { BridgeError } from '../errors.js';
 import type { View } from './cache.js';
 import { type CellScope, type CompiledColumn, type ProgramCore, runHolding, viewLayout } from './compile.js';
 import type { CompiledExpression } from './expression.js';
-import { cellValue, fillSlot, scopedCells } from './interpret.js';
+import { cellValue, memoised, scopedCells } from './interpret.js';
 import type { RowContext } from './row-context.js';
 import type { EventWarnings } from './warnings.js';
 
@@ -38,14 +38,12 @@ export type RowFunction = (
 ) => RowRejection | undefined;
 
 /** The empty-cell mask is one small integer: bits 0…30. Both schemas have fewer columns (22 and 23). */
-export const MAX_MASKED_COLUMNS = 31;
+const MAX_MASKED_COLUMNS = 31;
 
 /** What the generated source refers to, by position. */
 interface RowParts {
   /** Raw cell functions of the expressions the code calls. */
   readonly E: Array<CompiledExpression['cell']>;
-  /** The expressions themselves, for the memo helpers. */
-  readonly X: CompiledExpression[];
   readonly S: (value: string) => string;
   /** Column names. */
   readonly N: string[];
@@ -72,7 +70,6 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
   const expressions: CompiledExpression[] = [];
   const parts: RowParts = {
     E: [],
-    X: expressions,
     S: program.sanitize,
     N: program.columns.map((column) => column.name),
     K: [],
@@ -80,7 +77,7 @@ export function compileRowFunction(program: ProgramCore): RowFunction {
     M: program.columns.map((column) => `empty-mandatory:${column.name}`),
     cellsOf: (scope, view, ctx) => scopedCells(program, scope, view, ctx),
     live: (column, ctx, warnings) => cellValue(program, program.columns[column] as CompiledColumn, ctx, undefined, undefined, warnings),
-    slot: (view, expression, ctx, warnings) => slotValue(program, view, expressions[expression] as CompiledExpression, ctx, warnings),
+    slot: (view, expression, ctx, warnings) => memoised(program, view, expressions[expression] as CompiledExpression, ctx, warnings),
     D: DELIMITER_CHARS[program.delimiter],
     join: (cells) => joinCells(cells, program.delimiter),
   };
@@ -213,12 +210,4 @@ function lineCode(program: ProgramCore): string {
     index = run.last;
   }
   return parts.length === program.columns.length ? 'cells.join(D)' : `[${parts.join(', ')}].join(D)`;
-}
-
-/** interpret.ts memoised(), for the generated code's slow path (first use, or a slot that raised warnings). */
-function slotValue(program: ProgramCore, view: View, expression: CompiledExpression, ctx: RowContext, warnings: EventWarnings): string {
-  const value = view.values[expression.slot] ?? fillSlot(program, view, expression, ctx);
-  const raised = view.warnings?.[expression.slot];
-  if (raised) for (const code of raised) warnings.warn(code);
-  return value;
 }

@@ -181,7 +181,7 @@ function memberStep(name: string): PathStep {
 }
 
 /** The raw member of one item (null/undefined when absent); only objects have members. */
-export function memberValue(item: unknown, name: string, choice: boolean): unknown {
+function memberValue(item: unknown, name: string, choice: boolean): unknown {
   if (item === null || typeof item !== 'object' || Array.isArray(item)) return undefined;
   const value = (item as Record<string, unknown>)[name];
   return value === undefined && choice ? choiceValue(item as Record<string, unknown>, name) : value;

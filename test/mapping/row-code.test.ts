@@ -20,7 +20,7 @@ import {
 import { mapEvent, mapEventInterpreted } from '../../src/mapping/rows.js';
 import type { ResourceLookup } from '../../src/reference-keys.js';
 import { generateDataset } from '../../src/sandbox/generator.js';
-import { auditEvent, builtinMapping, fixtureFiles, hl7Resources, lookupOf, readFixture } from './support.js';
+import { builtinMapping, fixtureFiles, hl7Resources, lookupOf, readFixture } from './support.js';
 
 interface Corpus {
   readonly name: string;
@@ -29,9 +29,8 @@ interface Corpus {
 }
 
 function fixtureCorpus(folder: 'hl7-r4' | 'hl7norway'): Corpus {
-  const files = fixtureFiles(folder);
-  const resources = files.map((name) => readFixture(folder, name));
-  const events = files.filter((name) => resources[files.indexOf(name)]?.resourceType === 'AuditEvent').map((name) => auditEvent(folder, name));
+  const resources = fixtureFiles(folder).map((name) => readFixture(folder, name));
+  const events = resources.filter((resource): resource is AuditEvent => resource.resourceType === 'AuditEvent');
   const others: FhirResource[] = [...hl7Resources(), ...resources.filter((resource) => resource.resourceType !== 'AuditEvent')];
   return { name: folder, events, lookup: lookupOf(others) };
 }
