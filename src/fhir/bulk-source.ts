@@ -205,8 +205,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       }
     },
     coveredUntil: () => covered,
-    // `_since` selects resources by their stored time.
-    windowTimeOf: (event) => instantMs(event.meta?.lastUpdated) ?? instantMs(event.recorded),
+    // `_since` selects resources by their stored time (the pipeline falls back to `recorded` when there is none).
+    windowTimeOf: (event) => instantMs(event.meta?.lastUpdated),
     // Called once the pull ended (the pipeline's last map has run, or it failed): the lookup index is no longer needed.
     close() {
       closeIndex();

@@ -1,7 +1,7 @@
 /** The FHIR search source: `AuditEvent?date=ge…&date=lt…` over a window, references resolved by `_id` batches or reads. */
 import type { AuditEvent } from 'fhir/r4.js';
 import type { FhirClient } from './client.js';
-import { instantMs } from './instant.js';
+import { searchedTimeOf } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
 import { type AuditEventPullOptions, type PullWindow, pullAuditEvents } from './windows.js';
 
@@ -17,7 +17,7 @@ export function createSearchSource(client: FhirClient, resolver: ReferenceResolv
     resolver,
     check: (signal) => client.requireAuditEventSearch(options.dateParam ?? 'date', signal),
     pages: (window, signal) => pullAuditEvents(client, { since: window.since, until: window.until }, options, signal),
-    // The window is on the date parameter searched by: `date` is AuditEvent.recorded, `_lastUpdated` the stored time.
-    windowTimeOf: options.dateParam === '_lastUpdated' ? (event) => instantMs(event.meta?.lastUpdated) : (event) => instantMs(event.recorded),
+    // The window is on the date parameter searched by.
+    windowTimeOf: (event) => searchedTimeOf(event, options.dateParam ?? 'date'),
   };
 }

@@ -10,6 +10,7 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
+import { searchedTimeOf } from './instant.js';
 import { RepeatGuard } from './loop-guard.js';
 import { resourcesOf } from './pages.js';
 
@@ -151,8 +152,8 @@ class SliceCursor {
   accept(events: readonly AuditEvent[]): AuditEvent[] {
     const fresh: AuditEvent[] = [];
     for (const event of events) {
-      const at = Date.parse((this.dateParam === 'date' ? event.recorded : event.meta?.lastUpdated) ?? '');
-      if (Number.isNaN(at)) {
+      const at = searchedTimeOf(event, this.dateParam);
+      if (at === undefined) {
         fresh.push(event);
       } else if (at > this.lastMs) {
         this.lastMs = at;

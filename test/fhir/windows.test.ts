@@ -1,4 +1,4 @@
-import type { AuditEvent } from 'fhir/r4.js';
+import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
@@ -62,6 +62,35 @@ describe('4113 recovery at a shared instant', () => {
     // The re-issued search starts at minute 1, the instant of the last event yielded (same-3), not at the window start.
     expect(searches[2]?.getAll('date')).toEqual([`ge${isoAt(1)}`, `lt${isoAt(10)}`]);
     expect(searches[2]?.has('_offset')).toBe(false);
+  });
+
+  it("resumes at the right instant when the server writes times without an offset, whatever this machine's zone", async () => {
+    // FHIR instants carry an offset; a server that leaves it out means UTC (src/fhir/instant.ts). Read in the machine's
+    // own zone, the resume point would move by the zone's offset and skip (or repeat) that many hours of the slice.
+    const zone = process.env['TZ'];
+    process.env['TZ'] = 'America/Chicago';
+    try {
+      const { server, pull } = await start((backend) => ({
+        read: (type, id) => backend.read(type, id),
+        search: async (type, query) => {
+          const result = await backend.search(type, query);
+          const local = (resource: FhirResource): FhirResource =>
+            resource.resourceType === 'AuditEvent' ? { ...resource, recorded: resource.recorded.replace(/\.000Z$/, '') } : resource;
+          return { ...result, resources: result.resources.map(local) };
+        },
+      }));
+      expect(new Date(Date.parse('2026-11-01T10:00:00')).getTimezoneOffset()).not.toBe(0);
+      server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
+
+      const pages = await collect(pull(4));
+
+      expect(pages.flat().map((event) => event.id)).toEqual(EVENTS.map((event) => event.id));
+      const searches = server.requests.filter((request) => request.path.endsWith('/AuditEvent')).map((request) => new URLSearchParams(request.query));
+      expect(searches[2]?.getAll('date')).toEqual([`ge${isoAt(1)}`, `lt${isoAt(10)}`]);
+    } finally {
+      if (zone === undefined) delete process.env['TZ'];
+      else process.env['TZ'] = zone;
+    }
   });
 
   it('refuses to resume a search the server did not sort, rather than double events', async () => {
