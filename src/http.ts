@@ -97,13 +97,20 @@ export const MAX_QUOTED_BODY = 160;
  * runs (MRNs, phone numbers).
  */
 export function quoteUpstreamText(text: string, max: number = MAX_QUOTED_BODY): string {
-  const plain = scrubUpstreamText(text);
-  if (plain.length === 0) return 'an empty body';
-  return JSON.stringify(plain.length > max ? `${plain.slice(0, max - 1)}…` : plain);
+  const plain = scrubUpstreamText(text, max);
+  return plain.length === 0 ? 'an empty body' : JSON.stringify(plain);
 }
 
-/** The scrubbing of quoteUpstreamText without the quotes or the cap: for upstream words an error message already frames. */
-export function scrubUpstreamText(text: string): string {
+/**
+ * The scrubbing of quoteUpstreamText without the quotes: for upstream words an error message already frames. Longer
+ * than `max` characters, it is cut and ends with an ellipsis.
+ */
+export function scrubUpstreamText(text: string, max: number = Number.POSITIVE_INFINITY): string {
+  const plain = scrubbed(text);
+  return plain.length > max ? `${plain.slice(0, max - 1)}…` : plain;
+}
+
+function scrubbed(text: string): string {
   // Only the head of the body: enough for any error page's message, and it bounds the work of the patterns below.
   return text
     .slice(0, 4096)

@@ -4,7 +4,7 @@
  * its query can carry identifiers (MRNs, logins).
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
-import { scrubUpstreamText } from '../http.js';
+import { quoteUpstreamText, scrubUpstreamText } from '../http.js';
 import { FhirHttpError } from './http-errors.js';
 
 /** The parts of an HTTP failure we use. */
@@ -34,17 +34,21 @@ function issuesOf(data: unknown): readonly OutcomeIssue[] {
 }
 
 /** `details.text` (or `diagnostics`) of each issue, joined and capped; undefined when there is no OperationOutcome. */
-export function outcomeText(data: unknown): string | undefined {
+export function outcomeText(data: unknown, max: number = MAX_OUTCOME_TEXT): string | undefined {
   const texts = issuesOf(data)
     .map((issue) => (typeof issue.details?.text === 'string' ? issue.details.text : typeof issue.diagnostics === 'string' ? issue.diagnostics : ''))
     .filter((text) => text.length > 0);
   if (texts.length === 0) return undefined;
   // Diagnostics can echo the request (an identifier search carries an MRN): scrubbed like any upstream text.
-  const joined = scrubUpstreamText([...new Set(texts)].join('; '));
-  return joined.length > MAX_OUTCOME_TEXT ? `${joined.slice(0, MAX_OUTCOME_TEXT - 1)}…` : joined;
+  return scrubUpstreamText([...new Set(texts)].join('; '), max);
 }
 
 /** Every `issue.details.coding.code`, e.g. Epic's '4113' (docs/epic-smart.md §6.2, §6.3). */
 export function outcomeCodes(data: unknown): string[] {
   return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (typeof coding.code === 'string' ? [coding.code] : [])));
+}
+
+/** The OperationOutcome text, or a cleaned excerpt of a body that is not one. */
+export function bodyText(data: unknown): string {
+  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
 }

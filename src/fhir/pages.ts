@@ -22,8 +22,10 @@ export async function* searchPages(
   const visited = new PageUrls(resourceType);
   // Array values repeat their parameter (`date=ge…&date=lt…`): fhir-kit-client appends each to URLSearchParams.
   let call: FhirCall = (fkc, options) => fkc.search({ resourceType, searchParams: params, options });
+  // The parameters' values (identifier lists carry MRNs and logins), blanked if an error answer echoes them.
+  const sent = Object.values(params).flatMap((value) => (Array.isArray(value) ? value : [value]).flatMap((text) => [text, ...text.split(/[,|]/)]));
   for (let page = 1; ; page++) {
-    const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page' }, call, signal);
+    const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page', sent }, call, signal);
     const bundle = asBundle(reply.data, resourceType);
     visited.visit(page, reply.url, absolute(linkOf(bundle, 'self'), baseUrl));
     yield bundle;

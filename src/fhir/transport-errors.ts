@@ -5,15 +5,20 @@
  */
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, type RetryVerdict } from '../http.js';
+import { parseRetryAfter, RETRYABLE_STATUSES, type RetryVerdict } from '../http.js';
 import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
-import { httpFailureOf, outcomeCodes, outcomeText } from './outcome.js';
+import { bodyText, httpFailureOf, outcomeCodes } from './outcome.js';
 
 /** Names a request in errors, logs and metrics: never its query (identifiers are PHI). */
 export interface RequestLabel {
   readonly resourceType: string;
   readonly action: 'search' | 'next page' | 'read' | 'metadata';
+  /**
+   * The values the request sent (a search's parameters: MRNs, logins): blanked wherever the answer echoes them, as
+   * the upstream scrubbing cannot recognise an alphanumeric MRN or a login.
+   */
+  readonly sent?: readonly string[];
 }
 
 /** "FHIR Patient search at https://…", or "FHIR /metadata at https://…" for the probe. */
@@ -83,9 +88,20 @@ export function classify(error: unknown, clock: Clock): RetryVerdict {
   return retryAfterMs === undefined ? { retry: true, reason: `HTTP ${failure.status}` } : { retry: true, retryAfterMs, reason: `HTTP ${failure.status}` };
 }
 
-/** The OperationOutcome text, or a cleaned excerpt of a body that is not JSON. */
-function bodyText(data: unknown): string {
-  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
+/** The OperationOutcome text, or a cleaned excerpt of a body that is not JSON; the request's own values blanked. */
+function answerText(data: unknown, sent: readonly string[] = []): string {
+  // Longest first: a whole token (`system|value`) goes before the value inside it.
+  const echoes = sent.filter((value) => value.length >= 3).sort((a, b) => b.length - a.length);
+  const blanked = echoes.length === 0 ? data : blankEchoes(data, echoes);
+  return bodyText(blanked);
+}
+
+/** The answer with every occurrence of a sent value replaced, in its strings (JSON stays JSON). */
+function blankEchoes(data: unknown, echoes: readonly string[]): unknown {
+  const blank = (text: string): string => echoes.reduce((out, value) => out.split(value).join('[sent]'), text);
+  return typeof data === 'string'
+    ? blank(data)
+    : JSON.parse(JSON.stringify(data ?? null), (_key, value: unknown) => (typeof value === 'string' ? blank(value) : value));
 }
 
 /** Maps what an attempt threw (normalised by http-errors.ts) to our codes; nothing upstream that names the URL is kept. */
@@ -95,16 +111,20 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   if (error instanceof ResponseTooLargeError) return tooLargeError(error, label, what, maxResponseBytes);
   const failure = httpFailureOf(error);
   if (isRetryable(error)) {
-    const last = failure ? `HTTP ${failure.status} (${bodyText(failure.data).replace(/\.$/, '')})` : isTimeout(error) ? 'a timeout' : networkErrorText(error);
+    const last = failure
+      ? `HTTP ${failure.status} (${answerText(failure.data, label.sent).replace(/\.$/, '')})`
+      : isTimeout(error)
+        ? 'a timeout'
+        : networkErrorText(error);
     return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
       status: failure?.status ?? 0,
       resourceType: label.resourceType,
-      ...(failure ? { outcome: { text: bodyText(failure.data), codes: outcomeCodes(failure.data) } } : { cause: error }),
+      ...(failure ? { outcome: { text: answerText(failure.data, label.sent), codes: outcomeCodes(failure.data) } } : { cause: error }),
       details: { attempts: retries + 1 },
     });
   }
   if (!failure) return error;
-  const text = bodyText(failure.data);
+  const text = answerText(failure.data, label.sent);
   const fields = { status: failure.status, resourceType: label.resourceType, outcome: { text, codes: outcomeCodes(failure.data) } };
   if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
     // A search answers an empty Bundle when nothing matches; 404/405 means the endpoint itself is missing. (A read's

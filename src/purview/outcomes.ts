@@ -100,10 +100,12 @@ function unavailable(last: string, block: BlockContext, cause: unknown): BridgeE
 
 /**
  * Purview's own words: the reason phrase when it is not the standard one, else the start of the body; scrubbed, as the
- * body's format is not published and could echo a row of the block.
+ * body's format is not published and could echo a row of the block. A row's cells are split by a TAB or a pipe (the
+ * connector file's delimiters), and the scrubbing cannot tell a name or an address from other words: the text ends
+ * before the first of them.
  */
 function purviewSaid(error: UploadStatusError): string {
   const standard = error.statusText === '' || error.statusText === STATUS_CODES[error.status];
   const text = standard ? error.body : error.statusText;
-  return scrubUpstreamText(text).slice(0, 200);
+  return scrubUpstreamText(text.split(/[\t|]/, 1)[0] ?? '', 200);
 }

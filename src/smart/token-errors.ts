@@ -6,7 +6,7 @@
  * like `invalid_client`: reference servers use it for assertion failures.
  */
 import { BridgeError, type ErrorCode } from '../errors.js';
-import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES } from '../http.js';
+import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, scrubUpstreamText } from '../http.js';
 
 /** What the messages may name: all public identifiers. */
 export interface TokenErrorContext {
@@ -83,14 +83,10 @@ export function shortClientId(clientId: string): string {
   return `"${clientId.slice(0, 8)}…${clientId.slice(-4)}" (${clientId.length} characters${jwt})`;
 }
 
-/** Descriptions come from the server: one line, bounded, and anything shaped like a JWT is blanked. */
+/** Descriptions come from the server: one line, bounded, scrubbed like any upstream text (JWTs, tokens, e-mails, ids). */
 function safeDescription(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.trim().length === 0) return undefined;
-  return value
-    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]')
-    .replace(/\s+/g, ' ')
-    .trim()
-    .slice(0, 300);
+  return scrubUpstreamText(value, 300);
 }
 
 function advice(code: ErrorCode, ctx: TokenErrorContext): string {

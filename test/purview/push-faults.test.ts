@@ -5,12 +5,12 @@
  */
 import { rmSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
 import { destinationKey, type NormalizedFile, PurviewError, type PushEvent, type PushOptions, pushRowFile, type RangeRecord } from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
 import type { StateStore } from '../../src/sync/state/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { chunk, type Emulators, HEADER, makeRows, openStore, prepareFile, startEmulators, tempDir } from './support.js';
 
@@ -83,15 +83,6 @@ function expectBlocks(accepted: readonly AcceptedBlock[], expected: string[][], 
   expect(accepted.map((b) => b.filename)).toEqual(filenames.map((n) => `tmp_c0ffee00-0000-4000-8000-000000000001${n}.txt`));
 }
 
-async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
-}
-
 describe('transient faults on the first block', () => {
   const cases: Array<{ name: string; fault: IngestFault; duplicated: boolean; reason: RegExp; delayMs?: number }> = [
     { name: '500 with an empty body', fault: { kind: 'status', status: 500 }, duplicated: false, reason: /^HTTP 500 Internal Server Error$/ },
@@ -151,7 +142,7 @@ describe('transient faults on the first block', () => {
   it('gives up after the retry budget with a typed error, leaving the block unacknowledged', async () => {
     const run = await prepare(25);
     emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status' as const, status: 503 })));
-    const error = await failure(pushRowFile(run.options));
+    const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
     expect(error.message).toBe(
       `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 4 attempt(s); last: HTTP 503 Service Unavailable. ` +
@@ -168,7 +159,7 @@ describe('permanent answers', () => {
     const run = await prepare(25);
     const other = emu.newApp();
     const before = emu.ingest.requests;
-    const error = await failure(pushRowFile({ ...run.options, jobId: other.jobId }));
+    const error = await rejectionOf(pushRowFile({ ...run.options, jobId: other.jobId }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_FORBIDDEN');
     expect(error.message).toBe(
       `Purview refused block 0 of this push (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app. ` +
@@ -182,7 +173,7 @@ describe('permanent answers', () => {
   it('400 with a reason: typed error, no retry', async () => {
     const run = await prepare(25);
     emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'The file could not be validated.' });
-    const error = await failure(pushRowFile(run.options));
+    const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain(`Purview rejected block 0 of this push (job ${run.app.jobId}) with 400 "The file could not be validated."`);
     // One typed upstream error carrying the status and Purview's words.
@@ -190,6 +181,17 @@ describe('permanent answers', () => {
     expect(error).toMatchObject({ status: 400, reason: 'The file could not be validated.', blockIndex: 0 });
     expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([]);
     expect(run.ranges()).toEqual([['unknown', 10]]);
+  });
+
+  it('400 whose body echoes a row of the block: the error keeps the words before its first cell break, not the cells', async () => {
+    const run = await prepare(25);
+    const row = run.rows[3] as string;
+    emu.ingest.injectFaults({ kind: 'status', status: 400, body: `Invalid row 4: ${row}` });
+    const error = await rejectionOf(pushRowFile(run.options));
+    expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    const [time, ...cells] = row.split('\t');
+    expect(error).toMatchObject({ status: 400, reason: `Invalid row 4: ${time}`, blockIndex: 0 });
+    for (const cell of cells.filter((cell) => cell.length > 3)) expect(error.message).not.toContain(cell);
   });
 
   it("the emulator's own 400: a second file whose header differs from the job's", async () => {
@@ -200,7 +202,7 @@ describe('permanent answers', () => {
       makeRows(3).map((row) => `${row}\textra`),
       `${HEADER}\tCLARITY_EMP.USER_ID`,
     );
-    const error = await failure(pushRowFile({ ...run.options, file: otherHeader }));
+    const error = await rejectionOf(pushRowFile({ ...run.options, file: otherHeader }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
     expect(error.message).toContain(`with 400 "the header line differs from the job's earlier blocks"`);
   });
@@ -209,7 +211,7 @@ describe('permanent answers', () => {
     const run = await prepare(5);
     const issued = emu.entra.stats.issued;
     emu.ingest.injectFaults({ kind: 'status', status: 401 }, { kind: 'status', status: 401 });
-    const error = await failure(pushRowFile(run.options));
+    const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
     expect(emu.entra.stats.issued - issued).toBe(2);
     expect(run.events.filter((e) => e.type === 'block_retry').map((e) => e.type === 'block_retry' && [e.reason, e.delayMs])).toEqual([

@@ -63,6 +63,20 @@ describe('token error messages', () => {
     );
   });
 
+  it("scrubs the server's error_description like any upstream text: no e-mail, bearer token or long number reaches the message", async () => {
+    const description = 'client jane.doe@hospital.example.org sent Bearer abc.def.ghi for MRN 12345678';
+    const error = await tokenFailure(
+      '/oauth/token',
+      (response) => sendJson(response, 400, { error: 'invalid_grant', error_description: description }),
+      'bridge-np',
+    );
+    for (const secret of ['jane.doe@hospital.example.org', 'abc.def.ghi', '12345678']) {
+      expect(error.message).not.toContain(secret);
+      expect(JSON.stringify(error.details)).not.toContain(secret);
+    }
+    expect(error.details['error_description']).toBe('client [email] sent Bearer [token] for MRN [number]');
+  });
+
   it('quotes a non-JSON error body, one line, without query strings or long numbers', async () => {
     const page =
       '<html>\n<head><title>400 Bad Request</title></head>\n<body><h1>Bad Request</h1>\n<p>rejected /oauth2/token?client_id=abc for MRN 12345678</p></body></html>';

@@ -158,9 +158,9 @@ export class BulkExportJob {
           if (text.trim() === '') continue;
           const outcome = parseLine<unknown>(text, 'OperationOutcome', label, lines.first + k);
           outcomes += 1;
-          const said = outcomeText(outcome);
           // outcomeText is already scrubbed of anything that may identify a person.
-          if (said && samples.length < 5) samples.push(said.length > 200 ? `${said.slice(0, 199)}…` : said);
+          const said = outcomeText(outcome, 200);
+          if (said && samples.length < 5) samples.push(said);
         }
       }
       rmSync(path, { force: true });

@@ -10,12 +10,12 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { type Dispatcher, request } from 'undici';
 import { abortError, type Clock } from '../../clock.js';
 import { BridgeError, isAbortError } from '../../errors.js';
-import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, type RetryOptions, type RetryVerdict, withRetry } from '../../http.js';
+import { parseRetryAfter, RETRYABLE_STATUSES, type RetryOptions, type RetryVerdict, withRetry } from '../../http.js';
 import type { Logger } from '../../log.js';
 import { proxyRefusalIn, proxyRefusedError } from '../../net/index.js';
 import type { TokenSource } from '../../token-cache.js';
 import { FhirError } from '../fhir-error.js';
-import { outcomeCodes, outcomeText } from '../outcome.js';
+import { bodyText, outcomeCodes } from '../outcome.js';
 import { foreignLinkError, safeOrigin } from '../transport-errors.js';
 
 export interface BulkHttpOptions {
@@ -206,11 +206,6 @@ export class BulkHttp {
 export function headerOf(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
   return Array.isArray(value) ? value[0] : value;
-}
-
-/** The OperationOutcome text, or a cleaned excerpt of a body that is not one. */
-export function bodyText(data: unknown): string {
-  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
 }
 
 /** Connection failures and undici's timeouts; a proxy's refusal is not one (it would refuse again). */

@@ -9,9 +9,9 @@ import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import { quoteUpstreamText } from '../../http.js';
 import { FhirError } from '../fhir-error.js';
-import { outcomeCodes } from '../outcome.js';
+import { bodyText, outcomeCodes } from '../outcome.js';
 import type { ExportRequest } from './checkpoint.js';
-import { type BulkHttp, BulkHttpError, type BulkReply, bodyText, headerOf, isNetworkError } from './http.js';
+import { type BulkHttp, BulkHttpError, type BulkReply, headerOf, isNetworkError } from './http.js';
 import { pollDelay } from './poll-delay.js';
 
 /** Issue types of the `transient` family (FHIR IssueType): the poll failed, not the export. */
