@@ -113,7 +113,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     if (request.dryRunOut) {
       const unfinished = deps.store.findUnfinishedRun(deps.connector);
       const summary = await runWindow(deps, stops, undefined);
-      return unfinished ? { ...summary, unfinishedRun: unfinished.id } : summary;
+      return unfinished && isResumable(unfinished) ? { ...summary, unfinishedRun: unfinished.id } : summary;
     }
     const resumed = await resumeUnfinished(deps, stops);
     throwIfStopped(stopSignal);
@@ -232,6 +232,11 @@ async function pushRun(
   };
 }
 
+/** A run the next real sync finishes: left in 'pushing', with its whole spool on this machine. */
+function isResumable(run: RunRecord): run is RunRecord & { spoolPath: string } {
+  return run.state !== 'running' && run.spoolPath !== undefined && isCompleteEventSpool(run.spoolPath, indexPathOf(run.spoolPath));
+}
+
 /**
  * A run left in 'pushing' whose spool is here and whole is pushed: its events Purview acknowledged are skipped, the
  * rest sent. Without its spool (it ran on another machine, or the disk lost it) it is closed as failed: an incremental
@@ -241,7 +246,7 @@ async function pushRun(
 async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
   const run = deps.store.findUnfinishedRun(deps.connector);
   if (!run) return undefined;
-  if (run.state === 'running' || !run.spoolPath || !isCompleteEventSpool(run.spoolPath, indexPathOf(run.spoolPath))) {
+  if (!isResumable(run)) {
     const again = run.backfill
       ? `Start the backfill again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`
       : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';

@@ -197,4 +197,21 @@ describe('runSync with a fake source', () => {
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
     d.store.close();
   });
+
+  it('a dry run does not name an unfinished push whose spool is gone: the next real run cannot finish it, it pulls again', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const d = deps(stateDir, fakeSource([event('a', '2026-11-10T10:00:00Z')], [patient, practitioner], []), undefined, job);
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    await runSync(failing, { trigger: 'cli', until: '2026-11-10T11:00:00Z' }).catch(() => undefined);
+    const unfinished = d.store.findUnfinishedRun('main');
+    expect(unfinished?.spoolPath).toBeDefined();
+    rmSync(unfinished?.spoolPath as string);
+    const dry = await runSync(d, { trigger: 'cli', until: '2026-11-10T11:30:00Z', dryRunOut: join(stateDir, 'dry.txt') });
+    expect(dry.unfinishedRun).toBeUndefined();
+    const real = await runSync(d, { trigger: 'cli', until: '2026-11-10T11:30:00Z' });
+    expect(real.resumed).toBeUndefined();
+    d.store.close();
+  });
 });
