@@ -110,3 +110,9 @@ export function destinationKey(parts: { ingestionBase: string; tenantId: string;
 export function eventClaimKey(event: { id?: string | undefined; meta?: { versionId?: string | undefined } | undefined }): string {
   return `${event.id ?? ''}|${event.meta?.versionId ?? ''}`;
 }
+
+/** The AuditEvent id and versionId (empty when the event had none) an eventClaimKey was made of. */
+export function parseEventClaimKey(key: string): { id: string; versionId: string } {
+  const bar = key.lastIndexOf('|');
+  return { id: key.slice(0, bar), versionId: key.slice(bar + 1) };
+}

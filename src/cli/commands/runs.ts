@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
+import { parseEventClaimKey } from '../../purview/ledger.js';
 import { type RunView, runView } from '../../server/run-view.js';
 import { formatDuration } from '../../server/status.js';
 import { openStateStore, type StateStore } from '../../sync/state/index.js';
@@ -81,7 +82,8 @@ function limitOf(value: string): number {
 
 /**
  * What Purview may hold twice after a run: one line per AuditEvent (`AuditEvent/<id> version <v>`) or file row range
- * (`<file> rows <first>–<last>`, 1-based data rows), from the ledger. Opaque ids and counts only, no PHI.
+ * (`<source> rows <first>–<last>`, 1-based data rows; the source names the file by its content hash), from the ledger.
+ * Opaque ids and counts only, no PHI.
  */
 function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string, json: boolean): void {
   const run = findRun(store, id);
@@ -90,8 +92,8 @@ function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string,
     n += 1;
     if (json) ctx.print(JSON.stringify(item.kind === 'event' ? { event: item.key } : { source: item.source, firstRow: item.first + 1, lastRow: item.end }));
     else if (item.kind === 'event') {
-      const [eventId, version] = item.key.split('|');
-      ctx.print(`AuditEvent/${eventId}${version ? ` version ${version}` : ''}`);
+      const { id: eventId, versionId } = parseEventClaimKey(item.key);
+      ctx.print(`AuditEvent/${eventId}${versionId ? ` version ${versionId}` : ''}`);
     } else ctx.print(`${item.source} rows ${item.first + 1}–${item.end}`);
   }
   if (n === 0 && !json) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
