@@ -42,6 +42,23 @@ export function identifierKey(type: string, system: string | undefined, value: s
   return `${type}?identifier=${system ?? ''}|${value}`;
 }
 
+/**
+ * The identifier keys a resource answers to, as token search matches them: `system|value` for each identifier, and the
+ * bare value too (a reference with an identifier but no system matches any system, as `identifier=value` does).
+ */
+export function identifierKeysOf(resource: { readonly resourceType: string; readonly identifier?: unknown }): string[] {
+  const identifiers: ReadonlyArray<{ system?: unknown; value?: unknown } | undefined> = Array.isArray(resource.identifier) ? resource.identifier : [];
+  const keys: string[] = [];
+  for (const identifier of identifiers) {
+    const value = identifier?.value;
+    if (typeof value !== 'string' || value === '') continue;
+    const system = typeof identifier?.system === 'string' && identifier.system !== '' ? identifier.system : undefined;
+    keys.push(identifierKey(resource.resourceType, system, value));
+    if (system !== undefined) keys.push(identifierKey(resource.resourceType, undefined, value));
+  }
+  return keys;
+}
+
 /** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */
 export interface ReferenceRequest {
   readonly keys: readonly string[];

@@ -10,7 +10,16 @@
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
-import { type IdentifierReference, identifierKey, keyOf, parseReference, type ReferenceRequest, type ResourceLookup, referenceKey } from '../reference-keys.js';
+import {
+  type IdentifierReference,
+  identifierKey,
+  identifierKeysOf,
+  keyOf,
+  parseReference,
+  type ReferenceRequest,
+  type ResourceLookup,
+  referenceKey,
+} from '../reference-keys.js';
 import { TtlLruCache } from './cache.js';
 import type { FhirClient } from './client.js';
 import { StringInterner } from './intern.js';
@@ -202,8 +211,11 @@ class CachingResolver implements ReferenceResolver {
     if (!found) return this.fetchEach(refs, signal);
     const matched: FhirResource[] = [];
     const alone: IdentifierReference[] = [];
-    // Which identifiers of the list each resource carries, worked out once per resource.
-    const carried = found.map((resource) => refs.filter((ref) => carries(resource, ref)));
+    // Which identifiers of the list each resource carries (as token search matches them), worked out once per resource.
+    const carried = found.map((resource) => {
+      const keys = new Set(identifierKeysOf(resource));
+      return refs.filter((ref) => keys.has(identifierKey(ref.type, ref.system, ref.value)));
+    });
     for (const ref of refs) {
       const carriers = found.filter((_, i) => carried[i]?.includes(ref));
       const exclusive = found.every((_, i) => !carried[i]?.includes(ref) || carried[i]?.length === 1);
@@ -261,12 +273,6 @@ class CachingResolver implements ReferenceResolver {
     }
     return match;
   }
-}
-
-/** Whether the resource has the identifier as token search matches it: the value, and the system when one is given. */
-function carries(resource: FhirResource, ref: IdentifierReference): boolean {
-  const identifiers = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
-  return identifiers.some((identifier) => identifier.value === ref.value && (ref.system === undefined || identifier.system === ref.system));
 }
 
 /** A search the server refused as a request (400): it may not take a comma list for this parameter. */

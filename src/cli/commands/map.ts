@@ -11,7 +11,7 @@ import { ConnectorFileWriter, DELIMITER_INPUTS, openPrivateFile } from '../../co
 import { BridgeError } from '../../errors.js';
 import { builtinMappingPath, type CompiledMapping, type ConnectorSchema, type DelimiterInput, loadMapping, readNdjson } from '../../mapping/index.js';
 import { isBlank, parseNdjsonLine, readNdjsonLines } from '../../mapping/load.js';
-import { identifierKey, type ResourceLookup, referenceKey } from '../../reference-keys.js';
+import { identifierKeysOf, type ResourceLookup, referenceKey } from '../../reference-keys.js';
 import { createMapStep } from '../../sync/map-step.js';
 
 interface MapFlags {
@@ -124,12 +124,7 @@ async function loadLookup(files: ReadonlyArray<string | undefined>): Promise<Res
     for await (const { value, line } of readNdjson(file)) {
       const resource = asResource(value, file, line);
       if (resource.id) resources.set(referenceKey(resource.resourceType, resource.id), resource);
-      const identifiers = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
-      for (const identifier of identifiers) {
-        if (!identifier.value) continue;
-        resources.set(identifierKey(resource.resourceType, identifier.system, identifier.value), resource);
-        if (identifier.system) resources.set(identifierKey(resource.resourceType, undefined, identifier.value), resource);
-      }
+      for (const key of identifierKeysOf(resource)) resources.set(key, resource);
     }
   }
   return { get: (key) => resources.get(key) };

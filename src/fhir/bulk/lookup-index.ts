@@ -9,7 +9,7 @@
 import { chmodSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { FhirResource } from 'fhir/r4.js';
-import { identifierKey, referenceKey } from '../../reference-keys.js';
+import { identifierKeysOf, referenceKey } from '../../reference-keys.js';
 
 /** SQLite's page cache for the index, in KiB (negative cache_size): the index's whole share of memory. */
 const CACHE_KIB = 4 * 1024;
@@ -83,12 +83,6 @@ export class LookupIndex {
     const key = referenceKey(resource.resourceType, resource.id);
     this.insertResource.run(key, json);
     this.added += 1;
-    const identifiers = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
-    for (const id of identifiers) {
-      if (typeof id?.value !== 'string' || id.value === '') continue;
-      this.insertIdentifier.run(identifierKey(resource.resourceType, id.system, id.value), key);
-      // A reference with an identifier but no system matches any system, as in `identifier=value`.
-      if (id.system) this.insertIdentifier.run(identifierKey(resource.resourceType, undefined, id.value), key);
-    }
+    for (const identifier of identifierKeysOf(resource)) this.insertIdentifier.run(identifier, key);
   }
 }
