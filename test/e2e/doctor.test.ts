@@ -6,6 +6,7 @@ import { findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { type CheckResult, FILL_CHECK, type FillSampleOptions, formatChecks, MAPPING_CHECK, runDoctor } from '../../src/doctor/index.js';
 import { silentLogger } from '../../src/log.js';
+import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
@@ -97,22 +98,6 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
   const fillOf = async (flags: Record<string, unknown> = {}): Promise<CheckResult | undefined> =>
     (await doctorResults(listed, flags, systemClock, sample())).find((r) => r.name === FILL_CHECK);
 
-  /** Every name, address line, identifier value, login and email of the dataset: none may appear in doctor output. */
-  function phiValues(): string[] {
-    const ds = listed.sandbox.dataset;
-    const values = new Set<string>();
-    for (const p of ds.patients()) {
-      for (const n of p.name ?? []) for (const v of [n.family, ...(n.given ?? [])]) if (v && v.length > 3) values.add(v);
-      for (const a of p.address ?? []) for (const l of a.line ?? []) values.add(l);
-      for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
-    }
-    for (const p of ds.practitioners()) {
-      for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
-      for (const t of p.telecom ?? []) if (t.value) values.add(t.value);
-    }
-    return [...values];
-  }
-
   it('maps the last 200 events of the day and prints every column, all filled, with the Epic-shaped data and no site options', async () => {
     const fill = await fillOf({ 'connectors.0.mapping.options': {} });
     expect(fill?.status, fill?.detail).toBe('pass');
@@ -173,7 +158,7 @@ describe('bridge doctor: column fill of recent AuditEvents', () => {
       ...(await doctorResults(listed, { 'connectors.0.mapping.options': {} }, systemClock, sample())),
     ]).join('\n');
     expect(output).toContain('PATIENT.PAT_MRN_ID');
-    for (const value of phiValues()) expect(output.includes(value), 'doctor output leaks a PHI value').toBe(false);
+    for (const value of phiValues(listed.sandbox.dataset)) expect(output.includes(value), 'doctor output leaks a PHI value').toBe(false);
   });
 
   /** A site mapping whose login expressions find nothing, so every row is rejected as missing-employee-login. */

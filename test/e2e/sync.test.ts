@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
+import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9 };
@@ -90,14 +91,7 @@ describe('bridge sync against the offline sandbox', () => {
   });
 
   it('writes pino JSON logs with no patient names, addresses, MRNs, logins or secrets', () => {
-    const ds = h.sandbox.dataset;
-    const phi = new Set<string>();
-    for (const p of ds.patients()) {
-      for (const n of p.name ?? []) for (const v of [n.family, ...(n.given ?? [])]) if (v && v.length > 3) phi.add(v);
-      for (const a of p.address ?? []) for (const l of a.line ?? []) phi.add(l);
-      for (const i of p.identifier ?? []) if (i.value && i.value.length > 4) phi.add(i.value);
-    }
-    for (const p of ds.practitioners()) for (const t of p.telecom ?? []) if (t.value) phi.add(t.value);
+    const phi = phiValues(h.sandbox.dataset);
     expect(h.logLines.length).toBeGreaterThan(0);
     for (const line of h.logLines) {
       expect(() => JSON.parse(line)).not.toThrow();

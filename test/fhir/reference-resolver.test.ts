@@ -156,6 +156,9 @@ describe('reference resolver', () => {
     expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP77'))).toBeUndefined();
     const queries = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier'));
     expect(queries.filter((query) => !query?.includes(','))).toHaveLength(4);
+    // The refusal is remembered: the second batch went straight to single searches, with no second list.
+    expect(queries).toHaveLength(5);
+    expect(fixture.server.faults.fired).toHaveLength(1);
   });
 
   it('uses a list answer only as far as it must be right: a 400 on a later page, a server that ORs part of the list', async () => {

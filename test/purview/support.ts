@@ -56,7 +56,6 @@ export async function startEmulators(): Promise<Emulators> {
   };
 }
 
-/** Data rows `r<i>` (one field per HEADER column) with a few UTF-8 characters, so byte offsets differ from character offsets. */
 /** The `bridge push` flags naming an app of the emulators, the file and the state directory. */
 export function pushArgs(emu: Emulators, app: { tenantId: string; appId: string; jobId: string }, file: string, stateDir: string, caFile: string): string[] {
   return [
@@ -79,6 +78,7 @@ export function pushArgs(emu: Emulators, app: { tenantId: string; appId: string;
   ];
 }
 
+/** Data rows `r<i>` (one field per HEADER column) with a few UTF-8 characters, so byte offsets differ from character offsets. */
 export function makeRows(count: number, prefix = 'r'): string[] {
   return Array.from(
     { length: count },

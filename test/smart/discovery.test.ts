@@ -1,7 +1,8 @@
 /** Token URL discovery against tiny loopback servers shaped like Epic's documents. */
 import { afterEach, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
+import type { BridgeError } from '../../src/errors.js';
 import { discoverTokenUrl } from '../../src/smart/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { type StubServer, sendJson, startStubServer } from './support.js';
 
 const BASE_PATH = '/interconnect-fhir-oauth/api/FHIR/R4';
@@ -68,14 +69,11 @@ async function serve(routes: Record<string, (origin: string) => [number, unknown
   return server;
 }
 
+/** The discovery error `promise` rejects with. */
 async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  expect((error as BridgeError).code).toBe('BRG_ERR_SMART_DISCOVERY');
-  return error as BridgeError;
+  const error = await rejectionOf(promise);
+  expect(error.code).toBe('BRG_ERR_SMART_DISCOVERY');
+  return error;
 }
 
 describe('discoverTokenUrl', () => {

@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock } from '../../src/clock.js';
-import { BridgeError } from '../../src/errors.js';
 import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
 import { createSmartTokenSource, type SigningKey, type SmartTokenOptions } from '../../src/smart/index.js';
+import { rejectionOf } from '../support/error-of.js';
 import { InstantClock, ManualClock } from '../support/manual-clock.js';
 import { captureLogger, decodeParts, formOf, makeKey, sendJson, signRaw, startStubServer, type TestKey } from './support.js';
 
@@ -45,15 +45,6 @@ function source(overrides: Partial<SmartTokenOptions> & { key: SigningKey | (() 
     ...overrides,
   });
   return { tokens, log };
-}
-
-async function failure(promise: Promise<unknown>): Promise<BridgeError> {
-  const error: unknown = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(BridgeError);
-  return error as BridgeError;
 }
 
 /** Posts what the source built, but with `client_assertion` swapped for a hand-made bad one: the server's real verdict comes back. */
@@ -105,7 +96,7 @@ describe('createSmartTokenSource against the Epic-like server', () => {
   it.each(rejected)("%s: the server refuses it and the source throws BRG_ERR_SMART_INVALID_CLIENT with the server's reason", async (_name, build, reason) => {
     const before = server.stats.rejected;
     const { tokens, log } = source({ key: rs.signingKey, fetch: swapAssertion(build) });
-    const error = await failure(tokens.getToken());
+    const error = await rejectionOf(tokens.getToken());
     const expected = reason.replace('TOKEN_URL', server.tokenUrl).replace('KID', _name === 'unknown kid' ? stranger.publicJwk.kid : ecOnly.publicJwk.kid);
     expect(error.code).toBe('BRG_ERR_SMART_INVALID_CLIENT');
     expect(error.details).toEqual({ status: 400, error: 'invalid_client', error_description: expected, transient: false });
@@ -123,25 +114,25 @@ describe('createSmartTokenSource against the Epic-like server', () => {
     const { tokens } = source({ key: rs.signingKey, newJti: () => 'always-the-same-jti' });
     const first = await tokens.getToken();
     tokens.invalidate(first);
-    const error = await failure(tokens.getToken());
+    const error = await rejectionOf(tokens.getToken());
     expect(error.code).toBe('BRG_ERR_SMART_INVALID_CLIENT');
     expect(error.details['error_description']).toBe('jti was already used before its exp (replay)');
   });
 
   it('a key the server does not know and an unregistered scope surface as typed errors without tampering', async () => {
-    const unknownKey = await failure(source({ key: stranger.signingKey }).tokens.getToken());
+    const unknownKey = await rejectionOf(source({ key: stranger.signingKey }).tokens.getToken());
     expect([unknownKey.code, unknownKey.details['error_description']]).toEqual([
       'BRG_ERR_SMART_INVALID_CLIENT',
       `kid "${stranger.publicJwk.kid}" is not in the client's registered JWK Set`,
     ]);
 
-    const scope = await failure(source({ key: rs.signingKey, clientId: 'scoped' }).tokens.getToken());
+    const scope = await rejectionOf(source({ key: rs.signingKey, clientId: 'scoped' }).tokens.getToken());
     expect(scope.code).toBe('BRG_ERR_SMART_INVALID_SCOPE');
     expect(scope.message).toContain(
       `The requested scopes (smart.scope) are "${SCOPE}"; remove system/Patient.read system/Practitioner.read: the server's answer names them.`,
     );
 
-    const query = await failure(source({ key: rs.signingKey, tokenUrl: `${server.tokenUrl}?x=1` }).tokens.getToken());
+    const query = await rejectionOf(source({ key: rs.signingKey, tokenUrl: `${server.tokenUrl}?x=1` }).tokens.getToken());
     expect([query.code, query.details['error_description']]).toEqual([
       'BRG_ERR_SMART_INVALID_REQUEST',
       'the token URL must not carry a query string; send parameters in the body',
@@ -182,7 +173,7 @@ describe('clock skew', () => {
 
   it('retries at most once: a skewed client with an unknown key gets the typed error after two rejections', async () => {
     const { rejected } = server.stats;
-    const error = await failure(source({ key: stranger.signingKey, clock: offsetClock(120_000, clock) }).tokens.getToken());
+    const error = await rejectionOf(source({ key: stranger.signingKey, clock: offsetClock(120_000, clock) }).tokens.getToken());
     expect(error.code).toBe('BRG_ERR_SMART_INVALID_CLIENT');
     expect(server.stats.rejected - rejected).toBe(2);
   });
@@ -237,7 +228,7 @@ describe('transient failures', () => {
     for (const [status, body, code] of cases) {
       // The stub's Date agrees with the client clock, so no rejection here looks like clock skew.
       const stub = await startStubServer((_request, response) => sendJson(response, status, body, { date: new Date(clock.now()).toUTCString() }));
-      const error = await failure(source({ key: rs.signingKey, tokenUrl: `${stub.origin}/token` }).tokens.getToken());
+      const error = await rejectionOf(source({ key: rs.signingKey, tokenUrl: `${stub.origin}/token` }).tokens.getToken());
       await stub.close();
       expect(error.code).toBe(code);
       expect(stub.requests).toHaveLength(1);
