@@ -70,32 +70,29 @@ export { DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY };
 export async function pushEventSpool(options: PushOptions & { spoolPath: string; indexPath: string; source: string }): Promise<PushReport> {
   const target = targetOf(options, options.source);
   const spool = openEventSpool(options.spoolPath, options.indexPath);
-  let session: ReturnType<typeof openSession>;
   try {
-    session = openSession(options, options.spoolPath, spool.header);
-  } catch (error) {
-    spool.close();
-    throw error;
-  }
-  try {
-    for (;;) {
-      throwIfStopped(options, session.report.blocks);
-      const segments: ByteRange[] = [];
-      let delivered = 0;
-      const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
-        if (decision === 'send' || decision === 'resend') appendSegment(segments, event.start, event.end);
-        else if (decision === 'delivered') delivered += event.rows;
-        else session.report.duplicateRows += event.rows;
-      });
-      session.alreadyDelivered(delivered);
-      if (!claim) break;
-      await session.send(claim, segments);
+    const session = openSession(options, options.spoolPath, spool.header);
+    try {
+      for (;;) {
+        throwIfStopped(options, session.report.blocks);
+        const segments: ByteRange[] = [];
+        let delivered = 0;
+        const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
+          if (decision === 'send' || decision === 'resend') appendSegment(segments, event.start, event.end);
+          else if (decision === 'delivered') delivered += event.rows;
+          else session.report.duplicateRows += event.rows;
+        });
+        session.alreadyDelivered(delivered);
+        if (!claim) break;
+        await session.send(claim, segments);
+      }
+    } finally {
+      await session.close();
     }
+    return session.finish();
   } finally {
     spool.close();
-    await session.close();
   }
-  return session.finish();
 }
 
 /** Pushes a normalised flat file: each block claims row ranges of its content the destination has not acknowledged. */

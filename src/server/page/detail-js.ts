@@ -2,7 +2,7 @@
  * The operator page's run detail (served as /page/detail.js, after view.js): counts, skip and reject reasons, column
  * fill rates and the error, and where the run's rejects are. Never their content: they hold PHI, the page does not.
  */
-export const DETAIL_JS = `(() => {
+export const DETAIL_JS = String.raw`(() => {
   'use strict';
   const { h, int, duration, time, durationOf } = window.BridgeView;
 

@@ -3,7 +3,7 @@
  * the operator enters), so it needs no token itself. Assets are TypeScript strings, not files, so `npm run build`
  * carries them into dist/ and the Docker image with no copy step and no frontend build.
  */
-export const PAGE_HTML = `<!doctype html>
+export const PAGE_HTML = String.raw`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">

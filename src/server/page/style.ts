@@ -1,5 +1,5 @@
 /** The operator page's stylesheet (served as /page/app.css: the CSP allows no inline style). */
-export const PAGE_CSS = `:root {
+export const PAGE_CSS = String.raw`:root {
   --bg: #f6f7f9; --card: #fff; --ink: #1c2330; --muted: #5b6575; --line: #dde1e7;
   --ok: #1b7f3b; --ok-bg: #e3f4e8; --late: #8a5a00; --late-bg: #fff1d6; --fail: #b42318; --fail-bg: #fde7e5; --accent: #1f5fbf;
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif;

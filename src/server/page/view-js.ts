@@ -4,7 +4,7 @@
  * (no chart library, nothing fetched from elsewhere). Plain browser JavaScript in a string: no template literals in
  * it, as the string itself is one.
  */
-export const VIEW_JS = `(() => {
+export const VIEW_JS = String.raw`(() => {
   'use strict';
   const SVG_NS = 'http://www.w3.org/2000/svg';
 
