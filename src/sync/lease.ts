@@ -45,28 +45,36 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
   const outcome = store.acquireLease(name, holder, policy.ttlMs, policy.isStale);
   if (!outcome.acquired) throw inProgress(what, outcome.holder, outcome.expiresMs);
   const lost = new AbortController();
+  const beatMs = Math.max(1, Math.floor(policy.ttlMs / 3));
   let renewedMs = clock.now();
-  const stop = policy.every(Math.max(1, Math.floor(policy.ttlMs / 3)), () => {
+  const stop = policy.every(beatMs, () => {
     if (lost.signal.aborted) return;
+    // The store dates the new expiry from before its statement runs (and a busy database may hold the statement for
+    // seconds), so the renewal counts from the start of the attempt.
+    const attemptMs = clock.now();
     let renewed: boolean;
     try {
       renewed = store.renewLease(name, holder.id, policy.ttlMs);
     } catch (error) {
-      // The state database busy (another process writing a long transaction): try again at the next beat, and give
-      // the run up only once the lease may really have lapsed. A throw here would end the process from a timer.
-      if (clock.now() - renewedMs < policy.ttlMs) return;
+      // The state database busy (another process writing a long transaction): try again at the next beat while that
+      // beat still lands inside the lease with a whole beat to spare for a late timer. Past that point another
+      // process may take the lease before we could renew it, so the run is given up now, while it is still ours. A
+      // throw here would end the process from a timer.
+      const sinceMs = clock.now() - renewedMs;
+      if (policy.ttlMs - sinceMs >= 2 * beatMs) return;
       const reason = error instanceof Error ? error.message : String(error);
       lost.abort(
         new BridgeError(
           'BRG_ERR_STATE',
-          `The lease of ${what} could not be renewed for ${Math.round(policy.ttlMs / 1000)} s (${reason}); this run stopped so two never push at once. Run it again.`,
+          `The lease of ${what} could not be renewed for ${Math.round(sinceMs / 1000)} s and would lapse (after ${Math.round(policy.ttlMs / 1000)} s) before the next try (${reason}); ` +
+            'this run stopped so two never push at once. Find what holds the state database busy, then run it again.',
           { cause: error },
         ),
       );
       return;
     }
     if (renewed) {
-      renewedMs = clock.now();
+      renewedMs = attemptMs;
       return;
     }
     lost.abort(

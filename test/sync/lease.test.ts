@@ -1,55 +1,134 @@
 /**
- * The lease heartbeat: a renewal that meets a busy state database is tried again at the next beat, and the run is
- * stopped (never the process crashed from a timer) only once the lease may really have lapsed.
+ * The lease heartbeat: a renewal that meets a busy state database is tried again at the next beat while that beat
+ * can still land inside the lease, and the run is stopped (never the process crashed from a timer) before another
+ * process can take the lease over. The other process here is a second connection to the same state database, as a
+ * second `bridge` process on this or another machine would have.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { holdLease, type LeasePolicy } from '../../src/sync/lease.js';
-import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
+import { type HeldLease, holdLease, type LeasePolicy } from '../../src/sync/lease.js';
+import { type LeaseHolder, openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 
-let store: StateStore | undefined;
-afterEach(() => store?.close());
+const opened: StateStore[] = [];
+afterEach(() => {
+  for (const store of opened.splice(0)) store.close();
+});
+
+const LEASE = 'connector:main';
+
+/** This process's store, whose renewals fail while `busy` is set, and a second process's store on the same files. */
+function twoProcesses(clock: ManualClock) {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-lease-'));
+  const real = openStateStore(dir, clock);
+  const other = openStateStore(dir, clock);
+  opened.push(real, other);
+  const state = { busy: false };
+  const flaky = Object.assign(Object.create(real) as StateStore, {
+    renewLease: (name: string, id: string, ttl: number) => {
+      if (state.busy) throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (database is locked).');
+      return real.renewLease(name, id, ttl);
+    },
+  });
+  return { flaky, other, state };
+}
+
+/** A heartbeat the test fires by hand, so it can come late as a timer of a busy process does. */
+function manualBeat(ttlMs: number): { policy: LeasePolicy; beat: () => void; beatMs: () => number } {
+  let renew: () => void = () => undefined;
+  let every = 0;
+  const policy: LeasePolicy = {
+    ttlMs,
+    identity: { host: 'h', pid: 1, command: 'bridge sync' },
+    isStale: () => false,
+    every: (ms, fn) => {
+      every = ms;
+      renew = fn;
+      return () => undefined;
+    },
+  };
+  return { policy, beat: () => renew(), beatMs: () => every };
+}
+
+const otherHolder: LeaseHolder = { id: 'other', host: 'h2', pid: 2, command: 'bridge sync', since: '2026-11-23T00:00:00Z' };
 
 describe('lease heartbeat', () => {
-  it('rides out a busy database for less than the TTL, and stops the run with BRG_ERR_STATE once it may have lapsed', async () => {
+  it('rides out a busy database while the next beat can still renew, and stops the run before another process can take over', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
-    store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-lease-')), clock);
-    let busy = false;
-    const real = store;
-    const flaky = Object.assign(Object.create(real) as StateStore, {
-      renewLease: (name: string, id: string, ttl: number) => {
-        if (busy) throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (database is locked).');
-        return real.renewLease(name, id, ttl);
-      },
-    });
-    let beat: () => void = () => undefined;
-    const policy: LeasePolicy = {
-      ttlMs: 90_000,
-      identity: { host: 'h', pid: 1, command: 'bridge sync' },
-      isStale: () => false,
-      every: (_ms, renew) => {
-        beat = renew;
-        return () => undefined;
-      },
-    };
+    const { flaky, other, state } = twoProcesses(clock);
+    const { policy, beat } = manualBeat(90_000);
     let ids = 0;
-    const lease = holdLease(flaky, 'connector:main', policy, clock, () => `holder-${++ids}`, 'A sync of connector "main"');
+    const lease = holdLease(flaky, LEASE, policy, clock, () => `holder-${++ids}`, 'A sync of connector "main"');
     await clock.advance(30_000);
-    beat();
-    busy = true;
+    beat(); // renewed at 30 s: ours until 120 s
+    state.busy = true;
     await clock.advance(30_000);
-    expect(() => beat()).not.toThrow(); // 30 s since the last renewal: still ours
-    await clock.advance(30_000);
-    beat(); // 60 s
+    expect(() => beat()).not.toThrow(); // 30 s since the renewal: the next beat (90 s) still lands 30 s inside the lease
     expect(lease.lost.aborted).toBe(false);
     await clock.advance(30_000);
-    beat(); // 90 s without a renewal: another process may have taken it
+    beat(); // 60 s since: the next beat would come as the lease lapses, so the run stops now
     expect(lease.lost.aborted).toBe(true);
-    expect(lease.lost.reason).toMatchObject({ code: 'BRG_ERR_STATE', message: expect.stringContaining('could not be renewed for 90 s') });
+    expect(lease.lost.reason).toMatchObject({ code: 'BRG_ERR_STATE', message: expect.stringContaining('could not be renewed for 60 s') });
+    expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: false }); // still ours until 120 s
+    await clock.advance(30_000);
+    expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: true });
+    lease.release(); // no longer ours: releasing leaves the other process's lease alone
+    expect(other.readLease(LEASE)?.holder.id).toBe('other');
+  });
+
+  it('for any TTL and timers late by up to a beat, the run is stopped before the moment another process can take the lease', async () => {
+    for (const ttlMs of [3_000, 10_000, 90_000, 100_000, 100_001, 100_002, 299_999]) {
+      for (const lateness of [0, 0.25, 0.5, 0.99]) {
+        const clock = new ManualClock('2026-11-23T00:00:00Z');
+        const { flaky, other, state } = twoProcesses(clock);
+        const { policy, beat, beatMs } = manualBeat(ttlMs);
+        const lease: HeldLease = holdLease(flaky, LEASE, policy, clock, () => 'ours', 'A sync');
+        const late = Math.floor(beatMs() * lateness);
+        state.busy = true; // from the start: no renewal succeeds
+        let expiresMs = other.readLease(LEASE)?.expiresMs ?? 0;
+        for (let beats = 0; beats < 10 && !lease.lost.aborted; beats++) {
+          const nextBeatMs = clock.now() + beatMs() + late;
+          if (nextBeatMs >= expiresMs) {
+            // The lease lapses before that beat comes: another process can take it, so this run must already be stopped.
+            await clock.advance(expiresMs - clock.now());
+            expect(
+              other.acquireLease(LEASE, otherHolder, ttlMs, () => false),
+              `TTL ${ttlMs} ms, ${late} ms late`,
+            ).toMatchObject({ acquired: true });
+            expect(lease.lost.aborted, `TTL ${ttlMs} ms, ${late} ms late`).toBe(true);
+            break;
+          }
+          await clock.advance(nextBeatMs - clock.now());
+          beat();
+          expiresMs = other.readLease(LEASE)?.expiresMs ?? expiresMs;
+        }
+        expect(lease.lost.aborted, `TTL ${ttlMs} ms, ${late} ms late`).toBe(true);
+        lease.release();
+        for (const store of opened.splice(0)) store.close();
+      }
+    }
+  });
+
+  it('a renewal that succeeds keeps the run going however long the database was busy before it', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { flaky, other, state } = twoProcesses(clock);
+    const { policy, beat } = manualBeat(90_000);
+    const lease = holdLease(flaky, LEASE, policy, clock, () => 'ours', 'A sync');
+    state.busy = true;
+    await clock.advance(30_000);
+    beat(); // busy once: 30 s since the taking, two beats left
+    state.busy = false;
+    await clock.advance(30_000);
+    beat(); // renewed at 60 s: ours until 150 s
+    state.busy = true;
+    await clock.advance(30_000);
+    beat();
+    expect(lease.lost.aborted).toBe(false);
+    expect(other.readLease(LEASE)?.expiresMs).toBe(Date.parse('2026-11-23T00:02:30Z'));
+    expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: false });
     lease.release();
   });
 });
