@@ -81,7 +81,7 @@ async function pullChecked(
     mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, step }, result, sinceLastMap);
     sinceLastMap = { ...result.counts };
     for (const p of ready) {
-      if (p.windowMs !== undefined && p.windowMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), recordedMs: p.windowMs });
+      if (p.windowMs !== undefined && p.windowMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), windowMs: p.windowMs });
     }
   };
   try {

@@ -46,7 +46,7 @@ describe('SQLite state store', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));
     s.updateRun('r1', { state: 'pushing', spoolPath: '/tmp/x.txt', error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'earlier attempt' } });
-    s.stageSeenEvents('r1', [{ key: 'e1|', recordedMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.stageSeenEvents('r1', [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
     expect(s.getWatermark('main')).toBeUndefined();
     expect(s.seenEvents('main', ['e1|'])).toEqual(new Set());
     expect(s.findUnfinishedRun('main')?.id).toBe('r1');
@@ -81,8 +81,8 @@ describe('SQLite state store', () => {
     s.createRun(run('r1'));
     const cutoff = Date.parse('2026-11-22T00:00:00Z');
     s.stageSeenEvents('r1', [
-      { key: 'before|', recordedMs: Date.parse('2026-11-21T16:59:59-07:00') }, // 23:59:59Z: before the cutoff
-      { key: 'after|', recordedMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
+      { key: 'before|', windowMs: Date.parse('2026-11-21T16:59:59-07:00') }, // 23:59:59Z: before the cutoff
+      { key: 'after|', windowMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
     ]);
     s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneSeenBeforeMs: cutoff });
     expect(s.seenEvents('main', ['before|', 'after|'])).toEqual(new Set(['after|']));

@@ -79,7 +79,7 @@ export interface SeenEvent {
    * The time the source selected the event by (`recorded`, or `meta.lastUpdated` for a `_lastUpdated` search), in ms
    * since the epoch: the seen set is kept, and pruned, by the same time the windows are cut by.
    */
-  readonly recordedMs: number;
+  readonly windowMs: number;
 }
 
 /** Who holds a lease, for the message the loser prints. No PHI, no secrets. */
