@@ -24,6 +24,7 @@ import { TtlLruCache } from './cache.js';
 import type { FhirClient } from './client.js';
 import { StringInterner } from './intern.js';
 import { resourcesOf } from './pages.js';
+import { tokenValue } from './search-escape.js';
 
 export interface ReferenceResolverOptions {
   /** Ids per `_id=` search. Default 50 (keeps URLs short; Epic pages at 100 or fewer). */
@@ -185,12 +186,7 @@ class CachingResolver implements ReferenceResolver {
 
   /** Identifier-only references, up to batchSize per search and type. */
   private async fetchIdentifiers(refs: readonly IdentifierReference[], signal?: AbortSignal): Promise<FhirResource[]> {
-    const byType = new Map<string, IdentifierReference[]>();
-    for (const ref of refs) {
-      const list = byType.get(ref.type);
-      if (list) list.push(ref);
-      else byType.set(ref.type, [ref]);
-    }
+    const byType = groupBy(refs, (ref) => [ref.type, ref]);
     const requests = [...byType.values()].flatMap((list) => chunk(list, this.batchSize).map((batch) => this.fetchIdentifierBatch(batch, signal)));
     return (await Promise.all(requests)).flat();
   }
@@ -286,25 +282,32 @@ function isGone(error: unknown): boolean {
 }
 
 function groupIdsByType(keys: readonly string[]): Map<string, string[]> {
-  const byType = new Map<string, string[]>();
-  for (const key of keys) {
+  return groupBy(keys, (key) => {
     const parsed = parseReference(key);
-    if (!parsed?.type) continue;
-    const ids = byType.get(parsed.type) ?? [];
-    ids.push(parsed.id);
-    byType.set(parsed.type, ids);
+    return parsed?.type ? [parsed.type, parsed.id] : undefined;
+  });
+}
+
+/** Items grouped under the key `entry` gives them, in first-seen order; an item without an entry is left out. */
+function groupBy<T, V>(items: Iterable<T>, entry: (item: T) => readonly [key: string, value: V] | undefined): Map<string, V[]> {
+  const groups = new Map<string, V[]>();
+  for (const item of items) {
+    const pair = entry(item);
+    if (pair === undefined) continue;
+    const group = groups.get(pair[0]);
+    if (group) group.push(pair[1]);
+    else groups.set(pair[0], [pair[1]]);
   }
-  return byType;
+  return groups;
 }
 
 function chunk<T>(items: readonly T[], size: number): T[][] {
   return Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 }
 
-/** `system|value` with FHIR search escaping of `\`, `|`, `,` and `$`; a bare value matches any system. */
+/** `system|value`, escaped for a search; a bare value matches any system. */
 function identifierToken(ref: IdentifierReference): string {
-  const escapeText = (text: string): string => text.replace(/[\\|,$]/g, (c) => `\\${c}`);
-  return ref.system === undefined ? escapeText(ref.value) : `${escapeText(ref.system)}|${escapeText(ref.value)}`;
+  return tokenValue(ref.system, ref.value);
 }
 
 function positiveInteger(name: string, value: number): number {

@@ -6,6 +6,7 @@
  */
 import type { FhirResource, Identifier } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
+import { parseTokenValue, splitUnescaped } from '../fhir/search-escape.js';
 import type { FhirBackend } from './fhir-backend.js';
 import type { GeneratedDataset } from './generator.js';
 import { patientIndexFromIdentifier } from './generator-patients.js';
@@ -116,7 +117,7 @@ function clampMs(ms: number): number {
   return Math.min(253_402_300_799_999, Math.max(-62_167_219_200_000, ms));
 }
 
-/** `_id` and `identifier` decode to candidate indexes; several params AND together, comma lists OR. */
+/** `_id` and `identifier` decode to candidate indexes; several params AND together, comma lists OR (`\,` is no list comma). */
 function searchPeople(seed: number, kind: Kind, resourceType: string, query: URLSearchParams): SearchResult {
   rejectUnknown(query, PEOPLE_PARAMS, resourceType);
   let matches: number[] | undefined;
@@ -124,8 +125,8 @@ function searchPeople(seed: number, kind: Kind, resourceType: string, query: URL
     const set = new Set(indexes);
     matches = matches === undefined ? [...set] : matches.filter((i) => set.has(i));
   };
-  for (const ids of query.getAll('_id')) narrow(ids.split(',').flatMap((id) => decodeId(seed, kind, id)));
-  for (const tokens of query.getAll('identifier')) narrow(tokens.split(',').flatMap((token) => decodeIdentifier(kind, resourceType, token)));
+  for (const ids of query.getAll('_id')) narrow(splitUnescaped(ids, ',').flatMap((id) => decodeId(seed, kind, id)));
+  for (const tokens of query.getAll('identifier')) narrow(splitUnescaped(tokens, ',').flatMap((token) => decodeIdentifier(kind, resourceType, token)));
   const sorted = matches === undefined ? undefined : [...new Set(matches)].sort((a, b) => a - b);
   const total = sorted?.length ?? kind.count;
   const { offset, count } = paging(query, total);
@@ -139,11 +140,12 @@ function decodeId(seed: number, kind: Kind, id: string): number[] {
   return index === undefined ? [] : [index];
 }
 
-/** `system|value`, `value` (any system) or `|value` (no system: nothing here has none). Values are never echoed (PHI). */
+/**
+ * `system|value`, `value` (any system) or `|value` (no system: nothing here has none), with FHIR search escapes.
+ * Values are never echoed (PHI).
+ */
 function decodeIdentifier(kind: Kind, resourceType: string, token: string): number[] {
-  const bar = token.indexOf('|');
-  const system = bar < 0 ? undefined : token.slice(0, bar);
-  const value = bar < 0 ? token : token.slice(bar + 1);
+  const { system, value } = parseTokenValue(token);
   if (value === '') throw invalid(`${resourceType} identifier=system| (any value) is not supported by the generated sandbox backend; give a value.`);
   if (system === '') return [];
   const candidates = kind.fromIdentifier?.(system, value) ?? [];

@@ -174,6 +174,9 @@ describe('Patient and Practitioner search', () => {
       a?.id,
     ]);
     expect(ids((await search('Patient', `identifier=|${mrn(a)}`)).resources)).toEqual([]);
+    // FHIR search escapes: `\,` belongs to the value (here "<MRN>," matches nothing), it does not start another token.
+    expect(ids((await search('Patient', `identifier=${SANDBOX_IDS.mrnSystem}|${mrn(a)}\\,,${SANDBOX_IDS.mrnSystem}|${mrn(b)}`)).resources)).toEqual([b?.id]);
+    expect(ids((await search('Patient', `identifier=${SANDBOX_IDS.mrnSystem}|${mrn(a)}\\|x`)).resources)).toEqual([]);
     expect(ids((await search('Patient', `identifier=${mrn(a)}&_id=${a?.id}`)).resources)).toEqual([a?.id]);
     expect(ids((await search('Patient', `identifier=${mrn(a)}&_id=${b?.id}`)).resources)).toEqual([]);
   });
