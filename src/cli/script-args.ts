@@ -1,6 +1,7 @@
 /**
  * `bridge push` as a drop-in for Microsoft's sample_script.ps1: the script's PowerShell parameters (`-tenantId`,
- * `-appId`, `-jobId`, `-filePath`, `-appSecret`, any case, one or two dashes) are read as the bridge's own flags, so
+ * `-appId`, `-jobId`, `-filePath`, `-appSecret`, any case, one or two dashes, `-Name value` or `-Name:value`) are read
+ * as the bridge's own flags, so
  * a scheduled task's command line changes only its program name; `-appSecret` then meets the bridge's refusal of
  * secrets on the command line, which names the safe alternatives. A misspelt flag is named with the one meant, before
  * commander's "required option not specified" would hide it.
@@ -29,7 +30,11 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
     const mapped = script === undefined ? undefined : SCRIPT_PARAMETERS[script.toLowerCase()];
     if (mapped) {
       out.push(value === undefined ? mapped : `${mapped}=${value}`);
-    } else if (name.startsWith('--') && !knownFlags.includes(name) && !['--help', '--version'].includes(name)) {
+    } else if (
+      (name.startsWith('--') && !knownFlags.includes(name) && !['--help', '--version'].includes(name)) ||
+      // An unknown PowerShell-style word with its value (`-appSecrt:…`): commander would print the word whole.
+      (value !== undefined && /^-[A-Za-z]{2,}$/.test(name))
+    ) {
       const meant = closest(name, knownFlags);
       throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, {
         details: { option: name },
@@ -41,9 +46,10 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
   return out;
 }
 
+/** `--name=value`, and PowerShell's `-Name:value` (one word on its command line), into name and value. */
 function splitFlag(arg: string): [string, string | undefined] {
-  const eq = arg.indexOf('=');
-  return eq > 0 && arg.startsWith('-') ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+  const match = /^(--?[A-Za-z][A-Za-z0-9-]*)[=:]([\s\S]*)$/.exec(arg);
+  return match ? [match[1] as string, match[2] as string] : [arg, undefined];
 }
 
 /** The known flag within a few edits of `name`, if one is clearly meant. */

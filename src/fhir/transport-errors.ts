@@ -8,7 +8,7 @@ import { BridgeError, isAbortError } from '../errors.js';
 import { parseRetryAfter, RETRYABLE_STATUSES, type RetryVerdict } from '../http.js';
 import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
-import { bodyText, httpFailureOf, outcomeCodes } from './outcome.js';
+import { bodyText, type HttpFailure, httpFailureOf, outcomeCodes } from './outcome.js';
 
 /** Names a request in errors, logs and metrics: never its query (identifiers are PHI). */
 export interface RequestLabel {
@@ -124,6 +124,7 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
     });
   }
   if (!failure) return error;
+  if (failure.status >= 200 && failure.status < 300) return unreadableAnswer(failure, label, what);
   const text = answerText(failure.data, label.sent);
   const fields = { status: failure.status, resourceType: label.resourceType, outcome: { text, codes: outcomeCodes(failure.data) } };
   if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
@@ -141,6 +142,19 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   }
   const hint = failure.status === 401 ? ' The access token was rejected twice: check the SMART client and its scopes.' : '';
   return new FhirError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, fields);
+}
+
+/**
+ * A 2xx whose body is not JSON: the body is the data itself (a Bundle cut off mid-resource, a name with a raw control
+ * character), so none of it is quoted, only its size.
+ */
+function unreadableAnswer(failure: HttpFailure, label: RequestLabel, what: string): BridgeError {
+  const size = typeof failure.data === 'string' ? ` (${sizeText(Buffer.byteLength(failure.data))})` : '';
+  return new FhirError(
+    'BRG_ERR_FHIR_HTTP',
+    `${what} answered HTTP ${failure.status} with a body that is not valid JSON${size}, so nothing of it was used. Run again; if it repeats, ask the EHR team why this request answers a broken body.`,
+    { status: failure.status, resourceType: label.resourceType, outcome: { text: 'a body that is not valid JSON', codes: [] } },
+  );
 }
 
 function tooLargeError(error: ResponseTooLargeError, label: RequestLabel, what: string, limit: number): BridgeError {

@@ -57,7 +57,12 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
     return unavailable(`no answer (${error.reason})`, block, error);
   }
   if (!(error instanceof UploadStatusError)) return error;
-  if (isTransientStatus(error.status)) return unavailable(error.message, block, error);
+  if (isTransientStatus(error.status)) {
+    // Not error.message: it carries the server's reason phrase as sent. The standard phrase, then Purview's words.
+    const said = purviewSaid(error);
+    const phrase = STATUS_CODES[error.status];
+    return unavailable(`HTTP ${error.status}${phrase ? ` ${phrase}` : ''}${said ? ` "${said}"` : ''}`, block, error);
+  }
   const where = `block ${block.index} of this push (job ${block.jobId})`;
   const said = purviewSaid(error);
   const [code, message] = permanentMessage(error.status, where, said);
@@ -100,12 +105,12 @@ function unavailable(last: string, block: BlockContext, cause: unknown): BridgeE
 
 /**
  * Purview's own words: the reason phrase when it is not the standard one, else the start of the body; scrubbed, as the
- * body's format is not published and could echo a row of the block. A row's cells are split by a TAB or a pipe (the
- * connector file's delimiters), and the scrubbing cannot tell a name or an address from other words: the text ends
- * before the first of them.
+ * body's format is not published and could echo a row of the block. A row's cells are split by a TAB, a pipe or a
+ * comma (the connector file's delimiters), and the scrubbing cannot tell a name or an address from other words: the
+ * text ends before the first of them (a sentence with a comma loses its tail, which is the price).
  */
 function purviewSaid(error: UploadStatusError): string {
   const standard = error.statusText === '' || error.statusText === STATUS_CODES[error.status];
   const text = standard ? error.body : error.statusText;
-  return scrubUpstreamText(text.split(/[\t|]/, 1)[0] ?? '', 200);
+  return scrubUpstreamText(text.split(/[\t|,]/, 1)[0] ?? '', 200);
 }

@@ -21,11 +21,35 @@ export function writeMetricsFile(path: string, text: string, pid: number = proce
 }
 
 /**
+ * The Pushgateway's base URL, checked before the run: http(s), no query, and no credentials (a user:password in a
+ * command-line URL is visible to every user of the host and would be quoted by any error about it).
+ */
+export function pushgatewayBase(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', '--pushgateway is not a URL; give the gateway as http(s)://host:9091.');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `--pushgateway carries credentials, which a command line must not: give ${url.protocol}//${url.host} without them, and reach a gateway that needs a login through a local proxy that adds it.`,
+    );
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '') {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `--pushgateway must be an http(s) URL without query or fragment, like ${url.protocol}//${url.host}.`);
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+}
+
+/**
  * PUT replaces the group's metrics: one group per connector (job "bridge", label connector), so CronJobs of
  * different connectors do not overwrite each other.
  */
-export async function pushToGateway(baseUrl: string, connector: string, text: string, fetcher: typeof fetch, timeoutMs = 10_000): Promise<void> {
-  const url = `${baseUrl.replace(/\/+$/, '')}/metrics/job/bridge/connector/${encodeURIComponent(connector)}`;
+export async function pushToGateway(gateway: string, connector: string, text: string, fetcher: typeof fetch, timeoutMs = 10_000): Promise<void> {
+  const baseUrl = pushgatewayBase(gateway);
+  const url = `${baseUrl}/metrics/job/bridge/connector/${encodeURIComponent(connector)}`;
   let response: Response;
   try {
     response = await fetcher(url, {

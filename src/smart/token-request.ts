@@ -67,11 +67,16 @@ export async function postTokenRequest(request: TokenRequest): Promise<TokenResp
   return readTokenResponse(bodyText, request.context);
 }
 
+/** RFC 6750 leaves the token's characters to the server, but a header value must be visible ASCII. */
+const HEADER_SAFE_TOKEN = /^[\x21-\x7e]+$/;
+
 function readTokenResponse(bodyText: string, context: TokenErrorContext): TokenResponse {
   const body = parseJsonObject(bodyText);
   if (body === undefined) throw tokenResponseInvalid(context, 'the body is not a JSON object');
   const accessToken = body['access_token'];
   if (typeof accessToken !== 'string' || accessToken.length === 0) throw tokenResponseInvalid(context, 'access_token is missing');
+  // It goes into an Authorization header, whose errors quote the value: one that cannot be sent is refused here, unquoted.
+  if (!HEADER_SAFE_TOKEN.test(accessToken)) throw tokenResponseInvalid(context, 'access_token holds a space or control character (not a bearer token)');
   const tokenType = body['token_type'];
   if (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer') {
     throw tokenResponseInvalid(context, `token_type is ${JSON.stringify(tokenType ?? null)}, not "bearer"`);

@@ -84,4 +84,19 @@ describe('bridge sync --metrics-file / --pushgateway', () => {
     expect(readFileSync(metricsFile, 'utf8')).toMatch(/^bridge_last_success_timestamp_seconds\{connector="sandbox"\} \d+/m);
     expect(pushes).toHaveLength(1);
   });
+
+  it('refuses a Pushgateway URL with credentials before the run, without printing them', async () => {
+    const before = h.withStore((s) => s.listRuns({ connector: 'sandbox', limit: 10 })).length;
+    const ctx = recordingContext();
+    const error = await syncCommand(ctx)
+      .exitOverride()
+      .parseAsync(['--config', h.sandbox.configPath, '--pushgateway', gatewayUrl.replace('http://', 'http://metrics:S3cretPw@')], { from: 'user' })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(error).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('carries credentials') });
+    expect((error as Error).message).not.toContain('S3cretPw');
+    expect(h.withStore((s) => s.listRuns({ connector: 'sandbox', limit: 10 }))).toHaveLength(before);
+  });
 });

@@ -30,6 +30,15 @@ describe('usage mistakes', () => {
     expect(secret.stderr).toContain("--app-secret (sample_script.ps1's -appSecret) is refused");
     expect(secret.stderr).toContain('PURVIEW_APP_SECRET');
     expect(secret.stderr).not.toContain('p@ss');
+    // PowerShell's -Name:value form, spelt right or not: the value is never printed back.
+    for (const word of ['-appSecret:p@ss', '-AppSecret=p@ss', '-appSecrt:p@ss']) {
+      const colon = bridge('push', '-tenantId:t', '-appId:a', '-jobId', 'j', '-filePath', 'x.txt', word);
+      expect(colon.status, word).toBe(2);
+      expect(colon.stderr, word).not.toContain('p@ss');
+    }
+    expect(bridge('push', '-tenantId:t', '-appId:a', '-jobId:j', '-filePath:/no/such/export.txt').stderr).toContain(
+      'the Purview app secret: environment variable PURVIEW_APP_SECRET is not set.',
+    );
     const typo = bridge('push', '--tenant-idd', 't');
     expect([typo.status, typo.stderr.split('\n')[0]]).toEqual([
       2,

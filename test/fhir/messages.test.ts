@@ -58,6 +58,34 @@ describe('FHIR error messages', () => {
     }
   });
 
+  it('never quotes a 2xx body that is not JSON: it is the data itself (a Bundle cut off inside a patient)', async () => {
+    const cut = JSON.stringify({
+      resourceType: 'Bundle',
+      type: 'searchset',
+      entry: [{ resource: { resourceType: 'Patient', id: 'e1', identifier: [{ value: 'E4521' }], name: [{ family: 'Smithers', given: ['Jo'] }] } }],
+    }).slice(0, -40);
+    for (const path of ['Patient?_id=e1', 'Patient/e1']) {
+      const origin = await answering(200, path.includes('?') ? cut : cut.slice(cut.indexOf('{"resourceType":"Patient"')));
+      const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
+      const error: unknown = await (path.includes('?')
+        ? (async () => {
+            for await (const page of fhir.searchPages('Patient', { _id: 'e1' })) expect(page).toBeUndefined();
+          })()
+        : fhir.read('Patient', 'e1')
+      ).catch((e: unknown) => e);
+      expect(error, path).toBeInstanceOf(BridgeError);
+      const failure = error as BridgeError;
+      expect(failure.code).toBe('BRG_ERR_FHIR_HTTP');
+      expect(failure.message).toMatch(/answered HTTP 200 with a body that is not valid JSON \(\d+ bytes\), so nothing of it was used\. Run again/);
+      for (const text of [failure.message, JSON.stringify(failure.details)]) {
+        for (const phi of ['E4521', 'Smithers', 'Jo"']) expect(text, path).not.toContain(phi);
+      }
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => server?.close(() => resolve()));
+      server = undefined;
+    }
+  });
+
   it("blanks the search's own values where an OperationOutcome echoes them: an alphanumeric MRN or a login the patterns miss", async () => {
     server = createServer((_req, res) => {
       res.writeHead(400, { 'content-type': 'application/fhir+json' });
@@ -111,5 +139,21 @@ describe('upstream words inside error messages', () => {
     ) as BridgeError;
     for (const secret of ['4471234', 'jane.doe', 'e8Xk2']) expect(rejected.message).not.toContain(secret);
     expect(rejected.message).toContain('Row 3 invalid');
+    // A comma-delimited file (the healthcare schema allows it), and a server's own reason phrase on a 503.
+    const csvRow = 'Invalid row: 11/01/2026 10:00:00,jdoe,Doe,John,E4521,Jane,Smithers,12 Elm Street,Springfield';
+    const answers: Array<[number, string, string]> = [
+      [400, 'Bad Request', csvRow],
+      [400, csvRow, ''],
+      [503, csvRow, ''],
+    ];
+    for (const [status, statusText, body] of answers) {
+      const failed = toPushError(new UploadStatusError({ status, statusText, retryAfter: undefined, body }, 0), {
+        index: 0,
+        jobId: 'job-2',
+        attempts: 1,
+      }) as BridgeError;
+      for (const secret of ['E4521', 'Smithers', 'Elm Street', 'Springfield', 'jdoe']) expect(failed.message, `${status} ${statusText}`).not.toContain(secret);
+      expect(failed.message).toContain('Invalid row: 11/01/2026 10:00:00');
+    }
   });
 });

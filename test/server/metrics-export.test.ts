@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { pushToGateway, writeMetricsFile } from '../../src/server/metrics-export.js';
+import { pushgatewayBase, pushToGateway, writeMetricsFile } from '../../src/server/metrics-export.js';
 
 describe('metrics export', () => {
   it('replaces the textfile in one rename, leaving no temporary file', () => {
@@ -31,5 +31,33 @@ describe('metrics export', () => {
       throw new TypeError('fetch failed');
     };
     await expect(pushToGateway('http://gw:9091', 'c', '', down)).rejects.toThrow('--pushgateway: http://gw:9091 did not answer.');
+  });
+
+  it('refuses a gateway URL with credentials, a query or another scheme, without quoting the credentials', async () => {
+    expect(pushgatewayBase('https://gw.example.org:9091/prefix/')).toBe('https://gw.example.org:9091/prefix');
+    for (const bad of [
+      'https://metrics:S3cretPw@gw:9091',
+      'http://S3cretPw@gw:9091/',
+      'http://gw:9091/?token=S3cretPw',
+      'ftp://gw/S3cretPw',
+      'gw:9091 S3cretPw',
+    ]) {
+      let thrown: unknown;
+      try {
+        pushgatewayBase(bad);
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown, bad).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
+      expect((thrown as Error).message, bad).not.toContain('S3cretPw');
+    }
+    let called = false;
+    const fetcher: typeof fetch = async () => {
+      called = true;
+      return new Response('', { status: 202 });
+    };
+    const error = await pushToGateway('https://metrics:S3cretPw@gw:9091', 'c', '', fetcher).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('carries credentials') });
+    expect(called).toBe(false);
   });
 });

@@ -224,6 +224,9 @@ describe('transient failures', () => {
       [400, { error: 'invalid_grant' }, 'BRG_ERR_SMART_INVALID_CLIENT'],
       [400, { error: 'unsupported_grant_type' }, 'BRG_ERR_SMART_TOKEN'],
       [200, { access_token: 'x', token_type: 'mac', expires_in: 60 }, 'BRG_ERR_SMART_TOKEN'],
+      // A token that cannot go into a header is refused without being quoted (Node's header error would quote it).
+      [200, { access_token: 'eyJSECRET\nPART2', token_type: 'Bearer', expires_in: 60 }, 'BRG_ERR_SMART_TOKEN'],
+      [200, { access_token: 'eyJSECRET PART2', token_type: 'Bearer', expires_in: 60 }, 'BRG_ERR_SMART_TOKEN'],
     ];
     for (const [status, body, code] of cases) {
       // The stub's Date agrees with the client clock, so no rejection here looks like clock skew.
@@ -231,6 +234,7 @@ describe('transient failures', () => {
       const error = await rejectionOf(source({ key: rs.signingKey, tokenUrl: `${stub.origin}/token` }).tokens.getToken());
       await stub.close();
       expect(error.code).toBe(code);
+      expect(error.message).not.toContain('SECRET');
       expect(stub.requests).toHaveLength(1);
     }
   });

@@ -6,7 +6,7 @@ import { type Config, type ConnectorConfig, loadConfig, profileFlag } from '../.
 import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../../net/index.js';
-import { pushToGateway, writeMetricsFile } from '../../server/metrics-export.js';
+import { pushgatewayBase, pushToGateway, writeMetricsFile } from '../../server/metrics-export.js';
 import { statusConnectors, statusReport } from '../../server/status.js';
 import { statusMetricsText } from '../../server/status-metrics.js';
 import type { SyncSummary } from '../../sync/pipeline.js';
@@ -49,6 +49,7 @@ export function syncCommand(ctx: CliContext): Command {
     .option('--pushgateway <url>', 'after the run (also a failed one) push the same metrics to a Prometheus Pushgateway (job "bridge", grouped by connector)')
     .action(async (flags: SyncFlags) => {
       if (flags.dryRun && !flags.out) throw new BridgeError('BRG_ERR_INPUT_INVALID', '--dry-run needs --out <file> for the connector file.');
+      if (flags.pushgateway) pushgatewayBase(flags.pushgateway); // refused before the run, not after it
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env, flags: profileFlag(flags) });
       const connector = findConnector(config, flags.connector);
       let summary: SyncSummary;
