@@ -6,12 +6,19 @@
  */
 import type { AuditEvent } from 'fhir/r4.js';
 
-const HAS_ZONE = /(?:Z|[+-]\d{2}:?\d{2})$/i;
-const HAS_TIME = /T\d{2}:\d{2}/;
+/**
+ * The FHIR (RFC 3339) shapes: a date, or a date and time with an optional offset. Anything else is no instant at all:
+ * Date.parse would read "2026-11-01 20:00:00" or "Nov 1 2026 20:00" in this machine's zone.
+ */
+const FHIR_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
 
 export function instantMs(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
-  const ms = Date.parse(HAS_TIME.test(text) && !HAS_ZONE.test(text) ? `${text}Z` : text);
+  const shape = FHIR_DATE_TIME.exec(text);
+  if (shape === null) return undefined;
+  // A date alone is UTC midnight to Date.parse; a time without an offset is read as UTC here.
+  const hasTime = text.length > 10;
+  const ms = Date.parse(hasTime && shape[1] === undefined ? `${text}Z` : text);
   return Number.isNaN(ms) ? undefined : ms;
 }
 

@@ -21,5 +21,13 @@ describe('instantMs', () => {
     expect(instantMs('2026-11-01T10:00:00')).toBe(Date.parse('2026-11-01T10:00:00Z'));
     expect(instantMs('2026-11-01')).toBe(Date.parse('2026-11-01T00:00:00Z'));
     expect([instantMs(undefined), instantMs('yesterday')]).toEqual([undefined, undefined]);
+    expect(instantMs('2026-11-01T10:00')).toBe(Date.parse('2026-11-01T10:00:00Z'));
+  });
+
+  it('is no instant for shapes Date.parse would read in the local zone, so no machine files them under its own day', () => {
+    // Each of these is a local time to Date.parse: the claim's day would depend on the machine's zone.
+    for (const text of ['2026-11-01 20:00:00', '2026-11-01 20:00:00Z ', 'Nov 1 2026 20:00', '11/01/2026 20:00:00', '2026-11-01T20:00:00 CST', '2026/11/01']) {
+      expect(instantMs(text), text).toBeUndefined();
+    }
   });
 });
