@@ -19,7 +19,7 @@ export class UploadStatusError extends Error {
   readonly body: string;
   readonly retryAfterMs: number | undefined;
 
-  constructor(response: BlockResponse, nowMs: number) {
+  constructor(response: Omit<BlockResponse, 'bodySent'>, nowMs: number) {
     super(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
     this.status = response.status;
     this.statusText = response.statusText;

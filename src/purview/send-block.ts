@@ -84,6 +84,9 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
   return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
 }
 
+/** Answers after which the block may be stored all the same (503, 429 and 408 say it was not processed). */
+const STORED_MAYBE: ReadonlySet<number> = new Set([500, 502, 504]);
+
 async function attemptBlock(
   ctx: SendContext,
   block: OutgoingBlock,
@@ -117,6 +120,11 @@ async function attemptBlock(
     throw error;
   }
   if (response.status >= 200 && response.status < 300) return response;
+  if (response.bodySent && STORED_MAYBE.has(response.status)) {
+    // A gateway's 502/504, or a 500 from behind it, can come after Purview stored the block: as unknown as a lost answer.
+    state.possiblyDuplicated = true;
+    state.lostAnswer = true;
+  }
   if (response.status === 401) ctx.tokenSource.invalidate(token);
   throw new UploadStatusError(response, ctx.clock.now());
 }

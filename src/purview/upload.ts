@@ -38,6 +38,8 @@ export interface BlockResponse {
   readonly retryAfter: string | undefined;
   /** At most the first 4 KiB of the body, for error messages. */
   readonly body: string;
+  /** The whole request body had gone out before the answer came: the server may have stored the block. */
+  readonly bodySent: boolean;
 }
 
 /** The request got no HTTP answer: refused, reset, or timed out. `bodySent` tells whether Purview may have it all. */
@@ -95,6 +97,7 @@ export async function postBlock(block: BlockRequest): Promise<BlockResponse> {
       statusText: response.statusText,
       retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
       body: await readSome(response.body),
+      bodySent: progress.bodySent,
     };
   } catch (cause) {
     if (block.signal?.aborted) throw abortError(block.signal);
