@@ -2,8 +2,11 @@
  * `bridge push` end to end against the emulators: the flat file is sniffed, normalised and checked before any request;
  * the secret comes from the environment or a file, never a flag; a rerun resumes like the sync does.
  */
+
+import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -69,6 +72,29 @@ describe('bridge push', () => {
       [EPIC.join('\t'), 'tab', [row(2, '\t')]],
     ]);
     expect(readdirSync(join(stateDir, 'push'))).toEqual([]); // the normalised spool is removed
+  });
+
+  it('removes the copies pushes killed with -9 left on this host, and no copy of a live push or another host', async () => {
+    const app = emu.newApp();
+    const stateDir = join(dir, 'state-leftovers');
+    const copies = join(stateDir, 'push');
+    mkdirSync(copies, { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: as a push killed with -9
+    const host = hostname();
+    const uuid = (n: number): string => `00000000-0000-4000-8000-00000000000${n}`;
+    const names = {
+      killed: `${dead}@${host}.${uuid(1)}.txt`,
+      live: `${process.pid}@${host}.${uuid(2)}.txt`,
+      otherHost: `${dead}@another-host.example.org.${uuid(3)}.txt`,
+      unownedOld: `${uuid(4)}.txt`,
+      unownedNew: `${uuid(5)}.txt`,
+    };
+    for (const name of Object.values(names)) writeFileSync(join(copies, name), 'PATIENT ROW\r\n');
+    const dayAgo = new Date(new InstantClock().now() - 25 * 3600 * 1000); // a day before the push's clock
+    utimesSync(join(copies, names.unownedOld), dayAgo, dayAgo);
+    const file = input('after-kill.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
+    await bridgePush(appArgs(app, file, stateDir), { PURVIEW_APP_SECRET: app.secret });
+    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew].sort());
   });
 
   it('sniffs a pipe file (Epic) and a comma file (Healthcare)', async () => {

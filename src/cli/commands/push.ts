@@ -6,7 +6,6 @@
  * private spool under the state directory, and the header is checked against the schema before anything is sent.
  * The secret is never a command-line value: an environment variable (PURVIEW_APP_SECRET by default) or a file.
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { Command, Option } from 'commander';
@@ -36,6 +35,7 @@ import {
 } from '../../purview/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
 import type { StateStore } from '../../sync/state/index.js';
+import { pushCopyPath, sweepPushCopies } from '../push-copies.js';
 import { pushReporter } from '../reporters/push-progress.js';
 import { processStats } from '../reporters/summary.js';
 
@@ -124,8 +124,10 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   const caPem = flags.caFile ? readFlagFile(flags.caFile, '--ca-file') : undefined;
   const spoolDir = join(flags.stateDir, 'push');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
-  const spoolPath = join(spoolDir, `${randomUUID()}.txt`);
   const clock = deps.clock ?? systemClock;
+  const owner = leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push');
+  sweepPushCopies(spoolDir, (copy) => owner.isStale({ ...owner.identity, ...copy, id: '', since: '' }), clock.now());
+  const spoolPath = pushCopyPath(spoolDir, owner.identity);
   const startedMs = clock.now();
   try {
     const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes });
