@@ -6,13 +6,13 @@
  */
 import type { FhirResource, Identifier } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
-import { parseTokenValue, splitUnescaped } from '../fhir/search-escape.js';
 import type { FhirBackend } from './fhir-backend.js';
 import type { GeneratedDataset } from './generator.js';
 import { patientIndexFromIdentifier } from './generator-patients.js';
 import { practitionerIndexFromIdentifier } from './generator-practitioners.js';
 import { ID_KIND, type IdKind, indexFromId } from './generator-random.js';
 import { parseFhirDateTime } from './generator-time.js';
+import { parseTokenValue, splitUnescaped } from './search-token.js';
 
 export type { FhirBackend } from './fhir-backend.js';
 

@@ -1,10 +1,12 @@
 /**
- * FHIR search escaping: what the client escapes (identifier lookups by `system|value`, in lists) the sandbox splits
- * and unescapes back to the same systems and values, whatever backslashes, bars, commas and dollars they hold.
+ * FHIR search escaping: what the client escapes (identifier lookups by `system|value`, in lists) the sandbox's own
+ * reading splits and unescapes back to the same systems and values, whatever backslashes, bars, commas and dollars
+ * they hold.
  */
 import { describe, expect, it } from 'vitest';
-import { escapeSearchValue, parseTokenValue, splitUnescaped, tokenValue, unescapeSearchValue } from '../../src/fhir/search-escape.js';
+import { escapeSearchValue, tokenValue } from '../../src/fhir/search-escape.js';
 import { Rng } from '../../src/sandbox/generator-random.js';
+import { parseTokenValue, splitUnescaped, unescapeSearchValue } from '../../src/sandbox/search-token.js';
 
 const ALPHABET = ['a', 'Z', '9', '\\', '|', ',', '$', ' ', 'é'];
 
