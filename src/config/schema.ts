@@ -157,7 +157,17 @@ const sourceSchema = z
           .regex(/^[A-Za-z0-9\-.]{1,64}$/, 'a FHIR id')
           .optional()
           .describe('The Group exported, with level group.'),
-        types: z.array(resourceType).min(1).default(['AuditEvent', 'Patient', 'Practitioner']).describe('`_type` of the export; AuditEvent first.'),
+        types: z
+          .array(resourceType)
+          .min(1)
+          // Without AuditEvent a run reads no event yet moves the watermark to the export's transactionTime: the events
+          // before it would never be exported once AuditEvent is added.
+          .refine(
+            (types) => types.includes('AuditEvent'),
+            'a list that includes AuditEvent (the events pushed); add it, e.g. [AuditEvent, Patient, Practitioner]',
+          )
+          .default(['AuditEvent', 'Patient', 'Practitioner'])
+          .describe('`_type` of the export; must include AuditEvent, e.g. [AuditEvent, Patient, Practitioner].'),
         pollMinSeconds: z.number().min(1).max(600).default(2).describe("Shortest wait between status polls (the server's Retry-After is honoured above it)."),
         pollMaxMinutes: z.number().min(1).max(10_080).default(240).describe('Give up on an export whose manifest is not ready after this long.'),
       })
@@ -244,7 +254,7 @@ const stateSchema = z
       .max(3650)
       .default(31)
       .describe(
-        'How long the delivery ledger remembers which events Purview acknowledged (about 50 bytes per event); a backfill may not start earlier than this before the watermark.',
+        'How long the delivery ledger remembers which events Purview acknowledged (about 50 bytes per event); a backfill may not start earlier than this before the watermark, nor before what a run with a shorter retention already forgot, and fhir.overlapMinutes may not be longer.',
       ),
   })
   .strict();

@@ -4,14 +4,16 @@
  * Location, Organization …) are the lookup for the events' references before any event is mapped; references the
  * export lacks are fetched over FHIR like in a search sync. `_since` is the previous export's transactionTime (the
  * watermark, which coveredUntil() moves to this export's transactionTime), so nothing between two exports is missed
- * and the delivery ledger drops what is exported twice.
+ * and the delivery ledger drops what is exported twice; when that export was of another scope (FHIR server, level or
+ * Group), the watermark says nothing of this scope's older events, and the export goes without `_since`.
  * Memory stays flat: files are read a chunk at a time, pages are `pageSize` events, the lookup lives in SQLite.
  * See: https://hl7.org/fhir/uv/bulkdata/export.html
  */
 import { join } from 'node:path';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
+import { BridgeError } from '../errors.js';
 import type { SyncWindow } from '../sync/window.js';
-import type { CheckpointStore, ExportRequest } from './bulk/checkpoint.js';
+import { type CheckpointStore, type ExportRequest, type ExportScope, loadCovered, recordCovered, sameScope, scopeAt } from './bulk/checkpoint.js';
 import { type BulkExportEvent, BulkExportJob, type ReadyExport } from './bulk/export.js';
 import { ExportExpiredError, fileLabel, parseLine } from './bulk/files.js';
 import type { BulkHttp } from './bulk/http.js';
@@ -76,7 +78,17 @@ export function exportSince(window: SyncWindow, overlapMs: number): string | und
 
 export function createBulkExportSource(options: BulkSourceOptions): BulkExportSource {
   const { http, settings } = options;
+  if (!settings.types.includes('AuditEvent'))
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `source.types must include AuditEvent, got ${settings.types.join(', ')}: an export without it reads no event yet moves the watermark. Add AuditEvent to source.types.`,
+    );
   const logger = http.options.logger;
+  const scope: ExportScope = {
+    base: http.options.baseUrl.replace(/\/+$/, ''),
+    level: settings.level,
+    ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
+  };
   const resolver = new BulkResolver(options.fallback, options.cacheSize);
   // The current run's progress line; set by pages() (the source outlives one run in the service).
   let note: ((message: string) => void) | undefined;
@@ -101,6 +113,20 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     index?.close();
     index = undefined;
   };
+
+  /**
+   * `_since` of this run's export: none when the watermark came from an export of another scope, whose transactionTime
+   * says nothing of this scope's events before it (a full export; the delivery ledger skips what Purview already has).
+   * A watermark of no remembered export (one from before scopes were kept, or a search source's) is taken as it is.
+   */
+  function scopedSince(window: SyncWindow): string | undefined {
+    const since = exportSince(window, options.overlapMs);
+    if (since === undefined || window.dedupeBefore === undefined) return since;
+    const earlier = scopeAt(loadCovered(options.store), window.dedupeBefore);
+    if (earlier === undefined || sameScope(earlier, scope)) return since;
+    job.emit({ type: 'full-export', reason: scopeChange(earlier, scope) });
+    return undefined;
+  }
 
   /** Indexes the lookup files, then yields the AuditEvent files' events a page at a time. */
   async function* read(checkpoint: ReadyExport, signal: AbortSignal | undefined, progress: { events: number }): AsyncGenerator<AuditEvent[]> {
@@ -163,13 +189,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     async *pages(window, signal, onNote) {
       covered = undefined;
       note = onNote;
-      const since = exportSince(window, options.overlapMs);
-      const request: ExportRequest = {
-        level: settings.level,
-        types: [...settings.types],
-        ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
-        ...(since !== undefined ? { since } : {}),
-      };
+      const since = scopedSince(window);
+      const request: ExportRequest = { ...scope, types: [...settings.types], ...(since !== undefined ? { since } : {}) };
       const progress = { events: 0 };
       try {
         for (let restarts = 0; ; restarts++) {
@@ -196,6 +217,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
             continue;
           }
           await job.finish(checkpoint, signal);
+          // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
+          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope });
           covered = checkpoint.manifest.transactionTime;
           return;
         }
@@ -234,7 +257,19 @@ export function describeExportEvent(event: BulkExportEvent): string | undefined 
       return `the server reported ${event.outcomes} error(s) for this export`;
     case 'restart':
       return `starting a new export: ${event.reason}`;
+    case 'full-export':
+      return `exporting everything, not only changes since the watermark: ${event.reason}`;
     case 'finished':
       return undefined;
   }
+}
+
+/** Why a watermark of scope `from` does not hold for `to`, for the operator (no URL: the server is named by its key). */
+function scopeChange(from: ExportScope, to: ExportScope): string {
+  if (from.base !== to.base) return 'it came from an export of another FHIR server (fhir.baseUrl changed)';
+  return `it came from an export of another scope (${scopeName(from)}, now ${scopeName(to)})`;
+}
+
+function scopeName(scope: ExportScope): string {
+  return scope.level === 'group' ? `Group ${scope.groupId ?? ''}` : `${scope.level} level`;
 }

@@ -168,4 +168,13 @@ describe('sources', () => {
       pollMinSeconds: 2,
     });
   });
+
+  it('a bulk-export source must export AuditEvent: without it a run would move the watermark past events it never read', () => {
+    const base = { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export', types: ['Patient', 'Practitioner'] } }] };
+    const error = errorOf(() => loadConfig({ base, env: {} }));
+    expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(error.message).toContain('connectors.0.source.types: got a list; expected a list that includes AuditEvent (the events pushed); add it');
+    const ok = loadConfig({ base: { connectors: [{ ...minimal.connectors[0], source: { type: 'bulk-export', types: ['Patient', 'AuditEvent'] } }] }, env: {} });
+    expect(ok.connectors[0]?.source).toMatchObject({ type: 'bulk-export', types: ['Patient', 'AuditEvent'] });
+  });
 });

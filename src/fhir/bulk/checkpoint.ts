@@ -2,17 +2,31 @@
  * What a Bulk Data export leaves in the state store between runs (StateStore.getSourceState, one JSON text per
  * connector): the request it answers, the status URL, the manifest once it came, and the files already on local disk.
  * A run that dies (crash, kill -9, a lost machine) is continued by the next one: polling the same status URL, or
- * downloading only the files not yet complete. No PHI: URLs, counts and times only.
+ * downloading only the files not yet complete. Beside it (`covered`), the scope of the last exports that finished, by
+ * transactionTime: the watermark is one of those instants, and `_since` from it is only sound for the same scope.
+ * No PHI: URLs, counts and times only.
  */
 import { z } from 'zod';
 
-/** The request an export answers: a run reuses a checkpoint only for exactly the same one. */
-export interface ExportRequest {
+/** What an export selects from: the FHIR server and the level (with its Group). */
+export interface ExportScope {
+  /** fhir.baseUrl without trailing slashes: an export or a watermark of another server says nothing of this one. */
+  readonly base: string;
   readonly level: 'system' | 'patient' | 'group';
   readonly groupId?: string | undefined;
+}
+
+/** The request an export answers: a run reuses a checkpoint only for exactly the same one. */
+export interface ExportRequest extends ExportScope {
   readonly types: readonly string[];
   /** `_since`: the previous export's transactionTime; absent on the first run (a full export). */
   readonly since?: string | undefined;
+}
+
+/** A finished export's transactionTime and scope: a watermark at that instant covers that scope only. */
+export interface CoveredScope {
+  readonly until: string;
+  readonly scope: ExportScope;
 }
 
 export interface ManifestFile {
@@ -51,13 +65,22 @@ export interface ExportCheckpoint {
   readonly errorsReported?: boolean | undefined;
 }
 
+/** Finished exports remembered: dry runs and failed pushes finish exports whose transactionTime never becomes the watermark. */
+const MAX_COVERED = 20;
+
 const fileSchema = z.object({ type: z.string(), url: z.string(), count: z.number().optional() });
+const scopeFields = {
+  // A checkpoint written before the base was recorded matches no server: it is abandoned, not polled on a guess.
+  base: z.string().default(''),
+  level: z.enum(['system', 'patient', 'group']),
+  groupId: z.string().optional(),
+};
+const coveredSchema = z.array(z.object({ until: z.string(), scope: z.object(scopeFields) }));
 const checkpointSchema = z.object({
   version: z.literal(1),
   id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),
   request: z.object({
-    level: z.enum(['system', 'patient', 'group']),
-    groupId: z.string().optional(),
+    ...scopeFields,
     types: z.array(z.string()),
     since: z.string().optional(),
   }),
@@ -84,26 +107,52 @@ export interface CheckpointStore {
 
 /** The stored checkpoint, or undefined when there is none or it is unreadable (an older format: start afresh). */
 export function loadCheckpoint(store: CheckpointStore): ExportCheckpoint | undefined {
+  const parsed = checkpointSchema.safeParse(readState(store));
+  return parsed.success ? (parsed.data as ExportCheckpoint) : undefined;
+}
+
+/** Saves (or, with undefined, forgets) the export; the finished exports' scopes stay. */
+export function saveCheckpoint(store: CheckpointStore, checkpoint: ExportCheckpoint | undefined): void {
+  writeState(store, checkpoint, loadCovered(store));
+}
+
+/** The scopes of the last exports that finished, oldest first. */
+export function loadCovered(store: CheckpointStore): readonly CoveredScope[] {
+  const parsed = coveredSchema.safeParse((readState(store) as { covered?: unknown } | undefined)?.covered);
+  return parsed.success ? parsed.data : [];
+}
+
+/** Remembers that an export of `scope` finished at `until` (its transactionTime), which may become the watermark. */
+export function recordCovered(store: CheckpointStore, entry: CoveredScope): void {
+  const others = loadCovered(store).filter((covered) => Date.parse(covered.until) !== Date.parse(entry.until));
+  writeState(store, loadCheckpoint(store), [...others, entry].slice(-MAX_COVERED));
+}
+
+/** The scope of the export that finished at `instant` (the watermark), when it is remembered. */
+export function scopeAt(covered: readonly CoveredScope[], instant: string): ExportScope | undefined {
+  return covered.findLast((entry) => Date.parse(entry.until) === Date.parse(instant))?.scope;
+}
+
+export function sameScope(a: ExportScope, b: ExportScope): boolean {
+  return a.base === b.base && a.level === b.level && (a.groupId ?? '') === (b.groupId ?? '');
+}
+
+export function sameRequest(a: ExportRequest, b: ExportRequest): boolean {
+  return sameScope(a, b) && (a.since ?? '') === (b.since ?? '') && a.types.length === b.types.length && a.types.every((type, i) => b.types[i] === type);
+}
+
+function readState(store: CheckpointStore): unknown {
   const text = store.get();
   if (text === undefined) return undefined;
   try {
-    const parsed = checkpointSchema.safeParse(JSON.parse(text));
-    return parsed.success ? (parsed.data as ExportCheckpoint) : undefined;
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }
 }
 
-export function saveCheckpoint(store: CheckpointStore, checkpoint: ExportCheckpoint | undefined): void {
-  store.set(checkpoint === undefined ? undefined : JSON.stringify(checkpoint));
-}
-
-export function sameRequest(a: ExportRequest, b: ExportRequest): boolean {
-  return (
-    a.level === b.level &&
-    (a.groupId ?? '') === (b.groupId ?? '') &&
-    (a.since ?? '') === (b.since ?? '') &&
-    a.types.length === b.types.length &&
-    a.types.every((type, i) => b.types[i] === type)
-  );
+/** The export's fields at the top level, the finished scopes beside them; nothing at all when both are empty. */
+function writeState(store: CheckpointStore, checkpoint: ExportCheckpoint | undefined, covered: readonly CoveredScope[]): void {
+  const empty = checkpoint === undefined && covered.length === 0;
+  store.set(empty ? undefined : JSON.stringify({ ...checkpoint, ...(covered.length > 0 ? { covered } : {}) }));
 }

@@ -3,8 +3,9 @@
  * each file's bytes on disk as the download writes them, so parsing a file overlaps fetching it (one big file is
  * common; waiting for it whole cost a third more time in the bench). A file is checkpointed once it is complete on
  * disk (fsync, then renamed), so a run that dies downloads only the rest next time. A download that fails before its
- * reader started is retried from scratch under the shared policy; once the reader has lines of it, a failure ends the
- * run instead (the file on disk cannot be rewritten under the reader), and the next run downloads it again.
+ * reader took a byte of it is retried from scratch under the shared policy, also while the reader waits for it; once
+ * the reader has bytes of it, a failure ends the run instead (what was parsed cannot be taken back), and the next run
+ * downloads it again.
  */
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
@@ -30,13 +31,15 @@ export interface DownloadPlan {
 
 interface FileState {
   readonly path: string;
-  /** Bytes on disk so far (of the current attempt). */
+  /** Bytes on disk so far (of the current attempt; 0 again once an attempt failed). */
   written: number;
-  /** Known once the response headers came (or the file was complete). */
+  /** Known once the response headers came (or the file was complete); unknown again once an attempt failed. */
   gzip: boolean | undefined;
   done: boolean;
   error: unknown;
-  /** The reader has started on this file: a failed download can no longer be retried. */
+  /** Failed attempts so far: bytes read from an earlier one's part file are not this file's. */
+  failures: number;
+  /** The reader was handed bytes of this file: a failed download can no longer be retried. */
   following: boolean;
   changed: Promise<void>;
   notify: () => void;
@@ -64,11 +67,14 @@ export class Downloads {
     const file = this.plan.output[index];
     if (!state || !file) throw new RangeError(`file ${index} is not being downloaded`);
     const label = fileLabel(file, index, this.plan.output.length);
-    state.following = true;
-    while (state.gzip === undefined && state.error === undefined) await state.changed;
-    if (state.error !== undefined) throw state.error;
-    const bytes = followBytes(state, this.controller.signal, !state.gzip);
-    const compressed = state.gzip ? Readable.from(bytes) : undefined;
+    const handedOver = { gzip: false };
+    const bytes = followBytes(state, this.controller.signal, handedOver);
+    // The first bytes decide how the file is read: compressed or not is the attempt's they came from (one that failed
+    // before may have answered otherwise). An empty file hands over nothing and is read as its complete download says.
+    const first = await bytes.next();
+    const gzip = first.done ? state.gzip === true : handedOver.gzip;
+    const source = first.done ? bytes : prepend(first.value, bytes);
+    const compressed = gzip ? Readable.from(source) : undefined;
     const inflated = compressed ? createGunzip({ chunkSize: CHUNK }) : undefined;
     if (compressed && inflated) {
       // pipe() forwards data, not errors: the reader must meet a failed download or an abort.
@@ -76,7 +82,7 @@ export class Downloads {
       compressed.pipe(inflated);
     }
     try {
-      yield* exportFileLines(inflated ?? bytes, label);
+      yield* exportFileLines(inflated ?? source, label);
     } finally {
       compressed?.destroy();
       inflated?.destroy();
@@ -152,6 +158,11 @@ export class Downloads {
       await handle.close();
       handle = undefined;
       await rename(part, state.path);
+    } catch (error) {
+      // Before the part file goes: a reader that has no byte of this attempt waits for the next instead of opening it.
+      Object.assign(state, { written: 0, gzip: undefined, failures: state.failures + 1 });
+      state.notify();
+      throw error;
     } finally {
       await handle?.close();
       await rm(part, { force: true });
@@ -170,6 +181,7 @@ function newState(path: string): FileState {
     gzip: undefined,
     done: false,
     error: undefined,
+    failures: 0,
     following: false,
     changed: new Promise<void>((resolve) => (wake = resolve)),
     notify: () => {
@@ -182,24 +194,45 @@ function newState(path: string): FileState {
 }
 
 /**
- * The file's bytes in order as the download writes them; ends when the file is whole. With `reuse`, every chunk is
- * read into one buffer (each valid until the next is asked for: no new external memory per chunk, which V8 pays for
- * with full GCs); zlib queues its input, so a compressed file gets a fresh buffer per chunk.
+ * The file's bytes in order as the download writes them; ends when the file is whole. Handing over the first chunk
+ * makes the file followed (`handedOver.gzip` then says how it came); until then, bytes of an attempt that failed are
+ * dropped and the next attempt is read from its start. After the first chunk of a plain file, every chunk is read
+ * into one buffer (each valid until the next is asked for: no new external memory per chunk, which V8 pays for with
+ * full GCs); zlib queues its input, so a compressed file gets a fresh buffer per chunk.
  */
-async function* followBytes(state: FileState, signal: AbortSignal, reuse: boolean): AsyncGenerator<Buffer> {
+async function* followBytes(state: FileState, signal: AbortSignal, handedOver: { gzip: boolean }): AsyncGenerator<Buffer> {
   let handle: FileHandle | undefined;
+  let shared: Buffer | undefined;
   try {
-    const shared = reuse ? Buffer.allocUnsafe(CHUNK) : undefined;
-    for (let offset = 0; ; ) {
+    for (let offset = 0, opened = state.failures; ; ) {
       if (state.error !== undefined) throw state.error;
       if (signal.aborted) throw abortError(signal);
       if (offset < state.written) {
-        // The part file while it grows; the same inode keeps being read after its rename.
-        handle ??= await openGrowing(state);
         const buffer = shared ?? Buffer.allocUnsafe(CHUNK);
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(CHUNK, state.written - offset), offset);
+        const length = Math.min(CHUNK, state.written - offset);
+        let bytesRead = 0;
+        try {
+          if (!handle) opened = state.failures;
+          // The part file while it grows; the same inode keeps being read after its rename.
+          handle ??= await openGrowing(state);
+          ({ bytesRead } = await handle.read(buffer, 0, length, offset));
+        } catch (error) {
+          if (state.following || opened === state.failures || (error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        }
+        if (!state.following && opened !== state.failures) {
+          // The attempt these bytes came from failed before any was handed over: its part file is gone, start over.
+          await handle?.close();
+          handle = undefined;
+          offset = 0;
+          continue;
+        }
         if (bytesRead === 0) throw new BridgeError('BRG_ERR_INTERNAL', 'An export file shrank while it was read.');
         offset += bytesRead;
+        if (!state.following) {
+          state.following = true;
+          handedOver.gzip = state.gzip === true;
+          if (!handedOver.gzip) shared = Buffer.allocUnsafe(CHUNK);
+        }
         yield buffer.subarray(0, bytesRead);
       } else if (state.done) {
         return;
@@ -209,6 +242,16 @@ async function* followBytes(state: FileState, signal: AbortSignal, reuse: boolea
     }
   } finally {
     await handle?.close();
+  }
+}
+
+/** `first`, then the rest; the rest is closed (its file handle too) even when the reader stops after `first`. */
+async function* prepend(first: Buffer, rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  try {
+    yield first;
+    yield* rest;
+  } finally {
+    await rest.return(undefined);
   }
 }
 

@@ -35,6 +35,8 @@ export type BulkExportEvent =
   | { readonly type: 'downloaded'; readonly file: string; readonly bytes: number }
   | { readonly type: 'export-errors'; readonly outcomes: number; readonly samples: readonly string[] }
   | { readonly type: 'restart'; readonly reason: string }
+  /** No `_since` although there is a watermark: it came from an export of another scope (server, level or Group). */
+  | { readonly type: 'full-export'; readonly reason: string }
   | { readonly type: 'finished'; readonly deleted: boolean };
 
 export interface BulkExportJobOptions {
@@ -63,7 +65,7 @@ export class BulkExportJob {
     if (checkpoint && !sameRequest(checkpoint.request, request)) {
       http.options.logger.info(
         { since: checkpoint.request.since ?? null },
-        'an unfinished export was for another request (window or types changed); abandoning it',
+        'an unfinished export was for another request (FHIR server, level, Group, window or types changed); abandoning it',
       );
       await this.abandon(checkpoint, signal);
       checkpoint = undefined;
@@ -203,6 +205,8 @@ export class BulkExportJob {
       logger.info({ phase: event.phase, filesComplete: event.filesComplete, files: event.files }, 'resuming the unfinished FHIR $export of an earlier run');
     if (event.type === 'manifest') logger.info({ files: event.files, transactionTime: event.transactionTime }, 'FHIR $export complete; downloading its files');
     if (event.type === 'finished') logger.info({ deleted: event.deleted }, 'FHIR $export read; its status URL was deleted');
+    if (event.type === 'full-export')
+      logger.warn({ reason: event.reason }, 'exporting everything (no _since): the watermark came from an export of another scope');
     this.options.onEvent?.(event);
   }
 

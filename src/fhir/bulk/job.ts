@@ -18,7 +18,7 @@ import { pollDelay } from './poll-delay.js';
 const TRANSIENT_CODES = new Set(['transient', 'lock-error', 'no-store', 'exception', 'timeout', 'incomplete', 'throttled']);
 
 /** The kick-off URL of a request: `{base}/$export`, `/Patient/$export` or `/Group/{id}/$export`, with `_type` and `_since`. */
-export function kickOffUrl(baseUrl: string, request: ExportRequest): string {
+export function kickOffUrl(baseUrl: string, request: Omit<ExportRequest, 'base'>): string {
   const path =
     request.level === 'system' ? '/$export' : request.level === 'patient' ? '/Patient/$export' : `/Group/${encodeURIComponent(request.groupId ?? '')}/$export`;
   const url = new URL(baseUrl.replace(/\/+$/, '') + path);
@@ -87,7 +87,10 @@ export type PollResult =
   /** 404/410: the server no longer knows the export (expired, deleted): a new one is needed. */
   | { readonly kind: 'gone'; readonly status: number };
 
-/** Polls until the manifest, the server forgets the export, or the deadline. */
+/**
+ * Polls until the manifest, the server forgets the export, or the deadline. The deadline is enforced only on an answer
+ * that the export is still in progress, so every call polls at least once (a resumed run's export may be ready).
+ */
 export async function pollStatus(http: BulkHttp, statusUrl: string, options: PollOptions): Promise<PollResult> {
   const { clock, logger, retry } = http.options;
   const what = 'FHIR $export status';
@@ -99,11 +102,12 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
     backoff = delay.basis === 'backoff' ? backoff + 1 : 0;
     if (delay.basis !== 'retry-after' && reason !== 'in progress')
       logger.info({ delayMs: delay.ms, basis: delay.basis, reason }, 'FHIR $export status: polling again later');
-    await clock.sleep(Math.max(0, Math.min(delay.ms, options.deadlineMs - clock.now() + 1)), options.signal);
+    // Before the deadline, the last poll comes right at it; after it (a resumed run), the wait is the server's.
+    const left = options.deadlineMs - clock.now() + 1;
+    await clock.sleep(left > 0 ? Math.min(delay.ms, left) : delay.ms, options.signal);
   };
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
-    if (clock.now() > options.deadlineMs) throw notReady(options);
     let reply: BulkReply;
     try {
       reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
@@ -123,9 +127,15 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
         options.onProgress?.(progress);
         logger.info({ progress }, 'FHIR $export in progress');
       }
+      // Only the server's own "not ready" ends the export at the deadline: a run resumed after a long downtime polls
+      // first, and takes the manifest if the export finished meanwhile.
+      if (clock.now() > options.deadlineMs) throw notReady(options);
       await wait(headerOf(reply.headers, 'retry-after'), 'in progress');
     } else if (status === 429) {
-      // Throttled: not a failure of the export, and the pause is the server's to choose (within the clamp).
+      // Throttled: not a failure of the export, and the pause is the server's to choose (within the clamp). Past the
+      // deadline it counts as a failed poll, so throttling cannot keep a run waiting forever (the export is kept).
+      if (clock.now() > options.deadlineMs && ++failures >= retry.maxAttempts)
+        throw http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal);
       logger.warn({ retryAfter: headerOf(reply.headers, 'retry-after') ?? null }, 'FHIR $export status: throttled (429); pausing polling');
       await wait(headerOf(reply.headers, 'retry-after'), 'throttled');
     } else if (status === 404 || status === 410) {

@@ -24,6 +24,7 @@ afterEach(() => {
     processingPolls: 1,
     resourcesPerFile: 10,
   });
+  f.fx.server.faults.clear();
 });
 
 const log = () => f.fx.server.bulk.log;
@@ -109,6 +110,21 @@ describe('downloads', () => {
     expect(lastDownloads.slice(5).every((d) => !d.gzip)).toBe(true);
   });
 
+  it('retries a 503 or 429 on the first request of the file the reader is already waiting for', async () => {
+    f.fx.server.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/file\// });
+    f.fx.server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '1' }, match: /\/bulk\/file\// });
+    const harness = f.source({ clock: new InstantClock(START) });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    // File 4 of 5 (Patient) is read first: the lookups come before the events.
+    const job = log().kickoffs.at(-1)?.jobId as string;
+    expect(f.fx.server.faults.fired.slice(-2).map((fault) => fault.target)).toEqual([
+      expect.stringMatching(new RegExp(`/bulk/file/${job}/3$`)),
+      expect.stringMatching(new RegExp(`/bulk/file/${job}/3$`)),
+    ]);
+    expect(log().downloads.filter((d) => d.jobId === job && d.file === '3')).toEqual([expect.objectContaining({ status: 200 })]);
+    expect(f.fx.server.faults.pending).toBe(0);
+  });
+
   it('refuses a line of another resourceType, naming the file and line (never its text)', async () => {
     f.bulk.badLine = { type: 'AuditEvent', line: 7 };
     const error = await f
@@ -182,6 +198,6 @@ describe('downloads', () => {
     ]);
     expect(harness.events.at(-1)).toEqual({ type: 'finished', deleted: true });
     expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
-    expect(harness.store.value).toBeUndefined();
+    expect(harness.store.parsed()?.statusUrl).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { kickOffUrl } from '../../../src/fhir/bulk/job.js';
 import type { TokenSource } from '../../../src/token-cache.js';
+import { errorOf } from '../../support/error-of.js';
 import { type BulkFixture, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
@@ -93,6 +94,14 @@ describe('the client kick-off', () => {
     expect(f.fx.server.bulk.log.kickoffs.slice(before)).toEqual([
       expect.objectContaining({ level: 'group', types: ['AuditEvent', 'Patient', 'Practitioner'], since: undefined }),
     ]);
+  });
+
+  it('refuses types without AuditEvent before any export: it would read no event yet move the watermark', () => {
+    const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+    const error = errorOf(() => f.source({ settings: { types: ['Patient', 'Practitioner'] } }));
+    expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(error.message).toMatch(/^source\.types must include AuditEvent, got Patient, Practitioner: .* Add AuditEvent to source\.types\.$/);
+    expect(f.fx.server.bulk.log.kickoffs).toHaveLength(kickoffs);
   });
 
   it('stops with BRG_ERR_FHIR_EXPORT naming the type the server does not export, and keeps no checkpoint', async () => {

@@ -6,11 +6,12 @@
 import { readdirSync } from 'node:fs';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { exportSince } from '../../../src/fhir/bulk-source.js';
+import type { BridgeError } from '../../../src/errors.js';
+import { describeExportEvent, exportSince } from '../../../src/fhir/bulk-source.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, MemoryCheckpoints, startBulkFixture } from './support.js';
+import { type BulkFixture, eventTypes, MemoryCheckpoints, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -18,6 +19,7 @@ beforeAll(async () => {
 });
 afterAll(async () => f?.close());
 afterEach(() => {
+  f.fx.server.faults.clear();
   Object.assign(f.bulk, {
     ...DEFAULT_BULK_SETTINGS,
     types: [...DEFAULT_BULK_SETTINGS.types],
@@ -53,6 +55,61 @@ describe('resuming an export', () => {
     expect(await second.read(window)).toHaveLength(f.data.events.length);
     expect(log().kickoffs.length).toBe(kickoffs + 1);
     expect(second.events[0]).toEqual({ type: 'resumed', phase: 'polling', filesComplete: 0, files: 0 });
+  });
+
+  it('polls once before the deadline counts: an export that finished while no run polled is read, even past pollMaxMinutes', async () => {
+    f.bulk.processingPolls = 1_000_000;
+    const store = new MemoryCheckpoints();
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const stop = new AbortController();
+    const polls = log().polls.length;
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => log().polls.length >= polls + 2);
+    stop.abort();
+    await dying;
+    const job = log().kickoffs.at(-1)?.jobId;
+    // The bridge was down for five hours (pollMaxMinutes is 60); the server finished the export meanwhile.
+    f.bulk.processingPolls = 0;
+    const kickoffs = log().kickoffs.length;
+    const second = f.source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) });
+    expect(await second.read(window)).toHaveLength(f.data.events.length);
+    expect(log().kickoffs.length).toBe(kickoffs);
+    expect(log().manifests.at(-1)?.jobId).toBe(job);
+    expect(eventTypes(second.events).slice(0, 2)).toEqual(['resumed', 'manifest']);
+  });
+
+  it('abandons a resumed export past pollMaxMinutes only once the server says it is still in progress (not on throttling)', async () => {
+    f.bulk.processingPolls = 1_000_000;
+    const store = new MemoryCheckpoints();
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const stop = new AbortController();
+    const polls = log().polls.length;
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => log().polls.length >= polls + 2);
+    stop.abort();
+    await dying;
+    const job = log().kickoffs.at(-1)?.jobId as string;
+    // Throttled past the deadline: the poll keeps failing, so the run stops, but the export (maybe ready) is kept.
+    // (One more than the four polls it takes: the dead run's last poll may reach the server only now.)
+    f.fx.server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '5' }, match: /\/bulk\/status\//, times: 5 });
+    const throttled = await f
+      .source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) })
+      .read(window)
+      .catch((e: unknown) => e);
+    f.fx.server.faults.clear();
+    expect((throttled as BridgeError).code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
+    expect(store.parsed()?.statusUrl).toMatch(new RegExp(`/bulk/status/${job}$`));
+    expect(log().deletes).not.toContain(job);
+    const clock = new InstantClock(START + 5 * 3_600_000);
+    const second = f.source({ store, dir: first.dir, clock });
+    const error = (await second.read(window).catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect(error.message).toContain('was not ready by 2026-11-01T01:00:00.000Z (source.pollMaxMinutes after its kick-off)');
+    // One poll, answered 202 (its progress), and no wait for another.
+    expect(eventTypes(second.events)).toEqual(['resumed', 'progress']);
+    expect(clock.slept).toEqual([]);
+    expect(log().deletes).toContain(job);
+    expect(store.value).toBeUndefined();
   });
 
   it('downloads only the files not yet complete after a run died while downloading', async () => {
@@ -97,13 +154,73 @@ describe('resuming an export', () => {
     expect(log().kickoffs.at(-1)?.types).toEqual(['AuditEvent', 'Patient']);
   });
 
+  it('starts a new export when fhir.baseUrl changed, instead of polling the export an earlier run asked another server for', async () => {
+    f.bulk.processingPolls = 1_000_000;
+    const store = new MemoryCheckpoints();
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const stop = new AbortController();
+    const polls = log().polls.length;
+    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+    await until(() => log().polls.length > polls);
+    stop.abort();
+    await dying;
+    const old = log().kickoffs.at(-1)?.jobId as string;
+    expect(store.parsed()?.request?.base).toBe(f.fx.server.baseUrl);
+    // The connector now points at another FHIR server: its own export, never a poll of the old server's status URL.
+    const other = await startBulkFixture({ events: 30, patients: 6, practitioners: 3 }, { processingPolls: 0 });
+    try {
+      const second = other.source({ store, dir: first.dir, clock: new InstantClock(START) });
+      expect(await second.read(window)).toHaveLength(other.data.events.length);
+      expect(other.fx.server.bulk.log.kickoffs).toHaveLength(1);
+      expect(eventTypes(second.events)[0]).toBe('kick-off');
+      // The old export is given up (its DELETE carries no token to the old server: it is another origin now).
+      expect(log().deletes).not.toContain(old);
+      expect(store.parsed()?.statusUrl).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('DELETEs the status URL after success and forgets the export: no checkpoint, no local files', async () => {
     const harness = f.source();
     await harness.read(window);
     expect(log().deletes.at(-1)).toBe(log().kickoffs.at(-1)?.jobId);
-    expect(harness.store.value).toBeUndefined();
+    // Only the finished export's scope stays: which server, level and Group its transactionTime covers.
+    expect(harness.store.parsed()).toEqual({
+      covered: [{ until: log().manifests.at(-1)?.transactionTime, scope: { base: f.fx.server.baseUrl, level: 'system' } }],
+    });
     harness.source.close();
     expect(readdirSync(harness.dir)).toEqual([]);
+  });
+});
+
+describe('_since after the export scope changed', () => {
+  it("is left out when the watermark came from an export of another level or Group, and used again once it is this scope's", async () => {
+    const first = f.source();
+    const all = await first.read(window);
+    const t1 = first.source.coveredUntil() as string;
+    const store = first.store;
+    const windowAfter = (watermark: string) => ({
+      since: new Date(Date.parse(watermark) - 15 * 60_000).toISOString(),
+      until: new Date().toISOString(),
+      dedupeBefore: watermark,
+    });
+    // The watermark t1 covers the system level; the Group's events before it were never asked for as the Group's.
+    const group = f.source({ store, settings: { level: 'group', groupId: 'sandbox-all' } });
+    expect(await group.read(windowAfter(t1))).toHaveLength(all.length);
+    expect(log().kickoffs.at(-1)).toMatchObject({ level: 'group', since: undefined });
+    const reason = 'it came from an export of another scope (system level, now Group sandbox-all)';
+    expect(group.events[0]).toEqual({ type: 'full-export', reason });
+    expect(describeExportEvent({ type: 'full-export', reason })).toBe(`exporting everything, not only changes since the watermark: ${reason}`);
+    const t2 = group.source.coveredUntil() as string;
+    // The watermark did not move (a dry run, a failed push): t1 is still the system level's, so again everything.
+    await f.source({ store, settings: { level: 'group', groupId: 'sandbox-all' } }).read(windowAfter(t1));
+    expect(log().kickoffs.at(-1)?.since).toBeUndefined();
+    // Once t2 is the watermark, it is the Group's own: changes since then only.
+    const third = f.source({ store, settings: { level: 'group', groupId: 'sandbox-all' } });
+    expect(await third.read(windowAfter(t2))).toEqual([]);
+    expect(log().kickoffs.at(-1)).toMatchObject({ level: 'group', since: t2 });
+    expect(eventTypes(third.events)).not.toContain('full-export');
   });
 });
 

@@ -28,9 +28,18 @@ export class MemoryCheckpoints implements CheckpointStore {
   set(value: string | undefined): void {
     this.value = value;
   }
-  parsed(): { statusUrl?: string; manifest?: { transactionTime: string }; files: Record<string, unknown> } | undefined {
+  parsed(): StoredState | undefined {
     return this.value === undefined ? undefined : JSON.parse(this.value);
   }
+}
+
+/** The source state as stored: the export's checkpoint fields (while one is under way) and the finished exports' scopes. */
+export interface StoredState {
+  statusUrl?: string;
+  request?: { base: string; level: string; groupId?: string };
+  manifest?: { transactionTime: string };
+  files?: Record<string, unknown>;
+  covered?: Array<{ until: string; scope: { base: string; level: string; groupId?: string } }>;
 }
 
 export interface BulkFixture {

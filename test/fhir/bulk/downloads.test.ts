@@ -1,0 +1,128 @@
+/**
+ * Downloads followed by their reader, against a hand-written file server that breaks a body half-way (the sandbox
+ * never does): a failed download is retried while its reader waits for it, and refused once the reader has its bytes.
+ * The retry's wait runs on a ManualClock, so the test decides whether the reader arrives before or during it.
+ */
+import { mkdtempSync } from 'node:fs';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Clock } from '../../../src/clock.js';
+import { Downloads } from '../../../src/fhir/bulk/downloads.js';
+import { BulkHttp } from '../../../src/fhir/bulk/http.js';
+import { silentLogger } from '../../../src/log.js';
+import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
+import { rejectionOf } from '../../support/error-of.js';
+import { InstantClock, ManualClock } from '../../support/manual-clock.js';
+
+/** How the server answers the n-th request (1-based) for a file. */
+type Answer = (res: ServerResponse, n: number) => void;
+let answers: Record<string, Answer> = {};
+const hits = new Map<string, number>();
+let server: Server;
+let base = '';
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const path = req.url ?? '/';
+    const n = (hits.get(path) ?? 0) + 1;
+    hits.set(path, n);
+    const answer = answers[path];
+    if (!answer) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'application/fhir+ndjson' });
+    answer(res, n);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+const ndjson = (prefix: string, count: number): string =>
+  Array.from({ length: count }, (_, i) => `${JSON.stringify({ resourceType: 'AuditEvent', id: `${prefix}-${i + 1}` })}\n`).join('');
+
+/** Sends part of a body, then drops the connection once `cut` resolves (the client meets "other side closed"). */
+function cutOff(res: ServerResponse, body: string, cut: Promise<void>): void {
+  res.write(body, () => void cut.then(() => res.socket?.destroy()));
+}
+
+function downloads(clock: Clock, files: readonly string[]): Downloads {
+  hits.clear();
+  const http = new BulkHttp({
+    baseUrl: base,
+    tokenSource: { getToken: async () => 'tok', invalidate: () => undefined },
+    dispatcher: createDispatcher(DIRECT_NETWORK),
+    clock,
+    logger: silentLogger(),
+    timeoutMs: 5000,
+    retry: { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 1000, maxDelayMs: 1000 },
+    maxJsonBytes: 1 << 20,
+    random: () => 0.5,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-bulk-downloads-'));
+  const output = files.map((path) => ({ type: 'AuditEvent', url: `${base}${path}` }));
+  return new Downloads(
+    http,
+    { output, requiresAccessToken: false, complete: {}, pathOf: (i) => join(dir, `${i}.ndjson`), onComplete: () => undefined },
+    files.map((_, i) => i),
+  );
+}
+
+async function ids(lines: AsyncIterable<{ length: number; text(i: number): string }>): Promise<string[]> {
+  const out: string[] = [];
+  for await (const chunk of lines) for (let k = 0; k < chunk.length; k++) out.push((JSON.parse(chunk.text(k)) as { id: string }).id);
+  return out;
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  expect(condition()).toBe(true);
+}
+
+describe('a download that fails mid-body', () => {
+  it('is retried when its reader arrives during the wait, and the reader reads the retry from its start', async () => {
+    answers = {
+      '/f/0': (res) => res.end(ndjson('zero', 3)),
+      '/f/1': (res, n) => (n === 1 ? cutOff(res, ndjson('failed', 5), Promise.resolve()) : res.end(ndjson('retry', 10))),
+    };
+    const clock = new ManualClock('2026-11-01T00:00:00Z');
+    const d = downloads(clock, ['/f/0', '/f/1']);
+    try {
+      expect(await ids(d.lines(0))).toEqual(['zero-1', 'zero-2', 'zero-3']);
+      // File 1's first try broke off after some of its bytes were on disk; the download waits to try again.
+      await until(() => clock.pending === 1);
+      const reading = ids(d.lines(1));
+      await clock.advance(1000);
+      expect(await reading).toEqual(Array.from({ length: 10 }, (_, i) => `retry-${i + 1}`));
+      expect(hits.get('/f/1')).toBe(2);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('is not retried once the reader has lines of it: those cannot be taken back', async () => {
+    let cut: () => void = () => undefined;
+    const cutting = new Promise<void>((resolve) => (cut = resolve));
+    answers = { '/f/0': (res, n) => (n === 1 ? cutOff(res, ndjson('first', 5), cutting) : res.end(ndjson('again', 5))) };
+    const d = downloads(new InstantClock(), ['/f/0']);
+    try {
+      const seen: string[] = [];
+      const reading = (async () => {
+        for await (const chunk of d.lines(0)) {
+          for (let k = 0; k < chunk.length; k++) seen.push((JSON.parse(chunk.text(k)) as { id: string }).id);
+          cut();
+        }
+      })();
+      const error = await rejectionOf(reading);
+      expect(seen).toEqual(['first-1', 'first-2', 'first-3', 'first-4', 'first-5']);
+      expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
+      expect(hits.get('/f/0')).toBe(1);
+    } finally {
+      await d.stop();
+    }
+  });
+});
