@@ -18,6 +18,23 @@ export interface DeliveryTarget {
   readonly source: string;
   /** The run the blocks belong to, for reports. */
   readonly runId?: string;
+  /**
+   * The lease the writer holds (src/sync/lease.ts): every block it opens is refused once the lease is no longer its
+   * own, and remembers the lease, so another holder can tell a block that can never go out from one that may have.
+   */
+  readonly lease?: LeaseRef;
+}
+
+/**
+ * The identity of a held lease. A writer that lost its lease (paused past the TTL, a clock ahead on another machine, a
+ * wrong staleness verdict) learns it at its next heartbeat at the earliest; the ledger checks it in the same transaction
+ * as each write, so the old holder cannot claim or send a block once the new one may be sending the same events.
+ */
+export interface LeaseRef {
+  /** e.g. `connector:<name>` or `push:<destination>:<sha256>`. */
+  readonly name: string;
+  /** The holder's unique id (LeaseHolder.id). */
+  readonly holderId: string;
 }
 
 /** One event of a spool, as the ledger sees it. */
@@ -34,7 +51,9 @@ export interface EventClaim {
  * What the ledger decided for one claimed event:
  * - `send`: never sent to this destination; claimed for the new block.
  * - `resend`: sent before without a recorded answer; claimed for the new block, which is flagged possibly duplicated.
- *   (Claimed by a block that never went out, it is plainly `send`.)
+ *   Also when its block was never attempted but still could be: opened without a lease, or under another lease than
+ *   the caller's, its writer may send it at any moment. (Claimed by a block that can no longer go out — the caller's
+ *   own, or one of an earlier holder of the lease the caller now holds — it is plainly `send`.)
  * - `delivered`: acknowledged earlier; not sent again.
  * - `duplicate`: the same event already stands earlier in this block; not sent twice.
  */
@@ -70,7 +89,8 @@ export interface DeliveryLedger {
    * Opens a block and claims events from the cursor for it in one durable transaction, while their rows fit in
    * `maxRows` (the first claimable event always fits, so one event is never split). Events decided `delivered` or
    * `duplicate` are taken and reported but not claimed. Returns undefined when nothing was claimed (the transaction is
-   * then rolled back); the cursor is exhausted or holds more events.
+   * then rolled back); the cursor is exhausted or holds more events. Throws BRG_ERR_RUN_IN_PROGRESS, claiming nothing,
+   * when `target.lease` is no longer held by its holder.
    */
   openEventBlock<T extends EventClaim>(
     target: DeliveryTarget,
@@ -78,13 +98,20 @@ export interface DeliveryLedger {
     maxRows: number,
     onDecision: (event: T, decision: ClaimDecision) => void,
   ): OpenedBlock | undefined;
-  /** Opens a block for rows of a file in one durable transaction; `resentRows` of them were sent before without an answer. */
+  /**
+   * Opens a block for rows of a file in one durable transaction; `resentRows` of them were sent before without an
+   * answer. Throws BRG_ERR_RUN_IN_PROGRESS when `target.lease` is no longer held by its holder.
+   */
   openRangeBlock(target: DeliveryTarget, ranges: readonly RowRange[], resentRows: number): OpenedBlock;
   /** Ranges of the file recorded for the destination, acknowledged or not, in any order. */
   rangesOf(target: DeliveryTarget): RangeRecord[];
-  /** One more attempt of the block is going out (durable before the request). */
+  /**
+   * One more attempt of the block is going out (durable before the request). Throws BRG_ERR_RUN_IN_PROGRESS instead,
+   * recording nothing, when the block was opened under a lease its holder no longer holds: the request must then not
+   * go out. The block's own lease is checked, so a caller cannot skip the check by not naming one.
+   */
   markAttempt(blockId: number): void;
-  /** Purview answered 2xx for the block. */
+  /** Purview answered 2xx for the block (recorded whoever holds the lease now: it is what Purview has). */
   markAcked(blockId: number, possiblyDuplicated: boolean): void;
   /**
    * Of these events, the ones acknowledged for the destination (pull-time de-duplication). Only events recorded at or

@@ -20,7 +20,7 @@ import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } 
 import { signalsUrl } from './clouds.js';
 import { openEventSpool } from './event-spool.js';
 import { createHttpsAgent } from './https-pool.js';
-import type { DeliveryLedger, DeliveryTarget, OpenedBlock } from './ledger.js';
+import type { DeliveryLedger, DeliveryTarget, LeaseRef, OpenedBlock } from './ledger.js';
 import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
 import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type SendContext, sendBlock } from './send-block.js';
 import type { ByteRange } from './upload.js';
@@ -40,6 +40,12 @@ export interface PushOptions {
   readonly logger: Logger;
   /** The run the blocks belong to, for reports. */
   readonly runId?: string;
+  /**
+   * The lease this push runs under (HeldLease.ref): the ledger opens and attempts its blocks only while the lease is
+   * still this holder's, so a push that lost it stops before sending what the new holder may send too. Without it,
+   * nothing but the heartbeat stops a push that lost its lease.
+   */
+  readonly lease?: LeaseRef;
   /** Whole-request timeout per attempt. Default 400,000 ms, like the script. */
   readonly timeoutMs?: number;
   /** Retry budget per block. Default PUSH_RETRY (10 attempts, at most 15 minutes). */
@@ -115,7 +121,7 @@ export async function pushRowFile(options: PushOptions & { file: NormalizedFile 
 }
 
 function targetOf(options: PushOptions, source: string): DeliveryTarget {
-  return { destination: options.destination, source, ...(options.runId ? { runId: options.runId } : {}) };
+  return { destination: options.destination, source, ...(options.runId ? { runId: options.runId } : {}), ...(options.lease ? { lease: options.lease } : {}) };
 }
 
 function throwIfStopped(options: PushOptions, sent: number): void {

@@ -132,6 +132,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       file: normalized,
       destination,
       ledger: deps.store,
+      lease: lease.ref,
       clock: deps.clock,
       logger: deps.logger,
       runId: run.id,

@@ -7,6 +7,7 @@
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
+import type { LeaseRef } from '../purview/ledger.js';
 import type { LeaseHolder, LeaseStore } from './state/index.js';
 
 export interface LeasePolicy {
@@ -25,6 +26,11 @@ export interface LeasePolicy {
 }
 
 export interface HeldLease {
+  /**
+   * Which lease, held by whom: given to the delivery ledger with every block (DeliveryTarget.lease), which refuses to
+   * claim or send once it is not ours — the heartbeat alone notices a loss up to a beat late.
+   */
+  readonly ref: LeaseRef;
   /** Aborted when the lease was lost to another holder. */
   readonly lost: AbortSignal;
   release(): void;
@@ -85,6 +91,7 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
     );
   });
   return {
+    ref: { name, holderId: holder.id },
     lost: lost.signal,
     release() {
       stop();

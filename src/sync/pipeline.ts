@@ -6,22 +6,24 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
-import { BridgeError, toBridgeError } from '../errors.js';
+import { type BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
 import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
+import type { LeaseRef } from '../purview/ledger.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
+import { refuseBeyondLedger } from './ledger-horizon.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
-export type PushTarget = Omit<PushOptions, 'ledger' | 'destination' | 'clock' | 'logger' | 'signal' | 'stopAfterBlock' | 'onEvent' | 'runId'>;
+export type PushTarget = Omit<PushOptions, 'ledger' | 'destination' | 'clock' | 'logger' | 'signal' | 'stopAfterBlock' | 'onEvent' | 'runId' | 'lease'>;
 
 export interface SyncDeps {
   readonly connector: string;
@@ -39,7 +41,10 @@ export interface SyncDeps {
   readonly rejectsRetentionMs: number;
   readonly window: WindowPolicy;
   readonly lease: LeasePolicy;
-  /** Acknowledgements older than this (before the watermark) are forgotten; a backfill may not reach before them. */
+  /**
+   * Acknowledgements older than this (before the watermark) are forgotten; no window may reach before them, so the
+   * overlap may not be longer.
+   */
   readonly ledgerRetentionMs: number;
   /** Events pulled before one reference prefetch + map pass (bounded lookahead; memory ≈ this many events). */
   readonly prefetchEvents: number;
@@ -99,7 +104,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   const signal = request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost;
   // Every queued FHIR request of the run listens on these (p-queue adds one listener per task): many is normal, not a leak.
   setMaxListeners(0, signal, stopSignal);
-  const stops = { ...request, stopSignal, signal };
+  // The push claims and sends blocks under this lease: the ledger refuses them once it is no longer ours.
+  const stops = { ...request, stopSignal, signal, lease: lease.ref };
   try {
     // Flat-file source: its own flow under the same lease (files, not a time window; no spool of a window to resume).
     if (deps.fileDrop) return await runFileDrop(deps, deps.fileDrop, stops);
@@ -123,11 +129,11 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   }
 }
 
-async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
+async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
   const watermark = deps.store.getWatermark(deps.connector);
   const window = computeWindow(deps.clock.now(), watermark, deps.window, request);
   const backfill = request.since !== undefined;
-  if (backfill && !request.dryRunOut) refuseBeyondLedger(deps, window, watermark);
+  if (!request.dryRunOut) refuseBeyondLedger(deps, window, watermark, backfill);
   // Purview credentials are read now, so a missing secret stops the run before hours of pulling, not after.
   if (!request.dryRunOut) deps.purview();
   let run = startRun(deps, window, request, backfill);
@@ -148,14 +154,17 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
       deps.store.completeRun(run.id, { counts: pulled.counts });
       return finish(deps, run, pulled, [], resumed, request.dryRunOut);
     }
-    deps.store.updateRun(run.id, {
-      state: 'pushing',
-      counts: pulled.counts,
-      spoolPath,
-      rejectsPath: files.rejectsPath,
-      details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons, ...(pulled.fill ? { fill: pulled.fill } : {}) },
-    });
-    deps.store.stageSeenEvents(run.id, pulled.seen);
+    // One transaction: a run resumable without its seen events would let the next run count its overlap again.
+    deps.store.beginPush(
+      run.id,
+      {
+        counts: pulled.counts,
+        spoolPath,
+        rejectsPath: files.rejectsPath,
+        details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons, ...(pulled.fill ? { fill: pulled.fill } : {}) },
+      },
+      pulled.seen,
+    );
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
     completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
     removeCompletedFiles(deps, spoolPath, pullFiles.indexPath, files.rejectsPath);
@@ -163,20 +172,6 @@ async function runWindow(deps: SyncDeps, request: SyncRequest, resumed: SyncSumm
   } catch (error) {
     throw recordFailure(deps, run.id, error, pullFiles);
   }
-}
-
-/** Before the ledger's horizon nothing is remembered, so a backfill there could send rows Purview already has. */
-function refuseBeyondLedger(deps: SyncDeps, window: SyncWindow, watermark: string | undefined): void {
-  if (watermark === undefined) return;
-  const horizon = Date.parse(watermark) - deps.ledgerRetentionMs;
-  if (Date.parse(window.since) >= horizon) return;
-  throw new BridgeError(
-    'BRG_ERR_INPUT_INVALID',
-    `--since ${window.since} reaches before ${new Date(horizon).toISOString()}: the delivery ledger keeps acknowledgements for ` +
-      `${Math.round(deps.ledgerRetentionMs / 86_400_000)} day(s) before the watermark (state.ledgerRetentionDays), so rows pushed before then could be sent twice. ` +
-      'Start the backfill later, or raise state.ledgerRetentionDays before the rows you may need to backfill are pushed.',
-    { details: { since: window.since } },
-  );
 }
 
 function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest, backfill: boolean): RunRecord {
@@ -212,6 +207,7 @@ async function pushRun(
     destination: deps.target.destination,
     runId: run.id,
     ledger: deps.store,
+    lease: stops.lease,
     clock: deps.clock,
     logger: deps.logger,
     ...(stops.signal ? { signal: stops.signal } : {}),
@@ -368,4 +364,6 @@ function recordFailure(
   return bridgeError;
 }
 
-type Stops = Pick<SyncRequest, 'signal' | 'stopSignal'>;
+/** A request of a run holding the connector's lease: the push passes the lease to every ledger write. */
+type LeasedRequest = SyncRequest & { readonly lease: LeaseRef };
+type Stops = Pick<LeasedRequest, 'signal' | 'stopSignal' | 'lease'>;

@@ -16,8 +16,20 @@ import { silentLogger } from '../../src/log.js';
 import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
-import { type EventSource, openStateStore, runSync, type SyncDeps, SyncEvents } from '../../src/sync/index.js';
+import {
+  connectorLeaseName,
+  type EventSource,
+  openStateStore,
+  runSync,
+  type StateStore,
+  type SyncDeps,
+  SyncEvents,
+  type SyncRequest,
+  type SyncSummary,
+} from '../../src/sync/index.js';
+import type { LeaseHolder } from '../../src/sync/state/index.js';
 import { type Emulators, startEmulators } from '../purview/support.js';
+import { ManualClock } from '../support/manual-clock.js';
 
 let emu: Emulators;
 let app: ReturnType<Emulators['newApp']>;
@@ -215,3 +227,134 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 });
+
+describe('runSync across processes, kills and changed settings', () => {
+  const DAY = 86_400_000;
+  const otherHolder: LeaseHolder = { id: 'other', host: 'elsewhere', pid: 2, command: 'bridge sync', since: '2026-11-10T00:00:00Z' };
+
+  it('refuses a window reaching before what an earlier run pruned, though the retention was raised again since', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const source = fakeSource([event('a', '2026-10-10T10:00:00Z'), event('b', '2026-10-29T18:00:00Z')], [patient, practitioner], []);
+    const clock = new ManualClock('2026-10-11T12:00:00Z');
+    // Each run is a process of its own, with the settings of its day: a new connection to the same state.
+    const run = async (settings: { retentionDays: number; overlapMinutes?: number }, request: Partial<SyncRequest>): Promise<SyncSummary> => {
+      const base = deps(stateDir, source, openStateStore(stateDir, clock), job);
+      const d: SyncDeps = {
+        ...base,
+        clock,
+        ledgerRetentionMs: settings.retentionDays * DAY,
+        window: { ...base.window, overlapMs: (settings.overlapMinutes ?? 15) * 60_000 },
+      };
+      try {
+        return await runSync(d, { trigger: 'cli', ...request });
+      } finally {
+        d.store.close();
+      }
+    };
+    await run({ retentionDays: 31 }, { since: '2026-10-10T00:00:00Z', until: '2026-10-11T00:00:00Z' });
+    await clock.advance(18.5 * DAY); // 2026-10-30T00:00Z
+    await run({ retentionDays: 31 }, {});
+    await clock.advance(1.5 * DAY); // 2026-10-31T12:00Z
+    // One run with a 1-day retention prunes 'a' and 'b' (recorded and pushed before 2026-10-30T12:00Z).
+    await run({ retentionDays: 1 }, {});
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
+
+    // Back to 31 days: a backfill over 'a' would send it again, unflagged.
+    const backfill = await run({ retentionDays: 31 }, { since: '2026-10-10T00:00:00Z', until: '2026-10-11T00:00:00Z' }).catch((e: unknown) => e);
+    expect(backfill).toMatchObject({
+      code: 'BRG_ERR_INPUT_INVALID',
+      message: expect.stringContaining('Start the backfill at 2026-10-30T12:00:00.000Z or later'),
+    });
+    // So would an overlap raised to two days re-reading 'b'.
+    const overlap = await run({ retentionDays: 31, overlapMinutes: 2 * 24 * 60 }, {}).catch((e: unknown) => e);
+    expect(overlap).toMatchObject({ code: 'BRG_ERR_CONFIG_INVALID', message: expect.stringContaining('Lower fhir.overlapMinutes') });
+    // An overlap longer than the retention is refused as such, before anything is pulled.
+    const longer = await run({ retentionDays: 1, overlapMinutes: 2 * 24 * 60 }, {}).catch((e: unknown) => e);
+    expect(longer).toMatchObject({ code: 'BRG_ERR_CONFIG_INVALID', message: expect.stringContaining('is longer than state.ledgerRetentionDays') });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
+    // From the pruned horizon on, a backfill runs (nothing new there).
+    const later = await run({ retentionDays: 31 }, { since: '2026-10-30T12:00:00Z', until: '2026-10-31T00:00:00Z' });
+    expect(later.counts).toMatchObject({ rows: 0 });
+  });
+
+  it('a run whose lease another process took stops before its next block; the taker finishes the push, each row once and unflagged', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = ['10:00', '10:10', '10:20', '10:30', '10:40', '10:50'].map((t, i) => event(`l${i}`, `2026-11-05T${t}:00Z`));
+    const source = fakeSource(events, [patient, practitioner], []);
+    const d = deps(stateDir, source, undefined, job);
+    const other = openStateStore(stateDir, systemClock); // a second process on the same state
+    // After the first block, the other process judges this run's lease stale (a wrong verdict: it is alive) and takes
+    // it. This run's heartbeat has not come yet, so only the ledger can stop it.
+    const detach = d.events.on('block_acked', (e) => {
+      if (e.index === 0) expect(other.acquireLease(connectorLeaseName('main'), otherHolder, 60_000, () => true)).toMatchObject({ acquired: true });
+    });
+    const error = await runSync(d, { trigger: 'cli', until: '2026-11-05T11:00:00Z' }).catch((e: unknown) => e);
+    detach();
+    expect(error).toMatchObject({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: expect.stringContaining('lost its lease') });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
+    expect(d.store.listRuns({ connector: 'main' })[0]?.state).toBe('pushing'); // left for the lease's holder to finish
+    d.store.close();
+
+    other.releaseLease(connectorLeaseName('main'), otherHolder.id);
+    const taker = deps(stateDir, source, other, job);
+    const finished = await runSync(taker, { trigger: 'cli', until: '2026-11-05T11:00:00Z' });
+    expect(finished.resumed?.counts).toMatchObject({ rowsAlreadyDelivered: 2, possiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(6);
+    other.close();
+  });
+
+  it('a kill -9 right after the run is marked pushing leaves its seen events staged: the resumed run completes with them', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const { entity: _none, ...noPatient } = event('no-patient', '2026-11-06T10:55:00Z');
+    const source = fakeSource([event('ok', '2026-11-06T10:50:00Z'), noPatient], [patient, practitioner], []);
+    const dying = killedOnceRunIsPushing(openStateStore(stateDir, systemClock));
+    await expect(runSync(deps(stateDir, source, dying.store, job), { trigger: 'cli', until: '2026-11-06T11:00:00Z' })).rejects.toThrow(KILLED);
+    expect(dying.killedAt).toBe('pushing');
+    dying.real.close();
+
+    // The next process: the dead one still holds the lease (a process of this host that is gone: stale at once).
+    const next = deps(stateDir, source, undefined, job);
+    const resumedAndNext = await runSync({ ...next, lease: { ...next.lease, isStale: () => true } }, { trigger: 'cli', until: '2026-11-06T12:00:00Z' });
+    expect(resumedAndNext.resumed?.counts).toMatchObject({ rows: 1, skipped: 1, rowsAcked: 1 });
+    // The overlap (10:45-11:00) holds both events: recognised, not mapped and counted again.
+    expect(resumedAndNext.counts).toMatchObject({ events: 2, duplicates: 2, skipped: 0, rows: 0 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    next.store.close();
+  });
+});
+
+const KILLED = 'killed (kill -9)';
+
+/**
+ * A store whose process dies the moment the run's state says 'pushing': the call that made it so returns nothing, and
+ * no call after it reaches the database (no failure is recorded, the lease is not released), as with kill -9.
+ */
+function killedOnceRunIsPushing(real: StateStore): { store: StateStore; real: StateStore; readonly killedAt: string | undefined } {
+  const state: { killedAt: string | undefined } = { killedAt: undefined };
+  const store = new Proxy(real, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]): unknown => {
+        if (state.killedAt !== undefined) throw new Error(KILLED);
+        const result: unknown = value.apply(target, args);
+        const run = target.findUnfinishedRun('main');
+        if (run?.state === 'pushing') {
+          state.killedAt = run.state;
+          throw new Error(KILLED);
+        }
+        return result;
+      };
+    },
+  });
+  return {
+    store,
+    real,
+    get killedAt() {
+      return state.killedAt;
+    },
+  };
+}

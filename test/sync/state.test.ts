@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStateStore, type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { openStateStore, type RunRecord, type SeenEvent, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { MIGRATIONS } from '../../src/sync/state/migrations.js';
 import { ManualClock } from '../support/manual-clock.js';
 
@@ -37,7 +37,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(4);
+    expect(db.pragma('user_version', { simple: true })).toBe(5);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -45,8 +45,9 @@ describe('SQLite state store', () => {
   it('keeps the watermark unchanged until a run completes, then moves it with the staged overlap keys atomically', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));
-    s.updateRun('r1', { state: 'pushing', spoolPath: '/tmp/x.txt', error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'earlier attempt' } });
-    s.stageSeenEvents('r1', [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.beginPush('r1', { spoolPath: '/tmp/x.txt', error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'earlier attempt' } }, [
+      { key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') },
+    ]);
     expect(s.getWatermark('main')).toBeUndefined();
     expect(s.seenEvents('main', ['e1|'])).toEqual(new Set());
     expect(s.findUnfinishedRun('main')?.id).toBe('r1');
@@ -58,6 +59,27 @@ describe('SQLite state store', () => {
     expect(s.getRun('r1')).toMatchObject({ state: 'completed', counts: { rows: 3 }, finishedAt: '2026-11-23T00:00:00.000Z' });
     expect(s.getRun('r1')?.error).toBeUndefined();
     expect(s.findUnfinishedRun('main')).toBeUndefined();
+  });
+
+  it('marks a run pushing and stages its seen events in one transaction: a failure staging them leaves the run as it was', () => {
+    const { store: s } = fresh();
+    s.createRun(run('r1'));
+    const good = { key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') };
+    // The process fails after the run row and one key were written, before the second key.
+    const failing: SeenEvent[] = [good];
+    Object.defineProperty(failing, 1, {
+      enumerable: true,
+      get: () => {
+        throw new Error('killed midway');
+      },
+    });
+    expect(() => s.beginPush('r1', { spoolPath: '/tmp/x.txt' }, failing)).toThrow('killed midway');
+    expect(s.getRun('r1')).toMatchObject({ state: 'running' });
+    expect(s.getRun('r1')?.spoolPath).toBeUndefined();
+    s.beginPush('r1', { spoolPath: '/tmp/x.txt' }, [good]);
+    expect(s.getRun('r1')).toMatchObject({ state: 'pushing', spoolPath: '/tmp/x.txt' });
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS } });
+    expect(s.seenEvents('main', ['e1|'])).toEqual(new Set(['e1|']));
   });
 
   // Issue #14.4: a backfill completing must not rewind the watermark.
@@ -80,7 +102,7 @@ describe('SQLite state store', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));
     const cutoff = Date.parse('2026-11-22T00:00:00Z');
-    s.stageSeenEvents('r1', [
+    s.beginPush('r1', {}, [
       { key: 'before|', windowMs: Date.parse('2026-11-21T16:59:59-07:00') }, // 23:59:59Z: before the cutoff
       { key: 'after|', windowMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
     ]);
@@ -244,6 +266,28 @@ describe('delivery ledger', () => {
     expect(s.acknowledgedEvents(target, [{ key: 'backlog', recordedMs: recorded }])).toEqual(new Set());
   });
 
+  it('remembers how far back a prune forgot, raised only: a second process with a longer retention sees it', async () => {
+    const clock = new ManualClock('2026-11-20T12:00:00Z');
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-state-'));
+    store = openStateStore(dir, clock);
+    const s = store;
+    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: Date.parse('2026-11-20T10:00:00Z'), rows: 1 }]), 10, () => undefined);
+    s.markAcked(b?.id ?? -1, false);
+    s.pruneDeliveries(target, Date.parse('2026-11-01T00:00:00Z')); // 31 days: nothing that old, nothing forgotten
+    expect(s.prunedBefore(target)).toBeUndefined();
+    await clock.advance(10 * 86_400_000);
+    const horizon = clock.now() - 86_400_000;
+    s.pruneDeliveries(target, horizon); // 1 day: 'old' is forgotten
+    s.pruneDeliveries(target, clock.now() - 31 * 86_400_000); // 31 days again: forgets nothing, brings nothing back
+    const other = openStateStore(dir, clock);
+    try {
+      expect(other.prunedBefore(target)).toBe(horizon);
+      expect(other.prunedBefore({ ...target, source: 'other' })).toBeUndefined();
+    } finally {
+      other.close();
+    }
+  });
+
   it('a claim once in a block that may have reached Purview stays "resend" through blocks that never got sent', () => {
     const { store: s } = fresh();
     const first = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, () => undefined);
@@ -257,6 +301,90 @@ describe('delivery ledger', () => {
     s.markAttempt(third?.id ?? -1);
     s.markAcked(third?.id ?? -1, (third?.resentRows ?? 0) > 0);
     expect(s.flaggedEventKeys(target)).toEqual(new Set(['e']));
+  });
+});
+
+describe('the delivery ledger under leases, two processes on one state', () => {
+  const LEASE = 'connector:conn';
+  const holder = (id: string) => ({ id, host: 'h1', pid: 1, command: 'bridge sync', since: '2026-11-23T00:00:00.000Z' });
+  const one = (key: string, recordedMs: number) => {
+    let taken = false;
+    return {
+      peek: () => (taken ? undefined : { key, recordedMs, rows: 1 }),
+      take: () => {
+        taken = true;
+      },
+    };
+  };
+  const opened: StateStore[] = [];
+  afterEach(() => {
+    for (const s of opened.splice(0)) s.close();
+  });
+  /** Two connections to one state directory: two processes, on this machine or another sharing the state. */
+  function twoProcesses(clock: ManualClock): { a: StateStore; b: StateStore } {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-ledger-lease-'));
+    const a = openStateStore(dir, clock);
+    const b = openStateStore(dir, clock);
+    opened.push(a, b);
+    return { a, b };
+  }
+
+  it('refuses to claim or send for a run that lost its lease; the new holder sends its claims plainly, once', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { a, b } = twoProcesses(clock);
+    const target = (run: string, holderId: string) => ({ destination: 'https://ingest|t|job', source: 'conn', runId: run, lease: { name: LEASE, holderId } });
+    expect(a.acquireLease(LEASE, holder('A'), 60_000, () => false)).toMatchObject({ acquired: true });
+    const claimedByA = a.openEventBlock(target('runA', 'A'), one('e|1', clock.now()), 10, () => undefined);
+    // A pauses (waiting for its token) past its lease; B takes the lease over and pulls the same window.
+    await clock.advance(61_000);
+    expect(b.acquireLease(LEASE, holder('B'), 60_000, () => false)).toMatchObject({ acquired: true, tookOverFrom: holder('A') });
+    expect(() => a.markAttempt(claimedByA?.id ?? -1)).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: expect.stringContaining('lost its lease') }),
+    );
+    expect(() => a.openEventBlock(target('runA', 'A'), one('f|1', clock.now()), 10, () => undefined)).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS' }),
+    );
+    expect(() => a.openRangeBlock({ ...target('runA', 'A'), source: 'file:x' }, [{ first: 0, end: 1 }], 0)).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS' }),
+    );
+    // A's block can never go out now, so B's claim of e is a plain send.
+    const decisions: string[] = [];
+    const claimedByB = b.openEventBlock(target('runB', 'B'), one('e|1', clock.now()), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(decisions).toEqual(['e|1:send']);
+    b.markAttempt(claimedByB?.id ?? -1);
+    b.markAcked(claimedByB?.id ?? -1, false);
+    expect(b.flaggedEventKeys(target('runB', 'B'))).toEqual(new Set());
+  });
+
+  it('refuses a write once the lease expired, even if nobody took it yet (by the store clock)', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { a } = twoProcesses(clock);
+    a.acquireLease(LEASE, holder('A'), 60_000, () => false);
+    const block = a.openEventBlock({ destination: 'd', source: 'conn', lease: { name: LEASE, holderId: 'A' } }, one('e|1', clock.now()), 10, () => undefined);
+    await clock.advance(60_000);
+    expect(() => a.markAttempt(block?.id ?? -1)).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: expect.stringContaining('expired') }),
+    );
+  });
+
+  it('a claim taken over from a block that could still be sent (opened without the lease) is flagged, never a silent double', () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { a, b } = twoProcesses(clock);
+    const target = (run: string) => ({ destination: 'https://ingest|t|job', source: 'conn', runId: run });
+    const claimedByA = a.openEventBlock(target('runA'), one('e|1', clock.now()), 10, () => undefined);
+    const decisions: string[] = [];
+    const claimedByB = b.openEventBlock(target('runB'), one('e|1', clock.now()), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(decisions).toEqual(['e|1:resend']);
+    expect(claimedByB).toMatchObject({ resentRows: 1 });
+    // Both go out: Purview holds e twice, and the ledger says so.
+    for (const [writer, block] of [
+      [a, claimedByA],
+      [b, claimedByB],
+    ] as const) {
+      writer.markAttempt(block?.id ?? -1);
+      writer.markAcked(block?.id ?? -1, (block?.resentRows ?? 0) > 0);
+    }
+    expect(b.flaggedEventKeys(target('x'))).toEqual(new Set(['e|1']));
   });
 });
 

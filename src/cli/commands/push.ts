@@ -214,6 +214,7 @@ async function pushWithLedger(
         destination,
         tokenSource,
         ledger: store,
+        lease: lease.ref,
         clock,
         logger,
         ...(caPem ? { caPem } : {}),

@@ -128,4 +128,16 @@ export const MIGRATIONS: readonly string[] = [
   // v4: a claim remembers that some block carrying it may have reached Purview, so the flag survives the claim moving to
   // a block that then dies before its first attempt.
   `ALTER TABLE delivered_events ADD COLUMN maybe_sent INTEGER NOT NULL DEFAULT 0;`,
+  // v5: how far back the ledger was actually pruned per destination and source (each prune used the retention of its
+  // own run, so today's setting says nothing about what was forgotten), raised only; and the lease a block was opened
+  // under, so a claim taken over from a block never attempted is flagged unless that block's writer provably lost the
+  // lease the taker now holds. Databases coming from 0.1.0 start this ledger empty: nothing was pruned before.
+  `CREATE TABLE delivery_horizons (
+     destination_id INTEGER NOT NULL,
+     source_id INTEGER NOT NULL,
+     pruned_before_ms INTEGER NOT NULL,
+     PRIMARY KEY (destination_id, source_id)
+   ) WITHOUT ROWID;
+   ALTER TABLE delivery_blocks ADD COLUMN lease_name TEXT;
+   ALTER TABLE delivery_blocks ADD COLUMN lease_holder TEXT;`,
 ];

@@ -2,10 +2,23 @@
  * The delivery ledger in SQLite (see src/purview/ledger.ts for the contract). Event claims are partitioned by the
  * UTC day of `recorded`, so pruning old acknowledgements is a range delete on the primary key, and a high mark per
  * destination and source tells the pull which events can be in the ledger at all (most of a run's events cannot).
+ * Writes of a block opened under a lease are checked against the leases table in the same transaction, so a holder
+ * that lost its lease cannot claim or send once another holder may be sending the same events.
  */
 import type Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
-import type { ClaimCursor, ClaimDecision, DeliveryLedger, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
+import type {
+  ClaimCursor,
+  ClaimDecision,
+  DeliveryLedger,
+  DeliveryTarget,
+  EventClaim,
+  LeaseRef,
+  OpenedBlock,
+  RangeRecord,
+  RowRange,
+} from '../../purview/ledger.js';
+import { type LeaseRow, requireLeaseHeld } from './sqlite-lease.js';
 import type { PossiblyDuplicated } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -32,13 +45,16 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       source: db.prepare<[string], { id: number }>('SELECT id FROM sources WHERE key = ?'),
       addSource: db.prepare('INSERT OR IGNORE INTO sources (key) VALUES (?)'),
       openBlock: db.prepare(
-        "INSERT INTO delivery_blocks (destination_id, source_id, run_id, state, rows, created_ms, updated_ms) VALUES (?, ?, ?, 'sending', 0, ?, ?)",
+        "INSERT INTO delivery_blocks (destination_id, source_id, run_id, state, rows, created_ms, updated_ms, lease_name, lease_holder) VALUES (?, ?, ?, 'sending', 0, ?, ?, ?, ?)",
       ),
       sizeBlock: db.prepare('UPDATE delivery_blocks SET rows = ?, resent_rows = ? WHERE id = ?'),
       claim: db.prepare('INSERT OR IGNORE INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, ?, ?, ?, ?)'),
       // LEFT JOIN: a claim can outlive its block (pruned by age while the claim's day is still kept).
-      claimed: db.prepare<[number, number, number, string], { block_id: number; maybe_sent: number; state: string | null; attempts: number | null }>(
-        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
+      claimed: db.prepare<
+        [number, number, number, string],
+        { block_id: number; maybe_sent: number; state: string | null; attempts: number | null; lease_name: string | null }
+      >(
+        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts, b.lease_name FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
       ),
       reclaim: db.prepare(
         'UPDATE delivered_events SET block_id = ?, maybe_sent = max(maybe_sent, ?) WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?',
@@ -62,6 +78,10 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       flaggedOfRunRanges: db.prepare<[string], { source: string; first_row: number; end_row: number }>(
         'SELECT s.key AS source, r.first_row, r.end_row FROM delivery_blocks b JOIN delivered_ranges r ON r.block_id = b.id JOIN sources s ON s.id = r.source_id WHERE b.run_id = ? AND b.possibly_duplicated = 1 ORDER BY r.first_row',
       ),
+      blockLease: db.prepare<[number], { lease_name: string | null; lease_holder: string | null }>(
+        'SELECT lease_name, lease_holder FROM delivery_blocks WHERE id = ?',
+      ),
+      lease: db.prepare<[string], LeaseRow>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
@@ -73,6 +93,12 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
         'DELETE FROM delivered_ranges WHERE block_id IN (SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?)',
       ),
       pruneBlocks: db.prepare('DELETE FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?'),
+      horizon: db.prepare<[number, number], { pruned_before_ms: number }>(
+        'SELECT pruned_before_ms FROM delivery_horizons WHERE destination_id = ? AND source_id = ?',
+      ),
+      raiseHorizon: db.prepare(
+        'INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms) VALUES (?, ?, ?) ON CONFLICT (destination_id, source_id) DO UPDATE SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms)',
+      ),
     };
   }
 
@@ -87,15 +113,15 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     try {
       return this.db
         .transaction((): OpenedBlock => {
-          const now = this.clock.now();
-          const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+          this.requireLease(target.lease, 'claiming another block');
+          const blockId = this.insertBlock(destination, source, target);
           let rows = 0;
           let resentRows = 0;
           let high = Number.NEGATIVE_INFINITY;
           for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
             if (rows > 0 && rows + event.rows > maxRows) break;
             cursor.take();
-            const decision = this.claimOne(destination, source, blockId, event);
+            const decision = this.claimOne(destination, source, blockId, event, target.lease);
             if (decision === 'send' || decision === 'resend') {
               rows += event.rows;
               if (decision === 'resend') resentRows += event.rows;
@@ -115,15 +141,19 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     }
   }
 
-  private claimOne(destination: number, source: number, blockId: number, event: EventClaim): ClaimDecision {
+  private claimOne(destination: number, source: number, blockId: number, event: EventClaim, lease: LeaseRef | undefined): ClaimDecision {
     const day = claimDay(event.recordedMs);
     if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) return 'send';
     const existing = this.stmt.claimed.get(destination, source, day, event.key);
     if (!existing || existing.block_id === blockId) return 'duplicate';
     if (existing.state === 'acked') return 'delivered';
     // Not acknowledged: it may have reached Purview if its block was ever attempted, if an earlier block carrying it
-    // was (maybe_sent sticks across moves), or if its block is gone and nobody can tell.
-    const maybeSent = existing.state === null || (existing.attempts ?? 0) > 0 || existing.maybe_sent === 1;
+    // was (maybe_sent sticks across moves), or if its block is gone and nobody can tell. A block never attempted can
+    // still be, unless its writer held the lease the caller holds now (checked in this transaction): its markAttempt
+    // is then refused, so the block can never go out. Opened without a lease or under another one, its writer may be
+    // a run that has not noticed it lost the connector (paused, or on a machine whose clock runs behind).
+    const attemptable = existing.state === 'sending' && (lease === undefined || existing.lease_name !== lease.name);
+    const maybeSent = existing.state === null || (existing.attempts ?? 0) > 0 || existing.maybe_sent === 1 || attemptable;
     this.stmt.reclaim.run(blockId, maybeSent ? 1 : 0, destination, source, day, event.key);
     return maybeSent ? 'resend' : 'send';
   }
@@ -133,8 +163,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     const source = this.sourceId(target.source);
     return this.db
       .transaction((): OpenedBlock => {
-        const now = this.clock.now();
-        const blockId = Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now).lastInsertRowid);
+        this.requireLease(target.lease, 'claiming another block');
+        const blockId = this.insertBlock(destination, source, target);
         let rows = 0;
         for (const range of ranges) {
           this.stmt.addRange.run(destination, source, range.first, range.end, blockId);
@@ -152,7 +182,15 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   markAttempt(blockId: number): void {
-    this.stmt.attempt.run(this.clock.now(), blockId);
+    this.db
+      .transaction(() => {
+        // The lease the block was opened under, not one the caller names: a writer cannot send a block of a lease
+        // it lost by forgetting to say which one it holds.
+        const block = this.stmt.blockLease.get(blockId);
+        if (block?.lease_name && block.lease_holder) this.requireLease({ name: block.lease_name, holderId: block.lease_holder }, 'sending a block');
+        this.stmt.attempt.run(this.clock.now(), blockId);
+      })
+      .immediate();
   }
 
   markAcked(blockId: number, possiblyDuplicated: boolean): void {
@@ -192,10 +230,30 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     const destination = this.destinationId(target.destination);
     const source = this.sourceId(target.source);
     this.db.transaction(() => {
-      this.stmt.pruneEvents.run(destination, source, claimDay(beforeMs), destination, source, beforeMs);
-      this.stmt.pruneRanges.run(destination, source, beforeMs);
+      const forgotten =
+        this.stmt.pruneEvents.run(destination, source, claimDay(beforeMs), destination, source, beforeMs).changes +
+        this.stmt.pruneRanges.run(destination, source, beforeMs).changes;
+      // Blocks alone are not forgetting: a claim that outlives its block is re-sent flagged, never silently.
       this.stmt.pruneBlocks.run(destination, source, beforeMs);
+      // Remembered with the prune, never lowered: a later run with a longer retention cannot bring the claims back.
+      if (forgotten > 0) this.stmt.raiseHorizon.run(destination, source, beforeMs);
     })();
+  }
+
+  /** The latest `beforeMs` a prune forgot claims before, for the destination and source (undefined: none forgotten). */
+  prunedBefore(target: Pick<DeliveryTarget, 'destination' | 'source'>): number | undefined {
+    return this.stmt.horizon.get(this.destinationId(target.destination), this.sourceId(target.source))?.pruned_before_ms;
+  }
+
+  private insertBlock(destination: number, source: number, target: DeliveryTarget): number {
+    const now = this.clock.now();
+    const { lease } = target;
+    return Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now, lease?.name ?? null, lease?.holderId ?? null).lastInsertRowid);
+  }
+
+  /** Called inside the write's transaction, which orders the check against another process taking the lease over. */
+  private requireLease(lease: LeaseRef | undefined, doing: string): void {
+    if (lease !== undefined) requireLeaseHeld(this.stmt.lease.get(lease.name), lease, this.clock.now(), doing);
   }
 
   private destinationId(key: string): number {

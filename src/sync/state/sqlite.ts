@@ -184,10 +184,13 @@ class SqliteStateStore implements StateStore {
     this.stmt.setWatermark.run(connector, watermark, this.nowIso());
   }
 
-  stageSeenEvents(runId: string, seen: readonly SeenEvent[]): void {
-    this.db.transaction(() => {
-      for (const event of seen) this.stmt.stage.run(runId, event.key, event.windowMs);
-    })();
+  beginPush(runId: string, patch: Partial<Omit<RunRecord, 'id' | 'connector' | 'state'>>, seen: readonly SeenEvent[]): void {
+    this.db
+      .transaction(() => {
+        this.updateRun(runId, { ...patch, state: 'pushing' });
+        for (const event of seen) this.stmt.stage.run(runId, event.key, event.windowMs);
+      })
+      .immediate();
   }
 
   getSourceState(connector: string, name: string): string | undefined {
@@ -201,6 +204,10 @@ class SqliteStateStore implements StateStore {
 
   pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void {
     this.ledger.prune(target, beforeMs);
+  }
+
+  prunedBefore(target: Pick<DeliveryTarget, 'destination' | 'source'>): number | undefined {
+    return this.ledger.prunedBefore(target);
   }
 
   openEventBlock<T extends EventClaim>(

@@ -124,8 +124,12 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   findUnfinishedRun(connector: string): RunRecord | undefined;
   /** Which of these event keys an earlier completed run already processed (overlap de-duplication). */
   seenEvents(connector: string, keys: readonly string[]): Set<string>;
-  /** Stores, with the finished spool, the event keys the next run's overlap must recognise; they count once the run completes. */
-  stageSeenEvents(runId: string, seen: readonly SeenEvent[]): void;
+  /**
+   * Moves a run to 'pushing' (with its spool, counts and details) and stages its seen event keys in one transaction:
+   * a run resumed after a kill between the two would complete without them, and the next run would map and count the
+   * skipped and rejected events of its overlap again.
+   */
+  beginPush(runId: string, patch: Partial<Omit<RunRecord, 'id' | 'connector' | 'state'>>, seen: readonly SeenEvent[]): void;
   /**
    * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set; a stale
    * error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
@@ -145,7 +149,15 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    * (`id|versionId`) or file row ranges (`file:<sha256>` rows first–end, 0-based, end exclusive).
    */
   possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated>;
-  /** Forgets delivery acknowledgements older than `beforeMs` for one destination and source. */
+  /**
+   * Forgets delivery acknowledgements older than `beforeMs` for one destination and source, and remembers how far back
+   * it forgot (never lowered).
+   */
   pruneDeliveries(target: Pick<DeliveryTarget, 'destination' | 'source'>, beforeMs: number): void;
+  /**
+   * Before this instant the ledger of the destination and source has forgotten acknowledgements (the latest horizon a
+   * prune actually applied, whatever the retention set now); undefined when nothing was forgotten.
+   */
+  prunedBefore(target: Pick<DeliveryTarget, 'destination' | 'source'>): number | undefined;
   close(): void;
 }
