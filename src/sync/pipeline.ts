@@ -298,13 +298,32 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
     pruneSeenBeforeMs: Date.parse(run.until) - 2 * deps.window.overlapMs,
   });
   const watermark = deps.store.getWatermark(deps.connector);
-  if (watermark) deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs);
+  if (watermark)
+    afterCompletion(deps, run, 'the delivery ledger was not pruned', () =>
+      deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
+    );
 }
 
 /** A completed run's spool goes (unless retainFiles); its rejects stay for retention.rejectsDays, for the operator. */
 function removeCompletedFiles(deps: SyncDeps, spoolPath: string, indexPath: string, rejectsPath: string | undefined): void {
-  if (!deps.retainFiles) removeFiles(spoolPath, indexPath);
-  if (!deps.retainFiles && deps.rejectsRetentionMs === 0) removeFiles(rejectsPath);
+  afterCompletion(deps, undefined, "the run's files were not removed", () => {
+    if (!deps.retainFiles) removeFiles(spoolPath, indexPath);
+    if (!deps.retainFiles && deps.rejectsRetentionMs === 0) removeFiles(rejectsPath);
+  });
+}
+
+/**
+ * Housekeeping after the run completed (its watermark committed): a failure (a busy state database, a file held open)
+ * is a warning, never the run's outcome; recorded as a failure it would mark a completed run failed. The next run
+ * prunes and sweeps again.
+ */
+function afterCompletion(deps: SyncDeps, run: RunRecord | undefined, what: string, task: () => void): void {
+  try {
+    task();
+  } catch (error) {
+    const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : 'BRG_ERR_INTERNAL';
+    deps.logger.warn({ code, ...(run ? { runId: run.id } : {}) }, `the run completed, but ${what}; the next run tries again`);
+  }
 }
 
 /** A mostly empty mandatory or key column goes unnoticed otherwise: Purview takes empty cells without a word. */

@@ -29,6 +29,7 @@ import {
 } from '../../src/sync/index.js';
 import type { LeaseHolder } from '../../src/sync/state/index.js';
 import { type Emulators, startEmulators } from '../purview/support.js';
+import { linesLogger } from '../support/log-lines.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 let emu: Emulators;
@@ -323,6 +324,30 @@ describe('runSync across processes, kills and changed settings', () => {
     expect(resumedAndNext.counts).toMatchObject({ events: 2, duplicates: 2, skipped: 0, rows: 0 });
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
     next.store.close();
+  });
+
+  it("a completed run stays completed when its housekeeping fails (the ledger's prune meets a busy database): a warning", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const real = openStateStore(stateDir, systemClock);
+    const busy = Object.assign(Object.create(real) as StateStore, {
+      pruneDeliveries: () => {
+        throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (database is locked).');
+      },
+    });
+    const lines: string[] = [];
+    const d = {
+      ...deps(stateDir, fakeSource([event('e1', '2026-11-07T10:50:00Z')], [patient, practitioner], []), busy, job),
+      logger: linesLogger(lines, 'warn'),
+    };
+    const summary = await runSync(d, { trigger: 'cli', until: '2026-11-07T11:00:00Z' });
+    expect(summary.counts).toMatchObject({ rows: 1, rowsAcked: 1 });
+    expect(real.listRuns({ connector: 'main' }).map((r) => [r.state, r.error])).toEqual([['completed', undefined]]);
+    expect(real.getWatermark('main')).toBe('2026-11-07T11:00:00.000Z');
+    expect(lines.map((line) => JSON.parse(line) as { code: string; msg: string })).toEqual([
+      expect.objectContaining({ code: 'BRG_ERR_STATE', msg: 'the run completed, but the delivery ledger was not pruned; the next run tries again' }),
+    ]);
+    real.close();
   });
 });
 
