@@ -78,8 +78,9 @@ async function ids(lines: AsyncIterable<{ length: number; text(i: number): strin
   return out;
 }
 
+/** Waits for socket and file I/O to bring `condition` about (a bound, not a speed check: 20 s on a loaded machine). */
 async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setImmediate(r));
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
 }
 
