@@ -36,18 +36,27 @@ async function until(condition: () => boolean): Promise<void> {
   expect(condition()).toBe(true);
 }
 
+/**
+ * A run that kicked off an export and died while polling it (aborted after `polls` more status polls): its checkpoint
+ * stays in `store`, its files under `dir`.
+ */
+async function diedWhilePolling(store: MemoryCheckpoints, polls: number, clock?: InstantClock): Promise<{ dir: string; error: unknown }> {
+  f.bulk.processingPolls = 1_000_000;
+  const first = f.source({ store, ...(clock ? { clock } : {}) });
+  const stop = new AbortController();
+  const before = log().polls.length;
+  const dying = first.read(window, stop.signal).catch((e: unknown) => e);
+  await until(() => log().polls.length >= before + polls);
+  stop.abort();
+  return { dir: first.dir, error: await dying };
+}
+
 describe('resuming an export', () => {
   it('polls the same status URL after a run died while polling: no second kick-off', async () => {
-    f.bulk.processingPolls = 1_000_000;
     const store = new MemoryCheckpoints();
-    const first = f.source({ store, clock: new InstantClock(START) });
-    const stop = new AbortController();
     const kickoffs = log().kickoffs.length;
-    const polls = log().polls.length;
-    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => log().polls.length >= polls + 3);
-    stop.abort();
-    expect(((await dying) as Error).name).toBe('AbortError');
+    const first = await diedWhilePolling(store, 3, new InstantClock(START));
+    expect((first.error as Error).name).toBe('AbortError');
     const statusUrl = store.parsed()?.statusUrl;
     expect(statusUrl).toMatch(/\/bulk\/status\//);
     f.bulk.processingPolls = 0;
@@ -58,15 +67,8 @@ describe('resuming an export', () => {
   });
 
   it('polls once before the deadline counts: an export that finished while no run polled is read, even past pollMaxMinutes', async () => {
-    f.bulk.processingPolls = 1_000_000;
     const store = new MemoryCheckpoints();
-    const first = f.source({ store, clock: new InstantClock(START) });
-    const stop = new AbortController();
-    const polls = log().polls.length;
-    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => log().polls.length >= polls + 2);
-    stop.abort();
-    await dying;
+    const first = await diedWhilePolling(store, 2, new InstantClock(START));
     const job = log().kickoffs.at(-1)?.jobId;
     // The bridge was down for five hours (pollMaxMinutes is 60); the server finished the export meanwhile.
     f.bulk.processingPolls = 0;
@@ -79,15 +81,8 @@ describe('resuming an export', () => {
   });
 
   it('abandons a resumed export past pollMaxMinutes only once the server says it is still in progress (not on throttling)', async () => {
-    f.bulk.processingPolls = 1_000_000;
     const store = new MemoryCheckpoints();
-    const first = f.source({ store, clock: new InstantClock(START) });
-    const stop = new AbortController();
-    const polls = log().polls.length;
-    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => log().polls.length >= polls + 2);
-    stop.abort();
-    await dying;
+    const first = await diedWhilePolling(store, 2, new InstantClock(START));
     const job = log().kickoffs.at(-1)?.jobId as string;
     // Throttled past the deadline: the poll keeps failing, so the run stops, but the export (maybe ready) is kept.
     // (One more than the four polls it takes: the dead run's last poll may reach the server only now.)
@@ -138,15 +133,8 @@ describe('resuming an export', () => {
   });
 
   it('abandons a checkpoint made for another request (types changed) with a DELETE, and exports anew', async () => {
-    f.bulk.processingPolls = 1_000_000;
     const store = new MemoryCheckpoints();
-    const stop = new AbortController();
-    const first = f.source({ store, clock: new InstantClock(START) });
-    const polls = log().polls.length;
-    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => log().polls.length > polls);
-    stop.abort();
-    await dying;
+    const first = await diedWhilePolling(store, 1, new InstantClock(START));
     const old = log().kickoffs.at(-1)?.jobId;
     f.bulk.processingPolls = 0;
     await f.source({ store, dir: first.dir, settings: { types: ['AuditEvent', 'Patient'] } }).read(window);
@@ -155,15 +143,8 @@ describe('resuming an export', () => {
   });
 
   it('starts a new export when fhir.baseUrl changed, instead of polling the export an earlier run asked another server for', async () => {
-    f.bulk.processingPolls = 1_000_000;
     const store = new MemoryCheckpoints();
-    const first = f.source({ store, clock: new InstantClock(START) });
-    const stop = new AbortController();
-    const polls = log().polls.length;
-    const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => log().polls.length > polls);
-    stop.abort();
-    await dying;
+    const first = await diedWhilePolling(store, 1, new InstantClock(START));
     const old = log().kickoffs.at(-1)?.jobId as string;
     expect(store.parsed()?.request?.base).toBe(f.fx.server.baseUrl);
     // The connector now points at another FHIR server: its own export, never a poll of the old server's status URL.
