@@ -45,13 +45,14 @@ export function fileLeaseName(destination: string, sha256: string): string {
   return `push:${destination}:${sha256}`;
 }
 
-/** Takes the lease or throws BRG_ERR_RUN_IN_PROGRESS naming the holder; renews it every third of its TTL. */
+/** Takes the lease or throws BRG_ERR_RUN_IN_PROGRESS naming the holder; renews it every quarter of its TTL. */
 export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, clock: Clock, newId: IdSource, what: string): HeldLease {
   const holder: LeaseHolder = { ...policy.identity, id: newId(), since: new Date(clock.now()).toISOString() };
   const outcome = store.acquireLease(name, holder, policy.ttlMs, policy.isStale);
   if (!outcome.acquired) throw inProgress(what, outcome.holder, outcome.expiresMs);
   const lost = new AbortController();
-  const beatMs = Math.max(1, Math.floor(policy.ttlMs / 3));
+  // A quarter: a renewal that fails once (one beat, plus up to the database's 5 s busy wait) still leaves two beats.
+  const beatMs = Math.max(1, Math.floor(policy.ttlMs / 4));
   let renewedMs = clock.now();
   const stop = policy.every(beatMs, () => {
     if (lost.signal.aborted) return;

@@ -34,6 +34,11 @@ export class ManualClock implements Clock {
     return this.sleepers.length;
   }
 
+  /** Time passing inside a blocking call (a synchronous wait): sleepers it made due wake at the next `advance`. */
+  move(ms: number): void {
+    this.current += ms;
+  }
+
   async advance(ms: number): Promise<void> {
     const target = this.current + ms;
     for (;;) {
@@ -41,7 +46,7 @@ export class ManualClock implements Clock {
       const next = this.sleepers[0];
       if (!next || next.until > target) break;
       this.sleepers.shift();
-      this.current = next.until;
+      this.current = Math.max(this.current, next.until);
       next.resolve();
       await flushMicrotasks();
     }

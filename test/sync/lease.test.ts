@@ -26,10 +26,13 @@ function twoProcesses(clock: ManualClock) {
   const real = openStateStore(dir, clock);
   const other = openStateStore(dir, clock);
   opened.push(real, other);
-  const state = { busy: false };
+  const state = { busy: false, busyMs: 0 };
   const flaky = Object.assign(Object.create(real) as StateStore, {
     renewLease: (name: string, id: string, ttl: number) => {
-      if (state.busy) throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (database is locked).');
+      if (state.busy) {
+        clock.move(state.busyMs); // the busy wait passes before the error comes
+        throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (database is locked).');
+      }
       return real.renewLease(name, id, ttl);
     },
   });
@@ -56,25 +59,27 @@ function manualBeat(ttlMs: number): { policy: LeasePolicy; beat: () => void; bea
 const otherHolder: LeaseHolder = { id: 'other', host: 'h2', pid: 2, command: 'bridge sync', since: '2026-11-23T00:00:00Z' };
 
 describe('lease heartbeat', () => {
-  it('rides out a busy database while the next beat can still renew, and stops the run before another process can take over', async () => {
+  it('rides out one busy renewal (which waits out the busy timeout), and stops the run before another process can take over', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
     const { flaky, other, state } = twoProcesses(clock);
-    const { policy, beat } = manualBeat(90_000);
+    const { policy, beat, beatMs } = manualBeat(120_000); // the default TTL: a beat every 30 s
     let ids = 0;
     const lease = holdLease(flaky, LEASE, policy, clock, () => `holder-${++ids}`, 'A sync of connector "main"');
+    expect(beatMs()).toBe(30_000);
     await clock.advance(30_000);
-    beat(); // renewed at 30 s: ours until 120 s
+    beat(); // renewed at 30 s: ours until 150 s
     state.busy = true;
+    state.busyMs = 5_000; // better-sqlite3 waits busy_timeout (5 s) before it gives up
     await clock.advance(30_000);
-    expect(() => beat()).not.toThrow(); // 30 s since the renewal: the next beat (90 s) still lands 30 s inside the lease
+    expect(() => beat()).not.toThrow(); // failed at 65 s, 35 s since the renewal: two beats still fit before 150 s
     expect(lease.lost.aborted).toBe(false);
-    await clock.advance(30_000);
-    beat(); // 60 s since: the next beat would come as the lease lapses, so the run stops now
+    await clock.advance(25_000);
+    beat(); // failed at 95 s: the next beat might land after the lease lapsed, so the run stops now
     expect(lease.lost.aborted).toBe(true);
-    expect(lease.lost.reason).toMatchObject({ code: 'BRG_ERR_STATE', message: expect.stringContaining('could not be renewed for 60 s') });
-    expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: false }); // still ours until 120 s
-    await clock.advance(30_000);
-    expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: true });
+    expect(lease.lost.reason).toMatchObject({ code: 'BRG_ERR_STATE', message: expect.stringContaining('could not be renewed for 65 s') });
+    expect(other.acquireLease(LEASE, otherHolder, 120_000, () => false)).toMatchObject({ acquired: false }); // still ours until 150 s
+    await clock.advance(55_000);
+    expect(other.acquireLease(LEASE, otherHolder, 120_000, () => false)).toMatchObject({ acquired: true });
     lease.release(); // no longer ours: releasing leaves the other process's lease alone
     expect(other.readLease(LEASE)?.holder.id).toBe('other');
   });
