@@ -106,13 +106,16 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
     const left = options.deadlineMs - clock.now() + 1;
     await clock.sleep(left > 0 ? Math.min(delay.ms, left) : delay.ms, options.signal);
   };
+  // Polls that keep failing: before the deadline the run stops and the next one polls the same export again; past it
+  // the export is given up (abandoned), or a status URL that only ever fails would hold the connector for good.
+  const giveUp = (error: unknown): unknown => (clock.now() > options.deadlineMs && error instanceof BridgeError ? notReady(options, error.message) : error);
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
     let reply: BulkReply;
     try {
       reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
     } catch (error) {
-      if (!isNetworkError(error) || ++failures >= retry.maxAttempts) throw http.toError(error, what, failures, options.signal);
+      if (!isNetworkError(error) || ++failures >= retry.maxAttempts) throw giveUp(http.toError(error, what, failures, options.signal));
       await wait(undefined, 'network error');
       continue;
     }
@@ -133,15 +136,15 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       await wait(headerOf(reply.headers, 'retry-after'), 'in progress');
     } else if (status === 429) {
       // Throttled: not a failure of the export, and the pause is the server's to choose (within the clamp). Past the
-      // deadline it counts as a failed poll, so throttling cannot keep a run waiting forever (the export is kept).
+      // deadline it counts as a failed poll, so throttling cannot keep a run waiting forever.
       if (clock.now() > options.deadlineMs && ++failures >= retry.maxAttempts)
-        throw http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal);
+        throw giveUp(http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal));
       logger.warn({ retryAfter: headerOf(reply.headers, 'retry-after') ?? null }, 'FHIR $export status: throttled (429); pausing polling');
       await wait(headerOf(reply.headers, 'retry-after'), 'throttled');
     } else if (status === 404 || status === 410) {
       return { kind: 'gone', status };
     } else if (status >= 500 && isTransient(body)) {
-      if (++failures >= retry.maxAttempts) throw http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal);
+      if (++failures >= retry.maxAttempts) throw giveUp(http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal));
       logger.warn({ status, attempt: failures }, 'FHIR $export status: transient error; polling again');
       await wait(headerOf(reply.headers, 'retry-after'), 'transient error');
     } else {
@@ -175,9 +178,11 @@ export function exportError(message: string, status: number, body?: unknown): Fh
   return new FhirError('BRG_ERR_FHIR_EXPORT', `${message}.`, { status, resourceType: 'export', ...(outcome ? { outcome } : {}) });
 }
 
-function notReady(options: PollOptions): FhirError {
+/** @param lastFailure - why the last polls failed, when they did (the server never said "in progress" past the deadline). */
+function notReady(options: PollOptions, lastFailure?: string): FhirError {
+  const failed = lastFailure ? ` (its status polls kept failing: ${lastFailure.replace(/\.$/, '')})` : '';
   return exportError(
-    `The FHIR server's export was not ready by ${new Date(options.deadlineMs).toISOString()} (source.pollMaxMinutes after its kick-off); it was abandoned and the next run starts a new export. Raise source.pollMaxMinutes if the server's exports take that long`,
+    `The FHIR server's export was not ready by ${new Date(options.deadlineMs).toISOString()} (source.pollMaxMinutes after its kick-off)${failed}; it was abandoned and the next run starts a new export. Raise source.pollMaxMinutes if the server's exports take that long`,
     202,
   );
 }

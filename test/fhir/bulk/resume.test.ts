@@ -80,21 +80,10 @@ describe('resuming an export', () => {
     expect(eventTypes(second.events).slice(0, 2)).toEqual(['resumed', 'manifest']);
   });
 
-  it('abandons a resumed export past pollMaxMinutes only once the server says it is still in progress (not on throttling)', async () => {
+  it('abandons a resumed export past pollMaxMinutes once the server says it is still in progress', async () => {
     const store = new MemoryCheckpoints();
     const first = await diedWhilePolling(store, 2, new InstantClock(START));
     const job = log().kickoffs.at(-1)?.jobId as string;
-    // Throttled past the deadline: the poll keeps failing, so the run stops, but the export (maybe ready) is kept.
-    // (One more than the four polls it takes: the dead run's last poll may reach the server only now.)
-    f.fx.server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '5' }, match: /\/bulk\/status\//, times: 5 });
-    const throttled = await f
-      .source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) })
-      .read(window)
-      .catch((e: unknown) => e);
-    f.fx.server.faults.clear();
-    expect((throttled as BridgeError).code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
-    expect(store.parsed()?.statusUrl).toMatch(new RegExp(`/bulk/status/${job}$`));
-    expect(log().deletes).not.toContain(job);
     const clock = new InstantClock(START + 5 * 3_600_000);
     const second = f.source({ store, dir: first.dir, clock });
     const error = (await second.read(window).catch((e: unknown) => e)) as BridgeError;
@@ -105,6 +94,31 @@ describe('resuming an export', () => {
     expect(clock.slept).toEqual([]);
     expect(log().deletes).toContain(job);
     expect(store.value).toBeUndefined();
+  });
+
+  it('abandons a resumed export past pollMaxMinutes whose status polls only ever fail (throttled, transient): never held for good', async () => {
+    for (const action of [
+      { kind: 'status', status: 429, retryAfter: '5' },
+      { kind: 'status', status: 503 },
+    ] as const) {
+      const store = new MemoryCheckpoints();
+      const first = await diedWhilePolling(store, 2, new InstantClock(START));
+      // Every poll fails (one more fault than the four polls: the dead run's last poll may reach the server only now).
+      f.fx.server.faults.add({ action, match: /\/bulk\/status\//, times: 5 });
+      const error = (await f
+        .source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) })
+        .read(window)
+        .catch((e: unknown) => e)) as BridgeError;
+      f.fx.server.faults.clear();
+      expect(error.code, `HTTP ${action.status}`).toBe('BRG_ERR_FHIR_EXPORT');
+      expect(error.message).toContain('its status polls kept failing');
+      expect(store.parsed()?.statusUrl, `HTTP ${action.status}`).toBeUndefined();
+      // The next run exports anew instead of polling the broken export again.
+      const kickoffs = log().kickoffs.length;
+      f.bulk.processingPolls = 0;
+      expect(await f.source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) }).read(window)).toHaveLength(f.data.events.length);
+      expect(log().kickoffs.length).toBe(kickoffs + 1);
+    }
   });
 
   it('downloads only the files not yet complete after a run died while downloading', async () => {
