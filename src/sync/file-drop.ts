@@ -17,6 +17,7 @@
 import { appendFileSync } from 'node:fs';
 import type { ConnectorSchema } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
+import { afterCompletion } from './completion.js';
 import { checkFolder, type DropFolder, listReady } from './file-drop-folder.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
@@ -222,7 +223,9 @@ function finish(ctx: DropContext): FileDropSummary {
   const { deps, run, counts } = ctx;
   // Not kept even with retainFiles: the archived file is the copy to look at.
   removeFiles(...ctx.spools);
-  deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts });
+  afterCompletion(deps.logger, run.id, 'a listener of its completion (the run log, a metrics sink) failed', () =>
+    deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts }),
+  );
   return {
     runId: run.id,
     connector: deps.connector,

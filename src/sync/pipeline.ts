@@ -12,6 +12,7 @@ import type { Logger } from '../log.js';
 import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
 import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { LeaseRef } from '../purview/ledger.js';
+import { afterCompletion } from './completion.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
@@ -167,7 +168,7 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
     );
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
     completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
-    removeCompletedFiles(deps, spoolPath, pullFiles.indexPath, files.rejectsPath);
+    removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
     throw recordFailure(deps, run.id, error, pullFiles);
@@ -269,7 +270,7 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
-    removeCompletedFiles(deps, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
+    removeCompletedFiles(deps, run.id, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
       counts: pushed.counts,
       seen: [],
@@ -299,31 +300,17 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
   });
   const watermark = deps.store.getWatermark(deps.connector);
   if (watermark)
-    afterCompletion(deps, run, 'the delivery ledger was not pruned', () =>
+    afterCompletion(deps.logger, run.id, 'the delivery ledger was not pruned; the next run prunes it', () =>
       deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
     );
 }
 
 /** A completed run's spool goes (unless retainFiles); its rejects stay for retention.rejectsDays, for the operator. */
-function removeCompletedFiles(deps: SyncDeps, spoolPath: string, indexPath: string, rejectsPath: string | undefined): void {
-  afterCompletion(deps, undefined, "the run's files were not removed", () => {
+function removeCompletedFiles(deps: SyncDeps, runId: string, spoolPath: string, indexPath: string, rejectsPath: string | undefined): void {
+  afterCompletion(deps.logger, runId, "the run's files were not removed; the next run sweeps them", () => {
     if (!deps.retainFiles) removeFiles(spoolPath, indexPath);
     if (!deps.retainFiles && deps.rejectsRetentionMs === 0) removeFiles(rejectsPath);
   });
-}
-
-/**
- * Housekeeping after the run completed (its watermark committed): a failure (a busy state database, a file held open)
- * is a warning, never the run's outcome; recorded as a failure it would mark a completed run failed. The next run
- * prunes and sweeps again.
- */
-function afterCompletion(deps: SyncDeps, run: RunRecord | undefined, what: string, task: () => void): void {
-  try {
-    task();
-  } catch (error) {
-    const code = error instanceof Error && 'code' in error && typeof error.code === 'string' ? error.code : 'BRG_ERR_INTERNAL';
-    deps.logger.warn({ code, ...(run ? { runId: run.id } : {}) }, `the run completed, but ${what}; the next run tries again`);
-  }
 }
 
 /** A mostly empty mandatory or key column goes unnoticed otherwise: Purview takes empty cells without a word. */
@@ -341,7 +328,9 @@ function finish(
   resumed: SyncSummary | undefined,
   dryRunOut?: string,
 ): SyncSummary {
-  deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts });
+  afterCompletion(deps.logger, run.id, 'a listener of its completion (the run log, a metrics sink) failed', () =>
+    deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts }),
+  );
   return {
     runId: run.id,
     connector: deps.connector,
@@ -372,6 +361,8 @@ function recordFailure(
 ): BridgeError {
   const bridgeError = toBridgeError(error);
   const run = deps.store.getRun(runId);
+  // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed.
+  if (run?.state === 'completed') return bridgeError;
   const keepForResume = run?.state === 'pushing';
   deps.store.updateRun(runId, {
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),

@@ -326,7 +326,7 @@ describe('runSync across processes, kills and changed settings', () => {
     next.store.close();
   });
 
-  it("a completed run stays completed when its housekeeping fails (the ledger's prune meets a busy database): a warning", async () => {
+  it("a completed run stays completed when its housekeeping fails (a busy database for the prune, a full disk for the run log's listener)", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
     const real = openStateStore(stateDir, systemClock);
@@ -340,12 +340,16 @@ describe('runSync across processes, kills and changed settings', () => {
       ...deps(stateDir, fakeSource([event('e1', '2026-11-07T10:50:00Z')], [patient, practitioner], []), busy, job),
       logger: linesLogger(lines, 'warn'),
     };
+    d.events.on('run_complete', () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    });
     const summary = await runSync(d, { trigger: 'cli', until: '2026-11-07T11:00:00Z' });
     expect(summary.counts).toMatchObject({ rows: 1, rowsAcked: 1 });
     expect(real.listRuns({ connector: 'main' }).map((r) => [r.state, r.error])).toEqual([['completed', undefined]]);
     expect(real.getWatermark('main')).toBe('2026-11-07T11:00:00.000Z');
     expect(lines.map((line) => JSON.parse(line) as { code: string; msg: string })).toEqual([
-      expect.objectContaining({ code: 'BRG_ERR_STATE', msg: 'the run completed, but the delivery ledger was not pruned; the next run tries again' }),
+      expect.objectContaining({ code: 'BRG_ERR_STATE', msg: 'the run completed, but the delivery ledger was not pruned; the next run prunes it' }),
+      expect.objectContaining({ code: 'ENOSPC', msg: 'the run completed, but a listener of its completion (the run log, a metrics sink) failed' }),
     ]);
     real.close();
   });
