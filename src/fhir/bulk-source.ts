@@ -115,8 +115,9 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
   };
 
   /**
-   * `_since` of this run's export: none when the watermark came from an export of another scope, whose transactionTime
-   * says nothing of this scope's events before it (a full export; the delivery ledger skips what Purview already has).
+   * `_since` of this run's export: when the watermark came from an export of another scope, whose transactionTime says
+   * nothing of this scope's events before it, as far back as the delivery ledger remembers (everything, if it forgot
+   * nothing; it skips what Purview already has).
    * A watermark of no remembered export (one from before scopes were kept, or a search source's) is taken as it is.
    */
   function scopedSince(window: SyncWindow): string | undefined {
@@ -124,8 +125,10 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     if (since === undefined || window.dedupeBefore === undefined) return since;
     const earlier = scopeAt(loadCovered(options.store), window.dedupeBefore);
     if (earlier === undefined || sameScope(earlier, scope)) return since;
-    job.emit({ type: 'full-export', reason: scopeChange(earlier, scope) });
-    return undefined;
+    // As far back as the delivery ledger remembers: before that, what the old scope pushed would be sent again unflagged.
+    const floor = window.forgottenBefore;
+    job.emit({ type: 'full-export', reason: scopeChange(earlier, scope), ...(floor === undefined ? {} : { since: floor }) });
+    return floor;
   }
 
   /** Indexes the lookup files, then yields the AuditEvent files' events a page at a time. */
@@ -258,7 +261,9 @@ export function describeExportEvent(event: BulkExportEvent): string | undefined 
     case 'restart':
       return `starting a new export: ${event.reason}`;
     case 'full-export':
-      return `exporting everything, not only changes since the watermark: ${event.reason}`;
+      return event.since === undefined
+        ? `exporting everything, not only changes since the watermark: ${event.reason}`
+        : `exporting changes since ${event.since}, not only since the watermark: ${event.reason}; what changed before is left out, as the delivery ledger no longer knows which of it Purview has`;
     case 'finished':
       return undefined;
   }

@@ -132,7 +132,11 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
 
 async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
   const watermark = deps.store.getWatermark(deps.connector);
-  const window = computeWindow(deps.clock.now(), watermark, deps.window, request);
+  const forgotten = deps.store.prunedBefore(deps.target);
+  const window: SyncWindow = {
+    ...computeWindow(deps.clock.now(), watermark, deps.window, request),
+    ...(forgotten === undefined ? {} : { forgottenBefore: new Date(forgotten).toISOString() }),
+  };
   const backfill = request.since !== undefined;
   if (!request.dryRunOut) refuseBeyondLedger(deps, window, watermark, backfill);
   // Purview credentials are read now, so a missing secret stops the run before hours of pulling, not after.

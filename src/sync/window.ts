@@ -12,6 +12,12 @@ export interface SyncWindow {
   readonly until: string;
   /** The previous watermark: events recorded before it may have been pushed already and are checked against the seen set. */
   readonly dedupeBefore?: string;
+  /**
+   * The delivery ledger has forgotten what Purview acknowledged before this instant (an earlier run pruned it): a
+   * source that reads past its window (a Bulk export without `_since`) must not read before it, or events pushed long
+   * ago would be sent again unflagged.
+   */
+  readonly forgottenBefore?: string;
 }
 
 /**

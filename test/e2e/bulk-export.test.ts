@@ -6,8 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
+import { destinationOf, findConnector } from '../../src/composition/index.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
@@ -86,6 +88,41 @@ it('delivers a full export, then an incremental one from the first transactionTi
   // No export in flight: only the finished exports' scopes stay (the watermark's scope, for the next `_since`).
   expect(checkpoint(x)?.statusUrl).toBeUndefined();
   expect(checkpoint(x)?.files).toBeUndefined();
+});
+
+it('after the ledger forgot old acknowledgements, a changed export level exports back to what it remembers: nothing twice', async () => {
+  const x = await harness(73);
+  const bulk = x.sandbox.fhir.bulk;
+  await x.sync({ since: undefined, until: undefined });
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  // A month of runs later, the last of them pruned the ledger 31 days before the watermark: the blocks of the first
+  // push are that old, and the claims of the events recorded before then are forgotten.
+  const db = new Database(join(x.config.stateDir, 'bridge.sqlite'));
+  db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(40 * 86_400_000);
+  db.close();
+  const target = { destination: destinationOf(findConnector(x.config, 'sandbox')), source: 'sandbox' };
+  const forgotten = Date.parse(t1) - 31 * 86_400_000;
+  x.withStore((store) => store.pruneDeliveries(target, forgotten));
+  expect(x.withStore((store) => store.prunedBefore(target))).toBe(forgotten);
+  const oldEvents = [...x.sandbox.dataset.events()];
+  expect(oldEvents.every((e) => Date.parse(e.meta?.lastUpdated ?? '') < forgotten)).toBe(true);
+
+  // One event changed since: the Patient-level export must bring it, and none of the old ones again.
+  const template = oldEvents.find((e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')));
+  const late: AuditEvent = {
+    ...structuredClone(template as AuditEvent),
+    id: 'late-0',
+    meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1).toISOString() },
+  };
+  await x.sandbox.store?.load([late]);
+  const second = await x.sync({
+    since: undefined,
+    until: undefined,
+    flags: { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1, level: 'patient' } },
+  });
+  expect(bulk.log.kickoffs.at(-1)).toMatchObject({ level: 'patient', since: new Date(forgotten).toISOString() });
+  expect(second.counts.events).toBe(1);
+  expectEveryRowOnce(x, [...oldEvents, late]);
 });
 
 it('resumes polling the same export after `bridge sync` was killed with SIGKILL while polling', async () => {

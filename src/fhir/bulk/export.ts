@@ -35,8 +35,11 @@ export type BulkExportEvent =
   | { readonly type: 'downloaded'; readonly file: string; readonly bytes: number }
   | { readonly type: 'export-errors'; readonly outcomes: number; readonly samples: readonly string[] }
   | { readonly type: 'restart'; readonly reason: string }
-  /** No `_since` although there is a watermark: it came from an export of another scope (server, level or Group). */
-  | { readonly type: 'full-export'; readonly reason: string }
+  /**
+   * Not the watermark as `_since`: it came from an export of another scope (server, level or Group). `since`: as far
+   * back as the delivery ledger remembers, when it forgot anything; else no `_since` at all.
+   */
+  | { readonly type: 'full-export'; readonly reason: string; readonly since?: string | undefined }
   | { readonly type: 'finished'; readonly deleted: boolean };
 
 export interface BulkExportJobOptions {
@@ -206,7 +209,12 @@ export class BulkExportJob {
     if (event.type === 'manifest') logger.info({ files: event.files, transactionTime: event.transactionTime }, 'FHIR $export complete; downloading its files');
     if (event.type === 'finished') logger.info({ deleted: event.deleted }, 'FHIR $export read; its status URL was deleted');
     if (event.type === 'full-export')
-      logger.warn({ reason: event.reason }, 'exporting everything (no _since): the watermark came from an export of another scope');
+      logger.warn(
+        { reason: event.reason, since: event.since ?? null },
+        event.since === undefined
+          ? 'exporting everything (no _since): the watermark came from an export of another scope'
+          : 'exporting back to what the delivery ledger remembers: the watermark came from an export of another scope',
+      );
     this.options.onEvent?.(event);
   }
 

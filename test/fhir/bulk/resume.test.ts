@@ -217,6 +217,21 @@ describe('_since after the export scope changed', () => {
     expect(log().kickoffs.at(-1)).toMatchObject({ level: 'group', since: t2 });
     expect(eventTypes(third.events)).not.toContain('full-export');
   });
+
+  it('goes back only as far as the delivery ledger remembers, when it forgot anything: older events pushed by the old scope stay out', async () => {
+    const first = f.source();
+    await first.read(window);
+    const t1 = first.source.coveredUntil() as string;
+    const forgottenBefore = new Date(Date.parse(t1) - 60_000).toISOString();
+    const group = f.source({ store: first.store, settings: { level: 'group', groupId: 'sandbox-all' } });
+    await group.read({ since: new Date(Date.parse(t1) - 15 * 60_000).toISOString(), until: new Date().toISOString(), dedupeBefore: t1, forgottenBefore });
+    expect(log().kickoffs.at(-1)).toMatchObject({ level: 'group', since: forgottenBefore });
+    const reason = 'it came from an export of another scope (system level, now Group sandbox-all)';
+    expect(group.events[0]).toEqual({ type: 'full-export', reason, since: forgottenBefore });
+    expect(describeExportEvent({ type: 'full-export', reason, since: forgottenBefore })).toBe(
+      `exporting changes since ${forgottenBefore}, not only since the watermark: ${reason}; what changed before is left out, as the delivery ledger no longer knows which of it Purview has`,
+    );
+  });
 });
 
 describe('_since', () => {
