@@ -2,7 +2,7 @@
  * `bridge push` works on a normalised copy of the file under `<stateDir>/push/`, removed when the push ends. A push
  * killed with -9 leaves its copy behind, and the copy holds the file's PHI: the next push on this host removes the
  * copies of pushes whose process is gone. The copy's name carries its process (pid and host) for that; a copy of a
- * push on another host sharing the state directory is left alone (its process cannot be seen from here).
+ * push on another host sharing the state directory is left alone for a day (its process cannot be seen from here).
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -12,9 +12,13 @@ import type { LeaseHolder } from '../sync/state/index.js';
 type Owner = Pick<LeaseHolder, 'host' | 'pid'>;
 
 const COPY_NAME = /^(\d+)@(.+)\.[0-9a-f-]{36}\.txt$/;
-/** A copy named before names carried their process (0.1.0): removed once a day old, as no push runs that long. */
+/** A copy named before names carried their process (0.1.0). */
 const UNOWNED_COPY_NAME = /^[0-9a-f-]{36}\.txt$/;
-const UNOWNED_GRACE_MS = 24 * 3600 * 1000;
+/**
+ * A copy whose process cannot be seen from here (another host or container, a pid like ours, a name from 0.1.0) is
+ * removed once a day old: no push runs that long. A container's push is often pid 1 on a new hostname each run.
+ */
+const UNSEEN_GRACE_MS = 24 * 3600 * 1000;
 
 export function pushCopyPath(dir: string, owner: Owner): string {
   return join(dir, `${owner.pid}@${owner.host}.${randomUUID()}.txt`);
@@ -31,9 +35,9 @@ export function sweepPushCopies(dir: string, isGone: (owner: Owner) => boolean, 
   let removed = 0;
   for (const name of names) {
     const match = COPY_NAME.exec(name);
-    const gone = match
-      ? isGone({ pid: Number(match[1]), host: match[2] as string })
-      : UNOWNED_COPY_NAME.test(name) && olderThan(join(dir, name), nowMs - UNOWNED_GRACE_MS);
+    const copy = match !== null || UNOWNED_COPY_NAME.test(name);
+    const gone =
+      (match !== null && isGone({ pid: Number(match[1]), host: match[2] as string })) || (copy && olderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
     if (!gone) continue;
     rmSync(join(dir, name), { force: true });
     removed += 1;

@@ -222,7 +222,7 @@ function details(ctx: DropContext): FileDropDetails {
 function finish(ctx: DropContext): FileDropSummary {
   const { deps, run, counts } = ctx;
   // Not kept even with retainFiles: the archived file is the copy to look at.
-  removeFiles(...ctx.spools);
+  afterCompletion(deps.logger, run.id, "the run's spool files were not removed; the next run sweeps them", () => removeFiles(...ctx.spools));
   afterCompletion(deps.logger, run.id, 'a listener of its completion (the run log, a metrics sink) failed', () =>
     deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts }),
   );
@@ -252,6 +252,9 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
   const { deps, run } = ctx;
   const bridgeError = toBridgeError(error);
   removeFiles(...ctx.spools);
+  deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
+  // A completed run's files are acknowledged and archived: nothing after that makes it failed.
+  if (deps.store.getRun(run.id)?.state === 'completed') return bridgeError;
   deps.store.updateRun(run.id, {
     state: 'failed',
     finishedAt: new Date(deps.clock.now()).toISOString(),
@@ -260,6 +263,5 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
     error: { code: bridgeError.code, message: bridgeError.message },
     ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
   });
-  deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   return bridgeError;
 }

@@ -45,6 +45,9 @@ export function fileLeaseName(destination: string, sha256: string): string {
   return `push:${destination}:${sha256}`;
 }
 
+/** How long a renewal can wait on a busy state database before it fails (sqlite.ts: busy_timeout). */
+const BUSY_WAIT_MS = 5_000;
+
 /** Takes the lease or throws BRG_ERR_RUN_IN_PROGRESS naming the holder; renews it every quarter of its TTL. */
 export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, clock: Clock, newId: IdSource, what: string): HeldLease {
   const holder: LeaseHolder = { ...policy.identity, id: newId(), since: new Date(clock.now()).toISOString() };
@@ -64,11 +67,11 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
       renewed = store.renewLease(name, holder.id, policy.ttlMs);
     } catch (error) {
       // The state database busy (another process writing a long transaction): try again at the next beat while that
-      // beat still lands inside the lease with a whole beat to spare for a late timer. Past that point another
-      // process may take the lease before we could renew it, so the run is given up now, while it is still ours. A
-      // throw here would end the process from a timer.
+      // beat, and its own busy wait, still land inside the lease with a whole beat to spare for a late timer. Past
+      // that point another process may take the lease before we could renew it, so the run is given up now, while it
+      // is still ours (with a TTL under 20 s, at the first failure). A throw here would end the process from a timer.
       const sinceMs = clock.now() - renewedMs;
-      if (policy.ttlMs - sinceMs >= 2 * beatMs) return;
+      if (policy.ttlMs - sinceMs >= 2 * beatMs + BUSY_WAIT_MS) return;
       const reason = error instanceof Error ? error.message : String(error);
       lost.abort(
         new BridgeError(

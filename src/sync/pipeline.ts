@@ -365,7 +365,9 @@ function recordFailure(
 ): BridgeError {
   const bridgeError = toBridgeError(error);
   const run = deps.store.getRun(runId);
-  // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed.
+  deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
+  // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed (the sinks
+  // still hear of the error: this process's part did fail).
   if (run?.state === 'completed') return bridgeError;
   const keepForResume = run?.state === 'pushing';
   deps.store.updateRun(runId, {
@@ -374,7 +376,6 @@ function recordFailure(
   });
   if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
   if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
-  deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   return bridgeError;
 }
 

@@ -88,13 +88,16 @@ describe('bridge push', () => {
       otherHost: `${dead}@another-host.example.org.${uuid(3)}.txt`,
       unownedOld: `${uuid(4)}.txt`,
       unownedNew: `${uuid(5)}.txt`,
+      // A container's push: pid 1 on a hostname of its own, killed a day ago.
+      containerOld: `1@3f2a9c1b7d4e.${uuid(6)}.txt`,
+      notACopy: 'notes.txt',
     };
     for (const name of Object.values(names)) writeFileSync(join(copies, name), 'PATIENT ROW\r\n');
     const dayAgo = new Date(new InstantClock().now() - 25 * 3600 * 1000); // a day before the push's clock
-    utimesSync(join(copies, names.unownedOld), dayAgo, dayAgo);
+    for (const name of [names.unownedOld, names.containerOld, names.notACopy]) utimesSync(join(copies, name), dayAgo, dayAgo);
     const file = input('after-kill.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
     await bridgePush(appArgs(app, file, stateDir), { PURVIEW_APP_SECRET: app.secret });
-    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew].sort());
+    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew, names.notACopy].sort());
   });
 
   it('sniffs a pipe file (Epic) and a comma file (Healthcare)', async () => {

@@ -84,35 +84,33 @@ describe('lease heartbeat', () => {
     expect(other.readLease(LEASE)?.holder.id).toBe('other');
   });
 
-  it('for any TTL and timers late by up to a beat, the run is stopped before the moment another process can take the lease', async () => {
-    for (const ttlMs of [3_000, 10_000, 90_000, 100_000, 100_001, 100_002, 299_999]) {
+  it('for any TTL, timers late by up to a beat and renewals that wait out the busy timeout, the run stops before another process can take the lease', async () => {
+    for (const ttlMs of [10_000, 16_000, 20_000, 90_000, 100_000, 100_001, 100_002, 120_000, 299_999]) {
       for (const lateness of [0, 0.25, 0.5, 0.99]) {
-        const clock = new ManualClock('2026-11-23T00:00:00Z');
-        const { flaky, other, state } = twoProcesses(clock);
-        const { policy, beat, beatMs } = manualBeat(ttlMs);
-        const lease: HeldLease = holdLease(flaky, LEASE, policy, clock, () => 'ours', 'A sync');
-        const late = Math.floor(beatMs() * lateness);
-        state.busy = true; // from the start: no renewal succeeds
-        let expiresMs = other.readLease(LEASE)?.expiresMs ?? 0;
-        for (let beats = 0; beats < 10 && !lease.lost.aborted; beats++) {
-          const nextBeatMs = clock.now() + beatMs() + late;
-          if (nextBeatMs >= expiresMs) {
-            // The lease lapses before that beat comes: another process can take it, so this run must already be stopped.
-            await clock.advance(expiresMs - clock.now());
-            expect(
-              other.acquireLease(LEASE, otherHolder, ttlMs, () => false),
-              `TTL ${ttlMs} ms, ${late} ms late`,
-            ).toMatchObject({ acquired: true });
-            expect(lease.lost.aborted, `TTL ${ttlMs} ms, ${late} ms late`).toBe(true);
-            break;
+        for (const busyMs of [0, 1_000, 5_000]) {
+          const label = `TTL ${ttlMs} ms, ${lateness} beat late, ${busyMs} ms busy`;
+          const clock = new ManualClock('2026-11-23T00:00:00Z');
+          const { flaky, other, state } = twoProcesses(clock);
+          const { policy, beat, beatMs } = manualBeat(ttlMs);
+          const lease: HeldLease = holdLease(flaky, LEASE, policy, clock, () => 'ours', 'A sync');
+          const late = Math.floor(beatMs() * lateness);
+          Object.assign(state, { busy: true, busyMs }); // from the start: no renewal succeeds
+          const expiresMs = other.readLease(LEASE)?.expiresMs ?? 0;
+          for (let beats = 0; beats < 20 && !lease.lost.aborted; beats++) {
+            await clock.advance(beatMs() + late);
+            beat();
+            // Still running: its next try, late and busy as this one, must end while the lease is its own.
+            if (!lease.lost.aborted) expect(clock.now() + beatMs() + late + busyMs, label).toBeLessThan(expiresMs);
           }
-          await clock.advance(nextBeatMs - clock.now());
-          beat();
-          expiresMs = other.readLease(LEASE)?.expiresMs ?? expiresMs;
+          expect(lease.lost.aborted, label).toBe(true);
+          await clock.advance(Math.max(0, expiresMs - clock.now()));
+          expect(
+            other.acquireLease(LEASE, otherHolder, ttlMs, () => false),
+            label,
+          ).toMatchObject({ acquired: true });
+          lease.release();
+          for (const store of opened.splice(0)) store.close();
         }
-        expect(lease.lost.aborted, `TTL ${ttlMs} ms, ${late} ms late`).toBe(true);
-        lease.release();
-        for (const store of opened.splice(0)) store.close();
       }
     }
   });

@@ -106,9 +106,11 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
     const left = options.deadlineMs - clock.now() + 1;
     await clock.sleep(left > 0 ? Math.min(delay.ms, left) : delay.ms, options.signal);
   };
-  // Polls that keep failing: before the deadline the run stops and the next one polls the same export again; past it
-  // the export is given up (abandoned), or a status URL that only ever fails would hold the connector for good.
-  const giveUp = (error: unknown): unknown => (clock.now() > options.deadlineMs && error instanceof BridgeError ? notReady(options, error.message) : error);
+  // Status polls that keep failing: before the deadline the run stops and the next one polls the same export again;
+  // past it the export is given up (abandoned), or a status URL that only ever fails would hold the connector for good.
+  // Only the status URL's own failures: a token, key or proxy failure says nothing of the export, which may be ready.
+  const giveUp = (error: unknown): unknown =>
+    clock.now() > options.deadlineMs && error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_UNAVAILABLE' ? notReady(options, error.message) : error;
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
     let reply: BulkReply;

@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { BridgeError } from '../../../src/errors.js';
+import { BridgeError } from '../../../src/errors.js';
 import { describeExportEvent, exportSince } from '../../../src/fhir/bulk-source.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
@@ -119,6 +119,28 @@ describe('resuming an export', () => {
       expect(await f.source({ store, dir: first.dir, clock: new InstantClock(START + 5 * 3_600_000) }).read(window)).toHaveLength(f.data.events.length);
       expect(log().kickoffs.length).toBe(kickoffs + 1);
     }
+  });
+
+  it('keeps a resumed export past pollMaxMinutes when the token (not the export) fails: the next run reads it', async () => {
+    const store = new MemoryCheckpoints();
+    const first = await diedWhilePolling(store, 2, new InstantClock(START));
+    const job = log().kickoffs.at(-1)?.jobId as string;
+    const noToken = {
+      getToken: async (): Promise<string> => {
+        throw new BridgeError('BRG_ERR_SMART_TOKEN', 'The token endpoint answered 503 three times.');
+      },
+      invalidate: () => undefined,
+    };
+    const later = new InstantClock(START + 5 * 3_600_000);
+    const error = (await f
+      .source({ store, dir: first.dir, clock: later, tokens: noToken })
+      .read(window)
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
+    expect(store.parsed()?.statusUrl).toMatch(new RegExp(`/bulk/status/${job}$`));
+    f.bulk.processingPolls = 0;
+    expect(await f.source({ store, dir: first.dir, clock: later }).read(window)).toHaveLength(f.data.events.length);
+    expect(log().manifests.at(-1)?.jobId).toBe(job);
   });
 
   it('downloads only the files not yet complete after a run died while downloading', async () => {
