@@ -7,6 +7,7 @@ import { once } from 'node:events';
 import { createReadStream, createWriteStream, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../errors.js';
+import { warnOnFailure } from './completion.js';
 import type { Checked } from './file-drop-steps.js';
 import type { SyncDeps } from './pipeline.js';
 
@@ -46,7 +47,9 @@ export function dropRunFiles(deps: SyncDeps): void {
   const dir = dropSpoolDir(deps.stateDir);
   for (const name of readdirSync(dir)) {
     const run = deps.store.getRun(name.split('.')[0] as string);
-    if (run?.connector === deps.connector) rmSync(join(dir, name), { force: true });
+    if (run === undefined || run.connector !== deps.connector) continue;
+    // One still held open (Windows) is tried again by the next run.
+    warnOnFailure(deps.logger, run.id, "an earlier run's spool could not be removed; the next run tries again", () => rmSync(join(dir, name), { force: true }));
   }
 }
 

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { type NormalizedFile, normalizeFlatFile, SCHEMA_COLUMNS } from '../connector-file/index.js';
 import { type BridgeError, toBridgeError } from '../errors.js';
 import { type PushReport, pushRowFile } from '../purview/index.js';
+import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
@@ -308,7 +309,10 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     .join('\n');
 }
 
+/** In a `finally`: a spool that cannot be removed (held open) is left to the run's end and the next run's sweep. */
 function dropSpool(ctx: DropContext, path: string): void {
-  removeFiles(path);
-  ctx.spools.delete(path);
+  warnOnFailure(ctx.deps.logger, ctx.run.id, "a file's spool could not be removed yet; the run goes on", () => {
+    removeFiles(path);
+    ctx.spools.delete(path);
+  });
 }

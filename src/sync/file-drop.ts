@@ -17,7 +17,7 @@
 import { appendFileSync } from 'node:fs';
 import type { ConnectorSchema } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
-import { afterCompletion } from './completion.js';
+import { afterCompletion, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFolder, listReady } from './file-drop-folder.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
@@ -251,7 +251,7 @@ function finish(ctx: DropContext): FileDropSummary {
 function recordFailure(ctx: DropContext, error: unknown): BridgeError {
   const { deps, run } = ctx;
   const bridgeError = toBridgeError(error);
-  removeFiles(...ctx.spools);
+  warnOnFailure(deps.logger, run.id, "the failed run's spool files were not removed; the next run sweeps them", () => removeFiles(...ctx.spools));
   deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   // A completed run's files are acknowledged and archived: nothing after that makes it failed.
   if (deps.store.getRun(run.id)?.state === 'completed') return bridgeError;

@@ -138,6 +138,28 @@ describe('flat-file source: what a run takes', () => {
     w.close();
   });
 
+  it('a spool that cannot be removed once its file was pushed (held open) is a warning: the run completes, once', async () => {
+    const w = world();
+    const rows = epicRows(3, 'k');
+    drop(w.dirs, 'k.txt', fileText(rows), NOW - 10 * MINUTE);
+    const spools = join(w.dirs.root, 'state', 'drop-spool');
+    // Once the only block is acknowledged, the spool becomes something rmSync cannot remove (as a file held open on Windows).
+    w.events.on('block_acked', () => {
+      for (const name of ls(spools)) {
+        rmSync(join(spools, name));
+        mkdirSync(join(spools, name));
+        writeFileSync(join(spools, name, 'held'), '');
+      }
+    });
+    const summary = await w.run({}, 100);
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['k.txt', 'delivered']]);
+    expect(w.store.getRun(summary.runId)).toMatchObject({ state: 'completed', counts: { rowsAcked: 3 } });
+    expect(w.store.getRun(summary.runId)?.error).toBeUndefined();
+    expect(w.accepted()).toEqual(rows);
+    rmSync(spools, { recursive: true, force: true });
+    w.close();
+  });
+
   it('archives a file dropped twice (any name) without sending it again: "already delivered"', async () => {
     const w = world();
     const rows = epicRows(6, 'twice');
