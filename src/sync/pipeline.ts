@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
 import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { LeaseRef } from '../purview/ledger.js';
-import { afterCompletion } from './completion.js';
+import { afterCompletion, warnOnFailure } from './completion.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
@@ -374,8 +374,11 @@ function recordFailure(
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
     error: { code: bridgeError.code, message: bridgeError.message },
   });
-  if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
-  if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
+  // The spool holds PHI and cannot finish this run any more; a removal that fails must not hide the run's own error.
+  warnOnFailure(deps.logger, runId, "the failed run's files were not removed; the next run sweeps them", () => {
+    if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
+    if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
+  });
   return bridgeError;
 }
 
