@@ -16,7 +16,8 @@ const COPY_NAME = /^(\d+)@(.+)\.[0-9a-f-]{36}\.txt$/;
 const UNOWNED_COPY_NAME = /^[0-9a-f-]{36}\.txt$/;
 /**
  * A copy whose process cannot be seen from here (another host or container, a pid like ours, a name from 0.1.0) is
- * removed once a day old: no push runs that long. A container's push is often pid 1 on a new hostname each run.
+ * removed once a day old: a push that long is rare, and its copy's loss only fails it (a rerun resumes through the
+ * ledger). A container's push is often pid 1 on a new hostname each run. A live push on this host is never touched.
  */
 const UNSEEN_GRACE_MS = 24 * 3600 * 1000;
 
@@ -24,8 +25,14 @@ export function pushCopyPath(dir: string, owner: Owner): string {
   return join(dir, `${owner.pid}@${owner.host}.${randomUUID()}.txt`);
 }
 
-/** Removes the copies whose push is certainly gone (`isGone`, the lease's staleness rule); returns how many. */
-export function sweepPushCopies(dir: string, isGone: (owner: Owner) => boolean, nowMs: number): number {
+/**
+ * What this host can tell of a copy's process: gone (a process of this host that no longer exists), alive (one that
+ * does, not this one), or unknown (another host or container, or a pid like ours, maybe reused).
+ */
+export type CopyOwnerState = 'gone' | 'alive' | 'unknown';
+
+/** Removes the copies whose push is gone, and those of unknown pushes once a day old; returns how many. */
+export function sweepPushCopies(dir: string, stateOf: (owner: Owner) => CopyOwnerState, nowMs: number): number {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -35,9 +42,8 @@ export function sweepPushCopies(dir: string, isGone: (owner: Owner) => boolean, 
   let removed = 0;
   for (const name of names) {
     const match = COPY_NAME.exec(name);
-    const copy = match !== null || UNOWNED_COPY_NAME.test(name);
-    const gone =
-      (match !== null && isGone({ pid: Number(match[1]), host: match[2] as string })) || (copy && olderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
+    const state = match !== null ? stateOf({ pid: Number(match[1]), host: match[2] as string }) : UNOWNED_COPY_NAME.test(name) ? 'unknown' : undefined;
+    const gone = state === 'gone' || (state === 'unknown' && olderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
     if (!gone) continue;
     rmSync(join(dir, name), { force: true });
     removed += 1;

@@ -252,16 +252,20 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
   const { deps, run } = ctx;
   const bridgeError = toBridgeError(error);
   warnOnFailure(deps.logger, run.id, "the failed run's spool files were not removed; the next run sweeps them", () => removeFiles(...ctx.spools));
-  deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
   // A completed run's files are acknowledged and archived: nothing after that makes it failed.
-  if (deps.store.getRun(run.id)?.state === 'completed') return bridgeError;
-  deps.store.updateRun(run.id, {
-    state: 'failed',
-    finishedAt: new Date(deps.clock.now()).toISOString(),
-    counts: ctx.counts,
-    details: details(ctx),
-    error: { code: bridgeError.code, message: bridgeError.message },
-    ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
-  });
+  if (deps.store.getRun(run.id)?.state !== 'completed') {
+    deps.store.updateRun(run.id, {
+      state: 'failed',
+      finishedAt: new Date(deps.clock.now()).toISOString(),
+      counts: ctx.counts,
+      details: details(ctx),
+      error: { code: bridgeError.code, message: bridgeError.message },
+      ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
+    });
+  }
+  // Last, and a listener's failure (the run log on the full disk that failed the run) must not hide the run's error.
+  warnOnFailure(deps.logger, run.id, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
+    deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message }),
+  );
   return bridgeError;
 }

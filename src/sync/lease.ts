@@ -69,7 +69,7 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
       // The state database busy (another process writing a long transaction): try again at the next beat while that
       // beat, and its own busy wait, still land inside the lease with a whole beat to spare for a late timer. Past
       // that point another process may take the lease before we could renew it, so the run is given up now, while it
-      // is still ours (with a TTL under 20 s, at the first failure). A throw here would end the process from a timer.
+      // is still ours (with a TTL under 40 s, at the first renewal that waits out the busy timeout). A throw here would end the process from a timer.
       const sinceMs = clock.now() - renewedMs;
       if (policy.ttlMs - sinceMs >= 2 * beatMs + BUSY_WAIT_MS) return;
       const reason = error instanceof Error ? error.message : String(error);

@@ -365,10 +365,17 @@ function recordFailure(
 ): BridgeError {
   const bridgeError = toBridgeError(error);
   const run = deps.store.getRun(runId);
-  deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message });
+  // Last, and a listener's failure (the run log on the full disk that failed the run) must not hide the run's error.
+  const tell = (): void =>
+    warnOnFailure(deps.logger, runId, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
+      deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message }),
+    );
   // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed (the sinks
   // still hear of the error: this process's part did fail).
-  if (run?.state === 'completed') return bridgeError;
+  if (run?.state === 'completed') {
+    tell();
+    return bridgeError;
+  }
   const keepForResume = run?.state === 'pushing';
   deps.store.updateRun(runId, {
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
@@ -379,6 +386,7 @@ function recordFailure(
     if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
     if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
   });
+  tell();
   return bridgeError;
 }
 

@@ -90,14 +90,16 @@ describe('bridge push', () => {
       unownedNew: `${uuid(5)}.txt`,
       // A container's push: pid 1 on a hostname of its own, killed a day ago.
       containerOld: `1@3f2a9c1b7d4e.${uuid(6)}.txt`,
+      // A push on this host, alive (the test runner's parent), running for a day: never touched.
+      liveOld: `${process.ppid}@${host}.${uuid(7)}.txt`,
       notACopy: 'notes.txt',
     };
     for (const name of Object.values(names)) writeFileSync(join(copies, name), 'PATIENT ROW\r\n');
     const dayAgo = new Date(new InstantClock().now() - 25 * 3600 * 1000); // a day before the push's clock
-    for (const name of [names.unownedOld, names.containerOld, names.notACopy]) utimesSync(join(copies, name), dayAgo, dayAgo);
+    for (const name of [names.unownedOld, names.containerOld, names.liveOld, names.notACopy]) utimesSync(join(copies, name), dayAgo, dayAgo);
     const file = input('after-kill.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
     await bridgePush(appArgs(app, file, stateDir), { PURVIEW_APP_SECRET: app.secret });
-    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew, names.notACopy].sort());
+    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew, names.liveOld, names.notACopy].sort());
   });
 
   it('sniffs a pipe file (Epic) and a comma file (Healthcare)', async () => {

@@ -158,6 +158,19 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it("a listener of the run's failure that throws (the run log on the full disk) hides neither the run's error nor its record", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true));
+    d.events.on('error', () => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    });
+    const error = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' }).catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_CAPABILITY');
+    expect(d.store.listRuns({ connector: 'main' })[0]).toMatchObject({ state: 'failed', error: { code: 'BRG_ERR_FHIR_CAPABILITY' } });
+    expect(readdirSync(join(stateDir, 'spool'))).toEqual([]);
+    d.store.close();
+  });
+
   it('windows by _lastUpdated: a backlog event recorded months ago is remembered by the time it was found, never sent twice', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();

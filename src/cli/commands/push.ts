@@ -126,7 +126,14 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
   const clock = deps.clock ?? systemClock;
   const owner = leasePolicy(flags.leaseTtlSeconds * 1000, 'bridge push');
-  sweepPushCopies(spoolDir, (copy) => owner.isStale({ ...owner.identity, ...copy, id: '', since: '' }), clock.now());
+  sweepPushCopies(
+    spoolDir,
+    (copy) => {
+      if (copy.host !== owner.identity.host || copy.pid === owner.identity.pid) return 'unknown';
+      return owner.isStale({ ...owner.identity, ...copy, id: '', since: '' }) ? 'gone' : 'alive';
+    },
+    clock.now(),
+  );
   const spoolPath = pushCopyPath(spoolDir, owner.identity);
   const startedMs = clock.now();
   try {

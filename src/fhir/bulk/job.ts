@@ -106,18 +106,19 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
     const left = options.deadlineMs - clock.now() + 1;
     await clock.sleep(left > 0 ? Math.min(delay.ms, left) : delay.ms, options.signal);
   };
-  // Status polls that keep failing: before the deadline the run stops and the next one polls the same export again;
-  // past it the export is given up (abandoned), or a status URL that only ever fails would hold the connector for good.
-  // Only the status URL's own failures: a token, key or proxy failure says nothing of the export, which may be ready.
-  const giveUp = (error: unknown): unknown =>
-    clock.now() > options.deadlineMs && error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_UNAVAILABLE' ? notReady(options, error.message) : error;
+  // Status polls that keep failing (no answer, throttled, a transient 5xx of any number): before the deadline the run
+  // stops and the next one polls the same export again; past it the export is given up (abandoned), or a status URL
+  // that only ever fails would hold the connector for good. Called only where the status URL itself kept failing: a
+  // token, key or proxy failure says nothing of the export, which may be ready.
+  const giveUp = (error: unknown): unknown => (clock.now() > options.deadlineMs && error instanceof BridgeError ? notReady(options, error.message) : error);
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
     let reply: BulkReply;
     try {
       reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
     } catch (error) {
-      if (!isNetworkError(error) || ++failures >= retry.maxAttempts) throw giveUp(http.toError(error, what, failures, options.signal));
+      if (!isNetworkError(error)) throw http.toError(error, what, failures, options.signal);
+      if (++failures >= retry.maxAttempts) throw giveUp(http.toError(error, what, failures, options.signal));
       await wait(undefined, 'network error');
       continue;
     }

@@ -100,6 +100,7 @@ describe('resuming an export', () => {
     for (const action of [
       { kind: 'status', status: 429, retryAfter: '5' },
       { kind: 'status', status: 503 },
+      { kind: 'status', status: 507 }, // a transient OperationOutcome on a 5xx the client has no name for
     ] as const) {
       const store = new MemoryCheckpoints();
       const first = await diedWhilePolling(store, 2, new InstantClock(START));
