@@ -5,8 +5,9 @@
  * push on another host sharing the state directory is left alone for a day (its process cannot be seen from here).
  */
 import { randomUUID } from 'node:crypto';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { isOlderThan } from '../sync/run-files.js';
 import type { LeaseHolder } from '../sync/state/index.js';
 
 type Owner = Pick<LeaseHolder, 'host' | 'pid'>;
@@ -31,30 +32,19 @@ export function pushCopyPath(dir: string, owner: Owner): string {
  */
 export type CopyOwnerState = 'gone' | 'alive' | 'unknown';
 
-/** Removes the copies whose push is gone, and those of unknown pushes once a day old; returns how many. */
-export function sweepPushCopies(dir: string, stateOf: (owner: Owner) => CopyOwnerState, nowMs: number): number {
+/** Removes the copies whose push is gone, and those of unknown pushes once a day old. */
+export function sweepPushCopies(dir: string, stateOf: (owner: Owner) => CopyOwnerState, nowMs: number): void {
   let names: string[];
   try {
     names = readdirSync(dir);
   } catch {
-    return 0;
+    return;
   }
-  let removed = 0;
   for (const name of names) {
     const match = COPY_NAME.exec(name);
     const state = match !== null ? stateOf({ pid: Number(match[1]), host: match[2] as string }) : UNOWNED_COPY_NAME.test(name) ? 'unknown' : undefined;
-    const gone = state === 'gone' || (state === 'unknown' && olderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
+    const gone = state === 'gone' || (state === 'unknown' && isOlderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
     if (!gone) continue;
     rmSync(join(dir, name), { force: true });
-    removed += 1;
-  }
-  return removed;
-}
-
-function olderThan(path: string, limitMs: number): boolean {
-  try {
-    return statSync(path).mtimeMs < limitMs;
-  } catch {
-    return false;
   }
 }

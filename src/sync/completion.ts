@@ -4,7 +4,10 @@
  * database, a file held open, a run log on a full disk) is a warning: thrown, it would mark a completed run failed, or
  * replace the error a failed run is reporting. The next run prunes and sweeps again.
  */
+import type { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { SyncEvents } from './events.js';
+import type { RunCounts } from './state/index.js';
 
 /** Runs `task`; a failure is logged as `message`, with its code, instead of thrown. */
 export function warnOnFailure(logger: Logger, runId: string, message: string, task: () => void): void {
@@ -18,4 +21,24 @@ export function warnOnFailure(logger: Logger, runId: string, message: string, ta
 
 export function afterCompletion(logger: Logger, runId: string, what: string, task: () => void): void {
   warnOnFailure(logger, runId, `the run completed, but ${what}`, task);
+}
+
+interface Announcer {
+  readonly events: SyncEvents;
+  readonly logger: Logger;
+  readonly connector: string;
+}
+
+/** `run_complete` to the sinks (run log, metrics, progress), after the run's record is final. */
+export function announceCompletion(deps: Announcer, runId: string, counts: RunCounts): void {
+  afterCompletion(deps.logger, runId, 'a listener of its completion (the run log, a metrics sink) failed', () =>
+    deps.events.emit('run_complete', { runId, connector: deps.connector, counts }),
+  );
+}
+
+/** `error` to the sinks, last: a listener's failure (the run log on the full disk that failed the run) must not hide the run's error. */
+export function announceFailure(deps: Announcer, runId: string, error: BridgeError): void {
+  warnOnFailure(deps.logger, runId, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
+    deps.events.emit('error', { runId, connector: deps.connector, code: error.code, message: error.message }),
+  );
 }

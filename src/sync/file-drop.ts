@@ -17,7 +17,7 @@
 import { appendFileSync } from 'node:fs';
 import type { ConnectorSchema } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
-import { afterCompletion, warnOnFailure } from './completion.js';
+import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFolder, listReady } from './file-drop-folder.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
@@ -223,9 +223,7 @@ function finish(ctx: DropContext): FileDropSummary {
   const { deps, run, counts } = ctx;
   // Not kept even with retainFiles: the archived file is the copy to look at.
   afterCompletion(deps.logger, run.id, "the run's spool files were not removed; the next run sweeps them", () => removeFiles(...ctx.spools));
-  afterCompletion(deps.logger, run.id, 'a listener of its completion (the run log, a metrics sink) failed', () =>
-    deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts }),
-  );
+  announceCompletion(deps, run.id, counts);
   return {
     runId: run.id,
     connector: deps.connector,
@@ -263,9 +261,6 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
       ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
     });
   }
-  // Last, and a listener's failure (the run log on the full disk that failed the run) must not hide the run's error.
-  warnOnFailure(deps.logger, run.id, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
-    deps.events.emit('error', { runId: run.id, connector: deps.connector, code: bridgeError.code, message: bridgeError.message }),
-  );
+  announceFailure(deps, run.id, bridgeError);
   return bridgeError;
 }

@@ -6,7 +6,7 @@ import { BridgeError } from '../errors.js';
 import type { SyncDeps } from './pipeline.js';
 import type { SyncWindow } from './window.js';
 
-type HorizonDeps = Pick<SyncDeps, 'connector' | 'store' | 'target' | 'ledgerRetentionMs' | 'window'>;
+type HorizonDeps = Pick<SyncDeps, 'connector' | 'ledgerRetentionMs' | 'window'>;
 
 /**
  * Before the ledger's horizon nothing is remembered, so a window reaching there could send rows Purview already has,
@@ -16,7 +16,8 @@ type HorizonDeps = Pick<SyncDeps, 'connector' | 'store' | 'target' | 'ledgerRete
 export function refuseBeyondLedger(deps: HorizonDeps, window: SyncWindow, watermark: string | undefined, backfill: boolean): void {
   refuseOverlapBeyondRetention(deps);
   const since = Date.parse(window.since);
-  const pruned = deps.store.prunedBefore(deps.target);
+  // The stored prune horizon, read once by the pipeline into the window (the bulk source reads it there too).
+  const pruned = window.forgottenBefore === undefined ? undefined : Date.parse(window.forgottenBefore);
   const retained = watermark === undefined ? undefined : Date.parse(watermark) - deps.ledgerRetentionMs;
   if ((pruned === undefined || since >= pruned) && (retained === undefined || since >= retained)) return;
   const horizon = Math.max(pruned ?? Number.NEGATIVE_INFINITY, retained ?? Number.NEGATIVE_INFINITY);

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
 import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { LeaseRef } from '../purview/ledger.js';
-import { afterCompletion, warnOnFailure } from './completion.js';
+import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
@@ -332,9 +332,7 @@ function finish(
   resumed: SyncSummary | undefined,
   dryRunOut?: string,
 ): SyncSummary {
-  afterCompletion(deps.logger, run.id, 'a listener of its completion (the run log, a metrics sink) failed', () =>
-    deps.events.emit('run_complete', { runId: run.id, connector: deps.connector, counts: result.counts }),
-  );
+  announceCompletion(deps, run.id, result.counts);
   return {
     runId: run.id,
     connector: deps.connector,
@@ -365,15 +363,10 @@ function recordFailure(
 ): BridgeError {
   const bridgeError = toBridgeError(error);
   const run = deps.store.getRun(runId);
-  // Last, and a listener's failure (the run log on the full disk that failed the run) must not hide the run's error.
-  const tell = (): void =>
-    warnOnFailure(deps.logger, runId, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
-      deps.events.emit('error', { runId, connector: deps.connector, code: bridgeError.code, message: bridgeError.message }),
-    );
   // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed (the sinks
   // still hear of the error: this process's part did fail).
   if (run?.state === 'completed') {
-    tell();
+    announceFailure(deps, runId, bridgeError);
     return bridgeError;
   }
   const keepForResume = run?.state === 'pushing';
@@ -386,7 +379,7 @@ function recordFailure(
     if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
     if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
   });
-  tell();
+  announceFailure(deps, runId, bridgeError);
   return bridgeError;
 }
 

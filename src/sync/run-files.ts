@@ -76,7 +76,8 @@ export function sweepRunFiles(
   return removed;
 }
 
-function isOlderThan(path: string, limitMs: number): boolean {
+/** The file's last change is before `limitMs`; false when it cannot be read (gone already). */
+export function isOlderThan(path: string, limitMs: number): boolean {
   try {
     return statSync(path).mtimeMs < limitMs;
   } catch {

@@ -107,25 +107,24 @@ export interface CheckpointStore {
 
 /** The stored checkpoint, or undefined when there is none or it is unreadable (an older format: start afresh). */
 export function loadCheckpoint(store: CheckpointStore): ExportCheckpoint | undefined {
-  const parsed = checkpointSchema.safeParse(readState(store));
-  return parsed.success ? (parsed.data as ExportCheckpoint) : undefined;
+  return readState(store).checkpoint;
 }
 
 /** Saves (or, with undefined, forgets) the export; the finished exports' scopes stay. */
 export function saveCheckpoint(store: CheckpointStore, checkpoint: ExportCheckpoint | undefined): void {
-  writeState(store, checkpoint, loadCovered(store));
+  writeState(store, checkpoint, readState(store).covered);
 }
 
 /** The scopes of the last exports that finished, oldest first. */
 export function loadCovered(store: CheckpointStore): readonly CoveredScope[] {
-  const parsed = coveredSchema.safeParse((readState(store) as { covered?: unknown } | undefined)?.covered);
-  return parsed.success ? parsed.data : [];
+  return readState(store).covered;
 }
 
 /** Remembers that an export of `scope` finished at `until` (its transactionTime), which may become the watermark. */
 export function recordCovered(store: CheckpointStore, entry: CoveredScope): void {
-  const others = loadCovered(store).filter((covered) => Date.parse(covered.until) !== Date.parse(entry.until));
-  writeState(store, loadCheckpoint(store), [...others, entry].slice(-MAX_COVERED));
+  const { checkpoint, covered } = readState(store);
+  const others = covered.filter((earlier) => Date.parse(earlier.until) !== Date.parse(entry.until));
+  writeState(store, checkpoint, [...others, entry].slice(-MAX_COVERED));
 }
 
 /** The scope of the export that finished at `instant` (the watermark), when it is remembered. */
@@ -141,14 +140,18 @@ export function sameRequest(a: ExportRequest, b: ExportRequest): boolean {
   return sameScope(a, b) && (a.since ?? '') === (b.since ?? '') && a.types.length === b.types.length && a.types.every((type, i) => b.types[i] === type);
 }
 
-function readState(store: CheckpointStore): unknown {
+/** The one stored text, read and parsed once: the export in flight (if any) and the finished scopes beside it. */
+function readState(store: CheckpointStore): { checkpoint: ExportCheckpoint | undefined; covered: readonly CoveredScope[] } {
   const text = store.get();
-  if (text === undefined) return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(text) as unknown;
+    value = text === undefined ? undefined : (JSON.parse(text) as unknown);
   } catch {
-    return undefined;
+    value = undefined;
   }
+  const checkpoint = checkpointSchema.safeParse(value);
+  const covered = coveredSchema.safeParse((value as { covered?: unknown } | undefined)?.covered);
+  return { checkpoint: checkpoint.success ? (checkpoint.data as ExportCheckpoint) : undefined, covered: covered.success ? covered.data : [] };
 }
 
 /** The export's fields at the top level, the finished scopes beside them; nothing at all when both are empty. */

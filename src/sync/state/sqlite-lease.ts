@@ -9,33 +9,6 @@ import { BridgeError } from '../../errors.js';
 import type { LeaseRef } from '../../purview/ledger.js';
 import type { LeaseHolder, LeaseOutcome, LeaseStore } from './types.js';
 
-/** A row of the leases table. */
-export interface LeaseRow {
-  owner_id: string;
-  owner: string;
-  expires_ms: number;
-}
-
-/**
- * Throws BRG_ERR_RUN_IN_PROGRESS unless `lease` is held by its holder and unexpired at `nowMs` (the store's clock):
- * a writer that lost its lease must stop before `doing`, whatever its heartbeat has noticed so far.
- */
-export function requireLeaseHeld(row: LeaseRow | undefined, lease: LeaseRef, nowMs: number, doing: string): void {
-  if (row && row.owner_id === lease.holderId && row.expires_ms > nowMs) return;
-  let why: string;
-  if (!row) why = 'it was released';
-  else if (row.owner_id !== lease.holderId) {
-    const holder = JSON.parse(row.owner) as LeaseHolder;
-    why = `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since}) holds it now`;
-  } else why = `it expired at ${new Date(row.expires_ms).toISOString()} without a renewal`;
-  throw new BridgeError(
-    'BRG_ERR_RUN_IN_PROGRESS',
-    `This run lost its lease "${lease.name}" (${why}); it stopped before ${doing} so two never push at once. ` +
-      'It sends nothing more; the run that holds the lease now, or the next run, sends what Purview has not acknowledged.',
-    { details: { lease: lease.name } },
-  );
-}
-
 export class SqliteLeaseStore implements LeaseStore {
   private readonly stmt;
 
@@ -44,7 +17,7 @@ export class SqliteLeaseStore implements LeaseStore {
     private readonly clock: Clock,
   ) {
     this.stmt = {
-      get: db.prepare<[string], LeaseRow>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
+      get: db.prepare<[string], { owner_id: string; owner: string; expires_ms: number }>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
       put: db.prepare(
         'INSERT INTO leases (name, owner_id, owner, expires_ms) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET owner_id = excluded.owner_id, owner = excluded.owner, expires_ms = excluded.expires_ms',
       ),
@@ -74,6 +47,28 @@ export class SqliteLeaseStore implements LeaseStore {
 
   releaseLease(name: string, holderId: string): void {
     this.stmt.release.run(name, holderId);
+  }
+
+  /**
+   * Throws BRG_ERR_RUN_IN_PROGRESS unless `lease` is held by its holder and unexpired now (the store's clock): a writer
+   * that lost its lease must stop before `doing`, whatever its heartbeat has noticed so far. Called inside the write's
+   * transaction, which orders the check against another process taking the lease over.
+   */
+  requireHeld(lease: LeaseRef, doing: string): void {
+    const row = this.stmt.get.get(lease.name);
+    if (row && row.owner_id === lease.holderId && row.expires_ms > this.clock.now()) return;
+    let why: string;
+    if (!row) why = 'it was released';
+    else if (row.owner_id !== lease.holderId) {
+      const holder = JSON.parse(row.owner) as LeaseHolder;
+      why = `${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since}) holds it now`;
+    } else why = `it expired at ${new Date(row.expires_ms).toISOString()} without a renewal`;
+    throw new BridgeError(
+      'BRG_ERR_RUN_IN_PROGRESS',
+      `This run lost its lease "${lease.name}" (${why}); it stopped before ${doing} so two never push at once. ` +
+        'It sends nothing more; the run that holds the lease now, or the next run, sends what Purview has not acknowledged.',
+      { details: { lease: lease.name } },
+    );
   }
 
   readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined {

@@ -18,7 +18,7 @@ import type {
   RangeRecord,
   RowRange,
 } from '../../purview/ledger.js';
-import { type LeaseRow, requireLeaseHeld } from './sqlite-lease.js';
+import type { SqliteLeaseStore } from './sqlite-lease.js';
 import type { PossiblyDuplicated } from './types.js';
 
 const DAY_MS = 86_400_000;
@@ -38,6 +38,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   constructor(
     private readonly db: Database.Database,
     private readonly clock: Clock,
+    /** The same database's leases: each write of a block opened under a lease checks it in the write's transaction. */
+    private readonly leases: Pick<SqliteLeaseStore, 'requireHeld'>,
   ) {
     this.stmt = {
       destination: db.prepare<[string], { id: number }>('SELECT id FROM destinations WHERE key = ?'),
@@ -81,7 +83,6 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       blockLease: db.prepare<[number], { lease_name: string | null; lease_holder: string | null }>(
         'SELECT lease_name, lease_holder FROM delivery_blocks WHERE id = ?',
       ),
-      lease: db.prepare<[string], LeaseRow>('SELECT owner_id, owner, expires_ms FROM leases WHERE name = ?'),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
@@ -253,7 +254,7 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
 
   /** Called inside the write's transaction, which orders the check against another process taking the lease over. */
   private requireLease(lease: LeaseRef | undefined, doing: string): void {
-    if (lease !== undefined) requireLeaseHeld(this.stmt.lease.get(lease.name), lease, this.clock.now(), doing);
+    if (lease !== undefined) this.leases.requireHeld(lease, doing);
   }
 
   private destinationId(key: string): number {

@@ -89,8 +89,8 @@ class SqliteStateStore implements StateStore {
     private readonly db: Database.Database,
     private readonly clock: Clock,
   ) {
-    this.ledger = new SqliteDeliveryLedger(db, clock);
     this.leases = new SqliteLeaseStore(db, clock);
+    this.ledger = new SqliteDeliveryLedger(db, clock, this.leases);
     this.stmt = {
       watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
       setWatermark: db.prepare(
