@@ -31,6 +31,7 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: CommandLoader]> = [
   ['status', async (ctx) => (await import('./commands/status.js')).statusCommand(ctx)],
   ['runs', async (ctx) => (await import('./commands/runs.js')).runsCommand(ctx)],
   ['rejects', async (ctx) => (await import('./commands/rejects.js')).rejectsCommand(ctx)],
+  ['state', async (ctx) => (await import('./commands/state.js')).stateCommand(ctx)],
 ];
 
 /** The program with every command, or only `only` when it names one (what `bridge <command> …` needs). */

@@ -74,6 +74,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
   const f = connector.fhir ?? { overlapMinutes: 0, settleMinutes: 0, initialLookbackHours: 24, prefetchEvents: 2000 };
   return {
     connector: connector.name,
+    knownConnectors: config.connectors.map((c) => c.name),
     store: context.store,
     clock,
     logger: logger.child({ connector: connector.name }),

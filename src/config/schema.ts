@@ -209,7 +209,9 @@ export const connectorSchema = z
     name: z
       .string()
       .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lowercase letters, digits and dashes')
-      .describe('Connector name.'),
+      .describe(
+        "Connector name. It keys the connector's state (watermark, delivery ledger): to rename a connector that has run, use `bridge state rename <old> <new>`.",
+      ),
     profile: z
       .enum(['epic-sandbox'])
       .optional()

@@ -13,6 +13,7 @@ import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings }
 import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { LeaseRef } from '../purview/ledger.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
+import { refuseOrphanedDeliveries } from './connector-identity.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
@@ -28,6 +29,12 @@ export type PushTarget = Omit<PushOptions, 'ledger' | 'destination' | 'clock' | 
 
 export interface SyncDeps {
   readonly connector: string;
+  /**
+   * Every connector name of the config (default: this one alone). A name with deliveries to this connector's Purview
+   * job but not in this list is a connector renamed or removed: a connector without a watermark waits for the operator
+   * to say which (connector-identity.ts).
+   */
+  readonly knownConnectors?: readonly string[];
   /** Where this connector's rows go and what they come from, as the delivery ledger keys them. */
   readonly target: Pick<DeliveryTarget, 'destination' | 'source'>;
   readonly store: StateStore;
@@ -132,6 +139,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
 
 async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
   const watermark = deps.store.getWatermark(deps.connector);
+  // Before the ledger is read (which makes the connector's ledger source): a renamed connector must not start afresh.
+  if (!request.dryRunOut) refuseOrphanedDeliveries(deps, watermark);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
     ...computeWindow(deps.clock.now(), watermark, deps.window, request),

@@ -21,7 +21,7 @@ export interface SandboxHarness {
   readonly logger: Logger;
   readonly events: SyncEvents;
   /** One run with the harness's config, `flags` changing settings for this run only (as an operator would between runs). */
-  sync(request?: Partial<SyncRequest> & { flags?: Record<string, unknown> }): Promise<SyncSummary>;
+  sync(request?: Partial<SyncRequest> & { flags?: Record<string, unknown>; connector?: string }): Promise<SyncSummary>;
   withStore<T>(fn: (store: StateStore) => T): T;
   close(): Promise<void>;
 }
@@ -51,11 +51,11 @@ export async function startHarness(options: Partial<SandboxOptions> & { flags?: 
     events,
     withStore,
     async sync(request = {}) {
-      const { flags, ...syncRequest } = request;
+      const { flags, connector = 'sandbox', ...syncRequest } = request;
       const runConfig = flags ? loadConfig({ base: sandbox.config, env: {}, flags: { logLevel: 'debug', ...options.flags, ...flags } }) : config;
       const store = openStateStore(config.stateDir, clock);
       try {
-        const deps = buildSyncDeps({ config: runConfig, env: {}, clock, logger, events, store, newId: uuidSource }, findConnector(runConfig, 'sandbox'));
+        const deps = buildSyncDeps({ config: runConfig, env: {}, clock, logger, events, store, newId: uuidSource }, findConnector(runConfig, connector));
         const { start, end } = sandbox.dataset.options;
         return await runSync(deps, { trigger: 'cli', since: start, until: end, ...syncRequest });
       } finally {

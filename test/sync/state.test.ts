@@ -432,3 +432,118 @@ describe('source state', () => {
     expect(store.getSourceState('other', 'bulk-export')).toBe('{"status":"https://x/status/2"}');
   });
 });
+
+describe('moving a renamed connector’s state (bridge state rename / retire)', () => {
+  const JOB = 'https://ingest|t|job';
+  const holder = (id: string) => ({ id, host: 'h1', pid: 1, command: 'bridge state', since: '2026-11-23T00:00:00.000Z' });
+  const one = (key: string, recordedMs: number) => {
+    let taken = false;
+    return {
+      peek: () => (taken ? undefined : { key, recordedMs, rows: 1 }),
+      take: () => {
+        taken = true;
+      },
+    };
+  };
+  /** Connector "old": a completed run with a watermark, seen events, a source checkpoint and one acknowledged block. */
+  function withHistory(s: StateStore, clock: ManualClock): void {
+    expect(s.acquireLease('connector:old', holder('run'), 60_000, () => false)).toMatchObject({ acquired: true });
+    s.createRun(run('r1', { connector: 'old' }));
+    s.beginPush('r1', {}, [{ key: 'e|1', windowMs: clock.now() - 1000 }]);
+    const block = s.openEventBlock(
+      { destination: JOB, source: 'old', runId: 'r1', lease: { name: 'connector:old', holderId: 'run' } },
+      one('e|1', clock.now()),
+      10,
+      () => undefined,
+    );
+    s.markAttempt(block?.id ?? -1);
+    s.markAcked(block?.id ?? -1, false);
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 1 }, watermark: '2026-11-23T00:00:00.000Z' });
+    s.setSourceState('old', 'bulk-export', '{"covered":[]}');
+    s.releaseLease('connector:old', 'run');
+  }
+  const leases = (s: StateStore, ...names: string[]) =>
+    names.map((name) => {
+      expect(s.acquireLease(`connector:${name}`, holder(`mv-${name}`), 60_000, () => false)).toMatchObject({ acquired: true });
+      return { name: `connector:${name}`, holderId: `mv-${name}` };
+    });
+
+  it('moves watermark, runs, seen events, source state and ledger claims in one go; the new name finds every delivery', () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { store: s } = fresh();
+    withHistory(s, clock);
+    expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
+    expect(s.connectorsDeliveredTo('https://ingest|t|other-job')).toEqual([]);
+    // A refused first run of the new name already made its (empty) ledger source.
+    expect(s.prunedBefore({ destination: JOB, source: 'new' })).toBeUndefined();
+
+    expect(s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toEqual({ watermark: '2026-11-23T00:00:00.000Z', runs: 1, seenEvents: 1, ledger: true });
+    expect(s.getWatermark('new')).toBe('2026-11-23T00:00:00.000Z');
+    expect(s.getWatermark('old')).toBeUndefined();
+    expect(s.listRuns({ connector: 'new' }).map((r) => r.id)).toEqual(['r1']);
+    expect(s.seenEvents('new', ['e|1'])).toEqual(new Set(['e|1']));
+    expect(s.getSourceState('new', 'bulk-export')).toBe('{"covered":[]}');
+    expect(s.acknowledgedEvents({ destination: JOB, source: 'new' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set(['e|1']));
+    expect(s.acknowledgedEvents({ destination: JOB, source: 'old' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set());
+    expect(s.connectorsDeliveredTo(JOB)).toEqual(['new']);
+  });
+
+  it('a fault midway leaves everything under the old name (one transaction)', () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { dir, store: s } = fresh();
+    withHistory(s, clock);
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    // The disk fails at the last table the move touches.
+    db.exec("CREATE TRIGGER fail_move BEFORE UPDATE ON sources BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;");
+    db.close();
+    expect(() => s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toThrow(/disk I\/O error/);
+    expect(s.getWatermark('old')).toBe('2026-11-23T00:00:00.000Z');
+    expect(s.getWatermark('new')).toBeUndefined();
+    expect(s.listRuns({ connector: 'old' })).toHaveLength(1);
+    expect(s.getSourceState('old', 'bulk-export')).toBeDefined();
+    expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
+  });
+
+  it('refuses without the leases, with a run unfinished, onto a name with state of its own, or from a name the state lacks', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { dir, store: s } = fresh();
+    withHistory(s, clock);
+    // A second process holds the old name's lease (a sync in flight): the move checks the lease inside its transaction.
+    const other = openStateStore(dir, clock);
+    try {
+      expect(other.acquireLease('connector:old', holder('sync'), 60_000, () => false)).toMatchObject({ acquired: true });
+      expect(() => s.moveConnector('old', 'new', [{ name: 'connector:old', holderId: 'mv-old' }])).toThrow(
+        expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS' }),
+      );
+      other.releaseLease('connector:old', 'sync');
+    } finally {
+      other.close();
+    }
+    s.createRun(run('r2', { connector: 'old', state: 'pushing' }));
+    expect(() => s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('bridge sync --connector old') }),
+    );
+    s.updateRun('r2', { state: 'failed' });
+    s.createRun(run('r3', { connector: 'new' }));
+    s.completeRun('r3', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-22T00:00:00.000Z' });
+    expect(() => s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('already has state of its own') }),
+    );
+    expect(() => s.moveConnector('nobody', 'newer', leases(s, 'nobody', 'newer'))).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('nothing under connector "nobody"') }),
+    );
+    expect(s.getWatermark('old')).toBe('2026-11-23T00:00:00.000Z');
+  });
+
+  it('a retired name (retired:…) and flat files (file:…) are no connectors the guard asks about', () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { store: s } = fresh();
+    withHistory(s, clock);
+    const file = s.openRangeBlock({ destination: JOB, source: 'file:abc', runId: 'r9' }, [{ first: 0, end: 3 }], 0);
+    s.markAcked(file.id, false);
+    expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
+    s.moveConnector('old', 'retired:old:2026-11-23T00:00:00.000Z', leases(s, 'old'));
+    expect(s.connectorsDeliveredTo(JOB)).toEqual([]);
+    expect(s.listRuns({ connector: 'retired:old:2026-11-23T00:00:00.000Z' })).toHaveLength(1);
+  });
+});

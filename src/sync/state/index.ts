@@ -1,6 +1,7 @@
 export { openStateStore } from './sqlite.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
+  type ConnectorMove,
   type LeaseHolder,
   type LeaseOutcome,
   type LeaseStore,

@@ -265,12 +265,16 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     );
   }
 
+  /**
+   * Not cached, unlike destinations: `bridge state rename` may give a source's row another key from another process
+   * (sqlite-connector-moves.ts), and an id remembered under the old key would file acknowledgements where no run
+   * looks for them. One indexed read per block or batch.
+   */
   private sourceId(key: string): number {
-    return this.idOf(
-      `s:${key}`,
-      () => this.stmt.source.get(key)?.id,
-      () => this.stmt.addSource.run(key),
-    );
+    const id = this.stmt.source.get(key)?.id;
+    if (id !== undefined) return id;
+    this.stmt.addSource.run(key);
+    return this.stmt.source.get(key)?.id as number;
   }
 
   /** Ids are created on first use; another process may create the same one at the same moment (OR IGNORE). */

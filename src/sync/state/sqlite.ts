@@ -8,11 +8,13 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
-import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
+import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, LeaseRef, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import { MIGRATIONS } from './migrations.js';
+import { SqliteConnectorMoves } from './sqlite-connector-moves.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import {
+  type ConnectorMove,
   type LeaseHolder,
   type LeaseOutcome,
   type PossiblyDuplicated,
@@ -84,6 +86,7 @@ class SqliteStateStore implements StateStore {
   private readonly stmt;
   private readonly ledger: SqliteDeliveryLedger;
   private readonly leases: SqliteLeaseStore;
+  private readonly moves: SqliteConnectorMoves;
 
   constructor(
     private readonly db: Database.Database,
@@ -91,6 +94,7 @@ class SqliteStateStore implements StateStore {
   ) {
     this.leases = new SqliteLeaseStore(db, clock);
     this.ledger = new SqliteDeliveryLedger(db, clock, this.leases);
+    this.moves = new SqliteConnectorMoves(db, this.leases);
     this.stmt = {
       watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
       setWatermark: db.prepare(
@@ -265,6 +269,14 @@ class SqliteStateStore implements StateStore {
 
   readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined {
     return this.leases.readLease(name);
+  }
+
+  connectorsDeliveredTo(destination: string): string[] {
+    return this.moves.connectorsDeliveredTo(destination);
+  }
+
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove {
+    return this.moves.move(from, to, leases);
   }
 
   close(): void {

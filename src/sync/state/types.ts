@@ -1,6 +1,6 @@
 /** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
 import type { FillReport } from '../../mapping/index.js';
-import type { DeliveryLedger, DeliveryTarget } from '../../purview/ledger.js';
+import type { DeliveryLedger, DeliveryTarget, LeaseRef } from '../../purview/ledger.js';
 import type { EnrichReport } from '../file-enrich.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
@@ -114,6 +114,14 @@ export interface LeaseStore {
   readLease(name: string): { holder: LeaseHolder; expiresMs: number } | undefined;
 }
 
+/** What `moveConnector` moved: the old name's watermark, how many runs and seen events, and whether it had ledger claims. */
+export interface ConnectorMove {
+  readonly watermark?: string;
+  readonly runs: number;
+  readonly seenEvents: number;
+  readonly ledger: boolean;
+}
+
 export interface StateStore extends DeliveryLedger, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
@@ -159,5 +167,16 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    * prune actually applied, whatever the retention set now); undefined when nothing was forgotten.
    */
   prunedBefore(target: Pick<DeliveryTarget, 'destination' | 'source'>): number | undefined;
+  /**
+   * Connector names (not flat files, not retired connectors) with anything in the delivery ledger for `destination`:
+   * what a connector without a watermark checks before it sends what another name may have sent already.
+   */
+  connectorsDeliveredTo(destination: string): string[];
+  /**
+   * Moves connector `from`'s watermark, runs, seen events, source state and ledger claims to the name `to` in one
+   * transaction, under the leases given (checked inside it): a renamed connector goes on where the old name stopped.
+   * Refuses (BRG_ERR_CONNECTOR_STATE) when `from` has a run in flight or nothing, or `to` has state of its own.
+   */
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove;
   close(): void;
 }

@@ -1,0 +1,117 @@
+/**
+ * `bridge state rename <old> <new>` and `bridge state retire <old>`: what became of a connector name that left the
+ * config. Its watermark, runs, seen events, source state and delivery-ledger claims are keyed by the name; a renamed
+ * connector whose state did not move would send its whole look-back again. The sync refuses to start a connector
+ * without a watermark while such a name has deliveries to its Purview job (src/sync/connector-identity.ts).
+ */
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { leasePolicy } from '../../composition/index.js';
+import { type Config, loadConfig } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
+import { uuidSource } from '../../ids.js';
+import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
+import { type ConnectorMove, openStateStore, type StateStore } from '../../sync/state/index.js';
+import type { CliContext } from '../context.js';
+
+export function stateCommand(ctx: CliContext): Command {
+  const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+  const rename = new Command('rename')
+    .description(
+      "Carry a renamed connector's state over: watermark, runs, seen events, Bulk export checkpoint and delivery ledger move from <old> to <new>, so the renamed connector goes on where <old> stopped and sends nothing Purview holds again. <new> must be in the config, <old> not.",
+    )
+    .argument('<old>', 'the name the state knows')
+    .argument('<new>', "the connector's name in the config now")
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action((from: string, to: string, flags: { config?: string }) => {
+      const loaded = config(flags);
+      refuseConfigured(loaded, from, `remove "${from}" from the config first (two connectors must not share one history)`);
+      if (!loaded.connectors.some((c) => c.name === to)) {
+        throw new BridgeError(
+          'BRG_ERR_CONNECTOR_STATE',
+          `Connector "${to}" is not in the config; add it (renamed from "${from}") before moving "${from}"'s state to it.`,
+          {
+            details: { from, to },
+          },
+        );
+      }
+      const moved = move(ctx, loaded, from, to, [from, to]);
+      moveDownloads(loaded, from, to);
+      ctx.print(
+        `Connector "${from}" is now "${to}": ${describe(moved)} moved. The next run of "${to}" goes on from ${moved.watermark ?? `where "${from}" stopped`}.`,
+      );
+    });
+  const retire = new Command('retire')
+    .description(
+      'Say a connector is gone for good: its state is kept (for `bridge runs`) under "retired:<old>:<time>", and a new connector on the same Purview job may start afresh. That new connector sends every event it reads again, including those <old> sent.',
+    )
+    .argument('<old>', 'the name the state knows')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action((from: string, flags: { config?: string }) => {
+      const loaded = config(flags);
+      refuseConfigured(loaded, from, `a connector in the config is not retired; remove "${from}" from the config first`);
+      const retired = `retired:${from}:${new Date(ctx.clock.now()).toISOString()}`;
+      const moved = move(ctx, loaded, from, retired, [from]);
+      rmSync(join(loaded.stateDir, 'bulk', from), { recursive: true, force: true });
+      ctx.print(`Connector "${from}" is retired as "${retired}": ${describe(moved)} kept under that name.`);
+    });
+  return new Command('state')
+    .description("Move or retire a connector's state when it was renamed or removed from the config.")
+    .addCommand(rename)
+    .addCommand(retire);
+}
+
+function refuseConfigured(config: Config, name: string, what: string): void {
+  if (config.connectors.some((c) => c.name === name)) {
+    throw new BridgeError('BRG_ERR_CONNECTOR_STATE', `Connector "${name}" is still in the config: ${what}.`, { details: { connector: name } });
+  }
+}
+
+/** Under the leases of every name involved: no run of either may be in flight, here or on another machine. */
+function move(ctx: CliContext, config: Config, from: string, to: string, names: readonly string[]): ConnectorMove {
+  const store = openStateStore(config.stateDir, ctx.clock);
+  const held: HeldLease[] = [];
+  try {
+    const policy = leasePolicy(config.state.leaseTtlSeconds * 1000, 'bridge state');
+    for (const name of names) held.push(holdLease(store, connectorLeaseName(name), policy, ctx.clock, uuidSource, `A sync of connector "${name}"`));
+    return store.moveConnector(
+      from,
+      to,
+      held.map((lease) => lease.ref),
+    );
+  } finally {
+    for (const lease of held) lease.release();
+    closeQuietly(store);
+  }
+}
+
+function closeQuietly(store: StateStore): void {
+  try {
+    store.close();
+  } catch {
+    // Closing after a failed statement: the error that matters is already on its way.
+  }
+}
+
+/**
+ * A Bulk export's downloads live in stateDir/bulk/<connector>: they follow the checkpoint, or go (they hold PHI, and a
+ * resumed export fetches what is not here again).
+ */
+function moveDownloads(config: Config, from: string, to: string): void {
+  const old = join(config.stateDir, 'bulk', from);
+  const next = join(config.stateDir, 'bulk', to);
+  if (!existsSync(old)) return;
+  if (existsSync(next)) rmSync(old, { recursive: true, force: true });
+  else renameSync(old, next);
+}
+
+function describe(moved: ConnectorMove): string {
+  const parts = [
+    moved.watermark ? `watermark ${moved.watermark}` : 'no watermark',
+    `${moved.runs} run(s)`,
+    `${moved.seenEvents} seen event(s)`,
+    moved.ledger ? 'its delivery ledger' : 'no delivery ledger',
+  ];
+  return parts.join(', ');
+}

@@ -1,0 +1,28 @@
+/**
+ * A connector's name keys its watermark, its seen events and its delivery-ledger claims. A connector renamed in the
+ * config would start afresh under the new name: it would pull its initial look-back again, and the ledger, looking
+ * under the new name, would let every event through that Purview already holds from the old one. So a connector that
+ * has never completed a run refuses to start while its Purview job has deliveries under a name the config no longer
+ * has, until the operator says what became of that name (`bridge state rename` or `bridge state retire`).
+ */
+import { BridgeError } from '../errors.js';
+import type { SyncDeps } from './pipeline.js';
+
+type IdentityDeps = Pick<SyncDeps, 'connector' | 'store' | 'target' | 'knownConnectors'>;
+
+/** Checked before anything is pulled, and only while the connector has no watermark (one query, once). */
+export function refuseOrphanedDeliveries(deps: IdentityDeps, watermark: string | undefined): void {
+  if (watermark !== undefined) return;
+  const known = new Set([deps.connector, ...(deps.knownConnectors ?? [])]);
+  const orphans = deps.store.connectorsDeliveredTo(deps.target.destination).filter((name) => !known.has(name));
+  const old = orphans[0];
+  if (old === undefined) return;
+  const names = orphans.map((name) => `"${name}"`).join(', ');
+  throw new BridgeError(
+    'BRG_ERR_CONNECTOR_STATE',
+    `Connector "${deps.connector}" has never completed a run, but its Purview job already holds rows the bridge sent as connector ${names}, which this config no longer has. ` +
+      `If "${old}" was renamed to "${deps.connector}", run \`bridge state rename ${old} ${deps.connector}\` first: its watermark and delivery ledger move over, and nothing Purview holds is sent again. ` +
+      `If "${old}" is gone for good, run \`bridge state retire ${old}\`: "${deps.connector}" then starts afresh and sends every event it reads, including any "${old}" sent.`,
+    { details: { connector: deps.connector, others: orphans.join(',') } },
+  );
+}

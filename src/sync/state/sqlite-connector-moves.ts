@@ -1,0 +1,111 @@
+/**
+ * A connector's name keys everything the state remembers of it: its watermark, its runs, the overlap's seen events, its
+ * source state (a Bulk export's checkpoint) and its delivery-ledger claims (the ledger's `sources` row). Renaming a
+ * connector in the config without moving them would make it start afresh and send again what Purview already holds.
+ * These are the two operator moves (`bridge state rename`, `bridge state retire`) and the query the pipeline's guard
+ * asks (src/sync/connector-identity.ts). Flat files are keyed by their content (`file:<sha256>`), not by connector.
+ */
+import type Database from 'better-sqlite3';
+import { BridgeError } from '../../errors.js';
+import type { LeaseRef } from '../../purview/ledger.js';
+import type { SqliteLeaseStore } from './sqlite-lease.js';
+import type { ConnectorMove } from './types.js';
+
+/** Ledger sources that are connectors: not a flat file's `file:…`, not a retired connector's `retired:…`. */
+const CONNECTOR_SOURCE = "s.key NOT LIKE 'file:%' AND s.key NOT LIKE 'retired:%'";
+
+/** Whether a ledger source holds anything for one destination (or, with `d.id` unbound, for any). */
+const HOLDS_DELIVERIES = (destination: string): string =>
+  ['delivery_blocks', 'delivered_events', 'delivery_marks', 'delivery_horizons']
+    .map((table) => `EXISTS (SELECT 1 FROM ${table} t WHERE t.source_id = s.id${destination})`)
+    .join(' OR ');
+
+export class SqliteConnectorMoves {
+  private readonly stmt;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly leases: Pick<SqliteLeaseStore, 'requireHeld'>,
+  ) {
+    this.stmt = {
+      deliveredTo: db.prepare<[string], { key: string }>(
+        `SELECT s.key FROM sources s, destinations d WHERE d.key = ? AND ${CONNECTOR_SOURCE} AND (${HOLDS_DELIVERIES(' AND t.destination_id = d.id')}) ORDER BY s.key`,
+      ),
+      source: db.prepare<[string], { id: number; used: number }>(`SELECT s.id, (${HOLDS_DELIVERIES('')}) AS used FROM sources s WHERE s.key = ?`),
+      dropSource: db.prepare('DELETE FROM sources WHERE id = ?'),
+      renameSource: db.prepare('UPDATE sources SET key = ? WHERE id = ?'),
+      watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
+      runs: db.prepare<[string], { runs: number; unfinished: number }>(
+        "SELECT count(*) AS runs, count(CASE WHEN state IN ('running', 'pushing') THEN 1 END) AS unfinished FROM runs WHERE connector = ?",
+      ),
+      seen: db.prepare<[string], { seen: number }>('SELECT count(*) AS seen FROM seen_events WHERE connector = ?'),
+      sourceState: db.prepare<[string], { names: number }>('SELECT count(*) AS names FROM source_state WHERE connector = ?'),
+      moves: ['watermarks', 'runs', 'seen_events', 'source_state'].map((table) => db.prepare(`UPDATE ${table} SET connector = ? WHERE connector = ?`)),
+      // A block remembers the lease it was opened under: the new name's runs take its unattempted blocks as their own.
+      moveBlockLeases: db.prepare('UPDATE delivery_blocks SET lease_name = ? WHERE lease_name = ?'),
+    };
+  }
+
+  /** Connector names with anything in the delivery ledger for `destination`. */
+  connectorsDeliveredTo(destination: string): string[] {
+    return this.stmt.deliveredTo.all(destination).map((row) => row.key);
+  }
+
+  /**
+   * Moves all of `from` to `to` in one transaction, under both names' leases (checked inside it). Refuses when `from`
+   * has a run in flight or nothing at all, or when `to` already has state of its own (its finished runs excepted).
+   */
+  move(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove {
+    return this.db
+      .transaction((): ConnectorMove => {
+        for (const lease of leases) this.leases.requireHeld(lease, `moving the state of connector "${from}"`);
+        const old = this.traces(from);
+        if (old.unfinished > 0) {
+          throw refused(
+            `connector "${from}" has a run that did not finish (a crash or a stop left it to resume). Put "${from}" back in the config, run \`bridge sync --connector ${from}\` until it completes, then move it`,
+            from,
+            to,
+          );
+        }
+        if (old.watermark === undefined && old.runs === 0 && old.seen === 0 && old.sourceState === 0 && old.source === undefined) {
+          throw refused(`the state has nothing under connector "${from}"; check the name with \`bridge runs\``, from, to);
+        }
+        const target = this.traces(to);
+        if (target.watermark !== undefined || target.seen > 0 || target.sourceState > 0 || target.source?.used || target.unfinished > 0) {
+          throw refused(
+            `connector "${to}" already has state of its own (${target.watermark ? `watermark ${target.watermark}` : 'deliveries or a run in flight'}); moving "${from}" onto it would mix two histories`,
+            from,
+            to,
+          );
+        }
+        // A run of the new name refused by the pipeline's guard may have made its (empty) ledger source already.
+        if (target.source) this.stmt.dropSource.run(target.source.id);
+        for (const statement of this.stmt.moves) statement.run(to, from);
+        if (old.source) this.stmt.renameSource.run(to, old.source.id);
+        this.stmt.moveBlockLeases.run(`connector:${to}`, `connector:${from}`);
+        return {
+          ...(old.watermark === undefined ? {} : { watermark: old.watermark }),
+          runs: old.runs,
+          seenEvents: old.seen,
+          ledger: old.source?.used === 1,
+        };
+      })
+      .immediate();
+  }
+
+  private traces(connector: string) {
+    const runs = this.stmt.runs.get(connector);
+    return {
+      watermark: this.stmt.watermark.get(connector)?.watermark,
+      runs: runs?.runs ?? 0,
+      unfinished: runs?.unfinished ?? 0,
+      seen: this.stmt.seen.get(connector)?.seen ?? 0,
+      sourceState: this.stmt.sourceState.get(connector)?.names ?? 0,
+      source: this.stmt.source.get(connector),
+    };
+  }
+}
+
+function refused(why: string, from: string, to: string): BridgeError {
+  return new BridgeError('BRG_ERR_CONNECTOR_STATE', `Cannot move the state of connector "${from}" to "${to}": ${why}.`, { details: { from, to } });
+}
