@@ -113,7 +113,7 @@ export const ERROR_CODES = {
   BRG_ERR_RUN_IN_PROGRESS: { http: 409, exit: 6, fix: 'A run of this connector is already in flight; wait for it or check GET /v1/runs.' },
   BRG_ERR_CONNECTOR_STATE: {
     http: 409,
-    exit: 6,
+    exit: 2,
     fix: 'Say what became of the named connector: `bridge state rename <old> <new>` if it was renamed, `bridge state retire <old>` if it is gone for good.',
   },
   BRG_ERR_ABORTED: { http: 503, exit: 130, fix: 'The run was cancelled; the next run resumes from the last checkpoint.' },

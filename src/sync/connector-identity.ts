@@ -3,7 +3,8 @@
  * config would start afresh under the new name: it would pull its initial look-back again, and the ledger, looking
  * under the new name, would let every event through that Purview already holds from the old one. So a connector that
  * has never completed a run refuses to start while its Purview job has deliveries under a name the config no longer
- * has, until the operator says what became of that name (`bridge state rename` or `bridge state retire`).
+ * has, until the operator says what became of that name (`bridge state rename` or `bridge state retire`); and a
+ * connector retired under its own name is refused too (a process still running an old config).
  */
 import { BridgeError } from '../errors.js';
 import type { SyncDeps } from './pipeline.js';
@@ -14,7 +15,17 @@ type IdentityDeps = Pick<SyncDeps, 'connector' | 'store' | 'target' | 'knownConn
 export function refuseOrphanedDeliveries(deps: IdentityDeps, watermark: string | undefined): void {
   if (watermark !== undefined) return;
   const known = new Set([deps.connector, ...(deps.knownConnectors ?? [])]);
-  const orphans = deps.store.connectorsDeliveredTo(deps.target.destination).filter((name) => !known.has(name));
+  const delivered = deps.store.connectorsDeliveredTo(deps.target.destination);
+  const retired = delivered.find((name) => name.startsWith(`retired:${deps.connector}:`));
+  if (retired !== undefined) {
+    throw new BridgeError(
+      'BRG_ERR_CONNECTOR_STATE',
+      `Connector "${deps.connector}" was retired (its history is "${retired}", by \`bridge state retire\`), but this process still runs it: it would send its whole look-back again. ` +
+        `If this process has an old config, restart it with the current one. To bring "${deps.connector}" back where it stopped, run \`bridge state rename ${retired} ${deps.connector}\`.`,
+      { details: { connector: deps.connector, retired } },
+    );
+  }
+  const orphans = delivered.filter((name) => !known.has(name) && !name.startsWith('retired:'));
   const old = orphans[0];
   if (old === undefined) return;
   const names = orphans.map((name) => `"${name}"`).join(', ');

@@ -139,8 +139,6 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
 
 async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
   const watermark = deps.store.getWatermark(deps.connector);
-  // Before the ledger is read (which makes the connector's ledger source): a renamed connector must not start afresh.
-  if (!request.dryRunOut) refuseOrphanedDeliveries(deps, watermark);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
     ...computeWindow(deps.clock.now(), watermark, deps.window, request),
@@ -156,6 +154,9 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
   const spoolPath = request.dryRunOut ?? files.spoolPath;
   const pullFiles = { ...files, spoolPath, indexPath: request.dryRunOut ? files.indexPath : indexPathOf(spoolPath) };
   try {
+    // A renamed connector must not start afresh. Refused as a run, so the status page and the run history say why; a
+    // dry run too, or its Bulk export checkpoint would stand in the way of the move.
+    refuseOrphanedDeliveries(deps, watermark);
     const pulled = await pullToSpool(deps, run, window, pullFiles, request);
     warnAboutFill(deps, pulled.fill);
     if (pulled.coveredUntil !== undefined && pulled.coveredUntil !== run.until) {

@@ -42,8 +42,8 @@ export function removeFiles(...paths: ReadonlyArray<string | undefined>): void {
 }
 
 /**
- * Removes spool and rejects files left by runs of this connector that are over (completed runs keep theirs when
- * `retainFiles`), and files of runs the state does not know once they are an hour old. Files of the connector's
+ * Removes spool and rejects files left by runs of this connector (or of a retired one) that are over (completed runs
+ * keep theirs when `retainFiles`), and files of runs the state does not know once they are an hour old. Files of the connector's
  * unfinished run, and of other connectors' runs still in flight, are left alone.
  */
 export function sweepRunFiles(
@@ -65,7 +65,9 @@ export function sweepRunFiles(
       const run = store.getRun(basename(name, extname(name)));
       const keepCompleted =
         dir === REJECTS_DIR ? !isOlderThan(path, options.nowMs - options.rejectsRetentionMs) || options.retainCompleted : options.retainCompleted;
-      const over = run !== undefined && run.connector === connector && (run.state === 'failed' || (run.state === 'completed' && !keepCompleted));
+      // A retired connector's runs (bridge state retire) have no connector of their own left to sweep them.
+      const ours = run !== undefined && (run.connector === connector || run.connector.startsWith('retired:'));
+      const over = ours && (run.state === 'failed' || (run.state === 'completed' && !keepCompleted));
       const unknown = run === undefined && isOlderThan(path, options.nowMs - UNKNOWN_GRACE_MS);
       if (over || unknown) {
         rmSync(path, { force: true });

@@ -6,7 +6,7 @@
  * holds its lease, a replica still on the old config refused after the move, kill -9 and faults on both sides under
  * the new name, and at the end every row is in Purview once (or flagged).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/index.js';
@@ -65,7 +65,7 @@ describe('a connector renamed between runs', () => {
     const searches = h.sandbox.fhir.requests.filter((r) => r.path.includes('/AuditEvent')).length;
     const uploads = h.sandbox.ingest.requests;
     const refused = await sync(t1, RENAMED).done;
-    expect(refused.code).toBe(6);
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('BRG_ERR_CONNECTOR_STATE');
     expect(refused.stderr).toContain('bridge state rename sandbox ehr-main');
     expect(h.sandbox.fhir.requests.filter((r) => r.path.includes('/AuditEvent')).length).toBe(searches);
@@ -73,7 +73,7 @@ describe('a connector renamed between runs', () => {
 
     // 3. The old name's run is unfinished: the move is refused, saying how to finish it.
     const early = await bridge(['state', 'rename', 'sandbox', 'ehr-main'], RENAMED).done;
-    expect(early.code).toBe(6);
+    expect(early.code).toBe(2);
     expect(early.stderr).toContain('bridge sync --connector sandbox');
     const finished = await sync(t1).done;
     expect(finished.code, finished.stderr).toBe(0);
@@ -88,14 +88,19 @@ describe('a connector renamed between runs', () => {
     expect((await inFlight.done).code).toBe(0);
     h.sandbox.ingest.injectFaults();
 
-    // 5. The move: one transaction under both names' leases.
+    // 5. The move: one transaction under both names' leases; a Bulk export's downloads follow the checkpoint.
+    const downloads = join(h.config.stateDir, 'bulk');
+    mkdirSync(join(downloads, 'sandbox', 'export-1'), { recursive: true });
+    writeFileSync(join(downloads, 'sandbox', 'export-1', 'AuditEvent-0.ndjson'), '{}\n');
     const moved = await bridge(['state', 'rename', 'sandbox', 'ehr-main'], RENAMED).done;
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stdout).toContain(`Connector "sandbox" is now "ehr-main": watermark ${iso(t2)}`);
+    expect(readdirSync(downloads)).toEqual(['ehr-main']);
+    expect(existsSync(join(downloads, 'ehr-main', 'export-1', 'AuditEvent-0.ndjson'))).toBe(true);
 
     // 6. A replica still on the old config: "sandbox" has no state now, and its job's deliveries belong to "ehr-main".
     const stale = await sync(t3).done;
-    expect(stale.code).toBe(6);
+    expect(stale.code).toBe(2);
     expect(stale.stderr).toMatch(/BRG_ERR_CONNECTOR_STATE: Connector "sandbox" has never completed a run, .* connector "ehr-main"/);
 
     // 7. Under the new name, with another block size: kill -9 mid-push with faults on both sides, then a clean run.
@@ -116,7 +121,8 @@ describe('a connector renamed between runs', () => {
     // The history followed the name; Purview holds every row once, or more only where the bridge flagged it.
     const runs = h.withStore((s) => s.listRuns({ connector: 'ehr-main' }));
     expect(runs.filter((r) => r.state === 'completed').length).toBeGreaterThanOrEqual(4);
-    expect(h.withStore((s) => s.listRuns({ connector: 'sandbox' }))).toEqual([]);
+    // The stale replica's refusal is a failed run of its own, which the status page shows with the message.
+    expect(h.withStore((s) => s.listRuns({ connector: 'sandbox' })).map((r) => [r.state, r.error?.code])).toEqual([['failed', 'BRG_ERR_CONNECTOR_STATE']]);
     const flagged = h.withStore((s) => flaggedEvents(s, renamedConfig(h), 'ehr-main'));
     expectExactlyOnceOrFlagged(accepted(h), expectedRows(h.config, h.sandbox.dataset, h.sandbox.dataset.events()), flagged);
   });
@@ -140,12 +146,23 @@ describe('a connector removed for good, and another on the same Purview job', ()
 
     // Retiring a connector still in the config is refused.
     const inConfig = await spawnBridge(['state', 'retire', 'sandbox', '--config', h.sandbox.configPath]).done;
-    expect(inConfig.code).toBe(6);
+    expect(inConfig.code).toBe(2);
     expect(inConfig.stderr).toContain('still in the config');
+    const downloads = join(h.config.stateDir, 'bulk', 'sandbox');
+    mkdirSync(downloads, { recursive: true });
+    writeFileSync(join(downloads, 'AuditEvent-0.ndjson'), '{}\n');
     const retired = await spawnBridge(['state', 'retire', 'sandbox', '--config', h.sandbox.configPath], { BRIDGE__connectors__0__name: 'ehr-new' }).done;
     expect(retired.code, retired.stderr).toBe(0);
     const name = /retired as "(retired:sandbox:[^"]+)"/.exec(retired.stdout)?.[1] ?? '';
     expect(h.withStore((s) => s.listRuns({ connector: name }))).toHaveLength(1);
+    // Its downloads hold PHI and no export of its own will read them.
+    expect(existsSync(downloads)).toBe(false);
+
+    // A process still on the old config runs "sandbox" with no state: refused, not a fresh start.
+    const stale = await h.sync().catch((e: unknown) => e);
+    expect((stale as BridgeError).code).toBe('BRG_ERR_CONNECTOR_STATE');
+    expect((stale as BridgeError).message).toContain(`bridge state rename ${name} sandbox`);
+    expect(accepted(h).length).toBe(delivered);
 
     // As the message said: the new connector sends every event it reads, the old one's included.
     const fresh = await h.sync({ connector: 'ehr-new', flags: replaced });

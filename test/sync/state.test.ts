@@ -470,14 +470,21 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
 
   it('moves watermark, runs, seen events, source state and ledger claims in one go; the new name finds every delivery', () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
-    const { store: s } = fresh();
+    const { dir, store: s } = fresh();
     withHistory(s, clock);
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
     expect(s.connectorsDeliveredTo('https://ingest|t|other-job')).toEqual([]);
     // A refused first run of the new name already made its (empty) ledger source.
     expect(s.prunedBefore({ destination: JOB, source: 'new' })).toBeUndefined();
 
-    expect(s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toEqual({ watermark: '2026-11-23T00:00:00.000Z', runs: 1, seenEvents: 1, ledger: true });
+    const files: string[] = [];
+    expect(s.moveConnector('old', 'new', leases(s, 'old', 'new'), { destination: JOB, files: () => files.push('moved') })).toEqual({
+      watermark: '2026-11-23T00:00:00.000Z',
+      runs: 1,
+      seenEvents: 1,
+      ledger: true,
+    });
+    expect(files).toEqual(['moved']);
     expect(s.getWatermark('new')).toBe('2026-11-23T00:00:00.000Z');
     expect(s.getWatermark('old')).toBeUndefined();
     expect(s.listRuns({ connector: 'new' }).map((r) => r.id)).toEqual(['r1']);
@@ -486,17 +493,29 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     expect(s.acknowledgedEvents({ destination: JOB, source: 'new' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set(['e|1']));
     expect(s.acknowledgedEvents({ destination: JOB, source: 'old' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set());
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['new']);
+    // The old name's blocks are the new name's: its runs take their unattempted claims as their own, not another lease's.
+    const db = new Database(join(dir, 'bridge.sqlite'), { readonly: true });
+    expect(db.prepare('SELECT DISTINCT lease_name FROM delivery_blocks').pluck().all()).toEqual(['connector:new']);
+    db.close();
   });
 
-  it('a fault midway leaves everything under the old name (one transaction)', () => {
+  it('a fault at the last table, or in moving the files, leaves everything under the old name (one transaction)', () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
     const { dir, store: s } = fresh();
     withHistory(s, clock);
+    const held = leases(s, 'old', 'new');
+    expect(() =>
+      s.moveConnector('old', 'new', held, {
+        files: () => {
+          throw new Error('EXDEV: cross-device link not permitted');
+        },
+      }),
+    ).toThrow(/EXDEV/);
     const db = new Database(join(dir, 'bridge.sqlite'));
     // The disk fails at the last table the move touches.
-    db.exec("CREATE TRIGGER fail_move BEFORE UPDATE ON sources BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;");
+    db.exec("CREATE TRIGGER fail_move BEFORE UPDATE ON delivery_blocks BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END;");
     db.close();
-    expect(() => s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toThrow(/disk I\/O error/);
+    expect(() => s.moveConnector('old', 'new', held)).toThrow(/disk I\/O error/);
     expect(s.getWatermark('old')).toBe('2026-11-23T00:00:00.000Z');
     expect(s.getWatermark('new')).toBeUndefined();
     expect(s.listRuns({ connector: 'old' })).toHaveLength(1);
@@ -529,13 +548,16 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     expect(() => s.moveConnector('old', 'new', leases(s, 'old', 'new'))).toThrow(
       expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('already has state of its own') }),
     );
-    expect(() => s.moveConnector('nobody', 'newer', leases(s, 'nobody', 'newer'))).toThrow(
+    expect(() => s.moveConnector('old', 'newer', leases(s, 'newer'), { destination: 'https://ingest|t|other-job' })).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('another Purview job') }),
+    );
+    expect(() => s.moveConnector('nobody', 'newer', leases(s, 'nobody'))).toThrow(
       expect.objectContaining({ code: 'BRG_ERR_CONNECTOR_STATE', message: expect.stringContaining('nothing under connector "nobody"') }),
     );
     expect(s.getWatermark('old')).toBe('2026-11-23T00:00:00.000Z');
   });
 
-  it('a retired name (retired:…) and flat files (file:…) are no connectors the guard asks about', () => {
+  it('a retired name is listed as retired:<name>:<time>; flat files (file:…) are not listed', () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
     const { store: s } = fresh();
     withHistory(s, clock);
@@ -543,7 +565,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     s.markAcked(file.id, false);
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
     s.moveConnector('old', 'retired:old:2026-11-23T00:00:00.000Z', leases(s, 'old'));
-    expect(s.connectorsDeliveredTo(JOB)).toEqual([]);
+    expect(s.connectorsDeliveredTo(JOB)).toEqual(['retired:old:2026-11-23T00:00:00.000Z']);
     expect(s.listRuns({ connector: 'retired:old:2026-11-23T00:00:00.000Z' })).toHaveLength(1);
   });
 });

@@ -7,8 +7,8 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { leasePolicy } from '../../composition/index.js';
-import { type Config, loadConfig } from '../../config/index.js';
+import { destinationOf, leasePolicy } from '../../composition/index.js';
+import { type Config, type ConnectorConfig, loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
 import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
@@ -19,7 +19,7 @@ export function stateCommand(ctx: CliContext): Command {
   const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
   const rename = new Command('rename')
     .description(
-      "Carry a renamed connector's state over: watermark, runs, seen events, Bulk export checkpoint and delivery ledger move from <old> to <new>, so the renamed connector goes on where <old> stopped and sends nothing Purview holds again. <new> must be in the config, <old> not.",
+      "Carry a renamed connector's state over: watermark, runs, seen events, Bulk export checkpoint and delivery ledger move from <old> to <new>, so the renamed connector goes on where <old> stopped and sends nothing Purview holds again. <new> must be in the config and push to the Purview job <old> pushed to; <old> must not be in the config.",
     )
     .argument('<old>', 'the name the state knows')
     .argument('<new>', "the connector's name in the config now")
@@ -36,8 +36,8 @@ export function stateCommand(ctx: CliContext): Command {
           },
         );
       }
-      const moved = move(ctx, loaded, from, to, [from, to]);
-      moveDownloads(loaded, from, to);
+      const connector = loaded.connectors.find((c) => c.name === to) as ConnectorConfig;
+      const moved = move(ctx, loaded, from, to, [from, to], { destination: destinationOf(connector), files: () => moveDownloads(loaded, from, to) });
       ctx.print(
         `Connector "${from}" is now "${to}": ${describe(moved)} moved. The next run of "${to}" goes on from ${moved.watermark ?? `where "${from}" stopped`}.`,
       );
@@ -52,8 +52,7 @@ export function stateCommand(ctx: CliContext): Command {
       const loaded = config(flags);
       refuseConfigured(loaded, from, `a connector in the config is not retired; remove "${from}" from the config first`);
       const retired = `retired:${from}:${new Date(ctx.clock.now()).toISOString()}`;
-      const moved = move(ctx, loaded, from, retired, [from]);
-      rmSync(join(loaded.stateDir, 'bulk', from), { recursive: true, force: true });
+      const moved = move(ctx, loaded, from, retired, [from], { files: () => rmSync(downloadsOf(loaded, from), { recursive: true, force: true }) });
       ctx.print(`Connector "${from}" is retired as "${retired}": ${describe(moved)} kept under that name.`);
     });
   return new Command('state')
@@ -69,7 +68,14 @@ function refuseConfigured(config: Config, name: string, what: string): void {
 }
 
 /** Under the leases of every name involved: no run of either may be in flight, here or on another machine. */
-function move(ctx: CliContext, config: Config, from: string, to: string, names: readonly string[]): ConnectorMove {
+function move(
+  ctx: CliContext,
+  config: Config,
+  from: string,
+  to: string,
+  names: readonly string[],
+  options: { destination?: string; files: () => void },
+): ConnectorMove {
   const store = openStateStore(config.stateDir, ctx.clock);
   const held: HeldLease[] = [];
   try {
@@ -79,6 +85,7 @@ function move(ctx: CliContext, config: Config, from: string, to: string, names: 
       from,
       to,
       held.map((lease) => lease.ref),
+      options,
     );
   } finally {
     for (const lease of held) lease.release();
@@ -94,16 +101,23 @@ function closeQuietly(store: StateStore): void {
   }
 }
 
+/** Where a connector's Bulk export downloads live (as src/composition/connector.ts builds the source). */
+function downloadsOf(config: Config, connector: string): string {
+  return join(config.stateDir, 'bulk', connector);
+}
+
 /**
- * A Bulk export's downloads live in stateDir/bulk/<connector>: they follow the checkpoint, or go (they hold PHI, and a
- * resumed export fetches what is not here again).
+ * The downloads follow the export checkpoint, inside the move's transaction and under both leases: a failure leaves
+ * both where they were. Whatever is under the new name is not its own (the move checked it has no checkpoint): a dry
+ * run's leftovers. A kill after the rename but before the commit leaves the files under the new name, where a resumed
+ * export of the old name fetches them again and the new name's first export sweeps them.
  */
 function moveDownloads(config: Config, from: string, to: string): void {
-  const old = join(config.stateDir, 'bulk', from);
-  const next = join(config.stateDir, 'bulk', to);
+  const old = downloadsOf(config, from);
   if (!existsSync(old)) return;
-  if (existsSync(next)) rmSync(old, { recursive: true, force: true });
-  else renameSync(old, next);
+  const next = downloadsOf(config, to);
+  rmSync(next, { recursive: true, force: true });
+  renameSync(old, next);
 }
 
 function describe(moved: ConnectorMove): string {

@@ -11,8 +11,15 @@ import type { LeaseRef } from '../../purview/ledger.js';
 import type { SqliteLeaseStore } from './sqlite-lease.js';
 import type { ConnectorMove } from './types.js';
 
-/** Ledger sources that are connectors: not a flat file's `file:…`, not a retired connector's `retired:…`. */
-const CONNECTOR_SOURCE = "s.key NOT LIKE 'file:%' AND s.key NOT LIKE 'retired:%'";
+export interface MoveOptions {
+  /** The Purview job the new name pushes to: the old name's deliveries, if any, must have gone there. */
+  readonly destination?: string;
+  /** Moves the connector's files (a Bulk export's downloads), inside the transaction. */
+  readonly files?: () => void;
+}
+
+/** Ledger sources that are connectors, retired ones (`retired:…`) included: not a flat file's `file:…`. */
+const CONNECTOR_SOURCE = "s.key NOT LIKE 'file:%'";
 
 /** Whether a ledger source holds anything for one destination (or, with `d.id` unbound, for any). */
 const HOLDS_DELIVERIES = (destination: string): string =>
@@ -32,6 +39,9 @@ export class SqliteConnectorMoves {
         `SELECT s.key FROM sources s, destinations d WHERE d.key = ? AND ${CONNECTOR_SOURCE} AND (${HOLDS_DELIVERIES(' AND t.destination_id = d.id')}) ORDER BY s.key`,
       ),
       source: db.prepare<[string], { id: number; used: number }>(`SELECT s.id, (${HOLDS_DELIVERIES('')}) AS used FROM sources s WHERE s.key = ?`),
+      usedFor: db.prepare<[number, string], { one: number }>(
+        `SELECT 1 AS one FROM sources s, destinations d WHERE s.id = ? AND d.key = ? AND (${HOLDS_DELIVERIES(' AND t.destination_id = d.id')})`,
+      ),
       dropSource: db.prepare('DELETE FROM sources WHERE id = ?'),
       renameSource: db.prepare('UPDATE sources SET key = ? WHERE id = ?'),
       watermark: db.prepare<[string], { watermark: string }>('SELECT watermark FROM watermarks WHERE connector = ?'),
@@ -46,16 +56,18 @@ export class SqliteConnectorMoves {
     };
   }
 
-  /** Connector names with anything in the delivery ledger for `destination`. */
+  /** Connector names (retired ones as `retired:<name>:<time>`) with anything in the delivery ledger for `destination`. */
   connectorsDeliveredTo(destination: string): string[] {
     return this.stmt.deliveredTo.all(destination).map((row) => row.key);
   }
 
   /**
    * Moves all of `from` to `to` in one transaction, under both names' leases (checked inside it). Refuses when `from`
-   * has a run in flight or nothing at all, or when `to` already has state of its own (its finished runs excepted).
+   * has a run in flight or nothing at all, when its deliveries went to another Purview job than `options.destination`,
+   * or when `to` already has state of its own (its finished runs excepted). `options.files` moves what lives outside
+   * the database, last, inside the transaction: if it throws, nothing moved.
    */
-  move(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove {
+  move(from: string, to: string, leases: readonly LeaseRef[], options: MoveOptions = {}): ConnectorMove {
     return this.db
       .transaction((): ConnectorMove => {
         for (const lease of leases) this.leases.requireHeld(lease, `moving the state of connector "${from}"`);
@@ -70,19 +82,30 @@ export class SqliteConnectorMoves {
         if (old.watermark === undefined && old.runs === 0 && old.seen === 0 && old.sourceState === 0 && old.source === undefined) {
           throw refused(`the state has nothing under connector "${from}"; check the name with \`bridge runs\``, from, to);
         }
-        const target = this.traces(to);
-        if (target.watermark !== undefined || target.seen > 0 || target.sourceState > 0 || target.source?.used || target.unfinished > 0) {
+        if (options.destination !== undefined && old.source?.used && !this.stmt.usedFor.get(old.source.id, options.destination)) {
           throw refused(
-            `connector "${to}" already has state of its own (${target.watermark ? `watermark ${target.watermark}` : 'deliveries or a run in flight'}); moving "${from}" onto it would mix two histories`,
+            `"${from}" pushed to another Purview job than "${to}" does (purview.tenantId, jobId or ingestionBase differ): its watermark would make "${to}" skip every event before it in its own job. Use \`bridge state retire ${from}\` instead`,
             from,
             to,
           );
+        }
+        const target = this.traces(to);
+        const own = [
+          target.watermark === undefined ? '' : `a watermark (${target.watermark})`,
+          target.seen > 0 ? 'seen events' : '',
+          target.sourceState > 0 ? 'a Bulk export checkpoint' : '',
+          target.source?.used ? 'deliveries in the ledger' : '',
+          target.unfinished > 0 ? 'an unfinished run' : '',
+        ].filter((what) => what !== '');
+        if (own.length > 0) {
+          throw refused(`connector "${to}" already has state of its own (${own.join(', ')}); moving "${from}" onto it would mix two histories`, from, to);
         }
         // A run of the new name refused by the pipeline's guard may have made its (empty) ledger source already.
         if (target.source) this.stmt.dropSource.run(target.source.id);
         for (const statement of this.stmt.moves) statement.run(to, from);
         if (old.source) this.stmt.renameSource.run(to, old.source.id);
         this.stmt.moveBlockLeases.run(`connector:${to}`, `connector:${from}`);
+        options.files?.();
         return {
           ...(old.watermark === undefined ? {} : { watermark: old.watermark }),
           runs: old.runs,

@@ -10,7 +10,7 @@ import type { Clock } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, LeaseRef, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import { MIGRATIONS } from './migrations.js';
-import { SqliteConnectorMoves } from './sqlite-connector-moves.js';
+import { type MoveOptions, SqliteConnectorMoves } from './sqlite-connector-moves.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import {
@@ -275,8 +275,8 @@ class SqliteStateStore implements StateStore {
     return this.moves.connectorsDeliveredTo(destination);
   }
 
-  moveConnector(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove {
-    return this.moves.move(from, to, leases);
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: MoveOptions): ConnectorMove {
+    return this.moves.move(from, to, leases, options);
   }
 
   close(): void {

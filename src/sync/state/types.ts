@@ -168,15 +168,16 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    */
   prunedBefore(target: Pick<DeliveryTarget, 'destination' | 'source'>): number | undefined;
   /**
-   * Connector names (not flat files, not retired connectors) with anything in the delivery ledger for `destination`:
-   * what a connector without a watermark checks before it sends what another name may have sent already.
+   * Connector names (retired ones as `retired:<name>:<time>`; not flat files) with anything in the delivery ledger for
+   * `destination`: what a connector without a watermark checks before it sends what another name may have sent already.
    */
   connectorsDeliveredTo(destination: string): string[];
   /**
    * Moves connector `from`'s watermark, runs, seen events, source state and ledger claims to the name `to` in one
    * transaction, under the leases given (checked inside it): a renamed connector goes on where the old name stopped.
-   * Refuses (BRG_ERR_CONNECTOR_STATE) when `from` has a run in flight or nothing, or `to` has state of its own.
+   * Refuses (BRG_ERR_CONNECTOR_STATE) when `from` has a run in flight or nothing, when it pushed to another job than
+   * `options.destination`, or when `to` has state of its own. `options.files` runs last inside the transaction.
    */
-  moveConnector(from: string, to: string, leases: readonly LeaseRef[]): ConnectorMove;
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: { destination?: string; files?: () => void }): ConnectorMove;
   close(): void;
 }
