@@ -59,6 +59,8 @@ export interface BulkExportSource {
   pages(window: SyncWindow, signal?: AbortSignal, note?: (message: string) => void): AsyncIterable<readonly AuditEvent[]>;
   readonly resolver: BulkResolver;
   coveredUntil(): string | undefined;
+  /** OperationOutcomes in the last pull's export error files. */
+  unexported(): number;
   windowTimeOf(event: AuditEvent): number | undefined;
   close(): void;
 }
@@ -108,6 +110,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
   const pageSize = options.pageSize ?? 200;
   let index: LookupIndex | undefined;
   let covered: string | undefined;
+  // OperationOutcomes of this pull's export error files: resources the server did not export.
+  let unexported = 0;
   const closeIndex = (): void => {
     resolver.use(undefined);
     index?.close();
@@ -138,7 +142,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     const events = output.flatMap((file, i) => (file.type === 'AuditEvent' ? [i] : []));
     const downloads = job.downloads(checkpoint, [...lookups, ...events], signal);
     try {
-      await job.reportErrors(checkpoint, signal);
+      unexported += await job.reportErrors(checkpoint, signal);
       closeIndex();
       index = new LookupIndex(join(options.dir, checkpoint.id, 'lookup.sqlite'));
       resolver.use(index);
@@ -191,6 +195,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     },
     async *pages(window, signal, onNote) {
       covered = undefined;
+      unexported = 0;
       note = onNote;
       const since = scopedSince(window);
       const request: ExportRequest = { ...scope, types: [...settings.types], ...(since !== undefined ? { since } : {}) };
@@ -231,6 +236,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       }
     },
     coveredUntil: () => covered,
+    unexported: () => unexported,
     // `_since` selects resources by their stored time (the pipeline falls back to `recorded` when there is none).
     windowTimeOf: (event) => instantMs(event.meta?.lastUpdated),
     // Called once the pull ended (the pipeline's last map has run, or it failed): the lookup index is no longer needed.

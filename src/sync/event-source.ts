@@ -23,6 +23,11 @@ export interface EventSource {
    */
   coveredUntil?(): string | undefined;
   /**
+   * After the pages: how many resources the source said it could not deliver (a Bulk export's error files). The
+   * watermark moves past them, so the run records how many, for the operator.
+   */
+  unexported?(): number;
+  /**
    * The instant the source selects an event by (the search's date parameter: `recorded` for `date`, `meta.lastUpdated`
    * for `_lastUpdated`); default `recorded`. The overlap between windows is de-duplicated by this time.
    */

@@ -91,6 +91,8 @@ export interface SyncSummary {
   readonly skipReasons: Readonly<Record<string, number>>;
   readonly rejectReasons: Readonly<Record<string, number>>;
   readonly possiblyDuplicatedBlocks: readonly number[];
+  /** Resources the source reported it could not deliver (RunDetails.unexported), when any. */
+  readonly unexported?: number;
   /** Per mandatory or key column, how many rows were left empty; and a warning for each over 5%. */
   readonly fill?: FillReport;
   readonly fillWarnings: readonly FillWarning[];
@@ -176,7 +178,12 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
         counts: pulled.counts,
         spoolPath,
         rejectsPath: files.rejectsPath,
-        details: { skipReasons: pulled.skipReasons, rejectReasons: pulled.rejectReasons, ...(pulled.fill ? { fill: pulled.fill } : {}) },
+        details: {
+          skipReasons: pulled.skipReasons,
+          rejectReasons: pulled.rejectReasons,
+          ...(pulled.fill ? { fill: pulled.fill } : {}),
+          ...(pulled.unexported ? { unexported: pulled.unexported } : {}),
+        },
       },
       pulled.seen,
     );
@@ -291,6 +298,7 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
       skipReasons: { ...run.details?.skipReasons },
       rejectReasons: { ...run.details?.rejectReasons },
       ...(run.details?.fill ? { fill: run.details.fill } : {}),
+      ...(run.details?.unexported ? { unexported: run.details.unexported } : {}),
     };
     return finish(deps, run, summary, pushed.possiblyDuplicated, undefined);
   } catch (error) {
@@ -353,6 +361,7 @@ function finish(
     skipReasons: result.skipReasons,
     rejectReasons: result.rejectReasons,
     possiblyDuplicatedBlocks: possiblyDuplicated,
+    ...(result.unexported ? { unexported: result.unexported } : {}),
     ...(result.fill ? { fill: result.fill } : {}),
     fillWarnings: result.fill ? fillWarnings(result.fill) : [],
     ...(dryRunOut ? { dryRunOut } : {}),

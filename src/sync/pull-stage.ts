@@ -25,6 +25,8 @@ export interface PullResult {
   fill?: FillReport;
   /** The source's own end of what it delivered (EventSource.coveredUntil), when not the window's. */
   coveredUntil?: string;
+  /** Resources the source reported it could not deliver (EventSource.unexported), when any. */
+  unexported?: number;
 }
 
 export interface PullFiles {
@@ -105,6 +107,8 @@ async function pullChecked(
   result.fill = step.fill();
   const covered = source.coveredUntil?.();
   if (covered !== undefined) result.coveredUntil = covered;
+  const unexported = source.unexported?.() ?? 0;
+  if (unexported > 0) result.unexported = unexported;
   return result;
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
+import { formatSummary } from '../../src/cli/reporters/summary.js';
 import { destinationOf, findConnector } from '../../src/composition/index.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
@@ -186,6 +187,12 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   expect(notes).toContain('export in progress: 33% of the export processed');
   expect(notes.some((n) => /^export ready: \d+ file\(s\) as of /.test(n))).toBe(true);
   expect(notes).toContain('the server reported 2 error(s) for this export');
+  // The watermark moves past what the server could not export: the run record says how many, for the operator.
+  expect(summary.unexported).toBe(2);
+  expect(x.withStore((s) => s.getRun(summary.runId)?.details?.unexported)).toBe(2);
+  expect(formatSummary(summary)).toContain(
+    '  not exported        2 resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview',
+  );
   const runLog = readFileSync(join(x.config.stateDir, 'runs', `${summary.runId}.ndjson`), 'utf8');
   expect(runLog).toContain('"eventId":"source_progress"');
   for (const value of ['CANARY', 'Bearer']) expect(runLog.includes(value)).toBe(false);

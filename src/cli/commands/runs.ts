@@ -69,6 +69,7 @@ export function runsTable(runs: readonly RunView[]): string[] {
     lines.push(line(rows[i] as Record<(typeof COLUMNS)[number], string>));
     const reasons = Object.entries(run.details?.rejectReasons ?? {}).sort(([, a], [, b]) => b - a);
     if (reasons.length) lines.push(`    rejects: ${reasons.map(([reason, n]) => `${reason} ${n}`).join(', ')}${run.rejectsAvailable ? '' : ' (file removed)'}`);
+    if (run.details?.unexported) lines.push(`    not exported: ${run.details.unexported} resource(s) the FHIR server reported it could not export`);
     if (run.error) lines.push(`    ${run.error.code}: ${run.error.message}`);
   });
   return lines;

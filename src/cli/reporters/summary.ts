@@ -15,6 +15,11 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
     );
   }
   lines.push(`  rows                ${c.rows}`, `  rows rejected       ${c.rejects}${formatReasons(summary.rejectReasons)}`);
+  if (summary.unexported) {
+    lines.push(
+      `  not exported        ${summary.unexported} resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview`,
+    );
+  }
   if (rejects) lines.push(`  rejects file        ${rejects.path} (holds PHI, mode 0600; kept ${rejects.keptDays} day(s); bridge rejects ${summary.runId})`);
   for (const warning of summary.fillWarnings) lines.push(`  warning: ${warning.message}`);
   if (summary.dryRunOut) {

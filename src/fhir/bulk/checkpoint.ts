@@ -63,6 +63,8 @@ export interface ExportCheckpoint {
   readonly files: Readonly<Record<string, LocalFile>>;
   /** The error files were read and reported (not again on resume). */
   readonly errorsReported?: boolean | undefined;
+  /** How many OperationOutcomes they held: a resumed run records them too (its earlier run did not complete). */
+  readonly errorOutcomes?: number | undefined;
 }
 
 /** Finished exports remembered: dry runs and failed pushes finish exports whose transactionTime never becomes the watermark. */
@@ -97,6 +99,7 @@ const checkpointSchema = z.object({
     .optional(),
   files: z.record(z.string(), z.object({ bytes: z.number(), gzip: z.boolean() })),
   errorsReported: z.boolean().optional(),
+  errorOutcomes: z.number().optional(),
 });
 
 /** Where the checkpoint lives: the state store's source state of one connector. */

@@ -147,9 +147,11 @@ export class BulkExportJob {
   }
 
   /** Reads the error files once per export and reports them (counts and cleaned text: never a whole line). */
-  async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<void> {
+  /** Reads and reports the export's error files once; returns how many OperationOutcomes they held. */
+  async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<number> {
     const { http, store } = this.options;
-    if (checkpoint.errorsReported || checkpoint.manifest.error.length === 0) return;
+    if (checkpoint.manifest.error.length === 0) return 0;
+    if (checkpoint.errorsReported) return checkpoint.errorOutcomes ?? 0;
     let outcomes = 0;
     const samples: string[] = [];
     for (const [i, file] of checkpoint.manifest.error.entries()) {
@@ -176,7 +178,8 @@ export class BulkExportJob {
     );
     this.emit({ type: 'export-errors', outcomes, samples });
     const current = loadCheckpoint(store);
-    if (current?.id === checkpoint.id) saveCheckpoint(store, { ...current, errorsReported: true });
+    if (current?.id === checkpoint.id) saveCheckpoint(store, { ...current, errorsReported: true, errorOutcomes: outcomes });
+    return outcomes;
   }
 
   /** Records a complete download (so a resumed run skips it). */

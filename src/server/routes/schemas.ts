@@ -84,7 +84,13 @@ export const runSchema = {
     backfill: { type: 'boolean' },
     details: {
       type: 'object',
-      properties: { skipReasons: reasons, rejectReasons: reasons, possiblyDuplicatedBlocks: { type: 'array', items: int }, fill },
+      properties: {
+        skipReasons: reasons,
+        rejectReasons: reasons,
+        possiblyDuplicatedBlocks: { type: 'array', items: int },
+        unexported: { ...int, description: 'Resources the FHIR server reported it could not export (Bulk export error files); not in Purview' },
+        fill,
+      },
     },
   },
 } as const;

@@ -43,6 +43,11 @@ export interface RunDetails {
   readonly skipReasons?: Readonly<Record<string, number>>;
   readonly rejectReasons?: Readonly<Record<string, number>>;
   readonly possiblyDuplicatedBlocks?: readonly number[];
+  /**
+   * Resources the FHIR server reported it could not export (OperationOutcomes in a Bulk export's error files): not in
+   * Purview, and the watermark moved past them.
+   */
+  readonly unexported?: number;
   /** Per mandatory or key column, how many rows were left empty (src/mapping/fill.ts). */
   readonly fill?: FillReport;
   /** A flat-file source's files of the run and what became of each (src/sync/file-drop.ts); names and counts only. */

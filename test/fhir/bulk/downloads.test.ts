@@ -16,6 +16,7 @@ import { silentLogger } from '../../../src/log.js';
 import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
 import { rejectionOf } from '../../support/error-of.js';
 import { InstantClock, ManualClock } from '../../support/manual-clock.js';
+import { until } from './support.js';
 
 /** How the server answers the n-th request (1-based) for a file. */
 type Answer = (res: ServerResponse, n: number) => void;
@@ -76,12 +77,6 @@ async function ids(lines: AsyncIterable<{ length: number; text(i: number): strin
   const out: string[] = [];
   for await (const chunk of lines) for (let k = 0; k < chunk.length; k++) out.push((JSON.parse(chunk.text(k)) as { id: string }).id);
   return out;
-}
-
-/** Waits for socket and file I/O to bring `condition` about (a bound, not a speed check: 20 s on a loaded machine). */
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
-  expect(condition()).toBe(true);
 }
 
 describe('a download that fails mid-body', () => {

@@ -9,7 +9,7 @@ import { BridgeError } from '../../../src/errors.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, eventTypes, startBulkFixture } from './support.js';
+import { type BulkFixture, eventTypes, startBulkFixture, until } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -63,6 +63,24 @@ describe('manifest', () => {
     });
     expect(lines.some((l) => l.includes('the FHIR server reported errors for this export') && l.includes('"outcomes":3'))).toBe(true);
     expect(log().downloads.filter((d) => d.file === 'error')).toHaveLength(1);
+    // The run records them: the watermark moves past them.
+    expect(harness.source.unexported()).toBe(3);
+  });
+
+  it('a pull resumed after the error files were reported still counts them, without reading them again', async () => {
+    Object.assign(f.bulk, { errorLines: 2, resourcesPerFile: 5, fileDelayMs: 60 });
+    const first = f.source();
+    const stop = new AbortController();
+    const dying = first.read(undefined, stop.signal).catch((e: unknown) => e);
+    await until(() => Object.keys(first.store.parsed()?.files ?? {}).length >= 2);
+    stop.abort();
+    await dying;
+    const errorDownloads = log().downloads.filter((d) => d.file === 'error').length;
+    f.bulk.fileDelayMs = 0;
+    const second = f.source({ store: first.store, dir: first.dir });
+    expect(await second.read()).toHaveLength(f.data.events.length);
+    expect(second.source.unexported()).toBe(2);
+    expect(log().downloads.filter((d) => d.file === 'error')).toHaveLength(errorDownloads);
   });
 });
 

@@ -11,7 +11,7 @@ import { describeExportEvent, exportSince } from '../../../src/fhir/bulk-source.
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, eventTypes, MemoryCheckpoints, startBulkFixture } from './support.js';
+import { type BulkFixture, eventTypes, MemoryCheckpoints, startBulkFixture, until } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -30,11 +30,6 @@ afterEach(() => {
 
 const log = () => f.fx.server.bulk.log;
 const window = { since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' };
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 5));
-  expect(condition()).toBe(true);
-}
 
 /**
  * A run that kicked off an export and died while polling it (aborted after `polls` more status polls): its checkpoint

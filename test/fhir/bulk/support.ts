@@ -7,6 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
+import { expect } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
 import type { CheckpointStore } from '../../../src/fhir/bulk/checkpoint.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
@@ -131,4 +132,10 @@ export async function startBulkFixture(
 /** Types of the export events, in order (for compact assertions). */
 export function eventTypes(events: readonly BulkExportEvent[]): string[] {
   return events.map((event) => event.type);
+}
+
+/** Waits for socket and file I/O to bring `condition` about (a bound, not a speed check: 20 s on a loaded machine). */
+export async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(condition()).toBe(true);
 }
