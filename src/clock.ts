@@ -14,9 +14,13 @@ export function abortError(signal?: AbortSignal): Error {
   return error;
 }
 
+/** The longest delay setTimeout keeps: a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const systemClock: Clock = {
   now: () => Date.now(),
   sleep(ms, signal) {
+    if (ms > MAX_TIMER_MS) return systemClock.sleep(MAX_TIMER_MS, signal).then(() => systemClock.sleep(ms - MAX_TIMER_MS, signal));
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(abortError(signal));
       const onAbort = (): void => {

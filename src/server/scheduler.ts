@@ -20,6 +20,8 @@ export interface SchedulerHooks {
   onSkip?: (connector: string, at: Date) => void;
 }
 
+const MAX_STEP_MS = 3_600_000;
+
 /** Next fire time strictly after `afterMs`. */
 export function nextFireTime(entry: ScheduleEntry, afterMs: number): Date | undefined {
   const cron = new Cron(entry.cron, { paused: true, ...(entry.timezone ? { timezone: entry.timezone } : {}) });
@@ -32,7 +34,11 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     const next = nextFireTime(entry, clock.now());
     if (!next) return;
     try {
-      await clock.sleep(next.getTime() - clock.now(), signal);
+      // In steps of at most an hour, to the fire time read again after each: a monthly cron waits longer than a timer
+      // can (setTimeout fires at once past 2^31 − 1 ms, about 24.8 days), and a suspended VM or a clock step moves it.
+      for (let left = next.getTime() - clock.now(); left > 0; left = next.getTime() - clock.now()) {
+        await clock.sleep(Math.min(left, MAX_STEP_MS), signal);
+      }
     } catch {
       return; // aborted
     }

@@ -2,6 +2,7 @@
  * `bridge serve`: the fastify app, the run manager and the schedules over one state store. Returns a handle whose
  * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
  */
+import type { JsonWebKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
@@ -84,12 +85,23 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       };
     },
     rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
-    jwks: () => openKeyStore(config.connectors[0]?.smart?.keysDir ?? 'keys', { logger }).publicJwks(),
+    jwks: () => publishedKeys(config, logger),
     jwksMaxAgeSec: config.server.jwksMaxAgeSec,
     apiTokenHashes: apiTokenHashes(config, options.env),
     rateLimitMax: config.server.rateLimitMax,
     isReady: () => ready,
   });
+  let url: string;
+  try {
+    url = await app.listen({ host: config.server.host, port: config.server.port });
+  } catch (error) {
+    // A port in use: nothing may stay behind to keep the process alive (a supervisor restarts it only once it exits).
+    await app.close();
+    for (const detach of detaches) detach();
+    store.close();
+    throw error;
+  }
+  // Schedules only once the API listens: a service that cannot listen must not go on syncing on its own.
   const schedules = new AbortController();
   if (schedulesOn) {
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
@@ -106,19 +118,40 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       );
     }
   }
-  const url = await app.listen({ host: config.server.host, port: config.server.port });
   return {
     url,
     app,
     async close() {
       ready = false;
       schedules.abort();
-      await app.close();
-      await runner.drain(config.server.shutdownGraceMs);
+      // Runs stop first, at their block in flight: an HTTP request waiting on a run must not hold the shutdown while
+      // the grace period (and the supervisor's patience) runs out.
+      const drained = runner.drain(config.server.shutdownGraceMs);
+      const closed = app.close();
+      await drained;
+      // A connection that went idle after close began (a trigger answered during the drain) would wait out keep-alive.
+      app.server.closeIdleConnections();
+      await closed;
       for (const detach of detaches) detach();
       store.close();
     },
   };
+}
+
+/**
+ * Every connector's published public keys, one entry per kid: connectors may sign with keys of their own directory, and
+ * the EHR reads one JWK Set URL for all of them.
+ */
+function publishedKeys(config: Config, logger: Logger): { keys: JsonWebKey[] } {
+  const dirs = [...new Set(config.connectors.flatMap((c) => (c.smart ? [c.smart.keysDir] : [])))];
+  const byKid = new Map<string, JsonWebKey>();
+  for (const dir of dirs.length > 0 ? dirs : ['keys']) {
+    for (const key of openKeyStore(dir, { logger }).publicJwks().keys) {
+      const kid = (key as { kid?: string }).kid ?? JSON.stringify(key);
+      if (!byKid.has(kid)) byKid.set(kid, key);
+    }
+  }
+  return { keys: [...byKid.values()] };
 }
 
 function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {

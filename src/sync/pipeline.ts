@@ -77,7 +77,10 @@ export interface SyncRequest {
    * flight is acknowledged; the run stays resumable. `signal` aborts at once.
    */
   readonly stopSignal?: AbortSignal;
-  /** Called with the run id as soon as the run is recorded (the HTTP trigger answers 202 with it). */
+  /**
+   * Called with the run id as soon as the run is recorded (the HTTP trigger answers 202 with it): the unfinished run it
+   * resumes first, when there is one, then its own (a caller may keep only the first).
+   */
   readonly onRunId?: (runId: string) => void;
 }
 
@@ -288,6 +291,8 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
     dryRun: false,
     backfill: run.backfill ?? false,
   });
+  // Whoever waits for a run id (the HTTP trigger) hears of this one now, not after the whole resumed push.
+  stops.onRunId?.(run.id);
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
@@ -404,4 +409,4 @@ function recordFailure(
 
 /** A request of a run holding the connector's lease: the push passes the lease to every ledger write. */
 type LeasedRequest = SyncRequest & { readonly lease: LeaseRef };
-type Stops = Pick<LeasedRequest, 'signal' | 'stopSignal' | 'lease'>;
+type Stops = Pick<LeasedRequest, 'signal' | 'stopSignal' | 'lease' | 'onRunId'>;

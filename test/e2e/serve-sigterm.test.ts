@@ -48,3 +48,47 @@ describe('bridge serve and SIGTERM', () => {
     expect(run?.counts.possiblyDuplicated).toBe(0);
   });
 });
+
+describe('bridge serve, a trigger and an unfinished push', () => {
+  let r: SandboxHarness;
+  beforeAll(async () => {
+    r = await startHarness({ data: { seed: 33, events: 120, patients: 30, practitioners: 6 } });
+  });
+  afterAll(async () => r?.close());
+
+  it('a trigger that first resumes an unfinished push answers with that run at once, and SIGTERM stops it at a block', async () => {
+    // A push stopped after its first block: the run waits in 'pushing' for the next run to finish it.
+    const stop = new AbortController();
+    const detach = r.events.on('block_acked', () => stop.abort());
+    await r.sync({ stopSignal: stop.signal, flags: { 'connectors.0.purview.blockRows': 10 } }).catch(() => undefined);
+    detach();
+    const unfinished = r.withStore((s) => s.findUnfinishedRun('sandbox'));
+    expect(unfinished?.state).toBe('pushing');
+
+    r.sandbox.ingest.injectFaults(...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 400 })));
+    const { serve, url } = await spawnServe(r.sandbox.configPath, TOKEN, {
+      BRIDGE__connectors__0__purview__blockRows: '10',
+      BRIDGE__server__shutdownGraceMs: '20000',
+    });
+    const answer = await fetch(`${url}/v1/connectors/sandbox/syncs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(answer.status).toBe(202);
+    // The answer names the run being resumed, while its push is still going: not the next run, after the whole pusr.
+    expect(((await answer.json()) as { runId: string }).runId).toBe(unfinished?.id);
+    expect(r.withStore((s) => s.getRun(unfinished?.id ?? '')?.state)).toBe('pushing');
+    serve.kill('SIGTERM');
+    const stopped = await serve.done;
+    expect(stopped.code, stopped.stderr).toBe(0);
+    // It stopped at a block: the run still waits, resumable.
+    expect(r.withStore((s) => s.getRun(unfinished?.id ?? '')?.state)).toBe('pushing');
+
+    r.sandbox.ingest.injectFaults();
+    const rerun = await bridge(['sync', '--config', r.sandbox.configPath, '--no-progress'], {}).done;
+    expect(rerun.code, rerun.stderr).toBe(0);
+    const rows = r.sandbox.ingest.accepted(r.sandbox.ids.jobId).flatMap((b) => b.rows);
+    expect(new Set(rows).size).toBe(rows.length);
+  });
+});

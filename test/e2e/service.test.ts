@@ -7,6 +7,8 @@ import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
 import { hashApiToken } from '../../src/server/auth.js';
 import { type Service, startService } from '../../src/server/service.js';
+import { generateKey } from '../../src/smart/keys.js';
+import { spawnBridge } from '../support/bridge-process.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'test-api-token-0123456789';
@@ -71,6 +73,41 @@ describe('bridge serve', () => {
     });
     expect(future.status).toBe(400);
     expect(await future.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('later than now minus the settle delay') });
+  });
+
+  it('exits when its port is taken, schedules or not: a supervisor restarts only a process that ended', async () => {
+    const port = Number(new URL(service.url).port);
+    const serve = spawnBridge(['serve', '--config', h.sandbox.configPath], {
+      BRIDGE__server__port: String(port),
+      BRIDGE__server__apiTokenSha256__0: hashApiToken(TOKEN),
+      BRIDGE__connectors__0__schedule__cron: '* * * * *',
+      BRIDGE__connectors__0__schedule__enabled: 'true',
+    });
+    const exited = await Promise.race([serve.done, new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000))]);
+    if (!exited) serve.kill('SIGKILL');
+    expect(exited, 'bridge serve stayed alive on a port it could not listen on').toBeDefined();
+    expect(exited?.code).not.toBe(0);
+    expect(exited?.stderr).toContain('EADDRINUSE');
+  });
+
+  it("publishes every connector's keys in the one JWK Set, whatever each connector's keysDir", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-second-keys-'));
+    const { kid } = await generateKey(dir, 'ES384');
+    const base = structuredClone(h.sandbox.config) as { connectors: Array<Record<string, unknown>> };
+    const first = base.connectors[0] as { smart: Record<string, unknown> };
+    base.connectors.push({ ...structuredClone(first), name: 'second', smart: { ...first.smart, keysDir: dir } });
+    const config = loadConfig({ base: base as typeof h.sandbox.config, env: {}, flags: { 'server.port': 0 } });
+    const two = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: false });
+    try {
+      const body = (await (await fetch(new URL('/.well-known/jwks.json', two.url))).json()) as { keys: Array<{ kid: string }> };
+      const served = body.keys.map((key) => key.kid);
+      expect(served).toContain(kid);
+      const firstKeys = (await (await call('/.well-known/jwks.json', { token: null })).json()) as { keys: Array<{ kid: string }> };
+      for (const key of firstKeys.keys) expect(served).toContain(key.kid);
+      expect(new Set(served).size).toBe(served.length);
+    } finally {
+      await two.close();
+    }
   });
 
   it('refuses to start with a mapping file that does not compile, naming the file', async () => {

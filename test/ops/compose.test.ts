@@ -36,6 +36,7 @@ interface Service {
   depends_on?: string[] | Record<string, { condition?: string }>;
   working_dir?: string;
   healthcheck?: Healthcheck;
+  stop_grace_period?: string;
 }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
@@ -88,6 +89,16 @@ describe('docker-compose.yml and Dockerfile', () => {
     }
     for (const match of dockerfile.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {
       for (const source of (match[1] ?? '').split(/\s+/)) expect(existsSync(resolve(root, source)), source).toBe(true);
+    }
+  });
+
+  it('gives every serving container longer to stop than the run in flight needs to reach its block checkpoint', () => {
+    const graceMs = configSchema.parse({ connectors: [parse(readFileSync(resolve(root, 'deploy/bridge.config.yaml'), 'utf8')).connectors[0]] }).server
+      .shutdownGraceMs;
+    expect(serving.length).toBeGreaterThan(0);
+    for (const [name, service] of serving) {
+      const seconds = Number(/^(\d+)s$/.exec(service.stop_grace_period ?? '')?.[1] ?? 10); // Docker's default: 10 s
+      expect(seconds * 1000, `${name}: stop_grace_period`).toBeGreaterThan(graceMs);
     }
   });
 

@@ -134,3 +134,21 @@ describe('/v1/status and its stream', () => {
     controller.abort();
   });
 });
+
+describe('/v1 answers to a bad request', () => {
+  it('a body too large (413) or of another type (415) is an input error, not an internal one', async () => {
+    const { store } = tempStore();
+    const app = await testApp({ store });
+    const large = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: JSON.stringify({ since: 'x'.repeat(2 * 1024 * 1024) }),
+    });
+    expect(large.statusCode).toBe(413);
+    expect(large.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
+    const text = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: { ...AUTH, 'content-type': 'text/csv' }, payload: 'a,b' });
+    expect(text.statusCode).toBe(415);
+    expect(text.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
+  });
+});

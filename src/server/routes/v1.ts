@@ -127,6 +127,8 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     if (error instanceof BridgeError) return reply.code(error.httpStatus).send({ code: error.code, message: error.message });
     const status = typeof error === 'object' && error !== null && 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
     const message = error instanceof Error ? error.message : 'internal error';
-    return reply.code(status).send({ code: status === 400 ? 'BRG_ERR_INPUT_INVALID' : status === 429 ? 'BRG_ERR_RATE_LIMITED' : 'BRG_ERR_INTERNAL', message });
+    // fastify's own 4xx (a bad body, 413 too large, 415 wrong type) are the request's fault: an input error, not ours.
+    const code = status === 429 ? 'BRG_ERR_RATE_LIMITED' : status >= 400 && status < 500 ? 'BRG_ERR_INPUT_INVALID' : 'BRG_ERR_INTERNAL';
+    return reply.code(status).send({ code, message });
   });
 }
