@@ -50,9 +50,18 @@ export function timeoutError(ms: number): Error {
   return error;
 }
 
+/** Socket failures in the cause chain: the connection died, whatever the layer that noticed it. */
+const SOCKET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
+
 function isNetworkError(error: unknown): boolean {
-  // undici reports connection failures as TypeError('fetch failed', { cause }); other TypeErrors are bugs, not retried.
-  return error instanceof TypeError && error.message === 'fetch failed';
+  // undici reports connection failures as TypeError('fetch failed', { cause }), and a connection dropped while the body
+  // streams as TypeError('terminated'); other TypeErrors are bugs, not retried.
+  if (!(error instanceof TypeError)) return false;
+  if (error.message === 'fetch failed' || error.message === 'terminated') return true;
+  for (let current: unknown = error.cause, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    if (SOCKET_CODES.has(String((current as { code?: unknown }).code))) return true;
+  }
+  return false;
 }
 
 /** "a network error (ECONNREFUSED)": the first error code in the cause chain, which names no URL or secret. */

@@ -10,8 +10,10 @@
 import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
+import { FhirError } from './fhir-error.js';
 import { searchedTimeOf } from './instant.js';
 import { RepeatGuard } from './loop-guard.js';
+import { refuseFarOutside, refuseIncompletePage } from './page-checks.js';
 import { resourcesOf } from './pages.js';
 
 /** ISO instants; `since` inclusive, `until` exclusive. */
@@ -73,7 +75,7 @@ async function* pullSlice(
   guard: RepeatGuard,
   signal?: AbortSignal,
 ): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
-  const cursor = new SliceCursor(settings.dateParam);
+  const cursor = new SliceCursor(settings.dateParam, slice);
   for (let fruitless = 0; ; ) {
     const yieldedBefore = cursor.yielded;
     guard.newSearch();
@@ -85,6 +87,7 @@ async function* pullSlice(
           const parts = splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts) return parts;
         }
+        refuseIncompletePage(bundle);
         // After the cursor: events a re-issued search legitimately reads again at its first instant are gone by now.
         const fresh = cursor.accept(resourcesOf<AuditEvent>(bundle, 'AuditEvent'));
         if (
@@ -122,7 +125,9 @@ function splitSlice(slice: Slice, total: number | undefined, max: number): Slice
 
 /** Epic's "Session ID for cached search results has expired" (docs/epic-smart.md §6.2). */
 export function isSearchExpired(error: unknown): boolean {
-  return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && error.details['outcomeCode'] === '4113';
+  if (!(error instanceof BridgeError) || error.code !== 'BRG_ERR_FHIR_HTTP') return false;
+  // Epic may put 4113 behind another issue or coding: any of the outcome's codes counts.
+  return error.details['outcomeCode'] === '4113' || (error instanceof FhirError && error.outcome?.codes.includes('4113') === true);
 }
 
 function unorderedRestartError(settings: PullSettings, cause: unknown): BridgeError {
@@ -141,7 +146,10 @@ class SliceCursor {
   private lastMs = Number.NEGATIVE_INFINITY;
   private idsAtLast = new Set<string>();
 
-  constructor(private readonly dateParam: 'date' | '_lastUpdated') {}
+  constructor(
+    private readonly dateParam: 'date' | '_lastUpdated',
+    private readonly slice: Slice,
+  ) {}
 
   /** A re-issued search starts at the last instant yielded (inclusive: `ge`), or at the slice start. */
   resumeFrom(sliceSince: number): number {
@@ -153,6 +161,7 @@ class SliceCursor {
     const fresh: AuditEvent[] = [];
     for (const event of events) {
       const at = searchedTimeOf(event, this.dateParam);
+      if (at !== undefined) refuseFarOutside(event, at, this.slice, this.dateParam);
       if (at === undefined) {
         fresh.push(event);
       } else if (at > this.lastMs) {

@@ -21,6 +21,11 @@ export type FaultAction =
   | { readonly kind: 'stuck-next' }
   /** Answer as a lenient server that ignores one search parameter: the search (and its next links) runs without it. */
   | { readonly kind: 'ignore-param'; readonly name: string }
+  /**
+   * Answer normally, with an OperationOutcome entry (search.mode 'outcome') added to the searchset, as Epic does: e.g.
+   * 4101 "no results" (a warning) or 4127 "additional data may exist" (the results were cut short).
+   */
+  | { readonly kind: 'outcome-entry'; readonly code: string; readonly severity: 'information' | 'warning' | 'error' }
   /** Answer 200 with a valid but empty searchset padded to `bytes`, with or without Content-Length (chunked). */
   | { readonly kind: 'huge-body'; readonly bytes: number; readonly contentLength: boolean };
 
@@ -98,6 +103,18 @@ function testOnce(pattern: RegExp, target: string): boolean {
  * The OperationOutcome Epic answers when a paging session has expired (docs/epic-smart.md §6.2: issue the original
  * search again).
  */
+/** An Epic-coded OperationOutcome entry of a searchset (outcome-entry fault). */
+export function searchsetOutcomeEntry(code: string, severity: string): Record<string, unknown> {
+  const text = code === '4127' ? 'Additional data may exist' : code === '4101' ? 'No results were found' : `Epic outcome ${code}`;
+  return {
+    resource: {
+      resourceType: 'OperationOutcome',
+      issue: [{ severity, code: 'informational', details: { coding: [{ system: EPIC_OUTCOME_SYSTEM, code, display: text }], text } }],
+    },
+    search: { mode: 'outcome' },
+  };
+}
+
 export function searchExpiredOutcome(): Record<string, unknown> {
   const text = 'Session ID for cached search results has expired';
   return {

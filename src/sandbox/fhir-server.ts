@@ -12,7 +12,15 @@ import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { type BulkExportSettings, createBulkExport, type SandboxBulkExport } from './bulk-export.js';
 import type { FhirBackend } from './fhir-backend.js';
-import { createFaultPlan, type FaultAction, type FaultPlan, type FaultSource, searchExpiredOutcome, writePaddedBundle } from './fhir-faults.js';
+import {
+  createFaultPlan,
+  type FaultAction,
+  type FaultPlan,
+  type FaultSource,
+  searchExpiredOutcome,
+  searchsetOutcomeEntry,
+  writePaddedBundle,
+} from './fhir-faults.js';
 
 export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
 
@@ -219,11 +227,14 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
     type: 'searchset',
     link,
     ...(total === undefined ? {} : { total }),
-    entry: resources.map((resource: FhirResource) => ({
-      fullUrl: `${context.origin}${context.prefix}/${resource.resourceType}/${resource.id ?? ''}`,
-      resource,
-      search: { mode: 'match' },
-    })),
+    entry: [
+      ...resources.map((resource: FhirResource) => ({
+        fullUrl: `${context.origin}${context.prefix}/${resource.resourceType}/${resource.id ?? ''}`,
+        resource,
+        search: { mode: 'match' as const },
+      })),
+      ...(fault?.kind === 'outcome-entry' ? [searchsetOutcomeEntry(fault.code, fault.severity) as NonNullable<Bundle['entry']>[number]] : []),
+    ],
   };
   return { status: 200, body: bundle };
 }

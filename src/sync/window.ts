@@ -64,6 +64,14 @@ function parseInstant(value: string, flag: string): number {
   if (Number.isNaN(ms) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `--${flag} "${value}" is not an ISO 8601 date or instant (e.g. 2026-11-01T00:00:00Z).`);
   }
+  // A time without Z or an offset would be read in this machine's zone: the same command would pull another window on
+  // another host (and across a DST change, a window an hour off). A date alone is a UTC day.
+  if (/T/.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `--${flag} "${value}" has a time but no zone; add Z for UTC or the offset you mean (e.g. ${value}Z or ${value}-06:00).`,
+    );
+  }
   return ms;
 }
 

@@ -114,6 +114,39 @@ describe('retries', () => {
     expect(fhir.stats).toEqual({ requests: 3, retries: 2 });
   });
 
+  it('retries a page whose connection dropped mid-body, and names the search when it keeps dropping', async () => {
+    let answers = 0;
+    const half = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', entry: [] }).slice(0, 20);
+    const server: Server = createServer((req, res) => {
+      answers += 1;
+      res.writeHead(200, { 'content-type': 'application/fhir+json', 'content-length': '400' });
+      if (answers === 2) {
+        const body = JSON.stringify({ resourceType: 'Bundle', type: 'searchset', entry: [] });
+        res.end(body.padEnd(400, ' '));
+        return;
+      }
+      // Half a Bundle, then the connection goes: undici says TypeError('terminated').
+      res.write(half, () => req.socket.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => server.close(() => r())));
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/R4`;
+    const fhir = createFhirClient({
+      baseUrl,
+      tokenSource: new RevocableTokens(),
+      clock: new InstantClock(START),
+      logger: silentLogger(),
+      retry: { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 1, maxDelayMs: 1 },
+    });
+    expect(await walk(fhir, SORTED_30)).toEqual([[]]);
+    expect(fhir.stats).toEqual({ requests: 2, retries: 1 });
+
+    answers = 10; // every answer drops from now on
+    const error = await rejectionOf(walk(fhir, SORTED_30));
+    expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
+    expect(error.message).toMatch(/^FHIR AuditEvent search at http:\/\/127\.0\.0\.1:\d+ kept failing after 3 attempts; the last was a network error/);
+  });
+
   it('never retries after the caller aborts', async () => {
     const { server, tokens } = await fixtureWith30();
     server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '30' }, match: AUDIT_SEARCH });

@@ -1,7 +1,9 @@
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
+import { FhirError } from '../../src/fhir/fhir-error.js';
 import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
+import { isSearchExpired } from '../../src/fhir/windows.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
 import { type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
@@ -31,9 +33,10 @@ afterEach(async () => {
 
 async function start(
   wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend,
+  others: readonly AuditEvent[] = [],
 ): Promise<{ server: SandboxFhirServer; pull: (pageSize: number) => AsyncGenerator<AuditEvent[]> }> {
   const backend = await createMemoryBackend();
-  await backend.load(EVENTS);
+  await backend.load([...EVENTS, ...others]);
   const tokens = new RevocableTokens();
   server = await startFhirServer({ backend: wrap(backend), verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
   const client = createFhirClient({
@@ -115,5 +118,42 @@ describe('4113 recovery at a shared instant', () => {
     expect(error).toBeInstanceOf(BridgeError);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_HTTP');
     expect((error as BridgeError).message).toContain('were not sorted by date');
+  });
+});
+
+describe('Epic 4113 among other outcome codes', () => {
+  it('is a search-session expiry whichever of the outcome codes it is', () => {
+    const expired = (codes: string[]) =>
+      new FhirError('BRG_ERR_FHIR_HTTP', 'HTTP 400', { status: 400, resourceType: 'AuditEvent', outcome: { text: 'expired', codes } });
+    expect(isSearchExpired(expired(['4113']))).toBe(true);
+    expect(isSearchExpired(expired(['4101', '4113']))).toBe(true);
+    expect(isSearchExpired(expired(['4101']))).toBe(false);
+  });
+});
+
+describe('a page that says the search is incomplete, or answers outside it', () => {
+  it('stops at an error outcome or Epic 4127 in a searchset, naming the code; a 4101 warning passes', async () => {
+    const { server, pull } = await start();
+    server.faults.add({ action: { kind: 'outcome-entry', code: '4101', severity: 'warning' }, match: /\/AuditEvent\?/ });
+    expect((await collect(pull(4))).flat().map((event) => event.id)).toEqual(EVENTS.map((event) => event.id));
+
+    server.faults.add({ action: { kind: 'outcome-entry', code: '4127', severity: 'warning' }, match: /\/AuditEvent\?.*_offset=4/ });
+    const cut = await collect(pull(4)).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', message: expect.stringContaining('4127: additional data may exist') });
+
+    server.faults.add({ action: { kind: 'outcome-entry', code: '59008', severity: 'error' }, match: /\/AuditEvent\?/ });
+    const failed = await collect(pull(4)).catch((e: unknown) => e);
+    expect(failed).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', message: expect.stringContaining('error outcome (code 59008)') });
+  });
+
+  it('stops when the server ignores the date parameter and hands over events days outside the window', async () => {
+    const old: AuditEvent = { ...(EVENTS[0] as AuditEvent), id: 'three-days-before', recorded: new Date(Date.parse(isoAt(0)) - 3 * 86_400_000).toISOString() };
+    const { server, pull } = await start(undefined, [old]);
+    // Honoured, the date parameter leaves it out.
+    expect((await collect(pull(4))).flat().map((event) => event.id)).toEqual(EVENTS.map((event) => event.id));
+    server.faults.add({ action: { kind: 'ignore-param', name: 'date' }, match: /\/AuditEvent\?/, times: 10 });
+    const error = await collect(pull(4)).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', message: expect.stringContaining('AuditEvent/three-days-before') });
+    expect((error as BridgeError).message).toContain('does not seem to honour the date parameter');
   });
 });

@@ -39,6 +39,18 @@ describe('computeWindow', () => {
   });
 });
 
+describe('a --since or --until without a zone', () => {
+  it('refuses a time without Z or an offset (it would be read in the host zone); a date alone is a UTC day', () => {
+    expect(() => computeWindow(now, undefined, policy, { since: '2026-11-01T00:00:00', until: '2026-11-02T00:00:00Z' })).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('add Z for UTC or the offset you mean') }),
+    );
+    expect(computeWindow(now, undefined, policy, { since: '2026-11-01T00:00:00-06:00', until: '2026-11-02' })).toMatchObject({
+      since: '2026-11-01T06:00:00.000Z',
+      until: '2026-11-02T00:00:00.000Z',
+    });
+  });
+});
+
 describe('the end of a window', () => {
   it('never reaches past now minus the settle delay: a later --until would move the watermark past unrecorded events', () => {
     expect(computeWindow(now, undefined, policy, { until: '2026-11-23T11:55:00Z' }).until).toBe('2026-11-23T11:55:00.000Z');

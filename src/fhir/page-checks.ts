@@ -1,0 +1,45 @@
+/**
+ * What a page of the AuditEvent search must not carry, or the window would pass as complete when it is not (or bring
+ * events from far outside it):
+ * - an error outcome: Epic adds OperationOutcome entries to a searchset; one of severity error or fatal, or Epic's 4127
+ *   ("additional data may exist"), says the results were cut short (docs/epic-smart.md §6.3);
+ * - an event far outside the slice searched: a server that ignores the date parameter hands over history that the
+ *   delivery ledger may have forgotten, and it would go out again unflagged.
+ */
+import type { AuditEvent, Bundle, OperationOutcome } from 'fhir/r4.js';
+import { BridgeError } from '../errors.js';
+import { outcomeCodes } from './outcome.js';
+
+/** Epic: "additional data may exist" (results cut short; paging does not help). */
+const CUT_SHORT = '4127';
+/** Beyond any misreading of a UTC offset (−12:00 … +14:00): an event this far outside its slice was not searched for. */
+const FAR_MS = 26 * 3_600_000;
+
+export function refuseIncompletePage(bundle: Bundle): void {
+  for (const entry of bundle.entry ?? []) {
+    if (entry.resource?.resourceType !== 'OperationOutcome') continue;
+    const outcome = entry.resource as OperationOutcome;
+    const codes = outcomeCodes(outcome);
+    const severe = (outcome.issue ?? []).some((issue) => issue.severity === 'error' || issue.severity === 'fatal');
+    if (!severe && !codes.includes(CUT_SHORT)) continue;
+    // Codes only: an outcome's text can echo the request.
+    const said = codes.length > 0 ? `code ${codes.join(', ')}` : 'severity error';
+    throw new BridgeError(
+      'BRG_ERR_FHIR_HTTP',
+      `The FHIR server answered a page of the AuditEvent search with an error outcome (${said}${codes.includes(CUT_SHORT) ? ': additional data may exist' : ''}): ` +
+        'its results may be cut short, so this run stopped before pushing anything of its window. A smaller fhir.maxResultsPerSlice may keep each search within the server’s limit; otherwise report it to the EHR team.',
+      { details: { resourceType: 'AuditEvent', status: 200, ...(codes[0] === undefined ? {} : { outcomeCode: codes[0] }) } },
+    );
+  }
+}
+
+export function refuseFarOutside(event: AuditEvent, atMs: number, slice: { readonly since: number; readonly until: number }, param: string): void {
+  if (atMs >= slice.since - FAR_MS && atMs < slice.until + FAR_MS) return;
+  const iso = (ms: number): string => new Date(ms).toISOString();
+  throw new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `The FHIR server answered an AuditEvent search for ${param} from ${iso(slice.since)} to ${iso(slice.until)} with AuditEvent/${event.id ?? '(no id)'} at ${iso(atMs)}, more than a day outside it: ` +
+      `it does not seem to honour the ${param} parameter, and events the delivery ledger no longer remembers could be sent twice. This run stopped before pushing anything of its window; report it to the EHR team.`,
+    { details: { resourceType: 'AuditEvent', status: 200, ...(event.id === undefined ? {} : { resourceId: event.id }) } },
+  );
+}
