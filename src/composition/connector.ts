@@ -110,6 +110,7 @@ function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, sour
     folder: { dir: source.dir, pattern: source.pattern, archiveDir: source.archiveDir, settleMs: source.settleSeconds * 1000 },
     schema,
     encoding: source.encoding,
+    maxLineBytes: source.maxLineBytes,
     ...(source.enrich.fhir ? { enrich: memo(() => buildFileEnricher(context, connector, schema, source.enrich)) } : {}),
   };
 }

@@ -191,6 +191,13 @@ const sourceSchema = z
           .refine((label) => encodingName(label) !== undefined, 'a text encoding Node knows, e.g. utf-8, windows-1252, latin1, utf-16le')
           .default('utf-8')
           .describe('Text encoding of the files (converted to UTF-8), e.g. utf-8, windows-1252, latin1, utf-16le.'),
+        maxLineBytes: z
+          .number()
+          .int()
+          .min(1024)
+          .max(64 * 1024 * 1024)
+          .default(1024 * 1024)
+          .describe('Longest row accepted, in bytes: a longer line is refused as a broken file (one row per line).'),
         enrich: z
           .object({
             fhir: z.boolean().default(false).describe("Fill empty patient and employee columns from FHIR (needs the connector's fhir and smart sections)."),

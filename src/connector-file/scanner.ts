@@ -30,6 +30,8 @@ export interface ScanOptions {
   readonly exactHeader?: boolean;
   /** Name the column (and field) of a fault in messages, not only the line (details always carry it). */
   readonly namePositions?: boolean;
+  /** What raises the longest row accepted, for the message of a longer one (default `bridge push`'s flag). */
+  readonly maxLineBytesSetting?: string;
 }
 
 /** What a refusal's details say besides file and line: a stable reason code and, where known, the column. */
@@ -278,7 +280,7 @@ export class LineScanner {
   private tooLong(line = this.line): never {
     this.fail(
       line,
-      `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise --max-line-bytes if rows really are this long).`,
+      `is longer than ${this.maxLineBytes} bytes without a line end; a connector file has one row per line (raise ${this.options.maxLineBytesSetting ?? '--max-line-bytes'} if rows really are this long).`,
       { reason: 'line-too-long' },
     );
   }

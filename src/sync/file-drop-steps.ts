@@ -53,6 +53,8 @@ interface Fault {
   readonly message: string;
   readonly line?: number;
   readonly column?: number;
+  /** Rows of the file Purview acknowledged before it was refused (a file that changed after it was sent). */
+  readonly sentRows?: number;
 }
 
 /** The file normalised (and enriched) into a spool, ready to push; or undefined when it was refused, or is not there to take. */
@@ -66,6 +68,7 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
       encoding: drop.encoding,
       exactHeader: true,
       namePositions: true,
+      maxLineBytesSetting: 'connectors[].source.maxLineBytes',
       ...(drop.maxLineBytes ? { maxLineBytes: drop.maxLineBytes } : {}),
       ...(request.signal ? { signal: request.signal } : {}),
     });
@@ -173,7 +176,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     // Appended to after it was read: what was read is delivered, what was added is not. Moving it to done/ would lose
     // the addition; sending it again would double the rest. The operator decides.
     const message = `${file.path} changed after it was read and sent: the ${normalized.rows} row(s) it had then are acknowledged (content sha256 ${normalized.sha256}); what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
-    await reject(ctx, file, { reason: 'changed-after-send', message }, 0);
+    await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: normalized.rows }, 0);
     return;
   }
   try {
@@ -292,8 +295,13 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'wrong-header': `The first line must be the ${schema} schema's ${columns.length} column names, in this order (tab- or pipe-separated${schema === 'healthcare' ? ', or comma-separated' : ''}):\n  ${columns.join('\n  ')}`,
     'not-utf8': 'If the export is not UTF-8, set connectors[].source.encoding to its encoding (e.g. windows-1252); otherwise re-export it as UTF-8.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
-    'changed-after-send': 'Compare the file with what the export wrote; drop the missing rows as a new file.',
+    'changed-after-send': 'Compare the file with what the export wrote.',
   };
+  // A changed file is new content to the ledger: dropped again as it is, the rows already sent would go out again.
+  const retry =
+    fault.sentRows !== undefined
+      ? `Do not drop this file again as it is: its first ${fault.sentRows} row(s) (lines 2 to ${fault.sentRows + 1}) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows after line ${fault.sentRows + 1}.`
+      : 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
   const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
   return [
     `${file.name} was refused by the bridge (connector ${ctx.deps.connector}, run ${ctx.run.id}, ${new Date(ctx.deps.clock.now()).toISOString()}).`,
@@ -302,7 +310,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     fault.message,
     fault.reason === 'changed-after-send' ? '' : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
     hints[fault.reason] ?? '',
-    'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.',
+    retry,
     '',
   ]
     .filter((line, i, all) => line !== '' || i === all.length - 1)

@@ -127,6 +127,20 @@ describe('bridge push', () => {
     expect([emu.ingest.requests - requests, emu.entra.stats.issued - issued]).toEqual([0, 0]);
   });
 
+  it('names the line and the column of a short row, before any request', async () => {
+    const app = emu.newApp();
+    const requests = emu.ingest.requests;
+    const short = EPIC.slice(0, 7)
+      .map((_, c) => `v1.${c}`)
+      .join('\t');
+    const error = await rejectionOf(
+      bridgePush(appArgs(app, input('short.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n${short}\n`)), { PURVIEW_APP_SECRET: app.secret }),
+    );
+    expect(error.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(error.message).toContain(`line 3 has 7 field(s), the header has 9 (tab-separated). The row ends at column ${short.length + 1}.`);
+    expect(emu.ingest.requests).toBe(requests);
+  });
+
   it('never takes the secret from the command line, and says where to put it', async () => {
     const app = emu.newApp();
     const file = input('ok.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);

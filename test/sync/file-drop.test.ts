@@ -49,7 +49,7 @@ interface World {
   close(): void;
 }
 
-function world(options: { settleMs?: number; pattern?: string; encoding?: string } = {}): World {
+function world(options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number } = {}): World {
   const dirs = dropDirs('world-', root);
   const stateDir = join(dirs.root, 'state');
   const clockState = { t: NOW };
@@ -61,6 +61,7 @@ function world(options: { settleMs?: number; pattern?: string; encoding?: string
     folder: { dir: dirs.dir, pattern: options.pattern ?? '*.txt', archiveDir: dirs.archiveDir, settleMs: options.settleMs ?? MINUTE },
     schema: 'epic',
     encoding: options.encoding ?? 'utf-8',
+    ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
   };
   const deps = (blockRows: number): SyncDeps => ({
     connector: 'drop',
@@ -344,6 +345,20 @@ describe('flat-file source: bad input, nothing lost', () => {
     w.close();
   });
 
+  it('a row longer than source.maxLineBytes is refused naming that setting (the drop folder has no --max-line-bytes)', async () => {
+    const w = world({ maxLineBytes: 2048 });
+    const rows = epicRows(2, 'long');
+    const long = rows[1]?.replace('long', `long${'x'.repeat(3000)}`) ?? '';
+    drop(w.dirs, 'long.txt', fileText([rows[0] ?? '', long]), NOW - 10 * MINUTE);
+    const summary = await w.run();
+    expect(summary.files[0]).toMatchObject({ outcome: 'rejected', reason: 'line-too-long' });
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'long.txt.why.txt'), 'utf8');
+    expect(why).toContain('is longer than 2048 bytes without a line end');
+    expect(why).toContain('raise connectors[].source.maxLineBytes');
+    expect(w.accepted()).toEqual([]);
+    w.close();
+  });
+
   it('a file appended to after it was read is not archived as sent: rejected with what was delivered, and its rows are never doubled', async () => {
     const w = world();
     const rows = epicRows(3, 'grow');
@@ -352,8 +367,16 @@ describe('flat-file source: bad input, nothing lost', () => {
     const summary = await w.run();
     detach();
     expect(summary.files[0]).toMatchObject({ outcome: 'rejected', reason: 'changed-after-send' });
-    expect(readFileSync(join(w.dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8')).toContain('the 3 row(s) it had then are acknowledged');
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8');
+    expect(why).toContain('the 3 row(s) it had then are acknowledged');
+    // Dropped again as it is, the grown file would be new content: the advice must not be "drop it again".
+    expect(why).toContain('Do not drop this file again as it is: its first 3 row(s) (lines 2 to 4) are in Purview already');
+    expect(why).not.toContain('never sent twice');
     expect(w.accepted()).toEqual(rows);
+    // Following the advice: the header and the rows after line 4, as a new file, arrive once.
+    drop(w.dirs, 'grow-rest.txt', fileText(epicRows(1, 'late')), NOW - 10 * MINUTE);
+    await w.run();
+    expect(w.accepted()).toEqual([...rows, ...epicRows(1, 'late')]);
     w.close();
   });
 });

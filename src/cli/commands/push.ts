@@ -137,7 +137,8 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   const spoolPath = pushCopyPath(spoolDir, owner.identity);
   const startedMs = clock.now();
   try {
-    const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes });
+    // Line and column: an operator fixing a file by hand needs both.
+    const input = await normalizeFlatFile(flags.file, spoolPath, flags.schema, { maxLineBytes: flags.maxLineBytes, namePositions: true });
     const notes = [input.hadBom ? 'BOM removed' : '', input.blankLines ? `${input.blankLines} empty line(s) dropped` : ''].filter(Boolean);
     if (!flags.json)
       deps.print(
