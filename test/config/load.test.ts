@@ -151,7 +151,14 @@ describe('sources', () => {
   it('a flat-file source needs no FHIR server unless it enriches from one', () => {
     const drop = { type: 'flat-file', dir: '/drop', archiveDir: '/archive' };
     const config = loadConfig({ base: { connectors: [{ name: 'clarity', source: drop, purview }] }, env: {} });
-    expect(config.connectors[0]?.source).toEqual({ ...drop, pattern: '*.txt', settleSeconds: 60, encoding: 'utf-8', enrich: { fhir: false } });
+    expect(config.connectors[0]?.source).toEqual({
+      ...drop,
+      pattern: '*.txt',
+      settleSeconds: 60,
+      encoding: 'utf-8',
+      maxLineBytes: 1_048_576,
+      enrich: { fhir: false },
+    });
     expect(config.connectors[0]?.fhir).toBeUndefined();
     const enriching = errorOf(() => loadConfig({ base: { connectors: [{ name: 'clarity', source: { ...drop, enrich: { fhir: true } }, purview }] }, env: {} }));
     expect(enriching.message).toContain('the flat-file source with enrich.fhir reads the FHIR server');
