@@ -94,7 +94,16 @@ export async function normalizeFlatFile(
     out.destroy();
     rmSync(spoolPath, { force: true });
     if (error instanceof BridgeError || options.signal?.aborted) throw error;
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot read ${inputPath} or write ${spoolPath}.`, { cause: error, details: { file: inputPath } });
+    // The copy could not be written (a full disk, most often): the state directory's fault, not the input's.
+    if (error === failure || (error as NodeJS.ErrnoException).path === spoolPath) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'an I/O error';
+      throw new BridgeError(
+        'BRG_ERR_STATE',
+        `Cannot write the normalised copy of ${inputPath} to ${spoolPath} (${code}); nothing of the file was sent. ${code === 'ENOSPC' ? 'Free space where it is written (the state directory) and run again.' : 'Check that directory is writable and run again.'}`,
+        { cause: error, details: { file: inputPath } },
+      );
+    }
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot read ${inputPath}.`, { cause: error, details: { file: inputPath } });
   }
 }
 

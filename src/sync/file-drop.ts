@@ -14,11 +14,11 @@
  * watermark is the modification time of the newest file delivered: `bridge status` lag then grows when the export
  * stops arriving, which is what an operator needs to see.
  */
-import { appendFileSync } from 'node:fs';
-import type { ConnectorSchema } from '../connector-file/index.js';
+import { appendFileSync, statfsSync } from 'node:fs';
+import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
-import { checkFolder, type DropFolder, listReady } from './file-drop-folder.js';
+import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
 import type { EnrichReport, FileEnricher } from './file-enrich.js';
@@ -34,6 +34,8 @@ export interface FileDropDeps {
   /** Encoding of the files (a WHATWG label); a byte order mark overrides it. */
   readonly encoding: string;
   readonly maxLineBytes?: number;
+  /** Bytes free where the normalised copies go (default: the filesystem's, by statfs); undefined when unknown. */
+  readonly freeBytes?: (dir: string) => number | undefined;
   /** Built on first use (it needs the FHIR and SMART settings): fills empty patient and employee cells. */
   readonly enrich?: () => FileEnricher;
 }
@@ -66,6 +68,8 @@ export interface FileDropTally {
   alreadyDelivered: number;
   rejected: number;
   left: number;
+  /** Ready files left for the next run: their normalised copies would not fit beside this run's (freed as it pushes). */
+  waiting: number;
 }
 
 export interface FileDropDetails extends RunDetails {
@@ -128,8 +132,18 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
   Object.assign(ctx.tally, { ready: ready.length, settling });
   deps.logger.info({ runId: run.id, ready: ready.length, settling }, 'drop folder listed');
   const checked: Checked[] = [];
+  const room = copiesRoom(ctx);
   for (const [index, file] of ready.entries()) {
     stopIfAsked(request);
+    // The first file is taken whatever its size: a file too large for the disk fails with what to free.
+    if (!room.fits(file) && index > 0) {
+      ctx.tally.waiting = ready.length - index;
+      deps.logger.warn(
+        { runId: run.id, waiting: ctx.tally.waiting },
+        'not enough free space for the normalised copies of every ready file; the rest wait for the next run',
+      );
+      break;
+    }
     const result = await checkFile(ctx, file, index);
     if (result) checked.push(result);
   }
@@ -166,6 +180,35 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
   return finish(ctx);
 }
 
+/**
+ * Every checked file keeps its normalised copy until its push: a backlog larger than the free space would fail every
+ * run before its first block. Files are taken while their copies fit (a single-byte encoding can double in UTF-8);
+ * the first always, so a file too large for the disk fails with what to free. Pushing frees the space for the next run.
+ */
+function copiesRoom(ctx: DropContext): { fits(file: DropFile): boolean } {
+  const free = (ctx.drop.freeBytes ?? freeBytesOf)(ctx.deps.stateDir);
+  const growth = encodingName(ctx.drop.encoding) === 'utf-8' ? 1 : 2;
+  let planned = 0;
+  return {
+    fits(file) {
+      planned += file.size * growth + MARGIN_BYTES;
+      return free === undefined || planned <= free;
+    },
+  };
+}
+
+/** Kept free beside the copies (the state database, the run log). */
+const MARGIN_BYTES = 16 * 1024 * 1024;
+
+function freeBytesOf(dir: string): number | undefined {
+  try {
+    const stats = statfsSync(dir);
+    return stats.bavail * stats.bsize;
+  } catch {
+    return undefined;
+  }
+}
+
 function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request: SyncRequest): DropContext {
   const counts: RunCounts = { ...ZERO_COUNTS };
   const ctx: DropContext = {
@@ -179,7 +222,7 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
     possiblyDuplicated: [],
     blockOffset: 0,
     spools: new Set(),
-    tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0 },
+    tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0, waiting: 0 },
     rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath,
     rejectsWritten: false,
     enrich: undefined,

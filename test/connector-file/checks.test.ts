@@ -209,3 +209,13 @@ describe('the drop folder', () => {
     expect(await countDataLines(path)).toBe(2);
   });
 });
+
+describe('a copy that cannot be written', () => {
+  it('is the state directory’s fault (BRG_ERR_STATE, what to free), not the input’s; nothing is left behind', async () => {
+    const input = join(dir, 'fine.txt');
+    writeFileSync(input, fileText(epicRows(2, 'copy')));
+    const error = await normalizeFlatFile(input, join(dir, 'no-such-dir', 'spool.txt'), 'epic', DROP).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BRG_ERR_STATE', message: expect.stringContaining(`Cannot write the normalised copy of ${input}`) });
+    expect((error as BridgeError).message).toContain('(ENOENT); nothing of the file was sent');
+  });
+});

@@ -4,7 +4,7 @@
  * once: a file dropped twice or re-run after a failed archive sends nothing again), and what the state says after.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -49,7 +49,7 @@ interface World {
   close(): void;
 }
 
-function world(options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number } = {}): World {
+function world(options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number; freeBytes?: () => number } = {}): World {
   const dirs = dropDirs('world-', root);
   const stateDir = join(dirs.root, 'state');
   const clockState = { t: NOW };
@@ -62,6 +62,7 @@ function world(options: { settleMs?: number; pattern?: string; encoding?: string
     schema: 'epic',
     encoding: options.encoding ?? 'utf-8',
     ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
+    ...(options.freeBytes ? { freeBytes: options.freeBytes } : {}),
   };
   const deps = (blockRows: number): SyncDeps => ({
     connector: 'drop',
@@ -342,6 +343,33 @@ describe('flat-file source: bad input, nothing lost', () => {
     ]);
     expect(summary.files[2]?.message).toContain('disappeared from the drop folder before it was archived');
     expect(w.accepted()).toEqual([...epicRows(2, 'va'), ...c]);
+    w.close();
+  });
+
+  it('a backlog larger than the free space goes out over runs: copies only as many files as fit, the rest wait (no failure)', async () => {
+    let free = Number.POSITIVE_INFINITY;
+    const w = world({ freeBytes: () => free });
+    const files = ['a', 'b', 'c'].map((name, i) => {
+      const rows = epicRows(3, `space-${name}`);
+      drop(w.dirs, `${name}.txt`, fileText(rows), NOW - (30 - i) * MINUTE);
+      return rows;
+    });
+    // Room for the copy of one file at a time, beside the margin kept for the state.
+    const one = statSync(join(w.dirs.dir, 'a.txt')).size;
+    free = one + 16 * 1024 * 1024 + one / 2;
+    const spools = join(w.dirs.root, 'state', 'drop-spool');
+    const copies: number[] = [];
+    const detach = w.events.on('block_sent', () => copies.push(ls(spools).length));
+    const first = await w.run();
+    expect(first.files.map((f) => [f.file, f.outcome])).toEqual([['a.txt', 'delivered']]);
+    expect(first.drop).toMatchObject({ ready: 3, delivered: 1, waiting: 2 });
+    expect(w.store.getRun(first.runId)?.state).toBe('completed');
+    await w.run();
+    await w.run();
+    detach();
+    expect(w.accepted()).toEqual(files.flat());
+    expect(Math.max(...copies)).toBe(1);
+    expect(ls(w.dirs.dir)).toEqual([]);
     w.close();
   });
 
