@@ -38,6 +38,7 @@ export async function* utf8Chunks(path: string, encoding: string, info: DecodeIn
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `"${encoding}" is not a text encoding Node knows; use e.g. utf-8, windows-1252, latin1 or utf-16le.`);
   info.encoding = configured;
   let decoder: TextDecoder | undefined;
+  let lookalike: Utf8Lookalike | undefined;
   const lines = new LineCounter();
   let first = true;
   for await (const raw of createReadStream(path, { highWaterMark: CHUNK })) {
@@ -49,19 +50,63 @@ export async function* utf8Chunks(path: string, encoding: string, info: DecodeIn
       if (info.encoding !== 'utf-8') {
         decoder = new TextDecoder(info.encoding, { fatal: true });
         info.hadBom = info.encoding.startsWith('utf-16') && bomEncoding(chunk) !== undefined;
+        if (!info.encoding.startsWith('utf-16')) lookalike = new Utf8Lookalike();
       }
     }
     if (!decoder) {
       yield chunk;
       continue;
     }
+    lookalike?.feed(chunk);
     yield Buffer.from(decodeOrFail(decoder, chunk, true, lines, path, info.encoding), 'utf8');
   }
   if (decoder) {
     const rest = decodeOrFail(decoder, Buffer.alloc(0), false, lines, path, info.encoding);
     if (rest.length > 0) yield Buffer.from(rest, 'utf8');
   }
+  if (lookalike?.end()) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${path} is valid UTF-8 with characters beyond ASCII, but it is read as ${info.encoding} (the encoding set for it): its names and addresses would reach Purview garbled ("Åse" as "Ã…se"). ` +
+        `Set the encoding to utf-8, or re-export the file in ${info.encoding}. Nothing was sent.`,
+      { details: { file: path, reason: 'looks-utf8', encoding: info.encoding } },
+    );
+  }
 }
+
+/**
+ * Watches a file read in a single-byte encoding (windows-1252, latin1, …): one that is valid UTF-8 and has characters
+ * beyond ASCII was almost certainly written as UTF-8 (a single-byte text whose accented letters all pair up into UTF-8
+ * sequences, "Ã…" for "Å", does not occur in names). Such a decoder accepts any byte, so nothing else would say so.
+ */
+class Utf8Lookalike {
+  private readonly decoder = new TextDecoder('utf-8', { fatal: true });
+  private valid = true;
+  private beyondAscii = false;
+
+  feed(chunk: Buffer): void {
+    if (!this.valid) return;
+    try {
+      const text = this.decoder.decode(chunk, { stream: true });
+      if (!this.beyondAscii && NON_ASCII.test(text)) this.beyondAscii = true;
+    } catch {
+      this.valid = false;
+    }
+  }
+
+  /** True when the whole file was valid UTF-8 with characters beyond ASCII. */
+  end(): boolean {
+    if (!this.valid) return false;
+    try {
+      this.decoder.decode();
+    } catch {
+      return false;
+    }
+    return this.beyondAscii;
+  }
+}
+
+const NON_ASCII = /[^\u0000-\u007f]/;
 
 function bomEncoding(chunk: Buffer): string | undefined {
   if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) return 'utf-8';

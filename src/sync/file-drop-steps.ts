@@ -294,6 +294,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
   const hints: Record<string, string> = {
     'wrong-header': `The first line must be the ${schema} schema's ${columns.length} column names, in this order (tab- or pipe-separated${schema === 'healthcare' ? ', or comma-separated' : ''}):\n  ${columns.join('\n  ')}`,
     'not-utf8': 'If the export is not UTF-8, set connectors[].source.encoding to its encoding (e.g. windows-1252); otherwise re-export it as UTF-8.',
+    'looks-utf8': 'The export writes UTF-8: set connectors[].source.encoding to utf-8 (or leave it out), then drop the file again.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
     'changed-after-send': 'Compare the file with what the export wrote.',
   };

@@ -119,6 +119,19 @@ describe('encodings', () => {
     expect((await check(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(want)]), { ...DROP, encoding: 'windows-1252' })).text).toBe(want);
   });
 
+  it('refuses a UTF-8 file read as windows-1252 (a decoder that takes any byte would garble every accented name)', async () => {
+    const accented = fileText(rows.map((row, i) => (i === 0 ? row.replace(/^([^\t]*\t[^\t]*\t)/, '$1Åse Ødegård ') : row)));
+    expect(accented).toContain('Åse');
+    const error = await refusal(Buffer.from(accented, 'utf8'), { ...DROP, encoding: 'windows-1252' });
+    expect(error.details).toMatchObject({ reason: 'looks-utf8', encoding: 'windows-1252' });
+    expect(error.message).toContain('is valid UTF-8 with characters beyond ASCII, but it is read as windows-1252');
+    expect(error.message).not.toContain('Ødegård');
+    // The same text written in windows-1252 is read as it should be; plain ASCII in either is the same file.
+    expect((await check(Buffer.from(accented, 'latin1'), { ...DROP, encoding: 'windows-1252' })).text).toBe(accented);
+    const ascii = fileText(rows).replace(/[^\u0000-\u007f]/g, 'x');
+    expect((await check(Buffer.from(ascii, 'utf8'), { ...DROP, encoding: 'windows-1252' })).text).toBe(ascii);
+  });
+
   it('converts across 1 MiB chunk edges, the same hash as the file written in UTF-8', async () => {
     const many = epicRows(6000, 'edge');
     const utf8 = await check(fileText(many));
