@@ -242,6 +242,17 @@ export const connectorSchema = z
         });
       }
     }
+    // One prefetch pass fetches the references of fhir.prefetchEvents events (a patient, a user, now and then an encounter
+    // or a role each); evicted before the pass is mapped, they would make its rows rejects. A Bulk export's lookup
+    // re-reads a miss from its local index, so only the FHIR-reading sources need the room.
+    const f = connector.fhir;
+    if (needsFhir && connector.source.type !== 'bulk-export' && f !== undefined && f.referenceCacheSize < 4 * f.prefetchEvents) {
+      context.addIssue({
+        code: 'custom',
+        path: ['fhir', 'referenceCacheSize'],
+        message: `at least 4 × fhir.prefetchEvents (${4 * f.prefetchEvents}): one prefetch pass's Patients and Practitioners must stay cached until its events are mapped, or their rows are rejected as missing`,
+      });
+    }
     if (connector.source.type === 'bulk-export' && connector.source.level === 'group' && !connector.source.groupId) {
       context.addIssue({ code: 'custom', path: ['source', 'groupId'], message: 'a Group id with level group' });
     }

@@ -148,6 +148,15 @@ describe('sources', () => {
     expect(error.message).toContain('connectors.0.fhir: got nothing; expected a fhir section: the fhir-search source reads the FHIR server');
   });
 
+  it('a reference cache too small for one prefetch pass is refused, naming both settings (a Bulk export re-reads locally)', () => {
+    const error = errorOf(() => loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000 } }));
+    expect(error.message).toContain('connectors.0.fhir.referenceCacheSize');
+    expect(error.message).toContain('at least 4 × fhir.prefetchEvents (8000)');
+    expect(loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000, 'connectors.0.fhir.prefetchEvents': 250 } })).toBeDefined();
+    const bulk = { type: 'bulk-export', level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'] };
+    expect(loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.source': bulk, 'connectors.0.fhir.referenceCacheSize': 1000 } })).toBeDefined();
+  });
+
   it('a flat-file source needs no FHIR server unless it enriches from one', () => {
     const drop = { type: 'flat-file', dir: '/drop', archiveDir: '/archive' };
     const config = loadConfig({ base: { connectors: [{ name: 'clarity', source: drop, purview }] }, env: {} });
