@@ -152,7 +152,9 @@ describe('sources', () => {
     const error = errorOf(() => loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000 } }));
     expect(error.message).toContain('connectors.0.fhir.referenceCacheSize');
     expect(error.message).toContain('at least 4 × fhir.prefetchEvents (8000)');
-    expect(loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000, 'connectors.0.fhir.prefetchEvents': 250 } })).toBeDefined();
+    expect(
+      loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000, 'connectors.0.fhir.prefetchEvents': 250 } }),
+    ).toBeDefined();
     const bulk = { type: 'bulk-export', level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'] };
     expect(loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.source': bulk, 'connectors.0.fhir.referenceCacheSize': 1000 } })).toBeDefined();
   });
