@@ -304,18 +304,23 @@ describe('delivery ledger', () => {
   });
 });
 
+/** A lease holder of host h1 (a process of `command`). */
+const holderOf = (command: string) => (id: string) => ({ id, host: 'h1', pid: 1, command, since: '2026-11-23T00:00:00.000Z' });
+
+/** A claim cursor over one event of one row. */
+const one = (key: string, recordedMs: number) => {
+  let taken = false;
+  return {
+    peek: () => (taken ? undefined : { key, recordedMs, rows: 1 }),
+    take: () => {
+      taken = true;
+    },
+  };
+};
+
 describe('the delivery ledger under leases, two processes on one state', () => {
   const LEASE = 'connector:conn';
-  const holder = (id: string) => ({ id, host: 'h1', pid: 1, command: 'bridge sync', since: '2026-11-23T00:00:00.000Z' });
-  const one = (key: string, recordedMs: number) => {
-    let taken = false;
-    return {
-      peek: () => (taken ? undefined : { key, recordedMs, rows: 1 }),
-      take: () => {
-        taken = true;
-      },
-    };
-  };
+  const holder = holderOf('bridge sync');
   const opened: StateStore[] = [];
   afterEach(() => {
     for (const s of opened.splice(0)) s.close();
@@ -435,16 +440,7 @@ describe('source state', () => {
 
 describe('moving a renamed connector’s state (bridge state rename / retire)', () => {
   const JOB = 'https://ingest|t|job';
-  const holder = (id: string) => ({ id, host: 'h1', pid: 1, command: 'bridge state', since: '2026-11-23T00:00:00.000Z' });
-  const one = (key: string, recordedMs: number) => {
-    let taken = false;
-    return {
-      peek: () => (taken ? undefined : { key, recordedMs, rows: 1 }),
-      take: () => {
-        taken = true;
-      },
-    };
-  };
+  const holder = holderOf('bridge state');
   /** Connector "old": a completed run with a watermark, seen events, a source checkpoint and one acknowledged block. */
   function withHistory(s: StateStore, clock: ManualClock): void {
     expect(s.acquireLease('connector:old', holder('run'), 60_000, () => false)).toMatchObject({ acquired: true });
