@@ -11,12 +11,13 @@ import { runPushBench } from './push.js';
 import { runTransformBench } from './transform.js';
 
 const quick = process.argv.includes('--quick');
-// cacheSize: fhir.referenceCacheSize sized to the window's unique patients + practitioners, as the README tells operators.
+// cacheSize: fhir.referenceCacheSize sized to the window's unique patients + practitioners, as the README tells operators
+// (and at least 4 × fhir.prefetchEvents, which the config requires).
 const sizes = quick
   ? {
       transformEvents: 50_000,
       pushRows: 500_000,
-      e2e: { events: 100_000, patients: 5_000, practitioners: 500, cacheSize: 6_000 },
+      e2e: { events: 100_000, patients: 5_000, practitioners: 500, cacheSize: 8_000 },
       scale: [20_000, 100_000] as const,
     }
   : {

@@ -50,7 +50,7 @@ export async function* utf8Chunks(path: string, encoding: string, info: DecodeIn
       if (info.encoding !== 'utf-8') {
         decoder = new TextDecoder(info.encoding, { fatal: true });
         info.hadBom = info.encoding.startsWith('utf-16') && bomEncoding(chunk) !== undefined;
-        if (!info.encoding.startsWith('utf-16')) lookalike = new Utf8Lookalike();
+        if (SINGLE_BYTE.test(info.encoding)) lookalike = new Utf8Lookalike();
       }
     }
     if (!decoder) {
@@ -74,39 +74,51 @@ export async function* utf8Chunks(path: string, encoding: string, info: DecodeIn
   }
 }
 
+/** WHATWG's single-byte encodings: every byte is a character, so a decoder of one never fails. */
+const SINGLE_BYTE = /^(ibm866|iso-8859-\d+|koi8-[ru]|macintosh|windows-\d+|x-mac-cyrillic)$/;
+
 /**
- * Watches a file read in a single-byte encoding (windows-1252, latin1, …): one that is valid UTF-8 and has characters
- * beyond ASCII was almost certainly written as UTF-8 (a single-byte text whose accented letters all pair up into UTF-8
- * sequences, "Ã…" for "Å", does not occur in names). Such a decoder accepts any byte, so nothing else would say so.
+ * Watches a file read in a single-byte encoding (windows-1252, latin1, …): one that is valid UTF-8, whose characters
+ * beyond ASCII are all letters and punctuation names are written in (Latin, Greek, Cyrillic, dashes, quotes, €), was
+ * written as UTF-8. Such a decoder accepts any byte, so nothing else would say so. A single-byte text whose bytes
+ * happen to pair up into UTF-8 decodes to other characters (IPA, CJK: "É–" is U+0256) and is let through.
  */
 class Utf8Lookalike {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private valid = true;
-  private beyondAscii = false;
+  private plausible = false;
+  private implausible = false;
 
   feed(chunk: Buffer): void {
-    if (!this.valid) return;
+    if (!this.valid || this.implausible) return;
     try {
-      const text = this.decoder.decode(chunk, { stream: true });
-      if (!this.beyondAscii && NON_ASCII.test(text)) this.beyondAscii = true;
+      this.look(this.decoder.decode(chunk, { stream: true }));
     } catch {
       this.valid = false;
     }
   }
 
-  /** True when the whole file was valid UTF-8 with characters beyond ASCII. */
+  /** True when the whole file was valid UTF-8 whose characters beyond ASCII all look like written names. */
   end(): boolean {
-    if (!this.valid) return false;
+    if (!this.valid || this.implausible) return false;
     try {
-      this.decoder.decode();
+      this.look(this.decoder.decode());
     } catch {
       return false;
     }
-    return this.beyondAscii;
+    return this.plausible && !this.implausible;
+  }
+
+  private look(text: string): void {
+    if (!NON_ASCII.test(text)) return;
+    if (OTHER.test(text)) this.implausible = true;
+    else this.plausible = true;
   }
 }
 
 const NON_ASCII = /[\u0080-\uffff]/;
+/** Beyond ASCII and not Latin-1/Extended-A/B, Greek, Cyrillic, general punctuation, €, ™. */
+const OTHER = /[\u0080-\u009f\u0250-\u036f\u0500-\u200f\u2028-\u202f\u203b-\u20ab\u20ad-\u2121\u2123-\uffff]/;
 
 function bomEncoding(chunk: Buffer): string | undefined {
   if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) return 'utf-8';

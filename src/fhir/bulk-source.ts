@@ -142,7 +142,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     const events = output.flatMap((file, i) => (file.type === 'AuditEvent' ? [i] : []));
     const downloads = job.downloads(checkpoint, [...lookups, ...events], signal);
     try {
-      unexported += await job.reportErrors(checkpoint, signal);
+      // This export's own: an export restarted within the run (its files expired) reports afresh.
+      unexported = await job.reportErrors(checkpoint, signal);
       closeIndex();
       index = new LookupIndex(join(options.dir, checkpoint.id, 'lookup.sqlite'));
       resolver.use(index);

@@ -20,8 +20,15 @@ export interface SyncRunner {
 
 export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunner {
   const inFlight = new Map<string, { done: Promise<void>; stop: AbortController; abort: AbortController }>();
+  // Set by drain: a trigger still on its way when shutdown began must not start a run the drain never sees.
+  let closing = false;
   return {
     start(connector, options) {
+      if (closing) {
+        return Promise.reject(
+          new BridgeError('BRG_ERR_ABORTED', 'The service is shutting down; start the sync again once it is back.', { details: { connector } }),
+        );
+      }
       if (inFlight.has(connector)) {
         return Promise.reject(new BridgeError('BRG_ERR_RUN_IN_PROGRESS', `A sync of connector "${connector}" is already running.`, { details: { connector } }));
       }
@@ -56,6 +63,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
     },
     isRunning: (connector) => inFlight.has(connector),
     async drain(graceMs) {
+      closing = true;
       // Ask every run to stop after its block in flight; abort whatever is still running when the grace period ends.
       for (const run of inFlight.values()) run.stop.abort();
       const all = Promise.all([...inFlight.values()].map((run) => run.done));

@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
 import { buildSyncDeps, findConnector, loadConnectorMapping } from '../composition/index.js';
 import { type Config, readSecret } from '../config/index.js';
+import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { openKeyStore } from '../smart/index.js';
@@ -128,6 +129,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       // the grace period (and the supervisor's patience) runs out.
       const drained = runner.drain(config.server.shutdownGraceMs);
       const closed = app.close();
+      // Awaited below; a failure must not go unhandled while the runs drain.
+      closed.catch(() => undefined);
       await drained;
       // A connection that went idle after close began (a trigger answered during the drain) would wait out keep-alive.
       app.server.closeIdleConnections();
@@ -145,12 +148,26 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 function publishedKeys(config: Config, logger: Logger): { keys: JsonWebKey[] } {
   const dirs = [...new Set(config.connectors.flatMap((c) => (c.smart ? [c.smart.keysDir] : [])))];
   const byKid = new Map<string, JsonWebKey>();
+  let firstError: unknown;
   for (const dir of dirs.length > 0 ? dirs : ['keys']) {
-    for (const key of openKeyStore(dir, { logger }).publicJwks().keys) {
+    let keys: JsonWebKey[];
+    try {
+      keys = openKeyStore(dir, { logger }).publicJwks().keys;
+    } catch (error) {
+      // One connector's keys not generated yet must not take the others' keys off the JWK Set the EHR reads.
+      firstError ??= error;
+      logger.warn(
+        { keysDir: dir, code: error instanceof BridgeError ? error.code : 'BRG_ERR_INTERNAL' },
+        'a keys directory has no published keys; the JWK Set leaves it out',
+      );
+      continue;
+    }
+    for (const key of keys) {
       const kid = (key as { kid?: string }).kid ?? JSON.stringify(key);
       if (!byKid.has(kid)) byKid.set(kid, key);
     }
   }
+  if (byKid.size === 0 && firstError !== undefined) throw firstError;
   return { keys: [...byKid.values()] };
 }
 

@@ -21,7 +21,7 @@ export function refuseOrphanedDeliveries(deps: IdentityDeps, watermark: string |
     throw new BridgeError(
       'BRG_ERR_CONNECTOR_STATE',
       `Connector "${deps.connector}" was retired (its history is "${retired}", by \`bridge state retire\`), but this process still runs it: it would send its whole look-back again. ` +
-        `If this process has an old config, restart it with the current one. To bring "${deps.connector}" back where it stopped, run \`bridge state rename ${retired} ${deps.connector}\`.`,
+        `If this process has an old config, restart it with the current one. To bring "${deps.connector}" back where it stopped, run \`bridge state rename ${retired} ${deps.connector}\`; for a new connector, choose another name.`,
       { details: { connector: deps.connector, retired } },
     );
   }

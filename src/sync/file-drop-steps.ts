@@ -301,7 +301,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
   // A changed file is new content to the ledger: dropped again as it is, the rows already sent would go out again.
   const retry =
     fault.sentRows !== undefined
-      ? `Do not drop this file again as it is: its first ${fault.sentRows} row(s) (lines 2 to ${fault.sentRows + 1}) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows after line ${fault.sentRows + 1}.`
+      ? `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`
       : 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
   const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
   return [

@@ -137,14 +137,19 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     stopIfAsked(request);
     // The first file is taken whatever its size: a file too large for the disk fails with what to free.
     if (!room.fits(file) && index > 0) {
-      ctx.tally.waiting = ready.length - index;
-      deps.logger.warn(
-        { runId: run.id, waiting: ctx.tally.waiting },
-        'not enough free space for the normalised copies of every ready file; the rest wait for the next run',
-      );
+      waitForSpace(ctx, ready.length - index);
       break;
     }
-    const result = await checkFile(ctx, file, index);
+    let result: Checked | undefined;
+    try {
+      result = await checkFile(ctx, file, index);
+    } catch (error) {
+      // The estimate fell short (a copy grew more than planned): what was checked goes out now, which frees the space
+      // the rest needs next run. Only a first file that cannot be copied stops the run.
+      if (!(error instanceof BridgeError) || error.code !== 'BRG_ERR_STATE' || checked.length === 0) throw error;
+      waitForSpace(ctx, ready.length - index);
+      break;
+    }
     if (result) checked.push(result);
   }
   deps.events.emit('spool_complete', { runId: run.id, rows: ctx.counts.rows });
@@ -187,17 +192,27 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
  */
 function copiesRoom(ctx: DropContext): { fits(file: DropFile): boolean } {
   const free = (ctx.drop.freeBytes ?? freeBytesOf)(ctx.deps.stateDir);
-  const growth = encodingName(ctx.drop.encoding) === 'utf-8' ? 1 : 2;
-  let planned = 0;
+  // UTF-8 in: as large (a UTF-16 file by its BOM: 1.5×); a single-byte encoding: up to 3× (€, dashes, quotes); an
+  // enriched file is copied twice.
+  const growth = (encodingName(ctx.drop.encoding) === 'utf-8' ? 1.5 : 3) * (ctx.drop.enrich ? 2 : 1);
+  let planned = MARGIN_BYTES;
   return {
     fits(file) {
-      planned += file.size * growth + MARGIN_BYTES;
+      planned += file.size * growth;
       return free === undefined || planned <= free;
     },
   };
 }
 
-/** Kept free beside the copies (the state database, the run log). */
+function waitForSpace(ctx: DropContext, files: number): void {
+  ctx.tally.waiting = files;
+  ctx.deps.logger.warn(
+    { runId: ctx.run.id, waiting: files },
+    'not enough free space for the normalised copies of every ready file; the rest wait for the next run',
+  );
+}
+
+/** Kept free beside the copies (the state database, the run log), once per run. */
 const MARGIN_BYTES = 16 * 1024 * 1024;
 
 function freeBytesOf(dir: string): number | undefined {

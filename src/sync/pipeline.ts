@@ -134,6 +134,9 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
       const summary = await runWindow(deps, stops, undefined);
       return unfinished && isResumable(unfinished) ? { ...summary, unfinishedRun: unfinished.id } : summary;
     }
+    // An explicit window is checked before an unfinished push is resumed: the HTTP trigger answers with the first run
+    // id it hears of, and a bad --since/--until must be its 400, not a log line after a 202.
+    if (request.since !== undefined || request.until !== undefined) plannedWindow(deps, stops);
     const resumed = await resumeUnfinished(deps, stops);
     throwIfStopped(stopSignal);
     return await runWindow(deps, stops, resumed);
@@ -142,7 +145,8 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
   }
 }
 
-async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
+/** The run's window from the state as it is now, refused when it reaches before what the delivery ledger remembers. */
+function plannedWindow(deps: SyncDeps, request: SyncRequest): { window: SyncWindow; watermark: string | undefined; backfill: boolean } {
   const watermark = deps.store.getWatermark(deps.connector);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
@@ -151,6 +155,11 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
   };
   const backfill = request.since !== undefined;
   if (!request.dryRunOut) refuseBeyondLedger(deps, window, watermark, backfill);
+  return { window, watermark, backfill };
+}
+
+async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {
+  const { window, watermark, backfill } = plannedWindow(deps, request);
   // Purview credentials are read now, so a missing secret stops the run before hours of pulling, not after.
   if (!request.dryRunOut) deps.purview();
   let run = startRun(deps, window, request, backfill);

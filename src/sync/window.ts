@@ -66,7 +66,7 @@ function parseInstant(value: string, flag: string): number {
   }
   // A time without Z or an offset would be read in this machine's zone: the same command would pull another window on
   // another host (and across a DST change, a window an hour off). A date alone is a UTC day.
-  if (/T/.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
+  if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:/i.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
       `--${flag} "${value}" has a time but no zone; add Z for UTC or the offset you mean (e.g. ${value}Z or ${value}-06:00).`,

@@ -128,6 +128,14 @@ describe('encodings', () => {
     expect(error.message).not.toContain('Ødegård');
     // The same text written in windows-1252 is read as it should be; plain ASCII in either is the same file.
     expect((await check(Buffer.from(accented, 'latin1'), { ...DROP, encoding: 'windows-1252' })).text).toBe(accented);
+    // Genuine windows-1252 whose bytes happen to pair up as UTF-8 ("É–" is C9 96, U+0256 in UTF-8): let through.
+    for (const name of ['CAFÉ–BAR', 'JOSÉ’S']) {
+      const text = fileText(rows.map((row, i) => (i === 0 ? row.replace(/^([^\t]*\t[^\t]*\t)/, `$1${name} `) : row))).replace(/[\u0100-\uffff]/g, (c) =>
+        c === '–' || c === '’' ? c : 'x',
+      );
+      const cp1252 = Buffer.from(text.replace('–', '\u0096').replace('’', '\u0092'), 'latin1');
+      expect((await check(cp1252, { ...DROP, encoding: 'windows-1252' })).text).toBe(text);
+    }
     const ascii = fileText(rows).replace(/[\u0080-\uffff]/g, 'x');
     expect((await check(Buffer.from(ascii, 'utf8'), { ...DROP, encoding: 'windows-1252' })).text).toBe(ascii);
   });

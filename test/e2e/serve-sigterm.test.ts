@@ -56,6 +56,21 @@ describe('bridge serve, a trigger and an unfinished push', () => {
   });
   afterAll(async () => r?.close());
 
+  it('a bad window is refused before an unfinished push is resumed: the trigger answers 400, not 202 for another run', async () => {
+    const stop = new AbortController();
+    const detach = r.events.on('block_acked', () => stop.abort());
+    await r.sync({ since: undefined, stopSignal: stop.signal, flags: { 'connectors.0.purview.blockRows': 10 } }).catch(() => undefined);
+    detach();
+    const unfinished = r.withStore((s) => s.findUnfinishedRun('sandbox'));
+    const ids: string[] = [];
+    const error = await r
+      .sync({ since: undefined, until: new Date(Date.now() + 86_400_000).toISOString(), onRunId: (id) => ids.push(id) })
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('later than now minus the settle delay') });
+    expect(ids).toEqual([]);
+    expect(r.withStore((s) => s.getRun(unfinished?.id ?? '')?.state)).toBe('pushing');
+  });
+
   it('a trigger that first resumes an unfinished push answers with that run at once, and SIGTERM stops it at a block', async () => {
     // A push stopped after its first block: the run waits in 'pushing' for the next run to finish it.
     const stop = new AbortController();

@@ -96,6 +96,8 @@ describe('bridge serve', () => {
     const base = structuredClone(h.sandbox.config) as { connectors: Array<Record<string, unknown>> };
     const first = base.connectors[0] as { smart: Record<string, unknown> };
     base.connectors.push({ ...structuredClone(first), name: 'second', smart: { ...first.smart, keysDir: dir } });
+    // A third whose keys are not generated yet: the others' keys must still be served.
+    base.connectors.push({ ...structuredClone(first), name: 'third', smart: { ...first.smart, keysDir: mkdtempSync(join(tmpdir(), 'bridge-no-keys-')) } });
     const config = loadConfig({ base: base as typeof h.sandbox.config, env: {}, flags: { 'server.port': 0 } });
     const two = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: false });
     try {

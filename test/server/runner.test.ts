@@ -15,4 +15,19 @@ describe('sync runner', () => {
     // The next tick tries again (the operator may have fixed the file meanwhile).
     await expect(runner.start('main', { trigger: 'schedule' })).rejects.toBeInstanceOf(BridgeError);
   });
+
+  it('refuses to start a run once shutdown began draining: a late trigger must not outlive the drain', async () => {
+    let started = 0;
+    const runner = createSyncRunner(async () => {
+      started += 1;
+      throw new BridgeError('BRG_ERR_ABORTED', 'never reached');
+    }, silentLogger());
+    await runner.drain(1_000);
+    await expect(runner.start('main', { trigger: 'http' })).rejects.toMatchObject({
+      code: 'BRG_ERR_ABORTED',
+      message: expect.stringContaining('shutting down'),
+    });
+    expect(started).toBe(0);
+    expect(runner.isRunning('main')).toBe(false);
+  });
 });

@@ -354,9 +354,9 @@ describe('flat-file source: bad input, nothing lost', () => {
       drop(w.dirs, `${name}.txt`, fileText(rows), NOW - (30 - i) * MINUTE);
       return rows;
     });
-    // Room for the copy of one file at a time, beside the margin kept for the state.
+    // Room for the copy of one file at a time (a UTF-8 file is planned at 1.5× its size), beside the margin kept once.
     const one = statSync(join(w.dirs.dir, 'a.txt')).size;
-    free = one + 16 * 1024 * 1024 + one / 2;
+    free = 16 * 1024 * 1024 + 2 * one;
     const spools = join(w.dirs.root, 'state', 'drop-spool');
     const copies: number[] = [];
     const detach = w.events.on('block_sent', () => copies.push(ls(spools).length));
@@ -370,6 +370,27 @@ describe('flat-file source: bad input, nothing lost', () => {
     expect(w.accepted()).toEqual(files.flat());
     expect(Math.max(...copies)).toBe(1);
     expect(ls(w.dirs.dir)).toEqual([]);
+    w.close();
+  });
+
+  it('a copy that fails for lack of space after the first file pushes what was checked; the rest wait, nothing fails', async () => {
+    const w = world();
+    const a = epicRows(2, 'nospace-a');
+    const b = epicRows(2, 'nospace-b');
+    drop(w.dirs, 'a.txt', fileText(a), NOW - 20 * MINUTE);
+    drop(w.dirs, 'b.txt', fileText(b), NOW - 10 * MINUTE);
+    const spools = join(w.dirs.root, 'state', 'drop-spool');
+    let unlock: (() => void) | undefined;
+    // After a.txt is copied the disk is "full": b.txt's copy cannot be written.
+    const detach = w.events.on('page', () => {
+      unlock ??= makeReadOnly(spools);
+    });
+    const first = await w.run().finally(() => unlock?.());
+    detach();
+    expect(first.files.map((f) => [f.file, f.outcome])).toEqual([['a.txt', 'delivered']]);
+    expect(first.drop).toMatchObject({ delivered: 1, waiting: 1 });
+    await w.run();
+    expect(w.accepted()).toEqual([...a, ...b]);
     w.close();
   });
 
@@ -398,7 +419,8 @@ describe('flat-file source: bad input, nothing lost', () => {
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8');
     expect(why).toContain('the 3 row(s) it had then are acknowledged');
     // Dropped again as it is, the grown file would be new content: the advice must not be "drop it again".
-    expect(why).toContain('Do not drop this file again as it is: its first 3 row(s) (lines 2 to 4) are in Purview already');
+    expect(why).toContain('Do not drop this file again as it is: the 3 row(s) it had when it was read');
+    expect(why).toContain('are in Purview already');
     expect(why).not.toContain('never sent twice');
     expect(w.accepted()).toEqual(rows);
     // Following the advice: the header and the rows after line 4, as a new file, arrive once.

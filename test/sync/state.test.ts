@@ -470,8 +470,10 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     withHistory(s, clock);
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
     expect(s.connectorsDeliveredTo('https://ingest|t|other-job')).toEqual([]);
-    // A refused first run of the new name already made its (empty) ledger source.
+    // A refused first run of the new name already made its (empty) ledger source, and its failed run record.
     expect(s.prunedBefore({ destination: JOB, source: 'new' })).toBeUndefined();
+    s.createRun(run('refused', { connector: 'new' }));
+    s.updateRun('refused', { state: 'failed', error: { code: 'BRG_ERR_CONNECTOR_STATE', message: 'run bridge state rename old new' } });
 
     const files: string[] = [];
     expect(s.moveConnector('old', 'new', leases(s, 'old', 'new'), { destination: JOB, files: () => files.push('moved') })).toEqual({
@@ -483,6 +485,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     expect(files).toEqual(['moved']);
     expect(s.getWatermark('new')).toBe('2026-11-23T00:00:00.000Z');
     expect(s.getWatermark('old')).toBeUndefined();
+    // The refused run goes with the move: kept, it would keep the connector's health "failing" until its next run.
     expect(s.listRuns({ connector: 'new' }).map((r) => r.id)).toEqual(['r1']);
     expect(s.seenEvents('new', ['e|1'])).toEqual(new Set(['e|1']));
     expect(s.getSourceState('new', 'bulk-export')).toBe('{"covered":[]}');

@@ -41,9 +41,11 @@ describe('computeWindow', () => {
 
 describe('a --since or --until without a zone', () => {
   it('refuses a time without Z or an offset (it would be read in the host zone); a date alone is a UTC day', () => {
-    expect(() => computeWindow(now, undefined, policy, { since: '2026-11-01T00:00:00', until: '2026-11-02T00:00:00Z' })).toThrow(
-      expect.objectContaining({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('add Z for UTC or the offset you mean') }),
-    );
+    for (const since of ['2026-11-01T00:00:00', '2026-11-01 10:00', '2026-11-01t10:00:00']) {
+      expect(() => computeWindow(now, undefined, policy, { since, until: '2026-11-02T00:00:00Z' })).toThrow(
+        expect.objectContaining({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('add Z for UTC or the offset you mean') }),
+      );
+    }
     expect(computeWindow(now, undefined, policy, { since: '2026-11-01T00:00:00-06:00', until: '2026-11-02' })).toMatchObject({
       since: '2026-11-01T06:00:00.000Z',
       until: '2026-11-02T00:00:00.000Z',

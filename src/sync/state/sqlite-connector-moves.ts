@@ -51,6 +51,9 @@ export class SqliteConnectorMoves {
       seen: db.prepare<[string], { seen: number }>('SELECT count(*) AS seen FROM seen_events WHERE connector = ?'),
       sourceState: db.prepare<[string], { names: number }>('SELECT count(*) AS names FROM source_state WHERE connector = ?'),
       moves: ['watermarks', 'runs', 'seen_events', 'source_state'].map((table) => db.prepare(`UPDATE ${table} SET connector = ? WHERE connector = ?`)),
+      // The new name's runs refused for want of this move pulled and pushed nothing: kept, the newest of them would keep
+      // its health "failing" until its next run.
+      dropRefusedRuns: db.prepare(`DELETE FROM runs WHERE connector = ? AND state = 'failed' AND json_extract(error, '$.code') = 'BRG_ERR_CONNECTOR_STATE'`),
       // A block remembers the lease it was opened under: the new name's runs take its unattempted blocks as their own.
       moveBlockLeases: db.prepare('UPDATE delivery_blocks SET lease_name = ? WHERE lease_name = ?'),
     };
@@ -102,6 +105,7 @@ export class SqliteConnectorMoves {
         }
         // A run of the new name refused by the pipeline's guard may have made its (empty) ledger source already.
         if (target.source) this.stmt.dropSource.run(target.source.id);
+        this.stmt.dropRefusedRuns.run(to);
         for (const statement of this.stmt.moves) statement.run(to, from);
         if (old.source) this.stmt.renameSource.run(to, old.source.id);
         this.stmt.moveBlockLeases.run(`connector:${to}`, `connector:${from}`);
