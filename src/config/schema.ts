@@ -82,7 +82,12 @@ const smartSchema = z
     assertionLifetimeSec: z.int().min(30).max(300).default(240).describe('exp − now of the client assertion (≤ 300 per Epic).'),
     clockSkewSec: z.int().min(0).max(120).default(30).describe('iat/nbf are set this far in the past to absorb clock skew.'),
   })
-  .strict();
+  .strict()
+  // exp − iat is what Epic limits to 5 minutes: both settings together, or every token request fails at run time.
+  .refine((s) => s.assertionLifetimeSec + s.clockSkewSec <= 300, {
+    path: ['assertionLifetimeSec'],
+    message: 'at most 300 − smart.clockSkewSec: the assertion runs from iat (now − clockSkewSec) to exp, and Epic allows 5 minutes',
+  });
 
 const mappingSchema = z
   .object({

@@ -154,7 +154,9 @@ function keyFilesCheck(keysDir: string): string {
   if (!activeKid) throw new BridgeError('BRG_ERR_KEY_INVALID', `No active signing key in ${keysDir}; run \`bridge keys generate --alg ES384\`.`);
   const pem = join(keysDir, `${activeKid}.pem`);
   const mode = statSync(pem).mode & 0o777;
-  if (mode & 0o077) throw new BridgeError('BRG_ERR_KEY_INVALID', `${pem} has mode ${mode.toString(8)}; run \`chmod 600 ${pem}\`.`);
+  // Windows reports 0666 whatever the ACL says: the mode means nothing there (as keys.ts reads it).
+  if (process.platform !== 'win32' && mode & 0o077)
+    throw new BridgeError('BRG_ERR_KEY_INVALID', `${pem} has mode ${mode.toString(8)}; run \`chmod 600 ${pem}\`.`);
   return `${keys.length} key(s), active ${activeKid}, private key mode 600`;
 }
 

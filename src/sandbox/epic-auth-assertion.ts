@@ -28,6 +28,10 @@ export class JtiLedger {
     ledger.set(jti, exp);
     this.seen.set(clientId, ledger);
   }
+
+  forget(clientId: string, jti: string): void {
+    this.seen.get(clientId)?.delete(jti);
+  }
 }
 
 export interface AssertionCheck {
@@ -52,16 +56,23 @@ export async function verifyClientAssertion(jwt: string, check: AssertionCheck):
   if (!client) throw invalidClient(`iss "${claims.iss}" is not a registered client_id`);
   if (header.jku !== undefined && header.jku !== client.jwksUrl) throw invalidClient('header jku does not match the JWK Set URL registered for this client');
 
-  let resolved = await check.keys.resolve(client, header.kid, alg);
   const { jti, exp } = checkClaims(claims, check, client.clientId);
-  let valid = await signatureValid(jwt, resolved.jwk, alg, check.nowSec);
-  if (!valid && resolved.fromCache) {
-    // Epic refetches a JWK Set URL when the cached keys "did not verify your JWT".
-    resolved = await check.keys.resolve(client, header.kid, alg, { fresh: true });
-    valid = await signatureValid(jwt, resolved.jwk, alg, check.nowSec);
-  }
-  if (!valid) throw invalidClient('signature is invalid');
+  // Taken before the first await: the same assertion posted twice at once is a replay too. Given back when the
+  // assertion turns out not to be the client's (a signature that fails burns no jti).
   check.jtis.remember(client.clientId, jti, exp);
+  try {
+    let resolved = await check.keys.resolve(client, header.kid, alg);
+    let valid = await signatureValid(jwt, resolved.jwk, alg, check.nowSec);
+    if (!valid && resolved.fromCache) {
+      // Epic refetches a JWK Set URL when the cached keys "did not verify your JWT".
+      resolved = await check.keys.resolve(client, header.kid, alg, { fresh: true });
+      valid = await signatureValid(jwt, resolved.jwk, alg, check.nowSec);
+    }
+    if (!valid) throw invalidClient('signature is invalid');
+  } catch (error) {
+    check.jtis.forget(client.clientId, jti);
+    throw error;
+  }
   return client;
 }
 

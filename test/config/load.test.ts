@@ -148,6 +148,13 @@ describe('sources', () => {
     expect(error.message).toContain('connectors.0.fhir: got nothing; expected a fhir section: the fhir-search source reads the FHIR server');
   });
 
+  it('refuses an assertion lifetime that with the clock skew passes Epic’s 5 minutes, at load and not at the 2 am run', () => {
+    const error = errorOf(() => loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.smart.assertionLifetimeSec': 300 } }));
+    expect(error.message).toContain('connectors.0.smart.assertionLifetimeSec');
+    expect(error.message).toContain('at most 300 − smart.clockSkewSec');
+    expect(loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.smart.assertionLifetimeSec': 270 } })).toBeDefined();
+  });
+
   it('a reference cache too small for one prefetch pass is refused, naming both settings (a Bulk export re-reads locally)', () => {
     const error = errorOf(() => loadConfig({ base: minimal, env: {}, flags: { 'connectors.0.fhir.referenceCacheSize': 1000 } }));
     expect(error.message).toContain('connectors.0.fhir.referenceCacheSize');

@@ -85,6 +85,22 @@ describe('bridge doctor against the sandbox', () => {
     }
   });
 
+  it('on Windows, where every file reads as mode 0666, does not fail the key check on the mode (and so goes on to the token)', async () => {
+    const keysDir = join(h.config.stateDir, '..', 'keys');
+    const pem = readdirSync(keysDir).find((f) => f.endsWith('.pem')) as string;
+    const platform = Object.getOwnPropertyDescriptor(process, 'platform') as PropertyDescriptor;
+    chmodSync(join(keysDir, pem), 0o666);
+    Object.defineProperty(process, 'platform', { ...platform, value: 'win32' });
+    try {
+      const r = await doctor();
+      expect(r['key files present with safe modes']?.status).toBe('pass');
+      expect(r['SMART access token obtained']?.status).toBe('pass');
+    } finally {
+      Object.defineProperty(process, 'platform', platform);
+      chmodSync(join(keysDir, pem), 0o600);
+    }
+  });
+
   it('fails when this host clock is 10 minutes ahead of the token server', async () => {
     const r = await doctor({}, offsetClock(10 * 60_000));
     expect(r['clock skew against the token server']).toMatchObject({ status: 'fail' });

@@ -202,6 +202,12 @@ describe('Epic-like token server: every assertion rule, one at a time', () => {
     expect((await post(tokenForm(await assertion(rs, 'rs-client', { jti })))).status).toBe(200);
   });
 
+  it('rejects the same assertion posted three times at once: a concurrent replay is a replay', async () => {
+    const jwt = await assertion(rs, 'rs-client', { jti: randomUUID() });
+    const statuses = await Promise.all([1, 2, 3].map(async () => (await post(tokenForm(jwt))).status));
+    expect(statuses.sort()).toEqual([200, 400, 400]);
+  });
+
   it('rejects a kid that matches two keys', async () => {
     const twin = await makeKey('RS384', rs.publicJwk.kid);
     server.registerClient({ clientId: 'twin-client', jwks: { keys: [rs.publicJwk, twin.publicJwk] } });
