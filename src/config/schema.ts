@@ -122,7 +122,12 @@ const purviewSchema = z
       .optional()
       .describe('Certificate credential: PEM private key file and SHA-256 thumbprint.'),
     caFile: z.string().optional().describe('Extra CA (PEM) to trust for Entra and ingestion; only for the local sandbox.'),
-    blockRows: z.int().min(1).max(5_000_000).default(100_000).describe('Rows per upload block (sent sequentially).'),
+    blockRows: z
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(100_000)
+      .describe("Rows per upload block (sent sequentially); at most 100,000, the block size Microsoft's connector documentation describes."),
     timeoutMs: z.int().min(1000).default(400_000).describe("Timeout of one block upload (Microsoft's script uses 400 s)."),
   })
   .strict()

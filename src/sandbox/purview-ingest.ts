@@ -56,7 +56,11 @@ export interface PurviewIngestEmulator {
   /** `https://127.0.0.1:<port>`, the ingestionBase to push to. */
   readonly baseUrl: string;
   readonly caPem: string;
-  registerJob(jobId: string, appId: string): void;
+  /**
+   * A connector job of `schema` (its header must name that schema's mandatory columns, in a delimiter it takes); without
+   * one, any header, as for a job whose schema a test does not care about.
+   */
+  registerJob(jobId: string, appId: string, schema?: IngestSchema): void;
   /** Blocks accepted for the job, in arrival order. */
   accepted(jobId: string): ReadonlyArray<AcceptedBlock>;
   /** Rows accepted for the job (counted in 'count' mode too). */
@@ -81,8 +85,50 @@ export const JOB_APP_MISMATCH = 'jobId and corresponding appId do not match.';
  */
 export const INGESTION_RESOURCE = 'https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1';
 
+export type IngestSchema = 'epic' | 'healthcare';
+
+/**
+ * The connector schemas as Microsoft's connector pages state them (docs/purview-protocol.md §1): the mandatory
+ * columns ("if any of the mandatory fields are missing in the text file, the file won't be validated") and the
+ * delimiters each connector reads. Stated here, not taken from the bridge (test/ops/emulator-constants.test.ts).
+ */
+export const INGEST_SCHEMAS: Readonly<Record<IngestSchema, { mandatory: readonly string[]; delimiters: readonly AcceptedBlock['delimiter'][] }>> = {
+  epic: {
+    mandatory: [
+      'ACCESS_LOG.ACCESS_TIME',
+      'ACCESS_LOG_METRIC.METRIC_NAME',
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'ZC_BTG_REASON.NAME',
+      'EMP.SYSTEM_LOGIN',
+    ],
+    delimiters: ['tab', 'pipe'],
+  },
+  healthcare: {
+    mandatory: [
+      'Creation Time',
+      'Event Name',
+      'Patient First Name',
+      'Patient Last Name',
+      'Patient Address Line 1',
+      'Patient City',
+      'Patient Zip Code',
+      'Restricted Access Reason',
+      'Email Address (UPN) or SamAccountName',
+    ],
+    delimiters: ['tab', 'pipe', 'comma'],
+  },
+};
+
+/** The block size the connector documentation describes (and the bridge sends at most): 100K rows. */
+export const MAX_BLOCK_ROWS = 100_000;
+
 interface Job {
   readonly appId: string;
+  readonly schema?: IngestSchema;
   header?: string;
   readonly blocks: AcceptedBlock[];
   readonly digest: RowDigest;
@@ -119,9 +165,9 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
   return {
     baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     caPem: tls.certPem,
-    registerJob(jobId, appId) {
+    registerJob(jobId, appId, schema) {
       if (!jobId || !appId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId and appId are required.');
-      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [], digest: createRowDigest() });
+      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [], digest: createRowDigest(), ...(schema ? { schema } : {}) });
     },
     accepted: (jobId) => state.jobs.get(jobId.toLowerCase())?.blocks ?? [],
     acceptedRowCount: (jobId) => (state.jobs.get(jobId.toLowerCase())?.blocks ?? []).reduce((n, block) => n + block.rowCount, 0),
@@ -245,10 +291,69 @@ function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' 
   const delimiter = header.includes('\t') ? 'tab' : header.includes('|') ? 'pipe' : header.includes(',') ? 'comma' : undefined;
   if (!delimiter) throw new Rejection(400, 'the header line has no tab, pipe or comma');
   if (lines.count < 2) throw new Rejection(400, 'the file has a header but no rows');
+  if (lines.count - 1 > MAX_BLOCK_ROWS) throw new Rejection(400, `the block has ${lines.count - 1} rows; a block holds at most ${MAX_BLOCK_ROWS}`);
+  if (job.schema) checkSchema(header, delimiter, job.schema);
+  checkFieldCounts(content, lines.headerEnd, delimiter);
   const body = record === 'count' ? [] : content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n');
   for (const row of body) job.digest.add(row);
   const rows = record === 'rows' ? body : [];
   return { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter };
+}
+
+/** The header names the schema's mandatory columns, in a delimiter its connector reads. */
+function checkSchema(header: string, delimiter: AcceptedBlock['delimiter'], schema: IngestSchema): void {
+  const { mandatory, delimiters } = INGEST_SCHEMAS[schema];
+  if (!delimiters.includes(delimiter)) throw new Rejection(400, `the ${schema} connector does not read ${delimiter}-separated files`);
+  const columns = new Set(splitLine(header, delimiter).map((column) => column.trim().toLowerCase()));
+  const missing = mandatory.filter((column) => !columns.has(column.toLowerCase()));
+  if (missing.length > 0) throw new Rejection(400, `the header lacks the mandatory ${schema} column(s) ${missing.join(', ')}`);
+}
+
+/** Every row has the header's number of fields (a row with one more or one fewer puts values under other columns). */
+function checkFieldCounts(content: Buffer, headerEnd: number, delimiter: AcceptedBlock['delimiter']): void {
+  const expected = fieldCount(content, 0, headerEnd, delimiter);
+  let line = 2;
+  for (let start = headerEnd + 2; start < content.length; line++) {
+    const end = content.indexOf(0x0d, start);
+    const fields = fieldCount(content, start, end, delimiter);
+    if (fields !== expected) throw new Rejection(400, `line ${line} has ${fields} field(s); the header has ${expected}`);
+    start = end + 2;
+  }
+}
+
+const DELIMITER_BYTES: Readonly<Record<AcceptedBlock['delimiter'], number>> = { tab: 0x09, pipe: 0x7c, comma: 0x2c };
+
+/** Fields of content[start, end): delimiters + 1; for CSV, commas outside double quotes only (RFC 4180). */
+function fieldCount(content: Buffer, start: number, end: number, delimiter: AcceptedBlock['delimiter']): number {
+  const byte = DELIMITER_BYTES[delimiter];
+  let fields = 1;
+  if (delimiter !== 'comma') {
+    for (let at = content.indexOf(byte, start); at !== -1 && at < end; at = content.indexOf(byte, at + 1)) fields += 1;
+    return fields;
+  }
+  let quoted = false;
+  for (let at = start; at < end; at++) {
+    const c = content[at];
+    if (c === 0x22) quoted = !quoted;
+    else if (c === byte && !quoted) fields += 1;
+  }
+  return fields;
+}
+
+function splitLine(line: string, delimiter: AcceptedBlock['delimiter']): string[] {
+  if (delimiter !== 'comma') return line.split(delimiter === 'tab' ? '\t' : '|');
+  const out: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (const c of line) {
+    if (c === '"') quoted = !quoted;
+    else if (c === ',' && !quoted) {
+      out.push(field);
+      field = '';
+    } else field += c;
+  }
+  out.push(field);
+  return out;
 }
 
 /** Counts lines, requiring CRLF after every one (the last included) and no CR elsewhere. */

@@ -7,8 +7,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MANDATORY_COLUMNS, SCHEMA_DELIMITERS } from '../../src/connector-file/index.js';
 import { DEFAULT_RESOURCE } from '../../src/purview/clouds.js';
-import { INGESTION_RESOURCE, JOB_APP_MISMATCH } from '../../src/sandbox/purview-ingest.js';
+import { INGEST_SCHEMAS, INGESTION_RESOURCE, JOB_APP_MISMATCH, MAX_BLOCK_ROWS } from '../../src/sandbox/purview-ingest.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const sandboxDir = join(root, 'src/sandbox');
@@ -41,6 +42,14 @@ describe('the emulators state the protocol values themselves', () => {
     expect(published).toBe('https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1');
     expect(INGESTION_RESOURCE).toBe(published);
     expect(DEFAULT_RESOURCE).toBe(INGESTION_RESOURCE);
+  });
+
+  it("the connector schemas' mandatory columns and delimiters, and the block size: the bridge's and the emulator's agree", () => {
+    for (const schema of ['epic', 'healthcare'] as const) {
+      expect(INGEST_SCHEMAS[schema].mandatory).toEqual(MANDATORY_COLUMNS[schema]);
+      expect(INGEST_SCHEMAS[schema].delimiters).toEqual(SCHEMA_DELIMITERS[schema]);
+    }
+    expect(MAX_BLOCK_ROWS).toBe(100_000);
   });
 
   it('the 403 reason phrase the emulator answers is the one docs/purview-protocol.md §2.4 quotes', () => {

@@ -187,6 +187,9 @@ describe('bridge push', () => {
 
   it('checks --block-rows', async () => {
     const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
-    expect(error.message).toBe('--block-rows must be a whole number from 1 to 5000000, got "0".');
+    expect(error.message).toBe('--block-rows must be a whole number from 1 to 100000, got "0".');
+    // Blocks larger than the documented 100K rows are a size the service was never shown to take.
+    const large = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '100001']));
+    expect([large.exitCode, large.message]).toEqual([2, '--block-rows must be a whole number from 1 to 100000, got "100001".']);
   });
 });

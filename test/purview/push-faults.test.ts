@@ -97,6 +97,14 @@ describe('transient faults on the first block', () => {
       reason: /^HTTP 429 Too Many Requests$/,
       delayMs: 7_000,
     },
+    {
+      // Longer than our own backoff ceiling (120 s): obeyed in full, not cut short to meet the same 429 again.
+      name: '429 with Retry-After: 300',
+      fault: { kind: 'status', status: 429, retryAfter: '300' },
+      duplicated: false,
+      reason: /^HTTP 429 Too Many Requests$/,
+      delayMs: 300_000,
+    },
     { name: 'accept, then reset', fault: { kind: 'accept-then-reset' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'reset before accepting', fault: { kind: 'reset-before-accept' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'slower than the client timeout', fault: { kind: 'delay', ms: 2_500 }, duplicated: true, reason: /^no answer within 400 ms$/ },

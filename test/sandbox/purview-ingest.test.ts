@@ -157,6 +157,10 @@ describe('Purview ingestion emulator', () => {
     ['two parts', { extraPart: true }, 'exactly one part'],
     ['no multipart content type', { contentType: 'text/plain' }, 'multipart/form-data'],
     ['a header differing from the first block', { file: `A|B\r\n1|2\r\n` }, 'header'],
+    ['a row with too few fields', { file: `${HEADER}\r\n2026-11-01T00:00:00Z\r\n` }, 'line 2 has 1 field(s); the header has 2'],
+    ['a row with too many fields', { file: `${HEADER}\r\n2026-11-01T00:00:00Z|u1|extra\r\n` }, 'line 2 has 3 field(s)'],
+    ['tab-separated rows under a pipe header', { file: `${HEADER}\r\n2026-11-01T00:00:00Z\tu1\r\n` }, 'line 2 has 1 field(s)'],
+    ['more rows than a block holds', { file: `${HEADER}\r\n${'2026-11-01T00:00:00Z|u\r\n'.repeat(100_001)}` }, 'at most 100000'],
   ];
   for (const [name, options, reason] of malformed) {
     it(`answers 400 with a reason for ${name}, recording nothing`, async () => {
@@ -169,6 +173,30 @@ describe('Purview ingestion emulator', () => {
       expect(ingest.accepted(jobId).length).toBe(count);
     });
   }
+
+  it('checks a job of a known schema against its mandatory columns and delimiters', async () => {
+    const epicJob = randomUUID();
+    ingest.registerJob(epicJob, app.appId, 'epic');
+    const to = (file: string) => upload({ file, path: `/api/signals?jobid=${epicJob}` });
+    const mandatory = [
+      'ACCESS_LOG.ACCESS_TIME',
+      'ACCESS_LOG_METRIC.METRIC_NAME',
+      'PATIENT.PAT_FIRST_NAME',
+      'PATIENT.PAT_LAST_NAME',
+      'PATIENT.ADD_LINE_1',
+      'PATIENT.CITY',
+      'PATIENT.ZIP',
+      'ZC_BTG_REASON.NAME',
+      'EMP.SYSTEM_LOGIN',
+    ];
+    const row = mandatory.map((_, i) => `v${i}`);
+    const missing = await to(`${mandatory.slice(1).join('\t')}\r\n${row.slice(1).join('\t')}\r\n`);
+    expect(missing).toMatchObject({ status: 400, body: expect.stringContaining('lacks the mandatory epic column(s) ACCESS_LOG.ACCESS_TIME') });
+    const comma = await to(`${mandatory.join(',')}\r\n${row.join(',')}\r\n`);
+    expect(comma).toMatchObject({ status: 400, body: expect.stringContaining('does not read comma-separated files') });
+    expect((await to(`${mandatory.join('\t')}\r\n${row.join('\t')}\r\n`)).status).toBe(200);
+    expect(ingest.accepted(epicJob)).toHaveLength(1);
+  });
 
   it('plays faults in order, one per request', async () => {
     const count = ingest.accepted(jobId).length;
