@@ -34,8 +34,13 @@ function btgState(ctx: RowContext): BtgState | undefined {
 
 const NO_PURPOSES: readonly CodeableConcept[] = [];
 
+/** v3-ActReason under its canonical URL, its OID and its FHIR DSTU2-era URL: all three are in use. */
+const ACT_REASON_SYSTEMS: ReadonlySet<string> = new Set([V3_ACT_REASON, 'urn:oid:2.16.840.1.113883.5.8', 'http://hl7.org/fhir/v3/ActReason']);
+
 function btgCoding(concept: CodeableConcept, codes: ReadonlySet<string>): Coding | undefined {
-  return concept.coding?.find((coding) => coding.system === V3_ACT_REASON && coding.code !== undefined && codes.has(coding.code));
+  return concept.coding?.find(
+    (coding) => coding.system !== undefined && ACT_REASON_SYSTEMS.has(coding.system) && coding.code !== undefined && codes.has(coding.code),
+  );
 }
 
 /** The user-chosen category: the first other purpose of use (text, else display, else code). */

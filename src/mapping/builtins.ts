@@ -5,7 +5,7 @@
 import type { AuditEventEntity, Encounter, FhirResource, Identifier, Reference } from 'fhir/r4.js';
 import { btgComment, btgReason } from './btg.js';
 import { DCM } from './context.js';
-import { chooseIdentifier, qualifies } from './identifiers.js';
+import { chooseIdentifier, isNationalIdentifier, qualifies } from './identifiers.js';
 import type { ResolvedOptions } from './options.js';
 import { normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
@@ -119,7 +119,8 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
 export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
   const identifier: Identifier | undefined = ref.identifier;
   if (!identifier?.value || identifier.use === 'old') return undefined;
-  const untyped = identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0);
+  // An untyped one, as IHE patient entities carry it; never a national identifier (an SSN is no MRN).
+  const untyped = identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0) && !isNationalIdentifier(identifier);
   return untyped || qualifies(identifier, options.identifiers.mrn) ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
 }
 
@@ -177,10 +178,21 @@ function encounters(ctx: RowContext): readonly Encounter[] {
 
 function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encounter[] | undefined): Encounter[] | undefined {
   const resource = ctx.resolver.resolve(ref, 'Encounter');
-  if (resource?.resourceType !== 'Encounter') return found;
+  if (resource?.resourceType !== 'Encounter' || !ofThisPatient(ctx, resource)) return found;
   if (found === undefined) return [resource];
   found.push(resource);
   return found;
+}
+
+/**
+ * An encounter of another patient of the same event (one access to two charts) names that patient's department: only
+ * an encounter whose subject is this row's patient, or that names no subject, counts.
+ */
+function ofThisPatient(ctx: RowContext, encounter: Encounter): boolean {
+  const subject = encounter.subject?.reference;
+  const id = ctx.patient?.id;
+  if (subject === undefined || id === undefined) return true;
+  return subject === `Patient/${id}` || subject.endsWith(`/Patient/${id}`) || subject === ctx.subject.ref.reference;
 }
 
 const NO_ENTITIES: readonly AuditEventEntity[] = [];

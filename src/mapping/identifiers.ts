@@ -71,7 +71,7 @@ export interface IdentifierPins {
 }
 
 /**
- * MRN: v2-0203 MR, pinned systems, pinned texts, then "MRN"/"MR", "EPI", Epic's IIT 14 system. Other Epic types
+ * MRN: pinned systems, pinned texts, v2-0203 MR, then "MRN"/"MR", "EPI", Epic's IIT 14 system. Other Epic types
  * ("EPIC" enterprise id, "INTERNAL"/"EXTERNAL" patient record id, "MYCHARTLOGIN", "CEID", "FHIR") never qualify.
  * Login and user id: pinned systems, pinned texts, then Epic's EMP record (EXTERNAL first, else INTERNAL, trimmed).
  */
@@ -79,9 +79,10 @@ export function identifierChoices(pins: IdentifierPins): IdentifierChoices {
   const empExternal: IdentifierTest = (identifier) => EPIC_EMP_SYSTEM.test(identifier.system ?? '') && typeText(identifier) === 'EXTERNAL';
   const emp: IdentifierTest = (identifier) => EPIC_EMP_SYSTEM.test(identifier.system ?? '');
   return {
+    // The site's pins first: a server that codes every facility's MRN (and a community one) MR leaves the choice to them.
     mrn: [
-      isMrCoded,
       ...pinned(pins.mrnSystems, pins.mrnTypeTexts),
+      isMrCoded,
       hasTypeText(['MRN', 'MR']),
       hasTypeText(['EPI']),
       (identifier) => EPIC_MRN_SYSTEM.test(identifier.system ?? ''),
@@ -89,6 +90,16 @@ export function identifierChoices(pins: IdentifierPins): IdentifierChoices {
     login: [...pinned(pins.loginSystems, pins.loginTypeTexts), empExternal, emp],
     userId: [...pinned(pins.userIdSystems, pins.userIdTypeTexts), empExternal, emp],
   };
+}
+
+/**
+ * National identifiers that are never a medical record number, whatever carries them untyped: US SSN, NPI and Medicare
+ * ids, passports, US driver's licences (by state OID).
+ */
+const NOT_AN_MRN = /^(http:\/\/hl7\.org\/fhir\/sid\/(us-ssn|us-npi|us-mbi|us-medicare|passport-.*)|urn:oid:2\.16\.840\.1\.113883\.4\.(1|6|927|3\.\d+))$/;
+
+export function isNationalIdentifier(identifier: Identifier): boolean {
+  return identifier.system !== undefined && NOT_AN_MRN.test(identifier.system);
 }
 
 /** Not `use: old`, and a value that is more than padding (Epic pads INTERNAL ids with leading spaces). */

@@ -2,7 +2,7 @@
  * The column rules one at a time: login sources and their order (docs/mapping.md §7.1), break-the-glass
  * (docs/mapping.md §6), and what the pull is asked to prefetch (collectReferences).
  */
-import type { AuditEvent, AuditEventAgent, Practitioner } from 'fhir/r4.js';
+import type { AuditEvent, AuditEventAgent, Encounter, Organization, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { type CompiledMapping, collectReferences, type MappingOverrides, mapEvent } from '../../src/mapping/index.js';
 import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, lookupOf, readFixture } from './support.js';
@@ -137,5 +137,80 @@ describe('collectReferences: what the pull must prefetch', () => {
       columns: spec.columns.map((column) => (column.name === 'CLARITY_DEP.DEPARTMENT_NAME' ? { ...column, expressions: ["'Main campus'"] } : column)),
     });
     expect(collectReferences(event, fixedDepartment).keys).toEqual(['Patient/example', 'PractitionerRole/r1']);
+  });
+});
+
+describe('identifiers, departments and break-the-glass as other servers send them', () => {
+  const person = (id: string, identifier: Patient['identifier'] = []): Patient => ({
+    resourceType: 'Patient',
+    id,
+    identifier,
+    name: [{ family: `Family-${id}`, given: [`Given-${id}`] }],
+    address: [{ line: ['1 Main St'], city: 'Madison', postalCode: '53703' }],
+  });
+  const encounter = (id: string, patient: string, org: string): Encounter => ({
+    resourceType: 'Encounter',
+    id,
+    status: 'finished',
+    class: { code: 'AMB' },
+    subject: { reference: `Patient/${patient}` },
+    serviceProvider: { reference: `Organization/${org}` },
+  });
+  const org = (id: string, name: string): Organization => ({ resourceType: 'Organization', id, name });
+  const column = (mapping: CompiledMapping, name: string) => mapping.columns.findIndex((entry) => entry.name === name);
+
+  it('department: each row takes the encounter of its own patient, not the first of the event', () => {
+    const extra = {
+      'Patient/pa': person('pa'),
+      'Patient/pb': person('pb'),
+      'Encounter/ea': encounter('ea', 'pa', 'cardio'),
+      'Encounter/eb': encounter('eb', 'pb', 'onco'),
+      'Organization/cardio': org('cardio', 'CARDIOLOGY'),
+      'Organization/onco': org('onco', 'ONCOLOGY'),
+    };
+    const event = read(
+      { altId: 'a@b.org', who: { reference: 'Practitioner/f001' } },
+      {
+        entity: [
+          { what: { reference: 'Patient/pa' } },
+          { what: { reference: 'Patient/pb' } },
+          { what: { reference: 'Encounter/ea' } },
+          { what: { reference: 'Encounter/eb' } },
+        ],
+      },
+    );
+    const mapping = builtinMapping('epic');
+    const rows = mapEvent(event, mapping, lookupOf(hl7Resources(), extra)).rows;
+    expect(rows.map((row) => row[column(mapping, 'CLARITY_DEP.DEPARTMENT_NAME')])).toEqual(['CARDIOLOGY', 'ONCOLOGY']);
+  });
+
+  it("MRN: never a national identifier carried untyped on the subject reference; a site's pinned system wins over MR codes", () => {
+    const mapping = builtinMapping('epic');
+    const mrnOf = (event: AuditEvent, extra: Record<string, Patient>, m = mapping) =>
+      mapEvent(event, m, lookupOf(hl7Resources(), extra)).rows[0]?.[column(m, 'PATIENT.PAT_MRN_ID')];
+    const ssn = read(
+      { altId: 'a@b.org', who: { reference: 'Practitioner/f001' } },
+      { entity: [{ what: { reference: 'Patient/noid', identifier: { system: 'http://hl7.org/fhir/sid/us-ssn', value: '123-45-6789' } } }] },
+    );
+    expect(mrnOf(ssn, { 'Patient/noid': person('noid') })).toBe('');
+    const plain = read(
+      { altId: 'a@b.org', who: { reference: 'Practitioner/f001' } },
+      { entity: [{ what: { reference: 'Patient/noid', identifier: { value: 'M-778' } } }] },
+    );
+    expect(mrnOf(plain, { 'Patient/noid': person('noid') })).toBe('M-778');
+    const MR = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] };
+    const twoMrns = person('two', [
+      { type: MR, system: 'urn:oid:9.9.9', value: 'OUTSIDE' },
+      { type: MR, system: 'urn:oid:1.1.1', value: 'OURS' },
+    ]);
+    const event = read({ altId: 'a@b.org', who: { reference: 'Practitioner/f001' } }, { entity: [{ what: { reference: 'Patient/two' } }] });
+    expect(mrnOf(event, { 'Patient/two': twoMrns }, builtinMapping('epic', { options: { mrnSystems: ['urn:oid:1.1.1'] } }))).toBe('OURS');
+  });
+
+  it('break-the-glass under the OID and the DSTU2 URL of v3-ActReason too', () => {
+    for (const system of ['urn:oid:2.16.840.1.113883.5.8', 'http://hl7.org/fhir/v3/ActReason']) {
+      const event = read({ altId: 'a' }, { purposeOfEvent: [{ coding: [{ system, code: 'BTG' }] }] });
+      expect(cell(event, 'ZC_BTG_REASON.NAME', { options: { loginRegex: '.' } })).toBe('Emergency Override');
+    }
   });
 });
