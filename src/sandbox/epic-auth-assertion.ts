@@ -55,6 +55,10 @@ export async function verifyClientAssertion(jwt: string, check: AssertionCheck):
   const client = check.clients.get(claims.iss);
   if (!client) throw invalidClient(`iss "${claims.iss}" is not a registered client_id`);
   if (header.jku !== undefined && header.jku !== client.jwksUrl) throw invalidClient('header jku does not match the JWK Set URL registered for this client');
+  // Epic: "Epic does not support manual upload of Elliptic Curve public keys" (docs/epic-smart.md §2.2).
+  if (alg.startsWith('ES') && client.jwksUrl === undefined) {
+    throw invalidClient(`header alg ${alg} needs a JWK Set URL: Elliptic Curve keys are not accepted from a directly uploaded key set`);
+  }
 
   const { jti, exp } = checkClaims(claims, check, client.clientId);
   // Taken before the first await: the same assertion posted twice at once is a replay too. Given back when the

@@ -10,7 +10,7 @@ import type { FhirResource } from 'fhir/r4.js';
 import { stringify } from 'yaml';
 import type { Clock } from '../clock.js';
 import type { ConfigInput } from '../config/index.js';
-import { generateKey, openKeyStore } from '../smart/index.js';
+import { generateKey } from '../smart/index.js';
 import { type EntraEmulator, startEntraEmulator } from './entra.js';
 import { type EpicAuthServer, startEpicAuthServer } from './epic-auth.js';
 import { SANDBOX_IDS } from './epic-ids.js';
@@ -18,6 +18,7 @@ import { createMemoryBackend, type MemoryBackend } from './fhir-backend.js';
 import { type SandboxFhirServer, startFhirServer } from './fhir-server.js';
 import { createGeneratedBackend } from './generated-backend.js';
 import { type GeneratedDataset, type GeneratorOptions, generateDataset } from './generator.js';
+import { startJwksHost } from './jwks-host.js';
 import { type PurviewIngestEmulator, startPurviewIngestEmulator } from './purview-ingest.js';
 import { createSandboxCertificate } from './tls.js';
 
@@ -72,7 +73,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const keysDir = join(dir, 'keys');
   await generateKey(keysDir, 'ES384', { force: true });
   const auth = await startEpicAuthServer({ ...clockOption, ...(options.smartTokenLifetimeSec ? { tokenLifetimeSec: options.smartTokenLifetimeSec } : {}) });
-  auth.registerClient({ clientId: ids.clientId, jwks: openKeyStore(keysDir).publicJwks() });
+  // Epic takes EC keys only from a JWK Set URL: the sandbox's client registers one, serving the bridge's published set.
+  const jwksHost = await startJwksHost(join(keysDir, 'jwks.json'));
+  auth.registerClient({ clientId: ids.clientId, jwksUrl: jwksHost.url });
 
   const store = options.backend === 'generated' ? undefined : await loadMemoryBackend(dataset);
   const backend = store ?? createGeneratedBackend(dataset);
@@ -110,7 +113,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     configPath,
     ...(store ? { store } : {}),
     async close() {
-      await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close()]);
+      await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close(), jwksHost.close()]);
     },
   };
 }

@@ -30,7 +30,7 @@ beforeAll(async () => {
   clock = new ManualClock(START);
   server = await startEpicAuthServer({ clock });
   [rs, es, ecStatic, p256, stranger] = await Promise.all([makeKey('RS384'), makeKey('ES384'), makeKey('ES384'), makeKey('ES256'), makeKey('RS384')]);
-  served = { keys: [es.publicJwk] };
+  served = { keys: [es.publicJwk, p256.publicJwk] };
   jwksHost = await startStubServer((_request, response) => sendJson(response, 200, served, { 'cache-control': jwksCacheControl }));
   server.registerClient({ clientId: 'rs-client', jwks: { keys: [rs.publicJwk, ecStatic.publicJwk, p256.publicJwk] } });
   server.registerClient({ clientId: 'es-client', jwksUrl: `${jwksHost.origin}/jwks.json` });
@@ -163,8 +163,14 @@ describe('Epic-like token server: every assertion rule, one at a time', () => {
     ],
     [
       'ES384 with a P-256 key',
-      async () => signRaw(ecStatic.privateKey, { alg: 'ES384', kid: p256.publicJwk.kid, typ: 'JWT' }, claims('rs-client')),
+      async () => signRaw(ecStatic.privateKey, { alg: 'ES384', kid: p256.publicJwk.kid, typ: 'JWT' }, claims('es-client')),
       /^alg ES384 is inconsistent with key ".+" \(kty EC, crv P-256\)$/,
+    ],
+    [
+      // Epic: "Epic does not support manual upload of Elliptic Curve public keys".
+      'an EC key from a directly uploaded key set',
+      async () => signRaw(ecStatic.privateKey, { alg: 'ES384', kid: ecStatic.publicJwk.kid, typ: 'JWT' }, claims('rs-client')),
+      /^header alg ES384 needs a JWK Set URL: Elliptic Curve keys are not accepted from a directly uploaded key set$/,
     ],
     ['expired assertion', async () => assertion(rs, 'rs-client', { iat: nowSec() - 100, nbf: nowSec() - 100, exp: nowSec() - 1 }), /^exp is not in the future/],
     [

@@ -111,3 +111,9 @@ export function decodeParts(jwt: string): { header: Record<string, unknown>; cla
   const decode = (part: string): Record<string, unknown> => JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
   return { header: decode(h), claims: decode(c) };
 }
+
+/** A JWK Set URL serving these public keys, as `bridge serve` does (Epic takes Elliptic Curve keys only from one). */
+export async function jwksUrlFor(keys: readonly JsonWebKey[]): Promise<{ url: string; close(): Promise<void> }> {
+  const host = await startStubServer((_request, response) => sendJson(response, 200, { keys }, { 'cache-control': 'public, max-age=300' }));
+  return { url: `${host.origin}/.well-known/jwks.json`, close: () => host.close() };
+}

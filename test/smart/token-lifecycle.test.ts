@@ -8,7 +8,19 @@ import { BridgeError } from '../../src/errors.js';
 import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
 import { createSmartTokenSource, generateKey, openKeyStore, retireKey, rotateKey, type SmartTokenOptions } from '../../src/smart/index.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { captureLogger, decodeParts, formOf, makeKey, removeTempDirs, type StubServer, sendJson, startStubServer, type TestKey, tempDir } from './support.js';
+import {
+  captureLogger,
+  decodeParts,
+  formOf,
+  jwksUrlFor,
+  makeKey,
+  removeTempDirs,
+  type StubServer,
+  sendJson,
+  startStubServer,
+  type TestKey,
+  tempDir,
+} from './support.js';
 
 afterAll(removeTempDirs);
 
@@ -16,16 +28,18 @@ const SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.re
 let clock: ManualClock;
 let server: EpicAuthServer;
 let key: TestKey;
+let cacheClientKeys: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
   clock = new ManualClock('2026-11-01T12:00:00Z');
   server = await startEpicAuthServer({ clock });
   key = await makeKey('ES384');
-  server.registerClient({ clientId: 'cache-client', jwks: { keys: [key.publicJwk] } });
+  cacheClientKeys = await jwksUrlFor([key.publicJwk]);
+  server.registerClient({ clientId: 'cache-client', jwksUrl: cacheClientKeys.url });
 });
 
 afterAll(async () => {
-  await server.close();
+  await Promise.all([server.close(), cacheClientKeys.close()]);
 });
 
 function options(overrides: Partial<SmartTokenOptions> = {}): SmartTokenOptions {

@@ -12,7 +12,7 @@ import { createMemoryBackend } from '../../src/sandbox/fhir-backend.js';
 import { type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { ManualClock } from '../support/manual-clock.js';
-import { captureLogger, makeKey, type TestKey } from './support.js';
+import { captureLogger, jwksUrlFor, makeKey, type TestKey } from './support.js';
 
 const SANDBOX_SCOPES = ['system/Patient.read', 'system/Practitioner.read'];
 let clock: ManualClock;
@@ -20,18 +20,20 @@ let verbose: EpicAuthServer;
 let terse: EpicAuthServer;
 let fhir: SandboxFhirServer;
 let key: TestKey;
+let appKeys: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
   clock = new ManualClock('2026-11-01T08:00:00Z');
   key = await makeKey('ES384');
   [verbose, terse] = await Promise.all([startEpicAuthServer({ clock }), startEpicAuthServer({ clock, terseErrors: true })]);
-  for (const server of [verbose, terse]) server.registerClient({ clientId: 'sandbox-app', jwks: { keys: [key.publicJwk] }, scopes: SANDBOX_SCOPES });
+  appKeys = await jwksUrlFor([key.publicJwk]);
+  for (const server of [verbose, terse]) server.registerClient({ clientId: 'sandbox-app', jwksUrl: appKeys.url, scopes: SANDBOX_SCOPES });
   // Like fhir.epic.com: /metadata lists Patient and Practitioner, no AuditEvent.
   fhir = await startFhirServer({ backend: await createMemoryBackend(), verifyAccessToken: () => false, tokenUrl: terse.tokenUrl, listAuditEvent: false });
 });
 
 afterAll(async () => {
-  await Promise.all([verbose.close(), terse.close(), fhir.close()]);
+  await Promise.all([verbose.close(), terse.close(), fhir.close(), appKeys.close()]);
 });
 
 async function scopeError(server: EpicAuthServer, fhirBaseUrl: string, scope = DEFAULT_SCOPE): Promise<BridgeError> {

@@ -10,7 +10,7 @@ import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic
 import { createSmartTokenSource, type SigningKey, type SmartTokenOptions } from '../../src/smart/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { InstantClock, ManualClock } from '../support/manual-clock.js';
-import { captureLogger, decodeParts, formOf, makeKey, sendJson, signRaw, startStubServer, type TestKey } from './support.js';
+import { captureLogger, decodeParts, formOf, jwksUrlFor, makeKey, sendJson, signRaw, startStubServer, type TestKey } from './support.js';
 
 const SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 let clock: ManualClock;
@@ -19,18 +19,20 @@ let rs: TestKey;
 let es: TestKey;
 let ecOnly: TestKey;
 let stranger: TestKey;
+let bridgeKeys: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
   // A quarter second past the full second, so the Date header (whole seconds) differs from the clock in a known way.
   clock = new ManualClock('2026-11-01T08:00:00.250Z');
   server = await startEpicAuthServer({ clock });
   [rs, es, ecOnly, stranger] = await Promise.all([makeKey('RS384'), makeKey('ES384'), makeKey('ES384'), makeKey('RS384')]);
-  server.registerClient({ clientId: 'bridge-np', jwks: { keys: [rs.publicJwk, es.publicJwk, ecOnly.publicJwk] } });
+  bridgeKeys = await jwksUrlFor([rs.publicJwk, es.publicJwk, ecOnly.publicJwk]);
+  server.registerClient({ clientId: 'bridge-np', jwksUrl: bridgeKeys.url });
   server.registerClient({ clientId: 'scoped', jwks: { keys: [rs.publicJwk] }, scopes: ['system/AuditEvent.read'] });
 });
 
 afterAll(async () => {
-  await server.close();
+  await Promise.all([server.close(), bridgeKeys.close()]);
 });
 
 function source(overrides: Partial<SmartTokenOptions> & { key: SigningKey | (() => Promise<SigningKey>) }) {
