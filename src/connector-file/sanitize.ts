@@ -10,6 +10,11 @@ const BREAKS = /\r\n|[\r\n\u0085\u2028\u2029\t]/g;
 /** Other C0 and C1 controls (and DEL) are dropped. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point: they are stripped from every Purview cell.
 const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u009f]/g;
+/**
+ * Invisible characters that change no name but defeat matching ("Müller" + a zero-width space is another name): soft
+ * hyphen, zero-width space, word joiner, zero-width no-break space (a stray BOM). ZWJ and ZWNJ stay: some scripts need them.
+ */
+const INVISIBLE = /[\u00ad\u200b\u2060\ufeff]/g;
 /** Unpaired surrogates cannot be encoded as UTF-8. */
 const LONE_SURROGATES = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const SPACES = / {2,}/g;
@@ -25,6 +30,7 @@ export function sanitizer(delimiter: Delimiter): (value: string) => string {
       .replace(BREAKS, ' ')
       .replace(delimiterPattern, ' ')
       .replace(CONTROLS, '')
+      .replace(INVISIBLE, '')
       .replace(LONE_SURROGATES, '\ufffd')
       .normalize('NFC')
       .replace(SPACES, ' ')

@@ -120,7 +120,7 @@ async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: Conne
     tokenUrl = await discoverTokenUrl(fhir.baseUrl, { clientId: smart.clientId, fetch: context.fetch ?? networkFetch(runtime) });
     return `${tokenUrl} (discovered from ${fhir.baseUrl}/.well-known/smart-configuration)`;
   });
-  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(runtime, tokenUrl as string));
+  await check('clock skew against the token server', ['token endpoint discovered'], () => skewCheck(runtime, tokenUrl as string, smart));
   await check('SMART access token obtained', ['signing kid published in the JWK Set', 'token endpoint discovered'], async () => {
     await buildSmartTokenSource(runtime, connector).getToken();
     return 'client_credentials grant succeeded';
@@ -160,7 +160,15 @@ function keyFilesCheck(keysDir: string): string {
   return `${keys.length} key(s), active ${activeKid}, private key mode 600`;
 }
 
-async function skewCheck(context: DoctorRuntime, tokenUrl: string): Promise<CheckOutcome> {
+/**
+ * What Epic tolerates is not symmetric. Ahead: iat (now − clockSkewSec) must not be in the server's future, and exp
+ * (now + assertionLifetimeSec) at most 5 minutes ahead of it. Behind: exp must still be in the server's future.
+ */
+async function skewCheck(
+  context: DoctorRuntime,
+  tokenUrl: string,
+  smart: { readonly clockSkewSec: number; readonly assertionLifetimeSec: number },
+): Promise<CheckOutcome> {
   const before = context.clock.now();
   // Any answer carries a Date header; a GET to a token endpoint is refused harmlessly.
   let response: Response;
@@ -178,14 +186,24 @@ async function skewCheck(context: DoctorRuntime, tokenUrl: string): Promise<Chec
   if (Number.isNaN(serverMs)) return 'the token server sent no Date header; skew not measured';
   const localMs = (before + context.clock.now()) / 2;
   const skewMs = localMs - serverMs;
-  const limit = context.maxSkewMs ?? 60_000;
-  if (Math.abs(skewMs) > limit) {
+  const seconds = Math.round(skewMs / 1000);
+  const aheadMs = context.maxSkewMs ?? Math.min(smart.clockSkewSec, 300 - smart.assertionLifetimeSec) * 1000;
+  const behindMs = context.maxSkewMs ?? (smart.assertionLifetimeSec - 10) * 1000;
+  const resolution = 'the Date header has 1 s resolution';
+  if (skewMs < -behindMs || skewMs > 300_000) {
     throw new BridgeError(
       'BRG_ERR_SMART_INVALID_CLIENT',
-      `This host's clock is ${Math.round(skewMs / 1000)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead. Sync the clock (NTP).`,
+      `This host's clock is ${Math.abs(seconds)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead (or already past). Sync the clock (NTP).`,
     );
   }
-  return `${Math.round(skewMs / 1000)} s (limit ±${limit / 1000} s; the Date header has 1 s resolution)`;
+  if (skewMs > aheadMs) {
+    // The client measures the offset from the refusal and retries once, corrected: tokens come, one refusal per process.
+    return {
+      status: 'warn',
+      detail: `${seconds} s ahead of the token server: more than smart.clockSkewSec (${smart.clockSkewSec} s) allows, so each process's first assertion is refused and retried with a corrected clock; sync the clock (NTP)`,
+    };
+  }
+  return `${seconds} s (tolerated: ${aheadMs / 1000} s ahead, ${behindMs / 1000} s behind; ${resolution})`;
 }
 
 /** Any HTTP answer from the ingestion host proves DNS, the route (through the proxy when set) and the TLS handshake. */

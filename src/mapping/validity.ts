@@ -86,11 +86,19 @@ const NAME_RANK: Readonly<Record<string, number>> = { official: 0, usual: 1, tem
 
 /**
  * docs/mapping.md §5.2: official > usual > (no use) > temp > nickname > anonymous > old > maiden; names with no content
- * are ignored.
+ * are ignored, and a name with a family or given part comes before any text-only one (a text cannot be split into the
+ * first and last name columns, both mandatory).
  */
 export function chooseName(names: readonly HumanName[] | undefined, tMs: number): HumanName | undefined {
-  return rankedValid(names, tMs, (name) => (name.family || name.given?.some(Boolean) || name.text ? (NAME_RANK[name.use ?? ''] ?? 2) : -1))[0];
+  return rankedValid(names, tMs, (name) => {
+    const rank = NAME_RANK[name.use ?? ''] ?? 2;
+    if (name.family || name.given?.some(Boolean)) return rank;
+    return name.text ? rank + TEXT_ONLY : -1;
+  })[0];
 }
+
+/** Past every use's rank: text-only names come last. */
+const TEXT_ONLY = 10;
 
 /**
  * docs/mapping.md §5.2: home (physical|both) > home (postal) > no use > temp; work, billing and old only when nothing

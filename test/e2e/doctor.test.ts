@@ -101,6 +101,15 @@ describe('bridge doctor against the sandbox', () => {
     }
   });
 
+  it('judges the skew as Epic does: a little ahead is refused (iat in the future), far behind is fine until exp passes', async () => {
+    const ahead = (await doctor({}, offsetClock(45_000)))['clock skew against the token server'];
+    expect(ahead).toMatchObject({ status: 'warn', detail: expect.stringContaining('ahead of the token server: more than smart.clockSkewSec (30 s)') });
+    const behind = (await doctor({}, offsetClock(-200_000)))['clock skew against the token server'];
+    expect(behind).toMatchObject({ status: 'pass', detail: expect.stringContaining('tolerated: 30 s ahead, 230 s behind') });
+    const past = (await doctor({}, offsetClock(-250_000)))['clock skew against the token server'];
+    expect(past).toMatchObject({ status: 'fail', detail: expect.stringMatching(/(249|250|251) s behind the token server/) });
+  });
+
   it('fails when this host clock is 10 minutes ahead of the token server', async () => {
     const r = await doctor({}, offsetClock(10 * 60_000));
     expect(r['clock skew against the token server']).toMatchObject({ status: 'fail' });

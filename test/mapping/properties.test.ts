@@ -145,6 +145,10 @@ describe('sanitising and serialising random values', () => {
     expect(sanitizeCell('Line 1\r\nLine 2\u2028end', 'tab')).toBe('Line 1 Line 2 end');
     expect(sanitizeCell('  a\t|b  ', 'pipe')).toBe('a b');
     expect(sanitizeCell('Ame\u0301lie\u0000', 'tab')).toBe('Amélie');
+    // Invisible characters would make another name of the same one; joiners some scripts need stay.
+    expect(sanitizeCell('M\u00fcller\u200b', 'tab')).toBe('Müller');
+    expect(sanitizeCell('\ufeffAnna\u00adLena\u2060', 'tab')).toBe('AnnaLena');
+    expect(sanitizeCell('\u0915\u094d\u200d\u0937', 'tab')).toBe('\u0915\u094d\u200d\u0937');
     const csv = createSerializer(builtinMapping('healthcare', { delimiter: 'csv' }));
     expect(csv.line(['say "hi", then go', ...new Array<string>(22).fill('')])).toBe(`"say ""hi"" then go"${','.repeat(22)}`);
     const tsv = createSerializer(builtinMapping('healthcare'));

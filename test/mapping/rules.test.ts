@@ -207,6 +207,20 @@ describe('identifiers, departments and break-the-glass as other servers send the
     expect(mrnOf(event, { 'Patient/two': twoMrns }, builtinMapping('epic', { options: { mrnSystems: ['urn:oid:1.1.1'] } }))).toBe('OURS');
   });
 
+  it('a structured name comes before a text-only one, whatever their use (the text cannot fill first and last name)', () => {
+    const mapping = builtinMapping('epic');
+    const patient: Patient = {
+      ...person('named'),
+      name: [
+        { use: 'official', text: 'Rosa Delgado' },
+        { use: 'usual', family: 'Delgado', given: ['Rosa'] },
+      ],
+    };
+    const event = read({ altId: 'a@b.org', who: { reference: 'Practitioner/f001' } }, { entity: [{ what: { reference: 'Patient/named' } }] });
+    const row = mapEvent(event, mapping, lookupOf(hl7Resources(), { 'Patient/named': patient })).rows[0];
+    expect([row?.[column(mapping, 'PATIENT.PAT_FIRST_NAME')], row?.[column(mapping, 'PATIENT.PAT_LAST_NAME')]]).toEqual(['Rosa', 'Delgado']);
+  });
+
   it('break-the-glass under the OID and the DSTU2 URL of v3-ActReason too', () => {
     for (const system of ['urn:oid:2.16.840.1.113883.5.8', 'http://hl7.org/fhir/v3/ActReason']) {
       const event = read({ altId: 'a' }, { purposeOfEvent: [{ coding: [{ system, code: 'BTG' }] }] });
