@@ -72,6 +72,8 @@ it(`checks, pushes and archives a ${BIG / 2 ** 20} MiB file with the memory of a
   console.info(
     `bridge sync peak RSS: ${small.process.peakRssMb} MB for a 2 MB file (${smallRows} rows), ${big.process.peakRssMb} MB for a ${BIG / 2 ** 20} MiB file (${rows} rows, ${big.counts.blocks} blocks)`,
   );
-  // 1000× the input; the process differs by its buffers (a 1 MiB read chunk, the ~30 MB block in flight), not the file.
-  expect(big.process.peakRssMb - small.process.peakRssMb).toBeLessThan(64);
+  // 128× the input (1000× with BRIDGE_TEST_2GB); the process differs by its buffers (a 1 MiB read chunk, the ~30 MB
+  // block in flight, the heap V8 grows around them), not by the file. Measured differences ran 44–65 MB on the CI
+  // machine; holding the file would add at least its 256 MiB.
+  expect(big.process.peakRssMb - small.process.peakRssMb).toBeLessThan(96);
 }, 600_000);
