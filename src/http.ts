@@ -15,7 +15,7 @@ export interface RetryOptions {
   readonly maxTotalMs: number;
   /** First backoff ceiling. Default 500 ms. */
   readonly baseDelayMs: number;
-  /** Largest single backoff wait; a server's Retry-After is waited in full, or ends the retries when it does not fit maxTotalMs. Default 120 s. */
+  /** Largest single backoff wait; a server's Retry-After is waited in full when it fits maxTotalMs, else up to this. Default 120 s. */
   readonly maxDelayMs: number;
 }
 
@@ -78,11 +78,13 @@ export async function withRetry<T>(
       if (isAbortError(error) || context.signal?.aborted) throw error;
       const verdict = classify(error);
       if (!verdict.retry || n >= options.maxAttempts) throw error;
-      // A server's Retry-After is obeyed in full (retrying earlier only meets the same answer, and spends an attempt);
-      // one that does not fit the budget ends the retries. maxDelayMs caps only our own backoff.
+      // A server's Retry-After is obeyed in full when the budget allows (retrying earlier meets the same answer and
+      // spends an attempt); a longer one (an hour, an epoch-style value) is waited up to maxDelayMs, as our own backoff.
       const hinted = verdict.retryAfterMs;
-      const delayMs = hinted ?? Math.min(options.maxDelayMs, backoffDelay(n, options, random));
-      if (context.clock.now() - started + delayMs > options.maxTotalMs) throw error;
+      const elapsed = context.clock.now() - started;
+      const capped = Math.min(options.maxDelayMs, hinted ?? backoffDelay(n, options, random));
+      const delayMs = hinted !== undefined && elapsed + hinted <= options.maxTotalMs ? hinted : capped;
+      if (elapsed + delayMs > options.maxTotalMs) throw error;
       context.onRetry?.({ attempt: n, delayMs, reason: verdict.reason });
       await context.clock.sleep(delayMs, context.signal);
     }

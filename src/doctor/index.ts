@@ -182,25 +182,28 @@ async function skewCheck(
     };
   }
   await response.body?.cancel();
-  const serverMs = Date.parse(response.headers.get('date') ?? '');
+  // The Date header is whole seconds, truncated: the server's time lies in [date, date + 1 s), half a second on average.
+  const serverMs = Date.parse(response.headers.get('date') ?? '') + 500;
   if (Number.isNaN(serverMs)) return 'the token server sent no Date header; skew not measured';
   const localMs = (before + context.clock.now()) / 2;
   const skewMs = localMs - serverMs;
   const seconds = Math.round(skewMs / 1000);
-  const aheadMs = context.maxSkewMs ?? Math.min(smart.clockSkewSec, 300 - smart.assertionLifetimeSec) * 1000;
+  // At least the Date header's own resolution: a synced host is not told it is ahead.
+  const aheadMs = context.maxSkewMs ?? Math.max(1, Math.min(smart.clockSkewSec, 300 - smart.assertionLifetimeSec)) * 1000;
   const behindMs = context.maxSkewMs ?? (smart.assertionLifetimeSec - 10) * 1000;
   const resolution = 'the Date header has 1 s resolution';
-  if (skewMs < -behindMs || skewMs > 300_000) {
+  if (Math.abs(skewMs) > 300_000) {
     throw new BridgeError(
       'BRG_ERR_SMART_INVALID_CLIENT',
       `This host's clock is ${Math.abs(seconds)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server; Epic refuses assertions whose iat/nbf are in the future or exp more than 5 minutes ahead (or already past). Sync the clock (NTP).`,
     );
   }
-  if (skewMs > aheadMs) {
+  if (skewMs > aheadMs || skewMs < -behindMs) {
     // The client measures the offset from the refusal and retries once, corrected: tokens come, one refusal per process.
+    const allowance = skewMs > 0 ? `more than smart.clockSkewSec (${smart.clockSkewSec} s) allows` : "so far that the assertion's exp is already past";
     return {
       status: 'warn',
-      detail: `${seconds} s ahead of the token server: more than smart.clockSkewSec (${smart.clockSkewSec} s) allows, so each process's first assertion is refused and retried with a corrected clock; sync the clock (NTP)`,
+      detail: `${Math.abs(seconds)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server, ${allowance}: each process's first assertion is refused and retried with a corrected clock; sync the clock (NTP)`,
     };
   }
   return `${seconds} s (tolerated: ${aheadMs / 1000} s ahead, ${behindMs / 1000} s behind; ${resolution})`;

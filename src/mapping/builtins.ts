@@ -7,7 +7,7 @@ import { btgComment, btgReason } from './btg.js';
 import { DCM } from './context.js';
 import { chooseIdentifier, isNationalIdentifier, qualifies } from './identifiers.js';
 import type { ResolvedOptions } from './options.js';
-import { normaliseIdentifier, referenceType } from './resolve.js';
+import { literalKey, normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
 import type { BuiltinName } from './spec.js';
 import { formatInstant } from './time.js';
@@ -189,10 +189,10 @@ function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encou
  * an encounter whose subject is this row's patient, or that names no subject, counts.
  */
 function ofThisPatient(ctx: RowContext, encounter: Encounter): boolean {
-  const subject = encounter.subject?.reference;
-  const id = ctx.patient?.id;
-  if (subject === undefined || id === undefined) return true;
-  return subject === `Patient/${id}` || subject.endsWith(`/Patient/${id}`) || subject === ctx.subject.ref.reference;
+  const subject = literalKey(encounter.subject?.reference);
+  if (subject === undefined) return true;
+  const patient = ctx.patient?.id === undefined ? literalKey(ctx.subject.ref.reference) : `Patient/${ctx.patient.id}`;
+  return patient === undefined || subject === patient;
 }
 
 const NO_ENTITIES: readonly AuditEventEntity[] = [];

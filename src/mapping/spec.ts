@@ -66,7 +66,7 @@ const stringList = z.array(z.string().min(1));
 
 export const optionsSpec = z
   .looseObject({
-    mrnSystems: stringList.optional().describe('Identifier systems whose value is the MRN, in preference order (after type code MR).'),
+    mrnSystems: stringList.optional().describe('Identifier systems whose value is the MRN, in preference order (before type code MR).'),
     mrnTypeTexts: stringList
       .optional()
       .describe(

@@ -86,19 +86,23 @@ const NAME_RANK: Readonly<Record<string, number>> = { official: 0, usual: 1, tem
 
 /**
  * docs/mapping.md §5.2: official > usual > (no use) > temp > nickname > anonymous > old > maiden; names with no content
- * are ignored, and a name with a family or given part comes before any text-only one (a text cannot be split into the
- * first and last name columns, both mandatory).
+ * are ignored, and a current name (official, usual, none, temp) with a family part comes before all others (a text-only
+ * name cannot be split into the first and last name columns, both mandatory).
  */
 export function chooseName(names: readonly HumanName[] | undefined, tMs: number): HumanName | undefined {
   return rankedValid(names, tMs, (name) => {
+    if (!(name.family || name.given?.some(Boolean) || name.text)) return -1;
     const rank = NAME_RANK[name.use ?? ''] ?? 2;
-    if (name.family || name.given?.some(Boolean)) return rank;
-    return name.text ? rank + TEXT_ONLY : -1;
+    // A current name with a family part fills both name columns: it comes before any other, a text-only official
+    // included; the rest (text-only, given-only, nickname, old, maiden) keep the order of their use after it.
+    return name.family && rank <= CURRENT ? rank : rank + LATER;
   })[0];
 }
 
-/** Past every use's rank: text-only names come last. */
-const TEXT_ONLY = 10;
+/** official, usual, (none), temp: the uses of a name in use now. */
+const CURRENT = 3;
+/** Past every use's rank. */
+const LATER = 10;
 
 /**
  * docs/mapping.md §5.2: home (physical|both) > home (postal) > no use > temp; work, billing and old only when nothing

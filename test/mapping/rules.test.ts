@@ -164,7 +164,8 @@ describe('identifiers, departments and break-the-glass as other servers send the
       'Patient/pa': person('pa'),
       'Patient/pb': person('pb'),
       'Encounter/ea': encounter('ea', 'pa', 'cardio'),
-      'Encounter/eb': encounter('eb', 'pb', 'onco'),
+      // A versioned subject reference names the same patient.
+      'Encounter/eb': { ...encounter('eb', 'pb', 'onco'), subject: { reference: 'Patient/pb/_history/2' } },
       'Organization/cardio': org('cardio', 'CARDIOLOGY'),
       'Organization/onco': org('onco', 'ONCOLOGY'),
     };
@@ -205,6 +206,27 @@ describe('identifiers, departments and break-the-glass as other servers send the
     ]);
     const event = read({ altId: 'a@b.org', who: { reference: 'Practitioner/f001' } }, { entity: [{ what: { reference: 'Patient/two' } }] });
     expect(mrnOf(event, { 'Patient/two': twoMrns }, builtinMapping('epic', { options: { mrnSystems: ['urn:oid:1.1.1'] } }))).toBe('OURS');
+  });
+
+  it('a current name with a family part comes first; a text-only official one still beats an old, maiden or given-only name', () => {
+    const mapping = builtinMapping('epic');
+    const names = (name: Patient['name']) => {
+      const event = read({ altId: 'a@b.org', who: { reference: 'Practitioner/f001' } }, { entity: [{ what: { reference: 'Patient/named' } }] });
+      const row = mapEvent(event, mapping, lookupOf(hl7Resources(), { 'Patient/named': { ...person('named'), name } })).rows[0];
+      return [row?.[column(mapping, 'PATIENT.PAT_FIRST_NAME')], row?.[column(mapping, 'PATIENT.PAT_LAST_NAME')]];
+    };
+    expect(
+      names([
+        { use: 'official', text: 'Ola Nordmann' },
+        { use: 'old', family: 'Hansen', given: ['Ola'] },
+      ]),
+    ).toEqual(['', 'Ola Nordmann']);
+    expect(
+      names([
+        { use: 'official', text: 'Robert Smith' },
+        { use: 'usual', given: ['Bob'] },
+      ]),
+    ).toEqual(['', 'Robert Smith']);
   });
 
   it('a structured name comes before a text-only one, whatever their use (the text cannot fill first and last name)', () => {

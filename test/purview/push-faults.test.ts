@@ -105,6 +105,14 @@ describe('transient faults on the first block', () => {
       reason: /^HTTP 429 Too Many Requests$/,
       delayMs: 300_000,
     },
+    {
+      // Longer than the whole retry budget (an hour): waited up to the backoff ceiling, then retried, as before.
+      name: '429 with Retry-After: 3600',
+      fault: { kind: 'status', status: 429, retryAfter: '3600' },
+      duplicated: false,
+      reason: /^HTTP 429 Too Many Requests$/,
+      delayMs: 120_000,
+    },
     { name: 'accept, then reset', fault: { kind: 'accept-then-reset' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'reset before accepting', fault: { kind: 'reset-before-accept' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'slower than the client timeout', fault: { kind: 'delay', ms: 2_500 }, duplicated: true, reason: /^no answer within 400 ms$/ },
