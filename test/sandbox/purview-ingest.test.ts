@@ -3,7 +3,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RESOURCE } from '../../src/purview/index.js';
 import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
-import { JOB_APP_MISMATCH, type PurviewIngestEmulator, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { INGEST_SCHEMAS, JOB_APP_MISMATCH, type PurviewIngestEmulator, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createRowDigest } from '../../src/sandbox/row-digest.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 
@@ -178,17 +178,7 @@ describe('Purview ingestion emulator', () => {
     const epicJob = randomUUID();
     ingest.registerJob(epicJob, app.appId, 'epic');
     const to = (file: string) => upload({ file, path: `/api/signals?jobid=${epicJob}` });
-    const mandatory = [
-      'ACCESS_LOG.ACCESS_TIME',
-      'ACCESS_LOG_METRIC.METRIC_NAME',
-      'PATIENT.PAT_FIRST_NAME',
-      'PATIENT.PAT_LAST_NAME',
-      'PATIENT.ADD_LINE_1',
-      'PATIENT.CITY',
-      'PATIENT.ZIP',
-      'ZC_BTG_REASON.NAME',
-      'EMP.SYSTEM_LOGIN',
-    ];
+    const mandatory = INGEST_SCHEMAS.epic.mandatory;
     const row = mandatory.map((_, i) => `v${i}`);
     const missing = await to(`${mandatory.slice(1).join('\t')}\r\n${row.slice(1).join('\t')}\r\n`);
     expect(missing).toMatchObject({ status: 400, body: expect.stringContaining('lacks the mandatory epic column(s) ACCESS_LOG.ACCESS_TIME') });
