@@ -26,8 +26,12 @@ export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-fault
 
 export interface FhirServerOptions {
   readonly backend: FhirBackend;
-  /** True when the Bearer token is currently valid (the sandbox token server decides). */
-  readonly verifyAccessToken: (token: string) => boolean;
+  /**
+   * Whether the Bearer token is currently valid (the sandbox token server decides): false, true, or the grant with its
+   * scope, which the server then enforces per resource type (403 insufficient_scope, as Epic answers an API that is not
+   * on the app record).
+   */
+  readonly verifyAccessToken: (token: string) => boolean | { readonly scope: string };
   /** Advertised in smart-configuration and in the CapabilityStatement oauth-uris extension. */
   readonly tokenUrl: string;
   /** Default '/interconnect-fhir-oauth/api/FHIR/R4', the path of an Epic organisation's FHIR base. */
@@ -174,14 +178,40 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
   if (!resourceType || !allowed || rest.length > 0 || (resourceType === 'AuditEvent' && context.options.listAuditEvent === false)) {
     return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
   }
+  const grant = grantOf(context, req);
+  if (typeof grant === 'object' && !scopeAllows(grant.scope, resourceType)) {
+    return {
+      status: 403,
+      body: outcome('forbidden', `The access token's scope does not include reading ${resourceType}`),
+      headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' },
+    };
+  }
   if (id !== undefined) return read(context, resourceType, id);
   if (context.options.readOnlyTypes?.includes(resourceType)) return { status: 404, body: outcome('not-supported', `${resourceType} search is not supported`) };
   return search(context, resourceType, url, allowed, fault);
 }
 
 function authorised(context: ServerContext, req: IncomingMessage): boolean {
+  return grantOf(context, req) !== false;
+}
+
+function grantOf(context: ServerContext, req: IncomingMessage): boolean | { readonly scope: string } {
   const token = bearerOf(req);
   return token !== undefined && context.options.verifyAccessToken(token);
+}
+
+/**
+ * SMART v1 (`system/Patient.read`, `system/*.read`) and v2 (`system/Patient.rs`, any of the letters r and s) scopes that
+ * let a backend service read or search `resourceType`; the `system/` prefix optional, as Epic echoes granted scopes
+ * without it.
+ */
+function scopeAllows(scope: string, resourceType: string): boolean {
+  return scope.split(/\s+/).some((granted) => {
+    const match = /^(?:system\/)?([A-Za-z*]+)\.(read|\*|[cruds]+)$/.exec(granted);
+    if (!match || (match[1] !== resourceType && match[1] !== '*')) return false;
+    const access = match[2] as string;
+    return access === 'read' || access === '*' || access.includes('r');
+  });
 }
 
 function bearerOf(req: IncomingMessage): string | undefined {

@@ -81,7 +81,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const backend = store ?? createGeneratedBackend(dataset);
   const fhir = await startFhirServer({
     backend,
-    verifyAccessToken: (token) => auth.verifyAccessToken(token) !== undefined,
+    verifyAccessToken: (token) => auth.verifyAccessToken(token) ?? false,
     tokenUrl: auth.tokenUrl,
     ...(options.listAuditEvent === undefined ? {} : { listAuditEvent: options.listAuditEvent }),
   });

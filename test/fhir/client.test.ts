@@ -147,6 +147,29 @@ describe('retries', () => {
     expect(error.message).toMatch(/^FHIR AuditEvent search at http:\/\/127\.0\.0\.1:\d+ kept failing after 3 attempts; the last was a network error/);
   });
 
+  it('a token whose scope lacks the type is refused 403 insufficient_scope, which the client reports, not retries', async () => {
+    const backend = await createMemoryBackend();
+    const server = await startFhirServer({
+      backend,
+      verifyAccessToken: () => ({ scope: 'Patient.read Practitioner.read' }),
+      tokenUrl: 'http://127.0.0.1:9/token',
+    });
+    cleanups.push(() => server.close());
+    const fhir = createFhirClient({ baseUrl: server.baseUrl, tokenSource: new RevocableTokens(), clock: new InstantClock(START), logger: silentLogger() });
+    const error = await rejectionOf(walk(fhir, SORTED_30));
+    expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect((error as FhirError).status).toBe(403);
+    expect(fhir.stats.requests).toBe(1);
+    expect(server.requests.at(-1)?.status).toBe(403);
+    // v1 wildcards and v2 letters grant it.
+    for (const scope of ['system/*.read', 'system/AuditEvent.rs', 'AuditEvent.read']) {
+      const granted = await startFhirServer({ backend, verifyAccessToken: () => ({ scope }), tokenUrl: 'http://127.0.0.1:9/token' });
+      cleanups.push(() => granted.close());
+      const client = createFhirClient({ baseUrl: granted.baseUrl, tokenSource: new RevocableTokens(), clock: new InstantClock(START), logger: silentLogger() });
+      expect(await walk(client, SORTED_30)).toEqual([[]]);
+    }
+  });
+
   it('never retries after the caller aborts', async () => {
     const { server, tokens } = await fixtureWith30();
     server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '30' }, match: AUDIT_SEARCH });
