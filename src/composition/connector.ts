@@ -139,6 +139,11 @@ function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, 
   });
 }
 
+/** Where a connector's Bulk export keeps its downloads (PHI, until the export is read): `bridge state` moves them too. */
+export function bulkDownloadsDir(stateDir: string, connector: string): string {
+  return join(stateDir, 'bulk', connector);
+}
+
 /** The delivery ledger's key for the connector's Purview job (no credentials needed: dry runs use it too). */
 export function destinationOf(connector: ConnectorConfig): string {
   const p = connector.purview;
@@ -175,7 +180,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
         get: () => context.store.getSourceState(connector.name, 'bulk-export'),
         set: (value) => context.store.setSourceState(connector.name, 'bulk-export', value),
       },
-      dir: join(context.config.stateDir, 'bulk', connector.name),
+      dir: bulkDownloadsDir(context.config.stateDir, connector.name),
       settings: source,
       overlapMs: f.overlapMinutes * 60_000,
       cacheSize: f.referenceCacheSize,

@@ -191,7 +191,6 @@ async function skewCheck(
   // At least the Date header's own resolution: a synced host is not told it is ahead.
   const aheadMs = context.maxSkewMs ?? Math.max(1, Math.min(smart.clockSkewSec, 300 - smart.assertionLifetimeSec)) * 1000;
   const behindMs = context.maxSkewMs ?? (smart.assertionLifetimeSec - 10) * 1000;
-  const resolution = 'the Date header has 1 s resolution';
   if (Math.abs(skewMs) > 300_000) {
     throw new BridgeError(
       'BRG_ERR_SMART_INVALID_CLIENT',
@@ -206,7 +205,7 @@ async function skewCheck(
       detail: `${Math.abs(seconds)} s ${skewMs > 0 ? 'ahead of' : 'behind'} the token server, ${allowance}: each process's first assertion is refused and retried with a corrected clock; sync the clock (NTP)`,
     };
   }
-  return `${seconds} s (tolerated: ${aheadMs / 1000} s ahead, ${behindMs / 1000} s behind; ${resolution})`;
+  return `${seconds} s (tolerated: ${aheadMs / 1000} s ahead, ${behindMs / 1000} s behind; the Date header has 1 s resolution)`;
 }
 
 /** Any HTTP answer from the ingestion host proves DNS, the route (through the proxy when set) and the TLS handshake. */

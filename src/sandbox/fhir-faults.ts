@@ -99,10 +99,6 @@ function testOnce(pattern: RegExp, target: string): boolean {
   return pattern.test(target);
 }
 
-/**
- * The OperationOutcome Epic answers when a paging session has expired (docs/epic-smart.md §6.2: issue the original
- * search again).
- */
 /** An Epic-coded OperationOutcome entry of a searchset (outcome-entry fault). */
 export function searchsetOutcomeEntry(code: string, severity: string): Record<string, unknown> {
   const text = code === '4127' ? 'Additional data may exist' : code === '4101' ? 'No results were found' : `Epic outcome ${code}`;
@@ -115,6 +111,10 @@ export function searchsetOutcomeEntry(code: string, severity: string): Record<st
   };
 }
 
+/**
+ * The OperationOutcome Epic answers when a paging session has expired (docs/epic-smart.md §6.2: issue the original
+ * search again).
+ */
 export function searchExpiredOutcome(): Record<string, unknown> {
   const text = 'Session ID for cached search results has expired';
   return {

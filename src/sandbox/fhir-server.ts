@@ -170,7 +170,8 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
   const path = url.pathname.slice(context.prefix.length).replace(/\/+$/, '');
   if (path === '/metadata') return { status: 200, body: capabilityStatement(context) };
   if (path === '/.well-known/smart-configuration') return { status: 200, body: smartConfiguration(context) };
-  if (!authorised(context, req)) {
+  const grant = grantOf(context, req);
+  if (grant === false) {
     return { status: 401, body: outcome('login', 'Access token missing, expired or revoked'), headers: { 'www-authenticate': 'Bearer error="invalid_token"' } };
   }
   const [, resourceType, id, ...rest] = path.split('/');
@@ -178,7 +179,6 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
   if (!resourceType || !allowed || rest.length > 0 || (resourceType === 'AuditEvent' && context.options.listAuditEvent === false)) {
     return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
   }
-  const grant = grantOf(context, req);
   if (typeof grant === 'object' && !scopeAllows(grant.scope, resourceType)) {
     return {
       status: 403,

@@ -11,12 +11,24 @@ import type { SyncDeps } from './pipeline.js';
 
 type IdentityDeps = Pick<SyncDeps, 'connector' | 'store' | 'target' | 'knownConnectors'>;
 
+const RETIRED = 'retired:';
+
+/** The name `bridge state retire` keeps a connector's history under: no connector of a config can have it. */
+export function retiredName(connector: string, atMs: number): string {
+  return `${RETIRED}${connector}:${new Date(atMs).toISOString()}`;
+}
+
+/** A retired connector's name (retiredName), of `connector` when given. */
+export function isRetired(name: string, connector?: string): boolean {
+  return name.startsWith(connector === undefined ? RETIRED : `${RETIRED}${connector}:`);
+}
+
 /** Checked before anything is pulled, and only while the connector has no watermark (one query, once). */
 export function refuseOrphanedDeliveries(deps: IdentityDeps, watermark: string | undefined): void {
   if (watermark !== undefined) return;
   const known = new Set([deps.connector, ...(deps.knownConnectors ?? [])]);
   const delivered = deps.store.connectorsDeliveredTo(deps.target.destination);
-  const retired = delivered.find((name) => name.startsWith(`retired:${deps.connector}:`));
+  const retired = delivered.find((name) => isRetired(name, deps.connector));
   if (retired !== undefined) {
     throw new BridgeError(
       'BRG_ERR_CONNECTOR_STATE',
@@ -25,7 +37,7 @@ export function refuseOrphanedDeliveries(deps: IdentityDeps, watermark: string |
       { details: { connector: deps.connector, retired } },
     );
   }
-  const orphans = delivered.filter((name) => !known.has(name) && !name.startsWith('retired:'));
+  const orphans = delivered.filter((name) => !known.has(name) && !isRetired(name));
   const old = orphans[0];
   if (old === undefined) return;
   const names = orphans.map((name) => `"${name}"`).join(', ');

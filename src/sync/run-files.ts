@@ -7,6 +7,7 @@
  */
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import { isRetired } from './connector-identity.js';
 import type { StateStore } from './state/index.js';
 
 export interface RunFiles {
@@ -66,7 +67,7 @@ export function sweepRunFiles(
       const keepCompleted =
         dir === REJECTS_DIR ? !isOlderThan(path, options.nowMs - options.rejectsRetentionMs) || options.retainCompleted : options.retainCompleted;
       // A retired connector's runs (bridge state retire) have no connector of their own left to sweep them.
-      const ours = run !== undefined && (run.connector === connector || run.connector.startsWith('retired:'));
+      const ours = run !== undefined && (run.connector === connector || isRetired(run.connector));
       const over = ours && (run.state === 'failed' || (run.state === 'completed' && !keepCompleted));
       const unknown = run === undefined && isOlderThan(path, options.nowMs - UNKNOWN_GRACE_MS);
       if (over || unknown) {

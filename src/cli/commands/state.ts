@@ -5,12 +5,12 @@
  * without a watermark while such a name has deliveries to its Purview job (src/sync/connector-identity.ts).
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Command } from 'commander';
-import { destinationOf, leasePolicy } from '../../composition/index.js';
-import { type Config, type ConnectorConfig, loadConfig } from '../../config/index.js';
+import { bulkDownloadsDir, destinationOf, leasePolicy } from '../../composition/index.js';
+import { type Config, loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
+import { retiredName } from '../../sync/connector-identity.js';
 import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
 import { type ConnectorMove, openStateStore, type StateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
@@ -27,16 +27,14 @@ export function stateCommand(ctx: CliContext): Command {
     .action((from: string, to: string, flags: { config?: string }) => {
       const loaded = config(flags);
       refuseConfigured(loaded, from, `remove "${from}" from the config first (two connectors must not share one history)`);
-      if (!loaded.connectors.some((c) => c.name === to)) {
+      const connector = loaded.connectors.find((c) => c.name === to);
+      if (!connector) {
         throw new BridgeError(
           'BRG_ERR_CONNECTOR_STATE',
           `Connector "${to}" is not in the config; add it (renamed from "${from}") before moving "${from}"'s state to it.`,
-          {
-            details: { from, to },
-          },
+          { details: { from, to } },
         );
       }
-      const connector = loaded.connectors.find((c) => c.name === to) as ConnectorConfig;
       const moved = move(ctx, loaded, from, to, [from, to], { destination: destinationOf(connector), files: () => moveDownloads(loaded, from, to) });
       ctx.print(
         `Connector "${from}" is now "${to}": ${describe(moved)} moved. The next run of "${to}" goes on from ${moved.watermark ?? `where "${from}" stopped`}.`,
@@ -51,8 +49,10 @@ export function stateCommand(ctx: CliContext): Command {
     .action((from: string, flags: { config?: string }) => {
       const loaded = config(flags);
       refuseConfigured(loaded, from, `a connector in the config is not retired; remove "${from}" from the config first`);
-      const retired = `retired:${from}:${new Date(ctx.clock.now()).toISOString()}`;
-      const moved = move(ctx, loaded, from, retired, [from], { files: () => rmSync(downloadsOf(loaded, from), { recursive: true, force: true }) });
+      const retired = retiredName(from, ctx.clock.now());
+      const moved = move(ctx, loaded, from, retired, [from], {
+        files: () => rmSync(bulkDownloadsDir(loaded.stateDir, from), { recursive: true, force: true }),
+      });
       ctx.print(`Connector "${from}" is retired as "${retired}": ${describe(moved)} kept under that name.`);
     });
   return new Command('state')
@@ -101,11 +101,6 @@ function closeQuietly(store: StateStore): void {
   }
 }
 
-/** Where a connector's Bulk export downloads live (as src/composition/connector.ts builds the source). */
-function downloadsOf(config: Config, connector: string): string {
-  return join(config.stateDir, 'bulk', connector);
-}
-
 /**
  * The downloads follow the export checkpoint, inside the move's transaction and under both leases: a failure leaves
  * both where they were. Whatever is under the new name is not its own (the move checked it has no checkpoint): a dry
@@ -113,9 +108,9 @@ function downloadsOf(config: Config, connector: string): string {
  * export of the old name fetches them again and the new name's first export sweeps them.
  */
 function moveDownloads(config: Config, from: string, to: string): void {
-  const old = downloadsOf(config, from);
+  const old = bulkDownloadsDir(config.stateDir, from);
   if (!existsSync(old)) return;
-  const next = downloadsOf(config, to);
+  const next = bulkDownloadsDir(config.stateDir, to);
   rmSync(next, { recursive: true, force: true });
   renameSync(old, next);
 }

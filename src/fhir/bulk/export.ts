@@ -146,8 +146,10 @@ export class BulkExportJob {
     );
   }
 
-  /** Reads the error files once per export and reports them (counts and cleaned text: never a whole line). */
-  /** Reads and reports the export's error files once; returns how many OperationOutcomes they held. */
+  /**
+   * Reads the error files once per export and reports them (counts and cleaned text: never a whole line); returns how
+   * many OperationOutcomes they held, also when they were reported by an earlier run.
+   */
   async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<number> {
     const { http, store } = this.options;
     if (checkpoint.manifest.error.length === 0) return 0;

@@ -2,6 +2,7 @@ export { openStateStore } from './sqlite.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
   type ConnectorMove,
+  type ConnectorMoveOptions,
   type LeaseHolder,
   type LeaseOutcome,
   type LeaseStore,

@@ -8,15 +8,9 @@
 import type Database from 'better-sqlite3';
 import { BridgeError } from '../../errors.js';
 import type { LeaseRef } from '../../purview/ledger.js';
+import { connectorLeaseName } from '../lease.js';
 import type { SqliteLeaseStore } from './sqlite-lease.js';
-import type { ConnectorMove } from './types.js';
-
-export interface MoveOptions {
-  /** The Purview job the new name pushes to: the old name's deliveries, if any, must have gone there. */
-  readonly destination?: string;
-  /** Moves the connector's files (a Bulk export's downloads), inside the transaction. */
-  readonly files?: () => void;
-}
+import type { ConnectorMove, ConnectorMoveOptions } from './types.js';
 
 /** Ledger sources that are connectors, retired ones (`retired:…`) included: not a flat file's `file:…`. */
 const CONNECTOR_SOURCE = "s.key NOT LIKE 'file:%'";
@@ -70,7 +64,7 @@ export class SqliteConnectorMoves {
    * or when `to` already has state of its own (its finished runs excepted). `options.files` moves what lives outside
    * the database, last, inside the transaction: if it throws, nothing moved.
    */
-  move(from: string, to: string, leases: readonly LeaseRef[], options: MoveOptions = {}): ConnectorMove {
+  move(from: string, to: string, leases: readonly LeaseRef[], options: ConnectorMoveOptions = {}): ConnectorMove {
     return this.db
       .transaction((): ConnectorMove => {
         for (const lease of leases) this.leases.requireHeld(lease, `moving the state of connector "${from}"`);
@@ -108,7 +102,7 @@ export class SqliteConnectorMoves {
         this.stmt.dropRefusedRuns.run(to);
         for (const statement of this.stmt.moves) statement.run(to, from);
         if (old.source) this.stmt.renameSource.run(to, old.source.id);
-        this.stmt.moveBlockLeases.run(`connector:${to}`, `connector:${from}`);
+        this.stmt.moveBlockLeases.run(connectorLeaseName(to), connectorLeaseName(from));
         options.files?.();
         return {
           ...(old.watermark === undefined ? {} : { watermark: old.watermark }),

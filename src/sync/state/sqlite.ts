@@ -10,11 +10,12 @@ import type { Clock } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, LeaseRef, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
 import { MIGRATIONS } from './migrations.js';
-import { type MoveOptions, SqliteConnectorMoves } from './sqlite-connector-moves.js';
+import { SqliteConnectorMoves } from './sqlite-connector-moves.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
 import {
   type ConnectorMove,
+  type ConnectorMoveOptions,
   type LeaseHolder,
   type LeaseOutcome,
   type PossiblyDuplicated,
@@ -275,7 +276,7 @@ class SqliteStateStore implements StateStore {
     return this.moves.connectorsDeliveredTo(destination);
   }
 
-  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: MoveOptions): ConnectorMove {
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: ConnectorMoveOptions): ConnectorMove {
     return this.moves.move(from, to, leases, options);
   }
 

@@ -127,6 +127,13 @@ export interface ConnectorMove {
   readonly ledger: boolean;
 }
 
+export interface ConnectorMoveOptions {
+  /** The Purview job the new name pushes to: the old name's deliveries, if any, must have gone there. */
+  readonly destination?: string;
+  /** Moves the connector's files (a Bulk export's downloads), last, inside the transaction: if it throws, nothing moved. */
+  readonly files?: () => void;
+}
+
 export interface StateStore extends DeliveryLedger, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
@@ -183,6 +190,6 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    * Refuses (BRG_ERR_CONNECTOR_STATE) when `from` has a run in flight or nothing, when it pushed to another job than
    * `options.destination`, or when `to` has state of its own. `options.files` runs last inside the transaction.
    */
-  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: { destination?: string; files?: () => void }): ConnectorMove;
+  moveConnector(from: string, to: string, leases: readonly LeaseRef[], options?: ConnectorMoveOptions): ConnectorMove;
   close(): void;
 }
