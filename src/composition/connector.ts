@@ -214,6 +214,7 @@ export function buildFhirClient(
     cacheSize: f.referenceCacheSize,
     cacheTtlMs: f.referenceCacheTtlMs,
     clock: context.clock,
+    logger: context.logger,
   });
   return { client, resolver };
 }

@@ -5,11 +5,15 @@
  * `identifier=system|value`, then the `practitioner` of every PractitionerRole found. What the server does not
  * return is remembered as missing so it is not asked again; but a search answering 404/405 means the endpoint is
  * missing, not the resources, and stops the run (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected.
+ * Except for the types only the department column reads (Encounter, Location, Organization): a server that refuses
+ * them (403, as Epic answers an API the client's scope lacks) or does not offer them (404/405) leaves that optional
+ * cell empty, with one warning per type, instead of stopping every run over it (docs/mapping.md §5.6).
  * See: https://hl7.org/fhir/R4/search.html#id, https://hl7.org/fhir/R4/search.html#token, #escaping.
  */
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
 import {
   type IdentifierReference,
   identifierKey,
@@ -34,7 +38,16 @@ export interface ReferenceResolverOptions {
   /** After this a cached entry is fetched again by the next prefetch. Default 3600000 ms (1 h). */
   readonly cacheTtlMs?: number;
   readonly clock: Clock;
+  /** Where the warning for an unavailable optional type goes (see OPTIONAL_TYPES). */
+  readonly logger?: Logger;
 }
+
+/**
+ * Types fetched only for the department column (mapping/prefetch.ts): a cell no row is rejected for. Their lookups
+ * answering 403 or not being offered (404/405, or /metadata without read or search) mark the type unavailable for
+ * one cache TTL: its references count as missing without a request, and the logger says once which scope or API to add.
+ */
+const OPTIONAL_TYPES: ReadonlySet<string> = new Set(['Encounter', 'Location', 'Organization']);
 
 export interface ReferenceResolver extends ResourceLookup {
   /**
@@ -60,12 +73,21 @@ export interface PrefetchOptions {
 }
 
 export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
-  const cache = new TtlLruCache<FhirResource>(
-    positiveInteger('cacheSize', options.cacheSize ?? 20_000),
-    positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000),
-    options.clock,
-  );
-  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50));
+  const ttlMs = positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000);
+  const cache = new TtlLruCache<FhirResource>(positiveInteger('cacheSize', options.cacheSize ?? 20_000), ttlMs, options.clock);
+  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), {
+    clock: options.clock,
+    ttlMs,
+    ...(options.logger ? { logger: options.logger } : {}),
+  });
+}
+
+/** What marks an optional type unavailable: its lookups refused (403) or not offered (404/405, or not in /metadata). */
+function unavailableReason(error: unknown): string | undefined {
+  if (!(error instanceof BridgeError)) return undefined;
+  if (error.code === 'BRG_ERR_FHIR_NOT_SUPPORTED') return 'not-offered';
+  if (error.code === 'BRG_ERR_FHIR_HTTP' && error.details['status'] === 403) return 'forbidden';
+  return undefined;
 }
 
 class CachingResolver implements ReferenceResolver {
@@ -75,11 +97,14 @@ class CachingResolver implements ReferenceResolver {
   private readonly held = new Set<string>();
   /** Resource types whose server answered an identifier list with 400: their identifiers are searched one by one. */
   private readonly listsRefused = new Set<string>();
+  /** Optional types found unavailable, and until when (clock ms) their references count as missing unasked. */
+  private readonly unavailable = new Map<string, number>();
 
   constructor(
     private readonly client: FhirClient,
     private readonly cache: TtlLruCache<FhirResource>,
     private readonly batchSize: number,
+    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly logger?: Logger },
   ) {}
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
@@ -155,11 +180,42 @@ class CachingResolver implements ReferenceResolver {
 
   private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const byType = [...groupIdsByType(keys)];
-    const modes = await Promise.all(byType.map(([type]) => this.client.lookupMode(type, signal)));
-    const requests = byType.flatMap(([type, ids], i) =>
-      modes[i] === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal)),
-    );
+    return (await Promise.all(byType.map(([type, ids]) => this.fetchType(type, ids, signal)))).flat();
+  }
+
+  /** One type's ids, by `_id` batches or reads as /metadata says; an optional type that is unavailable is not asked. */
+  private async fetchType(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
+    if (!OPTIONAL_TYPES.has(type)) return this.lookUp(type, ids, signal);
+    if ((this.unavailable.get(type) ?? Number.NEGATIVE_INFINITY) > this.optional.clock.now()) return this.rememberMissing(type, ids);
+    try {
+      return await this.lookUp(type, ids, signal);
+    } catch (error) {
+      const reason = unavailableReason(error);
+      if (reason === undefined || signal?.aborted) throw error;
+      this.unavailable.set(type, this.optional.clock.now() + this.optional.ttlMs);
+      this.optional.logger?.warn(
+        { resourceType: type, reason, status: error instanceof BridgeError ? error.details['status'] : undefined },
+        `FHIR ${type} lookups are ${reason === 'forbidden' ? 'refused (HTTP 403: the access token lacks the scope)' : 'not offered by the server'}: ` +
+          `the department column stays empty where it needs a ${type}; add system/${type}.read to smart.scope and the ${type} API to the client at the EHR, or drop the department sources that read it (docs/mapping.md §5.6)`,
+      );
+      return this.rememberMissing(type, ids);
+    }
+  }
+
+  private async lookUp(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
+    const mode = await this.client.lookupMode(type, signal);
+    const requests =
+      mode === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal));
     return (await Promise.all(requests)).flat();
+  }
+
+  /** The ids not cached by a batch that got through before the refusal count as missing. */
+  private rememberMissing(type: string, ids: readonly string[]): FhirResource[] {
+    for (const id of ids) {
+      const key = referenceKey(type, id);
+      if (!this.cache.isFresh(key)) this.remember(key, undefined);
+    }
+    return [];
   }
 
   /** One `_id=a,b,c` search; ids the bundle lacks are remembered as missing. */

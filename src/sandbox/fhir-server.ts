@@ -79,6 +79,9 @@ const SEARCH_PARAMS: Readonly<Record<string, readonly string[]>> = {
   Patient: ['_id', 'identifier', ...PAGING],
   Practitioner: ['_id', 'identifier', ...PAGING],
   PractitionerRole: ['_id', 'identifier', ...PAGING],
+  // The department column's lookup. Location and Organization are deliberately not served: a server that does not
+  // offer a department type is one of the cases the bridge must carry on through (reference-resolver.ts).
+  Encounter: ['_id', 'identifier', ...PAGING],
 };
 
 interface Reply {
@@ -295,7 +298,7 @@ function wholeNumber(value: string | null): number | undefined {
 
 function capabilityStatement(context: ServerContext): Record<string, unknown> {
   const software = context.options.software ?? { name: 'Epic (bridge sandbox)', version: 'November 2026' };
-  const people = (['Patient', 'Practitioner', 'PractitionerRole'] as const).map(
+  const lookups = (['Patient', 'Practitioner', 'PractitionerRole', 'Encounter'] as const).map(
     (type): CapabilityStatementRestResource =>
       context.options.readOnlyTypes?.includes(type)
         ? { type, interaction: [{ code: 'read' }] }
@@ -337,7 +340,7 @@ function capabilityStatement(context: ServerContext): Record<string, unknown> {
           ],
           service: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/restful-security-service', code: 'SMART-on-FHIR' }] }],
         },
-        resource: context.options.listAuditEvent === false ? people : [auditEvent, ...people],
+        resource: context.options.listAuditEvent === false ? lookups : [auditEvent, ...lookups],
       },
     ],
   };
@@ -349,7 +352,7 @@ function smartConfiguration(context: ServerContext): Record<string, unknown> {
     token_endpoint: context.options.tokenUrl,
     grant_types_supported: ['client_credentials', 'authorization_code'],
     token_endpoint_auth_methods_supported: ['private_key_jwt', 'client_secret_basic'],
-    scopes_supported: ['system/AuditEvent.read', 'system/Patient.read', 'system/Practitioner.read', 'system/PractitionerRole.read'],
+    scopes_supported: ['system/AuditEvent.read', 'system/Patient.read', 'system/Practitioner.read', 'system/PractitionerRole.read', 'system/Encounter.read'],
     capabilities: ['client-confidential-asymmetric', 'permission-v1'],
   };
 }

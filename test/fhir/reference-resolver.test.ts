@@ -1,6 +1,9 @@
+import type { FhirResource } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createReferenceResolver } from '../../src/fhir/index.js';
 import { identifierKey } from '../../src/reference-keys.js';
+import { rejectionOf } from '../support/error-of.js';
+import { linesLogger } from '../support/log-lines.js';
 import { allResources, buildFixtures, EMP_SYSTEM, type FixtureServer, startFixtureServer } from './support.js';
 
 let fixture: FixtureServer | undefined;
@@ -228,5 +231,73 @@ describe('reference resolver', () => {
     await resolver.prefetch({ keys: ['Patient/pt-1', 'Patient/pt-2'], identifiers: [] });
     expect(resolver.get('Patient/pt-0')).toBeUndefined();
     expect(resolver.get('Patient/pt-2')?.id).toBe('pt-2');
+  });
+});
+
+describe('reference resolver: the department lookups a server refuses or does not offer', () => {
+  const DEFAULT_SCOPE = 'AuditEvent.read Patient.read Practitioner.read';
+  const encounter = (id: string, patient: string): FhirResource =>
+    ({
+      resourceType: 'Encounter',
+      id,
+      status: 'finished',
+      class: { code: 'AMB' },
+      subject: { reference: `Patient/${patient}` },
+      serviceProvider: { display: 'Cardiology' },
+    }) as FhirResource;
+
+  it('an Encounter refused 403 (scope) counts as missing, warns once naming the scope to add, and is not asked again until the cache TTL', async () => {
+    fixture = await startFixtureServer([
+      ...allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })),
+      encounter('enc-1', 'pt-0'),
+      encounter('enc-2', 'pt-1'),
+    ]);
+    fixture.tokens.scope = DEFAULT_SCOPE;
+    const lines: string[] = [];
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, cacheTtlMs: 60_000, logger: linesLogger(lines) });
+
+    await resolver.prefetch({ keys: ['Patient/pt-0', 'Encounter/enc-1', 'Practitioner/pr-0'], identifiers: [] });
+    expect(resolver.get('Patient/pt-0')?.id).toBe('pt-0');
+    expect(resolver.get('Practitioner/pr-0')?.id).toBe('pr-0');
+    expect(resolver.get('Encounter/enc-1')).toBeUndefined();
+    expect(fixture.requestsFor('Encounter').map((request) => request.status)).toEqual([403]);
+    const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string; resourceType?: string; reason?: string });
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, resourceType: 'Encounter', reason: 'forbidden' });
+    expect(warnings[0]?.msg).toContain('add system/Encounter.read to smart.scope');
+
+    // Another encounter in the next page: not asked, no second warning.
+    await resolver.prefetch({ keys: ['Encounter/enc-2', 'Patient/pt-1'], identifiers: [] });
+    expect(fixture.requestsFor('Encounter')).toHaveLength(1);
+    expect(resolver.get('Patient/pt-1')?.id).toBe('pt-1');
+    expect(lines).toHaveLength(1);
+
+    // The scope is granted now; after one TTL the type is asked again and found.
+    fixture.tokens.scope = `${DEFAULT_SCOPE} Encounter.read`;
+    await fixture.clock.sleep(60_001);
+    await resolver.prefetch({ keys: ['Encounter/enc-2'], identifiers: [] });
+    expect(fixture.requestsFor('Encounter').map((request) => request.status)).toEqual([403, 200]);
+    expect(resolver.get('Encounter/enc-2')?.id).toBe('enc-2');
+  });
+
+  it('a Location the server does not offer (404) counts as missing with a warning; the run is not stopped', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 1, practitioners: 1 })));
+    const lines: string[] = [];
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger(lines) });
+    await resolver.prefetch({ keys: ['Location/ward-7', 'Patient/pt-0'], identifiers: [] });
+    expect(resolver.get('Location/ward-7')).toBeUndefined();
+    expect(resolver.get('Patient/pt-0')?.id).toBe('pt-0');
+    expect(fixture.requestsFor('Location').map((request) => request.status)).toEqual([404]);
+    expect(lines.map((line) => JSON.parse(line) as { resourceType?: string; reason?: string })).toMatchObject([
+      { resourceType: 'Location', reason: 'not-offered' },
+    ]);
+  });
+
+  it('a Practitioner refused 403 still stops the prefetch: the user is no optional cell', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 1, practitioners: 1 })));
+    fixture.tokens.scope = 'AuditEvent.read Patient.read';
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    const error = await rejectionOf(resolver.prefetch({ keys: ['Practitioner/pr-0', 'Patient/pt-0'], identifiers: [] }));
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Practitioner' } });
   });
 });

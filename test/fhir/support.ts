@@ -75,6 +75,8 @@ export class RevocableTokens implements TokenSource {
   readonly valid = new Set<string>();
   readonly invalidated: Array<string | undefined> = [];
   issued = 0;
+  /** When set, the scope every valid token grants: the server then enforces it per resource type (403 insufficient_scope). */
+  scope: string | undefined;
   private current: string | undefined;
 
   async getToken(): Promise<string> {
@@ -95,7 +97,10 @@ export class RevocableTokens implements TokenSource {
     this.valid.clear();
   }
 
-  readonly verify = (token: string): boolean => this.valid.has(token);
+  readonly verify = (token: string): boolean | { scope: string } => {
+    if (!this.valid.has(token)) return false;
+    return this.scope === undefined ? true : { scope: this.scope };
+  };
 }
 
 export interface FixtureServer {

@@ -130,7 +130,7 @@ describe('sandbox FHIR server imitating Epic public', () => {
     try {
       const statement = (await (await fetch(`${quiet.baseUrl}/metadata`)).json()) as CapabilityStatement;
       expect(statement.software).toEqual({ name: 'Epic', version: 'Aug 2025' });
-      expect(statement.rest?.[0]?.resource?.map((resource) => resource.type)).toEqual(['Patient', 'Practitioner', 'PractitionerRole']);
+      expect(statement.rest?.[0]?.resource?.map((resource) => resource.type)).toEqual(['Patient', 'Practitioner', 'PractitionerRole', 'Encounter']);
       expect((await fetch(`${quiet.baseUrl}/AuditEvent`, { headers: { authorization: 'Bearer x' } })).status).toBe(404);
     } finally {
       await quiet.close();
