@@ -6,19 +6,21 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { DELIMITER_INPUTS, encodingName } from '../connector-file/index.js';
+import { INSECURE_ENDPOINT, isSecureOrLocal } from './endpoints.js';
+import { ENV_VAR_NAME } from './secrets.js';
 
 const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 
 /** A secret is referenced, never inlined: `{ env: NAME }` or `{ file: path }`. */
 export const secretRef = z
   .union([
-    z.object({ env: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
+    z.object({ env: z.string().regex(ENV_VAR_NAME, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
     z.object({ file: z.string().min(1) }).strict(),
   ])
   .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');
 
-/** Endpoints are HTTP(S) only: anything else (ftp://, file://) is refused at load, not at the first request. */
-const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' });
+/** Endpoints are HTTPS (config/endpoints.ts), refused at load rather than at the first request; ftp://, file:// never. */
+const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).refine(isSecureOrLocal, { error: INSECURE_ENDPOINT });
 
 function isTimeZone(zone: string): boolean {
   try {

@@ -3,8 +3,18 @@ import { readFileSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
 import type { SecretRef } from './schema.js';
 
+/** What an environment variable reference may name. Anything else may be the secret itself, pasted by mistake. */
+export const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
+
 export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string): string {
   if ('env' in ref) {
+    if (!ENV_VAR_NAME.test(ref.env)) {
+      // Not echoed: a value that is no variable name is likely the secret (`--app-secret-env <the secret>`).
+      throw new BridgeError(
+        'BRG_ERR_CONFIG_INVALID',
+        `${what}: the environment variable name given is not one (upper-case letters, digits and _ only, such as PURVIEW_APP_SECRET). Pass the variable's name, never the secret itself; if it was the secret, rotate it.`,
+      );
+    }
     const value = env[ref.env];
     if (!value) {
       throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', `${what}: environment variable ${ref.env} is not set.`, {

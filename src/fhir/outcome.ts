@@ -23,6 +23,7 @@ export function httpFailureOf(error: unknown): HttpFailure | undefined {
 }
 
 interface OutcomeIssue {
+  readonly code?: unknown;
   readonly diagnostics?: unknown;
   readonly details?: { readonly text?: unknown; readonly coding?: ReadonlyArray<{ readonly code?: unknown }> };
 }
@@ -46,6 +47,16 @@ export function outcomeText(data: unknown, max: number = MAX_OUTCOME_TEXT): stri
 /** Every `issue.details.coding.code`, e.g. Epic's '4113' (docs/epic-smart.md §6.2, §6.3). */
 export function outcomeCodes(data: unknown): string[] {
   return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (typeof coding.code === 'string' ? [coding.code] : [])));
+}
+
+/**
+ * Each issue's type (`issue.code`, e.g. `processing`, `not-found`) and details codes: tokens from value sets, never
+ * free text, so they may be logged where diagnostics may not (a name survives any scrubbing). Anything not shaped like
+ * a code is left out.
+ */
+export function issueCodes(data: unknown): string[] {
+  const token = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z0-9._-]{1,40}$/.test(value);
+  return [...issuesOf(data).flatMap((issue) => (token(issue.code) ? [issue.code] : [])), ...outcomeCodes(data).filter(token)];
 }
 
 /** The OperationOutcome text, or a cleaned excerpt of a body that is not one. */

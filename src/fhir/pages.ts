@@ -8,6 +8,7 @@
 import type { Bundle, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { PageUrls } from './loop-guard.js';
+import { searchValueParts } from './search-escape.js';
 import { type FhirCall, foreignLinkError, safeOrigin, type Transport } from './transport.js';
 
 export type SearchParams = Record<string, string | string[]>;
@@ -23,7 +24,13 @@ export async function* searchPages(
   // Array values repeat their parameter (`date=ge…&date=lt…`): fhir-kit-client appends each to URLSearchParams.
   let call: FhirCall = (fkc, options) => fkc.search({ resourceType, searchParams: params, options });
   // The parameters' values (identifier lists carry MRNs and logins), blanked if an error answer echoes them.
-  const sent = Object.values(params).flatMap((value) => (Array.isArray(value) ? value : [value]).flatMap((text) => [text, ...text.split(/[,|]/)]));
+  const sent = [
+    ...new Set(
+      Object.values(params).flatMap((value) =>
+        (Array.isArray(value) ? value : [value]).flatMap((text) => [text, ...text.split(/[,|]/), ...searchValueParts(text)]),
+      ),
+    ),
+  ];
   for (let page = 1; ; page++) {
     const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page', sent }, call, signal);
     const bundle = asBundle(reply.data, resourceType);

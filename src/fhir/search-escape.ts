@@ -14,3 +14,24 @@ export function escapeSearchValue(text: string): string {
 export function tokenValue(system: string | undefined, value: string): string {
   return system === undefined ? escapeSearchValue(value) : `${escapeSearchValue(system)}|${escapeSearchValue(value)}`;
 }
+
+/**
+ * The values of a list or token as the server reads them: split on the `,` and `|` that are not escaped, each part
+ * unescaped. An error answer echoes these (`CORP\jdoe`), not the escaped text that was sent (`CORP\\jdoe`).
+ */
+export function searchValueParts(text: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  for (let index = 0; index < text.length; index += 1) {
+    const c = text[index] as string;
+    if (c === '\\' && index + 1 < text.length) {
+      index += 1;
+      current += text[index];
+    } else if (c === ',' || c === '|') {
+      parts.push(current);
+      current = '';
+    } else current += c;
+  }
+  parts.push(current);
+  return parts;
+}

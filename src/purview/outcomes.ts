@@ -20,7 +20,10 @@ export class UploadStatusError extends Error {
   readonly retryAfterMs: number | undefined;
 
   constructor(response: Omit<BlockResponse, 'bodySent'>, nowMs: number) {
-    super(`HTTP ${response.status}${response.statusText ? ` ${response.statusText}` : ''}`);
+    // The standard reason phrase, not the one sent: this message is the retry reason, logged and in the run log, and a
+    // phrase is whatever the server (or a proxy) put there.
+    const phrase = STATUS_CODES[response.status];
+    super(`HTTP ${response.status}${phrase ? ` ${phrase}` : ''}`);
     this.status = response.status;
     this.statusText = response.statusText;
     this.body = response.body;
@@ -58,10 +61,9 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
   }
   if (!(error instanceof UploadStatusError)) return error;
   if (isTransientStatus(error.status)) {
-    // Not error.message: it carries the server's reason phrase as sent. The standard phrase, then Purview's words.
+    // The standard phrase (error.message), then Purview's words.
     const said = purviewSaid(error);
-    const phrase = STATUS_CODES[error.status];
-    return unavailable(`HTTP ${error.status}${phrase ? ` ${phrase}` : ''}${said ? ` "${said}"` : ''}`, block, error);
+    return unavailable(`${error.message}${said ? ` "${said}"` : ''}`, block, error);
   }
   const where = `block ${block.index} of this push (job ${block.jobId})`;
   const said = purviewSaid(error);

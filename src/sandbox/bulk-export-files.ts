@@ -93,6 +93,8 @@ export interface StreamOptions {
   readonly gzip: boolean;
   /** Replace line `line` (1-based) with a resource of another type (the bad-line fault). */
   readonly badLine?: number | undefined;
+  /** Default 200. */
+  readonly status?: number;
 }
 
 /** Writes NDJSON lines to the response with backpressure; stops when the client goes away. */
@@ -101,7 +103,7 @@ export async function streamNdjson(
   pages: AsyncIterable<readonly unknown[]> | Iterable<readonly unknown[]>,
   options: StreamOptions,
 ): Promise<void> {
-  res.writeHead(200, { 'content-type': 'application/fhir+ndjson', ...(options.gzip ? { 'content-encoding': 'gzip' } : {}) });
+  res.writeHead(options.status ?? 200, { 'content-type': 'application/fhir+ndjson', ...(options.gzip ? { 'content-encoding': 'gzip' } : {}) });
   const gzip = options.gzip ? createGzip({ level: 1 }) : undefined;
   if (gzip) gzip.pipe(res);
   const out = gzip ?? res;

@@ -45,6 +45,8 @@ export interface BulkExportSettings {
   fileDelayMs: number;
   /** The status URL answers 500 with a non-transient OperationOutcome: the export failed. */
   failJobs: boolean;
+  /** The status files answer with (their NDJSON body unchanged): 203 is what a rewriting proxy sends. Default 200. */
+  fileStatus: number;
 }
 
 export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
@@ -61,6 +63,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   badLine: undefined,
   fileDelayMs: 0,
   failJobs: false,
+  fileStatus: 200,
   types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'],
   groupIds: ['sandbox-all'],
 };
@@ -257,7 +260,7 @@ export function createBulkExport(options: {
       record(410);
       return { status: 410, body: outcome('expired', 'The export files have expired; start a new export') };
     }
-    record(200);
+    record(settings.fileStatus);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
     if (name === 'error') {
       const lines = Array.from({ length: settings.errorLines }, (_, i) => outcome('processing', `Sandbox: resource ${i + 1} could not be exported`));
@@ -268,7 +271,11 @@ export function createBulkExport(options: {
     const first = job.files.findIndex((f) => f.type === spec.type) === Number(name);
     const badLine = settings.badLine?.type === spec.type && first ? settings.badLine.line : undefined;
     const selection = { since: job.since, until: Date.parse(job.transactionTime) };
-    return { status: 200, body: null, stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine }) };
+    return {
+      status: 200,
+      body: null,
+      stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine, status: settings.fileStatus }),
+    };
   };
 
   const foreignOrigin = async (): Promise<string> => {

@@ -137,6 +137,28 @@ describe('errors that say what, never a secret', () => {
     );
     const fileIngest = { connectors: [{ ...minimal.connectors[0], purview: { ...minimal.connectors[0]?.purview, ingestionBase: 'file:///etc/passwd' } }] };
     expect(errorOf(() => loadConfig({ base: fileIngest, env: {} })).message).toContain('purview.ingestionBase');
+    // Plain http carries assertions, tokens and PHI in the clear: only to this machine.
+    const base = minimal.connectors[0];
+    const overHttp = (section: 'fhir' | 'smart' | 'purview', key: string, url: string) => ({
+      connectors: [{ ...base, [section]: { ...base?.[section], [key]: url } }],
+    });
+    for (const [section, key] of [
+      ['fhir', 'baseUrl'],
+      ['smart', 'tokenUrl'],
+      ['smart', 'jku'],
+      ['purview', 'authorityHost'],
+      ['purview', 'ingestionBase'],
+    ] as const) {
+      // (A key named like a secret, tokenUrl, does not show its value.)
+      expect(errorOf(() => loadConfig({ base: overHttp(section, key, 'http://ehr.example.org/x'), env: {} })).message).toMatch(
+        new RegExp(
+          `connectors\\.0\\.${section}\\.${key}: got ("http://ehr\\.example\\.org/x"|\\[not shown\\]); expected an https:// URL: plain http only to this machine`,
+        ),
+      );
+      for (const local of ['http://127.0.0.1:8080/x', 'http://localhost:8080/x', 'http://[::1]:8080/x', 'https://ehr.example.org/x']) {
+        expect(() => loadConfig({ base: overHttp(section, key, local), env: {} }), `${section}.${key} ${local}`).not.toThrow();
+      }
+    }
   });
 });
 

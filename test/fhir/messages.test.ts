@@ -8,9 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { createFhirClient } from '../../src/fhir/index.js';
 import { outcomeText } from '../../src/fhir/outcome.js';
+import { tokenValue } from '../../src/fhir/search-escape.js';
 import { quoteUpstreamText } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
-import { toPushError, UploadStatusError } from '../../src/purview/outcomes.js';
+import { classifyUploadFailure, toPushError, UploadStatusError } from '../../src/purview/outcomes.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { RevocableTokens } from './support.js';
 
@@ -112,6 +113,32 @@ describe('FHIR error messages', () => {
     }
   });
 
+  it('blanks values the search had to escape where the answer echoes them unescaped (a backslash login, a comma in a value)', async () => {
+    server = createServer((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/fhir+json' });
+      res.end(
+        JSON.stringify({
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'invalid', diagnostics: 'No unique Practitioner for CORP\\jdoe nor for Smith, Ann nor E1234|X' }],
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
+    const identifier = ['CORP\\jdoe', 'Smith, Ann', 'E1234|X'].map((value) => tokenValue('urn:oid:1.2.3', value)).join(',');
+    const error: unknown = await (async () => {
+      for await (const page of fhir.searchPages('Practitioner', { identifier })) expect(page).toBeUndefined();
+    })().catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(BridgeError);
+    const failure = error as BridgeError;
+    expect(failure.message).toContain('No unique Practitioner for [sent] nor for [sent] nor [sent]');
+    for (const text of [failure.message, JSON.stringify(failure.details)]) {
+      expect(text).not.toMatch(/jdoe|Smith|E1234/);
+    }
+  });
+
   it('cleans upstream text: tags, tokens, JWTs, person ids in paths', () => {
     expect(quoteUpstreamText('<b>Bearer abc.def-123</b> eyJa.eyJb.sig Patient/e8Xk2 Practitioner/12')).toBe('"Bearer [token] [jwt] Patient/… Practitioner/…"');
     expect(quoteUpstreamText('  \n ')).toBe('an empty body');
@@ -155,5 +182,8 @@ describe('upstream words inside error messages', () => {
       for (const secret of ['E4521', 'Smithers', 'Elm Street', 'Springfield', 'jdoe']) expect(failed.message, `${status} ${statusText}`).not.toContain(secret);
       expect(failed.message).toContain('Invalid row: 11/01/2026 10:00:00');
     }
+    // The retry reason (logged, in the run log and the CLI's retry lines) takes the standard phrase, not the one sent.
+    const verdict = classifyUploadFailure(new UploadStatusError({ status: 503, statusText: csvRow, retryAfter: undefined, body: '' }, 0), { unauthorized: 0 });
+    expect(verdict).toMatchObject({ retry: true, reason: 'HTTP 503 Service Unavailable' });
   });
 });

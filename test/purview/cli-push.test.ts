@@ -150,6 +150,11 @@ describe('bridge push', () => {
     expect(flag.message).toContain('PURVIEW_APP_SECRET');
     const missing = await rejectionOf(bridgePush([...appArgs(app, file), '--app-secret-env', 'MY_SECRET']));
     expect([missing.code, missing.message]).toEqual(['BRG_ERR_CONFIG_SECRET_MISSING', 'the Purview app secret: environment variable MY_SECRET is not set.']);
+    // The secret itself passed where its variable's name belongs: refused without echoing it.
+    const pasted = await rejectionOf(bridgePush([...appArgs(app, file), '--app-secret-env', app.secret]));
+    expect(pasted.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(`${pasted.message} ${JSON.stringify(pasted.details)}`).not.toContain(app.secret);
+    expect(pasted.message).toContain('never the secret itself');
     const wrong = await rejectionOf(bridgePush(appArgs(app, file), { PURVIEW_APP_SECRET: 'not-the-secret' }));
     expect([wrong.code, wrong.exitCode]).toEqual(['BRG_ERR_PURVIEW_AUTH', 5]);
   });
@@ -191,5 +196,16 @@ describe('bridge push', () => {
     // Blocks larger than the documented 100K rows are a size the service was never shown to take.
     const large = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '100001']));
     expect([large.exitCode, large.message]).toEqual([2, '--block-rows must be a whole number from 1 to 100000, got "100001".']);
+  });
+
+  it('refuses an endpoint override in plain http to another machine: the token and the rows would cross the network in the clear', async () => {
+    const args = ['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f'];
+    for (const flag of ['--ingestion-base', '--authority-host']) {
+      const error = await rejectionOf(bridgePush([...args, flag, 'http://ingest.example.org']));
+      expect([error.code, error.exitCode]).toEqual(['BRG_ERR_CONFIG_INVALID', 2]);
+      expect(error.message).toContain(`${flag} must be an https:// URL: plain http only to this machine`);
+      const ftp = await rejectionOf(bridgePush([...args, flag, 'ftp://ingest.example.org']));
+      expect(ftp.message).toBe(`${flag} must be an https:// URL, got "ftp://ingest.example.org".`);
+    }
   });
 });

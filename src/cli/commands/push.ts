@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import { Command, Option } from 'commander';
 import { type Clock, systemClock } from '../../clock.js';
 import { leasePolicy } from '../../composition/index.js';
+import { INSECURE_ENDPOINT, isSecureOrLocal } from '../../config/endpoints.js';
 import { readSecret } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
@@ -100,8 +101,8 @@ export function pushCommand(deps: PushCommandDeps): Command {
     .addOption(new Option('--block-rows <n>', 'rows per block').argParser(positiveInt).default(DEFAULT_BLOCK_ROWS))
     .addOption(new Option('--schema <schema>', 'connector schema whose mandatory columns the header must name').choices(['epic', 'healthcare']).default('epic'))
     .option('--state-dir <dir>', 'where the block ledger and the normalised spool live', 'state')
-    .option('--authority-host <url>', "override the cloud's Entra ID host (e.g. the sandbox)")
-    .option('--ingestion-base <url>', "override the cloud's ingestion host (e.g. the sandbox)")
+    .addOption(new Option('--authority-host <url>', "override the cloud's Entra ID host (e.g. the sandbox)").argParser((v) => endpoint(v, '--authority-host')))
+    .addOption(new Option('--ingestion-base <url>', "override the cloud's ingestion host (e.g. the sandbox)").argParser((v) => endpoint(v, '--ingestion-base')))
     .option('--resource <uri>', `token resource (default ${DEFAULT_RESOURCE})`)
     .option('--ca-file <file>', 'extra CA (PEM) to trust for these requests only (the sandbox)')
     .addOption(
@@ -309,6 +310,13 @@ function readFlagFile(path: string, flag: string): string {
 function positiveInt(value: string): number {
   // Microsoft's connector documentation describes 100K-row blocks; larger ones are a size the service was never shown to take.
   return wholeNumber(value, '--block-rows', 1, 100_000);
+}
+
+/** An endpoint override: http(s), and https unless it is this machine (config/endpoints.ts). */
+function endpoint(value: string, flag: string): string {
+  if (!/^https?:\/\//i.test(value) || !URL.canParse(value)) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${flag} must be an https:// URL, got "${value}".`);
+  if (!isSecureOrLocal(value)) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${flag} must be ${INSECURE_ENDPOINT}; got "${value}".`);
+  return value;
 }
 
 function wholeNumber(value: string, flag: string, min: number, max: number): number {

@@ -8,7 +8,7 @@
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../../errors.js';
-import { outcomeText } from '../outcome.js';
+import { issueCodes } from '../outcome.js';
 import {
   type CheckpointStore,
   type ExportCheckpoint,
@@ -33,7 +33,7 @@ export type BulkExportEvent =
   | { readonly type: 'progress'; readonly progress: string }
   | { readonly type: 'manifest'; readonly files: number; readonly transactionTime: string; readonly deleted: number }
   | { readonly type: 'downloaded'; readonly file: string; readonly bytes: number }
-  | { readonly type: 'export-errors'; readonly outcomes: number; readonly samples: readonly string[] }
+  | { readonly type: 'export-errors'; readonly outcomes: number; readonly codes: Readonly<Record<string, number>> }
   | { readonly type: 'restart'; readonly reason: string }
   /**
    * Not the watermark as `_since`: it came from an export of another scope (server, level or Group). `since`: as far
@@ -57,6 +57,8 @@ export type ReadyExport = ExportCheckpoint & { readonly manifest: ExportManifest
 
 /** A server that keeps forgetting its exports while we poll must not be asked forever. */
 const MAX_GONE = 3;
+/** Distinct issue codes counted in an export's error report; more are left out of the tally (not of the count). */
+const MAX_REPORTED_CODES = 20;
 
 export class BulkExportJob {
   constructor(readonly options: BulkExportJobOptions) {}
@@ -147,7 +149,8 @@ export class BulkExportJob {
   }
 
   /**
-   * Reads the error files once per export and reports them (counts and cleaned text: never a whole line); returns how
+   * Reads the error files once per export and reports them (counts per issue code: never their text, whose diagnostics
+   * may name the patient a resource belongs to, scrubbed or not); returns how
    * many OperationOutcomes they held, also when they were reported by an earlier run.
    */
   async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<number> {
@@ -155,7 +158,7 @@ export class BulkExportJob {
     if (checkpoint.manifest.error.length === 0) return 0;
     if (checkpoint.errorsReported) return checkpoint.errorOutcomes ?? 0;
     let outcomes = 0;
-    const samples: string[] = [];
+    const codes: Record<string, number> = {};
     for (const [i, file] of checkpoint.manifest.error.entries()) {
       const label = fileLabel(file, i, checkpoint.manifest.error.length).replace(/^\S+ file/, 'error file');
       const path = this.pathOf(checkpoint, `error-${i}`);
@@ -167,18 +170,18 @@ export class BulkExportJob {
           if (text.trim() === '') continue;
           const outcome = parseLine<unknown>(text, 'OperationOutcome', label, lines.first + k);
           outcomes += 1;
-          // outcomeText is already scrubbed of anything that may identify a person.
-          const said = outcomeText(outcome, 200);
-          if (said && samples.length < 5) samples.push(said);
+          for (const code of new Set(issueCodes(outcome))) {
+            if (code in codes || Object.keys(codes).length < MAX_REPORTED_CODES) codes[code] = (codes[code] ?? 0) + 1;
+          }
         }
       }
       rmSync(path, { force: true });
     }
     http.options.logger.warn(
-      { outcomes, files: checkpoint.manifest.error.length, samples },
+      { outcomes, files: checkpoint.manifest.error.length, codes },
       'the FHIR server reported errors for this export (its error files); those resources were not exported',
     );
-    this.emit({ type: 'export-errors', outcomes, samples });
+    this.emit({ type: 'export-errors', outcomes, codes });
     const current = loadCheckpoint(store);
     if (current?.id === checkpoint.id) saveCheckpoint(store, { ...current, errorsReported: true, errorOutcomes: outcomes });
     return outcomes;

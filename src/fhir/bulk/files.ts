@@ -70,6 +70,11 @@ export async function requestExportFile(
     await reply.body.dump();
     throw new ExportExpiredError(reply.status, label);
   }
+  if (reply.status > 200 && reply.status < 300) {
+    // A 2xx other than 200 (a rewriting proxy's 203, a 206 range) carries export lines: never read into an error.
+    await reply.body.dump();
+    throw exportFileError(`${label} answered HTTP ${reply.status} instead of 200; its body was not read`, reply.status);
+  }
   if (reply.status !== 200) throw new BulkHttpError(reply.status, reply.headers, await http.readBody(reply));
   const encoding = (headerOf(reply.headers, 'content-encoding') ?? 'identity').trim().toLowerCase();
   if (encoding !== 'gzip' && encoding !== 'identity') {

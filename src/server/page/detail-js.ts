@@ -54,7 +54,7 @@ export const DETAIL_JS = String.raw`(() => {
         h('div', {}, h('h3', {}, 'Skipped events by reason'), reasonTable(d.skipReasons, 'None.'),
           h('h3', {}, 'Rejected rows by reason'), reasonTable(d.rejectReasons, 'None.'),
           d.possiblyDuplicatedBlocks && d.possiblyDuplicatedBlocks.length ? [h('h3', {}, 'Possibly duplicated blocks'), h('p', {}, d.possiblyDuplicatedBlocks.join(', '))] : null,
-          d.unexported ? [h('h3', {}, 'Not exported by the server'), h('p', {}, int(d.unexported), ' resource(s) the FHIR server reported it could not export (its error files; the log has samples). They are not in Purview.')] : null),
+          d.unexported ? [h('h3', {}, 'Not exported by the server'), h('p', {}, int(d.unexported), ' resource(s) the FHIR server reported it could not export (its error files; the log counts them per issue code). They are not in Purview.')] : null),
         h('div', {}, h('h3', {}, 'Column fill'), fillTable(d.fill))),
       h('p', { class: 'muted small' }, rejectsNote(run)),
     ];

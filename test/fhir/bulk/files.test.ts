@@ -50,7 +50,7 @@ describe('manifest', () => {
     ).toEqual(['3', '4', '0', '1', '2']);
   });
 
-  it('reads the error files and reports their OperationOutcomes (counted, cleaned), then maps the rest', async () => {
+  it('reads the error files and reports their OperationOutcomes (counted per issue code, never their text), then maps the rest', async () => {
     f.bulk.errorLines = 3;
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
@@ -59,9 +59,11 @@ describe('manifest', () => {
     expect(harness.events.find((e) => e.type === 'export-errors')).toEqual({
       type: 'export-errors',
       outcomes: 3,
-      samples: ['Sandbox: resource 1 could not be exported', 'Sandbox: resource 2 could not be exported', 'Sandbox: resource 3 could not be exported'],
+      codes: { processing: 3 },
     });
     expect(lines.some((l) => l.includes('the FHIR server reported errors for this export') && l.includes('"outcomes":3'))).toBe(true);
+    // Only codes: diagnostics may name the patient a resource belongs to, and no scrubbing catches every name.
+    expect(lines.join('\n')).not.toContain('could not be exported');
     expect(log().downloads.filter((d) => d.file === 'error')).toHaveLength(1);
     // The run records them: the watermark moves past them.
     expect(harness.source.unexported()).toBe(3);
@@ -113,6 +115,20 @@ describe('downloads', () => {
         .downloads.slice(downloads)
         .every((d) => d.origin === 'fhir' && !d.authorization),
     ).toBe(true);
+  });
+
+  it('refuses a file answered 203 (a rewriting proxy) without reading its lines into the error', async () => {
+    f.bulk.fileStatus = 203;
+    f.bulk.gzip = false;
+    const error = await f
+      .source()
+      .read()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BridgeError);
+    const failure = error as BridgeError;
+    expect(failure.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(failure.message).toContain('answered HTTP 203 instead of 200; its body was not read');
+    expect(`${failure.message} ${JSON.stringify(failure.details)}`).not.toMatch(/MRN\d|"Patient"|pt-\d/);
   });
 
   it('accepts gzip (stored compressed, inflated while read) and identity alike', async () => {
