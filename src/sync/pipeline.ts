@@ -333,6 +333,7 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
     counts,
     ...(contiguous ? { watermark: run.until } : {}),
     pruneSeenBeforeMs: Date.parse(run.until) - 2 * deps.window.overlapMs,
+    destination: deps.target.destination,
   });
   const watermark = deps.store.getWatermark(deps.connector);
   if (watermark)

@@ -138,6 +138,7 @@ class Deduplicator {
       inOverlap.length > 0
         ? this.deps.store.seenEvents(
             this.deps.connector,
+            this.deps.target.destination,
             inOverlap.map((e) => e.key),
           )
         : new Set<string>();

@@ -16,6 +16,10 @@ function fresh(): { dir: string; store: StateStore } {
   return { dir, store };
 }
 
+/** Two Purview jobs (destinationKey form). */
+const JOB_A = 'https://ingest|t|job-a';
+const JOB_B = 'https://ingest|t|job-b';
+
 const run = (id: string, over: Partial<RunRecord> = {}): RunRecord => ({
   id,
   connector: 'main',
@@ -37,7 +41,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(5);
+    expect(db.pragma('user_version', { simple: true })).toBe(6);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -49,12 +53,12 @@ describe('SQLite state store', () => {
       { key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') },
     ]);
     expect(s.getWatermark('main')).toBeUndefined();
-    expect(s.seenEvents('main', ['e1|'])).toEqual(new Set());
+    expect(s.seenEvents('main', JOB_A, ['e1|'])).toEqual(new Set());
     expect(s.findUnfinishedRun('main')?.id).toBe('r1');
 
     s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 3 }, watermark: '2026-11-23T00:00:00.000Z' });
     expect(s.getWatermark('main')).toBe('2026-11-23T00:00:00.000Z');
-    expect(s.seenEvents('main', ['e1|', 'e2|'])).toEqual(new Set(['e1|']));
+    expect(s.seenEvents('main', JOB_A, ['e1|', 'e2|'])).toEqual(new Set(['e1|']));
     // Issue #14.3: a completed run no longer carries the error of an earlier attempt.
     expect(s.getRun('r1')).toMatchObject({ state: 'completed', counts: { rows: 3 }, finishedAt: '2026-11-23T00:00:00.000Z' });
     expect(s.getRun('r1')?.error).toBeUndefined();
@@ -79,7 +83,32 @@ describe('SQLite state store', () => {
     s.beginPush('r1', { spoolPath: '/tmp/x.txt' }, [good]);
     expect(s.getRun('r1')).toMatchObject({ state: 'pushing', spoolPath: '/tmp/x.txt' });
     s.completeRun('r1', { counts: { ...ZERO_COUNTS } });
-    expect(s.seenEvents('main', ['e1|'])).toEqual(new Set(['e1|']));
+    expect(s.seenEvents('main', JOB_A, ['e1|'])).toEqual(new Set(['e1|']));
+  });
+
+  it('keeps the seen set per destination: an event pushed to one Purview job is not seen for another (a backfill after purview.jobId changed)', () => {
+    const { store: s } = fresh();
+    s.createRun(run('r1'));
+    s.beginPush('r1', {}, [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', destination: JOB_A });
+    expect(s.seenEvents('main', JOB_A, ['e1|'])).toEqual(new Set(['e1|']));
+    expect(s.seenEvents('main', JOB_B, ['e1|'])).toEqual(new Set());
+    // Pushed to job B too: seen for B now (the ledger still answers for A).
+    s.createRun(run('r22'));
+    s.beginPush('r22', {}, [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.completeRun('r22', { counts: { ...ZERO_COUNTS }, destination: JOB_B });
+    expect(s.seenEvents('main', JOB_B, ['e1|'])).toEqual(new Set(['e1|']));
+  });
+
+  it('a seen event from before schema v6 (no destination) still counts for any destination', () => {
+    const { dir, store: s } = fresh();
+    s.createRun(run('r1'));
+    s.beginPush('r1', {}, [{ key: 'old|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, destination: JOB_A });
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    db.prepare('UPDATE seen_events SET destination = NULL').run();
+    db.close();
+    expect(s.seenEvents('main', JOB_B, ['old|'])).toEqual(new Set(['old|']));
   });
 
   // Issue #14.4: a backfill completing must not rewind the watermark.
@@ -107,7 +136,7 @@ describe('SQLite state store', () => {
       { key: 'after|', windowMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
     ]);
     s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneSeenBeforeMs: cutoff });
-    expect(s.seenEvents('main', ['before|', 'after|'])).toEqual(new Set(['after|']));
+    expect(s.seenEvents('main', JOB_A, ['before|', 'after|'])).toEqual(new Set(['after|']));
   });
 
   it('lists runs newest first, filtered by connector, with their details', () => {
@@ -150,6 +179,8 @@ describe('migration from v1', () => {
     expect(raw.prepare('SELECT recorded_ms FROM pending_seen').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15Z') });
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'blocks'").get()).toBeUndefined();
     raw.close();
+    // v6: a key from before carries no destination and still counts for any.
+    expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set(['e1|1']));
   });
 });
 
@@ -487,7 +518,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     expect(s.getWatermark('old')).toBeUndefined();
     // The refused run goes with the move: kept, it would keep the connector's health "failing" until its next run.
     expect(s.listRuns({ connector: 'new' }).map((r) => r.id)).toEqual(['r1']);
-    expect(s.seenEvents('new', ['e|1'])).toEqual(new Set(['e|1']));
+    expect(s.seenEvents('new', JOB, ['e|1'])).toEqual(new Set(['e|1']));
     expect(s.getSourceState('new', 'bulk-export')).toBe('{"covered":[]}');
     expect(s.acknowledgedEvents({ destination: JOB, source: 'new' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set(['e|1']));
     expect(s.acknowledgedEvents({ destination: JOB, source: 'old' }, [{ key: 'e|1', recordedMs: clock.now() }])).toEqual(new Set());

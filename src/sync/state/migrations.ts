@@ -140,4 +140,8 @@ export const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;
    ALTER TABLE delivery_blocks ADD COLUMN lease_name TEXT;
    ALTER TABLE delivery_blocks ADD COLUMN lease_holder TEXT;`,
+  // v6: the destination (destinationKey) an overlap's seen event was pushed to: a run into another Purview job (a
+  // backfill after purview.jobId changed) must not skip events only the old job received. Rows from before carry none
+  // and still count for any destination, as they did.
+  `ALTER TABLE seen_events ADD COLUMN destination TEXT;`,
 ];

@@ -109,12 +109,16 @@ class SqliteStateStore implements StateStore {
       ),
       run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
       unfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1"),
-      seen: db.prepare<[string, string], { one: number }>('SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ?'),
+      seen: db.prepare<[string, string, string], { one: number }>(
+        'SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ? AND (destination IS NULL OR destination = ?)',
+      ),
       prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded_ms < ?'),
       // recorded_ms holds SeenEvent.windowMs: named before a source could select by another time; kept to spare a migration.
       stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded_ms) VALUES (?, ?, ?)'),
+      // The latest destination wins: the ledger, keyed by destination, still answers for the earlier one.
       promote: db.prepare(
-        'INSERT OR IGNORE INTO seen_events (connector, event_key, recorded_ms) SELECT ?, event_key, recorded_ms FROM pending_seen WHERE run_id = ?',
+        'INSERT INTO seen_events (connector, event_key, recorded_ms, destination) SELECT ?, event_key, recorded_ms, ? FROM pending_seen WHERE run_id = ? ' +
+          'ON CONFLICT (connector, event_key) DO UPDATE SET recorded_ms = excluded.recorded_ms, destination = excluded.destination',
       ),
       dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
       sourceState: db.prepare<[string, string], { value: string }>('SELECT value FROM source_state WHERE connector = ? AND name = ?'),
@@ -161,9 +165,9 @@ class SqliteStateStore implements StateStore {
     return row ? fromRow(row) : undefined;
   }
 
-  seenEvents(connector: string, keys: readonly string[]): Set<string> {
+  seenEvents(connector: string, destination: string, keys: readonly string[]): Set<string> {
     const seen = new Set<string>();
-    for (const key of keys) if (this.stmt.seen.get(connector, key)) seen.add(key);
+    for (const key of keys) if (this.stmt.seen.get(connector, key, destination)) seen.add(key);
     return seen;
   }
 
@@ -175,7 +179,7 @@ class SqliteStateStore implements StateStore {
         const { error: _stale, ...rest } = run;
         this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso() }));
         if (completion.watermark) this.advanceWatermark(run.connector, completion.watermark);
-        this.stmt.promote.run(run.connector, id);
+        this.stmt.promote.run(run.connector, completion.destination ?? null, id);
         this.stmt.dropStaged.run(id);
         if (completion.pruneSeenBeforeMs !== undefined) this.stmt.prune.run(run.connector, completion.pruneSeenBeforeMs);
       })

@@ -142,8 +142,11 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   listRuns(options?: { connector?: string; limit?: number }): RunRecord[];
   /** The newest run of the connector left in 'running' or 'pushing' by a crash or a stop. */
   findUnfinishedRun(connector: string): RunRecord | undefined;
-  /** Which of these event keys an earlier completed run already processed (overlap de-duplication). */
-  seenEvents(connector: string, keys: readonly string[]): Set<string>;
+  /**
+   * Which of these event keys an earlier completed run already processed (overlap de-duplication) for this destination
+   * (destinationKey): an event pushed only to another Purview job is not seen for this one.
+   */
+  seenEvents(connector: string, destination: string, keys: readonly string[]): Set<string>;
   /**
    * Moves a run to 'pushing' (with its spool, counts and details) and stages its seen event keys in one transaction:
    * a run resumed after a kill between the two would complete without them, and the next run would map and count the
@@ -151,11 +154,12 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
    */
   beginPush(runId: string, patch: Partial<Omit<RunRecord, 'id' | 'connector' | 'state'>>, seen: readonly SeenEvent[]): void;
   /**
-   * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set; a stale
+   * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set (under
+   * `destination`, where the run pushed); a stale
    * error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
    * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
    */
-  completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number }): void;
+  completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number; destination?: string }): void;
   /**
    * A source's own resumable state, by connector and name (JSON text, no PHI): e.g. a Bulk Data export's status URL and
    * the files already read, so a run that died on one machine is finished on another. Undefined deletes it.

@@ -1,0 +1,95 @@
+/**
+ * Exactly once per Purview job: after `purview.jobId` changes, a backfill of a window the old job already received
+ * must deliver all of it to the new job. The overlap's seen set used to be kept per connector only, so the events of
+ * the last completed run's overlap counted as already pushed and the new job never got them. Driven through real
+ * processes (kill -9 mid-push, a second process on the same state, another block size on the rerun) with faults on
+ * both sides.
+ */
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { destinationKey } from '../../src/purview/index.js';
+import { spawnBridge } from '../support/bridge-process.js';
+import { expectExactlyOnceOrFlagged, expectedRows } from '../support/expected-rows.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+
+const JOB_B = 'b6c9d0e2-4f5a-4b7c-9d8e-0f1a2b3c4d5e';
+let h: SandboxHarness;
+
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 67, events: 240, patients: 40, practitioners: 6 }, flags: { 'connectors.0.purview.blockRows': 20 } });
+  h.sandbox.ingest.registerJob(JOB_B, h.sandbox.ids.appId, 'epic');
+});
+afterAll(async () => h?.close());
+
+function rowsOf(jobId: string): string[] {
+  return h.sandbox.ingest.accepted(jobId).flatMap((b) => b.rows);
+}
+
+/** `bridge sync` of the whole data set into job B, as a real process. */
+function syncIntoB(blockRows: number) {
+  const { start, end } = h.sandbox.dataset.options;
+  return spawnBridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress'], {
+    BRIDGE__connectors__0__purview__jobId: JOB_B,
+    BRIDGE__connectors__0__purview__blockRows: String(blockRows),
+  });
+}
+
+function blocksAcked(): number {
+  const dir = join(h.config.stateDir, 'runs');
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
+}
+
+async function waitFor(condition: () => boolean, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+it("a backfill into a new Purview job delivers the whole window, the old job's last overlap included, each row once or flagged", async () => {
+  const events = [...h.sandbox.dataset.events()];
+  const expected = expectedRows(h.config, h.sandbox.dataset, events);
+  // Job A: the whole window, completed (its seen set now holds the last overlap's events).
+  const first = await h.sync();
+  expect(first.counts.rowsAcked).toBe(expected.lines.length);
+  expect(rowsOf(h.sandbox.ids.jobId)).toHaveLength(expected.lines.length);
+  const ackedBefore = blocksAcked();
+
+  // Job B, first attempt: the EHR throttles once, Purview is slow; killed -9 after its first acknowledged block.
+  h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
+  h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
+  const killed = syncIntoB(20);
+  await waitFor(() => blocksAcked() > ackedBefore);
+  killed.kill('SIGKILL');
+  expect((await killed.done).signal).toBe('SIGKILL');
+  h.sandbox.ingest.injectFaults();
+
+  // A second process while a third holds the connector is refused; the holder finishes with another block size, through
+  // a connection reset after Purview stored a block and a 503.
+  const requestsBefore = h.sandbox.ingest.requests;
+  h.sandbox.ingest.injectFaults(
+    { kind: 'delay', ms: 1500 },
+    { kind: 'delay', ms: 1500 },
+    { kind: 'accept-then-reset' },
+    { kind: 'status', status: 503, retryAfter: '0' },
+  );
+  const holder = syncIntoB(7);
+  await waitFor(() => h.sandbox.ingest.requests > requestsBefore);
+  const second = await syncIntoB(50).done;
+  expect(second.code, second.stderr).toBe(6);
+  const held = await holder.done;
+  expect(held.code, held.stderr).toBe(0);
+
+  const flagged = h.withStore((s) =>
+    s.flaggedEventKeys({
+      destination: destinationKey({ ingestionBase: h.sandbox.ingest.baseUrl, tenantId: h.sandbox.ids.tenantId, jobId: JOB_B }),
+      source: 'sandbox',
+    }),
+  );
+  expectExactlyOnceOrFlagged(rowsOf(JOB_B), expected, flagged);
+  // Job A got nothing more.
+  expectExactlyOnceOrFlagged(rowsOf(h.sandbox.ids.jobId), expected, new Set());
+});
