@@ -43,14 +43,32 @@ export interface RetryContext {
   readonly onRetry?: (info: { attempt: number; delayMs: number; reason: string }) => void;
 }
 
-/** Parses Retry-After as delta-seconds or an HTTP-date; undefined when absent or unparseable. */
+/**
+ * Parses Retry-After as delta-seconds or an HTTP-date; undefined when absent or unreadable ("1.5", which Date.parse
+ * would read as a day in 2001), and for a date already past (a skewed clock: our own backoff is the better guess).
+ */
 export function parseRetryAfter(value: string | null | undefined, nowMs: number): number | undefined {
   if (value === null || value === undefined) return undefined;
   const trimmed = value.trim();
   if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  if (Number.isNaN(date)) return undefined;
-  return Math.max(0, date - nowMs);
+  const date = httpDateMs(trimmed);
+  return date === undefined || date < nowMs ? undefined : date - nowMs;
+}
+
+/** IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, day of month in one or two digits), and RFC 850 (`Sunday, 06-Nov-94 …`). */
+const GMT_DATE = /^[A-Za-z]{3,9}, \d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2} GMT$/;
+/** asctime (`Sun Nov  6 08:49:37 1994`): GMT too, though it does not say so. */
+const ASCTIME = /^[A-Za-z]{3} [A-Za-z]{3} [ \d]?\d \d{2}:\d{2}:\d{2} \d{4}$/;
+
+/**
+ * An HTTP-date (RFC 9110 §5.6.7) in epoch ms: the preferred form and the two obsolete ones a recipient must accept;
+ * undefined for anything else (Date.parse alone takes "12" or "soon-ish" in odd ways, and asctime as local time).
+ */
+export function httpDateMs(text: string): number | undefined {
+  const candidate = GMT_DATE.test(text) ? text : ASCTIME.test(text) ? `${text} GMT` : undefined;
+  if (candidate === undefined) return undefined;
+  const ms = Date.parse(candidate);
+  return Number.isNaN(ms) ? undefined : ms;
 }
 
 /** Full-jitter backoff for the given 1-based failed attempt. */

@@ -37,8 +37,12 @@ export interface BulkExportSettings {
   /** Types the server exports. */
   types: string[];
   groupIds: string[];
-  /** Serve file URLs on a second origin (signed, no bearer), like a cloud blob store. */
+  /** Serve file URLs on a second origin (signed, no bearer), like a cloud blob store; expired, they answer 403 as one does. */
   foreignFiles: boolean;
+  /** List files on the FHIR server's origin that answer 302 to their signed URL on the second origin. */
+  redirectFiles: boolean;
+  /** Name a status URL on the second origin in the kick-off's Content-Location (a proxy rewriting it). */
+  foreignStatus: boolean;
   /** Write a line of another resourceType at this line of the first file of this type. */
   badLine: { type: string; line: number } | undefined;
   /** Wait before answering each file (real time). */
@@ -60,6 +64,8 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   outputsPerManifestPage: 0,
   errorLines: 0,
   foreignFiles: false,
+  redirectFiles: false,
+  foreignStatus: false,
   badLine: undefined,
   fileDelayMs: 0,
   failJobs: false,
@@ -183,7 +189,12 @@ export function createBulkExport(options: {
       types,
       since,
     });
-    return { status: 202, body: outcome('informational', 'Export accepted', 'information'), headers: { 'content-location': `${base}/bulk/status/${id}` } };
+    const statusBase = settings.foreignStatus ? await foreignOrigin() : base;
+    return {
+      status: 202,
+      body: outcome('informational', 'Export accepted', 'information'),
+      headers: { 'content-location': `${statusBase}/bulk/status/${id}` },
+    };
   };
 
   const status = async (req: IncomingMessage, job: Job, token: string | undefined): Promise<BulkReply> => {
@@ -257,8 +268,17 @@ export function createBulkExport(options: {
       return unauthorised();
     }
     if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs) {
+      // A blob store answers a signed URL past its expiry 403, not 410 (S3 "Request has expired", Azure AuthenticationFailed).
+      if (where === 'foreign') {
+        record(403);
+        return { status: 403, body: 'AuthenticationFailed: Signed expiry time has passed', headers: { 'content-type': 'text/plain' } };
+      }
       record(410);
       return { status: 410, body: outcome('expired', 'The export files have expired; start a new export') };
+    }
+    if (where === 'fhir' && settings.redirectFiles) {
+      record(302);
+      return { status: 302, body: null, headers: { location: `${await foreignOrigin()}/blob/${job.id}/${name}?sig=${randomUUID()}` } };
     }
     record(settings.fileStatus);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));

@@ -9,6 +9,8 @@ import type { ServerResponse } from 'node:http';
 export type FaultAction =
   /** Answer `status` at once with an OperationOutcome, e.g. 429 with Retry-After (delta-seconds or an HTTP-date) or a 503. */
   | { readonly kind: 'status'; readonly status: number; readonly retryAfter?: string }
+  /** Answer `status` as a gateway in front of the server does (a load balancer's 502/503/504): an HTML page, no OperationOutcome. */
+  | { readonly kind: 'gateway'; readonly status: number; readonly retryAfter?: string }
   /** Answer normally, but only after `ms` of real time (set it above the client's timeout to test timeouts). */
   | { readonly kind: 'delay'; readonly ms: number }
   /** Epic's "Session ID for cached search results has expired": HTTP 400, OperationOutcome code 4113. */

@@ -145,6 +145,12 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
     const headers: Record<string, string> = fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter };
     return { status: fault.status, body: outcome('transient', `Injected fault: HTTP ${fault.status}`), headers };
   }
+  if (fault?.kind === 'gateway') {
+    const status = fault.status;
+    const headers: Record<string, string> = { 'content-type': 'text/html', ...(fault.retryAfter === undefined ? {} : { 'retry-after': fault.retryAfter }) };
+    const page = `<html><head><title>${status} Gateway</title></head><body><h1>${status}</h1><p>The upstream server did not answer.</p></body></html>`;
+    return { status, body: null, stream: async (res) => void res.writeHead(status, headers).end(page) };
+  }
   if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
   if (fault?.kind === 'ignore-param') url.searchParams.delete(fault.name);
   if (fault?.kind === 'huge-body') return { status: 200, body: null, huge: { bytes: fault.bytes, contentLength: fault.contentLength } };

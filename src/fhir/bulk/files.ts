@@ -47,9 +47,15 @@ export function sendsBearer(http: BulkHttp, requiresAccessToken: boolean, url: s
   return requiresAccessToken && safeOrigin(url) === http.origin;
 }
 
+/** Redirects followed for one export file (a server handing files out from a blob store redirects once). */
+const MAX_FILE_REDIRECTS = 5;
+const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
+
 /**
- * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding; 404/410 mean
- * the export expired (ExportExpiredError); any other status is a BulkHttpError for the shared retry policy.
+ * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding. A redirect is
+ * followed, the bearer kept only while it stays on the FHIR server's origin. 404/410, and 401/403 to a request sent
+ * without the bearer (a signed blob URL past its expiry), mean the export expired (ExportExpiredError: it is
+ * restarted); any other status is a BulkHttpError for the shared retry policy.
  */
 export async function requestExportFile(
   http: BulkHttp,
@@ -58,15 +64,30 @@ export async function requestExportFile(
   bearer: boolean,
   signal: AbortSignal | undefined,
 ): Promise<{ reply: BulkReply; gzip: boolean }> {
-  const reply = await http.send({
-    method: 'GET',
-    url: file.url,
-    what: label,
-    bearer,
-    signal,
-    headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
-  });
-  if (reply.status === 404 || reply.status === 410) {
+  let url = file.url;
+  let withBearer = bearer;
+  let reply: BulkReply;
+  for (let redirects = 0; ; redirects++) {
+    reply = await http.send({
+      method: 'GET',
+      url,
+      what: label,
+      bearer: withBearer,
+      signal,
+      headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
+    });
+    const location = REDIRECTS.has(reply.status) ? headerOf(reply.headers, 'location') : undefined;
+    if (location === undefined) break;
+    await reply.body.dump();
+    if (redirects >= MAX_FILE_REDIRECTS || !URL.canParse(location, url)) {
+      throw exportFileError(`${label} redirected more than ${MAX_FILE_REDIRECTS} times, or to an unreadable location`, reply.status);
+    }
+    url = new URL(location, url).toString();
+    // Never a token to another origin, nor back once the file left the FHIR server.
+    withBearer = withBearer && safeOrigin(url) === http.origin;
+  }
+  const expiredSignature = !withBearer && (reply.status === 401 || reply.status === 403);
+  if (reply.status === 404 || reply.status === 410 || expiredSignature) {
     await reply.body.dump();
     throw new ExportExpiredError(reply.status, label);
   }

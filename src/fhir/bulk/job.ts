@@ -10,6 +10,7 @@ import { BridgeError } from '../../errors.js';
 import { quoteUpstreamText } from '../../http.js';
 import { FhirError } from '../fhir-error.js';
 import { bodyText, outcomeCodes } from '../outcome.js';
+import { safeOrigin } from '../transport-errors.js';
 import type { ExportRequest } from './checkpoint.js';
 import { type BulkHttp, BulkHttpError, type BulkReply, headerOf, isNetworkError } from './http.js';
 import { pollDelay } from './poll-delay.js';
@@ -51,7 +52,9 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
     await reply.body.dump();
     const location = headerOf(reply.headers, 'content-location');
     if (!location) throw exportError(`${what} at ${http.origin} answered 202 without a Content-Location (the status URL)`, 202);
-    return new URL(location, url).toString();
+    const statusUrl = new URL(location, url).toString();
+    requireFhirOrigin(http, statusUrl, 'its status URL');
+    return statusUrl;
   } catch (error) {
     if (error instanceof FhirError && error.code === 'BRG_ERR_FHIR_HTTP') throw refusal(error, request, what, http.origin);
     throw error;
@@ -91,7 +94,22 @@ export type PollResult =
  * Polls until the manifest, the server forgets the export, or the deadline. The deadline is enforced only on an answer
  * that the export is still in progress, so every call polls at least once (a resumed run's export may be ready).
  */
+/**
+ * The status URL and manifest pages are read with the bearer, which goes only to the FHIR server's origin. One
+ * elsewhere (a TLS-terminating proxy's http:// Content-Location, another host or port) could never be read: the
+ * export is refused as failed (BRG_ERR_FHIR_EXPORT, abandoned) rather than kept in the checkpoint to fail every run.
+ */
+export function requireFhirOrigin(http: BulkHttp, url: string, what: string): void {
+  const origin = safeOrigin(url);
+  if (origin === http.origin) return;
+  throw exportError(
+    `The FHIR server's export named ${what} on ${origin}, not on ${http.origin}; the bridge sends its token only to the FHIR server, so it cannot follow it. Check that fhir.baseUrl is the server's public base URL (a proxy in front may rewrite it), or ask the EHR team`,
+    202,
+  );
+}
+
 export async function pollStatus(http: BulkHttp, statusUrl: string, options: PollOptions): Promise<PollResult> {
+  requireFhirOrigin(http, statusUrl, 'its status URL');
   const { clock, logger, retry } = http.options;
   const what = 'FHIR $export status';
   let backoff = 0;
@@ -146,7 +164,10 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       await wait(headerOf(reply.headers, 'retry-after'), 'throttled');
     } else if (status === 404 || status === 410) {
       return { kind: 'gone', status };
-    } else if (status >= 500 && isTransient(body)) {
+    } else if (status === 401 || status === 403) {
+      // The client's token or grant, not the export: kept, so the run after the fix polls the same export again.
+      throw http.toError(new BulkHttpError(status, reply.headers, body), what, failures + 1, options.signal);
+    } else if ((status >= 500 && isTransient(body)) || gatewayFailure(status, body)) {
       if (++failures >= retry.maxAttempts) throw giveUp(http.toError(new BulkHttpError(status, reply.headers, body), what, failures, options.signal));
       logger.warn({ status, attempt: failures }, 'FHIR $export status: transient error; polling again');
       await wait(headerOf(reply.headers, 'retry-after'), 'transient error');
@@ -188,6 +209,14 @@ function notReady(options: PollOptions, lastFailure?: string): FhirError {
     `The FHIR server's export was not ready by ${new Date(options.deadlineMs).toISOString()} (source.pollMaxMinutes after its kick-off)${failed}; it was abandoned and the next run starts a new export. Raise source.pollMaxMinutes if the server's exports take that long`,
     202,
   );
+}
+
+/**
+ * A 502/503/504 without an OperationOutcome is the gateway in front of the server talking (an HTML page from a load
+ * balancer), not the server failing the export: polled again like a transient error, within the same bounds.
+ */
+function gatewayFailure(status: number, body: unknown): boolean {
+  return (status === 502 || status === 503 || status === 504) && (body as { resourceType?: unknown } | null)?.resourceType !== 'OperationOutcome';
 }
 
 function isTransient(body: unknown): boolean {

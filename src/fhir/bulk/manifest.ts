@@ -8,7 +8,7 @@
 import type { Logger } from '../../log.js';
 import type { ExportManifest, ManifestFile } from './checkpoint.js';
 import type { BulkHttp } from './http.js';
-import { exportError } from './job.js';
+import { exportError, requireFhirOrigin } from './job.js';
 
 /** A paging loop or a runaway server must not keep the client reading manifests forever. */
 const MAX_MANIFEST_PAGES = 10_000;
@@ -45,6 +45,7 @@ export async function readManifest(
     }
     seen.add(next);
     const url = next;
+    requireFhirOrigin(http, url, 'a manifest page');
     const what = 'FHIR $export manifest page';
     const reply = await http.withRetries(
       what,

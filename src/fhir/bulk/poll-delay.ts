@@ -6,6 +6,8 @@
  * Without a hint the wait backs off from the minimum, doubling up to MAX_BACKOFF_MS.
  */
 
+import { httpDateMs } from '../../http.js';
+
 /** The longest single wait between two polls, whatever the server says. */
 export const MAX_POLL_WAIT_MS = 5 * 60_000;
 /** Where the backoff without a hint stops growing. */
@@ -44,8 +46,6 @@ export function retryAfterMs(value: string | undefined, nowMs: number): { ms: nu
     if (n >= EPOCH_SECONDS_FROM) return { ms: Math.max(0, n * 1000 - nowMs), epoch: true };
     return { ms: n * 1000, epoch: false };
   }
-  // Only an IMF-fixdate-like text is a date; Date.parse would take "12" or "soon-ish" in odd ways.
-  if (!/[A-Za-z]{3},? \d{1,2}[ -][A-Za-z]{3}[ -]\d{2,4} \d{2}:\d{2}:\d{2}/.test(text)) return undefined;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : { ms: Math.max(0, at - nowMs), epoch: false };
+  const at = httpDateMs(text);
+  return at === undefined ? undefined : { ms: Math.max(0, at - nowMs), epoch: false };
 }

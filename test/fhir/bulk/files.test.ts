@@ -195,6 +195,31 @@ describe('downloads', () => {
     expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
   });
 
+  it('restarts the export when a signed blob URL has expired, which a blob store answers 403 (no token was sent)', async () => {
+    Object.assign(f.bulk, { foreignFiles: true, expiredJobs: 1 });
+    const kickoffs = log().kickoffs.length;
+    const harness = f.source({ clock: new InstantClock(START) });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    expect(harness.events).toContainEqual({ type: 'restart', reason: 'files expired (HTTP 403)' });
+    expect(
+      log()
+        .downloads.filter((d) => d.status === 403)
+        .every((d) => d.origin === 'foreign' && !d.authorization),
+    ).toBe(true);
+  });
+
+  it('follows a file redirected to a blob store, without the token there', async () => {
+    f.bulk.redirectFiles = true;
+    const downloads = log().downloads.length;
+    expect(ids(await f.source().read())).toEqual(ids(f.data.events));
+    const seen = log().downloads.slice(downloads);
+    expect(seen.filter((d) => d.status === 302)).toHaveLength(5);
+    expect(seen.filter((d) => d.status === 302).every((d) => d.origin === 'fhir' && d.authorization)).toBe(true);
+    expect(seen.filter((d) => d.status === 200)).toHaveLength(5);
+    expect(seen.filter((d) => d.status === 200).every((d) => d.origin === 'foreign' && !d.authorization)).toBe(true);
+  });
+
   it('stops the run when files expire after events were read (they are in the spool), and the next run exports anew', async () => {
     Object.assign(f.bulk, { resourcesPerFile: 5, fileDelayMs: 150 });
     const harness = f.source({ pageSize: 5 });

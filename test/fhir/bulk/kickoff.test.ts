@@ -120,6 +120,27 @@ describe('the client kick-off', () => {
     }
   });
 
+  it('refuses a status URL on another origin (a proxy rewrote it) without polling it, keeps no checkpoint, and exports afresh next run', async () => {
+    f.bulk.foreignStatus = true;
+    try {
+      const harness = f.source();
+      const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+      const error = await harness.read().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BridgeError);
+      expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
+      expect((error as BridgeError).message).toMatch(
+        /named its status URL on http:\/\/127\.0\.0\.1:\d+, not on http:\/\/127\.0\.0\.1:\d+; the bridge sends its token only to the FHIR server.*Check that fhir\.baseUrl/,
+      );
+      expect(harness.store.value).toBeUndefined();
+      expect(f.fx.server.bulk.log.polls.filter((poll) => poll.jobId === f.fx.server.bulk.log.kickoffs[kickoffs]?.jobId)).toEqual([]);
+      f.bulk.foreignStatus = false;
+      expect((await f.source({ store: harness.store, dir: harness.dir }).read()).length).toBeGreaterThan(0);
+      expect(f.fx.server.bulk.log.kickoffs.length).toBe(kickoffs + 2);
+    } finally {
+      f.bulk.foreignStatus = false;
+    }
+  });
+
   it('replays once with a new token after a 401, and names the types when the server keeps refusing the client', async () => {
     f.fx.tokens.revokeAll();
     expect(await f.source().read()).toHaveLength(f.data.events.length);

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { MAX_BACKOFF_MS, MAX_POLL_WAIT_MS, pollDelay, retryAfterMs } from '../../../src/fhir/bulk/poll-delay.js';
+import { parseRetryAfter } from '../../../src/http.js';
 import { createCachedTokenSource } from '../../../src/token-cache.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
@@ -30,6 +31,16 @@ describe('pollDelay', () => {
     expect(pollDelay('0', now, 2000, 0)).toEqual({ ms: 2000, basis: 'clamped' });
     expect(pollDelay('Sun, 01 Nov 2026 00:00:12 GMT', now, 2000, 0)).toEqual({ ms: 12_000, basis: 'retry-after' });
     expect(pollDelay('Sat, 31 Oct 2026 23:00:00 GMT', now, 2000, 0)).toEqual({ ms: 2000, basis: 'clamped' });
+    // The two obsolete HTTP-date forms a recipient must accept (RFC 9110 §5.6.7), both GMT.
+    expect(pollDelay('Sun Nov  1 00:00:30 2026', now, 2000, 0)).toEqual({ ms: 30_000, basis: 'retry-after' });
+    expect(pollDelay('Sunday, 01-Nov-26 00:00:20 GMT', now, 2000, 0)).toEqual({ ms: 20_000, basis: 'retry-after' });
+  });
+  it('reads Retry-After for requests the same way: a decimal or a date already past gives no hint (own backoff), not 0', () => {
+    expect(parseRetryAfter('7', now)).toBe(7000);
+    expect(parseRetryAfter('0', now)).toBe(0);
+    expect(parseRetryAfter('Sun Nov  1 00:00:30 2026', now)).toBe(30_000);
+    expect(parseRetryAfter('1.5', now)).toBeUndefined();
+    expect(parseRetryAfter('Sat, 31 Oct 2026 23:00:00 GMT', now)).toBeUndefined();
   });
   it('clamps absurd values and reads an absolute epoch time as the instant it names', () => {
     expect(pollDelay('86400', now, 2000, 0)).toEqual({ ms: MAX_POLL_WAIT_MS, basis: 'clamped' });
@@ -100,6 +111,30 @@ describe('polling the sandbox', () => {
     // The export itself may be fine: the next run polls the same status URL instead of exporting again.
     expect(harness.store.parsed()?.statusUrl).toMatch(/\/bulk\/status\//);
     f.fx.server.faults.clear();
+    const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+    expect(await f.source({ clock: new InstantClock(START), store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
+    expect(f.fx.server.bulk.log.kickoffs.length).toBe(kickoffs);
+  });
+
+  it("polls on through a gateway's 502/503/504 page (no OperationOutcome): the server did not fail the export, so no DELETE", async () => {
+    for (const status of [502, 503, 504]) f.fx.server.faults.add({ action: { kind: 'gateway', status, retryAfter: '3' }, match: /\/bulk\/status\// });
+    const deletes = f.fx.server.bulk.log.deletes.length;
+    const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+    const clock = new InstantClock(START);
+    expect(await f.source({ clock }).read()).toHaveLength(f.data.events.length);
+    expect(f.fx.server.faults.pending).toBe(0);
+    expect(clock.slept.filter((ms) => ms === 3000)).toHaveLength(3);
+    expect(f.fx.server.bulk.log.kickoffs.length).toBe(kickoffs + 1);
+    // The one DELETE is the finished export's.
+    expect(f.fx.server.bulk.log.deletes.length).toBe(deletes + 1);
+  });
+
+  it('keeps the export when its status URL answers 403 (the grant, not the export): the run after the fix polls it again', async () => {
+    f.fx.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/bulk\/status\// });
+    const harness = f.source({ clock: new InstantClock(START) });
+    const error = await harness.read().catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(harness.store.parsed()?.statusUrl).toMatch(/\/bulk\/status\//);
     const kickoffs = f.fx.server.bulk.log.kickoffs.length;
     expect(await f.source({ clock: new InstantClock(START), store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
     expect(f.fx.server.bulk.log.kickoffs.length).toBe(kickoffs);
