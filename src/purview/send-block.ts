@@ -84,8 +84,12 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
   return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
 }
 
-/** Answers after which the block may be stored all the same (503, 429 and 408 say it was not processed). */
-const STORED_MAYBE: ReadonlySet<number> = new Set([500, 502, 504]);
+/**
+ * Answers after which the block may be stored all the same: any 5xx a gateway gives when its origin did not answer in
+ * time (Azure Front Door answers 503 then, Application Gateway 502), or a 500 from behind one. 429 and 408 say it was
+ * not processed.
+ */
+const STORED_MAYBE: ReadonlySet<number> = new Set([500, 502, 503, 504]);
 
 async function attemptBlock(
   ctx: SendContext,
@@ -121,7 +125,7 @@ async function attemptBlock(
   }
   if (response.status >= 200 && response.status < 300) return response;
   if (response.bodySent && STORED_MAYBE.has(response.status)) {
-    // A gateway's 502/504, or a 500 from behind it, can come after Purview stored the block: as unknown as a lost answer.
+    // A gateway's 502/503/504, or a 500 from behind it, can come after Purview stored the block: as unknown as a lost answer.
     state.possiblyDuplicated = true;
     state.lostAnswer = true;
   }

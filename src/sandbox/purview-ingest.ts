@@ -33,6 +33,8 @@ export type IngestFault =
   | { kind: 'status'; status: number; body?: string; retryAfter?: string; statusMessage?: string }
   /** Records the block, then destroys the connection before answering (the client cannot know it was accepted). */
   | { kind: 'accept-then-reset' }
+  /** Records the block, then answers `status` as a gateway does whose origin timed out after storing it (Front Door's 503). */
+  | { kind: 'accept-then-status'; status: number }
   /** Waits before handling the request; if the client has gone meanwhile, nothing is recorded. */
   | { kind: 'delay'; ms: number }
   /** Destroys the connection once the body is read, without recording it. */
@@ -212,6 +214,7 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   job.header ??= block.header;
   job.blocks.push(block);
   if (fault?.kind === 'accept-then-reset') return void request.socket.destroy();
+  if (fault?.kind === 'accept-then-status') return respond(response, fault.status, 'The origin did not answer in time');
   respond(response, 200, '');
 }
 

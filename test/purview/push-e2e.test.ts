@@ -83,7 +83,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
 
   // [name, faults, blocks flagged possiblyDuplicated, blocks the emulator recorded]. A reset after the whole body went
   // out is "outcome unknown" to the client whether or not the server kept the block, so both resets are flagged; so is
-  // a 500 after the whole body (it may come from behind a Purview that stored the block).
+  // a 500 or 503 after the whole body (it may come from behind a Purview that stored the block).
   const transient: Array<[string, IngestFault[], number[], number]> = [
     ['500 with an empty body', [{ kind: 'status', status: 500 }], [0], 3],
     [
@@ -92,7 +92,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
         { kind: 'status', status: 503, body: 'busy' },
         { kind: 'status', status: 503 },
       ],
-      [],
+      [0],
       3,
     ],
     ['429 with Retry-After', [{ kind: 'status', status: 429, retryAfter: '7' }], [], 3],
