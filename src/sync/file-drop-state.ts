@@ -11,11 +11,24 @@ import { warnOnFailure } from './completion.js';
 import type { Checked } from './file-drop-steps.js';
 import type { SyncDeps } from './pipeline.js';
 
-/** Closes every run of the connector a crash left in 'running' or 'pushing' (under the lease, none is in flight). */
+/**
+ * Closes every run of the connector a crash left in 'running' or 'pushing' (under the lease, none is in flight); refuses
+ * while one is a FHIR or Bulk run stopped mid-push, whose spool is the only copy of its rows.
+ */
 export function closeInterrupted(deps: SyncDeps): void {
   for (let guard = 0; guard < 1000; guard++) {
     const run = deps.store.findUnfinishedRun(deps.connector);
     if (!run) return;
+    if (run.state === 'pushing' && run.spoolPath !== undefined) {
+      // A FHIR or Bulk run (only those keep a spool) stopped mid-push before the source became a drop folder: its rows
+      // are nowhere else. Closed here, they would never reach Purview, and the drop folder's watermark would move on.
+      throw new BridgeError(
+        'BRG_ERR_CONNECTOR_STATE',
+        `Connector "${deps.connector}" has an unfinished push (run ${run.id}, ${run.since} to ${run.until}) from before its source became a drop folder. ` +
+          'Set its source back to what it was and run `bridge sync` once to finish that push (it needs only Purview), then switch to the drop folder.',
+        { details: { runId: run.id } },
+      );
+    }
     deps.store.updateRun(run.id, {
       state: 'failed',
       finishedAt: new Date(deps.clock.now()).toISOString(),

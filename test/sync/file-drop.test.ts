@@ -15,7 +15,7 @@ import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
-import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest } from '../../src/sync/index.js';
+import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
 import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
 
@@ -207,6 +207,36 @@ describe('flat-file source: what a run takes', () => {
     drop(w.dirs, 'access_log_3.txt', fileText(epicRows(1, 'r')), NOW - MINUTE);
     const summary = await w.run();
     expect(summary.files.map((f) => f.file)).toEqual(['access_log_1.csv']);
+    w.close();
+  });
+
+  it('refuses to start while a FHIR run of the connector is stopped mid-push (the source was switched): its spool stays for the finish', async () => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(3, 'switch')), NOW - 10 * MINUTE);
+    const spoolDir = join(w.dirs.root, 'state', 'spool');
+    mkdirSync(spoolDir, { recursive: true });
+    const spoolPath = join(spoolDir, 'fhir-run.txt');
+    writeFileSync(spoolPath, 'rows of a FHIR window\n');
+    w.store.createRun({
+      id: 'fhir-run',
+      connector: 'drop',
+      state: 'running',
+      trigger: 'cli',
+      since: '2026-11-01T00:00:00.000Z',
+      until: '2026-11-02T00:00:00.000Z',
+      startedAt: '2026-11-02T00:00:00.000Z',
+      counts: { ...ZERO_COUNTS },
+      dryRun: false,
+    });
+    w.store.beginPush('fhir-run', { spoolPath }, []);
+    const error = await w.run().catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_CONNECTOR_STATE');
+    expect((error as BridgeError).message).toContain('has an unfinished push (run fhir-run');
+    expect((error as BridgeError).message).toContain('Set its source back to what it was and run `bridge sync` once');
+    expect(w.store.getRun('fhir-run')?.state).toBe('pushing');
+    expect(existsSync(spoolPath)).toBe(true);
+    expect(ls(w.dirs.dir)).toEqual(['a.txt']);
+    expect(w.accepted()).toEqual([]);
     w.close();
   });
 
