@@ -99,6 +99,17 @@ export function isCompleteEventSpool(spoolPath: string, indexPath: string): bool
   }
 }
 
+/** The header line a complete spool was written with (without its CRLF), or undefined when it cannot be read. */
+export function eventSpoolHeader(spoolPath: string, indexPath: string): string | undefined {
+  try {
+    const spool = openEventSpool(spoolPath, indexPath);
+    spool.close();
+    return spool.header.toString('utf8').replace(/\r\n$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
 export function openEventSpool(spoolPath: string, indexPath: string): EventSpoolReader {
   const trailer = readTrailer(indexPath);
   const spoolSize = statSync(spoolPath).size;

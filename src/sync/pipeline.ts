@@ -9,8 +9,8 @@ import type { Clock } from '../clock.js';
 import { type BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { type CompiledMapping, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
-import { type DeliveryTarget, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
+import { type CompiledMapping, createSerializer, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
+import { type DeliveryTarget, eventSpoolHeader, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
 import type { LeaseRef } from '../purview/ledger.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { refuseOrphanedDeliveries } from './connector-identity.js';
@@ -276,14 +276,20 @@ function isResumable(run: RunRecord): run is RunRecord & { spoolPath: string } {
 async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
   const run = deps.store.findUnfinishedRun(deps.connector);
   if (!run) return undefined;
-  if (!isResumable(run)) {
+  // A spool written under another header (the mapping's columns or delimiter changed since) would be pushed as it is,
+  // every run: a job refusing it (a 400) would keep the connector stuck even after the setting is put back.
+  const stale = isResumable(run) && eventSpoolHeader(run.spoolPath, indexPathOf(run.spoolPath)) !== createSerializer(deps.mapping).headerLine();
+  if (!isResumable(run) || stale) {
     const again = run.backfill
       ? `Start the backfill again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`
       : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';
+    const why = stale
+      ? 'its spool was written with another header (the mapping or its delimiter changed since), so it is not pushed as it is'
+      : 'its spool is not here';
     deps.store.updateRun(run.id, {
       state: 'failed',
       finishedAt: new Date(deps.clock.now()).toISOString(),
-      error: { code: 'BRG_ERR_ABORTED', message: `Interrupted before its push finished, and its spool is not here. ${again}` },
+      error: { code: 'BRG_ERR_ABORTED', message: `Interrupted before its push finished, and ${why}. ${again}` },
     });
     if (!run.dryRun) removeFiles(run.spoolPath, run.spoolPath && indexPathOf(run.spoolPath), run.rejectsPath);
     if (run.backfill)
