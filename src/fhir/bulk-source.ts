@@ -18,7 +18,7 @@ import { type BulkExportEvent, BulkExportJob, type ReadyExport } from './bulk/ex
 import { ExportExpiredError, fileLabel, parseLine } from './bulk/files.js';
 import type { BulkHttp } from './bulk/http.js';
 import { exportError } from './bulk/job.js';
-import { type IndexedLine, LookupIndex } from './bulk/lookup-index.js';
+import { type IndexedLine, LookupIndex, lookupIndexName } from './bulk/lookup-index.js';
 import { BulkResolver } from './bulk/resolver.js';
 import { instantMs } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
@@ -145,7 +145,9 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       // This export's own: an export restarted within the run (its files expired) reports afresh.
       unexported = await job.reportErrors(checkpoint, signal);
       closeIndex();
-      index = new LookupIndex(join(options.dir, checkpoint.id, 'lookup.sqlite'));
+      // Beside the export's folder, not in it: the folder is removed when the export is finished or abandoned, while
+      // the pipeline may still map the last pages, and Windows refuses to remove an open SQLite file.
+      index = new LookupIndex(join(options.dir, lookupIndexName(checkpoint.id)));
       resolver.use(index);
       for (const i of lookups) {
         const file = output[i] as (typeof output)[number];
@@ -208,6 +210,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
             yield* read(checkpoint, signal, progress);
           } catch (error) {
             if (!(error instanceof ExportExpiredError)) throw error;
+            closeIndex();
             await job.abandon(checkpoint, signal);
             if (progress.events > 0) {
               // Events already went to the spool; a new export would hand them over again within this run.

@@ -6,8 +6,9 @@
  *      encoding converted to UTF-8, BOM dropped, header equal to the schema's columns, every row's field count,
  *      line ends; optionally fills empty patient/employee cells from FHIR (file-enrich.ts). A bad file is moved to
  *      `archiveDir/rejected/` with a `.why.txt` naming line and column; the others go on;
- *   3. pushes each checked file through the delivery ledger (rows claimed per destination + `file:<sha256>` of the file
- *      as dropped), and only after its last block is acknowledged renames it into `archiveDir/done/`.
+ *   3. pushes each checked file through the delivery ledger (rows claimed per destination + `file:<sha256>` of its
+ *      normalised content: UTF-8, CRLF, no BOM, so the same rows re-exported with other line ends are the same file),
+ *      and only after its last block is acknowledged renames it into `archiveDir/done/`.
  * A crash between the last acknowledgement and the rename, or the same file dropped again, finds every row in the
  * ledger: the file is archived without sending ("already delivered"). The run record, events, rejects file and
  * watermark are the pipeline's, so status, metrics and the operator page read this source like the others. The

@@ -24,6 +24,7 @@ import { Downloads } from './downloads.js';
 import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';
 import type { BulkHttp } from './http.js';
 import { deleteExport, exportError, kickOff, pollStatus } from './job.js';
+import { lookupIndexName } from './lookup-index.js';
 import { readManifest } from './manifest.js';
 
 /** What the export does, for logs, progress lines and tests. No PHI: counts, times, cleaned server text. */
@@ -244,6 +245,7 @@ export class BulkExportJob {
     } catch {
       return;
     }
-    for (const name of names) if (name !== keep) rmSync(join(this.options.dir, name), { recursive: true, force: true });
+    const kept = new Set(keep === undefined ? [] : [keep, lookupIndexName(keep)]);
+    for (const name of names) if (!kept.has(name)) rmSync(join(this.options.dir, name), { recursive: true, force: true });
   }
 }

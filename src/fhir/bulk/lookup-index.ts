@@ -4,12 +4,17 @@
  * `Type/id`, plus `Type?identifier=system|value` for identifier-only references) instead of a Map: a large export's
  * patients would not fit the process's heap, and SQLite keeps only a small page cache in memory. The JSON text of
  * each line is stored as it came and parsed when the mapping asks for it. The file is PHI: 0600 under the state
- * directory, rebuilt by every run from the local downloads and removed with them.
+ * directory, rebuilt by every run from the local downloads, removed when the pull ends (close) or by the next run.
  */
 import { chmodSync, rmSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { FhirResource } from 'fhir/r4.js';
 import { identifierKeysOf, referenceKey } from '../../reference-keys.js';
+
+/** The index's file name for an export, in the downloads directory beside the export's own folder. */
+export function lookupIndexName(exportId: string): string {
+  return `${exportId}.lookup.sqlite`;
+}
 
 /** SQLite's page cache for the index, in KiB (negative cache_size): the index's whole share of memory. */
 const CACHE_KIB = 4 * 1024;

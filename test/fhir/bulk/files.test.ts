@@ -2,6 +2,8 @@
  * Manifest and files: paged manifests, error files read and reported, the bearer only where it belongs, gzip, every
  * line's resourceType checked, and expired files (410) restarting the export.
  */
+import { readdirSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -240,6 +242,26 @@ describe('downloads', () => {
     Object.assign(f.bulk, { fileTtlMs: 3_600_000, fileDelayMs: 0 });
     expect(await f.source({ store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
   });
+
+  it.skipIf(process.platform !== 'linux')(
+    "holds no file open inside the export's folder once the export is finished (Windows cannot remove an open one)",
+    async () => {
+      const harness = f.source();
+      expect(await harness.read()).toHaveLength(f.data.events.length);
+      const open = readdirSync('/proc/self/fd').flatMap((fd) => {
+        try {
+          return [readlinkSync(join('/proc/self/fd', fd))];
+        } catch {
+          return [];
+        }
+      });
+      // The lookup index stays open for the pipeline's last pages, beside the folder; nothing is open inside it.
+      expect(open.filter((path) => path.startsWith(`${harness.dir}/`) && path.slice(harness.dir.length + 1).includes('/'))).toEqual([]);
+      expect(open.some((path) => path.startsWith(harness.dir) && path.includes('.lookup.sqlite'))).toBe(true);
+      harness.source.close();
+      expect(readdirSync(harness.dir)).toEqual([]);
+    },
+  );
 
   it('lists what happened as events: kick-off, progress, manifest, downloads, finished with a DELETE', async () => {
     const harness = f.source();
