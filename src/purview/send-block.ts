@@ -24,7 +24,7 @@ export interface SendContext {
   readonly url: string;
   readonly jobId: string;
   readonly tokenSource: TokenSource;
-  readonly ledger: Pick<DeliveryLedger, 'markAttempt' | 'markAcked'>;
+  readonly ledger: Pick<DeliveryLedger, 'markAttempt' | 'markAcked' | 'markRefused'>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly dispatcher: ReturnType<typeof createHttpsAgent>;
@@ -74,6 +74,7 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch((error: unknown) => {
+    if (!state.possiblyDuplicated && isDefiniteRefusal(error)) ctx.ledger.markRefused(block.claim.id);
     throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts });
   });
   ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
@@ -82,6 +83,14 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
   ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated });
   const possiblyDuplicatedRows = state.lostAnswer ? rows : block.claim.resentRows;
   return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
+}
+
+/**
+ * The last answer says the block was not processed: a 4xx (a refusal, a 401 twice, a 429 or 408 whose retries ran out).
+ * With no earlier attempt of unknown outcome (the caller checks), Purview does not have it.
+ */
+function isDefiniteRefusal(error: unknown): boolean {
+  return error instanceof UploadStatusError && error.status >= 400 && error.status < 500;
 }
 
 /**

@@ -154,7 +154,8 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
     expect(error.message).toContain('Copy the job id from the connector created with this app id');
     expect(error.message).not.toContain(world.secret);
     expect(world.ingest.requests - before).toBe(1);
-    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'unknown' }]);
+    // A definite refusal: the rows count as never sent, so the run after the fix sends them unflagged.
+    expect(world.ranges(file, jobId)).toEqual([{ first: 0, end: 4, state: 'unsent' }]);
     expect(options.jobId).toBe(jobId);
   });
 
@@ -170,7 +171,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
     expect(error.message).toContain('Mandatory column missing');
     expect(world.ranges(file, jobId)).toEqual([
       { first: 0, end: 4, state: 'acked' },
-      { first: 4, end: 8, state: 'unknown' },
+      { first: 4, end: 8, state: 'unsent' },
     ]);
   });
 

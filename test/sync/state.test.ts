@@ -251,6 +251,42 @@ describe('delivery ledger', () => {
     expect(s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined)).toBeUndefined();
   });
 
+  it('a block Purview definitely refused is as never sent: its events go out again unflagged, unless an earlier block carrying them may have been stored', () => {
+    const { store: s } = fresh();
+    // y was first in a block sent without an answer (maybe stored), then moved to the block that was refused.
+    const lost = s.openEventBlock(target, cursor([{ key: 'y', rows: 1 }]), 10, () => undefined);
+    s.markAttempt(lost?.id ?? -1);
+    const refused = s.openEventBlock(
+      target,
+      cursor([
+        { key: 'x', rows: 2 },
+        { key: 'y', rows: 1 },
+      ]),
+      10,
+      () => undefined,
+    );
+    expect(refused).toMatchObject({ rows: 3, resentRows: 1 });
+    s.markAttempt(refused?.id ?? -1);
+    s.markRefused(refused?.id ?? -1);
+    // Another process (a taker, or the run after the fix) claims them again.
+    const decisions: string[] = [];
+    const again = s.openEventBlock(
+      { ...target, runId: 'r2' },
+      cursor([
+        { key: 'x', rows: 2 },
+        { key: 'y', rows: 1 },
+      ]),
+      10,
+      (e, d) => decisions.push(`${e.key}:${d}`),
+    );
+    expect(decisions).toEqual(['x:send', 'y:resend']);
+    expect(again).toMatchObject({ rows: 3, resentRows: 1 });
+    // A refusal is recorded only for a block still being sent: an acknowledged one stays acknowledged.
+    s.markAcked(again?.id ?? -1, true);
+    s.markRefused(again?.id ?? -1);
+    expect(s.acknowledgedEvents(target, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set(['x']));
+  });
+
   it('keys by destination: the same event is new to another job', () => {
     const { store: s } = fresh();
     const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);

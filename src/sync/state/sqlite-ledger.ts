@@ -54,9 +54,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       // LEFT JOIN: a claim can outlive its block (pruned by age while the claim's day is still kept).
       claimed: db.prepare<
         [number, number, number, string],
-        { block_id: number; maybe_sent: number; state: string | null; attempts: number | null; lease_name: string | null }
+        { block_id: number; maybe_sent: number; state: string | null; attempts: number | null; refused: number | null; lease_name: string | null }
       >(
-        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts, b.lease_name FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
+        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts, b.refused, b.lease_name FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
       ),
       reclaim: db.prepare(
         'UPDATE delivered_events SET block_id = ?, maybe_sent = max(maybe_sent, ?) WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?',
@@ -66,8 +66,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
         'INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, ?, ?) ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms)',
       ),
       addRange: db.prepare('INSERT INTO delivered_ranges (destination_id, source_id, first_row, end_row, block_id) VALUES (?, ?, ?, ?, ?)'),
-      ranges: db.prepare<[number, number], { first_row: number; end_row: number; state: 'sending' | 'acked'; attempts: number }>(
-        'SELECT r.first_row, r.end_row, b.state, b.attempts FROM delivered_ranges r JOIN delivery_blocks b ON b.id = r.block_id WHERE r.destination_id = ? AND r.source_id = ?',
+      ranges: db.prepare<[number, number], { first_row: number; end_row: number; state: 'sending' | 'acked'; attempts: number; refused: number }>(
+        'SELECT r.first_row, r.end_row, b.state, b.attempts, b.refused FROM delivered_ranges r JOIN delivery_blocks b ON b.id = r.block_id WHERE r.destination_id = ? AND r.source_id = ?',
       ),
       flagged: db.prepare<[number, number], { event_key: string }>(
         'SELECT e.event_key FROM delivered_events e JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND b.possibly_duplicated = 1',
@@ -85,6 +85,7 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
+      refused: db.prepare("UPDATE delivery_blocks SET refused = 1, updated_ms = ? WHERE id = ? AND state = 'sending'"),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
       // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
       pruneEvents: db.prepare(
@@ -153,8 +154,10 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     // still be, unless its writer held the lease the caller holds now (checked in this transaction): its markAttempt
     // is then refused, so the block can never go out. Opened without a lease or under another one, its writer may be
     // a run that has not noticed it lost the connector (paused, or on a machine whose clock runs behind).
-    const attemptable = existing.state === 'sending' && (lease === undefined || existing.lease_name !== lease.name);
-    const maybeSent = existing.state === null || (existing.attempts ?? 0) > 0 || existing.maybe_sent === 1 || attemptable;
+    // A block Purview definitely refused (markRefused) never reached it and is never attempted again.
+    const refused = existing.refused === 1;
+    const attemptable = !refused && existing.state === 'sending' && (lease === undefined || existing.lease_name !== lease.name);
+    const maybeSent = existing.state === null || (!refused && (existing.attempts ?? 0) > 0) || existing.maybe_sent === 1 || attemptable;
     this.stmt.reclaim.run(blockId, maybeSent ? 1 : 0, destination, source, day, event.key);
     return maybeSent ? 'resend' : 'send';
   }
@@ -179,7 +182,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
 
   rangesOf(target: DeliveryTarget): RangeRecord[] {
     const rows = this.stmt.ranges.all(this.destinationId(target.destination), this.sourceId(target.source));
-    return rows.map((r) => ({ first: r.first_row, end: r.end_row, state: r.state === 'acked' ? 'acked' : r.attempts > 0 ? 'unknown' : 'unsent' }));
+    return rows.map((r) => ({
+      first: r.first_row,
+      end: r.end_row,
+      state: r.state === 'acked' ? 'acked' : r.attempts > 0 && r.refused !== 1 ? 'unknown' : 'unsent',
+    }));
   }
 
   markAttempt(blockId: number): void {
@@ -196,6 +203,10 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
 
   markAcked(blockId: number, possiblyDuplicated: boolean): void {
     this.stmt.acked.run(possiblyDuplicated ? 1 : 0, this.clock.now(), blockId);
+  }
+
+  markRefused(blockId: number): void {
+    this.stmt.refused.run(this.clock.now(), blockId);
   }
 
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {

@@ -244,6 +244,10 @@ class SqliteStateStore implements StateStore {
     this.ledger.markAcked(blockId, possiblyDuplicated);
   }
 
+  markRefused(blockId: number): void {
+    this.ledger.markRefused(blockId);
+  }
+
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {
     return this.ledger.acknowledgedEvents(target, events);
   }
