@@ -5,6 +5,7 @@ import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../sync/state/index.js';
+import { installErrorHandler } from './error-handler.js';
 import type { Metrics } from './metrics.js';
 import { pageRoutes } from './routes/page.js';
 import { v1Routes } from './routes/v1.js';
@@ -40,6 +41,8 @@ export interface RegisteredRoute {
 }
 
 const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+/** How long a request may take to arrive, headers and body. */
+export const REQUEST_TIMEOUT_MS = 30_000;
 
 /** Every route the app registered (HEAD twins of GET routes left out), so a test can hold the OpenAPI document to it. */
 export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
@@ -52,7 +55,14 @@ const statusBody = { type: 'object', properties: { status: { type: 'string' } } 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // pino's Logger is fastify's base logger; the cast only narrows fastify's generic logger parameter.
   // removeAdditional off: an unknown field is a 400 naming it, not silently dropped (a typo in `since` must not start a full backfill).
-  const app: FastifyInstance = Fastify({ loggerInstance: deps.logger as FastifyBaseLogger, ajv: { customOptions: { removeAdditional: false } } });
+  // requestTimeout: a request whose headers or body never finish arriving is dropped after 30 s instead of holding its
+  // socket (and the shutdown) forever; responses, the status stream's included, are not bounded by it.
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    ajv: { customOptions: { removeAdditional: false } },
+    requestTimeout: REQUEST_TIMEOUT_MS,
+  });
+  installErrorHandler(app);
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (route) => {

@@ -39,6 +39,9 @@ export interface Service {
   close(): Promise<void>;
 }
 
+/** After the runs drained and idle connections closed, how long open requests get before their sockets are cut. */
+const STRAGGLER_GRACE_MS = 2_000;
+
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, clock, logger } = options;
   // Every connector's mapping compiles before the service says it is ready: a broken mapping file stops start-up with
@@ -134,7 +137,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       await drained;
       // A connection that went idle after close began (a trigger answered during the drain) would wait out keep-alive.
       app.server.closeIdleConnections();
-      await closed;
+      // Whatever is still open a moment later (a request still arriving, a stalled reader) is cut: the runs are over, and
+      // the supervisor's patience is not ours to spend.
+      const stragglers = setTimeout(() => app.server.closeAllConnections(), STRAGGLER_GRACE_MS);
+      await closed.finally(() => clearTimeout(stragglers));
       for (const detach of detaches) detach();
       store.close();
     },

@@ -1,5 +1,6 @@
 /** The service over a real loopback listen against the sandbox: auth, validation, 409, 429, run status, metrics. */
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +111,24 @@ describe('bridge serve', () => {
     } finally {
       await two.close();
     }
+  });
+
+  it('closes within seconds though a client never finishes sending its request (the stalled socket is cut)', async () => {
+    const config = loadConfig({ base: h.sandbox.config, env: {}, flags: { 'server.port': 0, 'server.apiTokenSha256': [hashApiToken(TOKEN)] } });
+    const other = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: false });
+    const url = new URL(other.url);
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    // A valid token, a body announced at 1 MB, one byte of it sent.
+    socket.write(
+      `POST /v1/connectors/sandbox/syncs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{`,
+    );
+    const closedBySocket = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise((r) => setTimeout(r, 100));
+    const started = Date.now();
+    await other.close();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    await closedBySocket;
   });
 
   it('refuses to start with a mapping file that does not compile, naming the file', async () => {

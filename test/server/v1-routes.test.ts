@@ -2,6 +2,7 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
 import type { StatusReport } from '../../src/server/status.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { AUTH, tempStore, testApp } from './support.js';
@@ -150,5 +151,30 @@ describe('/v1 answers to a bad request', () => {
     const text = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: { ...AUTH, 'content-type': 'text/csv' }, payload: 'a,b' });
     expect(text.statusCode).toBe(415);
     expect(text.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
+  });
+
+  it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
+    const busy = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
+    const locked = await testApp({ runner: { start: () => Promise.reject(busy), isRunning: () => false, drain: async () => undefined } });
+    const answer = await locked.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: {} });
+    expect([answer.statusCode, answer.json().code]).toEqual([500, 'BRG_ERR_STATE']);
+    expect(answer.json().message).toContain('locked by another process');
+
+    const unknown = await testApp({
+      runner: { start: () => Promise.reject(new Error('ENOENT /var/lib/bridge/secret/path')), isRunning: () => false, drain: async () => undefined },
+    });
+    const hidden = await unknown.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: {} });
+    expect([hidden.statusCode, hidden.json().code]).toEqual([500, 'BRG_ERR_INTERNAL']);
+    expect(hidden.body).not.toContain('/var/lib');
+    expect(hidden.json().message).toMatch(/^Internal error \(request [\w-]+\); the service log has the details\.$/);
+
+    // Outside /v1 too: the public JWK Set answers a typed error with its own status.
+    const keyless = await testApp({
+      jwks: () => {
+        throw new BridgeError('BRG_ERR_INPUT_INVALID', 'No public keys to publish: run `bridge keys generate`.');
+      },
+    });
+    const jwks = await keyless.inject({ method: 'GET', url: '/.well-known/jwks.json' });
+    expect([jwks.statusCode, jwks.json()]).toEqual([400, { code: 'BRG_ERR_INPUT_INVALID', message: 'No public keys to publish: run `bridge keys generate`.' }]);
   });
 });

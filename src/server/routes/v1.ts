@@ -5,9 +5,8 @@
 import { createReadStream, existsSync } from 'node:fs';
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance } from 'fastify';
-import { BridgeError } from '../../errors.js';
 import type { AppDeps } from '../app.js';
-import { bearerToken, verifyApiToken } from '../auth.js';
+import { bearerToken, hashApiToken, verifyApiToken } from '../auth.js';
 import { rejectsGone, runView } from '../run-view.js';
 import { runSchema, statusSchema, v1Responses, v1Security } from './schemas.js';
 import { statusStreamRoute } from './stream.js';
@@ -17,13 +16,24 @@ const instant = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}(T\\d{2}:\\d{2}
 const idParams = { type: 'object', required: ['id'], properties: { id: { type: 'string' } } } as const;
 
 export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<void> {
-  await app.register(rateLimit, { max: deps.rateLimitMax, timeWindow: 60_000 });
-  // The rate limit hooks each route's onRequest; checking the token after it (preValidation, still before the body is
-  // validated) makes a wrong token count toward the limit like any request, so guessing tokens is throttled too.
-  app.addHook('preValidation', async (request, reply) => {
+  // One bucket per valid token, one per address for everything else: behind a reverse proxy (or Docker's published
+  // port) every client has the proxy's address, and a shared bucket would let anyone lock every operator out.
+  await app.register(rateLimit, {
+    max: deps.rateLimitMax,
+    timeWindow: 60_000,
+    keyGenerator: (request) => {
+      const token = bearerToken(request.headers.authorization);
+      return token !== undefined && verifyApiToken(token, deps.apiTokenHashes) ? `token:${hashApiToken(token)}` : `address:${request.ip}`;
+    },
+  });
+  // The rate limit hooks each route's onRequest; checking the token after it makes a wrong token count toward the
+  // limit like any request, so guessing tokens is throttled too. Checked before the body is read (preParsing): a
+  // caller without a token gets its 401 at once, and cannot make the server read or parse a body.
+  app.addHook('preParsing', async (request, reply, payload) => {
     if (!verifyApiToken(bearerToken(request.headers.authorization), deps.apiTokenHashes)) {
       return reply.code(401).header('www-authenticate', 'Bearer').send({ code: 'BRG_ERR_UNAUTHORIZED', message: 'Send Authorization: Bearer <API token>.' });
     }
+    return payload;
   });
 
   app.post<{ Params: { name: string }; Body: { since?: string; until?: string } | undefined }>(
@@ -122,13 +132,4 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         .send(createReadStream(run.rejectsPath));
     },
   );
-
-  app.setErrorHandler((error, _request, reply) => {
-    if (error instanceof BridgeError) return reply.code(error.httpStatus).send({ code: error.code, message: error.message });
-    const status = typeof error === 'object' && error !== null && 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;
-    const message = error instanceof Error ? error.message : 'internal error';
-    // fastify's own 4xx (a bad body, 413 too large, 415 wrong type) are the request's fault: an input error, not ours.
-    const code = status === 429 ? 'BRG_ERR_RATE_LIMITED' : status >= 400 && status < 500 ? 'BRG_ERR_INPUT_INVALID' : 'BRG_ERR_INTERNAL';
-    return reply.code(status).send({ code, message });
-  });
 }

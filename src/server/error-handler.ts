@@ -1,0 +1,26 @@
+/**
+ * One error answer for every route, /v1 and the public ones (JWK Set, readiness, metrics): `{ code, message }` with the
+ * error's own HTTP status. Fastify's own 4xx (a bad body, 413 too large, 415 wrong type) are the request's fault: an
+ * input error. Anything else is typed through toBridgeError (a locked state database is BRG_ERR_STATE, a cancelled run
+ * BRG_ERR_ABORTED); an error that stays internal is answered with the request id only, its message (which may name
+ * paths) going to the log.
+ */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { BridgeError, toBridgeError } from '../errors.js';
+
+export function installErrorHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError | Error, request, reply) => {
+    const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : undefined;
+    if (!(error instanceof BridgeError) && status !== undefined && status >= 400 && status < 500) {
+      const code = status === 429 ? 'BRG_ERR_RATE_LIMITED' : 'BRG_ERR_INPUT_INVALID';
+      return reply.code(status).send({ code, message: error.message });
+    }
+    const typed = toBridgeError(error);
+    if (typed.code === 'BRG_ERR_INTERNAL') {
+      request.log.error({ err: error, requestId: request.id }, 'request failed');
+      return reply.code(500).send({ code: typed.code, message: `Internal error (request ${request.id}); the service log has the details.` });
+    }
+    if (typed.httpStatus >= 500) request.log.warn({ code: typed.code, requestId: request.id }, 'request failed');
+    return reply.code(typed.httpStatus).send({ code: typed.code, message: typed.message });
+  });
+}
