@@ -28,7 +28,7 @@ interface Service {
   profiles?: string[];
   command?: string[];
   entrypoint?: string[];
-  env_file?: string[];
+  env_file?: Array<string | { path: string; required?: boolean }>;
   volumes?: string[];
   ports?: string[];
   environment?: Record<string, string>;
@@ -80,7 +80,11 @@ describe('docker-compose.yml and Dockerfile', () => {
 
   it('names only files that exist in the repository', () => {
     for (const service of Object.values(compose.services)) {
-      for (const file of service.env_file ?? []) expect(existsSync(resolve(root, file)), file).toBe(true);
+      for (const entry of service.env_file ?? []) {
+        // `${VAR:-default}`: the operator's own secrets file, else the committed (empty) example.
+        const file = typeof entry === 'string' ? (/^\$\{\w+:-(.+)\}$/.exec(entry)?.[1] ?? entry) : entry.path;
+        expect(existsSync(resolve(root, file)), file).toBe(true);
+      }
       for (const volume of service.volumes ?? []) {
         const source = volume.split(':')[0] ?? '';
         if (source.startsWith('.')) expect(existsSync(resolve(root, source)), source).toBe(true);
@@ -131,7 +135,10 @@ describe('docker-compose.yml and Dockerfile', () => {
     const config = loadConfig({ path: resolve(root, 'deploy/bridge.config.yaml'), env: { ...production.environment } });
     expect(config.server).toMatchObject({ host: '0.0.0.0', port: 8080 });
     expect(config.server.apiTokens).toEqual({ env: 'BRIDGE_API_TOKENS' });
-    expect(readFileSync(resolve(root, 'deploy/bridge.env'), 'utf8')).toMatch(/^BRIDGE_API_TOKENS=$/m);
+    expect(readFileSync(resolve(root, 'deploy/bridge.env.example'), 'utf8')).toMatch(/^BRIDGE_API_TOKENS=$/m);
+    // Where the docs say to keep the filled-in copy, git never takes it.
+    expect(production.env_file).toEqual(['${BRIDGE_ENV_FILE:-./deploy/bridge.env.example}']);
+    expect(readFileSync(resolve(root, '.gitignore'), 'utf8').split('\n')).toContain('deploy/bridge.env');
   });
 
   it('mounts only named volumes where the bridge writes, created by the image and owned by its non-root user', () => {

@@ -23,7 +23,7 @@ export function doctorCommand(ctx: CliContext): Command {
         "AuditEvents and print every column's fill rate. Prints the fix for each failure or mostly empty column.",
     )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
-    .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
+    .option('--profile <name>', "apply a preset to the first connector, e.g. epic-sandbox (fhir.epic.com's R4 base, token URL and scope)")
     .option('--connector <name>', 'connector to check; default the first')
     .option('--client-id <id>', 'with --profile and no config file: the SMART client id to check (the EHR side only)')
     .option('--keys-dir <dir>', 'with --profile and no config file: the signing keys (default $BRIDGE_KEYS_DIR, else keys)')

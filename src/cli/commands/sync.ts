@@ -34,7 +34,7 @@ export function syncCommand(ctx: CliContext): Command {
   return new Command('sync')
     .description('One sync run: resume any unfinished push, then pull → map → spool → push the next window (for cron, systemd timers, Kubernetes CronJobs).')
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
-    .option('--profile <name>', "apply a preset to the connector, e.g. epic-sandbox (fhir.epic.com's R4 base and token URL)")
+    .option('--profile <name>', "apply a preset to the first connector, e.g. epic-sandbox (fhir.epic.com's R4 base, token URL and scope)")
     .option('--connector <name>', 'connector to run; default the first in the config')
     .option('--since <instant>', 'window start (ISO 8601), for backfills')
     .option('--until <instant>', 'window end (ISO 8601, exclusive)')
