@@ -3,6 +3,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
+import { MAX_STREAMS_PER_TOKEN } from '../../src/server/routes/stream.js';
 import type { StatusReport } from '../../src/server/status.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { AUTH, tempStore, testApp } from './support.js';
@@ -133,6 +134,34 @@ describe('/v1/status and its stream', () => {
     await app.close();
     expect((await reader.read()).done).toBe(true);
     controller.abort();
+  });
+});
+
+describe('/v1 status stream limits', () => {
+  it(`opens at most ${MAX_STREAMS_PER_TOKEN} streams per API token; a closed one frees its place`, async () => {
+    const app = await testApp({ streamTickMs: 60_000 });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const controllers: AbortController[] = [];
+    const open = async (): Promise<Response> => {
+      const controller = new AbortController();
+      controllers.push(controller);
+      return fetch(`${url}/v1/status/stream`, { headers: AUTH, signal: controller.signal });
+    };
+    for (let i = 0; i < MAX_STREAMS_PER_TOKEN; i++) expect((await open()).status).toBe(200);
+    const refused = await open();
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { code: string }).code).toBe('BRG_ERR_RATE_LIMITED');
+    controllers[0]?.abort();
+    let again = 429;
+    for (let i = 0; i < 50 && again === 429; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      const response = await open();
+      again = response.status;
+      if (again === 429) await response.body?.cancel();
+    }
+    expect(again).toBe(200);
+    for (const controller of controllers) controller.abort();
+    await app.close();
   });
 });
 

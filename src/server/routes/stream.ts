@@ -5,13 +5,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { AppDeps } from '../app.js';
+import { bearerToken, hashApiToken } from '../auth.js';
 import { v1Responses, v1Security } from './schemas.js';
 
 /** At most this often a burst of progress events becomes one message (a page of events fires several). */
 const COALESCE_MS = 250;
+/** Open streams per API token: a page per operator and a few scripts; each costs a socket and a timer. */
+export const MAX_STREAMS_PER_TOKEN = 8;
 
 export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
   const open = new Set<() => void>();
+  const perToken = new Map<string, number>();
   // Open streams never end by themselves: end them when the server closes, or close() would wait for the clients.
   app.addHook('preClose', (done) => {
     for (const close of [...open]) close();
@@ -35,6 +39,15 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
       },
     },
     async (request, reply) => {
+      const token = hashApiToken(bearerToken(request.headers.authorization) ?? '');
+      const streams = perToken.get(token) ?? 0;
+      if (streams >= MAX_STREAMS_PER_TOKEN) {
+        return reply.code(429).send({
+          code: 'BRG_ERR_RATE_LIMITED',
+          message: `This API token has ${streams} status streams open already; close one (a page tab) first.`,
+        });
+      }
+      perToken.set(token, streams + 1);
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, {
@@ -47,7 +60,9 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
       let pending: NodeJS.Timeout | undefined;
       let closed = false;
       const send = (): void => {
-        if (closed) return;
+        // Every message is the whole status: a reader that has not taken the last one yet misses nothing by skipping
+        // this one, and the server buffers nothing for it.
+        if (closed || raw.writableNeedDrain) return;
         try {
           raw.write(`event: status\ndata: ${JSON.stringify(deps.status())}\n\n`);
         } catch (error) {
@@ -67,6 +82,9 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
       function close(): void {
         if (closed) return;
         closed = true;
+        const left = (perToken.get(token) ?? 1) - 1;
+        if (left > 0) perToken.set(token, left);
+        else perToken.delete(token);
         stopWatching();
         clearInterval(tick);
         clearTimeout(pending);
