@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { type NormalizedFile, normalizeFlatFile, SCHEMA_COLUMNS } from '../connector-file/index.js';
 import { type BridgeError, toBridgeError } from '../errors.js';
-import { type PushReport, pushRowFile } from '../purview/index.js';
+import { PurviewError, type PushReport, pushRowFile } from '../purview/index.js';
 import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
@@ -128,7 +128,8 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     deps.newId,
     `A push of ${file.name} to this connector's job`,
   );
-  let report: PushReport;
+  let report: PushReport | undefined;
+  let refusal: PurviewError | undefined;
   try {
     const offset = ctx.blockOffset;
     report = await pushRowFile({
@@ -144,9 +145,23 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       ...(request.stopSignal ? { stopAfterBlock: request.stopSignal } : {}),
       onEvent: (event) => forwardPushEvent(deps.events, run.id, event, offset),
     });
+  } catch (error) {
+    if (!isFileRefusal(error)) throw error;
+    refusal = error;
   } finally {
     lease.release();
     dropSpool(ctx, normalized.spoolPath);
+  }
+  if (report === undefined) {
+    // Purview refused a block for what it holds (a 400, a 413): this file only. The others go on, or the oldest file
+    // would stop every later run the same way and the connector would never move again.
+    const acknowledged = deps.store
+      .rangesOf({ destination, source: `file:${normalized.sha256}` })
+      .reduce((rows, range) => rows + (range.state === 'acked' ? range.end - range.first : 0), 0);
+    ctx.counts.rowsAcked += acknowledged;
+    const message = `Purview refused part of ${file.name}: ${(refusal as PurviewError).message}`;
+    await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, normalized.rows - acknowledged);
+    return;
   }
   const c = ctx.counts;
   c.blocks += report.blocks;
@@ -192,6 +207,11 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       message: `${file.name}: every row is acknowledged, but it could not be moved to done/ (${errno(cause)}); the next run archives it without sending a row again.`,
     });
   }
+}
+
+/** Purview refused a block for its content (400, 413), not for the job or the credentials, which every file shares. */
+function isFileRefusal(error: unknown): error is PurviewError {
+  return error instanceof PurviewError && error.code === 'BRG_ERR_PURVIEW_REJECTED' && (error.status === 400 || error.status === 413);
 }
 
 function delivered(ctx: DropContext, file: DropFile): void {
@@ -297,19 +317,29 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'looks-utf8': 'The export writes UTF-8: set connectors[].source.encoding to utf-8 (or leave it out), then drop the file again.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
     'changed-after-send': 'Compare the file with what the export wrote.',
+    'purview-rejected':
+      "Purview's words are above. A 400 usually means a row or the header is not what the connector's schema takes; a 413, a block too large (lower --block-rows or purview.blockRows).",
   };
   // A changed file is new content to the ledger: dropped again as it is, the rows already sent would go out again.
   const retry =
-    fault.sentRows !== undefined
-      ? `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`
-      : 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
+    fault.sentRows !== undefined && fault.reason === 'purview-rejected'
+      ? fault.sentRows === 0
+        ? 'To retry: fix the file and drop it in the folder again.'
+        : `Do not drop this file again as it is, nor fixed: the bridge knows a file by its content, so a changed file is a new one and its first ${fault.sentRows} row(s), in Purview already, would be sent twice. Drop a new file with the header line and only the rows after them, fixed.`
+      : fault.sentRows !== undefined
+        ? `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`
+        : 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
   const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
   return [
     `${file.name} was refused by the bridge (connector ${ctx.deps.connector}, run ${ctx.run.id}, ${new Date(ctx.deps.clock.now()).toISOString()}).`,
     `Reason: ${fault.reason}`,
     `Where: ${where}`,
     fault.message,
-    fault.reason === 'changed-after-send' ? '' : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
+    fault.reason === 'changed-after-send'
+      ? ''
+      : fault.sentRows
+        ? `Rows in the file (non-empty lines after the first): ${rows + fault.sentRows}. Purview acknowledged the first ${fault.sentRows}; the other ${rows} were not delivered.`
+        : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
     hints[fault.reason] ?? '',
     retry,
     '',

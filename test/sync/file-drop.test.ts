@@ -267,6 +267,39 @@ describe('flat-file source: what a run takes', () => {
   });
 });
 
+describe('flat-file source: a file Purview refuses', () => {
+  it('moves it to rejected/ saying which rows Purview took, and delivers the files after it (the connector does not stick)', async () => {
+    const w = world();
+    const a = epicRows(3, 'refa');
+    const b = epicRows(6, 'refb');
+    const c = epicRows(3, 'refc');
+    drop(w.dirs, 'a.txt', fileText(a), NOW - 30 * MINUTE);
+    drop(w.dirs, 'b.txt', fileText(b), NOW - 20 * MINUTE);
+    drop(w.dirs, 'c.txt', fileText(c), NOW - 10 * MINUTE);
+    // a's block and b's first are taken; b's second is refused (400).
+    emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Row 2 is malformed.' });
+    const summary = await w.run();
+    expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
+      ['a.txt', 'delivered', ''],
+      ['b.txt', 'rejected', 'purview-rejected'],
+      ['c.txt', 'delivered', ''],
+    ]);
+    expect(w.accepted()).toEqual([...a, ...b.slice(0, 4), ...c]);
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(['b.txt', 'b.txt.why.txt']);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'b.txt.why.txt'), 'utf8');
+    expect(why).toContain('Reason: purview-rejected');
+    expect(why).toContain('Row 2 is malformed.');
+    expect(why).toContain('Purview acknowledged the first 4; the other 2 were not delivered.');
+    expect(why).toContain('Drop a new file with the header line and only the rows after them, fixed.');
+    expect(ls(w.dirs.dir)).toEqual([]);
+    // The two rows dropped again as a new file go out, once; nothing else is sent again.
+    drop(w.dirs, 'b-rest.txt', fileText(b.slice(4)), NOW - 5 * MINUTE);
+    await w.run();
+    expect(w.accepted()).toEqual([...a, ...b.slice(0, 4), ...c, ...b.slice(4)]);
+    w.close();
+  });
+});
+
 describe('flat-file source: bad input, nothing lost', () => {
   it('moves each bad file to rejected/ with a .why.txt naming line and column, and delivers the good ones', async () => {
     const w = world();
