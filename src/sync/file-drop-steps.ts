@@ -12,6 +12,7 @@ import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
+import { forgetSentAndLeft, rememberSentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
 import { type EnrichReport, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
@@ -60,6 +61,15 @@ interface Fault {
 /** The file normalised (and enriched) into a spool, ready to push; or undefined when it was refused, or is not there to take. */
 export async function checkFile(ctx: DropContext, file: DropFile, index: number): Promise<Checked | undefined> {
   const { deps, drop, request } = ctx;
+  const left = sentAndLeftFor(deps, file);
+  if (left !== undefined && left.size !== file.size) {
+    // Its rows went out in an earlier run and it could not be moved aside; it has changed since. Read again it would be
+    // new content, and every row would go out a second time: it is refused again (moved aside, if that works now).
+    const message = `${file.path} changed after its ${left.sentRows} row(s) were read and sent in an earlier run (content sha256 ${left.sha256}), which could not move it aside; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
+    await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: left.sentRows }, 0);
+    if (!existsSync(file.path)) forgetSentAndLeft(deps, file.name);
+    return undefined;
+  }
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
   ctx.spools.add(spool);
   let normalized: NormalizedFile;
@@ -161,6 +171,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     ctx.counts.rowsAcked += acknowledged;
     const message = `Purview refused part of ${file.name}: ${(refusal as PurviewError).message}`;
     await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, normalized.rows - acknowledged);
+    if (acknowledged > 0) leftAfterSend(ctx, file, normalized, acknowledged);
     return;
   }
   const c = ctx.counts;
@@ -192,13 +203,16 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     // the addition; sending it again would double the rest. The operator decides.
     const message = `${file.path} changed after it was read and sent: the ${normalized.rows} row(s) it had then are acknowledged (content sha256 ${normalized.sha256}); what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
     await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: normalized.rows }, 0);
+    leftAfterSend(ctx, file, normalized, normalized.rows);
     return;
   }
   try {
     const archivedTo = archiveFile(ctx.drop.folder, file, 'done', run.id.slice(0, 8));
     ctx.record({ ...base, outcome, archivedTo });
     delivered(ctx, file);
+    forgetSentAndLeft(deps, file.name);
   } catch (cause) {
+    leftAfterSend(ctx, file, normalized, normalized.rows);
     ctx.record({
       ...base,
       outcome: 'left',
@@ -207,6 +221,12 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       message: `${file.name}: every row is acknowledged, but it could not be moved to done/ (${errno(cause)}); the next run archives it without sending a row again.`,
     });
   }
+}
+
+/** A file whose rows were sent is still in the drop folder (its move failed): remembered until it leaves. */
+function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): void {
+  if (ctx.request.dryRunOut || !existsSync(file.path)) return;
+  rememberSentAndLeft(ctx.deps, { name: file.name, ino: file.ino, size: file.size, sentRows, sha256: normalized.sha256 });
 }
 
 /** Purview refused a block for its content (400, 413), not for the job or the credentials, which every file shares. */

@@ -20,6 +20,7 @@ import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError, toBridgeError } from '../errors.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
+import { pruneSentAndLeft } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
 import type { EnrichReport, FileEnricher } from './file-enrich.js';
@@ -129,6 +130,7 @@ export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: S
 async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary> {
   const { deps, drop, run, request } = ctx;
   checkFolder(drop.folder, run.id, { readOnly: Boolean(request.dryRunOut) });
+  if (!request.dryRunOut) pruneSentAndLeft(deps, drop.folder.dir);
   const { ready, settling } = listReady(drop.folder, nowMs);
   Object.assign(ctx.tally, { ready: ready.length, settling });
   deps.logger.info({ runId: run.id, ready: ready.length, settling }, 'drop folder listed');

@@ -4,7 +4,7 @@
  * once: a file dropped twice or re-run after a failed archive sends nothing again), and what the state says after.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -490,6 +490,42 @@ describe('flat-file source: bad input, nothing lost', () => {
     drop(w.dirs, 'grow-rest.txt', fileText(epicRows(1, 'late')), NOW - 10 * MINUTE);
     await w.run();
     expect(w.accepted()).toEqual([...rows, ...epicRows(1, 'late')]);
+    w.close();
+  });
+});
+
+describe('flat-file source: a sent file that stays in the folder', () => {
+  it('is not sent again when it grows before the next run, though rejected/ could not take it when its rows went out', async () => {
+    const w = world();
+    const rows = epicRows(3, 'held');
+    const path = drop(w.dirs, 'held.txt', fileText(rows), NOW - 10 * MINUTE);
+    // The export appends while the run pushes, and rejected/ cannot be written then (a plain file where it goes).
+    const rejectedDir = join(w.dirs.archiveDir, 'rejected');
+    const detach = w.events.on('spool_complete', () => {
+      writeFileSync(path, `${epicRows(1, 'more')[0]}\r\n`, { flag: 'a' });
+      rmSync(rejectedDir, { recursive: true, force: true });
+      writeFileSync(rejectedDir, 'not a folder');
+    });
+    const first = await w.run().catch((e: unknown) => e);
+    detach();
+    expect((first as BridgeError).message).toMatch(/^1 file\(s\) stayed in the drop folder for the next run: held\.txt was refused \(changed-after-send/);
+    expect(w.accepted()).toEqual(rows);
+    expect(ls(w.dirs.dir)).toEqual(['held.txt']);
+    // It grows again before the next run; rejected/ works again.
+    writeFileSync(path, `${epicRows(1, 'more2')[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    rmSync(rejectedDir);
+    const second = await w.run();
+    expect(second.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['held.txt', 'rejected', 'changed-after-send']]);
+    expect(w.accepted()).toEqual(rows);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'held.txt.why.txt'), 'utf8');
+    expect(why).toContain('changed after its 3 row(s) were read and sent in an earlier run');
+    expect(ls(w.dirs.dir)).toEqual([]);
+    // Nothing is remembered once it has left the folder: a new file of that name is a new file.
+    const fresh = epicRows(2, 'new');
+    drop(w.dirs, 'held.txt', fileText(fresh), NOW - 5 * MINUTE);
+    await w.run();
+    expect(w.accepted()).toEqual([...rows, ...fresh]);
     w.close();
   });
 });
