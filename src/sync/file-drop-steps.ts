@@ -14,7 +14,7 @@ import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
 import { forgetSentAndLeft, rememberSentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
-import { type EnrichReport, mergeEnrichReports } from './file-enrich.js';
+import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
 import { removeFiles } from './run-files.js';
@@ -112,7 +112,26 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   if (drop.enrich) {
     const out = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.enriched.txt`);
     ctx.spools.add(out);
-    const enriched = await drop.enrich().enrich(normalized, out, request.signal);
+    let enriched: Awaited<ReturnType<FileEnricher['enrich']>>;
+    try {
+      enriched = await drop.enrich().enrich(normalized, out, request.signal);
+    } catch (error) {
+      // The EHR could not fill this file's cells (a search it refused, an outage): this file waits, and the files
+      // already checked, and the next ones, still go out. The state failing is the run's problem, not this file's.
+      dropSpool(ctx, spool);
+      dropSpool(ctx, out);
+      const failure = toBridgeError(error);
+      if (request.signal?.aborted || failure.code === 'BRG_ERR_STATE' || failure.code === 'BRG_ERR_INTERNAL') throw failure;
+      ctx.record({
+        file: file.name,
+        outcome: 'left',
+        rows: 0,
+        code: failure.code,
+        reason: 'enrich-failed',
+        message: `${file.name} could not be enriched from the EHR (${failure.code}: ${failure.message}); it stays in the drop folder for the next run. Nothing of it was sent.`,
+      });
+      return undefined;
+    }
     dropSpool(ctx, spool);
     normalized = enriched.file;
     ctx.enrich = mergeEnrichReports(ctx.enrich, enriched.report);

@@ -13,6 +13,7 @@ import { systemClock } from '../../src/clock.js';
 import { buildSyncDeps, findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
 import { SCHEMA_COLUMNS } from '../../src/connector-file/index.js';
+import type { BridgeError } from '../../src/errors.js';
 import { uuidSource } from '../../src/ids.js';
 import { type Sandbox, startSandbox } from '../../src/sandbox/index.js';
 import type { FileDropSummary } from '../../src/sync/file-drop.js';
@@ -177,6 +178,33 @@ describe('flat-file source against the sandbox', () => {
     for (const mrn of keysOf(PATIENT, 'PATIENT.PAT_MRN_ID')) expect(logs).not.toContain(mrn);
     for (const line of sample.slice(0, 10)) if (cell(line, 'PATIENT.ADD_LINE_1').length > 4) expect(logs).not.toContain(cell(line, 'PATIENT.ADD_LINE_1'));
   }, 60_000);
+
+  it('a file the EHR cannot enrich waits in the folder; the files before and after it still go out', async () => {
+    const dirs = folder('enrich-fails');
+    const before = acceptedRows().length;
+    const blank = (line: string): string => {
+      const cells = line.split('\t');
+      for (const name of PATIENT) cells[col(name)] = '';
+      return cells.join('\t');
+    };
+    const first = rows.slice(100, 105);
+    const needs = rows.slice(105, 110).map(blank);
+    const last = rows.slice(110, 115);
+    drop(dirs, 'a_first.txt', fileText(first), Date.now() - 180_000);
+    drop(dirs, 'b_needs.txt', fileText(needs), Date.now() - 120_000);
+    drop(dirs, 'c_last.txt', fileText(last), Date.now() - 60_000);
+    // The EHR refuses the Patient lookup of b's MRNs once (a 403: the grant, not the file).
+    const mrn = (needs[0] as string).split('\t')[col('PATIENT.PAT_MRN_ID')] as string;
+    sandbox.fhir.faults.add({ action: { kind: 'status', status: 403 }, match: new RegExp(`/Patient\\?.*${mrn}`) });
+    const error = await syncIn(dirs, { enrich: { fhir: true } }).catch((e: unknown) => e);
+    expect((error as BridgeError).message).toMatch(/b_needs\.txt could not be enriched from the EHR \(BRG_ERR_FHIR_HTTP/);
+    expect(acceptedRows().slice(before)).toEqual([...first, ...last]);
+    expect(readdirSync(dirs.dir)).toEqual(['b_needs.txt']);
+    // Once the EHR answers, the next run fills and sends it.
+    const summary = await syncIn(dirs, { enrich: { fhir: true } });
+    expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([['b_needs.txt', 'delivered']]);
+    expect(acceptedRows().slice(before)).toEqual([...first, ...last, ...rows.slice(105, 110)]);
+  });
 
   it('a bridge sync killed with SIGKILL mid-push, then run again, delivers every row once or flagged', async () => {
     const dirs = folder('crash');
