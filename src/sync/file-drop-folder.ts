@@ -137,6 +137,13 @@ export function archiveFile(folder: DropFolder, file: DropFile, kind: ArchiveKin
   const target = freeName(archivePath(folder, kind), file.name, tag);
   if (why !== undefined) writeFileSync(`${target}.why.txt`, why, { mode: 0o600 });
   renameSync(file.path, target);
+  // An export that writes a fixed name by renaming a new file over it may have done so since the file was checked:
+  // what was moved is then not what was read (and, for done/, not what was sent). It goes back for the next run.
+  if (statSync(target).ino !== file.ino) {
+    renameSync(target, file.path);
+    if (why !== undefined) rmSync(`${target}.why.txt`, { force: true });
+    throw Object.assign(new Error(`${file.name} was replaced by a new file just before it was archived; the new one stays`), { code: 'EREPLACED' });
+  }
   syncDir(folder.dir);
   syncDir(archivePath(folder, kind));
   return target;

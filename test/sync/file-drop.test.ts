@@ -4,7 +4,7 @@
  * once: a file dropped twice or re-run after a failed archive sends nothing again), and what the state says after.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -15,6 +15,7 @@ import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
+import { archiveFile, type DropFile, statFile } from '../../src/sync/file-drop-folder.js';
 import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
 import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
@@ -527,6 +528,22 @@ describe('flat-file source: a sent file that stays in the folder', () => {
     await w.run();
     expect(w.accepted()).toEqual([...rows, ...fresh]);
     w.close();
+  });
+});
+
+describe('flat-file source: archiving what was checked', () => {
+  it('moves only the file that was read: one renamed over it at the last moment goes back to the drop folder', () => {
+    const dirs = dropDirs('archive-race-', root);
+    const path = drop(dirs, 'x.txt', 'as read', NOW - 10 * MINUTE);
+    const checked = statFile(path) as DropFile;
+    // The export writes its next file under the same name by renaming a temporary file over it.
+    writeFileSync(`${path}.tmp`, 'the next export');
+    renameSync(`${path}.tmp`, path);
+    mkdirSync(join(dirs.archiveDir, 'done'), { recursive: true });
+    const folder = { dir: dirs.dir, pattern: '*.txt', archiveDir: dirs.archiveDir, settleMs: MINUTE };
+    expect(() => archiveFile(folder, checked, 'done', 'run1')).toThrow('x.txt was replaced by a new file just before it was archived');
+    expect(readFileSync(path, 'utf8')).toBe('the next export');
+    expect(ls(join(dirs.archiveDir, 'done'))).toEqual([]);
   });
 });
 
