@@ -93,13 +93,6 @@ function isDefiniteRefusal(error: unknown): boolean {
   return error instanceof UploadStatusError && error.status >= 400 && error.status < 500;
 }
 
-/**
- * Answers after which the block may be stored all the same: any 5xx a gateway gives when its origin did not answer in
- * time (Azure Front Door answers 503 then, Application Gateway 502), or a 500 from behind one. 429 and 408 say it was
- * not processed.
- */
-const STORED_MAYBE: ReadonlySet<number> = new Set([500, 502, 503, 504]);
-
 async function attemptBlock(
   ctx: SendContext,
   block: OutgoingBlock,
@@ -133,8 +126,10 @@ async function attemptBlock(
     throw error;
   }
   if (response.status >= 200 && response.status < 300) return response;
-  if (response.bodySent && STORED_MAYBE.has(response.status)) {
-    // A gateway's 502/503/504, or a 500 from behind it, can come after Purview stored the block: as unknown as a lost answer.
+  if (response.bodySent && response.status >= 500) {
+    // A gateway's 502/503/504 (or a 520-524 of another one), or a 500 from behind it, can come after Purview stored the
+    // block: as unknown as a lost answer. Any 5xx after the whole body counts so, or a 4xx after it would mark the
+    // block refused while Purview may hold it.
     state.possiblyDuplicated = true;
     state.lostAnswer = true;
   }

@@ -129,6 +129,9 @@ export function sameVersion(a: DropFile, b: DropFile | undefined): boolean {
   return b !== undefined && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ino === b.ino;
 }
 
+/** archiveFile's error code when a new file took the name between the check and the move (see there). */
+export const REPLACED = 'EREPLACED';
+
 /**
  * Renames the file into `done/` or `rejected/`, under its own name or, when that is taken (the same name dropped
  * again), `<stem>.<tag><ext>`; returns where it went. `why` is written beside it first, as `<target>.why.txt`.
@@ -137,12 +140,15 @@ export function archiveFile(folder: DropFolder, file: DropFile, kind: ArchiveKin
   const target = freeName(archivePath(folder, kind), file.name, tag);
   if (why !== undefined) writeFileSync(`${target}.why.txt`, why, { mode: 0o600 });
   renameSync(file.path, target);
-  // An export that writes a fixed name by renaming a new file over it may have done so since the file was checked:
-  // what was moved is then not what was read (and, for done/, not what was sent). It goes back for the next run.
-  if (statSync(target).ino !== file.ino) {
+  // done/ says "sent": an export that writes a fixed name by renaming a new file over it (or that wrote to it again) may
+  // have done so since the file was checked, and what was moved is then not what was sent. It goes back for the next
+  // run. Size and modification time, which a rename keeps, not the inode, which some file systems (FAT, some network
+  // mounts) do not keep stable. A refused file goes to rejected/ whatever it has become: nothing of it is sent.
+  const moved = statSync(target);
+  if (kind === 'done' && (moved.size !== file.size || moved.mtimeMs !== file.mtimeMs)) {
     renameSync(target, file.path);
     if (why !== undefined) rmSync(`${target}.why.txt`, { force: true });
-    throw Object.assign(new Error(`${file.name} was replaced by a new file just before it was archived; the new one stays`), { code: 'EREPLACED' });
+    throw Object.assign(new Error(`${file.name} was replaced by a new file just before it was archived; the new one stays`), { code: REPLACED });
   }
   syncDir(folder.dir);
   syncDir(archivePath(folder, kind));

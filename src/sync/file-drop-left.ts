@@ -14,8 +14,9 @@ import type { SyncDeps } from './pipeline.js';
 export interface SentAndLeft {
   readonly name: string;
   readonly ino: number;
-  /** Its size when it was read and sent. */
+  /** Its size and modification time when it was read and sent. */
   readonly size: number;
+  readonly mtimeMs: number;
   /** Rows of it Purview acknowledged (its first rows, in order). */
   readonly sentRows: number;
   readonly sha256: string;

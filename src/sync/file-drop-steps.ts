@@ -11,7 +11,7 @@ import { PurviewError, type PushReport, pushRowFile } from '../purview/index.js'
 import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
-import { archiveFile, countDataLines, type DropFile, errno, sameVersion, statFile } from './file-drop-folder.js';
+import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
 import { forgetSentAndLeft, rememberSentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
@@ -32,6 +32,8 @@ export interface DropContext {
   /** Run-wide indexes of blocks flagged possibly duplicated (each file's blocks follow the previous file's). */
   readonly possiblyDuplicated: number[];
   blockOffset: number;
+  /** Files in a row whose first block Purview refused (a job refusing every file stops the run at the second). */
+  wholeFileRefusals: number;
   /** Spool files of this run still on disk (they hold PHI): removed when the run ends, however it ends. */
   readonly spools: Set<string>;
   readonly tally: FileDropTally;
@@ -62,7 +64,7 @@ interface Fault {
 export async function checkFile(ctx: DropContext, file: DropFile, index: number): Promise<Checked | undefined> {
   const { deps, drop, request } = ctx;
   const left = sentAndLeftFor(deps, file);
-  if (left !== undefined && left.size !== file.size) {
+  if (left !== undefined && (left.size !== file.size || left.mtimeMs !== file.mtimeMs)) {
     // Its rows went out in an earlier run and it could not be moved aside; it has changed since. Read again it would be
     // new content, and every row would go out a second time: it is refused again (moved aside, if that works now).
     const message = `${file.path} changed after its ${left.sentRows} row(s) were read and sent in an earlier run (content sha256 ${left.sha256}), which could not move it aside; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
@@ -121,7 +123,9 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
       dropSpool(ctx, spool);
       dropSpool(ctx, out);
       const failure = toBridgeError(error);
-      if (request.signal?.aborted || failure.code === 'BRG_ERR_STATE' || failure.code === 'BRG_ERR_INTERNAL') throw failure;
+      // Only an answer about this file's lookups (a search refused, a type not offered) is the file's; an outage, the
+      // SMART sign-in, a key or the state would fail every file the same way, and stop the run with their own code.
+      if (request.signal?.aborted || !PER_FILE_ENRICH_FAILURES.has(failure.code)) throw failure;
       ctx.record({
         file: file.name,
         outcome: 'left',
@@ -159,6 +163,8 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   );
   let report: PushReport | undefined;
   let refusal: PurviewError | undefined;
+  // What this push acknowledged before a refusal ends it (the report is only made for a push that finishes).
+  const acked = { blocks: 0, flagged: [] as number[], flaggedRows: 0 };
   try {
     const offset = ctx.blockOffset;
     report = await pushRowFile({
@@ -172,11 +178,23 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
       runId: run.id,
       signal: request.signal ? AbortSignal.any([request.signal, lease.lost]) : lease.lost,
       ...(request.stopSignal ? { stopAfterBlock: request.stopSignal } : {}),
-      onEvent: (event) => forwardPushEvent(deps.events, run.id, event, offset),
+      onEvent: (event) => {
+        if (event.type === 'block_acked') {
+          acked.blocks += 1;
+          if (event.possiblyDuplicated) {
+            acked.flagged.push(event.index);
+            acked.flaggedRows += event.rows;
+          }
+        }
+        forwardPushEvent(deps.events, run.id, event, offset);
+      },
     });
   } catch (error) {
-    if (!isFileRefusal(error)) throw error;
+    // A refusal of the file's first block, right after another file was refused the same way, is the job refusing
+    // every file (a column mapping that does not match, say): the run stops, as it would for credentials.
+    if (!isFileRefusal(error) || (acked.blocks === 0 && ctx.wholeFileRefusals > 0)) throw error;
     refusal = error;
+    ctx.wholeFileRefusals = acked.blocks === 0 ? ctx.wholeFileRefusals + 1 : 0;
   } finally {
     lease.release();
     dropSpool(ctx, normalized.spoolPath);
@@ -187,12 +205,25 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     const acknowledged = deps.store
       .rangesOf({ destination, source: `file:${normalized.sha256}` })
       .reduce((rows, range) => rows + (range.state === 'acked' ? range.end - range.first : 0), 0);
-    ctx.counts.rowsAcked += acknowledged;
+    const c = ctx.counts;
+    c.blocks += acked.blocks + 1;
+    c.blocksAcked += acked.blocks;
+    c.rowsAcked += acknowledged;
+    c.possiblyDuplicated += acked.flagged.length;
+    c.rowsPossiblyDuplicated += acked.flaggedRows;
+    ctx.possiblyDuplicated.push(...acked.flagged.map((index) => index + ctx.blockOffset));
+    ctx.blockOffset += acked.blocks + 1;
+    // The rows not delivered were counted as rows when the file was checked: they are rejects (reject counts them, and
+    // their events once more, which they are not).
+    const undelivered = normalized.rows - acknowledged;
+    c.rows -= undelivered;
+    c.events -= undelivered;
     const message = `Purview refused part of ${file.name}: ${(refusal as PurviewError).message}`;
-    await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, normalized.rows - acknowledged);
+    await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, undelivered);
     if (acknowledged > 0) leftAfterSend(ctx, file, normalized, acknowledged);
     return;
   }
+  ctx.wholeFileRefusals = 0;
   const c = ctx.counts;
   c.blocks += report.blocks;
   c.blocksAcked += report.blocks;
@@ -231,6 +262,16 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     delivered(ctx, file);
     forgetSentAndLeft(deps, file.name);
   } catch (cause) {
+    if (errno(cause) === REPLACED) {
+      // What was read and sent is gone (a new file took its name); the new one is the next run's.
+      ctx.record({
+        ...base,
+        outcome,
+        message: `${file.name}: every row is acknowledged; a new file of that name replaced it before it was archived, and waits for the next run.`,
+      });
+      delivered(ctx, file);
+      return;
+    }
     leftAfterSend(ctx, file, normalized, normalized.rows);
     ctx.record({
       ...base,
@@ -242,10 +283,12 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   }
 }
 
+const PER_FILE_ENRICH_FAILURES: ReadonlySet<string> = new Set(['BRG_ERR_FHIR_HTTP', 'BRG_ERR_FHIR_NOT_SUPPORTED']);
+
 /** A file whose rows were sent is still in the drop folder (its move failed): remembered until it leaves. */
 function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): void {
   if (ctx.request.dryRunOut || !existsSync(file.path)) return;
-  rememberSentAndLeft(ctx.deps, { name: file.name, ino: file.ino, size: file.size, sentRows, sha256: normalized.sha256 });
+  rememberSentAndLeft(ctx.deps, { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows, sha256: normalized.sha256 });
 }
 
 /** Purview refused a block for its content (400, 413), not for the job or the credentials, which every file shares. */

@@ -17,7 +17,7 @@
  */
 import { appendFileSync, statfsSync } from 'node:fs';
 import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
-import { BridgeError, toBridgeError } from '../errors.js';
+import { BridgeError, type ErrorCode, toBridgeError } from '../errors.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
 import { pruneSentAndLeft } from './file-drop-left.js';
@@ -174,8 +174,14 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
   const left = ctx.outcomes.filter((o) => o.outcome === 'left');
   if (left.length > 0) {
     const first = left[0] as FileOutcome;
+    // The first file's own cause decides the exit status: an archive that cannot be written, the EHR refusing a
+    // lookup of its enrichment (4), or else the input.
+    const code: ErrorCode =
+      first.code === 'BRG_ERR_DROP_ARCHIVE' || first.code === 'BRG_ERR_FHIR_HTTP' || first.code === 'BRG_ERR_FHIR_NOT_SUPPORTED'
+        ? first.code
+        : 'BRG_ERR_INPUT_INVALID';
     throw new BridgeError(
-      first.code === 'BRG_ERR_DROP_ARCHIVE' ? 'BRG_ERR_DROP_ARCHIVE' : 'BRG_ERR_INPUT_INVALID',
+      code,
       `${left.length} file(s) stayed in the drop folder for the next run: ${left.map((o) => o.message ?? `${o.file}: ${o.reason}`).join('; ')}`,
       { details: { files: left.length } },
     );
@@ -239,6 +245,7 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
     rejectReasons: {},
     possiblyDuplicated: [],
     blockOffset: 0,
+    wholeFileRefusals: 0,
     spools: new Set(),
     tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0, waiting: 0 },
     rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath,

@@ -293,10 +293,29 @@ describe('flat-file source: a file Purview refuses', () => {
     expect(why).toContain('Purview acknowledged the first 4; the other 2 were not delivered.');
     expect(why).toContain('Drop a new file with the header line and only the rows after them, fixed.');
     expect(ls(w.dirs.dir)).toEqual([]);
+    // 12 rows read: 10 delivered, b's last 2 refused; b's blocks count like the others'.
+    expect(summary.counts).toMatchObject({ events: 12, rows: 10, rejects: 2, rowsAcked: 10, blocks: 4, blocksAcked: 3 });
     // The two rows dropped again as a new file go out, once; nothing else is sent again.
     drop(w.dirs, 'b-rest.txt', fileText(b.slice(4)), NOW - 5 * MINUTE);
     await w.run();
     expect(w.accepted()).toEqual([...a, ...b.slice(0, 4), ...c, ...b.slice(4)]);
+    w.close();
+  });
+});
+
+describe('flat-file source: a job that refuses every file', () => {
+  it('stops the run at the second file refused whole: the job, not the files, is wrong (the second stays in the folder)', async () => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(2, 'allA')), NOW - 30 * MINUTE);
+    drop(w.dirs, 'b.txt', fileText(epicRows(2, 'allB')), NOW - 20 * MINUTE);
+    drop(w.dirs, 'c.txt', fileText(epicRows(2, 'allC')), NOW - 10 * MINUTE);
+    emu.ingest.injectFaults(...Array.from({ length: 3 }, () => ({ kind: 'status' as const, status: 400, body: 'Column mapping does not match.' })));
+    const error = await w.run().catch((e: unknown) => e);
+    emu.ingest.injectFaults();
+    expect((error as BridgeError).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(['a.txt', 'a.txt.why.txt']);
+    expect(ls(w.dirs.dir)).toEqual(['b.txt', 'c.txt']);
+    expect(w.accepted()).toEqual([]);
     w.close();
   });
 });

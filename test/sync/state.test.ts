@@ -20,6 +20,9 @@ function fresh(): { dir: string; store: StateStore } {
 const JOB_A = 'https://ingest|t|job-a';
 const JOB_B = 'https://ingest|t|job-b';
 
+/** The state database opened read-only beside the store, to read what the store does not expose. */
+const readOnlyState = (dir: string): Database.Database => new Database(join(dir, 'bridge.sqlite'), { readonly: true });
+
 const run = (id: string, over: Partial<RunRecord> = {}): RunRecord => ({
   id,
   connector: 'main',
@@ -56,7 +59,7 @@ describe('SQLite state store', () => {
     expect(s.seenEvents('main', JOB_A, ['e1|'])).toEqual(new Set());
     expect(s.findUnfinishedRun('main')?.id).toBe('r1');
 
-    s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 3 }, watermark: '2026-11-23T00:00:00.000Z' });
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 3 }, watermark: '2026-11-23T00:00:00.000Z', destination: JOB_A });
     expect(s.getWatermark('main')).toBe('2026-11-23T00:00:00.000Z');
     expect(s.seenEvents('main', JOB_A, ['e1|', 'e2|'])).toEqual(new Set(['e1|']));
     // Issue #14.3: a completed run no longer carries the error of an earlier attempt.
@@ -82,7 +85,7 @@ describe('SQLite state store', () => {
     expect(s.getRun('r1')?.spoolPath).toBeUndefined();
     s.beginPush('r1', { spoolPath: '/tmp/x.txt' }, [good]);
     expect(s.getRun('r1')).toMatchObject({ state: 'pushing', spoolPath: '/tmp/x.txt' });
-    s.completeRun('r1', { counts: { ...ZERO_COUNTS } });
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, destination: JOB_A });
     expect(s.seenEvents('main', JOB_A, ['e1|'])).toEqual(new Set(['e1|']));
   });
 
@@ -100,7 +103,7 @@ describe('SQLite state store', () => {
     expect(s.seenEvents('main', JOB_B, ['e1|'])).toEqual(new Set(['e1|']));
   });
 
-  it('a seen event from before schema v6 (no destination) still counts for any destination', () => {
+  it('a seen event from before schema v6 (no destination) counts for no destination: the ledger answers for what was delivered', () => {
     const { dir, store: s } = fresh();
     s.createRun(run('r1'));
     s.beginPush('r1', {}, [{ key: 'old|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
@@ -108,7 +111,8 @@ describe('SQLite state store', () => {
     const db = new Database(join(dir, 'bridge.sqlite'));
     db.prepare('UPDATE seen_events SET destination = NULL').run();
     db.close();
-    expect(s.seenEvents('main', JOB_B, ['old|'])).toEqual(new Set(['old|']));
+    expect(s.seenEvents('main', JOB_B, ['old|'])).toEqual(new Set());
+    expect(s.seenEvents('main', JOB_A, ['old|'])).toEqual(new Set());
   });
 
   // Issue #14.4: a backfill completing must not rewind the watermark.
@@ -135,7 +139,7 @@ describe('SQLite state store', () => {
       { key: 'before|', windowMs: Date.parse('2026-11-21T16:59:59-07:00') }, // 23:59:59Z: before the cutoff
       { key: 'after|', windowMs: Date.parse('2026-11-21T17:00:01-07:00') }, // 00:00:01Z: after it
     ]);
-    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneSeenBeforeMs: cutoff });
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS }, watermark: '2026-11-23T00:00:00.000Z', pruneSeenBeforeMs: cutoff, destination: JOB_A });
     expect(s.seenEvents('main', JOB_A, ['before|', 'after|'])).toEqual(new Set(['after|']));
   });
 
@@ -178,9 +182,10 @@ describe('migration from v1', () => {
     expect(raw.prepare('SELECT recorded_ms FROM seen_events').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15.250Z') });
     expect(raw.prepare('SELECT recorded_ms FROM pending_seen').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15Z') });
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'blocks'").get()).toBeUndefined();
+    // v6: a key from before carries no destination and counts for none (the ledger answers for deliveries).
+    expect(raw.prepare('SELECT destination FROM seen_events').get()).toEqual({ destination: null });
     raw.close();
-    // v6: a key from before carries no destination and still counts for any.
-    expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set(['e1|1']));
+    expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set());
   });
 });
 
@@ -252,7 +257,7 @@ describe('delivery ledger', () => {
   });
 
   it('a block Purview definitely refused is as never sent: its events go out again unflagged, unless an earlier block carrying them may have been stored', () => {
-    const { store: s } = fresh();
+    const { dir, store: s } = fresh();
     // y was first in a block sent without an answer (maybe stored), then moved to the block that was refused.
     const lost = s.openEventBlock(target, cursor([{ key: 'y', rows: 1 }]), 10, () => undefined);
     s.markAttempt(lost?.id ?? -1);
@@ -284,7 +289,10 @@ describe('delivery ledger', () => {
     // A refusal is recorded only for a block still being sent: an acknowledged one stays acknowledged.
     s.markAcked(again?.id ?? -1, true);
     s.markRefused(again?.id ?? -1);
-    expect(s.acknowledgedEvents(target, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set(['x']));
+    const db = readOnlyState(dir);
+    expect(db.prepare('SELECT state, refused FROM delivery_blocks WHERE id = ?').get(again?.id)).toEqual({ state: 'acked', refused: 0 });
+    expect(db.prepare('SELECT refused FROM delivery_blocks WHERE id = ?').get(refused?.id)).toEqual({ refused: 1 });
+    db.close();
   });
 
   it('keys by destination: the same event is new to another job', () => {
@@ -521,7 +529,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     );
     s.markAttempt(block?.id ?? -1);
     s.markAcked(block?.id ?? -1, false);
-    s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 1 }, watermark: '2026-11-23T00:00:00.000Z' });
+    s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 1 }, watermark: '2026-11-23T00:00:00.000Z', destination: JOB });
     s.setSourceState('old', 'bulk-export', '{"covered":[]}');
     s.releaseLease('connector:old', 'run');
   }

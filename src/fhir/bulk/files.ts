@@ -11,6 +11,7 @@ import { createReadStream, createWriteStream, renameSync, rmSync, statSync } fro
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { isSecureOrLocal } from '../../config/endpoints.js';
 import { fileChunks, type NdjsonLines, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
 import { safeOrigin } from '../transport-errors.js';
@@ -68,6 +69,8 @@ export async function requestExportFile(
   let withBearer = bearer;
   let reply: BulkReply;
   for (let redirects = 0; ; redirects++) {
+    // Export files are PHI: never over plain http to another machine, whether the manifest or a redirect names it.
+    if (!isSecureOrLocal(url)) throw exportFileError(`${label} is served over plain http from ${safeOrigin(url)}; export files must come over https`, 0);
     reply = await http.send({
       method: 'GET',
       url,

@@ -8,6 +8,10 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
+import { requestExportFile } from '../../../src/fhir/bulk/files.js';
+import { BulkHttp } from '../../../src/fhir/bulk/http.js';
+import { silentLogger } from '../../../src/log.js';
+import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
@@ -131,6 +135,23 @@ describe('downloads', () => {
     expect(failure.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
     expect(failure.message).toContain('answered HTTP 203 instead of 200; its body was not read');
     expect(`${failure.message} ${JSON.stringify(failure.details)}`).not.toMatch(/MRN\d|"Patient"|pt-\d/);
+  });
+
+  it('refuses an export file over plain http from another machine before asking for it (export files are PHI)', async () => {
+    const http = new BulkHttp({
+      baseUrl: f.fx.server.baseUrl,
+      tokenSource: f.fx.tokens,
+      dispatcher: createDispatcher(DIRECT_NETWORK),
+      clock: f.fx.clock,
+      logger: silentLogger(),
+      timeoutMs: 1000,
+      retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 10, maxDelayMs: 10 },
+      maxJsonBytes: 1 << 20,
+    });
+    const file = { type: 'AuditEvent', url: 'http://files.example.org/export/1.ndjson' };
+    const error = await requestExportFile(http, file, 'AuditEvent file 1 of 1', false, undefined).catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_EXPORT_FILE' });
+    expect((error as BridgeError).message).toContain('is served over plain http from http://files.example.org; export files must come over https');
   });
 
   it('accepts gzip (stored compressed, inflated while read) and identity alike', async () => {
