@@ -182,6 +182,24 @@ describe('/v1 answers to a bad request', () => {
     expect(text.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
   });
 
+  it('starts a sync on a POST without a body ("sync now"), as with an empty window', async () => {
+    const started: Array<Record<string, unknown>> = [];
+    const app = await testApp({
+      runner: {
+        start: async (_name, request) => {
+          started.push({ ...request });
+          return 'run-9';
+        },
+        isRunning: () => false,
+        drain: async () => undefined,
+      },
+    });
+    const answer = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH });
+    expect([answer.statusCode, answer.json()]).toEqual([202, { runId: 'run-9' }]);
+    expect(started).toHaveLength(1);
+    expect(started[0]).not.toHaveProperty('since');
+  });
+
   it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
     const busy = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
     const locked = await testApp({ runner: { start: () => Promise.reject(busy), isRunning: () => false, drain: async () => undefined } });

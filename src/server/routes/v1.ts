@@ -39,6 +39,10 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
   app.post<{ Params: { name: string }; Body: { since?: string; until?: string } | undefined }>(
     '/connectors/:name/syncs',
     {
+      // "Sync now" needs no window: a POST without a body is an empty one, not a 400 "body must be object".
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
       schema: {
         summary: 'Start a sync of one connector (on-demand pull)',
         security: v1Security,
