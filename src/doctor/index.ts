@@ -11,10 +11,11 @@ import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorM
 import { type Config, type ConnectorConfig, type FhirSettings, PROFILES, type SmartSettings } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { type CompiledMapping, departmentLookups } from '../mapping/index.js';
 import { createDispatcher, fetchVia, resolveNetwork, routeOf } from '../net/index.js';
 import { createHttpsAgent } from '../purview/https-pool.js';
 import { CLOUDS } from '../purview/index.js';
-import { describeKeys, discoverTokenUrl, openKeyStore } from '../smart/index.js';
+import { describeKeys, discoverTokenUrl, openKeyStore, scopesNotGranted } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
 
@@ -79,8 +80,31 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     const mapping = loadConnectorMapping(connector);
     return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
   });
+  if (connector.smart) {
+    const smart = connector.smart;
+    await check(DEPARTMENT_CHECK, [MAPPING_CHECK], () => departmentScope(loadConnectorMapping(connector), smart.scope));
+  }
   if (connector.fhir) await fillCheck(check, runtime, connector, connector.fhir);
   return results;
+}
+
+export const DEPARTMENT_CHECK = 'department lookups in smart.scope';
+
+/**
+ * The department column reads the Encounters and Locations events name; without their scopes Epic answers those lookups
+ * 403, and the bridge leaves the column empty (with a warning in each run's log). Said here, before the first sync.
+ */
+function departmentScope(mapping: CompiledMapping, scope: string): CheckOutcome {
+  const lookups = [...departmentLookups(mapping)];
+  if (lookups.length === 0) return 'the department column reads no Encounter or Location';
+  const missing = lookups.filter((type) => scopesNotGranted(`system/${type}.read`, scope).length > 0);
+  if (missing.length === 0) return `${lookups.join(' and ')} reads are requested`;
+  return {
+    status: 'warn',
+    detail:
+      `smart.scope asks for no ${missing.join(' or ')} read: events that name one get no department (CLARITY_DEP.DEPARTMENT_NAME stays empty, with a warning in the run's log). ` +
+      `Add ${missing.map((type) => `system/${type}.read`).join(' and ')} to smart.scope and the APIs to the app record, or leave them out of options.departmentSources.`,
+  };
 }
 
 type Check = (name: string, needs: readonly string[], body: () => Promise<CheckOutcome> | CheckOutcome) => Promise<void>;

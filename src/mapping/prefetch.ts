@@ -13,8 +13,23 @@ import type { CompiledMapping } from './types.js';
 const NOTHING: ResourceLookup = { get: () => undefined };
 const USER_TYPES = new Set(['Practitioner', 'PractitionerRole']);
 
+/**
+ * The resource types the department column makes the pull fetch: Encounters when a department source reads them, the
+ * requestor's Location when that source is on; none when no column reads the department.
+ */
+export function departmentLookups(mapping: CompiledMapping): ReadonlySet<'Encounter' | 'Location'> {
+  const { needsDepartment, options } = programOf(mapping);
+  const types = new Set<'Encounter' | 'Location'>();
+  if (!needsDepartment) return types;
+  const sources = new Set(options.departmentSources);
+  if (sources.has('encounter-service-provider') || sources.has('encounter-location')) types.add('Encounter');
+  if (sources.has('requestor-location')) types.add('Location');
+  return types;
+}
+
 export function collectReferences(event: AuditEvent, mapping: CompiledMapping): ReferenceRequest {
-  const { options, needsDepartment } = programOf(mapping);
+  const { options } = programOf(mapping);
+  const lookups = departmentLookups(mapping);
   const keys = new Set<string>();
   const identifiers = new Map<string, IdentifierReference>();
   const addIdentifier = (ref: Reference | undefined, type: IdentifierReference['type']): void => {
@@ -39,8 +54,8 @@ export function collectReferences(event: AuditEvent, mapping: CompiledMapping): 
     const whoType = choice.agent.who?.type;
     addIdentifier(choice.agent.who, whoType === 'PractitionerRole' ? 'PractitionerRole' : 'Practitioner');
   }
-  if (needsDepartment) {
-    if (choice.kind === 'human') add(choice.agent.location, undefined);
+  if (lookups.has('Location') && choice.kind === 'human') add(choice.agent.location, undefined);
+  if (lookups.has('Encounter')) {
     for (const entity of event.entity ?? []) {
       if (referenceType(entity.what?.reference) === 'Encounter') add(entity.what, undefined);
     }

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock, systemClock } from '../../src/clock.js';
 import { findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { type CheckResult, FILL_CHECK, type FillSampleOptions, formatChecks, MAPPING_CHECK, runDoctor } from '../../src/doctor/index.js';
+import { type CheckResult, DEPARTMENT_CHECK, FILL_CHECK, type FillSampleOptions, formatChecks, MAPPING_CHECK, runDoctor } from '../../src/doctor/index.js';
 import { silentLogger } from '../../src/log.js';
 import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
@@ -54,6 +54,17 @@ describe('bridge doctor against the sandbox', () => {
     expect(r['/metadata lists AuditEvent search']?.fix).toContain('AuditEvent');
     expect(r[MAPPING_CHECK]?.status).toBe('pass');
     expect(r[FILL_CHECK]).toMatchObject({ status: 'skip', detail: 'needs "/metadata lists AuditEvent search"' });
+  });
+
+  it('warns, before the first sync, that the department column stays empty without Encounter and Location in smart.scope', async () => {
+    const without = await doctor();
+    expect(without[DEPARTMENT_CHECK]).toMatchObject({ status: 'warn' });
+    expect(without[DEPARTMENT_CHECK]?.detail).toContain('Add system/Encounter.read and system/Location.read to smart.scope');
+    const scope = 'system/AuditEvent.read system/Patient.read system/Practitioner.read system/Encounter.read system/Location.rs';
+    const withScopes = await doctor({ 'connectors.0.smart.scope': scope });
+    expect(withScopes[DEPARTMENT_CHECK]).toMatchObject({ status: 'pass', detail: 'Encounter and Location reads are requested' });
+    const noDepartment = await doctor({ 'connectors.0.mapping.options': { departmentSources: [] } });
+    expect(noDepartment[DEPARTMENT_CHECK]?.status).toBe('pass');
   });
 
   it('fails a malformed job id and a wrong Purview secret, each with its fix', async () => {

@@ -117,6 +117,14 @@ describe('collectReferences: what the pull must prefetch', () => {
     });
   });
 
+  it('fetches for the department only what its sources read: no Location without requestor-location, nothing with none', () => {
+    const event = auditEvent('hl7-r4', 'AuditEvent-example-disclosure.json');
+    const encountersOnly = builtinMapping('epic', { options: { departmentSources: ['encounter-service-provider'] } });
+    expect(collectReferences(event, encountersOnly).keys).toEqual(['Patient/example', 'Practitioner/example']);
+    const none = builtinMapping('epic', { options: { departmentSources: [] } });
+    expect(collectReferences(event, none).keys).toEqual(['Patient/example', 'Practitioner/example']);
+  });
+
   it('example-pixQuery: the patient by its CX identifier, the human requestor by identifier', () => {
     expect(collectReferences(auditEvent('hl7-r4', 'AuditEvent-example-pixQuery.json'), mapping)).toEqual({
       keys: [],
