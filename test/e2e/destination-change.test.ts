@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destinationKey } from '../../src/purview/index.js';
-import { spawnBridge } from '../support/bridge-process.js';
+import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
@@ -41,14 +41,6 @@ function blocksAcked(): number {
   return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }
 
-async function waitFor(condition: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 it("a backfill into a new Purview job delivers the whole window, the old job's last overlap included, each row once or flagged", async () => {
   const events = [...h.sandbox.dataset.events()];
   const expected = expectedRows(h.config, h.sandbox.dataset, events);
@@ -62,7 +54,7 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
   h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
   h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
   const killed = syncIntoB(20);
-  await waitFor(() => blocksAcked() > ackedBefore);
+  await until('a block acknowledged', () => blocksAcked() > ackedBefore || undefined);
   killed.kill('SIGKILL');
   expect((await killed.done).signal).toBe('SIGKILL');
   h.sandbox.ingest.injectFaults();
@@ -77,7 +69,7 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
     { kind: 'status', status: 503, retryAfter: '0' },
   );
   const holder = syncIntoB(7);
-  await waitFor(() => h.sandbox.ingest.requests > requestsBefore);
+  await until('a request to Purview', () => h.sandbox.ingest.requests > requestsBefore || undefined);
   const second = await syncIntoB(50).done;
   expect(second.code, second.stderr).toBe(6);
   const held = await holder.done;

@@ -6,7 +6,7 @@
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { spawnBridge } from '../support/bridge-process.js';
+import { spawnBridge, until as waitUntil } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
@@ -22,14 +22,6 @@ function bridgeSync(args: readonly string[], blockRows: number) {
 
 function accepted(): string[] {
   return h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
-}
-
-async function waitFor(condition: () => boolean, ms = 30_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 it('sends a refused block again unflagged, with another block size, past a second process and EHR throttling; kill -9 flags only the block in flight', async () => {
@@ -48,7 +40,7 @@ it('sends a refused block again unflagged, with another block size, past a secon
   h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 }, { kind: 'delay', ms: 1500 });
   h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
   const rerun = bridgeSync(['--until', end], 7);
-  await waitFor(() => h.sandbox.ingest.requests > requests);
+  await waitUntil('a request to Purview', () => h.sandbox.ingest.requests > requests || undefined);
   const second = await bridgeSync(['--until', end], 50).done;
   expect(second.code, second.stderr).toBe(6);
   const done = await rerun.done;
@@ -73,7 +65,7 @@ it('sends a refused block again unflagged, with another block size, past a secon
   const before = accepted().length;
   h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 0 }, ...Array.from({ length: 10 }, () => ({ kind: 'delay' as const, ms: 400 })));
   const killed = bridgeSync(['--until', until], 5);
-  await waitFor(() => accepted().length > before);
+  await waitUntil('a block acknowledged', () => accepted().length > before || undefined);
   killed.kill('SIGKILL');
   await killed.done;
   h.sandbox.ingest.injectFaults();
