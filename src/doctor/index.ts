@@ -80,7 +80,8 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     const mapping = loadConnectorMapping(connector);
     return `${mapping.schema} schema, ${mapping.columns.length} columns, from ${mapping.source}`;
   });
-  if (connector.smart) {
+  if (connector.smart && connector.source.type !== 'flat-file') {
+    // (A drop folder's enrichment looks up patients and users by identifier, never a department.)
     const smart = connector.smart;
     await check(DEPARTMENT_CHECK, [MAPPING_CHECK], () => departmentScope(loadConnectorMapping(connector), smart.scope));
   }

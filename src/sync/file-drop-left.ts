@@ -14,9 +14,9 @@ import type { SyncDeps } from './pipeline.js';
 export interface SentAndLeft {
   readonly name: string;
   readonly ino: number;
-  /** Its size and modification time when it was read and sent. */
+  /** Its size and modification time when it was read and sent (the time is absent from entries saved before it was kept). */
   readonly size: number;
-  readonly mtimeMs: number;
+  readonly mtimeMs?: number;
   /** Rows of it Purview acknowledged (its first rows, in order). */
   readonly sentRows: number;
   readonly sha256: string;

@@ -64,7 +64,7 @@ interface Fault {
 export async function checkFile(ctx: DropContext, file: DropFile, index: number): Promise<Checked | undefined> {
   const { deps, drop, request } = ctx;
   const left = sentAndLeftFor(deps, file);
-  if (left !== undefined && (left.size !== file.size || left.mtimeMs !== file.mtimeMs)) {
+  if (left !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs))) {
     // Its rows went out in an earlier run and it could not be moved aside; it has changed since. Read again it would be
     // new content, and every row would go out a second time: it is refused again (moved aside, if that works now).
     const message = `${file.path} changed after its ${left.sentRows} row(s) were read and sent in an earlier run (content sha256 ${left.sha256}), which could not move it aside; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
@@ -216,14 +216,17 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     // The rows not delivered were counted as rows when the file was checked: they are rejects (reject counts them, and
     // their events once more, which they are not).
     const undelivered = normalized.rows - acknowledged;
-    c.rows -= undelivered;
-    c.events -= undelivered;
     const message = `Purview refused part of ${file.name}: ${(refusal as PurviewError).message}`;
+    const rejectsBefore = c.rejects;
     await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, undelivered);
+    c.rows -= undelivered;
+    // Counted as rejects (and their events once more) when the file could be moved aside.
+    if (c.rejects > rejectsBefore) c.events -= undelivered;
     if (acknowledged > 0) leftAfterSend(ctx, file, normalized, acknowledged);
     return;
   }
-  ctx.wholeFileRefusals = 0;
+  // Only a file Purview took breaks a run of refusals; one already delivered never reached it.
+  if (report.rowsSent > 0) ctx.wholeFileRefusals = 0;
   const c = ctx.counts;
   c.blocks += report.blocks;
   c.blocksAcked += report.blocks;
@@ -263,13 +266,15 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     forgetSentAndLeft(deps, file.name);
   } catch (cause) {
     if (errno(cause) === REPLACED) {
-      // What was read and sent is gone (a new file took its name); the new one is the next run's.
+      // What is there now is not what was sent: a new file under the name (the next run's), or this one written to again
+      // in place, which must not then be read as new content and sent whole: remembered as sent and left.
       ctx.record({
         ...base,
         outcome,
-        message: `${file.name}: every row is acknowledged; a new file of that name replaced it before it was archived, and waits for the next run.`,
+        message: `${file.name}: every row is acknowledged; the file changed as it was archived, and stays for the next run.`,
       });
       delivered(ctx, file);
+      leftAfterSend(ctx, file, normalized, normalized.rows);
       return;
     }
     leftAfterSend(ctx, file, normalized, normalized.rows);
@@ -338,6 +343,18 @@ async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRo
   const why = whyText(ctx, file, fault, rows);
   let archivedTo: string | undefined;
   if (!ctx.request.dryRunOut) {
+    // A refused file may have waited out a whole push: an export that renamed its next file over the name meanwhile
+    // must not see that new, unsent file put in rejected/. (Compared in place, where the inode is stable everywhere.)
+    const current = statFile(file.path);
+    if (current !== undefined && current.ino !== file.ino) {
+      ctx.record({
+        file: file.name,
+        outcome: 'vanished',
+        rows: 0,
+        message: `${file.name} was refused (${fault.reason}); a new file of that name replaced it before it could be moved to rejected/, and is taken by the next run.`,
+      });
+      return undefined;
+    }
     try {
       archivedTo = archiveFile(ctx.drop.folder, file, 'rejected', run.id.slice(0, 8), why);
     } catch (cause) {

@@ -118,9 +118,13 @@ describe('collectReferences: what the pull must prefetch', () => {
   });
 
   it('fetches for the department only what its sources read: no Location without requestor-location, nothing with none', () => {
-    const event = auditEvent('hl7-r4', 'AuditEvent-example-disclosure.json');
+    const base = auditEvent('hl7-r4', 'AuditEvent-example-disclosure.json');
+    const event: AuditEvent = { ...base, entity: [...(base.entity ?? []), { what: { reference: 'Encounter/enc-7' } }] };
+    expect(collectReferences(event, mapping).keys).toEqual(['Patient/example', 'Practitioner/example', 'Location/1', 'Encounter/enc-7']);
     const encountersOnly = builtinMapping('epic', { options: { departmentSources: ['encounter-service-provider'] } });
-    expect(collectReferences(event, encountersOnly).keys).toEqual(['Patient/example', 'Practitioner/example']);
+    expect(collectReferences(event, encountersOnly).keys).toEqual(['Patient/example', 'Practitioner/example', 'Encounter/enc-7']);
+    const locationOnly = builtinMapping('epic', { options: { departmentSources: ['requestor-location'] } });
+    expect(collectReferences(event, locationOnly).keys).toEqual(['Patient/example', 'Practitioner/example', 'Location/1']);
     const none = builtinMapping('epic', { options: { departmentSources: [] } });
     expect(collectReferences(event, none).keys).toEqual(['Patient/example', 'Practitioner/example']);
   });

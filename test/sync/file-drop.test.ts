@@ -303,6 +303,28 @@ describe('flat-file source: a file Purview refuses', () => {
   });
 });
 
+describe('flat-file source: a refused file replaced while it waited', () => {
+  it('leaves the new file of that name in the folder for the next run instead of putting it in rejected/', async () => {
+    const w = world();
+    const path = drop(w.dirs, 'daily.txt', fileText(epicRows(2, 'old')), NOW - 10 * MINUTE);
+    const next = epicRows(3, 'next');
+    // Checked, then replaced (the export renames its next file over the name) while Purview refuses the old one.
+    const detach = w.events.on('spool_complete', () => {
+      writeFileSync(`${path}.tmp`, fileText(next));
+      renameSync(`${path}.tmp`, path);
+      utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    });
+    emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'Rejected.' });
+    const first = await w.run();
+    detach();
+    expect(first.files.map((f) => [f.file, f.outcome])).toEqual([['daily.txt', 'vanished']]);
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual([]);
+    await w.run();
+    expect(w.accepted()).toEqual(next);
+    w.close();
+  });
+});
+
 describe('flat-file source: a job that refuses every file', () => {
   it('stops the run at the second file refused whole: the job, not the files, is wrong (the second stays in the folder)', async () => {
     const w = world();

@@ -103,7 +103,7 @@ describe('SQLite state store', () => {
     expect(s.seenEvents('main', JOB_B, ['e1|'])).toEqual(new Set(['e1|']));
   });
 
-  it('a seen event from before schema v6 (no destination) counts for no destination: the ledger answers for what was delivered', () => {
+  it('a seen event from before schema v6 (no destination) still counts for any destination: from 0.1.0 the ledger starts empty', () => {
     const { dir, store: s } = fresh();
     s.createRun(run('r1'));
     s.beginPush('r1', {}, [{ key: 'old|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
@@ -111,8 +111,8 @@ describe('SQLite state store', () => {
     const db = new Database(join(dir, 'bridge.sqlite'));
     db.prepare('UPDATE seen_events SET destination = NULL').run();
     db.close();
-    expect(s.seenEvents('main', JOB_B, ['old|'])).toEqual(new Set());
-    expect(s.seenEvents('main', JOB_A, ['old|'])).toEqual(new Set());
+    expect(s.seenEvents('main', JOB_B, ['old|'])).toEqual(new Set(['old|']));
+    expect(s.seenEvents('main', JOB_A, ['old|'])).toEqual(new Set(['old|']));
   });
 
   // Issue #14.4: a backfill completing must not rewind the watermark.
@@ -182,10 +182,11 @@ describe('migration from v1', () => {
     expect(raw.prepare('SELECT recorded_ms FROM seen_events').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15.250Z') });
     expect(raw.prepare('SELECT recorded_ms FROM pending_seen').get()).toEqual({ recorded_ms: Date.parse('2026-11-28T09:13:15Z') });
     expect(raw.prepare("SELECT name FROM sqlite_master WHERE name = 'blocks'").get()).toBeUndefined();
-    // v6: a key from before carries no destination and counts for none (the ledger answers for deliveries).
+    // v6: a key from before carries no destination and counts for any: the v1 block ledger is gone, so it is all that
+    // keeps the first run after the upgrade from sending its overlap again.
     expect(raw.prepare('SELECT destination FROM seen_events').get()).toEqual({ destination: null });
     raw.close();
-    expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set());
+    expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set(['e1|1']));
   });
 });
 

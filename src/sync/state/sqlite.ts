@@ -109,7 +109,9 @@ class SqliteStateStore implements StateStore {
       ),
       run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
       unfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1"),
-      seen: db.prepare<[string, string, string], { one: number }>('SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ? AND destination = ?'),
+      seen: db.prepare<[string, string, string], { one: number }>(
+        'SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ? AND (destination IS NULL OR destination = ?)',
+      ),
       prune: db.prepare('DELETE FROM seen_events WHERE connector = ? AND recorded_ms < ?'),
       // recorded_ms holds SeenEvent.windowMs: named before a source could select by another time; kept to spare a migration.
       stage: db.prepare('INSERT OR IGNORE INTO pending_seen (run_id, event_key, recorded_ms) VALUES (?, ?, ?)'),
