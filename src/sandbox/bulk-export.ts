@@ -271,7 +271,12 @@ export function createBulkExport(options: {
       // A blob store answers a signed URL past its expiry 403, not 410 (S3 "Request has expired", Azure AuthenticationFailed).
       if (where === 'foreign') {
         record(403);
-        return { status: 403, body: 'AuthenticationFailed: Signed expiry time has passed', headers: { 'content-type': 'text/plain' } };
+        // As text, the way a blob store answers, not the JSON the FHIR side sends.
+        return {
+          status: 403,
+          body: null,
+          stream: async (res) => void res.writeHead(403, { 'content-type': 'text/plain' }).end('AuthenticationFailed: Signed expiry time has passed'),
+        };
       }
       record(410);
       return { status: 410, body: outcome('expired', 'The export files have expired; start a new export') };

@@ -265,19 +265,18 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     delivered(ctx, file);
     forgetSentAndLeft(deps, file.name);
   } catch (cause) {
+    // Still in the folder, its rows sent: remembered, so that a file written to again in place is not read as new
+    // content and sent whole (a new file under the name is not matched, and is the next run's).
+    leftAfterSend(ctx, file, normalized, normalized.rows);
     if (errno(cause) === REPLACED) {
-      // What is there now is not what was sent: a new file under the name (the next run's), or this one written to again
-      // in place, which must not then be read as new content and sent whole: remembered as sent and left.
       ctx.record({
         ...base,
         outcome,
         message: `${file.name}: every row is acknowledged; the file changed as it was archived, and stays for the next run.`,
       });
       delivered(ctx, file);
-      leftAfterSend(ctx, file, normalized, normalized.rows);
       return;
     }
-    leftAfterSend(ctx, file, normalized, normalized.rows);
     ctx.record({
       ...base,
       outcome: 'left',
@@ -419,15 +418,6 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'purview-rejected':
       "Purview's words are above. A 400 usually means a row or the header is not what the connector's schema takes; a 413, a block too large (lower --block-rows or purview.blockRows).",
   };
-  // A changed file is new content to the ledger: dropped again as it is, the rows already sent would go out again.
-  const retry =
-    fault.sentRows !== undefined && fault.reason === 'purview-rejected'
-      ? fault.sentRows === 0
-        ? 'To retry: fix the file and drop it in the folder again.'
-        : `Do not drop this file again as it is, nor fixed: the bridge knows a file by its content, so a changed file is a new one and its first ${fault.sentRows} row(s), in Purview already, would be sent twice. Drop a new file with the header line and only the rows after them, fixed.`
-      : fault.sentRows !== undefined
-        ? `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`
-        : 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
   const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
   return [
     `${file.name} was refused by the bridge (connector ${ctx.deps.connector}, run ${ctx.run.id}, ${new Date(ctx.deps.clock.now()).toISOString()}).`,
@@ -440,11 +430,21 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
         ? `Rows in the file (non-empty lines after the first): ${rows + fault.sentRows}. Purview acknowledged the first ${fault.sentRows}; the other ${rows} were not delivered.`
         : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
     hints[fault.reason] ?? '',
-    retry,
+    retryAdvice(fault),
     '',
   ]
     .filter((line, i, all) => line !== '' || i === all.length - 1)
     .join('\n');
+}
+
+/** What to do with a refused file: drop it again, or drop only the rows Purview does not have (a changed file is new content). */
+function retryAdvice(fault: Fault): string {
+  if (fault.sentRows === undefined)
+    return 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
+  if (fault.reason !== 'purview-rejected')
+    return `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`;
+  if (fault.sentRows === 0) return 'To retry: fix the file and drop it in the folder again.';
+  return `Do not drop this file again as it is, nor fixed: the bridge knows a file by its content, so a changed file is a new one and its first ${fault.sentRows} row(s), in Purview already, would be sent twice. Drop a new file with the header line and only the rows after them, fixed.`;
 }
 
 /** In a `finally`: a spool that cannot be removed (held open) is left to the run's end and the next run's sweep. */

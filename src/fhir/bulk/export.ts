@@ -151,8 +151,8 @@ export class BulkExportJob {
 
   /**
    * Reads the error files once per export and reports them (counts per issue code: never their text, whose diagnostics
-   * may name the patient a resource belongs to, scrubbed or not); returns how
-   * many OperationOutcomes they held, also when they were reported by an earlier run.
+   * may name the patient a resource belongs to, scrubbed or not); returns how many OperationOutcomes they held, also
+   * when they were reported by an earlier run.
    */
   async reportErrors(checkpoint: ReadyExport, signal?: AbortSignal): Promise<number> {
     const { http, store } = this.options;

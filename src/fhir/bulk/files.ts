@@ -87,7 +87,7 @@ export async function requestExportFile(
     }
     url = new URL(location, url).toString();
     // Never a token to another origin, nor back once the file left the FHIR server.
-    withBearer = withBearer && safeOrigin(url) === http.origin;
+    withBearer = sendsBearer(http, withBearer, url);
   }
   const expiredSignature = !withBearer && (reply.status === 401 || reply.status === 403);
   if (reply.status === 404 || reply.status === 410 || expiredSignature) {

@@ -91,10 +91,6 @@ export type PollResult =
   | { readonly kind: 'gone'; readonly status: number };
 
 /**
- * Polls until the manifest, the server forgets the export, or the deadline. The deadline is enforced only on an answer
- * that the export is still in progress, so every call polls at least once (a resumed run's export may be ready).
- */
-/**
  * The status URL and manifest pages are read with the bearer, which goes only to the FHIR server's origin. One
  * elsewhere (a TLS-terminating proxy's http:// Content-Location, another host or port) could never be read: the
  * export is refused as failed (BRG_ERR_FHIR_EXPORT, abandoned) rather than kept in the checkpoint to fail every run.
@@ -108,6 +104,10 @@ export function requireFhirOrigin(http: BulkHttp, url: string, what: string): vo
   );
 }
 
+/**
+ * Polls until the manifest, the server forgets the export, or the deadline. The deadline is enforced only on an answer
+ * that the export is still in progress, so every call polls at least once (a resumed run's export may be ready).
+ */
 export async function pollStatus(http: BulkHttp, statusUrl: string, options: PollOptions): Promise<PollResult> {
   requireFhirOrigin(http, statusUrl, 'its status URL');
   const { clock, logger, retry } = http.options;

@@ -143,9 +143,9 @@ export const MIGRATIONS: readonly string[] = [
   // v6: the destination (destinationKey) an overlap's seen event was pushed to: a run into another Purview job (a
   // backfill after purview.jobId changed) must not skip events only the old job received. Rows from before carry none
   // and still count for any destination, as they did: coming from 0.1.0 the ledger starts empty (v2), so they are all
-  // that keeps the first run after the upgrade from sending its overlap again. And whether Purview definitely refused every attempt of a block
-  // (an HTTP answer saying it was not processed, no attempt of unknown outcome): its rows are then as never sent, and
-  // the next attempt is not flagged possibly duplicated.
+  // that keeps the first run after the upgrade from sending its overlap again. And whether Purview definitely refused
+  // a block (an HTTP answer saying it was not processed, no attempt of unknown outcome): its rows are then as never
+  // sent, and the next attempt is not flagged possibly duplicated.
   `ALTER TABLE seen_events ADD COLUMN destination TEXT;
    ALTER TABLE delivery_blocks ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;`,
 ];

@@ -155,8 +155,7 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   beginPush(runId: string, patch: Partial<Omit<RunRecord, 'id' | 'connector' | 'state'>>, seen: readonly SeenEvent[]): void;
   /**
    * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set (under
-   * `destination`, where the run pushed); a stale
-   * error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
+   * `destination`, where the run pushed); a stale error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
    * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
    */
   completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number; destination?: string }): void;
