@@ -179,6 +179,8 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
       store: {
         get: () => context.store.getSourceState(connector.name, 'bulk-export'),
         set: (value) => context.store.setSourceState(connector.name, 'bulk-export', value),
+        getPart: (name) => context.store.getSourceState(connector.name, `bulk-export:${name}`),
+        setPart: (name, value) => context.store.setSourceState(connector.name, `bulk-export:${name}`, value),
       },
       dir: bulkDownloadsDir(context.config.stateDir, connector.name),
       settings: source,

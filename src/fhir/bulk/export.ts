@@ -17,6 +17,7 @@ import {
   type LocalFile,
   loadCheckpoint,
   type ManifestFile,
+  recordFile,
   sameRequest,
   saveCheckpoint,
 } from './checkpoint.js';
@@ -62,6 +63,9 @@ const MAX_GONE = 3;
 const MAX_REPORTED_CODES = 20;
 
 export class BulkExportJob {
+  /** The id of the export `ready` returned and not yet finished or abandoned. */
+  private live: string | undefined;
+
   constructor(readonly options: BulkExportJobOptions) {}
 
   /** An export with its manifest for `request`: the checkpointed one when it answers the same request, else a new one. */
@@ -89,6 +93,7 @@ export class BulkExportJob {
       if (checkpoint.manifest) {
         const files = checkpoint.manifest.output.length;
         this.emit({ type: 'resumed', phase: 'downloading', filesComplete: Object.keys(checkpoint.files).length, files });
+        this.live = checkpoint.id;
         return checkpoint as ReadyExport;
       }
       const current: ExportCheckpoint = checkpoint;
@@ -119,6 +124,7 @@ export class BulkExportJob {
       saveCheckpoint(store, checkpoint);
       this.emit({ type: 'manifest', files: manifest.output.length, transactionTime: manifest.transactionTime, deleted: manifest.deleted });
       if (manifest.deleted > 0) http.options.logger.info({ deleted: manifest.deleted }, 'the export lists deleted resources; Purview keeps rows already sent');
+      this.live = checkpoint.id;
       return checkpoint as ReadyExport;
     }
   }
@@ -188,17 +194,18 @@ export class BulkExportJob {
     return outcomes;
   }
 
-  /** Records a complete download (so a resumed run skips it). */
+  /**
+   * Records a complete download (so a resumed run skips it), unless its export was given up meanwhile (a download that
+   * ends after the restart must not mark a file of the next export).
+   */
   complete(checkpoint: ReadyExport, index: number, local: LocalFile): void {
-    const current = loadCheckpoint(this.options.store);
-    const base = current && current.id === checkpoint.id ? current : checkpoint;
-    saveCheckpoint(this.options.store, { ...base, files: { ...base.files, [String(index)]: local } });
+    if (checkpoint.id === this.live) recordFile(this.options.store, checkpoint.id, index, local);
   }
 
   /** Every file was read: the server may drop the export, and so do we. */
   async finish(checkpoint: ExportCheckpoint, signal?: AbortSignal): Promise<void> {
     const deleted = await deleteExport(this.options.http, checkpoint.statusUrl, signal);
-    saveCheckpoint(this.options.store, undefined);
+    this.forget(checkpoint);
     rmSync(join(this.options.dir, checkpoint.id), { recursive: true, force: true });
     this.emit({ type: 'finished', deleted });
   }
@@ -206,8 +213,13 @@ export class BulkExportJob {
   /** Gives an export up: DELETE (best effort), forget the checkpoint, remove its files. */
   async abandon(checkpoint: ExportCheckpoint, signal?: AbortSignal): Promise<void> {
     await deleteExport(this.options.http, checkpoint.statusUrl, signal);
-    saveCheckpoint(this.options.store, undefined);
+    this.forget(checkpoint);
     rmSync(join(this.options.dir, checkpoint.id), { recursive: true, force: true });
+  }
+
+  private forget(checkpoint: ExportCheckpoint): void {
+    if (this.live === checkpoint.id) this.live = undefined;
+    saveCheckpoint(this.options.store, undefined);
   }
 
   emit(event: BulkExportEvent): void {

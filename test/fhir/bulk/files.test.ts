@@ -80,7 +80,7 @@ describe('manifest', () => {
     const first = f.source();
     const stop = new AbortController();
     const dying = first.read(undefined, stop.signal).catch((e: unknown) => e);
-    await until(() => Object.keys(first.store.parsed()?.files ?? {}).length >= 2);
+    await until(() => first.store.completeFiles().length >= 2);
     stop.abort();
     await dying;
     const errorDownloads = log().downloads.filter((d) => d.file === 'error').length;

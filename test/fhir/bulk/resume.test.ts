@@ -145,11 +145,11 @@ describe('resuming an export', () => {
     const first = f.source({ store });
     const stop = new AbortController();
     const dying = first.read(window, stop.signal).catch((e: unknown) => e);
-    await until(() => Object.keys(store.parsed()?.files ?? {}).length >= 3);
+    await until(() => store.completeFiles().length >= 3);
     stop.abort();
     await dying;
     const job = log().kickoffs.at(-1)?.jobId;
-    const complete = Object.keys(store.parsed()?.files ?? {});
+    const complete = store.completeFiles();
     const files = (store.parsed() as unknown as { manifest: { output: unknown[] } }).manifest.output.length;
     expect(complete.length).toBeLessThan(files);
     const downloads = log().downloads.length;

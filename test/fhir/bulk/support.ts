@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { expect } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
-import type { CheckpointStore } from '../../../src/fhir/bulk/checkpoint.js';
+import { type CheckpointStore, loadCheckpoint } from '../../../src/fhir/bulk/checkpoint.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
 import { BulkHttp } from '../../../src/fhir/bulk/http.js';
 import { type BulkExportSource, type BulkSourceSettings, createBulkExportSource } from '../../../src/fhir/bulk-source.js';
@@ -23,14 +23,26 @@ import { allResources, buildFixtures, type FixtureData, type FixtureServer, star
 
 export class MemoryCheckpoints implements CheckpointStore {
   value: string | undefined;
+  readonly parts = new Map<string, string>();
   get(): string | undefined {
     return this.value;
   }
   set(value: string | undefined): void {
     this.value = value;
   }
+  getPart(name: string): string | undefined {
+    return this.parts.get(name);
+  }
+  setPart(name: string, value: string | undefined): void {
+    if (value === undefined) this.parts.delete(name);
+    else this.parts.set(name, value);
+  }
   parsed(): StoredState | undefined {
     return this.value === undefined ? undefined : JSON.parse(this.value);
+  }
+  /** The indexes of the files recorded complete (kept in parts beside the checkpoint). */
+  completeFiles(): string[] {
+    return Object.keys(loadCheckpoint(this)?.files ?? {});
   }
 }
 
