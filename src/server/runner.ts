@@ -14,8 +14,8 @@ export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
   start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<string>;
   isRunning(connector: string): boolean;
-  /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`. */
-  drain(graceMs: number): Promise<void>;
+  /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`, or once `now` aborts. */
+  drain(graceMs: number, now?: AbortSignal): Promise<void>;
 }
 
 export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunner {
@@ -62,7 +62,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
       return runId;
     },
     isRunning: (connector) => inFlight.has(connector),
-    async drain(graceMs) {
+    async drain(graceMs, now) {
       closing = true;
       // Ask every run to stop after its block in flight; abort whatever is still running when the grace period ends.
       for (const run of inFlight.values()) run.stop.abort();
@@ -70,6 +70,8 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), graceMs);
+        if (now?.aborted) resolve('timeout');
+        now?.addEventListener('abort', () => resolve('timeout'), { once: true });
       });
       const outcome = await Promise.race([all.then(() => 'done' as const), timeout]);
       clearTimeout(timer);

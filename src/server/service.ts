@@ -36,7 +36,8 @@ export interface ServiceOptions {
 export interface Service {
   readonly url: string;
   readonly app: FastifyInstance;
-  close(): Promise<void>;
+  /** @param abortNow - when it aborts (a second SIGTERM), the runs stop now rather than at their next checkpoint. */
+  close(abortNow?: AbortSignal): Promise<void>;
 }
 
 /** After the runs drained and idle connections closed, how long open requests get before their sockets are cut. */
@@ -125,12 +126,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   return {
     url,
     app,
-    async close() {
+    async close(abortNow) {
       ready = false;
       schedules.abort();
       // Runs stop first, at their block in flight: an HTTP request waiting on a run must not hold the shutdown while
       // the grace period (and the supervisor's patience) runs out.
-      const drained = runner.drain(config.server.shutdownGraceMs);
+      const drained = runner.drain(config.server.shutdownGraceMs, abortNow);
       const closed = app.close();
       // Awaited below; a failure must not go unhandled while the runs drain.
       closed.catch(() => undefined);

@@ -30,4 +30,31 @@ describe('sync runner', () => {
     expect(started).toBe(0);
     expect(runner.isRunning('main')).toBe(false);
   });
+
+  it('drains: a run stops at its checkpoint within the grace period, and a second signal aborts it at once', async () => {
+    const seen: Array<{ stopped: boolean; aborted: boolean }> = [];
+    // A run that ignores the stop request (a block in flight that takes long) and ends only when aborted.
+    const runner = createSyncRunner(
+      (_connector, request) =>
+        new Promise((_, reject) => {
+          request.onRunId?.('run-1');
+          request.signal?.addEventListener('abort', () => {
+            seen.push({ stopped: request.stopSignal?.aborted ?? false, aborted: true });
+            reject(new BridgeError('BRG_ERR_ABORTED', 'aborted'));
+          });
+        }),
+      silentLogger(),
+    );
+    expect(await runner.start('main', { trigger: 'http' })).toBe('run-1');
+    const now = new AbortController();
+    const started = Date.now();
+    const drained = runner.drain(60_000, now.signal);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(seen).toEqual([]);
+    now.abort();
+    await drained;
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(seen).toEqual([{ stopped: true, aborted: true }]);
+    expect(runner.isRunning('main')).toBe(false);
+  });
 });

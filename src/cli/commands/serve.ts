@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { createLogger } from '../../log.js';
@@ -15,9 +16,11 @@ export function serveCommand(ctx: CliContext): Command {
       const { startService } = await import('../../server/service.js'); // fastify and its plugins load only for serve
       const service = await startService({ config, env: ctx.env, clock: ctx.clock, logger, schedules: flags.schedules });
       ctx.print(`listening on ${service.url}`);
-      await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
+      // A signal that came while the service was starting has already fired: an abort event is not replayed.
+      if (!ctx.stopSignal.aborted) await once(ctx.stopSignal, 'abort');
       logger.info('shutting down: no new requests; waiting for the in-flight run to reach a checkpoint');
-      await service.close();
+      // A second signal ends the wait for the run: it is aborted where it stands (the ledger keeps what was acknowledged).
+      await service.close(ctx.signal);
     });
 }
 
