@@ -64,7 +64,7 @@ export const ERROR_CODES = {
   BRG_ERR_FHIR_PAGING: {
     http: 502,
     exit: 4,
-    fix: "The FHIR server's paging loops (a next link or page repeats); nothing from the window was pushed. Report it to the EHR team; a smaller fhir.maxResultsPerSlice may avoid the looping page.",
+    fix: "The FHIR server's paging loops (a next link or page repeats) or skips events (its pages hold fewer than its Bundle.total, twice); nothing from the window was pushed. Report it to the EHR team; a smaller fhir.maxResultsPerSlice may avoid the looping page; fhir.checkSearchTotal: false only if the server's total is an estimate.",
   },
   BRG_ERR_FHIR_TOO_LARGE: {
     http: 502,

@@ -189,7 +189,12 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
       pageSize: f.pageSize,
     });
   }
-  return createSearchSource(client, resolver, { pageSize: f.pageSize, dateParam: f.dateParam, maxResultsPerSlice: f.maxResultsPerSlice });
+  return createSearchSource(client, resolver, {
+    pageSize: f.pageSize,
+    dateParam: f.dateParam,
+    maxResultsPerSlice: f.maxResultsPerSlice,
+    checkTotal: f.checkSearchTotal,
+  });
 }
 
 /** The connector's FHIR client (token, queue, retries, size cap, proxy) and its reference resolver: a sync's and the doctor's. */

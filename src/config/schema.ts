@@ -57,6 +57,12 @@ const fhirSchema = z
     pageSize: z.int().min(1).max(1000).default(200).describe('_count for AuditEvent searches.'),
     dateParam: z.enum(['date', '_lastUpdated']).default('date').describe('Search parameter for the time window.'),
     maxResultsPerSlice: z.int().min(100).default(10_000).describe('Split a window so one search never exceeds this many results.'),
+    checkSearchTotal: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Compare each searched slice's events with the Bundle.total of its first page: a short walk is read again, then stops the run. Turn off only for a server whose total is an estimate.",
+      ),
     overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
     settleMinutes: z.number().min(0).default(5).describe('Stop the window this long before now, so events still being written are not missed.'),
     initialLookbackHours: z.number().positive().default(24).describe('First run without a watermark starts this far back.'),

@@ -21,6 +21,10 @@ export type FaultAction =
   | { readonly kind: 'self-next' }
   /** Answer normally, but with a `next` link to the same offset under a new `_sid`: a loop whose URL changes. */
   | { readonly kind: 'stuck-next' }
+  /** Answer normally, but without the `next` link: a page that ends the walk although more results follow. */
+  | { readonly kind: 'drop-next' }
+  /** Answer normally, but state this `total` whatever matched: a server whose total is an estimate or counts the whole table. */
+  | { readonly kind: 'fixed-total'; readonly total: number }
   /** Answer as a lenient server that ignores one search parameter: the search (and its next links) runs without it. */
   | { readonly kind: 'ignore-param'; readonly name: string }
   /**

@@ -260,12 +260,13 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   const link: NonNullable<Bundle['link']> = [{ relation: 'self', url: self }];
   const more = total === undefined ? resources.length >= count && count > 0 : offset + count < total;
   const next = nextLink(context, url, query, more ? offset + count : undefined, fault);
-  if (next) link.push({ relation: 'next', url: next });
+  if (next && fault?.kind !== 'drop-next') link.push({ relation: 'next', url: next });
+  const stated = fault?.kind === 'fixed-total' ? fault.total : total;
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'searchset',
     link,
-    ...(total === undefined ? {} : { total }),
+    ...(stated === undefined ? {} : { total: stated }),
     entry: [
       ...resources.map((resource: FhirResource) => ({
         fullUrl: `${context.origin}${context.prefix}/${resource.resourceType}/${resource.id ?? ''}`,

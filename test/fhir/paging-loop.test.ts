@@ -65,33 +65,76 @@ describe('paging loops', () => {
     expect(fixture.requestsFor('AuditEvent').map((request) => new URLSearchParams(request.query).get('_sid'))).toEqual([null, '1', '2']);
   });
 
-  /** Serves page `from` (by `_offset`) with the rows of `to`, as if events had been inserted mid-walk. */
-  async function shiftedServer(from: string, to: string): Promise<FixtureServer> {
+  /**
+   * Serves page `from` (by `_offset`) with the rows of `to`, as if events had been inserted mid-walk (or as an
+   * offset-paged server whose tie order changes between pages does): events are read twice and others never. `times`:
+   * how many requests for that page are served so (default: all).
+   */
+  async function shiftedServer(from: string, to: string, times = Number.POSITIVE_INFINITY): Promise<FixtureServer> {
     const started = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
     const search = started.backend.search.bind(started.backend);
+    let left = times;
     started.backend.search = (type, query) => {
       const shifted = new URLSearchParams(query);
-      if (shifted.get('_offset') === from) shifted.set('_offset', to);
+      if (shifted.get('_offset') === from && left > 0) {
+        left -= 1;
+        shifted.set('_offset', to);
+      }
       return search(type, shifted);
     };
     return started;
   }
 
-  it('isolated repeated events (offset pages shifted by an insert) are not an error', async () => {
-    fixture = await shiftedServer('10', '8');
+  it('offset pages shifted once (an insert mid-walk) skip two events: the slice is read again and yields each of them once', async () => {
+    fixture = await shiftedServer('10', '8', 1);
     const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
     expect(error).toBeUndefined();
-    // ae-009 shares the last instant yielded, which the slice cursor already skips; ae-008 comes twice.
-    expect(ids.filter((id) => id === 'ae-008')).toHaveLength(2);
-    expect(ids).toHaveLength(29);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+    // The first walk missed ae-018 and ae-019; the second, from the slice's start, yields only them.
+    expect(ids.slice(-2)).toEqual(['ae-018', 'ae-019']);
+    expect(fixture.requestsFor('AuditEvent')).toHaveLength(6);
   });
 
-  it('one whole page of events yielded before is dropped, not an error', async () => {
-    fixture = await shiftedServer('20', '10');
+  it('one whole page served again in place of the next: the slice is read again and the ten skipped events come once', async () => {
+    fixture = await shiftedServer('20', '10', 1);
     const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
     expect(error).toBeUndefined();
-    expect(ids).toHaveLength(20);
-    expect(new Set(ids).size).toBe(20);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+  });
+
+  it('a page without its next link ends the walk early: the total says so, and the rest is read', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
+    fixture.server.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect(error).toBeUndefined();
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+  });
+
+  it('paging that skips events on every walk stops the pull with BRG_ERR_FHIR_PAGING naming both counts, nothing yielded twice', async () => {
+    fixture = await shiftedServer('10', '8');
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect(error).toBeInstanceOf(BridgeError);
+    const failure = error as BridgeError;
+    expect(failure.code).toBe('BRG_ERR_FHIR_PAGING');
+    expect(failure.message).toContain('said 30 events are recorded from');
+    expect(failure.message).toContain('but its pages held 28, twice');
+    expect(failure.message).toContain('nothing from this window was pushed');
+    expect(failure.details).toMatchObject({ resourceType: 'AuditEvent', expected: 30, received: 28 });
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(28);
+  });
+
+  it('with fhir.checkSearchTotal off, a server whose total is only an estimate is walked as its pages say', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
+    fixture.server.faults.add({ action: { kind: 'fixed-total', total: 45 }, match: AUDIT_SEARCH, times: 1_000 });
+    const checked = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect((checked.error as BridgeError).code).toBe('BRG_ERR_FHIR_PAGING');
+    const unchecked = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10, checkTotal: false }));
+    expect(unchecked.error).toBeUndefined();
+    expect(new Set(unchecked.ids).size).toBe(30);
   });
 });
 

@@ -2,7 +2,7 @@ import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { FhirError } from '../../src/fhir/fhir-error.js';
-import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
+import { type AuditEventPullOptions, createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
 import { isSearchExpired } from '../../src/fhir/windows.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryBackend, type FhirBackend } from '../../src/sandbox/fhir-backend.js';
@@ -34,7 +34,7 @@ afterEach(async () => {
 async function start(
   wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend,
   others: readonly AuditEvent[] = [],
-): Promise<{ server: SandboxFhirServer; pull: (pageSize: number) => AsyncGenerator<AuditEvent[]> }> {
+): Promise<{ server: SandboxFhirServer; pull: (pageSize: number, options?: AuditEventPullOptions) => AsyncGenerator<AuditEvent[]> }> {
   const backend = await createMemoryBackend();
   await backend.load([...EVENTS, ...others]);
   const tokens = new RevocableTokens();
@@ -46,7 +46,7 @@ async function start(
     logger: silentLogger(),
     requestsPerSecond: 1_000,
   });
-  return { server, pull: (pageSize) => pullAuditEvents(client, WINDOW, { pageSize }) };
+  return { server, pull: (pageSize, options = {}) => pullAuditEvents(client, WINDOW, { ...options, pageSize }) };
 }
 
 describe('4113 recovery at a shared instant', () => {
@@ -96,21 +96,36 @@ describe('4113 recovery at a shared instant', () => {
     }
   });
 
-  it('refuses to resume a search the server did not sort, rather than double events', async () => {
-    // A server that ignores _sort=date: results come newest first.
-    const { server, pull } = await start((backend) => ({
-      read: (type, id) => backend.read(type, id),
-      search: (type, query) => {
-        const reversed = new URLSearchParams(query);
-        reversed.set('_sort', '-date');
-        return backend.search(type, reversed);
-      },
-    }));
+  /** A server that ignores _sort=date and answers newest first. */
+  const newestFirst = (backend: FhirBackend): FhirBackend => ({
+    read: (type, id) => backend.read(type, id),
+    search: (type, query) => {
+      const reversed = new URLSearchParams(query);
+      reversed.set('_sort', '-date');
+      return backend.search(type, reversed);
+    },
+  });
+
+  it('reads a search the server did not sort again from the slice start after 4113, yielding each event once', async () => {
+    const { server, pull } = await start(newestFirst);
+    server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
+
+    const ids = (await collect(pull(4))).flat().map((event) => event.id);
+
+    // The slice's first page stated its total, so the slice knows what it yielded and may start again.
+    expect(ids).toHaveLength(EVENTS.length);
+    expect(new Set(ids)).toEqual(new Set(EVENTS.map((event) => event.id)));
+    const searches = server.requests.filter((request) => request.path.endsWith('/AuditEvent')).map((request) => new URLSearchParams(request.query));
+    expect(searches[2]?.getAll('date')).toEqual([`ge${isoAt(0)}`, `lt${isoAt(10)}`]);
+  });
+
+  it('refuses to resume an unsorted search whose size it cannot check, rather than double events', async () => {
+    const { server, pull } = await start(newestFirst);
     server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
 
     const yielded: string[] = [];
     const error = await (async () => {
-      for await (const page of pull(4)) yielded.push(...page.map((event) => event.id ?? '?'));
+      for await (const page of pull(4, { checkTotal: false })) yielded.push(...page.map((event) => event.id ?? '?'));
     })().catch((e: unknown) => e);
 
     // Newest first: the first page already shows the order is broken (minute 2, then minute 1).
@@ -118,6 +133,45 @@ describe('4113 recovery at a shared instant', () => {
     expect(error).toBeInstanceOf(BridgeError);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_HTTP');
     expect((error as BridgeError).message).toContain('were not sorted by date');
+  });
+
+  it('a server that ignored _sort and wrote one event late: after a 4113 resumed at the last instant, the total finds it', async () => {
+    // Storage order: the nine events, then one recorded at minute 0 but written last. _sort is ignored.
+    const late: AuditEvent = { ...(EVENTS[0] as AuditEvent), id: 'written-late', recorded: isoAt(0), meta: { lastUpdated: isoAt(0) } };
+    const storageOrder = (backend: FhirBackend): FhirBackend => ({
+      read: (type, id) => backend.read(type, id),
+      search: async (type, query) => {
+        const unsorted = new URLSearchParams(query);
+        unsorted.delete('_sort');
+        const all = await backend.search(type, new URLSearchParams([...unsorted].filter(([key]) => key !== '_offset' && key !== '_count')));
+        const ordered = [...all.resources.filter((r) => r.id !== 'written-late'), ...all.resources.filter((r) => r.id === 'written-late')];
+        const offset = Number(query.get('_offset') ?? 0);
+        const count = Number(query.get('_count') ?? 100);
+        return { resources: ordered.slice(offset, offset + count), total: all.total };
+      },
+    });
+    const { server, pull } = await start(storageOrder, [late]);
+    // The session expires after minute 1's events were yielded: the search resumes at minute 1, past the late event.
+    server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=4/ });
+
+    const ids = (await collect(pull(4))).flat().map((event) => event.id);
+
+    expect(ids).toContain('written-late');
+    expect(ids).toHaveLength(EVENTS.length + 1);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe('a Bundle.total that does not count the slice', () => {
+  it('is split once, then walked: a constant total of five million does not split a ten-minute window into milliseconds', async () => {
+    const { server, pull } = await start();
+    server.faults.add({ action: { kind: 'fixed-total', total: 5_000_000 }, match: /\/AuditEvent\?/, times: 100_000 });
+
+    const ids = (await collect(pull(4, { maxResultsPerSlice: 100, checkTotal: false }))).flat().map((event) => event.id);
+
+    expect(new Set(ids)).toEqual(new Set(EVENTS.map((event) => event.id)));
+    // One search for the window, then one per one-second part (600), each holding its events or none.
+    expect(server.requests.filter((request) => request.path.endsWith('/AuditEvent')).length).toBeLessThan(700);
   });
 });
 

@@ -1,0 +1,75 @@
+/**
+ * A search walk that skips events without an error (a page without its `next` link, offset pages served again in
+ * place of the next) used to count as complete: the watermark moved past events never read. The slice's stated total
+ * now catches it and the slice is read again; a server that keeps skipping stops the run with nothing pushed. Through
+ * real processes: a run that stops on such paging, a rerun killed -9 mid-push, another block size, a second process
+ * refused while the connector is held, faults on both sides; every row once or flagged.
+ */
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { spawnBridge, until as waitUntil } from '../support/bridge-process.js';
+import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+
+const AUDIT_SEARCH = /\/AuditEvent\?/;
+let h: SandboxHarness;
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 79, events: 240, patients: 40, practitioners: 6 } });
+});
+afterAll(async () => h?.close());
+
+/** `bridge sync` as a real process, with 25-event pages so a window takes several. */
+function bridgeSync(blockRows: number) {
+  const { start, end } = h.sandbox.dataset.options;
+  return spawnBridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress'], {
+    BRIDGE__connectors__0__fhir__pageSize: '25',
+    BRIDGE__connectors__0__purview__blockRows: String(blockRows),
+  });
+}
+
+function accepted(): string[] {
+  return h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
+}
+
+it('reads a short walk again, stops on paging that keeps skipping, and delivers every row once across kill -9, a second process and faults', async () => {
+  const events = [...h.sandbox.dataset.events()];
+  const expected = expectedRows(h.config, h.sandbox.dataset, events);
+
+  // Every page of every walk loses its next link: the run stops before pushing anything, naming both counts.
+  h.sandbox.fhir.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH, times: 1_000 });
+  const stopped = await bridgeSync(20).done;
+  expect(stopped.code, stopped.stderr).toBe(4);
+  expect(stopped.stderr).toContain('BRG_ERR_FHIR_PAGING');
+  expect(stopped.stderr).toMatch(/said \d+ events are recorded from .* but its pages held 25, twice/);
+  expect(accepted()).toHaveLength(0);
+  h.sandbox.fhir.faults.clear();
+
+  // The next run: its first page loses its next link once and the EHR throttles once; Purview takes a block and then
+  // answers 503 (its outcome unknown), then is slow; the process is killed -9 after an acknowledged block.
+  h.sandbox.fhir.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
+  h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: AUDIT_SEARCH });
+  h.sandbox.ingest.injectFaults(
+    { kind: 'delay', ms: 0 },
+    { kind: 'accept-then-status', status: 503 },
+    ...Array.from({ length: 20 }, () => ({ kind: 'delay' as const, ms: 300 })),
+  );
+  const killed = bridgeSync(20);
+  await waitUntil('two blocks taken', () => (h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length >= 2 ? true : undefined));
+  killed.kill('SIGKILL');
+  expect((await killed.done).signal).toBe('SIGKILL');
+
+  // The rerun, with 7-row blocks, holds the connector (Purview is slow) while a second process is refused.
+  const requests = h.sandbox.ingest.requests;
+  h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 });
+  h.sandbox.fhir.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
+  const rerun = bridgeSync(7);
+  await waitUntil('a request to Purview', () => (h.sandbox.ingest.requests > requests ? true : undefined));
+  const second = await bridgeSync(50).done;
+  expect(second.code, second.stderr).toBe(6);
+  const done = await rerun.done;
+  expect(done.code, done.stderr).toBe(0);
+
+  const flagged = h.withStore((s) => flaggedEvents(s, h.config));
+  const { duplicates } = expectExactlyOnceOrFlagged(accepted(), expected, flagged);
+  expect(duplicates).toBeLessThanOrEqual(40);
+  expect(new Set(accepted()).size).toBe(expected.lines.length);
+});
