@@ -12,6 +12,10 @@ export interface Metrics {
   /** Subscribes to one connector's sync events; returns detach. */
   observe(events: SyncEvents, connector: string): () => void;
   fhirRequest(info: { resourceType: string; status: number; retries: number }): void;
+  /** A run that failed before it had a run record: no run event counts it in bridge_runs_total. */
+  runStartFailed(connector: string, code: string): void;
+  /** A schedule tick that started no run: one still in flight here, or another process holding the connector. */
+  scheduleSkipped(connector: string, reason: 'in_flight' | 'lease_held'): void;
 }
 
 export interface MetricsOptions {
@@ -68,6 +72,19 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     registers: [registry],
   });
   const tokens = new client.Counter({ name: 'bridge_token_refreshes_total', help: 'Access tokens fetched', labelNames: ['side'], registers: [registry] });
+  // Labels: error codes and two skip reasons, bounded sets.
+  const startFailures = new client.Counter({
+    name: 'bridge_run_start_failures_total',
+    help: 'Runs that failed before they had a run record (a missing secret, a refused window), by error code',
+    labelNames: ['connector', 'code'],
+    registers: [registry],
+  });
+  const scheduleSkips = new client.Counter({
+    name: 'bridge_schedule_skips_total',
+    help: 'Schedule ticks that started no run: in_flight (a run of this process) or lease_held (another process or replica)',
+    labelNames: ['connector', 'reason'],
+    registers: [registry],
+  });
   if (options.status) registerStatusGauges(registry, options.status);
   client.collectDefaultMetrics({ register: registry });
 
@@ -100,5 +117,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       fhirRequests.inc({ resource_type: info.resourceType, status: String(info.status) });
       if (info.retries > 0) fhirRetries.inc(info.retries);
     },
+    runStartFailed: (connector, code) => startFailures.inc({ connector, code }),
+    scheduleSkipped: (connector, reason) => scheduleSkips.inc({ connector, reason }),
   };
 }

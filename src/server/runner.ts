@@ -2,7 +2,7 @@
  * Runs syncs for the service: at most one in flight per connector (HTTP trigger and scheduler alike), each with its
  * own AbortController so shutdown can stop them at a checkpoint.
  */
-import { BridgeError } from '../errors.js';
+import { BridgeError, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { SyncRequest, SyncSummary } from '../sync/pipeline.js';
 import type { RunTrigger } from '../sync/state/index.js';
@@ -18,7 +18,19 @@ export interface SyncRunner {
   drain(graceMs: number, now?: AbortSignal): Promise<void>;
 }
 
-export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunner {
+/** What the service learns of runs that leave no run record behind (nothing else would tell of them). */
+export interface RunnerHooks {
+  /**
+   * A run of the usual window (a schedule tick, "Sync now") failed before its run record existed: a missing secret, a
+   * window refused before the ledger's horizon, a build error. A run given its own window is left out: its refusal is
+   * about that request, and its caller has the answer.
+   */
+  readonly onStartFailure?: (connector: string, error: BridgeError) => void;
+  /** A scheduled run did not start because another process or replica holds the connector's lease. */
+  readonly onScheduleSkip?: (connector: string) => void;
+}
+
+export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: RunnerHooks = {}): SyncRunner {
   const inFlight = new Map<string, { done: Promise<void>; stop: AbortController; abort: AbortController }>();
   // Set by drain: a trigger still on its way when shutdown began must not start a run the drain never sees.
   let closing = false;
@@ -40,11 +52,15 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
         reportId = resolve;
         reportFailure = reject;
       });
+      const run = { connector, trigger: options.trigger, window: Boolean(options.since || options.until), recorded: false };
       const request: SyncRequest = {
         trigger: options.trigger,
         signal: abort.signal,
         stopSignal: stop.signal,
-        onRunId: reportId,
+        onRunId: (id) => {
+          run.recorded = true;
+          reportId(id);
+        },
         ...(options.since ? { since: options.since } : {}),
         ...(options.until ? { until: options.until } : {}),
       };
@@ -54,8 +70,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
         .then((summary) => logger.info({ connector, runId: summary.runId, counts: summary.counts }, 'sync completed'))
         .catch((error: unknown) => {
           reportFailure(error);
-          const code = error instanceof BridgeError ? error.code : 'BRG_ERR_INTERNAL';
-          logger.error({ connector, code }, 'sync failed');
+          reportEnd(error, run, logger, hooks);
         })
         .finally(() => inFlight.delete(connector));
       inFlight.set(connector, { done, stop, abort });
@@ -81,4 +96,32 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger): SyncRunne
       }
     },
   };
+}
+
+/** How a run that ended in an error is told: always in the log, and to the hooks when it left no run record. */
+function reportEnd(
+  error: unknown,
+  run: { connector: string; trigger: RunTrigger; window: boolean; recorded: boolean },
+  logger: Logger,
+  hooks: RunnerHooks,
+): void {
+  const typed = toBridgeError(error);
+  const { connector, trigger } = run;
+  // A BridgeError's message names keys, files and codes, never PHI or secrets: the line says what to fix. An untyped
+  // error's message may name anything, so it goes as `err`, as the HTTP error handler logs it.
+  const fields =
+    typed.code === 'BRG_ERR_INTERNAL' ? { connector, trigger, code: typed.code, err: error } : { connector, trigger, code: typed.code, message: typed.message };
+  if (run.recorded) {
+    logger.error(fields, 'sync failed');
+  } else if (typed.code === 'BRG_ERR_RUN_IN_PROGRESS') {
+    // Another process or replica holds the connector (a `bridge sync` from cron, a second replica): its run covers
+    // this one's window, so this is a skip, as when a run of this process is still in flight.
+    logger.warn(fields, 'sync not started: another process is running this connector');
+    if (trigger === 'schedule') hooks.onScheduleSkip?.(connector);
+  } else if (typed.code === 'BRG_ERR_ABORTED') {
+    logger.warn(fields, 'sync stopped before it started');
+  } else {
+    logger.error(fields, 'sync failed before it started');
+    if (!run.window) hooks.onStartFailure?.(connector, typed);
+  }
 }

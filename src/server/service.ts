@@ -22,6 +22,7 @@ import { createMetrics } from './metrics.js';
 import { trackProgress } from './progress.js';
 import { type ConnectorSync, createSyncRunner } from './runner.js';
 import { runSchedule } from './scheduler.js';
+import { trackStartFailures } from './start-failures.js';
 import { statusConnectors, statusReport } from './status.js';
 
 export interface ServiceOptions {
@@ -53,8 +54,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));
   const schedulesOn = options.schedules !== false;
   const connectors = statusConnectors(config, clock.now());
-  const status = () => statusReport(connectors, store, clock.now(), { schedules: schedulesOn, progress: (name) => trackers.get(name)?.current() });
+  const status = () =>
+    statusReport(connectors, store, clock.now(), {
+      schedules: schedulesOn,
+      progress: (name) => trackers.get(name)?.current(),
+      startFailure: (name) => startFailures.last(name),
+    });
   const metrics = createMetrics({ status: () => status().connectors });
+  // Before anything can call status(), which reads it.
+  const startFailures = trackStartFailures(metrics, clock);
   const detaches = config.connectors.flatMap((c) => {
     const connectorEvents = events.get(c.name) as SyncEvents;
     return [metrics.observe(connectorEvents, c.name), attachRunLog(connectorEvents, join(config.stateDir, 'runs'), clock)];
@@ -74,7 +82,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     };
     return runSync(buildSyncDeps(context, findConnector(config, name)), request);
   };
-  const runner = createSyncRunner(sync, logger);
+  const runner = createSyncRunner(sync, logger, startFailures.hooks);
   let ready = true;
   const app = await buildApp({
     connectors: config.connectors.map((c) => c.name),
@@ -112,7 +120,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
         isRunning: (name: string) => runner.isRunning(name),
+        // The runner logs a failure and reports one that left no run record (startFailures); nothing is left to do here.
         fire: (name: string) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
+        onSkip: (name: string) => metrics.scheduleSkipped(name, 'in_flight'),
       };
       void runSchedule(
         { connector: c.name, cron: c.schedule.cron, ...(c.schedule.timezone ? { timezone: c.schedule.timezone } : {}) },

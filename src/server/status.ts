@@ -1,7 +1,8 @@
 /**
  * Each connector at a glance, from the state store alone, so the page, `GET /v1/status`, `bridge status` and the metrics
  * agree whichever process ran the syncs (a `bridge sync` from cron and a `bridge serve` share the state directory).
- * Health: "failing" when the last run that is not in flight failed (or was left unfinished); else "late" when the lag
+ * Health: "failing" when the last run that is not in flight failed (or was left unfinished), or when `bridge serve`'s
+ * last attempt since could not even start (StartFailure); else "late" when the lag
  * (now − watermark) is over the connector's late threshold or nothing was ever synced; else "ok". Counts, states and
  * reason codes only: no PHI.
  */
@@ -48,6 +49,16 @@ export interface InFlight {
   readonly progress?: RunProgress;
 }
 
+/**
+ * A run that failed before it had a run record (a missing Purview secret, a window refused before the ledger's horizon,
+ * a broken build): only the process that tried knows of it. BridgeError messages carry no PHI or secrets.
+ */
+export interface StartFailure {
+  readonly code: string;
+  readonly message: string;
+  readonly at: string;
+}
+
 export interface ConnectorStatus {
   readonly name: string;
   readonly health: Health;
@@ -58,6 +69,8 @@ export interface ConnectorStatus {
   readonly lateAfterSeconds: number;
   readonly lastRun?: RunBrief;
   readonly lastSuccess?: { readonly runId: string; readonly finishedAt: string };
+  /** This process's last attempt that could not start, while no run has started since. */
+  readonly lastStartFailure?: StartFailure;
   /** When `bridge serve` starts the next scheduled run (absent when schedules are off for it). */
   readonly nextRunAt?: string;
   readonly schedule: { readonly cron: string; readonly timezone?: string; readonly enabled: boolean };
@@ -85,9 +98,11 @@ export interface StatusOptions {
   readonly schedules: boolean;
   /** The live progress of a run this process has in flight. */
   readonly progress?: (connector: string) => RunProgress | undefined;
+  /** The last run of the connector this process could not start (src/server/start-failures.ts). */
+  readonly startFailure?: (connector: string) => StartFailure | undefined;
 }
 
-/** Runs looked at for the last run and the last success (a connector running hourly sees about eight days). */
+/** Runs looked at for the last run and the run in flight (a connector running hourly sees about eight days). */
 const RUNS_SCANNED = 200;
 
 export function statusConnectors(config: Pick<Config, 'connectors' | 'server'>, nowMs: number): StatusConnector[] {
@@ -135,14 +150,18 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
   const runs = store.listRuns({ connector: c.name, limit: RUNS_SCANNED }).filter((r) => !r.dryRun);
   const inFlight = inFlightRun(c.name, store, runs, nowMs, options.progress?.(c.name));
   const last = runs.find((r) => r.id !== inFlight?.runId);
-  const success = runs.find((r) => r.state === 'completed' && r.finishedAt);
+  // Asked of the store, not looked for among the runs above: a long outage fails more runs than they hold.
+  const success = store.lastCompletedRun(c.name);
+  const startFailure = standingStartFailure(options.startFailure?.(c.name), runs[0]);
   const lagSeconds = watermark === undefined ? undefined : Math.max(0, Math.round((nowMs - Date.parse(watermark)) / 1000));
   const lateAfterSeconds = Math.round(c.lateAfterMs / 1000);
   const next =
     options.schedules && c.scheduleEnabled
       ? nextFireTime({ connector: c.name, cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}) }, nowMs)
       : undefined;
-  const [health, reason] = judge(last, lagSeconds, lateAfterSeconds);
+  const [health, reason] = startFailure
+    ? (['failing', `the last run could not start: ${startFailure.code}: ${startFailure.message}`] as const)
+    : judge(last, lagSeconds, lateAfterSeconds);
   return {
     name: c.name,
     health,
@@ -152,10 +171,17 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
     ...(lagSeconds !== undefined ? { lagSeconds } : {}),
     ...(last ? { lastRun: brief(last) } : {}),
     ...(success?.finishedAt ? { lastSuccess: { runId: success.id, finishedAt: success.finishedAt } } : {}),
+    ...(startFailure ? { lastStartFailure: startFailure } : {}),
     ...(next ? { nextRunAt: next.toISOString() } : {}),
     schedule: { cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}), enabled: c.scheduleEnabled },
     ...(inFlight ? { inFlight } : {}),
   };
+}
+
+/** A start failure stands until a run starts after it, in this process or another: that run's outcome then tells. */
+function standingStartFailure(failure: StartFailure | undefined, newest: RunRecord | undefined): StartFailure | undefined {
+  if (!failure) return undefined;
+  return newest && Date.parse(newest.startedAt) >= Date.parse(failure.at) ? undefined : failure;
 }
 
 function judge(last: RunRecord | undefined, lagSeconds: number | undefined, lateAfterSeconds: number): [Health, string] {

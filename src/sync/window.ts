@@ -32,7 +32,7 @@ export function computeWindow(
   override: { since?: string | undefined; until?: string | undefined } = {},
 ): SyncWindow {
   const settled = nowMs - policy.settleMs;
-  const until = override.until ? parseInstant(override.until, 'until') : settled;
+  const until = override.until ? parseInstant(override.until, '--until') : settled;
   if (until > settled) {
     // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would
     // start after them and never pull them.
@@ -42,7 +42,7 @@ export function computeWindow(
     );
   }
   const since = override.since
-    ? parseInstant(override.since, 'since')
+    ? parseInstant(override.since, '--since')
     : watermark
       ? Date.parse(watermark) - policy.overlapMs
       : until - policy.initialLookbackMs;
@@ -59,20 +59,41 @@ export function computeWindow(
   };
 }
 
-function parseInstant(value: string, flag: string): number {
+/**
+ * An ISO 8601 date or instant in ms since the epoch, refused (BRG_ERR_INPUT_INVALID, naming `field`) unless it is one:
+ * shared by --since/--until and the HTTP trigger's body.
+ * @param field - how the caller knows the value, e.g. `--since` or `since`
+ */
+export function parseInstant(value: string, field: string): number {
   const ms = Date.parse(value);
   if (Number.isNaN(ms) || !/^\d{4}-\d{2}-\d{2}/.test(value)) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `--${flag} "${value}" is not an ISO 8601 date or instant (e.g. 2026-11-01T00:00:00Z).`);
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${field} "${value}" is not an ISO 8601 date or instant (e.g. 2026-11-01T00:00:00Z).`);
   }
+  refuseMissingDay(value, field);
   // A time without Z or an offset would be read in this machine's zone: the same command would pull another window on
   // another host (and across a DST change, a window an hour off). A date alone is a UTC day.
   if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:/i.test(value) && !/(Z|[+-]\d{2}:?\d{2})$/i.test(value)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `--${flag} "${value}" has a time but no zone; add Z for UTC or the offset you mean (e.g. ${value}Z or ${value}-06:00).`,
+      `${field} "${value}" has a time but no zone; add Z for UTC or the offset you mean (e.g. ${value}Z or ${value}-06:00).`,
     );
   }
   return ms;
+}
+
+/**
+ * V8's Date.parse rolls a day past the month's end into the next month (2026-02-30 is March 2): a typo would pull a
+ * window nobody asked for. The written year, month and day must name a day of the calendar.
+ */
+function refuseMissingDay(value: string, field: string): void {
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  // setUTCFullYear, not Date.UTC: the latter reads years 0–99 as 1900–1999.
+  const lastDay = new Date(0);
+  lastDay.setUTCFullYear(year, month, 0);
+  if (month < 1 || month > 12 || day < 1 || day > lastDay.getUTCDate()) {
+    const length = month >= 1 && month <= 12 ? ` (${value.slice(0, 7)} has ${lastDay.getUTCDate()} days)` : '';
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${field} "${value}" names a day that does not exist${length}; give a date of the calendar.`);
+  }
 }
 
 /** Stable key for overlap de-duplication: the same version of the same event (the delivery ledger's key too). */

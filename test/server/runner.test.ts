@@ -3,6 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createSyncRunner } from '../../src/server/runner.js';
+import { captureLogger } from './support.js';
+
+const SECRET_MISSING = new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview.secret: environment variable PURVIEW_APP_SECRET is not set.');
+const settle = () => new Promise((r) => setImmediate(r));
 
 describe('sync runner', () => {
   it('reports a sync that throws before it starts as that run failing, and frees the connector', async () => {
@@ -56,5 +60,55 @@ describe('sync runner', () => {
     expect(Date.now() - started).toBeLessThan(10_000);
     expect(seen).toEqual([{ stopped: true, aborted: true }]);
     expect(runner.isRunning('main')).toBe(false);
+  });
+
+  it('logs a run that fails before its record with the code and the message, and reports it as a start failure', async () => {
+    const { logger, lines } = captureLogger();
+    const failures: Array<[string, string]> = [];
+    const runner = createSyncRunner(() => Promise.reject(SECRET_MISSING), logger, {
+      onStartFailure: (connector, error) => failures.push([connector, error.code]),
+    });
+    await expect(runner.start('main', { trigger: 'schedule' })).rejects.toBe(SECRET_MISSING);
+    await settle();
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 50, connector: 'main', trigger: 'schedule', code: SECRET_MISSING.code, message: SECRET_MISSING.message }),
+    );
+    expect(failures).toEqual([['main', 'BRG_ERR_CONFIG_SECRET_MISSING']]);
+
+    // A run that has its record (the pipeline stored its failure there) and a refused backfill window (its caller has
+    // the 400) are no start failures of the connector.
+    const recorded = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('run-2');
+        throw new BridgeError('BRG_ERR_FHIR_UNAVAILABLE', 'The FHIR server answered 503.');
+      },
+      logger,
+      { onStartFailure: (connector, error) => failures.push([connector, error.code]) },
+    );
+    expect(await recorded.start('main', { trigger: 'schedule' })).toBe('run-2');
+    const windowed = createSyncRunner(() => Promise.reject(new BridgeError('BRG_ERR_CONFIG_INVALID', 'before the ledger')), logger, {
+      onStartFailure: (connector, error) => failures.push([connector, error.code]),
+    });
+    await expect(windowed.start('main', { trigger: 'http', since: '2026-01-01' })).rejects.toBeInstanceOf(BridgeError);
+    await settle();
+    expect(lines).toContainEqual(expect.objectContaining({ level: 50, code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'The FHIR server answered 503.' }));
+    expect(failures).toHaveLength(1);
+  });
+
+  it('takes a tick that finds the connector held by another process for a skip: warn level, counted, no failure', async () => {
+    const { logger, lines } = captureLogger();
+    const skips: string[] = [];
+    const failures: string[] = [];
+    const held = new BridgeError('BRG_ERR_RUN_IN_PROGRESS', 'A sync of connector "main" is running in bridge sync (pid 4242 on host-1).');
+    const runner = createSyncRunner(() => Promise.reject(held), logger, {
+      onStartFailure: (connector) => failures.push(connector),
+      onScheduleSkip: (connector) => skips.push(connector),
+    });
+    await expect(runner.start('main', { trigger: 'schedule' })).rejects.toBe(held);
+    await settle();
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, connector: 'main', code: 'BRG_ERR_RUN_IN_PROGRESS', message: held.message }));
+    expect(lines.filter((line) => Number(line['level']) >= 50)).toEqual([]);
+    expect(skips).toEqual(['main']);
+    expect(failures).toEqual([]);
   });
 });

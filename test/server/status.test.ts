@@ -1,6 +1,7 @@
 /** Connector health from the state alone (issue #17): ok, late against the schedule, failing, and the run in flight. */
 import { describe, expect, it } from 'vitest';
 import { connectorStatus, formatDuration, longestGapMs, type StatusConnector, statusConnectors, statusReport } from '../../src/server/status.js';
+import { statusMetricsText } from '../../src/server/status-metrics.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { tempStore } from './support.js';
 
@@ -80,6 +81,44 @@ describe('connector status', () => {
       health: 'failing',
       reason: 'the last run stopped before it finished: BRG_ERR_ABORTED; the next run resumes it',
     });
+  });
+
+  it('is failing, saying why, when the last run could not even start, until a later run starts', () => {
+    const { store } = tempStore();
+    run(store, 'r1', NOW - 2 * HOUR, { state: 'completed' });
+    const failure = {
+      code: 'BRG_ERR_CONFIG_SECRET_MISSING',
+      message: 'purview.secret: environment variable PURVIEW_APP_SECRET is not set.',
+      at: new Date(NOW - HOUR).toISOString(),
+    };
+    const options = { schedules: true, startFailure: (name: string) => (name === 'main' ? failure : undefined) };
+    expect(connectorStatus(hourly, store, NOW, options)).toMatchObject({
+      health: 'failing',
+      reason: `the last run could not start: ${failure.code}: ${failure.message}`,
+      lastStartFailure: failure,
+      lastRun: { id: 'r1', state: 'completed' },
+    });
+    // A run that started since (here or in another process) supersedes it: its own outcome tells the health.
+    run(store, 'r2', NOW - 30 * 60_000, { state: 'completed' });
+    const after = connectorStatus(hourly, store, NOW, options);
+    expect(after).toMatchObject({ health: 'ok', lastRun: { id: 'r2' } });
+    expect(after).not.toHaveProperty('lastStartFailure');
+  });
+
+  it('keeps the last success (and its gauge) through more failed runs than it reads for the last run', async () => {
+    const { store } = tempStore();
+    run(store, 'good', NOW - 300 * HOUR, { state: 'completed' });
+    for (let i = 0; i < 201; i++) {
+      const startedMs = NOW - (200 - i) * HOUR;
+      run(store, `bad-${i}`, startedMs, {
+        state: 'failed',
+        finishedAt: new Date(startedMs + 60_000).toISOString(),
+        error: { code: 'BRG_ERR_FHIR_UNAVAILABLE', message: 'down' },
+      });
+    }
+    const status = connectorStatus(hourly, store, NOW, { schedules: true });
+    expect(status).toMatchObject({ health: 'failing', lastRun: { id: 'bad-200' }, lastSuccess: { runId: 'good' } });
+    expect(await statusMetricsText([status])).toMatch(/^bridge_last_success_timestamp_seconds\{connector="main"\} \d+/m);
   });
 
   it('shows the run in flight: live progress from this process, the lease holder of another', () => {

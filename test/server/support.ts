@@ -2,8 +2,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { systemClock } from '../../src/clock.js';
-import { silentLogger } from '../../src/log.js';
+import { type Logger, silentLogger } from '../../src/log.js';
 import { type AppDeps, buildApp } from '../../src/server/app.js';
 import { hashApiToken } from '../../src/server/auth.js';
 import { createMetrics } from '../../src/server/metrics.js';
@@ -40,3 +42,15 @@ export function appDeps(overrides: Partial<AppDeps> = {}): AppDeps {
 }
 
 export const testApp = (overrides: Partial<AppDeps> = {}) => buildApp(appDeps(overrides));
+
+/** A real pino logger whose lines land in `lines` (parsed), for asserting on levels and fields. */
+export function captureLogger(): { logger: Logger; lines: Array<Record<string, unknown>> } {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'debug' }, sink), lines };
+}

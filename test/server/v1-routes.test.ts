@@ -200,6 +200,63 @@ describe('/v1 answers to a bad request', () => {
     expect(started[0]).not.toHaveProperty('since');
   });
 
+  it('starts a sync on a JSON POST with an empty body, as without one', async () => {
+    const started: Array<Record<string, unknown>> = [];
+    const app = await testApp({
+      runner: {
+        start: async (_name, request) => {
+          started.push({ ...request });
+          return 'run-9';
+        },
+        isRunning: () => false,
+        drain: async () => undefined,
+      },
+    });
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: '',
+    });
+    expect([answer.statusCode, answer.json()]).toEqual([202, { runId: 'run-9' }]);
+    expect(started).toEqual([{ trigger: 'http' }]);
+    // A body that is there must still be JSON.
+    const broken = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: '{',
+    });
+    expect([broken.statusCode, broken.json().code]).toEqual([400, 'BRG_ERR_INPUT_INVALID']);
+    expect(started).toHaveLength(1);
+  });
+
+  it('refuses a day that does not exist with a 400 naming the field, before any run starts', async () => {
+    let started = 0;
+    const app = await testApp({
+      runner: {
+        start: async () => {
+          started += 1;
+          return 'run-9';
+        },
+        isRunning: () => false,
+        drain: async () => undefined,
+      },
+    });
+    for (const [field, value] of [
+      ['since', '2026-02-30'],
+      ['until', '2026-02-31T10:00Z'],
+    ] as const) {
+      const answer = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: { [field]: value } });
+      expect(answer.statusCode).toBe(400);
+      expect(answer.json()).toMatchObject({
+        code: 'BRG_ERR_INPUT_INVALID',
+        message: expect.stringMatching(new RegExp(`^${field} "${value}" names a day that does not exist`)),
+      });
+    }
+    expect(started).toBe(0);
+  });
+
   it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
     const busy = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
     const locked = await testApp({ runner: { start: () => Promise.reject(busy), isRunning: () => false, drain: async () => undefined } });

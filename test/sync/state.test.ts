@@ -154,6 +154,27 @@ describe('SQLite state store', () => {
     expect(s.getRun('ccc')?.details).toEqual({ skipReasons: { 'no-patient': 2 } });
   });
 
+  it('finds the last completed run of a connector however many runs failed since, leaving out dry runs and other connectors', async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const s = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
+    store = s;
+    const complete = async (record: RunRecord): Promise<void> => {
+      s.createRun(record);
+      await clock.advance(60_000);
+      s.completeRun(record.id, { counts: { ...ZERO_COUNTS } });
+    };
+    expect(s.lastCompletedRun('main')).toBeUndefined();
+    await complete(run('good'));
+    await complete(run('dry', { dryRun: true }));
+    await complete(run('elsewhere', { connector: 'other' }));
+    for (let i = 0; i < 300; i++)
+      s.createRun(run(`failed-${i}`, { state: 'failed', startedAt: new Date(Date.parse('2026-11-24T00:00:00Z') + i * 1000).toISOString() }));
+    expect(s.lastCompletedRun('main')).toMatchObject({ id: 'good', state: 'completed', finishedAt: '2026-11-23T00:01:00.000Z' });
+    expect(s.lastCompletedRun('other')?.id).toBe('elsewhere');
+    await complete(run('later'));
+    expect(s.lastCompletedRun('main')?.id).toBe('later');
+  });
+
   it('survives a reopen: state is durable', () => {
     const { dir, store: s } = fresh();
     s.createRun(run('r1'));

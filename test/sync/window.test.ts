@@ -39,6 +39,28 @@ describe('computeWindow', () => {
   });
 });
 
+describe('a --since or --until that is no day of the calendar', () => {
+  it('is refused naming the flag, not rolled into the next month', () => {
+    for (const [flag, value] of [
+      ['since', '2026-02-30'],
+      ['since', '2026-02-29'],
+      ['until', '2026-02-31T10:00Z'],
+      ['until', '2026-04-31T00:00:00+02:00'],
+    ] as const) {
+      expect(() => computeWindow(now, undefined, policy, { since: '2026-01-01', until: '2026-06-01', [flag]: value })).toThrow(
+        expect.objectContaining({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining(`--${flag} "${value}" names a day that does not exist`) }),
+      );
+    }
+  });
+
+  it('accepts a leap day and an offset that moves the instant into the next month', () => {
+    expect(computeWindow(Date.parse('2028-06-01T00:00:00Z'), undefined, policy, { since: '2028-02-29', until: '2028-04-30T23:30:00-02:00' })).toMatchObject({
+      since: '2028-02-29T00:00:00.000Z',
+      until: '2028-05-01T01:30:00.000Z',
+    });
+  });
+});
+
 describe('a --since or --until without a zone', () => {
   it('refuses a time without Z or an offset (it would be read in the host zone); a date alone is a UTC day', () => {
     for (const since of ['2026-11-01T00:00:00', '2026-11-01 10:00', '2026-11-01t10:00:00']) {

@@ -142,6 +142,11 @@ export const statusSchema = {
           lateAfterSeconds: { type: 'number' },
           lastRun: runBrief,
           lastSuccess: { type: 'object', properties: { runId: str, finishedAt: instantOut } },
+          lastStartFailure: {
+            type: 'object',
+            description: 'The last run this service could not start (it left no run record), while no run has started since',
+            properties: { code: str, message: str, at: instantOut },
+          },
           nextRunAt: instantOut,
           schedule: { type: 'object', properties: { cron: str, timezone: str, enabled: { type: 'boolean' } } },
           inFlight: { type: 'object', properties: { runId: str, holder: str, since: instantOut, progress } },

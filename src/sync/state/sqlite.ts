@@ -108,6 +108,9 @@ class SqliteStateStore implements StateStore {
         'UPDATE runs SET state = @state, since = @since, until = @until, finished_at = @finished_at, counts = @counts, error = @error, spool_path = @spool_path, rejects_path = @rejects_path, details = @details WHERE id = @id',
       ),
       run: db.prepare<[string], RunRow>('SELECT * FROM runs WHERE id = ?'),
+      lastCompleted: db.prepare<[string], RunRow>(
+        "SELECT * FROM runs WHERE connector = ? AND state = 'completed' AND dry_run = 0 ORDER BY finished_at DESC LIMIT 1",
+      ),
       unfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1"),
       seen: db.prepare<[string, string, string], { one: number }>(
         'SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ? AND (destination IS NULL OR destination = ?)',
@@ -158,6 +161,11 @@ class SqliteStateStore implements StateStore {
       ? this.db.prepare<[string, number], RunRow>('SELECT * FROM runs WHERE connector = ? ORDER BY started_at DESC LIMIT ?').all(options.connector, limit)
       : this.db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit);
     return rows.map(fromRow);
+  }
+
+  lastCompletedRun(connector: string): RunRecord | undefined {
+    const row = this.stmt.lastCompleted.get(connector);
+    return row ? fromRow(row) : undefined;
   }
 
   findUnfinishedRun(connector: string): RunRecord | undefined {

@@ -140,6 +140,11 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void;
   getRun(id: string): RunRecord | undefined;
   listRuns(options?: { connector?: string; limit?: number }): RunRecord[];
+  /**
+   * The connector's last completed run that was not a dry run (the one that finished last): "last success" however many
+   * runs failed since, which a look at the newest runs would miss.
+   */
+  lastCompletedRun(connector: string): RunRecord | undefined;
   /** The newest run of the connector left in 'running' or 'pushing' by a crash or a stop. */
   findUnfinishedRun(connector: string): RunRecord | undefined;
   /**
