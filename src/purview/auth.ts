@@ -10,7 +10,7 @@
 import { AuthError, ConfidentialClientApplication, type Configuration, ServerError } from '@azure/msal-node';
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { DEFAULT_RETRY, type RetryOptions, withRetry } from '../http.js';
+import { DEFAULT_RETRY, parseRetryAfter, type RetryOptions, type RetryVerdict, withRetry } from '../http.js';
 import type { Logger } from '../log.js';
 import { type NetworkSettings, proxyRefusedError } from '../net/index.js';
 import { createCachedTokenSource, type TokenSource } from '../token-cache.js';
@@ -66,7 +66,7 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
       // A proxy refusal is not retried (proxy-errors.ts): msal hides our error, the network module remembers it.
       withRetry(
         fetchOnce,
-        (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error)),
+        (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error, network, options.clock.now())),
         {
           clock: options.clock,
           ...(signal ? { signal } : {}),
@@ -113,14 +113,15 @@ function msalConfiguration(options: PurviewAuthOptions, network: MsalNetwork): C
   };
 }
 
-function classifyTokenFailure(error: unknown): { retry: false } | { retry: true; reason: string } {
-  if (error instanceof MsalNetworkError) return { retry: true, reason: error.message };
-  // msal replaces a failure of our network module with a bare network_error.
+/** @param network - What our network module saw: msal reports its failures as a bare network_error. */
+function classifyTokenFailure(error: unknown, network: MsalNetwork, nowMs: number): RetryVerdict {
   if (error instanceof ServerError && error.status !== undefined && (error.status === 429 || error.status >= 500)) {
     return { retry: true, reason: `Entra ID answered ${error.status}` };
   }
-  if (error instanceof AuthError && error.errorCode === 'network_error') return { retry: true, reason: 'network error' };
-  return { retry: false };
+  if (!(error instanceof MsalNetworkError) && !(error instanceof AuthError && error.errorCode === 'network_error')) return { retry: false };
+  // A 429 or 5xx answer arrives here too (msal-network.ts keeps it from msal's throttle): its Retry-After is honoured.
+  const retryAfterMs = parseRetryAfter(network.lastBusy()?.retryAfter, nowMs);
+  return { retry: true, reason: network.lastFailure() ?? 'network error', ...(retryAfterMs === undefined ? {} : { retryAfterMs }) };
 }
 
 /** msal errors → BRG_ERR_PURVIEW_AUTH with the AADSTS code; never the secret, assertion or token. */
@@ -130,6 +131,15 @@ function toAuthError(error: unknown, options: PurviewAuthOptions, network: MsalN
   const refusal = network.lastRefusal();
   if (refusal) return proxyRefusedError(refusal, `Entra ID token request for ${who}`);
   const networkFailure = network.lastFailure();
+  const busy = network.lastBusy();
+  if (busy !== undefined && networkFailure !== undefined) {
+    // Entra's own trouble (a throttle, an outage), not the credentials nor the host: the next run gets a token.
+    return new PurviewError(
+      'BRG_ERR_PURVIEW_AUTH',
+      `Entra ID could not issue a token for ${who}: ${networkFailure}. This is on Entra's side (a throttle or an outage), not the credentials: run again later.`,
+      { cause: error, status: busy.status },
+    );
+  }
   if (networkFailure !== undefined) {
     return new PurviewError(
       'BRG_ERR_PURVIEW_AUTH',

@@ -6,9 +6,10 @@
  */
 import { STATUS_CODES } from 'node:http';
 import type { BridgeError, ErrorCode } from '../errors.js';
-import { parseRetryAfter, type RetryVerdict, scrubUpstreamText } from '../http.js';
+import { parseRetryAfter, type RetryVerdict } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { PurviewError } from './purview-error.js';
+import { purviewSaid } from './purview-words.js';
 import { type BlockResponse, UploadNetworkError } from './upload.js';
 
 /** A non-2xx HTTP answer to an upload. */
@@ -50,6 +51,11 @@ export interface BlockContext {
   readonly index: number;
   readonly jobId: string;
   readonly attempts: number;
+  /**
+   * Purview's words, already checked against the block's cells (purviewSaidOfBlock). Without it, only what can be
+   * judged without the block is quoted (purviewSaid).
+   */
+  readonly said?: string;
 }
 
 /** Normalises the last failure of a block once, after the retry budget or a permanent answer. */
@@ -60,13 +66,12 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
     return unavailable(`no answer (${error.reason})`, block, error);
   }
   if (!(error instanceof UploadStatusError)) return error;
+  const said = block.said ?? purviewSaid(error);
   if (isTransientStatus(error.status)) {
     // The standard phrase (error.message), then Purview's words.
-    const said = purviewSaid(error);
     return unavailable(`${error.message}${said ? ` "${said}"` : ''}`, block, error);
   }
   const where = `block ${block.index} of this push (job ${block.jobId})`;
-  const said = purviewSaid(error);
   const [code, message] = permanentMessage(error.status, where, said);
   return new PurviewError(code, message, { cause: error, status: error.status, blockIndex: block.index, reason: said });
 }
@@ -89,6 +94,12 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
         'BRG_ERR_PURVIEW_FORBIDDEN',
         `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.`,
       ];
+    case 413:
+      // Too large for the service (or a proxy on the way): every block of this size would be, whatever the file.
+      return [
+        'BRG_ERR_PURVIEW_REJECTED',
+        `Purview refused ${where} with ${answer}: the block is too large. Lower purview.blockRows (bridge push --block-rows), e.g. to 5000, and run again; rows Purview acknowledged are not sent again.`,
+      ];
     default:
       return [
         'BRG_ERR_PURVIEW_REJECTED',
@@ -103,16 +114,4 @@ function unavailable(last: string, block: BlockContext, cause: unknown): BridgeE
     `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.`,
     { cause, status: cause instanceof UploadStatusError ? cause.status : 0, blockIndex: block.index, attempts: block.attempts },
   );
-}
-
-/**
- * Purview's own words: the reason phrase when it is not the standard one, else the start of the body; scrubbed, as the
- * body's format is not published and could echo a row of the block. A row's cells are split by a TAB, a pipe or a
- * comma (the connector file's delimiters), and the scrubbing cannot tell a name or an address from other words: the
- * text ends before the first of them (a sentence with a comma loses its tail, which is the price).
- */
-function purviewSaid(error: UploadStatusError): string {
-  const standard = error.statusText === '' || error.statusText === STATUS_CODES[error.status];
-  const text = standard ? error.body : error.statusText;
-  return scrubUpstreamText(text.split(/[\t|,]/, 1)[0] ?? '', 200);
 }

@@ -12,6 +12,7 @@ import type { TokenSource } from '../token-cache.js';
 import type { createHttpsAgent } from './https-pool.js';
 import type { DeliveryLedger, OpenedBlock } from './ledger.js';
 import { classifyUploadFailure, toPushError, UploadStatusError } from './outcomes.js';
+import { purviewSaidOfBlock } from './purview-words.js';
 import type { PushEvent } from './push-events.js';
 import { type BlockResponse, type ByteRange, postBlock, UploadNetworkError } from './upload.js';
 
@@ -73,9 +74,11 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
       },
     },
     ctx.retry,
-  ).catch((error: unknown) => {
+  ).catch(async (error: unknown) => {
     if (!state.possiblyDuplicated && isDefiniteRefusal(error)) ctx.ledger.markRefused(block.claim.id);
-    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts });
+    // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
+    const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
+    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts, ...(said === undefined ? {} : { said }) });
   });
   ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
   const ms = ctx.clock.now() - started;

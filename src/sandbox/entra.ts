@@ -4,7 +4,9 @@
  * and the v1 endpoint Microsoft's script uses (`/{tenant}/oauth2/token`, `resource=`), docs/purview-protocol.md §1.2, §1.4.
  * HTTPS only, because msal refuses http authorities. Routing is on the pathname: msal appends `?client-request-id=`.
  * Errors use Entra's shape and AADSTS codes so the client's messages can be tested. Access tokens are RS256 JWTs with
- * Entra's claims (aud, tid, appid/azp) and are also remembered, so the ingestion emulator can look them up.
+ * Entra's claims (aud, tid, appid/azp) and are also remembered, so the ingestion emulator can look them up. Transient
+ * answers (a 503, a 429 with Retry-After, as Entra throttles client credentials) can be queued for the next token
+ * requests, so a client's retries meet a real server.
  */
 import { createHash, randomUUID, timingSafeEqual, X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -41,9 +43,26 @@ export interface EntraEmulator {
   registerApp(app: EntraAppRegistration): void;
   /** Tenant, app and audience of an access token; undefined when unknown or expired by the emulator's clock. */
   verifyAccessToken(token: string): { tenantId: string; appId: string; audience: string } | undefined;
+  /** Queues answers, each used by the next token request, first in first out; called with none, clears the queue. */
+  injectFaults(...faults: EntraFault[]): void;
   /** `requests` counts every HTTP request, so a test can prove msal made no other call. */
   readonly stats: { issued: number; rejected: number; requests: number; lastError?: string };
   close(): Promise<void>;
+}
+
+/**
+ * A transient answer to one token request, in Entra's JSON error shape. Defaults by status: 429 is Entra's throttle of
+ * client credentials (`temporarily_unavailable`, AADSTS90055; Entra sends `Retry-After: 60`), any other status a
+ * transient fault (`temporarily_unavailable`, AADSTS90033).
+ */
+export interface EntraFault {
+  /** Sent as given; Entra's transient ones are 429 and 5xx. */
+  readonly status: number;
+  /** The Retry-After header, as sent (delta-seconds or an HTTP-date); none by default. */
+  readonly retryAfter?: string;
+  readonly error?: string;
+  readonly aadsts?: number;
+  readonly description?: string;
 }
 
 const JWT_BEARER = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
@@ -73,6 +92,7 @@ interface EntraState {
   readonly tokens: Map<string, { tenantId: string; appId: string; audience: string; expiresAtMs: number }>;
   readonly stats: EntraEmulator['stats'];
   readonly signingKey: CryptoKey;
+  faults: EntraFault[];
 }
 
 export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Promise<EntraEmulator> {
@@ -89,6 +109,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Pr
     tokens: new Map(),
     stats: { issued: 0, rejected: 0, requests: 0 },
     signingKey: privateKey,
+    faults: [],
   };
   const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (request, response) => handle(state, request, response));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -101,6 +122,10 @@ export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Pr
       const found = state.tokens.get(token);
       if (!found || state.clock.now() >= found.expiresAtMs) return undefined;
       return { tenantId: found.tenantId, appId: found.appId, audience: found.audience };
+    },
+    injectFaults(...faults) {
+      if (faults.length === 0) state.faults = [];
+      else state.faults.push(...faults);
     },
     stats: state.stats,
     close: () => closeServer(server),
@@ -120,22 +145,41 @@ function handle(state: EntraState, request: IncomingMessage, response: ServerRes
     sendJson(response, 200, openIdConfiguration(`${state.origin}/${tenantId}`));
     return;
   }
+  const fault = state.faults.shift();
+  if (fault) {
+    // The body is read first, so the client sees the status rather than a reset.
+    request.resume();
+    request.on('end', () => sendError(state, response, faultError(fault), fault.retryAfter));
+    return;
+  }
   issueToken(state, request, tenantId, endpoint === 'oauth2/token' ? 'v1' : 'v2').then(
     (body) => sendJson(response, 200, body),
-    (error: unknown) => {
-      const failure = error instanceof EntraError ? error : new EntraError('server_error', 90000, 'unexpected failure', 500);
-      state.stats.rejected += 1;
-      state.stats.lastError = `${failure.error}: ${failure.message}`;
-      sendJson(response, failure.status, {
-        error: failure.error,
-        error_description: failure.message,
-        error_codes: [failure.aadsts],
-        timestamp: new Date(state.clock.now()).toISOString(),
-        trace_id: randomUUID(),
-        correlation_id: randomUUID(),
-      });
-    },
+    (error: unknown) => sendError(state, response, error instanceof EntraError ? error : new EntraError('server_error', 90000, 'unexpected failure', 500)),
   );
+}
+
+function faultError(fault: EntraFault): EntraError {
+  const throttled = fault.status === 429;
+  return new EntraError(
+    fault.error ?? 'temporarily_unavailable',
+    fault.aadsts ?? (throttled ? 90055 : 90033),
+    fault.description ?? (throttled ? 'There are too many incoming requests.' : 'A transient error has occurred. Please try again.'),
+    fault.status,
+  );
+}
+
+function sendError(state: EntraState, response: ServerResponse, failure: EntraError, retryAfter?: string): void {
+  state.stats.rejected += 1;
+  state.stats.lastError = `${failure.error}: ${failure.message}`;
+  const body = {
+    error: failure.error,
+    error_description: failure.message,
+    error_codes: [failure.aadsts],
+    timestamp: new Date(state.clock.now()).toISOString(),
+    trace_id: randomUUID(),
+    correlation_id: randomUUID(),
+  };
+  sendJson(response, failure.status, body, retryAfter === undefined ? {} : { 'retry-after': retryAfter });
 }
 
 async function issueToken(state: EntraState, request: IncomingMessage, tenantId: string, version: 'v1' | 'v2'): Promise<Record<string, unknown>> {
@@ -283,8 +327,8 @@ function appKey(tenantId: string, appId: string): string {
   return `${tenantId.toLowerCase()}|${appId.toLowerCase()}`;
 }
 
-function sendJson(response: ServerResponse, status: number, body: Record<string, unknown>): void {
-  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', pragma: 'no-cache' });
+function sendJson(response: ServerResponse, status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): void {
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', pragma: 'no-cache', ...headers });
   response.end(JSON.stringify(body));
 }
 

@@ -191,7 +191,8 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     });
   } catch (error) {
     // A refusal of the file's first block, right after another file was refused the same way, is the job refusing
-    // every file (a column mapping that does not match, say): the run stops, as it would for credentials.
+    // every file (a column mapping that does not match, say): the run stops, as it would for credentials. So does a
+    // block too large (413): the block size is the fault, and the file stays in the folder for a run with a smaller one.
     if (!isFileRefusal(error) || (acked.blocks === 0 && ctx.wholeFileRefusals > 0)) throw error;
     refusal = error;
     ctx.wholeFileRefusals = acked.blocks === 0 ? ctx.wholeFileRefusals + 1 : 0;
@@ -200,7 +201,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     dropSpool(ctx, normalized.spoolPath);
   }
   if (report === undefined) {
-    // Purview refused a block for what it holds (a 400, a 413): this file only. The others go on, or the oldest file
+    // Purview refused a block for what it holds (a 400): this file only. The others go on, or the oldest file
     // would stop every later run the same way and the connector would never move again.
     const acknowledged = deps.store
       .rangesOf({ destination, source: `file:${normalized.sha256}` })
@@ -295,9 +296,12 @@ function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedF
   rememberSentAndLeft(ctx.deps, { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows, sha256: normalized.sha256 });
 }
 
-/** Purview refused a block for its content (400, 413), not for the job or the credentials, which every file shares. */
+/**
+ * Purview refused a block for its content (400), not for the job, the credentials or the block size (413: too large
+ * whatever the file; moving the file aside would not help and the next file would meet the same), which every file shares.
+ */
 function isFileRefusal(error: unknown): error is PurviewError {
-  return error instanceof PurviewError && error.code === 'BRG_ERR_PURVIEW_REJECTED' && (error.status === 400 || error.status === 413);
+  return error instanceof PurviewError && error.code === 'BRG_ERR_PURVIEW_REJECTED' && error.status === 400;
 }
 
 function delivered(ctx: DropContext, file: DropFile): void {
@@ -415,8 +419,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'looks-utf8': 'The export writes UTF-8: set connectors[].source.encoding to utf-8 (or leave it out), then drop the file again.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
     'changed-after-send': 'Compare the file with what the export wrote.',
-    'purview-rejected':
-      "Purview's words are above. A 400 usually means a row or the header is not what the connector's schema takes; a 413, a block too large (lower --block-rows or purview.blockRows).",
+    'purview-rejected': "Purview's words, if any, are above. A 400 usually means a row or the header is not what the connector's schema takes.",
   };
   const where = fault.line !== undefined ? `line ${fault.line}${fault.column !== undefined ? `, column ${fault.column}` : ''}` : 'the file as a whole';
   return [

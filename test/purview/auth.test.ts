@@ -1,7 +1,8 @@
 /**
  * msal-node really running against the Entra ID emulator: secret and certificate, exactly one request per token (no
  * instance discovery, nothing outbound), the sandbox CA trusted for these requests only, one token reused until
- * invalidated, and failures mapped to BRG_ERR_PURVIEW_AUTH without the secret.
+ * invalidated, transient answers (503, 429 with Retry-After) retried, and failures mapped to BRG_ERR_PURVIEW_AUTH
+ * without the secret.
  */
 import { X509Certificate } from 'node:crypto';
 import { generate } from 'selfsigned';
@@ -112,6 +113,50 @@ describe('createPurviewTokenSource', () => {
       'Could not get a token from Entra ID for app a in tenant t at https://127.0.0.1:1: no answer (ECONNREFUSED). Check purview.cloud / purview.authorityHost and that the host is reachable.',
     );
     expect(clock.slept).toHaveLength(2);
+  });
+
+  it('retries a transient Entra 503 (msal must not throttle it locally): a token on the second request', async () => {
+    const app = emu.newApp();
+    const clock = new InstantClock();
+    const source = createPurviewTokenSource({ ...options(app, { kind: 'secret', secret: app.secret }), clock });
+    const requests = emu.entra.stats.requests;
+    emu.entra.injectFaults({ status: 503 });
+    const token = await source.getToken();
+    expect(emu.entra.verifyAccessToken(token)).toMatchObject({ appId: app.appId });
+    expect(emu.entra.stats.requests - requests).toBe(2);
+    expect(clock.slept).toHaveLength(1);
+  });
+
+  it("waits out a 429's Retry-After before asking again", async () => {
+    const app = emu.newApp();
+    const clock = new InstantClock();
+    const source = createPurviewTokenSource({ ...options(app, { kind: 'secret', secret: app.secret }), clock });
+    const requests = emu.entra.stats.requests;
+    emu.entra.injectFaults({ status: 429, retryAfter: '7' });
+    await source.getToken();
+    expect(emu.entra.stats.requests - requests).toBe(2);
+    expect(clock.slept).toEqual([7_000]);
+  });
+
+  it('an Entra that keeps answering 503 fails as Entra trouble, naming the AADSTS code, not as refused credentials', async () => {
+    const app = emu.newApp();
+    const clock = new InstantClock();
+    const source = createPurviewTokenSource({
+      ...options(app, { kind: 'secret', secret: app.secret }),
+      clock,
+      retry: { maxAttempts: 3, maxTotalMs: 60_000, baseDelayMs: 100, maxDelayMs: 1_000 },
+    });
+    const requests = emu.entra.stats.requests;
+    emu.entra.injectFaults({ status: 503 }, { status: 503 }, { status: 503 });
+    const error = await authError(source.getToken());
+    expect(error.message).toBe(
+      `Entra ID could not issue a token for app ${app.appId} in tenant ${app.tenantId} at ${emu.entra.authorityHost}: Entra ID answered HTTP 503 (AADSTS90033). ` +
+        "This is on Entra's side (a throttle or an outage), not the credentials: run again later.",
+    );
+    expect(error.details).toMatchObject({ status: 503 });
+    expect(emu.entra.stats.requests - requests).toBe(3);
+    // Nothing of the failure is remembered by msal: the next request goes out and gets a token.
+    expect(emu.entra.verifyAccessToken(await source.getToken())).toMatchObject({ appId: app.appId });
   });
 
   it('refuses an http authority before any request', () => {

@@ -211,15 +211,38 @@ describe('permanent answers', () => {
     expect(run.ranges()).toEqual([['unsent', 10]]);
   });
 
-  it('400 whose body echoes a row of the block: the error keeps the words before its first cell break, not the cells', async () => {
+  it('400 whose body echoes a row of the block: no cell reaches the error, not even the first one before a cell break', async () => {
     const run = await prepare(25);
     const row = run.rows[3] as string;
     emu.ingest.injectFaults({ kind: 'status', status: 400, body: `Invalid row 4: ${row}` });
     const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
-    const [time, ...cells] = row.split('\t');
-    expect(error).toMatchObject({ status: 400, reason: `Invalid row 4: ${time}`, blockIndex: 0 });
-    for (const cell of cells.filter((cell) => cell.length > 3)) expect(error.message).not.toContain(cell);
+    expect(error).toMatchObject({ status: 400, reason: '', blockIndex: 0 });
+    expect(error.message).toContain(`with 400; nothing was acknowledged for it.`);
+    for (const cell of row.split('\t').filter((cell) => cell.length > 3)) expect(error.message).not.toContain(cell);
+  });
+
+  it("400 naming a patient of the block (quoted or not): status and phrase only; words without a block's value are kept", async () => {
+    const name = 'Åse Øvrebø';
+    const cases: Array<[string, string]> = [
+      [`{"message":"Invalid value '${name}' for column PATIENT.PAT_FIRST_NAME"}`, ''],
+      [`{"message":"Invalid value ${name} for column PATIENT.PAT_FIRST_NAME"}`, ''],
+      [`Invalid value ${name.toUpperCase()} for column PATIENT.PAT_FIRST_NAME.`, ''],
+      ['{"message":"Invalid value for column PATIENT.PAT_FIRST_NAME"}', 'Invalid value for column PATIENT.PAT_FIRST_NAME'],
+    ];
+    for (const [body, reason] of cases) {
+      const run = await prepare(25);
+      const cells = (run.rows[3] as string).split('\t');
+      cells[2] = name; // PATIENT.PAT_FIRST_NAME of the block's fourth row
+      const rows = run.rows.map((row, i) => (i === 3 ? cells.join('\t') : row));
+      const file = await prepareFile(dir, rows);
+      emu.ingest.injectFaults({ kind: 'status', status: 400, body });
+      const error = await rejectionOf(pushRowFile({ ...run.options, file }));
+      expect(error, body).toMatchObject({ code: 'BRG_ERR_PURVIEW_REJECTED', status: 400, reason });
+      const shown = JSON.stringify({ message: error.message, details: error.details });
+      for (const part of ['Åse', 'Øvrebø', 'ÅSE']) expect(shown, body).not.toContain(part);
+      if (reason) expect(error.message).toContain(`with 400 "${reason}"`);
+    }
   });
 
   it("the emulator's own 400: a second file whose header differs from the job's", async () => {
@@ -253,6 +276,40 @@ describe('permanent answers', () => {
     emu.ingest.injectFaults({ kind: 'status', status: 401 });
     expect((await pushRowFile(run.options)).rowsAcked).toBe(5);
     expect(emu.entra.stats.issued - issued).toBe(2);
+  });
+});
+
+describe('a block too large for the service', () => {
+  it('413 tells to lower purview.blockRows / --block-rows; a smaller block size then delivers every row once', async () => {
+    const small = await startEmulators({ maxBodyBytes: 64 * 1024 });
+    try {
+      const app = small.newApp();
+      const rows = makeRows(2_000); // about 180 KB in one block of the default 100,000 rows
+      const file = await prepareFile(dir, rows);
+      const clock = new InstantClock();
+      const options: PushOptions & { file: NormalizedFile } = {
+        file,
+        ingestionBase: small.ingest.baseUrl,
+        jobId: app.jobId,
+        destination: destinationKey({ ingestionBase: small.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }),
+        tokenSource: small.tokenSource(app, clock),
+        ledger: store,
+        clock,
+        logger: silentLogger(),
+        retry: RETRY,
+        caPem: small.tls.certPem,
+      };
+      const error = await rejectionOf(pushRowFile(options));
+      expect(error).toMatchObject({ code: 'BRG_ERR_PURVIEW_REJECTED', status: 413 });
+      expect(error.message).toContain('Lower purview.blockRows (bridge push --block-rows)');
+      expect(error.message).not.toContain('purview.cloud');
+      expect(small.ingest.requests).toBe(1);
+      const report = await pushRowFile({ ...options, blockRows: 500 });
+      expect(report).toMatchObject({ rowsAcked: 2_000, blocks: 4, rowsPossiblyDuplicated: 0 });
+      expect(small.ingest.accepted(app.jobId).flatMap((block) => block.rows)).toEqual(rows);
+    } finally {
+      await small.close();
+    }
   });
 });
 

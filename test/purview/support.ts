@@ -7,7 +7,7 @@ import { type Clock, systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { createPurviewTokenSource, MANDATORY_COLUMNS, type NormalizedFile, normalizeFlatFile } from '../../src/purview/index.js';
 import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
-import { type PurviewIngestEmulator, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { type PurviewIngestEmulator, type PurviewIngestOptions, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
 import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import type { TokenSource } from '../../src/token-cache.js';
@@ -25,10 +25,11 @@ export interface Emulators {
   close(): Promise<void>;
 }
 
-export async function startEmulators(): Promise<Emulators> {
+/** @param limits - The ingestion emulator's limits (e.g. a small maxBodyBytes, to meet a 413). */
+export async function startEmulators(limits: Pick<PurviewIngestOptions, 'maxBodyBytes'> = {}): Promise<Emulators> {
   const tls = await createSandboxCertificate();
   const entra = await startEntraEmulator({ tls });
-  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls });
+  const ingest = await startPurviewIngestEmulator({ verifyAccessToken: (token) => entra.verifyAccessToken(token), tls, ...limits });
   return {
     tls,
     entra,

@@ -105,6 +105,32 @@ describe('Entra ID emulator with msal-node', () => {
     await dispatcher.close();
   });
 
+  it("answers queued faults in order, in Entra's error shape with their Retry-After, then issues tokens again", async () => {
+    const dispatcher = new Agent({ connect: { ca: entra.caPem } });
+    const post = async () => {
+      const response = await request(`${entra.authorityHost}/${tenantId}/oauth2/v2.0/token`, {
+        method: 'POST',
+        dispatcher,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({
+          client_id: secretApp.appId,
+          client_secret: secretApp.secret,
+          grant_type: 'client_credentials',
+          scope: `${DEFAULT_RESOURCE}/.default`,
+        }).toString(),
+      });
+      return { status: response.statusCode, retryAfter: response.headers['retry-after'], body: (await response.body.json()) as Record<string, unknown> };
+    };
+    entra.injectFaults({ status: 503 }, { status: 429, retryAfter: '60' });
+    expect(await post()).toMatchObject({ status: 503, retryAfter: undefined, body: { error: 'temporarily_unavailable', error_codes: [90033] } });
+    expect(await post()).toMatchObject({ status: 429, retryAfter: '60', body: { error: 'temporarily_unavailable', error_codes: [90055] } });
+    expect((await post()).status).toBe(200);
+    entra.injectFaults({ status: 500 });
+    entra.injectFaults();
+    expect((await post()).status).toBe(200);
+    await dispatcher.close();
+  });
+
   it('stops verifying a token once its lifetime has passed on the emulator clock', async () => {
     const clock = new InstantClock(Date.parse('2026-11-01T00:00:00Z'));
     const tls = await createSandboxCertificate();

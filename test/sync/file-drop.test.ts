@@ -21,9 +21,12 @@ import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fil
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
 
 let emu: Emulators;
+/** The emulators of most worlds (a world may bring its own, with other limits). */
+let shared: Emulators;
 const root = tempDir('bridge-file-drop-');
 beforeAll(async () => {
   emu = await startEmulators();
+  shared = emu;
 });
 afterAll(async () => {
   await emu?.close();
@@ -50,7 +53,10 @@ interface World {
   close(): void;
 }
 
-function world(options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number; freeBytes?: () => number } = {}): World {
+function world(
+  options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number; freeBytes?: () => number; emulators?: Emulators } = {},
+): World {
+  const emu = options.emulators ?? shared;
   const dirs = dropDirs('world-', root);
   const stateDir = join(dirs.root, 'state');
   const clockState = { t: NOW };
@@ -300,6 +306,39 @@ describe('flat-file source: a file Purview refuses', () => {
     await w.run();
     expect(w.accepted()).toEqual([...a, ...b.slice(0, 4), ...c, ...b.slice(4)]);
     w.close();
+  });
+});
+
+describe('flat-file source: a block too large for Purview (413)', () => {
+  it('stops the run telling to lower the block size, and leaves every file in the folder for a run with a smaller one', async () => {
+    const small = await startEmulators({ maxBodyBytes: 16 * 1024 });
+    try {
+      const w = world({ emulators: small });
+      const a = epicRows(300, 'bigA'); // about 45 KB: one block of the default 100,000 rows is over the limit
+      const b = epicRows(300, 'bigB');
+      drop(w.dirs, 'a.txt', fileText(a), NOW - 20 * MINUTE);
+      drop(w.dirs, 'b.txt', fileText(b), NOW - 10 * MINUTE);
+      const error = (await w.run({}, 100_000).catch((e: unknown) => e)) as BridgeError;
+      expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
+      expect(error.message).toContain('with 413');
+      expect(error.message).toContain('Lower purview.blockRows (bridge push --block-rows)');
+      expect(ls(w.dirs.dir)).toEqual(['a.txt', 'b.txt']);
+      expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual([]);
+      expect(w.store.listRuns({ connector: 'drop', limit: 1 })[0]).toMatchObject({
+        state: 'failed',
+        error: { code: 'BRG_ERR_PURVIEW_REJECTED', message: expect.stringContaining('Lower purview.blockRows') },
+      });
+      // With a smaller block size every row goes out, once.
+      const summary = await w.run({}, 50);
+      expect(summary.files.map((f) => [f.file, f.outcome])).toEqual([
+        ['a.txt', 'delivered'],
+        ['b.txt', 'delivered'],
+      ]);
+      expect(w.accepted()).toEqual([...a, ...b]);
+      w.close();
+    } finally {
+      await small.close();
+    }
   });
 });
 
