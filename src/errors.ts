@@ -93,7 +93,11 @@ export const ERROR_CODES = {
     exit: 5,
     fix: 'The job id does not belong to this app id: copy the job id from the connector created with this Entra app.',
   },
-  BRG_ERR_PURVIEW_REJECTED: { http: 502, exit: 5, fix: 'Purview rejected the block (400); check the schema header and the file format.' },
+  BRG_ERR_PURVIEW_REJECTED: {
+    http: 502,
+    exit: 5,
+    fix: 'Purview rejected the block: on a 400 check the schema header and the file format; on a 413 (too large) lower purview.blockRows / --block-rows.',
+  },
   BRG_ERR_PURVIEW_UNAVAILABLE: {
     http: 503,
     exit: 5,

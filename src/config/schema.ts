@@ -76,7 +76,13 @@ const fhirSchema = z
       ),
     referenceBatchSize: z.int().min(1).max(100).default(50).describe('Ids per _id=a,b,c lookup of Patient/Practitioner.'),
     referenceCacheSize: z.int().min(100).default(20_000).describe('Resolved Patient/Practitioner kept in the LRU cache.'),
-    referenceCacheTtlMs: z.int().min(0).default(3_600_000).describe('How long a resolved resource stays cached.'),
+    referenceCacheTtlMs: z
+      .int()
+      .min(60_000)
+      .default(3_600_000)
+      .describe(
+        'How long a resolved resource stays cached (at least a minute: the resources prefetched for a group of events must still be there when the group is mapped).',
+      ),
   })
   .strict();
 

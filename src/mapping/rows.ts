@@ -54,6 +54,9 @@ export function mapEventInterpreted(event: AuditEvent, mapping: CompiledMapping,
 function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup, mapRow: RowFunction, interpreted: boolean): EventMapResult {
   const program = programOf(mapping);
   const eventId = event.id ?? '';
+  // An event without an id has no identity: it can be neither de-duplicated nor acknowledged (every such event would
+  // share one ledger key, and all but the first would be dropped as delivered). A searchset always carries ids.
+  if (eventId === '') return new MappedEvent([], [], [], [{ eventId, reason: 'missing-id' }], [], undefined, undefined);
   const { skip, options } = program;
   // docs/mapping.md §3.1: outcome is 0..1 and an absent outcome counts as success.
   if (skip.failureOutcome && event.outcome !== undefined && event.outcome !== '0') return skippedBy('failure-outcome');

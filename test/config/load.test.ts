@@ -56,6 +56,17 @@ describe('loadConfig', () => {
     expect(error.message).toContain('connectors.0.fhir.concurrency: got 0');
   });
 
+  it('refuses a reference cache lifetime under a minute, which the resolver cannot run with (0 crashed the first sync)', () => {
+    for (const ttl of [0, 59_999]) {
+      const error = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir__referenceCacheTtlMs: String(ttl) } }));
+      expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+      expect(error.message).toContain(`connectors.0.fhir.referenceCacheTtlMs: got ${ttl}`);
+    }
+    expect(loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir__referenceCacheTtlMs: '60000' } }).connectors[0]?.fhir?.referenceCacheTtlMs).toBe(
+      60_000,
+    );
+  });
+
   it('never echoes a value under a secret-like key', () => {
     const bad = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown> }> };
     (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';

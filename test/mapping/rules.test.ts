@@ -34,6 +34,21 @@ function cell(event: AuditEvent, column: string, overrides: MappingOverrides = {
   return result.rows[0]?.[index] ?? result.rejects[0]?.reason;
 }
 
+describe('an event without an id (docs/mapping.md §9.1)', () => {
+  it('is rejected as missing-id, each one: it has no identity to de-duplicate or acknowledge', () => {
+    const mapping = builtinMapping('epic');
+    const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+    expect(mapEvent(read(login), mapping, lookup).rows).toHaveLength(1);
+    const { id: _, ...withoutId } = read(login);
+    const first = mapEvent(withoutId, mapping, lookup);
+    const second = mapEvent({ ...withoutId, recorded: '2020-05-01T10:05:00Z' }, mapping, lookup);
+    for (const result of [first, second]) {
+      expect(result.rows).toEqual([]);
+      expect(result.rejects).toEqual([{ eventId: '', reason: 'missing-id' }]);
+    }
+  });
+});
+
 describe('employee login (docs/mapping.md §7.1): first source that has one; never a display name', () => {
   const login = (agent: Partial<AuditEventAgent>, overrides: MappingOverrides = {}): string | undefined => cell(read(agent), 'EMP.SYSTEM_LOGIN', overrides);
 
