@@ -12,10 +12,19 @@ export type ConnectorSync = (connector: string, request: SyncRequest) => Promise
 
 export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
-  start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<string>;
+  start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<StartedRun>;
   isRunning(connector: string): boolean;
   /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`, or once `now` aborts. */
   drain(graceMs: number, now?: AbortSignal): Promise<void>;
+}
+
+/**
+ * The first run a start recorded. `resumed`: an unfinished run of the connector, whose push this start finishes first;
+ * the run of the requested window follows it under another id (listed by GET /v1/runs).
+ */
+export interface StartedRun {
+  readonly runId: string;
+  readonly resumed: boolean;
 }
 
 /** What the service learns of runs that leave no run record behind (nothing else would tell of them). */
@@ -46,9 +55,9 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
       }
       const stop = new AbortController();
       const abort = new AbortController();
-      let reportId: (id: string) => void = () => undefined;
+      let reportId: (started: StartedRun) => void = () => undefined;
       let reportFailure: (error: unknown) => void = () => undefined;
-      const runId = new Promise<string>((resolve, reject) => {
+      const runId = new Promise<StartedRun>((resolve, reject) => {
         reportId = resolve;
         reportFailure = reject;
       });
@@ -57,9 +66,9 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
         trigger: options.trigger,
         signal: abort.signal,
         stopSignal: stop.signal,
-        onRunId: (id) => {
+        onRunId: (id, resumed) => {
           run.recorded = true;
-          reportId(id);
+          reportId({ runId: id, resumed: resumed === true });
         },
         ...(options.since ? { since: options.since } : {}),
         ...(options.until ? { until: options.until } : {}),

@@ -79,9 +79,9 @@ export interface SyncRequest {
   readonly stopSignal?: AbortSignal;
   /**
    * Called with the run id as soon as the run is recorded (the HTTP trigger answers 202 with it): the unfinished run it
-   * resumes first, when there is one, then its own (a caller may keep only the first).
+   * resumes first, when there is one (`resumed` true), then its own (a caller may keep only the first).
    */
-  readonly onRunId?: (runId: string) => void;
+  readonly onRunId?: (runId: string, resumed?: boolean) => void;
 }
 
 export interface SyncSummary {
@@ -307,7 +307,7 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
     backfill: run.backfill ?? false,
   });
   // Whoever waits for a run id (the HTTP trigger) hears of this one now, not after the whole resumed push.
-  stops.onRunId?.(run.id);
+  stops.onRunId?.(run.id, true);
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);

@@ -91,8 +91,9 @@ describe('bridge serve, a trigger and an unfinished push', () => {
       body: '{}',
     });
     expect(answer.status).toBe(202);
-    // The answer names the run being resumed, while its push is still going: not the next run, after the whole pusr.
-    expect(((await answer.json()) as { runId: string }).runId).toBe(unfinished?.id);
+    // The answer names the run being resumed, while its push is still going: not the next run, after the whole push.
+    // It says so: a script polling that id for its own window would otherwise take the resumed run for it.
+    expect(await answer.json()).toEqual({ runId: unfinished?.id, resumed: true });
     expect(r.withStore((s) => s.getRun(unfinished?.id ?? '')?.state)).toBe('pushing');
     serve.kill('SIGTERM');
     const stopped = await serve.done;

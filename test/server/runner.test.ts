@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { createSyncRunner } from '../../src/server/runner.js';
+import type { SyncSummary } from '../../src/sync/pipeline.js';
 import { captureLogger } from './support.js';
 
 const SECRET_MISSING = new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview.secret: environment variable PURVIEW_APP_SECRET is not set.');
@@ -49,7 +50,7 @@ describe('sync runner', () => {
         }),
       silentLogger(),
     );
-    expect(await runner.start('main', { trigger: 'http' })).toBe('run-1');
+    expect(await runner.start('main', { trigger: 'http' })).toEqual({ runId: 'run-1', resumed: false });
     const now = new AbortController();
     const started = Date.now();
     const drained = runner.drain(60_000, now.signal);
@@ -85,7 +86,7 @@ describe('sync runner', () => {
       logger,
       { onStartFailure: (connector, error) => failures.push([connector, error.code]) },
     );
-    expect(await recorded.start('main', { trigger: 'schedule' })).toBe('run-2');
+    expect(await recorded.start('main', { trigger: 'schedule' })).toEqual({ runId: 'run-2', resumed: false });
     const windowed = createSyncRunner(() => Promise.reject(new BridgeError('BRG_ERR_CONFIG_INVALID', 'before the ledger')), logger, {
       onStartFailure: (connector, error) => failures.push([connector, error.code]),
     });
@@ -110,5 +111,14 @@ describe('sync runner', () => {
     expect(lines.filter((line) => Number(line['level']) >= 50)).toEqual([]);
     expect(skips).toEqual(['main']);
     expect(failures).toEqual([]);
+  });
+
+  it('answers with the unfinished run a start resumes first, saying so, not with the run of its own window', async () => {
+    const runner = createSyncRunner(async (connector, request) => {
+      request.onRunId?.('unfinished-run', true);
+      request.onRunId?.('own-run');
+      return { runId: 'own-run', connector } as unknown as SyncSummary;
+    }, silentLogger());
+    expect(await runner.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' })).toEqual({ runId: 'unfinished-run', resumed: true });
   });
 });

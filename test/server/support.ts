@@ -22,7 +22,7 @@ export function tempStore(): { store: StateStore; dir: string } {
 
 export function appDeps(overrides: Partial<AppDeps> = {}): AppDeps {
   const store = overrides.store ?? tempStore().store;
-  const runner: SyncRunner = { start: async () => 'run-1', isRunning: () => false, drain: async () => undefined };
+  const runner: SyncRunner = { start: async () => ({ runId: 'run-1', resumed: false }), isRunning: () => false, drain: async () => undefined };
   return {
     connectors: ['main'],
     runner,

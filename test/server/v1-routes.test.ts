@@ -188,7 +188,7 @@ describe('/v1 answers to a bad request', () => {
       runner: {
         start: async (_name, request) => {
           started.push({ ...request });
-          return 'run-9';
+          return { runId: 'run-9', resumed: false };
         },
         isRunning: () => false,
         drain: async () => undefined,
@@ -206,7 +206,7 @@ describe('/v1 answers to a bad request', () => {
       runner: {
         start: async (_name, request) => {
           started.push({ ...request });
-          return 'run-9';
+          return { runId: 'run-9', resumed: false };
         },
         isRunning: () => false,
         drain: async () => undefined,
@@ -237,7 +237,7 @@ describe('/v1 answers to a bad request', () => {
       runner: {
         start: async () => {
           started += 1;
-          return 'run-9';
+          return { runId: 'run-9', resumed: false };
         },
         isRunning: () => false,
         drain: async () => undefined,

@@ -59,7 +59,14 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         params: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
         body: { type: 'object', additionalProperties: false, properties: { since: instant, until: instant } },
         response: v1Responses(
-          { 202: { description: 'Started', type: 'object', properties: { runId: { type: 'string' } } } },
+          {
+            202: {
+              description:
+                'Started. With `resumed: true`, runId is an unfinished run of the connector whose push is finished first; the run of this request follows it under its own id (GET /v1/runs).',
+              type: 'object',
+              properties: { runId: { type: 'string' }, resumed: { type: 'boolean' } },
+            },
+          },
           { notFound: true, conflict: true },
         ),
       },
@@ -72,8 +79,8 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         const value = request.body?.[field];
         if (value !== undefined) parseInstant(value, field);
       }
-      const runId = await deps.runner.start(name, { trigger: 'http', ...(request.body ?? {}) });
-      return reply.code(202).send({ runId });
+      const started = await deps.runner.start(name, { trigger: 'http', ...(request.body ?? {}) });
+      return reply.code(202).send(started.resumed ? started : { runId: started.runId });
     },
   );
 
