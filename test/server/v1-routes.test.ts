@@ -137,6 +137,47 @@ describe('/v1/status and its stream', () => {
   });
 });
 
+describe('/v1 status stream cost', () => {
+  it('computes the status once per change for all open streams, not once per stream', async () => {
+    let computed = 0;
+    const listeners = new Set<() => void>();
+    const notify = (): void => {
+      for (const listener of listeners) listener();
+    };
+    const app = await testApp({
+      status: () => {
+        computed += 1;
+        return { now: new Date().toISOString(), healthy: true, connectors: [] };
+      },
+      watchStatus: (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      streamTickMs: 60_000,
+    });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    const controllers = [new AbortController(), new AbortController(), new AbortController()];
+    const readers = await Promise.all(
+      controllers.map(async (controller) => {
+        const response = await fetch(`${url}/v1/status/stream`, { headers: AUTH, signal: controller.signal });
+        return (response.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+      }),
+    );
+    const message = async (reader: ReadableStreamDefaultReader<string>): Promise<void> => {
+      let buffer = '';
+      while (!buffer.includes('\n\n')) buffer += (await reader.read()).value ?? '';
+    };
+    await Promise.all(readers.map(message));
+    expect(computed).toBe(3);
+    for (let i = 0; i < 10; i++) notify();
+    await Promise.all(readers.map(message));
+    // One more computation served all three streams.
+    expect(computed).toBe(4);
+    for (const controller of controllers) controller.abort();
+    await app.close();
+  });
+});
+
 describe('/v1 status stream limits', () => {
   it(`opens at most ${MAX_STREAMS_PER_TOKEN} streams per API token; a closed one frees its place`, async () => {
     const app = await testApp({ streamTickMs: 60_000 });

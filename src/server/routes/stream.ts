@@ -13,12 +13,78 @@ const COALESCE_MS = 250;
 /** Open streams per API token: a page per operator and a few scripts; each costs a socket and a timer. */
 export const MAX_STREAMS_PER_TOKEN = 8;
 
+/** One open stream: its socket, as the broadcaster writes to it. */
+interface OpenStream {
+  write(message: string): void;
+  close(): void;
+}
+
+/**
+ * Every open stream gets the same message, computed once per change (after COALESCE_MS) or tick: the status reads the
+ * runs of every connector, so one computation per stream grew with the readers (8 streams took over a second of the
+ * event loop each second during a run). Watching and ticking happen only while a stream is open.
+ */
+class StatusBroadcaster {
+  readonly open = new Set<OpenStream>();
+  private pending: NodeJS.Timeout | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private stopWatching: (() => void) | undefined;
+
+  constructor(
+    private readonly deps: AppDeps,
+    private readonly log: FastifyInstance['log'],
+  ) {}
+
+  /** The message for the status as it is now, or undefined (logged) when the status cannot be read. */
+  message(): string | undefined {
+    try {
+      return `event: status\ndata: ${JSON.stringify(this.deps.status())}\n\n`;
+    } catch (error) {
+      this.log.warn({ code: error instanceof Error ? error.name : 'unknown' }, 'status stream ended: status unavailable');
+      return undefined;
+    }
+  }
+
+  add(stream: OpenStream): void {
+    this.open.add(stream);
+    if (this.stopWatching) return;
+    this.stopWatching = this.deps.watchStatus(() => {
+      this.pending ??= setTimeout(() => {
+        this.pending = undefined;
+        this.broadcast();
+      }, COALESCE_MS);
+    });
+    // Lag grows and other processes run syncs without an event here: a periodic message keeps the pages true (and the
+    // connections alive through idle timeouts).
+    this.tick = setInterval(() => this.broadcast(), this.deps.streamTickMs ?? 15_000);
+  }
+
+  remove(stream: OpenStream): void {
+    this.open.delete(stream);
+    if (this.open.size > 0) return;
+    this.stopWatching?.();
+    this.stopWatching = undefined;
+    clearInterval(this.tick);
+    clearTimeout(this.pending);
+    this.pending = undefined;
+  }
+
+  private broadcast(): void {
+    if (this.open.size === 0) return;
+    const message = this.message();
+    for (const stream of [...this.open]) {
+      if (message === undefined) stream.close();
+      else stream.write(message);
+    }
+  }
+}
+
 export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
-  const open = new Set<() => void>();
+  const broadcaster = new StatusBroadcaster(deps, app.log);
   const perToken = new Map<string, number>();
   // Open streams never end by themselves: end them when the server closes, or close() would wait for the clients.
   app.addHook('preClose', (done) => {
-    for (const close of [...open]) close();
+    for (const stream of [...broadcaster.open]) stream.close();
     done();
   });
 
@@ -57,43 +123,31 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
         // Reverse proxies (nginx) would otherwise buffer the stream and the page would see nothing until it ends.
         'x-accel-buffering': 'no',
       });
-      let pending: NodeJS.Timeout | undefined;
       let closed = false;
-      const send = (): void => {
+      const stream: OpenStream = {
         // Every message is the whole status: a reader that has not taken the last one yet misses nothing by skipping
         // this one, and the server buffers nothing for it.
-        if (closed || raw.writableNeedDrain) return;
-        try {
-          raw.write(`event: status\ndata: ${JSON.stringify(deps.status())}\n\n`);
-        } catch (error) {
-          request.log.warn({ code: error instanceof Error ? error.name : 'unknown' }, 'status stream ended: status unavailable');
-          close();
-        }
+        write(message) {
+          if (!closed && !raw.writableNeedDrain) raw.write(message);
+        },
+        close() {
+          if (closed) return;
+          closed = true;
+          const left = (perToken.get(token) ?? 1) - 1;
+          if (left > 0) perToken.set(token, left);
+          else perToken.delete(token);
+          broadcaster.remove(stream);
+          raw.end();
+        },
       };
-      const stopWatching = deps.watchStatus(() => {
-        pending ??= setTimeout(() => {
-          pending = undefined;
-          send();
-        }, COALESCE_MS);
-      });
-      // Lag grows and other processes run syncs without an event here: a periodic message keeps the page true (and the
-      // connection alive through idle timeouts).
-      const tick = setInterval(send, deps.streamTickMs ?? 15_000);
-      function close(): void {
-        if (closed) return;
-        closed = true;
-        const left = (perToken.get(token) ?? 1) - 1;
-        if (left > 0) perToken.set(token, left);
-        else perToken.delete(token);
-        stopWatching();
-        clearInterval(tick);
-        clearTimeout(pending);
-        open.delete(close);
-        raw.end();
+      raw.on('close', () => stream.close());
+      const first = broadcaster.message();
+      if (first === undefined) {
+        stream.close();
+        return;
       }
-      open.add(close);
-      raw.on('close', close);
-      send();
+      broadcaster.add(stream);
+      stream.write(first);
     },
   );
 }
