@@ -113,6 +113,12 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await card.locator('[data-role="inflight"]').waitFor({ timeout: 30_000 });
     await expect.poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 }).toMatch(/^Started run [0-9a-f]{8}\.$/);
     const started = (await card.locator('.sync-msg').textContent()) ?? '';
+    // The card was rebuilt by the status messages since the press: keyboard focus is still on its Sync now, and the
+    // outcome was announced in the page's live region (the rebuilt card's text is not announced).
+    await card.locator('[data-role="inflight"]').getByText('events pulled').waitFor();
+    expect(await page.evaluate(() => document.activeElement?.closest('article')?.getAttribute('data-connector') ?? document.activeElement?.tagName)).toBe('sandbox');
+    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Sync now: sandbox');
+    expect(await page.locator('#announce').textContent()).toBe(`sandbox: ${started}`);
     await card.locator('button.sync').click();
     await expect
       .poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 })

@@ -146,7 +146,16 @@ export const APP_JS = String.raw`(() => {
 
   function renderConnectors() {
     const now = Date.parse(state.status.now);
+    // Every status message rebuilds the cards: a keyboard user's focus on a card's control (Sync now, a run link) would
+    // fall back to the page body a few times a minute. It is put back on the same control of the same connector.
+    const focused = document.activeElement;
+    const card = focused && focused.closest ? focused.closest('article[data-connector]') : null;
+    const again = card ? { name: card.getAttribute('data-connector'), sync: focused.matches('button.sync'), href: focused.getAttribute('href') } : null;
     $('connectors').replaceChildren(...state.status.connectors.map((c) => connectorCard(c, now)));
+    if (!again) return;
+    const next = [...$('connectors').querySelectorAll('article[data-connector]')].find((el) => el.getAttribute('data-connector') === again.name);
+    const target = next && (again.sync ? next.querySelector('button.sync') : [...next.querySelectorAll('a[href]')].find((a) => a.getAttribute('href') === again.href));
+    if (target) target.focus();
   }
 
   function connectorCard(c, now) {
@@ -167,8 +176,9 @@ export const APP_JS = String.raw`(() => {
         fact('Next run', next)),
       c.inFlight ? inFlightView(c.inFlight, now) : null,
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'sync', onclick: () => syncNow(c.name) }, 'Sync now'),
-        h('span', { class: 'sync-msg' + (message && message.refused ? ' refused' : ''), role: 'status' }, message ? message.text : '')));
+        h('button', { type: 'button', class: 'sync', 'aria-label': 'Sync now: ' + c.name, onclick: () => syncNow(c.name) }, 'Sync now'),
+        // Not a live region: the card is rebuilt with its text already in it, which screen readers do not announce. #announce is.
+        h('span', { class: 'sync-msg' + (message && message.refused ? ' refused' : '') }, message ? message.text : '')));
   }
 
   function inFlightView(flight, now) {
@@ -190,6 +200,7 @@ export const APP_JS = String.raw`(() => {
   async function syncNow(name) {
     state.messages[name] = { text: 'Starting…' };
     renderConnectors();
+    const announce = () => ($('announce').textContent = name + ': ' + state.messages[name].text);
     try {
       const response = await api('/v1/connectors/' + encodeURIComponent(name) + '/syncs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
       const { runId } = await response.json();
@@ -199,6 +210,7 @@ export const APP_JS = String.raw`(() => {
       state.messages[name] = { refused: true, text: error.status === 409 ? 'HTTP 409: ' + error.message : (error.status ? 'HTTP ' + error.status + ': ' : '') + error.message };
     }
     renderConnectors();
+    announce();
   }
 
   function renderRuns() {

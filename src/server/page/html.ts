@@ -35,6 +35,7 @@ export const PAGE_HTML = String.raw`<!doctype html>
       (sessionStorage, gone when the tab closes) and is sent only in the Authorization header of the page's requests to <code>/v1</code>.</p>
   </section>
   <p id="banner" class="banner" role="status" hidden></p>
+  <p id="announce" class="sr-only" role="status" aria-live="polite"></p>
   <div id="board" hidden>
     <section id="connectors" class="connectors" aria-label="Connectors"></section>
     <section id="detail" class="detail" hidden aria-labelledby="detail-title"></section>

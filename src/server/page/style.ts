@@ -76,5 +76,6 @@ tbody tr:hover td { background: #f4f7fb; }
 .detail meter { width: 56px; }
 tr.warn td { color: var(--late); font-weight: 600; }
 .error-box { background: var(--fail-bg); color: var(--fail); padding: 8px 12px; border-radius: 6px; margin: 8px 0; white-space: normal; }
+.sr-only { position: absolute; width: 1px; height: 1px; padding: 0; margin: -1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; border: 0; }
 footer { max-width: 1200px; margin: 0 auto; padding: 0 20px 24px; font-size: 12px; }
 `;
