@@ -200,7 +200,6 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   const body = await readBody(request, limit).catch((error: unknown) => {
     throw error instanceof BodyTooLargeError ? new Rejection(413, error.message) : error;
   });
-  if (fault?.kind === 'status') return respond(response, fault.status, fault.body ?? '', fault.statusMessage, fault.retryAfter);
   if (fault?.kind === 'reset-before-accept') return void request.socket.destroy();
   if (fault?.kind === 'delay') {
     await sleep(fault.ms, state.closing.signal);
@@ -211,6 +210,10 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   const job = authorize(state, url, request);
   const file = parseMultipart(body, request.headers['content-type'] ?? '');
   const block = checkBlock(file.content, file.filename, job, state.options.record ?? 'rows');
+  // A status fault stands for Purview failing this request, but the request is checked first all the same: a test that
+  // injects faults still proves every request the bridge sent (retries included) was valid, and a broken one is
+  // answered as Purview would, not hidden behind the injected status.
+  if (fault?.kind === 'status') return respond(response, fault.status, fault.body ?? '', fault.statusMessage, fault.retryAfter);
   job.header ??= block.header;
   job.blocks.push(block);
   if (fault?.kind === 'accept-then-reset') return void request.socket.destroy();

@@ -206,4 +206,15 @@ describe('Purview ingestion emulator', () => {
     ingest.injectFaults();
     expect(await upload()).toMatchObject({ status: 200 });
   });
+
+  it('checks a request before answering with an injected status: a broken one is refused as Purview would, not hidden', async () => {
+    const count = ingest.accepted(jobId).length;
+    ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status' as const, status: 503 })));
+    expect(await upload({ auth: null })).toMatchObject({ status: 401 });
+    expect(await upload({ extraPart: true })).toMatchObject({ status: 400, body: expect.stringContaining('exactly one part named "file"') });
+    expect(await upload({ file: 'not\ta\theader\r\n' })).toMatchObject({ status: 400 });
+    // A valid request gets the injected status, and is not stored.
+    expect(await upload()).toMatchObject({ status: 503 });
+    expect(ingest.accepted(jobId).length).toBe(count);
+  });
 });
