@@ -5,7 +5,7 @@
  * With `failureCooldownMs`, a failed fetch answers every caller for that long instead of starting a new series of
  * token requests for each one (issue #15.2: requests queued behind a failing token endpoint each restarted it).
  */
-import type { Clock } from './clock.js';
+import { abortError, type Clock } from './clock.js';
 import { isAbortError } from './errors.js';
 
 export interface TokenSource {
@@ -34,15 +34,16 @@ export interface TokenCacheOptions {
 export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Promise<IssuedToken>, options: TokenCacheOptions): TokenSource {
   const margin = options.refreshMarginMs ?? 60_000;
   let current: { token: string; refreshAt: number } | undefined;
-  let inFlight: Promise<string> | undefined;
+  let inFlight: SharedFetch | undefined;
   let failed: { error: unknown; until: number } | undefined;
 
-  const refresh = (signal?: AbortSignal): Promise<string> => {
-    inFlight ??= (async () => {
+  const start = (): SharedFetch => {
+    const shared: SharedFetch = { controller: new AbortController(), waiting: 0, promise: Promise.resolve('') };
+    shared.promise = (async () => {
       try {
         let issued: IssuedToken;
         try {
-          issued = await fetchToken(signal);
+          issued = await fetchToken(shared.controller.signal);
         } catch (error) {
           const cooldown = options.failureCooldownMs ?? 0;
           if (cooldown > 0 && !isAbortError(error)) failed = { error, until: options.clock.now() + cooldown };
@@ -55,20 +56,57 @@ export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Pr
         current = { token: issued.accessToken, refreshAt: options.clock.now() + lifeMs - Math.min(margin, lifeMs / 2) };
         return issued.accessToken;
       } finally {
-        inFlight = undefined;
+        if (inFlight === shared) inFlight = undefined;
       }
     })();
-    return inFlight;
+    return shared;
   };
 
   return {
     async getToken(signal) {
       if (current && options.clock.now() < current.refreshAt) return current.token;
       if (failed && options.clock.now() < failed.until) throw failed.error;
-      return refresh(signal);
+      if (signal?.aborted) throw abortError(signal);
+      inFlight ??= start();
+      return wait(inFlight, signal);
     },
     invalidate(staleToken) {
       if (staleToken === undefined || current?.token === staleToken) current = undefined;
     },
   };
+}
+
+/**
+ * One token request shared by every caller waiting for it. It runs on its own signal, aborted only once every waiter
+ * has given up: the first caller's signal (a download stopped early) must not fail the others, nor keep a caller that
+ * gave up waiting for the whole token budget.
+ */
+interface SharedFetch {
+  readonly controller: AbortController;
+  /** Callers still waiting; one without a signal never gives up. */
+  waiting: number;
+  promise: Promise<string>;
+}
+
+function wait(shared: SharedFetch, signal: AbortSignal | undefined): Promise<string> {
+  shared.waiting += 1;
+  if (!signal) return shared.promise;
+  return new Promise<string>((resolve, reject) => {
+    const giveUp = (): void => {
+      shared.waiting -= 1;
+      if (shared.waiting === 0) shared.controller.abort(signal.reason);
+      reject(abortError(signal));
+    };
+    signal.addEventListener('abort', giveUp, { once: true });
+    shared.promise.then(
+      (token) => {
+        signal.removeEventListener('abort', giveUp);
+        resolve(token);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', giveUp);
+        reject(error);
+      },
+    );
+  });
 }

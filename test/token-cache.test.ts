@@ -48,4 +48,43 @@ describe('createCachedTokenSource', () => {
     tokens.invalidate('t1');
     expect(await tokens.getToken()).toBe('t2');
   });
+
+  it('a caller that gives up does not fail the others sharing its refresh; the request stops once all have given up', async () => {
+    const clock = new ManualClock(0);
+    const aborted: unknown[] = [];
+    let release: (issued: { accessToken: string; expiresInSec: number }) => void = () => undefined;
+    const tokens = createCachedTokenSource(
+      (signal) =>
+        new Promise((resolve, reject) => {
+          release = resolve;
+          signal?.addEventListener('abort', () => {
+            aborted.push(signal.reason);
+            reject(Object.assign(new Error('aborted'), { name: 'AbortError' }));
+          });
+        }),
+      { clock },
+    );
+    const first = new AbortController();
+    const second = new AbortController();
+    const a = tokens.getToken(first.signal);
+    const b = tokens.getToken(second.signal);
+    const c = tokens.getToken();
+    first.abort();
+    await expect(a).rejects.toMatchObject({ name: 'AbortError' });
+    expect(aborted).toEqual([]);
+    release({ accessToken: 't1', expiresInSec: 3600 });
+    expect(await b).toBe('t1');
+    expect(await c).toBe('t1');
+
+    // Every waiter gives up: the request itself is aborted (nobody needs its answer).
+    tokens.invalidate('t1');
+    const d = new AbortController();
+    const e = new AbortController();
+    const waits = [tokens.getToken(d.signal), tokens.getToken(e.signal)];
+    d.abort();
+    expect(aborted).toEqual([]);
+    e.abort('stopped');
+    await Promise.all(waits.map((w) => expect(w).rejects.toMatchObject({ name: 'AbortError' })));
+    expect(aborted).toEqual(['stopped']);
+  });
 });
