@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { MAX_STREAMS_PER_TOKEN } from '../../src/server/routes/stream.js';
+import type { SyncRunner } from '../../src/server/runner.js';
 import type { StatusReport } from '../../src/server/status.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { AUTH, tempStore, testApp } from './support.js';
@@ -206,6 +207,20 @@ describe('/v1 status stream limits', () => {
   });
 });
 
+/** A runner that records what each start asked for and answers with run-9. */
+function recordingRunner(): { started: Array<Record<string, unknown>>; runner: SyncRunner } {
+  const started: Array<Record<string, unknown>> = [];
+  const runner: SyncRunner = {
+    start: async (_name, request) => {
+      started.push({ ...request });
+      return { runId: 'run-9', resumed: false };
+    },
+    isRunning: () => false,
+    drain: async () => undefined,
+  };
+  return { started, runner };
+}
+
 describe('/v1 answers to a bad request', () => {
   it('a body too large (413) or of another type (415) is an input error, not an internal one', async () => {
     const { store } = tempStore();
@@ -224,17 +239,8 @@ describe('/v1 answers to a bad request', () => {
   });
 
   it('starts a sync on a POST without a body ("sync now"), as with an empty window', async () => {
-    const started: Array<Record<string, unknown>> = [];
-    const app = await testApp({
-      runner: {
-        start: async (_name, request) => {
-          started.push({ ...request });
-          return { runId: 'run-9', resumed: false };
-        },
-        isRunning: () => false,
-        drain: async () => undefined,
-      },
-    });
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
     const answer = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH });
     expect([answer.statusCode, answer.json()]).toEqual([202, { runId: 'run-9' }]);
     expect(started).toHaveLength(1);
@@ -242,17 +248,8 @@ describe('/v1 answers to a bad request', () => {
   });
 
   it('starts a sync on a JSON POST with an empty body, as without one', async () => {
-    const started: Array<Record<string, unknown>> = [];
-    const app = await testApp({
-      runner: {
-        start: async (_name, request) => {
-          started.push({ ...request });
-          return { runId: 'run-9', resumed: false };
-        },
-        isRunning: () => false,
-        drain: async () => undefined,
-      },
-    });
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
     const answer = await app.inject({
       method: 'POST',
       url: '/v1/connectors/main/syncs',
@@ -273,17 +270,8 @@ describe('/v1 answers to a bad request', () => {
   });
 
   it('refuses a day that does not exist with a 400 naming the field, before any run starts', async () => {
-    let started = 0;
-    const app = await testApp({
-      runner: {
-        start: async () => {
-          started += 1;
-          return { runId: 'run-9', resumed: false };
-        },
-        isRunning: () => false,
-        drain: async () => undefined,
-      },
-    });
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
     for (const [field, value] of [
       ['since', '2026-02-30'],
       ['until', '2026-02-31T10:00Z'],
@@ -295,7 +283,7 @@ describe('/v1 answers to a bad request', () => {
         message: expect.stringMatching(new RegExp(`^${field} "${value}" names a day that does not exist`)),
       });
     }
-    expect(started).toBe(0);
+    expect(started).toEqual([]);
   });
 
   it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
