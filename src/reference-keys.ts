@@ -10,6 +10,8 @@ export interface ParsedReference {
   readonly id: string;
   readonly version?: string;
   readonly contained: boolean;
+  /** The server base of an absolute reference (`scheme://…` before `Type/id`), as written; undefined for a relative one. */
+  readonly base?: string;
 }
 
 const LITERAL = /(?:^|\/)([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/([A-Za-z0-9\-.]{1,64}))?\/?$/;
@@ -19,11 +21,14 @@ export function parseReference(reference: string | undefined): ParsedReference |
   if (!reference) return undefined;
   const trimmed = reference.trim();
   if (trimmed.startsWith('#')) return trimmed.length > 1 ? { id: trimmed.slice(1), contained: true } : undefined;
-  const match = LITERAL.exec(trimmed.split(/[?#]/)[0] ?? '');
+  const path = trimmed.split(/[?#]/)[0] ?? '';
+  const match = LITERAL.exec(path);
   if (!match) return undefined;
   const [, type, id, version] = match;
   if (!type || !id) return undefined;
-  return version ? { type, id, version, contained: false } : { type, id, contained: false };
+  const prefix = match.index > 0 ? path.slice(0, match.index) : '';
+  const base = prefix.includes('://') ? { base: prefix } : {};
+  return version ? { type, id, version, contained: false, ...base } : { type, id, contained: false, ...base };
 }
 
 /** Normalised key for caches and de-duplication: `Type/id`, version and base stripped. */
@@ -31,11 +36,52 @@ export function referenceKey(type: string, id: string): string {
   return `${type}/${id}`;
 }
 
-/** Key of a parsed non-contained reference, or undefined. */
+/**
+ * Key of a parsed non-contained reference, or undefined. Any base is stripped: for keys already normalised, or where
+ * every base counts as the server's; a reference read from an event or a resource goes through ownKeyOf.
+ */
 export function keyOf(reference: string | undefined): string | undefined {
   const parsed = parseReference(reference);
   return parsed?.type ? referenceKey(parsed.type, parsed.id) : undefined;
 }
+
+/**
+ * A FHIR base URL in the one form every spelling of it shares: scheme and host lower-cased, the scheme's default port
+ * left out (the WHATWG URL parser does both), the path without trailing slashes (paths are case-sensitive). Undefined
+ * when `url` is no absolute URL.
+ */
+export function normaliseBase(url: string): string | undefined {
+  if (!URL.canParse(url)) return undefined;
+  const parsed = new URL(url);
+  return `${parsed.protocol}//${parsed.host}${parsed.pathname.replace(/\/+$/, '')}`;
+}
+
+/**
+ * keyOf for a reference the server at `ownBase` (normaliseBase form) handed over: an absolute reference is one of its
+ * resources only when it carries that base. `https://other.example/fhir/Patient/123` is another server's patient, not
+ * our Patient/123, so it has no key here and resolves like any reference this server cannot answer. With `ownBase`
+ * undefined (no server known, as in the offline `bridge map`) every base counts as the server's.
+ * See: https://hl7.org/fhir/R4/references.html#literal
+ */
+export function ownKeyOf(reference: string | undefined, ownBase: string | undefined): string | undefined {
+  const parsed = parseReference(reference);
+  if (!parsed?.type) return undefined;
+  if (parsed.base !== undefined && ownBase !== undefined && lastBase.of(parsed.base) !== ownBase) return undefined;
+  return referenceKey(parsed.type, parsed.id);
+}
+
+/** normaliseBase of the last base asked: a feed's absolute references share one or two bases, and a URL parse is not free. */
+const lastBase = {
+  base: '',
+  normal: undefined as string | undefined,
+  of(base: string): string | undefined {
+    if (base !== this.base) {
+      this.base = base;
+      this.normal = normaliseBase(base);
+    }
+    return this.normal;
+  },
+};
 
 /** Identifier-only references are looked up by `identifier=system|value`; this is their cache key. */
 export function identifierKey(type: string, system: string | undefined, value: string): string {

@@ -64,6 +64,8 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
     ...(m.strict !== undefined ? { strict: m.strict } : {}),
     ...(m.timeFormat ? { timeFormat: m.timeFormat } : {}),
     ...(m.options ? { options: { ...m.options } } : {}),
+    // Absolute references name our resources only with the connector's own base (a flat file's events carry none).
+    ...(connector.fhir ? { fhirBase: connector.fhir.baseUrl } : {}),
   };
   return loadMapping(m.file ?? builtinMappingPath(m.schema), overrides);
 }
@@ -125,7 +127,7 @@ function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, 
   const mapping =
     schema === connector.mapping.schema
       ? loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, strict: false } })
-      : loadMapping(builtinMappingPath(schema), { strict: false, ...(options ? { options: { ...options } } : {}) });
+      : loadMapping(builtinMappingPath(schema), { strict: false, fhirBase: fhirSettings(connector).baseUrl, ...(options ? { options: { ...options } } : {}) });
   const first = (value: unknown): string | undefined => (Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
   const mrnSystem = enrich.mrnSystem ?? first(options?.['mrnSystems']);
   const userSystem = enrich.userSystem ?? first(options?.['userIdSystems']);
@@ -220,6 +222,7 @@ export function buildFhirClient(
     batchSize: f.referenceBatchSize,
     cacheSize: f.referenceCacheSize,
     cacheTtlMs: f.referenceCacheTtlMs,
+    baseUrl: f.baseUrl,
     clock: context.clock,
     logger: context.logger,
   });

@@ -1,5 +1,5 @@
 /**
- * What a page of the AuditEvent search must not carry, or the window would pass as complete when it is not (or bring
+ * What a page of the AuditEvent search (or a Patient/Practitioner lookup) must not carry, or the window would pass as complete when it is not (or bring
  * events from far outside it):
  * - an error outcome: Epic adds OperationOutcome entries to a searchset; one of severity error or fatal, or Epic's 4127
  *   ("additional data may exist"), says the results were cut short (docs/epic-smart.md §6.3);
@@ -16,6 +16,30 @@ const CUT_SHORT = '4127';
 const FAR_MS = 26 * 3_600_000;
 
 export function refuseIncompletePage(bundle: Bundle): void {
+  refuseErrorOutcome(bundle, (said) => ({
+    message:
+      `The FHIR server answered a page of the AuditEvent search with an error outcome (${said}): ` +
+      'its results may be cut short, so this run stopped before pushing anything of its window. A smaller fhir.maxResultsPerSlice may keep each search within the server’s limit; otherwise report it to the EHR team.',
+    resourceType: 'AuditEvent',
+  }));
+}
+
+/**
+ * The same rule for a Patient/Practitioner lookup (`_id` or identifier list): resources a cut-short answer left out
+ * cannot be told from missing ones, and an identifier's second match (which makes it ambiguous) may be among them.
+ */
+export function refuseIncompleteLookup(bundle: Bundle, type: string): void {
+  refuseErrorOutcome(bundle, (said) => ({
+    message:
+      `The FHIR server answered a ${type} lookup with an error outcome (${said}): ` +
+      'resources it left out cannot be told from missing ones, so the bridge stopped before mapping the events that name them. ' +
+      'A smaller fhir.referenceBatchSize may keep each lookup within the server’s limit; otherwise report it to the EHR team.',
+    resourceType: type,
+  }));
+}
+
+/** Throws the error `describe` words for the first OperationOutcome entry of severity error/fatal or with Epic's 4127. */
+function refuseErrorOutcome(bundle: Bundle, describe: (said: string) => { message: string; resourceType: string }): void {
   for (const entry of bundle.entry ?? []) {
     if (entry.resource?.resourceType !== 'OperationOutcome') continue;
     const outcome = entry.resource as OperationOutcome;
@@ -23,13 +47,11 @@ export function refuseIncompletePage(bundle: Bundle): void {
     const severe = (outcome.issue ?? []).some((issue) => issue.severity === 'error' || issue.severity === 'fatal');
     if (!severe && !codes.includes(CUT_SHORT)) continue;
     // Codes only: an outcome's text can echo the request.
-    const said = codes.length > 0 ? `code ${codes.join(', ')}` : 'severity error';
-    throw new BridgeError(
-      'BRG_ERR_FHIR_HTTP',
-      `The FHIR server answered a page of the AuditEvent search with an error outcome (${said}${codes.includes(CUT_SHORT) ? ': additional data may exist' : ''}): ` +
-        'its results may be cut short, so this run stopped before pushing anything of its window. A smaller fhir.maxResultsPerSlice may keep each search within the server’s limit; otherwise report it to the EHR team.',
-      { details: { resourceType: 'AuditEvent', status: 200, ...(codes[0] === undefined ? {} : { outcomeCode: codes[0] }) } },
-    );
+    const said = `${codes.length > 0 ? `code ${codes.join(', ')}` : 'severity error'}${codes.includes(CUT_SHORT) ? ': additional data may exist' : ''}`;
+    const { message, resourceType } = describe(said);
+    throw new BridgeError('BRG_ERR_FHIR_HTTP', message, {
+      details: { resourceType, status: 200, ...(codes[0] === undefined ? {} : { outcomeCode: codes[0] }) },
+    });
   }
 }
 

@@ -3,8 +3,10 @@
  * few requests as the server allows: literal references as `_id=a,b,c` per type (at most `batchSize` ids per
  * request), or one read per id where /metadata offers only `read` for the type; identifier-only references as
  * `identifier=system|value`, then the `practitioner` of every PractitionerRole found. What the server does not
- * return is remembered as missing so it is not asked again; but a search answering 404/405 means the endpoint is
- * missing, not the resources, and stops the run (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected.
+ * return is remembered as missing so it is not asked again, once asked for alone (a server may honour only part of a
+ * list); but a search answering 404/405 means the endpoint is missing, not the resources, and stops the run
+ * (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected, as does an answer carrying an error outcome or Epic's 4127
+ * (cut short). An absolute reference to another server than `baseUrl` names none of ours and is not asked for.
  * Except for the types only the department column reads (Encounter, Location, Organization): a server that refuses
  * them (403, as Epic answers an API the client's scope lacks) or does not offer them (404/405) leaves that optional
  * cell empty, with one warning per type, instead of stopping every run over it (docs/mapping.md §5.6).
@@ -18,7 +20,8 @@ import {
   type IdentifierReference,
   identifierKey,
   identifierKeysOf,
-  keyOf,
+  normaliseBase,
+  ownKeyOf,
   parseReference,
   type ReferenceRequest,
   type ResourceLookup,
@@ -27,6 +30,7 @@ import {
 import { TtlLruCache } from './cache.js';
 import type { FhirClient } from './client.js';
 import { StringInterner } from './intern.js';
+import { refuseIncompleteLookup } from './page-checks.js';
 import { resourcesOf } from './pages.js';
 import { tokenValue } from './search-escape.js';
 
@@ -37,6 +41,11 @@ export interface ReferenceResolverOptions {
   readonly cacheSize?: number;
   /** After this a cached entry is fetched again by the next prefetch. Default 3600000 ms (1 h). */
   readonly cacheTtlMs?: number;
+  /**
+   * The FHIR base the references come from (fhir.baseUrl): an absolute reference with another base is another
+   * server's resource and is not fetched. Default none: every base counts as this server's.
+   */
+  readonly baseUrl?: string;
   readonly clock: Clock;
   /** Where the warning for an unavailable optional type goes (see OPTIONAL_TYPES). */
   readonly logger?: Logger;
@@ -75,11 +84,18 @@ export interface PrefetchOptions {
 export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
   const ttlMs = positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000);
   const cache = new TtlLruCache<FhirResource>(positiveInteger('cacheSize', options.cacheSize ?? 20_000), ttlMs, options.clock);
-  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), {
+  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), ownBase(options.baseUrl), {
     clock: options.clock,
     ttlMs,
     ...(options.logger ? { logger: options.logger } : {}),
   });
+}
+
+function ownBase(baseUrl: string | undefined): string | undefined {
+  if (baseUrl === undefined) return undefined;
+  const base = normaliseBase(baseUrl);
+  if (base === undefined) throw new TypeError(`Expected \`baseUrl\` to be an absolute URL, got \`${baseUrl}\``);
+  return base;
 }
 
 /** What marks an optional type unavailable: its lookups refused (403) or not offered (404/405, or not in /metadata). */
@@ -104,6 +120,8 @@ class CachingResolver implements ReferenceResolver {
     private readonly client: FhirClient,
     private readonly cache: TtlLruCache<FhirResource>,
     private readonly batchSize: number,
+    /** normaliseBase(baseUrl), or undefined: every base is ours. */
+    private readonly ownBase: string | undefined,
     private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly logger?: Logger },
   ) {}
 
@@ -113,7 +131,7 @@ class CachingResolver implements ReferenceResolver {
   }
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
-    const requested = request.keys.map((key) => keyOf(key)).filter((key): key is string => key !== undefined);
+    const requested = request.keys.map((key) => ownKeyOf(key, this.ownBase)).filter((key): key is string => key !== undefined);
     for (const key of this.uncached(
       requested,
       (key) => key,
@@ -128,7 +146,7 @@ class CachingResolver implements ReferenceResolver {
     const cachedRoles = requested.filter((key) => key.startsWith('PractitionerRole/')).map((key) => this.cache.peek(key));
     const practitioners = [...fetched, ...cachedRoles]
       .filter((resource): resource is PractitionerRole => resource?.resourceType === 'PractitionerRole')
-      .map((role) => keyOf(role.practitioner?.reference))
+      .map((role) => ownKeyOf(role.practitioner?.reference, this.ownBase))
       .filter((key): key is string => key?.startsWith('Practitioner/') === true);
     // Fetched now even if held: the events naming the role are mapped right after this prefetch.
     const more = this.uncached(
@@ -218,14 +236,25 @@ class CachingResolver implements ReferenceResolver {
     return [];
   }
 
-  /** One `_id=a,b,c` search; ids the bundle lacks are remembered as missing. */
+  /**
+   * One `_id=a,b,c` search. An id the answer lacks is asked for again alone before it is remembered as missing: a server
+   * may honour only part of a list (cap it, or drop what it cannot read) without a word, and a missing resource's rows
+   * are rejected for good.
+   */
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
     for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
+      refuseIncompleteLookup(bundle, type);
       for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
     }
-    for (const id of ids) this.remember(referenceKey(type, id), found.get(id));
-    return [...found.values()];
+    const absent: string[] = [];
+    for (const id of ids) {
+      const resource = found.get(id);
+      if (resource || ids.length === 1) this.remember(referenceKey(type, id), resource);
+      else absent.push(id);
+    }
+    const confirmed = await Promise.all(absent.map((id) => this.fetchIds(type, [id], signal)));
+    return [...found.values(), ...confirmed.flat()];
   }
 
   /** One read; a 404/410 answers for this one id: that resource is missing (or deleted). */
@@ -288,6 +317,7 @@ class CachingResolver implements ReferenceResolver {
     try {
       const query = { identifier: refs.map(identifierToken).join(','), _count: String(refs.length * 2) };
       for await (const bundle of this.client.searchPages(type, query, signal)) {
+        refuseIncompleteLookup(bundle, type);
         pages += 1;
         for (const resource of resourcesOf(bundle, type)) found.set(resource.id ?? `#${found.size}`, resource);
         if (found.size > refs.length * 2) return undefined;
@@ -308,6 +338,7 @@ class CachingResolver implements ReferenceResolver {
   private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
     let matches: FhirResource[] = [];
     for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
+      refuseIncompleteLookup(bundle, ref.type);
       matches = resourcesOf(bundle, ref.type);
       break; // two results already make it ambiguous; no need for more pages.
     }

@@ -189,9 +189,9 @@ function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encou
  * an encounter whose subject is this row's patient, or that names no subject, counts.
  */
 function ofThisPatient(ctx: RowContext, encounter: Encounter): boolean {
-  const subject = literalKey(encounter.subject?.reference);
+  const subject = literalKey(encounter.subject?.reference, ctx.options.fhirBase);
   if (subject === undefined) return true;
-  const patient = ctx.patient?.id === undefined ? literalKey(ctx.subject.ref.reference) : `Patient/${ctx.patient.id}`;
+  const patient = ctx.patient?.id === undefined ? literalKey(ctx.subject.ref.reference, ctx.options.fhirBase) : `Patient/${ctx.patient.id}`;
   return patient === undefined || subject === patient;
 }
 

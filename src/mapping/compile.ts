@@ -102,7 +102,7 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   if (file.extends) throw invalid(source, '"extends" is resolved by loadMapping; pass a complete mapping to compileMapping');
   if (!file.schema) throw invalid(source, '"schema" is required (epic or healthcare)');
   const schema = file.schema;
-  const options = resolveOptions(file, overrides.options, source);
+  const options = resolveOptions(file, overrides.options, source, overrides.fhirBase);
   const delimiter: Delimiter = toDelimiter(overrides.delimiter ?? file.delimiter ?? 'tab');
   if (!SCHEMA_DELIMITERS[schema].includes(delimiter)) {
     throw invalid(

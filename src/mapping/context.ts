@@ -125,11 +125,14 @@ function isPatientReference(ref: Reference, resolver: Resolver): boolean {
 
 function toSubject(ref: Reference, list: 'entity' | 'extension', index: number, options: ResolvedOptions): PatientSubject | undefined {
   if (ref.reference?.startsWith('#')) return { ref, key: ref.reference, label: ref.reference };
-  const key = literalKey(ref.reference);
+  const key = literalKey(ref.reference, options.fhirBase);
   if (key) return { ref, key, label: key };
   const where = list === 'entity' ? `entity[${index}].what` : `extension[${index}].valueReference`;
   const byIdentifier = ref.identifier ? identifierKeys(ref.type ?? 'Patient', ref.identifier, options.parseCxIdentifiers)[0] : undefined;
   if (byIdentifier) return { ref, key: byIdentifier, label: `${where}.identifier` };
+  // A literal reference without a key is another server's (literalKey): still this event's patient, unresolved here as
+  // one our server lacks would be. Its label says where it sits, not which id another server gave the patient.
+  if (ref.reference !== undefined && referenceType(ref.reference) !== undefined) return { ref, key: ref.reference, label: where };
   return ref.display ? { ref, key: where, label: where } : undefined;
 }
 

@@ -3,6 +3,7 @@
  * (%mrnSystems, %loginRegex …) so a user's own expressions can use the same settings as the built-ins.
  */
 import { BridgeError } from '../errors.js';
+import { normaliseBase } from '../reference-keys.js';
 import { type IdentifierChoices, identifierChoices } from './identifiers.js';
 import { type DepartmentSource, type MappingFileSpec, optionsSpec } from './spec.js';
 
@@ -41,6 +42,11 @@ export interface ResolvedOptions {
   readonly actionNames: Readonly<Record<string, string>>;
   readonly eventNameResourceType: 'rest' | 'always' | 'never';
   readonly parseCxIdentifiers: boolean;
+  /**
+   * The connector's FHIR base (MappingOverrides.fhirBase), normalised by normaliseBase: an absolute reference names one
+   * of our resources only with this base. Undefined: every base counts as ours. Not a mapping-file option or variable.
+   */
+  readonly fhirBase: string | undefined;
   /** Every option (defaults applied) by name, as FHIRPath variables. */
   readonly variables: Readonly<Record<string, unknown>>;
 }
@@ -75,8 +81,11 @@ export const CONTEXT_VARIABLES = ['event', 'requestor', 'user', 'role', 'userNam
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
-/** Defaults < the file's options < `extra` (config overrides), validated again after merging. */
-export function resolveOptions(file: MappingFileSpec, extra: Record<string, unknown> | undefined, source: string): ResolvedOptions {
+/**
+ * Defaults < the file's options < `extra` (config overrides), validated again after merging.
+ * @param fhirBase - the connector's fhir.baseUrl (MappingOverrides.fhirBase), if any.
+ */
+export function resolveOptions(file: MappingFileSpec, extra: Record<string, unknown> | undefined, source: string, fhirBase?: string): ResolvedOptions {
   const parsed = optionsSpec.safeParse({ ...file.options, ...extra });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -106,6 +115,7 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     actionNames: { ...DEFAULT_ACTION_NAMES, ...merged.actionNames },
     eventNameResourceType: merged.eventNameResourceType,
     parseCxIdentifiers: merged.parseCxIdentifiers,
+    fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
   };
 }
@@ -160,6 +170,12 @@ export function resolveSkipPolicy(file: MappingFileSpec): SkipPolicy {
     patientRequestor: file.skip?.patientRequestor ?? true,
     failureOutcome: file.skip?.failureOutcome ?? true,
   };
+}
+
+function ownBase(fhirBase: string, source: string): string {
+  const normal = normaliseBase(fhirBase);
+  if (normal === undefined) throw invalid(source, `the FHIR base "${fhirBase}" it is compiled for is not an absolute URL`, 'fhirBase');
+  return normal;
 }
 
 /** Same flags as FHIRPath matches() in fhirpath.js ('su'), so %loginRegex means the same in both places. */

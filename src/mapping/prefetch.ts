@@ -1,13 +1,16 @@
 /**
  * What the pull must fetch before mapping a page: the patients, the agents' Practitioner/PractitionerRole, and, when
  * a column uses the department, encounters and the requestor's location. Contained (`#id`) references are already
- * in the event and are left out; following PractitionerRole → practitioner is the resolver's job.
+ * in the event and are left out, but what a contained PractitionerRole names on the server (its practitioner, and its
+ * organization for the department) is not: only a fetched role is followed by the resolver. A literal reference to
+ * another server (literalKey) is asked for by its identifier, as the mapping then looks it up.
  */
 import type { AuditEvent, Reference } from 'fhir/r4.js';
 import { type IdentifierReference, identifierKey, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
 import { patientSubjects, selectRequestor } from './context.js';
-import { createResolver, literalKey, normaliseIdentifier, referenceType } from './resolve.js';
+import type { ResolvedOptions } from './options.js';
+import { createResolver, literalKey, normaliseIdentifier, type Resolver, referenceType } from './resolve.js';
 import type { CompiledMapping } from './types.js';
 
 const NOTHING: ResourceLookup = { get: () => undefined };
@@ -28,40 +31,72 @@ export function departmentLookups(mapping: CompiledMapping): ReadonlySet<'Encoun
 }
 
 export function collectReferences(event: AuditEvent, mapping: CompiledMapping): ReferenceRequest {
-  const { options } = programOf(mapping);
+  const { options, needsDepartment } = programOf(mapping);
   const lookups = departmentLookups(mapping);
-  const keys = new Set<string>();
-  const identifiers = new Map<string, IdentifierReference>();
-  const addIdentifier = (ref: Reference | undefined, type: IdentifierReference['type']): void => {
-    const normal = ref?.identifier ? normaliseIdentifier(ref.identifier, options.parseCxIdentifiers) : undefined;
-    if (normal) identifiers.set(identifierKey(type, normal.system, normal.value), { type, ...normal });
-  };
-  const add = (ref: Reference | undefined, type: IdentifierReference['type'] | undefined): void => {
-    if (!ref || ref.reference?.startsWith('#')) return;
-    const key = literalKey(ref.reference);
-    if (key) keys.add(key);
-    else if (type) addIdentifier(ref, type);
-  };
+  const request = new RequestBuilder(options);
   // Only contained resources resolve here: enough to find subjects and the requestor by their reference types.
-  const resolver = createResolver(event, NOTHING, options.parseCxIdentifiers);
-  for (const subject of patientSubjects(event, resolver, options)) add(subject.ref, 'Patient');
+  const resolver = createResolver(event, NOTHING, options);
+  for (const subject of patientSubjects(event, resolver, options)) request.add(subject.ref, 'Patient');
   for (const agent of event.agent ?? []) {
     const type = referenceType(agent.who?.reference);
-    if (type && USER_TYPES.has(type)) add(agent.who, undefined);
+    if (type && USER_TYPES.has(type)) request.add(agent.who, agent.who?.type === 'PractitionerRole' ? 'PractitionerRole' : 'Practitioner');
   }
+  addContainedRoles(event, resolver, request, needsDepartment && options.departmentSources.includes('practitioner-role-organization'));
   const choice = selectRequestor(event, resolver);
   if (choice.kind === 'human' && !choice.agent.who?.reference) {
     const whoType = choice.agent.who?.type;
-    addIdentifier(choice.agent.who, whoType === 'PractitionerRole' ? 'PractitionerRole' : 'Practitioner');
+    request.addIdentifier(choice.agent.who, whoType === 'PractitionerRole' ? 'PractitionerRole' : 'Practitioner');
   }
-  if (lookups.has('Location') && choice.kind === 'human') add(choice.agent.location, undefined);
+  if (lookups.has('Location') && choice.kind === 'human') request.add(choice.agent.location, undefined);
   if (lookups.has('Encounter')) {
     for (const entity of event.entity ?? []) {
-      if (referenceType(entity.what?.reference) === 'Encounter') add(entity.what, undefined);
+      if (referenceType(entity.what?.reference) === 'Encounter') request.add(entity.what, undefined);
     }
     for (const extension of event.extension ?? []) {
-      if (options.encounterExtensionUrls.has(extension.url)) add(extension.valueReference, undefined);
+      if (options.encounterExtensionUrls.has(extension.url)) request.add(extension.valueReference, undefined);
     }
   }
-  return { keys: [...keys], identifiers: [...identifiers.values()] };
+  return request.build();
+}
+
+/**
+ * An agent's contained PractitionerRole (`who = #role`, HL7 Norway) leads to its practitioner on the server, and to its
+ * organization when the department reads it; a role's own `#id` references are its siblings, already in the event.
+ */
+function addContainedRoles(event: AuditEvent, resolver: Resolver, request: RequestBuilder, organization: boolean): void {
+  for (const agent of event.agent ?? []) {
+    if (!agent.who?.reference?.startsWith('#')) continue;
+    const role = resolver.resolve(agent.who);
+    if (role?.resourceType !== 'PractitionerRole') continue;
+    request.add(role.practitioner, 'Practitioner');
+    if (organization) request.add(role.organization, undefined);
+  }
+}
+
+/** The keys and identifier references of one event, each once. */
+class RequestBuilder {
+  private readonly keys = new Set<string>();
+  private readonly identifiers = new Map<string, IdentifierReference>();
+
+  constructor(private readonly options: ResolvedOptions) {}
+
+  /**
+   * A literal reference by its key; one without a key (another server's, or not a literal) by its identifier when
+   * `type` says how the mapping looks that up (resolve.ts: the reference's type, else the expected one).
+   */
+  add(ref: Reference | undefined, type: IdentifierReference['type'] | undefined): void {
+    if (!ref || ref.reference?.startsWith('#')) return;
+    const key = literalKey(ref.reference, this.options.fhirBase);
+    if (key) this.keys.add(key);
+    else if (type) this.addIdentifier(ref, type);
+  }
+
+  addIdentifier(ref: Reference | undefined, type: IdentifierReference['type']): void {
+    const normal = ref?.identifier ? normaliseIdentifier(ref.identifier, this.options.parseCxIdentifiers) : undefined;
+    if (normal) this.identifiers.set(identifierKey(type, normal.system, normal.value), { type, ...normal });
+  }
+
+  build(): ReferenceRequest {
+    return { keys: [...this.keys], identifiers: [...this.identifiers.values()] };
+  }
 }

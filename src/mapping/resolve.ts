@@ -1,11 +1,13 @@
 /**
  * Reference resolution for one AuditEvent (docs/mapping.md §3.3), in TS rather than FHIRPath's resolve(): `#id` from
  * `contained` (contained resources never nest, dom-2, so a reference inside a contained resource points at its
- * siblings), literal `Type/id` (absolute and versioned forms normalised) through the caller's lookup, then
- * identifier-only references by `identifierKey`. Display-only references stay unresolved.
+ * siblings), literal `Type/id` (versioned forms, and absolute ones with the connector's own base, normalised) through
+ * the caller's lookup, then the reference's identifier by `identifierKey`. Display-only references, and literal ones
+ * to another server without an identifier, stay unresolved.
  */
 import type { AuditEvent, FhirResource, Identifier, Reference } from 'fhir/r4.js';
-import { identifierKey, keyOf, parseReference, type ResourceLookup } from '../reference-keys.js';
+import { identifierKey, ownKeyOf, parseReference, type ResourceLookup } from '../reference-keys.js';
+import type { ResolvedOptions } from './options.js';
 
 export interface Resolver {
   /**
@@ -94,10 +96,14 @@ function commonType(reference: string, slash: number): string | undefined {
   return undefined;
 }
 
-/** `keyOf` (Type/id, versions and bases stripped) with the fast path above. */
-export function literalKey(reference: string | undefined): string | undefined {
+/**
+ * `ownKeyOf` (Type/id, versions and the server's own base stripped; another server's reference has no key) with the
+ * fast path above: a relative `Type/id` never meets the base check.
+ * @param ownBase - the connector's FHIR base, normalised (ResolvedOptions.fhirBase); undefined: every base is ours.
+ */
+export function literalKey(reference: string | undefined, ownBase: string | undefined): string | undefined {
   if (reference === undefined) return undefined;
-  return memo.slashOf(reference) > 0 ? reference : keyOf(reference);
+  return memo.slashOf(reference) > 0 ? reference : ownKeyOf(reference, ownBase);
 }
 
 /** The resource type a literal reference names, or undefined (contained, urn:uuid, garbage). */
@@ -126,8 +132,11 @@ export function identifierKeys(type: string, identifier: Identifier, parseCx: bo
   return keys;
 }
 
-export function createResolver(event: AuditEvent, lookup: ResourceLookup, parseCx: boolean): Resolver {
-  return new EventResolver(event, lookup, parseCx);
+/** What the resolver reads of the mapping's options. */
+export type ResolverOptions = Pick<ResolvedOptions, 'parseCxIdentifiers' | 'fhirBase'>;
+
+export function createResolver(event: AuditEvent, lookup: ResourceLookup, options: ResolverOptions): Resolver {
+  return new EventResolver(event, lookup, options);
 }
 
 /** A class rather than closures: one is made per event on the hot path. */
@@ -137,19 +146,19 @@ class EventResolver implements Resolver {
   constructor(
     private readonly event: AuditEvent,
     private readonly lookup: ResourceLookup,
-    private readonly parseCx: boolean,
+    private readonly options: ResolverOptions,
   ) {}
 
   resolve(ref: Reference | undefined, expectedType?: string, holder?: FhirResource): FhirResource | undefined {
     if (!ref) return undefined;
     const reference = ref.reference;
     if (reference?.startsWith('#')) return this.fromContained(reference.slice(1), holder);
-    const key = literalKey(reference);
+    const key = literalKey(reference, this.options.fhirBase);
     const byKey = key === undefined ? undefined : this.lookup.get(key);
     if (byKey || !ref.identifier) return byKey;
     const type = ref.type ?? expectedType;
     if (!type) return undefined;
-    for (const candidate of identifierKeys(type, ref.identifier, this.parseCx)) {
+    for (const candidate of identifierKeys(type, ref.identifier, this.options.parseCxIdentifiers)) {
       const found = this.lookup.get(candidate);
       if (found) return found;
     }

@@ -60,7 +60,7 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const { skip, options } = program;
   // docs/mapping.md §3.1: outcome is 0..1 and an absent outcome counts as success.
   if (skip.failureOutcome && event.outcome !== undefined && event.outcome !== '0') return skippedBy('failure-outcome');
-  const resolver = createResolver(event, lookup, options.parseCxIdentifiers);
+  const resolver = createResolver(event, lookup, options);
   const subjects = patientSubjects(event, resolver, options);
   if (subjects.length === 0) {
     return skip.noPatient ? skippedBy('no-patient') : new MappedEvent([], [], [], [{ eventId, reason: 'missing-patient' }], [], undefined, undefined);

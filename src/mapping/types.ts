@@ -23,6 +23,12 @@ export interface MappingOverrides {
   timeFormat?: string;
   /** Named options merged over the file's `options` (e.g. `{ loginSystems: ['urn:oid:…'] }`). */
   options?: Record<string, unknown>;
+  /**
+   * The FHIR base the events come from (the connector's fhir.baseUrl, e.g. `https://ehr.example.org/api/FHIR/R4`): an
+   * absolute reference with another base names another server's resource and is not looked up as ours. Default none:
+   * every base counts as ours (offline `bridge map`, whose lookups are the files given).
+   */
+  fhirBase?: string;
 }
 
 /** Cells in column order, already sanitised: never a line break, a TAB or the active delimiter. */

@@ -32,6 +32,11 @@ export type FaultAction =
    * 4101 "no results" (a warning) or 4127 "additional data may exist" (the results were cut short).
    */
   | { readonly kind: 'outcome-entry'; readonly code: string; readonly severity: 'information' | 'warning' | 'error' }
+  /**
+   * Answer as a server that honours only the first `max` ids of an `_id=a,b,c` list and leaves the rest out without a
+   * word (a cap on list length, or ids it could not read): the searchset holds only those resources.
+   */
+  | { readonly kind: 'partial-id-list'; readonly max: number }
   /** Answer 200 with a valid but empty searchset padded to `bytes`, with or without Content-Length (chunked). */
   | { readonly kind: 'huge-body'; readonly bytes: number; readonly contentLength: boolean };
 
@@ -75,6 +80,9 @@ export function createFaultPlan(): FaultSource {
       const times = rule.times ?? 1;
       if (!Number.isInteger(times) || times < 1) throw new TypeError(`FaultRule.times must be a whole number >= 1, got ${times}`);
       if (rule.action.kind === 'delay' && !(rule.action.ms >= 0)) throw new TypeError(`delay fault needs ms >= 0, got ${rule.action.ms}`);
+      if (rule.action.kind === 'partial-id-list' && !(Number.isInteger(rule.action.max) && rule.action.max >= 1)) {
+        throw new TypeError(`partial-id-list fault needs a whole number max >= 1, got ${rule.action.max}`);
+      }
       if (rule.action.kind === 'huge-body' && !(Number.isInteger(rule.action.bytes) && rule.action.bytes >= 100)) {
         throw new TypeError(`huge-body fault needs a whole number of bytes >= 100, got ${rule.action.bytes}`);
       }

@@ -2,7 +2,8 @@
  * An Epic-shaped FHIR R4 server on 127.0.0.1 for tests and the demo: unauthenticated `/metadata` and
  * `.well-known/smart-configuration`, Bearer-protected search and read over a FhirBackend, searchset Bundles with
  * absolute `self`/`next` links, 400 for parameters it does not know (Epic rejects them; medplum would match nothing),
- * and a programmable FaultPlan (429, 503, slow answers, Epic 4113, foreign or looping `next` links, huge bodies).
+ * and a programmable FaultPlan (429, 503, slow answers, Epic 4113, foreign or looping `next` links, huge bodies, `_id`
+ * lists honoured in part).
  * See: https://hl7.org/fhir/R4/http.html#search, https://hl7.org/fhir/smart-app-launch/conformance.html
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -153,6 +154,7 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
   }
   if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
   if (fault?.kind === 'ignore-param') url.searchParams.delete(fault.name);
+  if (fault?.kind === 'partial-id-list') capIdList(url, fault.max);
   if (fault?.kind === 'huge-body') return { status: 200, body: null, huge: { bytes: fault.bytes, contentLength: fault.contentLength } };
   if (fault?.kind === 'delay') {
     await new Promise<void>((resolve) => {
@@ -169,6 +171,12 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
     if (error instanceof BridgeError && error.code === 'BRG_ERR_INPUT_INVALID') return { status: 400, body: outcome('invalid', error.message) };
     return { status: 500, body: outcome('exception', 'Sandbox FHIR server error') };
   }
+}
+
+/** The partial-id-list fault: the request goes on with only the first `max` ids of its `_id` list. */
+function capIdList(url: URL, max: number): void {
+  const ids = url.searchParams.get('_id');
+  if (ids !== null) url.searchParams.set('_id', ids.split(',').slice(0, max).join(','));
 }
 
 async function route(context: ServerContext, req: IncomingMessage, url: URL, fault: FaultAction | undefined): Promise<Reply> {
@@ -188,10 +196,11 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
   if (!resourceType || !allowed || rest.length > 0 || (resourceType === 'AuditEvent' && context.options.listAuditEvent === false)) {
     return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
   }
-  if (typeof grant === 'object' && !scopeAllows(grant.scope, resourceType)) {
+  const interaction = id === undefined ? 'search' : 'read';
+  if (typeof grant === 'object' && !scopeAllows(grant.scope, resourceType, interaction)) {
     return {
       status: 403,
-      body: outcome('forbidden', `The access token's scope does not include reading ${resourceType}`),
+      body: outcome('forbidden', `The access token's scope does not include ${interaction === 'read' ? 'reading' : 'searching'} ${resourceType}`),
       headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' },
     };
   }
@@ -210,16 +219,18 @@ function grantOf(context: ServerContext, req: IncomingMessage): boolean | { read
 }
 
 /**
- * SMART v1 (`system/Patient.read`, `system/*.read`) and v2 (`system/Patient.rs`, any of the letters r and s) scopes that
- * let a backend service read or search `resourceType`; the `system/` prefix optional, as Epic echoes granted scopes
- * without it.
+ * Whether a granted scope lets a backend service do `interaction` on `resourceType`: SMART v1 `.read` and `.*` allow
+ * both; a v2 scope needs its letter, `r` for a read (GET [type]/[id]) and `s` for a search (GET [type]?…), so
+ * `system/Patient.rs` allows both and `system/Patient.r` no search. The `system/` prefix is optional, as Epic echoes
+ * granted scopes without it.
+ * See: https://build.fhir.org/ig/HL7/smart-app-launch/scopes-and-launch-context.html ("c r u d s")
  */
-function scopeAllows(scope: string, resourceType: string): boolean {
+function scopeAllows(scope: string, resourceType: string, interaction: 'read' | 'search'): boolean {
   return scope.split(/\s+/).some((granted) => {
     const match = /^(?:system\/)?([A-Za-z*]+)\.(read|\*|[cruds]+)$/.exec(granted);
     if (!match || (match[1] !== resourceType && match[1] !== '*')) return false;
     const access = match[2] as string;
-    return access === 'read' || access === '*' || access.includes('r');
+    return access === 'read' || access === '*' || access.includes(interaction === 'read' ? 'r' : 's');
   });
 }
 

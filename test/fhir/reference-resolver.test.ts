@@ -1,4 +1,4 @@
-import type { FhirResource } from 'fhir/r4.js';
+import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createReferenceResolver } from '../../src/fhir/index.js';
 import { identifierKey } from '../../src/reference-keys.js';
@@ -15,7 +15,7 @@ afterEach(async () => {
 const idsIn = (query: string): string[] => (new URLSearchParams(query).get('_id') ?? '').split(',').filter(Boolean);
 
 describe('reference resolver', () => {
-  it('remembers a deleted patient as missing and does not ask for it again', async () => {
+  it('remembers a deleted patient as missing, once asked for alone, and does not ask for it again', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 2 })));
     await fixture.backend.remove('Patient', 'pt-2');
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
@@ -27,9 +27,10 @@ describe('reference resolver', () => {
 
     expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined, 'pr-1']);
     expect(fixture.server.requests.length).toBe(afterFirst);
-    expect(afterFirst).toBe(3); // /metadata (how each type is looked up), one Patient and one Practitioner search
+    // /metadata (how each type is looked up), one Patient and one Practitioner search, and pt-2 (absent) asked alone.
+    expect(afterFirst).toBe(4);
     expect(resolver.stats.missing).toBe(1);
-    expect(idsIn(fixture.requestsFor('Patient')[0]?.query ?? '').sort()).toEqual(['pt-0', 'pt-1', 'pt-2']);
+    expect(fixture.requestsFor('Patient').map((request) => idsIn(request.query).sort())).toEqual([['pt-0', 'pt-1', 'pt-2'], ['pt-2']]);
   });
 
   it('holds a partial batch back until it fills or a plain prefetch asks for everything', async () => {
@@ -213,6 +214,74 @@ describe('reference resolver', () => {
     const asked = fixture.requestsFor('Practitioner').map((request) => new URLSearchParams(request.query).get('identifier'));
     // Two pages of the population (6 resources > 2 × 2) and no more, then one search per identifier.
     expect(asked).toEqual([`${EMP_SYSTEM}|EMP1,${EMP_SYSTEM}|EMP2`, null, `${EMP_SYSTEM}|EMP1`, `${EMP_SYSTEM}|EMP2`]);
+  });
+
+  it('an `_id` list the server honours only in part: each id it left out is asked for alone before it counts as missing', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 12, practitioners: 1 })));
+    await fixture.backend.remove('Patient', 'pt-9');
+    // A server that answers only the first four ids of a list, and says nothing of the rest.
+    fixture.server.faults.add({ action: { kind: 'partial-id-list', max: 4 }, match: /\/Patient\?_id=/ });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const keys = Array.from({ length: 10 }, (_, i) => `Patient/pt-${i}`);
+
+    await resolver.prefetch({ keys, identifiers: [] });
+
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', 'pt-2', 'pt-3', 'pt-4', 'pt-5', 'pt-6', 'pt-7', 'pt-8', undefined]);
+    expect(resolver.stats.missing).toBe(1);
+    const asked = fixture.requestsFor('Patient').map((request) => idsIn(request.query));
+    expect(asked[0]).toHaveLength(10);
+    expect(asked.slice(1).sort()).toEqual(['pt-4', 'pt-5', 'pt-6', 'pt-7', 'pt-8', 'pt-9'].map((id) => [id]));
+  });
+
+  it('a lookup answer cut short (Epic 4127) or carrying an error outcome stops the prefetch and remembers nothing as missing', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 2 })));
+    fixture.server.faults.add({ action: { kind: 'outcome-entry', code: '4127', severity: 'warning' }, match: /\/Patient\?_id=/ });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const keys = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2'];
+
+    const cut = await rejectionOf(resolver.prefetch({ keys, identifiers: [] }));
+    expect(cut).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { resourceType: 'Patient', status: 200, outcomeCode: '4127' } });
+    expect((cut as Error).message).toContain('fhir.referenceBatchSize');
+    expect(resolver.stats.missing).toBe(0);
+
+    // An identifier search answered with an error outcome: the second carrier of an identifier may be the one left out.
+    fixture.server.faults.add({ action: { kind: 'outcome-entry', code: '59008', severity: 'error' }, match: /\/Practitioner\?identifier=/ });
+    const refused = await rejectionOf(resolver.prefetch({ keys: [], identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP1' }] }));
+    expect(refused).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { resourceType: 'Practitioner', outcomeCode: '59008' } });
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))).toBeUndefined();
+
+    // Nothing was taken for missing: the next prefetch asks again and finds them all.
+    await resolver.prefetch({ keys, identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP1' }] });
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', 'pt-2']);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
+  });
+
+  it('fetches an absolute reference only with its own base (however spelt), never another server’s, nor a role’s practitioner there', async () => {
+    const data = buildFixtures({ events: 1, patients: 3, practitioners: 3 });
+    const elsewhere: PractitionerRole = {
+      resourceType: 'PractitionerRole',
+      id: 'role-x',
+      practitioner: { reference: 'https://other.example/fhir/R4/Practitioner/pr-2' },
+    };
+    fixture = await startFixtureServer([...allResources(data), elsewhere]);
+    const own = new URL(fixture.server.baseUrl);
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, baseUrl: `${fixture.server.baseUrl}/` });
+
+    await resolver.prefetch({
+      keys: [
+        `HTTP://${own.host.toUpperCase()}${own.pathname}/Patient/pt-0`,
+        `https://other.example${own.pathname}/Patient/pt-1`,
+        `${own.origin}/another/base/Patient/pt-2`,
+        'PractitionerRole/role-x',
+      ],
+      identifiers: [],
+    });
+
+    expect(resolver.get('Patient/pt-0')?.id).toBe('pt-0');
+    expect(fixture.requestsFor('Patient').flatMap((request) => idsIn(request.query))).toEqual(['pt-0']);
+    expect(resolver.get('PractitionerRole/role-x')?.id).toBe('role-x');
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(0);
+    expect(resolver.get('Practitioner/pr-2')).toBeUndefined();
   });
 
   it('fetches again once the TTL has passed, and evicts the least recently used beyond cacheSize', async () => {

@@ -1,11 +1,11 @@
 /**
  * The column rules one at a time: login sources and their order (docs/mapping.md §7.1), break-the-glass
- * (docs/mapping.md §6), and what the pull is asked to prefetch (collectReferences).
+ * (docs/mapping.md §6), what the pull is asked to prefetch (collectReferences), and which absolute references are ours.
  */
-import type { AuditEvent, AuditEventAgent, Encounter, Organization, Patient, Practitioner } from 'fhir/r4.js';
+import type { AuditEvent, AuditEventAgent, Encounter, Organization, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { type CompiledMapping, collectReferences, type MappingOverrides, mapEvent } from '../../src/mapping/index.js';
-import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, lookupOf, readFixture } from './support.js';
+import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, identifierKey, lookupOf, readFixture } from './support.js';
 
 const AR = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
 const BALP_OTHER_ID = 'https://profiles.ihe.net/ITI/BALP/StructureDefinition/ihe-otherId';
@@ -275,5 +275,95 @@ describe('identifiers, departments and break-the-glass as other servers send the
       const event = read({ altId: 'a' }, { purposeOfEvent: [{ coding: [{ system, code: 'BTG' }] }] });
       expect(cell(event, 'ZC_BTG_REASON.NAME', { options: { loginRegex: '.' } })).toBe('Emergency Override');
     }
+  });
+});
+
+describe('absolute references: only those with the connector’s own FHIR base name our resources', () => {
+  const OWN = 'https://ehr.example.org/fhir/R4/';
+  const mapping = builtinMapping('epic', { fhirBase: OWN });
+  const patientRole = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+  const login = { altId: 'adam.careful@acme.org' };
+  const lastName = (event: AuditEvent, lookupUsed = lookup): string | undefined => {
+    const result = mapEvent(event, mapping, lookupUsed);
+    return result.rows[0]?.[mapping.columns.findIndex((entry) => entry.name === 'PATIENT.PAT_LAST_NAME')] ?? result.rejects[0]?.reason;
+  };
+  const naming = (reference: string, extra: Partial<NonNullable<AuditEvent['entity']>[number]['what']> = {}): AuditEvent =>
+    read({ ...login, who: { reference: 'Practitioner/f001' } }, { entity: [{ what: { reference, ...extra }, role: patientRole }] });
+
+  it('collectReferences: our base however spelt is a key; another server’s reference is none, its identifier is asked for', () => {
+    const event = read(
+      { who: { reference: 'https://other.example/fhir/R4/Practitioner/f001', identifier: { system: 'urn:ad:upn', value: 'someone@other.example' } } },
+      {
+        entity: [
+          { what: { reference: 'https://other.example/fhir/R4/Patient/example', identifier: { system: 'urn:oid:1.2.3', value: 'X9' } }, role: patientRole },
+          { what: { reference: 'HTTPS://EHR.Example.ORG:443/fhir/R4/Patient/f001/_history/3' }, role: patientRole },
+          { what: { reference: 'http://ehr.example.org/fhir/R4/Patient/ch-example' }, role: patientRole },
+        ],
+      },
+    );
+    expect(collectReferences(event, mapping)).toEqual({
+      keys: ['Patient/f001'],
+      identifiers: [
+        { type: 'Patient', system: 'urn:oid:1.2.3', value: 'X9' },
+        { type: 'Practitioner', system: 'urn:ad:upn', value: 'someone@other.example' },
+      ],
+    });
+    // A mapping that knows no server (the offline `bridge map`) takes every base as its own, as before.
+    expect(collectReferences(event, builtinMapping('epic')).keys).toEqual(['Patient/example', 'Patient/f001', 'Patient/ch-example', 'Practitioner/f001']);
+  });
+
+  it('another server’s Patient/example is not ours: unresolved, its display kept, never our Patient/example’s name', () => {
+    expect(lastName(naming('Patient/example'))).toBe('Chalmers');
+    expect(lastName(naming('https://ehr.example.org:443/fhir/R4/Patient/example'))).toBe('Chalmers');
+    expect(lastName(naming('https://other.example/fhir/R4/Patient/example', { display: 'Someone Else' }))).toBe('Someone Else');
+    expect(mapEvent(naming('https://other.example/fhir/R4/Patient/example', { display: 'Someone Else' }), mapping, lookup).warnings).toContain(
+      'unresolved-patient',
+    );
+    // Without an identifier or display it is still the event's patient, unresolved like one our server lacks.
+    const bare = mapEvent(naming('https://other.example/fhir/R4/Patient/example'), mapping, lookup);
+    expect(bare.skipped).toBeUndefined();
+    expect(bare.rejects).toEqual([{ eventId: 'ae-1', patientRef: 'entity[0].what', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' }]);
+  });
+
+  it('another server’s reference falls back to its identifier, looked up on our server', () => {
+    const f001 = hl7Resources().find((resource) => resource.resourceType === 'Patient' && resource.id === 'f001');
+    const byIdentifier = lookupOf(hl7Resources(), { [identifierKey('Patient', 'urn:oid:1.2.3', 'X9')]: f001 as Patient });
+    const event = naming('https://other.example/fhir/R4/Patient/example', { identifier: { system: 'urn:oid:1.2.3', value: 'X9' } });
+    expect(lastName(event, byIdentifier)).toBe('van de Heuvel');
+  });
+
+  it('another server’s Practitioner/f001 is not our user: no login from our Practitioner/f001', () => {
+    const user = (reference: string) => cell(read({ who: { reference } }), 'EMP.SYSTEM_LOGIN', { fhirBase: OWN });
+    expect(user('Practitioner/f001')).toBe('E.M.vandenbroek@bmc.nl');
+    expect(user('https://ehr.example.org/fhir/R4/Practitioner/f001')).toBe('E.M.vandenbroek@bmc.nl');
+    expect(user('https://other.example/fhir/R4/Practitioner/f001')).toBe('missing-employee-login');
+  });
+});
+
+describe('a contained PractitionerRole (HL7 Norway): what it names on the server is prefetched', () => {
+  const mapping = builtinMapping('epic');
+  const withRole = (role: Record<string, unknown>): AuditEvent =>
+    read({ who: { reference: '#role' } }, { contained: [{ resourceType: 'PractitionerRole', id: 'role', ...role } as PractitionerRole] });
+
+  it('its practitioner, and its organization when the department reads it', () => {
+    const event = withRole({ practitioner: { reference: 'Practitioner/f001' }, organization: { reference: 'Organization/org-1' } });
+    expect(collectReferences(event, mapping)).toEqual({ keys: ['Patient/example', 'Practitioner/f001', 'Organization/org-1'], identifiers: [] });
+    const encountersOnly = builtinMapping('epic', { options: { departmentSources: ['encounter-service-provider'] } });
+    expect(collectReferences(event, encountersOnly).keys).toEqual(['Patient/example', 'Practitioner/f001']);
+    const byIdentifier = withRole({ practitioner: { identifier: { system: 'urn:ad:upn', value: 'u@example.org' } } });
+    expect(collectReferences(byIdentifier, mapping)).toEqual({
+      keys: ['Patient/example'],
+      identifiers: [{ type: 'Practitioner', system: 'urn:ad:upn', value: 'u@example.org' }],
+    });
+    // A practitioner contained beside the role is in the event already.
+    expect(collectReferences(withRole({ practitioner: { reference: '#pr' } }), mapping)).toEqual({ keys: ['Patient/example'], identifiers: [] });
+  });
+
+  it('so the row has the login whatever the neighbouring events fetched', () => {
+    const event = withRole({ practitioner: { reference: 'Practitioner/f001' } });
+    const collected = new Set(collectReferences(event, mapping).keys);
+    const prefetched = mapEvent(event, mapping, { get: (key) => (collected.has(key) ? lookup.get(key) : undefined) });
+    expect(prefetched.rejects).toEqual([]);
+    expect(prefetched.rows[0]?.[mapping.columns.findIndex((entry) => entry.name === 'EMP.SYSTEM_LOGIN')]).toBe('E.M.vandenbroek@bmc.nl');
   });
 });

@@ -85,7 +85,7 @@ function contexts(): RowContext[] {
         subject: { ref: event.entity?.[0]?.what ?? { display: 'x' }, key: 'k', label: 'k' },
         name: patient.name?.[0],
         address: patient.address?.[0],
-        resolver: createResolver(event, lookupOf(resources as FhirResource[]), true),
+        resolver: createResolver(event, lookupOf(resources as FhirResource[]), options),
         options,
         timeFormat: { kind: 'iso-utc' },
         userIdIsGlobal: true,

@@ -1,5 +1,6 @@
 import type { Bundle, CapabilityStatement, OperationOutcome } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEFAULT_SCOPE, PROFILES } from '../../src/config/index.js';
 import { createMemoryBackend, type MemoryBackend } from '../../src/sandbox/fhir-backend.js';
 import { type SandboxFhirServer, startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { createGeneratedBackend } from '../../src/sandbox/generated-backend.js';
@@ -118,6 +119,37 @@ describe('sandbox FHIR server', () => {
   });
 });
 
+describe('sandbox FHIR server scope enforcement (SMART v2: r = read, s = search)', () => {
+  /** Status of a search and of a read of Patient under a token granted `scope`. */
+  async function underScope(scope: string, path = { search: '/Patient?_id=pt-1', read: '/Patient/pt-1' }): Promise<{ search: number; read: number }> {
+    const scoped = await startFhirServer({ backend, verifyAccessToken: (token) => token === TOKEN && { scope }, tokenUrl: TOKEN_URL });
+    try {
+      const status = async (route: string): Promise<number> => (await fetch(scoped.baseUrl + route, { headers: { authorization: `Bearer ${TOKEN}` } })).status;
+      return { search: await status(path.search), read: await status(path.read) };
+    } finally {
+      await scoped.close();
+    }
+  }
+
+  it('a v2 .r grant reads but does not search, a .s grant searches but does not read; .rs, v1 .read and wildcards do both', async () => {
+    expect(await underScope('system/Patient.r')).toEqual({ search: 403, read: 200 });
+    expect(await underScope('system/Patient.s')).toEqual({ search: 200, read: 403 });
+    for (const scope of ['system/Patient.rs', 'Patient.rs', 'system/Patient.read', 'Patient.read', 'system/*.read', 'system/Patient.cruds', 'system/*.*']) {
+      expect(await underScope(scope), scope).toEqual({ search: 200, read: 200 });
+    }
+    expect(await underScope('system/Practitioner.rs')).toEqual({ search: 403, read: 403 });
+  });
+
+  it("the bridge's default scopes and the epic-sandbox profile's grant the searches and reads the bridge makes", async () => {
+    const profileScope = PROFILES['epic-sandbox']?.smart.scope ?? '';
+    for (const scope of [DEFAULT_SCOPE, profileScope]) {
+      expect(await underScope(scope), scope).toEqual({ search: 200, read: 200 });
+      expect(await underScope(scope, { search: '/Practitioner?_id=pr-1', read: '/Practitioner/pr-1' }), scope).toEqual({ search: 200, read: 200 });
+    }
+    expect(await underScope(DEFAULT_SCOPE, { search: `/AuditEvent?date=ge${isoAt(2)}`, read: '/AuditEvent/ae-002' })).toEqual({ search: 200, read: 200 });
+  });
+});
+
 describe('sandbox FHIR server imitating Epic public', () => {
   it('leaves AuditEvent out of /metadata and refuses its search when listAuditEvent is false', async () => {
     const quiet = await startFhirServer({
@@ -164,6 +196,15 @@ describe('sandbox FHIR server paging and size faults', () => {
       expect(Buffer.byteLength(text)).toBe(bytes);
       expect(JSON.parse(text)).toMatchObject({ resourceType: 'Bundle', type: 'searchset', entry: [] });
     }
+    expect(server.faults.pending).toBe(0);
+  });
+
+  it('partial-id-list answers only the first ids of an `_id` list, without a word about the rest', async () => {
+    server.faults.add({ action: { kind: 'partial-id-list', max: 2 }, match: /\/Patient\?_id=/ });
+    const partial = await get('/Patient?_id=pt-0,pt-1,pt-2');
+    expect(entryIds(partial.body)).toEqual(['pt-0', 'pt-1']);
+    expect(entryIds((await get('/Patient?_id=pt-0,pt-1,pt-2')).body)).toEqual(['pt-0', 'pt-1', 'pt-2']);
+    expect(() => server.faults.add({ action: { kind: 'partial-id-list', max: 0 } })).toThrow(TypeError);
     expect(server.faults.pending).toBe(0);
   });
 

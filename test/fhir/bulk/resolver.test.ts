@@ -1,9 +1,11 @@
 /**
  * The export's own Patients, Practitioners and PractitionerRoles are the lookup (no FHIR request for them); a
- * reference the export lacks is fetched over FHIR in `_id` batches, as in a search sync.
+ * reference the export lacks is fetched over FHIR in `_id` batches, as in a search sync. An absolute reference is the
+ * export's own when it carries the connector's FHIR base.
  */
-import type { Patient, Practitioner } from 'fhir/r4.js';
+import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { builtinMappingPath, collectReferences, loadMapping, mapEvent } from '../../../src/mapping/index.js';
 import { identifierKey } from '../../../src/reference-keys.js';
 import { EMP_SYSTEM } from '../support.js';
 import { type BulkFixture, startBulkFixture } from './support.js';
@@ -52,4 +54,25 @@ it('fetches references missing from the export over FHIR, in one _id batch per t
   harness.source.close();
   // Once the pull is over the index is closed; lookups go to the FHIR resolver's cache only.
   expect(resolver.get('Patient/pt-1')).toBeUndefined();
+});
+
+it('an absolute reference with the export’s own FHIR base is served from its files; another server’s is neither looked up nor mapped', async () => {
+  const harness = f.source({ settings: { types: ['AuditEvent', 'Patient', 'Practitioner'] } });
+  await harness.read(window);
+  const mapping = loadMapping(builtinMappingPath('epic'), { fhirBase: f.fx.server.baseUrl });
+  const naming = (reference: string): AuditEvent => ({ ...(f.data.events[0] as AuditEvent), entity: [{ what: { reference } }] });
+  const own = naming(`${f.fx.server.baseUrl}/Patient/pt-1`);
+  const other = naming('https://other.example/fhir/R4/Patient/pt-1');
+  const { resolver } = harness.source;
+  const before = fhirLookups();
+
+  expect(collectReferences(own, mapping).keys).toEqual(['Patient/pt-1', 'Practitioner/pr-0']);
+  expect(collectReferences(other, mapping).keys).toEqual(['Practitioner/pr-0']);
+  await resolver.prefetch(collectReferences(own, mapping));
+  await resolver.prefetch(collectReferences(other, mapping));
+
+  expect(fhirLookups()).toBe(before);
+  expect(mapEvent(own, mapping, resolver).warnings).not.toContain('unresolved-patient');
+  expect(mapEvent(other, mapping, resolver).warnings).toContain('unresolved-patient');
+  harness.source.close();
 });

@@ -1,0 +1,124 @@
+/**
+ * The pull's prefetch and the mapping together, against the sandbox FHIR server: what collectReferences asks for is
+ * what the mapping then reads, for the reference shapes that differ from a plain `Type/id` (a contained
+ * PractitionerRole, absolute references with our own base and with another server's).
+ */
+import type { AuditEvent, FhirResource, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createPrefetchGroups, createReferenceResolver } from '../../src/fhir/index.js';
+import { builtinMappingPath, type CompiledMapping, collectReferences, loadMapping, mapEvent } from '../../src/mapping/index.js';
+import type { ReferenceRequest } from '../../src/reference-keys.js';
+import { EMP_SYSTEM, type FixtureServer, isoAt, startFixtureServer } from './support.js';
+
+const MRN_SYSTEM = 'urn:example:mrn';
+const PATIENT_ROLE = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+
+let fixture: FixtureServer | undefined;
+afterEach(async () => {
+  await fixture?.server.close();
+  fixture = undefined;
+});
+
+function patient(i: number): Patient {
+  return {
+    resourceType: 'Patient',
+    id: `pt-${i}`,
+    identifier: [{ system: MRN_SYSTEM, value: `MRN${i}` }],
+    name: [{ family: `Family${i}`, given: [`Given${i}`] }],
+    address: [{ line: [`${i} Main St`], city: 'Madison', postalCode: '53703' }],
+  };
+}
+
+function practitioner(i: number): Practitioner {
+  return {
+    resourceType: 'Practitioner',
+    id: `pr-${i}`,
+    identifier: [{ system: EMP_SYSTEM, value: `user${i}@ehr.example.org` }],
+    name: [{ family: `Staff${i}` }],
+  };
+}
+
+function event(
+  id: string,
+  minute: number,
+  who: AuditEvent['agent'][number]['who'],
+  what: NonNullable<AuditEvent['entity']>[number]['what'],
+  extra: Partial<AuditEvent> = {},
+): AuditEvent {
+  return {
+    resourceType: 'AuditEvent',
+    id,
+    recorded: isoAt(minute),
+    type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110', display: 'Patient Record' },
+    action: 'R',
+    agent: [{ requestor: true, ...(who ? { who } : {}) }],
+    source: { observer: { display: 'Epic' } },
+    entity: [{ what, role: PATIENT_ROLE }],
+    ...extra,
+  };
+}
+
+/** The pull's order of work: collect each event's references, prefetch them in groups, then map every event. */
+async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMapping, server: FixtureServer) {
+  const resolver = createReferenceResolver(server.client(), { clock: server.clock, baseUrl: server.server.baseUrl });
+  const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, 2);
+  const ready = await groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })));
+  ready.push(...(await groups.finish()));
+  const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
+  return new Map(
+    ready.map(({ event: e }) => {
+      const result = mapEvent(e, mapping, resolver);
+      return [
+        e.id,
+        { login: cell(result.rows[0], 'EMP.SYSTEM_LOGIN'), mrn: cell(result.rows[0], 'PATIENT.PAT_MRN_ID'), rejects: result.rejects.map((r) => r.reason) },
+      ];
+    }),
+  );
+}
+
+describe('prefetch and mapping against the sandbox FHIR server', () => {
+  it('a contained PractitionerRole’s practitioner is fetched, whatever the neighbouring events name', async () => {
+    fixture = await startFixtureServer([patient(0), patient(1), practitioner(0), practitioner(1)] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'role', practitioner: { reference: 'Practitioner/pr-1' } };
+    const contained = event('ae-role', 0, { reference: '#role' }, { reference: 'Patient/pt-0' }, { contained: [role] });
+    // Its only neighbour names another user: nothing else brings pr-1 into the cache.
+    const neighbour = event('ae-plain', 1, { reference: 'Practitioner/pr-0' }, { reference: 'Patient/pt-1' });
+
+    const mapped = await pullAndMap([contained, neighbour], mapping, fixture);
+
+    expect(mapped.get('ae-role')).toEqual({ login: 'user1@ehr.example.org', mrn: 'MRN0', rejects: [] });
+    expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN1', rejects: [] });
+  });
+
+  it('an absolute reference to another server is never fetched or mapped as our resource of that id; our own base is', async () => {
+    fixture = await startFixtureServer([patient(0), patient(1), patient(2), practitioner(0), practitioner(1)] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    const own = fixture.server.baseUrl;
+    const other = `https://other-hospital.example${new URL(own).pathname}`;
+    const events = [
+      event('ae-own', 0, { reference: `${own}/Practitioner/pr-0` }, { reference: `${own}/Patient/pt-0` }),
+      event('ae-other-patient', 1, { reference: 'Practitioner/pr-0' }, { reference: `${other}/Patient/pt-1`, display: 'Visitor, Vera' }),
+      event('ae-other-user', 2, { reference: `${other}/Practitioner/pr-1` }, { reference: 'Patient/pt-2' }),
+      // Another server's patient that carries an identifier our server knows: found by it, as any unresolved reference is.
+      event('ae-other-mrn', 3, { reference: 'Practitioner/pr-0' }, { reference: `${other}/Patient/pt-1`, identifier: { system: MRN_SYSTEM, value: 'MRN2' } }),
+    ];
+
+    const mapped = await pullAndMap(events, mapping, fixture);
+
+    expect(mapped.get('ae-own')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN0', rejects: [] });
+    expect(mapped.get('ae-other-patient')).toMatchObject({ login: 'user0@ehr.example.org', mrn: '' });
+    expect(mapped.get('ae-other-user')).toEqual({ login: undefined, mrn: undefined, rejects: ['missing-employee-login'] });
+    expect(mapped.get('ae-other-mrn')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN2', rejects: [] });
+    const asked = [...fixture.requestsFor('Patient'), ...fixture.requestsFor('Practitioner')].map((request) => new URLSearchParams(request.query));
+    const ids = asked.flatMap((query) => (query.get('_id') ?? '').split(',').filter(Boolean));
+    expect(ids).toContain('pt-0');
+    expect(ids.filter((id) => id === 'pt-1' || id === 'pr-1')).toEqual([]);
+  });
+});
