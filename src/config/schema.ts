@@ -92,15 +92,28 @@ const smartSchema = z
     tokenUrl: httpUrl().optional().describe('Token endpoint; discovered from {fhir.baseUrl}/.well-known/smart-configuration when absent.'),
     scope: z.string().min(1).default(DEFAULT_SCOPE).describe('Requested scopes (SMART v1 by default; v2 ".rs" also accepted).'),
     keysDir: z.string().min(1).default('keys').describe('Directory with the private keys and jwks.json (bridge keys generate).'),
-    jku: httpUrl().optional().describe('JWK Set URL to put in the assertion header; must equal the URL registered with the EHR.'),
-    assertionLifetimeSec: z.int().min(30).max(300).default(240).describe('exp − now of the client assertion (≤ 300 per Epic).'),
+    jku: httpUrl()
+      .optional()
+      .describe(
+        'JWK Set URL to put in the assertion header; must equal the URL registered with the EHR. When set, a rotated key signs only once this URL serves it, and bridge doctor checks it serves the signing key.',
+      ),
+    assertionLifetimeSec: z
+      .int()
+      .min(30)
+      .max(300)
+      .default(240)
+      .describe('exp − now of the client assertion: at most 300 − clockSkewSec, and at most 290 (Epic allows 5 minutes, by its own clock).'),
     clockSkewSec: z.int().min(0).max(120).default(30).describe('iat/nbf are set this far in the past to absorb clock skew.'),
   })
   .strict()
   // exp − iat is what Epic limits to 5 minutes: both settings together, or every token request fails at run time.
-  .refine((s) => s.assertionLifetimeSec + s.clockSkewSec <= 300, {
+  // exp − now too, against Epic's clock with no leeway: 10 s of it are kept for a client clock running ahead, so
+  // 300 with clockSkewSec 0 is refused (one refusal and a skew retry per process the moment this host is 1 s fast).
+  .refine((s) => s.assertionLifetimeSec + Math.max(s.clockSkewSec, 10) <= 300, {
     path: ['assertionLifetimeSec'],
-    message: 'at most 300 − smart.clockSkewSec: the assertion runs from iat (now − clockSkewSec) to exp, and Epic allows 5 minutes',
+    message:
+      'at most 300 − smart.clockSkewSec, and at most 290 even when smart.clockSkewSec is under 10: the assertion runs from iat (now − clockSkewSec) to exp, and Epic allows 5 minutes, ' +
+      'checking exp against its own clock with no leeway (10 s are kept for a clock running ahead)',
   });
 
 const mappingSchema = z

@@ -18,8 +18,10 @@ import { CLOUDS } from '../purview/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore, scopesNotGranted } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
+import { JWKS_URL_CHECK, jwksUrlCheck } from './jwks-url.js';
 
 export { DEFAULT_FILL_SAMPLE, type FillSample, type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
+export { JWKS_URL_CHECK } from './jwks-url.js';
 
 /** warn: the check ran and found something to fix that does not stop a sync (e.g. a column mostly empty). */
 export type CheckStatus = 'pass' | 'warn' | 'fail' | 'skip';
@@ -138,6 +140,11 @@ async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: Conne
     const key = await openKeyStore(smart.keysDir, { logger: context.logger }).activeKey();
     return `kid ${key.kid} (${key.alg}) is in ${join(smart.keysDir, 'jwks.json')}`;
   });
+  const jku = smart.jku;
+  if (jku) {
+    const urlContext = { fetch: context.fetch ?? networkFetch(runtime), clock: context.clock, logger: context.logger };
+    await check(JWKS_URL_CHECK, ['signing kid published in the JWK Set'], () => jwksUrlCheck(urlContext, jku, smart.keysDir));
+  }
   const preset = connector.profile ? ` (preset by profile ${connector.profile})` : ' (from the config)';
   await check('token endpoint discovered', [], async () => {
     if (tokenUrl)
@@ -175,14 +182,15 @@ async function fillCheck(check: Check, runtime: DoctorRuntime, connector: Connec
 }
 
 function keyFilesCheck(keysDir: string): string {
-  const { activeKid, keys } = describeKeys(keysDir);
+  const { activeKid, keys, next } = describeKeys(keysDir);
   if (!activeKid) throw new BridgeError('BRG_ERR_KEY_INVALID', `No active signing key in ${keysDir}; run \`bridge keys generate --alg ES384\`.`);
   const pem = join(keysDir, `${activeKid}.pem`);
   const mode = statSync(pem).mode & 0o777;
   // Windows reports 0666 whatever the ACL says: the mode means nothing there (as keys.ts reads it).
   if (process.platform !== 'win32' && mode & 0o077)
     throw new BridgeError('BRG_ERR_KEY_INVALID', `${pem} has mode ${mode.toString(8)}; run \`chmod 600 ${pem}\`.`);
-  return `${keys.length} key(s), active ${activeKid}, private key mode 600`;
+  const waiting = next ? `, next ${next.kid} signs from ${new Date(next.activeFromMs).toISOString()}` : '';
+  return `${keys.length} key(s), active ${activeKid}${waiting}, private key mode 600`;
 }
 
 /**

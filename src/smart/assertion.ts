@@ -3,7 +3,7 @@
  * the claims come from the inputs only, so tests and the skew correction can reason about exactly what was sent.
  *
  * Epic rules applied here (fhir.epic.com/Documentation?docId=oauth2, "Creating a JWT"): exp no more than 5 minutes
- * ahead; iat and nbf not in the future; exp − iat and exp − nbf ≤ 300 s; jti a string of at most 151 characters.
+ * ahead (by Epic's clock, so exp − now stays EXP_MARGIN_SEC under it); iat and nbf not in the future; exp − iat and exp − nbf ≤ 300 s; jti a string of at most 151 characters.
  * iat = nbf = now − skew absorbs a client clock running slightly fast; exp = now + lifetime.
  */
 import { SignJWT } from 'jose';
@@ -14,6 +14,11 @@ export const DEFAULT_ASSERTION_LIFETIME_SEC = 240;
 export const DEFAULT_ASSERTION_SKEW_SEC = 30;
 /** Epic: "the exp - iat difference cannot be greater than 5 minutes". */
 export const MAX_ASSERTION_SPAN_SEC = 300;
+/**
+ * exp − now is kept this far under 5 minutes: Epic checks exp against its own clock with no leeway, so a client clock
+ * 1 s ahead would break an assertion of exactly 300 s.
+ */
+export const EXP_MARGIN_SEC = 10;
 /** Epic: jti "must be no longer than 151 characters". */
 export const MAX_JTI_LENGTH = 151;
 
@@ -53,6 +58,12 @@ export function assertionClaims(input: AssertionInput): AssertionClaims {
     throw new BridgeError(
       'BRG_ERR_CONFIG_INVALID',
       `smart.assertionLifetimeSec (${lifetime}) + smart.clockSkewSec (${skew}) must be whole seconds with a sum ≤ ${MAX_ASSERTION_SPAN_SEC}: Epic rejects exp − iat > 5 minutes.`,
+    );
+  }
+  if (lifetime > MAX_ASSERTION_SPAN_SEC - EXP_MARGIN_SEC) {
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `smart.assertionLifetimeSec (${lifetime}) with smart.clockSkewSec (${skew}) must be ≤ ${MAX_ASSERTION_SPAN_SEC - EXP_MARGIN_SEC}: Epic rejects exp more than 5 minutes ahead of its own clock, with no leeway, so ${EXP_MARGIN_SEC} s are kept for a clock running ahead.`,
     );
   }
   if (input.clientId.length === 0) throw new BridgeError('BRG_ERR_CONFIG_INVALID', 'smart.clientId is empty.');

@@ -1,6 +1,7 @@
 /**
  * The key directory on disk: `<kid>.pem` private keys (PKCS8, 0600), `jwks.json` (the public set the EHR fetches
- * through the JWK Set URL) and `active-kid` (the kid that signs). Files that other processes read while we write
+ * through the JWK Set URL), `active-kid` (the kid that signs) and, between `bridge keys rotate` and the activation,
+ * `next-key.json` (the published kid that signs next, and from when). Files that other processes read while we write
  * (jwks.json is served by `bridge serve`) are replaced atomically with a rename.
  */
 import { randomUUID } from 'node:crypto';
@@ -12,6 +13,7 @@ import type { PublishedJwk } from './jwks.js';
 
 export const JWKS_FILE = 'jwks.json';
 export const ACTIVE_KID_FILE = 'active-kid';
+export const NEXT_KEY_FILE = 'next-key.json';
 
 export type { PublishedJwk };
 
@@ -118,6 +120,49 @@ export async function writePrivateKey(dir: string, kid: string, pem: string): Pr
     await handle.close();
   }
   await chmod(path, 0o600);
+}
+
+/** A rotated key that is published but does not sign yet. No key material: kid and times only. */
+export interface NextKeyRecord {
+  readonly kid: string;
+  /** When `bridge keys rotate` published it (epoch ms). */
+  readonly publishedAtMs: number;
+  /** From when it may sign (epoch ms): published + the JWK Set's cache max-age. */
+  readonly activeFromMs: number;
+}
+
+/** The pending rotation, or undefined when there is none. Malformed content is a BRG_ERR_KEY_INVALID naming the file. */
+export function readNextKey(dir: string): NextKeyRecord | undefined {
+  const path = join(dir, NEXT_KEY_FILE);
+  const text = readIfExists(path);
+  if (text === undefined) return undefined;
+  const parsed = parseOrUndefined(text) as { kid?: unknown; publishedAt?: unknown; activeFrom?: unknown } | null | undefined;
+  const publishedAtMs = typeof parsed?.publishedAt === 'string' ? Date.parse(parsed.publishedAt) : Number.NaN;
+  const activeFromMs = typeof parsed?.activeFrom === 'string' ? Date.parse(parsed.activeFrom) : Number.NaN;
+  if (typeof parsed?.kid !== 'string' || !SAFE_KID.test(parsed.kid) || Number.isNaN(publishedAtMs) || Number.isNaN(activeFromMs)) {
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${path} must be {"kid": "<published kid>", "publishedAt": "<ISO time>", "activeFrom": "<ISO time>"}; delete it to cancel the pending rotation.`,
+    );
+  }
+  return { kid: parsed.kid, publishedAtMs, activeFromMs };
+}
+
+function parseOrUndefined(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function writeNextKey(dir: string, next: NextKeyRecord): Promise<void> {
+  const record = { kid: next.kid, publishedAt: new Date(next.publishedAtMs).toISOString(), activeFrom: new Date(next.activeFromMs).toISOString() };
+  await writeFileAtomic(join(dir, NEXT_KEY_FILE), `${JSON.stringify(record, null, 2)}\n`, 0o644);
+}
+
+export async function removeNextKey(dir: string): Promise<void> {
+  await rm(join(dir, NEXT_KEY_FILE), { force: true });
 }
 
 export async function removePrivateKey(dir: string, kid: string): Promise<void> {

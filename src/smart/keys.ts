@@ -1,26 +1,27 @@
 /**
- * The signing-key store: generate, rotate and retire keys in one directory, and load the active key with the
- * checks that save an operator from Epic's bare `invalid_client` (key published? right type and curve for the alg?
- * private half matches the published half?).
- * Rotation follows Epic's recipe: publish the new key, sign with it, wait 5 minutes, then remove the old one.
+ * The signing-key store: generate the first key of a directory, and load the active key with the checks that save an
+ * operator from Epic's bare `invalid_client` (key published? right type and curve for the alg? private half matches
+ * the published half?), together with the key `bridge keys rotate` published to sign next (rotation.ts), which
+ * signs only once the published JWK Set has had time to refresh (jwks-url.ts).
  * See: https://fhir.epic.com/Documentation?docId=oauth2 ("Key rotation")
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { statSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { CryptoKey } from 'jose';
 import { BridgeError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { algOfJwk, isSigningAlg, keyMismatch, publicJwkOf, type SigningAlg, samePublicKey, toPublicJwk } from './jwks.js';
 import {
   ACTIVE_KID_FILE,
-  assertSafeKid,
   JWKS_FILE,
+  NEXT_KEY_FILE,
   type PublishedJwk,
   privateKeyPath,
   readActiveKid,
+  readNextKey,
   readPublishedSet,
+  removeNextKey,
   removePrivateKey,
   statOrUndefined,
   writeActiveKid,
@@ -32,14 +33,30 @@ export interface SigningKey {
   readonly alg: SigningAlg;
   readonly kid: string;
   readonly privateKey: CryptoKey | KeyObject;
+  /** The key `bridge keys rotate` published to sign next, while it waits for its activation. */
+  readonly next?: NextSigningKey;
+}
+
+/** A published key waiting to sign: what the JWK Set URL must serve, from when it may sign, and the switch. */
+export interface NextSigningKey {
+  readonly kid: string;
+  /** Its public members as published in jwks.json. */
+  readonly publicJwk: PublishedJwk;
+  /** Epoch ms from which it may sign: when it was published plus the JWK Set's cache max-age. */
+  readonly activeFromMs: number;
+  /** Loads it with every check, makes it the active key and returns it; a key that fails a check never signs. */
+  activate(): Promise<SigningKey>;
 }
 
 /**
- * Key files live in one directory: `<kid>.pem` private keys (PKCS8, 0600), `jwks.json` (public set), and
- * `active-kid` naming the kid that signs.
+ * Key files live in one directory: `<kid>.pem` private keys (PKCS8, 0600), `jwks.json` (public set),
+ * `active-kid` naming the kid that signs and, during a rotation, `next-key.json` naming the kid that signs next.
  */
 export interface KeyStore {
-  /** Loads the active key, checking that it is published, fits its alg and matches the published public key. */
+  /**
+   * Loads the active key, checking that it is published, fits its alg and matches the published public key; with
+   * `next` when a rotated key waits for its activation.
+   */
   activeKey(): Promise<SigningKey>;
   /** The public set as published; never contains d, p, q, dp, dq, qi. */
   publicJwks(): { keys: JsonWebKey[] };
@@ -83,82 +100,32 @@ export async function generateKey(dir: string, alg: SigningAlg, options: Generat
   const stale = new Set([...previous.map((k) => k.kid), ...(activeKid === undefined ? [] : [activeKid])]);
   stale.delete(material.jwk.kid);
   for (const kid of stale) await removePrivateKey(dir, kid);
+  await removeNextKey(dir);
   return { kid: material.jwk.kid };
 }
 
-/** Adds a new key, publishes it next to the old one, then makes it active (publish before sign). */
-export async function rotateKey(dir: string, alg: SigningAlg): Promise<{ kid: string; previousKid: string }> {
-  assertAlg(alg);
-  const previousKid = readActiveKid(dir);
-  if (previousKid === undefined) {
-    throw new BridgeError(
-      'BRG_ERR_KEY_INVALID',
-      `${join(dir, ACTIVE_KID_FILE)} does not exist: there is no key to rotate. Run \`bridge keys generate --alg ${alg}\` first.`,
-    );
-  }
-  const keys = requirePublishedSet(dir);
-  const material = await newKeyMaterial(alg);
-  await writePrivateKey(dir, material.jwk.kid, material.pem);
-  await writePublishedSet(dir, [...keys, material.jwk]);
-  await writeActiveKid(dir, material.jwk.kid);
-  return { kid: material.jwk.kid, previousKid };
+export interface KeysDescription {
+  readonly activeKid: string | undefined;
+  readonly keys: Array<{ kid: string; alg: SigningAlg | undefined }>;
+  /** The key waiting to sign, and from when (epoch ms). */
+  readonly next?: { readonly kid: string; readonly activeFromMs: number };
 }
 
-export interface RetireOptions {
-  /**
-   * Refuse while the active key was published less than this long ago (the JWK Set's cache max-age, at least the
-   * 5-minute assertion lifetime): caches of the set and processes still signing with the old key must catch up.
-   */
-  readonly minActiveAgeMs?: number;
-  readonly nowMs?: number;
-  /** Retire anyway. */
-  readonly force?: boolean;
-}
-
-/** Unpublishes a non-active key and deletes its private key file. */
-export async function retireKey(dir: string, kid: string, options: RetireOptions = {}): Promise<void> {
-  assertSafeKid(kid, 'retire');
+/** The published kids with their algs, which one is active and which waits to sign (for output); no key material. */
+export function describeKeys(dir: string): KeysDescription {
   const activeKid = readActiveKid(dir);
-  if (activeKid === kid) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`);
-  }
-  if (activeKid && !options.force && options.minActiveAgeMs !== undefined)
-    refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
-  const keys = requirePublishedSet(dir);
-  if (!keys.some((k) => k.kid === kid)) {
-    throw new BridgeError('BRG_ERR_INPUT_INVALID', `No key ${kid} in ${join(dir, JWKS_FILE)}; published kids: ${keys.map((k) => k.kid).join(', ') || 'none'}.`);
-  }
-  await writePublishedSet(
-    dir,
-    keys.filter((k) => k.kid !== kid),
-  );
-  await removePrivateKey(dir, kid);
+  const keys = (readPublishedSet(dir)?.keys ?? []).map((k) => ({ kid: k.kid, alg: algOfJwk(k) }));
+  const next = readNextKey(dir);
+  return next === undefined || next.kid === activeKid ? { activeKid, keys } : { activeKid, keys, next: { kid: next.kid, activeFromMs: next.activeFromMs } };
 }
 
-function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: number, nowMs: number): void {
-  const published = statSync(privateKeyPath(dir, activeKid)).mtimeMs;
-  const waitMs = published + minAgeMs - nowMs;
-  if (waitMs <= 0) return;
-  throw new BridgeError(
-    'BRG_ERR_INPUT_INVALID',
-    `The active key ${activeKid} was published ${Math.round((nowMs - published) / 60_000)} minute(s) ago; until ${Math.round(minAgeMs / 60_000)} minute(s) have passed ` +
-      "(the JWK Set's cache max-age, server.jwksMaxAgeSec, and the 5-minute assertion lifetime) an EHR may still hold a set or an assertion that needs " +
-      `${kid}. Retire it in ${Math.ceil(waitMs / 60_000)} minute(s), or now with --force.`,
-  );
-}
-
-/** The published kids with their algs and which one is active (for `bridge keys` output); no key material. */
-export function describeKeys(dir: string): { activeKid: string | undefined; keys: Array<{ kid: string; alg: SigningAlg | undefined }> } {
-  return { activeKid: readActiveKid(dir), keys: (readPublishedSet(dir)?.keys ?? []).map((k) => ({ kid: k.kid, alg: algOfJwk(k) })) };
-}
-
-function assertAlg(alg: unknown): asserts alg is SigningAlg {
+export function assertAlg(alg: unknown): asserts alg is SigningAlg {
   if (!isSigningAlg(alg)) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `Expected alg RS384 or ES384, got ${JSON.stringify(alg)}.`);
   }
 }
 
-function requirePublishedSet(dir: string): PublishedJwk[] {
+export function requirePublishedSet(dir: string): PublishedJwk[] {
   const set = readPublishedSet(dir);
   if (set === undefined) {
     throw new BridgeError('BRG_ERR_KEY_INVALID', `${join(dir, JWKS_FILE)} does not exist; run \`bridge keys generate --alg ES384\`.`);
@@ -166,7 +133,7 @@ function requirePublishedSet(dir: string): PublishedJwk[] {
   return set.keys;
 }
 
-async function newKeyMaterial(alg: SigningAlg): Promise<{ pem: string; jwk: PublishedJwk }> {
+export async function newKeyMaterial(alg: SigningAlg): Promise<{ pem: string; jwk: PublishedJwk }> {
   const privateKey = await generatePrivateKey(alg);
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   return { pem, jwk: await publicJwkOf(privateKey, alg) };
@@ -192,12 +159,55 @@ async function loadActiveKey(dir: string, logger: Logger): Promise<SigningKey> {
       `${join(dir, ACTIVE_KID_FILE)} does not exist: ${dir} has no active signing key. Run \`bridge keys generate --alg ES384\`.`,
     );
   }
+  const key = await loadKey(dir, kid, logger);
+  const next = nextSigningKey(dir, kid, logger);
+  return next === undefined ? key : { ...key, next };
+}
+
+/** Checks `kid` as a signing key before pointing active-kid at it, then ends the pending rotation. */
+export async function promote(dir: string, kid: string, logger: Logger): Promise<SigningKey> {
+  const key = await loadKey(dir, kid, logger);
+  await writeActiveKid(dir, kid);
+  if (nextRecordOrUndefined(dir)?.kid === kid) await removeNextKey(dir);
+  return key;
+}
+
+/** The pending rotation, or undefined when there is none or its file is unreadable (then with a warning). */
+export function nextRecordOrUndefined(dir: string, logger?: Logger): ReturnType<typeof readNextKey> {
+  try {
+    return readNextKey(dir);
+  } catch (error) {
+    logger?.warn({ file: join(dir, NEXT_KEY_FILE), reason: (error as Error).message }, 'ignoring the pending key rotation: its file is unreadable');
+    return undefined;
+  }
+}
+
+/** The key waiting to sign after `activeKid`. A broken pending rotation never stops the active key from signing. */
+function nextSigningKey(dir: string, activeKid: string, logger: Logger): NextSigningKey | undefined {
+  const record = nextRecordOrUndefined(dir, logger);
+  // Equal to the active kid: a process stopped between the two writes of its activation.
+  if (record === undefined || record.kid === activeKid) return undefined;
+  const published = readPublishedSet(dir)?.keys.find((k) => k.kid === record.kid);
+  if (!published) {
+    logger.warn({ kid: record.kid, file: join(dir, NEXT_KEY_FILE) }, 'ignoring the pending key rotation: jwks.json does not publish its kid');
+    return undefined;
+  }
+  return {
+    kid: record.kid,
+    publicJwk: toPublicJwk(published) as PublishedJwk,
+    activeFromMs: record.activeFromMs,
+    activate: () => promote(dir, record.kid, logger),
+  };
+}
+
+/** Loads `kid` as a signing key: published, an alg it fits, and a private half that matches the published one. */
+async function loadKey(dir: string, kid: string, logger: Logger): Promise<SigningKey> {
   const jwksPath = join(dir, JWKS_FILE);
   const published = requirePublishedSet(dir).find((k) => k.kid === kid);
   if (!published) {
     throw new BridgeError(
       'BRG_ERR_KEY_NOT_PUBLISHED',
-      `The active kid ${kid} is not in ${jwksPath}, so the EHR could not verify its signatures. Restore jwks.json or run \`bridge keys rotate\`.`,
+      `The ${readActiveKid(dir) === kid ? 'active' : 'next'} kid ${kid} is not in ${jwksPath}, so the EHR could not verify its signatures. Restore jwks.json or run \`bridge keys rotate\`.`,
       { details: { kid } },
     );
   }
@@ -226,7 +236,7 @@ async function readPrivateKey(path: string, logger: Logger): Promise<KeyObject> 
   if (info === undefined) {
     throw new BridgeError(
       'BRG_ERR_KEY_INVALID',
-      `${path} does not exist: the active key's private half is missing. Restore it, or run \`bridge keys rotate\` (the JWK Set URL then serves the new key).`,
+      `${path} does not exist: the private half of key ${basename(path, '.pem')} is missing. Restore it, or run \`bridge keys rotate\` (the JWK Set URL then serves the new key).`,
     );
   }
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {

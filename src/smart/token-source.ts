@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { createCachedTokenSource, type IssuedToken, type TokenSource } from '../token-cache.js';
 import { type AssertionClaims, assertionClaims, buildAssertion } from './assertion.js';
 import { discoverTokenUrl, servedResourceTypes } from './discovery.js';
+import { keyToSignWith } from './jwks-url.js';
 import type { SigningKey } from './keys.js';
 import { scopesNotGranted } from './scopes.js';
 import { estimateOffsetMs, skewCouldExplain } from './skew.js';
@@ -35,7 +36,10 @@ export interface SmartTokenOptions {
   readonly clientId: string;
   /** Space-separated scopes; config defaults to 'system/AuditEvent.read system/Patient.read system/Practitioner.read'. */
   readonly scope: string;
-  /** The signing key, or a loader called for every token request (so a rotated key is picked up). */
+  /**
+   * The signing key, or a loader called for every token request (so a rotated key is picked up). A key with `next`
+   * (`bridge keys rotate`) hands over to it once it is due and, with `jku`, served there (jwks-url.ts).
+   */
   readonly key: SigningKey | (() => Promise<SigningKey>);
   /** JWK Set URL for the assertion header; must equal the registered URL. Default: omitted. */
   readonly jku?: string;
@@ -180,7 +184,13 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const tokenUrl = session.tokenUrl;
-  const key = typeof options.key === 'function' ? await options.key() : options.key;
+  const key = await keyToSignWith(typeof options.key === 'function' ? await options.key() : options.key, {
+    nowMs: options.clock.now(),
+    jku: options.jku,
+    fetch: doFetch,
+    logger: options.logger,
+    signal,
+  });
   const input = {
     key,
     clientId: options.clientId,

@@ -116,8 +116,11 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     // The card was rebuilt by the status messages since the press: keyboard focus is still on its Sync now, and the
     // outcome was announced in the page's live region (the rebuilt card's text is not announced).
     await card.locator('[data-role="inflight"]').getByText('events pulled').waitFor();
-    expect(await page.evaluate(() => document.activeElement?.closest('article')?.getAttribute('data-connector') ?? document.activeElement?.tagName)).toBe('sandbox');
-    expect(await page.evaluate(() => document.activeElement?.getAttribute('aria-label'))).toBe('Sync now: sandbox');
+    // A string, evaluated in the page: this project's TypeScript has no DOM types.
+    const focused =
+      "document.activeElement.closest('article') ? document.activeElement.closest('article').getAttribute('data-connector') : document.activeElement.tagName";
+    expect(await page.evaluate(focused)).toBe('sandbox');
+    expect(await page.evaluate("document.activeElement.getAttribute('aria-label')")).toBe('Sync now: sandbox');
     expect(await page.locator('#announce').textContent()).toBe(`sandbox: ${started}`);
     await card.locator('button.sync').click();
     await expect

@@ -1,8 +1,10 @@
 /** buildAssertion: exact header and claims, the Epic time rules, and a signature that verifies with the public key. */
 import { importJWK, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { type AssertionInput, assertionClaims, buildAssertion } from '../../src/smart/index.js';
+import { errorOf } from '../support/error-of.js';
 import { decodeParts, makeKey, type TestKey } from './support.js';
 
 const TOKEN_URL = 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token';
@@ -45,5 +47,48 @@ describe('buildAssertion', () => {
     expect(() => assertionClaims(input({ jti: 'x'.repeat(152) }))).toThrow('The assertion jti must be 1-151 characters, got 152.');
     expect(() => assertionClaims(input({ jti: 'x'.repeat(151) }))).not.toThrow();
     expect(() => assertionClaims(input({ tokenUrl: '/oauth2/token' }))).toThrow('smart.tokenUrl must be an absolute URL, got "/oauth2/token".');
+  });
+});
+
+describe("exp − now keeps a margin under Epic's 5 minutes (Epic checks exp by its own clock, with no leeway)", () => {
+  const minimal = {
+    connectors: [
+      {
+        name: 'main',
+        fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' },
+        smart: { clientId: 'client-1' },
+        purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'PURVIEW_APP_SECRET' } },
+      },
+    ],
+  };
+  const load = (assertionLifetimeSec: number, clockSkewSec: number) =>
+    loadConfig({
+      base: minimal,
+      env: {},
+      flags: { 'connectors.0.smart.assertionLifetimeSec': assertionLifetimeSec, 'connectors.0.smart.clockSkewSec': clockSkewSec },
+    });
+
+  it('the config refuses a lifetime of 300 s with a skew of 0 s, naming both keys; 290/0 and 270/30 load', () => {
+    for (const [lifetime, skew] of [
+      [300, 0],
+      [295, 5],
+      [291, 0],
+    ] as const) {
+      const error = errorOf(() => load(lifetime, skew));
+      expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+      expect(error.message).toContain('connectors.0.smart.assertionLifetimeSec');
+      expect(error.message).toContain('smart.clockSkewSec');
+      expect(error.message).toContain('at most 290');
+    }
+    expect(load(290, 0).connectors[0]?.smart).toMatchObject({ assertionLifetimeSec: 290, clockSkewSec: 0 });
+    expect(load(270, 30).connectors[0]?.smart).toMatchObject({ assertionLifetimeSec: 270, clockSkewSec: 30 });
+  });
+
+  it('the assertion builder refuses exp − now above 290 s whatever the skew', () => {
+    expect(() => assertionClaims(input({ lifetimeSec: 300, skewSec: 0 }))).toThrow(
+      'smart.assertionLifetimeSec (300) with smart.clockSkewSec (0) must be ≤ 290: Epic rejects exp more than 5 minutes ahead of its own clock, with no leeway, so 10 s are kept for a clock running ahead.',
+    );
+    const claims = assertionClaims(input({ lifetimeSec: 290, skewSec: 0 }));
+    expect(claims.exp - Math.floor(input().nowSec)).toBe(290);
   });
 });

@@ -1,15 +1,18 @@
 /** `bridge keys` through commander, on a real temp directory. */
-import { readdirSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommanderError } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keysCommand } from '../../src/cli/commands/keys.js';
 import { BridgeError } from '../../src/errors.js';
-import { removeTempDirs, tempDir } from './support.js';
+import { removeTempDirs, sendJson, startStubServer, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
 
-function cli(dir: string, env: NodeJS.ProcessEnv = { BRIDGE_KEYS_DIR: dir }, now = () => Date.now() + 2 * 3_600_000) {
+/** The CLI's clock: two hours after the files' real mtimes, so retire's wait on them has passed. */
+const NOW = Date.now() + 2 * 3_600_000;
+
+function cli(dir: string, env: NodeJS.ProcessEnv = { BRIDGE_KEYS_DIR: dir }, now = () => NOW) {
   const printed: string[] = [];
   const command = keysCommand({ env, print: (line) => printed.push(line), now });
   for (const sub of [command, ...command.commands]) sub.exitOverride().configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
@@ -48,12 +51,28 @@ describe('bridge keys', () => {
     const replaced = await run('generate', '--alg', 'RS384', '--force');
     const rsKid = /^generated RS384 key ([\w-]{43})/.exec(replaced[0] ?? '')?.[1] ?? '';
     const rotated = await run('rotate');
-    const newKid = /^rotated: RS384 key ([\w-]{43}) now signs/.exec(rotated[0] ?? '')?.[1] ?? '';
+    const newKid = /^rotated: published RS384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
+    const due = new Date(NOW + 3_600_000).toISOString();
     expect(rotated).toEqual([
-      `rotated: RS384 key ${newKid} now signs; ${rsKid} stays published`,
-      `after 60 minutes (the JWK Set's cache max-age, at least the 5-minute assertion lifetime), run: bridge keys retire -- ${rsKid}`,
+      `rotated: published RS384 key ${newKid} in ${dir}/jwks.json; ${rsKid} keeps signing for now`,
+      `${newKid} signs from the first token request after ${due} (server.jwksMaxAgeSec 3600 s: caches of the JWK Set serve it by then)`,
+      `if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${newKid}`,
+      `5 minutes after ${newKid} signs, run: bridge keys retire -- ${rsKid}`,
     ]);
     expect(publishedKids(await run('jwks'))).toEqual([rsKid, newKid]);
+    expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(rsKid);
+
+    const early = await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_000_000)
+      .run('activate', '--', newKid)
+      .catch((e: unknown) => e);
+    expect((early as BridgeError).message).toMatch(
+      /^Key [\w-]{43} was published 50 minute\(s\) ago: until .* activate it in 10 minute\(s\), or now with --now\.$/,
+    );
+    expect(await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_600_000).run('activate', '--', newKid)).toEqual([
+      `activated: ${newKid} signs from the next token request`,
+      `5 minutes from now, run: bridge keys retire -- ${rsKid}`,
+    ]);
+    expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(newKid);
 
     expect(await run('retire', rsKid)).toEqual([`retired ${rsKid}`]);
     expect(publishedKids(await run('jwks'))).toEqual([newKid]);
@@ -82,7 +101,8 @@ describe('bridge keys', () => {
     const dir = join(tempDir(), 'keys');
     const { run } = cli(dir, { BRIDGE_KEYS_DIR: dir }, () => Date.now());
     await run('generate');
-    const old = /now signs; ([\w-]{43}) stays published/.exec((await run('rotate'))[0] ?? '')?.[1] ?? '';
+    const [, next = '', old = ''] = /^rotated: published ES384 key ([\w-]{43}) in .*; ([\w-]{43}) keeps signing/.exec((await run('rotate'))[0] ?? '') ?? [];
+    await run('activate', '--now', '--', next);
     const refused: unknown = await run('retire', '--', old).catch((e: unknown) => e);
     expect((refused as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
     expect((refused as BridgeError).message).toMatch(
@@ -113,6 +133,65 @@ describe('bridge keys', () => {
     expect((await run('generate', '--keys-dir', join(root, 'flag-keys')))[0]).toContain(` in ${join(root, 'flag-keys')}`);
     const fromEnv = cli('unused', { BRIDGE_KEYS_DIR: join(root, 'env-keys') });
     expect((await fromEnv.run('generate'))[0]).toContain(` in ${join(root, 'env-keys')}`);
+  });
+
+  it('with smart.jku in the config, activate reads that URL and refuses until it serves the new key with the same public members', async () => {
+    const root = tempDir();
+    const dir = join(root, 'keys');
+    let served: () => unknown = () => ({ keys: [] });
+    let status = 200;
+    const host = await startStubServer((_request, response) => sendJson(response, status, served()));
+    const jku = `${host.origin}/.well-known/jwks.json`;
+    const configPath = join(root, 'bridge.config.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        server: { jwksMaxAgeSec: 600 },
+        connectors: [
+          {
+            name: 'main',
+            fhir: { baseUrl: 'https://ehr.example.org/R4' },
+            smart: { clientId: 'c', keysDir: dir, jku },
+            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+          },
+        ],
+      }),
+    );
+    try {
+      const { run } = cli(dir, { BRIDGE_CONFIG: configPath });
+      await run('generate');
+      const rotated = await run('rotate');
+      const [, kid = '', oldKid = ''] = /^rotated: published ES384 key ([\w-]{43}) in .*; ([\w-]{43}) keeps signing/.exec(rotated[0] ?? '') ?? [];
+      expect(rotated[1]).toBe(
+        `${kid} signs from the first token request after ${new Date(NOW + 600_000).toISOString()} (server.jwksMaxAgeSec 600 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
+      );
+      const published = (JSON.parse((await run('jwks')).join('\n')) as { keys: Array<Record<string, unknown>> }).keys;
+      const refusal = async (): Promise<BridgeError> => (await run('activate', '--now', '--', kid).catch((e: unknown) => e)) as BridgeError;
+
+      served = () => ({ keys: published.filter((k) => k['kid'] === oldKid) }); // a cache still answering the old set
+      const stale = await refusal();
+      expect(stale.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
+      expect(stale.message).toBe(
+        `The JWK Set URL ${jku} (smart.jku) does not serve key ${kid} yet (kid ${kid} is not in the served set); the EHR would refuse its signatures. Publish jwks.json there (or let its cache expire), then activate again.`,
+      );
+      const other = published.find((k) => k['kid'] === oldKid) ?? {};
+      served = () => ({ keys: [{ ...other, kid }] }); // the kid with another key's members
+      expect((await refusal()).message).toContain(`(kid ${kid} is served with other public key members than jwks.json has)`);
+      status = 503;
+      expect((await refusal()).message).toContain('(could not read it: HTTP 503)');
+      expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(oldKid);
+
+      status = 200;
+      served = () => ({ keys: published });
+      expect(await run('activate', '--now', '--', kid)).toEqual([
+        `activated: ${kid} signs from the next token request (served at ${jku})`,
+        `5 minutes from now, run: bridge keys retire -- ${oldKid}`,
+      ]);
+      expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(kid);
+      expect(host.requests.map((r) => [r.method, r.url])).toEqual(Array.from({ length: 4 }, () => ['GET', '/.well-known/jwks.json']));
+    } finally {
+      await host.close();
+    }
   });
 
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {

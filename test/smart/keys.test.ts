@@ -1,10 +1,11 @@
 /** The key store on a real temp directory: files, modes, published set, rotation and every activeKey check. */
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildAssertion, describeKeys, generateKey, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
+import { BridgeError } from '../../src/errors.js';
+import { activateKey, buildAssertion, describeKeys, generateKey, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { captureLogger, removeTempDirs, tempDir } from './support.js';
 
@@ -69,24 +70,100 @@ describe('generateKey', () => {
   });
 });
 
-describe('rotateKey and retireKey', () => {
-  it('publishes the new key next to the old, signs with the new one, then retires the old', async () => {
+describe('rotateKey, activateKey and retireKey', () => {
+  const T0 = Date.parse('2026-11-01T12:00:00Z');
+  const HOUR = 3_600_000;
+
+  it('publishes the new key next to the old, which keeps signing until the wait has passed; then activates and retires', async () => {
     const dir = tempDir();
     const { kid: oldKid } = await generateKey(dir, 'RS384');
-    const { kid, previousKid } = await rotateKey(dir, 'ES384');
-    expect(previousKid).toBe(oldKid);
+    const { kid, previousKid, activeFromMs } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: HOUR });
+    expect([previousKid, activeFromMs]).toEqual([oldKid, T0 + HOUR]);
     expect(readJson(join(dir, 'jwks.json')).keys.map((k) => k.kid)).toEqual([oldKid, kid]);
-    expect(await signsAndVerifies(dir)).toBe(kid);
-    expect(existsSync(join(dir, `${oldKid}.pem`))).toBe(true);
+    expect(statSync(join(dir, `${kid}.pem`)).mode & 0o777).toBe(0o600);
+    // Phase 1: published, not signing; the store says which key is next and from when.
+    expect(await signsAndVerifies(dir)).toBe(oldKid);
+    expect(describeKeys(dir)).toEqual({
+      activeKid: oldKid,
+      keys: [
+        { kid: oldKid, alg: 'RS384' },
+        { kid, alg: 'ES384' },
+      ],
+      next: { kid, activeFromMs: T0 + HOUR },
+    });
+    const next = (await openKeyStore(dir).activeKey()).next;
+    expect(next).toMatchObject({ kid, activeFromMs: T0 + HOUR, publicJwk: { kid, kty: 'EC', crv: 'P-384' } });
+    for (const secret of PRIVATE_MEMBERS) expect(next?.publicJwk).not.toHaveProperty(secret);
+    expect((await rejectionOf(rotateKey(dir, 'ES384', { nowMs: T0 }))).message).toContain(`Key ${kid} already waits to sign`);
 
-    const active = await rejectionOf(retireKey(dir, kid));
-    expect(active.message).toBe(`Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`);
+    const early = await rejectionOf(activateKey(dir, kid, { nowMs: T0 + HOUR - 60_000 }));
+    expect(early.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(early.message).toMatch(
+      /^Key [\w-]{43} was published 59 minute\(s\) ago: until 2026-11-01T13:00:00\.000Z .* activate it in 1 minute\(s\), or now with --now\.$/,
+    );
+    const active = await rejectionOf(retireKey(dir, oldKid));
+    expect(active.message).toBe(`Key ${oldKid} is the active signing key; key ${kid} signs from 2026-11-01T13:00:00.000Z, wait 5 minutes, then retire it.`);
+
+    // Phase 2: the wait is over.
+    expect(await activateKey(dir, kid, { nowMs: T0 + HOUR })).toEqual({ kid, previousKid: oldKid });
+    expect(await signsAndVerifies(dir)).toBe(kid);
+    expect(existsSync(join(dir, 'next-key.json'))).toBe(false);
+    expect((await openKeyStore(dir).activeKey()).next).toBeUndefined();
+    expect((await rejectionOf(activateKey(dir, kid))).message).toBe(`Key ${kid} already signs.`);
+    expect((await rejectionOf(retireKey(dir, kid))).message).toBe(
+      `Key ${kid} is the active signing key; run \`bridge keys rotate\` first, wait 5 minutes, then retire it.`,
+    );
 
     await retireKey(dir, oldKid);
     expect(readJson(join(dir, 'jwks.json')).keys.map((k) => k.kid)).toEqual([kid]);
     expect(existsSync(join(dir, `${oldKid}.pem`))).toBe(false);
     expect((await rejectionOf(retireKey(dir, oldKid))).message).toContain(`No key ${oldKid} in`);
     expect((await rejectionOf(retireKey(dir, '../active-kid'))).code).toBe('BRG_ERR_INPUT_INVALID');
+  });
+
+  it('activates early only when forced; the verify hook can refuse, and then nothing changes', async () => {
+    const dir = tempDir();
+    const { kid: oldKid } = await generateKey(dir, 'ES384');
+    const { kid } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: HOUR });
+    const refused = await rejectionOf(
+      activateKey(dir, kid, {
+        nowMs: T0,
+        force: true,
+        verify: async (jwk) => {
+          throw new BridgeError('BRG_ERR_KEY_NOT_PUBLISHED', `not served: ${jwk.kid}`);
+        },
+      }),
+    );
+    expect(refused.message).toBe(`not served: ${kid}`);
+    expect(describeKeys(dir)).toMatchObject({ activeKid: oldKid, next: { kid } });
+    expect((await rejectionOf(activateKey(dir, oldKid, { nowMs: T0 }))).message).toBe(`Key ${oldKid} already signs.`);
+    expect((await rejectionOf(activateKey(dir, 'some-other-kid', { nowMs: T0 }))).message).toBe(
+      `Key some-other-kid is not waiting to sign; ${kid} does (bridge keys activate -- ${kid}).`,
+    );
+    await activateKey(dir, kid, { nowMs: T0, force: true });
+    expect(await signsAndVerifies(dir)).toBe(kid);
+  });
+
+  it('retiring the key that waits to sign cancels the rotation', async () => {
+    const dir = tempDir();
+    const { kid: oldKid } = await generateKey(dir, 'ES384');
+    const { kid } = await rotateKey(dir, 'ES384', { nowMs: T0 });
+    await retireKey(dir, kid, { minActiveAgeMs: HOUR, nowMs: T0 });
+    expect(describeKeys(dir)).toEqual({ activeKid: oldKid, keys: [{ kid: oldKid, alg: 'ES384' }] });
+    expect(readdirSync(dir).sort()).toEqual(['active-kid', 'jwks.json', `${oldKid}.pem`].sort());
+    expect((await rejectionOf(activateKey(dir, kid))).message).toBe(
+      `Key ${kid} is not waiting to sign; no rotation is pending (bridge keys rotate publishes one).`,
+    );
+  });
+
+  it('a next key whose private half does not match never signs: activate() fails and active-kid is unchanged', async () => {
+    const dir = tempDir();
+    const { kid: oldKid } = await generateKey(dir, 'ES384');
+    const { kid } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: 0 });
+    writeFileSync(join(dir, `${kid}.pem`), generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const next = (await openKeyStore(dir).activeKey()).next;
+    expect((await rejectionOf(next?.activate() ?? Promise.resolve())).message).toMatch(/does not match the public key published as/);
+    expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(oldKid);
   });
 
   it('cannot rotate an empty directory', async () => {

@@ -1,12 +1,20 @@
 /**
  * Token lifecycle end to end against the Epic-like server: caching until 60 s before expiry (injected clock),
- * single-flight refresh, refresh after invalidate, discovery through the source, and key rotation served from a
- * JWK Set URL backed by the real key store.
+ * single-flight refresh, refresh after invalidate, discovery through the source, and two-phase key rotation served
+ * from a JWK Set URL backed by the real key store behind a cache that honours max-age.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BridgeError } from '../../src/errors.js';
 import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
-import { createSmartTokenSource, generateKey, openKeyStore, retireKey, rotateKey, type SmartTokenOptions } from '../../src/smart/index.js';
+import {
+  createSmartTokenSource,
+  describeKeys,
+  generateKey,
+  type KeyStore,
+  openKeyStore,
+  retireKey,
+  rotateKey,
+  type SmartTokenOptions,
+} from '../../src/smart/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 import {
   captureLogger,
@@ -108,48 +116,97 @@ describe('token cache behaviour through createSmartTokenSource', () => {
   });
 });
 
-describe('key rotation with a JWK Set URL served from the key store', () => {
-  let jwksHost: StubServer;
+describe('key rotation with a JWK Set URL served from the key store through a cache', () => {
+  const HOUR = 3_600_000;
   const kidsSent: string[] = [];
   const recordingFetch: typeof fetch = async (input, init) => {
-    kidsSent.push(String(decodeParts(formOf(String(init?.body))['client_assertion'] ?? '').header['kid']));
+    const assertion = formOf(String(init?.body ?? ''))['client_assertion'];
+    if (assertion) kidsSent.push(String(decodeParts(assertion).header['kid']));
     return fetch(input, init);
   };
-
+  const hosts: StubServer[] = [];
   afterAll(async () => {
-    await jwksHost.close();
+    await Promise.all(hosts.map((host) => host.close()));
   });
 
-  it('signs with the new key while the old one is still published, then the server refuses the retired kid', async () => {
+  /**
+   * Like `bridge serve` behind a shared cache (a reverse proxy or CDN): GET /.well-known/jwks.json answers the store's
+   * set with `public, max-age=3600`, and the cache keeps each answer that long (by the test's clock), or for ever
+   * (`keepForMs` Infinity: a copy of jwks.json that nobody re-uploads).
+   */
+  async function cachedJwksUrl(store: KeyStore, keepForMs = HOUR): Promise<string> {
+    let cached: { body: unknown; until: number } | undefined;
+    const host = await startStubServer((_request, response) => {
+      if (!cached || cached.until <= clock.now()) cached = { body: store.publicJwks(), until: clock.now() + keepForMs };
+      sendJson(response, 200, cached.body, { 'cache-control': 'public, max-age=3600' });
+    });
+    hosts.push(host);
+    return `${host.origin}/.well-known/jwks.json`;
+  }
+
+  /** A client whose token source loads keys from a fresh keys directory, registered with a cached JWK Set URL. */
+  async function rotatingClient(name: string, setup: { keepForMs?: number; jkuUnreachable?: boolean } = {}) {
     const dir = tempDir();
     const store = openKeyStore(dir);
     const { kid: oldKid } = await generateKey(dir, 'ES384');
-    // Like `bridge serve`: GET /.well-known/jwks.json answers the store's public set with a Cache-Control max-age.
-    jwksHost = await startStubServer((_request, response) => sendJson(response, 200, store.publicJwks(), { 'cache-control': 'public, max-age=300' }));
-    const jku = `${jwksHost.origin}/.well-known/jwks.json`;
-    server.registerClient({ clientId: 'rotating', jwksUrl: jku });
-    const base = options({ clientId: 'rotating', jku, fetch: recordingFetch });
+    const jku = await cachedJwksUrl(store, setup.keepForMs);
+    server.registerClient({ clientId: name, jwksUrl: jku });
+    const { logger, raw, lines } = captureLogger();
+    // This host may be unable to reach its own JWK Set URL (the token server still can).
+    const refused = Object.assign(new TypeError('fetch failed'), { cause: Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }) });
+    const fetchOf: typeof fetch = (input, init) => (setup.jkuUnreachable && String(input) === jku ? Promise.reject(refused) : recordingFetch(input, init));
+    const tokens = createSmartTokenSource(options({ clientId: name, jku, fetch: fetchOf, key: () => store.activeKey(), logger }));
+    return { dir, oldKid, tokens, raw, lines };
+  }
 
-    const current = createSmartTokenSource({ ...base, key: () => store.activeKey() });
-    const pinnedOld = createSmartTokenSource({ ...base, key: await store.activeKey() });
-    current.invalidate(await current.getToken());
+  it('keeps signing with the old key while caches may serve the old set; the new key signs once max-age has passed', async () => {
+    const { dir, oldKid, tokens, lines } = await rotatingClient('rotating');
+    tokens.invalidate(await tokens.getToken());
 
-    const { kid: newKid, previousKid } = await rotateKey(dir, 'ES384');
+    const { kid: newKid, previousKid } = await rotateKey(dir, 'ES384', { nowMs: clock.now(), waitMs: HOUR });
     expect(previousKid).toBe(oldKid);
-    current.invalidate(await current.getToken()); // new kid: the server refetches the set at once
-    await pinnedOld.getToken(); // old kid still published and cached
-    expect(kidsSent).toEqual([oldKid, newKid, oldKid]);
+    await clock.advance(60_000); // the cache still answers the set without the new key
+    kidsSent.length = 0;
+    tokens.invalidate(await tokens.getToken());
+    expect(kidsSent).toEqual([oldKid]);
+
+    await clock.advance(HOUR); // past the new key's activeFrom and the cache's max-age
+    const fresh = await tokens.getToken();
+    expect(server.verifyAccessToken(fresh)?.clientId).toBe('rotating');
+    expect(kidsSent).toEqual([oldKid, newKid]);
+    expect(describeKeys(dir)).toMatchObject({ activeKid: newKid });
+    expect(describeKeys(dir).next).toBeUndefined();
+    expect(lines).toContainEqual(
+      expect.objectContaining({ level: 30, kid: oldKid, nextKid: newKid, msg: 'signing key rotated: the next key signs from now on' }),
+    );
 
     await clock.advance(300_000); // Epic's advice: wait 5 minutes before removing the old key
     await retireKey(dir, oldKid);
-    expect(store.publicJwks().keys.map((k) => k.kid)).toEqual([newKid]);
-    await clock.advance(1_000); // past the JWK Set's max-age, so the server sees the retired set
-    pinnedOld.invalidate();
-    const error: unknown = await pinnedOld.getToken().catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(BridgeError);
-    expect((error as BridgeError).code).toBe('BRG_ERR_SMART_INVALID_CLIENT');
-    expect((error as BridgeError).details['error_description']).toBe(`kid "${oldKid}" is not in the client's registered JWK Set`);
-    expect(server.verifyAccessToken(await current.getToken())?.clientId).toBe('rotating');
-    expect(jwksHost.requests.length).toBeGreaterThanOrEqual(2);
+    tokens.invalidate(fresh);
+    expect(server.verifyAccessToken(await tokens.getToken())?.clientId).toBe('rotating');
+  });
+
+  it.each([
+    ['a copy of jwks.json nobody re-uploaded', { keepForMs: Number.POSITIVE_INFINITY }, (kid: string) => `kid ${kid} is not in the served set`],
+    ['a JWK Set URL this host cannot reach', { jkuUnreachable: true }, () => 'could not read it: ECONNREFUSED'],
+  ] as const)('with %s, keeps signing with the old key past the wait and logs why, without key material', async (name, setup, problem) => {
+    const client = await rotatingClient(name.replace(/\W+/g, '-'), setup);
+    client.tokens.invalidate(await client.tokens.getToken());
+    const { kid: newKid } = await rotateKey(client.dir, 'ES384', { nowMs: clock.now(), waitMs: HOUR });
+    await clock.advance(HOUR + 1_000);
+    kidsSent.length = 0;
+    expect(server.verifyAccessToken(await client.tokens.getToken())).toBeDefined();
+    expect(kidsSent).toEqual([client.oldKid]);
+    expect(describeKeys(client.dir)).toMatchObject({ activeKid: client.oldKid, next: { kid: newKid } });
+    expect(client.lines).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        kid: client.oldKid,
+        nextKid: newKid,
+        problem: problem(newKid),
+        msg: 'the next signing key is due but the JWK Set URL does not serve it; still signing with the current key',
+      }),
+    );
+    for (const line of client.raw) expect(line).not.toMatch(/eyJ|PRIVATE KEY|"d":|"x":|"y":/);
   });
 });

@@ -1,12 +1,26 @@
 /**
  * `bridge keys`: the SMART signing keys in the keys directory. Private keys are written 0600 and never printed;
  * `jwks` prints the public set that the EHR fetches from the JWK Set URL (`bridge serve` serves the same set at
- * GET /.well-known/jwks.json).
+ * GET /.well-known/jwks.json). Rotation has two phases: `rotate` publishes the new key, which signs once the JWK Set's
+ * caches have had server.jwksMaxAgeSec to refresh (by itself at a token request, or with `activate`).
  */
 import { Command, Option } from 'commander';
 import { findConnector } from '../../composition/index.js';
 import { CONFIG_PATH_ENV, loadConfig, smartSettings } from '../../config/index.js';
-import { describeKeys, generateKey, openKeyStore, retireKey, rotateKey, SIGNING_ALGS, type SigningAlg } from '../../smart/index.js';
+import { BridgeError } from '../../errors.js';
+import { createDispatcher, fetchVia, type NetworkSettings, resolveNetwork } from '../../net/index.js';
+import {
+  activateKey,
+  describeKeys,
+  generateKey,
+  jwksUrlProblem,
+  openKeyStore,
+  type PublishedJwk,
+  retireKey,
+  rotateKey,
+  SIGNING_ALGS,
+  type SigningAlg,
+} from '../../smart/index.js';
 
 export interface KeysCommandOptions {
   readonly env: NodeJS.ProcessEnv;
@@ -24,17 +38,36 @@ interface WhereFlags {
 const ASSERTION_LIFETIME_MS = 300_000;
 const DEFAULT_JWKS_MAX_AGE_SEC = 3600;
 
+interface Where {
+  readonly dir: string;
+  readonly jwksMaxAgeSec: number;
+  /** smart.jku of the connector, when the config names one. */
+  readonly jku?: string;
+  /** The config's network section (proxy, CA), for reading the JWK Set URL. */
+  readonly network: NetworkSettings;
+}
+
 /**
  * Which keys directory, and how long the served JWK Set may be cached: --keys-dir, else the connector's smart.keysDir
- * (and server.jwksMaxAgeSec) from --config or $BRIDGE_CONFIG, else $BRIDGE_KEYS_DIR, else ./keys.
+ * (and server.jwksMaxAgeSec, smart.jku, network) from --config or $BRIDGE_CONFIG, else $BRIDGE_KEYS_DIR, else ./keys.
  */
-function where(options: KeysCommandOptions, flags: WhereFlags): { dir: string; jwksMaxAgeSec: number } {
+function where(options: KeysCommandOptions, flags: WhereFlags): Where {
   const path = flags.config ?? options.env[CONFIG_PATH_ENV];
   if (path && !flags.keysDir) {
     const config = loadConfig({ path, env: options.env });
-    return { dir: smartSettings(findConnector(config, flags.connector)).keysDir, jwksMaxAgeSec: config.server.jwksMaxAgeSec };
+    const smart = smartSettings(findConnector(config, flags.connector));
+    return {
+      dir: smart.keysDir,
+      jwksMaxAgeSec: config.server.jwksMaxAgeSec,
+      ...(smart.jku ? { jku: smart.jku } : {}),
+      network: resolveNetwork(config.network, options.env),
+    };
   }
-  return { dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys', jwksMaxAgeSec: DEFAULT_JWKS_MAX_AGE_SEC };
+  return {
+    dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys',
+    jwksMaxAgeSec: DEFAULT_JWKS_MAX_AGE_SEC,
+    network: resolveNetwork(undefined, options.env),
+  };
 }
 
 /** Every subcommand says where its keys are the same way. */
@@ -59,6 +92,7 @@ export function keysCommand(options: KeysCommandOptions): Command {
     )
     .addCommand(generateSubcommand(options))
     .addCommand(rotateSubcommand(options))
+    .addCommand(activateSubcommand(options))
     .addCommand(retireSubcommand(options))
     .addCommand(jwksSubcommand(options));
 }
@@ -80,18 +114,57 @@ function generateSubcommand(options: KeysCommandOptions): Command {
 function rotateSubcommand(options: KeysCommandOptions): Command {
   const { print } = options;
   return withWhere(new Command('rotate'))
-    .description('Add a new key, publish it next to the current one and sign with it from now on.')
+    .description(
+      "Add a new key and publish it next to the current one, which keeps signing until the JWK Set's caches have had server.jwksMaxAgeSec to refresh; the new key then signs from the next token request (or `activate` it).",
+    )
     .addOption(algOption('algorithm of the new key; default: that of the current key'))
     .action(async (flags: WhereFlags & { alg?: SigningAlg }) => {
-      const { dir, jwksMaxAgeSec } = where(options, flags);
+      const { dir, jwksMaxAgeSec, jku } = where(options, flags);
       const current = describeKeys(dir);
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
-      const { kid, previousKid } = await rotateKey(dir, alg);
-      print(`rotated: ${alg} key ${kid} now signs; ${previousKid} stays published`);
+      const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, { nowMs: options.now(), waitMs: jwksMaxAgeSec * 1000 });
+      print(`rotated: published ${alg} key ${kid} in ${dir}/jwks.json; ${previousKid} keeps signing for now`);
+      const served = jku ? `, and once ${jku} serves it` : '';
       print(
-        `after ${Math.round(Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS) / 60_000)} minutes (the JWK Set's cache max-age, at least the 5-minute assertion lifetime), run: bridge keys retire -- ${previousKid}`,
+        `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
       );
+      print(`if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${kid}`);
+      print(`5 minutes after ${kid} signs, run: bridge keys retire -- ${previousKid}`);
     });
+}
+
+function activateSubcommand(options: KeysCommandOptions): Command {
+  const { print } = options;
+  return withWhere(new Command('activate'))
+    .description(
+      'Sign with the key `rotate` published; refused before server.jwksMaxAgeSec has passed since (unless --now) and, with smart.jku in the config, unless that URL serves the key.',
+    )
+    .argument('<kid>', 'kid of the published key (put -- before it, as rotate prints)')
+    .option('--now', 'do not wait for the JWK Set cache max-age (the JWK Set URL is still checked)')
+    .allowUnknownOption()
+    .action(async (kid: string, flags: WhereFlags & { now?: boolean }) => {
+      const { dir, jku, network } = where(options, flags);
+      const verify = jku ? (publicJwk: PublishedJwk) => refuseUnlessServed(jku, publicJwk, network) : undefined;
+      const { previousKid } = await activateKey(dir, kid, { nowMs: options.now(), force: flags.now === true, ...(verify ? { verify } : {}) });
+      print(`activated: ${kid} signs from the next token request${jku ? ` (served at ${jku})` : ''}`);
+      if (previousKid) print(`5 minutes from now, run: bridge keys retire -- ${previousKid}`);
+    });
+}
+
+/** Reads the JWK Set URL through the config's proxy and CA (a short timeout) and refuses unless it serves the key. */
+async function refuseUnlessServed(jku: string, publicJwk: PublishedJwk, network: Where['network']): Promise<void> {
+  const dispatcher = createDispatcher(network);
+  try {
+    const problem = await jwksUrlProblem(jku, publicJwk, { fetch: fetchVia(dispatcher) });
+    if (problem === undefined) return;
+    throw new BridgeError(
+      'BRG_ERR_KEY_NOT_PUBLISHED',
+      `The JWK Set URL ${jku} (smart.jku) does not serve key ${publicJwk.kid} yet (${problem}); the EHR would refuse its signatures. Publish jwks.json there (or let its cache expire), then activate again.`,
+      { details: { kid: publicJwk.kid } },
+    );
+  } finally {
+    await dispatcher.close();
+  }
 }
 
 function retireSubcommand(options: KeysCommandOptions): Command {
@@ -99,7 +172,7 @@ function retireSubcommand(options: KeysCommandOptions): Command {
   return (
     withWhere(new Command('retire'))
       .description(
-        "Stop publishing a non-active key and delete its private key file; refused until the active key is older than the JWK Set's cache max-age, unless --force.",
+        "Stop publishing a non-active key and delete its private key file; refused until the active key is older than the JWK Set's cache max-age and has signed for 5 minutes, unless --force (retiring the key waiting to sign cancels the rotation).",
       )
       .argument('<kid>', 'kid of the key to retire (a kid may start with "-": put -- before it, as rotate prints)')
       .option('--force', 'retire even though caches of the JWK Set may not have seen the active key yet')

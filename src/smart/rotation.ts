@@ -1,0 +1,176 @@
+/**
+ * Key rotation in the keys directory, in Epic's order: publish the new key, sign with it, wait 5 minutes, remove the
+ * old one. Signing starts only once the published set has had time to refresh: Epic refetches the JWK Set URL when a
+ * kid is unknown, but a cache in front of the URL (a reverse proxy or CDN honouring `bridge serve`'s
+ * `Cache-Control: public, max-age=<server.jwksMaxAgeSec>`) or an uploaded copy of jwks.json may still answer the old set.
+ * So `rotateKey` publishes the new key as the next one; it signs from `activeFromMs` (at a token request, see
+ * jwks-url.ts) or when `activateKey` is called; `retireKey` then removes the old key.
+ * See: https://fhir.epic.com/Documentation?docId=oauth2 ("Key rotation")
+ */
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BridgeError } from '../errors.js';
+import { type Logger, silentLogger } from '../log.js';
+import { type SigningAlg, toPublicJwk } from './jwks.js';
+import {
+  ACTIVE_KID_FILE,
+  assertSafeKid,
+  JWKS_FILE,
+  type PublishedJwk,
+  privateKeyPath,
+  readActiveKid,
+  readNextKey,
+  removeNextKey,
+  removePrivateKey,
+  writeNextKey,
+  writePrivateKey,
+  writePublishedSet,
+} from './key-files.js';
+import { assertAlg, newKeyMaterial, nextRecordOrUndefined, promote, requirePublishedSet } from './keys.js';
+
+/** `server.jwksMaxAgeSec`'s default: how long a cache may keep the served JWK Set. */
+export const DEFAULT_ACTIVATION_WAIT_MS = 3_600_000;
+
+export interface RotateOptions {
+  /** How long after publishing the new key starts signing: the JWK Set's cache max-age. Default 3 600 000 (1 h). */
+  readonly waitMs?: number;
+  /** Default Date.now(). */
+  readonly nowMs?: number;
+}
+
+/**
+ * Adds a new key and publishes it next to the active one, which keeps signing: the new key signs from
+ * `activeFromMs` (see `activateKey`, and `SigningKey.next` for the activation at a token request).
+ */
+export async function rotateKey(
+  dir: string,
+  alg: SigningAlg,
+  options: RotateOptions = {},
+): Promise<{ kid: string; previousKid: string; activeFromMs: number }> {
+  assertAlg(alg);
+  const previousKid = readActiveKid(dir);
+  if (previousKid === undefined) {
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `${join(dir, ACTIVE_KID_FILE)} does not exist: there is no key to rotate. Run \`bridge keys generate --alg ${alg}\` first.`,
+    );
+  }
+  const pending = readNextKey(dir);
+  if (pending !== undefined && pending.kid !== previousKid) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Key ${pending.kid} already waits to sign (from ${new Date(pending.activeFromMs).toISOString()}); run \`bridge keys activate -- ${pending.kid}\`, or \`bridge keys retire -- ${pending.kid}\` to cancel that rotation.`,
+    );
+  }
+  const keys = requirePublishedSet(dir);
+  const material = await newKeyMaterial(alg);
+  const nowMs = options.nowMs ?? Date.now();
+  const activeFromMs = nowMs + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
+  await writePrivateKey(dir, material.jwk.kid, material.pem);
+  await writePublishedSet(dir, [...keys, material.jwk]);
+  await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs });
+  return { kid: material.jwk.kid, previousKid, activeFromMs };
+}
+
+export interface ActivateOptions {
+  /** Default Date.now(). */
+  readonly nowMs?: number;
+  /** Activate before `activeFromMs` (`bridge keys activate --now`). */
+  readonly force?: boolean;
+  /** Called with the published key after the wait check and before the switch; throws to refuse (the JWK Set URL check). */
+  readonly verify?: (publicJwk: PublishedJwk) => Promise<void>;
+  readonly logger?: Logger;
+}
+
+/** Makes the key `rotateKey` published the active one, refused before its `activeFromMs` unless `force`. */
+export async function activateKey(dir: string, kid: string, options: ActivateOptions = {}): Promise<{ kid: string; previousKid: string | undefined }> {
+  assertSafeKid(kid, 'activate');
+  const previousKid = readActiveKid(dir);
+  if (previousKid === kid) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} already signs.`);
+  const pending = readNextKey(dir);
+  if (pending?.kid !== kid) {
+    const instead = pending ? `${pending.kid} does (bridge keys activate -- ${pending.kid})` : 'no rotation is pending (bridge keys rotate publishes one)';
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} is not waiting to sign; ${instead}.`);
+  }
+  const nowMs = options.nowMs ?? Date.now();
+  if (options.force !== true && nowMs < pending.activeFromMs) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Key ${kid} was published ${Math.floor((nowMs - pending.publishedAtMs) / 60_000)} minute(s) ago: until ${new Date(pending.activeFromMs).toISOString()} ` +
+        'a cache of the JWK Set (server.jwksMaxAgeSec) may still serve the set without it, and the EHR would refuse its signatures. It starts signing by itself at the first token request after that; ' +
+        `activate it in ${Math.ceil((pending.activeFromMs - nowMs) / 60_000)} minute(s), or now with --now.`,
+    );
+  }
+  const published = requirePublishedSet(dir).find((k) => k.kid === kid);
+  if (!published) {
+    throw new BridgeError('BRG_ERR_KEY_NOT_PUBLISHED', `Key ${kid} is not in ${join(dir, JWKS_FILE)}; the EHR could not verify its signatures.`, {
+      details: { kid },
+    });
+  }
+  await options.verify?.(toPublicJwk(published) as PublishedJwk);
+  await promote(dir, kid, options.logger ?? silentLogger());
+  return { kid, previousKid };
+}
+
+export interface RetireOptions {
+  /**
+   * Refuse while the active key was published less than this long ago (the JWK Set's cache max-age, at least the
+   * 5-minute assertion lifetime): caches of the set and processes still signing with the old key must catch up.
+   */
+  readonly minActiveAgeMs?: number;
+  readonly nowMs?: number;
+  /** Retire anyway. */
+  readonly force?: boolean;
+}
+
+/**
+ * Unpublishes a non-active key and deletes its private key file. Retiring the key that waits to sign cancels the
+ * rotation (nothing signs with it yet, so there is nothing to wait for).
+ */
+export async function retireKey(dir: string, kid: string, options: RetireOptions = {}): Promise<void> {
+  assertSafeKid(kid, 'retire');
+  const activeKid = readActiveKid(dir);
+  const pending = nextRecordOrUndefined(dir);
+  if (activeKid === kid) {
+    const next = pending === undefined ? 'run `bridge keys rotate` first' : `key ${pending.kid} signs from ${new Date(pending.activeFromMs).toISOString()}`;
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} is the active signing key; ${next}, wait 5 minutes, then retire it.`);
+  }
+  const cancels = pending?.kid === kid;
+  if (activeKid && !cancels && !options.force && options.minActiveAgeMs !== undefined)
+    refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
+  const keys = requirePublishedSet(dir);
+  if (!keys.some((k) => k.kid === kid)) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `No key ${kid} in ${join(dir, JWKS_FILE)}; published kids: ${keys.map((k) => k.kid).join(', ') || 'none'}.`);
+  }
+  await writePublishedSet(
+    dir,
+    keys.filter((k) => k.kid !== kid),
+  );
+  await removePrivateKey(dir, kid);
+  if (cancels) await removeNextKey(dir);
+}
+
+/** Epic: the longest an assertion lives, so the longest one signed with the old key may still be on its way. */
+const ASSERTION_LIFETIME_MS = 300_000;
+
+function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: number, nowMs: number): void {
+  const published = statSync(privateKeyPath(dir, activeKid)).mtimeMs;
+  const waitMs = published + minAgeMs - nowMs;
+  if (waitMs <= 0) {
+    // Activated (active-kid written) less than 5 minutes ago: an assertion signed with the old key may still be in flight.
+    const activated = statSync(join(dir, ACTIVE_KID_FILE)).mtimeMs;
+    const activationWaitMs = activated + ASSERTION_LIFETIME_MS - nowMs;
+    if (activationWaitMs <= 0) return;
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `The active key ${activeKid} started signing less than 5 minutes ago; an assertion signed with ${kid} may still be on its way to the EHR. ` +
+        `Retire it in ${Math.ceil(activationWaitMs / 60_000)} minute(s), or now with --force.`,
+    );
+  }
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `The active key ${activeKid} was published ${Math.round((nowMs - published) / 60_000)} minute(s) ago; until ${Math.round(minAgeMs / 60_000)} minute(s) have passed ` +
+      "(the JWK Set's cache max-age, server.jwksMaxAgeSec, and the 5-minute assertion lifetime) an EHR may still hold a set or an assertion that needs " +
+      `${kid}. Retire it in ${Math.ceil(waitMs / 60_000)} minute(s), or now with --force.`,
+  );
+}
