@@ -40,12 +40,26 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   btgReason: { scope: 'event', evaluate: btgReason },
   btgComment: { scope: 'event', evaluate: btgComment },
   userWorkEmail: { scope: 'user', evaluate: (ctx) => workEmails(ctx.user?.telecom, ctx.tMs)[0]?.value },
-  userLogin: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.login)?.value },
+  userLogin: { scope: 'user', evaluate: userLogin },
   userId: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.userId)?.value },
   userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
   requestorFamilyName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.family },
   requestorGivenName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.given },
 };
+
+/**
+ * docs/mapping.md §7.1: the login the site pinned; else Epic's EMP record id, which is the directory login only where a
+ * site made them equal (unverified in general): that fallback says so in a warning, so the run summary and the doctor
+ * show which rows carry it.
+ */
+function userLogin(ctx: RowContext, sink: WarningSink): string | undefined {
+  const { identifiers } = ctx.options;
+  const pinned = chooseIdentifier(ctx.user?.identifier, ctx.tMs, identifiers.loginPinned);
+  if (pinned) return pinned.value;
+  const emp = chooseIdentifier(ctx.user?.identifier, ctx.tMs, identifiers.login);
+  if (emp?.value) sink.warn('login-from-emp-id');
+  return emp?.value;
+}
 
 /**
  * docs/mapping.md §4.2: subtype display|code, else type display|code; RESTful verbs ("vread") get the data resource

@@ -101,7 +101,7 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
     const what = entities[index]?.what;
     if (!what) continue;
     const role = entities[index]?.role;
-    const patientRole = role?.system === OBJECT_ROLE && role.code === '1';
+    const patientRole = role?.system === OBJECT_ROLE && role.code === '1' && !namesOtherType(what, resolver);
     const subject = patientRole || isPatientReference(what, resolver) ? toSubject(what, 'entity', index, options) : undefined;
     if (subject) candidates.push(subject);
   }
@@ -116,6 +116,15 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
   const unique = new Map<string, PatientSubject>();
   for (const subject of candidates) if (!unique.has(subject.key)) unique.set(subject.key, subject);
   return [...unique.values()];
+}
+
+/**
+ * The object role says "patient", but the reference names another type (a Group, a census list): it is no patient, and
+ * its display would otherwise become a patient's name.
+ */
+function namesOtherType(ref: Reference, resolver: Resolver): boolean {
+  const type = ref.reference?.startsWith('#') ? resolver.resolve(ref)?.resourceType : (referenceType(ref.reference) ?? ref.type);
+  return type !== undefined && type !== 'Patient';
 }
 
 function isPatientReference(ref: Reference, resolver: Resolver): boolean {

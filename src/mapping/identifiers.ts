@@ -58,6 +58,8 @@ function pinned(systems: readonly string[], texts: readonly string[]): Identifie
 export interface IdentifierChoices {
   readonly mrn: readonly IdentifierTest[];
   readonly login: readonly IdentifierTest[];
+  /** The site's own login pins alone: a login found by them needs no warning (see the userLogin built-in). */
+  readonly loginPinned: readonly IdentifierTest[];
   readonly userId: readonly IdentifierTest[];
 }
 
@@ -88,6 +90,7 @@ export function identifierChoices(pins: IdentifierPins): IdentifierChoices {
       (identifier) => EPIC_MRN_SYSTEM.test(identifier.system ?? ''),
     ],
     login: [...pinned(pins.loginSystems, pins.loginTypeTexts), empExternal, emp],
+    loginPinned: pinned(pins.loginSystems, pins.loginTypeTexts),
     userId: [...pinned(pins.userIdSystems, pins.userIdTypeTexts), empExternal, emp],
   };
 }

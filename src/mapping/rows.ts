@@ -79,8 +79,18 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const lines: string[] = [];
   const empties: number[] = [];
   let rejects: RowReject[] | undefined;
+  // Subjects are told apart before they are resolved; two forms of one patient (Patient/p1 and its MRN identifier)
+  // resolve to one Patient, which makes one row (docs/mapping.md §3.4: one row per distinct patient). A contained
+  // patient's id is local to the event: the resource itself tells it apart.
+  let resolved: Set<unknown> | undefined;
   for (const subject of subjects) {
     const patient = asPatient(resolver.resolve(subject.ref, 'Patient'));
+    if (patient && subjects.length > 1) {
+      const identity = patient.id === undefined || subject.key.startsWith('#') ? patient : patient.id;
+      resolved ??= new Set();
+      if (resolved.has(identity)) continue;
+      resolved.add(identity);
+    }
     const patientView = patient ? program.patientViews.view(patient, tMs) : undefined;
     if (!patient) warnings.add('unresolved-patient');
     // docs/mapping.md §3.3 (step 4), §5.4: a display-only patient keeps its display, as a name that cannot be split

@@ -6,6 +6,7 @@
 import type { AuditEvent, AuditEventAgent, FhirResource, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { mapEvent } from '../../src/mapping/index.js';
+import { identifierKey } from '../../src/reference-keys.js';
 import { auditEvent, builtinMapping, hl7Resources, lookupOf, readFixture } from './support.js';
 
 const AR = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
@@ -192,6 +193,25 @@ describe('patients and requestors', () => {
   it('fans out: one row per distinct patient, in entity order', () => {
     const event = restEvent({ patients: ['Patient/f001', 'Patient/example', 'Patient/example/_history/1'] });
     expect(mapEvent(event, mapping, lookup).rows.map((row) => row[8])).toEqual(['van de Heuvel', 'Chalmers']);
+  });
+
+  it('one patient named twice, by reference and by its MRN identifier, makes one row', () => {
+    const event = restEvent({ patients: ['Patient/example'] });
+    const mrn = { use: 'usual' as const, system: 'urn:oid:1.2.36.146.595.217.0.1', value: '12345' };
+    event.entity = [...(event.entity ?? []), { what: { identifier: mrn, type: 'Patient' } }];
+    const byIdentifier = lookupOf(hl7Resources(), { [identifierKey('Patient', mrn.system, mrn.value)]: lookup.get('Patient/example') as Patient });
+    const result = mapEvent(event, mapping, byIdentifier);
+    expect(result.rows.map((row) => row[8])).toEqual(['Chalmers']);
+    expect(result.rejects).toEqual([]);
+  });
+
+  it('an entity in the patient role that names a Group is no patient: its display never becomes a name', () => {
+    const event = restEvent();
+    const role = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+    event.entity = [{ what: { reference: 'Group/g1', display: 'Ward 4 census' }, role }];
+    expect(mapEvent(event, mapping, lookup)).toMatchObject({ rows: [], skipped: 'no-patient' });
+    event.entity = [...event.entity, { what: { reference: 'Patient/example' }, role }];
+    expect(mapEvent(event, mapping, lookup).rows.map((row) => row[8])).toEqual(['Chalmers']);
   });
 
   it('a display-only patient keeps the display as an unsplit name', () => {

@@ -49,6 +49,30 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 5)', () => {
+  const empUser: Practitioner = {
+    resourceType: 'Practitioner',
+    id: 'emp-user',
+    identifier: [{ system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780', type: { text: 'EXTERNAL' }, value: 'RSANTOS' }],
+    name: [{ family: 'Santos', given: ['Rafael'] }],
+  };
+  const users = lookupOf([...hl7Resources(), empUser]);
+  const row = (overrides: MappingOverrides) => {
+    const mapping = builtinMapping('epic', overrides);
+    const result = mapEvent(read({ who: { reference: 'Practitioner/emp-user' } }), mapping, users);
+    const login = mapping.columns.findIndex((column) => column.name === 'EMP.SYSTEM_LOGIN');
+    return { login: result.rows[0]?.[login], warnings: result.warnings };
+  };
+
+  it('is used, with a warning that it is not known to be the directory login', () => {
+    expect(row({})).toEqual({ login: 'RSANTOS', warnings: ['login-from-emp-id:EMP.SYSTEM_LOGIN'] });
+  });
+
+  it('a site that pinned the EMP system as where the login is gets no warning', () => {
+    expect(row({ options: { loginSystems: ['urn:oid:1.2.840.114350.1.13.0.1.7.2.697780'] } })).toEqual({ login: 'RSANTOS', warnings: [] });
+  });
+});
+
 describe('employee login (docs/mapping.md §7.1): first source that has one; never a display name', () => {
   const login = (agent: Partial<AuditEventAgent>, overrides: MappingOverrides = {}): string | undefined => cell(read(agent), 'EMP.SYSTEM_LOGIN', overrides);
 
