@@ -227,15 +227,46 @@ function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holde
 function splitDisplayName(ctx: RowContext): { family: string | undefined; given: string | undefined } | undefined {
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;
-  const comma = text.indexOf(',');
-  if (comma > 0)
-    return {
-      family: text.slice(0, comma).trim(),
-      given: text
-        .slice(comma + 1)
-        .trim()
-        .split(/\s+/)[0],
-    };
-  const tokens = text.split(/\s+/);
+  // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name:
+  // titles and credentials are dropped first, or they would become a first or last name.
+  const parts = text.split(',').map((part) => part.trim());
+  const named = parts.filter((part, index) => index === 0 || !isHonorific(part));
+  if (named.length >= 2 && named[0]) return { family: named[0], given: words(named[1] ?? '')[0] };
+  const tokens = words(named[0] ?? '');
   return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
+}
+
+/** Titles and credentials that are no part of a name (compared without case and dots). */
+const HONORIFICS = new Set([
+  'dr',
+  'mr',
+  'mrs',
+  'ms',
+  'mx',
+  'prof',
+  'md',
+  'do',
+  'rn',
+  'np',
+  'pa',
+  'pac',
+  'phd',
+  'pharmd',
+  'dds',
+  'lpn',
+  'cna',
+  'jr',
+  'sr',
+  'ii',
+  'iii',
+  'iv',
+]);
+
+function isHonorific(word: string): boolean {
+  return HONORIFICS.has(word.toLowerCase().replace(/[.\s-]/g, ''));
+}
+
+/** The words of a name part, titles and credentials left out. */
+function words(part: string): string[] {
+  return part.split(/\s+/).filter((word) => word !== '' && !isHonorific(word));
 }

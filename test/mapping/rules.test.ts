@@ -49,6 +49,24 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe('employee names from a display, when the user does not resolve (docs/mapping.md §7.4)', () => {
+  const names = (display: string) => {
+    const mapping = builtinMapping('epic');
+    const event = read({ who: { display }, altId: 'jane.smith@hospital.example.org' });
+    const row = mapEvent(event, mapping, lookup).rows[0] ?? [];
+    const at = (name: string) => row[mapping.columns.findIndex((column) => column.name === name)];
+    return [at('employee_last_name'), at('employee_first_name')];
+  };
+
+  it('drops titles and credentials before splitting: they are no first or last name', () => {
+    expect(names('Jane Smith, MD')).toEqual(['Smith', 'Jane']);
+    expect(names('Dr. Jane Smith')).toEqual(['Smith', 'Jane']);
+    expect(names('Smith, Jane, RN')).toEqual(['Smith', 'Jane']);
+    expect(names('Smith, Jane A.')).toEqual(['Smith', 'Jane']);
+    expect(names('Jane Smith')).toEqual(['Smith', 'Jane']);
+  });
+});
+
 describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 5)', () => {
   const empUser: Practitioner = {
     resourceType: 'Practitioner',
