@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the units for real, in a throwaway systemd container of this host (systemd-nspawn --volatile=yes: a tmpfs root
 # with the host's /usr read-only, so nothing the container does reaches the host's /etc, /var or /tmp).
-# Inside: the offline sandbox as the units' dynamic user, then
+# Inside: the offline sandbox (from the sources) as the units' dynamic user, then
 #   1. bridge-sync@sandbox.service (timer mode: its own credential) pushes the sandbox's events;
 #   2. bridge.service answers /healthz, /readyz and /v1/runs (the run of step 1: one shared state directory);
 #   3. bridge.service runs a sync itself (serve mode: the credential under its own unit name);
@@ -25,7 +25,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# /opt/bridge as the README installs it: the compiled CLI, package.json, mappings, node_modules.
+# /opt/bridge as the README installs it: the compiled CLI, package.json, mappings, node_modules. The units run it.
+# The sandbox is not in it (tsconfig.build.json leaves src/sandbox out of dist/, as in the production image): it runs
+# from this checkout's sources through tsx, the checkout bound read-only at /opt/bridge-src in the container.
 mkdir -p "$work/opt" "$work/units/bridge.service.d" "$work/units/bridge-sync@sandbox.service.d"
 node "$repo/node_modules/typescript/bin/tsc" -p "$repo/tsconfig.build.json" --outDir "$work/opt/dist"
 cp "$repo/package.json" "$work/opt/" && cp -r "$repo/mappings" "$work/opt/"
@@ -69,7 +71,7 @@ config=/etc/bridge/bridge.config.yaml
 token=check-api-token-0123456789
 
 systemd-run --unit=sandbox -p DynamicUser=yes -p User=bridge -p Group=bridge -p StateDirectory=bridge \
-  /usr/bin/node /opt/bridge/dist/cli/main.js sandbox --dir /var/lib/bridge/sandbox
+  -p WorkingDirectory=/opt/bridge-src /usr/bin/node --import tsx src/cli/main.ts sandbox --dir /var/lib/bridge/sandbox
 for _ in $(seq 1 120); do [ -s /var/lib/bridge/sandbox/bridge.config.yaml ] && break; sleep 1; done
 install -d -m 0700 /etc/bridge/credentials
 for name in sandbox main; do install -m 0600 /var/lib/bridge/sandbox/purview-app-secret /etc/bridge/credentials/purview-app-secret-$name; done
@@ -147,7 +149,7 @@ EOF
 log="$work/console.log"
 timeout 300 systemd-nspawn -q -D / --volatile=yes --private-network --register=no --keep-unit --console=read-only \
   --bind-ro=/etc/passwd --bind-ro=/etc/group --bind-ro=/etc/nsswitch.conf \
-  --bind-ro="$work:/check" --bind-ro="$work/opt:/opt/bridge" --bind-ro="$repo/node_modules:$repo/node_modules" \
+  --bind-ro="$work:/check" --bind-ro="$work/opt:/opt/bridge" --bind-ro="$repo/node_modules:$repo/node_modules" --bind-ro="$repo:/opt/bridge-src" \
   --bind-ro="$work/units:/etc/systemd/system" \
   -b -- --unit=check.target >"$log" 2>&1 || true
 sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1b[=>]//g' "$log" | grep -vE '^\[  OK  \]|^ +(Starting|Mounting|Unmounting|Stopping|Stopped|Finished)' | grep -v '^\s*$' | sed -n '/=== 0\./,$p'

@@ -14,8 +14,10 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
+import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
+import { createLogger } from '../../src/log.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
 import { assertBridgeArgs } from './bridge-args.js';
 
@@ -37,12 +39,18 @@ interface Service {
   working_dir?: string;
   healthcheck?: Healthcheck;
   stop_grace_period?: string;
+  mem_limit?: string;
+  restart?: string;
 }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
 const packageJson = JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
 
 const services = Object.entries(compose.services);
+/** Peak RSS of the benchmark's 1M-event end-to-end run (the Kubernetes and systemd limits are sized from it too). */
+const benchPeakMb = Number(/\| end to end \|[^|]*peak RSS (\d+) MB/.exec(readFileSync(resolve(root, 'bench/results.md'), 'utf8'))?.[1]);
+/** The multi-token line deploy/bridge.env.example documents (a comment there), as an operator would copy it. */
+const tokensLine = /^#\s+(BRIDGE_API_TOKENS=".*")\s*$/m.exec(readFileSync(resolve(root, 'deploy/bridge.env.example'), 'utf8'))?.[1];
 const serving = services.filter(([, s]) => s.command?.[0] === 'serve' || / dist\/cli\/main\.js serve\b/.test(s.entrypoint?.join(' ') ?? ''));
 const uid = /useradd [^\n]*--uid (\d+)/.exec(dockerfile)?.[1];
 
@@ -142,6 +150,38 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(readFileSync(resolve(root, '.gitignore'), 'utf8').split('\n')).toContain('deploy/bridge.env');
   });
 
+  it('several API tokens are documented on one line of the env file, the only form an env file keeps', () => {
+    // An env file is one variable per line: a second token on a line of its own became a variable of its own (Compose
+    // 1.29: `tok2: null`), and its client got 401 with nothing to say why.
+    expect(tokensLine, 'deploy/bridge.env.example shows the line for two tokens').toBeDefined();
+    const value = /^BRIDGE_API_TOKENS="(.*)"$/.exec(tokensLine ?? '')?.[1] ?? '';
+    expect(value.split('\\n'), 'two tokens, separated by \\n').toHaveLength(2);
+    for (const token of value.split('\\n')) expect(token).toMatch(/^[\w-]+$/);
+    const guide = readFileSync(resolve(root, 'docs/deployment.md'), 'utf8');
+    expect(guide).toContain(`\`${tokensLine}\``);
+    for (const [file, text] of [
+      ['docs/deployment.md', guide],
+      ['deploy/bridge.env.example', readFileSync(resolve(root, 'deploy/bridge.env.example'), 'utf8')],
+    ] as const) {
+      expect(text.replace(/\s+/g, ' '), `${file}: tokens "one per line" in an env file`).not.toMatch(/BRIDGE_API_TOKENS[^.;]*\bone (token )?per line/);
+    }
+  });
+
+  it("the production service's memory limit is the Kubernetes and systemd budget, and a restart survives a reboot", () => {
+    const production = compose.services['bridge'] as Service;
+    expect(benchPeakMb).toBeGreaterThan(100);
+    const mb = Number(/^(\d+)m$/.exec(production.mem_limit ?? '')?.[1]);
+    expect(mb * 1024 * 1024, "mem_limit ≥ 1.5 × the benchmark's peak RSS (heap cap 256 MB + native)").toBeGreaterThanOrEqual(1.5 * benchPeakMb * 1e6);
+    // The same budget as the Kubernetes limit (512Mi) and systemd's MemoryMax=512M.
+    expect(production.mem_limit).toBe('512m');
+    expect(readFileSync(resolve(root, 'deploy/systemd/bridge.service'), 'utf8')).toMatch(/^MemoryMax=512M$/m);
+    expect(readFileSync(resolve(root, 'deploy/kubernetes/deployment.yaml'), 'utf8')).toMatch(/limits: \{ cpu: "1", memory: 512Mi \}/);
+    // Docker cannot exempt an exit status from restarts (systemd's RestartPreventExitStatus=2); on-failure[:N] would
+    // not bring the service back after a reboot. So unless-stopped, and the guide says what a config error looks like.
+    expect(production.restart).toBe('unless-stopped');
+    expect(readFileSync(resolve(root, 'docs/deployment.md'), 'utf8').replace(/\s+/g, ' ')).toMatch(/exit status 2[^.]*Restarting/);
+  });
+
   it('mounts only named volumes where the bridge writes, created by the image and owned by its non-root user', () => {
     expect(uid).toBe('10001');
     expect(dockerfile).toMatch(/groupadd [^\n]*--gid 10001 bridge/);
@@ -226,6 +266,39 @@ describe.skipIf(!composeCli)('docker compose config (validation by Compose itsel
     const result = spawnSync(bin ?? '', [...sub, '--profile', profile, 'config', '--quiet'], { cwd: root, encoding: 'utf8' });
     expect(result.stderr, `${(composeCli ?? []).join(' ')} --profile ${profile} config`).toBe('');
     expect(result.status).toBe(0);
+  });
+
+  it('the documented multi-token line reaches the bridge as two tokens, and bridge serve accepts each', async () => {
+    // An env file with the documented line, read by Compose as the production service reads deploy/bridge.env.
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-compose-env-'));
+    try {
+      writeFileSync(join(dir, 'bridge.env'), `PURVIEW_APP_SECRET=x\n${tokensLine ?? 'BRIDGE_API_TOKENS='}\n`);
+      writeFileSync(join(dir, 'docker-compose.yml'), 'services:\n  bridge:\n    image: bridge\n    env_file: [./bridge.env]\n');
+      const [bin, ...sub] = composeCli ?? [];
+      const result = spawnSync(bin ?? '', [...sub, 'config'], { cwd: dir, encoding: 'utf8' });
+      expect(result.status, result.stderr).toBe(0);
+      const environment = (parse(result.stdout) as { services: Record<string, Service> }).services['bridge']?.environment ?? {};
+      const tokens = /^BRIDGE_API_TOKENS="(.*)"$/.exec(tokensLine ?? '')?.[1]?.split('\\n') ?? [];
+      expect(tokens).toHaveLength(2);
+      expect(String(environment['BRIDGE_API_TOKENS'])).toBe(tokens.join('\n'));
+
+      // The production config with the container's environment, on loopback and a temp state directory.
+      const config = loadConfig({
+        path: resolve(root, 'deploy/bridge.config.yaml'),
+        env: { BRIDGE__stateDir: join(dir, 'state'), BRIDGE__server__host: '127.0.0.1', BRIDGE__server__port: '0' },
+      });
+      const { startService } = await import('../../src/server/service.js');
+      const service = await startService({ config, env: { ...environment }, clock: systemClock, logger: createLogger({ level: 'silent' }), schedules: false });
+      try {
+        const status = async (token: string) => (await fetch(`${service.url}/v1/runs`, { headers: { authorization: `Bearer ${token}` } })).status;
+        for (const token of tokens) expect(await status(token), token).toBe(200);
+        expect(await status('a-token-nobody-configured')).toBe(401);
+      } finally {
+        await service.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -2,7 +2,8 @@
  * The deployment documents stay true to the code: docs/deployment.md links every recipe, every `bridge` command line in
  * the recipes names real subcommands and flags (with the mandatory ones of `push`), the Windows page maps every
  * parameter of sample_script.ps1 and lists every exit status the CLI has, and the compose sandbox walkthrough uses the
- * sandbox's data window, the token file and the service names of docker-compose.yml.
+ * sandbox's data window, the token file and the service names of docker-compose.yml; the systemd and Kubernetes recipes
+ * show a proxy setting the bridge reads.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -11,6 +12,7 @@ import { parse } from 'yaml';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
 import { loadConfig } from '../../src/config/index.js';
 import { ERROR_CODES } from '../../src/errors.js';
+import { bypassesProxy, resolveNetwork } from '../../src/net/index.js';
 import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
 import { assertBridgeArgs } from './bridge-args.js';
 
@@ -87,5 +89,33 @@ describe('deployment documents', () => {
     expect(compose.services['sandbox']?.ports).toEqual(['127.0.0.1:8080:8080']);
     for (const url of page.matchAll(/http:\/\/([\d.]+):(\d+)\//g)) expect(`${url[1]}:${url[2]}`).toBe('127.0.0.1:8080');
     expect(page).toContain('/v1/connectors/sandbox/syncs');
+  });
+
+  it('the systemd and Kubernetes recipes say how to give the bridge a proxy, in a form the bridge reads', () => {
+    // Hospital egress usually goes through a forward proxy; the EHR inside the network usually does not.
+    const recipesEnv: Array<[string, Record<string, string>]> = [];
+    const systemd = read('deploy/systemd/README.md').replace(/\s+/g, ' ');
+    const dropIn = /Environment=((?:[A-Z_]+=[^\s`]+ ?)+)`/.exec(systemd)?.[1] ?? '';
+    recipesEnv.push([
+      'deploy/systemd/README.md',
+      Object.fromEntries(
+        dropIn
+          .trim()
+          .split(' ')
+          .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+      ),
+    ]);
+    const kubernetes = read('deploy/kubernetes/README.md').replace(/\s+/g, ' ');
+    const podEnv = (parse(/`(env: \[[^`]+\])`/.exec(kubernetes)?.[1] ?? 'env: []') as { env: Array<{ name: string; value: string }> }).env;
+    recipesEnv.push(['deploy/kubernetes/README.md', Object.fromEntries(podEnv.map((e) => [e.name, e.value]))]);
+    for (const [doc, env] of recipesEnv) {
+      expect(Object.keys(env).sort(), doc).toEqual(['HTTPS_PROXY', 'NO_PROXY']);
+      const network = resolveNetwork(undefined, env);
+      expect(network.httpsProxy?.url, `${doc}: HTTPS_PROXY`).toBe(new URL(env['HTTPS_PROXY'] ?? '').origin);
+      expect(bypassesProxy(new URL(`https://${env['NO_PROXY']}/api/FHIR/R4`), network.noProxy), `${doc}: NO_PROXY`).toBe(true);
+      expect(bypassesProxy(new URL('https://login.microsoftonline.com/'), network.noProxy), doc).toBe(false);
+      // Or the config's own setting, which overrides the environment.
+      expect(read(doc), doc).toContain('`network.proxy`');
+    }
   });
 });

@@ -44,7 +44,18 @@ interface Volume {
   emptyDir?: Record<string, unknown>;
   persistentVolumeClaim?: { claimName: string };
 }
+interface LabelSelector {
+  matchLabels?: Labels;
+  matchExpressions?: unknown[];
+}
+interface PodAffinityTerm {
+  labelSelector?: LabelSelector;
+  namespaces?: string[];
+  namespaceSelector?: unknown;
+  topologyKey: string;
+}
 interface PodSpec {
+  affinity?: { podAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: PodAffinityTerm[] } };
   securityContext?: Record<string, unknown>;
   initContainers?: Container[];
   containers: Container[];
@@ -72,11 +83,16 @@ interface Secret extends K8sObject<'Secret'> {
 interface PersistentVolumeClaim extends K8sObject<'PersistentVolumeClaim'> {
   spec: { accessModes?: string[] };
 }
+interface PodFailurePolicyRule {
+  action: string;
+  onExitCodes?: { containerName?: string; operator: string; values: number[] };
+  onPodConditions?: Array<{ type: string; status?: string }>;
+}
 interface CronJob extends K8sObject<'CronJob'> {
   spec: {
     schedule: string;
     concurrencyPolicy?: string;
-    jobTemplate: { spec: { podFailurePolicy?: { rules: unknown[] }; template: PodTemplate } };
+    jobTemplate: { spec: { backoffLimit?: number; podFailurePolicy?: { rules: PodFailurePolicyRule[] }; template: PodTemplate } };
   };
 }
 interface Deployment extends K8sObject<'Deployment'> {
@@ -295,6 +311,67 @@ describe('deploy/kubernetes manifests', () => {
       // The CronJob schedules its connector: bridge serve must not run it on a schedule as well.
       expect(config.connectors.find((c) => c.name === connector)?.schedule.enabled).toBe(false);
     }
+  });
+
+  it("a CronJob's retries outlast the lease of a run that was killed, and an evicted pod's retry is not counted", () => {
+    // The Job controller recreates a failed pod after 10 s, 20 s, 40 s … (capped at 6 minutes). A run killed mid-block
+    // (SIGKILL, an OOM kill) leaves its lease to expire up to state.leaseTtlSeconds later; the retry's pod has another
+    // hostname, so the lease is not recognised as stale, and until then every retry exits 6. At least one retry must
+    // come after that.
+    const retryDelaySeconds = (retry: number): number => Math.min(10 * 2 ** (retry - 1), 360);
+    for (const cronJob of cronJobs) {
+      const job = cronJob.spec.jobTemplate.spec;
+      const retries = job.backoffLimit ?? 6; // the Job API's default
+      const waited = Array.from({ length: retries }, (_, i) => retryDelaySeconds(i + 1)).reduce((a, b) => a + b, 0);
+      expect(waited, `${cronJob.metadata.name}: backoffLimit ${retries} waits ${waited} s in all`).toBeGreaterThanOrEqual(config.state.leaseTtlSeconds);
+      // Exit status 6 (a run in progress) must stay retryable: no rule may fail the Job on it.
+      for (const rule of job.podFailurePolicy?.rules ?? []) {
+        if (rule.action === 'FailJob' && rule.onExitCodes?.operator === 'In') expect(rule.onExitCodes.values, cronJob.metadata.name).not.toContain(6);
+      }
+      // A node drain or a preemption is no failure of the run: it must not use up the retries the lease needs.
+      expect(job.podFailurePolicy?.rules, cronJob.metadata.name).toContainEqual({
+        action: 'Ignore',
+        onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }],
+      });
+    }
+  });
+
+  it("every pod that mounts a ReadWriteOnce claim the Deployment mounts is scheduled onto the Deployment pod's node", () => {
+    // A ReadWriteOnce volume is attached to one node at a time: a second pod on another node waits on it forever (a
+    // Multi-Attach error), which for a CronJob's pod means no sync until activeDeadlineSeconds fails it.
+    const rwo = new Set(
+      ofKind('PersistentVolumeClaim')
+        .filter((pvc) => pvc.spec.accessModes?.includes('ReadWriteOnce'))
+        .map((pvc) => pvc.metadata.name),
+    );
+    const claims = (pod: PodSpec): string[] => (pod.volumes ?? []).flatMap((v) => (v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : []));
+    const serveLabels = deployment.spec.template.metadata?.labels ?? {};
+    const shared = claims(deployment.spec.template.spec).filter((claim) => rwo.has(claim));
+    expect(shared.length).toBeGreaterThan(0);
+    const others = cronJobs.map((c): [string, PodTemplate] => [`CronJob ${c.metadata.name}`, c.spec.jobTemplate.spec.template]);
+    let checked = 0;
+    for (const [name, template] of others) {
+      if (!claims(template.spec).some((claim) => shared.includes(claim))) continue;
+      checked += 1;
+      const terms = template.spec.affinity?.podAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+      const selects = (selector: LabelSelector | undefined, labels: Labels): boolean =>
+        selector?.matchExpressions === undefined &&
+        Object.keys(selector?.matchLabels ?? {}).length > 0 &&
+        Object.entries(selector?.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
+      const toServe = terms.filter(
+        (term) =>
+          term.topologyKey === 'kubernetes.io/hostname' &&
+          // Its own namespace, where the Deployment runs.
+          term.namespaces === undefined &&
+          term.namespaceSelector === undefined &&
+          selects(term.labelSelector, serveLabels) &&
+          // …and only the Deployment's pods: a selector that also matched this pod's own labels could place it beside
+          // another Job's pod instead.
+          !selects(term.labelSelector, template.metadata?.labels ?? {}),
+      );
+      expect(toServe, `${name}: a required podAffinity to the Deployment's labels on kubernetes.io/hostname`).toHaveLength(1);
+    }
+    expect(checked).toBe(cronJobs.length);
   });
 
   it('the Deployment: one replica, Recreate, serve with probes on /healthz and /readyz, a ClusterIP Service', () => {

@@ -4,7 +4,7 @@
  * `systemd-analyze security --offline=yes` accept them (skipped, with the package to install, where systemd-analyze is
  * missing: Debian's `systemd` package provides it).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -221,6 +221,68 @@ describe.skipIf(!hasAnalyzer || !unitsDir)('deploy/systemd with systemd-analyze 
     expect(result.status, result.stderr).toBe(0);
     expect(result.stdout).toMatch(/Normalized form: \*-\*-\* 02:00:00/);
   });
+});
+
+/**
+ * The nspawn check's sandbox, without root or a container: the command the script starts it with, its paths mapped
+ * back through the script's bind mounts, runs here and writes the sandbox's config (what the script waits for). A
+ * sandbox started from the build the script compiles with tsconfig.build.json cannot run: that dist/ leaves
+ * src/sandbox out (exit 2, BRG_ERR_SANDBOX_UNAVAILABLE), and every check after it would fail.
+ */
+describe('deploy/systemd/check-in-nspawn.sh: the sandbox command, run outside the container', () => {
+  const script = readFileSync(resolve(dir, 'check-in-nspawn.sh'), 'utf8').replace(/\\\n\s*/g, ' ');
+  const fsRoot = mkdtempSync(join(tmpdir(), 'bridge-nspawn-sandbox-'));
+  afterAll(() => rmSync(fsRoot, { recursive: true, force: true }));
+
+  /** Where a path of the container is on this machine: through the script's --bind-ro=SOURCE:TARGET, $repo = the checkout. */
+  function onHost(path: string): { source: string; host: string } | undefined {
+    const binds = [...script.matchAll(/--bind-ro="?([^":\s]+):([^":\s]+)"?/g)].map(([, source = '', target = '']) => ({ source, target }));
+    const bind = binds.filter((b) => path === b.target || path.startsWith(`${b.target}/`)).sort((a, b) => b.target.length - a.target.length)[0];
+    if (!bind) return undefined;
+    return { source: bind.source, host: bind.source.replace(/^\$repo(?=\/|$)/, root) + path.slice(bind.target.length) };
+  }
+
+  it('starts the sandbox from the sources (bound into the container), and that command starts it', async () => {
+    const line = script.split('\n').find((l) => l.startsWith('systemd-run --unit=sandbox ')) ?? '';
+    expect(line, 'the systemd-run line that starts the sandbox').toMatch(/ sandbox --dir \S+/);
+    const workdir = /-p WorkingDirectory=(\S+)/.exec(line)?.[1] ?? '/';
+    const argv = line
+      .slice(line.indexOf(' /usr/bin/node ') + 1)
+      .trim()
+      .split(/\s+/);
+    expect(argv[0]).toBe('/usr/bin/node');
+    // node's own options (a value after --import / --require), then the program.
+    let at = 1;
+    while (argv[at]?.startsWith('-')) at += ['--import', '--require', '-r'].includes(argv[at] ?? '') ? 2 : 1;
+    const program = argv[at] ?? '';
+    const programPath = program.startsWith('/') ? program : `${workdir}/${program}`;
+    const mapped = onHost(programPath);
+    expect(parse(readFileSync(resolve(root, 'tsconfig.build.json'), 'utf8')).exclude).toContain('src/sandbox');
+    expect(mapped?.source, `${programPath}: the checkout bound into the container, not the dist/ compiled without src/sandbox`).toMatch(/^\$repo(\/|$)/);
+    expect(mapped?.host ?? '', programPath).not.toMatch(/\/dist\//);
+    const cwd = onHost(workdir)?.host;
+    expect(cwd, `WorkingDirectory ${workdir} is bound from this machine`).toBeDefined();
+
+    // Run it, as the units' user would inside the container, with its --dir in a temp directory.
+    const args = argv.slice(1).map((arg, i, all) => (all[i - 1] === '--dir' ? join(fsRoot, 'sandbox') : arg === program ? (mapped?.host ?? arg) : arg));
+    const child = spawn(process.execPath, args, { cwd, env: { ...process.env, NODE_OPTIONS: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    for (const stream of [child.stdout, child.stderr]) stream.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
+    try {
+      const configPath = join(fsRoot, 'sandbox/bridge.config.yaml');
+      const deadline = Date.now() + 45_000;
+      // What the script's loop waits for: a non-empty config from the sandbox.
+      while (!(existsSync(configPath) && readFileSync(configPath, 'utf8').includes('connectors:'))) {
+        if (child.exitCode !== null || Date.now() > deadline) expect.fail(`the sandbox did not write its config (exit ${child.exitCode}):\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(output).toMatch(/FHIR R4 base +http:\/\/127\.0\.0\.1:\d+\//);
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }, 60_000);
 });
 
 /**

@@ -11,6 +11,7 @@ import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { attachProgressBar } from '../reporters/progress.js';
 import { attachTextReporter } from '../reporters/text.js';
+import { abortAfterGrace } from '../stop-grace.js';
 
 export interface SyncInvocation {
   readonly since?: string;
@@ -28,11 +29,20 @@ export async function syncOnce(ctx: CliContext, config: Config, connector: Conne
   const detaches = [attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock)];
   if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout, ctx.clock, connector.purview.blockRows));
   else if (!invocation.quiet) detaches.push(attachTextReporter(events, ctx.print, ctx.clock));
+  // After the first signal, the block in flight has server.shutdownGraceMs to reach its checkpoint (src/cli/stop-grace.ts).
+  const graceMs = config.server.shutdownGraceMs;
+  const grace = abortAfterGrace(ctx, graceMs, () =>
+    logger.warn(
+      { connector: connector.name, graceMs },
+      'stopping: the block in flight did not reach its checkpoint within server.shutdownGraceMs; aborting it',
+    ),
+  );
+  detaches.push(() => grace.dispose());
   try {
     const deps = buildSyncDeps({ config, env: ctx.env, clock: ctx.clock, logger, events, store, newId: uuidSource, command: 'bridge sync' }, connector);
     return await runSync(deps, {
       trigger: 'cli',
-      signal: ctx.signal,
+      signal: grace.signal,
       stopSignal: ctx.stopSignal,
       ...(invocation.since ? { since: invocation.since } : {}),
       ...(invocation.until ? { until: invocation.until } : {}),
