@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
+import { normaliseBase } from '../reference-keys.js';
 import type { SyncWindow } from '../sync/window.js';
 import { type CheckpointStore, type ExportRequest, type ExportScope, loadCovered, recordCovered, sameScope, scopeAt } from './bulk/checkpoint.js';
 import { type BulkExportEvent, BulkExportJob, type ReadyExport } from './bulk/export.js';
@@ -91,7 +92,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     level: settings.level,
     ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
   };
-  const resolver = new BulkResolver(options.fallback, options.cacheSize);
+  const resolver = new BulkResolver(options.fallback, options.cacheSize, normaliseBase(options.http.options.baseUrl));
   // The current run's progress line; set by pages() (the source outlives one run in the service).
   let note: ((message: string) => void) | undefined;
   const job = new BulkExportJob({

@@ -6,7 +6,7 @@
  * correctness.
  */
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
-import { identifierKey, keyOf, type ReferenceRequest } from '../../reference-keys.js';
+import { identifierKey, keyOf, ownKeyOf, type ReferenceRequest } from '../../reference-keys.js';
 import { StringInterner } from '../intern.js';
 import type { PrefetchOptions, ReferenceResolver } from '../reference-resolver.js';
 import type { LookupIndex } from './lookup-index.js';
@@ -18,9 +18,11 @@ export class BulkResolver implements ReferenceResolver {
   /** Keys served from the export's files. */
   private exported = 0;
 
+  /** @param ownBase - the FHIR server's base (normaliseBase form): a role's practitioner elsewhere is not ours to fetch. */
   constructor(
     private readonly fallback: ReferenceResolver,
     private readonly cacheSize: number,
+    private readonly ownBase?: string | undefined,
   ) {}
 
   /** The index of the export being read (undefined: everything goes to the FHIR resolver). */
@@ -48,7 +50,8 @@ export class BulkResolver implements ReferenceResolver {
       }
       this.exported += 1;
       // A role names its practitioner; the mapping reads the login and name from the Practitioner itself.
-      const practitioner = resource.resourceType === 'PractitionerRole' ? keyOf((resource as PractitionerRole).practitioner?.reference) : undefined;
+      const practitioner =
+        resource.resourceType === 'PractitionerRole' ? ownKeyOf((resource as PractitionerRole).practitioner?.reference, this.ownBase) : undefined;
       if (practitioner?.startsWith('Practitioner/') && !this.fromIndex(practitioner)) keys.add(practitioner);
     }
     const identifiers = request.identifiers.filter((ref) => {

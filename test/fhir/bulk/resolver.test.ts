@@ -76,3 +76,18 @@ it('an absolute reference with the export’s own FHIR base is served from its f
   expect(mapEvent(other, mapping, resolver).warnings).toContain('unresolved-patient');
   harness.source.close();
 });
+
+it('an exported role naming another server’s practitioner does not send that id to our FHIR server', async () => {
+  await f.fx.backend.load([
+    { resourceType: 'PractitionerRole', id: 'role-foreign', practitioner: { reference: 'https://other.example/fhir/R4/Practitioner/pr-9' } },
+    { resourceType: 'PractitionerRole', id: 'role-own', practitioner: { reference: `${f.fx.server.baseUrl}/Practitioner/pr-2` } },
+  ]);
+  // Practitioners are not exported: a role's own practitioner is fetched over FHIR, another server's is not ours to ask.
+  const harness = f.source({ settings: { types: ['AuditEvent', 'PractitionerRole'] } });
+  await harness.read(window);
+  const before = f.fx.server.requests.length;
+  await harness.source.resolver.prefetch({ keys: ['PractitionerRole/role-foreign', 'PractitionerRole/role-own'], identifiers: [] });
+  const asked = f.fx.server.requests.slice(before).filter((r) => r.path.endsWith('/Practitioner'));
+  expect(asked.map((r) => new URLSearchParams(r.query).get('_id'))).toEqual(['pr-2']);
+  harness.source.close();
+});
