@@ -38,12 +38,21 @@ export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Pr
   let failed: { error: unknown; until: number } | undefined;
 
   const start = (): SharedFetch => {
-    const shared: SharedFetch = { controller: new AbortController(), waiting: 0, promise: Promise.resolve('') };
+    const controller = new AbortController();
+    const shared: SharedFetch = {
+      waiting: 0,
+      promise: Promise.resolve(''),
+      // Nobody waits any more: a caller that comes next starts its own request instead of joining this aborted one.
+      abandon: (reason) => {
+        if (inFlight === shared) inFlight = undefined;
+        controller.abort(reason);
+      },
+    };
     shared.promise = (async () => {
       try {
         let issued: IssuedToken;
         try {
-          issued = await fetchToken(shared.controller.signal);
+          issued = await fetchToken(controller.signal);
         } catch (error) {
           const cooldown = options.failureCooldownMs ?? 0;
           if (cooldown > 0 && !isAbortError(error)) failed = { error, until: options.clock.now() + cooldown };
@@ -82,7 +91,8 @@ export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Pr
  * gave up waiting for the whole token budget.
  */
 interface SharedFetch {
-  readonly controller: AbortController;
+  /** Aborts the request, which no caller waits for any more. */
+  readonly abandon: (reason: unknown) => void;
   /** Callers still waiting; one without a signal never gives up. */
   waiting: number;
   promise: Promise<string>;
@@ -94,7 +104,7 @@ function wait(shared: SharedFetch, signal: AbortSignal | undefined): Promise<str
   return new Promise<string>((resolve, reject) => {
     const giveUp = (): void => {
       shared.waiting -= 1;
-      if (shared.waiting === 0) shared.controller.abort(signal.reason);
+      if (shared.waiting === 0) shared.abandon(signal.reason);
       reject(abortError(signal));
     };
     signal.addEventListener('abort', giveUp, { once: true });

@@ -87,4 +87,26 @@ describe('createCachedTokenSource', () => {
     await Promise.all(waits.map((w) => expect(w).rejects.toMatchObject({ name: 'AbortError' })));
     expect(aborted).toEqual(['stopped']);
   });
+
+  it('a caller that comes after every waiter gave up starts its own request, not the aborted one', async () => {
+    const clock = new ManualClock(0);
+    let fetches = 0;
+    const tokens = createCachedTokenSource(
+      (signal) =>
+        new Promise((resolve, reject) => {
+          fetches += 1;
+          const n = fetches;
+          // The first request notices its abort late (msal takes no signal): it settles a moment after.
+          signal?.addEventListener('abort', () => setTimeout(() => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), 20));
+          if (n > 1) resolve({ accessToken: `t${n}`, expiresInSec: 3600 });
+        }),
+      { clock },
+    );
+    const gaveUp = new AbortController();
+    const first = tokens.getToken(gaveUp.signal);
+    gaveUp.abort();
+    await expect(first).rejects.toMatchObject({ name: 'AbortError' });
+    expect(await tokens.getToken(new AbortController().signal)).toBe('t2');
+    expect(fetches).toBe(2);
+  });
 });

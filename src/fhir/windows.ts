@@ -18,10 +18,10 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
 import { FhirError } from './fhir-error.js';
-import { searchedTimeOf } from './instant.js';
 import { RepeatGuard } from './loop-guard.js';
-import { refuseFarOutside, refuseIncompletePage } from './page-checks.js';
+import { refuseIncompletePage } from './page-checks.js';
 import { resourcesOf } from './pages.js';
+import { type Slice, SliceCursor } from './slice-cursor.js';
 
 /** ISO instants; `since` inclusive, `until` exclusive. */
 export interface PullWindow {
@@ -40,14 +40,6 @@ export interface AuditEventPullOptions {
   readonly checkTotal?: boolean;
 }
 
-/** Milliseconds since the epoch; [since, until). */
-interface Slice {
-  readonly since: number;
-  readonly until: number;
-  /** The `total` of the slice this one was split from: a part whose total is no smaller is not split again. */
-  readonly splitFrom?: number;
-}
-
 interface PullSettings {
   readonly pageSize: number;
   readonly dateParam: 'date' | '_lastUpdated';
@@ -59,8 +51,14 @@ interface PullSettings {
 const MAX_FRUITLESS_RESTARTS = 3;
 /** Slices are not split below this span: a `total` that stays large at a second's width is walked as it is. */
 const MIN_SLICE_MS = 1_000;
-/** The largest slice whose ids are kept to check its total (about 100 bytes an id). */
-const MAX_CHECKED_TOTAL = 100_000;
+/**
+ * What the pull has learnt of the server's `total`: once a part reported as many events as the slice it came from
+ * while another part did too, the total does not count the range searched (an estimate, the whole table), and no
+ * slice is split on it any more.
+ */
+interface Totals {
+  uncounted: boolean;
+}
 
 /**
  * Yields pages of AuditEvents in ascending time order (the server's `_sort` order). Slices are decided from the
@@ -75,10 +73,11 @@ export async function* pullAuditEvents(
   const settings = pullSettings(options);
   // One for the whole pull: a loop can re-serve events of an earlier slice as well as of the same one.
   const guard = new RepeatGuard('AuditEvent');
+  const totals: Totals = { uncounted: false };
   const pending: Slice[] = [parseWindow(window)];
   for (let slice = pending.shift(); slice; slice = pending.shift()) {
     if (slice.until <= slice.since) continue;
-    const parts = yield* pullSlice(client, slice, settings, guard, signal);
+    const parts = yield* pullSlice(client, slice, settings, guard, totals, signal);
     if (parts) pending.unshift(...parts);
   }
 }
@@ -89,54 +88,60 @@ async function* pullSlice(
   slice: Slice,
   settings: PullSettings,
   guard: RepeatGuard,
+  totals: Totals,
   signal?: AbortSignal,
 ): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
   const cursor = new SliceCursor(settings.dateParam, slice);
   let fromStart = false;
   let rewalked = false;
+  // A walk that reads the slice again from its start reads events already yielded by design: it gets its own guard
+  // (kept across its resumed searches), which still catches a loop within it.
+  let walkGuard = guard;
   for (let fruitless = 0; ; ) {
-    const yieldedBefore = cursor.yielded;
-    // A search that reads the slice again from its start reads events already yielded by design: its own guard, fed
-    // the pages as served, still catches a loop within it.
-    const searchGuard = fromStart ? new RepeatGuard('AuditEvent') : guard;
-    searchGuard.newSearch();
+    const servedBefore = cursor.served;
+    if (fromStart) walkGuard = new RepeatGuard('AuditEvent');
+    walkGuard.newSearch();
     try {
       let page = 0;
-      const from = fromStart ? slice.since : cursor.resumeFrom(slice.since);
+      const startsWalk = fromStart;
+      fromStart = false;
+      const from = startsWalk ? slice.since : cursor.resumeFrom();
       for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, from, slice.until), signal)) {
         page += 1;
-        if (page === 1 && !cursor.started) {
-          const parts = splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
-          if (parts) return parts;
-          cursor.start(settings.checkTotal ? bundle.total : undefined, settings.maxResultsPerSlice);
+        if (page === 1 && cursor.fresh) {
+          const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
+          if (parts && (await countsTheRange(client, settings, slice, bundle.total, totals, signal))) return parts;
+          cursor.start(settings.checkTotal ? bundle.total : undefined);
+        } else if (page === 1 && startsWalk) {
+          // The slice as the server counts it now: events that left it since the first walk (an update moves an event
+          // out of a _lastUpdated slice) are not missing.
+          cursor.expectFromWalk(bundle.total);
         }
         refuseIncompletePage(bundle);
-        const events = resourcesOf<AuditEvent>(bundle, 'AuditEvent');
-        // After the cursor: events a re-issued search legitimately reads again are gone by now.
-        const { served, fresh } = cursor.accept(events);
-        if (
-          searchGuard.isRepeat(
-            (fromStart ? events : served).map((event) => event.id),
-            page,
-          ) &&
-          !fromStart
-        )
-          continue;
+        const { served, fresh } = cursor.accept(resourcesOf<AuditEvent>(bundle, 'AuditEvent'));
+        // The first walk drops a page the pull has read before; a walk from the start keeps its new events.
+        const repeat = walkGuard.isRepeat(
+          served.map((event) => event.id),
+          page,
+        );
+        if (repeat && walkGuard === guard) continue;
         if (fresh.length > 0) yield fresh;
       }
-      const missing = cursor.missing();
-      if (missing <= 0) return undefined;
-      if (rewalked) throw incompleteSliceError(settings, slice, cursor);
+      if (cursor.missing() <= 0) return undefined;
+      if (rewalked) throw incompleteSliceError(settings, slice, cursor.shortfall());
       rewalked = true;
+      cursor.newWalk();
       fromStart = true;
     } catch (error) {
       if (!isSearchExpired(error)) throw error;
-      fruitless = cursor.yielded > yieldedBefore ? 0 : fruitless + 1;
+      fruitless = cursor.served > servedBefore ? 0 : fruitless + 1;
       if (fruitless > MAX_FRUITLESS_RESTARTS) throw error;
-      // Out of order, the last instant yielded says nothing of what is left: read the slice again from its start, which
-      // only a slice that keeps its ids can do without doubling events.
-      if (!cursor.ordered && !cursor.checked) throw unorderedRestartError(settings, error);
-      fromStart = fromStart || !cursor.ordered;
+      // In order, the walk resumes at the last instant it was served. Out of order, that instant says nothing of what
+      // is left: a new walk from the slice's start, which only a slice that keeps its ids can do without doubling events.
+      if (cursor.ordered) continue;
+      if (!cursor.checked) throw unorderedRestartError(settings, error);
+      cursor.newWalk();
+      fromStart = true;
     }
   }
 }
@@ -148,16 +153,40 @@ function sliceQuery(settings: PullSettings, from: number, until: number): Record
 
 /**
  * Equal time parts, as many as the total needs; uneven density is handled by splitting a part again. A part whose
- * total is no smaller than the slice it came from, or one a second wide, is walked whole: a `total` that does not
- * count the slice (an estimate, the whole table) would otherwise split it down to milliseconds, a search each.
+ * total did not shrink holds the whole burst of its parent, or the total does not count the range (countsTheRange
+ * tells which): it is halved. Never below MIN_SLICE_MS. Each part names a neighbour to probe.
  */
 function splitSlice(slice: Slice, total: number | undefined, max: number): Slice[] | undefined {
   const span = slice.until - slice.since;
   if (total === undefined || total <= max || span < 2 * MIN_SLICE_MS) return undefined;
-  if (slice.splitFrom !== undefined && total >= slice.splitFrom) return undefined;
-  const count = Math.min(Math.floor(span / MIN_SLICE_MS), Math.max(2, Math.ceil(total / max)));
+  const stalled = slice.splitFrom !== undefined && total >= slice.splitFrom;
+  const count = Math.min(Math.floor(span / MIN_SLICE_MS), stalled ? 2 : Math.max(2, Math.ceil(total / max)));
   const edges = Array.from({ length: count + 1 }, (_, i) => slice.since + Math.floor((span * i) / count));
-  return edges.slice(1).map((until, i) => ({ since: edges[i] ?? slice.since, until, splitFrom: total }));
+  const parts = edges.slice(1).map((until, i) => ({ since: edges[i] ?? slice.since, until }));
+  return parts.map((part, i) => ({ ...part, splitFrom: total, neighbour: parts[i === parts.length - 1 ? i - 1 : i + 1] ?? part }));
+}
+
+/**
+ * A part that reports as many events as the slice it came from holds them all, and its neighbour then holds none; if
+ * the neighbour reports as many too, the total counts something else than the range (an estimate, the whole table):
+ * the pull stops splitting on it, or it would split a day into thousands of searches. One request of one result.
+ */
+async function countsTheRange(
+  client: FhirClient,
+  settings: PullSettings,
+  slice: Slice,
+  total: number | undefined,
+  totals: Totals,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  if (slice.splitFrom === undefined || slice.neighbour === undefined || total === undefined || total < slice.splitFrom) return true;
+  const query = { ...sliceQuery(settings, slice.neighbour.since, slice.neighbour.until), _count: '1' };
+  for await (const bundle of client.searchPages('AuditEvent', query, signal)) {
+    if (bundle.total !== undefined && bundle.total < slice.splitFrom) return true;
+    break;
+  }
+  totals.uncounted = true;
+  return false;
 }
 
 /** Epic's "Session ID for cached search results has expired" (docs/epic-smart.md §6.2). */
@@ -176,99 +205,16 @@ function unorderedRestartError(settings: PullSettings, cause: unknown): BridgeEr
   );
 }
 
-function incompleteSliceError(settings: PullSettings, slice: Slice, cursor: SliceCursor): BridgeError {
+function incompleteSliceError(settings: PullSettings, slice: Slice, short: { expected: number; received: number }): BridgeError {
   const since = new Date(slice.since).toISOString();
   const until = new Date(slice.until).toISOString();
   return new BridgeError(
     'BRG_ERR_FHIR_PAGING',
-    `The FHIR server's AuditEvent search said ${cursor.expected} events are recorded from ${since} until ${until}, but its pages held ${cursor.distinct}, twice: its paging skips events. ` +
+    `The FHIR server's AuditEvent search said ${short.expected} events are recorded from ${since} until ${until}, but its pages held ${short.received}, twice: its paging skips events. ` +
       'The pull stopped there and nothing from this window was pushed; the next run reads it again. Report the paging to the EHR team (a sort without a unique tie-break, a missing next link). ' +
       "If that server's Bundle.total is only an estimate, set fhir.checkSearchTotal to false.",
-    { details: { resourceType: 'AuditEvent', expected: cursor.expected ?? 0, received: cursor.distinct, since, until, dateParam: settings.dateParam } },
+    { details: { resourceType: 'AuditEvent', ...short, since, until, dateParam: settings.dateParam } },
   );
-}
-
-/**
- * Where a slice stands: the last instant yielded, the ids yielded at exactly that instant, and whether order held;
- * for a checked slice, every id yielded and the total its first page stated.
- */
-class SliceCursor {
-  yielded = 0;
-  ordered = true;
-  started = false;
-  /** The first page's total, for a checked slice. */
-  expected: number | undefined;
-  private lastMs = Number.NEGATIVE_INFINITY;
-  private idsAtLast = new Set<string>();
-  private ids: Set<string> | undefined;
-  private withoutId = 0;
-
-  constructor(
-    private readonly dateParam: 'date' | '_lastUpdated',
-    private readonly slice: Slice,
-  ) {}
-
-  /** The walk begins: `total` (from its first page, when checked and small enough) is what it must yield. */
-  start(total: number | undefined, maxResultsPerSlice: number): void {
-    this.started = true;
-    if (total === undefined || total > Math.min(maxResultsPerSlice, MAX_CHECKED_TOTAL)) return;
-    this.expected = total;
-    this.ids = new Set();
-  }
-
-  /** The slice keeps its ids: it can be read again from its start without yielding an event twice. */
-  get checked(): boolean {
-    return this.ids !== undefined;
-  }
-
-  /** Distinct events yielded (events without an id count each). */
-  get distinct(): number {
-    return (this.ids?.size ?? 0) + this.withoutId;
-  }
-
-  /** How many events the first page's total says are still to come; 0 when unchecked. */
-  missing(): number {
-    return this.expected === undefined ? 0 : this.expected - this.distinct;
-  }
-
-  /** A re-issued search starts at the last instant yielded (inclusive: `ge`), or at the slice start. */
-  resumeFrom(sliceSince: number): number {
-    return Math.max(sliceSince, this.lastMs);
-  }
-
-  /**
-   * Sorts one page's events: `served`, all but those a re-issued search reads again at its first instant (what the
-   * repeat guard judges), and `fresh`, those not yielded yet (what is yielded). A checked slice knows every event it
-   * yielded, by id and version: a new version (a `_lastUpdated` walk) is a new event.
-   */
-  accept(events: readonly AuditEvent[]): { served: AuditEvent[]; fresh: AuditEvent[] } {
-    const served: AuditEvent[] = [];
-    const fresh: AuditEvent[] = [];
-    for (const event of events) {
-      const at = searchedTimeOf(event, this.dateParam);
-      if (at !== undefined) refuseFarOutside(event, at, this.slice, this.dateParam);
-      const id = event.id;
-      if (at !== undefined && at === this.lastMs && id !== undefined && this.idsAtLast.has(id)) continue;
-      served.push(event);
-      if (this.ids !== undefined) {
-        const key = id === undefined ? undefined : `${id}|${event.meta?.versionId ?? ''}`;
-        if (key !== undefined && this.ids.has(key)) continue;
-        if (key === undefined) this.withoutId += 1;
-        else this.ids.add(key);
-      }
-      if (at !== undefined && at > this.lastMs) {
-        this.lastMs = at;
-        this.idsAtLast = new Set(id === undefined ? [] : [id]);
-      } else if (at !== undefined && at === this.lastMs) {
-        if (id !== undefined) this.idsAtLast.add(id);
-      } else if (at !== undefined) {
-        this.ordered = false;
-      }
-      fresh.push(event);
-    }
-    this.yielded += fresh.length;
-    return { served, fresh };
-  }
 }
 
 function pullSettings(options: AuditEventPullOptions): PullSettings {
