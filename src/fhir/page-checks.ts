@@ -16,7 +16,7 @@ const CUT_SHORT = '4127';
 const FAR_MS = 26 * 3_600_000;
 
 export function refuseIncompletePage(bundle: Bundle): void {
-  refuseErrorOutcome(bundle, (said) => ({
+  refuseErrorOutcome(bundle, 'any-error', (said) => ({
     message:
       `The FHIR server answered a page of the AuditEvent search with an error outcome (${said}): ` +
       'its results may be cut short, so this run stopped before pushing anything of its window. A smaller fhir.maxResultsPerSlice may keep each search within the server’s limit; otherwise report it to the EHR team.',
@@ -28,8 +28,8 @@ export function refuseIncompletePage(bundle: Bundle): void {
  * The same rule for a Patient/Practitioner lookup (`_id` or identifier list): resources a cut-short answer left out
  * cannot be told from missing ones, and an identifier's second match (which makes it ambiguous) may be among them.
  */
-export function refuseIncompleteLookup(bundle: Bundle, type: string): void {
-  refuseErrorOutcome(bundle, (said) => ({
+export function refuseIncompleteLookup(bundle: Bundle, type: string, which: 'cut-short' | 'any-error' = 'any-error'): void {
+  refuseErrorOutcome(bundle, which, (said) => ({
     message:
       `The FHIR server answered a ${type} lookup with an error outcome (${said}): ` +
       'resources it left out cannot be told from missing ones, so the bridge stopped before mapping the events that name them. ' +
@@ -38,13 +38,16 @@ export function refuseIncompleteLookup(bundle: Bundle, type: string): void {
   }));
 }
 
-/** Throws the error `describe` words for the first OperationOutcome entry of severity error/fatal or with Epic's 4127. */
-function refuseErrorOutcome(bundle: Bundle, describe: (said: string) => { message: string; resourceType: string }): void {
+/**
+ * Throws the error `describe` words for the first OperationOutcome entry with Epic's 4127, or (`any-error`) of severity
+ * error or fatal.
+ */
+function refuseErrorOutcome(bundle: Bundle, which: 'cut-short' | 'any-error', describe: (said: string) => { message: string; resourceType: string }): void {
   for (const entry of bundle.entry ?? []) {
     if (entry.resource?.resourceType !== 'OperationOutcome') continue;
     const outcome = entry.resource as OperationOutcome;
     const codes = outcomeCodes(outcome);
-    const severe = (outcome.issue ?? []).some((issue) => issue.severity === 'error' || issue.severity === 'fatal');
+    const severe = which === 'any-error' && (outcome.issue ?? []).some((issue) => issue.severity === 'error' || issue.severity === 'fatal');
     if (!severe && !codes.includes(CUT_SHORT)) continue;
     // Codes only: an outcome's text can echo the request.
     const said = `${codes.length > 0 ? `code ${codes.join(', ')}` : 'severity error'}${codes.includes(CUT_SHORT) ? ': additional data may exist' : ''}`;

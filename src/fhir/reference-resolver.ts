@@ -244,7 +244,10 @@ class CachingResolver implements ReferenceResolver {
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
     for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
-      refuseIncompleteLookup(bundle, type);
+      // Only Epic's 4127 ("additional data may exist") stops the run here: an error outcome may be the server's word on
+      // one id it cannot return (merged, unreadable), and each absent id is asked for alone below. An optional type's
+      // lookup never stops it (its cell stays empty).
+      if (ids.length > 1 && !OPTIONAL_TYPES.has(type)) refuseIncompleteLookup(bundle, type, 'cut-short');
       for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
     }
     const absent: string[] = [];

@@ -227,46 +227,23 @@ function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holde
 function splitDisplayName(ctx: RowContext): { family: string | undefined; given: string | undefined } | undefined {
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;
-  // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name:
-  // titles and credentials are dropped first, or they would become a first or last name.
+  // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name.
+  // A credential counts only after a comma or as a last word, a title only as a first word, and never when that would
+  // leave fewer than two words: "Anh Do" and "Pa Vang" are names.
   const parts = text.split(',').map((part) => part.trim());
-  const named = parts.filter((part, index) => index === 0 || !isHonorific(part));
-  if (named.length >= 2 && named[0]) return { family: named[0], given: words(named[1] ?? '')[0] };
-  const tokens = words(named[0] ?? '');
+  const named = parts.filter((part, index) => index === 0 || !CREDENTIALS.has(bare(part)));
+  if (named.length >= 2 && named[0]) return { family: named[0], given: named[1]?.split(/\s+/)[0] };
+  let tokens = (named[0] ?? '').split(/\s+/).filter((word) => word !== '');
+  if (tokens.length > 1 && TITLES.has(bare(tokens[0] ?? ''))) tokens = tokens.slice(1);
+  if (tokens.length > 2 && CREDENTIALS.has(bare(tokens[tokens.length - 1] ?? ''))) tokens = tokens.slice(0, -1);
+  if (tokens.length === 1) return { family: tokens[0], given: undefined };
   return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
 }
 
-/** Titles and credentials that are no part of a name (compared without case and dots). */
-const HONORIFICS = new Set([
-  'dr',
-  'mr',
-  'mrs',
-  'ms',
-  'mx',
-  'prof',
-  'md',
-  'do',
-  'rn',
-  'np',
-  'pa',
-  'pac',
-  'phd',
-  'pharmd',
-  'dds',
-  'lpn',
-  'cna',
-  'jr',
-  'sr',
-  'ii',
-  'iii',
-  'iv',
-]);
+/** Titles before a name, and credentials and suffixes after one (compared without case and dots). */
+const TITLES = new Set(['dr', 'mr', 'mrs', 'ms', 'mx', 'prof']);
+const CREDENTIALS = new Set(['md', 'do', 'rn', 'np', 'pa', 'pac', 'phd', 'pharmd', 'dds', 'lpn', 'cna', 'jr', 'sr', 'ii', 'iii', 'iv']);
 
-function isHonorific(word: string): boolean {
-  return HONORIFICS.has(word.toLowerCase().replace(/[.\s-]/g, ''));
-}
-
-/** The words of a name part, titles and credentials left out. */
-function words(part: string): string[] {
-  return part.split(/\s+/).filter((word) => word !== '' && !isHonorific(word));
+function bare(word: string): string {
+  return word.toLowerCase().replace(/[.\s-]/g, '');
 }

@@ -3,6 +3,7 @@
  * (through a PractitionerRole when needed), and the distinct patient subjects of the event.
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
+import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
 import type { ResolvedOptions } from './options.js';
 import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
 
@@ -141,8 +142,20 @@ function toSubject(ref: Reference, list: 'entity' | 'extension', index: number, 
   if (byIdentifier) return { ref, key: byIdentifier, label: `${where}.identifier` };
   // A literal reference without a key is another server's (literalKey): still this event's patient, unresolved here as
   // one our server lacks would be. Its label says where it sits, not which id another server gave the patient.
-  if (ref.reference !== undefined && referenceType(ref.reference) !== undefined) return { ref, key: ref.reference, label: where };
+  const foreign = foreignKey(ref.reference);
+  if (foreign !== undefined) return { ref, key: foreign, label: where };
   return ref.display ? { ref, key: where, label: where } : undefined;
+}
+
+/**
+ * Another server's reference as one key for every spelling of it (base normalised, version dropped): two forms of one
+ * foreign patient in an event are one subject, one row.
+ */
+function foreignKey(reference: string | undefined): string | undefined {
+  const parsed = parseReference(reference);
+  if (!parsed?.type) return undefined;
+  const base = parsed.base === undefined ? '' : (normaliseBase(parsed.base) ?? parsed.base);
+  return `${base}/${referenceKey(parsed.type, parsed.id)}`;
 }
 
 /** Narrows a resolved resource to a Patient (FHIRPath `ofType(Patient)`). */

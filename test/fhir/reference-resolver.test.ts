@@ -256,6 +256,18 @@ describe('reference resolver', () => {
     expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
   });
 
+  it('an error outcome in an _id list answer (one id the server cannot return) stops nothing: the ids it lacks are asked for alone', async () => {
+    const data = buildFixtures({ events: 1, patients: 3, practitioners: 2 });
+    fixture = await startFixtureServer(allResources(data));
+    await fixture.backend.remove('Patient', 'pt-2');
+    fixture.server.faults.add({ action: { kind: 'outcome-entry', code: '59008', severity: 'error' }, match: /\/Patient\?_id=/, times: 10 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const keys = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2'];
+    await resolver.prefetch({ keys, identifiers: [] });
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined]);
+    expect(resolver.stats.missing).toBe(1);
+  });
+
   it('fetches an absolute reference only with its own base (however spelt), never another server’s, nor a role’s practitioner there', async () => {
     const data = buildFixtures({ events: 1, patients: 3, practitioners: 3 });
     const elsewhere: PractitionerRole = {

@@ -49,6 +49,23 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe("another server's patient named twice", () => {
+  it('two spellings of one foreign reference (with and without its version) are one subject: one row', () => {
+    const mapping = builtinMapping('epic', { fhirBase: 'https://ehr.example.org/fhir' });
+    const role = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+    const event = read(
+      { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' },
+      {
+        entity: [
+          { what: { reference: 'https://other.example/fhir/Patient/9', display: 'Jane Doe' }, role },
+          { what: { reference: 'https://OTHER.example/fhir/Patient/9/_history/2', display: 'Jane Doe' }, role },
+        ],
+      },
+    );
+    expect(mapEvent(event, mapping, lookup).rows).toHaveLength(1);
+  });
+});
+
 describe('employee names from a display, when the user does not resolve (docs/mapping.md §7.4)', () => {
   const names = (display: string) => {
     const mapping = builtinMapping('epic');
@@ -64,6 +81,13 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     expect(names('Smith, Jane, RN')).toEqual(['Smith', 'Jane']);
     expect(names('Smith, Jane A.')).toEqual(['Smith', 'Jane']);
     expect(names('Jane Smith')).toEqual(['Smith', 'Jane']);
+    expect(names('Jane Smith DO')).toEqual(['Smith', 'Jane']);
+  });
+
+  it('keeps names that look like a credential or title where they stand: "Do" and "Pa" are names', () => {
+    expect(names('Anh Do')).toEqual(['Do', 'Anh']);
+    expect(names('Pa Vang')).toEqual(['Vang', 'Pa']);
+    expect(names('Dr. Smith')).toEqual(['Smith', '']);
   });
 });
 

@@ -142,18 +142,25 @@ export function loadCheckpoint(store: CheckpointStore): ExportCheckpoint | undef
  */
 export function saveCheckpoint(store: CheckpointStore, checkpoint: ExportCheckpoint | undefined): void {
   const { checkpoint: previous, covered } = readState(store);
-  writeState(store, checkpoint && { ...checkpoint, files: {} }, covered);
+  // The parts before the checkpoint that drops its inline list: a crash in between loses no file an older version
+  // listed inline (parts naming an export the checkpoint does not are read as empty).
+  const written = new Set<number>();
   if (checkpoint) {
     const parts = new Map<number, Record<string, LocalFile>>();
     for (const [index, local] of Object.entries(checkpoint.files)) {
       const part = Math.floor(Number(index) / FILES_PER_PART);
       parts.set(part, { ...parts.get(part), [index]: local });
     }
-    for (const [part, files] of parts)
+    for (const [part, files] of parts) {
       store.setPart(partName(part), JSON.stringify({ id: checkpoint.id, files: { ...readPart(store, checkpoint.id, part), ...files } }));
+      written.add(part);
+    }
   }
+  writeState(store, checkpoint && { ...checkpoint, files: {} }, covered);
   const stale = previous && previous.id !== checkpoint?.id ? previous : undefined;
-  for (let part = 0; part * FILES_PER_PART < (stale?.manifest?.output.length ?? 0); part += 1) store.setPart(partName(part), undefined);
+  for (let part = 0; part * FILES_PER_PART < (stale?.manifest?.output.length ?? 0); part += 1) {
+    if (!written.has(part)) store.setPart(partName(part), undefined);
+  }
 }
 
 /** Records one completed download of export `id`: its part alone is rewritten. */

@@ -82,6 +82,21 @@ describe('completed files', () => {
     expect(loadCheckpoint(store)?.files).toEqual({ '0': { bytes: 10, gzip: false }, '1': { bytes: 11, gzip: false }, '300': { bytes: 30, gzip: true } });
   });
 
+  it('a crash while the first save after an upgrade moves the inline files to parts loses none of them', () => {
+    const store = new MemoryCheckpoints();
+    const inline = { ...checkpoint('export-h', 3), files: { '0': { bytes: 10, gzip: false }, '2': { bytes: 30, gzip: true } } };
+    store.set(JSON.stringify(inline));
+    const loaded = loadCheckpoint(store) as ExportCheckpoint;
+    // The process dies at the first part it writes.
+    const write = store.setPart.bind(store);
+    store.setPart = () => {
+      throw new Error('killed');
+    };
+    expect(() => saveCheckpoint(store, { ...loaded, errorsReported: true, errorOutcomes: 0 })).toThrow('killed');
+    store.setPart = write;
+    expect(loadCheckpoint(store)?.files).toEqual(inline.files);
+  });
+
   it('forgetting an export removes its parts; a part a crash left behind belongs to no later export', () => {
     const store = new MemoryCheckpoints();
     saveCheckpoint(store, checkpoint('export-c', 300));
