@@ -41,13 +41,18 @@ export interface PurviewAuthOptions {
   readonly logger: Logger;
   /** Called after every token actually fetched (metrics). */
   readonly onRefresh?: () => void;
-  /** Retry budget of one token fetch (network errors, 429, 5xx). Default 4 attempts within a minute. */
+  /** Retry budget of one token fetch (network errors, 429, 5xx). Default ENTRA_TOKEN_RETRY: 4 attempts within 150 s. */
   readonly retry?: RetryOptions;
   /** Timeout of one token request. Default 30 s. */
   readonly timeoutMs?: number;
 }
 
-const TOKEN_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 4, maxTotalMs: 60_000 };
+/**
+ * Entra's throttle answers 429 with `Retry-After: 60` (docs/purview-protocol.md, src/sandbox/entra.ts EntraFault), and
+ * withRetry waits a hint in full only while it fits maxTotalMs: the budget holds one full hint of up to maxDelayMs
+ * (120 s) plus the requests around it, so the usual throttle is waited out once instead of ending the push.
+ */
+const ENTRA_TOKEN_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 4, maxTotalMs: 150_000 };
 
 export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSource {
   const network = createMsalNetwork(createHttpsAgent(options.caPem, options.network), options.timeoutMs ?? 30_000);
@@ -71,7 +76,7 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
           clock: options.clock,
           ...(signal ? { signal } : {}),
         },
-        options.retry ?? TOKEN_RETRY,
+        options.retry ?? ENTRA_TOKEN_RETRY,
       ).catch((error: unknown) => {
         throw toAuthError(error, options, network);
       }),

@@ -70,18 +70,19 @@ export interface ActivationContext {
 }
 
 /**
- * The key to sign with now: `key`, or its rotated successor once `activeFromMs` has passed and (with a JWK Set URL)
- * the URL serves it. Anything that stops the switch (URL not serving it or unreachable, the new key failing a check)
+ * The key to sign with now: `key`, or its rotated successor once `activeFromMs` has passed and every JWK Set URL that
+ * must serve it does: this connector's smart.jku and those `rotate` recorded for the other connectors sharing the keys
+ * directory (the switch rewrites active-kid for all of them, so it waits for the slowest URL). Anything that stops the switch (URL not serving it or unreachable, the new key failing a check)
  * is logged and the current key keeps signing, so a rotation never costs a token.
  */
 export async function keyToSignWith(key: SigningKey, context: ActivationContext): Promise<SigningKey> {
   const next = key.next;
   if (next === undefined || context.nowMs < next.activeFromMs) return key;
   const fields = { kid: key.kid, nextKid: next.kid, ...(context.jku ? { jku: context.jku } : {}) };
-  if (context.jku) {
-    const problem = await jwksUrlProblem(context.jku, next.publicJwk, { fetch: context.fetch, signal: context.signal });
+  for (const jku of new Set([...(context.jku ? [context.jku] : []), ...(next.jkus ?? [])])) {
+    const problem = await jwksUrlProblem(jku, next.publicJwk, { fetch: context.fetch, signal: context.signal });
     if (problem !== undefined) {
-      context.logger.warn({ ...fields, problem }, 'the next signing key is due but the JWK Set URL does not serve it; still signing with the current key');
+      context.logger.warn({ ...fields, jku, problem }, 'the next signing key is due but the JWK Set URL does not serve it; still signing with the current key');
       return key;
     }
   }

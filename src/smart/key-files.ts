@@ -129,6 +129,11 @@ export interface NextKeyRecord {
   readonly publishedAtMs: number;
   /** From when it may sign (epoch ms): published + the JWK Set's cache max-age. */
   readonly activeFromMs: number;
+  /**
+   * JWK Set URLs that must serve it before it signs at a token request: smart.jku of every connector of the config
+   * `rotate` read that shares this keys directory (the switch is one active-kid for all of them). Absent: none.
+   */
+  readonly jkus?: readonly string[];
 }
 
 /** The pending rotation, or undefined when there is none. Malformed content is a BRG_ERR_KEY_INVALID naming the file. */
@@ -136,16 +141,18 @@ export function readNextKey(dir: string): NextKeyRecord | undefined {
   const path = join(dir, NEXT_KEY_FILE);
   const text = readIfExists(path);
   if (text === undefined) return undefined;
-  const parsed = parseOrUndefined(text) as { kid?: unknown; publishedAt?: unknown; activeFrom?: unknown } | null | undefined;
+  const parsed = parseOrUndefined(text) as { kid?: unknown; publishedAt?: unknown; activeFrom?: unknown; jkus?: unknown } | null | undefined;
   const publishedAtMs = typeof parsed?.publishedAt === 'string' ? Date.parse(parsed.publishedAt) : Number.NaN;
   const activeFromMs = typeof parsed?.activeFrom === 'string' ? Date.parse(parsed.activeFrom) : Number.NaN;
-  if (typeof parsed?.kid !== 'string' || !SAFE_KID.test(parsed.kid) || Number.isNaN(publishedAtMs) || Number.isNaN(activeFromMs)) {
+  const jkus = parsed?.jkus;
+  const jkusValid = jkus === undefined || (Array.isArray(jkus) && jkus.every((url) => typeof url === 'string'));
+  if (typeof parsed?.kid !== 'string' || !SAFE_KID.test(parsed.kid) || Number.isNaN(publishedAtMs) || Number.isNaN(activeFromMs) || !jkusValid) {
     throw new BridgeError(
       'BRG_ERR_KEY_INVALID',
-      `${path} must be {"kid": "<published kid>", "publishedAt": "<ISO time>", "activeFrom": "<ISO time>"}; delete it to cancel the pending rotation.`,
+      `${path} must be {"kid": "<published kid>", "publishedAt": "<ISO time>", "activeFrom": "<ISO time>"[, "jkus": ["<URL>", …]]}; delete it to cancel the pending rotation.`,
     );
   }
-  return { kid: parsed.kid, publishedAtMs, activeFromMs };
+  return { kid: parsed.kid, publishedAtMs, activeFromMs, ...(Array.isArray(jkus) && jkus.length > 0 ? { jkus: jkus as string[] } : {}) };
 }
 
 function parseOrUndefined(text: string): unknown {
@@ -157,7 +164,12 @@ function parseOrUndefined(text: string): unknown {
 }
 
 export async function writeNextKey(dir: string, next: NextKeyRecord): Promise<void> {
-  const record = { kid: next.kid, publishedAt: new Date(next.publishedAtMs).toISOString(), activeFrom: new Date(next.activeFromMs).toISOString() };
+  const record = {
+    kid: next.kid,
+    publishedAt: new Date(next.publishedAtMs).toISOString(),
+    activeFrom: new Date(next.activeFromMs).toISOString(),
+    ...(next.jkus?.length ? { jkus: next.jkus } : {}),
+  };
   await writeFileAtomic(join(dir, NEXT_KEY_FILE), `${JSON.stringify(record, null, 2)}\n`, 0o644);
 }
 

@@ -44,6 +44,8 @@ export interface NextSigningKey {
   readonly publicJwk: PublishedJwk;
   /** Epoch ms from which it may sign: when it was published plus the JWK Set's cache max-age. */
   readonly activeFromMs: number;
+  /** JWK Set URLs of the other connectors sharing the keys directory that must serve it first (next-key.json `jkus`). */
+  readonly jkus?: readonly string[];
   /** Loads it with every check, makes it the active key and returns it; a key that fails a check never signs. */
   activate(): Promise<SigningKey>;
 }
@@ -196,6 +198,7 @@ function nextSigningKey(dir: string, activeKid: string, logger: Logger): NextSig
     kid: record.kid,
     publicJwk: toPublicJwk(published) as PublishedJwk,
     activeFromMs: record.activeFromMs,
+    ...(record.jkus ? { jkus: record.jkus } : {}),
     activate: () => promote(dir, record.kid, logger),
   };
 }

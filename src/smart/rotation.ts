@@ -36,6 +36,11 @@ export interface RotateOptions {
   readonly waitMs?: number;
   /** Default Date.now(). */
   readonly nowMs?: number;
+  /**
+   * smart.jku of every connector sharing the keys directory: the new key signs at a token request only once each of
+   * them serves it (recorded in next-key.json), whichever connector asks. Default none.
+   */
+  readonly jkus?: readonly string[];
 }
 
 /**
@@ -68,7 +73,8 @@ export async function rotateKey(
   const activeFromMs = nowMs + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
   await writePrivateKey(dir, material.jwk.kid, material.pem);
   await writePublishedSet(dir, [...keys, material.jwk]);
-  await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs });
+  const jkus = [...new Set(options.jkus ?? [])];
+  await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs, ...(jkus.length > 0 ? { jkus } : {}) });
   return { kid: material.jwk.kid, previousKid, activeFromMs };
 }
 

@@ -29,8 +29,11 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the package step with only `present` on PATH (each a stub exiting 0); the packages apt-get was asked to install. */
-function packagesInstalled(present: string[]): string[] {
+/**
+ * Runs the package step with only `present` on PATH (each a stub exiting 0); the packages apt-get was asked to install
+ * (and did install: an install naming one of `failing` exits 100, as apt-get does for a package it cannot install).
+ */
+function packagesInstalled(present: string[], failing: string[] = []): string[] {
   const bin = mkdtempSync(join(tmpdir(), 'bridge-ci-run-'));
   dirs.push(bin);
   const log = join(bin, 'apt-get.log');
@@ -38,7 +41,8 @@ function packagesInstalled(present: string[]): string[] {
     writeFileSync(join(bin, name), `#!${bash}\n${body}\n`);
     chmodSync(join(bin, name), 0o755);
   };
-  stub('apt-get', `echo "$*" >> ${JSON.stringify(log)}`);
+  const refuse = failing.map((name) => `case " $* " in *" ${name} "*) exit 100;; esac`).join('\n');
+  stub('apt-get', `${refuse}\necho "$*" >> ${JSON.stringify(log)}`);
   for (const tool of present) stub(tool, 'exit 0');
   const result = spawnSync(bash, ['-c', packageStep], { env: { PATH: bin }, encoding: 'utf8' });
   expect(result.status, result.stderr).toBe(0);
@@ -48,8 +52,8 @@ function packagesInstalled(present: string[]): string[] {
   } catch {
     return []; // apt-get never ran
   }
-  const install = calls.split('\n').find((line) => line.startsWith('install ')) ?? '';
-  return install.split(/\s+/).filter((word) => word !== '' && word !== 'install' && !word.startsWith('-'));
+  const installs = calls.split('\n').filter((line) => line.startsWith('install '));
+  return installs.flatMap((line) => line.split(/\s+/).filter((word) => word !== '' && word !== 'install' && !word.startsWith('-')));
 }
 
 describe('.ci/run', () => {
@@ -59,6 +63,11 @@ describe('.ci/run', () => {
     expect(packagesInstalled(['chromium', 'systemd-analyze'])).toEqual(['docker-compose']);
     expect(packagesInstalled(['chromium', 'systemd-analyze', 'docker-compose'])).toEqual([]);
     expect(packagesInstalled(['chromium', 'systemd-analyze', 'docker'])).toEqual([]);
+  });
+
+  it('a package that cannot be installed does not keep the others out (one install per tool)', () => {
+    expect(packagesInstalled([], ['docker-compose']).sort()).toEqual(['chromium', 'fonts-liberation', 'systemd']);
+    expect(packagesInstalled([], ['chromium']).sort()).toEqual(['docker-compose', 'systemd']);
   });
 
   it("runs exactly the README's test command and ends with `N passed, N failed`", () => {

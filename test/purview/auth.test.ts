@@ -33,6 +33,15 @@ function options(app: { tenantId: string; appId: string }, credential: PurviewAu
   };
 }
 
+/** An InstantClock whose reading also moves 25 ms each time it is read: time passes while requests run. */
+class TickingClock extends InstantClock {
+  private ticks = 0;
+  override now(): number {
+    this.ticks += 25;
+    return super.now() + this.ticks;
+  }
+}
+
 async function authError(promise: Promise<unknown>): Promise<BridgeError> {
   const error = await promise.then(
     () => undefined,
@@ -136,6 +145,35 @@ describe('createPurviewTokenSource', () => {
     await source.getToken();
     expect(emu.entra.stats.requests - requests).toBe(2);
     expect(clock.slept).toEqual([7_000]);
+  });
+
+  // Entra's throttle sends Retry-After: 60. The clock moves at every reading, as a real one does while requests run, so
+  // a budget that cannot hold the hint after any elapsed time shows here (an InstantClock never reads elapsed > 0).
+  it.each([
+    ['60', [60_000]],
+    ['120', [120_000]],
+  ])("waits out Entra's usual throttle (429, Retry-After %s) in full with the default budget, once", async (retryAfter, slept) => {
+    const app = emu.newApp();
+    const clock = new TickingClock();
+    const source = createPurviewTokenSource({ ...options(app, { kind: 'secret', secret: app.secret }), clock });
+    const requests = emu.entra.stats.requests;
+    emu.entra.injectFaults({ status: 429, retryAfter });
+    expect(emu.entra.verifyAccessToken(await source.getToken())).toMatchObject({ appId: app.appId });
+    expect(emu.entra.stats.requests - requests).toBe(2);
+    expect(clock.slept).toEqual(slept);
+  });
+
+  it('gives up when a second throttle of 120 s would not fit the budget', async () => {
+    const app = emu.newApp();
+    const clock = new TickingClock();
+    const source = createPurviewTokenSource({ ...options(app, { kind: 'secret', secret: app.secret }), clock });
+    const requests = emu.entra.stats.requests;
+    emu.entra.injectFaults({ status: 429, retryAfter: '120' }, { status: 429, retryAfter: '120' });
+    const error = await authError(source.getToken());
+    expect(error.message).toContain("This is on Entra's side (a throttle or an outage)");
+    expect(emu.entra.stats.requests - requests).toBe(2);
+    expect(clock.slept).toEqual([120_000]);
+    emu.entra.injectFaults();
   });
 
   it('an Entra that keeps answering 503 fails as Entra trouble, naming the AADSTS code, not as refused credentials', async () => {

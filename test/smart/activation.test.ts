@@ -4,10 +4,16 @@
  * where to finish the rotation, instead of an opaque file error at every token request.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { generateKey, openKeyStore, rotateKey } from '../../src/smart/index.js';
 import { keyToSignWith } from '../../src/smart/jwks-url.js';
 import type { SigningKey } from '../../src/smart/keys.js';
 import { linesLogger } from '../support/log-lines.js';
+import { removeTempDirs, tempDir } from './support.js';
+
+afterAll(removeTempDirs);
 
 function key(kid: string, next?: SigningKey['next']): SigningKey {
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
@@ -31,4 +37,32 @@ it('keeps signing with the current key when the switch cannot be written, and sa
   expect(warning?.['problem']).toBe('the keys directory is not writable here (EROFS)');
   // No path of the mount in the log line.
   expect(JSON.stringify(warning)).not.toContain('/app/keys');
+});
+
+// Connectors sharing a keys directory share one active-kid: the switch waits for every smart.jku that rotate recorded,
+// whichever connector asks for a token first.
+it("a connector without smart.jku does not switch the shared directory before the other connector's URL serves the key", async () => {
+  const dir = join(tempDir(), 'keys');
+  const { kid: oldKid } = await generateKey(dir, 'ES384');
+  const jku = 'https://a.example.org/.well-known/jwks.json';
+  const { kid: newKid } = await rotateKey(dir, 'ES384', { nowMs: 0, waitMs: 1_000, jkus: [jku] });
+  const store = openKeyStore(dir);
+  let servedKids = [oldKid];
+  const asked: string[] = [];
+  const served: typeof fetch = async (url) => {
+    asked.push(String(url));
+    return Response.json({ keys: store.publicJwks().keys.filter((k) => servedKids.includes(String((k as { kid: string }).kid))) });
+  };
+  const lines: string[] = [];
+  // Connector B (no jku) asks first, once the key is due; connector A (that jku) next.
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, jku, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
+  expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(oldKid);
+  expect(asked).toEqual([jku, jku]);
+  const warning = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
+  expect(warning).toMatchObject({ nextKid: newKid, jku, problem: `kid ${newKid} is not in the served set` });
+
+  servedKids = [oldKid, newKid];
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, fetch: served, logger: linesLogger(lines) })).kid).toBe(newKid);
+  expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(newKid);
 });

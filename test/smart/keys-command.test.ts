@@ -194,6 +194,79 @@ describe('bridge keys', () => {
     }
   });
 
+  // --keys-dir names a copy of the keys (the Kubernetes guide manages them outside the pod): the config still gives
+  // server.jwksMaxAgeSec and smart.jku.
+  it('with --keys-dir and a config, rotate waits server.jwksMaxAgeSec and activate checks smart.jku', async () => {
+    const root = tempDir();
+    const dir = join(root, 'managed-keys');
+    const host = await startStubServer((_request, response) => sendJson(response, 200, { keys: [] }));
+    const jku = `${host.origin}/.well-known/jwks.json`;
+    const configPath = join(root, 'bridge.config.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        server: { jwksMaxAgeSec: 86_400 },
+        connectors: [
+          {
+            name: 'main',
+            fhir: { baseUrl: 'https://ehr.example.org/R4' },
+            smart: { clientId: 'c', keysDir: join(root, 'app-keys'), jku },
+            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+          },
+        ],
+      }),
+    );
+    try {
+      for (const env of [{}, { BRIDGE_CONFIG: configPath }]) {
+        const flags = 'BRIDGE_CONFIG' in env ? ['--keys-dir', dir] : ['--config', configPath, '--keys-dir', dir];
+        const { run } = cli(dir, env);
+        await run('generate', '--force', ...flags);
+        const rotated = await run('rotate', ...flags);
+        const kid = /^rotated: published ES384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
+        expect(rotated[0]).toContain(` in ${dir}/jwks.json;`);
+        expect(rotated[1]).toBe(
+          `${kid} signs from the first token request after ${new Date(NOW + 86_400_000).toISOString()} (server.jwksMaxAgeSec 86400 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
+        );
+        const refused = (await run('activate', '--now', ...flags, '--', kid).catch((e: unknown) => e)) as BridgeError;
+        expect(refused.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
+        expect(refused.message).toContain(`The JWK Set URL ${jku} (smart.jku) does not serve key ${kid} yet`);
+        expect(readFileSync(join(dir, 'next-key.json'), 'utf8')).toContain(kid);
+        await run('retire', ...flags, '--', kid);
+      }
+      expect(host.requests).toHaveLength(2);
+    } finally {
+      await host.close();
+    }
+  });
+
+  it('rotate records the smart.jku of every connector sharing the keys directory, and activate checks each of them', async () => {
+    const root = tempDir();
+    const dir = join(root, 'shared-keys');
+    const host = await startStubServer((_request, response) => sendJson(response, 200, { keys: [] }));
+    const jku = `${host.origin}/a/jwks.json`;
+    const configPath = join(root, 'bridge.config.json');
+    const connector = (name: string, smart: Record<string, unknown>) => ({
+      name,
+      fhir: { baseUrl: 'https://ehr.example.org/R4' },
+      smart: { clientId: name, keysDir: dir, ...smart },
+      purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+    });
+    writeFileSync(configPath, JSON.stringify({ connectors: [connector('a', { jku }), connector('b', {})] }));
+    try {
+      const { run } = cli(dir, { BRIDGE_CONFIG: configPath });
+      await run('generate', '--connector', 'b');
+      const rotated = await run('rotate', '--connector', 'b');
+      const kid = /^rotated: published ES384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
+      expect(rotated[1]).toContain(`, and once ${jku} serves it)`);
+      expect(JSON.parse(readFileSync(join(dir, 'next-key.json'), 'utf8'))).toMatchObject({ kid, jkus: [jku] });
+      const refused = (await run('activate', '--now', '--connector', 'b', '--', kid).catch((e: unknown) => e)) as BridgeError;
+      expect(refused.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
+      expect(host.requests.map((r) => r.url)).toEqual(['/a/jwks.json']);
+    } finally {
+      await host.close();
+    }
+  });
+
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {
     const dir = join(tempDir(), 'keys');
     const error: unknown = await cli(dir)

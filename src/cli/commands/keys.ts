@@ -4,6 +4,7 @@
  * GET /.well-known/jwks.json). Rotation has two phases: `rotate` publishes the new key, which signs once the JWK Set's
  * caches have had server.jwksMaxAgeSec to refresh (by itself at a token request, or with `activate`).
  */
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { findConnector } from '../../composition/index.js';
 import { CONFIG_PATH_ENV, loadConfig, smartSettings } from '../../config/index.js';
@@ -43,21 +44,27 @@ interface Where {
   readonly jwksMaxAgeSec: number;
   /** smart.jku of the connector, when the config names one. */
   readonly jku?: string;
+  /** smart.jku of every connector of the config whose smart.keysDir is the connector's (it included): one switch for all. */
+  readonly jkus: readonly string[];
   /** The config's network section (proxy, CA), for reading the JWK Set URL. */
   readonly network: NetworkSettings;
 }
 
 /**
  * Which keys directory, and how long the served JWK Set may be cached: --keys-dir, else the connector's smart.keysDir
- * (and server.jwksMaxAgeSec, smart.jku, network) from --config or $BRIDGE_CONFIG, else $BRIDGE_KEYS_DIR, else ./keys.
+ * from --config or $BRIDGE_CONFIG, else $BRIDGE_KEYS_DIR, else ./keys. A config, when there is one, always gives
+ * server.jwksMaxAgeSec, smart.jku and the network section: --keys-dir only changes the directory (keys managed in a
+ * copy of the one the services read must still wait for the same caches and URL).
  */
 function where(options: KeysCommandOptions, flags: WhereFlags): Where {
   const path = flags.config ?? options.env[CONFIG_PATH_ENV];
-  if (path && !flags.keysDir) {
+  if (path) {
     const config = loadConfig({ path, env: options.env });
     const smart = smartSettings(findConnector(config, flags.connector));
+    const sharing = config.connectors.map(smartSettings).filter((other) => resolve(other.keysDir) === resolve(smart.keysDir));
     return {
-      dir: smart.keysDir,
+      dir: flags.keysDir ?? smart.keysDir,
+      jkus: [...new Set(sharing.flatMap((other) => (other.jku ? [other.jku] : [])))],
       jwksMaxAgeSec: config.server.jwksMaxAgeSec,
       ...(smart.jku ? { jku: smart.jku } : {}),
       network: resolveNetwork(config.network, options.env),
@@ -65,6 +72,7 @@ function where(options: KeysCommandOptions, flags: WhereFlags): Where {
   }
   return {
     dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys',
+    jkus: [],
     jwksMaxAgeSec: DEFAULT_JWKS_MAX_AGE_SEC,
     network: resolveNetwork(undefined, options.env),
   };
@@ -119,12 +127,13 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
     )
     .addOption(algOption('algorithm of the new key; default: that of the current key'))
     .action(async (flags: WhereFlags & { alg?: SigningAlg }) => {
-      const { dir, jwksMaxAgeSec, jku } = where(options, flags);
+      const { dir, jwksMaxAgeSec, jku, jkus } = where(options, flags);
       const current = describeKeys(dir);
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
-      const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, { nowMs: options.now(), waitMs: jwksMaxAgeSec * 1000 });
+      const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, { nowMs: options.now(), waitMs: jwksMaxAgeSec * 1000, jkus });
       print(`rotated: published ${alg} key ${kid} in ${dir}/jwks.json; ${previousKid} keeps signing for now`);
-      const served = jku ? `, and once ${jku} serves it` : '';
+      const others = jkus.filter((url) => url !== jku);
+      const served = jku || others.length > 0 ? `, and once ${[...(jku ? [jku] : []), ...others].join(' and ')} serves it` : '';
       print(
         `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
       );
@@ -143,10 +152,17 @@ function activateSubcommand(options: KeysCommandOptions): Command {
     .option('--now', 'do not wait for the JWK Set cache max-age (the JWK Set URL is still checked)')
     .allowUnknownOption()
     .action(async (kid: string, flags: WhereFlags & { now?: boolean }) => {
-      const { dir, jku, network } = where(options, flags);
-      const verify = jku ? (publicJwk: PublishedJwk) => refuseUnlessServed(jku, publicJwk, network) : undefined;
+      const { dir, jku, jkus, network } = where(options, flags);
+      // Every URL of the connectors sharing the directory: the switch is theirs too.
+      const urls = [...new Set([...(jku ? [jku] : []), ...jkus])];
+      const verify =
+        urls.length > 0
+          ? async (publicJwk: PublishedJwk) => {
+              for (const url of urls) await refuseUnlessServed(url, publicJwk, network);
+            }
+          : undefined;
       const { previousKid } = await activateKey(dir, kid, { nowMs: options.now(), force: flags.now === true, ...(verify ? { verify } : {}) });
-      print(`activated: ${kid} signs from the next token request${jku ? ` (served at ${jku})` : ''}`);
+      print(`activated: ${kid} signs from the next token request${urls.length > 0 ? ` (served at ${urls.join(' and ')})` : ''}`);
       if (previousKid) print(`5 minutes from now, run: bridge keys retire -- ${previousKid}`);
     });
 }
