@@ -172,6 +172,25 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.context().close();
   }, 120_000);
 
+  it('says so when Sync now first finishes an unfinished run, rather than taking that run for its own', async () => {
+    const { page, problems } = await openPage();
+    // The service's answer when an unfinished push of the connector is resumed first (README: POST …/syncs).
+    await page.route('**/v1/connectors/sandbox/syncs', (route) =>
+      route.fulfill({ status: 202, contentType: 'application/json', body: JSON.stringify({ runId: '0123456789abcdef', resumed: true }) }),
+    );
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button');
+    const card = page.locator('article[data-connector="sandbox"]');
+    await card.waitFor();
+    await card.locator('button.sync').click();
+    await expect
+      .poll(() => card.locator('.sync-msg').textContent(), { timeout: 10_000 })
+      .toBe('Finishing unfinished run 01234567 first; this sync follows it.');
+    expect(await page.locator('#announce').textContent()).toBe('sandbox: Finishing unfinished run 01234567 first; this sync follows it.');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
   it('says clearly when the token is wrong, and keeps nothing of it', async () => {
     const { page, problems } = await openPage();
     await page.fill('#token', 'not-the-token');

@@ -203,8 +203,11 @@ export const APP_JS = String.raw`(() => {
     const announce = () => ($('announce').textContent = name + ': ' + state.messages[name].text);
     try {
       const response = await api('/v1/connectors/' + encodeURIComponent(name) + '/syncs', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
-      const { runId } = await response.json();
-      state.messages[name] = { text: 'Started run ' + runId.slice(0, 8) + '.', runId };
+      const { runId, resumed } = await response.json();
+      // An unfinished run is finished first: the id is that run's, and this sync's own run follows it.
+      state.messages[name] = resumed
+        ? { text: 'Finishing unfinished run ' + runId.slice(0, 8) + ' first; this sync follows it.', runId }
+        : { text: 'Started run ' + runId.slice(0, 8) + '.', runId };
     } catch (error) {
       if (error.status === 401) return;
       state.messages[name] = { refused: true, text: error.status === 409 ? 'HTTP 409: ' + error.message : (error.status ? 'HTTP ' + error.status + ': ' : '') + error.message };
