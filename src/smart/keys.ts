@@ -28,6 +28,7 @@ import {
   writePrivateKey,
   writePublishedSet,
 } from './key-files.js';
+import { withKeysLock } from './keys-lock.js';
 
 export interface SigningKey {
   readonly alg: SigningAlg;
@@ -86,6 +87,10 @@ export interface GenerateKeyOptions {
 export async function generateKey(dir: string, alg: SigningAlg, options: GenerateKeyOptions = {}): Promise<{ kid: string }> {
   assertAlg(alg);
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  return withKeysLock(dir, () => generateKeyUnlocked(dir, alg, options));
+}
+
+async function generateKeyUnlocked(dir: string, alg: SigningAlg, options: GenerateKeyOptions): Promise<{ kid: string }> {
   const activeKid = readActiveKid(dir);
   const previous = readPublishedSet(dir)?.keys ?? [];
   if ((activeKid !== undefined || previous.length > 0) && options.force !== true) {
@@ -199,7 +204,13 @@ function nextSigningKey(dir: string, activeKid: string, logger: Logger): NextSig
     publicJwk: toPublicJwk(published) as PublishedJwk,
     activeFromMs: record.activeFromMs,
     ...(record.jkus ? { jkus: record.jkus } : {}),
-    activate: () => promote(dir, record.kid, logger),
+    // Under the lock, and only if the rotation is still the one read: a retire may have cancelled it meanwhile.
+    activate: () =>
+      withKeysLock(dir, async () => {
+        if (nextRecordOrUndefined(dir)?.kid !== record.kid)
+          throw new BridgeError('BRG_ERR_KEY_INVALID', `The rotation to ${record.kid} was cancelled or finished meanwhile.`);
+        return promote(dir, record.kid, logger);
+      }),
   };
 }
 

@@ -27,6 +27,7 @@ import {
   writePublishedSet,
 } from './key-files.js';
 import { assertAlg, newKeyMaterial, nextRecordOrUndefined, promote, requirePublishedSet } from './keys.js';
+import { withKeysLock } from './keys-lock.js';
 
 /** `server.jwksMaxAgeSec`'s default: how long a cache may keep the served JWK Set. */
 export const DEFAULT_ACTIVATION_WAIT_MS = 3_600_000;
@@ -47,7 +48,7 @@ export interface RotateOptions {
  * Adds a new key and publishes it next to the active one, which keeps signing: the new key signs from
  * `activeFromMs` (see `activateKey`, and `SigningKey.next` for the activation at a token request).
  */
-export async function rotateKey(
+async function rotateKeyUnlocked(
   dir: string,
   alg: SigningAlg,
   options: RotateOptions = {},
@@ -89,7 +90,7 @@ export interface ActivateOptions {
 }
 
 /** Makes the key `rotateKey` published the active one, refused before its `activeFromMs` unless `force`. */
-export async function activateKey(dir: string, kid: string, options: ActivateOptions = {}): Promise<{ kid: string; previousKid: string | undefined }> {
+async function activateKeyUnlocked(dir: string, kid: string, options: ActivateOptions = {}): Promise<{ kid: string; previousKid: string | undefined }> {
   assertSafeKid(kid, 'activate');
   const previousKid = readActiveKid(dir);
   if (previousKid === kid) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} already signs.`);
@@ -133,7 +134,7 @@ export interface RetireOptions {
  * Unpublishes a non-active key and deletes its private key file. Retiring the key that waits to sign cancels the
  * rotation (nothing signs with it yet, so there is nothing to wait for).
  */
-export async function retireKey(dir: string, kid: string, options: RetireOptions = {}): Promise<void> {
+async function retireKeyUnlocked(dir: string, kid: string, options: RetireOptions = {}): Promise<void> {
   assertSafeKid(kid, 'retire');
   const activeKid = readActiveKid(dir);
   const pending = nextRecordOrUndefined(dir);
@@ -180,3 +181,8 @@ function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: 
       `${kid}. Retire it in ${Math.ceil(waitMs / 60_000)} minute(s), or now with --force.`,
   );
 }
+
+/** rotateKey, activateKey and retireKey under the keys directory's lock (keys-lock.ts). */
+export const rotateKey = (dir: string, alg: SigningAlg, options: RotateOptions = {}) => withKeysLock(dir, () => rotateKeyUnlocked(dir, alg, options));
+export const activateKey = (dir: string, kid: string, options: ActivateOptions = {}) => withKeysLock(dir, () => activateKeyUnlocked(dir, kid, options));
+export const retireKey = (dir: string, kid: string, options: RetireOptions = {}) => withKeysLock(dir, () => retireKeyUnlocked(dir, kid, options));

@@ -1,6 +1,6 @@
 /** The key store on a real temp directory: files, modes, published set, rotation and every activeKey check. */
 import { generateKeyPairSync } from 'node:crypto';
-import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -255,5 +255,31 @@ describe('KeyStore.publicJwks', () => {
     expect(keys.map((k) => k.kid)).toEqual(['leaky', kid]);
     for (const key of keys) for (const secret of PRIVATE_MEMBERS) expect(key).not.toHaveProperty(secret);
     expect(keys[0]).toEqual({ kty: 'RSA', kid: 'leaky', n: privateJwk.n, e: privateJwk.e });
+  });
+});
+
+describe('one change of a keys directory at a time', () => {
+  it('two rotations at once: one publishes its key, the other is refused; jwks.json loses no key', async () => {
+    const dir = tempDir();
+    const { kid: first } = await generateKey(dir, 'ES384');
+    const outcomes = await Promise.allSettled([rotateKey(dir, 'ES384', { waitMs: 0 }), rotateKey(dir, 'ES384', { waitMs: 0 })]);
+    const done = outcomes.filter((o): o is PromiseFulfilledResult<Awaited<ReturnType<typeof rotateKey>>> => o.status === 'fulfilled');
+    expect(done).toHaveLength(1);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect((refused.reason as BridgeError).message).toContain('already waits to sign');
+    const published = (JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    expect(published.sort()).toEqual([first, done[0]?.value.kid].sort());
+    expect((JSON.parse(readFileSync(join(dir, 'next-key.json'), 'utf8')) as { kid: string }).kid).toBe(done[0]?.value.kid);
+    expect(existsSync(join(dir, '.keys.lock'))).toBe(false);
+  });
+
+  it('takes over the lock of a process that died mid-change', async () => {
+    const dir = tempDir();
+    await generateKey(dir, 'ES384');
+    writeFileSync(join(dir, '.keys.lock'), '99999 2026-01-01T00:00:00.000Z dead');
+    const old = new Date(Date.now() - 10 * 60_000);
+    utimesSync(join(dir, '.keys.lock'), old, old);
+    await expect(rotateKey(dir, 'ES384', { waitMs: 0 })).resolves.toMatchObject({ kid: expect.any(String) });
+    expect(existsSync(join(dir, '.keys.lock'))).toBe(false);
   });
 });
