@@ -10,10 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ExportCheckpoint, type ExportManifest, FILES_PER_PART, loadCheckpoint, recordFile, saveCheckpoint } from '../../../src/fhir/bulk/checkpoint.js';
 import { BulkExportJob } from '../../../src/fhir/bulk/export.js';
-import { BulkHttp } from '../../../src/fhir/bulk/http.js';
-import { silentLogger } from '../../../src/log.js';
-import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
-import { type BulkFixture, MemoryCheckpoints, startBulkFixture } from './support.js';
+import { type BulkFixture, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture } from './support.js';
 
 const REQUEST = { base: 'https://ehr.example.org/fhir', level: 'system', types: ['AuditEvent'] } as const;
 
@@ -128,16 +125,7 @@ describe('a download that ends after its export was given up', () => {
 
   it('records nothing: the next export of the same connector starts with no file complete', async () => {
     const store = new MemoryCheckpoints();
-    const http = new BulkHttp({
-      baseUrl: f.fx.server.baseUrl,
-      tokenSource: f.fx.tokens,
-      dispatcher: createDispatcher(DIRECT_NETWORK),
-      clock: f.fx.clock,
-      logger: silentLogger(),
-      timeoutMs: 5000,
-      retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 },
-      maxJsonBytes: 1 << 20,
-    });
+    const http = fixtureBulkHttp(f.fx);
     const job = new BulkExportJob({
       http,
       store,

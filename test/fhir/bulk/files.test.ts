@@ -9,13 +9,10 @@ import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { requestExportFile } from '../../../src/fhir/bulk/files.js';
-import { BulkHttp } from '../../../src/fhir/bulk/http.js';
-import { silentLogger } from '../../../src/log.js';
-import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, eventTypes, startBulkFixture, until } from './support.js';
+import { type BulkFixture, eventTypes, fixtureBulkHttp, startBulkFixture, until } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -138,16 +135,7 @@ describe('downloads', () => {
   });
 
   it('refuses an export file over plain http from another machine before asking for it (export files are PHI)', async () => {
-    const http = new BulkHttp({
-      baseUrl: f.fx.server.baseUrl,
-      tokenSource: f.fx.tokens,
-      dispatcher: createDispatcher(DIRECT_NETWORK),
-      clock: f.fx.clock,
-      logger: silentLogger(),
-      timeoutMs: 1000,
-      retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 10, maxDelayMs: 10 },
-      maxJsonBytes: 1 << 20,
-    });
+    const http = fixtureBulkHttp(f.fx, { timeoutMs: 1000, retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 10, maxDelayMs: 10 } });
     const file = { type: 'AuditEvent', url: 'http://files.example.org/export/1.ndjson' };
     const error = await requestExportFile(http, file, 'AuditEvent file 1 of 1', false, undefined).catch((e: unknown) => e);
     expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_EXPORT_FILE' });

@@ -11,7 +11,7 @@ import { expect } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
 import { type CheckpointStore, loadCheckpoint } from '../../../src/fhir/bulk/checkpoint.js';
 import type { BulkExportEvent } from '../../../src/fhir/bulk/export.js';
-import { BulkHttp } from '../../../src/fhir/bulk/http.js';
+import { BulkHttp, type BulkHttpOptions } from '../../../src/fhir/bulk/http.js';
 import { type BulkExportSource, type BulkSourceSettings, createBulkExportSource } from '../../../src/fhir/bulk-source.js';
 import { createReferenceResolver } from '../../../src/fhir/index.js';
 import { type Logger, silentLogger } from '../../../src/log.js';
@@ -150,4 +150,19 @@ export function eventTypes(events: readonly BulkExportEvent[]): string[] {
 export async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 2000 && !condition(); i++) await new Promise((r) => setTimeout(r, 10));
   expect(condition()).toBe(true);
+}
+
+/** A BulkHttp toward the fixture's server, with its tokens and clock, one attempt and short timeouts. */
+export function fixtureBulkHttp(fx: FixtureServer, overrides: Partial<BulkHttpOptions> = {}): BulkHttp {
+  return new BulkHttp({
+    baseUrl: fx.server.baseUrl,
+    tokenSource: fx.tokens,
+    dispatcher: createDispatcher(DIRECT_NETWORK),
+    clock: fx.clock,
+    logger: silentLogger(),
+    timeoutMs: 5000,
+    retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 },
+    maxJsonBytes: 1 << 20,
+    ...overrides,
+  });
 }
