@@ -30,6 +30,8 @@ class Walk {
   served = 0;
   /** This walk's first page's total, when the slice is checked. */
   expected: number | undefined;
+  /** A checked walk whose first page has not been read yet (its first request may have met a 4113). */
+  totalDue = false;
   /** Every event this walk was served (id|version), yielded now or earlier, when the slice is checked. */
   seen: Set<string> | undefined;
   withoutId = 0;
@@ -72,6 +74,16 @@ export class SliceCursor {
     return this.walk.served;
   }
 
+  /** Walks begun so far. */
+  get walks(): number {
+    return this.walk.number;
+  }
+
+  /** The current walk still needs its first page's total. */
+  get totalDue(): boolean {
+    return this.walk.totalDue;
+  }
+
   /** The first page of the slice: `total` (when it is to be checked and small enough) decides whether ids are kept. */
   start(total: number | undefined): void {
     if (total === undefined || total > MAX_CHECKED_TOTAL) return;
@@ -85,11 +97,13 @@ export class SliceCursor {
     if (!this.checking) return;
     this.walk.expected = total;
     this.walk.seen = new Set();
+    this.walk.totalDue = false;
   }
 
   /** Starts another walk from the slice's start. */
   newWalk(): void {
     this.walk = new Walk(this.walk.number + 1);
+    this.walk.totalDue = this.checking;
   }
 
   /** How many events the current walk's total says it was not served; 0 when unchecked. */

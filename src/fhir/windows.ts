@@ -49,6 +49,8 @@ interface PullSettings {
 
 /** 4113 answers in a row that made no progress before the slice is given up. */
 const MAX_FRUITLESS_RESTARTS = 3;
+/** Walks of one slice from its start (the first, a re-walk, restarts of walks out of order) before it is given up. */
+const MAX_WALKS = 6;
 /** Slices are not split below this span: a `total` that stays large at a second's width is walked as it is. */
 const MIN_SLICE_MS = 1_000;
 /**
@@ -99,6 +101,7 @@ async function* pullSlice(
   let walkGuard = guard;
   for (let fruitless = 0; ; ) {
     const servedBefore = cursor.served;
+    const yieldedBefore = cursor.yielded;
     if (fromStart) walkGuard = new RepeatGuard('AuditEvent');
     walkGuard.newSearch();
     try {
@@ -111,8 +114,9 @@ async function* pullSlice(
         if (page === 1 && cursor.fresh) {
           const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts && (await countsTheRange(client, settings, slice, bundle.total, totals, signal))) return parts;
-          cursor.start(settings.checkTotal ? bundle.total : undefined);
-        } else if (page === 1 && startsWalk) {
+          // A total that does not count the range cannot be checked against either.
+          cursor.start(settings.checkTotal && !totals.uncounted ? bundle.total : undefined);
+        } else if (page === 1 && cursor.totalDue) {
           // The slice as the server counts it now: events that left it since the first walk (an update moves an event
           // out of a _lastUpdated slice) are not missing.
           cursor.expectFromWalk(bundle.total);
@@ -134,8 +138,11 @@ async function* pullSlice(
       fromStart = true;
     } catch (error) {
       if (!isSearchExpired(error)) throw error;
-      fruitless = cursor.served > servedBefore ? 0 : fruitless + 1;
-      if (fruitless > MAX_FRUITLESS_RESTARTS) throw error;
+      // An ordered walk that was served more has moved on, whatever it yielded; a walk out of order starts again from the
+      // slice's start, where only events not yielded before are progress.
+      const progressed = cursor.yielded > yieldedBefore || (cursor.ordered && cursor.served > servedBefore);
+      fruitless = progressed ? 0 : fruitless + 1;
+      if (fruitless > MAX_FRUITLESS_RESTARTS || cursor.walks >= MAX_WALKS) throw error;
       // In order, the walk resumes at the last instant it was served. Out of order, that instant says nothing of what
       // is left: a new walk from the slice's start, which only a slice that keeps its ids can do without doubling events.
       if (cursor.ordered) continue;

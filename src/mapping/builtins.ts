@@ -230,9 +230,15 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
   // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name.
   // A credential counts only after a comma or as a last word, a title only as a first word, and never when that would
   // leave fewer than two words: "Anh Do" and "Pa Vang" are names.
-  const parts = text.split(',').map((part) => part.trim());
+  const parts = text
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
   const named = parts.filter((part, index) => index === 0 || !CREDENTIALS.has(bare(part)));
-  if (named.length >= 2 && named[0]) return { family: named[0], given: named[1]?.split(/\s+/)[0] };
+  if (named.length >= 2 && named[0]) {
+    const given = (named[1] ?? '').split(/\s+/);
+    return { family: named[0], given: given.length > 1 && TITLES.has(bare(given[0] ?? '')) ? given[1] : given[0] };
+  }
   let tokens = (named[0] ?? '').split(/\s+/).filter((word) => word !== '');
   if (tokens.length > 1 && TITLES.has(bare(tokens[0] ?? ''))) tokens = tokens.slice(1);
   if (tokens.length > 2 && CREDENTIALS.has(bare(tokens[tokens.length - 1] ?? ''))) tokens = tokens.slice(0, -1);

@@ -27,10 +27,12 @@ export async function withKeysLock<T>(dir: string, change: () => Promise<T>): Pr
       await handle.close();
       break;
     } catch (error) {
+      // No directory: nothing to protect, and the change itself says what is missing.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return change();
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
       if (age > STALE_MS) {
-        await rm(path, { force: true });
+        await takeOver(path);
         continue;
       }
       if (Date.now() > deadline) {
@@ -48,5 +50,28 @@ export async function withKeysLock<T>(dir: string, change: () => Promise<T>): Pr
   } finally {
     // Only our own lock: one taken over as stale by another process is theirs now.
     if ((await readFile(path, 'utf8').catch(() => '')) === token) await rm(path, { force: true });
+  }
+}
+
+/**
+ * Removes a stale lock so that a waiting process can take it. Takeovers are serialised by a second exclusive file, and
+ * the lock is looked at again inside: a lock that went stale and was already replaced by a fresh one is left alone.
+ */
+async function takeOver(path: string): Promise<void> {
+  const guard = `${path}.takeover`;
+  try {
+    await (await open(guard, 'wx', 0o600)).close();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    // A takeover under way; one whose process died is itself stale.
+    const age = Date.now() - ((await stat(guard).catch(() => undefined))?.mtimeMs ?? Date.now());
+    if (age > STALE_MS) await rm(guard, { force: true });
+    return;
+  }
+  try {
+    const age = Date.now() - ((await stat(path).catch(() => undefined))?.mtimeMs ?? Date.now());
+    if (age > STALE_MS) await rm(path, { force: true });
+  } finally {
+    await rm(guard, { force: true });
   }
 }

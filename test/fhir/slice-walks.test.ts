@@ -82,3 +82,35 @@ it('a burst is split until each part is within maxResultsPerSlice, not walked wh
   const offsets = fixture.requestsFor('AuditEvent').map((request) => Number(new URLSearchParams(request.query).get('_offset') ?? 0));
   expect(Math.max(...offsets)).toBeLessThan(100);
 });
+
+it('a re-walk whose first request meets a 4113 still checks the slice: short twice stops the run, nothing lost silently', async () => {
+  const f = await server();
+  // The first walk loses its next link; the re-walk's first request expires; the resumed re-walk loses its link too.
+  f.server.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
+  f.server.faults.add({ action: { kind: 'search-expired' }, match: AUDIT_SEARCH });
+  f.server.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
+  const error = await ids(pullAuditEvents(f.client(), { since: isoAt(0), until: isoAt(60) }, { pageSize: 10 })).catch((e: unknown) => e);
+  expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_PAGING', details: { expected: 30, received: 10 } });
+});
+
+it('a server that ignores _sort and expires every walk at its second page is given up, not walked from its start for ever', async () => {
+  const f = await server();
+  const search = f.backend.search.bind(f.backend);
+  f.backend.search = (type, query) => {
+    const reversed = new URLSearchParams(query);
+    reversed.set('_sort', `-${query.get('_sort') ?? 'date'}`);
+    return search(type, reversed);
+  };
+  f.server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=10/, times: 1_000 });
+  const error = await ids(pullAuditEvents(f.client(), { since: isoAt(0), until: isoAt(60) }, { pageSize: 10 })).catch((e: unknown) => e);
+  expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { outcomeCode: '4113' } });
+  expect(f.requestsFor('AuditEvent').length).toBeLessThan(20);
+});
+
+it('a total that does not count the range is not checked either: the slice walked whole yields every event, no error', async () => {
+  const f = await server();
+  f.server.faults.add({ action: { kind: 'fixed-total', total: 50 }, match: AUDIT_SEARCH, times: 1_000 });
+  const pulled = await ids(pullAuditEvents(f.client(), { since: isoAt(0), until: isoAt(60) }, { pageSize: 10, maxResultsPerSlice: 20 }));
+  expect(new Set(pulled).size).toBe(30);
+  expect(pulled).toHaveLength(30);
+});

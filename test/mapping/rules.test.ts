@@ -88,6 +88,8 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     expect(names('Anh Do')).toEqual(['Do', 'Anh']);
     expect(names('Pa Vang')).toEqual(['Vang', 'Pa']);
     expect(names('Dr. Smith')).toEqual(['Smith', '']);
+    expect(names('Smith, Dr. Jane')).toEqual(['Smith', 'Jane']);
+    expect(names('Smith,')).toEqual(['Smith', '']);
   });
 });
 

@@ -273,6 +273,12 @@ describe('one change of a keys directory at a time', () => {
     expect(existsSync(join(dir, '.keys.lock'))).toBe(false);
   });
 
+  it('a keys command on a directory that does not exist says what is missing, not the lock file', async () => {
+    const error = await rejectionOf(rotateKey(join(tempDir(), 'nowhere'), 'ES384', { waitMs: 0 }));
+    expect((error as BridgeError).code).toBe('BRG_ERR_KEY_INVALID');
+    expect((error as Error).message).toContain('there is no key to rotate');
+  });
+
   it('takes over the lock of a process that died mid-change', async () => {
     const dir = tempDir();
     await generateKey(dir, 'ES384');
@@ -281,5 +287,20 @@ describe('one change of a keys directory at a time', () => {
     utimesSync(join(dir, '.keys.lock'), old, old);
     await expect(rotateKey(dir, 'ES384', { waitMs: 0 })).resolves.toMatchObject({ kid: expect.any(String) });
     expect(existsSync(join(dir, '.keys.lock'))).toBe(false);
+  });
+
+  it('three changes meeting one stale lock: one takes it over at a time, and jwks.json loses no key', async () => {
+    for (let trial = 0; trial < 10; trial++) {
+      const dir = tempDir();
+      const { kid: first } = await generateKey(dir, 'ES384');
+      writeFileSync(join(dir, '.keys.lock'), '99999 2026-01-01T00:00:00.000Z dead');
+      const old = new Date(Date.now() - 10 * 60_000);
+      utimesSync(join(dir, '.keys.lock'), old, old);
+      const outcomes = await Promise.allSettled([1, 2, 3].map(() => rotateKey(dir, 'ES384', { waitMs: 0 })));
+      const done = outcomes.filter((o): o is PromiseFulfilledResult<Awaited<ReturnType<typeof rotateKey>>> => o.status === 'fulfilled');
+      expect(done).toHaveLength(1);
+      const published = (JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+      expect(published.sort()).toEqual([first, done[0]?.value.kid].sort());
+    }
   });
 });
