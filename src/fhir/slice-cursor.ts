@@ -48,7 +48,6 @@ export class SliceCursor {
   private walk = new Walk(1);
   /** Every event the slice yielded (id|version), when it is checked. */
   private ids: Set<string> | undefined;
-  private checking = false;
 
   constructor(
     private readonly dateParam: 'date' | '_lastUpdated',
@@ -67,7 +66,7 @@ export class SliceCursor {
 
   /** The slice keeps its ids: it can be read again from its start without yielding an event twice. */
   get checked(): boolean {
-    return this.checking;
+    return this.ids !== undefined;
   }
 
   get served(): number {
@@ -87,23 +86,22 @@ export class SliceCursor {
   /** The first page of the slice: `total` (when it is to be checked and small enough) decides whether ids are kept. */
   start(total: number | undefined): void {
     if (total === undefined || total > MAX_CHECKED_TOTAL) return;
-    this.checking = true;
     this.ids = new Set();
     this.expectFromWalk(total);
   }
 
   /** A walk begins from the slice's start; its first page's `total` is what it must be served. */
   expectFromWalk(total: number | undefined): void {
-    if (!this.checking) return;
+    if (!this.checked) return;
     this.walk.expected = total;
     this.walk.seen = new Set();
     this.walk.totalDue = false;
   }
 
-  /** Starts another walk from the slice's start. */
+  /** Starts another walk from the slice's start (its resume point: it has been served nothing yet). */
   newWalk(): void {
     this.walk = new Walk(this.walk.number + 1);
-    this.walk.totalDue = this.checking;
+    this.walk.totalDue = this.checked;
   }
 
   /** How many events the current walk's total says it was not served; 0 when unchecked. */
@@ -116,7 +114,7 @@ export class SliceCursor {
     return { expected: this.walk.expected ?? 0, received: this.walk.distinct };
   }
 
-  /** A search resumed after a 4113 starts at the last instant the walk was served (inclusive: `ge`). */
+  /** Where the walk's next search starts: the last instant it was served (inclusive: `ge`), or the slice's start. */
   resumeFrom(): number {
     return Math.max(this.slice.since, this.walk.lastMs);
   }

@@ -94,22 +94,21 @@ async function* pullSlice(
   signal?: AbortSignal,
 ): AsyncGenerator<AuditEvent[], Slice[] | undefined> {
   const cursor = new SliceCursor(settings.dateParam, slice);
-  let fromStart = false;
   let rewalked = false;
   // A walk that reads the slice again from its start reads events already yielded by design: it gets its own guard
   // (kept across its resumed searches), which still catches a loop within it.
   let walkGuard = guard;
+  const newWalk = (): void => {
+    cursor.newWalk();
+    walkGuard = new RepeatGuard('AuditEvent');
+  };
   for (let fruitless = 0; ; ) {
     const servedBefore = cursor.served;
     const yieldedBefore = cursor.yielded;
-    if (fromStart) walkGuard = new RepeatGuard('AuditEvent');
     walkGuard.newSearch();
     try {
       let page = 0;
-      const startsWalk = fromStart;
-      fromStart = false;
-      const from = startsWalk ? slice.since : cursor.resumeFrom();
-      for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, from, slice.until), signal)) {
+      for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, cursor.resumeFrom(), slice.until), signal)) {
         page += 1;
         if (page === 1 && cursor.fresh) {
           const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
@@ -134,8 +133,7 @@ async function* pullSlice(
       if (cursor.missing() <= 0) return undefined;
       if (rewalked) throw incompleteSliceError(settings, slice, cursor.shortfall());
       rewalked = true;
-      cursor.newWalk();
-      fromStart = true;
+      newWalk();
     } catch (error) {
       if (!isSearchExpired(error)) throw error;
       // An ordered walk that was served more has moved on, whatever it yielded; a walk out of order starts again from the
@@ -147,8 +145,7 @@ async function* pullSlice(
       // is left: a new walk from the slice's start, which only a slice that keeps its ids can do without doubling events.
       if (cursor.ordered) continue;
       if (!cursor.checked) throw unorderedRestartError(settings, error);
-      cursor.newWalk();
-      fromStart = true;
+      newWalk();
     }
   }
 }

@@ -40,7 +40,11 @@ const MIN_CELL_CHARS = 2;
  * (tests of messages); a push uses purviewSaidOfBlock.
  */
 export function purviewSaid(answer: PurviewAnswer): string {
-  const words = candidateWords(answer);
+  return quotable(candidateWords(answer));
+}
+
+/** The words cut to length, or empty when they quote a value. */
+function quotable(words: string): string {
   if (QUOTED_VALUE.test(words)) return '';
   return words.length > MAX_SAID ? `${words.slice(0, MAX_SAID - 1)}…` : words;
 }
@@ -52,10 +56,11 @@ export function purviewSaid(answer: PurviewAnswer): string {
  * @param segments - The block's rows in it (the header line excluded: column names are not data).
  */
 export async function purviewSaidOfBlock(answer: PurviewAnswer, spoolPath: string, segments: readonly ByteRange[]): Promise<string> {
-  const said = purviewSaid(answer);
+  const words = candidateWords(answer);
+  const said = quotable(words);
   if (said === '') return '';
   // The whole text is checked, not only the quoted part: a cell cut by the length limit would still show its start.
-  const text = fold(candidateWords(answer));
+  const text = fold(words);
   try {
     return (await blockCellIn(text, spoolPath, segments)) ? '' : said;
   } catch {
