@@ -170,12 +170,25 @@ export function toBridgeError(error: unknown): BridgeError {
       'BRG_ERR_STATE',
       busy
         ? `The state database is locked by another process (${code}); wait for it to finish and run again.`
-        : `The state database failed (${code}): ${error.message}`,
+        : `The state database failed (${code}): ${scrubErrorText(error.message)}`,
       { cause: error, details: { sqlite: code } },
     );
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = scrubErrorText(error instanceof Error ? error.message : String(error));
   return new BridgeError('BRG_ERR_INTERNAL', message, { cause: error });
+}
+
+/**
+ * An untyped error's text may quote the data it failed on: Node's JSON.parse says `Unexpected token 'J', "Jane Smith"
+ * is not valid JSON`. Such text goes to run records, the operator page and logs, so quoted values are blanked: double
+ * quotes always, single quotes unless they hold a code identifier (`reading 'family'` stays readable); long digit runs
+ * (an MRN, a phone number) too.
+ */
+export function scrubErrorText(text: string): string {
+  return text
+    .replace(/"[^"\n]*"/g, '"…"')
+    .replace(/'([^'\n]*)'/g, (quoted, inner: string) => (/^[A-Za-z_$][\w$]{0,39}$/.test(inner) ? quoted : "'…'"))
+    .replace(/\d{6,}/g, '…');
 }
 
 export function isAbortError(error: unknown): boolean {

@@ -3,6 +3,7 @@
  * secrets that could ride along in an error or config object.
  */
 import { type DestinationStream, type Logger, pino } from 'pino';
+import { BridgeError, scrubErrorText } from './errors.js';
 
 export type { Logger } from 'pino';
 
@@ -42,6 +43,24 @@ export const REDACT_PATHS: readonly string[] = [
   '*.proxyCredentials',
 ];
 
+/**
+ * `err` as pino would write it, minus what may carry PHI: quoted values in the message and stack are blanked
+ * (scrubErrorText), and only the type, message, stack, code and a BridgeError's details (never PHI by contract) are
+ * kept, not every enumerable property (an HTTP error's body, a URL error's input).
+ */
+export function serializeError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const plain = pino.stdSerializers.err(error) as { type?: string; message?: string; stack?: string };
+  const code = (error as { code?: unknown }).code;
+  return {
+    type: plain.type,
+    message: scrubErrorText(plain.message ?? ''),
+    stack: scrubErrorText(plain.stack ?? ''),
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(error instanceof BridgeError ? { details: error.details } : {}),
+  };
+}
+
 export interface LoggerOptions {
   readonly level?: string;
   readonly name?: string;
@@ -55,6 +74,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       name: options.name ?? 'bridge',
       level: options.level ?? 'info',
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+      serializers: { err: serializeError },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

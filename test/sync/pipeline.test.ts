@@ -158,6 +158,33 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it("an untyped error that quotes its input (JSON.parse's) reaches neither the run record, the sinks nor the log with the quote", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const source = fakeSource([], [patient, practitioner], []);
+    const broken: EventSource = {
+      ...source,
+      // biome-ignore lint/correctness/useYield: the page fails before it yields, as a corrupt body would.
+      async *pages() {
+        JSON.parse('Jane Doe, 1 Main St, MRN 0012345678');
+      },
+    };
+    const lines: string[] = [];
+    const d = { ...deps(stateDir, broken), logger: linesLogger(lines) };
+    const heard: string[] = [];
+    d.events.on('error', (e) => heard.push(e.message));
+    const error = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' }).catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_INTERNAL');
+    const run = d.store.listRuns({ connector: 'main' })[0];
+    expect(run).toMatchObject({ state: 'failed', error: { code: 'BRG_ERR_INTERNAL' } });
+    expect(run?.error?.message).toContain('is not valid JSON');
+    d.logger.error({ err: (error as BridgeError).cause }, 'sync failed');
+    for (const text of [(error as Error).message, run?.error?.message ?? '', ...heard, ...lines]) {
+      expect(text).not.toMatch(/Jane|Main St|0012345678/);
+    }
+    expect(lines.join('\n')).toContain('SyntaxError');
+    d.store.close();
+  });
+
   it("a listener of the run's failure that throws (the run log on the full disk) hides neither the run's error nor its record", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true));

@@ -1,0 +1,35 @@
+/**
+ * An untyped error's text may quote the data it failed on; what reaches run records, answers and logs has those quotes
+ * blanked, and a logged error keeps only its type, message, stack, code and typed details.
+ */
+import { describe, expect, it } from 'vitest';
+import { BridgeError, scrubErrorText, toBridgeError } from '../src/errors.js';
+import { serializeError } from '../src/log.js';
+
+describe('scrubErrorText', () => {
+  it("blanks JSON.parse's quote of its input, quoted values and long digit runs, and keeps identifiers and positions", () => {
+    let parseError: unknown;
+    try {
+      JSON.parse('Jane Doe');
+    } catch (error) {
+      parseError = error;
+    }
+    expect(toBridgeError(parseError).message).toBe(`Unexpected token 'J', "…" is not valid JSON`);
+    expect(scrubErrorText("Cannot read properties of undefined (reading 'family')")).toBe("Cannot read properties of undefined (reading 'family')");
+    expect(scrubErrorText("bad value 'Jane Doe' at position 12")).toBe("bad value '…' at position 12");
+    expect(scrubErrorText('no patient with MRN 1234567 here')).toBe('no patient with MRN … here');
+  });
+});
+
+describe('serializeError (the logger’s err)', () => {
+  it('keeps type, scrubbed message and stack, code and typed details; drops other properties, such as a body', () => {
+    const error = Object.assign(new Error('answer "Jane Doe" refused'), { code: 'E_X', body: '{"name":"Jane Doe"}' });
+    const plain = serializeError(error) as Record<string, unknown>;
+    expect(Object.keys(plain).sort()).toEqual(['code', 'message', 'stack', 'type']);
+    expect(JSON.stringify(plain)).not.toContain('Jane');
+    expect(plain['message']).toBe('answer "…" refused');
+    const typed = serializeError(new BridgeError('BRG_ERR_STATE', 'locked', { details: { sqlite: 'SQLITE_BUSY' } })) as Record<string, unknown>;
+    expect(typed['details']).toEqual({ sqlite: 'SQLITE_BUSY' });
+    expect(serializeError('a string')).toBe('a string');
+  });
+});
