@@ -85,8 +85,8 @@ export async function runPushBench(options: { rows: number; blockRows: number })
     const app = { tenantId: randomUUID(), appId: randomUUID(), secret: randomUUID() };
     const jobs = { bridge: randomUUID(), curl: randomUUID() };
     entra.registerApp(app);
-    ingest.registerJob(jobs.bridge, app.appId);
-    ingest.registerJob(jobs.curl, app.appId);
+    ingest.registerJob(jobs.bridge, app);
+    ingest.registerJob(jobs.curl, app);
     const caPath = join(dir, 'ca.pem');
     writeFileSync(caPath, tls.certPem, { mode: 0o600 });
     const { spoolPath, blockPaths } = writeInputs(dir, options.rows, options.blockRows);

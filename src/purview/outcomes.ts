@@ -92,7 +92,7 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
     case 403:
       return [
         'BRG_ERR_PURVIEW_FORBIDDEN',
-        `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.`,
+        `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app in this tenant. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, and check purview.tenantId (a multi-tenant app has the same app id in every tenant).`,
       ];
     case 413:
       // Too large for the service (or a proxy on the way): every block of this size would be, whatever the file.

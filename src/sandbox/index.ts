@@ -95,7 +95,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     tls,
     record: options.ingestRecord ?? 'rows',
   });
-  ingest.registerJob(ids.jobId, ids.appId, 'epic');
+  ingest.registerJob(ids.jobId, ids, 'epic');
 
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
   const secretFile = writePrivate(join(dir, 'purview-app-secret'), secret);

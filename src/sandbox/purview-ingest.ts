@@ -1,8 +1,8 @@
 /**
  * A Purview ingestion endpoint for the offline sandbox, checking the wire format as strictly as
  * docs/purview-protocol.md §8.1 lists it: `POST /api/signals?jobid=` (any case), a bearer token from the Entra emulator
- * with the ingestion audience (401 otherwise), a job owned by the token's app (403 `jobId and corresponding appId do
- * not match.` otherwise), `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file`
+ * with the ingestion audience (401 otherwise), a job owned by the token's app in the token's tenant (403 `jobId and
+ * corresponding appId do not match.` otherwise: a multi-tenant app has one app id in every tenant), `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file`
  * (part header parsed leniently, §2.2), and a body in UTF-8 without BOM, CRLF-terminated lines, a header line on every
  * block identical across the job. Malformed → 400 with the reason. Accepted blocks are recorded per job, in arrival
  * order, and faults can be programmed per request (§8.2) to test that no block is ever lost.
@@ -62,7 +62,7 @@ export interface PurviewIngestEmulator {
    * A connector job of `schema` (its header must name that schema's mandatory columns, in a delimiter it takes); without
    * one, any header, as for a job whose schema a test does not care about.
    */
-  registerJob(jobId: string, appId: string, schema?: IngestSchema): void;
+  registerJob(jobId: string, owner: JobOwner, schema?: IngestSchema): void;
   /** Blocks accepted for the job, in arrival order. */
   accepted(jobId: string): ReadonlyArray<AcceptedBlock>;
   /** Rows accepted for the job (counted in 'count' mode too). */
@@ -128,8 +128,15 @@ export const INGEST_SCHEMAS: Readonly<Record<IngestSchema, { mandatory: readonly
 /** The block size the connector documentation describes (and the bridge sends at most): 100K rows. */
 export const MAX_BLOCK_ROWS = 100_000;
 
+/** The Entra app a connector job was created with, and the tenant it was created in. */
+export interface JobOwner {
+  readonly tenantId: string;
+  readonly appId: string;
+}
+
 interface Job {
   readonly appId: string;
+  readonly tenantId: string;
   readonly schema?: IngestSchema;
   header?: string;
   readonly blocks: AcceptedBlock[];
@@ -167,9 +174,9 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
   return {
     baseUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     caPem: tls.certPem,
-    registerJob(jobId, appId, schema) {
-      if (!jobId || !appId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId and appId are required.');
-      state.jobs.set(jobId.toLowerCase(), { appId, blocks: [], digest: createRowDigest(), ...(schema ? { schema } : {}) });
+    registerJob(jobId, { tenantId, appId }, schema) {
+      if (!jobId || !appId || !tenantId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId, tenantId and appId are required.');
+      state.jobs.set(jobId.toLowerCase(), { appId, tenantId, blocks: [], digest: createRowDigest(), ...(schema ? { schema } : {}) });
     },
     accepted: (jobId) => state.jobs.get(jobId.toLowerCase())?.blocks ?? [],
     acceptedRowCount: (jobId) => (state.jobs.get(jobId.toLowerCase())?.blocks ?? []).reduce((n, block) => n + block.rowCount, 0),
@@ -231,7 +238,8 @@ function authorize(state: IngestState, url: URL, request: IncomingMessage): Job 
   const audience = state.options.audience ?? INGESTION_RESOURCE;
   if (claims.audience !== audience) throw new Rejection(401, `the token audience ${claims.audience} is not ${audience}`);
   const job = state.jobs.get(jobId.toLowerCase());
-  if (!job || job.appId.toLowerCase() !== claims.appId.toLowerCase()) throw new Rejection(403, JOB_APP_MISMATCH, JOB_APP_MISMATCH);
+  const owned = job && job.appId.toLowerCase() === claims.appId.toLowerCase() && job.tenantId.toLowerCase() === claims.tenantId.toLowerCase();
+  if (!job || !owned) throw new Rejection(403, JOB_APP_MISMATCH, JOB_APP_MISMATCH);
   return job;
 }
 

@@ -18,7 +18,7 @@ let h: SandboxHarness;
 
 beforeAll(async () => {
   h = await startHarness({ data: { seed: 67, events: 240, patients: 40, practitioners: 6 }, flags: { 'connectors.0.purview.blockRows': 20 } });
-  h.sandbox.ingest.registerJob(JOB_B, h.sandbox.ids.appId, 'epic');
+  h.sandbox.ingest.registerJob(JOB_B, h.sandbox.ids, 'epic');
 });
 afterAll(async () => h?.close());
 

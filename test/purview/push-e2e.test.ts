@@ -43,7 +43,7 @@ const rowsOf = (count: number): Promise<{ rows: string[]; file: NormalizedFile }
 /** A fresh job per test keeps accepted() about that test only. */
 function freshJob(): string {
   const jobId = crypto.randomUUID();
-  world.ingest.registerJob(jobId, world.appId);
+  world.ingest.registerJob(jobId, world);
   return jobId;
 }
 
@@ -144,7 +144,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
   it('stops on 403 (job owned by another app) with a typed error that says what to fix; nothing acked', async () => {
     const { file } = await rowsOf(5);
     const jobId = crypto.randomUUID();
-    world.ingest.registerJob(jobId, crypto.randomUUID());
+    world.ingest.registerJob(jobId, { tenantId: world.tenantId, appId: crypto.randomUUID() });
     const { run, options } = push(file, { jobId });
     const before = world.ingest.requests;
     const error = (await run().catch((e: unknown) => e)) as BridgeError;

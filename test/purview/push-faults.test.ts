@@ -189,8 +189,9 @@ describe('permanent answers', () => {
     const error = await rejectionOf(pushRowFile({ ...run.options, jobId: other.jobId }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_FORBIDDEN');
     expect(error.message).toBe(
-      `Purview refused block 0 of this push (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app. ` +
-        "Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id.",
+      `Purview refused block 0 of this push (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app in this tenant. ` +
+        "Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, " +
+        'and check purview.tenantId (a multi-tenant app has the same app id in every tenant).',
     );
     expect(emu.ingest.requests - before).toBe(1);
     expect(emu.ingest.accepted(other.jobId)).toEqual([]);

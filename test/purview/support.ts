@@ -37,7 +37,7 @@ export async function startEmulators(limits: Pick<PurviewIngestOptions, 'maxBody
     newApp() {
       const app = { tenantId: randomUUID(), appId: randomUUID(), secret: `secret-${randomUUID()}`, jobId: randomUUID() };
       entra.registerApp(app);
-      ingest.registerJob(app.jobId, app.appId);
+      ingest.registerJob(app.jobId, app);
       return app;
     },
     tokenSource(app, clock) {

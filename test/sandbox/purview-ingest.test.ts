@@ -17,8 +17,8 @@ let digesting: PurviewIngestEmulator;
 let dispatcher: Agent;
 let token: string;
 
-async function issue(scope: string): Promise<string> {
-  const response = await request(`${entra.authorityHost}/${tenantId}/oauth2/v2.0/token`, {
+async function issue(scope: string, tenant = tenantId): Promise<string> {
+  const response = await request(`${entra.authorityHost}/${tenant}/oauth2/v2.0/token`, {
     method: 'POST',
     dispatcher,
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -36,7 +36,7 @@ beforeAll(async () => {
   ingest = await startPurviewIngestEmulator({ verifyAccessToken, tls });
   counting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'count' });
   digesting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'digest' });
-  for (const emulator of [ingest, counting, digesting]) emulator.registerJob(jobId, app.appId);
+  for (const emulator of [ingest, counting, digesting]) emulator.registerJob(jobId, app);
   token = await issue(`${DEFAULT_RESOURCE}/.default`);
 });
 afterAll(async () => {
@@ -140,11 +140,21 @@ describe('Purview ingestion emulator', () => {
 
   it("answers 403 with Purview's reason phrase when the job belongs to another app or is unknown", async () => {
     const foreignJob = randomUUID();
-    ingest.registerJob(foreignJob, randomUUID());
+    ingest.registerJob(foreignJob, { tenantId: app.tenantId, appId: randomUUID() });
     for (const id of [foreignJob, randomUUID()]) {
       expect(await upload({ path: `/api/signals?jobid=${id}` })).toMatchObject({ status: 403, statusText: JOB_APP_MISMATCH });
     }
     expect(JOB_APP_MISMATCH).toBe('jobId and corresponding appId do not match.');
+  });
+
+  it("answers 403 to the job's own app id with a token from another tenant (a multi-tenant app), recording nothing", async () => {
+    const otherTenant = randomUUID();
+    entra.registerApp({ ...app, tenantId: otherTenant });
+    const foreign = await issue(`${DEFAULT_RESOURCE}/.default`, otherTenant);
+    const before = ingest.accepted(jobId).length;
+    expect(await upload({ auth: `Bearer ${foreign}` })).toMatchObject({ status: 403, statusText: JOB_APP_MISMATCH });
+    expect(ingest.accepted(jobId).length).toBe(before);
+    expect((await upload()).status).toBe(200);
   });
 
   const malformed: Array<[string, Upload, string]> = [
@@ -176,7 +186,7 @@ describe('Purview ingestion emulator', () => {
 
   it('checks a job of a known schema against its mandatory columns and delimiters', async () => {
     const epicJob = randomUUID();
-    ingest.registerJob(epicJob, app.appId, 'epic');
+    ingest.registerJob(epicJob, app, 'epic');
     const to = (file: string) => upload({ file, path: `/api/signals?jobid=${epicJob}` });
     const mandatory = INGEST_SCHEMAS.epic.mandatory;
     const row = mandatory.map((_, i) => `v${i}`);
