@@ -39,6 +39,7 @@ import type { StateStore } from '../../sync/state/index.js';
 import { pushCopyPath, sweepPushCopies } from '../push-copies.js';
 import { pushReporter } from '../reporters/push-progress.js';
 import { processStats } from '../reporters/summary.js';
+import { abortAfterGrace } from '../stop-grace.js';
 
 export interface PushCommandDeps {
   readonly print: (line: string) => void;
@@ -77,6 +78,7 @@ interface PushFlags {
   caFile?: string;
   maxLineBytes: number;
   leaseTtlSeconds: number;
+  stopGraceSeconds: number;
   progress: boolean;
   json?: boolean;
 }
@@ -114,6 +116,11 @@ export function pushCommand(deps: PushCommandDeps): Command {
       new Option('--lease-ttl-seconds <n>', 'how long another machine waits for this push if it dies')
         .argParser((v) => wholeNumber(v, '--lease-ttl-seconds', 10, 3600))
         .default(120),
+    )
+    .addOption(
+      new Option('--stop-grace-seconds <n>', 'after SIGTERM/SIGINT, how long the block in flight may take before it is aborted')
+        .argParser((v) => wholeNumber(v, '--stop-grace-seconds', 0, 3600))
+        .default(30),
     )
     .addOption(new Option('--no-progress', 'plain periodic lines even on a terminal'))
     .option('--json', 'print only the push summary, as one JSON object (as `bridge sync --json` does)')
@@ -213,8 +220,19 @@ async function pushWithLedger(
       uuidSource,
       `A push of ${basename(flags.file)} to job ${flags.jobId}`,
     );
+    // After the first signal, the block in flight has --stop-grace-seconds to be answered (src/cli/stop-grace.ts): a
+    // supervisor's SIGKILL would otherwise end the push holding its lease, refusing a rerun elsewhere until it expires.
+    const grace =
+      deps.signal && deps.stopSignal
+        ? abortAfterGrace({ signal: deps.signal, stopSignal: deps.stopSignal, clock }, flags.stopGraceSeconds * 1000, () =>
+            logger.warn(
+              { jobId: flags.jobId, graceMs: flags.stopGraceSeconds * 1000 },
+              'stopping: the block in flight was not answered within --stop-grace-seconds; aborting it',
+            ),
+          )
+        : undefined;
     try {
-      const signal = deps.signal ? AbortSignal.any([deps.signal, lease.lost]) : lease.lost;
+      const signal = grace ? AbortSignal.any([grace.signal, lease.lost]) : deps.signal ? AbortSignal.any([deps.signal, lease.lost]) : lease.lost;
       return await pushRowFile({
         file,
         blockRows: flags.blockRows,
@@ -233,6 +251,7 @@ async function pushWithLedger(
         onEvent,
       });
     } finally {
+      grace?.dispose();
       lease.release();
     }
   } finally {
