@@ -191,6 +191,44 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.context().close();
   });
 
+  it('shows a rate limit while it lasts, and clears it once the service answers again', async () => {
+    const { page, problems } = await openPage();
+    let limited = 0;
+    await page.route('**/v1/status/stream', (route) => {
+      if (limited > 0) return route.continue();
+      limited += 1;
+      return route.fulfill({ status: 429, contentType: 'application/json', headers: { 'retry-after': '1' }, body: '{"code":"BRG_ERR_RATE_LIMITED"}' });
+    });
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button');
+    const banner = page.locator('#banner');
+    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toBe('The service is rate limiting this page (HTTP 429); it tries again in 1 s.');
+    await expect.poll(() => banner.isVisible(), { timeout: 15_000 }).toBe(false);
+    expect(limited).toBe(1);
+    expect(problems.filter((problem) => !/status of 429/.test(problem))).toEqual([]);
+    await page.context().close();
+  });
+
+  it('keeps a failure to read the run history on show until the history is read', async () => {
+    const { page, problems } = await openPage();
+    let failed = 0;
+    await page.route('**/v1/runs?limit=50', (route) => {
+      if (failed > 0) return route.continue();
+      failed += 1;
+      return route.fulfill({ status: 503, contentType: 'application/json', body: '{"code":"BRG_ERR_STATE","message":"The state database is locked."}' });
+    });
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button');
+    const banner = page.locator('#banner');
+    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toBe('The state database is locked.');
+    // A run starting changes the history: the page reads it again, and the failure is over.
+    await page.locator('article[data-connector="sandbox"] button.sync').click();
+    await expect.poll(() => banner.isVisible(), { timeout: 30_000 }).toBe(false);
+    expect(failed).toBe(1);
+    expect(problems.filter((problem) => !/status of 503/.test(problem))).toEqual([]);
+    await page.context().close();
+  }, 60_000);
+
   it('says clearly when the token is wrong, and keeps nothing of it', async () => {
     const { page, problems } = await openPage();
     await page.fill('#token', 'not-the-token');

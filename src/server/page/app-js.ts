@@ -10,7 +10,7 @@ export const APP_JS = String.raw`(() => {
   const { runDetail } = window.BridgeDetail;
   const TOKEN_KEY = 'bridge.apiToken';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), status: undefined, runs: [], stream: undefined, runsKey: '', messages: {}, selected: undefined };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), status: undefined, runs: [], stream: undefined, runsKey: '', messages: {}, selected: undefined, bannerKind: undefined };
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   class HttpError extends Error {
@@ -32,17 +32,23 @@ export const APP_JS = String.raw`(() => {
       if (init && init.signal && init.signal.aborted) throw error;
       throw new HttpError(0, { message: 'The service did not answer (' + error.message + ').' });
     }
-    if (response.ok) return response;
+    // A service that answers again is no longer rate limiting this page: that banner goes.
+    if (response.ok) {
+      if (state.bannerKind === 'rate') banner('');
+      return response;
+    }
     let body = {};
     try { body = await response.json(); } catch (ignored) { body = {}; }
     const retryAfter = response.headers.get('retry-after');
     if (response.status === 401) signOut('The API token was not accepted (HTTP 401). Check it and enter it again.');
-    if (response.status === 429) banner('The service is rate limiting this page (HTTP 429); it tries again in ' + (retryAfter || 'a few') + ' s.');
+    if (response.status === 429) banner('The service is rate limiting this page (HTTP 429); it tries again in ' + (retryAfter || 'a few') + ' s.', 'rate');
     throw new HttpError(response.status, body, retryAfter);
   }
   const getJson = async (path) => (await api(path)).json();
 
-  function banner(text) {
+  /** kind: what the banner is about ('rate', 'start'), so that what ends it can clear it and nothing else. */
+  function banner(text, kind) {
+    state.bannerKind = text ? kind : undefined;
     $('banner').textContent = text || '';
     $('banner').hidden = !text;
   }
@@ -68,7 +74,8 @@ export const APP_JS = String.raw`(() => {
       await Promise.all([refreshStatus(), refreshRuns()]);
     } catch (error) {
       if (error.status === 401) return;
-      banner(error.message);
+      // A 429 already says so, and when it tries again.
+      if (error.status !== 429) banner(error.message, 'start');
     }
     openStream();
     route();
@@ -80,6 +87,8 @@ export const APP_JS = String.raw`(() => {
 
   async function refreshRuns() {
     state.runs = (await getJson('/v1/runs?limit=50')).runs;
+    // The status and the runs were not read at sign-in; now both are (the stream brings the status).
+    if (state.bannerKind === 'start' && state.status) banner('');
     renderRuns();
   }
 
