@@ -4,7 +4,7 @@
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
-import type { ResolvedOptions } from './options.js';
+import { type ResolvedOptions, userKey } from './options.js';
 import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
@@ -79,6 +79,20 @@ export function resolveUser(agent: AuditEventAgent | undefined, resolver: Resolv
   const practitioner = resolver.resolve(who.practitioner, 'Practitioner', who);
   if (practitioner?.resourceType !== 'Practitioner') return { role: who, global: false };
   return { user: practitioner, role: who, global: !who.practitioner?.reference?.startsWith('#') };
+}
+
+/**
+ * docs/mapping.md §3.1: the requestor is one of `excluded` (options.excludeUsers, userKey form), by its reference (as
+ * written, or its id), its identifier's value or altId, or the resolved Practitioner's identifier values or (when it is
+ * the server's, not contained in the event) its id.
+ */
+export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: ResolvedUser, excluded: ReadonlySet<string>): boolean {
+  if (excluded.size === 0 || agent === undefined) return false;
+  const has = (value: string | undefined): boolean => value !== undefined && excluded.has(userKey(value));
+  const parsed = parseReference(agent.who?.reference);
+  if (has(agent.who?.reference) || (parsed?.contained === false && has(parsed.id)) || has(agent.who?.identifier?.value) || has(agent.altId)) return true;
+  const { user } = resolved;
+  return user !== undefined && ((resolved.global && has(user.id)) || (user.identifier ?? []).some((identifier) => has(identifier.value)));
 }
 
 export interface PatientSubject {

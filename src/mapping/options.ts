@@ -42,6 +42,8 @@ export interface ResolvedOptions {
   readonly actionNames: Readonly<Record<string, string>>;
   readonly eventNameResourceType: 'rest' | 'always' | 'never';
   readonly parseCxIdentifiers: boolean;
+  /** excludeUsers, trimmed and lower-cased (context.ts isExcludedUser). */
+  readonly excludeUsers: ReadonlySet<string>;
   /**
    * The connector's FHIR base (MappingOverrides.fhirBase), normalised by normaliseBase: an absolute reference names one
    * of our resources only with this base. Undefined: every base counts as ours. Not a mapping-file option or variable.
@@ -74,6 +76,7 @@ const DEFAULTS = {
   actionNames: DEFAULT_ACTION_NAMES,
   eventNameResourceType: 'rest' as const,
   parseCxIdentifiers: true,
+  excludeUsers: [] as string[],
 };
 
 /** Names the row context already uses; an option may not shadow them. */
@@ -115,9 +118,15 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     actionNames: { ...DEFAULT_ACTION_NAMES, ...merged.actionNames },
     eventNameResourceType: merged.eventNameResourceType,
     parseCxIdentifiers: merged.parseCxIdentifiers,
+    excludeUsers: new Set(merged.excludeUsers.map(userKey)),
     fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
   };
+}
+
+/** How excludeUsers entries and the values they are compared with are read: Epic pads EMP ids with spaces. */
+export function userKey(value: string): string {
+  return value.trim().toLowerCase();
 }
 
 /** The option names the bridge itself knows (the rest are a mapping file's own variables). */

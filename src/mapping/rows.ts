@@ -8,7 +8,7 @@ import type { AuditEvent, HumanName } from 'fhir/r4.js';
 import { joinCells } from '../connector-file/index.js';
 import type { ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
-import { asPatient, patientSubjects, resolveUser, selectRequestor } from './context.js';
+import { asPatient, isExcludedUser, patientSubjects, resolveUser, selectRequestor } from './context.js';
 import { interpretRow } from './interpret.js';
 import { MappedEvent } from './mapped-event.js';
 import { createResolver } from './resolve.js';
@@ -73,7 +73,10 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const requestor = choice.kind === 'none' ? undefined : choice.agent;
   const instant = chooseEventTime(event);
   const tMs = instant?.epochMs ?? Number.NaN;
-  const { user, role, global } = resolveUser(requestor, resolver);
+  const resolvedUser = resolveUser(requestor, resolver);
+  const { user, role, global } = resolvedUser;
+  // The bridge's own reads, audited by the EHR as its background user, are no insider's access (docs/mapping.md §3.1).
+  if (isExcludedUser(requestor, resolvedUser, options.excludeUsers)) return skippedBy('excluded-user');
   const userView = user ? program.userViews.view(user, tMs) : undefined;
   const rows: Row[] = [];
   const lines: string[] = [];

@@ -94,6 +94,11 @@ export const optionsSpec = z
       .enum(['rest', 'always', 'never'])
       .optional()
       .describe('Append the data resource type to the event name ("vread Patient"): for RESTful events only (default), always or never.'),
+    excludeUsers: stringList
+      .optional()
+      .describe(
+        "Users whose accesses give no row (skipped as excluded-user): the bridge's own user (Epic: the background user its client id is mapped to, whose every FHIR read Epic audits). Matched, without case, against the requestor's reference, identifier value and altId, and the resolved Practitioner's id and identifier values.",
+      ),
     parseCxIdentifiers: z.boolean().optional().describe('Read HL7v2 CX identifiers ("123^^^&1.2.3&ISO") as system urn:oid:1.2.3, value 123; default true.'),
   })
   .describe(

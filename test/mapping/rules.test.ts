@@ -49,6 +49,36 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe("the bridge's own user (mapping.options.excludeUsers, docs/mapping.md §3.1)", () => {
+  const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+  const skippedWith = (agent: Partial<AuditEventAgent>, excludeUsers: string[]) =>
+    mapEvent(read(agent), builtinMapping('epic', { options: { excludeUsers } }), lookup);
+
+  it("skips the requestor's accesses, whichever of its names is listed: reference, id, identifier, altId, the Practitioner's identifiers", () => {
+    const names = ['Practitioner/f001', 'F001', 'user@HOSPITAL.example.org', '  129IDH4OP733 ', '938273695'];
+    for (const name of names) {
+      const result = skippedWith(login, [name]);
+      expect(result, name).toMatchObject({ rows: [], rejects: [], skipped: 'excluded-user' });
+    }
+    const byIdentifier = skippedWith({ who: { identifier: { system: 'urn:oid:1.2.3', value: 'BGUSER' }, display: 'Background, User' } }, ['bguser']);
+    expect(byIdentifier.skipped).toBe('excluded-user');
+  });
+
+  it('keeps everyone else, and a contained practitioner is not taken for the server one of the same local id', () => {
+    expect(skippedWith(login, ['someone-else', 'EMP999']).rows).toHaveLength(1);
+    expect(skippedWith(login, []).rows).toHaveLength(1);
+    const contained = read(
+      { who: { reference: '#f001' }, altId: 'user@hospital.example.org' },
+      { contained: [{ resourceType: 'Practitioner', id: 'f001', name: [{ family: 'Local' }] } as Practitioner] },
+    );
+    expect(mapEvent(contained, builtinMapping('epic', { options: { excludeUsers: ['f001'] } }), lookup).skipped).toBeUndefined();
+  });
+
+  it('is refused when it is not a list of names', () => {
+    expect(() => builtinMapping('epic', { options: { excludeUsers: 'Practitioner/f001' } })).toThrow(/option "excludeUsers"/);
+  });
+});
+
 describe("another server's patient named twice", () => {
   it('two spellings of one foreign reference (with and without its version) are one subject: one row', () => {
     const mapping = builtinMapping('epic', { fhirBase: 'https://ehr.example.org/fhir' });

@@ -198,6 +198,36 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it("skips the bridge's own user's accesses (excludeUsers); the next run's overlap finds them handled after the setting is removed", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const background: Practitioner = {
+      resourceType: 'Practitioner',
+      id: 'bg',
+      identifier: [{ type: { text: 'INTERNAL' }, value: '  BGUSER' }],
+      name: [{ family: 'User', given: ['Background'] }],
+      telecom: [{ system: 'email', use: 'work', value: 'bg@example.org' }],
+    };
+    const byBackground = { ...event('own-read', '2026-11-01T10:55:00Z'), agent: [{ requestor: true, who: { reference: 'Practitioner/bg' } }] };
+    const events = [event('clinician', '2026-11-01T10:50:00Z'), byBackground];
+    const source = fakeSource(events, [patient, practitioner, background], []);
+    const excluding = {
+      ...deps(stateDir, source, undefined, job),
+      mapping: loadMapping(builtinMappingPath('epic'), { options: { excludeUsers: ['BGUSER'] } }),
+    };
+    const first = await runSync(excluding, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    expect(first.counts).toMatchObject({ events: 2, rows: 1, skipped: 1, rowsAcked: 1 });
+    expect(first.skipReasons).toEqual({ 'excluded-user': 1 });
+    excluding.store.close();
+    // Without the setting the background user's event would make a row; the next run re-reads both in its overlap
+    // (10:45–11:00) and finds both handled.
+    const d = deps(stateDir, source, undefined, job);
+    const next = await runSync(d, { trigger: 'cli', until: '2026-11-01T12:00:00Z' });
+    expect(next.counts).toMatchObject({ events: 2, duplicates: 2, rows: 0 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    d.store.close();
+  });
+
   it('windows by _lastUpdated: a backlog event recorded months ago is remembered by the time it was found, never sent twice', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
