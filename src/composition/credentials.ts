@@ -19,6 +19,8 @@ export interface CredentialContext {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly events: SyncEvents;
+  /** A due rotated signing key is not activated: `bridge doctor` checks and changes nothing. Default false. */
+  readonly checkOnly?: boolean;
 }
 
 /** `config` gives the network section (proxy, CA); without it (or without that section) HTTPS_PROXY etc. from `env` apply. */
@@ -35,6 +37,7 @@ export function buildSmartTokenSource(context: CredentialContext & { readonly co
     scope: s.scope,
     key: () => keyStore.activeKey(),
     ...(s.jku ? { jku: s.jku } : {}),
+    ...(context.checkOnly ? { activateDueKey: false } : {}),
     clock: context.clock,
     logger: context.logger,
     lifetimeSec: s.assertionLifetimeSec,

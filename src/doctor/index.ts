@@ -73,7 +73,8 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
       results.push({ name, status: 'fail', detail: `${e.code}: ${e.message}`, fix: ERROR_CODES[e.code].fix });
     }
   };
-  const runtime = { ...context, events: new SyncEvents() };
+  // Every credential the doctor builds signs with the active key: a due rotation is reported (jwks-url.ts), not made.
+  const runtime = { ...context, events: new SyncEvents(), checkOnly: true };
   if (connector.fhir && connector.smart) await fhirChecks(check, runtime, connector, connector.fhir, connector.smart);
   else results.push({ name: 'FHIR server', status: 'skip', detail: `the ${connector.source.type} source reads no FHIR server` });
   if (context.purviewConfigured === false) results.push({ name: 'Purview', status: 'skip', detail: 'no config file: the Purview side is not configured' });

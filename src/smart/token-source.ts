@@ -43,6 +43,11 @@ export interface SmartTokenOptions {
   readonly key: SigningKey | (() => Promise<SigningKey>);
   /** JWK Set URL for the assertion header; must equal the registered URL. Default: omitted. */
   readonly jku?: string;
+  /**
+   * False: sign with the active key even when a rotated key is due, and record nothing (`bridge doctor` checks, it does
+   * not change the keys directory; its JWK Set URL check reports a due key instead). Default true.
+   */
+  readonly activateDueKey?: boolean;
   readonly clock: Clock;
   readonly logger: Logger;
   /** jti source. Default: random UUIDs. */
@@ -184,13 +189,11 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const tokenUrl = session.tokenUrl;
-  const key = await keyToSignWith(typeof options.key === 'function' ? await options.key() : options.key, {
-    nowMs: options.clock.now(),
-    jku: options.jku,
-    fetch: doFetch,
-    logger: options.logger,
-    signal,
-  });
+  const active = typeof options.key === 'function' ? await options.key() : options.key;
+  const key =
+    options.activateDueKey === false
+      ? active
+      : await keyToSignWith(active, { nowMs: options.clock.now(), jku: options.jku, fetch: doFetch, logger: options.logger, signal });
   const input = {
     key,
     clientId: options.clientId,

@@ -117,4 +117,16 @@ describe('bridge doctor: the JWK Set URL (smart.jku)', () => {
       detail: `${host.origin}/jwks.json serves the signing key ${kid} and the next key ${next}, which signs from ${from}`,
     });
   });
+
+  it('changes nothing: a due key that the URL serves is reported, not activated, by its token request', async () => {
+    const { dir, kid } = await keysWithOne();
+    const due = await rotateKey(dir, 'ES384', { nowMs: Date.now() - 7_200_000, waitMs: 3_600_000 });
+    jwks = { status: 200, body: { keys: openKeyStore(dir).publicJwks().keys } };
+    const results = await doctor(dir);
+    expect(results['SMART access token obtained']).toMatchObject({ status: 'fail' }); // the stub's token endpoint refuses
+    expect(results[JWKS_URL_CHECK]?.detail).toContain(`and the next key ${due.kid}`);
+    const active = await openKeyStore(dir).activeKey();
+    expect(active.kid).toBe(kid);
+    expect(active.next?.kid).toBe(due.kid);
+  });
 });
