@@ -1,10 +1,12 @@
 /**
- * Files whose rows went to Purview but that could not be moved out of the drop folder (the export still holds them
- * open on Windows, a permission, a full disk for the `.why.txt`). The ledger knows a file by its content, so if such a
- * file grows before the next run, that run would take it for a new file and send every row again, unflagged. Each is
- * remembered in the connector's source state (by name and inode, with its size when read and the rows sent): a file
- * that matches one and has changed is refused as changed-after-send again instead of being read; one that has not is
- * taken as usual (its rows are already delivered) and forgotten once archived.
+ * Files whose rows went, or may have gone, to Purview and that are still in the drop folder: a push that stopped
+ * part-way (kill -9, an outage, a stop), or a file that could not be moved out after its push (the export still holds
+ * it open on Windows, a permission, a full disk for the `.why.txt`). The ledger knows a file by its content, so if such
+ * a file grows before the next run, that run would take it for a new file and send every row again, unflagged. Each is
+ * remembered in the connector's source state (by name and inode, with its size when read), from before its first
+ * block is claimed until it is archived: a file that matches one and has changed is refused as changed-after-send,
+ * with the rows the ledger holds for its earlier content, instead of being read (or read as new when none of that
+ * content reached Purview); one that has not changed is taken as usual (the ledger skips what is delivered).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,7 +19,7 @@ export interface SentAndLeft {
   /** Its size and modification time when it was read and sent (the time is absent from entries saved before it was kept). */
   readonly size: number;
   readonly mtimeMs?: number;
-  /** Rows of it Purview acknowledged (its first rows, in order). */
+  /** Rows of it Purview acknowledged (its first rows, in order), as far as known when it was remembered; the ledger knows better. */
   readonly sentRows: number;
   readonly sha256: string;
 }
@@ -61,4 +63,15 @@ export function pruneSentAndLeft(deps: SyncDeps, dir: string): void {
 
 function save(deps: SyncDeps, list: readonly SentAndLeft[]): void {
   deps.store.setSourceState(deps.connector, STATE_NAME, list.length === 0 ? undefined : JSON.stringify(list));
+}
+
+/** Rows of the file with this content that Purview holds (acknowledged) or may hold (sent without a recorded answer). */
+export function rowsSentOf(deps: SyncDeps, sha256: string): { readonly acked: number; readonly unknown: number } {
+  let acked = 0;
+  let unknown = 0;
+  for (const range of deps.store.rangesOf({ destination: deps.target.destination, source: `file:${sha256}` })) {
+    if (range.state === 'acked') acked += range.end - range.first;
+    else if (range.state === 'unknown') unknown += range.end - range.first;
+  }
+  return { acked, unknown };
 }

@@ -73,7 +73,7 @@ export async function writeDryRun(checked: readonly Checked[], out: string): Pro
   if (first && other) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `${other.file.name} uses another delimiter than ${checked[0]?.file.name}; a dry run writes one connector file. Check them one at a time.`,
+      `${other.file.name} writes its header line differently from ${checked[0]?.file.name} (another delimiter, or the column names spelt otherwise); a dry run writes one connector file. Check them one at a time.`,
     );
   }
   const stream = createWriteStream(out, { mode: 0o600 });

@@ -12,7 +12,7 @@ import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
-import { forgetSentAndLeft, rememberSentAndLeft, sentAndLeftFor } from './file-drop-left.js';
+import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
@@ -64,14 +64,26 @@ interface Fault {
 export async function checkFile(ctx: DropContext, file: DropFile, index: number): Promise<Checked | undefined> {
   const { deps, drop, request } = ctx;
   const left = sentAndLeftFor(deps, file);
-  if (left !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs))) {
-    // Its rows went out in an earlier run and it could not be moved aside; it has changed since. Read again it would be
-    // new content, and every row would go out a second time: it is refused again (moved aside, if that works now).
-    const message = `${file.path} changed after its ${left.sentRows} row(s) were read and sent in an earlier run (content sha256 ${left.sha256}), which could not move it aside; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
-    await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: left.sentRows }, 0);
-    if (!existsSync(file.path)) forgetSentAndLeft(deps, file.name);
-    return undefined;
+  // What of its content as an earlier run read it Purview holds (acknowledged) or may hold (sent without an answer).
+  const sent = left === undefined ? undefined : rowsSentOf(deps, left.sha256);
+  if (left !== undefined && sent !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs))) {
+    if (sent.acked + sent.unknown === 0) {
+      // Its push stopped before any block went out: nothing of it is in Purview, and it is read as the new file it is.
+      forgetSentAndLeft(deps, file.name);
+    } else {
+      // Rows of it went out in an earlier run, which stopped or could not move it aside; it has changed since. Read again
+      // it would be new content, and those rows would go out a second time: it is refused (moved aside, if that works).
+      // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
+      const sentRows = Math.max(sent.acked, left.sentRows) + sent.unknown;
+      const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
+      const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${Math.max(sent.acked, left.sentRows)} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
+      await reject(ctx, file, { reason: 'changed-after-send', message, sentRows }, 0);
+      if (!existsSync(file.path)) forgetSentAndLeft(deps, file.name);
+      return undefined;
+    }
   }
+  // Unchanged since an earlier run sent part of it: refused now (a setting changed), the rows sent then are counted.
+  const sentBefore = sent?.acked ?? 0;
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
   ctx.spools.add(spool);
   let normalized: NormalizedFile;
@@ -87,7 +99,7 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   } catch (error) {
     dropSpool(ctx, spool);
     if (request.signal?.aborted) throw error;
-    return refused(ctx, file, toBridgeError(error));
+    return refused(ctx, file, toBridgeError(error), sentBefore);
   }
   if (!sameVersion(file, statFile(file.path))) {
     dropSpool(ctx, spool);
@@ -152,6 +164,25 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   const { deps, request, run } = ctx;
   const { file, normalized } = item;
   const destination = deps.target.destination;
+  const now = statFile(file.path);
+  if (now !== undefined && now.ino === file.ino && !sameVersion(file, now)) {
+    // Written to in place since it was checked (a backlog's push can come hours later): what was checked may be only
+    // part of it. Nothing is sent; the next run reads it whole.
+    dropSpool(ctx, normalized.spoolPath);
+    ctx.counts.events -= normalized.rows;
+    ctx.counts.rows -= normalized.rows;
+    ctx.record({
+      file: file.name,
+      outcome: 'changed',
+      rows: 0,
+      message: `${file.name} was modified after it was checked; it waits for the next run. Nothing of it was sent.`,
+    });
+    return;
+  }
+  // Remembered before its first block is claimed, until it is archived: a push that stops part-way leaves a file whose
+  // growth must not make it new content (file-drop-left.ts).
+  if (!request.dryRunOut)
+    rememberSentAndLeft(deps, { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows: 0, sha256: normalized.sha256 });
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
   const lease = holdLease(
     deps.store,
@@ -195,7 +226,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     // block too large (413): the block size is the fault, and the file stays in the folder for a run with a smaller one.
     if (!isFileRefusal(error) || (acked.blocks === 0 && ctx.wholeFileRefusals > 0)) throw error;
     refusal = error;
-    ctx.wholeFileRefusals = acked.blocks === 0 ? ctx.wholeFileRefusals + 1 : 0;
+    setWholeFileRefusals(ctx, acked.blocks === 0 ? ctx.wholeFileRefusals + 1 : 0);
   } finally {
     lease.release();
     dropSpool(ctx, normalized.spoolPath);
@@ -227,7 +258,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     return;
   }
   // Only a file Purview took breaks a run of refusals; one already delivered never reached it.
-  if (report.rowsSent > 0) ctx.wholeFileRefusals = 0;
+  if (report.rowsSent > 0) setWholeFileRefusals(ctx, 0);
   const c = ctx.counts;
   c.blocks += report.blocks;
   c.blocksAcked += report.blocks;
@@ -246,13 +277,19 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     rowsAlreadyDelivered: report.rowsAlreadyDelivered,
     ...(report.rowsPossiblyDuplicated ? { rowsPossiblyDuplicated: report.rowsPossiblyDuplicated } : {}),
   } as const;
-  const now = statFile(file.path);
-  if (!now) {
+  const after = statFile(file.path);
+  if (!after) {
     ctx.record({ ...base, outcome, message: `${file.name}: every row is acknowledged; the file disappeared from the drop folder before it was archived.` });
     delivered(ctx, file);
     return;
   }
-  if (!sameVersion(file, now)) {
+  if (after.ino !== file.ino) {
+    // A new file was renamed over the name: this one's rows are delivered, and the new one is the next run's.
+    ctx.record({ ...base, outcome, message: `${file.name}: every row is acknowledged; a new file of that name replaced it, and is taken by the next run.` });
+    delivered(ctx, file);
+    return;
+  }
+  if (!sameVersion(file, after)) {
     // Appended to after it was read: what was read is delivered, what was added is not. Moving it to done/ would lose
     // the addition; sending it again would double the rest. The operator decides.
     const message = `${file.path} changed after it was read and sent: the ${normalized.rows} row(s) it had then are acknowledged (content sha256 ${normalized.sha256}); what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
@@ -304,12 +341,28 @@ function isFileRefusal(error: unknown): error is PurviewError {
   return error instanceof PurviewError && error.code === 'BRG_ERR_PURVIEW_REJECTED' && error.status === 400;
 }
 
+const REFUSALS_STATE = 'flat-file-whole-refusals';
+
+/**
+ * Files in a row whose first block Purview refused, across runs: with one file a day, a job that refuses every file
+ * would otherwise move each day's good file to rejected/, one per run, the streak starting again at every run.
+ */
+export function wholeFileRefusalsOf(deps: SyncDeps): number {
+  return Number(deps.store.getSourceState(deps.connector, REFUSALS_STATE) ?? 0) || 0;
+}
+
+function setWholeFileRefusals(ctx: DropContext, count: number): void {
+  if (count === ctx.wholeFileRefusals) return;
+  ctx.wholeFileRefusals = count;
+  if (!ctx.request.dryRunOut) ctx.deps.store.setSourceState(ctx.deps.connector, REFUSALS_STATE, count === 0 ? undefined : String(count));
+}
+
 function delivered(ctx: DropContext, file: DropFile): void {
   ctx.newestDeliveredMs = Math.max(ctx.newestDeliveredMs ?? file.mtimeMs, file.mtimeMs);
 }
 
-/** The normaliser refused the file, or could not read it. */
-async function refused(ctx: DropContext, file: DropFile, error: BridgeError): Promise<undefined> {
+/** The normaliser refused the file, or could not read it. `sentRows`: its first rows Purview acknowledged in an earlier run. */
+async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sentRows = 0): Promise<undefined> {
   if (error.code !== 'BRG_ERR_INPUT_INVALID') throw error; // a wrong encoding name, a full disk: the run stops, the file stays
   const reason = error.details['reason'];
   if (typeof reason !== 'string') {
@@ -331,12 +384,14 @@ async function refused(ctx: DropContext, file: DropFile, error: BridgeError): Pr
   }
   const line = error.details['line'];
   const column = error.details['column'];
-  return reject(ctx, file, {
+  const fault: Fault = {
     reason,
     message: error.message,
     ...(typeof line === 'number' ? { line } : {}),
     ...(typeof column === 'number' ? { column } : {}),
-  });
+    ...(sentRows > 0 ? { sentRows } : {}),
+  };
+  return reject(ctx, file, fault, sentRows > 0 ? Math.max(0, (await countDataLines(file.path)) - sentRows) : undefined);
 }
 
 /** Moves a refused file to rejected/ with its `.why.txt`, and counts its lines as rejected rows (none was sent). */

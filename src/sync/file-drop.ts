@@ -22,7 +22,7 @@ import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } f
 import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
 import { pruneSentAndLeft } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
-import { type Checked, checkFile, type DropContext, pushFile } from './file-drop-steps.js';
+import { type Checked, checkFile, type DropContext, pushFile, wholeFileRefusalsOf } from './file-drop-steps.js';
 import type { EnrichReport, FileEnricher } from './file-enrich.js';
 import type { SyncDeps, SyncRequest, SyncSummary } from './pipeline.js';
 import { throwIfStopped } from './pull-stage.js';
@@ -150,7 +150,7 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
       // The estimate fell short (a copy grew more than planned): what was checked goes out now, which frees the space
       // the rest needs next run. Only a first file that cannot be copied stops the run.
       if (!(error instanceof BridgeError) || error.code !== 'BRG_ERR_STATE' || checked.length === 0) throw error;
-      waitForSpace(ctx, ready.length - index);
+      waitForSpace(ctx, ready.length - index, error);
       break;
     }
     if (result) checked.push(result);
@@ -213,8 +213,17 @@ function copiesRoom(ctx: DropContext): { fits(file: DropFile): boolean } {
   };
 }
 
-function waitForSpace(ctx: DropContext, files: number): void {
+/** `failure`: the copy that could not be written; only a full disk (ENOSPC) is a want of space, and anything else says itself. */
+function waitForSpace(ctx: DropContext, files: number, failure?: BridgeError): void {
   ctx.tally.waiting = files;
+  const code = (failure?.cause as NodeJS.ErrnoException | undefined)?.code;
+  if (failure !== undefined && code !== 'ENOSPC') {
+    ctx.deps.logger.warn(
+      { runId: ctx.run.id, waiting: files, code: failure.code },
+      `a normalised copy could not be written (${failure.message}); what was checked goes out, the rest wait for the next run`,
+    );
+    return;
+  }
   ctx.deps.logger.warn(
     { runId: ctx.run.id, waiting: files },
     'not enough free space for the normalised copies of every ready file; the rest wait for the next run',
@@ -245,7 +254,7 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
     rejectReasons: {},
     possiblyDuplicated: [],
     blockOffset: 0,
-    wholeFileRefusals: 0,
+    wholeFileRefusals: wholeFileRefusalsOf(deps),
     spools: new Set(),
     tally: { ready: 0, settling: 0, delivered: 0, alreadyDelivered: 0, rejected: 0, left: 0, waiting: 0 },
     rejectsPath: runFiles(deps.stateDir, run.id).rejectsPath,

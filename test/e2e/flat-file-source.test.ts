@@ -6,7 +6,7 @@
  * are never overwritten. A real `bridge sync` killed with SIGKILL in the middle of a push, then run again, delivers
  * every row once — or more than once only for rows the rerun flagged possibly duplicated.
  */
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -250,5 +250,44 @@ describe('flat-file source against the sandbox', () => {
     } finally {
       store.close();
     }
+  }, 120_000);
+
+  it('a file killed (SIGKILL) part-way through its push that then grows is refused, not sent again whole; its new rows go once', async () => {
+    const dirs = folder('crash-grow');
+    const fileRows = rows.slice(110, 150);
+    const path = drop(dirs, 'grow.txt', fileText(fileRows), Date.now() - 60_000);
+    const config = flatFileConfig(sandbox, dirs, { settleSeconds: 0 });
+    const jobBefore = acceptedRows().length;
+    const requestsBefore = sandbox.ingest.requests;
+    // Blocks 0–2 pass; block 3 is held, and the process killed there (the held block is never taken).
+    const pass = { kind: 'delay', ms: 0 } as const;
+    sandbox.ingest.injectFaults(pass, pass, pass, { kind: 'delay', ms: 30_000 });
+    const first = bridgeCli(['sync', '--config', config, '--no-progress'], { BRIDGE__connectors__0__purview__blockRows: '5', BRIDGE__logLevel: 'warn' });
+    for (let i = 0; i < 3000 && sandbox.ingest.requests < requestsBefore + 4; i++) await new Promise((r) => setTimeout(r, 10));
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    expect(acceptedRows().slice(jobBefore)).toEqual(fileRows.slice(0, 15));
+    sandbox.ingest.injectFaults();
+
+    // The export appends to the file; two reruns at once, with another block size: one takes the connector.
+    const added = rows.slice(150, 153);
+    appendFileSync(path, fileText(added).split('\r\n').slice(1).join('\r\n'));
+    const env = { BRIDGE__connectors__0__purview__blockRows: '7', BRIDGE__logLevel: 'warn' };
+    const reruns = await Promise.all([
+      bridgeCli(['sync', '--config', config, '--json'], env).done,
+      bridgeCli(['sync', '--config', config, '--json'], env).done,
+    ]);
+    expect(reruns.map((r) => r.code).sort()).toContain(0);
+    for (const rerun of reruns) expect([0, 6], rerun.stderr).toContain(rerun.code);
+    expect(acceptedRows().slice(jobBefore)).toEqual(fileRows.slice(0, 15));
+    const why = readFileSync(join(dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged 15 of its row(s) then');
+    expect(why).toContain('Do not drop this file again as it is');
+
+    // Following the advice: the rows after the first 15, as a new file, arrive once.
+    drop(dirs, 'grow-rest.txt', fileText([...fileRows.slice(15), ...added]), Date.now() - 1_000);
+    const last = await bridgeCli(['sync', '--config', config, '--json'], env).done;
+    expect(last.code, last.stderr).toBe(0);
+    expect(acceptedRows().slice(jobBefore)).toEqual([...fileRows, ...added]);
   }, 120_000);
 });

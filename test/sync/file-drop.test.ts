@@ -48,7 +48,8 @@ interface World {
   readonly events: SyncEvents;
   readonly app: ReturnType<Emulators['newApp']>;
   clock: { t: number };
-  run(request?: Partial<SyncRequest>, blockRows?: number): Promise<FileDropSummary>;
+  /** `over`: source settings changed for this run (a setting changed between runs). */
+  run(request?: Partial<SyncRequest>, blockRows?: number, over?: Partial<FileDropDeps>): Promise<FileDropSummary>;
   accepted(): string[];
   close(): void;
 }
@@ -71,7 +72,7 @@ function world(
     ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
     ...(options.freeBytes ? { freeBytes: options.freeBytes } : {}),
   };
-  const deps = (blockRows: number): SyncDeps => ({
+  const deps = (blockRows: number, over: Partial<FileDropDeps> = {}): SyncDeps => ({
     connector: 'drop',
     store,
     clock,
@@ -91,7 +92,7 @@ function world(
       throw new Error('a flat-file run reads no event source');
     },
     purview: () => ({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId, tokenSource: emu.tokenSource(app, systemClock), blockRows, caPem: emu.tls.certPem }),
-    fileDrop,
+    fileDrop: { ...fileDrop, ...over },
   });
   return {
     dirs,
@@ -99,7 +100,7 @@ function world(
     events,
     app,
     clock: clockState,
-    run: async (request = {}, blockRows = 4) => (await runSync(deps(blockRows), { trigger: 'cli', ...request })) as FileDropSummary,
+    run: async (request = {}, blockRows = 4, over = {}) => (await runSync(deps(blockRows, over), { trigger: 'cli', ...request })) as FileDropSummary,
     accepted: () => emu.ingest.accepted(app.jobId).flatMap((block) => block.rows),
     close: () => store.close(),
   };
@@ -379,6 +380,32 @@ describe('flat-file source: a job that refuses every file', () => {
     expect(w.accepted()).toEqual([]);
     w.close();
   });
+
+  it('counts the refusals across runs: with one file a run, the second run stops and its file stays; one accepted file ends the streak', async () => {
+    const w = world();
+    const refuse = () => emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'Column mapping does not match.' });
+    drop(w.dirs, 'd1.txt', fileText(epicRows(2, 'day1')), NOW - 30 * MINUTE);
+    refuse();
+    const first = await w.run();
+    expect(first.files.map((f) => [f.file, f.outcome])).toEqual([['d1.txt', 'rejected']]);
+    drop(w.dirs, 'd2.txt', fileText(epicRows(2, 'day2')), NOW - 20 * MINUTE);
+    refuse();
+    const second = await w.run().catch((e: unknown) => e);
+    emu.ingest.injectFaults();
+    expect((second as BridgeError).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    expect(ls(w.dirs.dir)).toEqual(['d2.txt']);
+    expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(['d1.txt', 'd1.txt.why.txt']);
+    // The job fixed: d2 goes out, and a later single refusal is the file's again (moved aside, the run completes).
+    const third = await w.run();
+    expect(third.files.map((f) => [f.file, f.outcome])).toEqual([['d2.txt', 'delivered']]);
+    drop(w.dirs, 'd3.txt', fileText(epicRows(2, 'day3')), NOW - 10 * MINUTE);
+    refuse();
+    const fourth = await w.run();
+    emu.ingest.injectFaults();
+    expect(fourth.files.map((f) => [f.file, f.outcome])).toEqual([['d3.txt', 'rejected']]);
+    expect(w.accepted()).toEqual(epicRows(2, 'day2'));
+    w.close();
+  });
 });
 
 describe('flat-file source: bad input, nothing lost', () => {
@@ -552,11 +579,30 @@ describe('flat-file source: bad input, nothing lost', () => {
     w.close();
   });
 
-  it('a file appended to after it was read is not archived as sent: rejected with what was delivered, and its rows are never doubled', async () => {
+  it('a file appended to after it was checked, before its push, is not sent: it waits for the next run, which sends it whole once', async () => {
+    const w = world();
+    const rows = epicRows(3, 'grown');
+    const path = drop(w.dirs, 'grown.txt', fileText(rows), NOW - 10 * MINUTE);
+    const late = epicRows(1, 'grown-late');
+    const detach = w.events.on('spool_complete', () => writeFileSync(path, `${late[0]}\r\n`, { flag: 'a' }));
+    const first = await w.run();
+    detach();
+    expect(first.files).toEqual([expect.objectContaining({ file: 'grown.txt', outcome: 'changed', rows: 0 })]);
+    expect(first.counts).toMatchObject({ rows: 0, rowsAcked: 0 });
+    expect(w.accepted()).toEqual([]);
+    expect(ls(w.dirs.dir)).toEqual(['grown.txt']);
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const second = await w.run();
+    expect(second.files.map((f) => [f.file, f.outcome])).toEqual([['grown.txt', 'delivered']]);
+    expect(w.accepted()).toEqual([...rows, ...late]);
+    w.close();
+  });
+
+  it('a file appended to while it was pushed is not archived as sent: rejected with what was delivered, and its rows are never doubled', async () => {
     const w = world();
     const rows = epicRows(3, 'grow');
     const path = drop(w.dirs, 'grow.txt', fileText(rows), NOW - 10 * MINUTE);
-    const detach = w.events.on('spool_complete', () => writeFileSync(path, `${epicRows(1, 'late')[0]}\r\n`, { flag: 'a' }));
+    const detach = w.events.on('block_acked', () => writeFileSync(path, `${epicRows(1, 'late')[0]}\r\n`, { flag: 'a' }));
     const summary = await w.run();
     detach();
     expect(summary.files[0]).toMatchObject({ outcome: 'rejected', reason: 'changed-after-send' });
@@ -575,6 +621,104 @@ describe('flat-file source: bad input, nothing lost', () => {
   });
 });
 
+describe('flat-file source: a push that stopped part-way', () => {
+  it('a file stopped after its first block that then grows is refused with what Purview has; its rows are never doubled', async () => {
+    const w = world();
+    const rows = epicRows(6, 'part');
+    const path = drop(w.dirs, 'part.txt', fileText(rows), NOW - 10 * MINUTE);
+    const stop = new AbortController();
+    const detach = w.events.on('block_acked', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    writeFileSync(path, `${epicRows(1, 'part-late')[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 3);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['part.txt', 'rejected', 'changed-after-send']]);
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'part.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged 2 of its row(s) then');
+    w.close();
+  });
+
+  it('a file whose push stopped before any block went out (killed there) and that then grows is read as new, and sent whole once', async () => {
+    const w = world();
+    const rows = epicRows(4, 'early');
+    const path = drop(w.dirs, 'early.txt', fileText(rows), NOW - 10 * MINUTE);
+    // What a run killed between remembering the file and claiming its first block leaves: the file remembered, the
+    // ledger holding nothing of that content.
+    const { ino, size, mtimeMs } = statSync(path);
+    w.store.setSourceState('drop', 'flat-file-sent-left', JSON.stringify([{ name: 'early.txt', ino, size, mtimeMs, sentRows: 0, sha256: 'f'.repeat(64) }]));
+    const late = epicRows(1, 'early-late');
+    writeFileSync(path, `${late[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 2);
+    expect(next.files.map((f) => [f.file, f.outcome])).toEqual([['early.txt', 'delivered']]);
+    expect(w.accepted()).toEqual([...rows, ...late]);
+    expect(w.store.getSourceState('drop', 'flat-file-sent-left')).toBeUndefined();
+    w.close();
+  });
+
+  it('a file stopped while its first block was in flight, that then grows, is refused: those rows may be in Purview', async () => {
+    const w = world();
+    const rows = epicRows(4, 'flight');
+    const path = drop(w.dirs, 'flight.txt', fileText(rows), NOW - 10 * MINUTE);
+    const stop = new AbortController();
+    emu.ingest.injectFaults({ kind: 'delay', ms: 2_000 });
+    const detach = w.events.on('block_sent', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    emu.ingest.injectFaults();
+    writeFileSync(path, `${epicRows(1, 'flight-late')[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 2);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['flight.txt', 'rejected', 'changed-after-send']]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'flight.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged 0 of its row(s) then, and 2 more were sent without an answer');
+    w.close();
+  });
+
+  it('a file partly sent, then refused by its check after a setting changed, says how many rows Purview has', async () => {
+    const w = world();
+    const rows = epicRows(8, 'half');
+    const cells = (rows[6] as string).split('\t');
+    cells[9] = 'x'.repeat(1500);
+    rows[6] = cells.join('\t');
+    drop(w.dirs, 'half.txt', fileText(rows), NOW - 10 * MINUTE);
+    const stop = new AbortController();
+    const detach = w.events.on('block_acked', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    const next = await w.run({}, 2, { maxLineBytes: 1024 });
+    expect(next.files).toEqual([expect.objectContaining({ file: 'half.txt', outcome: 'rejected', reason: 'line-too-long', rows: 6 })]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'half.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged the first 2; the other 6 were not delivered.');
+    expect(why).toContain('Do not drop this file again as it is');
+    expect(why).not.toContain('None of them was sent');
+    w.close();
+  });
+
+  it("a file replaced (a new one renamed over its name) after its check: its rows are delivered and said so; the new file is the next run's", async () => {
+    const w = world();
+    const old = epicRows(4, 'v-old');
+    const path = drop(w.dirs, 'day.txt', fileText(old), NOW - 10 * MINUTE);
+    const fresh = epicRows(2, 'v-new');
+    const detach = w.events.on('block_acked', () => {
+      writeFileSync(`${path}.tmp`, fileText(fresh));
+      renameSync(`${path}.tmp`, path);
+      utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    });
+    const first = await w.run();
+    detach();
+    expect(first.files).toEqual([
+      expect.objectContaining({ file: 'day.txt', outcome: 'delivered', message: expect.stringContaining('a new file of that name replaced it') }),
+    ]);
+    await w.run();
+    expect(w.accepted()).toEqual([...old, ...fresh]);
+    w.close();
+  });
+});
+
 describe('flat-file source: a sent file that stays in the folder', () => {
   it('is not sent again when it grows before the next run, though rejected/ could not take it when its rows went out', async () => {
     const w = world();
@@ -582,7 +726,7 @@ describe('flat-file source: a sent file that stays in the folder', () => {
     const path = drop(w.dirs, 'held.txt', fileText(rows), NOW - 10 * MINUTE);
     // The export appends while the run pushes, and rejected/ cannot be written then (a plain file where it goes).
     const rejectedDir = join(w.dirs.archiveDir, 'rejected');
-    const detach = w.events.on('spool_complete', () => {
+    const detach = w.events.on('block_acked', () => {
       writeFileSync(path, `${epicRows(1, 'more')[0]}\r\n`, { flag: 'a' });
       rmSync(rejectedDir, { recursive: true, force: true });
       writeFileSync(rejectedDir, 'not a folder');
@@ -600,7 +744,8 @@ describe('flat-file source: a sent file that stays in the folder', () => {
     expect(second.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['held.txt', 'rejected', 'changed-after-send']]);
     expect(w.accepted()).toEqual(rows);
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'held.txt.why.txt'), 'utf8');
-    expect(why).toContain('changed after its 3 row(s) were read and sent in an earlier run');
+    expect(why).toContain('changed after an earlier run read it');
+    expect(why).toContain('Purview acknowledged 3 of its row(s) then; what changed since was not sent');
     expect(ls(w.dirs.dir)).toEqual([]);
     // Nothing is remembered once it has left the folder: a new file of that name is a new file.
     const fresh = epicRows(2, 'new');
