@@ -21,6 +21,7 @@ import type { BulkHttp } from './bulk/http.js';
 import { exportError } from './bulk/job.js';
 import { type IndexedLine, LookupIndex, lookupIndexName } from './bulk/lookup-index.js';
 import { BulkResolver } from './bulk/resolver.js';
+import { FhirError } from './fhir-error.js';
 import { instantMs } from './instant.js';
 import type { ReferenceResolver } from './reference-resolver.js';
 
@@ -210,6 +211,21 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
           try {
             yield* read(checkpoint, signal, progress);
           } catch (error) {
+            if (isBrokenFile(error) && !signal?.aborted) {
+              // Its downloaded copy is kept as complete: resumed, every later run would read the same broken line and
+              // stop the same way, never asking the server again. The export is given up instead; the next run asks
+              // for a new one (the same `_since`: nothing is skipped, and what Purview has is not sent twice).
+              closeIndex();
+              await job.abandon(checkpoint, signal);
+              throw new FhirError(
+                'BRG_ERR_FHIR_EXPORT_FILE',
+                `${error.message.replace(/ Report it to the EHR team\.$/, '')} The export was given up, and the next run requests a new one; if its files are broken the same way, report it to the EHR team.`,
+                {
+                  status: error.status,
+                  resourceType: 'export',
+                },
+              );
+            }
             if (!(error instanceof ExportExpiredError)) throw error;
             closeIndex();
             await job.abandon(checkpoint, signal);
@@ -231,7 +247,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
           }
           await job.finish(checkpoint, signal);
           // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
-          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope });
+          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope }, window.dedupeBefore);
           covered = checkpoint.manifest.transactionTime;
           return;
         }
@@ -288,4 +304,9 @@ function scopeChange(from: ExportScope, to: ExportScope): string {
 
 function scopeName(scope: ExportScope): string {
   return scope.level === 'group' ? `Group ${scope.groupId ?? ''}` : `${scope.level} level`;
+}
+
+/** A downloaded file that is not what the manifest says (files.ts exportFileError): bad JSON, another type, broken gzip. */
+function isBrokenFile(error: unknown): error is FhirError {
+  return error instanceof FhirError && error.code === 'BRG_ERR_FHIR_EXPORT_FILE';
 }

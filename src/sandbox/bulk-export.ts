@@ -39,6 +39,11 @@ export interface BulkExportSettings {
   groupIds: string[];
   /** Serve file URLs on a second origin (signed, no bearer), like a cloud blob store; expired, they answer 403 as one does. */
   foreignFiles: boolean;
+  /**
+   * With foreignFiles: the URLs carry no signature, and the second origin wants the bearer (401 without it), as a
+   * second FHIR host would. The bridge sends its token only to the FHIR server.
+   */
+  foreignFilesUnsigned: boolean;
   /** List files on the FHIR server's origin that answer 302 to their signed URL on the second origin. */
   redirectFiles: boolean;
   /** Name a status URL on the second origin in the kick-off's Content-Location (a proxy rewriting it). */
@@ -64,6 +69,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   outputsPerManifestPage: 0,
   errorLines: 0,
   foreignFiles: false,
+  foreignFilesUnsigned: false,
   redirectFiles: false,
   foreignStatus: false,
   badLine: undefined,
@@ -234,7 +240,7 @@ export function createBulkExport(options: {
       job.completedAtMs = clock.now();
     }
     const fileBase = settings.foreignFiles ? `${await foreignOrigin()}/blob/${job.id}` : `${base}/bulk/file/${job.id}`;
-    const sign = settings.foreignFiles ? `?sig=${randomUUID()}` : '';
+    const sign = settings.foreignFiles && !settings.foreignFilesUnsigned ? `?sig=${randomUUID()}` : '';
     const all = job.files.map((spec, n) => ({ type: spec.type, url: `${fileBase}/${n}${sign}`, count: spec.count }));
     const per = settings.outputsPerManifestPage > 0 ? settings.outputsPerManifestPage : Math.max(1, all.length);
     const pages = Math.max(1, Math.ceil(all.length / per));
@@ -264,6 +270,10 @@ export function createBulkExport(options: {
       return { status: 404, body: outcome('not-found', 'No such export file') };
     }
     if (where === 'fhir' && settings.requiresAccessToken && !token) {
+      record(401);
+      return unauthorised();
+    }
+    if (where === 'foreign' && settings.foreignFilesUnsigned && req.headers.authorization === undefined) {
       record(401);
       return unauthorised();
     }

@@ -188,11 +188,19 @@ export function loadCovered(store: CheckpointStore): readonly CoveredScope[] {
   return readState(store).covered;
 }
 
-/** Remembers that an export of `scope` finished at `until` (its transactionTime), which may become the watermark. */
-export function recordCovered(store: CheckpointStore, entry: CoveredScope): void {
+/**
+ * Remembers that an export of `scope` finished at `until` (its transactionTime), which may become the watermark.
+ * @param watermark - the connector's watermark now: the entry of the export it came from is kept whatever the count,
+ * since the next run's `_since` depends on its scope (twenty dry runs of another scope must not make it unknown).
+ */
+export function recordCovered(store: CheckpointStore, entry: CoveredScope, watermark?: string): void {
   const { checkpoint, covered } = readState(store);
-  const others = covered.filter((earlier) => Date.parse(earlier.until) !== Date.parse(entry.until));
-  writeState(store, checkpoint, [...others, entry].slice(-MAX_COVERED));
+  const same = (a: string, b: string | undefined): boolean => b !== undefined && Date.parse(a) === Date.parse(b);
+  const others = covered.filter((earlier) => !same(earlier.until, entry.until) || !sameScope(earlier.scope, entry.scope));
+  const all = [...others, entry];
+  const kept = all.findLast((earlier) => same(earlier.until, watermark));
+  const recent = all.filter((earlier) => earlier !== kept).slice(-(kept ? MAX_COVERED - 1 : MAX_COVERED));
+  writeState(store, checkpoint, kept ? [kept, ...recent] : recent);
 }
 
 /** The scope of the export that finished at `instant` (the watermark), when it is remembered. */

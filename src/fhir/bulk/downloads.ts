@@ -14,7 +14,7 @@ import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { exportFileLines, fileLabel, isComplete, requestExportFile, sendsBearer } from './files.js';
+import { exportFileLines, fileLabel, isComplete, requestExportFile } from './files.js';
 import type { BulkHttp } from './http.js';
 
 const CHUNK = 1 << 20;
@@ -123,7 +123,6 @@ export class Downloads {
     const file = this.plan.output[index] as ManifestFile;
     const label = fileLabel(file, index, this.plan.output.length);
     const part = `${state.path}.part`;
-    const bearer = sendsBearer(this.http, this.plan.requiresAccessToken, file.url);
     let last: unknown;
     return this.http.withRetries(
       `FHIR export download of ${label}`,
@@ -131,7 +130,7 @@ export class Downloads {
         // Bytes of a failed attempt may already be parsed: the file cannot start over under its reader.
         if (attempt > 1 && state.following) throw this.http.toError(last, `FHIR export download of ${label}`, attempt - 1, signal);
         try {
-          return await this.attempt(file, label, state, part, bearer, signal);
+          return await this.attempt(file, label, state, part, this.plan.requiresAccessToken, signal);
         } catch (error) {
           last = error;
           throw error;
@@ -141,8 +140,15 @@ export class Downloads {
     );
   }
 
-  private async attempt(file: ManifestFile, label: string, state: FileState, part: string, bearer: boolean, signal: AbortSignal): Promise<LocalFile> {
-    const { reply, gzip } = await requestExportFile(this.http, file, label, bearer, signal);
+  private async attempt(
+    file: ManifestFile,
+    label: string,
+    state: FileState,
+    part: string,
+    requiresAccessToken: boolean,
+    signal: AbortSignal,
+  ): Promise<LocalFile> {
+    const { reply, gzip } = await requestExportFile(this.http, file, label, requiresAccessToken, signal);
     let handle: FileHandle | undefined = await open(part, 'w', 0o600);
     try {
       state.written = 0;

@@ -22,7 +22,7 @@ import {
   saveCheckpoint,
 } from './checkpoint.js';
 import { Downloads } from './downloads.js';
-import { downloadFile, fileLabel, localLines, parseLine, sendsBearer } from './files.js';
+import { downloadFile, fileLabel, localLines, parseLine } from './files.js';
 import type { BulkHttp } from './http.js';
 import { deleteExport, exportError, kickOff, pollStatus } from './job.js';
 import { lookupIndexName } from './lookup-index.js';
@@ -170,7 +170,7 @@ export class BulkExportJob {
       const label = fileLabel(file, i, checkpoint.manifest.error.length).replace(/^\S+ file/, 'error file');
       const path = this.pathOf(checkpoint, `error-${i}`);
       mkdirSync(join(this.options.dir, checkpoint.id), { recursive: true, mode: 0o700 });
-      const local = await downloadFile(http, file, label, path, sendsBearer(http, checkpoint.manifest.requiresAccessToken, file.url), signal);
+      const local = await downloadFile(http, file, label, path, checkpoint.manifest.requiresAccessToken, signal);
       for await (const lines of localLines(path, local, label)) {
         for (let k = 0; k < lines.length; k++) {
           const text = lines.text(k);

@@ -54,19 +54,26 @@ const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 
 /**
  * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding. A redirect is
- * followed, the bearer kept only while it stays on the FHIR server's origin. 404/410, and 401/403 to a request sent
- * without the bearer (a signed blob URL past its expiry), mean the export expired (ExportExpiredError: it is
- * restarted); any other status is a BulkHttpError for the shared retry policy.
+ * followed, the bearer sent (with the manifest's requiresAccessToken) only while it stays on the FHIR server's origin.
+ * 404/410, and 401/403 to a request sent without the bearer because none was needed or the server redirected it away
+ * (a signed blob URL past its expiry), mean the export expired (ExportExpiredError: it is restarted). A 401/403 from a
+ * file the manifest put on another origin, unsigned, while it requires the token is no expiry: the token is never
+ * sent there.
+ * Any other status is a BulkHttpError for the shared retry policy.
  */
 export async function requestExportFile(
   http: BulkHttp,
   file: ManifestFile,
   label: string,
-  bearer: boolean,
+  requiresAccessToken: boolean,
   signal: AbortSignal | undefined,
 ): Promise<{ reply: BulkReply; gzip: boolean }> {
   let url = file.url;
-  let withBearer = bearer;
+  let withBearer = sendsBearer(http, requiresAccessToken, url);
+  // The manifest itself names another host for a file that needs the token, and the URL carries no signature of its
+  // own (a blob store's signed URL has its authorisation in its query): a 401/403 there is the token the bridge will
+  // not send to another host, not an expiry.
+  const tokenWithheld = requiresAccessToken && !withBearer && URL.canParse(url) && new URL(url).search === '';
   let reply: BulkReply;
   for (let redirects = 0; ; redirects++) {
     // Export files are PHI: never over plain http to another machine, whether the manifest or a redirect names it.
@@ -89,6 +96,14 @@ export async function requestExportFile(
     // Never a token to another origin, nor back once the file left the FHIR server.
     withBearer = sendsBearer(http, withBearer, url);
   }
+  if (tokenWithheld && (reply.status === 401 || reply.status === 403)) {
+    await reply.body.dump();
+    throw new FhirError(
+      'BRG_ERR_FHIR_EXPORT_FILE',
+      `${label} is on ${safeOrigin(file.url)}, not on the FHIR server (${http.origin}), and answered HTTP ${reply.status} without the token; the bridge sends its token only to the FHIR server. Ask the EHR team to serve export files from the FHIR server, or from signed URLs that need no token.`,
+      { status: reply.status, resourceType: 'export' },
+    );
+  }
   const expiredSignature = !withBearer && (reply.status === 401 || reply.status === 403);
   if (reply.status === 404 || reply.status === 410 || expiredSignature) {
     await reply.body.dump();
@@ -109,13 +124,20 @@ export async function requestExportFile(
 }
 
 /** Downloads one file to `path` (via `path.part`, renamed when complete); retried whole under the shared policy. */
-export async function downloadFile(http: BulkHttp, file: ManifestFile, label: string, path: string, bearer: boolean, signal?: AbortSignal): Promise<LocalFile> {
+export async function downloadFile(
+  http: BulkHttp,
+  file: ManifestFile,
+  label: string,
+  path: string,
+  requiresAccessToken: boolean,
+  signal?: AbortSignal,
+): Promise<LocalFile> {
   const part = `${path}.part`;
   try {
     return await http.withRetries(
       `FHIR export download of ${label}`,
       async () => {
-        const { reply, gzip } = await requestExportFile(http, file, label, bearer, signal);
+        const { reply, gzip } = await requestExportFile(http, file, label, requiresAccessToken, signal);
         let bytes = 0;
         await pipeline(
           reply.body,

@@ -61,18 +61,38 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
   }
 }
 
-/** "Type not available", "not authorised": a BRG_ERR_FHIR_EXPORT naming the type the server's text names, or every type asked for. */
+/**
+ * A kick-off refused for good. When the server's text names requested types ("Resource type X is not available"), the
+ * advice is about those types; otherwise it is about what the status points at (the client, the scopes, the level or
+ * Group, the parameters), not a list of every type to remove.
+ */
 function refusal(error: FhirError, request: ExportRequest, what: string, origin: string): FhirError {
   const text = error.outcome?.text ?? 'no OperationOutcome text';
   const named = request.types.filter((type) => new RegExp(`\\b${type}\\b`).test(text));
-  const types = named.length > 0 ? named : request.types;
-  const scopes = types.map((type) => `system/${type}.read`).join(' ');
-  return new FhirError(
-    'BRG_ERR_FHIR_EXPORT',
-    `${what} at ${origin} was refused (HTTP ${error.status}: ${text.replace(/\.$/, '')}) for ${types.length === 1 ? 'type' : 'types'} ${types.join(', ')}. ` +
-      `Remove ${types.length === 1 ? 'it' : 'them'} from source.types if the server does not export ${types.length === 1 ? 'it' : 'them'}, or have the scopes ${scopes} granted to the client.`,
-    { status: error.status, resourceType: types.join(','), ...(error.outcome ? { outcome: error.outcome } : {}), details: { types: types.join(',') } },
-  );
+  const answer = `${what} at ${origin} was refused (HTTP ${error.status}: ${text.replace(/\.$/, '')})`;
+  const fields = { status: error.status, ...(error.outcome ? { outcome: error.outcome } : {}) };
+  if (named.length > 0) {
+    const scopes = named.map((type) => `system/${type}.read`).join(' ');
+    const them = named.length === 1 ? 'it' : 'them';
+    return new FhirError(
+      'BRG_ERR_FHIR_EXPORT',
+      `${answer} for ${named.length === 1 ? 'type' : 'types'} ${named.join(', ')}. Remove ${them} from source.types if the server does not export ${them}, or have the scopes ${scopes} granted to the client.`,
+      { ...fields, resourceType: named.join(','), details: { types: named.join(',') } },
+    );
+  }
+  return new FhirError('BRG_ERR_FHIR_EXPORT', `${answer}. ${refusalAdvice(error.status, request)}`, { ...fields, resourceType: 'export' });
+}
+
+function refusalAdvice(status: number, request: ExportRequest): string {
+  const scopes = request.types.map((type) => `system/${type}.read`).join(' ');
+  if (status === 401) return "The server does not accept the client's token: check smart.clientId and the keys (`bridge doctor`).";
+  if (status === 403) return `The client may not export: have the scopes ${scopes} granted to it, and Bulk Data export enabled for it at the EHR.`;
+  if (status === 404 || status === 405) {
+    return request.level === 'group'
+      ? `Check source.groupId (${request.groupId ?? 'none'}): the server does not know that Group, or offers no Group export.`
+      : `Check source.level (${request.level}) and fhir.baseUrl: the server offers no export there.`;
+  }
+  return `Check what the server says about the request's parameters (source.types: ${request.types.join(', ')}${request.since ? `; _since ${request.since}` : ''}).`;
 }
 
 export interface PollOptions {

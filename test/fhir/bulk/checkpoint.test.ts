@@ -8,7 +8,17 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ExportCheckpoint, type ExportManifest, FILES_PER_PART, loadCheckpoint, recordFile, saveCheckpoint } from '../../../src/fhir/bulk/checkpoint.js';
+import {
+  type ExportCheckpoint,
+  type ExportManifest,
+  FILES_PER_PART,
+  loadCheckpoint,
+  loadCovered,
+  recordCovered,
+  recordFile,
+  saveCheckpoint,
+  scopeAt,
+} from '../../../src/fhir/bulk/checkpoint.js';
 import { BulkExportJob } from '../../../src/fhir/bulk/export.js';
 import { type BulkFixture, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture } from './support.js';
 
@@ -148,5 +158,29 @@ describe('a download that ends after its export was given up', () => {
     expect(loadCheckpoint(store)?.id).toBe('export-g');
     expect(loadCheckpoint(store)?.files).toEqual({});
     expect(store.parts.size).toBe(0);
+  });
+});
+
+describe('finished exports remembered (their scopes decide the next _since)', () => {
+  it("keeps the watermark's export however many exports of another scope finish after it (dry runs)", () => {
+    const store = new MemoryCheckpoints();
+    const group = { base: REQUEST.base, level: 'group', groupId: 'g1' } as const;
+    const system = { base: REQUEST.base, level: 'system' } as const;
+    const watermark = '2026-11-01T00:00:00Z';
+    recordCovered(store, { until: watermark, scope: group });
+    for (let i = 1; i <= 25; i += 1) recordCovered(store, { until: `2026-11-02T00:${String(i).padStart(2, '0')}:00Z`, scope: system }, watermark);
+    expect(scopeAt(loadCovered(store), watermark)).toEqual(group);
+    expect(loadCovered(store)).toHaveLength(20);
+    // Without a watermark to keep, the oldest go.
+    for (let i = 26; i <= 30; i += 1) recordCovered(store, { until: `2026-11-02T00:${String(i).padStart(2, '0')}:00Z`, scope: system });
+    expect(scopeAt(loadCovered(store), watermark)).toBeUndefined();
+  });
+
+  it('two scopes finishing at the same instant are both remembered', () => {
+    const store = new MemoryCheckpoints();
+    const at = '2026-11-01T00:00:00Z';
+    recordCovered(store, { until: at, scope: { base: REQUEST.base, level: 'group', groupId: 'g1' } });
+    recordCovered(store, { until: at, scope: { base: REQUEST.base, level: 'system' } });
+    expect(loadCovered(store)).toHaveLength(2);
   });
 });

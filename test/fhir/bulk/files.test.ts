@@ -2,7 +2,8 @@
  * Manifest and files: paged manifests, error files read and reported, the bearer only where it belongs, gzip, every
  * line's resourceType checked, and expired files (410) restarting the export.
  */
-import { readdirSync, readlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
@@ -12,7 +13,7 @@ import { requestExportFile } from '../../../src/fhir/bulk/files.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, eventTypes, fixtureBulkHttp, startBulkFixture, until } from './support.js';
+import { type BulkFixture, eventTypes, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture, until } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -109,6 +110,26 @@ describe('downloads', () => {
     expect(seen.every((d) => d.origin === 'foreign' && !d.authorization)).toBe(true);
   });
 
+  it('a file on another origin, unsigned, that wants the token is no expiry: one clear error, no export restarted', async () => {
+    Object.assign(f.bulk, { foreignFiles: true, foreignFilesUnsigned: true });
+    const kickoffs = log().kickoffs.length;
+    const downloads = log().downloads.length;
+    const error = (await f
+      .source()
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(error.message).toMatch(
+      /is on http:\/\/127\.0\.0\.1:\d+, not on the FHIR server .* answered HTTP 401 without the token; the bridge sends its token only to the FHIR server/,
+    );
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+    expect(
+      log()
+        .downloads.slice(downloads)
+        .every((d) => d.origin === 'foreign' && !d.authorization),
+    ).toBe(true);
+  });
+
   it('sends no bearer when requiresAccessToken is false', async () => {
     f.bulk.requiresAccessToken = false;
     const downloads = log().downloads.length;
@@ -191,6 +212,25 @@ describe('downloads', () => {
           .catch((e: unknown) => e)) as BridgeError
       ).message,
     ).toMatch(/^Patient file 4 of 5 .*, line 2: a Basic in a file of Patient/);
+  });
+
+  it('gives up an export whose downloaded file is broken: the next run asks the server for a new export instead of rereading the copy', async () => {
+    const store = new MemoryCheckpoints();
+    const dir = mkdtempSync(join(tmpdir(), 'bulk-broken-'));
+    f.bulk.badLine = { type: 'AuditEvent', line: 7 };
+    const kickoffs = log().kickoffs.length;
+    const error = (await f
+      .source({ store, dir })
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(error.message).toMatch(/line 7: a Basic in a file of AuditEvent\. .*The export was given up, and the next run requests a new one/);
+    expect(store.parsed()).toBeUndefined();
+    expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
+    // The EHR fixed: the next run kicks off again and reads everything.
+    f.bulk.badLine = undefined;
+    expect(ids(await f.source({ store, dir }).read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
   });
 
   it('restarts the export with a clear message when its files expired (410) before any event was read', async () => {

@@ -120,6 +120,16 @@ describe('the client kick-off', () => {
     }
   });
 
+  it('a kick-off refused for an unknown Group says to check source.groupId, not to remove every type', async () => {
+    const error = await f
+      .source({ settings: { level: 'group', groupId: 'typo-group' } })
+      .read()
+      .catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect((error as BridgeError).message).toMatch(/was refused \(HTTP 404: .*\)\. Check source\.groupId \(typo-group\)/);
+    expect((error as BridgeError).message).not.toContain('source.types');
+  });
+
   it('refuses a status URL on another origin (a proxy rewrote it) without polling it, keeps no checkpoint, and exports afresh next run', async () => {
     f.bulk.foreignStatus = true;
     try {
@@ -141,7 +151,7 @@ describe('the client kick-off', () => {
     }
   });
 
-  it('replays once with a new token after a 401, and names the types when the server keeps refusing the client', async () => {
+  it('replays once with a new token after a 401, and says to check the client when the server keeps refusing it', async () => {
     f.fx.tokens.revokeAll();
     expect(await f.source().read()).toHaveLength(f.data.events.length);
     const refused: TokenSource = { getToken: async () => 'never-valid', invalidate: () => undefined };
@@ -150,7 +160,10 @@ describe('the client kick-off', () => {
       .read()
       .catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
-    expect((error as BridgeError).message).toMatch(/HTTP 401: Access token missing, expired or revoked\) for types AuditEvent, Patient, Practitioner/);
+    expect((error as BridgeError).message).toMatch(
+      /HTTP 401: Access token missing, expired or revoked\)\. The server does not accept the client's token: check smart\.clientId/,
+    );
+    expect((error as BridgeError).message).not.toContain('source.types');
     expect((error as BridgeError).message).not.toContain('never-valid');
   });
 });
