@@ -180,14 +180,18 @@ export function toBridgeError(error: unknown): BridgeError {
 
 /**
  * An untyped error's text may quote the data it failed on: Node's JSON.parse says `Unexpected token 'J', "Jane Smith"
- * is not valid JSON`. Such text goes to run records, the operator page and logs, so quoted values are blanked: double
- * quotes always, single quotes unless they hold a code identifier (`reading 'family'` stays readable); long digit runs
- * (an MRN, a phone number) too.
+ * is not valid JSON`. Such text goes to run records, the operator page and logs, so quoted values are blanked: JSON's
+ * quoted input whole (it may hold quotes itself), any other double-quoted text, and single-quoted text unless it is one
+ * character (`Expected ',' or '}'`), a path (`open '/var/lib/bridge/x'`) or a property read (`reading 'family'`); long
+ * digit runs (an MRN, a phone number) too.
  */
 export function scrubErrorText(text: string): string {
   return text
+    .replace(/(, )?"[^\n]*" is not valid JSON/g, (_whole, comma: string | undefined) => `${comma ?? ''}"…" is not valid JSON`)
     .replace(/"[^"\n]*"/g, '"…"')
-    .replace(/'([^'\n]*)'/g, (quoted, inner: string) => (/^[A-Za-z_$][\w$]{0,39}$/.test(inner) ? quoted : "'…'"))
+    .replace(/(reading |setting |property )?'([^'\n]*)'/g, (quoted, read: string | undefined, inner: string) =>
+      read !== undefined || inner.length <= 1 || /^(\/|\.{1,2}\/|[A-Za-z]:\\)/.test(inner) ? quoted : "'…'",
+    )
     .replace(/\d{6,}/g, '…');
 }
 

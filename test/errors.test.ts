@@ -16,6 +16,21 @@ describe('scrubErrorText', () => {
     }
     expect(toBridgeError(parseError).message).toBe(`Unexpected token 'J', "…" is not valid JSON`);
     expect(scrubErrorText("Cannot read properties of undefined (reading 'family')")).toBe("Cannot read properties of undefined (reading 'family')");
+    // JSON's quote of its input may hold quotes itself: blanked whole.
+    const quoting = ['Smith, "Jane"', 'MRN "E12345" x'].map((input) => {
+      try {
+        JSON.parse(input);
+      } catch (error) {
+        return toBridgeError(error).message;
+      }
+      return '';
+    });
+    for (const message of quoting) expect(message).toMatch(/^Unexpected token '.', "…" is not valid JSON$/);
+    expect(scrubErrorText("Expected ',' or '}' after property value in JSON at position 12")).toBe(
+      "Expected ',' or '}' after property value in JSON at position 12",
+    );
+    expect(scrubErrorText("EACCES: permission denied, open '/var/lib/bridge/state/x.db'")).toBe("EACCES: permission denied, open '/var/lib/bridge/state/x.db'");
+    expect(scrubErrorText("no row for 'Smith'")).toBe("no row for '…'");
     expect(scrubErrorText("bad value 'Jane Doe' at position 12")).toBe("bad value '…' at position 12");
     expect(scrubErrorText('no patient with MRN 1234567 here')).toBe('no patient with MRN … here');
   });

@@ -217,14 +217,10 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
               // for a new one (the same `_since`: nothing is skipped, and what Purview has is not sent twice).
               closeIndex();
               await job.abandon(checkpoint, signal);
-              throw new FhirError(
-                'BRG_ERR_FHIR_EXPORT_FILE',
-                `${error.message.replace(/ Report it to the EHR team\.$/, '')} The export was given up, and the next run requests a new one; if its files are broken the same way, report it to the EHR team.`,
-                {
-                  status: error.status,
-                  resourceType: 'export',
-                },
-              );
+              throw new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${error.message} The export was given up; the next run requests a new one.`, {
+                status: error.status,
+                resourceType: 'export',
+              });
             }
             if (!(error instanceof ExportExpiredError)) throw error;
             closeIndex();

@@ -69,7 +69,7 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   if (left !== undefined && sent !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs))) {
     if (sent.acked + sent.unknown === 0) {
       // Its push stopped before any block went out: nothing of it is in Purview, and it is read as the new file it is.
-      forgetSentAndLeft(deps, file.name);
+      if (!request.dryRunOut) forgetSentAndLeft(deps, file.name);
     } else {
       // Rows of it went out in an earlier run, which stopped or could not move it aside; it has changed since. Read again
       // it would be new content, and those rows would go out a second time: it is refused (moved aside, if that works).
@@ -301,7 +301,8 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     const archivedTo = archiveFile(ctx.drop.folder, file, 'done', run.id.slice(0, 8));
     ctx.record({ ...base, outcome, archivedTo });
     delivered(ctx, file);
-    forgetSentAndLeft(deps, file.name);
+    // Archived and delivered: a state that cannot forget it now does at the next run's prune (the file has left).
+    warnOnFailure(deps.logger, run.id, 'an archived file could not be forgotten yet; the next run does it', () => forgetSentAndLeft(deps, file.name));
   } catch (cause) {
     // Still in the folder, its rows sent: remembered, so that a file written to again in place is not read as new
     // content and sent whole (a new file under the name is not matched, and is the next run's).

@@ -277,6 +277,10 @@ describe('deploy/systemd/check-in-nspawn.sh: the sandbox command, run outside th
         if (child.exitCode !== null || Date.now() > deadline) expect.fail(`the sandbox did not write its config (exit ${child.exitCode}):\n${output}`);
         await new Promise((r) => setTimeout(r, 100));
       }
+      // The config is written before the endpoints are printed: wait for the line, not only for the file.
+      while (!/FHIR R4 base +http:\/\/127\.0\.0\.1:\d+\//.test(output) && child.exitCode === null && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
       expect(output).toMatch(/FHIR R4 base +http:\/\/127\.0\.0\.1:\d+\//);
     } finally {
       child.kill('SIGTERM');

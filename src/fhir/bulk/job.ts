@@ -85,7 +85,8 @@ function refusal(error: FhirError, request: ExportRequest, what: string, origin:
 
 function refusalAdvice(status: number, request: ExportRequest): string {
   const scopes = request.types.map((type) => `system/${type}.read`).join(' ');
-  if (status === 401) return "The server does not accept the client's token: check smart.clientId and the keys (`bridge doctor`).";
+  if (status === 401)
+    return 'The FHIR server did not accept the access token its token endpoint issued: check that smart.tokenUrl belongs to this fhir.baseUrl, and that the client is enabled for Bulk Data export at the EHR.';
   if (status === 403) return `The client may not export: have the scopes ${scopes} granted to it, and Bulk Data export enabled for it at the EHR.`;
   if (status === 404 || status === 405) {
     return request.level === 'group'

@@ -224,7 +224,9 @@ describe('downloads', () => {
       .read()
       .catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
-    expect(error.message).toMatch(/line 7: a Basic in a file of AuditEvent\. .*The export was given up, and the next run requests a new one/);
+    expect(error.message).toMatch(
+      /line 7: a Basic in a file of AuditEvent\. .*Report it to the EHR team\. The export was given up; the next run requests a new one\.$/,
+    );
     expect(store.parsed()).toBeUndefined();
     expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
     // The EHR fixed: the next run kicks off again and reads everything.

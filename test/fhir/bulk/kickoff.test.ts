@@ -161,7 +161,7 @@ describe('the client kick-off', () => {
       .catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
     expect((error as BridgeError).message).toMatch(
-      /HTTP 401: Access token missing, expired or revoked\)\. The server does not accept the client's token: check smart\.clientId/,
+      /HTTP 401: Access token missing, expired or revoked\)\. The FHIR server did not accept the access token its token endpoint issued: check that smart\.tokenUrl/,
     );
     expect((error as BridgeError).message).not.toContain('source.types');
     expect((error as BridgeError).message).not.toContain('never-valid');
