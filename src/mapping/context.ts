@@ -4,6 +4,7 @@
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
+import { qualifies } from './identifiers.js';
 import { type ResolvedOptions, userKey } from './options.js';
 import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
 
@@ -82,17 +83,32 @@ export function resolveUser(agent: AuditEventAgent | undefined, resolver: Resolv
 }
 
 /**
- * docs/mapping.md §3.1: the requestor is one of `excluded` (options.excludeUsers, userKey form), by its reference (as
- * written, or its id), its identifier's value or altId, or the resolved Practitioner's identifier values or (when it is
- * the server's, not contained in the event) its id.
+ * docs/mapping.md §3.1: the requestor is one of options.excludeUsers (options.ts ExcludedUsers): by its reference or
+ * the resolved Practitioner's (or PractitionerRole's) own, not a contained one's local id; by an identifier in a given
+ * system; or by a bare name that is its altId, or an identifier the mapping would take as its user id or login.
  */
-export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: ResolvedUser, excluded: ReadonlySet<string>): boolean {
+export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: ResolvedUser, options: ResolvedOptions): boolean {
+  const excluded = options.excludeUsers;
   if (excluded.size === 0 || agent === undefined) return false;
-  const has = (value: string | undefined): boolean => value !== undefined && excluded.has(userKey(value));
+  const { user, role } = resolved;
   const parsed = parseReference(agent.who?.reference);
-  if (has(agent.who?.reference) || (parsed?.contained === false && has(parsed.id)) || has(agent.who?.identifier?.value) || has(agent.altId)) return true;
-  const { user } = resolved;
-  return user !== undefined && ((resolved.global && has(user.id)) || (user.identifier ?? []).some((identifier) => has(identifier.value)));
+  const names = [
+    parsed?.contained === false && parsed.type ? `${parsed.type}/${parsed.id}` : undefined,
+    resolved.global && user?.id ? `Practitioner/${user.id}` : undefined,
+    role?.id && !agent.who?.reference?.startsWith('#') ? `PractitionerRole/${role.id}` : undefined,
+  ];
+  if (names.some((name) => name !== undefined && excluded.references.has(name))) return true;
+  if (agent.altId !== undefined && excluded.names.has(userKey(agent.altId))) return true;
+  const { identifiers: tests } = options;
+  const userTests = [...tests.userId, ...tests.loginPinned, ...tests.login];
+  const own = agent.who?.identifier;
+  const candidates = [...(own ? [{ identifier: own, theirs: own.system === undefined || qualifies(own, userTests) }] : [])];
+  for (const identifier of user?.identifier ?? []) candidates.push({ identifier, theirs: qualifies(identifier, userTests) });
+  return candidates.some(({ identifier, theirs }) => {
+    if (!identifier.value) return false;
+    const value = userKey(identifier.value);
+    return (identifier.system !== undefined && excluded.identifiers.has(`${identifier.system}|${value}`)) || (theirs && excluded.names.has(value));
+  });
 }
 
 export interface PatientSubject {

@@ -42,8 +42,8 @@ export interface ResolvedOptions {
   readonly actionNames: Readonly<Record<string, string>>;
   readonly eventNameResourceType: 'rest' | 'always' | 'never';
   readonly parseCxIdentifiers: boolean;
-  /** excludeUsers, trimmed and lower-cased (context.ts isExcludedUser). */
-  readonly excludeUsers: ReadonlySet<string>;
+  /** excludeUsers, sorted by form (context.ts isExcludedUser). */
+  readonly excludeUsers: ExcludedUsers;
   /**
    * The connector's FHIR base (MappingOverrides.fhirBase), normalised by normaliseBase: an absolute reference names one
    * of our resources only with this base. Undefined: every base counts as ours. Not a mapping-file option or variable.
@@ -118,7 +118,7 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     actionNames: { ...DEFAULT_ACTION_NAMES, ...merged.actionNames },
     eventNameResourceType: merged.eventNameResourceType,
     parseCxIdentifiers: merged.parseCxIdentifiers,
-    excludeUsers: new Set(merged.excludeUsers.map(userKey)),
+    excludeUsers: excludedUsers(merged.excludeUsers),
     fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
   };
@@ -127,6 +127,37 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
 /** How excludeUsers entries and the values they are compared with are read: Epic pads EMP ids with spaces. */
 export function userKey(value: string): string {
   return value.trim().toLowerCase();
+}
+
+/**
+ * excludeUsers by form: `Type/id` names a resource (the requestor's reference, the resolved Practitioner or
+ * PractitionerRole); `system|value` an identifier in that system; anything else a login (altId) or a user id (an
+ * identifier the mapping would take as the user id or login), never just any identifier: Epic's EMP, SER and NPI
+ * numbers are separate spaces, and one user's EMP id can be another's provider id.
+ */
+export interface ExcludedUsers {
+  readonly size: number;
+  /** `Type/id`, as given. */
+  readonly references: ReadonlySet<string>;
+  /** `system|value`, the value in userKey form. */
+  readonly identifiers: ReadonlySet<string>;
+  /** userKey form. */
+  readonly names: ReadonlySet<string>;
+}
+
+const RESOURCE_NAME = /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
+
+function excludedUsers(entries: readonly string[]): ExcludedUsers {
+  const references = new Set<string>();
+  const identifiers = new Set<string>();
+  const names = new Set<string>();
+  for (const entry of entries.map((e) => e.trim())) {
+    const bar = entry.lastIndexOf('|');
+    if (bar > 0) identifiers.add(`${entry.slice(0, bar)}|${userKey(entry.slice(bar + 1))}`);
+    else if (RESOURCE_NAME.test(entry)) references.add(entry);
+    else names.add(userKey(entry));
+  }
+  return { size: entries.length, references, identifiers, names };
 }
 
 /** The option names the bridge itself knows (the rest are a mapping file's own variables). */

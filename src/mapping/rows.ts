@@ -76,7 +76,7 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   const resolvedUser = resolveUser(requestor, resolver);
   const { user, role, global } = resolvedUser;
   // The bridge's own reads, audited by the EHR as its background user, are no insider's access (docs/mapping.md §3.1).
-  if (isExcludedUser(requestor, resolvedUser, options.excludeUsers)) return skippedBy('excluded-user');
+  if (isExcludedUser(requestor, resolvedUser, options)) return skippedBy('excluded-user');
   const userView = user ? program.userViews.view(user, tMs) : undefined;
   const rows: Row[] = [];
   const lines: string[] = [];

@@ -97,7 +97,7 @@ export const optionsSpec = z
     excludeUsers: stringList
       .optional()
       .describe(
-        "Users whose accesses give no row (skipped as excluded-user): the bridge's own user (Epic: the background user its client id is mapped to, whose every FHIR read Epic audits). Matched, without case, against the requestor's reference, identifier value and altId, and the resolved Practitioner's id and identifier values.",
+        "Users whose accesses give no row (skipped as excluded-user): the bridge's own user (Epic: the background user its client id is mapped to, whose every FHIR read Epic audits). Each entry is Type/id (the requestor's reference or its Practitioner), system|value (an identifier in that system), or a bare login or user id (altId, or an identifier the mapping takes as the user id or login); compared without case or padding.",
       ),
     parseCxIdentifiers: z.boolean().optional().describe('Read HL7v2 CX identifiers ("123^^^&1.2.3&ISO") as system urn:oid:1.2.3, value 123; default true.'),
   })

@@ -204,7 +204,8 @@ describe('runSync with a fake source', () => {
     const background: Practitioner = {
       resourceType: 'Practitioner',
       id: 'bg',
-      identifier: [{ type: { text: 'INTERNAL' }, value: '  BGUSER' }],
+      // Epic's EMP record id, padded as Epic sends its INTERNAL form.
+      identifier: [{ system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780', type: { text: 'INTERNAL' }, value: '  BGUSER' }],
       name: [{ family: 'User', given: ['Background'] }],
       telecom: [{ system: 'email', use: 'work', value: 'bg@example.org' }],
     };
