@@ -66,22 +66,12 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   const left = sentAndLeftFor(deps, file);
   // What of its content as an earlier run read it Purview holds (acknowledged) or may hold (sent without an answer).
   const sent = left === undefined ? undefined : rowsSentOf(deps, left.sha256);
-  if (left !== undefined && sent !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs))) {
-    if (sent.acked + sent.unknown === 0) {
-      // Its push stopped before any block went out: nothing of it is in Purview, and it is read as the new file it is.
-      if (!request.dryRunOut) forgetSentAndLeft(deps, file.name);
-    } else {
-      // Rows of it went out in an earlier run, which stopped or could not move it aside; it has changed since. Read again
-      // it would be new content, and those rows would go out a second time: it is refused (moved aside, if that works).
-      // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
-      const sentRows = Math.max(sent.acked, left.sentRows) + sent.unknown;
-      const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
-      const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${Math.max(sent.acked, left.sentRows)} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
-      await reject(ctx, file, { reason: 'changed-after-send', message, sentRows }, 0);
-      if (!existsSync(file.path)) forgetSentAndLeft(deps, file.name);
-      return undefined;
-    }
-  }
+  const touched = left !== undefined && (left.size !== file.size || (left.mtimeMs !== undefined && left.mtimeMs !== file.mtimeMs));
+  // Its push stopped before any block went out: nothing of it is in Purview, and it is read as the new file it is.
+  if (touched && sent !== undefined && sent.acked + sent.unknown === 0 && !request.dryRunOut) forgetSentAndLeft(deps, file.name);
+  // Rows of it went out in an earlier run, which stopped or could not move it aside, and its size or time changed since:
+  // read as it is now, it is refused if its content changed (below); the same content touched or dropped again is not.
+  const changedSinceSent = touched && sent !== undefined && sent.acked + sent.unknown > 0 ? { left, sent } : undefined;
   // Unchanged since an earlier run sent part of it: refused now (a setting changed), the rows sent then are counted.
   const sentBefore = sent?.acked ?? 0;
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
@@ -113,6 +103,18 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
         rows: 0,
         message: `${file.name} was modified while it was read; it waits for the next run. Nothing of it was sent.`,
       });
+    return undefined;
+  }
+  if (changedSinceSent && normalized.sha256 !== changedSinceSent.left.sha256) {
+    // New content: read as a new file, those rows would go out a second time. Refused (moved aside, if that works).
+    dropSpool(ctx, spool);
+    const { left: earlier, sent: out } = changedSinceSent;
+    const acked = Math.max(out.acked, earlier.sentRows);
+    const maybe = out.unknown > 0 ? `, and ${out.unknown} more were sent without an answer (they may be there too)` : '';
+    const message = `${file.path} changed after an earlier run read it (content sha256 ${earlier.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
+    // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
+    await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked + out.unknown }, 0);
+    if (!existsSync(file.path) && !request.dryRunOut) forgetSentAndLeft(deps, file.name);
     return undefined;
   }
   if (normalized.rows === 0) {
@@ -224,7 +226,14 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     // A refusal of the file's first block, right after another file was refused the same way, is the job refusing
     // every file (a column mapping that does not match, say): the run stops, as it would for credentials. So does a
     // block too large (413): the block size is the fault, and the file stays in the folder for a run with a smaller one.
-    if (!isFileRefusal(error) || (acked.blocks === 0 && ctx.wholeFileRefusals > 0)) throw error;
+    if (!isFileRefusal(error)) throw error;
+    if (acked.blocks === 0 && ctx.wholeFileRefusals > 0) {
+      throw new PurviewError(
+        error.code,
+        `${file.name} stays in the drop folder: Purview refused its first block, right after it refused another file whole (that one is in rejected/). Two files in a row point at the job rather than the files: check the Purview connector's schema and column mapping. If this file alone is bad, move it aside by hand and the next run goes on. Purview's answer: ${error.message}`,
+        { status: error.status, reason: error.reason, cause: error, ...(error.blockIndex === undefined ? {} : { blockIndex: error.blockIndex }) },
+      );
+    }
     refusal = error;
     setWholeFileRefusals(ctx, acked.blocks === 0 ? ctx.wholeFileRefusals + 1 : 0);
   } finally {
@@ -345,17 +354,27 @@ function isFileRefusal(error: unknown): error is PurviewError {
 const REFUSALS_STATE = 'flat-file-whole-refusals';
 
 /**
- * Files in a row whose first block Purview refused, across runs: with one file a day, a job that refuses every file
- * would otherwise move each day's good file to rejected/, one per run, the streak starting again at every run.
+ * Files in a row whose first block Purview refused, across runs, for the connector's present job (destination): with
+ * one file a day, a job that refuses every file would otherwise move each day's good file to rejected/, one per run,
+ * the streak starting again at every run. Another job (the usual fix for a wrong one) starts a streak of its own.
  */
 export function wholeFileRefusalsOf(deps: SyncDeps): number {
-  return Number(deps.store.getSourceState(deps.connector, REFUSALS_STATE) ?? 0) || 0;
+  const text = deps.store.getSourceState(deps.connector, REFUSALS_STATE);
+  if (text === undefined) return 0;
+  try {
+    const saved = JSON.parse(text) as { destination?: unknown; count?: unknown };
+    return saved.destination === deps.target.destination && typeof saved.count === 'number' ? saved.count : 0;
+  } catch {
+    return 0;
+  }
 }
 
 function setWholeFileRefusals(ctx: DropContext, count: number): void {
   if (count === ctx.wholeFileRefusals) return;
   ctx.wholeFileRefusals = count;
-  if (!ctx.request.dryRunOut) ctx.deps.store.setSourceState(ctx.deps.connector, REFUSALS_STATE, count === 0 ? undefined : String(count));
+  const { deps } = ctx;
+  if (!ctx.request.dryRunOut)
+    deps.store.setSourceState(deps.connector, REFUSALS_STATE, count === 0 ? undefined : JSON.stringify({ destination: deps.target.destination, count }));
 }
 
 function delivered(ctx: DropContext, file: DropFile): void {

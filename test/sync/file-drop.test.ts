@@ -16,6 +16,7 @@ import { destinationKey } from '../../src/purview/index.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
 import { archiveFile, type DropFile, statFile } from '../../src/sync/file-drop-folder.js';
+import { wholeFileRefusalsOf } from '../../src/sync/file-drop-steps.js';
 import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
 import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
@@ -388,11 +389,23 @@ describe('flat-file source: a job that refuses every file', () => {
     refuse();
     const first = await w.run();
     expect(first.files.map((f) => [f.file, f.outcome])).toEqual([['d1.txt', 'rejected']]);
+    // Kept for this job only: a connector moved to another job (the usual fix for a wrong one) starts afresh.
+    const streakFor = (jobId: string): number =>
+      wholeFileRefusalsOf({
+        store: w.store,
+        connector: 'drop',
+        target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: w.app.tenantId, jobId }), source: 'drop' },
+      } as SyncDeps);
+    expect([streakFor(w.app.jobId), streakFor('another-job')]).toEqual([1, 0]);
     drop(w.dirs, 'd2.txt', fileText(epicRows(2, 'day2')), NOW - 20 * MINUTE);
     refuse();
     const second = await w.run().catch((e: unknown) => e);
     emu.ingest.injectFaults();
     expect((second as BridgeError).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    expect((second as BridgeError).message).toMatch(
+      /^d2\.txt stays in the drop folder: Purview refused its first block, right after it refused another file whole/,
+    );
+    expect((second as BridgeError).message).toContain('move it aside by hand');
     expect(ls(w.dirs.dir)).toEqual(['d2.txt']);
     expect(ls(join(w.dirs.archiveDir, 'rejected'))).toEqual(['d1.txt', 'd1.txt.why.txt']);
     // The job fixed: d2 goes out, and a later single refusal is the file's again (moved aside, the run completes).
@@ -638,6 +651,23 @@ describe('flat-file source: a push that stopped part-way', () => {
     expect(w.accepted()).toEqual(rows.slice(0, 2));
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'part.txt.why.txt'), 'utf8');
     expect(why).toContain('Purview acknowledged 2 of its row(s) then');
+    w.close();
+  });
+
+  it('a file stopped part-way that is only touched, or dropped again with the same content, is resumed, not refused', async () => {
+    const w = world();
+    const rows = epicRows(6, 'touch');
+    const path = drop(w.dirs, 'touch.txt', fileText(rows), NOW - 10 * MINUTE);
+    const stop = new AbortController();
+    const detach = w.events.on('block_acked', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    // Dropped again with the same bytes: a new modification time, the same content.
+    writeFileSync(path, fileText(rows));
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 4);
+    expect(next.files).toEqual([expect.objectContaining({ file: 'touch.txt', outcome: 'delivered', rowsSent: 4, rowsAlreadyDelivered: 2 })]);
+    expect(w.accepted()).toEqual(rows);
     w.close();
   });
 
