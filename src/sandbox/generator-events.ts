@@ -32,6 +32,8 @@ export interface EventShape {
   readonly search: boolean;
   readonly btg: boolean;
   readonly failure: boolean;
+  /** For a break-the-glass event, which signals it carries (btgSignalOf); undefined otherwise. */
+  readonly btgSignal: BtgSignal | undefined;
   readonly metric: Metric;
   readonly workstation: { readonly address: string; readonly department: string } | undefined;
   /** The stream, positioned after the shape draws, for the remaining details. */
@@ -54,16 +56,31 @@ export function eventShape(ctx: EventContext, index: number): EventShape {
   const multi = !search && multiDraw && ctx.patients > 1;
   const metric = rng.weighted(METRICS, (m) => m.weight);
   const workstation = pickWorkstation(ctx, rng, practitioner);
+  const btg = !search && btgDraw;
   return {
     practitioner,
     patients: search ? [] : multi ? [first, second] : [first],
     search,
-    btg: !search && btgDraw,
+    btg,
     failure,
+    btgSignal: btg ? btgSignalOf(ctx, index) : undefined,
     metric,
     workstation,
     rng,
   };
+}
+
+/**
+ * Break-the-glass reaches FHIR through two signals (docs/mapping.md §6.1): the agent's v3-ActReason BTG purpose of use
+ * and the DICOM 110127 "Emergency Override Started" subtype. Which an interface sends varies with its build and
+ * version, so not every event carries both: 70% both, 20% the purpose of use only (the subtype is then the access
+ * metric), 10% the subtype only. From a stream of its own, so adding it reshuffled nothing else.
+ */
+export type BtgSignal = 'both' | 'purpose' | 'subtype';
+
+function btgSignalOf(ctx: EventContext, index: number): BtgSignal {
+  const draw = rngFor(ctx.people.seed, STREAM.btgSignal, index).next();
+  return draw < 0.7 ? 'both' : draw < 0.9 ? 'purpose' : 'subtype';
 }
 
 /** Users mostly open charts from their own panel of patients (repeat accesses, as in a real access log). */
@@ -120,7 +137,7 @@ function dicom(code: string, display: string): Coding {
 function subtypeOf(shape: EventShape): Coding {
   if (shape.search) return { system: CODE_SYSTEMS.accessMetric, ...SEARCH_METRIC };
   // DICOM 110127 is the break-glass event (docs/mapping.md §6.1).
-  if (shape.btg) return dicom('110127', 'Emergency Override Started');
+  if (shape.btg && shape.btgSignal !== 'purpose') return dicom('110127', 'Emergency Override Started');
   return { system: CODE_SYSTEMS.accessMetric, code: shape.metric.code, display: shape.metric.display };
 }
 
@@ -137,7 +154,7 @@ function requestor(ctx: EventContext, shape: EventShape): AuditEventAgent {
     agent.location = { display: shape.workstation.department };
     agent.network = { address: shape.workstation.address, type: '1' };
   }
-  if (shape.btg) agent.purposeOfUse = btgPurpose(shape.rng);
+  if (shape.btg && shape.btgSignal !== 'subtype') agent.purposeOfUse = btgPurpose(shape.rng);
   return agent;
 }
 

@@ -21,6 +21,8 @@ export const STREAM = {
   recordedPrecision: 10,
   /** Per event: whether `recorded` is written in the local offset or in UTC. */
   recordedFormat: 11,
+  /** Per break-the-glass event: which of its two signals it carries (generator-events.ts btgSignalOf). */
+  btgSignal: 12,
   idTail: 16,
   idKey: 32,
   canaryKey: 64,

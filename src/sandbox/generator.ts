@@ -5,7 +5,7 @@
  */
 import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
-import { buildEvent, type EventContext, eventShape } from './generator-events.js';
+import { type BtgSignal, buildEvent, type EventContext, eventShape } from './generator-events.js';
 import { patientAt } from './generator-patients.js';
 import { practitionerAt } from './generator-practitioners.js';
 import { entityId, ID_KIND, rngFor, STREAM, streamSeed } from './generator-random.js';
@@ -41,6 +41,8 @@ export interface EventDescription {
   readonly patientIds: string[];
   readonly practitionerId: string;
   readonly btg: boolean;
+  /** Which break-the-glass signals the event carries, when it is one. */
+  readonly btgSignal: BtgSignal | undefined;
   readonly failure: boolean;
   readonly search: boolean;
 }
@@ -137,6 +139,7 @@ function describe(ctx: EventContext, i: number): EventDescription {
     patientIds: shape.patients.map((p) => entityId(seed, ID_KIND.patient, p)),
     practitionerId: entityId(seed, ID_KIND.practitioner, shape.practitioner),
     btg: shape.btg,
+    btgSignal: shape.btgSignal,
     failure: shape.failure,
     search: shape.search,
   };

@@ -22,7 +22,7 @@ describe('determinism', () => {
     const json = everything(generateDataset(tiny));
     expect(everything(generateDataset({ ...tiny }))).toBe(json);
     // Update this digest only when changing the generated data on purpose (it is what makes runs reproducible).
-    expect(createHash('sha256').update(json).digest('hex')).toBe('f59d78d2ec802d22fefc2966f356d582da7d00a4e7aa28a63abb55e91502f2fb');
+    expect(createHash('sha256').update(json).digest('hex')).toBe('cfba8765d6ef970a9c27ef6d852e041be1607f5bc727fdc8b03e95b6c2beafe9');
   });
 
   it('sampled indexes of a large dataset are identical across instances; another seed differs everywhere', () => {
@@ -117,8 +117,9 @@ describe('event content', () => {
       expect(event.outcome).toBe(shape.failure ? '8' : '0');
       expect(event.type.code).toBe(shape.search ? '110112' : '110110');
       if (shape.search) expect(event.entity).toEqual([expect.objectContaining({ role: expect.objectContaining({ code: '24' }), query: expect.any(String) })]);
-      expect(event.agent[0]?.purposeOfUse?.[0]?.coding?.[0]?.code === 'BTG').toBe(shape.btg);
-      expect(event.subtype?.[0]?.code === '110127').toBe(shape.btg);
+      expect(event.agent[0]?.purposeOfUse?.[0]?.coding?.[0]?.code === 'BTG').toBe(shape.btg && shape.btgSignal !== 'subtype');
+      expect(event.subtype?.[0]?.code === '110127').toBe(shape.btg && shape.btgSignal !== 'purpose');
+      expect(shape.btgSignal !== undefined).toBe(shape.btg);
       if (shape.search) expect(shape.btg || shape.patientIds.length > 0).toBe(false);
     }
   });
@@ -132,6 +133,11 @@ describe('event content', () => {
     const custom = generateDataset({ ...base, events: 10_000, btgRate: 0.05, searchRate: 0.1, failureRate: 0.02, multiPatientRate: 0.03 });
     expect(share(custom, (s) => s.search)).toBeCloseTo(0.1, 1);
     expect(share(custom, (s) => s.btg)).toBeCloseTo(0.05 * 0.9, 1);
+    // Break-the-glass does not always carry both signals, as interfaces differ (70% both, 20% purpose, 10% subtype).
+    const btgSignals = generateDataset({ ...base, events: 10_000, btgRate: 1, searchRate: 0 });
+    expect(share(btgSignals, (s) => s.btgSignal === 'both')).toBeCloseTo(0.7, 1);
+    expect(share(btgSignals, (s) => s.btgSignal === 'purpose')).toBeCloseTo(0.2, 1);
+    expect(share(btgSignals, (s) => s.btgSignal === 'subtype')).toBeCloseTo(0.1, 1);
     expect(share(custom, (s) => s.failure)).toBeCloseTo(0.02, 1);
     expect(share(custom, (s) => s.patientIds.length === 2)).toBeCloseTo(0.03 * 0.9, 1);
     const defaults = generateDataset({ ...base, events: 10_000 });
