@@ -187,7 +187,7 @@ export function toBridgeError(error: unknown): BridgeError {
  */
 export function scrubErrorText(text: string): string {
   return text
-    .replace(/(, )?"[^\n]*" is not valid JSON/g, (_whole, comma: string | undefined) => `${comma ?? ''}"…" is not valid JSON`)
+    .replace(/(, )?"[\s\S]*"(?:\.\.\.)? is not valid JSON/g, (_whole, comma: string | undefined) => `${comma ?? ''}"…" is not valid JSON`)
     .replace(/"[^"\n]*"/g, '"…"')
     .replace(/(reading |setting |property )?'([^'\n]*)'/g, (quoted, read: string | undefined, inner: string) =>
       read !== undefined || inner.length <= 1 || /^(\/|\.{1,2}\/|[A-Za-z]:\\)/.test(inner) ? quoted : "'…'",

@@ -17,7 +17,7 @@ describe('scrubErrorText', () => {
     expect(toBridgeError(parseError).message).toBe(`Unexpected token 'J', "…" is not valid JSON`);
     expect(scrubErrorText("Cannot read properties of undefined (reading 'family')")).toBe("Cannot read properties of undefined (reading 'family')");
     // JSON's quote of its input may hold quotes itself: blanked whole.
-    const quoting = ['Smith, "Jane"', 'MRN "E12345" x'].map((input) => {
+    const quoting = ['Smith, "Jane"', 'MRN "E12345" x', 'Jane\nSmith, 12 Elm Street'].map((input) => {
       try {
         JSON.parse(input);
       } catch (error) {
@@ -26,6 +26,7 @@ describe('scrubErrorText', () => {
       return '';
     });
     for (const message of quoting) expect(message).toMatch(/^Unexpected token '.', "…" is not valid JSON$/);
+    expect(quoting.join(' ')).not.toMatch(/Jane|Smith|Elm/);
     expect(scrubErrorText("Expected ',' or '}' after property value in JSON at position 12")).toBe(
       "Expected ',' or '}' after property value in JSON at position 12",
     );

@@ -14,6 +14,8 @@ interface JsonSchemaNode {
   properties?: Record<string, JsonSchemaNode>;
   items?: JsonSchemaNode;
   anyOf?: JsonSchemaNode[];
+  oneOf?: JsonSchemaNode[];
+  const?: unknown;
   required?: string[];
   format?: string;
   minimum?: number;
@@ -41,6 +43,21 @@ export function configReferenceMarkdown(): string {
 }
 
 function walk(node: JsonSchemaNode, path: string[], rows: string[], required = false): void {
+  const variants = taggedVariants(node);
+  if (variants) {
+    // A section whose `type` chooses its keys (connectors[].source): the section, its `type`, then each variant's own
+    // keys, marked with the type they belong to.
+    rows.push(row(path, node, required));
+    rows.push(row([...path, 'type'], { type: 'string', enum: variants.map(([name]) => name), description: 'Which of the variants below.' }, true));
+    for (const [name, variant] of variants) {
+      for (const [key, child] of Object.entries(variant.properties ?? {})) {
+        if (key === 'type') continue;
+        const marked = { ...child, description: `(${name}) ${child.description ?? ''}`.trim() };
+        walk(marked, [...path, key], rows, variant.required?.includes(key) ?? false);
+      }
+    }
+    return;
+  }
   if (node.properties) {
     if (path.length > 0) rows.push(row(path, node, required));
     for (const [key, child] of Object.entries(node.properties)) walk(child, [...path, key], rows, node.required?.includes(key) ?? false);
@@ -61,7 +78,20 @@ function row(path: string[], node: JsonSchemaNode, required: boolean): string {
   return `| \`${key}\` | ${typeOf(node)} | ${def} | ${required && node.default === undefined ? 'yes' : ''} | \`${env}\` | ${(node.description ?? '').replace(/\|/g, '\\|')} |`;
 }
 
+/** The variants of a union of objects told apart by a constant `type`, with that constant; else undefined. */
+function taggedVariants(node: JsonSchemaNode): Array<[string, JsonSchemaNode]> | undefined {
+  const members = node.oneOf ?? node.anyOf;
+  if (!members || members.length < 2) return undefined;
+  const tagged = members.map((member): [string, JsonSchemaNode] | undefined => {
+    const tag = member.properties?.['type']?.const;
+    return typeof tag === 'string' ? [tag, member] : undefined;
+  });
+  return tagged.every((entry) => entry !== undefined) ? (tagged as Array<[string, JsonSchemaNode]>) : undefined;
+}
+
 function typeOf(node: JsonSchemaNode): string {
+  const variants = taggedVariants(node);
+  if (variants) return `object (type ${variants.map(([name]) => `\`${name}\``).join(' \\| ')})`;
   if (node.enum) return node.enum.map((v) => `\`${String(v)}\``).join(' \\| ');
   if (node.anyOf) return node.anyOf.map(typeOf).join(' \\| ');
   if (node.properties) return `{ ${Object.keys(node.properties).join(', ')} }`;

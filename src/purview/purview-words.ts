@@ -10,6 +10,7 @@
 import { createReadStream } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
 import { createInterface } from 'node:readline';
+import { SCHEMA_COLUMNS } from '../connector-file/index.js';
 import { scrubUpstreamText } from '../http.js';
 import type { ByteRange } from './upload.js';
 
@@ -33,6 +34,13 @@ const QUOTED_VALUE = /(?<![\p{L}\p{N}])'.+?'(?![\p{L}\p{N}])|".+?"|‘.+?’|“
 
 /** A cell of one character (a flag, a digit) identifies no one, and would match half of any sentence. */
 const MIN_CELL_CHARS = 2;
+/** A word of a cell that long (a name, a street, a number) makes Purview's words unquotable wherever it appears in them. */
+const MIN_WORD_CHARS = 4;
+const CELL_WORD = /[\p{L}\p{N}\p{M}]+/gu;
+/** Words of the schemas' column names ("patient", "name", "city"): Purview names columns, and a cell such as "Patient Record" shares them. */
+const COLUMN_WORDS: ReadonlySet<string> = new Set(
+  Object.values(SCHEMA_COLUMNS).flatMap((columns) => columns.flatMap((column) => fold(column.name).match(CELL_WORD) ?? [])),
+);
 
 /**
  * Purview's words as far as they can be judged without the block: the custom reason phrase, else the body's message;
@@ -59,8 +67,10 @@ export async function purviewSaidOfBlock(answer: PurviewAnswer, spoolPath: strin
   const words = candidateWords(answer);
   const said = quotable(words);
   if (said === '') return '';
-  // The whole text is checked, not only the quoted part: a cell cut by the length limit would still show its start.
-  const text = fold(words);
+  // The whole text is checked, not only the quoted part: a cell cut by the length limit would still show its start. And
+  // the text as Purview sent it, before scrubbing: a cell holding a phone number or an e-mail address is no longer
+  // whole once those are scrubbed, while the rest of it would still be quoted.
+  const text = fold(rawWords(answer));
   try {
     return (await blockCellIn(text, spoolPath, segments)) ? '' : said;
   } catch {
@@ -70,9 +80,14 @@ export async function purviewSaidOfBlock(answer: PurviewAnswer, spoolPath: strin
 
 /** The scrubbed text before the first cell break, not yet cut to length. */
 function candidateWords(answer: PurviewAnswer): string {
+  return scrubUpstreamText(rawWords(answer));
+}
+
+/** Purview's text as it sent it, before the first cell break. */
+function rawWords(answer: PurviewAnswer): string {
   const standard = answer.statusText === '' || answer.statusText === STATUS_CODES[answer.status];
   const text = standard ? messageOf(answer.body) : answer.statusText;
-  return scrubUpstreamText(text.split(/[\t|,]/, 1)[0] ?? '');
+  return text.split(/[\t|,]/, 1)[0] ?? '';
 }
 
 /** The message of a JSON error body (`message`, `error.message`, `error_description`, …), else the body as it is. */
@@ -92,7 +107,11 @@ function messageOf(body: string): string {
   }
 }
 
-/** Whether any cell of the block's rows appears in `text` (folded) as a whole, not inside a longer word. */
+/**
+ * Whether any cell of the block's rows appears in `text` (folded) as a whole, not inside a longer word; or any word of
+ * a cell of at least MIN_WORD_CHARS (a cut or reworded echo: "Value exceeds 40 characters: Mother asked about…",
+ * "12 Elm Street" for "12 Elm St"). Erring this way costs only Purview's words in a message.
+ */
 async function blockCellIn(text: string, spoolPath: string, segments: readonly ByteRange[]): Promise<boolean> {
   for (const { start, end } of segments) {
     if (end <= start) continue;
@@ -102,7 +121,11 @@ async function blockCellIn(text: string, spoolPath: string, segments: readonly B
       for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
         for (const cell of line.split(/[\t|,]/)) {
           const value = fold(cell.replace(/^\s*"|"\s*$/g, ''));
-          if (value.length >= MIN_CELL_CHARS && holdsWhole(text, value)) return true;
+          if (value.length < MIN_CELL_CHARS) continue;
+          if (holdsWhole(text, value)) return true;
+          for (const word of value.match(CELL_WORD) ?? []) {
+            if (word.length >= MIN_WORD_CHARS && !COLUMN_WORDS.has(word) && holdsWhole(text, word)) return true;
+          }
         }
       }
     } finally {

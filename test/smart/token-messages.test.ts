@@ -77,6 +77,18 @@ describe('token error messages', () => {
     expect(error.details['error_description']).toBe('client [email] sent Bearer [token] for MRN [number]');
   });
 
+  it('scrubs free text a gateway puts in `error` itself (a refused assertion), as it scrubs the description', async () => {
+    const assertion = `eyJhbGciOiJFUzM4NCJ9.${'eyJzdWIiOiJ4In0'.repeat(3)}.${'s'.repeat(40)}`;
+    const error = await tokenFailure(
+      '/oauth/token',
+      (response) => sendJson(response, 400, { error: `invalid_client: client_assertion=${assertion} rejected` }),
+      'bridge-np',
+    );
+    expect(error.message).not.toContain(assertion);
+    expect(JSON.stringify(error.details)).not.toContain(assertion);
+    expect(error.message).not.toContain('eyJ');
+  });
+
   it('quotes a non-JSON error body, one line, without query strings or long numbers', async () => {
     const page =
       '<html>\n<head><title>400 Bad Request</title></head>\n<body><h1>Bad Request</h1>\n<p>rejected /oauth2/token?client_id=abc for MRN 12345678</p></body></html>';
