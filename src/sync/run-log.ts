@@ -18,7 +18,11 @@ export function attachRunLog(events: SyncEvents, dir: string, clock: Clock): () 
       fd = openSync(join(dir, `${runId}.ndjson`), 'a', 0o600);
       files.set(runId, fd);
     }
-    writeSync(fd, `${JSON.stringify({ timestamp: new Date(clock.now()).toISOString(), eventId: name, ...payload })}\n`);
+    // `eventId` names the kind of line (bulk-data-client's log.ndjson); a payload's own event id (a reject's AuditEvent
+    // id, or `file:<name>`) goes in `subject`, so it does not overwrite the kind.
+    const { eventId: subject, ...fields } = payload as { eventId?: unknown };
+    const line = { timestamp: new Date(clock.now()).toISOString(), eventId: name, ...fields, ...(subject === undefined ? {} : { subject }) };
+    writeSync(fd, `${JSON.stringify(line)}\n`);
     // A finished run writes nothing more: release its descriptor (a long-running service sees many runs).
     if (name === 'run_complete' || name === 'error') {
       closeSync(fd);
