@@ -11,6 +11,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
 import { formatSummary } from '../../src/cli/reporters/summary.js';
 import { destinationOf, findConnector } from '../../src/composition/index.js';
+import type { BridgeError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/fhir/bulk/checkpoint.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
@@ -108,6 +109,16 @@ it('delivers a full export, then an incremental one from the first transactionTi
   const names = db.prepare('SELECT name FROM source_state').all() as Array<{ name: string }>;
   db.close();
   expect(names.map((row) => row.name)).toEqual(['bulk-export']);
+});
+
+it('refuses an end to the window (--until): an export covers up to its own transactionTime; nothing is kicked off', async () => {
+  const x = await harness(75);
+  const bulk = x.sandbox.fhir.bulk;
+  const error = await x.sync({ since: undefined, until: '2026-11-01T12:00:00Z' }).catch((e: unknown) => e);
+  expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+  expect((error as BridgeError).message).toContain('Run it without --until (until); --since is the export');
+  expect(bulk.log.kickoffs).toEqual([]);
+  expect(x.withStore((store) => store.getWatermark('sandbox'))).toBeUndefined();
 });
 
 it('after the ledger forgot old acknowledgements, a changed export level exports back to what it remembers: nothing twice', async () => {
