@@ -4,25 +4,19 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
 import { silentLogger } from '../../src/log.js';
 import { openStateStore } from '../../src/sync/state/index.js';
-import { type Emulators, HEADER, makeRows, pushArgs, startEmulators, tempDir } from '../purview/support.js';
+import { emulatorsWithCaFile, HEADER, makeRows, pushArgs } from '../purview/support.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { recordingContext } from './support.js';
 
-const dir = tempDir('bridge-cli-push-output-');
-const caFile = join(dir, 'ca.pem');
-let emu: Emulators;
-beforeAll(async () => {
-  emu = await startEmulators();
-  writeFileSync(caFile, emu.tls.certPem);
-});
-afterAll(async () => emu?.close());
+const files = emulatorsWithCaFile('bridge-cli-push-output-');
+const { dir, caFile } = files;
 
 async function push(extra: string[], options: { tty?: boolean } = {}) {
-  const app = emu.newApp();
+  const app = files.emu.newApp();
   const file = join(dir, `${app.jobId}.txt`);
   writeFileSync(file, `${[HEADER, ...makeRows(7)].join('\n')}\n`);
   const ctx = recordingContext({ tty: options.tty ?? false });
@@ -36,7 +30,7 @@ async function push(extra: string[], options: { tty?: boolean } = {}) {
   });
   await command
     .exitOverride()
-    .parseAsync([...pushArgs(emu, app, file, join(dir, `state-${app.jobId}`), caFile), '--block-rows', '3', ...extra], { from: 'user' });
+    .parseAsync([...pushArgs(files.emu, app, file, join(dir, `state-${app.jobId}`), caFile), '--block-rows', '3', ...extra], { from: 'user' });
   return { ctx, app, file };
 }
 

@@ -5,30 +5,21 @@
 
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
 import { silentLogger } from '../../src/log.js';
 import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { type Emulators, pushArgs, startEmulators, tempDir } from './support.js';
+import { emulatorsWithCaFile, pushArgs } from './support.js';
 
-const dir = tempDir('bridge-cli-push-');
-const caFile = join(dir, 'ca.pem');
-let emu: Emulators;
-beforeAll(async () => {
-  emu = await startEmulators();
-  writeFileSync(caFile, emu.tls.certPem);
-});
-afterAll(async () => {
-  await emu?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const files = emulatorsWithCaFile('bridge-cli-push-');
+const { dir, caFile } = files;
 
 const EPIC = MANDATORY_COLUMNS.epic;
 const row = (i: number, sep: string): string => EPIC.map((_, c) => `v${i}.${c}`).join(sep);
@@ -53,12 +44,12 @@ function input(name: string, content: string): string {
 }
 
 function appArgs(app: { tenantId: string; appId: string; jobId: string }, file: string, stateDir = join(dir, `state-${app.jobId}`)): string[] {
-  return pushArgs(emu, app, file, stateDir, caFile);
+  return pushArgs(files.emu, app, file, stateDir, caFile);
 }
 
 describe('bridge push', () => {
   it('pushes a tab file with a BOM and LF line ends as CRLF blocks, the secret from PURVIEW_APP_SECRET', async () => {
-    const app = emu.newApp();
+    const app = files.emu.newApp();
     const file = input('bom-lf.txt', `\uFEFF${EPIC.join('\t')}\n${[0, 1, 2].map((i) => row(i, '\t')).join('\n')}\n`);
     const stateDir = join(dir, 'state-bom');
     const printed = await bridgePush([...appArgs(app, file, stateDir), '--block-rows', '2'], { PURVIEW_APP_SECRET: app.secret });
@@ -66,7 +57,7 @@ describe('bridge push', () => {
       `bom-lf.txt: 3 row(s), tab-separated, every mandatory epic column present, every row 9 fields; BOM removed`,
       `pushed to job ${app.jobId}: 3 row(s) acknowledged (3 sent now in 2 block(s), 0 acknowledged earlier)`,
     ]);
-    const accepted = emu.ingest.accepted(app.jobId);
+    const accepted = files.emu.ingest.accepted(app.jobId);
     expect(accepted.map((b) => [b.header, b.delimiter, b.rows])).toEqual([
       [EPIC.join('\t'), 'tab', [row(0, '\t'), row(1, '\t')]],
       [EPIC.join('\t'), 'tab', [row(2, '\t')]],
@@ -75,7 +66,7 @@ describe('bridge push', () => {
   });
 
   it('removes the copies pushes killed with -9 left on this host, and no copy of a live push or another host', async () => {
-    const app = emu.newApp();
+    const app = files.emu.newApp();
     const stateDir = join(dir, 'state-leftovers');
     const copies = join(stateDir, 'push');
     mkdirSync(copies, { recursive: true });
@@ -103,33 +94,33 @@ describe('bridge push', () => {
   });
 
   it('sniffs a pipe file (Epic) and a comma file (Healthcare)', async () => {
-    const pipeApp = emu.newApp();
+    const pipeApp = files.emu.newApp();
     await bridgePush(appArgs(pipeApp, input('pipe.txt', `${EPIC.join('|')}\r\n${row(0, '|')}\r\n`)), { PURVIEW_APP_SECRET: pipeApp.secret });
-    expect(emu.ingest.accepted(pipeApp.jobId).map((b) => [b.delimiter, b.rows])).toEqual([['pipe', [row(0, '|')]]]);
+    expect(files.emu.ingest.accepted(pipeApp.jobId).map((b) => [b.delimiter, b.rows])).toEqual([['pipe', [row(0, '|')]]]);
 
-    const csvApp = emu.newApp();
+    const csvApp = files.emu.newApp();
     const healthcare = MANDATORY_COLUMNS.healthcare.join(',');
     const secretFile = input('secret.txt', `${csvApp.secret}\n`);
     const csvRow = MANDATORY_COLUMNS.healthcare.map((_, i) => (i === 2 ? '"Doe, Jo"' : `c${i}`)).join(',');
     await bridgePush([...appArgs(csvApp, input('export.csv', `${healthcare}\n${csvRow}\n`)), '--schema', 'healthcare', '--app-secret-file', secretFile]);
-    expect(emu.ingest.accepted(csvApp.jobId).map((b) => [b.delimiter, b.header, b.rows])).toEqual([['comma', healthcare, [csvRow]]]);
+    expect(files.emu.ingest.accepted(csvApp.jobId).map((b) => [b.delimiter, b.header, b.rows])).toEqual([['comma', healthcare, [csvRow]]]);
   });
 
   it('refuses a file missing a mandatory column before any request', async () => {
-    const app = emu.newApp();
-    const [requests, issued] = [emu.ingest.requests, emu.entra.stats.issued];
+    const app = files.emu.newApp();
+    const [requests, issued] = [files.emu.ingest.requests, files.emu.entra.stats.issued];
     const header = EPIC.filter((c) => c !== 'ZC_BTG_REASON.NAME').join('\t');
     const error = await rejectionOf(bridgePush(appArgs(app, input('missing.txt', `${header}\nx\n`)), { PURVIEW_APP_SECRET: app.secret }));
     expect([error.code, error.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
     expect(error.message).toBe(
       `${join(dir, 'missing.txt')} line 1: the header lacks mandatory epic column(s) "ZC_BTG_REASON.NAME" (tab-separated). Nothing was sent.`,
     );
-    expect([emu.ingest.requests - requests, emu.entra.stats.issued - issued]).toEqual([0, 0]);
+    expect([files.emu.ingest.requests - requests, files.emu.entra.stats.issued - issued]).toEqual([0, 0]);
   });
 
   it('names the line and the column of a short row, before any request', async () => {
-    const app = emu.newApp();
-    const requests = emu.ingest.requests;
+    const app = files.emu.newApp();
+    const requests = files.emu.ingest.requests;
     const short = EPIC.slice(0, 7)
       .map((_, c) => `v1.${c}`)
       .join('\t');
@@ -138,11 +129,11 @@ describe('bridge push', () => {
     );
     expect(error.code).toBe('BRG_ERR_INPUT_INVALID');
     expect(error.message).toContain(`line 3 has 7 field(s), the header has 9 (tab-separated). The row ends at column ${short.length + 1}.`);
-    expect(emu.ingest.requests).toBe(requests);
+    expect(files.emu.ingest.requests).toBe(requests);
   });
 
   it('never takes the secret from the command line, and says where to put it', async () => {
-    const app = emu.newApp();
+    const app = files.emu.newApp();
     const file = input('ok.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
     const flag = await rejectionOf(bridgePush([...appArgs(app, file), '--app-secret', app.secret]));
     expect(flag.code).toBe('BRG_ERR_CONFIG_INVALID');
@@ -160,9 +151,9 @@ describe('bridge push', () => {
   });
 
   it('signs in with a certificate', async () => {
-    const app = emu.newApp();
+    const app = files.emu.newApp();
     const pems = await generate([{ name: 'commonName', value: 'bridge-cli' }], { keySize: 2048, algorithm: 'sha256' });
-    emu.entra.registerApp({ tenantId: app.tenantId, appId: app.appId, certificatePem: pems.cert });
+    files.emu.entra.registerApp({ tenantId: app.tenantId, appId: app.appId, certificatePem: pems.cert });
     const thumbprint = new X509Certificate(pems.cert).fingerprint256; // colons as Windows shows them are accepted
     const args = [
       ...appArgs(app, input('cert.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`)),
@@ -175,16 +166,16 @@ describe('bridge push', () => {
   });
 
   it('resumes after a failure: the rerun skips what Purview acknowledged', async () => {
-    const app = emu.newApp();
+    const app = files.emu.newApp();
     const file = input('resume.txt', `${EPIC.join('\t')}\n${[0, 1, 2, 3].map((i) => row(i, '\t')).join('\n')}\n`);
     const args = [...appArgs(app, file), '--block-rows', '2'];
-    emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
     const error = await rejectionOf(bridgePush(args, { PURVIEW_APP_SECRET: app.secret }));
     expect([error.code, error.exitCode]).toEqual(['BRG_ERR_PURVIEW_REJECTED', 5]);
     const printed = await bridgePush(args, { PURVIEW_APP_SECRET: app.secret });
     // The 400 said Purview did not take the block: the ledger recorded the refusal, so the re-sent block is not flagged.
     expect(printed.slice(1)).toEqual([`pushed to job ${app.jobId}: 4 row(s) acknowledged (2 sent now in 1 block(s), 2 acknowledged earlier)`]);
-    expect(emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2, 3].map((i) => row(i, '\t')));
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2, 3].map((i) => row(i, '\t')));
   });
 
   it('checks --block-rows', async () => {

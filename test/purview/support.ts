@@ -1,8 +1,9 @@
 /** Real emulators on 127.0.0.1 and small spool builders shared by the push-stage tests. */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { createPurviewTokenSource, MANDATORY_COLUMNS, type NormalizedFile, normalizeFlatFile } from '../../src/purview/index.js';
@@ -113,4 +114,30 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/**
+ * The emulators for one test file, started before its tests and closed after them, with their CA in a file for the
+ * CLI's `--ca-file`; the directory is removed at the end.
+ */
+export function emulatorsWithCaFile(prefix: string): { readonly dir: string; readonly caFile: string; readonly emu: Emulators } {
+  const dir = tempDir(prefix);
+  const caFile = join(dir, 'ca.pem');
+  let started: Emulators | undefined;
+  beforeAll(async () => {
+    started = await startEmulators();
+    writeFileSync(caFile, started.tls.certPem);
+  });
+  afterAll(async () => {
+    await started?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    caFile,
+    get emu(): Emulators {
+      if (!started) throw new Error('the emulators start in beforeAll: use them inside a test');
+      return started;
+    },
+  };
 }
