@@ -185,9 +185,29 @@ export function toBridgeError(error: unknown): BridgeError {
  * character (`Expected ',' or '}'`), a path (`open '/var/lib/bridge/x'`) or a property read (`reading 'family'`); long
  * digit runs (an MRN, a phone number) too.
  */
+const JSON_PHRASE = ' is not valid JSON';
+/** How far before the phrase V8's quote of the input can start (it cuts long inputs short). */
+const JSON_QUOTE_REACH = 10_000;
+
+/**
+ * V8's JSON.parse quote of its input (`Unexpected token 'J', "Jane\nSmith"... is not valid JSON`): from the first double
+ * quote before the phrase (within JSON_QUOTE_REACH) to the phrase, lines and quotes included, made `"…"`. Found by
+ * position, not by a pattern: a long text full of quotes costs one pass.
+ */
+function blankJsonQuotes(text: string): string {
+  let out = '';
+  let from = 0;
+  for (let at = text.indexOf(JSON_PHRASE); at !== -1; at = text.indexOf(JSON_PHRASE, at + JSON_PHRASE.length)) {
+    const open = text.indexOf('"', Math.max(from, at - JSON_QUOTE_REACH));
+    if (open === -1 || open >= at) continue;
+    out += `${text.slice(from, open)}"…"`;
+    from = at;
+  }
+  return out + text.slice(from);
+}
+
 export function scrubErrorText(text: string): string {
-  return text
-    .replace(/(, )?"[\s\S]*"(?:\.\.\.)? is not valid JSON/g, (_whole, comma: string | undefined) => `${comma ?? ''}"…" is not valid JSON`)
+  return blankJsonQuotes(text)
     .replace(/"[^"\n]*"/g, '"…"')
     .replace(/(reading |setting |property )?'([^'\n]*)'/g, (quoted, read: string | undefined, inner: string) =>
       read !== undefined || inner.length <= 1 || /^(\/|\.{1,2}\/|[A-Za-z]:\\)/.test(inner) ? quoted : "'…'",

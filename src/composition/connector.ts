@@ -94,6 +94,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     source: memo(() => buildEventSource(context, connector)),
     purview: memo(() => buildPushTarget(context, connector)),
     ...(connector.source.type === 'flat-file' ? { fileDrop: buildFileDrop(context, connector, connector.source) } : {}),
+    ...(connector.source.type === 'bulk-export' ? { sourceEndsWindows: true } : {}),
   };
 }
 

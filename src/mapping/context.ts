@@ -5,7 +5,7 @@
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
 import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
 import { qualifies } from './identifiers.js';
-import { type ResolvedOptions, userKey } from './options.js';
+import { type ResolvedOptions, referenceName, userKey } from './options.js';
 import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
@@ -93,9 +93,9 @@ export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: Res
   const { user, role } = resolved;
   const parsed = parseReference(agent.who?.reference);
   const names = [
-    parsed?.contained === false && parsed.type ? `${parsed.type}/${parsed.id}` : undefined,
-    resolved.global && user?.id ? `Practitioner/${user.id}` : undefined,
-    role?.id && !agent.who?.reference?.startsWith('#') ? `PractitionerRole/${role.id}` : undefined,
+    parsed?.contained === false && parsed.type ? referenceName(parsed.type, parsed.id) : undefined,
+    resolved.global && user?.id ? referenceName('Practitioner', user.id) : undefined,
+    role?.id && !agent.who?.reference?.startsWith('#') ? referenceName('PractitionerRole', role.id) : undefined,
   ];
   if (names.some((name) => name !== undefined && excluded.references.has(name))) return true;
   if (agent.altId !== undefined && excluded.names.has(userKey(agent.altId))) return true;

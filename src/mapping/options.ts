@@ -137,7 +137,7 @@ export function userKey(value: string): string {
  */
 export interface ExcludedUsers {
   readonly size: number;
-  /** `Type/id`, as given. */
+  /** `type/id`, the type in lower case (FHIR ids keep their case): referenceName. */
   readonly references: ReadonlySet<string>;
   /** `system|value`, the value in userKey form. */
   readonly identifiers: ReadonlySet<string>;
@@ -145,7 +145,12 @@ export interface ExcludedUsers {
   readonly names: ReadonlySet<string>;
 }
 
-const RESOURCE_NAME = /^[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
+const RESOURCE_NAME = /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
+
+/** `Practitioner/eBG` and `practitioner/eBG` alike: the type without case, the id as it is. */
+export function referenceName(type: string, id: string): string {
+  return `${type.toLowerCase()}/${id}`;
+}
 
 function excludedUsers(entries: readonly string[]): ExcludedUsers {
   const references = new Set<string>();
@@ -154,7 +159,7 @@ function excludedUsers(entries: readonly string[]): ExcludedUsers {
   for (const entry of entries.map((e) => e.trim())) {
     const bar = entry.lastIndexOf('|');
     if (bar > 0) identifiers.add(`${entry.slice(0, bar)}|${userKey(entry.slice(bar + 1))}`);
-    else if (RESOURCE_NAME.test(entry)) references.add(entry);
+    else if (RESOURCE_NAME.test(entry)) references.add(referenceName(entry.slice(0, entry.indexOf('/')), entry.slice(entry.indexOf('/') + 1)));
     else names.add(userKey(entry));
   }
   return { size: entries.length, references, identifiers, names };

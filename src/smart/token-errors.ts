@@ -84,11 +84,6 @@ export function shortClientId(clientId: string): string {
 }
 
 /** Descriptions come from the server: one line, bounded, scrubbed like any upstream text (JWTs, tokens, e-mails, ids). */
-/** The `error` as sent when it is a code (RFC 6749 §5.2: printable ASCII, no quotes or backslash), else scrubbed and cut. */
-function oauthErrorCode(value: string): string {
-  return /^[\x20-\x21\x23-\x5b\x5d-\x7e]{1,64}$/.test(value) && !/eyJ/.test(value) ? value : scrubUpstreamText(value, 64);
-}
-
 function safeDescription(value: unknown): string | undefined {
   if (typeof value !== 'string' || value.trim().length === 0) return undefined;
   return scrubUpstreamText(value, 300);
@@ -168,8 +163,8 @@ export interface TokenHttpFailure {
 export function tokenErrorFromResponse(failure: TokenHttpFailure, ctx: TokenErrorContext, nowMs: number): SmartAuthError {
   const body = parseJsonObject(failure.bodyText);
   // RFC 6749's `error` is a short ASCII code; a server or gateway that puts free text there (the assertion it refused,
-  // say) gets it scrubbed and cut like the description.
-  const oauthError = typeof body?.['error'] === 'string' && body['error'].trim() !== '' ? oauthErrorCode(body['error']) : undefined;
+  // an e-mail) gets it scrubbed and cut like the description. A real code passes scrubbing unchanged.
+  const oauthError = typeof body?.['error'] === 'string' && body['error'].trim() !== '' ? scrubUpstreamText(body['error'], 64) : undefined;
   const description = safeDescription(body?.['error_description']);
   const transient = RETRYABLE_STATUSES.has(failure.status);
   const mapped = oauthError === undefined ? undefined : CODE_BY_OAUTH_ERROR[oauthError];

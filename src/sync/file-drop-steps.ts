@@ -12,7 +12,7 @@ import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
-import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, sentAndLeftFor } from './file-drop-left.js';
+import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, type SentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
@@ -89,7 +89,12 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   } catch (error) {
     dropSpool(ctx, spool);
     if (request.signal?.aborted) throw error;
-    return refused(ctx, file, toBridgeError(error), sentBefore);
+    const typed = toBridgeError(error);
+    // Changed since rows of it went out, and its content refused by the check: what it was is what Purview may have.
+    if (changedSinceSent && typed.code === 'BRG_ERR_INPUT_INVALID' && typeof typed.details['reason'] === 'string') {
+      return refusedAsChanged(ctx, file, changedSinceSent);
+    }
+    return refused(ctx, file, typed, sentBefore);
   }
   if (!sameVersion(file, statFile(file.path))) {
     dropSpool(ctx, spool);
@@ -108,14 +113,7 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   if (changedSinceSent && normalized.sha256 !== changedSinceSent.left.sha256) {
     // New content: read as a new file, those rows would go out a second time. Refused (moved aside, if that works).
     dropSpool(ctx, spool);
-    const { left: earlier, sent: out } = changedSinceSent;
-    const acked = Math.max(out.acked, earlier.sentRows);
-    const maybe = out.unknown > 0 ? `, and ${out.unknown} more were sent without an answer (they may be there too)` : '';
-    const message = `${file.path} changed after an earlier run read it (content sha256 ${earlier.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
-    // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
-    await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked + out.unknown }, 0);
-    if (!existsSync(file.path) && !request.dryRunOut) forgetSentAndLeft(deps, file.name);
-    return undefined;
+    return refusedAsChanged(ctx, file, changedSinceSent);
   }
   if (normalized.rows === 0) {
     dropSpool(ctx, spool);
@@ -379,6 +377,22 @@ function setWholeFileRefusals(ctx: DropContext, count: number): void {
 
 function delivered(ctx: DropContext, file: DropFile): void {
   ctx.newestDeliveredMs = Math.max(ctx.newestDeliveredMs ?? file.mtimeMs, file.mtimeMs);
+}
+
+/** A remembered file whose content is no longer what an earlier run sent part of: refused as changed-after-send. */
+async function refusedAsChanged(
+  ctx: DropContext,
+  file: DropFile,
+  earlier: { left: SentAndLeft; sent: { acked: number; unknown: number } },
+): Promise<undefined> {
+  const { left, sent } = earlier;
+  const acked = Math.max(sent.acked, left.sentRows);
+  const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
+  const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
+  // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
+  await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked + sent.unknown }, 0);
+  if (!existsSync(file.path) && !ctx.request.dryRunOut) forgetSentAndLeft(ctx.deps, file.name);
+  return undefined;
 }
 
 /** The normaliser refused the file, or could not read it. `sentRows`: its first rows Purview acknowledged in an earlier run. */

@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
-import { type BridgeError, toBridgeError } from '../errors.js';
+import { BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, createSerializer, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
@@ -59,6 +59,11 @@ export interface SyncDeps {
   readonly mapping: CompiledMapping;
   /** Built on first use, so a resume-only run needs no EHR credentials and a dry run no Purview ones. */
   readonly source: () => EventSource;
+  /**
+   * The source decides where a run's window ends (a Bulk Data export covers up to its own transactionTime): a run
+   * takes no `until`, which is refused as a bad window (the HTTP trigger's 400) rather than moved past in silence.
+   */
+  readonly sourceEndsWindows?: boolean;
   readonly purview: () => PushTarget;
   /** A flat-file source (issue #19): the run takes the drop folder's files instead of pulling a window (file-drop.ts). */
   readonly fileDrop?: FileDropDeps;
@@ -147,6 +152,12 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
 
 /** The run's window from the state as it is now, refused when it reaches before what the delivery ledger remembers. */
 function plannedWindow(deps: SyncDeps, request: SyncRequest): { window: SyncWindow; watermark: string | undefined; backfill: boolean } {
+  if (deps.sourceEndsWindows && request.until !== undefined) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Connector "${deps.connector}" reads a Bulk Data export, which has no end of its own choosing: it covers what changed up to the export's transactionTime. Run it without --until (until); --since is the export's _since.`,
+    );
+  }
   const watermark = deps.store.getWatermark(deps.connector);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {

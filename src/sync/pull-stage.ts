@@ -52,14 +52,6 @@ export function recordedMsOf(event: Pick<AuditEvent, 'recorded'>): number | unde
 export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWindow, files: PullFiles, request: SyncRequest): Promise<PullResult> {
   const source = deps.source();
   try {
-    if (request.until !== undefined && source.coveredUntil !== undefined) {
-      // An export covers everything changed since its `_since` up to its own transactionTime: it cannot stop earlier,
-      // and the watermark would move past the end asked for without a word.
-      throw new BridgeError(
-        'BRG_ERR_INPUT_INVALID',
-        `Connector "${deps.connector}" reads a Bulk Data export, which has no end of its own choosing: it covers what changed up to the export's transactionTime. Run it without --until (until); --since is the export's _since.`,
-      );
-    }
     await source.check(request.signal);
     return await pullChecked(deps, source, run, window, files, request);
   } finally {

@@ -119,6 +119,8 @@ it('refuses an end to the window (--until): an export covers up to its own trans
   expect((error as BridgeError).message).toContain('Run it without --until (until); --since is the export');
   expect(bulk.log.kickoffs).toEqual([]);
   expect(x.withStore((store) => store.getWatermark('sandbox'))).toBeUndefined();
+  // Refused as a bad window, before any run: the HTTP trigger answers 400, and the connector is not shown failing.
+  expect(x.withStore((store) => store.listRuns({ connector: 'sandbox' }))).toEqual([]);
 });
 
 it('after the ledger forgot old acknowledgements, a changed export level exports back to what it remembers: nothing twice', async () => {

@@ -57,6 +57,7 @@ describe("the bridge's own user (mapping.options.excludeUsers, docs/mapping.md Â
   it('skips the requestor named by its reference, its login, or an identifier with its system', () => {
     const names = [
       'Practitioner/f001',
+      'practitioner/f001',
       'USER@hospital.example.org ',
       'urn:oid:2.16.840.1.113883.2.4.6.3|129idh4op733',
       'urn:oid:2.16.528.1.1007.3.1|  938273695',

@@ -654,6 +654,26 @@ describe('flat-file source: a push that stopped part-way', () => {
     w.close();
   });
 
+  it('a file stopped part-way that then changes into one the check refuses is refused as changed-after-send, with what Purview has', async () => {
+    const w = world();
+    const rows = epicRows(6, 'broke');
+    const path = drop(w.dirs, 'broke.txt', fileText(rows), NOW - 10 * MINUTE);
+    const stop = new AbortController();
+    const detach = w.events.on('block_acked', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    // The export rewrites it, and a row now has a field too few.
+    const broken = [...rows.slice(0, 5), (rows[5] as string).split('\t').slice(1).join('\t')];
+    writeFileSync(path, fileText(broken));
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 2);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['broke.txt', 'rejected', 'changed-after-send']]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'broke.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged 2 of its row(s) then');
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    w.close();
+  });
+
   it('a file stopped part-way that is only touched, or dropped again with the same content, is resumed, not refused', async () => {
     const w = world();
     const rows = epicRows(6, 'touch');
