@@ -113,16 +113,19 @@ function messageOf(body: string): string {
  * "12 Elm Street" for "12 Elm St"). Erring this way costs only Purview's words in a message.
  */
 async function blockCellIn(text: string, spoolPath: string, segments: readonly ByteRange[]): Promise<boolean> {
+  const vocabulary = vocabularyPositions(await headerOf(spoolPath));
   for (const { start, end } of segments) {
     if (end <= start) continue;
     // `end` of createReadStream is inclusive. Segments hold whole CRLF-ended rows.
     const input = createReadStream(spoolPath, { start, end: end - 1, encoding: 'utf8' });
     try {
       for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
-        for (const cell of line.split(/[\t|,]/)) {
+        for (const [position, cell] of line.split(/[\t|,]/).entries()) {
           const value = fold(cell.replace(/^\s*"|"\s*$/g, ''));
           if (value.length < MIN_CELL_CHARS) continue;
           if (holdsWhole(text, value)) return true;
+          // A code list's value ("Patient Record", "Read/View/Print") is about no one: its words stay quotable.
+          if (vocabulary.has(position)) continue;
           for (const word of value.match(CELL_WORD) ?? []) {
             if (word.length >= MIN_WORD_CHARS && !COLUMN_WORDS.has(word) && holdsWhole(text, word)) return true;
           }
@@ -133,6 +136,52 @@ async function blockCellIn(text: string, spoolPath: string, segments: readonly B
     }
   }
   return false;
+}
+
+/**
+ * Columns whose values come from the EHR's code lists and clocks (event, category, action, department, BTG reason,
+ * state, country, time, workstation), not about a person: their cells are looked for whole only, so the everyday words
+ * in them ("record", "order", "review") do not keep every message of Purview's out.
+ */
+const VOCABULARY_COLUMNS: ReadonlySet<string> = new Set([
+  'ACCESS_LOG.ACCESS_TIME',
+  'ACCESS_LOG_METRIC.METRIC_NAME',
+  'ACCESS_LOG.WORKSTATION_ID',
+  'ZC_METRIC_GROUP.NAME',
+  'ZC_ACCESS_ACTION.NAME',
+  'ZC_STATE.NAME',
+  'ZC_COUNTRY.NAME',
+  'CLARITY_DEP.DEPARTMENT_NAME',
+  'ZC_BTG_REASON.NAME',
+  'Creation Time',
+  'Event Name',
+  'Workstation Id',
+  'Event Section',
+  'Event Category',
+  'Patient State',
+  'Patient Country',
+  'Patient Department',
+  'Restricted Access Reason',
+]);
+
+/** Positions of the vocabulary columns in the spool's header line (none when it cannot be read: every cell is then word-checked). */
+function vocabularyPositions(header: string | undefined): ReadonlySet<number> {
+  const positions = new Set<number>();
+  for (const [position, name] of (header ?? '').split(/[\t|,]/).entries()) {
+    if (VOCABULARY_COLUMNS.has(name.trim().replace(/^"|"$/g, ''))) positions.add(position);
+  }
+  return positions;
+}
+
+/** The spool's first line (its header), read alone. */
+async function headerOf(spoolPath: string): Promise<string | undefined> {
+  const input = createReadStream(spoolPath, { start: 0, end: 64 * 1024 - 1, encoding: 'utf8' });
+  try {
+    for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) return line;
+    return undefined;
+  } finally {
+    input.destroy();
+  }
 }
 
 function fold(text: string): string {

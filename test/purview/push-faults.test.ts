@@ -232,18 +232,21 @@ describe('permanent answers', () => {
       [`{"message":"Invalid value ${name} for column PATIENT.PAT_FIRST_NAME"}`, ''],
       [`Invalid value ${name.toUpperCase()} for column PATIENT.PAT_FIRST_NAME.`, ''],
       // A cell holding a phone number: whole in what Purview sent, though no longer once numbers are scrubbed.
-      [`{"message":"Invalid value ${comment} for column PAT_BTG_AUDIT.BTG_EXPLANATION"}`, ''],
+      [`{"message":"Invalid value ${comment} for column PATIENT.PAT_LAST_NAME"}`, ''],
       // Cut short, or reworded around a word of the cell.
       ['{"message":"Value exceeds 40 characters: Pt called from 50755"}', ''],
       ['{"message":"Elm Street 12 is not a valid address"}', ''],
       ['{"message":"Invalid value for column PATIENT.PAT_FIRST_NAME"}', 'Invalid value for column PATIENT.PAT_FIRST_NAME'],
+      // Everyday words a code list's cell shares ("Patient Record Viewed", the event's name) keep nothing out.
+      ['{"message":"Each record must have 9 fields"}', 'Each record must have 9 fields'],
     ];
     for (const [body, reason] of cases) {
       const run = await prepare(25);
       const cells = (run.rows[3] as string).split('\t');
       cells[2] = name; // PATIENT.PAT_FIRST_NAME of the block's fourth row
-      cells[4] = street; // PATIENT.ADD_LINE_1 (the test schema's columns)
-      cells[7] = comment;
+      cells[1] = 'Patient Record Viewed'; // ACCESS_LOG_METRIC.METRIC_NAME: a code list's value
+      cells[3] = comment; // PATIENT.PAT_LAST_NAME (the test schema's columns)
+      cells[4] = street; // PATIENT.ADD_LINE_1
       const rows = run.rows.map((row, i) => (i === 3 ? cells.join('\t') : row));
       const file = await prepareFile(dir, rows);
       emu.ingest.injectFaults({ kind: 'status', status: 400, body });
