@@ -8,8 +8,14 @@ import type { CliContext } from './context.js';
 import { buildProgram } from './program.js';
 import { translateScriptArgs } from './script-args.js';
 
-/** Commander's codes for output the user asked for. */
-const USAGE_SHOWN = new Set(['commander.helpDisplayed', 'commander.help', 'commander.version']);
+/** A reader that stopped reading (`bridge rejects … | head`): the output was wanted only that far, no error. */
+function isClosedPipe(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'EPIPE';
+}
+process.stdout.on('error', (error) => {
+  if (!isClosedPipe(error)) throw error;
+  process.exit(process.exitCode ?? 0);
+});
 
 const stop = new AbortController();
 const abort = new AbortController();
@@ -50,8 +56,11 @@ try {
   await program.parseAsync(argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    // Commander already printed its message (unknown option, missing argument) and the usage; help and version are not errors.
-    process.exitCode = USAGE_SHOWN.has(error.code) ? 0 : ERROR_CODES.BRG_ERR_INPUT_INVALID.exit;
+    // Commander already printed its message (unknown option, missing argument) and the usage. Help and version asked
+    // for exit 0; help shown for a missing subcommand (`bridge state`) is a usage mistake, as in a cron line.
+    process.exitCode = error.exitCode === 0 ? 0 : ERROR_CODES.BRG_ERR_INPUT_INVALID.exit;
+  } else if (isClosedPipe(error)) {
+    process.exitCode = 0;
   } else {
     const bridgeError = toBridgeError(error);
     process.stderr.write(`error ${bridgeError.code}: ${bridgeError.message}\n  what to do: ${ERROR_CODES[bridgeError.code].fix}\n`);

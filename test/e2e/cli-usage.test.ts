@@ -1,6 +1,8 @@
 /** The CLI's exit codes for usage mistakes, through the real binary: bad input is 2 (README's table), help and version 0. */
-import { spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -14,7 +16,25 @@ describe('usage mistakes', () => {
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain("error: required option '--app-id <id>' not specified");
     expect(bridge('synk').status).toBe(2);
+    // Help shown for a missing subcommand is a usage mistake too (a cron line that "succeeds" would hide it).
+    for (const args of [[], ['state'], ['keys']]) expect(bridge(...args).status, args.join(' ')).toBe(2);
   });
+
+  it('ends quietly, exit 0, when the reader has gone (| head)', async () => {
+    const keysDir = join(mkdtempSync(join(tmpdir(), 'bridge-epipe-')), 'keys');
+    expect(bridge('keys', 'generate', '--keys-dir', keysDir, '--alg', 'ES384').status).toBe(0);
+    const child = spawn(process.execPath, [resolve(root, 'bin/bridge.js'), 'keys', 'jwks', '--keys-dir', keysDir], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    // The reader is gone before the first line: every write meets a closed pipe (EPIPE).
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((r) => child.on('close', (exit) => r(exit)));
+    expect(code, stderr).toBe(0);
+    expect(stderr).not.toContain('EPIPE');
+  }, 60_000);
 
   it('exit 0 for --help and --version', () => {
     expect(bridge('--version')).toMatchObject({ status: 0, stdout: expect.stringMatching(/^\d+\.\d+\.\d+\n$/) });

@@ -96,6 +96,23 @@ describe('bridge map', () => {
     expect(printed[4]).toBe(`Wrote ${out} (epic schema, tab); rejects in ${rejects}.`);
   });
 
+  it('refuses an output that is another output or an input, before reading anything: nothing is replaced', async () => {
+    const out = join(dir, 'same.txt');
+    const inputCopy = ndjson('events-copy.ndjson', events);
+    const before = readFileSync(inputCopy, 'utf8');
+    for (const [args, named] of [
+      [['--input', input, '--out', out, '--rejects', out], '--out and --rejects name the same file'],
+      [['--input', inputCopy, '--out', inputCopy], '--out and --input name the same file'],
+      [['--input', input, '--patients', patients, '--out', join(dir, 'x.txt'), '--rejects', patients], '--rejects and --patients name the same file'],
+    ] as const) {
+      const error = (await runMap([...args]).catch((e: unknown) => e)) as BridgeError;
+      expect(error.code, args.join(' ')).toBe('BRG_ERR_INPUT_INVALID');
+      expect(error.message).toContain(named);
+    }
+    expect(readFileSync(inputCopy, 'utf8')).toBe(before);
+    expect(readFileSync(patients, 'utf8').length).toBeGreaterThan(0);
+  });
+
   it('healthcare as CSV', async () => {
     const out = join(dir, 'rows.csv');
     await runMap(['--input', input, '--patients', patients, '--practitioners', practitioners, '--schema', 'healthcare', '--delimiter', 'csv', '--out', out]);

@@ -5,6 +5,7 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { ConnectorFileWriter, DELIMITER_INPUTS, openPrivateFile } from '../../connector-file/index.js';
@@ -45,6 +46,7 @@ export function mapCommand(options: { print: (line: string) => void }): Command 
     .requiredOption('--out <file>', 'connector file to write (UTF-8, CRLF, header first; mode 0600)')
     .option('--rejects <file>', 'rejected rows as NDJSON (mode 0600)')
     .action(async (flags: MapFlags) => {
+      refuseSameFiles(flags);
       const mapping = loadMapping(flags.mapping ?? builtinMappingPath(flags.schema ?? 'epic'), flags.delimiter ? { delimiter: flags.delimiter } : {});
       const lookup = await loadLookup([flags.patients, flags.practitioners]);
       const summary = await mapFile(flags, mapping, lookup);
@@ -94,6 +96,35 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
   }
   const t = step.tallies;
   return { events: t.events, rows: t.rows, skipped: t.skipReasons, rejects: t.rejectReasons, warnings: t.warnings };
+}
+
+/** Each output a file of its own, and none an input (renamed into place at the end, it would replace what was read). */
+function refuseSameFiles(flags: MapFlags): void {
+  const written: Array<[string, string | undefined]> = [
+    ['--out', flags.out],
+    ['--rejects', flags.rejects],
+  ];
+  const read: Array<[string, string | undefined]> = [
+    ['--input', flags.input],
+    ['--patients', flags.patients],
+    ['--practitioners', flags.practitioners],
+    ['--mapping', flags.mapping],
+  ];
+  const seen = new Map<string, string>();
+  for (const [flag, path] of [...written, ...read]) {
+    if (path === undefined) continue;
+    const earlier = seen.get(resolve(path));
+    if (earlier !== undefined && written.some(([name]) => name === earlier || name === flag)) {
+      throw new BridgeError(
+        'BRG_ERR_INPUT_INVALID',
+        `${earlier} and ${flag} name the same file (${path}); give each output a file of its own, apart from the inputs.`,
+        {
+          details: { file: path },
+        },
+      );
+    }
+    seen.set(resolve(path), flag);
+  }
 }
 
 function auditEventsOf(value: unknown, file: string, line: number): Array<Extract<FhirResource, { resourceType: 'AuditEvent' }>> {
