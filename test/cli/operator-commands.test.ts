@@ -2,7 +2,9 @@
  * `bridge status`, `bridge runs` and `bridge rejects` over a real sandbox run (issue #17.2): the state directory alone
  * answers them, status exits 1 when a connector is late or failing, rejects prints the run's NDJSON while it is kept.
  */
-import { rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectsCommand } from '../../src/cli/commands/rejects.js';
 import { runsCommand } from '../../src/cli/commands/runs.js';
@@ -31,6 +33,24 @@ afterAll(async () => h?.close());
 async function run(command: ReturnType<typeof statusCommand>, args: string[]): Promise<void> {
   await command.exitOverride().parseAsync(args, { from: 'user' });
 }
+
+describe('reading a state directory no run has used', () => {
+  it('status, runs and rejects say there is no state database there, and create none', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-no-state-'));
+    const stateDir = join(dir, 'typo-state');
+    const configPath = join(dir, 'bridge.config.json');
+    writeFileSync(configPath, JSON.stringify({ ...h.sandbox.config, stateDir }));
+    for (const command of [statusCommand(recordingContext()), runsCommand(recordingContext()), rejectsCommand(recordingContext())]) {
+      const args = command.name() === 'rejects' ? ['0123456789', '--config', configPath] : ['--config', configPath];
+      const error = (await run(command, args).catch((e: unknown) => e)) as BridgeError;
+      expect(error.code, command.name()).toBe('BRG_ERR_CONFIG_INVALID');
+      expect(error.message).toContain(`No state database at ${join(stateDir, 'bridge.sqlite')}`);
+      expect(error.exitCode).toBe(2);
+    }
+    expect(existsSync(stateDir)).toBe(false);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
 
 describe('bridge status', () => {
   it('judges the connector from the state: late a month after the data, ok just after it, failing after a failed run', async () => {

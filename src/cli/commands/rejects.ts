@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { rejectsGone, runView } from '../../server/run-view.js';
-import { openStateStore } from '../../sync/state/index.js';
+import { openExistingStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { findRun } from '../find-run.js';
 
@@ -25,7 +25,7 @@ export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions =
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action(async (id: string, flags: { config?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
-      const store = openStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock);
       let path: string;
       try {
         const run = findRun(store, id);

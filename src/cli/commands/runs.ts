@@ -8,7 +8,7 @@ import { BridgeError } from '../../errors.js';
 import { parseEventClaimKey } from '../../purview/ledger.js';
 import { type RunView, runView } from '../../server/run-view.js';
 import { formatDuration } from '../../server/status.js';
-import { openStateStore, type StateStore } from '../../sync/state/index.js';
+import { openExistingStateStore, type StateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { findRun } from '../find-run.js';
 
@@ -22,7 +22,7 @@ export function runsCommand(ctx: CliContext): Command {
     .option('--possibly-duplicated <run>', 'list what this run sent in blocks flagged possibly duplicated: AuditEvent ids and versions, or file row ranges')
     .action((flags: { config?: string; connector?: string; limit: number; json?: boolean; possiblyDuplicated?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
-      const store = openStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock);
       try {
         if (flags.possiblyDuplicated !== undefined) {
           printPossiblyDuplicated(ctx, store, flags.possiblyDuplicated, flags.json === true);

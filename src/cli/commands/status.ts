@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { findConnector } from '../../composition/index.js';
 import { loadConfig } from '../../config/index.js';
 import { type ConnectorStatus, formatDuration, statusConnectors, statusReport } from '../../server/status.js';
-import { openStateStore } from '../../sync/state/index.js';
+import { openExistingStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 
 export interface StatusCommandOptions {
@@ -32,7 +32,7 @@ export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
       const only = flags.connector ? findConnector(config, flags.connector).name : undefined;
       const now = ctx.clock.now();
-      const store = openStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock);
       try {
         const connectors = statusConnectors(config, now).filter((c) => only === undefined || c.name === only);
         // Next run times assume `bridge serve` runs the schedules; cron deployments see their own timer instead.

@@ -1,4 +1,4 @@
-export { openStateStore } from './sqlite.js';
+export { openExistingStateStore, openStateStore } from './sqlite.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
   type ConnectorMove,

@@ -45,6 +45,22 @@ interface RunRow {
   details: string | null;
 }
 
+/**
+ * The state store of a directory a run has used, for commands that only read it (`bridge status`, `runs`, `rejects`):
+ * a stateDir that names no database (a typo, another host's path) is an error, not a new empty database.
+ */
+export function openExistingStateStore(stateDir: string, clock: Clock): StateStore {
+  const file = join(stateDir, 'bridge.sqlite');
+  if (!existsSync(file)) {
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `No state database at ${file}: no run has used the state directory ${stateDir}. Check stateDir in the config (or $BRIDGE__stateDir), or run a sync first.`,
+      { details: { file } },
+    );
+  }
+  return openStateStore(stateDir, clock);
+}
+
 export function openStateStore(stateDir: string, clock: Clock): StateStore {
   let db: Database.Database;
   try {
