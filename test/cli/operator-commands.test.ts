@@ -154,6 +154,17 @@ describe('bridge runs --possibly-duplicated', () => {
       expect(new Set(listed.printed)).toEqual(
         new Set([...heldTwice].map(parseEventClaimKey).map(({ id, versionId }) => `AuditEvent/${id} version ${versionId}`)),
       );
+      // --json: one JSON object, the same events.
+      const json = recordingContext();
+      await run(runsCommand(json), ['--config', x.sandbox.configPath, '--possibly-duplicated', done.runId.slice(0, 8), '--json']);
+      const parsed = JSON.parse(json.printed.join('\n')) as { run: string; items: Array<{ kind: string; id: string; versionId: string }> };
+      expect(parsed.run).toBe(done.runId);
+      expect(new Set(parsed.items.map((item) => `AuditEvent/${item.id} version ${item.versionId}`))).toEqual(new Set(listed.printed));
+      // Nothing flagged: still one object.
+      const none = recordingContext();
+      const clean = await x.sync();
+      await run(runsCommand(none), ['--config', x.sandbox.configPath, '--possibly-duplicated', clean.runId.slice(0, 8), '--json']);
+      expect(JSON.parse(none.printed.join('\n'))).toEqual({ run: clean.runId, items: [] });
     } finally {
       await x.close();
     }

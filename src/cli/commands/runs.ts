@@ -89,13 +89,18 @@ function limitOf(value: string): number {
 function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string, json: boolean): void {
   const run = findRun(store, id);
   let n = 0;
+  // --json: one JSON object, `{"run": …, "items": [...]}`, written an item a line as the ledger yields them (a run can
+  // have many), so the list is never held whole.
+  if (json) ctx.print(`{"run":${JSON.stringify(run.id)},"items":[`);
   for (const item of store.possiblyDuplicatedOf(run.id)) {
     n += 1;
-    if (json) ctx.print(JSON.stringify(item.kind === 'event' ? { event: item.key } : { source: item.source, firstRow: item.first + 1, lastRow: item.end }));
-    else if (item.kind === 'event') {
+    if (item.kind === 'event') {
       const { id: eventId, versionId } = parseEventClaimKey(item.key);
-      ctx.print(`AuditEvent/${eventId}${versionId ? ` version ${versionId}` : ''}`);
-    } else ctx.print(`${item.source} rows ${item.first + 1}–${item.end}`);
+      if (json) ctx.print(`${n > 1 ? ',' : ''}${JSON.stringify({ kind: 'event', id: eventId, ...(versionId ? { versionId } : {}) })}`);
+      else ctx.print(`AuditEvent/${eventId}${versionId ? ` version ${versionId}` : ''}`);
+    } else if (json) ctx.print(`${n > 1 ? ',' : ''}${JSON.stringify({ kind: 'rows', source: item.source, firstRow: item.first + 1, lastRow: item.end })}`);
+    else ctx.print(`${item.source} rows ${item.first + 1}–${item.end}`);
   }
-  if (n === 0 && !json) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
+  if (json) ctx.print(']}');
+  else if (n === 0) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
 }
