@@ -84,6 +84,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   };
   const runner = createSyncRunner(sync, logger, startFailures.hooks);
   let ready = true;
+  const tokenHashes = apiTokenHashes(config, options.env);
   const app = await buildApp({
     connectors: config.connectors.map((c) => c.name),
     runner,
@@ -100,7 +101,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
     jwks: () => publishedKeys(config, logger),
     jwksMaxAgeSec: config.server.jwksMaxAgeSec,
-    apiTokenHashes: apiTokenHashes(config, options.env),
+    apiTokenHashes: tokenHashes,
     rateLimitMax: config.server.rateLimitMax,
     isReady: () => ready,
   });
@@ -112,7 +113,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await app.close();
     for (const detach of detaches) detach();
     store.close();
-    throw error;
+    throw listenError(error, config.server.host, config.server.port);
+  }
+  if (tokenHashes.length === 0) {
+    logger.warn(
+      {},
+      'no API token is configured (server.apiTokenSha256 or server.apiTokens): every /v1 request, the operator page included, is refused with 401; only /healthz, /readyz, /metrics and the JWK Set answer',
+    );
   }
   // Schedules only once the API listens: a service that cannot listen must not go on syncing on its own.
   const schedules = new AbortController();
@@ -186,6 +193,26 @@ function publishedKeys(config: Config, logger: Logger): { keys: JsonWebKey[] } {
   }
   if (byKid.size === 0 && firstError !== undefined) throw firstError;
   return { keys: [...byKid.values()] };
+}
+
+/** The listen failure as the operator's error: a port in use or not allowed is the configuration's (exit 2), named. */
+function listenError(error: unknown, host: string, port: number): unknown {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') return error;
+  const why =
+    code === 'EADDRINUSE'
+      ? 'is in use by another process (another bridge serve?)'
+      : code === 'EACCES'
+        ? 'needs privileges this user lacks (ports below 1024)'
+        : 'is not an address of this machine';
+  return new BridgeError(
+    'BRG_ERR_CONFIG_INVALID',
+    `Cannot listen on ${host}:${port}: it ${why} (${code}). Set server.port or server.host (or BRIDGE__server__port).`,
+    {
+      cause: error,
+      details: { host, port },
+    },
+  );
 }
 
 function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {

@@ -87,8 +87,10 @@ describe('bridge serve', () => {
     const exited = await Promise.race([serve.done, new Promise<undefined>((r) => setTimeout(() => r(undefined), 30_000))]);
     if (!exited) serve.kill('SIGKILL');
     expect(exited, 'bridge serve stayed alive on a port it could not listen on').toBeDefined();
-    expect(exited?.code).not.toBe(0);
-    expect(exited?.stderr).toContain('EADDRINUSE');
+    // The configuration's to fix (exit 2), naming the setting.
+    expect(exited?.code, exited?.stderr).toBe(2);
+    expect(exited?.stderr).toContain(`error BRG_ERR_CONFIG_INVALID: Cannot listen on 127.0.0.1:${port}: it is in use by another process`);
+    expect(exited?.stderr).toContain('Set server.port');
   });
 
   it("publishes every connector's keys in the one JWK Set, whatever each connector's keysDir", async () => {
@@ -100,8 +102,12 @@ describe('bridge serve', () => {
     // A third whose keys are not generated yet: the others' keys must still be served.
     base.connectors.push({ ...structuredClone(first), name: 'third', smart: { ...first.smart, keysDir: mkdtempSync(join(tmpdir(), 'bridge-no-keys-')) } });
     const config = loadConfig({ base: base as typeof h.sandbox.config, env: {}, flags: { 'server.port': 0 } });
+    const warned = () => h.logLines.filter((line) => line.includes('no API token is configured')).length;
+    const before = warned();
     const two = await startService({ config, env: {}, clock: systemClock, logger: h.logger, schedules: false });
     try {
+      // This one has no API token: it says at start-up that every /v1 request will be refused.
+      expect(warned()).toBe(before + 1);
       const body = (await (await fetch(new URL('/.well-known/jwks.json', two.url))).json()) as { keys: Array<{ kid: string }> };
       const served = body.keys.map((key) => key.kid);
       expect(served).toContain(kid);
