@@ -6,7 +6,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { buildSyncDeps, findConnector, loadConnectorMapping } from '../composition/index.js';
+import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping } from '../composition/index.js';
 import { type Config, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
@@ -54,11 +54,13 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));
   const schedulesOn = options.schedules !== false;
   const connectors = statusConnectors(config, clock.now());
+  const staleHolder = leasePolicy(config.state.leaseTtlSeconds * 1000, 'bridge serve').isStale;
   const status = () =>
     statusReport(connectors, store, clock.now(), {
       schedules: schedulesOn,
       progress: (name) => trackers.get(name)?.current(),
       startFailure: (name) => startFailures.last(name),
+      isStale: staleHolder,
     });
   const metrics = createMetrics({ status: () => status().connectors });
   // Before anything can call status(), which reads it.

@@ -8,7 +8,7 @@
  */
 import type { Config } from '../config/index.js';
 import { connectorLeaseName } from '../sync/lease.js';
-import type { RunCounts, RunRecord, RunState, RunTrigger, StateStore } from '../sync/state/index.js';
+import type { LeaseHolder, RunCounts, RunRecord, RunState, RunTrigger, StateStore } from '../sync/state/index.js';
 import { nextFireTime } from './scheduler.js';
 
 export type Health = 'ok' | 'late' | 'failing';
@@ -100,6 +100,11 @@ export interface StatusOptions {
   readonly progress?: (connector: string) => RunProgress | undefined;
   /** The last run of the connector this process could not start (src/server/start-failures.ts). */
   readonly startFailure?: (connector: string) => StartFailure | undefined;
+  /**
+   * Whether a lease holder is gone (a process of this host that no longer runs: LeasePolicy.isStale): its lease,
+   * though not expired, shows no run in flight, since the next run takes it over at once.
+   */
+  readonly isStale?: (holder: LeaseHolder) => boolean;
 }
 
 /** Runs looked at for the last run and the run in flight (a connector running hourly sees about eight days). */
@@ -148,7 +153,7 @@ export function statusReport(connectors: readonly StatusConnector[], store: Stat
 export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: number, options: StatusOptions): ConnectorStatus {
   const watermark = store.getWatermark(c.name);
   const runs = store.listRuns({ connector: c.name, limit: RUNS_SCANNED }).filter((r) => !r.dryRun);
-  const inFlight = inFlightRun(c.name, store, runs, nowMs, options.progress?.(c.name));
+  const inFlight = inFlightRun(c.name, store, runs, nowMs, options.progress?.(c.name), options.isStale);
   const last = runs.find((r) => r.id !== inFlight?.runId);
   // Asked of the store, not looked for among the runs above: a long outage fails more runs than they hold.
   const success = store.lastCompletedRun(c.name);
@@ -196,9 +201,16 @@ function judge(last: RunRecord | undefined, lagSeconds: number | undefined, late
 }
 
 /** The run in flight: this process's (with live progress), or whoever holds the connector's lease across processes. */
-function inFlightRun(connector: string, store: StateStore, runs: readonly RunRecord[], nowMs: number, progress: RunProgress | undefined): InFlight | undefined {
+function inFlightRun(
+  connector: string,
+  store: StateStore,
+  runs: readonly RunRecord[],
+  nowMs: number,
+  progress: RunProgress | undefined,
+  isStale: ((holder: LeaseHolder) => boolean) | undefined,
+): InFlight | undefined {
   const lease = store.readLease(connectorLeaseName(connector));
-  const held = lease !== undefined && lease.expiresMs > nowMs;
+  const held = lease !== undefined && lease.expiresMs > nowMs && isStale?.(lease.holder) !== true;
   if (progress) {
     // A resumed push starts without the pull's counts in its events: they are in its run record.
     const resumed = progress.phase === 'pushing' && progress.rows === 0 ? runs.find((r) => r.id === progress.runId) : undefined;

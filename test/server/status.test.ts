@@ -135,6 +135,10 @@ describe('connector status', () => {
     const other = connectorStatus(hourly, store, Date.now(), { schedules: true });
     expect(other.inFlight).toMatchObject({ runId: 'r2', holder: 'bridge sync (pid 4242 on host-1)' });
     expect(other.lastRun?.id).toBe('r1');
+    // Its holder is gone (a process of this host that no longer runs): nothing is in flight, the next run takes over.
+    const gone = connectorStatus(hourly, store, Date.now(), { schedules: true, isStale: (holder) => holder.pid === 4242 });
+    expect(gone.inFlight).toBeUndefined();
+    expect(gone.health).toBe('failing');
     const progress = {
       runId: 'r2',
       phase: 'pushing' as const,

@@ -4,7 +4,7 @@
  * monitoring check (Nagios, a systemd OnFailure=, a Kubernetes probe) can run it as is.
  */
 import { Command } from 'commander';
-import { findConnector } from '../../composition/index.js';
+import { findConnector, leasePolicy } from '../../composition/index.js';
 import { loadConfig } from '../../config/index.js';
 import { type ConnectorStatus, formatDuration, statusConnectors, statusReport } from '../../server/status.js';
 import { openExistingStateStore } from '../../sync/state/index.js';
@@ -36,7 +36,9 @@ export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {
       try {
         const connectors = statusConnectors(config, now).filter((c) => only === undefined || c.name === only);
         // Next run times assume `bridge serve` runs the schedules; cron deployments see their own timer instead.
-        const report = statusReport(connectors, store, now, { schedules: true });
+        // A lease of a process of this host that is gone shows no run in flight: the next run takes it over at once.
+        const { isStale } = leasePolicy(config.state.leaseTtlSeconds * 1000, 'bridge status');
+        const report = statusReport(connectors, store, now, { schedules: true, isStale });
         if (flags.json) ctx.print(JSON.stringify(report));
         else for (const status of report.connectors) for (const line of statusLines(status, now)) ctx.print(line);
         setExitCode(report.healthy ? 0 : 1);
