@@ -104,6 +104,12 @@ describe('bridge runs and bridge rejects', () => {
     expect(line).toMatch(new RegExp(`completed +cli\\+backfill +.* ${summary.counts.events} +${summary.counts.rows} +${summary.counts.rejects} `));
     expect(table.printed).toContain(`    rejects: missing-patient-name ${summary.rejectReasons['missing-patient-name']}`);
 
+    const typo = (await run(runsCommand(recordingContext()), ['--config', h.sandbox.configPath, '--connector', 'sandbx']).catch(
+      (e: unknown) => e,
+    )) as BridgeError;
+    expect(typo.message).toBe(`No connector named "sandbx" in the config, and no runs of one in the state directory; the config's connectors: sandbox.`);
+    expect(typo.exitCode).toBe(2);
+
     const json = recordingContext();
     await run(runsCommand(json), ['--config', h.sandbox.configPath, '--json']);
     const runs = (JSON.parse(json.printed[0] ?? '') as { runs: Array<Record<string, unknown>> }).runs;

@@ -30,6 +30,13 @@ export function runsCommand(ctx: CliContext): Command {
         }
         const policy = { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles };
         const runs = store.listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit }).map((run) => runView(run, policy));
+        // A connector no longer in the config still has its history; a name neither has is a typo, not "no runs yet".
+        if (flags.connector !== undefined && runs.length === 0 && !config.connectors.some((c) => c.name === flags.connector)) {
+          throw new BridgeError(
+            'BRG_ERR_INPUT_INVALID',
+            `No connector named "${flags.connector}" in the config, and no runs of one in the state directory; the config's connectors: ${config.connectors.map((c) => c.name).join(', ')}.`,
+          );
+        }
         if (flags.json) ctx.print(JSON.stringify({ runs }));
         else for (const line of runsTable(runs)) ctx.print(line);
       } finally {
