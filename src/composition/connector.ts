@@ -24,6 +24,7 @@ import type { Logger } from '../log.js';
 import { builtinMappingPath, type CompiledMapping, loadMapping, type MappingOverrides } from '../mapping/index.js';
 import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
+import { normaliseBase } from '../reference-keys.js';
 import type { EventSource } from '../sync/event-source.js';
 import type { SyncEvents } from '../sync/events.js';
 import type { FileDropDeps } from '../sync/file-drop.js';
@@ -95,6 +96,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     purview: memo(() => buildPushTarget(context, connector)),
     ...(connector.source.type === 'flat-file' ? { fileDrop: buildFileDrop(context, connector, connector.source) } : {}),
     ...(connector.source.type === 'bulk-export' ? { sourceEndsWindows: true } : {}),
+    ...(connector.source.type === 'fhir-search' && connector.fhir ? { watermarkSource: normaliseBase(connector.fhir.baseUrl) ?? connector.fhir.baseUrl } : {}),
   };
 }
 

@@ -22,6 +22,7 @@ import { refuseBeyondLedger } from './ledger-horizon.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
+import { recordWatermarkSource, refuseWatermarkOfAnotherSource } from './watermark-source.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
@@ -64,6 +65,12 @@ export interface SyncDeps {
    * takes no `until`, which is refused as a bad window (the HTTP trigger's 400) rather than moved past in silence.
    */
   readonly sourceEndsWindows?: boolean;
+  /**
+   * What the watermark is a point in: the FHIR search source's base URL (normalised). A watermark recorded reading
+   * another base (fhir.baseUrl changed, or a state renamed onto a connector of another server) says nothing of this
+   * one's events: an incremental run is refused until one run with --since says where to start (watermark-source.ts).
+   */
+  readonly watermarkSource?: string;
   readonly purview: () => PushTarget;
   /** A flat-file source (issue #19): the run takes the drop folder's files instead of pulling a window (file-drop.ts). */
   readonly fileDrop?: FileDropDeps;
@@ -159,6 +166,7 @@ function plannedWindow(deps: SyncDeps, request: SyncRequest): { window: SyncWind
     );
   }
   const watermark = deps.store.getWatermark(deps.connector);
+  if (request.since === undefined) refuseWatermarkOfAnotherSource(deps, watermark);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
     ...computeWindow(deps.clock.now(), watermark, deps.window, request),
@@ -212,6 +220,8 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
     );
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
     completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
+    // Pulled here, from this source: the watermark is now a point in it (a resumed push's was pulled before, maybe elsewhere).
+    recordWatermarkSource(deps, run.id);
     removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
   } catch (error) {

@@ -185,6 +185,35 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('a watermark recorded reading another FHIR server refuses incremental runs until one run with --since says where to start', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = [event('a1', '2026-11-01T10:10:00Z'), event('a2', '2026-11-01T10:20:00Z')];
+    const source = fakeSource(events, [patient, practitioner], []);
+    const store = openStateStore(stateDir, systemClock);
+    const reading = (base: string): SyncDeps => ({ ...deps(stateDir, source, store, job), watermarkSource: base });
+    const first = await runSync(reading('https://ehr-a.example.org/fhir'), { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    expect(first.counts.rowsAcked).toBe(2);
+    // fhir.baseUrl changed: the watermark is a point in the other server.
+    const b = reading('https://ehr-b.example.org/fhir');
+    const refused = (await runSync(b, { trigger: 'cli', until: '2026-11-01T12:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(refused.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(refused.message).toContain('recorded reading https://ehr-a.example.org/fhir; it now reads https://ehr-b.example.org/fhir');
+    expect(refused.message).toContain('bridge sync --since 2026-11-01T11:00:00.000Z');
+    expect(store.listRuns({ connector: 'main' })).toHaveLength(1);
+    // One run with --since (the same server at another address: from the watermark), then incremental runs go on.
+    const backfill = await runSync(b, { trigger: 'cli', since: '2026-11-01T11:00:00.000Z', until: '2026-11-01T12:00:00Z' });
+    expect(backfill.counts.rowsAcked).toBe(0);
+    const next = await runSync(b, { trigger: 'cli', until: '2026-11-01T13:00:00Z' });
+    expect(next.since).toBe('2026-11-01T11:45:00.000Z');
+    // A connector whose watermark predates the record (an upgrade) goes on, and records its source.
+    store.setSourceState('main', 'watermark-source', undefined);
+    await runSync(reading('https://ehr-a.example.org/fhir'), { trigger: 'cli', until: '2026-11-01T14:00:00Z' });
+    expect(store.getSourceState('main', 'watermark-source')).toBe('https://ehr-a.example.org/fhir');
+    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(2);
+    store.close();
+  });
+
   it("a listener of the run's failure that throws (the run log on the full disk) hides neither the run's error nor its record", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true));

@@ -1,0 +1,37 @@
+/**
+ * Which source a connector's watermark is a point in (the FHIR search source's base URL). The watermark says "every
+ * event of this server up to here is pushed or rejected"; read against another server it would skip that server's
+ * events before it, and a fresh start from the initial lookback could skip this server's events after an address change.
+ * Neither can be told apart from the state, so an incremental run is refused, saying what to do; one run with --since
+ * (a backfill, which moves the watermark once it reaches it) records the new source.
+ */
+import { BridgeError } from '../errors.js';
+import { afterCompletion } from './completion.js';
+import type { SyncDeps } from './pipeline.js';
+
+const STATE_NAME = 'watermark-source';
+
+type SourceDeps = Pick<SyncDeps, 'store' | 'connector' | 'watermarkSource'>;
+
+/** Refuses an incremental run whose connector's watermark was recorded reading another source. */
+export function refuseWatermarkOfAnotherSource(deps: SourceDeps, watermark: string | undefined): void {
+  if (watermark === undefined || deps.watermarkSource === undefined) return;
+  const recorded = deps.store.getSourceState(deps.connector, STATE_NAME);
+  if (recorded === undefined || recorded === deps.watermarkSource) return;
+  throw new BridgeError(
+    'BRG_ERR_CONFIG_INVALID',
+    `Connector "${deps.connector}" has a watermark (${watermark}) recorded reading ${recorded}; it now reads ${deps.watermarkSource} (fhir.baseUrl changed, or its state was renamed from another connector). ` +
+      `If it is the same server at another address, run \`bridge sync --since ${watermark}\` once; if it is another server, run \`bridge sync --since <the first instant to read from it>\` once. ` +
+      'Rows Purview acknowledged are not sent twice, and later runs go on from there.',
+    { details: { recorded, current: deps.watermarkSource } },
+  );
+}
+
+/** After a run pulled from this source completed: its watermark is a point in this source. */
+export function recordWatermarkSource(deps: SourceDeps & Pick<SyncDeps, 'logger'>, runId: string): void {
+  const source = deps.watermarkSource;
+  if (source === undefined) return;
+  afterCompletion(deps.logger, runId, "the watermark's source was not recorded; the next run records it", () => {
+    if (deps.store.getSourceState(deps.connector, STATE_NAME) !== source) deps.store.setSourceState(deps.connector, STATE_NAME, source);
+  });
+}
