@@ -634,15 +634,20 @@ describe('flat-file source: bad input, nothing lost', () => {
   });
 });
 
+/** A run in blocks of 2 stopped (as a kill would stop it) at its first `event`: a block sent, or a block acknowledged. */
+async function stoppedAfter(w: World, event: 'block_sent' | 'block_acked'): Promise<void> {
+  const stop = new AbortController();
+  const detach = w.events.on(event, () => stop.abort());
+  await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+  detach();
+}
+
 describe('flat-file source: a push that stopped part-way', () => {
   it('a file stopped after its first block that then grows is refused with what Purview has; its rows are never doubled', async () => {
     const w = world();
     const rows = epicRows(6, 'part');
     const path = drop(w.dirs, 'part.txt', fileText(rows), NOW - 10 * MINUTE);
-    const stop = new AbortController();
-    const detach = w.events.on('block_acked', () => stop.abort());
-    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
-    detach();
+    await stoppedAfter(w, 'block_acked');
     expect(w.accepted()).toEqual(rows.slice(0, 2));
     writeFileSync(path, `${epicRows(1, 'part-late')[0]}\r\n`, { flag: 'a' });
     utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
@@ -658,10 +663,7 @@ describe('flat-file source: a push that stopped part-way', () => {
     const w = world();
     const rows = epicRows(6, 'broke');
     const path = drop(w.dirs, 'broke.txt', fileText(rows), NOW - 10 * MINUTE);
-    const stop = new AbortController();
-    const detach = w.events.on('block_acked', () => stop.abort());
-    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
-    detach();
+    await stoppedAfter(w, 'block_acked');
     // The export rewrites it, and a row now has a field too few.
     const broken = [...rows.slice(0, 5), (rows[5] as string).split('\t').slice(1).join('\t')];
     writeFileSync(path, fileText(broken));
@@ -678,10 +680,7 @@ describe('flat-file source: a push that stopped part-way', () => {
     const w = world();
     const rows = epicRows(6, 'touch');
     const path = drop(w.dirs, 'touch.txt', fileText(rows), NOW - 10 * MINUTE);
-    const stop = new AbortController();
-    const detach = w.events.on('block_acked', () => stop.abort());
-    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
-    detach();
+    await stoppedAfter(w, 'block_acked');
     // Dropped again with the same bytes: a new modification time, the same content.
     writeFileSync(path, fileText(rows));
     utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
@@ -713,11 +712,8 @@ describe('flat-file source: a push that stopped part-way', () => {
     const w = world();
     const rows = epicRows(4, 'flight');
     const path = drop(w.dirs, 'flight.txt', fileText(rows), NOW - 10 * MINUTE);
-    const stop = new AbortController();
     emu.ingest.injectFaults({ kind: 'delay', ms: 2_000 });
-    const detach = w.events.on('block_sent', () => stop.abort());
-    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
-    detach();
+    await stoppedAfter(w, 'block_sent');
     emu.ingest.injectFaults();
     writeFileSync(path, `${epicRows(1, 'flight-late')[0]}\r\n`, { flag: 'a' });
     utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
@@ -735,10 +731,7 @@ describe('flat-file source: a push that stopped part-way', () => {
     cells[9] = 'x'.repeat(1500);
     rows[6] = cells.join('\t');
     drop(w.dirs, 'half.txt', fileText(rows), NOW - 10 * MINUTE);
-    const stop = new AbortController();
-    const detach = w.events.on('block_acked', () => stop.abort());
-    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
-    detach();
+    await stoppedAfter(w, 'block_acked');
     const next = await w.run({}, 2, { maxLineBytes: 1024 });
     expect(next.files).toEqual([expect.objectContaining({ file: 'half.txt', outcome: 'rejected', reason: 'line-too-long', rows: 6 })]);
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'half.txt.why.txt'), 'utf8');
