@@ -11,17 +11,24 @@ export type ConnectorSchema = 'epic' | 'healthcare';
 export interface SchemaColumn {
   readonly name: string;
   readonly mandatory: boolean;
+  /**
+   * Its values come from the EHR's code lists and clocks (event, category, action, department, BTG reason, state,
+   * country, time, workstation), not about a person: their everyday words are no PHI (purview-words.ts).
+   */
+  readonly codeList: boolean;
 }
 
-const col = (name: string, mandatory = false): SchemaColumn => ({ name, mandatory });
+const col = (name: string, mandatory = false, codeList = false): SchemaColumn => ({ name, mandatory, codeList });
+/** A code-list column (SchemaColumn.codeList). */
+const code = (name: string, mandatory = false): SchemaColumn => col(name, mandatory, true);
 
 export const SCHEMA_COLUMNS: Readonly<Record<ConnectorSchema, readonly SchemaColumn[]>> = {
   epic: [
-    col('ACCESS_LOG.ACCESS_TIME', true),
-    col('ACCESS_LOG_METRIC.METRIC_NAME', true),
-    col('ACCESS_LOG.WORKSTATION_ID'),
-    col('ZC_METRIC_GROUP.NAME'),
-    col('ZC_ACCESS_ACTION.NAME'),
+    code('ACCESS_LOG.ACCESS_TIME', true),
+    code('ACCESS_LOG_METRIC.METRIC_NAME', true),
+    code('ACCESS_LOG.WORKSTATION_ID'),
+    code('ZC_METRIC_GROUP.NAME'),
+    code('ZC_ACCESS_ACTION.NAME'),
     col('PATIENT.PAT_MRN_ID'),
     col('PATIENT.PAT_FIRST_NAME', true),
     col('PATIENT.PAT_MIDDLE_NAME'),
@@ -30,10 +37,10 @@ export const SCHEMA_COLUMNS: Readonly<Record<ConnectorSchema, readonly SchemaCol
     col('PATIENT.ADD_LINE_2'),
     col('PATIENT.CITY', true),
     col('PATIENT.ZIP', true),
-    col('ZC_STATE.NAME'),
-    col('ZC_COUNTRY.NAME'),
-    col('CLARITY_DEP.DEPARTMENT_NAME'),
-    col('ZC_BTG_REASON.NAME', true),
+    code('ZC_STATE.NAME'),
+    code('ZC_COUNTRY.NAME'),
+    code('CLARITY_DEP.DEPARTMENT_NAME'),
+    code('ZC_BTG_REASON.NAME', true),
     col('PAT_BTG_AUDIT.BTG_EXPLANATION'),
     col('EMP.SYSTEM_LOGIN', true),
     col('CLARITY_EMP.USER_ID'),
@@ -41,11 +48,11 @@ export const SCHEMA_COLUMNS: Readonly<Record<ConnectorSchema, readonly SchemaCol
     col('employee_first_name'),
   ],
   healthcare: [
-    col('Creation Time', true),
-    col('Event Name', true),
-    col('Workstation Id'),
-    col('Event Section'),
-    col('Event Category'),
+    code('Creation Time', true),
+    code('Event Name', true),
+    code('Workstation Id'),
+    code('Event Section'),
+    code('Event Category'),
     col('Patient Reg Id'),
     col('Patient First Name', true),
     col('Patient Middle Name'),
@@ -54,10 +61,10 @@ export const SCHEMA_COLUMNS: Readonly<Record<ConnectorSchema, readonly SchemaCol
     col('Patient Address Line 2'),
     col('Patient City', true),
     col('Patient Zip Code', true),
-    col('Patient State'),
-    col('Patient Country'),
-    col('Patient Department'),
-    col('Restricted Access Reason', true),
+    code('Patient State'),
+    code('Patient Country'),
+    code('Patient Department'),
+    code('Restricted Access Reason', true),
     col('Restricted Access Comment'),
     col('Email Address (UPN) or SamAccountName', true),
     col('Employee User Name'),

@@ -99,8 +99,7 @@ export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: Res
   ];
   if (names.some((name) => name !== undefined && excluded.references.has(name))) return true;
   if (agent.altId !== undefined && excluded.names.has(userKey(agent.altId))) return true;
-  const { identifiers: tests } = options;
-  const userTests = [...tests.userId, ...tests.loginPinned, ...tests.login];
+  const { userTests } = excluded;
   const own = agent.who?.identifier;
   const candidates = [...(own ? [{ identifier: own, theirs: own.system === undefined || qualifies(own, userTests) }] : [])];
   for (const identifier of user?.identifier ?? []) candidates.push({ identifier, theirs: qualifies(identifier, userTests) });

@@ -4,7 +4,7 @@
  */
 import { BridgeError } from '../errors.js';
 import { normaliseBase } from '../reference-keys.js';
-import { type IdentifierChoices, identifierChoices } from './identifiers.js';
+import { type IdentifierChoices, type IdentifierTest, identifierChoices } from './identifiers.js';
 import { type DepartmentSource, type MappingFileSpec, optionsSpec } from './spec.js';
 
 /**
@@ -101,6 +101,7 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
       throw invalid(source, `option "${name}" is not a usable variable name (letters, digits, _; not one of ${CONTEXT_VARIABLES.join(', ')})`, name);
     }
   }
+  const identifiers = identifierChoices(merged);
   return {
     mrnSystems: merged.mrnSystems,
     mrnTypeTexts: merged.mrnTypeTexts,
@@ -111,14 +112,14 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     btgDetailTypes: new Set(merged.btgDetailTypes),
     userIdSystems: merged.userIdSystems,
     userIdTypeTexts: merged.userIdTypeTexts,
-    identifiers: identifierChoices(merged),
+    identifiers,
     patientExtensionUrls: new Set(merged.patientExtensionUrls),
     encounterExtensionUrls: new Set(merged.encounterExtensionUrls),
     departmentSources: merged.departmentSources,
     actionNames: { ...DEFAULT_ACTION_NAMES, ...merged.actionNames },
     eventNameResourceType: merged.eventNameResourceType,
     parseCxIdentifiers: merged.parseCxIdentifiers,
-    excludeUsers: excludedUsers(merged.excludeUsers),
+    excludeUsers: excludedUsers(merged.excludeUsers, identifiers),
     fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
   };
@@ -143,6 +144,8 @@ export interface ExcludedUsers {
   readonly identifiers: ReadonlySet<string>;
   /** userKey form. */
   readonly names: ReadonlySet<string>;
+  /** The tests that take an identifier as the user's id or login: only such an identifier answers to a bare name. */
+  readonly userTests: readonly IdentifierTest[];
 }
 
 const RESOURCE_NAME = /^[A-Za-z]+\/[A-Za-z0-9\-.]{1,64}$/;
@@ -152,7 +155,7 @@ export function referenceName(type: string, id: string): string {
   return `${type.toLowerCase()}/${id}`;
 }
 
-function excludedUsers(entries: readonly string[]): ExcludedUsers {
+function excludedUsers(entries: readonly string[], choices: IdentifierChoices): ExcludedUsers {
   const references = new Set<string>();
   const identifiers = new Set<string>();
   const names = new Set<string>();
@@ -162,7 +165,7 @@ function excludedUsers(entries: readonly string[]): ExcludedUsers {
     else if (RESOURCE_NAME.test(entry)) references.add(referenceName(entry.slice(0, entry.indexOf('/')), entry.slice(entry.indexOf('/') + 1)));
     else names.add(userKey(entry));
   }
-  return { size: entries.length, references, identifiers, names };
+  return { size: entries.length, references, identifiers, names, userTests: [...choices.userId, ...choices.loginPinned, ...choices.login] };
 }
 
 /** The option names the bridge itself knows (the rest are a mapping file's own variables). */

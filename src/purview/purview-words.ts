@@ -138,31 +138,10 @@ async function blockCellIn(text: string, spoolPath: string, segments: readonly B
   return false;
 }
 
-/**
- * Columns whose values come from the EHR's code lists and clocks (event, category, action, department, BTG reason,
- * state, country, time, workstation), not about a person: their cells are looked for whole only, so the everyday words
- * in them ("record", "order", "review") do not keep every message of Purview's out.
- */
-const VOCABULARY_COLUMNS: ReadonlySet<string> = new Set([
-  'ACCESS_LOG.ACCESS_TIME',
-  'ACCESS_LOG_METRIC.METRIC_NAME',
-  'ACCESS_LOG.WORKSTATION_ID',
-  'ZC_METRIC_GROUP.NAME',
-  'ZC_ACCESS_ACTION.NAME',
-  'ZC_STATE.NAME',
-  'ZC_COUNTRY.NAME',
-  'CLARITY_DEP.DEPARTMENT_NAME',
-  'ZC_BTG_REASON.NAME',
-  'Creation Time',
-  'Event Name',
-  'Workstation Id',
-  'Event Section',
-  'Event Category',
-  'Patient State',
-  'Patient Country',
-  'Patient Department',
-  'Restricted Access Reason',
-]);
+/** Names of the schemas' code-list columns (SchemaColumn.codeList): their cells are looked for whole only. */
+const VOCABULARY_COLUMNS: ReadonlySet<string> = new Set(
+  Object.values(SCHEMA_COLUMNS).flatMap((columns) => columns.filter((column) => column.codeList).map((column) => column.name)),
+);
 
 /** Positions of the vocabulary columns in the spool's header line (none when it cannot be read: every cell is then word-checked). */
 function vocabularyPositions(header: string | undefined): ReadonlySet<number> {

@@ -273,7 +273,7 @@ export function createBulkExport(options: {
       record(401);
       return unauthorised();
     }
-    if (where === 'foreign' && settings.foreignFilesUnsigned && req.headers.authorization === undefined) {
+    if (where === 'foreign' && settings.foreignFilesUnsigned && !token) {
       record(401);
       return unauthorised();
     }
@@ -313,11 +313,16 @@ export function createBulkExport(options: {
     };
   };
 
+  /** The FHIR server's bearer check, as handed to route(): the second origin's unsigned files use it too. */
+  let checkBearer: ((req: IncomingMessage) => string | undefined) | undefined;
+
   const foreignOrigin = async (): Promise<string> => {
     if (foreign) return foreign.origin;
     const server = createServer((req, res) => {
       const match = /^\/blob\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
-      void file(req, match ? jobs.get(match[1] ?? '') : undefined, match?.[2] ?? '', undefined, 'foreign').then((reply) => send(res, reply));
+      // An unsigned file wants the FHIR server's own bearer, checked as the FHIR side checks it; a signed one none.
+      const token = settings.foreignFilesUnsigned ? checkBearer?.(req) : undefined;
+      void file(req, match ? jobs.get(match[1] ?? '') : undefined, match?.[2] ?? '', token, 'foreign').then((reply) => send(res, reply));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     foreign = { server, origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
@@ -328,6 +333,7 @@ export function createBulkExport(options: {
     settings,
     log,
     async route(req, path, url, bearer) {
+      checkBearer = bearer;
       const token = bearer(req);
       if (/^(\/Patient|\/Group\/[^/]+)?\/\$export$/.test(path)) {
         if (req.method !== 'GET' && req.method !== 'POST')

@@ -241,9 +241,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   if (report === undefined) {
     // Purview refused a block for what it holds (a 400): this file only. The others go on, or the oldest file
     // would stop every later run the same way and the connector would never move again.
-    const acknowledged = deps.store
-      .rangesOf({ destination, source: `file:${normalized.sha256}` })
-      .reduce((rows, range) => rows + (range.state === 'acked' ? range.end - range.first : 0), 0);
+    const acknowledged = rowsSentOf(deps, normalized.sha256).acked;
     const c = ctx.counts;
     c.blocks += acked.blocks + 1;
     c.blocksAcked += acked.blocks;

@@ -4,17 +4,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, readSecret } from '../../src/config/index.js';
 import { errorOf } from '../support/error-of.js';
+import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
-const minimal = {
-  connectors: [
-    {
-      name: 'main',
-      fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' },
-      smart: { clientId: 'client-1' },
-      purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'PURVIEW_APP_SECRET' } },
-    },
-  ],
-};
+const minimal = MINIMAL_CONFIG;
 
 describe('loadConfig', () => {
   it('fills documented defaults and freezes the result', () => {

@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { type AssertionInput, assertionClaims, buildAssertion } from '../../src/smart/index.js';
 import { errorOf } from '../support/error-of.js';
+import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 import { decodeParts, makeKey, type TestKey } from './support.js';
 
 const TOKEN_URL = 'https://fhir.epic.com/interconnect-fhir-oauth/oauth2/token';
@@ -51,19 +52,9 @@ describe('buildAssertion', () => {
 });
 
 describe("exp − now keeps a margin under Epic's 5 minutes (Epic checks exp by its own clock, with no leeway)", () => {
-  const minimal = {
-    connectors: [
-      {
-        name: 'main',
-        fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4' },
-        smart: { clientId: 'client-1' },
-        purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'PURVIEW_APP_SECRET' } },
-      },
-    ],
-  };
   const load = (assertionLifetimeSec: number, clockSkewSec: number) =>
     loadConfig({
-      base: minimal,
+      base: MINIMAL_CONFIG,
       env: {},
       flags: { 'connectors.0.smart.assertionLifetimeSec': assertionLifetimeSec, 'connectors.0.smart.clockSkewSec': clockSkewSec },
     });

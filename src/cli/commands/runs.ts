@@ -101,12 +101,17 @@ function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string,
   if (json) ctx.print(`{"run":${JSON.stringify(run.id)},"items":[`);
   for (const item of store.possiblyDuplicatedOf(run.id)) {
     n += 1;
+    let entry: Record<string, string | number>;
+    let text: string;
     if (item.kind === 'event') {
       const { id: eventId, versionId } = parseEventClaimKey(item.key);
-      if (json) ctx.print(`${n > 1 ? ',' : ''}${JSON.stringify({ kind: 'event', id: eventId, ...(versionId ? { versionId } : {}) })}`);
-      else ctx.print(`AuditEvent/${eventId}${versionId ? ` version ${versionId}` : ''}`);
-    } else if (json) ctx.print(`${n > 1 ? ',' : ''}${JSON.stringify({ kind: 'rows', source: item.source, firstRow: item.first + 1, lastRow: item.end })}`);
-    else ctx.print(`${item.source} rows ${item.first + 1}–${item.end}`);
+      entry = { kind: 'event', id: eventId, ...(versionId ? { versionId } : {}) };
+      text = `AuditEvent/${eventId}${versionId ? ` version ${versionId}` : ''}`;
+    } else {
+      entry = { kind: 'rows', source: item.source, firstRow: item.first + 1, lastRow: item.end };
+      text = `${item.source} rows ${item.first + 1}–${item.end}`;
+    }
+    ctx.print(json ? `${n > 1 ? ',' : ''}${JSON.stringify(entry)}` : text);
   }
   if (json) ctx.print(']}');
   else if (n === 0) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
