@@ -207,6 +207,12 @@ const sourceSchema = z
           .describe('`_type` of the export; must include AuditEvent, e.g. [AuditEvent, Patient, Practitioner].'),
         pollMinSeconds: z.number().min(1).max(600).default(2).describe("Shortest wait between status polls (the server's Retry-After is honoured above it)."),
         pollMaxMinutes: z.number().min(1).max(10_080).default(240).describe('Give up on an export whose manifest is not ready after this long.'),
+        checkCounts: z
+          .boolean()
+          .default(true)
+          .describe(
+            "Refuse an export file holding fewer resources than the manifest's `count` (it ended early; the next run asks for a new export). false only for a server known to miscount: then logged.",
+          ),
       })
       .strict(),
     z

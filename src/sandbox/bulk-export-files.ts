@@ -95,6 +95,11 @@ export interface StreamOptions {
   readonly badLine?: number | undefined;
   /** Default 200. */
   readonly status?: number;
+  /**
+   * End the body after this many lines, framed by the connection's close (no length, no chunks): a server or proxy that
+   * stops early at a line end, which no HTTP framing or gzip check catches. Only the manifest's `count` tells.
+   */
+  readonly endAfterLines?: number | undefined;
 }
 
 /** Writes NDJSON lines to the response with backpressure; stops when the client goes away. */
@@ -103,13 +108,20 @@ export async function streamNdjson(
   pages: AsyncIterable<readonly unknown[]> | Iterable<readonly unknown[]>,
   options: StreamOptions,
 ): Promise<void> {
+  const cut = options.endAfterLines;
+  if (cut !== undefined) {
+    res.useChunkedEncodingByDefault = false;
+    res.shouldKeepAlive = false;
+  }
   res.writeHead(options.status ?? 200, { 'content-type': 'application/fhir+ndjson', ...(options.gzip ? { 'content-encoding': 'gzip' } : {}) });
   const gzip = options.gzip ? createGzip({ level: 1 }) : undefined;
   if (gzip) gzip.pipe(res);
   const out = gzip ?? res;
   let line = 0;
-  for await (const page of pages) {
+  for await (const whole of pages) {
     if (res.destroyed) return;
+    const page = cut === undefined ? whole : whole.slice(0, Math.max(0, cut - line));
+    if (page.length === 0) break;
     const encoded = page.map((resource) => {
       line += 1;
       return line === options.badLine ? JSON.stringify({ resourceType: 'Basic', id: 'sandbox-bad-line' }) : JSON.stringify(resource);

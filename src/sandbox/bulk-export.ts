@@ -50,6 +50,11 @@ export interface BulkExportSettings {
   foreignStatus: boolean;
   /** Write a line of another resourceType at this line of the first file of this type. */
   badLine: { type: string; line: number } | undefined;
+  /**
+   * The first file of this type ends after `lines` lines at a line end, framed by the connection's close, while the
+   * manifest's `count` says how many it holds (a server or proxy that stops early; no framing or gzip check catches it).
+   */
+  shortFile: { type: string; lines: number } | undefined;
   /** Wait before answering each file (real time). */
   fileDelayMs: number;
   /** The status URL answers 500 with a non-transient OperationOutcome: the export failed. */
@@ -73,6 +78,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   redirectFiles: false,
   foreignStatus: false,
   badLine: undefined,
+  shortFile: undefined,
   fileDelayMs: 0,
   failJobs: false,
   fileStatus: 200,
@@ -305,11 +311,12 @@ export function createBulkExport(options: {
     if (!spec || !/^\d+$/.test(name)) return { status: 404, body: outcome('not-found', 'No such export file') };
     const first = job.files.findIndex((f) => f.type === spec.type) === Number(name);
     const badLine = settings.badLine?.type === spec.type && first ? settings.badLine.line : undefined;
+    const endAfterLines = settings.shortFile?.type === spec.type && first ? settings.shortFile.lines : undefined;
     const selection = { since: job.since, until: Date.parse(job.transactionTime) };
     return {
       status: 200,
       body: null,
-      stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine, status: settings.fileStatus }),
+      stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine, endAfterLines, status: settings.fileStatus }),
     };
   };
 

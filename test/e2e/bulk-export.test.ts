@@ -238,6 +238,31 @@ it('resumes the downloads after kill -9 with another block size, past a second p
   expect(expectExactlyOnceOrFlagged(accepted(x), expected, flagged).duplicates).toBeLessThanOrEqual(7);
 });
 
+it("a file that ended early (fewer events than the manifest's count) fails the run without moving the watermark; a rerun with another block size, through faults on both sides, delivers every row once", async () => {
+  const x = await harness(76);
+  const bulk = x.sandbox.fhir.bulk;
+  // Plain and framed by the connection's close: the body ends at a line end and only the manifest's count tells.
+  Object.assign(bulk.settings, { resourcesPerFile: 100, gzip: false, shortFile: { type: 'AuditEvent', lines: 30 } });
+  const first = await bridgeSync(x).done;
+  expect(first.code, first.stderr).not.toBe(0);
+  expect(first.stderr).toContain('held 30 resources where the manifest says 100: it ended early');
+  expect(x.withStore((store) => store.getWatermark('sandbox'))).toBeUndefined();
+  expect(bulk.log.deletes).toEqual([bulk.log.kickoffs[0]?.jobId]);
+
+  bulk.settings.shortFile = undefined;
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/file\// });
+  x.sandbox.ingest.injectFaults({ kind: 'accept-then-status', status: 503 });
+  const rerun = await bridgeSync(x, 7).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+  // Still a full export: the failed run recorded no transactionTime to export from.
+  expect(bulk.log.kickoffs.map((k) => k.since)).toEqual([undefined, undefined]);
+  expect(x.withStore((store) => store.getWatermark('sandbox'))).toBe(bulk.log.manifests.at(-1)?.transactionTime);
+  const flagged = x.withStore((store) => flaggedEvents(store, x.config));
+  expect(flagged.size).toBeLessThanOrEqual(7);
+  const expected = expectedRows(x.config, x.sandbox.dataset, x.sandbox.dataset.events());
+  expect(expectExactlyOnceOrFlagged(accepted(x), expected, flagged).duplicates).toBeLessThanOrEqual(7);
+});
+
 it('logs no PHI and no token while exporting, polling through faults and reporting error files', async () => {
   h = await startHarness({ data: { seed: 74, events: 200, patients: 30, practitioners: 6, canary: true }, flags: BULK });
   const x = h;

@@ -235,6 +235,47 @@ describe('downloads', () => {
     expect(log().kickoffs.length).toBe(kickoffs + 2);
   });
 
+  it("refuses a file that ended early at a line end (fewer resources than the manifest's count), gives the export up, and the next run reads all", async () => {
+    const store = new MemoryCheckpoints();
+    const dir = mkdtempSync(join(tmpdir(), 'bulk-short-'));
+    // Plain, framed by the connection's close: nothing but the count tells the body ended early.
+    Object.assign(f.bulk, { gzip: false, shortFile: { type: 'AuditEvent', lines: 4 } });
+    const kickoffs = log().kickoffs.length;
+    const error = (await f
+      .source({ store, dir })
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error).toBeInstanceOf(BridgeError);
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(error.message).toMatch(
+      /^AuditEvent file 1 of 5 \(.*\/0\) held 4 resources where the manifest says 10: it ended early\. If this server is known to miscount its files, set source\.checkCounts to false\. .*The export was given up; the next run requests a new one\.$/,
+    );
+    expect(store.parsed()).toBeUndefined();
+    expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
+    f.bulk.shortFile = undefined;
+    expect(ids(await f.source({ store, dir }).read())).toEqual(ids(f.data.events));
+  });
+
+  it('refuses a lookup file cut short the same way (gzip-compressed, the stream ended cleanly)', async () => {
+    f.bulk.shortFile = { type: 'Patient', lines: 2 };
+    const error = (await f
+      .source()
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(error.message).toMatch(/^Patient file 4 of 5 .* held 2 resources where the manifest says 6: it ended early\./);
+  });
+
+  it('with source.checkCounts false, a short file is read as it is and logged (no text of it)', async () => {
+    Object.assign(f.bulk, { gzip: false, shortFile: { type: 'AuditEvent', lines: 4 } });
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const events = await f.source({ logger, settings: { checkCounts: false } }).read();
+    expect(events).toHaveLength(f.data.events.length - 6);
+    const warning = lines.find((l) => l.includes("an export file's resources differ from its manifest's count"));
+    expect(JSON.parse(warning ?? '{}')).toMatchObject({ count: 10, resources: 4, file: expect.stringMatching(/^AuditEvent file 1 of 5 /) });
+  });
+
   it('restarts the export with a clear message when its files expired (410) before any event was read', async () => {
     f.bulk.expiredJobs = 1;
     const lines: string[] = [];
