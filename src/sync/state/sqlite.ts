@@ -171,12 +171,23 @@ class SqliteStateStore implements StateStore {
     return row ? fromRow(row) : undefined;
   }
 
-  listRuns(options: { connector?: string; limit?: number } = {}): RunRecord[] {
-    const limit = options.limit ?? 50;
-    const rows = options.connector
-      ? this.db.prepare<[string, number], RunRow>('SELECT * FROM runs WHERE connector = ? ORDER BY started_at DESC LIMIT ?').all(options.connector, limit)
-      : this.db.prepare<[number], RunRow>('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit);
-    return rows.map(fromRow);
+  listRuns(options: { connector?: string; idPrefix?: string; limit?: number } = {}): RunRecord[] {
+    const where: string[] = [];
+    const values: Array<string | number> = [];
+    if (options.connector !== undefined) {
+      where.push('connector = ?');
+      values.push(options.connector);
+    }
+    if (options.idPrefix !== undefined) {
+      // substr, not LIKE: an operator's prefix may hold % or _.
+      where.push('substr(id, 1, ?) = ?');
+      values.push(options.idPrefix.length, options.idPrefix);
+    }
+    const sql = `SELECT * FROM runs ${where.length > 0 ? `WHERE ${where.join(' AND ')} ` : ''}ORDER BY started_at DESC LIMIT ?`;
+    return this.db
+      .prepare<Array<string | number>, RunRow>(sql)
+      .all(...values, options.limit ?? 50)
+      .map(fromRow);
   }
 
   lastCompletedRun(connector: string): RunRecord | undefined {

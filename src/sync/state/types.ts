@@ -139,7 +139,8 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   createRun(run: RunRecord): void;
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void;
   getRun(id: string): RunRecord | undefined;
-  listRuns(options?: { connector?: string; limit?: number }): RunRecord[];
+  /** Newest first; `idPrefix`: only runs whose id starts with it. */
+  listRuns(options?: { connector?: string; idPrefix?: string; limit?: number }): RunRecord[];
   /**
    * The connector's last completed run that was not a dry run (the one that finished last): "last success" however many
    * runs failed since, which a look at the newest runs would miss.
