@@ -1,6 +1,7 @@
 /**
- * A run as the API and the CLI show it: its rejects file only while it exists, and when retention removes it. (The
- * run record keeps the path after the file is gone; showing it as is pointed operators at a deleted file.)
+ * A run as the API and the CLI show it: its rejects file and its spool only while they exist, and when retention removes
+ * the rejects. (The run record keeps the paths after the files are gone; showing them as they are pointed operators at
+ * deleted files.)
  */
 import { existsSync } from 'node:fs';
 import type { RunRecord } from '../sync/state/index.js';
@@ -13,13 +14,20 @@ export interface RejectsPolicy {
 export type RunView = RunRecord & { rejectsAvailable: boolean; rejectsExpireAt?: string };
 
 export function runView(run: RunRecord, policy: RejectsPolicy): RunView {
-  const { rejectsPath, ...rest } = run;
+  const { rejectsPath, spoolPath, ...rest } = run;
   const available = rejectsPath !== undefined && existsSync(rejectsPath);
+  const spooled = spoolPath !== undefined && existsSync(spoolPath);
   const expires =
     available && run.state === 'completed' && run.finishedAt && !policy.retainFiles
       ? new Date(Date.parse(run.finishedAt) + policy.retentionDays * 86_400_000).toISOString()
       : undefined;
-  return { ...rest, ...(available ? { rejectsPath } : {}), rejectsAvailable: available, ...(expires ? { rejectsExpireAt: expires } : {}) };
+  return {
+    ...rest,
+    ...(spooled ? { spoolPath } : {}),
+    ...(available ? { rejectsPath } : {}),
+    rejectsAvailable: available,
+    ...(expires ? { rejectsExpireAt: expires } : {}),
+  };
 }
 
 /** Why a run has no rejects file to read. */

@@ -114,6 +114,9 @@ describe('bridge runs and bridge rejects', () => {
     await run(runsCommand(json), ['--config', h.sandbox.configPath, '--json']);
     const runs = (JSON.parse(json.printed[0] ?? '') as { runs: Array<Record<string, unknown>> }).runs;
     expect(runs.find((r) => r['id'] === summary.runId)).toMatchObject({ rejectsAvailable: true, counts: { rejects: summary.counts.rejects } });
+    // The completed run's spool was removed: its path is not shown as if it were there.
+    expect(h.withStore((s) => s.getRun(summary.runId)?.spoolPath)).toBeDefined();
+    expect(runs.find((r) => r['id'] === summary.runId)).not.toHaveProperty('spoolPath');
 
     const rejects = recordingContext();
     await run(rejectsCommand(rejects), [summary.runId.slice(0, 8), '--config', h.sandbox.configPath]);
