@@ -3,11 +3,13 @@
  */
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../sync/state/index.js';
 import { installErrorHandler } from './error-handler.js';
 import type { Metrics } from './metrics.js';
 import { pageRoutes } from './routes/page.js';
+import { errorBody } from './routes/schemas.js';
 import { v1Routes } from './routes/v1.js';
 import type { SyncRunner } from './runner.js';
 import type { StatusReport } from './status.js';
@@ -119,10 +121,27 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         summary: 'Public JWK Set for the EHR (SMART JWK Set URL)',
         response: {
           200: { description: 'JWK Set', type: 'object', properties: { keys: { type: 'array', items: { type: 'object', additionalProperties: true } } } },
+          503: { description: 'No published key set (the service log says why)', ...errorBody },
         },
       },
     },
-    async (_request, reply) => reply.header('cache-control', `public, max-age=${deps.jwksMaxAgeSec}`).send(deps.jwks()),
+    async (request, reply) => {
+      let jwks: ReturnType<AppDeps['jwks']>;
+      try {
+        jwks = deps.jwks();
+      } catch (error) {
+        // A public URL, fetched by the EHR and maybe through a cache: no path or key detail in the answer, nothing a cache
+        // keeps once the keys are fixed. The log says what is wrong.
+        const typed = toBridgeError(error);
+        request.log.error({ code: typed.code, reason: typed.message }, 'the JWK Set could not be served');
+        return reply
+          .code(503)
+          .header('cache-control', 'no-store')
+          .header('retry-after', '60')
+          .send({ code: typed.code, message: 'The JWK Set is not available; the service log says why.' });
+      }
+      return reply.header('cache-control', `public, max-age=${deps.jwksMaxAgeSec}`).send(jwks);
+    },
   );
   pageRoutes(app);
   await app.register(async (scope) => v1Routes(scope, deps), { prefix: '/v1' });

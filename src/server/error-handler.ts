@@ -9,6 +9,13 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { BridgeError, toBridgeError } from '../errors.js';
 
 export function installErrorHandler(app: FastifyInstance): void {
+  // An unknown path or method answers like every other error: a stable code, not fastify's own shape.
+  app.setNotFoundHandler((request, reply) =>
+    reply.code(404).send({
+      code: 'BRG_ERR_NOT_FOUND',
+      message: `No route ${request.method} ${request.url.split('?')[0]?.slice(0, 200) ?? ''}; /docs lists the API.`,
+    }),
+  );
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : undefined;
     if (!(error instanceof BridgeError) && status !== undefined && status >= 400 && status < 500) {

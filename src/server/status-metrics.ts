@@ -19,13 +19,20 @@ export function rowsByOutcome(counts: RunCounts): Record<string, number> {
   };
 }
 
+/**
+ * How long one read of the state serves scrapes. /metrics is unauthenticated, and a status read scans each connector's
+ * recent runs: without it, a client scraping in a loop would keep the event loop (and the sync in flight) busy.
+ */
+export const STATUS_READ_REUSE_MS = 1_000;
+
 export function registerStatusGauges(registry: client.Registry, read: () => readonly ConnectorStatus[]): void {
-  // One scrape collects every gauge in turn, in one go: read the state once for all of them, not once per gauge.
+  // One scrape collects every gauge in turn: the state is read once for all of them, and for the scrapes that follow
+  // within STATUS_READ_REUSE_MS.
   let memo: readonly ConnectorStatus[] | undefined;
   const statuses = (): readonly ConnectorStatus[] => {
     if (!memo) {
       memo = read();
-      setImmediate(() => (memo = undefined));
+      setTimeout(() => (memo = undefined), STATUS_READ_REUSE_MS).unref();
     }
     return memo;
   };

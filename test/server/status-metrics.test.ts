@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { ConnectorStatus } from '../../src/server/status.js';
-import { statusMetricsText } from '../../src/server/status-metrics.js';
+import { STATUS_READ_REUSE_MS, statusMetricsText } from '../../src/server/status-metrics.js';
 import { SyncEvents } from '../../src/sync/events.js';
 import { ZERO_COUNTS } from '../../src/sync/state/index.js';
 
@@ -56,7 +56,8 @@ describe('status metrics', () => {
     const detach = metrics.observe(events, 'main');
     expect(await metrics.registry.metrics()).toContain('bridge_connector_healthy{connector="new"} 0');
     statuses = [ok];
-    await new Promise((resolve) => setImmediate(resolve)); // the next scrape (one scrape reads the state once)
+    // A scrape after the reuse interval reads the state again.
+    await new Promise((resolve) => setTimeout(resolve, STATUS_READ_REUSE_MS + 20));
     events.emit('run_complete', { runId: 'r1', connector: 'main', counts: ok.lastRun?.counts ?? { ...ZERO_COUNTS } });
     const text = await metrics.registry.metrics();
     expect(text).toContain('bridge_watermark_lag_seconds{connector="main"} 3600');
@@ -64,5 +65,21 @@ describe('status metrics', () => {
     expect(text).toContain('bridge_rows_total{connector="main",outcome="mapped"} 9');
     expect(text).toContain('bridge_rows_total{connector="main",outcome="acknowledged"} 7');
     detach();
+  });
+
+  it('scrapes in a loop read the state once per interval (/metrics is unauthenticated; a read scans the runs)', async () => {
+    let reads = 0;
+    const metrics = createMetrics({
+      status: () => {
+        reads += 1;
+        return [ok];
+      },
+    });
+    for (let i = 0; i < 50; i++) {
+      expect(await metrics.registry.metrics()).toContain('bridge_connector_healthy{connector="main"} 1');
+      // Each scrape its own request, as over HTTP: the event loop turns between them.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(reads).toBe(1);
   });
 });

@@ -205,6 +205,34 @@ describe('/v1 status stream limits', () => {
     for (const controller of controllers) controller.abort();
     await app.close();
   });
+
+  it('answers a HEAD of the stream at once, without taking a stream of the token (a monitor probing it)', async () => {
+    const app = await testApp({ streamTickMs: 60_000 });
+    const url = await app.listen({ host: '127.0.0.1', port: 0 });
+    for (let i = 0; i < MAX_STREAMS_PER_TOKEN + 2; i++) {
+      const head = await fetch(`${url}/v1/status/stream`, { method: 'HEAD', headers: AUTH, signal: AbortSignal.timeout(5_000) });
+      expect(head.status).toBe(404);
+    }
+    const controller = new AbortController();
+    expect((await fetch(`${url}/v1/status/stream`, { headers: AUTH, signal: controller.signal })).status).toBe(200);
+    controller.abort();
+    await app.close();
+  });
+});
+
+describe('unknown routes', () => {
+  it('answer 404 with a stable code, inside /v1 and out, naming the path without its query', async () => {
+    const app = await testApp();
+    for (const url of ['/v1/nope?token=secret', '/nope']) {
+      const answer = await app.inject({ method: 'GET', url, headers: AUTH });
+      expect([answer.statusCode, answer.json()]).toEqual([
+        404,
+        { code: 'BRG_ERR_NOT_FOUND', message: `No route GET ${url.split('?')[0]}; /docs lists the API.` },
+      ]);
+    }
+    const method = await app.inject({ method: 'DELETE', url: '/v1/status', headers: AUTH });
+    expect([method.statusCode, method.json().code]).toEqual([404, 'BRG_ERR_NOT_FOUND']);
+  });
 });
 
 /** A runner that records what each start asked for and answers with run-9. */
@@ -301,13 +329,27 @@ describe('/v1 answers to a bad request', () => {
     expect(hidden.body).not.toContain('/var/lib');
     expect(hidden.json().message).toMatch(/^Internal error \(request [\w-]+\); the service log has the details\.$/);
 
-    // Outside /v1 too: the public JWK Set answers a typed error with its own status.
+    // Outside /v1 too: the public JWK Set answers a typed error, as 503 (the service's keys are missing, not the request
+    // wrong), without its detail and never cacheable (a cache in front would keep serving the failure to the EHR).
     const keyless = await testApp({
       jwks: () => {
         throw new BridgeError('BRG_ERR_INPUT_INVALID', 'No public keys to publish: run `bridge keys generate`.');
       },
     });
     const jwks = await keyless.inject({ method: 'GET', url: '/.well-known/jwks.json' });
-    expect([jwks.statusCode, jwks.json()]).toEqual([400, { code: 'BRG_ERR_INPUT_INVALID', message: 'No public keys to publish: run `bridge keys generate`.' }]);
+    expect([jwks.statusCode, jwks.json()]).toEqual([
+      503,
+      { code: 'BRG_ERR_INPUT_INVALID', message: 'The JWK Set is not available; the service log says why.' },
+    ]);
+    expect(jwks.headers['cache-control']).toBe('no-store');
+    expect(jwks.headers['retry-after']).toBe('60');
+    const served = await (await testApp()).inject({ method: 'GET', url: '/.well-known/jwks.json' });
+    expect([served.statusCode, served.headers['cache-control']]).toEqual([200, 'public, max-age=60']);
+    const leaky = await testApp({
+      jwks: () => {
+        throw new BridgeError('BRG_ERR_KEY_INVALID', '/var/lib/bridge/keys/jwks.json does not exist; run `bridge keys generate`.');
+      },
+    });
+    expect((await leaky.inject({ method: 'GET', url: '/.well-known/jwks.json' })).body).not.toContain('/var/lib');
   });
 });

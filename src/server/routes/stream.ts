@@ -91,6 +91,8 @@ export function statusStreamRoute(app: FastifyInstance, deps: AppDeps): void {
   app.get(
     '/status/stream',
     {
+      // A HEAD would be counted as an open stream that never answers (Node sends no headers for it until the body ends).
+      exposeHeadRoute: false,
       schema: {
         summary: 'Server-Sent Events: an "event: status" message (data: the GET /v1/status body) at once, on every progress change and periodically',
         security: v1Security,
