@@ -219,9 +219,11 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
       pulled.seen,
     );
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
-    completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
-    // Pulled here, from this source: the watermark is now a point in it (a resumed push's was pulled before, maybe elsewhere).
-    recordWatermarkSource(deps, run.id);
+    const watermarkMoved = completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
+    // Pulled here, from this source, up to the watermark: it is now a point in this source (a resumed push's was pulled
+    // before, maybe elsewhere). A backfill that ended before the watermark left it a point in the other source: recorded
+    // as this one, the next incremental run would skip this source's events between the backfill's end and the watermark.
+    if (watermarkMoved) recordWatermarkSource(deps, run.id);
     removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
@@ -351,7 +353,8 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
  * Completes the run and moves the watermark: an incremental run to its end; a backfill only when it starts at or before
  * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
  */
-function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): void {
+/** Completes the run; true when the watermark is now the run's end (it never moves back, nor past a gap). */
+function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): boolean {
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
   const details = { ...deps.store.getRun(run.id)?.details, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
@@ -367,6 +370,7 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
     afterCompletion(deps.logger, run.id, 'the delivery ledger was not pruned; the next run prunes it', () =>
       deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
     );
+  return watermark !== undefined && Date.parse(watermark) === Date.parse(run.until);
 }
 
 /** A completed run's spool goes (unless retainFiles); its rejects stay for retention.rejectsDays, for the operator. */

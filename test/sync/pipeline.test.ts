@@ -214,6 +214,31 @@ describe('runSync with a fake source', () => {
     store.close();
   });
 
+  it('a backfill on the new FHIR server that ends before the watermark records nothing: incremental runs stay refused, no event of the gap is skipped', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const store = openStateStore(stateDir, systemClock);
+    const onA = {
+      ...deps(stateDir, fakeSource([event('a1', '2026-11-01T10:10:00Z')], [patient, practitioner], []), store, job),
+      watermarkSource: 'https://a/fhir',
+    };
+    const bEvents = [event('b-old', '2026-10-20T10:00:00Z'), event('b-gap', '2026-10-25T10:00:00Z'), event('b-new', '2026-11-01T11:30:00Z')];
+    const onB = { ...deps(stateDir, fakeSource(bEvents, [patient, practitioner], []), store, job), watermarkSource: 'https://b/fhir' };
+    await runSync(onA, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    // A first chunk of B's history, ending long before the watermark (still A's).
+    const chunk = await runSync(onB, { trigger: 'cli', since: '2026-10-20T00:00:00Z', until: '2026-10-21T00:00:00Z' });
+    expect(chunk.counts.rowsAcked).toBe(1);
+    expect(store.getWatermark('main')).toBe('2026-11-01T11:00:00.000Z');
+    expect(store.getSourceState('main', 'watermark-source')).toBe('https://a/fhir');
+    const refused = (await runSync(onB, { trigger: 'cli', until: '2026-11-01T12:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(refused.code).toBe('BRG_ERR_CONFIG_INVALID');
+    // The rest of the history, through the watermark: now the watermark is a point in B, and nothing between was skipped.
+    await runSync(onB, { trigger: 'cli', since: '2026-10-21T00:00:00Z', until: '2026-11-01T12:00:00Z' });
+    expect(store.getSourceState('main', 'watermark-source')).toBe('https://b/fhir');
+    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(4);
+    store.close();
+  });
+
   it("a listener of the run's failure that throws (the run log on the full disk) hides neither the run's error nor its record", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true));
