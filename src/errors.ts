@@ -161,7 +161,11 @@ export class BridgeError extends Error {
 /** Normalises anything thrown into a BridgeError once, at the edge. */
 export function toBridgeError(error: unknown): BridgeError {
   if (error instanceof BridgeError) return error;
-  if (isAbortError(error)) return new BridgeError('BRG_ERR_ABORTED', 'The run was cancelled.', { cause: error });
+  if (isAbortError(error)) {
+    // Aborted for a reason of its own (the run's lease taken over, or not renewable): that reason, not "cancelled".
+    const cause = (error as Error).cause;
+    return cause instanceof BridgeError ? cause : new BridgeError('BRG_ERR_ABORTED', 'The run was cancelled.', { cause: error });
+  }
   if (error instanceof Error && error.name === 'SqliteError') {
     // better-sqlite3's errors carry SQLite's code: BUSY/LOCKED is another process holding the database.
     const code = String((error as { code?: unknown }).code ?? 'SQLITE_ERROR');

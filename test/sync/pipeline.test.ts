@@ -239,6 +239,39 @@ describe('runSync with a fake source', () => {
     store.close();
   });
 
+  it('a run whose lease another process took mid-push says so (exit 6), not "cancelled"; the run stays resumable', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = ['10:00', '10:10', '10:20', '10:30'].map((t, i) => event(`lost-${i}`, `2026-11-05T${t}:00Z`));
+    const base = deps(stateDir, fakeSource(events, [patient, practitioner], []), openStateStore(stateDir, systemClock), job);
+    let beat: (() => void) | undefined;
+    const d: SyncDeps = {
+      ...base,
+      purview: () => ({ ...base.purview(), blockRows: 1 }),
+      lease: {
+        ...base.lease,
+        every: (_ms, renew) => {
+          beat = renew;
+          return () => undefined;
+        },
+      },
+    };
+    const other = openStateStore(stateDir, systemClock);
+    d.events.on('block_sent', (sent) => {
+      if (sent.index !== 1) return;
+      const holder: LeaseHolder = { id: 'other', host: 'elsewhere', pid: 2, command: 'bridge sync', since: '2026-11-05T11:00:00Z' };
+      other.acquireLease(connectorLeaseName('main'), holder, 60_000, () => true);
+      beat?.();
+    });
+    const error = (await runSync(d, { trigger: 'cli', until: '2026-11-05T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_RUN_IN_PROGRESS');
+    expect(error.exitCode).toBe(6);
+    expect(error.message).toContain('was taken over by another process');
+    expect(d.store.listRuns({ connector: 'main' })[0]).toMatchObject({ state: 'pushing', error: { code: 'BRG_ERR_RUN_IN_PROGRESS' } });
+    other.close();
+    d.store.close();
+  });
+
   it("a listener of the run's failure that throws (the run log on the full disk) hides neither the run's error nor its record", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true));
