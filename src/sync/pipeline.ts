@@ -297,8 +297,17 @@ function isResumable(run: RunRecord): run is RunRecord & { spoolPath: string } {
  * a backfill has to be started again, as its message says.
  */
 async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSummary | undefined> {
-  const run = deps.store.findUnfinishedRun(deps.connector);
-  if (!run) return undefined;
+  // Newest first; a run that cannot be resumed is closed and the next looked at, so an older push left unfinished is
+  // not hidden behind it (a dry run killed while it pulled, after a backfill's push failed).
+  for (let run = deps.store.findUnfinishedRun(deps.connector); run; run = deps.store.findUnfinishedRun(deps.connector)) {
+    const resumable = resumableOrClosed(deps, run);
+    if (resumable) return resumeRun(deps, resumable, stops);
+  }
+  return undefined;
+}
+
+/** The run, when it can be pushed here as it is; otherwise it is closed as failed (saying why and what to do). */
+function resumableOrClosed(deps: SyncDeps, run: RunRecord): (RunRecord & { spoolPath: string }) | undefined {
   // A spool written under another header (the mapping's columns or delimiter changed since) would be pushed as it is,
   // every run: a job refusing it (a 400) would keep the connector stuck even after the setting is put back.
   const stale = isResumable(run) && eventSpoolHeader(run.spoolPath, indexPathOf(run.spoolPath)) !== createSerializer(deps.mapping).headerLine();
@@ -312,13 +321,23 @@ async function resumeUnfinished(deps: SyncDeps, stops: Stops): Promise<SyncSumma
     deps.store.updateRun(run.id, {
       state: 'failed',
       finishedAt: new Date(deps.clock.now()).toISOString(),
-      error: { code: 'BRG_ERR_ABORTED', message: `Interrupted before its push finished, and ${why}. ${again}` },
+      error: {
+        code: 'BRG_ERR_ABORTED',
+        message: run.dryRun
+          ? 'A dry run interrupted before it finished; nothing of it was pushed.'
+          : `Interrupted before its push finished, and ${why}. ${again}`,
+      },
     });
     if (!run.dryRun) removeFiles(run.spoolPath, run.spoolPath && indexPathOf(run.spoolPath), run.rejectsPath);
     if (run.backfill)
       deps.logger.warn({ runId: run.id, since: run.since, until: run.until }, 'an interrupted backfill could not be resumed here; start it again');
     return undefined;
   }
+  return run;
+}
+
+/** Pushes the rest of an unfinished run whose spool is here and whole, and completes it. */
+async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, stops: Stops): Promise<SyncSummary> {
   deps.logger.info({ runId: run.id, connector: deps.connector }, 'resuming the push of an unfinished run');
   deps.events.emit('run_start', {
     runId: run.id,

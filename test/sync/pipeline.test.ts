@@ -27,7 +27,7 @@ import {
   type SyncRequest,
   type SyncSummary,
 } from '../../src/sync/index.js';
-import type { LeaseHolder } from '../../src/sync/state/index.js';
+import type { LeaseHolder, RunRecord } from '../../src/sync/state/index.js';
 import { type Emulators, startEmulators } from '../purview/support.js';
 import { linesLogger } from '../support/log-lines.js';
 import { ManualClock } from '../support/manual-clock.js';
@@ -366,6 +366,33 @@ describe('runSync with a fake source', () => {
     const real = await runSync(d, { trigger: 'cli', until: '2026-11-10T11:30:00Z' });
     expect(real.resumed?.runId).toBe(unfinished?.id);
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    d.store.close();
+  });
+
+  it('a dry run killed while it pulled hides no older unfinished backfill: the next real run closes it and finishes the backfill', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = [event('old', '2026-10-20T10:00:00Z'), event('new', '2026-11-01T10:30:00Z')];
+    const d = deps(stateDir, fakeSource(events, [patient, practitioner], []), undefined, job);
+    await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    // A backfill whose push fails (a Purview outage): left 'pushing' with its spool.
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    await expect(runSync(failing, { trigger: 'cli', since: '2026-10-20T00:00:00Z', until: '2026-10-21T00:00:00Z' })).rejects.toBeInstanceOf(BridgeError);
+    const backfill = d.store.findUnfinishedRun('main');
+    expect(backfill).toMatchObject({ state: 'pushing', backfill: true });
+    // Then a dry run killed with SIGKILL while it pulled: its record stays 'running', newer than the backfill's.
+    const started = new Date(Date.parse(backfill?.startedAt ?? '') + 1000).toISOString();
+    const { spoolPath: _spool, rejectsPath: _rejects, ...record } = backfill as RunRecord;
+    d.store.createRun({ ...record, id: 'dry-killed', state: 'running', backfill: false, dryRun: true, startedAt: started });
+    const next = await runSync(d, { trigger: 'cli', until: '2026-11-01T12:00:00Z' });
+    expect(next.resumed?.runId).toBe(backfill?.id);
+    expect(d.store.getRun('dry-killed')).toMatchObject({
+      state: 'failed',
+      error: { message: 'A dry run interrupted before it finished; nothing of it was pushed.' },
+    });
+    expect(d.store.getRun(backfill?.id ?? '')?.state).toBe('completed');
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
     d.store.close();
   });
 
