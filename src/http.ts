@@ -81,6 +81,11 @@ export function backoffDelay(attempt: number, options: RetryOptions, random: () 
  * Runs `attempt` until it succeeds, the classifier says stop, or the budget is spent; the last error is rethrown
  * as is, so callers keep their typed errors.
  */
+/** How long a server's Retry-After is waited: in full when it fits what is left of maxTotalMs, else up to maxDelayMs. */
+export function obeyedRetryAfter(retryAfterMs: number, elapsedMs: number, options: RetryOptions): number {
+  return elapsedMs + retryAfterMs <= options.maxTotalMs ? retryAfterMs : Math.min(options.maxDelayMs, retryAfterMs);
+}
+
 export async function withRetry<T>(
   attempt: (attemptNumber: number) => Promise<T>,
   classify: (error: unknown) => RetryVerdict,
@@ -100,8 +105,7 @@ export async function withRetry<T>(
       // spends an attempt); a longer one (an hour, an epoch-style value) is waited up to maxDelayMs, as our own backoff.
       const hinted = verdict.retryAfterMs;
       const elapsed = context.clock.now() - started;
-      const capped = Math.min(options.maxDelayMs, hinted ?? backoffDelay(n, options, random));
-      const delayMs = hinted !== undefined && elapsed + hinted <= options.maxTotalMs ? hinted : capped;
+      const delayMs = hinted !== undefined ? obeyedRetryAfter(hinted, elapsed, options) : Math.min(options.maxDelayMs, backoffDelay(n, options, random));
       if (elapsed + delayMs > options.maxTotalMs) throw error;
       context.onRetry?.({ attempt: n, delayMs, reason: verdict.reason });
       await context.clock.sleep(delayMs, context.signal);

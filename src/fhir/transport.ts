@@ -16,7 +16,7 @@ import { Client, type FhirResponse, type FhirResource as FkcResource, REQUEST_KE
 import PQueue from 'p-queue';
 import { abortError, type Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
-import { parseRetryAfter, type RetryOptions, THROTTLE_STATUSES, withRetry } from '../http.js';
+import { obeyedRetryAfter, parseRetryAfter, type RetryOptions, THROTTLE_STATUSES, withRetry } from '../http.js';
 import type { Logger } from '../log.js';
 import { type NetworkSettings, proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
@@ -171,8 +171,8 @@ function attemptWithReplay(context: TransportContext, label: RequestLabel, call:
 
 /**
  * A 429 or 503 with Retry-After speaks for the server, not for one request (issue #15.2: requests kept starting
- * inside the hold): nothing else starts on this origin until it ends. Requests already in flight finish. Clamped
- * like the retry wait, so a wild value cannot stall the run for longer than one retry would.
+ * inside the hold): nothing else starts on this origin until it ends. Requests already in flight finish. As long as
+ * the retry of the request it answered waits (obeyedRetryAfter), so a wild value cannot stall the run any longer.
  */
 function holdOrigin(context: TransportContext, failure: HttpFailure, label: RequestLabel): void {
   if (!THROTTLE_STATUSES.has(failure.status)) return;
@@ -180,7 +180,8 @@ function holdOrigin(context: TransportContext, failure: HttpFailure, label: Requ
   const now = clock.now();
   const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), now);
   if (retryAfterMs === undefined) return;
-  const until = now + Math.min(retryAfterMs, retry.maxDelayMs);
+  // The request it answered waits that long before its retry (withRetry): every other one waits as long.
+  const until = now + obeyedRetryAfter(retryAfterMs, 0, retry);
   if (until <= context.hold.until) return;
   context.hold.until = until;
   logger.warn({ status: failure.status, holdMs: until - now, resourceType: label.resourceType }, 'FHIR server asked to wait; holding every request to it');

@@ -70,4 +70,26 @@ describe('origin-wide hold after Retry-After', () => {
     for (const started of after) expect(started - throttledAt()).toBeGreaterThanOrEqual(995);
     expect(fhir.stats.retries).toBe(1);
   });
+
+  it('holds the origin as long as the retry waits: a Retry-After above maxDelayMs that fits the budget is obeyed in full by both', async () => {
+    const { baseUrl, arrivals, throttledAt } = await startThrottlingServer();
+    const fhir = createFhirClient({
+      baseUrl,
+      tokenSource: new RevocableTokens(),
+      clock: systemClock,
+      logger: silentLogger(),
+      concurrency: 3,
+      requestsPerSecond: 1_000,
+      random: () => 0.5,
+      retry: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 10, maxDelayMs: 300 },
+    });
+    await Promise.all(
+      Array.from({ length: 6 }, async (_, i) => {
+        for await (const page of fhir.searchPages('Patient', { _id: `p-${i}` })) expect(page.resourceType).toBe('Bundle');
+      }),
+    );
+    const after = arrivals.filter((t) => t >= throttledAt());
+    expect(after.length).toBeGreaterThan(1);
+    for (const started of after) expect(started - throttledAt()).toBeGreaterThanOrEqual(995);
+  });
 });
