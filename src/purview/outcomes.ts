@@ -56,6 +56,8 @@ export interface BlockContext {
    * judged without the block is quoted (purviewSaid).
    */
   readonly said?: string;
+  /** The ledger recorded the block refused (a final 4xx, none of its attempts' answers lost): resent unflagged. */
+  readonly refused?: boolean;
 }
 
 /** Normalises the last failure of a block once, after the retry budget or a permanent answer. */
@@ -111,7 +113,7 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
 function unavailable(last: string, block: BlockContext, cause: unknown): BridgeError {
   return new PurviewError(
     'BRG_ERR_PURVIEW_UNAVAILABLE',
-    `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.`,
+    `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again${block.refused ? ' (Purview took none of them)' : ' and flagged possibly duplicated'}.`,
     { cause, status: cause instanceof UploadStatusError ? cause.status : 0, blockIndex: block.index, attempts: block.attempts },
   );
 }

@@ -75,10 +75,11 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch(async (error: unknown) => {
-    if (!state.possiblyDuplicated && isDefiniteRefusal(error)) ctx.ledger.markRefused(block.claim.id);
+    const refused = !state.possiblyDuplicated && isDefiniteRefusal(error);
+    if (refused) ctx.ledger.markRefused(block.claim.id);
     // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
     const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
-    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts, ...(said === undefined ? {} : { said }) });
+    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts, refused, ...(said === undefined ? {} : { said }) });
   });
   ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
   const ms = ctx.clock.now() - started;

@@ -181,6 +181,19 @@ describe('transient faults on the first block', () => {
   });
 });
 
+describe('the retry budget spent on 429s', () => {
+  it("says the block's rows are sent again unflagged: Purview answered every attempt and took none of them", async () => {
+    const run = await prepare(25);
+    emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status' as const, status: 429, retryAfter: '1' })));
+    const error = await rejectionOf(pushRowFile(run.options));
+    expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+    expect(error.message).toMatch(
+      /after 4 attempt\(s\); last: HTTP 429 Too Many Requests\. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again \(Purview took none of them\)\.$/,
+    );
+    expect(emu.ingest.accepted(run.app.jobId)).toEqual([]);
+  });
+});
+
 describe('permanent answers', () => {
   it('403 for a job of another app: typed error saying what to fix, nothing acknowledged, no retry', async () => {
     const run = await prepare(25);
