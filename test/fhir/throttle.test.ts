@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { createFhirClient } from '../../src/fhir/index.js';
+import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
 import { RevocableTokens } from './support.js';
 
@@ -43,18 +44,24 @@ async function startThrottlingServer(): Promise<{ baseUrl: string; arrivals: num
   return { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/R4`, arrivals, throttledAt: () => throttledAt };
 }
 
+/** Three requests at a time, no rate limit of its own, jitter fixed at half. */
+function client(baseUrl: string, retry?: RetryOptions) {
+  return createFhirClient({
+    baseUrl,
+    tokenSource: new RevocableTokens(),
+    clock: systemClock,
+    logger: silentLogger(),
+    concurrency: 3,
+    requestsPerSecond: 1_000,
+    random: () => 0.5,
+    ...(retry ? { retry } : {}),
+  });
+}
+
 describe('origin-wide hold after Retry-After', () => {
   it("starts no request to the origin until the 429's Retry-After has passed; requests already in flight finish", async () => {
     const { baseUrl, arrivals, throttledAt } = await startThrottlingServer();
-    const fhir = createFhirClient({
-      baseUrl,
-      tokenSource: new RevocableTokens(),
-      clock: systemClock,
-      logger: silentLogger(),
-      concurrency: 3,
-      requestsPerSecond: 1_000,
-      random: () => 0.5,
-    });
+    const fhir = client(baseUrl);
 
     const searches = Array.from({ length: 8 }, async (_, i) => {
       for await (const page of fhir.searchPages('Patient', { _id: `p-${i}` })) expect(page.resourceType).toBe('Bundle');
@@ -73,16 +80,7 @@ describe('origin-wide hold after Retry-After', () => {
 
   it('holds the origin as long as the retry waits: a Retry-After above maxDelayMs that fits the budget is obeyed in full by both', async () => {
     const { baseUrl, arrivals, throttledAt } = await startThrottlingServer();
-    const fhir = createFhirClient({
-      baseUrl,
-      tokenSource: new RevocableTokens(),
-      clock: systemClock,
-      logger: silentLogger(),
-      concurrency: 3,
-      requestsPerSecond: 1_000,
-      random: () => 0.5,
-      retry: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 10, maxDelayMs: 300 },
-    });
+    const fhir = client(baseUrl, { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 10, maxDelayMs: 300 });
     await Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
         for await (const page of fhir.searchPages('Patient', { _id: `p-${i}` })) expect(page.resourceType).toBe('Bundle');
