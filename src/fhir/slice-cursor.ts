@@ -114,6 +114,11 @@ export class SliceCursor {
     return { expected: this.walk.expected ?? 0, received: this.walk.distinct };
   }
 
+  /** How many events a search re-issued now reads again at its first instant (accept() leaves them out of `served`). */
+  rereadable(): number {
+    return this.walk.idsAtLast.size;
+  }
+
   /** Where the walk's next search starts: the last instant it was served (inclusive: `ge`), or the slice's start. */
   resumeFrom(): number {
     return Math.max(this.slice.since, this.walk.lastMs);

@@ -106,6 +106,10 @@ async function* pullSlice(
     const servedBefore = cursor.served;
     const yieldedBefore = cursor.yielded;
     walkGuard.newSearch();
+    // A re-issued search reads its first instant's events again, and accept() leaves them out of `served`: pages of only
+    // those are the resume catching up, not empty pages of a loop, as long as there are no more than that instant held.
+    const rereadable = cursor.rereadable();
+    let reread = 0;
     try {
       let page = 0;
       for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, cursor.resumeFrom(), slice.until), signal)) {
@@ -121,7 +125,10 @@ async function* pullSlice(
           cursor.expectFromWalk(bundle.total);
         }
         refuseIncompletePage(bundle);
-        const { served, fresh } = cursor.accept(resourcesOf<AuditEvent>(bundle, 'AuditEvent'));
+        const events = resourcesOf<AuditEvent>(bundle, 'AuditEvent');
+        const { served, fresh } = cursor.accept(events);
+        reread += events.length - served.length;
+        if (served.length === 0 && events.length > 0 && reread <= rereadable) continue;
         // The first walk drops a page the pull has read before; a walk from the start keeps its new events.
         const repeat = walkGuard.isRepeat(
           served.map((event) => event.id),

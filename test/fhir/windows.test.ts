@@ -67,6 +67,23 @@ describe('4113 recovery at a shared instant', () => {
     expect(searches[2]?.has('_offset')).toBe(false);
   });
 
+  it('resumes after a 4113 deep into one busy instant: the pages that only read that instant again are no paging loop', async () => {
+    const busy = Array.from(
+      { length: 40 },
+      (_, i): AuditEvent => ({ ...(EVENTS[0] as AuditEvent), id: `busy-${i}`, recorded: isoAt(3), meta: { lastUpdated: isoAt(3) } }),
+    );
+    const { server, pull } = await start(undefined, [
+      ...busy,
+      { ...(EVENTS[0] as AuditEvent), id: 'after', recorded: isoAt(4), meta: { lastUpdated: isoAt(4) } },
+    ]);
+    // Page 21 of 2: 31 events of minute 3 were yielded; the re-issued search reads them again, 15 pages of nothing new.
+    server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=40(&|$)/ });
+    const ids = (await collect(pull(2))).flat().map((event) => event.id);
+    expect(ids).toHaveLength(50);
+    expect(new Set(ids).size).toBe(50);
+    expect(ids.at(-1)).toBe('after');
+  });
+
   it("resumes at the right instant when the server writes times without an offset, whatever this machine's zone", async () => {
     // FHIR instants carry an offset; a server that leaves it out means UTC (src/fhir/instant.ts). Read in the machine's
     // own zone, the resume point would move by the zone's offset and skip (or repeat) that many hours of the slice.
