@@ -114,9 +114,10 @@ export interface DeliveryLedger {
   /** Purview answered 2xx for the block (recorded whoever holds the lease now: it is what Purview has). */
   markAcked(blockId: number, possiblyDuplicated: boolean): void;
   /**
-   * Purview definitely refused the block: its last attempt got an HTTP answer saying it was not processed (a 4xx) and
-   * no attempt's outcome is unknown. Its rows count as never sent, so their next block is not flagged possibly
-   * duplicated. A crash before this call leaves the block attempted, and the rows flagged: never the other way round.
+   * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
+   * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as never
+   * sent, so their next block is not flagged possibly duplicated. A crash before this call leaves the block attempted,
+   * and the rows flagged: never the other way round.
    */
   markRefused(blockId: number): void;
   /**

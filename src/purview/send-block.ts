@@ -75,7 +75,7 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch(async (error: unknown) => {
-    const refused = !state.possiblyDuplicated && isDefiniteRefusal(error);
+    const refused = !state.possiblyDuplicated && isKnownUnreceived(error);
     if (refused) ctx.ledger.markRefused(block.claim.id);
     // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
     const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
@@ -90,11 +90,14 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
 }
 
 /**
- * The last answer says the block was not processed: a 4xx (a refusal, a 401 twice, a 429 or 408 whose retries ran out).
- * With no earlier attempt of unknown outcome (the caller checks), Purview does not have it.
+ * The last attempt's outcome is known: Purview answered (a 4xx refusal, a 401 twice, a 429 or 408 whose retries ran
+ * out, a 5xx before the body went out whole), or the connection failed before the body went out whole (refused,
+ * unresolvable, a TLS failure). An answer or a failure after the whole body already made the block's outcome unknown
+ * (state.possiblyDuplicated); with none such (the caller checks), Purview does not have it. An abort or any other error
+ * says nothing of what Purview got.
  */
-function isDefiniteRefusal(error: unknown): boolean {
-  return error instanceof UploadStatusError && error.status >= 400 && error.status < 500;
+function isKnownUnreceived(error: unknown): boolean {
+  return (error instanceof UploadStatusError && error.status >= 400) || (error instanceof UploadNetworkError && !error.bodySent);
 }
 
 async function attemptBlock(

@@ -369,6 +369,24 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('a block whose connection was refused before its body went out is sent again unflagged: Purview cannot hold it', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const d = deps(stateDir, fakeSource([event('refused-1', '2026-11-12T10:00:00Z')], [patient, practitioner], []), undefined, job);
+    // Nothing listens on port 1: ECONNREFUSED, every attempt, before a byte of the block.
+    const unreachable = {
+      ...d,
+      purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
+    };
+    const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+    expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+    const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
+    expect(resumed?.counts).toMatchObject({ rowsAcked: 1, possiblyDuplicated: 0, rowsPossiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    d.store.close();
+  });
+
   it('a dry run killed while it pulled hides no older unfinished backfill: the next real run closes it and finishes the backfill', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
