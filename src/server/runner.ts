@@ -61,7 +61,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
         reportId = resolve;
         reportFailure = reject;
       });
-      const run = { connector, trigger: options.trigger, window: Boolean(options.since || options.until), recorded: false };
+      const run: StartedState = { connector, trigger: options.trigger, window: Boolean(options.since || options.until), recorded: false, answered: false };
       const request: SyncRequest = {
         trigger: options.trigger,
         signal: abort.signal,
@@ -69,6 +69,12 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
         onRunId: (id, resumed) => {
           run.recorded = true;
           reportId({ runId: id, resumed: resumed === true });
+        },
+        // The push resumed first is done (its record says so): this start's own run may still fail before it has one,
+        // and its caller already has the resumed run's id.
+        onResumedComplete: () => {
+          run.recorded = false;
+          run.answered = true;
         },
         ...(options.since ? { since: options.since } : {}),
         ...(options.until ? { until: options.until } : {}),
@@ -107,13 +113,19 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
   };
 }
 
+interface StartedState {
+  readonly connector: string;
+  readonly trigger: RunTrigger;
+  /** The start asked for a window (since/until): a refusal of it before any run is its caller's 400. */
+  readonly window: boolean;
+  /** This start's own run has its record (the pipeline stores its failure there). */
+  recorded: boolean;
+  /** The caller has its answer (a run id, maybe of an unfinished run resumed first): a failure can no longer reach it. */
+  answered: boolean;
+}
+
 /** How a run that ended in an error is told: always in the log, and to the hooks when it left no run record. */
-function reportEnd(
-  error: unknown,
-  run: { connector: string; trigger: RunTrigger; window: boolean; recorded: boolean },
-  logger: Logger,
-  hooks: RunnerHooks,
-): void {
+function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: RunnerHooks): void {
   const typed = toBridgeError(error);
   const { connector, trigger } = run;
   // A BridgeError's message names keys, files and codes, never PHI or secrets: the line says what to fix. An untyped
@@ -131,6 +143,7 @@ function reportEnd(
     logger.warn(fields, 'sync stopped before it started');
   } else {
     logger.error(fields, 'sync failed before it started');
-    if (!run.window) hooks.onStartFailure?.(connector, typed);
+    // A refused window is its caller's 400, unless the caller was already answered with the push resumed first.
+    if (!run.window || run.answered) hooks.onStartFailure?.(connector, typed);
   }
 }

@@ -94,6 +94,8 @@ export interface SyncRequest {
    * resumes first, when there is one (`resumed` true), then its own (a caller may keep only the first).
    */
   readonly onRunId?: (runId: string, resumed?: boolean) => void;
+  /** Called once the unfinished run resumed first completed: until onRunId names its own run, a failure has no record. */
+  readonly onResumedComplete?: (runId: string) => void;
 }
 
 export interface SyncSummary {
@@ -150,6 +152,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     // id it hears of, and a bad --since/--until must be its 400, not a log line after a 202.
     if (request.since !== undefined || request.until !== undefined) plannedWindow(deps, stops);
     const resumed = await resumeUnfinished(deps, stops);
+    if (resumed) request.onResumedComplete?.(resumed.runId);
     throwIfStopped(stopSignal);
     return await runWindow(deps, stops, resumed);
   } finally {

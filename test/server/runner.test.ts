@@ -121,4 +121,36 @@ describe('sync runner', () => {
     }, silentLogger());
     expect(await runner.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' })).toEqual({ runId: 'unfinished-run', resumed: true });
   });
+
+  it('reports a start failure when its own run is refused after the push it resumed first: the caller already has its 202', async () => {
+    const { logger, lines } = captureLogger();
+    const failures: Array<[string, string]> = [];
+    const refused = new BridgeError('BRG_ERR_INPUT_INVALID', 'The window starts before what the delivery ledger remembers.');
+    const runner = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        request.onResumedComplete?.('unfinished-run');
+        throw refused;
+      },
+      logger,
+      { onStartFailure: (connector, error) => failures.push([connector, error.code]) },
+    );
+    expect(await runner.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' })).toEqual({ runId: 'unfinished-run', resumed: true });
+    await settle();
+    expect(failures).toEqual([['main', 'BRG_ERR_INPUT_INVALID']]);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 50, msg: 'sync failed before it started', code: 'BRG_ERR_INPUT_INVALID' }));
+
+    // The resumed push itself failing is no start failure: the resumed run's record has it.
+    const resumedFails = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+      },
+      logger,
+      { onStartFailure: (connector, error) => failures.push([connector, error.code]) },
+    );
+    expect(await resumedFails.start('main', { trigger: 'schedule' })).toEqual({ runId: 'unfinished-run', resumed: true });
+    await settle();
+    expect(failures).toHaveLength(1);
+  });
 });

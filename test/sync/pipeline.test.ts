@@ -403,8 +403,15 @@ describe('runSync with a fake source', () => {
     const started = new Date(Date.parse(backfill?.startedAt ?? '') + 1000).toISOString();
     const { spoolPath: _spool, rejectsPath: _rejects, ...record } = backfill as RunRecord;
     d.store.createRun({ ...record, id: 'dry-killed', state: 'running', backfill: false, dryRun: true, startedAt: started });
-    const next = await runSync(d, { trigger: 'cli', until: '2026-11-01T12:00:00Z' });
+    const heard: string[] = [];
+    const next = await runSync(d, {
+      trigger: 'cli',
+      until: '2026-11-01T12:00:00Z',
+      onRunId: (id, resumed) => heard.push(`${resumed ? 'resumed' : 'own'} ${id}`),
+      onResumedComplete: (id) => heard.push(`complete ${id}`),
+    });
     expect(next.resumed?.runId).toBe(backfill?.id);
+    expect(heard).toEqual([`resumed ${backfill?.id}`, `complete ${backfill?.id}`, `own ${next.runId}`]);
     expect(d.store.getRun('dry-killed')).toMatchObject({
       state: 'failed',
       error: { message: 'A dry run interrupted before it finished; nothing of it was pushed.' },
