@@ -172,7 +172,13 @@ function splitSlice(slice: Slice, total: number | undefined, max: number): Slice
   if (total === undefined || total <= max || span < 2 * MIN_SLICE_MS) return undefined;
   const stalled = slice.splitFrom !== undefined && total >= slice.splitFrom;
   const count = Math.min(Math.floor(span / MIN_SLICE_MS), stalled ? 2 : Math.max(2, Math.ceil(total / max)));
-  const edges = Array.from({ length: count + 1 }, (_, i) => slice.since + Math.floor((span * i) / count));
+  // Inner edges on whole seconds: an event recorded to the second is the range of that second in FHIR search, so an
+  // edge inside it (10:00:03.333) would put it in both parts. The edges are MIN_SLICE_MS apart or more, so flooring
+  // keeps them in order and inside the slice (only the first part may end up shorter than a second).
+  const edges = Array.from({ length: count + 1 }, (_, i) => {
+    const edge = slice.since + Math.floor((span * i) / count);
+    return i === 0 || i === count ? edge : Math.floor(edge / MIN_SLICE_MS) * MIN_SLICE_MS;
+  });
   const parts = edges.slice(1).map((until, i) => ({ since: edges[i] ?? slice.since, until }));
   return parts.map((part, i) => ({ ...part, splitFrom: total, neighbour: parts[i === parts.length - 1 ? i - 1 : i + 1] ?? part }));
 }

@@ -192,6 +192,37 @@ describe('a Bundle.total that does not count the slice', () => {
   });
 });
 
+describe('split points', () => {
+  it('fall on whole seconds: an event recorded to the second (a range, in FHIR search) is in one part, yielded once', async () => {
+    // Ten seconds, three events each, written to the second: the window split in three at 10:00:03.333 would put the
+    // events of second 3 in both parts of a server that matches by range.
+    const seconds = Array.from({ length: 30 }, (_, i): AuditEvent => {
+      const at = `2026-01-01T10:00:0${Math.floor(i / 3)}Z`;
+      return { ...(EVENTS[0] as AuditEvent), id: `s-${i}`, recorded: at, meta: { lastUpdated: at } };
+    });
+    const backend = await createMemoryBackend();
+    await backend.load(seconds);
+    const tokens = new RevocableTokens();
+    server = await startFhirServer({ backend, verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
+    const client = createFhirClient({
+      baseUrl: server.baseUrl,
+      tokenSource: tokens,
+      clock: new InstantClock(),
+      logger: silentLogger(),
+      requestsPerSecond: 1_000,
+    });
+    const window = { since: '2026-01-01T10:00:00.000Z', until: '2026-01-01T10:00:10.000Z' };
+    const ids = (await collect(pullAuditEvents(client, window, { pageSize: 50, maxResultsPerSlice: 12 }))).flat().map((event) => event.id);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+    const edges = server.requests
+      .filter((request) => request.path.endsWith('/AuditEvent'))
+      .flatMap((request) => new URLSearchParams(request.query).getAll('date'))
+      .map((value) => value.slice(2));
+    for (const edge of edges) expect(edge).toMatch(/:\d\d\.000Z$/);
+  });
+});
+
 describe('Epic 4113 among other outcome codes', () => {
   it('is a search-session expiry whichever of the outcome codes it is', () => {
     const expired = (codes: string[]) =>
