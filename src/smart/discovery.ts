@@ -7,7 +7,7 @@
  * See: https://build.fhir.org/ig/HL7/smart-app-launch/conformance.html and docs/epic-smart.md §5.
  */
 import { BridgeError, isAbortError } from '../errors.js';
-import { RETRYABLE_STATUSES } from '../http.js';
+import { parseRetryAfter, RETRYABLE_STATUSES } from '../http.js';
 import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 
 export interface DiscoveryOptions {
@@ -16,6 +16,8 @@ export interface DiscoveryOptions {
   /** Default: the global fetch. The composition root passes one bound to the connector's proxy and CA (src/net). */
   readonly fetch?: typeof fetch;
   readonly signal?: AbortSignal;
+  /** For a Retry-After given as an HTTP-date. Default Date.now. */
+  readonly now?: () => number;
 }
 
 const OAUTH_URIS = 'http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris';
@@ -26,6 +28,8 @@ interface Probe {
   /** Why the probe gave nothing, for the final error message. */
   readonly failure?: string;
   readonly transient: boolean;
+  /** The server's Retry-After on a transient failure (429, 503), in ms. */
+  readonly retryAfterMs?: number | undefined;
 }
 
 /** Finds the token URL of a FHIR server; BRG_ERR_SMART_DISCOVERY when neither source names one. */
@@ -44,8 +48,14 @@ export async function discoverTokenUrl(fhirBaseUrl: string, options: DiscoveryOp
     'BRG_ERR_SMART_DISCOVERY',
     `No token endpoint found for ${base}: ${smart.url} gave ${reasons[0]}; ${metadata.url} gave ${reasons[1]}. ` +
       'Check fhir.baseUrl, or set smart.tokenUrl explicitly.',
-    { details: { transient: smart.transient || metadata.transient } },
+    { details: { transient: smart.transient || metadata.transient, ...retryAfterOf(smart, metadata) } },
   );
+}
+
+/** The longer Retry-After the probes were given (a retry before it meets the same answer), as details. */
+function retryAfterOf(...probes: Probe[]): { retryAfterMs?: number } {
+  const waits = probes.flatMap((probe) => (probe.retryAfterMs === undefined ? [] : [probe.retryAfterMs]));
+  return waits.length === 0 ? {} : { retryAfterMs: Math.max(...waits) };
 }
 
 /**
@@ -134,7 +144,9 @@ async function getJson(url: string, accept: string, options: DiscoveryOptions): 
   }
   if (!response.ok) {
     await response.body?.cancel();
-    return { url, failure: `HTTP ${response.status}`, transient: RETRYABLE_STATUSES.has(response.status) };
+    const transient = RETRYABLE_STATUSES.has(response.status);
+    const retryAfterMs = transient ? parseRetryAfter(response.headers.get('retry-after'), (options.now ?? Date.now)()) : undefined;
+    return { url, failure: `HTTP ${response.status}`, transient, retryAfterMs };
   }
   try {
     return { url, body: await response.json(), transient: false };

@@ -216,8 +216,37 @@ export function tokenRetriesSpent(last: SmartAuthError, ctx: TokenErrorContext, 
 }
 
 /** No response at all: DNS, refused connection, TLS failure or the request timeout. */
+/** Node's codes for a server certificate this machine does not trust (or that does not name the host): no retry fixes it. */
+const UNTRUSTED_CERTIFICATE = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 export function tokenNetworkError(error: unknown, ctx: TokenErrorContext): SmartAuthError {
-  const reason = error instanceof Error ? (error.cause instanceof Error ? error.cause.message : error.message) : String(error);
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
+  const reason = error instanceof Error ? (cause ? cause.message : error.message) : String(error);
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  // fetch with redirect: 'error' (an assertion is never re-posted to wherever a redirect points).
+  if (reason === 'unexpected redirect') {
+    return new SmartAuthError(
+      'BRG_ERR_SMART_TOKEN',
+      `${ctx.tokenUrl} answered with a redirect; the bridge does not re-send its client assertion elsewhere. Set smart.tokenUrl to the token endpoint itself (the token_endpoint of the server's .well-known/smart-configuration).`,
+      { status: 0, transient: false, cause: error },
+    );
+  }
+  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+    return new SmartAuthError(
+      'BRG_ERR_SMART_TOKEN',
+      `${ctx.tokenUrl} presented a certificate this machine does not trust (${code}). Add the issuing CA to network.caFile (or the system store), or check that the URL names the host the certificate is for.`,
+      { status: 0, transient: false, cause: error },
+    );
+  }
   return new SmartAuthError(
     'BRG_ERR_SMART_TOKEN',
     `Cannot reach ${ctx.tokenUrl} (${reason.replace(/\s+/g, ' ')}). Check the URL, DNS, the proxy (network.proxy, HTTPS_PROXY, NO_PROXY) and TLS trust (network.caFile).`,

@@ -175,7 +175,8 @@ function classifyFailure(error: unknown): RetryVerdict {
     return error.retryAfterMs === undefined ? { retry: true, reason } : { retry: true, reason, retryAfterMs: error.retryAfterMs };
   }
   if (error instanceof BridgeError && error.code === 'BRG_ERR_SMART_DISCOVERY' && error.details['transient'] === true) {
-    return { retry: true, reason: 'discovery failed' };
+    const retryAfterMs = error.details['retryAfterMs'];
+    return typeof retryAfterMs === 'number' ? { retry: true, reason: 'discovery failed', retryAfterMs } : { retry: true, reason: 'discovery failed' };
   }
   return { retry: false };
 }
@@ -186,6 +187,7 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
   session.tokenUrl ??= await discoverTokenUrl(options.fhirBaseUrl, {
     clientId: options.clientId,
     fetch: doFetch,
+    now: () => options.clock.now(),
     signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
   });
   const tokenUrl = session.tokenUrl;

@@ -3,8 +3,11 @@
  * shortened. Epic's vocabulary (production/non-production ids, background users) only when the URLs are Epic's.
  * A non-JSON error body is quoted (cleaned, truncated) instead of dropped. Every message is one line.
  */
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
+import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { looksLikeEpic } from '../../src/smart/token-errors.js';
 import { InstantClock } from '../support/manual-clock.js';
@@ -106,6 +109,52 @@ describe('token error messages', () => {
     expect(error.message).not.toContain('12345678');
     expect(error.message).not.toContain('client_id=abc');
     expect(error.message).not.toContain('\n');
+  });
+
+  it('names a redirect of the token request, once: the assertion is never re-posted, and no retry changes the answer', async () => {
+    let requests = 0;
+    const error = await tokenFailure(
+      '/oauth/token',
+      (response) => {
+        requests += 1;
+        response.writeHead(302, { location: 'https://login.example.org/oauth/token' }).end();
+      },
+      'client-1',
+    );
+    expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
+    expect(error.message).toMatch(/\/oauth\/token answered with a redirect; the bridge does not re-send its client assertion elsewhere\. Set smart\.tokenUrl/);
+    expect(requests).toBe(1);
+  });
+
+  it('names a certificate this machine does not trust, once, pointing at network.caFile', async () => {
+    const certificate = await createSandboxCertificate();
+    let requests = 0;
+    const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_request, response) => {
+      requests += 1;
+      response.end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const key = await makeKey('ES384');
+      const tokens = createSmartTokenSource({
+        fhirBaseUrl: 'http://127.0.0.1:9/unused',
+        tokenUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`,
+        clientId: 'client-1',
+        scope: SCOPE,
+        key: key.signingKey,
+        clock: new InstantClock(),
+        logger: captureLogger().logger,
+      });
+      const error = (await tokens.getToken().catch((e: unknown) => e)) as BridgeError;
+      expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
+      expect(error.message).toMatch(
+        /presented a certificate this machine does not trust \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\. Add the issuing CA to network\.caFile/,
+      );
+      expect(requests).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('recognises Epic only by its URL shapes', () => {

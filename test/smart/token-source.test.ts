@@ -210,6 +210,33 @@ describe('transient failures', () => {
     ]);
   });
 
+  it("waits out discovery's Retry-After (a 503 from the FHIR server's smart-configuration) before it asks again", async () => {
+    let discoveries = 0;
+    const stub = await startStubServer((request, response) => {
+      if (request.url === '/fhir/.well-known/smart-configuration') {
+        discoveries += 1;
+        if (discoveries === 1) return sendJson(response, 503, {}, { 'retry-after': '9' });
+        return sendJson(response, 200, { token_endpoint: `${stub.origin}/token`, token_endpoint_auth_methods_supported: ['private_key_jwt'] });
+      }
+      if (request.url === '/fhir/metadata') return sendJson(response, 503, {}, { 'retry-after': '4' });
+      return sendJson(response, 200, { access_token: 'discovered', token_type: 'Bearer', expires_in: 3600, scope: SCOPE });
+    });
+    const instant = new InstantClock();
+    const tokens = createSmartTokenSource({
+      fhirBaseUrl: `${stub.origin}/fhir`,
+      clientId: 'bridge-np',
+      scope: SCOPE,
+      key: es.signingKey,
+      clock: instant,
+      logger: captureLogger().logger,
+    });
+    expect(await tokens.getToken()).toBe('discovered');
+    await stub.close();
+    expect(discoveries).toBe(2);
+    // The longer of the two probes' Retry-After: asking before it meets the same answer.
+    expect(instant.slept).toEqual([9_000]);
+  });
+
   it('retries a network failure, and maps unauthorized_client, invalid_grant and an unusable 200 to their codes', async () => {
     let calls = 0;
     const flaky: typeof fetch = async (input, init) => {
