@@ -239,7 +239,8 @@ it('resumes the downloads after kill -9 with another block size, past a second p
 });
 
 it("a file that ended early (fewer events than the manifest's count) fails the run without moving the watermark; a rerun with another block size, through faults on both sides, delivers every row once", async () => {
-  const x = await harness(76);
+  h = await startHarness({ data: { seed: 76, events: 150, patients: 30, practitioners: 6 }, flags: BULK });
+  const x = h;
   const bulk = x.sandbox.fhir.bulk;
   // Plain and framed by the connection's close: the body ends at a line end and only the manifest's count tells.
   Object.assign(bulk.settings, { resourcesPerFile: 100, gzip: false, shortFile: { type: 'AuditEvent', lines: 30 } });
