@@ -14,10 +14,12 @@ import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { normaliseBase } from '../reference-keys.js';
 import type { SyncWindow } from '../sync/window.js';
+import { clearBrokenExports, recordBrokenExport, refuseWhileBackingOff } from './bulk/broken-backoff.js';
 import {
   type CheckpointStore,
   type ExportRequest,
   type ExportScope,
+  loadCheckpoint,
   loadCovered,
   type ManifestFile,
   recordCovered,
@@ -241,6 +243,10 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       covered = undefined;
       unexported = 0;
       note = onNote;
+      // No new export while broken ones keep coming (an export in flight is still resumed).
+      if (loadCheckpoint(options.store) === undefined) {
+        refuseWhileBackingOff(options.store, http.options.clock.now(), window.explicitSince === true, window.dedupeBefore ?? window.since);
+      }
       const since = scopedSince(window);
       const request: ExportRequest = { ...scope, types: [...settings.types], ...(since !== undefined ? { since } : {}) };
       const progress = { events: 0 };
@@ -256,6 +262,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
               // for a new one (the same `_since`: nothing is skipped, and what Purview has is not sent twice).
               closeIndex();
               await job.abandon(checkpoint, signal);
+              recordBrokenExport(options.store, http.options.clock.now());
               throw new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${error.message} The export was given up; the next run requests a new one.`, {
                 status: error.status,
                 resourceType: 'export',
@@ -281,6 +288,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
             continue;
           }
           await job.finish(checkpoint, signal);
+          clearBrokenExports(options.store);
           // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
           recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope }, window.dedupeBefore);
           covered = checkpoint.manifest.transactionTime;

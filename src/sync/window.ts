@@ -18,6 +18,8 @@ export interface SyncWindow {
    * ago would be sent again unflagged.
    */
   readonly forgottenBefore?: string;
+  /** The run was given its start (--since, the HTTP trigger's since): asked for by someone, not the schedule's next window. */
+  readonly explicitSince?: true;
 }
 
 /**
@@ -56,6 +58,7 @@ export function computeWindow(
     since: new Date(since).toISOString(),
     until: new Date(until).toISOString(),
     ...(watermark ? { dedupeBefore: watermark } : {}),
+    ...(override.since ? { explicitSince: true as const } : {}),
   };
 }
 

@@ -22,6 +22,9 @@ describe('computeWindow', () => {
     const window = computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { since: '2026-10-01', until: '2026-10-02T00:00:00Z' });
     expect(window.since).toBe('2026-10-01T00:00:00.000Z');
     expect(window.until).toBe('2026-10-02T00:00:00.000Z');
+    // Asked for by someone, not the schedule's next window (a Bulk source's backoff lets it through).
+    expect(window.explicitSince).toBe(true);
+    expect(computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { until: '2026-11-23T11:00:00Z' }).explicitSince).toBeUndefined();
   });
 
   it('rejects an empty window and a malformed instant with the flag named', () => {

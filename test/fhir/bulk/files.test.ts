@@ -13,7 +13,7 @@ import { requestExportFile } from '../../../src/fhir/bulk/files.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
-import { type BulkFixture, eventTypes, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture, until } from './support.js';
+import { type BulkFixture, eventTypes, FIRST_RUN, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture, until } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
@@ -233,6 +233,38 @@ describe('downloads', () => {
     f.bulk.badLine = undefined;
     expect(ids(await f.source({ store, dir }).read())).toEqual(ids(f.data.events));
     expect(log().kickoffs.length).toBe(kickoffs + 2);
+  });
+
+  it('asks for no new export on every run while broken ones keep coming: from the second in a row it waits, 15 min and doubling; a run given its --since asks at once', async () => {
+    const store = new MemoryCheckpoints();
+    const dir = mkdtempSync(join(tmpdir(), 'bulk-backoff-'));
+    const clock = new InstantClock(START);
+    const run = async (window = FIRST_RUN): Promise<BridgeError> =>
+      (await f
+        .source({ store, dir, clock })
+        .read(window)
+        .catch((e: unknown) => e)) as BridgeError;
+    f.bulk.badLine = { type: 'AuditEvent', line: 3 };
+    const kickoffs = log().kickoffs.length;
+    // One broken export may be a hiccup: the next run asks again at once.
+    expect((await run()).message).toContain('The export was given up; the next run requests a new one.');
+    expect((await run()).message).toContain('The export was given up; the next run requests a new one.');
+    const waiting = await run();
+    expect(waiting.code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect(waiting.message).toMatch(
+      /^The last 2 exports were each given up for a broken file \(the runs that gave them up say which\); the next is requested after \S+, not on every run\. Once the EHR team has fixed it, run `bridge sync --since 2026-11-01T00:00:00\.000Z` to ask at once\.$/,
+    );
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    await clock.sleep(15 * 60_000);
+    expect((await run()).message).toContain('The export was given up');
+    await clock.sleep(20 * 60_000);
+    expect((await run()).message).toMatch(/^The last 3 exports were each given up/);
+    expect(log().kickoffs.length).toBe(kickoffs + 3);
+    // Fixed by the EHR team: a run given its start asks at once, and an export read whole ends the streak.
+    f.bulk.badLine = undefined;
+    expect(ids(await f.source({ store, dir, clock }).read({ ...FIRST_RUN, explicitSince: true }))).toEqual(ids(f.data.events));
+    expect(ids(await f.source({ store, dir, clock }).read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 5);
   });
 
   it("refuses a file that ended early at a line end (fewer resources than the manifest's count), gives the export up, and the next run reads all", async () => {
