@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
-import { type Config, type ConnectorConfig, fhirSettings, readSecret, smartSettings } from '../config/index.js';
+import { type Config, type ConnectorConfig, errnoOf, fhirSettings, readSecret, smartSettings } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../net/index.js';
@@ -51,7 +51,7 @@ export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.P
   if (p.certificate) {
     return {
       kind: 'certificate',
-      privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile'),
+      privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile', true),
       thumbprintSha256: p.certificate.thumbprintSha256,
     };
   }
@@ -90,10 +90,12 @@ export function buildPushTarget(context: CredentialContext & { readonly config?:
   return target;
 }
 
-function readFileOrFail(path: string, key: string): string {
+/** @param secret - the file holds a private key: its path is not echoed (the key itself may have been pasted there). */
+function readFileOrFail(path: string, key: string, secret = false): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (cause) {
+    if (secret) throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${key}: cannot read the file it names (${errnoOf(cause)}).`, { cause, details: { key } });
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `${key}: cannot read ${path}.`, { cause, details: { key, path } });
   }
 }

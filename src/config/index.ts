@@ -1,4 +1,4 @@
 export { CONFIG_PATH_ENV, ENV_PREFIX, type LoadConfigOptions, loadConfig, PROFILES, profileFlag, validateConfig } from './load.js';
 export { type Config, type ConfigInput, type ConnectorConfig, configSchema, connectorSchema, DEFAULT_SCOPE, type SecretRef } from './schema.js';
-export { readSecret } from './secrets.js';
+export { errnoOf, readSecret } from './secrets.js';
 export { type FhirSettings, fhirSettings, type SmartSettings, smartSettings } from './sections.js';

@@ -88,7 +88,12 @@ function readConfigFile(path: string): unknown {
     const where = pos ? `${path}:${pos.line}:${pos.col}` : path;
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Config file ${where} is not valid YAML/JSON: ${first.message.split('\n')[0]}`);
   }
-  return doc.toJS() ?? {};
+  try {
+    return doc.toJS() ?? {};
+  } catch (error) {
+    // An alias without its anchor, say: the message names the alias, which may be anything; the file is named instead.
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Config file ${path} is not valid YAML/JSON (${(error as Error).name}); check its anchors and aliases.`);
+  }
 }
 
 /**
@@ -101,14 +106,32 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
     const names = issue.keys.map((name) => `"${name}"`).join(', ');
     return `  - ${key}: unknown key(s) ${names} (values not shown); remove or rename them, see docs/configuration.md for the keys this section takes`;
   }
-  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path))}; expected ${issue.message}`;
+  const section = issue.code === 'invalid_type' && (issue.expected === 'object' || issue.expected === 'array');
+  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path), section)}; expected ${issue.message}`;
 }
 
-function shownValue(key: string, value: unknown): string {
-  if (/secret|token|password|proxy|credential|key(?!sDir)/i.test(key)) return '[not shown]';
+/** Longest text echoed in a validation message: a longer one is more likely pasted content (a key, an env file). */
+const MAX_SHOWN_TEXT = 64;
+
+/**
+ * @param section - a section (object or list) was expected: a text there may be anything pasted, the config file's
+ *   whole content included, so only its kind is said.
+ */
+function shownValue(key: string, value: unknown, section: boolean): string {
+  if (/secret|token|password|proxy|credential|certificate|key(?!sDir)/i.test(key) || key === '(root)') return kindOf(value);
   if (value === undefined) return 'nothing';
   if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'a list' : 'an object';
-  return JSON.stringify(value);
+  if (typeof value === 'string' && (section || value.length > MAX_SHOWN_TEXT || /[\r\n]/.test(value))) return kindOf(value);
+  // A URL's user:password@, were one there (refused, but quoted by the refusal).
+  return JSON.stringify(value).replace(/\/\/[^/@\s"]*@/g, '//…@');
+}
+
+/** What a value is, without it. */
+function kindOf(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (typeof value === 'string') return `a text of ${value.length} characters (not shown)`;
+  if (value !== null && typeof value === 'object') return Array.isArray(value) ? 'a list' : 'an object';
+  return `a ${value === null ? 'null' : typeof value} (not shown)`;
 }
 
 function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {

@@ -11,16 +11,43 @@ import { ENV_VAR_NAME } from './secrets.js';
 
 const DEFAULT_SCOPE = 'system/AuditEvent.read system/Patient.read system/Practitioner.read';
 
+/**
+ * A file path where a secret or private key is read from: one line, not a PEM block. A secret pasted where its path
+ * belongs is refused at load (and never echoed: the keys holding it are not shown in validation messages).
+ */
+const secretFilePath = () =>
+  z
+    .string()
+    .min(1)
+    .refine(
+      (path) => !/[\r\n]/.test(path) && !path.includes('-----BEGIN'),
+      'a file path (the secret or key itself never goes in the config; if it did, rotate it)',
+    );
+
 /** A secret is referenced, never inlined: `{ env: NAME }` or `{ file: path }`. */
 export const secretRef = z
   .union([
     z.object({ env: z.string().regex(ENV_VAR_NAME, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
-    z.object({ file: z.string().min(1) }).strict(),
+    z.object({ file: secretFilePath() }).strict(),
   ])
   .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');
 
 /** Endpoints are HTTPS (config/endpoints.ts), refused at load rather than at the first request; ftp://, file:// never. */
-const httpUrl = () => z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }).refine(isSecureOrLocal, { error: INSECURE_ENDPOINT });
+const httpUrl = () =>
+  z
+    .url({ protocol: /^https?$/, error: 'an http:// or https:// URL' })
+    .refine(isSecureOrLocal, { error: INSECURE_ENDPOINT })
+    // Credentials never ride in a URL: it is logged, shown by bridge doctor and quoted in errors (and fetch refuses it).
+    .refine((url) => !hasUserinfo(url), { error: 'a URL without user:password@ (credentials go in the secret settings, never in a URL)' });
+
+function hasUserinfo(url: string): boolean {
+  try {
+    const parsed = new URL(url);
+    return parsed.username !== '' || parsed.password !== '';
+  } catch {
+    return false;
+  }
+}
 
 function isTimeZone(zone: string): boolean {
   try {
@@ -144,7 +171,7 @@ const purviewSchema = z
     jobId: z.string().min(1).describe('Connector job id from the Purview portal.'),
     secret: secretRef.optional().describe('Client secret reference ({env} or {file}); or use certificate.'),
     certificate: z
-      .object({ keyFile: z.string().min(1), thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/) })
+      .object({ keyFile: secretFilePath(), thumbprintSha256: z.string().regex(/^[0-9a-fA-F]{64}$/) })
       .strict()
       .optional()
       .describe('Certificate credential: PEM private key file and SHA-256 thumbprint.'),
@@ -160,6 +187,10 @@ const purviewSchema = z
   .strict()
   .refine((p) => p.secret !== undefined || p.certificate !== undefined, {
     message: 'one of purview.secret or purview.certificate is required',
+  })
+  // Both would leave one silently unused (an env override of the secret that does nothing).
+  .refine((p) => p.secret === undefined || p.certificate === undefined, {
+    message: 'purview.secret or purview.certificate, not both; remove the one this app does not use',
   });
 
 const scheduleSchema = z

@@ -23,12 +23,25 @@ export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string)
     }
     return value;
   }
+  let value: string;
   try {
-    return readFileSync(ref.file, 'utf8').trim();
+    value = readFileSync(ref.file, 'utf8').trim();
   } catch (cause) {
-    throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', `${what}: cannot read secret file ${ref.file}.`, {
-      cause,
-      details: { file: ref.file },
-    });
+    // The reference is not echoed: pasted where its path belongs, it is the secret itself.
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_SECRET_MISSING',
+      `${what}: cannot read the secret file its \`file\` names (${errnoOf(cause)}). Check the path and that this user may read it.`,
+      {
+        cause,
+      },
+    );
   }
+  if (value === '') throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', `${what}: the secret file its \`file\` names is empty.`);
+  return value;
+}
+
+/** A file error's code (ENOENT, EACCES…), never its message: Node's message quotes the path. */
+export function errnoOf(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' ? code : 'unreadable';
 }

@@ -6,7 +6,7 @@
  * See: https://fhir.epic.com/Documentation?docId=oauth2 ("Key rotation")
  */
 import { createPrivateKey, createPublicKey, generateKeyPair, type JsonWebKey, type KeyObject } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { CryptoKey } from 'jose';
 import { BridgeError } from '../errors.js';
@@ -83,10 +83,19 @@ export interface GenerateKeyOptions {
   readonly force?: boolean;
 }
 
+/**
+ * The keys directory, created 0700, or made so: mkdir's mode applies only to a directory it creates, and one made
+ * beforehand (the repository's own keys/, a mount) lets every user list the key files.
+ */
+export async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  if (process.platform !== 'win32') await chmod(dir, 0o700);
+}
+
 /** Creates the first key of a directory (kid = RFC 7638 thumbprint); refuses to replace an existing set without `force`. */
 export async function generateKey(dir: string, alg: SigningAlg, options: GenerateKeyOptions = {}): Promise<{ kid: string }> {
   assertAlg(alg);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await privateDir(dir);
   return withKeysLock(dir, () => generateKeyUnlocked(dir, alg, options));
 }
 

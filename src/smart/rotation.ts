@@ -26,7 +26,7 @@ import {
   writePrivateKey,
   writePublishedSet,
 } from './key-files.js';
-import { assertAlg, newKeyMaterial, nextRecordOrUndefined, promote, requirePublishedSet } from './keys.js';
+import { assertAlg, newKeyMaterial, nextRecordOrUndefined, privateDir, promote, requirePublishedSet } from './keys.js';
 import { withKeysLock } from './keys-lock.js';
 
 /** `server.jwksMaxAgeSec`'s default: how long a cache may keep the served JWK Set. */
@@ -69,6 +69,8 @@ async function rotateKeyUnlocked(
     );
   }
   const keys = requirePublishedSet(dir);
+  // A directory made by an older bridge, or beforehand, may let every user list the keys.
+  await privateDir(dir);
   const material = await newKeyMaterial(alg);
   const nowMs = options.nowMs ?? Date.now();
   const activeFromMs = nowMs + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);

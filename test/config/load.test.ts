@@ -63,8 +63,75 @@ describe('loadConfig', () => {
     const bad = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown> }> };
     (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';
     const error = errorOf(() => loadConfig({ base: bad, env: {} }));
-    expect(error.message).toContain('connectors.0.purview.secret: got [not shown]');
+    expect(error.message).toContain('connectors.0.purview.secret: got a text of 20 characters (not shown)');
     expect(error.message).not.toContain('hunter2');
+  });
+
+  it('never echoes pasted content: a text where a section belongs, the whole file at the root, a PEM, a long or multi-line text', () => {
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDD\n-----END PRIVATE KEY-----\n';
+    const purview = minimal.connectors[0]?.purview;
+    const cases: Array<[unknown, string]> = [
+      [{ connectors: [{ ...minimal.connectors[0], purview: 'S3cretValue' }] }, 'connectors.0.purview: got a text of 11 characters (not shown)'],
+      [
+        { connectors: [{ ...minimal.connectors[0], purview: { ...purview, secret: undefined, certificate: pem } }] },
+        'connectors.0.purview.certificate: got a text of',
+      ],
+      [{ connectors: [{ ...minimal.connectors[0], purview: { ...purview, cloud: pem } }] }, 'connectors.0.purview.cloud: got a text of'],
+    ];
+    for (const [base, shown] of cases) {
+      const message = errorOf(() => loadConfig({ base: base as never, env: {} })).message;
+      expect(message).toContain(shown);
+      expect(message).not.toContain('S3cretValue');
+      expect(message).not.toContain('MIG2');
+    }
+    // An env file given as the config: its text lands at the root.
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    const path = join(dir, 'bridge.env');
+    writeFileSync(path, 'PURVIEW_APP_SECRET=S3cretValue BRIDGE_API_TOKENS=tok\n');
+    const root = errorOf(() => loadConfig({ path, env: {} })).message;
+    expect(root).toContain('(root): got a text of');
+    expect(root).not.toContain('S3cretValue');
+  });
+
+  it('refuses a secret or key pasted where its file path belongs, credentials in an endpoint URL, and both purview credentials', () => {
+    const purview = minimal.connectors[0]?.purview;
+    const withPurview = (over: Record<string, unknown>) => ({ connectors: [{ ...minimal.connectors[0], purview: { ...purview, ...over } }] }) as never;
+    const pem = '-----BEGIN PRIVATE KEY-----\nMIG2AgEAMBAGByqGSM49\n-----END PRIVATE KEY-----';
+    const file = errorOf(() => loadConfig({ base: withPurview({ secret: { file: pem } }), env: {} })).message;
+    expect(file).toContain('connectors.0.purview.secret');
+    expect(file).not.toContain('MIG2');
+    const keyFile = errorOf(() =>
+      loadConfig({ base: withPurview({ secret: undefined, certificate: { keyFile: pem, thumbprintSha256: 'a'.repeat(64) } }), env: {} }),
+    ).message;
+    expect(keyFile).toContain('connectors.0.purview.certificate.keyFile: got a text of');
+    expect(keyFile).toContain('expected a file path (the secret or key itself never goes in the config; if it did, rotate it)');
+    expect(keyFile).not.toContain('MIG2');
+    const both = errorOf(() =>
+      loadConfig({ base: withPurview({ certificate: { keyFile: '/run/secrets/key.pem', thumbprintSha256: 'a'.repeat(64) } }), env: {} }),
+    );
+    expect(both.message).toContain('purview.secret or purview.certificate, not both');
+    const url = errorOf(() =>
+      loadConfig({
+        base: {
+          connectors: [{ ...minimal.connectors[0], fhir: { ...minimal.connectors[0]?.fhir, baseUrl: 'https://user:S3CRETPW@ehr.example.org/fhir' } }],
+        } as never,
+        env: {},
+      }),
+    ).message;
+    expect(url).toContain('connectors.0.fhir.baseUrl: got "https://…@ehr.example.org/fhir"; expected a URL without user:password@');
+    expect(url).not.toContain('S3CRETPW');
+  });
+
+  it('names no secret file path it cannot read (the secret itself may be there), and takes an empty one for a missing secret', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-secret-'));
+    const missing = errorOf(() => readSecret({ file: 'Sup3rS3cretValue~abc' }, {}, 'purview.secret'));
+    expect(missing.code).toBe('BRG_ERR_CONFIG_SECRET_MISSING');
+    expect(missing.message).toBe('purview.secret: cannot read the secret file its `file` names (ENOENT). Check the path and that this user may read it.');
+    expect(JSON.stringify(missing.details)).not.toContain('Sup3r');
+    const empty = join(dir, 'empty');
+    writeFileSync(empty, '\n');
+    const blank = errorOf(() => readSecret({ file: empty }, {}, 'purview.secret'));
+    expect([blank.code, blank.message]).toEqual(['BRG_ERR_CONFIG_SECRET_MISSING', 'purview.secret: the secret file its `file` names is empty.']);
   });
 
   it('reports YAML syntax errors with file, line and column', () => {
@@ -155,7 +222,7 @@ describe('errors that say what, never a secret', () => {
       // (A key named like a secret, tokenUrl, does not show its value.)
       expect(errorOf(() => loadConfig({ base: overHttp(section, key, 'http://ehr.example.org/x'), env: {} })).message).toMatch(
         new RegExp(
-          `connectors\\.0\\.${section}\\.${key}: got ("http://ehr\\.example\\.org/x"|\\[not shown\\]); expected an https:// URL: plain http only to this machine`,
+          `connectors\\.0\\.${section}\\.${key}: got ("http://ehr\\.example\\.org/x"|a text of 24 characters \\(not shown\\)); expected an https:// URL: plain http only to this machine`,
         ),
       );
       for (const local of ['http://127.0.0.1:8080/x', 'http://localhost:8080/x', 'http://[::1]:8080/x', 'https://ehr.example.org/x']) {

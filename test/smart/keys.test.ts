@@ -65,6 +65,16 @@ describe('generateKey', () => {
     expect(describeKeys(dir)).toEqual({ activeKid: second, keys: [{ kid: second, alg: 'RS384' }] });
   });
 
+  it('makes a keys directory that existed beforehand (the repository keys/, 0755) private, at generate and at rotate', async () => {
+    const dir = tempDir();
+    chmodSync(dir, 0o755);
+    await generateKey(dir, 'ES384');
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    chmodSync(dir, 0o755);
+    await rotateKey(dir, 'ES384', { waitMs: 0 });
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+  });
+
   it('rejects an unknown alg', async () => {
     expect((await rejectionOf(generateKey(tempDir(), 'HS256' as never))).message).toBe('Expected alg RS384 or ES384, got "HS256".');
   });
