@@ -77,15 +77,15 @@ export function backoffDelay(attempt: number, options: RetryOptions, random: () 
   return Math.floor(random() * ceiling);
 }
 
-/**
- * Runs `attempt` until it succeeds, the classifier says stop, or the budget is spent; the last error is rethrown
- * as is, so callers keep their typed errors.
- */
 /** How long a server's Retry-After is waited: in full when it fits what is left of maxTotalMs, else up to maxDelayMs. */
 export function obeyedRetryAfter(retryAfterMs: number, elapsedMs: number, options: RetryOptions): number {
   return elapsedMs + retryAfterMs <= options.maxTotalMs ? retryAfterMs : Math.min(options.maxDelayMs, retryAfterMs);
 }
 
+/**
+ * Runs `attempt` until it succeeds, the classifier says stop, or the budget is spent; the last error is rethrown
+ * as is, so callers keep their typed errors.
+ */
 export async function withRetry<T>(
   attempt: (attemptNumber: number) => Promise<T>,
   classify: (error: unknown) => RetryVerdict,

@@ -23,6 +23,7 @@ import {
   loadCovered,
   type ManifestFile,
   recordCovered,
+  sameRequest,
   sameScope,
   scopeAt,
 } from './bulk/checkpoint.js';
@@ -94,6 +95,11 @@ const LOOKUP_CHUNK = 1000;
 export function exportSince(window: SyncWindow, overlapMs: number): string | undefined {
   if (window.dedupeBefore === undefined) return undefined;
   return Date.parse(window.since) < Date.parse(window.dedupeBefore) - overlapMs ? window.since : window.dedupeBefore;
+}
+
+/** What `bridge sync --since` takes to ask for this window's export at once: the watermark, or the window's start. */
+function retryCommandSince(window: SyncWindow): string {
+  return window.dedupeBefore ?? window.since;
 }
 
 export function createBulkExportSource(options: BulkSourceOptions): BulkExportSource {
@@ -243,12 +249,13 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       covered = undefined;
       unexported = 0;
       note = onNote;
-      // No new export while broken ones keep coming (an export in flight is still resumed).
-      if (loadCheckpoint(options.store) === undefined) {
-        refuseWhileBackingOff(options.store, http.options.clock.now(), window.explicitSince === true, window.dedupeBefore ?? window.since);
-      }
       const since = scopedSince(window);
       const request: ExportRequest = { ...scope, types: [...settings.types], ...(since !== undefined ? { since } : {}) };
+      // No new export while broken ones keep coming; an export in flight for this same request is still resumed.
+      const inFlight = loadCheckpoint(options.store);
+      if (inFlight === undefined || !sameRequest(inFlight.request, request)) {
+        refuseWhileBackingOff(options.store, http.options.clock.now(), window.explicitSince === true, retryCommandSince(window));
+      }
       const progress = { events: 0 };
       try {
         for (let restarts = 0; ; restarts++) {
@@ -262,8 +269,12 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
               // for a new one (the same `_since`: nothing is skipped, and what Purview has is not sent twice).
               closeIndex();
               await job.abandon(checkpoint, signal);
-              recordBrokenExport(options.store, http.options.clock.now());
-              throw new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${error.message} The export was given up; the next run requests a new one.`, {
+              const next = recordBrokenExport(options.store, http.options.clock.now());
+              const then =
+                next === undefined
+                  ? 'the next run requests a new one.'
+                  : `the next export is requested after ${new Date(next.atMs).toISOString()} (the last ${next.count} in a row were broken), or at once by \`bridge sync --since ${retryCommandSince(window)}\`.`;
+              throw new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${error.message} The export was given up; ${then}`, {
                 status: error.status,
                 resourceType: 'export',
               });

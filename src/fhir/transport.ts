@@ -96,9 +96,11 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
   const { options } = context;
   const signal = anySignal(options.signal, callerSignal);
   let retries = 0;
+  // As withRetry counts its budget: the hold a throttled attempt sets matches the wait withRetry then chooses.
+  const startedMs = options.clock.now();
   try {
     const reply = await withRetry(
-      attemptWithReplay(context, label, call, signal),
+      attemptWithReplay(context, label, call, signal, startedMs),
       (error) => classify(error, options.clock),
       {
         clock: options.clock,
@@ -129,7 +131,7 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
  * token (RFC 6750 §3.1 invalid_token: expired or revoked mid-run). The replay is queued anew, never from inside a
  * running task, which would deadlock at concurrency 1.
  */
-function attemptWithReplay(context: TransportContext, label: RequestLabel, call: FhirCall, signal: AbortSignal | undefined) {
+function attemptWithReplay(context: TransportContext, label: RequestLabel, call: FhirCall, signal: AbortSignal | undefined, startedMs: number) {
   const { options, queue, stats } = context;
   const queued = signal ? { signal } : {};
   let replayedAfter401 = false;
@@ -152,7 +154,7 @@ function attemptWithReplay(context: TransportContext, label: RequestLabel, call:
       const error = normalizeAttemptError(thrown, options.maxResponseBytes);
       const failure = httpFailureOf(error);
       if (failure?.status === 401) rejectedToken = token;
-      if (failure) holdOrigin(context, failure, label);
+      if (failure) holdOrigin(context, failure, label, startedMs);
       throw error;
     }
   };
@@ -174,14 +176,14 @@ function attemptWithReplay(context: TransportContext, label: RequestLabel, call:
  * inside the hold): nothing else starts on this origin until it ends. Requests already in flight finish. As long as
  * the retry of the request it answered waits (obeyedRetryAfter), so a wild value cannot stall the run any longer.
  */
-function holdOrigin(context: TransportContext, failure: HttpFailure, label: RequestLabel): void {
+function holdOrigin(context: TransportContext, failure: HttpFailure, label: RequestLabel, startedMs: number): void {
   if (!THROTTLE_STATUSES.has(failure.status)) return;
   const { clock, retry, logger } = context.options;
   const now = clock.now();
   const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), now);
   if (retryAfterMs === undefined) return;
   // The request it answered waits that long before its retry (withRetry): every other one waits as long.
-  const until = now + obeyedRetryAfter(retryAfterMs, 0, retry);
+  const until = now + obeyedRetryAfter(retryAfterMs, now - startedMs, retry);
   if (until <= context.hold.until) return;
   context.hold.until = until;
   logger.warn({ status: failure.status, holdMs: until - now, resourceType: label.resourceType }, 'FHIR server asked to wait; holding every request to it');

@@ -56,7 +56,7 @@ export interface BlockContext {
    * judged without the block is quoted (purviewSaid).
    */
   readonly said?: string;
-  /** The ledger recorded the block refused (a final 4xx, none of its attempts' answers lost): resent unflagged. */
+  /** The ledger recorded that Purview cannot hold the block (send-block.ts isKnownUnreceived): resent unflagged. */
   readonly refused?: boolean;
 }
 

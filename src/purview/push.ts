@@ -125,9 +125,11 @@ function targetOf(options: PushOptions, source: string): DeliveryTarget {
 }
 
 function throwIfStopped(options: PushOptions, sent: number): void {
-  if (options.stopAfterBlock?.aborted) {
-    throw new BridgeError('BRG_ERR_ABORTED', `Stopped on request after ${sent} block(s); the next run sends what Purview has not acknowledged.`);
-  }
+  const stop = options.stopAfterBlock;
+  if (!stop?.aborted) return;
+  // Stopped for a reason of its own (the run's lease taken over, or not renewable): that reason, not "on request".
+  if (stop.reason instanceof BridgeError) throw stop.reason;
+  throw new BridgeError('BRG_ERR_ABORTED', `Stopped on request after ${sent} block(s); the next run sends what Purview has not acknowledged.`);
 }
 
 interface PushSession {

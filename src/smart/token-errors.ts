@@ -215,7 +215,6 @@ export function tokenRetriesSpent(last: SmartAuthError, ctx: TokenErrorContext, 
   );
 }
 
-/** No response at all: DNS, refused connection, TLS failure or the request timeout. */
 /** Node's codes for a server certificate this machine does not trust (or that does not name the host): no retry fixes it. */
 const UNTRUSTED_CERTIFICATE = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -223,11 +222,13 @@ const UNTRUSTED_CERTIFICATE = new Set([
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
 
+/**
+ * No response at all: DNS, refused connection, TLS failure or the request timeout. A redirect and an untrusted, expired
+ * or not yet valid certificate answer the same every time: named, and not retried.
+ */
 export function tokenNetworkError(error: unknown, ctx: TokenErrorContext): SmartAuthError {
   const cause = error instanceof Error && error.cause instanceof Error ? error.cause : undefined;
   const reason = error instanceof Error ? (cause ? cause.message : error.message) : String(error);
@@ -239,6 +240,17 @@ export function tokenNetworkError(error: unknown, ctx: TokenErrorContext): Smart
       `${ctx.tokenUrl} answered with a redirect; the bridge does not re-send its client assertion elsewhere. Set smart.tokenUrl to the token endpoint itself (the token_endpoint of the server's .well-known/smart-configuration).`,
       { status: 0, transient: false, cause: error },
     );
+  }
+  if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
+    const advice =
+      code === 'CERT_HAS_EXPIRED'
+        ? 'its certificate has expired: the EHR team must renew it'
+        : "its certificate is not valid yet: check this machine's clock (or the EHR team's certificate dates)";
+    return new SmartAuthError('BRG_ERR_SMART_TOKEN', `${ctx.tokenUrl} was refused over TLS (${code}): ${advice}.`, {
+      status: 0,
+      transient: false,
+      cause: error,
+    });
   }
   if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
     return new SmartAuthError(

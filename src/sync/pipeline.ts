@@ -144,9 +144,10 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     });
     // A dry run pushes nothing, so it leaves an unfinished push for the next real run (and says so).
     if (request.dryRunOut) {
-      const unfinished = deps.store.findUnfinishedRun(deps.connector);
+      // The newest the next real run finishes: past runs it would close (a dry run killed while it pulled).
+      const unfinished = deps.store.findUnfinishedRuns(deps.connector).find((run) => !run.dryRun && isResumable(run));
       const summary = await runWindow(deps, stops, undefined);
-      return unfinished && isResumable(unfinished) ? { ...summary, unfinishedRun: unfinished.id } : summary;
+      return unfinished ? { ...summary, unfinishedRun: unfinished.id } : summary;
     }
     // An explicit window is checked before an unfinished push is resumed: the HTTP trigger answers with the first run
     // id it hears of, and a bad --since/--until must be its 400, not a log line after a 202.

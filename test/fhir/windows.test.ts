@@ -76,7 +76,8 @@ describe('4113 recovery at a shared instant', () => {
       ...busy,
       { ...(EVENTS[0] as AuditEvent), id: 'after', recorded: isoAt(4), meta: { lastUpdated: isoAt(4) } },
     ]);
-    // Page 21 of 2: 31 events of minute 3 were yielded; the re-issued search reads them again, 15 pages of nothing new.
+    // Pages of 2; the 4113 comes at the 21st page (offset 40): 31 events of minute 3 were yielded, and the re-issued
+    // search reads them again, 15 pages of nothing new.
     server.faults.add({ action: { kind: 'search-expired' }, match: /\/AuditEvent\?.*_offset=40(&|$)/ });
     const ids = (await collect(pull(2))).flat().map((event) => event.id);
     expect(ids).toHaveLength(50);

@@ -5,8 +5,10 @@
  */
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
+import { fetchVia } from '../../src/net/index.js';
 import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { looksLikeEpic } from '../../src/smart/token-errors.js';
@@ -151,6 +153,30 @@ describe('token error messages', () => {
         /presented a certificate this machine does not trust \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\. Add the issuing CA to network\.caFile/,
       );
       expect(requests).toBe(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it('names an expired server certificate as such (no CA to add), once', async () => {
+    const certificate = await createSandboxCertificate({ validDays: 1, now: new Date(Date.now() - 10 * 86_400_000) });
+    const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_request, response) => response.end('{}'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const key = await makeKey('ES384');
+      const tokens = createSmartTokenSource({
+        fhirBaseUrl: 'http://127.0.0.1:9/unused',
+        tokenUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`,
+        clientId: 'client-1',
+        scope: SCOPE,
+        key: key.signingKey,
+        clock: new InstantClock(),
+        logger: captureLogger().logger,
+        fetch: fetchVia(new Agent({ connect: { ca: certificate.certPem } })),
+      });
+      const error = (await tokens.getToken().catch((e: unknown) => e)) as BridgeError;
+      expect(error.message).toMatch(/was refused over TLS \(CERT_HAS_EXPIRED\): its certificate has expired: the EHR team must renew it\.$/);
     } finally {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));

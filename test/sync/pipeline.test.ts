@@ -239,7 +239,10 @@ describe('runSync with a fake source', () => {
     store.close();
   });
 
-  it('a run whose lease another process took mid-push says so (exit 6), not "cancelled"; the run stays resumable', async () => {
+  it.each([
+    ['while a block is in flight', 'block_sent'],
+    ['between two blocks', 'block_acked'],
+  ] as const)('a run whose lease another process took mid-push (%s) says so (exit 6), not "cancelled"; the run stays resumable', async (_when, on) => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
     const events = ['10:00', '10:10', '10:20', '10:30'].map((t, i) => event(`lost-${i}`, `2026-11-05T${t}:00Z`));
@@ -257,8 +260,8 @@ describe('runSync with a fake source', () => {
       },
     };
     const other = openStateStore(stateDir, systemClock);
-    d.events.on('block_sent', (sent) => {
-      if (sent.index !== 1) return;
+    d.events.on(on, (block) => {
+      if (block.index !== (on === 'block_sent' ? 1 : 0)) return;
       const holder: LeaseHolder = { id: 'other', host: 'elsewhere', pid: 2, command: 'bridge sync', since: '2026-11-05T11:00:00Z' };
       other.acquireLease(connectorLeaseName('main'), holder, 60_000, () => true);
       beat?.();
@@ -403,6 +406,9 @@ describe('runSync with a fake source', () => {
     const started = new Date(Date.parse(backfill?.startedAt ?? '') + 1000).toISOString();
     const { spoolPath: _spool, rejectsPath: _rejects, ...record } = backfill as RunRecord;
     d.store.createRun({ ...record, id: 'dry-killed', state: 'running', backfill: false, dryRun: true, startedAt: started });
+    // A dry run now names the backfill the next real run finishes, past the killed one.
+    const dry = await runSync(d, { trigger: 'cli', until: '2026-11-01T12:00:00Z', dryRunOut: join(stateDir, 'dry.txt') });
+    expect(dry.unfinishedRun).toBe(backfill?.id);
     const heard: string[] = [];
     const next = await runSync(d, {
       trigger: 'cli',

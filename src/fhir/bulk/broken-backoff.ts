@@ -4,8 +4,9 @@
  * 15 minutes and doubling up to a day. A run given its own start (--since, the HTTP trigger's since) asks at once, for an
  * operator who knows the EHR fixed it; an export read to its end clears the streak.
  */
+
+import { FhirError } from '../fhir-error.js';
 import type { CheckpointStore } from './checkpoint.js';
-import { exportError } from './job.js';
 
 const PART = 'broken-exports';
 const FIRST_WAIT_MS = 15 * 60_000;
@@ -35,9 +36,12 @@ export function backoffMs(count: number): number {
   return count <= 1 ? 0 : Math.min(MAX_WAIT_MS, FIRST_WAIT_MS * 2 ** (count - 2));
 }
 
-export function recordBrokenExport(store: CheckpointStore, nowMs: number): void {
+/** Records one more export given up; returns when the next may be asked for, when that is not at once. */
+export function recordBrokenExport(store: CheckpointStore, nowMs: number): { count: number; atMs: number } | undefined {
   const count = (streakOf(store)?.count ?? 0) + 1;
   store.setPart(PART, JSON.stringify({ count, at: new Date(nowMs).toISOString() }));
+  const waitMs = backoffMs(count);
+  return waitMs === 0 ? undefined : { count, atMs: nowMs + waitMs };
 }
 
 export function clearBrokenExports(store: CheckpointStore): void {
@@ -53,8 +57,9 @@ export function refuseWhileBackingOff(store: CheckpointStore, nowMs: number, exp
   if (streak === undefined || explicit) return;
   const nextMs = streak.atMs + backoffMs(streak.count);
   if (nowMs >= nextMs) return;
-  throw exportError(
-    `The last ${streak.count} exports were each given up for a broken file (the runs that gave them up say which); the next is requested after ${new Date(nextMs).toISOString()}, not on every run. Once the EHR team has fixed it, run \`bridge sync --since ${since}\` to ask at once`,
-    0,
+  throw new FhirError(
+    'BRG_ERR_FHIR_EXPORT_FILE',
+    `The last ${streak.count} exports were each given up for a broken file (the runs that gave them up say which); the next is requested after ${new Date(nextMs).toISOString()}, not on every run. Once the EHR team has fixed it, run \`bridge sync --since ${since}\` to ask at once.`,
+    { status: 0, resourceType: 'export' },
   );
 }

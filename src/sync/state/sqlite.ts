@@ -128,6 +128,7 @@ class SqliteStateStore implements StateStore {
         "SELECT * FROM runs WHERE connector = ? AND state = 'completed' AND dry_run = 0 ORDER BY finished_at DESC LIMIT 1",
       ),
       unfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC LIMIT 1"),
+      allUnfinished: db.prepare<[string], RunRow>("SELECT * FROM runs WHERE connector = ? AND state IN ('running', 'pushing') ORDER BY started_at DESC"),
       seen: db.prepare<[string, string, string], { one: number }>(
         'SELECT 1 AS one FROM seen_events WHERE connector = ? AND event_key = ? AND (destination IS NULL OR destination = ?)',
       ),
@@ -198,6 +199,10 @@ class SqliteStateStore implements StateStore {
   findUnfinishedRun(connector: string): RunRecord | undefined {
     const row = this.stmt.unfinished.get(connector);
     return row ? fromRow(row) : undefined;
+  }
+
+  findUnfinishedRuns(connector: string): RunRecord[] {
+    return this.stmt.allUnfinished.all(connector).map(fromRow);
   }
 
   seenEvents(connector: string, destination: string, keys: readonly string[]): Set<string> {

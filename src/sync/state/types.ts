@@ -148,6 +148,8 @@ export interface StateStore extends DeliveryLedger, LeaseStore {
   lastCompletedRun(connector: string): RunRecord | undefined;
   /** The newest run of the connector left in 'running' or 'pushing' by a crash or a stop. */
   findUnfinishedRun(connector: string): RunRecord | undefined;
+  /** Every run of the connector left in 'running' or 'pushing', newest first. */
+  findUnfinishedRuns(connector: string): RunRecord[];
   /**
    * Which of these event keys an earlier completed run already processed (overlap de-duplication) for this destination
    * (destinationKey): an event pushed only to another Purview job is not seen for this one.
