@@ -43,8 +43,10 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   userLogin: { scope: 'user', evaluate: userLogin },
   userId: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.userId)?.value },
   userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
-  requestorFamilyName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.family },
-  requestorGivenName: { scope: 'event', evaluate: (ctx) => splitDisplayName(ctx)?.given },
+  // docs/mapping.md §7.4: only with no resolved user; with one, a guess would fill the column its name leaves empty,
+  // and the row would hold two people's halves.
+  requestorFamilyName: { scope: 'event', evaluate: (ctx) => (ctx.user ? undefined : splitDisplayName(ctx)?.family) },
+  requestorGivenName: { scope: 'event', evaluate: (ctx) => (ctx.user ? undefined : splitDisplayName(ctx)?.given) },
 };
 
 /**
@@ -98,11 +100,12 @@ function typeFromReference(ref: Reference | undefined): string | undefined {
 }
 
 /**
- * docs/mapping.md §4.3: the requestor's own network address, else a non-requestor DCM 110152 then 110153 agent with
- * network type 1|2 (machine name or IP; type 5 is BALP's server URL), else any agent with network type 1|2.
+ * docs/mapping.md §4.3: the requestor's own network address (unless of type 5, a URI: BALP's server URL), else a
+ * non-requestor DCM 110152 then 110153 agent with network type 1|2 (machine name or IP), else any agent with type 1|2.
  */
 function workstation(ctx: RowContext): string | undefined {
-  if (ctx.requestor?.network?.address) return ctx.requestor.network.address;
+  const own = ctx.requestor?.network;
+  if (own?.address && own.type !== '5') return own.address;
   const agents = ctx.event.agent ?? [];
   const local = agents.filter((agent) => agent.network?.address && (agent.network.type === '1' || agent.network.type === '2'));
   for (const role of ['110152', '110153']) {
@@ -228,8 +231,8 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
   const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
   if (!text) return undefined;
   // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name.
-  // A credential counts only after a comma or as a last word, a title only as a first word, and never when that would
-  // leave fewer than two words: "Anh Do" and "Pa Vang" are names.
+  // A credential counts only after a comma or as a last word, a title only as a first word and never when it would
+  // leave no name; a credential that is also a family name (DO, PA) stays in a two-word name: "Anh Do" is a name.
   const parts = text
     .split(',')
     .map((part) => part.trim())
@@ -241,7 +244,9 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
   }
   let tokens = (named[0] ?? '').split(/\s+/).filter((word) => word !== '');
   if (tokens.length > 1 && TITLES.has(bare(tokens[0] ?? ''))) tokens = tokens.slice(1);
-  if (tokens.length > 2 && CREDENTIALS.has(bare(tokens[tokens.length - 1] ?? ''))) tokens = tokens.slice(0, -1);
+  const last = bare(tokens[tokens.length - 1] ?? '');
+  // "Santos MD" is a name and a credential; "Anh Do" and "Pa Vang" are names (DO and PA are surnames too).
+  if (tokens.length > 1 && CREDENTIALS.has(last) && (tokens.length > 2 || !SURNAME_CREDENTIALS.has(last))) tokens = tokens.slice(0, -1);
   if (tokens.length === 1) return { family: tokens[0], given: undefined };
   return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
 }
@@ -249,6 +254,8 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
 /** Titles before a name, and credentials and suffixes after one (compared without case and dots). */
 const TITLES = new Set(['dr', 'mr', 'mrs', 'ms', 'mx', 'prof']);
 const CREDENTIALS = new Set(['md', 'do', 'rn', 'np', 'pa', 'pac', 'phd', 'pharmd', 'dds', 'lpn', 'cna', 'jr', 'sr', 'ii', 'iii', 'iv']);
+/** Credentials that are also family names: kept as the family of a two-word name. */
+const SURNAME_CREDENTIALS = new Set(['do', 'pa']);
 
 function bare(word: string): string {
   return word.toLowerCase().replace(/[.\s-]/g, '');

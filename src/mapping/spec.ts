@@ -87,9 +87,10 @@ export const optionsSpec = z
     encounterExtensionUrls: stringList.optional().describe('AuditEvent extensions whose valueReference is the encounter.'),
     departmentSources: z.array(z.enum(DEPARTMENT_SOURCES)).optional().describe('Where the department comes from, first found wins.'),
     actionNames: z
-      .record(z.enum(['C', 'R', 'U', 'D', 'E']), z.string())
+      // Partial: a site overrides one action ("R": "View") and keeps the defaults for the others.
+      .partialRecord(z.enum(['C', 'R', 'U', 'D', 'E']), z.string())
       .optional()
-      .describe('Event Category text per AuditEvent.action.'),
+      .describe('Event Category text per AuditEvent.action; the actions not given keep their defaults.'),
     eventNameResourceType: z
       .enum(['rest', 'always', 'never'])
       .optional()

@@ -132,6 +132,62 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     expect(names('Smith, Dr. Jane')).toEqual(['Smith', 'Jane']);
     expect(names('Smith,')).toEqual(['Smith', '']);
   });
+
+  it('drops a credential that is no family name from a two-word display: "Santos MD" is Santos', () => {
+    expect(names('Santos MD')).toEqual(['Santos', '']);
+    expect(names('Santos RN')).toEqual(['Santos', '']);
+  });
+
+  it('never guesses from the display when the user resolved: a column its name leaves empty stays empty', () => {
+    const mapping = builtinMapping('epic');
+    const at = (row: readonly string[] | undefined, name: string) => row?.[mapping.columns.findIndex((column) => column.name === name)];
+    const textOnly: Practitioner = { resourceType: 'Practitioner', id: 'text-only', name: [{ text: 'Rick Roe' }] };
+    const resources = lookupOf([...hl7Resources(), textOnly]);
+    const event = read({ who: { reference: 'Practitioner/text-only', display: 'Dr. John Smith' }, altId: 'rroe@hospital.example.org' });
+    const result = mapEvent(event, mapping, resources);
+    expect([at(result.rows[0], 'employee_last_name'), at(result.rows[0], 'employee_first_name')]).toEqual(['Rick Roe', '']);
+    expect(result.warnings).not.toContain('name-heuristic:employee_first_name');
+  });
+});
+
+describe('workstation (docs/mapping.md §4.3)', () => {
+  it("skips the requestor's network address of type 5 (a URI: BALP's server URL) for the workstation agent's", () => {
+    const event = read(
+      { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org', network: { address: 'https://ehr.example.org/fhir', type: '5' } },
+      {
+        agent: [
+          {
+            requestor: true,
+            who: { reference: 'Practitioner/f001' },
+            altId: 'user@hospital.example.org',
+            network: { address: 'https://ehr.example.org/fhir', type: '5' },
+          },
+          {
+            requestor: false,
+            type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110153' }] },
+            network: { address: 'WS-3F-0412', type: '1' },
+          },
+        ],
+      },
+    );
+    expect(cell(event, 'ACCESS_LOG.WORKSTATION_ID')).toBe('WS-3F-0412');
+    expect(
+      cell(
+        read({ who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org', network: { address: 'WS-1', type: '1' } }),
+        'ACCESS_LOG.WORKSTATION_ID',
+      ),
+    ).toBe('WS-1');
+  });
+});
+
+describe('actionNames (docs/mapping.md §4.5)', () => {
+  it('overrides one action per site and keeps the defaults of the others', () => {
+    const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+    const overrides: MappingOverrides = { options: { actionNames: { R: 'View' } } };
+    expect(cell(read(login), 'ZC_ACCESS_ACTION.NAME', overrides)).toBe('View');
+    expect(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME', overrides)).toBe(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME'));
+    expect(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME')).not.toBe('');
+  });
 });
 
 describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 5)', () => {
