@@ -27,13 +27,16 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
     }
     const [name, value] = splitFlag(arg);
     const script = /^--?([A-Za-z]+)$/.exec(name)?.[1];
-    const mapped = script === undefined ? undefined : SCRIPT_PARAMETERS[script.toLowerCase()];
+    // One of the bridge's own flags written with one dash (`-app-secret`), PowerShell style.
+    const own = name.startsWith('--') ? name : /^-[A-Za-z][A-Za-z0-9-]+$/.test(name) ? `-${name}` : undefined;
+    const mapped = (script === undefined ? undefined : SCRIPT_PARAMETERS[script.toLowerCase()]) ?? (own && knownFlags.includes(own) ? own : undefined);
     if (mapped) {
+      // `--flag=value` whatever the separator: commander would print a `--flag:value` it cannot read whole, value included.
       out.push(value === undefined ? mapped : `${mapped}=${value}`);
     } else if (
-      (name.startsWith('--') && !knownFlags.includes(name) && !['--help', '--version'].includes(name)) ||
+      (name.startsWith('--') && !['--help', '--version'].includes(name)) ||
       // An unknown PowerShell-style word with its value (`-appSecrt:…`): commander would print the word whole.
-      (value !== undefined && /^-[A-Za-z]{2,}$/.test(name))
+      (value !== undefined && /^-[A-Za-z][A-Za-z0-9-]+$/.test(name))
     ) {
       const meant = closest(name, knownFlags);
       throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, {

@@ -16,7 +16,7 @@ export const ENV_PREFIX = 'BRIDGE__';
 export const CONFIG_PATH_ENV = 'BRIDGE_CONFIG';
 
 export interface LoadConfigOptions {
-  /** Path of the config file; default $BRIDGE_CONFIG, else ./bridge.config.yaml when it exists. */
+  /** Path of the config file; default $BRIDGE_CONFIG, else none (the environment's BRIDGE__ variables alone). */
   readonly path?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Highest-precedence values, as dotted paths (`connectors.0.fhir.baseUrl`). */
@@ -36,7 +36,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   for (const [dotted, value] of Object.entries(options.flags ?? {})) {
     if (value !== undefined) setPath(merged, dotted.split('.'), value);
   }
-  return validateConfig(merged, path ?? '(in-memory config)');
+  const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
+  return validateConfig(merged, source);
 }
 
 /** Values a profile fills in where the config leaves them out. */

@@ -122,6 +122,11 @@ describe('loadConfig', () => {
     expect(url).not.toContain('S3CRETPW');
   });
 
+  it('says a config that is the environment alone came from no file, naming --config and $BRIDGE_CONFIG', () => {
+    const error = errorOf(() => loadConfig({ env: { BRIDGE__stateDir: '/tmp/x' } }));
+    expect(error.message).toMatch(/^Invalid configuration in the environment alone \(no --config file, no \$BRIDGE_CONFIG\):\n/);
+  });
+
   it('names no secret file path it cannot read (the secret itself may be there), and takes an empty one for a missing secret', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-secret-'));
     const missing = errorOf(() => readSecret({ file: 'Sup3rS3cretValue~abc' }, {}, 'purview.secret'));

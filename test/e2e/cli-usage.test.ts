@@ -51,7 +51,7 @@ describe('usage mistakes', () => {
     expect(secret.stderr).toContain('PURVIEW_APP_SECRET');
     expect(secret.stderr).not.toContain('p@ss');
     // PowerShell's -Name:value form, spelt right or not: the value is never printed back.
-    for (const word of ['-appSecret:p@ss', '-AppSecret=p@ss', '-appSecrt:p@ss']) {
+    for (const word of ['-appSecret:p@ss', '-AppSecret=p@ss', '-appSecrt:p@ss', '--app-secret:p@ss']) {
       const colon = bridge('push', '-tenantId:t', '-appId:a', '-jobId', 'j', '-filePath', 'x.txt', word);
       expect(colon.status, word).toBe(2);
       expect(colon.stderr, word).not.toContain('p@ss');
