@@ -30,12 +30,21 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const path = options.path ?? env[CONFIG_PATH_ENV];
   const fromFile = path ? readConfigFile(path) : {};
   const merged = structuredClone((options.base ?? fromFile) as Record<string, unknown>);
+  // Env values read as JSON scalars ("2" a number, "true" a boolean), kept as written in case the key wants a text.
+  const texts = new Map<string, { path: string[]; raw: string }>();
   for (const [name, raw] of Object.entries(env)) {
-    if (name.startsWith(ENV_PREFIX) && raw !== undefined) setPath(merged, name.slice(ENV_PREFIX.length).split('__'), parseScalar(raw));
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
+    const path = name.slice(ENV_PREFIX.length).split('__');
+    const value = parseScalar(raw);
+    setPath(merged, path, value);
+    if (typeof value !== 'string') texts.set(path.join('.'), { path, raw });
   }
   for (const [dotted, value] of Object.entries(options.flags ?? {})) {
-    if (value !== undefined) setPath(merged, dotted.split('.'), value);
+    if (value === undefined) continue;
+    setPath(merged, dotted.split('.'), value);
+    texts.delete(dotted);
   }
+  if (texts.size > 0) restoreTexts(merged, texts);
   const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
   return validateConfig(merged, source);
 }
@@ -155,6 +164,20 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
     if (next === null || typeof next !== 'object') cursor[segment] = /^\d+$/.test(path[i + 1] ?? '') ? [] : {};
     cursor = cursor[segment] as Record<string, unknown>;
   });
+}
+
+/**
+ * An env value that looked like a number or boolean, where the key wants a text (a Group id `12345`, a connector named
+ * `2024`), goes back to the text written: the file would take `name: "2024"`, and the env var has no quotes to say so.
+ */
+function restoreTexts(merged: Record<string, unknown>, texts: ReadonlyMap<string, { path: string[]; raw: string }>): void {
+  const probe = configSchema.safeParse(applyProfiles(structuredClone(merged)));
+  if (probe.success) return;
+  for (const issue of probe.error.issues) {
+    if (issue.code !== 'invalid_type' || issue.expected !== 'string') continue;
+    const text = texts.get(issue.path.map(String).join('.'));
+    if (text) setPath(merged, text.path, text.raw);
+  }
 }
 
 function parseScalar(raw: string): unknown {

@@ -122,6 +122,16 @@ describe('loadConfig', () => {
     expect(url).not.toContain('S3CRETPW');
   });
 
+  it('takes an env value that looks like a number as the text written where the key wants a text (a Group id, a name)', () => {
+    const config = loadConfig({
+      base: minimal,
+      env: { BRIDGE__connectors__0__name: '2024', BRIDGE__connectors__0__fhir__pageSize: '50', BRIDGE__connectors__0__purview__jobId: '007' },
+    });
+    expect(config.connectors[0]?.name).toBe('2024');
+    expect(config.connectors[0]?.fhir?.pageSize).toBe(50);
+    expect(config.connectors[0]?.purview.jobId).toBe('007');
+  });
+
   it('says a config that is the environment alone came from no file, naming --config and $BRIDGE_CONFIG', () => {
     const error = errorOf(() => loadConfig({ env: { BRIDGE__stateDir: '/tmp/x' } }));
     expect(error.message).toMatch(/^Invalid configuration in the environment alone \(no --config file, no \$BRIDGE_CONFIG\):\n/);
