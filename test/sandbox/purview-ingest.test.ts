@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RESOURCE } from '../../src/purview/index.js';
@@ -164,6 +165,8 @@ describe('Purview ingestion emulator', () => {
     ['invalid UTF-8', { file: Buffer.concat([Buffer.from(`${HEADER}\r\n`), Buffer.from([0xff, 0xfe]), Buffer.from('\r\n')]) }, 'UTF-8'],
     ['a header without rows', { file: `${HEADER}\r\n` }, 'no rows'],
     ['a part not named file', { disposition: 'form-data; name=upload; filename=a.txt' }, 'file'],
+    ['a disposition other than form-data', { disposition: 'attachment; name=file; filename=a.txt' }, 'not form-data'],
+    ['a part named twice', { disposition: 'form-data; name=other; name=file; filename=a.txt' }, 'names "name" twice'],
     ['two parts', { extraPart: true }, 'exactly one part'],
     ['no multipart content type', { contentType: 'text/plain' }, 'multipart/form-data'],
     ['a header differing from the first block', { file: `A|B\r\n1|2\r\n` }, 'header'],
@@ -196,6 +199,21 @@ describe('Purview ingestion emulator', () => {
     expect(comma).toMatchObject({ status: 400, body: expect.stringContaining('does not read comma-separated files') });
     expect((await to(`${mandatory.join('\t')}\r\n${row.join('\t')}\r\n`)).status).toBe(200);
     expect(ingest.accepted(epicJob)).toHaveLength(1);
+  });
+
+  it('answers 411 to a chunked body: the length goes up front (docs/purview-protocol.md §2.2)', async () => {
+    const count = ingest.accepted(jobId).length;
+    const body = Buffer.from(`--b0b\r\nContent-Disposition: form-data; name=file; filename=tmp_x0001.txt\r\n\r\n${FILE}\r\n--b0b--\r\n`);
+    const response = await request(`${ingest.baseUrl}/api/signals?jobid=${jobId}`, {
+      method: 'POST',
+      dispatcher,
+      headers: { 'content-type': 'multipart/form-data; boundary="b0b"', authorization: `Bearer ${token}` },
+      // A stream of unknown length: undici sends it chunked.
+      body: Readable.from([body]),
+    });
+    expect(response.statusCode).toBe(411);
+    expect(await response.body.text()).toContain('Content-Length');
+    expect(ingest.accepted(jobId).length).toBe(count);
   });
 
   it('plays faults in order, one per request', async () => {
