@@ -16,6 +16,7 @@ import { type CryptoKey, decodeProtectedHeader, generateKeyPair, jwtVerify, Sign
 import { type Clock, systemClock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import { readTextBody } from './http-body.js';
+import { INGESTION_RESOURCE } from './purview-ingest.js';
 import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
 
 export interface EntraAppRegistration {
@@ -33,7 +34,16 @@ export interface EntraEmulatorOptions {
   readonly tokenLifetimeSec?: number;
   /** Certificate to serve; default a fresh createSandboxCertificate(). */
   readonly tls?: SandboxCertificate;
+  /**
+   * The App ID URIs (and ids) that exist here: a token for anything else is refused as Entra does (invalid_resource,
+   * AADSTS500011), so a mistyped purview.resource fails at the token, as against the real service. Default: the
+   * ingestion resource Microsoft's script names, and Microsoft Graph.
+   */
+  readonly resources?: readonly string[];
 }
+
+/** Resources a tenant always has, beside the ingestion resource. */
+const GRAPH_RESOURCE = 'https://graph.microsoft.com';
 
 export interface EntraEmulator {
   /** `https://127.0.0.1:<port>`: the authority is `${authorityHost}/${tenantId}`. */
@@ -93,6 +103,7 @@ interface EntraState {
   readonly stats: EntraEmulator['stats'];
   readonly signingKey: CryptoKey;
   faults: EntraFault[];
+  readonly resources: ReadonlySet<string>;
 }
 
 export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Promise<EntraEmulator> {
@@ -110,6 +121,7 @@ export async function startEntraEmulator(options: EntraEmulatorOptions = {}): Pr
     stats: { issued: 0, rejected: 0, requests: 0 },
     signingKey: privateKey,
     faults: [],
+    resources: new Set((options.resources ?? [INGESTION_RESOURCE, GRAPH_RESOURCE]).map(resourceKey)),
   };
   const server = createServer({ cert: tls.certPem, key: tls.keyPem }, (request, response) => handle(state, request, response));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -197,6 +209,13 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
   const tokenUrl = `${state.origin}/${tenantId}/oauth2/${version === 'v2' ? 'v2.0/' : ''}token`;
   await authenticateClient(state, app, form, tokenUrl);
   const audience = requestedAudience(form, version);
+  if (!state.resources.has(resourceKey(audience))) {
+    throw new EntraError(
+      'invalid_resource',
+      500011,
+      `The resource principal named ${audience} was not found in the tenant named ${tenantId}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
+    );
+  }
   const nowSec = Math.floor(state.clock.now() / 1000);
   const accessToken = await new SignJWT({ tid: tenantId, appid: app.appId, azp: app.appId, oid: randomUUID(), ver: version === 'v2' ? '2.0' : '1.0' })
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
@@ -223,6 +242,11 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
     };
   }
   return body;
+}
+
+/** Entra matches a resource without case and without a trailing slash. */
+function resourceKey(resource: string): string {
+  return resource.toLowerCase().replace(/\/+$/, '');
 }
 
 function requestedAudience(form: URLSearchParams, version: 'v1' | 'v2'): string {

@@ -102,6 +102,10 @@ describe('Entra ID emulator with msal-node', () => {
     expect(ok.body).toMatchObject({ token_type: 'Bearer', expires_in: 3599 });
     const bad = await post(DEFAULT_RESOURCE);
     expect(bad).toMatchObject({ status: 400, body: { error: 'invalid_scope' } });
+    // A resource the tenant does not have (a mistyped purview.resource) is refused at the token, as Entra does.
+    const unknown = await post('https://microsoft.onmicrosoft.com/00000000-typo-4a0c-880a-cfa5a790c5b1/.default');
+    expect(unknown).toMatchObject({ status: 400, body: { error: 'invalid_resource', error_codes: [500011] } });
+    expect((await post(`${DEFAULT_RESOURCE.toUpperCase()}/.default`)).status).toBe(200);
     await dispatcher.close();
   });
 
