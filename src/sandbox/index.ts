@@ -63,6 +63,18 @@ export const DEFAULT_SANDBOX_DATA: GeneratorOptions = {
   end: '2026-11-02T00:00:00.000Z',
 };
 
+/** What the sandbox's app record selects: read access to the event and everything a row or an export may name. */
+export const SANDBOX_APP_SCOPES = [
+  'system/AuditEvent.read',
+  'system/Patient.read',
+  'system/Practitioner.read',
+  'system/PractitionerRole.read',
+  'system/Encounter.read',
+  'system/Location.read',
+  'system/Organization.read',
+  'system/Group.read',
+] as const;
+
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -75,7 +87,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const auth = await startEpicAuthServer({ ...clockOption, ...(options.smartTokenLifetimeSec ? { tokenLifetimeSec: options.smartTokenLifetimeSec } : {}) });
   // Epic takes EC keys only from a JWK Set URL: the sandbox's client registers one, serving the bridge's published set.
   const jwksHost = await startJwksHost(join(keysDir, 'jwks.json'));
-  auth.registerClient({ clientId: ids.clientId, jwksUrl: jwksHost.url });
+  // The app record's APIs, as Epic grants only those (invalid_scope for any other, a write or a user/ scope included).
+  auth.registerClient({ clientId: ids.clientId, jwksUrl: jwksHost.url, scopes: [...SANDBOX_APP_SCOPES] });
 
   const store = options.backend === 'generated' ? undefined : await loadMemoryBackend(dataset);
   const backend = store ?? createGeneratedBackend(dataset);

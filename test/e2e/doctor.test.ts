@@ -56,6 +56,16 @@ describe('bridge doctor against the sandbox', () => {
     expect(r[FILL_CHECK]).toMatchObject({ status: 'skip', detail: 'needs "/metadata lists AuditEvent search"' });
   });
 
+  it("fails the SMART token for a scope the sandbox's app record does not grant (a write, a user/ scope), as Epic does", async () => {
+    for (const extra of ['system/AuditEvent.write', 'user/Patient.read']) {
+      const r = await doctor({ 'connectors.0.smart.scope': `system/AuditEvent.read ${extra}` });
+      expect(r['SMART access token obtained']?.status, extra).toBe('fail');
+      expect(r['SMART access token obtained']?.detail, extra).toContain(extra);
+    }
+    const allowed = await doctor({ 'connectors.0.smart.scope': 'system/AuditEvent.read system/Patient.read system/Practitioner.read system/Group.read' });
+    expect(allowed['SMART access token obtained']?.status).toBe('pass');
+  });
+
   it('warns, before the first sync, that the department column stays empty without Encounter and Location in smart.scope', async () => {
     const without = await doctor();
     expect(without[DEPARTMENT_CHECK]).toMatchObject({ status: 'warn' });
