@@ -38,7 +38,12 @@ export type IngestFault =
   /** Waits before handling the request; if the client has gone meanwhile, nothing is recorded. */
   | { kind: 'delay'; ms: number }
   /** Destroys the connection once the body is read, without recording it. */
-  | { kind: 'reset-before-accept' };
+  | { kind: 'reset-before-accept' }
+  /**
+   * Answers `status` as soon as the request's headers arrive, reads none of the body and closes the connection (a
+   * gateway refusing early): nothing is recorded, and a body larger than the socket's buffers never goes out whole.
+   */
+  | { kind: 'status-before-body'; status: number };
 
 export interface PurviewIngestOptions {
   readonly verifyAccessToken: EntraEmulator['verifyAccessToken'];
@@ -201,6 +206,13 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
 async function handle(state: IngestState, request: IncomingMessage, response: ServerResponse): Promise<void> {
   state.requests += 1;
   const fault = state.faults.shift();
+  if (fault?.kind === 'status-before-body') {
+    response.shouldKeepAlive = false;
+    respond(response, fault.status, 'Service Unavailable');
+    // Nothing more is read: the client's body stops at what the socket's buffers took.
+    response.on('finish', () => request.socket.destroy());
+    return;
+  }
   const url = new URL(request.url ?? '/', 'https://127.0.0.1');
   // The body is always read first: answering early would make the client see a reset instead of the status.
   const limit = state.options.maxBodyBytes ?? 512 * 1024 * 1024;

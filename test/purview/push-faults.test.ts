@@ -181,6 +181,33 @@ describe('transient faults on the first block', () => {
   });
 });
 
+describe('a gateway refusing before the body went out', () => {
+  it('is no possible duplicate: a 503 answered at the headers, the body never whole, is retried unflagged, and after the last attempt resent unflagged', async () => {
+    // 30 MB in one block: far more than the sockets' buffers hold, so the refusal comes while the body is still going out.
+    const wide = 'x'.repeat(1000);
+    const rows = makeRows(30_000).map((row) => row.replace('\tPatient Lookup ', `\tPatient Lookup ${wide} `));
+    const run = await prepare(0, { blockRows: 100_000, timeoutMs: 60_000 });
+    const file = await prepareFile(dir, rows);
+    const options = { ...run.options, file };
+    emu.ingest.injectFaults({ kind: 'status-before-body', status: 503 });
+    const report = await pushRowFile(options);
+    emu.ingest.injectFaults();
+    expect(report).toMatchObject({ blocks: 1, rowsAcked: 30_000, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(run.app.jobId).map((b) => b.rows.length)).toEqual([30_000]);
+
+    // Every attempt refused so: the block is recorded as not received, and the next push sends it unflagged.
+    const again = await prepare(0, { blockRows: 100_000, timeoutMs: 60_000 });
+    const second = { ...again.options, file: await prepareFile(dir, rows) };
+    emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status-before-body' as const, status: 503 })));
+    const error = await rejectionOf(pushRowFile(second));
+    emu.ingest.injectFaults();
+    expect(error.message).toContain("this block's rows are sent again (Purview took none of them)");
+    const resent = await pushRowFile(second);
+    expect(resent).toMatchObject({ rowsAcked: 30_000, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(again.app.jobId).map((b) => b.rows.length)).toEqual([30_000]);
+  });
+});
+
 describe('the retry budget spent on 429s', () => {
   it("says the block's rows are sent again unflagged: Purview answered every attempt and took none of them", async () => {
     const run = await prepare(25);
