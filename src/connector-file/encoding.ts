@@ -78,19 +78,19 @@ export async function* utf8Chunks(path: string, encoding: string, info: DecodeIn
 const SINGLE_BYTE = /^(ibm866|iso-8859-\d+|koi8-[ru]|macintosh|windows-\d+|x-mac-cyrillic)$/;
 
 /**
- * Watches a file read in a single-byte encoding (windows-1252, latin1, …): one that is valid UTF-8, whose characters
- * beyond ASCII are all letters and punctuation names are written in (Latin, Greek, Cyrillic, dashes, quotes, €), was
- * written as UTF-8. Such a decoder accepts any byte, so nothing else would say so. A single-byte text whose bytes
- * happen to pair up into UTF-8 decodes to other characters (IPA, CJK: "É–" is U+0256) and is let through.
+ * Watches a file read in a single-byte encoding (windows-1252, latin1, …): one that is valid UTF-8 as a whole and
+ * holds at least one character names are written in (Latin, Greek, Cyrillic, dashes, quotes, €) was written as UTF-8.
+ * Such a decoder accepts any byte, so nothing else would say so. Other characters (a CJK name, an emoji in a
+ * break-the-glass comment) do not outweigh that: single-byte text with accented letters is almost never valid UTF-8 at
+ * all, and a file that only pairs up into IPA or CJK ("É–" is U+0256) by chance holds no such character and passes.
  */
 class Utf8Lookalike {
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
   private valid = true;
   private plausible = false;
-  private implausible = false;
 
   feed(chunk: Buffer): void {
-    if (!this.valid || this.implausible) return;
+    if (!this.valid) return;
     try {
       this.look(this.decoder.decode(chunk, { stream: true }));
     } catch {
@@ -98,27 +98,24 @@ class Utf8Lookalike {
     }
   }
 
-  /** True when the whole file was valid UTF-8 whose characters beyond ASCII all look like written names. */
+  /** True when the whole file was valid UTF-8 holding a character beyond ASCII that looks like a written name's. */
   end(): boolean {
-    if (!this.valid || this.implausible) return false;
+    if (!this.valid) return false;
     try {
       this.look(this.decoder.decode());
     } catch {
       return false;
     }
-    return this.plausible && !this.implausible;
+    return this.plausible;
   }
 
   private look(text: string): void {
-    if (!NON_ASCII.test(text)) return;
-    if (OTHER.test(text)) this.implausible = true;
-    else this.plausible = true;
+    if (!this.plausible && PLAUSIBLE.test(text)) this.plausible = true;
   }
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
-/** Beyond ASCII and not Latin-1/Extended-A/B, Greek, Cyrillic, general punctuation, €, ™. */
-const OTHER = /[\u0080-\u009f\u0250-\u036f\u0500-\u200f\u2028-\u202f\u203b-\u20ab\u20ad-\u2121\u2123-\uffff]/;
+/** Beyond ASCII: Latin-1 letters and signs, Latin Extended-A/B, Greek, Cyrillic, general punctuation, €, ™. */
+const PLAUSIBLE = /[\u00a0-\u024f\u0370-\u04ff\u2010-\u2027\u2030-\u203a\u20ac\u2122]/;
 
 function bomEncoding(chunk: Buffer): string | undefined {
   if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) return 'utf-8';

@@ -126,6 +126,12 @@ describe('encodings', () => {
     expect(error.details).toMatchObject({ reason: 'looks-utf8', encoding: 'windows-1252' });
     expect(error.message).toContain('is valid UTF-8 with characters beyond ASCII, but it is read as windows-1252');
     expect(error.message).not.toContain('Ødegård');
+    // A CJK name or an emoji elsewhere in the file does not hide it: it is UTF-8 all the same.
+    for (const other of ['张伟', 'ok 👍']) {
+      const mixed = accented.replace(/(\r\n[^\t]*\t[^\t]*\t)/, `$1${other} `);
+      expect(mixed).toContain(other);
+      expect((await refusal(Buffer.from(mixed, 'utf8'), { ...DROP, encoding: 'windows-1252' })).details, other).toMatchObject({ reason: 'looks-utf8' });
+    }
     // The same text written in windows-1252 is read as it should be; plain ASCII in either is the same file.
     expect((await check(Buffer.from(accented, 'latin1'), { ...DROP, encoding: 'windows-1252' })).text).toBe(accented);
     // Genuine windows-1252 whose bytes happen to pair up as UTF-8 ("É–" is C9 96, U+0256 in UTF-8): let through.
