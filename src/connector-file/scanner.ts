@@ -19,6 +19,9 @@ const CRLF = Buffer.from('\r\n');
 const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
+const TAB = 0x09;
+/** Below it, a byte is a control character (TAB, LF and CR aside). */
+const SPACE = 0x20;
 
 export interface ScannedHeader {
   readonly delimiter: Delimiter;
@@ -56,6 +59,8 @@ export class LineScanner {
   private commaQuotes = false;
   private line = 0;
   private rows = 0;
+  /** The line being scanned holds a control character (NUL and the like): refused once it ends, naming where. */
+  private controlInLine = false;
   blankLines = 0;
   hadBom = false;
   private started = false;
@@ -135,7 +140,11 @@ export class LineScanner {
         quoted = !quoted;
         continue;
       }
-      if (c !== LF && c !== CR) continue;
+      if (c >= SPACE) continue;
+      if (c !== LF && c !== CR) {
+        if (c !== TAB) this.controlInLine = true;
+        continue;
+      }
       const crlf = c === CR && i + 1 < n && chunk[i + 1] === LF;
       const plain = crlf && this.carried === 0 && i > lineStart;
       if (plain) {
@@ -148,6 +157,7 @@ export class LineScanner {
       lineStart = i + 1;
       if (!plain) runStart = lineStart;
       fields = 1;
+      this.controlInLine = false;
       quoted = false;
     }
     if (lineStart > runStart) this.emitRun(chunk, runStart, lineStart, out);
@@ -158,6 +168,7 @@ export class LineScanner {
   private row(chunk: Buffer, start: number, end: number, fields: number): void {
     this.line += 1;
     if (end - start > this.maxLineBytes) this.tooLong();
+    if (this.controlInLine) this.controlCharacter(chunk.subarray(start, end));
     if (fields !== (this.header as ScannedHeader).columns.length) this.fieldsWrong(fields, chunk.subarray(start, end));
     this.rows += 1;
     this.written += end - start + 2;
@@ -180,6 +191,7 @@ export class LineScanner {
     this.carried = 0;
     this.line += 1;
     if (!isUtf8(line)) this.notUtf8(this.line, line);
+    if (this.controlInLine) this.controlCharacter(line);
     if (!this.header) {
       this.startRows(line);
     } else if (line.length === 0) {
@@ -254,6 +266,25 @@ export class LineScanner {
   }
 
   /** Names the line, and the column and field of the first byte that is not UTF-8 (never the bytes). */
+  /**
+   * A NUL or another C0 control character (TAB aside) in a row: a corrupt or binary export, never a name or a time.
+   * Purview's parser may take it for a line end or refuse the whole block; it is refused here, saying where.
+   */
+  private controlCharacter(line: Buffer): never {
+    let at = 0;
+    while (at < line.length && ((line[at] as number) >= SPACE || line[at] === TAB)) at++;
+    const header = this.header;
+    const field = header ? fieldAt(line, at, header.delimiter) : undefined;
+    const fieldName = field !== undefined ? header?.columns[field - 1] : undefined;
+    const byte = `0x${(line[at] ?? 0).toString(16).padStart(2, '0')}`;
+    this.fail(this.line, `holds a control character (byte ${byte}), which no export column holds: re-export the file or remove it, and run again.`, {
+      reason: 'control-character',
+      column: columnAt(line, at),
+      ...(field !== undefined ? { field } : {}),
+      ...(fieldName ? { fieldName } : {}),
+    });
+  }
+
   private notUtf8(lineNumber: number, line: Buffer): never {
     const bad = firstInvalidUtf8(line);
     const header = this.header;
@@ -297,7 +328,7 @@ export class LineScanner {
   }
 
   private fail(line: number, what: string, fault: Fault): never {
-    const named = this.options.namePositions && fault.column !== undefined && fault.reason === 'not-utf8';
+    const named = this.options.namePositions && fault.column !== undefined && (fault.reason === 'not-utf8' || fault.reason === 'control-character');
     const field = fault.field !== undefined ? ` (field ${fault.field}${fault.fieldName ? ` "${fault.fieldName}"` : ''})` : '';
     const where = named ? `line ${line}, column ${fault.column}${field}` : `line ${line}`;
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${this.file} ${where} ${what}`, { details: { file: this.file, line, ...fault } });

@@ -176,6 +176,30 @@ describe('line and column of a bad row', () => {
     }
   });
 
+  it('a NUL or another control character in a row: refused with line, column and field, in a CRLF run and an LF line', async () => {
+    const row = epicRows(2, 'c')[1] as string;
+    const cells = row.split('\t');
+    const before = `${cells.slice(0, 6).join('\t')}\tJo`;
+    for (const [control, eol] of [
+      ['\u0000', '\r\n'],
+      ['\u001b', '\n'],
+    ] as const) {
+      const bad = `${before}${control}e\t${cells.slice(7).join('\t')}`;
+      const error = await refusal(Buffer.from(`${fileText(epicRows(1, 'x'), EPIC_HEADER, eol)}${bad}${eol}`));
+      expect(error.message, JSON.stringify(control)).toContain(
+        `line 3, column ${[...before].length + 1} (field 7 "PATIENT.PAT_FIRST_NAME") holds a control character`,
+      );
+      expect(error.details).toMatchObject({ reason: 'control-character', line: 3, field: 7 });
+      expect(error.message).not.toContain(`Jo${control}e`);
+    }
+    // A tab in a pipe-separated file is no control character there: it is taken as written.
+    const pipe = fileText(
+      epicRows(1, 'p').map((r) => r.replace(/\t/g, '|').replace('|', '\tx|')),
+      EPIC_HEADER.replace(/\t/g, '|'),
+    );
+    expect((await check(pipe)).text).toBe(pipe);
+  });
+
   it('too many and too few fields: where the extra field starts, where the short row ends', async () => {
     const row = epicRows(1, 'f')[0] as string;
     const many = await refusal(fileText([row, `${row}\tSECRET`]));
