@@ -169,6 +169,7 @@ export class LineScanner {
     this.line += 1;
     if (end - start > this.maxLineBytes) this.tooLong();
     if (this.controlInLine) this.controlCharacter(chunk.subarray(start, end));
+    if (this.isHeaderAgain(chunk, start, end)) this.headerAgain();
     if (fields !== (this.header as ScannedHeader).columns.length) this.fieldsWrong(fields, chunk.subarray(start, end));
     this.rows += 1;
     this.written += end - start + 2;
@@ -198,6 +199,7 @@ export class LineScanner {
       this.blankLines += 1;
       return;
     } else {
+      if (this.isHeaderAgain(line, 0, line.length)) this.headerAgain();
       const fields = knownFields ?? countFields(line, this.header.delimiter);
       if (fields !== this.header.columns.length) this.fieldsWrong(fields, line);
       this.rows += 1;
@@ -266,6 +268,23 @@ export class LineScanner {
   }
 
   /** Names the line, and the column and field of the first byte that is not UTF-8 (never the bytes). */
+  /**
+   * The header once more, as a row: two exports joined into one file, or an export that appends to its last. It would
+   * reach Purview as a row of column names (its byte order mark included).
+   */
+  private isHeaderAgain(chunk: Buffer, start: number, end: number): boolean {
+    if (chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf) return true;
+    const header = this.headerLine as Buffer;
+    const length = header.length - CRLF.length;
+    return end - start === length && chunk.compare(header, 0, length, start, end) === 0;
+  }
+
+  private headerAgain(): never {
+    this.fail(this.line, 'is the header again (two exports joined into one file?): split the file at that line, or remove it, and run again.', {
+      reason: 'header-again',
+    });
+  }
+
   /**
    * A NUL or another C0 control character (TAB aside) in a row: a corrupt or binary export, never a name or a time.
    * Purview's parser may take it for a line end or refuse the whole block; it is refused here, saying where.

@@ -505,6 +505,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'not-utf8': 'If the export is not UTF-8, set connectors[].source.encoding to its encoding (e.g. windows-1252); otherwise re-export it as UTF-8.',
     'looks-utf8': 'The export writes UTF-8: set connectors[].source.encoding to utf-8 (or leave it out), then drop the file again.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
+    'header-again': 'The file holds its header twice: split it at the line named, into one file per export, and drop each.',
     'control-character':
       'No column of an access log holds a control character (a NUL byte): the export is damaged. Re-export it, or remove the character, and drop it again.',
     'changed-after-send': 'Compare the file with what the export wrote.',

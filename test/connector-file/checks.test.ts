@@ -200,6 +200,20 @@ describe('line and column of a bad row', () => {
     expect((await check(pipe)).text).toBe(pipe);
   });
 
+  it('the header again as a row (two exports joined), with or without its byte order mark: refused at that line', async () => {
+    const [first, second] = epicRows(2, 'h') as [string, string];
+    for (const [again, eol] of [
+      [EPIC_HEADER, '\r\n'],
+      [`\ufeff${EPIC_HEADER}`, '\r\n'],
+      [EPIC_HEADER, '\n'],
+    ] as const) {
+      const joined = `${EPIC_HEADER}${eol}${first}${eol}${again}${eol}${second}${eol}`;
+      const error = await refusal(Buffer.from(joined));
+      expect(error.details, JSON.stringify(again.slice(0, 2))).toMatchObject({ reason: 'header-again', line: 3 });
+      expect(error.message).toContain('line 3 is the header again (two exports joined into one file?)');
+    }
+  });
+
   it('too many and too few fields: where the extra field starts, where the short row ends', async () => {
     const row = epicRows(1, 'f')[0] as string;
     const many = await refusal(fileText([row, `${row}\tSECRET`]));
