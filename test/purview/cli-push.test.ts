@@ -178,6 +178,30 @@ describe('bridge push', () => {
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2, 3].map((i) => row(i, '\t')));
   });
 
+  it('refuses a file edited after part of it went out (its acknowledged rows would go again, unflagged), unless --resend-edited', async () => {
+    const app = files.emu.newApp();
+    const rows = [0, 1, 2, 3].map((i) => row(i, '\t'));
+    const path = join(dir, 'edited.txt');
+    writeFileSync(path, `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    const args = [...appArgs(app, path), '--block-rows', '2'];
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
+    expect((await rejectionOf(bridgePush(args, env))).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    // The operator fixes the row Purview refused, in place.
+    const fixed = [rows[0], rows[1], row(20, '\t'), rows[3]] as string[];
+    writeFileSync(path, `${EPIC.join('\t')}\n${fixed.join('\n')}\n`);
+    const refused = await rejectionOf(bridgePush(args, env));
+    expect([refused.code, refused.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
+    expect(refused.message).toBe(
+      `edited.txt was pushed to job ${app.jobId} before with other content, and 2 of its rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push a file holding only the rows not sent yet, or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+    );
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 2));
+    // Said so, it is sent whole; the same content again sends nothing.
+    await bridgePush([...args, '--resend-edited'], env);
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([...rows.slice(0, 2), ...fixed]);
+    expect((await bridgePush(args, env)).at(-1)).toContain('4 acknowledged earlier');
+  });
+
   it('checks --block-rows', async () => {
     const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
     expect(error.message).toBe('--block-rows must be a whole number from 1 to 100000, got "0".');

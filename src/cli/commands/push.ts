@@ -7,7 +7,7 @@
  * The secret is never a command-line value: an environment variable (PURVIEW_APP_SECRET by default) or a file.
  */
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { type Clock, systemClock } from '../../clock.js';
 import { leasePolicy } from '../../composition/index.js';
@@ -81,6 +81,7 @@ interface PushFlags {
   stopGraceSeconds: number;
   progress: boolean;
   json?: boolean;
+  resendEdited?: boolean;
 }
 
 export const DEFAULT_SECRET_ENV = 'PURVIEW_APP_SECRET';
@@ -124,6 +125,7 @@ export function pushCommand(deps: PushCommandDeps): Command {
     )
     .addOption(new Option('--no-progress', 'plain periodic lines even on a terminal'))
     .option('--json', 'print only the push summary, as one JSON object (as `bridge sync --json` does)')
+    .option('--resend-edited', 'send a file whole though an earlier content of it (the same path) has rows in Purview')
     .action((flags: PushFlags) => runPush(deps, flags));
 }
 
@@ -212,6 +214,7 @@ async function pushWithLedger(
   });
   const store = deps.openStore(flags.stateDir);
   try {
+    refuseEditedFile(store, flags, destination, file);
     const lease = holdLease(
       store,
       fileLeaseName(destination, file.sha256),
@@ -257,6 +260,32 @@ async function pushWithLedger(
   } finally {
     store.close();
   }
+}
+
+/** Where `bridge push` remembers the content each path last had, per destination (not a connector's state). */
+const PUSHED_FILES = 'file:push';
+
+/**
+ * The ledger knows a file by its content: a file pushed in part, then edited (a row fixed after a 400) and pushed again,
+ * is new content, sent whole, and the rows Purview acknowledged from it go again, unflagged. The content a path had
+ * is remembered per destination; the edited file is refused while rows of its earlier content are acknowledged, unless
+ * --resend-edited says to send it whole.
+ */
+function refuseEditedFile(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile): void {
+  const name = `${destination}|${resolve(flags.file)}`;
+  const before = store.getSourceState(PUSHED_FILES, name);
+  if (before !== undefined && before !== file.sha256 && flags.resendEdited !== true) {
+    let acked = 0;
+    for (const range of store.rangesOf({ destination, source: `file:${before}` })) if (range.state === 'acked') acked += range.end - range.first;
+    if (acked > 0) {
+      throw new BridgeError(
+        'BRG_ERR_INPUT_INVALID',
+        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, and ${acked} of its rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push a file holding only the rows not sent yet, or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+        { details: { acknowledged: acked } },
+      );
+    }
+  }
+  if (before !== file.sha256) store.setSourceState(PUSHED_FILES, name, file.sha256);
 }
 
 /** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
