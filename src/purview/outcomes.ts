@@ -58,6 +58,8 @@ export interface BlockContext {
   readonly said?: string;
   /** The ledger recorded that Purview cannot hold the block (send-block.ts isKnownUnreceived): resent unflagged. */
   readonly refused?: boolean;
+  /** Where its rows sit in a pushed file ("data row(s) 11–20 of the file"). */
+  readonly rows?: string;
 }
 
 /** Normalises the last failure of a block once, after the retry budget or a permanent answer. */
@@ -73,7 +75,7 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
     // The standard phrase (error.message), then Purview's words.
     return unavailable(`${error.message}${said ? ` "${said}"` : ''}`, block, error);
   }
-  const where = `block ${block.index} of this push (job ${block.jobId})`;
+  const where = `block ${block.index} of this push (${block.rows === undefined ? '' : `${block.rows}, `}job ${block.jobId})`;
   const [code, message] = permanentMessage(error.status, where, said);
   return new PurviewError(code, message, { cause: error, status: error.status, blockIndex: block.index, reason: said });
 }

@@ -112,7 +112,9 @@ export async function pushRowFile(options: PushOptions & { file: NormalizedFile 
     for (const block of plan.blocks) {
       throwIfStopped(options, session.report.blocks);
       const segments = block.ranges.map((r) => ({ start: file.offsets.offsetOf(file.spoolPath, r.first), end: file.offsets.offsetOf(file.spoolPath, r.end) }));
-      await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments);
+      // Row numbers count the file's data rows (1 = the first after the header): a block refused is found in the file.
+      const rows = `data row(s) ${block.ranges.map((r) => (r.end - r.first === 1 ? `${r.first + 1}` : `${r.first + 1}–${r.end}`)).join(', ')} of the file`;
+      await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments, rows);
     }
   } finally {
     await session.close();
@@ -136,7 +138,8 @@ interface PushSession {
   readonly blockRows: number;
   readonly report: ReturnType<typeof emptyReport>;
   alreadyDelivered(rows: number): void;
-  send(claim: OpenedBlock, segments: readonly ByteRange[]): Promise<void>;
+  /** @param rows - where the block's rows sit in a file ("data rows 11–20"), for messages; none for events. */
+  send(claim: OpenedBlock, segments: readonly ByteRange[], rows?: string): Promise<void>;
   close(): Promise<void>;
   finish(): PushReport;
 }
@@ -176,12 +179,12 @@ function openSession(options: PushOptions, spoolPath: string, header: Buffer): P
       report.rowsAlreadyDelivered += rows;
       options.onEvent?.({ type: 'rows_already_delivered', rows });
     },
-    async send(claim, segments) {
+    async send(claim, segments, rows) {
       const bytes = segments.reduce((sum, s) => sum + (s.end - s.start), 0);
       const { upload: file, number } = upload(claim.rows, bytes);
       const index = report.blocks;
       const filename = blockFilename(fileIds, options.newFileId ?? uuidSource, file, number);
-      const sent = await sendBlock(ctx, { claim, index, segments, filename });
+      const sent = await sendBlock(ctx, { claim, index, segments, filename, ...(rows === undefined ? {} : { rows }) });
       report.blocks += 1;
       report.rowsSent += claim.rows;
       if (sent.possiblyDuplicated) {

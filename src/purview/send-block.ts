@@ -47,6 +47,8 @@ export interface OutgoingBlock {
   readonly segments: readonly ByteRange[];
   /** `tmp_<guid><NNNN>.txt`. */
   readonly filename: string;
+  /** Where its rows sit in a pushed file ("data row(s) 11–20 of the file"); undefined for events. */
+  readonly rows?: string;
 }
 
 export interface SentBlock {
@@ -79,7 +81,14 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     if (refused) ctx.ledger.markRefused(block.claim.id);
     // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
     const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
-    throw toPushError(error, { index: block.index, jobId: ctx.jobId, attempts: state.attempts, refused, ...(said === undefined ? {} : { said }) });
+    throw toPushError(error, {
+      index: block.index,
+      jobId: ctx.jobId,
+      attempts: state.attempts,
+      refused,
+      ...(said === undefined ? {} : { said }),
+      ...(block.rows === undefined ? {} : { rows: block.rows }),
+    });
   });
   ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
   const ms = ctx.clock.now() - started;

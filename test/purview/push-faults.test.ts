@@ -229,7 +229,7 @@ describe('permanent answers', () => {
     const error = await rejectionOf(pushRowFile({ ...run.options, jobId: other.jobId }));
     expect(error.code).toBe('BRG_ERR_PURVIEW_FORBIDDEN');
     expect(error.message).toBe(
-      `Purview refused block 0 of this push (job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app in this tenant. ` +
+      `Purview refused block 0 of this push (data row(s) 1–10 of the file, job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app in this tenant. ` +
         "Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, " +
         'and check purview.tenantId (a multi-tenant app has the same app id in every tenant).',
     );
@@ -243,7 +243,10 @@ describe('permanent answers', () => {
     emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'The file could not be validated.' });
     const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_REJECTED');
-    expect(error.message).toContain(`Purview rejected block 0 of this push (job ${run.app.jobId}) with 400 "The file could not be validated."`);
+    // Which rows: an operator finds the block Purview refused in the file.
+    expect(error.message).toContain(
+      `Purview rejected block 0 of this push (data row(s) 1–10 of the file, job ${run.app.jobId}) with 400 "The file could not be validated."`,
+    );
     // One typed upstream error carrying the status and Purview's words.
     expect(error).toBeInstanceOf(PurviewError);
     expect(error).toMatchObject({ status: 400, reason: 'The file could not be validated.', blockIndex: 0 });
