@@ -34,9 +34,11 @@ afterEach(async () => {
 async function start(
   wrap: (backend: FhirBackend) => FhirBackend = (backend) => backend,
   others: readonly AuditEvent[] = [],
+  events: readonly AuditEvent[] = EVENTS,
+  window: { since: string; until: string } = WINDOW,
 ): Promise<{ server: SandboxFhirServer; pull: (pageSize: number, options?: AuditEventPullOptions) => AsyncGenerator<AuditEvent[]> }> {
   const backend = await createMemoryBackend();
-  await backend.load([...EVENTS, ...others]);
+  await backend.load([...events, ...others]);
   const tokens = new RevocableTokens();
   server = await startFhirServer({ backend: wrap(backend), verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
   const client = createFhirClient({
@@ -46,7 +48,7 @@ async function start(
     logger: silentLogger(),
     requestsPerSecond: 1_000,
   });
-  return { server, pull: (pageSize, options = {}) => pullAuditEvents(client, WINDOW, { ...options, pageSize }) };
+  return { server, pull: (pageSize, options = {}) => pullAuditEvents(client, window, { ...options, pageSize }) };
 }
 
 describe('4113 recovery at a shared instant', () => {
@@ -205,19 +207,9 @@ describe('split points', () => {
       const at = `2026-01-01T10:00:0${Math.floor(i / 3)}Z`;
       return { ...(EVENTS[0] as AuditEvent), id: `s-${i}`, recorded: at, meta: { lastUpdated: at } };
     });
-    const backend = await createMemoryBackend();
-    await backend.load(seconds);
-    const tokens = new RevocableTokens();
-    server = await startFhirServer({ backend, verifyAccessToken: tokens.verify, tokenUrl: 'http://127.0.0.1:9/token' });
-    const client = createFhirClient({
-      baseUrl: server.baseUrl,
-      tokenSource: tokens,
-      clock: new InstantClock(),
-      logger: silentLogger(),
-      requestsPerSecond: 1_000,
-    });
     const window = { since: '2026-01-01T10:00:00.000Z', until: '2026-01-01T10:00:10.000Z' };
-    const ids = (await collect(pullAuditEvents(client, window, { pageSize: 50, maxResultsPerSlice: 12 }))).flat().map((event) => event.id);
+    const { server, pull } = await start(undefined, [], seconds, window);
+    const ids = (await collect(pull(50, { maxResultsPerSlice: 12 }))).flat().map((event) => event.id);
     expect(ids).toHaveLength(30);
     expect(new Set(ids).size).toBe(30);
     const edges = server.requests

@@ -9,7 +9,7 @@ import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { fetchVia } from '../../src/net/index.js';
-import { createSandboxCertificate } from '../../src/sandbox/tls.js';
+import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
 import { createSmartTokenSource } from '../../src/smart/index.js';
 import { looksLikeEpic } from '../../src/smart/token-errors.js';
 import { InstantClock } from '../support/manual-clock.js';
@@ -41,6 +41,34 @@ async function tokenFailure(
   const error: unknown = await tokens.getToken().catch((e: unknown) => e);
   expect(error).toBeInstanceOf(BridgeError);
   return error as BridgeError;
+}
+
+/** A token request to an https token endpoint serving `certificate`, trusted (its CA given) or not: the error, and how many requests reached it. */
+async function tokenFailureOverTls(certificate: SandboxCertificate, trusted: boolean): Promise<{ error: BridgeError; requests: number }> {
+  let requests = 0;
+  const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_request, response) => {
+    requests += 1;
+    response.end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const key = await makeKey('ES384');
+    const tokens = createSmartTokenSource({
+      fhirBaseUrl: 'http://127.0.0.1:9/unused',
+      tokenUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`,
+      clientId: 'client-1',
+      scope: SCOPE,
+      key: key.signingKey,
+      clock: new InstantClock(),
+      logger: captureLogger().logger,
+      ...(trusted ? { fetch: fetchVia(new Agent({ connect: { ca: certificate.certPem } })) } : {}),
+    });
+    const error = (await tokens.getToken().catch((e: unknown) => e)) as BridgeError;
+    return { error, requests };
+  } finally {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  }
 }
 
 const JWT_AS_CLIENT_ID = `eyJhbGciOiJSUzM4NCJ9.${'eyJpc3MiOiJ4In0'.repeat(50)}.${'s'.repeat(40)}`;
@@ -129,58 +157,19 @@ describe('token error messages', () => {
   });
 
   it('names a certificate this machine does not trust, once, pointing at network.caFile', async () => {
-    const certificate = await createSandboxCertificate();
-    let requests = 0;
-    const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_request, response) => {
-      requests += 1;
-      response.end('{}');
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const key = await makeKey('ES384');
-      const tokens = createSmartTokenSource({
-        fhirBaseUrl: 'http://127.0.0.1:9/unused',
-        tokenUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`,
-        clientId: 'client-1',
-        scope: SCOPE,
-        key: key.signingKey,
-        clock: new InstantClock(),
-        logger: captureLogger().logger,
-      });
-      const error = (await tokens.getToken().catch((e: unknown) => e)) as BridgeError;
-      expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
-      expect(error.message).toMatch(
-        /presented a certificate this machine does not trust \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\. Add the issuing CA to network\.caFile/,
-      );
-      expect(requests).toBe(0);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    const { error, requests } = await tokenFailureOverTls(await createSandboxCertificate(), false);
+    expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
+    expect(error.message).toMatch(
+      /presented a certificate this machine does not trust \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)\)\. Add the issuing CA to network\.caFile/,
+    );
+    expect(requests).toBe(0);
   });
 
   it('names an expired server certificate as such (no CA to add), once', async () => {
-    const certificate = await createSandboxCertificate({ validDays: 1, now: new Date(Date.now() - 10 * 86_400_000) });
-    const server = createHttpsServer({ key: certificate.keyPem, cert: certificate.certPem }, (_request, response) => response.end('{}'));
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    try {
-      const key = await makeKey('ES384');
-      const tokens = createSmartTokenSource({
-        fhirBaseUrl: 'http://127.0.0.1:9/unused',
-        tokenUrl: `https://127.0.0.1:${(server.address() as AddressInfo).port}/oauth/token`,
-        clientId: 'client-1',
-        scope: SCOPE,
-        key: key.signingKey,
-        clock: new InstantClock(),
-        logger: captureLogger().logger,
-        fetch: fetchVia(new Agent({ connect: { ca: certificate.certPem } })),
-      });
-      const error = (await tokens.getToken().catch((e: unknown) => e)) as BridgeError;
-      expect(error.message).toMatch(/was refused over TLS \(CERT_HAS_EXPIRED\): its certificate has expired: the EHR team must renew it\.$/);
-    } finally {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
+    const expired = await createSandboxCertificate({ validDays: 1, now: new Date(Date.now() - 10 * 86_400_000) });
+    const { error, requests } = await tokenFailureOverTls(expired, true);
+    expect(error.message).toMatch(/was refused over TLS \(CERT_HAS_EXPIRED\): its certificate has expired: the EHR team must renew it\.$/);
+    expect(requests).toBe(0);
   });
 
   it('recognises Epic only by its URL shapes', () => {
