@@ -100,12 +100,13 @@ function typeFromReference(ref: Reference | undefined): string | undefined {
 }
 
 /**
- * docs/mapping.md §4.3: the requestor's own network address (unless of type 5, a URI: BALP's server URL), else a
+ * docs/mapping.md §4.3: the requestor's own network address (of type 1 or 2, or none: type 5 is BALP's server URL), else a
  * non-requestor DCM 110152 then 110153 agent with network type 1|2 (machine name or IP), else any agent with type 1|2.
  */
 function workstation(ctx: RowContext): string | undefined {
   const own = ctx.requestor?.network;
-  if (own?.address && own.type !== '5') return own.address;
+  // A machine name or an IP address (type 1, 2, or none given); a phone number, an e-mail or a URI is no workstation.
+  if (own?.address && (own.type === undefined || own.type === '1' || own.type === '2')) return own.address;
   const agents = ctx.event.agent ?? [];
   const local = agents.filter((agent) => agent.network?.address && (agent.network.type === '1' || agent.network.type === '2'));
   for (const role of ['110152', '110153']) {

@@ -180,6 +180,14 @@ describe('workstation (docs/mapping.md §4.3)', () => {
       },
     );
     expect(cell(event, 'ACCESS_LOG.WORKSTATION_ID')).toBe('WS-3F-0412');
+    // Nor a phone number or an e-mail (types 3 and 4).
+    for (const [address, type] of [
+      ['+1 608 555 0100', '3'],
+      ['desk@hospital.example.org', '4'],
+    ] as const) {
+      const agents = (event.agent ?? []).map((agent, i) => (i === 0 ? { ...agent, network: { address, type } } : agent));
+      expect(cell({ ...event, agent: agents }, 'ACCESS_LOG.WORKSTATION_ID'), type).toBe('WS-3F-0412');
+    }
     expect(
       cell(
         read({ who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org', network: { address: 'WS-1', type: '1' } }),
