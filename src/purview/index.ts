@@ -28,9 +28,11 @@ export {
   destinationKey,
   type EventClaim,
   eventClaimKey,
+  fileSource,
   type OpenedBlock,
   type RangeRecord,
   type RowRange,
+  rowsSentOf,
 } from './ledger.js';
 export { PurviewError } from './purview-error.js';
 export { DEFAULT_BLOCK_ROWS, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type PushOptions, pushEventSpool, pushRowFile } from './push.js';

@@ -129,6 +129,26 @@ export interface DeliveryLedger {
   highMark(target: DeliveryTarget): number | undefined;
 }
 
+/** The ledger's source of a flat file: its content, so the same rows under another name are the same rows. */
+export function fileSource(sha256: string): string {
+  return `file:${sha256}`;
+}
+
+/** Rows of the file with this content that Purview holds (acknowledged) or may hold (sent without a recorded answer). */
+export function rowsSentOf(
+  ledger: Pick<DeliveryLedger, 'rangesOf'>,
+  destination: string,
+  sha256: string,
+): { readonly acked: number; readonly unknown: number } {
+  let acked = 0;
+  let unknown = 0;
+  for (const range of ledger.rangesOf({ destination, source: fileSource(sha256) })) {
+    if (range.state === 'acked') acked += range.end - range.first;
+    else if (range.state === 'unknown') unknown += range.end - range.first;
+  }
+  return { acked, unknown };
+}
+
 /** Normalised `origin|tenant|job`, case-insensitive like the ingestion service's own job lookup. */
 export function destinationKey(parts: { ingestionBase: string; tenantId: string; jobId: string }): string {
   let origin: string;

@@ -20,7 +20,7 @@ import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } 
 import { signalsUrl } from './clouds.js';
 import { openEventSpool } from './event-spool.js';
 import { createHttpsAgent } from './https-pool.js';
-import type { DeliveryLedger, DeliveryTarget, LeaseRef, OpenedBlock } from './ledger.js';
+import { type DeliveryLedger, type DeliveryTarget, fileSource, type LeaseRef, type OpenedBlock } from './ledger.js';
 import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
 import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type SendContext, sendBlock } from './send-block.js';
 import type { ByteRange } from './upload.js';
@@ -104,7 +104,7 @@ export async function pushEventSpool(options: PushOptions & { spoolPath: string;
 /** Pushes a normalised flat file: each block claims row ranges of its content the destination has not acknowledged. */
 export async function pushRowFile(options: PushOptions & { file: NormalizedFile }): Promise<PushReport> {
   const { file } = options;
-  const target = targetOf(options, `file:${file.sha256}`);
+  const target = targetOf(options, fileSource(file.sha256));
   const session = openSession(options, file.spoolPath, file.header);
   try {
     const plan = planRowBlocks(file.rows, session.blockRows, options.ledger.rangesOf(target));

@@ -10,6 +10,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { rowsSentOf as ledgerRowsSentOf } from '../purview/index.js';
 import type { DropFile } from './file-drop-folder.js';
 import type { SyncDeps } from './pipeline.js';
 
@@ -67,11 +68,5 @@ function save(deps: SyncDeps, list: readonly SentAndLeft[]): void {
 
 /** Rows of the file with this content that Purview holds (acknowledged) or may hold (sent without a recorded answer). */
 export function rowsSentOf(deps: SyncDeps, sha256: string): { readonly acked: number; readonly unknown: number } {
-  let acked = 0;
-  let unknown = 0;
-  for (const range of deps.store.rangesOf({ destination: deps.target.destination, source: `file:${sha256}` })) {
-    if (range.state === 'acked') acked += range.end - range.first;
-    else if (range.state === 'unknown') unknown += range.end - range.first;
-  }
-  return { acked, unknown };
+  return ledgerRowsSentOf(deps.store, deps.target.destination, sha256);
 }

@@ -375,8 +375,8 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
 /**
  * Completes the run and moves the watermark: an incremental run to its end; a backfill only when it starts at or before
  * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
+ * True when the watermark is now the run's end.
  */
-/** Completes the run; true when the watermark is now the run's end (it never moves back, nor past a gap). */
 function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): boolean {
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,6 +6,10 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig, readSecret } from '../../src/config/index.js';
 import { errorOf } from '../support/error-of.js';
 import { MINIMAL_CONFIG } from '../support/minimal-config.js';
+
+/** A private key made for the run (none is kept in the repository), and a piece of its body no message may hold. */
+const PEM = generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+const PEM_BODY = PEM.split('\n')[1]?.slice(0, 24) ?? PEM;
 
 const minimal = MINIMAL_CONFIG;
 
@@ -68,21 +73,20 @@ describe('loadConfig', () => {
   });
 
   it('never echoes pasted content: a text where a section belongs, the whole file at the root, a PEM, a long or multi-line text', () => {
-    const pem = '-----BEGIN PRIVATE KEY-----\nMIG2AgEAMBAGByqGSM49AgEGBSuBBAAiBIGeMIGbAgEBBDD\n-----END PRIVATE KEY-----\n';
     const purview = minimal.connectors[0]?.purview;
     const cases: Array<[unknown, string]> = [
       [{ connectors: [{ ...minimal.connectors[0], purview: 'S3cretValue' }] }, 'connectors.0.purview: got a text of 11 characters (not shown)'],
       [
-        { connectors: [{ ...minimal.connectors[0], purview: { ...purview, secret: undefined, certificate: pem } }] },
+        { connectors: [{ ...minimal.connectors[0], purview: { ...purview, secret: undefined, certificate: PEM } }] },
         'connectors.0.purview.certificate: got a text of',
       ],
-      [{ connectors: [{ ...minimal.connectors[0], purview: { ...purview, cloud: pem } }] }, 'connectors.0.purview.cloud: got a text of'],
+      [{ connectors: [{ ...minimal.connectors[0], purview: { ...purview, cloud: PEM } }] }, 'connectors.0.purview.cloud: got a text of'],
     ];
     for (const [base, shown] of cases) {
       const message = errorOf(() => loadConfig({ base: base as never, env: {} })).message;
       expect(message).toContain(shown);
       expect(message).not.toContain('S3cretValue');
-      expect(message).not.toContain('MIG2');
+      expect(message).not.toContain(PEM_BODY);
     }
     // An env file given as the config: its text lands at the root.
     const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
@@ -96,16 +100,15 @@ describe('loadConfig', () => {
   it('refuses a secret or key pasted where its file path belongs, credentials in an endpoint URL, and both purview credentials', () => {
     const purview = minimal.connectors[0]?.purview;
     const withPurview = (over: Record<string, unknown>) => ({ connectors: [{ ...minimal.connectors[0], purview: { ...purview, ...over } }] }) as never;
-    const pem = '-----BEGIN PRIVATE KEY-----\nMIG2AgEAMBAGByqGSM49\n-----END PRIVATE KEY-----';
-    const file = errorOf(() => loadConfig({ base: withPurview({ secret: { file: pem } }), env: {} })).message;
+    const file = errorOf(() => loadConfig({ base: withPurview({ secret: { file: PEM } }), env: {} })).message;
     expect(file).toContain('connectors.0.purview.secret');
-    expect(file).not.toContain('MIG2');
+    expect(file).not.toContain(PEM_BODY);
     const keyFile = errorOf(() =>
-      loadConfig({ base: withPurview({ secret: undefined, certificate: { keyFile: pem, thumbprintSha256: 'a'.repeat(64) } }), env: {} }),
+      loadConfig({ base: withPurview({ secret: undefined, certificate: { keyFile: PEM, thumbprintSha256: 'a'.repeat(64) } }), env: {} }),
     ).message;
     expect(keyFile).toContain('connectors.0.purview.certificate.keyFile: got a text of');
     expect(keyFile).toContain('expected a file path (the secret or key itself never goes in the config; if it did, rotate it)');
-    expect(keyFile).not.toContain('MIG2');
+    expect(keyFile).not.toContain(PEM_BODY);
     const both = errorOf(() =>
       loadConfig({ base: withPurview({ certificate: { keyFile: '/run/secrets/key.pem', thumbprintSha256: 'a'.repeat(64) } }), env: {} }),
     );

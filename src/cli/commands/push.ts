@@ -33,6 +33,7 @@ import {
   type PushEvent,
   type PushReport,
   pushRowFile,
+  rowsSentOf,
 } from '../../purview/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
 import type { StateStore } from '../../sync/state/index.js';
@@ -276,12 +277,7 @@ function refuseEditedFile(store: StateStore, flags: PushFlags, destination: stri
   const name = `${destination}|${resolve(flags.file)}`;
   const before = pushedBefore(store.getSourceState(PUSHED_FILES, name));
   if (before !== undefined && before.sha256 !== file.sha256 && flags.resendEdited !== true) {
-    let acked = 0;
-    let unknown = 0;
-    for (const range of store.rangesOf({ destination, source: `file:${before.sha256}` })) {
-      if (range.state === 'acked') acked += range.end - range.first;
-      else if (range.state === 'unknown') unknown += range.end - range.first;
-    }
+    const { acked, unknown } = rowsSentOf(store, destination, before.sha256);
     if (acked + unknown > 0 && acked < before.rows) {
       const maybe = unknown > 0 ? ` (${unknown} more may be: sent without an answer)` : '';
       throw new BridgeError(
