@@ -96,7 +96,7 @@ export const ERROR_CODES = {
   BRG_ERR_PURVIEW_REJECTED: {
     http: 502,
     exit: 5,
-    fix: 'Purview rejected the block: on a 400 check the schema header and the file format; on a 413 (too large) lower purview.blockRows / --block-rows.',
+    fix: 'Purview rejected the block: on a 400 check the schema header and the file format (a sync refused the same block every run: `bridge state refused` / `give-up`); on a 413 (too large) lower purview.blockRows / --block-rows.',
   },
   BRG_ERR_PURVIEW_UNAVAILABLE: {
     http: 503,

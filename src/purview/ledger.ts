@@ -56,8 +56,10 @@ export interface EventClaim {
  *   own, or one of an earlier holder of the lease the caller now holds — it is plainly `send`.)
  * - `delivered`: acknowledged earlier; not sent again.
  * - `duplicate`: the same event already stands earlier in this block; not sent twice.
+ * - `given-up`: Purview refused a block holding it as invalid and the operator gave its events up
+ *   (`bridge state give-up`): not sent; the run records it as rejected (`purview-refused`).
  */
-export type ClaimDecision = 'send' | 'resend' | 'delivered' | 'duplicate';
+export type ClaimDecision = 'send' | 'resend' | 'delivered' | 'duplicate' | 'given-up';
 
 /** A synchronous cursor the ledger reads inside its transaction, taking events while they fit in the block. */
 export interface ClaimCursor<T extends EventClaim> {
@@ -117,9 +119,10 @@ export interface DeliveryLedger {
    * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
    * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as never
    * sent, so their next block is not flagged possibly duplicated. A crash before this call leaves the block attempted,
-   * and the rows flagged: never the other way round.
+   * and the rows flagged: never the other way round. `status`: Purview's HTTP answer (none for a connection that failed
+   * before the body went out); a block refused with 400 is one an operator may give up (RefusedBlocks).
    */
-  markRefused(blockId: number): void;
+  markRefused(blockId: number, status?: number): void;
   /**
    * Of these events, the ones acknowledged for the destination (pull-time de-duplication). Only events recorded at or
    * before `highMark()` can be in the ledger, so callers ask for those alone.
@@ -127,6 +130,36 @@ export interface DeliveryLedger {
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string>;
   /** The latest `recordedMs` ever claimed for the destination and source (undefined: none). */
   highMark(target: DeliveryTarget): number | undefined;
+}
+
+/** What stops a connector whose block Purview refuses as invalid, as `bridge state refused` shows it. No PHI. */
+export interface RefusedBlock {
+  readonly blockId: number;
+  readonly runId: string | undefined;
+  /** Events whose latest block this is (claims not moved to a later block since). */
+  readonly events: number;
+  /** Rows of the block when it was opened. */
+  readonly rows: number;
+  readonly status: number;
+  readonly refusedMs: number;
+  /** Set once given up: when, and the operator's note. */
+  readonly givenUpMs?: number;
+  readonly note?: string;
+}
+
+/**
+ * The operator's way out of a block Purview refuses every time (a 400 for something in its rows): its events are given
+ * up, recorded as rejected by every later run instead of sent. Only the newest block refused with 400 whose events were
+ * not claimed again since: the one that stops the connector. A lower `purview.blockRows` on the next run narrows it.
+ */
+export interface RefusedBlocks {
+  /** The newest block of the destination and source refused with 400 that still holds events, given up or not. */
+  refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined;
+  /**
+   * Gives up the events of refusedBlock() in one transaction, under `lease` (checked inside it: no run may be sending
+   * them). Undefined when there is no such block, or it was given up already.
+   */
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined;
 }
 
 /** The ledger's source of a flat file: its content, so the same rows under another name are the same rows. */

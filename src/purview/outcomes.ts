@@ -77,8 +77,14 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
   }
   const where = `block ${block.index} of this push (${block.rows === undefined ? '' : `${block.rows}, `}job ${block.jobId})`;
   const [code, message] = permanentMessage(error.status, where, said);
-  return new PurviewError(code, message, { cause: error, status: error.status, blockIndex: block.index, reason: said });
+  // A sync's block (rows of events, not of a file the operator can edit) refused as invalid is refused on every run.
+  const next = error.status === 400 && block.rows === undefined && block.refused ? ` ${GIVE_UP_HINT}` : '';
+  return new PurviewError(code, `${message}${next}`, { cause: error, status: error.status, blockIndex: block.index, reason: said });
 }
+
+/** The way out when Purview refuses the same events every run (src/cli/commands/state-refused.ts). */
+export const GIVE_UP_HINT =
+  'If it refuses this block on every run, fix the mapping if the refusal names a column; otherwise `bridge state refused <connector>` shows the block, and `bridge state give-up <connector> --reason <why>` lets the connector go on, recording its events as rejected.';
 
 function permanentMessage(status: number, where: string, said: string): [ErrorCode, string] {
   const answer = `${status}${said ? ` "${said}"` : ''}`;

@@ -26,11 +26,13 @@ export interface PushReport {
   readonly rowsAcked: number;
   /** Rows the input held twice (the same event twice in a spool): sent once. */
   readonly duplicateRows: number;
+  /** Rows of events the operator gave up after Purview refused them as invalid (`bridge state give-up`): not sent. */
+  readonly rowsGivenUp: number;
   /** Indexes (in this push) of blocks that re-sent rows whose earlier send had no recorded answer. */
   readonly possiblyDuplicated: number[];
   readonly rowsPossiblyDuplicated: number;
 }
 
 export function emptyReport(): { -readonly [K in keyof PushReport]: PushReport[K] } {
-  return { blocks: 0, rowsSent: 0, rowsAlreadyDelivered: 0, rowsAcked: 0, duplicateRows: 0, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 };
+  return { blocks: 0, rowsSent: 0, rowsAlreadyDelivered: 0, rowsAcked: 0, duplicateRows: 0, rowsGivenUp: 0, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 };
 }

@@ -18,7 +18,7 @@ import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
 import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } from './blocks.js';
 import { signalsUrl } from './clouds.js';
-import { openEventSpool } from './event-spool.js';
+import { openEventSpool, type SpoolEvent } from './event-spool.js';
 import { createHttpsAgent } from './https-pool.js';
 import { type DeliveryLedger, type DeliveryTarget, fileSource, type LeaseRef, type OpenedBlock } from './ledger.js';
 import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
@@ -72,8 +72,14 @@ export interface PushOptions {
 export const DEFAULT_BLOCK_ROWS = 100_000;
 export { DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY };
 
-/** Pushes the pipeline's event spool: each block claims whole events the destination has not acknowledged. */
-export async function pushEventSpool(options: PushOptions & { spoolPath: string; indexPath: string; source: string }): Promise<PushReport> {
+/**
+ * Pushes the pipeline's event spool: each block claims whole events the destination has not acknowledged.
+ * `onGivenUp`: an event of the spool the operator gave up (ClaimDecision `given-up`), not sent; the caller records it
+ * as rejected.
+ */
+export async function pushEventSpool(
+  options: PushOptions & { spoolPath: string; indexPath: string; source: string; onGivenUp?: (event: SpoolEvent) => void },
+): Promise<PushReport> {
   const target = targetOf(options, options.source);
   const spool = openEventSpool(options.spoolPath, options.indexPath);
   try {
@@ -86,7 +92,10 @@ export async function pushEventSpool(options: PushOptions & { spoolPath: string;
         const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
           if (decision === 'send' || decision === 'resend') appendSegment(segments, event.start, event.end);
           else if (decision === 'delivered') delivered += event.rows;
-          else session.report.duplicateRows += event.rows;
+          else if (decision === 'given-up') {
+            session.report.rowsGivenUp += event.rows;
+            options.onGivenUp?.(event);
+          } else session.report.duplicateRows += event.rows;
         });
         session.alreadyDelivered(delivered);
         if (!claim) break;

@@ -78,7 +78,7 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     ctx.retry,
   ).catch(async (error: unknown) => {
     const refused = !state.possiblyDuplicated && isKnownUnreceived(error);
-    if (refused) ctx.ledger.markRefused(block.claim.id);
+    if (refused) ctx.ledger.markRefused(block.claim.id, error instanceof UploadStatusError ? error.status : undefined);
     // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
     const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
     throw toPushError(error, {

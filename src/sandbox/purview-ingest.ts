@@ -76,6 +76,11 @@ export interface PurviewIngestEmulator {
   rowDigest(jobId: string): RowDigestValue;
   /** Queues faults, each used by one request, first in first out; called with none, clears the queue. */
   injectFaults(...faults: IngestFault[]): void;
+  /**
+   * From now on, a block with a data row matching `pattern` is refused with 400 naming the row's line, every time (a
+   * value the service will not take): a deterministic refusal, unlike a queued fault. Undefined clears it.
+   */
+  refuseRowsMatching(pattern: RegExp | undefined): void;
   /** Every request received, faulted or not. */
   readonly requests: number;
   close(): Promise<void>;
@@ -154,6 +159,19 @@ interface IngestState {
   faults: IngestFault[];
   requests: number;
   readonly closing: AbortController;
+  /** refuseRowsMatching's pattern. */
+  refuseRows?: RegExp | undefined;
+}
+
+/** The 1-based line (the header is line 1) of the first data row matching `pattern`, or undefined. */
+function matchingLine(content: Buffer, pattern: RegExp): number | undefined {
+  const lines = content.toString('utf8').split('\r\n');
+  for (let index = 1; index < lines.length; index += 1) {
+    const line = lines[index] as string;
+    pattern.lastIndex = 0;
+    if (line !== '' && pattern.test(line)) return index + 1;
+  }
+  return undefined;
 }
 
 class Rejection extends Error {
@@ -189,6 +207,9 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
     injectFaults(...faults) {
       if (faults.length === 0) state.faults = [];
       else state.faults.push(...faults);
+    },
+    refuseRowsMatching(pattern) {
+      state.refuseRows = pattern;
     },
     get requests() {
       return state.requests;
@@ -237,6 +258,8 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   // injects faults still proves every request the bridge sent (retries included) was valid, and a broken one is
   // answered as Purview would, not hidden behind the injected status.
   if (fault?.kind === 'status') return respond(response, fault.status, fault.body ?? '', fault.statusMessage, fault.retryAfter);
+  const refusedLine = state.refuseRows ? matchingLine(file.content, state.refuseRows) : undefined;
+  if (refusedLine !== undefined) return respond(response, 400, `The file could not be validated: line ${refusedLine} has a value the job does not accept.`);
   job.header ??= block.header;
   job.blocks.push(block);
   if (fault?.kind === 'accept-then-reset') return void request.socket.destroy();

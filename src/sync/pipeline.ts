@@ -10,13 +10,14 @@ import { BridgeError, toBridgeError } from '../errors.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, createSerializer, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
-import { type DeliveryTarget, eventSpoolHeader, isCompleteEventSpool, type PushOptions, pushEventSpool } from '../purview/index.js';
-import type { LeaseRef } from '../purview/ledger.js';
+import { type DeliveryTarget, eventSpoolHeader, isCompleteEventSpool, type PushOptions, type PushReport, pushEventSpool } from '../purview/index.js';
+import { type LeaseRef, parseEventClaimKey } from '../purview/ledger.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { refuseOrphanedDeliveries } from './connector-identity.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
+import { GIVEN_UP_REASON, GivenUpRecorder } from './given-up.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { refuseBeyondLedger } from './ledger-horizon.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
@@ -223,13 +224,14 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
       pulled.seen,
     );
     const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
-    const watermarkMoved = completeRun(deps, { ...run, backfill }, pushed.counts, pushed.possiblyDuplicated);
+    const rejectReasons = withGivenUp(pulled.rejectReasons, pushed.givenUpRows);
+    const watermarkMoved = completeRun(deps, { ...run, backfill }, pushed, rejectReasons);
     // Pulled here, from this source, up to the watermark: it is now a point in this source (a resumed push's was pulled
     // before, maybe elsewhere). A backfill that ended before the watermark left it a point in the other source: recorded
     // as this one, the next incremental run would skip this source's events between the backfill's end and the watermark.
     if (watermarkMoved) recordWatermarkSource(deps, run.id);
     removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
-    return finish(deps, run, { ...pulled, counts: pushed.counts }, pushed.possiblyDuplicated, resumed);
+    return finish(deps, run, { ...pulled, counts: pushed.counts, rejectReasons }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
     throw recordFailure(deps, run.id, error, pullFiles);
   }
@@ -253,31 +255,56 @@ function startRun(deps: SyncDeps, window: SyncWindow, request: SyncRequest, back
   return run;
 }
 
-async function pushRun(
-  deps: SyncDeps,
-  run: RunRecord & { spoolPath: string },
-  counts: RunCounts,
-  stops: Stops,
-): Promise<{ counts: RunCounts; possiblyDuplicated: number[] }> {
-  if (counts.rows === 0) return { counts, possiblyDuplicated: [] };
-  const report = await pushEventSpool({
-    ...deps.purview(),
-    spoolPath: run.spoolPath,
-    indexPath: indexPathOf(run.spoolPath),
-    source: deps.target.source,
-    destination: deps.target.destination,
-    runId: run.id,
-    ledger: deps.store,
-    lease: stops.lease,
-    clock: deps.clock,
-    logger: deps.logger,
-    ...(stops.signal ? { signal: stops.signal } : {}),
-    ...(stops.stopSignal ? { stopAfterBlock: stops.stopSignal } : {}),
-    onEvent: (event) => forwardPushEvent(deps.events, run.id, event),
-  });
+/** What a run's push did: its counts, the blocks flagged possibly duplicated, and the rows given up (given-up.ts). */
+interface PushedRun {
+  readonly counts: RunCounts;
+  readonly possiblyDuplicated: number[];
+  readonly givenUpRows: number;
+}
+
+async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, counts: RunCounts, stops: Stops): Promise<PushedRun> {
+  if (counts.rows === 0) return { counts, possiblyDuplicated: [], givenUpRows: 0 };
+  const givenUp = run.rejectsPath ? new GivenUpRecorder(run.rejectsPath, run.spoolPath) : undefined;
+  let report: PushReport;
+  try {
+    report = await pushEventSpool({
+      ...deps.purview(),
+      spoolPath: run.spoolPath,
+      indexPath: indexPathOf(run.spoolPath),
+      source: deps.target.source,
+      destination: deps.target.destination,
+      runId: run.id,
+      ledger: deps.store,
+      lease: stops.lease,
+      clock: deps.clock,
+      logger: deps.logger,
+      ...(stops.signal ? { signal: stops.signal } : {}),
+      ...(stops.stopSignal ? { stopAfterBlock: stops.stopSignal } : {}),
+      onEvent: (event) => forwardPushEvent(deps.events, run.id, event),
+      onGivenUp: (event) => {
+        givenUp?.add(event);
+        deps.events.emit('reject', {
+          runId: run.id,
+          eventId: parseEventClaimKey(event.key).id,
+          reason: GIVEN_UP_REASON,
+          ...(event.rows > 1 ? { rows: event.rows } : {}),
+        });
+      },
+    });
+  } finally {
+    givenUp?.close();
+  }
+  if (report.rowsGivenUp > 0) {
+    deps.logger.warn(
+      { runId: run.id, rows: report.rowsGivenUp },
+      'rows given up after Purview refused them (bridge state give-up) were recorded as rejected, not sent',
+    );
+  }
   return {
+    givenUpRows: report.rowsGivenUp,
     counts: {
       ...counts,
+      rejects: counts.rejects + report.rowsGivenUp,
       blocks: report.blocks,
       blocksAcked: report.blocks,
       rowsAcked: report.rowsAcked,
@@ -356,13 +383,14 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
   stops.onRunId?.(run.id, true);
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
-    completeRun(deps, run, pushed.counts, pushed.possiblyDuplicated);
+    const rejectReasons = withGivenUp({ ...run.details?.rejectReasons }, pushed.givenUpRows);
+    completeRun(deps, run, pushed, rejectReasons);
     removeCompletedFiles(deps, run.id, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
       counts: pushed.counts,
       seen: [],
       skipReasons: { ...run.details?.skipReasons },
-      rejectReasons: { ...run.details?.rejectReasons },
+      rejectReasons,
       ...(run.details?.fill ? { fill: run.details.fill } : {}),
       ...(run.details?.unexported ? { unexported: run.details.unexported } : {}),
     };
@@ -377,10 +405,11 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
  * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
  * True when the watermark is now the run's end.
  */
-function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possiblyDuplicated: readonly number[]): boolean {
+function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectReasons: Readonly<Record<string, number>>): boolean {
+  const { counts, possiblyDuplicated } = pushed;
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
-  const details = { ...deps.store.getRun(run.id)?.details, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
+  const details = { ...deps.store.getRun(run.id)?.details, rejectReasons, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
   deps.store.updateRun(run.id, { details });
   deps.store.completeRun(run.id, {
     counts,
@@ -394,6 +423,12 @@ function completeRun(deps: SyncDeps, run: RunRecord, counts: RunCounts, possibly
       deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
     );
   return watermark !== undefined && Date.parse(watermark) === Date.parse(run.until);
+}
+
+/** The pull's reject reasons, and the rows of events given up after Purview refused them (counted per push, not added). */
+function withGivenUp(reasons: Readonly<Record<string, number>>, rows: number): Readonly<Record<string, number>> {
+  if (rows === 0) return reasons;
+  return { ...reasons, [GIVEN_UP_REASON]: rows };
 }
 
 /** A completed run's spool goes (unless retainFiles); its rejects stay for retention.rejectsDays, for the operator. */

@@ -60,6 +60,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
       rowsAlreadyDelivered: 0,
       rowsAcked: 10,
       duplicateRows: 0,
+      rowsGivenUp: 0,
       possiblyDuplicated: [],
       rowsPossiblyDuplicated: 0,
     });

@@ -144,6 +144,7 @@ describe('transient faults on the first block', () => {
         rowsAlreadyDelivered: 0,
         rowsAcked: 25,
         duplicateRows: 0,
+        rowsGivenUp: 0,
         possiblyDuplicated: c.duplicated ? [0] : [],
         rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
       });

@@ -44,7 +44,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(6);
+    expect(db.pragma('user_version', { simple: true })).toBe(7);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -315,6 +315,48 @@ describe('delivery ledger', () => {
     expect(db.prepare('SELECT state, refused FROM delivery_blocks WHERE id = ?').get(again?.id)).toEqual({ state: 'acked', refused: 0 });
     expect(db.prepare('SELECT refused FROM delivery_blocks WHERE id = ?').get(refused?.id)).toEqual({ refused: 1 });
     db.close();
+  });
+
+  it('gives up the events of the newest block refused with 400 (under the lease): never sent again to that job, by any run', () => {
+    const { store: s } = fresh();
+    const LEASE = 'connector:conn';
+    expect(s.acquireLease(LEASE, holderOf('bridge state give-up')('op'), 60_000, () => false)).toMatchObject({ acquired: true });
+    const lease = { name: LEASE, holderId: 'op' };
+    const decide = (t: typeof target, keys: string[]) => {
+      const decisions: string[] = [];
+      const block = s.openEventBlock(t, cursor(keys.map((key) => ({ key, rows: key === 'b' ? 2 : 1 }))), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+      return { block, decisions };
+    };
+    // A block whose connection failed before the body went out is refused too, but Purview never judged it.
+    const unsent = decide(target, ['a', 'b']).block;
+    s.markAttempt(unsent?.id ?? -1);
+    s.markRefused(unsent?.id ?? -1);
+    expect(s.refusedBlock(target)).toBeUndefined();
+    expect(s.giveUpRefused(target, lease, 'INC-1')).toBeUndefined();
+    // Sent again, now refused with 400; then a smaller block carries a alone and is refused again: the newest.
+    const first = decide(target, ['a', 'b', 'c']).block;
+    s.markAttempt(first?.id ?? -1);
+    s.markRefused(first?.id ?? -1, 400);
+    expect(s.refusedBlock(target)).toMatchObject({ blockId: first?.id, events: 3, rows: 4, status: 400, runId: 'r1' });
+    const narrowed = decide({ ...target, runId: 'r2' }, ['a']).block;
+    s.markAttempt(narrowed?.id ?? -1);
+    s.markRefused(narrowed?.id ?? -1, 400);
+    expect(s.refusedBlock(target)).toMatchObject({ blockId: narrowed?.id, events: 1, runId: 'r2' });
+    // Refused while another holds the connector's lease: a run may be claiming these events right now.
+    expect(() => s.giveUpRefused(target, { name: LEASE, holderId: 'someone-else' }, 'INC-1')).toThrow(/BRG_ERR_RUN_IN_PROGRESS|lease/);
+    expect(s.refusedBlock(target)?.givenUpMs).toBeUndefined();
+    const given = s.giveUpRefused(target, lease, 'INC-1');
+    expect(given).toMatchObject({ blockId: narrowed?.id, events: 1, note: 'INC-1' });
+    expect(s.giveUpRefused(target, lease, 'again')).toBeUndefined();
+    // Every later claim of a is given up; b and c (still on the first refused block) are sent plainly.
+    expect(decide({ ...target, runId: 'r3' }, ['a', 'b', 'c']).decisions).toEqual(['a:given-up', 'b:send', 'c:send']);
+    expect(decide({ ...target, runId: 'r4' }, ['a']).block).toBeUndefined();
+    // b and c now sit on a block of r3 never refused: the given-up one is the newest with events.
+    expect(s.refusedBlock(target)).toMatchObject({ blockId: narrowed?.id, givenUpMs: expect.any(Number), note: 'INC-1' });
+    // Another job, or another version of the event, is sent.
+    expect(decide({ ...target, destination: 'https://ingest|t|other' }, ['a']).decisions).toEqual(['a:send']);
+    expect(decide({ ...target, runId: 'r5' }, ['a|2']).decisions).toEqual(['a|2:send']);
+    expect(s.acknowledgedEvents(target, [{ key: 'a', recordedMs: undefined }])).toEqual(new Set());
   });
 
   it('keys by destination: the same event is new to another job', () => {

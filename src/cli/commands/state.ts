@@ -14,6 +14,7 @@ import { retiredName } from '../../sync/connector-identity.js';
 import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
 import { type ConnectorMove, openStateStore, type StateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
+import { refusedCommands } from './state-refused.js';
 
 export function stateCommand(ctx: CliContext): Command {
   const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
@@ -55,10 +56,12 @@ export function stateCommand(ctx: CliContext): Command {
       });
       ctx.print(`Connector "${from}" is retired as "${retired}": ${describe(moved)} kept under that name.`);
     });
-  return new Command('state')
-    .description("Move or retire a connector's state when it was renamed or removed from the config.")
+  const state = new Command('state')
+    .description("Move or retire a connector's state when it was renamed or removed from the config; show or give up a block Purview refuses as invalid.")
     .addCommand(rename)
     .addCommand(retire);
+  for (const command of refusedCommands(ctx)) state.addCommand(command);
+  return state;
 }
 
 function refuseConfigured(config: Config, name: string, what: string): void {

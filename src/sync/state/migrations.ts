@@ -148,4 +148,10 @@ export const MIGRATIONS: readonly string[] = [
   // sent, and the next attempt is not flagged possibly duplicated.
   `ALTER TABLE seen_events ADD COLUMN destination TEXT;
    ALTER TABLE delivery_blocks ADD COLUMN refused INTEGER NOT NULL DEFAULT 0;`,
+  // v7: the HTTP status a refused block got (none when its connection failed before the body went out), and the
+  // operator's decision to give up the events of a block Purview refused as invalid (`bridge state give-up`): when and
+  // why. Their claims stay on that block, so any later run, on any machine, records them as rejected instead of sending.
+  `ALTER TABLE delivery_blocks ADD COLUMN refused_status INTEGER;
+   ALTER TABLE delivery_blocks ADD COLUMN given_up_ms INTEGER;
+   ALTER TABLE delivery_blocks ADD COLUMN given_up_note TEXT;`,
 ];

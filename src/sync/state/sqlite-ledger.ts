@@ -16,6 +16,7 @@ import type {
   LeaseRef,
   OpenedBlock,
   RangeRecord,
+  RefusedBlock,
   RowRange,
 } from '../../purview/ledger.js';
 import type { SqliteLeaseStore } from './sqlite-lease.js';
@@ -54,9 +55,17 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       // LEFT JOIN: a claim can outlive its block (pruned by age while the claim's day is still kept).
       claimed: db.prepare<
         [number, number, number, string],
-        { block_id: number; maybe_sent: number; state: string | null; attempts: number | null; refused: number | null; lease_name: string | null }
+        {
+          block_id: number;
+          maybe_sent: number;
+          state: string | null;
+          attempts: number | null;
+          refused: number | null;
+          lease_name: string | null;
+          given_up_ms: number | null;
+        }
       >(
-        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts, b.refused, b.lease_name FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
+        'SELECT e.block_id, e.maybe_sent, b.state, b.attempts, b.refused, b.lease_name, b.given_up_ms FROM delivered_events e LEFT JOIN delivery_blocks b ON b.id = e.block_id WHERE e.destination_id = ? AND e.source_id = ? AND e.day = ? AND e.event_key = ?',
       ),
       reclaim: db.prepare(
         'UPDATE delivered_events SET block_id = ?, maybe_sent = max(maybe_sent, ?) WHERE destination_id = ? AND source_id = ? AND day = ? AND event_key = ?',
@@ -85,7 +94,27 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
       acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
-      refused: db.prepare("UPDATE delivery_blocks SET refused = 1, updated_ms = ? WHERE id = ? AND state = 'sending'"),
+      refused: db.prepare("UPDATE delivery_blocks SET refused = 1, refused_status = ?, updated_ms = ? WHERE id = ? AND state = 'sending'"),
+      // Newest first; a block whose claims all moved to later blocks is no longer what stops the connector. Operator
+      // queries: the scan of the source's claims per candidate is acceptable there.
+      latestRefused: db.prepare<
+        [number, number],
+        {
+          id: number;
+          run_id: string | null;
+          rows: number;
+          refused_status: number;
+          updated_ms: number;
+          given_up_ms: number | null;
+          given_up_note: string | null;
+        }
+      >(
+        "SELECT b.id, b.run_id, b.rows, b.refused_status, b.updated_ms, b.given_up_ms, b.given_up_note FROM delivery_blocks b WHERE b.destination_id = ? AND b.source_id = ? AND b.refused = 1 AND b.refused_status = 400 AND b.state = 'sending' AND EXISTS (SELECT 1 FROM delivered_events e WHERE e.destination_id = b.destination_id AND e.source_id = b.source_id AND e.block_id = b.id) ORDER BY b.id DESC LIMIT 1",
+      ),
+      claimsOfBlock: db.prepare<[number, number, number], { n: number }>(
+        'SELECT count(*) AS n FROM delivered_events WHERE destination_id = ? AND source_id = ? AND block_id = ?',
+      ),
+      giveUp: db.prepare('UPDATE delivery_blocks SET given_up_ms = ?, given_up_note = ? WHERE id = ? AND given_up_ms IS NULL'),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
       // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
       pruneEvents: db.prepare(
@@ -149,6 +178,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     const existing = this.stmt.claimed.get(destination, source, day, event.key);
     if (!existing || existing.block_id === blockId) return 'duplicate';
     if (existing.state === 'acked') return 'delivered';
+    // Given up by the operator after Purview refused it as invalid: the claim stays on that block, for every later run.
+    if (existing.given_up_ms !== null) return 'given-up';
     // Not acknowledged: it may have reached Purview if its block was ever attempted, if an earlier block carrying it
     // was (maybe_sent sticks across moves), or if its block is gone and nobody can tell. A block never attempted can
     // still be, unless its writer held the lease the caller holds now (checked in this transaction): its markAttempt
@@ -205,8 +236,39 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     this.stmt.acked.run(possiblyDuplicated ? 1 : 0, this.clock.now(), blockId);
   }
 
-  markRefused(blockId: number): void {
-    this.stmt.refused.run(this.clock.now(), blockId);
+  markRefused(blockId: number, status?: number): void {
+    this.stmt.refused.run(status ?? null, this.clock.now(), blockId);
+  }
+
+  refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined {
+    const destination = this.destinationId(target.destination);
+    const source = this.sourceId(target.source);
+    const block = this.stmt.latestRefused.get(destination, source);
+    if (!block) return undefined;
+    return {
+      blockId: block.id,
+      runId: block.run_id ?? undefined,
+      events: this.stmt.claimsOfBlock.get(destination, source, block.id)?.n ?? 0,
+      rows: block.rows,
+      status: block.refused_status,
+      refusedMs: block.updated_ms,
+      ...(block.given_up_ms === null ? {} : { givenUpMs: block.given_up_ms }),
+      ...(block.given_up_note === null ? {} : { note: block.given_up_note }),
+    };
+  }
+
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined {
+    return this.db
+      .transaction((): RefusedBlock | undefined => {
+        // Under the connector's lease, checked here: a run holding it may be claiming these very events for a new block.
+        this.requireLease(lease, 'giving up a refused block');
+        const block = this.refusedBlock(target);
+        if (!block || block.givenUpMs !== undefined) return undefined;
+        const now = this.clock.now();
+        this.stmt.giveUp.run(now, note, block.blockId);
+        return { ...block, givenUpMs: now, note };
+      })
+      .immediate();
   }
 
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {

@@ -8,7 +8,17 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
-import type { ClaimCursor, ClaimDecision, DeliveryTarget, EventClaim, LeaseRef, OpenedBlock, RangeRecord, RowRange } from '../../purview/ledger.js';
+import type {
+  ClaimCursor,
+  ClaimDecision,
+  DeliveryTarget,
+  EventClaim,
+  LeaseRef,
+  OpenedBlock,
+  RangeRecord,
+  RefusedBlock,
+  RowRange,
+} from '../../purview/ledger.js';
 import { MIGRATIONS } from './migrations.js';
 import { SqliteConnectorMoves } from './sqlite-connector-moves.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
@@ -284,8 +294,16 @@ class SqliteStateStore implements StateStore {
     this.ledger.markAcked(blockId, possiblyDuplicated);
   }
 
-  markRefused(blockId: number): void {
-    this.ledger.markRefused(blockId);
+  markRefused(blockId: number, status?: number): void {
+    this.ledger.markRefused(blockId, status);
+  }
+
+  refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined {
+    return this.ledger.refusedBlock(target);
+  }
+
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined {
+    return this.ledger.giveUpRefused(target, lease, note);
   }
 
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {

@@ -1,6 +1,6 @@
 /** The state contract. SQLite implements it (sqlite.ts); the delivery-ledger half is what the push stage needs. */
 import type { FillReport } from '../../mapping/index.js';
-import type { DeliveryLedger, DeliveryTarget, LeaseRef } from '../../purview/ledger.js';
+import type { DeliveryLedger, DeliveryTarget, LeaseRef, RefusedBlocks } from '../../purview/ledger.js';
 import type { EnrichReport } from '../file-enrich.js';
 
 export type RunState = 'running' | 'pushing' | 'completed' | 'failed';
@@ -134,7 +134,7 @@ export interface ConnectorMoveOptions {
   readonly files?: () => void;
 }
 
-export interface StateStore extends DeliveryLedger, LeaseStore {
+export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void;

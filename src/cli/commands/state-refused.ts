@@ -1,0 +1,131 @@
+/**
+ * `bridge state refused <connector>` and `bridge state give-up <connector> --reason <text>`: the way out of a block
+ * Purview refuses as invalid every time (a 400 for something in its rows), which otherwise stops the connector at that
+ * block on every run. `refused` shows the block; `give-up` records its events as given up in the delivery ledger, so
+ * every later run (on any machine) writes their rows to its rejects file with reason `purview-refused` instead of
+ * sending them, and the watermark moves on. Fixing the mapping and running again is the better fix when it applies;
+ * a lower `purview.blockRows` on the next run narrows the refused block to fewer events before giving them up.
+ */
+import { Command } from 'commander';
+import { destinationOf, findConnector, leasePolicy } from '../../composition/index.js';
+import { type Config, type ConnectorConfig, loadConfig } from '../../config/index.js';
+import { BridgeError } from '../../errors.js';
+import { uuidSource } from '../../ids.js';
+import type { DeliveryTarget, RefusedBlock } from '../../purview/ledger.js';
+import { GIVEN_UP_REASON } from '../../sync/given-up.js';
+import { connectorLeaseName, holdLease } from '../../sync/lease.js';
+import { openStateStore, type StateStore } from '../../sync/state/index.js';
+import type { CliContext } from '../context.js';
+
+const MAX_NOTE_CHARS = 500;
+
+export function refusedCommands(ctx: CliContext): Command[] {
+  const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+  const refused = new Command('refused')
+    .description(
+      'Show the block Purview refused as invalid (HTTP 400) that stops the connector: its run, when, how many events still wait on it, and whether it was given up.',
+    )
+    .argument('<connector>', "the connector's name in the config")
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action((name: string, flags: { config?: string }) => {
+      const loaded = config(flags);
+      const target = targetOf(loaded, name);
+      withStore(ctx, loaded, (store) => {
+        const block = store.refusedBlock(target);
+        if (!block) {
+          ctx.print(`Connector "${name}" has no block Purview refused as invalid (400) waiting: nothing to give up.`);
+          return;
+        }
+        ctx.print(describe(name, block, store));
+        if (block.givenUpMs === undefined) {
+          ctx.print(
+            `Fix the mapping and run again if the refusal names a column; or run again with a lower purview.blockRows to narrow the block, then \`bridge state give-up ${name} --reason "<ticket or why>"\`.`,
+          );
+        }
+      });
+    });
+  const giveUp = new Command('give-up')
+    .description(
+      `Give up the events of the block Purview refused as invalid (HTTP 400) that stops the connector: every later run records their rows as rejected (reason ${GIVEN_UP_REASON}, in its rejects file) instead of sending them, and goes on. They are not sent to this Purview job again.`,
+    )
+    .argument('<connector>', "the connector's name in the config")
+    .requiredOption('--reason <text>', 'why, for the record (a ticket number): one line, at most 500 characters; shown by `bridge state refused`')
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action((name: string, flags: { config?: string; reason: string }) => {
+      const note = checkedNote(flags.reason);
+      const loaded = config(flags);
+      const target = targetOf(loaded, name);
+      withStore(ctx, loaded, (store) => {
+        // No run of the connector may be in flight (here or elsewhere): it may be claiming these events for a new block.
+        const lease = holdLease(
+          store,
+          connectorLeaseName(name),
+          leasePolicy(loaded.state.leaseTtlSeconds * 1000, 'bridge state give-up'),
+          ctx.clock,
+          uuidSource,
+          `A sync of connector "${name}"`,
+        );
+        try {
+          const given = store.giveUpRefused(target, lease.ref, note);
+          if (!given) throw nothingToGiveUp(name, store.refusedBlock(target));
+          ctx.print(
+            `Gave up ${given.events} event(s) of block ${given.blockId}${given.runId ? ` (run ${given.runId.slice(0, 8)})` : ''}, refused by Purview with ${given.status}. The next run of "${name}" records their rows as rejected (reason ${GIVEN_UP_REASON}; \`bridge rejects <run>\` lists them) and goes on; they are not sent to this Purview job again.`,
+          );
+        } finally {
+          lease.release();
+        }
+      });
+    });
+  return [refused, giveUp];
+}
+
+function targetOf(config: Config, name: string): Pick<DeliveryTarget, 'destination' | 'source'> {
+  const connector: ConnectorConfig = findConnector(config, name);
+  if (connector.source.type === 'flat-file') {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `Connector "${name}" reads a drop folder: a file Purview refuses is moved aside whole (see its run), never held as a refused block. Fix the file and drop it again.`,
+    );
+  }
+  return { destination: destinationOf(connector), source: connector.name };
+}
+
+function withStore(ctx: CliContext, config: Config, use: (store: StateStore) => void): void {
+  const store = openStateStore(config.stateDir, ctx.clock);
+  try {
+    use(store);
+  } finally {
+    store.close();
+  }
+}
+
+function describe(name: string, block: RefusedBlock, store: StateStore): string {
+  const run = block.runId ? store.getRun(block.runId) : undefined;
+  const lines = [
+    `Connector "${name}": block ${block.blockId}${block.runId ? ` of run ${block.runId.slice(0, 8)}` : ''} was refused by Purview with ${block.status} at ${new Date(block.refusedMs).toISOString()}; ${block.events} event(s) (${block.rows} row(s) when sent) wait on it.`,
+  ];
+  if (run?.error?.code === 'BRG_ERR_PURVIEW_REJECTED') lines.push(`  The run said: ${run.error.message}`);
+  if (block.givenUpMs !== undefined) {
+    lines.push(`  Given up at ${new Date(block.givenUpMs).toISOString()}: ${block.note ?? ''}. Runs record these events as rejected (${GIVEN_UP_REASON}).`);
+  }
+  return lines.join('\n');
+}
+
+function nothingToGiveUp(name: string, latest: RefusedBlock | undefined): BridgeError {
+  const already = latest?.givenUpMs === undefined ? '' : ` (block ${latest.blockId} was given up at ${new Date(latest.givenUpMs).toISOString()})`;
+  return new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `Connector "${name}" has no block Purview refused as invalid (400) waiting to be given up${already}. \`bridge state refused ${name}\` shows what stops it; a block refused before this version, or by a failed connection, is not one: run the connector once more to see whether Purview refuses it again.`,
+    { details: { connector: name } },
+  );
+}
+
+/** One line of text: kept in the state and shown to operators, never logged. */
+function checkedNote(note: string): string {
+  const trimmed = note.trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: a note with control characters (a pasted file) is refused.
+  if (trimmed === '' || trimmed.length > MAX_NOTE_CHARS || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `--reason must be one line of 1 to ${MAX_NOTE_CHARS} characters (a ticket number, or why).`);
+  }
+  return trimmed;
+}

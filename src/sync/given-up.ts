@@ -1,0 +1,101 @@
+/**
+ * Events the operator gave up after Purview refused their block as invalid (`bridge state give-up`) are rejected rows
+ * of the run that meets them: each of their rows goes to the run's rejects file with reason `purview-refused`, after
+ * the mapping's rejects, so `bridge rejects <run>` shows what Purview would not take. Every push of a run meets them
+ * again (the ledger keeps them given up), so a push first cuts what an earlier push of the same run wrote (a resume
+ * after a kill), and the file lists each row once.
+ */
+import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import type { SpoolEvent } from '../purview/event-spool.js';
+import { parseEventClaimKey } from '../purview/ledger.js';
+
+export const GIVEN_UP_REASON = 'purview-refused';
+
+/** Every line this module writes starts so; a mapping reject's line never does (its first key is eventId). */
+const LINE_PREFIX = Buffer.from(`{"reason":"${GIVEN_UP_REASON}"`);
+const FLUSH_CHARS = 64 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+export class GivenUpRecorder {
+  /** Rows and events given up in this push. */
+  rows = 0;
+  events = 0;
+  private buffer = '';
+  private readonly rejects: number;
+  private spool: number | undefined;
+
+  /** Cuts an earlier push's given-up lines from the rejects file and opens it to append. */
+  constructor(
+    rejectsPath: string,
+    private readonly spoolPath: string,
+  ) {
+    this.rejects = openSync(rejectsPath, 'a+', 0o600);
+    try {
+      const start = givenUpStart(this.rejects);
+      if (start !== undefined) ftruncateSync(this.rejects, start);
+    } catch (error) {
+      closeSync(this.rejects);
+      throw error;
+    }
+  }
+
+  add(event: SpoolEvent): void {
+    this.spool ??= openSync(this.spoolPath, 'r');
+    const bytes = Buffer.alloc(event.end - event.start);
+    readSync(this.spool, bytes, 0, bytes.length, event.start);
+    const { id, versionId } = parseEventClaimKey(event.key);
+    for (const row of bytes.toString('utf8').split('\r\n')) {
+      if (row === '') continue;
+      this.buffer += `${JSON.stringify({ reason: GIVEN_UP_REASON, eventId: id, ...(versionId ? { versionId } : {}), row })}\n`;
+      this.rows += 1;
+    }
+    this.events += 1;
+    if (this.buffer.length >= FLUSH_CHARS) this.flush();
+  }
+
+  close(): void {
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.rejects);
+      if (this.spool !== undefined) closeSync(this.spool);
+    }
+  }
+
+  private flush(): void {
+    if (this.buffer.length === 0) return;
+    writeSync(this.rejects, this.buffer);
+    this.buffer = '';
+  }
+}
+
+/**
+ * Where the given-up lines begin: the first line starting with LINE_PREFIX, or a last line without its newline (a
+ * write cut by a kill). Read in chunks: a rejects file can be large.
+ */
+function givenUpStart(fd: number): number | undefined {
+  const chunk = Buffer.alloc(CHUNK_BYTES);
+  let position = 0;
+  let lineStart = 0;
+  /** The current line's first bytes, up to LINE_PREFIX's length. */
+  let head = Buffer.alloc(0);
+  for (;;) {
+    const read = readSync(fd, chunk, 0, chunk.length, position);
+    if (read === 0) break;
+    let index = 0;
+    while (index < read) {
+      const newline = chunk.indexOf(0x0a, index);
+      const lineEnd = newline === -1 || newline >= read ? read : newline;
+      if (head.length < LINE_PREFIX.length) {
+        head = Buffer.concat([head, chunk.subarray(index, Math.min(lineEnd, index + LINE_PREFIX.length - head.length))]);
+      }
+      if (lineEnd === read) break;
+      if (head.equals(LINE_PREFIX)) return lineStart;
+      lineStart = position + newline + 1;
+      head = Buffer.alloc(0);
+      index = newline + 1;
+    }
+    position += read;
+  }
+  return lineStart < position ? lineStart : undefined;
+}
