@@ -72,6 +72,11 @@ export interface PurviewIngestEmulator {
   accepted(jobId: string): ReadonlyArray<AcceptedBlock>;
   /** Rows accepted for the job (counted in 'count' mode too). */
   acceptedRowCount(jobId: string): number;
+  /**
+   * Rows of the job's blocks stored while a fault kept the answer from the client (accept-then-reset,
+   * accept-then-status): the most a correct client can have sent twice because of those faults.
+   */
+  lostAnswerRows(jobId: string): number;
   /** The job's digest of every row accepted (src/sandbox/row-digest.ts), in 'rows' and 'digest' modes. */
   rowDigest(jobId: string): RowDigestValue;
   /** Queues faults, each used by one request, first in first out; called with none, clears the queue. */
@@ -151,6 +156,8 @@ interface Job {
   header?: string;
   readonly blocks: AcceptedBlock[];
   readonly digest: RowDigest;
+  /** Rows of blocks stored whose answer a fault kept from the client (lostAnswerRows). */
+  lostAnswerRows: number;
 }
 
 interface IngestState {
@@ -199,10 +206,11 @@ export async function startPurviewIngestEmulator(options: PurviewIngestOptions):
     caPem: tls.certPem,
     registerJob(jobId, { tenantId, appId }, schema) {
       if (!jobId || !appId || !tenantId) throw new BridgeError('BRG_ERR_INPUT_INVALID', 'registerJob: jobId, tenantId and appId are required.');
-      state.jobs.set(jobId.toLowerCase(), { appId, tenantId, blocks: [], digest: createRowDigest(), ...(schema ? { schema } : {}) });
+      state.jobs.set(jobId.toLowerCase(), { appId, tenantId, blocks: [], digest: createRowDigest(), lostAnswerRows: 0, ...(schema ? { schema } : {}) });
     },
     accepted: (jobId) => state.jobs.get(jobId.toLowerCase())?.blocks ?? [],
     acceptedRowCount: (jobId) => (state.jobs.get(jobId.toLowerCase())?.blocks ?? []).reduce((n, block) => n + block.rowCount, 0),
+    lostAnswerRows: (jobId) => state.jobs.get(jobId.toLowerCase())?.lostAnswerRows ?? 0,
     rowDigest: (jobId) => state.jobs.get(jobId.toLowerCase())?.digest.value() ?? createRowDigest().value(),
     injectFaults(...faults) {
       if (faults.length === 0) state.faults = [];
@@ -253,7 +261,7 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   }
   const job = authorize(state, url, request);
   const file = parseMultipart(body, request.headers['content-type'] ?? '');
-  const block = checkBlock(file.content, file.filename, job, state.options.record ?? 'rows');
+  const { block, body: rows } = checkBlock(file.content, file.filename, job, state.options.record ?? 'rows');
   // A status fault stands for Purview failing this request, but the request is checked first all the same: a test that
   // injects faults still proves every request the bridge sent (retries included) was valid, and a broken one is
   // answered as Purview would, not hidden behind the injected status.
@@ -262,6 +270,9 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
   if (refusedLine !== undefined) return respond(response, 400, `The file could not be validated: line ${refusedLine} has a value the job does not accept.`);
   job.header ??= block.header;
   job.blocks.push(block);
+  // Only a stored block's rows are in the digest: a refused one's never reached the job.
+  for (const row of rows) job.digest.add(row);
+  if (fault?.kind === 'accept-then-reset' || fault?.kind === 'accept-then-status') job.lostAnswerRows += block.rowCount;
   if (fault?.kind === 'accept-then-reset') return void request.socket.destroy();
   if (fault?.kind === 'accept-then-status') return respond(response, fault.status, 'The origin did not answer in time');
   respond(response, 200, '');
@@ -337,7 +348,8 @@ function dispositionOf(headers: string): { name?: string; filename?: string } {
   return { ...(params.has('name') ? { name: params.get('name') as string } : {}), ...(filename === undefined ? {} : { filename }) };
 }
 
-function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' | 'count' | 'digest'): AcceptedBlock {
+/** The block as the job would store it, and its rows for the digest (none in 'count' mode). */
+function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' | 'count' | 'digest'): { block: AcceptedBlock; body: string[] } {
   if (content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf) throw new Rejection(400, 'the file starts with a UTF-8 byte order mark');
   if (!isUtf8(content)) throw new Rejection(400, 'the file is not valid UTF-8');
   const lines = countCrlfLines(content);
@@ -351,9 +363,8 @@ function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' 
   if (job.schema) checkSchema(header, delimiter, job.schema);
   checkFieldCounts(content, lines.headerEnd, delimiter);
   const body = record === 'count' ? [] : content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n');
-  for (const row of body) job.digest.add(row);
   const rows = record === 'rows' ? body : [];
-  return { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter };
+  return { block: { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter }, body };
 }
 
 /** The header names the schema's mandatory columns, in a delimiter its connector reads. */

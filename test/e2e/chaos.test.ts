@@ -73,6 +73,10 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
   ) as AuditEvent;
   const late: AuditEvent[] = [];
   const log: string[] = [];
+  // Rows a correct bridge may send twice: those of the block in flight when a process was stopped (its answer lost);
+  // the emulator adds those of blocks stored under a fault that lost the answer. A ledger that re-sends what Purview
+  // acknowledged (and flags it) sends far more.
+  let inFlightRows = 0;
   let until = Date.parse(start);
   for (let round = 1; round <= ROUNDS; round++) {
     until += 2.4 * HOUR;
@@ -120,6 +124,14 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
       child.kill(action === 'sigterm' ? 'SIGTERM' : 'SIGKILL');
       const result = await child.done;
       log.push(`  stopped: code ${result.code} signal ${result.signal}`);
+      // A request whose body went out before the kill is stored a moment later, if at all (a delay fault holds it
+      // up to 150 ms): the last block stored once nothing has changed for 400 ms.
+      let stored = -1;
+      while (stored !== h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length) {
+        stored = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
+        await new Promise((r) => setTimeout(r, 400));
+      }
+      inFlightRows += h.sandbox.ingest.accepted(h.sandbox.ids.jobId).at(-1)?.rowCount ?? 0;
       if (action === 'kill9-elsewhere') rmSync(join(h.config.stateDir, 'spool'), { recursive: true, force: true });
       await completes(untilIso, rng.pick([3, 7, 20, 100_000]));
     }
@@ -132,7 +144,9 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
   const flagged = h.withStore((s) => flaggedEvents(s, h.config));
   const accepted = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
   const { duplicates } = expectExactlyOnceOrFlagged(accepted, expectedRows(h.config, h.sandbox.dataset, events), flagged);
-  log.push(`rows accepted ${accepted.length}, duplicates ${duplicates} (all flagged), flagged events ${flagged.size}`);
+  const allowed = inFlightRows + h.sandbox.ingest.lostAnswerRows(h.sandbox.ids.jobId);
+  log.push(`rows accepted ${accepted.length}, duplicates ${duplicates} (all flagged, at most ${allowed}), flagged events ${flagged.size}`);
+  expect(duplicates).toBeLessThanOrEqual(allowed);
   // The state is consistent: no run left unfinished, the watermark at the last run's end.
   expect(h.withStore((s) => s.findUnfinishedRun('sandbox'))).toBeUndefined();
   expect(h.withStore((s) => s.getWatermark('sandbox'))).toBe(new Date(until + HOUR).toISOString());

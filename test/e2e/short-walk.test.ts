@@ -70,6 +70,7 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
 
   const flagged = h.withStore((s) => flaggedEvents(s, h.config));
   const { duplicates } = expectExactlyOnceOrFlagged(accepted(), expected, flagged);
-  expect(duplicates).toBeLessThanOrEqual(40);
+  // At most the 20-row block in flight at the kill, and the one Purview stored before answering 503.
+  expect(duplicates).toBeLessThanOrEqual(20 + h.sandbox.ingest.lostAnswerRows(h.sandbox.ids.jobId));
   expect(new Set(accepted()).size).toBe(expected.lines.length);
 });

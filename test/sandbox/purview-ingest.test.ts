@@ -132,6 +132,47 @@ describe('Purview ingestion emulator', () => {
     expect(digesting.rowDigest(jobId).rows).toBe(4);
   });
 
+  it('keeps a refused block out of the job and its digest, refuses every block holding a matching row, and counts rows whose answer a fault lost', async () => {
+    const own = await startPurviewIngestEmulator({
+      verifyAccessToken: (t) => entra.verifyAccessToken(t),
+      record: 'digest',
+      tls: await createSandboxCertificate(),
+    });
+    const local = new Agent({ connect: { ca: own.caPem } });
+    try {
+      own.registerJob(jobId, app);
+      const send = async () => {
+        const body = Buffer.from(`--b\r\nContent-Disposition: form-data; name=file; filename=t.txt\r\n\r\n${FILE}\r\n--b--\r\n`);
+        const response = await request(`${own.baseUrl}/api/signals?jobid=${jobId}`, {
+          method: 'POST',
+          dispatcher: local,
+          headers: { 'content-type': 'multipart/form-data; boundary=b', authorization: `Bearer ${token}` },
+          body,
+        });
+        return { status: response.statusCode, body: await response.body.text() };
+      };
+      own.injectFaults({ kind: 'status', status: 500 });
+      expect(await send()).toMatchObject({ status: 500 });
+      own.refuseRowsMatching(/\|ü2$/);
+      expect(await send()).toMatchObject({ status: 400, body: expect.stringContaining('line 3') });
+      expect(await send()).toMatchObject({ status: 400 });
+      expect(own.accepted(jobId)).toEqual([]);
+      expect(own.rowDigest(jobId)).toEqual(createRowDigest().value());
+      own.refuseRowsMatching(undefined);
+      own.injectFaults({ kind: 'accept-then-reset' });
+      await expect(send()).rejects.toThrow();
+      expect(own.lostAnswerRows(jobId)).toBe(2);
+      expect(await send()).toMatchObject({ status: 200 });
+      const twice = createRowDigest();
+      for (const row of ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2', '2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2']) twice.add(row);
+      expect(own.rowDigest(jobId)).toEqual(twice.value());
+      expect(own.lostAnswerRows(jobId)).toBe(2);
+    } finally {
+      await own.close();
+      await local.close();
+    }
+  });
+
   it('answers 401 without a valid token or with a token for another resource', async () => {
     expect((await upload({ auth: null })).status).toBe(401);
     expect((await upload({ auth: 'Bearer not-a-token' })).status).toBe(401);
