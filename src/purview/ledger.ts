@@ -124,6 +124,11 @@ export interface DeliveryLedger {
    */
   markRefused(blockId: number, status?: number): void;
   /**
+   * Purview's last answer to the block was this 4xx, though an earlier attempt's outcome is unknown (the block stays as
+   * it was: its rows are flagged when sent again). Recorded so a block refused with 400 can still be given up.
+   */
+  markAnswered(blockId: number, status: number): void;
+  /**
    * Of these events, the ones acknowledged for the destination (pull-time de-duplication). Only events recorded at or
    * before `highMark()` can be in the ledger, so callers ask for those alone.
    */

@@ -78,7 +78,7 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
   const where = `block ${block.index} of this push (${block.rows === undefined ? '' : `${block.rows}, `}job ${block.jobId})`;
   const [code, message] = permanentMessage(error.status, where, said);
   // A sync's block (rows of events, not of a file the operator can edit) refused as invalid is refused on every run.
-  const next = error.status === 400 && block.rows === undefined && block.refused ? ` ${GIVE_UP_HINT}` : '';
+  const next = error.status === 400 && block.rows === undefined ? ` ${GIVE_UP_HINT}` : '';
   return new PurviewError(code, `${message}${next}`, { cause: error, status: error.status, blockIndex: block.index, reason: said });
 }
 

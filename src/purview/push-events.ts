@@ -11,6 +11,8 @@ export interface PushEventMap {
   block_acked: { index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean };
   /** Rows the ledger already records as acknowledged for this destination: not sent again. */
   rows_already_delivered: { rows: number };
+  /** Rows of events the operator gave up after Purview refused them (`bridge state give-up`): not sent. */
+  rows_given_up: { rows: number };
 }
 
 export type PushEventName = keyof PushEventMap;

@@ -84,6 +84,8 @@ export async function pushEventSpool(
   const spool = openEventSpool(options.spoolPath, options.indexPath);
   try {
     const session = openSession(options, options.spoolPath, spool.header);
+    const givenUp = new Set<string>();
+    let givenUpRows = 0;
     try {
       for (;;) {
         throwIfStopped(options, session.report.blocks);
@@ -92,12 +94,17 @@ export async function pushEventSpool(
         const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
           if (decision === 'send' || decision === 'resend') appendSegment(segments, event.start, event.end);
           else if (decision === 'delivered') delivered += event.rows;
-          else if (decision === 'given-up') {
-            session.report.rowsGivenUp += event.rows;
+          else if (decision === 'given-up' && !givenUp.has(event.key)) {
+            // The ledger keeps a given-up claim on its refused block, so it cannot tell a second copy of the event in
+            // this spool (a page shift during the pull) from the first: this push does.
+            givenUp.add(event.key);
+            givenUpRows += event.rows;
             options.onGivenUp?.(event);
           } else session.report.duplicateRows += event.rows;
         });
         session.alreadyDelivered(delivered);
+        session.gaveUp(givenUpRows);
+        givenUpRows = 0;
         if (!claim) break;
         await session.send(claim, segments);
       }
@@ -147,6 +154,8 @@ interface PushSession {
   readonly blockRows: number;
   readonly report: ReturnType<typeof emptyReport>;
   alreadyDelivered(rows: number): void;
+  /** Rows of events the operator gave up: not sent (ClaimDecision `given-up`). */
+  gaveUp(rows: number): void;
   /** @param rows - where the block's rows sit in a file ("data rows 11–20"), for messages; none for events. */
   send(claim: OpenedBlock, segments: readonly ByteRange[], rows?: string): Promise<void>;
   close(): Promise<void>;
@@ -187,6 +196,11 @@ function openSession(options: PushOptions, spoolPath: string, header: Buffer): P
       if (rows === 0) return;
       report.rowsAlreadyDelivered += rows;
       options.onEvent?.({ type: 'rows_already_delivered', rows });
+    },
+    gaveUp(rows) {
+      if (rows === 0) return;
+      report.rowsGivenUp += rows;
+      options.onEvent?.({ type: 'rows_given_up', rows });
     },
     async send(claim, segments, rows) {
       const bytes = segments.reduce((sum, s) => sum + (s.end - s.start), 0);

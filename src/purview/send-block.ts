@@ -25,7 +25,7 @@ export interface SendContext {
   readonly url: string;
   readonly jobId: string;
   readonly tokenSource: TokenSource;
-  readonly ledger: Pick<DeliveryLedger, 'markAttempt' | 'markAcked' | 'markRefused'>;
+  readonly ledger: Pick<DeliveryLedger, 'markAttempt' | 'markAcked' | 'markRefused' | 'markAnswered'>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly dispatcher: ReturnType<typeof createHttpsAgent>;
@@ -78,7 +78,10 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     ctx.retry,
   ).catch(async (error: unknown) => {
     const refused = !state.possiblyDuplicated && isKnownUnreceived(error);
-    if (refused) ctx.ledger.markRefused(block.claim.id, error instanceof UploadStatusError ? error.status : undefined);
+    const status = error instanceof UploadStatusError && error.status >= 400 && error.status < 500 ? error.status : undefined;
+    if (refused) ctx.ledger.markRefused(block.claim.id, status);
+    // A 4xx after an attempt of unknown outcome: the block stays flagged, but its refusal (a 400 to give up) is known.
+    else if (status !== undefined) ctx.ledger.markAnswered(block.claim.id, status);
     // Purview's words may echo a cell of the block (a patient's name): they are checked against the block's rows.
     const said = error instanceof UploadStatusError ? await purviewSaidOfBlock(error, ctx.spoolPath, block.segments) : undefined;
     throw toPushError(error, {

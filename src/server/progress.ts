@@ -25,12 +25,15 @@ export function trackProgress(events: SyncEvents, blockRows: number, clock: Cloc
   };
   // Blocks left = rows not yet acknowledged (by this run or before it) ÷ block size: an estimate, as rows the ledger
   // already holds are only found while the blocks are assembled.
+  // Rows of events the operator gave up (bridge state give-up): rejected, never sent, so not left either.
+  let givenUp = 0;
   const estimate = (r: Mutable<RunProgress>): void => {
-    const left = Math.max(0, r.rows - r.rowsAcked);
+    const left = Math.max(0, r.rows - r.rowsAcked - givenUp);
     r.blocksTotal = r.blocksAcked + Math.ceil(left / blockRows);
   };
   const detaches = [
     events.on('run_start', (e) => {
+      givenUp = 0;
       run = {
         runId: e.runId,
         phase: e.resumedFrom ? 'pushing' : 'pulling',
@@ -60,6 +63,13 @@ export function trackProgress(events: SyncEvents, blockRows: number, clock: Cloc
     events.on('rows_already_delivered', (e) => {
       if (run?.runId !== e.runId) return;
       run.rowsAcked += e.rows;
+      if (run.rows > 0) estimate(run);
+      changed();
+    }),
+    events.on('rows_given_up', (e) => {
+      if (run?.runId !== e.runId) return;
+      givenUp += e.rows;
+      run.rejects += e.rows;
       if (run.rows > 0) estimate(run);
       changed();
     }),

@@ -61,6 +61,7 @@ const EVENT_NAMES: Record<SyncEventName, true> = {
   block_retry: true,
   block_acked: true,
   rows_already_delivered: true,
+  rows_given_up: true,
   run_complete: true,
   error: true,
 };
@@ -89,6 +90,9 @@ export function forwardPushEvent(events: SyncEvents, runId: string, event: PushE
       return;
     case 'rows_already_delivered':
       events.emit('rows_already_delivered', { runId, rows: event.rows });
+      return;
+    case 'rows_given_up':
+      events.emit('rows_given_up', { runId, rows: event.rows });
       return;
   }
 }

@@ -6,6 +6,7 @@
  * after a kill), and the file lists each row once.
  */
 import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { BridgeError } from '../errors.js';
 import type { SpoolEvent } from '../purview/event-spool.js';
 import { parseEventClaimKey } from '../purview/ledger.js';
 
@@ -42,7 +43,10 @@ export class GivenUpRecorder {
   add(event: SpoolEvent): void {
     this.spool ??= openSync(this.spoolPath, 'r');
     const bytes = Buffer.alloc(event.end - event.start);
-    readSync(this.spool, bytes, 0, bytes.length, event.start);
+    const read = readSync(this.spool, bytes, 0, bytes.length, event.start);
+    if (read !== bytes.length) {
+      throw new BridgeError('BRG_ERR_STATE', `The spool ${this.spoolPath} ends inside event ${event.key}'s rows: it was cut after it was written.`);
+    }
     const { id, versionId } = parseEventClaimKey(event.key);
     for (const row of bytes.toString('utf8').split('\r\n')) {
       if (row === '') continue;

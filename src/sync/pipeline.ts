@@ -223,7 +223,7 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
       },
       pulled.seen,
     );
-    const pushed = await pushRun(deps, { ...run, spoolPath }, pulled.counts, request);
+    const pushed = await pushRun(deps, { ...run, spoolPath, rejectsPath: files.rejectsPath }, pulled.counts, request);
     const rejectReasons = withGivenUp(pulled.rejectReasons, pushed.givenUpRows);
     const watermarkMoved = completeRun(deps, { ...run, backfill }, pushed, rejectReasons);
     // Pulled here, from this source, up to the watermark: it is now a point in this source (a resumed push's was pulled
@@ -291,9 +291,12 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
         });
       },
     });
-  } finally {
-    givenUp?.close();
+  } catch (error) {
+    // The push's own error is the one to report; the rejects file is rewritten by the push that resumes the run.
+    closeQuietly(givenUp, deps.logger, run.id);
+    throw error;
   }
+  givenUp?.close();
   if (report.rowsGivenUp > 0) {
     deps.logger.warn(
       { runId: run.id, rows: report.rowsGivenUp },
@@ -423,6 +426,14 @@ function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectRe
       deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
     );
   return watermark !== undefined && Date.parse(watermark) === Date.parse(run.until);
+}
+
+function closeQuietly(recorder: GivenUpRecorder | undefined, logger: Logger, runId: string): void {
+  try {
+    recorder?.close();
+  } catch (error) {
+    logger.warn({ runId, err: toBridgeError(error).code }, 'the rejects file of a failed push could not be closed');
+  }
 }
 
 /** The pull's reject reasons, and the rows of events given up after Purview refused them (counted per push, not added). */

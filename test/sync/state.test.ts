@@ -359,6 +359,31 @@ describe('delivery ledger', () => {
     expect(s.acknowledgedEvents(target, [{ key: 'a', recordedMs: undefined }])).toEqual(new Set());
   });
 
+  it('offers only a block whose last answer was 400 (flagged or not), and an operator look creates nothing', () => {
+    const { dir, store: s } = fresh();
+    const other = { ...target, source: 'other' };
+    const refusedWith = (status: number, how: 'refused' | 'answered') => {
+      const block = s.openEventBlock(other, cursor([{ key: `k${status}${how}`, rows: 1 }]), 10, () => undefined);
+      s.markAttempt(block?.id ?? -1);
+      if (how === 'refused') s.markRefused(block?.id ?? -1, status);
+      else s.markAnswered(block?.id ?? -1, status);
+      return block?.id;
+    };
+    refusedWith(413, 'refused');
+    refusedWith(429, 'refused');
+    refusedWith(403, 'answered');
+    expect(s.refusedBlock(other)).toBeUndefined();
+    // A 400 after an attempt of unknown outcome: still the block to give up (its rows stay flagged when sent again).
+    const flagged = refusedWith(400, 'answered');
+    expect(s.refusedBlock(other)).toMatchObject({ blockId: flagged, status: 400, events: 1 });
+    const db = readOnlyState(dir);
+    const count = () => db.prepare('SELECT (SELECT count(*) FROM destinations) + (SELECT count(*) FROM sources) AS n').get();
+    const before = count();
+    expect(s.refusedBlock({ destination: 'https://ingest|t|never', source: 'nobody' })).toBeUndefined();
+    expect(count()).toEqual(before);
+    db.close();
+  });
+
   it('keys by destination: the same event is new to another job', () => {
     const { store: s } = fresh();
     const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);

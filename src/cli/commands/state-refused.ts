@@ -14,7 +14,7 @@ import { uuidSource } from '../../ids.js';
 import type { DeliveryTarget, RefusedBlock } from '../../purview/ledger.js';
 import { GIVEN_UP_REASON } from '../../sync/given-up.js';
 import { connectorLeaseName, holdLease } from '../../sync/lease.js';
-import { openStateStore, type StateStore } from '../../sync/state/index.js';
+import { openExistingStateStore, type StateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 
 const MAX_NOTE_CHARS = 500;
@@ -90,8 +90,9 @@ function targetOf(config: Config, name: string): Pick<DeliveryTarget, 'destinati
   return { destination: destinationOf(connector), source: connector.name };
 }
 
+/** A state directory no run has used is an error (a typo in stateDir), never a new empty database. */
 function withStore(ctx: CliContext, config: Config, use: (store: StateStore) => void): void {
-  const store = openStateStore(config.stateDir, ctx.clock);
+  const store = openExistingStateStore(config.stateDir, ctx.clock);
   try {
     use(store);
   } finally {

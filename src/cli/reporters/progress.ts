@@ -71,6 +71,11 @@ export function attachProgressBar(events: SyncEvents, stream: NodeJS.WriteStream
       model.alreadyDelivered(e.rows);
       bar.update();
     }),
+    // Given-up rows are done too: they count towards the push's end, as rejected.
+    events.on('rows_given_up', (e) => {
+      model.alreadyDelivered(e.rows);
+      bar.update();
+    }),
     events.on('block_acked', (e) => {
       model.blockAcked(e.rows);
       bar.update();

@@ -59,6 +59,7 @@ function apply(model: ProgressModel, event: PushEvent): void {
       model.blockAcked(event.rows);
       return;
     case 'rows_already_delivered':
+    case 'rows_given_up':
       model.alreadyDelivered(event.rows);
       return;
     case 'block_retry':

@@ -52,6 +52,11 @@ export function attachTextReporter(events: SyncEvents, print: (line: string) => 
       model.alreadyDelivered(e.rows);
       lines.tick();
     }),
+    // Given-up rows are done too: they count towards the push's end, as rejected.
+    events.on('rows_given_up', (e) => {
+      model.alreadyDelivered(e.rows);
+      lines.tick();
+    }),
     events.on('block_acked', (e) => {
       model.blockAcked(e.rows);
       lines.tick();

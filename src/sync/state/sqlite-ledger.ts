@@ -109,11 +109,12 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
           given_up_note: string | null;
         }
       >(
-        "SELECT b.id, b.run_id, b.rows, b.refused_status, b.updated_ms, b.given_up_ms, b.given_up_note FROM delivery_blocks b WHERE b.destination_id = ? AND b.source_id = ? AND b.refused = 1 AND b.refused_status = 400 AND b.state = 'sending' AND EXISTS (SELECT 1 FROM delivered_events e WHERE e.destination_id = b.destination_id AND e.source_id = b.source_id AND e.block_id = b.id) ORDER BY b.id DESC LIMIT 1",
+        "SELECT b.id, b.run_id, b.rows, b.refused_status, b.updated_ms, b.given_up_ms, b.given_up_note FROM delivery_blocks b WHERE b.destination_id = ? AND b.source_id = ? AND b.refused_status = 400 AND b.state = 'sending' AND EXISTS (SELECT 1 FROM delivered_events e WHERE e.destination_id = b.destination_id AND e.source_id = b.source_id AND e.block_id = b.id) ORDER BY b.id DESC LIMIT 1",
       ),
       claimsOfBlock: db.prepare<[number, number, number], { n: number }>(
         'SELECT count(*) AS n FROM delivered_events WHERE destination_id = ? AND source_id = ? AND block_id = ?',
       ),
+      answered: db.prepare("UPDATE delivery_blocks SET refused_status = ?, updated_ms = ? WHERE id = ? AND state = 'sending'"),
       giveUp: db.prepare('UPDATE delivery_blocks SET given_up_ms = ?, given_up_note = ? WHERE id = ? AND given_up_ms IS NULL'),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
       // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
@@ -240,9 +241,15 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     this.stmt.refused.run(status ?? null, this.clock.now(), blockId);
   }
 
+  markAnswered(blockId: number, status: number): void {
+    this.stmt.answered.run(status, this.clock.now(), blockId);
+  }
+
   refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined {
-    const destination = this.destinationId(target.destination);
-    const source = this.sourceId(target.source);
+    // Looked up, never created: an operator's look at a connector that never pushed writes nothing.
+    const destination = this.stmt.destination.get(target.destination)?.id;
+    const source = this.stmt.source.get(target.source)?.id;
+    if (destination === undefined || source === undefined) return undefined;
     const block = this.stmt.latestRefused.get(destination, source);
     if (!block) return undefined;
     return {

@@ -298,6 +298,10 @@ class SqliteStateStore implements StateStore {
     this.ledger.markRefused(blockId, status);
   }
 
+  markAnswered(blockId: number, status: number): void {
+    this.ledger.markAnswered(blockId, status);
+  }
+
   refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined {
     return this.ledger.refusedBlock(target);
   }
