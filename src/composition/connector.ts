@@ -30,6 +30,7 @@ import type { SyncEvents } from '../sync/events.js';
 import type { FileDropDeps } from '../sync/file-drop.js';
 import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
 import type { SyncDeps } from '../sync/pipeline.js';
+import { recordedWatermarkSource } from '../sync/watermark-source.js';
 import type { StateStore } from '../sync/state/index.js';
 import type { TokenSource } from '../token-cache.js';
 import { buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
@@ -96,7 +97,8 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     purview: memo(() => buildPushTarget(context, connector)),
     ...(connector.source.type === 'flat-file' ? { fileDrop: buildFileDrop(context, connector, connector.source) } : {}),
     ...(connector.source.type === 'bulk-export' ? { sourceEndsWindows: true } : {}),
-    ...(connector.source.type === 'fhir-search' && connector.fhir ? { watermarkSource: normaliseBase(connector.fhir.baseUrl) ?? connector.fhir.baseUrl } : {}),
+    // Either FHIR source records which server its watermark is a point in (a Bulk export compares it itself).
+    ...(connector.source.type !== 'flat-file' && connector.fhir ? { watermarkSource: normaliseBase(connector.fhir.baseUrl) ?? connector.fhir.baseUrl } : {}),
   };
 }
 
@@ -192,6 +194,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
       overlapMs: f.overlapMinutes * 60_000,
       cacheSize: f.referenceCacheSize,
       pageSize: f.pageSize,
+      watermarkSource: () => recordedWatermarkSource(context.store, connector.name),
     });
   }
   return createSearchSource(client, resolver, {

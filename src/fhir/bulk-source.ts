@@ -69,6 +69,11 @@ export interface BulkSourceOptions {
    */
   readonly pageSize?: number;
   readonly newId: () => string;
+  /**
+   * The FHIR base the connector's watermark was recorded reading (src/sync/watermark-source.ts), normalised; undefined
+   * when none was recorded. Read when no export of this connector remembers the watermark (a search moved it).
+   */
+  readonly watermarkSource?: () => string | undefined;
   /** Every export step as data (tests, metrics); the operator's lines go to pages()' `note`. */
   readonly onEvent?: (event: BulkExportEvent) => void;
 }
@@ -90,11 +95,20 @@ const LOOKUP_CHUNK = 1000;
 
 /**
  * `_since` of the export: the previous watermark exactly (the previous export's transactionTime), not minus the overlap;
- * none on the first run (a full export). An explicit backfill reaching further back than the overlap exports from its start.
+ * none on the first run (a full export) unless it was given a start (`--since`, the trigger's since). An explicit backfill
+ * reaching further back than the overlap exports from its start.
  */
 export function exportSince(window: SyncWindow, overlapMs: number): string | undefined {
-  if (window.dedupeBefore === undefined) return undefined;
+  if (window.dedupeBefore === undefined) return window.explicitSince ? justBefore(window.since) : undefined;
   return Date.parse(window.since) < Date.parse(window.dedupeBefore) - overlapMs ? window.since : window.dedupeBefore;
+}
+
+/**
+ * `_since` keeps what changed after it (Bulk Data v2), where a search's `ge` keeps the instant itself: a start someone gave
+ * is asked for a millisecond earlier, so an event at exactly that instant is exported as a search would have read it.
+ */
+function justBefore(instant: string): string {
+  return new Date(Date.parse(instant) - 1).toISOString();
 }
 
 /** What `bridge sync --since` takes to ask for this window's export at once: the watermark, or the window's start. */
@@ -152,11 +166,24 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     const since = exportSince(window, options.overlapMs);
     if (since === undefined || window.dedupeBefore === undefined) return since;
     const earlier = scopeAt(loadCovered(options.store), window.dedupeBefore);
-    if (earlier === undefined || sameScope(earlier, scope)) return since;
+    const reason =
+      earlier === undefined ? searchedElsewhere(options.watermarkSource?.()) : sameScope(earlier, scope) ? undefined : scopeChange(earlier, scope);
+    if (reason === undefined) return since;
+    // The watermark says nothing of this scope's events; a start someone asked for (--since) is theirs to choose.
+    if (window.explicitSince) return justBefore(window.since);
     // As far back as the delivery ledger remembers: before that, what the old scope pushed would be sent again unflagged.
     const floor = window.forgottenBefore;
-    job.emit({ type: 'full-export', reason: scopeChange(earlier, scope), ...(floor === undefined ? {} : { since: floor }) });
+    job.emit({ type: 'full-export', reason, ...(floor === undefined ? {} : { since: floor }) });
     return floor;
+  }
+
+  /**
+   * A watermark no export of this connector remembers came from a search (or from before scopes were kept): it is a
+   * point in this server's events only if the search read this server (watermark-source.ts), else says nothing of them.
+   */
+  function searchedElsewhere(recorded: string | undefined): string | undefined {
+    if (recorded === undefined || recorded === (normaliseBase(scope.base) ?? scope.base)) return undefined;
+    return 'it was recorded reading another FHIR server (fhir.baseUrl changed since the search that moved it)';
   }
 
   /**

@@ -11,11 +11,19 @@ import type { SyncDeps } from './pipeline.js';
 
 const STATE_NAME = 'watermark-source';
 
-type SourceDeps = Pick<SyncDeps, 'store' | 'connector' | 'watermarkSource'>;
+type SourceDeps = Pick<SyncDeps, 'store' | 'connector' | 'watermarkSource' | 'sourceEndsWindows'>;
 
-/** Refuses an incremental run whose connector's watermark was recorded reading another source. */
+/** The source the connector's watermark was recorded reading, if any (a Bulk export source compares it itself). */
+export function recordedWatermarkSource(store: Pick<SyncDeps['store'], 'getSourceState'>, connector: string): string | undefined {
+  return store.getSourceState(connector, STATE_NAME);
+}
+
+/**
+ * Refuses an incremental run whose connector's watermark was recorded reading another source. Not for a source that
+ * ends its own windows (a Bulk export): it exports back to what the delivery ledger remembers instead (bulk-source.ts).
+ */
 export function refuseWatermarkOfAnotherSource(deps: SourceDeps, watermark: string | undefined): void {
-  if (watermark === undefined || deps.watermarkSource === undefined) return;
+  if (watermark === undefined || deps.watermarkSource === undefined || deps.sourceEndsWindows) return;
   const recorded = deps.store.getSourceState(deps.connector, STATE_NAME);
   if (recorded === undefined || recorded === deps.watermarkSource) return;
   throw new BridgeError(

@@ -13,6 +13,7 @@ import { formatSummary } from '../../src/cli/reporters/summary.js';
 import { destinationOf, findConnector } from '../../src/composition/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/fhir/bulk/checkpoint.js';
+import { normaliseBase } from '../../src/reference-keys.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
@@ -108,7 +109,8 @@ it('delivers a full export, then an incremental one from the first transactionTi
   const db = new Database(join(x.config.stateDir, 'bridge.sqlite'), { readonly: true });
   const names = db.prepare('SELECT name FROM source_state').all() as Array<{ name: string }>;
   db.close();
-  expect(names.map((row) => row.name)).toEqual(['bulk-export']);
+  // …and which server the watermark is a point in (watermark-source.ts).
+  expect(names.map((row) => row.name)).toEqual(['bulk-export', 'watermark-source']);
 });
 
 it('refuses an end to the window (--until): an export covers up to its own transactionTime; nothing is kicked off', async () => {
@@ -258,6 +260,8 @@ it("a file that ended early (fewer events than the manifest's count) fails the r
   // Still a full export: the failed run recorded no transactionTime to export from.
   expect(bulk.log.kickoffs.map((k) => k.since)).toEqual([undefined, undefined]);
   expect(x.withStore((store) => store.getWatermark('sandbox'))).toBe(bulk.log.manifests.at(-1)?.transactionTime);
+  // The watermark is a point in this server's events, as a search's is: a later switch to another server is seen.
+  expect(x.withStore((store) => store.getSourceState('sandbox', 'watermark-source'))).toBe(normaliseBase(x.sandbox.fhir.baseUrl));
   const flagged = x.withStore((store) => flaggedEvents(store, x.config));
   expect(flagged.size).toBeLessThanOrEqual(7);
   const expected = expectedRows(x.config, x.sandbox.dataset, x.sandbox.dataset.events());

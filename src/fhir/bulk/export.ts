@@ -123,7 +123,8 @@ export class BulkExportJob {
       checkpoint = { ...current, manifest };
       saveCheckpoint(store, checkpoint);
       this.emit({ type: 'manifest', files: manifest.output.length, transactionTime: manifest.transactionTime, deleted: manifest.deleted });
-      if (manifest.deleted > 0) http.options.logger.info({ deleted: manifest.deleted }, 'the export lists deleted resources; Purview keeps rows already sent');
+      if (manifest.deleted > 0)
+        http.options.logger.info({ deletedFiles: manifest.deleted }, 'the export lists files of deleted resources (not read); Purview keeps rows already sent');
       this.live = checkpoint.id;
       return checkpoint as ReadyExport;
     }

@@ -18,6 +18,7 @@ interface ManifestPage {
   readonly requiresAccessToken: boolean;
   readonly output: ManifestFile[];
   readonly error: ManifestFile[];
+  /** Entries of `deleted[]`: files (Bundles of deleted resources), counted, never read. */
   readonly deleted: number;
   readonly next: string | undefined;
 }

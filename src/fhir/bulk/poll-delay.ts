@@ -1,7 +1,7 @@
 /**
  * How long to wait before the next status poll. The server's Retry-After is honoured (delta-seconds or an HTTP-date,
- * RFC 9110 §10.2.3), but never below source.pollMinSeconds and never above MAX_POLL_WAIT_MS: a wild value must not
- * park an export for a day. Some servers send an absolute epoch time where delta-seconds belong ("Retry-After:
+ * RFC 9110 §10.2.3), but never above MAX_POLL_WAIT_MS (a wild value must not park an export for a day) and never below
+ * source.pollMinSeconds, even when that is longer. Some servers send an absolute epoch time where delta-seconds belong ("Retry-After:
  * 1796000000"); read as seconds that would be 57 years, so a number that large is taken as the instant it names.
  * Without a hint the wait backs off from the minimum, doubling up to MAX_BACKOFF_MS.
  */
@@ -32,7 +32,8 @@ export function pollDelay(retryAfter: string | undefined, nowMs: number, minMs: 
     const ms = Math.min(Math.max(minMs, MAX_BACKOFF_MS), minMs * 2 ** Math.min(backoffStep, 20));
     return { ms, basis: 'backoff' };
   }
-  const ms = Math.min(MAX_POLL_WAIT_MS, Math.max(minMs, hinted.ms));
+  // The configured minimum wins over the cap: an operator who asked for 10 minutes between polls gets them.
+  const ms = Math.max(minMs, Math.min(MAX_POLL_WAIT_MS, hinted.ms));
   return { ms, basis: hinted.epoch ? 'epoch' : ms !== hinted.ms ? 'clamped' : 'retry-after' };
 }
 

@@ -47,6 +47,9 @@ describe('pollDelay', () => {
     expect(pollDelay(String(now / 1000 + 30), now, 2000, 0)).toEqual({ ms: 30_000, basis: 'epoch' });
     expect(pollDelay(String(now + 45_000), now, 2000, 0)).toEqual({ ms: 45_000, basis: 'epoch' });
     expect(pollDelay(String(now / 1000 + 86_400 * 365), now, 2000, 0)).toEqual({ ms: MAX_POLL_WAIT_MS, basis: 'epoch' });
+    // A configured minimum above the cap is still the minimum (source.pollMinSeconds goes up to 600).
+    expect(pollDelay('5', now, 600_000, 0)).toEqual({ ms: 600_000, basis: 'clamped' });
+    expect(pollDelay('86400', now, 600_000, 0)).toEqual({ ms: 600_000, basis: 'clamped' });
     expect(retryAfterMs('soon', now)).toBeUndefined();
     expect(retryAfterMs('12 apples', now)).toBeUndefined();
   });

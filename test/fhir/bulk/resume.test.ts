@@ -8,6 +8,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { describeExportEvent, exportSince } from '../../../src/fhir/bulk-source.js';
+import { normaliseBase } from '../../../src/reference-keys.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
@@ -236,6 +237,23 @@ describe('_since after the export scope changed', () => {
     expect(eventTypes(third.events)).not.toContain('full-export');
   });
 
+  it("is left out when a search of another FHIR server moved the watermark, kept when the search read this one, and an explicit --since is the operator's", async () => {
+    const t0 = '2026-11-01T12:00:00.000Z';
+    const after = { since: new Date(Date.parse(t0) - 15 * 60_000).toISOString(), until: new Date().toISOString(), dedupeBefore: t0 };
+    const elsewhere = f.source({ watermarkSource: 'https://ehr-old.example.org/fhir' });
+    await elsewhere.read(after);
+    expect(log().kickoffs.at(-1)?.since).toBeUndefined();
+    const reason = 'it was recorded reading another FHIR server (fhir.baseUrl changed since the search that moved it)';
+    expect(elsewhere.events[0]).toEqual({ type: 'full-export', reason });
+    const here = f.source({ watermarkSource: normaliseBase(f.fx.server.baseUrl) as string });
+    await here.read(after);
+    expect(log().kickoffs.at(-1)?.since).toBe(t0);
+    expect(eventTypes(here.events)).not.toContain('full-export');
+    // The operator says where to start: that, not the other server's watermark.
+    await f.source({ watermarkSource: 'https://ehr-old.example.org/fhir' }).read({ ...after, since: '2026-11-01T06:00:00.000Z', explicitSince: true });
+    expect(log().kickoffs.at(-1)?.since).toBe('2026-11-01T05:59:59.999Z');
+  });
+
   it('goes back only as far as the delivery ledger remembers, when it forgot anything: older events pushed by the old scope stay out', async () => {
     const first = f.source();
     await first.read(window);
@@ -256,6 +274,8 @@ describe('_since', () => {
   it("is the previous watermark exactly (the last export's transactionTime), none on a first run, a backfill's own start", () => {
     const overlap = 15 * 60_000;
     expect(exportSince({ since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' }, overlap)).toBeUndefined();
+    // A first run given its start (--since) exports from there, not everything.
+    expect(exportSince({ since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z', explicitSince: true }, overlap)).toBe('2026-10-31T23:59:59.999Z');
     expect(exportSince({ since: '2026-11-01T23:45:00.000Z', until: '2026-11-03T00:00:00Z', dedupeBefore: '2026-11-02T00:00:00.000Z' }, overlap)).toBe(
       '2026-11-02T00:00:00.000Z',
     );

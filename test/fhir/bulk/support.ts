@@ -72,6 +72,8 @@ export interface SourceOptions {
   readonly settings?: Partial<BulkSourceSettings>;
   readonly logger?: Logger;
   readonly pageSize?: number;
+  /** The FHIR base the connector's watermark was recorded reading (a search source's), normalised. */
+  readonly watermarkSource?: string;
 }
 
 export interface BulkHarness {
@@ -124,6 +126,7 @@ export async function startBulkFixture(
         settings: { level: 'system', types: ['AuditEvent', 'Patient', 'Practitioner'], pollMinSeconds: 1, pollMaxMinutes: 60, ...options.settings },
         onEvent: (event) => events.push(event),
         ...(options.pageSize ? { pageSize: options.pageSize } : {}),
+        ...(options.watermarkSource ? { watermarkSource: () => options.watermarkSource } : {}),
       });
       return {
         source,
