@@ -166,8 +166,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     const since = exportSince(window, options.overlapMs);
     if (since === undefined || window.dedupeBefore === undefined) return since;
     const earlier = scopeAt(loadCovered(options.store), window.dedupeBefore);
-    const reason =
-      earlier === undefined ? searchedElsewhere(options.watermarkSource?.()) : sameScope(earlier, scope) ? undefined : scopeChange(earlier, scope);
+    const reason = earlier === undefined ? searchedElsewhere(options.watermarkSource?.()) : sameScope(earlier, scope) ? undefined : scopeChange(earlier, scope);
     if (reason === undefined) return since;
     // The watermark says nothing of this scope's events; a start someone asked for (--since) is theirs to choose.
     if (window.explicitSince) return justBefore(window.since);
