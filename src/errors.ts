@@ -13,9 +13,17 @@ export interface ErrorCodeInfo {
 }
 
 export const ERROR_CODES = {
-  BRG_ERR_CONFIG_INVALID: { http: 500, exit: 2, fix: 'Correct the named config key or environment variable and run again.' },
+  BRG_ERR_CONFIG_INVALID: {
+    http: 500,
+    exit: 2,
+    fix: 'Do what the message says (correct the named config key, file or environment variable, or run the command it gives) and run again.',
+  },
   BRG_ERR_CONFIG_SECRET_MISSING: { http: 500, exit: 2, fix: 'Set the named environment variable or secret file; secrets are never read from flags.' },
-  BRG_ERR_INPUT_INVALID: { http: 400, exit: 2, fix: 'Fix the input at the named file, line and column.' },
+  BRG_ERR_INPUT_INVALID: {
+    http: 400,
+    exit: 2,
+    fix: 'Correct what the message names (a flag, a request field, or a file at its line and column) and run again.',
+  },
   BRG_ERR_KEY_INVALID: { http: 500, exit: 2, fix: 'Regenerate the key with `bridge keys generate` or fix the named key file.' },
   BRG_ERR_KEY_NOT_PUBLISHED: { http: 500, exit: 2, fix: 'Publish the key in keys/jwks.json (bridge keys rotate) before signing with it.' },
   BRG_ERR_SMART_DISCOVERY: {

@@ -424,7 +424,7 @@ export const configSchema = z
           .max(3650)
           .default(14)
           .describe(
-            "How long a run's rejects file (NDJSON, mode 0600, holds PHI: the rows that could not be sent and why) is kept under stateDir/rejects; 0 deletes it when the run completes.",
+            "How long a run's rejects file is kept under stateDir/rejects (NDJSON, mode 0600: one line per rejected row with the AuditEvent id, an opaque patient reference, the reason and column; rows given up after Purview refused them also carry the row as sent, which is PHI); 0 deletes it when the run completes.",
           ),
       })
       .strict()

@@ -14,11 +14,11 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { BRIDGE_NODE_OPTIONS } from '../../bench/e2e.js';
+import { dayBefore } from '../../src/cli/commands/sandbox.js';
 import { systemClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config/index.js';
 import { configSchema } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
-import { DEFAULT_SANDBOX_DATA } from '../../src/sandbox/index.js';
 import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -407,7 +407,8 @@ describe('docker compose --profile sandbox, run without Docker', () => {
     const token = readFileSync(tokenFile, 'utf8');
     expect(token).toMatch(/^[\w-]{43}$/);
 
-    const { start: since, end: until_ } = DEFAULT_SANDBOX_DATA;
+    // `bridge sandbox` fills the UTC day before today.
+    const { start: since, end: until_ } = dayBefore(Date.now());
     const post = (headers: Record<string, string>) =>
       fetch(`${url}/v1/connectors/sandbox/syncs`, {
         method: 'POST',

@@ -1,6 +1,7 @@
 /**
- * `bridge rejects <run>`: prints a run's rejects file (NDJSON, one line per row that could not be sent and why). It
- * HOLDS PHI (the row's patient and employee values): redirect it to a private file, never into a ticket or a log.
+ * `bridge rejects <run>`: prints a run's rejects file (NDJSON, one line per rejected row: the AuditEvent id, an opaque
+ * patient reference, the reason and column). Rows given up after Purview refused them (`purview-refused`) carry the row as
+ * it was sent, patient and employee values included: PHI. Redirect it to a private file, never into a ticket or a log.
  * Completed runs keep it retention.rejectsDays; when it is gone the error says why.
  */
 import { once } from 'node:events';
@@ -20,7 +21,9 @@ export interface RejectsCommandOptions {
 
 export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions = {}): Command {
   return new Command('rejects')
-    .description("Print a run's rejected rows as NDJSON (row values and reason). Contains PHI: redirect to a private file.")
+    .description(
+      "Print a run's rejected rows as NDJSON (event id, patient reference, reason, column; a row given up after Purview refused it, as sent). May hold PHI: redirect to a private file.",
+    )
     .argument('<run>', 'run id, or its first 8 or more characters (as `bridge runs` shows it)')
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action(async (id: string, flags: { config?: string }) => {

@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { existsSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { ConfigInput } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
@@ -16,7 +17,14 @@ const SANDBOX_MODULE = '../../sandbox/index.js';
 /** What `bridge sandbox` and `bridge demo` pass to startSandbox (src/sandbox/index.ts SandboxOptions). */
 export interface SandboxStartOptions {
   readonly dir: string;
-  readonly data?: { readonly seed?: number; readonly events?: number; readonly patients?: number; readonly practitioners?: number };
+  readonly data?: {
+    readonly seed?: number;
+    readonly events?: number;
+    readonly patients?: number;
+    readonly practitioners?: number;
+    readonly start?: string;
+    readonly end?: string;
+  };
   readonly backend?: 'memory' | 'generated';
   readonly listAuditEvent?: boolean;
   readonly ingestRecord?: 'rows' | 'count' | 'digest';
@@ -138,17 +146,45 @@ export function sandboxCommand(ctx: CliContext): Command {
     )
     .action(async (flags: SandboxFlags) => {
       const { startSandbox } = await loadSandbox('sandbox');
-      const sandbox = await startSandbox(sandboxOptionsFrom(flags));
+      const options = sandboxOptionsFrom(flags);
+      const fresh = freshSandboxState(options.dir);
+      const sandbox = await startSandbox({ ...options, data: { ...options.data, ...dayBefore(ctx.clock.now()) } });
       const window = sandbox.dataset.options;
       ctx.print(`Epic-like SMART token endpoint  ${sandbox.auth.tokenUrl}`);
       ctx.print(`FHIR R4 base                    ${sandbox.fhir.baseUrl}`);
       ctx.print(`Entra ID authority host         ${sandbox.entra.authorityHost}`);
       ctx.print(`Purview ingestion base          ${sandbox.ingest.baseUrl}`);
       ctx.print(`Data: ${window.events} events, ${window.patients} patients, ${window.practitioners} practitioners, ${window.start} → ${window.end}`);
+      if (fresh) ctx.print(`State: ${fresh} removed (a sandbox starts afresh: its ports, ids and keys are new on every start).`);
       ctx.print(`Config written to ${sandbox.configPath} (secrets in 0600 files beside it). In another terminal:`);
       ctx.print(`  npm run bridge -- sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);
       ctx.print('Ctrl-C stops the sandbox.');
       await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
       await sandbox.close();
     });
+}
+
+const DAY_MS = 86_400_000;
+
+/**
+ * The sandbox's events fill the UTC day before today: a plain `bridge sync` (which starts fhir.initialLookbackHours
+ * back) reads them, and the printed backfill stays within the delivery ledger's memory after later runs moved the
+ * watermark to now (a fixed date would fall out of it a month later). `bridge demo` keeps its fixed day (same data,
+ * same digest).
+ */
+export function dayBefore(nowMs: number): { start: string; end: string } {
+  const end = Math.floor(nowMs / DAY_MS) * DAY_MS;
+  return { start: new Date(end - DAY_MS).toISOString(), end: new Date(end).toISOString() };
+}
+
+/**
+ * A sandbox's ports, ids and keys are new on every start, so the bridge state of an earlier start (its watermark read
+ * another FHIR base, its ledger another job) only stands in the way: it is removed, as the Compose service does. Only
+ * inside a directory a sandbox wrote (its CA file is there) or a new one. Returns what was removed, if anything.
+ */
+export function freshSandboxState(dir: string): string | undefined {
+  const state = join(dir, 'state');
+  if (!existsSync(state) || !existsSync(join(dir, 'sandbox-ca.pem'))) return undefined;
+  rmSync(state, { recursive: true, force: true });
+  return state;
 }

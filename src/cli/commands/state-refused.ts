@@ -67,7 +67,8 @@ export function refusedCommands(ctx: CliContext): Command[] {
         );
         try {
           const given = store.giveUpRefused(target, lease.ref, note);
-          if (!given) throw nothingToGiveUp(name, store.refusedBlock(target));
+          // Nothing waiting is no failure (a runbook may run this twice): it says so, and what stops the connector.
+          if (!given) return ctx.print(nothingToGiveUp(name, store.refusedBlock(target)));
           ctx.print(
             `Gave up ${given.events} event(s) of block ${given.blockId}${given.runId ? ` (run ${given.runId.slice(0, 8)})` : ''}, refused by Purview with ${given.status}. The next run of "${name}" records their rows as rejected (reason ${GIVEN_UP_REASON}; \`bridge rejects <run>\` lists them) and goes on; they are not sent to this Purview job again.`,
           );
@@ -112,13 +113,9 @@ function describe(name: string, block: RefusedBlock, store: StateStore): string 
   return lines.join('\n');
 }
 
-function nothingToGiveUp(name: string, latest: RefusedBlock | undefined): BridgeError {
+function nothingToGiveUp(name: string, latest: RefusedBlock | undefined): string {
   const already = latest?.givenUpMs === undefined ? '' : ` (block ${latest.blockId} was given up at ${new Date(latest.givenUpMs).toISOString()})`;
-  return new BridgeError(
-    'BRG_ERR_INPUT_INVALID',
-    `Connector "${name}" has no block Purview refused as invalid (400) waiting to be given up${already}. \`bridge state refused ${name}\` shows what stops it; a block refused before this version, or by a failed connection, is not one: run the connector once more to see whether Purview refuses it again.`,
-    { details: { connector: name } },
-  );
+  return `Nothing given up: connector "${name}" has no block Purview refused as invalid (400) waiting${already}. \`bridge state refused ${name}\` shows what stops it; a block refused before this version, or by a failed connection, is not one: run the connector once more to see whether Purview refuses it again.`;
 }
 
 /** One line of text: kept in the state and shown to operators, never logged. */
