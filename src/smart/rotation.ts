@@ -92,7 +92,11 @@ export interface ActivateOptions {
 }
 
 /** Makes the key `rotateKey` published the active one, refused before its `activeFromMs` unless `force`. */
-async function activateKeyUnlocked(dir: string, kid: string, options: ActivateOptions = {}): Promise<{ kid: string; previousKid: string | undefined }> {
+async function activateKeyUnlocked(
+  dir: string,
+  kid: string,
+  options: ActivateOptions = {},
+): Promise<{ kid: string; previousKid: string | undefined; publishedAtMs: number }> {
   assertSafeKid(kid, 'activate');
   const previousKid = readActiveKid(dir);
   if (previousKid === kid) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} already signs.`);
@@ -118,7 +122,7 @@ async function activateKeyUnlocked(dir: string, kid: string, options: ActivateOp
   }
   await options.verify?.(toPublicJwk(published) as PublishedJwk);
   await promote(dir, kid, options.logger ?? silentLogger());
-  return { kid, previousKid };
+  return { kid, previousKid, publishedAtMs: pending.publishedAtMs };
 }
 
 export interface RetireOptions {
@@ -160,7 +164,7 @@ async function retireKeyUnlocked(dir: string, kid: string, options: RetireOption
 }
 
 /** Epic: the longest an assertion lives, so the longest one signed with the old key may still be on its way. */
-const ASSERTION_LIFETIME_MS = 300_000;
+export const ASSERTION_LIFETIME_MS = 300_000;
 
 function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: number, nowMs: number): void {
   const published = statSync(privateKeyPath(dir, activeKid)).mtimeMs;

@@ -31,6 +31,16 @@ function publishedKids(output: string[]): string[] {
 }
 
 describe('bridge keys', () => {
+  it('prints follow-up commands for the keys directory it was given', async () => {
+    const dir = join(tempDir(), 'my keys');
+    const { run } = cli(dir, {});
+    await run('generate', '--keys-dir', dir);
+    const rotated = await run('rotate', '--keys-dir', dir);
+    expect(rotated.at(-1)).toMatch(
+      new RegExp(`^5 minutes after \\S+ signs, run: bridge keys retire --keys-dir '${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' -- \\S+$`),
+    );
+  });
+
   it('generate → rotate (keeping the alg) → retire, with 0600 private keys and a public-only jwks', async () => {
     const dir = join(tempDir(), 'keys');
     const { run } = cli(dir);
@@ -183,10 +193,14 @@ describe('bridge keys', () => {
 
       status = 200;
       served = () => ({ keys: published });
-      expect(await run('activate', '--now', '--', kid)).toEqual([
-        `activated: ${kid} signs from the next token request (served at ${jku})`,
-        `5 minutes from now, run: bridge keys retire -- ${oldKid}`,
-      ]);
+      const activated = await run('activate', '--now', '--', kid);
+      expect(activated[0]).toBe(`activated: ${kid} signs from the next token request (served at ${jku})`);
+      // Activated early: retire waits for the cache max-age since the key was published (600 s here), not 5 minutes.
+      const from = new RegExp(`^from (\\S+) \\(server\\.jwksMaxAgeSec 600 s after ${kid} was published\\), run: bridge keys retire -- ${oldKid}$`).exec(
+        activated[1] ?? '',
+      )?.[1];
+      // Rotated at NOW (the test's clock): retire's own rule allows it from NOW + 600 s.
+      expect(from, activated[1]).toBe(new Date(NOW + 600_000).toISOString());
       expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(kid);
       expect(host.requests.map((r) => [r.method, r.url])).toEqual(Array.from({ length: 4 }, () => ['GET', '/.well-known/jwks.json']));
     } finally {

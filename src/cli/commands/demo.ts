@@ -7,7 +7,7 @@ import type { CliContext } from '../context.js';
 import { formatSummary } from '../reporters/summary.js';
 import { DEMO_SOURCES, type DemoSourceName, demoSource } from './demo-sources.js';
 import { syncOnce } from './run-sync.js';
-import { addSandboxDataOptions, intFlag, loadSandbox, sandboxOptionsFrom } from './sandbox.js';
+import { addSandboxDataOptions, backendFor, intFlag, loadSandbox, sandboxOptionsFrom } from './sandbox.js';
 
 interface DemoFlags {
   dir: string;
@@ -20,9 +20,6 @@ interface DemoFlags {
   source: DemoSourceName;
 }
 
-/** Above this many events the sandbox serves its data lazily: loading a million resources into memory is neither quick nor small. */
-const MEMORY_BACKEND_MAX_EVENTS = 50_000;
-
 /** The main job end to end against the offline sandbox: start it, seed it, sync once, show what Purview's emulator accepted. */
 export function demoCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('demo'), 'state/demo')
@@ -33,7 +30,7 @@ export function demoCommand(ctx: CliContext): Command {
       const { startSandbox, createRowDigest } = await loadSandbox('demo'); // loaded only by the commands that run it
       rmSync(flags.dir, { recursive: true, force: true });
       const options = sandboxOptionsFrom(flags);
-      const backend = flags.backend ?? ((options.data?.events ?? 0) > MEMORY_BACKEND_MAX_EVENTS ? 'generated' : 'memory');
+      const backend = backendFor(flags.backend, options);
       // The emulator keeps a digest of the rows, not the rows: a million-row demo stays within the process's heap cap.
       const sandbox = await startSandbox({ ...options, backend, ingestRecord: 'digest' });
       try {

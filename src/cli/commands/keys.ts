@@ -11,6 +11,7 @@ import { CONFIG_PATH_ENV, loadConfig, smartSettings } from '../../config/index.j
 import { BridgeError } from '../../errors.js';
 import { createDispatcher, fetchVia, type NetworkSettings, resolveNetwork } from '../../net/index.js';
 import {
+  ASSERTION_LIFETIME_MS,
   activateKey,
   describeKeys,
   generateKey,
@@ -36,7 +37,6 @@ interface WhereFlags {
   connector?: string;
 }
 
-const ASSERTION_LIFETIME_MS = 300_000;
 const DEFAULT_JWKS_MAX_AGE_SEC = 3600;
 
 interface Where {
@@ -76,6 +76,16 @@ function where(options: KeysCommandOptions, flags: WhereFlags): Where {
     jwksMaxAgeSec: DEFAULT_JWKS_MAX_AGE_SEC,
     network: resolveNetwork(undefined, options.env),
   };
+}
+
+/** The flags that said where the keys are, for a printed follow-up command: it must act on the same directory. */
+function whereArgs(flags: WhereFlags): string {
+  const quoted = (value: string) => (/^[\w./:@-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`);
+  return [
+    ...(flags.keysDir ? [` --keys-dir ${quoted(flags.keysDir)}`] : []),
+    ...(flags.config ? [` --config ${quoted(flags.config)}`] : []),
+    ...(flags.connector ? [` --connector ${quoted(flags.connector)}`] : []),
+  ].join('');
 }
 
 /** Every subcommand says where its keys are the same way. */
@@ -138,7 +148,7 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
         `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
       );
       print(`if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${kid}`);
-      print(`5 minutes after ${kid} signs, run: bridge keys retire -- ${previousKid}`);
+      print(`5 minutes after ${kid} signs, run: bridge keys retire${whereArgs(flags)} -- ${previousKid}`);
     });
 }
 
@@ -152,7 +162,7 @@ function activateSubcommand(options: KeysCommandOptions): Command {
     .option('--now', 'do not wait for the JWK Set cache max-age (the JWK Set URL is still checked)')
     .allowUnknownOption()
     .action(async (kid: string, flags: WhereFlags & { now?: boolean }) => {
-      const { dir, jku, jkus, network } = where(options, flags);
+      const { dir, jku, jkus, network, jwksMaxAgeSec } = where(options, flags);
       // Every URL of the connectors sharing the directory: the switch is theirs too.
       const urls = [...new Set([...(jku ? [jku] : []), ...jkus])];
       const verify =
@@ -161,9 +171,17 @@ function activateSubcommand(options: KeysCommandOptions): Command {
               for (const url of urls) await refuseUnlessServed(url, publicJwk, network);
             }
           : undefined;
-      const { previousKid } = await activateKey(dir, kid, { nowMs: options.now(), force: flags.now === true, ...(verify ? { verify } : {}) });
+      const nowMs = options.now();
+      const { previousKid, publishedAtMs } = await activateKey(dir, kid, { nowMs, force: flags.now === true, ...(verify ? { verify } : {}) });
       print(`activated: ${kid} signs from the next token request${urls.length > 0 ? ` (served at ${urls.join(' and ')})` : ''}`);
-      if (previousKid) print(`5 minutes from now, run: bridge keys retire -- ${previousKid}`);
+      if (!previousKid) return;
+      // retire's own rule: the active key published a cache max-age ago (at least 5 minutes), and signing for 5 minutes.
+      const retireFromMs = Math.max(publishedAtMs + Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS), nowMs + ASSERTION_LIFETIME_MS);
+      const when =
+        retireFromMs <= nowMs + ASSERTION_LIFETIME_MS
+          ? '5 minutes from now'
+          : `from ${new Date(retireFromMs).toISOString()} (server.jwksMaxAgeSec ${jwksMaxAgeSec} s after ${kid} was published)`;
+      print(`${when}, run: bridge keys retire${whereArgs(flags)} -- ${previousKid}`);
     });
 }
 

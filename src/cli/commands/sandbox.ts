@@ -125,6 +125,17 @@ export function sandboxOptionsFrom(flags: SandboxFlags): SandboxStartOptions {
   };
 }
 
+/**
+ * Above this many events the sandbox serves its data lazily: the memory backend (real search over loaded resources)
+ * indexes every resource it loads, about 200 events a second, and 50,000 events outgrew the CLI's 256 MB heap.
+ */
+export const MEMORY_BACKEND_MAX_EVENTS = 10_000;
+
+/** The backend asked for, else memory for small data sets and generated above MEMORY_BACKEND_MAX_EVENTS. */
+export function backendFor(asked: 'memory' | 'generated' | undefined, options: SandboxStartOptions): 'memory' | 'generated' {
+  return asked ?? ((options.data?.events ?? 0) > MEMORY_BACKEND_MAX_EVENTS ? 'generated' : 'memory');
+}
+
 export function addSandboxDataOptions(command: Command, defaultDir: string): Command {
   return command
     .option('--dir <dir>', 'where the sandbox writes its key, CA, secret and config', defaultDir)
@@ -139,16 +150,16 @@ export function sandboxCommand(ctx: CliContext): Command {
     .description('Start the offline sandbox (Epic-like SMART + FHIR, Entra ID, Purview ingestion) and print its URLs and a config to sync against it.')
     .option('--no-audit-event', "imitate Epic's public server: /metadata lists no AuditEvent")
     .addOption(
-      new Option('--backend <kind>', 'memory: real search over loaded resources; generated: serve the dataset lazily (millions of events)').choices([
-        'memory',
-        'generated',
-      ]),
+      new Option(
+        '--backend <kind>',
+        `memory: real search over loaded resources; generated: serve the dataset lazily (millions of events). Default: memory up to ${MEMORY_BACKEND_MAX_EVENTS.toLocaleString('en-US')} events`,
+      ).choices(['memory', 'generated']),
     )
     .action(async (flags: SandboxFlags) => {
       const { startSandbox } = await loadSandbox('sandbox');
       const options = sandboxOptionsFrom(flags);
       const fresh = freshSandboxState(options.dir);
-      const sandbox = await startSandbox({ ...options, data: { ...options.data, ...dayBefore(ctx.clock.now()) } });
+      const sandbox = await startSandbox({ ...options, backend: backendFor(flags.backend, options), data: { ...options.data, ...dayBefore(ctx.clock.now()) } });
       const window = sandbox.dataset.options;
       ctx.print(`Epic-like SMART token endpoint  ${sandbox.auth.tokenUrl}`);
       ctx.print(`FHIR R4 base                    ${sandbox.fhir.baseUrl}`);
