@@ -32,11 +32,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const merged = structuredClone((options.base ?? fromFile) as Record<string, unknown>);
   // Env values read as JSON scalars ("2" a number, "true" a boolean), kept as written in case the key wants a text.
   const texts = new Map<string, { path: string[]; raw: string }>();
-  for (const [name, raw] of Object.entries(env)) {
+  // Which environment variable set which key: a value it set that is refused is named by the variable, not the file.
+  const fromEnv = new Map<string, string>();
+  // By path, positions as numbers: connectors__2 after connectors__1 (and after connectors__0 whatever order the
+  // environment lists them in), so a list is filled from its start and a position past its end means a gap.
+  for (const [name, raw] of Object.entries(env).sort(([a], [b]) => comparePaths(a, b))) {
     if (!name.startsWith(ENV_PREFIX) || raw === undefined) continue;
     const path = name.slice(ENV_PREFIX.length).split('__');
+    refuseListHole(merged, path, name);
     const value = parseScalar(raw);
     setPath(merged, path, value);
+    fromEnv.set(path.join('.'), name);
     if (typeof value !== 'string') texts.set(path.join('.'), { path, raw });
   }
   for (const [dotted, value] of Object.entries(options.flags ?? {})) {
@@ -46,7 +52,46 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   if (texts.size > 0) restoreTexts(merged, texts);
   const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
-  return validateConfig(merged, source);
+  return validateConfig(merged, source, fromEnv);
+}
+
+function comparePaths(a: string, b: string): number {
+  const left = a.split('__');
+  const right = b.split('__');
+  for (let i = 0; i < Math.min(left.length, right.length); i += 1) {
+    const x = left[i] as string;
+    const y = right[i] as string;
+    if (x === y) continue;
+    if (/^\d+$/.test(x) && /^\d+$/.test(y)) return Number(x) - Number(y);
+    return x < y ? -1 : 1;
+  }
+  return left.length - right.length;
+}
+
+/**
+ * A list is addressed by position from the environment (`BRIDGE__connectors__0__…`): a name there, or a position past
+ * the end (which would leave empty entries before it), is refused naming the variable.
+ */
+function refuseListHole(merged: Record<string, unknown>, path: readonly string[], name: string): void {
+  let cursor: unknown = merged;
+  for (let i = 0; i < path.length - 1 && cursor !== null && typeof cursor === 'object'; i += 1) {
+    const segment = path[i] as string;
+    const next = (cursor as Record<string, unknown>)[segment];
+    if (Array.isArray(next)) {
+      const index = path[i + 1] as string;
+      const where = path.slice(0, i + 1).join('.');
+      if (!/^\d+$/.test(index) || Number(index) > next.length) {
+        throw new BridgeError(
+          'BRG_ERR_CONFIG_INVALID',
+          `${name} names ${where}.${index}, but ${where} is a list of ${next.length} entr${next.length === 1 ? 'y' : 'ies'} addressed by position from 0: use ${ENV_PREFIX}${path
+            .slice(0, i + 1)
+            .join('__')}__<0…${next.length}>__… (${next.length} adds one).`,
+          { details: { variable: name } },
+        );
+      }
+    }
+    cursor = next;
+  }
 }
 
 /** Values a profile fills in where the config leaves them out. */
@@ -59,10 +104,14 @@ export const PROFILES: Readonly<Record<string, { fhir: { baseUrl: string }; smar
   },
 };
 
-export function validateConfig(input: unknown, source: string): Config {
+/** @param fromEnv - dotted key → the environment variable that set it, named in the refusal of its value. */
+export function validateConfig(input: unknown, source: string, fromEnv: ReadonlyMap<string, string> = new Map()): Config {
   const parsed = configSchema.safeParse(applyProfiles(input));
   if (!parsed.success) {
-    const lines = parsed.error.issues.map((issue) => describeIssue(issue, input));
+    const lines = parsed.error.issues.map((issue) => {
+      const variable = fromEnv.get(issue.path.map(String).join('.'));
+      return `${describeIssue(issue, input)}${variable ? ` (set by ${variable})` : ''}`;
+    });
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Invalid configuration in ${source}:\n${lines.join('\n')}`, {
       details: { source, issues: parsed.error.issues.length },
     });
@@ -117,7 +166,7 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
     return `  - ${key}: unknown key(s) ${names} (values not shown); remove or rename them, see docs/configuration.md for the keys this section takes`;
   }
   const section = issue.code === 'invalid_type' && (issue.expected === 'object' || issue.expected === 'array');
-  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path), section)}; expected ${issue.message}`;
+  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path), section)}; expected ${issue.message.replace(/^Invalid input: expected /, '')}`;
 }
 
 /** Longest text echoed in a validation message: a longer one is more likely pasted content (a key, an env file). */

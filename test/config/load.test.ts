@@ -135,6 +135,29 @@ describe('loadConfig', () => {
     expect(config.connectors[0]?.purview.jobId).toBe('2024');
   });
 
+  it('addresses a list by position from the environment: a gap or a name is refused naming the variable, any order fills it', () => {
+    // connectors.5 of a one-connector config crashed the loader (BRG_ERR_INTERNAL); a name was silently ignored.
+    const gap = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__5__fhir__pageSize: '50' } }));
+    expect(gap.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(gap.message).toMatch(/^BRIDGE__connectors__5__fhir__pageSize names connectors\.5, but connectors is a list of 1 entry/);
+    const named = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__main__fhir__pageSize: '50' } }));
+    expect(named.message).toMatch(/^BRIDGE__connectors__main__fhir__pageSize names connectors\.main/);
+    // The environment lists variables in any order; positions are taken in order (10 after 2).
+    const env: Record<string, string> = {};
+    for (const i of [10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9]) {
+      Object.assign(env, {
+        [`BRIDGE__connectors__${i}__name`]: `c${i}`,
+        [`BRIDGE__connectors__${i}__fhir__baseUrl`]: `https://ehr${i}.example.org/R4`,
+        [`BRIDGE__connectors__${i}__smart__clientId`]: 'c',
+        [`BRIDGE__connectors__${i}__purview`]: JSON.stringify({ tenantId: 't', appId: 'a', jobId: `j${i}`, secret: { env: 'S' } }),
+      });
+    }
+    expect(loadConfig({ env }).connectors.map((c) => c.name)).toEqual(Array.from({ length: 11 }, (_, i) => `c${i}`));
+    // A value the environment set is refused naming the variable, not only the file.
+    const bad = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__fhir__pageSize: 'many' } }));
+    expect(bad.message).toContain('connectors.0.fhir.pageSize: got "many"; expected number, received string (set by BRIDGE__connectors__0__fhir__pageSize)');
+  });
+
   it('says a config that is the environment alone came from no file, naming --config and $BRIDGE_CONFIG', () => {
     const error = errorOf(() => loadConfig({ env: { BRIDGE__stateDir: '/tmp/x' } }));
     expect(error.message).toMatch(/^Invalid configuration in the environment alone \(no --config file, no \$BRIDGE_CONFIG\):\n/);
