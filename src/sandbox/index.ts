@@ -4,12 +4,13 @@
  * `npm run demo` and `bridge sandbox`, which writes a config file (secrets in 0600 files beside it) to sync against it.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FhirResource } from 'fhir/r4.js';
 import { stringify } from 'yaml';
 import type { Clock } from '../clock.js';
 import type { ConfigInput } from '../config/index.js';
+import { hashApiToken } from '../server/auth.js';
 import { generateKey } from '../smart/index.js';
 import { type EntraEmulator, startEntraEmulator } from './entra.js';
 import { type EpicAuthServer, startEpicAuthServer } from './epic-auth.js';
@@ -51,6 +52,8 @@ export interface Sandbox {
   readonly config: ConfigInput;
   /** The same config written as YAML. */
   readonly configPath: string;
+  /** A 0600 file holding the API token `bridge serve` with this config takes (`Authorization: Bearer <token>`). */
+  readonly apiTokenPath: string;
   close(): Promise<void>;
 }
 
@@ -112,7 +115,9 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
 
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
   const secretFile = writePrivate(join(dir, 'purview-app-secret'), secret);
-  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest });
+  // `bridge serve` with this config answers /v1 to this token alone (the config keeps its SHA-256, as in production).
+  const apiTokenPath = writePrivate(join(dir, 'api-token'), randomBytes(32).toString('base64url'));
+  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest, apiTokenPath });
   const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
 
   return {
@@ -124,6 +129,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     ids,
     config,
     configPath,
+    apiTokenPath,
     ...(store ? { store } : {}),
     async close() {
       await Promise.allSettled([auth.close(), fhir.close(), entra.close(), ingest.close(), jwksHost.close()]);
@@ -157,11 +163,13 @@ interface ConfigParts {
   fhir: SandboxFhirServer;
   entra: EntraEmulator;
   ingest: PurviewIngestEmulator;
+  apiTokenPath: string;
 }
 
 function sandboxConfig(p: ConfigParts): ConfigInput {
   return {
     stateDir: join(p.dir, 'state'),
+    server: { apiTokenSha256: [hashApiToken(readFileSync(p.apiTokenPath, 'utf8'))] },
     connectors: [
       {
         name: 'sandbox',

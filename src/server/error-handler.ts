@@ -20,7 +20,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : undefined;
     if (!(error instanceof BridgeError) && status !== undefined && status >= 400 && status < 500) {
       const code = status === 429 ? 'BRG_ERR_RATE_LIMITED' : 'BRG_ERR_INPUT_INVALID';
-      return reply.code(status).send({ code, message: error.message });
+      return reply.code(status).send({ code, message: unknownField(error) ?? error.message });
     }
     const typed = toBridgeError(error);
     if (typed.code === 'BRG_ERR_INTERNAL') {
@@ -30,4 +30,17 @@ export function installErrorHandler(app: FastifyInstance): void {
     if (typed.httpStatus >= 500) request.log.warn({ code: typed.code, requestId: request.id }, 'request failed');
     return reply.code(typed.httpStatus).send({ code: typed.code, message: typed.message });
   });
+}
+
+/**
+ * The schema's "must NOT have additional properties" names no field: a misspelt one (`snice`) is named, so the 400
+ * says what to fix. Shortened: the name is the caller's text.
+ */
+function unknownField(error: FastifyError | Error): string | undefined {
+  const { validation, validationContext } = error as FastifyError;
+  const extra = validation?.find((issue) => issue.keyword === 'additionalProperties');
+  const name = (extra?.params as { additionalProperty?: unknown } | undefined)?.additionalProperty;
+  if (typeof name !== 'string') return undefined;
+  const where = `${validationContext ?? 'body'}${extra?.instancePath ?? ''}`;
+  return `${where} has a field ${JSON.stringify(name.slice(0, 64))} this request does not take; /docs lists the fields.`;
 }

@@ -3,7 +3,7 @@
  * moved the watermark to now, and again after the sandbox was restarted in the same directory (new ports, ids and keys;
  * the earlier start's state is removed, not left to refuse the new one).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
@@ -51,4 +51,16 @@ it('prints a sync command that works after a plain sync and after a restart in t
   const after = await spawnBridge([...second.command, '--no-progress']).done;
   expect(after.code, after.stderr).toBe(0);
   expect(after.stdout).toMatch(/rows accepted\s+[1-9]/);
+
+  // The service with the sandbox's config answers /v1 to the token the sandbox printed the file of, and to no other.
+  const tokenPath = /its API token is in (\S+) /.exec(second.sandbox.stdout())?.[1] as string;
+  expect(statSync(tokenPath).mode & 0o777).toBe(0o600);
+  const serve = spawnBridge(['serve', '--config', join(dir, 'bridge.config.yaml'), '--no-schedules'], { BRIDGE__server__port: '0' });
+  running.push(serve);
+  const url = await until('bridge serve to listen', () => /listening on (\S+)/.exec(serve.stdout())?.[1]);
+  const status = (token: string) => fetch(`${url}/v1/status`, { headers: { authorization: `Bearer ${token}` } });
+  expect((await status('wrong')).status).toBe(401);
+  const answer = await status(readFileSync(tokenPath, 'utf8'));
+  expect(answer.status).toBe(200);
+  expect(JSON.stringify(await answer.json())).toContain('"sandbox"');
 });

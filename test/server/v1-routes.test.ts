@@ -266,6 +266,22 @@ describe('/v1 answers to a bad request', () => {
     expect(text.json()).toMatchObject({ code: 'BRG_ERR_INPUT_INVALID' });
   });
 
+  it('names a field the request does not take (a misspelt since), without starting anything', async () => {
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: { ...AUTH, 'content-type': 'application/json' },
+      payload: JSON.stringify({ snice: '2026-11-01T00:00:00Z' }),
+    });
+    expect([answer.statusCode, answer.json()]).toEqual([
+      400,
+      { code: 'BRG_ERR_INPUT_INVALID', message: 'body has a field "snice" this request does not take; /docs lists the fields.' },
+    ]);
+    expect(started).toEqual([]);
+  });
+
   it('starts a sync on a POST without a body ("sync now"), as with an empty window', async () => {
     const { started, runner } = recordingRunner();
     const app = await testApp({ runner });

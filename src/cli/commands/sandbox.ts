@@ -60,6 +60,7 @@ export interface RunningSandbox {
   readonly ids: { readonly jobId: string };
   readonly config: ConfigInput;
   readonly configPath: string;
+  readonly apiTokenPath: string;
   close(): Promise<void>;
 }
 
@@ -169,6 +170,9 @@ export function sandboxCommand(ctx: CliContext): Command {
       if (fresh) ctx.print(`State: ${fresh} removed (a sandbox starts afresh: its ports, ids and keys are new on every start).`);
       ctx.print(`Config written to ${sandbox.configPath} (secrets in 0600 files beside it). In another terminal:`);
       ctx.print(`  npm run bridge -- sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);
+      ctx.print(
+        `The service (operator page, /v1): npm run bridge -- serve --config ${sandbox.configPath}; its API token is in ${sandbox.apiTokenPath} (Authorization: Bearer <token>; the page asks for it).`,
+      );
       ctx.print('Ctrl-C stops the sandbox.');
       await new Promise<void>((done) => ctx.stopSignal.addEventListener('abort', () => done(), { once: true }));
       await sandbox.close();
