@@ -122,6 +122,14 @@ export const ERROR_CODES = {
     fix: 'A file could not be moved to the archive after its outcome; its rows were delivered (or refused) as the run says. Fix the archive; the next run moves it without sending a row again.',
   },
   BRG_ERR_STATE: { http: 500, exit: 6, fix: 'Check the state directory is writable and not used by another process.' },
+  // Answers of the HTTP API alone (no command raises them).
+  BRG_ERR_UNAUTHORIZED: {
+    http: 401,
+    exit: 2,
+    fix: 'Send Authorization: Bearer <token>; the service takes the tokens whose SHA-256 is in server.apiTokenSha256 (bridge token hash).',
+  },
+  BRG_ERR_NOT_FOUND: { http: 404, exit: 2, fix: 'Check the path (/docs lists the API) and the connector name or run id.' },
+  BRG_ERR_RATE_LIMITED: { http: 429, exit: 2, fix: 'Wait for Retry-After, then ask again.' },
   BRG_ERR_RUN_IN_PROGRESS: { http: 409, exit: 6, fix: 'A run of this connector is already in flight; wait for it or check GET /v1/runs.' },
   BRG_ERR_CONNECTOR_STATE: {
     http: 409,

@@ -3,14 +3,13 @@
  * emulator and a Purview ingestion emulator, all on 127.0.0.1 with ephemeral ports. Started in-process by tests,
  * `npm run demo` and `bridge sandbox`, which writes a config file (secrets in 0600 files beside it) to sync against it.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FhirResource } from 'fhir/r4.js';
 import { stringify } from 'yaml';
 import type { Clock } from '../clock.js';
 import type { ConfigInput } from '../config/index.js';
-import { hashApiToken } from '../server/auth.js';
 import { generateKey } from '../smart/index.js';
 import { type EntraEmulator, startEntraEmulator } from './entra.js';
 import { type EpicAuthServer, startEpicAuthServer } from './epic-auth.js';
@@ -169,7 +168,8 @@ interface ConfigParts {
 function sandboxConfig(p: ConfigParts): ConfigInput {
   return {
     stateDir: join(p.dir, 'state'),
-    server: { apiTokenSha256: [hashApiToken(readFileSync(p.apiTokenPath, 'utf8'))] },
+    // The SHA-256 of the token, hex, as server.apiTokenSha256 takes it (`bridge token hash`).
+    server: { apiTokenSha256: [createHash('sha256').update(readFileSync(p.apiTokenPath, 'utf8'), 'utf8').digest('hex')] },
     connectors: [
       {
         name: 'sandbox',

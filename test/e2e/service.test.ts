@@ -96,7 +96,9 @@ describe('bridge serve', () => {
   it("publishes every connector's keys in the one JWK Set, whatever each connector's keysDir", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-second-keys-'));
     const { kid } = await generateKey(dir, 'ES384');
-    const base = structuredClone(h.sandbox.config) as { connectors: Array<Record<string, unknown>> };
+    const base = structuredClone(h.sandbox.config) as { connectors: Array<Record<string, unknown>>; server?: unknown };
+    // Without the sandbox's API token: this service is one with none configured.
+    delete base.server;
     const first = base.connectors[0] as { smart: Record<string, unknown> };
     base.connectors.push({ ...structuredClone(first), name: 'second', smart: { ...first.smart, keysDir: dir } });
     // A third whose keys are not generated yet: the others' keys must still be served.

@@ -115,7 +115,7 @@ describe('rotateKey, activateKey and retireKey', () => {
     expect(active.message).toBe(`Key ${oldKid} is the active signing key; key ${kid} signs from 2026-11-01T13:00:00.000Z, wait 5 minutes, then retire it.`);
 
     // Phase 2: the wait is over.
-    expect(await activateKey(dir, kid, { nowMs: T0 + HOUR })).toEqual({ kid, previousKid: oldKid });
+    expect(await activateKey(dir, kid, { nowMs: T0 + HOUR })).toEqual({ kid, previousKid: oldKid, publishedAtMs: T0 });
     expect(await signsAndVerifies(dir)).toBe(kid);
     expect(existsSync(join(dir, 'next-key.json'))).toBe(false);
     expect((await openKeyStore(dir).activeKey()).next).toBeUndefined();
