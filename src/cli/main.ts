@@ -59,6 +59,12 @@ try {
     // Commander already printed its message (unknown option, missing argument) and the usage. Help and version asked
     // for exit 0; help shown for a missing subcommand (`bridge state`) is a usage mistake, as in a cron line.
     process.exitCode = error.exitCode === 0 ? 0 : ERROR_CODES.BRG_ERR_INPUT_INVALID.exit;
+    // Every failure ends with its code and what to do, as the README says: this one's words are commander's, above.
+    if (error.exitCode !== 0) {
+      process.stderr.write(
+        `error BRG_ERR_INPUT_INVALID: the command line was refused (${commanderReason(error.code)})\n  what to do: ${ERROR_CODES.BRG_ERR_INPUT_INVALID.fix} \`bridge <command> --help\` lists its flags.\n`,
+      );
+    }
   } else if (isClosedPipe(error)) {
     process.exitCode = 0;
   } else {
@@ -66,4 +72,10 @@ try {
     process.stderr.write(`error ${bridgeError.code}: ${bridgeError.message}\n  what to do: ${ERROR_CODES[bridgeError.code].fix}\n`);
     process.exitCode = bridgeError.exitCode;
   }
+}
+
+/** `commander.unknownOption` → "unknown option"; the help shown for a command without its subcommand says so. */
+function commanderReason(code: string): string {
+  const name = code.replace(/^commander\./, '');
+  return name === 'help' ? 'no subcommand given' : name.replace(/([A-Z])/g, ' $1').toLowerCase();
 }

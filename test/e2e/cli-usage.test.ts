@@ -12,6 +12,11 @@ describe('usage mistakes', () => {
   it('exit 2 for an unknown option, a missing required option or an unknown command, naming it', () => {
     const unknown = bridge('sync', '--sinse', '2026-11-01');
     expect([unknown.status, unknown.stderr.trim().split('\n')[0]]).toEqual([2, "error: unknown option '--sinse'"]);
+    // …and ends, as every failure does, with its stable code and what to do.
+    expect(unknown.stderr.trim().split('\n').slice(-2)).toEqual([
+      'error BRG_ERR_INPUT_INVALID: the command line was refused (unknown option)',
+      expect.stringMatching(/^ {2}what to do: .*`bridge <command> --help` lists its flags\.$/),
+    ]);
     const missing = bridge('push', '--tenant-id', 't');
     expect(missing.status).toBe(2);
     expect(missing.stderr).toContain("error: required option '--app-id <id>' not specified");
