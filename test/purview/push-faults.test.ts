@@ -1,10 +1,4 @@
-/**
- * The push against the real ingestion emulator: every transient fault is survived with each row accepted exactly
- * once, or flagged as possibly duplicated when the first send's outcome was unknowable; permanent answers stop at
- * once with a typed error and nothing acknowledged.
- */
-import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
 import { destinationKey, type NormalizedFile, PurviewError, type PushEvent, type PushOptions, pushRowFile, type RangeRecord } from '../../src/purview/index.js';
@@ -12,21 +6,16 @@ import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-inges
 import type { StateStore } from '../../src/sync/state/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { InstantClock } from '../support/manual-clock.js';
-import { chunk, type Emulators, HEADER, makeRows, openStore, prepareFile, startEmulators, tempDir } from './support.js';
+import { chunk, type Emulators, emulatorsAndStore, HEADER, makeRows, prepareFile, startEmulators, tempDir } from './support.js';
 
 const RETRY: RetryOptions = { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 1_000, maxDelayMs: 120_000 };
 const dir = tempDir('bridge-push-');
 let emu: Emulators;
 let store: StateStore;
 
-beforeAll(async () => {
-  emu = await startEmulators();
-  store = openStore(dir);
-});
-afterAll(async () => {
-  store?.close();
-  await emu?.close();
-  rmSync(dir, { recursive: true, force: true });
+emulatorsAndStore(dir, (started, opened) => {
+  emu = started;
+  store = opened;
 });
 
 interface Run {

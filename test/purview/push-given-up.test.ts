@@ -3,24 +3,20 @@
  * once given up, are not sent by the next push of the spool, and an event the spool holds twice is given up once.
  */
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { destinationKey, EventSpoolWriter, type PushEvent, pushEventSpool, type SpoolEvent } from '../../src/purview/index.js';
 import type { StateStore } from '../../src/sync/state/index.js';
-import { type Emulators, HEADER, makeRows, openStore, startEmulators, tempDir } from './support.js';
+import { type Emulators, emulatorsAndStore, HEADER, makeRows, tempDir } from './support.js';
 
 let emu: Emulators;
 let store: StateStore;
 const dir = tempDir('bridge-given-up-push-');
 
-beforeAll(async () => {
-  emu = await startEmulators();
-  store = openStore(dir);
-});
-afterAll(async () => {
-  store?.close();
-  await emu?.close();
+emulatorsAndStore(dir, (started, opened) => {
+  emu = started;
+  store = opened;
 });
 
 it('records a 400 that followed an unknown outcome, gives the block up, and a second copy of a given-up event is given up once', async () => {

@@ -3,28 +3,23 @@
  * Purview has not acknowledged, whatever block size either run used, wherever the file lives; another job is another
  * destination and gets every row. The real kill -9 case is crash.test.ts.
  */
-import { copyFileSync, rmSync } from 'node:fs';
+import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { destinationKey, type NormalizedFile, normalizeFlatFile, type PushEvent, type PushOptions, pushRowFile } from '../../src/purview/index.js';
 import type { StateStore } from '../../src/sync/state/index.js';
-import { chunk, type Emulators, makeRows, openStore, prepareFile, startEmulators, tempDir, writeSpool } from './support.js';
+import { chunk, type Emulators, emulatorsAndStore, makeRows, prepareFile, tempDir, writeSpool } from './support.js';
 
 const dir = tempDir('bridge-resume-');
 let emu: Emulators;
 let store: StateStore;
 
-beforeAll(async () => {
-  emu = await startEmulators();
-  store = openStore(dir);
-});
-afterAll(async () => {
-  store?.close();
-  await emu?.close();
-  rmSync(dir, { recursive: true, force: true });
+emulatorsAndStore(dir, (started, opened) => {
+  emu = started;
+  store = opened;
 });
 
 type App = ReturnType<Emulators['newApp']>;

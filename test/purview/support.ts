@@ -117,6 +117,25 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
 }
 
 /**
+ * The emulators and a state store for one test file: started and opened before its tests, handed to `use`, closed after
+ * them, and `dir` removed.
+ */
+export function emulatorsAndStore(dir: string, use: (emu: Emulators, store: StateStore) => void): void {
+  let emu: Emulators | undefined;
+  let store: StateStore | undefined;
+  beforeAll(async () => {
+    emu = await startEmulators();
+    store = openStore(dir);
+    use(emu, store);
+  });
+  afterAll(async () => {
+    store?.close();
+    await emu?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+}
+
+/**
  * The emulators for one test file, started before its tests and closed after them, with their CA in a file for the
  * CLI's `--ca-file`; the directory is removed at the end.
  */
