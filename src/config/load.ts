@@ -76,11 +76,13 @@ function refuseListHole(merged: Record<string, unknown>, path: readonly string[]
   let cursor: unknown = merged;
   for (let i = 0; i < path.length - 1 && cursor !== null && typeof cursor === 'object'; i += 1) {
     const segment = path[i] as string;
-    const next = (cursor as Record<string, unknown>)[segment];
+    const index = path[i + 1] as string;
+    // A list not there yet is made by a position (setPath): it starts empty, so only position 0 fits.
+    const next = (cursor as Record<string, unknown>)[segment] ?? (/^\d+$/.test(index) ? [] : undefined);
     if (Array.isArray(next)) {
-      const index = path[i + 1] as string;
       const where = path.slice(0, i + 1).join('.');
-      if (!/^\d+$/.test(index) || Number(index) > next.length) {
+      // "01" is no position: set on a list it would be a property nobody reads.
+      if (!/^(0|[1-9]\d*)$/.test(index) || Number(index) > next.length) {
         throw new BridgeError(
           'BRG_ERR_CONFIG_INVALID',
           `${name} names ${where}.${index}, but ${where} is a list of ${next.length} entr${next.length === 1 ? 'y' : 'ies'} addressed by position from 0: use ${ENV_PREFIX}${path

@@ -100,7 +100,7 @@ const LOOKUP_CHUNK = 1000;
  */
 export function exportSince(window: SyncWindow, overlapMs: number): string | undefined {
   if (window.dedupeBefore === undefined) return window.explicitSince ? justBefore(window.since) : undefined;
-  return Date.parse(window.since) < Date.parse(window.dedupeBefore) - overlapMs ? window.since : window.dedupeBefore;
+  return Date.parse(window.since) < Date.parse(window.dedupeBefore) - overlapMs ? justBefore(window.since) : window.dedupeBefore;
 }
 
 /**

@@ -161,10 +161,11 @@ export interface RefusedBlocks {
   /** The newest block of the destination and source refused with 400 that still holds events, given up or not. */
   refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined;
   /**
-   * Gives up the events of refusedBlock() in one transaction, under `lease` (checked inside it: no run may be sending
-   * them). Undefined when there is no such block, or it was given up already.
+   * Gives up the events of block `blockId`, the one refusedBlock() showed, in one short transaction under `lease`
+   * (checked inside it: no run may be sending them). False, changing nothing, unless it is still the newest block
+   * refused with 400, holds events and was not given up: the operator looks again.
    */
-  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined;
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string, blockId: number): boolean;
 }
 
 /** The ledger's source of a flat file: its content, so the same rows under another name are the same rows. */

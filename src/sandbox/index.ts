@@ -65,6 +65,9 @@ export const DEFAULT_SANDBOX_DATA: GeneratorOptions = {
   end: '2026-11-02T00:00:00.000Z',
 };
 
+/** A first sync without --since reads back two days: all of `bridge sandbox`'s day before today, whenever it runs. */
+export const SANDBOX_INITIAL_LOOKBACK_HOURS = 48;
+
 /** What the sandbox's app record selects: read access to the event and everything a row or an export may name. */
 export const SANDBOX_APP_SCOPES = [
   'system/AuditEvent.read',
@@ -173,7 +176,7 @@ function sandboxConfig(p: ConfigParts): ConfigInput {
     connectors: [
       {
         name: 'sandbox',
-        fhir: { baseUrl: p.fhir.baseUrl, settleMinutes: 0, overlapMinutes: 15 },
+        fhir: { baseUrl: p.fhir.baseUrl, settleMinutes: 0, overlapMinutes: 15, initialLookbackHours: SANDBOX_INITIAL_LOOKBACK_HOURS },
         smart: { clientId: p.ids.clientId, tokenUrl: p.auth.tokenUrl, keysDir: p.keysDir },
         // Site options a real Epic organisation would set for its own identifier systems.
         mapping: {

@@ -142,6 +142,11 @@ describe('loadConfig', () => {
     expect(gap.message).toMatch(/^BRIDGE__connectors__5__fhir__pageSize names connectors\.5, but connectors is a list of 1 entry/);
     const named = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__main__fhir__pageSize: '50' } }));
     expect(named.message).toMatch(/^BRIDGE__connectors__main__fhir__pageSize names connectors\.main/);
+    expect(errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__01__name: 'x' } })).message).toMatch(/names connectors\.01/);
+    // The environment alone: no list yet, so a first position other than 0 is a gap too (it crashed the loader).
+    expect(errorOf(() => loadConfig({ env: { BRIDGE__connectors__1__name: 'x' } })).message).toMatch(
+      /^BRIDGE__connectors__1__name names connectors\.1, but connectors is a list of 0 entries/,
+    );
     // The environment lists variables in any order; positions are taken in order (10 after 2).
     const env: Record<string, string> = {};
     for (const i of [10, 2, 0, 1, 3, 4, 5, 6, 7, 8, 9]) {

@@ -65,7 +65,8 @@ it('records a 400 that followed an unknown outcome, gives the block up, and a se
   expect(store.acquireLease('connector:conn', { id: 'op', host: 'h', pid: 1, command: 'bridge state give-up', since: '' }, 60_000, () => false)).toMatchObject({
     acquired: true,
   });
-  expect(store.giveUpRefused(target, { name: 'connector:conn', holderId: 'op' }, 'INC-7')).toMatchObject({ events: 1 });
+  const refused = store.refusedBlock(target);
+  expect(store.giveUpRefused(target, { name: 'connector:conn', holderId: 'op' }, 'INC-7', refused?.blockId ?? -1)).toBe(true);
   store.releaseLease('connector:conn', 'op');
 
   const events: PushEvent[] = [];

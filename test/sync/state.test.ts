@@ -332,7 +332,7 @@ describe('delivery ledger', () => {
     s.markAttempt(unsent?.id ?? -1);
     s.markRefused(unsent?.id ?? -1);
     expect(s.refusedBlock(target)).toBeUndefined();
-    expect(s.giveUpRefused(target, lease, 'INC-1')).toBeUndefined();
+    expect(s.giveUpRefused(target, lease, 'INC-1', unsent?.id ?? -1)).toBe(false);
     // Sent again, now refused with 400; then a smaller block carries a alone and is refused again: the newest.
     const first = decide(target, ['a', 'b', 'c']).block;
     s.markAttempt(first?.id ?? -1);
@@ -343,11 +343,13 @@ describe('delivery ledger', () => {
     s.markRefused(narrowed?.id ?? -1, 400);
     expect(s.refusedBlock(target)).toMatchObject({ blockId: narrowed?.id, events: 1, runId: 'r2' });
     // Refused while another holds the connector's lease: a run may be claiming these events right now.
-    expect(() => s.giveUpRefused(target, { name: LEASE, holderId: 'someone-else' }, 'INC-1')).toThrow(/BRG_ERR_RUN_IN_PROGRESS|lease/);
+    expect(() => s.giveUpRefused(target, { name: LEASE, holderId: 'someone-else' }, 'INC-1', narrowed?.id ?? -1)).toThrow(/BRG_ERR_RUN_IN_PROGRESS|lease/);
+    // Only the block shown, while it is still the newest refusal: the older one (a is on a newer block now) is not.
+    expect(s.giveUpRefused(target, lease, 'INC-1', first?.id ?? -1)).toBe(false);
     expect(s.refusedBlock(target)?.givenUpMs).toBeUndefined();
-    const given = s.giveUpRefused(target, lease, 'INC-1');
-    expect(given).toMatchObject({ blockId: narrowed?.id, events: 1, note: 'INC-1' });
-    expect(s.giveUpRefused(target, lease, 'again')).toBeUndefined();
+    expect(s.giveUpRefused(target, lease, 'INC-1', narrowed?.id ?? -1)).toBe(true);
+    expect(s.refusedBlock(target)).toMatchObject({ blockId: narrowed?.id, events: 1, note: 'INC-1', givenUpMs: expect.any(Number) });
+    expect(s.giveUpRefused(target, lease, 'again', narrowed?.id ?? -1)).toBe(false);
     // Every later claim of a is given up; b and c (still on the first refused block) are sent plainly.
     expect(decide({ ...target, runId: 'r3' }, ['a', 'b', 'c']).decisions).toEqual(['a:given-up', 'b:send', 'c:send']);
     expect(decide({ ...target, runId: 'r4' }, ['a']).block).toBeUndefined();

@@ -1,4 +1,4 @@
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { ConfigInput } from '../../config/index.js';
@@ -192,14 +192,26 @@ export function dayBefore(nowMs: number): { start: string; end: string } {
   return { start: new Date(end - DAY_MS).toISOString(), end: new Date(end).toISOString() };
 }
 
+/** Written into the sandbox's state directory: only a directory holding it is ever removed. */
+const SANDBOX_STATE_MARKER = '.sandbox-state';
+
 /**
  * A sandbox's ports, ids and keys are new on every start, so the bridge state of an earlier start (its watermark read
- * another FHIR base, its ledger another job) only stands in the way: it is removed, as the Compose service does. Only
- * inside a directory a sandbox wrote (its CA file is there) or a new one. Returns what was removed, if anything.
+ * another FHIR base, its ledger another job) only stands in the way: it is removed, as the Compose service does. Only a
+ * state directory a sandbox marked as its own: `--dir .` in a deployment's folder names its real `state/`, which is
+ * refused, never emptied. Returns what was removed, if anything; the directory is left marked.
  */
 export function freshSandboxState(dir: string): string | undefined {
   const state = join(dir, 'state');
-  if (!existsSync(state) || !existsSync(join(dir, 'sandbox-ca.pem'))) return undefined;
-  rmSync(state, { recursive: true, force: true });
-  return state;
+  const marked = existsSync(join(state, SANDBOX_STATE_MARKER));
+  if (!marked && existsSync(state) && readdirSync(state).length > 0) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${state} holds state that is not a sandbox's (a bridge's own state directory?): the sandbox would use it and empty it on its next start. Give the sandbox its own --dir (default state/sandbox).`,
+    );
+  }
+  if (marked) rmSync(state, { recursive: true, force: true });
+  mkdirSync(state, { recursive: true, mode: 0o700 });
+  writeFileSync(join(state, SANDBOX_STATE_MARKER), 'The state of `bridge sandbox`: removed when it starts again.\n', { mode: 0o600 });
+  return marked ? state : undefined;
 }

@@ -18,6 +18,20 @@ import { openExistingStateStore, type StateStore } from '../../sync/state/index.
 import type { CliContext } from '../context.js';
 
 const MAX_NOTE_CHARS = 500;
+/**
+ * Purview refuses a whole block for one bad row: with 100,000-row blocks, giving up the first refusal would give up
+ * 99,999 good events. Above this many the operator narrows first (a lower purview.blockRows), or says --all.
+ */
+const MAX_EVENTS_UNLESS_ALL = 1_000;
+
+export function refuseLarge(name: string, block: RefusedBlock, all: boolean): void {
+  if (all || block.events <= MAX_EVENTS_UNLESS_ALL) return;
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `Block ${block.blockId} of connector "${name}" holds ${block.events} events; Purview refuses a whole block for one bad row, so most of them are likely fine. Narrow it first: run the connector once with fewer rows per block (e.g. BRIDGE__connectors__<position>__purview__blockRows=100 bridge sync --connector ${name}), then give up the smaller block it stops at; or give up all ${block.events} with --all.`,
+    { details: { connector: name, events: block.events } },
+  );
+}
 
 export function refusedCommands(ctx: CliContext): Command[] {
   const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
@@ -50,8 +64,12 @@ export function refusedCommands(ctx: CliContext): Command[] {
     )
     .argument('<connector>', "the connector's name in the config")
     .requiredOption('--reason <text>', 'why, for the record (a ticket number): one line, at most 500 characters; shown by `bridge state refused`')
+    .option(
+      '--all',
+      `give up the block even when it holds more than ${MAX_EVENTS_UNLESS_ALL.toLocaleString('en-US')} events (narrow it first: see \`bridge state refused\`)`,
+    )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
-    .action((name: string, flags: { config?: string; reason: string }) => {
+    .action((name: string, flags: { config?: string; reason: string; all?: boolean }) => {
       const note = checkedNote(flags.reason);
       const loaded = config(flags);
       const target = targetOf(loaded, name);
@@ -66,11 +84,16 @@ export function refusedCommands(ctx: CliContext): Command[] {
           `A sync of connector "${name}"`,
         );
         try {
-          const given = store.giveUpRefused(target, lease.ref, note);
+          // Read first (a scan of the connector's claims), then given up in a short write that checks it is still so.
+          const block = store.refusedBlock(target);
           // Nothing waiting is no failure (a runbook may run this twice): it says so, and what stops the connector.
-          if (!given) return ctx.print(nothingToGiveUp(name, store.refusedBlock(target)));
+          if (!block || block.givenUpMs !== undefined) return ctx.print(nothingToGiveUp(name, block));
+          refuseLarge(name, block, flags.all === true);
+          if (!store.giveUpRefused(target, lease.ref, note, block.blockId)) {
+            return ctx.print(`Nothing given up: connector "${name}"'s refused block changed meanwhile; \`bridge state refused ${name}\` shows it now.`);
+          }
           ctx.print(
-            `Gave up ${given.events} event(s) of block ${given.blockId}${given.runId ? ` (run ${given.runId.slice(0, 8)})` : ''}, refused by Purview with ${given.status}. The next run of "${name}" records their rows as rejected (reason ${GIVEN_UP_REASON}; \`bridge rejects <run>\` lists them) and goes on; they are not sent to this Purview job again.`,
+            `Gave up ${block.events} event(s) of block ${block.blockId}${block.runId ? ` (run ${block.runId.slice(0, 8)})` : ''}, refused by Purview with ${block.status}. The next run of "${name}" records their rows as rejected (reason ${GIVEN_UP_REASON}; \`bridge rejects <run>\` lists them) and goes on; they are not sent to this Purview job again.`,
           );
         } finally {
           lease.release();

@@ -116,6 +116,16 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       answered: db.prepare("UPDATE delivery_blocks SET refused_status = ?, updated_ms = ? WHERE id = ? AND state = 'sending'"),
       giveUp: db.prepare('UPDATE delivery_blocks SET given_up_ms = ?, given_up_note = ? WHERE id = ? AND given_up_ms IS NULL'),
+      // Inside the give-up's write transaction, only what is cheap: the block's own row, a newer refusal, one claim.
+      refusedById: db.prepare<[number, number, number], { given_up_ms: number | null }>(
+        "SELECT given_up_ms FROM delivery_blocks WHERE id = ? AND destination_id = ? AND source_id = ? AND refused_status = 400 AND state = 'sending'",
+      ),
+      newerRefused: db.prepare<[number, number, number], { id: number }>(
+        "SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND id > ? AND refused_status = 400 AND state = 'sending' LIMIT 1",
+      ),
+      anyClaim: db.prepare<[number, number, number], { one: number }>(
+        'SELECT 1 AS one FROM delivered_events WHERE destination_id = ? AND source_id = ? AND block_id = ? LIMIT 1',
+      ),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
       // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
       pruneEvents: db.prepare(
@@ -264,16 +274,19 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     };
   }
 
-  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined {
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string, blockId: number): boolean {
+    const destination = this.stmt.destination.get(target.destination)?.id;
+    const source = this.stmt.source.get(target.source)?.id;
+    if (destination === undefined || source === undefined) return false;
+    // refusedBlock's scans ran before, outside this lock: other connectors sharing the database keep writing meanwhile.
     return this.db
-      .transaction((): RefusedBlock | undefined => {
+      .transaction((): boolean => {
         // Under the connector's lease, checked here: a run holding it may be claiming these very events for a new block.
         this.requireLease(lease, 'giving up a refused block');
-        const block = this.refusedBlock(target);
-        if (!block || block.givenUpMs !== undefined) return undefined;
-        const now = this.clock.now();
-        this.stmt.giveUp.run(now, note, block.blockId);
-        return { ...block, givenUpMs: now, note };
+        const block = this.stmt.refusedById.get(blockId, destination, source);
+        if (!block || block.given_up_ms !== null) return false;
+        if (this.stmt.newerRefused.get(destination, source, blockId) || !this.stmt.anyClaim.get(destination, source, blockId)) return false;
+        return this.stmt.giveUp.run(this.clock.now(), note, blockId).changes === 1;
       })
       .immediate();
   }

@@ -306,8 +306,8 @@ class SqliteStateStore implements StateStore {
     return this.ledger.refusedBlock(target);
   }
 
-  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string): RefusedBlock | undefined {
-    return this.ledger.giveUpRefused(target, lease, note);
+  giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string, blockId: number): boolean {
+    return this.ledger.giveUpRefused(target, lease, note, blockId);
   }
 
   acknowledgedEvents(target: DeliveryTarget, events: ReadonlyArray<Pick<EventClaim, 'key' | 'recordedMs'>>): Set<string> {
