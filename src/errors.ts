@@ -47,7 +47,11 @@ export const ERROR_CODES = {
     exit: 3,
     fix: 'The token request was malformed for this server; check smart.tokenUrl (no query string) and report a bug.',
   },
-  BRG_ERR_SMART_TOKEN: { http: 502, exit: 3, fix: 'The token endpoint answered unexpectedly; check smart.tokenUrl and the server status.' },
+  BRG_ERR_SMART_TOKEN: {
+    http: 502,
+    exit: 3,
+    fix: 'The token endpoint could not be reached or answered unexpectedly: check smart.tokenUrl, the way to it (DNS, proxy, firewall, TLS trust) and the server status.',
+  },
   BRG_ERR_FHIR_CAPABILITY: {
     http: 502,
     exit: 4,

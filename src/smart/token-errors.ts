@@ -207,10 +207,11 @@ export function invalidScopeWithMetadata(error: SmartAuthError, ctx: TokenErrorC
 export function tokenRetriesSpent(last: SmartAuthError, ctx: TokenErrorContext, attempts: number, elapsedMs: number): SmartAuthError {
   const answer = last.status === 0 ? 'got no answer' : `answered HTTP ${last.status}${last.oauthError ? ` (${last.oauthError})` : ''}`;
   const wait = last.retryAfterMs === undefined ? '' : ` with Retry-After ${Math.round(last.retryAfterMs / 1000)} s`;
+  // No answer at all: the last failure's own words (which host, why, what to check) say more than "the server status".
+  const next = last.status === 0 ? `The last: ${last.message}` : 'Check the authorization server status, then run again.';
   return new SmartAuthError(
     'BRG_ERR_SMART_TOKEN',
-    `${ctx.tokenUrl} ${answer}${wait} to ${attempts} token requests over ${Math.round(elapsedMs / 1000)} s; the token request's retries are spent. ` +
-      'Check the authorization server status, then run again.',
+    `${ctx.tokenUrl} ${answer}${wait} to ${attempts} token requests over ${Math.round(elapsedMs / 1000)} s; the token request's retries are spent. ${next}`,
     { status: last.status, transient: false, cause: last, ...(last.oauthError === undefined ? {} : { oauthError: last.oauthError }) },
   );
 }

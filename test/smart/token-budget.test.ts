@@ -77,6 +77,31 @@ describe('token retry budget', () => {
     expect(tokenEndpoint.requests).toHaveLength(TOKEN_RETRY.maxAttempts);
   });
 
+  it('a token endpoint that cannot be reached ends naming why and what to check, not "the server status"', async () => {
+    // A port nobody listens on: every token request is refused at the connection.
+    const closed = await startStubServer((_request, response) => sendJson(response, 200, {}));
+    const tokenUrl = `${closed.origin}/oauth2/token`;
+    await closed.close();
+    const clock = new ManualClock('2026-11-01T08:00:00Z');
+    const key = await makeKey('ES384');
+    const tokens = createSmartTokenSource({
+      fhirBaseUrl: 'https://ehr.example.org/R4',
+      tokenUrl,
+      clientId: 'bridge-np',
+      scope: SCOPE,
+      key: key.signingKey,
+      clock,
+      logger: captureLogger().logger,
+    });
+    const error = (await settle(tokens.getToken(), clock)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_SMART_TOKEN');
+    expect(error.message).toMatch(
+      new RegExp(
+        `^${tokenUrl} got no answer to ${TOKEN_RETRY.maxAttempts} token requests over \\d+ s; the token request's retries are spent\\. The last: Cannot reach ${tokenUrl} \\(.*ECONNREFUSED.*\\)\\. Check the URL, DNS, the proxy`,
+      ),
+    );
+  });
+
   it('the /metadata request is named once in FHIR errors ("FHIR /metadata at …", not "metadata metadata")', async () => {
     const fhirServer = await startStubServer((_request, response) =>
       sendJson(response, 500, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'exception', diagnostics: 'Down for maintenance' }] }),
