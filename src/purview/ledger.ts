@@ -51,7 +51,6 @@ export interface EventClaim {
  * What the ledger decided for one claimed event:
  * - `send`: never sent to this destination; claimed for the new block.
  * - `resend`: sent before without a recorded answer; claimed for the new block, which is flagged possibly duplicated.
- *   Also when it is new to the ledger but recorded on a day whose claims a prune forgot: it may have gone out then.
  *   Also when its block was never attempted but still could be: opened without a lease, or under another lease than
  *   the caller's, its writer may send it at any moment. (Claimed by a block that can no longer go out — the caller's
  *   own, or one of an earlier holder of the lease the caller now holds — it is plainly `send`.)

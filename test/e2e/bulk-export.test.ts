@@ -158,9 +158,6 @@ it('after the ledger forgot old acknowledgements, a changed export level exports
   expect(bulk.log.kickoffs.at(-1)).toMatchObject({ level: 'patient', since: new Date(forgotten).toISOString() });
   expect(second.counts.events).toBe(1);
   expectEveryRowOnce(x, [...oldEvents, late]);
-  // Recorded on a day whose claims were forgotten, it is new to the ledger but may have gone out before: sent, flagged.
-  expect(x.withStore((store) => flaggedEvents(store, x.config))).toEqual(new Set(['late-0|1']));
-  expect(second.counts.rowsPossiblyDuplicated).toBeGreaterThan(0);
 });
 
 it('resumes polling the same export after `bridge sync` was killed with SIGKILL while polling', async () => {

@@ -386,46 +386,6 @@ describe('delivery ledger', () => {
     db.close();
   });
 
-  it('flags a claim new to the ledger but recorded on a day a prune forgot: it may have gone out then', () => {
-    const { store: s } = fresh();
-    const DAY = 86_400_000;
-    // After the store's clock (2026-11-23): the blocks opened now are older than the horizon, so a prune forgets.
-    const horizon = Date.parse('2026-12-10T12:00:00Z');
-    const old = s.openEventBlock(target, cursor([{ key: 'sent-long-ago', recordedMs: horizon - 5 * DAY, rows: 1 }]), 10, () => undefined);
-    s.markAttempt(old?.id ?? -1);
-    s.markAcked(old?.id ?? -1, false);
-    // Nothing forgotten yet: a new event of any day is plainly sent.
-    const before: string[] = [];
-    s.openEventBlock(target, cursor([{ key: 'new-old', recordedMs: horizon - 3 * DAY, rows: 1 }]), 10, (e, d) => before.push(`${e.key}:${d}`));
-    expect(before).toEqual(['new-old:send']);
-    s.pruneDeliveries(target, horizon);
-    expect(s.prunedBefore(target)).toBe(horizon);
-    const decisions: string[] = [];
-    const block = s.openEventBlock(
-      target,
-      cursor([
-        { key: 'sent-long-ago', recordedMs: horizon - 5 * DAY, rows: 1 },
-        { key: 'same-day', recordedMs: horizon - 60_000, rows: 1 },
-        { key: 'untimed', rows: 1 },
-        { key: 'recent', recordedMs: horizon + DAY, rows: 1 },
-      ]),
-      10,
-      (e, d) => decisions.push(`${e.key}:${d}`),
-    );
-    // The forgotten claim comes back flagged; the horizon's own day keeps its claims, so a new one there is new.
-    expect(decisions).toEqual(['sent-long-ago:resend', 'same-day:send', 'untimed:send', 'recent:send']);
-    expect(block).toMatchObject({ rows: 4, resentRows: 1 });
-    // Another job forgot nothing: the same event is new there.
-    const other: string[] = [];
-    s.openEventBlock(
-      { ...target, destination: 'https://ingest|t|other' },
-      cursor([{ key: 'sent-long-ago', recordedMs: horizon - 5 * DAY, rows: 1 }]),
-      10,
-      (e, d) => other.push(`${e.key}:${d}`),
-    );
-    expect(other).toEqual(['sent-long-ago:send']);
-  });
-
   it('keys by destination: the same event is new to another job', () => {
     const { store: s } = fresh();
     const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);

@@ -157,14 +157,13 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
         .transaction((): OpenedBlock => {
           this.requireLease(target.lease, 'claiming another block');
           const blockId = this.insertBlock(destination, source, target);
-          const forgottenDay = this.forgottenDay(destination, source);
           let rows = 0;
           let resentRows = 0;
           let high = Number.NEGATIVE_INFINITY;
           for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
             if (rows > 0 && rows + event.rows > maxRows) break;
             cursor.take();
-            const decision = this.claimOne(destination, source, blockId, event, target.lease, forgottenDay);
+            const decision = this.claimOne(destination, source, blockId, event, target.lease);
             if (decision === 'send' || decision === 'resend') {
               rows += event.rows;
               if (decision === 'resend') resentRows += event.rows;
@@ -184,27 +183,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     }
   }
 
-  /**
-   * The first day whose claims a prune kept (prune deletes whole days before its horizon's day), or -1 when nothing was
-   * forgotten.
-   */
-  private forgottenDay(destination: number, source: number): number {
-    const horizon = this.stmt.horizon.get(destination, source)?.pruned_before_ms;
-    return horizon === undefined ? -1 : claimDay(horizon);
-  }
-
-  private claimOne(destination: number, source: number, blockId: number, event: EventClaim, lease: LeaseRef | undefined, forgottenDay: number): ClaimDecision {
+  private claimOne(destination: number, source: number, blockId: number, event: EventClaim, lease: LeaseRef | undefined): ClaimDecision {
     const day = claimDay(event.recordedMs);
-    if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) {
-      // New to the ledger, but recorded on a day whose claims a prune forgot: it may have gone out before, unrecorded
-      // now (a Bulk export brings old events back when the server re-stamps them, or a patient rejoins its Group).
-      // Sent, and flagged, never silently twice. A search never reads there: a backfill that far back is refused.
-      if (day >= 0 && day < forgottenDay) {
-        this.stmt.reclaim.run(blockId, 1, destination, source, day, event.key);
-        return 'resend';
-      }
-      return 'send';
-    }
+    if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) return 'send';
     const existing = this.stmt.claimed.get(destination, source, day, event.key);
     if (!existing || existing.block_id === blockId) return 'duplicate';
     if (existing.state === 'acked') return 'delivered';
