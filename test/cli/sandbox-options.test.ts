@@ -21,8 +21,13 @@ it("empties only a state directory a sandbox marked as its own, and refuses a br
   mkdirSync(join(root, 'state'));
   writeFileSync(join(root, 'state', 'bridge.sqlite'), 'the ledger');
   writeFileSync(join(root, 'sandbox-ca.pem'), 'an earlier sandbox start');
-  expect(() => freshSandboxState(root)).toThrow(/holds state that is not a sandbox's/);
+  expect(() => freshSandboxState(root)).toThrow(/is not a sandbox's state directory/);
   expect(readFileSync(join(root, 'state', 'bridge.sqlite'), 'utf8')).toBe('the ledger');
+  // Nor one that is there but empty (a deployment before its first run): it is not the sandbox's to mark.
+  const empty = mkdtempSync(join(tmpdir(), 'bridge-sandbox-dir-'));
+  mkdirSync(join(empty, 'state'));
+  expect(() => freshSandboxState(empty)).toThrow(/is not a sandbox's state directory/);
+  expect(readdirSync(join(empty, 'state'))).toEqual([]);
   // A new directory: made and marked, nothing removed; the next start removes what runs left there.
   const own = join(root, 'sandbox');
   expect(freshSandboxState(own)).toBeUndefined();
@@ -30,4 +35,19 @@ it("empties only a state directory a sandbox marked as its own, and refuses a br
   expect(freshSandboxState(own)).toBe(join(own, 'state'));
   expect(existsSync(join(own, 'state', 'bridge.sqlite'))).toBe(false);
   expect(readdirSync(join(own, 'state'))).toEqual(['.sandbox-state']);
+});
+
+it('takes over the state an older sandbox (before the marker) left in the default directory', () => {
+  const root = mkdtempSync(join(tmpdir(), 'bridge-sandbox-legacy-'));
+  const cwd = process.cwd();
+  process.chdir(root);
+  try {
+    mkdirSync(join('state', 'sandbox', 'state'), { recursive: true });
+    writeFileSync(join('state', 'sandbox', 'sandbox-ca.pem'), 'an older start');
+    writeFileSync(join('state', 'sandbox', 'state', 'bridge.sqlite'), 'an older sandbox run');
+    expect(freshSandboxState(join('state', 'sandbox'))).toBe(join('state', 'sandbox', 'state'));
+    expect(readdirSync(join('state', 'sandbox', 'state'))).toEqual(['.sandbox-state']);
+  } finally {
+    process.chdir(cwd);
+  }
 });

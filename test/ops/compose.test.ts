@@ -82,7 +82,8 @@ describe('docker-compose.yml and Dockerfile', () => {
     // dist/ is what `npm run build` writes from src/: the entry point must be the compiled CLI entry.
     expect(existsSync(resolve(root, 'src/cli/main.ts'))).toBe(true);
     expect(dockerfile).toMatch(/RUN npm run build/);
-    expect(packageJson.scripts['build']).toBe('tsc -p tsconfig.build.json');
+    // Emptied first: tsc never removes what it no longer compiles (an older dist/sandbox/ would pass for current).
+    expect(packageJson.scripts['build']).toMatch(/^node -e "require\('node:fs'\)\.rmSync\('dist', \{ recursive: true, force: true \}\)" && tsc -p tsconfig\.build\.json$/);
     expect(parse(readFileSync(resolve(root, 'tsconfig.build.json'), 'utf8')).compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
   });
 

@@ -146,8 +146,10 @@ export function addSandboxDataOptions(command: Command, defaultDir: string): Com
     .option('--practitioners <n>', 'practitioners to generate', '25');
 }
 
+const DEFAULT_SANDBOX_DIR = 'state/sandbox';
+
 export function sandboxCommand(ctx: CliContext): Command {
-  return addSandboxDataOptions(new Command('sandbox'), 'state/sandbox')
+  return addSandboxDataOptions(new Command('sandbox'), DEFAULT_SANDBOX_DIR)
     .description('Start the offline sandbox (Epic-like SMART + FHIR, Entra ID, Purview ingestion) and print its URLs and a config to sync against it.')
     .option('--no-audit-event', "imitate Epic's public server: /metadata lists no AuditEvent")
     .addOption(
@@ -203,11 +205,14 @@ const SANDBOX_STATE_MARKER = '.sandbox-state';
  */
 export function freshSandboxState(dir: string): string | undefined {
   const state = join(dir, 'state');
-  const marked = existsSync(join(state, SANDBOX_STATE_MARKER));
-  if (!marked && existsSync(state) && readdirSync(state).length > 0) {
+  // Sandboxes before the marker left their CA beside the state, in the default directory.
+  const legacy = resolve(dir) === resolve(DEFAULT_SANDBOX_DIR) && existsSync(join(dir, 'sandbox-ca.pem'));
+  const marked = existsSync(join(state, SANDBOX_STATE_MARKER)) || legacy;
+  // An unmarked directory is not the sandbox's to mark, empty or not: a deployment's state/ before its first run.
+  if (!marked && existsSync(state)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `${state} holds state that is not a sandbox's (a bridge's own state directory?): the sandbox would use it and empty it on its next start. Give the sandbox its own --dir (default state/sandbox).`,
+      `${state} is not a sandbox's state directory (a bridge's own?): the sandbox would use it and empty it on its next start. Give the sandbox a --dir of its own (default ${DEFAULT_SANDBOX_DIR}), or remove ${state} if an older sandbox left it.`,
     );
   }
   if (marked) rmSync(state, { recursive: true, force: true });

@@ -123,8 +123,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       newerRefused: db.prepare<[number, number, number], { id: number }>(
         "SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND id > ? AND refused_status = 400 AND state = 'sending' LIMIT 1",
       ),
+      // Newest days first along the primary key: a refused block's claims are on the latest days (no index on block_id).
       anyClaim: db.prepare<[number, number, number], { one: number }>(
-        'SELECT 1 AS one FROM delivered_events WHERE destination_id = ? AND source_id = ? AND block_id = ? LIMIT 1',
+        'SELECT 1 AS one FROM delivered_events WHERE destination_id = ? AND source_id = ? AND block_id = ? ORDER BY day DESC LIMIT 1',
       ),
       // Claims of days before the horizon, unless their block is younger than it: an event recorded long ago but sent
       // recently (a backlog load found by _lastUpdated) stays known until its own push is as old as the horizon.
