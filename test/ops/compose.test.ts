@@ -83,7 +83,9 @@ describe('docker-compose.yml and Dockerfile', () => {
     expect(existsSync(resolve(root, 'src/cli/main.ts'))).toBe(true);
     expect(dockerfile).toMatch(/RUN npm run build/);
     // Emptied first: tsc never removes what it no longer compiles (an older dist/sandbox/ would pass for current).
-    expect(packageJson.scripts['build']).toMatch(/^node -e "require\('node:fs'\)\.rmSync\('dist', \{ recursive: true, force: true \}\)" && tsc -p tsconfig\.build\.json$/);
+    expect(packageJson.scripts['build']).toMatch(
+      /^node -e "require\('node:fs'\)\.rmSync\('dist', \{ recursive: true, force: true \}\)" && tsc -p tsconfig\.build\.json$/,
+    );
     expect(parse(readFileSync(resolve(root, 'tsconfig.build.json'), 'utf8')).compilerOptions).toMatchObject({ rootDir: 'src', outDir: 'dist' });
   });
 
