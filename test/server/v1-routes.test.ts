@@ -249,6 +249,11 @@ function recordingRunner(): { started: Array<Record<string, unknown>>; runner: S
   return { started, runner };
 }
 
+/** POST /v1/connectors/main/syncs with a JSON content type and this body text. */
+function postJson(app: Awaited<ReturnType<typeof testApp>>, payload: string) {
+  return app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: { ...AUTH, 'content-type': 'application/json' }, payload });
+}
+
 describe('/v1 answers to a bad request', () => {
   it('a body too large (413) or of another type (415) is an input error, not an internal one', async () => {
     const { store } = tempStore();
@@ -269,12 +274,7 @@ describe('/v1 answers to a bad request', () => {
   it('names a field the request does not take (a misspelt since), without starting anything', async () => {
     const { started, runner } = recordingRunner();
     const app = await testApp({ runner });
-    const answer = await app.inject({
-      method: 'POST',
-      url: '/v1/connectors/main/syncs',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      payload: JSON.stringify({ snice: '2026-11-01T00:00:00Z' }),
-    });
+    const answer = await postJson(app, JSON.stringify({ snice: '2026-11-01T00:00:00Z' }));
     expect([answer.statusCode, answer.json()]).toEqual([
       400,
       { code: 'BRG_ERR_INPUT_INVALID', message: 'body has a field "snice" this request does not take; /docs lists the fields.' },
@@ -294,12 +294,7 @@ describe('/v1 answers to a bad request', () => {
   it('starts a sync on a JSON POST with an empty body, as without one', async () => {
     const { started, runner } = recordingRunner();
     const app = await testApp({ runner });
-    const answer = await app.inject({
-      method: 'POST',
-      url: '/v1/connectors/main/syncs',
-      headers: { ...AUTH, 'content-type': 'application/json' },
-      payload: '',
-    });
+    const answer = await postJson(app, '');
     expect([answer.statusCode, answer.json()]).toEqual([202, { runId: 'run-9' }]);
     expect(started).toEqual([{ trigger: 'http' }]);
     // A body that is there must still be JSON.
