@@ -30,10 +30,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const path = options.path ?? env[CONFIG_PATH_ENV];
   const fromFile = path ? readConfigFile(path) : {};
   const merged = structuredClone((options.base ?? fromFile) as Record<string, unknown>);
-  // Env values read as JSON scalars ("2" a number, "true" a boolean), kept as written in case the key wants a text.
-  const texts = new Map<string, { path: string[]; raw: string }>();
-  // Which environment variable set which key: a value it set that is refused is named by the variable, not the file.
-  const fromEnv = new Map<string, string>();
+  // Which environment variable set which key, and what it wrote: a refused value is named by its variable, not the
+  // file; a JSON scalar ("2" a number, "true" a boolean) goes back to the text written where the key wants a text.
+  const fromEnv = new Map<string, EnvSetting>();
   // By path, positions as numbers: connectors__2 after connectors__1 (and after connectors__0 whatever order the
   // environment lists them in), so a list is filled from its start and a position past its end means a gap.
   for (const [name, raw] of Object.entries(env).sort(([a], [b]) => comparePaths(a, b))) {
@@ -42,17 +41,25 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     refuseListHole(merged, path, name);
     const value = parseScalar(raw);
     setPath(merged, path, value);
-    fromEnv.set(path.join('.'), name);
-    if (typeof value !== 'string') texts.set(path.join('.'), { path, raw });
+    fromEnv.set(path.join('.'), { name, path, raw, parsed: typeof value !== 'string' });
   }
   for (const [dotted, value] of Object.entries(options.flags ?? {})) {
     if (value === undefined) continue;
     setPath(merged, dotted.split('.'), value);
-    texts.delete(dotted);
+    fromEnv.delete(dotted);
   }
-  if (texts.size > 0) restoreTexts(merged, texts);
+  if ([...fromEnv.values()].some((setting) => setting.parsed)) restoreTexts(merged, fromEnv);
   const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
-  return validateConfig(merged, source, fromEnv);
+  return validateConfig(merged, source, new Map([...fromEnv].map(([key, setting]) => [key, setting.name])));
+}
+
+/** What one BRIDGE__ variable set. */
+interface EnvSetting {
+  readonly name: string;
+  readonly path: string[];
+  readonly raw: string;
+  /** Its text was read as a JSON number, boolean, list or section. */
+  readonly parsed: boolean;
 }
 
 function comparePaths(a: string, b: string): number {
@@ -221,13 +228,13 @@ function setPath(target: Record<string, unknown>, path: readonly string[], value
  * An env value that looked like a number or boolean, where the key wants a text (a Group id `12345`, a connector named
  * `2024`), goes back to the text written: the file would take `name: "2024"`, and the env var has no quotes to say so.
  */
-function restoreTexts(merged: Record<string, unknown>, texts: ReadonlyMap<string, { path: string[]; raw: string }>): void {
+function restoreTexts(merged: Record<string, unknown>, fromEnv: ReadonlyMap<string, EnvSetting>): void {
   const probe = configSchema.safeParse(applyProfiles(structuredClone(merged)));
   if (probe.success) return;
   for (const issue of probe.error.issues) {
     if (issue.code !== 'invalid_type' || issue.expected !== 'string') continue;
-    const text = texts.get(issue.path.map(String).join('.'));
-    if (text) setPath(merged, text.path, text.raw);
+    const setting = fromEnv.get(issue.path.map(String).join('.'));
+    if (setting?.parsed) setPath(merged, setting.path, setting.raw);
   }
 }
 

@@ -4,7 +4,7 @@
  * `npm run demo` and `bridge sandbox`, which writes a config file (secrets in 0600 files beside it) to sync against it.
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { FhirResource } from 'fhir/r4.js';
 import { stringify } from 'yaml';
@@ -118,8 +118,11 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
   const secretFile = writePrivate(join(dir, 'purview-app-secret'), secret);
   // `bridge serve` with this config answers /v1 to this token alone (the config keeps its SHA-256, as in production).
-  const apiTokenPath = writePrivate(join(dir, 'api-token'), randomBytes(32).toString('base64url'));
-  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest, apiTokenPath });
+  const apiToken = randomBytes(32).toString('base64url');
+  const apiTokenPath = writePrivate(join(dir, 'api-token'), apiToken);
+  // The SHA-256 of the token, hex, as server.apiTokenSha256 takes it (`bridge token hash`).
+  const apiTokenSha256 = createHash('sha256').update(apiToken, 'utf8').digest('hex');
+  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest, apiTokenSha256 });
   const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
 
   return {
@@ -165,14 +168,13 @@ interface ConfigParts {
   fhir: SandboxFhirServer;
   entra: EntraEmulator;
   ingest: PurviewIngestEmulator;
-  apiTokenPath: string;
+  apiTokenSha256: string;
 }
 
 function sandboxConfig(p: ConfigParts): ConfigInput {
   return {
     stateDir: join(p.dir, 'state'),
-    // The SHA-256 of the token, hex, as server.apiTokenSha256 takes it (`bridge token hash`).
-    server: { apiTokenSha256: [createHash('sha256').update(readFileSync(p.apiTokenPath, 'utf8'), 'utf8').digest('hex')] },
+    server: { apiTokenSha256: [p.apiTokenSha256] },
     connectors: [
       {
         name: 'sandbox',

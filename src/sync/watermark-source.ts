@@ -24,7 +24,7 @@ export function recordedWatermarkSource(store: Pick<SyncDeps['store'], 'getSourc
  */
 export function refuseWatermarkOfAnotherSource(deps: SourceDeps, watermark: string | undefined): void {
   if (watermark === undefined || deps.watermarkSource === undefined || deps.sourceEndsWindows) return;
-  const recorded = deps.store.getSourceState(deps.connector, STATE_NAME);
+  const recorded = recordedWatermarkSource(deps.store, deps.connector);
   if (recorded === undefined || recorded === deps.watermarkSource) return;
   throw new BridgeError(
     'BRG_ERR_CONFIG_INVALID',
@@ -40,6 +40,6 @@ export function recordWatermarkSource(deps: SourceDeps & Pick<SyncDeps, 'logger'
   const source = deps.watermarkSource;
   if (source === undefined) return;
   afterCompletion(deps.logger, runId, "the watermark's source was not recorded; the next run records it", () => {
-    if (deps.store.getSourceState(deps.connector, STATE_NAME) !== source) deps.store.setSourceState(deps.connector, STATE_NAME, source);
+    if (recordedWatermarkSource(deps.store, deps.connector) !== source) deps.store.setSourceState(deps.connector, STATE_NAME, source);
   });
 }

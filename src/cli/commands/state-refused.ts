@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { destinationOf, findConnector, leasePolicy } from '../../composition/index.js';
-import { type Config, type ConnectorConfig, loadConfig } from '../../config/index.js';
+import type { Config, ConnectorConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
 import type { DeliveryTarget, RefusedBlock } from '../../purview/ledger.js';
@@ -33,8 +33,8 @@ export function refuseLarge(name: string, block: RefusedBlock, all: boolean): vo
   );
 }
 
-export function refusedCommands(ctx: CliContext): Command[] {
-  const config = (flags: { config?: string }): Config => loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
+/** @param config - `bridge state`'s own loader of --config (else $BRIDGE_CONFIG). */
+export function refusedCommands(ctx: CliContext, config: (flags: { config?: string }) => Config): Command[] {
   const refused = new Command('refused')
     .description(
       'Show the block Purview refused as invalid (HTTP 400) that stops the connector: its run, when, how many events still wait on it, and whether it was given up.',

@@ -60,7 +60,7 @@ export function stateCommand(ctx: CliContext): Command {
     .description("Move or retire a connector's state when it was renamed or removed from the config; show or give up a block Purview refuses as invalid.")
     .addCommand(rename)
     .addCommand(retire);
-  for (const command of refusedCommands(ctx)) state.addCommand(command);
+  for (const command of refusedCommands(ctx, config)) state.addCommand(command);
   return state;
 }
 

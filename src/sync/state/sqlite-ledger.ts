@@ -257,10 +257,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   refusedBlock(target: Pick<DeliveryTarget, 'destination' | 'source'>): RefusedBlock | undefined {
-    // Looked up, never created: an operator's look at a connector that never pushed writes nothing.
-    const destination = this.stmt.destination.get(target.destination)?.id;
-    const source = this.stmt.source.get(target.source)?.id;
-    if (destination === undefined || source === undefined) return undefined;
+    const ids = this.existingIds(target);
+    if (!ids) return undefined;
+    const { destination, source } = ids;
     const block = this.stmt.latestRefused.get(destination, source);
     if (!block) return undefined;
     return {
@@ -276,9 +275,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   }
 
   giveUpRefused(target: Pick<DeliveryTarget, 'destination' | 'source'>, lease: LeaseRef, note: string, blockId: number): boolean {
-    const destination = this.stmt.destination.get(target.destination)?.id;
-    const source = this.stmt.source.get(target.source)?.id;
-    if (destination === undefined || source === undefined) return false;
+    const ids = this.existingIds(target);
+    if (!ids) return false;
+    const { destination, source } = ids;
     // refusedBlock's scans ran before, outside this lock: other connectors sharing the database keep writing meanwhile.
     return this.db
       .transaction((): boolean => {
@@ -344,6 +343,13 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     const now = this.clock.now();
     const { lease } = target;
     return Number(this.stmt.openBlock.run(destination, source, target.runId ?? null, now, now, lease?.name ?? null, lease?.holderId ?? null).lastInsertRowid);
+  }
+
+  /** The ids of the destination and source, looked up, never created: an operator's look at a connector writes nothing. */
+  private existingIds(target: Pick<DeliveryTarget, 'destination' | 'source'>): { destination: number; source: number } | undefined {
+    const destination = this.stmt.destination.get(target.destination)?.id;
+    const source = this.stmt.source.get(target.source)?.id;
+    return destination === undefined || source === undefined ? undefined : { destination, source };
   }
 
   /** Called inside the write's transaction, which orders the check against another process taking the lease over. */
