@@ -24,7 +24,9 @@ type SearchResult = { resources: FhirResource[]; total: number };
 interface Kind {
   readonly idKind: IdKind;
   readonly count: number;
-  readonly at: (i: number) => FhirResource;
+  /** Undefined where the index names no resource (a user without a Practitioner): only in a sparse kind. */
+  readonly at: (i: number) => FhirResource | undefined;
+  readonly sparse?: true;
   readonly fromIdentifier?: (system: string | undefined, value: string) => number[];
 }
 
@@ -41,6 +43,7 @@ export function createGeneratedBackend(dataset: GeneratedDataset): FhirBackend {
       idKind: ID_KIND.practitioner,
       count: o.practitioners,
       at: (i) => dataset.practitionerAt(i),
+      sparse: true,
       fromIdentifier: practitionerIndexFromIdentifier,
     },
   };
@@ -127,17 +130,38 @@ function searchPeople(seed: number, kind: Kind, resourceType: string, query: URL
   };
   for (const ids of query.getAll('_id')) narrow(splitUnescaped(ids, ',').flatMap((id) => decodeId(seed, kind, id)));
   for (const tokens of query.getAll('identifier')) narrow(splitUnescaped(tokens, ',').flatMap((token) => decodeIdentifier(kind, resourceType, token)));
-  const sorted = matches === undefined ? undefined : [...new Set(matches)].sort((a, b) => a - b);
-  const total = sorted?.length ?? kind.count;
-  const { offset, count } = paging(query, total);
-  const size = Math.max(0, Math.min(count, total - offset));
-  const resources = Array.from({ length: size }, (_, k) => kind.at(sorted ? (sorted[offset + k] ?? 0) : offset + k));
-  return { resources, total };
+  if (matches === undefined) return listAll(kind, query);
+  const sorted = [...new Set(matches)].sort((a, b) => a - b);
+  const { offset, count } = paging(query, sorted.length);
+  const resources = sorted.slice(offset, offset + count).map((i) => kind.at(i) as FhirResource);
+  return { resources, total: sorted.length };
+}
+
+/**
+ * Every resource of the kind, in index order, `_offset` counting resources (not indexes): in a sparse kind the indexes
+ * that name none (users without a Practitioner) are skipped, their positions worked out once per kind and kept.
+ */
+const EXISTING = new WeakMap<Kind, number[]>();
+function listAll(kind: Kind, query: URLSearchParams): SearchResult {
+  if (!kind.sparse) {
+    const { offset, count } = paging(query, kind.count);
+    const resources = Array.from({ length: Math.max(0, Math.min(count, kind.count - offset)) }, (_, k) => kind.at(offset + k) as FhirResource);
+    return { resources, total: kind.count };
+  }
+  let existing = EXISTING.get(kind);
+  if (!existing) {
+    existing = [];
+    for (let i = 0; i < kind.count; i += 1) if (kind.at(i) !== undefined) existing.push(i);
+    EXISTING.set(kind, existing);
+  }
+  const { offset, count } = paging(query, existing.length);
+  const resources = existing.slice(offset, offset + count).map((i) => kind.at(i) as FhirResource);
+  return { resources, total: existing.length };
 }
 
 function decodeId(seed: number, kind: Kind, id: string): number[] {
   const index = indexFromId(seed, kind.idKind, id.trim(), kind.count);
-  return index === undefined ? [] : [index];
+  return index === undefined || kind.at(index) === undefined ? [] : [index];
 }
 
 /**
@@ -152,7 +176,8 @@ function decodeIdentifier(kind: Kind, resourceType: string, token: string): numb
   return candidates.filter((i) => i < kind.count && carries(kind.at(i), system, value));
 }
 
-function carries(resource: FhirResource, system: string | undefined, value: string): boolean {
+function carries(resource: FhirResource | undefined, system: string | undefined, value: string): boolean {
+  if (resource === undefined) return false;
   const identifiers: Identifier[] = 'identifier' in resource && Array.isArray(resource.identifier) ? resource.identifier : [];
   return identifiers.some((id) => id.value === value && (system === undefined || id.system === system));
 }

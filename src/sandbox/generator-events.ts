@@ -5,9 +5,9 @@
  * EMP login as altId and their workstation, break-the-glass as purposeOfUse BTG, the patient(s) as entities; searches
  * (110112 "Query") carry a query entity and no patient. Field choices follow docs/mapping.md §3–§7.
  */
-import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding } from 'fhir/r4.js';
+import type { AuditEvent, AuditEventAgent, AuditEventEntity, CodeableConcept, Coding, Reference } from 'fhir/r4.js';
 import { CODE_SYSTEMS, SANDBOX_IDS } from './epic-ids.js';
-import { type PeopleContext, practitionerLogin } from './generator-practitioners.js';
+import { hasPractitioner, type PeopleContext, practitionerLogin, userDisplay } from './generator-practitioners.js';
 import { entityId, ID_KIND, type Rng, rngFor, STREAM, streamSeed } from './generator-random.js';
 import { formatPeriodStart, formatRecorded } from './generator-time.js';
 import { BTG_EXPLANATIONS, BTG_REASONS, DEPARTMENTS, METRICS, type Metric, SEARCH_METRIC } from './generator-words.js';
@@ -141,11 +141,22 @@ function subtypeOf(shape: EventShape): Coding {
   return { system: CODE_SYSTEMS.accessMetric, code: shape.metric.code, display: shape.metric.display };
 }
 
+/**
+ * The requesting user. A user with a provider record is a literal Practitioner reference; one without (clerks, billing
+ * and HIM staff: no Practitioner exists) is named by their EMP identifier and display only, and one of those without
+ * a login by the display alone.
+ */
 function requestor(ctx: EventContext, shape: EventShape): AuditEventAgent {
   const login = practitionerLogin(ctx.people, shape.practitioner);
+  const who: Reference = hasPractitioner(ctx.people, shape.practitioner)
+    ? { reference: `Practitioner/${entityId(ctx.people.seed, ID_KIND.practitioner, shape.practitioner)}` }
+    : {
+        ...(login ? { identifier: { system: SANDBOX_IDS.empSystem, value: login } } : {}),
+        display: userDisplay(ctx.people, shape.practitioner),
+      };
   const agent: AuditEventAgent = {
     type: { coding: [{ system: CODE_SYSTEMS.securityRole, code: 'humanuser', display: 'human user' }] },
-    who: { reference: `Practitioner/${entityId(ctx.people.seed, ID_KIND.practitioner, shape.practitioner)}` },
+    who,
     ...(login ? { altId: login } : {}),
     requestor: true,
   };

@@ -5,6 +5,10 @@
  * `<login lowercase>@<emailDomain>`. A few renamed users still carry their former login as 'EXTERNAL' with use 'old',
  * listed first. The noLoginRate share has neither email nor EMP identifier, so their rows are rejected
  * (docs/mapping.md §7.1, §9.1).
+ *
+ * Only users linked to a provider (SER) record have a Practitioner at Epic (docs/epic-smart.md §7.3): clerks, billing
+ * and HIM staff have none. The nonProviderRate share of users are such staff: no Practitioner is served for them, and
+ * their events name them by their EMP identifier and display name only (generator-events.ts).
  */
 import type { ContactPoint, Identifier, Practitioner } from 'fhir/r4.js';
 import { SANDBOX_IDS } from './epic-ids.js';
@@ -17,6 +21,8 @@ export interface PeopleContext {
   readonly seed: number;
   readonly canary: boolean;
   readonly noLoginRate: number;
+  /** Share of users without a provider record, so without a Practitioner resource. */
+  readonly nonProviderRate: number;
   /** Dataset start (epoch ms): ended names, addresses and emails end before it, so "valid at event time" is well-defined. */
   readonly startMs: number;
 }
@@ -36,6 +42,8 @@ interface PractitionerCore {
   readonly suffix: string;
   /** Login without the canary token, e.g. 'JSMITH12'; undefined for the no-login share. */
   readonly loginBase: string | undefined;
+  /** No provider record: no Practitioner resource exists for this user. */
+  readonly nonProvider: boolean;
 }
 
 /** The part of a practitioner that events need too (the login), from its own small stream. */
@@ -49,7 +57,9 @@ function practitionerCore(ctx: PeopleContext, index: number): PractitionerCore {
   const family = rng.pick(FAMILY);
   const suffix = rng.pick(PRACTITIONER_SUFFIXES);
   const noLogin = rng.chance(ctx.noLoginRate);
-  return { female, given, middle, family, suffix, loginBase: noLogin ? undefined : loginBase(given, family, index) };
+  // From a stream of its own, so adding it reshuffled no name, login or event.
+  const nonProvider = rngFor(ctx.seed, STREAM.practitionerRecord, index).chance(ctx.nonProviderRate);
+  return { female, given, middle, family, suffix, loginBase: noLogin ? undefined : loginBase(given, family, index), nonProvider };
 }
 
 /** Epic-style login: first initial + up to 7 letters of the family name, ASCII upper case, + the index (unique). */
@@ -87,8 +97,24 @@ export function practitionerLogin(ctx: PeopleContext, index: number): string | u
   return base === undefined ? undefined : `${base}${token(ctx, FIELD.login, index)}`;
 }
 
-export function practitionerAt(ctx: PeopleContext, index: number): Practitioner {
+/** Whether user `index` has a Practitioner resource (a provider record). */
+export function hasPractitioner(ctx: PeopleContext, index: number): boolean {
+  return !practitionerCore(ctx, index).nonProvider;
+}
+
+/**
+ * How an event names a user who has no Practitioner: a "Family, Given" display (in canary mode with the name's
+ * tokens, so a leak of it is caught like a leak of the resource's name).
+ */
+export function userDisplay(ctx: PeopleContext, index: number): string {
   const core = practitionerCore(ctx, index);
+  return `${marked(ctx, core.family, FIELD.family, index)}, ${marked(ctx, core.given, FIELD.given, index)}`;
+}
+
+/** User `index`'s Practitioner; undefined for a user without a provider record (nonProviderRate). */
+export function practitionerAt(ctx: PeopleContext, index: number): Practitioner | undefined {
+  const core = practitionerCore(ctx, index);
+  if (core.nonProvider) return undefined;
   const rng = rngFor(ctx.seed, STREAM.practitioner, index);
   const given = [marked(ctx, core.given, FIELD.given, index)];
   if (core.middle) given.push(marked(ctx, core.middle, FIELD.middle, index));

@@ -23,6 +23,8 @@ export const STREAM = {
   recordedFormat: 11,
   /** Per break-the-glass event: which of its two signals it carries (generator-events.ts btgSignalOf). */
   btgSignal: 12,
+  /** Per user: whether they have a provider record (a Practitioner) or are staff without one. */
+  practitionerRecord: 13,
   idTail: 16,
   idKey: 32,
   canaryKey: 64,

@@ -7,7 +7,7 @@ import type { AuditEvent, Patient, Practitioner } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { type BtgSignal, buildEvent, type EventContext, eventShape } from './generator-events.js';
 import { patientAt } from './generator-patients.js';
-import { practitionerAt } from './generator-practitioners.js';
+import { hasPractitioner, practitionerAt } from './generator-practitioners.js';
 import { entityId, ID_KIND, rngFor, STREAM, streamSeed } from './generator-random.js';
 import { parseFhirDateTime } from './generator-time.js';
 
@@ -33,13 +33,19 @@ export interface GeneratorOptions {
   readonly multiPatientRate?: number;
   /** Share of practitioners without email or EMP login (their rows are rejected). Default 0.005. */
   readonly noLoginRate?: number;
+  /**
+   * Share of users without a provider record, so without a Practitioner (clerks, billing, HIM staff): their events
+   * name them by EMP identifier and display only. Default 0.1.
+   */
+  readonly nonProviderRate?: number;
   /** Default false. Every name, address line, city, MRN, login and email carries a unique 'CANARY'+hex token. */
   readonly canary?: boolean;
 }
 
 export interface EventDescription {
   readonly patientIds: string[];
-  readonly practitionerId: string;
+  /** The user's Practitioner id; undefined for a user without one (named by identifier and display). */
+  readonly practitionerId: string | undefined;
   readonly btg: boolean;
   /** Which break-the-glass signals the event carries, when it is one. */
   readonly btgSignal: BtgSignal | undefined;
@@ -49,12 +55,12 @@ export interface EventDescription {
 
 export interface GeneratedDataset {
   readonly options: GeneratorOptions;
-  /** i in [0, practitioners): deterministic random access. */
-  practitionerAt(i: number): Practitioner;
+  /** i in [0, practitioners): deterministic random access; undefined for a user without a provider record. */
+  practitionerAt(i: number): Practitioner | undefined;
   patientAt(i: number): Patient;
   /** eventAt(i).recorded is non-decreasing in i. */
   eventAt(i: number): AuditEvent;
-  /** Streaming: one resource at a time, never all in memory. */
+  /** Streaming: one resource at a time, never all in memory. Only the users that have a Practitioner. */
   practitioners(): Generator<Practitioner>;
   patients(): Generator<Patient>;
   events(): Generator<AuditEvent>;
@@ -66,12 +72,18 @@ export interface GeneratedDataset {
 
 const MAX_PEOPLE = 10_000_000;
 const MAX_EVENTS = 0x7fff_ffff;
-const RATE_DEFAULTS = { btgRate: 0.02, searchRate: 0.05, failureRate: 0.01, multiPatientRate: 0.01, noLoginRate: 0.005 } as const;
+const RATE_DEFAULTS = { btgRate: 0.02, searchRate: 0.05, failureRate: 0.01, multiPatientRate: 0.01, noLoginRate: 0.005, nonProviderRate: 0.1 } as const;
 
 export function generateDataset(options: GeneratorOptions): GeneratedDataset {
   const { startMs, endMs } = validate(options);
   const frozen = Object.freeze({ ...options });
-  const people = { seed: options.seed, canary: options.canary ?? false, noLoginRate: options.noLoginRate ?? RATE_DEFAULTS.noLoginRate, startMs };
+  const people = {
+    seed: options.seed,
+    canary: options.canary ?? false,
+    noLoginRate: options.noLoginRate ?? RATE_DEFAULTS.noLoginRate,
+    nonProviderRate: options.nonProviderRate ?? RATE_DEFAULTS.nonProviderRate,
+    startMs,
+  };
   const ctx: EventContext = {
     people,
     practitioners: options.practitioners,
@@ -93,7 +105,7 @@ export function generateDataset(options: GeneratorOptions): GeneratedDataset {
     practitionerAt: at(options.practitioners, 'practitioner', (i) => practitionerAt(people, i)),
     patientAt: at(options.patients, 'patient', (i) => patientAt(people, i)),
     eventAt: at(options.events, 'event', event),
-    practitioners: () => stream(options.practitioners, (i) => practitionerAt(people, i)),
+    practitioners: () => present(stream(options.practitioners, (i) => practitionerAt(people, i))),
     patients: () => stream(options.patients, (i) => patientAt(people, i)),
     events: () => stream(options.events, event),
     firstEventAtOrAfter: (isoInstant) => firstAtOrAfter(options.events, recordedMs, instantMs(isoInstant)),
@@ -137,7 +149,7 @@ function describe(ctx: EventContext, i: number): EventDescription {
   const seed = ctx.people.seed;
   return {
     patientIds: shape.patients.map((p) => entityId(seed, ID_KIND.patient, p)),
-    practitionerId: entityId(seed, ID_KIND.practitioner, shape.practitioner),
+    practitionerId: hasPractitioner(ctx.people, shape.practitioner) ? entityId(seed, ID_KIND.practitioner, shape.practitioner) : undefined,
     btg: shape.btg,
     btgSignal: shape.btgSignal,
     failure: shape.failure,
@@ -147,6 +159,10 @@ function describe(ctx: EventContext, i: number): EventDescription {
 
 function* stream<T>(count: number, make: (i: number) => T): Generator<T> {
   for (let i = 0; i < count; i++) yield make(i);
+}
+
+function* present<T>(items: Iterable<T | undefined>): Generator<T> {
+  for (const item of items) if (item !== undefined) yield item;
 }
 
 /** Epoch ms of an instant, rounded up to a whole millisecond (recorded times are whole ms). */

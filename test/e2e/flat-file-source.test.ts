@@ -133,25 +133,36 @@ describe('flat-file source against the sandbox', () => {
     drop(dirs, 'clarity_enrich.txt', fileText(dropped), Date.now() - 60_000);
     const summary = await syncIn(dirs, { enrich: { fhir: true } });
 
-    const expected = [...sample];
+    const cell = (line: string | undefined, name: string): string => line?.split('\t')[col(name)] ?? '';
+    // A user without a provider record has no Practitioner to fill their names from: the sandbox's rows give them their
+    // EMP login as user id, where everyone else has their SER provider id.
+    const staff = (line: string | undefined): boolean => !/^E\d+$/.test(cell(line, 'CLARITY_EMP.USER_ID'));
+    const expected = sample.map((line, i) => (i >= 40 && i < 50 && staff(line) ? (dropped[i] as string) : line));
     expected[50] = blank(sample[50] as string, ['PATIENT.PAT_FIRST_NAME'], 'FromTheFile');
     expected[51] = dropped[51] as string;
     expect(acceptedRows().slice(before)).toEqual(expected);
+    const staffIds = new Set(
+      sample
+        .slice(40, 50)
+        .filter(staff)
+        .map((line) => cell(line, 'CLARITY_EMP.USER_ID')),
+    );
+    expect(staffIds.size, 'no row of a user without a Practitioner among rows 40–49').toBeGreaterThan(0);
     // Per column: the cells the file left empty, filled from FHIR or still empty there; row 51 found nothing.
     const enrich = summary.enrich;
-    const cell = (line: string | undefined, name: string): string => line?.split('\t')[col(name)] ?? '';
     for (const name of [...PATIENT, 'EMP.SYSTEM_LOGIN', 'employee_last_name', 'employee_first_name']) {
       const empty = dropped.map((line, i) => ({ i, line })).filter(({ line }) => cell(line, name) === '');
-      const looked = empty.filter(({ i }) => i !== 51);
+      const employee = !PATIENT.includes(name);
+      const looked = empty.filter(({ i }) => i !== 51 && !(employee && staff(sample[i])));
       const filled = looked.filter(({ i }) => cell(expected[i], name) !== '').length;
       const want = { filled, notFound: empty.length - looked.length, noKey: 0, emptyInFhir: looked.length - filled };
       if (empty.length > 0) expect(enrich?.columns[name], name).toEqual(want);
       else expect(enrich?.columns[name], name).toBeUndefined();
     }
     expect(enrich?.columns['PATIENT.PAT_FIRST_NAME']?.filled).toBe(40);
-    expect(enrich?.columns['employee_last_name']?.filled).toBe(10);
+    expect(enrich?.columns['employee_last_name']?.filled).toBe(10 - sample.slice(40, 50).filter(staff).length);
     expect(enrich?.lookups.patient.notFound).toBe(1);
-    expect(enrich?.lookups.employee.notFound).toBe(0);
+    expect(enrich?.lookups.employee.notFound).toBe(staffIds.size);
     // The distinct MRNs and user ids of the rows with an empty cell, searched together (identifier=a|1,a|2,…), each
     // once (cached), not one search per row; the MRN no patient carries is asked once more on its own.
     const searches = sandbox.fhir.requests.slice(requestsBefore).filter((r) => r.query.includes('identifier='));
@@ -170,7 +181,8 @@ describe('flat-file source against the sandbox', () => {
     expect(patients.values).toHaveLength(mrns.size + 1);
     expect(patients.requests).toBeLessThan(mrns.size / 2);
     expect(new Set(practitioners.values)).toEqual(users);
-    expect(practitioners.values).toHaveLength(users.size);
+    // A user id no Practitioner carries is asked once more on its own, as the unknown MRN is.
+    expect(practitioners.values).toHaveLength(users.size + staffIds.size);
     expect(practitioners.requests).toBeLessThan(users.size);
     expect(enrich?.lookups.patient.found).toBe(keysOf(PATIENT, 'PATIENT.PAT_MRN_ID').size - 1);
     // The identifiers looked up and the values filled stay out of the logs (debug level included).

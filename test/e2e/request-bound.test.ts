@@ -2,6 +2,9 @@
  * The pull issue's request bound through the whole sync: for E events over U patients and P practitioners in pages of
  * S, the FHIR server sees at most ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 requests. Groups are kept small here (many prefetch
  * passes) so a partial `_id=` batch per group would break the bound; every expected row must still come out once.
+ * Users without a Practitioner (staff without a provider record, named by their EMP identifier) add what they cost:
+ * for I of them, ⌈I/50⌉ list searches plus one search of its own each, since a list answer without an identifier
+ * does not prove the server has none (it may honour only part of a list).
  */
 import type { Patient, Practitioner } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -42,15 +45,19 @@ function expectedSortedRows(harness: SandboxHarness): string[] {
   return [...harness.sandbox.dataset.events()].flatMap((event) => mapEvent(event, mapping, lookup).rows.map((row) => serializer.line(row))).sort();
 }
 
-/** Distinct patients and practitioners the events name (the U and P of the bound). */
-function referenced(harness: SandboxHarness): { patients: number; practitioners: number } {
+/** Distinct patients, practitioners and identifier-only users the events name (the U, P and I of the bound). */
+function referenced(harness: SandboxHarness): { patients: number; practitioners: number; staff: number } {
   const keys = new Set<string>();
+  const staff = new Set<string>();
   for (const event of harness.sandbox.dataset.events()) {
-    for (const agent of event.agent) if (agent.who?.reference) keys.add(keyOf(agent.who.reference) ?? '');
+    for (const agent of event.agent) {
+      if (agent.who?.reference) keys.add(keyOf(agent.who.reference) ?? '');
+      else if (agent.who?.identifier) staff.add(`${agent.who.identifier.system}|${agent.who.identifier.value}`);
+    }
     for (const entity of event.entity ?? []) if (entity.what?.reference) keys.add(keyOf(entity.what.reference) ?? '');
   }
   const count = (type: string): number => [...keys].filter((key) => key.startsWith(`${type}/`)).length;
-  return { patients: count('Patient'), practitioners: count('Practitioner') };
+  return { patients: count('Patient'), practitioners: count('Practitioner'), staff: staff.size };
 }
 
 const deliveredSortedRows = (harness: SandboxHarness): string[] =>
@@ -63,10 +70,11 @@ describe('FHIR request count of a whole sync', () => {
   it('stays within ⌈E/S⌉ + ⌈U/50⌉ + ⌈P/50⌉ + 5 over many prefetch groups and delivers every row once', async () => {
     h = await start(500);
     const summary = await h.sync();
-    const { patients, practitioners } = referenced(h);
-    const bound = Math.ceil(DATA.events / PAGE_SIZE) + Math.ceil(patients / 50) + Math.ceil(practitioners / 50) + 5;
+    const { patients, practitioners, staff } = referenced(h);
+    const bound = Math.ceil(DATA.events / PAGE_SIZE) + Math.ceil(patients / 50) + Math.ceil(practitioners / 50) + 5 + Math.ceil(staff / 50) + staff;
 
     expect(patients).toBeGreaterThan(500); // enough to spread new patients over most groups
+    expect(staff).toBeGreaterThan(2);
     expect(summary.counts.events).toBe(DATA.events);
     expect(h.sandbox.fhir.requests.length).toBeLessThanOrEqual(bound);
     expect(h.sandbox.fhir.requests.every((request) => request.status === 200)).toBe(true);

@@ -10,7 +10,8 @@ import { type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
 import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
-const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9 };
+/** A third of the users without a Practitioner (staff without a provider record), so both kinds of requestor come through. */
+const DATA = { seed: 7, events: 400, patients: 60, practitioners: 9, nonProviderRate: 0.34 };
 const BLOCK_ROWS = 64;
 let h: SandboxHarness;
 
@@ -70,13 +71,31 @@ describe('bridge sync against the offline sandbox', () => {
     const rows = accepted.flatMap((b) => b.rows).map((line) => line.split('\t'));
     const mrns = new Set([...h.sandbox.dataset.patients()].map((p) => p.identifier?.find((i) => i.type?.text === 'EPI' && i.use !== 'old')?.value));
     const emails = new Set([...h.sandbox.dataset.practitioners()].flatMap((p) => (p.telecom ?? []).map((t) => t.value)));
+    // A user without a Practitioner: their login is the EMP identifier the event names them by, and their names come
+    // from its "Family, Given" display.
+    const staff = new Map<string, string>();
+    for (const event of h.sandbox.dataset.events()) {
+      const who = event.agent[0]?.who;
+      if (who?.reference === undefined && who?.identifier?.value && who.display) staff.set(who.identifier.value, who.display);
+    }
+    let staffRows = 0;
     for (const cells of rows) {
       expect(cells).toHaveLength(header.length);
       expect(cells[col('ACCESS_LOG.ACCESS_TIME')]).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
       expect(mrns).toContain(cells[col('PATIENT.PAT_MRN_ID')]);
-      expect(emails).toContain(cells[col('EMP.SYSTEM_LOGIN')]);
       expect(cells[col('PATIENT.PAT_LAST_NAME')]).not.toBe('');
+      const login = cells[col('EMP.SYSTEM_LOGIN')] ?? '';
+      const display = staff.get(login);
+      if (display === undefined) {
+        expect(emails).toContain(login);
+        continue;
+      }
+      staffRows += 1;
+      expect(cells[col('CLARITY_EMP.USER_ID')]).toBe(login);
+      expect(`${cells[col('employee_last_name')]}, ${cells[col('employee_first_name')]}`).toBe(display);
     }
+    expect(staffRows).toBeGreaterThan(0);
+    expect(staffRows).toBeLessThan(rows.length);
   });
 
   it('advances the watermark to the window end and pushes nothing twice on the next run', async () => {

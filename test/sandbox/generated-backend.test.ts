@@ -5,6 +5,7 @@ import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
 import { startFhirServer } from '../../src/sandbox/fhir-server.js';
 import { createGeneratedBackend } from '../../src/sandbox/generated-backend.js';
 import { type GeneratorOptions, generateDataset } from '../../src/sandbox/generator.js';
+import { entityId, ID_KIND } from '../../src/sandbox/generator-random.js';
 
 const options: GeneratorOptions = {
   seed: 77,
@@ -185,9 +186,9 @@ describe('Patient and Practitioner search', () => {
     const canary = generateDataset({ ...options, canary: true });
     const canaryBackend = createGeneratedBackend(canary);
     const patient = canary.patientAt(33);
-    const external = (p: Practitioner): string | undefined =>
-      p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL' && i.use !== 'old')?.value;
-    const practitioner = canary.practitionerAt(Array.from({ length: 20 }, (_, i) => i).find((i) => external(canary.practitionerAt(i)) !== undefined) ?? 0);
+    const external = (p: Practitioner | undefined): string | undefined =>
+      p?.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.type?.text === 'EXTERNAL' && i.use !== 'old')?.value;
+    const practitioner = [...canary.practitioners()].find((p) => external(p) !== undefined) as Practitioner;
     const login = external(practitioner) ?? '';
     expect(login).toMatch(/CANARY/);
     const mrn = patient.identifier?.find((i) => i.type?.text === 'EPI' && i.use !== 'old')?.value ?? '';
@@ -200,7 +201,27 @@ describe('Patient and Practitioner search', () => {
 
   it('pages through everyone when unfiltered', async () => {
     expect(await search('Patient', '_count=10&_offset=55')).toEqual({ resources: patients.slice(55), total: 60 });
-    expect(await search('Practitioner', '_summary=count')).toEqual({ resources: [], total: 20 });
+    expect(await search('Practitioner', '_summary=count')).toEqual({ resources: [], total: practitioners.length });
+    const pages = [
+      await search('Practitioner', '_count=7'),
+      await search('Practitioner', '_count=7&_offset=7'),
+      await search('Practitioner', '_count=7&_offset=14'),
+    ];
+    expect(pages.flatMap((page) => page.resources)).toEqual(practitioners);
+  });
+
+  it('has no Practitioner for a user without a provider record: no read, no _id or identifier match, skipped in listings', async () => {
+    const staff = Array.from({ length: options.practitioners }, (_, i) => i).filter((i) => ds.practitionerAt(i) === undefined);
+    expect(staff.length).toBeGreaterThan(0);
+    expect(practitioners).toHaveLength(options.practitioners - staff.length);
+    const staffEvent = events.find((event) => event.agent[0]?.who?.reference === undefined && event.agent[0]?.who?.identifier !== undefined);
+    const who = staffEvent?.agent[0]?.who;
+    expect(who?.identifier?.system).toBe(SANDBOX_IDS.empSystem);
+    // The login an event names such a user by decodes to their index, yet nothing carries it.
+    expect((await search('Practitioner', `identifier=${SANDBOX_IDS.empSystem}|${who?.identifier?.value}`)).resources).toEqual([]);
+    const staffId = entityId(options.seed, ID_KIND.practitioner, staff[0] as number);
+    expect(await backend.read('Practitioner', staffId)).toBeUndefined();
+    expect(await search('Practitioner', `_id=${staffId},${practitioners[0]?.id}`)).toEqual({ resources: [practitioners[0]], total: 1 });
   });
 });
 

@@ -22,7 +22,7 @@ describe('determinism', () => {
     const json = everything(generateDataset(tiny));
     expect(everything(generateDataset({ ...tiny }))).toBe(json);
     // Update this digest only when changing the generated data on purpose (it is what makes runs reproducible).
-    expect(createHash('sha256').update(json).digest('hex')).toBe('cfba8765d6ef970a9c27ef6d852e041be1607f5bc727fdc8b03e95b6c2beafe9');
+    expect(createHash('sha256').update(json).digest('hex')).toBe('5fc41841c7139b2cda47e266524b3bb73109b81eff76e0cf917bf4f825eb9347');
   });
 
   it('sampled indexes of a large dataset are identical across instances; another seed differs everywhere', () => {
@@ -48,7 +48,11 @@ describe('determinism', () => {
     expect(events).toHaveLength(base.events);
     for (const [i, event] of events.entries()) expect(event).toEqual(ds.eventAt(i));
     for (const [i, patient] of [...ds.patients()].entries()) expect(patient).toEqual(ds.patientAt(i));
-    for (const [i, practitioner] of [...ds.practitioners()].entries()) expect(practitioner).toEqual(ds.practitionerAt(i));
+    const streamed = [...ds.practitioners()];
+    const accessed = Array.from({ length: base.practitioners }, (_, i) => ds.practitionerAt(i));
+    expect(streamed).toEqual(accessed.filter((p) => p !== undefined));
+    // Users without a provider record have no Practitioner: streaming skips them, random access says so.
+    expect(streamed.length).toBeLessThan(base.practitioners);
   });
 });
 
@@ -103,6 +107,7 @@ describe('event content', () => {
     const ds = generateDataset({ ...base, btgRate: 0.1, searchRate: 0.1, failureRate: 0.1, multiPatientRate: 0.1 });
     const patientIds = new Set([...ds.patients()].map((p) => p.id));
     const practitionerIds = new Set([...ds.practitioners()].map((p) => p.id));
+    const userKinds = new Set<string>();
     for (let i = 0; i < 1000; i++) {
       const event = ds.eventAt(i);
       const shape = ds.describeEvent(i);
@@ -110,10 +115,20 @@ describe('event content', () => {
       expect(patients).toEqual(shape.patientIds.map((id) => `Patient/${id}`));
       for (const id of shape.patientIds) expect(patientIds.has(id)).toBe(true);
       expect(new Set(shape.patientIds).size).toBe(shape.patientIds.length);
-      expect(event.agent[0]?.who?.reference).toBe(`Practitioner/${shape.practitionerId}`);
+      const who = event.agent[0]?.who;
+      if (shape.practitionerId !== undefined) {
+        expect(who).toEqual({ reference: `Practitioner/${shape.practitionerId}` });
+        expect(practitionerIds.has(shape.practitionerId)).toBe(true);
+        userKinds.add('provider');
+      } else {
+        // A user without a Practitioner: the EMP identifier (when they have a login) and a display, no reference.
+        expect(who?.reference).toBeUndefined();
+        expect(who?.display).toMatch(/^[^,]+, \S/);
+        if (who?.identifier) expect(who.identifier).toEqual({ system: SANDBOX_IDS.empSystem, value: event.agent[0]?.altId });
+        userKinds.add('staff');
+      }
       expect(event.agent[0]?.requestor).toBe(true);
       expect(event.agent[1]).toMatchObject({ requestor: false, who: { display: 'Epic Hyperspace' } });
-      expect(practitionerIds.has(shape.practitionerId)).toBe(true);
       expect(event.outcome).toBe(shape.failure ? '8' : '0');
       expect(event.type.code).toBe(shape.search ? '110112' : '110110');
       if (shape.search) expect(event.entity).toEqual([expect.objectContaining({ role: expect.objectContaining({ code: '24' }), query: expect.any(String) })]);
@@ -122,6 +137,7 @@ describe('event content', () => {
       expect(shape.btgSignal !== undefined).toBe(shape.btg);
       if (shape.search) expect(shape.btg || shape.patientIds.length > 0).toBe(false);
     }
+    expect([...userKinds].sort()).toEqual(['provider', 'staff']);
   });
 
   it('roughly honours the configured and the default rates on 10k events (fixed seed, so stable)', () => {
@@ -146,8 +162,12 @@ describe('event content', () => {
     expect(share(defaults, (s) => s.btg)).toBeGreaterThan(0.01);
     expect(share(defaults, (s) => s.btg)).toBeLessThan(0.03);
     const noLogin = generateDataset({ ...base, practitioners: 10_000, noLoginRate: 0.05 });
-    const missing = [...noLogin.practitioners()].filter((p) => !p.identifier?.some((i) => i.system === SANDBOX_IDS.empSystem)).length;
-    expect(missing / 10_000).toBeCloseTo(0.05, 1);
+    const providers = [...noLogin.practitioners()];
+    const missing = providers.filter((p) => !p.identifier?.some((i) => i.system === SANDBOX_IDS.empSystem)).length;
+    expect(missing / providers.length).toBeCloseTo(0.05, 1);
+    expect(1 - providers.length / 10_000).toBeCloseTo(0.1, 1);
+    const allProviders = generateDataset({ ...base, practitioners: 1000, nonProviderRate: 0 });
+    expect([...allProviders.practitioners()]).toHaveLength(1000);
   });
 
   it('gives BTG a reason coding and free text that sometimes needs sanitising, and requestors a workstation', () => {
@@ -192,7 +212,9 @@ describe('people', () => {
   it('gives practitioners an EMP login (padded INTERNAL, plain EXTERNAL), SER and PROVID ids, a valid NPI and a current work email; the no-login share has neither', () => {
     expect(luhnCheckDigit('80840123456789')).toBe(3); // CMS's worked example: NPI 1234567893
     let withLogin = 0;
-    for (const [i, p] of practitioners.entries()) {
+    for (let i = 0; i < base.practitioners; i++) {
+      const p = ds.practitionerAt(i);
+      if (p === undefined) continue;
       const login = current(p, SANDBOX_IDS.empSystem, 'EXTERNAL');
       const emails = (p.telecom ?? []).filter((t) => t.system === 'email');
       expect(current(p, SANDBOX_IDS.serSystem, 'EXTERNAL')).toBe(`E${1000 + i}`);
@@ -217,7 +239,8 @@ describe('people', () => {
     for (let i = 0; i < 200; i++) {
       const event = ds.eventAt(i);
       const who = practitioners.find((p) => `Practitioner/${p.id}` === event.agent[0]?.who?.reference);
-      expect(event.agent[0]?.altId).toBe(who ? current(who, SANDBOX_IDS.empSystem, 'EXTERNAL') : undefined);
+      // A user without a Practitioner carries the same login as their EMP identifier.
+      expect(event.agent[0]?.altId).toBe(who ? current(who, SANDBOX_IDS.empSystem, 'EXTERNAL') : event.agent[0]?.who?.identifier?.value);
     }
     // Renamed users keep their former login, use 'old', first.
     const many = generateDataset({ ...base, practitioners: 400 });
@@ -278,17 +301,28 @@ describe('canary mode', () => {
       check(`Practitioner/${p.id}`, phiOfPractitioner(p));
     }
     expect(owners.size).toBeGreaterThan(base.patients * 5);
+    let displays = 0;
     for (const event of ds.events()) {
-      const withoutLogin = JSON.stringify({ ...event, agent: event.agent.map(({ altId: _login, ...rest }) => rest) });
-      expect(withoutLogin).not.toMatch(/CANARY/i);
+      // The requestor's login, and a user without a Practitioner's EMP identifier and name, carry that user's tokens.
+      const [user, ...others] = event.agent;
+      const name = user?.who?.display;
+      if (name !== undefined && user?.who?.reference === undefined) {
+        expect(name.match(TOKEN), 'an unmarked user display').toHaveLength(2);
+        displays += 1;
+      }
+      const login = user?.altId;
+      if (login !== undefined) expect(login.match(TOKEN)).toHaveLength(1);
+      const rest = { ...event, agent: [{ ...user, altId: undefined, who: user?.who?.reference ? user.who : undefined }, ...others] };
+      expect(JSON.stringify(rest)).not.toMatch(/CANARY/i);
     }
+    expect(displays).toBeGreaterThan(0);
   });
 
   it('is otherwise the same data: removing the tokens gives the plain dataset', () => {
     const plain = generateDataset({ ...base, noLoginRate: 0.1 });
     const strip = (value: unknown): string => JSON.stringify(value).replace(/ ?CANARY[0-9a-f]{10}/g, '');
     for (let i = 0; i < 50; i++) expect(strip(ds.patientAt(i))).toBe(JSON.stringify(plain.patientAt(i)));
-    for (let i = 0; i < base.practitioners; i++) expect(strip(ds.practitionerAt(i))).toBe(JSON.stringify(plain.practitionerAt(i)));
+    for (let i = 0; i < base.practitioners; i++) expect(strip(ds.practitionerAt(i) ?? null)).toBe(JSON.stringify(plain.practitionerAt(i) ?? null));
     for (let i = 0; i < 50; i++) expect(strip(ds.eventAt(i))).toBe(JSON.stringify(plain.eventAt(i)));
   });
 });

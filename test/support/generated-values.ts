@@ -30,5 +30,11 @@ export function phiValues(dataset: GeneratedDataset): string[] {
     for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
     for (const t of p.telecom ?? []) if (t.value) values.add(t.value);
   }
+  // Users without a Practitioner exist only in the events: their login, EMP identifier and name.
+  for (const event of dataset.events()) {
+    const user = event.agent[0];
+    if (user?.who?.reference !== undefined) continue;
+    for (const v of [user?.altId, user?.who?.identifier?.value, user?.who?.display]) if (v && v.length > 4) values.add(v);
+  }
   return [...values];
 }
