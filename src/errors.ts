@@ -126,6 +126,11 @@ export const ERROR_CODES = {
     fix: 'A file could not be moved to the archive after its outcome; its rows were delivered (or refused) as the run says. Fix the archive; the next run moves it without sending a row again.',
   },
   BRG_ERR_STATE: { http: 500, exit: 6, fix: 'Check the state directory is writable and not used by another process.' },
+  BRG_ERR_STATE_SCHEMA: {
+    http: 500,
+    exit: 6,
+    fix: 'Use the bridge version that matches the state database; or, once every bridge of the older version using it is stopped, upgrade it: `bridge state upgrade`.',
+  },
   // Answers of the HTTP API alone (no command raises them).
   BRG_ERR_UNAUTHORIZED: {
     http: 401,

@@ -3,8 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openStateStore, type RunRecord, type SeenEvent, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
+import {
+  openExistingStateStore,
+  openStateStore,
+  type RunRecord,
+  type SeenEvent,
+  STATE_SCHEMA_VERSION,
+  type StateStore,
+  upgradeStateStore,
+  ZERO_COUNTS,
+} from '../../src/sync/state/index.js';
 import { MIGRATIONS } from '../../src/sync/state/migrations.js';
+import { errorOf } from '../support/error-of.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 let store: StateStore | undefined;
@@ -186,6 +196,57 @@ describe('SQLite state store', () => {
     store = openStateStore(dir, new ManualClock(0));
     expect(store.getRun('r1')?.state).toBe('running');
     expect(store.rangesOf(target)).toEqual([{ first: 0, end: 10, state: 'acked' }]);
+  });
+});
+
+/** A state database left at schema `version` by an older bridge. */
+function stateAt(version: number): string {
+  const dir = mkdtempSync(join(tmpdir(), `bridge-state-v${version}-`));
+  const db = new Database(join(dir, 'bridge.sqlite'));
+  db.pragma('journal_mode = WAL');
+  for (const sql of MIGRATIONS.slice(0, version)) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.close();
+  return dir;
+}
+
+const versionOf = (dir: string): number => {
+  const db = readOnlyState(dir);
+  try {
+    return db.pragma('user_version', { simple: true }) as number;
+  } finally {
+    db.close();
+  }
+};
+
+describe('schema version', () => {
+  it('a read-only open of an older schema refuses and changes nothing; an upgrade says from which version it went', () => {
+    const dir = stateAt(6);
+    const error = errorOf(() => openExistingStateStore(dir, new ManualClock(0), { upgrade: false }));
+    expect(error.code).toBe('BRG_ERR_STATE_SCHEMA');
+    expect(error.message).toContain(`schema v6 is older than this bridge (v${STATE_SCHEMA_VERSION})`);
+    expect(error.message).toContain('bridge state upgrade');
+    expect(versionOf(dir)).toBe(6);
+    expect(upgradeStateStore(dir)).toEqual({ from: 6, to: STATE_SCHEMA_VERSION });
+    expect(versionOf(dir)).toBe(STATE_SCHEMA_VERSION);
+    expect(upgradeStateStore(dir)).toEqual({ from: STATE_SCHEMA_VERSION, to: STATE_SCHEMA_VERSION });
+    store = openExistingStateStore(dir, new ManualClock(0), { upgrade: false });
+    expect(store.listRuns({ limit: 5 })).toEqual([]);
+    // A directory no bridge has used has nothing to upgrade: a typo in stateDir, not a new database.
+    expect(errorOf(() => upgradeStateStore(join(dir, 'missing'))).code).toBe('BRG_ERR_CONFIG_INVALID');
+  });
+
+  it('a newer schema is refused by every open, the upgrade included, and left as it is', () => {
+    const dir = stateAt(STATE_SCHEMA_VERSION);
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    db.pragma(`user_version = ${STATE_SCHEMA_VERSION + 1}`);
+    db.close();
+    for (const open of [() => openStateStore(dir, new ManualClock(0)), () => upgradeStateStore(dir)]) {
+      const error = errorOf(open);
+      expect(error.code).toBe('BRG_ERR_STATE_SCHEMA');
+      expect(error.message).toContain(`newer than this bridge (v${STATE_SCHEMA_VERSION})`);
+    }
+    expect(versionOf(dir)).toBe(STATE_SCHEMA_VERSION + 1);
   });
 });
 

@@ -28,7 +28,7 @@ export function rejectsCommand(ctx: CliContext, options: RejectsCommandOptions =
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action(async (id: string, flags: { config?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
-      const store = openExistingStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock, { upgrade: false });
       let path: string;
       try {
         const run = findRun(store, id);

@@ -22,7 +22,7 @@ export function runsCommand(ctx: CliContext): Command {
     .option('--possibly-duplicated <run>', 'list what this run sent in blocks flagged possibly duplicated: AuditEvent ids and versions, or file row ranges')
     .action((flags: { config?: string; connector?: string; limit: number; json?: boolean; possiblyDuplicated?: string }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
-      const store = openExistingStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock, { upgrade: false });
       try {
         if (flags.possiblyDuplicated !== undefined) {
           printPossiblyDuplicated(ctx, store, flags.possiblyDuplicated, flags.json === true);

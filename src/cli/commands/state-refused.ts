@@ -44,7 +44,7 @@ export function refusedCommands(ctx: CliContext, config: (flags: { config?: stri
     .action((name: string, flags: { config?: string }) => {
       const loaded = config(flags);
       const target = targetOf(loaded, name);
-      withStore(ctx, loaded, (store) => {
+      withStore(ctx, loaded, { upgrade: false }, (store) => {
         const block = store.refusedBlock(target);
         if (!block) {
           ctx.print(`Connector "${name}" has no block Purview refused as invalid (400) waiting: nothing to give up.`);
@@ -73,7 +73,7 @@ export function refusedCommands(ctx: CliContext, config: (flags: { config?: stri
       const note = checkedNote(flags.reason);
       const loaded = config(flags);
       const target = targetOf(loaded, name);
-      withStore(ctx, loaded, (store) => {
+      withStore(ctx, loaded, { upgrade: true }, (store) => {
         // No run of the connector may be in flight (here or elsewhere): it may be claiming these events for a new block.
         const lease = holdLease(
           store,
@@ -114,9 +114,12 @@ function targetOf(config: Config, name: string): Pick<DeliveryTarget, 'destinati
   return { destination: destinationOf(connector), source: connector.name };
 }
 
-/** A state directory no run has used is an error (a typo in stateDir), never a new empty database. */
-function withStore(ctx: CliContext, config: Config, use: (store: StateStore) => void): void {
-  const store = openExistingStateStore(config.stateDir, ctx.clock);
+/**
+ * A state directory no run has used is an error (a typo in stateDir), never a new empty database. Showing leaves an
+ * older schema as it is; giving up writes, so it upgrades it (openExistingStateStore).
+ */
+function withStore(ctx: CliContext, config: Config, options: { upgrade: boolean }, use: (store: StateStore) => void): void {
+  const store = openExistingStateStore(config.stateDir, ctx.clock, options);
   try {
     use(store);
   } finally {

@@ -12,7 +12,7 @@ import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
 import { retiredName } from '../../sync/connector-identity.js';
 import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
-import { type ConnectorMove, openStateStore, type StateStore } from '../../sync/state/index.js';
+import { type ConnectorMove, openStateStore, type StateStore, upgradeStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { refusedCommands } from './state-refused.js';
 
@@ -56,10 +56,27 @@ export function stateCommand(ctx: CliContext): Command {
       });
       ctx.print(`Connector "${from}" is retired as "${retired}": ${describe(moved)} kept under that name.`);
     });
+  const upgrade = new Command('upgrade')
+    .description(
+      "Bring the state database to this bridge's schema, once the bridges of the older version that use it are stopped. The commands that only read it (status, runs, rejects, state refused) never do; sync, serve and push do it on their own.",
+    )
+    .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
+    .action((flags: { config?: string }) => {
+      const { stateDir } = config(flags);
+      const { from, to } = upgradeStateStore(stateDir);
+      ctx.print(
+        from === to
+          ? `The state database in ${stateDir} is at schema v${to}, this bridge's: nothing to do.`
+          : `The state database in ${stateDir} is upgraded from schema v${from} to v${to}. Bridges older than this version can no longer use it.`,
+      );
+    });
   const state = new Command('state')
-    .description("Move or retire a connector's state when it was renamed or removed from the config; show or give up a block Purview refuses as invalid.")
+    .description(
+      "Move or retire a connector's state when it was renamed or removed from the config; show or give up a block Purview refuses as invalid; upgrade the state database's schema.",
+    )
     .addCommand(rename)
-    .addCommand(retire);
+    .addCommand(retire)
+    .addCommand(upgrade);
   for (const command of refusedCommands(ctx, config)) state.addCommand(command);
   return state;
 }

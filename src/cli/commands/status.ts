@@ -32,7 +32,7 @@ export function statusCommand(ctx: CliContext, options: StatusCommandOptions = {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
       const only = flags.connector ? findConnector(config, flags.connector).name : undefined;
       const now = ctx.clock.now();
-      const store = openExistingStateStore(config.stateDir, ctx.clock);
+      const store = openExistingStateStore(config.stateDir, ctx.clock, { upgrade: false });
       try {
         const connectors = statusConnectors(config, now).filter((c) => only === undefined || c.name === only);
         // Next run times assume `bridge serve` runs the schedules; cron deployments see their own timer instead.

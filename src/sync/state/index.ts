@@ -1,4 +1,4 @@
-export { openExistingStateStore, openStateStore } from './sqlite.js';
+export { openExistingStateStore, openStateStore, type SchemaUpgrade, STATE_SCHEMA_VERSION, upgradeStateStore } from './sqlite.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
   type ConnectorMove,

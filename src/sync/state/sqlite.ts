@@ -56,10 +56,13 @@ interface RunRow {
 }
 
 /**
- * The state store of a directory a run has used, for commands that only read it (`bridge status`, `runs`, `rejects`):
- * a stateDir that names no database (a typo, another host's path) is an error, not a new empty database.
+ * The state store of a directory a run has used: a stateDir that names no database (a typo, another host's path) is an
+ * error, not a new empty database. `upgrade` false (the commands that only read it: `bridge status`, `runs`, `rejects`,
+ * `state refused`) leaves an older schema as it is and refuses: a look with a newer bridge must not change the schema
+ * under the bridge that still runs on it (another replica, the service not yet restarted), which could then not start
+ * again. The commands that write (sync, serve, push, `state …`) upgrade it, as does `bridge state upgrade`.
  */
-export function openExistingStateStore(stateDir: string, clock: Clock): StateStore {
+export function openExistingStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean }): StateStore {
   const file = join(stateDir, 'bridge.sqlite');
   if (!existsSync(file)) {
     throw new BridgeError(
@@ -68,11 +71,49 @@ export function openExistingStateStore(stateDir: string, clock: Clock): StateSto
       { details: { file } },
     );
   }
-  return openStateStore(stateDir, clock);
+  return openStateStore(stateDir, clock, options);
 }
 
-export function openStateStore(stateDir: string, clock: Clock): StateStore {
-  let db: Database.Database;
+/** The schema version this bridge reads and writes. */
+export const STATE_SCHEMA_VERSION = MIGRATIONS.length;
+
+export interface SchemaUpgrade {
+  readonly from: number;
+  readonly to: number;
+}
+
+/**
+ * Brings an existing state database to this bridge's schema (`bridge state upgrade`); says from which version this
+ * process took it (`from` = `to` when it was there already, or another process upgraded it meanwhile).
+ */
+export function upgradeStateStore(stateDir: string): SchemaUpgrade {
+  const file = join(stateDir, 'bridge.sqlite');
+  if (!existsSync(file)) {
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `No state database at ${file}: there is nothing to upgrade. Check stateDir in the config (or $BRIDGE__stateDir).`,
+      {
+        details: { file },
+      },
+    );
+  }
+  return withDatabase(stateDir, (db) => {
+    const applied = migrate(db, true);
+    db.close();
+    return { from: applied[0] === undefined ? STATE_SCHEMA_VERSION : applied[0] - 1, to: STATE_SCHEMA_VERSION };
+  });
+}
+
+export function openStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean } = { upgrade: true }): StateStore {
+  return withDatabase(stateDir, (db) => {
+    migrate(db, options.upgrade);
+    return new SqliteStateStore(db, clock);
+  });
+}
+
+/** Opens (or creates) the database file and runs `use` on it; the errors of both come out as BRG_ERR_STATE. */
+function withDatabase<T>(stateDir: string, use: (db: Database.Database) => T): T {
+  let db: Database.Database | undefined;
   try {
     if (!existsSync(stateDir)) mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const file = join(stateDir, 'bridge.sqlite');
@@ -81,8 +122,9 @@ export function openStateStore(stateDir: string, clock: Clock): StateStore {
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = FULL');
     db.pragma('busy_timeout = 5000');
-    migrate(db);
+    return use(db);
   } catch (cause) {
+    if (db?.open) db.close();
     if (cause instanceof BridgeError) throw cause;
     const locked = (cause as { code?: unknown }).code === 'SQLITE_BUSY';
     throw new BridgeError(
@@ -93,20 +135,43 @@ export function openStateStore(stateDir: string, clock: Clock): StateStore {
       { cause, details: { stateDir } },
     );
   }
-  return new SqliteStateStore(db, clock);
 }
 
-function migrate(db: Database.Database): void {
-  const version = db.pragma('user_version', { simple: true }) as number;
-  if (version > MIGRATIONS.length) {
-    throw new BridgeError('BRG_ERR_STATE', `State database schema v${version} is newer than this bridge (v${MIGRATIONS.length}); upgrade the bridge.`);
+function schemaVersion(db: Database.Database): number {
+  return db.pragma('user_version', { simple: true }) as number;
+}
+
+/**
+ * Each migration in its own transaction, which takes the write lock first (BEGIN IMMEDIATE) and reads the version again
+ * under it: another process may have applied it since this one looked (two bridges started at once on a new or older
+ * database), and then it is skipped, not run twice. A kill between two migrations leaves the last one that committed.
+ * Returns the versions this process applied.
+ */
+function migrate(db: Database.Database, upgrade: boolean): number[] {
+  const version = schemaVersion(db);
+  if (version > STATE_SCHEMA_VERSION) {
+    throw new BridgeError(
+      'BRG_ERR_STATE_SCHEMA',
+      `State database schema v${version} is newer than this bridge (v${STATE_SCHEMA_VERSION}): a newer bridge upgraded it. Run that version (upgrade this install).`,
+      { details: { version, bridgeVersion: STATE_SCHEMA_VERSION } },
+    );
   }
-  MIGRATIONS.slice(version).forEach((sql, i) => {
-    db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${version + i + 1}`);
-    })();
+  if (version < STATE_SCHEMA_VERSION && !upgrade) {
+    throw new BridgeError(
+      'BRG_ERR_STATE_SCHEMA',
+      `State database schema v${version} is older than this bridge (v${STATE_SCHEMA_VERSION}), and this command only reads it, so it leaves it as it is: a bridge of the older version may still run on it. Read it with that version, or upgrade it once the older bridges are stopped: \`bridge state upgrade\` (or the next sync or service start of this version does it).`,
+      { details: { version, bridgeVersion: STATE_SCHEMA_VERSION } },
+    );
+  }
+  const step = db.transaction((target: number): boolean => {
+    if (schemaVersion(db) >= target) return false;
+    db.exec(MIGRATIONS[target - 1] as string);
+    db.pragma(`user_version = ${target}`);
+    return true;
   });
+  const applied: number[] = [];
+  for (let target = version + 1; target <= STATE_SCHEMA_VERSION; target += 1) if (step.immediate(target)) applied.push(target);
+  return applied;
 }
 
 class SqliteStateStore implements StateStore {

@@ -1,0 +1,98 @@
+/**
+ * The state database's schema across versions, through real processes: the commands that only read it leave an older
+ * schema as it is (a look with a new version must not change it under the old one still running); `bridge state
+ * upgrade` applies it once, even when several start at once and one is killed -9 while it waits; and the upgraded
+ * database serves a sync that delivers every row.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { STATE_SCHEMA_VERSION } from '../../src/sync/state/index.js';
+import { MIGRATIONS } from '../../src/sync/state/migrations.js';
+import { spawnBridge } from '../support/bridge-process.js';
+import { expectedRows } from '../support/expected-rows.js';
+import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+
+let h: SandboxHarness;
+beforeAll(async () => {
+  h = await startHarness({ data: { seed: 33, events: 120, patients: 25, practitioners: 6 } });
+});
+afterAll(async () => h?.close());
+
+/** A state directory whose database an older bridge left at schema `version`, and a config that names it. */
+function olderState(version: number): { stateDir: string; configPath: string } {
+  const dir = mkdtempSync(join(tmpdir(), `bridge-schema-v${version}-`));
+  const stateDir = join(dir, 'state');
+  const configPath = join(dir, 'bridge.config.json');
+  writeFileSync(configPath, JSON.stringify({ ...h.sandbox.config, stateDir }), { mode: 0o600 });
+  mkdirSync(stateDir, { mode: 0o700 });
+  const db = new Database(join(stateDir, 'bridge.sqlite'));
+  db.pragma('journal_mode = WAL');
+  for (const sql of MIGRATIONS.slice(0, version)) db.exec(sql);
+  db.pragma(`user_version = ${version}`);
+  db.close();
+  return { stateDir, configPath };
+}
+
+function schemaOf(stateDir: string): { version: number; integrity: string } {
+  const db = new Database(join(stateDir, 'bridge.sqlite'), { readonly: true });
+  try {
+    return { version: db.pragma('user_version', { simple: true }) as number, integrity: db.pragma('integrity_check', { simple: true }) as string };
+  } finally {
+    db.close();
+  }
+}
+
+describe('the state schema across versions', () => {
+  it('the commands that only read leave an older schema as it is and say how to upgrade; `state upgrade` does it once', async () => {
+    const { stateDir, configPath } = olderState(6);
+    for (const args of [['runs'], ['status'], ['rejects', '0123456789'], ['state', 'refused', 'sandbox']]) {
+      const result = await spawnBridge([...args, '--config', configPath]).done;
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(6);
+      expect(result.stderr).toContain('BRG_ERR_STATE_SCHEMA');
+      expect(result.stderr).toContain(`schema v6 is older than this bridge (v${STATE_SCHEMA_VERSION})`);
+      expect(result.stderr).toContain('bridge state upgrade');
+    }
+    expect(schemaOf(stateDir).version).toBe(6);
+
+    const upgraded = await spawnBridge(['state', 'upgrade', '--config', configPath]).done;
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(upgraded.stdout).toContain(`upgraded from schema v6 to v${STATE_SCHEMA_VERSION}`);
+    const again = await spawnBridge(['state', 'upgrade', '--config', configPath]).done;
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain(`is at schema v${STATE_SCHEMA_VERSION}, this bridge's: nothing to do`);
+    const runs = await spawnBridge(['runs', '--config', configPath]).done;
+    expect(runs.code, runs.stderr).toBe(0);
+    expect(runs.stdout).toContain('no runs yet');
+  }, 60_000);
+
+  it('three upgrades at once, one killed -9 while it waits for the lock: each step is applied once, and a sync then delivers every row', async () => {
+    const { stateDir, configPath } = olderState(1);
+    // Another process holds the write lock, so all three read v1 and then wait for it (busy_timeout is 5 s).
+    const holder = new Database(join(stateDir, 'bridge.sqlite'));
+    holder.exec('BEGIN IMMEDIATE');
+    const upgrades = [0, 1, 2].map(() => spawnBridge(['state', 'upgrade', '--config', configPath]));
+    await new Promise((r) => setTimeout(r, 3_000));
+    upgrades[2]?.kill('SIGKILL');
+    await new Promise((r) => setTimeout(r, 200));
+    holder.exec('ROLLBACK');
+    holder.close();
+    const results = await Promise.all(upgrades.map((upgrade) => upgrade.done));
+    expect(results[2]?.signal).toBe('SIGKILL');
+    for (const result of results.slice(0, 2)) {
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`upgraded from schema v\\d to v${STATE_SCHEMA_VERSION}|nothing to do`));
+    }
+    expect(results.slice(0, 2).some((result) => result.stdout.includes(`upgraded from schema v1 to v${STATE_SCHEMA_VERSION}`))).toBe(true);
+    expect(schemaOf(stateDir)).toEqual({ version: STATE_SCHEMA_VERSION, integrity: 'ok' });
+
+    const { start, end } = h.sandbox.dataset.options;
+    const sync = await spawnBridge(['sync', '--no-progress', '--since', start, '--until', end, '--config', configPath]).done;
+    expect(sync.code, sync.stderr).toBe(0);
+    const want = expectedRows(h.config, h.sandbox.dataset, [...h.sandbox.dataset.events()]).lines;
+    const got = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((block) => block.rows);
+    expect(got.sort()).toEqual([...want].sort());
+  }, 60_000);
+});
