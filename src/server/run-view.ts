@@ -1,10 +1,11 @@
 /**
  * A run as the API and the CLI show it: its rejects file and its spool only while they exist, and when retention removes
  * the rejects. (The run record keeps the paths after the files are gone; showing them as they are pointed operators at
- * deleted files.)
+ * deleted files.) A run not completed shows what Purview acknowledged of it so far, from the delivery ledger: its record
+ * gets the push's counts only when it completes, and "0 blocks" for a run killed after ten misled.
  */
 import { existsSync } from 'node:fs';
-import type { RunRecord } from '../sync/state/index.js';
+import type { RunDelivered, RunRecord } from '../sync/state/index.js';
 
 export interface RejectsPolicy {
   readonly retentionDays: number;
@@ -13,8 +14,18 @@ export interface RejectsPolicy {
 
 export type RunView = RunRecord & { rejectsAvailable: boolean; rejectsExpireAt?: string };
 
-export function runView(run: RunRecord, policy: RejectsPolicy): RunView {
+/** `delivered`: the ledger's acknowledgements of the run (StateStore.deliveredOf), shown while it is not completed. */
+export function runView(run: RunRecord, policy: RejectsPolicy, delivered?: RunDelivered): RunView {
   const { rejectsPath, spoolPath, ...rest } = run;
+  const counts =
+    delivered && run.state !== 'completed'
+      ? {
+          ...run.counts,
+          blocksAcked: Math.max(run.counts.blocksAcked, delivered.blocks),
+          rowsAcked: Math.max(run.counts.rowsAcked, delivered.rows),
+          possiblyDuplicated: Math.max(run.counts.possiblyDuplicated, delivered.possiblyDuplicated),
+        }
+      : run.counts;
   const available = rejectsPath !== undefined && existsSync(rejectsPath);
   const spooled = spoolPath !== undefined && existsSync(spoolPath);
   const expires =
@@ -23,6 +34,7 @@ export function runView(run: RunRecord, policy: RejectsPolicy): RunView {
       : undefined;
   return {
     ...rest,
+    counts,
     ...(spooled ? { spoolPath } : {}),
     ...(available ? { rejectsPath } : {}),
     rejectsAvailable: available,

@@ -56,6 +56,16 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
   await waitUntil('two blocks taken', () => (h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length >= 2 ? true : undefined));
   killed.kill('SIGKILL');
   expect((await killed.done).signal).toBe('SIGKILL');
+  // `bridge runs` shows what Purview acknowledged of the killed run so far (its record has no push counts yet): the
+  // blocks the ledger holds as acknowledged, at most those the emulator took (one took, its answer lost to a 503).
+  const listed = await spawnBridge(['runs', '--json', '--limit', '1', '--config', h.sandbox.configPath]).done;
+  expect(listed.code, listed.stderr).toBe(0);
+  const [killedRun] = (JSON.parse(listed.stdout) as { runs: Array<{ state: string; counts: { blocksAcked: number; rowsAcked: number } }> }).runs;
+  expect(killedRun?.state).toBe('pushing');
+  const acknowledged = killedRun?.counts.blocksAcked ?? 0;
+  expect(acknowledged).toBeGreaterThanOrEqual(1);
+  expect(acknowledged).toBeLessThanOrEqual(h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length - 1);
+  expect(killedRun?.counts.rowsAcked).toBe(acknowledged * 20);
 
   // The rerun, with 7-row blocks, holds the connector (Purview is slow) while a second process is refused.
   const requests = h.sandbox.ingest.requests;

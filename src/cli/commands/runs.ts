@@ -29,7 +29,9 @@ export function runsCommand(ctx: CliContext): Command {
           return;
         }
         const policy = { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles };
-        const runs = store.listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit }).map((run) => runView(run, policy));
+        const runs = store
+          .listRuns({ ...(flags.connector ? { connector: flags.connector } : {}), limit: flags.limit })
+          .map((run) => runView(run, policy, store.deliveredOf(run.id)));
         // A connector no longer in the config still has its history; a name neither has is a typo, not "no runs yet".
         if (flags.connector !== undefined && runs.length === 0 && !config.connectors.some((c) => c.name === flags.connector)) {
           throw new BridgeError(

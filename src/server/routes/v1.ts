@@ -112,7 +112,7 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         response: v1Responses({ 200: { description: 'Runs', type: 'object', properties: { runs: { type: 'array', items: runSchema } } } }),
       },
     },
-    async (request) => ({ runs: deps.store.listRuns(request.query).map((run) => runView(run, deps.rejects)) }),
+    async (request) => ({ runs: deps.store.listRuns(request.query).map((run) => runView(run, deps.rejects, deps.store.deliveredOf(run.id))) }),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -127,7 +127,9 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     },
     async (request, reply) => {
       const run = deps.store.getRun(request.params.id);
-      return run ? runView(run, deps.rejects) : reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+      return run
+        ? runView(run, deps.rejects, deps.store.deliveredOf(run.id))
+        : reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
     },
   );
 

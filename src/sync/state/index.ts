@@ -7,6 +7,7 @@ export {
   type LeaseOutcome,
   type LeaseStore,
   type RunCounts,
+  type RunDelivered,
   type RunDetails,
   type RunRecord,
   type RunState,

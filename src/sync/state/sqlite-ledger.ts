@@ -20,7 +20,7 @@ import type {
   RowRange,
 } from '../../purview/ledger.js';
 import type { SqliteLeaseStore } from './sqlite-lease.js';
-import type { PossiblyDuplicated } from './types.js';
+import type { PossiblyDuplicated, RunDelivered } from './types.js';
 
 const DAY_MS = 86_400_000;
 
@@ -88,6 +88,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       ),
       flaggedOfRunRanges: db.prepare<[string], { source: string; first_row: number; end_row: number }>(
         'SELECT s.key AS source, r.first_row, r.end_row FROM delivery_blocks b JOIN delivered_ranges r ON r.block_id = b.id JOIN sources s ON s.id = r.source_id WHERE b.run_id = ? AND b.possibly_duplicated = 1 ORDER BY r.first_row',
+      ),
+      deliveredOfRun: db.prepare<[string], { blocks: number; rows: number; flagged: number }>(
+        "SELECT count(*) AS blocks, coalesce(sum(rows), 0) AS rows, coalesce(sum(possibly_duplicated), 0) AS flagged FROM delivery_blocks WHERE run_id = ? AND state = 'acked'",
       ),
       blockLease: db.prepare<[number], { lease_name: string | null; lease_holder: string | null }>(
         'SELECT lease_name, lease_holder FROM delivery_blocks WHERE id = ?',
@@ -310,6 +313,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
   *possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated> {
     for (const row of this.stmt.flaggedOfRunEvents.iterate(runId)) yield { kind: 'event', key: row.event_key };
     for (const row of this.stmt.flaggedOfRunRanges.iterate(runId)) yield { kind: 'rows', source: row.source, first: row.first_row, end: row.end_row };
+  }
+
+  deliveredOf(runId: string): RunDelivered {
+    const row = this.stmt.deliveredOfRun.get(runId);
+    return { blocks: row?.blocks ?? 0, rows: row?.rows ?? 0, possiblyDuplicated: row?.flagged ?? 0 };
   }
 
   highMark(target: DeliveryTarget): number | undefined {

@@ -30,6 +30,7 @@ import {
   type LeaseOutcome,
   type PossiblyDuplicated,
   type RunCounts,
+  type RunDelivered,
   type RunDetails,
   type RunRecord,
   type SeenEvent,
@@ -389,6 +390,10 @@ class SqliteStateStore implements StateStore {
 
   possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated> {
     return this.ledger.possiblyDuplicatedOf(runId);
+  }
+
+  deliveredOf(runId: string): RunDelivered {
+    return this.ledger.deliveredOf(runId);
   }
 
   acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {

@@ -134,6 +134,13 @@ export interface ConnectorMoveOptions {
   readonly files?: () => void;
 }
 
+/** A run's blocks Purview acknowledged (state acked in the ledger), their rows, and how many were flagged possibly duplicated. */
+export interface RunDelivered {
+  readonly blocks: number;
+  readonly rows: number;
+  readonly possiblyDuplicated: number;
+}
+
 export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
@@ -180,6 +187,11 @@ export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
    * (`id|versionId`) or file row ranges (`file:<sha256>` rows first–end, 0-based, end exclusive).
    */
   possiblyDuplicatedOf(runId: string): IterableIterator<PossiblyDuplicated>;
+  /**
+   * What Purview acknowledged of one run so far, over all its attempts, as the ledger keeps it: a run killed or failed
+   * during its push has no counts of its push in its record (they are written when it completes).
+   */
+  deliveredOf(runId: string): RunDelivered;
   /**
    * Forgets delivery acknowledgements older than `beforeMs` for one destination and source, and remembers how far back
    * it forgot (never lowered).

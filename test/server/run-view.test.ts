@@ -1,0 +1,32 @@
+import { describe, expect, it } from 'vitest';
+import { runView } from '../../src/server/run-view.js';
+import { type RunRecord, ZERO_COUNTS } from '../../src/sync/state/index.js';
+
+const policy = { retentionDays: 14, retainFiles: false };
+const run = (state: RunRecord['state'], counts: Partial<RunRecord['counts']> = {}): RunRecord => ({
+  id: 'r1',
+  connector: 'main',
+  state,
+  trigger: 'cli',
+  since: '2026-11-22T00:00:00.000Z',
+  until: '2026-11-23T00:00:00.000Z',
+  startedAt: '2026-11-23T00:00:01.000Z',
+  counts: { ...ZERO_COUNTS, ...counts },
+  dryRun: false,
+});
+const delivered = { blocks: 3, rows: 300, possiblyDuplicated: 1 };
+
+describe('a run as the API and `bridge runs` show it', () => {
+  it('a run killed or failed during its push shows what the ledger holds as acknowledged of it', () => {
+    for (const state of ['pushing', 'failed', 'running'] as const) {
+      expect(runView(run(state, { rows: 500 }), policy, delivered).counts).toMatchObject({ rows: 500, blocksAcked: 3, rowsAcked: 300, possiblyDuplicated: 1 });
+    }
+  });
+
+  it('a completed run keeps the counts it recorded (the ledger may have forgotten its blocks since)', () => {
+    const completed = run('completed', { blocksAcked: 2, rowsAcked: 200 });
+    expect(runView(completed, policy, { blocks: 0, rows: 0, possiblyDuplicated: 0 }).counts).toEqual(completed.counts);
+    expect(runView(completed, policy, delivered).counts).toEqual(completed.counts);
+    expect(runView(run('pushing'), policy).counts).toEqual(ZERO_COUNTS);
+  });
+});
