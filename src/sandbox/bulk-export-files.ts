@@ -25,11 +25,21 @@ export interface ExportFileSpec {
   readonly count: number;
 }
 
-/** Splits each type's matching resources into files of at most `perFile`; types with none get no file. */
-export async function planFiles(backend: FhirBackend, types: readonly string[], selection: ExportSelection, perFile: number): Promise<ExportFileSpec[]> {
+/**
+ * Splits each type's matching resources into files of at most `perFile`; a type with none gets no file, or with
+ * `emptyFiles` one file of none (count 0), as a server that lists every requested type does.
+ */
+export async function planFiles(
+  backend: FhirBackend,
+  types: readonly string[],
+  selection: ExportSelection,
+  perFile: number,
+  emptyFiles = false,
+): Promise<ExportFileSpec[]> {
   const files: ExportFileSpec[] = [];
   for (const type of types) {
     const total = await countOf(backend, type, selection);
+    if (total === 0 && emptyFiles) files.push({ type, from: 0, count: 0 });
     for (let from = 0; from < total; from += perFile) files.push({ type, from, count: Math.min(perFile, total - from) });
   }
   return files;

@@ -61,6 +61,12 @@ export interface BulkExportSettings {
   failJobs: boolean;
   /** The status files answer with (their NDJSON body unchanged): 203 is what a rewriting proxy sends. Default 200. */
   fileStatus: number;
+  /**
+   * List a file of no resources (count 0) for each requested type that has none, and an error file even when there
+   * is no error, as a server listing everything does; and send such a file as no bytes at all, under Content-Encoding
+   * gzip too (some servers send an empty body, not a gzip stream of nothing). Default false.
+   */
+  emptyFiles: boolean;
 }
 
 export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
@@ -82,6 +88,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   fileDelayMs: 0,
   failJobs: false,
   fileStatus: 200,
+  emptyFiles: false,
   types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'],
   groupIds: ['sandbox-all'],
 };
@@ -242,6 +249,7 @@ export function createBulkExport(options: {
         job.types,
         { since: job.since, until: Date.parse(job.transactionTime) },
         Math.max(1, settings.resourcesPerFile),
+        settings.emptyFiles,
       );
       job.completedAtMs = clock.now();
     }
@@ -250,7 +258,7 @@ export function createBulkExport(options: {
     const all = job.files.map((spec, n) => ({ type: spec.type, url: `${fileBase}/${n}${sign}`, count: spec.count }));
     const per = settings.outputsPerManifestPage > 0 ? settings.outputsPerManifestPage : Math.max(1, all.length);
     const pages = Math.max(1, Math.ceil(all.length / per));
-    const error = page === 1 && settings.errorLines > 0 ? [{ type: 'OperationOutcome', url: `${fileBase}/error${sign}` }] : [];
+    const error = page === 1 && (settings.errorLines > 0 || settings.emptyFiles) ? [{ type: 'OperationOutcome', url: `${fileBase}/error${sign}` }] : [];
     log.manifests.push({ jobId: job.id, page, transactionTime: job.transactionTime });
     return {
       status: 200,
@@ -265,6 +273,12 @@ export function createBulkExport(options: {
         ...(page < pages ? { link: [{ relation: 'next', url: `${base}/bulk/manifest/${job.id}/${page + 1}` }] } : {}),
       },
     };
+  };
+
+  /** A file of nothing as some servers send it: no bytes at all, under Content-Encoding gzip too. */
+  const emptyFile = (gzip: boolean): BulkReply => {
+    const headers = { 'content-type': 'application/fhir+ndjson', ...(gzip ? { 'content-encoding': 'gzip' } : {}) };
+    return { status: 200, body: null, stream: async (res) => void res.writeHead(settings.fileStatus, headers).end() };
   };
 
   const file = async (req: IncomingMessage, job: Job | undefined, name: string, token: string | undefined, where: 'fhir' | 'foreign'): Promise<BulkReply> => {
@@ -303,12 +317,14 @@ export function createBulkExport(options: {
     }
     record(settings.fileStatus);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
+    if (name === 'error' && settings.errorLines === 0) return emptyFile(gzip);
     if (name === 'error') {
       const lines = Array.from({ length: settings.errorLines }, (_, i) => outcome('processing', `Sandbox: resource ${i + 1} could not be exported`));
       return { status: 200, body: null, stream: (res) => streamNdjson(res, [lines], { gzip }) };
     }
     const spec = job.files[Number(name)];
     if (!spec || !/^\d+$/.test(name)) return { status: 404, body: outcome('not-found', 'No such export file') };
+    if (spec.count === 0) return emptyFile(gzip);
     const first = job.files.findIndex((f) => f.type === spec.type) === Number(name);
     const badLine = settings.badLine?.type === spec.type && first ? settings.badLine.line : undefined;
     const endAfterLines = settings.shortFile?.type === spec.type && first ? settings.shortFile.lines : undefined;

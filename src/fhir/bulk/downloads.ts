@@ -70,9 +70,10 @@ export class Downloads {
     const handedOver = { gzip: false };
     const bytes = followBytes(state, this.controller.signal, handedOver);
     // The first bytes decide how the file is read: compressed or not is the attempt's they came from (one that failed
-    // before may have answered otherwise). An empty file hands over nothing and is read as its complete download says.
+    // before may have answered otherwise). An empty file hands over nothing and has no lines, whatever its encoding said:
+    // some servers send an empty body under Content-Encoding gzip (not a gzip stream of nothing), as clients take it.
     const first = await bytes.next();
-    const gzip = first.done ? state.gzip === true : handedOver.gzip;
+    const gzip = !first.done && handedOver.gzip;
     const source = first.done ? bytes : prepend(first.value, bytes);
     const compressed = gzip ? Readable.from(source) : undefined;
     const inflated = compressed ? createGunzip({ chunkSize: CHUNK }) : undefined;

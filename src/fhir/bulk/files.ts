@@ -186,7 +186,8 @@ export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: stri
 export async function* localLines(path: string, local: LocalFile, label: string): AsyncGenerator<NdjsonLines> {
   // A plain file is read into one reused buffer (fileChunks: no new external memory per chunk, which V8 pays for with
   // full GCs); a compressed one through zlib.
-  const raw = local.gzip ? createReadStream(path, { highWaterMark: 1 << 20 }) : undefined;
+  // An empty file has no lines, even one that came under Content-Encoding gzip (downloads.ts says why).
+  const raw = local.gzip && local.bytes > 0 ? createReadStream(path, { highWaterMark: 1 << 20 }) : undefined;
   const source: AsyncIterable<Buffer> | Readable = raw ? raw.pipe(createGunzip({ chunkSize: 1 << 20 })) : fileChunks(path);
   if (raw) raw.on('error', (error) => (source as Readable).destroy(error));
   try {

@@ -176,6 +176,31 @@ describe('downloads', () => {
     expect(lastDownloads.slice(5).every((d) => !d.gzip)).toBe(true);
   });
 
+  it('reads a file of nothing sent as an empty body under Content-Encoding gzip as empty, output (read as it arrives) or error file (from disk)', async () => {
+    // Every requested type is listed, those with nothing in a file of count 0, and an error file with no error; each
+    // such file is sent as no bytes (not a gzip stream of nothing).
+    f.bulk.emptyFiles = true;
+    const settings = { types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter'] };
+    const downloads = log().downloads.length;
+    const harness = f.source({ settings });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    const empty = log()
+      .downloads.slice(downloads)
+      .filter((d) => d.gzip);
+    expect(empty.length).toBeGreaterThanOrEqual(8); // 3 + 1 + 1 files with resources, the 2 empty ones, the empty error file
+    // The empty error file (read from disk) holds no OperationOutcome: nothing to report, none counted as not exported.
+    expect(empty.some((d) => d.file === 'error')).toBe(true);
+    expect(harness.source.unexported()).toBe(0);
+    // A later window holds no event: the AuditEvent file, read as it arrives (not from disk), is such an empty body too.
+    const before = log().downloads.length;
+    const later = f.source({ settings });
+    const lastChange = new Date(Math.max(...f.data.events.map((e) => Date.parse(e.meta?.lastUpdated ?? e.recorded))) + 60_000).toISOString();
+    expect(await later.read({ since: lastChange, until: '2026-11-02T00:00:00.000Z', explicitSince: true })).toEqual([]);
+    const files = log().downloads.slice(before);
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    expect(files.every((d) => d.gzip && d.status === 200)).toBe(true);
+  });
+
   it('retries a 503 or 429 on the first request of the file the reader is already waiting for', async () => {
     f.fx.server.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/file\// });
     f.fx.server.faults.add({ action: { kind: 'status', status: 429, retryAfter: '1' }, match: /\/bulk\/file\// });
