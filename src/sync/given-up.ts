@@ -3,7 +3,8 @@
  * of the run that meets them: each of their rows goes to the run's rejects file with reason `purview-refused`, after
  * the mapping's rejects, so `bridge rejects <run>` shows what Purview would not take. Every push of a run meets them
  * again (the ledger keeps them given up), so a push first cuts what an earlier push of the same run wrote (a resume
- * after a kill), and the file lists each row once.
+ * after a kill), and the file lists each row once. It remembers which events that push had recorded, so the run's
+ * live reject count (the `reject` event, a metric) takes each event once, however often its push resumed.
  */
 import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
@@ -24,6 +25,8 @@ export class GivenUpRecorder {
   private buffer = '';
   private readonly rejects: number;
   private spool: number | undefined;
+  /** Claim keys (`id|versionId`) of the events an earlier push of this run recorded. */
+  private readonly earlier: ReadonlySet<string>;
 
   /** Cuts an earlier push's given-up lines from the rejects file and opens it to append. */
   constructor(
@@ -33,6 +36,7 @@ export class GivenUpRecorder {
     this.rejects = openSync(rejectsPath, 'a+', 0o600);
     try {
       const start = givenUpStart(this.rejects);
+      this.earlier = start === undefined ? new Set() : recordedKeys(this.rejects, start);
       if (start !== undefined) ftruncateSync(this.rejects, start);
     } catch (error) {
       closeSync(this.rejects);
@@ -40,7 +44,8 @@ export class GivenUpRecorder {
     }
   }
 
-  add(event: SpoolEvent): void {
+  /** Writes the event's rows; true when no earlier push of this run had recorded it (it is new to the run's counts). */
+  add(event: SpoolEvent): boolean {
     this.spool ??= openSync(this.spoolPath, 'r');
     const bytes = Buffer.alloc(event.end - event.start);
     const read = readSync(this.spool, bytes, 0, bytes.length, event.start);
@@ -55,6 +60,7 @@ export class GivenUpRecorder {
     }
     this.events += 1;
     if (this.buffer.length >= FLUSH_CHARS) this.flush();
+    return !this.earlier.has(event.key);
   }
 
   close(): void {
@@ -70,6 +76,36 @@ export class GivenUpRecorder {
     if (this.buffer.length === 0) return;
     writeSync(this.rejects, this.buffer);
     this.buffer = '';
+  }
+}
+
+/** The claim keys of the given-up lines from `start` on; a last line cut by a kill (no newline, or not JSON) counts not. */
+function recordedKeys(fd: number, start: number): Set<string> {
+  const keys = new Set<string>();
+  const chunk = Buffer.alloc(CHUNK_BYTES);
+  let position = start;
+  let pending = Buffer.alloc(0);
+  for (;;) {
+    const read = readSync(fd, chunk, 0, chunk.length, position);
+    if (read === 0) break;
+    position += read;
+    let text = Buffer.concat([pending, chunk.subarray(0, read)]);
+    for (let newline = text.indexOf(0x0a); newline !== -1; newline = text.indexOf(0x0a)) {
+      const key = keyOf(text.subarray(0, newline).toString('utf8'));
+      if (key !== undefined) keys.add(key);
+      text = text.subarray(newline + 1);
+    }
+    pending = Buffer.from(text);
+  }
+  return keys;
+}
+
+function keyOf(line: string): string | undefined {
+  try {
+    const { eventId, versionId } = JSON.parse(line) as { eventId?: unknown; versionId?: unknown };
+    return typeof eventId === 'string' ? `${eventId}|${typeof versionId === 'string' ? versionId : ''}` : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -282,7 +282,8 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
       ...(stops.stopSignal ? { stopAfterBlock: stops.stopSignal } : {}),
       onEvent: (event) => forwardPushEvent(deps.events, run.id, event),
       onGivenUp: (event) => {
-        givenUp?.add(event);
+        // A resumed push meets the events again: the run's live reject count takes each once.
+        if (givenUp?.add(event) === false) return;
         deps.events.emit('reject', {
           runId: run.id,
           eventId: parseEventClaimKey(event.key).id,
