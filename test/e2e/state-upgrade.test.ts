@@ -4,14 +4,14 @@
  * upgrade` applies it once, even when several start at once and one is killed -9 while it waits; and the upgraded
  * database serves a sync that delivers every row.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { STATE_SCHEMA_VERSION } from '../../src/sync/state/index.js';
 import { MIGRATIONS } from '../../src/sync/state/migrations.js';
-import { spawnBridge } from '../support/bridge-process.js';
+import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectedRows } from '../support/expected-rows.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
@@ -45,6 +45,15 @@ function schemaOf(stateDir: string): { version: number; integrity: string } {
   }
 }
 
+function countSeen(stateDir: string): number {
+  const db = new Database(join(stateDir, 'bridge.sqlite'), { readonly: true });
+  try {
+    return (db.prepare('SELECT count(*) AS n FROM seen_events').get() as { n: number }).n;
+  } finally {
+    db.close();
+  }
+}
+
 describe('the state schema across versions', () => {
   it('the commands that only read leave an older schema as it is and say how to upgrade; `state upgrade` does it once', async () => {
     const { stateDir, configPath } = olderState(6);
@@ -66,6 +75,33 @@ describe('the state schema across versions', () => {
     const runs = await spawnBridge(['runs', '--config', configPath]).done;
     expect(runs.code, runs.stderr).toBe(0);
     expect(runs.stdout).toContain('no runs yet');
+  }, 60_000);
+
+  it('an upgrade killed -9 in the middle of a step leaves the last step that committed; the next one finishes with every row kept', async () => {
+    const { stateDir, configPath } = olderState(1);
+    // Enough seen events that the v2 step (every one converted to an instant in a new table) takes a while.
+    const rows = 400_000;
+    const db = new Database(join(stateDir, 'bridge.sqlite'));
+    const insert = db.prepare('INSERT INTO seen_events VALUES (?, ?, ?)');
+    db.transaction(() => {
+      for (let i = 0; i < rows; i += 1) insert.run('sandbox', `e${i}|1`, new Date(Date.UTC(2026, 10, 1) + i * 1000).toISOString());
+    })();
+    db.close();
+    const wal = join(stateDir, 'bridge.sqlite-wal');
+    const upgrade = spawnBridge(['state', 'upgrade', '--config', configPath]);
+    // Killed once the step's writes reach the write-ahead log, before they commit (or, on a fast machine, after).
+    await until('the upgrade writing', () => (existsSync(wal) && statSync(wal).size > 1 << 20) || undefined, 30_000, 5);
+    upgrade.kill('SIGKILL');
+    expect((await upgrade.done).signal).toBe('SIGKILL');
+    const killed = schemaOf(stateDir);
+    expect(killed.integrity).toBe('ok');
+    expect(killed.version).toBeGreaterThanOrEqual(1);
+    expect(countSeen(stateDir)).toBe(rows);
+
+    const again = await spawnBridge(['state', 'upgrade', '--config', configPath]).done;
+    expect(again.code, again.stderr).toBe(0);
+    expect(schemaOf(stateDir)).toEqual({ version: STATE_SCHEMA_VERSION, integrity: 'ok' });
+    expect(countSeen(stateDir)).toBe(rows);
   }, 60_000);
 
   it('three upgrades at once, one killed -9 while it waits for the lock: each step is applied once, and a sync then delivers every row', async () => {

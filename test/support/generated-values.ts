@@ -16,7 +16,7 @@ export function preciseMs(text: string): number {
 
 /**
  * Every value of the dataset that identifies a person: patient names, address lines and identifiers, practitioner
- * identifiers, e-mail addresses and logins. None may reach a log line or a diagnostic's output. Short values (a given
+ * names, identifiers, e-mail addresses and logins, and the logins and names of users without a Practitioner. None may reach a log line or a diagnostic's output. Short values (a given
  * name of three letters, a four-digit number) are left out: they occur in ordinary text by chance.
  */
 export function phiValues(dataset: GeneratedDataset): string[] {
@@ -27,14 +27,17 @@ export function phiValues(dataset: GeneratedDataset): string[] {
     for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
   }
   for (const p of dataset.practitioners()) {
+    for (const n of p.name ?? []) for (const v of [n.family, ...(n.given ?? [])]) if (v && v.length > 3) values.add(v);
     for (const i of p.identifier ?? []) if (i.value && i.value.trim().length > 4) values.add(i.value.trim());
     for (const t of p.telecom ?? []) if (t.value) values.add(t.value);
   }
-  // Users without a Practitioner exist only in the events: their login, EMP identifier and name.
+  // Users without a Practitioner exist only in the events: their login, EMP identifier and name, whole and split.
   for (const event of dataset.events()) {
     const user = event.agent[0];
     if (user?.who?.reference !== undefined) continue;
-    for (const v of [user?.altId, user?.who?.identifier?.value, user?.who?.display]) if (v && v.length > 4) values.add(v);
+    const display = user?.who?.display;
+    const parts = display?.split(', ') ?? [];
+    for (const v of [user?.altId, user?.who?.identifier?.value, display, ...parts]) if (v && v.length > 3) values.add(v);
   }
   return [...values];
 }

@@ -56,6 +56,8 @@ export interface RunningSandbox {
       readonly start: string;
       readonly end: string;
     };
+    /** The users that have a Practitioner (the others are staff without a provider record). */
+    practitioners(): Iterable<unknown>;
   };
   readonly ids: { readonly jobId: string };
   readonly config: ConfigInput;
@@ -143,7 +145,7 @@ export function addSandboxDataOptions(command: Command, defaultDir: string): Com
     .option('--seed <n>', 'data generator seed (same seed, same data)', '42')
     .option('--events <n>', 'audit events to generate', '1000')
     .option('--patients <n>', 'patients to generate', '200')
-    .option('--practitioners <n>', 'practitioners to generate', '25');
+    .option('--practitioners <n>', 'EHR users to generate (about one in ten is staff without a provider record, so without a Practitioner)', '25');
 }
 
 const DEFAULT_SANDBOX_DIR = 'state/sandbox';
@@ -168,7 +170,10 @@ export function sandboxCommand(ctx: CliContext): Command {
       ctx.print(`FHIR R4 base                    ${sandbox.fhir.baseUrl}`);
       ctx.print(`Entra ID authority host         ${sandbox.entra.authorityHost}`);
       ctx.print(`Purview ingestion base          ${sandbox.ingest.baseUrl}`);
-      ctx.print(`Data: ${window.events} events, ${window.patients} patients, ${window.practitioners} practitioners, ${window.start} → ${window.end}`);
+      const providers = [...sandbox.dataset.practitioners()].length;
+      ctx.print(
+        `Data: ${window.events} events, ${window.patients} patients, ${window.practitioners} users (${providers} with a Practitioner, ${window.practitioners - providers} staff named by identifier only), ${window.start} → ${window.end}`,
+      );
       if (fresh) ctx.print(`State: ${fresh} removed (a sandbox starts afresh: its ports, ids and keys are new on every start).`);
       ctx.print(`Config written to ${sandbox.configPath} (secrets in 0600 files beside it). In another terminal:`);
       ctx.print(`  npm run bridge -- sync --config ${sandbox.configPath} --since ${window.start} --until ${window.end}`);

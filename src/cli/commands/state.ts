@@ -63,7 +63,7 @@ export function stateCommand(ctx: CliContext): Command {
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action((flags: { config?: string }) => {
       const { stateDir } = config(flags);
-      const { from, to } = upgradeStateStore(stateDir);
+      const { from, to } = upgradeStateStore(stateDir, ctx.clock.now());
       ctx.print(
         from === to
           ? `The state database in ${stateDir} is at schema v${to}, this bridge's: nothing to do.`

@@ -85,9 +85,10 @@ export interface SchemaUpgrade {
 
 /**
  * Brings an existing state database to this bridge's schema (`bridge state upgrade`); says from which version this
- * process took it (`from` = `to` when it was there already, or another process upgraded it meanwhile).
+ * process took it (`from` = `to` when it was there already, or another process upgraded it meanwhile). Refused while a
+ * run holds a connector's lease (at `nowMs`): a bridge is at work on it, most likely of the older version.
  */
-export function upgradeStateStore(stateDir: string): SchemaUpgrade {
+export function upgradeStateStore(stateDir: string, nowMs: number): SchemaUpgrade {
   const file = join(stateDir, 'bridge.sqlite');
   if (!existsSync(file)) {
     throw new BridgeError(
@@ -99,6 +100,7 @@ export function upgradeStateStore(stateDir: string): SchemaUpgrade {
     );
   }
   return withDatabase(stateDir, (db) => {
+    if (schemaVersion(db) < STATE_SCHEMA_VERSION) refuseHeldLeases(db, nowMs);
     const applied = migrate(db, true);
     db.close();
     return { from: applied[0] === undefined ? STATE_SCHEMA_VERSION : applied[0] - 1, to: STATE_SCHEMA_VERSION };
@@ -138,6 +140,20 @@ function withDatabase<T>(stateDir: string, use: (db: Database.Database) => T): T
   }
 }
 
+/** The leases table came with schema v2: an older database has none to hold. */
+function refuseHeldLeases(db: Database.Database, nowMs: number): void {
+  if (schemaVersion(db) < 2) return;
+  const held = db.prepare<[number], { name: string; owner: string }>('SELECT name, owner FROM leases WHERE expires_ms > ? ORDER BY name').all(nowMs);
+  const first = held[0];
+  if (first === undefined) return;
+  const holder = JSON.parse(first.owner) as Partial<LeaseHolder>;
+  throw new BridgeError(
+    'BRG_ERR_RUN_IN_PROGRESS',
+    `${held.length === 1 ? 'A run holds' : `${held.length} runs hold`} the state: ${first.name} by ${holder.command ?? 'a bridge'} (host ${holder.host ?? '?'}, pid ${holder.pid ?? '?'}, since ${holder.since ?? '?'}). Upgrade the schema once the bridges of the older version are stopped; a holder that died lets go after state.leaseTtlSeconds.`,
+    { details: { lease: first.name, holders: held.length } },
+  );
+}
+
 function schemaVersion(db: Database.Database): number {
   return db.pragma('user_version', { simple: true }) as number;
 }
@@ -160,7 +176,7 @@ function migrate(db: Database.Database, upgrade: boolean): number[] {
   if (version < STATE_SCHEMA_VERSION && !upgrade) {
     throw new BridgeError(
       'BRG_ERR_STATE_SCHEMA',
-      `State database schema v${version} is older than this bridge (v${STATE_SCHEMA_VERSION}), and this command only reads it, so it leaves it as it is: a bridge of the older version may still run on it. Read it with that version, or upgrade it once the older bridges are stopped: \`bridge state upgrade\` (or the next sync or service start of this version does it).`,
+      `State database schema v${version} is older than this bridge (v${STATE_SCHEMA_VERSION}), and this command only reads it, so it leaves it as it is (a bridge of the older version may still use it, or an upgrade is under way: then run this again in a moment). Read it with that version, or upgrade it once the older bridges are stopped: \`bridge state upgrade\` (or the next sync or service start of this version does it).`,
       { details: { version, bridgeVersion: STATE_SCHEMA_VERSION } },
     );
   }
