@@ -228,6 +228,7 @@ export function buildFhirClient(
     batchSize: f.referenceBatchSize,
     cacheSize: f.referenceCacheSize,
     cacheTtlMs: f.referenceCacheTtlMs,
+    unknownUserTtlMs: f.unknownUserCacheTtlMs,
     baseUrl: f.baseUrl,
     clock: context.clock,
     logger: context.logger,

@@ -110,6 +110,13 @@ const fhirSchema = z
       .describe(
         'How long a resolved resource stays cached (at least a minute: the resources prefetched for a group of events must still be there when the group is mapped).',
       ),
+    unknownUserCacheTtlMs: z
+      .int()
+      .min(60_000)
+      .default(86_400_000)
+      .describe(
+        "How long a requestor's identifier that no Practitioner carries (at Epic: staff without a provider record) is remembered as nobody's. Each look-up of one costs a search of its own and finds nothing; their rows map from the identifier and display all the same.",
+      ),
   })
   .strict();
 

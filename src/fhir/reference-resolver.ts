@@ -42,6 +42,12 @@ export interface ReferenceResolverOptions {
   /** After this a cached entry is fetched again by the next prefetch. Default 3600000 ms (1 h). */
   readonly cacheTtlMs?: number;
   /**
+   * How long a user identifier that no Practitioner (or PractitionerRole) carries is remembered as nobody's: at Epic,
+   * staff without a provider record, whose every look-up costs a search of its own and always finds nothing. Their
+   * rows map from the identifier and display all the same. Default 86400000 ms (24 h).
+   */
+  readonly unknownUserTtlMs?: number;
+  /**
    * The FHIR base the references come from (fhir.baseUrl): an absolute reference with another base is another
    * server's resource and is not fetched. Default none: every base counts as this server's.
    */
@@ -57,6 +63,9 @@ export interface ReferenceResolverOptions {
  * one cache TTL: its references count as missing without a request, and the logger says once which scope or API to add.
  */
 const OPTIONAL_TYPES: ReadonlySet<string> = new Set(['Encounter', 'Location', 'Organization']);
+
+/** The types a requestor's identifier names (ReferenceResolverOptions.unknownUserTtlMs). */
+const USER_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRole']);
 
 export interface ReferenceResolver extends ResourceLookup {
   /**
@@ -87,6 +96,7 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
   return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), ownBase(options.baseUrl), {
     clock: options.clock,
     ttlMs,
+    unknownUserTtlMs: positiveInteger('unknownUserTtlMs', options.unknownUserTtlMs ?? 86_400_000),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }
@@ -122,7 +132,7 @@ class CachingResolver implements ReferenceResolver {
     private readonly batchSize: number,
     /** normaliseBase(baseUrl), or undefined: every base is ours. */
     private readonly ownBase: string | undefined,
-    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly logger?: Logger },
+    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly unknownUserTtlMs: number; readonly logger?: Logger },
   ) {}
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
@@ -345,13 +355,22 @@ class CachingResolver implements ReferenceResolver {
       matches = resourcesOf(bundle, ref.type);
       break; // two results already make it ambiguous; no need for more pages.
     }
-    const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined);
+    const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined, matches.length === 0);
     return match ? [match] : [];
   }
 
-  /** Caches what an identifier names (or that it names nothing usable), and the resource under its own key. */
-  private rememberIdentifier(ref: IdentifierReference, match: FhirResource | undefined): FhirResource | undefined {
-    this.remember(identifierKey(ref.type, ref.system, ref.value), match);
+  /**
+   * Caches what an identifier names (or that it names nothing usable), and the resource under its own key. A user
+   * identifier asked for alone that nobody carries is kept unknownUserTtlMs: staff without a provider record stay so.
+   */
+  private rememberIdentifier(ref: IdentifierReference, match: FhirResource | undefined, nobody = false): FhirResource | undefined {
+    const key = identifierKey(ref.type, ref.system, ref.value);
+    if (nobody && USER_TYPES.has(ref.type)) {
+      this.stats.missing += 1;
+      this.cache.set(key, undefined, this.optional.unknownUserTtlMs);
+      return undefined;
+    }
+    this.remember(key, match);
     if (match?.id !== undefined) {
       const key = referenceKey(match.resourceType, match.id);
       this.cache.set(key, match);

@@ -4,7 +4,8 @@ import { createReferenceResolver } from '../../src/fhir/index.js';
 import { identifierKey } from '../../src/reference-keys.js';
 import { rejectionOf } from '../support/error-of.js';
 import { linesLogger } from '../support/log-lines.js';
-import { allResources, buildFixtures, EMP_SYSTEM, type FixtureServer, startFixtureServer } from './support.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { allResources, buildFixtures, EMP_SYSTEM, type FixtureServer, START, startFixtureServer } from './support.js';
 
 let fixture: FixtureServer | undefined;
 afterEach(async () => {
@@ -111,6 +112,31 @@ describe('reference resolver', () => {
     // One search for both (a comma is FHIR search's OR), each identifier matched back to the resource carrying it;
     // EMP99, which the answer lacks, asked once alone.
     expect(identifierQueries).toEqual([`${EMP_SYSTEM}|EMP3,${EMP_SYSTEM}|EMP99`, `${EMP_SYSTEM}|EMP99`]);
+  });
+
+  it('remembers a user identifier nobody carries for unknownUserTtlMs, a patient identifier only for the cache TTL', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 2 })));
+    const clock = new ManualClock(START);
+    const resolver = createReferenceResolver(fixture.client(), { clock, cacheTtlMs: 3_600_000, unknownUserTtlMs: 86_400_000 });
+    const staff = { type: 'Practitioner' as const, system: EMP_SYSTEM, value: 'CLERK7' };
+    const provider = { type: 'Practitioner' as const, system: EMP_SYSTEM, value: 'EMP1' };
+    const unknownMrn = { type: 'Patient' as const, system: 'urn:oid:2.16.840.1.113883.19.5', value: 'MRN404' };
+    const asked = (value: string): number =>
+      [...(fixture?.server.requests ?? [])].filter((request) => (new URLSearchParams(request.query).get('identifier') ?? '').includes(`|${value}`)).length;
+    const prefetch = () => resolver.prefetch({ keys: [], identifiers: [staff, provider, unknownMrn] });
+
+    await prefetch();
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
+    expect([asked('CLERK7'), asked('EMP1'), asked('MRN404')]).toEqual([2, 1, 1]);
+    // Two hours on: the provider and the unknown MRN are asked again (the cache TTL), the staff identifier is not.
+    await clock.advance(2 * 3_600_000);
+    await prefetch();
+    expect([asked('CLERK7'), asked('EMP1'), asked('MRN404')]).toEqual([2, 2, 2]);
+    // A day on, it is asked again: someone may have given the user a provider record meanwhile.
+    await clock.advance(86_400_000);
+    await prefetch();
+    expect(asked('CLERK7')).toBe(4);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'CLERK7'))).toBeUndefined();
   });
 
   it('batches identifier searches per batchSize, and an identifier two resources carry stays unresolved', async () => {
