@@ -1,10 +1,11 @@
 /**
  * A run as the API and the CLI show it: its rejects file and its spool only while they exist, and when retention removes
  * the rejects. (The run record keeps the paths after the files are gone; showing them as they are pointed operators at
- * deleted files.) A run not completed shows what Purview acknowledged of it so far, from the delivery ledger: its record
- * gets the push's counts only when it completes, and "0 blocks" for a run killed after ten misled.
+ * deleted files.) Its blocks, possibly duplicated blocks and (until it completes) acknowledged rows are what the
+ * delivery ledger holds of it where that is more (sync/delivered-counts.ts): "0 blocks" for a run killed after ten misled.
  */
 import { existsSync } from 'node:fs';
+import { withDelivered } from '../sync/delivered-counts.js';
 import type { RunDelivered, RunRecord } from '../sync/state/index.js';
 
 export interface RejectsPolicy {
@@ -14,18 +15,10 @@ export interface RejectsPolicy {
 
 export type RunView = RunRecord & { rejectsAvailable: boolean; rejectsExpireAt?: string };
 
-/** `delivered`: the ledger's acknowledgements of the run (StateStore.deliveredOf), shown while it is not completed. */
+/** `delivered`: the ledger's acknowledgements of the run (StateStore.deliveredOf). */
 export function runView(run: RunRecord, policy: RejectsPolicy, delivered?: RunDelivered): RunView {
   const { rejectsPath, spoolPath, ...rest } = run;
-  const counts =
-    delivered && run.state !== 'completed'
-      ? {
-          ...run.counts,
-          blocksAcked: Math.max(run.counts.blocksAcked, delivered.blocks),
-          rowsAcked: Math.max(run.counts.rowsAcked, delivered.rows),
-          possiblyDuplicated: Math.max(run.counts.possiblyDuplicated, delivered.possiblyDuplicated),
-        }
-      : run.counts;
+  const counts = delivered ? withDelivered(run.counts, delivered, run.state === 'completed') : run.counts;
   const available = rejectsPath !== undefined && existsSync(rejectsPath);
   const spooled = spoolPath !== undefined && existsSync(spoolPath);
   const expires =

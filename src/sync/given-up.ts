@@ -2,9 +2,10 @@
  * Events the operator gave up after Purview refused their block as invalid (`bridge state give-up`) are rejected rows
  * of the run that meets them: each of their rows goes to the run's rejects file with reason `purview-refused`, after
  * the mapping's rejects, so `bridge rejects <run>` shows what Purview would not take. Every push of a run meets them
- * again (the ledger keeps them given up), so a push first cuts what an earlier push of the same run wrote (a resume
- * after a kill), and the file lists each row once. It remembers which events that push had recorded, so the run's
- * live reject count (the `reject` event, a metric) takes each event once, however often its push resumed.
+ * again (the ledger keeps them given up): a push keeps the rows an earlier push of the same run wrote (a resume after
+ * a kill, or after a failure) and writes only the others, so the file lists each row once (a line a kill tore is cut
+ * and written again), and the run's live reject count (the `reject` event, a metric) takes each event once, however
+ * often its push resumed or failed.
  */
 import { closeSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
@@ -25,10 +26,10 @@ export class GivenUpRecorder {
   private buffer = '';
   private readonly rejects: number;
   private spool: number | undefined;
-  /** Claim keys (`id|versionId`) of the events an earlier push of this run recorded. */
-  private readonly earlier: ReadonlySet<string>;
+  /** Rows an earlier push of this run wrote, by claim key (`id|versionId`) of their event. */
+  private readonly earlier: ReadonlyMap<string, number>;
 
-  /** Cuts an earlier push's given-up lines from the rejects file and opens it to append. */
+  /** Opens the rejects file to append, after the lines earlier pushes of the run wrote whole (a torn last line cut). */
   constructor(
     rejectsPath: string,
     private readonly spoolPath: string,
@@ -36,16 +37,22 @@ export class GivenUpRecorder {
     this.rejects = openSync(rejectsPath, 'a+', 0o600);
     try {
       const start = givenUpStart(this.rejects);
-      this.earlier = start === undefined ? new Set() : recordedKeys(this.rejects, start);
-      if (start !== undefined) ftruncateSync(this.rejects, start);
+      const earlier = start === undefined ? undefined : earlierRows(this.rejects, start);
+      this.earlier = earlier?.rows ?? new Map();
+      if (earlier) ftruncateSync(this.rejects, earlier.end);
     } catch (error) {
       closeSync(this.rejects);
       throw error;
     }
   }
 
-  /** Writes the event's rows; true when no earlier push of this run had recorded it (it is new to the run's counts). */
+  /**
+   * Writes the event's rows an earlier push of this run did not (all of them, or those after a kill cut it short); true
+   * when no earlier push had written any (the event is new to the run's counts).
+   */
   add(event: SpoolEvent): boolean {
+    const written = this.earlier.get(event.key) ?? 0;
+    if (written >= event.rows) return false;
     this.spool ??= openSync(this.spoolPath, 'r');
     const bytes = Buffer.alloc(event.end - event.start);
     const read = readSync(this.spool, bytes, 0, bytes.length, event.start);
@@ -53,14 +60,17 @@ export class GivenUpRecorder {
       throw new BridgeError('BRG_ERR_STATE', `The spool ${this.spoolPath} ends inside event ${event.key}'s rows: it was cut after it was written.`);
     }
     const { id, versionId } = parseEventClaimKey(event.key);
-    for (const row of bytes.toString('utf8').split('\r\n')) {
-      if (row === '') continue;
+    const rows = bytes
+      .toString('utf8')
+      .split('\r\n')
+      .filter((row) => row !== '');
+    for (const row of rows.slice(written)) {
       this.buffer += `${JSON.stringify({ reason: GIVEN_UP_REASON, eventId: id, ...(versionId ? { versionId } : {}), row })}\n`;
       this.rows += 1;
     }
     this.events += 1;
     if (this.buffer.length >= FLUSH_CHARS) this.flush();
-    return !this.earlier.has(event.key);
+    return written === 0;
   }
 
   close(): void {
@@ -79,11 +89,15 @@ export class GivenUpRecorder {
   }
 }
 
-/** The claim keys of the given-up lines from `start` on; a last line cut by a kill (no newline, or not JSON) counts not. */
-function recordedKeys(fd: number, start: number): Set<string> {
-  const keys = new Set<string>();
+/**
+ * The rows the given-up lines from `start` on hold, per event, and where they end: before a line a kill cut (no newline,
+ * or not JSON), which is cut.
+ */
+function earlierRows(fd: number, start: number): { rows: Map<string, number>; end: number } {
+  const rows = new Map<string, number>();
   const chunk = Buffer.alloc(CHUNK_BYTES);
   let position = start;
+  let end = start;
   let pending = Buffer.alloc(0);
   for (;;) {
     const read = readSync(fd, chunk, 0, chunk.length, position);
@@ -92,12 +106,14 @@ function recordedKeys(fd: number, start: number): Set<string> {
     let text = Buffer.concat([pending, chunk.subarray(0, read)]);
     for (let newline = text.indexOf(0x0a); newline !== -1; newline = text.indexOf(0x0a)) {
       const key = keyOf(text.subarray(0, newline).toString('utf8'));
-      if (key !== undefined) keys.add(key);
+      if (key === undefined) return { rows, end };
+      rows.set(key, (rows.get(key) ?? 0) + 1);
+      end += newline + 1;
       text = text.subarray(newline + 1);
     }
     pending = Buffer.from(text);
   }
-  return keys;
+  return { rows, end };
 }
 
 function keyOf(line: string): string | undefined {

@@ -4,6 +4,7 @@
  * acknowledges events in the delivery ledger block by block, and the watermark moves in one transaction once every
  * row up to it is acknowledged or rejected — never backwards, so a backfill cannot rewind it.
  */
+
 import { setMaxListeners } from 'node:events';
 import type { Clock } from '../clock.js';
 import { BridgeError, toBridgeError } from '../errors.js';
@@ -14,6 +15,7 @@ import { type DeliveryTarget, eventSpoolHeader, isCompleteEventSpool, type PushO
 import { type LeaseRef, parseEventClaimKey } from '../purview/ledger.js';
 import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
 import { refuseOrphanedDeliveries } from './connector-identity.js';
+import { withDelivered } from './delivered-counts.js';
 import type { EventSource } from './event-source.js';
 import { forwardPushEvent, type SyncEvents } from './events.js';
 import { type FileDropDeps, runFileDrop } from './file-drop.js';
@@ -304,18 +306,20 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
       'rows given up after Purview refused them (bridge state give-up) were recorded as rejected, not sent',
     );
   }
+  const pushed: RunCounts = {
+    ...counts,
+    rejects: counts.rejects + report.rowsGivenUp,
+    blocks: report.blocks,
+    blocksAcked: report.blocks,
+    rowsAcked: report.rowsAcked,
+    rowsAlreadyDelivered: report.rowsAlreadyDelivered,
+    possiblyDuplicated: report.possiblyDuplicated.length,
+    rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
+  };
   return {
     givenUpRows: report.rowsGivenUp,
-    counts: {
-      ...counts,
-      rejects: counts.rejects + report.rowsGivenUp,
-      blocks: report.blocks,
-      blocksAcked: report.blocks,
-      rowsAcked: report.rowsAcked,
-      rowsAlreadyDelivered: report.rowsAlreadyDelivered,
-      possiblyDuplicated: report.possiblyDuplicated.length,
-      rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
-    },
+    // A resumed run's earlier pushes acknowledged blocks (some flagged possibly duplicated) this push does not count.
+    counts: withDelivered(pushed, deps.store.deliveredOf(run.id), true),
     possiblyDuplicated: report.possiblyDuplicated,
   };
 }
@@ -356,6 +360,7 @@ function resumableOrClosed(deps: SyncDeps, run: RunRecord): (RunRecord & { spool
     deps.store.updateRun(run.id, {
       state: 'failed',
       finishedAt: new Date(deps.clock.now()).toISOString(),
+      counts: withDelivered(run.counts, deps.store.deliveredOf(run.id), false),
       error: {
         code: 'BRG_ERR_ABORTED',
         message: run.dryRun
@@ -507,6 +512,8 @@ function recordFailure(
   const keepForResume = run?.state === 'pushing';
   deps.store.updateRun(runId, {
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
+    // A failed run keeps what Purview acknowledged of it, once the ledger forgets it too.
+    ...(run && !keepForResume ? { counts: withDelivered(run.counts, deps.store.deliveredOf(runId), false) } : {}),
     error: { code: bridgeError.code, message: bridgeError.message },
   });
   // The spool holds PHI and cannot finish this run any more; a removal that fails must not hide the run's own error.

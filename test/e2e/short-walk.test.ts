@@ -60,7 +60,8 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
   // blocks the ledger holds as acknowledged, at most those the emulator took (one took, its answer lost to a 503).
   const listed = await spawnBridge(['runs', '--json', '--limit', '1', '--config', h.sandbox.configPath]).done;
   expect(listed.code, listed.stderr).toBe(0);
-  const [killedRun] = (JSON.parse(listed.stdout) as { runs: Array<{ state: string; counts: { blocksAcked: number; rowsAcked: number } }> }).runs;
+  type Listed = { runs: Array<{ id: string; state: string; counts: { blocksAcked: number; rowsAcked: number } }> };
+  const [killedRun] = (JSON.parse(listed.stdout) as Listed).runs;
   expect(killedRun?.state).toBe('pushing');
   const acknowledged = killedRun?.counts.blocksAcked ?? 0;
   expect(acknowledged).toBeGreaterThanOrEqual(1);
@@ -69,6 +70,7 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
 
   // The rerun, with 7-row blocks, holds the connector (Purview is slow) while a second process is refused.
   const requests = h.sandbox.ingest.requests;
+  const acceptedBeforeRerun = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
   h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 });
   h.sandbox.fhir.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
   const rerun = bridgeSync(7);
@@ -77,6 +79,17 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
   expect(second.code, second.stderr).toBe(6);
   const done = await rerun.done;
   expect(done.code, done.stderr).toBe(0);
+  // The resumed run completes with the blocks of both its pushes: those before the kill and those of the rerun.
+  // (The rerun then starts a run of its own over the window: nothing is left to send in it.)
+  const completed = await spawnBridge(['runs', '--json', '--limit', '5', '--config', h.sandbox.configPath]).done;
+  const runs = (JSON.parse(completed.stdout) as Listed).runs;
+  const resumed = runs.find((run) => run.id === killedRun?.id);
+  expect(resumed?.state).toBe('completed');
+  const later = runs.filter((run) => run.id !== killedRun?.id && run.state === 'completed' && runs.indexOf(run) < runs.indexOf(resumed as Listed['runs'][0]));
+  const sentLater = later.reduce((sum, run) => sum + run.counts.blocksAcked, 0);
+  expect(resumed?.counts.blocksAcked).toBe(acknowledged + h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length - acceptedBeforeRerun - sentLater);
+  // So says the run's own record (its summary, the status metrics), not only `bridge runs`.
+  expect(h.withStore((s) => s.getRun(killedRun?.id ?? '')?.counts.blocksAcked)).toBe(resumed?.counts.blocksAcked);
 
   const flagged = h.withStore((s) => flaggedEvents(s, h.config));
   const { duplicates } = expectExactlyOnceOrFlagged(accepted(), expected, flagged);

@@ -21,12 +21,15 @@ describe('a run as the API and `bridge runs` show it', () => {
     for (const state of ['pushing', 'failed', 'running'] as const) {
       expect(runView(run(state, { rows: 500 }), policy, delivered).counts).toMatchObject({ rows: 500, blocksAcked: 3, rowsAcked: 300, possiblyDuplicated: 1 });
     }
+    // A flat-file run that failed after one file Purview already had (1000 rows) and 300 rows of the next.
+    const files = run('failed', { rowsAcked: 1000, rowsAlreadyDelivered: 1000 });
+    expect(runView(files, policy, delivered).counts.rowsAcked).toBe(1300);
   });
 
-  it('a completed run keeps the counts it recorded (the ledger may have forgotten its blocks since)', () => {
-    const completed = run('completed', { blocksAcked: 2, rowsAcked: 200 });
+  it("a completed run keeps its rows; its blocks are all its pushes' (a resumed run), or its record's once the ledger forgot them", () => {
+    const completed = run('completed', { rows: 500, blocksAcked: 2, rowsAcked: 500, rowsAlreadyDelivered: 200 });
+    expect(runView(completed, policy, delivered).counts).toEqual({ ...completed.counts, blocksAcked: 3, possiblyDuplicated: 1 });
     expect(runView(completed, policy, { blocks: 0, rows: 0, possiblyDuplicated: 0 }).counts).toEqual(completed.counts);
-    expect(runView(completed, policy, delivered).counts).toEqual(completed.counts);
     expect(runView(run('pushing'), policy).counts).toEqual(ZERO_COUNTS);
   });
 });

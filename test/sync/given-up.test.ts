@@ -23,7 +23,7 @@ const lines = (path: string) =>
     .filter((line) => line !== '')
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 
-it("writes each given-up row after the mapping's rejects, and a second push of the run replaces the first's lines", () => {
+it("writes each given-up row after the mapping's rejects; a resumed push keeps what an earlier one wrote whole, and counts each event once", () => {
   // Mapping rejects over several read chunks, so the scan for the given-up lines crosses chunk edges.
   const mapping = Array.from(
     { length: 3000 },
@@ -36,21 +36,37 @@ it("writes each given-up row after the mapping's rejects, and a second push of t
   expect(first).toMatchObject({ rows: 3, events: 2 });
   const written = lines(rejectsPath);
   expect(written).toHaveLength(3003);
-  expect(written.slice(3000)).toEqual([
+  const given = [
+    { reason: GIVEN_UP_REASON, eventId: 'e1', versionId: '3', row: 'r1a\tx' },
+    { reason: GIVEN_UP_REASON, eventId: 'e1', versionId: '3', row: 'r1b\ty' },
+    { reason: GIVEN_UP_REASON, eventId: 'e2', row: 'r2\tz' },
+  ];
+  expect(written.slice(3000)).toEqual(given);
+  // A resumed push (the first killed mid-write: a torn line at the end) that fails before it meets either event keeps
+  // both (the torn line cut); the push after it meets both: nothing new to the run's counts, nothing written twice.
+  writeFileSync(rejectsPath, `${readFileSync(rejectsPath, 'utf8')}{"reas`);
+  new GivenUpRecorder(rejectsPath, spoolPath).close();
+  expect(lines(rejectsPath).slice(3000)).toEqual(given);
+  const third = new GivenUpRecorder(rejectsPath, spoolPath);
+  expect([third.add(e1), third.add(e2)]).toEqual([false, false]);
+  third.close();
+  const after = lines(rejectsPath);
+  expect(after).toHaveLength(3003);
+  expect(after.slice(0, 3000).map((line) => line['eventId'])).toEqual(Array.from({ length: 3000 }, (_, i) => `m${i}`));
+  expect(after.slice(3000)).toEqual(given);
+});
+
+it('a push killed between two writes of one event leaves its first rows: the next writes the rest, and counts it not again', () => {
+  const line = (row: string) => `${JSON.stringify({ reason: GIVEN_UP_REASON, eventId: 'e1', versionId: '3', row })}\n`;
+  const { rejectsPath, spoolPath } = files(line('r1a\tx'));
+  const recorder = new GivenUpRecorder(rejectsPath, spoolPath);
+  expect([recorder.add(e1), recorder.add(e2)]).toEqual([false, true]);
+  recorder.close();
+  expect(lines(rejectsPath)).toEqual([
     { reason: GIVEN_UP_REASON, eventId: 'e1', versionId: '3', row: 'r1a\tx' },
     { reason: GIVEN_UP_REASON, eventId: 'e1', versionId: '3', row: 'r1b\ty' },
     { reason: GIVEN_UP_REASON, eventId: 'e2', row: 'r2\tz' },
   ]);
-  // A resumed push (killed mid-write: a torn line at the end) meets e2 alone this time.
-  writeFileSync(rejectsPath, `${readFileSync(rejectsPath, 'utf8')}{"reas`);
-  const again = new GivenUpRecorder(rejectsPath, spoolPath);
-  // Both were recorded by the first push: not new to the run's counts (the live reject metric takes each event once).
-  expect(again.add(e2)).toBe(false);
-  again.close();
-  const after = lines(rejectsPath);
-  expect(after).toHaveLength(3001);
-  expect(after.slice(0, 3000).map((line) => line['eventId'])).toEqual(Array.from({ length: 3000 }, (_, i) => `m${i}`));
-  expect(after[3000]).toEqual({ reason: GIVEN_UP_REASON, eventId: 'e2', row: 'r2\tz' });
 });
 
 it('leaves a rejects file without given-up lines as it is, and creates one that is missing 0600', () => {

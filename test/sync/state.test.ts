@@ -227,13 +227,13 @@ describe('schema version', () => {
     expect(error.message).toContain(`schema v6 is older than this bridge (v${STATE_SCHEMA_VERSION})`);
     expect(error.message).toContain('bridge state upgrade');
     expect(versionOf(dir)).toBe(6);
-    expect(upgradeStateStore(dir, 0)).toEqual({ from: 6, to: STATE_SCHEMA_VERSION });
+    expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 6, to: STATE_SCHEMA_VERSION });
     expect(versionOf(dir)).toBe(STATE_SCHEMA_VERSION);
-    expect(upgradeStateStore(dir, 0)).toEqual({ from: STATE_SCHEMA_VERSION, to: STATE_SCHEMA_VERSION });
+    expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: STATE_SCHEMA_VERSION, to: STATE_SCHEMA_VERSION });
     store = openExistingStateStore(dir, new ManualClock(0), { upgrade: false });
     expect(store.listRuns({ limit: 5 })).toEqual([]);
     // A directory no bridge has used has nothing to upgrade: a typo in stateDir, not a new database.
-    expect(errorOf(() => upgradeStateStore(join(dir, 'missing'), 0)).code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(errorOf(() => upgradeStateStore(join(dir, 'missing'), { nowMs: 0, isStale: () => false })).code).toBe('BRG_ERR_CONFIG_INVALID');
   });
 
   it('an upgrade is refused while a run holds a lease (a bridge is at work on it); a lease that expired is no hold', () => {
@@ -242,11 +242,18 @@ describe('schema version', () => {
     const owner = { id: 'h1', host: 'ehr-bridge-1', pid: 4242, command: 'bridge serve (schedule)', since: '2026-11-23T00:00:00.000Z' };
     db.prepare('INSERT INTO leases (name, owner_id, owner, expires_ms) VALUES (?, ?, ?, ?)').run('connector:main', 'h1', JSON.stringify(owner), 120_000);
     db.close();
-    const error = errorOf(() => upgradeStateStore(dir, 60_000));
+    const error = errorOf(() => upgradeStateStore(dir, { nowMs: 60_000, isStale: () => false }));
     expect(error.code).toBe('BRG_ERR_RUN_IN_PROGRESS');
     expect(error.message).toContain('A run holds the state: connector:main by bridge serve (schedule) (host ehr-bridge-1, pid 4242');
     expect(versionOf(dir)).toBe(6);
-    expect(upgradeStateStore(dir, 120_001)).toEqual({ from: 6, to: STATE_SCHEMA_VERSION });
+    // An owner not written by a bridge still holds it, unnamed; a holder that died (as leases judge it) holds nothing.
+    const odd = new Database(join(dir, 'bridge.sqlite'));
+    odd.prepare('INSERT INTO leases (name, owner_id, owner, expires_ms) VALUES (?, ?, ?, ?)').run('connector:other', 'h2', 'not json', 120_000);
+    odd.close();
+    const unnamed = errorOf(() => upgradeStateStore(dir, { nowMs: 60_000, isStale: (holder) => holder.pid === 4242 }));
+    expect(unnamed.code).toBe('BRG_ERR_RUN_IN_PROGRESS');
+    expect(unnamed.message).toContain('connector:other by a bridge (host ?, pid ?');
+    expect(upgradeStateStore(dir, { nowMs: 120_001, isStale: () => false })).toEqual({ from: 6, to: STATE_SCHEMA_VERSION });
   });
 
   it('a newer schema is refused by every open, the upgrade included, and left as it is', () => {
@@ -254,7 +261,7 @@ describe('schema version', () => {
     const db = new Database(join(dir, 'bridge.sqlite'));
     db.pragma(`user_version = ${STATE_SCHEMA_VERSION + 1}`);
     db.close();
-    for (const open of [() => openStateStore(dir, new ManualClock(0)), () => upgradeStateStore(dir, 0)]) {
+    for (const open of [() => openStateStore(dir, new ManualClock(0)), () => upgradeStateStore(dir, { nowMs: 0, isStale: () => false })]) {
       const error = errorOf(open);
       expect(error.code).toBe('BRG_ERR_STATE_SCHEMA');
       expect(error.message).toContain(`newer than this bridge (v${STATE_SCHEMA_VERSION})`);

@@ -62,8 +62,9 @@ export function stateCommand(ctx: CliContext): Command {
     )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action((flags: { config?: string }) => {
-      const { stateDir } = config(flags);
-      const { from, to } = upgradeStateStore(stateDir, ctx.clock.now());
+      const { stateDir, state } = config(flags);
+      const { isStale } = leasePolicy(state.leaseTtlSeconds * 1000, 'bridge state upgrade');
+      const { from, to } = upgradeStateStore(stateDir, { nowMs: ctx.clock.now(), isStale });
       ctx.print(
         from === to
           ? `The state database in ${stateDir} is at schema v${to}, this bridge's: nothing to do.`

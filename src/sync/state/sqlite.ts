@@ -86,9 +86,10 @@ export interface SchemaUpgrade {
 /**
  * Brings an existing state database to this bridge's schema (`bridge state upgrade`); says from which version this
  * process took it (`from` = `to` when it was there already, or another process upgraded it meanwhile). Refused while a
- * run holds a connector's lease (at `nowMs`): a bridge is at work on it, most likely of the older version.
+ * run holds a connector's lease (at `nowMs`; `isStale` says a holder died, as leases take it): a bridge is at work on
+ * it, most likely of the older version. Checked under the write lock of the first step, so no run starts in between.
  */
-export function upgradeStateStore(stateDir: string, nowMs: number): SchemaUpgrade {
+export function upgradeStateStore(stateDir: string, holds: { nowMs: number; isStale: (holder: LeaseHolder) => boolean }): SchemaUpgrade {
   const file = join(stateDir, 'bridge.sqlite');
   if (!existsSync(file)) {
     throw new BridgeError(
@@ -100,8 +101,7 @@ export function upgradeStateStore(stateDir: string, nowMs: number): SchemaUpgrad
     );
   }
   return withDatabase(stateDir, (db) => {
-    if (schemaVersion(db) < STATE_SCHEMA_VERSION) refuseHeldLeases(db, nowMs);
-    const applied = migrate(db, true);
+    const applied = migrate(db, true, () => refuseHeldLeases(db, holds.nowMs, holds.isStale));
     db.close();
     return { from: applied[0] === undefined ? STATE_SCHEMA_VERSION : applied[0] - 1, to: STATE_SCHEMA_VERSION };
   });
@@ -141,17 +141,28 @@ function withDatabase<T>(stateDir: string, use: (db: Database.Database) => T): T
 }
 
 /** The leases table came with schema v2: an older database has none to hold. */
-function refuseHeldLeases(db: Database.Database, nowMs: number): void {
+function refuseHeldLeases(db: Database.Database, nowMs: number, isStale: (holder: LeaseHolder) => boolean): void {
   if (schemaVersion(db) < 2) return;
-  const held = db.prepare<[number], { name: string; owner: string }>('SELECT name, owner FROM leases WHERE expires_ms > ? ORDER BY name').all(nowMs);
+  const rows = db.prepare<[number], { name: string; owner: string }>('SELECT name, owner FROM leases WHERE expires_ms > ? ORDER BY name').all(nowMs);
+  const held = rows.map((row) => ({ name: row.name, holder: ownerOf(row.owner) })).filter(({ holder }) => !isStale(holder as LeaseHolder));
   const first = held[0];
   if (first === undefined) return;
-  const holder = JSON.parse(first.owner) as Partial<LeaseHolder>;
+  const { holder } = first;
   throw new BridgeError(
     'BRG_ERR_RUN_IN_PROGRESS',
     `${held.length === 1 ? 'A run holds' : `${held.length} runs hold`} the state: ${first.name} by ${holder.command ?? 'a bridge'} (host ${holder.host ?? '?'}, pid ${holder.pid ?? '?'}, since ${holder.since ?? '?'}). Upgrade the schema once the bridges of the older version are stopped; a holder that died lets go after state.leaseTtlSeconds.`,
     { details: { lease: first.name, holders: held.length } },
   );
+}
+
+/** A lease's owner as recorded; an owner that is not the JSON a bridge writes still holds the lease, unnamed. */
+function ownerOf(text: string): Partial<LeaseHolder> {
+  try {
+    const owner: unknown = JSON.parse(text);
+    return owner !== null && typeof owner === 'object' ? (owner as Partial<LeaseHolder>) : {};
+  } catch {
+    return {};
+  }
 }
 
 function schemaVersion(db: Database.Database): number {
@@ -164,7 +175,7 @@ function schemaVersion(db: Database.Database): number {
  * database), and then it is skipped, not run twice. A kill between two migrations leaves the last one that committed.
  * Returns the versions this process applied.
  */
-function migrate(db: Database.Database, upgrade: boolean): number[] {
+function migrate(db: Database.Database, upgrade: boolean, beforeFirstStep?: () => void): number[] {
   const version = schemaVersion(db);
   if (version > STATE_SCHEMA_VERSION) {
     throw new BridgeError(
@@ -180,13 +191,14 @@ function migrate(db: Database.Database, upgrade: boolean): number[] {
       { details: { version, bridgeVersion: STATE_SCHEMA_VERSION } },
     );
   }
+  const applied: number[] = [];
   const step = db.transaction((target: number): boolean => {
     if (schemaVersion(db) >= target) return false;
+    if (applied.length === 0) beforeFirstStep?.();
     db.exec(MIGRATIONS[target - 1] as string);
     db.pragma(`user_version = ${target}`);
     return true;
   });
-  const applied: number[] = [];
   for (let target = version + 1; target <= STATE_SCHEMA_VERSION; target += 1) if (step.immediate(target)) applied.push(target);
   return applied;
 }
