@@ -125,11 +125,15 @@ export const ERROR_CODES = {
     exit: 6,
     fix: 'A file could not be moved to the archive after its outcome; its rows were delivered (or refused) as the run says. Fix the archive; the next run moves it without sending a row again.',
   },
-  BRG_ERR_STATE: { http: 500, exit: 6, fix: 'Check the state directory is writable and not used by another process.' },
+  BRG_ERR_STATE: {
+    http: 500,
+    exit: 6,
+    fix: 'If the message says the database is locked by another process, wait for it and run again; otherwise check the state directory exists and is writable.',
+  },
   BRG_ERR_STATE_SCHEMA: {
     http: 500,
     exit: 6,
-    fix: 'Use the bridge version that matches the state database; or, once every bridge of the older version using it is stopped, upgrade it: `bridge state upgrade`.',
+    fix: 'Run the bridge version that matches the state database. If the database is the older (the message says which), upgrade it once every bridge of the older version using it is stopped: `bridge state upgrade`.',
   },
   // Answers of the HTTP API alone (no command raises them).
   BRG_ERR_UNAUTHORIZED: {

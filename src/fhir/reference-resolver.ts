@@ -44,7 +44,8 @@ export interface ReferenceResolverOptions {
   /**
    * How long a user identifier that no Practitioner (or PractitionerRole) carries is remembered as nobody's: at Epic,
    * staff without a provider record, whose every look-up costs a search of its own and always finds nothing. Their
-   * rows map from the identifier and display all the same. Default 86400000 ms (24 h).
+   * rows map from the identifier and display all the same. The resolver lives for one run, so this matters to a run
+   * longer than cacheTtlMs (a backfill). Default 86400000 ms (24 h).
    */
   readonly unknownUserTtlMs?: number;
   /**

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { runsTable } from '../../src/cli/commands/runs.js';
 import { runView } from '../../src/server/run-view.js';
 import { type RunRecord, ZERO_COUNTS } from '../../src/sync/state/index.js';
 
@@ -31,5 +32,11 @@ describe('a run as the API and `bridge runs` show it', () => {
     expect(runView(completed, policy, delivered).counts).toEqual({ ...completed.counts, blocksAcked: 3, possiblyDuplicated: 1 });
     expect(runView(completed, policy, { blocks: 0, rows: 0, possiblyDuplicated: 0 }).counts).toEqual(completed.counts);
     expect(runView(run('pushing'), policy).counts).toEqual(ZERO_COUNTS);
+  });
+
+  it('`bridge runs` puts the rows Purview holds of a run beside its blocks', () => {
+    const [header, line] = runsTable([runView(run('pushing', { rows: 500 }), policy, delivered)]);
+    expect(header).toMatch(/events +rows +rejects +acked +blocks +dup +duration$/);
+    expect(line).toMatch(/ 500 +0 +300 +3 +1 +…$/);
   });
 });

@@ -244,6 +244,8 @@ describe('schema version', () => {
     db.close();
     const error = errorOf(() => upgradeStateStore(dir, { nowMs: 60_000, isStale: () => false }));
     expect(error.code).toBe('BRG_ERR_RUN_IN_PROGRESS');
+    // A sync, serve or push of the new version, which upgrade on their own, are refused the same way.
+    expect(errorOf(() => openStateStore(dir, new ManualClock(60_000))).code).toBe('BRG_ERR_RUN_IN_PROGRESS');
     expect(error.message).toContain('A run holds the state: connector:main by bridge serve (schedule) (host ehr-bridge-1, pid 4242');
     expect(versionOf(dir)).toBe(6);
     // An owner not written by a bridge still holds it, unnamed; a holder that died (as leases judge it) holds nothing.

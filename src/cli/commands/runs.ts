@@ -47,8 +47,8 @@ export function runsCommand(ctx: CliContext): Command {
     });
 }
 
-const COLUMNS = ['run', 'started', 'connector', 'state', 'trigger', 'window', 'events', 'rows', 'rejects', 'blocks', 'dup', 'duration'] as const;
-const NUMERIC = new Set<string>(['events', 'rows', 'rejects', 'blocks', 'dup']);
+const COLUMNS = ['run', 'started', 'connector', 'state', 'trigger', 'window', 'events', 'rows', 'rejects', 'acked', 'blocks', 'dup', 'duration'] as const;
+const NUMERIC = new Set<string>(['events', 'rows', 'rejects', 'acked', 'blocks', 'dup']);
 
 /** An aligned table; the run id is cut to 8 characters (`bridge rejects` takes such a prefix). Reject reasons go under their run. */
 export function runsTable(runs: readonly RunView[]): string[] {
@@ -64,8 +64,11 @@ export function runsTable(runs: readonly RunView[]): string[] {
     events: String(r.counts.events),
     rows: String(r.counts.rows),
     rejects: String(r.counts.rejects),
+    // Rows Purview holds of the run: sent and acknowledged, or found delivered before (so far, for a run not completed).
+    acked: String(r.counts.rowsAcked),
     blocks: String(r.counts.blocksAcked),
     dup: String(r.counts.possiblyDuplicated),
+    // A run not finished is in flight, or was killed: `bridge status` tells which.
     duration: r.finishedAt ? formatDuration((Date.parse(r.finishedAt) - Date.parse(r.startedAt)) / 1000) : '…',
   }));
   const width = Object.fromEntries(COLUMNS.map((c) => [c, Math.max(c.length, ...rows.map((row) => row[c].length))]));

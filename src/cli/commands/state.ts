@@ -58,7 +58,7 @@ export function stateCommand(ctx: CliContext): Command {
     });
   const upgrade = new Command('upgrade')
     .description(
-      "Bring the state database to this bridge's schema, once the bridges of the older version that use it are stopped. The commands that only read it (status, runs, rejects, state refused) never do; sync, serve and push do it on their own.",
+      "Bring the state database to this bridge's schema, once the bridges of the older version that use it are stopped (refused while a run holds a connector). The commands that only read it (status, runs, rejects, state refused) never do; sync, serve, push and the state commands that write do it on their own, refused the same way.",
     )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action((flags: { config?: string }) => {

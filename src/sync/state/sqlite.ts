@@ -107,9 +107,19 @@ export function upgradeStateStore(stateDir: string, holds: { nowMs: number; isSt
   });
 }
 
-export function openStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean } = { upgrade: true }): StateStore {
+/**
+ * Opens (or creates) the state store. With `upgrade` (the default: the commands that write) an older schema is brought
+ * to this bridge's, as `bridge state upgrade` does, and refused the same way while a run holds a connector's lease: a
+ * bridge of the older version at work on it could not go on (`isStale` says a holder died; by default only an expired
+ * lease is let go).
+ */
+export function openStateStore(
+  stateDir: string,
+  clock: Clock,
+  options: { upgrade: boolean; isStale?: (holder: LeaseHolder) => boolean } = { upgrade: true },
+): StateStore {
   return withDatabase(stateDir, (db) => {
-    migrate(db, options.upgrade);
+    migrate(db, options.upgrade, () => refuseHeldLeases(db, clock.now(), options.isStale ?? (() => false)));
     return new SqliteStateStore(db, clock);
   });
 }
