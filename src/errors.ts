@@ -143,7 +143,11 @@ export const ERROR_CODES = {
   },
   BRG_ERR_NOT_FOUND: { http: 404, exit: 2, fix: 'Check the path (/docs lists the API) and the connector name or run id.' },
   BRG_ERR_RATE_LIMITED: { http: 429, exit: 2, fix: 'Wait for Retry-After, then ask again.' },
-  BRG_ERR_RUN_IN_PROGRESS: { http: 409, exit: 6, fix: 'A run of this connector is already in flight; wait for it or check GET /v1/runs.' },
+  BRG_ERR_RUN_IN_PROGRESS: {
+    http: 409,
+    exit: 6,
+    fix: 'A run holds the connector (or, when the state schema is to be upgraded, any connector): wait for it, or stop the bridge the message names (a holder that died elsewhere lets go after state.leaseTtlSeconds); `bridge status` shows runs in flight.',
+  },
   BRG_ERR_CONNECTOR_STATE: {
     http: 409,
     exit: 2,

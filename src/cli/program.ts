@@ -21,8 +21,12 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: CommandLoader]> = [
   [
     'push',
     async (ctx) => {
-      const [{ pushCommand }, { openStateStore }] = await Promise.all([import('./commands/push.js'), import('../sync/state/index.js')]);
-      return pushCommand({ ...ctx, openStore: (stateDir) => openStateStore(stateDir, ctx.clock) });
+      const [{ pushCommand }, { openStateStore }, { holderIsGone }] = await Promise.all([
+        import('./commands/push.js'),
+        import('../sync/state/index.js'),
+        import('../composition/index.js'),
+      ]);
+      return pushCommand({ ...ctx, openStore: (stateDir) => openStateStore(stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone }) });
     },
   ],
   ['serve', async (ctx) => (await import('./commands/serve.js')).serveCommand(ctx)],

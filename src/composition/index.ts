@@ -1,4 +1,4 @@
 /** The composition root: config → the wired pieces the CLI, the service, the doctor and `bridge push` run. */
 export { buildFhirClient, buildSyncDeps, bulkDownloadsDir, destinationOf, findConnector, loadConnectorMapping, type RuntimeContext } from './connector.js';
 export { buildPurviewCredential, buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
-export { leasePolicy } from './process.js';
+export { holderIsGone, leasePolicy } from './process.js';

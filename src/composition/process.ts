@@ -5,20 +5,25 @@
  */
 import { hostname } from 'node:os';
 import type { LeasePolicy } from '../sync/lease.js';
+import type { LeaseHolder } from '../sync/state/index.js';
 
 /** This process, as a lease holder; a holder on this host whose process is gone is stale at once. */
 export function leasePolicy(ttlMs: number, command: string): LeasePolicy {
-  const host = hostname();
   return {
     ttlMs,
-    identity: { host, pid: process.pid, command },
-    isStale: (holder) => holder.host === host && holder.pid !== process.pid && !processAlive(holder.pid),
+    identity: { host: hostname(), pid: process.pid, command },
+    isStale: holderIsGone,
     every: (ms, renew) => {
       const timer = setInterval(renew, ms);
       timer.unref(); // the heartbeat alone never keeps the process alive
       return () => clearInterval(timer);
     },
   };
+}
+
+/** A lease holder on this host whose process no longer runs (killed -9, OOM-killed): its lease is let go at once. */
+export function holderIsGone(holder: LeaseHolder): boolean {
+  return holder.host === hostname() && holder.pid !== process.pid && !processAlive(holder.pid);
 }
 
 function processAlive(pid: number): boolean {

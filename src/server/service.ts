@@ -6,7 +6,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping } from '../composition/index.js';
+import { buildSyncDeps, findConnector, holderIsGone, leasePolicy, loadConnectorMapping } from '../composition/index.js';
 import { type Config, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
@@ -49,7 +49,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // Every connector's mapping compiles before the service says it is ready: a broken mapping file stops start-up with
   // its error, not the first scheduled run hours later.
   for (const c of config.connectors) loadConnectorMapping(c);
-  const store = openStateStore(config.stateDir, clock);
+  const store = openStateStore(config.stateDir, clock, { upgrade: true, isStale: holderIsGone });
   const events = new Map(config.connectors.map((c) => [c.name, new SyncEvents()]));
   const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));
   const schedulesOn = options.schedules !== false;

@@ -11,6 +11,7 @@ export function withDelivered(counts: RunCounts, delivered: RunDelivered, comple
     ...counts,
     blocksAcked: Math.max(counts.blocksAcked, delivered.blocks),
     possiblyDuplicated: Math.max(counts.possiblyDuplicated, delivered.possiblyDuplicated),
+    rowsPossiblyDuplicated: Math.max(counts.rowsPossiblyDuplicated, delivered.rowsPossiblyDuplicated),
     // A completed run's rowsAcked holds every row of its input already (sent, or found delivered before); one not
     // completed has, besides the rows its finished files found delivered, those its blocks carried.
     rowsAcked: completed ? counts.rowsAcked : Math.max(counts.rowsAcked, counts.rowsAlreadyDelivered + delivered.rows),

@@ -295,7 +295,7 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
       },
     });
   } catch (error) {
-    // The push's own error is the one to report; the rejects file is rewritten by the push that resumes the run.
+    // The push's own error is the one to report; the push that resumes the run completes the rejects file.
     closeQuietly(givenUp, deps.logger, run.id);
     throw error;
   }

@@ -15,7 +15,7 @@ const run = (state: RunRecord['state'], counts: Partial<RunRecord['counts']> = {
   counts: { ...ZERO_COUNTS, ...counts },
   dryRun: false,
 });
-const delivered = { blocks: 3, rows: 300, possiblyDuplicated: 1 };
+const delivered = { blocks: 3, rows: 300, possiblyDuplicated: 1, rowsPossiblyDuplicated: 40 };
 
 describe('a run as the API and `bridge runs` show it', () => {
   it('a run killed or failed during its push shows what the ledger holds as acknowledged of it', () => {
@@ -29,8 +29,8 @@ describe('a run as the API and `bridge runs` show it', () => {
 
   it("a completed run keeps its rows; its blocks are all its pushes' (a resumed run), or its record's once the ledger forgot them", () => {
     const completed = run('completed', { rows: 500, blocksAcked: 2, rowsAcked: 500, rowsAlreadyDelivered: 200 });
-    expect(runView(completed, policy, delivered).counts).toEqual({ ...completed.counts, blocksAcked: 3, possiblyDuplicated: 1 });
-    expect(runView(completed, policy, { blocks: 0, rows: 0, possiblyDuplicated: 0 }).counts).toEqual(completed.counts);
+    expect(runView(completed, policy, delivered).counts).toEqual({ ...completed.counts, blocksAcked: 3, possiblyDuplicated: 1, rowsPossiblyDuplicated: 40 });
+    expect(runView(completed, policy, { blocks: 0, rows: 0, possiblyDuplicated: 0, rowsPossiblyDuplicated: 0 }).counts).toEqual(completed.counts);
     expect(runView(run('pushing'), policy).counts).toEqual(ZERO_COUNTS);
   });
 

@@ -1,6 +1,6 @@
 /** Shared by `bridge sync` and `bridge demo`: open state, attach sinks, run one sync, close everything. */
 import { join } from 'node:path';
-import { buildSyncDeps } from '../../composition/index.js';
+import { buildSyncDeps, holderIsGone } from '../../composition/index.js';
 import type { Config, ConnectorConfig } from '../../config/index.js';
 import { uuidSource } from '../../ids.js';
 import { createLogger } from '../../log.js';
@@ -24,7 +24,7 @@ export interface SyncInvocation {
 
 export async function syncOnce(ctx: CliContext, config: Config, connector: ConnectorConfig, invocation: SyncInvocation): Promise<SyncSummary> {
   const logger = createLogger({ level: config.logLevel });
-  const store = openStateStore(config.stateDir, ctx.clock);
+  const store = openStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
   const events = new SyncEvents();
   const detaches = [attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock)];
   if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout, ctx.clock, connector.purview.blockRows));

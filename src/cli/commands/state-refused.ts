@@ -7,7 +7,7 @@
  * a lower `purview.blockRows` on the next run narrows the refused block to fewer events before giving them up.
  */
 import { Command } from 'commander';
-import { destinationOf, findConnector, leasePolicy } from '../../composition/index.js';
+import { destinationOf, findConnector, holderIsGone, leasePolicy } from '../../composition/index.js';
 import type { Config, ConnectorConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
@@ -119,7 +119,7 @@ function targetOf(config: Config, name: string): Pick<DeliveryTarget, 'destinati
  * older schema as it is; giving up writes, so it upgrades it (openExistingStateStore).
  */
 function withStore(ctx: CliContext, config: Config, options: { upgrade: boolean }, use: (store: StateStore) => void): void {
-  const store = openExistingStateStore(config.stateDir, ctx.clock, options);
+  const store = openExistingStateStore(config.stateDir, ctx.clock, { ...options, isStale: holderIsGone });
   try {
     use(store);
   } finally {

@@ -6,7 +6,7 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { Command } from 'commander';
-import { bulkDownloadsDir, destinationOf, leasePolicy } from '../../composition/index.js';
+import { bulkDownloadsDir, destinationOf, holderIsGone, leasePolicy } from '../../composition/index.js';
 import { type Config, loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
@@ -62,9 +62,8 @@ export function stateCommand(ctx: CliContext): Command {
     )
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
     .action((flags: { config?: string }) => {
-      const { stateDir, state } = config(flags);
-      const { isStale } = leasePolicy(state.leaseTtlSeconds * 1000, 'bridge state upgrade');
-      const { from, to } = upgradeStateStore(stateDir, { nowMs: ctx.clock.now(), isStale });
+      const { stateDir } = config(flags);
+      const { from, to } = upgradeStateStore(stateDir, { nowMs: ctx.clock.now(), isStale: holderIsGone });
       ctx.print(
         from === to
           ? `The state database in ${stateDir} is at schema v${to}, this bridge's: nothing to do.`
@@ -97,7 +96,7 @@ function move(
   names: readonly string[],
   options: { destination?: string; files: () => void },
 ): ConnectorMove {
-  const store = openStateStore(config.stateDir, ctx.clock);
+  const store = openStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
   const held: HeldLease[] = [];
   try {
     const policy = leasePolicy(config.state.leaseTtlSeconds * 1000, 'bridge state');

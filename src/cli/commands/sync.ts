@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { findConnector } from '../../composition/index.js';
+import { findConnector, holderIsGone } from '../../composition/index.js';
 import { type Config, type ConnectorConfig, loadConfig, profileFlag } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
@@ -85,7 +85,7 @@ async function exportMetrics(ctx: CliContext, config: Config, connector: Connect
     logger.warn({ code: error instanceof BridgeError ? error.code : 'BRG_ERR_INTERNAL' }, error instanceof Error ? error.message : what);
   let text: string;
   try {
-    const store = openStateStore(config.stateDir, ctx.clock);
+    const store = openStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
     try {
       const now = ctx.clock.now();
       const connectors = statusConnectors(config, now).filter((c) => c.name === connector.name);

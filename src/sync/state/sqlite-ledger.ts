@@ -89,8 +89,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       flaggedOfRunRanges: db.prepare<[string], { source: string; first_row: number; end_row: number }>(
         'SELECT s.key AS source, r.first_row, r.end_row FROM delivery_blocks b JOIN delivered_ranges r ON r.block_id = b.id JOIN sources s ON s.id = r.source_id WHERE b.run_id = ? AND b.possibly_duplicated = 1 ORDER BY r.first_row',
       ),
-      deliveredOfRun: db.prepare<[string], { blocks: number; rows: number; flagged: number }>(
-        "SELECT count(*) AS blocks, coalesce(sum(rows), 0) AS rows, coalesce(sum(possibly_duplicated), 0) AS flagged FROM delivery_blocks WHERE run_id = ? AND state = 'acked'",
+      deliveredOfRun: db.prepare<[string], { blocks: number; rows: number; flagged: number; flagged_rows: number }>(
+        "SELECT count(*) AS blocks, coalesce(sum(rows), 0) AS rows, coalesce(sum(possibly_duplicated), 0) AS flagged, coalesce(sum(CASE WHEN possibly_duplicated = 1 THEN resent_rows ELSE 0 END), 0) AS flagged_rows FROM delivery_blocks WHERE run_id = ? AND state = 'acked'",
       ),
       blockLease: db.prepare<[number], { lease_name: string | null; lease_holder: string | null }>(
         'SELECT lease_name, lease_holder FROM delivery_blocks WHERE id = ?',
@@ -317,7 +317,7 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
 
   deliveredOf(runId: string): RunDelivered {
     const row = this.stmt.deliveredOfRun.get(runId);
-    return { blocks: row?.blocks ?? 0, rows: row?.rows ?? 0, possiblyDuplicated: row?.flagged ?? 0 };
+    return { blocks: row?.blocks ?? 0, rows: row?.rows ?? 0, possiblyDuplicated: row?.flagged ?? 0, rowsPossiblyDuplicated: row?.flagged_rows ?? 0 };
   }
 
   highMark(target: DeliveryTarget): number | undefined {

@@ -63,7 +63,7 @@ interface RunRow {
  * under the bridge that still runs on it (another replica, the service not yet restarted), which could then not start
  * again. The commands that write (sync, serve, push, `state …`) upgrade it, as does `bridge state upgrade`.
  */
-export function openExistingStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean }): StateStore {
+export function openExistingStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean; isStale?: (holder: LeaseHolder) => boolean }): StateStore {
   const file = join(stateDir, 'bridge.sqlite');
   if (!existsSync(file)) {
     throw new BridgeError(

@@ -12,6 +12,7 @@ export interface RunCounts {
   skipped: number;
   rows: number;
   rejects: number;
+  /** Blocks the run's last push sent (a resumed run's earlier pushes are in blocksAcked). */
   blocks: number;
   blocksAcked: number;
   /** Rows of the spool acknowledged by Purview, in this run or (found in the ledger) earlier. */
@@ -134,11 +135,15 @@ export interface ConnectorMoveOptions {
   readonly files?: () => void;
 }
 
-/** A run's blocks Purview acknowledged (state acked in the ledger), their rows, and how many were flagged possibly duplicated. */
+/**
+ * A run's blocks Purview acknowledged (state acked in the ledger), their rows, how many were flagged possibly
+ * duplicated, and the rows those re-sent.
+ */
 export interface RunDelivered {
   readonly blocks: number;
   readonly rows: number;
   readonly possiblyDuplicated: number;
+  readonly rowsPossiblyDuplicated: number;
 }
 
 export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
