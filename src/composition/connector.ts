@@ -4,6 +4,7 @@
  * service, the doctor and `bridge push` build what they need here. Credentials are read when a stage first needs them,
  * so `--dry-run` works without Purview secrets and a resume-only run without EHR keys.
  */
+
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import { type Config, type ConnectorConfig, fhirSettings } from '../config/index.js';
@@ -35,6 +36,7 @@ import { recordedWatermarkSource } from '../sync/watermark-source.js';
 import type { TokenSource } from '../token-cache.js';
 import { buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
 import { leasePolicy } from './process.js';
+import { unknownUserStore } from './unknown-users.js';
 
 export interface RuntimeContext {
   readonly config: Config;
@@ -207,7 +209,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
 
 /** The connector's FHIR client (token, queue, retries, size cap, proxy) and its reference resolver: a sync's and the doctor's. */
 export function buildFhirClient(
-  context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'>,
+  context: CredentialContext & Pick<RuntimeContext, 'config' | 'onFhirRequest'> & { readonly store?: StateStore },
   connector: ConnectorConfig,
   tokenSource: TokenSource = buildSmartTokenSource(context, connector),
 ): { client: FhirClient; resolver: ReferenceResolver } {
@@ -229,6 +231,8 @@ export function buildFhirClient(
     cacheSize: f.referenceCacheSize,
     cacheTtlMs: f.referenceCacheTtlMs,
     unknownUserTtlMs: f.unknownUserCacheTtlMs,
+    // A sync's resolver keeps them across runs; the doctor's (no state) for its own life.
+    ...(context.store ? { unknownUsers: unknownUserStore(context.store, connector.name, f.baseUrl) } : {}),
     baseUrl: f.baseUrl,
     clock: context.clock,
     logger: context.logger,

@@ -115,7 +115,7 @@ const fhirSchema = z
       .min(60_000)
       .default(86_400_000)
       .describe(
-        "How long, within one run, a requestor's identifier that no Practitioner carries (at Epic: staff without a provider record) is remembered as nobody's; a run longer than fhir.referenceCacheTtlMs (a backfill) would otherwise search for each again every cache period. Each look-up of one costs a search of its own and finds nothing; their rows map from the identifier and display all the same. The cache lives for one run: each run asks once.",
+        "How long a requestor's identifier that no Practitioner carries (at Epic: staff without a provider record) is remembered as nobody's, across runs (kept in the state database per connector and FHIR server). Each look-up of one costs a search of its own and finds nothing; their rows map from the identifier and display all the same.",
       ),
   })
   .strict();

@@ -44,10 +44,15 @@ export interface ReferenceResolverOptions {
   /**
    * How long a user identifier that no Practitioner (or PractitionerRole) carries is remembered as nobody's: at Epic,
    * staff without a provider record, whose every look-up costs a search of its own and always finds nothing. Their
-   * rows map from the identifier and display all the same. The resolver lives for one run, so this matters to a run
-   * longer than cacheTtlMs (a backfill). Default 86400000 ms (24 h).
+   * rows map from the identifier and display all the same. Kept across runs with `unknownUsers`. Default 86400000 ms
+   * (24 h).
    */
   readonly unknownUserTtlMs?: number;
+  /**
+   * Where those user identifiers are kept across runs (the state database, per connector and FHIR server), so each run
+   * does not search for every clerk again. Default none: for this resolver's life only.
+   */
+  readonly unknownUsers?: UnknownUserStore;
   /**
    * The FHIR base the references come from (fhir.baseUrl): an absolute reference with another base is another
    * server's resource and is not fetched. Default none: every base counts as this server's.
@@ -82,6 +87,15 @@ export interface ReferenceResolver extends ResourceLookup {
   readonly stats: { hits: number; misses: number; missing: number };
 }
 
+/** Requestor identifier keys no Practitioner carries, each with the instant (epoch ms) a search found nobody. */
+export interface UnknownUserStore {
+  load(): ReadonlyMap<string, number>;
+  save(found: ReadonlyMap<string, number>): void;
+}
+
+/** At most this many kept across runs: the latest found. */
+const MAX_KEPT_UNKNOWN_USERS = 100_000;
+
 export interface PrefetchOptions {
   /**
    * Fetch only full `_id=` batches and hold the remainder (< batchSize keys per type, oldest first) for the next
@@ -98,6 +112,7 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
     clock: options.clock,
     ttlMs,
     unknownUserTtlMs: positiveInteger('unknownUserTtlMs', options.unknownUserTtlMs ?? 86_400_000),
+    ...(options.unknownUsers ? { unknownUsers: options.unknownUsers } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }
@@ -133,8 +148,43 @@ class CachingResolver implements ReferenceResolver {
     private readonly batchSize: number,
     /** normaliseBase(baseUrl), or undefined: every base is ours. */
     private readonly ownBase: string | undefined,
-    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly unknownUserTtlMs: number; readonly logger?: Logger },
+    private readonly optional: {
+      readonly clock: Clock;
+      readonly ttlMs: number;
+      readonly unknownUserTtlMs: number;
+      readonly unknownUsers?: UnknownUserStore;
+      readonly logger?: Logger;
+    },
   ) {}
+
+  /** The unknown users kept across runs (when each was found), loaded on the first prefetch; undefined without a store. */
+  private kept: { readonly found: Map<string, number>; dirty: boolean } | undefined;
+
+  /**
+   * Loads the kept unknown users into the cache as missing, each for what is left of unknownUserTtlMs since it was
+   * found (the setting of this run: a lowered one holds at once).
+   */
+  private loadKept(): void {
+    if (this.kept || !this.optional.unknownUsers) return;
+    const now = this.optional.clock.now();
+    const found = new Map<string, number>();
+    for (const [key, at] of this.optional.unknownUsers.load()) {
+      const left = at + this.optional.unknownUserTtlMs - now;
+      if (!(left > 0) || at > now) continue;
+      found.set(key, at);
+      this.cache.set(key, undefined, left);
+    }
+    this.kept = { found, dirty: false };
+  }
+
+  private saveKept(): void {
+    if (!this.kept?.dirty || !this.optional.unknownUsers) return;
+    const oldest = this.optional.clock.now() - this.optional.unknownUserTtlMs;
+    const live = [...this.kept.found].filter(([, at]) => at > oldest);
+    const kept = live.length > MAX_KEPT_UNKNOWN_USERS ? live.sort((a, b) => b[1] - a[1]).slice(0, MAX_KEPT_UNKNOWN_USERS) : live;
+    this.optional.unknownUsers.save(new Map(kept));
+    this.kept.dirty = false;
+  }
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
   get(key: string): FhirResource | undefined {
@@ -142,6 +192,15 @@ class CachingResolver implements ReferenceResolver {
   }
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
+    this.loadKept();
+    try {
+      await this.prefetchNow(request, signal, options);
+    } finally {
+      this.saveKept();
+    }
+  }
+
+  private async prefetchNow(request: ReferenceRequest, signal: AbortSignal | undefined, options: PrefetchOptions): Promise<void> {
     const requested = request.keys.map((key) => ownKeyOf(key, this.ownBase)).filter((key): key is string => key !== undefined);
     for (const key of this.uncached(
       requested,
@@ -369,6 +428,10 @@ class CachingResolver implements ReferenceResolver {
     if (nobody && USER_TYPES.has(ref.type)) {
       this.stats.missing += 1;
       this.cache.set(key, undefined, this.optional.unknownUserTtlMs);
+      if (this.kept) {
+        this.kept.found.set(key, this.optional.clock.now());
+        this.kept.dirty = true;
+      }
       return undefined;
     }
     this.remember(key, match);

@@ -94,6 +94,17 @@ describe('FHIR request count of a whole sync', () => {
     expect(h.sandbox.fhir.requests.length).toBeLessThanOrEqual(bound);
     expect(h.sandbox.fhir.requests.every((request) => request.status === 200)).toBe(true);
     expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
+
+    // The next run over the window (a backfill: every event read again, none sent twice) does not search for the staff
+    // users again: the ledger of unknown users is kept in the state (fhir.unknownUserCacheTtlMs).
+    const before = h.sandbox.fhir.requests.length;
+    const again = await h.sync();
+    expect(again.counts.events).toBe(DATA.events);
+    const staffAgain = h.sandbox.fhir.requests
+      .slice(before)
+      .filter((request) => request.path.endsWith('/Practitioner') && new URLSearchParams(request.query).has('identifier'));
+    expect(staffAgain).toEqual([]);
+    expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
   });
 
   it('fetches the held partial batches early when too many events wait for them, still delivering every row once', async () => {

@@ -139,6 +139,44 @@ describe('reference resolver', () => {
     expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'CLERK7'))).toBeUndefined();
   });
 
+  it('keeps the user identifiers nobody carries across runs in its store: the next run does not ask again, until they expire', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 2 })));
+    const clock = new ManualClock(START);
+    let kept = new Map<string, number>();
+    const saves: number[] = [];
+    const unknownUsers = {
+      load: () => new Map(kept),
+      save: (found: ReadonlyMap<string, number>) => {
+        kept = new Map(found);
+        saves.push(kept.size);
+      },
+    };
+    const run = (ttlMs = 86_400_000) =>
+      createReferenceResolver(fixture?.client() as ReturnType<FixtureServer['client']>, { clock, unknownUserTtlMs: ttlMs, unknownUsers });
+    const staff = { type: 'Practitioner' as const, system: EMP_SYSTEM, value: 'CLERK7' };
+    const asked = (): number =>
+      [...(fixture?.server.requests ?? [])].filter((request) => (new URLSearchParams(request.query).get('identifier') ?? '').includes('|CLERK7')).length;
+
+    await run().prefetch({ keys: [], identifiers: [staff] });
+    expect(asked()).toBe(1);
+    expect(kept.get(identifierKey('Practitioner', EMP_SYSTEM, 'CLERK7'))).toBe(START);
+    // The next run, an hour on: not asked, and nothing new to save.
+    await clock.advance(3_600_000);
+    const second = run();
+    await second.prefetch({ keys: [], identifiers: [staff] });
+    expect(asked()).toBe(1);
+    expect(second.get(identifierKey('Practitioner', EMP_SYSTEM, 'CLERK7'))).toBeUndefined();
+    expect(saves).toEqual([1]);
+    // A run whose setting is now half an hour holds to it at once: found an hour ago, it is asked again.
+    await run(1_800_000).prefetch({ keys: [], identifiers: [staff] });
+    expect(asked()).toBe(2);
+    expect(kept.get(identifierKey('Practitioner', EMP_SYSTEM, 'CLERK7'))).toBe(START + 3_600_000);
+    // A day after it was last found, under the default, it is asked again too.
+    await clock.advance(86_400_000);
+    await run().prefetch({ keys: [], identifiers: [staff] });
+    expect(asked()).toBe(3);
+  });
+
   it('batches identifier searches per batchSize, and an identifier two resources carry stays unresolved', async () => {
     const data = buildFixtures({ events: 1, patients: 2, practitioners: 7 });
     // pr-6 takes pr-5's employee number too: that identifier names two people and must resolve to neither.

@@ -1,4 +1,5 @@
 export { openExistingStateStore, openStateStore, type SchemaUpgrade, STATE_SCHEMA_VERSION, upgradeStateStore } from './sqlite.js';
+export { UNKNOWN_USERS } from './sqlite-connector-moves.js';
 export { claimDay } from './sqlite-ledger.js';
 export {
   type ConnectorMove,

@@ -12,6 +12,8 @@ import { connectorLeaseName } from '../lease.js';
 import type { SqliteLeaseStore } from './sqlite-lease.js';
 import type { ConnectorMove, ConnectorMoveOptions } from './types.js';
 
+/** The source_state name of the kept unknown users (src/composition/unknown-users.ts). */
+export const UNKNOWN_USERS = 'unknown-users';
 /** Ledger sources that are connectors, retired ones (`retired:…`) included: not a flat file's `file:…`. */
 const CONNECTOR_SOURCE = "s.key NOT LIKE 'file:%'";
 
@@ -43,7 +45,10 @@ export class SqliteConnectorMoves {
         "SELECT count(*) AS runs, count(CASE WHEN state IN ('running', 'pushing') THEN 1 END) AS unfinished FROM runs WHERE connector = ?",
       ),
       seen: db.prepare<[string], { seen: number }>('SELECT count(*) AS seen FROM seen_events WHERE connector = ?'),
-      sourceState: db.prepare<[string], { names: number }>('SELECT count(*) AS names FROM source_state WHERE connector = ?'),
+      // The unknown users a resolver keeps (composition/unknown-users.ts) are a cache, not a history: they neither make a
+      // name's state its own nor stop a move onto it (the moved name's replace them).
+      sourceState: db.prepare<[string], { names: number }>(`SELECT count(*) AS names FROM source_state WHERE connector = ? AND name <> '${UNKNOWN_USERS}'`),
+      dropCache: db.prepare(`DELETE FROM source_state WHERE connector = ? AND name = '${UNKNOWN_USERS}'`),
       moves: ['watermarks', 'runs', 'seen_events', 'source_state'].map((table) => db.prepare(`UPDATE ${table} SET connector = ? WHERE connector = ?`)),
       // The new name's runs refused for want of this move pulled and pushed nothing: kept, the newest of them would keep
       // its health "failing" until its next run.
@@ -99,6 +104,7 @@ export class SqliteConnectorMoves {
         }
         // A run of the new name refused by the pipeline's guard may have made its (empty) ledger source already.
         if (target.source) this.stmt.dropSource.run(target.source.id);
+        this.stmt.dropCache.run(to);
         this.stmt.dropRefusedRuns.run(to);
         for (const statement of this.stmt.moves) statement.run(to, from);
         if (old.source) this.stmt.renameSource.run(to, old.source.id);
