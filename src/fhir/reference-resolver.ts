@@ -93,6 +93,9 @@ export interface UnknownUserStore {
   save(found: ReadonlyMap<string, number>): void;
 }
 
+/** Kept unknown users are written at most this often within a run. */
+const KEPT_SAVE_EVERY_MS = 60_000;
+
 /** At most this many kept across runs: the latest found. */
 const MAX_KEPT_UNKNOWN_USERS = 100_000;
 
@@ -157,33 +160,57 @@ class CachingResolver implements ReferenceResolver {
     },
   ) {}
 
-  /** The unknown users kept across runs (when each was found), loaded on the first prefetch; undefined without a store. */
-  private kept: { readonly found: Map<string, number>; dirty: boolean } | undefined;
-
   /**
-   * Loads the kept unknown users into the cache as missing, each for what is left of unknownUserTtlMs since it was
-   * found (the setting of this run: a lowered one holds at once).
+   * The unknown users kept across runs (when a search last found nobody for each), loaded on the first prefetch and held
+   * apart from the LRU cache, which a large site's lookups would push them out of; undefined without a store. `savedMs`:
+   * when they were last written.
    */
+  private kept: { readonly found: Map<string, number>; dirty: boolean; savedMs: number | undefined } | undefined;
+
+  /** Whether a kept unknown user is still believed nobody's (unknownUserTtlMs of this run: a lowered one holds at once). */
+  private keptFresh(key: string): boolean {
+    const at = this.kept?.found.get(key);
+    return at !== undefined && at + this.optional.unknownUserTtlMs > this.optional.clock.now();
+  }
+
   private loadKept(): void {
     if (this.kept || !this.optional.unknownUsers) return;
     const now = this.optional.clock.now();
     const found = new Map<string, number>();
+    let expired = false;
     for (const [key, at] of this.optional.unknownUsers.load()) {
-      const left = at + this.optional.unknownUserTtlMs - now;
-      if (!(left > 0) || at > now) continue;
-      found.set(key, at);
-      this.cache.set(key, undefined, left);
+      if (at + this.optional.unknownUserTtlMs > now && at <= now) found.set(key, at);
+      else expired = true;
     }
-    this.kept = { found, dirty: false };
+    // Expired ones go from the state at the next write: the logins are kept no longer than the setting says.
+    this.kept = { found, dirty: expired, savedMs: undefined };
   }
 
-  private saveKept(): void {
-    if (!this.kept?.dirty || !this.optional.unknownUsers) return;
-    const oldest = this.optional.clock.now() - this.optional.unknownUserTtlMs;
-    const live = [...this.kept.found].filter(([, at]) => at > oldest);
-    const kept = live.length > MAX_KEPT_UNKNOWN_USERS ? live.sort((a, b) => b[1] - a[1]).slice(0, MAX_KEPT_UNKNOWN_USERS) : live;
-    this.optional.unknownUsers.save(new Map(kept));
-    this.kept.dirty = false;
+  /**
+   * Writes the kept unknown users back when they changed: at the first prefetch that changed them, then at most once a
+   * minute (a large site's list is megabytes), and at a prefetch that holds nothing back (`final`: the pull's last, or
+   * one asked for alone). A failed write costs only searches: it is logged, never the run's failure.
+   */
+  private saveKept(final: boolean): void {
+    const kept = this.kept;
+    const store = this.optional.unknownUsers;
+    if (!kept?.dirty || !store) return;
+    const now = this.optional.clock.now();
+    if (!final && kept.savedMs !== undefined && now - kept.savedMs < KEPT_SAVE_EVERY_MS) return;
+    const oldest = now - this.optional.unknownUserTtlMs;
+    const live = [...kept.found].filter(([, at]) => at > oldest);
+    const chosen = live.length > MAX_KEPT_UNKNOWN_USERS ? live.sort((a, b) => b[1] - a[1]).slice(0, MAX_KEPT_UNKNOWN_USERS) : live;
+    try {
+      store.save(new Map(chosen));
+      kept.dirty = false;
+      kept.savedMs = now;
+    } catch (error) {
+      kept.savedMs = now;
+      this.optional.logger?.warn(
+        { code: error instanceof BridgeError ? error.code : 'BRG_ERR_STATE', users: chosen.length },
+        'the users no Practitioner carries could not be kept in the state database; the next run searches for them again',
+      );
+    }
   }
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
@@ -196,7 +223,7 @@ class CachingResolver implements ReferenceResolver {
     try {
       await this.prefetchNow(request, signal, options);
     } finally {
-      this.saveKept();
+      this.saveKept(options.holdPartialBatches !== true);
     }
   }
 
@@ -254,7 +281,7 @@ class CachingResolver implements ReferenceResolver {
       const key = keyFor(item);
       if (key === undefined || seen.has(key) || waiting(key)) return false;
       seen.add(key);
-      const fresh = this.cache.isFresh(key);
+      const fresh = this.cache.isFresh(key) || this.keptFresh(key);
       if (fresh) this.stats.hits += 1;
       else this.stats.misses += 1;
       return !fresh;
@@ -435,6 +462,8 @@ class CachingResolver implements ReferenceResolver {
       return undefined;
     }
     this.remember(key, match);
+    // Someone carries it now (or two do): no longer an unknown user to keep.
+    if (this.kept?.found.delete(key)) this.kept.dirty = true;
     if (match?.id !== undefined) {
       const key = referenceKey(match.resourceType, match.id);
       this.cache.set(key, match);

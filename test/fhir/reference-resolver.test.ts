@@ -177,6 +177,53 @@ describe('reference resolver', () => {
     expect(asked()).toBe(3);
   });
 
+  it('holds the kept unknown users apart from the LRU cache, writes them at most once a minute, and a failed write fails no run', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 2 })));
+    const clock = new ManualClock(START);
+    const clerk = (n: number) => ({ type: 'Practitioner' as const, system: EMP_SYSTEM, value: `CLERK${n}` });
+    const key = (n: number) => identifierKey('Practitioner', EMP_SYSTEM, `CLERK${n}`);
+    // 150 kept from an earlier run, more than this run's cache holds (100).
+    let kept = new Map(Array.from({ length: 150 }, (_, n) => [key(n), START - 60_000] as const));
+    let saves = 0;
+    let failing = false;
+    const unknownUsers = {
+      load: () => new Map(kept),
+      save: (found: ReadonlyMap<string, number>) => {
+        if (failing) throw new Error('SQLITE_FULL');
+        saves += 1;
+        kept = new Map(found);
+      },
+    };
+    const lines: string[] = [];
+    const logger = linesLogger(lines);
+    const resolver = createReferenceResolver(fixture.client(), { clock, cacheSize: 100, unknownUsers, logger });
+    const asked = () => fixture?.requestsFor('Practitioner').length ?? 0;
+    await resolver.prefetch({ keys: [], identifiers: Array.from({ length: 150 }, (_, n) => clerk(n)) });
+    await resolver.prefetch({ keys: Array.from({ length: 150 }, (_, n) => `Patient/pt-${n % 2}`), identifiers: [clerk(0), clerk(149)] });
+    expect(asked()).toBe(0);
+    expect(saves).toBe(0);
+    // New ones, during a pull (partial batches held): written at once, then not again within the minute; a minute on,
+    // the next change is written, and the pull's last prefetch (nothing held) writes what is left.
+    const hold = { holdPartialBatches: true };
+    await resolver.prefetch({ keys: [], identifiers: [clerk(200)] }, undefined, hold);
+    await resolver.prefetch({ keys: [], identifiers: [clerk(201)] }, undefined, hold);
+    expect(saves).toBe(1);
+    await clock.advance(60_000);
+    await resolver.prefetch({ keys: [], identifiers: [clerk(202)] }, undefined, hold);
+    expect(saves).toBe(2);
+    await resolver.prefetch({ keys: [], identifiers: [clerk(204)] }, undefined, hold);
+    expect(saves).toBe(2);
+    await resolver.prefetch({ keys: [], identifiers: [] });
+    expect(saves).toBe(3);
+    expect(kept.has(key(204))).toBe(true);
+    expect([...kept.keys()].filter((k) => k.endsWith('CLERK201') || k.endsWith('CLERK202'))).toHaveLength(2);
+    // A write that fails is logged (no login in it) and the prefetch succeeds.
+    failing = true;
+    await clock.advance(60_000);
+    await expect(resolver.prefetch({ keys: [], identifiers: [clerk(203)] })).resolves.toBeUndefined();
+    expect(lines.some((line) => line.includes('could not be kept in the state database') && !line.includes('CLERK'))).toBe(true);
+  });
+
   it('batches identifier searches per batchSize, and an identifier two resources carry stays unresolved', async () => {
     const data = buildFixtures({ events: 1, patients: 2, practitioners: 7 });
     // pr-6 takes pr-5's employee number too: that identifier names two people and must resolve to neither.

@@ -46,7 +46,8 @@ export class SqliteConnectorMoves {
       ),
       seen: db.prepare<[string], { seen: number }>('SELECT count(*) AS seen FROM seen_events WHERE connector = ?'),
       // The unknown users a resolver keeps (composition/unknown-users.ts) are a cache, not a history: they neither make a
-      // name's state its own nor stop a move onto it (the moved name's replace them).
+      // name's state its own nor stop a move onto it, and do not move (a retired name's would never expire; a renamed
+      // connector searches for its staff once again).
       sourceState: db.prepare<[string], { names: number }>(`SELECT count(*) AS names FROM source_state WHERE connector = ? AND name <> '${UNKNOWN_USERS}'`),
       dropCache: db.prepare(`DELETE FROM source_state WHERE connector = ? AND name = '${UNKNOWN_USERS}'`),
       moves: ['watermarks', 'runs', 'seen_events', 'source_state'].map((table) => db.prepare(`UPDATE ${table} SET connector = ? WHERE connector = ?`)),
@@ -105,6 +106,7 @@ export class SqliteConnectorMoves {
         // A run of the new name refused by the pipeline's guard may have made its (empty) ledger source already.
         if (target.source) this.stmt.dropSource.run(target.source.id);
         this.stmt.dropCache.run(to);
+        this.stmt.dropCache.run(from);
         this.stmt.dropRefusedRuns.run(to);
         for (const statement of this.stmt.moves) statement.run(to, from);
         if (old.source) this.stmt.renameSource.run(to, old.source.id);
