@@ -32,10 +32,9 @@ export class TtlLruCache<V> {
     return this.entries.get(key)?.value;
   }
 
-  /** `ttlMs`: this entry's freshness, when not the cache's own. */
-  set(key: string, value: V | undefined, ttlMs = this.ttlMs): void {
+  set(key: string, value: V | undefined): void {
     this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: this.clock.now() + ttlMs });
+    this.entries.set(key, { value, expiresAt: this.clock.now() + this.ttlMs });
     // Map iteration order is insertion order, so the first key is the least recently used.
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries) break;

@@ -12,6 +12,7 @@ export { FhirError, type FhirOutcome } from './fhir-error.js';
 export { instantMs } from './instant.js';
 export { resourcesOf, type SearchParams } from './pages.js';
 export { createPrefetchGroups, type GroupedItem, type PrefetchGroups } from './prefetch-groups.js';
-export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions, type UnknownUserStore } from './reference-resolver.js';
+export { createReferenceResolver, type ReferenceResolver, type ReferenceResolverOptions } from './reference-resolver.js';
 export { createSearchSource, type SearchSource } from './search-source.js';
+export type { UnknownUserStore } from './unknown-users.js';
 export { type AuditEventPullOptions, type PullWindow, pullAuditEvents } from './windows.js';

@@ -33,6 +33,7 @@ import { StringInterner } from './intern.js';
 import { refuseIncompleteLookup } from './page-checks.js';
 import { resourcesOf } from './pages.js';
 import { tokenValue } from './search-escape.js';
+import { type UnknownUserStore, UnknownUsers } from './unknown-users.js';
 
 export interface ReferenceResolverOptions {
   /** Ids per `_id=` search. Default 50 (keeps URLs short; Epic pages at 100 or fewer). */
@@ -87,18 +88,6 @@ export interface ReferenceResolver extends ResourceLookup {
   readonly stats: { hits: number; misses: number; missing: number };
 }
 
-/** Requestor identifier keys no Practitioner carries, each with the instant (epoch ms) a search found nobody. */
-export interface UnknownUserStore {
-  load(): ReadonlyMap<string, number>;
-  save(found: ReadonlyMap<string, number>): void;
-}
-
-/** Kept unknown users are written at most this often within a run. */
-const KEPT_SAVE_EVERY_MS = 60_000;
-
-/** At most this many kept across runs: the latest found. */
-const MAX_KEPT_UNKNOWN_USERS = 100_000;
-
 export interface PrefetchOptions {
   /**
    * Fetch only full `_id=` batches and hold the remainder (< batchSize keys per type, oldest first) for the next
@@ -111,11 +100,11 @@ export interface PrefetchOptions {
 export function createReferenceResolver(client: FhirClient, options: ReferenceResolverOptions): ReferenceResolver {
   const ttlMs = positiveInteger('cacheTtlMs', options.cacheTtlMs ?? 3_600_000);
   const cache = new TtlLruCache<FhirResource>(positiveInteger('cacheSize', options.cacheSize ?? 20_000), ttlMs, options.clock);
-  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), ownBase(options.baseUrl), {
+  const unknownUserTtlMs = positiveInteger('unknownUserTtlMs', options.unknownUserTtlMs ?? 86_400_000);
+  const unknownUsers = new UnknownUsers(unknownUserTtlMs, options.clock, options.unknownUsers, options.logger);
+  return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), ownBase(options.baseUrl), unknownUsers, {
     clock: options.clock,
     ttlMs,
-    unknownUserTtlMs: positiveInteger('unknownUserTtlMs', options.unknownUserTtlMs ?? 86_400_000),
-    ...(options.unknownUsers ? { unknownUsers: options.unknownUsers } : {}),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }
@@ -151,67 +140,10 @@ class CachingResolver implements ReferenceResolver {
     private readonly batchSize: number,
     /** normaliseBase(baseUrl), or undefined: every base is ours. */
     private readonly ownBase: string | undefined,
-    private readonly optional: {
-      readonly clock: Clock;
-      readonly ttlMs: number;
-      readonly unknownUserTtlMs: number;
-      readonly unknownUsers?: UnknownUserStore;
-      readonly logger?: Logger;
-    },
+    /** Requestor identifiers nobody carries, apart from the cache (unknown-users.ts). */
+    private readonly unknownUsers: UnknownUsers,
+    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly logger?: Logger },
   ) {}
-
-  /**
-   * The unknown users kept across runs (when a search last found nobody for each), loaded on the first prefetch and held
-   * apart from the LRU cache, which a large site's lookups would push them out of; undefined without a store. `savedMs`:
-   * when they were last written.
-   */
-  private kept: { readonly found: Map<string, number>; dirty: boolean; savedMs: number | undefined } | undefined;
-
-  /** Whether a kept unknown user is still believed nobody's (unknownUserTtlMs of this run: a lowered one holds at once). */
-  private keptFresh(key: string): boolean {
-    const at = this.kept?.found.get(key);
-    return at !== undefined && at + this.optional.unknownUserTtlMs > this.optional.clock.now();
-  }
-
-  private loadKept(): void {
-    if (this.kept || !this.optional.unknownUsers) return;
-    const now = this.optional.clock.now();
-    const found = new Map<string, number>();
-    let expired = false;
-    for (const [key, at] of this.optional.unknownUsers.load()) {
-      if (at + this.optional.unknownUserTtlMs > now && at <= now) found.set(key, at);
-      else expired = true;
-    }
-    // Expired ones go from the state at the next write: the logins are kept no longer than the setting says.
-    this.kept = { found, dirty: expired, savedMs: undefined };
-  }
-
-  /**
-   * Writes the kept unknown users back when they changed: at the first prefetch that changed them, then at most once a
-   * minute (a large site's list is megabytes), and at a prefetch that holds nothing back (`final`: the pull's last, or
-   * one asked for alone). A failed write costs only searches: it is logged, never the run's failure.
-   */
-  private saveKept(final: boolean): void {
-    const kept = this.kept;
-    const store = this.optional.unknownUsers;
-    if (!kept?.dirty || !store) return;
-    const now = this.optional.clock.now();
-    if (!final && kept.savedMs !== undefined && now - kept.savedMs < KEPT_SAVE_EVERY_MS) return;
-    const oldest = now - this.optional.unknownUserTtlMs;
-    const live = [...kept.found].filter(([, at]) => at > oldest);
-    const chosen = live.length > MAX_KEPT_UNKNOWN_USERS ? live.sort((a, b) => b[1] - a[1]).slice(0, MAX_KEPT_UNKNOWN_USERS) : live;
-    try {
-      store.save(new Map(chosen));
-      kept.dirty = false;
-      kept.savedMs = now;
-    } catch (error) {
-      kept.savedMs = now;
-      this.optional.logger?.warn(
-        { code: error instanceof BridgeError ? error.code : 'BRG_ERR_STATE', users: chosen.length },
-        'the users no Practitioner carries could not be kept in the state database; the next run searches for them again',
-      );
-    }
-  }
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
   get(key: string): FhirResource | undefined {
@@ -219,11 +151,11 @@ class CachingResolver implements ReferenceResolver {
   }
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
-    this.loadKept();
+    this.unknownUsers.load();
     try {
       await this.prefetchNow(request, signal, options);
     } finally {
-      this.saveKept(options.holdPartialBatches !== true);
+      this.unknownUsers.save(options.holdPartialBatches !== true);
     }
   }
 
@@ -281,7 +213,7 @@ class CachingResolver implements ReferenceResolver {
       const key = keyFor(item);
       if (key === undefined || seen.has(key) || waiting(key)) return false;
       seen.add(key);
-      const fresh = this.cache.isFresh(key) || this.keptFresh(key);
+      const fresh = this.cache.isFresh(key) || this.unknownUsers.isFresh(key);
       if (fresh) this.stats.hits += 1;
       else this.stats.misses += 1;
       return !fresh;
@@ -454,16 +386,11 @@ class CachingResolver implements ReferenceResolver {
     const key = identifierKey(ref.type, ref.system, ref.value);
     if (nobody && USER_TYPES.has(ref.type)) {
       this.stats.missing += 1;
-      this.cache.set(key, undefined, this.optional.unknownUserTtlMs);
-      if (this.kept) {
-        this.kept.found.set(key, this.optional.clock.now());
-        this.kept.dirty = true;
-      }
+      this.unknownUsers.add(key);
       return undefined;
     }
     this.remember(key, match);
-    // Someone carries it now (or two do): no longer an unknown user to keep.
-    if (this.kept?.found.delete(key)) this.kept.dirty = true;
+    this.unknownUsers.forget(key);
     if (match?.id !== undefined) {
       const key = referenceKey(match.resourceType, match.id);
       this.cache.set(key, match);

@@ -512,8 +512,6 @@ function recordFailure(
   const keepForResume = run?.state === 'pushing';
   deps.store.updateRun(runId, {
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
-    // A failed run keeps what Purview acknowledged of it, once the ledger forgets it too.
-    ...(run && !keepForResume ? { counts: withDelivered(run.counts, deps.store.deliveredOf(runId), false) } : {}),
     error: { code: bridgeError.code, message: bridgeError.message },
   });
   // The spool holds PHI and cannot finish this run any more; a removal that fails must not hide the run's own error.

@@ -64,15 +64,18 @@ interface RunRow {
  * again. The commands that write (sync, serve, push, `state …`) upgrade it, as does `bridge state upgrade`.
  */
 export function openExistingStateStore(stateDir: string, clock: Clock, options: { upgrade: boolean; isStale?: (holder: LeaseHolder) => boolean }): StateStore {
+  requireDatabase(stateDir, `no run has used the state directory ${stateDir}`, ', or run a sync first');
+  return openStateStore(stateDir, clock, options);
+}
+
+/** A stateDir that names no database is refused (BRG_ERR_CONFIG_INVALID), saying `why` and what else to do. */
+function requireDatabase(stateDir: string, why: string, orElse = ''): void {
   const file = join(stateDir, 'bridge.sqlite');
   if (!existsSync(file)) {
-    throw new BridgeError(
-      'BRG_ERR_CONFIG_INVALID',
-      `No state database at ${file}: no run has used the state directory ${stateDir}. Check stateDir in the config (or $BRIDGE__stateDir), or run a sync first.`,
-      { details: { file } },
-    );
+    throw new BridgeError('BRG_ERR_CONFIG_INVALID', `No state database at ${file}: ${why}. Check stateDir in the config (or $BRIDGE__stateDir)${orElse}.`, {
+      details: { file },
+    });
   }
-  return openStateStore(stateDir, clock, options);
 }
 
 /** The schema version this bridge reads and writes. */
@@ -90,16 +93,7 @@ export interface SchemaUpgrade {
  * it, most likely of the older version. Checked under the write lock of the first step, so no run starts in between.
  */
 export function upgradeStateStore(stateDir: string, holds: { nowMs: number; isStale: (holder: LeaseHolder) => boolean }): SchemaUpgrade {
-  const file = join(stateDir, 'bridge.sqlite');
-  if (!existsSync(file)) {
-    throw new BridgeError(
-      'BRG_ERR_CONFIG_INVALID',
-      `No state database at ${file}: there is nothing to upgrade. Check stateDir in the config (or $BRIDGE__stateDir).`,
-      {
-        details: { file },
-      },
-    );
-  }
+  requireDatabase(stateDir, 'there is nothing to upgrade');
   return withDatabase(stateDir, (db) => {
     const applied = migrate(db, true, () => refuseHeldLeases(db, holds.nowMs, holds.isStale));
     db.close();
