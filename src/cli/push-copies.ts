@@ -1,8 +1,9 @@
 /**
  * `bridge push` works on a normalised copy of the file under `<stateDir>/push/`, removed when the push ends. A push
  * killed with -9 leaves its copy behind, and the copy holds the file's PHI: the next push on this host removes the
- * copies of pushes whose process is gone. The copy's name carries its process (pid and host) for that; a copy of a
- * push on another host sharing the state directory is left alone for a day (its process cannot be seen from here).
+ * copies of pushes whose process is gone. The copy's name carries its process (pid, PID namespace and host) for that;
+ * a copy of a push on another host, or in another container, sharing the state directory is left alone for a day (its
+ * process cannot be seen from here).
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, rmSync } from 'node:fs';
@@ -10,9 +11,10 @@ import { join } from 'node:path';
 import { isOlderThan } from '../sync/run-files.js';
 import type { LeaseHolder } from '../sync/state/index.js';
 
-type Owner = Pick<LeaseHolder, 'host' | 'pid'>;
+type Owner = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>;
 
-const COPY_NAME = /^(\d+)@(.+)\.[0-9a-f-]{36}\.txt$/;
+/** `<pid>[~<pid namespace>]@<host>.<uuid>.txt`; names without the namespace come from 0.1.0 or a host without one. */
+const COPY_NAME = /^(\d+)(?:~(\d+))?@(.+)\.[0-9a-f-]{36}\.txt$/;
 /** A copy named before names carried their process (0.1.0). */
 const UNOWNED_COPY_NAME = /^[0-9a-f-]{36}\.txt$/;
 /**
@@ -23,7 +25,8 @@ const UNOWNED_COPY_NAME = /^[0-9a-f-]{36}\.txt$/;
 const UNSEEN_GRACE_MS = 24 * 3600 * 1000;
 
 export function pushCopyPath(dir: string, owner: Owner): string {
-  return join(dir, `${owner.pid}@${owner.host}.${randomUUID()}.txt`);
+  const namespace = owner.pidNamespace === undefined ? '' : `~${owner.pidNamespace}`;
+  return join(dir, `${owner.pid}${namespace}@${owner.host}.${randomUUID()}.txt`);
 }
 
 /**
@@ -42,9 +45,14 @@ export function sweepPushCopies(dir: string, stateOf: (owner: Owner) => CopyOwne
   }
   for (const name of names) {
     const match = COPY_NAME.exec(name);
-    const state = match !== null ? stateOf({ pid: Number(match[1]), host: match[2] as string }) : UNOWNED_COPY_NAME.test(name) ? 'unknown' : undefined;
+    const state = match !== null ? stateOf(ownerOf(match)) : UNOWNED_COPY_NAME.test(name) ? 'unknown' : undefined;
     const gone = state === 'gone' || (state === 'unknown' && isOlderThan(join(dir, name), nowMs - UNSEEN_GRACE_MS));
     if (!gone) continue;
     rmSync(join(dir, name), { force: true });
   }
+}
+
+function ownerOf(match: RegExpExecArray): Owner {
+  const [, pid, namespace, host] = match;
+  return { pid: Number(pid), host: host as string, ...(namespace === undefined ? {} : { pidNamespace: namespace }) };
 }

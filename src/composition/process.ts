@@ -1,8 +1,9 @@
 /**
- * This process, as the composition root sees it: its identity as a lease holder (host, pid), whether another holder
- * on this host is still alive, and the wall-clock heartbeat that renews a lease. The only place the lease code meets
- * `process` and timers.
+ * This process, as the composition root sees it: its identity as a lease holder (host, PID namespace, pid), whether
+ * another holder on this host is still alive, and the wall-clock heartbeat that renews a lease. The only place the
+ * lease code meets `process` and timers.
  */
+import { readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { LeasePolicy } from '../sync/lease.js';
 import type { LeaseHolder } from '../sync/state/index.js';
@@ -11,7 +12,7 @@ import type { LeaseHolder } from '../sync/state/index.js';
 export function leasePolicy(ttlMs: number, command: string): LeasePolicy {
   return {
     ttlMs,
-    identity: { host: hostname(), pid: process.pid, command },
+    identity: { host: hostname(), pid: process.pid, ...pidNamespaceField(), command },
     isStale: holderIsGone,
     every: (ms, renew) => {
       const timer = setInterval(renew, ms);
@@ -21,9 +22,39 @@ export function leasePolicy(ttlMs: number, command: string): LeasePolicy {
   };
 }
 
-/** A lease holder on this host whose process no longer runs (killed -9, OOM-killed): its lease is let go at once. */
-export function holderIsGone(holder: LeaseHolder): boolean {
-  return holder.host === hostname() && holder.pid !== process.pid && !processAlive(holder.pid);
+/**
+ * A lease holder on this host whose process no longer runs (killed -9, OOM-killed): its lease is let go at once.
+ * "This host" is the host name and the PID namespace: containers that share a host name (host networking, a shared
+ * network namespace) each number their processes from 1, so a pid of another container's bridge says nothing here. A
+ * holder recorded without a namespace (by 0.1.0, or where there is none to read) counts as ours only where we
+ * have none either; otherwise it is let go when its lease expires.
+ */
+export function holderIsGone(holder: Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>): boolean {
+  return holder.host === hostname() && holder.pidNamespace === pidNamespace() && holder.pid !== process.pid && !processAlive(holder.pid);
+}
+
+let ownPidNamespace: { value: string | undefined } | undefined;
+
+/**
+ * This process's PID namespace: the inode number in Linux's `/proc/self/ns/pid` link ("pid:[4026531836]"), or
+ * undefined where there is no such link (macOS, Windows, a /proc not mounted).
+ */
+export function pidNamespace(): string | undefined {
+  if (ownPidNamespace === undefined) {
+    let value: string | undefined;
+    try {
+      value = /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
+    } catch {
+      value = undefined;
+    }
+    ownPidNamespace = { value };
+  }
+  return ownPidNamespace.value;
+}
+
+function pidNamespaceField(): { pidNamespace?: string } {
+  const value = pidNamespace();
+  return value === undefined ? {} : { pidNamespace: value };
 }
 
 function processAlive(pid: number): boolean {

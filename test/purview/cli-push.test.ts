@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { generate } from 'selfsigned';
 import { describe, expect, it } from 'vitest';
 import { pushCommand } from '../../src/cli/commands/push.js';
+import { pidNamespace } from '../../src/composition/process.js';
 import { silentLogger } from '../../src/log.js';
 import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
@@ -65,32 +66,43 @@ describe('bridge push', () => {
     expect(readdirSync(join(stateDir, 'push'))).toEqual([]); // the normalised spool is removed
   });
 
-  it('removes the copies pushes killed with -9 left on this host, and no copy of a live push or another host', async () => {
+  it('removes the copies pushes killed with -9 left on this host, and no copy of a live push, another host or another container', async () => {
     const app = files.emu.newApp();
     const stateDir = join(dir, 'state-leftovers');
     const copies = join(stateDir, 'push');
     mkdirSync(copies, { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: as a push killed with -9
     const host = hostname();
+    const ns = pidNamespace();
+    expect(ns).toMatch(/^\d+$/); // Linux: the copies below carry it, as the bridge's own do here
+    const here = `~${ns}@${host}`;
     const uuid = (n: number): string => `00000000-0000-4000-8000-00000000000${n}`;
     const names = {
-      killed: `${dead}@${host}.${uuid(1)}.txt`,
-      live: `${process.pid}@${host}.${uuid(2)}.txt`,
+      killed: `${dead}${here}.${uuid(1)}.txt`,
+      live: `${process.pid}${here}.${uuid(2)}.txt`,
       otherHost: `${dead}@another-host.example.org.${uuid(3)}.txt`,
       unownedOld: `${uuid(4)}.txt`,
       unownedNew: `${uuid(5)}.txt`,
       // A container's push: pid 1 on a hostname of its own, killed a day ago.
       containerOld: `1@3f2a9c1b7d4e.${uuid(6)}.txt`,
       // A push on this host, alive (the test runner's parent), running for a day: never touched.
-      liveOld: `${process.ppid}@${host}.${uuid(7)}.txt`,
+      liveOld: `${process.ppid}${here}.${uuid(7)}.txt`,
+      // Another container sharing this host name (host networking): its pid means nothing here, alive or not.
+      otherNamespace: `${dead}~1@${host}.${uuid(8)}.txt`,
+      otherNamespaceOld: `${dead}~1@${host}.${uuid(9)}.txt`,
+      // Named by 0.1.0 (no namespace): unknown here, so kept for a day.
+      noNamespace: `${dead}@${host}.${uuid(0)}.txt`,
       notACopy: 'notes.txt',
     };
     for (const name of Object.values(names)) writeFileSync(join(copies, name), 'PATIENT ROW\r\n');
     const dayAgo = new Date(new InstantClock().now() - 25 * 3600 * 1000); // a day before the push's clock
-    for (const name of [names.unownedOld, names.containerOld, names.liveOld, names.notACopy]) utimesSync(join(copies, name), dayAgo, dayAgo);
+    for (const name of [names.unownedOld, names.containerOld, names.liveOld, names.otherNamespaceOld, names.notACopy])
+      utimesSync(join(copies, name), dayAgo, dayAgo);
     const file = input('after-kill.txt', `${EPIC.join('\t')}\n${row(0, '\t')}\n`);
     await bridgePush(appArgs(app, file, stateDir), { PURVIEW_APP_SECRET: app.secret });
-    expect(readdirSync(copies).sort()).toEqual([names.live, names.otherHost, names.unownedNew, names.liveOld, names.notACopy].sort());
+    expect(readdirSync(copies).sort()).toEqual(
+      [names.live, names.otherHost, names.unownedNew, names.liveOld, names.otherNamespace, names.noNamespace, names.notACopy].sort(),
+    );
   });
 
   it('sniffs a pipe file (Epic) and a comma file (Healthcare)', async () => {

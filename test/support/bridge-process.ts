@@ -23,9 +23,18 @@ export interface BridgeProcess {
   pid: number | undefined;
 }
 
-/** Starts `bridge <args>` with the test's environment plus `env`, logging at warn unless `env` says otherwise. */
-export function spawnBridge(args: readonly string[], env: Record<string, string> = {}, onStdout?: (text: string) => void): BridgeProcess {
-  const child = spawn(process.execPath, [resolve(repoRoot, 'bin/bridge.js'), ...args], {
+/**
+ * Starts `bridge <args>` with the test's environment plus `env`, logging at warn unless `env` says otherwise.
+ * `under`: a command that runs it (e.g. `unshare --pid --fork`), given node and its arguments after its own.
+ */
+export function spawnBridge(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  onStdout?: (text: string) => void,
+  under: readonly string[] = [],
+): BridgeProcess {
+  const command = [...under, process.execPath, resolve(repoRoot, 'bin/bridge.js'), ...args];
+  const child = spawn(command[0] as string, command.slice(1), {
     cwd: repoRoot,
     env: { ...process.env, BRIDGE__logLevel: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -140,8 +140,9 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
   sweepPushCopies(
     spoolDir,
     (copy) => {
-      if (copy.host !== owner.identity.host || copy.pid === owner.identity.pid) return 'unknown';
-      return owner.isStale({ ...owner.identity, ...copy, id: '', since: '' }) ? 'gone' : 'alive';
+      const own = owner.identity;
+      if (copy.host !== own.host || copy.pidNamespace !== own.pidNamespace || copy.pid === own.pid) return 'unknown';
+      return owner.isStale({ ...own, ...copy, id: '', since: '' }) ? 'gone' : 'alive';
     },
     clock.now(),
   );

@@ -93,6 +93,11 @@ export interface LeaseHolder {
   /** Unique per holder (a random id per process and run). */
   readonly id: string;
   readonly host: string;
+  /**
+   * The holder's PID namespace on its host (Linux: the inode of /proc/self/ns/pid), when known: a pid is only
+   * meaningful within it (containers sharing a host name each count from 1). Absent in records written by 0.1.0.
+   */
+  readonly pidNamespace?: string;
   readonly pid: number;
   /** What holds it, e.g. "bridge sync" or "bridge serve (schedule)". */
   readonly command: string;
