@@ -31,8 +31,11 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
       `  rows accepted       ${c.rowsAcked}${c.rowsAlreadyDelivered ? ` (${c.rowsAlreadyDelivered} acknowledged by an earlier attempt, not sent again)` : ''}`,
     );
     if (summary.possiblyDuplicatedBlocks.length > 0) {
+      // Block numbers count from 0 within this push; a resumed run's earlier pushes numbered theirs afresh, so the
+      // ledger's list of the run (`bridge runs`) is what names the rows across pushes.
       lines.push(
-        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in block(s) ${summary.possiblyDuplicatedBlocks.join(', ')}`,
+        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in this push's block(s) ${summary.possiblyDuplicatedBlocks.join(', ')} (counted from 0); ` +
+          `\`bridge runs --possibly-duplicated ${summary.runId}\` lists them`,
       );
     }
   }

@@ -1,0 +1,34 @@
+/** `bridge sync`'s end-of-run summary (src/cli/reporters/summary.ts): what an operator reads after a run. */
+import { describe, expect, it } from 'vitest';
+import { formatSummary } from '../../src/cli/reporters/summary.js';
+import type { SyncSummary } from '../../src/sync/pipeline.js';
+import { ZERO_COUNTS } from '../../src/sync/state/index.js';
+
+const summary = (patch: Partial<SyncSummary>): SyncSummary => ({
+  runId: 'run-1',
+  connector: 'epic-prod',
+  since: '2026-11-01T00:00:00.000Z',
+  until: '2026-11-02T00:00:00.000Z',
+  backfill: false,
+  counts: { ...ZERO_COUNTS, events: 10, rows: 10, blocks: 2, blocksAcked: 2, rowsAcked: 10 },
+  skipReasons: {},
+  rejectReasons: {},
+  possiblyDuplicatedBlocks: [],
+  fillWarnings: [],
+  ...patch,
+});
+
+describe('formatSummary', () => {
+  it('says which blocks of this push Purview may hold twice, how they are numbered, and where to list their events', () => {
+    const lines = formatSummary(
+      summary({ possiblyDuplicatedBlocks: [0, 3], counts: { ...summary({}).counts, possiblyDuplicated: 2, rowsPossiblyDuplicated: 7 } }),
+    );
+    expect(lines.at(-1)).toBe(
+      "  possibly duplicated: 7 row(s) re-sent after an unknown outcome, in this push's block(s) 0, 3 (counted from 0); `bridge runs --possibly-duplicated run-1` lists them",
+    );
+  });
+
+  it('says nothing of duplicates when no block was flagged', () => {
+    expect(formatSummary(summary({})).some((line) => line.includes('possibly duplicated'))).toBe(false);
+  });
+});
