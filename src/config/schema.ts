@@ -347,7 +347,7 @@ const stateSchema = z
       .max(3600)
       .default(120)
       .describe(
-        'One run per connector at a time across processes: a run holds a lease it renews every quarter of this, and stops itself once less than half of it, plus the 5 s busy wait of the state database, is left since its last renewal; a holder that crashed on another machine blocks others for at most this long (one on this host, not at all).',
+        'One run per connector at a time across processes: a run holds a lease it renews every quarter of this, and stops itself once less than half of it, plus the 5 s busy wait of the state database, is left since its last renewal; a holder that crashed on another machine, or in another container or PID namespace, blocks others for at most this long (one of this host and PID namespace, not at all).',
       ),
     ledgerRetentionDays: z
       .number()
