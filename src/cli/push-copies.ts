@@ -13,8 +13,11 @@ import type { LeaseHolder } from '../sync/state/index.js';
 
 type Owner = Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>;
 
-/** `<pid>[~<pid namespace>]@<host>.<uuid>.txt`; names without the namespace come from 0.1.0 or a host without one. */
-const COPY_NAME = /^(\d+)(?:~(\d+))?@(.+)\.[0-9a-f-]{36}\.txt$/;
+/**
+ * `<pid>[~<pid namespace>]@<host>.<uuid>.txt` (the namespace: `<inode>[-<boot id>]`, src/composition/process.ts);
+ * names without one come from a host where /proc could not be read, or from a build before the namespace was named.
+ */
+const COPY_NAME = /^(\d+)(?:~(\d+(?:-[0-9a-f-]{36})?))?@(.+)\.[0-9a-f-]{36}\.txt$/;
 /** A copy named before names carried their process (0.1.0). */
 const UNOWNED_COPY_NAME = /^[0-9a-f-]{36}\.txt$/;
 /**

@@ -3,7 +3,7 @@
  * another holder on this host is still alive, and the wall-clock heartbeat that renews a lease. The only place the
  * lease code meets `process` and timers.
  */
-import { readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { LeasePolicy } from '../sync/lease.js';
 import type { LeaseHolder } from '../sync/state/index.js';
@@ -24,10 +24,11 @@ export function leasePolicy(ttlMs: number, command: string): LeasePolicy {
 
 /**
  * A lease holder on this host whose process no longer runs (killed -9, OOM-killed): its lease is let go at once.
- * "This host" is the host name and the PID namespace: containers that share a host name (host networking, a shared
- * network namespace) each number their processes from 1, so a pid of another container's bridge says nothing here. A
- * holder recorded without a namespace (by 0.1.0, or where there is none to read) counts as ours only where we
- * have none either; otherwise it is let go when its lease expires.
+ * "This host" is the host name and the PID namespace of this boot: containers that share a host name (host networking,
+ * a shared network namespace) each number their processes from 1, so a pid of another container's bridge says nothing
+ * here; and two machines given one host name have the same initial namespace number, told apart by their kernels' boot
+ * ids. A holder recorded without a namespace (where /proc could not be read, or by a build before this field) counts as
+ * ours only where we have none either; otherwise it is let go when its lease expires.
  */
 export function holderIsGone(holder: Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>): boolean {
   return holder.host === hostname() && holder.pidNamespace === pidNamespace() && holder.pid !== process.pid && !processAlive(holder.pid);
@@ -36,20 +37,26 @@ export function holderIsGone(holder: Pick<LeaseHolder, 'host' | 'pid' | 'pidName
 let ownPidNamespace: { value: string | undefined } | undefined;
 
 /**
- * This process's PID namespace: the inode number in Linux's `/proc/self/ns/pid` link ("pid:[4026531836]"), or
+ * This process's PID namespace in this boot of its kernel: `<inode>-<boot id>`, the inode number of Linux's
+ * `/proc/self/ns/pid` link ("pid:[4026531836]", the same number for the initial namespace of every machine, and reused
+ * once a namespace is gone) and `/proc/sys/kernel/random/boot_id`; the inode alone where the boot id cannot be read;
  * undefined where there is no such link (macOS, Windows, a /proc not mounted).
  */
 export function pidNamespace(): string | undefined {
   if (ownPidNamespace === undefined) {
-    let value: string | undefined;
-    try {
-      value = /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1];
-    } catch {
-      value = undefined;
-    }
-    ownPidNamespace = { value };
+    const inode = readProc(() => /^pid:\[(\d+)\]$/.exec(readlinkSync('/proc/self/ns/pid'))?.[1]);
+    const boot = readProc(() => /^[0-9a-f-]{36}$/.exec(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim())?.[0]);
+    ownPidNamespace = { value: inode === undefined ? undefined : boot === undefined ? inode : `${inode}-${boot}` };
   }
   return ownPidNamespace.value;
+}
+
+function readProc(read: () => string | undefined): string | undefined {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
 
 function pidNamespaceField(): { pidNamespace?: string } {

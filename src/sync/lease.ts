@@ -108,7 +108,7 @@ function inProgress(what: string, holder: LeaseHolder, expiresMs: number): Bridg
   return new BridgeError(
     'BRG_ERR_RUN_IN_PROGRESS',
     `${what} is already running: ${holder.command} (pid ${holder.pid} on ${holder.host}, since ${holder.since}). Wait for it to finish; ` +
-      `if that process is gone on another machine, its lease expires at ${new Date(expiresMs).toISOString()}.`,
+      `if that process is gone on another machine or in another container, its lease expires at ${new Date(expiresMs).toISOString()}.`,
     { details: { host: holder.host, pid: holder.pid, expires: new Date(expiresMs).toISOString() } },
   );
 }

@@ -16,7 +16,7 @@ describe('holderIsGone', () => {
   const ns = pidNamespace() ?? 'unreadable';
 
   it('reads the PID namespace on Linux, and a policy carries it in its identity', () => {
-    expect(ns).toMatch(/^\d+$/);
+    expect(ns).toMatch(/^\d+-[0-9a-f-]{36}$/); // the namespace's inode and the kernel's boot id
     expect(leasePolicy(60_000, 'bridge sync').identity).toEqual({ host, pid: process.pid, pidNamespace: ns, command: 'bridge sync' });
   });
 
@@ -34,7 +34,12 @@ describe('holderIsGone', () => {
     expect(holderIsGone({ host, pidNamespace: '1', pid: dead })).toBe(false);
   });
 
-  it('keeps a holder recorded without a namespace (by 0.1.0) until its lease expires', () => {
+  it('keeps a holder of another machine given this host name: same initial namespace number, another boot id', () => {
+    const [inode] = ns.split('-');
+    expect(holderIsGone({ host, pidNamespace: `${inode}-00000000-0000-4000-8000-000000000000`, pid: dead })).toBe(false);
+  });
+
+  it('keeps a holder recorded without a namespace (no /proc there, or a build before the field) until its lease expires', () => {
     expect(holderIsGone({ host, pid: dead })).toBe(false);
   });
 });

@@ -74,7 +74,7 @@ describe('bridge push', () => {
     const dead = spawnSync(process.execPath, ['-e', '']).pid; // exited: as a push killed with -9
     const host = hostname();
     const ns = pidNamespace();
-    expect(ns).toMatch(/^\d+$/); // Linux: the copies below carry it, as the bridge's own do here
+    expect(ns).toMatch(/^\d+-[0-9a-f-]{36}$/); // Linux: the copies below carry it, as the bridge's own do here
     const here = `~${ns}@${host}`;
     const uuid = (n: number): string => `00000000-0000-4000-8000-00000000000${n}`;
     const names = {
@@ -90,7 +90,7 @@ describe('bridge push', () => {
       // Another container sharing this host name (host networking): its pid means nothing here, alive or not.
       otherNamespace: `${dead}~1@${host}.${uuid(8)}.txt`,
       otherNamespaceOld: `${dead}~1@${host}.${uuid(9)}.txt`,
-      // Named by 0.1.0 (no namespace): unknown here, so kept for a day.
+      // Named without a namespace (a build before it): unknown here, so kept for a day.
       noNamespace: `${dead}@${host}.${uuid(0)}.txt`,
       notACopy: 'notes.txt',
     };

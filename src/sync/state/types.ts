@@ -94,8 +94,9 @@ export interface LeaseHolder {
   readonly id: string;
   readonly host: string;
   /**
-   * The holder's PID namespace on its host (Linux: the inode of /proc/self/ns/pid), when known: a pid is only
-   * meaningful within it (containers sharing a host name each count from 1). Absent in records written by 0.1.0.
+   * The holder's PID namespace in its host's current boot (Linux: the inode of /proc/self/ns/pid and the boot id,
+   * src/composition/process.ts), when known: a pid is only meaningful within it (containers sharing a host name each
+   * count from 1). Absent where /proc could not be read, and in leases of builds before this field.
    */
   readonly pidNamespace?: string;
   readonly pid: number;
