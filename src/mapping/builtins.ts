@@ -5,7 +5,7 @@
 import type { AuditEventEntity, Encounter, FhirResource, Identifier, Reference } from 'fhir/r4.js';
 import { btgComment, btgReason } from './btg.js';
 import { DCM } from './context.js';
-import { chooseIdentifier, isNationalIdentifier, qualifies } from './identifiers.js';
+import { chooseIdentifier, isEpicNonMrnIdentifier, isNationalIdentifier, qualifies } from './identifiers.js';
 import type { ResolvedOptions } from './options.js';
 import { literalKey, normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
@@ -137,8 +137,13 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
 export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
   const identifier: Identifier | undefined = ref.identifier;
   if (!identifier?.value || identifier.use === 'old') return undefined;
-  // An untyped one, as IHE patient entities carry it; never a national identifier (an SSN is no MRN).
-  const untyped = identifier.type === undefined && (identifier.system === undefined || options.mrnSystems.length === 0) && !isNationalIdentifier(identifier);
+  // An untyped one, as IHE patient entities carry it; never a national identifier (an SSN is no MRN), nor one in an
+  // Epic system other than its MRN's (an access log's patient record id, Clarity's PAT_ID, is no MRN).
+  const untyped =
+    identifier.type === undefined &&
+    (identifier.system === undefined || options.mrnSystems.length === 0) &&
+    !isNationalIdentifier(identifier) &&
+    !isEpicNonMrnIdentifier(identifier);
   return untyped || qualifies(identifier, options.identifiers.mrn) ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
 }
 

@@ -105,6 +105,18 @@ export function isNationalIdentifier(identifier: Identifier): boolean {
   return identifier.system !== undefined && NOT_AN_MRN.test(identifier.system);
 }
 
+/** Any Epic OID (`urn:oid:1.2.840.114350.…`): the organisation's root, whatever the customer, environment or id type. */
+const EPIC_ROOT = /^urn:oid:1\.2\.840\.114350\./;
+
+/**
+ * An identifier in one of Epic's systems other than its MRN id type: the patient record id (INTERNAL/EXTERNAL,
+ * `.2.698084`), the enterprise id, a MyChart login… Its system says what it is, so it is never an MRN untyped either.
+ */
+export function isEpicNonMrnIdentifier(identifier: Identifier): boolean {
+  const system = identifier.system;
+  return system !== undefined && EPIC_ROOT.test(system) && !EPIC_MRN_SYSTEM.test(system);
+}
+
 /** Not `use: old`, and a value that is more than padding (Epic pads INTERNAL ids with leading spaces). */
 function usable(identifier: Identifier): boolean {
   const value = identifier.value;

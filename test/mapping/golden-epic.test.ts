@@ -281,4 +281,29 @@ describe('use: old never counts', () => {
       subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options),
     ).toBeUndefined();
   });
+
+  it("an untyped identifier-only subject: Epic's patient record id (an access log's PAT_ID) is no MRN; no system, another vendor's, or Epic's MRN system is", () => {
+    const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
+    const recordId = 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084';
+    expect(subjectMrn({ identifier: { system: recordId, value: 'Z6139' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: recordId, value: '     Z6139' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.3.878082.110', value: 'MYCHART7' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14', value: '203713' } }, options)).toBe('203713');
+    expect(subjectMrn({ identifier: { value: '203714' } }, options)).toBe('203714');
+    expect(subjectMrn({ identifier: { system: 'urn:oid:2.16.840.1.113883.19.5', value: '203715' } }, options)).toBe('203715');
+
+    // The whole row: an event naming its patient only by Epic's record id, which the lookup cannot resolve, gets no MRN.
+    const base = event('dst-after');
+    const byRecordId = {
+      ...base,
+      entity: [{ ...base.entity?.[0], what: { identifier: { system: recordId, value: 'Z6139' }, display: 'Lopez, Camila' } }],
+    };
+    const practitioner = read<Practitioner>('Practitioner-renamed-login.json');
+    const mapping = builtinMapping('epic');
+    const result = mapEvent(byRecordId, mapping, lookupOf([practitioner]));
+    expect(result.rows).toHaveLength(1);
+    const row = result.rows[0] ?? [];
+    expect(row[mapping.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')]).toBe('');
+    expect(row.join('\t')).not.toContain('Z6139');
+  });
 });
