@@ -32,6 +32,7 @@ import type { FhirClient } from './client.js';
 import { StringInterner } from './intern.js';
 import { refuseIncompleteLookup } from './page-checks.js';
 import { resourcesOf } from './pages.js';
+import { isBreakTheGlass, RESTRICTED_MESSAGE } from './restricted.js';
 import { tokenValue } from './search-escape.js';
 import { type UnknownUserStore, UnknownUsers } from './unknown-users.js';
 
@@ -220,6 +221,13 @@ class CachingResolver implements ReferenceResolver {
     });
   }
 
+  /** A lookup refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per resource. */
+  private restricted(key: string, type: string): [] {
+    this.remember(key, undefined);
+    this.optional.logger?.warn({ resourceType: type, outcome: 'break-the-glass' }, RESTRICTED_MESSAGE);
+    return [];
+  }
+
   private remember(key: string, resource: FhirResource | undefined): void {
     if (!resource) this.stats.missing += 1;
     this.cache.set(key, resource && this.interner.internAll(resource));
@@ -272,12 +280,20 @@ class CachingResolver implements ReferenceResolver {
    */
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
-    for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
-      // Only Epic's 4127 ("additional data may exist") stops the run here: an error outcome may be the server's word on
-      // one id it cannot return (merged, unreadable), and each absent id is asked for alone below. An optional type's
-      // lookup never stops it (its cell stays empty).
-      if (ids.length > 1 && !OPTIONAL_TYPES.has(type)) refuseIncompleteLookup(bundle, type, 'cut-short');
-      for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
+    try {
+      for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
+        // Only Epic's 4127 ("additional data may exist") stops the run here: an error outcome may be the server's word on
+        // one id it cannot return (merged, unreadable), and each absent id is asked for alone below. An optional type's
+        // lookup never stops it (its cell stays empty).
+        if (ids.length > 1 && !OPTIONAL_TYPES.has(type)) refuseIncompleteLookup(bundle, type, 'cut-short');
+        for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
+      }
+    } catch (error) {
+      if (!isBreakTheGlass(error)) throw error;
+      // A list refused for one restricted chart in it: each id alone finds which.
+      if (ids.length > 1) return (await Promise.all(ids.map((id) => this.fetchIds(type, [id], signal)))).flat();
+      this.restricted(referenceKey(type, ids[0] as string), type);
+      return [];
     }
     const absent: string[] = [];
     for (const id of ids) {
@@ -295,6 +311,7 @@ class CachingResolver implements ReferenceResolver {
     try {
       resource = await this.client.read(type, id, signal);
     } catch (error) {
+      if (isBreakTheGlass(error)) return this.restricted(referenceKey(type, id), type);
       if (!isGone(error)) throw error;
     }
     this.remember(referenceKey(type, id), resource);
@@ -355,6 +372,8 @@ class CachingResolver implements ReferenceResolver {
         if (found.size > refs.length * 2) return undefined;
       }
     } catch (error) {
+      // A list refused for one restricted chart in it: each identifier is searched alone.
+      if (isBreakTheGlass(error)) return undefined;
       if (!isRefused(error)) throw error;
       if (pages === 0) this.listsRefused.add(type);
       return undefined;
@@ -369,10 +388,15 @@ class CachingResolver implements ReferenceResolver {
   /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */
   private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
     let matches: FhirResource[] = [];
-    for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
-      refuseIncompleteLookup(bundle, ref.type);
-      matches = resourcesOf(bundle, ref.type);
-      break; // two results already make it ambiguous; no need for more pages.
+    try {
+      for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
+        refuseIncompleteLookup(bundle, ref.type);
+        matches = resourcesOf(bundle, ref.type);
+        break; // two results already make it ambiguous; no need for more pages.
+      }
+    } catch (error) {
+      if (!isBreakTheGlass(error)) throw error;
+      return this.restricted(identifierKey(ref.type, ref.system, ref.value), ref.type);
     }
     const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined, matches.length === 0);
     return match ? [match] : [];

@@ -15,6 +15,11 @@ export type FaultAction =
   | { readonly kind: 'delay'; readonly ms: number }
   /** Epic's "Session ID for cached search results has expired": HTTP 400, OperationOutcome code 4113. */
   | { readonly kind: 'search-expired' }
+  /**
+   * Epic's Break-the-Glass refusal of a restricted chart to a background user: HTTP 403, OperationOutcome code 4130
+   * (match it to one patient's read and the `_id` or identifier searches that name it).
+   */
+  | { readonly kind: 'break-the-glass' }
   /** Answer normally, but rewrite the searchset's `next` link to this origin (e.g. `http://127.0.0.1:9`). */
   | { readonly kind: 'foreign-next'; readonly origin: string }
   /** Answer normally, but with a `next` link that is the page's own URL (a paging loop; issue #14.6). */
@@ -130,10 +135,18 @@ export function searchsetOutcomeEntry(code: string, severity: string): Record<st
  * search again).
  */
 export function searchExpiredOutcome(): Record<string, unknown> {
-  const text = 'Session ID for cached search results has expired';
+  return epicOutcome('processing', '4113', 'Session ID for cached search results has expired');
+}
+
+/** Epic's refusal of a chart under Break-the-Glass (docs/epic-smart.md §6.3: do not retry). */
+export function breakTheGlassOutcome(): Record<string, unknown> {
+  return epicOutcome('forbidden', '4130', 'Break-the-Glass security does not authorize you to access the selected patient');
+}
+
+function epicOutcome(code: string, epicCode: string, text: string): Record<string, unknown> {
   return {
     resourceType: 'OperationOutcome',
-    issue: [{ severity: 'error', code: 'processing', details: { coding: [{ system: EPIC_OUTCOME_SYSTEM, code: '4113', display: text }], text } }],
+    issue: [{ severity: 'error', code, details: { coding: [{ system: EPIC_OUTCOME_SYSTEM, code: epicCode, display: text }], text } }],
   };
 }
 

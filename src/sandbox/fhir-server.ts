@@ -14,6 +14,7 @@ import { BridgeError } from '../errors.js';
 import { type BulkExportSettings, createBulkExport, type SandboxBulkExport } from './bulk-export.js';
 import type { FhirBackend } from './fhir-backend.js';
 import {
+  breakTheGlassOutcome,
   createFaultPlan,
   type FaultAction,
   type FaultPlan,
@@ -153,6 +154,7 @@ async function handle(context: ServerContext, req: IncomingMessage, timers: Set<
     return { status, body: null, stream: async (res) => void res.writeHead(status, headers).end(page) };
   }
   if (fault?.kind === 'search-expired') return { status: 400, body: searchExpiredOutcome() };
+  if (fault?.kind === 'break-the-glass') return { status: 403, body: breakTheGlassOutcome() };
   if (fault?.kind === 'ignore-param') url.searchParams.delete(fault.name);
   if (fault?.kind === 'partial-id-list') capIdList(url, fault.max);
   if (fault?.kind === 'huge-body') return { status: 200, body: null, huge: { bytes: fault.bytes, contentLength: fault.contentLength } };

@@ -485,6 +485,58 @@ describe('reference resolver: the department lookups a server refuses or does no
     ]);
   });
 
+  it('a chart refused under Break-the-Glass (403, Epic 4130) counts as not found, alone; the rest of its batch goes on', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 4, practitioners: 1 })));
+    // pt-2 is restricted: every lookup that names it is refused, whole lists included (as a server may refuse a list for one chart).
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient(\/pt-2$|\?.*_id=([^&]*%2C)?pt-2(%2C|&|$))/, times: 100 });
+    const lines: string[] = [];
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger(lines) });
+    const keys = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Patient/pt-3', 'Practitioner/pr-0'];
+    await resolver.prefetch({ keys, identifiers: [] });
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', undefined, 'pt-3', 'pr-0']);
+    // The list, then each id alone (concurrently): only pt-2's answer is a refusal.
+    const asked = fixture.requestsFor('Patient').map((request) => [idsIn(request.query).sort().join(','), request.status]);
+    expect([asked[0], ...asked.slice(1).sort()]).toEqual([
+      ['pt-0,pt-1,pt-2,pt-3', 403],
+      ['pt-0', 200],
+      ['pt-1', 200],
+      ['pt-2', 403],
+      ['pt-3', 200],
+    ]);
+    const warnings = lines.map((line) => JSON.parse(line) as { level: number; msg: string; resourceType?: string; outcome?: string });
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, resourceType: 'Patient', outcome: 'break-the-glass' })]);
+    expect(lines.join('\n')).not.toContain('pt-2'); // which chart is kept out of the log
+    // Remembered as not found: not asked again within the cache TTL.
+    await resolver.prefetch({ keys: ['Patient/pt-2'], identifiers: [] });
+    expect(fixture.requestsFor('Patient')).toHaveLength(5);
+  });
+
+  it('a chart refused under Break-the-Glass in an identifier search: the list, then each alone; only it counts as not found', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient\?identifier=[^&]*MRN1(%2C|&|$)/, times: 100 });
+    const lines: string[] = [];
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger(lines) });
+    const mrns = ['MRN0', 'MRN1', 'MRN2'].map((value) => ({ type: 'Patient' as const, system: 'urn:example:mrn', value }));
+    await resolver.prefetch({ keys: [], identifiers: mrns });
+    expect(mrns.map((ref) => resolver.get(identifierKey(ref.type, ref.system, ref.value))?.id)).toEqual(['pt-0', undefined, 'pt-2']);
+    expect(
+      fixture
+        .requestsFor('Patient')
+        .map((request) => request.status)
+        .sort(),
+    ).toEqual([200, 200, 403, 403]);
+    expect(lines.map((line) => (JSON.parse(line) as { outcome?: string }).outcome)).toEqual(['break-the-glass']);
+    expect(lines.join('\n')).not.toContain('MRN1');
+  });
+
+  it('a 403 without a Break-the-Glass code on a Patient lookup still stops the prefetch (a scope, not a chart)', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/Patient\?/, times: 10 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    const error = await rejectionOf(resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-1'], identifiers: [] }));
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Patient' } });
+  });
+
   it('a Practitioner refused 403 still stops the prefetch: the user is no optional cell', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 1, practitioners: 1 })));
     fixture.tokens.scope = 'AuditEvent.read Patient.read';
