@@ -132,6 +132,8 @@ class CachingResolver implements ReferenceResolver {
   private readonly held = new Set<string>();
   /** Resource types whose server answered an identifier list with 400: their identifiers are searched one by one. */
   private readonly listsRefused = new Set<string>();
+  /** Resource types whose server answered an `_id=a,b,c` list with 400: their ids are asked for one by one. */
+  private readonly idListsRefused = new Set<string>();
   /** Optional types found unavailable, and until when (clock ms) their references count as missing unasked. */
   private readonly unavailable = new Map<string, number>();
 
@@ -259,8 +261,9 @@ class CachingResolver implements ReferenceResolver {
 
   private async lookUp(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const mode = await this.client.lookupMode(type, signal);
+    const batchSize = this.idListsRefused.has(type) ? 1 : this.batchSize;
     const requests =
-      mode === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, this.batchSize).map((batch) => this.fetchIds(type, batch, signal));
+      mode === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, batchSize).map((batch) => this.fetchIds(type, batch, signal));
     return (await Promise.all(requests)).flat();
   }
 
@@ -289,8 +292,11 @@ class CachingResolver implements ReferenceResolver {
         for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
       }
     } catch (error) {
-      if (!isBreakTheGlass(error)) throw error;
-      // A list refused for one restricted chart in it: each id alone finds which.
+      // A server that takes no `_id` list (400, from the first page: a later page's 400 is no answer to the list itself).
+      const listRefused = ids.length > 1 && found.size === 0 && isRefused(error);
+      if (listRefused) this.idListsRefused.add(type);
+      if (!listRefused && !isBreakTheGlass(error)) throw error;
+      // A list refused for one restricted chart in it, or refused as a list: each id alone.
       if (ids.length > 1) return (await Promise.all(ids.map((id) => this.fetchIds(type, [id], signal)))).flat();
       this.restricted(referenceKey(type, ids[0] as string), type);
       return [];

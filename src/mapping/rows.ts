@@ -72,6 +72,10 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   if (choice.kind === 'human' && choice.ambiguous) warnings.add('multiple-requestors');
   const requestor = choice.kind === 'none' ? undefined : choice.agent;
   const instant = chooseEventTime(event);
+  // A period.start with a time of day that is no FHIR dateTime ("2026-11-01T01:30:00", no zone): recorded stands in,
+  // which may be another instant (when the access was logged, not when it happened), so the row says so.
+  const start = event.period?.start;
+  if (start !== undefined && start.length > 10 && instant?.text !== start) warnings.add('period-start-unreadable');
   const tMs = instant?.epochMs ?? Number.NaN;
   const resolvedUser = resolveUser(requestor, resolver);
   const { user, role, global } = resolvedUser;

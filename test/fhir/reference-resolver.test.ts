@@ -529,6 +529,26 @@ describe('reference resolver: the department lookups a server refuses or does no
     expect(lines.join('\n')).not.toContain('MRN1');
   });
 
+  it('a server that refuses an _id list (400): each id asked alone, and that type is asked one by one from then on', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 5, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'status', status: 400 }, match: /\/Patient\?.*_id=[^&]*%2C/, times: 100 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Practitioner/pr-0'], identifiers: [] });
+    expect(['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Practitioner/pr-0'].map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', 'pt-2', 'pr-0']);
+    await resolver.prefetch({ keys: ['Patient/pt-3', 'Patient/pt-4'], identifiers: [] });
+    expect(resolver.get('Patient/pt-4')?.id).toBe('pt-4');
+    const asked = fixture.requestsFor('Patient').map((request) => [idsIn(request.query).sort().join(','), request.status]);
+    expect([asked[0], ...asked.slice(1, 4).sort(), ...asked.slice(4).sort()]).toEqual([
+      ['pt-0,pt-1,pt-2', 400],
+      ['pt-0', 200],
+      ['pt-1', 200],
+      ['pt-2', 200],
+      ['pt-3', 200],
+      ['pt-4', 200],
+    ]);
+    expect(fixture.server.faults.fired).toHaveLength(1);
+  });
+
   it('a 403 without a Break-the-Glass code on a Patient lookup still stops the prefetch (a scope, not a chart)', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 1 })));
     fixture.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/Patient\?/, times: 10 });

@@ -282,6 +282,25 @@ describe('use: old never counts', () => {
     ).toBeUndefined();
   });
 
+  it('a period.start with a time of day but no zone is not used: recorded stands in, and the row says so', () => {
+    const mapping = builtinMapping('epic');
+    const base = event('dst-after');
+    const time = (result: ReturnType<typeof mapEvent>): string | undefined =>
+      result.rows[0]?.[mapping.columns.findIndex((c) => c.name === 'ACCESS_LOG.ACCESS_TIME')];
+    const { period: _period, ...withoutPeriod } = base;
+    const recorded = mapEvent(withoutPeriod, mapping, lookup);
+    expect(recorded.warnings).not.toContain('period-start-unreadable');
+    expect(mapEvent(base, mapping, lookup).warnings).not.toContain('period-start-unreadable');
+    for (const start of ['2026-11-01T01:30:00', '2026-11-01T01:30:00+0600']) {
+      const result = mapEvent({ ...base, period: { start } }, mapping, lookup);
+      expect(time(result)).toBe(time(recorded));
+      expect(result.warnings).toContain('period-start-unreadable');
+    }
+    for (const start of ['2026-11-01', '2026-11-01T01:30:00-05:00']) {
+      expect(mapEvent({ ...base, period: { start } }, mapping, lookup).warnings).not.toContain('period-start-unreadable');
+    }
+  });
+
   it("an untyped identifier-only subject: Epic's patient record id (an access log's PAT_ID) is no MRN; no system, another vendor's, or Epic's MRN system is", () => {
     const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
     const recordId = 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084';
