@@ -9,7 +9,8 @@
  * (cut short). An absolute reference to another server than `baseUrl` names none of ours and is not asked for.
  * Except for the types only the department column reads (Encounter, Location, Organization): a server that refuses
  * them (403, as Epic answers an API the client's scope lacks) or does not offer them (404/405) leaves that optional
- * cell empty, with one warning per type, instead of stopping every run over it (docs/mapping.md §5.6).
+ * cell empty, with one warning per type, instead of stopping every run over it (docs/mapping.md §5.6). And a Patient
+ * refused under Break-the-Glass (403 with Epic's 4130/4131/4134) counts as not found, that chart alone (restricted.ts).
  * See: https://hl7.org/fhir/R4/search.html#id, https://hl7.org/fhir/R4/search.html#token, #escaping.
  */
 import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
@@ -32,7 +33,7 @@ import type { FhirClient } from './client.js';
 import { StringInterner } from './intern.js';
 import { refuseIncompleteLookup } from './page-checks.js';
 import { resourcesOf } from './pages.js';
-import { isBreakTheGlass, RESTRICTED_MESSAGE } from './restricted.js';
+import { everyChartRefused, isRestrictedChart, REFUSED_WITHOUT_ANY, RESTRICTED_MESSAGE } from './restricted.js';
 import { tokenValue } from './search-escape.js';
 import { type UnknownUserStore, UnknownUsers } from './unknown-users.js';
 
@@ -134,6 +135,8 @@ class CachingResolver implements ReferenceResolver {
   private readonly listsRefused = new Set<string>();
   /** Resource types whose server answered an `_id=a,b,c` list with 400: their ids are asked for one by one. */
   private readonly idListsRefused = new Set<string>();
+  /** Patient lookups refused under Break-the-Glass, and whether any Patient was found (restricted.ts). */
+  private readonly charts = { refused: 0, found: false };
   /** Optional types found unavailable, and until when (clock ms) their references count as missing unasked. */
   private readonly unavailable = new Map<string, number>();
 
@@ -203,7 +206,9 @@ class CachingResolver implements ReferenceResolver {
     }
     const taken: string[] = [];
     for (const [type, ids] of groupIdsByType([...this.held])) {
-      for (const id of ids.slice(0, ids.length - (ids.length % this.batchSize))) taken.push(referenceKey(type, id));
+      // A type asked one by one (its lists refused) has no batch to fill.
+      const batch = this.idListsRefused.has(type) ? 1 : this.batchSize;
+      for (const id of ids.slice(0, ids.length - (ids.length % batch))) taken.push(referenceKey(type, id));
     }
     for (const key of taken) this.held.delete(key);
     return taken;
@@ -223,8 +228,10 @@ class CachingResolver implements ReferenceResolver {
     });
   }
 
-  /** A lookup refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per resource. */
+  /** A chart refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per chart. */
   private restricted(key: string, type: string): [] {
+    this.charts.refused += 1;
+    if (!this.charts.found && this.charts.refused >= REFUSED_WITHOUT_ANY) throw everyChartRefused(this.charts.refused);
     this.remember(key, undefined);
     this.optional.logger?.warn({ resourceType: type, outcome: 'break-the-glass' }, RESTRICTED_MESSAGE);
     return [];
@@ -232,6 +239,7 @@ class CachingResolver implements ReferenceResolver {
 
   private remember(key: string, resource: FhirResource | undefined): void {
     if (!resource) this.stats.missing += 1;
+    else if (resource.resourceType === 'Patient') this.charts.found = true;
     this.cache.set(key, resource && this.interner.internAll(resource));
   }
 
@@ -283,8 +291,10 @@ class CachingResolver implements ReferenceResolver {
    */
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
+    let pages = 0;
     try {
       for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
+        pages += 1;
         // Only Epic's 4127 ("additional data may exist") stops the run here: an error outcome may be the server's word on
         // one id it cannot return (merged, unreadable), and each absent id is asked for alone below. An optional type's
         // lookup never stops it (its cell stays empty).
@@ -292,14 +302,20 @@ class CachingResolver implements ReferenceResolver {
         for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
       }
     } catch (error) {
-      // A server that takes no `_id` list (400, from the first page: a later page's 400 is no answer to the list itself).
-      const listRefused = ids.length > 1 && found.size === 0 && isRefused(error);
+      // A server that takes no `_id` list (400 to its first page: a later page's 400 is no answer to the list itself).
+      const listRefused = ids.length > 1 && pages === 0 && isRefused(error);
       if (listRefused) this.idListsRefused.add(type);
-      if (!listRefused && !isBreakTheGlass(error)) throw error;
-      // A list refused for one restricted chart in it, or refused as a list: each id alone.
-      if (ids.length > 1) return (await Promise.all(ids.map((id) => this.fetchIds(type, [id], signal)))).flat();
-      this.restricted(referenceKey(type, ids[0] as string), type);
-      return [];
+      if (!listRefused && !isRestrictedChart(error, type)) throw error;
+      if (ids.length === 1) return this.restricted(referenceKey(type, ids[0] as string), type);
+      // A list refused as a list, or for one restricted chart in it: each id it has not answered, alone.
+      if (listRefused)
+        this.optional.logger?.warn(
+          { resourceType: type },
+          `the FHIR server refused an _id list of ${type}s (HTTP 400): they are asked for one by one from now on`,
+        );
+      const rest = ids.filter((id) => !found.has(id));
+      for (const [id, resource] of found) this.remember(referenceKey(type, id), resource);
+      return [...found.values(), ...(await Promise.all(rest.map((id) => this.fetchIds(type, [id], signal)))).flat()];
     }
     const absent: string[] = [];
     for (const id of ids) {
@@ -317,7 +333,7 @@ class CachingResolver implements ReferenceResolver {
     try {
       resource = await this.client.read(type, id, signal);
     } catch (error) {
-      if (isBreakTheGlass(error)) return this.restricted(referenceKey(type, id), type);
+      if (isRestrictedChart(error, type)) return this.restricted(referenceKey(type, id), type);
       if (!isGone(error)) throw error;
     }
     this.remember(referenceKey(type, id), resource);
@@ -379,7 +395,7 @@ class CachingResolver implements ReferenceResolver {
       }
     } catch (error) {
       // A list refused for one restricted chart in it: each identifier is searched alone.
-      if (isBreakTheGlass(error)) return undefined;
+      if (isRestrictedChart(error, type)) return undefined;
       if (!isRefused(error)) throw error;
       if (pages === 0) this.listsRefused.add(type);
       return undefined;
@@ -401,7 +417,7 @@ class CachingResolver implements ReferenceResolver {
         break; // two results already make it ambiguous; no need for more pages.
       }
     } catch (error) {
-      if (!isBreakTheGlass(error)) throw error;
+      if (!isRestrictedChart(error, ref.type)) throw error;
       return this.restricted(identifierKey(ref.type, ref.system, ref.value), ref.type);
     }
     const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined, matches.length === 0);

@@ -549,6 +549,38 @@ describe('reference resolver: the department lookups a server refuses or does no
     expect(fixture.server.faults.fired).toHaveLength(1);
   });
 
+  it('a chart refused under Break-the-Glass to a read (where /metadata offers only read): not found, the others read', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })), { readOnlyTypes: ['Patient'] });
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient\/pt-1$/, times: 10 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2'], identifiers: [] });
+    expect(['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2'].map((key) => resolver.get(key)?.id)).toEqual(['pt-0', undefined, 'pt-2']);
+    expect(
+      fixture
+        .requestsFor('Patient')
+        .map((request) => request.status)
+        .sort(),
+    ).toEqual([200, 200, 403]);
+  });
+
+  it('every chart refused under Break-the-Glass, none found: the background user, not a chart; the prefetch stops', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 12, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient\?/, times: 100 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    const keys = Array.from({ length: 12 }, (_, i) => `Patient/pt-${i}`);
+    const error = await rejectionOf(resolver.prefetch({ keys, identifiers: [] }));
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Patient' } });
+    expect(error.message).toContain('Break-the-Glass exemption');
+  });
+
+  it('a Practitioner refused under Break-the-Glass still stops the prefetch: the login and excludeUsers read it', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 1, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Practitioner\?/, times: 10 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger([]) });
+    const error = await rejectionOf(resolver.prefetch({ keys: ['Practitioner/pr-0', 'Patient/pt-0'], identifiers: [] }));
+    expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Practitioner', outcomeCode: '4130' } });
+  });
+
   it('a 403 without a Break-the-Glass code on a Patient lookup still stops the prefetch (a scope, not a chart)', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 1 })));
     fixture.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/Patient\?/, times: 10 });
