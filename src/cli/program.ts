@@ -21,12 +21,8 @@ const COMMANDS: ReadonlyArray<readonly [name: string, load: CommandLoader]> = [
   [
     'push',
     async (ctx) => {
-      const [{ pushCommand }, { openStateStore }, { holderIsGone }] = await Promise.all([
-        import('./commands/push.js'),
-        import('../sync/state/index.js'),
-        import('../composition/index.js'),
-      ]);
-      return pushCommand({ ...ctx, openStore: (stateDir) => openStateStore(stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone }) });
+      const [{ pushCommand }, { openWritableStateStore }] = await Promise.all([import('./commands/push.js'), import('../composition/index.js')]);
+      return pushCommand({ ...ctx, openStore: (stateDir) => openWritableStateStore(stateDir, ctx.clock) });
     },
   ],
   ['serve', async (ctx) => (await import('./commands/serve.js')).serveCommand(ctx)],

@@ -2,3 +2,4 @@
 export { buildFhirClient, buildSyncDeps, bulkDownloadsDir, destinationOf, findConnector, loadConnectorMapping, type RuntimeContext } from './connector.js';
 export { buildPurviewCredential, buildPushTarget, buildSmartTokenSource, type CredentialContext } from './credentials.js';
 export { holderIsGone, leasePolicy } from './process.js';
+export { openWritableStateStore } from './state.js';

@@ -206,8 +206,7 @@ class CachingResolver implements ReferenceResolver {
     }
     const taken: string[] = [];
     for (const [type, ids] of groupIdsByType([...this.held])) {
-      // A type asked one by one (its lists refused) has no batch to fill.
-      const batch = this.idListsRefused.has(type) ? 1 : this.batchSize;
+      const batch = this.idBatchSize(type);
       for (const id of ids.slice(0, ids.length - (ids.length % batch))) taken.push(referenceKey(type, id));
     }
     for (const key of taken) this.held.delete(key);
@@ -226,6 +225,11 @@ class CachingResolver implements ReferenceResolver {
       else this.stats.misses += 1;
       return !fresh;
     });
+  }
+
+  /** Ids per `_id` search of `type`: one where its server refused a list (no batch to fill or wait for). */
+  private idBatchSize(type: string): number {
+    return this.idListsRefused.has(type) ? 1 : this.batchSize;
   }
 
   /** A chart refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per chart. */
@@ -269,9 +273,8 @@ class CachingResolver implements ReferenceResolver {
 
   private async lookUp(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const mode = await this.client.lookupMode(type, signal);
-    const batchSize = this.idListsRefused.has(type) ? 1 : this.batchSize;
     const requests =
-      mode === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, batchSize).map((batch) => this.fetchIds(type, batch, signal));
+      mode === 'read' ? ids.map((id) => this.readId(type, id, signal)) : chunk(ids, this.idBatchSize(type)).map((batch) => this.fetchIds(type, batch, signal));
     return (await Promise.all(requests)).flat();
   }
 

@@ -6,7 +6,7 @@ import type { JsonWebKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { buildSyncDeps, findConnector, holderIsGone, leasePolicy, loadConnectorMapping } from '../composition/index.js';
+import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
 import { type Config, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
@@ -15,7 +15,6 @@ import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
-import { openStateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
@@ -49,7 +48,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // Every connector's mapping compiles before the service says it is ready: a broken mapping file stops start-up with
   // its error, not the first scheduled run hours later.
   for (const c of config.connectors) loadConnectorMapping(c);
-  const store = openStateStore(config.stateDir, clock, { upgrade: true, isStale: holderIsGone });
+  const store = openWritableStateStore(config.stateDir, clock);
   const events = new Map(config.connectors.map((c) => [c.name, new SyncEvents()]));
   const trackers = new Map(config.connectors.map((c) => [c.name, trackProgress(events.get(c.name) as SyncEvents, c.purview.blockRows, clock)]));
   const schedulesOn = options.schedules !== false;

@@ -1,13 +1,12 @@
 /** Shared by `bridge sync` and `bridge demo`: open state, attach sinks, run one sync, close everything. */
 import { join } from 'node:path';
-import { buildSyncDeps, holderIsGone } from '../../composition/index.js';
+import { buildSyncDeps, openWritableStateStore } from '../../composition/index.js';
 import type { Config, ConnectorConfig } from '../../config/index.js';
 import { uuidSource } from '../../ids.js';
 import { createLogger } from '../../log.js';
 import { SyncEvents } from '../../sync/events.js';
 import { runSync, type SyncSummary } from '../../sync/pipeline.js';
 import { attachRunLog } from '../../sync/run-log.js';
-import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { attachProgressBar } from '../reporters/progress.js';
 import { attachTextReporter } from '../reporters/text.js';
@@ -24,7 +23,7 @@ export interface SyncInvocation {
 
 export async function syncOnce(ctx: CliContext, config: Config, connector: ConnectorConfig, invocation: SyncInvocation): Promise<SyncSummary> {
   const logger = createLogger({ level: config.logLevel });
-  const store = openStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
+  const store = openWritableStateStore(config.stateDir, ctx.clock);
   const events = new SyncEvents();
   const detaches = [attachRunLog(events, join(config.stateDir, 'runs'), ctx.clock)];
   if (invocation.progress && ctx.stdout.isTTY) detaches.push(attachProgressBar(events, ctx.stdout, ctx.clock, connector.purview.blockRows));

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { findConnector, holderIsGone } from '../../composition/index.js';
+import { findConnector, openWritableStateStore } from '../../composition/index.js';
 import { type Config, type ConnectorConfig, loadConfig, profileFlag } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
@@ -11,7 +11,6 @@ import { statusConnectors, statusReport } from '../../server/status.js';
 import { statusMetricsText } from '../../server/status-metrics.js';
 import type { SyncSummary } from '../../sync/pipeline.js';
 import { runFiles } from '../../sync/run-files.js';
-import { openStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { formatSummary, processStats } from '../reporters/summary.js';
 import { syncOnce } from './run-sync.js';
@@ -85,7 +84,7 @@ async function exportMetrics(ctx: CliContext, config: Config, connector: Connect
     logger.warn({ code: error instanceof BridgeError ? error.code : 'BRG_ERR_INTERNAL' }, error instanceof Error ? error.message : what);
   let text: string;
   try {
-    const store = openStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
+    const store = openWritableStateStore(config.stateDir, ctx.clock);
     try {
       const now = ctx.clock.now();
       const connectors = statusConnectors(config, now).filter((c) => c.name === connector.name);
