@@ -54,6 +54,8 @@ export interface EventClaim {
  *   Also when its block was never attempted but still could be: opened without a lease, or under another lease than
  *   the caller's, its writer may send it at any moment. (Claimed by a block that can no longer go out — the caller's
  *   own, or one of an earlier holder of the lease the caller now holds — it is plainly `send`.)
+ *   Also when it was never claimed but was recorded on a day whose claims a prune forgot (state.ledgerRetentionDays):
+ *   it may have been acknowledged before the prune (an old event a Bulk export brings again, re-stamped).
  * - `delivered`: acknowledged earlier; not sent again.
  * - `duplicate`: the same event already stands earlier in this block; not sent twice.
  * - `given-up`: Purview refused a block holding it as invalid and the operator gave its events up

@@ -24,7 +24,7 @@ describe('formatSummary', () => {
       summary({ possiblyDuplicatedBlocks: [0, 3], counts: { ...summary({}).counts, possiblyDuplicated: 2, rowsPossiblyDuplicated: 7 } }),
     );
     expect(lines.at(-1)).toBe(
-      "  possibly duplicated: 7 row(s) re-sent after an unknown outcome, in this push's block(s) 0, 3 (counted from 0); `bridge runs --possibly-duplicated run-1` lists them",
+      "  possibly duplicated: 7 row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in this push's block(s) 0, 3 (counted from 0); `bridge runs --possibly-duplicated run-1` lists them",
     );
   });
 

@@ -160,6 +160,64 @@ it('after the ledger forgot old acknowledgements, a changed export level exports
   expectEveryRowOnce(x, [...oldEvents, late]);
 });
 
+it('sends old events an export brings again after the ledger forgot them flagged, through kill -9, another block size and faults on both sides', async () => {
+  const x = await harness(74);
+  const bulk = x.sandbox.fhir.bulk;
+  await x.sync({ since: undefined, until: undefined });
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  const db = new Database(join(x.config.stateDir, 'bridge.sqlite'));
+  db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(40 * 86_400_000);
+  db.close();
+  const target = { destination: destinationOf(findConnector(x.config, 'sandbox')), source: 'sandbox' };
+  const forgotten = Date.parse(t1) - 31 * 86_400_000;
+  x.withStore((store) => store.pruneDeliveries(target, forgotten));
+  const oldEvents = [...x.sandbox.dataset.events()];
+  // The server re-stamps two old events (a migration touches meta.lastUpdated, not the version): the next export
+  // brings them again, and the ledger no longer knows Purview has them. One event is new.
+  const rowOf = (e: AuditEvent) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/'));
+  const restamped = oldEvents
+    .filter(rowOf)
+    .slice(0, 2)
+    .map((e, i): AuditEvent => ({ ...structuredClone(e), meta: { ...e.meta, lastUpdated: new Date(Date.parse(t1) + 1 + i).toISOString() } }));
+  expect(restamped.every((e) => Date.parse(e.recorded) < forgotten - 86_400_000)).toBe(true);
+  const late: AuditEvent = {
+    ...structuredClone(oldEvents.filter(rowOf)[5] as AuditEvent),
+    id: 'late-0',
+    recorded: t1,
+    meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 10).toISOString() },
+  };
+  await x.sandbox.store?.load([...restamped, late]);
+
+  // A first `bridge sync` is killed with SIGKILL while it polls the export.
+  bulk.settings.processingPolls = 1_000_000;
+  const child = bridgeSync(x);
+  await waitFor(() => bulk.log.polls.length >= 2);
+  child.kill('SIGKILL');
+  expect((await child.done).signal).toBe('SIGKILL');
+  // A second process, one row per block now, resumes it through a transient 5xx of the status URL and Purview's 429.
+  bulk.settings.processingPolls = 0;
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/status\//, times: 1 });
+  x.sandbox.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '1' });
+  const requestsBefore = x.sandbox.ingest.requests;
+  const blocksBefore = x.sandbox.ingest.accepted(x.sandbox.ids.jobId).length;
+  const rerun = await bridgeSync(x, 1).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+  expect(bulk.log.kickoffs).toHaveLength(2);
+  expect(x.sandbox.fhir.faults.pending).toBe(0);
+  // Every block once more the 429'd one: not a block sent twice on the way.
+  const blocksNow = x.sandbox.ingest.accepted(x.sandbox.ids.jobId).length - blocksBefore;
+  expect(blocksNow).toBe(restamped.length + 1);
+  expect(x.sandbox.ingest.requests - requestsBefore).toBe(blocksNow + 1);
+
+  // Each re-stamped event's rows arrived twice, each time its block said so; the new event's, once and unflagged.
+  const flagged = x.withStore((store) => flaggedEvents(store, x.config));
+  expect([...flagged].sort()).toEqual(restamped.map((e) => `${e.id}|${e.meta?.versionId ?? ''}`).sort());
+  const rowsOfRestamped = expectedRows(x.config, x.sandbox.dataset, restamped).lines.length;
+  const { duplicates } = expectExactlyOnceOrFlagged(accepted(x), expectedRows(x.config, x.sandbox.dataset, [...oldEvents, late]), flagged);
+  expect(duplicates).toBe(rowsOfRestamped);
+  expect(rerun.stdout).toContain(`possibly duplicated: ${rowsOfRestamped} row(s) Purview may already hold`);
+});
+
 it('resumes polling the same export after `bridge sync` was killed with SIGKILL while polling', async () => {
   const x = await harness(72);
   const bulk = x.sandbox.fhir.bulk;

@@ -614,6 +614,55 @@ describe('the delivery ledger under leases, two processes on one state', () => {
     expect(b.flaggedEventKeys(target('runB', 'B'))).toEqual(new Set());
   });
 
+  it('sends flagged an event never claimed but recorded on a day a prune forgot; a takeover keeps the flag', async () => {
+    const clock = new ManualClock('2026-11-20T12:00:00Z');
+    const { a, b } = twoProcesses(clock);
+    const day = 86_400_000;
+    const target = (run: string, holderId: string) => ({ destination: 'https://ingest|t|job', source: 'conn', runId: run, lease: { name: LEASE, holderId } });
+    const decide = (store: StateStore, t: ReturnType<typeof target>, events: Array<{ key: string; recordedMs?: number }>) => {
+      const decisions: string[] = [];
+      const cursor = events.map((e) => ({ recordedMs: undefined, ...e, rows: 2 }));
+      let at = 0;
+      const block = store.openEventBlock(t, { peek: () => cursor[at], take: () => (at += 1) }, 100, (e, d) => decisions.push(`${e.key}:${d}`));
+      return { block, decisions };
+    };
+    const recorded = Date.parse('2026-11-20T10:00:00Z');
+    expect(a.acquireLease(LEASE, holder('A'), 60_000, () => false)).toMatchObject({ acquired: true });
+    const sent = decide(a, target('r1', 'A'), [{ key: 'old|1', recordedMs: recorded }]).block;
+    a.markAttempt(sent?.id ?? -1);
+    a.markAcked(sent?.id ?? -1, false);
+    a.releaseLease(LEASE, 'A');
+    // 40 days on, a run with a 31-day retention forgets it.
+    await clock.advance(40 * day);
+    const horizon = clock.now() - 31 * day;
+    a.pruneDeliveries({ destination: 'https://ingest|t|job', source: 'conn' }, horizon);
+    // The same event again (a Bulk export re-stamped it), a late one of its day, one of the horizon's own day (its claims
+    // were kept), a recent one and one without a time: only the first two may be in Purview already.
+    const events = [
+      { key: 'old|1', recordedMs: recorded },
+      { key: 'late|1', recordedMs: recorded + 1000 },
+      { key: 'edge|1', recordedMs: Math.floor(horizon / day) * day },
+      { key: 'new|1', recordedMs: clock.now() - day },
+      { key: 'timeless|1' },
+    ];
+    expect(a.acquireLease(LEASE, holder('A'), 60_000, () => false)).toMatchObject({ acquired: true });
+    const first = decide(a, target('r2', 'A'), events);
+    expect(first.decisions).toEqual(['old|1:resend', 'late|1:resend', 'edge|1:send', 'new|1:send', 'timeless|1:send']);
+    expect(first.block).toMatchObject({ rows: 10, resentRows: 4 });
+    // A dies (kill -9) before the block goes out; B takes the lease over: A's block can never go out, so the three are
+    // plain sends, and the two stay flagged.
+    await clock.advance(61_000);
+    expect(b.acquireLease(LEASE, holder('B'), 60_000, () => false)).toMatchObject({ acquired: true, tookOverFrom: holder('A') });
+    const second = decide(b, target('r3', 'B'), events);
+    expect(second.decisions).toEqual(['old|1:resend', 'late|1:resend', 'edge|1:send', 'new|1:send', 'timeless|1:send']);
+    b.markAttempt(second.block?.id ?? -1);
+    b.markAcked(second.block?.id ?? -1, true);
+    // The block is flagged (an operator's list names its events); its possibly duplicated rows are the two events'.
+    expect(b.deliveredOf('r3')).toEqual({ blocks: 1, rows: 10, possiblyDuplicated: 1, rowsPossiblyDuplicated: 4 });
+    expect(b.flaggedEventKeys(target('r3', 'B'))).toContain('old|1');
+    expect(decide(b, target('r4', 'B'), events).block).toBeUndefined();
+  });
+
   it('refuses a write once the lease expired, even if nobody took it yet (by the store clock)', async () => {
     const clock = new ManualClock('2026-11-23T00:00:00Z');
     const { a } = twoProcesses(clock);

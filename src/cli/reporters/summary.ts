@@ -34,7 +34,7 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
       // Block numbers count from 0 within this push; a resumed run's earlier pushes numbered theirs afresh, so the
       // ledger's list of the run (`bridge runs`) is what names the rows across pushes.
       lines.push(
-        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) re-sent after an unknown outcome, in this push's block(s) ${summary.possiblyDuplicatedBlocks.join(', ')} (counted from 0); ` +
+        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in this push's block(s) ${summary.possiblyDuplicatedBlocks.join(', ')} (counted from 0); ` +
           `\`bridge runs --possibly-duplicated ${summary.runId}\` lists them`,
       );
     }

@@ -161,13 +161,15 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
         .transaction((): OpenedBlock => {
           this.requireLease(target.lease, 'claiming another block');
           const blockId = this.insertBlock(destination, source, target);
+          const forgotten = this.stmt.horizon.get(destination, source)?.pruned_before_ms;
+          const forgottenDay = forgotten === undefined ? -1 : claimDay(forgotten);
           let rows = 0;
           let resentRows = 0;
           let high = Number.NEGATIVE_INFINITY;
           for (let event = cursor.peek(); event !== undefined; event = cursor.peek()) {
             if (rows > 0 && rows + event.rows > maxRows) break;
             cursor.take();
-            const decision = this.claimOne(destination, source, blockId, event, target.lease);
+            const decision = this.claimOne(destination, source, blockId, event, target.lease, forgottenDay);
             if (decision === 'send' || decision === 'resend') {
               rows += event.rows;
               if (decision === 'resend') resentRows += event.rows;
@@ -187,9 +189,19 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
     }
   }
 
-  private claimOne(destination: number, source: number, blockId: number, event: EventClaim, lease: LeaseRef | undefined): ClaimDecision {
+  /**
+   * @param forgottenDay - the claim day before which a prune forgot claims (delivery_horizons), or -1 when none did.
+   */
+  private claimOne(destination: number, source: number, blockId: number, event: EventClaim, lease: LeaseRef | undefined, forgottenDay: number): ClaimDecision {
     const day = claimDay(event.recordedMs);
-    if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) return 'send';
+    if (this.stmt.claim.run(destination, source, day, event.key, blockId).changes === 1) {
+      if (day < 0 || day >= forgottenDay) return 'send';
+      // Recorded on a day whose claims a prune forgot: this event may have been acknowledged then. It comes back when a
+      // Bulk export's _since (by lastUpdated) meets an old event the server re-stamped, or a backlog loaded late; no one
+      // can tell which, so it goes out flagged, and stays so through any later re-claim.
+      this.stmt.reclaim.run(blockId, 1, destination, source, day, event.key);
+      return 'resend';
+    }
     const existing = this.stmt.claimed.get(destination, source, day, event.key);
     if (!existing || existing.block_id === blockId) return 'duplicate';
     if (existing.state === 'acked') return 'delivered';

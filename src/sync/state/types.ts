@@ -17,11 +17,11 @@ export interface RunCounts {
   blocksAcked: number;
   /** Rows of the spool acknowledged by Purview, in this run or (found in the ledger) earlier. */
   rowsAcked: number;
-  /** Blocks flagged possibly duplicated: they re-sent rows whose earlier send had no recorded answer. */
+  /** Blocks flagged possibly duplicated: they re-sent rows whose earlier send had no recorded answer, or sent events recorded on a day the delivery ledger forgot. */
   possiblyDuplicated: number;
   /** Rows not sent because the ledger says Purview acknowledged them before (a resumed or repeated push). */
   rowsAlreadyDelivered: number;
-  /** Rows re-sent after an unknown outcome: Purview may hold them twice. */
+  /** Rows re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot: Purview may hold them twice. */
   rowsPossiblyDuplicated: number;
 }
 
