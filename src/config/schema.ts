@@ -91,7 +91,13 @@ const fhirSchema = z
         "Compare each searched slice's events with the Bundle.total of its first page: a short walk is read again, then stops the run. Turn off only for a server whose total is an estimate.",
       ),
     overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
-    settleMinutes: z.number().min(0).default(5).describe('Stop the window this long before now, so events still being written are not missed.'),
+    settleMinutes: z
+      .number()
+      .min(0)
+      .default(5)
+      .describe(
+        'Stop the window this long before now, so events still being written are not missed (a search; a Bulk export ends at its own transactionTime).',
+      ),
     initialLookbackHours: z.number().positive().default(24).describe('First run without a watermark starts this far back.'),
     prefetchEvents: z
       .int()

@@ -176,7 +176,7 @@ function plannedWindow(deps: SyncDeps, request: SyncRequest): { window: SyncWind
   if (request.since === undefined) refuseWatermarkOfAnotherSource(deps, watermark);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
-    ...computeWindow(deps.clock.now(), watermark, deps.window, request),
+    ...computeWindow(deps.clock.now(), watermark, deps.window, request, deps.sourceEndsWindows === true),
     ...(forgotten === undefined ? {} : { forgottenBefore: new Date(forgotten).toISOString() }),
   };
   const backfill = request.since !== undefined;

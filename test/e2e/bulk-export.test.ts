@@ -190,8 +190,10 @@ it('sends old events an export brings again after the ledger forgot them flagged
 
   // A first `bridge sync` is killed with SIGKILL while it polls the export.
   bulk.settings.processingPolls = 1_000_000;
+  const pollsBefore = bulk.log.polls.length;
   const child = bridgeSync(x);
-  await waitFor(() => bulk.log.polls.length >= 2);
+  await waitFor(() => bulk.log.polls.length >= pollsBefore + 2);
+  expect(bulk.log.kickoffs).toHaveLength(2);
   child.kill('SIGKILL');
   expect((await child.done).signal).toBe('SIGKILL');
   // A second process, one row per block now, resumes it through a transient 5xx of the status URL and Purview's 429.
@@ -216,6 +218,47 @@ it('sends old events an export brings again after the ledger forgot them flagged
   const { duplicates } = expectExactlyOnceOrFlagged(accepted(x), expectedRows(x.config, x.sandbox.dataset, [...oldEvents, late]), flagged);
   expect(duplicates).toBe(rowsOfRestamped);
   expect(rerun.stdout).toContain(`possibly duplicated: ${rowsOfRestamped} row(s) Purview may already hold`);
+});
+
+it('runs closer together than the settle delay are no empty window: an export ends at its transactionTime (kill -9, a second process, faults)', async () => {
+  const x = await harness(76);
+  const bulk = x.sandbox.fhir.bulk;
+  await x.sync({ since: undefined, until: undefined });
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  const template = [...x.sandbox.dataset.events()].find((e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')));
+  const late: AuditEvent = {
+    ...structuredClone(template as AuditEvent),
+    id: 'late-0',
+    recorded: t1,
+    meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1).toISOString() },
+  };
+  await x.sandbox.store?.load([late]);
+  // No overlap (an export's _since is the last transactionTime) and a 5-minute settle delay: the watermark is later
+  // than now minus the settle delay. The first process is killed with SIGKILL while it polls.
+  const sync = (settleMinutes: number) =>
+    spawnBridge(['sync', '--config', x.sandbox.configPath, '--no-progress'], {
+      BRIDGE__connectors__0__source__type: 'bulk-export',
+      BRIDGE__connectors__0__source__pollMinSeconds: '1',
+      BRIDGE__connectors__0__fhir__overlapMinutes: '0',
+      BRIDGE__connectors__0__fhir__settleMinutes: String(settleMinutes),
+    });
+  bulk.settings.processingPolls = 1_000_000;
+  const pollsBefore = bulk.log.polls.length;
+  const child = sync(5);
+  await waitFor(() => bulk.log.polls.length >= pollsBefore + 2);
+  expect(bulk.log.kickoffs.map((k) => k.since)).toEqual([undefined, t1]);
+  child.kill('SIGKILL');
+  expect((await child.done).signal).toBe('SIGKILL');
+  // A second process with a longer settle delay resumes the same export through a transient 5xx and Purview's 429.
+  bulk.settings.processingPolls = 0;
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/status\//, times: 1 });
+  x.sandbox.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '1' });
+  const rerun = await sync(30).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+  expect(bulk.log.kickoffs).toHaveLength(2);
+  expect(x.sandbox.fhir.faults.pending).toBe(0);
+  expect(x.withStore((store) => store.getWatermark('sandbox'))).toBe(bulk.log.manifests.at(-1)?.transactionTime);
+  expectEveryRowOnce(x, [...x.sandbox.dataset.events(), late]);
 });
 
 it('resumes polling the same export after `bridge sync` was killed with SIGKILL while polling', async () => {

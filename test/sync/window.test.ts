@@ -10,6 +10,33 @@ describe('computeWindow', () => {
     expect(computeWindow(now, undefined, policy)).toEqual({ since: '2026-11-22T11:55:00.000Z', until: '2026-11-23T11:55:00.000Z' });
   });
 
+  it('a source that ends its windows itself (a Bulk export) is no empty window when its watermark is past now minus the settle delay', () => {
+    // The last export's transactionTime, by a server clock two minutes ahead; or runs closer together than the settle delay.
+    const watermark = '2026-11-23T12:02:00.000Z';
+    expect(() => computeWindow(now, watermark, { ...policy, overlapMs: 0 })).toThrow(/Empty sync window/);
+    expect(computeWindow(now, watermark, { ...policy, overlapMs: 0 }, {}, true)).toEqual({
+      since: '2026-11-23T12:02:00.000Z',
+      until: '2026-11-23T12:02:00.000Z',
+      dedupeBefore: watermark,
+    });
+    expect(computeWindow(now, '2026-11-23T10:00:00.000Z', policy, {}, true)).toEqual({
+      since: '2026-11-23T09:45:00.000Z',
+      until: '2026-11-23T12:00:00.000Z',
+      dedupeBefore: '2026-11-23T10:00:00.000Z',
+    });
+    expect(computeWindow(now, undefined, policy, {}, true)).toEqual({ since: '2026-11-22T12:00:00.000Z', until: '2026-11-23T12:00:00.000Z' });
+    // A start someone gives is still theirs (a backfill), and still has to be in the past.
+    expect(computeWindow(now, watermark, policy, { since: '2026-11-20' }, true)).toEqual({
+      since: '2026-11-20T00:00:00.000Z',
+      until: '2026-11-23T12:00:00.000Z',
+      dedupeBefore: watermark,
+      explicitSince: true,
+    });
+    expect(() => computeWindow(now, watermark, policy, { since: '2026-11-23T12:00:00Z' }, true)).toThrow(
+      expect.objectContaining({ code: 'BRG_ERR_INPUT_INVALID', message: expect.stringContaining('is not before now') }),
+    );
+  });
+
   it('re-reads the overlap before the watermark and marks it for de-duplication', () => {
     expect(computeWindow(now, '2026-11-23T10:00:00.000Z', policy)).toEqual({
       since: '2026-11-23T09:45:00.000Z',
