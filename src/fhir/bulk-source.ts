@@ -170,7 +170,8 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     if (reason === undefined) return since;
     // The watermark says nothing of this scope's events; a start someone asked for (--since) is theirs to choose.
     if (window.explicitSince) return justBefore(window.since);
-    // As far back as the delivery ledger remembers: before that, what the old scope pushed would be sent again unflagged.
+    // As far back as the delivery ledger remembers: before that, what the old scope pushed would all be sent again
+    // (flagged possibly duplicated, since the ledger forgot it, but for nothing).
     const floor = window.forgottenBefore;
     job.emit({ type: 'full-export', reason, ...(floor === undefined ? {} : { since: floor }) });
     return floor;

@@ -73,8 +73,14 @@ export interface OpenedBlock {
   readonly id: number;
   /** Rows claimed for this block (`send` + `resend`). */
   readonly rows: number;
-  /** Rows claimed again after an unknown outcome. */
+  /** Rows claimed again after an unknown outcome (or, for events, recorded on a day the ledger forgot). */
   readonly resentRows: number;
+  /**
+   * Each claim remembers on its own that it may be in Purview already (an event's claim; a file's row ranges do not):
+   * the block can then be recorded refused after a failure Purview did not receive, and its re-sent events stay
+   * flagged at their next claim all the same.
+   */
+  readonly claimsKeepFlags: boolean;
 }
 
 /** A half-open range [first, end) of data rows of a file (0-based, the header is not a row). */

@@ -77,7 +77,10 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch(async (error: unknown) => {
-    const refused = !state.possiblyDuplicated && isKnownUnreceived(error);
+    // Not received in this push: refused, unless an attempt went out whole without an answer. A file's block that
+    // re-sent rows is never recorded refused either, since its ranges would then read as never sent; an event's claim
+    // keeps its own flag (maybe_sent), so one re-sent event does not stop its block's fresh ones being sent plainly.
+    const refused = !state.lostAnswer && (block.claim.claimsKeepFlags || block.claim.resentRows === 0) && isKnownUnreceived(error);
     const status = error instanceof UploadStatusError && error.status >= 400 && error.status < 500 ? error.status : undefined;
     if (refused) ctx.ledger.markRefused(block.claim.id, status);
     // A 4xx after an attempt of unknown outcome: the block stays flagged, but its refusal (a 400 to give up) is known.

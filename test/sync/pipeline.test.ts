@@ -6,6 +6,7 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -387,6 +388,44 @@ describe('runSync with a fake source', () => {
     const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
     expect(resumed?.counts).toMatchObject({ rowsAcked: 1, possiblyDuplicated: 0, rowsPossiblyDuplicated: 0 });
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+    d.store.close();
+  });
+
+  it('a refused block of an event the ledger forgot and a fresh one: the fresh one goes again unflagged, the forgotten one flagged', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    // A Bulk export's page: an old event the server re-stamped (recorded in September) beside a new one.
+    const events = [event('restamped', '2026-09-15T10:00:00Z'), event('fresh', '2026-11-12T10:00:00Z')];
+    const source: EventSource = {
+      ...fakeSource([], [patient, practitioner], []),
+      async *pages() {
+        yield events;
+      },
+    };
+    const d = deps(stateDir, source, undefined, job);
+    // Months ago the ledger acknowledged an event of that day; a run with a 30-day retention then forgot it.
+    const seed = { key: 'seed|1', recordedMs: Date.parse('2026-09-15T09:00:00Z'), rows: 1 };
+    const queue = [seed];
+    const block = d.store.openEventBlock(d.target, { peek: () => queue[0], take: () => queue.shift() }, 10, () => undefined);
+    d.store.markAttempt(block?.id ?? -1);
+    d.store.markAcked(block?.id ?? -1, false);
+    const db = new Database(join(stateDir, 'bridge.sqlite'));
+    db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(90 * 86_400_000);
+    db.close();
+    d.store.pruneDeliveries(d.target, Date.parse('2026-10-01T00:00:00Z'));
+    expect(d.store.prunedBefore(d.target)).toBe(Date.parse('2026-10-01T00:00:00Z'));
+    // Nothing listens on port 1: the block's connection is refused, every attempt, before a byte of it went out.
+    const unreachable = {
+      ...d,
+      purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
+    };
+    const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+    expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+    const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
+    // The block is flagged for the forgotten event's row alone: Purview never got the fresh one.
+    expect(resumed?.counts).toMatchObject({ rowsAcked: 2, possiblyDuplicated: 1, rowsPossiblyDuplicated: 1 });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
     d.store.close();
   });
 

@@ -636,11 +636,11 @@ describe('the delivery ledger under leases, two processes on one state', () => {
     await clock.advance(40 * day);
     const horizon = clock.now() - 31 * day;
     a.pruneDeliveries({ destination: 'https://ingest|t|job', source: 'conn' }, horizon);
-    // The same event again (a Bulk export re-stamped it), a late one of its day, one of the horizon's own day (its claims
-    // were kept), a recent one and one without a time: only the first two may be in Purview already.
+    // The same event again (a Bulk export re-stamped it), one of the last day forgotten, one of the horizon's own day (its
+    // claims were kept), a recent one and one without a time: only the first two may be in Purview already.
     const events = [
       { key: 'old|1', recordedMs: recorded },
-      { key: 'late|1', recordedMs: recorded + 1000 },
+      { key: 'late|1', recordedMs: Math.floor(horizon / day) * day - 1 },
       { key: 'edge|1', recordedMs: Math.floor(horizon / day) * day },
       { key: 'new|1', recordedMs: clock.now() - day },
       { key: 'timeless|1' },
