@@ -85,7 +85,8 @@ function pendingRanges(totalRows: number, recorded: readonly RangeRecord[]): Pen
   return out;
 }
 
-function mergeRanges(ranges: readonly RowRange[], totalRows: number): RowRange[] {
+/** The union of `ranges` within [0, totalRows), sorted and merged. */
+export function mergeRanges(ranges: readonly RowRange[], totalRows: number): RowRange[] {
   const sorted = ranges
     .map((r) => ({ first: Math.max(0, r.first), end: Math.min(totalRows, r.end) }))
     .filter((r) => r.first < r.end)

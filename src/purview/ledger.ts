@@ -9,6 +9,7 @@
  * A block is opened in one durable transaction together with the claims of everything in it, before its request goes
  * out; it is marked acknowledged only after a 2xx. The SQLite state store implements this contract.
  */
+import { mergeRanges } from './blocks.js';
 
 /** Where rows go: the ingestion host, tenant and job (the app id is implied: Purview ties a job to one app). */
 export interface DeliveryTarget {
@@ -75,12 +76,6 @@ export interface OpenedBlock {
   readonly rows: number;
   /** Rows claimed again after an unknown outcome (or, for events, recorded on a day the ledger forgot). */
   readonly resentRows: number;
-  /**
-   * Each claim remembers on its own that it may be in Purview already (an event's claim; a file's row ranges do not):
-   * the block can then be recorded refused after a failure Purview did not receive, and its re-sent events stay
-   * flagged at their next claim all the same.
-   */
-  readonly claimsKeepFlags: boolean;
 }
 
 /** A half-open range [first, end) of data rows of a file (0-based, the header is not a row). */
@@ -187,13 +182,13 @@ export function rowsSentOf(
   destination: string,
   sha256: string,
 ): { readonly acked: number; readonly unknown: number } {
-  let acked = 0;
-  let unknown = 0;
-  for (const range of ledger.rangesOf({ destination, source: fileSource(sha256) })) {
-    if (range.state === 'acked') acked += range.end - range.first;
-    else if (range.state === 'unknown') unknown += range.end - range.first;
-  }
-  return { acked, unknown };
+  // Rows are counted once each: a range sent without an answer and sent again (or acknowledged) in a later block is in
+  // several records, and an acknowledgement wins over any other.
+  const ranges = ledger.rangesOf({ destination, source: fileSource(sha256) });
+  const rowsOf = (state: (record: RangeRecord) => boolean): number =>
+    mergeRanges(ranges.filter(state), Number.POSITIVE_INFINITY).reduce((rows, range) => rows + range.end - range.first, 0);
+  const acked = rowsOf((range) => range.state === 'acked');
+  return { acked, unknown: rowsOf((range) => range.state !== 'unsent') - acked };
 }
 
 /** Normalised `origin|tenant|job`, case-insensitive like the ingestion service's own job lookup. */

@@ -77,10 +77,10 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch(async (error: unknown) => {
-    // Not received in this push: refused, unless an attempt went out whole without an answer. A file's block that
-    // re-sent rows is never recorded refused either, since its ranges would then read as never sent; an event's claim
-    // keeps its own flag (maybe_sent), so one re-sent event does not stop its block's fresh ones being sent plainly.
-    const refused = !state.lostAnswer && (block.claim.claimsKeepFlags || block.claim.resentRows === 0) && isKnownUnreceived(error);
+    // Not received in this push: refused, unless an attempt of it went out whole without an answer. Its re-sent rows
+    // keep their flag all the same (an event's claim remembers it may be in Purview; a file's rows have the record of
+    // the earlier block that sent them without an answer), so the block's other rows go again unflagged.
+    const refused = !state.lostAnswer && isKnownUnreceived(error);
     const status = error instanceof UploadStatusError && error.status >= 400 && error.status < 500 ? error.status : undefined;
     if (refused) ctx.ledger.markRefused(block.claim.id, status);
     // A 4xx after an attempt of unknown outcome: the block stays flagged, but its refusal (a 400 to give up) is known.

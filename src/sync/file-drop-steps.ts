@@ -58,6 +58,8 @@ interface Fault {
   readonly column?: number;
   /** Rows of the file Purview acknowledged before it was refused (a file that changed after it was sent). */
   readonly sentRows?: number;
+  /** Rows of it sent without an answer and not acknowledged since (after the acknowledged ones): Purview may hold them. */
+  readonly maybeSentRows?: number;
 }
 
 /** The file normalised (and enriched) into a spool, ready to push; or undefined when it was refused, or is not there to take. */
@@ -73,7 +75,7 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   // read as it is now, it is refused if its content changed (below); the same content touched or dropped again is not.
   const changedSinceSent = touched && sent !== undefined && sent.acked + sent.unknown > 0 ? { left, sent } : undefined;
   // Unchanged since an earlier run sent part of it: refused now (a setting changed), the rows sent then are counted.
-  const sentBefore = sent?.acked ?? 0;
+  const sentBefore = { acked: sent?.acked ?? 0, unknown: sent?.unknown ?? 0 };
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
   ctx.spools.add(spool);
   let normalized: NormalizedFile;
@@ -241,7 +243,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   if (report === undefined) {
     // Purview refused a block for what it holds (a 400): this file only. The others go on, or the oldest file
     // would stop every later run the same way and the connector would never move again.
-    const acknowledged = rowsSentOf(deps, normalized.sha256).acked;
+    const { acked: acknowledged, unknown } = rowsSentOf(deps, normalized.sha256);
     const c = ctx.counts;
     c.blocks += acked.blocks + 1;
     c.blocksAcked += acked.blocks;
@@ -255,7 +257,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     const undelivered = normalized.rows - acknowledged;
     const message = `Purview refused part of ${file.name}: ${(refusal as PurviewError).message}`;
     const rejectsBefore = c.rejects;
-    await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged }, undelivered);
+    await reject(ctx, file, { reason: 'purview-rejected', message, sentRows: acknowledged, ...(unknown > 0 ? { maybeSentRows: unknown } : {}) }, undelivered);
     c.rows -= undelivered;
     // Counted as rejects (and their events once more) when the file could be moved aside.
     if (c.rejects > rejectsBefore) c.events -= undelivered;
@@ -385,16 +387,20 @@ async function refusedAsChanged(
 ): Promise<undefined> {
   const { left, sent } = earlier;
   const acked = Math.max(sent.acked, left.sentRows);
-  const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
+  const unknown = Math.max(0, sent.unknown - (acked - sent.acked));
+  const maybe = unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '';
   const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
-  // Rows sent without an answer may be there too: the advice counts them with those acknowledged.
-  await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked + sent.unknown }, 0);
+  await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked, ...(unknown > 0 ? { maybeSentRows: unknown } : {}) }, 0);
   if (!existsSync(file.path) && !ctx.request.dryRunOut) forgetSentAndLeft(ctx.deps, file.name);
   return undefined;
 }
 
-/** The normaliser refused the file, or could not read it. `sentRows`: its first rows Purview acknowledged in an earlier run. */
-async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sentRows = 0): Promise<undefined> {
+/**
+ * The normaliser refused the file, or could not read it. `sent`: its first rows Purview acknowledged in an earlier run,
+ * and those sent then without an answer.
+ */
+async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sent = { acked: 0, unknown: 0 }): Promise<undefined> {
+  const sentRows = sent.acked;
   if (error.code !== 'BRG_ERR_INPUT_INVALID') throw error; // a wrong encoding name, a full disk: the run stops, the file stays
   const reason = error.details['reason'];
   if (typeof reason !== 'string') {
@@ -421,7 +427,8 @@ async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sen
     message: error.message,
     ...(typeof line === 'number' ? { line } : {}),
     ...(typeof column === 'number' ? { column } : {}),
-    ...(sentRows > 0 ? { sentRows } : {}),
+    ...(sentRows + sent.unknown > 0 ? { sentRows } : {}),
+    ...(sent.unknown > 0 ? { maybeSentRows: sent.unknown } : {}),
   };
   return reject(ctx, file, fault, sentRows > 0 ? Math.max(0, (await countDataLines(file.path)) - sentRows) : undefined);
 }
@@ -517,11 +524,7 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     `Reason: ${fault.reason}`,
     `Where: ${where}`,
     fault.message,
-    fault.reason === 'changed-after-send'
-      ? ''
-      : fault.sentRows
-        ? `Rows in the file (non-empty lines after the first): ${rows + fault.sentRows}. Purview acknowledged the first ${fault.sentRows}; the other ${rows} were not delivered.`
-        : `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`,
+    fault.reason === 'changed-after-send' ? '' : sentLine(fault, rows),
     hints[fault.reason] ?? '',
     retryAdvice(fault),
     '',
@@ -530,14 +533,32 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     .join('\n');
 }
 
+/** What of the file went out: `rows` are those not acknowledged. */
+function sentLine(fault: Fault, rows: number): string {
+  const acked = fault.sentRows ?? 0;
+  const maybe = fault.maybeSentRows ?? 0;
+  if (acked + maybe === 0) return `Rows in the file (non-empty lines after the first): ${rows}. None of them was sent.`;
+  const unknown = maybe > 0 ? `; the ${acked > 0 ? 'next' : 'first'} ${maybe} were sent without an answer, so Purview may hold them` : '';
+  const known = acked > 0 ? `Purview acknowledged the first ${acked}` : 'Purview acknowledged none of them';
+  return `Rows in the file (non-empty lines after the first): ${rows + acked}. ${known}${unknown}; the other ${rows - maybe} were not delivered.`;
+}
+
 /** What to do with a refused file: drop it again, or drop only the rows Purview does not have (a changed file is new content). */
 function retryAdvice(fault: Fault): string {
-  if (fault.sentRows === undefined)
+  const acked = fault.sentRows;
+  const maybe = fault.maybeSentRows ?? 0;
+  if (acked === undefined)
     return 'To retry: fix or re-export the file and drop it in the folder again. Rows Purview already acknowledged are never sent twice.';
+  // Rows sent without an answer: the bridge re-sends them flagged within the same file, but a new file's rows are new to
+  // it. Left out, they may be missing; put in, Purview may hold them twice. Only Purview can tell.
+  const unknown =
+    maybe > 0
+      ? ` The ${maybe} row(s) after the first ${acked} acknowledged were sent without an answer: Purview may hold them. Leave them out if Purview shows them; put in, they are sent unflagged, and Purview holds them twice if it took them before.`
+      : '';
+  if (acked === 0) return `To retry: fix the file and drop it in the folder again.${unknown}`;
   if (fault.reason !== 'purview-rejected')
-    return `Do not drop this file again as it is: the ${fault.sentRows} row(s) it had when it was read (its first ${fault.sentRows} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.`;
-  if (fault.sentRows === 0) return 'To retry: fix the file and drop it in the folder again.';
-  return `Do not drop this file again as it is, nor fixed: the bridge knows a file by its content, so a changed file is a new one and its first ${fault.sentRows} row(s), in Purview already, would be sent twice. Drop a new file with the header line and only the rows after them, fixed.`;
+    return `Do not drop this file again as it is: the ${acked} row(s) Purview acknowledged of it when it was read (its first ${acked} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.${unknown}`;
+  return `Do not drop this file again as it is, nor fixed: the bridge knows a file by its content, so a changed file is a new one and its first ${acked} row(s), in Purview already, would be sent twice. Drop a new file with the header line and only the rows after them, fixed.${unknown}`;
 }
 
 /** In a `finally`: a spool that cannot be removed (held open) is left to the run's end and the next run's sweep. */

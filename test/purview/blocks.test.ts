@@ -1,12 +1,25 @@
 /** Pure block planning: rows minus what the ledger holds, any block size, resends flagged, uploads within the limits. */
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { appendSegment, type ByteRange, createUploadCounter, planRowBlocks, type RangeRecord } from '../../src/purview/index.js';
+import { appendSegment, type ByteRange, createUploadCounter, fileSource, planRowBlocks, type RangeRecord, rowsSentOf } from '../../src/purview/index.js';
 import { Rng } from '../../src/sandbox/generator-random.js';
 
 const acked = (first: number, end: number): RangeRecord => ({ first, end, state: 'acked' });
 const unknown = (first: number, end: number): RangeRecord => ({ first, end, state: 'unknown' });
 const unsent = (first: number, end: number): RangeRecord => ({ first, end, state: 'unsent' });
+
+describe('rowsSentOf', () => {
+  it('counts each row of a file once: a range sent without an answer, then sent again and acknowledged, is acknowledged', () => {
+    const ledger = (ranges: RangeRecord[]) => ({
+      rangesOf: (target: { destination: string; source: string }) => (target.source === fileSource('abc') && target.destination === 'd' ? ranges : []),
+    });
+    // A killed block (rows 0–1, no answer), the rerun's blocks (0–1 and 2–3 acknowledged), a stop before 4–5.
+    expect(rowsSentOf(ledger([unknown(0, 2), acked(0, 2), acked(2, 4), unsent(4, 6)]), 'd', 'abc')).toEqual({ acked: 4, unknown: 0 });
+    // Two attempts of one range without an answer, one overlapping an acknowledged range.
+    expect(rowsSentOf(ledger([acked(0, 2), unknown(1, 4), unknown(2, 4), unknown(6, 7)]), 'd', 'abc')).toEqual({ acked: 2, unknown: 3 });
+    expect(rowsSentOf(ledger([]), 'd', 'abc')).toEqual({ acked: 0, unknown: 0 });
+  });
+});
 
 describe('planRowBlocks', () => {
   it('cuts a fresh file every blockRows rows', () => {

@@ -622,7 +622,7 @@ describe('flat-file source: bad input, nothing lost', () => {
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'grow.txt.why.txt'), 'utf8');
     expect(why).toContain('the 3 row(s) it had then are acknowledged');
     // Dropped again as it is, the grown file would be new content: the advice must not be "drop it again".
-    expect(why).toContain('Do not drop this file again as it is: the 3 row(s) it had when it was read');
+    expect(why).toContain('Do not drop this file again as it is: the 3 row(s) Purview acknowledged of it when it was read');
     expect(why).toContain('are in Purview already');
     expect(why).not.toContain('never sent twice');
     expect(w.accepted()).toEqual(rows);
@@ -724,6 +724,59 @@ describe('flat-file source: a push that stopped part-way', () => {
     w.close();
   });
 
+  it('rows sent without an answer, then sent again and acknowledged, count once in what a grown file says Purview has', async () => {
+    const w = world();
+    const rows = epicRows(6, 'twice');
+    const path = drop(w.dirs, 'twice.txt', fileText(rows), NOW - 10 * MINUTE);
+    // Stopped while its first block is out (no answer); the rerun sends rows 1–4 and stops after two blocks.
+    emu.ingest.injectFaults({ kind: 'delay', ms: 2_000 });
+    await stoppedAfter(w, 'block_sent');
+    emu.ingest.injectFaults();
+    const stop = new AbortController();
+    let acks = 0;
+    const detach = w.events.on('block_acked', () => {
+      acks += 1;
+      if (acks === 2) stop.abort();
+    });
+    await w.run({ stopSignal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    expect(w.accepted()).toEqual(rows.slice(0, 4));
+    writeFileSync(path, `${epicRows(1, 'twice-late')[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 2);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['twice.txt', 'rejected', 'changed-after-send']]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'twice.txt.why.txt'), 'utf8');
+    // Four rows are in Purview, none in doubt: rows 5–6 were never sent, and the advice must not count them as there.
+    expect(why).toContain('Purview acknowledged 4 of its row(s) then; what changed since was not sent.');
+    expect(why).toContain('the 4 row(s) Purview acknowledged of it');
+    expect(why).not.toContain('without an answer');
+    w.close();
+  });
+
+  it('a block Purview refuses that re-sends rows sent without an answer: the advice says those may be there', async () => {
+    const w = world();
+    const rows = epicRows(8, 'doubt');
+    drop(w.dirs, 'doubt.txt', fileText(rows), NOW - 10 * MINUTE);
+    // The first block is acknowledged; the second is stored but its answer lost, and the run stops at the retry.
+    emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'accept-then-reset' });
+    const stop = new AbortController();
+    const detach = w.events.on('block_retry', () => stop.abort());
+    await w.run({ signal: stop.signal }, 2).catch((e: unknown) => e);
+    detach();
+    emu.ingest.injectFaults();
+    expect(w.accepted()).toEqual(rows.slice(0, 4));
+    // With blocks of four, the rerun's block re-sends rows 3–4 with 5–6, and Purview refuses it (400).
+    emu.ingest.injectFaults({ kind: 'status', status: 400, body: 'Row 3 is malformed.' });
+    const next = await w.run({}, 4);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['doubt.txt', 'rejected', 'purview-rejected']]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'doubt.txt.why.txt'), 'utf8');
+    expect(why).toContain(
+      'Purview acknowledged the first 2; the next 2 were sent without an answer, so Purview may hold them; the other 4 were not delivered.',
+    );
+    expect(why).toContain('The 2 row(s) after the first 2 acknowledged were sent without an answer: Purview may hold them.');
+    w.close();
+  });
+
   it('a file partly sent, then refused by its check after a setting changed, says how many rows Purview has', async () => {
     const w = world();
     const rows = epicRows(8, 'half');
@@ -735,8 +788,12 @@ describe('flat-file source: a push that stopped part-way', () => {
     const next = await w.run({}, 2, { maxLineBytes: 1024 });
     expect(next.files).toEqual([expect.objectContaining({ file: 'half.txt', outcome: 'rejected', reason: 'line-too-long', rows: 6 })]);
     const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'half.txt.why.txt'), 'utf8');
-    expect(why).toContain('Purview acknowledged the first 2; the other 6 were not delivered.');
+    // The stop came while the second block was out: its rows may be in Purview, and the advice must not call them undelivered.
+    expect(why).toContain(
+      'Purview acknowledged the first 2; the next 2 were sent without an answer, so Purview may hold them; the other 4 were not delivered.',
+    );
     expect(why).toContain('Do not drop this file again as it is');
+    expect(why).toContain('The 2 row(s) after the first 2 acknowledged were sent without an answer: Purview may hold them.');
     expect(why).not.toContain('None of them was sent');
     w.close();
   });

@@ -180,7 +180,7 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
           if (rows === 0) throw new NothingClaimed();
           this.stmt.sizeBlock.run(rows, resentRows, blockId);
           if (Number.isFinite(high)) this.stmt.raiseMark.run(destination, source, high);
-          return { id: blockId, rows, resentRows, claimsKeepFlags: true };
+          return { id: blockId, rows, resentRows };
         })
         .immediate();
     } catch (error) {
@@ -233,7 +233,7 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
           rows += range.end - range.first;
         }
         this.stmt.sizeBlock.run(rows, resentRows, blockId);
-        return { id: blockId, rows, resentRows, claimsKeepFlags: false };
+        return { id: blockId, rows, resentRows };
       })
       .immediate();
   }
