@@ -6,6 +6,7 @@
  * refused with their line number rather than mangled into U+FFFD as the script does. Empty lines are dropped (they
  * would arrive as rows without mandatory fields). The scan itself is scanner.ts.
  */
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { BridgeError } from '../errors.js';
@@ -113,4 +114,15 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
   if (pieces.length === 0) return;
   // One write per chunk; a single slice of the input needs no copy.
   if (!out.write(pieces.length === 1 ? (pieces[0] as Buffer) : Buffer.concat(pieces))) await once(out, 'drain');
+}
+
+/**
+ * The content hash the file's first `rows` rows (with its header) would have as a file of their own: equal to an earlier
+ * content's sha256 when this file is that content with rows added after it. Reads those bytes of the normalised copy.
+ */
+export async function prefixSha256(file: NormalizedFile, rows: number): Promise<string> {
+  const end = file.offsets.offsetOf(file.spoolPath, rows);
+  const hash = createHash('sha256');
+  if (end > 0) for await (const chunk of createReadStream(file.spoolPath, { start: 0, end: end - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  return hash.digest('hex');
 }

@@ -7,6 +7,7 @@ export {
   MANDATORY_COLUMNS,
   type NormalizedFile,
   normalizeFlatFile,
+  prefixSha256,
 } from '../connector-file/index.js';
 export { createPurviewTokenSource, type EntraCredential, type PurviewAuthOptions } from './auth.js';
 export {

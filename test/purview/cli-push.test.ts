@@ -224,6 +224,33 @@ describe('bridge push', () => {
     ).toEqual(tomorrow);
   });
 
+  it('refuses a file that is the content pushed before with rows added (an export that grows), unless --resend-edited', async () => {
+    const app = files.emu.newApp();
+    const rows = [0, 1, 2].map((i) => row(i, '\t'));
+    const path = join(dir, 'growing.txt');
+    // Written with LF first, then CRLF when it grew: the same rows are the same content.
+    writeFileSync(path, `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    await bridgePush([...appArgs(app, path), '--block-rows', '2'], env);
+    const added = row(3, '\t');
+    writeFileSync(path, `${EPIC.join('\t')}\r\n${[...rows, added].join('\r\n')}\r\n`);
+    // Another block size between the runs changes nothing.
+    const refused = await rejectionOf(bridgePush([...appArgs(app, path), '--block-rows', '3'], env));
+    expect([refused.code, refused.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
+    expect(refused.message).toBe(
+      `growing.txt is the content pushed to job ${app.jobId} before (3 rows, all in Purview) with 1 row(s) added after them. Grown, it is a new file: all its rows would be sent, those 3 again. Push a file holding the header line and only the rows after the first 3; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+    );
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows);
+    // Following the advice: the added row alone, as a file of its own, arrives once.
+    const rest = join(dir, 'growing-rest.txt');
+    writeFileSync(rest, `${EPIC.join('\t')}\n${added}\n`);
+    await bridgePush(appArgs(app, rest), env);
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([...rows, added]);
+    // Said so, the grown file is sent whole.
+    await bridgePush([...appArgs(app, path), '--resend-edited'], env);
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([...rows, added, ...rows, added]);
+  });
+
   it('checks --block-rows', async () => {
     const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
     expect(error.message).toBe('--block-rows must be a whole number from 1 to 100000, got "0".');

@@ -32,6 +32,7 @@ import {
   normalizeFlatFile,
   type PushEvent,
   type PushReport,
+  prefixSha256,
   pushRowFile,
   rowsSentOf,
 } from '../../purview/index.js';
@@ -104,7 +105,11 @@ export function pushCommand(deps: PushCommandDeps): Command {
     .addOption(new Option('--cloud <cloud>', 'Microsoft cloud').choices(Object.keys(CLOUDS)).default('commercial'))
     .addOption(new Option('--block-rows <n>', 'rows per block').argParser(positiveInt).default(DEFAULT_BLOCK_ROWS))
     .addOption(new Option('--schema <schema>', 'connector schema whose mandatory columns the header must name').choices(['epic', 'healthcare']).default('epic'))
-    .option('--state-dir <dir>', 'where the block ledger and the normalised spool live', 'state')
+    .option(
+      '--state-dir <dir>',
+      'where the block ledger and the normalised spool live; relative to the current directory: give the same one every run (a rerun with another sends everything again)',
+      'state',
+    )
     .addOption(new Option('--authority-host <url>', "override the cloud's Entra ID host (e.g. the sandbox)").argParser((v) => endpoint(v, '--authority-host')))
     .addOption(new Option('--ingestion-base <url>', "override the cloud's ingestion host (e.g. the sandbox)").argParser((v) => endpoint(v, '--ingestion-base')))
     .option('--resource <uri>', `token resource (default ${DEFAULT_RESOURCE})`)
@@ -216,7 +221,7 @@ async function pushWithLedger(
   });
   const store = deps.openStore(flags.stateDir);
   try {
-    refuseEditedFile(store, flags, destination, file);
+    await refuseEditedFile(store, flags, destination, file);
     const lease = holdLease(
       store,
       fileLeaseName(destination, file.sha256),
@@ -271,10 +276,11 @@ const PUSHED_FILES = 'file:push';
  * The ledger knows a file by its content: a file pushed in part, then edited (a row fixed after a 400) and pushed again,
  * is new content, sent whole, and the rows Purview acknowledged from it go again, unflagged. The content a path had
  * (and its row count) is remembered per destination; a new content is refused while the earlier one went out only in
- * part, unless --resend-edited says to send it whole. A path whose earlier content went out whole takes the next
- * export (a daily file written under one name) as it is.
+ * part, or when it is the earlier content with rows added after it (an export that grows), unless --resend-edited says
+ * to send it whole. A path whose earlier content went out whole takes the next export (a daily file written under one
+ * name) as it is.
  */
-function refuseEditedFile(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile): void {
+async function refuseEditedFile(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile): Promise<void> {
   const name = `${destination}|${resolve(flags.file)}`;
   const before = pushedBefore(store.getSourceState(PUSHED_FILES, name));
   if (before !== undefined && before.sha256 !== file.sha256 && flags.resendEdited !== true) {
@@ -285,6 +291,13 @@ function refuseEditedFile(store: StateStore, flags: PushFlags, destination: stri
         'BRG_ERR_INPUT_INVALID',
         `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, those again. Push the earlier content again to finish it, or a file holding only the rows not sent yet; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
         { details: { acknowledged: acked, unknown } },
+      );
+    }
+    if (acked + unknown > 0 && file.rows > before.rows && (await prefixSha256(file, before.rows)) === before.sha256) {
+      throw new BridgeError(
+        'BRG_ERR_INPUT_INVALID',
+        `${basename(flags.file)} is the content pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) with ${file.rows - before.rows} row(s) added after them. Grown, it is a new file: all its rows would be sent, those ${before.rows} again. Push a file holding the header line and only the rows after the first ${before.rows}; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+        { details: { acknowledged: acked, unknown, addedRows: file.rows - before.rows } },
       );
     }
   }
