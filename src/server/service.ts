@@ -15,6 +15,7 @@ import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
+import type { StateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { createMetrics } from './metrics.js';
@@ -125,6 +126,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   // Schedules only once the API listens: a service that cannot listen must not go on syncing on its own.
   const schedules = new AbortController();
   if (schedulesOn) {
+    // A push the last shutdown interrupted (a redeploy during the nightly run) is finished now, not at the next tick a
+    // day later, with the connector showing "failing" until then. Nothing new is pulled (trigger 'resume').
+    for (const c of config.connectors.filter((k) => k.source.type !== 'flat-file' && hasUnfinishedPush(store, k.name))) {
+      logger.info({ connector: c.name }, 'finishing the push the last shutdown interrupted');
+      void runner.start(c.name, { trigger: 'resume' }).catch(() => undefined);
+    }
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
         isRunning: (name: string) => runner.isRunning(name),
@@ -226,4 +233,10 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
     hashes.push(...lines.map(hashApiToken));
   }
   return hashes;
+}
+
+/** The connector's newest unfinished run is a real one that reached its push: `bridge sync` (or a 'resume') finishes it. */
+function hasUnfinishedPush(store: StateStore, connector: string): boolean {
+  const run = store.findUnfinishedRun(connector);
+  return run !== undefined && run.state === 'pushing' && !run.dryRun && run.spoolPath !== undefined;
 }

@@ -157,6 +157,11 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     if (request.since !== undefined || request.until !== undefined) plannedWindow(deps, stops);
     const resumed = await resumeUnfinished(deps, stops);
     if (resumed) request.onResumedComplete?.(resumed.runId);
+    // A service starting up finishes what its last shutdown interrupted, and pulls nothing new (RunTrigger 'resume').
+    if (request.trigger === 'resume') {
+      if (resumed) return resumed;
+      throw new BridgeError('BRG_ERR_ABORTED', `Nothing to resume: connector "${deps.connector}" has no unfinished push.`);
+    }
     throwIfStopped(stopSignal);
     return await runWindow(deps, stops, resumed);
   } finally {
@@ -510,17 +515,28 @@ function recordFailure(
     return bridgeError;
   }
   const keepForResume = run?.state === 'pushing';
+  // A backfill ended before its push (a stop, a failed pull) is pulled again by nobody: the next run starts from the
+  // watermark. Its error, however it began ("the next run resumes…"), says to start it again.
+  const reported =
+    run?.backfill === true && !keepForResume && !run.dryRun
+      ? new BridgeError(
+          bridgeError.code,
+          `${bridgeError.message} This backfill's window is not pulled again by the next run: start it again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`,
+          { cause: bridgeError, details: bridgeError.details },
+        )
+      : bridgeError;
+  if (reported !== bridgeError) deps.logger.warn({ runId, since: run?.since, until: run?.until }, 'a backfill ended before its push; start it again');
   deps.store.updateRun(runId, {
     ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
-    error: { code: bridgeError.code, message: bridgeError.message },
+    error: { code: reported.code, message: reported.message },
   });
   // The spool holds PHI and cannot finish this run any more; a removal that fails must not hide the run's own error.
   warnOnFailure(deps.logger, runId, "the failed run's files were not removed; the next run sweeps them", () => {
     if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
     if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
   });
-  announceFailure(deps, runId, bridgeError);
-  return bridgeError;
+  announceFailure(deps, runId, reported);
+  return reported;
 }
 
 /** A request of a run holding the connector's lease: the push passes the lease to every ledger write. */

@@ -51,8 +51,13 @@ export function spawnBridge(
 }
 
 /** `bridge serve --no-schedules` on an ephemeral loopback port accepting one API token; resolves once it listens. */
-export async function spawnServe(configPath: string, token: string, env: Record<string, string> = {}): Promise<{ serve: BridgeProcess; url: string }> {
-  const serve = spawnBridge(['serve', '--config', configPath, '--no-schedules'], {
+export async function spawnServe(
+  configPath: string,
+  token: string,
+  env: Record<string, string> = {},
+  options: { schedules?: boolean } = {},
+): Promise<{ serve: BridgeProcess; url: string }> {
+  const serve = spawnBridge(['serve', '--config', configPath, ...(options.schedules === true ? [] : ['--no-schedules'])], {
     BRIDGE__server__port: '0',
     BRIDGE__server__apiTokenSha256: JSON.stringify([hashApiToken(token)]),
     ...env,

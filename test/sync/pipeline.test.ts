@@ -429,6 +429,58 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('a backfill stopped while it pulls says to start it again: the next run starts from the watermark, not from it', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = [event('b1', '2026-10-20T10:00:00Z'), event('b2', '2026-10-20T10:01:00Z'), event('b3', '2026-10-20T10:02:00Z')];
+    const stop = new AbortController();
+    const source = fakeSource(events, [patient, practitioner], []);
+    // A graceful stop (SIGTERM, a redeploy) comes after the first page.
+    const stopping: EventSource = {
+      ...source,
+      async *pages(window, signal, note) {
+        for await (const page of source.pages(window, signal, note)) {
+          yield page;
+          stop.abort();
+        }
+      },
+    };
+    const d = deps(stateDir, stopping, undefined, job);
+    const window = { since: '2026-10-20T00:00:00.000Z', until: '2026-10-21T00:00:00.000Z' };
+    const stopped = (await runSync(d, { trigger: 'cli', ...window, stopSignal: stop.signal }).catch((e: unknown) => e)) as BridgeError;
+    const advice = `This backfill's window is not pulled again by the next run: start it again (--since ${window.since} --until ${window.until}); rows Purview acknowledged are not sent twice.`;
+    expect(stopped.code).toBe('BRG_ERR_ABORTED');
+    expect(stopped.message).toContain(advice);
+    const [run] = d.store.listRuns({ connector: 'main' });
+    expect(run).toMatchObject({ state: 'failed', backfill: true, error: { code: 'BRG_ERR_ABORTED', message: expect.stringContaining(advice) } });
+    expect(emu.ingest.accepted(job.jobId)).toEqual([]);
+    // Started again as it says, every row of the window arrives once.
+    await runSync({ ...d, source: () => source }, { trigger: 'cli', ...window });
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(3);
+    d.store.close();
+  });
+
+  it("a 'resume' (a service starting up) finishes an unfinished push and pulls nothing; with none, it stops before any run", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const calls: string[] = [];
+    const d = deps(stateDir, fakeSource([event('r1', '2026-11-12T10:00:00Z')], [patient, practitioner], calls), undefined, job);
+    const nothing = (await runSync(d, { trigger: 'resume' }).catch((e: unknown) => e)) as BridgeError;
+    expect([nothing.code, nothing.message]).toEqual(['BRG_ERR_ABORTED', 'Nothing to resume: connector "main" has no unfinished push.']);
+    expect(calls).toEqual([]);
+    expect(d.store.listRuns({ connector: 'main' })).toEqual([]);
+    // A push that failed at Purview waits in 'pushing'; the resume finishes it, and no window is pulled.
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    await expect(runSync(failing, { trigger: 'cli', until: '2026-11-12T11:00:00Z' })).rejects.toBeInstanceOf(BridgeError);
+    const pulls = calls.filter((call) => call.startsWith('pages')).length;
+    const resumed = await runSync(d, { trigger: 'resume' });
+    expect(resumed.counts).toMatchObject({ rowsAcked: 1 });
+    expect(calls.filter((call) => call.startsWith('pages'))).toHaveLength(pulls);
+    expect(d.store.listRuns({ connector: 'main' }).map((r) => [r.trigger, r.state])).toEqual([['cli', 'completed']]);
+    d.store.close();
+  });
+
   it('a dry run killed while it pulled hides no older unfinished backfill: the next real run closes it and finishes the backfill', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();

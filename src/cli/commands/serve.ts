@@ -9,7 +9,7 @@ export function serveCommand(ctx: CliContext): Command {
   return new Command('serve')
     .description('Run the service: HTTP trigger and run status under /v1, scheduled syncs, /healthz, /readyz, /metrics, /.well-known/jwks.json.')
     .option('-c, --config <file>', 'config file (YAML or JSON); default $BRIDGE_CONFIG')
-    .option('--no-schedules', 'serve the HTTP API only; do not run cron schedules')
+    .option('--no-schedules', 'serve the HTTP API only; do not run cron schedules, nor finish at start-up a push the last shutdown interrupted')
     .action(async (flags: { config?: string; schedules: boolean }) => {
       const config = loadConfig({ ...(flags.config ? { path: flags.config } : {}), env: ctx.env });
       const logger = createLogger({ level: config.logLevel });
