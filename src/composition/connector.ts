@@ -90,6 +90,7 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
     stateDir: config.stateDir,
     retainFiles: config.retainFiles,
     rejectsRetentionMs: config.retention.rejectsDays * 86_400_000,
+    runLogRetentionMs: config.retention.runLogDays * 86_400_000,
     lease: leasePolicy(config.state.leaseTtlSeconds * 1000, context.command ?? 'bridge'),
     ledgerRetentionMs: config.state.ledgerRetentionDays * 86_400_000,
     window: { overlapMs: f.overlapMinutes * 60_000, settleMs: f.settleMinutes * 60_000, initialLookbackMs: f.initialLookbackHours * 3_600_000 },

@@ -439,9 +439,17 @@ export const configSchema = z
           .describe(
             "How long a run's rejects file is kept under stateDir/rejects (NDJSON, mode 0600: one line per rejected row with the AuditEvent id, an opaque patient reference, the reason and column; rows given up after Purview refused them also carry the row as sent, which is PHI); 0 deletes it when the run completes.",
           ),
+        runLogDays: z
+          .number()
+          .min(1)
+          .max(3650)
+          .default(90)
+          .describe(
+            "How long a finished run's event log is kept under stateDir/runs (NDJSON, counts and opaque ids: pages, blocks, retries, rejects), counted from its last line; the run's record in the state database stays.",
+          ),
       })
       .strict()
-      .default({ rejectsDays: 14 }),
+      .default({ rejectsDays: 14, runLogDays: 90 }),
     connectors: z.array(connectorSchema).min(1).describe('One entry per Epic organisation / Purview job.'),
     network: networkSchema.default({}).describe('Outbound proxy and TLS trust, for every connector.'),
     server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),

@@ -98,6 +98,7 @@ export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: S
   sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
     retainCompleted: deps.retainFiles,
     rejectsRetentionMs: deps.rejectsRetentionMs,
+    ...(deps.runLogRetentionMs === undefined ? {} : { runLogRetentionMs: deps.runLogRetentionMs }),
     nowMs: deps.clock.now(),
   });
   dropRunFiles(deps);

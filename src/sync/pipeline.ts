@@ -51,6 +51,8 @@ export interface SyncDeps {
   readonly retainFiles: boolean;
   /** How long a completed run's rejects file is kept (retention.rejectsDays); 0 removes it at completion. */
   readonly rejectsRetentionMs: number;
+  /** How long a finished run's event log stays under stateDir/runs (retention.runLogDays); kept for ever when undefined. */
+  readonly runLogRetentionMs?: number;
   readonly window: WindowPolicy;
   readonly lease: LeasePolicy;
   /**
@@ -143,6 +145,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
       retainCompleted: deps.retainFiles,
       rejectsRetentionMs: deps.rejectsRetentionMs,
+      ...(deps.runLogRetentionMs === undefined ? {} : { runLogRetentionMs: deps.runLogRetentionMs }),
       nowMs: deps.clock.now(),
     });
     // A dry run pushes nothing, so it leaves an unfinished push for the next real run (and says so).

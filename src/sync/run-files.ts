@@ -18,6 +18,8 @@ export interface RunFiles {
 
 const SPOOL_DIR = 'spool';
 const REJECTS_DIR = 'rejects';
+/** Per-run event logs (run-log.ts): no PHI, but one file per run for as long as the service runs. */
+const RUN_LOG_DIR = 'runs';
 /** A file whose run the state does not know is left alone this long (another state database may own it). */
 const UNKNOWN_GRACE_MS = 3_600_000;
 
@@ -51,9 +53,9 @@ export function sweepRunFiles(
   stateDir: string,
   store: StateStore,
   connector: string,
-  options: { retainCompleted: boolean; rejectsRetentionMs: number; nowMs: number },
+  options: { retainCompleted: boolean; rejectsRetentionMs: number; nowMs: number; runLogRetentionMs?: number },
 ): number {
-  let removed = 0;
+  let removed = options.runLogRetentionMs === undefined ? 0 : sweepRunLogs(stateDir, store, options.nowMs - options.runLogRetentionMs);
   for (const dir of [SPOOL_DIR, REJECTS_DIR]) {
     let names: string[];
     try {
@@ -74,6 +76,31 @@ export function sweepRunFiles(
         rmSync(path, { force: true });
         removed += 1;
       }
+    }
+  }
+  return removed;
+}
+
+/**
+ * Removes the event logs of finished runs (any connector's: they hold no PHI, and a run still in flight writes to its
+ * own) whose last line is older than `beforeMs`. The log of events without a run stays.
+ */
+function sweepRunLogs(stateDir: string, store: StateStore, beforeMs: number): number {
+  let names: string[];
+  try {
+    names = readdirSync(join(stateDir, RUN_LOG_DIR));
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    const id = basename(name, '.ndjson');
+    if (!name.endsWith('.ndjson') || id === 'no-run') continue;
+    const path = join(stateDir, RUN_LOG_DIR, name);
+    const state = store.getRun(id)?.state;
+    if ((state === undefined || state === 'completed' || state === 'failed') && isOlderThan(path, beforeMs)) {
+      rmSync(path, { force: true });
+      removed += 1;
     }
   }
   return removed;

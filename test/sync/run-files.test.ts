@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -51,5 +51,34 @@ describe('sweeping run files (PHI) at the start of a run', () => {
     expect(left('retired-done-new')).toEqual([false, true]);
     // Another connector sweeps its own (its run may be in flight in another process).
     expect(left('other-failed')).toEqual([true, true]);
+  });
+
+  it("removes finished runs' event logs after retention.runLogDays, any connector's; never an unfinished run's, nor the run-less log", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-sweep-'));
+    const clock = new ManualClock('2026-12-01T00:00:00Z');
+    store = openStateStore(dir, clock);
+    const logs = join(dir, 'runs');
+    mkdirSync(logs);
+    const runs = [
+      run('done-old', 'main', 'completed'),
+      run('failed-old', 'other', 'failed'),
+      run('pushing-old', 'main', 'pushing'),
+      run('done-new', 'main', 'completed'),
+    ];
+    for (const r of runs) store.createRun(r);
+    const old = new Date(clock.now() - 91 * DAY);
+    for (const id of [...runs.map((r) => r.id), 'no-run', 'unknown-old']) {
+      writeFileSync(join(logs, `${id}.ndjson`), '{}\n');
+      if (id !== 'done-new') utimesSync(join(logs, `${id}.ndjson`), old, old);
+    }
+    const removed = sweepRunFiles(dir, store, 'main', {
+      retainCompleted: false,
+      rejectsRetentionMs: 14 * DAY,
+      nowMs: clock.now(),
+      runLogRetentionMs: 90 * DAY,
+    });
+    const left = ['done-old', 'failed-old', 'pushing-old', 'done-new', 'no-run', 'unknown-old'].filter((id) => existsSync(join(logs, `${id}.ndjson`)));
+    expect(left).toEqual(['pushing-old', 'done-new', 'no-run']);
+    expect(removed).toBe(3);
   });
 });
