@@ -114,6 +114,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
     },
   );
+  let lastJwksError: unknown;
   app.get(
     '/.well-known/jwks.json',
     {
@@ -133,7 +134,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         // A public URL, fetched by the EHR and maybe through a cache: no path or key detail in the answer, nothing a cache
         // keeps once the keys are fixed. The log says what is wrong.
         const typed = toBridgeError(error);
-        request.log.error({ code: typed.code, reason: typed.message }, 'the JWK Set could not be served');
+        // Once per failure read (the service reads the keys at most every few seconds), not once per request.
+        if (error !== lastJwksError) request.log.error({ code: typed.code, reason: typed.message }, 'the JWK Set could not be served');
+        lastJwksError = error;
         return reply
           .code(503)
           .header('cache-control', 'no-store')

@@ -18,6 +18,7 @@ import { attachRunLog } from '../sync/run-log.js';
 import type { StateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
+import { cachedFor } from './cached.js';
 import { createMetrics } from './metrics.js';
 import { trackProgress } from './progress.js';
 import { type ConnectorSync, createSyncRunner } from './runner.js';
@@ -43,6 +44,9 @@ export interface Service {
 
 /** After the runs drained and idle connections closed, how long open requests get before their sockets are cut. */
 const STRAGGLER_GRACE_MS = 2_000;
+
+/** The keys folder is read at most this often for the public JWK Set (`bridge keys rotate` shows within it). */
+const JWKS_READ_PERIOD_MS = 5_000;
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, clock, logger } = options;
@@ -101,7 +105,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       };
     },
     rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
-    jwks: () => publishedKeys(config, logger),
+    jwks: cachedFor(JWKS_READ_PERIOD_MS, clock, () => publishedKeys(config, logger)),
     jwksMaxAgeSec: config.server.jwksMaxAgeSec,
     apiTokenHashes: tokenHashes,
     rateLimitMax: config.server.rateLimitMax,

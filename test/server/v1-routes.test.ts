@@ -7,7 +7,7 @@ import { MAX_STREAMS_PER_TOKEN } from '../../src/server/routes/stream.js';
 import type { SyncRunner } from '../../src/server/runner.js';
 import type { StatusReport } from '../../src/server/status.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
-import { AUTH, tempStore, testApp } from './support.js';
+import { AUTH, captureLogger, tempStore, testApp } from './support.js';
 
 function completedRun(store: StateStore, dir: string, id: string, rejects: string | undefined): RunRecord {
   const rejectsPath = join(dir, 'rejects', `${id}.ndjson`);
@@ -362,5 +362,17 @@ describe('/v1 answers to a bad request', () => {
       },
     });
     expect((await leaky.inject({ method: 'GET', url: '/.well-known/jwks.json' })).body).not.toContain('/var/lib');
+    // The route is public and unthrottled: one failure read (the service reads keys at most every few seconds) is one log
+    // line, however many requests come meanwhile.
+    const failure = new BridgeError('BRG_ERR_INPUT_INVALID', 'No public keys to publish: run `bridge keys generate`.');
+    const captured = captureLogger();
+    const flooded = await testApp({
+      logger: captured.logger,
+      jwks: () => {
+        throw failure;
+      },
+    });
+    for (let i = 0; i < 5; i += 1) expect((await flooded.inject({ method: 'GET', url: '/.well-known/jwks.json' })).statusCode).toBe(503);
+    expect(captured.lines.filter((line) => line['msg'] === 'the JWK Set could not be served')).toHaveLength(1);
   });
 });
