@@ -61,13 +61,22 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
         reportId = resolve;
         reportFailure = reject;
       });
-      const run: StartedState = { connector, trigger: options.trigger, window: Boolean(options.since || options.until), recorded: false, answered: false };
+      const run: StartedState = {
+        connector,
+        trigger: options.trigger,
+        window: Boolean(options.since || options.until),
+        requested: { since: options.since, until: options.until },
+        recorded: false,
+        answered: false,
+        ownStarted: false,
+      };
       const request: SyncRequest = {
         trigger: options.trigger,
         signal: abort.signal,
         stopSignal: stop.signal,
         onRunId: (id, resumed) => {
           run.recorded = true;
+          if (resumed !== true) run.ownStarted = true;
           reportId({ runId: id, resumed: resumed === true });
         },
         // The push resumed first is done (its record says so): this start's own run may still fail before it has one,
@@ -122,6 +131,10 @@ interface StartedState {
   recorded: boolean;
   /** The caller has its answer (a run id, maybe of an unfinished run resumed first): a failure can no longer reach it. */
   answered: boolean;
+  /** The window asked for, if any. */
+  readonly requested: { readonly since: string | undefined; readonly until: string | undefined };
+  /** This start's own run got its record (not only the unfinished one resumed first). */
+  ownStarted: boolean;
 }
 
 /** How a run that ended in an error is told: always in the log, and to the hooks when it left no run record. */
@@ -132,6 +145,14 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
   // error's message may name anything, so it goes as `err`, as the HTTP error handler logs it.
   const fields =
     typed.code === 'BRG_ERR_INTERNAL' ? { connector, trigger, code: typed.code, err: error } : { connector, trigger, code: typed.code, message: typed.message };
+  // The caller was answered with the unfinished push resumed first, then this start ended before its own run began: the
+  // window it asked for (a backfill) is run by nobody unless it is asked for again.
+  if (run.window && !run.ownStarted && (run.recorded || run.answered)) {
+    logger.warn(
+      { connector, trigger, since: run.requested.since, until: run.requested.until, code: typed.code },
+      'the run asked for after the unfinished push did not start; ask for its window again',
+    );
+  }
   if (run.recorded) {
     logger.error(fields, 'sync failed');
   } else if (typed.code === 'BRG_ERR_RUN_IN_PROGRESS') {

@@ -153,4 +153,36 @@ describe('sync runner', () => {
     await settle();
     expect(failures).toHaveLength(1);
   });
+
+  it('says the window asked for was not run when the push resumed first failed, or a stop came before its own run', async () => {
+    const { logger, lines } = captureLogger();
+    const notRun = () => lines.filter((line) => line['msg'] === 'the run asked for after the unfinished push did not start; ask for its window again');
+    const failing = createSyncRunner(async (_connector, request) => {
+      request.onRunId?.('unfinished-run', true);
+      throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+    }, logger);
+    await failing.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' });
+    await settle();
+    expect(notRun()).toEqual([
+      expect.objectContaining({ connector: 'main', since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z', code: 'BRG_ERR_PURVIEW_UNAVAILABLE' }),
+    ]);
+    const stopped = createSyncRunner(async (_connector, request) => {
+      request.onRunId?.('unfinished-run', true);
+      request.onResumedComplete?.('unfinished-run');
+      throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request.');
+    }, logger);
+    await stopped.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' });
+    await settle();
+    expect(notRun()).toHaveLength(2);
+    // Without a window of its own, the next run covers it: nothing to say. Nor when its own run began (its record tells).
+    await failing.start('main', { trigger: 'schedule' });
+    const own = createSyncRunner(async (_connector, request) => {
+      request.onRunId?.('unfinished-run', true);
+      request.onRunId?.('own-run');
+      throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+    }, logger);
+    await own.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' });
+    await settle();
+    expect(notRun()).toHaveLength(2);
+  });
 });
