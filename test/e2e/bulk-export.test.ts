@@ -125,13 +125,13 @@ it('refuses an end to the window (--until): an export covers up to its own trans
   expect(x.withStore((store) => store.listRuns({ connector: 'sandbox' }))).toEqual([]);
 });
 
-it('after the ledger forgot old acknowledgements, a changed export level exports back to what it remembers: nothing twice', async () => {
-  const x = await harness(73);
-  const bulk = x.sandbox.fhir.bulk;
+/**
+ * A full export pushed; then, a month of runs later, the last of them pruned the ledger 31 days before the watermark:
+ * the blocks of that push are that old, and the claims of the events recorded before then are forgotten.
+ */
+async function exportedThenForgotten(x: SandboxHarness): Promise<{ t1: string; forgotten: number }> {
   await x.sync({ since: undefined, until: undefined });
-  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
-  // A month of runs later, the last of them pruned the ledger 31 days before the watermark: the blocks of the first
-  // push are that old, and the claims of the events recorded before then are forgotten.
+  const t1 = x.sandbox.fhir.bulk.log.manifests.at(-1)?.transactionTime as string;
   const db = new Database(join(x.config.stateDir, 'bridge.sqlite'));
   db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(40 * 86_400_000);
   db.close();
@@ -139,6 +139,13 @@ it('after the ledger forgot old acknowledgements, a changed export level exports
   const forgotten = Date.parse(t1) - 31 * 86_400_000;
   x.withStore((store) => store.pruneDeliveries(target, forgotten));
   expect(x.withStore((store) => store.prunedBefore(target))).toBe(forgotten);
+  return { t1, forgotten };
+}
+
+it('after the ledger forgot old acknowledgements, a changed export level exports back to what it remembers: nothing twice', async () => {
+  const x = await harness(73);
+  const bulk = x.sandbox.fhir.bulk;
+  const { t1, forgotten } = await exportedThenForgotten(x);
   const oldEvents = [...x.sandbox.dataset.events()];
   expect(oldEvents.every((e) => Date.parse(e.meta?.lastUpdated ?? '') < forgotten)).toBe(true);
 
@@ -163,14 +170,7 @@ it('after the ledger forgot old acknowledgements, a changed export level exports
 it('sends old events an export brings again after the ledger forgot them flagged, through kill -9, another block size and faults on both sides', async () => {
   const x = await harness(74);
   const bulk = x.sandbox.fhir.bulk;
-  await x.sync({ since: undefined, until: undefined });
-  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
-  const db = new Database(join(x.config.stateDir, 'bridge.sqlite'));
-  db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(40 * 86_400_000);
-  db.close();
-  const target = { destination: destinationOf(findConnector(x.config, 'sandbox')), source: 'sandbox' };
-  const forgotten = Date.parse(t1) - 31 * 86_400_000;
-  x.withStore((store) => store.pruneDeliveries(target, forgotten));
+  const { t1, forgotten } = await exportedThenForgotten(x);
   const oldEvents = [...x.sandbox.dataset.events()];
   // The server re-stamps two old events (a migration touches meta.lastUpdated, not the version): the next export
   // brings them again, and the ledger no longer knows Purview has them. One event is new.

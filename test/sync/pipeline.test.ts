@@ -125,6 +125,20 @@ function deps(stateDir: string, source: EventSource, store = openStateStore(stat
   };
 }
 
+/**
+ * A sync up to 2026-11-12T11:00 whose push cannot connect: nothing listens on port 1 (ECONNREFUSED, every attempt,
+ * before a byte of the block went out), so Purview took none of it.
+ */
+async function refusedConnection(d: SyncDeps): Promise<void> {
+  const unreachable = {
+    ...d,
+    purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
+  };
+  const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+  expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+  expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+}
+
 describe('runSync with a fake source', () => {
   it('checks, pulls, maps, pushes and completes; the next run re-reads only the overlap and sends nothing twice', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
@@ -377,14 +391,7 @@ describe('runSync with a fake source', () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
     const d = deps(stateDir, fakeSource([event('refused-1', '2026-11-12T10:00:00Z')], [patient, practitioner], []), undefined, job);
-    // Nothing listens on port 1: ECONNREFUSED, every attempt, before a byte of the block.
-    const unreachable = {
-      ...d,
-      purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
-    };
-    const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
-    expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-    expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+    await refusedConnection(d);
     const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
     expect(resumed?.counts).toMatchObject({ rowsAcked: 1, possiblyDuplicated: 0, rowsPossiblyDuplicated: 0 });
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
@@ -414,14 +421,7 @@ describe('runSync with a fake source', () => {
     db.close();
     d.store.pruneDeliveries(d.target, Date.parse('2026-10-01T00:00:00Z'));
     expect(d.store.prunedBefore(d.target)).toBe(Date.parse('2026-10-01T00:00:00Z'));
-    // Nothing listens on port 1: the block's connection is refused, every attempt, before a byte of it went out.
-    const unreachable = {
-      ...d,
-      purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
-    };
-    const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
-    expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-    expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+    await refusedConnection(d);
     const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
     // The block is flagged for the forgotten event's row alone: Purview never got the fresh one.
     expect(resumed?.counts).toMatchObject({ rowsAcked: 2, possiblyDuplicated: 1, rowsPossiblyDuplicated: 1 });
