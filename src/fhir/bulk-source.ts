@@ -167,7 +167,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     if (since === undefined || window.dedupeBefore === undefined) return since;
     const earlier = scopeAt(loadCovered(options.store), window.dedupeBefore);
     const reason = earlier === undefined ? searchedElsewhere(options.watermarkSource?.()) : sameScope(earlier, scope) ? undefined : scopeChange(earlier, scope);
-    if (reason === undefined) return since;
+    if (reason === undefined) return notAfterLastExport(since, window.dedupeBefore);
     // The watermark says nothing of this scope's events; a start someone asked for (--since) is theirs to choose.
     if (window.explicitSince) return justBefore(window.since);
     // As far back as the delivery ledger remembers: before that, what the old scope pushed would all be sent again
@@ -175,6 +175,28 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     const floor = window.forgottenBefore;
     job.emit({ type: 'full-export', reason, ...(floor === undefined ? {} : { since: floor }) });
     return floor;
+  }
+
+  /**
+   * The last export of this scope ended (its transactionTime, by the server's clock) before `since`: the server's clock
+   * went back after the export that moved the watermark. The watermark never moves back, so asking from it would skip,
+   * for good, what the server stamped since its clock went back, until it passes the watermark again. The export asks
+   * from where the server's corrected clock puts the watermark's export (that export's time by our clock, plus the
+   * server's offset now), less the overlap; at the latest from the last export's end. The ledger skips what comes twice.
+   */
+  function notAfterLastExport(since: string, watermark: string): string {
+    const covered = loadCovered(options.store).filter((entry) => sameScope(entry.scope, scope));
+    const last = covered.at(-1);
+    if (last === undefined || Date.parse(last.until) >= Date.parse(since)) return since;
+    const moved = covered.findLast((entry) => Date.parse(entry.until) === Date.parse(watermark));
+    const corrected =
+      moved?.at !== undefined && last.at !== undefined ? moved.at + (Date.parse(last.until) - last.at) - options.overlapMs : Number.POSITIVE_INFINITY;
+    const from = new Date(Math.min(Date.parse(last.until), corrected)).toISOString();
+    logger.warn(
+      { watermark, since: from },
+      "the FHIR server's clock went back after the export that moved the watermark; exporting from where its clock puts that export now",
+    );
+    return from;
   }
 
   /**
@@ -328,7 +350,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
           await job.finish(checkpoint, signal);
           clearBrokenExports(options.store);
           // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
-          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope }, window.dedupeBefore);
+          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope, at: http.options.clock.now() }, window.dedupeBefore);
           covered = checkpoint.manifest.transactionTime;
           return;
         }

@@ -102,6 +102,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     verifyAccessToken: (token) => auth.verifyAccessToken(token) ?? false,
     tokenUrl: auth.tokenUrl,
     ...(options.listAuditEvent === undefined ? {} : { listAuditEvent: options.listAuditEvent }),
+    // One clock for the EHR's servers: an export's transactionTime is the server's time, as its tokens' are.
+    ...(options.clock ? { bulkExport: { clock: options.clock } } : {}),
   });
 
   const tls = await createSandboxCertificate();

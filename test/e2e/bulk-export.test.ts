@@ -10,6 +10,7 @@ import Database from 'better-sqlite3';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterEach, expect, it } from 'vitest';
 import { formatSummary } from '../../src/cli/reporters/summary.js';
+import { type Clock, systemClock } from '../../src/clock.js';
 import { destinationOf, findConnector } from '../../src/composition/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/fhir/bulk/checkpoint.js';
@@ -25,8 +26,8 @@ afterEach(async () => {
   h = undefined;
 });
 
-async function harness(seed: number): Promise<SandboxHarness> {
-  h = await startHarness({ data: { seed, events: 400, patients: 50, practitioners: 8 }, flags: BULK });
+async function harness(seed: number, clock?: Clock): Promise<SandboxHarness> {
+  h = await startHarness({ data: { seed, events: 400, patients: 50, practitioners: 8 }, flags: BULK, ...(clock ? { clock } : {}) });
   return h;
 }
 
@@ -258,6 +259,44 @@ it('runs closer together than the settle delay are no empty window: an export en
   expect(bulk.log.kickoffs).toHaveLength(2);
   expect(x.sandbox.fhir.faults.pending).toBe(0);
   expect(x.withStore((store) => store.getWatermark('sandbox'))).toBe(bulk.log.manifests.at(-1)?.transactionTime);
+  expectEveryRowOnce(x, [...x.sandbox.dataset.events(), late]);
+});
+
+it("loses nothing when the FHIR server's clock goes back after an export: asked again from where its clock now puts it (kill -9, a second process, faults)", async () => {
+  // The sandbox's servers run three minutes ahead (inside Epic's token rules); the bridge's processes keep real time.
+  let ahead = 3 * 60_000;
+  const x = await harness(77, { now: () => Date.now() + ahead, sleep: (ms, signal) => systemClock.sleep(ms, signal) });
+  const bulk = x.sandbox.fhir.bulk;
+  const first = await bridgeSync(x).done;
+  expect(first.code, first.stderr).toBe(0);
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  // NTP steps the servers back; the EHR then records an access with the right time, before the watermark t1.
+  ahead = 0;
+  const template = [...x.sandbox.dataset.events()].find((e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')));
+  const stamped = new Date().toISOString();
+  const late: AuditEvent = { ...structuredClone(template as AuditEvent), id: 'late-0', recorded: stamped, meta: { versionId: '1', lastUpdated: stamped } };
+  expect(Date.parse(stamped)).toBeLessThan(Date.parse(t1));
+  await x.sandbox.store?.load([late]);
+  // The next sync is killed with SIGKILL while it polls its export (asked from t1); a second process with another block
+  // size finishes it through a transient 5xx and Purview's 429: it ends before t1, and nothing new came.
+  bulk.settings.processingPolls = 1_000_000;
+  const pollsBefore = bulk.log.polls.length;
+  const killed = bridgeSync(x);
+  await waitFor(() => bulk.log.polls.length >= pollsBefore + 2);
+  killed.kill('SIGKILL');
+  expect((await killed.done).signal).toBe('SIGKILL');
+  bulk.settings.processingPolls = 0;
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/status\//, times: 1 });
+  x.sandbox.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '1' });
+  const second = await bridgeSync(x, 7).done;
+  expect(second.code, second.stderr).toBe(0);
+  expect(bulk.log.kickoffs.map((k) => k.since)).toEqual([undefined, t1]);
+  expect(Date.parse(bulk.log.manifests.at(-1)?.transactionTime as string)).toBeLessThan(Date.parse(t1));
+  // The run after asks from where the servers' clock now puts the first export (less the overlap): the access arrives.
+  const third = await bridgeSync(x).done;
+  expect(third.code, third.stderr).toBe(0);
+  expect(Date.parse(bulk.log.kickoffs.at(-1)?.since as string)).toBeLessThan(Date.parse(stamped));
+  expect(x.sandbox.fhir.faults.pending).toBe(0);
   expectEveryRowOnce(x, [...x.sandbox.dataset.events(), late]);
 });
 

@@ -120,6 +120,12 @@ export class BulkExportJob {
       const manifest = await this.abandoningOnFailure(current, signal, () =>
         readManifest(http, result.page, current.statusUrl, request.types, http.options.logger, signal),
       );
+      if (request.since !== undefined && Date.parse(manifest.transactionTime) < Date.parse(request.since)) {
+        http.options.logger.warn(
+          { since: request.since, transactionTime: manifest.transactionTime },
+          "the FHIR server's export ends before the _since it was asked for: its clock went back; the next export asks from where its clock now puts the last one",
+        );
+      }
       checkpoint = { ...current, manifest };
       saveCheckpoint(store, checkpoint);
       this.emit({ type: 'manifest', files: manifest.output.length, transactionTime: manifest.transactionTime, deleted: manifest.deleted });

@@ -48,11 +48,20 @@ export async function readManifest(
     const url = next;
     requireFhirOrigin(http, url, 'a manifest page');
     const what = 'FHIR $export manifest page';
-    const reply = await http.withRetries(
-      what,
-      () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]),
-      signal,
-    );
+    const reply = await http
+      .withRetries(what, () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]), signal)
+      .catch((error: unknown) => {
+        // A page the server no longer has will not come back: the export is given up (the next run asks for a new one),
+        // not kept to be polled, and failed on this page, for ever.
+        const status = (error as { status?: unknown }).status;
+        if (status === 404 || status === 410) {
+          throw exportError(
+            `A page of the FHIR server's export manifest answered HTTP ${status} (it no longer has it); the next run starts a new export`,
+            status,
+          );
+        }
+        throw error;
+      });
     const page = parsePage(await http.readBody(reply), url);
     output.push(...page.output);
     error.push(...page.error);

@@ -101,6 +101,23 @@ describe('downloads', () => {
     ).toBe(true);
   });
 
+  it('gives up an export whose next manifest page is gone (404): the next run asks for a new one, not the same page again', async () => {
+    f.bulk.outputsPerManifestPage = 1;
+    f.fx.server.faults.add({ action: { kind: 'status', status: 404 }, match: /\/bulk\/manifest\//, times: 1 });
+    const kickoffs = log().kickoffs.length;
+    const first = f.source();
+    const error = (await first.read().catch((e: unknown) => e)) as BridgeError;
+    expect([error.code, error.message]).toEqual([
+      'BRG_ERR_FHIR_EXPORT',
+      "A page of the FHIR server's export manifest answered HTTP 404 (it no longer has it); the next run starts a new export.",
+    ]);
+    expect(first.store.parsed()?.statusUrl).toBeUndefined();
+    const events = await f.source({ store: first.store, dir: first.dir }).read();
+    expect(ids(events)).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    expect(f.fx.server.faults.pending).toBe(0);
+  });
+
   it('sends no bearer to a file on another origin (a signed blob URL), though the manifest requires a token', async () => {
     f.bulk.foreignFiles = true;
     const downloads = log().downloads.length;
