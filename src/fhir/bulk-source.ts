@@ -181,17 +181,27 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
    * The last export of this scope ended (its transactionTime, by the server's clock) before `since`: the server's clock
    * went back after the export that moved the watermark. The watermark never moves back, so asking from it would skip,
    * for good, what the server stamped since its clock went back, until it passes the watermark again. The export asks
-   * from where the server's corrected clock puts the watermark's export (that export's time by our clock, plus the
-   * server's offset now), less the overlap; at the latest from the last export's end. The ledger skips what comes twice.
+   * from where the server's corrected clock puts the watermark's export (that export's kick-off by our clock, plus the
+   * server's offset at the last kick-off), less the overlap; once an export asked from there, from where that one ended
+   * (less the overlap), so each run moves on. The ledger skips what comes twice.
    */
   function notAfterLastExport(since: string, watermark: string): string {
     const covered = loadCovered(options.store).filter((entry) => sameScope(entry.scope, scope));
     const last = covered.at(-1);
     if (last === undefined || Date.parse(last.until) >= Date.parse(since)) return since;
     const moved = covered.findLast((entry) => Date.parse(entry.until) === Date.parse(watermark));
-    const corrected =
-      moved?.at !== undefined && last.at !== undefined ? moved.at + (Date.parse(last.until) - last.at) - options.overlapMs : Number.POSITIVE_INFINITY;
-    const from = new Date(Math.min(Date.parse(last.until), corrected)).toISOString();
+    if (moved?.at === undefined || last.at === undefined) {
+      // Entries of an earlier version: no offset to go by. From the last export's end, less the overlap, and said so.
+      const from = new Date(Date.parse(last.until) - options.overlapMs).toISOString();
+      logger.warn(
+        { watermark, since: from },
+        "the FHIR server's clock went back after the export that moved the watermark, and how far is not known: exporting from the last export's end; what it stamped before may be missing (bridge sync --since an earlier instant exports it)",
+      );
+      return from;
+    }
+    const corrected = moved.at + (Date.parse(last.until) - last.at) - options.overlapMs;
+    const caughtUp = last.from !== undefined && Date.parse(last.from) <= corrected ? Date.parse(last.until) - options.overlapMs : Number.NEGATIVE_INFINITY;
+    const from = new Date(Math.min(Date.parse(since), Math.max(corrected, caughtUp))).toISOString();
     logger.warn(
       { watermark, since: from },
       "the FHIR server's clock went back after the export that moved the watermark; exporting from where its clock puts that export now",
@@ -350,7 +360,12 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
           await job.finish(checkpoint, signal);
           clearBrokenExports(options.store);
           // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
-          recordCovered(options.store, { until: checkpoint.manifest.transactionTime, scope, at: http.options.clock.now() }, window.dedupeBefore);
+          const { since: from } = checkpoint.request;
+          recordCovered(
+            options.store,
+            { until: checkpoint.manifest.transactionTime, scope, at: Date.parse(checkpoint.kickedOffAt), ...(from === undefined ? {} : { from }) },
+            window.dedupeBefore,
+          );
           covered = checkpoint.manifest.transactionTime;
           return;
         }

@@ -120,8 +120,9 @@ export interface DeliveryLedger {
   markAcked(blockId: number, possiblyDuplicated: boolean): void;
   /**
    * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
-   * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as never
-   * sent, so their next block is not flagged possibly duplicated. A crash before this call leaves the block attempted,
+   * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as not
+   * sent by it, so their next block is not flagged for it; rows it re-sent keep their flag from the earlier send (an
+   * event's claim remembers it; a file's rows, the earlier block's record). A crash before this call leaves the block attempted,
    * and the rows flagged: never the other way round. `status`: Purview's HTTP answer (none for a connection that failed
    * before the body went out); a block refused with 400 is one an operator may give up (RefusedBlocks).
    */

@@ -58,6 +58,8 @@ export interface BlockContext {
   readonly said?: string;
   /** The ledger recorded that Purview cannot hold the block (send-block.ts isKnownUnreceived): resent unflagged. */
   readonly refused?: boolean;
+  /** Rows of the block sent before without an answer: they stay flagged, refused or not. */
+  readonly resentRows?: number;
   /** Where its rows sit in a pushed file ("data row(s) 11–20 of the file"). */
   readonly rows?: string;
 }
@@ -121,7 +123,7 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
 function unavailable(last: string, block: BlockContext, cause: unknown): BridgeError {
   return new PurviewError(
     'BRG_ERR_PURVIEW_UNAVAILABLE',
-    `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again${block.refused ? ' (Purview took none of them)' : ' and flagged possibly duplicated'}.`,
+    `Block ${block.index} of this push (job ${block.jobId}) was not acknowledged after ${block.attempts} attempt(s); last: ${last}. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again${block.refused ? ` (Purview took none of them this time${block.resentRows ? `; the ${block.resentRows} of them sent before without an answer stay flagged possibly duplicated` : ''})` : ' and flagged possibly duplicated'}.`,
     { cause, status: cause instanceof UploadStatusError ? cause.status : 0, blockIndex: block.index, attempts: block.attempts },
   );
 }

@@ -92,6 +92,7 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
       jobId: ctx.jobId,
       attempts: state.attempts,
       refused,
+      ...(block.claim.resentRows > 0 ? { resentRows: block.claim.resentRows } : {}),
       ...(said === undefined ? {} : { said }),
       ...(block.rows === undefined ? {} : { rows: block.rows }),
     });

@@ -160,6 +160,9 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
     // this one's window, so this is a skip, as when a run of this process is still in flight.
     logger.warn(fields, 'sync not started: another process is running this connector');
     if (trigger === 'schedule') hooks.onScheduleSkip?.(connector);
+  } else if (typed.code === 'BRG_ERR_ABORTED' && trigger === 'resume') {
+    // Another replica (or a run of this one) finished the push first: nothing was left to do.
+    logger.info(fields, 'nothing to resume');
   } else if (typed.code === 'BRG_ERR_ABORTED') {
     logger.warn(fields, 'sync stopped before it started');
   } else {

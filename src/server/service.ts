@@ -3,6 +3,7 @@
  * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
  */
 import type { JsonWebKey } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
@@ -239,8 +240,11 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
   return hashes;
 }
 
-/** The connector's newest unfinished run is a real one that reached its push: `bridge sync` (or a 'resume') finishes it. */
+/**
+ * The connector's newest unfinished run is a real one that reached its push, with its spool on this machine: a 'resume'
+ * here finishes it. (A replica whose spool is elsewhere leaves it to its own machine, or to the next scheduled run.)
+ */
 function hasUnfinishedPush(store: StateStore, connector: string): boolean {
   const run = store.findUnfinishedRun(connector);
-  return run !== undefined && run.state === 'pushing' && !run.dryRun && run.spoolPath !== undefined;
+  return run !== undefined && run.state === 'pushing' && !run.dryRun && run.spoolPath !== undefined && existsSync(run.spoolPath);
 }

@@ -553,7 +553,7 @@ function retryAdvice(fault: Fault): string {
   // it. Left out, they may be missing; put in, Purview may hold them twice. Only Purview can tell.
   const unknown =
     maybe > 0
-      ? ` The ${maybe} row(s) after the first ${acked} acknowledged were sent without an answer: Purview may hold them. Leave them out if Purview shows them; put in, they are sent unflagged, and Purview holds them twice if it took them before.`
+      ? ` The ${maybe} row(s) ${acked > 0 ? `after the first ${acked} acknowledged` : 'at its start'} were sent without an answer: Purview may hold them. Leave them out if Purview shows them; put in, they are sent unflagged, and Purview holds them twice if it took them before.`
       : '';
   if (acked === 0) return `To retry: fix the file and drop it in the folder again.${unknown}`;
   if (fault.reason !== 'purview-rejected')

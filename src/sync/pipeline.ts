@@ -360,7 +360,7 @@ function resumableOrClosed(deps: SyncDeps, run: RunRecord): (RunRecord & { spool
   const stale = isResumable(run) && eventSpoolHeader(run.spoolPath, indexPathOf(run.spoolPath)) !== createSerializer(deps.mapping).headerLine();
   if (!isResumable(run) || stale) {
     const again = run.backfill
-      ? `Start the backfill again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`
+      ? `Start the backfill again (${backfillFlags(deps, run)}); rows Purview acknowledged are not sent twice.`
       : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';
     const why = stale
       ? 'its spool was written with another header (the mapping or its delimiter changed since), so it is not pushed as it is'
@@ -524,7 +524,7 @@ function recordFailure(
     run?.backfill === true && !keepForResume && !run.dryRun
       ? new BridgeError(
           bridgeError.code,
-          `${bridgeError.message} This backfill's window is not pulled again by the next run: start it again (--since ${run.since} --until ${run.until}); rows Purview acknowledged are not sent twice.`,
+          `${bridgeError.message} This backfill's window is not pulled again by the next run: start it again (${backfillFlags(deps, run)}); rows Purview acknowledged are not sent twice.`,
           { cause: bridgeError, details: bridgeError.details },
         )
       : bridgeError;
@@ -545,3 +545,8 @@ function recordFailure(
 /** A request of a run holding the connector's lease: the push passes the lease to every ledger write. */
 type LeasedRequest = SyncRequest & { readonly lease: LeaseRef };
 type Stops = Pick<LeasedRequest, 'signal' | 'stopSignal' | 'lease' | 'onRunId'>;
+
+/** How to ask for a backfill's window again: a Bulk export takes no end (it covers up to its own transactionTime). */
+function backfillFlags(deps: Pick<SyncDeps, 'sourceEndsWindows'>, run: Pick<RunRecord, 'since' | 'until'>): string {
+  return deps.sourceEndsWindows ? `--since ${run.since}` : `--since ${run.since} --until ${run.until}`;
+}

@@ -191,7 +191,7 @@ describe('a gateway refusing before the body went out', () => {
     emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status-before-body' as const, status: 503 })));
     const error = await rejectionOf(pushRowFile(second));
     emu.ingest.injectFaults();
-    expect(error.message).toContain("this block's rows are sent again (Purview took none of them)");
+    expect(error.message).toContain("this block's rows are sent again (Purview took none of them this time)");
     const resent = await pushRowFile(second);
     expect(resent).toMatchObject({ rowsAcked: 30_000, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
     expect(emu.ingest.accepted(again.app.jobId).map((b) => b.rows.length)).toEqual([30_000]);
@@ -205,7 +205,7 @@ describe('the retry budget spent on 429s', () => {
     const error = await rejectionOf(pushRowFile(run.options));
     expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
     expect(error.message).toMatch(
-      /after 4 attempt\(s\); last: HTTP 429 Too Many Requests\. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again \(Purview took none of them\)\.$/,
+      /after 4 attempt\(s\); last: HTTP 429 Too Many Requests\. Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again \(Purview took none of them this time\)\.$/,
     );
     expect(emu.ingest.accepted(run.app.jobId)).toEqual([]);
   });

@@ -154,6 +154,18 @@ describe('sync runner', () => {
     expect(failures).toHaveLength(1);
   });
 
+  it("logs a start-up 'resume' that found nothing left to resume (another replica finished it) as info, not a warning", async () => {
+    const { logger, lines } = captureLogger();
+    const runner = createSyncRunner(
+      () => Promise.reject(new BridgeError('BRG_ERR_ABORTED', 'Nothing to resume: connector "main" has no unfinished push.')),
+      logger,
+    );
+    await runner.start('main', { trigger: 'resume' }).catch(() => undefined);
+    await settle();
+    expect(lines.filter((line) => Number(line['level']) >= 40)).toEqual([]);
+    expect(lines).toContainEqual(expect.objectContaining({ level: 30, msg: 'nothing to resume', trigger: 'resume' }));
+  });
+
   it('says the window asked for was not run when the push resumed first failed, or a stop came before its own run', async () => {
     const { logger, lines } = captureLogger();
     const notRun = () => lines.filter((line) => line['msg'] === 'the run asked for after the unfinished push did not start; ask for its window again');

@@ -129,14 +129,15 @@ function deps(stateDir: string, source: EventSource, store = openStateStore(stat
  * A sync up to 2026-11-12T11:00 whose push cannot connect: nothing listens on port 1 (ECONNREFUSED, every attempt,
  * before a byte of the block went out), so Purview took none of it.
  */
-async function refusedConnection(d: SyncDeps): Promise<void> {
+async function refusedConnection(d: SyncDeps): Promise<string> {
   const unreachable = {
     ...d,
     purview: () => ({ ...d.purview(), ingestionBase: 'https://127.0.0.1:1', retry: { maxAttempts: 2, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }),
   };
   const failed = (await runSync(unreachable, { trigger: 'cli', until: '2026-11-12T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
   expect(failed.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-  expect(failed.message).toContain("this block's rows are sent again (Purview took none of them)");
+  expect(failed.message).toContain("this block's rows are sent again (Purview took none of them this time");
+  return failed.message;
 }
 
 describe('runSync with a fake source', () => {
@@ -421,7 +422,7 @@ describe('runSync with a fake source', () => {
     db.close();
     d.store.pruneDeliveries(d.target, Date.parse('2026-10-01T00:00:00Z'));
     expect(d.store.prunedBefore(d.target)).toBe(Date.parse('2026-10-01T00:00:00Z'));
-    await refusedConnection(d);
+    expect(await refusedConnection(d)).toContain('; the 1 of them sent before without an answer stay flagged possibly duplicated).');
     const resumed = (await runSync(d, { trigger: 'cli', until: '2026-11-12T11:30:00Z' })).resumed;
     // The block is flagged for the forgotten event's row alone: Purview never got the fresh one.
     expect(resumed?.counts).toMatchObject({ rowsAcked: 2, possiblyDuplicated: 1, rowsPossiblyDuplicated: 1 });
@@ -458,6 +459,23 @@ describe('runSync with a fake source', () => {
     await runSync({ ...d, source: () => source }, { trigger: 'cli', ...window });
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(3);
     d.store.close();
+    // A Bulk export takes no --until (it covers up to its own transactionTime): the advice gives none.
+    const again = new AbortController();
+    const stoppingAgain: EventSource = {
+      ...source,
+      async *pages(w, signal, note) {
+        for await (const page of source.pages(w, signal, note)) {
+          yield page;
+          again.abort();
+        }
+      },
+    };
+    const exportDeps = { ...deps(mkdtempSync(join(root, 'state-')), stoppingAgain, undefined, job), sourceEndsWindows: true };
+    const stoppedExport = (await runSync(exportDeps, { trigger: 'cli', since: window.since, stopSignal: again.signal })
+      .then(() => undefined)
+      .catch((e: unknown) => e)) as BridgeError | undefined;
+    exportDeps.store.close();
+    expect(stoppedExport?.message).toContain(`start it again (--since ${window.since}); rows Purview acknowledged are not sent twice.`);
   });
 
   it("a 'resume' (a service starting up) finishes an unfinished push and pulls nothing; with none, it stops before any run", async () => {

@@ -31,11 +31,13 @@ export interface CoveredScope {
   readonly until: string;
   readonly scope: ExportScope;
   /**
-   * The bridge's clock (epoch ms) when the export finished: with `until`, how far the server's clock was from ours, so
-   * a server whose clock went back can be asked again from where its corrected clock put that moment. Absent in entries
-   * of earlier versions.
+   * The bridge's clock (epoch ms) when the export was kicked off, the moment its `transactionTime` stands for on the
+   * server: with `until`, how far the server's clock was from ours, so a server whose clock went back can be asked again
+   * from where its corrected clock puts that moment. Absent in entries of earlier versions.
    */
   readonly at?: number | undefined;
+  /** The `_since` the export was asked for (absent: none, or an entry of an earlier version). */
+  readonly from?: string | undefined;
 }
 
 export interface ManifestFile {
@@ -87,7 +89,7 @@ const scopeFields = {
   groupId: z.string().optional(),
 };
 const filesSchema = z.record(z.string(), z.object({ bytes: z.number(), gzip: z.boolean() }));
-const coveredSchema = z.array(z.object({ until: z.string(), scope: z.object(scopeFields), at: z.number().optional() }));
+const coveredSchema = z.array(z.object({ until: z.string(), scope: z.object(scopeFields), at: z.number().optional(), from: z.string().optional() }));
 const checkpointSchema = z.object({
   version: z.literal(1),
   id: z.string().regex(/^[A-Za-z0-9-]{1,64}$/),

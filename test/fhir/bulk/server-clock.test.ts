@@ -54,6 +54,12 @@ it("asks again from where the server's corrected clock puts the last export when
     expect(f.fx.server.bulk.log.kickoffs.map((k) => k.since)).toEqual([undefined, t1, asked]);
     expect(events.map((e) => e.id)).toContain('stamped-after-the-step');
     expect(lines).toContainEqual(expect.objectContaining({ level: 40, watermark: t1, since: asked }));
+    // Still behind the watermark an hour later: the next export asks from where that one ended (less the overlap), not
+    // from the same point again, so the exports do not grow until the server's clock passes the watermark.
+    const t3 = third.source.coveredUntil() as string;
+    bridgeNow += HOUR;
+    await source().read(window());
+    expect(f.fx.server.bulk.log.kickoffs.at(-1)?.since).toBe(new Date(Date.parse(t3) - 15 * 60_000).toISOString());
   } finally {
     await f.close();
   }
