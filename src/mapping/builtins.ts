@@ -135,8 +135,13 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
  * patient entities).
  */
 export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
-  const identifier: Identifier | undefined = ref.identifier;
-  if (!identifier?.value || identifier.use === 'old') return undefined;
+  const given: Identifier | undefined = ref.identifier;
+  if (!given?.value || given.use === 'old') return undefined;
+  // An HL7v2 CX value (`123456789^^^&2.16.840.1.113883.4.1&ISO`) names its system in its assigning authority: the tests
+  // below judge that system, not the empty one beside it (an SSN so written is still an SSN). Unparsed, it is no MRN.
+  const normal = normaliseIdentifier(given, options.parseCxIdentifiers);
+  if (!normal || normal.value.includes('^')) return undefined;
+  const identifier: Identifier = { ...given, ...(normal.system === undefined ? {} : { system: normal.system }), value: normal.value };
   // An untyped one, as IHE patient entities carry it; never a national identifier (an SSN is no MRN), nor one in an
   // Epic system other than its MRN's (an access log's patient record id, Clarity's PAT_ID, is no MRN).
   const untyped =
@@ -144,7 +149,7 @@ export function subjectMrn(ref: Reference, options: ResolvedOptions): string | u
     (identifier.system === undefined || options.mrnSystems.length === 0) &&
     !isNationalIdentifier(identifier) &&
     !isEpicNonMrnIdentifier(identifier);
-  return untyped || qualifies(identifier, options.identifiers.mrn) ? normaliseIdentifier(identifier, options.parseCxIdentifiers)?.value : undefined;
+  return untyped || qualifies(identifier, options.identifiers.mrn) ? normal.value : undefined;
 }
 
 /**
@@ -245,11 +250,13 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
     .filter((part) => part !== '');
   const named = parts.filter((part, index) => index === 0 || !CREDENTIALS.has(bare(part)));
   if (named.length >= 2 && named[0]) {
-    const given = (named[1] ?? '').split(/\s+/);
-    return { family: named[0], given: given.length > 1 && TITLES.has(bare(given[0] ?? '')) ? given[1] : given[0] };
+    // "Smith Jr, Jane" and Epic's "SMITH JR.,JOHN A": a suffix inside the family part is no part of the family name.
+    const family = named[0].split(/\s+/);
+    while (family.length > 1 && CREDENTIALS.has(bare(family.at(-1) ?? '')) && !SURNAME_CREDENTIALS.has(bare(family.at(-1) ?? ''))) family.pop();
+    const given = withoutTitles((named[1] ?? '').split(/\s+/));
+    return { family: family.join(' '), given: given[0] };
   }
-  let tokens = (named[0] ?? '').split(/\s+/).filter((word) => word !== '');
-  if (tokens.length > 1 && TITLES.has(bare(tokens[0] ?? ''))) tokens = tokens.slice(1);
+  let tokens = withoutTitles((named[0] ?? '').split(/\s+/).filter((word) => word !== ''));
   const last = bare(tokens[tokens.length - 1] ?? '');
   // "Santos MD" is a name and a credential; "Anh Do" and "Pa Vang" are names (DO and PA are surnames too).
   if (tokens.length > 1 && CREDENTIALS.has(last) && (tokens.length > 2 || !SURNAME_CREDENTIALS.has(last))) tokens = tokens.slice(0, -1);
@@ -262,6 +269,13 @@ const TITLES = new Set(['dr', 'mr', 'mrs', 'ms', 'mx', 'prof']);
 const CREDENTIALS = new Set(['md', 'do', 'rn', 'np', 'pa', 'pac', 'phd', 'pharmd', 'dds', 'lpn', 'cna', 'jr', 'sr', 'ii', 'iii', 'iv']);
 /** Credentials that are also family names: kept as the family of a two-word name. */
 const SURNAME_CREDENTIALS = new Set(['do', 'pa']);
+
+/** "Prof. Dr. Jane Smith": every leading title goes, never the last word. */
+function withoutTitles(words: string[]): string[] {
+  let from = 0;
+  while (words.length - from > 1 && TITLES.has(bare(words[from] ?? ''))) from += 1;
+  return words.slice(from);
+}
 
 function bare(word: string): string {
   return word.toLowerCase().replace(/[.\s-]/g, '');

@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import type { AuditEvent, FhirResource, Patient, Practitioner } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { subjectMrn } from '../../src/mapping/builtins.js';
+import { OBJECT_ROLE } from '../../src/mapping/context.js';
 import { type CompiledMapping, mapEvent } from '../../src/mapping/index.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { mappingFileSpec } from '../../src/mapping/spec.js';
@@ -280,6 +281,32 @@ describe('use: old never counts', () => {
     expect(
       subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options),
     ).toBeUndefined();
+  });
+
+  it('an identifier in HL7v2 CX form is judged by its assigning authority: an SSN or Epic PAT_ID so written is no MRN', () => {
+    const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
+    // Untyped, no system: the CX value names the SSN's authority (2.16.840.1.113883.4.1), Epic's patient record id type.
+    expect(subjectMrn({ identifier: { value: '123456789^^^&2.16.840.1.113883.4.1&ISO' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: 'Z7410^^^&1.2.840.114350.1.13.0.1.7.2.698084&ISO' } }, options)).toBeUndefined();
+    // Another authority's untyped id is taken as IHE entities carry it, without its CX suffix; a pinned MRN system rules.
+    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, options)).toBe('M1234');
+    const pinned = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { mrnSystems: ['urn:oid:1.2.3'] }, 'test');
+    expect(subjectMrn({ identifier: { value: 'OTHER77^^^&9.9.9&ISO' } }, pinned)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: 'MINE1^^^&1.2.3&ISO' } }, pinned)).toBe('MINE1');
+    // Left unparsed (parseCxIdentifiers off), a CX value is no MRN at all.
+    const raw = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { parseCxIdentifiers: false }, 'test');
+    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, raw)).toBeUndefined();
+    // Through the whole mapping: an event naming the patient by a CX SSN alone gets no MRN.
+    const mapping = builtinMapping('epic');
+    const base = event('dst-after');
+    const bySsn = {
+      ...base,
+      entity: [{ what: { identifier: { value: '123456789^^^&2.16.840.1.113883.4.1&ISO' }, display: 'Doe, Jane' }, role: { system: OBJECT_ROLE, code: '1' } }],
+    };
+    const result = mapEvent(bySsn, mapping, lookup);
+    expect(result.rejects).toEqual([]);
+    const row = result.rows[0] ?? [];
+    expect(row[mapping.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')]).toBe('');
   });
 
   it('a period.start with a time of day but no zone is not used: recorded stands in, and the row says so', () => {

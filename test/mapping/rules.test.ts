@@ -133,6 +133,14 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     expect(names('Smith,')).toEqual(['Smith', '']);
   });
 
+  it('drops a suffix inside the family part and every leading title: Epic\'s "SMITH JR.,JOHN A" is Smith, John', () => {
+    expect(names('Smith Jr, Jane')).toEqual(['Smith', 'Jane']);
+    expect(names('SMITH JR.,JOHN A')).toEqual(['SMITH', 'JOHN']);
+    expect(names('Prof. Dr. Jane Smith')).toEqual(['Smith', 'Jane']);
+    expect(names('Van Do, Anh')).toEqual(['Van Do', 'Anh']);
+    expect(names('De La Cruz III, Maria')).toEqual(['De La Cruz', 'Maria']);
+  });
+
   it('drops a credential that is no family name from a two-word display: "Santos MD" is Santos', () => {
     expect(names('Santos MD')).toEqual(['Santos', '']);
     expect(names('Santos RN')).toEqual(['Santos', '']);
