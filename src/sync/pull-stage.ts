@@ -99,6 +99,7 @@ async function pullChecked(
     // Also when only already-pushed duplicates came since the last group: the page event reports them.
     if (groups.waiting > 0 || result.counts.events > sinceLastMap.events) map(await groups.finish());
     spool.finish();
+    if (!window.explicitSince) warnIfLate(deps, run.id, dedupe.late);
   } finally {
     spool.close();
     closeSync(rejects);
@@ -121,6 +122,11 @@ async function pullChecked(
 class Deduplicator {
   private readonly seenBefore: number | undefined;
   private readonly highMark: number | undefined;
+  /**
+   * Events of the overlap no earlier run saw: the EHR wrote them after a run had read past their time. How late the
+   * latest of them was (the watermark minus its time) says how close late events come to falling before a window.
+   */
+  readonly late = { events: 0, maxMs: 0 };
 
   constructor(
     private readonly deps: SyncDeps,
@@ -147,11 +153,27 @@ class Deduplicator {
     const fresh: PendingEvent[] = [];
     for (const e of events) {
       if (seen.has(e.key) || acknowledged.has(e.key)) continue;
+      if (this.seenBefore !== undefined && e.windowMs !== undefined && e.windowMs < this.seenBefore) {
+        this.late.events += 1;
+        this.late.maxMs = Math.max(this.late.maxMs, this.seenBefore - e.windowMs);
+      }
       fresh.push({ event: e.event, recordedMs: e.recordedMs, windowMs: e.windowMs, references: collectReferences(e.event, this.deps.mapping) });
     }
     counts.duplicates += page.length - fresh.length;
     return fresh;
   }
+}
+
+/**
+ * Events written later than their time by more than half the overlap: one a little later still would fall before the
+ * next window's start and never be read (the watermark moved past it). Said while there is room to raise the overlap.
+ */
+function warnIfLate(deps: SyncDeps, runId: string, late: { events: number; maxMs: number }): void {
+  if (late.events === 0 || late.maxMs <= deps.window.overlapMs / 2) return;
+  deps.logger.warn(
+    { runId, lateEvents: late.events, lateMinutes: Math.ceil(late.maxMs / 60_000), overlapMinutes: deps.window.overlapMs / 60_000 },
+    'events reach the EHR up to lateMinutes after their time, more than half of fhir.overlapMinutes: one later than the overlap would never be read; raise fhir.overlapMinutes',
+  );
 }
 
 interface GroupSinks {

@@ -499,6 +499,26 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('warns when events reach the EHR later than half the overlap after their time: a little later would never be read', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = [event('on-time', '2026-11-13T10:00:00Z')];
+    const lines: string[] = [];
+    const d = { ...deps(stateDir, fakeSource(events, [patient, practitioner], []), undefined, job), logger: linesLogger(lines, 'warn') };
+    await runSync(d, { trigger: 'cli', since: '2026-11-13T09:00:00Z', until: '2026-11-13T11:00:00Z' });
+    // Written after that run read up to 11:00: one four minutes late (within half the 15-minute overlap), then one ten.
+    events.push(event('late-4', '2026-11-13T10:56:00Z'), event('next', '2026-11-13T11:10:00Z'));
+    await runSync(d, { trigger: 'cli', until: '2026-11-13T11:30:00Z' });
+    const warned = () => lines.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => 'lateEvents' in line);
+    expect(warned()).toEqual([]);
+    events.push(event('late-10', '2026-11-13T11:20:00Z'));
+    await runSync(d, { trigger: 'cli', until: '2026-11-13T12:00:00Z' });
+    expect(warned()).toEqual([expect.objectContaining({ level: 40, lateEvents: 1, lateMinutes: 10, overlapMinutes: 15 })]);
+    // Every event arrived once all the same (the overlap covered them).
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(4);
+    d.store.close();
+  });
+
   it('a dry run killed while it pulled hides no older unfinished backfill: the next real run closes it and finishes the backfill', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
