@@ -519,6 +519,30 @@ describe('delivery ledger', () => {
     expect(s.acknowledgedEvents(target, [{ key: 'backlog', recordedMs: recorded }])).toEqual(new Set());
   });
 
+  it('never gives a new block the id of a pruned one: a claim that outlived its block reads no stranger', async () => {
+    const clock = new ManualClock('2026-11-20T12:00:00Z');
+    store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
+    const s = store;
+    const day = 86_400_000;
+    // Three blocks; the first went out without an answer. Their events are recorded on a day the prune below keeps.
+    const recordedMs = clock.now() + 3 * day;
+    const ids = ['c', 'a', 'b'].map((key) => s.openEventBlock(target, cursor([{ key, recordedMs, rows: 1 }]), 10, () => undefined)?.id ?? -1);
+    for (const id of ids) s.markAttempt(id);
+    s.markAcked(ids[1] ?? -1, false);
+    s.markAcked(ids[2] ?? -1, false);
+    await clock.advance(2 * day);
+    // The blocks are older than the horizon; the claims of their events' day outlive them.
+    s.pruneDeliveries(target, clock.now());
+    const next = s.openEventBlock(target, cursor([{ key: 'd', recordedMs, rows: 1 }]), 10, () => undefined);
+    expect(next?.id).toBeGreaterThan(Math.max(...ids));
+    s.markAttempt(next?.id ?? -1);
+    s.markAcked(next?.id ?? -1, false);
+    // c went out without an answer in a block now gone: it is sent again flagged, never read as the new block's "delivered".
+    const decisions: string[] = [];
+    s.openEventBlock(target, cursor([{ key: 'c', recordedMs, rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    expect(decisions).toEqual(['c:resend']);
+  });
+
   it('remembers how far back a prune forgot, raised only: a second process with a longer retention sees it', async () => {
     const clock = new ManualClock('2026-11-20T12:00:00Z');
     const dir = mkdtempSync(join(tmpdir(), 'bridge-state-'));

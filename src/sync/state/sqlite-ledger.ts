@@ -138,7 +138,11 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       pruneRanges: db.prepare(
         'DELETE FROM delivered_ranges WHERE block_id IN (SELECT id FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?)',
       ),
-      pruneBlocks: db.prepare('DELETE FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ?'),
+      // Never the table's newest block: SQLite gives a new row the highest id plus one, so deleting it would hand its id
+      // (and those below it) to the next blocks, and a claim that outlived its old block would read a new one's state.
+      pruneBlocks: db.prepare(
+        'DELETE FROM delivery_blocks WHERE destination_id = ? AND source_id = ? AND created_ms < ? AND id < (SELECT max(id) FROM delivery_blocks)',
+      ),
       horizon: db.prepare<[number, number], { pruned_before_ms: number }>(
         'SELECT pruned_before_ms FROM delivery_horizons WHERE destination_id = ? AND source_id = ?',
       ),
