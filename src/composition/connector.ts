@@ -200,11 +200,17 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
       watermarkSource: () => recordedWatermarkSource(context.store, connector.name),
     });
   }
+  const logger = context.logger.child({ connector: connector.name });
   return createSearchSource(client, resolver, {
     pageSize: f.pageSize,
     dateParam: f.dateParam,
     maxResultsPerSlice: f.maxResultsPerSlice,
     checkTotal: f.checkSearchTotal,
+    onNoTotal: () =>
+      logger.warn(
+        {},
+        "the FHIR server's AuditEvent search gives no Bundle.total: windows are neither split nor checked against it, so a page the server skips between offsets goes unseen; ask the EHR team whether the search can return it (_total=accurate)",
+      ),
   });
 }
 

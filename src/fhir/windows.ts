@@ -38,6 +38,11 @@ export interface AuditEventPullOptions {
   readonly maxResultsPerSlice?: number;
   /** Check each walked slice against its first page's `total` (see above). Default true. */
   readonly checkTotal?: boolean;
+  /**
+   * Called once per pull when a slice's first page gives no `total`: the slice can then be neither split nor checked,
+   * so a walk that skips events (a page lost between offsets) goes unseen. The caller says so.
+   */
+  readonly onNoTotal?: () => void;
 }
 
 interface PullSettings {
@@ -45,6 +50,7 @@ interface PullSettings {
   readonly dateParam: 'date' | '_lastUpdated';
   readonly maxResultsPerSlice: number;
   readonly checkTotal: boolean;
+  readonly onNoTotal: (() => void) | undefined;
 }
 
 /** 4113 answers in a row that made no progress before the slice is given up. */
@@ -60,6 +66,8 @@ const MIN_SLICE_MS = 1_000;
  */
 interface Totals {
   uncounted: boolean;
+  /** onNoTotal was called (once per pull). */
+  noTotalSaid: boolean;
 }
 
 /**
@@ -75,7 +83,7 @@ export async function* pullAuditEvents(
   const settings = pullSettings(options);
   // One for the whole pull: a loop can re-serve events of an earlier slice as well as of the same one.
   const guard = new RepeatGuard('AuditEvent');
-  const totals: Totals = { uncounted: false };
+  const totals: Totals = { uncounted: false, noTotalSaid: false };
   const pending: Slice[] = [parseWindow(window)];
   for (let slice = pending.shift(); slice; slice = pending.shift()) {
     if (slice.until <= slice.since) continue;
@@ -115,6 +123,10 @@ async function* pullSlice(
       for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, cursor.resumeFrom(), slice.until), signal)) {
         page += 1;
         if (page === 1 && cursor.fresh) {
+          if (bundle.total === undefined && !totals.noTotalSaid) {
+            totals.noTotalSaid = true;
+            settings.onNoTotal?.();
+          }
           const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts && (await countsTheRange(client, settings, slice, bundle.total, totals, signal))) return parts;
           // A total that does not count the range cannot be checked against either.
@@ -241,7 +253,7 @@ function pullSettings(options: AuditEventPullOptions): PullSettings {
   if (!Number.isInteger(maxResultsPerSlice) || maxResultsPerSlice < 1) {
     throw new TypeError(`Expected \`maxResultsPerSlice\` to be a whole number >= 1, got \`${maxResultsPerSlice}\``);
   }
-  return { pageSize, maxResultsPerSlice, dateParam: options.dateParam ?? 'date', checkTotal: options.checkTotal ?? true };
+  return { pageSize, maxResultsPerSlice, dateParam: options.dateParam ?? 'date', checkTotal: options.checkTotal ?? true, onNoTotal: options.onNoTotal };
 }
 
 function parseWindow(window: PullWindow): Slice {

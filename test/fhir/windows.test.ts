@@ -182,6 +182,28 @@ describe('4113 recovery at a shared instant', () => {
   });
 });
 
+describe('a server that gives no Bundle.total', () => {
+  it('is said once per pull (nothing can be split or checked); a server that gives one is not', async () => {
+    const withoutTotal = (backend: FhirBackend): FhirBackend => ({
+      read: (type, id) => backend.read(type, id),
+      search: async (type, query) => {
+        const { total: _total, ...page } = await backend.search(type, query);
+        return page;
+      },
+    });
+    const { pull } = await start(withoutTotal);
+    let said = 0;
+    const ids = (await collect(pull(2, { onNoTotal: () => (said += 1) }))).flat().map((event) => event.id);
+    expect(ids).toHaveLength(EVENTS.length);
+    expect(said).toBe(1);
+    await server?.close();
+    const counted = await start();
+    let saidAgain = 0;
+    await collect(counted.pull(2, { onNoTotal: () => (saidAgain += 1) }));
+    expect(saidAgain).toBe(0);
+  });
+});
+
 describe('a Bundle.total that does not count the slice', () => {
   it('is split once, then walked: a constant total of five million does not split a ten-minute window into milliseconds', async () => {
     const { server, pull } = await start();
