@@ -24,6 +24,13 @@ export function refuseIncompletePage(bundle: Bundle): void {
   }));
 }
 
+/** The page carries Epic's 4127 ("additional data may exist"): the server capped the search's results. */
+export function isCutShort(bundle: Bundle): boolean {
+  return (bundle.entry ?? []).some(
+    (entry) => entry.resource?.resourceType === 'OperationOutcome' && outcomeCodes(entry.resource as OperationOutcome).includes(CUT_SHORT),
+  );
+}
+
 /**
  * The same rule for a Patient/Practitioner lookup (`_id` or identifier list): resources a cut-short answer left out
  * cannot be told from missing ones, and an identifier's second match (which makes it ambiguous) may be among them.

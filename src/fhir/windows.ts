@@ -19,7 +19,7 @@ import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
 import { FhirError } from './fhir-error.js';
 import { RepeatGuard } from './loop-guard.js';
-import { refuseIncompletePage } from './page-checks.js';
+import { isCutShort, refuseIncompletePage } from './page-checks.js';
 import { resourcesOf } from './pages.js';
 import { type Slice, SliceCursor } from './slice-cursor.js';
 
@@ -126,6 +126,14 @@ async function* pullSlice(
           if (bundle.total === undefined && !totals.noTotalSaid) {
             totals.noTotalSaid = true;
             settings.onNoTotal?.();
+          }
+          if (isCutShort(bundle)) {
+            // Epic capped this search (4127) before anything of it was yielded: each half asks for less, as often as
+            // needed. Slices are walked first-half first, so a server that cuts every search short reaches a slice too
+            // short to halve within about log2(span in seconds) searches, and the check below stops the run there.
+            const { splitFrom: _splitFrom, ...unsplit } = slice;
+            const halves = splitSlice(unsplit, settings.maxResultsPerSlice + 1, settings.maxResultsPerSlice);
+            if (halves) return halves;
           }
           const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts && (await countsTheRange(client, settings, slice, bundle.total, totals, signal))) return parts;

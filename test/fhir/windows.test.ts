@@ -269,6 +269,26 @@ describe('a page that says the search is incomplete, or answers outside it', () 
     expect(failed).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', message: expect.stringContaining('error outcome (code 59008)') });
   });
 
+  it('halves a slice whose first page Epic cut short (4127), and stops within about log2(span) searches when every one is', async () => {
+    const { server, pull } = await start();
+    // The whole window's first search is capped; its halves are not.
+    server.faults.add({ action: { kind: 'outcome-entry', code: '4127', severity: 'warning' }, match: /\/AuditEvent\?(?!.*_offset)/, times: 1 });
+    expect((await collect(pull(4))).flat().map((event) => event.id)).toEqual(EVENTS.map((event) => event.id));
+    const firsts = server.requests.filter((request) => request.path.endsWith('/AuditEvent') && !request.query.includes('_offset'));
+    expect(firsts.map((request) => new URLSearchParams(request.query).getAll('date'))).toEqual([
+      [`ge${isoAt(0)}`, `lt${isoAt(10)}`],
+      [`ge${isoAt(0)}`, `lt${isoAt(5)}`],
+      [`ge${isoAt(5)}`, `lt${isoAt(10)}`],
+    ]);
+    // A server that cuts every search short: the first halves reach a slice too short to halve (1 s) within about
+    // log2(600) searches, and the run stops there, naming the code.
+    const before = server.requests.length;
+    server.faults.add({ action: { kind: 'outcome-entry', code: '4127', severity: 'warning' }, match: /\/AuditEvent\?(?!.*_offset)/, times: 100_000 });
+    const cut = await collect(pull(4)).catch((e: unknown) => e);
+    expect(cut).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', message: expect.stringContaining('4127: additional data may exist') });
+    expect(server.requests.length - before).toBe(10);
+  });
+
   it('stops when the server ignores the date parameter and hands over events days outside the window', async () => {
     const old: AuditEvent = { ...(EVENTS[0] as AuditEvent), id: 'three-days-before', recorded: new Date(Date.parse(isoAt(0)) - 3 * 86_400_000).toISOString() };
     const { server, pull } = await start(undefined, [old]);
