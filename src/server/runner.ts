@@ -64,8 +64,7 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
       const run: StartedState = {
         connector,
         trigger: options.trigger,
-        window: Boolean(options.since || options.until),
-        requested: { since: options.since, until: options.until },
+        window: options.since || options.until ? { since: options.since, until: options.until } : undefined,
         recorded: false,
         answered: false,
         ownStarted: false,
@@ -125,14 +124,12 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
 interface StartedState {
   readonly connector: string;
   readonly trigger: RunTrigger;
-  /** The start asked for a window (since/until): a refusal of it before any run is its caller's 400. */
-  readonly window: boolean;
+  /** The window the start asked for (since/until), if any: a refusal of it before any run is its caller's 400. */
+  readonly window: { readonly since: string | undefined; readonly until: string | undefined } | undefined;
   /** This start's own run has its record (the pipeline stores its failure there). */
   recorded: boolean;
   /** The caller has its answer (a run id, maybe of an unfinished run resumed first): a failure can no longer reach it. */
   answered: boolean;
-  /** The window asked for, if any. */
-  readonly requested: { readonly since: string | undefined; readonly until: string | undefined };
   /** This start's own run got its record (not only the unfinished one resumed first). */
   ownStarted: boolean;
 }
@@ -149,7 +146,7 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
   // window it asked for (a backfill) is run by nobody unless it is asked for again.
   if (run.window && !run.ownStarted && (run.recorded || run.answered)) {
     logger.warn(
-      { connector, trigger, since: run.requested.since, until: run.requested.until, code: typed.code },
+      { connector, trigger, since: run.window.since, until: run.window.until, code: typed.code },
       'the run asked for after the unfinished push did not start; ask for its window again',
     );
   }

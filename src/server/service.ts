@@ -3,7 +3,6 @@
  * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
  */
 import type { JsonWebKey } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
@@ -14,9 +13,8 @@ import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { runSync } from '../sync/pipeline.js';
+import { hasResumablePush, runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
-import type { StateStore } from '../sync/state/index.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { cachedFor } from './cached.js';
@@ -133,7 +131,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   if (schedulesOn) {
     // A push the last shutdown interrupted (a redeploy during the nightly run) is finished now, not at the next tick a
     // day later, with the connector showing "failing" until then. Nothing new is pulled (trigger 'resume').
-    for (const c of config.connectors.filter((k) => k.source.type !== 'flat-file' && hasUnfinishedPush(store, k.name))) {
+    for (const c of config.connectors.filter((k) => k.source.type !== 'flat-file' && hasResumablePush(store, k.name))) {
       logger.info({ connector: c.name }, 'finishing the push the last shutdown interrupted');
       void runner.start(c.name, { trigger: 'resume' }).catch(() => undefined);
     }
@@ -238,13 +236,4 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
     hashes.push(...lines.map(hashApiToken));
   }
   return hashes;
-}
-
-/**
- * The connector's newest unfinished run is a real one that reached its push, with its spool on this machine: a 'resume'
- * here finishes it. (A replica whose spool is elsewhere leaves it to its own machine, or to the next scheduled run.)
- */
-function hasUnfinishedPush(store: StateStore, connector: string): boolean {
-  const run = store.findUnfinishedRun(connector);
-  return run !== undefined && run.state === 'pushing' && !run.dryRun && run.spoolPath !== undefined && existsSync(run.spoolPath);
 }

@@ -74,8 +74,6 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   // Rows of it went out in an earlier run, which stopped or could not move it aside, and its size or time changed since:
   // read as it is now, it is refused if its content changed (below); the same content touched or dropped again is not.
   const changedSinceSent = touched && sent !== undefined && sent.acked + sent.unknown > 0 ? { left, sent } : undefined;
-  // Unchanged since an earlier run sent part of it: refused now (a setting changed), the rows sent then are counted.
-  const sentBefore = { acked: sent?.acked ?? 0, unknown: sent?.unknown ?? 0 };
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
   ctx.spools.add(spool);
   let normalized: NormalizedFile;
@@ -96,7 +94,8 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
     if (changedSinceSent && typed.code === 'BRG_ERR_INPUT_INVALID' && typeof typed.details['reason'] === 'string') {
       return refusedAsChanged(ctx, file, changedSinceSent);
     }
-    return refused(ctx, file, typed, sentBefore);
+    // Unchanged since an earlier run sent part of it: refused now (a setting changed), the rows sent then are counted.
+    return refused(ctx, file, typed, sent);
   }
   if (!sameVersion(file, statFile(file.path))) {
     dropSpool(ctx, spool);

@@ -333,6 +333,15 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
 }
 
 /** A run the next real sync finishes: left in 'pushing', with its whole spool on this machine. */
+/**
+ * The connector's newest unfinished run is a real one that reached its push, with its whole spool on this machine: a
+ * run here (a 'resume') finishes it. A replica whose spool is elsewhere leaves it to its own machine.
+ */
+export function hasResumablePush(store: StateStore, connector: string): boolean {
+  const run = store.findUnfinishedRun(connector);
+  return run !== undefined && run.state === 'pushing' && !run.dryRun && isResumable(run);
+}
+
 function isResumable(run: RunRecord): run is RunRecord & { spoolPath: string } {
   return run.state !== 'running' && run.spoolPath !== undefined && isCompleteEventSpool(run.spoolPath, indexPathOf(run.spoolPath));
 }

@@ -151,12 +151,13 @@ class Deduplicator {
     const mayBeInLedger = this.highMark === undefined ? [] : events.filter((e) => e.recordedMs === undefined || e.recordedMs <= (this.highMark as number));
     const acknowledged = mayBeInLedger.length > 0 ? this.deps.store.acknowledgedEvents(this.deps.target, mayBeInLedger) : new Set<string>();
     const fresh: PendingEvent[] = [];
+    for (const e of inOverlap) {
+      if (seen.has(e.key) || acknowledged.has(e.key)) continue;
+      this.late.events += 1;
+      this.late.maxMs = Math.max(this.late.maxMs, (this.seenBefore as number) - (e.windowMs as number));
+    }
     for (const e of events) {
       if (seen.has(e.key) || acknowledged.has(e.key)) continue;
-      if (this.seenBefore !== undefined && e.windowMs !== undefined && e.windowMs < this.seenBefore) {
-        this.late.events += 1;
-        this.late.maxMs = Math.max(this.late.maxMs, this.seenBefore - e.windowMs);
-      }
       fresh.push({ event: e.event, recordedMs: e.recordedMs, windowMs: e.windowMs, references: collectReferences(e.event, this.deps.mapping) });
     }
     counts.duplicates += page.length - fresh.length;

@@ -34,8 +34,11 @@ export function computeWindow(
   override: { since?: string | undefined; until?: string | undefined } = {},
   sourceEnds = false,
 ): SyncWindow {
-  if (sourceEnds) return sourceEndedWindow(nowMs, watermark, policy, override.since);
-  const settled = nowMs - policy.settleMs;
+  // A source that ends its windows itself (a Bulk export covers what changed up to its transactionTime, by the server's
+  // clock, and takes no --until: the pipeline refuses one) needs no settle delay, and its end here is only what the run
+  // shows until the source reports its own. So a watermark past now minus the settle delay (runs closer together than
+  // fhir.settleMinutes - fhir.overlapMinutes, or a server clock ahead of ours) is no empty window for it.
+  const settled = sourceEnds ? nowMs : nowMs - policy.settleMs;
   const until = override.until ? parseInstant(override.until, '--until') : settled;
   if (until > settled) {
     // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would
@@ -50,43 +53,20 @@ export function computeWindow(
     : watermark
       ? Date.parse(watermark) - policy.overlapMs
       : until - policy.initialLookbackMs;
-  if (!(since < until)) {
+  if (!(since < until) && (!sourceEnds || override.since)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `Empty sync window: since ${new Date(since).toISOString()} is not before until ${new Date(until).toISOString()}. Check --since/--until or wait for the settle delay.`,
+      sourceEnds
+        ? `--since ${override.since} is not before now (${new Date(nowMs).toISOString()}). Give an earlier --since.`
+        : `Empty sync window: since ${new Date(since).toISOString()} is not before until ${new Date(until).toISOString()}. Check --since/--until or wait for the settle delay.`,
     );
   }
   return {
     since: new Date(since).toISOString(),
-    until: new Date(until).toISOString(),
+    until: new Date(Math.max(until, since)).toISOString(),
     ...(watermark ? { dedupeBefore: watermark } : {}),
     ...(override.since ? { explicitSince: true as const } : {}),
   };
-}
-
-/**
- * The window of a source that ends it itself (a Bulk export covers what changed up to its transactionTime, by the
- * server's clock, and takes no --until: the pipeline refuses one). Its start is the same as a search's; its end here
- * is only what the run shows until the source reports its own: now, or the start when that is later. The settle delay
- * keeps a search from reading past events still being written; an export's transactionTime already does, so a
- * watermark later than now minus the settle delay (runs closer together than fhir.settleMinutes - fhir.overlapMinutes,
- * or a server clock ahead of ours) is no empty window.
- */
-function sourceEndedWindow(nowMs: number, watermark: string | undefined, policy: WindowPolicy, since: string | undefined): SyncWindow {
-  if (since !== undefined) {
-    const start = parseInstant(since, '--since');
-    if (!(start < nowMs)) {
-      throw new BridgeError('BRG_ERR_INPUT_INVALID', `--since ${since} is not before now (${new Date(nowMs).toISOString()}). Give an earlier --since.`);
-    }
-    return {
-      since: new Date(start).toISOString(),
-      until: new Date(nowMs).toISOString(),
-      ...(watermark ? { dedupeBefore: watermark } : {}),
-      explicitSince: true,
-    };
-  }
-  const start = watermark ? Date.parse(watermark) - policy.overlapMs : nowMs - policy.initialLookbackMs;
-  return { since: new Date(start).toISOString(), until: new Date(Math.max(nowMs, start)).toISOString(), ...(watermark ? { dedupeBefore: watermark } : {}) };
 }
 
 /**
