@@ -14,6 +14,8 @@ export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
   start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<StartedRun>;
   isRunning(connector: string): boolean;
+  /** The end of the connector's run in flight when it is a 'resume' (it pulls nothing new), else undefined. */
+  resumeInFlight(connector: string): Promise<void> | undefined;
   /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`, or once `now` aborts. */
   drain(graceMs: number, now?: AbortSignal): Promise<void>;
 }
@@ -40,7 +42,7 @@ export interface RunnerHooks {
 }
 
 export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: RunnerHooks = {}): SyncRunner {
-  const inFlight = new Map<string, { done: Promise<void>; stop: AbortController; abort: AbortController }>();
+  const inFlight = new Map<string, { done: Promise<void>; trigger: RunTrigger; stop: AbortController; abort: AbortController }>();
   // Set by drain: a trigger still on its way when shutdown began must not start a run the drain never sees.
   let closing = false;
   return {
@@ -96,10 +98,14 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
           reportEnd(error, run, logger, hooks);
         })
         .finally(() => inFlight.delete(connector));
-      inFlight.set(connector, { done, stop, abort });
+      inFlight.set(connector, { done, trigger: options.trigger, stop, abort });
       return runId;
     },
     isRunning: (connector) => inFlight.has(connector),
+    resumeInFlight: (connector) => {
+      const run = inFlight.get(connector);
+      return run?.trigger === 'resume' ? run.done : undefined;
+    },
     async drain(graceMs, now) {
       closing = true;
       // Ask every run to stop after its block in flight; abort whatever is still running when the grace period ends.

@@ -1,7 +1,9 @@
 /**
  * Cron schedules per connector (croner computes the next fire time in the connector's IANA zone); waits go through
  * the injected clock so tests run a day of schedule instantly. A tick while the connector's run is in flight is
- * skipped, never queued: the next run's window covers what the skipped one would have pulled.
+ * skipped, never queued: the next run's window covers what the skipped one would have pulled. Except behind a run that
+ * pulls nothing new (the start-up 'resume' of an interrupted push): skipping would leave the tick's window to the next
+ * tick, a day later for a nightly schedule, so the tick fires as soon as that run ends.
  */
 import { Cron } from 'croner';
 import type { Clock } from '../clock.js';
@@ -16,6 +18,11 @@ export interface ScheduleEntry {
 export interface SchedulerHooks {
   isRunning(connector: string): boolean;
   fire(connector: string): void;
+  /**
+   * The end of the connector's run in flight when it pulls nothing new (it only finishes an interrupted push), else
+   * undefined: a tick waits for such a run instead of being skipped.
+   */
+  pullsNothingUntil?: (connector: string) => Promise<void> | undefined;
   /** Observes skips (tests, metrics). */
   onSkip?: (connector: string, at: Date) => void;
 }
@@ -42,6 +49,11 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     } catch {
       return; // aborted
     }
+    const finishing = hooks.isRunning(entry.connector) ? hooks.pullsNothingUntil?.(entry.connector) : undefined;
+    if (finishing) {
+      logger.info({ connector: entry.connector, at: next.toISOString() }, 'scheduled sync waits for the interrupted push to finish');
+      if (!(await endOrAbort(finishing, signal))) return;
+    }
     if (hooks.isRunning(entry.connector)) {
       logger.warn({ connector: entry.connector, at: next.toISOString() }, 'scheduled sync skipped: a run is still in flight');
       hooks.onSkip?.(entry.connector, next);
@@ -49,4 +61,19 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     }
     hooks.fire(entry.connector);
   }
+}
+
+/** Waits for `end` (its failure too: the run logs its own); false when `signal` aborts first. */
+function endOrAbort(end: Promise<void>, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const onAbort = (): void => resolve(false);
+    signal.addEventListener('abort', onAbort, { once: true });
+    end
+      .then(
+        () => resolve(true),
+        () => resolve(true),
+      )
+      .finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

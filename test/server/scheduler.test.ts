@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
+import { createSyncRunner } from '../../src/server/runner.js';
 import { nextFireTime, runSchedule } from '../../src/server/scheduler.js';
+import type { SyncSummary } from '../../src/sync/pipeline.js';
+import type { RunTrigger } from '../../src/sync/state/index.js';
 import { flushMicrotasks, ManualClock } from '../support/manual-clock.js';
 
 describe('nextFireTime', () => {
@@ -81,5 +84,75 @@ describe('a schedule further away than a timer can wait', () => {
     controller.abort();
     await loop;
     expect(fired).toEqual(['2027-01-15T02:00:00.000Z']);
+  });
+});
+
+describe('a tick during a run that pulls nothing new', () => {
+  /** The service's wiring (service.ts): the real runner, a sync that ends when the test says so. */
+  function scheduled(clock: ManualClock) {
+    const started: Array<{ trigger: RunTrigger; at: string }> = [];
+    const ends: Array<() => void> = [];
+    const runner = createSyncRunner(
+      (_connector, request) =>
+        new Promise<SyncSummary>((resolve) => {
+          started.push({ trigger: request.trigger ?? 'cli', at: new Date(clock.now()).toISOString() });
+          request.onRunId?.(`run-${started.length}`);
+          ends.push(() => resolve({ runId: `run-${started.length}` } as SyncSummary));
+        }),
+      silentLogger(),
+    );
+    const skipped: string[] = [];
+    const controller = new AbortController();
+    const loop = runSchedule(
+      { connector: 'main', cron: '0 2 * * *', timezone: 'UTC' },
+      {
+        isRunning: (name) => runner.isRunning(name),
+        fire: (name) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
+        pullsNothingUntil: (name) => runner.resumeInFlight(name),
+        onSkip: (_name, at) => skipped.push(at.toISOString()),
+      },
+      clock,
+      silentLogger(),
+      controller.signal,
+    );
+    return { runner, started, ends, skipped, controller, loop };
+  }
+
+  it("fires once the start-up 'resume' ends, not at the next day's tick; a run that pulls is still skipped", async () => {
+    const clock = new ManualClock('2026-11-23T01:59:00Z');
+    const { runner, started, ends, skipped, controller, loop } = scheduled(clock);
+    await flushMicrotasks();
+    // The service started up and is finishing the push its last shutdown interrupted when the nightly tick comes.
+    await runner.start('main', { trigger: 'resume' });
+    await clock.advance(2 * 60_000);
+    expect(started).toEqual([{ trigger: 'resume', at: '2026-11-23T01:59:00.000Z' }]);
+    await clock.advance(30 * 60_000);
+    ends[0]?.();
+    await flushMicrotasks();
+    expect(started[1]).toEqual({ trigger: 'schedule', at: '2026-11-23T02:31:00.000Z' });
+    expect(skipped).toEqual([]);
+    // The next night, a run that pulls (an HTTP "Sync now") is in flight at the tick: skipped, its window covers it.
+    ends[1]?.();
+    await flushMicrotasks();
+    await clock.advance(23 * 3_600_000);
+    await runner.start('main', { trigger: 'http' });
+    await clock.advance(3_600_000);
+    expect(skipped).toEqual(['2026-11-24T02:00:00.000Z']);
+    expect(started.map((run) => run.trigger)).toEqual(['resume', 'schedule', 'http']);
+    controller.abort();
+    await loop;
+  });
+
+  it('a stop while the tick waits for the resume ends the schedule without firing', async () => {
+    const clock = new ManualClock('2026-11-23T01:59:00Z');
+    const { runner, started, ends, controller, loop } = scheduled(clock);
+    await flushMicrotasks();
+    await runner.start('main', { trigger: 'resume' });
+    await clock.advance(2 * 60_000);
+    controller.abort();
+    await loop;
+    ends[0]?.();
+    await flushMicrotasks();
+    expect(started.map((run) => run.trigger)).toEqual(['resume']);
   });
 });

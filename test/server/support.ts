@@ -22,7 +22,12 @@ export function tempStore(): { store: StateStore; dir: string } {
 
 export function appDeps(overrides: Partial<AppDeps> = {}): AppDeps {
   const store = overrides.store ?? tempStore().store;
-  const runner: SyncRunner = { start: async () => ({ runId: 'run-1', resumed: false }), isRunning: () => false, drain: async () => undefined };
+  const runner: SyncRunner = {
+    start: async () => ({ runId: 'run-1', resumed: false }),
+    isRunning: () => false,
+    resumeInFlight: () => undefined,
+    drain: async () => undefined,
+  };
   return {
     connectors: ['main'],
     runner,

@@ -244,6 +244,7 @@ function recordingRunner(): { started: Array<Record<string, unknown>>; runner: S
       return { runId: 'run-9', resumed: false };
     },
     isRunning: () => false,
+    resumeInFlight: () => undefined,
     drain: async () => undefined,
   };
   return { started, runner };
@@ -327,13 +328,20 @@ describe('/v1 answers to a bad request', () => {
 
   it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
     const busy = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
-    const locked = await testApp({ runner: { start: () => Promise.reject(busy), isRunning: () => false, drain: async () => undefined } });
+    const locked = await testApp({
+      runner: { start: () => Promise.reject(busy), isRunning: () => false, resumeInFlight: () => undefined, drain: async () => undefined },
+    });
     const answer = await locked.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: {} });
     expect([answer.statusCode, answer.json().code]).toEqual([500, 'BRG_ERR_STATE']);
     expect(answer.json().message).toContain('locked by another process');
 
     const unknown = await testApp({
-      runner: { start: () => Promise.reject(new Error('ENOENT /var/lib/bridge/secret/path')), isRunning: () => false, drain: async () => undefined },
+      runner: {
+        start: () => Promise.reject(new Error('ENOENT /var/lib/bridge/secret/path')),
+        isRunning: () => false,
+        resumeInFlight: () => undefined,
+        drain: async () => undefined,
+      },
     });
     const hidden = await unknown.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: {} });
     expect([hidden.statusCode, hidden.json().code]).toEqual([500, 'BRG_ERR_INTERNAL']);
