@@ -197,7 +197,7 @@ async function runBridgeChild(args: ChildArgs): Promise<void> {
       ingestionBase: args.ingestionBase,
       jobId: args.jobId,
       tokenSource,
-      destination: destinationKey({ ingestionBase: args.ingestionBase, tenantId: args.tenantId, jobId: args.jobId }),
+      destination: destinationKey({ ingestionBase: args.ingestionBase, jobId: args.jobId }),
       ledger: store,
       clock: systemClock,
       logger,

@@ -157,7 +157,7 @@ export function bulkDownloadsDir(stateDir: string, connector: string): string {
 /** The delivery ledger's key for the connector's Purview job (no credentials needed: dry runs use it too). */
 export function destinationOf(connector: ConnectorConfig): string {
   const p = connector.purview;
-  return destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, tenantId: p.tenantId, jobId: p.jobId });
+  return destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, jobId: p.jobId });
 }
 
 /**

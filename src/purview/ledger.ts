@@ -11,7 +11,7 @@
  */
 import { mergeRanges } from './blocks.js';
 
-/** Where rows go: the ingestion host, tenant and job (the app id is implied: Purview ties a job to one app). */
+/** Where rows go: the ingestion host and job (the app id is implied: Purview ties a job to one app; the tenant only asks for the token). */
 export interface DeliveryTarget {
   /** From `destinationKey()`. */
   readonly destination: string;
@@ -192,15 +192,20 @@ export function rowsSentOf(
   return { acked, unknown: rowsOf((range) => range.state !== 'unsent') - acked };
 }
 
-/** Normalised `origin|tenant|job`, case-insensitive like the ingestion service's own job lookup. */
-export function destinationKey(parts: { ingestionBase: string; tenantId: string; jobId: string }): string {
+/**
+ * Normalised `origin|job`, case-insensitive like the ingestion service's own job lookup. The job id alone names the job
+ * on the wire (`/api/signals?jobid=`); the tenant is only how the token is asked for, and Entra takes it in several
+ * spellings (the GUID, `contoso.onmicrosoft.com`): a key with the tenant in it made one job two destinations, and a
+ * rerun after the spelling changed sent every row again, unflagged.
+ */
+export function destinationKey(parts: { ingestionBase: string; jobId: string }): string {
   let origin: string;
   try {
     origin = new URL(parts.ingestionBase).origin;
   } catch {
     origin = parts.ingestionBase;
   }
-  return `${origin}|${parts.tenantId}|${parts.jobId}`.toLowerCase();
+  return `${origin}|${parts.jobId}`.toLowerCase();
 }
 
 /** The ledger key of one version of one AuditEvent (the same key the overlap de-duplication uses). */

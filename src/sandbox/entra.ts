@@ -21,6 +21,11 @@ import { createSandboxCertificate, type SandboxCertificate } from './tls.js';
 
 export interface EntraAppRegistration {
   readonly tenantId: string;
+  /**
+   * The tenant's domains (`contoso.onmicrosoft.com`): Entra takes one in the authority in place of the tenant id, and
+   * its tokens still name the tenant id (`tid`).
+   */
+  readonly domains?: readonly string[];
   readonly appId: string;
   readonly secret?: string;
   /** Public certificate (PEM) uploaded to the registration; assertions must name its thumbprint and verify with it. */
@@ -200,11 +205,13 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
   if (form.get('grant_type') !== 'client_credentials') {
     throw new EntraError('unsupported_grant_type', 70003, `The app requested an unsupported grant type '${form.get('grant_type') ?? ''}'.`);
   }
-  if (![...state.apps.values()].some((app) => app.tenantId.toLowerCase() === tenantId.toLowerCase())) {
-    throw new EntraError('invalid_request', 90002, `Tenant '${tenantId}' not found.`);
-  }
+  const asked = tenantId.toLowerCase();
+  const tenant = [...state.apps.values()].find(
+    (app) => app.tenantId.toLowerCase() === asked || app.domains?.some((domain) => domain.toLowerCase() === asked),
+  )?.tenantId;
+  if (tenant === undefined) throw new EntraError('invalid_request', 90002, `Tenant '${tenantId}' not found.`);
   const clientId = form.get('client_id') ?? '';
-  const app = state.apps.get(appKey(tenantId, clientId));
+  const app = state.apps.get(appKey(tenant, clientId));
   if (!app) throw new EntraError('unauthorized_client', 700016, `Application with identifier '${clientId}' was not found in the directory '${tenantId}'.`);
   const tokenUrl = `${state.origin}/${tenantId}/oauth2/${version === 'v2' ? 'v2.0/' : ''}token`;
   await authenticateClient(state, app, form, tokenUrl);
@@ -217,16 +224,16 @@ async function issueToken(state: EntraState, request: IncomingMessage, tenantId:
     );
   }
   const nowSec = Math.floor(state.clock.now() / 1000);
-  const accessToken = await new SignJWT({ tid: tenantId, appid: app.appId, azp: app.appId, oid: randomUUID(), ver: version === 'v2' ? '2.0' : '1.0' })
+  const accessToken = await new SignJWT({ tid: tenant, appid: app.appId, azp: app.appId, oid: randomUUID(), ver: version === 'v2' ? '2.0' : '1.0' })
     .setProtectedHeader({ alg: 'RS256', typ: 'JWT' })
-    .setIssuer(version === 'v2' ? `${state.origin}/${tenantId}/v2.0` : `https://sts.windows.net/${tenantId}/`)
+    .setIssuer(version === 'v2' ? `${state.origin}/${tenant}/v2.0` : `https://sts.windows.net/${tenant}/`)
     .setAudience(audience)
     .setSubject(app.appId)
     .setIssuedAt(nowSec)
     .setNotBefore(nowSec)
     .setExpirationTime(nowSec + state.lifetimeSec)
     .sign(state.signingKey);
-  state.tokens.set(accessToken, { tenantId, appId: app.appId, audience, expiresAtMs: state.clock.now() + state.lifetimeSec * 1000 });
+  state.tokens.set(accessToken, { tenantId: tenant, appId: app.appId, audience, expiresAtMs: state.clock.now() + state.lifetimeSec * 1000 });
   state.stats.issued += 1;
   const body: Record<string, unknown> = { token_type: 'Bearer', expires_in: state.lifetimeSec, ext_expires_in: state.lifetimeSec, access_token: accessToken };
   // The v1 endpoint answers with strings and a few more fields (the Power Automate template parses them,

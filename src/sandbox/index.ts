@@ -46,7 +46,8 @@ export interface Sandbox {
   readonly entra: EntraEmulator;
   readonly ingest: PurviewIngestEmulator;
   readonly dataset: GeneratedDataset;
-  readonly ids: { clientId: string; tenantId: string; appId: string; jobId: string };
+  /** `tenantDomain`: the tenant's domain, which Entra takes in place of its id (`<tenant id's first part>.onmicrosoft.com`). */
+  readonly ids: { clientId: string; tenantId: string; tenantDomain: string; appId: string; jobId: string };
   /** A complete, valid config for one connector named "sandbox" pointing at this sandbox. */
   readonly config: ConfigInput;
   /** The same config written as YAML. */
@@ -83,7 +84,14 @@ export const SANDBOX_APP_SCOPES = [
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const dir = resolve(options.dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const ids = { clientId: `sandbox-${randomUUID()}`, tenantId: randomUUID(), appId: randomUUID(), jobId: randomUUID() };
+  const tenantId = randomUUID();
+  const ids = {
+    clientId: `sandbox-${randomUUID()}`,
+    tenantId,
+    tenantDomain: `sandbox-${tenantId.slice(0, 8)}.onmicrosoft.com`,
+    appId: randomUUID(),
+    jobId: randomUUID(),
+  };
   const dataset = generateDataset({ ...DEFAULT_SANDBOX_DATA, ...options.data });
   const clockOption = options.clock ? { clock: options.clock } : {};
 
@@ -109,7 +117,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const tls = await createSandboxCertificate();
   const entra = await startEntraEmulator({ ...clockOption, tls });
   const secret = randomBytes(24).toString('base64url');
-  entra.registerApp({ tenantId: ids.tenantId, appId: ids.appId, secret });
+  entra.registerApp({ tenantId: ids.tenantId, domains: [ids.tenantDomain], appId: ids.appId, secret });
   const ingest = await startPurviewIngestEmulator({
     verifyAccessToken: (token) => entra.verifyAccessToken(token),
     tls,

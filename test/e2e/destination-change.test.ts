@@ -14,11 +14,13 @@ import { expectExactlyOnceOrFlagged, expectedRows } from '../support/expected-ro
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const JOB_B = 'b6c9d0e2-4f5a-4b7c-9d8e-0f1a2b3c4d5e';
+const JOB_C = 'c7d0e1f3-5a6b-4c8d-8e9f-1a2b3c4d5e6f';
 let h: SandboxHarness;
 
 beforeAll(async () => {
   h = await startHarness({ data: { seed: 67, events: 240, patients: 40, practitioners: 6 }, flags: { 'connectors.0.purview.blockRows': 20 } });
   h.sandbox.ingest.registerJob(JOB_B, h.sandbox.ids, 'epic');
+  h.sandbox.ingest.registerJob(JOB_C, h.sandbox.ids, 'epic');
 });
 afterAll(async () => h?.close());
 
@@ -26,11 +28,12 @@ function rowsOf(jobId: string): string[] {
   return h.sandbox.ingest.accepted(jobId).flatMap((b) => b.rows);
 }
 
-/** `bridge sync` of the whole data set into job B, as a real process. */
-function syncIntoB(blockRows: number) {
+/** `bridge sync` of the whole data set into a job (B by default), as a real process; `tenantId` as the config writes it. */
+function syncIntoB(blockRows: number, jobId = JOB_B, tenantId = h.sandbox.ids.tenantId) {
   const { start, end } = h.sandbox.dataset.options;
   return spawnBridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress'], {
-    BRIDGE__connectors__0__purview__jobId: JOB_B,
+    BRIDGE__connectors__0__purview__jobId: jobId,
+    BRIDGE__connectors__0__purview__tenantId: tenantId,
     BRIDGE__connectors__0__purview__blockRows: String(blockRows),
   });
 }
@@ -77,7 +80,7 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
 
   const flagged = h.withStore((s) =>
     s.flaggedEventKeys({
-      destination: destinationKey({ ingestionBase: h.sandbox.ingest.baseUrl, tenantId: h.sandbox.ids.tenantId, jobId: JOB_B }),
+      destination: destinationKey({ ingestionBase: h.sandbox.ingest.baseUrl, jobId: JOB_B }),
       source: 'sandbox',
     }),
   );
@@ -86,4 +89,35 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
   expect(duplicates).toBeLessThanOrEqual(20 + h.sandbox.ingest.lostAnswerRows(JOB_B));
   // Job A got nothing more.
   expectExactlyOnceOrFlagged(rowsOf(h.sandbox.ids.jobId), expected, new Set());
+});
+
+it('one job under two spellings of its tenant (its domain, then its id) is one destination: a rerun sends nothing twice unflagged', async () => {
+  const events = [...h.sandbox.dataset.events()];
+  const expected = expectedRows(h.config, h.sandbox.dataset, events);
+  const ackedBefore = blocksAcked();
+
+  // Job C with the tenant written as its domain, which Entra takes: throttled once by the EHR, killed -9 after a block.
+  h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
+  h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
+  const killed = syncIntoB(20, JOB_C, h.sandbox.ids.tenantDomain);
+  await until('a block acknowledged', () => blocksAcked() > ackedBefore || undefined);
+  killed.kill('SIGKILL');
+  expect((await killed.done).signal).toBe('SIGKILL');
+  h.sandbox.ingest.injectFaults();
+  const deliveredBefore = rowsOf(JOB_C).length;
+  expect(deliveredBefore).toBeGreaterThan(0);
+
+  // The operator writes the tenant id instead (as the docs ask); the rerun, with another block size, meets a connection
+  // reset after Purview stored a block and a 503.
+  h.sandbox.ingest.injectFaults({ kind: 'accept-then-reset' }, { kind: 'status', status: 503, retryAfter: '0' });
+  const rerun = await syncIntoB(7, JOB_C, h.sandbox.ids.tenantId).done;
+  expect(rerun.code, rerun.stderr).toBe(0);
+
+  const flagged = h.withStore((s) =>
+    s.flaggedEventKeys({ destination: destinationKey({ ingestionBase: h.sandbox.ingest.baseUrl, jobId: JOB_C }), source: 'sandbox' }),
+  );
+  const { duplicates } = expectExactlyOnceOrFlagged(rowsOf(JOB_C), expected, flagged);
+  // At most the 20-row block in flight at the kill and the block stored before its reset: never what was acknowledged.
+  expect(duplicates).toBeLessThanOrEqual(20 + h.sandbox.ingest.lostAnswerRows(JOB_C));
+  expect(duplicates).toBeLessThan(deliveredBefore);
 });

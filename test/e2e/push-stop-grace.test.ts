@@ -58,7 +58,7 @@ describe('bridge push: SIGTERM while a block hangs', () => {
 
     // Released, not merely stale: another host's push of the same file to the same job takes the lease at once.
     const normalised = await normalizeFlatFile(file, join(dir, 'copy.txt'), 'epic');
-    const lease = fileLeaseName(destinationKey({ ingestionBase: files.emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }), normalised.sha256);
+    const lease = fileLeaseName(destinationKey({ ingestionBase: files.emu.ingest.baseUrl, jobId: app.jobId }), normalised.sha256);
     const store = openStateStore(stateDir, new InstantClock());
     try {
       expect(store.readLease(lease)).toBeUndefined();

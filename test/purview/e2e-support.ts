@@ -33,7 +33,7 @@ export async function startPushWorld(): Promise<PushWorld> {
   const app = emulators.newApp();
   const dir = tempDir('bridge-push-e2e-');
   const store = openStore(dir);
-  const destination = (jobId = app.jobId): string => destinationKey({ ingestionBase: emulators.ingest.baseUrl, tenantId: app.tenantId, jobId });
+  const destination = (jobId = app.jobId): string => destinationKey({ ingestionBase: emulators.ingest.baseUrl, jobId });
   return {
     ...app,
     entra: emulators.entra,

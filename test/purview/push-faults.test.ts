@@ -36,7 +36,7 @@ async function prepare(rowCount = 25, overrides: Partial<PushOptions> = {}): Pro
   const events: PushEvent[] = [];
   const clock = new InstantClock();
   let boundary = 0;
-  const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId });
+  const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId });
   const options: PushOptions & { file: NormalizedFile } = {
     file,
     blockRows: 10,
@@ -337,7 +337,7 @@ describe('a block too large for the service', () => {
         file,
         ingestionBase: small.ingest.baseUrl,
         jobId: app.jobId,
-        destination: destinationKey({ ingestionBase: small.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }),
+        destination: destinationKey({ ingestionBase: small.ingest.baseUrl, jobId: app.jobId }),
         tokenSource: small.tokenSource(app, clock),
         ledger: store,
         clock,

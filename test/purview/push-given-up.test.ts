@@ -34,7 +34,7 @@ it('records a 400 that followed an unknown outcome, gives the block up, and a se
     { key: 'd|1', recordedMs: 4, lines: [d as string] },
   ]);
   writer.finish();
-  const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId });
+  const destination = destinationKey({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId });
   const target = { destination, source: 'conn' };
   const push = (events: PushEvent[] = [], onGivenUp?: (event: SpoolEvent) => void) =>
     pushEventSpool({

@@ -81,7 +81,7 @@ function world(
     newId: uuidSource,
     events,
     stateDir,
-    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: app.tenantId, jobId: app.jobId }), source: 'drop' },
+    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, jobId: app.jobId }), source: 'drop' },
     retainFiles: false,
     rejectsRetentionMs: 86_400_000,
     ledgerRetentionMs: 30 * 86_400_000,
@@ -394,7 +394,7 @@ describe('flat-file source: a job that refuses every file', () => {
       wholeFileRefusalsOf({
         store: w.store,
         connector: 'drop',
-        target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: w.app.tenantId, jobId }), source: 'drop' },
+        target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, jobId }), source: 'drop' },
       } as SyncDeps);
     expect([streakFor(w.app.jobId), streakFor('another-job')]).toEqual([1, 0]);
     drop(w.dirs, 'd2.txt', fileText(epicRows(2, 'day2')), NOW - 20 * MINUTE);

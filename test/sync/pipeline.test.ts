@@ -106,7 +106,7 @@ function deps(stateDir: string, source: EventSource, store = openStateStore(stat
     newId: uuidSource,
     events: new SyncEvents(),
     stateDir,
-    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, tenantId: job.tenantId, jobId: job.jobId }), source: 'main' },
+    target: { destination: destinationKey({ ingestionBase: emu.ingest.baseUrl, jobId: job.jobId }), source: 'main' },
     retainFiles: false,
     rejectsRetentionMs: 86_400_000,
     ledgerRetentionMs: 30 * 86_400_000,

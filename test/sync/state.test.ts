@@ -55,7 +55,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(7);
+    expect(db.pragma('user_version', { simple: true })).toBe(8);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -235,6 +235,74 @@ describe('schema version', () => {
     expect(store.listRuns({ limit: 5 })).toEqual([]);
     // A directory no bridge has used has nothing to upgrade: a typo in stateDir, not a new database.
     expect(errorOf(() => upgradeStateStore(join(dir, 'missing'), { nowMs: 0, isStale: () => false })).code).toBe('BRG_ERR_CONFIG_INVALID');
+  });
+
+  it('v8 keys a destination by host and job: two spellings of one tenant become one destination, nothing forgotten', () => {
+    const dir = stateAt(7);
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    const domain = 'https://ingest|contoso.onmicrosoft.com|job-1';
+    const guid = 'https://ingest|3f2a9c1e-0000-4000-8000-000000000001|job-1';
+    const other = 'https://ingest|3f2a9c1e-0000-4000-8000-000000000001|job-2';
+    for (const [id, key] of [
+      [1, domain],
+      [2, guid],
+      [3, other],
+    ] as const)
+      db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(id, key);
+    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main')").run();
+    const block = db.prepare(
+      "INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, 1, 'r', 'acked', 1, 1, 0, 0)",
+    );
+    const claim = db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)');
+    // Under the domain: a and b; under the GUID (the same job, a rerun after the spelling changed): b again, and c.
+    block.run(10, 1);
+    block.run(20, 2);
+    block.run(30, 3);
+    claim.run(1, 'a|1', 10);
+    claim.run(1, 'b|1', 10);
+    claim.run(2, 'b|1', 20);
+    claim.run(2, 'c|1', 20);
+    claim.run(3, 'a|1', 30);
+    db.prepare('INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, 1, ?)').run(1, 5_000);
+    db.prepare('INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, 1, ?)').run(2, 9_000);
+    db.prepare('INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms) VALUES (?, 1, ?)').run(2, 86_400_000);
+    db.prepare("INSERT INTO seen_events (connector, event_key, recorded_ms, destination) VALUES ('main', 'c|1', 0, ?)").run(guid);
+    db.prepare("INSERT INTO seen_events (connector, event_key, recorded_ms, destination) VALUES ('main', 'd|1', 0, NULL)").run();
+    db.close();
+
+    expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 7, to: STATE_SCHEMA_VERSION });
+    const after = readOnlyState(dir);
+    try {
+      expect(after.prepare('SELECT id, key FROM destinations ORDER BY id').all()).toEqual([
+        { id: 1, key: 'https://ingest|job-1' },
+        { id: 3, key: 'https://ingest|job-2' },
+      ]);
+      // The older destination's claims win; one both had is flagged may-be-sent (the job may hold it twice already).
+      expect(after.prepare('SELECT destination_id, event_key, block_id, maybe_sent FROM delivered_events ORDER BY destination_id, event_key').all()).toEqual([
+        { destination_id: 1, event_key: 'a|1', block_id: 10, maybe_sent: 0 },
+        { destination_id: 1, event_key: 'b|1', block_id: 10, maybe_sent: 1 },
+        { destination_id: 1, event_key: 'c|1', block_id: 20, maybe_sent: 0 },
+        { destination_id: 3, event_key: 'a|1', block_id: 30, maybe_sent: 0 },
+      ]);
+      expect(after.prepare('SELECT id, destination_id FROM delivery_blocks ORDER BY id').all()).toEqual([
+        { id: 10, destination_id: 1 },
+        { id: 20, destination_id: 1 },
+        { id: 30, destination_id: 3 },
+      ]);
+      expect(after.prepare('SELECT destination_id, high_ms FROM delivery_marks').all()).toEqual([{ destination_id: 1, high_ms: 9_000 }]);
+      expect(after.prepare('SELECT destination_id, pruned_before_ms FROM delivery_horizons').all()).toEqual([
+        { destination_id: 1, pruned_before_ms: 86_400_000 },
+      ]);
+      expect(after.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      after.close();
+    }
+    // The store, asked with today's key (either spelling gives it), finds what each spelling delivered.
+    store = openExistingStateStore(dir, new ManualClock(0), { upgrade: false });
+    const job1 = { destination: 'https://ingest|job-1', source: 'main' };
+    expect(store.seenEvents('main', job1.destination, ['c|1', 'd|1', 'e|1'])).toEqual(new Set(['c|1', 'd|1']));
+    expect(store.prunedBefore(job1)).toBe(86_400_000);
+    expect(store.connectorsDeliveredTo(job1.destination)).toEqual(['main']);
   });
 
   it('an upgrade is refused while a run holds a lease (a bridge is at work on it); a lease that expired is no hold', () => {

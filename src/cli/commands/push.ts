@@ -189,7 +189,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
 }
 
 /**
- * The ledger keys the file's rows by the destination (ingestion host, tenant, job) and the file's content: pushing
+ * The ledger keys the file's rows by the destination (ingestion host and job) and the file's content: pushing
  * it again to the same job sends only what was not acknowledged, with any block size; to another job, all of it. One
  * push of the same file to the same job at a time, across processes.
  */
@@ -205,7 +205,7 @@ async function pushWithLedger(
   const logger = deps.logger ?? createLogger({ level: 'warn' });
   const preset = CLOUDS[flags.cloud];
   const ingestionBase = flags.ingestionBase ?? preset.ingestionBase;
-  const destination = destinationKey({ ingestionBase, tenantId: flags.tenantId, jobId: flags.jobId });
+  const destination = destinationKey({ ingestionBase, jobId: flags.jobId });
   // HTTPS_PROXY / HTTP_PROXY / NO_PROXY from the environment, as for every other command.
   const network = resolveNetwork(undefined, deps.env);
   const tokenSource = createPurviewTokenSource({

@@ -154,4 +154,38 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE delivery_blocks ADD COLUMN refused_status INTEGER;
    ALTER TABLE delivery_blocks ADD COLUMN given_up_ms INTEGER;
    ALTER TABLE delivery_blocks ADD COLUMN given_up_note TEXT;`,
+  // v8: a destination is the ingestion host and the job (destinationKey), no longer the tenant too: one job under two
+  // spellings of its tenant (the GUID, the domain) was two destinations, and a rerun after the spelling changed sent
+  // every row again. Keys lose their middle part; two that become one merge into the older: its claims win, and a claim
+  // both had is flagged may-be-sent (the job may hold it twice already); marks and horizons keep the higher.
+  `CREATE TEMP TABLE destination_moves AS
+     SELECT id, substr(key, 1, instr(key, '|')) || substr(substr(key, instr(key, '|') + 1), instr(substr(key, instr(key, '|') + 1), '|') + 1) AS new_key
+     FROM destinations WHERE key LIKE '%|%|%';
+   CREATE TEMP TABLE destination_merges AS
+     SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
+   DELETE FROM destination_merges WHERE id = keep;
+   UPDATE delivered_events SET maybe_sent = 1 WHERE EXISTS (
+     SELECT 1 FROM delivered_events d JOIN destination_merges g ON g.id = d.destination_id
+     WHERE g.keep = delivered_events.destination_id AND d.source_id = delivered_events.source_id AND d.day = delivered_events.day AND d.event_key = delivered_events.event_key);
+   UPDATE OR IGNORE delivered_events SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   DELETE FROM delivered_events WHERE destination_id IN (SELECT id FROM destination_merges);
+   UPDATE delivery_blocks SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   UPDATE delivered_ranges SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   INSERT INTO delivery_marks (destination_id, source_id, high_ms)
+     SELECT g.keep, m.source_id, m.high_ms FROM delivery_marks m JOIN destination_merges g ON g.id = m.destination_id WHERE true
+     ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms);
+   DELETE FROM delivery_marks WHERE destination_id IN (SELECT id FROM destination_merges);
+   INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms)
+     SELECT g.keep, h.source_id, h.pruned_before_ms FROM delivery_horizons h JOIN destination_merges g ON g.id = h.destination_id WHERE true
+     ON CONFLICT (destination_id, source_id) DO UPDATE SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms);
+   DELETE FROM delivery_horizons WHERE destination_id IN (SELECT id FROM destination_merges);
+   DELETE FROM destinations WHERE id IN (SELECT id FROM destination_merges);
+   UPDATE destinations SET key = (SELECT new_key FROM destination_moves WHERE id = destinations.id) WHERE id IN (SELECT id FROM destination_moves);
+   UPDATE seen_events SET destination = substr(destination, 1, instr(destination, '|')) || substr(substr(destination, instr(destination, '|') + 1), instr(substr(destination, instr(destination, '|') + 1), '|') + 1)
+     WHERE destination LIKE '%|%|%';
+   DROP TABLE destination_moves;
+   DROP TABLE destination_merges;`,
 ];
