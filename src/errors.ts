@@ -220,7 +220,7 @@ export function toBridgeError(error: unknown): BridgeError {
  * is not valid JSON`. Such text goes to run records, the operator page and logs, so quoted values are blanked: JSON's
  * quoted input whole (it may hold quotes itself), any other double-quoted text, and single-quoted text unless it is one
  * character (`Expected ',' or '}'`), a path (`open '/var/lib/bridge/x'`) or a property read (`reading 'family'`); long
- * digit runs (an MRN, a phone number) too.
+ * digit runs (an MRN, a phone number) too, and what blankIdentifying blanks (a URL's query and credentials, tokens).
  */
 const JSON_PHRASE = ' is not valid JSON';
 /** How far before the phrase V8's quote of the input can start (it cuts long inputs short). */
@@ -244,12 +244,34 @@ function blankJsonQuotes(text: string): string {
 }
 
 export function scrubErrorText(text: string): string {
-  return blankJsonQuotes(text)
+  const unquoted = blankJsonQuotes(text)
     .replace(/"[^"\n]*"/g, '"…"')
     .replace(/(reading |setting |property )?'([^'\n]*)'/g, (quoted, read: string | undefined, inner: string) =>
       read !== undefined || inner.length <= 1 || /^(\/|\.{1,2}\/|[A-Za-z]:\\)/.test(inner) ? quoted : "'…'",
-    )
-    .replace(/\d{6,}/g, '…');
+    );
+  // Unquoted values too: Node's fetch names the whole URL it refused (`…includes credentials: https://u:p@host/Patient?identifier=…`).
+  return blankIdentifying(unquoted, '…');
+}
+
+/**
+ * What may identify a person or carry a secret in free text, blanked: JWTs, bearer tokens, URL credentials, URL query
+ * strings, ids after a person's resource type, e-mail addresses and long digit runs (an MRN, a phone number), the
+ * last as `numberMark`. The one list for both error text (scrubErrorText) and upstream bodies (http.ts
+ * scrubUpstreamText), so a pattern added for one protects the other. Line breaks are kept (stack traces go through
+ * here); whitespace after "Bearer" is kept as it was, for the same reason.
+ */
+export function blankIdentifying(text: string, numberMark: string): string {
+  return (
+    text
+      .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]')
+      .replace(/\b(bearer)(\s+)[\w~+/.=-]+/gi, '$1$2[token]')
+      // Before the e-mail pattern, which would take `p@ehr.example` of `//u:p@ehr.example` and leave the user name.
+      .replace(/\/\/[^\s/?#"'<>]+@/g, '//…@')
+      .replace(/\?[^\s"'<>]+/g, '?…')
+      .replace(/\b(Patient|Practitioner|PractitionerRole|Person|RelatedPerson)\/[^\s/"'<>]+/g, '$1/…')
+      .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]')
+      .replace(/\d{6,}/g, numberMark)
+  );
 }
 
 export function isAbortError(error: unknown): boolean {

@@ -4,7 +4,7 @@
  * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3 (Retry-After) and AWS "Exponential Backoff And Jitter".
  */
 import type { Clock } from './clock.js';
-import { isAbortError } from './errors.js';
+import { blankIdentifying, isAbortError } from './errors.js';
 
 export const RETRYABLE_STATUSES: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);
 
@@ -119,8 +119,8 @@ export const MAX_QUOTED_BODY = 160;
 /**
  * A non-JSON upstream body (an HTML error page, a proxy's plain text) as a short, one-line, quoted excerpt for an
  * error message. Upstream text can echo the request, so anything that may identify a person or carry a secret is
- * blanked: query strings, ids after a person's resource type, JWTs and bearer tokens, e-mail addresses and long digit
- * runs (MRNs, phone numbers).
+ * blanked (errors.ts blankIdentifying): query strings, URL credentials, ids after a person's resource type, JWTs and
+ * bearer tokens, e-mail addresses and long digit runs (MRNs, phone numbers).
  */
 export function quoteUpstreamText(text: string, max: number = MAX_QUOTED_BODY): string {
   const plain = scrubUpstreamText(text, max);
@@ -138,17 +138,11 @@ export function scrubUpstreamText(text: string, max: number = Number.POSITIVE_IN
 
 function scrubbed(text: string): string {
   // Only the head of the body: enough for any error page's message, and it bounds the work of the patterns below.
-  return text
+  const visible = text
     .slice(0, 4096)
     .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, ' ')
     .replace(/<[^>]*>/g, ' ')
-    .replace(/&nbsp;|&#160;/gi, ' ')
-    .replace(/eyJ[\w-]*\.[\w-]*\.[\w-]*/g, '[jwt]')
-    .replace(/\b(bearer)\s+[\w~+/.=-]+/gi, '$1 [token]')
-    .replace(/\?[^\s"'<>]+/g, '?…')
-    .replace(/\b(Patient|Practitioner|PractitionerRole|Person|RelatedPerson)\/[^\s/"'<>]+/g, '$1/…')
-    .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]')
-    .replace(/\d{6,}/g, '[number]')
-    .replace(/\s+/g, ' ')
-    .trim();
+    .replace(/&nbsp;|&#160;/gi, ' ');
+  // The patterns error text is scrubbed with too (errors.ts); then one line.
+  return blankIdentifying(visible, '[number]').replace(/\s+/g, ' ').trim();
 }

@@ -35,6 +35,24 @@ describe('scrubErrorText', () => {
     expect(scrubErrorText("bad value 'Jane Doe' at position 12")).toBe("bad value '…' at position 12");
     expect(scrubErrorText('no patient with MRN 1234567 here')).toBe('no patient with MRN … here');
   });
+
+  it("blanks what Node's fetch quotes of a refused URL (credentials, query) and the tokens, ids and e-mails upstream text is cleaned of", () => {
+    const refused =
+      'TypeError: Request cannot be constructed from a URL that includes credentials: https://u:p@ehr.example/api/FHIR/R4/Patient?identifier=urn:oid:1.2.3|E4502&page=2';
+    const scrubbed = scrubErrorText(refused);
+    expect(scrubbed).toBe('TypeError: Request cannot be constructed from a URL that includes credentials: https://…@ehr.example/api/FHIR/R4/Patient?…');
+    expect(scrubbed).not.toContain('E4502');
+    expect(scrubbed).not.toContain('u:p');
+    expect(toBridgeError(new TypeError(refused.slice('TypeError: '.length))).message).not.toMatch(/E4502|u:p/);
+    const jwt = 'eyJhbGciOiJSUzM4NCJ9.eyJzdWIiOiJjbGllbnQifQ.c2lnbmF0dXJl';
+    expect(scrubErrorText(`token ${jwt} refused; Authorization: Bearer abc.DEF-123 for jane.doe@example.org on Patient/eABC12 and RelatedPerson/E77`)).toBe(
+      'token [jwt] refused; Authorization: Bearer [token] for [email] on Patient/… and RelatedPerson/…',
+    );
+    expect(scrubErrorText('fetch https://svc:s3cr3t@proxy.example:8080/x failed')).toBe('fetch https://…@proxy.example:8080/x failed');
+    // A stack trace keeps its lines and its file paths.
+    const stack = "Error: MRN 1234567 for 'Smith'\n    at read (file:///app/dist/smart/key-files.js:12:3)\n    at open '/var/lib/bridge/x.db'";
+    expect(scrubErrorText(stack)).toBe("Error: MRN … for '…'\n    at read (file:///app/dist/smart/key-files.js:12:3)\n    at open '/var/lib/bridge/x.db'");
+  });
 });
 
 describe('serializeError (the logger’s err)', () => {

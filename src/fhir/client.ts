@@ -105,7 +105,8 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
     async read(resourceType, id, signal) {
       // Ids come from references in events: encoded, so an odd one cannot change the path.
       const call: FhirCall = (fkc, options) => fkc.read({ resourceType, id: encodeURIComponent(id), options });
-      return asResource((await transport.send({ resourceType, action: 'read' }, call, signal)).data, resourceType);
+      // The id is blanked if an error answer echoes it (`Invalid FHIR ID: e4Xk…`), as a search's values are.
+      return asResource((await transport.send({ resourceType, action: 'read', sent: [id] }, call, signal)).data, resourceType);
     },
     stats: transport.stats,
   };

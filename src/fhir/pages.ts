@@ -39,7 +39,8 @@ export async function* searchPages(
     const next = linkOf(bundle, 'next');
     if (!next) return;
     const nextUrl = absolute(next, baseUrl);
-    if (nextUrl === undefined || safeOrigin(nextUrl) !== transport.origin) throw foreignLinkError(next, transport.origin);
+    // Named by the resolved link: a protocol-relative `//host/…` is no URL on its own, and would read as unparseable.
+    if (nextUrl === undefined || safeOrigin(nextUrl) !== transport.origin) throw foreignLinkError(nextUrl ?? next, transport.origin);
     visited.checkNext(page, nextUrl);
     // fhir-kit-client follows the link it is given: the resolved, checked one (it would join a relative link to the
     // base path rather than resolve it, and follow any host).

@@ -26,19 +26,29 @@ export function describeRequest(label: RequestLabel, origin: string): string {
   return label.action === 'metadata' ? `FHIR /metadata at ${origin}` : `FHIR ${label.resourceType} ${label.action} at ${origin}`;
 }
 
+/** What safeOrigin says of a URL with a user name or password in it: never equal to an origin, and never echoing them. */
+export const CREDENTIALS_URL = 'a URL with credentials in it';
+
 /** A token never leaves for another origin (a `next` link may name any host). */
 export function foreignLinkError(url: string, origin: string): BridgeError {
   const foreign = safeOrigin(url);
-  return new BridgeError(
-    'BRG_ERR_FHIR_FOREIGN_LINK',
-    `The FHIR server sent a paging link to ${foreign}, not to ${origin}; it was not followed and no token was sent there. Check fhir.baseUrl matches the server's public base URL.`,
-    { details: { expectedOrigin: origin, linkOrigin: foreign } },
-  );
+  // Such a link fails in fetch anyway, with a TypeError that quotes it whole: refused here, named without them.
+  const message =
+    foreign === CREDENTIALS_URL
+      ? `The FHIR server sent a paging link with a user name or password in it; it was not followed and no token was sent there (the bridge sends its token only to ${origin}, with no credentials in the URL). Report the broken link to the EHR team, and check fhir.baseUrl matches the server's public base URL.`
+      : `The FHIR server sent a paging link to ${foreign}, not to ${origin}; it was not followed and no token was sent there. Check fhir.baseUrl matches the server's public base URL.`;
+  return new BridgeError('BRG_ERR_FHIR_FOREIGN_LINK', message, { details: { expectedOrigin: origin, linkOrigin: foreign } });
 }
 
+/**
+ * The origin every token check compares (pages, the transport's requestSigner, Bulk Data), safe to name in a message.
+ * `URL.origin` leaves out user:password, so `https://u:p@ehr/…` would pass as the FHIR server's own origin; fetch then
+ * refuses it with a TypeError quoting the URL whole. Such a URL is a marker that equals no origin.
+ */
 export function safeOrigin(url: string, base?: string): string {
   try {
-    return new URL(url, base).origin;
+    const parsed = new URL(url, base);
+    return parsed.username !== '' || parsed.password !== '' ? CREDENTIALS_URL : parsed.origin;
   } catch {
     return 'an unparseable URL';
   }

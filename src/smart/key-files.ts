@@ -68,10 +68,12 @@ export function readPublishedSet(dir: string): PublishedSet | undefined {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
+    // V8's message quotes the input around the fault, and this file can hold a private `d` pasted by mistake: only the
+    // position is kept. No cause either: a logged cause carries that message.
+    const position = /\bposition (\d+)/.exec((error as Error).message)?.[1];
     throw new BridgeError(
       'BRG_ERR_KEY_INVALID',
-      `${path} is not valid JSON (${(error as Error).message}); restore it or run \`bridge keys generate --force\`.`,
-      { cause: error },
+      `${path} is not valid JSON${position === undefined ? '' : ` (at position ${position})`}; restore it or run \`bridge keys generate --force\`.`,
     );
   }
   const keys = (parsed as { keys?: unknown } | null)?.keys;

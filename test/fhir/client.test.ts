@@ -251,6 +251,21 @@ describe('errors and limits', () => {
     expect(error.cause).toBeUndefined();
   });
 
+  it("blanks a read's id when the error answer echoes it", async () => {
+    const server: Server = createServer((_req, res) => {
+      res.writeHead(400, { 'content-type': 'application/fhir+json' });
+      res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Invalid FHIR ID: eABC123' }] }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
+    const error = await rejectionOf(fhir.read('Patient', 'eABC123'));
+    expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(error.message).toContain('Invalid FHIR ID');
+    expect(`${error.message} ${JSON.stringify(error.details)}`).not.toContain('eABC123');
+  });
+
   it('never has more than `concurrency` requests in flight at the server', async () => {
     const backend = await createMemoryBackend();
     await backend.load(allResources(buildFixtures({ events: 30, patients: 5, practitioners: 3 })));
