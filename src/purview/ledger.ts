@@ -116,8 +116,12 @@ export interface DeliveryLedger {
    * go out. The block's own lease is checked, so a caller cannot skip the check by not naming one.
    */
   markAttempt(blockId: number): void;
-  /** Purview answered 2xx for the block (recorded whoever holds the lease now: it is what Purview has). */
-  markAcked(blockId: number, possiblyDuplicated: boolean): void;
+  /**
+   * Purview answered 2xx for the block (recorded whoever holds the lease now: it is what Purview has).
+   * `possiblyDuplicatedRows`: how many of its rows Purview may hold twice, when more than the rows it re-sent (all of
+   * them, once an attempt lost its answer): the run's counts read it from here, whichever process finishes the run.
+   */
+  markAcked(blockId: number, possiblyDuplicated: boolean, possiblyDuplicatedRows?: number): void;
   /**
    * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
    * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as not

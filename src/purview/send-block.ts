@@ -97,11 +97,11 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
       ...(block.rows === undefined ? {} : { rows: block.rows }),
     });
   });
-  ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated);
+  const possiblyDuplicatedRows = state.lostAnswer ? rows : block.claim.resentRows;
+  ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated, possiblyDuplicatedRows);
   const ms = ctx.clock.now() - started;
   ctx.logger.debug({ index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated }, 'purview block acknowledged');
   ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated });
-  const possiblyDuplicatedRows = state.lostAnswer ? rows : block.claim.resentRows;
   return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
 }
 

@@ -116,10 +116,19 @@ describe('transient faults on the first block', () => {
 
   for (const c of cases) {
     it(`survives ${c.name}`, async () => {
-      const run = await prepare(25, { timeoutMs: 400 });
+      const runId = `faults-${c.name}`;
+      const run = await prepare(25, { timeoutMs: 400, runId });
       emu.ingest.injectFaults(c.fault);
       const report = await pushRowFile(run.options);
       emu.ingest.injectFaults();
+      // The run's counts as the ledger keeps them (what a resumed or killed run reports): every row of a block whose
+      // answer was lost, not only rows it re-sent.
+      expect(store.deliveredOf(runId)).toEqual({
+        blocks: 3,
+        rows: 25,
+        possiblyDuplicated: c.duplicated ? 1 : 0,
+        rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
+      });
 
       const blocks = chunk(run.rows, 10);
       const accepted = emu.ingest.accepted(run.app.jobId);

@@ -96,7 +96,9 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
         'SELECT lease_name, lease_holder FROM delivery_blocks WHERE id = ?',
       ),
       attempt: db.prepare('UPDATE delivery_blocks SET attempts = attempts + 1, updated_ms = ? WHERE id = ?'),
-      acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, updated_ms = ? WHERE id = ?"),
+      // resent_rows is what the run's counts call possibly duplicated (deliveredOfRun): every row of a block whose answer
+      // was lost, not only those it re-sent.
+      acked: db.prepare("UPDATE delivery_blocks SET state = 'acked', possibly_duplicated = ?, resent_rows = max(resent_rows, ?), updated_ms = ? WHERE id = ?"),
       refused: db.prepare("UPDATE delivery_blocks SET refused = 1, refused_status = ?, updated_ms = ? WHERE id = ? AND state = 'sending'"),
       // Newest first; a block whose claims all moved to later blocks is no longer what stops the connector. Operator
       // queries: the scan of the source's claims per candidate is acceptable there.
@@ -263,8 +265,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       .immediate();
   }
 
-  markAcked(blockId: number, possiblyDuplicated: boolean): void {
-    this.stmt.acked.run(possiblyDuplicated ? 1 : 0, this.clock.now(), blockId);
+  markAcked(blockId: number, possiblyDuplicated: boolean, possiblyDuplicatedRows = 0): void {
+    this.stmt.acked.run(possiblyDuplicated ? 1 : 0, possiblyDuplicated ? possiblyDuplicatedRows : 0, this.clock.now(), blockId);
   }
 
   markRefused(blockId: number, status?: number): void {
