@@ -332,7 +332,6 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
   };
 }
 
-/** A run the next real sync finishes: left in 'pushing', with its whole spool on this machine. */
 /**
  * The connector's newest unfinished run is a real one that reached its push, with its whole spool on this machine: a
  * run here (a 'resume') finishes it. A replica whose spool is elsewhere leaves it to its own machine.
