@@ -118,10 +118,11 @@ export interface DeliveryLedger {
   markAttempt(blockId: number): void;
   /**
    * Purview answered 2xx for the block (recorded whoever holds the lease now: it is what Purview has).
-   * `possiblyDuplicatedRows`: how many of its rows Purview may hold twice, when more than the rows it re-sent (all of
-   * them, once an attempt lost its answer): the run's counts read it from here, whichever process finishes the run.
+   * `possiblyDuplicatedRows`: how many of its rows Purview may hold twice (those it re-sent, or all of them once an
+   * attempt lost its answer); more than none flags the block. The run's counts read it from here, whichever process
+   * finishes the run.
    */
-  markAcked(blockId: number, possiblyDuplicated: boolean, possiblyDuplicatedRows?: number): void;
+  markAcked(blockId: number, possiblyDuplicatedRows: number): void;
   /**
    * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
    * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as not

@@ -62,7 +62,7 @@ export interface SentBlock {
 export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise<SentBlock> {
   const started = ctx.clock.now();
   const rows = block.claim.rows;
-  const state = { possiblyDuplicated: block.claim.resentRows > 0, lostAnswer: false, attempts: 0, unauthorized: 0 };
+  const state = { lostAnswer: false, attempts: 0, unauthorized: 0 };
   const response = await withRetry(
     (attempt) => attemptBlock(ctx, block, attempt, state),
     (error) => classifyUploadFailure(error, state),
@@ -97,31 +97,28 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
       ...(block.rows === undefined ? {} : { rows: block.rows }),
     });
   });
+  // Flagged for rows it re-sent, or whole once an attempt of it went out without an answer.
   const possiblyDuplicatedRows = state.lostAnswer ? rows : block.claim.resentRows;
-  ctx.ledger.markAcked(block.claim.id, state.possiblyDuplicated, possiblyDuplicatedRows);
+  const possiblyDuplicated = possiblyDuplicatedRows > 0;
+  ctx.ledger.markAcked(block.claim.id, possiblyDuplicatedRows);
   const ms = ctx.clock.now() - started;
-  ctx.logger.debug({ index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated }, 'purview block acknowledged');
-  ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated });
-  return { status: response.status, ms, possiblyDuplicated: state.possiblyDuplicated, possiblyDuplicatedRows };
+  ctx.logger.debug({ index: block.index, rows, status: response.status, ms, possiblyDuplicated }, 'purview block acknowledged');
+  ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated });
+  return { status: response.status, ms, possiblyDuplicated, possiblyDuplicatedRows };
 }
 
 /**
  * The last attempt's outcome is known: Purview answered (a 4xx refusal, a 401 twice, a 429 or 408 whose retries ran
  * out, a 5xx before the body went out whole), or the connection failed before the body went out whole (refused,
  * unresolvable, a TLS failure). An answer or a failure after the whole body already made the block's outcome unknown
- * (state.possiblyDuplicated); with none such (the caller checks), Purview does not have it. An abort or any other error
+ * (state.lostAnswer); with none such (the caller checks), Purview does not have it. An abort or any other error
  * says nothing of what Purview got.
  */
 function isKnownUnreceived(error: unknown): boolean {
   return (error instanceof UploadStatusError && error.status >= 400) || (error instanceof UploadNetworkError && !error.bodySent);
 }
 
-async function attemptBlock(
-  ctx: SendContext,
-  block: OutgoingBlock,
-  attempt: number,
-  state: { possiblyDuplicated: boolean; lostAnswer: boolean; attempts: number },
-): Promise<BlockResponse> {
+async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, state: { lostAnswer: boolean; attempts: number }): Promise<BlockResponse> {
   const token = await ctx.tokenSource.getToken(ctx.signal);
   // Durable before the request: a crash from here on leaves "sent, answer unknown", which a rerun flags.
   ctx.ledger.markAttempt(block.claim.id);
@@ -143,7 +140,6 @@ async function attemptBlock(
     });
   } catch (error) {
     if (error instanceof UploadNetworkError && error.bodySent) {
-      state.possiblyDuplicated = true;
       state.lostAnswer = true;
     }
     throw error;
@@ -153,7 +149,6 @@ async function attemptBlock(
     // A gateway's 502/503/504 (or a 520-524 of another one), or a 500 from behind it, can come after Purview stored the
     // block: as unknown as a lost answer. Any 5xx after the whole body counts so, or a 4xx after it would mark the
     // block refused while Purview may hold it.
-    state.possiblyDuplicated = true;
     state.lostAnswer = true;
   }
   if (response.status === 401) ctx.tokenSource.invalidate(token);

@@ -49,7 +49,7 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     } catch {
       return; // aborted
     }
-    const finishing = hooks.isRunning(entry.connector) ? hooks.pullsNothingUntil?.(entry.connector) : undefined;
+    const finishing = hooks.pullsNothingUntil?.(entry.connector);
     if (finishing) {
       logger.info({ connector: entry.connector, at: next.toISOString() }, 'scheduled sync waits for the interrupted push to finish');
       if (!(await endOrAbort(finishing, signal))) return;

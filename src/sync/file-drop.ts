@@ -26,7 +26,7 @@ import { type Checked, checkFile, type DropContext, pushFile, wholeFileRefusalsO
 import type { EnrichReport, FileEnricher } from './file-enrich.js';
 import type { SyncDeps, SyncRequest, SyncSummary } from './pipeline.js';
 import { throwIfStopped } from './pull-stage.js';
-import { ensureRunDirs, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
+import { ensureRunDirs, removeFiles, runFiles, sweepAtRunStart } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, ZERO_COUNTS } from './state/index.js';
 
 export interface FileDropDeps {
@@ -95,12 +95,7 @@ export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: S
   }
   ensureRunDirs(deps.stateDir);
   closeInterrupted(deps);
-  sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
-    retainCompleted: deps.retainFiles,
-    rejectsRetentionMs: deps.rejectsRetentionMs,
-    ...(deps.runLogRetentionMs === undefined ? {} : { runLogRetentionMs: deps.runLogRetentionMs }),
-    nowMs: deps.clock.now(),
-  });
+  sweepAtRunStart(deps);
   dropRunFiles(deps);
   // Purview credentials are read now, so a missing secret stops the run before any file is read.
   if (!request.dryRunOut) deps.purview();

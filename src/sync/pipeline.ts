@@ -23,7 +23,7 @@ import { GIVEN_UP_REASON, GivenUpRecorder } from './given-up.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { refuseBeyondLedger } from './ledger-horizon.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
-import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepRunFiles } from './run-files.js';
+import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepAtRunStart } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
 import { recordWatermarkSource, refuseWatermarkOfAnotherSource } from './watermark-source.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
@@ -142,12 +142,7 @@ export async function runSync(deps: SyncDeps, request: SyncRequest): Promise<Syn
     // Flat-file source: its own flow under the same lease (files, not a time window; no spool of a window to resume).
     if (deps.fileDrop) return await runFileDrop(deps, deps.fileDrop, stops);
     ensureRunDirs(deps.stateDir);
-    sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
-      retainCompleted: deps.retainFiles,
-      rejectsRetentionMs: deps.rejectsRetentionMs,
-      ...(deps.runLogRetentionMs === undefined ? {} : { runLogRetentionMs: deps.runLogRetentionMs }),
-      nowMs: deps.clock.now(),
-    });
+    sweepAtRunStart(deps);
     // A dry run pushes nothing, so it leaves an unfinished push for the next real run (and says so).
     if (request.dryRunOut) {
       // The newest the next real run finishes: past runs it would close (a dry run killed while it pulled).

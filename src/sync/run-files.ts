@@ -44,6 +44,27 @@ export function removeFiles(...paths: ReadonlyArray<string | undefined>): void {
   for (const path of paths) if (path) rmSync(path, { force: true });
 }
 
+/** What a run's start sweeps by (SyncDeps): its state directory, store, connector and retention settings. */
+export interface SweepSettings {
+  readonly stateDir: string;
+  readonly store: StateStore;
+  readonly connector: string;
+  readonly retainFiles: boolean;
+  readonly rejectsRetentionMs: number;
+  readonly runLogRetentionMs?: number | undefined;
+  readonly clock: { now(): number };
+}
+
+/** sweepRunFiles at the start of a run (either source), with the run's settings. */
+export function sweepAtRunStart(deps: SweepSettings): number {
+  return sweepRunFiles(deps.stateDir, deps.store, deps.connector, {
+    retainCompleted: deps.retainFiles,
+    rejectsRetentionMs: deps.rejectsRetentionMs,
+    ...(deps.runLogRetentionMs === undefined ? {} : { runLogRetentionMs: deps.runLogRetentionMs }),
+    nowMs: deps.clock.now(),
+  });
+}
+
 /**
  * Removes spool and rejects files left by runs of this connector (or of a retired one) that are over (completed runs
  * keep theirs when `retainFiles`), and files of runs the state does not know once they are an hour old. Files of the connector's
@@ -97,8 +118,10 @@ function sweepRunLogs(stateDir: string, store: StateStore, beforeMs: number): nu
     const id = basename(name, '.ndjson');
     if (!name.endsWith('.ndjson') || id === 'no-run') continue;
     const path = join(stateDir, RUN_LOG_DIR, name);
+    // The file's age first: the state is read only for the few logs old enough to go, not for every run's.
+    if (!isOlderThan(path, beforeMs)) continue;
     const state = store.getRun(id)?.state;
-    if ((state === undefined || state === 'completed' || state === 'failed') && isOlderThan(path, beforeMs)) {
+    if (state === undefined || state === 'completed' || state === 'failed') {
       rmSync(path, { force: true });
       removed += 1;
     }

@@ -252,13 +252,10 @@ describe('errors and limits', () => {
   });
 
   it("blanks a read's id when the error answer echoes it", async () => {
-    const server: Server = createServer((_req, res) => {
-      res.writeHead(400, { 'content-type': 'application/fhir+json' });
-      res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Invalid FHIR ID: eABC123' }] }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const { origin } = await startRecordingServer(
+      { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Invalid FHIR ID: eABC123' }] },
+      400,
+    );
     const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
     const error = await rejectionOf(fhir.read('Patient', 'eABC123'));
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
@@ -312,11 +309,15 @@ async function collectPages(pages: AsyncGenerator<Bundle>): Promise<Bundle[]> {
 }
 
 /** A plain loopback server that records what reaches it and answers `body` (or 404). */
-async function startRecordingServer(body?: FhirResource): Promise<{ origin: string; hits: Array<{ path: string; authorization: string | undefined }> }> {
+/** Answers every request with `body` (200) or an empty OperationOutcome (404); `status` overrides either. */
+async function startRecordingServer(
+  body?: FhirResource,
+  status = body ? 200 : 404,
+): Promise<{ origin: string; hits: Array<{ path: string; authorization: string | undefined }> }> {
   const hits: Array<{ path: string; authorization: string | undefined }> = [];
   const server: Server = createServer((req, res) => {
     hits.push({ path: req.url ?? '', authorization: req.headers.authorization });
-    res.writeHead(body ? 200 : 404, { 'content-type': 'application/fhir+json' });
+    res.writeHead(status, { 'content-type': 'application/fhir+json' });
     res.end(JSON.stringify(body ?? { resourceType: 'OperationOutcome', issue: [] }));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -207,7 +207,7 @@ describe('resume', () => {
     ] as const) {
       const block = world.store.openRangeBlock(target, [{ first, end }], 0);
       world.store.markAttempt(block.id);
-      if (acked) world.store.markAcked(block.id, false);
+      if (acked) world.store.markAcked(block.id, 0);
     }
     const { run, events } = push(file, { jobId });
     const report = await run();

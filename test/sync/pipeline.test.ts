@@ -416,7 +416,7 @@ describe('runSync with a fake source', () => {
     const queue = [seed];
     const block = d.store.openEventBlock(d.target, { peek: () => queue[0], take: () => queue.shift() }, 10, () => undefined);
     d.store.markAttempt(block?.id ?? -1);
-    d.store.markAcked(block?.id ?? -1, false);
+    d.store.markAcked(block?.id ?? -1, 0);
     const db = new Database(join(stateDir, 'bridge.sqlite'));
     db.prepare('UPDATE delivery_blocks SET created_ms = created_ms - ?').run(90 * 86_400_000);
     db.close();

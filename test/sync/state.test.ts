@@ -192,7 +192,7 @@ describe('SQLite state store', () => {
     const target = { destination: 'd', source: 'file:x' };
     const block = s.openRangeBlock(target, [{ first: 0, end: 10 }], 0);
     s.markAttempt(block.id);
-    s.markAcked(block.id, false);
+    s.markAcked(block.id, 0);
     s.close();
     store = openStateStore(dir, new ManualClock(0));
     expect(store.getRun('r1')?.state).toBe('running');
@@ -392,7 +392,7 @@ describe('delivery ledger', () => {
     expect(block).toMatchObject({ rows: 5, resentRows: 0 });
     expect(decisions).toEqual(['a:send', 'b:send']);
     s.markAttempt(block?.id ?? -1);
-    s.markAcked(block?.id ?? -1, false);
+    s.markAcked(block?.id ?? -1, 0);
     const next = s.openEventBlock(target, events, 5, (e, d) => decisions.push(`${e.key}:${d}`));
     // 'a' again further on in the spool: already acknowledged, so not sent twice.
     expect(next).toMatchObject({ rows: 4 });
@@ -413,7 +413,7 @@ describe('delivery ledger', () => {
       () => undefined,
     );
     s.markAttempt(first?.id ?? -1);
-    s.markAcked(first?.id ?? -1, false);
+    s.markAcked(first?.id ?? -1, 0);
     const second = s.openEventBlock(target, cursor([{ key: 'z', rows: 2 }]), 10, () => undefined);
     s.markAttempt(second?.id ?? -1); // sent, then the process died
     const decisions: string[] = [];
@@ -464,7 +464,7 @@ describe('delivery ledger', () => {
     expect(decisions).toEqual(['x:send', 'y:resend']);
     expect(again).toMatchObject({ rows: 3, resentRows: 1 });
     // A refusal is recorded only for a block still being sent: an acknowledged one stays acknowledged.
-    s.markAcked(again?.id ?? -1, true);
+    s.markAcked(again?.id ?? -1, again?.resentRows ?? 0);
     s.markRefused(again?.id ?? -1);
     const db = readOnlyState(dir);
     expect(db.prepare('SELECT state, refused FROM delivery_blocks WHERE id = ?').get(again?.id)).toEqual({ state: 'acked', refused: 0 });
@@ -544,7 +544,7 @@ describe('delivery ledger', () => {
   it('keys by destination: the same event is new to another job', () => {
     const { store: s } = fresh();
     const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);
-    s.markAcked(b?.id ?? -1, false);
+    s.markAcked(b?.id ?? -1, 0);
     expect(s.acknowledgedEvents(target, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set(['x']));
     expect(s.acknowledgedEvents({ ...target, destination: 'https://ingest|t|other' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
     expect(s.acknowledgedEvents({ ...target, source: 'other-connector' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
@@ -556,10 +556,10 @@ describe('delivery ledger', () => {
     const s = store;
     const t = Date.parse('2026-11-20T10:00:00Z');
     const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: t, rows: 1 }]), 10, () => undefined);
-    s.markAcked(b?.id ?? -1, false);
+    s.markAcked(b?.id ?? -1, 0);
     await clock.advance(3 * 86_400_000);
     const c = s.openEventBlock(target, cursor([{ key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
-    s.markAcked(c?.id ?? -1, false);
+    s.markAcked(c?.id ?? -1, 0);
     expect(s.highMark(target)).toBe(t + 3 * 86_400_000);
     // A horizon of the 21st forgets the event recorded and pushed on the 20th, not the one of the 23rd.
     s.pruneDeliveries(target, t + 86_400_000);
@@ -578,7 +578,7 @@ describe('delivery ledger', () => {
     const recorded = Date.parse('2026-09-01T10:00:00Z');
     const b = s.openEventBlock(target, cursor([{ key: 'backlog', recordedMs: recorded, rows: 1 }]), 10, () => undefined);
     s.markAttempt(b?.id ?? -1);
-    s.markAcked(b?.id ?? -1, false);
+    s.markAcked(b?.id ?? -1, 0);
     s.pruneDeliveries(target, Date.parse('2026-11-23T00:00:00Z') - 31 * 86_400_000);
     expect(s.acknowledgedEvents(target, [{ key: 'backlog', recordedMs: recorded }])).toEqual(new Set(['backlog']));
     // 32 days later the push itself is past the horizon: forgotten like any other.
@@ -596,15 +596,15 @@ describe('delivery ledger', () => {
     const recordedMs = clock.now() + 3 * day;
     const ids = ['c', 'a', 'b'].map((key) => s.openEventBlock(target, cursor([{ key, recordedMs, rows: 1 }]), 10, () => undefined)?.id ?? -1);
     for (const id of ids) s.markAttempt(id);
-    s.markAcked(ids[1] ?? -1, false);
-    s.markAcked(ids[2] ?? -1, false);
+    s.markAcked(ids[1] ?? -1, 0);
+    s.markAcked(ids[2] ?? -1, 0);
     await clock.advance(2 * day);
     // The blocks are older than the horizon; the claims of their events' day outlive them.
     s.pruneDeliveries(target, clock.now());
     const next = s.openEventBlock(target, cursor([{ key: 'd', recordedMs, rows: 1 }]), 10, () => undefined);
     expect(next?.id).toBeGreaterThan(Math.max(...ids));
     s.markAttempt(next?.id ?? -1);
-    s.markAcked(next?.id ?? -1, false);
+    s.markAcked(next?.id ?? -1, 0);
     // c went out without an answer in a block now gone: it is sent again flagged, never read as the new block's "delivered".
     const decisions: string[] = [];
     s.openEventBlock(target, cursor([{ key: 'c', recordedMs, rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
@@ -617,7 +617,7 @@ describe('delivery ledger', () => {
     store = openStateStore(dir, clock);
     const s = store;
     const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: Date.parse('2026-11-20T10:00:00Z'), rows: 1 }]), 10, () => undefined);
-    s.markAcked(b?.id ?? -1, false);
+    s.markAcked(b?.id ?? -1, 0);
     s.pruneDeliveries(target, Date.parse('2026-11-01T00:00:00Z')); // 31 days: nothing that old, nothing forgotten
     expect(s.prunedBefore(target)).toBeUndefined();
     await clock.advance(10 * 86_400_000);
@@ -644,7 +644,7 @@ describe('delivery ledger', () => {
     const third = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(decisions).toEqual(['e:resend', 'e:resend']);
     s.markAttempt(third?.id ?? -1);
-    s.markAcked(third?.id ?? -1, (third?.resentRows ?? 0) > 0);
+    s.markAcked(third?.id ?? -1, third?.resentRows ?? 0);
     expect(s.flaggedEventKeys(target)).toEqual(new Set(['e']));
   });
 });
@@ -702,7 +702,7 @@ describe('the delivery ledger under leases, two processes on one state', () => {
     const claimedByB = b.openEventBlock(target('runB', 'B'), one('e|1', clock.now()), 10, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(decisions).toEqual(['e|1:send']);
     b.markAttempt(claimedByB?.id ?? -1);
-    b.markAcked(claimedByB?.id ?? -1, false);
+    b.markAcked(claimedByB?.id ?? -1, 0);
     expect(b.flaggedEventKeys(target('runB', 'B'))).toEqual(new Set());
   });
 
@@ -722,7 +722,7 @@ describe('the delivery ledger under leases, two processes on one state', () => {
     expect(a.acquireLease(LEASE, holder('A'), 60_000, () => false)).toMatchObject({ acquired: true });
     const sent = decide(a, target('r1', 'A'), [{ key: 'old|1', recordedMs: recorded }]).block;
     a.markAttempt(sent?.id ?? -1);
-    a.markAcked(sent?.id ?? -1, false);
+    a.markAcked(sent?.id ?? -1, 0);
     a.releaseLease(LEASE, 'A');
     // 40 days on, a run with a 31-day retention forgets it.
     await clock.advance(40 * day);
@@ -748,7 +748,7 @@ describe('the delivery ledger under leases, two processes on one state', () => {
     const second = decide(b, target('r3', 'B'), events);
     expect(second.decisions).toEqual(['old|1:resend', 'late|1:resend', 'edge|1:send', 'new|1:send', 'timeless|1:send']);
     b.markAttempt(second.block?.id ?? -1);
-    b.markAcked(second.block?.id ?? -1, true);
+    b.markAcked(second.block?.id ?? -1, second.block?.resentRows ?? 0);
     // The block is flagged (an operator's list names its events); its possibly duplicated rows are the two events'.
     expect(b.deliveredOf('r3')).toEqual({ blocks: 1, rows: 10, possiblyDuplicated: 1, rowsPossiblyDuplicated: 4 });
     expect(b.flaggedEventKeys(target('r3', 'B'))).toContain('old|1');
@@ -781,7 +781,7 @@ describe('the delivery ledger under leases, two processes on one state', () => {
       [b, claimedByB],
     ] as const) {
       writer.markAttempt(block?.id ?? -1);
-      writer.markAcked(block?.id ?? -1, (block?.resentRows ?? 0) > 0);
+      writer.markAcked(block?.id ?? -1, block?.resentRows ?? 0);
     }
     expect(b.flaggedEventKeys(target('x'))).toEqual(new Set(['e|1']));
   });
@@ -847,7 +847,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
       () => undefined,
     );
     s.markAttempt(block?.id ?? -1);
-    s.markAcked(block?.id ?? -1, false);
+    s.markAcked(block?.id ?? -1, 0);
     s.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 1 }, watermark: '2026-11-23T00:00:00.000Z', destination: JOB });
     s.setSourceState('old', 'bulk-export', '{"covered":[]}');
     s.releaseLease('connector:old', 'run');
@@ -959,7 +959,7 @@ describe('moving a renamed connector’s state (bridge state rename / retire)', 
     const { store: s } = fresh();
     withHistory(s, clock);
     const file = s.openRangeBlock({ destination: JOB, source: 'file:abc', runId: 'r9' }, [{ first: 0, end: 3 }], 0);
-    s.markAcked(file.id, false);
+    s.markAcked(file.id, 0);
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['old']);
     s.moveConnector('old', 'retired:old:2026-11-23T00:00:00.000Z', leases(s, 'old'));
     expect(s.connectorsDeliveredTo(JOB)).toEqual(['retired:old:2026-11-23T00:00:00.000Z']);

@@ -1,3 +1,9 @@
+/** v8: a destination key `origin|tenant|job` without its tenant, `origin|job` (SQL over `column`). */
+function withoutTenant(column: string): string {
+  const rest = `substr(${column}, instr(${column}, '|') + 1)`;
+  return `substr(${column}, 1, instr(${column}, '|')) || substr(${rest}, instr(${rest}, '|') + 1)`;
+}
+
 /** Ordered, append-only schema migrations; the index + 1 is the schema version stored in PRAGMA user_version. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE watermarks (
@@ -159,7 +165,7 @@ export const MIGRATIONS: readonly string[] = [
   // every row again. Keys lose their middle part; two that become one merge into the older: its claims win, and a claim
   // both had is flagged may-be-sent (the job may hold it twice already); marks and horizons keep the higher.
   `CREATE TEMP TABLE destination_moves AS
-     SELECT id, substr(key, 1, instr(key, '|')) || substr(substr(key, instr(key, '|') + 1), instr(substr(key, instr(key, '|') + 1), '|') + 1) AS new_key
+     SELECT id, ${withoutTenant('key')} AS new_key
      FROM destinations WHERE key LIKE '%|%|%';
    CREATE TEMP TABLE destination_merges AS
      SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
@@ -184,7 +190,7 @@ export const MIGRATIONS: readonly string[] = [
    DELETE FROM delivery_horizons WHERE destination_id IN (SELECT id FROM destination_merges);
    DELETE FROM destinations WHERE id IN (SELECT id FROM destination_merges);
    UPDATE destinations SET key = (SELECT new_key FROM destination_moves WHERE id = destinations.id) WHERE id IN (SELECT id FROM destination_moves);
-   UPDATE seen_events SET destination = substr(destination, 1, instr(destination, '|')) || substr(substr(destination, instr(destination, '|') + 1), instr(substr(destination, instr(destination, '|') + 1), '|') + 1)
+   UPDATE seen_events SET destination = ${withoutTenant('destination')}
      WHERE destination LIKE '%|%|%';
    DROP TABLE destination_moves;
    DROP TABLE destination_merges;`,

@@ -265,8 +265,8 @@ export class SqliteDeliveryLedger implements DeliveryLedger {
       .immediate();
   }
 
-  markAcked(blockId: number, possiblyDuplicated: boolean, possiblyDuplicatedRows = 0): void {
-    this.stmt.acked.run(possiblyDuplicated ? 1 : 0, possiblyDuplicated ? possiblyDuplicatedRows : 0, this.clock.now(), blockId);
+  markAcked(blockId: number, possiblyDuplicatedRows: number): void {
+    this.stmt.acked.run(possiblyDuplicatedRows > 0 ? 1 : 0, possiblyDuplicatedRows, this.clock.now(), blockId);
   }
 
   markRefused(blockId: number, status?: number): void {

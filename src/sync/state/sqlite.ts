@@ -388,8 +388,8 @@ class SqliteStateStore implements StateStore {
     this.ledger.markAttempt(blockId);
   }
 
-  markAcked(blockId: number, possiblyDuplicated: boolean, possiblyDuplicatedRows?: number): void {
-    this.ledger.markAcked(blockId, possiblyDuplicated, possiblyDuplicatedRows);
+  markAcked(blockId: number, possiblyDuplicatedRows: number): void {
+    this.ledger.markAcked(blockId, possiblyDuplicatedRows);
   }
 
   markRefused(blockId: number, status?: number): void {
