@@ -62,7 +62,7 @@ export interface SentBlock {
 export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise<SentBlock> {
   const started = ctx.clock.now();
   const rows = block.claim.rows;
-  const state = { lostAnswer: false, attempts: 0, unauthorized: 0 };
+  const state: AttemptState = { lostAnswer: false, attempts: 0, unauthorized: 0, unsettled: false };
   const response = await withRetry(
     (attempt) => attemptBlock(ctx, block, attempt, state),
     (error) => classifyUploadFailure(error, state),
@@ -77,10 +77,14 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     },
     ctx.retry,
   ).catch(async (error: unknown) => {
-    // Not received in this push: refused, unless an attempt of it went out whole without an answer. Its re-sent rows
-    // keep their flag all the same (an event's claim remembers it may be in Purview; a file's rows have the record of
-    // the earlier block that sent them without an answer), so the block's other rows go again unflagged.
-    const refused = !state.lostAnswer && isKnownUnreceived(error);
+    // Not received in this push: refused when no attempt lost its answer and every attempt that went out is known not
+    // received, whatever ended the retries after that (a token that could not be had after a 401, an abort during a
+    // Retry-After wait, the lease lost before the next attempt): judged by each attempt's outcome, not by the last error.
+    // With no attempt at all the block never went out, and its writer gives it up here: refused too, so no later run
+    // takes it for one that may still be sent. Its re-sent rows keep their flag all the same (an event's claim remembers
+    // it may be in Purview; a file's rows have the record of the earlier block that sent them without an answer), so
+    // the block's other rows go again unflagged.
+    const refused = !state.lostAnswer && !state.unsettled;
     const status = error instanceof UploadStatusError && error.status >= 400 && error.status < 500 ? error.status : undefined;
     if (refused) ctx.ledger.markRefused(block.claim.id, status);
     // A 4xx after an attempt of unknown outcome: the block stays flagged, but its refusal (a 400 to give up) is known.
@@ -107,22 +111,47 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
   return { status: response.status, ms, possiblyDuplicated, possiblyDuplicatedRows };
 }
 
+/** What sendBlock learns of its attempts. */
+interface AttemptState {
+  /** An attempt's whole body went out without an answer, or a 5xx came after it: Purview may hold the block. */
+  lostAnswer: boolean;
+  /** Attempts recorded in the ledger (markAttempt); 0 while none went out. */
+  attempts: number;
+  /** 401s met (classifyUploadFailure), so exactly one token refresh is tried. */
+  unauthorized: number;
+  /**
+   * The latest attempt went out (recorded by markAttempt) and nothing says yet that Purview did not receive it. Set as
+   * each attempt's request starts; cleared only by a known "not received" outcome (isKnownUnreceived). An abort in
+   * flight, or any other failure of the request, leaves it set: the body may have gone out whole.
+   */
+  unsettled: boolean;
+}
+
 /**
- * The last attempt's outcome is known: Purview answered (a 4xx refusal, a 401 twice, a 429 or 408 whose retries ran
- * out, a 5xx before the body went out whole), or the connection failed before the body went out whole (refused,
- * unresolvable, a TLS failure). An answer or a failure after the whole body already made the block's outcome unknown
- * (state.lostAnswer); with none such (the caller checks), Purview does not have it. An abort or any other error
- * says nothing of what Purview got.
+ * One attempt's outcome is known not received: Purview answered (a 4xx refusal, a 401, a 429 or 408, a 5xx before the
+ * body went out whole), or the connection failed before the body went out whole (refused, unresolvable, a TLS
+ * failure). A 5xx or a failure after the whole body made the block's outcome unknown (state.lostAnswer, set before
+ * this is asked). An abort or any other error says nothing of what Purview got.
  */
 function isKnownUnreceived(error: unknown): boolean {
   return (error instanceof UploadStatusError && error.status >= 400) || (error instanceof UploadNetworkError && !error.bodySent);
 }
 
-async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, state: { lostAnswer: boolean; attempts: number }): Promise<BlockResponse> {
+async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, state: AttemptState): Promise<BlockResponse> {
   const token = await ctx.tokenSource.getToken(ctx.signal);
   // Durable before the request: a crash from here on leaves "sent, answer unknown", which a rerun flags.
   ctx.ledger.markAttempt(block.claim.id);
   state.attempts = attempt;
+  state.unsettled = true;
+  try {
+    return await requestBlock(ctx, block, attempt, token, state);
+  } catch (error) {
+    if (!state.lostAnswer && isKnownUnreceived(error)) state.unsettled = false;
+    throw error;
+  }
+}
+
+async function requestBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, token: string, state: AttemptState): Promise<BlockResponse> {
   ctx.onEvent?.({ type: 'block_sent', index: block.index, rows: block.claim.rows, attempt });
   let response: BlockResponse;
   try {

@@ -51,6 +51,13 @@ export interface FhirServerOptions {
    * issue #15.3. Default none.
    */
   readonly readOnlyTypes?: readonly string[];
+  /**
+   * Most results one search of a type serves, as Epic caps a search (OperationOutcome 4127 "additional data may exist",
+   * docs/epic-smart.md §6.3): a search that matches more serves its first `cap` alone, states that many as its total,
+   * has no page past them, and carries the 4127 entry on every page. Paging does not help; only a narrower search does.
+   * Default none.
+   */
+  readonly searchResultCaps?: Readonly<Record<string, number>>;
   /** The Bulk Data `$export` (src/sandbox/bulk-export.ts): initial settings, and the clock of its times. */
   readonly bulkExport?: Partial<BulkExportSettings> & { readonly clock?: Clock };
 }
@@ -277,12 +284,21 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
     const { total } = await context.options.backend.search(resourceType, criteria);
     return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: self }] } };
   }
-  const { resources, total } = await context.options.backend.search(resourceType, criteria);
+  const found = await context.options.backend.search(resourceType, criteria);
+  const cap = context.options.searchResultCaps?.[resourceType];
+  // Cut short: the matches past the cap are not served, and the total counts only those served.
+  const cut = cap !== undefined && found.total !== undefined && found.total > cap;
+  const resources = cut ? found.resources.slice(0, Math.max(0, cap - offset)) : found.resources;
+  const total = cut ? cap : found.total;
   const link: NonNullable<Bundle['link']> = [{ relation: 'self', url: self }];
   const more = total === undefined ? resources.length >= count && count > 0 : offset + count < total;
   const next = nextLink(context, url, query, more ? offset + count : undefined, fault);
   if (next && fault?.kind !== 'drop-next') link.push({ relation: 'next', url: next });
   const stated = fault?.kind === 'fixed-total' ? fault.total : total;
+  const outcomes = [
+    ...(cut ? [searchsetOutcomeEntry('4127', 'warning')] : []),
+    ...(fault?.kind === 'outcome-entry' ? [searchsetOutcomeEntry(fault.code, fault.severity)] : []),
+  ] as NonNullable<Bundle['entry']>;
   const bundle: Bundle = {
     resourceType: 'Bundle',
     type: 'searchset',
@@ -294,7 +310,7 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
         resource,
         search: { mode: 'match' as const },
       })),
-      ...(fault?.kind === 'outcome-entry' ? [searchsetOutcomeEntry(fault.code, fault.severity) as NonNullable<Bundle['entry']>[number]] : []),
+      ...outcomes,
     ],
   };
   return { status: 200, body: bundle };

@@ -34,6 +34,8 @@ export interface SandboxOptions {
   readonly listAuditEvent?: boolean;
   readonly clock?: Clock;
   readonly smartTokenLifetimeSec?: number;
+  /** Most results one search of a type serves before Epic's 4127 cuts it short (FhirServerOptions.searchResultCaps). */
+  readonly searchResultCaps?: Readonly<Record<string, number>>;
   /** 'count' keeps only row counts in the ingestion emulator, 'digest' counts and a digest of the rows: both stay flat in memory. */
   readonly ingestRecord?: 'rows' | 'count' | 'digest';
 }
@@ -110,6 +112,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     verifyAccessToken: (token) => auth.verifyAccessToken(token) ?? false,
     tokenUrl: auth.tokenUrl,
     ...(options.listAuditEvent === undefined ? {} : { listAuditEvent: options.listAuditEvent }),
+    ...(options.searchResultCaps ? { searchResultCaps: options.searchResultCaps } : {}),
     // One clock for the EHR's servers: an export's transactionTime is the server's time, as its tokens' are.
     ...(options.clock ? { bulkExport: { clock: options.clock } } : {}),
   });

@@ -328,12 +328,12 @@ async function pushRun(deps: SyncDeps, run: RunRecord & { spoolPath: string }, c
 }
 
 /**
- * The connector's newest unfinished run is a real one that reached its push, with its whole spool on this machine: a
- * run here (a 'resume') finishes it. A replica whose spool is elsewhere leaves it to its own machine.
+ * One of the connector's unfinished runs is a real one that reached its push, with its whole spool on this machine: a
+ * run here (a 'resume') finishes it, closing any newer run it cannot resume on the way (resumeUnfinished), such as a
+ * dry run killed while it pulled. A replica whose spool is elsewhere leaves it to its own machine.
  */
 export function hasResumablePush(store: StateStore, connector: string): boolean {
-  const run = store.findUnfinishedRun(connector);
-  return run !== undefined && run.state === 'pushing' && !run.dryRun && isResumable(run);
+  return store.findUnfinishedRuns(connector).some((run) => run.state === 'pushing' && !run.dryRun && isResumable(run));
 }
 
 function isResumable(run: RunRecord): run is RunRecord & { spoolPath: string } {

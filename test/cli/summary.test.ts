@@ -28,6 +28,22 @@ describe('formatSummary', () => {
     );
   });
 
+  it('says so for a resumed run whose earlier push flagged blocks, though this push flagged none', () => {
+    const lines = formatSummary(summary({ counts: { ...summary({}).counts, possiblyDuplicated: 2, rowsPossiblyDuplicated: 20 } }));
+    expect(lines.at(-1)).toBe(
+      "  possibly duplicated: 20 row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in 2 block(s) sent by this run's earlier push(es); `bridge runs --possibly-duplicated run-1` lists them",
+    );
+  });
+
+  it("names this push's flagged blocks and counts those of the run's earlier push", () => {
+    const lines = formatSummary(
+      summary({ possiblyDuplicatedBlocks: [1], counts: { ...summary({}).counts, possiblyDuplicated: 3, rowsPossiblyDuplicated: 25 } }),
+    );
+    expect(lines.at(-1)).toBe(
+      "  possibly duplicated: 25 row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in this push's block(s) 1 (counted from 0) and 2 block(s) sent by this run's earlier push(es); `bridge runs --possibly-duplicated run-1` lists them",
+    );
+  });
+
   it('says nothing of duplicates when no block was flagged', () => {
     expect(formatSummary(summary({})).some((line) => line.includes('possibly duplicated'))).toBe(false);
   });

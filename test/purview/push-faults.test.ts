@@ -1,11 +1,24 @@
-import { describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { describe, expect, it, vi } from 'vitest';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
-import { destinationKey, type NormalizedFile, PurviewError, type PushEvent, type PushOptions, pushRowFile, type RangeRecord } from '../../src/purview/index.js';
+import {
+  destinationKey,
+  EventSpoolWriter,
+  type NormalizedFile,
+  PurviewError,
+  type PushEvent,
+  type PushOptions,
+  type PushReport,
+  pushEventSpool,
+  pushRowFile,
+  type RangeRecord,
+} from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
 import type { StateStore } from '../../src/sync/state/index.js';
 import { rejectionOf } from '../support/error-of.js';
-import { InstantClock } from '../support/manual-clock.js';
+import { InstantClock, ManualClock } from '../support/manual-clock.js';
 import { chunk, type Emulators, emulatorsAndStore, HEADER, makeRows, prepareFile, startEmulators, tempDir } from './support.js';
 
 const RETRY: RetryOptions = { maxAttempts: 4, maxTotalMs: 600_000, baseDelayMs: 1_000, maxDelayMs: 120_000 };
@@ -382,5 +395,132 @@ describe('uploads over the per-file limits', () => {
     ]);
     expect(report).toMatchObject({ blocks: 3, rowsSent: 25, rowsAcked: 25 });
     expect(emu.entra.stats.issued - issued).toBe(1);
+  });
+});
+
+describe('every attempt that went out not received, the retries ended by something else', () => {
+  /** Entra refusing the app's secret (rotated, or revoked): permanent, not retried. */
+  const SECRET_REVOKED = { status: 400, error: 'invalid_client', aadsts: 7000215, description: 'Invalid client secret provided.' };
+
+  /**
+   * The run's rows pushed as a flat file (ranges of its content) or as the pipeline's event spool (one event a row,
+   * claimed by openEventBlock), with the same options; each push of a run is a "next run" of the one before.
+   */
+  function pushOf(run: Run, kind: 'file' | 'events'): (extra?: Partial<PushOptions>) => Promise<PushReport> {
+    if (kind === 'file') return (extra = {}) => pushRowFile({ ...run.options, ...extra });
+    const name = randomUUID();
+    const spoolPath = join(dir, `events-${name}.txt`);
+    const indexPath = join(dir, `events-${name}.idx`);
+    const writer = new EventSpoolWriter(spoolPath, indexPath, HEADER);
+    writer.append(run.rows.map((row, i) => ({ key: `ev-${name}-${i}|1`, recordedMs: Date.parse('2026-11-01T00:00:00Z') + i, lines: [row] })));
+    writer.finish();
+    return (extra = {}) => pushEventSpool({ ...run.options, ...extra, spoolPath, indexPath, source: `conn-${name}` });
+  }
+
+  /** The next push sends the failed block's rows once, unflagged (or flagged, when its outcome was unknown). */
+  async function expectNextPush(run: Run, push: () => Promise<PushReport>, flagged: boolean): Promise<void> {
+    const report = await push();
+    expect(report).toMatchObject({
+      blocks: 3,
+      rowsSent: 25,
+      rowsAcked: 25,
+      possiblyDuplicated: flagged ? [0] : [],
+      rowsPossiblyDuplicated: flagged ? 10 : 0,
+    });
+    expect(emu.ingest.accepted(run.app.jobId).flatMap((block) => block.rows)).toEqual(run.rows);
+  }
+
+  for (const kind of ['file', 'events'] as const) {
+    it(`${kind}: a 401, then no new token: Purview took none of the block, and the next push sends its rows unflagged`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      await run.options.tokenSource.getToken(); // the token Purview then refuses
+      const requests = emu.ingest.requests;
+      emu.ingest.injectFaults({ kind: 'status', status: 401 });
+      emu.entra.injectFaults(SECRET_REVOKED);
+      try {
+        const error = await rejectionOf(push());
+        expect(error.code).toBe('BRG_ERR_PURVIEW_AUTH');
+        expect(error.message).toContain('invalid_client');
+      } finally {
+        emu.ingest.injectFaults();
+        emu.entra.injectFaults();
+      }
+      expect(emu.ingest.requests - requests).toBe(1);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
+      await expectNextPush(run, push, false);
+    });
+
+    it(`${kind}: a 429 whose Retry-After wait is cut by an abort: Purview took none of the block, and the next push sends its rows unflagged`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      const controller = new AbortController();
+      const clock = new ManualClock('2026-11-01T00:00:00Z');
+      emu.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '300' });
+      try {
+        const pushing = push({ clock, signal: controller.signal });
+        // Parked in the 300 s wait the 429 asked for.
+        await vi.waitFor(() => expect(clock.pending).toBe(1), { timeout: 10_000 });
+        controller.abort();
+        await expect(pushing).rejects.toMatchObject({ name: 'AbortError' });
+      } finally {
+        emu.ingest.injectFaults();
+      }
+      expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([expect.objectContaining({ attempt: 1, delayMs: 300_000 })]);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
+      await expectNextPush(run, push, false);
+    });
+
+    it(`${kind} (control): an attempt whose whole body went out without an answer stays unknown through a later 401 and a failed token`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      await run.options.tokenSource.getToken();
+      emu.ingest.injectFaults({ kind: 'reset-before-accept' }, { kind: 'status', status: 401 });
+      emu.entra.injectFaults(SECRET_REVOKED);
+      try {
+        expect((await rejectionOf(push())).code).toBe('BRG_ERR_PURVIEW_AUTH');
+      } finally {
+        emu.ingest.injectFaults();
+        emu.entra.injectFaults();
+      }
+      expect(run.events.filter((e) => e.type === 'block_sent')).toHaveLength(2);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unknown', 10]]);
+      await expectNextPush(run, push, true);
+    });
+
+    it(`${kind} (control): an attempt aborted in flight after a 429 stays unknown: its body may have gone out`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      const controller = new AbortController();
+      emu.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '1' }, { kind: 'delay', ms: 2_000 });
+      try {
+        const pushing = push({
+          signal: controller.signal,
+          onEvent: (event) => {
+            run.events.push(event);
+            if (event.type === 'block_sent' && event.attempt === 2) setTimeout(() => controller.abort(), 200);
+          },
+        });
+        await expect(pushing).rejects.toMatchObject({ name: 'AbortError' });
+      } finally {
+        emu.ingest.injectFaults();
+      }
+      if (kind === 'file') expect(run.ranges()).toEqual([['unknown', 10]]);
+      await expectNextPush(run, push, true);
+    });
+  }
+
+  it("events: the first token never came, so no attempt went out: the next push sends the block's events unflagged", async () => {
+    const run = await prepare(25);
+    const push = pushOf(run, 'events');
+    const requests = emu.ingest.requests;
+    emu.entra.injectFaults(SECRET_REVOKED);
+    try {
+      expect((await rejectionOf(push())).code).toBe('BRG_ERR_PURVIEW_AUTH');
+    } finally {
+      emu.entra.injectFaults();
+    }
+    expect(emu.ingest.requests).toBe(requests);
+    await expectNextPush(run, push, false);
   });
 });

@@ -190,6 +190,36 @@ describe('sandbox FHIR server imitating Epic public', () => {
       await quiet.close();
     }
   });
+
+  it("cuts a search that matches more than its type's cap as Epic does (4127 on every page, no page past the cap); a narrower one is whole", async () => {
+    const capped = await startFhirServer({
+      backend,
+      verifyAccessToken: () => true,
+      tokenUrl: TOKEN_URL,
+      defaultPageSize: 3,
+      searchResultCaps: { AuditEvent: 5, Practitioner: 1 },
+    });
+    const read = async (url: string) => (await (await fetch(url, { headers: { authorization: 'Bearer x' } })).json()) as Bundle;
+    const codes = (bundle: Bundle) =>
+      (bundle.entry ?? [])
+        .filter((entry) => entry.search?.mode === 'outcome')
+        .map((entry) => (entry.resource as OperationOutcome).issue[0]?.details?.coding?.[0]?.code);
+    try {
+      const first = await read(`${capped.baseUrl}/AuditEvent?date=ge${isoAt(0)}&date=lt${isoAt(12)}&_sort=date`);
+      expect([first.total, entryIds(first), codes(first)]).toEqual([5, ['ae-000', 'ae-001', 'ae-002', '?'], ['4127']]);
+      const second = await read(nextOf(first) ?? '');
+      expect([entryIds(second), codes(second), nextOf(second)]).toEqual([['ae-003', 'ae-004', '?'], ['4127'], undefined]);
+      // Within the cap: every match, no outcome. Each type has its own cap, or none.
+      const narrow = await read(`${capped.baseUrl}/AuditEvent?date=ge${isoAt(0)}&date=lt${isoAt(5)}&_sort=date&_count=8`);
+      expect([narrow.total, entryIds(narrow), codes(narrow)]).toEqual([5, ['ae-000', 'ae-001', 'ae-002', 'ae-003', 'ae-004'], []]);
+      const patients = await read(`${capped.baseUrl}/Patient?_id=pt-0,pt-1,pt-2`);
+      expect([entryIds(patients).sort(), codes(patients)]).toEqual([['pt-0', 'pt-1', 'pt-2'], []]);
+      const practitioners = await read(`${capped.baseUrl}/Practitioner?_id=pr-0,pr-1`);
+      expect([practitioners.total, codes(practitioners)]).toEqual([1, ['4127']]);
+    } finally {
+      await capped.close();
+    }
+  });
 });
 
 describe('sandbox FHIR server paging and size faults', () => {

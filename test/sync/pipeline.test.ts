@@ -28,6 +28,7 @@ import {
   type SyncRequest,
   type SyncSummary,
 } from '../../src/sync/index.js';
+import { hasResumablePush } from '../../src/sync/pipeline.js';
 import type { LeaseHolder, RunRecord } from '../../src/sync/state/index.js';
 import { type Emulators, startEmulators } from '../purview/support.js';
 import { linesLogger } from '../support/log-lines.js';
@@ -553,6 +554,34 @@ describe('runSync with a fake source', () => {
     });
     expect(d.store.getRun(backfill?.id ?? '')?.state).toBe('completed');
     expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(2);
+    d.store.close();
+  });
+
+  it("a service starting up sees an unfinished push behind a newer killed dry run, and its 'resume' finishes it", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const calls: string[] = [];
+    const d = deps(stateDir, fakeSource([event('r2', '2026-11-14T10:00:00Z')], [patient, practitioner], calls), undefined, job);
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    await expect(runSync(failing, { trigger: 'cli', until: '2026-11-14T11:00:00Z' })).rejects.toBeInstanceOf(BridgeError);
+    const pushing = d.store.findUnfinishedRun('main');
+    expect(pushing?.state).toBe('pushing');
+    expect(hasResumablePush(d.store, 'main')).toBe(true);
+    // A dry run killed with SIGKILL while it pulled: its record stays 'running', newer than the push's.
+    const { spoolPath: _spool, rejectsPath: _rejects, ...record } = pushing as RunRecord;
+    const started = new Date(Date.parse(pushing?.startedAt ?? '') + 1000).toISOString();
+    d.store.createRun({ ...record, id: 'dry-killed-2', state: 'running', dryRun: true, startedAt: started });
+    expect(d.store.findUnfinishedRun('main')?.id).toBe('dry-killed-2');
+    // bridge serve asks this at start-up: the push waits behind the dry run all the same.
+    expect(hasResumablePush(d.store, 'main')).toBe(true);
+    const pulls = calls.filter((call) => call.startsWith('pages')).length;
+    const resumed = await runSync(d, { trigger: 'resume' });
+    expect(resumed.runId).toBe(pushing?.id);
+    expect(calls.filter((call) => call.startsWith('pages'))).toHaveLength(pulls);
+    expect(d.store.getRun('dry-killed-2')?.state).toBe('failed');
+    expect(hasResumablePush(d.store, 'main')).toBe(false);
+    expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
     d.store.close();
   });
 

@@ -30,16 +30,30 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
       `  blocks sent         ${c.blocks}`,
       `  rows accepted       ${c.rowsAcked}${c.rowsAlreadyDelivered ? ` (${c.rowsAlreadyDelivered} acknowledged by an earlier attempt, not sent again)` : ''}`,
     );
-    if (summary.possiblyDuplicatedBlocks.length > 0) {
-      // Block numbers count from 0 within this push; a resumed run's earlier pushes numbered theirs afresh, so the
-      // ledger's list of the run (`bridge runs`) is what names the rows across pushes.
+    const flagged = flaggedBlocks(summary);
+    if (flagged) {
       lines.push(
-        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in this push's block(s) ${summary.possiblyDuplicatedBlocks.join(', ')} (counted from 0); ` +
+        `  possibly duplicated: ${c.rowsPossiblyDuplicated} row(s) Purview may already hold (re-sent after an unknown outcome, or recorded on a day the delivery ledger forgot), in ${flagged}; ` +
           `\`bridge runs --possibly-duplicated ${summary.runId}\` lists them`,
       );
     }
   }
   return lines;
+}
+
+/**
+ * Where the run's blocks flagged possibly duplicated are, or undefined when there are none. The run's counts hold every
+ * push of the run (a resumed run's earlier, interrupted pushes too, from the delivery ledger); this process's push
+ * knows only its own blocks. Block numbers count from 0 within this push; an earlier push numbered its own afresh, so
+ * the ledger's list of the run (`bridge runs`) is what names the rows across pushes.
+ */
+function flaggedBlocks(summary: SyncSummary): string | undefined {
+  const own = summary.possiblyDuplicatedBlocks;
+  const earlier = summary.counts.possiblyDuplicated - own.length;
+  const ownText = `this push's block(s) ${own.join(', ')} (counted from 0)`;
+  const earlierText = `${earlier} block(s) sent by this run's earlier push(es)`;
+  if (earlier <= 0) return own.length > 0 ? ownText : undefined;
+  return own.length > 0 ? `${ownText} and ${earlierText}` : earlierText;
 }
 
 /** A flat-file run: each file's outcome (names and counts, never cells), the tally, and what enrichment filled. */
