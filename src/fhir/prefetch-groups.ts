@@ -13,8 +13,12 @@ export interface GroupedItem {
 }
 
 export interface PrefetchGroups<T extends GroupedItem> {
-  /** Adds items; returns those whose references are now resolved (a whole group at a time, else none). */
-  add(items: readonly T[]): Promise<T[]>;
+  /**
+   * Adds items, and yields the items of each group whose references are now resolved, one group at a time. Map a
+   * group's items before asking for the next: the next group's prefetch may evict this one's resources from the
+   * resolver's cache (sized for one group, not for a page of several).
+   */
+  add(items: readonly T[]): AsyncGenerator<T[], void, undefined>;
   /** Fetches whatever is held and returns every item still waiting. */
   finish(): Promise<T[]>;
   /** Items added and not yet returned. */
@@ -41,9 +45,15 @@ export function createPrefetchGroups<T extends GroupedItem>(resolver: ReferenceR
     return ready;
   };
   return {
-    async add(items) {
-      for (const item of items) group.push(item);
-      return group.length >= groupSize ? flush(false) : [];
+    async *add(items) {
+      // A page larger than a group is cut into groups: one prefetch never covers more than groupSize events, so what it
+      // fetches fits the cache (fhir.referenceCacheSize ≥ 4 × fhir.prefetchEvents) until those events are mapped.
+      for (const item of items) {
+        group.push(item);
+        if (group.length < groupSize) continue;
+        const ready = await flush(false);
+        if (ready.length > 0) yield ready;
+      }
     },
     finish: () => flush(true),
     get waiting() {

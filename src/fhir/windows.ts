@@ -131,9 +131,11 @@ async function* pullSlice(
             // Epic capped this search (4127) before anything of it was yielded: each half asks for less, as often as
             // needed. Slices are walked first-half first, so a server that cuts every search short reaches a slice too
             // short to halve within about log2(span in seconds) searches, and the check below stops the run there.
+            // The halves carry no total of their parent (a cut search states none that counts the range): each is split
+            // and checked against its own total like a slice never split, not taken for a stalled split of one.
             const { splitFrom: _splitFrom, ...unsplit } = slice;
             const halves = splitSlice(unsplit, settings.maxResultsPerSlice + 1, settings.maxResultsPerSlice);
-            if (halves) return halves;
+            if (halves) return halves.map(({ since, until }) => ({ since, until }));
           }
           const parts = totals.uncounted ? undefined : splitSlice(slice, bundle.total, settings.maxResultsPerSlice);
           if (parts && (await countsTheRange(client, settings, slice, bundle.total, totals, signal))) return parts;

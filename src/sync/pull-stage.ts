@@ -93,8 +93,7 @@ async function pullChecked(
     for await (const page of source.pages(window, request.signal, note)) {
       throwIfStopped(request.stopSignal);
       result.counts.events += page.length;
-      const ready = await groups.add(dedupe.fresh(page, result.counts));
-      if (ready.length > 0) map(ready);
+      for await (const ready of groups.add(dedupe.fresh(page, result.counts))) map(ready);
     }
     // Also when only already-pushed duplicates came since the last group: the page event reports them.
     if (groups.waiting > 0 || result.counts.events > sinceLastMap.events) map(await groups.finish());

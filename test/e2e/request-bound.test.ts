@@ -107,6 +107,26 @@ describe('FHIR request count of a whole sync', () => {
     expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
   });
 
+  it('cuts a page larger than a prefetch pass into passes: the smallest cache the config allows loses no patient of the page', async () => {
+    // Pages of 200 events, passes of 25, a cache of 100 (4 × 25, the least allowed): a pass over a whole page fetched
+    // 200 patients into a cache of 100 before mapping them, so half the page's rows were rejected as missing a name.
+    h = await startHarness({
+      data: { seed: 13, events: 1_200, patients: 1_000, practitioners: 40 },
+      backend: 'generated',
+      flags: {
+        'connectors.0.fhir.pageSize': 200,
+        'connectors.0.fhir.prefetchEvents': 25,
+        'connectors.0.fhir.referenceCacheSize': 100,
+        'connectors.0.purview.blockRows': 2_000,
+        'connectors.0.fhir.requestsPerSecond': 1_000,
+      },
+    });
+    const summary = await h.sync();
+    expect(summary.counts.events).toBe(1_200);
+    expect(summary.rejectReasons).not.toHaveProperty('missing-patient-name');
+    expect(deliveredSortedRows(h)).toEqual(expectedSortedRows(h));
+  });
+
   it('fetches the held partial batches early when too many events wait for them, still delivering every row once', async () => {
     h = await start(40);
     const summary = await h.sync();

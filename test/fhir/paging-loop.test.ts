@@ -113,6 +113,26 @@ describe('paging loops', () => {
     expect(new Set(ids).size).toBe(30);
   });
 
+  it('slices halved after Epic cut a search short (4127) are still checked against their totals: a lost next link is read again', async () => {
+    // Epic serves 90 results a search; the pull splits at 30 a slice. The window's search is cut, then its halves'.
+    const events = allResources(buildFixtures({ events: 240, patients: 3, practitioners: 2 }));
+    const window = { since: isoAt(0), until: isoAt(240) };
+    const first = /\/AuditEvent\?(?!.*_offset)/;
+    fixture = await startFixtureServer(events, { searchResultCaps: { AuditEvent: 90 } });
+    // Three walks lose their next link after the first page: each such slice is read again, and every event comes once.
+    fixture.server.faults.add({ action: { kind: 'drop-next' }, match: first, times: 3 });
+    const once = await pullAll(pullAuditEvents(fixture.client(), window, { pageSize: 10, maxResultsPerSlice: 30 }));
+    expect(once.error).toBeUndefined();
+    expect(once.ids).toHaveLength(240);
+    expect(new Set(once.ids).size).toBe(240);
+    await fixture.server.close();
+    // Every walk loses it: the pull stops, rather than passing over what it never read.
+    fixture = await startFixtureServer(events, { searchResultCaps: { AuditEvent: 90 } });
+    fixture.server.faults.add({ action: { kind: 'drop-next' }, match: first, times: 10_000 });
+    const never = await pullAll(pullAuditEvents(fixture.client(), window, { pageSize: 10, maxResultsPerSlice: 30 }));
+    expect(never.error).toMatchObject({ code: 'BRG_ERR_FHIR_PAGING' });
+  });
+
   it('paging that skips events on every walk stops the pull with BRG_ERR_FHIR_PAGING naming both counts, nothing yielded twice', async () => {
     fixture = await shiftedServer('10', '8');
     const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));

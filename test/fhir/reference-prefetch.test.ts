@@ -62,7 +62,8 @@ function event(
 async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMapping, server: FixtureServer) {
   const resolver = createReferenceResolver(server.client(), { clock: server.clock, baseUrl: server.server.baseUrl });
   const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, 2);
-  const ready = await groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })));
+  const ready: Array<{ event: AuditEvent; references: ReferenceRequest }> = [];
+  for await (const group of groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })))) ready.push(...group);
   ready.push(...(await groups.finish()));
   const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
   return new Map(
