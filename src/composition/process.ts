@@ -1,11 +1,11 @@
 /**
  * This process, as the composition root sees it: its identity as a lease holder (host, PID namespace, pid), whether
- * another holder on this host is still alive, and the wall-clock heartbeat that renews a lease. The only place the
- * lease code meets `process` and timers.
+ * another holder on this host is still alive (or an earlier process that had this one's pid), and the wall-clock
+ * heartbeat that renews a lease. The only place the lease code meets `process` and timers.
  */
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
-import type { LeasePolicy } from '../sync/lease.js';
+import { heldByThisProcess, type LeasePolicy } from '../sync/lease.js';
 import type { LeaseHolder } from '../sync/state/index.js';
 
 /** This process, as a lease holder; a holder on this host whose process is gone is stale at once. */
@@ -29,9 +29,15 @@ export function leasePolicy(ttlMs: number, command: string): LeasePolicy {
  * here; and two machines given one host name have the same initial namespace number, told apart by their kernels' boot
  * ids. A holder recorded without a namespace (where /proc could not be read, or by a build before this field) counts as
  * ours only where we have none either; otherwise it is let go when its lease expires.
+ *
+ * A holder with this process's pid is this process only while it holds that lease (its id, src/sync/lease.ts): any
+ * other is an earlier process that had the same pid, e.g. the bridge as pid 1 of a container that was killed -9 and
+ * started again (same host name, same boot, maybe the same namespace inode) well within the lease's TTL.
  */
-export function holderIsGone(holder: Pick<LeaseHolder, 'host' | 'pid' | 'pidNamespace'>): boolean {
-  return holder.host === hostname() && holder.pidNamespace === pidNamespace() && holder.pid !== process.pid && !processAlive(holder.pid);
+export function holderIsGone(holder: Pick<LeaseHolder, 'id' | 'host' | 'pid' | 'pidNamespace'>): boolean {
+  if (holder.host !== hostname() || holder.pidNamespace !== pidNamespace()) return false;
+  if (holder.pid === process.pid) return !heldByThisProcess(holder.id);
+  return !processAlive(holder.pid);
 }
 
 let ownPidNamespace: { value: string | undefined } | undefined;

@@ -2,7 +2,9 @@
  * One run per connector at a time across processes and machines sharing the state: the run holds a lease in the
  * state store, renews it while it works, and releases it when it ends. A holder that crashed blocks others for at
  * most the lease's time to live (at once when it was a process on this host that is gone). A run that loses its
- * lease (paused longer than the TTL and taken over) stops at once rather than race the new holder.
+ * lease (paused longer than the TTL and taken over) stops at once rather than race the new holder. The holder ids of
+ * the leases this process holds are known here (heldByThisProcess): a lease naming this process's pid is not this
+ * process's unless it is one of them.
  */
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
@@ -15,7 +17,10 @@ export interface LeasePolicy {
   readonly ttlMs: number;
   /** Who we are (host, pid, command), for the message another process prints. */
   readonly identity: Omit<LeaseHolder, 'id' | 'since'>;
-  /** True when a holder is certainly gone (e.g. a process of this host that no longer exists). */
+  /**
+   * True when a holder is certainly gone (e.g. a process of this host that no longer exists, or one that had this
+   * process's pid before it: see heldByThisProcess).
+   */
   readonly isStale: (holder: LeaseHolder) => boolean;
   /**
    * Runs `renew` every `ms` of wall time until the returned function is called. A heartbeat is wall time by nature
@@ -45,6 +50,21 @@ export function fileLeaseName(destination: string, sha256: string): string {
   return `push:${destination}:${sha256}`;
 }
 
+/**
+ * The holder ids of the leases this process holds, from their taking to their release (or their loss to another
+ * holder). Process-wide on purpose: whichever policy took a lease, it is this process's.
+ */
+const heldHere = new Set<string>();
+
+/**
+ * Whether `holderId` is the holder of a lease this process holds now. A lease naming this host, PID namespace and pid
+ * is this process's only then; otherwise an earlier process had the same pid and is gone: a container restarted after
+ * a kill -9 or an OOM kill runs the bridge as pid 1 again, as the one that died did.
+ */
+export function heldByThisProcess(holderId: string): boolean {
+  return heldHere.has(holderId);
+}
+
 /** How long a renewal can wait on a busy state database before it fails (sqlite.ts: busy_timeout). */
 const BUSY_WAIT_MS = 5_000;
 
@@ -53,6 +73,7 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
   const holder: LeaseHolder = { ...policy.identity, id: newId(), since: new Date(clock.now()).toISOString() };
   const outcome = store.acquireLease(name, holder, policy.ttlMs, policy.isStale);
   if (!outcome.acquired) throw inProgress(what, outcome.holder, outcome.expiresMs);
+  heldHere.add(holder.id);
   const lost = new AbortController();
   // A quarter: a renewal that fails once (one beat, plus up to the database's 5 s busy wait) still leaves two beats.
   const beatMs = Math.max(1, Math.floor(policy.ttlMs / 4));
@@ -87,6 +108,7 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
       renewedMs = attemptMs;
       return;
     }
+    heldHere.delete(holder.id); // another holder's now
     lost.abort(
       new BridgeError(
         'BRG_ERR_RUN_IN_PROGRESS',
@@ -100,6 +122,8 @@ export function holdLease(store: LeaseStore, name: string, policy: LeasePolicy, 
     release() {
       stop();
       store.releaseLease(name, holder.id);
+      // Only once the store let it go: a lease whose release failed stays this process's until it expires.
+      heldHere.delete(holder.id);
     },
   };
 }

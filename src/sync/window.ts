@@ -38,7 +38,10 @@ export function computeWindow(
   // clock, and takes no --until: the pipeline refuses one) needs no settle delay, and its end here is only what the run
   // shows until the source reports its own. So a watermark past now minus the settle delay (runs closer together than
   // fhir.settleMinutes - fhir.overlapMinutes, or a server clock ahead of ours) is no empty window for it.
-  const settled = sourceEnds ? nowMs : nowMs - policy.settleMs;
+  // On a whole second: an event recorded to the second is that second's range in FHIR search, so a window ending inside
+  // it (…:03.456) reads it with `lt` and the next window, starting there less the overlap, reads it again with `ge`,
+  // before the first instant the previous run remembered: a reject or a skip counted twice, and taken for a late event.
+  const settled = sourceEnds ? nowMs : Math.floor((nowMs - policy.settleMs) / 1_000) * 1_000;
   const until = override.until ? parseInstant(override.until, '--until') : settled;
   if (until > settled) {
     // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { referenceKey } from '../../src/reference-keys.js';
+import { ManualClock } from '../support/manual-clock.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
@@ -67,5 +68,44 @@ describe('incremental syncs', () => {
     expect(accepted.length).toBe(first.counts.rowsAcked + second.counts.rowsAcked);
     expect([...accepted].sort()).toEqual([...expected].sort());
     expect(new Set(accepted).size).toBe(accepted.length);
+  });
+});
+
+describe('incremental syncs ending inside a second', () => {
+  /** The sandbox's config settles nothing (fhir.settleMinutes 0): a window ends now. */
+  const SETTLE = 0;
+  const OVERLAP = 15 * 60_000;
+  let c: SandboxHarness;
+  let clock: ManualClock;
+  /** A whole second after the generated data, on which the second run's window starts 456 ms in. */
+  let boundary: number;
+  beforeAll(async () => {
+    const data = { seed: 17, events: 60, patients: 10, practitioners: 3 };
+    const end = Date.UTC(2026, 10, 2);
+    boundary = end + 60_000;
+    clock = new ManualClock(boundary + OVERLAP + 456 + SETTLE);
+    c = await startHarness({ data: { ...data, end: iso(end), start: iso(end - 6 * 3_600_000) }, clock });
+  });
+  afterAll(async () => c?.close());
+
+  it('read an event recorded to that second once: its reject is not counted again, nor taken for a late event', async () => {
+    const template = [...c.sandbox.dataset.events()].find((e) => e.outcome === '0') as AuditEvent;
+    // Recorded to the second (as Epic writes it), naming a patient the EHR does not have: its row is rejected.
+    const rejected: AuditEvent = {
+      ...structuredClone(template),
+      id: 'boundary-second',
+      meta: { versionId: '1', lastUpdated: iso(boundary) },
+      recorded: iso(boundary).replace('.000Z', 'Z'),
+      period: { start: iso(boundary).replace('.000Z', 'Z') },
+      entity: [{ what: { reference: 'Patient/not-in-the-ehr' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+    };
+    await c.sandbox.store?.load([rejected]);
+    const first = await c.sync({ until: undefined });
+    expect(first.counts.rejects).toBeGreaterThanOrEqual(1);
+    await clock.advance(5 * 60_000);
+    const second = await c.sync({ since: undefined, until: undefined });
+    expect(Date.parse(second.since)).toBeLessThanOrEqual(boundary + 1_000);
+    expect(second.counts.rejects).toBe(0);
+    expect(c.logLines.filter((line) => line.includes('lateEvents'))).toEqual([]);
   });
 });

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { type HeldLease, holdLease, type LeasePolicy } from '../../src/sync/lease.js';
+import { type HeldLease, heldByThisProcess, holdLease, type LeasePolicy } from '../../src/sync/lease.js';
 import { type LeaseHolder, openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 
@@ -133,5 +133,46 @@ describe('lease heartbeat', () => {
     expect(other.readLease(LEASE)?.expiresMs).toBe(Date.parse('2026-11-23T00:02:30Z'));
     expect(other.acquireLease(LEASE, otherHolder, 90_000, () => false)).toMatchObject({ acquired: false });
     lease.release();
+  });
+});
+
+describe('the leases this process holds', () => {
+  it("a holder is this process's from its taking to its release, or until another process took its lease over; never a refused one", async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { flaky, other } = twoProcesses(clock);
+    const { policy, beat } = manualBeat(60_000);
+    const released = holdLease(flaky, LEASE, policy, clock, () => 'released', 'A sync');
+    expect(heldByThisProcess('released')).toBe(true);
+    expect(() => holdLease(flaky, LEASE, policy, clock, () => 'refused', 'A sync')).toThrow(expect.objectContaining({ code: 'BRG_ERR_RUN_IN_PROGRESS' }));
+    expect(heldByThisProcess('refused')).toBe(false);
+    released.release();
+    expect(heldByThisProcess('released')).toBe(false);
+
+    const lost = holdLease(flaky, LEASE, policy, clock, () => 'taken-over', 'A sync');
+    expect(heldByThisProcess('taken-over')).toBe(true);
+    await clock.advance(61_000); // paused past its TTL: another process takes it
+    expect(other.acquireLease(LEASE, otherHolder, 60_000, () => false)).toMatchObject({ acquired: true });
+    beat();
+    expect(lost.lost.aborted).toBe(true);
+    expect(heldByThisProcess('taken-over')).toBe(false);
+    lost.release();
+    expect(other.readLease(LEASE)?.holder.id).toBe('other');
+  });
+
+  it("a run stopped because its renewals failed keeps its lease this process's until it releases it (the store still names it)", async () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const { flaky, state } = twoProcesses(clock);
+    const { policy, beat, beatMs } = manualBeat(20_000);
+    const lease = holdLease(flaky, LEASE, policy, clock, () => 'stopped', 'A sync');
+    Object.assign(state, { busy: true, busyMs: 5_000 });
+    for (let beats = 0; beats < 10 && !lease.lost.aborted; beats++) {
+      await clock.advance(beatMs());
+      beat();
+    }
+    expect(lease.lost.reason).toMatchObject({ code: 'BRG_ERR_STATE' });
+    expect(heldByThisProcess('stopped')).toBe(true);
+    state.busy = false;
+    lease.release();
+    expect(heldByThisProcess('stopped')).toBe(false);
   });
 });
