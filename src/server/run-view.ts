@@ -35,6 +35,19 @@ export function runView(run: RunRecord, policy: RejectsPolicy, delivered?: RunDe
   };
 }
 
+/**
+ * A run's rejects file is whole once the run is over: while it pulls or pushes (a push stopped or failed waits for the
+ * next run to resume it) rows are still appended, rows given up after Purview refused them with the row as sent (PHI).
+ */
+export function rejectsFinal(run: Pick<RunRecord, 'state'>): boolean {
+  return run.state === 'completed' || run.state === 'failed';
+}
+
+/** Why an unfinished run's rejects are not served yet, and when they are. */
+export function rejectsUnfinished(run: Pick<RunRecord, 'id' | 'state'>): string {
+  return `Run ${run.id} is still in progress (${run.state}): its rejects file is written until the run completes. Fetch its rejects once it completes (a run left unfinished completes when the next run resumes its push).`;
+}
+
 /** Why a run has no rejects file to read. */
 export function rejectsGone(run: RunRecord, retentionDays: number): string {
   if (run.counts.rejects === 0 && run.state === 'completed') return `Run ${run.id} rejected no rows.`;

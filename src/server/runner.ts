@@ -14,8 +14,12 @@ export interface SyncRunner {
   /** Starts a run; resolves with its id once it is recorded. Throws BRG_ERR_RUN_IN_PROGRESS while one is in flight. */
   start(connector: string, options: { trigger: RunTrigger; since?: string | undefined; until?: string | undefined }): Promise<StartedRun>;
   isRunning(connector: string): boolean;
-  /** The end of the connector's run in flight when it is a 'resume' (it pulls nothing new), else undefined. */
-  resumeInFlight(connector: string): Promise<void> | undefined;
+  /**
+   * The end of the connector's run in flight when it does not pull up to now, else undefined: a 'resume' pulls nothing
+   * new, and a run given an explicit `until` stops there (a backfill of a past window; the watermark never moves back).
+   * A run to now, its `since` explicit or not, covers what a schedule tick would pull.
+   */
+  endOfRunShortOfNow(connector: string): Promise<void> | undefined;
   /** Stops every in-flight run at its next checkpoint; aborts those still running after `graceMs`, or once `now` aborts. */
   drain(graceMs: number, now?: AbortSignal): Promise<void>;
 }
@@ -33,8 +37,11 @@ export interface StartedRun {
 export interface RunnerHooks {
   /**
    * A run of the usual window (a schedule tick, "Sync now") failed before its run record existed: a missing secret, a
-   * window refused before the ledger's horizon, a build error. A run given its own window is left out: its refusal is
-   * about that request, and its caller has the answer.
+   * window refused before the ledger's horizon, a build error. A run given its own window is left out when its refusal
+   * came before any run was recorded: it is about that request, and its caller has the answer (a 400). Not when the
+   * caller was answered with an unfinished run resumed first (a 202 `resumed: true`) and the window asked for then never
+   * got a run of its own (the resumed push failed or was stopped, or the window was refused after it): nothing else
+   * tells that caller, so it is reported here, the error's code with a message naming the window to ask for again.
    */
   readonly onStartFailure?: (connector: string, error: BridgeError) => void;
   /** A scheduled run did not start because another process or replica holds the connector's lease. */
@@ -42,7 +49,7 @@ export interface RunnerHooks {
 }
 
 export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: RunnerHooks = {}): SyncRunner {
-  const inFlight = new Map<string, { done: Promise<void>; trigger: RunTrigger; stop: AbortController; abort: AbortController }>();
+  const inFlight = new Map<string, { done: Promise<void>; shortOfNow: boolean; stop: AbortController; abort: AbortController }>();
   // Set by drain: a trigger still on its way when shutdown began must not start a run the drain never sees.
   let closing = false;
   return {
@@ -77,7 +84,8 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
         stopSignal: stop.signal,
         onRunId: (id, resumed) => {
           run.recorded = true;
-          if (resumed !== true) run.ownStarted = true;
+          if (resumed === true) run.resumedRunId = id;
+          else run.ownStarted = true;
           reportId({ runId: id, resumed: resumed === true });
         },
         // The push resumed first is done (its record says so): this start's own run may still fail before it has one,
@@ -98,13 +106,13 @@ export function createSyncRunner(sync: ConnectorSync, logger: Logger, hooks: Run
           reportEnd(error, run, logger, hooks);
         })
         .finally(() => inFlight.delete(connector));
-      inFlight.set(connector, { done, trigger: options.trigger, stop, abort });
+      inFlight.set(connector, { done, shortOfNow: options.trigger === 'resume' || Boolean(options.until), stop, abort });
       return runId;
     },
     isRunning: (connector) => inFlight.has(connector),
-    resumeInFlight: (connector) => {
+    endOfRunShortOfNow: (connector) => {
       const run = inFlight.get(connector);
-      return run?.trigger === 'resume' ? run.done : undefined;
+      return run?.shortOfNow ? run.done : undefined;
     },
     async drain(graceMs, now) {
       closing = true;
@@ -138,6 +146,8 @@ interface StartedState {
   answered: boolean;
   /** This start's own run got its record (not only the unfinished one resumed first). */
   ownStarted: boolean;
+  /** The unfinished run whose push this start resumed first, if any. */
+  resumedRunId?: string;
 }
 
 /** How a run that ended in an error is told: always in the log, and to the hooks when it left no run record. */
@@ -149,12 +159,14 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
   const fields =
     typed.code === 'BRG_ERR_INTERNAL' ? { connector, trigger, code: typed.code, err: error } : { connector, trigger, code: typed.code, message: typed.message };
   // The caller was answered with the unfinished push resumed first, then this start ended before its own run began: the
-  // window it asked for (a backfill) is run by nobody unless it is asked for again.
+  // window it asked for (a backfill) is run by nobody unless it is asked for again. No run record says so (the resumed
+  // run's is about its own window, if it failed at all): a start failure does, in /v1/status and the metrics.
   if (run.window && !run.ownStarted && (run.recorded || run.answered)) {
     logger.warn(
       { connector, trigger, since: run.window.since, until: run.window.until, code: typed.code },
       'the run asked for after the unfinished push did not start; ask for its window again',
     );
+    hooks.onStartFailure?.(connector, windowNotRun(typed, run.window, run.resumedRunId, run.answered));
   }
   if (run.recorded) {
     logger.error(fields, 'sync failed');
@@ -170,7 +182,29 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
     logger.warn(fields, 'sync stopped before it started');
   } else {
     logger.error(fields, 'sync failed before it started');
-    // A refused window is its caller's 400, unless the caller was already answered with the push resumed first.
-    if (!run.window || run.answered) hooks.onStartFailure?.(connector, typed);
+    // A refused window is its caller's 400; once the caller was answered with the push resumed first, it was reported above.
+    if (!run.window) hooks.onStartFailure?.(connector, typed);
   }
+}
+
+/**
+ * The start failure of a window asked for behind an unfinished push: the error's code, and a message that says which
+ * window was not run, why, and to ask for it again. A BridgeError's message names no PHI; an internal error's stays out
+ * of it (status shows the code only, the log has the error).
+ */
+function windowNotRun(
+  error: BridgeError,
+  window: { readonly since: string | undefined; readonly until: string | undefined },
+  resumedRunId: string | undefined,
+  resumedCompleted: boolean,
+): BridgeError {
+  const asked = [window.since ? `since ${window.since}` : undefined, window.until ? `until ${window.until}` : undefined].filter(Boolean).join(', ');
+  const resumed = resumedRunId ? `the unfinished push of run ${resumedRunId}` : 'the unfinished push';
+  const why = resumedCompleted ? `${resumed} completed first, then this run did not start` : `${resumed}, resumed first, did not complete`;
+  const said = error.code === 'BRG_ERR_INTERNAL' ? 'an unexpected error; the service log has the details.' : error.message;
+  const cause = /[.!?]$/.test(said) ? said : `${said}.`;
+  return new BridgeError(error.code, `The run asked for (${asked}) was not run: ${why}: ${cause} Ask for its window again.`, {
+    cause: error,
+    details: error.details,
+  });
 }

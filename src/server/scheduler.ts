@@ -2,8 +2,9 @@
  * Cron schedules per connector (croner computes the next fire time in the connector's IANA zone); waits go through
  * the injected clock so tests run a day of schedule instantly. A tick while the connector's run is in flight is
  * skipped, never queued: the next run's window covers what the skipped one would have pulled. Except behind a run that
- * pulls nothing new (the start-up 'resume' of an interrupted push): skipping would leave the tick's window to the next
- * tick, a day later for a nightly schedule, so the tick fires as soon as that run ends.
+ * does not pull up to now (the start-up 'resume' of an interrupted push, which pulls nothing new; a backfill of a past
+ * window, given an explicit end): skipping would leave the tick's window to the next tick, a day later for a nightly
+ * schedule, so the tick fires as soon as that run ends.
  */
 import { Cron } from 'croner';
 import type { Clock } from '../clock.js';
@@ -19,10 +20,11 @@ export interface SchedulerHooks {
   isRunning(connector: string): boolean;
   fire(connector: string): void;
   /**
-   * The end of the connector's run in flight when it pulls nothing new (it only finishes an interrupted push), else
-   * undefined: a tick waits for such a run instead of being skipped.
+   * The end of the connector's run in flight when that run does not pull up to now (a start-up 'resume', a run given an
+   * explicit end), else undefined: a tick waits for such a run instead of being skipped, since it leaves the tick's
+   * window unpulled.
    */
-  pullsNothingUntil?: (connector: string) => Promise<void> | undefined;
+  endOfRunShortOfNow?: (connector: string) => Promise<void> | undefined;
   /** Observes skips (tests, metrics). */
   onSkip?: (connector: string, at: Date) => void;
 }
@@ -49,9 +51,12 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     } catch {
       return; // aborted
     }
-    const finishing = hooks.pullsNothingUntil?.(entry.connector);
+    const finishing = hooks.endOfRunShortOfNow?.(entry.connector);
     if (finishing) {
-      logger.info({ connector: entry.connector, at: next.toISOString() }, 'scheduled sync waits for the interrupted push to finish');
+      logger.info(
+        { connector: entry.connector, at: next.toISOString() },
+        'scheduled sync waits for the run in flight to end: it does not pull up to now (a resumed push, a backfill)',
+      );
       if (!(await endOrAbort(finishing, signal))) return;
     }
     if (hooks.isRunning(entry.connector)) {

@@ -138,8 +138,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
         isRunning: (name: string) => runner.isRunning(name),
-        // A tick during the start-up resume runs once it ends, not a day later (scheduler.ts).
-        pullsNothingUntil: (name: string) => runner.resumeInFlight(name),
+        // A tick during the start-up resume or a backfill of a past window runs once it ends, not a day later (scheduler.ts).
+        endOfRunShortOfNow: (name: string) => runner.endOfRunShortOfNow(name),
         // The runner logs a failure and reports one that left no run record (startFailures); nothing is left to do here.
         fire: (name: string) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
         onSkip: (name: string) => metrics.scheduleSkipped(name, 'in_flight'),

@@ -128,6 +128,14 @@ describe('bridge runs and bridge rejects', () => {
     expect(lines).toHaveLength(summary.counts.rejects);
     expect(new Set(lines.map((l) => l.reason))).toEqual(new Set(['missing-patient-name']));
 
+    // While the run is in progress (a push left unfinished: rows given up are still added), nothing is printed.
+    h.withStore((s) => s.updateRun(summary.runId, { state: 'pushing' }));
+    const unfinished = recordingContext();
+    const inProgress = await run(rejectsCommand(unfinished), [summary.runId, '--config', h.sandbox.configPath]).catch((e: unknown) => e);
+    h.withStore((s) => s.updateRun(summary.runId, { state: 'completed' }));
+    expect(inProgress).toMatchObject({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: expect.stringContaining('Fetch its rejects once it completes') });
+    expect(unfinished.written()).toBe('');
+
     // Gone after retention: the error says so (and the exit code is bad input's).
     const path = h.withStore((s) => s.getRun(summary.runId)?.rejectsPath) ?? '';
     rmSync(path);

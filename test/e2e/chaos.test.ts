@@ -6,7 +6,7 @@
  * and search-session expiry; Purview 503, reset before or after accepting, slow answers). At the end every row the
  * events produce is in Purview exactly once, or more than once only where the bridge flagged it possibly duplicated.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { Rng } from '../../src/sandbox/generator-random.js';
 import type { IngestFault } from '../../src/sandbox/purview-ingest.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const SEED = 20261206;
 const ROUNDS = 10;
@@ -32,13 +32,6 @@ function bridgeSync(until: string, blockRows: number): BridgeProcess {
     BRIDGE__connectors__0__purview__blockRows: String(blockRows),
     BRIDGE__connectors__0__fhir__pageSize: '40',
   });
-}
-
-/** Blocks acknowledged so far, as the runs' event logs record them (the output has no line per block: issue #17.4). */
-function blocksAcked(): number {
-  const dir = join(h.config.stateDir, 'runs');
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }
 
 async function waitFor(condition: () => boolean, ms: number): Promise<boolean> {
@@ -115,12 +108,12 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
         expect(r.stderr).toMatch(/BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge sync \(pid \d+ on /);
       await completes(untilIso, blockRows);
     } else {
-      const ackedBefore = blocksAcked();
+      const ackedBefore = blocksAcked(h);
       const child = bridgeSync(untilIso, blockRows);
       const afterBlocks = rng.int(3);
       const delayMs = rng.int(1500);
       // A random point: after some blocks were acknowledged, or after a random delay (pulling, or a block in flight).
-      await Promise.race([waitFor(() => blocksAcked() - ackedBefore > afterBlocks, 20_000), new Promise((r) => setTimeout(r, delayMs))]);
+      await Promise.race([waitFor(() => blocksAcked(h) - ackedBefore > afterBlocks, 20_000), new Promise((r) => setTimeout(r, delayMs))]);
       child.kill(action === 'sigterm' ? 'SIGTERM' : 'SIGKILL');
       const result = await child.done;
       log.push(`  stopped: code ${result.code} signal ${result.signal}`);

@@ -6,14 +6,14 @@
  * holds its lease, a replica still on the old config refused after the move, kill -9 and faults on both sides under
  * the new name, and at the end every row is in Purview once (or flagged).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { type BridgeProcess, spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const HOUR = 3_600_000;
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -21,13 +21,6 @@ const RENAMED = { BRIDGE__connectors__0__name: 'ehr-main' };
 
 function accepted(h: SandboxHarness): string[] {
   return h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
-}
-
-/** Blocks acknowledged so far, from the runs' event logs (every process writes its own). */
-function blocksAcked(h: SandboxHarness): number {
-  const dir = join(h.config.stateDir, 'runs');
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }
 
 function renamedConfig(h: SandboxHarness): Config {

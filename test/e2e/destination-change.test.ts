@@ -1,17 +1,8 @@
-/**
- * Exactly once per Purview job: after `purview.jobId` changes, a backfill of a window the old job already received
- * must deliver all of it to the new job. The overlap's seen set used to be kept per connector only, so the events of
- * the last completed run's overlap counted as already pushed and the new job never got them. Driven through real
- * processes (kill -9 mid-push, a second process on the same state, another block size on the rerun) with faults on
- * both sides.
- */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destinationKey } from '../../src/purview/index.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const JOB_B = 'b6c9d0e2-4f5a-4b7c-9d8e-0f1a2b3c4d5e';
 const JOB_C = 'c7d0e1f3-5a6b-4c8d-8e9f-1a2b3c4d5e6f';
@@ -38,12 +29,6 @@ function syncIntoB(blockRows: number, jobId = JOB_B, tenantId = h.sandbox.ids.te
   });
 }
 
-function blocksAcked(): number {
-  const dir = join(h.config.stateDir, 'runs');
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
-}
-
 it("a backfill into a new Purview job delivers the whole window, the old job's last overlap included, each row once or flagged", async () => {
   const events = [...h.sandbox.dataset.events()];
   const expected = expectedRows(h.config, h.sandbox.dataset, events);
@@ -51,13 +36,13 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
   const first = await h.sync();
   expect(first.counts.rowsAcked).toBe(expected.lines.length);
   expect(rowsOf(h.sandbox.ids.jobId)).toHaveLength(expected.lines.length);
-  const ackedBefore = blocksAcked();
+  const ackedBefore = blocksAcked(h);
 
   // Job B, first attempt: the EHR throttles once, Purview is slow; killed -9 after its first acknowledged block.
   h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
   h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
   const killed = syncIntoB(20);
-  await until('a block acknowledged', () => blocksAcked() > ackedBefore || undefined);
+  await until('a block acknowledged', () => blocksAcked(h) > ackedBefore || undefined);
   killed.kill('SIGKILL');
   expect((await killed.done).signal).toBe('SIGKILL');
   h.sandbox.ingest.injectFaults();
@@ -94,13 +79,13 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
 it('one job under two spellings of its tenant (its domain, then its id) is one destination: a rerun sends nothing twice unflagged', async () => {
   const events = [...h.sandbox.dataset.events()];
   const expected = expectedRows(h.config, h.sandbox.dataset, events);
-  const ackedBefore = blocksAcked();
+  const ackedBefore = blocksAcked(h);
 
   // Job C with the tenant written as its domain, which Entra takes: throttled once by the EHR, killed -9 after a block.
   h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
   h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
   const killed = syncIntoB(20, JOB_C, h.sandbox.ids.tenantDomain);
-  await until('a block acknowledged', () => blocksAcked() > ackedBefore || undefined);
+  await until('a block acknowledged', () => blocksAcked(h) > ackedBefore || undefined);
   killed.kill('SIGKILL');
   expect((await killed.done).signal).toBe('SIGKILL');
   h.sandbox.ingest.injectFaults();

@@ -1,17 +1,7 @@
-/**
- * Epic cuts a search that matches more than it serves (OperationOutcome 4127, "additional data may exist"): the
- * sandbox's FHIR server here serves at most 30 AuditEvents per search, as Epic would, and says nothing else (its total
- * counts only what it serves). Through real processes: `bridge sync` killed with SIGKILL while it pulls and again after
- * a block Purview acknowledged, a second process refused while a third holds the connector, and the third finishing
- * with another page size, slice limit and block size, through faults on both sides. Every row of the window arrives
- * once, or flagged; nothing is lost to a search cut short.
- */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const CAP = 30;
 let h: SandboxHarness;
@@ -23,12 +13,6 @@ afterAll(async () => h?.close());
 
 function accepted(): string[] {
   return h.sandbox.ingest.accepted(h.sandbox.ids.jobId).flatMap((b) => b.rows);
-}
-
-function blocksAcked(): number {
-  const dir = join(h.config.stateDir, 'runs');
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }
 
 function auditEventSearches(): number {
@@ -63,7 +47,7 @@ it('a window whose searches Epic cuts short (4127) arrives whole through kill -9
   // Second: Purview is slow; killed after its first acknowledged block.
   h.sandbox.ingest.injectFaults(...Array.from({ length: 30 }, () => ({ kind: 'delay' as const, ms: 80 })));
   const pushing = sync({ pageSize: 10, blockRows: 20 });
-  await until('a block acknowledged', () => (blocksAcked() > 0 ? true : undefined), 60_000);
+  await until('a block acknowledged', () => (blocksAcked(h) > 0 ? true : undefined), 60_000);
   pushing.kill('SIGKILL');
   expect((await pushing.done).signal).toBe('SIGKILL');
   h.sandbox.ingest.injectFaults();

@@ -57,6 +57,10 @@ describe('OpenAPI document', async () => {
       }
     }
     expect(Object.keys(doc.paths['/v1/connectors/{name}/syncs']?.['post']?.responses ?? {})).toEqual(expect.arrayContaining(['202', '409']));
+    // The rejects of a run still running or pushing are not served (a partial file): a 409 of its own words.
+    const rejects = doc.paths['/v1/runs/{id}/rejects']?.['get']?.responses ?? {};
+    expect(Object.keys(rejects)).toEqual(expect.arrayContaining(['200', '404', '409']));
+    expect(JSON.stringify(rejects['409'])).toContain('still in progress');
     // Routes outside /v1 need no token.
     for (const [path, ops] of Object.entries(doc.paths).filter(([p]) => !p.startsWith('/v1/'))) {
       for (const op of Object.values(ops)) expect(op.security, path).toBeUndefined();

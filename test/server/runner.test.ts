@@ -2,9 +2,14 @@
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/server/metrics.js';
 import { createSyncRunner } from '../../src/server/runner.js';
+import { trackStartFailures } from '../../src/server/start-failures.js';
+import { type StatusConnector, type StatusReport, statusReport } from '../../src/server/status.js';
 import type { SyncSummary } from '../../src/sync/pipeline.js';
-import { captureLogger } from './support.js';
+import { ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { ManualClock } from '../support/manual-clock.js';
+import { AUTH, captureLogger, tempStore, testApp } from './support.js';
 
 const SECRET_MISSING = new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview.secret: environment variable PURVIEW_APP_SECRET is not set.');
 const settle = () => new Promise((r) => setImmediate(r));
@@ -140,7 +145,9 @@ describe('sync runner', () => {
     expect(failures).toEqual([['main', 'BRG_ERR_INPUT_INVALID']]);
     expect(lines).toContainEqual(expect.objectContaining({ level: 50, msg: 'sync failed before it started', code: 'BRG_ERR_INPUT_INVALID' }));
 
-    // The resumed push itself failing is no start failure: the resumed run's record has it.
+    // The resumed push itself failing under a start without a window of its own (a tick, "Sync now") is no start
+    // failure: the resumed run's record has it, and the next run pulls the usual window anyway. (A start given its own
+    // window is one: see the test below.)
     const resumedFails = createSyncRunner(
       async (_connector, request) => {
         request.onRunId?.('unfinished-run', true);
@@ -169,32 +176,117 @@ describe('sync runner', () => {
   it('says the window asked for was not run when the push resumed first failed, or a stop came before its own run', async () => {
     const { logger, lines } = captureLogger();
     const notRun = () => lines.filter((line) => line['msg'] === 'the run asked for after the unfinished push did not start; ask for its window again');
-    const failing = createSyncRunner(async (_connector, request) => {
-      request.onRunId?.('unfinished-run', true);
-      throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
-    }, logger);
-    await failing.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' });
+    // The caller has its 202 `resumed: true` and nothing else would tell it: each is a start failure of the request, with
+    // the error's code (/v1/status shows it, the metrics count it).
+    const failures: Array<[string, string, string]> = [];
+    const hooks = { onStartFailure: (connector: string, error: BridgeError) => failures.push([connector, error.code, error.message]) };
+    const failing = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+      },
+      logger,
+      hooks,
+    );
+    expect(await failing.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z' })).toEqual({
+      runId: 'unfinished-run',
+      resumed: true,
+    });
     await settle();
     expect(notRun()).toEqual([
       expect.objectContaining({ connector: 'main', since: '2026-11-01T00:00:00Z', until: '2026-11-02T00:00:00Z', code: 'BRG_ERR_PURVIEW_UNAVAILABLE' }),
     ]);
-    const stopped = createSyncRunner(async (_connector, request) => {
-      request.onRunId?.('unfinished-run', true);
-      request.onResumedComplete?.('unfinished-run');
-      throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request.');
-    }, logger);
+    expect(failures).toEqual([
+      [
+        'main',
+        'BRG_ERR_PURVIEW_UNAVAILABLE',
+        'The run asked for (since 2026-11-01T00:00:00Z, until 2026-11-02T00:00:00Z) was not run: the unfinished push of run unfinished-run, resumed first, did not complete: Block 0 was not acknowledged. Ask for its window again.',
+      ],
+    ]);
+    const stopped = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        request.onResumedComplete?.('unfinished-run');
+        throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request.');
+      },
+      logger,
+      hooks,
+    );
     await stopped.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' });
     await settle();
     expect(notRun()).toHaveLength(2);
+    expect(failures[1]).toEqual([
+      'main',
+      'BRG_ERR_ABORTED',
+      'The run asked for (since 2026-11-01T00:00:00Z) was not run: the unfinished push of run unfinished-run completed first, then this run did not start: Stopped on request. Ask for its window again.',
+    ]);
     // Without a window of its own, the next run covers it: nothing to say. Nor when its own run began (its record tells).
     await failing.start('main', { trigger: 'schedule' });
-    const own = createSyncRunner(async (_connector, request) => {
-      request.onRunId?.('unfinished-run', true);
-      request.onRunId?.('own-run');
-      throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
-    }, logger);
+    const own = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        request.onRunId?.('own-run');
+        throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+      },
+      logger,
+      hooks,
+    );
     await own.start('main', { trigger: 'http', since: '2026-11-01T00:00:00Z' });
     await settle();
     expect(notRun()).toHaveLength(2);
+    expect(failures).toHaveLength(2);
+  });
+
+  it('shows a backfill dropped behind a failed resumed push in /v1/status, where the caller of its 202 looks', async () => {
+    const clock = new ManualClock('2026-11-23T10:00:00Z');
+    const { store } = tempStore();
+    // Last night's push, interrupted, is what a POST {since, until} resumes first.
+    store.createRun({
+      id: 'unfinished-run',
+      connector: 'main',
+      state: 'running',
+      trigger: 'schedule',
+      since: '2026-11-22T02:00:00.000Z',
+      until: '2026-11-23T02:00:00.000Z',
+      startedAt: '2026-11-23T02:00:00.000Z',
+      counts: { ...ZERO_COUNTS },
+      dryRun: false,
+    });
+    store.updateRun('unfinished-run', { state: 'pushing' });
+    const starts = trackStartFailures(createMetrics(), clock);
+    const runner = createSyncRunner(
+      async (_connector, request) => {
+        request.onRunId?.('unfinished-run', true);
+        // The pipeline records the push's failure on the resumed run (it stays 'pushing'), and throws it.
+        store.updateRun('unfinished-run', { error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'Block 0 was not acknowledged.' } });
+        throw new BridgeError('BRG_ERR_PURVIEW_UNAVAILABLE', 'Block 0 was not acknowledged.');
+      },
+      silentLogger(),
+      starts.hooks,
+    );
+    const connector: StatusConnector = { name: 'main', cron: '0 2 * * *', timezone: 'UTC', scheduleEnabled: true, lateAfterMs: 48 * 3_600_000 };
+    const status = () => statusReport([connector], store, clock.now(), { schedules: true, startFailure: starts.last });
+    const app = await testApp({ store, status, runner });
+    const answer = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: AUTH,
+      payload: { since: '2026-01-01T00:00:00Z', until: '2026-02-01T00:00:00Z' },
+    });
+    expect([answer.statusCode, answer.json()]).toEqual([202, { runId: 'unfinished-run', resumed: true }]);
+    await settle();
+    const seen = (await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json<StatusReport>().connectors[0];
+    expect(seen).toMatchObject({
+      health: 'failing',
+      lastStartFailure: {
+        code: 'BRG_ERR_PURVIEW_UNAVAILABLE',
+        message: expect.stringMatching(
+          /^The run asked for \(since 2026-01-01T00:00:00Z, until 2026-02-01T00:00:00Z\) was not run: .* Ask for its window again\.$/,
+        ),
+        at: '2026-11-23T10:00:00.000Z',
+      },
+    });
+    expect(seen?.reason).toMatch(/^the last run could not start: BRG_ERR_PURVIEW_UNAVAILABLE: The run asked for/);
+    await app.close();
   });
 });

@@ -87,7 +87,7 @@ describe('a schedule further away than a timer can wait', () => {
   });
 });
 
-describe('a tick during a run that pulls nothing new', () => {
+describe('a tick during a run that does not pull up to now', () => {
   /** The service's wiring (service.ts): the real runner, a sync that ends when the test says so. */
   function scheduled(clock: ManualClock) {
     const started: Array<{ trigger: RunTrigger; at: string }> = [];
@@ -108,7 +108,7 @@ describe('a tick during a run that pulls nothing new', () => {
       {
         isRunning: (name) => runner.isRunning(name),
         fire: (name) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
-        pullsNothingUntil: (name) => runner.resumeInFlight(name),
+        endOfRunShortOfNow: (name) => runner.endOfRunShortOfNow(name),
         onSkip: (_name, at) => skipped.push(at.toISOString()),
       },
       clock,
@@ -139,6 +139,36 @@ describe('a tick during a run that pulls nothing new', () => {
     await clock.advance(3_600_000);
     expect(skipped).toEqual(['2026-11-24T02:00:00.000Z']);
     expect(started.map((run) => run.trigger)).toEqual(['resume', 'schedule', 'http']);
+    controller.abort();
+    await loop;
+  });
+
+  it('fires once an HTTP backfill of a past window (since and until) ends; an HTTP run to now (since alone) is skipped', async () => {
+    const clock = new ManualClock('2026-11-23T01:59:00Z');
+    const { runner, started, ends, skipped, controller, loop } = scheduled(clock);
+    await flushMicrotasks();
+    // A backfill of January is in flight at the nightly tick: it pulls nothing past its until, and the watermark never
+    // moves backwards, so skipping the tick would leave last night's window to tomorrow's.
+    await runner.start('main', { trigger: 'http', since: '2026-01-01T00:00:00Z', until: '2026-02-01T00:00:00Z' });
+    await clock.advance(2 * 60_000);
+    expect(started).toEqual([{ trigger: 'http', at: '2026-11-23T01:59:00.000Z' }]);
+    await clock.advance(45 * 60_000);
+    ends[0]?.();
+    await flushMicrotasks();
+    expect(started[1]).toEqual({ trigger: 'schedule', at: '2026-11-23T02:46:00.000Z' });
+    expect(skipped).toEqual([]);
+    // The next night, an HTTP run with a since and no until is in flight at the tick: it runs to now, so it covers the
+    // tick's window, which is skipped as behind any run that pulls.
+    ends[1]?.();
+    await flushMicrotasks();
+    await clock.advance(23 * 3_600_000);
+    await runner.start('main', { trigger: 'http', since: '2026-11-20T00:00:00Z' });
+    await clock.advance(3_600_000);
+    expect(skipped).toEqual(['2026-11-24T02:00:00.000Z']);
+    expect(started.map((run) => run.trigger)).toEqual(['http', 'schedule', 'http']);
+    ends[2]?.();
+    await flushMicrotasks();
+    expect(started).toHaveLength(3);
     controller.abort();
     await loop;
   });

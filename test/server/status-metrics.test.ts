@@ -67,6 +67,43 @@ describe('status metrics', () => {
     detach();
   });
 
+  it('counts a run stopped during its push (a redeploy: it stays resumable) as stopped, not failed', async () => {
+    const metrics = createMetrics();
+    const events = new SyncEvents();
+    const detach = metrics.observe(events, 'main');
+    const window = { connector: 'main', since: '2026-11-23T10:00:00.000Z', until: '2026-11-23T11:00:00.000Z', dryRun: false, backfill: false };
+    const stop = {
+      connector: 'main',
+      code: 'BRG_ERR_ABORTED',
+      message: 'Stopped on request after 3 block(s); the next run sends what Purview has not acknowledged.',
+    };
+    // SIGTERM during the push (the pipeline's order: run_start, the pull's pages, spool_complete, blocks, then error).
+    events.emit('run_start', { runId: 'r1', ...window });
+    events.emit('spool_complete', { runId: 'r1', rows: 900 });
+    events.emit('block_acked', { runId: 'r1', index: 0, rows: 300, status: 200, ms: 40, possiblyDuplicated: false });
+    events.emit('error', { runId: 'r1', ...stop });
+    // The next start-up resumes it, and is stopped again during that push.
+    events.emit('run_start', { runId: 'r1', ...window, resumedFrom: 'r1' });
+    events.emit('error', { runId: 'r1', ...stop });
+    const stoppedOnly = await metrics.registry.metrics();
+    expect(stoppedOnly).toContain('bridge_runs_total{connector="main",outcome="stopped"} 2');
+    expect(stoppedOnly).not.toContain('outcome="failed"');
+    // Failures stay failures: a stop during the pull (the run is failed, its files gone), a push that Purview failed.
+    events.emit('run_start', { runId: 'r2', ...window });
+    events.emit('error', { runId: 'r2', ...stop, message: 'Stopped on request; the next run resumes from the last checkpoint.' });
+    events.emit('run_start', { runId: 'r3', ...window });
+    events.emit('spool_complete', { runId: 'r3', rows: 900 });
+    events.emit('error', { runId: 'r3', connector: 'main', code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'Block 0 was not acknowledged.' });
+    // Then the resumed push completes.
+    events.emit('run_start', { runId: 'r1', ...window, resumedFrom: 'r1' });
+    events.emit('run_complete', { runId: 'r1', connector: 'main', counts: { ...ZERO_COUNTS, rows: 900, rowsAcked: 900 } });
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('bridge_runs_total{connector="main",outcome="failed"} 2');
+    expect(text).toContain('bridge_runs_total{connector="main",outcome="stopped"} 2');
+    expect(text).toContain('bridge_runs_total{connector="main",outcome="completed"} 1');
+    detach();
+  });
+
   it('scrapes in a loop read the state once per interval (/metrics is unauthenticated; a read scans the runs)', async () => {
     let reads = 0;
     const metrics = createMetrics({

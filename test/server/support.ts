@@ -25,7 +25,7 @@ export function appDeps(overrides: Partial<AppDeps> = {}): AppDeps {
   const runner: SyncRunner = {
     start: async () => ({ runId: 'run-1', resumed: false }),
     isRunning: () => false,
-    resumeInFlight: () => undefined,
+    endOfRunShortOfNow: () => undefined,
     drain: async () => undefined,
   };
   return {

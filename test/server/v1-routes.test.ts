@@ -75,6 +75,40 @@ describe('/v1 runs and rejects', () => {
   });
 });
 
+describe('/v1 rejects of a run not over yet', () => {
+  it('answers 409 with a stable code and when to fetch them, not the partial file, while the run is running or pushing', async () => {
+    const { store, dir } = tempStore();
+    const rejectsPath = join(dir, 'rejects', 'run-live.ndjson');
+    mkdirSync(join(dir, 'rejects'), { recursive: true });
+    // A push in progress appends the rows Purview refused (as sent: PHI) to the file as it gives them up.
+    writeFileSync(rejectsPath, '{"eventId":"e1","reason":"purview-refused","row":"PHI"}\n', { mode: 0o600 });
+    store.createRun({
+      id: 'run-live',
+      connector: 'main',
+      state: 'running',
+      trigger: 'http',
+      since: '2026-11-01T00:00:00.000Z',
+      until: '2026-11-02T00:00:00.000Z',
+      startedAt: '2026-11-02T00:01:00.000Z',
+      counts: { ...ZERO_COUNTS },
+      dryRun: false,
+    });
+    const app = await testApp({ store });
+    const message =
+      'Run run-live is still in progress (STATE): its rejects file is written until the run completes. Fetch its rejects once it completes (a run left unfinished completes when the next run resumes its push).';
+    for (const state of ['running', 'pushing'] as const) {
+      store.updateRun('run-live', { state, rejectsPath });
+      const answer = await app.inject({ method: 'GET', url: '/v1/runs/run-live/rejects', headers: AUTH });
+      expect([answer.statusCode, answer.json()]).toEqual([409, { code: 'BRG_ERR_RUN_IN_PROGRESS', message: message.replace('STATE', state) }]);
+      expect(answer.body).not.toContain('PHI');
+    }
+    store.completeRun('run-live', { counts: { ...ZERO_COUNTS, rows: 1, rejects: 1 } });
+    const whole = await app.inject({ method: 'GET', url: '/v1/runs/run-live/rejects', headers: AUTH });
+    expect([whole.statusCode, whole.body]).toEqual([200, '{"eventId":"e1","reason":"purview-refused","row":"PHI"}\n']);
+    await app.close();
+  });
+});
+
 describe('/v1/status and its stream', () => {
   const report = (events: number): StatusReport => ({
     now: new Date().toISOString(),
@@ -244,7 +278,7 @@ function recordingRunner(): { started: Array<Record<string, unknown>>; runner: S
       return { runId: 'run-9', resumed: false };
     },
     isRunning: () => false,
-    resumeInFlight: () => undefined,
+    endOfRunShortOfNow: () => undefined,
     drain: async () => undefined,
   };
   return { started, runner };
@@ -309,6 +343,28 @@ describe('/v1 answers to a bad request', () => {
     expect(started).toHaveLength(1);
   });
 
+  it("starts a sync on an empty POST of any type (curl -d '' sends a form); a body of another type is a 415 saying to send JSON", async () => {
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
+    const post = (contentType: string | undefined, payload: string) =>
+      app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: { ...AUTH, ...(contentType ? { 'content-type': contentType } : {}) }, payload });
+    for (const type of ['application/x-www-form-urlencoded', 'text/plain', 'multipart/form-data; boundary=x']) {
+      const answer = await post(type, '');
+      expect([type, answer.statusCode, answer.json()]).toEqual([type, 202, { runId: 'run-9' }]);
+    }
+    expect(started).toEqual([{ trigger: 'http' }, { trigger: 'http' }, { trigger: 'http' }]);
+    for (const [type, payload] of [
+      ['application/x-www-form-urlencoded', 'since=2026-11-01'],
+      ['text/plain', '{"since":"2026-11-01"}'],
+      [undefined, 'since=2026-11-01'],
+    ] as const) {
+      const answer = await post(type, payload);
+      expect([type, answer.statusCode, answer.json().code]).toEqual([type, 415, 'BRG_ERR_INPUT_INVALID']);
+      expect(answer.json().message).toMatch(/send JSON with Content-Type: application\/json .*or no body at all to sync now\.$/);
+    }
+    expect(started).toHaveLength(3);
+  });
+
   it('refuses a day that does not exist with a 400 naming the field, before any run starts', async () => {
     const { started, runner } = recordingRunner();
     const app = await testApp({ runner });
@@ -329,7 +385,7 @@ describe('/v1 answers to a bad request', () => {
   it('types every other failure: a locked state database is BRG_ERR_STATE, an unknown one says only the request id', async () => {
     const busy = Object.assign(new Error('database is locked'), { name: 'SqliteError', code: 'SQLITE_BUSY' });
     const locked = await testApp({
-      runner: { start: () => Promise.reject(busy), isRunning: () => false, resumeInFlight: () => undefined, drain: async () => undefined },
+      runner: { start: () => Promise.reject(busy), isRunning: () => false, endOfRunShortOfNow: () => undefined, drain: async () => undefined },
     });
     const answer = await locked.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: {} });
     expect([answer.statusCode, answer.json().code]).toEqual([500, 'BRG_ERR_STATE']);
@@ -339,7 +395,7 @@ describe('/v1 answers to a bad request', () => {
       runner: {
         start: () => Promise.reject(new Error('ENOENT /var/lib/bridge/secret/path')),
         isRunning: () => false,
-        resumeInFlight: () => undefined,
+        endOfRunShortOfNow: () => undefined,
         drain: async () => undefined,
       },
     });

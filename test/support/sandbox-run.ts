@@ -1,5 +1,5 @@
 /** Starts the sandbox in a temp dir and runs real syncs against it, capturing every log line for leak checks. */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -67,4 +67,14 @@ export async function startHarness(options: Partial<SandboxOptions> & { flags?: 
       await sandbox.close();
     },
   };
+}
+
+/**
+ * Blocks Purview acknowledged so far in the harness's state, as the runs' event logs record them (every process writes
+ * its own; the CLI's output has no line per block): what a test waits for before it kills a process mid-push.
+ */
+export function blocksAcked(h: Pick<SandboxHarness, 'config'>): number {
+  const dir = join(h.config.stateDir, 'runs');
+  if (!existsSync(dir)) return 0;
+  return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }

@@ -33,6 +33,9 @@ export const DETAIL_JS = String.raw`(() => {
   }
 
   function rejectsNote(run) {
+    if (run.state === 'running' || run.state === 'pushing') {
+      return run.counts.rejects ? 'Its rejects file is served once the run completes (rows are still being added to it).' : '';
+    }
     if (run.rejectsAvailable) {
       return 'Its rejects file holds PHI and is not shown here' + (run.rejectsExpireAt ? ' (kept until ' + time(run.rejectsExpireAt) + ')' : '') +
         ': bridge rejects ' + run.id + ', or GET /v1/runs/' + run.id + '/rejects with the API token.';

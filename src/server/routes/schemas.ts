@@ -13,14 +13,19 @@ export const errorBody = {
   properties: { code: { type: 'string', description: 'Stable error code (README, "Errors")' }, message: str },
 } as const;
 
-/** Every /v1 route needs the API token; these answers can come from any of them. */
-export function v1Responses(ok: Record<string, unknown>, extra: { notFound?: boolean; conflict?: boolean } = {}): Record<string, unknown> {
+/**
+ * Every /v1 route needs the API token; these answers can come from any of them. `conflict`: the route answers 409,
+ * described by the string when it is one (else: a run of the connector already in flight).
+ */
+export function v1Responses(ok: Record<string, unknown>, extra: { notFound?: boolean; conflict?: boolean | string } = {}): Record<string, unknown> {
   return {
     ...ok,
     400: { description: 'A parameter or the body is invalid; the message names it', ...errorBody },
     401: { description: 'No or wrong API token (Authorization: Bearer)', ...errorBody },
     ...(extra.notFound ? { 404: { description: 'No such connector or run (or its rejects were removed)', ...errorBody } } : {}),
-    ...(extra.conflict ? { 409: { description: 'A run of this connector is already in flight', ...errorBody } } : {}),
+    ...(extra.conflict
+      ? { 409: { description: typeof extra.conflict === 'string' ? extra.conflict : 'A run of this connector is already in flight', ...errorBody } }
+      : {}),
     429: { description: 'Rate limited (server.rateLimitMax per minute); see Retry-After', ...errorBody },
   };
 }
@@ -78,7 +83,7 @@ export const runSchema = {
     error: runError,
     spoolPath: str,
     rejectsPath: { type: 'string', description: "Where the run's rejects file is (it holds PHI); only while it exists" },
-    rejectsAvailable: { type: 'boolean', description: 'The rejects file is still there (GET /v1/runs/{id}/rejects)' },
+    rejectsAvailable: { type: 'boolean', description: 'The rejects file is still there (GET /v1/runs/{id}/rejects serves it once the run is over)' },
     rejectsExpireAt: { type: 'string', format: 'date-time', description: 'When retention.rejectsDays removes it' },
     dryRun: { type: 'boolean' },
     backfill: { type: 'boolean' },

@@ -8,8 +8,8 @@ import type { FastifyInstance } from 'fastify';
 import { parseInstant } from '../../sync/window.js';
 import type { AppDeps } from '../app.js';
 import { bearerToken, hashApiToken, verifyApiToken } from '../auth.js';
-import { rejectsGone, runView } from '../run-view.js';
-import { runSchema, statusSchema, v1Responses, v1Security } from './schemas.js';
+import { rejectsFinal, rejectsGone, rejectsUnfinished, runView } from '../run-view.js';
+import { errorBody, runSchema, statusSchema, v1Responses, v1Security } from './schemas.js';
 import { statusStreamRoute } from './stream.js';
 
 /** ISO 8601 date or instant, as --since/--until take it (an explicit pattern: fastify's ajv ships without format checks). */
@@ -36,14 +36,20 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     }
     return payload;
   });
-  // "Sync now" may come as a JSON POST with nothing in it (`curl -H 'content-type: application/json' -d ''`): that is
-  // no body, as the README promises, not fastify's 400 "Body cannot be empty". A body that is there must be JSON.
+  // "Sync now" may come with nothing in it, whatever its type says: `curl -d ''` sends it as a form, `curl -H
+  // 'content-type: application/json' -d ''` as JSON. That is no body, as the README promises, not fastify's 400 "Body
+  // cannot be empty" nor its bare 415. A body that is there must be JSON; any other type is a 415 saying so.
   const json = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, undefined);
     json(request, text, done);
+  });
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    done(notJson(request.headers['content-type']), undefined);
   });
 
   app.post<{ Params: { name: string }; Body: { since?: string; until?: string } | undefined }>(
@@ -65,6 +71,10 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
                 'Started. With `resumed: true`, runId is an unfinished run of the connector whose push is finished first; the run of this request follows it under its own id (GET /v1/runs).',
               type: 'object',
               properties: { runId: { type: 'string' }, resumed: { type: 'boolean' } },
+            },
+            415: {
+              description: 'A body that is not JSON: send Content-Type: application/json. An empty body, of any type, is no body (sync now).',
+              ...errorBody,
             },
           },
           { notFound: true, conflict: true },
@@ -138,18 +148,21 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     {
       schema: {
         summary: "The run's rejects file as NDJSON: one line per row that could not be sent, with its reason. CONTAINS PHI.",
-        description: 'Kept retention.rejectsDays (default 14) after the run completes, mode 0600; a failed run keeps none (its rerun rejects the same rows).',
+        description:
+          'Kept retention.rejectsDays (default 14) after the run completes, mode 0600; a failed run keeps none (its rerun rejects the same rows). Served once the run is over: 409 while it is running or pushing (rows are still being added).',
         security: v1Security,
         params: idParams,
         response: v1Responses(
           { 200: { description: 'NDJSON (holds PHI)', content: { 'application/x-ndjson': { schema: { type: 'string' } } } } },
-          { notFound: true },
+          { notFound: true, conflict: 'The run is still in progress (running or pushing): its rejects file is not whole yet; fetch it once the run completes' },
         ),
       },
     },
     async (request, reply) => {
       const run = deps.store.getRun(request.params.id);
       if (!run) return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No run ${request.params.id}.` });
+      // A partial file (a push still adds the rows Purview refused, as sent) is no answer: the caller would keep it as whole.
+      if (!rejectsFinal(run)) return reply.code(409).send({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: rejectsUnfinished(run) });
       if (!run.rejectsPath || !existsSync(run.rejectsPath)) {
         return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: rejectsGone(run, deps.rejects.retentionDays) });
       }
@@ -160,4 +173,11 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         .send(createReadStream(run.rejectsPath));
     },
   );
+}
+
+/** A 415 (the error handler answers it as BRG_ERR_INPUT_INVALID with this message) saying what to send instead. */
+function notJson(contentType: string | undefined): Error {
+  const sent = contentType === undefined ? 'A body without a Content-Type' : `A body of type ${JSON.stringify(contentType.slice(0, 80))}`;
+  const message = `${sent} is not taken: send JSON with Content-Type: application/json (e.g. {"since": "2026-11-01"}), or no body at all to sync now.`;
+  return Object.assign(new Error(message), { statusCode: 415 });
 }
