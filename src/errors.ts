@@ -78,6 +78,11 @@ export const ERROR_CODES = {
     exit: 4,
     fix: "The FHIR server's paging loops (a next link or page repeats) or skips events (its pages hold fewer than its Bundle.total, twice); nothing from the window was pushed. Report it to the EHR team; a smaller fhir.maxResultsPerSlice may avoid the looping page; fhir.checkSearchTotal: false only if the server's total is an estimate.",
   },
+  BRG_ERR_CLOCK_AHEAD: {
+    http: 500,
+    exit: 2,
+    fix: "Sync this host's clock (NTP, chrony) with the EHR's; nothing of the run was pulled or pushed, and the next run reads the same window.",
+  },
   BRG_ERR_FHIR_TOO_LARGE: {
     http: 502,
     exit: 4,

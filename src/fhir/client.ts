@@ -12,6 +12,7 @@ import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
 import { type CapabilitySummary, type LookupMode, lookupMode, requireSearchParam, summarizeCapability } from './capability.js';
 import { searchPages } from './pages.js';
+import { createServerClock } from './server-clock.js';
 import { createTransport, type FhirCall } from './transport.js';
 
 export interface FhirClientOptions {
@@ -55,6 +56,8 @@ export interface FhirClient {
   read(resourceType: string, id: string, signal?: AbortSignal): Promise<FhirResource>;
   /** `requests` counts every HTTP request sent (retries and 401 replays included); `retries` the retried ones. */
   readonly stats: { requests: number; retries: number };
+  /** The server's time now, by the Date header of its last answer (server-clock.ts); undefined before any. */
+  serverNow(): number | undefined;
 }
 
 /**
@@ -77,7 +80,8 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
     ),
   };
   if (!/^https?:\/\/[^/]/.test(baseUrl)) throw new TypeError(`Expected \`baseUrl\` to be an http(s) URL, got \`${options.baseUrl}\``);
-  const transport = createTransport({ ...options, ...settings, baseUrl, retry: options.retry ?? DEFAULT_RETRY });
+  const serverClock = createServerClock(options.clock);
+  const transport = createTransport({ ...options, ...settings, baseUrl, retry: options.retry ?? DEFAULT_RETRY, serverClock });
   let capability: CapabilitySummary | undefined;
 
   const probe = async (signal?: AbortSignal): Promise<CapabilitySummary> => {
@@ -97,6 +101,7 @@ export function createFhirClient(options: FhirClientOptions): FhirClient {
   };
   return {
     probe,
+    serverNow: () => serverClock.now(),
     async requireAuditEventSearch(param, signal) {
       requireSearchParam(await known(signal), param, baseUrl);
     },

@@ -9,6 +9,8 @@ export interface SearchSource {
   check(signal?: AbortSignal): Promise<void>;
   pages(window: PullWindow, signal?: AbortSignal): AsyncIterable<readonly AuditEvent[]>;
   windowTimeOf(event: AuditEvent): number | undefined;
+  /** The FHIR server's time now, by its last answer's Date header (FhirClient.serverNow). */
+  serverNow(): number | undefined;
   readonly resolver: ReferenceResolver;
 }
 
@@ -19,5 +21,6 @@ export function createSearchSource(client: FhirClient, resolver: ReferenceResolv
     pages: (window, signal) => pullAuditEvents(client, { since: window.since, until: window.until }, options, signal),
     // The window is on the date parameter searched by.
     windowTimeOf: (event) => searchedTimeOf(event, options.dateParam ?? 'date'),
+    serverNow: () => client.serverNow(),
   };
 }

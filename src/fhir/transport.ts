@@ -23,6 +23,7 @@ import type { TokenSource } from '../token-cache.js';
 import { createFhirDispatcher } from './fhir-dispatcher.js';
 import { normalizeAttemptError } from './http-errors.js';
 import { type HttpFailure, httpFailureOf } from './outcome.js';
+import type { ServerClock } from './server-clock.js';
 import { classify, describeRequest, foreignLinkError, type RequestLabel, safeOrigin, timeoutError, toFhirError } from './transport-errors.js';
 
 export { describeRequest, foreignLinkError, type RequestLabel, safeOrigin } from './transport-errors.js';
@@ -43,6 +44,8 @@ export interface TransportOptions {
   readonly random?: () => number;
   readonly signal?: AbortSignal;
   readonly onRequest?: (info: { resourceType: string; status: number; retries: number }) => void;
+  /** Takes every answer's Date header (server-clock.ts). */
+  readonly serverClock?: ServerClock;
 }
 
 /** One HTTP attempt through fhir-kit-client; `options` carry the signal (caller abort + attempt timeout) and the token. */
@@ -81,7 +84,7 @@ export function createTransport(options: TransportOptions): Transport {
   const fkc = new Client({
     baseUrl: options.baseUrl,
     // Spread by fhir-kit-client into every Request's init; Node's fetch then sends through this dispatcher.
-    requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes) },
+    requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes, options.serverClock) },
     // Awaited before every request, nextPage included: the last check before a token goes out.
     requestSigner: (url: string) => {
       if (safeOrigin(url) !== origin) throw foreignLinkError(url, origin);

@@ -32,6 +32,12 @@ export interface EventSource {
    * for `_lastUpdated`); default `recorded`. The overlap between windows is de-duplicated by this time.
    */
   windowTimeOf?(event: AuditEvent): number | undefined;
+  /**
+   * The source's server's time now, by its last answer (the Date header), when the window's end is this host's clock's:
+   * the pull refuses a window ending past it by more than the overlap absorbs. Undefined where the source ends its
+   * windows itself (a Bulk export's transactionTime) or before any answer.
+   */
+  serverNow?(): number | undefined;
   /** Releases what the pull held open (files, indexes); called once the pull ended, whether it succeeded or not. */
   close?(): void;
 }

@@ -53,6 +53,7 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   const source = deps.source();
   try {
     await source.check(request.signal);
+    refuseWindowPastServerClock(deps, window, source.serverNow?.());
     return await pullChecked(deps, source, run, window, files, request);
   } finally {
     source.close?.();
@@ -110,6 +111,26 @@ async function pullChecked(
   const unexported = source.unexported?.() ?? 0;
   if (unexported > 0) result.unexported = unexported;
   return result;
+}
+
+/**
+ * A window ends by this host's clock. Ending past the EHR's own now by more than the overlap, it reaches instants the EHR
+ * has not reached: events it records there afterwards fall before the next window (which starts at this end less the
+ * overlap), and no run reads them. Refused before anything is pulled, so the watermark stays and the next run, with the
+ * clock set right, reads the same window. (`bridge doctor` measures the skew against the token server too.)
+ */
+function refuseWindowPastServerClock(deps: SyncDeps, window: SyncWindow, serverNowMs: number | undefined): void {
+  if (serverNowMs === undefined) return;
+  const untilMs = Date.parse(window.until);
+  const aheadMs = untilMs - deps.window.overlapMs - serverNowMs;
+  if (aheadMs <= 0) return;
+  const ahead = Math.ceil((deps.clock.now() - serverNowMs) / 60_000);
+  throw new BridgeError(
+    'BRG_ERR_CLOCK_AHEAD',
+    `This host's clock is about ${ahead} minute(s) ahead of the FHIR server's (its answers' Date header): the window would end at ${window.until}, past the server's now by more than fhir.overlapMinutes (${deps.window.overlapMs / 60_000}) can absorb, so events the EHR records afterwards with earlier times would be read by no run. ` +
+      "Nothing was pulled or pushed, and the watermark did not move. Sync this host's clock (NTP), then run again.",
+    { details: { until: window.until, serverNow: new Date(serverNowMs).toISOString(), aheadMinutes: ahead } },
+  );
 }
 
 /**
