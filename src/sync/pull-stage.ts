@@ -128,7 +128,7 @@ function refuseWindowPastServerClock(deps: SyncDeps, window: SyncWindow, serverN
   throw new BridgeError(
     'BRG_ERR_CLOCK_AHEAD',
     `This host's clock is about ${ahead} minute(s) ahead of the FHIR server's (its answers' Date header): the window would end at ${window.until}, past the server's now by more than fhir.overlapMinutes (${deps.window.overlapMs / 60_000}) can absorb, so events the EHR records afterwards with earlier times would be read by no run. ` +
-      "Nothing was pulled or pushed, and the watermark did not move. Sync this host's clock (NTP), then run again.",
+      "Nothing was pulled or pushed, and the watermark did not move. Sync this host's clock (NTP), then run again; if it is right, the EHR's clock is behind: tell the EHR team.",
     { details: { until: window.until, serverNow: new Date(serverNowMs).toISOString(), aheadMinutes: ahead } },
   );
 }
