@@ -11,7 +11,7 @@ import { literalKey, normaliseIdentifier, referenceType } from './resolve.js';
 import type { RowContext } from './row-context.js';
 import type { BuiltinName } from './spec.js';
 import { formatInstant } from './time.js';
-import { workEmails } from './validity.js';
+import { isValidAt, workEmails } from './validity.js';
 
 /** patient: depends only on %patient and the validity interval of %t; user: likewise on %user; event: anything. */
 export type Scope = 'patient' | 'user' | 'event';
@@ -35,12 +35,14 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   workstation: { scope: 'event', evaluate: workstation },
   actionName: { scope: 'event', evaluate: (ctx) => (ctx.event.action ? ctx.options.actionNames[ctx.event.action] : undefined) },
   mrn: { scope: 'patient', evaluate: patientMrn },
-  subjectMrn: { scope: 'event', evaluate: (ctx) => subjectMrn(ctx.subject.ref, ctx.options) },
+  subjectMrn: { scope: 'event', evaluate: (ctx) => subjectMrn(ctx.subject.ref, ctx.options, ctx.tMs) },
   department: { scope: 'event', evaluate: department },
   btgReason: { scope: 'event', evaluate: btgReason },
   btgComment: { scope: 'event', evaluate: btgComment },
+  userPinnedLogin: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.loginPinned)?.value },
   userWorkEmail: { scope: 'user', evaluate: (ctx) => workEmails(ctx.user?.telecom, ctx.tMs)[0]?.value },
-  userLogin: { scope: 'user', evaluate: userLogin },
+  userLogin: { scope: 'user', evaluate: (ctx, sink) => loginOf(ctx.user?.identifier, ctx, sink) },
+  requestorLogin: { scope: 'event', evaluate: requestorLogin },
   userId: { scope: 'user', evaluate: (ctx) => chooseIdentifier(ctx.user?.identifier, ctx.tMs, ctx.options.identifiers.userId)?.value },
   userLogicalId: { scope: 'event', evaluate: (ctx) => (ctx.userIdIsGlobal ? ctx.user?.id : undefined) },
   // docs/mapping.md §7.4: only with no name of the user (unresolved, or a Practitioner without one); with one, a guess
@@ -50,17 +52,28 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
 };
 
 /**
- * docs/mapping.md §7.1: the login the site pinned; else Epic's EMP record id, which is the directory login only where a
- * site made them equal (unverified in general): that fallback says so in a warning, so the run summary and the doctor
- * show which rows carry it.
+ * docs/mapping.md §7.1 (steps 4 and 6): among a user's identifiers, the login the site pinned; else Epic's EMP record
+ * id, which is the directory login only where a site made them equal (unverified in general): that fallback says so in
+ * a warning, so the run summary and the doctor show which rows carry it.
  */
-function userLogin(ctx: RowContext, sink: WarningSink): string | undefined {
-  const { identifiers } = ctx.options;
-  const pinned = chooseIdentifier(ctx.user?.identifier, ctx.tMs, identifiers.loginPinned);
+function loginOf(identifiers: readonly Identifier[] | undefined, ctx: RowContext, sink: WarningSink): string | undefined {
+  const choices = ctx.options.identifiers;
+  const pinned = chooseIdentifier(identifiers, ctx.tMs, choices.loginPinned);
   if (pinned) return pinned.value;
-  const emp = chooseIdentifier(ctx.user?.identifier, ctx.tMs, identifiers.login);
+  const emp = chooseIdentifier(identifiers, ctx.tMs, choices.login);
   if (emp?.value) sink.warn('login-from-emp-id');
   return emp?.value;
+}
+
+/**
+ * docs/mapping.md §7.1 (step 6): a requestor whom no Practitioner carries (at Epic, staff without a provider record) is
+ * known by its own identifier (already split from a CX value, context.ts requestorAsRead): that one is judged as a
+ * Practitioner's identifiers are, pins first, then Epic's EMP record id with its warning. With a resolved user, the
+ * user's identifiers say it (userPinnedLogin, userLogin).
+ */
+function requestorLogin(ctx: RowContext, sink: WarningSink): string | undefined {
+  const own = ctx.user === undefined ? ctx.requestor?.who?.identifier : undefined;
+  return own === undefined ? undefined : loginOf([own], ctx, sink);
 }
 
 /**
@@ -131,12 +144,12 @@ function patientMrn(ctx: RowContext, sink: WarningSink): string | undefined {
 }
 
 /**
- * docs/mapping.md §5.3 (step 2): the subject reference's own identifier, by the same tests, or an untyped one (IHE
- * patient entities).
+ * docs/mapping.md §5.3 (step 2): the subject reference's own identifier, valid at %t (tMs), by the same tests, or an
+ * untyped one (IHE patient entities).
  */
-export function subjectMrn(ref: Reference, options: ResolvedOptions): string | undefined {
+export function subjectMrn(ref: Reference, options: ResolvedOptions, tMs: number): string | undefined {
   const given: Identifier | undefined = ref.identifier;
-  if (!given?.value || given.use === 'old') return undefined;
+  if (!given?.value || given.use === 'old' || !isValidAt(given.period, tMs)) return undefined;
   // An HL7v2 CX value (`123456789^^^&2.16.840.1.113883.4.1&ISO`) names its system in its assigning authority: the tests
   // below judge that system, not the empty one beside it (an SSN so written is still an SSN). Unparsed, it is no MRN.
   const normal = normaliseIdentifier(given, options.parseCxIdentifiers);

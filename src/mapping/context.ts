@@ -6,7 +6,7 @@ import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, P
 import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
 import { qualifies } from './identifiers.js';
 import { type ResolvedOptions, referenceName, userKey } from './options.js';
-import { identifierKeys, literalKey, type Resolver, referenceType } from './resolve.js';
+import { identifierKeys, literalKey, normaliseIdentifier, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
@@ -63,6 +63,22 @@ export function selectRequestor(event: AuditEvent, resolver: Resolver): Requesto
     if (agent !== first && agentKind(agent, resolver) === 'human') return { kind: 'human', agent, ambiguous: false };
   }
   return { kind: 'none' };
+}
+
+/**
+ * docs/mapping.md §3.3: the requestor as the row reads it (%requestor), its own identifier (`who.identifier`) read as a
+ * reference's is (resolve.ts normaliseIdentifier): an HL7v2 CX value `JCLERK^^^&1.2.840.…&ISO` is value `JCLERK` in
+ * system `urn:oid:1.2.840.…`, so the login and user id columns, the site's pins, Epic's EMP test and excludeUsers see
+ * the identifier the user is looked up by. The agent itself when there is nothing to split; a copy only then.
+ */
+export function requestorAsRead(agent: AuditEventAgent | undefined, parseCx: boolean): AuditEventAgent | undefined {
+  const who = agent?.who;
+  const identifier = who?.identifier;
+  if (!parseCx || agent === undefined || who === undefined || identifier?.value === undefined || !identifier.value.includes('^')) return agent;
+  const normal = normaliseIdentifier(identifier, parseCx);
+  if (normal === undefined || normal.value === identifier.value) return agent;
+  const system = normal.system === undefined ? {} : { system: normal.system };
+  return { ...agent, who: { ...who, identifier: { ...identifier, ...system, value: normal.value } } };
 }
 
 export interface ResolvedUser {

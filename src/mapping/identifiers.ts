@@ -97,20 +97,24 @@ export function identifierChoices(pins: IdentifierPins): IdentifierChoices {
 
 /**
  * National identifiers that are never a medical record number, whatever carries them untyped: US SSN, NPI and Medicare
- * ids, passports, US driver's licences (by state OID).
+ * ids (the MBI, and the SSN-based HICN, 2.16.840.1.113883.4.572), passports, US driver's licences (by state OID).
  */
-const NOT_AN_MRN = /^(http:\/\/hl7\.org\/fhir\/sid\/(us-ssn|us-npi|us-mbi|us-medicare|passport-.*)|urn:oid:2\.16\.840\.1\.113883\.4\.(1|6|927|3\.\d+))$/;
+const NOT_AN_MRN = /^(http:\/\/hl7\.org\/fhir\/sid\/(us-ssn|us-npi|us-mbi|us-medicare|passport-.*)|urn:oid:2\.16\.840\.1\.113883\.4\.(1|6|572|927|3\.\d+))$/;
 
 export function isNationalIdentifier(identifier: Identifier): boolean {
   return identifier.system !== undefined && NOT_AN_MRN.test(identifier.system);
 }
 
-/** Any Epic OID (`urn:oid:1.2.840.114350.…`): the organisation's root, whatever the customer, environment or id type. */
-const EPIC_ROOT = /^urn:oid:1\.2\.840\.114350\./;
+/**
+ * Any Epic OID (`urn:oid:1.2.840.114350.…`: the organisation's root, whatever the customer, environment or id type), or
+ * one of the systems Epic names under open.epic.com (the patient's FHIR id, `…/patient-fhir-id`).
+ */
+const EPIC_ROOT = /^(urn:oid:1\.2\.840\.114350\.|https?:\/\/open\.epic\.com\/)/;
 
 /**
  * An identifier in one of Epic's systems other than its MRN id type: the patient record id (INTERNAL/EXTERNAL,
- * `.2.698084`), the enterprise id, a MyChart login… Its system says what it is, so it is never an MRN untyped either.
+ * `.2.698084`), the enterprise id, a MyChart login, the FHIR id… Its system says what it is, so it is never an MRN
+ * untyped either.
  */
 export function isEpicNonMrnIdentifier(identifier: Identifier): boolean {
   const system = identifier.system;

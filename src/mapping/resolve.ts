@@ -112,8 +112,13 @@ export function referenceType(reference: string | undefined): string | undefined
   return memo.slashOf(reference) > 0 ? memo.typeOf(reference) : parseReference(reference)?.type;
 }
 
-/** HL7v2 CX as used by IHE (`id^^^&2.16.840.1.113883.4.2&ISO`): the assigning authority OID becomes the system. */
-const CX = /^([^^]+)\^\^\^&([0-9]+(?:\.[0-9]+)*)&ISO$/;
+/**
+ * HL7v2 CX as used by IHE (`id^^^&2.16.840.1.113883.4.2&ISO`): the assigning authority's OID becomes the system. The
+ * whole shape is `id^check digit^check scheme^namespace&OID&ISO^type code^…`: a check digit, a scheme, the authority's
+ * namespace id (`EPI&1.2.840.…&ISO`), a type code (`^MR`) and any later component may be there or not; the id and the
+ * OID are what is read.
+ */
+const CX = /^([^^]+)\^[^^]*\^[^^]*\^[^^&]*&([0-9]+(?:\.[0-9]+)*)&ISO(?:\^.*)?$/;
 
 export function normaliseIdentifier(identifier: Identifier, parseCx: boolean): { system?: string; value: string } | undefined {
   const value = identifier.value;

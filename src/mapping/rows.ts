@@ -8,7 +8,7 @@ import type { AuditEvent, HumanName } from 'fhir/r4.js';
 import { joinCells } from '../connector-file/index.js';
 import type { ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
-import { asPatient, isExcludedUser, patientSubjects, resolveUser, selectRequestor } from './context.js';
+import { asPatient, isExcludedUser, patientSubjects, requestorAsRead, resolveUser, selectRequestor } from './context.js';
 import { interpretRow } from './interpret.js';
 import { MappedEvent } from './mapped-event.js';
 import { createResolver } from './resolve.js';
@@ -70,14 +70,17 @@ function mapWith(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLo
   if (choice.kind === 'none' && skip.nonHumanRequestor) return skippedBy('non-human-requestor');
   const warnings = new EventWarnings();
   if (choice.kind === 'human' && choice.ambiguous) warnings.add('multiple-requestors');
-  const requestor = choice.kind === 'none' ? undefined : choice.agent;
+  const agent = choice.kind === 'none' ? undefined : choice.agent;
   const instant = chooseEventTime(event);
   // A period.start with a time of day that is no FHIR dateTime ("2026-11-01T01:30:00", no zone): recorded stands in,
   // which may be another instant (when the access was logged, not when it happened), so the row says so.
   const start = event.period?.start;
   if (start !== undefined && start.length > 10 && instant?.text !== start) warnings.add('period-start-unreadable');
   const tMs = instant?.epochMs ?? Number.NaN;
-  const resolvedUser = resolveUser(requestor, resolver);
+  // The user is looked up by the identifier as the event gives it (resolve.ts tries it split and whole); the row and the
+  // excludeUsers check read it split (docs/mapping.md §3.3).
+  const resolvedUser = resolveUser(agent, resolver);
+  const requestor = requestorAsRead(agent, options.parseCxIdentifiers);
   const { user, role, global } = resolvedUser;
   // The bridge's own reads, audited by the EHR as its background user, are no insider's access (docs/mapping.md §3.1).
   if (isExcludedUser(requestor, resolvedUser, options)) return skippedBy('excluded-user');

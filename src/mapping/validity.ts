@@ -139,7 +139,7 @@ export function rankedIdentifiers(identifiers: readonly Identifier[] | undefined
   return rankedValid(identifiers, tMs, (identifier) => (test(identifier) ? (IDENTIFIER_RANK[identifier.use ?? ''] ?? 2) : -1));
 }
 
-/** docs/mapping.md §7.1 (step 4): e-mail addresses with use work (then no use), valid at tMs, by ContactPoint.rank. */
+/** docs/mapping.md §7.1 (step 5): e-mail addresses with use work (then no use), valid at tMs, by ContactPoint.rank. */
 export function workEmails(telecom: readonly ContactPoint[] | undefined, tMs: number): ContactPoint[] {
   return rankedValid(telecom, tMs, (point) => {
     if (point.system !== 'email' || !point.value) return -1;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findConnector, loadConnectorMapping } from '../../src/composition/index.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
 import { type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
+import { SANDBOX_IDS } from '../../src/sandbox/epic-ids.js';
 import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
@@ -71,6 +72,15 @@ describe('bridge sync against the offline sandbox', () => {
     const rows = accepted.flatMap((b) => b.rows).map((line) => line.split('\t'));
     const mrns = new Set([...h.sandbox.dataset.patients()].map((p) => p.identifier?.find((i) => i.type?.text === 'EPI' && i.use !== 'old')?.value));
     const emails = new Set([...h.sandbox.dataset.practitioners()].flatMap((p) => (p.telecom ?? []).map((t) => t.value)));
+    // The site pinned its EMP system as the login (the sandbox config's loginSystems): a provider's login is their current
+    // EMP id, found here by their SER user id; only a provider without one falls back to a work e-mail.
+    const empLoginBySer = new Map<string, string | undefined>();
+    for (const p of h.sandbox.dataset.practitioners()) {
+      const ser = p.identifier?.find((i) => i.system === SANDBOX_IDS.serSystem)?.value?.trim();
+      const emp = p.identifier?.find((i) => i.system === SANDBOX_IDS.empSystem && i.use !== 'old')?.value?.trim();
+      if (ser) empLoginBySer.set(ser, emp);
+    }
+    let pinnedRows = 0;
     // A user without a Practitioner: their login is the EMP identifier the event names them by, and their names come
     // from its "Family, Given" display.
     const staff = new Map<string, string>();
@@ -87,7 +97,10 @@ describe('bridge sync against the offline sandbox', () => {
       const login = cells[col('EMP.SYSTEM_LOGIN')] ?? '';
       const display = staff.get(login);
       if (display === undefined) {
-        expect(emails).toContain(login);
+        const emp = empLoginBySer.get(cells[col('CLARITY_EMP.USER_ID')] ?? '');
+        if (emp === undefined) expect(emails).toContain(login);
+        else expect(login).toBe(emp);
+        if (emp !== undefined) pinnedRows += 1;
         continue;
       }
       staffRows += 1;
@@ -96,6 +109,7 @@ describe('bridge sync against the offline sandbox', () => {
     }
     expect(staffRows).toBeGreaterThan(0);
     expect(staffRows).toBeLessThan(rows.length);
+    expect(pinnedRows).toBeGreaterThan(0);
   });
 
   it('advances the watermark to the window end and pushes nothing twice on the next run', async () => {

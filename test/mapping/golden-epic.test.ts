@@ -13,7 +13,7 @@ import { type CompiledMapping, mapEvent } from '../../src/mapping/index.js';
 import { resolveOptions } from '../../src/mapping/options.js';
 import { mappingFileSpec } from '../../src/mapping/spec.js';
 import { errorOf } from '../support/error-of.js';
-import { builtinMapping, builtinSpec, compileSpec, fixturesDir, lookupOf } from './support.js';
+import { builtinMapping, builtinSpec, compileSpec, fixturesDir, identifierKey, lookupOf } from './support.js';
 
 const dir = resolve(fixturesDir, 'epic');
 const files = readdirSync(dir)
@@ -23,6 +23,8 @@ const read = <T extends FhirResource>(name: string): T => JSON.parse(readFileSyn
 const people = files.filter((name) => !name.startsWith('AuditEvent-')).map((name) => read(name));
 const lookup = lookupOf(people);
 const event = (name: string): AuditEvent => read<AuditEvent>(`AuditEvent-${name}.json`);
+/** An event time for subjectMrn, which takes only identifiers valid then (docs/mapping.md §5.1, §5.3). */
+const T = Date.parse('2026-11-01T08:00:00Z');
 
 const EPIC_ROWS: Record<string, string[][]> = {
   'dst-before': [
@@ -228,6 +230,27 @@ describe('site options pin a system or a type text', () => {
     expect(cell(builtinMapping('epic', { options: { userIdTypeTexts: ['PROVID'] } }), 'dst-before', 'CLARITY_EMP.USER_ID')).toEqual(['1027']);
   });
 
+  it("a pinned login wins over the user's work e-mail; unpinned, the e-mail still comes before the EMP id (docs/mapping.md §7.1)", () => {
+    const email = 'rafael.santos@hospital.example.org';
+    const withEmail = people.map((resource) =>
+      resource.resourceType === 'Practitioner' && resource.id === 'eR4sNt0sPq8Lm2Vx6CzHyJw3'
+        ? { ...resource, telecom: [{ system: 'email' as const, use: 'work' as const, value: email }] }
+        : resource,
+    );
+    const login = (schema: 'epic' | 'healthcare', options: Record<string, unknown>) => {
+      const mapping = builtinMapping(schema, { options });
+      const column = mapping.columns.findIndex((c) => c.name === (schema === 'epic' ? 'EMP.SYSTEM_LOGIN' : 'Email Address (UPN) or SamAccountName'));
+      const result = mapEvent(event('dst-before'), mapping, lookupOf(withEmail));
+      return { login: result.rows.map((row) => row[column]), warnings: result.warnings };
+    };
+    expect(login('epic', {})).toEqual({ login: [email], warnings: [] });
+    const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
+    for (const options of [{ loginSystems: [EMP] }, { loginTypeTexts: ['EXTERNAL'] }]) {
+      expect(login('epic', options), JSON.stringify(options)).toEqual({ login: ['RSANTOS'], warnings: [] });
+      expect(login('healthcare', options), JSON.stringify(options)).toEqual({ login: ['RSANTOS'], warnings: [] });
+    }
+  });
+
   it('a misspelt option is an error naming the one meant; an option an expression uses is a variable', () => {
     const typo = errorOf(() => builtinMapping('epic', { options: { mrnTypeText: ['HSMRN'] } }));
     expect(typo.code).toBe('BRG_ERR_MAPPING_INVALID');
@@ -270,32 +293,32 @@ describe('use: old never counts', () => {
   it('an identifier-only subject: EPI, MRN text and Epic MRN OIDs qualify; old ones and other Epic types do not', () => {
     const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { mrnTypeTexts: ['HSMRN'] }, 'test');
     const epicMrn = 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14';
-    expect(subjectMrn({ identifier: { type: { text: 'EPI' }, system: 'urn:oid:2.16.840.1.113883.19.5', value: '1' } }, options)).toBe('1');
-    expect(subjectMrn({ identifier: { type: { text: ' mrn ' }, value: '2' } }, options)).toBe('2');
-    expect(subjectMrn({ identifier: { type: { text: 'HSMRN' }, value: '3' } }, options)).toBe('3');
-    expect(subjectMrn({ identifier: { type: { text: 'Site label' }, system: epicMrn, value: '4' } }, options)).toBe('4');
-    expect(subjectMrn({ identifier: { use: 'old', type: { text: 'EPI' }, system: epicMrn, value: '5' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { type: { text: 'EPI' }, system: 'urn:oid:2.16.840.1.113883.19.5', value: '1' } }, options, T)).toBe('1');
+    expect(subjectMrn({ identifier: { type: { text: ' mrn ' }, value: '2' } }, options, T)).toBe('2');
+    expect(subjectMrn({ identifier: { type: { text: 'HSMRN' }, value: '3' } }, options, T)).toBe('3');
+    expect(subjectMrn({ identifier: { type: { text: 'Site label' }, system: epicMrn, value: '4' } }, options, T)).toBe('4');
+    expect(subjectMrn({ identifier: { use: 'old', type: { text: 'EPI' }, system: epicMrn, value: '5' } }, options, T)).toBeUndefined();
     expect(
-      subjectMrn({ identifier: { type: { text: 'EPIC' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.0', value: 'E6' } }, options),
+      subjectMrn({ identifier: { type: { text: 'EPIC' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.0', value: 'E6' } }, options, T),
     ).toBeUndefined();
     expect(
-      subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options),
+      subjectMrn({ identifier: { type: { text: 'INTERNAL' }, system: 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084', value: ' Z7' } }, options, T),
     ).toBeUndefined();
   });
 
   it('an identifier in HL7v2 CX form is judged by its assigning authority: an SSN or Epic PAT_ID so written is no MRN', () => {
     const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
     // Untyped, no system: the CX value names the SSN's authority (2.16.840.1.113883.4.1), Epic's patient record id type.
-    expect(subjectMrn({ identifier: { value: '123456789^^^&2.16.840.1.113883.4.1&ISO' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { value: 'Z7410^^^&1.2.840.114350.1.13.0.1.7.2.698084&ISO' } }, options)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: '123456789^^^&2.16.840.1.113883.4.1&ISO' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: 'Z7410^^^&1.2.840.114350.1.13.0.1.7.2.698084&ISO' } }, options, T)).toBeUndefined();
     // Another authority's untyped id is taken as IHE entities carry it, without its CX suffix; a pinned MRN system rules.
-    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, options)).toBe('M1234');
+    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, options, T)).toBe('M1234');
     const pinned = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { mrnSystems: ['urn:oid:1.2.3'] }, 'test');
-    expect(subjectMrn({ identifier: { value: 'OTHER77^^^&9.9.9&ISO' } }, pinned)).toBeUndefined();
-    expect(subjectMrn({ identifier: { value: 'MINE1^^^&1.2.3&ISO' } }, pinned)).toBe('MINE1');
+    expect(subjectMrn({ identifier: { value: 'OTHER77^^^&9.9.9&ISO' } }, pinned, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: 'MINE1^^^&1.2.3&ISO' } }, pinned, T)).toBe('MINE1');
     // Left unparsed (parseCxIdentifiers off), a CX value is no MRN at all.
     const raw = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), { parseCxIdentifiers: false }, 'test');
-    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, raw)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: 'M1234^^^&2.16.840.1.113883.19.5&ISO' } }, raw, T)).toBeUndefined();
     // Through the whole mapping: an event naming the patient by a CX SSN alone gets no MRN.
     const mapping = builtinMapping('epic');
     const base = event('dst-after');
@@ -307,6 +330,30 @@ describe('use: old never counts', () => {
     expect(result.rejects).toEqual([]);
     const row = result.rows[0] ?? [];
     expect(row[mapping.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')]).toBe('');
+  });
+
+  it('a CX value with a namespace, a check digit or a type code after the id is read too: the id, in the OID system', () => {
+    const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
+    const oid = '1.2.840.114350.1.13.0.1.7.5.737384.14';
+    const shapes = [`204518^^^EPI&${oid}&ISO`, `204518^^^&${oid}&ISO^MR`, `204518^^^EPI&${oid}&ISO^MR^FAC&1.2.3&ISO`, `204518^7^M10^&${oid}&ISO`];
+    for (const value of shapes) expect(subjectMrn({ identifier: { value } }, options, T), value).toBe('204518');
+    // Not a CX with an ISO authority: never split, so never an MRN.
+    for (const value of ['204518^^^EPI', `204518^^^EPI&${oid}&DNS`]) expect(subjectMrn({ identifier: { value } }, options, T), value).toBeUndefined();
+
+    // The whole row: the patient is found by the id and the OID, and the row carries its name.
+    const patient = read<Patient>('Patient-sandbox-shape.json');
+    const byIdentifier = lookupOf(people, { [identifierKey('Patient', `urn:oid:${oid}`, '204518')]: patient });
+    const mapping = builtinMapping('epic');
+    const base = event('dst-before');
+    for (const value of shapes) {
+      const result = mapEvent({ ...base, entity: [{ ...base.entity?.[0], what: { identifier: { value } } }] }, mapping, byIdentifier);
+      const row = result.rows[0] ?? [];
+      expect(result.warnings, value).not.toContain('unresolved-patient');
+      expect(
+        ['PATIENT.PAT_MRN_ID', 'PATIENT.PAT_LAST_NAME'].map((name) => row[mapping.columns.findIndex((c) => c.name === name)]),
+        value,
+      ).toEqual(['204518', 'Delgado']);
+    }
   });
 
   it('a period.start with a time of day but no zone is not used: recorded stands in, and the row says so', () => {
@@ -331,12 +378,12 @@ describe('use: old never counts', () => {
   it("an untyped identifier-only subject: Epic's patient record id (an access log's PAT_ID) is no MRN; no system, another vendor's, or Epic's MRN system is", () => {
     const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
     const recordId = 'urn:oid:1.2.840.114350.1.13.512.2.7.2.698084';
-    expect(subjectMrn({ identifier: { system: recordId, value: 'Z6139' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { system: recordId, value: '     Z6139' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.3.878082.110', value: 'MYCHART7' } }, options)).toBeUndefined();
-    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14', value: '203713' } }, options)).toBe('203713');
-    expect(subjectMrn({ identifier: { value: '203714' } }, options)).toBe('203714');
-    expect(subjectMrn({ identifier: { system: 'urn:oid:2.16.840.1.113883.19.5', value: '203715' } }, options)).toBe('203715');
+    expect(subjectMrn({ identifier: { system: recordId, value: 'Z6139' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: recordId, value: '     Z6139' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.3.878082.110', value: 'MYCHART7' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14', value: '203713' } }, options, T)).toBe('203713');
+    expect(subjectMrn({ identifier: { value: '203714' } }, options, T)).toBe('203714');
+    expect(subjectMrn({ identifier: { system: 'urn:oid:2.16.840.1.113883.19.5', value: '203715' } }, options, T)).toBe('203715');
 
     // The whole row: an event naming its patient only by Epic's record id, which the lookup cannot resolve, gets no MRN.
     const base = event('dst-after');
@@ -351,5 +398,34 @@ describe('use: old never counts', () => {
     const row = result.rows[0] ?? [];
     expect(row[mapping.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')]).toBe('');
     expect(row.join('\t')).not.toContain('Z6139');
+  });
+
+  it("an untyped identifier-only subject: Epic's FHIR id and the SSN-based Medicare HICN are no MRN; nor is one that ended before the event", () => {
+    const options = resolveOptions(mappingFileSpec.parse(builtinSpec('epic')), {}, 'test');
+    const fhirId = 'http://open.epic.com/FHIR/StructureDefinition/patient-fhir-id';
+    const hicn = 'urn:oid:2.16.840.1.113883.4.572';
+    const epicMrn = 'urn:oid:1.2.840.114350.1.13.512.2.7.5.737384.14';
+    expect(subjectMrn({ identifier: { system: fhirId, value: 'eQx9mY3vKcP0aRt2WbNfL7g3' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: hicn, value: '123456789A' } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: '123456789A^^^&2.16.840.1.113883.4.572&ISO' } }, options, T)).toBeUndefined();
+    // Valid at the event time, as a patient's own identifiers must be (docs/mapping.md §5.1).
+    expect(subjectMrn({ identifier: { system: epicMrn, value: '203716', period: { end: '2020-01-01' } } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { value: '203717', period: { start: '2030' } } }, options, T)).toBeUndefined();
+    expect(subjectMrn({ identifier: { system: epicMrn, value: '203718', period: { start: '2020', end: '2030' } } }, options, T)).toBe('203718');
+
+    // The whole row: the patient named only so, and not found, has an empty MRN cell.
+    const base = event('dst-after');
+    const practitioner = read<Practitioner>('Practitioner-renamed-login.json');
+    const mapping = builtinMapping('epic');
+    for (const identifier of [
+      { system: fhirId, value: 'eQx9mY3vKcP0aRt2WbNfL7g3' },
+      { system: hicn, value: '123456789A' },
+      { system: epicMrn, value: '203716', period: { end: '2020-01-01' } },
+    ]) {
+      const byIdentifier = { ...base, entity: [{ ...base.entity?.[0], what: { identifier, display: 'Lopez, Camila' } }] };
+      const result = mapEvent(byIdentifier, mapping, lookupOf([practitioner]));
+      expect(result.rows, identifier.system).toHaveLength(1);
+      expect(result.rows[0]?.[mapping.columns.findIndex((c) => c.name === 'PATIENT.PAT_MRN_ID')], identifier.system).toBe('');
+    }
   });
 });

@@ -2,9 +2,11 @@
  * The column rules one at a time: login sources and their order (docs/mapping.md §7.1), break-the-glass
  * (docs/mapping.md §6), what the pull is asked to prefetch (collectReferences), and which absolute references are ours.
  */
-import type { AuditEvent, AuditEventAgent, Encounter, Organization, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
+import type { AuditEvent, AuditEventAgent, Encounter, Identifier, Organization, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { type CompiledMapping, collectReferences, type MappingOverrides, mapEvent } from '../../src/mapping/index.js';
+import { type ResourceLookup, referenceKey } from '../../src/reference-keys.js';
+import { generateDataset } from '../../src/sandbox/generator.js';
 import { auditEvent, builtinMapping, builtinSpec, compileSpec, hl7Resources, identifierKey, lookupOf, readFixture } from './support.js';
 
 const AR = 'http://terminology.hl7.org/CodeSystem/v3-ActReason';
@@ -225,7 +227,7 @@ describe('actionNames (docs/mapping.md §4.5)', () => {
   });
 });
 
-describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 5)', () => {
+describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 6)', () => {
   const empUser: Practitioner = {
     resourceType: 'Practitioner',
     id: 'emp-user',
@@ -249,6 +251,111 @@ describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 
   });
 });
 
+describe('staff without a Practitioner, known by their EMP identifier (docs/mapping.md §3.3, §7.1 step 6)', () => {
+  const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
+  /** As Epic (and the sandbox generator) names a clerk, who has no provider record: no Practitioner resolves. */
+  const clerk = (identifier: Identifier, altId = 'JCLERK'): Partial<AuditEventAgent> => ({
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: 'humanuser' }] },
+    who: { identifier, display: 'CLERK, JANE' },
+    ...(altId ? { altId } : {}),
+  });
+  const mapped = (schema: 'epic' | 'healthcare', agent: Partial<AuditEventAgent>, options: Record<string, unknown> = {}) => {
+    const mapping = builtinMapping(schema, { options });
+    const result = mapEvent(read(agent), mapping, lookup);
+    const cells = Object.fromEntries(mapping.columns.map((column, index) => [column.name, result.rows[0]?.[index]]));
+    return { cells, warnings: result.warnings, rejects: result.rejects.map((reject) => reject.reason) };
+  };
+
+  it('the login and the user id come from that identifier, as from a Practitioner’s EMP id, warning included', () => {
+    const epic = mapped('epic', clerk({ system: EMP, value: 'JCLERK' }));
+    expect(epic.rejects).toEqual([]);
+    expect(epic.cells).toMatchObject({ 'EMP.SYSTEM_LOGIN': 'JCLERK', 'CLARITY_EMP.USER_ID': 'JCLERK', employee_last_name: 'CLERK' });
+    expect(epic.warnings).toContain('login-from-emp-id:EMP.SYSTEM_LOGIN');
+    const healthcare = mapped('healthcare', clerk({ system: EMP, value: 'JCLERK' }));
+    expect(healthcare.rejects).toEqual([]);
+    expect(healthcare.cells).toMatchObject({
+      'Email Address (UPN) or SamAccountName': 'JCLERK',
+      'Employee User Name': 'JCLERK',
+      'Employee Id': 'JCLERK',
+    });
+    expect(healthcare.warnings).toContain('login-from-emp-id:Email Address (UPN) or SamAccountName');
+    // Epic pads EMP ids; the cell is trimmed.
+    expect(mapped('epic', clerk({ system: EMP, value: '   JCLERK' }, '')).cells['EMP.SYSTEM_LOGIN']).toBe('JCLERK');
+  });
+
+  it('a site that pinned the EMP system, or the type text, gets it without the warning', () => {
+    for (const options of [{ loginSystems: [EMP] }, { loginTypeTexts: ['EXTERNAL'] }]) {
+      const result = mapped('epic', clerk({ system: EMP, type: { text: 'EXTERNAL' }, value: 'JCLERK' }), options);
+      expect(result.cells['EMP.SYSTEM_LOGIN'], JSON.stringify(options)).toBe('JCLERK');
+      expect(
+        result.warnings.filter((code) => code.startsWith('login-from-emp-id')),
+        JSON.stringify(options),
+      ).toEqual([]);
+    }
+  });
+
+  it('only an identifier in the EMP system, current and not old, is taken: another system’s number is no login', () => {
+    expect(mapped('epic', clerk({ system: 'http://hl7.org/fhir/sid/us-npi', value: '1234567893' })).rejects).toEqual(['missing-employee-login']);
+    expect(mapped('epic', clerk({ system: EMP, value: 'JCLERK', use: 'old' })).rejects).toEqual(['missing-employee-login']);
+    expect(mapped('epic', clerk({ system: EMP, value: 'JCLERK', period: { end: '2019' } })).rejects).toEqual(['missing-employee-login']);
+  });
+
+  it('the sandbox generator’s staff map with the default options: no row of theirs is rejected for its login', () => {
+    const dataset = generateDataset({
+      seed: 11,
+      practitioners: 60,
+      patients: 200,
+      events: 600,
+      start: '2026-11-01T00:00:00Z',
+      end: '2026-11-02T00:00:00Z',
+      nonProviderRate: 0.5,
+      noLoginRate: 0,
+    });
+    const resources = new Map<string, Patient | Practitioner>();
+    for (const patient of dataset.patients()) resources.set(referenceKey('Patient', patient.id ?? ''), patient);
+    for (const practitioner of dataset.practitioners()) resources.set(referenceKey('Practitioner', practitioner.id ?? ''), practitioner);
+    const generated: ResourceLookup = { get: (key) => resources.get(key) };
+    for (const schema of ['epic', 'healthcare'] as const) {
+      const mapping = builtinMapping(schema);
+      let staffRows = 0;
+      const rejects: string[] = [];
+      for (let index = 0; index < dataset.options.events; index += 1) {
+        const result = mapEvent(dataset.eventAt(index), mapping, generated);
+        if (dataset.describeEvent(index).practitionerId === undefined) staffRows += result.rows.length;
+        rejects.push(...result.rejects.map((reject) => reject.reason));
+      }
+      expect(staffRows, schema).toBeGreaterThan(100);
+      expect(rejects, schema).toEqual([]);
+    }
+  });
+});
+
+describe('an HL7v2 CX identifier on the requestor (docs/mapping.md §3.3): read as value and system, as a reference’s is', () => {
+  const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
+  const cx = (altId?: string): Partial<AuditEventAgent> => ({
+    who: { identifier: { value: 'JCLERK^^^&1.2.840.114350.1.13.0.1.7.2.697780&ISO' }, display: 'CLERK, JANE' },
+    ...(altId ? { altId } : {}),
+  });
+
+  it('the user id and user name are the value; a login pin on its system matches it, and unpinned it is an EMP id', () => {
+    expect(cell(read(cx('jclerk@hospital.example.org')), 'CLARITY_EMP.USER_ID')).toBe('JCLERK');
+    expect(cell(read(cx()), 'EMP.SYSTEM_LOGIN', { options: { loginSystems: [EMP] } })).toBe('JCLERK');
+    const unpinned = mapEvent(read(cx()), builtinMapping('epic'), lookup);
+    expect(unpinned.rows[0]?.[builtinMapping('epic').columns.findIndex((c) => c.name === 'EMP.SYSTEM_LOGIN')]).toBe('JCLERK');
+    expect(unpinned.warnings).toContain('login-from-emp-id:EMP.SYSTEM_LOGIN');
+    const healthcare = builtinMapping('healthcare', { options: { userIdSystems: [EMP] } });
+    const row = mapEvent(read(cx()), healthcare, lookup).rows[0] ?? [];
+    expect(['Employee User Name', 'Employee Id'].map((name) => row[healthcare.columns.findIndex((c) => c.name === name)])).toEqual(['JCLERK', 'JCLERK']);
+  });
+
+  it('excludeUsers knows the user by that value; with parseCxIdentifiers off the value stays whole', () => {
+    expect(mapEvent(read(cx()), builtinMapping('epic', { options: { excludeUsers: ['jclerk'] } }), lookup).skipped).toBe('excluded-user');
+    expect(cell(read(cx('jclerk@hospital.example.org')), 'CLARITY_EMP.USER_ID', { options: { parseCxIdentifiers: false } })).toBe(
+      'JCLERK^^^&1.2.840.114350.1.13.0.1.7.2.697780&ISO',
+    );
+  });
+});
+
 describe('employee login (docs/mapping.md §7.1): first source that has one; never a display name', () => {
   const login = (agent: Partial<AuditEventAgent>, overrides: MappingOverrides = {}): string | undefined => cell(read(agent), 'EMP.SYSTEM_LOGIN', overrides);
 
@@ -267,7 +374,7 @@ describe('employee login (docs/mapping.md §7.1): first source that has one; nev
     expect(login(agent, { options })).toBe('acareful@acme.org');
   });
 
-  it("then the user's work e-mail, then the user's identifier in a login system", () => {
+  it("then the user's identifier in a login system, else the user's work e-mail", () => {
     expect(login({ altId: '6580', who: { reference: 'Practitioner/f001' } })).toBe('E.M.vandenbroek@bmc.nl');
     const options = { loginSystems: ['http://www.acme.org/practitioners'] };
     expect(login({ who: { reference: 'Practitioner/example' } }, { options })).toBe('23');
