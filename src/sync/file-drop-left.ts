@@ -6,7 +6,9 @@
  * remembered in the connector's source state (by name and inode, with its size when read), from before its first
  * block is claimed until it is archived: a file that matches one and has changed is refused as changed-after-send,
  * with the rows the ledger holds for its earlier content, instead of being read (or read as new when none of that
- * content reached Purview); one that has not changed is taken as usual (the ledger skips what is delivered).
+ * content reached Purview); one that has not changed is taken as usual (the ledger skips what is delivered). One that
+ * has not changed (same size and time) but reads as other content was read under another setting (`encoding`): read
+ * as new, every row would go again, so it is refused as settings-changed-after-send (file-drop-steps.ts).
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +25,8 @@ export interface SentAndLeft {
   /** Rows of it Purview acknowledged (its first rows, in order), as far as known when it was remembered; the ledger knows better. */
   readonly sentRows: number;
   readonly sha256: string;
+  /** The `source.encoding` it was read with (absent from entries saved before it was kept). */
+  readonly encoding?: string;
 }
 
 const STATE_NAME = 'flat-file-sent-left';

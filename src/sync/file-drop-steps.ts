@@ -14,6 +14,7 @@ import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
 import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, type SentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
+import { endsWithLineEnd, watchDelivered } from './file-drop-watch.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
@@ -42,6 +43,8 @@ export interface DropContext {
   enrich: EnrichReport | undefined;
   /** Modification time of the newest file archived as delivered: the watermark. */
   newestDeliveredMs: number | undefined;
+  /** Where the delivered files found grown in done/ were archived (file-drop-watch.ts): forgotten once the run says so. */
+  readonly grown: string[];
   record(outcome: FileOutcome): void;
   writeReject(entry: Record<string, unknown>): void;
 }
@@ -60,6 +63,8 @@ interface Fault {
   readonly sentRows?: number;
   /** Rows of it sent without an answer and not acknowledged since (after the acknowledged ones): Purview may hold them. */
   readonly maybeSentRows?: number;
+  /** The encoding its rows were read with when they were sent, when another is set now (settings-changed-after-send). */
+  readonly formerEncoding?: string;
 }
 
 /** The file normalised (and enriched) into a spool, ready to push; or undefined when it was refused, or is not there to take. */
@@ -74,6 +79,9 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
   // Rows of it went out in an earlier run, which stopped or could not move it aside, and its size or time changed since:
   // read as it is now, it is refused if its content changed (below); the same content touched or dropped again is not.
   const changedSinceSent = touched && sent !== undefined && sent.acked + sent.unknown > 0 ? { left, sent } : undefined;
+  // Rows of it went out in an earlier run and it is the same file, untouched: content that reads differently now can
+  // only come from a setting that changes how it is read (`encoding`). Read as new, every row would go out again.
+  const readBeforeSent = !touched && left !== undefined && sent !== undefined && sent.acked + sent.unknown + left.sentRows > 0 ? { left, sent } : undefined;
   const spool = join(dropSpoolDir(deps.stateDir), `${ctx.run.id}.${index}.txt`);
   ctx.spools.add(spool);
   let normalized: NormalizedFile;
@@ -115,6 +123,10 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
     // New content: read as a new file, those rows would go out a second time. Refused (moved aside, if that works).
     dropSpool(ctx, spool);
     return refusedAsChanged(ctx, file, changedSinceSent);
+  }
+  if (readBeforeSent && normalized.sha256 !== readBeforeSent.left.sha256) {
+    dropSpool(ctx, spool);
+    return refusedAsReadDifferently(ctx, file, normalized, readBeforeSent);
   }
   if (normalized.rows === 0) {
     dropSpool(ctx, spool);
@@ -183,7 +195,15 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   // Remembered before its first block is claimed, until it is archived: a push that stops part-way leaves a file whose
   // growth must not make it new content (file-drop-left.ts).
   if (!request.dryRunOut)
-    rememberSentAndLeft(deps, { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows: 0, sha256: normalized.sha256 });
+    rememberSentAndLeft(deps, {
+      name: file.name,
+      ino: file.ino,
+      size: file.size,
+      mtimeMs: file.mtimeMs,
+      sentRows: 0,
+      sha256: normalized.sha256,
+      encoding: ctx.drop.encoding,
+    });
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
   const lease = holdLease(
     deps.store,
@@ -307,6 +327,18 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
     const archivedTo = archiveFile(ctx.drop.folder, file, 'done', run.id.slice(0, 8));
     ctx.record({ ...base, outcome, archivedTo });
     delivered(ctx, file);
+    // Watched for a while: an export still writing it (it paused longer than the settle time) writes on into done/.
+    warnOnFailure(deps.logger, run.id, 'a delivered file could not be watched for growth', () =>
+      watchDelivered(deps, {
+        name: file.name,
+        archivedTo,
+        ino: file.ino,
+        size: file.size,
+        rows: normalized.rows,
+        lineEnd: endsWithLineEnd(archivedTo, file.size),
+        deliveredAtMs: deps.clock.now(),
+      }),
+    );
     // Archived and delivered: a state that cannot forget it now does at the next run's prune (the file has left).
     warnOnFailure(deps.logger, run.id, 'an archived file could not be forgotten yet; the next run does it', () => forgetSentAndLeft(deps, file.name));
   } catch (cause) {
@@ -337,7 +369,15 @@ const PER_FILE_ENRICH_FAILURES: ReadonlySet<string> = new Set(['BRG_ERR_FHIR_HTT
 /** A file whose rows were sent is still in the drop folder (its move failed): remembered until it leaves. */
 function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): void {
   if (ctx.request.dryRunOut || !existsSync(file.path)) return;
-  rememberSentAndLeft(ctx.deps, { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows, sha256: normalized.sha256 });
+  rememberSentAndLeft(ctx.deps, {
+    name: file.name,
+    ino: file.ino,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    sentRows,
+    sha256: normalized.sha256,
+    encoding: ctx.drop.encoding,
+  });
 }
 
 /**
@@ -390,6 +430,45 @@ async function refusedAsChanged(
   const maybe = unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '';
   const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
   await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked, ...(unknown > 0 ? { maybeSentRows: unknown } : {}) }, 0);
+  if (!existsSync(file.path) && !ctx.request.dryRunOut) forgetSentAndLeft(ctx.deps, file.name);
+  return undefined;
+}
+
+/**
+ * A remembered file, unchanged since an earlier run sent part of it (same size and time), whose content reads differently
+ * now: a setting that changes how it is read changed (`encoding`). Read as the new content it seems, every row would go
+ * out again, unflagged; it is refused as settings-changed-after-send, with what Purview has and both ways to finish it.
+ */
+async function refusedAsReadDifferently(
+  ctx: DropContext,
+  file: DropFile,
+  normalized: NormalizedFile,
+  earlier: { left: SentAndLeft; sent: { acked: number; unknown: number } },
+): Promise<undefined> {
+  const { left, sent } = earlier;
+  const acked = Math.max(sent.acked, left.sentRows);
+  const unknown = Math.max(0, sent.unknown - (acked - sent.acked));
+  const maybe = unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '';
+  const now = ctx.drop.encoding;
+  const setting =
+    left.encoding === undefined
+      ? `a setting that changes how it is read changed since (connectors[].source.encoding is ${now} now)`
+      : left.encoding !== now
+        ? `connectors[].source.encoding changed since (${left.encoding} then, ${now} now)`
+        : 'a setting that changes how it is read changed since (connectors[].source.encoding is the same; the schema, or the bridge version)';
+  const message = `${file.path} is unchanged since an earlier run sent part of it (same size and time), but reads as other content now (sha256 ${normalized.sha256}, ${left.sha256} then): ${setting}. Purview acknowledged ${acked} of its row(s) as read then${maybe}; read as new content, every row would go again, so nothing of it was sent.`;
+  await reject(
+    ctx,
+    file,
+    {
+      reason: 'settings-changed-after-send',
+      message,
+      sentRows: acked,
+      ...(unknown > 0 ? { maybeSentRows: unknown } : {}),
+      ...(left.encoding !== undefined && left.encoding !== now ? { formerEncoding: left.encoding } : {}),
+    },
+    Math.max(0, normalized.rows - acked),
+  );
   if (!existsSync(file.path) && !ctx.request.dryRunOut) forgetSentAndLeft(ctx.deps, file.name);
   return undefined;
 }
@@ -554,6 +633,11 @@ function retryAdvice(fault: Fault): string {
     maybe > 0
       ? ` The ${maybe} row(s) ${acked > 0 ? `after the first ${acked} acknowledged` : 'at its start'} were sent without an answer: Purview may hold them. Leave them out if Purview shows them; put in, they are sent unflagged, and Purview holds them twice if it took them before.`
       : '';
+  if (fault.reason === 'settings-changed-after-send') {
+    const back = fault.formerEncoding === undefined ? 'put back the setting that changed' : `set connectors[].source.encoding back to ${fault.formerEncoding}`;
+    const rest = acked > 0 ? `only the rows after its first ${acked}` : 'its rows';
+    return `To finish it as it was read then: ${back} and move this file, unchanged, back into the drop folder; only the rows Purview has not acknowledged are sent. To keep the new setting instead: drop a new file with the header line and ${rest}. Do not drop this file again as it is under the new setting: read differently, it is new content, and the rows of it in Purview already would be sent twice.${unknown}`;
+  }
   if (acked === 0) return `To retry: fix the file and drop it in the folder again.${unknown}`;
   if (fault.reason !== 'purview-rejected')
     return `Do not drop this file again as it is: the ${acked} row(s) Purview acknowledged of it when it was read (its first ${acked} non-empty lines after the header, if the export only appended) are in Purview already, and the bridge knows a file by its content, so a changed file is a new one and they would be sent twice. Drop a new file with the header line and only the rows that were not among them.${unknown}`;

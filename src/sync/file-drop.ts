@@ -10,8 +10,9 @@
  *      normalised content: UTF-8, CRLF, no BOM, so the same rows re-exported with other line ends are the same file),
  *      and only after its last block is acknowledged renames it into `archiveDir/done/`.
  * A crash between the last acknowledgement and the rename, or the same file dropped again, finds every row in the
- * ledger: the file is archived without sending ("already delivered"). The run record, events, rejects file and
- * watermark are the pipeline's, so status, metrics and the operator page read this source like the others. The
+ * ledger: the file is archived without sending ("already delivered"). A delivered file that grows in `done/` afterwards
+ * (its export was still writing it) fails the next run once, saying what Purview lacks (file-drop-watch.ts). The run
+ * record, events, rejects file and watermark are the pipeline's, so status, metrics and the operator page read this source like the others. The
  * watermark is the modification time of the newest file delivered: `bridge status` lag then grows when the export
  * stops arriving, which is what an operator needs to see.
  */
@@ -23,6 +24,7 @@ import { checkFolder, type DropFile, type DropFolder, listReady } from './file-d
 import { pruneSentAndLeft } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile, wholeFileRefusalsOf } from './file-drop-steps.js';
+import { forgetDelivered, grownMessage, grownSinceDelivered } from './file-drop-watch.js';
 import type { EnrichReport, FileEnricher } from './file-enrich.js';
 import type { SyncDeps, SyncRequest, SyncSummary } from './pipeline.js';
 import { throwIfStopped } from './pull-stage.js';
@@ -126,7 +128,13 @@ export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: S
 async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary> {
   const { deps, drop, run, request } = ctx;
   checkFolder(drop.folder, run.id, { readOnly: Boolean(request.dryRunOut) });
-  if (!request.dryRunOut) pruneSentAndLeft(deps, drop.folder.dir);
+  if (!request.dryRunOut) {
+    pruneSentAndLeft(deps, drop.folder.dir);
+    for (const grown of grownSinceDelivered(deps, nowMs)) {
+      ctx.grown.push(grown.file.archivedTo);
+      ctx.record({ file: grown.file.name, outcome: 'changed', rows: 0, reason: GREW, message: grownMessage(grown, drop.folder.settleMs) });
+    }
+  }
   const { ready, settling } = listReady(drop.folder, nowMs);
   Object.assign(ctx.tally, { ready: ready.length, settling });
   deps.logger.info({ runId: run.id, ready: ready.length, settling }, 'drop folder listed');
@@ -168,19 +176,27 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     await pushFile(ctx, item);
   }
   const left = ctx.outcomes.filter((o) => o.outcome === 'left');
-  if (left.length > 0) {
-    const first = left[0] as FileOutcome;
+  // Rows an earlier run archived as delivered are missing from Purview (file-drop-watch.ts): said once, by a failed run
+  // (a scheduler notices), after this run's own files went out. The next run does not say it again.
+  const grown = ctx.outcomes.filter((o) => o.reason === GREW);
+  if (left.length > 0 || grown.length > 0) {
+    const first = left[0];
     // The first file's own cause decides the exit status: an archive that cannot be written, the EHR refusing a
     // lookup of its enrichment (4), or else the input.
     const code: ErrorCode =
-      first.code === 'BRG_ERR_DROP_ARCHIVE' || first.code === 'BRG_ERR_FHIR_HTTP' || first.code === 'BRG_ERR_FHIR_NOT_SUPPORTED'
+      first?.code === 'BRG_ERR_DROP_ARCHIVE' || first?.code === 'BRG_ERR_FHIR_HTTP' || first?.code === 'BRG_ERR_FHIR_NOT_SUPPORTED'
         ? first.code
         : 'BRG_ERR_INPUT_INVALID';
-    throw new BridgeError(
-      code,
-      `${left.length} file(s) stayed in the drop folder for the next run: ${left.map((o) => o.message ?? `${o.file}: ${o.reason}`).join('; ')}`,
-      { details: { files: left.length } },
-    );
+    const said = [
+      ...(left.length > 0
+        ? [`${left.length} file(s) stayed in the drop folder for the next run: ${left.map((o) => o.message ?? `${o.file}: ${o.reason}`).join('; ')}`]
+        : []),
+      ...(grown.length > 0
+        ? [`${grown.length} delivered file(s) grew in done/ after they were read, sent and archived: ${grown.map((o) => o.message).join(' ')}`]
+        : []),
+    ];
+    forgetDelivered(deps, ctx.grown);
+    throw new BridgeError(code, said.join('. '), { details: { files: left.length, ...(grown.length > 0 ? { grown: grown.length } : {}) } });
   }
   deps.store.updateRun(run.id, { details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
   deps.store.completeRun(run.id, {
@@ -226,6 +242,9 @@ function waitForSpace(ctx: DropContext, files: number, failure?: BridgeError): v
   );
 }
 
+/** The reason of a delivered file found grown in done/ (file-drop-watch.ts). */
+const GREW = 'grew-after-delivery';
+
 /** Kept free beside the copies (the state database, the run log), once per run. */
 const MARGIN_BYTES = 16 * 1024 * 1024;
 
@@ -257,6 +276,7 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
     rejectsWritten: false,
     enrich: undefined,
     newestDeliveredMs: undefined,
+    grown: [],
     record(outcome) {
       ctx.outcomes.push(outcome);
       if (outcome.outcome === 'delivered') ctx.tally.delivered += 1;

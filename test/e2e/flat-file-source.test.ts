@@ -6,7 +6,7 @@
  * are never overwritten. A real `bridge sync` killed with SIGKILL in the middle of a push, then run again, delivers
  * every row once — or more than once only for rows the rerun flagged possibly duplicated.
  */
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -21,6 +21,7 @@ import { openStateStore, runSync, SyncEvents } from '../../src/sync/index.js';
 import { bridgeCli, type DropDirs, drop, dropDirs, fileText, flatFileConfig } from '../connector-file/drop-support.js';
 import { expectedRows } from '../support/expected-rows.js';
 import { linesLogger } from '../support/log-lines.js';
+import { blocksAcked } from '../support/sandbox-run.js';
 
 const COLUMNS = SCHEMA_COLUMNS.epic.map((c) => c.name);
 const col = (name: string): number => COLUMNS.indexOf(name);
@@ -79,6 +80,29 @@ async function syncIn(dirs: DropDirs, source: Record<string, unknown> = {}): Pro
 }
 
 const acceptedRows = (): string[] => sandbox.ingest.accepted(sandbox.ids.jobId).flatMap((block) => block.rows);
+
+/** ISO-8859-2 (Latin-2) bytes of a text it can spell, each character's byte found by decoding all 256 bytes. */
+const LATIN2 = new Map([...new TextDecoder('iso-8859-2').decode(Uint8Array.from({ length: 256 }, (_, i) => i))].map((c, i) => [c, i]));
+function latin2(text: string): Buffer {
+  return Buffer.from(
+    [...text].map((c) => {
+      const byte = LATIN2.get(c);
+      if (byte === undefined) throw new Error(`ISO-8859-2 has no ${c}`);
+      return byte;
+    }),
+  );
+}
+
+/** Sandbox rows as a Central European export holds them: spelt in ISO-8859-2, every last name with a "Ł" (£ in windows-1252). */
+function latin2Rows(lines: readonly string[]): string[] {
+  return lines
+    .filter((line) => [...line].every((c) => LATIN2.has(c) || c === 'ñ' || c === 'ø'))
+    .map((line) => {
+      const cells = line.replaceAll('ñ', 'ń').replaceAll('ø', 'ő').split('\t');
+      cells[col('PATIENT.PAT_LAST_NAME')] = `Ł${cells[col('PATIENT.PAT_LAST_NAME')]}`;
+      return cells.join('\t');
+    });
+}
 
 function counts(lines: readonly string[]): Map<string, number> {
   const out = new Map<string, number>();
@@ -262,6 +286,68 @@ describe('flat-file source against the sandbox', () => {
     } finally {
       store.close();
     }
+  }, 120_000);
+
+  it('a file killed (SIGKILL) part-way through its push, rerun with another encoding and a Purview fault, sends no row twice unflagged', async () => {
+    const dirs = folder('crash-encoding');
+    const a = latin2Rows(rows.slice(150, 200)).slice(0, 30);
+    const b = latin2Rows(rows.slice(200, 250)).slice(0, 20);
+    expect([a.length, b.length]).toEqual([30, 20]);
+    const asCp1252 = (lines: readonly string[]): string[] => lines.map((line) => new TextDecoder('windows-1252').decode(latin2(line)));
+    expect(asCp1252(a)).not.toEqual(a);
+    drop(dirs, 'a_latin2.txt', latin2(fileText(a)), Date.now() - 60_000);
+    drop(dirs, 'b_latin2.txt', latin2(fileText(b)), Date.now() - 59_000);
+    // Read first as windows-1252, the site's usual code page: every byte is a character there, so nothing is refused.
+    const config = flatFileConfig(sandbox, dirs, { settleSeconds: 0, encoding: 'windows-1252' });
+    const env = { BRIDGE__connectors__0__purview__blockRows: '5', BRIDGE__logLevel: 'warn' };
+    const state = { config: loadConfig({ base: sandbox.config, env: {} }) };
+    const jobBefore = acceptedRows().length;
+    const ackedBefore = blocksAcked(state);
+    // Block 0 passes; the blocks after it are held, and the process killed once the run log has block 0 acknowledged.
+    sandbox.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'delay', ms: 30_000 }, { kind: 'delay', ms: 30_000 });
+    const first = bridgeCli(['sync', '--config', config, '--no-progress'], env);
+    for (let i = 0; i < 3000 && blocksAcked(state) === ackedBefore; i++) await new Promise((r) => setTimeout(r, 10));
+    first.child.kill('SIGKILL');
+    expect((await first.done).signal).toBe('SIGKILL');
+    sandbox.ingest.injectFaults();
+    expect(acceptedRows().slice(jobBefore)).toEqual(asCp1252(a.slice(0, 5)));
+    expect(readdirSync(dirs.dir).sort()).toEqual(['a_latin2.txt', 'b_latin2.txt']);
+
+    // The operator sees "£" in Purview and sets the right encoding; the next process's first block is taken by Purview,
+    // but answered 503 (sent again, flagged).
+    sandbox.ingest.injectFaults({ kind: 'accept-then-status', status: 503 });
+    const second = await bridgeCli(['sync', '--config', config, '--json'], { ...env, BRIDGE__connectors__0__source__encoding: 'iso-8859-2' }).done;
+    expect(second.code, second.stderr).toBe(0);
+    const summary = JSON.parse(second.stdout.trim().split('\n').at(-1) ?? '{}') as FileDropSummary;
+    expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
+      ['a_latin2.txt', 'rejected', 'settings-changed-after-send'],
+      ['b_latin2.txt', 'delivered', ''],
+    ]);
+    const why = readFileSync(join(dirs.archiveDir, 'rejected', 'a_latin2.txt.why.txt'), 'utf8');
+    expect(why).toContain('connectors[].source.encoding changed since (windows-1252 then, iso-8859-2 now)');
+    expect(why).toContain('Purview acknowledged 5 of its row(s) as read then');
+    expect(why).toContain('set connectors[].source.encoding back to windows-1252');
+
+    // Following that advice: the setting put back (the config's), the file moved back. It is finished as it was read.
+    renameSync(join(dirs.archiveDir, 'rejected', 'a_latin2.txt'), join(dirs.dir, 'a_latin2.txt'));
+    const third = await bridgeCli(['sync', '--config', config, '--json'], env).done;
+    expect(third.code, third.stderr).toBe(0);
+    const last = JSON.parse(third.stdout.trim().split('\n').at(-1) ?? '{}') as FileDropSummary;
+    expect(last.files.map((f) => [f.file, f.outcome, f.rowsAlreadyDelivered])).toEqual([['a_latin2.txt', 'delivered', 5]]);
+
+    // Every row once, as read when it was sent (a as windows-1252, b as ISO-8859-2), or more only where flagged.
+    const accepted = counts(acceptedRows().slice(jobBefore));
+    const wanted = counts([...asCp1252(a), ...b]);
+    let duplicates = 0;
+    for (const [line, want] of wanted) {
+      const got = accepted.get(line) ?? 0;
+      expect(got).toBeGreaterThanOrEqual(want);
+      duplicates += got - want;
+    }
+    expect([...accepted.keys()].filter((line) => !wanted.has(line))).toEqual([]);
+    expect(duplicates).toBeLessThanOrEqual(summary.counts.rowsPossiblyDuplicated + last.counts.rowsPossiblyDuplicated);
+    expect(summary.counts.rowsPossiblyDuplicated).toBe(5);
+    expect(readdirSync(join(dirs.archiveDir, 'done')).sort()).toEqual(['a_latin2.txt', 'b_latin2.txt']);
   }, 120_000);
 
   it('a file killed (SIGKILL) part-way through its push that then grows is refused, not sent again whole; its new rows go once', async () => {

@@ -634,6 +634,25 @@ describe('flat-file source: bad input, nothing lost', () => {
   });
 });
 
+/** A run in blocks of 2 stopped on request (bridge sync's first Ctrl-C) once its first block is acknowledged. */
+async function stoppedGracefully(w: World): Promise<void> {
+  const stop = new AbortController();
+  const detach = w.events.on('block_acked', () => stop.abort());
+  await w.run({ stopSignal: stop.signal }, 2).catch((e: unknown) => e);
+  detach();
+}
+
+/** ISO-8859-2 bytes of text that is ASCII but for "Ł" (0xA3; "£" in windows-1252). */
+function latin2(text: string): Buffer {
+  return Buffer.from(
+    [...text].map((c) => {
+      if (c === 'Ł') return 0xa3;
+      if (c.charCodeAt(0) >= 0x80) throw new Error(`no ISO-8859-2 byte here for ${c}`);
+      return c.charCodeAt(0);
+    }),
+  );
+}
+
 /** A run in blocks of 2 stopped (as a kill would stop it) at its first `event`: a block sent, or a block acknowledged. */
 async function stoppedAfter(w: World, event: 'block_sent' | 'block_acked'): Promise<void> {
   const stop = new AbortController();
@@ -798,6 +817,48 @@ describe('flat-file source: a push that stopped part-way', () => {
     w.close();
   });
 
+  it('a file stopped part-way, untouched, then read with another encoding is refused (settings-changed-after-send): no row goes twice', async () => {
+    const w = world({ encoding: 'windows-1252' });
+    // A Central European export (ISO-8859-2, where 0xA3 is "Ł") read first as windows-1252 (0xA3 "£"): every byte is
+    // taken, so nothing is refused, and the operator sees "£ukasz" in Purview.
+    const rows = epicRows(6, 'l2').map((row) => row.replace('Åse-', 'Łukasz-'));
+    const asCp1252 = rows.map((row) => row.replaceAll('Ł', '£'));
+    const path = drop(w.dirs, 'latin2.txt', latin2(fileText(rows)), NOW - 10 * MINUTE);
+    await stoppedGracefully(w);
+    expect(w.accepted()).toEqual(asCp1252.slice(0, 2));
+    // The encoding is set right; the file is not touched. Read anew it is other content, and every row would go again.
+    const next = await w.run({}, 2, { encoding: 'iso-8859-2' });
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? '', f.rows])).toEqual([['latin2.txt', 'rejected', 'settings-changed-after-send', 4]]);
+    expect(next.counts).toMatchObject({ rowsAcked: 0, rowsPossiblyDuplicated: 0, rejects: 4 });
+    expect(w.accepted()).toEqual(asCp1252.slice(0, 2));
+    expect(ls(w.dirs.dir)).toEqual([]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'latin2.txt.why.txt'), 'utf8');
+    expect(why).toContain('Reason: settings-changed-after-send');
+    expect(why).toContain('connectors[].source.encoding changed since (windows-1252 then, iso-8859-2 now)');
+    expect(why).toContain('Purview acknowledged 2 of its row(s) as read then');
+    expect(why).toContain('set connectors[].source.encoding back to windows-1252 and move this file, unchanged, back into the drop folder');
+    expect(why).toContain('drop a new file with the header line and only the rows after its first 2');
+    expect(why).not.toContain('Łukasz');
+    // Following the first advice: the setting put back and the file moved back, it is finished, each row once.
+    renameSync(join(w.dirs.archiveDir, 'rejected', 'latin2.txt'), path);
+    const last = await w.run({}, 2);
+    expect(last.files).toEqual([expect.objectContaining({ file: 'latin2.txt', outcome: 'delivered', rowsSent: 4, rowsAlreadyDelivered: 2 })]);
+    expect(w.accepted()).toEqual(asCp1252);
+    w.close();
+  });
+
+  it('a file stopped part-way and read again with the same encoding is finished, each row once (the setting did not change)', async () => {
+    const w = world({ encoding: 'iso-8859-2' });
+    const rows = epicRows(6, 'l2same').map((row) => row.replace('Åse-', 'Łukasz-'));
+    drop(w.dirs, 'latin2.txt', latin2(fileText(rows)), NOW - 10 * MINUTE);
+    await stoppedGracefully(w);
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    const next = await w.run({}, 2);
+    expect(next.files).toEqual([expect.objectContaining({ file: 'latin2.txt', outcome: 'delivered', rowsSent: 4, rowsAlreadyDelivered: 2 })]);
+    expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+
   it("a file replaced (a new one renamed over its name) after its check: its rows are delivered and said so; the new file is the next run's", async () => {
     const w = world();
     const old = epicRows(4, 'v-old');
@@ -815,6 +876,69 @@ describe('flat-file source: a push that stopped part-way', () => {
     ]);
     await w.run();
     expect(w.accepted()).toEqual([...old, ...fresh]);
+    w.close();
+  });
+});
+
+describe('flat-file source: a file the export was still writing when it settled', () => {
+  it('cut mid-row, delivered, then written on in done/: the next run fails once naming it, the rows Purview has and what to drop; nothing is sent twice', async () => {
+    const w = world();
+    // The export wrote the header, 5 rows and part of the 6th, then paused longer than the settle time.
+    const rows = epicRows(8, 'stall');
+    const full = fileText(rows);
+    const cut = full.indexOf(rows[5] as string) + (rows[5] as string).length - 3;
+    drop(w.dirs, 'access.txt', full.slice(0, cut), NOW - 10 * MINUTE);
+    const first = await w.run();
+    expect(first.files).toEqual([expect.objectContaining({ file: 'access.txt', outcome: 'delivered', rows: 6 })]);
+    expect(w.accepted()).toEqual([...rows.slice(0, 5), (rows[5] as string).slice(0, -3)]);
+    // The export resumes through its open descriptor: into done/, where the file now is.
+    writeFileSync(join(w.dirs.archiveDir, 'done', 'access.txt'), full.slice(cut), { flag: 'a' });
+    drop(w.dirs, 'next.txt', fileText(epicRows(2, 'next')), NOW - 5 * MINUTE);
+    const error = (await w.run().catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(error.message).toContain('1 delivered file(s) grew in done/ after they were read, sent and archived');
+    expect(error.message).toContain(
+      `${join(w.dirs.archiveDir, 'done', 'access.txt')} grew after it was delivered (${Buffer.byteLength(full.slice(0, cut))} bytes when it was read, ${Buffer.byteLength(full)} now)`,
+    );
+    expect(error.message).toContain('Purview has its first 6 row(s) as they were read; nothing written since was sent.');
+    expect(error.message).toContain('Its last row then (row 6) had no line end: it was likely cut short');
+    expect(error.message).toContain('drop its rows from row 6 on as a new file, with the header line');
+    expect(error.message).toContain('raise source.settleSeconds');
+    expect(error.message).not.toContain('stall5');
+    // This run's own file went out; nothing of the grown one was sent again.
+    expect(w.accepted()).toEqual([...rows.slice(0, 5), (rows[5] as string).slice(0, -3), ...epicRows(2, 'next')]);
+    const failed = w.store.listRuns({ connector: 'drop' })[0];
+    expect(failed?.state).toBe('failed');
+    expect((failed?.details as { files?: unknown[] } | undefined)?.files).toEqual([
+      expect.objectContaining({ file: 'access.txt', outcome: 'changed', reason: 'grew-after-delivery', rows: 0 }),
+      expect.objectContaining({ file: 'next.txt', outcome: 'delivered' }),
+    ]);
+    // Said once: the next run completes.
+    const third = await w.run();
+    expect(third.files).toEqual([]);
+    w.close();
+  });
+
+  it('a delivered file that only lacks a final line end is not reported; one complete that grows names the rows after its last', async () => {
+    const w = world();
+    const a = epicRows(3, 'noeol');
+    drop(w.dirs, 'a.txt', fileText(a).slice(0, -2), NOW - 20 * MINUTE);
+    const b = epicRows(3, 'eol');
+    drop(w.dirs, 'b.txt', fileText(b), NOW - 10 * MINUTE);
+    const first = await w.run();
+    expect(first.files.map((f) => [f.file, f.outcome, f.rows])).toEqual([
+      ['a.txt', 'delivered', 3],
+      ['b.txt', 'delivered', 3],
+    ]);
+    expect(w.accepted()).toEqual([...a, ...b]);
+    expect((await w.run()).files).toEqual([]);
+    writeFileSync(join(w.dirs.archiveDir, 'done', 'b.txt'), `${epicRows(1, 'eol-late')[0]}\r\n`, { flag: 'a' });
+    const error = (await w.run().catch((e: unknown) => e)) as BridgeError;
+    expect(error.message).toContain('1 delivered file(s) grew in done/');
+    expect(error.message).toContain('b.txt grew after it was delivered');
+    expect(error.message).toContain('drop the rows after its first 3 as a new file, with the header line');
+    expect(error.message).not.toContain('a.txt');
+    expect(w.accepted()).toEqual([...a, ...b]);
     w.close();
   });
 });

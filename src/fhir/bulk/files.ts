@@ -29,8 +29,14 @@ export class ExportExpiredError extends Error {
   }
 }
 
-/** Longest NDJSON line read: one resource; far above any real one, it keeps a broken file from filling memory. */
-export const MAX_LINE_BYTES = 64 * 1024 * 1024;
+/**
+ * Longest NDJSON line read: one resource. Epic's are a few KB (the sandbox's and the bench's at most about 2 KB), so this
+ * is far above any real one; a longer line (a file without line ends, a runaway array) is refused before it is decoded or
+ * parsed, so the export is given up instead of the process dying. JSON.parse of a line made of small objects (`{},`
+ * repeated) takes about 22 times its size in heap: at this cap about 90 MB, within the shipped 256 MB old space, where
+ * 30 MiB killed the process, and every later run on the same downloaded file.
+ */
+export const MAX_LINE_BYTES = 4 * 1024 * 1024;
 
 /** "AuditEvent file 3 of 12 (/bulk/files/x.ndjson)": names a file in messages without its query (signatures). */
 export function fileLabel(file: ManifestFile, index: number, total: number): string {
@@ -170,13 +176,16 @@ export function isComplete(path: string, local: LocalFile | undefined): boolean 
   }
 }
 
-/** An export file's lines (local or still arriving); a line too long or a broken gzip stream stops the run naming the file. */
+/**
+ * An export file's lines (local or still arriving); a line too long (refused as its bytes arrive, before it is decoded)
+ * or a broken gzip stream stops the run naming the file and the line, never its text.
+ */
 export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: string): AsyncGenerator<NdjsonLines> {
   try {
     yield* ndjsonLines(bytes, MAX_LINE_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}`, 200);
+    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}, far more than any one resource (a few KB); it was not read`, 200);
     if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
     throw error;
   }

@@ -6,10 +6,11 @@ import { mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { AuditEvent } from 'fhir/r4.js';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
-import { requestExportFile } from '../../../src/fhir/bulk/files.js';
+import { exportFileLines, requestExportFile } from '../../../src/fhir/bulk/files.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
@@ -32,6 +33,7 @@ afterEach(() => {
 });
 
 const log = () => f.fx.server.bulk.log;
+const FOUR_MIB = 4 * 1024 * 1024;
 const ids = (events: ReadonlyArray<{ id?: string | undefined }>) => events.map((e) => e.id);
 
 describe('manifest', () => {
@@ -330,6 +332,67 @@ describe('downloads', () => {
     expect(log().deletes).toContain(log().kickoffs[kickoffs]?.jobId);
     f.bulk.shortFile = undefined;
     expect(ids(await f.source({ store, dir }).read())).toEqual(ids(f.data.events));
+  });
+
+  it('refuses a line longer than 4 MiB (small objects, which JSON.parse makes 20 times larger) naming file and line, gives the export up, and the next run reads all', async () => {
+    // Its own server: the resource added here must not reach the other tests' exports.
+    const g = await startBulkFixture({ events: 12, patients: 3, practitioners: 2 }, { resourcesPerFile: 50 });
+    try {
+      // Just over 4 MiB: a line the old limit (64 MiB) let through to JSON.parse.
+      const piece = '{"url":"u"},';
+      const big = {
+        ...(g.data.events[0] as AuditEvent),
+        id: 'big-line',
+        extension: Array.from({ length: Math.ceil(FOUR_MIB / piece.length) }, () => ({ url: 'u' })),
+      };
+      expect(JSON.stringify(big).length).toBeGreaterThan(FOUR_MIB);
+      expect(JSON.stringify(big).length).toBeLessThan(FOUR_MIB + 4096);
+      await g.fx.backend.load([big]);
+      const store = new MemoryCheckpoints();
+      const dir = mkdtempSync(join(tmpdir(), 'bulk-long-line-'));
+      const glog = g.fx.server.bulk.log;
+      const kickoffs = glog.kickoffs.length;
+      const error = (await g
+        .source({ store, dir })
+        .read()
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(error).toBeInstanceOf(BridgeError);
+      expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+      expect(error.message).toMatch(
+        /^AuditEvent file 1 of 3 \(\/interconnect-fhir-oauth\/api\/FHIR\/R4\/bulk\/file\/[0-9a-f-]+\/0\): line 2 is longer than 4194304 bytes, far more than any one resource \(a few KB\); it was not read\. .*The export was given up; the next run requests a new one\.$/,
+      );
+      expect(error.message).not.toContain('"url"');
+      expect(store.parsed()).toBeUndefined();
+      expect(glog.deletes).toContain(glog.kickoffs[kickoffs]?.jobId);
+      // The EHR fixed: the next run kicks off again and reads everything.
+      await g.fx.backend.remove('AuditEvent', 'big-line');
+      expect(ids(await g.source({ store, dir }).read())).toEqual(ids(g.data.events));
+      expect(glog.kickoffs.length).toBe(kickoffs + 2);
+    } finally {
+      await g.close();
+    }
+  });
+
+  it('refuses a long line as its bytes arrive: a file of one 30 MiB line is not read past the limit', async () => {
+    let read = 0;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      yield Buffer.from('{"resourceType":"AuditEvent","id":"e1","extension":[');
+      const piece = Buffer.from('{},'.repeat(349_525)); // 1 MiB of empty objects
+      for (let i = 0; i < 30; i++) {
+        read += piece.length;
+        yield piece;
+      }
+      yield Buffer.from('{}]}\n');
+    }
+    const lines: number[] = [];
+    const error = await (async () => {
+      for await (const batch of exportFileLines(chunks(), 'AuditEvent file 1 of 1 (/x.ndjson)')) lines.push(batch.length);
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect((error as BridgeError).message).toMatch(/^AuditEvent file 1 of 1 \(\/x\.ndjson\): line 1 is longer than 4194304 bytes/);
+    expect(lines).toEqual([]);
+    expect(read).toBeLessThanOrEqual(FOUR_MIB + (1 << 20));
   });
 
   it('refuses a lookup file cut short the same way (gzip-compressed, the stream ended cleanly)', async () => {

@@ -1,0 +1,105 @@
+/**
+ * Files delivered and moved to `done/` whose export was not finished. "Finished" is only "not modified for
+ * settleSeconds": an export that stalls longer than that mid-file (a slow query) has its first rows read, sent and
+ * archived, and then goes on writing through its open descriptor — into `done/`, since a rename keeps the file. What
+ * it writes then never reaches Purview, and the last row read may have been cut short. Nothing at read time tells such
+ * a file from a finished one (a file may well end without a line end), so each delivered file is remembered (where it
+ * went, its size when it was read) for WATCH_MS, and a later run that finds it larger says so once, loudly: the run
+ * fails naming the file, the rows Purview has, and what to drop. Nothing is sent or moved.
+ */
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import type { SyncDeps } from './pipeline.js';
+
+export interface DeliveredFile {
+  /** Its name in the drop folder, and where it was archived. */
+  readonly name: string;
+  readonly archivedTo: string;
+  readonly ino: number;
+  /** Its size when it was read and sent. */
+  readonly size: number;
+  /** Rows of it delivered. */
+  readonly rows: number;
+  /** Its last line ended with a line end when it was read (else the last row may have been cut). */
+  readonly lineEnd: boolean;
+  readonly deliveredAtMs: number;
+}
+
+const STATE_NAME = 'flat-file-delivered';
+/** How long a delivered file is watched: beyond a weekly schedule's next run. */
+const WATCH_MS = 7 * 86_400_000;
+const MAX_WATCHED = 1000;
+
+function watched(deps: SyncDeps): DeliveredFile[] {
+  const text = deps.store.getSourceState(deps.connector, STATE_NAME);
+  if (text === undefined) return [];
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return Array.isArray(parsed) ? (parsed as DeliveredFile[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+function save(deps: SyncDeps, list: readonly DeliveredFile[]): void {
+  deps.store.setSourceState(deps.connector, STATE_NAME, list.length === 0 ? undefined : JSON.stringify(list.slice(-MAX_WATCHED)));
+}
+
+/** Remembers a file just archived to done/. */
+export function watchDelivered(deps: SyncDeps, entry: DeliveredFile): void {
+  save(deps, [...watched(deps).filter((e) => e.archivedTo !== entry.archivedTo), entry]);
+}
+
+/**
+ * The delivered files that grew since they were read (`size`: what each holds now); those watched long enough, moved
+ * away or replaced are forgotten. The caller forgets the grown ones once it has said so (forgetDelivered): a run that
+ * dies first leaves them to the next.
+ */
+export function grownSinceDelivered(deps: SyncDeps, nowMs: number): Array<{ readonly file: DeliveredFile; readonly size: number }> {
+  const list = watched(deps);
+  if (list.length === 0) return [];
+  const grown: Array<{ file: DeliveredFile; size: number }> = [];
+  const kept = list.filter((file) => {
+    if (nowMs - file.deliveredAtMs > WATCH_MS) return false;
+    let now: { ino: number; size: number };
+    try {
+      now = statSync(file.archivedTo);
+    } catch {
+      return false; // moved or removed from done/ by hand
+    }
+    if (now.ino !== file.ino) return false;
+    if (now.size > file.size) grown.push({ file, size: now.size });
+    return true;
+  });
+  if (kept.length !== list.length) save(deps, kept);
+  return grown;
+}
+
+export function forgetDelivered(deps: SyncDeps, archivedTo: readonly string[]): void {
+  const list = watched(deps);
+  const kept = list.filter((e) => !archivedTo.includes(e.archivedTo));
+  if (kept.length !== list.length) save(deps, kept);
+}
+
+/** Whether the file's first `size` bytes end with a line end (LF or CR, in UTF-8, a single-byte encoding or UTF-16). */
+export function endsWithLineEnd(path: string, size: number): boolean {
+  if (size === 0) return true;
+  const fd = openSync(path, 'r');
+  try {
+    const tail = Buffer.alloc(Math.min(2, size));
+    readSync(fd, tail, 0, tail.length, size - tail.length);
+    const last = tail[tail.length - 1] as number;
+    const before = tail.length > 1 ? (tail[0] as number) : undefined;
+    return last === 0x0a || last === 0x0d || (last === 0x00 && (before === 0x0a || before === 0x0d));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a later run says of a delivered file that grew. */
+export function grownMessage(grown: { readonly file: DeliveredFile; readonly size: number }, settleMs: number): string {
+  const { file, size } = grown;
+  const cut = file.lineEnd
+    ? `Once the export has finished, drop the rows after its first ${file.rows} as a new file, with the header line`
+    : `Its last row then (row ${file.rows}) had no line end: it was likely cut short, and Purview holds it as it was cut. Once the export has finished, drop its rows from row ${file.rows} on as a new file, with the header line (Purview then holds row ${file.rows} twice, once cut)`;
+  return `${file.archivedTo} grew after it was delivered (${file.size} bytes when it was read, ${size} now): the export was still writing it after ${Math.round(settleMs / 1000)} s without a change (source.settleSeconds). Purview has its first ${file.rows} row(s) as they were read; nothing written since was sent. ${cut}; and raise source.settleSeconds above the export's longest pause.`;
+}
