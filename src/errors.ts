@@ -81,7 +81,7 @@ export const ERROR_CODES = {
   BRG_ERR_CLOCK_AHEAD: {
     http: 500,
     exit: 2,
-    fix: "Sync this host's clock (NTP, chrony); if it is right, the EHR's clock is behind (tell the EHR team). Nothing of the run was pulled or pushed, and the next run reads the same window.",
+    fix: "Sync this host's clock (NTP, chrony); if it is right, the EHR's clock is behind (tell the EHR team). Nothing of the run was pushed, and the next run reads the same window.",
   },
   BRG_ERR_FHIR_TOO_LARGE: {
     http: 502,

@@ -42,7 +42,7 @@ class DeclaredLengthGuard implements Handler {
 
   onResponseStart(...args: ArgsOf<'onResponseStart'>): void {
     const [controller, , headers] = args;
-    this.serverClock?.observe(headers['date']);
+    this.serverClock?.observe(headers['date'], headers['age']);
     const declared = contentLength(headers['content-length']);
     if (declared !== undefined && declared > this.limit) {
       // fetch rejects with TypeError('fetch failed', { cause: this error }); the socket is closed, the body never read.

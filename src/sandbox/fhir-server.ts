@@ -280,12 +280,14 @@ async function search(context: ServerContext, resourceType: string, url: URL, al
   // `_sid` only names a paging session; the data behind it is the same.
   const criteria = new URLSearchParams(query);
   criteria.delete('_sid');
+  const cap = context.options.searchResultCaps?.[resourceType];
   if (query.get('_summary') === 'count') {
     const { total } = await context.options.backend.search(resourceType, criteria);
-    return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total, link: [{ relation: 'self', url: self }] } };
+    // A capped search counts what it would serve, as its pages do.
+    const stated = cap !== undefined && total !== undefined && total > cap ? cap : total;
+    return { status: 200, body: { resourceType: 'Bundle', type: 'searchset', total: stated, link: [{ relation: 'self', url: self }] } };
   }
   const found = await context.options.backend.search(resourceType, criteria);
-  const cap = context.options.searchResultCaps?.[resourceType];
   // Cut short: the matches past the cap are not served, and the total counts only those served.
   const cut = cap !== undefined && found.total !== undefined && found.total > cap;
   const resources = cut ? found.resources.slice(0, Math.max(0, cap - offset)) : found.resources;

@@ -37,6 +37,11 @@ export type IngestFault =
   | { kind: 'accept-then-status'; status: number }
   /** Waits before handling the request; if the client has gone meanwhile, nothing is recorded. */
   | { kind: 'delay'; ms: number }
+  /**
+   * Waits until `until` settles before handling the request, as `delay` does: a test holds a block in flight until
+   * something else has happened (another process was refused), however loaded the machine.
+   */
+  | { kind: 'hold'; until: Promise<unknown> }
   /** Destroys the connection once the body is read, without recording it. */
   | { kind: 'reset-before-accept' }
   /**
@@ -249,8 +254,8 @@ async function handle(state: IngestState, request: IncomingMessage, response: Se
     throw error instanceof BodyTooLargeError ? new Rejection(413, error.message) : error;
   });
   if (fault?.kind === 'reset-before-accept') return void request.socket.destroy();
-  if (fault?.kind === 'delay') {
-    await sleep(fault.ms, state.closing.signal);
+  if (fault?.kind === 'delay' || fault?.kind === 'hold') {
+    await (fault.kind === 'delay' ? sleep(fault.ms, state.closing.signal) : untilSettledOrClosing(fault.until, state.closing.signal));
     if (request.socket.destroyed) return;
   }
   if (url.pathname !== '/api/signals') throw new Rejection(404, `no route ${url.pathname}`);
@@ -460,6 +465,18 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
         resolve();
       },
       { once: true },
+    );
+  });
+}
+
+/** Resolves once `until` settles (either way) or the emulator closes. */
+function untilSettledOrClosing(until: Promise<unknown>, closing: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (closing.aborted) return resolve();
+    closing.addEventListener('abort', () => resolve(), { once: true });
+    until.then(
+      () => resolve(),
+      () => resolve(),
     );
   });
 }

@@ -45,7 +45,13 @@ export function rejectsFinal(run: Pick<RunRecord, 'state'>): boolean {
 
 /** Why an unfinished run's rejects are not served yet, and when they are. */
 export function rejectsUnfinished(run: Pick<RunRecord, 'id' | 'state'>): string {
-  return `Run ${run.id} is still in progress (${run.state}): its rejects file is written until the run completes. Fetch its rejects once it completes (a run left unfinished completes when the next run resumes its push).`;
+  // A run left 'pushing' is finished by the next run, which resumes its push; one left 'running' (killed while it pulled)
+  // is closed as failed by the next run, and keeps no rejects (its window is pulled again).
+  const after =
+    run.state === 'pushing'
+      ? 'a push left unfinished completes when the next run resumes it'
+      : 'a run killed while it pulled is closed as failed by the next run, and its window pulled again';
+  return `Run ${run.id} is still in progress (${run.state}): its rejects file is written until the run completes. Fetch its rejects once it completes (${after}).`;
 }
 
 /** Why a run has no rejects file to read. */

@@ -43,8 +43,6 @@ export interface DropContext {
   enrich: EnrichReport | undefined;
   /** Modification time of the newest file archived as delivered: the watermark. */
   newestDeliveredMs: number | undefined;
-  /** Where the delivered files found grown in done/ were archived (file-drop-watch.ts): forgotten once the run says so. */
-  readonly grown: string[];
   record(outcome: FileOutcome): void;
   writeReject(entry: Record<string, unknown>): void;
 }

@@ -34,10 +34,25 @@ function watched(deps: SyncDeps): DeliveredFile[] {
   if (text === undefined) return [];
   try {
     const parsed = JSON.parse(text) as unknown;
-    return Array.isArray(parsed) ? (parsed as DeliveredFile[]) : [];
+    return Array.isArray(parsed) ? parsed.filter(isDeliveredFile) : [];
   } catch {
     return [];
   }
+}
+
+/** An entry as watchDelivered wrote it; anything else (a hand-edited or foreign value) is dropped, not trusted. */
+function isDeliveredFile(value: unknown): value is DeliveredFile {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return (
+    typeof v['name'] === 'string' &&
+    typeof v['archivedTo'] === 'string' &&
+    typeof v['ino'] === 'number' &&
+    typeof v['size'] === 'number' &&
+    typeof v['rows'] === 'number' &&
+    typeof v['lineEnd'] === 'boolean' &&
+    typeof v['deliveredAtMs'] === 'number'
+  );
 }
 
 function save(deps: SyncDeps, list: readonly DeliveredFile[]): void {

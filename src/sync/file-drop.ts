@@ -128,10 +128,12 @@ export async function runFileDrop(deps: SyncDeps, drop: FileDropDeps, request: S
 async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary> {
   const { deps, drop, run, request } = ctx;
   checkFolder(drop.folder, run.id, { readOnly: Boolean(request.dryRunOut) });
+  // Where the delivered files found grown in done/ were archived: forgotten once this run has said so.
+  const grownPaths: string[] = [];
   if (!request.dryRunOut) {
     pruneSentAndLeft(deps, drop.folder.dir);
     for (const grown of grownSinceDelivered(deps, nowMs)) {
-      ctx.grown.push(grown.file.archivedTo);
+      grownPaths.push(grown.file.archivedTo);
       ctx.record({ file: grown.file.name, outcome: 'changed', rows: 0, reason: GREW, message: grownMessage(grown, drop.folder.settleMs) });
     }
   }
@@ -195,7 +197,7 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
         ? [`${grown.length} delivered file(s) grew in done/ after they were read, sent and archived: ${grown.map((o) => o.message).join(' ')}`]
         : []),
     ];
-    forgetDelivered(deps, ctx.grown);
+    forgetDelivered(deps, grownPaths);
     throw new BridgeError(code, said.join('. '), { details: { files: left.length, ...(grown.length > 0 ? { grown: grown.length } : {}) } });
   }
   deps.store.updateRun(run.id, { details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
@@ -276,7 +278,6 @@ function newContext(deps: SyncDeps, drop: FileDropDeps, run: RunRecord, request:
     rejectsWritten: false,
     enrich: undefined,
     newestDeliveredMs: undefined,
-    grown: [],
     record(outcome) {
       ctx.outcomes.push(outcome);
       if (outcome.outcome === 'delivered') ctx.tally.delivered += 1;

@@ -53,7 +53,6 @@ export async function pullToSpool(deps: SyncDeps, run: RunRecord, window: SyncWi
   const source = deps.source();
   try {
     await source.check(request.signal);
-    refuseWindowPastServerClock(deps, window, source.serverNow?.());
     return await pullChecked(deps, source, run, window, files, request);
   } finally {
     source.close?.();
@@ -91,11 +90,17 @@ async function pullChecked(
     const dedupe = new Deduplicator(deps, window, (event) => source.windowTimeOf?.(event) ?? recordedMsOf(event));
     const groups = createPrefetchGroups<PendingEvent>(source.resolver, deps.prefetchEvents, request.signal);
     const note = (message: string): void => deps.events.emit('source_progress', { runId: run.id, connector: deps.connector, message });
+    // The server's clock is judged by its search answers (never a cache's: /metadata may come from one), at the first
+    // page and once more when the pull ends: before anything of the window is pushed.
+    let clockChecked = false;
     for await (const page of source.pages(window, request.signal, note)) {
       throwIfStopped(request.stopSignal);
+      if (!clockChecked) refuseWindowPastServerClock(deps, window, source.serverNow?.());
+      clockChecked = true;
       result.counts.events += page.length;
       for await (const ready of groups.add(dedupe.fresh(page, result.counts))) map(ready);
     }
+    refuseWindowPastServerClock(deps, window, source.serverNow?.());
     // Also when only already-pushed duplicates came since the last group: the page event reports them.
     if (groups.waiting > 0 || result.counts.events > sinceLastMap.events) map(await groups.finish());
     spool.finish();
@@ -116,8 +121,8 @@ async function pullChecked(
 /**
  * A window ends by this host's clock. Ending past the EHR's own now by more than the overlap, it reaches instants the EHR
  * has not reached: events it records there afterwards fall before the next window (which starts at this end less the
- * overlap), and no run reads them. Refused before anything is pulled, so the watermark stays and the next run, with the
- * clock set right, reads the same window. (`bridge doctor` measures the skew against the token server too.)
+ * overlap), and no run reads them. Refused before anything of the window is pushed, so the watermark stays and the next
+ * run, with the clock set right, reads the same window. (`bridge doctor` measures the skew against the token server too.)
  */
 function refuseWindowPastServerClock(deps: SyncDeps, window: SyncWindow, serverNowMs: number | undefined): void {
   if (serverNowMs === undefined) return;
@@ -128,7 +133,7 @@ function refuseWindowPastServerClock(deps: SyncDeps, window: SyncWindow, serverN
   throw new BridgeError(
     'BRG_ERR_CLOCK_AHEAD',
     `This host's clock is about ${ahead} minute(s) ahead of the FHIR server's (its answers' Date header): the window would end at ${window.until}, past the server's now by more than fhir.overlapMinutes (${deps.window.overlapMs / 60_000}) can absorb, so events the EHR records afterwards with earlier times would be read by no run. ` +
-      "Nothing was pulled or pushed, and the watermark did not move. Sync this host's clock (NTP), then run again; if it is right, the EHR's clock is behind: tell the EHR team.",
+      "Nothing of the window was pushed, and the watermark did not move. Sync this host's clock (NTP), then run again; if it is right, the EHR's clock is behind: tell the EHR team.",
     { details: { until: window.until, serverNow: new Date(serverNowMs).toISOString(), aheadMinutes: ahead } },
   );
 }

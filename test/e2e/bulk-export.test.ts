@@ -17,7 +17,7 @@ import { loadCheckpoint } from '../../src/fhir/bulk/checkpoint.js';
 import { normaliseBase } from '../../src/reference-keys.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const BULK = { 'connectors.0.source': { type: 'bulk-export', pollMinSeconds: 1 } };
 let h: SandboxHarness | undefined;
@@ -360,10 +360,12 @@ it('resumes the downloads after kill -9 with another block size, past a second p
   bulk.settings.fileDelayMs = 0;
   x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 503 }, match: /\/bulk\/file\// });
   const requests = x.sandbox.ingest.requests;
-  x.sandbox.ingest.injectFaults({ kind: 'accept-then-status', status: 503 }, { kind: 'delay', ms: 1500 }, { kind: 'delay', ms: 1500 });
+  const hold = holdUntilReleased();
+  x.sandbox.ingest.injectFaults({ kind: 'accept-then-status', status: 503 }, hold.fault);
   const rerun = bridgeSync(x, 7);
   await waitFor(() => x.sandbox.ingest.requests > requests);
   const second = await bridgeSync(x, 50).done;
+  hold.release();
   expect(second.code, second.stderr).toBe(6);
   const done = await rerun.done;
   expect(done.code, done.stderr).toBe(0);

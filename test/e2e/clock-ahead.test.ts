@@ -2,8 +2,8 @@
  * A host whose clock runs ahead of the EHR's ends its windows at instants the EHR has not reached: events the EHR then
  * records with earlier times fall before the next window, and no run reads them. The bridge here runs ahead of the
  * sandbox's FHIR server (whose answers carry the real time in their Date header): by more than fhir.overlapMinutes the
- * run is refused before it pulls anything, the watermark stays, and with the clock set right the same window is read
- * whole; by less, the overlap absorbs it and the run goes ahead.
+ * run is refused at its first page, before anything is pushed; the watermark stays, and with the clock set right the
+ * same window is read whole. By less, the overlap absorbs it and the run goes ahead.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';

@@ -1,8 +1,15 @@
+/**
+ * Exactly once per Purview job: after `purview.jobId` changes, a backfill of a window the old job already received
+ * must deliver all of it to the new job. The overlap's seen set used to be kept per connector only, so the events of
+ * the last completed run's overlap counted as already pushed and the new job never got them. Driven through real
+ * processes (kill -9 mid-push, a second process on the same state, another block size on the rerun) with faults on
+ * both sides.
+ */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { destinationKey } from '../../src/purview/index.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows } from '../support/expected-rows.js';
-import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const JOB_B = 'b6c9d0e2-4f5a-4b7c-9d8e-0f1a2b3c4d5e';
 const JOB_C = 'c7d0e1f3-5a6b-4c8d-8e9f-1a2b3c4d5e6f';
@@ -50,15 +57,12 @@ it("a backfill into a new Purview job delivers the whole window, the old job's l
   // A second process while a third holds the connector is refused; the holder finishes with another block size, through
   // a connection reset after Purview stored a block and a 503.
   const requestsBefore = h.sandbox.ingest.requests;
-  h.sandbox.ingest.injectFaults(
-    { kind: 'delay', ms: 1500 },
-    { kind: 'delay', ms: 1500 },
-    { kind: 'accept-then-reset' },
-    { kind: 'status', status: 503, retryAfter: '0' },
-  );
+  const hold = holdUntilReleased();
+  h.sandbox.ingest.injectFaults(hold.fault, { kind: 'accept-then-reset' }, { kind: 'status', status: 503, retryAfter: '0' });
   const holder = syncIntoB(7);
   await until('a request to Purview', () => h.sandbox.ingest.requests > requestsBefore || undefined);
   const second = await syncIntoB(50).done;
+  hold.release();
   expect(second.code, second.stderr).toBe(6);
   const held = await holder.done;
   expect(held.code, held.stderr).toBe(0);

@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const UNSHARE = ['unshare', '--pid', '--fork', '--mount-proc', '--kill-child'];
 const canUnshare = spawnSync(UNSHARE[0] as string, [...UNSHARE.slice(1), 'true']).status === 0;
@@ -61,14 +61,16 @@ describe.skipIf(!canUnshare)('a lease across PID namespaces on one host name', (
 
   it("a sync in another container is refused while the first one's run holds the connector; every row once", async () => {
     const h = await harness(73);
-    // The first run's first block is held long enough for the second process to start, however loaded the machine.
-    h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 8_000 });
+    // The first run's first block is held until the second process has started, asked and been refused.
+    const hold = holdUntilReleased();
+    h.sandbox.ingest.injectFaults(hold.fault);
     const first = spawnBridge(syncArgs(h), BLOCKS, undefined, AS_PID_62);
     await until('a block in flight', () => (h.sandbox.ingest.requests > 0 ? true : undefined));
     const holder = h.withStore((s) => s.readLease('connector:sandbox'))?.holder;
     expect(holder?.pid).toBeGreaterThan(40); // past node's own threads in the other namespace
     // pid 1 of its own namespace: there is no such pid there, so a check by host and pid alone took the lease.
     const second = await spawnBridge(syncArgs(h), BLOCKS, undefined, UNSHARE).done;
+    hold.release();
     expect(second.code).toBe(6);
     expect(second.stderr).toMatch(/error BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge sync \(pid \d+ on /);
     expect(second.stderr).toContain(`(pid ${holder?.pid} on `);

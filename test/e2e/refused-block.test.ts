@@ -8,7 +8,7 @@ import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnBridge, until as waitUntil } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 let h: SandboxHarness;
 beforeAll(async () => {
@@ -37,11 +37,13 @@ it('sends a refused block again unflagged, with another block size, past a secon
 
   // The rerun, with 7-row blocks, holds the connector (Purview is slow) while a second process is refused.
   const requests = h.sandbox.ingest.requests;
-  h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 }, { kind: 'delay', ms: 1500 });
+  const hold = holdUntilReleased();
+  h.sandbox.ingest.injectFaults(hold.fault);
   h.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '0' }, match: /\/AuditEvent/ });
   const rerun = bridgeSync(['--until', end], 7);
   await waitUntil('a request to Purview', () => h.sandbox.ingest.requests > requests || undefined);
   const second = await bridgeSync(['--until', end], 50).done;
+  hold.release();
   expect(second.code, second.stderr).toBe(6);
   const done = await rerun.done;
   expect(done.code, done.stderr).toBe(0);

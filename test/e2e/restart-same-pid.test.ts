@@ -15,7 +15,7 @@ import { hashApiToken } from '../../src/server/auth.js';
 import { type Service, startService } from '../../src/server/service.js';
 import type { LeaseHolder } from '../../src/sync/state/index.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'restart-same-pid-token-0123456789';
 const LEASE = 'connector:sandbox';
@@ -116,13 +116,15 @@ describe('a bridge restarted as the pid its killed predecessor had (pid 1 of a r
 
   it('a lease this process holds still refuses a `bridge sync` in another process (exit 6), naming this process', async () => {
     const h = await harness(93);
-    // The first block is held long enough for the other process to start and ask, however loaded the machine.
-    h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 8_000 });
+    // The first block is held until the other process has started, asked and been refused.
+    const hold = holdUntilReleased();
+    h.sandbox.ingest.injectFaults(hold.fault);
     const first = h.sync({ flags: { 'connectors.0.purview.blockRows': 20 } });
     await until('a block in flight', () => (h.sandbox.ingest.requests > 0 ? true : undefined));
     expect(h.withStore((s) => s.readLease(LEASE))?.holder).toMatchObject({ host: hostname(), pid: process.pid });
     const { start, end } = h.sandbox.dataset.options;
     const second = await spawnBridge(['sync', '--config', h.sandbox.configPath, '--since', start, '--until', end, '--no-progress']).done;
+    hold.release();
     expect(second.code, second.stderr).toBe(6);
     expect(second.stderr).toContain(`BRG_ERR_RUN_IN_PROGRESS: A sync of connector "sandbox" is already running: bridge (pid ${process.pid} on ${hostname()}`);
     const summary = await first;

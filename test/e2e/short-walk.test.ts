@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { spawnBridge, until as waitUntil } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const AUDIT_SEARCH = /\/AuditEvent\?/;
 let h: SandboxHarness;
@@ -71,11 +71,13 @@ it('reads a short walk again, stops on paging that keeps skipping, and delivers 
   // The rerun, with 7-row blocks, holds the connector (Purview is slow) while a second process is refused.
   const requests = h.sandbox.ingest.requests;
   const acceptedBeforeRerun = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
-  h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 1500 });
+  const hold = holdUntilReleased();
+  h.sandbox.ingest.injectFaults(hold.fault);
   h.sandbox.fhir.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });
   const rerun = bridgeSync(7);
   await waitUntil('a request to Purview', () => (h.sandbox.ingest.requests > requests ? true : undefined));
   const second = await bridgeSync(50).done;
+  hold.release();
   expect(second.code, second.stderr).toBe(6);
   const done = await rerun.done;
   expect(done.code, done.stderr).toBe(0);

@@ -94,12 +94,16 @@ describe('/v1 rejects of a run not over yet', () => {
       dryRun: false,
     });
     const app = await testApp({ store });
-    const message =
-      'Run run-live is still in progress (STATE): its rejects file is written until the run completes. Fetch its rejects once it completes (a run left unfinished completes when the next run resumes its push).';
+    const message = (state: string, after: string): string =>
+      `Run run-live is still in progress (${state}): its rejects file is written until the run completes. Fetch its rejects once it completes (${after}).`;
+    const after = {
+      running: 'a run killed while it pulled is closed as failed by the next run, and its window pulled again',
+      pushing: 'a push left unfinished completes when the next run resumes it',
+    };
     for (const state of ['running', 'pushing'] as const) {
       store.updateRun('run-live', { state, rejectsPath });
       const answer = await app.inject({ method: 'GET', url: '/v1/runs/run-live/rejects', headers: AUTH });
-      expect([answer.statusCode, answer.json()]).toEqual([409, { code: 'BRG_ERR_RUN_IN_PROGRESS', message: message.replace('STATE', state) }]);
+      expect([answer.statusCode, answer.json()]).toEqual([409, { code: 'BRG_ERR_RUN_IN_PROGRESS', message: message(state, after[state]) }]);
       expect(answer.body).not.toContain('PHI');
     }
     store.completeRun('run-live', { counts: { ...ZERO_COUNTS, rows: 1, rejects: 1 } });

@@ -78,3 +78,15 @@ export function blocksAcked(h: Pick<SandboxHarness, 'config'>): number {
   if (!existsSync(dir)) return 0;
   return readdirSync(dir).reduce((n, f) => n + (readFileSync(join(dir, f), 'utf8').match(/"eventId":"block_acked"/g)?.length ?? 0), 0);
 }
+
+/**
+ * A Purview fault that holds a block in flight until `release` is called: a test keeps a process holding the
+ * connector until another process was refused, however loaded the machine (a delay of fixed length was a race).
+ */
+export function holdUntilReleased(): { readonly fault: { kind: 'hold'; until: Promise<void> }; readonly release: () => void } {
+  let release: () => void = () => undefined;
+  const until = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  return { fault: { kind: 'hold', until }, release: () => release() };
+}
