@@ -77,6 +77,29 @@ describe('the state schema across versions', () => {
     expect(runs.stdout).toContain('no runs yet');
   }, 60_000);
 
+  it('from 0.1.0, a sync it left pushing stops the upgrade (its acknowledged blocks cannot be carried over): state upgrade and sync refuse, naming it', async () => {
+    const { stateDir, configPath } = olderState(1);
+    const db = new Database(join(stateDir, 'bridge.sqlite'));
+    db.prepare(
+      "INSERT INTO runs (id, connector, state, trigger, since, until, started_at, counts, spool_path) VALUES ('old-push', 'sandbox', 'pushing', 'schedule', ?, ?, ?, '{}', ?)",
+    ).run('2026-11-01T08:45:00.000Z', '2026-11-01T11:00:00.000Z', '2026-11-01T11:00:01.000Z', join(stateDir, 'spool', 'old-push.txt'));
+    db.prepare("INSERT INTO blocks VALUES ('spool-sha', 0, 'acked', 2, 1, 0, '2026-11-01T11:00:02Z')").run();
+    db.close();
+    const sentBefore = h.sandbox.ingest.accepted(h.sandbox.ids.jobId).length;
+    for (const args of [
+      ['state', 'upgrade'],
+      ['sync', '--no-progress'],
+    ]) {
+      const result = await spawnBridge([...args, '--config', configPath]).done;
+      expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(6);
+      expect(result.stderr).toContain('BRG_ERR_STATE_SCHEMA');
+      expect(result.stderr).toContain('run old-push of connector "sandbox" (window 2026-11-01T08:45:00.000Z to 2026-11-01T11:00:00.000Z');
+      expect(result.stderr).toContain("run 0.1.0's `bridge sync --connector sandbox` once");
+    }
+    expect(schemaOf(stateDir).version).toBe(1);
+    expect(h.sandbox.ingest.accepted(h.sandbox.ids.jobId)).toHaveLength(sentBefore);
+  }, 60_000);
+
   it('an upgrade killed -9 in the middle of a step leaves the last step that committed; the next one finishes with every row kept', async () => {
     const { stateDir, configPath } = olderState(1);
     // Enough seen events that the v2 step (every one converted to an instant in a new table) takes a while.

@@ -237,7 +237,7 @@ describe('schema version', () => {
     expect(errorOf(() => upgradeStateStore(join(dir, 'missing'), { nowMs: 0, isStale: () => false })).code).toBe('BRG_ERR_CONFIG_INVALID');
   });
 
-  it('v8 keys a destination by host and job: two spellings of one tenant become one destination, nothing forgotten', () => {
+  it('v8 keys a destination by host and job: two spellings of one tenant become one destination, nothing forgotten, a double flagged', () => {
     const dir = stateAt(7);
     const db = new Database(join(dir, 'bridge.sqlite'));
     const domain = 'https://ingest|contoso.onmicrosoft.com|job-1';
@@ -249,20 +249,29 @@ describe('schema version', () => {
       [3, other],
     ] as const)
       db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(id, key);
-    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main')").run();
+    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main'), (2, 'file:abc')").run();
     const block = db.prepare(
-      "INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, 1, 'r', 'acked', 1, 1, 0, 0)",
+      'INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)',
     );
     const claim = db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)');
     // Under the domain: a and b; under the GUID (the same job, a rerun after the spelling changed): b again, and c.
-    block.run(10, 1);
-    block.run(20, 2);
-    block.run(30, 3);
+    block.run(10, 1, 1, 'r-domain', 'acked', 2, 1);
+    block.run(20, 2, 1, 'r-guid', 'acked', 2, 1);
+    block.run(30, 3, 1, 'r-other', 'acked', 1, 1);
     claim.run(1, 'a|1', 10);
     claim.run(1, 'b|1', 10);
     claim.run(2, 'b|1', 20);
     claim.run(2, 'c|1', 20);
     claim.run(3, 'a|1', 30);
+    // e: claimed under the domain by a block that never went out, then acknowledged under the GUID: sent once.
+    block.run(11, 1, 1, 'r-domain-2', 'sending', 1, 0);
+    block.run(21, 2, 1, 'r-guid-2', 'acked', 1, 1);
+    claim.run(1, 'e|1', 11);
+    claim.run(2, 'e|1', 21);
+    // One file's rows 0-10 pushed under each spelling: the job holds them twice.
+    block.run(40, 1, 2, 'r-file-domain', 'acked', 10, 1);
+    block.run(50, 2, 2, 'r-file-guid', 'acked', 10, 1);
+    db.prepare('INSERT INTO delivered_ranges (destination_id, source_id, first_row, end_row, block_id) VALUES (1, 2, 0, 10, 40), (2, 2, 0, 10, 50)').run();
     db.prepare('INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, 1, ?)').run(1, 5_000);
     db.prepare('INSERT INTO delivery_marks (destination_id, source_id, high_ms) VALUES (?, 1, ?)').run(2, 9_000);
     db.prepare('INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms) VALUES (?, 1, ?)').run(2, 86_400_000);
@@ -277,17 +286,24 @@ describe('schema version', () => {
         { id: 1, key: 'https://ingest|job-1' },
         { id: 3, key: 'https://ingest|job-2' },
       ]);
-      // The older destination's claims win; one both had is flagged may-be-sent (the job may hold it twice already).
+      // A claim both had is flagged may-be-sent and kept on the block that acknowledged it last (the second send).
       expect(after.prepare('SELECT destination_id, event_key, block_id, maybe_sent FROM delivered_events ORDER BY destination_id, event_key').all()).toEqual([
         { destination_id: 1, event_key: 'a|1', block_id: 10, maybe_sent: 0 },
-        { destination_id: 1, event_key: 'b|1', block_id: 10, maybe_sent: 1 },
+        { destination_id: 1, event_key: 'b|1', block_id: 20, maybe_sent: 1 },
         { destination_id: 1, event_key: 'c|1', block_id: 20, maybe_sent: 0 },
+        { destination_id: 1, event_key: 'e|1', block_id: 21, maybe_sent: 1 },
         { destination_id: 3, event_key: 'a|1', block_id: 30, maybe_sent: 0 },
       ]);
-      expect(after.prepare('SELECT id, destination_id FROM delivery_blocks ORDER BY id').all()).toEqual([
-        { id: 10, destination_id: 1 },
-        { id: 20, destination_id: 1 },
-        { id: 30, destination_id: 3 },
+      // That block is flagged possibly duplicated, whole, as a block acknowledged after a lost answer is; so is the
+      // later push of the file rows the other spelling had delivered. A double that never went out twice is not.
+      expect(after.prepare('SELECT id, destination_id, possibly_duplicated, resent_rows FROM delivery_blocks ORDER BY id').all()).toEqual([
+        { id: 10, destination_id: 1, possibly_duplicated: 0, resent_rows: 0 },
+        { id: 11, destination_id: 1, possibly_duplicated: 0, resent_rows: 0 },
+        { id: 20, destination_id: 1, possibly_duplicated: 1, resent_rows: 2 },
+        { id: 21, destination_id: 1, possibly_duplicated: 0, resent_rows: 0 },
+        { id: 30, destination_id: 3, possibly_duplicated: 0, resent_rows: 0 },
+        { id: 40, destination_id: 1, possibly_duplicated: 0, resent_rows: 0 },
+        { id: 50, destination_id: 1, possibly_duplicated: 1, resent_rows: 10 },
       ]);
       expect(after.prepare('SELECT destination_id, high_ms FROM delivery_marks').all()).toEqual([{ destination_id: 1, high_ms: 9_000 }]);
       expect(after.prepare('SELECT destination_id, pruned_before_ms FROM delivery_horizons').all()).toEqual([
@@ -303,6 +319,23 @@ describe('schema version', () => {
     expect(store.seenEvents('main', job1.destination, ['c|1', 'd|1', 'e|1'])).toEqual(new Set(['c|1', 'd|1']));
     expect(store.prunedBefore(job1)).toBe(86_400_000);
     expect(store.connectorsDeliveredTo(job1.destination)).toEqual(['main']);
+    expect(
+      store.acknowledgedEvents(
+        { ...job1 },
+        ['a|1', 'b|1', 'c|1', 'e|1'].map((key) => ({ key, recordedMs: 20_000 * 86_400_000 })),
+      ),
+    ).toEqual(new Set(['a|1', 'b|1', 'c|1', 'e|1']));
+    // Where the reports read a double: the job may hold b twice, sent again by the GUID spelling's run.
+    expect(store.flaggedEventKeys(job1)).toContain('b|1');
+    expect(store.flaggedEventKeys(job1)).not.toContain('e|1');
+    expect(store.deliveredOf('r-guid')).toEqual({ blocks: 1, rows: 2, possiblyDuplicated: 1, rowsPossiblyDuplicated: 2 });
+    expect([...store.possiblyDuplicatedOf('r-guid')]).toEqual(expect.arrayContaining([{ kind: 'event', key: 'b|1' }]));
+    expect(store.deliveredOf('r-domain')).toMatchObject({ possiblyDuplicated: 0 });
+    expect([...store.possiblyDuplicatedOf('r-file-guid')]).toEqual([{ kind: 'rows', source: 'file:abc', first: 0, end: 10 }]);
+    expect(store.rangesOf({ destination: job1.destination, source: 'file:abc' })).toEqual([
+      { first: 0, end: 10, state: 'acked' },
+      { first: 0, end: 10, state: 'acked' },
+    ]);
   });
 
   it('an upgrade is refused while a run holds a lease (a bridge is at work on it); a lease that expired is no hold', () => {
@@ -363,6 +396,55 @@ describe('migration from v1', () => {
     expect(raw.prepare('SELECT destination FROM seen_events').get()).toEqual({ destination: null });
     raw.close();
     expect(store.seenEvents('main', JOB_B, ['e1|1'])).toEqual(new Set(['e1|1']));
+  });
+
+  it('is refused while a sync 0.1.0 left pushing waits (its acknowledged blocks cannot be carried over), naming the run and what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-state-v1-'));
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    db.exec(MIGRATIONS[0] as string);
+    db.pragma('user_version = 1');
+    const insertRun = db.prepare(
+      "INSERT INTO runs (id, connector, state, trigger, since, until, started_at, counts, spool_path) VALUES (?, 'main', ?, 'schedule', ?, ?, ?, '{}', ?)",
+    );
+    insertRun.run('done-run', 'completed', '2026-11-01T07:45:00.000Z', '2026-11-01T09:00:00.000Z', '2026-11-01T09:00:01.000Z', null);
+    insertRun.run(
+      'old-push',
+      'pushing',
+      '2026-11-01T08:45:00.000Z',
+      '2026-11-01T11:00:00.000Z',
+      '2026-11-01T11:00:01.000Z',
+      join(dir, 'spool', 'old-push.txt'),
+    );
+    // A run that died pulling: 0.1.0 sends nothing before a run is 'pushing', so it holds nothing back.
+    insertRun.run('dead-pull', 'running', '2026-11-01T08:45:00.000Z', '2026-11-01T12:00:00.000Z', '2026-11-01T12:00:01.000Z', null);
+    // 0.1.0 acknowledged both blocks of the unfinished push: Purview holds their rows, and this version cannot tell which.
+    for (const idx of [0, 1]) db.prepare("INSERT INTO blocks VALUES ('spool-sha', ?, 'acked', 2, 1, 0, '2026-11-01T11:00:02Z')").run(idx);
+    db.close();
+
+    for (const open of [() => openStateStore(dir, new ManualClock(0)), () => upgradeStateStore(dir, { nowMs: 0, isStale: () => false })]) {
+      const error = errorOf(open);
+      expect(error.code).toBe('BRG_ERR_STATE_SCHEMA');
+      expect(error.message).toContain(
+        'a push it left unfinished waits: run old-push of connector "main" (window 2026-11-01T08:45:00.000Z to 2026-11-01T11:00:00.000Z, started 2026-11-01T11:00:01.000Z)',
+      );
+      expect(error.message).not.toContain('dead-pull');
+      expect(error.message).toContain("run 0.1.0's `bridge sync --connector main` once");
+      expect(error.message).toContain(`sqlite3 ${join(dir, 'bridge.sqlite')} "UPDATE runs SET state = 'failed' WHERE state = 'pushing'"`);
+      expect(error.details).toEqual({ run: 'old-push', connector: 'main', unfinished: 1 });
+    }
+    // Left as it was: 0.1.0 can still finish the push from its own block checkpoints.
+    const raw = readOnlyState(dir);
+    expect(raw.pragma('user_version', { simple: true })).toBe(1);
+    expect(raw.prepare("SELECT count(*) AS n FROM blocks WHERE state = 'acked'").get()).toEqual({ n: 2 });
+    raw.close();
+
+    // 0.1.0 finished it: the upgrade goes ahead (the run that died pulling is closed by the next run, as before).
+    const finished = new Database(join(dir, 'bridge.sqlite'));
+    finished.prepare("UPDATE runs SET state = 'completed' WHERE id = 'old-push'").run();
+    finished.close();
+    expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 1, to: STATE_SCHEMA_VERSION });
+    store = openStateStore(dir, new ManualClock(0));
+    expect(store.findUnfinishedRuns('main').map((r) => [r.id, r.state])).toEqual([['dead-pull', 'running']]);
   });
 });
 
@@ -814,6 +896,35 @@ describe('leases', () => {
     } finally {
       a.close();
       b.close();
+    }
+  });
+
+  it('refuses a lease, and a block under one, once a newer bridge upgraded the schema under this open store (a service between runs)', () => {
+    const clock = new ManualClock('2026-11-23T00:00:00Z');
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-lease-schema-'));
+    const service = openStateStore(dir, clock); // opened at start, idle between runs: it holds no lease
+    const newer = new Database(join(dir, 'bridge.sqlite')); // a newer bridge's upgrade, refused only by held leases
+    try {
+      expect(service.acquireLease('connector:main', holder('A'), 60_000, () => false)).toEqual({ acquired: true });
+      const target = { destination: 'https://ingest|job', source: 'main', runId: 'r1', lease: { name: 'connector:main', holderId: 'A' } };
+      newer.pragma(`user_version = ${STATE_SCHEMA_VERSION + 1}`);
+      // A run in flight whose lease lapsed while it was paused (so nothing refused the upgrade) claims and sends nothing more.
+      expect(() => service.openEventBlock(target, one('e|1', clock.now()), 10, () => undefined)).toThrow(
+        expect.objectContaining({ code: 'BRG_ERR_STATE_SCHEMA' }),
+      );
+      service.releaseLease('connector:main', 'A');
+      const error = errorOf(() => service.acquireLease('connector:main', holder('B'), 60_000, () => false));
+      expect(error.code).toBe('BRG_ERR_STATE_SCHEMA');
+      expect(error.message).toContain(`schema v${STATE_SCHEMA_VERSION + 1} is newer than this bridge (v${STATE_SCHEMA_VERSION})`);
+      expect(error.message).toContain('a newer bridge upgraded the state while this one ran');
+      expect(error.message).toContain('stop it and run the newer version');
+      expect(service.readLease('connector:main')).toBeUndefined();
+      // The same version (an upgrade this bridge made, or none): taken as before.
+      newer.pragma(`user_version = ${STATE_SCHEMA_VERSION}`);
+      expect(service.acquireLease('connector:main', holder('B'), 60_000, () => false)).toEqual({ acquired: true });
+    } finally {
+      newer.close();
+      service.close();
     }
   });
 });

@@ -6,13 +6,13 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { Command } from 'commander';
-import { bulkDownloadsDir, destinationOf, holderIsGone, leasePolicy, openWritableStateStore } from '../../composition/index.js';
+import { bulkDownloadsDir, destinationOf, holderIsGone, leasePolicy } from '../../composition/index.js';
 import { type Config, loadConfig } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
 import { retiredName } from '../../sync/connector-identity.js';
 import { connectorLeaseName, type HeldLease, holdLease } from '../../sync/lease.js';
-import { type ConnectorMove, type StateStore, upgradeStateStore } from '../../sync/state/index.js';
+import { type ConnectorMove, openExistingStateStore, type StateStore, upgradeStateStore } from '../../sync/state/index.js';
 import type { CliContext } from '../context.js';
 import { refusedCommands } from './state-refused.js';
 
@@ -87,7 +87,11 @@ function refuseConfigured(config: Config, name: string, what: string): void {
   }
 }
 
-/** Under the leases of every name involved: no run of either may be in flight, here or on another machine. */
+/**
+ * Under the leases of every name involved: no run of either may be in flight, here or on another machine. The state
+ * database must exist: a mistyped stateDir names no connector's history, and an empty database made there would only
+ * say the connector has none.
+ */
 function move(
   ctx: CliContext,
   config: Config,
@@ -96,7 +100,7 @@ function move(
   names: readonly string[],
   options: { destination?: string; files: () => void },
 ): ConnectorMove {
-  const store = openWritableStateStore(config.stateDir, ctx.clock);
+  const store = openExistingStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
   const held: HeldLease[] = [];
   try {
     const policy = leasePolicy(config.state.leaseTtlSeconds * 1000, 'bridge state');

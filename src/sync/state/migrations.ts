@@ -53,7 +53,8 @@ export const MIGRATIONS: readonly string[] = [
   // v2 (wave 2): acknowledgements keyed by destination and event identity (or file + row range) instead of spool hash
   // + block index, so a push survives any block size, another job, and another machine; one lease per connector
   // across processes; instants stored as numbers (text with local offsets does not compare as time).
-  // A push left unfinished by v1 cannot be mapped to events: finish it with the old version before upgrading.
+  // A push left unfinished by v1 cannot be mapped to events: finish it with the old version before upgrading (a run left
+  // 'pushing' refuses the upgrade: sqlite.ts, refuseUnfinishedV1Push).
   `DROP TABLE blocks;
    CREATE TABLE destinations (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
    CREATE TABLE sources (id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE);
@@ -162,20 +163,48 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE delivery_blocks ADD COLUMN given_up_note TEXT;`,
   // v8: a destination is the ingestion host and the job (destinationKey), no longer the tenant too: one job under two
   // spellings of its tenant (the GUID, the domain) was two destinations, and a rerun after the spelling changed sent
-  // every row again. Keys lose their middle part; two that become one merge into the older: its claims win, and a claim
-  // both had is flagged may-be-sent (the job may hold it twice already); marks and horizons keep the higher.
+  // every row again. Keys lose their middle part; two that become one merge into the older; marks and horizons keep the
+  // higher. A claim both had is flagged may-be-sent and kept on an acknowledged block if either is (the latest such:
+  // the second send); when both blocks may have reached the job and one was acknowledged, the job may hold the event
+  // twice, so that block is flagged possibly duplicated, whole, as a block acknowledged after a lost answer is: the
+  // reports read the flag there (flaggedEventKeys, possiblyDuplicatedOf, deliveredOf). Likewise a block whose file rows
+  // overlap rows the other spelling's blocks may have delivered.
   `CREATE TEMP TABLE destination_moves AS
      SELECT id, ${withoutTenant('key')} AS new_key
      FROM destinations WHERE key LIKE '%|%|%';
    CREATE TEMP TABLE destination_merges AS
      SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
    DELETE FROM destination_merges WHERE id = keep;
-   UPDATE delivered_events SET maybe_sent = 1 WHERE EXISTS (
-     SELECT 1 FROM delivered_events d JOIN destination_merges g ON g.id = d.destination_id
-     WHERE g.keep = delivered_events.destination_id AND d.source_id = delivered_events.source_id AND d.day = delivered_events.day AND d.event_key = delivered_events.event_key);
+   CREATE TEMP TABLE destination_involved AS SELECT id FROM destination_merges UNION SELECT keep FROM destination_merges;
+   CREATE TEMP TABLE destination_claims AS
+     SELECT coalesce(g.keep, e.destination_id) AS keep, e.destination_id AS was, e.source_id, e.day, e.event_key, e.block_id,
+       coalesce(b.state = 'acked', 0) AS acked, (b.id IS NULL OR b.state = 'acked' OR (b.attempts > 0 AND b.refused = 0) OR e.maybe_sent = 1) AS reached
+     FROM delivered_events e LEFT JOIN destination_merges g ON g.id = e.destination_id LEFT JOIN delivery_blocks b ON b.id = e.block_id
+     WHERE e.destination_id IN (SELECT id FROM destination_involved);
+   CREATE TEMP TABLE destination_doubles (
+     keep INTEGER NOT NULL, source_id INTEGER NOT NULL, day INTEGER NOT NULL, event_key TEXT NOT NULL, block_id INTEGER NOT NULL, twice INTEGER NOT NULL,
+     PRIMARY KEY (keep, source_id, day, event_key)
+   ) WITHOUT ROWID;
+   INSERT INTO destination_doubles
+     SELECT keep, source_id, day, event_key, coalesce(max(CASE WHEN acked = 1 THEN block_id END), max(block_id)), max(acked) = 1 AND sum(reached) >= 2
+     FROM destination_claims GROUP BY keep, source_id, day, event_key HAVING count(DISTINCT was) > 1;
+   CREATE TEMP TABLE destination_siblings AS
+     SELECT a.id AS id, b.id AS sibling FROM destination_involved a JOIN destination_involved b ON a.id <> b.id
+     WHERE coalesce((SELECT keep FROM destination_merges WHERE id = a.id), a.id) = coalesce((SELECT keep FROM destination_merges WHERE id = b.id), b.id);
+   CREATE TEMP TABLE destination_range_doubles AS
+     SELECT DISTINCT r.block_id FROM destination_siblings s
+       JOIN delivered_ranges r ON r.destination_id = s.id
+       JOIN delivery_blocks b ON b.id = r.block_id AND b.state = 'acked'
+       JOIN delivered_ranges o ON o.destination_id = s.sibling AND o.source_id = r.source_id AND o.first_row < r.end_row AND r.first_row < o.end_row
+       LEFT JOIN delivery_blocks ob ON ob.id = o.block_id
+     WHERE ob.id IS NULL OR (ob.state = 'acked' AND ob.id < r.block_id) OR (ob.state = 'sending' AND ob.attempts > 0 AND ob.refused = 0);
    UPDATE OR IGNORE delivered_events SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
      WHERE destination_id IN (SELECT id FROM destination_merges);
    DELETE FROM delivered_events WHERE destination_id IN (SELECT id FROM destination_merges);
+   UPDATE delivered_events SET maybe_sent = 1, block_id = d.block_id FROM destination_doubles d
+     WHERE d.keep = delivered_events.destination_id AND d.source_id = delivered_events.source_id AND d.day = delivered_events.day AND d.event_key = delivered_events.event_key;
+   UPDATE delivery_blocks SET possibly_duplicated = 1, resent_rows = rows
+     WHERE state = 'acked' AND (id IN (SELECT block_id FROM destination_doubles WHERE twice) OR id IN (SELECT block_id FROM destination_range_doubles));
    UPDATE delivery_blocks SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
      WHERE destination_id IN (SELECT id FROM destination_merges);
    UPDATE delivered_ranges SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
@@ -193,5 +222,10 @@ export const MIGRATIONS: readonly string[] = [
    UPDATE seen_events SET destination = ${withoutTenant('destination')}
      WHERE destination LIKE '%|%|%';
    DROP TABLE destination_moves;
-   DROP TABLE destination_merges;`,
+   DROP TABLE destination_merges;
+   DROP TABLE destination_involved;
+   DROP TABLE destination_siblings;
+   DROP TABLE destination_claims;
+   DROP TABLE destination_doubles;
+   DROP TABLE destination_range_doubles;`,
 ];

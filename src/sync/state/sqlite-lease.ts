@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { LeaseRef } from '../../purview/ledger.js';
+import { refuseNewerSchema } from './schema.js';
 import type { LeaseHolder, LeaseOutcome, LeaseStore } from './types.js';
 
 export class SqliteLeaseStore implements LeaseStore {
@@ -26,9 +27,15 @@ export class SqliteLeaseStore implements LeaseStore {
     };
   }
 
+  /**
+   * Every run, push and state command starts here, so this is where a process that opened the store long ago (a service
+   * between runs holds no lease, so a newer bridge's upgrade is not refused) finds the schema changed under it: refused
+   * with BRG_ERR_STATE_SCHEMA, read under the write lock, before it holds anything.
+   */
   acquireLease(name: string, holder: LeaseHolder, ttlMs: number, isStale: (current: LeaseHolder) => boolean): LeaseOutcome {
     return this.db
       .transaction((): LeaseOutcome => {
+        refuseNewerSchema(this.db, true);
         const now = this.clock.now();
         const row = this.stmt.get.get(name);
         if (row && row.owner_id !== holder.id && row.expires_ms > now) {
@@ -52,9 +59,11 @@ export class SqliteLeaseStore implements LeaseStore {
   /**
    * Throws BRG_ERR_RUN_IN_PROGRESS unless `lease` is held by its holder and unexpired now (the store's clock): a writer
    * that lost its lease must stop before `doing`, whatever its heartbeat has noticed so far. Called inside the write's
-   * transaction, which orders the check against another process taking the lease over.
+   * transaction, which orders the check against another process taking the lease over. A schema a newer bridge
+   * upgraded meanwhile (after this holder's lease lapsed while it was paused) stops it too (BRG_ERR_STATE_SCHEMA).
    */
   requireHeld(lease: LeaseRef, doing: string): void {
+    refuseNewerSchema(this.db, true);
     const row = this.stmt.get.get(lease.name);
     if (row && row.owner_id === lease.holderId && row.expires_ms > this.clock.now()) return;
     let why: string;

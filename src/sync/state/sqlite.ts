@@ -20,6 +20,7 @@ import type {
   RowRange,
 } from '../../purview/ledger.js';
 import { MIGRATIONS } from './migrations.js';
+import { refuseNewerSchema, STATE_SCHEMA_VERSION, schemaVersion } from './schema.js';
 import { SqliteConnectorMoves } from './sqlite-connector-moves.js';
 import { SqliteLeaseStore } from './sqlite-lease.js';
 import { SqliteDeliveryLedger } from './sqlite-ledger.js';
@@ -78,8 +79,7 @@ function requireDatabase(stateDir: string, why: string, orElse = ''): void {
   }
 }
 
-/** The schema version this bridge reads and writes. */
-export const STATE_SCHEMA_VERSION = MIGRATIONS.length;
+export { STATE_SCHEMA_VERSION } from './schema.js';
 
 export interface SchemaUpgrade {
   readonly from: number;
@@ -90,12 +90,13 @@ export interface SchemaUpgrade {
  * Brings an existing state database to this bridge's schema (`bridge state upgrade`); says from which version this
  * process took it (`from` = `to` when it was there already, or another process upgraded it meanwhile). Refused while a
  * run holds a connector's lease (at `nowMs`; `isStale` says a holder died, as leases take it): a bridge is at work on
- * it, most likely of the older version. Checked under the write lock of the first step, so no run starts in between.
+ * it, most likely of the older version; and, from 0.1.0, while a push it left unfinished waits (refuseUnfinishedV1Push).
+ * Checked under the write lock of the first step, so no run starts in between.
  */
 export function upgradeStateStore(stateDir: string, holds: { nowMs: number; isStale: (holder: LeaseHolder) => boolean }): SchemaUpgrade {
   requireDatabase(stateDir, 'there is nothing to upgrade');
   return withDatabase(stateDir, (db) => {
-    const applied = migrate(db, true, () => refuseHeldLeases(db, holds.nowMs, holds.isStale));
+    const applied = migrate(db, true, () => refuseUpgrade(db, stateDir, holds.nowMs, holds.isStale));
     db.close();
     return { from: applied[0] === undefined ? STATE_SCHEMA_VERSION : applied[0] - 1, to: STATE_SCHEMA_VERSION };
   });
@@ -105,7 +106,7 @@ export function upgradeStateStore(stateDir: string, holds: { nowMs: number; isSt
  * Opens (or creates) the state store. With `upgrade` (the default: the commands that write) an older schema is brought
  * to this bridge's, as `bridge state upgrade` does, and refused the same way while a run holds a connector's lease: a
  * bridge of the older version at work on it could not go on (`isStale` says a holder died; by default only an expired
- * lease is let go).
+ * lease is let go); and while a push 0.1.0 left unfinished waits.
  */
 export function openStateStore(
   stateDir: string,
@@ -113,7 +114,7 @@ export function openStateStore(
   options: { upgrade: boolean; isStale?: (holder: LeaseHolder) => boolean } = { upgrade: true },
 ): StateStore {
   return withDatabase(stateDir, (db) => {
-    migrate(db, options.upgrade, () => refuseHeldLeases(db, clock.now(), options.isStale ?? (() => false)));
+    migrate(db, options.upgrade, () => refuseUpgrade(db, stateDir, clock.now(), options.isStale ?? (() => false)));
     return new SqliteStateStore(db, clock);
   });
 }
@@ -144,9 +145,44 @@ function withDatabase<T>(stateDir: string, use: (db: Database.Database) => T): T
   }
 }
 
-/** The leases table came with schema v2: an older database has none to hold. */
+/** What must be over before the schema is upgraded: from 0.1.0 (v1, no leases), its unfinished pushes; later, held leases. */
+function refuseUpgrade(db: Database.Database, stateDir: string, nowMs: number, isStale: (holder: LeaseHolder) => boolean): void {
+  const version = schemaVersion(db);
+  if (version === 1) refuseUnfinishedV1Push(db, stateDir);
+  if (version >= 2) refuseHeldLeases(db, nowMs, isStale);
+}
+
+/**
+ * 0.1.0 (schema v1) kept which blocks of a run's spool Purview acknowledged by the spool's hash and block index; the v2
+ * step drops them, since they name no event. A `bridge sync` run it left 'pushing' (a failure, a stop or a kill during
+ * its push) would then be closed by this version and its window pulled and sent again whole: the rows Purview already
+ * holds a second time, unflagged. So the upgrade waits until 0.1.0 finished it. A run left 'running' died (or is still)
+ * pulling: 0.1.0 sends nothing before it marks a run 'pushing', so its window pulled again sends nothing twice.
+ */
+function refuseUnfinishedV1Push(db: Database.Database, stateDir: string): void {
+  const runs = db
+    .prepare<[], { id: string; connector: string; since: string; until: string; started_at: string }>(
+      "SELECT id, connector, since, until, started_at FROM runs WHERE state = 'pushing' ORDER BY started_at",
+    )
+    .all();
+  const first = runs[0];
+  if (first === undefined) return;
+  const one = runs.length === 1;
+  const named = runs.map((run) => `run ${run.id} of connector "${run.connector}" (window ${run.since} to ${run.until}, started ${run.started_at})`);
+  const connectors = [...new Set(runs.map((run) => run.connector))];
+  const file = join(stateDir, 'bridge.sqlite');
+  throw new BridgeError(
+    'BRG_ERR_STATE_SCHEMA',
+    `The state database is bridge 0.1.0's (schema v1), and ${one ? 'a push it left unfinished waits' : `${runs.length} pushes it left unfinished wait`}: ${named.join('; ')}. ` +
+      `0.1.0 recorded which of its blocks Purview acknowledged in a form this version cannot carry over: upgraded now, ${one ? 'that window' : 'those windows'} would be pulled and sent again whole, the rows Purview already holds a second time, unflagged. The schema is left at v1. ` +
+      `Finish ${one ? 'it' : 'them'} with 0.1.0 first: with this version stopped, run 0.1.0's ${connectors.map((c) => `\`bridge sync --connector ${c}\``).join(' and ')} once (it resumes the push and sends only what Purview has not acknowledged; a 0.1.0 service does it at its next run), then upgrade. ` +
+      `Only if that is impossible, abandon ${one ? 'it' : 'them'} knowingly: with no bridge running, \`sqlite3 ${file} "UPDATE runs SET state = 'failed' WHERE state = 'pushing'"\`, then upgrade; the next run sends ${one ? 'that window' : 'those windows'} again, and Purview may then hold rows of ${one ? 'it' : 'them'} twice, unflagged: keep the ${one ? 'window' : 'windows'} above to find them.`,
+    { details: { run: first.id, connector: first.connector, unfinished: runs.length } },
+  );
+}
+
+/** Held leases (schema v2 on: an older database has none to hold). */
 function refuseHeldLeases(db: Database.Database, nowMs: number, isStale: (holder: LeaseHolder) => boolean): void {
-  if (schemaVersion(db) < 2) return;
   const rows = db.prepare<[number], { name: string; owner: string }>('SELECT name, owner FROM leases WHERE expires_ms > ? ORDER BY name').all(nowMs);
   const held = rows.map((row) => ({ name: row.name, holder: ownerOf(row.owner) })).filter(({ holder }) => !isStale(holder as LeaseHolder));
   const first = held[0];
@@ -169,10 +205,6 @@ function ownerOf(text: string): Partial<LeaseHolder> {
   }
 }
 
-function schemaVersion(db: Database.Database): number {
-  return db.pragma('user_version', { simple: true }) as number;
-}
-
 /**
  * Each migration in its own transaction, which takes the write lock first (BEGIN IMMEDIATE) and reads the version again
  * under it: another process may have applied it since this one looked (two bridges started at once on a new or older
@@ -180,14 +212,8 @@ function schemaVersion(db: Database.Database): number {
  * Returns the versions this process applied.
  */
 function migrate(db: Database.Database, upgrade: boolean, beforeFirstStep?: () => void): number[] {
+  refuseNewerSchema(db, false);
   const version = schemaVersion(db);
-  if (version > STATE_SCHEMA_VERSION) {
-    throw new BridgeError(
-      'BRG_ERR_STATE_SCHEMA',
-      `State database schema v${version} is newer than this bridge (v${STATE_SCHEMA_VERSION}): a newer bridge upgraded it. Run that version (upgrade this install).`,
-      { details: { version, bridgeVersion: STATE_SCHEMA_VERSION } },
-    );
-  }
   if (version < STATE_SCHEMA_VERSION && !upgrade) {
     throw new BridgeError(
       'BRG_ERR_STATE_SCHEMA',
