@@ -96,20 +96,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   return {
     registry,
     observe(events, connector) {
-      // Where each run of this connector is, from its events: a stop (BRG_ERR_ABORTED: a shutdown, a second SIGTERM, a
-      // lost lease) once its pull is done leaves it resumable in 'pushing' (a drop folder's files stay for the next run),
-      // which a redeploy does every time: not a failure to alert on. A stop during the pull fails the run (its record says so).
-      const phases = new Map<string, 'pulling' | 'pushing' | 'dry'>();
-      const ended = (runId: string | undefined): 'pulling' | 'pushing' | 'dry' | undefined => {
-        const phase = runId === undefined ? undefined : phases.get(runId);
-        if (runId !== undefined) phases.delete(runId);
-        return phase;
-      };
       const detaches = [
-        events.on('run_start', (e) => phases.set(e.runId, e.resumedFrom ? 'pushing' : e.dryRun ? 'dry' : 'pulling')),
-        events.on('spool_complete', (e) => {
-          if (phases.get(e.runId) === 'pulling') phases.set(e.runId, 'pushing');
-        }),
         events.on('page', (e) => {
           pulled.inc({ connector }, e.events);
           rows.inc({ connector }, e.rows);
@@ -122,12 +109,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         events.on('block_retry', () => blockRetries.inc({ connector })),
         events.on('token', (e) => tokens.inc({ side: e.side })),
         events.on('run_complete', (e) => {
-          ended(e.runId);
           runs.inc({ connector, outcome: 'completed' });
           for (const [outcome, n] of Object.entries(rowsByOutcome(e.counts))) byOutcome.inc({ connector, outcome }, n);
         }),
         events.on('error', (e) => {
-          const stopped = ended(e.runId) === 'pushing' && e.code === 'BRG_ERR_ABORTED';
+          // A stop (BRG_ERR_ABORTED: a shutdown, a second SIGTERM) during the push leaves the run resumable in 'pushing',
+          // which a redeploy does every time: not a failure to alert on. A stop during the pull fails the run, as does
+          // any other error (a Purview outage, a lost lease), whatever its record keeps for the next run.
+          const stopped = e.resumable === true && e.code === 'BRG_ERR_ABORTED';
           runs.inc({ connector, outcome: stopped ? 'stopped' : 'failed' });
         }),
       ];

@@ -203,8 +203,9 @@ function windowNotRun(
   const why = resumedCompleted ? `${resumed} completed first, then this run did not start` : `${resumed}, resumed first, did not complete`;
   const said = error.code === 'BRG_ERR_INTERNAL' ? 'an unexpected error; the service log has the details.' : error.message;
   const cause = /[.!?]$/.test(said) ? said : `${said}.`;
+  // The window goes with it: status keeps showing it until a run of that window starts (status.ts).
   return new BridgeError(error.code, `The run asked for (${asked}) was not run: ${why}: ${cause} Ask for its window again.`, {
     cause: error,
-    details: error.details,
+    details: { ...error.details, windowNotRun: true, askedSince: window.since, askedUntil: window.until },
   });
 }

@@ -6,6 +6,7 @@
  * another process is counted as a skip.
  */
 import type { Clock } from '../clock.js';
+import type { BridgeError } from '../errors.js';
 import type { Metrics } from './metrics.js';
 import type { RunnerHooks } from './runner.js';
 import type { StartFailure } from './status.js';
@@ -24,11 +25,18 @@ export function trackStartFailures(metrics: Pick<Metrics, 'runStartFailed' | 'sc
       onStartFailure(connector, error) {
         // An internal error's message may name anything (the runner logged it); status and the page get the code only.
         const message = error.code === 'BRG_ERR_INTERNAL' ? 'an unexpected error; the service log has the details.' : error.message;
-        failures.set(connector, { code: error.code, message, at: new Date(clock.now()).toISOString() });
+        failures.set(connector, { code: error.code, message, at: new Date(clock.now()).toISOString(), ...askedWindowOf(error) });
         metrics.runStartFailed(connector, error.code);
       },
       onScheduleSkip: (connector) => metrics.scheduleSkipped(connector, 'lease_held'),
     },
     last: (connector) => failures.get(connector),
   };
+}
+
+/** The window a trigger asked for and never got a run of (runner.ts windowNotRun), if that is what failed. */
+function askedWindowOf(error: BridgeError): { window?: { since?: string; until?: string } } {
+  if (error.details['windowNotRun'] !== true) return {};
+  const { askedSince: since, askedUntil: until } = error.details;
+  return { window: { ...(typeof since === 'string' ? { since } : {}), ...(typeof until === 'string' ? { until } : {}) } };
 }

@@ -57,6 +57,8 @@ export interface StartFailure {
   readonly code: string;
   readonly message: string;
   readonly at: string;
+  /** A window a trigger asked for and never got a run of (its caller was answered with a resumed run first). */
+  readonly window?: { readonly since?: string; readonly until?: string };
 }
 
 export interface ConnectorStatus {
@@ -157,7 +159,7 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
   const last = runs.find((r) => r.id !== inFlight?.runId);
   // Asked of the store, not looked for among the runs above: a long outage fails more runs than they hold.
   const success = store.lastCompletedRun(c.name);
-  const startFailure = standingStartFailure(options.startFailure?.(c.name), runs[0]);
+  const startFailure = standingStartFailure(options.startFailure?.(c.name), runs);
   const lagSeconds = watermark === undefined ? undefined : Math.max(0, Math.round((nowMs - Date.parse(watermark)) / 1000));
   const lateAfterSeconds = Math.round(c.lateAfterMs / 1000);
   const next =
@@ -165,7 +167,10 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
       ? nextFireTime({ connector: c.name, cron: c.cron, ...(c.timezone ? { timezone: c.timezone } : {}) }, nowMs)
       : undefined;
   const [health, reason] = startFailure
-    ? (['failing', `the last run could not start: ${startFailure.code}: ${startFailure.message}`] as const)
+    ? ([
+        'failing',
+        `${startFailure.window ? 'a window asked for was not run' : 'the last run could not start'}: ${startFailure.code}: ${startFailure.message}`,
+      ] as const)
     : judge(last, lagSeconds, lateAfterSeconds);
   return {
     name: c.name,
@@ -183,10 +188,21 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
   };
 }
 
-/** A start failure stands until a run starts after it, in this process or another: that run's outcome then tells. */
-function standingStartFailure(failure: StartFailure | undefined, newest: RunRecord | undefined): StartFailure | undefined {
+/**
+ * A start failure stands until a run starts after it, in this process or another: that run's outcome then tells. A window
+ * asked for and not run stands until a run of it (or of a window holding it) starts: the next scheduled run pulls the
+ * usual window, and a backfill nobody ran would otherwise be forgotten at the next tick.
+ */
+function standingStartFailure(failure: StartFailure | undefined, runs: readonly RunRecord[]): StartFailure | undefined {
   if (!failure) return undefined;
-  return newest && Date.parse(newest.startedAt) >= Date.parse(failure.at) ? undefined : failure;
+  const atMs = Date.parse(failure.at);
+  const since = runs.filter((run) => Date.parse(run.startedAt) >= atMs);
+  const { window } = failure;
+  if (window === undefined) return since.length > 0 ? undefined : failure;
+  const holds = (run: RunRecord): boolean =>
+    (window.since === undefined || Date.parse(run.since) <= Date.parse(window.since)) &&
+    Date.parse(run.until) >= (window.until === undefined ? atMs : Date.parse(window.until));
+  return since.some(holds) ? undefined : failure;
 }
 
 function judge(last: RunRecord | undefined, lagSeconds: number | undefined, lateAfterSeconds: number): [Health, string] {

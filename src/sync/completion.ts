@@ -37,8 +37,8 @@ export function announceCompletion(deps: Announcer, runId: string, counts: RunCo
 }
 
 /** `error` to the sinks, last: a listener's failure (the run log on the full disk that failed the run) must not hide the run's error. */
-export function announceFailure(deps: Announcer, runId: string, error: BridgeError): void {
+export function announceFailure(deps: Announcer, runId: string, error: BridgeError, resumable = false): void {
   warnOnFailure(deps.logger, runId, "a listener of the run's failure (the run log, a metrics sink) failed", () =>
-    deps.events.emit('error', { runId, connector: deps.connector, code: error.code, message: error.message }),
+    deps.events.emit('error', { runId, connector: deps.connector, code: error.code, message: error.message, ...(resumable ? { resumable } : {}) }),
   );
 }

@@ -19,7 +19,8 @@ export interface SyncEventMap extends ForwardedPushEvents {
   source_progress: { runId: string; connector: string; message: string };
   spool_complete: { runId: string; rows: number };
   run_complete: { runId: string; connector: string; counts: RunCounts };
-  error: { runId?: string; connector: string; code: string; message: string };
+  /** `resumable`: the run stays 'pushing', its push finished by the next run (a stop or a failure during the push). */
+  error: { runId?: string; connector: string; code: string; message: string; resumable?: boolean };
 }
 
 export type SyncEventName = keyof SyncEventMap;

@@ -541,7 +541,7 @@ function recordFailure(
     if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);
     if (run?.dryRun) removeFiles(files.indexPath, files.rejectsPath);
   });
-  announceFailure(deps, runId, reported);
+  announceFailure(deps, runId, reported, keepForResume);
   return reported;
 }
 

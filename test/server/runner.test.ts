@@ -286,7 +286,19 @@ describe('sync runner', () => {
         at: '2026-11-23T10:00:00.000Z',
       },
     });
-    expect(seen?.reason).toMatch(/^the last run could not start: BRG_ERR_PURVIEW_UNAVAILABLE: The run asked for/);
+    expect(seen?.reason).toMatch(/^a window asked for was not run: BRG_ERR_PURVIEW_UNAVAILABLE: The run asked for/);
+    expect(seen?.lastStartFailure?.window).toEqual({ since: '2026-01-01T00:00:00Z', until: '2026-02-01T00:00:00Z' });
+    // The next scheduled run (the usual window) does not run it: the failure stands.
+    const run = (id: string, since: string, until: string, startedAt: string) =>
+      store.createRun({ id, connector: 'main', state: 'completed', trigger: 'schedule', since, until, startedAt, counts: { ...ZERO_COUNTS }, dryRun: false });
+    await clock.advance(3_600_000);
+    run('next-night', '2026-11-23T02:00:00.000Z', '2026-11-23T11:00:00.000Z', '2026-11-23T11:00:00.000Z');
+    const after = (await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json<StatusReport>().connectors[0];
+    expect(after?.lastStartFailure?.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+    // A run of that window, asked for again, does.
+    run('asked-again', '2026-01-01T00:00:00.000Z', '2026-02-01T00:00:00.000Z', '2026-11-23T11:05:00.000Z');
+    const done = (await app.inject({ method: 'GET', url: '/v1/status', headers: AUTH })).json<StatusReport>().connectors[0];
+    expect(done).not.toHaveProperty('lastStartFailure');
     await app.close();
   });
 });

@@ -77,14 +77,15 @@ describe('status metrics', () => {
       code: 'BRG_ERR_ABORTED',
       message: 'Stopped on request after 3 block(s); the next run sends what Purview has not acknowledged.',
     };
-    // SIGTERM during the push (the pipeline's order: run_start, the pull's pages, spool_complete, blocks, then error).
+    // SIGTERM during the push (the pipeline's order: run_start, the pull's pages, spool_complete, blocks, then error, which
+    // says the run stays resumable: test/sync/pipeline.test.ts checks the pipeline says so).
     events.emit('run_start', { runId: 'r1', ...window });
     events.emit('spool_complete', { runId: 'r1', rows: 900 });
     events.emit('block_acked', { runId: 'r1', index: 0, rows: 300, status: 200, ms: 40, possiblyDuplicated: false });
-    events.emit('error', { runId: 'r1', ...stop });
+    events.emit('error', { runId: 'r1', ...stop, resumable: true });
     // The next start-up resumes it, and is stopped again during that push.
     events.emit('run_start', { runId: 'r1', ...window, resumedFrom: 'r1' });
-    events.emit('error', { runId: 'r1', ...stop });
+    events.emit('error', { runId: 'r1', ...stop, resumable: true });
     const stoppedOnly = await metrics.registry.metrics();
     expect(stoppedOnly).toContain('bridge_runs_total{connector="main",outcome="stopped"} 2');
     expect(stoppedOnly).not.toContain('outcome="failed"');
@@ -93,7 +94,7 @@ describe('status metrics', () => {
     events.emit('error', { runId: 'r2', ...stop, message: 'Stopped on request; the next run resumes from the last checkpoint.' });
     events.emit('run_start', { runId: 'r3', ...window });
     events.emit('spool_complete', { runId: 'r3', rows: 900 });
-    events.emit('error', { runId: 'r3', connector: 'main', code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'Block 0 was not acknowledged.' });
+    events.emit('error', { runId: 'r3', connector: 'main', code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'Block 0 was not acknowledged.', resumable: true });
     // Then the resumed push completes.
     events.emit('run_start', { runId: 'r1', ...window, resumedFrom: 'r1' });
     events.emit('run_complete', { runId: 'r1', connector: 'main', counts: { ...ZERO_COUNTS, rows: 900, rowsAcked: 900 } });

@@ -449,7 +449,12 @@ describe('runSync with a fake source', () => {
     };
     const d = deps(stateDir, stopping, undefined, job);
     const window = { since: '2026-10-20T00:00:00.000Z', until: '2026-10-21T00:00:00.000Z' };
+    const errors: Array<{ code: string; resumable?: boolean }> = [];
+    const detach = d.events.on('error', (e) => void errors.push({ code: e.code, ...(e.resumable === undefined ? {} : { resumable: e.resumable }) }));
     const stopped = (await runSync(d, { trigger: 'cli', ...window, stopSignal: stop.signal }).catch((e: unknown) => e)) as BridgeError;
+    // Stopped while it pulled: failed, not resumable (the metrics count it failed).
+    expect(errors).toEqual([{ code: 'BRG_ERR_ABORTED' }]);
+    detach();
     const advice = `This backfill's window is not pulled again by the next run: start it again (--since ${window.since} --until ${window.until}); rows Purview acknowledged are not sent twice.`;
     expect(stopped.code).toBe('BRG_ERR_ABORTED');
     expect(stopped.message).toContain(advice);
@@ -488,10 +493,15 @@ describe('runSync with a fake source', () => {
     expect([nothing.code, nothing.message]).toEqual(['BRG_ERR_ABORTED', 'Nothing to resume: connector "main" has no unfinished push.']);
     expect(calls).toEqual([]);
     expect(d.store.listRuns({ connector: 'main' })).toEqual([]);
-    // A push that failed at Purview waits in 'pushing'; the resume finishes it, and no window is pulled.
+    // A push that failed at Purview waits in 'pushing' (its error says so to the sinks: resumable); the resume finishes
+    // it, and no window is pulled.
+    const errors: Array<{ code: string; resumable?: boolean }> = [];
+    const detach = d.events.on('error', (e) => void errors.push({ code: e.code, ...(e.resumable === undefined ? {} : { resumable: e.resumable }) }));
     const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
     emu.ingest.injectFaults({ kind: 'status', status: 503 });
     await expect(runSync(failing, { trigger: 'cli', until: '2026-11-12T11:00:00Z' })).rejects.toBeInstanceOf(BridgeError);
+    expect(errors).toEqual([{ code: 'BRG_ERR_PURVIEW_UNAVAILABLE', resumable: true }]);
+    detach();
     const pulls = calls.filter((call) => call.startsWith('pages')).length;
     const resumed = await runSync(d, { trigger: 'resume' });
     expect(resumed.counts).toMatchObject({ rowsAcked: 1 });

@@ -149,8 +149,9 @@ export const statusSchema = {
           lastSuccess: { type: 'object', properties: { runId: str, finishedAt: instantOut } },
           lastStartFailure: {
             type: 'object',
-            description: 'The last run this service could not start (it left no run record), while no run has started since',
-            properties: { code: str, message: str, at: instantOut },
+            description:
+              'The last run this service could not start (it left no run record), while no run has started since; a window asked for and not run (window), until a run of it starts',
+            properties: { code: str, message: str, at: instantOut, window: { type: 'object', properties: { since: str, until: str } } },
           },
           nextRunAt: instantOut,
           schedule: { type: 'object', properties: { cron: str, timezone: str, enabled: { type: 'boolean' } } },
