@@ -58,23 +58,23 @@ function event(
   };
 }
 
-/** The pull's order of work: collect each event's references, prefetch them in groups, then map every event. */
+/** The pull's order of work: collect each event's references, prefetch them in groups, map each group as it is ready. */
 async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMapping, server: FixtureServer) {
   const resolver = createReferenceResolver(server.client(), { clock: server.clock, baseUrl: server.server.baseUrl });
   const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, 2);
-  const ready: Array<{ event: AuditEvent; references: ReferenceRequest }> = [];
-  for await (const group of groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })))) ready.push(...group);
-  ready.push(...(await groups.finish()));
   const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
-  return new Map(
-    ready.map(({ event: e }) => {
+  const mapped = new Map<string | undefined, { login?: string; mrn?: string; rejects: string[] }>();
+  const map = (ready: ReadonlyArray<{ event: AuditEvent }>): void => {
+    for (const { event: e } of ready) {
       const result = mapEvent(e, mapping, resolver);
-      return [
-        e.id,
-        { login: cell(result.rows[0], 'EMP.SYSTEM_LOGIN'), mrn: cell(result.rows[0], 'PATIENT.PAT_MRN_ID'), rejects: result.rejects.map((r) => r.reason) },
-      ];
-    }),
-  );
+      const login = cell(result.rows[0], 'EMP.SYSTEM_LOGIN');
+      const mrn = cell(result.rows[0], 'PATIENT.PAT_MRN_ID');
+      mapped.set(e.id, { ...(login === undefined ? {} : { login }), ...(mrn === undefined ? {} : { mrn }), rejects: result.rejects.map((r) => r.reason) });
+    }
+  };
+  for await (const group of groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })))) map(group);
+  map(await groups.finish());
+  return mapped;
 }
 
 describe('prefetch and mapping against the sandbox FHIR server', () => {
