@@ -6,8 +6,8 @@ import type { JsonWebKey } from 'node:crypto';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
-import { type Config, readSecret } from '../config/index.js';
+import { buildPurviewCredential, buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
+import { type Config, type ConnectorConfig, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
@@ -132,6 +132,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     // A push the last shutdown interrupted (a redeploy during the nightly run) is finished now, not at the next tick a
     // day later, with the connector showing "failing" until then. Nothing new is pulled (trigger 'resume').
     for (const c of config.connectors.filter((k) => k.source.type !== 'flat-file' && hasResumablePush(store, k.name))) {
+      if (!c.schedule.enabled && !hasPurviewSecret(c, options.env)) {
+        // A connector another unit syncs (a systemd timer, a CronJob) whose secret this process is not given: the push
+        // is that unit's to finish. Tried here, it would only fail and show the connector failing until then.
+        logger.info(
+          { connector: c.name },
+          'not finishing the interrupted push at start-up: this service has no Purview secret for the connector, and no schedule of it',
+        );
+        continue;
+      }
       logger.info({ connector: c.name }, 'finishing the push the last shutdown interrupted');
       void runner.start(c.name, { trigger: 'resume' }).catch(() => undefined);
     }
@@ -238,4 +247,14 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
     hashes.push(...lines.map(hashApiToken));
   }
   return hashes;
+}
+
+/** Whether this process can read the connector's Purview secret (or certificate): only a missing one says no. */
+function hasPurviewSecret(connector: ConnectorConfig, env: NodeJS.ProcessEnv): boolean {
+  try {
+    buildPurviewCredential(connector, env);
+    return true;
+  } catch (error) {
+    return !(error instanceof BridgeError && error.code === 'BRG_ERR_CONFIG_SECRET_MISSING');
+  }
 }

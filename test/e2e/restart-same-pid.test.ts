@@ -15,7 +15,7 @@ import { hashApiToken } from '../../src/server/auth.js';
 import { type Service, startService } from '../../src/server/service.js';
 import type { LeaseHolder } from '../../src/sync/state/index.js';
 import { spawnBridge, until } from '../support/bridge-process.js';
-import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { holdUntilReleased, interruptedPush, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const TOKEN = 'restart-same-pid-token-0123456789';
 const LEASE = 'connector:sandbox';
@@ -36,17 +36,6 @@ function predecessor(command: string): LeaseHolder {
 
 function serviceConfig(h: SandboxHarness) {
   return loadConfig({ base: h.sandbox.config, env: {}, flags: { 'server.port': 0, 'server.apiTokenSha256': [hashApiToken(TOKEN)] } });
-}
-
-/** A push stopped after its first block: the run waits in 'pushing' for the next run to finish it. */
-async function interruptedPush(h: SandboxHarness): Promise<string> {
-  const stop = new AbortController();
-  const detach = h.events.on('block_acked', () => stop.abort());
-  await h.sync({ stopSignal: stop.signal, flags: { 'connectors.0.purview.blockRows': 20 } }).catch(() => undefined);
-  detach();
-  const unfinished = h.withStore((s) => s.findUnfinishedRun('sandbox'));
-  expect(unfinished?.state).toBe('pushing');
-  return unfinished?.id as string;
 }
 
 /** Every row Purview accepted arrived once. */

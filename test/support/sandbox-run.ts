@@ -90,3 +90,14 @@ export function holdUntilReleased(): { readonly fault: { kind: 'hold'; until: Pr
   });
   return { fault: { kind: 'hold', until }, release: () => release() };
 }
+
+/** A push stopped after its first acknowledged block: the run waits in 'pushing' for the next run to finish it. */
+export async function interruptedPush(h: SandboxHarness, blockRows = 20): Promise<string> {
+  const stop = new AbortController();
+  const detach = h.events.on('block_acked', () => stop.abort());
+  await h.sync({ stopSignal: stop.signal, flags: { 'connectors.0.purview.blockRows': blockRows } }).catch(() => undefined);
+  detach();
+  const unfinished = h.withStore((s) => s.findUnfinishedRun('sandbox'));
+  if (unfinished?.state !== 'pushing') throw new Error(`expected a run left pushing, got ${unfinished?.state ?? 'none'}`);
+  return unfinished.id;
+}
