@@ -5,7 +5,7 @@ import { CommanderError } from 'commander';
 import { systemClock } from '../clock.js';
 import { ERROR_CODES, toBridgeError } from '../errors.js';
 import type { CliContext } from './context.js';
-import { buildProgram } from './program.js';
+import { buildProgram, handlesStop } from './program.js';
 import { translateScriptArgs } from './script-args.js';
 
 /** A reader that stopped reading (`bridge rejects … | head`): the output was wanted only that far, no error. */
@@ -19,14 +19,17 @@ process.stdout.on('error', (error) => {
 
 const stop = new AbortController();
 const abort = new AbortController();
+// Only the commands that stop at a checkpoint (sync, push, serve, sandbox, demo) wait for one: any other (doctor, map,
+// status, `token hash` reading stdin…) listens to neither signal and ends at the first, cancelled (130).
+const graceful = handlesStop(process.argv[2]);
 let interrupts = 0;
 for (const name of ['SIGINT', 'SIGTERM'] as const) {
   process.on(name, () => {
     interrupts += 1;
     // First signal: finish the block in flight and stop at that checkpoint. Second: abort now. Third: exit.
-    if (interrupts === 1) stop.abort();
-    else if (interrupts === 2) abort.abort();
-    else process.exit(130);
+    if (!graceful || interrupts > 2) process.exit(130);
+    else if (interrupts === 1) stop.abort();
+    else abort.abort();
   });
 }
 

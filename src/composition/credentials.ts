@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../clock.js';
-import { type Config, type ConnectorConfig, errnoOf, fhirSettings, readSecret, smartSettings } from '../config/index.js';
+import { type Config, type ConnectorConfig, errnoOf, fhirSettings, readSecret, smartSettings, warnIfFileExposed } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { createDispatcher, fetchVia, resolveNetwork } from '../net/index.js';
@@ -46,17 +46,17 @@ export function buildSmartTokenSource(context: CredentialContext & { readonly co
   });
 }
 
-export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.ProcessEnv): EntraCredential {
+/** @param logger - where a secret file or private key readable by others is warned about (never refused). */
+export function buildPurviewCredential(connector: ConnectorConfig, env: NodeJS.ProcessEnv, logger?: Pick<Logger, 'warn'>): EntraCredential {
   const p = connector.purview;
   if (p.certificate) {
-    return {
-      kind: 'certificate',
-      privateKeyPem: readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile', true),
-      thumbprintSha256: p.certificate.thumbprintSha256,
-    };
+    const privateKeyPem = readFileOrFail(p.certificate.keyFile, 'purview.certificate.keyFile', true);
+    // Read, so the path is a file's (not a key pasted where it belongs): it may be named.
+    warnIfFileExposed(p.certificate.keyFile, 'purview.certificate.keyFile', logger);
+    return { kind: 'certificate', privateKeyPem, thumbprintSha256: p.certificate.thumbprintSha256 };
   }
   if (!p.secret) throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', 'purview: set secret ({env} or {file}) or certificate.');
-  return { kind: 'secret', secret: readSecret(p.secret, env, 'purview.secret') };
+  return { kind: 'secret', secret: readSecret(p.secret, env, 'purview.secret', logger) };
 }
 
 export function buildPushTarget(context: CredentialContext & { readonly config?: Pick<Config, 'network'> }, connector: ConnectorConfig): PushTarget {
@@ -69,7 +69,7 @@ export function buildPushTarget(context: CredentialContext & { readonly config?:
     network,
     tenantId: p.tenantId,
     appId: p.appId,
-    credential: buildPurviewCredential(connector, context.env),
+    credential: buildPurviewCredential(connector, context.env, context.logger),
     authorityHost: p.authorityHost ?? preset.authorityHost,
     resource: p.resource ?? DEFAULT_RESOURCE,
     ...(caPem ? { caPem } : {}),

@@ -3,9 +3,13 @@
  * `Config` (resolved, readonly). Every key carries a description; docs/configuration.md is generated from this file
  * and a test keeps it current. Secrets are never values here: only the name of an env var or a file path.
  */
+import { resolve as resolvePath } from 'node:path';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { DELIMITER_INPUTS, encodingName } from '../connector-file/index.js';
+import { CLOUDS } from '../purview/clouds.js';
+import { destinationKey } from '../purview/ledger.js';
+import { normaliseBase } from '../reference-keys.js';
 import { INSECURE_ENDPOINT, isSecureOrLocal } from './endpoints.js';
 import { ENV_VAR_NAME } from './secrets.js';
 
@@ -58,14 +62,20 @@ function isTimeZone(zone: string): boolean {
   }
 }
 
-/** A cron expression croner accepts, checked at load rather than when `bridge serve` first schedules it. */
+/**
+ * A cron expression croner accepts and that fires, checked at load rather than when `bridge serve` first schedules it:
+ * one no date matches (`0 0 30 2 *`, February 30th) parses, but its schedule would stop at once, silently.
+ */
 function cronProblem(expression: string, timezone: string | undefined): string | undefined {
+  let cron: Cron;
   try {
-    new Cron(expression, { paused: true, ...(timezone ? { timezone } : {}) });
-    return undefined;
+    cron = new Cron(expression, { paused: true, ...(timezone ? { timezone } : {}) });
   } catch (error) {
-    return error instanceof Error ? error.message : String(error);
+    return `a cron expression of 5 or 6 fields such as "0 2 * * *" (${error instanceof Error ? error.message : String(error)})`;
   }
+  // A time zone that is none is refused as such (schedule.timezone): whether the expression fires there means nothing.
+  if ((timezone !== undefined && !isTimeZone(timezone)) || cron.nextRun() !== null) return undefined;
+  return `a cron expression that fires: no date to come matches this one (in ${timezone ?? "the host's time zone"}), so it never fires and the connector would never be scheduled; check its day of month against its month (day 30 of month 2, February 30th, never comes)`;
 }
 
 const fhirSchema = z
@@ -90,7 +100,11 @@ const fhirSchema = z
       .describe(
         "Compare each searched slice's events with the Bundle.total of its first page: a short walk is read again, then stops the run. Turn off only for a server whose total is an estimate.",
       ),
-    overlapMinutes: z.number().min(0).default(15).describe('Re-read this much before the watermark to catch late events (de-duplicated).'),
+    overlapMinutes: z
+      .number()
+      .min(0)
+      .default(15)
+      .describe('Re-read this much before the watermark to catch late events (de-duplicated); at most state.ledgerRetentionDays.'),
     settleMinutes: z
       .number()
       .min(0)
@@ -208,7 +222,11 @@ const purviewSchema = z
 
 const scheduleSchema = z
   .object({
-    cron: z.string().min(1).default('0 2 * * *').describe('Cron expression for scheduled syncs (default daily 02:00).'),
+    cron: z
+      .string()
+      .min(1)
+      .default('0 2 * * *')
+      .describe('Cron expression for scheduled syncs (default daily 02:00); one that never fires in its time zone (February 30th) is refused.'),
     timezone: z
       .string()
       .min(1)
@@ -220,7 +238,7 @@ const scheduleSchema = z
   .strict()
   .superRefine((schedule, context) => {
     const problem = cronProblem(schedule.cron, schedule.timezone);
-    if (problem) context.addIssue({ code: 'custom', path: ['cron'], message: `a cron expression of 5 or 6 fields such as "0 2 * * *" (${problem})` });
+    if (problem) context.addIssue({ code: 'custom', path: ['cron'], message: problem });
   });
 
 const resourceType = z.string().regex(/^[A-Z][A-Za-z]{1,63}$/, 'a FHIR resource type such as AuditEvent');
@@ -450,7 +468,12 @@ export const configSchema = z
       })
       .strict()
       .default({ rejectsDays: 14, runLogDays: 90 }),
-    connectors: z.array(connectorSchema).min(1).describe('One entry per Epic organisation / Purview job.'),
+    connectors: z
+      .array(connectorSchema)
+      .min(1)
+      .describe(
+        'One entry per Epic organisation / Purview job. Two connectors reading the same source (FHIR server, or drop folder) may not send to the same Purview job: each would send every event.',
+      ),
     network: networkSchema.default({}).describe('Outbound proxy and TLS trust, for every connector.'),
     server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),
   })
@@ -458,7 +481,73 @@ export const configSchema = z
   .refine((c) => new Set(c.connectors.map((k) => k.name)).size === c.connectors.length, {
     message: 'connector names must be unique',
     path: ['connectors'],
+  })
+  .superRefine((config, context) => {
+    refuseOverlapBeyondRetention(config, context);
+    refuseSharedSourceAndJob(config, context);
   });
+
+type ParsedConfig = z.output<typeof configSchema>;
+type ParsedConnector = z.output<typeof connectorSchema>;
+
+/**
+ * Every run of a FHIR source re-reads fhir.overlapMinutes before its watermark: longer than the delivery ledger's
+ * retention, the oldest part of it is de-duplicated by nothing. Refused at load, as each run would (sync/ledger-horizon.ts).
+ */
+function refuseOverlapBeyondRetention(config: ParsedConfig, context: z.RefinementCtx): void {
+  const days = config.state.ledgerRetentionDays;
+  config.connectors.forEach((connector, index) => {
+    if (connector.source.type === 'flat-file' || connector.fhir === undefined) return;
+    if (connector.fhir.overlapMinutes * 60_000 <= days * 86_400_000) return;
+    context.addIssue({
+      code: 'custom',
+      path: ['connectors', index, 'fhir', 'overlapMinutes'],
+      message:
+        `at most state.ledgerRetentionDays (${days} day(s) = ${days * 1440} min): each run re-reads the overlap, and the delivery ledger forgets acknowledgements older than its retention, so rows could be sent twice. ` +
+        'Lower fhir.overlapMinutes or raise state.ledgerRetentionDays.',
+    });
+  });
+}
+
+/**
+ * Each connector claims what it sends in the delivery ledger under its own name: two connectors reading the same source
+ * and sending to the same Purview job (a connector copied, renamed in the copy) would each send every event. Two on one
+ * job reading different sources (a FHIR connector beside the flat-file one it replaces) send different rows: allowed.
+ */
+function refuseSharedSourceAndJob(config: ParsedConfig, context: z.RefinementCtx): void {
+  const first = new Map<string, ParsedConnector>();
+  config.connectors.forEach((connector, index) => {
+    const source = sourceOf(connector);
+    const p = connector.purview;
+    const key = `${source.key}\n${destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, jobId: p.jobId })}`;
+    const earlier = first.get(key);
+    if (earlier === undefined) {
+      first.set(key, connector);
+      return;
+    }
+    // The same name twice is refused as such (unique names) already.
+    if (earlier.name === connector.name) return;
+    context.addIssue({
+      code: 'custom',
+      path: ['connectors', index, 'purview', 'jobId'],
+      message:
+        `a Purview job no other connector reading the same source sends to: connectors "${earlier.name}" and "${connector.name}" both read ${source.shown} and send to Purview job "${p.jobId}", ` +
+        'each claiming deliveries in the ledger under its own name, so every event would be sent twice. Keep one connector per source and Purview job: remove the copy, or send it to another job; ' +
+        'to rename a connector that has run, use `bridge state rename <old> <new>` rather than a copy under the new name.',
+    });
+  });
+}
+
+/** What a connector reads, in one form for every spelling of it: the FHIR server of either FHIR source, or a drop folder. */
+function sourceOf(connector: ParsedConnector): { key: string; shown: string } {
+  if (connector.source.type === 'flat-file') {
+    const dir = resolvePath(connector.source.dir);
+    return { key: `folder ${dir}`, shown: `the drop folder ${dir}` };
+  }
+  const base = connector.fhir?.baseUrl ?? '';
+  const normal = normaliseBase(base) ?? base;
+  return { key: `fhir ${normal}`, shown: `the FHIR server ${normal}` };
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = Readonly<z.output<typeof configSchema>>;

@@ -1,12 +1,18 @@
 /** Secrets come from env vars or files only; this resolves a reference at the moment it is needed. */
 import { readFileSync } from 'node:fs';
 import { BridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { warnIfFileExposed } from './file-mode.js';
 import type { SecretRef } from './schema.js';
 
 /** What an environment variable reference may name. Anything else may be the secret itself, pasted by mistake. */
 export const ENV_VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
 
-export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string): string {
+/**
+ * @param what - the setting, named in errors and warnings (`purview.secret`).
+ * @param logger - the caller's: a `{ file }` readable by others is warned about there (file-mode.ts), never refused.
+ */
+export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string, logger?: Pick<Logger, 'warn'>): string {
   if ('env' in ref) {
     if (!ENV_VAR_NAME.test(ref.env)) {
       // Not echoed: a value that is no variable name is likely the secret (`--app-secret-env <the secret>`).
@@ -37,6 +43,8 @@ export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string)
     );
   }
   if (value === '') throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', `${what}: the secret file its \`file\` names is empty.`);
+  // Read, so the path is a file's, not a secret pasted where it belongs: it may be named.
+  warnIfFileExposed(ref.file, what, logger);
   return value;
 }
 

@@ -89,7 +89,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   };
   const runner = createSyncRunner(sync, logger, startFailures.hooks);
   let ready = true;
-  const tokenHashes = apiTokenHashes(config, options.env);
+  const tokenHashes = apiTokenHashes(config, options.env, logger);
   const app = await buildApp({
     connectors: config.connectors.map((c) => c.name),
     runner,
@@ -237,10 +237,11 @@ function listenError(error: unknown, host: string, port: number): unknown {
   );
 }
 
-function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv): string[] {
+/** The API tokens' hashes; a tokens file others can read is warned about (readSecret). */
+function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv, logger: Logger): string[] {
   const hashes = [...config.server.apiTokenSha256];
   if (config.server.apiTokens) {
-    const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens')
+    const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens', logger)
       .split(/\r?\n/)
       .map((l) => l.trim())
       .filter(Boolean);

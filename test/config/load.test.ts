@@ -341,3 +341,86 @@ describe('sources', () => {
     expect(ok.connectors[0]?.source).toMatchObject({ type: 'bulk-export', types: ['Patient', 'AuditEvent'] });
   });
 });
+
+describe('refused at load rather than at run time', () => {
+  const main = minimal.connectors[0] as (typeof minimal.connectors)[number];
+
+  // A cron croner parses but no date matches: the schedule stopped at once, silently, and `bridge status` said
+  // "not scheduled (schedule.enabled is false)".
+  it('refuses a cron expression that never fires, in its time zone, naming the key', () => {
+    for (const [cron, timezone] of [
+      ['0 0 30 2 *', undefined],
+      ['0 0 31 4 *', 'America/Chicago'],
+      ['0 0 0 30 2 *', 'Etc/UTC'],
+    ] as const) {
+      const schedule = { cron, ...(timezone ? { timezone } : {}) };
+      const error = errorOf(() => loadConfig({ base: { connectors: [{ ...main, schedule }] }, env: {} }));
+      expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+      expect(error.message).toContain(`connectors.0.schedule.cron: got ${JSON.stringify(cron)}; expected a cron expression that fires`);
+      expect(error.message).toContain(`(in ${timezone ?? "the host's time zone"}), so it never fires`);
+    }
+    // Disabled or not: status and the lateness default read it too.
+    expect(() => loadConfig({ base: { connectors: [{ ...main, schedule: { cron: '0 0 30 2 *', enabled: false } }] }, env: {} })).toThrow(/never fires/);
+    // February 29th comes, once in four years.
+    expect(loadConfig({ base: { connectors: [{ ...main, schedule: { cron: '0 0 29 2 *' } }] }, env: {} }).connectors[0]?.schedule.cron).toBe('0 0 29 2 *');
+  });
+
+  it('refuses two connectors reading the same source and sending to the same Purview job, naming both and what to do', () => {
+    const copy = { ...main, name: 'main-copy' };
+    const expectRefused = (connectors: unknown[], shown: string, index = 1) => {
+      const error = errorOf(() => loadConfig({ base: { connectors }, env: {} }));
+      expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+      expect(error.message).toContain(`connectors.${index}.purview.jobId: got`);
+      expect(error.message).toMatch(/connectors "main" and "main-copy" both read /);
+      expect(error.message).toContain(shown);
+      expect(error.message).toContain('so every event would be sent twice. Keep one connector per source and Purview job');
+      expect(error.message).toContain('`bridge state rename <old> <new>`');
+    };
+    // A copied connector; the same server and job written another way; a Bulk export of the same server.
+    expectRefused([main, copy], 'the FHIR server https://ehr.example.org/api/FHIR/R4 and send to Purview job "j"');
+    expectRefused(
+      [main, { ...copy, fhir: { baseUrl: 'HTTPS://EHR.example.org:443/api/FHIR/R4/' }, purview: { ...main.purview, jobId: 'J' } }],
+      'the FHIR server https://ehr.example.org/api/FHIR/R4 and send to Purview job "J"',
+    );
+    expectRefused([main, { ...copy, source: { type: 'bulk-export' } }], 'the FHIR server https://ehr.example.org/api/FHIR/R4');
+    // Two flat-file connectors on one drop folder (spelt with a trailing slash).
+    const drop = (dir: string) => ({ type: 'flat-file', dir, archiveDir: '/archive' });
+    const clarity = { name: 'main', source: drop('/mnt/drop'), purview: main.purview };
+    expectRefused([clarity, { ...clarity, name: 'main-copy', source: drop('/mnt/drop/') }], 'the drop folder /mnt/drop and send to Purview job "j"');
+
+    // Another job, another cloud's ingestion service, another server or another folder: different destinations or rows.
+    const allowed: unknown[][] = [
+      [main, { ...copy, purview: { ...main.purview, jobId: 'other-job' } }],
+      [main, { ...copy, purview: { ...main.purview, cloud: 'gcc' } }],
+      [main, { ...copy, fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4-test' } }],
+      [clarity, { ...clarity, name: 'main-copy', source: drop('/mnt/other-drop') }],
+      // A FHIR connector beside the flat-file one it replaces (README, migrating from a Clarity export): other rows.
+      [clarity, copy],
+      [{ ...clarity, source: { ...drop('/mnt/drop'), enrich: { fhir: true } }, fhir: main.fhir, smart: main.smart }, copy],
+    ];
+    for (const connectors of allowed) expect(loadConfig({ base: { connectors }, env: {} }).connectors).toHaveLength(2);
+  });
+
+  it('refuses fhir.overlapMinutes longer than state.ledgerRetentionDays, naming the key, in the words a run uses', () => {
+    const error = errorOf(() =>
+      loadConfig({ base: { ...minimal, state: { ledgerRetentionDays: 1 } }, env: { BRIDGE__connectors__0__fhir__overlapMinutes: '1441' } }),
+    );
+    expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(error.message).toContain(
+      'connectors.0.fhir.overlapMinutes: got 1441; expected at most state.ledgerRetentionDays (1 day(s) = 1440 min): each run re-reads the overlap, and the delivery ledger forgets acknowledgements older than its retention, so rows could be sent twice. Lower fhir.overlapMinutes or raise state.ledgerRetentionDays.',
+    );
+    expect(error.message).toContain('(set by BRIDGE__connectors__0__fhir__overlapMinutes)');
+    // A Bulk export re-reads its overlap too; a flat-file source has none (its fhir section only enriches).
+    const bulk = { ...main, source: { type: 'bulk-export' }, fhir: { ...main.fhir, overlapMinutes: 2 * 1440 } };
+    expect(() => loadConfig({ base: { connectors: [bulk], state: { ledgerRetentionDays: 1 } }, env: {} })).toThrow(/connectors\.0\.fhir\.overlapMinutes/);
+    const enriching = {
+      name: 'clarity',
+      source: { type: 'flat-file', dir: '/drop', archiveDir: '/archive', enrich: { fhir: true } },
+      fhir: { ...main.fhir, overlapMinutes: 2 * 1440 },
+      smart: main.smart,
+      purview: main.purview,
+    };
+    expect(loadConfig({ base: { connectors: [enriching], state: { ledgerRetentionDays: 1 } }, env: {} }).connectors).toHaveLength(1);
+    expect(loadConfig({ base: { ...minimal, state: { ledgerRetentionDays: 1 } }, env: { BRIDGE__connectors__0__fhir__overlapMinutes: '1440' } })).toBeDefined();
+  });
+});

@@ -1,9 +1,11 @@
 /** The CLI's exit codes for usage mistakes, through the real binary: bad input is 2 (README's table), help and version 0. */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startStubServer } from '../smart/support.js';
+import { type BridgeExit, type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const bridge = (...args: string[]) => spawnSync(process.execPath, [resolve(root, 'bin/bridge.js'), ...args], { cwd: root, encoding: 'utf8' });
@@ -70,4 +72,88 @@ describe('usage mistakes', () => {
       'error BRG_ERR_INPUT_INVALID: Unknown option --tenant-idd; did you mean --tenant-id? (bridge push --help lists them).',
     ]);
   });
+
+  // Commander printed an unknown option's word whole: a secret typed as `--app-secret=…` landed in the terminal or the
+  // scheduler's log. Every command (not only push) names the option and withholds the value.
+  it('names an unknown option without the value written with it, for every command, exit 2', () => {
+    for (const args of [
+      ['sync', '--app-secret=S3CRET'],
+      ['sync', '-appSecret:S3CRET'],
+      ['sync', '-AppSecret', 'S3CRET'],
+      ['status', '--app-secret:S3CRET'],
+      ['keys', 'generate', '--client-secret=S3CRET'],
+      ['keys', 'retire', '--app-secret=S3CRET'], // a command taking unknown "-…" words as its kid
+      ['--app-secret=S3CRET', 'sync'],
+      ['sync', '--no-progress=S3CRET'],
+    ]) {
+      const run = bridge(...args);
+      const label = args.join(' ');
+      expect(run.status, label).toBe(2);
+      expect(run.stderr, label).not.toContain('S3CRET');
+      expect(run.stderr.split('\n')[0], label).toMatch(/^error: (unknown )?option '(--app-secret|-appSecret|-AppSecret|--client-secret|--no-progress)'/);
+      expect(run.stderr, label).toContain('error BRG_ERR_INPUT_INVALID: the command line was refused (unknown option)');
+    }
+  }, 60_000);
+});
+
+/** The child's exit, or undefined when it has not ended `ms` after the call (it is then killed). */
+async function exitWithin(child: BridgeProcess, ms: number): Promise<BridgeExit | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const exit = await Promise.race([child.done, new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), ms)))]);
+  clearTimeout(timer);
+  if (!exit) {
+    child.kill('SIGKILL');
+    await child.done;
+  }
+  return exit;
+}
+
+// Only sync, push, serve, sandbox and demo stop at a checkpoint on a signal (their own tests: sigterm, *-stop-grace,
+// serve-sigterm). Any other command has nothing to finish: the first SIGINT or SIGTERM ends it, cancelled (130).
+describe('a command that does not stop at a checkpoint', () => {
+  it('bridge token hash waiting on its standard input ends at the first SIGTERM, exit 130', async () => {
+    const hash = spawnBridge(['token', 'hash'], {}, undefined, [], { stdin: 'pipe' });
+    hash.stdin?.on('error', () => undefined); // EPIPE once it has gone
+    // More than a pipe holds: the write completes once the command reads its input, its signal handlers long installed.
+    await new Promise<void>((resolve, reject) => hash.stdin?.write('t'.repeat(1 << 20), (error) => (error ? reject(error) : resolve())));
+    hash.kill('SIGTERM');
+    const exit = await exitWithin(hash, 2000);
+    expect(exit?.code, exit ? exit.stderr : 'still running 2 s after SIGTERM').toBe(130);
+    expect(exit?.stdout).toBe(''); // no hash of a token cut short
+  }, 60_000);
+
+  it('bridge doctor waiting on the EHR ends at the first SIGINT, exit 130', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-doctor-sigint-'));
+    let asked = false;
+    const ehr = await startStubServer(() => {
+      asked = true; // …and never answered
+    });
+    try {
+      const configPath = join(dir, 'bridge.config.json');
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          stateDir: join(dir, 'state'),
+          connectors: [
+            {
+              name: 'main',
+              fhir: { baseUrl: `${ehr.origin}/R4` },
+              smart: { clientId: 'c', keysDir: join(dir, 'keys') },
+              purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+            },
+          ],
+        }),
+      );
+      const doctor = spawnBridge(['doctor', '--config', configPath], { NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
+      const deadline = Date.now() + 30_000;
+      while (!asked && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(asked, doctor.stderr()).toBe(true);
+      doctor.kill('SIGINT');
+      const exit = await exitWithin(doctor, 2000);
+      expect(exit?.code, exit ? exit.stderr : 'still running 2 s after SIGINT').toBe(130);
+    } finally {
+      await ehr.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -99,10 +99,17 @@ describe('bridge serve', () => {
     const base = structuredClone(h.sandbox.config) as { connectors: Array<Record<string, unknown>>; server?: unknown };
     // Without the sandbox's API token: this service is one with none configured.
     delete base.server;
-    const first = base.connectors[0] as { smart: Record<string, unknown> };
-    base.connectors.push({ ...structuredClone(first), name: 'second', smart: { ...first.smart, keysDir: dir } });
+    const first = base.connectors[0] as { smart: Record<string, unknown>; purview: Record<string, unknown> };
+    // Each to a Purview job of its own: two connectors of one server and one job would send every event twice.
+    const purview = (jobId: string) => ({ ...first.purview, jobId });
+    base.connectors.push({ ...structuredClone(first), name: 'second', smart: { ...first.smart, keysDir: dir }, purview: purview('second-job') });
     // A third whose keys are not generated yet: the others' keys must still be served.
-    base.connectors.push({ ...structuredClone(first), name: 'third', smart: { ...first.smart, keysDir: mkdtempSync(join(tmpdir(), 'bridge-no-keys-')) } });
+    base.connectors.push({
+      ...structuredClone(first),
+      name: 'third',
+      smart: { ...first.smart, keysDir: mkdtempSync(join(tmpdir(), 'bridge-no-keys-')) },
+      purview: purview('third-job'),
+    });
     const config = loadConfig({ base: base as typeof h.sandbox.config, env: {}, flags: { 'server.port': 0 } });
     const warned = () => h.logLines.filter((line) => line.includes('no API token is configured')).length;
     const before = warned();

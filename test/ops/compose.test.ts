@@ -41,6 +41,10 @@ interface Service {
   stop_grace_period?: string;
   mem_limit?: string;
   restart?: string;
+  read_only?: boolean;
+  tmpfs?: string[];
+  cap_drop?: string[];
+  security_opt?: string[];
 }
 const compose = parse(readFileSync(resolve(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service>; volumes: Record<string, unknown> };
 const dockerfile = readFileSync(resolve(root, 'Dockerfile'), 'utf8');
@@ -210,6 +214,27 @@ describe('docker-compose.yml and Dockerfile', () => {
     const targets = new Map((production.volumes ?? []).map((v) => [v.split(':')[1], v.split(':')[0]]));
     expect(compose.volumes).toHaveProperty(targets.get(config.stateDir) ?? 'missing');
     expect(compose.volumes).toHaveProperty(targets.get(config.connectors[0]?.smart?.keysDir ?? '') ?? 'missing');
+  });
+
+  it('the production service is hardened as the Kubernetes pods are: read-only root, /tmp in memory, no capabilities, no new privileges', () => {
+    const production = compose.services['bridge'] as Service;
+    expect(production.read_only).toBe(true);
+    expect(production.tmpfs).toEqual(['/tmp']);
+    expect(production.cap_drop).toEqual(['ALL']);
+    expect(production.security_opt).toEqual(['no-new-privileges:true']);
+    // A read-only root leaves the bridge its volumes and /tmp: the state and keys directories are volumes, not the image's.
+    const config = loadConfig({ path: resolve(root, 'deploy/bridge.config.yaml'), env: { ...production.environment } });
+    const writable = new Set([...(production.volumes ?? []).filter((v) => !v.endsWith(':ro')).map((v) => v.split(':')[1]), ...(production.tmpfs ?? [])]);
+    for (const dir of [config.stateDir, ...config.connectors.map((c) => c.smart?.keysDir ?? config.stateDir), '/tmp']) expect(writable, dir).toContain(dir);
+    // The Kubernetes pods' bridge container, field for field.
+    const k8s = parse(readFileSync(resolve(root, 'deploy/kubernetes/deployment.yaml'), 'utf8').split(/^---$/m)[0] ?? '') as {
+      spec: { template: { spec: { containers: Array<{ name: string; securityContext: Record<string, unknown> }> } } };
+    };
+    expect(k8s.spec.template.spec.containers.find((c) => c.name === 'bridge')?.securityContext).toMatchObject({
+      readOnlyRootFilesystem: production.read_only,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: production.cap_drop },
+    });
   });
 
   it('the production image (the default target) has no sandbox; only the sandbox service builds the sandbox target', () => {

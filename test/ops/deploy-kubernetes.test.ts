@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { validateConfig } from '../../src/config/index.js';
+import { exposureOf, validateConfig } from '../../src/config/index.js';
 import { assertBridgeArgs } from './bridge-args.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -290,6 +290,9 @@ describe('deploy/kubernetes manifests', () => {
         expect(secrets.get(secret?.secretName ?? ''), `${name}: ${file}`).toContain(file.slice(folder.length + 1));
         // 0440 with fsGroup: readable by the bridge's group, not by others.
         expect(secret?.defaultMode, `${name}: ${file}`).toBe(0o440);
+        // As the kubelet leaves it (group fsGroup, group read added), the bridge, in group runAsGroup, warns of nothing.
+        const asMounted = { mode: 0o100000 | (secret?.defaultMode ?? 0o644) | 0o440, gid: Number(pod.securityContext?.['fsGroup']) };
+        expect(exposureOf(asMounted, Number(pod.securityContext?.['runAsGroup']), 'linux'), `${name}: ${file}`).toBeUndefined();
       }
     }
   });

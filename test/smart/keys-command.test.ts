@@ -106,6 +106,23 @@ describe('bridge keys', () => {
     }
   });
 
+  it('activate and retire refuse an option written with its value as an unknown option, without printing the value', async () => {
+    const dir = join(tempDir(), 'keys');
+    const { run } = cli(dir);
+    for (const args of [
+      ['retire', '--app-secret=S3CRET'],
+      ['retire', '--', '-appSecret:S3CRET'],
+      ['activate', '--now', '--client-secret:S3CRET'],
+    ]) {
+      const error = (await run(...args).catch((e: unknown) => e)) as CommanderError;
+      expect(error, args.join(' ')).toBeInstanceOf(CommanderError);
+      expect(error.code).toBe('commander.unknownOption');
+      expect(error.message).toMatch(/^error: unknown option '-[-\w]+' \(the value given is not shown\)$/);
+      expect(error.message).not.toContain('S3CRET');
+    }
+    expect(() => readdirSync(dir)).toThrow(/ENOENT/);
+  });
+
   // Issue #20.3: caches of the JWK Set must have seen the active key before the old one goes.
   it('retire refuses while the active key is younger than the JWK Set cache max-age, unless --force', async () => {
     const dir = join(tempDir(), 'keys');
@@ -143,6 +160,47 @@ describe('bridge keys', () => {
     expect((await run('generate', '--keys-dir', join(root, 'flag-keys')))[0]).toContain(` in ${join(root, 'flag-keys')}`);
     const fromEnv = cli('unused', { BRIDGE_KEYS_DIR: join(root, 'env-keys') });
     expect((await fromEnv.run('generate'))[0]).toContain(` in ${join(root, 'env-keys')}`);
+  });
+
+  // A flat-file connector has no smart section (README's migration from sample_script.ps1): it neither names the keys
+  // directory nor stops the others' keys from being managed, listed first or not.
+  it("a config with a flat-file connector (no smart section): keys act on the smart connector's keysDir", async () => {
+    const root = tempDir();
+    const keysDir = join(root, 'epic-keys');
+    const configPath = join(root, 'bridge.config.json');
+    const purview = { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } };
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        connectors: [
+          { name: 'clarity', source: { type: 'flat-file', dir: join(root, 'drop'), archiveDir: join(root, 'archive') }, purview },
+          { name: 'epic', fhir: { baseUrl: 'https://ehr.example.org/R4' }, smart: { clientId: 'c', keysDir }, purview },
+        ],
+      }),
+    );
+    const { run } = cli('unused', { BRIDGE_KEYS_DIR: join(root, 'env-keys') });
+    const generated = await run('generate', '--config', configPath);
+    const kid = /^generated ES384 key ([\w-]{43}) in /.exec(generated[0] ?? '')?.[1] ?? '';
+    expect(generated[0]).toBe(`generated ES384 key ${kid} in ${keysDir}`);
+    expect(readdirSync(keysDir).sort()).toEqual(['active-kid', 'jwks.json', `${kid}.pem`].sort());
+    expect(publishedKids(await run('jwks', '--config', configPath, '--connector', 'epic'))).toEqual([kid]);
+    expect((await run('rotate', '--config', configPath))[0]).toContain(` in ${keysDir}/jwks.json; ${kid} keeps signing`);
+    // The smart connector first and the flat file after it (every connector sharing the directory is looked at).
+    const smartFirst = join(root, 'smart-first.json');
+    const { connectors } = JSON.parse(readFileSync(configPath, 'utf8')) as { connectors: unknown[] };
+    writeFileSync(smartFirst, JSON.stringify({ connectors: [...connectors].reverse() }));
+    expect((await run('generate', '--force', '--config', smartFirst))[0]).toMatch(new RegExp(`^generated ES384 key [\\w-]{43} in ${keysDir}$`));
+    // $BRIDGE_CONFIG, as the Docker image sets it, with --keys-dir naming a copy.
+    const copy = join(root, 'copy');
+    expect((await cli('unused', { BRIDGE_CONFIG: configPath }).run('generate', '--keys-dir', copy))[0]).toContain(` in ${copy}`);
+    // Naming the flat-file connector is still refused, saying why.
+    const named = (await run('jwks', '--config', configPath, '--connector', 'clarity').catch((e: unknown) => e)) as BridgeError;
+    expect(named.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(named.message).toContain('Connector "clarity" has no smart section');
+    // A config whose only connector is a flat file: the directory as without a config ($BRIDGE_KEYS_DIR here).
+    const flatOnly = join(root, 'flat-only.json');
+    writeFileSync(flatOnly, JSON.stringify({ connectors: connectors.slice(0, 1) }));
+    expect((await run('generate', '--config', flatOnly))[0]).toContain(` in ${join(root, 'env-keys')}`);
   });
 
   it('with smart.jku in the config, activate reads that URL and refuses until it serves the new key with the same public members', async () => {
@@ -263,7 +321,8 @@ describe('bridge keys', () => {
       name,
       fhir: { baseUrl: 'https://ehr.example.org/R4' },
       smart: { clientId: name, keysDir: dir, ...smart },
-      purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+      // A Purview job of its own: two connectors of one source may not send to the same job.
+      purview: { tenantId: 't', appId: 'a', jobId: `j-${name}`, secret: { env: 'S' } },
     });
     writeFileSync(configPath, JSON.stringify({ connectors: [connector('a', { jku }), connector('b', {})] }));
     try {

@@ -4,6 +4,7 @@
  */
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 import { hashApiToken } from '../../src/server/auth.js';
 
 export const repoRoot = resolve(import.meta.dirname, '../..');
@@ -21,24 +22,28 @@ export interface BridgeProcess {
   stdout: () => string;
   stderr: () => string;
   pid: number | undefined;
+  /** Its standard input, left open, when spawned with `{ stdin: 'pipe' }` (else it reads none). */
+  stdin?: Writable;
 }
 
 /**
  * Starts `bridge <args>` with the test's environment plus `env`, logging at warn unless `env` says otherwise.
  * `under`: a command that runs it (e.g. `unshare --pid --fork`), given node and its arguments after its own.
+ * `options.stdin: 'pipe'` keeps its standard input open (a command waiting on it) for the test to write or end.
  */
 export function spawnBridge(
   args: readonly string[],
   env: Record<string, string> = {},
   onStdout?: (text: string) => void,
   under: readonly string[] = [],
+  options: { stdin?: 'ignore' | 'pipe' } = {},
 ): BridgeProcess {
   const command = [...under, process.execPath, resolve(repoRoot, 'bin/bridge.js'), ...args];
-  const child = spawn(command[0] as string, command.slice(1), {
-    cwd: repoRoot,
-    env: { ...process.env, BRIDGE__logLevel: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const spawnOptions = { cwd: repoRoot, env: { ...process.env, BRIDGE__logLevel: 'warn', ...env } };
+  const child =
+    options.stdin === 'pipe'
+      ? spawn(command[0] as string, command.slice(1), { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] })
+      : spawn(command[0] as string, command.slice(1), { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (chunk: Buffer) => {
@@ -47,7 +52,14 @@ export function spawnBridge(
   });
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const done = new Promise<BridgeExit>((r) => child.on('close', (code, signal) => r({ code, signal, stdout, stderr })));
-  return { done, kill: (signal) => child.kill(signal), stdout: () => stdout, stderr: () => stderr, pid: child.pid };
+  return {
+    done,
+    kill: (signal) => child.kill(signal),
+    stdout: () => stdout,
+    stderr: () => stderr,
+    pid: child.pid,
+    ...(child.stdin ? { stdin: child.stdin } : {}),
+  };
 }
 
 /** `bridge serve --no-schedules` on an ephemeral loopback port accepting one API token; resolves once it listens. */

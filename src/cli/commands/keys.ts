@@ -52,7 +52,8 @@ interface Where {
 
 /**
  * Which keys directory, and how long the served JWK Set may be cached: --keys-dir, else the connector's smart.keysDir
- * from --config or $BRIDGE_CONFIG, else $BRIDGE_KEYS_DIR, else ./keys. A config, when there is one, always gives
+ * from --config or $BRIDGE_CONFIG (--connector, else the first connector with a smart section: a flat-file connector has
+ * none), else $BRIDGE_KEYS_DIR, else ./keys. A config, when there is one, always gives
  * server.jwksMaxAgeSec, smart.jku and the network section: --keys-dir only changes the directory (keys managed in a
  * copy of the one the services read must still wait for the same caches and URL).
  */
@@ -60,13 +61,24 @@ function where(options: KeysCommandOptions, flags: WhereFlags): Where {
   const path = flags.config ?? options.env[CONFIG_PATH_ENV];
   if (path) {
     const config = loadConfig({ path, env: options.env });
-    const smart = smartSettings(findConnector(config, flags.connector));
-    const sharing = config.connectors.map(smartSettings).filter((other) => resolve(other.keysDir) === resolve(smart.keysDir));
+    // Only connectors with a smart section sign (a flat-file connector has none): the default is the first of them.
+    const signing = config.connectors.flatMap((c) => (c.smart ? [c.smart] : []));
+    const smart = flags.connector ? smartSettings(findConnector(config, flags.connector)) : signing[0];
+    if (smart) {
+      const sharing = signing.filter((other) => resolve(other.keysDir) === resolve(smart.keysDir));
+      return {
+        dir: flags.keysDir ?? smart.keysDir,
+        jkus: [...new Set(sharing.flatMap((other) => (other.jku ? [other.jku] : [])))],
+        jwksMaxAgeSec: config.server.jwksMaxAgeSec,
+        ...(smart.jku ? { jku: smart.jku } : {}),
+        network: resolveNetwork(config.network, options.env),
+      };
+    }
+    // No connector signs: the config still gives the cache max-age and the network; the directory as without a config.
     return {
-      dir: flags.keysDir ?? smart.keysDir,
-      jkus: [...new Set(sharing.flatMap((other) => (other.jku ? [other.jku] : [])))],
+      dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys',
+      jkus: [],
       jwksMaxAgeSec: config.server.jwksMaxAgeSec,
-      ...(smart.jku ? { jku: smart.jku } : {}),
       network: resolveNetwork(config.network, options.env),
     };
   }
@@ -95,8 +107,18 @@ function withWhere(command: Command): Command {
       .option('--keys-dir <dir>', 'keys directory (default: smart.keysDir of the config, else $BRIDGE_KEYS_DIR, else ./keys)')
       // No short flags: a kid may start with "-" and any letter (retire takes such a word as the kid).
       .option('--config <file>', 'config file whose connector names the keys directory; default $BRIDGE_CONFIG')
-      .option('--connector <name>', 'connector of the config (default the first)')
+      .option('--connector <name>', 'connector of the config (default the first with a smart section)')
   );
+}
+
+/**
+ * activate and retire take an unknown "-…" word as the kid (a kid may start with "-"), but a kid has no "=", ":" or
+ * space: such a word is an option written with its value (`--app-secret=…`), refused naming it without the value, as
+ * every command does (src/cli/program.ts), rather than printed back whole as an invalid kid.
+ */
+function refuseOptionWithValue(command: Command, kid: string): void {
+  const name = /^(-[^=:\s]*)[=:\s]/.exec(kid)?.[1];
+  if (name !== undefined) command.error(`error: unknown option '${name}' (the value given is not shown)`, { code: 'commander.unknownOption' });
 }
 
 function algOption(description: string): Option {
@@ -161,7 +183,8 @@ function activateSubcommand(options: KeysCommandOptions): Command {
     .argument('<kid>', 'kid of the published key (put -- before it, as rotate prints)')
     .option('--now', 'do not wait for the JWK Set cache max-age (the JWK Set URL is still checked)')
     .allowUnknownOption()
-    .action(async (kid: string, flags: WhereFlags & { now?: boolean }) => {
+    .action(async (kid: string, flags: WhereFlags & { now?: boolean }, command: Command) => {
+      refuseOptionWithValue(command, kid);
       const { dir, jku, jkus, network, jwksMaxAgeSec } = where(options, flags);
       // Every URL of the connectors sharing the directory: the switch is theirs too.
       const urls = [...new Set([...(jku ? [jku] : []), ...jkus])];
@@ -212,7 +235,8 @@ function retireSubcommand(options: KeysCommandOptions): Command {
       .option('--force', 'retire even though caches of the JWK Set may not have seen the active key yet')
       // A kid is base64url and may start with "-": unknown "-…" words are the kid rather than errors.
       .allowUnknownOption()
-      .action(async (kid: string, flags: WhereFlags & { force?: boolean }) => {
+      .action(async (kid: string, flags: WhereFlags & { force?: boolean }, command: Command) => {
+        refuseOptionWithValue(command, kid);
         const { dir, jwksMaxAgeSec } = where(options, flags);
         await retireKey(dir, kid, { minActiveAgeMs: Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS), nowMs: options.now(), force: flags.force === true });
         print(`retired ${kid}`);
