@@ -416,16 +416,25 @@ function delivered(ctx: DropContext, file: DropFile): void {
   ctx.newestDeliveredMs = Math.max(ctx.newestDeliveredMs ?? file.mtimeMs, file.mtimeMs);
 }
 
+/**
+ * What an earlier run sent of a remembered file: the rows Purview acknowledged (the ledger's count, or the remembered
+ * one when that is more), those sent without an answer beyond them, and the words for the latter.
+ */
+function sentBefore(earlier: { left: SentAndLeft; sent: { acked: number; unknown: number } }): { acked: number; unknown: number; maybe: string } {
+  const { left, sent } = earlier;
+  const acked = Math.max(sent.acked, left.sentRows);
+  const unknown = Math.max(0, sent.unknown - (acked - sent.acked));
+  return { acked, unknown, maybe: unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '' };
+}
+
 /** A remembered file whose content is no longer what an earlier run sent part of: refused as changed-after-send. */
 async function refusedAsChanged(
   ctx: DropContext,
   file: DropFile,
   earlier: { left: SentAndLeft; sent: { acked: number; unknown: number } },
 ): Promise<undefined> {
-  const { left, sent } = earlier;
-  const acked = Math.max(sent.acked, left.sentRows);
-  const unknown = Math.max(0, sent.unknown - (acked - sent.acked));
-  const maybe = unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '';
+  const { left } = earlier;
+  const { acked, unknown, maybe } = sentBefore(earlier);
   const message = `${file.path} changed after an earlier run read it (content sha256 ${left.sha256}): Purview acknowledged ${acked} of its row(s) then${maybe}; what changed since was not sent. Drop only the rows that were not delivered as a new file.`;
   await reject(ctx, file, { reason: 'changed-after-send', message, sentRows: acked, ...(unknown > 0 ? { maybeSentRows: unknown } : {}) }, 0);
   if (!existsSync(file.path) && !ctx.request.dryRunOut) forgetSentAndLeft(ctx.deps, file.name);
@@ -443,10 +452,8 @@ async function refusedAsReadDifferently(
   normalized: NormalizedFile,
   earlier: { left: SentAndLeft; sent: { acked: number; unknown: number } },
 ): Promise<undefined> {
-  const { left, sent } = earlier;
-  const acked = Math.max(sent.acked, left.sentRows);
-  const unknown = Math.max(0, sent.unknown - (acked - sent.acked));
-  const maybe = unknown > 0 ? `, and ${unknown} more were sent without an answer (they may be there too)` : '';
+  const { left } = earlier;
+  const { acked, unknown, maybe } = sentBefore(earlier);
   const now = ctx.drop.encoding;
   const setting =
     left.encoding === undefined
