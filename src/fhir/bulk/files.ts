@@ -185,7 +185,13 @@ export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: stri
     yield* ndjsonLines(bytes, MAX_LINE_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (error instanceof RangeError) throw exportFileError(`${label}: ${error.message}, far more than any one resource (a few KB); it was not read`, 200);
+    if (error instanceof RangeError) {
+      throw exportFileError(
+        `${label}: ${error.message}, far more than any one resource (a few KB); it was not read`,
+        200,
+        "Nothing of this run was pushed. A file without line ends is a broken export: report it to the EHR team. A resource this large on purpose (an attachment, a photo) cannot be read within the bridge's memory: leave its type out of source.types (its lookups then go over FHIR).",
+      );
+    }
     if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
     throw error;
   }
@@ -228,13 +234,14 @@ export function parseLine<T>(text: string, type: string, label: string, line: nu
   return value as T;
 }
 
-export function exportFileError(message: string, status: number): FhirError {
-  return new FhirError(
-    'BRG_ERR_FHIR_EXPORT_FILE',
-    `${message}. The file is not what the manifest says; nothing of this run was pushed. Report it to the EHR team.`,
-    {
-      status,
-      resourceType: 'export',
-    },
-  );
+/** `advice`: what to do, when it is not the default (the file is not what its manifest says: the EHR team's to fix). */
+export function exportFileError(
+  message: string,
+  status: number,
+  advice = 'The file is not what the manifest says; nothing of this run was pushed. Report it to the EHR team.',
+): FhirError {
+  return new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${message}. ${advice}`, {
+    status,
+    resourceType: 'export',
+  });
 }

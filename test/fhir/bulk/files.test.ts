@@ -362,6 +362,8 @@ describe('downloads', () => {
         /^AuditEvent file 1 of 3 \(\/interconnect-fhir-oauth\/api\/FHIR\/R4\/bulk\/file\/[0-9a-f-]+\/0\): line 2 is longer than 4194304 bytes, far more than any one resource \(a few KB\); it was not read\. .*The export was given up; the next run requests a new one\.$/,
       );
       expect(error.message).not.toContain('"url"');
+      // Not only the EHR team's to fix: a type whose resources are this large on purpose is left out of the export.
+      expect(error.message).toContain('leave its type out of source.types');
       expect(store.parsed()).toBeUndefined();
       expect(glog.deletes).toContain(glog.kickoffs[kickoffs]?.jobId);
       // The EHR fixed: the next run kicks off again and reads everything.
