@@ -14,7 +14,7 @@ import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
 import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, type SentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
-import { endsWithLineEnd, watchDelivered } from './file-drop-watch.js';
+import { endsWithLineEnd, tailDigest, watchDelivered } from './file-drop-watch.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
@@ -334,6 +334,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
         size: file.size,
         rows: normalized.rows,
         lineEnd: endsWithLineEnd(archivedTo, file.size),
+        tail: tailDigest(archivedTo, file.size),
         deliveredAtMs: deps.clock.now(),
       }),
     );

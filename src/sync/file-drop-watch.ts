@@ -7,6 +7,7 @@
  * went, its size when it was read) for WATCH_MS, and a later run that finds it larger says so once, loudly: the run
  * fails naming the file, the rows Purview has, and what to drop. Nothing is sent or moved.
  */
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { SyncDeps } from './pipeline.js';
 
@@ -21,6 +22,11 @@ export interface DeliveredFile {
   readonly rows: number;
   /** Its last line ended with a line end when it was read (else the last row may have been cut). */
   readonly lineEnd: boolean;
+  /**
+   * SHA-256 of the bytes just before `size` (TAIL_BYTES at most) when it was read: a larger file whose bytes there
+   * differ is another file put in its place (a file system may give it the old inode number), not the same one grown.
+   */
+  readonly tail?: string;
   readonly deliveredAtMs: number;
 }
 
@@ -51,6 +57,7 @@ function isDeliveredFile(value: unknown): value is DeliveredFile {
     typeof v['size'] === 'number' &&
     typeof v['rows'] === 'number' &&
     typeof v['lineEnd'] === 'boolean' &&
+    (v['tail'] === undefined || typeof v['tail'] === 'string') &&
     typeof v['deliveredAtMs'] === 'number'
   );
 }
@@ -82,7 +89,9 @@ export function grownSinceDelivered(deps: SyncDeps, nowMs: number): Array<{ read
       return false; // moved or removed from done/ by hand
     }
     if (now.ino !== file.ino) return false;
-    if (now.size > file.size) grown.push({ file, size: now.size });
+    if (now.size <= file.size) return true;
+    if (file.tail !== undefined && tailDigest(file.archivedTo, file.size) !== file.tail) return false; // replaced
+    grown.push({ file, size: now.size });
     return true;
   });
   if (kept.length !== list.length) save(deps, kept);
@@ -93,6 +102,22 @@ export function forgetDelivered(deps: SyncDeps, archivedTo: readonly string[]): 
   const list = watched(deps);
   const kept = list.filter((e) => !archivedTo.includes(e.archivedTo));
   if (kept.length !== list.length) save(deps, kept);
+}
+
+/** How many bytes before a delivered file's size are kept as its digest (DeliveredFile.tail). */
+const TAIL_BYTES = 4096;
+
+/** SHA-256 (hex) of the TAIL_BYTES (at most) before `size` in the file at `path`. */
+export function tailDigest(path: string, size: number): string {
+  const length = Math.min(TAIL_BYTES, size);
+  const bytes = Buffer.alloc(length);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, bytes, 0, length, size - length);
+  } finally {
+    closeSync(fd);
+  }
+  return createHash('sha256').update(bytes).digest('hex');
 }
 
 /** Whether the file's first `size` bytes end with a line end (LF or CR, in UTF-8, a single-byte encoding or UTF-16). */

@@ -943,6 +943,25 @@ describe('flat-file source: a file the export was still writing when it settled'
   });
 });
 
+describe('flat-file source: how long and what a delivered file is watched for', () => {
+  it('forgets a file after 7 days, and one replaced in done/ by another file of its name (a new inode): neither is reported', async () => {
+    const w = world();
+    drop(w.dirs, 'old.txt', fileText(epicRows(2, 'old')), NOW - 10 * MINUTE);
+    drop(w.dirs, 'swap.txt', fileText(epicRows(2, 'swap')), NOW - 9 * MINUTE);
+    await w.run();
+    const done = (name: string) => join(w.dirs.archiveDir, 'done', name);
+    // Replaced by hand with a larger file of the same name (a new inode, not the one that was read): not its growth.
+    rmSync(done('swap.txt'));
+    writeFileSync(done('swap.txt'), fileText(epicRows(5, 'other')));
+    expect((await w.run()).files).toEqual([]);
+    // Eight days on, the export appends to the old file: no longer watched.
+    w.clock.t += 8 * 86_400_000;
+    writeFileSync(done('old.txt'), `${epicRows(1, 'late')[0]}\r\n`, { flag: 'a' });
+    expect((await w.run()).files).toEqual([]);
+    w.close();
+  });
+});
+
 describe('flat-file source: a sent file that stays in the folder', () => {
   it('is not sent again when it grows before the next run, though rejected/ could not take it when its rows went out', async () => {
     const w = world();
