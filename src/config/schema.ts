@@ -3,7 +3,6 @@
  * `Config` (resolved, readonly). Every key carries a description; docs/configuration.md is generated from this file
  * and a test keeps it current. Secrets are never values here: only the name of an env var or a file path.
  */
-import { resolve as resolvePath } from 'node:path';
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { DELIMITER_INPUTS, encodingName } from '../connector-file/index.js';
@@ -472,7 +471,7 @@ export const configSchema = z
       .array(connectorSchema)
       .min(1)
       .describe(
-        'One entry per Epic organisation / Purview job. Two connectors reading the same source (FHIR server, or drop folder) may not send to the same Purview job: each would send every event.',
+        'One entry per Epic organisation / Purview job. Two connectors reading the same FHIR server may not send to the same Purview job: each would send every event.',
       ),
     network: networkSchema.default({}).describe('Outbound proxy and TLS trust, for every connector.'),
     server: serverSchema.default({ host: '127.0.0.1', port: 8080, apiTokenSha256: [], jwksMaxAgeSec: 3600, rateLimitMax: 60, shutdownGraceMs: 30_000 }),
@@ -510,13 +509,16 @@ function refuseOverlapBeyondRetention(config: ParsedConfig, context: z.Refinemen
 }
 
 /**
- * Each connector claims what it sends in the delivery ledger under its own name: two connectors reading the same source
- * and sending to the same Purview job (a connector copied, renamed in the copy) would each send every event. Two on one
- * job reading different sources (a FHIR connector beside the flat-file one it replaces) send different rows: allowed.
+ * Each connector claims the AuditEvents it sends in the delivery ledger under its own name: two connectors reading the
+ * same FHIR server (by search or by Bulk export, whatever the group) and sending to the same Purview job (a connector
+ * copied, renamed in the copy) would each send every event. Flat-file rows are claimed by their file's content, not by
+ * connector (two connectors on one folder, by two patterns, send nothing twice), and a FHIR connector beside the
+ * flat-file one it replaces sends other rows: both allowed.
  */
 function refuseSharedSourceAndJob(config: ParsedConfig, context: z.RefinementCtx): void {
   const first = new Map<string, ParsedConnector>();
   config.connectors.forEach((connector, index) => {
+    if (connector.source.type === 'flat-file') return;
     const source = sourceOf(connector);
     const p = connector.purview;
     const key = `${source.key}\n${destinationKey({ ingestionBase: p.ingestionBase ?? CLOUDS[p.cloud].ingestionBase, jobId: p.jobId })}`;
@@ -538,12 +540,8 @@ function refuseSharedSourceAndJob(config: ParsedConfig, context: z.RefinementCtx
   });
 }
 
-/** What a connector reads, in one form for every spelling of it: the FHIR server of either FHIR source, or a drop folder. */
+/** The FHIR server a connector of either FHIR source reads, in one form for every spelling of its base. */
 function sourceOf(connector: ParsedConnector): { key: string; shown: string } {
-  if (connector.source.type === 'flat-file') {
-    const dir = resolvePath(connector.source.dir);
-    return { key: `folder ${dir}`, shown: `the drop folder ${dir}` };
-  }
   const base = connector.fhir?.baseUrl ?? '';
   const normal = normaliseBase(base) ?? base;
   return { key: `fhir ${normal}`, shown: `the FHIR server ${normal}` };

@@ -3,10 +3,11 @@
  * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
  */
 import type { JsonWebKey } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
-import { buildPurviewCredential, buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
+import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
 import { type Config, type ConnectorConfig, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
@@ -250,12 +251,21 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv, logger: Logger):
   return hashes;
 }
 
-/** Whether this process can read the connector's Purview secret (or certificate): only a missing one says no. */
+/**
+ * Whether this process is given the connector's Purview secret or certificate key: its variable is set, or its file is
+ * there to read. Nothing is read: a secret is read where it is used.
+ */
 function hasPurviewSecret(connector: ConnectorConfig, env: NodeJS.ProcessEnv): boolean {
-  try {
-    buildPurviewCredential(connector, env);
-    return true;
-  } catch (error) {
-    return !(error instanceof BridgeError && error.code === 'BRG_ERR_CONFIG_SECRET_MISSING');
-  }
+  const { secret, certificate } = connector.purview;
+  const readable = (path: string): boolean => {
+    try {
+      accessSync(path, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (certificate) return readable(certificate.keyFile);
+  if (secret === undefined) return false;
+  return 'env' in secret ? Boolean(env[secret.env]) : readable(secret.file);
 }

@@ -690,6 +690,23 @@ describe('runSync across processes, kills and changed settings', () => {
     other.close();
   });
 
+  it('a stop during the push tells the sinks the run stays resumable (the metrics count it stopped, not failed)', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = ['10:00', '10:10', '10:20', '10:30'].map((t, i) => event(`s${i}`, `2026-11-07T${t}:00Z`));
+    const d = deps(stateDir, fakeSource(events, [patient, practitioner], []), undefined, job);
+    const stop = new AbortController();
+    const errors: Array<{ code: string; resumable?: boolean }> = [];
+    const detachError = d.events.on('error', (e) => void errors.push({ code: e.code, ...(e.resumable === undefined ? {} : { resumable: e.resumable }) }));
+    const detachBlock = d.events.on('block_acked', () => stop.abort());
+    await expect(runSync(d, { trigger: 'cli', until: '2026-11-07T11:00:00Z', stopSignal: stop.signal })).rejects.toMatchObject({ code: 'BRG_ERR_ABORTED' });
+    detachError();
+    detachBlock();
+    expect(errors).toEqual([{ code: 'BRG_ERR_ABORTED', resumable: true }]);
+    expect(d.store.listRuns({ connector: 'main' })[0]?.state).toBe('pushing');
+    d.store.close();
+  });
+
   it('a kill -9 right after the run is marked pushing leaves its seen events staged: the resumed run completes with them', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();
