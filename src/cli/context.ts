@@ -11,3 +11,8 @@ export interface CliContext {
   /** Aborted on the first SIGINT/SIGTERM: finish the block in flight, then stop at that checkpoint. */
   readonly stopSignal: AbortSignal;
 }
+
+/** The signing keys' folder when no config names one: `--keys-dir`, else $BRIDGE_KEYS_DIR, else `keys`. */
+export function keysDirWithoutConfig(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag ?? env['BRIDGE_KEYS_DIR'] ?? 'keys';
+}

@@ -534,7 +534,7 @@ function refuseSharedSourceAndJob(config: ParsedConfig, context: z.RefinementCtx
       path: ['connectors', index, 'purview', 'jobId'],
       message:
         `a Purview job no other connector reading the same source sends to: connectors "${earlier.name}" and "${connector.name}" both read ${source.shown} and send to Purview job "${p.jobId}", ` +
-        'each claiming deliveries in the ledger under its own name, so every event would be sent twice. Keep one connector per source and Purview job: remove the copy, or send it to another job; ' +
+        '(by search or by Bulk export, at any level or group: their AuditEvents overlap), each claiming deliveries in the ledger under its own name, so every event would be sent twice. Keep one connector per source and Purview job: remove the copy, or send it to another job; ' +
         'to rename a connector that has run, use `bridge state rename <old> <new>` rather than a copy under the new name.',
     });
   });

@@ -3,7 +3,7 @@ import { findConnector } from '../../composition/index.js';
 import { CONFIG_PATH_ENV, type Config, loadConfig, profileFlag } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { createLogger } from '../../log.js';
-import type { CliContext } from '../context.js';
+import { type CliContext, keysDirWithoutConfig } from '../context.js';
 
 interface DoctorFlags {
   config?: string;
@@ -64,7 +64,7 @@ function standaloneConfig(flags: DoctorFlags, env: NodeJS.ProcessEnv): Config {
       'No config file: give --config <file> (or set BRIDGE_CONFIG), or check the EHR side alone with --profile epic-sandbox --client-id <id>.',
     );
   }
-  const smart = { clientId: flags.clientId, keysDir: flags.keysDir ?? env['BRIDGE_KEYS_DIR'] ?? 'keys' };
+  const smart = { clientId: flags.clientId, keysDir: keysDirWithoutConfig(flags.keysDir, env) };
   // The schema requires a Purview section; these stand-ins are never used (purviewConfigured: false skips those checks).
   const purview = { tenantId: 'not-configured', appId: 'not-configured', jobId: 'not-configured', secret: { env: 'PURVIEW_APP_SECRET' } };
   return loadConfig({ base: { connectors: [{ name: 'doctor', profile: flags.profile, smart, purview }] }, env });

@@ -23,6 +23,7 @@ import {
   SIGNING_ALGS,
   type SigningAlg,
 } from '../../smart/index.js';
+import { keysDirWithoutConfig } from '../context.js';
 
 export interface KeysCommandOptions {
   readonly env: NodeJS.ProcessEnv;
@@ -76,14 +77,14 @@ function where(options: KeysCommandOptions, flags: WhereFlags): Where {
     }
     // No connector signs: the config still gives the cache max-age and the network; the directory as without a config.
     return {
-      dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys',
+      dir: keysDirWithoutConfig(flags.keysDir, options.env),
       jkus: [],
       jwksMaxAgeSec: config.server.jwksMaxAgeSec,
       network: resolveNetwork(config.network, options.env),
     };
   }
   return {
-    dir: flags.keysDir ?? options.env['BRIDGE_KEYS_DIR'] ?? 'keys',
+    dir: keysDirWithoutConfig(flags.keysDir, options.env),
     jkus: [],
     jwksMaxAgeSec: DEFAULT_JWKS_MAX_AGE_SEC,
     network: resolveNetwork(undefined, options.env),
