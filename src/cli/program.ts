@@ -89,9 +89,9 @@ function withholdUnknownOptionValues(command: Command): void {
   const reporter = command as unknown as UnknownOptionReporter;
   const report = reporter.unknownOption.bind(command);
   reporter.unknownOption = (flag: string) => {
-    const match = /^(-[^=:\s]*)([=:\s])/.exec(flag);
-    if (!match || reporter._allowUnknownOption) return report(flag);
-    const [, name = '', separator = ''] = match;
+    const written = optionWithValue(flag);
+    if (!written || reporter._allowUnknownOption) return report(flag);
+    const { name, separator } = written;
     const option = command.options.find((o) => o.long === name || o.short === name);
     if (!option) return report(name);
     command.error(
@@ -101,6 +101,15 @@ function withholdUnknownOptionValues(command: Command): void {
       { code: 'commander.unknownOption' },
     );
   };
+}
+
+/**
+ * A word that is an option written with its value in it (`--app-secret=S3CRET`, `-appSecret:S3CRET`): the option's name
+ * and what separates the value, never the value; undefined for any other word (a kid has no "=", ":" or space).
+ */
+export function optionWithValue(word: string): { readonly name: string; readonly separator: string } | undefined {
+  const match = /^(-[^=:\s]*)([=:\s])/.exec(word);
+  return match ? { name: match[1] ?? '', separator: match[2] ?? '' } : undefined;
 }
 
 /** The version in package.json (one directory above src/ and dist/ alike). */

@@ -14,7 +14,7 @@ import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
 import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, type SentAndLeft, sentAndLeftFor } from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
-import { endsWithLineEnd, tailDigest, watchDelivered } from './file-drop-watch.js';
+import { tailOf, watchDelivered } from './file-drop-watch.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
 import { fileLeaseName, holdLease } from './lease.js';
 import type { SyncDeps, SyncRequest } from './pipeline.js';
@@ -192,16 +192,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   }
   // Remembered before its first block is claimed, until it is archived: a push that stops part-way leaves a file whose
   // growth must not make it new content (file-drop-left.ts).
-  if (!request.dryRunOut)
-    rememberSentAndLeft(deps, {
-      name: file.name,
-      ino: file.ino,
-      size: file.size,
-      mtimeMs: file.mtimeMs,
-      sentRows: 0,
-      sha256: normalized.sha256,
-      encoding: ctx.drop.encoding,
-    });
+  if (!request.dryRunOut) rememberSentAndLeft(deps, sentAndLeft(ctx, file, normalized, 0));
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
   const lease = holdLease(
     deps.store,
@@ -333,8 +324,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
         ino: file.ino,
         size: file.size,
         rows: normalized.rows,
-        lineEnd: endsWithLineEnd(archivedTo, file.size),
-        tail: tailDigest(archivedTo, file.size),
+        ...tailOf(archivedTo, file.size),
         deliveredAtMs: deps.clock.now(),
       }),
     );
@@ -368,15 +358,12 @@ const PER_FILE_ENRICH_FAILURES: ReadonlySet<string> = new Set(['BRG_ERR_FHIR_HTT
 /** A file whose rows were sent is still in the drop folder (its move failed): remembered until it leaves. */
 function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): void {
   if (ctx.request.dryRunOut || !existsSync(file.path)) return;
-  rememberSentAndLeft(ctx.deps, {
-    name: file.name,
-    ino: file.ino,
-    size: file.size,
-    mtimeMs: file.mtimeMs,
-    sentRows,
-    sha256: normalized.sha256,
-    encoding: ctx.drop.encoding,
-  });
+  rememberSentAndLeft(ctx.deps, sentAndLeft(ctx, file, normalized, sentRows));
+}
+
+/** The file as remembered while rows of it are out: its version, the rows sent, its content and how it was read. */
+function sentAndLeft(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): SentAndLeft {
+  return { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows, sha256: normalized.sha256, encoding: ctx.drop.encoding };
 }
 
 /**

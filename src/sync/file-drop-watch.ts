@@ -90,7 +90,7 @@ export function grownSinceDelivered(deps: SyncDeps, nowMs: number): Array<{ read
     }
     if (now.ino !== file.ino) return false;
     if (now.size <= file.size) return true;
-    if (file.tail !== undefined && tailDigest(file.archivedTo, file.size) !== file.tail) return false; // replaced
+    if (file.tail !== undefined && tailOf(file.archivedTo, file.size).tail !== file.tail) return false; // replaced
     grown.push({ file, size: now.size });
     return true;
   });
@@ -107,8 +107,11 @@ export function forgetDelivered(deps: SyncDeps, archivedTo: readonly string[]): 
 /** How many bytes before a delivered file's size are kept as its digest (DeliveredFile.tail). */
 const TAIL_BYTES = 4096;
 
-/** SHA-256 (hex) of the TAIL_BYTES (at most) before `size` in the file at `path`. */
-export function tailDigest(path: string, size: number): string {
+/**
+ * The TAIL_BYTES (at most) before `size` in the file at `path`, read once: their SHA-256 (hex), and whether they end with
+ * a line end (LF or CR, in UTF-8, a single-byte encoding or UTF-16).
+ */
+export function tailOf(path: string, size: number): { readonly tail: string; readonly lineEnd: boolean } {
   const length = Math.min(TAIL_BYTES, size);
   const bytes = Buffer.alloc(length);
   const fd = openSync(path, 'r');
@@ -117,22 +120,10 @@ export function tailDigest(path: string, size: number): string {
   } finally {
     closeSync(fd);
   }
-  return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** Whether the file's first `size` bytes end with a line end (LF or CR, in UTF-8, a single-byte encoding or UTF-16). */
-export function endsWithLineEnd(path: string, size: number): boolean {
-  if (size === 0) return true;
-  const fd = openSync(path, 'r');
-  try {
-    const tail = Buffer.alloc(Math.min(2, size));
-    readSync(fd, tail, 0, tail.length, size - tail.length);
-    const last = tail[tail.length - 1] as number;
-    const before = tail.length > 1 ? (tail[0] as number) : undefined;
-    return last === 0x0a || last === 0x0d || (last === 0x00 && (before === 0x0a || before === 0x0d));
-  } finally {
-    closeSync(fd);
-  }
+  const last = bytes[length - 1];
+  const before = bytes[length - 2];
+  const lineEnd = length === 0 || last === 0x0a || last === 0x0d || (last === 0x00 && (before === 0x0a || before === 0x0d));
+  return { tail: createHash('sha256').update(bytes).digest('hex'), lineEnd };
 }
 
 /** What a later run says of a delivered file that grew. */

@@ -24,6 +24,7 @@ import {
   type SigningAlg,
 } from '../../smart/index.js';
 import { keysDirWithoutConfig } from '../context.js';
+import { optionWithValue } from '../program.js';
 
 export interface KeysCommandOptions {
   readonly env: NodeJS.ProcessEnv;
@@ -118,8 +119,8 @@ function withWhere(command: Command): Command {
  * every command does (src/cli/program.ts), rather than printed back whole as an invalid kid.
  */
 function refuseOptionWithValue(command: Command, kid: string): void {
-  const name = /^(-[^=:\s]*)[=:\s]/.exec(kid)?.[1];
-  if (name !== undefined) command.error(`error: unknown option '${name}' (the value given is not shown)`, { code: 'commander.unknownOption' });
+  const written = optionWithValue(kid);
+  if (written) command.error(`error: unknown option '${written.name}' (the value given is not shown)`, { code: 'commander.unknownOption' });
 }
 
 function algOption(description: string): Option {

@@ -175,7 +175,7 @@ export const MIGRATIONS: readonly string[] = [
    CREATE TEMP TABLE destination_merges AS
      SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
    DELETE FROM destination_merges WHERE id = keep;
-   CREATE TEMP TABLE destination_involved AS SELECT id FROM destination_merges UNION SELECT keep FROM destination_merges;
+   CREATE TEMP TABLE destination_involved AS SELECT id, keep FROM destination_merges UNION SELECT keep, keep FROM destination_merges;
    CREATE TEMP TABLE destination_claims AS
      SELECT coalesce(g.keep, e.destination_id) AS keep, e.destination_id AS was, e.source_id, e.day, e.event_key, e.block_id,
        coalesce(b.state = 'acked', 0) AS acked, (b.id IS NULL OR b.state = 'acked' OR (b.attempts > 0 AND b.refused = 0) OR e.maybe_sent = 1) AS reached
@@ -189,8 +189,7 @@ export const MIGRATIONS: readonly string[] = [
      SELECT keep, source_id, day, event_key, coalesce(max(CASE WHEN acked = 1 THEN block_id END), max(block_id)), max(acked) = 1 AND sum(reached) >= 2
      FROM destination_claims GROUP BY keep, source_id, day, event_key HAVING count(DISTINCT was) > 1;
    CREATE TEMP TABLE destination_siblings AS
-     SELECT a.id AS id, b.id AS sibling FROM destination_involved a JOIN destination_involved b ON a.id <> b.id
-     WHERE coalesce((SELECT keep FROM destination_merges WHERE id = a.id), a.id) = coalesce((SELECT keep FROM destination_merges WHERE id = b.id), b.id);
+     SELECT a.id AS id, b.id AS sibling FROM destination_involved a JOIN destination_involved b ON a.keep = b.keep AND a.id <> b.id;
    CREATE TEMP TABLE destination_range_doubles AS
      SELECT DISTINCT r.block_id FROM destination_siblings s
        JOIN delivered_ranges r ON r.destination_id = s.id
