@@ -7,7 +7,7 @@
  * (numbers, booleans, arrays) are used as such.
  */
 import { readFileSync } from 'node:fs';
-import { parseDocument } from 'yaml';
+import { type Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
 import { type Config, configSchema } from './schema.js';
@@ -28,8 +28,8 @@ export interface LoadConfigOptions {
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
   const path = options.path ?? env[CONFIG_PATH_ENV];
-  const fromFile = path ? readConfigFile(path) : {};
-  const merged = structuredClone((options.base ?? fromFile) as Record<string, unknown>);
+  const file = path ? readConfigFile(path) : undefined;
+  const merged = structuredClone((options.base ?? file?.value ?? {}) as Record<string, unknown>);
   // Which environment variable set which key, and what it wrote: a refused value is named by its variable, not the
   // file; a JSON scalar ("2" a number, "true" a boolean) goes back to the text written where the key wants a text.
   const fromEnv = new Map<string, EnvSetting>();
@@ -50,7 +50,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   if ([...fromEnv.values()].some((setting) => setting.parsed)) restoreTexts(merged, fromEnv);
   const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
-  return validateConfig(merged, source, new Map([...fromEnv].map(([key, setting]) => [key, setting.name])));
+  const setBy = new Map([...fromEnv].map(([key, setting]) => [key, setting.name]));
+  for (const dotted of Object.keys(options.flags ?? {})) setBy.set(dotted, 'a command-line option');
+  return validateConfig(merged, source, setBy, options.base === undefined ? file?.positions : undefined);
 }
 
 /** What one BRIDGE__ variable set. */
@@ -113,19 +115,75 @@ export const PROFILES: Readonly<Record<string, { fhir: { baseUrl: string }; smar
   },
 };
 
-/** @param fromEnv - dotted key → the environment variable that set it, named in the refusal of its value. */
-export function validateConfig(input: unknown, source: string, fromEnv: ReadonlyMap<string, string> = new Map()): Config {
+/**
+ * @param fromEnv - dotted key → what set it (the environment variable, or a command-line option), named in the refusal
+ *   of its value.
+ * @param positions - where the config file wrote each key, so a refusal of a value the file gave names its line and column.
+ */
+export function validateConfig(input: unknown, source: string, fromEnv: ReadonlyMap<string, string> = new Map(), positions?: ConfigPositions): Config {
   const parsed = configSchema.safeParse(applyProfiles(input));
   if (!parsed.success) {
+    let first: FilePosition | undefined;
     const lines = parsed.error.issues.map((issue) => {
-      const variable = fromEnv.get(issue.path.map(String).join('.'));
-      return `${describeIssue(issue, input)}${variable ? ` (set by ${variable})` : ''}`;
+      const setter = setterOf(issue, fromEnv);
+      if (setter !== undefined) return `${describeIssue(issue, input)} (set by ${setter})`;
+      const position = positions?.of(issue.path, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
+      first ??= position;
+      return describeIssue(issue, input, position);
     });
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Invalid configuration in ${source}:\n${lines.join('\n')}`, {
-      details: { source, issues: parsed.error.issues.length },
+      details: { source, issues: parsed.error.issues.length, ...(first ? { line: first.line, column: first.column } : {}) },
     });
   }
   return deepFreeze(parsed.data);
+}
+
+/** The environment variable or option that set the refused key, or one of its sections (a JSON list or section). */
+function setterOf(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string | undefined {
+  const path = issue.path.map(String);
+  for (let length = path.length; length > 0; length -= 1) {
+    const setter = fromEnv.get(path.slice(0, length).join('.'));
+    if (setter !== undefined) return setter;
+  }
+  return undefined;
+}
+
+/** A place in the config file, 1-based. `exact`: the refused key's own; else the nearest section around a missing key. */
+export interface FilePosition {
+  readonly line: number;
+  readonly column: number;
+  readonly exact: boolean;
+}
+
+export interface ConfigPositions {
+  /** Where `path` (or its key `key`, for an unknown key) is written, else where its nearest written section starts. */
+  of(path: readonly PropertyKey[], key?: string): FilePosition | undefined;
+}
+
+function positionsOf(doc: Document, lines: LineCounter): ConfigPositions {
+  const at = (offset: number, exact: boolean): FilePosition => {
+    const { line, col } = lines.linePos(offset);
+    return { line, column: col, exact };
+  };
+  return {
+    of(path, key) {
+      const segments = path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment));
+      for (let length = segments.length; length >= 0; length -= 1) {
+        const node: unknown = length === 0 ? doc.contents : doc.getIn(segments.slice(0, length), true);
+        if (!isNode(node) || node.range === undefined || node.range === null) continue;
+        const exact = length === segments.length;
+        // An unknown key is pointed at itself, not at the section holding it.
+        if (exact && key !== undefined && isMap(node)) {
+          const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === key);
+          const range = isPair(pair) && isNode(pair.key) ? pair.key.range : undefined;
+          if (range) return at(range[0], true);
+        }
+        // A refused value is pointed at itself (its key is on the same line); a missing key, at the section lacking it.
+        return at(node.range[0], exact);
+      }
+      return undefined;
+    },
+  };
 }
 
 function applyProfiles(input: unknown): unknown {
@@ -142,14 +200,15 @@ function applyProfiles(input: unknown): unknown {
   return input;
 }
 
-function readConfigFile(path: string): unknown {
+function readConfigFile(path: string): { value: unknown; positions: ConfigPositions } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Cannot read the config file ${path}: create it or set ${CONFIG_PATH_ENV}.`, { cause });
   }
-  const doc = parseDocument(text, { prettyErrors: true });
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: true, lineCounter });
   const first = doc.errors[0];
   if (first) {
     const pos = first.linePos?.[0];
@@ -157,7 +216,7 @@ function readConfigFile(path: string): unknown {
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Config file ${where} is not valid YAML/JSON: ${first.message.split('\n')[0]}`);
   }
   try {
-    return doc.toJS() ?? {};
+    return { value: doc.toJS() ?? {}, positions: positionsOf(doc, lineCounter) };
   } catch (error) {
     // An alias without its anchor, say: the message names the alias, which may be anything; the file is named instead.
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Config file ${path} is not valid YAML/JSON (${(error as Error).name}); check its anchors and aliases.`);
@@ -168,14 +227,15 @@ function readConfigFile(path: string): unknown {
  * `key: got <value>, expected <form>`. Only scalar values are echoed, never under secret-like keys, and an unknown key
  * is named without its value: a misspelt secret key (clientSecret for secret) would otherwise print the secret.
  */
-function describeIssue(issue: z.core.$ZodIssue, input: unknown): string {
+function describeIssue(issue: z.core.$ZodIssue, input: unknown, position?: FilePosition): string {
   const key = issue.path.map(String).join('.') || '(root)';
+  const where = position === undefined ? '' : ` (${position.exact ? '' : 'in the section at '}line ${position.line}, column ${position.column})`;
   if (issue.code === 'unrecognized_keys') {
     const names = issue.keys.map((name) => `"${name}"`).join(', ');
-    return `  - ${key}: unknown key(s) ${names} (values not shown); remove or rename them, see docs/configuration.md for the keys this section takes`;
+    return `  - ${key}${where}: unknown key(s) ${names} (values not shown); remove or rename them, see docs/configuration.md for the keys this section takes`;
   }
   const section = issue.code === 'invalid_type' && (issue.expected === 'object' || issue.expected === 'array');
-  return `  - ${key}: got ${shownValue(key, valueAt(input, issue.path), section)}; expected ${issue.message.replace(/^Invalid input: expected /, '')}`;
+  return `  - ${key}${where}: got ${shownValue(key, valueAt(input, issue.path), section)}; expected ${issue.message.replace(/^Invalid input: expected /, '')}`;
 }
 
 /** Longest text echoed in a validation message: a longer one is more likely pasted content (a key, an env file). */

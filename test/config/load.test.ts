@@ -93,7 +93,7 @@ describe('loadConfig', () => {
     const path = join(dir, 'bridge.env');
     writeFileSync(path, 'PURVIEW_APP_SECRET=S3cretValue BRIDGE_API_TOKENS=tok\n');
     const root = errorOf(() => loadConfig({ path, env: {} })).message;
-    expect(root).toContain('(root): got a text of');
+    expect(root).toContain('(root) (line 1, column 1): got a text of');
     expect(root).not.toContain('S3cretValue');
   });
 
@@ -186,6 +186,43 @@ describe('loadConfig', () => {
     writeFileSync(path, 'connectors:\n  - name: main\n    fhir: { baseUrl: "x"\n');
     const error = errorOf(() => loadConfig({ path, env: {} }));
     expect(error.message).toMatch(new RegExp(`${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+:\\d+`));
+  });
+
+  it('names the line and column of each refused key the file wrote: a value, an unknown key, a section missing a key; a value the environment set names its variable instead', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    const path = join(dir, 'bridge.config.yaml');
+    writeFileSync(
+      path,
+      [
+        'stateDir: ./state',
+        'connectors:',
+        '  - name: main',
+        '    fhir:',
+        '      baseUrl: https://fhir.example.org/api/FHIR/R4',
+        '      pageSize: -3',
+        '    smart:',
+        '      clientId: abc',
+        '      clientSecrt: hunter2',
+        '    purview:',
+        '      tenantId: t',
+        '',
+      ].join('\n'),
+    );
+    const error = errorOf(() => loadConfig({ path, env: { BRIDGE__connectors__0__fhir__timeoutMs: 'abc' } }));
+    expect(error.message).toContain('connectors.0.fhir.pageSize (line 6, column 17): got -3');
+    expect(error.message).toContain('connectors.0.smart (line 9, column 7): unknown key(s) "clientSecrt"');
+    expect(error.message).toContain('connectors.0.purview.appId (in the section at line 11, column 7): got nothing');
+    expect(error.message).toContain('connectors.0.fhir.timeoutMs: got "abc"; expected number, received string (set by BRIDGE__connectors__0__fhir__timeoutMs)');
+    expect(error.message).not.toContain('hunter2');
+    expect(error.details).toMatchObject({ line: 6, column: 17 });
+
+    // JSON is YAML: the same positions. A key a command-line option set names the option, not the file.
+    const json = join(dir, 'bridge.config.json');
+    writeFileSync(json, '{\n  "connectors": [\n    { "name": "a",\n      "fhir": { "baseUrl": "https://x.example/fhir", "pageSize": 0 } } ]\n}\n');
+    const fromJson = errorOf(() => loadConfig({ path: json, env: {}, flags: { stateDir: 7 } }));
+    expect(fromJson.message).toContain('connectors.0.fhir.pageSize (line 4, column 66): got 0');
+    expect(fromJson.message).toContain('connectors.0.purview (in the section at line 3, column 5): got nothing');
+    expect(fromJson.message).toContain('stateDir: got 7; expected string, received number (set by a command-line option)');
   });
 
   it('requires a Purview secret or certificate and unique connector names', () => {
