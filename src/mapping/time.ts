@@ -67,10 +67,19 @@ function hourOf(text: string): number {
   const mo = digits(text, 5, 2);
   const d = digits(text, 8, 2);
   const h = digits(text, 11, 2);
-  if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h <= 23)) return Number.NaN;
+  // A day the month lacks (2026-02-30) is refused: Date.UTC would roll it into the next month, another instant.
+  if (!(y >= 0 && mo >= 1 && mo <= 12 && d >= 1 && d <= daysIn(y, mo) && h <= 23)) return Number.NaN;
   lastHourText = text.slice(0, 13);
   lastHourSeconds = Date.UTC(y, mo - 1, d, h) / 1000;
   return lastHourSeconds;
+}
+
+const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** Days in month `month` (1–12) of the proleptic Gregorian `year`. */
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2 && leap ? 29 : (MONTH_DAYS[month - 1] as number);
 }
 
 const DASH = 0x2d;
@@ -84,7 +93,8 @@ function zoneOffset(text: string, index: number): number | undefined {
   if ((sign !== '+' && sign !== '-') || text.length !== index + 6 || text[index + 3] !== ':') return undefined;
   const hours = digits(text, index + 1, 2);
   const minutes = digits(text, index + 4, 2);
-  if (Number.isNaN(hours) || Number.isNaN(minutes) || minutes > 59) return undefined;
+  // FHIR's dateTime allows offsets from -14:00 to +14:00 (…|14:00): +15:00 is no zone on Earth, likely a typo.
+  if (Number.isNaN(hours) || Number.isNaN(minutes) || minutes > 59 || hours > 14 || (hours === 14 && minutes !== 0)) return undefined;
   return (sign === '-' ? -1 : 1) * (hours * 60 + minutes);
 }
 

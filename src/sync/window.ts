@@ -42,8 +42,8 @@ export function computeWindow(
   // it (…:03.456) reads it with `lt` and the next window, starting there less the overlap, reads it again with `ge`,
   // before the first instant the previous run remembered: a reject or a skip counted twice, and taken for a late event.
   const settled = sourceEnds ? nowMs : Math.floor((nowMs - policy.settleMs) / 1_000) * 1_000;
-  const until = override.until ? parseInstant(override.until, '--until') : settled;
-  if (until > settled) {
+  const asked = override.until ? parseInstant(override.until, '--until') : settled;
+  if (asked > settled) {
     // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would
     // start after them and never pull them.
     throw new BridgeError(
@@ -51,6 +51,8 @@ export function computeWindow(
       `--until ${override.until} is later than now minus the settle delay (${new Date(settled).toISOString()}); events up to then may not all be recorded yet. Give an earlier --until, or leave it out to sync up to now minus fhir.settleMinutes.`,
     );
   }
+  // A given end is floored to its second too (…:03.456 ends at …:03), for the same reason: nothing past what was asked.
+  const until = Math.floor(asked / 1_000) * 1_000;
   const since = override.since
     ? parseInstant(override.since, '--since')
     : watermark

@@ -109,3 +109,39 @@ describe('incremental syncs ending inside a second', () => {
     expect(c.logLines.filter((line) => line.includes('lateEvents'))).toEqual([]);
   });
 });
+
+describe('a run given an --until inside a second', () => {
+  const OVERLAP = 15 * 60_000;
+  let c: SandboxHarness;
+  let clock: ManualClock;
+  /** A whole second after the generated data: the given --until is OVERLAP + 456 ms after it. */
+  let boundary: number;
+  beforeAll(async () => {
+    const data = { seed: 19, events: 60, patients: 10, practitioners: 3 };
+    const end = Date.UTC(2026, 10, 2);
+    boundary = end + 60_000;
+    clock = new ManualClock(boundary + OVERLAP + 10 * 60_000);
+    c = await startHarness({ data: { ...data, end: iso(end), start: iso(end - 6 * 3_600_000) }, clock });
+  });
+  afterAll(async () => c?.close());
+
+  it('ends on its whole second as a scheduled window does: the next run reads that second once', async () => {
+    const template = [...c.sandbox.dataset.events()].find((e) => e.outcome === '0') as AuditEvent;
+    const rejected: AuditEvent = {
+      ...structuredClone(template),
+      id: 'given-until-second',
+      meta: { versionId: '1', lastUpdated: iso(boundary) },
+      recorded: iso(boundary).replace('.000Z', 'Z'),
+      period: { start: iso(boundary).replace('.000Z', 'Z') },
+      entity: [{ what: { reference: 'Patient/not-in-the-ehr' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+    };
+    await c.sandbox.store?.load([rejected]);
+    const first = await c.sync({ until: iso(boundary + OVERLAP + 456) });
+    expect(first.until).toBe(iso(boundary + OVERLAP));
+    expect(first.counts.rejects).toBeGreaterThanOrEqual(1);
+    const second = await c.sync({ since: undefined, until: undefined });
+    expect(second.since).toBe(iso(boundary));
+    expect(second.counts.rejects).toBe(0);
+    expect(c.logLines.filter((line) => line.includes('lateEvents'))).toEqual([]);
+  });
+});

@@ -61,6 +61,13 @@ describe('time formats', () => {
     expect(format('2024-10-27T01:00:00Z', 'local:Europe/Oslo')).toBe('2024-10-27T02:00:00');
   });
 
+  it('reads the last day of every month, 29 February of a leap year, and the ±14:00 offsets', () => {
+    for (const text of ['2024-02-29T10:00:00Z', '2000-02-29T10:00:00Z', '2026-01-31T23:59:59Z', '2026-12-31T00:00:00+14:00', '2026-06-30T00:00:00-12:00']) {
+      expect(parseInstant(text)?.epochMs, text).toBe(Date.parse(text));
+    }
+    expect(parseInstant('1900-02-29T10:00:00Z')).toBeUndefined();
+  });
+
   it('rejects what is not a FHIR dateTime with seconds and a zone', () => {
     for (const text of [
       '2012-10-25',
@@ -76,6 +83,12 @@ describe('time formats', () => {
       '2012-10-25T2\n:04:27Z',
       '2012-10-25T22:0x:27Z',
       '2012-10-25T22:04:2-Z',
+      // A day the month lacks (Date.UTC would roll it into the next month), and an offset past FHIR's ±14:00.
+      '2026-02-29T10:00:00Z',
+      '2026-04-31T10:00:00Z',
+      '2026-02-30T10:00:00-05:00',
+      '2026-11-03T10:00:00+15:00',
+      '2026-11-03T10:00:00-14:30',
     ]) {
       expect(parseInstant(text), text).toBeUndefined();
     }

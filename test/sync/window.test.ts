@@ -113,6 +113,11 @@ describe('the end of a window', () => {
     );
     expect(() => computeWindow(now, '2026-11-23T10:00:00.000Z', policy, { since: '2026-11-20', until: '2027-01-01' })).toThrow(BridgeError);
   });
+
+  it('ends a given --until on its whole second, as a scheduled window ends: the next run does not read that second twice', () => {
+    expect(computeWindow(now, undefined, policy, { since: '2026-11-23T10:00:00Z', until: '2026-11-23T11:00:03.456Z' }).until).toBe('2026-11-23T11:00:03.000Z');
+    expect(computeWindow(now, undefined, policy, { until: '2026-11-23T11:00:03.456+01:00' }).until).toBe('2026-11-23T10:00:03.000Z');
+  });
 });
 
 describe('eventKey', () => {
