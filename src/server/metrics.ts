@@ -76,6 +76,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 400],
     registers: [registry],
   });
+  const unexported = new client.Counter({
+    name: 'bridge_unexported_resources_total',
+    help: 'Resources the FHIR server reported it could not export (Bulk export error files), by completed run: not in Purview until a --since backfill asks again',
+    labelNames: ['connector'],
+    registers: [registry],
+  });
   const tokens = new client.Counter({ name: 'bridge_token_refreshes_total', help: 'Access tokens fetched', labelNames: ['side'], registers: [registry] });
   // Labels: error codes and two skip reasons, bounded sets.
   const startFailures = new client.Counter({
@@ -111,6 +117,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
         events.on('run_complete', (e) => {
           runs.inc({ connector, outcome: 'completed' });
           for (const [outcome, n] of Object.entries(rowsByOutcome(e.counts))) byOutcome.inc({ connector, outcome }, n);
+          if (e.unexported) unexported.inc({ connector }, e.unexported);
         }),
         events.on('error', (e) => {
           // A stop (BRG_ERR_ABORTED: a shutdown, a second SIGTERM) during the push leaves the run resumable in 'pushing',

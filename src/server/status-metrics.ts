@@ -61,6 +61,14 @@ export function registerStatusGauges(registry: client.Registry, read: () => read
     if (!s.lastRun) return;
     for (const [outcome, rows] of Object.entries(rowsByOutcome(s.lastRun.counts))) g.set({ connector: s.name, outcome }, rows);
   });
+  gauge(
+    'bridge_last_run_unexported',
+    'Resources the FHIR server reported it could not export in the last finished run (Bulk export error files): not in Purview until a --since backfill asks again',
+    ['connector'],
+    (g, s) => {
+      if (s.lastRun) g.set({ connector: s.name }, s.lastRun.unexported ?? 0);
+    },
+  );
   gauge('bridge_last_run_failed', '1 when the last finished run failed or was left unfinished', ['connector'], (g, s) => {
     if (s.lastRun) g.set({ connector: s.name }, s.lastRun.state === 'completed' ? 0 : 1);
   });

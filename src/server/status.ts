@@ -38,6 +38,8 @@ export interface RunBrief {
   readonly durationSeconds?: number;
   readonly counts: RunCounts;
   readonly error?: { readonly code: string; readonly message: string };
+  /** Resources the FHIR server reported it could not export (a Bulk export's error files), when any. */
+  readonly unexported?: number;
 }
 
 export interface InFlight {
@@ -250,6 +252,7 @@ export function brief(run: RunRecord): RunBrief {
     ...(run.finishedAt ? { finishedAt: run.finishedAt } : {}),
     ...(durationSeconds !== undefined ? { durationSeconds } : {}),
     ...(run.error ? { error: run.error } : {}),
+    ...(run.details?.unexported ? { unexported: run.details.unexported } : {}),
   };
 }
 

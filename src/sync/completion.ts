@@ -29,10 +29,13 @@ interface Announcer {
   readonly connector: string;
 }
 
-/** `run_complete` to the sinks (run log, metrics, progress), after the run's record is final. */
-export function announceCompletion(deps: Announcer, runId: string, counts: RunCounts): void {
+/**
+ * `run_complete` to the sinks (run log, metrics, progress), after the run's record is final.
+ * @param unexported - resources the source reported it could not deliver (a Bulk export's error files), when any.
+ */
+export function announceCompletion(deps: Announcer, runId: string, counts: RunCounts, unexported = 0): void {
   afterCompletion(deps.logger, runId, 'a listener of its completion (the run log, a metrics sink) failed', () =>
-    deps.events.emit('run_complete', { runId, connector: deps.connector, counts }),
+    deps.events.emit('run_complete', { runId, connector: deps.connector, counts, ...(unexported > 0 ? { unexported } : {}) }),
   );
 }
 

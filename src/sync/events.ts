@@ -18,7 +18,8 @@ export interface SyncEventMap extends ForwardedPushEvents {
   /** The source's own progress, e.g. a Bulk Data export's X-Progress (one line, no PHI). */
   source_progress: { runId: string; connector: string; message: string };
   spool_complete: { runId: string; rows: number };
-  run_complete: { runId: string; connector: string; counts: RunCounts };
+  /** `unexported`: resources the source reported it could not deliver (a Bulk export's error files), when any. */
+  run_complete: { runId: string; connector: string; counts: RunCounts; unexported?: number };
   /** `resumable`: the run stays 'pushing', its push finished by the next run (a stop or a failure during the push). */
   error: { runId?: string; connector: string; code: string; message: string; resumable?: boolean };
 }

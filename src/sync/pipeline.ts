@@ -482,7 +482,7 @@ function finish(
   resumed: SyncSummary | undefined,
   dryRunOut?: string,
 ): SyncSummary {
-  announceCompletion(deps, run.id, result.counts);
+  announceCompletion(deps, run.id, result.counts, result.unexported);
   return {
     runId: run.id,
     connector: deps.connector,

@@ -15,6 +15,9 @@ import { destinationOf, findConnector } from '../../src/composition/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { loadCheckpoint } from '../../src/fhir/bulk/checkpoint.js';
 import { normaliseBase } from '../../src/reference-keys.js';
+import { createMetrics } from '../../src/server/metrics.js';
+import { brief } from '../../src/server/status.js';
+import type { RunRecord } from '../../src/sync/state/index.js';
 import { type BridgeProcess, spawnBridge } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
 import { holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
@@ -419,9 +422,12 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 429, retryAfter: '1' }, match: /\/bulk\/status\// });
   const notes: string[] = [];
   const detach = x.events.on('source_progress', (e) => notes.push(e.message));
+  const metrics = createMetrics();
+  const detachMetrics = metrics.observe(x.events, 'sandbox');
   const issuedBefore = x.sandbox.auth.stats.issued;
   const summary = await x.sync({ since: undefined, until: undefined });
   detach();
+  detachMetrics();
   // One SMART token serves the export's requests and the FHIR searches for references the export lacks.
   expect(x.sandbox.auth.stats.issued - issuedBefore).toBe(1);
   // The operator sees the export's steps as the run's progress, and the run's event log keeps them.
@@ -432,9 +438,16 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   // The watermark moves past what the server could not export: the run record says how many, for the operator.
   expect(summary.unexported).toBe(2);
   expect(x.withStore((s) => s.getRun(summary.runId)?.details?.unexported)).toBe(2);
+  // What to do about them: later exports ask only for what changed, so a backfill from this run's start asks again.
   expect(formatSummary(summary)).toContain(
-    '  not exported        2 resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview',
+    '  not exported        2 resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview. ' +
+      `Later exports ask only for what changed after this one: once the server can export them, \`bridge sync --connector sandbox --since ${summary.since}\` asks again ` +
+      '(rows the delivery ledger records as delivered are not sent again)',
   );
+  // And metrics to alert on (a scheduled run's summary is read by nobody): the service's counter, and the last run's
+  // gauge (the /v1/status run brief, which a one-shot sync's --metrics-file writes too).
+  expect(await metrics.registry.metrics()).toContain('bridge_unexported_resources_total{connector="sandbox"} 2');
+  expect(x.withStore((s) => brief(s.getRun(summary.runId) as RunRecord)).unexported).toBe(2);
   const runLog = readFileSync(join(x.config.stateDir, 'runs', `${summary.runId}.ndjson`), 'utf8');
   expect(runLog).toContain('"eventId":"source_progress"');
   for (const value of ['CANARY', 'Bearer']) expect(runLog.includes(value)).toBe(false);

@@ -49,6 +49,14 @@ describe('status metrics', () => {
     expect(text).toMatch(/# TYPE bridge_watermark_lag_seconds gauge/);
   });
 
+  it('says how many resources the last run could not get from a Bulk export (error files): a scheduled run is read by its metrics alone', async () => {
+    const partial: ConnectorStatus = { ...ok, name: 'bulk', lastRun: { ...(ok.lastRun as NonNullable<ConnectorStatus['lastRun']>), unexported: 2 } };
+    const text = await statusMetricsText([ok, partial, never]);
+    expect(text).toContain('bridge_last_run_unexported{connector="bulk"} 2');
+    expect(text).toContain('bridge_last_run_unexported{connector="main"} 0');
+    expect(text).not.toContain('bridge_last_run_unexported{connector="new"}');
+  });
+
   it('the service reads them at scrape time and counts rows of completed runs by outcome', async () => {
     let statuses: ConnectorStatus[] = [never];
     const metrics = createMetrics({ status: () => statuses });

@@ -126,6 +126,7 @@ const runBrief = {
     durationSeconds: { type: 'number' },
     counts,
     error: runError,
+    unexported: { type: 'integer', description: 'Resources the FHIR server reported it could not export (Bulk export error files); not in Purview' },
   },
 } as const;
 
