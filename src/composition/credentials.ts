@@ -63,8 +63,9 @@ export function buildPushTarget(context: CredentialContext & { readonly config?:
   const p = connector.purview;
   const preset = CLOUDS[p.cloud];
   const caPem = p.caFile ? readFileOrFail(p.caFile, 'purview.caFile') : undefined;
-  // Entra and ingestion: the network section's proxy and CA bundle, plus purview.caFile (the sandbox).
-  const network = resolveNetwork(context.config?.network, context.env);
+  // Entra and ingestion: the network section's proxy and CA bundle, plus purview.caFile (the sandbox). Every connector
+  // has this side, so it is where a proxy credentials file others can read is warned about, once a run.
+  const network = resolveNetwork(context.config?.network, context.env, { logger: context.logger });
   const tokenSource = createPurviewTokenSource({
     network,
     tenantId: p.tenantId,

@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import type { SecretRef } from '../config/schema.js';
 import { readSecret } from '../config/secrets.js';
 import { BridgeError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { type NoProxyEntry, parseNoProxy } from './no-proxy.js';
 
 /** The config's `network` section (src/config/schema.ts). */
@@ -70,12 +71,17 @@ export type Environment = Readonly<Record<string, string | undefined>>;
 export interface ResolveNetworkOptions {
   /** Default readFileSync (UTF-8); tests inject files. */
   readonly readFile?: (path: string) => string;
+  /**
+   * Where a `network.proxy.credentials` file readable by others is warned about (config/file-mode.ts). One caller per run
+   * passes it (the Purview side, which every connector has): the section is resolved several times a run.
+   */
+  readonly logger?: Pick<Logger, 'warn'>;
 }
 
 export function resolveNetwork(config: NetworkConfig | undefined, env: Environment, options: ResolveNetworkOptions = {}): NetworkSettings {
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'));
   const proxy = config?.proxy;
-  const credentials = proxy?.credentials ? basicFromSecret(readSecret(proxy.credentials, env, 'network.proxy.credentials')) : undefined;
+  const credentials = proxy?.credentials ? basicFromSecret(readSecret(proxy.credentials, env, 'network.proxy.credentials', options.logger)) : undefined;
   const configured = proxy?.url === undefined ? undefined : proxyEndpoint(proxy.url, 'network.proxy.url', credentials);
   const endpoint = (name: 'HTTPS_PROXY' | 'HTTP_PROXY'): ProxyEndpoint | undefined => {
     if (configured) return configured;

@@ -8,8 +8,10 @@ import { chmodSync, chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildPurviewCredential } from '../../src/composition/credentials.js';
+import { systemClock } from '../../src/clock.js';
+import { buildPurviewCredential, buildPushTarget } from '../../src/composition/credentials.js';
 import { exposureOf, loadConfig, readSecret } from '../../src/config/index.js';
+import { SyncEvents } from '../../src/sync/events.js';
 import { linesLogger } from '../support/log-lines.js';
 import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 
@@ -81,6 +83,18 @@ describe.skipIf(!posix)('secret files readable by others', () => {
     if (!loaded) throw new Error('no connector');
     expect(buildPurviewCredential(loaded, {}, linesLogger(lines))).toEqual({ kind: 'secret', secret: SECRET });
     expect(warnings(lines).map((line) => [line['file'], line['mode']])).toEqual([[file, '604']]);
+  });
+
+  it('network.proxy.credentials { file }: warned about once a run (the Purview side, which every connector has), never the value', () => {
+    const lines: string[] = [];
+    const file = secretFile(0o644, 'proxyuser:pr0xy-pa55\n');
+    const config = loadConfig({ base: { ...MINIMAL_CONFIG, network: { proxy: { url: 'http://proxy.example.org:3128', credentials: { file } } } }, env: {} });
+    const connector = config.connectors[0];
+    if (!connector) throw new Error('no connector');
+    const context = { env: { PURVIEW_SECRET: SECRET }, clock: systemClock, logger: linesLogger(lines), events: new SyncEvents(), config };
+    buildPushTarget(context, { ...connector, purview: { ...connector.purview, secret: { env: 'PURVIEW_SECRET' } } });
+    expect(warnings(lines).map((line) => [line['setting'], line['file'], line['mode']])).toEqual([['network.proxy.credentials', file, '644']]);
+    expect(lines.join('\n')).not.toContain('pr0xy-pa55');
   });
 
   it('who may read: others always count, the group only when it is not the bridge’s own, nothing on Windows', () => {
