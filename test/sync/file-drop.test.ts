@@ -17,6 +17,7 @@ import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
 import { archiveFile, type DropFile, statFile } from '../../src/sync/file-drop-folder.js';
 import { wholeFileRefusalsOf } from '../../src/sync/file-drop-steps.js';
+import { type DeliveredFile, grownSinceDelivered, watchDelivered } from '../../src/sync/file-drop-watch.js';
 import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
 import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
@@ -847,6 +848,29 @@ describe('flat-file source: a push that stopped part-way', () => {
     w.close();
   });
 
+  it('names no setting nor value to put back when it does not know them: an entry an earlier release saved has no encoding', async () => {
+    const entryEdited = (w: World, edit: (entry: Record<string, unknown>) => void): void => {
+      const list = JSON.parse(w.store.getSourceState('drop', 'flat-file-sent-left') ?? '[]') as Array<Record<string, unknown>>;
+      expect(list).toHaveLength(1);
+      for (const entry of list) edit(entry);
+      w.store.setSourceState('drop', 'flat-file-sent-left', JSON.stringify(list));
+    };
+    const rows = epicRows(6, 'l2').map((row) => row.replace('Åse-', 'Łukasz-'));
+    // Saved before the encoding was kept: read now under another one, the setting is not named, nor a value to put back.
+    const older = world({ encoding: 'windows-1252' });
+    drop(older.dirs, 'latin2.txt', latin2(fileText(rows)), NOW - 10 * MINUTE);
+    await stoppedGracefully(older);
+    entryEdited(older, (entry) => delete entry['encoding']);
+    const next = await older.run({}, 2, { encoding: 'iso-8859-2' });
+    expect(next.files.map((f) => [f.file, f.reason ?? ''])).toEqual([['latin2.txt', 'settings-changed-after-send']]);
+    const why = readFileSync(join(older.dirs.archiveDir, 'rejected', 'latin2.txt.why.txt'), 'utf8');
+    expect(why).toContain('a setting that changes how it is read changed since (connectors[].source.encoding is iso-8859-2 now)');
+    expect(why).toContain('To finish it as it was read then: put back the setting that changed and move this file, unchanged');
+    expect(why).not.toContain('then, iso-8859-2 now');
+    expect(older.accepted()).toHaveLength(2);
+    older.close();
+  });
+
   it('a file stopped part-way and read again with the same encoding is finished, each row once (the setting did not change)', async () => {
     const w = world({ encoding: 'iso-8859-2' });
     const rows = epicRows(6, 'l2same').map((row) => row.replace('Åse-', 'Łukasz-'));
@@ -959,6 +983,30 @@ describe('flat-file source: how long and what a delivered file is watched for', 
     writeFileSync(done('old.txt'), `${epicRows(1, 'late')[0]}\r\n`, { flag: 'a' });
     expect((await w.run()).files).toEqual([]);
     w.close();
+  });
+});
+
+describe('flat-file source: how many delivered files are watched', () => {
+  it('the newest 1,000: a folder of many small files keeps the state small, and the oldest is forgotten first', () => {
+    const dir = tempDir('bridge-watch-cap-');
+    const store = openStateStore(join(dir, 'state'), systemClock);
+    const deps = { connector: 'drop', store } as unknown as SyncDeps;
+    const file = (i: number): DeliveredFile => {
+      const archivedTo = join(dir, `f${i}.txt`);
+      writeFileSync(archivedTo, 'row\r\n');
+      return { name: `f${i}.txt`, archivedTo, ino: statSync(archivedTo).ino, size: 5, rows: 1, lineEnd: true, deliveredAtMs: NOW };
+    };
+    // A thousand watched already (as earlier runs left them), then one more is delivered.
+    store.setSourceState('drop', 'flat-file-delivered', JSON.stringify(Array.from({ length: 1000 }, (_, i) => file(i))));
+    watchDelivered(deps, file(1000));
+    const kept = JSON.parse(store.getSourceState('drop', 'flat-file-delivered') ?? '[]') as DeliveredFile[];
+    expect(kept).toHaveLength(1000);
+    expect(kept[0]?.name).toBe('f1.txt');
+    expect(kept.at(-1)?.name).toBe('f1000.txt');
+    // Both grow: only the one still watched is reported.
+    for (const i of [0, 1000]) writeFileSync(join(dir, `f${i}.txt`), 'more\r\n', { flag: 'a' });
+    expect(grownSinceDelivered(deps, NOW + MINUTE).map((grown) => grown.file.name)).toEqual(['f1000.txt']);
+    store.close();
   });
 });
 
