@@ -17,14 +17,16 @@ export function sniffDelimiter(headerLine: string): Delimiter | undefined {
   return undefined;
 }
 
-/** Header cells, trimmed and unquoted. */
+/**
+ * Header cells, trimmed and unquoted. White space is trimmed but for the byte order mark (U+FEFF), which String.trim
+ * would also take off a name: the header would then pass the check with a column Purview reads as another.
+ */
 export function headerColumns(headerLine: string, delimiter: Delimiter): string[] {
-  return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) =>
-    cell
-      .trim()
-      .replace(/^"(.*)"$/, '$1')
-      .trim(),
-  );
+  return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) => trimBlank(trimBlank(cell).replace(/^"(.*)"$/, '$1')));
+}
+
+function trimBlank(text: string): string {
+  return text.replace(/^[^\S\ufeff]+|[^\S\ufeff]+$/g, '');
 }
 
 export function missingMandatoryColumns(columns: readonly string[], schema: ConnectorSchema): string[] {
@@ -69,6 +71,16 @@ export function checkHeader(
     );
   }
   const columns = headerColumns(headerLine, d);
+  // A byte order mark inside the header (one more after the file's own, or one a tool put before a column) is invisible,
+  // and no trim may hide it: Purview would read that column as another name, and not import the file.
+  const marked = columns.findIndex((column) => column.includes('\ufeff'));
+  if (marked !== -1) {
+    fail(
+      `header field ${marked + 1} holds a byte order mark (U+FEFF, invisible): save the file as UTF-8 with at most one BOM at its very start, and run again. Nothing was sent.`,
+      'bom-in-header',
+      fieldColumn(headerLine, d, marked),
+    );
+  }
   if (options.exact) {
     const wrong = firstWrongColumn(columns, schema);
     if (wrong) fail(`${wrong.what} (${d}-separated). Nothing was sent.`, 'wrong-header', fieldColumn(headerLine, d, wrong.index));

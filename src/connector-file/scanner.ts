@@ -16,6 +16,7 @@ import { RowOffsets } from './row-offsets.js';
 import type { ConnectorSchema } from './schemas.js';
 
 const CRLF = Buffer.from('\r\n');
+const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 const LF = 0x0a;
 const CR = 0x0d;
 const QUOTE = 0x22;
@@ -64,6 +65,8 @@ export class LineScanner {
   blankLines = 0;
   hadBom = false;
   private started = false;
+  /** The file's first bytes while fewer than a BOM's three have come (a pipe may hand them over one read at a time). */
+  private lead: Buffer | undefined;
 
   constructor(
     private readonly file: string,
@@ -76,7 +79,14 @@ export class LineScanner {
   push(input: Buffer): Buffer[] {
     let chunk = input;
     if (!this.started) {
-      chunk = this.stripBom(input);
+      const first = this.lead === undefined ? input : Buffer.concat([this.lead, input]);
+      // Whether the file starts with a BOM is known only with its first three bytes.
+      if (first.length < BOM.length) {
+        this.lead = first;
+        return [];
+      }
+      this.lead = undefined;
+      chunk = this.stripBom(first);
       this.started = true;
     }
     const out: Buffer[] = [];
@@ -94,6 +104,13 @@ export class LineScanner {
   /** The last line may lack its end; a file without a header is refused. */
   end(): Buffer[] {
     const out: Buffer[] = [];
+    if (!this.started && this.lead !== undefined) {
+      // A file of one or two bytes: no UTF-8 BOM, but what there is is read as any start is (a UTF-16 BOM refused).
+      const lead = this.lead;
+      this.lead = undefined;
+      this.started = true;
+      out.push(...this.push(this.stripBom(lead)));
+    }
     if (this.carried > 0) this.lineEnded(Buffer.alloc(0), 0, 0, out);
     if (!this.header) this.fail(1, 'is empty; the first line must be the header with the column names.', { reason: 'empty' });
     return out;
@@ -336,9 +353,13 @@ export class LineScanner {
   }
 
   private stripBom(chunk: Buffer): Buffer {
-    if (chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) {
+    // Every leading BOM goes (a file saved again by a tool that adds one keeps the first): a BOM left at the start of
+    // the header would make its first column another name to Purview, and the file would not be imported.
+    let start = 0;
+    while (chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf) start += BOM.length;
+    if (start > 0) {
       this.hadBom = true;
-      return chunk.subarray(3);
+      return chunk.subarray(start);
     }
     if ((chunk[0] === 0xff && chunk[1] === 0xfe) || (chunk[0] === 0xfe && chunk[1] === 0xff)) {
       this.fail(1, 'is UTF-16 (it starts with a UTF-16 byte order mark); save it as UTF-8 and run again.', { reason: 'utf16' });

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { LineScanner } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { MANDATORY_COLUMNS, normalizeFlatFile } from '../../src/purview/index.js';
 import { tempDir } from './support.js';
@@ -41,6 +42,40 @@ describe('normalizeFlatFile', () => {
     expect(Buffer.from(text, 'latin1').toString('utf8')).toBe(`${HEADER}\r\n${ROW}\r\n${row('Åse')}\r\n`);
     expect(summary).toMatchObject({ delimiter: 'tab', rows: 2, blankLines: 0, hadBom: true });
     expect(statSync(spool).mode & 0o777).toBe(0o600);
+  });
+
+  it('drops every leading BOM (a file saved again by a tool that adds one), so none reaches the header Purview reads', async () => {
+    const { summary, text } = await normalize(`\uFEFF\uFEFF${HEADER}\r\n${ROW}\r\n`);
+    expect(text).toBe(`${HEADER}\r\n${ROW}\r\n`);
+    expect(summary).toMatchObject({ rows: 1, hadBom: true });
+  });
+
+  it('drops a BOM that arrives in pieces (a pipe hands the bytes over as they are written), and reads a file shorter than one', () => {
+    const scanner = new LineScanner('<pipe>', 'epic', 1 << 20);
+    const out = [
+      ...scanner.push(Buffer.from([0xef])),
+      ...scanner.push(Buffer.from([0xbb])),
+      ...scanner.push(Buffer.concat([Buffer.from([0xbf]), Buffer.from(`${HEADER}\r\n${ROW}\r\n`)])),
+      ...scanner.end(),
+    ];
+    expect(Buffer.concat(out).toString('utf8')).toBe(`${HEADER}\r\n${ROW}\r\n`);
+    expect(scanner.hadBom).toBe(true);
+    expect(scanner.summary().rows).toBe(1);
+    // Two bytes, then the end: read as any start is, a UTF-16 BOM refused as such.
+    const utf16 = new LineScanner('<pipe>', 'epic', 1 << 20);
+    expect(utf16.push(Buffer.from([0xff, 0xfe]))).toEqual([]);
+    expect(() => utf16.end()).toThrow(expect.objectContaining({ details: expect.objectContaining({ reason: 'utf16' }) }));
+    const tiny = new LineScanner('<pipe>', 'epic', 1 << 20);
+    tiny.push(Buffer.from('ab'));
+    expect(() => tiny.end()).toThrow(expect.objectContaining({ details: expect.objectContaining({ reason: 'no-delimiter' }) }));
+  });
+
+  it('refuses a BOM inside the header, which no trim may hide: Purview would read that column as another name', async () => {
+    const columns = MANDATORY_COLUMNS.epic;
+    const { message } = await refusal(`${columns[0]}\t\uFEFF${columns.slice(1).join('\t')}\r\n${ROW}\r\n`);
+    expect(message).toBe(
+      '<input> line 1: header field 2 holds a byte order mark (U+FEFF, invisible): save the file as UTF-8 with at most one BOM at its very start, and run again. Nothing was sent.',
+    );
   });
 
   it('accepts CR, CRLF and a last line without an end, and drops empty lines', async () => {
