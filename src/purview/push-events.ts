@@ -8,7 +8,8 @@ export interface PushEventMap {
   block_sent: { index: number; rows: number; attempt: number };
   /** `attempt` is the attempt that failed; the next one starts after `delayMs`. */
   block_retry: { index: number; attempt: number; delayMs: number; reason: string };
-  block_acked: { index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean };
+  /** `possiblyDuplicatedRows`: of `rows`, those Purview may already hold (all of them, or only those re-sent). */
+  block_acked: { index: number; rows: number; status: number; ms: number; possiblyDuplicated: boolean; possiblyDuplicatedRows: number };
   /** Rows the ledger already records as acknowledged for this destination: not sent again. */
   rows_already_delivered: { rows: number };
   /** Rows of events the operator gave up after Purview refused them (`bridge state give-up`): not sent. */

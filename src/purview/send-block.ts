@@ -107,7 +107,7 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
   ctx.ledger.markAcked(block.claim.id, possiblyDuplicatedRows);
   const ms = ctx.clock.now() - started;
   ctx.logger.debug({ index: block.index, rows, status: response.status, ms, possiblyDuplicated }, 'purview block acknowledged');
-  ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated });
+  ctx.onEvent?.({ type: 'block_acked', index: block.index, rows, status: response.status, ms, possiblyDuplicated, possiblyDuplicatedRows });
   return { status: response.status, ms, possiblyDuplicated, possiblyDuplicatedRows };
 }
 

@@ -88,6 +88,7 @@ export function forwardPushEvent(events: SyncEvents, runId: string, event: PushE
         status: event.status,
         ms: event.ms,
         possiblyDuplicated: event.possiblyDuplicated,
+        possiblyDuplicatedRows: event.possiblyDuplicatedRows,
       });
       return;
     case 'rows_already_delivered':

@@ -224,7 +224,7 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
           acked.blocks += 1;
           if (event.possiblyDuplicated) {
             acked.flagged.push(event.index);
-            acked.flaggedRows += event.rows;
+            acked.flaggedRows += event.possiblyDuplicatedRows;
           }
         }
         forwardPushEvent(deps.events, run.id, event, offset);

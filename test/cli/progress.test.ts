@@ -12,7 +12,7 @@ import { ZERO_COUNTS } from '../../src/sync/state/index.js';
 import { ManualClock } from '../support/manual-clock.js';
 import { recordingContext } from './support.js';
 
-const acked = (index: number, rows: number) => ({ runId: 'r', index, rows, status: 200, ms: 1, possiblyDuplicated: false });
+const acked = (index: number, rows: number) => ({ runId: 'r', index, rows, status: 200, ms: 1, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
 
 describe('progress model', () => {
   it('gives rows/s, percent and ETA of the push, and no rate in its first second', async () => {
@@ -103,10 +103,10 @@ describe('bridge push progress', () => {
     const printed: string[] = [];
     const reporter = pushReporter({ mode: 'lines', rows: 300, blockRows: 100, print: (l) => printed.push(l), clock, everyMs: 10_000 });
     await clock.advance(4000);
-    reporter.onEvent({ type: 'block_acked', index: 0, rows: 100, status: 200, ms: 4000, possiblyDuplicated: false });
+    reporter.onEvent({ type: 'block_acked', index: 0, rows: 100, status: 200, ms: 4000, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
     reporter.onEvent({ type: 'block_retry', index: 1, attempt: 1, delayMs: 2000, reason: 'HTTP 503' });
     await clock.advance(8000);
-    reporter.onEvent({ type: 'block_acked', index: 1, rows: 100, status: 200, ms: 8000, possiblyDuplicated: false });
+    reporter.onEvent({ type: 'block_acked', index: 1, rows: 100, status: 200, ms: 8000, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
     reporter.finish();
     expect(printed).toEqual([
       'block 1 attempt 1 failed (HTTP 503); retrying in 2 s',

@@ -29,10 +29,10 @@ describe('progress tracker', () => {
     expect(tracker.current()).toMatchObject({ phase: 'pushing', blocksTotal: 3 });
     events.emit('rows_already_delivered', { runId: 'r1', rows: 100 });
     expect(tracker.current()).toMatchObject({ rowsAcked: 100, blocksTotal: 2 });
-    events.emit('block_acked', { runId: 'r1', index: 0, rows: 100, status: 200, ms: 5, possiblyDuplicated: false });
+    events.emit('block_acked', { runId: 'r1', index: 0, rows: 100, status: 200, ms: 5, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
     expect(tracker.current()).toMatchObject({ rowsAcked: 200, blocksAcked: 1, blocksTotal: 2 });
     // Events of another run (none should come, but a stale one must not corrupt the counts).
-    events.emit('block_acked', { runId: 'other', index: 0, rows: 100, status: 200, ms: 5, possiblyDuplicated: false });
+    events.emit('block_acked', { runId: 'other', index: 0, rows: 100, status: 200, ms: 5, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
     expect(tracker.current()?.blocksAcked).toBe(1);
     events.emit('run_complete', { runId: 'r1', connector: 'c', counts: { ...ZERO_COUNTS } });
     expect(tracker.current()).toBeUndefined();

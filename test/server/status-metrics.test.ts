@@ -89,7 +89,7 @@ describe('status metrics', () => {
     // says the run stays resumable: test/sync/pipeline.test.ts checks the pipeline says so).
     events.emit('run_start', { runId: 'r1', ...window });
     events.emit('spool_complete', { runId: 'r1', rows: 900 });
-    events.emit('block_acked', { runId: 'r1', index: 0, rows: 300, status: 200, ms: 40, possiblyDuplicated: false });
+    events.emit('block_acked', { runId: 'r1', index: 0, rows: 300, status: 200, ms: 40, possiblyDuplicated: false, possiblyDuplicatedRows: 0 });
     events.emit('error', { runId: 'r1', ...stop, resumable: true });
     // The next start-up resumes it, and is stopped again during that push.
     events.emit('run_start', { runId: 'r1', ...window, resumedFrom: 'r1' });

@@ -679,6 +679,20 @@ describe('flat-file source: a push that stopped part-way', () => {
     w.close();
   });
 
+  it('a file refused after a block that re-sent rows sent without an answer counts only those rows as possibly duplicated', async () => {
+    const w = world();
+    const rows = epicRows(8, 'resent');
+    drop(w.dirs, 'resent.txt', fileText(rows), NOW - 10 * MINUTE);
+    // Its first two rows go out, and the run is stopped before Purview answers: Purview may hold them.
+    await stoppedAfter(w, 'block_sent');
+    // Four-row blocks now: the first re-sends those two with two new rows and is acknowledged; Purview refuses the second.
+    shared.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'bad rows' });
+    const next = await w.run({}, 4);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['resent.txt', 'rejected', 'purview-rejected']]);
+    expect(next.counts).toMatchObject({ possiblyDuplicated: 1, rowsPossiblyDuplicated: 2 });
+    w.close();
+  });
+
   it('a file stopped part-way that then changes into one the check refuses is refused as changed-after-send, with what Purview has', async () => {
     const w = world();
     const rows = epicRows(6, 'broke');
