@@ -5,27 +5,57 @@
  * a Content-Length that lies), and the interceptor here refuses a declared Content-Length over the cap before a byte
  * of the body is read, so the error can say how large the answer was. It also notes each answer's Date header, the
  * server's clock (server-clock.ts).
+ *
+ * A compressed answer is decoded here, below the guard, so the guard counts decoded bytes: `maxResponseSize` counts
+ * the bytes on the wire, and fetch would otherwise decode a 300 KB gzip page into 300 MB for `response.text()` to hold.
  */
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, interceptors } from 'undici';
 import { createDispatcher, DIRECT_NETWORK, type NetworkSettings } from '../net/index.js';
 import { ResponseTooLargeError } from './http-errors.js';
 import type { ServerClock } from './server-clock.js';
 
 /** `serverClock`: notes every answer's Date header (server-clock.ts). */
 export function createFhirDispatcher(network: NetworkSettings | undefined, maxResponseBytes: number, serverClock?: ServerClock): Dispatcher {
+  // compose applies its interceptors in order, the last outermost: answers pass the decoder, then the guard, then fetch.
   return createDispatcher(network ?? DIRECT_NETWORK, { maxResponseSize: maxResponseBytes }).compose(
-    (dispatch) => (options, handler) => dispatch(options, new DeclaredLengthGuard(maxResponseBytes, handler, serverClock)),
+    decompress(),
+    (dispatch) => (options, handler) => dispatch(options, new SizeGuard(maxResponseBytes, handler, serverClock)),
   );
+}
+
+let decoder: Dispatcher.DispatcherComposeInterceptor | undefined;
+
+/**
+ * undici's decoder (gzip, deflate, br), error answers included (an OperationOutcome page may be compressed too). It
+ * announces itself as experimental with a process warning, once: that line would reach every CLI user's terminal for a
+ * detail of this module, so it is kept out; the version is pinned in package.json and the tests cover what is used.
+ */
+function decompress(): Dispatcher.DispatcherComposeInterceptor {
+  if (decoder !== undefined) return decoder;
+  const emitWarning = process.emitWarning;
+  process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+    const text = typeof warning === 'string' ? warning : warning.message;
+    if (!text.startsWith('DecompressInterceptor is experimental')) (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
+  }) as typeof process.emitWarning;
+  try {
+    decoder = interceptors.decompress({ skipErrorResponses: false });
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  return decoder;
 }
 
 type Handler = Dispatcher.DispatchHandler;
 type ArgsOf<K extends keyof Handler> = Parameters<NonNullable<Handler[K]>>;
 
 /**
- * Passes everything through, except a response whose Content-Length exceeds `limit`: that one is aborted unread. Each
- * answer's Date header goes to `serverClock` first.
+ * Passes everything through, except a response larger than `limit`: one whose Content-Length says so is aborted
+ * unread, and any other as soon as its (decoded) bytes pass the limit. Each answer's Date header goes to `serverClock`
+ * first.
  */
-class DeclaredLengthGuard implements Handler {
+class SizeGuard implements Handler {
+  private received = 0;
+
   constructor(
     private readonly limit: number,
     private readonly next: Handler,
@@ -53,6 +83,12 @@ class DeclaredLengthGuard implements Handler {
   }
 
   onResponseData(...args: ArgsOf<'onResponseData'>): void {
+    const [controller, chunk] = args;
+    this.received += chunk.length;
+    if (this.received > this.limit) {
+      controller.abort(new ResponseTooLargeError(this.limit, undefined));
+      return;
+    }
     this.next.onResponseData?.(...args);
   }
 
