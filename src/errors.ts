@@ -24,8 +24,16 @@ export const ERROR_CODES = {
     exit: 2,
     fix: 'Correct what the message names (a flag, a request field, or a file at its line and column) and run again.',
   },
-  BRG_ERR_KEY_INVALID: { http: 500, exit: 2, fix: 'Regenerate the key with `bridge keys generate` or fix the named key file.' },
-  BRG_ERR_KEY_NOT_PUBLISHED: { http: 500, exit: 2, fix: 'Publish the key in keys/jwks.json (bridge keys rotate) before signing with it.' },
+  BRG_ERR_KEY_INVALID: {
+    http: 500,
+    exit: 2,
+    fix: 'Restore the named key file, or run the command the message gives: `bridge keys generate` where there is no key yet; for a broken active key, `bridge keys rotate`, then `bridge keys activate --now -- <new kid>`.',
+  },
+  BRG_ERR_KEY_NOT_PUBLISHED: {
+    http: 500,
+    exit: 2,
+    fix: 'Publish the key: restore it in jwks.json, or replace it with `bridge keys rotate`, then `bridge keys activate --now -- <new kid>`; for a JWK Set URL, publish jwks.json there (or let its cache expire) and try again.',
+  },
   BRG_ERR_SMART_DISCOVERY: {
     http: 502,
     exit: 3,

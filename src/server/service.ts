@@ -12,7 +12,7 @@ import { type Config, type ConnectorConfig, readSecret } from '../config/index.j
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { openKeyStore } from '../smart/index.js';
+import { JWKS_READ_PERIOD_MS, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
 import { hasResumablePush, runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
@@ -44,9 +44,6 @@ export interface Service {
 
 /** After the runs drained and idle connections closed, how long open requests get before their sockets are cut. */
 const STRAGGLER_GRACE_MS = 2_000;
-
-/** The keys folder is read at most this often for the public JWK Set (`bridge keys rotate` shows within it). */
-const JWKS_READ_PERIOD_MS = 5_000;
 
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, clock, logger } = options;
@@ -105,6 +102,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       };
     },
     rejects: { retentionDays: config.retention.rejectsDays, retainFiles: config.retainFiles },
+    // The keys folder is read at most this often for the public JWK Set; a rotated key waits for it (src/smart/rotation.ts).
     jwks: cachedFor(JWKS_READ_PERIOD_MS, clock, () => publishedKeys(config, logger)),
     jwksMaxAgeSec: config.server.jwksMaxAgeSec,
     apiTokenHashes: tokenHashes,

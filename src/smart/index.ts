@@ -18,7 +18,7 @@ export { JWKS_URL_TIMEOUT_MS, jwksUrlProblem, readJwksUrl, servedProblem } from 
 export type { GenerateKeyOptions, KeyStore, KeyStoreOptions, KeysDescription, NextSigningKey, SigningKey } from './keys.js';
 export { describeKeys, generateKey, openKeyStore } from './keys.js';
 export type { ActivateOptions, RetireOptions, RotateOptions } from './rotation.js';
-export { ASSERTION_LIFETIME_MS, activateKey, DEFAULT_ACTIVATION_WAIT_MS, retireKey, rotateKey } from './rotation.js';
+export { ASSERTION_LIFETIME_MS, activateKey, DEFAULT_ACTIVATION_WAIT_MS, JWKS_READ_PERIOD_MS, retireKey, rotateKey } from './rotation.js';
 export { scopesNotGranted, splitScopes } from './scopes.js';
 export { SmartAuthError } from './token-errors.js';
 export { JWT_BEARER_ASSERTION_TYPE } from './token-request.js';

@@ -228,9 +228,10 @@ async function loadKey(dir: string, kid: string, logger: Logger): Promise<Signin
   const jwksPath = join(dir, JWKS_FILE);
   const published = requirePublishedSet(dir).find((k) => k.kid === kid);
   if (!published) {
+    const cancel = `or delete ${join(dir, NEXT_KEY_FILE)} to cancel that rotation and run \`bridge keys rotate\` again`;
     throw new BridgeError(
       'BRG_ERR_KEY_NOT_PUBLISHED',
-      `The ${readActiveKid(dir) === kid ? 'active' : 'next'} kid ${kid} is not in ${jwksPath}, so the EHR could not verify its signatures. Restore jwks.json or run \`bridge keys rotate\`.`,
+      `The ${readActiveKid(dir) === kid ? 'active' : 'next'} kid ${kid} is not in ${jwksPath}, so the EHR could not verify its signatures. Restore jwks.json, ${recovery(dir, kid, cancel)}.`,
       { details: { kid } },
     );
   }
@@ -242,7 +243,9 @@ async function loadKey(dir: string, kid: string, logger: Logger): Promise<Signin
     );
   }
   const path = privateKeyPath(dir, kid);
-  const privateKey = await readPrivateKey(path, logger);
+  const privateKey = await readPrivateKey(path, logger, () =>
+    recovery(dir, kid, `or cancel that rotation with \`bridge keys retire -- ${kid}\` and run \`bridge keys rotate\` again`),
+  );
   const mismatch = keyMismatch(privateKey, alg);
   if (mismatch) throw new BridgeError('BRG_ERR_KEY_INVALID', `${path}: ${mismatch} (${jwksPath} declares ${alg} for kid ${kid}).`);
   if (!samePublicKey(createPublicKey(privateKey).export({ format: 'jwk' }), published)) {
@@ -254,12 +257,24 @@ async function loadKey(dir: string, kid: string, logger: Logger): Promise<Signin
   return { alg, kid, privateKey };
 }
 
-async function readPrivateKey(path: string, logger: Logger): Promise<KeyObject> {
+/**
+ * How to get a key that signs when `kid` cannot: `cancel` for the key waiting to sign; for the active key a new key
+ * activated at once. `bridge keys rotate` alone does not do it: the rotated key switches in only after the active key
+ * has loaded (loadActiveKey), which is what fails. Starts with "or", after the advice to restore the file.
+ */
+function recovery(dir: string, kid: string, cancel: string): string {
+  if (readActiveKid(dir) !== kid) return cancel;
+  const pending = nextRecordOrUndefined(dir);
+  if (pending !== undefined && pending.kid !== kid) return `or switch to the key waiting to sign: \`bridge keys activate --now -- ${pending.kid}\``;
+  return 'or replace it: `bridge keys rotate`, then `bridge keys activate --now -- <the kid rotate prints>`';
+}
+
+async function readPrivateKey(path: string, logger: Logger, recoveryIfMissing: () => string): Promise<KeyObject> {
   const info = await statOrUndefined(path);
   if (info === undefined) {
     throw new BridgeError(
       'BRG_ERR_KEY_INVALID',
-      `${path} does not exist: the private half of key ${basename(path, '.pem')} is missing. Restore it, or run \`bridge keys rotate\` (the JWK Set URL then serves the new key).`,
+      `${path} does not exist: the private half of key ${basename(path, '.pem')} is missing. Restore it, ${recoveryIfMissing()}.`,
     );
   }
   if (process.platform !== 'win32' && (info.mode & 0o077) !== 0) {

@@ -32,8 +32,17 @@ import { withKeysLock } from './keys-lock.js';
 /** `server.jwksMaxAgeSec`'s default: how long a cache may keep the served JWK Set. */
 export const DEFAULT_ACTIVATION_WAIT_MS = 3_600_000;
 
+/**
+ * `bridge serve` reads jwks.json at most this often for GET /.well-known/jwks.json, so it may answer the set without
+ * a rotated key this long after the rotation; a new key signs only once that, and then a cache's max-age, has passed.
+ */
+export const JWKS_READ_PERIOD_MS = 5_000;
+
 export interface RotateOptions {
-  /** How long after publishing the new key starts signing: the JWK Set's cache max-age. Default 3 600 000 (1 h). */
+  /**
+   * The JWK Set's cache max-age: the new key starts signing this long after `bridge serve` serves it, i.e. after
+   * publishing plus JWKS_READ_PERIOD_MS. Default 3 600 000 (1 h).
+   */
   readonly waitMs?: number;
   /** Default Date.now(). */
   readonly nowMs?: number;
@@ -73,7 +82,8 @@ async function rotateKeyUnlocked(
   await privateDir(dir);
   const material = await newKeyMaterial(alg);
   const nowMs = options.nowMs ?? Date.now();
-  const activeFromMs = nowMs + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
+  // A cache may fetch the set from bridge serve's own copy until that re-reads jwks.json, then keep it a max-age.
+  const activeFromMs = nowMs + JWKS_READ_PERIOD_MS + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
   await writePrivateKey(dir, material.jwk.kid, material.pem);
   await writePublishedSet(dir, [...keys, material.jwk]);
   const jkus = [...new Set(options.jkus ?? [])];
@@ -86,8 +96,13 @@ export interface ActivateOptions {
   readonly nowMs?: number;
   /** Activate before `activeFromMs` (`bridge keys activate --now`). */
   readonly force?: boolean;
-  /** Called with the published key after the wait check and before the switch; throws to refuse (the JWK Set URL check). */
-  readonly verify?: (publicJwk: PublishedJwk) => Promise<void>;
+  /** The caller's JWK Set URLs that must serve the key (the config's smart.jku); those `rotate` recorded are added. */
+  readonly jkus?: readonly string[];
+  /**
+   * Called with the published key and every JWK Set URL that must serve it (`jkus` and next-key.json's), after the wait
+   * check and before the switch; throws to refuse (the JWK Set URL check).
+   */
+  readonly verify?: (publicJwk: PublishedJwk, jkus: readonly string[]) => Promise<void>;
   readonly logger?: Logger;
 }
 
@@ -96,7 +111,7 @@ async function activateKeyUnlocked(
   dir: string,
   kid: string,
   options: ActivateOptions = {},
-): Promise<{ kid: string; previousKid: string | undefined; publishedAtMs: number }> {
+): Promise<{ kid: string; previousKid: string | undefined; publishedAtMs: number; jkus: string[] }> {
   assertSafeKid(kid, 'activate');
   const previousKid = readActiveKid(dir);
   if (previousKid === kid) throw new BridgeError('BRG_ERR_INPUT_INVALID', `Key ${kid} already signs.`);
@@ -120,9 +135,12 @@ async function activateKeyUnlocked(
       details: { kid },
     });
   }
-  await options.verify?.(toPublicJwk(published) as PublishedJwk);
+  // The URLs rotate recorded too: the switch rewrites active-kid for every connector sharing the directory, and the
+  // command may run without the config that named them (--keys-dir only, as where the keys are managed apart).
+  const jkus = [...new Set([...(options.jkus ?? []), ...(pending.jkus ?? [])])];
+  await options.verify?.(toPublicJwk(published) as PublishedJwk, jkus);
   await promote(dir, kid, options.logger ?? silentLogger());
-  return { kid, previousKid, publishedAtMs: pending.publishedAtMs };
+  return { kid, previousKid, publishedAtMs: pending.publishedAtMs, jkus };
 }
 
 export interface RetireOptions {

@@ -19,11 +19,16 @@ export function estimateOffsetMs(serverDateMs: number, clientNowMs: number): num
 
 /**
  * True when the claims we sent break a time rule at some server time near `serverDateMs`, i.e. when clock skew
- * could be why the server rejected them. With synchronised clocks (iat = now − 30, exp = now + 240) it is false.
+ * could be why the server rejected them. With synchronised clocks it is false, whatever smart.clockSkewSec.
+ *
+ * iat/nbf count only once past the Date's own second, without slack: the server checked them before it sent the Date,
+ * so anything less is a skew under a second, which a one-second Date cannot measure. With smart.clockSkewSec 0 or 1,
+ * synchronised clocks put iat within a slack of the server's time, which would blame every invalid_client (an unknown
+ * kid, a wrong client id) on the clock and post a second assertion. exp keeps the slack: it is minutes from now.
  */
 export function skewCouldExplain(claims: Pick<AssertionClaims, 'iat' | 'nbf' | 'exp'>, serverDateMs: number): boolean {
   const serverSec = Math.floor(serverDateMs / 1000);
   const earliest = serverSec - SLACK_SEC;
   const latest = serverSec + SLACK_SEC;
-  return claims.iat > earliest || claims.nbf > earliest || claims.exp <= latest || claims.exp > earliest + MAX_ASSERTION_SPAN_SEC;
+  return claims.iat > serverSec || claims.nbf > serverSec || claims.exp <= latest || claims.exp > earliest + MAX_ASSERTION_SPAN_SEC;
 }

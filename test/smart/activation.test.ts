@@ -7,7 +7,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { generateKey, openKeyStore, rotateKey } from '../../src/smart/index.js';
+import { generateKey, JWKS_READ_PERIOD_MS, openKeyStore, rotateKey } from '../../src/smart/index.js';
 import { keyToSignWith } from '../../src/smart/jwks-url.js';
 import type { SigningKey } from '../../src/smart/keys.js';
 import { linesLogger } from '../support/log-lines.js';
@@ -54,15 +54,16 @@ it("a connector without smart.jku does not switch the shared directory before th
     return Response.json({ keys: store.publicJwks().keys.filter((k) => servedKids.includes(String((k as { kid: string }).kid))) });
   };
   const lines: string[] = [];
+  const due = JWKS_READ_PERIOD_MS + 2_000; // past activeFrom (bridge serve's re-read of jwks.json, then the 1 s wait)
   // Connector B (no jku) asks first, once the key is due; connector A (that jku) next.
-  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
-  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, jku, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: due, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: due, jku, fetch: served, logger: linesLogger(lines) })).kid).toBe(oldKid);
   expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(oldKid);
   expect(asked).toEqual([jku, jku]);
   const warning = JSON.parse(lines[0] ?? '{}') as Record<string, unknown>;
   expect(warning).toMatchObject({ nextKid: newKid, jku, problem: `kid ${newKid} is not in the served set` });
 
   servedKids = [oldKid, newKid];
-  expect((await keyToSignWith(await store.activeKey(), { nowMs: 2_000, fetch: served, logger: linesLogger(lines) })).kid).toBe(newKid);
+  expect((await keyToSignWith(await store.activeKey(), { nowMs: due, fetch: served, logger: linesLogger(lines) })).kid).toBe(newKid);
   expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(newKid);
 });

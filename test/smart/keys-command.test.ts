@@ -1,10 +1,11 @@
 /** `bridge keys` through commander, on a real temp directory. */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CommanderError } from 'commander';
 import { afterAll, describe, expect, it } from 'vitest';
 import { keysCommand } from '../../src/cli/commands/keys.js';
-import { BridgeError } from '../../src/errors.js';
+import { BridgeError, ERROR_CODES } from '../../src/errors.js';
+import { openKeyStore } from '../../src/smart/index.js';
 import { removeTempDirs, sendJson, startStubServer, tempDir } from './support.js';
 
 afterAll(removeTempDirs);
@@ -62,23 +63,23 @@ describe('bridge keys', () => {
     const rsKid = /^generated RS384 key ([\w-]{43})/.exec(replaced[0] ?? '')?.[1] ?? '';
     const rotated = await run('rotate');
     const newKid = /^rotated: published RS384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
-    const due = new Date(NOW + 3_600_000).toISOString();
+    const due = new Date(NOW + 3_605_000).toISOString();
     expect(rotated).toEqual([
       `rotated: published RS384 key ${newKid} in ${dir}/jwks.json; ${rsKid} keeps signing for now`,
-      `${newKid} signs from the first token request after ${due} (server.jwksMaxAgeSec 3600 s: caches of the JWK Set serve it by then)`,
+      `${newKid} signs from the first token request after ${due} (5 s for bridge serve to re-read jwks.json, then server.jwksMaxAgeSec 3600 s: caches of the JWK Set serve it by then)`,
       `if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${newKid}`,
       `5 minutes after ${newKid} signs, run: bridge keys retire -- ${rsKid}`,
     ]);
     expect(publishedKids(await run('jwks'))).toEqual([rsKid, newKid]);
     expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(rsKid);
 
-    const early = await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_000_000)
+    const early = await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_005_000)
       .run('activate', '--', newKid)
       .catch((e: unknown) => e);
     expect((early as BridgeError).message).toMatch(
       /^Key [\w-]{43} was published 50 minute\(s\) ago: until .* activate it in 10 minute\(s\), or now with --now\.$/,
     );
-    expect(await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_600_000).run('activate', '--', newKid)).toEqual([
+    expect(await cli(dir, { BRIDGE_KEYS_DIR: dir }, () => NOW + 3_605_000).run('activate', '--', newKid)).toEqual([
       `activated: ${newKid} signs from the next token request`,
       `5 minutes from now, run: bridge keys retire -- ${rsKid}`,
     ]);
@@ -231,7 +232,7 @@ describe('bridge keys', () => {
       const rotated = await run('rotate');
       const [, kid = '', oldKid = ''] = /^rotated: published ES384 key ([\w-]{43}) in .*; ([\w-]{43}) keeps signing/.exec(rotated[0] ?? '') ?? [];
       expect(rotated[1]).toBe(
-        `${kid} signs from the first token request after ${new Date(NOW + 600_000).toISOString()} (server.jwksMaxAgeSec 600 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
+        `${kid} signs from the first token request after ${new Date(NOW + 605_000).toISOString()} (5 s for bridge serve to re-read jwks.json, then server.jwksMaxAgeSec 600 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
       );
       const published = (JSON.parse((await run('jwks')).join('\n')) as { keys: Array<Record<string, unknown>> }).keys;
       const refusal = async (): Promise<BridgeError> => (await run('activate', '--now', '--', kid).catch((e: unknown) => e)) as BridgeError;
@@ -297,7 +298,7 @@ describe('bridge keys', () => {
         const kid = /^rotated: published ES384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
         expect(rotated[0]).toContain(` in ${dir}/jwks.json;`);
         expect(rotated[1]).toBe(
-          `${kid} signs from the first token request after ${new Date(NOW + 86_400_000).toISOString()} (server.jwksMaxAgeSec 86400 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
+          `${kid} signs from the first token request after ${new Date(NOW + 86_405_000).toISOString()} (5 s for bridge serve to re-read jwks.json, then server.jwksMaxAgeSec 86400 s: caches of the JWK Set serve it by then, and once ${jku} serves it)`,
         );
         const refused = (await run('activate', '--now', ...flags, '--', kid).catch((e: unknown) => e)) as BridgeError;
         expect(refused.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
@@ -338,6 +339,92 @@ describe('bridge keys', () => {
     } finally {
       await host.close();
     }
+  });
+
+  // The Kubernetes guide's command: `activate --keys-dir <copy>` with no config. The URLs rotate recorded are all it
+  // knows, and the token-request switch waits for them too, so activate must not switch before they serve the key.
+  it('activate with --keys-dir and no config checks the JWK Set URLs rotate recorded in next-key.json', async () => {
+    const root = tempDir();
+    const dir = join(root, 'managed-keys');
+    let servedKids: string[] = [];
+    const host = await startStubServer((_request, response) => {
+      const set = JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')) as { keys: Array<Record<string, unknown>> };
+      sendJson(response, 200, { keys: set.keys.filter((k) => servedKids.includes(String(k['kid']))) });
+    });
+    const jku = `${host.origin}/.well-known/jwks.json`;
+    const configPath = join(root, 'bridge.config.json');
+    writeFileSync(
+      configPath,
+      JSON.stringify({
+        connectors: [
+          {
+            name: 'main',
+            fhir: { baseUrl: 'https://ehr.example.org/R4' },
+            smart: { clientId: 'c', keysDir: join(root, 'app-keys'), jku },
+            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+          },
+        ],
+      }),
+    );
+    try {
+      const { run } = cli(dir, {});
+      const oldKid = /^generated ES384 key ([\w-]{43})/.exec((await run('generate', '--keys-dir', dir))[0] ?? '')?.[1] ?? '';
+      const rotated = await run('rotate', '--config', configPath, '--keys-dir', dir);
+      const kid = /^rotated: published ES384 key ([\w-]{43}) in /.exec(rotated[0] ?? '')?.[1] ?? '';
+      expect(JSON.parse(readFileSync(join(dir, 'next-key.json'), 'utf8'))).toMatchObject({ kid, jkus: [jku] });
+
+      servedKids = [oldKid]; // the URL (or a cache in front of it) still answers the old set
+      const refused = (await run('activate', '--now', '--keys-dir', dir, '--', kid).catch((e: unknown) => e)) as BridgeError;
+      expect(refused).toBeInstanceOf(BridgeError);
+      expect(refused.code).toBe('BRG_ERR_KEY_NOT_PUBLISHED');
+      expect(refused.message).toBe(
+        `The JWK Set URL ${jku} (recorded by rotate in next-key.json) does not serve key ${kid} yet (kid ${kid} is not in the served set); the EHR would refuse its signatures. Publish jwks.json there (or let its cache expire), then activate again.`,
+      );
+      expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(oldKid);
+
+      servedKids = [oldKid, kid];
+      const activated = await run('activate', '--now', '--keys-dir', dir, '--', kid);
+      expect(activated[0]).toBe(`activated: ${kid} signs from the next token request (served at ${jku})`);
+      expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(kid);
+      expect(host.requests.map((r) => r.url)).toEqual(['/.well-known/jwks.json', '/.well-known/jwks.json']);
+    } finally {
+      await host.close();
+    }
+  });
+
+  // Rotating alone never recovered: the rotated key switches in only once the active key loads, which is what fails.
+  // The test runs the commands the error names, in order, as an operator would.
+  it.each([
+    ['unpublished (jwks.json lacks it)', 'BRG_ERR_KEY_NOT_PUBLISHED', false],
+    ['without its private key file', 'BRG_ERR_KEY_INVALID', false],
+    ['unpublished, with a rotated key already waiting to sign', 'BRG_ERR_KEY_NOT_PUBLISHED', true],
+  ] as const)('an active key %s: the commands the error gives get a key that signs', async (_name, code, rotatedBefore) => {
+    const dir = join(tempDir(), 'keys');
+    const { run } = cli(dir);
+    const oldKid = /^generated ES384 key ([\w-]{43})/.exec((await run('generate'))[0] ?? '')?.[1] ?? '';
+    if (rotatedBefore) await run('rotate');
+    if (code === 'BRG_ERR_KEY_NOT_PUBLISHED') {
+      const set = JSON.parse(readFileSync(join(dir, 'jwks.json'), 'utf8')) as { keys: Array<Record<string, unknown>> };
+      writeFileSync(join(dir, 'jwks.json'), JSON.stringify({ keys: set.keys.filter((k) => k['kid'] !== oldKid) }));
+    } else {
+      rmSync(join(dir, `${oldKid}.pem`));
+    }
+    const broken = (await openKeyStore(dir)
+      .activeKey()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(broken.code).toBe(code);
+    expect(ERROR_CODES[code].fix).toContain('`bridge keys rotate`, then `bridge keys activate --now -- <new kid>`');
+
+    const advised = [...broken.message.matchAll(/`bridge keys ([^`]+)`/g)].map((m) => m[1] ?? '');
+    expect(advised.length).toBeGreaterThan(0);
+    let printedKid = '';
+    for (const command of advised) {
+      const output = await run(...command.replace(/<[^>]+>/, printedKid).split(' '));
+      printedKid = /^rotated: published ES384 key ([\w-]{43})/.exec(output[0] ?? '')?.[1] ?? printedKid;
+    }
+    const key = await openKeyStore(dir).activeKey();
+    expect(key.kid).not.toBe(oldKid);
+    expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(key.kid);
   });
 
   it('rejects an alg outside RS384|ES384 before touching the directory', async () => {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { calculateJwkThumbprint, createLocalJWKSet, type JWK, jwtVerify } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
-import { activateKey, buildAssertion, describeKeys, generateKey, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
+import { cachedFor } from '../../src/server/cached.js';
+import { activateKey, buildAssertion, describeKeys, generateKey, JWKS_READ_PERIOD_MS, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { captureLogger, removeTempDirs, tempDir } from './support.js';
 
@@ -83,12 +84,14 @@ describe('generateKey', () => {
 describe('rotateKey, activateKey and retireKey', () => {
   const T0 = Date.parse('2026-11-01T12:00:00Z');
   const HOUR = 3_600_000;
+  /** When a key rotated at T0 with an hour's wait may sign: bridge serve's re-read of jwks.json, then the hour. */
+  const DUE = T0 + JWKS_READ_PERIOD_MS + HOUR;
 
   it('publishes the new key next to the old, which keeps signing until the wait has passed; then activates and retires', async () => {
     const dir = tempDir();
     const { kid: oldKid } = await generateKey(dir, 'RS384');
     const { kid, previousKid, activeFromMs } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: HOUR });
-    expect([previousKid, activeFromMs]).toEqual([oldKid, T0 + HOUR]);
+    expect([previousKid, activeFromMs]).toEqual([oldKid, DUE]);
     expect(readJson(join(dir, 'jwks.json')).keys.map((k) => k.kid)).toEqual([oldKid, kid]);
     expect(statSync(join(dir, `${kid}.pem`)).mode & 0o777).toBe(0o600);
     // Phase 1: published, not signing; the store says which key is next and from when.
@@ -99,23 +102,23 @@ describe('rotateKey, activateKey and retireKey', () => {
         { kid: oldKid, alg: 'RS384' },
         { kid, alg: 'ES384' },
       ],
-      next: { kid, activeFromMs: T0 + HOUR },
+      next: { kid, activeFromMs: DUE },
     });
     const next = (await openKeyStore(dir).activeKey()).next;
-    expect(next).toMatchObject({ kid, activeFromMs: T0 + HOUR, publicJwk: { kid, kty: 'EC', crv: 'P-384' } });
+    expect(next).toMatchObject({ kid, activeFromMs: DUE, publicJwk: { kid, kty: 'EC', crv: 'P-384' } });
     for (const secret of PRIVATE_MEMBERS) expect(next?.publicJwk).not.toHaveProperty(secret);
     expect((await rejectionOf(rotateKey(dir, 'ES384', { nowMs: T0 }))).message).toContain(`Key ${kid} already waits to sign`);
 
-    const early = await rejectionOf(activateKey(dir, kid, { nowMs: T0 + HOUR - 60_000 }));
+    const early = await rejectionOf(activateKey(dir, kid, { nowMs: DUE - 60_000 }));
     expect(early.code).toBe('BRG_ERR_INPUT_INVALID');
     expect(early.message).toMatch(
-      /^Key [\w-]{43} was published 59 minute\(s\) ago: until 2026-11-01T13:00:00\.000Z .* activate it in 1 minute\(s\), or now with --now\.$/,
+      /^Key [\w-]{43} was published 59 minute\(s\) ago: until 2026-11-01T13:00:05\.000Z .* activate it in 1 minute\(s\), or now with --now\.$/,
     );
     const active = await rejectionOf(retireKey(dir, oldKid));
-    expect(active.message).toBe(`Key ${oldKid} is the active signing key; key ${kid} signs from 2026-11-01T13:00:00.000Z, wait 5 minutes, then retire it.`);
+    expect(active.message).toBe(`Key ${oldKid} is the active signing key; key ${kid} signs from 2026-11-01T13:00:05.000Z, wait 5 minutes, then retire it.`);
 
     // Phase 2: the wait is over.
-    expect(await activateKey(dir, kid, { nowMs: T0 + HOUR })).toEqual({ kid, previousKid: oldKid, publishedAtMs: T0 });
+    expect(await activateKey(dir, kid, { nowMs: DUE })).toEqual({ kid, previousKid: oldKid, publishedAtMs: T0, jkus: [] });
     expect(await signsAndVerifies(dir)).toBe(kid);
     expect(existsSync(join(dir, 'next-key.json'))).toBe(false);
     expect((await openKeyStore(dir).activeKey()).next).toBeUndefined();
@@ -129,6 +132,28 @@ describe('rotateKey, activateKey and retireKey', () => {
     expect(existsSync(join(dir, `${oldKid}.pem`))).toBe(false);
     expect((await rejectionOf(retireKey(dir, oldKid))).message).toContain(`No key ${oldKid} in`);
     expect((await rejectionOf(retireKey(dir, '../active-kid'))).code).toBe('BRG_ERR_INPUT_INVALID');
+  });
+
+  // bridge serve answers GET /.well-known/jwks.json from a copy it re-reads every JWKS_READ_PERIOD_MS: a cache in front
+  // of it that fetched just before the re-read keeps the old set a whole max-age from then, past publish + max-age.
+  it("a rotated key is due only after bridge serve's own copy of jwks.json and then a cache's max-age have caught up", async () => {
+    const dir = tempDir();
+    await generateKey(dir, 'ES384');
+    let nowMs = T0 - 1;
+    const served = cachedFor(JWKS_READ_PERIOD_MS, { now: () => nowMs }, () =>
+      openKeyStore(dir)
+        .publicJwks()
+        .keys.map((k) => String(k.kid)),
+    );
+    const before = served(); // a request just before the rotation
+    const { kid, activeFromMs } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: HOUR });
+    nowMs = T0 - 1 + JWKS_READ_PERIOD_MS - 1; // the last moment bridge serve still answers its old copy
+    expect(served()).toEqual(before);
+    expect(served()).not.toContain(kid);
+    // A cache fetching then keeps that set for a max-age (the waitMs): the key must not be due before it expires.
+    expect(activeFromMs).toBeGreaterThan(nowMs + HOUR);
+    nowMs += 1;
+    expect(served()).toContain(kid);
   });
 
   it('activates early only when forced; the verify hook can refuse, and then nothing changes', async () => {
@@ -152,6 +177,21 @@ describe('rotateKey, activateKey and retireKey', () => {
     );
     await activateKey(dir, kid, { nowMs: T0, force: true });
     expect(await signsAndVerifies(dir)).toBe(kid);
+  });
+
+  it("the verify hook gets the JWK Set URLs rotate recorded in next-key.json as well as the caller's", async () => {
+    const dir = tempDir();
+    await generateKey(dir, 'ES384');
+    const recorded = 'https://a.example.org/.well-known/jwks.json';
+    const own = 'https://b.example.org/.well-known/jwks.json';
+    const { kid } = await rotateKey(dir, 'ES384', { nowMs: T0, waitMs: 0, jkus: [recorded] });
+    const asked: string[][] = [];
+    const verify = async (_jwk: unknown, jkus: readonly string[]): Promise<void> => {
+      asked.push([...jkus]);
+    };
+    const activated = await activateKey(dir, kid, { nowMs: T0 + HOUR, jkus: [own], verify });
+    expect(asked).toEqual([[own, recorded]]);
+    expect(activated.jkus).toEqual([own, recorded]);
   });
 
   it('retiring the key that waits to sign cancels the rotation', async () => {

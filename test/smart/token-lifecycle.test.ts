@@ -9,6 +9,7 @@ import {
   createSmartTokenSource,
   describeKeys,
   generateKey,
+  JWKS_READ_PERIOD_MS,
   type KeyStore,
   openKeyStore,
   retireKey,
@@ -193,7 +194,7 @@ describe('key rotation with a JWK Set URL served from the key store through a ca
     const client = await rotatingClient(name.replace(/\W+/g, '-'), setup);
     client.tokens.invalidate(await client.tokens.getToken());
     const { kid: newKid } = await rotateKey(client.dir, 'ES384', { nowMs: clock.now(), waitMs: HOUR });
-    await clock.advance(HOUR + 1_000);
+    await clock.advance(HOUR + JWKS_READ_PERIOD_MS + 1_000); // past activeFrom: max-age after bridge serve re-read jwks.json
     kidsSent.length = 0;
     expect(server.verifyAccessToken(await client.tokens.getToken())).toBeDefined();
     expect(kidsSent).toEqual([client.oldKid]);

@@ -173,6 +173,16 @@ describe('clock skew', () => {
     expect(server.stats.rejected - rejected).toBe(1);
   });
 
+  // With clockSkewSec 0 or 1, iat is within a second or two of the server's time: an unknown kid is still no clock problem.
+  it.each([0, 1])('clockSkewSec %i with synchronised clocks: an unknown key is refused once, not blamed on the clock', async (skewSec) => {
+    const { rejected } = server.stats;
+    const { tokens, log } = source({ key: stranger.signingKey, skewSec, lifetimeSec: 290 - skewSec });
+    const error = await rejectionOf(tokens.getToken());
+    expect(error.code).toBe('BRG_ERR_SMART_INVALID_CLIENT');
+    expect(server.stats.rejected - rejected).toBe(1);
+    expect(log.lines.filter((l) => String(l['msg']).includes('clock differs'))).toEqual([]);
+  });
+
   it('retries at most once: a skewed client with an unknown key gets the typed error after two rejections', async () => {
     const { rejected } = server.stats;
     const error = await rejectionOf(source({ key: stranger.signingKey, clock: offsetClock(120_000, clock) }).tokens.getToken());

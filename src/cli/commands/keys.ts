@@ -15,6 +15,7 @@ import {
   activateKey,
   describeKeys,
   generateKey,
+  JWKS_READ_PERIOD_MS,
   jwksUrlProblem,
   openKeyStore,
   type PublishedJwk,
@@ -169,7 +170,7 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
       const others = jkus.filter((url) => url !== jku);
       const served = jku || others.length > 0 ? `, and once ${[...(jku ? [jku] : []), ...others].join(' and ')} serves it` : '';
       print(
-        `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
+        `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (${JWKS_READ_PERIOD_MS / 1000} s for bridge serve to re-read jwks.json, then server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
       );
       print(`if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${kid}`);
       print(`5 minutes after ${kid} signs, run: bridge keys retire${whereArgs(flags)} -- ${previousKid}`);
@@ -180,7 +181,7 @@ function activateSubcommand(options: KeysCommandOptions): Command {
   const { print } = options;
   return withWhere(new Command('activate'))
     .description(
-      'Sign with the key `rotate` published; refused before server.jwksMaxAgeSec has passed since (unless --now) and, with smart.jku in the config, unless that URL serves the key.',
+      "Sign with the key `rotate` published; refused before server.jwksMaxAgeSec has passed since (unless --now) and unless every JWK Set URL serves the key: the config's smart.jku and those `rotate` recorded in next-key.json.",
     )
     .argument('<kid>', 'kid of the published key (put -- before it, as rotate prints)')
     .option('--now', 'do not wait for the JWK Set cache max-age (the JWK Set URL is still checked)')
@@ -188,17 +189,17 @@ function activateSubcommand(options: KeysCommandOptions): Command {
     .action(async (kid: string, flags: WhereFlags & { now?: boolean }, command: Command) => {
       refuseOptionWithValue(command, kid);
       const { dir, jku, jkus, network, jwksMaxAgeSec } = where(options, flags);
-      // Every URL of the connectors sharing the directory: the switch is theirs too.
-      const urls = [...new Set([...(jku ? [jku] : []), ...jkus])];
-      const verify =
-        urls.length > 0
-          ? async (publicJwk: PublishedJwk) => {
-              for (const url of urls) await refuseUnlessServed(url, publicJwk, network);
-            }
-          : undefined;
+      // Every URL of the connectors sharing the directory: the switch is theirs too. activateKey adds those rotate
+      // recorded in next-key.json, which are all there is without a config (--keys-dir alone).
+      const fromConfig = [...new Set([...(jku ? [jku] : []), ...jkus])];
+      const verify = async (publicJwk: PublishedJwk, urls: readonly string[]): Promise<void> => {
+        for (const url of urls)
+          await refuseUnlessServed(url, fromConfig.includes(url) ? 'smart.jku' : 'recorded by rotate in next-key.json', publicJwk, network);
+      };
       const nowMs = options.now();
-      const { previousKid, publishedAtMs } = await activateKey(dir, kid, { nowMs, force: flags.now === true, ...(verify ? { verify } : {}) });
-      print(`activated: ${kid} signs from the next token request${urls.length > 0 ? ` (served at ${urls.join(' and ')})` : ''}`);
+      const activated = await activateKey(dir, kid, { nowMs, force: flags.now === true, jkus: fromConfig, verify });
+      const { previousKid, publishedAtMs, jkus: checked } = activated;
+      print(`activated: ${kid} signs from the next token request${checked.length > 0 ? ` (served at ${checked.join(' and ')})` : ''}`);
       if (!previousKid) return;
       // retire's own rule: the active key published a cache max-age ago (at least 5 minutes), and signing for 5 minutes.
       const retireFromMs = Math.max(publishedAtMs + Math.max(jwksMaxAgeSec * 1000, ASSERTION_LIFETIME_MS), nowMs + ASSERTION_LIFETIME_MS);
@@ -210,15 +211,18 @@ function activateSubcommand(options: KeysCommandOptions): Command {
     });
 }
 
-/** Reads the JWK Set URL through the config's proxy and CA (a short timeout) and refuses unless it serves the key. */
-async function refuseUnlessServed(jku: string, publicJwk: PublishedJwk, network: Where['network']): Promise<void> {
+/**
+ * Reads the JWK Set URL through the config's proxy and CA (a short timeout) and refuses unless it serves the key.
+ * `source` says where the URL came from, so an operator without a config knows why it was read.
+ */
+async function refuseUnlessServed(jku: string, source: string, publicJwk: PublishedJwk, network: Where['network']): Promise<void> {
   const dispatcher = createDispatcher(network);
   try {
     const problem = await jwksUrlProblem(jku, publicJwk, { fetch: fetchVia(dispatcher) });
     if (problem === undefined) return;
     throw new BridgeError(
       'BRG_ERR_KEY_NOT_PUBLISHED',
-      `The JWK Set URL ${jku} (smart.jku) does not serve key ${publicJwk.kid} yet (${problem}); the EHR would refuse its signatures. Publish jwks.json there (or let its cache expire), then activate again.`,
+      `The JWK Set URL ${jku} (${source}) does not serve key ${publicJwk.kid} yet (${problem}); the EHR would refuse its signatures. Publish jwks.json there (or let its cache expire), then activate again.`,
       { details: { kid: publicJwk.kid } },
     );
   } finally {
