@@ -8,6 +8,7 @@
 import type { Bundle, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import { PageUrls } from './loop-guard.js';
+import { issueCodes, outcomeCodes } from './outcome.js';
 import { searchValueParts } from './search-escape.js';
 import { type FhirCall, foreignLinkError, safeOrigin, type Transport } from './transport.js';
 
@@ -33,7 +34,7 @@ export async function* searchPages(
   ];
   for (let page = 1; ; page++) {
     const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page', sent }, call, signal);
-    const bundle = asBundle(reply.data, resourceType);
+    const bundle = asBundle(reply.data, resourceType, page);
     visited.visit(page, reply.url, absolute(linkOf(bundle, 'self'), baseUrl));
     yield bundle;
     const next = linkOf(bundle, 'next');
@@ -63,18 +64,35 @@ function absolute(link: string | undefined, baseUrl: string): string | undefined
   }
 }
 
-function asBundle(body: unknown, resourceType: string): Bundle {
+/**
+ * A 200 that is no Bundle stops the walk. An OperationOutcome there is the server's refusal in a 200 (Epic may answer an
+ * expired search session, 4113, so): its codes go into the error, so the walk can tell 4113 and search again.
+ */
+function asBundle(body: unknown, resourceType: string, page: number): Bundle {
   const bundle = body as Partial<Bundle> | null;
-  if (bundle?.resourceType !== 'Bundle') {
+  if (bundle?.resourceType === 'Bundle') return bundle as Bundle;
+  const type = bundle?.resourceType;
+  const where = `FHIR ${resourceType} search (page ${page})`;
+  if (type === 'OperationOutcome') {
+    // Codes only: they are tokens of value sets, while the outcome's text may echo the search (an identifier is an MRN).
+    const codes = outcomeCodes(body);
+    const outcomeCode = codes.includes('4113') ? '4113' : codes[0];
+    const named = issueCodes(body);
     throw new BridgeError(
       'BRG_ERR_FHIR_HTTP',
-      `FHIR ${resourceType} search answered a ${String(bundle?.resourceType ?? 'non-FHIR body')} instead of a Bundle.`,
+      `${where} answered an OperationOutcome instead of a Bundle, with HTTP 200${named.length > 0 ? ` (issue codes ${named.join(', ')})` : ''}.`,
       {
-        details: { resourceType, status: 200 },
+        details: { resourceType, status: 200, page, ...(outcomeCode === undefined ? {} : { outcomeCode }) },
       },
     );
   }
-  return bundle as Bundle;
+  throw new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `${where} answered ${typeof type === 'string' ? `a ${type}` : 'a body that is no FHIR resource'} instead of a Bundle.`,
+    {
+      details: { resourceType, status: 200, page },
+    },
+  );
 }
 
 /** The resources of one type in a searchset; Epic adds OperationOutcome entries (search.mode 'outcome') for warnings. */

@@ -142,7 +142,7 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
       details: { attempts: retries + 1 },
     });
   }
-  if (!failure) return error;
+  if (!failure) return answeredNoObject(error, label, what) ?? error;
   if (failure.status >= 200 && failure.status < 300) return unreadableAnswer(failure, label, what);
   const text = answerText(failure.data, label.sent);
   const fields = { status: failure.status, resourceType: label.resourceType, outcome: { text, codes: outcomeCodes(failure.data) } };
@@ -189,4 +189,19 @@ function tooLargeError(error: ResponseTooLargeError, label: RequestLabel, what: 
 function sizeText(bytes: number): string {
   if (bytes >= 1024 * 1024) return `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`;
   return bytes >= 1024 ? `${Number((bytes / 1024).toFixed(1))} KiB` : `${bytes} bytes`;
+}
+
+/**
+ * fhir-kit-client hangs the response on the parsed body with Object.defineProperty, which throws a bare TypeError when
+ * a 200's JSON is no object (`null`, a number, a string): that is an answer that is no FHIR resource, said as such.
+ */
+function answeredNoObject(error: unknown, label: RequestLabel, what: string): BridgeError | undefined {
+  if (!(error instanceof TypeError) || !error.message.includes('Object.defineProperty called on non-object')) return undefined;
+  return new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `${what} answered JSON that is no FHIR resource (not an object). Check fhir.baseUrl, and any gateway in front of the server.`,
+    {
+      details: { resourceType: label.resourceType, status: 200 },
+    },
+  );
 }

@@ -1,0 +1,112 @@
+/**
+ * A 200 that is no Bundle: an OperationOutcome (Epic may answer an expired search session, 4113, so), or JSON that is
+ * no object at all. The first is told apart by its codes, so an expired session is searched again as a 4xx one is; the
+ * second is named as what it is, not as a bare TypeError from the client library.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { AuditEvent } from 'fhir/r4.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BridgeError } from '../../src/errors.js';
+import { createFhirClient, pullAuditEvents } from '../../src/fhir/index.js';
+import { silentLogger } from '../../src/log.js';
+import { InstantClock } from '../support/manual-clock.js';
+import { RevocableTokens, START } from './support.js';
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve));
+  server = undefined;
+});
+
+const WINDOW = { since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z' };
+
+function event(i: number): AuditEvent {
+  return {
+    resourceType: 'AuditEvent',
+    id: `ae-${i}`,
+    meta: { versionId: '1' },
+    type: { code: '110110' },
+    recorded: new Date(START + i * 60_000).toISOString(),
+    agent: [{ who: { reference: 'Practitioner/p1' }, requestor: true }],
+    source: { observer: { display: 'Epic' } },
+  };
+}
+
+const bundle = (events: AuditEvent[], next?: string) => ({
+  resourceType: 'Bundle',
+  type: 'searchset',
+  link: next ? [{ relation: 'next', url: next }] : [],
+  entry: events.map((resource) => ({ resource, search: { mode: 'match' } })),
+});
+
+/** `answer(path and query, request number)` gives the JSON text of each 200. */
+async function serve(answer: (url: string, n: number) => string): Promise<{ baseUrl: string; requests: string[] }> {
+  const requests: string[] = [];
+  server = createServer((request, response) => {
+    const url = request.url ?? '/';
+    requests.push(url);
+    response.writeHead(200, { 'content-type': 'application/fhir+json' });
+    response.end(answer(url, requests.length));
+  });
+  await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+  return { baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/R4`, requests };
+}
+
+async function pull(baseUrl: string): Promise<{ ids: string[]; error?: BridgeError }> {
+  const client = createFhirClient({ baseUrl, tokenSource: new RevocableTokens(), clock: new InstantClock(START), logger: silentLogger() });
+  const ids: string[] = [];
+  try {
+    for await (const page of pullAuditEvents(client, WINDOW, { pageSize: 2 })) ids.push(...page.map((e) => e.id ?? ''));
+    return { ids };
+  } catch (error) {
+    expect(error).toBeInstanceOf(BridgeError);
+    return { ids, error: error as BridgeError };
+  }
+}
+
+const expired = JSON.stringify({
+  resourceType: 'OperationOutcome',
+  issue: [{ severity: 'error', code: 'processing', details: { coding: [{ system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.657369', code: '4113' }] } }],
+});
+
+describe('a 200 that is no Bundle', () => {
+  it('an OperationOutcome 4113 (search session expired) on a next page: the search is issued again, no event lost or doubled', async () => {
+    let expiredOnce = false;
+    const { baseUrl, requests } = await serve((url) => {
+      if (url.includes('page=2') && !expiredOnce) {
+        expiredOnce = true;
+        return expired;
+      }
+      if (url.includes('page=2')) return JSON.stringify(bundle([event(3), event(4)]));
+      return JSON.stringify(bundle([event(1), event(2)], `${baseUrl}/AuditEvent?page=2`));
+    });
+    const { ids, error } = await pull(baseUrl);
+    expect(error).toBeUndefined();
+    expect(ids).toEqual(['ae-1', 'ae-2', 'ae-3', 'ae-4']);
+    expect(requests.filter((url) => url.includes('page=2'))).toHaveLength(2);
+  });
+
+  it('an OperationOutcome of another code stops the run naming the page and its codes, never its text', async () => {
+    const refusal = JSON.stringify({
+      resourceType: 'OperationOutcome',
+      issue: [{ severity: 'error', code: 'forbidden', diagnostics: 'MRN 123456 not allowed', details: { coding: [{ code: '59100' }] } }],
+    });
+    const { baseUrl } = await serve((url) => (url.includes('page=2') ? refusal : JSON.stringify(bundle([event(1)], `${baseUrl}/AuditEvent?page=2`))));
+    const { ids, error } = await pull(baseUrl);
+    expect(ids).toEqual(['ae-1']);
+    expect(error?.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(error?.message).toBe(
+      'FHIR AuditEvent search (page 2) answered an OperationOutcome instead of a Bundle, with HTTP 200 (issue codes forbidden, 59100).',
+    );
+    expect(error?.details).toMatchObject({ page: 2, outcomeCode: '59100' });
+  });
+
+  it.each(['null', '42', '"text"'])('JSON that is no object (%s) is named as such, not a bare TypeError', async (json) => {
+    const { baseUrl } = await serve(() => json);
+    const { error } = await pull(baseUrl);
+    expect(error?.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(error?.message).toMatch(/answered JSON that is no FHIR resource \(not an object\)\. Check fhir\.baseUrl/);
+  });
+});
