@@ -1,6 +1,7 @@
 /**
- * The one retry policy: exponential backoff with full jitter, Retry-After (seconds or HTTP-date) honoured and clamped,
- * attempts and total time bounded, sleeps through the injected clock, never retries an abort.
+ * The one retry policy: exponential backoff with full jitter, Retry-After (seconds or HTTP-date) waited in full, or no
+ * retry when it would outlast the budget; attempts and total time bounded, sleeps through the injected clock, never
+ * retries an abort.
  * See: https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3 (Retry-After) and AWS "Exponential Backoff And Jitter".
  */
 import type { Clock } from './clock.js';
@@ -15,7 +16,10 @@ export interface RetryOptions {
   readonly maxTotalMs: number;
   /** First backoff ceiling. Default 500 ms. */
   readonly baseDelayMs: number;
-  /** Largest single backoff wait; a server's Retry-After is waited in full when it fits maxTotalMs, else up to this. Default 120 s. */
+  /**
+   * Largest single backoff wait of our own. A server's Retry-After is not capped by it: it is waited in full when it fits
+   * what is left of maxTotalMs, and ends the retries when it does not. Default 120 s.
+   */
   readonly maxDelayMs: number;
 }
 
@@ -77,9 +81,18 @@ export function backoffDelay(attempt: number, options: RetryOptions, random: () 
   return Math.floor(random() * ceiling);
 }
 
-/** How long a server's Retry-After is waited: in full when it fits what is left of maxTotalMs, else up to maxDelayMs. */
+/**
+ * How long a server's Retry-After holds requests to it: in full when it fits what is left of maxTotalMs, else up to
+ * maxDelayMs (src/fhir/transport.ts holds the other requests to an origin that long). withRetry itself retries only
+ * after a hint that fits; for one that does not, it gives up at once (fitsRetryBudget).
+ */
 export function obeyedRetryAfter(retryAfterMs: number, elapsedMs: number, options: RetryOptions): number {
-  return elapsedMs + retryAfterMs <= options.maxTotalMs ? retryAfterMs : Math.min(options.maxDelayMs, retryAfterMs);
+  return fitsRetryBudget(retryAfterMs, elapsedMs, options) ? retryAfterMs : Math.min(options.maxDelayMs, retryAfterMs);
+}
+
+/** Whether a wait of `delayMs`, starting `elapsedMs` into the retries, ends within maxTotalMs. */
+function fitsRetryBudget(delayMs: number, elapsedMs: number, options: RetryOptions): boolean {
+  return elapsedMs + delayMs <= options.maxTotalMs;
 }
 
 /**
@@ -101,12 +114,12 @@ export async function withRetry<T>(
       if (isAbortError(error) || context.signal?.aborted) throw error;
       const verdict = classify(error);
       if (!verdict.retry || n >= options.maxAttempts) throw error;
-      // A server's Retry-After is obeyed in full when the budget allows (retrying earlier meets the same answer and
-      // spends an attempt); a longer one (an hour, an epoch-style value) is waited up to maxDelayMs, as our own backoff.
-      const hinted = verdict.retryAfterMs;
-      const elapsed = context.clock.now() - started;
-      const delayMs = hinted !== undefined ? obeyedRetryAfter(hinted, elapsed, options) : Math.min(options.maxDelayMs, backoffDelay(n, options, random));
-      if (elapsed + delayMs > options.maxTotalMs) throw error;
+      // A server's Retry-After is obeyed in full, never cut short: retrying before the server's time meets the same
+      // answer, spends an attempt and sends the whole request again into an announced throttle (a Purview block is up
+      // to 100,000 rows). One that does not fit what is left of the budget (an hour, an epoch-style value) ends the
+      // retries now, the last error rethrown exactly as when the budget is spent.
+      const delayMs = verdict.retryAfterMs ?? Math.min(options.maxDelayMs, backoffDelay(n, options, random));
+      if (!fitsRetryBudget(delayMs, context.clock.now() - started, options)) throw error;
       context.onRetry?.({ attempt: n, delayMs, reason: verdict.reason });
       await context.clock.sleep(delayMs, context.signal);
     }

@@ -185,7 +185,8 @@ function holdOrigin(context: TransportContext, failure: HttpFailure, label: Requ
   const now = clock.now();
   const retryAfterMs = parseRetryAfter(failure.headers?.get('retry-after'), now);
   if (retryAfterMs === undefined) return;
-  // The request it answered waits that long before its retry (withRetry): every other one waits as long.
+  // The request it answered waits that long before its retry, or gives up when the hint outlasts its budget (withRetry);
+  // every other request to the server is held as long, up to maxDelayMs.
   const until = now + obeyedRetryAfter(retryAfterMs, now - startedMs, retry);
   if (until <= context.hold.until) return;
   context.hold.until = until;

@@ -49,8 +49,8 @@ export interface PurviewAuthOptions {
 
 /**
  * Entra's throttle answers 429 with `Retry-After: 60` (docs/purview-protocol.md, src/sandbox/entra.ts EntraFault), and
- * withRetry waits a hint in full only while it fits maxTotalMs: the budget holds one full hint of up to maxDelayMs
- * (120 s) plus the requests around it, so the usual throttle is waited out once instead of ending the push.
+ * withRetry waits a hint in full when it fits what is left of maxTotalMs and gives up otherwise: the budget holds one
+ * full hint of up to 120 s plus the requests around it, so the usual throttle is waited out once instead of ending the push.
  */
 const ENTRA_TOKEN_RETRY: RetryOptions = { ...DEFAULT_RETRY, maxAttempts: 4, maxTotalMs: 150_000 };
 

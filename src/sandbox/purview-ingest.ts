@@ -4,8 +4,9 @@
  * with the ingestion audience (401 otherwise), a job owned by the token's app in the token's tenant (403 `jobId and
  * corresponding appId do not match.` otherwise: a multi-tenant app has one app id in every tenant), `multipart/form-data` with a quoted or unquoted boundary and exactly one part named `file`
  * (part header parsed leniently, §2.2), and a body in UTF-8 without BOM, CRLF-terminated lines, a header line on every
- * block identical across the job. Malformed → 400 with the reason. Accepted blocks are recorded per job, in arrival
- * order, and faults can be programmed per request (§8.2) to test that no block is ever lost.
+ * block naming every mandatory column of a connector schema and identical across the job. Malformed → 400 with the
+ * reason. Accepted blocks are recorded per job, in arrival order, and faults can be programmed per request (§8.2) to
+ * test that no block is ever lost.
  */
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -70,7 +71,9 @@ export interface PurviewIngestEmulator {
   readonly caPem: string;
   /**
    * A connector job of `schema` (its header must name that schema's mandatory columns, in a delimiter it takes); without
-   * one, any header, as for a job whose schema a test does not care about.
+   * one, a header of either schema, for a test that does not care which. Never any first line: a block whose header
+   * line is missing would otherwise set its first row as the job's header, pass, and have every correct block after
+   * it refused.
    */
   registerJob(jobId: string, owner: JobOwner, schema?: IngestSchema): void;
   /** Blocks accepted for the job, in arrival order. */
@@ -365,20 +368,30 @@ function checkBlock(content: Buffer, filename: string, job: Job, record: 'rows' 
   if (!delimiter) throw new Rejection(400, 'the header line has no tab, pipe or comma');
   if (lines.count < 2) throw new Rejection(400, 'the file has a header but no rows');
   if (lines.count - 1 > MAX_BLOCK_ROWS) throw new Rejection(400, `the block has ${lines.count - 1} rows; a block holds at most ${MAX_BLOCK_ROWS}`);
-  if (job.schema) checkSchema(header, delimiter, job.schema);
+  checkConnectorHeader(header, delimiter, job.schema);
   checkFieldCounts(content, lines.headerEnd, delimiter);
   const body = record === 'count' ? [] : content.toString('utf8', lines.headerEnd + 2, content.length - 2).split('\r\n');
   const rows = record === 'rows' ? body : [];
   return { block: { filename, header, rows, rowCount: lines.count - 1, bytes: content.length, delimiter }, body };
 }
 
-/** The header names the schema's mandatory columns, in a delimiter its connector reads. */
-function checkSchema(header: string, delimiter: AcceptedBlock['delimiter'], schema: IngestSchema): void {
-  const { mandatory, delimiters } = INGEST_SCHEMAS[schema];
-  if (!delimiters.includes(delimiter)) throw new Rejection(400, `the ${schema} connector does not read ${delimiter}-separated files`);
+const SCHEMA_NAMES = Object.keys(INGEST_SCHEMAS) as IngestSchema[];
+
+/**
+ * Line 1 is a connector header: it names every mandatory column of the job's schema, or of one of the schemas for a job
+ * registered without one (a block's first line is always its header, whatever the test's job: docs/purview-protocol.md
+ * §2.3, §5.2), in a delimiter that schema's connector reads.
+ */
+function checkConnectorHeader(header: string, delimiter: AcceptedBlock['delimiter'], schema: IngestSchema | undefined): void {
   const columns = new Set(splitLine(header, delimiter).map((column) => column.trim().toLowerCase()));
-  const missing = mandatory.filter((column) => !columns.has(column.toLowerCase()));
-  if (missing.length > 0) throw new Rejection(400, `the header lacks the mandatory ${schema} column(s) ${missing.join(', ')}`);
+  const candidates = schema ? [schema] : SCHEMA_NAMES;
+  const lacking = candidates.map((name) => ({ name, missing: INGEST_SCHEMAS[name].mandatory.filter((column) => !columns.has(column.toLowerCase())) }));
+  const named = lacking.find(({ missing }) => missing.length === 0)?.name;
+  if (named === undefined) {
+    const what = lacking.map(({ name, missing }) => `the mandatory ${name} column(s) ${missing.join(', ')}`).join('; or ');
+    throw new Rejection(400, `the header line is missing or lacks mandatory columns: line 1 lacks ${what}`);
+  }
+  if (!INGEST_SCHEMAS[named].delimiters.includes(delimiter)) throw new Rejection(400, `the ${named} connector does not read ${delimiter}-separated files`);
 }
 
 /** Every row has the header's number of fields (a row with one more or one fewer puts values under other columns). */

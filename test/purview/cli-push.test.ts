@@ -110,7 +110,7 @@ describe('bridge push', () => {
     await bridgePush(appArgs(pipeApp, input('pipe.txt', `${EPIC.join('|')}\r\n${row(0, '|')}\r\n`)), { PURVIEW_APP_SECRET: pipeApp.secret });
     expect(files.emu.ingest.accepted(pipeApp.jobId).map((b) => [b.delimiter, b.rows])).toEqual([['pipe', [row(0, '|')]]]);
 
-    const csvApp = files.emu.newApp();
+    const csvApp = files.emu.newApp('healthcare');
     const healthcare = MANDATORY_COLUMNS.healthcare.join(',');
     const secretFile = input('secret.txt', `${csvApp.secret}\n`);
     const csvRow = MANDATORY_COLUMNS.healthcare.map((_, i) => (i === 2 ? '"Doe, Jo"' : `c${i}`)).join(',');

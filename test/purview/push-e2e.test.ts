@@ -43,7 +43,8 @@ const rowsOf = (count: number): Promise<{ rows: string[]; file: NormalizedFile }
 /** A fresh job per test keeps accepted() about that test only. */
 function freshJob(): string {
   const jobId = crypto.randomUUID();
-  world.ingest.registerJob(jobId, world);
+  // Epic, the schema of every file these tests push (makeRows under HEADER).
+  world.ingest.registerJob(jobId, world, 'epic');
   return jobId;
 }
 

@@ -114,14 +114,6 @@ describe('transient faults on the first block', () => {
       reason: /^HTTP 429 Too Many Requests$/,
       delayMs: 300_000,
     },
-    {
-      // Longer than the whole retry budget (an hour): waited up to the backoff ceiling, then retried, as before.
-      name: '429 with Retry-After: 3600',
-      fault: { kind: 'status', status: 429, retryAfter: '3600' },
-      duplicated: false,
-      reason: /^HTTP 429 Too Many Requests$/,
-      delayMs: 120_000,
-    },
     { name: 'accept, then reset', fault: { kind: 'accept-then-reset' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'reset before accepting', fault: { kind: 'reset-before-accept' }, duplicated: true, reason: /^(UND_ERR_SOCKET|ECONNRESET)/ },
     { name: 'slower than the client timeout', fault: { kind: 'delay', ms: 2_500 }, duplicated: true, reason: /^no answer within 400 ms$/ },
@@ -469,6 +461,52 @@ describe('every attempt that went out not received, the retries ended by somethi
       expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([expect.objectContaining({ attempt: 1, delayMs: 300_000 })]);
       if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
       await expectNextPush(run, push, false);
+    });
+
+    // A Retry-After the budget cannot wait out was cut to the 120 s backoff ceiling, and the block (up to 100,000 rows)
+    // sent again before the server's time, into the throttle it had announced.
+    it(`${kind}: a 429 whose Retry-After outlasts the retry budget ends the retries at once: Purview took none of the block, and the next push sends its rows unflagged`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      const requests = emu.ingest.requests;
+      emu.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '3600' });
+      try {
+        const error = await rejectionOf(push());
+        expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+        expect(error.message).toBe(
+          `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 1 attempt(s); last: HTTP 429 Too Many Requests. ` +
+            "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again (Purview took none of them this time).",
+        );
+      } finally {
+        emu.ingest.injectFaults();
+      }
+      expect(emu.ingest.requests - requests).toBe(1);
+      expect(run.clock.slept).toEqual([]);
+      expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([]);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
+      await expectNextPush(run, push, false);
+    });
+
+    it(`${kind} (control): after a 503 that may have stored the block, a 429 whose Retry-After outlasts the budget left ends the retries at once, the block still unknown`, async () => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      const requests = emu.ingest.requests;
+      // 600 s from the 429 ends 0.5 s past the 600 s budget: the 503's backoff came first.
+      emu.ingest.injectFaults({ kind: 'status', status: 503 }, { kind: 'status', status: 429, retryAfter: '600' });
+      try {
+        const error = await rejectionOf(push());
+        expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+        expect(error.message).toBe(
+          `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 2 attempt(s); last: HTTP 429 Too Many Requests. ` +
+            "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.",
+        );
+      } finally {
+        emu.ingest.injectFaults();
+      }
+      expect(emu.ingest.requests - requests).toBe(2);
+      expect(run.clock.slept).toEqual([500]);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unknown', 10]]);
+      await expectNextPush(run, push, true);
     });
 
     it(`${kind} (control): an attempt whose whole body went out without an answer stays unknown through a later 401 and a failed token`, async () => {

@@ -8,7 +8,7 @@ import { type Clock, systemClock } from '../../src/clock.js';
 import { silentLogger } from '../../src/log.js';
 import { createPurviewTokenSource, MANDATORY_COLUMNS, type NormalizedFile, normalizeFlatFile } from '../../src/purview/index.js';
 import { type EntraEmulator, startEntraEmulator } from '../../src/sandbox/entra.js';
-import { type PurviewIngestEmulator, type PurviewIngestOptions, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
+import { type IngestSchema, type PurviewIngestEmulator, type PurviewIngestOptions, startPurviewIngestEmulator } from '../../src/sandbox/purview-ingest.js';
 import { createSandboxCertificate, type SandboxCertificate } from '../../src/sandbox/tls.js';
 import { openStateStore, type StateStore } from '../../src/sync/state/index.js';
 import type { TokenSource } from '../../src/token-cache.js';
@@ -20,8 +20,11 @@ export interface Emulators {
   readonly tls: SandboxCertificate;
   readonly entra: EntraEmulator;
   readonly ingest: PurviewIngestEmulator;
-  /** A fresh tenant/app/secret/job registered on both emulators. */
-  newApp(): { tenantId: string; appId: string; secret: string; jobId: string };
+  /**
+   * A fresh tenant/app/secret/job registered on both emulators; the job is of `schema` (default Epic, what HEADER names),
+   * so a block whose header is not that connector's is refused as Purview would.
+   */
+  newApp(schema?: IngestSchema): { tenantId: string; appId: string; secret: string; jobId: string };
   tokenSource(app: { tenantId: string; appId: string; secret: string }, clock: Clock): TokenSource;
   close(): Promise<void>;
 }
@@ -35,10 +38,10 @@ export async function startEmulators(limits: Pick<PurviewIngestOptions, 'maxBody
     tls,
     entra,
     ingest,
-    newApp() {
+    newApp(schema = 'epic') {
       const app = { tenantId: randomUUID(), appId: randomUUID(), secret: `secret-${randomUUID()}`, jobId: randomUUID() };
       entra.registerApp(app);
-      ingest.registerJob(app.jobId, app);
+      ingest.registerJob(app.jobId, app, schema);
       return app;
     },
     tokenSource(app, clock) {

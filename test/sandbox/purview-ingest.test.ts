@@ -37,7 +37,7 @@ beforeAll(async () => {
   ingest = await startPurviewIngestEmulator({ verifyAccessToken, tls });
   counting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'count' });
   digesting = await startPurviewIngestEmulator({ verifyAccessToken, tls, record: 'digest' });
-  for (const emulator of [ingest, counting, digesting]) emulator.registerJob(jobId, app);
+  for (const emulator of [ingest, counting, digesting]) emulator.registerJob(jobId, app, 'epic');
   token = await issue(`${DEFAULT_RESOURCE}/.default`);
 });
 afterAll(async () => {
@@ -45,8 +45,15 @@ afterAll(async () => {
   await dispatcher.close();
 });
 
-const HEADER = 'ACCESS_LOG.ACCESS_TIME|EMP.SYSTEM_LOGIN';
-const FILE = `${HEADER}\r\n2026-11-01T00:00:00Z|u1\r\n2026-11-01T00:00:01Z|ü2\r\n`;
+/** An Epic header, pipe-separated: the emulator takes no block whose line 1 is not a connector schema's header. */
+const HEADER = INGEST_SCHEMAS.epic.mandatory.join('|');
+/** A data row under HEADER: the access time and the login vary, the other cells are fixed. */
+const row = (time: string, login: string, delimiter = '|'): string =>
+  [time, 'Patient Lookup', 'Jo', 'Doe', '1 Main St', 'City', '6002', '', login].join(delimiter);
+const ROWS = [row('2026-11-01T00:00:00Z', 'u1'), row('2026-11-01T00:00:01Z', 'ü2')];
+const FILE = `${HEADER}\r\n${ROWS.join('\r\n')}\r\n`;
+/** A Healthcare header: a connector schema's too, so it differs from the job's earlier blocks without lacking columns. */
+const HEALTHCARE = INGEST_SCHEMAS.healthcare.mandatory.join('|');
 
 interface Upload {
   file?: Buffer | string;
@@ -93,7 +100,7 @@ describe('Purview ingestion emulator', () => {
       {
         filename: 'tmp_x0001.txt',
         header: HEADER,
-        rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'],
+        rows: ROWS,
         rowCount: 2,
         bytes: Buffer.byteLength(FILE),
         delimiter: 'pipe',
@@ -101,7 +108,7 @@ describe('Purview ingestion emulator', () => {
       {
         filename: 'b.csv',
         header: HEADER,
-        rows: ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2'],
+        rows: ROWS,
         rowCount: 2,
         bytes: Buffer.byteLength(FILE),
         delimiter: 'pipe',
@@ -125,7 +132,7 @@ describe('Purview ingestion emulator', () => {
     expect(await upload({ target: digesting })).toMatchObject({ status: 200 });
     expect(digesting.accepted(jobId).map((b) => b.rows)).toEqual([[]]);
     const once = createRowDigest();
-    for (const row of ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2']) once.add(row);
+    for (const line of ROWS) once.add(line);
     expect(digesting.rowDigest(jobId)).toEqual(once.value());
     expect(await upload({ target: digesting })).toMatchObject({ status: 200 });
     expect(digesting.rowDigest(jobId)).not.toEqual(once.value()); // the same rows twice are not "exactly once"
@@ -140,7 +147,7 @@ describe('Purview ingestion emulator', () => {
     });
     const local = new Agent({ connect: { ca: own.caPem } });
     try {
-      own.registerJob(jobId, app);
+      own.registerJob(jobId, app, 'epic');
       const send = async () => {
         const body = Buffer.from(`--b\r\nContent-Disposition: form-data; name=file; filename=t.txt\r\n\r\n${FILE}\r\n--b--\r\n`);
         const response = await request(`${own.baseUrl}/api/signals?jobid=${jobId}`, {
@@ -164,7 +171,7 @@ describe('Purview ingestion emulator', () => {
       expect(own.lostAnswerRows(jobId)).toBe(2);
       expect(await send()).toMatchObject({ status: 200 });
       const twice = createRowDigest();
-      for (const row of ['2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2', '2026-11-01T00:00:00Z|u1', '2026-11-01T00:00:01Z|ü2']) twice.add(row);
+      for (const line of [...ROWS, ...ROWS]) twice.add(line);
       expect(own.rowDigest(jobId)).toEqual(twice.value());
       expect(own.lostAnswerRows(jobId)).toBe(2);
     } finally {
@@ -210,11 +217,11 @@ describe('Purview ingestion emulator', () => {
     ['a part named twice', { disposition: 'form-data; name=other; name=file; filename=a.txt' }, 'names "name" twice'],
     ['two parts', { extraPart: true }, 'exactly one part'],
     ['no multipart content type', { contentType: 'text/plain' }, 'multipart/form-data'],
-    ['a header differing from the first block', { file: `A|B\r\n1|2\r\n` }, 'header'],
-    ['a row with too few fields', { file: `${HEADER}\r\n2026-11-01T00:00:00Z\r\n` }, 'line 2 has 1 field(s); the header has 2'],
-    ['a row with too many fields', { file: `${HEADER}\r\n2026-11-01T00:00:00Z|u1|extra\r\n` }, 'line 2 has 3 field(s)'],
-    ['tab-separated rows under a pipe header', { file: `${HEADER}\r\n2026-11-01T00:00:00Z\tu1\r\n` }, 'line 2 has 1 field(s)'],
-    ['more rows than a block holds', { file: `${HEADER}\r\n${'2026-11-01T00:00:00Z|u\r\n'.repeat(100_001)}` }, 'at most 100000'],
+    ['a header differing from the first block', { file: `${HEALTHCARE}\r\n${ROWS[0]}\r\n` }, "the header line differs from the job's earlier blocks"],
+    ['a row with too few fields', { file: `${HEADER}\r\n2026-11-01T00:00:00Z\r\n` }, 'line 2 has 1 field(s); the header has 9'],
+    ['a row with too many fields', { file: `${HEADER}\r\n${ROWS[0]}|extra\r\n` }, 'line 2 has 10 field(s)'],
+    ['tab-separated rows under a pipe header', { file: `${HEADER}\r\n${row('2026-11-01T00:00:00Z', 'u1', '\t')}\r\n` }, 'line 2 has 1 field(s)'],
+    ['more rows than a block holds', { file: `${HEADER}\r\n${`${ROWS[0]}\r\n`.repeat(100_001)}` }, 'at most 100000'],
   ];
   for (const [name, options, reason] of malformed) {
     it(`answers 400 with a reason for ${name}, recording nothing`, async () => {
@@ -240,6 +247,45 @@ describe('Purview ingestion emulator', () => {
     expect(comma).toMatchObject({ status: 400, body: expect.stringContaining('does not read comma-separated files') });
     expect((await to(`${mandatory.join('\t')}\r\n${row.join('\t')}\r\n`)).status).toBe(200);
     expect(ingest.accepted(epicJob)).toHaveLength(1);
+  });
+
+  // A job registered without a schema took any line 1 as its header: a block missing its header line was stored under
+  // its first row, and every correct block after it was refused as differing from that "header".
+  it('refuses a block without its header line for a job registered without a schema, and takes the correct blocks after it', async () => {
+    const anyJob = randomUUID();
+    ingest.registerJob(anyJob, app);
+    const to = (file: string) => upload({ file, path: `/api/signals?jobid=${anyJob}` });
+    // Rows alone (the first row taken for the header), a header of no connector, an Epic header short of one column.
+    const lacking = INGEST_SCHEMAS.epic.mandatory.slice(1);
+    const files = [`${ROWS.join('\r\n')}\r\n`, 'A|B\r\n1|2\r\n', `${lacking.join('|')}\r\n${lacking.map(() => 'x').join('|')}\r\n`];
+    const answers: Array<Awaited<ReturnType<typeof upload>>> = [];
+    for (const file of files) answers.push(await to(file));
+    for (const answer of answers) {
+      expect(answer).toMatchObject({ status: 400, body: expect.stringContaining('the header line is missing or lacks mandatory columns') });
+      expect(answer.body).toContain('the mandatory healthcare column(s) Creation Time');
+    }
+    expect(answers[2]?.body).toContain('lacks the mandatory epic column(s) ACCESS_LOG.ACCESS_TIME;');
+    expect(ingest.accepted(anyJob)).toEqual([]);
+    expect((await to(FILE)).status).toBe(200);
+    expect((await to(FILE)).status).toBe(200);
+    expect(ingest.accepted(anyJob).map((block) => [block.header, block.rows])).toEqual([
+      [HEADER, ROWS],
+      [HEADER, ROWS],
+    ]);
+  });
+
+  it("takes either schema's header for a job registered without one, in a delimiter that schema's connector reads", async () => {
+    const [healthcareJob, epicJob] = [randomUUID(), randomUUID()];
+    for (const id of [healthcareJob, epicJob]) ingest.registerJob(id, app);
+    const comma = (schema: 'epic' | 'healthcare') => {
+      const columns = INGEST_SCHEMAS[schema].mandatory;
+      return `${columns.join(',')}\r\n${columns.map((_, i) => (i === 2 ? '"Doe, Jo"' : `v${i}`)).join(',')}\r\n`;
+    };
+    expect((await upload({ file: comma('healthcare'), path: `/api/signals?jobid=${healthcareJob}` })).status).toBe(200);
+    expect(ingest.accepted(healthcareJob).map((block) => block.delimiter)).toEqual(['comma']);
+    const epic = await upload({ file: comma('epic'), path: `/api/signals?jobid=${epicJob}` });
+    expect(epic).toMatchObject({ status: 400, body: 'the epic connector does not read comma-separated files' });
+    expect(ingest.accepted(epicJob)).toEqual([]);
   });
 
   it('answers 411 to a chunked body: the length goes up front (docs/purview-protocol.md §2.2)', async () => {
