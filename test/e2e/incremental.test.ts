@@ -71,6 +71,23 @@ describe('incremental syncs', () => {
   });
 });
 
+/**
+ * A generated event recorded to the second at `ms` (as Epic writes it), naming a patient the EHR does not have: its row
+ * is rejected, so a run that reads it counts a reject.
+ */
+function rejectedAt(harness: SandboxHarness, id: string, ms: number): AuditEvent {
+  const template = [...harness.sandbox.dataset.events()].find((e) => e.outcome === '0') as AuditEvent;
+  const second = iso(ms).replace('.000Z', 'Z');
+  return {
+    ...structuredClone(template),
+    id,
+    meta: { versionId: '1', lastUpdated: iso(ms) },
+    recorded: second,
+    period: { start: second },
+    entity: [{ what: { reference: 'Patient/not-in-the-ehr' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
+  };
+}
+
 describe('incremental syncs ending inside a second', () => {
   /** The sandbox's config settles nothing (fhir.settleMinutes 0): a window ends now. */
   const SETTLE = 0;
@@ -89,17 +106,7 @@ describe('incremental syncs ending inside a second', () => {
   afterAll(async () => c?.close());
 
   it('read an event recorded to that second once: its reject is not counted again, nor taken for a late event', async () => {
-    const template = [...c.sandbox.dataset.events()].find((e) => e.outcome === '0') as AuditEvent;
-    // Recorded to the second (as Epic writes it), naming a patient the EHR does not have: its row is rejected.
-    const rejected: AuditEvent = {
-      ...structuredClone(template),
-      id: 'boundary-second',
-      meta: { versionId: '1', lastUpdated: iso(boundary) },
-      recorded: iso(boundary).replace('.000Z', 'Z'),
-      period: { start: iso(boundary).replace('.000Z', 'Z') },
-      entity: [{ what: { reference: 'Patient/not-in-the-ehr' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
-    };
-    await c.sandbox.store?.load([rejected]);
+    await c.sandbox.store?.load([rejectedAt(c, 'boundary-second', boundary)]);
     const first = await c.sync({ until: undefined });
     expect(first.counts.rejects).toBeGreaterThanOrEqual(1);
     await clock.advance(5 * 60_000);
@@ -126,16 +133,7 @@ describe('a run given an --until inside a second', () => {
   afterAll(async () => c?.close());
 
   it('ends on its whole second as a scheduled window does: the next run reads that second once', async () => {
-    const template = [...c.sandbox.dataset.events()].find((e) => e.outcome === '0') as AuditEvent;
-    const rejected: AuditEvent = {
-      ...structuredClone(template),
-      id: 'given-until-second',
-      meta: { versionId: '1', lastUpdated: iso(boundary) },
-      recorded: iso(boundary).replace('.000Z', 'Z'),
-      period: { start: iso(boundary).replace('.000Z', 'Z') },
-      entity: [{ what: { reference: 'Patient/not-in-the-ehr' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }],
-    };
-    await c.sandbox.store?.load([rejected]);
+    await c.sandbox.store?.load([rejectedAt(c, 'given-until-second', boundary)]);
     const first = await c.sync({ until: iso(boundary + OVERLAP + 456) });
     expect(first.until).toBe(iso(boundary + OVERLAP));
     expect(first.counts.rejects).toBeGreaterThanOrEqual(1);

@@ -143,19 +143,7 @@ describe('bridge keys', () => {
     const root = tempDir();
     const configured = join(root, 'configured-keys');
     const configPath = join(root, 'bridge.config.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        connectors: [
-          {
-            name: 'main',
-            fhir: { baseUrl: 'https://ehr.example.org/R4' },
-            smart: { clientId: 'c', keysDir: configured },
-            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
-          },
-        ],
-      }),
-    );
+    writeOneConnectorConfig(configPath, { keysDir: configured });
     const { run } = cli('unused', { BRIDGE_CONFIG: configPath, BRIDGE_KEYS_DIR: join(root, 'env-keys') });
     expect((await run('generate'))[0]).toContain(` in ${configured}`);
     expect((await run('generate', '--keys-dir', join(root, 'flag-keys')))[0]).toContain(` in ${join(root, 'flag-keys')}`);
@@ -212,20 +200,7 @@ describe('bridge keys', () => {
     const host = await startStubServer((_request, response) => sendJson(response, status, served()));
     const jku = `${host.origin}/.well-known/jwks.json`;
     const configPath = join(root, 'bridge.config.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        server: { jwksMaxAgeSec: 600 },
-        connectors: [
-          {
-            name: 'main',
-            fhir: { baseUrl: 'https://ehr.example.org/R4' },
-            smart: { clientId: 'c', keysDir: dir, jku },
-            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
-          },
-        ],
-      }),
-    );
+    writeOneConnectorConfig(configPath, { keysDir: dir, jku }, { jwksMaxAgeSec: 600 });
     try {
       const { run } = cli(dir, { BRIDGE_CONFIG: configPath });
       await run('generate');
@@ -275,20 +250,7 @@ describe('bridge keys', () => {
     const host = await startStubServer((_request, response) => sendJson(response, 200, { keys: [] }));
     const jku = `${host.origin}/.well-known/jwks.json`;
     const configPath = join(root, 'bridge.config.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        server: { jwksMaxAgeSec: 86_400 },
-        connectors: [
-          {
-            name: 'main',
-            fhir: { baseUrl: 'https://ehr.example.org/R4' },
-            smart: { clientId: 'c', keysDir: join(root, 'app-keys'), jku },
-            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
-          },
-        ],
-      }),
-    );
+    writeOneConnectorConfig(configPath, { keysDir: join(root, 'app-keys'), jku }, { jwksMaxAgeSec: 86_400 });
     try {
       for (const env of [{}, { BRIDGE_CONFIG: configPath }]) {
         const flags = 'BRIDGE_CONFIG' in env ? ['--keys-dir', dir] : ['--config', configPath, '--keys-dir', dir];
@@ -353,19 +315,7 @@ describe('bridge keys', () => {
     });
     const jku = `${host.origin}/.well-known/jwks.json`;
     const configPath = join(root, 'bridge.config.json');
-    writeFileSync(
-      configPath,
-      JSON.stringify({
-        connectors: [
-          {
-            name: 'main',
-            fhir: { baseUrl: 'https://ehr.example.org/R4' },
-            smart: { clientId: 'c', keysDir: join(root, 'app-keys'), jku },
-            purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
-          },
-        ],
-      }),
-    );
+    writeOneConnectorConfig(configPath, { keysDir: join(root, 'app-keys'), jku });
     try {
       const { run } = cli(dir, {});
       const oldKid = /^generated ES384 key ([\w-]{43})/.exec((await run('generate', '--keys-dir', dir))[0] ?? '')?.[1] ?? '';
@@ -437,3 +387,14 @@ describe('bridge keys', () => {
     expect(() => readdirSync(dir)).toThrow(/ENOENT/);
   });
 });
+
+/** A config of one FHIR connector, `main`, whose smart section (client id `c`) takes `smart`; `server` when given. */
+function writeOneConnectorConfig(path: string, smart: Record<string, unknown>, server?: Record<string, unknown>): void {
+  const connector = {
+    name: 'main',
+    fhir: { baseUrl: 'https://ehr.example.org/R4' },
+    smart: { clientId: 'c', ...smart },
+    purview: { tenantId: 't', appId: 'a', jobId: 'j', secret: { env: 'S' } },
+  };
+  writeFileSync(path, JSON.stringify({ ...(server ? { server } : {}), connectors: [connector] }));
+}
