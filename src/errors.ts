@@ -154,7 +154,7 @@ export const ERROR_CODES = {
     exit: 2,
     fix: 'Send Authorization: Bearer <token>; the service takes the tokens whose SHA-256 is in server.apiTokenSha256 (bridge token hash).',
   },
-  BRG_ERR_NOT_FOUND: { http: 404, exit: 2, fix: 'Check the path (/docs lists the API) and the connector name or run id.' },
+  BRG_ERR_NOT_FOUND: { http: 404, exit: 2, fix: 'Check the path (GET /docs/json lists the API) and the connector name or run id.' },
   BRG_ERR_RATE_LIMITED: { http: 429, exit: 2, fix: 'Wait for Retry-After, then ask again.' },
   BRG_ERR_RUN_IN_PROGRESS: {
     http: 409,

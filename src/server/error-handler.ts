@@ -13,7 +13,7 @@ export function installErrorHandler(app: FastifyInstance): void {
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({
       code: 'BRG_ERR_NOT_FOUND',
-      message: `No route ${request.method} ${request.url.split('?')[0]?.slice(0, 200) ?? ''}; /docs lists the API.`,
+      message: `No route ${request.method} ${request.url.split('?')[0]?.slice(0, 200) ?? ''}; GET /docs/json lists the API.`,
     }),
   );
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
@@ -42,5 +42,5 @@ function unknownField(error: FastifyError | Error): string | undefined {
   const name = (extra?.params as { additionalProperty?: unknown } | undefined)?.additionalProperty;
   if (typeof name !== 'string') return undefined;
   const where = `${validationContext ?? 'body'}${extra?.instancePath ?? ''}`;
-  return `${where} has a field ${JSON.stringify(name.slice(0, 64))} this request does not take; /docs lists the fields.`;
+  return `${where} has a field ${JSON.stringify(name.slice(0, 64))} this request does not take; GET /docs/json lists the fields.`;
 }

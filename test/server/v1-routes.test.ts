@@ -265,7 +265,7 @@ describe('unknown routes', () => {
       const answer = await app.inject({ method: 'GET', url, headers: AUTH });
       expect([answer.statusCode, answer.json()]).toEqual([
         404,
-        { code: 'BRG_ERR_NOT_FOUND', message: `No route GET ${url.split('?')[0]}; /docs lists the API.` },
+        { code: 'BRG_ERR_NOT_FOUND', message: `No route GET ${url.split('?')[0]}; GET /docs/json lists the API.` },
       ]);
     }
     const method = await app.inject({ method: 'DELETE', url: '/v1/status', headers: AUTH });
@@ -316,7 +316,7 @@ describe('/v1 answers to a bad request', () => {
     const answer = await postJson(app, JSON.stringify({ snice: '2026-11-01T00:00:00Z' }));
     expect([answer.statusCode, answer.json()]).toEqual([
       400,
-      { code: 'BRG_ERR_INPUT_INVALID', message: 'body has a field "snice" this request does not take; /docs lists the fields.' },
+      { code: 'BRG_ERR_INPUT_INVALID', message: 'body has a field "snice" this request does not take; GET /docs/json lists the fields.' },
     ]);
     expect(started).toEqual([]);
   });
