@@ -7,7 +7,7 @@
  * (numbers, booleans, arrays) are used as such.
  */
 import { readFileSync } from 'node:fs';
-import { type Document, isMap, isNode, isPair, isScalar, LineCounter, parseDocument } from 'yaml';
+import { type Document, isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
 import { type Config, configSchema } from './schema.js';
@@ -51,7 +51,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if ([...fromEnv.values()].some((setting) => setting.parsed)) restoreTexts(merged, fromEnv);
   const source = path ?? (options.base !== undefined ? '(in-memory config)' : `the environment alone (no --config file, no $${CONFIG_PATH_ENV})`);
   const setBy = new Map([...fromEnv].map(([key, setting]) => [key, setting.name]));
-  for (const dotted of Object.keys(options.flags ?? {})) setBy.set(dotted, 'a command-line option');
+  for (const [dotted, value] of Object.entries(options.flags ?? {})) if (value !== undefined) setBy.set(dotted, 'a command-line option');
   return validateConfig(merged, source, setBy, options.base === undefined ? file?.positions : undefined);
 }
 
@@ -167,21 +167,31 @@ function positionsOf(doc: Document, lines: LineCounter): ConfigPositions {
   };
   return {
     of(path, key) {
-      const segments = path.map((segment) => (typeof segment === 'symbol' ? String(segment) : segment));
-      for (let length = segments.length; length >= 0; length -= 1) {
-        const node: unknown = length === 0 ? doc.contents : doc.getIn(segments.slice(0, length), true);
-        if (!isNode(node) || node.range === undefined || node.range === null) continue;
-        const exact = length === segments.length;
-        // An unknown key is pointed at itself, not at the section holding it.
-        if (exact && key !== undefined && isMap(node)) {
-          const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === key);
-          const range = isPair(pair) && isNode(pair.key) ? pair.key.range : undefined;
-          if (range) return at(range[0], true);
+      // Walked by hand, not with getIn: an alias (`fhir: *defaults`) is followed to the anchored value it stands for.
+      let node: unknown = doc.contents;
+      let depth = 0;
+      for (const segment of path) {
+        if (isAlias(node)) node = node.resolve(doc);
+        const next: unknown = isMap(node) ? node.get(segment, true) : isSeq(node) && typeof segment === 'number' ? node.get(segment, true) : undefined;
+        if (next === undefined) {
+          // A list entry the file does not have was made elsewhere (BRIDGE__connectors__1__…): no place in the file.
+          if (isSeq(node)) return undefined;
+          break;
         }
-        // A refused value is pointed at itself (its key is on the same line); a missing key, at the section lacking it.
-        return at(node.range[0], exact);
+        node = next;
+        depth += 1;
       }
-      return undefined;
+      if (isAlias(node)) node = node.resolve(doc);
+      if (!isNode(node) || node.range === undefined || node.range === null) return undefined;
+      const exact = depth === path.length;
+      // An unknown key is pointed at itself, not at the section holding it.
+      if (exact && key !== undefined && isMap(node)) {
+        const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === key);
+        const range = isPair(pair) && isNode(pair.key) ? pair.key.range : undefined;
+        if (range) return at(range[0], true);
+      }
+      // A refused value is pointed at itself (its key is on the same line); a missing key, at the section lacking it.
+      return at(node.range[0], exact);
     },
   };
 }

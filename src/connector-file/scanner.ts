@@ -79,14 +79,14 @@ export class LineScanner {
   push(input: Buffer): Buffer[] {
     let chunk = input;
     if (!this.started) {
-      const first = this.lead === undefined ? input : Buffer.concat([this.lead, input]);
-      // Whether the file starts with a BOM is known only with its first three bytes.
-      if (first.length < BOM.length) {
-        this.lead = first;
+      // Whether the file (after any BOMs already dropped) starts with a BOM is known only with three bytes of it.
+      const rest = this.stripBom(this.lead === undefined ? input : Buffer.concat([this.lead, input]));
+      if (rest.length < BOM.length) {
+        this.lead = rest;
         return [];
       }
       this.lead = undefined;
-      chunk = this.stripBom(first);
+      chunk = rest;
       this.started = true;
     }
     const out: Buffer[] = [];

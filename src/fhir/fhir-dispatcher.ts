@@ -8,6 +8,9 @@
  *
  * A compressed answer is decoded here, below the guard, so the guard counts decoded bytes: `maxResponseSize` counts
  * the bytes on the wire, and fetch would otherwise decode a 300 KB gzip page into 300 MB for `response.text()` to hold.
+ * undici's decoder is stricter than fetch's own (no raw deflate, no gzip without its trailer, no empty compressed
+ * body), so the client asks for gzip and br only (ACCEPT_ENCODING), and error answers are left to fetch, as before:
+ * a 401 or 429 with an empty gzip body must stay a 401 or 429. Their size is capped on the wire only.
  */
 import { type Dispatcher, interceptors } from 'undici';
 import { createDispatcher, DIRECT_NETWORK, type NetworkSettings } from '../net/index.js';
@@ -25,10 +28,13 @@ export function createFhirDispatcher(network: NetworkSettings | undefined, maxRe
 
 let decoder: Dispatcher.DispatcherComposeInterceptor | undefined;
 
+/** What the FHIR client asks for: the encodings undici's decoder reads as fetch would (no deflate: raw or zlib-wrapped). */
+export const ACCEPT_ENCODING = 'gzip, br';
+
 /**
- * undici's decoder (gzip, deflate, br), error answers included (an OperationOutcome page may be compressed too). It
- * announces itself as experimental with a process warning, once: that line would reach every CLI user's terminal for a
- * detail of this module, so it is kept out; the version is pinned in package.json and the tests cover what is used.
+ * undici's decoder of successful answers. It announces itself as experimental with a process warning, once: that line
+ * would reach every CLI user's terminal for a detail of this module, so it is kept out; the version is pinned in
+ * package.json and the tests cover what is used.
  */
 function decompress(): Dispatcher.DispatcherComposeInterceptor {
   if (decoder !== undefined) return decoder;
@@ -38,7 +44,7 @@ function decompress(): Dispatcher.DispatcherComposeInterceptor {
     if (!text.startsWith('DecompressInterceptor is experimental')) (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
   }) as typeof process.emitWarning;
   try {
-    decoder = interceptors.decompress({ skipErrorResponses: false });
+    decoder = interceptors.decompress();
   } finally {
     process.emitWarning = emitWarning;
   }

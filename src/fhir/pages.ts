@@ -75,9 +75,9 @@ function asBundle(body: unknown, resourceType: string, page: number): Bundle {
   const where = `FHIR ${resourceType} search (page ${page})`;
   if (type === 'OperationOutcome') {
     // Codes only: they are tokens of value sets, while the outcome's text may echo the search (an identifier is an MRN).
-    const codes = outcomeCodes(body);
-    const outcomeCode = codes.includes('4113') ? '4113' : codes[0];
     const named = issueCodes(body);
+    const codes = outcomeCodes(body).filter((code) => named.includes(code));
+    const outcomeCode = codes.includes('4113') ? '4113' : codes[0];
     throw new BridgeError(
       'BRG_ERR_FHIR_HTTP',
       `${where} answered an OperationOutcome instead of a Bundle, with HTTP 200${named.length > 0 ? ` (issue codes ${named.join(', ')})` : ''}.`,

@@ -135,7 +135,9 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
       : isTimeout(error)
         ? 'a timeout'
         : networkErrorText(error);
-    return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}.`, {
+    const wait = retryAfterOf(failure);
+    const after = wait === undefined ? '' : `; its answer asked to wait (Retry-After: ${wait}), so run again after that`;
+    return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}${after}.`, {
       status: failure?.status ?? 0,
       resourceType: label.resourceType,
       ...(failure ? { outcome: { text: answerText(failure.data, label.sent), codes: outcomeCodes(failure.data) } } : { cause: error }),
@@ -204,4 +206,13 @@ function answeredNoObject(error: unknown, label: RequestLabel, what: string): Br
       details: { resourceType: label.resourceType, status: 200 },
     },
   );
+}
+
+/**
+ * The last answer's Retry-After as the server wrote it, when it is one (seconds or an HTTP date): a wait longer than
+ * the retry time left ends the retries at once (src/http.ts), and the operator needs to know how long to wait.
+ */
+function retryAfterOf(failure: HttpFailure | undefined): string | undefined {
+  const value = failure?.headers?.get('retry-after')?.trim();
+  return value !== undefined && /^[\w ,:+-]{1,40}$/.test(value) ? value : undefined;
 }

@@ -20,7 +20,7 @@ import { obeyedRetryAfter, parseRetryAfter, type RetryOptions, THROTTLE_STATUSES
 import type { Logger } from '../log.js';
 import { type NetworkSettings, proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { createFhirDispatcher } from './fhir-dispatcher.js';
+import { ACCEPT_ENCODING, createFhirDispatcher } from './fhir-dispatcher.js';
 import { normalizeAttemptError } from './http-errors.js';
 import { type HttpFailure, httpFailureOf } from './outcome.js';
 import type { ServerClock } from './server-clock.js';
@@ -85,6 +85,8 @@ export function createTransport(options: TransportOptions): Transport {
     baseUrl: options.baseUrl,
     // Spread by fhir-kit-client into every Request's init; Node's fetch then sends through this dispatcher.
     requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes, options.serverClock) },
+    // Only what the dispatcher's decoder reads (fetch would ask for deflate too).
+    customHeaders: { 'Accept-Encoding': ACCEPT_ENCODING },
     // Awaited before every request, nextPage included: the last check before a token goes out.
     requestSigner: (url: string) => {
       if (safeOrigin(url) !== origin) throw foreignLinkError(url, origin);

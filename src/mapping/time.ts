@@ -76,8 +76,8 @@ function hourOf(text: string): number {
 
 const MONTH_DAYS = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
 
-/** Days in month `month` (1–12) of the proleptic Gregorian `year`. */
-function daysIn(year: number, month: number): number {
+/** Days in month `month` (1–12) of the proleptic Gregorian `year` (also what --since/--until are checked against). */
+export function daysIn(year: number, month: number): number {
   const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
   return month === 2 && leap ? 29 : (MONTH_DAYS[month - 1] as number);
 }

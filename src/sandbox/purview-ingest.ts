@@ -383,7 +383,8 @@ const SCHEMA_NAMES = Object.keys(INGEST_SCHEMAS) as IngestSchema[];
  * §2.3, §5.2), in a delimiter that schema's connector reads.
  */
 function checkConnectorHeader(header: string, delimiter: AcceptedBlock['delimiter'], schema: IngestSchema | undefined): void {
-  const columns = new Set(splitLine(header, delimiter).map((column) => column.trim().toLowerCase()));
+  // White space is trimmed, a BOM (U+FEFF, which String.trim takes too) is not: Purview reads `\ufeffNAME` as another column.
+  const columns = new Set(splitLine(header, delimiter).map((column) => column.replace(/^[^\S\ufeff]+|[^\S\ufeff]+$/g, '').toLowerCase()));
   const candidates = schema ? [schema] : SCHEMA_NAMES;
   const lacking = candidates.map((name) => ({ name, missing: INGEST_SCHEMAS[name].mandatory.filter((column) => !columns.has(column.toLowerCase())) }));
   const named = lacking.find(({ missing }) => missing.length === 0)?.name;

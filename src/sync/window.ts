@@ -1,5 +1,6 @@
 /** Pure window arithmetic for incremental pulls. */
 import { BridgeError } from '../errors.js';
+import { daysIn } from '../mapping/time.js';
 
 export interface WindowPolicy {
   readonly overlapMs: number;
@@ -102,11 +103,9 @@ export function parseInstant(value: string, field: string): number {
  */
 function refuseMissingDay(value: string, field: string): void {
   const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
-  // setUTCFullYear, not Date.UTC: the latter reads years 0–99 as 1900–1999.
-  const lastDay = new Date(0);
-  lastDay.setUTCFullYear(year, month, 0);
-  if (month < 1 || month > 12 || day < 1 || day > lastDay.getUTCDate()) {
-    const length = month >= 1 && month <= 12 ? ` (${value.slice(0, 7)} has ${lastDay.getUTCDate()} days)` : '';
+  const known = month >= 1 && month <= 12;
+  if (!known || day < 1 || day > daysIn(year, month)) {
+    const length = known ? ` (${value.slice(0, 7)} has ${daysIn(year, month)} days)` : '';
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${field} "${value}" names a day that does not exist${length}; give a date of the calendar.`);
   }
 }

@@ -223,6 +223,30 @@ describe('loadConfig', () => {
     expect(fromJson.message).toContain('connectors.0.fhir.pageSize (line 4, column 66): got 0');
     expect(fromJson.message).toContain('connectors.0.purview (in the section at line 3, column 5): got nothing');
     expect(fromJson.message).toContain('stateDir: got 7; expected string, received number (set by a command-line option)');
+
+    // Through an alias, the anchored value's place; a connector only the environment made has none in the file; an
+    // option given no value set nothing, and is not named.
+    const anchored = join(dir, 'anchored.yaml');
+    writeFileSync(
+      anchored,
+      [
+        'defaults: &fhir',
+        '  baseUrl: https://x.example/fhir',
+        '  pageSize: 0',
+        'connectors:',
+        '  - name: a',
+        '    fhir: *fhir',
+        '    smart: { clientId: c }',
+        '    purview: { tenantId: t, appId: a, jobId: j, secret: { env: S } }',
+        '',
+      ].join('\n'),
+    );
+    const throughAlias = errorOf(() =>
+      loadConfig({ path: anchored, env: { BRIDGE__connectors__1__name: 'b' }, flags: { 'connectors.0.purview.blockRows': undefined } }),
+    );
+    expect(throughAlias.message).toContain('connectors.0.fhir.pageSize (line 3, column 13): got 0');
+    expect(throughAlias.message).toMatch(/ {2}- connectors\.1\.purview: got nothing/);
+    expect(throughAlias.message).not.toContain('command-line option');
   });
 
   it('requires a Purview secret or certificate and unique connector names', () => {

@@ -441,8 +441,8 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   // What to do about them: later exports ask only for what changed, so a backfill from this run's start asks again.
   expect(formatSummary(summary)).toContain(
     '  not exported        2 resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview. ' +
-      `Later exports ask only for what changed after this one: once the server can export them, \`bridge sync --connector sandbox --since ${summary.since}\` asks again ` +
-      '(rows the delivery ledger records as delivered are not sent again)',
+      `Later exports ask only for what changed after this one: once the server can export them, \`bridge sync --connector sandbox --since ${summary.since}\` asks again for what changed from this run's start, ` +
+      'an earlier --since for what changed before (rows the delivery ledger records as delivered are not sent again)',
   );
   // And metrics to alert on (a scheduled run's summary is read by nobody): the service's counter, and the last run's
   // gauge (the /v1/status run brief, which a one-shot sync's --metrics-file writes too).

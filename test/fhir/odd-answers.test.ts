@@ -110,3 +110,22 @@ describe('a 200 that is no Bundle', () => {
     expect(error?.message).toMatch(/answered JSON that is no FHIR resource \(not an object\)\. Check fhir\.baseUrl/);
   });
 });
+
+describe('a throttle longer than the retry time left', () => {
+  it('stops at once (no early retry into the throttle), and says how long the server asked to wait', async () => {
+    const requests: string[] = [];
+    server = createServer((request, response) => {
+      requests.push(request.url ?? '');
+      response.writeHead(429, { 'content-type': 'application/fhir+json', 'retry-after': '3600' });
+      response.end('{"resourceType":"OperationOutcome","issue":[{"severity":"error","code":"throttled"}]}');
+    });
+    await new Promise<void>((resolve) => server?.listen(0, '127.0.0.1', resolve));
+    const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/R4`;
+    const { error } = await pull(baseUrl);
+    expect(error?.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
+    expect(error?.message).toMatch(
+      /kept failing after 1 attempts; the last was HTTP 429 .*; its answer asked to wait \(Retry-After: 3600\), so run again after that\.$/,
+    );
+    expect(requests).toHaveLength(1);
+  });
+});

@@ -18,7 +18,7 @@ export function formatSummary(summary: SyncSummary, rejects?: { path: string; ke
   if (summary.unexported) {
     lines.push(
       `  not exported        ${summary.unexported} resource(s) the FHIR server reported it could not export (its error files; see the log): not in Purview. ` +
-        `Later exports ask only for what changed after this one: once the server can export them, \`bridge sync --connector ${summary.connector} --since ${summary.since}\` asks again (rows the delivery ledger records as delivered are not sent again)`,
+        `Later exports ask only for what changed after this one: once the server can export them, \`bridge sync --connector ${summary.connector} --since ${summary.since}\` asks again for what changed from this run's start, an earlier --since for what changed before (rows the delivery ledger records as delivered are not sent again)`,
     );
   }
   if (rejects) lines.push(`  rejects file        ${rejects.path} (holds PHI, mode 0600; kept ${rejects.keptDays} day(s); bridge rejects ${summary.runId})`);
