@@ -8,6 +8,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import type { Bundle, CapabilityStatementRestResource, FhirResource } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
@@ -60,6 +61,11 @@ export interface FhirServerOptions {
   readonly searchResultCaps?: Readonly<Record<string, number>>;
   /** The Bulk Data `$export` (src/sandbox/bulk-export.ts): initial settings, and the clock of its times. */
   readonly bulkExport?: Partial<BulkExportSettings> & { readonly clock?: Clock };
+  /**
+   * Compress JSON answers with gzip when the request accepts it, as Epic's servers (behind IIS) and most gateways do:
+   * the client then reads what such a server sends, and holds pages to its size limit by their decoded size. Default false.
+   */
+  readonly gzip?: boolean;
 }
 
 export interface SandboxRequest {
@@ -68,6 +74,8 @@ export interface SandboxRequest {
   /** Query string without '?'. */
   readonly query: string;
   readonly status: number;
+  /** The answer went gzip-compressed (FhirServerOptions.gzip, and the request accepted it). */
+  readonly gzipped: boolean;
 }
 
 export interface SandboxFhirServer {
@@ -120,10 +128,11 @@ export async function startFhirServer(options: FhirServerOptions): Promise<Sandb
     if (!context) return void res.destroy();
     void handle(context, req, timers).then((reply) => {
       const url = new URL(req.url ?? '/', context?.origin);
-      requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), status: reply.status });
+      const gzipped = reply.stream === undefined && reply.huge === undefined && options.gzip === true && acceptsGzip(req);
+      requests.push({ method: req.method ?? 'GET', path: url.pathname, query: url.search.slice(1), status: reply.status, gzipped });
       if (reply.stream) void reply.stream(res).catch(() => res.destroy());
       else if (reply.huge) void writePaddedBundle(res, reply.huge.bytes, reply.huge.contentLength).catch(() => res.destroy());
-      else send(res, reply);
+      else send(res, reply, gzipped);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -407,9 +416,21 @@ function outcome(code: string, text: string): Record<string, unknown> {
   return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: text, details: { text } }] };
 }
 
-function send(res: ServerResponse, reply: Reply): void {
+function send(res: ServerResponse, reply: Reply, gzip: boolean): void {
   if (res.destroyed) return;
-  const body = JSON.stringify(reply.body);
-  res.writeHead(reply.status, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-length': Buffer.byteLength(body), ...reply.headers });
+  const text = JSON.stringify(reply.body);
+  const body = gzip ? gzipSync(text, { level: 1 }) : Buffer.from(text);
+  const encoding = gzip ? { 'content-encoding': 'gzip', vary: 'Accept-Encoding' } : {};
+  res.writeHead(reply.status, { 'content-type': 'application/fhir+json; charset=utf-8', 'content-length': body.length, ...encoding, ...reply.headers });
   res.end(body);
+}
+
+/** `Accept-Encoding` names gzip with a q above 0 (RFC 9110 §12.5.3). */
+function acceptsGzip(req: IncomingMessage): boolean {
+  const header = String(req.headers['accept-encoding'] ?? '');
+  return header.split(',').some((part) => {
+    const [coding, ...params] = part.trim().toLowerCase().split(';');
+    const q = params.map((param) => param.trim()).find((param) => param.startsWith('q='));
+    return (coding === 'gzip' || coding === 'x-gzip') && (q === undefined || Number(q.slice(2)) > 0);
+  });
 }

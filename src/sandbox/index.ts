@@ -115,6 +115,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     ...(options.searchResultCaps ? { searchResultCaps: options.searchResultCaps } : {}),
     // One clock for the EHR's servers: an export's transactionTime is the server's time, as its tokens' are.
     ...(options.clock ? { bulkExport: { clock: options.clock } } : {}),
+    // Pages gzipped as Epic's servers send them to a client that accepts it.
+    gzip: true,
   });
 
   const tls = await createSandboxCertificate();

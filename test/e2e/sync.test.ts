@@ -62,6 +62,10 @@ describe('bridge sync against the offline sandbox', () => {
     expect(summary.counts.rowsAcked).toBe(expected.rows.length);
     expect(summary.counts.blocksAcked).toBe(accepted.length);
     expect(summary.possiblyDuplicatedBlocks).toEqual([]);
+    // Every search page and read came gzipped, as Epic's servers send them: read through the client's decoder.
+    const answered = h.sandbox.fhir.requests.filter((r) => /\/(AuditEvent|Patient|Practitioner)(\/|$)/.test(r.path) && r.status === 200);
+    expect(answered.length).toBeGreaterThan(2);
+    expect(answered.every((r) => r.gzipped)).toBe(true);
   });
 
   it('puts the source values in the right columns (checked against the generator, not the mapper)', () => {
