@@ -88,7 +88,7 @@ const fhirSchema = z
       .min(65_536)
       .default(33_554_432)
       .describe(
-        'Largest FHIR response body read (bytes, default 32 MiB); a larger one stops the run before it is parsed. Lower fhir.pageSize rather than raising this: a parsed page takes several times its size in memory.',
+        'Largest FHIR response body read (bytes, default 32 MiB; a compressed answer by its decoded size); a larger one stops the run before it is parsed. Lower fhir.pageSize rather than raising this: a parsed page takes several times its size in memory.',
       ),
     pageSize: z.int().min(1).max(1000).default(200).describe('_count for AuditEvent searches.'),
     dateParam: z.enum(['date', '_lastUpdated']).default('date').describe('Search parameter for the time window.'),

@@ -180,7 +180,9 @@ function unreadableAnswer(failure: HttpFailure, label: RequestLabel, what: strin
 
 function tooLargeError(error: ResponseTooLargeError, label: RequestLabel, what: string, limit: number): BridgeError {
   const seen = error.declared === undefined ? 'a body larger than' : `a body of ${sizeText(error.declared)} (Content-Length), over`;
-  const smaller = label.resourceType === 'AuditEvent' ? 'fhir.pageSize' : 'fhir.referenceBatchSize';
+  // A server that ignores _count answers a whole slice in one page: then only a smaller slice makes it smaller.
+  const smaller =
+    label.resourceType === 'AuditEvent' ? 'fhir.pageSize (or, for a server that ignores _count, fhir.maxResultsPerSlice)' : 'fhir.referenceBatchSize';
   return new BridgeError(
     'BRG_ERR_FHIR_TOO_LARGE',
     `${what} answered ${seen} the ${sizeText(limit)} limit; it was not read further. Lower ${smaller} so each answer is smaller, or raise fhir.maxResponseBytes (now ${limit}) if this host has the memory.`,

@@ -41,7 +41,7 @@ describe('response size cap', () => {
     const seen = contentLength ? 'a body of 8 MiB (Content-Length), over' : 'a body larger than';
     expect(failure.message).toBe(
       `FHIR AuditEvent search at ${fixture.server.origin} answered ${seen} the 256 KiB limit; it was not read further. ` +
-        `Lower fhir.pageSize so each answer is smaller, or raise fhir.maxResponseBytes (now ${CAP}) if this host has the memory.`,
+        `Lower fhir.pageSize (or, for a server that ignores _count, fhir.maxResultsPerSlice) so each answer is smaller, or raise fhir.maxResponseBytes (now ${CAP}) if this host has the memory.`,
     );
     expect(failure.details).toMatchObject({ resourceType: 'AuditEvent', limit: CAP });
     expect(fhir.stats).toEqual({ requests: 1, retries: 0 });
