@@ -105,11 +105,11 @@ export class LineScanner {
   end(): Buffer[] {
     const out: Buffer[] = [];
     if (!this.started && this.lead !== undefined) {
-      // A file of one or two bytes: no UTF-8 BOM, but what there is is read as any start is (a UTF-16 BOM refused).
+      // One or two bytes after any BOMs (push dropped those, and refused a UTF-16 BOM): read as any start is.
       const lead = this.lead;
       this.lead = undefined;
       this.started = true;
-      out.push(...this.push(this.stripBom(lead)));
+      out.push(...this.push(lead));
     }
     if (this.carried > 0) this.lineEnded(Buffer.alloc(0), 0, 0, out);
     if (!this.header) this.fail(1, 'is empty; the first line must be the header with the column names.', { reason: 'empty' });

@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { exportFileLines, requestExportFile } from '../../../src/fhir/bulk/files.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
+import { rejectionOf } from '../../support/error-of.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
 import { type BulkFixture, eventTypes, FIRST_RUN, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture, until } from './support.js';
@@ -263,10 +264,7 @@ describe('downloads', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bulk-broken-'));
     f.bulk.badLine = { type: 'AuditEvent', line: 7 };
     const kickoffs = log().kickoffs.length;
-    const error = (await f
-      .source({ store, dir })
-      .read()
-      .catch((e: unknown) => e)) as BridgeError;
+    const error = await rejectionOf(f.source({ store, dir }).read());
     expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
     expect(error.message).toMatch(
       /line 7: a Basic in a file of AuditEvent\. .*Report it to the EHR team\. The export was given up; the next run requests a new one\.$/,
@@ -319,10 +317,7 @@ describe('downloads', () => {
     // Plain, framed by the connection's close: nothing but the count tells the body ended early.
     Object.assign(f.bulk, { gzip: false, shortFile: { type: 'AuditEvent', lines: 4 } });
     const kickoffs = log().kickoffs.length;
-    const error = (await f
-      .source({ store, dir })
-      .read()
-      .catch((e: unknown) => e)) as BridgeError;
+    const error = await rejectionOf(f.source({ store, dir }).read());
     expect(error).toBeInstanceOf(BridgeError);
     expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
     expect(error.message).toMatch(
@@ -352,10 +347,7 @@ describe('downloads', () => {
       const dir = mkdtempSync(join(tmpdir(), 'bulk-long-line-'));
       const glog = g.fx.server.bulk.log;
       const kickoffs = glog.kickoffs.length;
-      const error = (await g
-        .source({ store, dir })
-        .read()
-        .catch((e: unknown) => e)) as BridgeError;
+      const error = await rejectionOf(g.source({ store, dir }).read());
       expect(error).toBeInstanceOf(BridgeError);
       expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
       expect(error.message).toMatch(
