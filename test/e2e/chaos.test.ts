@@ -2,7 +2,8 @@
  * The exactly-once promise under everything at once (issue #14): ten or more rounds of real `bridge sync` processes
  * against the sandbox, chosen by a seeded generator — kill -9 at random points (during the pull, after a block, with a
  * block in flight), SIGTERM, the spool lost as if the next run were on another machine, the block size changed between
- * runs, two processes started together, late events arriving in the overlap, and faults on both sides (FHIR 429/503
+ * runs, --until asked inside a second (other milliseconds by the run that finishes a killed one), two processes
+ * started together, late events arriving in the overlap, and faults on both sides (FHIR 429/503
  * and search-session expiry; Purview 503, reset before or after accepting, slow answers). At the end every row the
  * events produce is in Purview exactly once, or more than once only where the bridge flagged it possibly duplicated.
  */
@@ -32,6 +33,11 @@ function bridgeSync(until: string, blockRows: number): BridgeProcess {
     BRIDGE__connectors__0__purview__blockRows: String(blockRows),
     BRIDGE__connectors__0__fhir__pageSize: '40',
   });
+}
+
+/** `ms` as an ISO instant, half the time with milliseconds inside its second (never a later second). */
+function withMillis(ms: number, rng: Rng): string {
+  return new Date(ms + (rng.next() < 0.5 ? 1 + rng.int(999) : 0)).toISOString();
 }
 
 async function waitFor(condition: () => boolean, ms: number): Promise<boolean> {
@@ -73,7 +79,9 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
   let until = Date.parse(start);
   for (let round = 1; round <= ROUNDS; round++) {
     until += 2.4 * HOUR;
-    const untilIso = new Date(until).toISOString();
+    // Half the rounds ask for an end inside a second (…:00.456): the window ends on its whole second, so the run
+    // that finishes a killed one (asked with other milliseconds) has the same window, and the next starts there.
+    const untilIso = withMillis(until, rng);
     const blockRows = rng.pick([3, 7, 20, 100_000]);
     // Late events: recorded inside the overlap of the last window (they must still arrive, once).
     if (rng.next() < 0.5) {
@@ -95,7 +103,7 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
       await completes(untilIso, blockRows);
     } else if (action === 'two') {
       h.sandbox.ingest.injectFaults({ kind: 'delay', ms: 400 });
-      const [a, b] = [bridgeSync(untilIso, blockRows), bridgeSync(untilIso, rng.pick([5, 100_000]))];
+      const [a, b] = [bridgeSync(untilIso, blockRows), bridgeSync(withMillis(until, rng), rng.pick([5, 100_000]))];
       const results = await Promise.all([a.done, b.done]);
       const codes = results.map((r) => r.code).sort();
       log.push(`  exit codes ${codes.join(', ')}`);
@@ -129,12 +137,12 @@ it(`delivers every row exactly once or flagged over ${ROUNDS} randomised rounds 
         inFlightRows += h.sandbox.ingest.accepted(h.sandbox.ids.jobId).at(-1)?.rowCount ?? 0;
       }
       if (action === 'kill9-elsewhere') rmSync(join(h.config.stateDir, 'spool'), { recursive: true, force: true });
-      await completes(untilIso, rng.pick([3, 7, 20, 100_000]));
+      await completes(withMillis(until, rng), rng.pick([3, 7, 20, 100_000]));
     }
     h.sandbox.fhir.faults.clear();
   }
   h.sandbox.ingest.injectFaults();
-  await completes(new Date(until + HOUR).toISOString(), 100_000);
+  await completes(new Date(until + HOUR + 999).toISOString(), 100_000);
 
   const events = [...h.sandbox.dataset.events(), ...late].filter((e) => Date.parse(e.recorded) < until);
   const flagged = h.withStore((s) => flaggedEvents(s, h.config));
