@@ -287,7 +287,9 @@ const sourceSchema = z
           .min(0)
           .max(86_400)
           .default(60)
-          .describe('A file modified more recently than this is still being written and waits for the next run.'),
+          .describe(
+            'A file changed more recently than this (written, or its times set: the later of mtime and ctime, so a copy that keeps an old mtime still counts) is still being written and waits for the next run.',
+          ),
         schema: z.enum(['epic', 'healthcare']).optional().describe('Connector schema of the files; default mapping.schema.'),
         encoding: z
           .string()

@@ -26,8 +26,18 @@ export interface DropFolder {
   /** Glob of the file names taken: `*`, `?` and `[…]` (a leading dot is matched only by a leading dot). */
   readonly pattern: string;
   readonly archiveDir: string;
-  /** A file modified more recently than this is still being written. */
+  /** A file changed (its data written, or its times set) more recently than this is still being written. */
   readonly settleMs: number;
+  /**
+   * When a file last changed, for the settle check: by default the later of its mtime and ctime. Injected by tests
+   * that set file times by hand (they cannot set a ctime), as the clock is.
+   */
+  readonly changedAt?: (file: DropFile) => number;
+}
+
+/** The later of a file's mtime and ctime: a copy that set an old mtime still moves the ctime with every write. */
+export function lastChangeMs(file: DropFile): number {
+  return Math.max(file.mtimeMs, file.ctimeMs);
 }
 
 /** A file found ready, with what identifies this version of it (a change before it is archived is noticed). */
@@ -36,6 +46,12 @@ export interface DropFile {
   readonly path: string;
   readonly size: number;
   readonly mtimeMs: number;
+  /**
+   * When its data or metadata last changed (ctime): no copy tool can set it. robocopy gives a file it is still
+   * copying the time 1980-01-01 and `cp -p` or `rsync -t` the source's time, so mtime alone says nothing of a copy
+   * still under way.
+   */
+  readonly ctimeMs: number;
   readonly ino: number;
 }
 
@@ -108,7 +124,7 @@ export function listReady(folder: DropFolder, nowMs: number): { ready: DropFile[
     if (!matches(name)) continue;
     const file = statFile(join(folder.dir, name));
     if (!file) continue; // gone since the listing, or not a regular file
-    if (file.mtimeMs > nowMs - folder.settleMs) settling += 1;
+    if ((folder.changedAt ?? lastChangeMs)(file) > nowMs - folder.settleMs) settling += 1;
     else ready.push(file);
   }
   ready.sort((a, b) => a.mtimeMs - b.mtimeMs || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -119,7 +135,7 @@ export function listReady(folder: DropFolder, nowMs: number): { ready: DropFile[
 export function statFile(path: string): DropFile | undefined {
   try {
     const s = statSync(path);
-    return s.isFile() ? { name: basename(path), path, size: s.size, mtimeMs: s.mtimeMs, ino: s.ino } : undefined;
+    return s.isFile() ? { name: basename(path), path, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs, ino: s.ino } : undefined;
   } catch {
     return undefined;
   }

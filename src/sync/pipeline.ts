@@ -25,7 +25,7 @@ import { refuseBeyondLedger } from './ledger-horizon.js';
 import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepAtRunStart } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
-import { recordWatermarkSource, refuseWatermarkOfAnotherSource } from './watermark-source.js';
+import { refuseWatermarkOfAnotherSource, watermarkSourceState } from './watermark-source.js';
 import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
@@ -224,17 +224,14 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
           rejectReasons: pulled.rejectReasons,
           ...(pulled.fill ? { fill: pulled.fill } : {}),
           ...(pulled.unexported ? { unexported: pulled.unexported } : {}),
+          ...(deps.watermarkSource === undefined ? {} : { pulledFrom: deps.watermarkSource }),
         },
       },
       pulled.seen,
     );
     const pushed = await pushRun(deps, { ...run, spoolPath, rejectsPath: files.rejectsPath }, pulled.counts, request);
     const rejectReasons = withGivenUp(pulled.rejectReasons, pushed.givenUpRows);
-    const watermarkMoved = completeRun(deps, { ...run, backfill }, pushed, rejectReasons);
-    // Pulled here, from this source, up to the watermark: it is now a point in this source (a resumed push's was pulled
-    // before, maybe elsewhere). A backfill that ended before the watermark left it a point in the other source: recorded
-    // as this one, the next incremental run would skip this source's events between the backfill's end and the watermark.
-    if (watermarkMoved) recordWatermarkSource(deps, run.id);
+    completeRun(deps, { ...run, backfill }, pushed, rejectReasons);
     removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts, rejectReasons }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
@@ -423,26 +420,29 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
 /**
  * Completes the run and moves the watermark: an incremental run to its end; a backfill only when it starts at or before
  * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
- * True when the watermark is now the run's end.
+ * When the watermark is then the run's end, it is a point in the source the run was pulled from (recorded with it, in
+ * one transaction, by whoever completes the run: a resumed push on another machine too). A backfill that ended before
+ * the watermark leaves it a point in the other source: recorded as this one, the next incremental run would skip this
+ * source's events between the backfill's end and the watermark.
  */
-function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectReasons: Readonly<Record<string, number>>): boolean {
+function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectReasons: Readonly<Record<string, number>>): void {
   const { counts, possiblyDuplicated } = pushed;
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
-  const details = { ...deps.store.getRun(run.id)?.details, rejectReasons, possiblyDuplicatedBlocks: [...possiblyDuplicated] };
-  deps.store.updateRun(run.id, { details });
+  const pulledFrom = deps.store.getRun(run.id)?.details?.pulledFrom;
   deps.store.completeRun(run.id, {
     counts,
     ...(contiguous ? { watermark: run.until } : {}),
     pruneSeenBeforeMs: Date.parse(run.until) - 2 * deps.window.overlapMs,
     destination: deps.target.destination,
+    details: { rejectReasons, possiblyDuplicatedBlocks: [...possiblyDuplicated] },
+    ...(pulledFrom === undefined ? {} : { sourceState: watermarkSourceState(pulledFrom) }),
   });
   const watermark = deps.store.getWatermark(deps.connector);
   if (watermark)
     afterCompletion(deps.logger, run.id, 'the delivery ledger was not pruned; the next run prunes it', () =>
       deps.store.pruneDeliveries(deps.target, Date.parse(watermark) - deps.ledgerRetentionMs),
     );
-  return watermark !== undefined && Date.parse(watermark) === Date.parse(run.until);
 }
 
 function closeQuietly(recorder: GivenUpRecorder | undefined, logger: Logger, runId: string): void {

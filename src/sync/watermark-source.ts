@@ -3,10 +3,10 @@
  * event of this server up to here is pushed or rejected"; read against another server it would skip that server's
  * events before it, and a fresh start from the initial lookback could skip this server's events after an address change.
  * Neither can be told apart from the state, so an incremental run is refused, saying what to do; one run with --since
- * (a backfill, which moves the watermark once it reaches it) records the new source.
+ * (a backfill, which moves the watermark once it reaches it) records the new source, in the transaction that moves the
+ * watermark (state/sqlite.ts completeRun): the run's record names the source it was pulled from (RunDetails.pulledFrom).
  */
 import { BridgeError } from '../errors.js';
-import { afterCompletion } from './completion.js';
 import type { SyncDeps } from './pipeline.js';
 
 const STATE_NAME = 'watermark-source';
@@ -35,11 +35,7 @@ export function refuseWatermarkOfAnotherSource(deps: SourceDeps, watermark: stri
   );
 }
 
-/** After a run pulled from this source completed: its watermark is a point in this source. */
-export function recordWatermarkSource(deps: SourceDeps & Pick<SyncDeps, 'logger'>, runId: string): void {
-  const source = deps.watermarkSource;
-  if (source === undefined) return;
-  afterCompletion(deps.logger, runId, "the watermark's source was not recorded; the next run records it", () => {
-    if (recordedWatermarkSource(deps.store, deps.connector) !== source) deps.store.setSourceState(deps.connector, STATE_NAME, source);
-  });
+/** The source state that says the watermark is a point in `source`: recorded as a run that pulled from it completes. */
+export function watermarkSourceState(source: string): { readonly name: string; readonly value: string } {
+  return { name: STATE_NAME, value: source };
 }

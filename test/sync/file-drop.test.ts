@@ -15,7 +15,7 @@ import { builtinMappingPath, loadMapping } from '../../src/mapping/index.js';
 import { destinationKey } from '../../src/purview/index.js';
 import { createMetrics } from '../../src/server/metrics.js';
 import type { FileDropDeps, FileDropSummary } from '../../src/sync/file-drop.js';
-import { archiveFile, type DropFile, statFile } from '../../src/sync/file-drop-folder.js';
+import { archiveFile, type DropFile, listReady, statFile } from '../../src/sync/file-drop-folder.js';
 import { wholeFileRefusalsOf } from '../../src/sync/file-drop-steps.js';
 import { type DeliveredFile, grownSinceDelivered, watchDelivered } from '../../src/sync/file-drop-watch.js';
 import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
@@ -68,7 +68,14 @@ function world(
   const events = new SyncEvents();
   const app = emu.newApp();
   const fileDrop: FileDropDeps = {
-    folder: { dir: dirs.dir, pattern: options.pattern ?? '*.txt', archiveDir: dirs.archiveDir, settleMs: options.settleMs ?? MINUTE },
+    // The tests set file times by hand against a fixed clock: the change time they mean is the mtime they set.
+    folder: {
+      dir: dirs.dir,
+      pattern: options.pattern ?? '*.txt',
+      archiveDir: dirs.archiveDir,
+      settleMs: options.settleMs ?? MINUTE,
+      changedAt: (f) => f.mtimeMs,
+    },
     schema: 'epic',
     encoding: options.encoding ?? 'utf-8',
     ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
@@ -1058,6 +1065,23 @@ describe('flat-file source: a sent file that stays in the folder', () => {
     await w.run();
     expect(w.accepted()).toEqual([...rows, ...fresh]);
     w.close();
+  });
+});
+
+describe('flat-file source: settling', () => {
+  it('waits for a file a copy is still writing under an old time (robocopy stamps it 1980-01-01, cp -p the source time)', async () => {
+    const dirs = dropDirs('settle-ctime-', root);
+    const folder = { dir: dirs.dir, pattern: '*.txt', archiveDir: dirs.archiveDir, settleMs: 300 };
+    const path = drop(dirs, 'copying.txt', `${EPIC_HEADER}\r\n`, Date.parse('1980-01-01T00:00:00Z'));
+    expect(listReady(folder, Date.now())).toEqual({ ready: [], settling: 1 });
+    // Each write moves its change time, whatever time the copy then sets again.
+    await new Promise((r) => setTimeout(r, 200));
+    writeFileSync(path, `${EPIC_HEADER}\r\n${fileText(epicRows(1, 'cp')).split('\r\n').slice(1).join('\r\n')}`);
+    utimesSync(path, 315_532_800, 315_532_800);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(listReady(folder, Date.now())).toEqual({ ready: [], settling: 1 });
+    await new Promise((r) => setTimeout(r, 250));
+    expect(listReady(folder, Date.now()).ready.map((f) => f.name)).toEqual(['copying.txt']);
   });
 });
 

@@ -231,6 +231,36 @@ describe('runSync with a fake source', () => {
     store.close();
   });
 
+  it('the --since run after an address change records its source whoever completes it: a push resumed by the next run (another process, a block size changed) too', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const events = [event('s1', '2026-11-01T10:10:00Z'), event('s2', '2026-11-01T11:20:00Z')];
+    const reading = (base: string, store = openStateStore(stateDir, systemClock)): SyncDeps => ({
+      ...deps(stateDir, fakeSource(events, [patient, practitioner], []), store, job),
+      watermarkSource: base,
+    });
+    const onA = reading('https://ehr-a.example.org/fhir');
+    await runSync(onA, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    onA.store.close();
+    // fhir.baseUrl changed; the --since run that says where to start fails at Purview, its push left for the next run.
+    const onB = reading('https://ehr-b.example.org/fhir');
+    const failing = { ...onB, purview: () => ({ ...onB.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    await expect(runSync(failing, { trigger: 'cli', since: '2026-11-01T11:00:00.000Z', until: '2026-11-01T12:00:00Z' })).rejects.toBeInstanceOf(BridgeError);
+    onB.store.close();
+    // Another process (a service starting up, blocks of another size) finishes that push: the watermark is now a point
+    // in B, and incremental runs go on from it.
+    const other = reading('https://ehr-b.example.org/fhir');
+    const resumed = await runSync({ ...other, purview: () => ({ ...other.purview(), blockRows: 1 }) }, { trigger: 'resume' });
+    expect(resumed.counts).toMatchObject({ rowsAcked: 1 });
+    expect(other.store.getWatermark('main')).toBe('2026-11-01T12:00:00.000Z');
+    expect(other.store.getSourceState('main', 'watermark-source')).toBe('https://ehr-b.example.org/fhir');
+    const next = await runSync(other, { trigger: 'cli', until: '2026-11-01T13:00:00Z' });
+    expect(next.since).toBe('2026-11-01T11:45:00.000Z');
+    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(2);
+    other.store.close();
+  });
+
   it('a backfill on the new FHIR server that ends before the watermark records nothing: incremental runs stay refused, no event of the gap is skipped', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const job = emu.newApp();

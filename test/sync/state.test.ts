@@ -79,6 +79,61 @@ describe('SQLite state store', () => {
     expect(s.findUnfinishedRun('main')).toBeUndefined();
   });
 
+  it('a completed run is final: the failure a second process records (it lost its lease) changes nothing, nor does a second completion', () => {
+    const { dir, store: holder } = fresh();
+    const other = openStateStore(dir, new ManualClock('2026-11-23T00:05:00Z'));
+    try {
+      holder.createRun(run('r1'));
+      holder.beginPush('r1', { spoolPath: '/tmp/x.txt' }, [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+      holder.completeRun('r1', { counts: { ...ZERO_COUNTS, rows: 3 }, watermark: '2026-11-23T00:00:00.000Z', destination: JOB_A, details: { unexported: 1 } });
+      other.updateRun('r1', { state: 'pushing', error: { code: 'BRG_ERR_RUN_IN_PROGRESS', message: 'lost its lease' } });
+      other.updateRun('r1', { state: 'failed', finishedAt: '2026-11-23T00:05:00.000Z' });
+      other.completeRun('r1', { counts: { ...ZERO_COUNTS }, destination: JOB_B });
+      expect(holder.getRun('r1')).toMatchObject({
+        state: 'completed',
+        counts: { rows: 3 },
+        finishedAt: '2026-11-23T00:00:00.000Z',
+        details: { unexported: 1 },
+      });
+      expect(holder.getRun('r1')?.error).toBeUndefined();
+      expect(holder.findUnfinishedRun('main')).toBeUndefined();
+      expect(other.seenEvents('main', JOB_B, ['e1|'])).toEqual(new Set());
+    } finally {
+      other.close();
+    }
+  });
+
+  it('a run that fails drops the event keys it staged; a completion drops those failed runs of earlier releases kept', () => {
+    const { dir, store: s } = fresh();
+    const staged = (): number => {
+      const db = readOnlyState(dir);
+      try {
+        return (db.prepare('SELECT count(*) AS n FROM pending_seen').get() as { n: number }).n;
+      } finally {
+        db.close();
+      }
+    };
+    s.createRun(run('r1'));
+    s.beginPush('r1', { spoolPath: '/tmp/x.txt' }, [{ key: 'e1|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    s.updateRun('r1', { error: { code: 'BRG_ERR_PURVIEW_UNAVAILABLE', message: 'resumable' } });
+    expect(staged()).toBe(1);
+    s.updateRun('r1', { state: 'failed', finishedAt: '2026-11-23T00:00:00.000Z' });
+    expect(staged()).toBe(0);
+    // A run failed by an earlier release (or by hand, as the upgrade advice says) kept its keys: the next completion
+    // of the connector drops them.
+    s.createRun(run('r22'));
+    s.beginPush('r22', { spoolPath: '/tmp/y.txt' }, [{ key: 'e2|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    const raw = new Database(join(dir, 'bridge.sqlite'));
+    raw.prepare("UPDATE runs SET state = 'failed' WHERE id = 'r22'").run();
+    raw.close();
+    s.createRun(run('r333'));
+    s.beginPush('r333', { spoolPath: '/tmp/z.txt' }, [{ key: 'e3|', windowMs: Date.parse('2026-11-22T23:59:00Z') }]);
+    expect(staged()).toBe(2);
+    s.completeRun('r333', { counts: { ...ZERO_COUNTS }, destination: JOB_A });
+    expect(staged()).toBe(0);
+    expect(s.seenEvents('main', JOB_A, ['e2|', 'e3|'])).toEqual(new Set(['e3|']));
+  });
+
   it('marks a run pushing and stages its seen events in one transaction: a failure staging them leaves the run as it was', () => {
     const { store: s } = fresh();
     s.createRun(run('r1'));

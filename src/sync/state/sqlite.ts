@@ -275,6 +275,7 @@ class SqliteStateStore implements StateStore {
           'ON CONFLICT (connector, event_key) DO UPDATE SET recorded_ms = excluded.recorded_ms, destination = excluded.destination',
       ),
       dropStaged: db.prepare('DELETE FROM pending_seen WHERE run_id = ?'),
+      dropStagedOfFailed: db.prepare("DELETE FROM pending_seen WHERE run_id IN (SELECT id FROM runs WHERE connector = ? AND state = 'failed')"),
       sourceState: db.prepare<[string, string], { value: string }>('SELECT value FROM source_state WHERE connector = ? AND name = ?'),
       setSourceState: db.prepare(
         'INSERT INTO source_state (connector, name, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (connector, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
@@ -296,9 +297,22 @@ class SqliteStateStore implements StateStore {
   }
 
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void {
+    // Read and written in one transaction: another process completing the run between the two would otherwise be
+    // undone (the run back to 'pushing' or 'failed', its counts and finish lost).
+    this.db
+      .transaction(() => {
+        const current = this.existingRun(id);
+        if (current.state === 'completed') return;
+        this.stmt.updateRun.run(toRow({ ...current, ...patch }));
+        if (patch.state === 'failed') this.stmt.dropStaged.run(id);
+      })
+      .immediate();
+  }
+
+  private existingRun(id: string): RunRecord {
     const current = this.getRun(id);
     if (!current) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
-    this.stmt.updateRun.run(toRow({ ...current, ...patch }));
+    return current;
   }
 
   getRun(id: string): RunRecord | undefined {
@@ -346,15 +360,25 @@ class SqliteStateStore implements StateStore {
   }
 
   completeRun(id: string, completion: Parameters<StateStore['completeRun']>[1]): void {
-    const run = this.getRun(id);
-    if (!run) throw new BridgeError('BRG_ERR_STATE', `Run ${id} does not exist in the state database.`);
     this.db
       .transaction(() => {
+        const run = this.existingRun(id);
+        if (run.state === 'completed') return;
         const { error: _stale, ...rest } = run;
-        this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso() }));
-        if (completion.watermark) this.advanceWatermark(run.connector, completion.watermark);
+        const details = completion.details ? { ...run.details, ...completion.details } : run.details;
+        this.stmt.updateRun.run(toRow({ ...rest, state: 'completed', counts: completion.counts, finishedAt: this.nowIso(), ...(details ? { details } : {}) }));
+        if (completion.watermark) {
+          this.advanceWatermark(run.connector, completion.watermark);
+          const now = this.getWatermark(run.connector);
+          const { sourceState } = completion;
+          if (sourceState && now !== undefined && Date.parse(now) === Date.parse(completion.watermark)) {
+            this.stmt.setSourceState.run(run.connector, sourceState.name, sourceState.value, this.nowIso());
+          }
+        }
         this.stmt.promote.run(run.connector, completion.destination ?? null, id);
         this.stmt.dropStaged.run(id);
+        // Keys staged by failed runs of releases that kept them (and by runs failed by hand) go too.
+        this.stmt.dropStagedOfFailed.run(run.connector);
         if (completion.pruneSeenBeforeMs !== undefined) this.stmt.prune.run(run.connector, completion.pruneSeenBeforeMs);
       })
       .immediate();

@@ -49,6 +49,11 @@ export interface RunDetails {
    * Purview, and the watermark moved past them.
    */
   readonly unexported?: number;
+  /**
+   * The source the run's events were pulled from (the FHIR search source's base URL): whoever completes the run, on
+   * whichever machine, records the watermark as a point in it (watermark-source.ts).
+   */
+  readonly pulledFrom?: string;
   /** Per mandatory or key column, how many rows were left empty (src/mapping/fill.ts). */
   readonly fill?: FillReport;
   /** A flat-file source's files of the run and what became of each (src/sync/file-drop.ts); names and counts only. */
@@ -155,6 +160,11 @@ export interface RunDelivered {
 export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
   getWatermark(connector: string): string | undefined;
   createRun(run: RunRecord): void;
+  /**
+   * Patches a run, read and written in one transaction. A completed run is final: a patch from a process that did not
+   * see it complete (one that lost its lease records its failure) changes nothing. A run patched to 'failed' drops
+   * the event keys it staged (they are only ever promoted by its own completion).
+   */
   updateRun(id: string, patch: Partial<Omit<RunRecord, 'id' | 'connector'>>): void;
   getRun(id: string): RunRecord | undefined;
   /** Newest first; `idPrefix`: only runs whose id starts with it. */
@@ -183,8 +193,20 @@ export interface StateStore extends DeliveryLedger, RefusedBlocks, LeaseStore {
    * Completes a run atomically: counts, state, watermark, and the staged event keys move to the seen set (under
    * `destination`, where the run pushed); a stale error of an earlier attempt is cleared. The watermark moves only here, after every row up to it was acknowledged
    * or rejected with a reason, and never backwards (a backfill completing leaves a later watermark alone).
+   * `details` are merged over the run's; `sourceState` is recorded in the same transaction when the watermark is then
+   * the run's `watermark` (what the watermark is a point in: watermark-source.ts). A run already completed is left as it is.
    */
-  completeRun(id: string, completion: { counts: RunCounts; watermark?: string; pruneSeenBeforeMs?: number; destination?: string }): void;
+  completeRun(
+    id: string,
+    completion: {
+      counts: RunCounts;
+      watermark?: string;
+      pruneSeenBeforeMs?: number;
+      destination?: string;
+      details?: RunDetails;
+      sourceState?: { readonly name: string; readonly value: string };
+    },
+  ): void;
   /**
    * A source's own resumable state, by connector and name (JSON text, no PHI): e.g. a Bulk Data export's status URL and
    * the files already read, so a run that died on one machine is finished on another. Undefined deletes it.
