@@ -61,6 +61,14 @@ export function checkHeader(
       details: { file, line: 1, schema, reason, ...(column !== undefined ? { column } : {}) },
     });
   };
+  // Column names are ASCII: NUL characters between them are the zero halves of UTF-16 read as one byte a character
+  // (`bcp -w` writes UTF-16LE without a byte order mark). Named as such, not as a header with no known column.
+  if (headerLine.includes('\u0000')) {
+    fail(
+      'the header holds NUL characters: the file looks like UTF-16 without a byte order mark (as `bcp -w` writes it). Save it as UTF-8 (or UTF-16 with a BOM), or for a drop folder set connectors[].source.encoding to utf-16le (utf-16be), and run again. Nothing was sent.',
+      'utf16-without-bom',
+    );
+  }
   const delimiter = sniffDelimiter(headerLine);
   if (!delimiter) fail('the header has no tab, pipe or comma; the first line must be the column names.', 'no-delimiter');
   const d = delimiter as Delimiter;

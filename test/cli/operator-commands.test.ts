@@ -5,6 +5,7 @@
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rejectsCommand } from '../../src/cli/commands/rejects.js';
 import { runsCommand } from '../../src/cli/commands/runs.js';
@@ -129,10 +130,16 @@ describe('bridge runs and bridge rejects', () => {
     expect(new Set(lines.map((l) => l.reason))).toEqual(new Set(['missing-patient-name']));
 
     // While the run is in progress (a push left unfinished: rows given up are still added), nothing is printed.
-    h.withStore((s) => s.updateRun(summary.runId, { state: 'pushing' }));
+    // (A completed run is final to the store: the test sets the state by hand.)
+    const setState = (state: string): void => {
+      const db = new Database(join(h.config.stateDir, 'bridge.sqlite'));
+      db.prepare('UPDATE runs SET state = ? WHERE id = ?').run(state, summary.runId);
+      db.close();
+    };
+    setState('pushing');
     const unfinished = recordingContext();
     const inProgress = await run(rejectsCommand(unfinished), [summary.runId, '--config', h.sandbox.configPath]).catch((e: unknown) => e);
-    h.withStore((s) => s.updateRun(summary.runId, { state: 'completed' }));
+    setState('completed');
     expect(inProgress).toMatchObject({ code: 'BRG_ERR_RUN_IN_PROGRESS', message: expect.stringContaining('Fetch its rejects once it completes') });
     expect(unfinished.written()).toBe('');
 

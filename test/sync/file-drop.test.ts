@@ -517,6 +517,24 @@ describe('flat-file source: bad input, nothing lost', () => {
     w.close();
   });
 
+  it('names a UTF-16 file without a byte order mark (`bcp -w`) as such, and delivers it once the encoding is set', async () => {
+    const w = world();
+    const rows = epicRows(2, 'bcp');
+    const path = drop(w.dirs, 'clarity.txt', Buffer.from(fileText(rows), 'utf16le'), NOW - 10 * MINUTE);
+    const first = await w.run();
+    expect(first.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['clarity.txt', 'rejected', 'utf16-without-bom']]);
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'clarity.txt.why.txt'), 'utf8');
+    expect(why).toContain('looks like UTF-16 without a byte order mark');
+    expect(why).toContain('connectors[].source.encoding to utf-16le');
+    expect(w.accepted()).toEqual([]);
+    renameSync(join(w.dirs.archiveDir, 'rejected', 'clarity.txt'), path);
+    utimesSync(path, (NOW - 10 * MINUTE) / 1000, (NOW - 10 * MINUTE) / 1000);
+    const next = await w.run({}, undefined, { encoding: 'utf-16le' });
+    expect(next.files.map((f) => [f.file, f.outcome])).toEqual([['clarity.txt', 'delivered']]);
+    expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+
   it('a file that disappears before it is read is reported and nothing of it is sent; one that disappears after its push is delivered', async () => {
     const w = world();
     drop(w.dirs, 'a.txt', fileText(epicRows(2, 'va')), NOW - 30 * MINUTE);
