@@ -59,7 +59,10 @@ export interface NetworkSettings {
   readonly httpsProxy: ProxyEndpoint | undefined;
   /** Hosts reached directly even when a proxy is set. */
   readonly noProxy: readonly NoProxyEntry[];
-  /** PEM bundles trusted on top of the system roots, by every connection (targets and an https proxy). */
+  /**
+   * PEM bundles trusted on top of the system roots, by every connection (targets and an https proxy): network.caFile,
+   * then NODE_EXTRA_CA_CERTS's (kept when a pool builds a trust of its own).
+   */
   readonly caPems: readonly string[];
 }
 
@@ -93,8 +96,25 @@ export function resolveNetwork(config: NetworkConfig | undefined, env: Environme
     httpProxy: endpoint('HTTP_PROXY'),
     httpsProxy: endpoint('HTTPS_PROXY'),
     noProxy: parseNoProxy(noProxy),
-    caPems: config?.caFile ? [readCaFile(config.caFile, readFile)] : [],
+    caPems: [...(config?.caFile ? [readCaFile(config.caFile, readFile)] : []), ...processExtraCas(env, readFile)],
   };
+}
+
+/**
+ * The CAs NODE_EXTRA_CA_CERTS adds to Node's own trust. A pool given CAs of its own (network.caFile, the sandbox's
+ * purview.caFile) gets a TLS context of the system roots plus those, which replaces Node's default store, and with it
+ * these: a site trusting its TLS-inspecting proxy that way would lose it by adding a caFile. So they go in too. An
+ * unreadable file is left out, as Node leaves it out (with its own warning at start).
+ */
+function processExtraCas(env: Environment, readFile: (path: string) => string): string[] {
+  const path = env['NODE_EXTRA_CA_CERTS'];
+  if (!path) return [];
+  try {
+    const pem = readFile(path);
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? [pem] : [];
+  } catch {
+    return [];
+  }
 }
 
 /** `https_proxy` before `HTTPS_PROXY`; an empty value counts as unset. */

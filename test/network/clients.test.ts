@@ -4,6 +4,7 @@
  * size cap (fhir.maxResponseBytes) still holds when the answer comes through the proxy; network.caFile alone makes a
  * TLS server with a private CA trusted (corporate TLS inspection), for these clients only.
  */
+import { rootCertificates } from 'node:tls';
 import type { Bundle } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -153,5 +154,23 @@ describe('network.caFile', () => {
     expect(untrusted.code).toBe('BRG_ERR_PURVIEW_AUTH');
     // Nothing global: a plain fetch in this process still refuses the private CA.
     await expect(fetch(`${entra.authorityHost}/`)).rejects.toThrow();
+  });
+
+  it('keeps what NODE_EXTRA_CA_CERTS trusts (a TLS-inspecting proxy) when a caFile of another CA is added', async () => {
+    const options = {
+      ...app,
+      credential: { kind: 'secret' as const, secret: app.secret },
+      authorityHost: entra.authorityHost,
+      clock: systemClock,
+      logger: silentLogger(),
+      retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 },
+    };
+    const files: Record<string, string> = { 'internal-epic-ca.pem': rootCertificates[0] as string, '/etc/ssl/proxy-ca.pem': entra.caPem };
+    const readFile = (path: string): string => files[path] ?? '';
+    const both = resolveNetwork({ caFile: 'internal-epic-ca.pem' }, { NODE_EXTRA_CA_CERTS: '/etc/ssl/proxy-ca.pem' }, { readFile });
+    expect(entra.verifyAccessToken(await createPurviewTokenSource({ ...options, network: both }).getToken())).toMatchObject({ appId: app.appId });
+    // Without it, the caFile's own trust does not reach the proxy's CA.
+    const caFileOnly = resolveNetwork({ caFile: 'internal-epic-ca.pem' }, {}, { readFile });
+    expect((await rejectionOf(createPurviewTokenSource({ ...options, network: caFileOnly }).getToken())).code).toBe('BRG_ERR_PURVIEW_AUTH');
   });
 });
