@@ -59,7 +59,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const status = () =>
     statusReport(connectors, store, clock.now(), {
       schedules: schedulesOn,
-      progress: (name) => trackers.get(name)?.current(),
+      // Only while the runner still has the run: one whose end was never announced (its failure could not be written
+      // to a locked state database) must not show as in flight, frozen, until the connector's next run.
+      progress: (name) => (runner.isRunning(name) ? trackers.get(name)?.current() : undefined),
       startFailure: (name) => startFailures.last(name),
       isStale: staleHolder,
     });

@@ -45,3 +45,6 @@ export function announceFailure(deps: Announcer, runId: string, error: BridgeErr
     deps.events.emit('error', { runId, connector: deps.connector, code: error.code, message: error.message, ...(resumable ? { resumable } : {}) }),
   );
 }
+
+/** The warning when a run's failure cannot be written to the state (the sinks hear of it all the same). */
+export const UNRECORDED = "the run's failure could not be written to the state database; the next run closes it";

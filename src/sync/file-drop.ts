@@ -19,7 +19,7 @@
 import { appendFileSync, statfsSync } from 'node:fs';
 import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError, type ErrorCode, toBridgeError } from '../errors.js';
-import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
+import { afterCompletion, announceCompletion, announceFailure, UNRECORDED, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
 import { pruneSentAndLeft } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
@@ -344,8 +344,9 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
   const { deps, run } = ctx;
   const bridgeError = toBridgeError(error);
   warnOnFailure(deps.logger, run.id, "the failed run's spool files were not removed; the next run sweeps them", () => removeFiles(...ctx.spools));
-  // A completed run's files are acknowledged and archived: nothing after that makes it failed.
-  if (deps.store.getRun(run.id)?.state !== 'completed') {
+  // A completed run's files are acknowledged and archived: nothing after that makes it failed (the store keeps it so).
+  // A state database failing too (locked) must not keep the failure from the sinks: the next run closes the run.
+  warnOnFailure(deps.logger, run.id, UNRECORDED, () =>
     deps.store.updateRun(run.id, {
       state: 'failed',
       finishedAt: new Date(deps.clock.now()).toISOString(),
@@ -353,8 +354,8 @@ function recordFailure(ctx: DropContext, error: unknown): BridgeError {
       details: details(ctx),
       error: { code: bridgeError.code, message: bridgeError.message },
       ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}),
-    });
-  }
+    }),
+  );
   announceFailure(deps, run.id, bridgeError);
   return bridgeError;
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import { type CompiledMapping, createSerializer, type FillReport, type FillWarning, fillWarnings } from '../mapping/index.js';
 import { type DeliveryTarget, eventSpoolHeader, isCompleteEventSpool, type PushOptions, type PushReport, pushEventSpool } from '../purview/index.js';
 import { type LeaseRef, parseEventClaimKey } from '../purview/ledger.js';
-import { afterCompletion, announceCompletion, announceFailure, warnOnFailure } from './completion.js';
+import { afterCompletion, announceCompletion, announceFailure, UNRECORDED, warnOnFailure } from './completion.js';
 import { refuseOrphanedDeliveries } from './connector-identity.js';
 import { withDelivered } from './delivered-counts.js';
 import type { EventSource } from './event-source.js';
@@ -513,7 +513,13 @@ function recordFailure(
   files: { spoolPath?: string; indexPath?: string; rejectsPath?: string | undefined },
 ): BridgeError {
   const bridgeError = toBridgeError(error);
-  const run = deps.store.getRun(runId);
+  // The state database failing too (locked: often why the run failed) must not keep the failure from the sinks: its
+  // reads and writes here warn, and the next run closes the run as it finds it (left 'running' without its spool:
+  // closed as failed and its window pulled again; left 'pushing': resumed).
+  let run: RunRecord | undefined;
+  warnOnFailure(deps.logger, runId, UNRECORDED, () => {
+    run = deps.store.getRun(runId);
+  });
   // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed (the sinks
   // still hear of the error: this process's part did fail).
   if (run?.state === 'completed') {
@@ -532,10 +538,12 @@ function recordFailure(
         )
       : bridgeError;
   if (reported !== bridgeError) deps.logger.warn({ runId, since: run?.since, until: run?.until }, 'a backfill ended before its push; start it again');
-  deps.store.updateRun(runId, {
-    ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
-    error: { code: reported.code, message: reported.message },
-  });
+  warnOnFailure(deps.logger, runId, UNRECORDED, () =>
+    deps.store.updateRun(runId, {
+      ...(keepForResume ? {} : { state: 'failed' as const, finishedAt: new Date(deps.clock.now()).toISOString() }),
+      error: { code: reported.code, message: reported.message },
+    }),
+  );
   // The spool holds PHI and cannot finish this run any more; a removal that fails must not hide the run's own error.
   warnOnFailure(deps.logger, runId, "the failed run's files were not removed; the next run sweeps them", () => {
     if (!keepForResume && run && !run.dryRun) removeFiles(files.spoolPath, files.indexPath, files.rejectsPath);

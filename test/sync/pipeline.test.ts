@@ -175,6 +175,42 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('a failure the locked state database cannot record still reaches the sinks (the status page, metrics); the next run closes the run', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const store = openStateStore(stateDir, systemClock);
+    let locked = false;
+    const busy = (): never => {
+      throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (SQLITE_BUSY).');
+    };
+    const lockable: StateStore = Object.create(store, {
+      getRun: { value: (id: string) => (locked ? busy() : store.getRun(id)) },
+      updateRun: { value: (id: string, patch: Parameters<StateStore['updateRun']>[1]) => (locked ? busy() : store.updateRun(id, patch)) },
+    });
+    const lines: string[] = [];
+    const d = { ...deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], [], true), lockable), logger: linesLogger(lines) };
+    const heard: string[] = [];
+    d.events.on('error', (e) => heard.push(e.code));
+    // The check fails, and the database is locked from then on (as when another process holds it).
+    d.events.on('run_start', () => {
+      locked = true;
+    });
+    const error = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' }).catch((e: unknown) => e);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_CAPABILITY');
+    expect(heard).toEqual(['BRG_ERR_FHIR_CAPABILITY']);
+    expect(lines.filter((line) => line.includes("the run's failure could not be written to the state database"))).toHaveLength(2);
+    locked = false;
+    expect(store.listRuns({ connector: 'main' }).map((r) => r.state)).toEqual(['running']);
+    // The next run closes it as failed (its window pulled again) and goes on.
+    const next = await runSync(deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], []), store), {
+      trigger: 'cli',
+      since: '2026-11-01T09:00:00Z',
+      until: '2026-11-01T11:00:00Z',
+    });
+    expect(next.counts.rowsAcked).toBe(1);
+    expect(store.listRuns({ connector: 'main' }).map((r) => r.state)).toEqual(['completed', 'failed']);
+    store.close();
+  });
+
   it("an untyped error that quotes its input (JSON.parse's) reaches neither the run record, the sinks nor the log with the quote", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const source = fakeSource([], [patient, practitioner], []);
