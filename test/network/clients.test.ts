@@ -137,14 +137,17 @@ describe('through the proxy', () => {
 });
 
 describe('network.caFile', () => {
+  /** A Purview token source for the Entra emulator, whose certificate a private CA signed. */
+  const tokenOptions = () => ({
+    ...app,
+    credential: { kind: 'secret' as const, secret: app.secret },
+    authorityHost: entra.authorityHost,
+    clock: systemClock,
+    logger: silentLogger(),
+  });
+
   it('is trusted on top of the system roots by these clients only: Entra ID with a private CA works with it, fails without', async () => {
-    const options = {
-      ...app,
-      credential: { kind: 'secret' as const, secret: app.secret },
-      authorityHost: entra.authorityHost,
-      clock: systemClock,
-      logger: silentLogger(),
-    };
+    const options = tokenOptions();
     const trusted = resolveNetwork({ caFile: 'corporate-ca.pem' }, {}, { readFile: () => entra.caPem });
     expect(entra.verifyAccessToken(await createPurviewTokenSource({ ...options, network: trusted }).getToken())).toMatchObject({ appId: app.appId });
 
@@ -157,14 +160,7 @@ describe('network.caFile', () => {
   });
 
   it('keeps what NODE_EXTRA_CA_CERTS trusts (a TLS-inspecting proxy) when a caFile of another CA is added', async () => {
-    const options = {
-      ...app,
-      credential: { kind: 'secret' as const, secret: app.secret },
-      authorityHost: entra.authorityHost,
-      clock: systemClock,
-      logger: silentLogger(),
-      retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 },
-    };
+    const options = { ...tokenOptions(), retry: { maxAttempts: 1, maxTotalMs: 1_000, baseDelayMs: 1, maxDelayMs: 1 } };
     const files: Record<string, string> = { 'internal-epic-ca.pem': rootCertificates[0] as string, '/etc/ssl/proxy-ca.pem': entra.caPem };
     const readFile = (path: string): string => files[path] ?? '';
     const both = resolveNetwork({ caFile: 'internal-epic-ca.pem' }, { NODE_EXTRA_CA_CERTS: '/etc/ssl/proxy-ca.pem' }, { readFile });
