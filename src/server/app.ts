@@ -63,6 +63,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger as FastifyBaseLogger,
     ajv: { customOptions: { removeAdditional: false } },
     requestTimeout: REQUEST_TIMEOUT_MS,
+    // A request arriving while the service closes (on a kept-alive connection) reaches the routes: a trigger is refused
+    // by the draining runner with a typed BRG_ERR_ABORTED 503 ("start the sync again once it is back"), and /readyz says
+    // it is shutting down, instead of fastify's own 503 without a code.
+    return503OnClosing: false,
   });
   installErrorHandler(app);
   const routes: RegisteredRoute[] = [];

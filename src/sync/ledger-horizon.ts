@@ -4,7 +4,7 @@
  */
 import { BridgeError } from '../errors.js';
 import type { SyncDeps } from './pipeline.js';
-import type { SyncWindow } from './window.js';
+import { FLAG_LABELS, type SyncWindow, type WindowLabels } from './window.js';
 
 type HorizonDeps = Pick<SyncDeps, 'connector' | 'ledgerRetentionMs' | 'window'>;
 
@@ -13,7 +13,13 @@ type HorizonDeps = Pick<SyncDeps, 'connector' | 'ledgerRetentionMs' | 'window'>;
  * unflagged. The horizon is the later of what today's retention will prune and what earlier runs already pruned with
  * the retention of their time (stored with each prune: raising the setting does not bring forgotten claims back).
  */
-export function refuseBeyondLedger(deps: HorizonDeps, window: SyncWindow, watermark: string | undefined, backfill: boolean): void {
+export function refuseBeyondLedger(
+  deps: HorizonDeps,
+  window: SyncWindow,
+  watermark: string | undefined,
+  backfill: boolean,
+  labels: WindowLabels = FLAG_LABELS,
+): void {
   refuseOverlapBeyondRetention(deps);
   const since = Date.parse(window.since);
   // The stored prune horizon, read once by the pipeline into the window (the bulk source reads it there too).
@@ -31,7 +37,7 @@ export function refuseBeyondLedger(deps: HorizonDeps, window: SyncWindow, waterm
       horizon === pruned
         ? `Start the backfill at ${at} or later.`
         : 'Start the backfill later, or raise state.ledgerRetentionDays before the rows you may need to backfill are pushed.';
-    const message = `--since ${window.since} reaches before ${at}: ${why}, so rows pushed before then could be sent twice. ${fix}`;
+    const message = `${labels.since} ${window.since} reaches before ${at}: ${why}, so rows pushed before then could be sent twice. ${fix}`;
     throw new BridgeError('BRG_ERR_INPUT_INVALID', message, { details: { since: window.since, horizon: at } });
   }
   // An incremental run reaches before it only through its overlap (raised after a prune with a short retention).

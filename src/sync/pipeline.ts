@@ -26,7 +26,7 @@ import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepAtRunStart } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
 import { refuseWatermarkOfAnotherSource, watermarkSourceState } from './watermark-source.js';
-import { computeWindow, type SyncWindow, type WindowPolicy } from './window.js';
+import { BODY_LABELS, computeWindow, FLAG_LABELS, type SyncWindow, type WindowLabels, type WindowPolicy } from './window.js';
 
 /** Push settings the pipeline passes through; the ledger, destination, clock, logger, signals and events are its own. */
 export type PushTarget = Omit<PushOptions, 'ledger' | 'destination' | 'clock' | 'logger' | 'signal' | 'stopAfterBlock' | 'onEvent' | 'runId' | 'lease'>;
@@ -179,12 +179,17 @@ function plannedWindow(deps: SyncDeps, request: SyncRequest): { window: SyncWind
   if (request.since === undefined) refuseWatermarkOfAnotherSource(deps, watermark);
   const forgotten = deps.store.prunedBefore(deps.target);
   const window: SyncWindow = {
-    ...computeWindow(deps.clock.now(), watermark, deps.window, request, deps.sourceEndsWindows === true),
+    ...computeWindow(deps.clock.now(), watermark, deps.window, request, deps.sourceEndsWindows === true, labelsOf(request)),
     ...(forgotten === undefined ? {} : { forgottenBefore: new Date(forgotten).toISOString() }),
   };
   const backfill = request.since !== undefined;
-  if (!request.dryRunOut) refuseBeyondLedger(deps, window, watermark, backfill);
+  if (!request.dryRunOut) refuseBeyondLedger(deps, window, watermark, backfill, labelsOf(request));
   return { window, watermark, backfill };
+}
+
+/** The HTTP trigger's caller gave the window's ends as body fields, not flags: refusals name them so. */
+function labelsOf(request: Pick<SyncRequest, 'trigger'>): WindowLabels {
+  return request.trigger === 'http' ? BODY_LABELS : FLAG_LABELS;
 }
 
 async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSummary | undefined): Promise<SyncSummary> {

@@ -23,6 +23,15 @@ export interface SyncWindow {
   readonly explicitSince?: true;
 }
 
+/** How a window's ends are named to whoever asked: flags on the command line, the body's fields over HTTP. */
+export interface WindowLabels {
+  readonly since: string;
+  readonly until: string;
+}
+
+export const FLAG_LABELS: WindowLabels = { since: '--since', until: '--until' };
+export const BODY_LABELS: WindowLabels = { since: 'since', until: 'until' };
+
 /**
  * From the stored watermark minus the overlap to now minus the settle delay; `--since/--until` override either end
  * (an explicit `since` makes a backfill), but `until` never reaches past now minus the settle delay. The watermark advances only after every event before it is pushed or
@@ -34,6 +43,7 @@ export function computeWindow(
   policy: WindowPolicy,
   override: { since?: string | undefined; until?: string | undefined } = {},
   sourceEnds = false,
+  labels: WindowLabels = FLAG_LABELS,
 ): SyncWindow {
   // A source that ends its windows itself (a Bulk export covers what changed up to its transactionTime, by the server's
   // clock, and takes no --until: the pipeline refuses one) needs no settle delay, and its end here is only what the run
@@ -43,19 +53,19 @@ export function computeWindow(
   // it (…:03.456) reads it with `lt` and the next window, starting there less the overlap, reads it again with `ge`,
   // before the first instant the previous run remembered: a reject or a skip counted twice, and taken for a late event.
   const settled = sourceEnds ? nowMs : Math.floor((nowMs - policy.settleMs) / 1_000) * 1_000;
-  const asked = override.until ? parseInstant(override.until, '--until') : settled;
+  const asked = override.until ? parseInstant(override.until, labels.until) : settled;
   if (asked > settled) {
     // A later end would move the watermark past events not yet recorded (or not yet settled): the next runs would
     // start after them and never pull them.
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `--until ${override.until} is later than now minus the settle delay (${new Date(settled).toISOString()}); events up to then may not all be recorded yet. Give an earlier --until, or leave it out to sync up to now minus fhir.settleMinutes.`,
+      `${labels.until} ${override.until} is later than now minus the settle delay (${new Date(settled).toISOString()}); events up to then may not all be recorded yet. Give an earlier ${labels.until}, or leave it out to sync up to now minus fhir.settleMinutes.`,
     );
   }
   // A given end is floored to its second too (…:03.456 ends at …:03), for the same reason: nothing past what was asked.
   const until = Math.floor(asked / 1_000) * 1_000;
   const since = override.since
-    ? parseInstant(override.since, '--since')
+    ? parseInstant(override.since, labels.since)
     : watermark
       ? Date.parse(watermark) - policy.overlapMs
       : until - policy.initialLookbackMs;
@@ -63,8 +73,8 @@ export function computeWindow(
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
       sourceEnds
-        ? `--since ${override.since} is not before now (${new Date(nowMs).toISOString()}). Give an earlier --since.`
-        : `Empty sync window: since ${new Date(since).toISOString()} is not before until ${new Date(until).toISOString()}. Check --since/--until or wait for the settle delay.`,
+        ? `${labels.since} ${override.since} is not before now (${new Date(nowMs).toISOString()}). Give an earlier ${labels.since}.`
+        : `Empty sync window: since ${new Date(since).toISOString()} is not before until ${new Date(until).toISOString()}. Check ${labels.since}/${labels.until} or wait for the settle delay.`,
     );
   }
   return {

@@ -1,4 +1,6 @@
 /** The service's run starter: a run that cannot even be built fails like any run, never as an exception in a timer. */
+import type { AddressInfo } from 'node:net';
+import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { BridgeError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
@@ -302,3 +304,47 @@ describe('sync runner', () => {
     await app.close();
   });
 });
+
+describe('a trigger while the service closes', () => {
+  it('is answered by the draining runner with a typed 503 (BRG_ERR_ABORTED), not by fastify without a code', async () => {
+    // The first run records itself a moment after its start: its trigger is still being answered when shutdown begins.
+    const runner = createSyncRunner(async (connector, request) => {
+      await new Promise((r) => setTimeout(r, 200));
+      request.onRunId?.('r1');
+      return { runId: 'r1', connector } as unknown as SyncSummary;
+    }, silentLogger());
+    const app = await testApp({ runner });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = app.server.address() as AddressInfo;
+    // One kept-alive connection: the second trigger arrives after shutdown began, behind the first.
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('utf8');
+    });
+    const trigger = `POST /v1/connectors/main/syncs HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${AUTH.authorization}\r\nContent-Length: 0\r\n\r\n`;
+    socket.write(trigger);
+    await new Promise((r) => setTimeout(r, 50));
+    // As the service closes: the runs drain first, then the app closes.
+    const drained = runner.drain(5_000);
+    const closed = app.close();
+    socket.write(trigger);
+    await until(() => (received.match(/HTTP\/1\.1 \d{3} /g) ?? []).length === 2);
+    socket.destroy();
+    await Promise.all([drained, closed]);
+    const answers = received.split(/(?=HTTP\/1\.1 )/).map((answer) => [answer.split('\r\n')[0], answer.slice(answer.indexOf('\r\n\r\n') + 4)]);
+    expect(answers[0]?.[0]).toBe('HTTP/1.1 202 Accepted');
+    expect(answers[1]?.[0]).toBe('HTTP/1.1 503 Service Unavailable');
+    expect(JSON.parse(answers[1]?.[1] ?? '')).toMatchObject({
+      code: 'BRG_ERR_ABORTED',
+      message: 'The service is shutting down; start the sync again once it is back.',
+    });
+  });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 10) {
+    if (waited > 5_000) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

@@ -161,6 +161,24 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it("refuses a window asked over HTTP naming the body's fields, not the command line's flags", async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], []));
+    const messages = async (trigger: 'http' | 'cli', request: { since?: string; until?: string }): Promise<string> =>
+      ((await runSync(d, { trigger, ...request }).catch((e: unknown) => e)) as BridgeError).message;
+    const reversed = { since: '2026-11-02T00:00:00Z', until: '2026-11-01T00:00:00Z' };
+    expect(await messages('http', reversed)).toContain('Check since/until or wait for the settle delay.');
+    expect(await messages('cli', reversed)).toContain('Check --since/--until or wait for the settle delay.');
+    const future = await messages('http', { until: '2999-01-01T00:00:00Z' });
+    expect(future).toMatch(/^until 2999-01-01T00:00:00Z is later than now minus the settle delay .* Give an earlier until, or leave it out/);
+    // Past the delivery ledger's horizon (a watermark a year on, 30 days kept).
+    await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    const horizon = await messages('http', { since: '2026-01-01T00:00:00Z', until: '2026-01-02T00:00:00Z' });
+    expect(horizon).toMatch(/^since 2026-01-01T00:00:00.000Z reaches before /);
+    for (const text of [future, horizon]) expect(text).not.toContain('--');
+    d.store.close();
+  });
+
   it('a failed source check ends the run before any file is written, and leaves the watermark alone', async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const calls: string[] = [];
