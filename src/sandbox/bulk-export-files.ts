@@ -110,6 +110,8 @@ export interface StreamOptions {
    * stops early at a line end, which no HTTP framing or gzip check catches. Only the manifest's `count` tells.
    */
   readonly endAfterLines?: number | undefined;
+  /** With gzip: no Content-Encoding, as a blob store serves a `.ndjson.gz` (application/gzip). */
+  readonly unlabelled?: boolean | undefined;
 }
 
 /** Writes NDJSON lines to the response with backpressure; stops when the client goes away. */
@@ -123,7 +125,12 @@ export async function streamNdjson(
     res.useChunkedEncodingByDefault = false;
     res.shouldKeepAlive = false;
   }
-  res.writeHead(options.status ?? 200, { 'content-type': 'application/fhir+ndjson', ...(options.gzip ? { 'content-encoding': 'gzip' } : {}) });
+  // unlabelled: a blob store's `.ndjson.gz`, compressed with no Content-Encoding (application/gzip).
+  const labelled = options.gzip && options.unlabelled !== true;
+  res.writeHead(options.status ?? 200, {
+    'content-type': options.gzip && !labelled ? 'application/gzip' : 'application/fhir+ndjson',
+    ...(labelled ? { 'content-encoding': 'gzip' } : {}),
+  });
   const gzip = options.gzip ? createGzip({ level: 1 }) : undefined;
   if (gzip) gzip.pipe(res);
   const out = gzip ?? res;

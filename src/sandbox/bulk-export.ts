@@ -25,6 +25,8 @@ export interface BulkExportSettings {
   requiresAccessToken: boolean;
   /** Compress files when the client accepts gzip. Default true. */
   gzip: boolean;
+  /** Compressed files go without Content-Encoding (application/gzip), as a blob store serves `.ndjson.gz`. Default false. */
+  gzipUnlabelled: boolean;
   /** Files answer 410 this long after the manifest was first served. Default 1 h. */
   fileTtlMs: number;
   /** The next this-many jobs kicked off serve 410 for every file. Default 0. */
@@ -44,6 +46,11 @@ export interface BulkExportSettings {
    * second FHIR host would. The bridge sends its token only to the FHIR server.
    */
   foreignFilesUnsigned: boolean;
+  /**
+   * The files on the FHIR server want the bearer even when the manifest says requiresAccessToken: false (a server
+   * whose manifest and file route disagree): a fault, off by default.
+   */
+  filesWantToken: boolean;
   /** List files on the FHIR server's origin that answer 302 to their signed URL on the second origin. */
   redirectFiles: boolean;
   /** Name a status URL on the second origin in the kick-off's Content-Location (a proxy rewriting it). */
@@ -73,7 +80,9 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   processingPolls: 1,
   retryAfter: '1',
   requiresAccessToken: true,
+  filesWantToken: false,
   gzip: true,
+  gzipUnlabelled: false,
   fileTtlMs: 3_600_000,
   expiredJobs: 0,
   resourcesPerFile: 50_000,
@@ -289,7 +298,7 @@ export function createBulkExport(options: {
       record(404);
       return { status: 404, body: outcome('not-found', 'No such export file') };
     }
-    if (where === 'fhir' && settings.requiresAccessToken && !token) {
+    if (where === 'fhir' && (settings.requiresAccessToken || settings.filesWantToken) && !token) {
       record(401);
       return unauthorised();
     }
@@ -332,7 +341,14 @@ export function createBulkExport(options: {
     return {
       status: 200,
       body: null,
-      stream: (res) => streamNdjson(res, fileResources(options.backend, spec, selection), { gzip, badLine, endAfterLines, status: settings.fileStatus }),
+      stream: (res) =>
+        streamNdjson(res, fileResources(options.backend, spec, selection), {
+          gzip,
+          badLine,
+          endAfterLines,
+          status: settings.fileStatus,
+          unlabelled: settings.gzipUnlabelled,
+        }),
     };
   };
 

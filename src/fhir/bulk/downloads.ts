@@ -14,7 +14,7 @@ import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { exportFileLines, fileLabel, isComplete, requestExportFile } from './files.js';
+import { exportFileLines, fileLabel, isComplete, isGzipStart, requestExportFile } from './files.js';
 import type { BulkHttp } from './http.js';
 
 const CHUNK = 1 << 20;
@@ -73,7 +73,7 @@ export class Downloads {
     // before may have answered otherwise). An empty file hands over nothing and has no lines, whatever its encoding said:
     // some servers send an empty body under Content-Encoding gzip (not a gzip stream of nothing), as clients take it.
     const first = await bytes.next();
-    const gzip = !first.done && handedOver.gzip;
+    const gzip = !first.done && (handedOver.gzip || isGzipStart(first.value));
     const source = first.done ? bytes : prepend(first.value, bytes);
     const compressed = gzip ? Readable.from(source) : undefined;
     const inflated = compressed ? createGunzip({ chunkSize: CHUNK }) : undefined;
@@ -149,13 +149,19 @@ export class Downloads {
     requiresAccessToken: boolean,
     signal: AbortSignal,
   ): Promise<LocalFile> {
-    const { reply, gzip } = await requestExportFile(this.http, file, label, requiresAccessToken, signal);
+    const { reply, gzip: labelled } = await requestExportFile(this.http, file, label, requiresAccessToken, signal);
+    // Labelled by Content-Encoding, or a `.ndjson.gz` a blob store serves as application/gzip (its first bytes say so).
+    let gzip = labelled;
     let handle: FileHandle | undefined = await open(part, 'w', 0o600);
     try {
       state.written = 0;
       state.gzip = gzip;
       state.notify();
       for await (const chunk of reply.body as AsyncIterable<Buffer>) {
+        if (state.written === 0 && !gzip && isGzipStart(chunk)) {
+          gzip = true;
+          state.gzip = true;
+        }
         for (let at = 0; at < chunk.length; ) at += (await handle.write(chunk, at)).bytesWritten;
         state.written += chunk.length;
         state.notify();

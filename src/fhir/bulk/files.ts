@@ -110,7 +110,23 @@ export async function requestExportFile(
       { status: reply.status, resourceType: 'export' },
     );
   }
-  const expiredSignature = !withBearer && (reply.status === 401 || reply.status === 403);
+  const refusedWithoutToken = !withBearer && (reply.status === 401 || reply.status === 403);
+  // Only a URL that carries its own authorisation (a signature in its query) can expire; one without is refused for
+  // good (the manifest said no token is needed, or a redirect led to another host): an export started again would only
+  // be refused the same way.
+  if (refusedWithoutToken && URL.canParse(url) && new URL(url).search === '') {
+    await reply.body.dump();
+    const redirected = url === file.url ? '' : `, redirected to ${safeOrigin(url)},`;
+    const why = requiresAccessToken
+      ? `the bridge sends its token only to the FHIR server (${http.origin})`
+      : 'the manifest says its files need no token (requiresAccessToken: false)';
+    throw new FhirError(
+      'BRG_ERR_FHIR_EXPORT_FILE',
+      `${label}${redirected} answered HTTP ${reply.status} without the token, and its URL carries no signature: ${why}. Ask the EHR team to serve export files from the FHIR server with requiresAccessToken: true, or from signed URLs that need no token.`,
+      { status: reply.status, resourceType: 'export' },
+    );
+  }
+  const expiredSignature = refusedWithoutToken;
   if (reply.status === 404 || reply.status === 410 || expiredSignature) {
     await reply.body.dump();
     throw new ExportExpiredError(reply.status, label);
@@ -195,6 +211,14 @@ export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: stri
     if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
     throw error;
   }
+}
+
+/**
+ * A gzip stream's first bytes (1f 8b). No NDJSON line starts with 0x1f (a control character), so a compressed file
+ * served without Content-Encoding (a blob store's `.ndjson.gz`, application/gzip) is known by them.
+ */
+export function isGzipStart(chunk: Buffer): boolean {
+  return chunk.length > 0 && chunk[0] === 0x1f && (chunk.length < 2 || chunk[1] === 0x8b);
 }
 
 /** The lines of a local file, a chunk at a time, inflated when it came gzip-compressed. */

@@ -35,18 +35,23 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
   try {
     const reply = await http.withRetries(
       what,
-      () =>
-        http.expect(
-          {
-            method: 'GET',
-            url,
-            what,
-            bearer: true,
-            signal,
-            headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
-          },
-          [202],
-        ),
+      async () => {
+        try {
+          return await http.expect(
+            {
+              method: 'GET',
+              url,
+              what,
+              bearer: true,
+              signal,
+              headers: { accept: 'application/fhir+json', prefer: 'respond-async' },
+            },
+            [202],
+          );
+        } catch (error) {
+          throw outcomeUnknown(error) ? unknownKickOff(error, what, http.origin) : error;
+        }
+      },
       signal,
     );
     await reply.body.dump();
@@ -59,6 +64,28 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
     if (error instanceof FhirError && error.code === 'BRG_ERR_FHIR_HTTP') throw refusal(error, request, what, http.origin);
     throw error;
   }
+}
+
+/**
+ * A kick-off is not idempotent: each one the server accepts starts a whole export, which nobody then polls or deletes.
+ * It is asked again only when the server cannot have accepted it: a 429, 503 or 408 (it says so), or a connection
+ * that never opened. A 500, a gateway's 502 or 504, a timeout or a connection lost after the request went out may
+ * hide an accepted export: the run stops there instead of starting more.
+ */
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
+function outcomeUnknown(error: unknown): boolean {
+  if (error instanceof BulkHttpError) return error.status === 500 || error.status === 502 || error.status === 504;
+  return isNetworkError(error) && !NOT_SENT.has(String((error as { code?: unknown }).code));
+}
+
+function unknownKickOff(error: unknown, what: string, origin: string): FhirError {
+  const answer = error instanceof BulkHttpError ? `HTTP ${error.status}` : `a network error (${String((error as { code?: unknown }).code)})`;
+  return new FhirError(
+    'BRG_ERR_FHIR_UNAVAILABLE',
+    `${what} at ${origin} got no clear answer (${answer}): the server may have started the export all the same, so it is not asked again in this run (each kick-off the server accepts starts a whole export). The next run kicks off again; an export left behind is the server's to expire.`,
+    { status: error instanceof BulkHttpError ? error.status : 0, resourceType: 'export', cause: error, details: { kickOff: 'unknown' } },
+  );
 }
 
 /**

@@ -161,6 +161,20 @@ describe('downloads', () => {
     ).toBe(true);
   });
 
+  it('a file that wants the token the manifest said it needs not (requiresAccessToken: false) is no expiry: one clear error, no export restarted', async () => {
+    Object.assign(f.bulk, { requiresAccessToken: false, filesWantToken: true });
+    const kickoffs = log().kickoffs.length;
+    const error = (await f
+      .source()
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+    expect(error.message).toMatch(
+      /answered HTTP 401 without the token, and its URL carries no signature: the manifest says its files need no token \(requiresAccessToken: false\)\. Ask the EHR team/,
+    );
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+  });
+
   it('refuses a file answered 203 (a rewriting proxy) without reading its lines into the error', async () => {
     f.bulk.fileStatus = 203;
     f.bulk.gzip = false;

@@ -151,6 +151,34 @@ describe('the client kick-off', () => {
     }
   });
 
+  it('asks again after a 503 or 429 (no export was started), never after a 504 or 500 (one may have been): each accepted kick-off is a whole export', async () => {
+    for (const status of [503, 429]) {
+      const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+      f.fx.server.faults.add({ action: { kind: 'status', status, retryAfter: '0' }, match: /\/\$export/, times: 1 });
+      expect(await f.source().read()).toHaveLength(f.data.events.length);
+      expect(f.fx.server.bulk.log.kickoffs).toHaveLength(kickoffs + 1);
+    }
+    for (const action of [
+      { kind: 'gateway', status: 504 },
+      { kind: 'status', status: 500 },
+    ] as const) {
+      const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+      f.fx.server.faults.add({ action, match: /\/\$export/, times: 1 });
+      const harness = f.source();
+      const error = (await harness.read().catch((e: unknown) => e)) as BridgeError;
+      expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
+      expect(error.message).toMatch(
+        new RegExp(
+          `kick-off .* got no clear answer \\(HTTP ${action.status}\\): the server may have started the export all the same, so it is not asked again in this run`,
+        ),
+      );
+      expect(f.fx.server.bulk.log.kickoffs).toHaveLength(kickoffs);
+      expect(harness.store.value).toBeUndefined();
+      // The next run kicks off again.
+      expect(await f.source({ store: harness.store, dir: harness.dir }).read()).toHaveLength(f.data.events.length);
+    }
+  });
+
   it('replays once with a new token after a 401, and says to check the client when the server keeps refusing it', async () => {
     f.fx.tokens.revokeAll();
     expect(await f.source().read()).toHaveLength(f.data.events.length);

@@ -140,8 +140,11 @@ describe('resuming an export', () => {
     expect(log().manifests.at(-1)?.jobId).toBe(job);
   });
 
-  it('downloads only the files not yet complete after a run died while downloading', async () => {
-    Object.assign(f.bulk, { resourcesPerFile: 5, fileDelayMs: 60 });
+  it.each([
+    ['labelled Content-Encoding: gzip', false],
+    ['compressed without Content-Encoding (a blob store .ndjson.gz)', true],
+  ])('downloads only the files not yet complete after a run died while downloading (%s)', async (_files, gzipUnlabelled) => {
+    Object.assign(f.bulk, { resourcesPerFile: 5, fileDelayMs: 60, gzipUnlabelled });
     const store = new MemoryCheckpoints();
     const first = f.source({ store });
     const stop = new AbortController();
