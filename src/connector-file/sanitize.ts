@@ -12,9 +12,16 @@ const BREAKS = /\r\n|[\r\n\u0085\u2028\u2029\t]/g;
 const CONTROLS = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u009f]/g;
 /**
  * Invisible characters that change no name but defeat matching ("Müller" + a zero-width space is another name): soft
- * hyphen, zero-width space, word joiner, zero-width no-break space (a stray BOM). ZWJ and ZWNJ stay: some scripts need them.
+ * hyphen, zero-width space, word joiner, zero-width no-break space (a stray BOM), and the bidirectional marks, embeddings,
+ * overrides and isolates (U+200E/F, U+061C, U+202A–E, U+2066–9; an override also turns how a reviewer's tool shows the
+ * text). ZWJ and ZWNJ stay: some scripts need them.
  */
-const INVISIBLE = /[\u00ad\u200b\u2060\ufeff]/g;
+const INVISIBLE = /[\u00ad\u200b\u2060\ufeff\u200e\u200f\u061c\u202a-\u202e\u2066-\u2069]/g;
+/**
+ * Spaces other than U+0020 (no-break, the typographic ones, ideographic): "Jo Ann" with a no-break space is another name
+ * of the same one. Each becomes a plain space before runs of spaces collapse.
+ */
+const OTHER_SPACES = /[\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]/g;
 /** Unpaired surrogates cannot be encoded as UTF-8. */
 const LONE_SURROGATES = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 const SPACES = / {2,}/g;
@@ -31,6 +38,7 @@ export function sanitizer(delimiter: Delimiter): (value: string) => string {
       .replace(delimiterPattern, ' ')
       .replace(CONTROLS, '')
       .replace(INVISIBLE, '')
+      .replace(OTHER_SPACES, ' ')
       .replace(LONE_SURROGATES, '\ufffd')
       .normalize('NFC')
       .replace(SPACES, ' ')

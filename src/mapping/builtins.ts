@@ -66,13 +66,14 @@ function loginOf(identifiers: readonly Identifier[] | undefined, ctx: RowContext
 }
 
 /**
- * docs/mapping.md §7.1 (step 6): a requestor whom no Practitioner carries (at Epic, staff without a provider record) is
- * known by its own identifier (already split from a CX value, context.ts requestorAsRead): that one is judged as a
- * Practitioner's identifiers are, pins first, then Epic's EMP record id with its warning. With a resolved user, the
- * user's identifiers say it (userPinnedLogin, userLogin).
+ * docs/mapping.md §7.1 (step 6): the requestor's own identifier (already split from a CX value, context.ts
+ * requestorAsRead), judged as a Practitioner's identifiers are, pins first, then Epic's EMP record id with its warning.
+ * It speaks for staff whom no Practitioner carries (at Epic, those without a provider record), and after a resolved
+ * user's identifiers (userPinnedLogin, userLogin, which come first in the column) when theirs hold none: a
+ * Practitioner with only NPI and SER numbers must not reject the row its agent names by EMP id.
  */
 function requestorLogin(ctx: RowContext, sink: WarningSink): string | undefined {
-  const own = ctx.user === undefined ? ctx.requestor?.who?.identifier : undefined;
+  const own = ctx.requestor?.who?.identifier;
   return own === undefined ? undefined : loginOf([own], ctx, sink);
 }
 
@@ -252,7 +253,12 @@ function nameOf(ctx: RowContext, ref: Reference | undefined, type: string, holde
  * last token.
  */
 function splitDisplayName(ctx: RowContext): { family: string | undefined; given: string | undefined } | undefined {
-  const text = (ctx.requestor?.name || ctx.requestor?.who?.display)?.trim();
+  // A PractitionerRole's display is often a job title ("Attending Physician, Cardiology"), which the comma rule would
+  // make a family and a given name: the role's practitioner's display stands in for it, when the role gives one.
+  const who = ctx.requestor?.who;
+  const role = ctx.role !== undefined || referenceType(who?.reference) === 'PractitionerRole' || who?.type === 'PractitionerRole';
+  const display = role ? ctx.role?.practitioner?.display : who?.display;
+  const text = (ctx.requestor?.name || display)?.trim();
   if (!text) return undefined;
   // "Smith, Jane" is Family, Given; "Jane Smith, MD" is a name and a credential, and "Dr. Jane Smith" a title and a name.
   // A credential counts only after a comma or as a last word, a title only as a first word and never when it would

@@ -149,6 +149,12 @@ describe('sanitising and serialising random values', () => {
     expect(sanitizeCell('M\u00fcller\u200b', 'tab')).toBe('Müller');
     expect(sanitizeCell('\ufeffAnna\u00adLena\u2060', 'tab')).toBe('AnnaLena');
     expect(sanitizeCell('\u0915\u094d\u200d\u0937', 'tab')).toBe('\u0915\u094d\u200d\u0937');
+    // Bidirectional marks, embeddings, overrides and isolates are as invisible; other spaces are spaces.
+    for (const marked of ['Cohen\u200e', '\u200fCohen', 'Co\u202ehen', 'Co\u061chen', 'Co\u2066h\u2069en', '\u202aCohen\u202c']) {
+      expect(sanitizeCell(marked, 'tab')).toBe('Cohen');
+    }
+    expect(sanitizeCell('Jo\u00a0Ann', 'tab')).toBe('Jo Ann');
+    expect(sanitizeCell('Jo \u2009\u3000Ann\u202f', 'pipe')).toBe('Jo Ann');
     const csv = createSerializer(builtinMapping('healthcare', { delimiter: 'csv' }));
     expect(csv.line(['say "hi", then go', ...new Array<string>(22).fill('')])).toBe(`"say ""hi"" then go"${','.repeat(22)}`);
     const tsv = createSerializer(builtinMapping('healthcare'));

@@ -251,6 +251,47 @@ describe('employee login from an Epic EMP record id (docs/mapping.md §7.1 step 
   });
 });
 
+describe('a resolved Practitioner whose identifiers hold no login (docs/mapping.md §7.1 step 6)', () => {
+  const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
+  const provider: Practitioner = {
+    resourceType: 'Practitioner',
+    id: 'npi-only',
+    identifier: [
+      { system: 'http://hl7.org/fhir/sid/us-npi', value: '1234567893' },
+      { system: 'urn:oid:1.2.840.114350.1.13.0.1.7.2.836982', value: 'SER1001' },
+    ],
+    name: [{ family: 'Doe', given: ['John'] }],
+  };
+  const role: PractitionerRole = {
+    resourceType: 'PractitionerRole',
+    id: 'attending',
+    practitioner: { reference: 'Practitioner/missing', display: 'Doe, John' },
+  };
+  const users = lookupOf([...hl7Resources(), provider, role]);
+  const mapped = (agent: Partial<AuditEventAgent>) => {
+    const mapping = builtinMapping('epic');
+    const result = mapEvent(read(agent), mapping, users);
+    const cells = Object.fromEntries(mapping.columns.map((column, index) => [column.name, result.rows[0]?.[index]]));
+    return { cells, warnings: result.warnings, rejects: result.rejects.map((reject) => reject.reason) };
+  };
+
+  it("takes the agent's own EMP identifier, as for staff without one, instead of rejecting the row", () => {
+    const result = mapped({ who: { reference: 'Practitioner/npi-only', identifier: { system: EMP, value: 'JDOE' } }, altId: 'JDOE' });
+    expect(result.rejects).toEqual([]);
+    expect(result.cells).toMatchObject({ 'EMP.SYSTEM_LOGIN': 'JDOE', 'CLARITY_EMP.USER_ID': 'JDOE', employee_last_name: 'Doe' });
+    expect(result.warnings).toContain('login-from-emp-id:EMP.SYSTEM_LOGIN');
+    // Without one, the row is still refused: an NPI or SER number is no login.
+    expect(mapped({ who: { reference: 'Practitioner/npi-only' }, altId: 'JDOE' }).rejects).toEqual(['missing-employee-login']);
+  });
+
+  it("never makes a PractitionerRole's display (a job title) a family and a given name: its practitioner's display stands in", () => {
+    const agent = { who: { reference: 'PractitionerRole/attending', display: 'Attending Physician, Cardiology' }, altId: 'jdoe@hospital.example.org' };
+    expect(mapped(agent).cells).toMatchObject({ employee_last_name: 'Doe', employee_first_name: 'John' });
+    const unresolved = { who: { reference: 'PractitionerRole/gone', display: 'Attending Physician, Cardiology' }, altId: 'jdoe@hospital.example.org' };
+    expect(mapped(unresolved).cells).toMatchObject({ employee_last_name: '', employee_first_name: '' });
+  });
+});
+
 describe('staff without a Practitioner, known by their EMP identifier (docs/mapping.md §3.3, §7.1 step 6)', () => {
   const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
   /** As Epic (and the sandbox generator) names a clerk, who has no provider record: no Practitioner resolves. */
