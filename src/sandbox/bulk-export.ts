@@ -16,6 +16,7 @@ import { type Clock, systemClock } from '../clock.js';
 import { type ExportFileSpec, fileResources, planFiles, streamNdjson } from './bulk-export-files.js';
 import type { FhirBackend } from './fhir-backend.js';
 import { readTextBody } from './http-body.js';
+import { scopeAllows } from './scopes.js';
 
 export interface BulkExportSettings {
   /** Polls answered 202 before the manifest. Default 1. */
@@ -132,11 +133,21 @@ export interface BulkReply {
   stream?: (res: ServerResponse) => Promise<void>;
 }
 
+/** A valid bearer, and the scope its token grants when it says (undefined: every type). */
+export interface BulkGrant {
+  readonly token: string;
+  readonly scope?: string;
+}
+
 export interface SandboxBulkExport {
   readonly settings: BulkExportSettings;
   readonly log: BulkExportLog;
   /** Answers a bulk route (path below the FHIR base), or undefined when the path is not one. */
-  route(req: IncomingMessage, path: string, url: URL, bearer: (req: IncomingMessage) => string | undefined): Promise<BulkReply | undefined>;
+  /**
+   * @param grant - the request's valid bearer and, when the token carries one, its granted scope (enforced per type, as
+   *   the FHIR server enforces it on searches); undefined for no valid bearer.
+   */
+  route(req: IncomingMessage, path: string, url: URL, grant: (req: IncomingMessage) => BulkGrant | undefined): Promise<BulkReply | undefined>;
   close(): Promise<void>;
 }
 
@@ -175,7 +186,7 @@ export function createBulkExport(options: {
   const base = options.origin + options.prefix;
   let foreign: { server: Server; origin: string } | undefined;
 
-  const kickOff = async (req: IncomingMessage, path: string, url: URL, token: string | undefined): Promise<BulkReply> => {
+  const kickOff = async (req: IncomingMessage, path: string, url: URL, token: string | undefined, scope: string | undefined): Promise<BulkReply> => {
     if (req.headers.accept !== 'application/fhir+json')
       return invalid(`Accept must be exactly application/fhir+json, got "${String(req.headers.accept ?? '')}"`);
     if (req.headers.prefer !== 'respond-async') return invalid(`Prefer must be exactly respond-async, got "${String(req.headers.prefer ?? '')}"`);
@@ -195,6 +206,10 @@ export function createBulkExport(options: {
       .filter(Boolean);
     const refused = types.filter((type) => !settings.types.includes(type));
     if (refused.length > 0) return { status: 400, body: outcome('not-supported', `Resource type ${refused.join(', ')} is not available for export`) };
+    // As the FHIR server's searches: a type the token's scope does not grant is refused (Epic: the API is not on the
+    // app record), and a Group's export needs the Group itself.
+    const ungranted = scope === undefined ? [] : [...types, ...(group === undefined ? [] : ['Group'])].filter((type) => !scopeAllows(scope, type, 'search'));
+    if (ungranted.length > 0) return insufficientScope(`The access token's scope does not include exporting ${ungranted.join(', ')}`);
     const since = params.get('_since') ?? undefined;
     if (since !== undefined && (!INSTANT.test(since) || Number.isNaN(Date.parse(since)))) return invalid(`_since must be a FHIR instant, got "${since}"`);
     const id = randomUUID();
@@ -290,7 +305,14 @@ export function createBulkExport(options: {
     return { status: 200, body: null, stream: async (res) => void res.writeHead(settings.fileStatus, headers).end() };
   };
 
-  const file = async (req: IncomingMessage, job: Job | undefined, name: string, token: string | undefined, where: 'fhir' | 'foreign'): Promise<BulkReply> => {
+  const file = async (
+    req: IncomingMessage,
+    job: Job | undefined,
+    name: string,
+    token: string | undefined,
+    where: 'fhir' | 'foreign',
+    scope?: string,
+  ): Promise<BulkReply> => {
     const gzip = settings.gzip && /\bgzip\b/.test(String(req.headers['accept-encoding'] ?? ''));
     const record = (status: number): void =>
       void log.downloads.push({ jobId: job?.id ?? '?', file: name, status, authorization: req.headers.authorization !== undefined, gzip, origin: where });
@@ -333,6 +355,9 @@ export function createBulkExport(options: {
     }
     const spec = job.files[Number(name)];
     if (!spec || !/^\d+$/.test(name)) return { status: 404, body: outcome('not-found', 'No such export file') };
+    if (where === 'fhir' && token !== undefined && scope !== undefined && !scopeAllows(scope, spec.type, 'search')) {
+      return insufficientScope(`The access token's scope does not include reading ${spec.type}`);
+    }
     if (spec.count === 0) return emptyFile(gzip);
     const first = job.files.findIndex((f) => f.type === spec.type) === Number(name);
     const badLine = settings.badLine?.type === spec.type && first ? settings.badLine.line : undefined;
@@ -353,14 +378,14 @@ export function createBulkExport(options: {
   };
 
   /** The FHIR server's bearer check, as handed to route(): the second origin's unsigned files use it too. */
-  let checkBearer: ((req: IncomingMessage) => string | undefined) | undefined;
+  let checkBearer: ((req: IncomingMessage) => BulkGrant | undefined) | undefined;
 
   const foreignOrigin = async (): Promise<string> => {
     if (foreign) return foreign.origin;
     const server = createServer((req, res) => {
       const match = /^\/blob\/([^/]+)\/([^/?]+)/.exec(req.url ?? '');
       // An unsigned file wants the FHIR server's own bearer, checked as the FHIR side checks it; a signed one none.
-      const token = settings.foreignFilesUnsigned ? checkBearer?.(req) : undefined;
+      const token = settings.foreignFilesUnsigned ? checkBearer?.(req)?.token : undefined;
       void file(req, match ? jobs.get(match[1] ?? '') : undefined, match?.[2] ?? '', token, 'foreign').then((reply) => send(res, reply));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -371,19 +396,20 @@ export function createBulkExport(options: {
   return {
     settings,
     log,
-    async route(req, path, url, bearer) {
-      checkBearer = bearer;
-      const token = bearer(req);
+    async route(req, path, url, grantOf) {
+      checkBearer = grantOf;
+      const grant = grantOf(req);
+      const token = grant?.token;
       if (/^(\/Patient|\/Group\/[^/]+)?\/\$export$/.test(path)) {
         if (req.method !== 'GET' && req.method !== 'POST')
           return { status: 405, body: outcome('not-supported', `${req.method ?? ''} $export is not supported`) };
-        return kickOff(req, path, url, token);
+        return kickOff(req, path, url, token, grant?.scope);
       }
       const match = /^\/bulk\/(status|manifest|file)\/([^/]+)(?:\/([^/]+))?$/.exec(path);
       if (!match) return undefined;
       const [, kind, id = '', extra] = match;
       const job = jobs.get(id);
-      if (kind === 'file') return file(req, job, extra ?? '', token, 'fhir');
+      if (kind === 'file') return file(req, job, extra ?? '', token, 'fhir', grant?.scope);
       if (!token) return unauthorised();
       if (!job || job.deleted) return { status: 404, body: outcome('not-found', 'No such export') };
       if (kind === 'status' && extra === undefined && (req.method === 'GET' || req.method === 'DELETE')) return status(req, job, token);
@@ -425,6 +451,10 @@ function outcome(code: string, text: string, severity = 'error'): Record<string,
 
 function invalid(text: string): BulkReply {
   return { status: 400, body: outcome('invalid', text) };
+}
+
+function insufficientScope(text: string): BulkReply {
+  return { status: 403, body: outcome('forbidden', text), headers: { 'www-authenticate': 'Bearer error="insufficient_scope"' } };
 }
 
 function unauthorised(): BulkReply {

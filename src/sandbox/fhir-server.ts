@@ -24,6 +24,7 @@ import {
   searchsetOutcomeEntry,
   writePaddedBundle,
 } from './fhir-faults.js';
+import { scopeAllows } from './scopes.js';
 
 export type { FaultAction, FaultPlan, FaultRule, FiredFault } from './fhir-faults.js';
 
@@ -199,7 +200,11 @@ function capIdList(url: URL, max: number): void {
 
 async function route(context: ServerContext, req: IncomingMessage, url: URL, fault: FaultAction | undefined): Promise<Reply> {
   if (!url.pathname.startsWith(context.prefix)) return { status: 404, body: outcome('not-found', `No FHIR base at ${url.pathname}`) };
-  const bulk = await context.bulk.route(req, url.pathname.slice(context.prefix.length), url, (r) => (authorised(context, r) ? bearerOf(r) : undefined));
+  const bulk = await context.bulk.route(req, url.pathname.slice(context.prefix.length), url, (r) => {
+    const grant = grantOf(context, r);
+    const token = grant === false ? undefined : bearerOf(r);
+    return token === undefined ? undefined : { token, ...(typeof grant === 'object' ? { scope: grant.scope } : {}) };
+  });
   if (bulk) return bulk;
   if (req.method !== 'GET') return { status: 405, body: outcome('not-supported', `${req.method ?? ''} is not supported by the sandbox`) };
   const path = url.pathname.slice(context.prefix.length).replace(/\/+$/, '');
@@ -227,29 +232,9 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
   return search(context, resourceType, url, allowed, fault);
 }
 
-function authorised(context: ServerContext, req: IncomingMessage): boolean {
-  return grantOf(context, req) !== false;
-}
-
 function grantOf(context: ServerContext, req: IncomingMessage): boolean | { readonly scope: string } {
   const token = bearerOf(req);
   return token !== undefined && context.options.verifyAccessToken(token);
-}
-
-/**
- * Whether a granted scope lets a backend service do `interaction` on `resourceType`: SMART v1 `.read` and `.*` allow
- * both; a v2 scope needs its letter, `r` for a read (GET [type]/[id]) and `s` for a search (GET [type]?…), so
- * `system/Patient.rs` allows both and `system/Patient.r` no search. The `system/` prefix is optional, as Epic echoes
- * granted scopes without it.
- * See: https://build.fhir.org/ig/HL7/smart-app-launch/scopes-and-launch-context.html ("c r u d s")
- */
-function scopeAllows(scope: string, resourceType: string, interaction: 'read' | 'search'): boolean {
-  return scope.split(/\s+/).some((granted) => {
-    const match = /^(?:system\/)?([A-Za-z*]+)\.(read|\*|[cruds]+)$/.exec(granted);
-    if (!match || (match[1] !== resourceType && match[1] !== '*')) return false;
-    const access = match[2] as string;
-    return access === 'read' || access === '*' || access.includes(interaction === 'read' ? 'r' : 's');
-  });
 }
 
 function bearerOf(req: IncomingMessage): string | undefined {

@@ -120,6 +120,35 @@ describe('the client kick-off', () => {
     }
   });
 
+  it("refuses a type, or a Group's export, the token's scope does not grant (403 insufficient_scope), naming the scope to grant", async () => {
+    f.fx.tokens.scope = 'system/AuditEvent.read system/Patient.rs';
+    try {
+      const kickoffs = f.fx.server.bulk.log.kickoffs.length;
+      const error = (await f
+        .source({ settings: { types: ['AuditEvent', 'Patient', 'Practitioner'] } })
+        .read()
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
+      expect(error.message).toMatch(
+        /refused \(HTTP 403: The access token's scope does not include exporting Practitioner\) for type Practitioner\. .*have the scopes system\/Practitioner\.read granted/,
+      );
+      expect(f.fx.server.bulk.log.kickoffs).toHaveLength(kickoffs);
+      // The types it grants export; a Group's export needs the Group too.
+      expect(await f.source({ settings: { types: ['AuditEvent', 'Patient'] } }).read()).toHaveLength(f.data.events.length);
+      const group = (await f
+        .source({ settings: { types: ['AuditEvent', 'Patient'], level: 'group', groupId: f.bulk.groupIds[0] as string } })
+        .read()
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(group.message).toMatch(/HTTP 403: The access token's scope does not include exporting Group/);
+      f.fx.tokens.scope = 'system/AuditEvent.read system/Patient.rs system/Group.read';
+      expect(await f.source({ settings: { types: ['AuditEvent', 'Patient'], level: 'group', groupId: f.bulk.groupIds[0] as string } }).read()).not.toHaveLength(
+        0,
+      );
+    } finally {
+      f.fx.tokens.scope = undefined;
+    }
+  });
+
   it('a kick-off refused for an unknown Group says to check source.groupId, not to remove every type', async () => {
     const error = await f
       .source({ settings: { level: 'group', groupId: 'typo-group' } })
