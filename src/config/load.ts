@@ -141,6 +141,13 @@ export function validateConfig(input: unknown, source: string, fromEnv: Readonly
 /** The environment variable or option that set the refused key, or one of its sections (a JSON list or section). */
 function setterOf(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string | undefined {
   const path = issue.path.map(String);
+  // An unknown key is named below its section: the variable that set it (or a value inside it) is found by the key's path.
+  if (issue.code === 'unrecognized_keys') {
+    for (const key of issue.keys) {
+      const prefix = [...path, key].join('.');
+      for (const [dotted, setter] of fromEnv) if (dotted === prefix || dotted.startsWith(`${prefix}.`)) return setter;
+    }
+  }
   for (let length = path.length; length > 0; length -= 1) {
     const setter = fromEnv.get(path.slice(0, length).join('.'));
     if (setter !== undefined) return setter;
@@ -188,7 +195,8 @@ function positionsOf(doc: Document, lines: LineCounter): ConfigPositions {
       if (exact && key !== undefined && isMap(node)) {
         const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && item.key.value === key);
         const range = isPair(pair) && isNode(pair.key) ? pair.key.range : undefined;
-        if (range) return at(range[0], true);
+        // Not written by the file (an environment variable or an option added it): no line of the file is to blame.
+        return range ? at(range[0], true) : undefined;
       }
       // A refused value is pointed at itself (its key is on the same line); a missing key, at the section lacking it.
       return at(node.range[0], exact);

@@ -29,10 +29,17 @@ const secretFilePath = () =>
 
 /** A secret is referenced, never inlined: `{ env: NAME }` or `{ file: path }`. */
 export const secretRef = z
-  .union([
-    z.object({ env: z.string().regex(ENV_VAR_NAME, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
-    z.object({ file: secretFilePath() }).strict(),
-  ])
+  .union(
+    [
+      z.object({ env: z.string().regex(ENV_VAR_NAME, 'an environment variable name such as PURVIEW_APP_SECRET') }).strict(),
+      z.object({ file: secretFilePath() }).strict(),
+    ],
+    {
+      // The likeliest mistake is the secret itself where its reference goes (a BRIDGE__… variable set to it): zod's own
+      // text ("Invalid input") says nothing of what to write.
+      error: 'a reference, { env: NAME } or { file: /path/to/file } (one of the two), never the secret itself: if the secret was written here, rotate it',
+    },
+  )
   .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');
 
 /** Endpoints are HTTPS (config/endpoints.ts), refused at load rather than at the first request; ftp://, file:// never. */

@@ -21,7 +21,9 @@ export function readSecret(ref: SecretRef, env: NodeJS.ProcessEnv, what: string,
         `${what}: the environment variable name given is not one (upper-case letters, digits and _ only, such as PURVIEW_APP_SECRET). Pass the variable's name, never the secret itself; if it was the secret, rotate it.`,
       );
     }
-    const value = env[ref.env];
+    // Trimmed as a file's is: a value set from a file that ends in a newline (a Kubernetes secretKeyRef, an env file
+    // with CRLF) would otherwise carry it into the secret, and the token endpoint refuse it.
+    const value = env[ref.env]?.trim();
     if (!value) {
       throw new BridgeError('BRG_ERR_CONFIG_SECRET_MISSING', `${what}: environment variable ${ref.env} is not set.`, {
         details: { env: ref.env },

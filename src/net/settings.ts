@@ -136,7 +136,13 @@ function proxyEndpoint(raw: string, source: string, credentials: string | undefi
     throw invalidProxy(source, 'is not a URL', cause);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw invalidProxy(source, `uses ${url.protocol.replace(/:$/, '')}`);
-  const fromUserinfo = url.username ? basic(decodeURIComponent(url.username), decodeURIComponent(url.password)) : undefined;
+  let fromUserinfo: string | undefined;
+  try {
+    fromUserinfo = url.username ? basic(decodeURIComponent(url.username), decodeURIComponent(url.password)) : undefined;
+  } catch {
+    // URIError, quoting nothing; neither does this.
+    throw invalidProxy(source, 'has a user name or password that is not valid percent-encoding (a % must start %XX, e.g. %40 for @)');
+  }
   return new ProxyEndpoint(url.origin, source, credentials ?? fromUserinfo);
 }
 

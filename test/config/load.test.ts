@@ -70,6 +70,12 @@ describe('loadConfig', () => {
     const error = errorOf(() => loadConfig({ base: bad, env: {} }));
     expect(error.message).toContain('connectors.0.purview.secret: got a text of 20 characters (not shown)');
     expect(error.message).not.toContain('hunter2');
+    // It says what belongs there, and to rotate a secret written in its place (a BRIDGE__… variable set to it).
+    const fromEnv = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__secret: 'hunter2-super-secret' } }));
+    expect(fromEnv.message).toContain(
+      'connectors.0.purview.secret: got a text of 20 characters (not shown); expected a reference, { env: NAME } or { file: /path/to/file } (one of the two), never the secret itself: if the secret was written here, rotate it (set by BRIDGE__connectors__0__purview__secret)',
+    );
+    expect(fromEnv.message).not.toContain('hunter2');
   });
 
   it('never echoes pasted content: a text where a section belongs, the whole file at the root, a PEM, a long or multi-line text', () => {
@@ -215,6 +221,17 @@ describe('loadConfig', () => {
     expect(error.message).toContain('connectors.0.fhir.timeoutMs: got "abc"; expected number, received string (set by BRIDGE__connectors__0__fhir__timeoutMs)');
     expect(error.message).not.toContain('hunter2');
     expect(error.details).toMatchObject({ line: 6, column: 17 });
+    // An unknown key a variable added is no line of the file's: the variable is named.
+    const added = errorOf(() =>
+      loadConfig({
+        path,
+        env: { BRIDGE__connectors__0__fhir__pageSize: '100', BRIDGE__connectors__0__purview__clientSecret__env: 'PS', BRIDGE__STATEDIR: '/x' },
+      }),
+    );
+    expect(added.message).toContain('connectors.0.purview: unknown key(s) "clientSecret" (values not shown)');
+    expect(added.message).toMatch(/connectors\.0\.purview: unknown key\(s\) "clientSecret" .*\(set by BRIDGE__connectors__0__purview__clientSecret__env\)/);
+    expect(added.message).toMatch(/\(root\): unknown key\(s\) "STATEDIR" .*\(set by BRIDGE__STATEDIR\)/);
+    expect(added.message).not.toMatch(/purview \(line|\(root\) \(line/);
 
     // JSON is YAML: the same positions. A key a command-line option set names the option, not the file.
     const json = join(dir, 'bridge.config.json');

@@ -121,3 +121,11 @@ describe.skipIf(!posix)('secret files readable by others', () => {
     expect(String(warned[0]?.['msg'])).toContain(`${file} has mode 640, so the members of its group (gid 4242, not this process's) have access to it`);
   });
 });
+
+describe('secrets from the environment', () => {
+  it('are trimmed as a file is: a value set from a file that ends in a newline (a Kubernetes secretKeyRef, a CRLF env file) works', () => {
+    expect(readSecret({ env: 'S' }, { S: `${SECRET}\n` }, 'purview.secret')).toBe(SECRET);
+    expect(readSecret({ env: 'S' }, { S: `${SECRET}\r\n` }, 'purview.secret')).toBe(SECRET);
+    expect(() => readSecret({ env: 'S' }, { S: ' \n' }, 'purview.secret')).toThrow('purview.secret: environment variable S is not set.');
+  });
+});

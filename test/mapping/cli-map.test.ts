@@ -2,13 +2,15 @@
  * `bridge map` end to end on real files: NDJSON in, connector file (UTF-8 without BOM, CRLF, header first, mode
  * 0600) and rejects out, and the printed summary.
  */
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mapCommand } from '../../src/cli/commands/map.js';
 import { BridgeError } from '../../src/errors.js';
+import { spawnBridge } from '../support/bridge-process.js';
 import { auditEvent, fixtureFiles, readFixture } from './support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'bridge-map-cli-'));
@@ -164,3 +166,29 @@ describe('bridge map', () => {
     await expect(runMap(['--input', input, '--out', join(dir, 'x.txt'), '--mapping', 'a.json', '--schema', 'epic'])).rejects.toThrow(/cannot be used with/);
   });
 });
+
+describe('bridge map interrupted', () => {
+  it('leaves no partial connector file (rows with PHI) when Ctrl-C ends it mid-input', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-map-sigint-'));
+    const input = join(dir, 'events.fifo');
+    execFileSync('mkfifo', [input]);
+    const out = join(dir, 'rows.tsv');
+    const child = spawnBridge(['map', '--input', input, '--out', out, '--rejects', join(dir, 'rejects.ndjson')]);
+    // The writer end stays open: map has read the first events and waits for more.
+    const writer = createWriteStream(input);
+    writer.write(`${JSON.stringify(loggedInRead())}\n`.repeat(50));
+    await until(() => readdirSync(dir).some((name) => name.startsWith('rows.tsv.partial-')));
+    child.kill('SIGINT');
+    const exit = await child.done;
+    writer.destroy();
+    expect(exit.code).toBe(130);
+    expect(readdirSync(dir).sort()).toEqual(['events.fifo']);
+  });
+});
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition(); waited += 20) {
+    if (waited > 20_000) throw new Error('timed out waiting for bridge map to start writing');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

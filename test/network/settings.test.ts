@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { bypassesProxy, DIRECT_NETWORK, parseNoProxy, resolveNetwork, routeOf } from '../../src/net/index.js';
+import { errorOf } from '../support/error-of.js';
 
 const PROXY = 'http://proxy.example.org:3128';
 
@@ -94,6 +95,13 @@ describe('resolveNetwork', () => {
       expect((error as BridgeError).message).not.toContain('hunter2');
     }
     expect(() => resolveNetwork({ proxy: { url: PROXY, credentials: { env: 'C' } } }, { C: 'no-colon' })).toThrow(/must read user:password/);
+  });
+
+  it('a proxy URL from the environment whose credentials are not valid percent-encoding is a config error naming the variable, never its value', () => {
+    const error = errorOf(() => resolveNetwork(undefined, { HTTPS_PROXY: 'http://user:pa%ZZss@proxy.example.org:3128' }));
+    expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(error.message).toMatch(/^HTTPS_PROXY has a user name or password that is not valid percent-encoding/);
+    expect(error.message).not.toContain('pa%ZZss');
   });
 
   it('network.caFile must be a readable PEM; the config refuses credentials in network.proxy.url', () => {

@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -16,6 +16,7 @@ import { silentLogger } from '../../src/log.js';
 import { MANDATORY_COLUMNS } from '../../src/purview/index.js';
 import { openStateStore } from '../../src/sync/state/index.js';
 import { rejectionOf } from '../support/error-of.js';
+import { linesLogger } from '../support/log-lines.js';
 import { InstantClock } from '../support/manual-clock.js';
 import { emulatorsWithCaFile, pushArgs } from './support.js';
 
@@ -25,13 +26,13 @@ const { dir, caFile } = files;
 const EPIC = MANDATORY_COLUMNS.epic;
 const row = (i: number, sep: string): string => EPIC.map((_, c) => `v${i}.${c}`).join(sep);
 
-async function bridgePush(args: string[], env: NodeJS.ProcessEnv = {}): Promise<string[]> {
+async function bridgePush(args: string[], env: NodeJS.ProcessEnv = {}, logged?: string[]): Promise<string[]> {
   const printed: string[] = [];
   const command = pushCommand({
     print: (line) => printed.push(line),
     env,
     clock: new InstantClock(),
-    logger: silentLogger(),
+    logger: logged ? linesLogger(logged, 'warn') : silentLogger(),
     openStore: (stateDir) => openStateStore(stateDir, new InstantClock()),
   });
   await command.exitOverride().parseAsync(args, { from: 'user' });
@@ -114,8 +115,17 @@ describe('bridge push', () => {
     const healthcare = MANDATORY_COLUMNS.healthcare.join(',');
     const secretFile = input('secret.txt', `${csvApp.secret}\n`);
     const csvRow = MANDATORY_COLUMNS.healthcare.map((_, i) => (i === 2 ? '"Doe, Jo"' : `c${i}`)).join(',');
-    await bridgePush([...appArgs(csvApp, input('export.csv', `${healthcare}\n${csvRow}\n`)), '--schema', 'healthcare', '--app-secret-file', secretFile]);
+    chmodSync(secretFile, 0o644);
+    const logged: string[] = [];
+    await bridgePush(
+      [...appArgs(csvApp, input('export.csv', `${healthcare}\n${csvRow}\n`)), '--schema', 'healthcare', '--app-secret-file', secretFile],
+      {},
+      logged,
+    );
     expect(files.emu.ingest.accepted(csvApp.jobId).map((b) => [b.delimiter, b.header, b.rows])).toEqual([['comma', healthcare, [csvRow]]]);
+    // A secret file others can read is warned about, as `bridge sync` warns; never its content.
+    expect(logged.join('\n')).toContain(`the Purview app secret: ${secretFile} has mode 644, so other users have access to it`);
+    expect(logged.join('\n')).not.toContain(csvApp.secret);
   });
 
   it('refuses a file missing a mandatory column before any request', async () => {
@@ -174,7 +184,15 @@ describe('bridge push', () => {
       '--cert-thumbprint',
       thumbprint,
     ];
-    expect((await bridgePush(args)).at(-1)).toBe(`pushed to job ${app.jobId}: 1 row(s) acknowledged (1 sent now in 1 block(s), 0 acknowledged earlier)`);
+    const keyFile = args[args.indexOf('--cert') + 1] as string;
+    chmodSync(keyFile, 0o644);
+    const logged: string[] = [];
+    expect((await bridgePush(args, {}, logged)).at(-1)).toBe(
+      `pushed to job ${app.jobId}: 1 row(s) acknowledged (1 sent now in 1 block(s), 0 acknowledged earlier)`,
+    );
+    // A private key others can read is warned about (never refused, never quoted).
+    expect(logged.join('\n')).toContain(`--cert: ${keyFile} has mode 644, so other users have access to it`);
+    expect(logged.join('\n')).not.toContain('PRIVATE KEY');
   });
 
   it('resumes after a failure: the rerun skips what Purview acknowledged', async () => {

@@ -66,6 +66,12 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
   const out = new ConnectorFileWriter(partial(flags.out), step.headerLine());
   const rejects = flags.rejects ? openPrivateWriter(partial(flags.rejects)) : undefined;
   let complete = false;
+  // `map` ends at the first Ctrl-C or SIGTERM with process.exit (cli/main.ts), which runs no finally: the partial files
+  // (rows with names, addresses, MRNs) go on the way out.
+  const removePartials = (): void => {
+    for (const path of targets) rmSync(partial(path), { force: true });
+  };
+  process.once('exit', removePartials);
   try {
     // A chunk of lines at a time, each parsed and mapped at once: the events die young (the CLI runs with small
     // semi-spaces, and a chunk of parsed events held together was promoted and collected as old objects).
@@ -93,6 +99,7 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
       if (complete) renameSync(partial(path), path);
       else rmSync(partial(path), { force: true });
     }
+    process.removeListener('exit', removePartials);
   }
   const t = step.tallies;
   return { events: t.events, rows: t.rows, skipped: t.skipReasons, rejects: t.rejectReasons, warnings: t.warnings };

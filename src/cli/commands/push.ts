@@ -12,7 +12,7 @@ import { Command, Option } from 'commander';
 import { type Clock, systemClock } from '../../clock.js';
 import { leasePolicy } from '../../composition/index.js';
 import { INSECURE_ENDPOINT, isSecureOrLocal } from '../../config/endpoints.js';
-import { readSecret } from '../../config/index.js';
+import { readSecret, warnIfFileExposed } from '../../config/index.js';
 import { BridgeError } from '../../errors.js';
 import { uuidSource } from '../../ids.js';
 import { createLogger, type Logger } from '../../log.js';
@@ -136,7 +136,8 @@ export function pushCommand(deps: PushCommandDeps): Command {
 }
 
 async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
-  const credential = resolveCredential(flags, deps.env);
+  // A secret or key file others can read is warned about, as `bridge sync` warns (file-mode.ts).
+  const credential = resolveCredential(flags, deps.env, deps.logger ?? createLogger({ level: 'warn' }));
   const caPem = flags.caFile ? readFlagFile(flags.caFile, '--ca-file') : undefined;
   const spoolDir = join(flags.stateDir, 'push');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
@@ -315,7 +316,7 @@ function pushedBefore(text: string | undefined): { sha256: string; rows: number 
 }
 
 /** Exactly one credential: a secret from a file or an environment variable, or a certificate with its thumbprint. */
-function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCredential {
+function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv, logger: Pick<Logger, 'warn'>): EntraCredential {
   if (flags.appSecret !== undefined) {
     throw new BridgeError(
       'BRG_ERR_CONFIG_INVALID',
@@ -334,10 +335,12 @@ function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv): EntraCrede
     const thumbprint = flags.certThumbprint.replace(/:/g, '');
     if (!/^[0-9a-fA-F]{64}$/.test(thumbprint))
       throw new BridgeError('BRG_ERR_CONFIG_INVALID', '--cert-thumbprint must be the 64-hex-digit SHA-256 thumbprint of the certificate.');
-    return { kind: 'certificate', privateKeyPem: readFlagFile(flags.cert, '--cert'), thumbprintSha256: thumbprint };
+    const privateKeyPem = readFlagFile(flags.cert, '--cert');
+    warnIfFileExposed(flags.cert, '--cert', logger);
+    return { kind: 'certificate', privateKeyPem, thumbprintSha256: thumbprint };
   }
   const ref = flags.appSecretFile ? { file: flags.appSecretFile } : { env: flags.appSecretEnv ?? DEFAULT_SECRET_ENV };
-  return { kind: 'secret', secret: readSecret(ref, env, 'the Purview app secret') };
+  return { kind: 'secret', secret: readSecret(ref, env, 'the Purview app secret', logger) };
 }
 
 /** `--json`: the push's outcome as one object (counts and ids only), like `bridge sync --json`. */
