@@ -36,18 +36,27 @@ export function exposureOf(
  */
 export function warnIfFileExposed(path: string, what: string, logger: Pick<Logger, 'warn'> | undefined): void {
   if (logger === undefined) return;
+  const exposed = fileExposure(path, what);
+  if (exposed) logger.warn({ setting: what, file: path, mode: exposed.mode }, exposed.message);
+}
+
+/**
+ * The secret or key file at `path` readable by others (exposureOf): its mode and the one-line message that says so and
+ * what to run; undefined when it is not, or cannot be stat'ed (its read reports that). Never the content.
+ */
+export function fileExposure(path: string, what: string): { readonly mode: string; readonly message: string } | undefined {
   let info: FileAccess;
   try {
     info = statSync(path);
   } catch {
-    return;
+    return undefined;
   }
   const exposure = exposureOf(info);
-  if (exposure === undefined) return;
+  if (exposure === undefined) return undefined;
   const mode = (info.mode & 0o777).toString(8).padStart(3, '0');
   const who = exposure === 'others' ? 'other users' : `the members of its group (gid ${info.gid}, not this process's)`;
-  logger.warn(
-    { setting: what, file: path, mode },
-    `${what}: ${path} has mode ${mode}, so ${who} have access to it; run \`chmod 600 ${path}\` with the file owned by the bridge's user (or mode 640 with the bridge's own group)`,
-  );
+  return {
+    mode,
+    message: `${what}: ${path} has mode ${mode}, so ${who} have access to it; run \`chmod 600 ${path}\` with the file owned by the bridge's user (or mode 640 with the bridge's own group)`,
+  };
 }

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import type { Clock } from '../clock.js';
 import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
-import { type Config, type ConnectorConfig, type FhirSettings, PROFILES, type SmartSettings } from '../config/index.js';
+import { type Config, type ConnectorConfig, type FhirSettings, fileExposure, PROFILES, type SmartSettings } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, departmentLookups } from '../mapping/index.js';
@@ -126,6 +126,14 @@ async function purviewChecks(check: Check, runtime: DoctorRuntime, connector: Co
   });
   await check('Purview access token obtained', [], async () => {
     await buildPushTarget(runtime, connector).tokenSource.getToken();
+    // A secret or key file others can read works, and is said here as every run's log says it (config/file-mode.ts).
+    const { secret, certificate } = connector.purview;
+    const files = [
+      ...(secret && 'file' in secret ? [{ path: secret.file, what: 'purview.secret' }] : []),
+      ...(certificate ? [{ path: certificate.keyFile, what: 'purview.certificate.keyFile' }] : []),
+    ];
+    const exposed = files.flatMap(({ path, what }) => fileExposure(path, what)?.message ?? []);
+    if (exposed.length > 0) return { status: 'warn', detail: `Entra ID client_credentials grant succeeded; ${exposed.join('; ')}` };
     return 'Entra ID client_credentials grant succeeded';
   });
   await check('Purview ingestion host reachable', [], () => ingestionReachable(runtime, connector));

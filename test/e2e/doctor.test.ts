@@ -56,6 +56,22 @@ describe('bridge doctor against the sandbox', () => {
     expect(r[FILL_CHECK]).toMatchObject({ status: 'skip', detail: 'needs "/metadata lists AuditEvent search"' });
   });
 
+  it('warns, without failing, when the Purview secret file is readable by others, naming it and chmod 600', async () => {
+    const secret = h.sandbox.config.connectors[0]?.purview.secret;
+    const file = secret && 'file' in secret ? secret.file : '';
+    chmodSync(file, 0o644);
+    try {
+      const r = await doctor();
+      expect(r['Purview access token obtained']).toMatchObject({ status: 'warn' });
+      expect(r['Purview access token obtained']?.detail).toBe(
+        `Entra ID client_credentials grant succeeded; purview.secret: ${file} has mode 644, so other users have access to it; run \`chmod 600 ${file}\` with the file owned by the bridge's user (or mode 640 with the bridge's own group)`,
+      );
+    } finally {
+      chmodSync(file, 0o600);
+    }
+    expect((await doctor())['Purview access token obtained']?.status).toBe('pass');
+  });
+
   it("fails the SMART token for a scope the sandbox's app record does not grant (a write, a user/ scope), as Epic does", async () => {
     for (const extra of ['system/AuditEvent.write', 'user/Patient.read']) {
       const r = await doctor({ 'connectors.0.smart.scope': `system/AuditEvent.read ${extra}` });
