@@ -130,19 +130,24 @@ describe('downloads', () => {
     expect(seen.every((d) => d.origin === 'foreign' && !d.authorization)).toBe(true);
   });
 
-  it('a file on another origin, unsigned, that wants the token is no expiry: one clear error, no export restarted', async () => {
-    Object.assign(f.bulk, { foreignFiles: true, foreignFilesUnsigned: true });
+  /** A read refused once with BRG_ERR_FHIR_EXPORT_FILE saying `message`: one export, none started again. */
+  async function refusedWithoutRestart(message: RegExp): Promise<void> {
     const kickoffs = log().kickoffs.length;
-    const downloads = log().downloads.length;
     const error = (await f
       .source()
       .read()
       .catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
-    expect(error.message).toMatch(
+    expect(error.message).toMatch(message);
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+  }
+
+  it('a file on another origin, unsigned, that wants the token is no expiry: one clear error, no export restarted', async () => {
+    Object.assign(f.bulk, { foreignFiles: true, foreignFilesUnsigned: true });
+    const downloads = log().downloads.length;
+    await refusedWithoutRestart(
       /is on http:\/\/127\.0\.0\.1:\d+, not on the FHIR server .* answered HTTP 401 without the token; the bridge sends its token only to the FHIR server/,
     );
-    expect(log().kickoffs.length).toBe(kickoffs + 1);
     expect(
       log()
         .downloads.slice(downloads)
@@ -163,16 +168,9 @@ describe('downloads', () => {
 
   it('a file that wants the token the manifest said it needs not (requiresAccessToken: false) is no expiry: one clear error, no export restarted', async () => {
     Object.assign(f.bulk, { requiresAccessToken: false, filesWantToken: true });
-    const kickoffs = log().kickoffs.length;
-    const error = (await f
-      .source()
-      .read()
-      .catch((e: unknown) => e)) as BridgeError;
-    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
-    expect(error.message).toMatch(
+    await refusedWithoutRestart(
       /answered HTTP 401 without the token, and its URL carries no signature: the manifest says its files need no token \(requiresAccessToken: false\)\. Ask the EHR team/,
     );
-    expect(log().kickoffs.length).toBe(kickoffs + 1);
   });
 
   it('refuses a file answered 203 (a rewriting proxy) without reading its lines into the error', async () => {
