@@ -37,7 +37,7 @@ export const secretRef = z
     {
       // The likeliest mistake is the secret itself where its reference goes (a BRIDGE__… variable set to it): zod's own
       // text ("Invalid input") says nothing of what to write.
-      error: 'a reference, { env: NAME } or { file: /path/to/file } (one of the two), never the secret itself: if the secret was written here, rotate it',
+      error: 'a reference, exactly one of { env: NAME } or { file: /path/to/file }, never the secret itself (if the secret was written here, rotate it)',
     },
   )
   .describe('Reference to a secret: { env: VAR_NAME } or { file: /run/secrets/name }. Never the secret itself.');

@@ -59,11 +59,14 @@ export interface NetworkSettings {
   readonly httpsProxy: ProxyEndpoint | undefined;
   /** Hosts reached directly even when a proxy is set. */
   readonly noProxy: readonly NoProxyEntry[];
-  /**
-   * PEM bundles trusted on top of the system roots, by every connection (targets and an https proxy): network.caFile,
-   * then NODE_EXTRA_CA_CERTS's (kept when a pool builds a trust of its own).
-   */
+  /** PEM bundles trusted on top of the system roots, by every connection (targets and an https proxy): network.caFile. */
   readonly caPems: readonly string[];
+  /**
+   * What NODE_EXTRA_CA_CERTS adds to Node's own trust: added to a pool's trust only when the pool builds one of its own
+   * (caPems, the sandbox's purview.caFile), which replaces Node's default store. Without one, Node's default store
+   * (the system's, on a Node built or run to use it) stays as it is.
+   */
+  readonly processCaPems?: readonly string[];
 }
 
 /** No proxy, system roots only: the default of library code and tests. */
@@ -96,7 +99,8 @@ export function resolveNetwork(config: NetworkConfig | undefined, env: Environme
     httpProxy: endpoint('HTTP_PROXY'),
     httpsProxy: endpoint('HTTPS_PROXY'),
     noProxy: parseNoProxy(noProxy),
-    caPems: [...(config?.caFile ? [readCaFile(config.caFile, readFile)] : []), ...processExtraCas(env, readFile)],
+    caPems: config?.caFile ? [readCaFile(config.caFile, readFile)] : [],
+    processCaPems: processExtraCas(env, readFile),
   };
 }
 

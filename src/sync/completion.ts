@@ -47,4 +47,5 @@ export function announceFailure(deps: Announcer, runId: string, error: BridgeErr
 }
 
 /** The warning when a run's failure cannot be written to the state (the sinks hear of it all the same). */
-export const UNRECORDED = "the run's failure could not be written to the state database; the next run closes it";
+export const UNRECORDED =
+  "the run's failure could not be written to the state database; the next run finds the run as it was left (a push resumes, a pull is closed and its window pulled again)";

@@ -522,9 +522,16 @@ function recordFailure(
   // reads and writes here warn, and the next run closes the run as it finds it (left 'running' without its spool:
   // closed as failed and its window pulled again; left 'pushing': resumed).
   let run: RunRecord | undefined;
+  let read = false;
   warnOnFailure(deps.logger, runId, UNRECORDED, () => {
     run = deps.store.getRun(runId);
+    read = true;
   });
+  if (!read) {
+    // Not knowing the run's state (a push left to resume, or a pull to close), nothing is written over it.
+    announceFailure(deps, runId, bridgeError);
+    return bridgeError;
+  }
   // A completed run's rows are acknowledged and its watermark moved: nothing after that makes it failed (the sinks
   // still hear of the error: this process's part did fail).
   if (run?.state === 'completed') {

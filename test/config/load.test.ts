@@ -73,7 +73,7 @@ describe('loadConfig', () => {
     // It says what belongs there, and to rotate a secret written in its place (a BRIDGE__… variable set to it).
     const fromEnv = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__secret: 'hunter2-super-secret' } }));
     expect(fromEnv.message).toContain(
-      'connectors.0.purview.secret: got a text of 20 characters (not shown); expected a reference, { env: NAME } or { file: /path/to/file } (one of the two), never the secret itself: if the secret was written here, rotate it (set by BRIDGE__connectors__0__purview__secret)',
+      'connectors.0.purview.secret: got a text of 20 characters (not shown); expected a reference, exactly one of { env: NAME } or { file: /path/to/file }, never the secret itself (if the secret was written here, rotate it) (set by BRIDGE__connectors__0__purview__secret)',
     );
     expect(fromEnv.message).not.toContain('hunter2');
   });

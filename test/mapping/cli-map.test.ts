@@ -174,8 +174,10 @@ describe('bridge map interrupted', () => {
     execFileSync('mkfifo', [input]);
     const out = join(dir, 'rows.tsv');
     const child = spawnBridge(['map', '--input', input, '--out', out, '--rejects', join(dir, 'rejects.ndjson')]);
-    // The writer end stays open: map has read the first events and waits for more.
+    // The writer end stays open: map has read the first events and waits for more. Its 'open' comes once map opened the
+    // other end: a signal before then would find map in an open() of the FIFO, which Node's exit waits on for ever.
     const writer = createWriteStream(input);
+    await new Promise((resolve) => writer.once('open', resolve));
     writer.write(`${JSON.stringify(loggedInRead())}\n`.repeat(50));
     await until(() => readdirSync(dir).some((name) => name.startsWith('rows.tsv.partial-')));
     child.kill('SIGINT');

@@ -168,5 +168,8 @@ describe('network.caFile', () => {
     // Without it, the caFile's own trust does not reach the proxy's CA.
     const caFileOnly = resolveNetwork({ caFile: 'internal-epic-ca.pem' }, {}, { readFile });
     expect((await rejectionOf(createPurviewTokenSource({ ...options, network: caFileOnly }).getToken())).code).toBe('BRG_ERR_PURVIEW_AUTH');
+    // Without a caFile, no trust of our own is built: Node's default store (where Node itself put those CAs, and the
+    // system's on a Node that uses it) is left as it is.
+    expect(resolveNetwork(undefined, { NODE_EXTRA_CA_CERTS: '/etc/ssl/proxy-ca.pem' }, { readFile }).caPems).toEqual([]);
   });
 });

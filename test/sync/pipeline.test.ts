@@ -215,7 +215,8 @@ describe('runSync with a fake source', () => {
     const error = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' }).catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_CAPABILITY');
     expect(heard).toEqual(['BRG_ERR_FHIR_CAPABILITY']);
-    expect(lines.filter((line) => line.includes("the run's failure could not be written to the state database"))).toHaveLength(2);
+    // The run's state could not be read, so nothing was written over it (one warning).
+    expect(lines.filter((line) => line.includes("the run's failure could not be written to the state database"))).toHaveLength(1);
     locked = false;
     expect(store.listRuns({ connector: 'main' }).map((r) => r.state)).toEqual(['running']);
     // The next run closes it as failed (its window pulled again) and goes on.
@@ -226,6 +227,41 @@ describe('runSync with a fake source', () => {
     });
     expect(next.counts.rowsAcked).toBe(1);
     expect(store.listRuns({ connector: 'main' }).map((r) => r.state)).toEqual(['completed', 'failed']);
+    store.close();
+  });
+
+  it('a push failure whose run cannot be read back (the state database failing a read) writes nothing over the run: it stays resumable', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const job = emu.newApp();
+    const store = openStateStore(stateDir, systemClock);
+    // Only the failure's own read of the run fails (writes still work), as a read can fail where a write then goes through.
+    const flaky: StateStore = Object.create(store, {
+      getRun: {
+        value: (id: string) => {
+          const stack = new Error().stack ?? '';
+          // (The store's own read inside a write, existingRun, goes through.)
+          if (stack.includes('recordFailure') && !stack.includes('existingRun'))
+            throw new BridgeError('BRG_ERR_STATE', 'The state database is locked by another process (SQLITE_BUSY).');
+          return store.getRun(id);
+        },
+      },
+    });
+    const d = deps(stateDir, fakeSource([event('p1', '2026-11-12T10:00:00Z')], [patient, practitioner], []), flaky, job);
+    const heard: Array<{ code: string; resumable?: boolean }> = [];
+    d.events.on('error', (e) => heard.push({ code: e.code, ...(e.resumable === undefined ? {} : { resumable: e.resumable }) }));
+    const failing = { ...d, purview: () => ({ ...d.purview(), retry: { maxAttempts: 1, maxTotalMs: 1000, baseDelayMs: 1, maxDelayMs: 1 } }) };
+    emu.ingest.injectFaults({ kind: 'status', status: 503 });
+    const window = { since: '2026-11-12T09:00:00Z', until: '2026-11-12T11:00:00Z' };
+    await expect(runSync(failing, { trigger: 'cli', ...window })).rejects.toMatchObject({ code: 'BRG_ERR_PURVIEW_UNAVAILABLE' });
+    expect(heard.map((e) => e.code)).toEqual(['BRG_ERR_PURVIEW_UNAVAILABLE']);
+    const [left] = store.listRuns({ connector: 'main' });
+    expect(left?.state).toBe('pushing');
+    // The next run resumes the push (its spool kept), and the backfill's window is delivered once.
+    const resumed = await runSync(deps(stateDir, fakeSource([event('p1', '2026-11-12T10:00:00Z')], [patient, practitioner], []), store, job), {
+      trigger: 'resume',
+    });
+    expect(resumed.counts.rowsAcked).toBe(1);
+    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(1);
     store.close();
   });
 

@@ -61,10 +61,11 @@ const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
 /**
  * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding. A redirect is
  * followed, the bearer sent (with the manifest's requiresAccessToken) only while it stays on the FHIR server's origin.
- * 404/410, and 401/403 to a request sent without the bearer because none was needed or the server redirected it away
- * (a signed blob URL past its expiry), mean the export expired (ExportExpiredError: it is restarted). A 401/403 from a
- * file the manifest put on another origin, unsigned, while it requires the token is no expiry: the token is never
- * sent there.
+ * 404/410, and 401/403 to a request for a signed URL (a query: a blob store's signature) sent without the bearer, mean
+ * the export expired (ExportExpiredError: it is restarted). A 401/403 to an unsigned URL sent without the bearer (the
+ * manifest put the file on another origin, said no token is needed, or a redirect led away) is no expiry: a clear
+ * BRG_ERR_FHIR_EXPORT_FILE, the token never being sent there. (A server that signs in the path, not the query, is
+ * taken for unsigned.)
  * Any other status is a BulkHttpError for the shared retry policy.
  */
 export async function requestExportFile(

@@ -69,10 +69,11 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
 /**
  * A kick-off is not idempotent: each one the server accepts starts a whole export, which nobody then polls or deletes.
  * It is asked again only when the server cannot have accepted it: a 429, 503 or 408 (it says so), or a connection
- * that never opened. A 500, a gateway's 502 or 504, a timeout or a connection lost after the request went out may
- * hide an accepted export: the run stops there instead of starting more.
+ * that never opened (refused, no route, no name). A 500, a gateway's 502 or 504, a timeout or a reset (which may come
+ * after the request went out: nothing here tells a TLS handshake's from a lost answer) may hide an accepted export: the
+ * run stops there instead of starting more, and the next run kicks off again.
  */
-const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+const NOT_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN', 'EHOSTDOWN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 function outcomeUnknown(error: unknown): boolean {
   if (error instanceof BulkHttpError) return error.status === 500 || error.status === 502 || error.status === 504;
