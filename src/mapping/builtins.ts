@@ -67,14 +67,15 @@ function loginOf(identifiers: readonly Identifier[] | undefined, ctx: RowContext
 
 /**
  * docs/mapping.md §7.1 (step 6): the requestor's own identifier (already split from a CX value, context.ts
- * requestorAsRead), judged as a Practitioner's identifiers are, pins first, then Epic's EMP record id with its warning.
- * It speaks for staff whom no Practitioner carries (at Epic, those without a provider record), and after a resolved
- * user's identifiers (userPinnedLogin, userLogin, which come first in the column) when theirs hold none: a
- * Practitioner with only NPI and SER numbers must not reject the row its agent names by EMP id.
+ * requestorAsRead) judged together with a resolved user's, by the same tests in order: pins, then Epic's EMP id with
+ * type.text EXTERNAL (the login), then any EMP id (with its warning). So an agent naming the user by EMP EXTERNAL id
+ * wins over the Practitioner's EMP INTERNAL record number, and a Practitioner with only NPI and SER numbers does not
+ * reject the row. It speaks for staff whom no Practitioner carries (at Epic, those without a provider record) too.
+ * Undefined when the agent has no identifier of its own: userLogin (memoised per user) then says it.
  */
 function requestorLogin(ctx: RowContext, sink: WarningSink): string | undefined {
   const own = ctx.requestor?.who?.identifier;
-  return own === undefined ? undefined : loginOf([own], ctx, sink);
+  return own === undefined ? undefined : loginOf([own, ...(ctx.user?.identifier ?? [])], ctx, sink);
 }
 
 /**

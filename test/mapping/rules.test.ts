@@ -284,6 +284,21 @@ describe('a resolved Practitioner whose identifiers hold no login (docs/mapping.
     expect(mapped({ who: { reference: 'Practitioner/npi-only' }, altId: 'JDOE' }).rejects).toEqual(['missing-employee-login']);
   });
 
+  it("an agent's EMP EXTERNAL id (the login) wins over the Practitioner's EMP INTERNAL record number", () => {
+    const internalOnly: Practitioner = {
+      resourceType: 'Practitioner',
+      id: 'internal-only',
+      identifier: [{ system: EMP, type: { text: 'INTERNAL' }, value: '   55501' }],
+      name: [{ family: 'Doe', given: ['John'] }],
+    };
+    const mapping = builtinMapping('epic');
+    const login = mapping.columns.findIndex((column) => column.name === 'EMP.SYSTEM_LOGIN');
+    const rowOf = (agent: Partial<AuditEventAgent>) => mapEvent(read(agent), mapping, lookupOf([...hl7Resources(), internalOnly])).rows[0]?.[login];
+    expect(rowOf({ who: { reference: 'Practitioner/internal-only', identifier: { system: EMP, type: { text: 'EXTERNAL' }, value: 'JDOE' } } })).toBe('JDOE');
+    // Without an identifier of its own, the Practitioner's says it, as before (its EMP id, with the warning).
+    expect(rowOf({ who: { reference: 'Practitioner/internal-only' } })).toBe('55501');
+  });
+
   it("never makes a PractitionerRole's display (a job title) a family and a given name: its practitioner's display stands in", () => {
     const agent = { who: { reference: 'PractitionerRole/attending', display: 'Attending Physician, Cardiology' }, altId: 'jdoe@hospital.example.org' };
     expect(mapped(agent).cells).toMatchObject({ employee_last_name: 'Doe', employee_first_name: 'John' });
