@@ -27,7 +27,7 @@ export interface DispatcherOptions {
 export function createDispatcher(network: NetworkSettings, options: DispatcherOptions = {}): Dispatcher {
   const own = [...network.caPems, ...(options.extraCaPem ? [options.extraCaPem] : [])];
   // A trust of our own replaces Node's default store, and with it what NODE_EXTRA_CA_CERTS added: those go in too.
-  const cas = own.length > 0 ? [...own, ...(network.processCaPems ?? [])] : [];
+  const cas = own.length > 0 ? [...own, ...(network.processCaPems?.() ?? [])] : [];
   const tls = cas.length > 0 ? { secureContext: secureContextTrusting(cas) } : {};
   const pool = {
     ...(options.maxResponseSize !== undefined ? { maxResponseSize: options.maxResponseSize } : {}),

@@ -64,9 +64,9 @@ export interface NetworkSettings {
   /**
    * What NODE_EXTRA_CA_CERTS adds to Node's own trust: added to a pool's trust only when the pool builds one of its own
    * (caPems, the sandbox's purview.caFile), which replaces Node's default store. Without one, Node's default store
-   * (the system's, on a Node built or run to use it) stays as it is.
+   * (the system's, on a Node built or run to use it) stays as it is. Read on first call, so never when no pool needs it.
    */
-  readonly processCaPems?: readonly string[];
+  readonly processCaPems?: () => readonly string[];
 }
 
 /** No proxy, system roots only: the default of library code and tests. */
@@ -100,7 +100,15 @@ export function resolveNetwork(config: NetworkConfig | undefined, env: Environme
     httpsProxy: endpoint('HTTPS_PROXY'),
     noProxy: parseNoProxy(noProxy),
     caPems: config?.caFile ? [readCaFile(config.caFile, readFile)] : [],
-    processCaPems: processExtraCas(env, readFile),
+    processCaPems: once(() => processExtraCas(env, readFile)),
+  };
+}
+
+function once<T>(compute: () => T): () => T {
+  let value: { readonly v: T } | undefined;
+  return () => {
+    value ??= { v: compute() };
+    return value.v;
   };
 }
 

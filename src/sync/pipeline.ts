@@ -236,7 +236,7 @@ async function runWindow(deps: SyncDeps, request: LeasedRequest, resumed: SyncSu
     );
     const pushed = await pushRun(deps, { ...run, spoolPath, rejectsPath: files.rejectsPath }, pulled.counts, request);
     const rejectReasons = withGivenUp(pulled.rejectReasons, pushed.givenUpRows);
-    completeRun(deps, { ...run, backfill }, pushed, rejectReasons);
+    completeRun(deps, { ...run, backfill }, pushed, rejectReasons, deps.watermarkSource);
     removeCompletedFiles(deps, run.id, spoolPath, pullFiles.indexPath, files.rejectsPath);
     return finish(deps, run, { ...pulled, counts: pushed.counts, rejectReasons }, pushed.possiblyDuplicated, resumed);
   } catch (error) {
@@ -406,7 +406,7 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
   try {
     const pushed = await pushRun(deps, { ...run, spoolPath: run.spoolPath }, run.counts, stops);
     const rejectReasons = withGivenUp({ ...run.details?.rejectReasons }, pushed.givenUpRows);
-    completeRun(deps, run, pushed, rejectReasons);
+    completeRun(deps, run, pushed, rejectReasons, run.details?.pulledFrom);
     removeCompletedFiles(deps, run.id, run.spoolPath, indexPathOf(run.spoolPath), run.rejectsPath);
     const summary: PullResult = {
       counts: pushed.counts,
@@ -425,16 +425,15 @@ async function resumeRun(deps: SyncDeps, run: RunRecord & { spoolPath: string },
 /**
  * Completes the run and moves the watermark: an incremental run to its end; a backfill only when it starts at or before
  * the watermark and ends after it (otherwise the gap between them was never pulled). The store never moves it back.
- * When the watermark is then the run's end, it is a point in the source the run was pulled from (recorded with it, in
- * one transaction, by whoever completes the run: a resumed push on another machine too). A backfill that ended before
+ * When the watermark is then the run's end, it is a point in `pulledFrom`, the source the run was pulled from (this
+ * run's, or the record's for a resumed push, pulled maybe on another machine): recorded with it, in one transaction. A backfill that ended before
  * the watermark leaves it a point in the other source: recorded as this one, the next incremental run would skip this
  * source's events between the backfill's end and the watermark.
  */
-function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectReasons: Readonly<Record<string, number>>): void {
+function completeRun(deps: SyncDeps, run: RunRecord, pushed: PushedRun, rejectReasons: Readonly<Record<string, number>>, pulledFrom: string | undefined): void {
   const { counts, possiblyDuplicated } = pushed;
   const current = deps.store.getWatermark(deps.connector);
   const contiguous = !run.backfill || current === undefined || Date.parse(run.since) <= Date.parse(current);
-  const pulledFrom = deps.store.getRun(run.id)?.details?.pulledFrom;
   deps.store.completeRun(run.id, {
     counts,
     ...(contiguous ? { watermark: run.until } : {}),

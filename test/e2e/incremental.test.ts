@@ -88,20 +88,26 @@ function rejectedAt(harness: SandboxHarness, id: string, ms: number): AuditEvent
   };
 }
 
+/** Six hours of generated events end here; a whole second a minute after them is the boundary the tests read across. */
+const DATA_END = Date.UTC(2026, 10, 2);
+const boundary = DATA_END + 60_000;
+const OVERLAP = 15 * 60_000;
+
+/** A sandbox of those events whose clock stands `afterBoundaryMs` past the boundary. */
+async function harnessPastBoundary(seed: number, afterBoundaryMs: number): Promise<{ c: SandboxHarness; clock: ManualClock }> {
+  const clock = new ManualClock(boundary + afterBoundaryMs);
+  const data = { seed, events: 60, patients: 10, practitioners: 3, end: iso(DATA_END), start: iso(DATA_END - 6 * 3_600_000) };
+  return { c: await startHarness({ data, clock }), clock };
+}
+
 describe('incremental syncs ending inside a second', () => {
   /** The sandbox's config settles nothing (fhir.settleMinutes 0): a window ends now. */
   const SETTLE = 0;
-  const OVERLAP = 15 * 60_000;
   let c: SandboxHarness;
   let clock: ManualClock;
-  /** A whole second after the generated data, on which the second run's window starts 456 ms in. */
-  let boundary: number;
   beforeAll(async () => {
-    const data = { seed: 17, events: 60, patients: 10, practitioners: 3 };
-    const end = Date.UTC(2026, 10, 2);
-    boundary = end + 60_000;
-    clock = new ManualClock(boundary + OVERLAP + 456 + SETTLE);
-    c = await startHarness({ data: { ...data, end: iso(end), start: iso(end - 6 * 3_600_000) }, clock });
+    // The second run's window starts 456 ms into the boundary second.
+    ({ c, clock } = await harnessPastBoundary(17, OVERLAP + 456 + SETTLE));
   });
   afterAll(async () => c?.close());
 
@@ -118,17 +124,10 @@ describe('incremental syncs ending inside a second', () => {
 });
 
 describe('a run given an --until inside a second', () => {
-  const OVERLAP = 15 * 60_000;
   let c: SandboxHarness;
-  let clock: ManualClock;
-  /** A whole second after the generated data: the given --until is OVERLAP + 456 ms after it. */
-  let boundary: number;
   beforeAll(async () => {
-    const data = { seed: 19, events: 60, patients: 10, practitioners: 3 };
-    const end = Date.UTC(2026, 10, 2);
-    boundary = end + 60_000;
-    clock = new ManualClock(boundary + OVERLAP + 10 * 60_000);
-    c = await startHarness({ data: { ...data, end: iso(end), start: iso(end - 6 * 3_600_000) }, clock });
+    // The given --until is OVERLAP + 456 ms after the boundary, before the clock.
+    ({ c } = await harnessPastBoundary(19, OVERLAP + 10 * 60_000));
   });
   afterAll(async () => c?.close());
 

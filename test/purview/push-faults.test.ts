@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
+import type { BridgeError } from '../../src/errors.js';
 import type { RetryOptions } from '../../src/http.js';
 import { silentLogger } from '../../src/log.js';
 import {
@@ -409,6 +410,17 @@ describe('every attempt that went out not received, the retries ended by somethi
     return (extra = {}) => pushEventSpool({ ...run.options, ...extra, spoolPath, indexPath, source: `conn-${name}` });
   }
 
+  /** The push's failure under these ingest faults (cleared after), and how many requests reached the emulator. */
+  async function failureUnder(push: () => Promise<PushReport>, ...faults: IngestFault[]): Promise<{ error: BridgeError; requests: number }> {
+    const before = emu.ingest.requests;
+    emu.ingest.injectFaults(...faults);
+    try {
+      return { error: await rejectionOf(push()), requests: emu.ingest.requests - before };
+    } finally {
+      emu.ingest.injectFaults();
+    }
+  }
+
   /** The next push sends the failed block's rows once, unflagged (or flagged, when its outcome was unknown). */
   async function expectNextPush(run: Run, push: () => Promise<PushReport>, flagged: boolean): Promise<void> {
     const report = await push();
@@ -468,19 +480,13 @@ describe('every attempt that went out not received, the retries ended by somethi
     it(`${kind}: a 429 whose Retry-After outlasts the retry budget ends the retries at once: Purview took none of the block, and the next push sends its rows unflagged`, async () => {
       const run = await prepare(25);
       const push = pushOf(run, kind);
-      const requests = emu.ingest.requests;
-      emu.ingest.injectFaults({ kind: 'status', status: 429, retryAfter: '3600' });
-      try {
-        const error = await rejectionOf(push());
-        expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-        expect(error.message).toBe(
-          `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 1 attempt(s); last: HTTP 429 Too Many Requests. ` +
-            "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again (Purview took none of them this time).",
-        );
-      } finally {
-        emu.ingest.injectFaults();
-      }
-      expect(emu.ingest.requests - requests).toBe(1);
+      const { error, requests } = await failureUnder(push, { kind: 'status', status: 429, retryAfter: '3600' });
+      expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+      expect(error.message).toBe(
+        `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 1 attempt(s); last: HTTP 429 Too Many Requests. ` +
+          "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again (Purview took none of them this time).",
+      );
+      expect(requests).toBe(1);
       expect(run.clock.slept).toEqual([]);
       expect(run.events.filter((e) => e.type === 'block_retry')).toEqual([]);
       if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
@@ -490,20 +496,14 @@ describe('every attempt that went out not received, the retries ended by somethi
     it(`${kind} (control): after a 503 that may have stored the block, a 429 whose Retry-After outlasts the budget left ends the retries at once, the block still unknown`, async () => {
       const run = await prepare(25);
       const push = pushOf(run, kind);
-      const requests = emu.ingest.requests;
       // 600 s from the 429 ends 0.5 s past the 600 s budget: the 503's backoff came first.
-      emu.ingest.injectFaults({ kind: 'status', status: 503 }, { kind: 'status', status: 429, retryAfter: '600' });
-      try {
-        const error = await rejectionOf(push());
-        expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
-        expect(error.message).toBe(
-          `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 2 attempt(s); last: HTTP 429 Too Many Requests. ` +
-            "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.",
-        );
-      } finally {
-        emu.ingest.injectFaults();
-      }
-      expect(emu.ingest.requests - requests).toBe(2);
+      const { error, requests } = await failureUnder(push, { kind: 'status', status: 503 }, { kind: 'status', status: 429, retryAfter: '600' });
+      expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+      expect(error.message).toBe(
+        `Block 0 of this push (job ${run.app.jobId}) was not acknowledged after 2 attempt(s); last: HTTP 429 Too Many Requests. ` +
+          "Run again later: rows Purview acknowledged are not sent again, and this block's rows are sent again and flagged possibly duplicated.",
+      );
+      expect(requests).toBe(2);
       expect(run.clock.slept).toEqual([500]);
       if (kind === 'file') expect(run.ranges()).toEqual([['unknown', 10]]);
       await expectNextPush(run, push, true);

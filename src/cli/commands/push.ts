@@ -136,8 +136,9 @@ export function pushCommand(deps: PushCommandDeps): Command {
 }
 
 async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
-  // A secret or key file others can read is warned about, as `bridge sync` warns (file-mode.ts).
-  const credential = resolveCredential(flags, deps.env, deps.logger ?? createLogger({ level: 'warn' }));
+  // One logger for the whole push: a secret or key file others can read is warned about there, as `bridge sync` warns.
+  const logged = { ...deps, logger: deps.logger ?? createLogger({ level: 'warn' }) };
+  const credential = resolveCredential(flags, deps.env, logged.logger);
   const caPem = flags.caFile ? readFlagFile(flags.caFile, '--ca-file') : undefined;
   const spoolDir = join(flags.stateDir, 'push');
   mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
@@ -178,7 +179,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
     });
     let report: PushReport;
     try {
-      report = await pushWithLedger(deps, flags, input, credential, caPem, (event) => reporter.onEvent(event));
+      report = await pushWithLedger(logged, flags, input, credential, caPem, (event) => reporter.onEvent(event));
     } finally {
       reporter.finish();
     }
@@ -195,7 +196,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
  * push of the same file to the same job at a time, across processes.
  */
 async function pushWithLedger(
-  deps: PushCommandDeps,
+  deps: PushCommandDeps & { readonly logger: Logger },
   flags: PushFlags,
   file: NormalizedFile,
   credential: EntraCredential,
@@ -203,7 +204,7 @@ async function pushWithLedger(
   onEvent: (event: PushEvent) => void,
 ): Promise<PushReport> {
   const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? createLogger({ level: 'warn' });
+  const { logger } = deps;
   const preset = CLOUDS[flags.cloud];
   const ingestionBase = flags.ingestionBase ?? preset.ingestionBase;
   const destination = destinationKey({ ingestionBase, jobId: flags.jobId });

@@ -73,7 +73,7 @@ export class Downloads {
     // before may have answered otherwise). An empty file hands over nothing and has no lines, whatever its encoding said:
     // some servers send an empty body under Content-Encoding gzip (not a gzip stream of nothing), as clients take it.
     const first = await bytes.next();
-    const gzip = !first.done && (handedOver.gzip || isGzipStart(first.value));
+    const gzip = !first.done && handedOver.gzip;
     const source = first.done ? bytes : prepend(first.value, bytes);
     const compressed = gzip ? Readable.from(source) : undefined;
     const inflated = compressed ? createGunzip({ chunkSize: CHUNK }) : undefined;
@@ -150,7 +150,8 @@ export class Downloads {
     signal: AbortSignal,
   ): Promise<LocalFile> {
     const { reply, gzip: labelled } = await requestExportFile(this.http, file, label, requiresAccessToken, signal);
-    // Labelled by Content-Encoding, or a `.ndjson.gz` a blob store serves as application/gzip (its first bytes say so).
+    // Labelled by Content-Encoding, or a `.ndjson.gz` a blob store serves as application/gzip (its first bytes say so):
+    // decided here, before the first byte is handed over, so the reader (followBytes) and the checkpoint agree.
     let gzip = labelled;
     let handle: FileHandle | undefined = await open(part, 'w', 0o600);
     try {
