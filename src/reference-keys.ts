@@ -88,6 +88,26 @@ export function identifierKey(type: string, system: string | undefined, value: s
   return `${type}?identifier=${system ?? ''}|${value}`;
 }
 
+/** How user identifiers are compared (excludeUsers, a lookup's answer): Epic pads EMP ids with spaces. */
+export function userKey(value: string): string {
+  return value.trim().toLowerCase();
+}
+
+/**
+ * The resource carries the reference's identifier: in its system (any, when the reference names none), with the
+ * value as userKey reads it. A server that misreads a search (an escaped `\|` taken for the system bar) answers
+ * someone else; a lookup then takes nobody rather than the wrong person.
+ */
+export function carriesIdentifier(resource: object, ref: { readonly system?: string | undefined; readonly value: string }): boolean {
+  const list: unknown = (resource as { identifier?: unknown }).identifier;
+  const identifiers: ReadonlyArray<{ system?: unknown; value?: unknown } | undefined> = Array.isArray(list) ? list : [];
+  const wanted = userKey(ref.value);
+  return identifiers.some(
+    (identifier) =>
+      typeof identifier?.value === 'string' && (ref.system === undefined || identifier.system === ref.system) && userKey(identifier.value) === wanted,
+  );
+}
+
 /**
  * The identifier keys a resource answers to, as token search matches them: `system|value` for each identifier, and the
  * bare value too (a reference with an identifier but no system matches any system, as `identifier=value` does).

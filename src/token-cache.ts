@@ -55,7 +55,9 @@ export function createCachedTokenSource(fetchToken: (signal?: AbortSignal) => Pr
           issued = await fetchToken(controller.signal);
         } catch (error) {
           const cooldown = options.failureCooldownMs ?? 0;
-          if (cooldown > 0 && !isAbortError(error)) failed = { error, until: options.clock.now() + cooldown };
+          // A request every waiter gave up failed with whatever reason the last one had (a timeout, a shutdown): no answer
+          // of the server's to hand unrelated callers for the cooldown.
+          if (cooldown > 0 && !controller.signal.aborted && !isAbortError(error)) failed = { error, until: options.clock.now() + cooldown };
           throw error;
         }
         failed = undefined;

@@ -16,6 +16,25 @@ function source(lifeSec: number, clock: ManualClock) {
   return { tokens, fetches };
 }
 
+/**
+ * A token source whose first request answers nothing and fails as `onAbort` says once its signal aborts (every waiter
+ * gave up); each later request answers t2, t3, …
+ */
+function abandonedFirst(onAbort: (signal: AbortSignal, reject: (error: unknown) => void) => void, failureCooldownMs?: number) {
+  const counter = { fetches: 0 };
+  const tokens = createCachedTokenSource(
+    (signal) =>
+      new Promise((resolve, reject) => {
+        counter.fetches += 1;
+        const n = counter.fetches;
+        signal?.addEventListener('abort', () => onAbort(signal, reject));
+        if (n > 1) resolve({ accessToken: `t${n}`, expiresInSec: 3600 });
+      }),
+    { clock: new ManualClock(0), ...(failureCooldownMs === undefined ? {} : { failureCooldownMs }) },
+  );
+  return { tokens, counter };
+}
+
 describe('createCachedTokenSource', () => {
   it('reuses a token until the margin before expiry, then refreshes', async () => {
     const clock = new ManualClock(0);
@@ -89,24 +108,25 @@ describe('createCachedTokenSource', () => {
   });
 
   it('a caller that comes after every waiter gave up starts its own request, not the aborted one', async () => {
-    const clock = new ManualClock(0);
-    let fetches = 0;
-    const tokens = createCachedTokenSource(
-      (signal) =>
-        new Promise((resolve, reject) => {
-          fetches += 1;
-          const n = fetches;
-          // The first request notices its abort late (msal takes no signal): it settles a moment after.
-          signal?.addEventListener('abort', () => setTimeout(() => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), 20));
-          if (n > 1) resolve({ accessToken: `t${n}`, expiresInSec: 3600 });
-        }),
-      { clock },
-    );
+    // The first request notices its abort late (msal takes no signal): it settles a moment after.
+    const { tokens, counter } = abandonedFirst((_signal, reject) => setTimeout(() => reject(Object.assign(new Error('aborted'), { name: 'AbortError' })), 20));
     const gaveUp = new AbortController();
     const first = tokens.getToken(gaveUp.signal);
     gaveUp.abort();
     await expect(first).rejects.toMatchObject({ name: 'AbortError' });
     expect(await tokens.getToken(new AbortController().signal)).toBe('t2');
-    expect(fetches).toBe(2);
+    expect(counter.fetches).toBe(2);
+  });
+
+  it('a request every waiter gave up (on a timeout, or any reason) is no failure to cool down on: the next caller asks again', async () => {
+    // A fetch that fails with its signal's reason, as fetch() does: here a TimeoutError, no AbortError.
+    const { tokens, counter } = abandonedFirst((signal, reject) => reject(signal.reason), 30_000);
+    const gaveUp = new AbortController();
+    const first = tokens.getToken(gaveUp.signal);
+    gaveUp.abort(new DOMException('the caller timed out', 'TimeoutError'));
+    await expect(first).rejects.toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect(await tokens.getToken()).toBe('t2');
+    expect(counter.fetches).toBe(2);
   });
 });

@@ -356,14 +356,15 @@ export const connectorSchema = z
       }
     }
     // One prefetch pass fetches the references of fhir.prefetchEvents events (a patient, a user, now and then an encounter
-    // or a role each); evicted before the pass is mapped, they would make its rows rejects. A Bulk export's lookup
-    // re-reads a miss from its local index, so only the FHIR-reading sources need the room.
+    // or a role each). The resolver keeps one pass's finds until its events are mapped whatever the cache's size; a cache
+    // smaller than a few passes would fetch the same users again pass after pass. A Bulk export's lookup re-reads a miss
+    // from its local index, so only the FHIR-reading sources need the room.
     const f = connector.fhir;
     if (needsFhir && connector.source.type !== 'bulk-export' && f !== undefined && f.referenceCacheSize < 4 * f.prefetchEvents) {
       context.addIssue({
         code: 'custom',
         path: ['fhir', 'referenceCacheSize'],
-        message: `at least 4 × fhir.prefetchEvents (${4 * f.prefetchEvents}): one prefetch pass's Patients and Practitioners must stay cached until its events are mapped, or their rows are rejected as missing`,
+        message: `at least 4 × fhir.prefetchEvents (${4 * f.prefetchEvents}): the cache should hold several prefetch passes' Patients and Practitioners, or each pass fetches the same users again`,
       });
     }
     if (connector.source.type === 'bulk-export' && connector.source.level === 'group' && !connector.source.groupId) {

@@ -3,6 +3,7 @@
  * with the fix, or is skipped because a check it depends on failed. The last one maps a sample of recent events and
  * prints every column's fill rate (fill-sample.ts). Nothing here prints a token, secret or PHI.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -17,6 +18,7 @@ import { createHttpsAgent } from '../purview/https-pool.js';
 import { CLOUDS } from '../purview/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore, scopesNotGranted } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
+import { checkFolder } from '../sync/file-drop-folder.js';
 import { type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
 import { JWKS_URL_CHECK, jwksUrlCheck } from './jwks-url.js';
 
@@ -88,9 +90,19 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
     const smart = connector.smart;
     await check(DEPARTMENT_CHECK, [MAPPING_CHECK], () => departmentScope(loadConnectorMapping(connector), smart.scope));
   }
-  if (connector.fhir) await fillCheck(check, runtime, connector, connector.fhir);
+  if (connector.fhir && connector.source.type === 'fhir-search') await fillCheck(check, runtime, connector, connector.fhir);
+  if (connector.source.type === 'flat-file') {
+    const { dir, pattern, archiveDir, settleSeconds } = connector.source;
+    // What every run checks before it takes a file (the probe file it moves is removed again).
+    await check(DROP_FOLDER_CHECK, [], () => {
+      checkFolder({ dir, pattern, archiveDir, settleMs: settleSeconds * 1000 }, `doctor-${randomUUID()}`);
+      return `${dir} is readable and writable; files move into ${archiveDir}/done and ${archiveDir}/rejected`;
+    });
+  }
   return results;
 }
+
+export const DROP_FOLDER_CHECK = 'drop folder usable';
 
 export const DEPARTMENT_CHECK = 'department lookups in smart.scope';
 
@@ -166,6 +178,8 @@ async function fhirChecks(check: Check, runtime: DoctorRuntime, connector: Conne
     await buildSmartTokenSource(runtime, connector).getToken();
     return 'client_credentials grant succeeded';
   });
+  // Only the search source reads AuditEvents by search: a Bulk export delivers them in files, a drop folder in an export.
+  if (connector.source.type !== 'fhir-search') return;
   await check('/metadata lists AuditEvent search', ['SMART access token obtained'], async () => {
     await buildFhirClient(runtime, connector).client.requireAuditEventSearch(fhir.dateParam);
     return `AuditEvent search by ${fhir.dateParam} is offered`;

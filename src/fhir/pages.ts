@@ -14,6 +14,9 @@ import { type FhirCall, foreignLinkError, safeOrigin, type Transport } from './t
 
 export type SearchParams = Record<string, string | string[]>;
 
+/** Search parameters whose values never identify a person: the window, paging and result shaping. */
+const IMPERSONAL_PARAMS: ReadonlySet<string> = new Set(['_sort', '_count', '_offset', '_elements', '_summary', '_total', 'date', '_lastUpdated']);
+
 export async function* searchPages(
   transport: Transport,
   baseUrl: string,
@@ -24,12 +27,14 @@ export async function* searchPages(
   const visited = new PageUrls(resourceType);
   // Array values repeat their parameter (`date=ge…&date=lt…`): fhir-kit-client appends each to URLSearchParams.
   let call: FhirCall = (fkc, options) => fkc.search({ resourceType, searchParams: params, options });
-  // The parameters' values (identifier lists carry MRNs and logins), blanked if an error answer echoes them.
+  // The parameters' values (identifier lists carry MRNs and logins), blanked if an error answer echoes them. Those that
+  // name no one (a sort key, a page size, the window's bounds) stay readable: blanking "date" or "200" wherever it
+  // appears made the server's own words ("the date parameter", "_count must not exceed 200") unreadable.
   const sent = [
     ...new Set(
-      Object.values(params).flatMap((value) =>
-        (Array.isArray(value) ? value : [value]).flatMap((text) => [text, ...text.split(/[,|]/), ...searchValueParts(text)]),
-      ),
+      Object.entries(params)
+        .filter(([name]) => !IMPERSONAL_PARAMS.has(name))
+        .flatMap(([, value]) => (Array.isArray(value) ? value : [value]).flatMap((text) => [text, ...text.split(/[,|]/), ...searchValueParts(text)])),
     ),
   ];
   for (let page = 1; ; page++) {

@@ -47,7 +47,7 @@ export function createPrefetchGroups<T extends GroupedItem>(resolver: ReferenceR
   return {
     async *add(items) {
       // A page larger than a group is cut into groups: one prefetch never covers more than groupSize events, so what it
-      // fetches fits the cache (fhir.referenceCacheSize ≥ 4 × fhir.prefetchEvents) until those events are mapped.
+      // fetches, kept by the resolver until those events are mapped, stays one group's worth.
       for (const item of items) {
         group.push(item);
         if (group.length < groupSize) continue;

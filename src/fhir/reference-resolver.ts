@@ -18,6 +18,7 @@ import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
+  carriesIdentifier,
   type IdentifierReference,
   identifierKey,
   identifierKeysOf,
@@ -118,6 +119,16 @@ function ownBase(baseUrl: string | undefined): string | undefined {
   return base;
 }
 
+/** A search by `_id` answered with resources not asked for: missing ones could not be told from the server's noise. */
+function idIgnored(type: string, others: number): BridgeError {
+  return new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `The FHIR server answered a ${type} search by _id with ${others} ${type}s not asked for: it does not seem to honour the _id parameter, ` +
+      `and paging on would read its whole ${type} list. The bridge stopped before mapping the events that name them; report it to the EHR team.`,
+    { details: { resourceType: type, status: 200 } },
+  );
+}
+
 /** What marks an optional type unavailable: its lookups refused (403) or not offered (404/405, or not in /metadata). */
 function unavailableReason(error: unknown): string | undefined {
   if (!(error instanceof BridgeError)) return undefined;
@@ -139,6 +150,13 @@ class CachingResolver implements ReferenceResolver {
   private readonly charts = { refused: 0, found: false };
   /** Optional types found unavailable, and until when (clock ms) their references count as missing unasked. */
   private readonly unavailable = new Map<string, number>();
+  /**
+   * What the latest prefetch found or was served from the cache, kept until the next prefetch that asks for anything:
+   * its events are mapped in between. The LRU alone could drop some of them during the prefetch itself, when one group
+   * names more resources than it holds (events naming many patients each), and their rows would be rejected as
+   * missing although the server has them.
+   */
+  private readonly pinned = new Map<string, FhirResource | undefined>();
 
   constructor(
     private readonly client: FhirClient,
@@ -153,10 +171,12 @@ class CachingResolver implements ReferenceResolver {
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
   get(key: string): FhirResource | undefined {
-    return this.cache.peek(key);
+    return this.pinned.get(key) ?? this.cache.peek(key);
   }
 
   async prefetch(request: ReferenceRequest, signal?: AbortSignal, options: PrefetchOptions = {}): Promise<void> {
+    // A prefetch asking for nothing only releases held keys, for the events of the prefetch before it.
+    if (request.keys.length > 0 || request.identifiers.length > 0) this.pinned.clear();
     this.unknownUsers.load();
     try {
       await this.prefetchNow(request, signal, options);
@@ -220,7 +240,9 @@ class CachingResolver implements ReferenceResolver {
       const key = keyFor(item);
       if (key === undefined || seen.has(key) || waiting(key)) return false;
       seen.add(key);
-      const fresh = this.cache.isFresh(key) || this.unknownUsers.isFresh(key);
+      const cached = this.cache.isFresh(key);
+      if (cached) this.pinned.set(key, this.cache.peek(key));
+      const fresh = cached || this.unknownUsers.isFresh(key);
       if (fresh) this.stats.hits += 1;
       else this.stats.misses += 1;
       return !fresh;
@@ -244,7 +266,9 @@ class CachingResolver implements ReferenceResolver {
   private remember(key: string, resource: FhirResource | undefined): void {
     if (!resource) this.stats.missing += 1;
     else if (resource.resourceType === 'Patient') this.charts.found = true;
-    this.cache.set(key, resource && this.interner.internAll(resource));
+    const kept = resource && this.interner.internAll(resource);
+    this.cache.set(key, kept);
+    this.pinned.set(key, kept);
   }
 
   private async fetchKeys(keys: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
@@ -294,6 +318,8 @@ class CachingResolver implements ReferenceResolver {
    */
   private async fetchIds(type: string, ids: readonly string[], signal?: AbortSignal): Promise<FhirResource[]> {
     const found = new Map<string, FhirResource>();
+    const wanted = new Set(ids);
+    let others = 0;
     let pages = 0;
     try {
       for await (const bundle of this.client.searchPages(type, { _id: ids.join(','), _count: String(ids.length) }, signal)) {
@@ -302,7 +328,16 @@ class CachingResolver implements ReferenceResolver {
         // one id it cannot return (merged, unreadable), and each absent id is asked for alone below. An optional type's
         // lookup never stops it (its cell stays empty).
         if (ids.length > 1 && !OPTIONAL_TYPES.has(type)) refuseIncompleteLookup(bundle, type, 'cut-short');
-        for (const resource of resourcesOf(bundle, type)) if (resource.id !== undefined) found.set(resource.id, resource);
+        const before = found.size;
+        for (const resource of resourcesOf(bundle, type)) {
+          if (resource.id === undefined) continue;
+          if (wanted.has(resource.id)) found.set(resource.id, resource);
+          else others += 1;
+        }
+        if (others > ids.length) throw idIgnored(type, others);
+        // Everything asked for is here, or a later page brought nothing new that was (a next link that loops, changing
+        // or not): the ids still absent are asked for alone below.
+        if (found.size === wanted.size || (pages > 1 && found.size === before)) break;
       }
     } catch (error) {
       // A server that takes no `_id` list (400 to its first page: a later page's 400 is no answer to the list itself).
@@ -393,8 +428,11 @@ class CachingResolver implements ReferenceResolver {
       for await (const bundle of this.client.searchPages(type, query, signal)) {
         refuseIncompleteLookup(bundle, type);
         pages += 1;
+        const before = found.size;
         for (const resource of resourcesOf(bundle, type)) found.set(resource.id ?? `#${found.size}`, resource);
         if (found.size > refs.length * 2) return undefined;
+        // A later page with nothing new is a next link that loops: what it would repeat is already here.
+        if (pages > 1 && found.size === before) break;
       }
     } catch (error) {
       // A list refused for one restricted chart in it: each identifier is searched alone.
@@ -423,6 +461,8 @@ class CachingResolver implements ReferenceResolver {
       if (!isRestrictedChart(error, ref.type)) throw error;
       return this.restricted(identifierKey(ref.type, ref.system, ref.value), ref.type);
     }
+    // One answer that does not carry the identifier is the server's misreading, not the user.
+    if (matches.length === 1 && !carriesIdentifier(matches[0] as FhirResource, ref)) matches = [];
     const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined, matches.length === 0);
     return match ? [match] : [];
   }
@@ -443,6 +483,7 @@ class CachingResolver implements ReferenceResolver {
     if (match?.id !== undefined) {
       const key = referenceKey(match.resourceType, match.id);
       this.cache.set(key, match);
+      this.pinned.set(key, match);
       this.held.delete(key); // found through its identifier: no need to ask for it by id as well
     }
     return match;

@@ -3,9 +3,9 @@
  * (through a PractitionerRole when needed), and the distinct patient subjects of the event.
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
-import { normaliseBase, parseReference, referenceKey } from '../reference-keys.js';
+import { normaliseBase, parseReference, referenceKey, userKey } from '../reference-keys.js';
 import { qualifies } from './identifiers.js';
-import { type ResolvedOptions, referenceName, userKey } from './options.js';
+import { type ResolvedOptions, referenceName } from './options.js';
 import { identifierKeys, literalKey, normaliseIdentifier, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';

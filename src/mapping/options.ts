@@ -3,7 +3,7 @@
  * (%mrnSystems, %loginRegex …) so a user's own expressions can use the same settings as the built-ins.
  */
 import { BridgeError } from '../errors.js';
-import { normaliseBase } from '../reference-keys.js';
+import { normaliseBase, userKey } from '../reference-keys.js';
 import { type IdentifierChoices, type IdentifierTest, identifierChoices } from './identifiers.js';
 import { type DepartmentSource, type MappingFileSpec, optionsSpec } from './spec.js';
 
@@ -126,11 +126,6 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
   };
-}
-
-/** How excludeUsers entries and the values they are compared with are read: Epic pads EMP ids with spaces. */
-export function userKey(value: string): string {
-  return value.trim().toLowerCase();
 }
 
 /**

@@ -71,7 +71,8 @@ export function createPurviewTokenSource(options: PurviewAuthOptions): TokenSour
       // A proxy refusal is not retried (proxy-errors.ts): msal hides our error, the network module remembers it.
       withRetry(
         fetchOnce,
-        (error) => (network.lastRefusal() ? { retry: false } : classifyTokenFailure(error, network, options.clock.now())),
+        (error) =>
+          network.lastRefusal() || network.lastForeign() !== undefined ? { retry: false } : classifyTokenFailure(error, network, options.clock.now()),
         {
           clock: options.clock,
           ...(signal ? { signal } : {}),
@@ -136,6 +137,14 @@ function toAuthError(error: unknown, options: PurviewAuthOptions, network: MsalN
   const refusal = network.lastRefusal();
   if (refusal) return proxyRefusedError(refusal, `Entra ID token request for ${who}`);
   const networkFailure = network.lastFailure();
+  const foreign = network.lastForeign();
+  if (foreign !== undefined) {
+    return new PurviewError(
+      'BRG_ERR_PURVIEW_AUTH',
+      `The token request for ${who} was answered HTTP ${foreign} with a page that is not JSON: Entra ID always answers JSON, so something on the way (a proxy, a TLS-inspecting firewall) answered instead. Check that it lets the bridge reach ${options.authorityHost}.`,
+      { cause: error, status: foreign },
+    );
+  }
   const busy = network.lastBusy();
   if (busy !== undefined && networkFailure !== undefined) {
     // Entra's own trouble (a throttle, an outage), not the credentials nor the host: the next run gets a token.

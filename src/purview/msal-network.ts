@@ -23,6 +23,11 @@ export interface MsalNetwork extends INetworkModule {
   lastRefusal(): ProxyRefusedError | undefined;
   /** Entra's 429 or 5xx answer to the last request (with its Retry-After, as sent), if that is why it failed. */
   lastBusy(): EntraBusy | undefined;
+  /**
+   * The HTTP status of a 4xx (or 2xx, 3xx) answer to the last request whose body was not JSON: no Entra answer, but a
+   * proxy's or firewall's page. Asking again gets the same page.
+   */
+  lastForeign(): number | undefined;
 }
 
 /** A 429 or 5xx answer from Entra ID: transient, worth retrying after `retryAfter` when it says so. */
@@ -41,6 +46,7 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
   let lastFailure: string | undefined;
   let lastRefusal: ProxyRefusedError | undefined;
   let lastBusy: EntraBusy | undefined;
+  let lastForeign: number | undefined;
   const fail = (message: string, cause?: unknown): never => {
     lastFailure = message;
     lastRefusal = cause === undefined ? undefined : proxyRefusalIn(cause);
@@ -50,6 +56,7 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
     lastFailure = undefined;
     lastRefusal = undefined;
     lastBusy = undefined;
+    lastForeign = undefined;
     let response: Dispatcher.ResponseData;
     try {
       response = await request(url, {
@@ -73,6 +80,7 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
     try {
       body = JSON.parse(text) as T;
     } catch (cause) {
+      lastForeign = status;
       return fail(`HTTP ${status} with a body that is not JSON`, cause);
     }
     const expiresIn = Number((body as { expires_in?: unknown }).expires_in);
@@ -86,6 +94,7 @@ export function createMsalNetwork(dispatcher: Dispatcher, timeoutMs: number): Ms
     lastFailure: () => lastFailure,
     lastRefusal: () => lastRefusal,
     lastBusy: () => lastBusy,
+    lastForeign: () => lastForeign,
   };
 }
 

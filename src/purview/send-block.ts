@@ -85,7 +85,8 @@ export async function sendBlock(ctx: SendContext, block: OutgoingBlock): Promise
     // it may be in Purview; a file's rows have the record of the earlier block that sent them without an answer), so
     // the block's other rows go again unflagged.
     const refused = !state.lostAnswer && !state.unsettled;
-    const status = error instanceof UploadStatusError && error.status >= 400 && error.status < 500 ? error.status : undefined;
+    // A 3xx is a final answer too: nothing follows redirects here, so the block was not processed.
+    const status = error instanceof UploadStatusError && error.status >= 300 && error.status < 500 ? error.status : undefined;
     if (refused) ctx.ledger.markRefused(block.claim.id, status);
     // A 4xx after an attempt of unknown outcome: the block stays flagged, but its refusal (a 400 to give up) is known.
     else if (status !== undefined) ctx.ledger.markAnswered(block.claim.id, status);
@@ -128,13 +129,13 @@ interface AttemptState {
 }
 
 /**
- * One attempt's outcome is known not received: Purview answered (a 4xx refusal, a 401, a 429 or 408, a 5xx before the
+ * One attempt's outcome is known not received: Purview answered (a 3xx, a 4xx refusal, a 401, a 429 or 408, a 5xx before the
  * body went out whole), or the connection failed before the body went out whole (refused, unresolvable, a TLS
  * failure). A 5xx or a failure after the whole body made the block's outcome unknown (state.lostAnswer, set before
  * this is asked). An abort or any other error says nothing of what Purview got.
  */
 function isKnownUnreceived(error: unknown): boolean {
-  return (error instanceof UploadStatusError && error.status >= 400) || (error instanceof UploadNetworkError && !error.bodySent);
+  return (error instanceof UploadStatusError && error.status >= 300) || (error instanceof UploadNetworkError && !error.bodySent);
 }
 
 async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, state: AttemptState): Promise<BlockResponse> {
@@ -173,7 +174,12 @@ async function requestBlock(ctx: SendContext, block: OutgoingBlock, attempt: num
     }
     throw error;
   }
-  if (response.status >= 200 && response.status < 300) return response;
+  if (response.status >= 200 && response.status < 300) {
+    if (response.bodySent) return response;
+    // Purview answers a block once it has it all. A 2xx before the body ended came from something on the way (a proxy,
+    // a gateway answering at the headers) and is no receipt: the block goes again, unacknowledged.
+    throw new UploadNetworkError(`HTTP ${response.status} answered before the block was sent whole`, false);
+  }
   if (response.bodySent && response.status >= 500) {
     // A gateway's 502/503/504 (or a 520-524 of another one), or a 500 from behind it, can come after Purview stored the
     // block: as unknown as a lost answer. Any 5xx after the whole body counts so, or a 4xx after it would mark the

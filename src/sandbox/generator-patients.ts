@@ -61,6 +61,9 @@ export function patientAt(ctx: PeopleContext, index: number): Patient {
   const patient: Patient = {
     resourceType: 'Patient',
     id: entityId(ctx.seed, ID_KIND.patient, index),
+    // Stamped by the data set, not by whichever store loads it: an export's _since and _lastUpdated read the same time
+    // from every backend and every run.
+    meta: { versionId: '1', lastUpdated: new Date(ctx.startMs).toISOString() },
     identifier: patientIdentifiers(ctx, index, names),
     active: true,
     name: names,

@@ -122,6 +122,9 @@ export function practitionerAt(ctx: PeopleContext, index: number): Practitioner 
   const practitioner: Practitioner = {
     resourceType: 'Practitioner',
     id: entityId(ctx.seed, ID_KIND.practitioner, index),
+    // Stamped by the data set, not by whichever store loads it: an export's _since and _lastUpdated read the same time
+    // from every backend and every run.
+    meta: { versionId: '1', lastUpdated: new Date(ctx.startMs).toISOString() },
     identifier: practitionerIdentifiers(ctx, index, core),
     active: true,
     name: [{ use: 'official', text: `${[...given, family].join(' ')}, ${core.suffix}`, family, given, suffix: [core.suffix] }],

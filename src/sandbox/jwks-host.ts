@@ -4,6 +4,8 @@
  * public key set the bridge publishes in its keys directory (`jwks.json`, read on every request, so a rotation shows at
  * once), with a short max-age, as `bridge serve` would. Loopback only.
  */
+
+import type { JsonWebKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -20,10 +22,17 @@ export async function startJwksHost(jwksFile: string): Promise<JwksHost> {
       response.writeHead(404).end();
       return;
     }
-    readFile(jwksFile, 'utf8').then(
-      (text) => response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end(text),
-      () => response.writeHead(404).end(),
-    );
+    readFile(jwksFile, 'utf8')
+      .then(
+        (text) => {
+          // Only the public members, as bridge serve publishes them: a private `d` pasted into jwks.json stays home.
+          const keys = (JSON.parse(text) as { keys?: unknown }).keys;
+          const body = JSON.stringify({ keys: Array.isArray(keys) ? keys.map((key) => publicMembers(key as JsonWebKey)) : [] });
+          response.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'public, max-age=60' }).end(body);
+        },
+        () => response.writeHead(404).end(),
+      )
+      .catch(() => response.writeHead(500).end());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -34,4 +43,11 @@ export async function startJwksHost(jwksFile: string): Promise<JwksHost> {
         server.close(() => resolve());
       }),
   };
+}
+
+/** RFC 7518 §6.2.1 and §6.3.1: the public members of an EC or RSA key, and the JWK's own parameters (RFC 7517 §4). */
+const PUBLIC_MEMBERS = ['kty', 'kid', 'alg', 'use', 'key_ops', 'n', 'e', 'crv', 'x', 'y'] as const;
+
+function publicMembers(jwk: JsonWebKey): JsonWebKey {
+  return Object.fromEntries(PUBLIC_MEMBERS.flatMap((member) => (jwk[member] === undefined ? [] : [[member, jwk[member]]])));
 }

@@ -100,9 +100,12 @@ export async function generateKey(dir: string, alg: SigningAlg, options: Generat
 }
 
 async function generateKeyUnlocked(dir: string, alg: SigningAlg, options: GenerateKeyOptions): Promise<{ kid: string }> {
-  const activeKid = readActiveKid(dir);
-  const previous = readPublishedSet(dir)?.keys ?? [];
-  if ((activeKid !== undefined || previous.length > 0) && options.force !== true) {
+  const force = options.force === true;
+  // `--force` is what the damaged-file errors tell the operator to run: under it a file that cannot be read counts as
+  // absent (it is overwritten below), and the private keys it named stay on disk, as no readable file names them.
+  const activeKid = force ? readableOrUndefined(() => readActiveKid(dir)) : readActiveKid(dir);
+  const previous = (force ? readableOrUndefined(() => readPublishedSet(dir)) : readPublishedSet(dir))?.keys ?? [];
+  if ((activeKid !== undefined || previous.length > 0) && !force) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
       `${dir} already holds a signing key (active kid ${activeKid ?? 'none'}, ${previous.length} published). ` +
@@ -118,6 +121,16 @@ async function generateKeyUnlocked(dir: string, alg: SigningAlg, options: Genera
   for (const kid of stale) await removePrivateKey(dir, kid);
   await removeNextKey(dir);
   return { kid: material.jwk.kid };
+}
+
+/** `read()`, or undefined when the file it reads is damaged (BRG_ERR_KEY_INVALID); other errors propagate. */
+function readableOrUndefined<T>(read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof BridgeError && error.code === 'BRG_ERR_KEY_INVALID') return undefined;
+    throw error;
+  }
 }
 
 export interface KeysDescription {

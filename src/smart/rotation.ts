@@ -70,14 +70,16 @@ async function rotateKeyUnlocked(
       `${join(dir, ACTIVE_KID_FILE)} does not exist: there is no key to rotate. Run \`bridge keys generate --alg ${alg}\` first.`,
     );
   }
+  const keys = requirePublishedSet(dir);
   const pending = readNextKey(dir);
-  if (pending !== undefined && pending.kid !== previousKid) {
+  // A record whose key is no longer published is a cancellation cut short (retire): nothing waits to sign, as token
+  // requests already judge (nextSigningKey), and this rotation replaces the record.
+  if (pending !== undefined && pending.kid !== previousKid && keys.some((k) => k.kid === pending.kid)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
       `Key ${pending.kid} already waits to sign (from ${new Date(pending.activeFromMs).toISOString()}); run \`bridge keys activate -- ${pending.kid}\`, or \`bridge keys retire -- ${pending.kid}\` to cancel that rotation.`,
     );
   }
-  const keys = requirePublishedSet(dir);
   // A directory made by an older bridge, or beforehand, may let every user list the keys.
   await privateDir(dir);
   const material = await newKeyMaterial(alg);
@@ -170,15 +172,20 @@ async function retireKeyUnlocked(dir: string, kid: string, options: RetireOption
   if (activeKid && !cancels && !options.force && options.minActiveAgeMs !== undefined)
     refuseIfTooSoon(dir, activeKid, kid, options.minActiveAgeMs, options.nowMs ?? Date.now());
   const keys = requirePublishedSet(dir);
-  if (!keys.some((k) => k.kid === kid)) {
+  const published = keys.some((k) => k.kid === kid);
+  if (!published && !cancels) {
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `No key ${kid} in ${join(dir, JWKS_FILE)}; published kids: ${keys.map((k) => k.kid).join(', ') || 'none'}.`);
   }
-  await writePublishedSet(
-    dir,
-    keys.filter((k) => k.kid !== kid),
-  );
-  await removePrivateKey(dir, kid);
+  // A cancellation drops the record first: a kill before the set is written leaves a published key nobody waits for,
+  // which a second retire removes; the other order left a record naming an unpublished key that no command cleared.
   if (cancels) await removeNextKey(dir);
+  if (published) {
+    await writePublishedSet(
+      dir,
+      keys.filter((k) => k.kid !== kid),
+    );
+  }
+  await removePrivateKey(dir, kid);
 }
 
 /** Epic: the longest an assertion lives, so the longest one signed with the old key may still be on its way. */

@@ -32,10 +32,16 @@ function parseResourceScope(scope: string): ResourceScope | undefined {
   return { context, resource, permissions: new Set(letters) };
 }
 
-function covers(granted: ResourceScope, requested: ResourceScope): boolean {
+function applies(granted: ResourceScope, requested: ResourceScope): boolean {
   if (granted.context !== undefined && requested.context !== undefined && granted.context !== requested.context) return false;
-  if (granted.resource !== '*' && granted.resource !== requested.resource) return false;
-  for (const permission of requested.permissions) if (!granted.permissions.has(permission)) return false;
+  return granted.resource === '*' || granted.resource === requested.resource;
+}
+
+/** SMART v2 lets a server split one request over several grants (`Patient.r Patient.s` for `Patient.rs`): their union counts. */
+function covered(grants: readonly ResourceScope[], requested: ResourceScope): boolean {
+  const permissions = new Set<string>();
+  for (const granted of grants) if (applies(granted, requested)) for (const permission of granted.permissions) permissions.add(permission);
+  for (const permission of requested.permissions) if (!permissions.has(permission)) return false;
   return true;
 }
 
@@ -50,6 +56,6 @@ export function scopesNotGranted(requested: string, granted: string | undefined)
   return splitScopes(requested).filter((scope) => {
     const wanted = parseResourceScope(scope);
     if (wanted === undefined) return !grantedList.includes(scope);
-    return !grantedResources.some((g) => covers(g, wanted));
+    return !covered(grantedResources, wanted);
   });
 }

@@ -1,10 +1,20 @@
-import { chmodSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { offsetClock, systemClock } from '../../src/clock.js';
 import { findConnector } from '../../src/composition/index.js';
 import { loadConfig } from '../../src/config/index.js';
-import { type CheckResult, DEPARTMENT_CHECK, FILL_CHECK, type FillSampleOptions, formatChecks, MAPPING_CHECK, runDoctor } from '../../src/doctor/index.js';
+import {
+  type CheckResult,
+  DEPARTMENT_CHECK,
+  DROP_FOLDER_CHECK,
+  FILL_CHECK,
+  type FillSampleOptions,
+  formatChecks,
+  MAPPING_CHECK,
+  runDoctor,
+} from '../../src/doctor/index.js';
 import { silentLogger } from '../../src/log.js';
 import { phiValues } from '../support/generated-values.js';
 import { type SandboxHarness, startHarness } from '../support/sandbox-run.js';
@@ -54,6 +64,28 @@ describe('bridge doctor against the sandbox', () => {
     expect(r['/metadata lists AuditEvent search']?.fix).toContain('AuditEvent');
     expect(r[MAPPING_CHECK]?.status).toBe('pass');
     expect(r[FILL_CHECK]).toMatchObject({ status: 'skip', detail: 'needs "/metadata lists AuditEvent search"' });
+  });
+
+  it('checks AuditEvent search and column fill only for the search source: a Bulk export or a drop folder needs neither', async () => {
+    const bulk = await doctor({ 'connectors.0.source': { type: 'bulk-export' } });
+    expect(bulk['SMART access token obtained']?.status).toBe('pass');
+    expect(bulk['/metadata lists AuditEvent search']).toBeUndefined();
+    expect(bulk[FILL_CHECK]).toBeUndefined();
+    expect(Object.values(bulk).filter((r) => r.status === 'fail')).toEqual([]);
+
+    const drop = mkdtempSync(join(tmpdir(), 'bridge-doctor-drop-'));
+    const flat = (dir: string) => ({ type: 'flat-file', dir, archiveDir: join(drop, 'archive'), enrich: { fhir: true } });
+    const enriched = await doctor({ 'connectors.0.source': flat(join(drop, 'in')) });
+    expect(enriched['/metadata lists AuditEvent search']).toBeUndefined();
+    expect(enriched[DROP_FOLDER_CHECK]?.status, enriched[DROP_FOLDER_CHECK]?.detail).toBe('fail');
+    expect(enriched[DROP_FOLDER_CHECK]?.detail).toMatch(/^BRG_ERR_DROP_FOLDER: the drop folder source\.dir .*\/in cannot be read \(ENOENT\)/);
+    mkdirSync(join(drop, 'in'));
+    const ready = await doctor({ 'connectors.0.source': flat(join(drop, 'in')) });
+    expect(ready[DROP_FOLDER_CHECK]?.status, ready[DROP_FOLDER_CHECK]?.detail).toBe('pass');
+    expect(Object.values(ready).filter((r) => r.status === 'fail')).toEqual([]);
+    // The probe it moved through done/ and rejected/ is gone again.
+    expect([...readdirSync(join(drop, 'in')), ...readdirSync(join(drop, 'archive', 'done')), ...readdirSync(join(drop, 'archive', 'rejected'))]).toEqual([]);
+    rmSync(drop, { recursive: true, force: true });
   });
 
   it('warns, without failing, when the Purview secret file is readable by others, naming it and chmod 600', async () => {

@@ -87,13 +87,19 @@ describe('FHIR error messages', () => {
     }
   });
 
-  it("blanks the search's own values where an OperationOutcome echoes them: an alphanumeric MRN or a login the patterns miss", async () => {
+  it("blanks the search's own values where an OperationOutcome echoes them: an alphanumeric MRN or a login the patterns miss; not its paging words", async () => {
     server = createServer((_req, res) => {
       res.writeHead(400, { 'content-type': 'application/fhir+json' });
       res.end(
         JSON.stringify({
           resourceType: 'OperationOutcome',
-          issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Unknown identifier E4471X for user JSMITH (system urn:oid:1.2.3)' }],
+          issue: [
+            {
+              severity: 'error',
+              code: 'invalid',
+              diagnostics: 'Unknown identifier E4471X for user JSMITH (system urn:oid:1.2.3); candidate sorts: date; _count must not exceed 200',
+            },
+          ],
         }),
       );
     });
@@ -101,12 +107,14 @@ describe('FHIR error messages', () => {
     const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
     const error: unknown = await (async () => {
-      for await (const page of fhir.searchPages('Patient', { identifier: 'urn:oid:1.2.3|E4471X,urn:oid:1.2.3|JSMITH' })) expect(page).toBeUndefined();
+      for await (const page of fhir.searchPages('Patient', { identifier: 'urn:oid:1.2.3|E4471X,urn:oid:1.2.3|JSMITH', _sort: 'date', _count: '200' }))
+        expect(page).toBeUndefined();
     })().catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(BridgeError);
     const failure = error as BridgeError;
     expect(failure.message).toContain('Unknown identifier [sent] for user [sent]');
+    expect(failure.message).toContain('candidate sorts: date; _count must not exceed 200');
     for (const text of [failure.message, JSON.stringify(failure.details)]) {
       expect(text).not.toContain('E4471X');
       expect(text).not.toContain('JSMITH');

@@ -59,9 +59,13 @@ function event(
 }
 
 /** The pull's order of work: collect each event's references, prefetch them in groups, map each group as it is ready. */
-async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMapping, server: FixtureServer) {
-  const resolver = createReferenceResolver(server.client(), { clock: server.clock, baseUrl: server.server.baseUrl });
-  const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, 2);
+async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMapping, server: FixtureServer, sizes: { group?: number; cache?: number } = {}) {
+  const resolver = createReferenceResolver(server.client(), {
+    clock: server.clock,
+    baseUrl: server.server.baseUrl,
+    ...(sizes.cache === undefined ? {} : { cacheSize: sizes.cache }),
+  });
+  const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, sizes.group ?? 2);
   const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
   const mapped = new Map<string | undefined, { login?: string; mrn?: string; rejects: string[] }>();
   const map = (ready: ReadonlyArray<{ event: AuditEvent }>): void => {
@@ -93,6 +97,25 @@ describe('prefetch and mapping against the sandbox FHIR server', () => {
 
     expect(mapped.get('ae-role')).toEqual({ login: 'user1@ehr.example.org', mrn: 'MRN0', rejects: [] });
     expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN1', rejects: [] });
+  });
+
+  it('a group naming more resources than the cache holds maps every one of them (none evicted before its rows are made)', async () => {
+    const patients = Array.from({ length: 20 }, (_, i) => patient(i));
+    fixture = await startFixtureServer([...patients, practitioner(0)] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    // A printed census list: each event names five patients. Two events per group and a cache of 8 (the config's
+    // minimum, 4 × prefetchEvents) is 11 resources per prefetch.
+    const events = Array.from({ length: 4 }, (_, e) => ({
+      ...event(`ae-${e}`, e, { reference: 'Practitioner/pr-0' }, { reference: `Patient/pt-${e * 5}` }),
+      entity: Array.from({ length: 5 }, (_, k) => ({ what: { reference: `Patient/pt-${e * 5 + k}` }, role: PATIENT_ROLE })),
+    }));
+
+    const mapped = await pullAndMap(events, mapping, fixture, { group: 2, cache: 8 });
+
+    for (let e = 0; e < 4; e += 1) expect(mapped.get(`ae-${e}`)).toEqual({ login: 'user0@ehr.example.org', mrn: `MRN${e * 5}`, rejects: [] });
   });
 
   it('an absolute reference to another server is never fetched or mapped as our resource of that id; our own base is', async () => {

@@ -327,6 +327,57 @@ describe('reference resolver', () => {
     expect(asked).toEqual([`${EMP_SYSTEM}|EMP1,${EMP_SYSTEM}|EMP2`, null, `${EMP_SYSTEM}|EMP1`, `${EMP_SYSTEM}|EMP2`]);
   });
 
+  it('a lookup whose next link loops (changing each time, the same page again) stops paging: nothing asked for is new', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 6, practitioners: 2 })), { maxPageSize: 2 });
+    fixture.server.faults.add({ action: { kind: 'stuck-next' }, match: /\/(Patient|Practitioner)\?/, times: 1000 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, batchSize: 4 });
+    const keys = ['Patient/pt-0', 'Patient/pt-1', 'Patient/pt-2', 'Patient/pt-3'];
+
+    await resolver.prefetch({
+      keys,
+      identifiers: [
+        { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP0' },
+        { type: 'Practitioner', system: EMP_SYSTEM, value: 'EMP1' },
+      ],
+    });
+
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual(['pt-0', 'pt-1', 'pt-2', 'pt-3']);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP1'))?.id).toBe('pr-1');
+    // Each search reads its first page and one repeat, then stops; before, it paged for as long as the server looped.
+    expect(fixture.requestsFor('Patient').length + fixture.requestsFor('Practitioner').length).toBeLessThan(12);
+  });
+
+  it('an `_id` search answered with resources not asked for (the server ignores `_id`) stops the prefetch instead of reading the whole list', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 40, practitioners: 1 })), { maxPageSize: 2 });
+    fixture.server.faults.add({ action: { kind: 'ignore-param', name: '_id' }, match: /\/Patient\?_id=/, times: 1000 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+
+    const error = await rejectionOf(resolver.prefetch({ keys: ['Patient/pt-30', 'Patient/pt-31'], identifiers: [] }));
+
+    expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(error.message).toMatch(
+      /^The FHIR server answered a Patient search by _id with \d+ Patients not asked for: it does not seem to honour the _id parameter/,
+    );
+    expect(fixture.requestsFor('Patient').length).toBeLessThanOrEqual(2);
+    expect(resolver.stats.missing).toBe(0);
+  });
+
+  it('an identifier search answered with one resource that does not carry it (the server misread it) resolves to nobody', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 1, practitioners: 1 })));
+    fixture.server.faults.add({ action: { kind: 'ignore-param', name: 'identifier' }, match: /\/Practitioner\?identifier=/ });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+    const other = { type: 'Practitioner' as const, system: EMP_SYSTEM, value: 'EMP9' };
+
+    await resolver.prefetch({ keys: [], identifiers: [other] });
+
+    expect(fixture.requestsFor('Practitioner')).toHaveLength(1);
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP9'))).toBeUndefined();
+    // Padding and case are Epic's, not a misreading: the one carrier a lenient server finds so is the user.
+    fixture.server.faults.add({ action: { kind: 'ignore-param', name: 'identifier' }, match: /\/Practitioner\?identifier=/ });
+    await resolver.prefetch({ keys: [], identifiers: [{ type: 'Practitioner', system: EMP_SYSTEM, value: '  emp0 ' }] });
+    expect(resolver.get(identifierKey('Practitioner', EMP_SYSTEM, '  emp0 '))?.id).toBe('pr-0');
+  });
+
   it('an `_id` list the server honours only in part: each id it left out is asked for alone before it counts as missing', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 12, practitioners: 1 })));
     await fixture.backend.remove('Patient', 'pt-9');

@@ -5,6 +5,8 @@
  * without the secret.
  */
 import { X509Certificate } from 'node:crypto';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { generate } from 'selfsigned';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../../src/clock.js';
@@ -122,6 +124,28 @@ describe('createPurviewTokenSource', () => {
       'Could not get a token from Entra ID for app a in tenant t at https://127.0.0.1:1: no answer (ECONNREFUSED). Check purview.cloud / purview.authorityHost and that the host is reachable.',
     );
     expect(clock.slept).toHaveLength(2);
+  });
+
+  it("a proxy's or firewall's HTML page in Entra's place (403, not JSON) is not retried and is named for what it is", async () => {
+    let requests = 0;
+    const proxy = createServer({ cert: emu.tls.certPem, key: emu.tls.keyPem }, (_request, response) => {
+      requests += 1;
+      response.writeHead(403, { 'content-type': 'text/html' }).end('<html><body>Access denied by policy</body></html>');
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const clock = new InstantClock();
+      const authorityHost = `https://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const source = createPurviewTokenSource({ ...options({ tenantId: 't', appId: 'a' }, { kind: 'secret', secret: 's' }), authorityHost, clock });
+      const error = await authError(source.getToken());
+      expect(error.message).toBe(
+        `The token request for app a in tenant t at ${authorityHost} was answered HTTP 403 with a page that is not JSON: Entra ID always answers JSON, so something on the way (a proxy, a TLS-inspecting firewall) answered instead. Check that it lets the bridge reach ${authorityHost}.`,
+      );
+      expect(requests).toBe(1);
+      expect(clock.slept).toEqual([]);
+    } finally {
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it('retries a transient Entra 503 (msal must not throttle it locally): a token on the second request', async () => {

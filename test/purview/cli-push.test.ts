@@ -223,7 +223,7 @@ describe('bridge push', () => {
     const refused = await rejectionOf(bridgePush(args, env));
     expect([refused.code, refused.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
     expect(refused.message).toBe(
-      `edited.txt was pushed to job ${app.jobId} before with other content, not all of it: 2 of its 4 rows are in Purview. Edited, it is a new file: all its rows would be sent, those again. Push the earlier content again to finish it, or a file holding only the rows not sent yet; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+      `edited.txt was pushed to job ${app.jobId} before with other content, not all of it: 2 of its 4 rows are in Purview. Edited, it is a new file: all its rows would be sent, any it shares with what went out again. Push the earlier content again to finish it, or push the rows not sent yet from a file of another name (this name is held by the earlier content until it is finished); or pass --resend-edited to send this one whole (Purview then holds twice the rows it shares with what went out).`,
     );
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 2));
     // Said so, it is sent whole; the same content again sends nothing.

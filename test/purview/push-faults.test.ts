@@ -213,6 +213,43 @@ describe('a gateway refusing before the body went out', () => {
   });
 });
 
+describe('an answer that is no receipt of the block', () => {
+  const wideRows = (): string[] => makeRows(30_000).map((row) => row.replace('\tPatient Lookup ', `\tPatient Lookup ${'x'.repeat(1000)} `));
+
+  it('a 2xx before the body went out whole (a proxy answering at the headers) acknowledges nothing: the block goes again', async () => {
+    const run = await prepare(0, { blockRows: 100_000, timeoutMs: 60_000 });
+    const file = await prepareFile(dir, wideRows());
+    emu.ingest.injectFaults({ kind: 'status-before-body', status: 200 });
+    const report = await pushRowFile({ ...run.options, file });
+    emu.ingest.injectFaults();
+    expect(report).toMatchObject({ blocks: 1, rowsAcked: 30_000, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+    expect(run.events.filter((event) => event.type === 'block_sent')).toHaveLength(2);
+    expect(emu.ingest.accepted(run.app.jobId).map((b) => b.rows.length)).toEqual([30_000]);
+
+    // Every attempt answered so: nothing acknowledged, and the rows stay to send, unflagged.
+    const again = await prepare(0, { blockRows: 100_000, timeoutMs: 60_000 });
+    const second = { ...again.options, file: await prepareFile(dir, wideRows()) };
+    emu.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'status-before-body' as const, status: 200 })));
+    const error = await rejectionOf(pushRowFile(second));
+    emu.ingest.injectFaults();
+    expect(error.message).toContain('HTTP 200 answered before the block was sent whole');
+    expect(error.message).toContain("this block's rows are sent again (Purview took none of them this time)");
+    expect(await pushRowFile(second)).toMatchObject({ rowsAcked: 30_000, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+  });
+
+  it('a 3xx (nothing follows redirects) is a final answer: the block is refused, and the next push sends it unflagged', async () => {
+    const run = await prepare(25);
+    emu.ingest.injectFaults({ kind: 'status', status: 307 });
+    const error = await rejectionOf(pushRowFile(run.options));
+    emu.ingest.injectFaults();
+    expect(error.message).toContain('307');
+    expect(run.ranges()[0]?.[0]).not.toBe('unknown');
+    const report = await pushRowFile(run.options);
+    expect(report).toMatchObject({ rowsAcked: 25, possiblyDuplicated: [], rowsPossiblyDuplicated: 0 });
+    expect(emu.ingest.accepted(run.app.jobId).flatMap((b) => b.rows)).toHaveLength(25);
+  });
+});
+
 describe('the retry budget spent on 429s', () => {
   it("says the block's rows are sent again unflagged: Purview answered every attempt and took none of them", async () => {
     const run = await prepare(25);

@@ -3,8 +3,8 @@
  * exercised on its own: each bad assertion changes exactly one thing from a valid one.
  */
 import type { JsonWebKey } from 'node:crypto';
-import { randomUUID } from 'node:crypto';
-import type { JWTPayload } from 'jose';
+import { createPrivateKey, randomUUID } from 'node:crypto';
+import { exportJWK, type JWTPayload, SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type EpicAuthServer, startEpicAuthServer } from '../../src/sandbox/epic-auth.js';
 import { makeKey, type StubServer, sendJson, signRaw, startStubServer, type TestKey } from '../smart/support.js';
@@ -218,6 +218,22 @@ describe('Epic-like token server: every assertion rule, one at a time', () => {
     const twin = await makeKey('RS384', rs.publicJwk.kid);
     server.registerClient({ clientId: 'twin-client', jwks: { keys: [rs.publicJwk, twin.publicJwk] } });
     await expectInvalidClient(await assertion(rs, 'twin-client'), /matches 2 keys in the JWK Set; it must be unique$/);
+  });
+
+  it("rejects a signature whose alg the key's own alg, use or key_ops forbid (RFC 7517 §4.2–4.4), as the bridge publishes them", async () => {
+    const published = { ...rs.publicJwk, alg: 'RS384', use: 'sig' };
+    server.registerClient({ clientId: 'pinned-client', jwks: { keys: [published] } });
+    // A CryptoKey is bound to one hash; a KeyObject of the same key signs with any RS alg.
+    const anyHash = createPrivateKey({ key: (await exportJWK(rs.privateKey)) as JsonWebKey, format: 'jwk' });
+    const signed = (alg: string): Promise<string> =>
+      new SignJWT(claims('pinned-client')).setProtectedHeader({ alg, kid: rs.publicJwk.kid as string, typ: 'JWT' }).sign(anyHash);
+    expect((await post(tokenForm(await signed('RS384')))).status).toBe(200);
+    await expectInvalidClient(await signed('RS256'), /^alg RS256 is not the alg RS384 registered for key ".+"$/);
+    await expectInvalidClient(await signed('RS512'), /^alg RS512 is not the alg RS384 registered for key ".+"$/);
+    server.registerClient({ clientId: 'enc-client', jwks: { keys: [{ ...rs.publicJwk, use: 'enc' }] } });
+    await expectInvalidClient(await assertion(rs, 'enc-client'), /^key ".+" is not a signing key \(use enc\)$/);
+    server.registerClient({ clientId: 'ops-client', jwks: { keys: [{ ...rs.publicJwk, key_ops: ['encrypt'] }] } });
+    await expectInvalidClient(await assertion(rs, 'ops-client'), /^key ".+" does not allow verify \(key_ops\)$/);
   });
 
   it('rejects client_id that differs from the assertion iss', async () => {

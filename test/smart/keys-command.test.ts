@@ -37,9 +37,9 @@ describe('bridge keys', () => {
     const { run } = cli(dir, {});
     await run('generate', '--keys-dir', dir);
     const rotated = await run('rotate', '--keys-dir', dir);
-    expect(rotated.at(-1)).toMatch(
-      new RegExp(`^5 minutes after \\S+ signs, run: bridge keys retire --keys-dir '${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}' -- \\S+$`),
-    );
+    const where = `--keys-dir '${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`;
+    expect(rotated.at(-1)).toMatch(new RegExp(`^5 minutes after \\S+ signs, run: bridge keys retire ${where} -- \\S+$`));
+    expect(rotated.at(-2)).toMatch(new RegExp(`; to switch earlier: bridge keys activate ${where} --now -- \\S+$`));
   });
 
   it('generate → rotate (keeping the alg) → retire, with 0600 private keys and a public-only jwks', async () => {

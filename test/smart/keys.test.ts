@@ -66,6 +66,26 @@ describe('generateKey', () => {
     expect(describeKeys(dir)).toEqual({ activeKid: second, keys: [{ kid: second, alg: 'RS384' }] });
   });
 
+  it.each([
+    ['active-kid holds no kid', 'active-kid', 'k1 (restored)\n', /active-kid does not hold a valid kid; regenerate with `bridge keys generate --force`/],
+    ['jwks.json is cut short', 'jwks.json', '{"keys": [', /jwks\.json is not valid JSON; restore it or run `bridge keys generate --force`/],
+  ])('with force, replaces a set whose %s: the recovery its error gives works', async (_case, file, content, advice) => {
+    const dir = tempDir();
+    const { kid: first } = await generateKey(dir, 'ES384');
+    writeFileSync(join(dir, file), content);
+    const broken = await rejectionOf(openKeyStore(dir).activeKey());
+    expect(broken.code).toBe('BRG_ERR_KEY_INVALID');
+    expect(broken.message).toMatch(advice);
+    const unforced = await rejectionOf(generateKey(dir, 'ES384'));
+    expect(unforced.code).toBe('BRG_ERR_KEY_INVALID');
+
+    const { kid: second } = await generateKey(dir, 'RS384', { force: true });
+    expect(describeKeys(dir)).toEqual({ activeKid: second, keys: [{ kid: second, alg: 'RS384' }] });
+    expect(await signsAndVerifies(dir)).toBe(second);
+    // The file still readable named the old key, so its private half goes.
+    expect(existsSync(join(dir, `${first}.pem`))).toBe(false);
+  });
+
   it('makes a keys directory that existed beforehand (the repository keys/, 0755) private, at generate and at rotate', async () => {
     const dir = tempDir();
     chmodSync(dir, 0o755);
@@ -204,6 +224,27 @@ describe('rotateKey, activateKey and retireKey', () => {
     expect((await rejectionOf(activateKey(dir, kid))).message).toBe(
       `Key ${kid} is not waiting to sign; no rotation is pending (bridge keys rotate publishes one).`,
     );
+  });
+
+  it('a cancellation cut short (the record left, its key unpublished) is cleared by retire, and does not block rotate', async () => {
+    const cutShort = async (): Promise<{ dir: string; oldKid: string; kid: string }> => {
+      const dir = tempDir();
+      const { kid: oldKid } = await generateKey(dir, 'ES384');
+      const { kid } = await rotateKey(dir, 'ES384', { nowMs: T0 });
+      const record = readFileSync(join(dir, 'next-key.json'), 'utf8');
+      await retireKey(dir, kid, { nowMs: T0 });
+      // What a kill between unpublishing the key and dropping its record left (the order before this fix).
+      writeFileSync(join(dir, 'next-key.json'), record);
+      return { dir, oldKid, kid };
+    };
+    const retired = await cutShort();
+    await retireKey(retired.dir, retired.kid, { minActiveAgeMs: HOUR, nowMs: T0 });
+    expect(readdirSync(retired.dir).sort()).toEqual(['active-kid', 'jwks.json', `${retired.oldKid}.pem`].sort());
+
+    const rotated = await cutShort();
+    const { kid: next } = await rotateKey(rotated.dir, 'ES384', { nowMs: T0 });
+    expect(describeKeys(rotated.dir).next?.kid).toBe(next);
+    expect(describeKeys(rotated.dir).keys.map((k) => k.kid)).toEqual([rotated.oldKid, next]);
   });
 
   it('a next key whose private half does not match never signs: activate() fails and active-kid is unchanged', async () => {

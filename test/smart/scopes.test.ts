@@ -14,6 +14,8 @@ describe('scopesNotGranted', () => {
     ['one resource missing', 'AuditEvent.read Patient.read', ['system/Practitioner.read']],
     ['search without read', 'system/AuditEvent.s Patient.read Practitioner.read', ['system/AuditEvent.read']],
     ['a different context', 'patient/AuditEvent.read Patient.read Practitioner.read', ['system/AuditEvent.read']],
+    ['v2 read and search granted apart (their union)', 'system/AuditEvent.r system/AuditEvent.s Patient.r *.s Practitioner.read', []],
+    ['read and search split across contexts', 'patient/AuditEvent.r system/AuditEvent.s Patient.read Practitioner.read', ['system/AuditEvent.read']],
     ['nothing', '', ['system/AuditEvent.read', 'system/Patient.read', 'system/Practitioner.read']],
   ] as const)('%s', (_name, granted, missing) => {
     expect(scopesNotGranted(REQUESTED, granted)).toEqual(missing);

@@ -172,7 +172,7 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
       print(
         `${kid} signs from the first token request after ${new Date(activeFromMs).toISOString()} (${JWKS_READ_PERIOD_MS / 1000} s for bridge serve to re-read jwks.json, then server.jwksMaxAgeSec ${jwksMaxAgeSec} s: caches of the JWK Set serve it by then${served})`,
       );
-      print(`if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate --now -- ${kid}`);
+      print(`if your JWK Set URL serves a copy, upload ${dir}/jwks.json there now; to switch earlier: bridge keys activate${whereArgs(flags)} --now -- ${kid}`);
       print(`5 minutes after ${kid} signs, run: bridge keys retire${whereArgs(flags)} -- ${previousKid}`);
     });
 }

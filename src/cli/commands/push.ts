@@ -291,7 +291,7 @@ async function refuseEditedFile(store: StateStore, flags: PushFlags, destination
       const maybe = unknown > 0 ? ` (${unknown} more may be: sent without an answer)` : '';
       throw new BridgeError(
         'BRG_ERR_INPUT_INVALID',
-        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, those again. Push the earlier content again to finish it, or a file holding only the rows not sent yet; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, any it shares with what went out again. Push the earlier content again to finish it, or push the rows not sent yet from a file of another name (this name is held by the earlier content until it is finished); or pass --resend-edited to send this one whole (Purview then holds twice the rows it shares with what went out).`,
         { details: { acknowledged: acked, unknown } },
       );
     }
