@@ -33,7 +33,11 @@ export const BUILTINS: Readonly<Record<BuiltinName, Builtin>> = {
   eventTime: { scope: 'event', evaluate: (ctx) => (ctx.instant ? formatInstant(ctx.instant, ctx.timeFormat) : undefined) },
   eventName: { scope: 'event', evaluate: eventName },
   workstation: { scope: 'event', evaluate: workstation },
-  actionName: { scope: 'event', evaluate: (ctx) => (ctx.event.action ? ctx.options.actionNames[ctx.event.action] : undefined) },
+  // Own keys only: an action such as "constructor" must not read the object's prototype (§4.5: not listed ⇒ empty).
+  actionName: {
+    scope: 'event',
+    evaluate: (ctx) => (ctx.event.action && Object.hasOwn(ctx.options.actionNames, ctx.event.action) ? ctx.options.actionNames[ctx.event.action] : undefined),
+  },
   mrn: { scope: 'patient', evaluate: patientMrn },
   subjectMrn: { scope: 'event', evaluate: (ctx) => subjectMrn(ctx.subject.ref, ctx.options, ctx.tMs) },
   department: { scope: 'event', evaluate: department },
@@ -268,18 +272,24 @@ function splitDisplayName(ctx: RowContext): { family: string | undefined; given:
     .split(',')
     .map((part) => part.trim())
     .filter((part) => part !== '');
-  const named = parts.filter((part, index) => index === 0 || !CREDENTIALS.has(bare(part)));
+  // ", MD PhD" is credentials, however many.
+  const named = parts.filter((part, index) => index === 0 || !part.split(/\s+/).every((word) => CREDENTIALS.has(bare(word))));
   if (named.length >= 2 && named[0]) {
-    // "Smith Jr, Jane" and Epic's "SMITH JR.,JOHN A": a suffix inside the family part is no part of the family name.
-    const family = named[0].split(/\s+/);
+    // "Smith Jr, Jane" and Epic's "SMITH JR.,JOHN A": a suffix inside the family part is no part of the family name, and
+    // "Dr. Smith, Jane" has a title before it.
+    const family = withoutTitles(named[0].split(/\s+/));
     while (family.length > 1 && CREDENTIALS.has(bare(family.at(-1) ?? '')) && !SURNAME_CREDENTIALS.has(bare(family.at(-1) ?? ''))) family.pop();
     const given = withoutTitles((named[1] ?? '').split(/\s+/));
     return { family: family.join(' '), given: given[0] };
   }
-  let tokens = withoutTitles((named[0] ?? '').split(/\s+/).filter((word) => word !== ''));
-  const last = bare(tokens[tokens.length - 1] ?? '');
-  // "Santos MD" is a name and a credential; "Anh Do" and "Pa Vang" are names (DO and PA are surnames too).
-  if (tokens.length > 1 && CREDENTIALS.has(last) && (tokens.length > 2 || !SURNAME_CREDENTIALS.has(last))) tokens = tokens.slice(0, -1);
+  const tokens = withoutTitles((named[0] ?? '').split(/\s+/).filter((word) => word !== ''));
+  // "Santos MD" and "John Smith Jr. MD" are a name and credentials; "Anh Do" and "Pa Vang" are names (DO and PA are
+  // surnames too).
+  const credentialLast = (): boolean => {
+    const last = bare(tokens.at(-1) ?? '');
+    return tokens.length > 1 && CREDENTIALS.has(last) && (tokens.length > 2 || !SURNAME_CREDENTIALS.has(last));
+  };
+  while (credentialLast()) tokens.pop();
   if (tokens.length === 1) return { family: tokens[0], given: undefined };
   return tokens.length >= 2 ? { family: tokens[tokens.length - 1], given: tokens[0] } : undefined;
 }

@@ -3,7 +3,7 @@
  * (through a PractitionerRole when needed), and the distinct patient subjects of the event.
  */
 import type { AuditEvent, AuditEventAgent, Coding, FhirResource, Practitioner, PractitionerRole, Reference } from 'fhir/r4.js';
-import { normaliseBase, parseReference, referenceKey, userKey } from '../reference-keys.js';
+import { normaliseBase, ownKeyOf, parseReference, referenceKey, userKey } from '../reference-keys.js';
 import { qualifies } from './identifiers.js';
 import { type ResolvedOptions, referenceName } from './options.js';
 import { identifierKeys, literalKey, normaliseIdentifier, type Resolver, referenceType } from './resolve.js';
@@ -108,8 +108,10 @@ export function isExcludedUser(agent: AuditEventAgent | undefined, resolved: Res
   if (excluded.size === 0 || agent === undefined) return false;
   const { user, role } = resolved;
   const parsed = parseReference(agent.who?.reference);
+  // Another server's Practitioner/x is someone else than ours (§3.3), whatever its id.
+  const ours = parsed?.contained === false && parsed.type !== undefined && ownKeyOf(agent.who?.reference, options.fhirBase) !== undefined;
   const names = [
-    parsed?.contained === false && parsed.type ? referenceName(parsed.type, parsed.id) : undefined,
+    ours && parsed?.type ? referenceName(parsed.type, parsed.id) : undefined,
     resolved.global && user?.id ? referenceName('Practitioner', user.id) : undefined,
     role?.id && !agent.who?.reference?.startsWith('#') ? referenceName('PractitionerRole', role.id) : undefined,
   ];

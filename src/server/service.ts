@@ -3,6 +3,7 @@
  * close() stops accepting, lets the in-flight run finish (or stop at a block checkpoint) within the grace period.
  */
 import type { JsonWebKey } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -14,11 +15,13 @@ import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import { JWKS_READ_PERIOD_MS, openKeyStore } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
+import { connectorLeaseName } from '../sync/lease.js';
 import { hasResumablePush, runSync } from '../sync/pipeline.js';
 import { attachRunLog } from '../sync/run-log.js';
 import { buildApp } from './app.js';
 import { hashApiToken } from './auth.js';
 import { cachedFor } from './cached.js';
+import { createLeaseWaits } from './lease-wait.js';
 import { createMetrics } from './metrics.js';
 import { trackProgress } from './progress.js';
 import { type ConnectorSync, createSyncRunner } from './runner.js';
@@ -129,6 +132,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
   // Schedules only once the API listens: a service that cannot listen must not go on syncing on its own.
   const schedules = new AbortController();
+  // One abort listener per connector's schedule and lease wait: a site with many connectors is no listener leak.
+  setMaxListeners(0, schedules.signal);
+  const leaseWaits = createLeaseWaits({
+    readLease: (name) => store.readLease(connectorLeaseName(name)),
+    clock,
+    signal: schedules.signal,
+    logger,
+  });
   if (schedulesOn) {
     // A push the last shutdown interrupted (a redeploy during the nightly run) is finished now, not at the next tick a
     // day later, with the connector showing "failing" until then. Nothing new is pulled (trigger 'resume').
@@ -143,15 +154,22 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         continue;
       }
       logger.info({ connector: c.name }, 'finishing the push the last shutdown interrupted');
-      void runner.start(c.name, { trigger: 'resume' }).catch(() => undefined);
+      // Refused while a killed predecessor's lease runs out (or another process finishes it): tried again then.
+      leaseWaits.start(
+        c.name,
+        'resume',
+        () => runner.start(c.name, { trigger: 'resume' }),
+        () => hasResumablePush(store, c.name),
+      );
     }
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
-        isRunning: (name: string) => runner.isRunning(name),
+        isRunning: (name: string) => runner.isRunning(name) || leaseWaits.isWaiting(name),
         // A tick during the start-up resume or a backfill of a past window runs once it ends, not a day later (scheduler.ts).
         endOfRunShortOfNow: (name: string) => runner.endOfRunShortOfNow(name),
         // The runner logs a failure and reports one that left no run record (startFailures); nothing is left to do here.
-        fire: (name: string) => void runner.start(name, { trigger: 'schedule' }).catch(() => undefined),
+        // A tick another process holds back (a backfill from the command line, a replica) runs once it lets go.
+        fire: (name: string) => leaseWaits.start(name, 'schedule', () => runner.start(name, { trigger: 'schedule' })),
         onSkip: (name: string) => metrics.scheduleSkipped(name, 'in_flight'),
       };
       void runSchedule(

@@ -22,7 +22,7 @@ import { type FileDropDeps, runFileDrop } from './file-drop.js';
 import { GIVEN_UP_REASON, GivenUpRecorder } from './given-up.js';
 import { connectorLeaseName, holdLease, type LeasePolicy } from './lease.js';
 import { refuseBeyondLedger } from './ledger-horizon.js';
-import { type PullResult, pullToSpool, throwIfStopped } from './pull-stage.js';
+import { type PullResult, pullToSpool, STOPPED_PULLING, throwIfStopped } from './pull-stage.js';
 import { ensureRunDirs, indexPathOf, removeFiles, runFiles, sweepAtRunStart } from './run-files.js';
 import { type RunCounts, type RunDetails, type RunRecord, type RunTrigger, type StateStore, ZERO_COUNTS } from './state/index.js';
 import { refuseWatermarkOfAnotherSource, watermarkSourceState } from './watermark-source.js';
@@ -365,7 +365,7 @@ function resumableOrClosed(deps: SyncDeps, run: RunRecord): (RunRecord & { spool
   const stale = isResumable(run) && eventSpoolHeader(run.spoolPath, indexPathOf(run.spoolPath)) !== createSerializer(deps.mapping).headerLine();
   if (!isResumable(run) || stale) {
     const again = run.backfill
-      ? `Start the backfill again (${backfillFlags(deps, run)}); rows Purview acknowledged are not sent twice.`
+      ? `Start the backfill again (${backfillAgain(deps, run)}); rows Purview acknowledged are not sent twice.`
       : 'Its window is pulled again by the next run; rows Purview acknowledged are not sent twice.';
     const why = stale
       ? 'its spool was written with another header (the mapping or its delimiter changed since), so it is not pushed as it is'
@@ -540,11 +540,13 @@ function recordFailure(
   const keepForResume = run?.state === 'pushing';
   // A backfill ended before its push (a stop, a failed pull) is pulled again by nobody: the next run starts from the
   // watermark. Its error, however it began ("the next run resumes…"), says to start it again.
+  // A stop during its pull pushed nothing of it, and no next run resumes it: the stop's own words would say both.
+  const said = bridgeError.message === STOPPED_PULLING ? 'Stopped on request before its push: nothing of this backfill was pushed.' : bridgeError.message;
   const reported =
     run?.backfill === true && !keepForResume && !run.dryRun
       ? new BridgeError(
           bridgeError.code,
-          `${bridgeError.message} This backfill's window is not pulled again by the next run: start it again (${backfillFlags(deps, run)}); rows Purview acknowledged are not sent twice.`,
+          `${said} This backfill's window is not pulled again by the next run: start it again (${backfillAgain(deps, run)}); rows Purview acknowledged are not sent twice.`,
           { cause: bridgeError, details: bridgeError.details },
         )
       : bridgeError;
@@ -569,6 +571,11 @@ type LeasedRequest = SyncRequest & { readonly lease: LeaseRef };
 type Stops = Pick<LeasedRequest, 'signal' | 'stopSignal' | 'lease' | 'onRunId'>;
 
 /** How to ask for a backfill's window again: a Bulk export takes no end (it covers up to its own transactionTime). */
-function backfillFlags(deps: Pick<SyncDeps, 'sourceEndsWindows'>, run: Pick<RunRecord, 'since' | 'until'>): string {
-  return deps.sourceEndsWindows ? `--since ${run.since}` : `--since ${run.since} --until ${run.until}`;
+/** How the backfill is asked for again: the flags of the command line, or the HTTP trigger's body fields. */
+function backfillAgain(deps: Pick<SyncDeps, 'sourceEndsWindows'>, run: Pick<RunRecord, 'connector' | 'since' | 'until' | 'trigger'>): string {
+  const window = deps.sourceEndsWindows ? { since: run.since } : { since: run.since, until: run.until };
+  if (run.trigger === 'http') return `POST /v1/connectors/${encodeURIComponent(run.connector)}/syncs with ${JSON.stringify(window)}`;
+  return Object.entries(window)
+    .map(([name, value]) => `${FLAG_LABELS[name as keyof WindowLabels]} ${value}`)
+    .join(' ');
 }

@@ -239,10 +239,11 @@ function mapGroup(
   });
 }
 
+/** What a graceful stop during the pull says (a backfill's failure words it for itself: nobody resumes it). */
+export const STOPPED_PULLING = 'Stopped on request; the next run resumes from the last checkpoint.';
+
 /** A graceful stop (or a lost lease, whose reason is the error to report) ends the pull at the next page. */
 export function throwIfStopped(stopSignal: AbortSignal | undefined): void {
   if (!stopSignal?.aborted) return;
-  throw stopSignal.reason instanceof BridgeError
-    ? stopSignal.reason
-    : new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the next run resumes from the last checkpoint.');
+  throw stopSignal.reason instanceof BridgeError ? stopSignal.reason : new BridgeError('BRG_ERR_ABORTED', STOPPED_PULLING);
 }

@@ -90,6 +90,14 @@ describe("the bridge's own user (mapping.options.excludeUsers, docs/mapping.md ย
   it('is refused when it is not a list of names', () => {
     expect(() => builtinMapping('epic', { options: { excludeUsers: 'Practitioner/f001' } })).toThrow(/option "excludeUsers"/);
   });
+
+  it("names our server's Practitioner by Type/id, never another server's of the same id", () => {
+    const own = 'https://ehr.example.org/api/FHIR/R4';
+    const excluding = builtinMapping('epic', { fhirBase: own, options: { excludeUsers: ['Practitioner/f001'] } });
+    const by = (reference: string) => mapEvent(read({ who: { reference }, altId: 'user@hospital.example.org' }), excluding, lookup).skipped;
+    expect(by(`${own}/Practitioner/f001`)).toBe('excluded-user');
+    expect(by('https://other.example.org/fhir/Practitioner/f001')).toBeUndefined();
+  });
 });
 
 describe("another server's patient named twice", () => {
@@ -141,6 +149,15 @@ describe('employee names from a display, when the user does not resolve (docs/ma
     expect(names('Prof. Dr. Jane Smith')).toEqual(['Smith', 'Jane']);
     expect(names('Van Do, Anh')).toEqual(['Van Do', 'Anh']);
     expect(names('De La Cruz III, Maria')).toEqual(['De La Cruz', 'Maria']);
+  });
+
+  it('drops every trailing credential, a comma part of credentials only, and titles before a family name', () => {
+    expect(names('John Smith MD PhD')).toEqual(['Smith', 'John']);
+    expect(names('John Smith Jr. MD')).toEqual(['Smith', 'John']);
+    expect(names('Jane Doe, MD PhD')).toEqual(['Doe', 'Jane']);
+    expect(names('Dr. Smith, Jane')).toEqual(['Smith', 'Jane']);
+    expect(names('Prof. Dr. Smith, Jane')).toEqual(['Smith', 'Jane']);
+    expect(names('Anh Do MD')).toEqual(['Do', 'Anh']);
   });
 
   it('drops a credential that is no family name from a two-word display: "Santos MD" is Santos', () => {
@@ -219,6 +236,9 @@ describe('actionNames (docs/mapping.md ยง4.5)', () => {
     spec.options = { ...spec.options, actionNames: { C: 'Chart Create', R: 'Chart Read', U: 'Chart Update', D: 'Chart Delete', E: 'Chart Execute' } };
     const mapping = compileSpec(spec, overrides);
     const column = mapping.columns.findIndex((entry) => entry.name === 'ZC_ACCESS_ACTION.NAME');
+    // An action that is a key of every object's prototype is no listed action: empty, not a crash or a function's text.
+    for (const action of ['constructor', 'toString', '__proto__', 'hasOwnProperty'])
+      expect(cell(read(login, { action: action as 'R' }), 'ZC_ACCESS_ACTION.NAME'), action).toBe('');
     expect(['R', 'C', 'U'].map((action) => mapEvent(read(login, { action: action as 'R' }), mapping, lookup).rows[0]?.[column])).toEqual([
       'View',
       'Chart Create',

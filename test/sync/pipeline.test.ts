@@ -577,7 +577,7 @@ describe('runSync with a fake source', () => {
     detach();
     const advice = `This backfill's window is not pulled again by the next run: start it again (--since ${window.since} --until ${window.until}); rows Purview acknowledged are not sent twice.`;
     expect(stopped.code).toBe('BRG_ERR_ABORTED');
-    expect(stopped.message).toContain(advice);
+    expect(stopped.message).toBe(`Stopped on request before its push: nothing of this backfill was pushed. ${advice}`);
     const [run] = d.store.listRuns({ connector: 'main' });
     expect(run).toMatchObject({ state: 'failed', backfill: true, error: { code: 'BRG_ERR_ABORTED', message: expect.stringContaining(advice) } });
     expect(emu.ingest.accepted(job.jobId)).toEqual([]);
@@ -597,11 +597,14 @@ describe('runSync with a fake source', () => {
       },
     };
     const exportDeps = { ...deps(mkdtempSync(join(root, 'state-')), stoppingAgain, undefined, job), sourceEndsWindows: true };
-    const stoppedExport = (await runSync(exportDeps, { trigger: 'cli', since: window.since, stopSignal: again.signal })
+    // Asked for over HTTP: the advice is the request's body, not flags.
+    const stoppedExport = (await runSync(exportDeps, { trigger: 'http', since: window.since, stopSignal: again.signal })
       .then(() => undefined)
       .catch((e: unknown) => e)) as BridgeError | undefined;
     exportDeps.store.close();
-    expect(stoppedExport?.message).toContain(`start it again (--since ${window.since}); rows Purview acknowledged are not sent twice.`);
+    expect(stoppedExport?.message).toContain(
+      `start it again (POST /v1/connectors/main/syncs with {"since":"${window.since}"}); rows Purview acknowledged are not sent twice.`,
+    );
   });
 
   it("a 'resume' (a service starting up) finishes an unfinished push and pulls nothing; with none, it stops before any run", async () => {
