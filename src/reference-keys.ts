@@ -125,6 +125,34 @@ export function identifierKeysOf(resource: { readonly resourceType: string; read
   return keys;
 }
 
+/**
+ * References inside a fetched resource that the department column reads (docs/mapping.md §5.6), beyond a role's
+ * practitioner, which is always followed: an Encounter's service provider and first location, a role's organization.
+ */
+export type ReferenceFollow = 'Encounter.serviceProvider' | 'Encounter.location' | 'PractitionerRole.organization';
+
+/**
+ * The keys a fetched resource leads to: a PractitionerRole's practitioner, and what `follow` names, each only as a
+ * reference of the expected type on our server (ownKeyOf).
+ */
+export function followedKeys(resource: object | undefined, follow: ReadonlySet<ReferenceFollow>, ownBase: string | undefined): string[] {
+  const keys: Array<string | undefined> = [];
+  const key = (ref: { reference?: string } | undefined, type: string): void => {
+    const own = ownKeyOf(ref?.reference, ownBase);
+    if (own?.startsWith(`${type}/`)) keys.push(own);
+  };
+  const typed = resource as { resourceType?: string; practitioner?: { reference?: string }; organization?: { reference?: string } } | undefined;
+  if (typed?.resourceType === 'PractitionerRole') {
+    key(typed.practitioner, 'Practitioner');
+    if (follow.has('PractitionerRole.organization')) key(typed.organization, 'Organization');
+  } else if (typed?.resourceType === 'Encounter') {
+    const encounter = typed as { serviceProvider?: { reference?: string }; location?: Array<{ location?: { reference?: string } }> };
+    if (follow.has('Encounter.serviceProvider')) key(encounter.serviceProvider, 'Organization');
+    if (follow.has('Encounter.location')) key(encounter.location?.[0]?.location, 'Location');
+  }
+  return keys.filter((k): k is string => k !== undefined);
+}
+
 /** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */
 export interface ReferenceRequest {
   readonly keys: readonly string[];

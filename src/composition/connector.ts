@@ -22,7 +22,7 @@ import {
 import { DEFAULT_RETRY } from '../http.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { builtinMappingPath, type CompiledMapping, loadMapping, type MappingOverrides } from '../mapping/index.js';
+import { builtinMappingPath, type CompiledMapping, departmentFollows, loadMapping, type MappingOverrides } from '../mapping/index.js';
 import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
 import { normaliseBase } from '../reference-keys.js';
@@ -185,6 +185,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
     return createBulkExportSource({
       http,
       fallback: resolver,
+      follow: departmentFollows(loadConnectorMapping(connector)),
       newId: context.newId,
       store: {
         get: () => context.store.getSourceState(connector.name, 'bulk-export'),
@@ -243,6 +244,7 @@ export function buildFhirClient(
     baseUrl: f.baseUrl,
     clock: context.clock,
     logger: context.logger,
+    follow: departmentFollows(loadConnectorMapping(connector)),
   });
   return { client, resolver };
 }

@@ -12,7 +12,7 @@
 import { join } from 'node:path';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
-import { normaliseBase } from '../reference-keys.js';
+import { normaliseBase, type ReferenceFollow } from '../reference-keys.js';
 import type { SyncWindow } from '../sync/window.js';
 import { clearBrokenExports, recordBrokenExport, refuseWhileBackingOff } from './bulk/broken-backoff.js';
 import {
@@ -63,6 +63,8 @@ export interface BulkSourceOptions {
   readonly overlapMs: number;
   /** Parsed lookup resources kept (fhir.referenceCacheSize). */
   readonly cacheSize: number;
+  /** What the department reads inside exported encounters and roles (ReferenceResolverOptions.follow). Default none. */
+  readonly follow?: ReadonlySet<ReferenceFollow>;
   /**
    * AuditEvents per page handed to the pipeline (fhir.pageSize, as the search source's pages). Default 200: a page is
    * held while it fills, and a big one outlives young-generation GCs (measured: 1000-event pages doubled the GC time).
@@ -129,7 +131,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     level: settings.level,
     ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
   };
-  const resolver = new BulkResolver(options.fallback, options.cacheSize, normaliseBase(options.http.options.baseUrl));
+  const resolver = new BulkResolver(options.fallback, options.cacheSize, normaliseBase(options.http.options.baseUrl), options.follow);
   // The current run's progress line; set by pages() (the source outlives one run in the service).
   let note: ((message: string) => void) | undefined;
   const job = new BulkExportJob({

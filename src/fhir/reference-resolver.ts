@@ -13,18 +13,20 @@
  * refused under Break-the-Glass (403 with Epic's 4130/4131/4134) counts as not found, that chart alone (restricted.ts).
  * See: https://hl7.org/fhir/R4/search.html#id, https://hl7.org/fhir/R4/search.html#token, #escaping.
  */
-import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
+import type { FhirResource } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   carriesIdentifier,
+  followedKeys,
   type IdentifierReference,
   identifierKey,
   identifierKeysOf,
   normaliseBase,
   ownKeyOf,
   parseReference,
+  type ReferenceFollow,
   type ReferenceRequest,
   type ResourceLookup,
   referenceKey,
@@ -65,6 +67,11 @@ export interface ReferenceResolverOptions {
   readonly clock: Clock;
   /** Where the warning for an unavailable optional type goes (see OPTIONAL_TYPES). */
   readonly logger?: Logger;
+  /**
+   * References inside fetched Encounters and PractitionerRoles that the mapping reads (mapping/prefetch.ts
+   * departmentFollows): fetched with them, as a role's practitioner always is. Default none.
+   */
+  readonly follow?: ReadonlySet<ReferenceFollow>;
 }
 
 /**
@@ -108,6 +115,7 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
   return new CachingResolver(client, cache, positiveInteger('batchSize', options.batchSize ?? 50), ownBase(options.baseUrl), unknownUsers, {
     clock: options.clock,
     ttlMs,
+    follow: options.follow ?? new Set(),
     ...(options.logger ? { logger: options.logger } : {}),
   });
 }
@@ -166,7 +174,7 @@ class CachingResolver implements ReferenceResolver {
     private readonly ownBase: string | undefined,
     /** Requestor identifiers nobody carries, apart from the cache (unknown-users.ts). */
     private readonly unknownUsers: UnknownUsers,
-    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly logger?: Logger },
+    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly follow: ReadonlySet<ReferenceFollow>; readonly logger?: Logger },
   ) {}
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
@@ -196,20 +204,18 @@ class CachingResolver implements ReferenceResolver {
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), this.fetchIdentifiers(identifiers, signal)])).flat();
-    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself. Roles served
-    // from the cache count too: their practitioner may have been evicted or expired while the role stayed in use.
-    const cachedRoles = requested.filter((key) => key.startsWith('PractitionerRole/')).map((key) => this.cache.peek(key));
-    const practitioners = [...fetched, ...cachedRoles]
-      .filter((resource): resource is PractitionerRole => resource?.resourceType === 'PractitionerRole')
-      .map((role) => ownKeyOf(role.practitioner?.reference, this.ownBase))
-      .filter((key): key is string => key?.startsWith('Practitioner/') === true);
+    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself, and the
+    // department from a role's organization or an encounter's service provider or location when it reads those
+    // (options.follow). Those served from the cache count too: what they name may have been evicted or expired since.
+    const cachedHolders = requested.filter((key) => key.startsWith('PractitionerRole/') || key.startsWith('Encounter/')).map((key) => this.cache.peek(key));
+    const named = [...fetched, ...cachedHolders].flatMap((resource) => followedKeys(resource, this.optional.follow, this.ownBase));
     // Fetched now even if held: the events naming the role are mapped right after this prefetch.
     const more = this.uncached(
-      practitioners,
+      named,
       (key) => key,
       (key) => this.held.has(key),
     );
-    const released = [...new Set(practitioners.filter((key) => this.held.delete(key)))];
+    const released = [...new Set(named.filter((key) => this.held.delete(key)))];
     if (more.length + released.length > 0) await this.fetchKeys([...more, ...released], signal);
   }
 

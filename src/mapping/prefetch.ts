@@ -6,7 +6,7 @@
  * another server (literalKey) is asked for by its identifier, as the mapping then looks it up.
  */
 import type { AuditEvent, Reference } from 'fhir/r4.js';
-import { type IdentifierReference, identifierKey, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
+import { type IdentifierReference, identifierKey, type ReferenceFollow, type ReferenceRequest, type ResourceLookup } from '../reference-keys.js';
 import { programOf } from './compile.js';
 import { patientSubjects, selectRequestor } from './context.js';
 import type { ResolvedOptions } from './options.js';
@@ -28,6 +28,21 @@ export function departmentLookups(mapping: CompiledMapping): ReadonlySet<'Encoun
   if (sources.has('encounter-service-provider') || sources.has('encounter-location')) types.add('Encounter');
   if (sources.has('requestor-location')) types.add('Location');
   return types;
+}
+
+/**
+ * What the department column reads inside fetched Encounters and PractitionerRoles (docs/mapping.md §5.6): the resolver
+ * fetches it with them, so a sync finds the organization's or location's name as `bridge map` does from its files.
+ */
+export function departmentFollows(mapping: CompiledMapping): ReadonlySet<ReferenceFollow> {
+  const { needsDepartment, options } = programOf(mapping);
+  const follows = new Set<ReferenceFollow>();
+  if (!needsDepartment) return follows;
+  const sources = new Set(options.departmentSources);
+  if (sources.has('encounter-service-provider')) follows.add('Encounter.serviceProvider');
+  if (sources.has('encounter-location')) follows.add('Encounter.location');
+  if (sources.has('practitioner-role-organization')) follows.add('PractitionerRole.organization');
+  return follows;
 }
 
 export function collectReferences(event: AuditEvent, mapping: CompiledMapping): ReferenceRequest {

@@ -54,6 +54,11 @@ export interface FhirServerOptions {
    */
   readonly readOnlyTypes?: readonly string[];
   /**
+   * Serve Location and Organization too (read and `_id`/`identifier` search), as a server offering the department
+   * column's every type does. Default false: one that does not is the case the bridge must carry on through.
+   */
+  readonly departmentTypes?: boolean;
+  /**
    * Most results one search of a type serves, as Epic caps a search (OperationOutcome 4127 "additional data may exist",
    * docs/epic-smart.md §6.3): a search that matches more serves its first `cap` alone, states that many as its total,
    * has no page past them, and carries the 4127 entry on every page. Paging does not help; only a narrower search does.
@@ -97,10 +102,18 @@ const SEARCH_PARAMS: Readonly<Record<string, readonly string[]>> = {
   Patient: ['_id', 'identifier', ...PAGING],
   Practitioner: ['_id', 'identifier', ...PAGING],
   PractitionerRole: ['_id', 'identifier', ...PAGING],
-  // The department column's lookup. Location and Organization are deliberately not served: a server that does not
-  // offer a department type is one of the cases the bridge must carry on through (reference-resolver.ts).
+  // The department column's lookup. Location and Organization are served only with FhirServerOptions.departmentTypes:
+  // a server that does not offer a department type is one of the cases the bridge must carry on through.
   Encounter: ['_id', 'identifier', ...PAGING],
 };
+const DEPARTMENT_TYPES = ['Location', 'Organization'] as const;
+
+/** The search parameters of a type this server serves, or undefined when it serves no such type. */
+function searchParamsOf(context: ServerContext, resourceType: string | undefined): readonly string[] | undefined {
+  if (resourceType === undefined) return undefined;
+  if (context.options.departmentTypes === true && (DEPARTMENT_TYPES as readonly string[]).includes(resourceType)) return ['_id', 'identifier', ...PAGING];
+  return SEARCH_PARAMS[resourceType];
+}
 
 interface Reply {
   status: number;
@@ -215,7 +228,7 @@ async function route(context: ServerContext, req: IncomingMessage, url: URL, fau
     return { status: 401, body: outcome('login', 'Access token missing, expired or revoked'), headers: { 'www-authenticate': 'Bearer error="invalid_token"' } };
   }
   const [, resourceType, id, ...rest] = path.split('/');
-  const allowed = resourceType ? SEARCH_PARAMS[resourceType] : undefined;
+  const allowed = searchParamsOf(context, resourceType);
   if (!resourceType || !allowed || rest.length > 0 || (resourceType === 'AuditEvent' && context.options.listAuditEvent === false)) {
     return { status: 404, body: outcome('not-supported', `The sandbox does not serve ${path}`) };
   }
@@ -338,7 +351,14 @@ function wholeNumber(value: string | null): number | undefined {
 
 function capabilityStatement(context: ServerContext): Record<string, unknown> {
   const software = context.options.software ?? { name: 'Epic (bridge sandbox)', version: 'November 2026' };
-  const lookups = (['Patient', 'Practitioner', 'PractitionerRole', 'Encounter'] as const).map(
+  const types: Array<CapabilityStatementRestResource['type']> = [
+    'Patient',
+    'Practitioner',
+    'PractitionerRole',
+    'Encounter',
+    ...(context.options.departmentTypes === true ? DEPARTMENT_TYPES : []),
+  ];
+  const lookups = types.map(
     (type): CapabilityStatementRestResource =>
       context.options.readOnlyTypes?.includes(type)
         ? { type, interaction: [{ code: 'read' }] }

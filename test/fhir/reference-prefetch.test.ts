@@ -6,7 +6,7 @@
 import type { AuditEvent, FhirResource, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPrefetchGroups, createReferenceResolver } from '../../src/fhir/index.js';
-import { builtinMappingPath, type CompiledMapping, collectReferences, loadMapping, mapEvent } from '../../src/mapping/index.js';
+import { builtinMappingPath, type CompiledMapping, collectReferences, departmentFollows, loadMapping, mapEvent } from '../../src/mapping/index.js';
 import type { ReferenceRequest } from '../../src/reference-keys.js';
 import { EMP_SYSTEM, type FixtureServer, isoAt, startFixtureServer } from './support.js';
 
@@ -64,16 +64,24 @@ async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMappin
     clock: server.clock,
     baseUrl: server.server.baseUrl,
     ...(sizes.cache === undefined ? {} : { cacheSize: sizes.cache }),
+    // As the composition builds it: what the mapping's department reads inside encounters and roles.
+    follow: departmentFollows(mapping),
   });
   const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, sizes.group ?? 2);
   const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
-  const mapped = new Map<string | undefined, { login?: string; mrn?: string; rejects: string[] }>();
+  const mapped = new Map<string | undefined, { login?: string; mrn?: string; department?: string; rejects: string[] }>();
   const map = (ready: ReadonlyArray<{ event: AuditEvent }>): void => {
     for (const { event: e } of ready) {
       const result = mapEvent(e, mapping, resolver);
       const login = cell(result.rows[0], 'EMP.SYSTEM_LOGIN');
       const mrn = cell(result.rows[0], 'PATIENT.PAT_MRN_ID');
-      mapped.set(e.id, { ...(login === undefined ? {} : { login }), ...(mrn === undefined ? {} : { mrn }), rejects: result.rejects.map((r) => r.reason) });
+      const department = cell(result.rows[0], 'CLARITY_DEP.DEPARTMENT_NAME');
+      mapped.set(e.id, {
+        ...(login === undefined ? {} : { login }),
+        ...(mrn === undefined ? {} : { mrn }),
+        ...(department ? { department } : {}),
+        rejects: result.rejects.map((r) => r.reason),
+      });
     }
   };
   for await (const group of groups.add(events.map((e) => ({ event: e, references: collectReferences(e, mapping) })))) map(group);
@@ -116,6 +124,43 @@ describe('prefetch and mapping against the sandbox FHIR server', () => {
     const mapped = await pullAndMap(events, mapping, fixture, { group: 2, cache: 8 });
 
     for (let e = 0; e < 4; e += 1) expect(mapped.get(`ae-${e}`)).toEqual({ login: 'user0@ehr.example.org', mrn: `MRN${e * 5}`, rejects: [] });
+  });
+
+  it("the department an encounter's service provider or location, or a role's organization, names by reference alone is fetched with it", async () => {
+    const encounter = (id: string, extra: Record<string, unknown>) => ({ resourceType: 'Encounter', id, status: 'finished', class: { code: 'AMB' }, ...extra });
+    fixture = await startFixtureServer(
+      [
+        patient(0),
+        patient(1),
+        patient(2),
+        practitioner(0),
+        encounter('enc-org', { serviceProvider: { reference: 'Organization/org-1' } }),
+        encounter('enc-loc', { location: [{ location: { reference: 'Location/loc-1' } }] }),
+        { resourceType: 'Organization', id: 'org-1', name: 'Pediatric Cardiology' },
+        { resourceType: 'Location', id: 'loc-1', name: '4 West' },
+        { resourceType: 'Organization', id: 'org-2', name: 'Oncology' },
+        { resourceType: 'PractitionerRole', id: 'role-1', practitioner: { reference: 'Practitioner/pr-0' }, organization: { reference: 'Organization/org-2' } },
+      ] as FhirResource[],
+      { departmentTypes: true },
+    );
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    const withEncounter = (id: string, minute: number, enc: string, pt: number): AuditEvent => {
+      const e = event(id, minute, { reference: 'Practitioner/pr-0' }, { reference: `Patient/pt-${pt}` });
+      return { ...e, entity: [...(e.entity ?? []), { what: { reference: `Encounter/${enc}` } }] };
+    };
+    const events = [
+      withEncounter('ae-org', 0, 'enc-org', 0),
+      withEncounter('ae-loc', 1, 'enc-loc', 1),
+      event('ae-role', 2, { reference: 'PractitionerRole/role-1' }, { reference: 'Patient/pt-2' }),
+    ];
+
+    const mapped = await pullAndMap(events, mapping, fixture);
+
+    expect([...mapped.values()].map((m) => m.department)).toEqual(['Pediatric Cardiology', '4 West', 'Oncology']);
+    expect(fixture.requestsFor('Organization').length + fixture.requestsFor('Location').length).toBeGreaterThan(0);
   });
 
   it('an absolute reference to another server is never fetched or mapped as our resource of that id; our own base is', async () => {

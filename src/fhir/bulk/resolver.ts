@@ -5,8 +5,8 @@
  * shared; an evicted one is parsed again from the index on the next `get`, so nothing needs to stay in memory for
  * correctness.
  */
-import type { FhirResource, PractitionerRole } from 'fhir/r4.js';
-import { identifierKey, keyOf, ownKeyOf, type ReferenceRequest } from '../../reference-keys.js';
+import type { FhirResource } from 'fhir/r4.js';
+import { followedKeys, identifierKey, keyOf, type ReferenceFollow, type ReferenceRequest } from '../../reference-keys.js';
 import { StringInterner } from '../intern.js';
 import type { PrefetchOptions, ReferenceResolver } from '../reference-resolver.js';
 import type { LookupIndex } from './lookup-index.js';
@@ -18,11 +18,15 @@ export class BulkResolver implements ReferenceResolver {
   /** Keys served from the export's files. */
   private exported = 0;
 
-  /** @param ownBase - the FHIR server's base (normaliseBase form): a role's practitioner elsewhere is not ours to fetch. */
+  /**
+   * @param ownBase - the FHIR server's base (normaliseBase form): a role's practitioner elsewhere is not ours to fetch.
+   * @param follow - what the department reads inside encounters and roles (ReferenceResolverOptions.follow).
+   */
   constructor(
     private readonly fallback: ReferenceResolver,
     private readonly cacheSize: number,
     private readonly ownBase?: string | undefined,
+    private readonly follow: ReadonlySet<ReferenceFollow> = new Set(),
   ) {}
 
   /** The index of the export being read (undefined: everything goes to the FHIR resolver). */
@@ -49,10 +53,9 @@ export class BulkResolver implements ReferenceResolver {
         continue;
       }
       this.exported += 1;
-      // A role names its practitioner; the mapping reads the login and name from the Practitioner itself.
-      const practitioner =
-        resource.resourceType === 'PractitionerRole' ? ownKeyOf((resource as PractitionerRole).practitioner?.reference, this.ownBase) : undefined;
-      if (practitioner?.startsWith('Practitioner/') && !this.fromIndex(practitioner)) keys.add(practitioner);
+      // A role names its practitioner, whose login and name the mapping reads; an encounter or a role what the department
+      // reads (follow). The export may lack them.
+      for (const named of followedKeys(resource, this.follow, this.ownBase)) if (!this.fromIndex(named)) keys.add(named);
     }
     const identifiers = request.identifiers.filter((ref) => {
       const found = index.identifier(identifierKey(ref.type, ref.system, ref.value));

@@ -12,7 +12,7 @@ import { type BulkFixture, startBulkFixture } from './support.js';
 
 let f: BulkFixture;
 beforeAll(async () => {
-  f = await startBulkFixture({ events: 20, patients: 5, practitioners: 4 });
+  f = await startBulkFixture({ events: 20, patients: 5, practitioners: 4 }, {}, { departmentTypes: true });
 });
 afterAll(async () => f?.close());
 
@@ -90,4 +90,27 @@ it('an exported role naming another server’s practitioner does not send that i
   const asked = f.fx.server.requests.slice(before).filter((r) => r.path.endsWith('/Practitioner'));
   expect(asked.map((r) => new URLSearchParams(r.query).get('_id'))).toEqual(['pr-2']);
   harness.source.close();
+});
+
+it("an exported encounter's or role's department reference the export lacks is fetched over FHIR, with the department follows only", async () => {
+  await f.fx.backend.load([
+    { resourceType: 'Encounter', id: 'enc-b', status: 'finished', class: { code: 'AMB' }, serviceProvider: { reference: 'Organization/org-b' } },
+    { resourceType: 'PractitionerRole', id: 'role-b', practitioner: { reference: 'Practitioner/pr-1' }, organization: { reference: 'Organization/org-c' } },
+    { resourceType: 'Organization', id: 'org-b', name: 'Pediatric Cardiology' },
+    { resourceType: 'Organization', id: 'org-c', name: 'Oncology' },
+  ]);
+  const follow = new Set(['Encounter.serviceProvider', 'PractitionerRole.organization'] as const);
+  const harness = f.source({ settings: { types: ['AuditEvent', 'Encounter', 'PractitionerRole', 'Practitioner'] }, follow });
+  await harness.read(window);
+  await harness.source.resolver.prefetch({ keys: ['Encounter/enc-b', 'PractitionerRole/role-b'], identifiers: [] });
+  expect(harness.source.resolver.get('Organization/org-b')).toMatchObject({ name: 'Pediatric Cardiology' });
+  expect(harness.source.resolver.get('Organization/org-c')).toMatchObject({ name: 'Oncology' });
+  harness.source.close();
+  // Without them (no column reads the department), nothing beyond the role's practitioner is asked for.
+  const before = f.fx.server.requests.filter((r) => r.path.endsWith('/Organization')).length;
+  const plain = f.source({ settings: { types: ['AuditEvent', 'Encounter', 'PractitionerRole', 'Practitioner'] } });
+  await plain.read(window);
+  await plain.source.resolver.prefetch({ keys: ['Encounter/enc-b', 'PractitionerRole/role-b'], identifiers: [] });
+  expect(f.fx.server.requests.filter((r) => r.path.endsWith('/Organization')).length).toBe(before);
+  plain.source.close();
 });

@@ -16,6 +16,7 @@ import { type BulkExportSource, type BulkSourceSettings, createBulkExportSource 
 import { createReferenceResolver } from '../../../src/fhir/index.js';
 import { type Logger, silentLogger } from '../../../src/log.js';
 import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
+import type { ReferenceFollow } from '../../../src/reference-keys.js';
 import type { BulkExportSettings } from '../../../src/sandbox/bulk-export.js';
 import type { SyncWindow } from '../../../src/sync/window.js';
 import type { TokenSource } from '../../../src/token-cache.js';
@@ -74,6 +75,8 @@ export interface SourceOptions {
   readonly pageSize?: number;
   /** The FHIR base the connector's watermark was recorded reading (a search source's), normalised. */
   readonly watermarkSource?: string;
+  /** What the department reads inside exported encounters and roles (mapping/prefetch.ts departmentFollows). */
+  readonly follow?: ReadonlySet<ReferenceFollow>;
 }
 
 export interface BulkHarness {
@@ -90,9 +93,10 @@ export const FIRST_RUN: SyncWindow = { since: '2026-11-01T00:00:00.000Z', until:
 export async function startBulkFixture(
   counts = { events: 30, patients: 6, practitioners: 3 },
   settings: Partial<BulkExportSettings> & { readonly clock?: Clock } = {},
+  server: { readonly departmentTypes?: boolean } = {},
 ): Promise<BulkFixture> {
   const data = buildFixtures(counts);
-  const fx = await startFixtureServer(allResources(data), { bulkExport: { processingPolls: 1, ...settings } });
+  const fx = await startFixtureServer(allResources(data), { bulkExport: { processingPolls: 1, ...settings }, ...server });
   return {
     fx,
     data,
@@ -127,6 +131,7 @@ export async function startBulkFixture(
         onEvent: (event) => events.push(event),
         ...(options.pageSize ? { pageSize: options.pageSize } : {}),
         ...(options.watermarkSource ? { watermarkSource: () => options.watermarkSource } : {}),
+        ...(options.follow ? { follow: options.follow } : {}),
       });
       return {
         source,
