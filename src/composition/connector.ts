@@ -29,6 +29,7 @@ import { normaliseBase } from '../reference-keys.js';
 import type { EventSource } from '../sync/event-source.js';
 import type { SyncEvents } from '../sync/events.js';
 import type { FileDropDeps } from '../sync/file-drop.js';
+import type { DropFolder } from '../sync/file-drop-folder.js';
 import { createFileEnricher, type FileEnricher } from '../sync/file-enrich.js';
 import type { SyncDeps } from '../sync/pipeline.js';
 import type { StateStore } from '../sync/state/index.js';
@@ -107,6 +108,11 @@ export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfi
 
 type FlatFileSource = Extract<ConnectorConfig['source'], { type: 'flat-file' }>;
 
+/** A flat-file source's folder as the run reads it (and `bridge doctor` checks it). */
+export function dropFolderOf(source: FlatFileSource): DropFolder {
+  return { dir: source.dir, pattern: source.pattern, archiveDir: source.archiveDir, settleMs: source.settleSeconds * 1000 };
+}
+
 /** The drop folder of a flat-file source; its FHIR enrichment is built on first use (it reads the SMART key). */
 function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, source: FlatFileSource): FileDropDeps {
   if (!encodingName(source.encoding)) {
@@ -117,7 +123,7 @@ function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, sour
   }
   const schema = source.schema ?? connector.mapping.schema;
   return {
-    folder: { dir: source.dir, pattern: source.pattern, archiveDir: source.archiveDir, settleMs: source.settleSeconds * 1000 },
+    folder: dropFolderOf(source),
     schema,
     encoding: source.encoding,
     maxLineBytes: source.maxLineBytes,

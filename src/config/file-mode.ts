@@ -8,7 +8,7 @@
  * systemd credentials (`LoadCredential=`) are 0400, owned by the unit's user. Other bits, or group bits of another
  * group (one other users belong to), are warned about. Windows reports 0666 whatever the ACL says: nothing is checked there.
  */
-import { statSync } from 'node:fs';
+import { accessSync, statSync } from 'node:fs';
 import type { Logger } from '../log.js';
 
 /** What of a file's stat decides who else may read it. */
@@ -59,4 +59,14 @@ export function fileExposure(path: string, what: string): { readonly mode: strin
     mode,
     message: `${what}: ${path} has mode ${mode}, so ${who} have access to it; run \`chmod 600 ${path}\` with the file owned by the bridge's user (or mode 640 with the bridge's own group)`,
   };
+}
+
+/** This process may access `path` so (fs.constants.R_OK, W_OK): checked as the user it runs as, nothing opened. */
+export function canAccess(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
 }

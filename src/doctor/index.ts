@@ -1,15 +1,15 @@
 /**
  * `bridge doctor`: a checklist an integration engineer runs before the first sync. Each check passes, warns, fails
- * with the fix, or is skipped because a check it depends on failed. The last one maps a sample of recent events and
- * prints every column's fill rate (fill-sample.ts). Nothing here prints a token, secret or PHI.
+ * with the fix, or is skipped because a check it depends on failed. For the search source, one maps a sample of recent
+ * events and prints every column's fill rate (fill-sample.ts); for a drop folder, one checks the folder without writing.
+ * Nothing here prints a token, secret or PHI.
  */
-import { randomUUID } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import type { Clock } from '../clock.js';
-import { buildFhirClient, buildPushTarget, buildSmartTokenSource, loadConnectorMapping } from '../composition/index.js';
-import { type Config, type ConnectorConfig, type FhirSettings, fileExposure, PROFILES, type SmartSettings } from '../config/index.js';
+import { buildFhirClient, buildPushTarget, buildSmartTokenSource, dropFolderOf, loadConnectorMapping } from '../composition/index.js';
+import { type Config, type ConnectorConfig, canAccess, type FhirSettings, fileExposure, PROFILES, type SmartSettings } from '../config/index.js';
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, departmentLookups } from '../mapping/index.js';
@@ -18,7 +18,7 @@ import { createHttpsAgent } from '../purview/https-pool.js';
 import { CLOUDS } from '../purview/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore, scopesNotGranted } from '../smart/index.js';
 import { SyncEvents } from '../sync/events.js';
-import { checkFolder } from '../sync/file-drop-folder.js';
+import { checkFolder, type DropFolder } from '../sync/file-drop-folder.js';
 import { type FillSampleOptions, formatFillTable, sampleFill } from './fill-sample.js';
 import { JWKS_URL_CHECK, jwksUrlCheck } from './jwks-url.js';
 
@@ -92,17 +92,34 @@ export async function runDoctor(context: DoctorContext, connector: ConnectorConf
   }
   if (connector.fhir && connector.source.type === 'fhir-search') await fillCheck(check, runtime, connector, connector.fhir);
   if (connector.source.type === 'flat-file') {
-    const { dir, pattern, archiveDir, settleSeconds } = connector.source;
-    // What every run checks before it takes a file (the probe file it moves is removed again).
-    await check(DROP_FOLDER_CHECK, [], () => {
-      checkFolder({ dir, pattern, archiveDir, settleMs: settleSeconds * 1000 }, `doctor-${randomUUID()}`);
-      return `${dir} is readable and writable; files move into ${archiveDir}/done and ${archiveDir}/rejected`;
-    });
+    const folder = dropFolderOf(connector.source);
+    // As a run checks it, but changing nothing: the doctor may run as another user (root through `docker exec`), and a
+    // done/ it created would then be that user's.
+    await check(DROP_FOLDER_CHECK, [], () => dropFolderCheck(folder));
   }
   return results;
 }
 
 export const DROP_FOLDER_CHECK = 'drop folder usable';
+
+/** The folder is there and writable, and so is the archive, or the place where the first run makes it. */
+function dropFolderCheck(folder: DropFolder): CheckOutcome {
+  checkFolder(folder, 'doctor', { readOnly: true });
+  const writable = (path: string): boolean => canAccess(path, constants.W_OK);
+  if (!writable(folder.dir)) throw dropFolderError(`the drop folder ${folder.dir} is not writable for this user: a file sent could not be moved out of it`);
+  const archive = existsSync(folder.archiveDir) ? folder.archiveDir : dirname(folder.archiveDir);
+  const kinds = ['done', 'rejected'].map((kind) => join(folder.archiveDir, kind));
+  const missing = kinds.filter((path) => !existsSync(path));
+  for (const path of [archive, ...kinds.filter((path) => existsSync(path))]) {
+    if (!writable(path)) throw dropFolderError(`${path} is not writable for this user: sent files are moved into ${folder.archiveDir}`);
+  }
+  const made = missing.length > 0 ? `; the first run makes ${missing.join(' and ')}` : '';
+  return `${folder.dir} is readable and writable, and so is ${folder.archiveDir}${made} (checked as this user, without writing)`;
+}
+
+function dropFolderError(message: string): BridgeError {
+  return new BridgeError('BRG_ERR_DROP_FOLDER', `${message}. Run the doctor as the user the bridge runs as, and give that user write access.`);
+}
 
 export const DEPARTMENT_CHECK = 'department lookups in smart.scope';
 

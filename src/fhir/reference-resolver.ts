@@ -131,17 +131,24 @@ function ownBase(baseUrl: string | undefined): string | undefined {
 function idIgnored(type: string, others: number): BridgeError {
   return new BridgeError(
     'BRG_ERR_FHIR_HTTP',
-    `The FHIR server answered a ${type} search by _id with ${others} ${type}s not asked for: it does not seem to honour the _id parameter, ` +
+    `The FHIR server answered a ${type} search by _id with ${others} resources not asked for: it does not seem to honour the _id parameter, ` +
       `and paging on would read its whole ${type} list. The bridge stopped before mapping the events that name them; report it to the EHR team.`,
-    { details: { resourceType: type, status: 200 } },
+    { details: { resourceType: type, status: 200, idIgnored: true } },
   );
 }
+
+const UNAVAILABLE_WORDS: Readonly<Record<string, string>> = {
+  forbidden: 'refused (HTTP 403: the access token lacks the scope)',
+  'not-offered': 'not offered by the server',
+  'id-ignored': 'answered with resources not asked for (the server does not honour _id)',
+};
 
 /** What marks an optional type unavailable: its lookups refused (403) or not offered (404/405, or not in /metadata). */
 function unavailableReason(error: unknown): string | undefined {
   if (!(error instanceof BridgeError)) return undefined;
   if (error.code === 'BRG_ERR_FHIR_NOT_SUPPORTED') return 'not-offered';
   if (error.code === 'BRG_ERR_FHIR_HTTP' && error.details['status'] === 403) return 'forbidden';
+  if (error.details['idIgnored'] === true) return 'id-ignored';
   return undefined;
 }
 
@@ -294,7 +301,7 @@ class CachingResolver implements ReferenceResolver {
       this.unavailable.set(type, this.optional.clock.now() + this.optional.ttlMs);
       this.optional.logger?.warn(
         { resourceType: type, reason, status: error instanceof BridgeError ? error.details['status'] : undefined },
-        `FHIR ${type} lookups are ${reason === 'forbidden' ? 'refused (HTTP 403: the access token lacks the scope)' : 'not offered by the server'}: ` +
+        `FHIR ${type} lookups are ${UNAVAILABLE_WORDS[reason]}: ` +
           `the department column stays empty where it needs a ${type}; add system/${type}.read to smart.scope and the ${type} API to the client at the EHR, or drop the department sources that read it (docs/mapping.md §5.6)`,
       );
       return this.rememberMissing(type, ids);

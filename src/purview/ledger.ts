@@ -124,7 +124,7 @@ export interface DeliveryLedger {
    */
   markAcked(blockId: number, possiblyDuplicatedRows: number): void;
   /**
-   * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 4xx),
+   * Purview definitely does not have the block: its last attempt got an HTTP answer saying it was not processed (a 3xx or 4xx),
    * or never got its whole body out (a refused connection), and no attempt's outcome is unknown. Its rows count as not
    * sent by it, so their next block is not flagged for it; rows it re-sent keep their flag from the earlier send (an
    * event's claim remembers it; a file's rows, the earlier block's record). A crash before this call leaves the block attempted,
@@ -133,7 +133,7 @@ export interface DeliveryLedger {
    */
   markRefused(blockId: number, status?: number): void;
   /**
-   * Purview's last answer to the block was this 4xx, though an earlier attempt's outcome is unknown (the block stays as
+   * Purview's last answer to the block was this 3xx or 4xx, though an earlier attempt's outcome is unknown (the block stays as
    * it was: its rows are flagged when sent again). Recorded so a block refused with 400 can still be given up.
    */
   markAnswered(blockId: number, status: number): void;

@@ -3,7 +3,8 @@
  * killed -9 on another host (or in another container) whose lease outlives it by up to state.leaseTtlSeconds. The
  * service's start-up resume, or a scheduled tick, refused for that lease used to wait for the next tick, a day on the
  * nightly schedule, with the connector showing "failing" or "late" meanwhile. It is started again once the lease ends:
- * released by its holder, or run out. One wait per connector; a tick that comes while one waits adds nothing to it.
+ * released by its holder, or run out. Per connector, starts queue behind the one waiting (one of each trigger: a later
+ * tick replaces an earlier one), so a tick that comes during the resume's wait runs after it, not never.
  */
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
@@ -21,17 +22,23 @@ export interface LeaseWaitDeps {
   readonly logger: Logger;
 }
 
+/** One start: `run` starts it (resolving once it has begun); `wanted` says whether it is still worth starting. */
+interface QueuedStart {
+  readonly trigger: string;
+  readonly run: () => Promise<unknown>;
+  readonly wanted: () => boolean;
+}
+
 export interface LeaseWaits {
   /**
    * Calls `start`; when another process's lease refuses it, calls it again once that lease ends, for as long as
-   * `stillWanted` says so. No-op while a wait for `connector` is already going.
+   * `stillWanted` says so. While a start of `connector` waits, this one queues behind it instead.
    */
   start(connector: string, trigger: string, start: () => Promise<unknown>, stillWanted?: () => boolean): void;
-  isWaiting(connector: string): boolean;
 }
 
 export function createLeaseWaits(deps: LeaseWaitDeps): LeaseWaits {
-  const waiting = new Set<string>();
+  const queues = new Map<string, QueuedStart[]>();
   const leaseEnds = async (connector: string): Promise<boolean> => {
     for (;;) {
       const lease = deps.readLease(connector);
@@ -44,30 +51,42 @@ export function createLeaseWaits(deps: LeaseWaitDeps): LeaseWaits {
       }
     }
   };
-  const run = async (connector: string, trigger: string, start: () => Promise<unknown>, stillWanted: () => boolean): Promise<void> => {
-    while (!deps.signal.aborted) {
+  /** Starts the queue's head until none is left; a head refused for a lease waits for it, then goes again if wanted. */
+  const drain = async (connector: string, queue: QueuedStart[]): Promise<void> => {
+    for (let head = queue[0]; head !== undefined && !deps.signal.aborted; head = queue[0]) {
+      let held = false;
       try {
-        await start();
-        return;
+        await head.run();
       } catch (error) {
-        // The runner logged the refusal (and counted a scheduled one as skipped); any other failure ends here too.
-        if (!heldElsewhere(error)) return;
+        // The runner logged the refusal (and counted a scheduled one as skipped); any other failure ends this start.
+        held = heldElsewhere(error);
       }
-      waiting.add(connector);
-      try {
-        if (!(await leaseEnds(connector)) || !stillWanted()) return;
-      } finally {
-        waiting.delete(connector);
+      if (held) {
+        if (!(await leaseEnds(connector))) return;
+        if (head.wanted()) {
+          deps.logger.info({ connector, trigger: head.trigger }, 'the process that held the connector let go: starting the run it held back');
+          continue;
+        }
       }
-      deps.logger.info({ connector, trigger }, 'the process that held the connector let go: starting the run it held back');
+      queue.shift();
     }
   };
   return {
-    start(connector, trigger, start, stillWanted = () => true) {
-      if (waiting.has(connector)) return;
-      void run(connector, trigger, start, stillWanted);
+    start(connector, trigger, run, wanted = () => true) {
+      const queued = queues.get(connector);
+      if (queued !== undefined) {
+        const same = queued.findIndex((entry, index) => index > 0 && entry.trigger === trigger);
+        if (same >= 0) queued.splice(same, 1);
+        queued.push({ trigger, run, wanted });
+        deps.logger.info({ connector, trigger }, 'the run starts after the one before it, which another process holds back');
+        return;
+      }
+      const queue: QueuedStart[] = [{ trigger, run, wanted }];
+      queues.set(connector, queue);
+      drain(connector, queue)
+        .catch((error: unknown) => deps.logger.error({ connector, trigger, err: error }, 'waiting for the connector failed; the next tick tries again'))
+        .finally(() => queues.delete(connector));
     },
-    isWaiting: (connector) => waiting.has(connector),
   };
 }
 

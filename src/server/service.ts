@@ -4,12 +4,12 @@
  */
 import type { JsonWebKey } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { accessSync, constants } from 'node:fs';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../clock.js';
 import { buildSyncDeps, findConnector, leasePolicy, loadConnectorMapping, openWritableStateStore } from '../composition/index.js';
-import { type Config, type ConnectorConfig, readSecret } from '../config/index.js';
+import { type Config, type ConnectorConfig, canAccess, readSecret } from '../config/index.js';
 import { BridgeError } from '../errors.js';
 import { uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
@@ -132,8 +132,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
   // Schedules only once the API listens: a service that cannot listen must not go on syncing on its own.
   const schedules = new AbortController();
-  // One abort listener per connector's schedule and lease wait: a site with many connectors is no listener leak.
-  setMaxListeners(0, schedules.signal);
+  // One abort listener per connector's schedule and one per lease wait: a site with many connectors is no listener leak.
+  setMaxListeners(2 * config.connectors.length + 10, schedules.signal);
   const leaseWaits = createLeaseWaits({
     readLease: (name) => store.readLease(connectorLeaseName(name)),
     clock,
@@ -164,12 +164,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     }
     for (const c of config.connectors.filter((k) => k.schedule.enabled)) {
       const hooks = {
-        isRunning: (name: string) => runner.isRunning(name) || leaseWaits.isWaiting(name),
+        isRunning: (name: string) => runner.isRunning(name),
         // A tick during the start-up resume or a backfill of a past window runs once it ends, not a day later (scheduler.ts).
         endOfRunShortOfNow: (name: string) => runner.endOfRunShortOfNow(name),
         // The runner logs a failure and reports one that left no run record (startFailures); nothing is left to do here.
-        // A tick another process holds back (a backfill from the command line, a replica) runs once it lets go.
-        fire: (name: string) => leaseWaits.start(name, 'schedule', () => runner.start(name, { trigger: 'schedule' })),
+        // A tick another process holds back (a backfill from the command line, a replica) runs once it lets go; one that
+        // comes while the start-up resume waits so runs after that resume has ended.
+        fire: (name: string) =>
+          leaseWaits.start(name, 'schedule', async () => {
+            await runner.endOfRunShortOfNow(name)?.catch(() => undefined);
+            return runner.start(name, { trigger: 'schedule' });
+          }),
         onSkip: (name: string) => metrics.scheduleSkipped(name, 'in_flight'),
       };
       void runSchedule(
@@ -275,14 +280,7 @@ function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv, logger: Logger):
  */
 function hasPurviewSecret(connector: ConnectorConfig, env: NodeJS.ProcessEnv): boolean {
   const { secret, certificate } = connector.purview;
-  const readable = (path: string): boolean => {
-    try {
-      accessSync(path, constants.R_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  };
+  const readable = (path: string): boolean => canAccess(path, constants.R_OK);
   if (certificate) return readable(certificate.keyFile);
   if (secret === undefined) return false;
   return 'env' in secret ? Boolean(env[secret.env]) : readable(secret.file);

@@ -90,6 +90,8 @@ async function rotateKeyUnlocked(
   await writePublishedSet(dir, [...keys, material.jwk]);
   const jkus = [...new Set(options.jkus ?? [])];
   await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs, ...(jkus.length > 0 ? { jkus } : {}) });
+  // The key of a cancellation cut short (its record replaced just now): unpublished, it will never sign.
+  if (pending !== undefined && pending.kid !== previousKid && !keys.some((k) => k.kid === pending.kid)) await removePrivateKey(dir, pending.kid);
   return { kid: material.jwk.kid, previousKid, activeFromMs };
 }
 

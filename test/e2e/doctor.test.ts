@@ -82,9 +82,11 @@ describe('bridge doctor against the sandbox', () => {
     mkdirSync(join(drop, 'in'));
     const ready = await doctor({ 'connectors.0.source': flat(join(drop, 'in')) });
     expect(ready[DROP_FOLDER_CHECK]?.status, ready[DROP_FOLDER_CHECK]?.detail).toBe('pass');
+    expect(ready[DROP_FOLDER_CHECK]?.detail).toContain('the first run makes');
     expect(Object.values(ready).filter((r) => r.status === 'fail')).toEqual([]);
-    // The probe it moved through done/ and rejected/ is gone again.
-    expect([...readdirSync(join(drop, 'in')), ...readdirSync(join(drop, 'archive', 'done')), ...readdirSync(join(drop, 'archive', 'rejected'))]).toEqual([]);
+    // Checked without writing: the doctor may run as another user, whose files the bridge could not move.
+    expect(readdirSync(drop).sort()).toEqual(['in']);
+    expect(readdirSync(join(drop, 'in'))).toEqual([]);
     rmSync(drop, { recursive: true, force: true });
   });
 

@@ -114,8 +114,8 @@ describe('prefetch and mapping against the sandbox FHIR server', () => {
       options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
       fhirBase: fixture.server.baseUrl,
     });
-    // A printed census list: each event names five patients. Two events per group and a cache of 8 (the config's
-    // minimum, 4 × prefetchEvents) is 11 resources per prefetch.
+    // A printed census list: each event names five patients. Two events per group and a cache of 8 (4 × the group, the
+    // ratio the config asks for) is 11 resources per prefetch.
     const events = Array.from({ length: 4 }, (_, e) => ({
       ...event(`ae-${e}`, e, { reference: 'Practitioner/pr-0' }, { reference: `Patient/pt-${e * 5}` }),
       entity: Array.from({ length: 5 }, (_, k) => ({ what: { reference: `Patient/pt-${e * 5 + k}` }, role: PATIENT_ROLE })),

@@ -356,10 +356,21 @@ describe('reference resolver', () => {
 
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
     expect(error.message).toMatch(
-      /^The FHIR server answered a Patient search by _id with \d+ Patients not asked for: it does not seem to honour the _id parameter/,
+      /^The FHIR server answered a Patient search by _id with \d+ resources not asked for: it does not seem to honour the _id parameter/,
     );
     expect(fixture.requestsFor('Patient').length).toBeLessThanOrEqual(2);
     expect(resolver.stats.missing).toBe(0);
+
+    // A department type so answered stops nothing: its cell stays empty, with one warning.
+    fixture.server.faults.add({ action: { kind: 'ignore-param', name: '_id' }, match: /\/Encounter\?_id=/, times: 1000 });
+    await fixture.backend.load(
+      [1, 2, 3, 4, 5, 6, 7, 8].map((i) => ({ resourceType: 'Encounter', id: `enc-${i}`, status: 'finished', class: { code: 'AMB' } }) as FhirResource),
+    );
+    const lines: string[] = [];
+    const lenient = createReferenceResolver(fixture.client(), { clock: fixture.clock, logger: linesLogger(lines) });
+    await lenient.prefetch({ keys: ['Encounter/enc-7', 'Encounter/enc-8'], identifiers: [] });
+    expect(lenient.get('Encounter/enc-8')).toBeUndefined();
+    expect(lines.filter((line) => line.includes('answered with resources not asked for'))).toHaveLength(1);
   });
 
   it('an identifier search answered with one resource that does not carry it (the server misread it) resolves to nobody', async () => {

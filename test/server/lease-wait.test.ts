@@ -11,6 +11,7 @@ function heldUntil(expiresMs: number): BridgeError {
   return new BridgeError('BRG_ERR_RUN_IN_PROGRESS', 'held', { details: { host: 'other', pid: 7, expires: new Date(expiresMs).toISOString() } });
 }
 
+/** A connector whose lease another process holds until `lease.expiresMs` (undefined: released). */
 function world() {
   const clock = new ManualClock(T0);
   const stop = new AbortController();
@@ -21,92 +22,114 @@ function world() {
     signal: stop.signal,
     logger: silentLogger(),
   });
-  return { clock, stop, lease, waits };
+  const started: string[] = [];
+  /** A start that the lease refuses while it is held, and that records itself when it gets through. */
+  const starter =
+    (name: string, refusals = { count: 0 }) =>
+    async (): Promise<void> => {
+      if (lease.expiresMs !== undefined && lease.expiresMs > clock.now()) {
+        refusals.count += 1;
+        throw heldUntil(lease.expiresMs);
+      }
+      started.push(`${name}@${new Date(clock.now()).toISOString().slice(11, 19)}`);
+    };
+  return { clock, stop, lease, waits, started, starter };
 }
 
 describe('lease waits', () => {
-  it('starts again once the holder lets go, polling a renewed lease; a tick meanwhile adds no second wait', async () => {
-    const { clock, lease, waits } = world();
-    const starts: number[] = [];
-    const start = async (): Promise<void> => {
-      starts.push(clock.now());
-      if (lease.expiresMs !== undefined && lease.expiresMs > clock.now()) throw heldUntil(lease.expiresMs);
-    };
+  it('starts again once the holder lets go, polling a renewed lease; a second tick meanwhile replaces the first queued', async () => {
+    const { clock, lease, waits, started, starter } = world();
+    const refusals = { count: 0 };
     lease.expiresMs = clock.now() + 120_000;
-    waits.start('main', 'schedule', start);
+    waits.start('main', 'schedule', starter('tick-1', refusals));
     await flushMicrotasks();
-    expect(waits.isWaiting('main')).toBe(true);
-    waits.start('main', 'schedule', start);
+    waits.start('main', 'schedule', starter('tick-2'));
+    waits.start('main', 'schedule', starter('tick-3'));
     await clock.advance(60_000);
     lease.expiresMs = clock.now() + 120_000; // the holder renews: still running
     await clock.advance(90_000);
-    expect(starts).toHaveLength(1);
+    expect(started).toEqual([]);
     lease.expiresMs = undefined; // released
     await clock.advance(30_000);
     await flushMicrotasks();
-    expect(starts).toHaveLength(2);
-    expect(waits.isWaiting('main')).toBe(false);
+    // The first tick, then the latest queued one (tick-2 replaced by tick-3).
+    expect(started).toEqual(['tick-1@02:03:00', 'tick-3@02:03:00']);
+    expect(refusals.count).toBe(1);
   });
 
-  it("a dead holder's lease is waited out to its expiry; a resume no longer wanted then is not started", async () => {
-    const { clock, lease, waits } = world();
-    let starts = 0;
-    let wanted = true;
+  it('a tick that comes while the start-up resume waits runs after it, even when the resume is no longer wanted', async () => {
+    const { clock, lease, waits, started, starter } = world();
+    let resumeWanted = true;
     lease.expiresMs = clock.now() + 15_000;
-    waits.start(
-      'main',
-      'resume',
-      async () => {
-        starts += 1;
-        if (starts === 1) throw heldUntil(lease.expiresMs ?? 0);
-      },
-      () => wanted,
-    );
+    waits.start('main', 'resume', starter('resume'), () => resumeWanted);
     await flushMicrotasks();
+    waits.start('main', 'schedule', starter('tick'));
+    resumeWanted = false; // the process that held the connector finished the push
     await clock.advance(16_000);
     await flushMicrotasks();
-    expect(starts).toBe(2);
+    expect(started).toEqual(['tick@02:00:16']);
+  });
 
+  it("a dead holder's lease is waited out to its expiry, then the resume goes", async () => {
+    const { clock, lease, waits, started, starter } = world();
     lease.expiresMs = clock.now() + 15_000;
-    starts = 0;
-    waits.start(
-      'other',
-      'resume',
-      async () => {
-        starts += 1;
-        throw heldUntil(lease.expiresMs ?? 0);
-      },
-      () => wanted,
-    );
+    waits.start('main', 'resume', starter('resume'));
     await flushMicrotasks();
-    wanted = false; // another process finished the push meanwhile
-    await clock.advance(16_000);
+    await clock.advance(14_000);
+    expect(started).toEqual([]);
+    await clock.advance(2_000);
     await flushMicrotasks();
-    expect(starts).toBe(1);
-    expect(waits.isWaiting('other')).toBe(false);
+    expect(started).toEqual(['resume@02:00:16']);
   });
 
   it('waits for nothing after a refusal by a run of this process, or any other failure; stops when the service closes', async () => {
-    const { clock, stop, lease, waits } = world();
-    let starts = 0;
+    const { clock, stop, lease, waits, started, starter } = world();
+    let attempts = 0;
     waits.start('main', 'schedule', async () => {
-      starts += 1;
+      attempts += 1;
       throw new BridgeError('BRG_ERR_RUN_IN_PROGRESS', 'in this process', { details: { connector: 'main' } });
     });
     await flushMicrotasks();
-    expect(waits.isWaiting('main')).toBe(false);
+    // Nothing waits: the next start goes at once.
+    waits.start('main', 'schedule', starter('next'));
+    await flushMicrotasks();
+    expect(started).toEqual(['next@02:00:00']);
 
     lease.expiresMs = clock.now() + 60_000;
-    waits.start('main', 'schedule', async () => {
-      starts += 1;
-      throw heldUntil(lease.expiresMs ?? 0);
-    });
+    waits.start('other', 'schedule', starter('held'));
     await flushMicrotasks();
-    expect(waits.isWaiting('main')).toBe(true);
     stop.abort();
     await flushMicrotasks();
+    lease.expiresMs = undefined;
     await clock.advance(120_000);
-    expect(starts).toBe(2);
-    expect(waits.isWaiting('main')).toBe(false);
+    expect(started).toEqual(['next@02:00:00']);
+    expect(attempts).toBe(1);
+  });
+
+  it('a failure while waiting (the state store unreadable) is logged, and the connector is free for the next tick', async () => {
+    const clock = new ManualClock(T0);
+    let broken = true;
+    const errors: string[] = [];
+    const logger = { ...silentLogger(), error: (_fields: unknown, message: string) => void errors.push(message) } as ReturnType<typeof silentLogger>;
+    const waits = createLeaseWaits({
+      readLease: () => {
+        if (broken) throw new Error('SQLITE_BUSY');
+        return undefined;
+      },
+      clock,
+      signal: new AbortController().signal,
+      logger,
+    });
+    waits.start('main', 'schedule', async () => {
+      throw heldUntil(clock.now() + 1_000);
+    });
+    await flushMicrotasks();
+    await flushMicrotasks();
+    expect(errors).toEqual(['waiting for the connector failed; the next tick tries again']);
+    broken = false;
+    const started: string[] = [];
+    waits.start('main', 'schedule', async () => void started.push('next'));
+    await flushMicrotasks();
+    expect(started).toEqual(['next']);
   });
 });

@@ -242,7 +242,10 @@ describe('rotateKey, activateKey and retireKey', () => {
     expect(readdirSync(retired.dir).sort()).toEqual(['active-kid', 'jwks.json', `${retired.oldKid}.pem`].sort());
 
     const rotated = await cutShort();
+    // The old order could also leave the cancelled key's private half: the rotation that replaces its record removes it.
+    writeFileSync(join(rotated.dir, `${rotated.kid}.pem`), 'left behind');
     const { kid: next } = await rotateKey(rotated.dir, 'ES384', { nowMs: T0 });
+    expect(existsSync(join(rotated.dir, `${rotated.kid}.pem`))).toBe(false);
     expect(describeKeys(rotated.dir).next?.kid).toBe(next);
     expect(describeKeys(rotated.dir).keys.map((k) => k.kid)).toEqual([rotated.oldKid, next]);
   });
