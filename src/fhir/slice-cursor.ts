@@ -32,7 +32,11 @@ class Walk {
   expected: number | undefined;
   /** A checked walk whose first page has not been read yet (its first request may have met a 4113). */
   totalDue = false;
-  /** Every event this walk was served (id|version), yielded now or earlier, when the slice is checked. */
+  /**
+   * Every resource this walk was served (its id), yielded now or earlier, when the slice is checked. A total counts
+   * resources, each once in its current version: a walk served two versions of one event (updated mid-walk, so moved
+   * along a `_lastUpdated` order) was served one, and a shifted page may have hidden another from it.
+   */
   seen: Set<string> | undefined;
   withoutId = 0;
 
@@ -151,8 +155,8 @@ export class SliceCursor {
       }
       const key = id === undefined ? undefined : `${id}|${event.meta?.versionId ?? ''}`;
       if (walk.seen !== undefined) {
-        if (key === undefined) walk.withoutId += 1;
-        else walk.seen.add(key);
+        if (id === undefined) walk.withoutId += 1;
+        else walk.seen.add(id);
       }
       if (this.ids !== undefined) {
         if (key === undefined ? walk.number > 1 : this.ids.has(key)) continue;

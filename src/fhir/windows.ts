@@ -152,8 +152,10 @@ async function* pullSlice(
         reread += events.length - served.length;
         if (served.length === 0 && events.length > 0 && reread <= rereadable) continue;
         // The first walk drops a page the pull has read before; a walk from the start keeps its new events.
+        // By id and version: a page of new versions (events updated mid-walk, met again later in a `_lastUpdated` order)
+        // holds events not read before.
         const repeat = walkGuard.isRepeat(
-          served.map((event) => event.id),
+          served.map((event) => (event.id === undefined ? undefined : `${event.id}|${event.meta?.versionId ?? ''}`)),
           page,
         );
         if (repeat && walkGuard === guard) continue;

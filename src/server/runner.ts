@@ -168,7 +168,11 @@ function reportEnd(error: unknown, run: StartedState, logger: Logger, hooks: Run
     );
     hooks.onStartFailure?.(connector, windowNotRun(typed, run.window, run.resumedRunId, run.answered));
   }
-  if (run.recorded) {
+  if (run.recorded && typed.code === 'BRG_ERR_ABORTED') {
+    // A stop asked for (SIGTERM on a redeploy, the service closing): the run says where it stopped, and the next one
+    // resumes it. No error for log-based alerting to page on at every redeploy.
+    logger.warn(fields, 'sync stopped');
+  } else if (run.recorded) {
     logger.error(fields, 'sync failed');
   } else if (typed.code === 'BRG_ERR_RUN_IN_PROGRESS') {
     // Another process or replica holds the connector (a `bridge sync` from cron, a second replica): its run covers

@@ -51,6 +51,8 @@ export interface RotateOptions {
    * them serves it (recorded in next-key.json), whichever connector asks. Default none.
    */
   readonly jkus?: readonly string[];
+  /** The command-line arguments that name this keys directory (` --keys-dir X`), for the commands an error suggests. */
+  readonly where?: string;
 }
 
 /**
@@ -77,7 +79,7 @@ async function rotateKeyUnlocked(
   if (pending !== undefined && pending.kid !== previousKid && keys.some((k) => k.kid === pending.kid)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `Key ${pending.kid} already waits to sign (from ${new Date(pending.activeFromMs).toISOString()}); run \`bridge keys activate -- ${pending.kid}\`, or \`bridge keys retire -- ${pending.kid}\` to cancel that rotation.`,
+      `Key ${pending.kid} already waits to sign (from ${new Date(pending.activeFromMs).toISOString()}); run \`bridge keys activate${options.where ?? ''} -- ${pending.kid}\`, or \`bridge keys retire${options.where ?? ''} -- ${pending.kid}\` to cancel that rotation.`,
     );
   }
   // A directory made by an older bridge, or beforehand, may let every user list the keys.

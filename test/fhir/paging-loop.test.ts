@@ -158,6 +158,29 @@ describe('paging loops', () => {
   });
 });
 
+describe('events updated while a _lastUpdated walk reads them', () => {
+  it('the new versions, met again at the end of the order, are read; the events their move shifted past are read too', async () => {
+    const data = buildFixtures({ events: 6, patients: 2, practitioners: 1 });
+    for (const [i, event] of data.events.entries()) event.meta = { versionId: '1', lastUpdated: isoAt(i + 1) };
+    fixture = await startFixtureServer(allResources(data), { maxPageSize: 2 });
+    const server = fixture;
+    const seen: string[] = [];
+    let pages = 0;
+    for await (const events of pullAuditEvents(server.client(), WINDOW, { dateParam: '_lastUpdated', pageSize: 2 })) {
+      seen.push(...events.map((event) => `${event.id}@${event.meta?.versionId}`));
+      pages += 1;
+      // The first page's two events are updated at once: in _lastUpdated order they now come last, and every later
+      // offset page is shifted by two.
+      if (pages === 1) {
+        const updated = data.events.slice(0, 2).map((event) => ({ ...event, meta: { versionId: '2', lastUpdated: isoAt(30) } }));
+        await server.backend.load(updated as AuditEvent[]);
+      }
+    }
+    const ids = data.events.map((event) => event.id);
+    expect(seen.sort()).toEqual([...ids.map((id) => `${id}@1`), `${ids[0]}@2`, `${ids[1]}@2`].sort());
+  });
+});
+
 describe('RepeatGuard', () => {
   const page = (from: number, size = 5): string[] => Array.from({ length: size }, (_, i) => `e${from + i}`);
 

@@ -103,6 +103,18 @@ describe('sync runner', () => {
     expect(failures).toHaveLength(1);
   });
 
+  it('logs a run stopped on request (a redeploy) at warn level, not as a failure', async () => {
+    const { logger, lines } = captureLogger();
+    const runner = createSyncRunner(async (_connector, request) => {
+      request.onRunId?.('run-stopped');
+      throw new BridgeError('BRG_ERR_ABORTED', 'Stopped on request; the push resumes at the next run.');
+    }, logger);
+    await runner.start('main', { trigger: 'schedule' });
+    await settle();
+    expect(lines).toContainEqual(expect.objectContaining({ level: 40, msg: 'sync stopped', code: 'BRG_ERR_ABORTED' }));
+    expect(lines.filter((line) => (line as { level?: number }).level === 50)).toEqual([]);
+  });
+
   it('takes a tick that finds the connector held by another process for a skip: warn level, counted, no failure', async () => {
     const { logger, lines } = captureLogger();
     const skips: string[] = [];

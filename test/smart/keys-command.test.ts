@@ -40,6 +40,9 @@ describe('bridge keys', () => {
     const where = `--keys-dir '${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}'`;
     expect(rotated.at(-1)).toMatch(new RegExp(`^5 minutes after \\S+ signs, run: bridge keys retire ${where} -- \\S+$`));
     expect(rotated.at(-2)).toMatch(new RegExp(`; to switch earlier: bridge keys activate ${where} --now -- \\S+$`));
+    // A second rotation while the first waits names the directory in the commands it suggests too.
+    const again = (await run('rotate', '--keys-dir', dir).catch((e: unknown) => e)) as BridgeError;
+    expect(again.message).toMatch(new RegExp(`run \`bridge keys activate ${where} -- \\S+\`, or \`bridge keys retire ${where} -- \\S+\` to cancel`));
   });
 
   it('generate → rotate (keeping the alg) → retire, with 0600 private keys and a public-only jwks', async () => {

@@ -165,7 +165,12 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
       const { dir, jwksMaxAgeSec, jku, jkus } = where(options, flags);
       const current = describeKeys(dir);
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
-      const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, { nowMs: options.now(), waitMs: jwksMaxAgeSec * 1000, jkus });
+      const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, {
+        nowMs: options.now(),
+        waitMs: jwksMaxAgeSec * 1000,
+        jkus,
+        where: whereArgs(flags),
+      });
       print(`rotated: published ${alg} key ${kid} in ${dir}/jwks.json; ${previousKid} keeps signing for now`);
       const others = jkus.filter((url) => url !== jku);
       const served = jku || others.length > 0 ? `, and once ${[...(jku ? [jku] : []), ...others].join(' and ')} serves it` : '';
