@@ -136,7 +136,7 @@ export type ReferenceFollow = 'Encounter.serviceProvider' | 'Encounter.location'
  * reference of the expected type on our server (ownKeyOf).
  */
 export function followedKeys(resource: object | undefined, follow: ReadonlySet<ReferenceFollow>, ownBase: string | undefined): string[] {
-  const keys: Array<string | undefined> = [];
+  const keys: string[] = [];
   const key = (ref: { reference?: string } | undefined, type: string): void => {
     const own = ownKeyOf(ref?.reference, ownBase);
     if (own?.startsWith(`${type}/`)) keys.push(own);
@@ -150,7 +150,7 @@ export function followedKeys(resource: object | undefined, follow: ReadonlySet<R
     if (follow.has('Encounter.serviceProvider')) key(encounter.serviceProvider, 'Organization');
     if (follow.has('Encounter.location')) key(encounter.location?.[0]?.location, 'Location');
   }
-  return keys.filter((k): k is string => k !== undefined);
+  return keys;
 }
 
 /** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */

@@ -254,6 +254,7 @@ class CachingResolver implements ReferenceResolver {
       if (key === undefined || seen.has(key) || waiting(key)) return false;
       seen.add(key);
       const cached = this.cache.isFresh(key);
+      // Served from the cache, it is this prefetch's find as well: pinned until its events are mapped.
       if (cached) this.pinned.set(key, this.cache.peek(key));
       const fresh = cached || this.unknownUsers.isFresh(key);
       if (fresh) this.stats.hits += 1;

@@ -45,7 +45,10 @@ export async function startJwksHost(jwksFile: string): Promise<JwksHost> {
   };
 }
 
-/** RFC 7518 §6.2.1 and §6.3.1: the public members of an EC or RSA key, and the JWK's own parameters (RFC 7517 §4). */
+/**
+ * RFC 7518 §6.2.1 and §6.3.1: the public members of an EC or RSA key, and the JWK's own parameters (RFC 7517 §4). The
+ * product's own list (smart/jwks.ts) is not imported: emulators stand apart from the code they check.
+ */
 const PUBLIC_MEMBERS = ['kty', 'kid', 'alg', 'use', 'key_ops', 'n', 'e', 'crv', 'x', 'y'] as const;
 
 function publicMembers(jwk: JsonWebKey): JsonWebKey {

@@ -74,12 +74,14 @@ async function rotateKeyUnlocked(
   }
   const keys = requirePublishedSet(dir);
   const pending = readNextKey(dir);
+  const waiting = pending !== undefined && pending.kid !== previousKid ? pending : undefined;
   // A record whose key is no longer published is a cancellation cut short (retire): nothing waits to sign, as token
   // requests already judge (nextSigningKey), and this rotation replaces the record.
-  if (pending !== undefined && pending.kid !== previousKid && keys.some((k) => k.kid === pending.kid)) {
+  const cutShort = waiting !== undefined && !keys.some((k) => k.kid === waiting.kid);
+  if (waiting !== undefined && !cutShort) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `Key ${pending.kid} already waits to sign (from ${new Date(pending.activeFromMs).toISOString()}); run \`bridge keys activate${options.where ?? ''} -- ${pending.kid}\`, or \`bridge keys retire${options.where ?? ''} -- ${pending.kid}\` to cancel that rotation.`,
+      `Key ${waiting.kid} already waits to sign (from ${new Date(waiting.activeFromMs).toISOString()}); run \`bridge keys activate${options.where ?? ''} -- ${waiting.kid}\`, or \`bridge keys retire${options.where ?? ''} -- ${waiting.kid}\` to cancel that rotation.`,
     );
   }
   // A directory made by an older bridge, or beforehand, may let every user list the keys.
@@ -93,7 +95,7 @@ async function rotateKeyUnlocked(
   const jkus = [...new Set(options.jkus ?? [])];
   await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs, ...(jkus.length > 0 ? { jkus } : {}) });
   // The key of a cancellation cut short (its record replaced just now): unpublished, it will never sign.
-  if (pending !== undefined && pending.kid !== previousKid && !keys.some((k) => k.kid === pending.kid)) await removePrivateKey(dir, pending.kid);
+  if (cutShort) await removePrivateKey(dir, waiting.kid);
   return { kid: material.jwk.kid, previousKid, activeFromMs };
 }
 
