@@ -61,6 +61,31 @@ export function serializeError(error: unknown): unknown {
   };
 }
 
+/** What fastify's access log line holds of a request (its own serializer's fields). */
+interface LoggedRequest {
+  readonly method?: string;
+  readonly url?: string;
+  readonly host?: string;
+  readonly ip?: string;
+  readonly socket?: { readonly remotePort?: number };
+}
+
+/**
+ * fastify's request serializer with the query blanked (`?…`): no route takes anything there, and a client that puts its
+ * API token in it (an EventSource cannot send headers), or an MRN, would have it logged in clear. The path names the route.
+ */
+function serializeRequest(req: LoggedRequest): Record<string, unknown> {
+  const url = req.url;
+  const query = url?.indexOf('?') ?? -1;
+  return {
+    method: req.method,
+    url: url !== undefined && query >= 0 ? `${url.slice(0, query)}?…` : url,
+    host: req.host,
+    remoteAddress: req.ip,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
 export interface LoggerOptions {
   readonly level?: string;
   readonly name?: string;
@@ -74,7 +99,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       name: options.name ?? 'bridge',
       level: options.level ?? 'info',
       redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
-      serializers: { err: serializeError },
+      serializers: { err: serializeError, req: serializeRequest },
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
     },

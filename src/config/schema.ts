@@ -179,7 +179,12 @@ const smartSchema = z
 const mappingSchema = z
   .object({
     schema: z.enum(['epic', 'healthcare']).default('epic').describe('Purview connector schema.'),
-    file: z.string().optional().describe('Own mapping file; default mappings/<schema>-connector.json.'),
+    file: z
+      .string()
+      .trim()
+      .min(1, 'a path to a mapping file, not empty; leave it out for the built-in mapping')
+      .optional()
+      .describe('Own mapping file; default mappings/<schema>-connector.json.'),
     delimiter: z
       .enum(DELIMITER_INPUTS)
       .optional()
@@ -198,7 +203,12 @@ const purviewSchema = z
     cloud: z.enum(['commercial', 'gcc', 'gcc-high', 'dod']).default('commercial').describe('Microsoft cloud preset.'),
     authorityHost: httpUrl().optional().describe('Overrides the cloud preset login host.'),
     ingestionBase: httpUrl().optional().describe('Overrides the cloud preset ingestion host.'),
-    resource: z.string().optional().describe("Token resource (App ID URI); default the current id from Microsoft's script."),
+    resource: z
+      .string()
+      .trim()
+      .min(1, 'an App ID URI, not empty; leave it out for the default')
+      .optional()
+      .describe("Token resource (App ID URI); default the current id from Microsoft's script."),
     tenantId: z.string().min(1).describe('Entra tenant id.'),
     appId: z.string().min(1).describe('Entra app (client) id that owns the connector job.'),
     jobId: z.string().min(1).describe('Connector job id from the Purview portal.'),
@@ -395,10 +405,17 @@ const stateSchema = z
 
 const serverSchema = z
   .object({
-    host: z.string().default('127.0.0.1').describe('Bind address of `bridge serve`.'),
+    // An empty host (an unset ${VAR} in Compose, `Environment=…host=` in a unit) would bind every interface, /metrics included.
+    host: z
+      .string()
+      .trim()
+      .min(1, 'an address to listen on, not empty (empty binds every interface); leave it out for 127.0.0.1')
+      .default('127.0.0.1')
+      .describe('Bind address of `bridge serve`.'),
     port: z.int().min(0).max(65535).default(8080).describe('Port of `bridge serve`.'),
     apiTokenSha256: z
-      .array(z.string().regex(/^[0-9a-f]{64}$/, 'hex SHA-256 of an API token'))
+      // Upper-case hex (PowerShell's Get-FileHash) is the same digest: taken, and compared in lower case (service.ts).
+      .array(z.string().regex(/^[0-9a-fA-F]{64}$/, 'hex SHA-256 of an API token (64 hex digits)'))
       .default([])
       .describe('SHA-256 (hex) of each accepted API bearer token for /v1 routes; `bridge token hash` prints one.'),
     apiTokens: secretRef.optional().describe('Reference to a file or env var with API tokens, one per line (hashed at load).'),

@@ -13,7 +13,7 @@ import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 import { checkHeader } from './header.js';
 import { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
 import { RowOffsets } from './row-offsets.js';
-import type { ConnectorSchema } from './schemas.js';
+import { type ConnectorSchema, SCHEMA_COLUMNS } from './schemas.js';
 
 const CRLF = Buffer.from('\r\n');
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
@@ -53,7 +53,9 @@ export class LineScanner {
   private pendingCr = false;
   private readonly hash = createHash('sha256');
   private written = 0;
+  /** The header as sent (with its CRLF), and as the file gave it (a row equal to it is the header again). */
   private headerLine: Buffer | undefined;
+  private givenHeader: Buffer | undefined;
   private offsets: RowOffsets | undefined;
   private header: ScannedHeader | undefined;
   private delimiterByte = -1;
@@ -204,14 +206,14 @@ export class LineScanner {
   /** Any other line: carried over a chunk edge, LF or CR ended, empty, or the header. */
   private lineEnded(chunk: Buffer, start: number, end: number, out: Buffer[], knownFields?: number): void {
     this.keep(chunk.subarray(start, end));
-    const line = this.carry.length === 1 ? (this.carry[0] as Buffer) : Buffer.concat(this.carry);
+    let line = this.carry.length === 1 ? (this.carry[0] as Buffer) : Buffer.concat(this.carry);
     this.carry = [];
     this.carried = 0;
     this.line += 1;
     if (!isUtf8(line)) this.notUtf8(this.line, line);
     if (this.controlInLine) this.controlCharacter(line);
     if (!this.header) {
-      this.startRows(line);
+      line = this.startRows(line);
     } else if (line.length === 0) {
       this.blankLines += 1;
       return;
@@ -229,14 +231,18 @@ export class LineScanner {
     out.push(line, CRLF);
   }
 
-  private startRows(line: Buffer): void {
-    this.header = checkHeader(line.toString('utf8'), this.schema, this.file, {
-      exact: this.options.exactHeader === true,
-      namePositions: this.options.namePositions === true,
-    });
-    this.headerLine = Buffer.concat([line, CRLF]);
+  /** Checks the header line; returns the header to send: with `exactHeader`, the schema's own spelling of its columns. */
+  private startRows(line: Buffer): Buffer {
+    const exact = this.options.exactHeader === true;
+    this.header = checkHeader(line.toString('utf8'), this.schema, this.file, { exact, namePositions: this.options.namePositions === true });
+    this.givenHeader = line;
+    // The check takes names in any case, quoted, padded; Purview reads a tab or pipe file's quotes and spaces as part of
+    // the name, and a job takes one header spelling: the columns checked are the schema's, so its spelling goes.
+    const sent = exact ? Buffer.from(SCHEMA_COLUMNS[this.schema].map((column) => column.name).join(DELIMITER_CHARS[this.header.delimiter])) : line;
+    this.headerLine = Buffer.concat([sent, CRLF]);
     this.delimiterByte = DELIMITER_CHARS[this.header.delimiter].charCodeAt(0);
     this.commaQuotes = this.header.delimiter === 'comma';
+    return sent;
   }
 
   /** The position after the line end at `end` (LF, CR or CRLF); a CR that ends the chunk may be half a CRLF. */
@@ -291,9 +297,8 @@ export class LineScanner {
    */
   private isHeaderAgain(chunk: Buffer, start: number, end: number): boolean {
     const from = chunk[start] === 0xef && chunk[start + 1] === 0xbb && chunk[start + 2] === 0xbf ? start + 3 : start;
-    const header = this.headerLine as Buffer;
-    const length = header.length - CRLF.length;
-    return end - from === length && chunk.compare(header, 0, length, from, end) === 0;
+    const header = this.givenHeader as Buffer;
+    return end - from === header.length && chunk.compare(header, 0, header.length, from, end) === 0;
   }
 
   private headerAgain(): never {

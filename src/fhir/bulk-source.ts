@@ -113,9 +113,14 @@ function justBefore(instant: string): string {
   return new Date(Date.parse(instant) - 1).toISOString();
 }
 
-/** What `bridge sync --since` takes to ask for this window's export at once: the watermark, or the window's start. */
-function retryCommandSince(window: SyncWindow): string {
-  return window.dedupeBefore ?? window.since;
+/**
+ * What `bridge sync --since` takes to ask at once for the export this run asks for (`_since`, or none: everything): the
+ * instant just after its `_since` (the run then asks from `_since` itself, justBefore), or the epoch for an export of
+ * everything. Not the watermark or the window's start: a first run's export or one after a scope change asks for more
+ * than that, and an export from there would skip, for good, what lies before it.
+ */
+export function retryCommandSince(exportSince: string | undefined): string {
+  return exportSince === undefined ? new Date(0).toISOString() : new Date(Date.parse(exportSince) + 1).toISOString();
 }
 
 export function createBulkExportSource(options: BulkSourceOptions): BulkExportSource {
@@ -315,7 +320,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
       // No new export while broken ones keep coming; an export in flight for this same request is still resumed.
       const inFlight = loadCheckpoint(options.store);
       if (inFlight === undefined || !sameRequest(inFlight.request, request)) {
-        refuseWhileBackingOff(options.store, http.options.clock.now(), window.explicitSince === true, retryCommandSince(window));
+        refuseWhileBackingOff(options.store, http.options.clock.now(), window.explicitSince === true, retryCommandSince(request.since));
       }
       const progress = { events: 0 };
       try {
@@ -334,7 +339,7 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
               const then =
                 next === undefined
                   ? 'the next run requests a new one.'
-                  : `the next export is requested after ${new Date(next.atMs).toISOString()} (the last ${next.count} in a row were broken), or at once by \`bridge sync --since ${retryCommandSince(window)}\`.`;
+                  : `the next export is requested after ${new Date(next.atMs).toISOString()} (the last ${next.count} in a row were broken), or at once by \`bridge sync --since ${retryCommandSince(request.since)}\`.`;
               throw new FhirError('BRG_ERR_FHIR_EXPORT_FILE', `${error.message} The export was given up; ${then}`, {
                 status: error.status,
                 resourceType: 'export',

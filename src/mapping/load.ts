@@ -2,10 +2,11 @@
  * The mapping domain's filesystem edge: reading mapping files (with `extends` of a built-in mapping) and streaming
  * NDJSON input. JSON syntax errors name the file, line and column, never the offending text (it may be PHI).
  */
+import { isUtf8 } from 'node:buffer';
 import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import type { ConnectorSchema } from '../connector-file/index.js';
+import { type ConnectorSchema, columnAt, firstInvalidUtf8 } from '../connector-file/index.js';
 import { BridgeError, type ErrorCode } from '../errors.js';
 import { compileMapping } from './compile.js';
 import { locateJsonError } from './json-position.js';
@@ -89,6 +90,12 @@ export async function* readNdjsonLines(path: string): AsyncGenerator<NdjsonLines
     yield* ndjsonLines(fileChunks(path));
   } catch (cause) {
     if (cause instanceof BridgeError) throw cause;
+    if (cause instanceof NotUtf8Error) {
+      throw new BridgeError('BRG_ERR_INPUT_INVALID', `Input file ${path}: ${cause.message}. Export it again as UTF-8 (FHIR's JSON is UTF-8).`, {
+        cause,
+        details: { file: path, line: cause.line, column: cause.column },
+      });
+    }
     const code = (cause as NodeJS.ErrnoException).code ?? 'error';
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `Input file ${path} cannot be read (${code}); check the path.`, { cause, details: { file: path } });
   }
@@ -147,9 +154,32 @@ export class NdjsonLines {
 }
 
 /**
+ * A line that is not UTF-8: decoded, its bad bytes would become U+FFFD, and a name "M\ufffdller" would reach Purview as
+ * if it were one (Windows-1252 or Latin-1 text is the usual cause). Says where, never the bytes.
+ */
+export class NotUtf8Error extends Error {
+  constructor(
+    readonly line: number,
+    readonly column: number,
+  ) {
+    super(
+      `not UTF-8 at line ${line}, column ${column} (a byte there starts no UTF-8 character: the file is in another encoding, such as Windows-1252, or damaged)`,
+    );
+    this.name = 'NotUtf8Error';
+  }
+}
+
+/** Throws NotUtf8Error for line `line` when its bytes are not UTF-8. */
+function checkUtf8(bytes: Buffer, line: number): void {
+  if (isUtf8(bytes)) return;
+  const at = firstInvalidUtf8(bytes);
+  throw new NotUtf8Error(line, columnAt(bytes, Math.max(0, at)));
+}
+
+/**
  * Splits a byte stream into UTF-8 lines, a chunk at a time: LF or CRLF ends a line, a leading BOM is dropped, the last
  * line needs no newline. Blank lines are kept (so numbering stays simple); the caller skips them. A line longer than
- * `maxLineBytes` throws a RangeError instead of growing without bound.
+ * `maxLineBytes` throws a RangeError instead of growing without bound; one that is not UTF-8, a NotUtf8Error.
  */
 export async function* ndjsonLines(chunks: AsyncIterable<Buffer | string>, maxLineBytes = Number.POSITIVE_INFINITY): AsyncGenerator<NdjsonLines> {
   let pending: Buffer[] = [];
@@ -169,7 +199,9 @@ export async function* ndjsonLines(chunks: AsyncIterable<Buffer | string>, maxLi
       } else {
         pending.push(chunk.subarray(0, nl));
         if (pendingBytes + nl > maxLineBytes) throw new RangeError(`line ${next} is longer than ${maxLineBytes} bytes`);
-        head = Buffer.concat(pending).toString('utf8').replace(/\r$/, '');
+        const whole = Buffer.concat(pending);
+        checkUtf8(whole, next);
+        head = whole.toString('utf8').replace(/\r$/, '');
         pending = [];
         pendingBytes = 0;
       }
@@ -182,6 +214,10 @@ export async function* ndjsonLines(chunks: AsyncIterable<Buffer | string>, maxLi
       if (pendingBytes > maxLineBytes)
         throw new RangeError(`line ${next + bounds.length / 2 + (head === undefined ? 0 : 1)} is longer than ${maxLineBytes} bytes`);
     }
+    // One check for the chunk's whole lines (the bytes between them are line ends); a failure is then placed by line.
+    if (bounds.length > 0 && !isUtf8(chunk.subarray(bounds[0], bounds[bounds.length - 1]))) {
+      for (let k = 0; k < bounds.length; k += 2) checkUtf8(chunk.subarray(bounds[k], bounds[k + 1]), next + (head === undefined ? 0 : 1) + k / 2);
+    }
     const lines = new NdjsonLines(chunk, bounds, next, head);
     if (lines.length === 0) continue;
     yield lines;
@@ -189,6 +225,7 @@ export async function* ndjsonLines(chunks: AsyncIterable<Buffer | string>, maxLi
   }
   if (pending.length > 0) {
     const last = Buffer.concat(pending);
+    checkUtf8(last, next);
     yield new NdjsonLines(last, [0, last.length > 0 && last[last.length - 1] === 13 ? last.length - 1 : last.length], next, undefined);
   }
 }

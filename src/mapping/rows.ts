@@ -26,7 +26,24 @@ function skippedBy(reason: string): EventMapResult {
 }
 
 export function mapEvent(event: AuditEvent, mapping: CompiledMapping, lookup: ResourceLookup): EventMapResult {
-  return mapWith(event, mapping, lookup, programOf(mapping).row, false);
+  try {
+    return mapWith(event, mapping, lookup, programOf(mapping).row, false);
+  } catch (error) {
+    return malformed(event, error);
+  }
+}
+
+/**
+ * A value of another JSON type than FHIR gives it (a number where a string belongs, a null in a list), in the event or a
+ * resource it names, that a path or built-in did not expect: the event is rejected (`malformed-event`, with its id),
+ * rather than failing the run, which every later run over that window would fail again, the feed stuck on one event.
+ * Only the type errors such data causes; anything else still fails the run.
+ */
+function malformed(event: AuditEvent, error: unknown): EventMapResult {
+  if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
+  const id: unknown = event.id;
+  const eventId = typeof id === 'string' ? id : '';
+  return new MappedEvent([], [], [], [{ eventId, reason: eventId === '' ? 'missing-id' : 'malformed-event' }], [], undefined, undefined);
 }
 
 /**

@@ -351,7 +351,7 @@ export function createBulkExport(options: {
     if (name === 'error' && settings.errorLines === 0) return emptyFile(gzip);
     if (name === 'error') {
       const lines = Array.from({ length: settings.errorLines }, (_, i) => outcome('processing', `Sandbox: resource ${i + 1} could not be exported`));
-      return { status: 200, body: null, stream: (res) => streamNdjson(res, [lines], { gzip }) };
+      return { status: 200, body: null, stream: (res) => streamNdjson(res, [lines], { gzip, unlabelled: settings.gzipUnlabelled }) };
     }
     const spec = job.files[Number(name)];
     if (!spec || !/^\d+$/.test(name)) return { status: 404, body: outcome('not-found', 'No such export file') };

@@ -242,18 +242,23 @@ function publishedKeys(config: Config, logger: Logger): { keys: JsonWebKey[] } {
 }
 
 /** The listen failure as the operator's error: a port in use or not allowed is the configuration's (exit 2), named. */
-function listenError(error: unknown, host: string, port: number): unknown {
+export function listenError(error: unknown, host: string, port: number): unknown {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code !== 'EADDRINUSE' && code !== 'EACCES' && code !== 'EADDRNOTAVAIL') return error;
   const why =
     code === 'EADDRINUSE'
       ? 'is in use by another process (another bridge serve?)'
       : code === 'EACCES'
         ? 'needs privileges this user lacks (ports below 1024)'
-        : 'is not an address of this machine';
+        : code === 'EADDRNOTAVAIL'
+          ? 'is not an address of this machine'
+          : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME'
+            ? 'names a host that does not resolve (a typo in server.host?)'
+            : undefined;
+  // A config error (exit 2), not a bug: a service manager that restarts on failure must not loop on it.
+  if (why === undefined) return error;
   return new BridgeError(
     'BRG_ERR_CONFIG_INVALID',
-    `Cannot listen on ${host}:${port}: it ${why} (${code}). Set server.port or server.host (or BRIDGE__server__port).`,
+    `Cannot listen on ${host}:${port}: it ${why} (${code}). Set server.port or server.host (or BRIDGE__server__port, BRIDGE__server__host).`,
     {
       cause: error,
       details: { host, port },
@@ -262,13 +267,23 @@ function listenError(error: unknown, host: string, port: number): unknown {
 }
 
 /** The API tokens' hashes; a tokens file others can read is warned about (readSecret). */
-function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv, logger: Logger): string[] {
-  const hashes = [...config.server.apiTokenSha256];
+export function apiTokenHashes(config: Config, env: NodeJS.ProcessEnv, logger: Logger): string[] {
+  const hashes = config.server.apiTokenSha256.map((hex) => hex.toLowerCase());
   if (config.server.apiTokens) {
     const lines = readSecret(config.server.apiTokens, env, 'server.apiTokens', logger)
       .split(/\r?\n/)
       .map((l) => l.trim())
       .filter(Boolean);
+    // A client sends one token with no white space in it (`Bearer <token>`): a line holding two tokens, or one with a
+    // space, would be hashed whole and match no request, every /v1 call then refused without a word.
+    const spaced = lines.findIndex((line) => /\s/.test(line));
+    if (spaced !== -1) {
+      throw new BridgeError(
+        'BRG_ERR_CONFIG_INVALID',
+        `server.apiTokens: token ${spaced + 1} holds white space, which no bearer token can: put one token per line (the token itself is not shown).`,
+        { details: { token: spaced + 1 } },
+      );
+    }
     hashes.push(...lines.map(hashApiToken));
   }
   return hashes;

@@ -12,6 +12,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { type NormalizedFile, prefixSha256 } from '../connector-file/index.js';
 import { rowsSentOf as ledgerRowsSentOf } from '../purview/index.js';
 import type { DropFile } from './file-drop-folder.js';
 import type { SyncDeps } from './pipeline.js';
@@ -64,6 +65,68 @@ export function pruneSentAndLeft(deps: SyncDeps, dir: string): void {
     return existsSync(path) && statSync(path).ino === entry.ino;
   });
   if (kept.length !== list.length) save(deps, kept);
+}
+
+/**
+ * The content each file had when its push began, by name and inode (the newest MAX_SENT_CONTENTS; one per name): kept
+ * after the file is archived or gone. An export that rewrites a partly sent file under its name (a temporary file renamed
+ * over it: another inode), renames it and writes on (the same inode under another name), or drops a delivered day again
+ * with rows added, makes a file whose content is new to the ledger: its first rows are an earlier content's, and they
+ * would go again, unflagged. Such a file is refused (file-drop-steps.ts) when its first `rows` rows hash to a content
+ * of its name or inode that Purview holds rows of, the check `bridge push` makes of a path.
+ */
+export interface SentContent {
+  readonly name: string;
+  readonly ino: number;
+  /** The content as the ledger knows it (NormalizedFile.sha256), and its row count. */
+  readonly sha256: string;
+  readonly rows: number;
+}
+
+const CONTENTS_STATE = 'flat-file-sent-contents';
+const MAX_SENT_CONTENTS = 2000;
+
+export function sentContents(deps: SyncDeps): SentContent[] {
+  const text = deps.store.getSourceState(deps.connector, CONTENTS_STATE);
+  if (text === undefined) return [];
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return Array.isArray(parsed) ? parsed.filter(isSentContent) : [];
+  } catch {
+    return [];
+  }
+}
+
+function isSentContent(value: unknown): value is SentContent {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v['name'] === 'string' && typeof v['ino'] === 'number' && typeof v['sha256'] === 'string' && typeof v['rows'] === 'number';
+}
+
+export function rememberSentContent(deps: SyncDeps, entry: SentContent): void {
+  const list = sentContents(deps).filter((e) => e.name !== entry.name && e.sha256 !== entry.sha256);
+  list.push(entry);
+  deps.store.setSourceState(deps.connector, CONTENTS_STATE, JSON.stringify(list.slice(-MAX_SENT_CONTENTS)));
+}
+
+/**
+ * The earlier content (of this file's name or inode) that this content begins with, rows added after it, and what of it
+ * Purview holds; undefined when there is none. Newest first; reads the normalised copy's first rows once per candidate.
+ */
+export async function grownFromSent(
+  deps: SyncDeps,
+  file: DropFile,
+  content: NormalizedFile,
+): Promise<{ readonly earlier: SentContent; readonly sent: { readonly acked: number; readonly unknown: number } } | undefined> {
+  const candidates = sentContents(deps).filter(
+    (e) => (e.name === file.name || e.ino === file.ino) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows < content.rows,
+  );
+  for (const earlier of candidates.reverse()) {
+    const sent = rowsSentOf(deps, earlier.sha256);
+    if (sent.acked + sent.unknown === 0) continue;
+    if ((await prefixSha256(content, earlier.rows)) === earlier.sha256) return { earlier, sent };
+  }
+  return undefined;
 }
 
 function save(deps: SyncDeps, list: readonly SentAndLeft[]): void {

@@ -12,7 +12,16 @@ import { warnOnFailure } from './completion.js';
 import { forwardPushEvent } from './events.js';
 import type { FileDropDeps, FileDropTally, FileOutcome } from './file-drop.js';
 import { archiveFile, countDataLines, type DropFile, errno, REPLACED, sameVersion, statFile } from './file-drop-folder.js';
-import { forgetSentAndLeft, rememberSentAndLeft, rowsSentOf, type SentAndLeft, sentAndLeftFor } from './file-drop-left.js';
+import {
+  forgetSentAndLeft,
+  grownFromSent,
+  rememberSentAndLeft,
+  rememberSentContent,
+  rowsSentOf,
+  type SentAndLeft,
+  type SentContent,
+  sentAndLeftFor,
+} from './file-drop-left.js';
 import { dropSpoolDir } from './file-drop-state.js';
 import { tailOf, watchDelivered } from './file-drop-watch.js';
 import { type EnrichReport, type FileEnricher, mergeEnrichReports } from './file-enrich.js';
@@ -126,6 +135,13 @@ export async function checkFile(ctx: DropContext, file: DropFile, index: number)
     dropSpool(ctx, spool);
     return refusedAsReadDifferently(ctx, file, normalized, readBeforeSent);
   }
+  // New content that begins with an earlier content of its name or inode, Purview holding rows of that (file-drop-left.ts
+  // SentContent): read as new, those rows would go again, unflagged.
+  const grown = await grownFromSent(deps, file, normalized);
+  if (grown) {
+    dropSpool(ctx, spool);
+    return refusedAsGrown(ctx, file, normalized, grown);
+  }
   if (normalized.rows === 0) {
     dropSpool(ctx, spool);
     return reject(ctx, file, {
@@ -192,7 +208,10 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   }
   // Remembered before its first block is claimed, until it is archived: a push that stops part-way leaves a file whose
   // growth must not make it new content (file-drop-left.ts).
-  if (!request.dryRunOut) rememberSentAndLeft(deps, sentAndLeft(ctx, file, normalized, 0));
+  if (!request.dryRunOut) {
+    rememberSentAndLeft(deps, sentAndLeft(ctx, file, normalized, 0));
+    rememberSentContent(deps, { name: file.name, ino: file.ino, sha256: normalized.sha256, rows: normalized.rows });
+  }
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
   const lease = holdLease(
     deps.store,
@@ -430,6 +449,29 @@ async function refusedAsChanged(
 }
 
 /**
+ * A file whose first rows are an earlier content of its name or inode (a partly sent file rewritten or renamed and grown, a
+ * delivered day dropped again with rows added): refused as changed-after-send, with what Purview holds of that content.
+ */
+async function refusedAsGrown(
+  ctx: DropContext,
+  file: DropFile,
+  normalized: NormalizedFile,
+  grown: { readonly earlier: SentContent; readonly sent: { readonly acked: number; readonly unknown: number } },
+): Promise<undefined> {
+  const { earlier, sent } = grown;
+  const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
+  const was = earlier.name === file.name ? 'an earlier file of this name' : `${earlier.name} (the same file, renamed)`;
+  const message = `${file.path} begins with the content of ${was} that went to Purview (its ${earlier.rows} row(s), content sha256 ${earlier.sha256}), with ${normalized.rows - earlier.rows} row(s) added after them: Purview acknowledged ${sent.acked} of those ${earlier.rows}${maybe}. Read as a new file, all its rows would be sent, those again; nothing of it was sent. Drop a new file with the header line and only the rows Purview does not have (those after the first ${sent.acked}, if the export only appended).`;
+  await reject(
+    ctx,
+    file,
+    { reason: 'changed-after-send', message, sentRows: sent.acked, ...(sent.unknown > 0 ? { maybeSentRows: sent.unknown } : {}) },
+    Math.max(0, normalized.rows - sent.acked),
+  );
+  return undefined;
+}
+
+/**
  * A remembered file, unchanged since an earlier run sent part of it (same size and time), whose content reads differently
  * now: a setting that changes how it is read changed (`encoding`). Read as the new content it seems, every row would go
  * out again, unflagged; it is refused as settings-changed-after-send, with what Purview has and both ways to finish it.
@@ -525,6 +567,21 @@ async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRo
     }
     try {
       archivedTo = archiveFile(ctx.drop.folder, file, 'rejected', run.id.slice(0, 8), why);
+      const movedTo = archivedTo;
+      // Nothing of it sent: refused as an unfinished export would be (header only, cut mid-row), it is watched for growth.
+      if ((fault.sentRows ?? 0) + (fault.maybeSentRows ?? 0) === 0)
+        warnOnFailure(deps.logger, run.id, 'a refused file could not be watched for growth', () =>
+          watchDelivered(deps, {
+            name: file.name,
+            archivedTo: movedTo,
+            ino: file.ino,
+            size: file.size,
+            rows: 0,
+            ...tailOf(movedTo, file.size),
+            deliveredAtMs: deps.clock.now(),
+            refused: true,
+          }),
+        );
     } catch (cause) {
       if (!existsSync(file.path))
         ctx.record({

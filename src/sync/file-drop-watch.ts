@@ -1,5 +1,6 @@
 /**
- * Files delivered and moved to `done/` whose export was not finished. "Finished" is only "not modified for
+ * Files delivered and moved to `done/` (or refused, nothing of them sent, and moved to `rejected/`) whose export was not
+ * finished. "Finished" is only "not modified for
  * settleSeconds": an export that stalls longer than that mid-file (a slow query) has its first rows read, sent and
  * archived, and then goes on writing through its open descriptor — into `done/`, since a rename keeps the file. What
  * it writes then never reaches Purview, and the last row read may have been cut short. Nothing at read time tells such
@@ -28,6 +29,12 @@ export interface DeliveredFile {
    */
   readonly tail?: string;
   readonly deliveredAtMs: number;
+  /**
+   * It was refused and moved to rejected/ with nothing of it sent (rows 0), not delivered to done/: an export that wrote
+   * its header, then paused longer than the settle time, has its file refused as header-only (or empty, or cut mid-row),
+   * and what it writes next goes into rejected/.
+   */
+  readonly refused?: boolean;
 }
 
 const STATE_NAME = 'flat-file-delivered';
@@ -58,7 +65,8 @@ function isDeliveredFile(value: unknown): value is DeliveredFile {
     typeof v['rows'] === 'number' &&
     typeof v['lineEnd'] === 'boolean' &&
     (v['tail'] === undefined || typeof v['tail'] === 'string') &&
-    typeof v['deliveredAtMs'] === 'number'
+    typeof v['deliveredAtMs'] === 'number' &&
+    (v['refused'] === undefined || typeof v['refused'] === 'boolean')
   );
 }
 
@@ -129,6 +137,9 @@ export function tailOf(path: string, size: number): { readonly tail: string; rea
 /** What a later run says of a delivered file that grew. */
 export function grownMessage(grown: { readonly file: DeliveredFile; readonly size: number }, settleMs: number): string {
   const { file, size } = grown;
+  if (file.refused) {
+    return `${file.archivedTo} grew after it was refused and moved to rejected/ (${file.size} bytes when it was read, ${size} now): the export was still writing it after ${Math.round(settleMs / 1000)} s without a change (source.settleSeconds). Nothing of it was sent. Once the export has finished, move it back into the drop folder (its .why.txt can go), and raise source.settleSeconds above the export's longest pause.`;
+  }
   const cut = file.lineEnd
     ? `Once the export has finished, drop the rows after its first ${file.rows} as a new file, with the header line`
     : `Its last row then (row ${file.rows}) had no line end: it was likely cut short, and Purview holds it as it was cut. Once the export has finished, drop its rows from row ${file.rows} on as a new file, with the header line (Purview then holds row ${file.rows} twice, once cut)`;

@@ -134,7 +134,8 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     pruneSentAndLeft(deps, drop.folder.dir);
     for (const grown of grownSinceDelivered(deps, nowMs)) {
       grownPaths.push(grown.file.archivedTo);
-      ctx.record({ file: grown.file.name, outcome: 'changed', rows: 0, reason: GREW, message: grownMessage(grown, drop.folder.settleMs) });
+      const reason = grown.file.refused ? GREW_REFUSED : GREW;
+      ctx.record({ file: grown.file.name, outcome: 'changed', rows: 0, reason, message: grownMessage(grown, drop.folder.settleMs) });
     }
   }
   const { ready, settling } = listReady(drop.folder, nowMs);
@@ -181,7 +182,8 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
   // Rows an earlier run archived as delivered are missing from Purview (file-drop-watch.ts): said once, by a failed run
   // (a scheduler notices), after this run's own files went out. The next run does not say it again.
   const grown = ctx.outcomes.filter((o) => o.reason === GREW);
-  if (left.length > 0 || grown.length > 0) {
+  const grownRefused = ctx.outcomes.filter((o) => o.reason === GREW_REFUSED);
+  if (left.length > 0 || grown.length > 0 || grownRefused.length > 0) {
     const first = left[0];
     // The first file's own cause decides the exit status: an archive that cannot be written, the EHR refusing a
     // lookup of its enrichment (4), or else the input.
@@ -196,9 +198,13 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
       ...(grown.length > 0
         ? [`${grown.length} delivered file(s) grew in done/ after they were read, sent and archived: ${grown.map((o) => o.message).join(' ')}`]
         : []),
+      ...(grownRefused.length > 0
+        ? [`${grownRefused.length} refused file(s) grew in rejected/ after they were read: ${grownRefused.map((o) => o.message).join(' ')}`]
+        : []),
     ];
     forgetDelivered(deps, grownPaths);
-    throw new BridgeError(code, said.join('. '), { details: { files: left.length, ...(grown.length > 0 ? { grown: grown.length } : {}) } });
+    const grew = grown.length + grownRefused.length;
+    throw new BridgeError(code, said.join('. '), { details: { files: left.length, ...(grew > 0 ? { grown: grew } : {}) } });
   }
   deps.store.updateRun(run.id, { details: details(ctx), ...(ctx.rejectsWritten ? { rejectsPath: ctx.rejectsPath } : {}) });
   deps.store.completeRun(run.id, {
@@ -244,8 +250,9 @@ function waitForSpace(ctx: DropContext, files: number, failure?: BridgeError): v
   );
 }
 
-/** The reason of a delivered file found grown in done/ (file-drop-watch.ts). */
+/** The reason of a delivered file found grown in done/, and of a refused one found grown in rejected/ (file-drop-watch.ts). */
 const GREW = 'grew-after-delivery';
+const GREW_REFUSED = 'grew-after-refusal';
 
 /** Kept free beside the copies (the state database, the run log), once per run. */
 const MARGIN_BYTES = 16 * 1024 * 1024;

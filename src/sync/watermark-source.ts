@@ -11,7 +11,7 @@ import type { SyncDeps } from './pipeline.js';
 
 const STATE_NAME = 'watermark-source';
 
-type SourceDeps = Pick<SyncDeps, 'store' | 'connector' | 'watermarkSource' | 'sourceEndsWindows'>;
+type SourceDeps = Pick<SyncDeps, 'store' | 'connector' | 'watermarkSource' | 'sourceEndsWindows' | 'window'>;
 
 /** The source the connector's watermark was recorded reading, if any (a Bulk export source compares it itself). */
 export function recordedWatermarkSource(store: Pick<SyncDeps['store'], 'getSourceState'>, connector: string): string | undefined {
@@ -26,10 +26,13 @@ export function refuseWatermarkOfAnotherSource(deps: SourceDeps, watermark: stri
   if (watermark === undefined || deps.watermarkSource === undefined || deps.sourceEndsWindows) return;
   const recorded = recordedWatermarkSource(deps.store, deps.connector);
   if (recorded === undefined || recorded === deps.watermarkSource) return;
+  // From where the next incremental run would read (the watermark less the overlap), not the watermark: an event the
+  // server stamped inside the last overlap but made readable after the last run is what the overlap is there for.
+  const resume = new Date(Date.parse(watermark) - deps.window.overlapMs).toISOString();
   throw new BridgeError(
     'BRG_ERR_CONFIG_INVALID',
     `Connector "${deps.connector}" has a watermark (${watermark}) recorded reading ${recorded}; it now reads ${deps.watermarkSource} (fhir.baseUrl changed, or its state was renamed from another connector). ` +
-      `If it is the same server at another address, run \`bridge sync --since ${watermark}\` once; if it is another server, run \`bridge sync --since <the first instant to read from it>\` once. ` +
+      `If it is the same server at another address, run \`bridge sync --since ${resume}\` once (the watermark less fhir.overlapMinutes); if it is another server, run \`bridge sync --since <the first instant to read from it>\` once. ` +
       'Rows Purview acknowledged are not sent twice, and later runs go on from there.',
     { details: { recorded, current: deps.watermarkSource } },
   );

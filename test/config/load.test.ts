@@ -64,6 +64,21 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses an empty server.host (an unset variable in Compose would bind every interface), mapping.file or purview.resource, naming the variable', () => {
+    const host = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__server__host: '' } }));
+    expect(host.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(host.message).toContain('server.host: got ""; expected an address to listen on, not empty (empty binds every interface)');
+    expect(host.message).toContain('(set by BRIDGE__server__host)');
+    expect(errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__server__host: '  ' } })).message).toContain('expected an address to listen on, not empty');
+    expect(errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__mapping__file: '' } })).message).toContain(
+      'connectors.0.mapping.file: got ""; expected a path to a mapping file, not empty',
+    );
+    expect(errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__connectors__0__purview__resource: '' } })).message).toContain(
+      'connectors.0.purview.resource: got ""; expected an App ID URI, not empty',
+    );
+    expect(loadConfig({ base: minimal, env: {} }).server.host).toBe('127.0.0.1');
+  });
+
   it('never echoes a value under a secret-like key', () => {
     const bad = structuredClone(minimal) as unknown as { connectors: Array<{ purview: Record<string, unknown> }> };
     (bad.connectors[0] as { purview: Record<string, unknown> }).purview['secret'] = 'hunter2-super-secret';

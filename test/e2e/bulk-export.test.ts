@@ -432,7 +432,7 @@ it('logs no PHI and no token while exporting, polling through faults and reporti
   expect(x.sandbox.auth.stats.issued - issuedBefore).toBe(1);
   // The operator sees the export's steps as the run's progress, and the run's event log keeps them.
   expect(notes[0]).toBe('export requested');
-  expect(notes).toContain('export in progress: 33% of the export processed');
+  expect(notes).toContain('export in progress: 33%');
   expect(notes.some((n) => /^export ready: \d+ file\(s\) as of /.test(n))).toBe(true);
   expect(notes).toContain('the server reported 2 error(s) for this export');
   // The watermark moves past what the server could not export: the run record says how many, for the operator.

@@ -136,6 +136,54 @@ describe('bridge map', () => {
     expect((error as BridgeError).message).toBe(`Input file ${broken}: invalid JSON at line 3, column 46: expected ',' or '}'.`);
   });
 
+  it('resolves an identifier two loaded patients carry to nobody, whichever comes first in the file (as a sync does), not to the last', async () => {
+    const epi = 'urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.14';
+    const rosa = { resourceType: 'Patient', id: 'eP1', identifier: [{ system: epi, value: '204518' }], name: [{ family: 'Delgado', given: ['Rosa'] }] };
+    const anh = {
+      resourceType: 'Patient',
+      id: 'eP2',
+      identifier: [
+        { system: epi, value: '999999' },
+        { system: 'https://open.epic.com/FHIR/StructureDefinition/PayerMemberId', value: '204518' },
+      ],
+      name: [{ family: 'Nguyen', given: ['Anh'] }],
+    };
+    const byMrn = structuredClone(loggedInRead());
+    byMrn.id = 'by-identifier';
+    byMrn.entity = [{ what: { identifier: { value: '204518' } }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }];
+    const eventFile = ndjson('by-identifier.ndjson', [byMrn]);
+    // A later version of one patient carrying the identifier again is that patient, not a second one.
+    const rosaAgain = { ...rosa, meta: { versionId: '2' } };
+    for (const [name, order] of [
+      ['rosa-anh', [rosa, anh]],
+      ['anh-rosa', [anh, rosa]],
+      ['anh-rosa-rosa', [anh, rosa, rosaAgain]],
+    ] as const) {
+      const out = join(dir, `${name}.txt`);
+      await runMap(['--input', eventFile, '--patients', ndjson(`${name}.ndjson`, order), '--practitioners', practitioners, '--out', out]);
+      const text = readFileSync(out, 'utf8');
+      expect(text, name).not.toContain('Nguyen');
+      expect(text, name).not.toContain('Delgado');
+    }
+    const out = join(dir, 'rosa-only.txt');
+    await runMap(['--input', eventFile, '--patients', ndjson('rosa-only.ndjson', [rosa, rosaAgain]), '--practitioners', practitioners, '--out', out]);
+    expect(readFileSync(out, 'utf8')).toContain('Delgado');
+  });
+
+  it('refuses a line that is not UTF-8 (a Latin-1 name) by file, line and column, instead of mapping U+FFFD into a name', async () => {
+    const latin1 = join(dir, 'latin1.ndjson');
+    const lines = [JSON.stringify(events[0]), JSON.stringify({ resourceType: 'Patient', id: 'p1', name: [{ family: 'MxLLER' }] })];
+    writeFileSync(latin1, Buffer.concat([Buffer.from(`${lines.join('\n')}\n`, 'utf8')]));
+    const bytes = readFileSync(latin1);
+    bytes[bytes.indexOf('MxLLER') + 1] = 0xfc; // "ü" in Latin-1 and Windows-1252
+    writeFileSync(latin1, bytes);
+    const error = await runMap(['--input', input, '--patients', latin1, '--out', join(dir, 'latin1.txt')]).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((error as BridgeError).message).toMatch(new RegExp(`^Input file ${latin1}: not UTF-8 at line 2, column 57 \\(`));
+    expect(existsSync(join(dir, 'latin1.txt'))).toBe(false);
+  });
+
   // Issue #14.11: a failure half-way left a partial connector file that could be pushed by mistake.
   it('leaves no output at all when it fails half-way, and an earlier file of that name untouched', async () => {
     const out = join(dir, 'half.txt');

@@ -51,6 +51,37 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe('an event or resource with a value of another JSON type (docs/mapping.md §9.1)', () => {
+  const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+  const example = lookup.get(referenceKey('Patient', 'example')) as Patient;
+
+  it('is rejected as malformed-event with its id, instead of failing the run (every run over its window would fail the same)', () => {
+    const mapping = builtinMapping('epic');
+    const broken: Array<[string, AuditEvent, ResourceLookup]> = [
+      ['a number in recorded', read(login, { recorded: 1762000000000 as unknown as string }), lookup],
+      ['an object for a reference', read(login, { entity: [{ what: { reference: { a: 1 } as unknown as string } }] }), lookup],
+      ['a null agent', read(login, { agent: [null as unknown as AuditEventAgent, { requestor: true, ...login }] }), lookup],
+      [
+        "a number as the patient's MRN",
+        read(login),
+        {
+          get: (key) =>
+            key === referenceKey('Patient', 'example')
+              ? { ...example, identifier: [{ type: { text: 'MRN' }, value: 204518 as unknown as string }] }
+              : lookup.get(key),
+        },
+      ],
+    ];
+    for (const [what, event, resources] of broken) {
+      const result = mapEvent(event, mapping, resources);
+      expect(result.rows, what).toEqual([]);
+      expect(result.rejects, what).toEqual([{ eventId: 'ae-1', reason: 'malformed-event' }]);
+    }
+    // The events after it are mapped as usual.
+    expect(mapEvent(read(login), mapping, lookup).rows).toHaveLength(1);
+  });
+});
+
 describe("the bridge's own user (mapping.options.excludeUsers, docs/mapping.md §3.1)", () => {
   const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
   const mapped = (agent: Partial<AuditEventAgent>, excludeUsers: string[], options: Record<string, unknown> = {}) =>

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
+import { linesLogger } from '../support/log-lines.js';
 import { TOKEN, testApp } from './support.js';
 
 const app = (rateLimitMax: number) => testApp({ rateLimitMax });
@@ -49,6 +50,18 @@ describe('/v1 auth and rate limit', () => {
     expect(response.headers['www-authenticate']).toBe('Bearer');
     expect((await server.inject({ method: 'GET', url: '/v1/runs', headers: { authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(200);
     await server.close();
+  });
+
+  it('logs no query string: a token a client put in the URL (an EventSource sends no header) never reaches the access log', async () => {
+    const lines: string[] = [];
+    const server = await testApp({ logger: linesLogger(lines, 'info') });
+    const answer = await server.inject({ method: 'GET', url: `/v1/status/stream?access_token=${TOKEN}&mrn=E1234` });
+    expect(answer.statusCode).toBe(401);
+    await server.close();
+    const access = lines.filter((line) => line.includes('/v1/status/stream'));
+    expect(access.length).toBeGreaterThan(0);
+    expect(access.some((line) => line.includes('"url":"/v1/status/stream?…"'))).toBe(true);
+    expect(lines.filter((line) => line.includes(TOKEN) || line.includes('E1234'))).toEqual([]);
   });
 
   it('guards every /v1 route, the status stream and the rejects included', async () => {

@@ -4,7 +4,21 @@
  * once: a file dropped twice or re-run after a failed archive sends nothing again), and what the state says after.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
@@ -943,6 +957,88 @@ describe('flat-file source: a push that stopped part-way', () => {
   });
 });
 
+describe('flat-file source: the header sent', () => {
+  it("is the schema's spelling: a header in another case, or with quoted or padded names, is checked as the columns it names and sent as Purview reads them", async () => {
+    const w = world();
+    drop(w.dirs, 'a.txt', fileText(epicRows(2, 'plain')), NOW - 10 * MINUTE);
+    drop(w.dirs, 'b.txt', fileText(epicRows(2, 'lower'), EPIC_HEADER.toLowerCase()), NOW - 9 * MINUTE);
+    drop(w.dirs, 'c.txt', fileText(epicRows(2, 'quoted'), EPIC_COLUMNS.map((c) => ` "${c}" `).join('\t')), NOW - 8 * MINUTE);
+    const run = await w.run({}, 4);
+    expect(run.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['a.txt', 'delivered'],
+      ['b.txt', 'delivered'],
+      ['c.txt', 'delivered'],
+    ]);
+    expect(w.accepted()).toHaveLength(6);
+    expect(new Set(emu.ingest.accepted(w.app.jobId).map((block) => block.header))).toEqual(new Set([EPIC_HEADER]));
+    w.close();
+  });
+});
+
+describe('flat-file source: an earlier content come back with rows added (another inode, another name, or after delivery)', () => {
+  it('a partly sent file the export rewrites whole (a temporary file renamed over its name) with a row more is refused: no row goes twice', async () => {
+    const w = world();
+    const rows = epicRows(6, 'rewritten');
+    const path = drop(w.dirs, 'part.txt', fileText(rows), NOW - 10 * MINUTE);
+    await stoppedAfter(w, 'block_acked');
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    const tmp = join(w.dirs.root, 'part.tmp');
+    writeFileSync(tmp, fileText([...rows, ...epicRows(1, 'rewritten-late')]));
+    renameSync(tmp, path);
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 3);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['part.txt', 'rejected', 'changed-after-send']]);
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', 'part.txt.why.txt'), 'utf8');
+    expect(why).toContain('Purview acknowledged 2 of those 6');
+    expect(why).toContain('with 1 row(s) added after them');
+    w.close();
+  });
+
+  it('a partly sent file renamed (its inode kept) and written on is refused under its new name', async () => {
+    const w = world();
+    const rows = epicRows(6, 'renamed');
+    const path = drop(w.dirs, 'ren.txt', fileText(rows), NOW - 10 * MINUTE);
+    await stoppedAfter(w, 'block_acked');
+    const moved = join(w.dirs.dir, 'ren-20261101.txt');
+    renameSync(path, moved);
+    writeFileSync(moved, `${epicRows(1, 'renamed-late')[0]}\r\n`, { flag: 'a' });
+    utimesSync(moved, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const next = await w.run({}, 3);
+    expect(next.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['ren-20261101.txt', 'rejected', 'changed-after-send']]);
+    expect(next.files[0]?.message).toContain('ren.txt (the same file, renamed)');
+    expect(w.accepted()).toEqual(rows.slice(0, 2));
+    w.close();
+  });
+
+  it('a delivered day dropped again with a row added is refused; the same content again is already delivered, another day is new', async () => {
+    const w = world();
+    const rows = epicRows(4, 'day');
+    drop(w.dirs, 'day.txt', fileText(rows), NOW - 10 * MINUTE);
+    await w.run({}, 2);
+    expect(w.accepted()).toEqual(rows);
+    drop(w.dirs, 'day.txt', fileText([...rows, ...epicRows(1, 'day-more')]), NOW - 5 * MINUTE);
+    const grown = await w.run({}, 2);
+    expect(grown.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['day.txt', 'rejected', 'changed-after-send']]);
+    expect(grown.files[0]?.message).toContain('Purview acknowledged 4 of those 4');
+    drop(w.dirs, 'day.txt', fileText(rows), NOW - 4 * MINUTE);
+    drop(w.dirs, 'next.txt', fileText(epicRows(3, 'next-day')), NOW - 3 * MINUTE);
+    const again = await w.run({}, 2);
+    expect(again.files.map((f) => [f.file, f.outcome])).toEqual([
+      ['day.txt', 'already-delivered'],
+      ['next.txt', 'delivered'],
+    ]);
+    // Another day under the name of a delivered one does not begin with it: it is new.
+    drop(w.dirs, 'day.txt', fileText(epicRows(5, 'day-two')), NOW - 2 * MINUTE);
+    const dayTwo = await w.run({}, 2);
+    expect(dayTwo.files.map((f) => [f.file, f.outcome])).toEqual([['day.txt', 'delivered']]);
+    const accepted = w.accepted();
+    expect(new Set(accepted).size).toBe(accepted.length);
+    expect(accepted).toHaveLength(4 + 3 + 5);
+    w.close();
+  });
+});
+
 describe('flat-file source: a file the export was still writing when it settled', () => {
   it('cut mid-row, delivered, then written on in done/: the next run fails once naming it, the rows Purview has and what to drop; nothing is sent twice', async () => {
     const w = world();
@@ -1002,6 +1098,48 @@ describe('flat-file source: a file the export was still writing when it settled'
     expect(error.message).toContain('drop the rows after its first 3 as a new file, with the header line');
     expect(error.message).not.toContain('a.txt');
     expect(w.accepted()).toEqual([...a, ...b]);
+    w.close();
+  });
+});
+
+describe('flat-file source: a file refused while the export was still writing it', () => {
+  it('header only, refused, then written on in rejected/: the next run fails once naming it; moved back, its rows go once', async () => {
+    const w = world();
+    const path = drop(w.dirs, 'slow.txt', `${EPIC_HEADER}\r\n`, NOW - 10 * MINUTE);
+    const fd = openSync(path, 'a');
+    const first = await w.run({}, 4);
+    expect(first.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['slow.txt', 'rejected', 'header-only']]);
+    const rows = epicRows(3, 'slow');
+    writeSync(fd, rows.map((row) => `${row}\r\n`).join(''));
+    closeSync(fd);
+    w.clock.t += 60 * MINUTE;
+    const failed = (await w.run({}, 4).catch((error: unknown) => error)) as BridgeError;
+    expect(failed.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(failed.message).toContain('1 refused file(s) grew in rejected/');
+    expect(failed.message).toContain('Nothing of it was sent. Once the export has finished, move it back into the drop folder');
+    // Said once: the next run does not say it again.
+    await w.run({}, 4);
+    const archived = join(w.dirs.archiveDir, 'rejected', 'slow.txt');
+    renameSync(archived, path);
+    utimesSync(path, (w.clock.t - 10 * MINUTE) / 1000, (w.clock.t - 10 * MINUTE) / 1000);
+    const back = await w.run({}, 4);
+    expect(back.files.map((f) => [f.file, f.outcome])).toEqual([['slow.txt', 'delivered']]);
+    expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+
+  it('a refused file that had rows sent (changed after send) is not watched: moving it back would send those again', async () => {
+    const w = world();
+    const rows = epicRows(6, 'watched-not');
+    const path = drop(w.dirs, 'sent.txt', fileText(rows), NOW - 10 * MINUTE);
+    await stoppedAfter(w, 'block_acked');
+    writeFileSync(path, `${epicRows(1, 'watched-not-late')[0]}\r\n`, { flag: 'a' });
+    utimesSync(path, (NOW - 5 * MINUTE) / 1000, (NOW - 5 * MINUTE) / 1000);
+    const refused = await w.run({}, 3);
+    expect(refused.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['sent.txt', 'rejected', 'changed-after-send']]);
+    writeFileSync(join(w.dirs.archiveDir, 'rejected', 'sent.txt'), `${epicRows(1, 'watched-not-later')[0]}\r\n`, { flag: 'a' });
+    const next = await w.run({}, 3);
+    expect(next.files).toEqual([]);
     w.close();
   });
 });

@@ -301,23 +301,29 @@ describe('runSync with a fake source', () => {
     const reading = (base: string): SyncDeps => ({ ...deps(stateDir, source, store, job), watermarkSource: base });
     const first = await runSync(reading('https://ehr-a.example.org/fhir'), { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
     expect(first.counts.rowsAcked).toBe(2);
-    // fhir.baseUrl changed: the watermark is a point in the other server.
-    const b = reading('https://ehr-b.example.org/fhir');
+    // fhir.baseUrl changed: the watermark is a point in the other server. An event stamped inside the last run's overlap
+    // became readable after that run (what the overlap is for).
+    const late = event('a3', '2026-11-01T10:50:00Z');
+    const b: SyncDeps = {
+      ...deps(stateDir, fakeSource([...events, late], [patient, practitioner], []), store, job),
+      watermarkSource: 'https://ehr-b.example.org/fhir',
+    };
     const refused = (await runSync(b, { trigger: 'cli', until: '2026-11-01T12:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
     expect(refused.code).toBe('BRG_ERR_CONFIG_INVALID');
     expect(refused.message).toContain('recorded reading https://ehr-a.example.org/fhir; it now reads https://ehr-b.example.org/fhir');
-    expect(refused.message).toContain('bridge sync --since 2026-11-01T11:00:00.000Z');
+    expect(refused.message).toContain('bridge sync --since 2026-11-01T10:45:00.000Z` once (the watermark less fhir.overlapMinutes)');
     expect(store.listRuns({ connector: 'main' })).toHaveLength(1);
-    // One run with --since (the same server at another address: from the watermark), then incremental runs go on.
-    const backfill = await runSync(b, { trigger: 'cli', since: '2026-11-01T11:00:00.000Z', until: '2026-11-01T12:00:00Z' });
-    expect(backfill.counts.rowsAcked).toBe(0);
+    // One run with the --since it gives (the same server at another address: from where the next run would have read),
+    // then incremental runs go on. The late event is read; what Purview has is not sent again.
+    const backfill = await runSync(b, { trigger: 'cli', since: '2026-11-01T10:45:00.000Z', until: '2026-11-01T12:00:00Z' });
+    expect(backfill.counts.rowsAcked).toBe(1);
     const next = await runSync(b, { trigger: 'cli', until: '2026-11-01T13:00:00Z' });
     expect(next.since).toBe('2026-11-01T11:45:00.000Z');
     // A connector whose watermark predates the record (an upgrade) goes on, and records its source.
     store.setSourceState('main', 'watermark-source', undefined);
     await runSync(reading('https://ehr-a.example.org/fhir'), { trigger: 'cli', until: '2026-11-01T14:00:00Z' });
     expect(store.getSourceState('main', 'watermark-source')).toBe('https://ehr-a.example.org/fhir');
-    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(2);
+    expect(emu.ingest.accepted(job.jobId).flatMap((blk) => blk.rows)).toHaveLength(3);
     store.close();
   });
 

@@ -154,18 +154,29 @@ function asResource(value: unknown, file: string, line: number): FhirResource {
   });
 }
 
-/** Every resource by `Type/id`, and by `Type?identifier=system|value` (also without the system, for unsystemed references). */
+/**
+ * Every resource by `Type/id`, and by `Type?identifier=system|value` (also without the system, for unsystemed references).
+ * An identifier two resources carry (an MRN equal to another patient's payer id, an EMP id equal to a provider number)
+ * names neither: it resolves to nobody, as a sync's lookup does (two matches are ambiguous), not to whichever came last.
+ * A later version of the same resource (its `Type/id`) takes the key over.
+ */
 async function loadLookup(files: ReadonlyArray<string | undefined>): Promise<ResourceLookup> {
   const resources = new Map<string, FhirResource>();
+  const ambiguous = new Set<string>();
+  const identity = (resource: FhirResource): unknown => (resource.id ? referenceKey(resource.resourceType, resource.id) : resource);
   for (const file of files) {
     if (!file) continue;
     for await (const { value, line } of readNdjson(file)) {
       const resource = asResource(value, file, line);
       if (resource.id) resources.set(referenceKey(resource.resourceType, resource.id), resource);
-      for (const key of identifierKeysOf(resource)) resources.set(key, resource);
+      for (const key of identifierKeysOf(resource)) {
+        const held = resources.get(key);
+        if (held !== undefined && identity(held) !== identity(resource)) ambiguous.add(key);
+        resources.set(key, resource);
+      }
     }
   }
-  return { get: (key) => resources.get(key) };
+  return { get: (key) => (ambiguous.has(key) ? undefined : resources.get(key)) };
 }
 
 interface PrivateWriter {

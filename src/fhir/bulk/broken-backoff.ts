@@ -50,7 +50,7 @@ export function clearBrokenExports(store: CheckpointStore): void {
 
 /**
  * Refuses to kick off an export while the streak's wait lasts, unless the run was given its own start.
- * @param since - what the operator gives as --since to ask at once (the watermark, or the window's start).
+ * @param since - what the operator gives as --since to ask at once for the same export (bulk-source.ts retryCommandSince).
  */
 export function refuseWhileBackingOff(store: CheckpointStore, nowMs: number, explicit: boolean, since: string): void {
   const streak = streakOf(store);

@@ -12,7 +12,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
-import { fileChunks, type NdjsonLines, ndjsonLines } from '../../mapping/load.js';
+import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
@@ -160,12 +160,16 @@ export async function downloadFile(
     return await http.withRetries(
       `FHIR export download of ${label}`,
       async () => {
-        const { reply, gzip } = await requestExportFile(http, file, label, requiresAccessToken, signal);
+        const { reply, gzip: labelled } = await requestExportFile(http, file, label, requiresAccessToken, signal);
         let bytes = 0;
+        // Labelled by Content-Encoding, or known by its first bytes (a blob store's `.ndjson.gz` served as
+        // application/gzip), as downloads.ts decides for the output files.
+        let gzip = labelled;
         await pipeline(
           reply.body,
           async function* count(source: AsyncIterable<Buffer>) {
             for await (const chunk of source) {
+              if (bytes === 0 && !gzip && isGzipStart(chunk)) gzip = true;
               bytes += chunk.length;
               yield chunk;
             }
@@ -209,6 +213,7 @@ export async function* exportFileLines(bytes: AsyncIterable<Buffer>, label: stri
         "Nothing of this run was pushed. A file without line ends is a broken export: report it to the EHR team. A resource this large on purpose (an attachment, a photo) cannot be read within the bridge's memory: leave its type out of source.types (its lookups then go over FHIR).",
       );
     }
+    if (error instanceof NotUtf8Error) throw exportFileError(`${label}: ${error.message}`, 200);
     if (typeof code === 'string' && code.startsWith('Z_')) throw exportFileError(`${label} is not a valid gzip stream (${code})`, 200);
     throw error;
   }

@@ -7,7 +7,6 @@
  */
 import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
-import { quoteUpstreamText } from '../../http.js';
 import { FhirError } from '../fhir-error.js';
 import { bodyText, outcomeCodes } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
@@ -274,9 +273,15 @@ function isTransient(body: unknown): boolean {
   return issues.some((issue) => typeof (issue as { code?: unknown }).code === 'string' && TRANSIENT_CODES.has((issue as { code: string }).code));
 }
 
-/** X-Progress is free text from the server: one line, cleaned of anything that could identify a person, short. */
-function cleanProgress(value: string | undefined): string | undefined {
-  if (value === undefined || value.trim() === '') return undefined;
-  const text = quoteUpstreamText(value, 100);
-  return text.startsWith('"') ? (JSON.parse(text) as string) : text;
+/**
+ * X-Progress is free text from the server, which may say what it is exporting ("exporting the chart of <a name>"): only
+ * its figures are shown and logged, a percentage or "N of M", never its words (a name survives any scrubbing);
+ * undefined when it has none.
+ */
+export function cleanProgress(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const percent = /(?<![\d.])(\d{1,3}(?:\.\d{1,2})?)\s*%/.exec(value);
+  if (percent) return `${percent[1]}%`;
+  const count = /(?<!\d)(\d{1,12})\s*(?:of|\/)\s*(\d{1,12})(?!\d)/i.exec(value);
+  return count ? `${count[1]} of ${count[2]}` : undefined;
 }

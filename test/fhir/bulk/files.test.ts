@@ -76,6 +76,13 @@ describe('manifest', () => {
     expect(harness.source.unexported()).toBe(3);
   });
 
+  it("reads an error file served gzip-compressed without Content-Encoding (a blob store's .ndjson.gz) as its first bytes say", async () => {
+    Object.assign(f.bulk, { errorLines: 2, gzip: true, gzipUnlabelled: true });
+    const harness = f.source();
+    expect(await harness.read()).toHaveLength(f.data.events.length);
+    expect(harness.events.find((e) => e.type === 'export-errors')).toEqual({ type: 'export-errors', outcomes: 2, codes: { processing: 2 } });
+  });
+
   it('a pull resumed after the error files were reported still counts them, without reading them again', async () => {
     Object.assign(f.bulk, { errorLines: 2, resourcesPerFile: 5, fileDelayMs: 60 });
     const first = f.source();
@@ -303,12 +310,12 @@ describe('downloads', () => {
     // One broken export may be a hiccup: the next run asks again at once.
     expect((await run()).message).toContain('The export was given up; the next run requests a new one.');
     expect((await run()).message).toMatch(
-      /The export was given up; the next export is requested after \S+ \(the last 2 in a row were broken\), or at once by `bridge sync --since 2026-11-01T00:00:00\.000Z`\.$/,
+      /The export was given up; the next export is requested after \S+ \(the last 2 in a row were broken\), or at once by `bridge sync --since 1970-01-01T00:00:00\.000Z`\.$/,
     );
     const waiting = await run();
     expect(waiting.code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
     expect(waiting.message).toMatch(
-      /^The last 2 exports were each given up for a broken file \(the runs that gave them up say which\); the next is requested after \S+, not on every run\. Once the EHR team has fixed it, run `bridge sync --since 2026-11-01T00:00:00\.000Z` to ask at once\.$/,
+      /^The last 2 exports were each given up for a broken file \(the runs that gave them up say which\); the next is requested after \S+, not on every run\. Once the EHR team has fixed it, run `bridge sync --since 1970-01-01T00:00:00\.000Z` to ask at once\.$/,
     );
     expect(log().kickoffs.length).toBe(kickoffs + 2);
     await clock.sleep(15 * 60_000);
@@ -316,11 +323,41 @@ describe('downloads', () => {
     await clock.sleep(20 * 60_000);
     expect((await run()).message).toMatch(/^The last 3 exports were each given up/);
     expect(log().kickoffs.length).toBe(kickoffs + 3);
-    // Fixed by the EHR team: a run given its start asks at once, and an export read whole ends the streak.
+    // Fixed by the EHR team: a run given its start asks at once, and an export read whole ends the streak. The start
+    // advised is the epoch: the broken exports were of everything (a first run), and so is the one it asks for.
     f.bulk.badLine = undefined;
-    expect(ids(await f.source({ store, dir, clock }).read({ ...FIRST_RUN, explicitSince: true }))).toEqual(ids(f.data.events));
+    expect(ids(await f.source({ store, dir, clock }).read({ ...FIRST_RUN, since: '1970-01-01T00:00:00.000Z', explicitSince: true }))).toEqual(
+      ids(f.data.events),
+    );
+    expect(log().kickoffs.at(-1)?.since).toBe('1969-12-31T23:59:59.999Z');
     expect(ids(await f.source({ store, dir, clock }).read())).toEqual(ids(f.data.events));
     expect(log().kickoffs.length).toBe(kickoffs + 5);
+  });
+
+  it("advises a --since that asks for the export that broke: after a scope change, everything, not what changed since the old scope's watermark", async () => {
+    const first = f.source();
+    const window = { since: '2026-11-01T00:00:00.000Z', until: new Date().toISOString() };
+    await first.read(window);
+    const watermark = first.source.coveredUntil() as string;
+    const after = { since: new Date(Date.parse(watermark) - 15 * 60_000).toISOString(), until: new Date().toISOString(), dedupeBefore: watermark };
+    const group = () => f.source({ store: first.store, settings: { level: 'group', groupId: 'sandbox-all' } });
+    f.bulk.badLine = { type: 'AuditEvent', line: 2 };
+    const messages: string[] = [];
+    for (let i = 0; i < 2; i++)
+      await group()
+        .read(after)
+        .catch((e: Error) => messages.push(e.message));
+    f.bulk.badLine = undefined;
+    // The other scope's watermark says nothing of this scope's events: the broken exports were of everything.
+    expect(
+      log()
+        .kickoffs.slice(-2)
+        .map((kickoff) => kickoff.since),
+    ).toEqual([undefined, undefined]);
+    const advised = /bridge sync --since (\S+?)`/.exec(messages.at(-1) ?? '')?.[1];
+    expect(advised).toBe('1970-01-01T00:00:00.000Z');
+    const events = await group().read({ ...after, since: advised as string, explicitSince: true });
+    expect(ids(events)).toEqual(ids(f.data.events));
   });
 
   it("refuses a file that ended early at a line end (fewer resources than the manifest's count), gives the export up, and the next run reads all", async () => {
@@ -399,6 +436,29 @@ describe('downloads', () => {
     expect((error as BridgeError).message).toMatch(/^AuditEvent file 1 of 1 \(\/x\.ndjson\): line 1 is longer than 4194304 bytes/);
     expect(lines).toEqual([]);
     expect(read).toBeLessThanOrEqual(FOUR_MIB + (1 << 20));
+  });
+
+  it('refuses a line that is not UTF-8 naming file, line and column, wherever the chunks cut it (never U+FFFD in a name)', async () => {
+    const text = Buffer.from(
+      '{"resourceType":"Patient","id":"p0"}\n{"resourceType":"Patient","id":"p1","name":[{"family":"MxLLER"}]}\n{"resourceType":"Patient","id":"p2"}',
+      'utf8',
+    );
+    text[text.indexOf('MxLLER') + 1] = 0xfc;
+    for (const cuts of [[], [40], [70], [100], [40, 70, 99]]) {
+      async function* chunks(): AsyncGenerator<Buffer> {
+        let from = 0;
+        for (const cut of [...cuts, text.length]) {
+          yield text.subarray(from, cut);
+          from = cut;
+        }
+      }
+      const error = await (async () => {
+        for await (const batch of exportFileLines(chunks(), 'Patient file 1 of 1 (/p.ndjson)')) for (let i = 0; i < batch.length; i++) batch.text(i);
+      })().catch((e: unknown) => e);
+      expect(error, `cut at ${cuts.join(',')}`).toBeInstanceOf(BridgeError);
+      expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT_FILE');
+      expect((error as BridgeError).message).toMatch(/^Patient file 1 of 1 \(\/p\.ndjson\): not UTF-8 at line 2, column 57 /);
+    }
   });
 
   it('refuses a lookup file cut short the same way (gzip-compressed, the stream ended cleanly)', async () => {

@@ -7,6 +7,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
+import { cleanProgress } from '../../../src/fhir/bulk/job.js';
 import { MAX_BACKOFF_MS, MAX_POLL_WAIT_MS, pollDelay, retryAfterMs } from '../../../src/fhir/bulk/poll-delay.js';
 import { parseRetryAfter } from '../../../src/http.js';
 import { createCachedTokenSource } from '../../../src/token-cache.js';
@@ -69,10 +70,19 @@ describe('polling the sandbox', () => {
     expect(await harness.read()).toHaveLength(f.data.events.length);
     expect(clock.slept.filter((ms) => ms === 7000)).toHaveLength(3);
     const progress = harness.events.filter((e) => e.type === 'progress').map((e) => (e as { progress: string }).progress);
-    expect(progress).toEqual(['25% of the export processed', '50% of the export processed', '75% of the export processed']);
+    expect(progress).toEqual(['25%', '50%', '75%']);
     expect(lines.filter((l) => l.includes('FHIR $export in progress'))).toHaveLength(3);
     const token = await f.fx.tokens.getToken();
     expect(lines.join('\n')).not.toContain(token);
+  });
+
+  it('shows only the figures of X-Progress (a percentage, or N of M), never its words: a server may name the chart it exports', () => {
+    expect(cleanProgress('now exporting chart of Jane Doe, born 1961-04-02')).toBeUndefined();
+    expect(cleanProgress('Jane Doe: 42.5 % done')).toBe('42.5%');
+    expect(cleanProgress('Processing 1200 of 5000 resources (Jane Doe)')).toBe('1200 of 5000');
+    expect(cleanProgress('3/7 types')).toBe('3 of 7');
+    expect(cleanProgress('in progress')).toBeUndefined();
+    expect(cleanProgress(undefined)).toBeUndefined();
   });
 
   it('waits until an HTTP-date, and clamps an absurd Retry-After or reads an epoch one', async () => {
