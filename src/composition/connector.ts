@@ -72,7 +72,17 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
     // Absolute references name our resources only with the connector's own base (a flat file's events carry none).
     ...(connector.fhir ? { fhirBase: connector.fhir.baseUrl } : {}),
   };
-  return loadMapping(m.file ?? builtinMappingPath(m.schema), overrides);
+  const mapping = loadMapping(m.file ?? builtinMappingPath(m.schema), overrides);
+  // The drop folder, its enrichment and the doctor go by mapping.schema; the rows by the file's own. Told apart, every
+  // block would carry the other schema's header and the job would refuse each one, run after run.
+  if (mapping.schema !== m.schema) {
+    throw new BridgeError(
+      'BRG_ERR_CONFIG_INVALID',
+      `Connector "${connector.name}": mapping.file ${m.file} maps to the ${mapping.schema} schema, but mapping.schema is ${m.schema} (epic when it is not set). Set mapping.schema to the schema of the Purview job (${mapping.schema} for this file), or name a mapping file of the ${m.schema} schema.`,
+      { details: { file: m.file ?? '', schema: m.schema, fileSchema: mapping.schema } },
+    );
+  }
+  return mapping;
 }
 
 export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfig): SyncDeps {

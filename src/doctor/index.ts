@@ -123,6 +123,9 @@ function dropFolderError(message: string): BridgeError {
 
 export const DEPARTMENT_CHECK = 'department lookups in smart.scope';
 
+/** Each schema's department column (docs/mapping.md §5.6). */
+const DEPARTMENT_COLUMNS = { epic: 'CLARITY_DEP.DEPARTMENT_NAME', healthcare: 'Patient Department' } as const;
+
 /**
  * The department column reads the Encounters and Locations events name; without their scopes Epic answers those lookups
  * 403, and the bridge leaves the column empty (with a warning in each run's log). Said here, before the first sync.
@@ -132,10 +135,12 @@ function departmentScope(mapping: CompiledMapping, scope: string): CheckOutcome 
   if (lookups.length === 0) return 'the department column reads no Encounter or Location';
   const missing = lookups.filter((type) => scopesNotGranted(`system/${type}.read`, scope).length > 0);
   if (missing.length === 0) return `${lookups.join(' and ')} reads are requested`;
+  const name = DEPARTMENT_COLUMNS[mapping.schema];
+  const column = mapping.columns.find((entry) => entry.name === name)?.label ?? name;
   return {
     status: 'warn',
     detail:
-      `smart.scope asks for no ${missing.join(' or ')} read: events that name one get no department (CLARITY_DEP.DEPARTMENT_NAME stays empty, with a warning in the run's log). ` +
+      `smart.scope asks for no ${missing.join(' or ')} read: events that name one get no department (${column} stays empty, with a warning in the run's log). ` +
       `Add ${missing.map((type) => `system/${type}.read`).join(' and ')} to smart.scope and the APIs to the app record, or leave them out of options.departmentSources.`,
   };
 }

@@ -117,6 +117,7 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   const slots: Record<CellScope, number> = { patient: 0, user: 0 };
   const slotFor = (scope: Scope): number => (scope === 'event' ? -1 : slots[scope]++);
   const columns = ordered.map(({ spec: column, schemaColumn }) => compileColumn(column, schemaColumn, source, options, slotFor));
+  checkLabels(columns, delimiter, source);
   checkUnusedOptions(options, new Set(columns.flatMap((column) => column.expressions.flatMap((expression) => expression.variables))), source);
   const indexesWhere = (test: (column: CompiledColumn) => boolean): number[] => columns.flatMap((column, index) => (test(column) ? [index] : []));
   const scopedColumns = { patient: indexesWhere((column) => column.scope === 'patient'), user: indexesWhere((column) => column.scope === 'user') };
@@ -154,6 +155,27 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
     [PROGRAM]: program,
   };
   return Object.freeze(compiled);
+}
+
+/**
+ * The header labels as written (sanitised): none empty (a mandatory column would be missing, and Purview imports none of
+ * the file), no two alike (the portal matches names case-insensitively: one column's data could land in another's field),
+ * and no pipe in a comma file's (the delimiter is told by the header, a pipe before a comma: the file would read as
+ * pipe-separated).
+ */
+function checkLabels(columns: readonly CompiledColumn[], delimiter: Delimiter, source: string): void {
+  const clean = sanitizer(delimiter);
+  const seen = new Map<string, string>();
+  for (const column of columns) {
+    const label = clean(column.label);
+    if (label === '') fail(source, `column "${column.name}" has a label that is empty once cleaned (white space, control characters)`, { column: column.name });
+    if (delimiter === 'comma' && label.includes('|'))
+      fail(source, `column "${column.name}" has a label with "|": a comma file's header holding one reads as pipe-separated`, { column: column.name });
+    const earlier = seen.get(label.toLowerCase());
+    if (earlier !== undefined)
+      fail(source, `columns "${earlier}" and "${column.name}" have the same label "${label}" (names are matched without case)`, { column: column.name });
+    seen.set(label.toLowerCase(), column.name);
+  }
 }
 
 function parseSpec(spec: unknown, source: string): MappingFileSpec {

@@ -11,7 +11,7 @@
  */
 import { mergeRanges } from './blocks.js';
 
-/** Where rows go: the ingestion host and job (the app id is implied: Purview ties a job to one app; the tenant only asks for the token). */
+/** Where rows go: the job (the app id is implied: Purview ties a job to one app; the tenant only asks for the token, the host only reaches it). */
 export interface DeliveryTarget {
   /** From `destinationKey()`. */
   readonly destination: string;
@@ -198,19 +198,14 @@ export function rowsSentOf(
 }
 
 /**
- * Normalised `origin|job`, case-insensitive like the ingestion service's own job lookup. The job id alone names the job
- * on the wire (`/api/signals?jobid=`); the tenant is only how the token is asked for, and Entra takes it in several
- * spellings (the GUID, `contoso.onmicrosoft.com`): a key with the tenant in it made one job two destinations, and a
- * rerun after the spelling changed sent every row again, unflagged.
+ * The job id, normalised (case-insensitive like the ingestion service's own job lookup): it alone names the job on the
+ * wire (`/api/signals?jobid=`), a GUID the portal gives. Neither the tenant (Entra takes it in several spellings: the
+ * GUID, `contoso.onmicrosoft.com`) nor the ingestion host (an alias, a private endpoint, an explicit base against the
+ * cloud's preset) is part of it: a key with either made one job two destinations, and a rerun after the spelling
+ * changed sent every row again, unflagged. `ingestionBase` is taken for the callers' sake and not used.
  */
 export function destinationKey(parts: { ingestionBase: string; jobId: string }): string {
-  let origin: string;
-  try {
-    origin = new URL(parts.ingestionBase).origin;
-  } catch {
-    origin = parts.ingestionBase;
-  }
-  return `${origin}|${parts.jobId}`.toLowerCase();
+  return parts.jobId.toLowerCase();
 }
 
 /** The ledger key of one version of one AuditEvent (the same key the overlap de-duplication uses). */

@@ -32,7 +32,7 @@ export interface PushOptions {
   readonly ingestionBase: string;
   /** The connector's job id from the Purview portal. */
   readonly jobId: string;
-  /** From destinationKey(): ingestion host and job. */
+  /** From destinationKey(): the job. */
   readonly destination: string;
   readonly tokenSource: TokenSource;
   readonly ledger: DeliveryLedger;

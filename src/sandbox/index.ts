@@ -38,6 +38,8 @@ export interface SandboxOptions {
   readonly searchResultCaps?: Readonly<Record<string, number>>;
   /** 'count' keeps only row counts in the ingestion emulator, 'digest' counts and a digest of the rows: both stay flat in memory. */
   readonly ingestRecord?: 'rows' | 'count' | 'digest';
+  /** The Purview connector schema of the sandbox's job, and so of its config's mapping (default epic). */
+  readonly schema?: 'epic' | 'healthcare';
 }
 
 export interface Sandbox {
@@ -128,7 +130,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     tls,
     record: options.ingestRecord ?? 'rows',
   });
-  ingest.registerJob(ids.jobId, ids, 'epic');
+  const schema = options.schema ?? 'epic';
+  ingest.registerJob(ids.jobId, ids, schema);
 
   const caFile = writePrivate(join(dir, 'sandbox-ca.pem'), tls.certPem);
   const secretFile = writePrivate(join(dir, 'purview-app-secret'), secret);
@@ -137,7 +140,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const apiTokenPath = writePrivate(join(dir, 'api-token'), apiToken);
   // The SHA-256 of the token, hex, as server.apiTokenSha256 takes it (`bridge token hash`).
   const apiTokenSha256 = createHash('sha256').update(apiToken, 'utf8').digest('hex');
-  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest, apiTokenSha256 });
+  const config = sandboxConfig({ dir, keysDir, caFile, secretFile, ids, auth, fhir, entra, ingest, apiTokenSha256, schema });
   const configPath = writePrivate(join(dir, 'bridge.config.yaml'), stringify(config));
 
   return {
@@ -184,6 +187,7 @@ interface ConfigParts {
   entra: EntraEmulator;
   ingest: PurviewIngestEmulator;
   apiTokenSha256: string;
+  schema: 'epic' | 'healthcare';
 }
 
 function sandboxConfig(p: ConfigParts): ConfigInput {
@@ -197,7 +201,7 @@ function sandboxConfig(p: ConfigParts): ConfigInput {
         smart: { clientId: p.ids.clientId, tokenUrl: p.auth.tokenUrl, keysDir: p.keysDir },
         // Site options a real Epic organisation would set for its own identifier systems.
         mapping: {
-          schema: 'epic',
+          schema: p.schema,
           options: { mrnSystems: [SANDBOX_IDS.mrnSystem], loginSystems: [SANDBOX_IDS.empSystem], userIdSystems: [SANDBOX_IDS.serSystem] },
         },
         purview: {

@@ -13,7 +13,7 @@ import { type Config, loadConfig } from '../../src/config/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { type BridgeProcess, spawnBridge, until } from '../support/bridge-process.js';
 import { expectExactlyOnceOrFlagged, expectedRows, flaggedEvents } from '../support/expected-rows.js';
-import { blocksAcked, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
+import { blocksAcked, holdUntilReleased, type SandboxHarness, startHarness } from '../support/sandbox-run.js';
 
 const HOUR = 3_600_000;
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -71,11 +71,14 @@ describe('a connector renamed between runs', () => {
     const finished = await sync(t1).done;
     expect(finished.code, finished.stderr).toBe(0);
 
-    // 4. A second process holds the old name's lease (its sync in flight): the move waits its turn.
-    h.sandbox.ingest.injectFaults(...Array.from({ length: 8 }, () => ({ kind: 'delay' as const, ms: 250 })));
+    // 4. A second process holds the old name's lease (its sync in flight, its first block held by Purview until the move
+    // was tried: however slowly that process starts, the sync cannot end first): the move waits its turn.
+    const hold = holdUntilReleased();
+    h.sandbox.ingest.injectFaults(hold.fault);
     const inFlight = sync(t2);
     await until('the sync holds its lease', () => h.withStore((s) => s.readLease('connector:sandbox')));
     const busy = await bridge(['state', 'rename', 'sandbox', 'ehr-main'], RENAMED).done;
+    hold.release();
     expect(busy.code).toBe(6);
     expect(busy.stderr).toContain('BRG_ERR_RUN_IN_PROGRESS');
     expect((await inFlight.done).code).toBe(0);

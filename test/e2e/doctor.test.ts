@@ -120,6 +120,10 @@ describe('bridge doctor against the sandbox', () => {
     const without = await doctor();
     expect(without[DEPARTMENT_CHECK]).toMatchObject({ status: 'warn' });
     expect(without[DEPARTMENT_CHECK]?.detail).toContain('Add system/Encounter.read and system/Location.read to smart.scope');
+    expect(without[DEPARTMENT_CHECK]?.detail).toContain('(CLARITY_DEP.DEPARTMENT_NAME stays empty');
+    // Named as the connector's file names it: the healthcare schema's column.
+    const healthcare = await doctor({ 'connectors.0.mapping.schema': 'healthcare' });
+    expect(healthcare[DEPARTMENT_CHECK]?.detail).toContain('(Patient Department stays empty');
     const scope = 'system/AuditEvent.read system/Patient.read system/Practitioner.read system/Encounter.read system/Location.rs';
     const withScopes = await doctor({ 'connectors.0.smart.scope': scope });
     expect(withScopes[DEPARTMENT_CHECK]).toMatchObject({ status: 'pass', detail: 'Encounter and Location reads are requested' });

@@ -79,6 +79,26 @@ describe('extends', () => {
     expect(createSerializer(mapping).headerLine().split('|').slice(0, 2)).toEqual(['ACCESS_TIME', 'ACCESS_LOG_METRIC.METRIC_NAME']);
   });
 
+  it('refuses labels that would break the header: empty once cleaned, alike but for case, a pipe in a comma file', () => {
+    const labelled = (name: string, delimiter: string, columns: Array<{ name: string; label: string }>) =>
+      errorOf(() => loadMapping(writeMapping(name, { extends: 'healthcare', delimiter, columns })));
+    const blank = labelled('blank.json', 'tab', [{ name: 'Patient City', label: ' \u200b ' }]);
+    expect(blank.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(blank.message).toContain('column "Patient City" has a label that is empty once cleaned');
+    expect(labelled('twice.json', 'tab', [{ name: 'Patient State', label: 'patient zip code' }]).message).toContain(
+      'columns "Patient Zip Code" and "Patient State" have the same label "patient zip code"',
+    );
+    expect(labelled('pipe.json', 'comma', [{ name: 'Patient Department', label: 'Department|Unit' }]).message).toContain(
+      'column "Patient Department" has a label with "|": a comma file\'s header holding one reads as pipe-separated',
+    );
+    // In a tab or pipe file a pipe or comma is text; relabelled columns keep working.
+    expect(
+      loadMapping(
+        writeMapping('tab-pipe.json', { extends: 'healthcare', delimiter: 'tab', columns: [{ name: 'Patient Department', label: 'Department|Unit' }] }),
+      ).columns,
+    ).toHaveLength(23);
+  });
+
   it('rejects a schema that contradicts extends, and extends in compileMapping', () => {
     const path = writeMapping('contradict.json', { extends: 'epic', schema: 'healthcare', columns: [] });
     expect(errorOf(() => loadMapping(path)).message).toContain('contradicts "extends": "epic"');

@@ -138,12 +138,13 @@ describe('resume within one ledger', () => {
     expect(again).toMatchObject({ rowsSent: 0, rowsAlreadyDelivered: 12 });
   });
 
-  it('keys destinations by host and job, case-insensitively, never by the app or the spelling of the tenant', () => {
+  it('keys destinations by the job alone, case-insensitively: never by the app, the spelling of the tenant or the ingestion host', () => {
     const base = { ingestionBase: 'https://Webhook.Ingestion.Office.com/', jobId: 'J-1' };
-    expect(destinationKey(base)).toBe('https://webhook.ingestion.office.com|j-1');
+    expect(destinationKey(base)).toBe('j-1');
     expect(destinationKey({ ...base, jobId: 'J-2' })).not.toBe(destinationKey(base));
-    // The job id alone names the job on the wire; the tenant (its GUID or its domain) only asks for the token.
+    // The job id alone names the job on the wire; the tenant (its GUID or its domain) only asks for the token, and the
+    // host (an alias, a private endpoint, the preset against an explicit base) only reaches it.
     expect(destinationKey({ ...base, tenantId: 'contoso.onmicrosoft.com' } as typeof base)).toBe(destinationKey({ ...base, tenantId: 'T-1' } as typeof base));
-    expect(destinationKey({ ...base, ingestionBase: 'https://webhook-gcc.ingestion.office365.us' })).not.toBe(destinationKey(base));
+    expect(destinationKey({ ...base, ingestionBase: 'https://purview-ingest.hospital.internal' })).toBe(destinationKey(base));
   });
 });

@@ -55,7 +55,7 @@ describe('SQLite state store', () => {
     const file = join(dir, 'bridge.sqlite');
     expect(statSync(file).mode & 0o777).toBe(0o600);
     const db = new Database(file, { readonly: true });
-    expect(db.pragma('user_version', { simple: true })).toBe(8);
+    expect(db.pragma('user_version', { simple: true })).toBe(9);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     db.close();
   });
@@ -337,9 +337,10 @@ describe('schema version', () => {
     expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 7, to: STATE_SCHEMA_VERSION });
     const after = readOnlyState(dir);
     try {
+      // (v9 then drops the host: the job alone.)
       expect(after.prepare('SELECT id, key FROM destinations ORDER BY id').all()).toEqual([
-        { id: 1, key: 'https://ingest|job-1' },
-        { id: 3, key: 'https://ingest|job-2' },
+        { id: 1, key: 'job-1' },
+        { id: 3, key: 'job-2' },
       ]);
       // A claim both had is flagged may-be-sent and kept on the block that acknowledged it last (the second send).
       expect(after.prepare('SELECT destination_id, event_key, block_id, maybe_sent FROM delivered_events ORDER BY destination_id, event_key').all()).toEqual([
@@ -370,7 +371,7 @@ describe('schema version', () => {
     }
     // The store, asked with today's key (either spelling gives it), finds what each spelling delivered.
     store = openExistingStateStore(dir, new ManualClock(0), { upgrade: false });
-    const job1 = { destination: 'https://ingest|job-1', source: 'main' };
+    const job1 = { destination: 'job-1', source: 'main' };
     expect(store.seenEvents('main', job1.destination, ['c|1', 'd|1', 'e|1'])).toEqual(new Set(['c|1', 'd|1']));
     expect(store.prunedBefore(job1)).toBe(86_400_000);
     expect(store.connectorsDeliveredTo(job1.destination)).toEqual(['main']);
@@ -391,6 +392,70 @@ describe('schema version', () => {
       { first: 0, end: 10, state: 'acked' },
       { first: 0, end: 10, state: 'acked' },
     ]);
+  });
+
+  it('v9 keys a destination by the job alone: one job reached under two ingestion hosts becomes one destination, a double flagged', () => {
+    const dir = stateAt(8);
+    const db = new Database(join(dir, 'bridge.sqlite'));
+    const preset = 'https://webhook.ingestion.office.com|job-1';
+    const alias = 'https://purview-ingest.hospital.internal|job-1';
+    const other = 'https://webhook.ingestion.office.com|job-2';
+    for (const [id, key] of [
+      [1, preset],
+      [2, alias],
+      [3, other],
+    ] as const)
+      db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(id, key);
+    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main')").run();
+    const block = db.prepare(
+      'INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, 1, ?, ?, ?, 1, 0, 0)',
+    );
+    const claim = db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)');
+    // Under the preset host: a and b; under the alias (the same job, a rerun after ingestionBase changed): b again, and c.
+    block.run(10, 1, 'r-preset', 'acked', 2);
+    block.run(20, 2, 'r-alias', 'acked', 2);
+    block.run(30, 3, 'r-other', 'acked', 1);
+    claim.run(1, 'a|1', 10);
+    claim.run(1, 'b|1', 10);
+    claim.run(2, 'b|1', 20);
+    claim.run(2, 'c|1', 20);
+    claim.run(3, 'a|1', 30);
+    db.prepare("INSERT INTO seen_events (connector, event_key, recorded_ms, destination) VALUES ('main', 'c|1', 0, ?)").run(alias);
+    // bridge push's memory of a path's content, per destination (push.ts PUSHED_FILES); one under each host.
+    const pushed = db.prepare("INSERT INTO source_state (connector, name, value, updated_at) VALUES ('file:push', ?, ?, 'x')");
+    pushed.run(`${preset}|/data/a.txt`, '{"sha256":"aa","rows":3}');
+    pushed.run(`${alias}|/data/a.txt`, '{"sha256":"bb","rows":4}');
+    pushed.run(`${other}|/data/b.txt`, '{"sha256":"cc","rows":5}');
+    db.close();
+
+    expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 8, to: STATE_SCHEMA_VERSION });
+    const after = readOnlyState(dir);
+    try {
+      expect(after.prepare('SELECT id, key FROM destinations ORDER BY id').all()).toEqual([
+        { id: 1, key: 'job-1' },
+        { id: 3, key: 'job-2' },
+      ]);
+      expect(after.prepare('SELECT destination_id, event_key, block_id, maybe_sent FROM delivered_events ORDER BY destination_id, event_key').all()).toEqual([
+        { destination_id: 1, event_key: 'a|1', block_id: 10, maybe_sent: 0 },
+        { destination_id: 1, event_key: 'b|1', block_id: 20, maybe_sent: 1 },
+        { destination_id: 1, event_key: 'c|1', block_id: 20, maybe_sent: 0 },
+        { destination_id: 3, event_key: 'a|1', block_id: 30, maybe_sent: 0 },
+      ]);
+      expect(after.prepare('SELECT id, destination_id, possibly_duplicated FROM delivery_blocks ORDER BY id').all()).toEqual([
+        { id: 10, destination_id: 1, possibly_duplicated: 0 },
+        { id: 20, destination_id: 1, possibly_duplicated: 1 },
+        { id: 30, destination_id: 3, possibly_duplicated: 0 },
+      ]);
+      expect(after.prepare("SELECT destination FROM seen_events WHERE event_key = 'c|1'").all()).toEqual([{ destination: 'job-1' }]);
+      // One memory per path and job: the first of two spellings is kept.
+      expect(after.prepare("SELECT name FROM source_state WHERE connector = 'file:push' ORDER BY name").all()).toEqual([
+        { name: 'job-1|/data/a.txt' },
+        { name: 'job-2|/data/b.txt' },
+      ]);
+      expect(after.pragma('foreign_key_check')).toEqual([]);
+    } finally {
+      after.close();
+    }
   });
 
   it('an upgrade is refused while a run holds a lease (a bridge is at work on it); a lease that expired is no hold', () => {

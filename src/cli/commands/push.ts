@@ -191,7 +191,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
 }
 
 /**
- * The ledger keys the file's rows by the destination (ingestion host and job) and the file's content: pushing
+ * The ledger keys the file's rows by the destination (the job) and the file's content: pushing
  * it again to the same job sends only what was not acknowledged, with any block size; to another job, all of it. One
  * push of the same file to the same job at a time, across processes.
  */

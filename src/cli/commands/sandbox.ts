@@ -28,6 +28,7 @@ export interface SandboxStartOptions {
   readonly backend?: 'memory' | 'generated';
   readonly listAuditEvent?: boolean;
   readonly ingestRecord?: 'rows' | 'count' | 'digest';
+  readonly schema?: 'epic' | 'healthcare';
 }
 
 /** A digest of a multiset of rows (src/sandbox/row-digest.ts). */
@@ -105,6 +106,7 @@ interface SandboxFlags {
   practitioners: string;
   auditEvent?: boolean;
   backend?: 'memory' | 'generated';
+  schema?: 'epic' | 'healthcare';
 }
 
 /** Parses a positive integer flag with a message naming the flag. */
@@ -125,6 +127,7 @@ export function sandboxOptionsFrom(flags: SandboxFlags): SandboxStartOptions {
     },
     ...(flags.auditEvent === false ? { listAuditEvent: false } : {}),
     ...(flags.backend ? { backend: flags.backend } : {}),
+    ...(flags.schema ? { schema: flags.schema } : {}),
   };
 }
 
@@ -154,6 +157,9 @@ export function sandboxCommand(ctx: CliContext): Command {
   return addSandboxDataOptions(new Command('sandbox'), DEFAULT_SANDBOX_DIR)
     .description('Start the offline sandbox (Epic-like SMART + FHIR, Entra ID, Purview ingestion) and print its URLs and a config to sync against it.')
     .option('--no-audit-event', "imitate Epic's public server: /metadata lists no AuditEvent")
+    .addOption(
+      new Option('--schema <schema>', "the Purview job's connector schema, and the config's mapping.schema (default epic)").choices(['epic', 'healthcare']),
+    )
     .addOption(
       new Option(
         '--backend <kind>',

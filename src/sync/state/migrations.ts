@@ -4,6 +4,76 @@ function withoutTenant(column: string): string {
   return `substr(${column}, 1, instr(${column}, '|')) || substr(${rest}, instr(${rest}, '|') + 1)`;
 }
 
+/**
+ * Gives every destination key matching `pattern` (SQL LIKE) its new form, `newKey` (SQL over a column): keys that become
+ * one merge into the oldest, nothing forgotten, and what the job may hold twice is flagged (v8 says how).
+ */
+function mergeDestinations(newKey: (column: string) => string, pattern: string): string {
+  return `CREATE TEMP TABLE destination_moves AS
+     SELECT id, ${newKey('key')} AS new_key
+     FROM destinations WHERE key LIKE '${pattern}';
+   CREATE TEMP TABLE destination_merges AS
+     SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
+   DELETE FROM destination_merges WHERE id = keep;
+   CREATE TEMP TABLE destination_involved AS SELECT id, keep FROM destination_merges UNION SELECT keep, keep FROM destination_merges;
+   CREATE TEMP TABLE destination_claims AS
+     SELECT coalesce(g.keep, e.destination_id) AS keep, e.destination_id AS was, e.source_id, e.day, e.event_key, e.block_id,
+       coalesce(b.state = 'acked', 0) AS acked, (b.id IS NULL OR b.state = 'acked' OR (b.attempts > 0 AND b.refused = 0) OR e.maybe_sent = 1) AS reached
+     FROM delivered_events e LEFT JOIN destination_merges g ON g.id = e.destination_id LEFT JOIN delivery_blocks b ON b.id = e.block_id
+     WHERE e.destination_id IN (SELECT id FROM destination_involved);
+   CREATE TEMP TABLE destination_doubles (
+     keep INTEGER NOT NULL, source_id INTEGER NOT NULL, day INTEGER NOT NULL, event_key TEXT NOT NULL, block_id INTEGER NOT NULL, twice INTEGER NOT NULL,
+     PRIMARY KEY (keep, source_id, day, event_key)
+   ) WITHOUT ROWID;
+   INSERT INTO destination_doubles
+     SELECT keep, source_id, day, event_key, coalesce(max(CASE WHEN acked = 1 THEN block_id END), max(block_id)), max(acked) = 1 AND sum(reached) >= 2
+     FROM destination_claims GROUP BY keep, source_id, day, event_key HAVING count(DISTINCT was) > 1;
+   CREATE TEMP TABLE destination_siblings AS
+     SELECT a.id AS id, b.id AS sibling FROM destination_involved a JOIN destination_involved b ON a.keep = b.keep AND a.id <> b.id;
+   CREATE TEMP TABLE destination_range_doubles AS
+     SELECT DISTINCT r.block_id FROM destination_siblings s
+       JOIN delivered_ranges r ON r.destination_id = s.id
+       JOIN delivery_blocks b ON b.id = r.block_id AND b.state = 'acked'
+       JOIN delivered_ranges o ON o.destination_id = s.sibling AND o.source_id = r.source_id AND o.first_row < r.end_row AND r.first_row < o.end_row
+       LEFT JOIN delivery_blocks ob ON ob.id = o.block_id
+     WHERE ob.id IS NULL OR (ob.state = 'acked' AND ob.id < r.block_id) OR (ob.state = 'sending' AND ob.attempts > 0 AND ob.refused = 0);
+   UPDATE OR IGNORE delivered_events SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   DELETE FROM delivered_events WHERE destination_id IN (SELECT id FROM destination_merges);
+   UPDATE delivered_events SET maybe_sent = 1, block_id = d.block_id FROM destination_doubles d
+     WHERE d.keep = delivered_events.destination_id AND d.source_id = delivered_events.source_id AND d.day = delivered_events.day AND d.event_key = delivered_events.event_key;
+   UPDATE delivery_blocks SET possibly_duplicated = 1, resent_rows = rows
+     WHERE state = 'acked' AND (id IN (SELECT block_id FROM destination_doubles WHERE twice) OR id IN (SELECT block_id FROM destination_range_doubles));
+   UPDATE delivery_blocks SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   UPDATE delivered_ranges SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
+     WHERE destination_id IN (SELECT id FROM destination_merges);
+   INSERT INTO delivery_marks (destination_id, source_id, high_ms)
+     SELECT g.keep, m.source_id, m.high_ms FROM delivery_marks m JOIN destination_merges g ON g.id = m.destination_id WHERE true
+     ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms);
+   DELETE FROM delivery_marks WHERE destination_id IN (SELECT id FROM destination_merges);
+   INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms)
+     SELECT g.keep, h.source_id, h.pruned_before_ms FROM delivery_horizons h JOIN destination_merges g ON g.id = h.destination_id WHERE true
+     ON CONFLICT (destination_id, source_id) DO UPDATE SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms);
+   DELETE FROM delivery_horizons WHERE destination_id IN (SELECT id FROM destination_merges);
+   DELETE FROM destinations WHERE id IN (SELECT id FROM destination_merges);
+   UPDATE destinations SET key = (SELECT new_key FROM destination_moves WHERE id = destinations.id) WHERE id IN (SELECT id FROM destination_moves);
+   UPDATE seen_events SET destination = ${newKey('destination')}
+     WHERE destination LIKE '${pattern}';
+   DROP TABLE destination_moves;
+   DROP TABLE destination_merges;
+   DROP TABLE destination_involved;
+   DROP TABLE destination_siblings;
+   DROP TABLE destination_claims;
+   DROP TABLE destination_doubles;
+   DROP TABLE destination_range_doubles;`;
+}
+
+/** v9: a destination key `origin|job` without its origin: the job id (a GUID) alone names the job (SQL over `column`). */
+function jobOnly(column: string): string {
+  return `substr(${column}, instr(${column}, '|') + 1)`;
+}
+
 /** Ordered, append-only schema migrations; the index + 1 is the schema version stored in PRAGMA user_version. */
 export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE watermarks (
@@ -169,62 +239,11 @@ export const MIGRATIONS: readonly string[] = [
   // twice, so that block is flagged possibly duplicated, whole, as a block acknowledged after a lost answer is: the
   // reports read the flag there (flaggedEventKeys, possiblyDuplicatedOf, deliveredOf). Likewise a block whose file rows
   // overlap rows the other spelling's blocks may have delivered.
-  `CREATE TEMP TABLE destination_moves AS
-     SELECT id, ${withoutTenant('key')} AS new_key
-     FROM destinations WHERE key LIKE '%|%|%';
-   CREATE TEMP TABLE destination_merges AS
-     SELECT m.id AS id, (SELECT min(k.id) FROM destination_moves k WHERE k.new_key = m.new_key) AS keep FROM destination_moves m;
-   DELETE FROM destination_merges WHERE id = keep;
-   CREATE TEMP TABLE destination_involved AS SELECT id, keep FROM destination_merges UNION SELECT keep, keep FROM destination_merges;
-   CREATE TEMP TABLE destination_claims AS
-     SELECT coalesce(g.keep, e.destination_id) AS keep, e.destination_id AS was, e.source_id, e.day, e.event_key, e.block_id,
-       coalesce(b.state = 'acked', 0) AS acked, (b.id IS NULL OR b.state = 'acked' OR (b.attempts > 0 AND b.refused = 0) OR e.maybe_sent = 1) AS reached
-     FROM delivered_events e LEFT JOIN destination_merges g ON g.id = e.destination_id LEFT JOIN delivery_blocks b ON b.id = e.block_id
-     WHERE e.destination_id IN (SELECT id FROM destination_involved);
-   CREATE TEMP TABLE destination_doubles (
-     keep INTEGER NOT NULL, source_id INTEGER NOT NULL, day INTEGER NOT NULL, event_key TEXT NOT NULL, block_id INTEGER NOT NULL, twice INTEGER NOT NULL,
-     PRIMARY KEY (keep, source_id, day, event_key)
-   ) WITHOUT ROWID;
-   INSERT INTO destination_doubles
-     SELECT keep, source_id, day, event_key, coalesce(max(CASE WHEN acked = 1 THEN block_id END), max(block_id)), max(acked) = 1 AND sum(reached) >= 2
-     FROM destination_claims GROUP BY keep, source_id, day, event_key HAVING count(DISTINCT was) > 1;
-   CREATE TEMP TABLE destination_siblings AS
-     SELECT a.id AS id, b.id AS sibling FROM destination_involved a JOIN destination_involved b ON a.keep = b.keep AND a.id <> b.id;
-   CREATE TEMP TABLE destination_range_doubles AS
-     SELECT DISTINCT r.block_id FROM destination_siblings s
-       JOIN delivered_ranges r ON r.destination_id = s.id
-       JOIN delivery_blocks b ON b.id = r.block_id AND b.state = 'acked'
-       JOIN delivered_ranges o ON o.destination_id = s.sibling AND o.source_id = r.source_id AND o.first_row < r.end_row AND r.first_row < o.end_row
-       LEFT JOIN delivery_blocks ob ON ob.id = o.block_id
-     WHERE ob.id IS NULL OR (ob.state = 'acked' AND ob.id < r.block_id) OR (ob.state = 'sending' AND ob.attempts > 0 AND ob.refused = 0);
-   UPDATE OR IGNORE delivered_events SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
-     WHERE destination_id IN (SELECT id FROM destination_merges);
-   DELETE FROM delivered_events WHERE destination_id IN (SELECT id FROM destination_merges);
-   UPDATE delivered_events SET maybe_sent = 1, block_id = d.block_id FROM destination_doubles d
-     WHERE d.keep = delivered_events.destination_id AND d.source_id = delivered_events.source_id AND d.day = delivered_events.day AND d.event_key = delivered_events.event_key;
-   UPDATE delivery_blocks SET possibly_duplicated = 1, resent_rows = rows
-     WHERE state = 'acked' AND (id IN (SELECT block_id FROM destination_doubles WHERE twice) OR id IN (SELECT block_id FROM destination_range_doubles));
-   UPDATE delivery_blocks SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
-     WHERE destination_id IN (SELECT id FROM destination_merges);
-   UPDATE delivered_ranges SET destination_id = (SELECT keep FROM destination_merges WHERE id = destination_id)
-     WHERE destination_id IN (SELECT id FROM destination_merges);
-   INSERT INTO delivery_marks (destination_id, source_id, high_ms)
-     SELECT g.keep, m.source_id, m.high_ms FROM delivery_marks m JOIN destination_merges g ON g.id = m.destination_id WHERE true
-     ON CONFLICT (destination_id, source_id) DO UPDATE SET high_ms = max(high_ms, excluded.high_ms);
-   DELETE FROM delivery_marks WHERE destination_id IN (SELECT id FROM destination_merges);
-   INSERT INTO delivery_horizons (destination_id, source_id, pruned_before_ms)
-     SELECT g.keep, h.source_id, h.pruned_before_ms FROM delivery_horizons h JOIN destination_merges g ON g.id = h.destination_id WHERE true
-     ON CONFLICT (destination_id, source_id) DO UPDATE SET pruned_before_ms = max(pruned_before_ms, excluded.pruned_before_ms);
-   DELETE FROM delivery_horizons WHERE destination_id IN (SELECT id FROM destination_merges);
-   DELETE FROM destinations WHERE id IN (SELECT id FROM destination_merges);
-   UPDATE destinations SET key = (SELECT new_key FROM destination_moves WHERE id = destinations.id) WHERE id IN (SELECT id FROM destination_moves);
-   UPDATE seen_events SET destination = ${withoutTenant('destination')}
-     WHERE destination LIKE '%|%|%';
-   DROP TABLE destination_moves;
-   DROP TABLE destination_merges;
-   DROP TABLE destination_involved;
-   DROP TABLE destination_siblings;
-   DROP TABLE destination_claims;
-   DROP TABLE destination_doubles;
-   DROP TABLE destination_range_doubles;`,
+  mergeDestinations(withoutTenant, '%|%|%'),
+  // v9: a destination is the job alone (destinationKey): one job reached under two spellings of its ingestion host (an
+  // alias, a private endpoint, an explicit base against the cloud's preset) was two destinations, and the rows it held
+  // went again, unflagged. Merged as v8 merges; `bridge push`'s memory of the content each path had moves with it.
+  `${mergeDestinations(jobOnly, '%|%')}
+   UPDATE OR IGNORE source_state SET name = ${jobOnly('name')} WHERE connector = 'file:push' AND name LIKE 'http%|%|%';
+   DELETE FROM source_state WHERE connector = 'file:push' AND name LIKE 'http%|%|%';`,
 ];
