@@ -208,7 +208,32 @@ function department(ctx: RowContext): string | undefined {
 
 const NO_ENCOUNTERS: readonly Encounter[] = [];
 
+/**
+ * Above this many entities an event's encounters are found once and kept for its rows: an event about thousands of
+ * patients (a report, a list) would otherwise scan and resolve every entity again for every row, quadratic in its size.
+ */
+const SMALL_EVENT_ENTITIES = 16;
+
+/** A large event's encounters, each with its subject's key (undefined: it names no subject), by its per-event resolver. */
+const largeEventEncounters = new WeakMap<object, ReadonlyArray<{ readonly encounter: Encounter; readonly subject: string | undefined }>>();
+
 function encounters(ctx: RowContext): readonly Encounter[] {
+  if ((ctx.event.entity?.length ?? 0) <= SMALL_EVENT_ENTITIES) {
+    const all = eventEncounters(ctx);
+    return all === undefined ? NO_ENCOUNTERS : all.filter((encounter) => ofThisPatient(ctx, encounter));
+  }
+  let all = largeEventEncounters.get(ctx.resolver);
+  if (all === undefined) {
+    all = (eventEncounters(ctx) ?? NO_ENCOUNTERS).map((encounter) => ({ encounter, subject: literalKey(encounter.subject?.reference, ctx.options.fhirBase) }));
+    largeEventEncounters.set(ctx.resolver, all);
+  }
+  if (all.length === 0) return NO_ENCOUNTERS;
+  const patient = patientKey(ctx);
+  return all.flatMap(({ encounter, subject }) => (subject === undefined || patient === undefined || subject === patient ? [encounter] : []));
+}
+
+/** The event's Encounters named by entity or encounter extension, in order, of any patient; undefined when none. */
+function eventEncounters(ctx: RowContext): Encounter[] | undefined {
   let found: Encounter[] | undefined;
   for (const entity of ctx.event.entity ?? NO_ENTITIES) {
     // A contained `what` may be anything; only Encounter-typed literal references are worth a lookup.
@@ -220,12 +245,12 @@ function encounters(ctx: RowContext): readonly Encounter[] {
       found = withEncounter(ctx, ref, found);
     }
   }
-  return found ?? NO_ENCOUNTERS;
+  return found;
 }
 
 function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encounter[] | undefined): Encounter[] | undefined {
   const resource = ctx.resolver.resolve(ref, 'Encounter');
-  if (resource?.resourceType !== 'Encounter' || !ofThisPatient(ctx, resource)) return found;
+  if (resource?.resourceType !== 'Encounter') return found;
   if (found === undefined) return [resource];
   found.push(resource);
   return found;
@@ -238,8 +263,13 @@ function withEncounter(ctx: RowContext, ref: Reference | undefined, found: Encou
 function ofThisPatient(ctx: RowContext, encounter: Encounter): boolean {
   const subject = literalKey(encounter.subject?.reference, ctx.options.fhirBase);
   if (subject === undefined) return true;
-  const patient = ctx.patient?.id === undefined ? literalKey(ctx.subject.ref.reference, ctx.options.fhirBase) : `Patient/${ctx.patient.id}`;
+  const patient = patientKey(ctx);
   return patient === undefined || subject === patient;
+}
+
+/** The row's patient as a literal key, to compare with an encounter's subject; undefined when it has none. */
+function patientKey(ctx: RowContext): string | undefined {
+  return ctx.patient?.id === undefined ? literalKey(ctx.subject.ref.reference, ctx.options.fhirBase) : `Patient/${ctx.patient.id}`;
 }
 
 const NO_ENTITIES: readonly AuditEventEntity[] = [];

@@ -9,6 +9,8 @@ import { type ResolvedOptions, referenceName } from './options.js';
 import { identifierKeys, literalKey, normaliseIdentifier, type Resolver, referenceType } from './resolve.js';
 
 export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+/** The same code system as STU3 and DSTU2 named it; servers upgraded from those still write it. */
+const OBJECT_ROLE_STU3 = 'http://hl7.org/fhir/object-role';
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
 
 const PATIENT_TYPES = new Set(['Patient', 'RelatedPerson']);
@@ -149,8 +151,12 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
     const what = entities[index]?.what;
     if (!what) continue;
     const role = entities[index]?.role;
-    const patientRole = role?.system === OBJECT_ROLE && role.code === '1' && !namesOtherType(what, resolver);
-    const subject = patientRole || isPatientReference(what, resolver) ? toSubject(what, 'entity', index, options) : undefined;
+    const patientRole = isPatientRole(role) && !namesOtherType(what, resolver);
+    // A patient's entity whose `what` names no one we can look up (a urn:uuid, an id longer than FHIR allows, nothing
+    // but an empty reference) is still an access to a patient: keyed by where it sits, it gives an unresolved row (and
+    // a reject, visible), not a silent no-patient skip.
+    const subject =
+      patientRole || isPatientReference(what, resolver) ? (toSubject(what, 'entity', index, options) ?? unnamed('entity', index, what)) : undefined;
     if (subject) candidates.push(subject);
   }
   const extensions = event.extension ?? [];
@@ -164,6 +170,16 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
   const unique = new Map<string, PatientSubject>();
   for (const subject of candidates) if (!unique.has(subject.key)) unique.set(subject.key, subject);
   return [...unique.values()];
+}
+
+/** Object-role 1 (Patient), in R4's code system, as STU3 named it, or with no system (the role's binding is that system). */
+function isPatientRole(role: Coding | undefined): boolean {
+  return role?.code === '1' && (role.system === OBJECT_ROLE || role.system === OBJECT_ROLE_STU3 || role.system === undefined);
+}
+
+function unnamed(list: 'entity' | 'extension', index: number, ref: Reference): PatientSubject {
+  const where = list === 'entity' ? `entity[${index}].what` : `extension[${index}].valueReference`;
+  return { ref, key: where, label: where };
 }
 
 /**

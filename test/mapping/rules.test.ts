@@ -51,6 +51,40 @@ describe('an event without an id (docs/mapping.md §9.1)', () => {
   });
 });
 
+describe('patient subjects no lookup can name (docs/mapping.md §3.4)', () => {
+  const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+  const mapping = builtinMapping('epic');
+  const withEntity = (entity: NonNullable<AuditEvent['entity']>[number]) => mapEvent(read(login, { entity: [entity] }), mapping, lookup);
+
+  it('a patient entity named by a urn:uuid, an id longer than FHIR allows, or nothing gives an unresolved row (a reject), not a no-patient skip', () => {
+    const role = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+    for (const [what, entity] of [
+      ['a urn:uuid typed Patient', { what: { reference: 'urn:uuid:5f1c2a9e-3b7d-4c1e-9a2f-0d4b6e8f1a3c', type: 'Patient' } }],
+      ['a urn:uuid with the patient role', { what: { reference: 'urn:uuid:5f1c2a9e-3b7d-4c1e-9a2f-0d4b6e8f1a3c' }, role }],
+      ['an 88-character id with the patient role', { what: { reference: `Patient/${'a'.repeat(88)}` }, role }],
+      ['an empty reference with the patient role', { what: {}, role }],
+    ] as const) {
+      const result = withEntity(entity);
+      expect(result.skipped, what).toBeUndefined();
+      expect(result.rejects, what).toEqual([
+        { eventId: 'ae-1', patientRef: 'entity[0].what', reason: 'missing-patient-name', column: 'PATIENT.PAT_FIRST_NAME' },
+      ]);
+      expect(result.warnings, what).toContain('unresolved-patient');
+    }
+  });
+
+  it('takes the patient role as STU3 named its code system, or with no system, and reads the patient by identifier', () => {
+    const byMrn = { what: { identifier: { system: 'urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.0', value: '203713' } } };
+    for (const system of ['http://hl7.org/fhir/object-role', undefined]) {
+      const result = withEntity({ ...byMrn, role: { ...(system === undefined ? {} : { system }), code: '1' } });
+      expect(result.skipped, String(system)).toBeUndefined();
+      expect(result.rows.length + result.rejects.length, String(system)).toBe(1);
+    }
+    // Another code system's code 1 is not the patient role.
+    expect(withEntity({ ...byMrn, role: { system: 'http://example.org/roles', code: '1' } }).skipped).toBe('no-patient');
+  });
+});
+
 describe('an event or resource with a value of another JSON type (docs/mapping.md §9.1)', () => {
   const login = { who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
   const example = lookup.get(referenceKey('Patient', 'example')) as Patient;
@@ -624,6 +658,44 @@ describe('identifiers, departments and break-the-glass as other servers send the
     const mapping = builtinMapping('epic');
     const rows = mapEvent(event, mapping, lookupOf(hl7Resources(), extra)).rows;
     expect(rows.map((row) => row[column(mapping, 'CLARITY_DEP.DEPARTMENT_NAME')])).toEqual(['CARDIOLOGY', 'ONCOLOGY']);
+  });
+
+  it('department of an event about many patients (a report): the same per row, the encounters looked up once for the event, not once per row', () => {
+    const patients = 60;
+    const extra: Record<string, Patient | Encounter | Organization> = { 'Encounter/shared': { ...encounter('shared', 'p0', 'none'), subject: undefined } };
+    const entity: NonNullable<AuditEvent['entity']> = [];
+    for (let i = 0; i < patients; i += 1) {
+      extra[`Patient/p${i}`] = person(`p${i}`);
+      extra[`Encounter/e${i}`] = encounter(`e${i}`, `p${i}`, `o${i}`);
+      extra[`Organization/o${i}`] = org(`o${i}`, `DEPT ${i}`);
+      entity.push({ what: { reference: `Patient/p${i}` } }, { what: { reference: `Encounter/e${i}` } });
+    }
+    const resources = lookupOf(hl7Resources(), extra);
+    let encounterLookups = 0;
+    const counting: ResourceLookup = {
+      get: (key) => {
+        if (key.startsWith('Encounter/')) encounterLookups += 1;
+        return resources.get(key);
+      },
+    };
+    const mapping = builtinMapping('epic');
+    const event = read({ altId: 'a@b.org', who: { reference: 'Practitioner/f001' } }, { entity });
+    const rows = mapEvent(event, mapping, counting).rows;
+    expect(rows.map((row) => row[column(mapping, 'CLARITY_DEP.DEPARTMENT_NAME')])).toEqual(Array.from({ length: patients }, (_, i) => `DEPT ${i}`));
+    expect(encounterLookups).toBe(patients);
+    // An encounter naming no patient counts for every row, after the patient's own (entity order), as for a small event.
+    encounterLookups = 0;
+    const withShared = read(
+      { altId: 'a@b.org', who: { reference: 'Practitioner/f001' } },
+      { entity: [{ what: { reference: 'Encounter/shared' } }, ...entity] },
+    );
+    const shared = mapEvent(
+      withShared,
+      builtinMapping('epic', { options: { departmentSources: ['encounter-location', 'encounter-service-provider'] } }),
+      counting,
+    );
+    expect(shared.rows).toHaveLength(patients);
+    expect(encounterLookups).toBe(patients + 1);
   });
 
   it("MRN: never a national identifier carried untyped on the subject reference; a site's pinned system wins over MR codes", () => {
