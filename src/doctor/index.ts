@@ -13,7 +13,7 @@ import { type Config, type ConnectorConfig, canAccess, type FhirSettings, fileEx
 import { BridgeError, ERROR_CODES, toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { type CompiledMapping, departmentLookups } from '../mapping/index.js';
-import { createDispatcher, fetchVia, resolveNetwork, routeOf } from '../net/index.js';
+import { createDispatcher, fetchVia, proxyRefusalIn, proxyRefusedError, proxyTunnelIn, resolveNetwork, routeOf } from '../net/index.js';
 import { createHttpsAgent } from '../purview/https-pool.js';
 import { CLOUDS } from '../purview/index.js';
 import { describeKeys, discoverTokenUrl, openKeyStore, scopesNotGranted } from '../smart/index.js';
@@ -298,9 +298,11 @@ async function ingestionReachable(context: DoctorRuntime, connector: ConnectorCo
     const route = routeOf(network, base);
     return `${new URL(base).host} answered HTTP ${response.statusCode} over TLS (${route === 'direct' ? 'direct' : `through the proxy ${route}`})`;
   } catch (error) {
+    const refusal = proxyRefusalIn(error);
+    if (refusal) throw proxyRefusedError(refusal, `Purview ingestion host ${new URL(base).host}`);
     throw new BridgeError(
       'BRG_ERR_PURVIEW_UNAVAILABLE',
-      `Cannot reach the ingestion host ${new URL(base).host} (${networkCode(error)}); check purview.cloud / purview.ingestionBase, the firewall and network.proxy.`,
+      `Cannot reach the ingestion host ${new URL(base).host} (${proxyTunnelIn(error)?.message ?? networkCode(error)}); check purview.cloud / purview.ingestionBase, the firewall and network.proxy.`,
       { cause: error },
     );
   } finally {

@@ -6,6 +6,7 @@
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
 import { parseRetryAfter, RETRYABLE_STATUSES, type RetryVerdict } from '../http.js';
+import { proxyTunnelIn } from '../net/index.js';
 import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
 import { bodyText, type HttpFailure, httpFailureOf, outcomeCodes } from './outcome.js';
@@ -76,6 +77,8 @@ function isNetworkError(error: unknown): boolean {
 
 /** "a network error (ECONNREFUSED)": the first error code in the cause chain, which names no URL or secret. */
 function networkErrorText(error: unknown): string {
+  const tunnel = proxyTunnelIn(error);
+  if (tunnel) return tunnel.message;
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
     const code = (current as { code?: unknown }).code;
     if (typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code)) return `a network error (${code})`;

@@ -22,7 +22,16 @@ export interface DispatcherOptions {
   /** Connections per origin. Default: unlimited (the callers' queues cap concurrency). */
   readonly connections?: number;
   readonly keepAliveTimeout?: number;
+  /** How long a proxy may take to answer CONNECT (default PROXY_CONNECT_TIMEOUT_MS). */
+  readonly proxyConnectTimeoutMs?: number;
 }
+
+/**
+ * A proxy answers CONNECT once it reached the host, in seconds. undici's proxy client would wait its 300 s default for a
+ * proxy that accepted the connection and never answered, whatever the caller's own timeout (Bulk, the doctor), times
+ * each retry.
+ */
+export const PROXY_CONNECT_TIMEOUT_MS = 30_000;
 
 export function createDispatcher(network: NetworkSettings, options: DispatcherOptions = {}): Dispatcher {
   const own = [...network.caPems, ...(options.extraCaPem ? [options.extraCaPem] : [])];
@@ -50,6 +59,8 @@ export function createDispatcher(network: NetworkSettings, options: DispatcherOp
         ...pool,
         // undici builds the plain-HTTP proxy client from `factory` with no pool options; this keeps the size cap there.
         factory: (origin, opts) => new Pool(origin, { ...opts, ...pool }),
+        // The client that sends CONNECT: its answer bounded (its headers are the proxy's answer).
+        clientFactory: (origin, opts) => new Pool(origin, { ...opts, headersTimeout: options.proxyConnectTimeoutMs ?? PROXY_CONNECT_TIMEOUT_MS }),
       });
       agents.set(endpoint, agent);
     }

@@ -1,6 +1,6 @@
 export { createDispatcher, type DispatcherOptions, fetchVia, routeOf } from './dispatcher.js';
 export { bypassesProxy, type NoProxyEntry, parseNoProxy } from './no-proxy.js';
-export { ProxyRefusedError, proxyRefusalIn, proxyRefusedError } from './proxy-errors.js';
+export { ProxyRefusedError, ProxyTunnelError, proxyRefusalIn, proxyRefusedError, proxyTunnelIn } from './proxy-errors.js';
 export {
   DIRECT_NETWORK,
   type Environment,

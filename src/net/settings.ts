@@ -9,6 +9,7 @@
  *   schema refuses a url with userinfo). They are kept in a private field, so no logger or serialiser sees them,
  *   and no message quotes an env proxy URL (it may carry them).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { SecretRef } from '../config/schema.js';
 import { readSecret } from '../config/secrets.js';
@@ -193,5 +194,32 @@ function readCaFile(path: string, readFile: (path: string) => string): string {
       details: { key: 'network.caFile', path },
     });
   }
+  checkPemBlocks(pem, path);
   return pem;
+}
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----([\s\S]*?)-----END \1-----/g;
+
+/**
+ * Every block of the bundle, read: Node's TLS context takes a bundle with one unreadable certificate (a line lost in a
+ * copy, an `openssl x509 -trustout` TRUSTED CERTIFICATE) without a word and trusts none of it, and every connection then
+ * fails as if the CA were missing. Refused here, naming the block.
+ */
+function checkPemBlocks(pem: string, path: string): void {
+  let index = 0;
+  for (const match of pem.matchAll(PEM_BLOCK)) {
+    index += 1;
+    const fail = (what: string): never => {
+      throw new BridgeError('BRG_ERR_CONFIG_INVALID', `network.caFile: block ${index} of ${path} ${what}; nothing in the file would be trusted.`, {
+        details: { key: 'network.caFile', path, block: index },
+      });
+    };
+    if (match[1] !== 'CERTIFICATE')
+      fail(`is a ${match[1]}, not a CERTIFICATE (a TRUSTED CERTIFICATE from openssl -trustout: export it again with openssl x509 without -trustout)`);
+    try {
+      new X509Certificate(match[0]);
+    } catch {
+      fail('is not a readable certificate (a line lost or changed in a copy?): export the CA again');
+    }
+  }
 }

@@ -4,11 +4,14 @@
  * size cap (fhir.maxResponseBytes) still holds when the answer comes through the proxy; network.caFile alone makes a
  * TLS server with a private CA trusted (corporate TLS inspection), for these clients only.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Bundle } from 'fhir/r4.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
-import type { BridgeError } from '../../src/errors.js';
+import { type BridgeError, toBridgeError } from '../../src/errors.js';
+import { BulkHttp } from '../../src/fhir/bulk/http.js';
 import { silentLogger } from '../../src/log.js';
 import { createDispatcher, fetchVia, type NetworkSettings, resolveNetwork } from '../../src/net/index.js';
 import { createPurviewTokenSource } from '../../src/purview/index.js';
@@ -106,6 +109,83 @@ describe('a proxy refusing with 407', () => {
     expectRefusal(error, `SMART token request to ${tokenUrl}`);
     expect(error.message).toContain('wants credentials');
     expect(proxy.refused.slice(refusedBefore)).toEqual(['127.0.0.1:65000']);
+  });
+});
+
+describe('a proxy answering 502 to CONNECT (it cannot reach or resolve the host)', () => {
+  it('is a network failure naming the proxy and its answer, retried, never "the run was cancelled", for a Bulk request and a SMART token request', async () => {
+    let connects = 0;
+    const failing = createServer((_request, response) => response.end());
+    failing.on('connect', (_request, socket: Socket) => {
+      connects += 1;
+      socket.end('HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: 30\r\n\r\n<html>DNS lookup failed</html>');
+    });
+    await new Promise<void>((resolve) => failing.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`;
+    const network = resolveNetwork(undefined, { HTTPS_PROXY: proxyUrl });
+    try {
+      const bulk = new BulkHttp({
+        baseUrl: 'https://ehr.example.org/FHIR/R4',
+        tokenSource: { getToken: async () => 't', invalidate: () => undefined },
+        dispatcher: createDispatcher(network),
+        clock: systemClock,
+        logger: silentLogger(),
+        timeoutMs: 5000,
+        retry: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 1, maxDelayMs: 2 },
+        maxJsonBytes: 1e6,
+      });
+      const kickOff = await rejectionOf(
+        bulk.withRetries('FHIR $export kick-off', () =>
+          bulk.expect({ method: 'GET', url: 'https://ehr.example.org/FHIR/R4/$export', what: 'kick-off', bearer: true }, [202]),
+        ),
+      );
+      const edge = toBridgeError(kickOff);
+      expect(edge.code).not.toBe('BRG_ERR_ABORTED');
+      expect(edge.message).toContain(`the proxy ${proxyUrl} (HTTPS_PROXY) answered HTTP 502 to CONNECT`);
+      expect(connects).toBe(3);
+
+      connects = 0;
+      const tokenUrl = 'https://ehr.example.org/oauth2/token';
+      const smart = createSmartTokenSource({
+        fhirBaseUrl: 'https://ehr.example.org/FHIR/R4',
+        tokenUrl,
+        clientId: 'c',
+        scope: 'system/Patient.read',
+        key: (await makeKey('ES384')).signingKey,
+        clock: systemClock,
+        logger: silentLogger(),
+        fetch: fetchVia(createDispatcher(network)),
+      });
+      const token = await rejectionOf(smart.getToken());
+      expect(token.code).toBe('BRG_ERR_SMART_TOKEN');
+      expect(token.message).toContain(`answered HTTP 502 to CONNECT`);
+      expect(connects).toBeGreaterThan(0);
+    } finally {
+      failing.closeAllConnections();
+      await new Promise<void>((resolve) => failing.close(() => resolve()));
+    }
+  });
+});
+
+describe('a proxy that takes CONNECT and never answers', () => {
+  it("fails the request at the proxy connect timeout, not at undici's 300 s default (every client and retry waits on it)", async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((_request, response) => response.end());
+    silent.on('connect', (_request, socket: Socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    const dispatcher = createDispatcher(resolveNetwork(undefined, { HTTPS_PROXY: proxyUrl }), { proxyConnectTimeoutMs: 300 });
+    try {
+      const error = (await fetchVia(dispatcher)('https://ehr.example.org/FHIR/R4/metadata').catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(TypeError);
+      expect((error.cause as { code?: string } | undefined)?.code).toBe('UND_ERR_HEADERS_TIMEOUT');
+      expect(sockets).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await dispatcher.close();
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { validateConfig } from '../../src/config/index.js';
 import { BridgeError } from '../../src/errors.js';
 import { bypassesProxy, DIRECT_NETWORK, parseNoProxy, resolveNetwork, routeOf } from '../../src/net/index.js';
+import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import { errorOf } from '../support/error-of.js';
 
 const PROXY = 'http://proxy.example.org:3128';
@@ -104,11 +105,25 @@ describe('resolveNetwork', () => {
     expect(error.message).not.toContain('pa%ZZss');
   });
 
-  it('network.caFile must be a readable PEM; the config refuses credentials in network.proxy.url', () => {
+  it('network.caFile must be a readable PEM; the config refuses credentials in network.proxy.url', async () => {
     expect(() => resolveNetwork({ caFile: '/nonexistent/ca.pem' }, {})).toThrow(/network\.caFile: cannot read/);
     expect(() => resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => 'not a certificate' })).toThrow(/holds no PEM certificate/);
-    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const pem = (await createSandboxCertificate()).certPem;
     expect(resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => pem }).caPems).toEqual([pem]);
+    // A bundle of several, with CRLF line ends and text between them, as corporate bundles come.
+    const other = (await createSandboxCertificate()).certPem;
+    const bundle = `# our CA\r\n${pem.replace(/\n/g, '\r\n')}\r\nsubject=the other\r\n${other}`;
+    expect(resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => bundle }).caPems).toEqual([bundle]);
+    // One unreadable block would make Node trust none of the file, silently: refused, naming the block.
+    const lines = other.trimEnd().split('\n');
+    const damaged = `${pem}${[...lines.slice(0, 3), ...lines.slice(4)].join('\n')}\n`;
+    expect(() => resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => damaged })).toThrow(
+      'network.caFile: block 2 of ca.pem is not a readable certificate (a line lost or changed in a copy?): export the CA again; nothing in the file would be trusted.',
+    );
+    const trusted = `${pem}${other.replace(/CERTIFICATE-----/g, 'TRUSTED CERTIFICATE-----')}`;
+    expect(() => resolveNetwork({ caFile: 'ca.pem' }, {}, { readFile: () => trusted })).toThrow(
+      /block 2 of ca\.pem is a TRUSTED CERTIFICATE, not a CERTIFICATE/,
+    );
 
     const connector = {
       name: 'c',

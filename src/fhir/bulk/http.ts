@@ -12,7 +12,7 @@ import { abortError, type Clock } from '../../clock.js';
 import { BridgeError, isAbortError } from '../../errors.js';
 import { parseRetryAfter, RETRYABLE_STATUSES, type RetryOptions, type RetryVerdict, withRetry } from '../../http.js';
 import type { Logger } from '../../log.js';
-import { proxyRefusalIn, proxyRefusedError } from '../../net/index.js';
+import { proxyRefusalIn, proxyRefusedError, proxyTunnelIn } from '../../net/index.js';
 import type { TokenSource } from '../../token-cache.js';
 import { FhirError } from '../fhir-error.js';
 import { bodyText, outcomeCodes } from '../outcome.js';
@@ -216,6 +216,8 @@ export function isNetworkError(error: unknown): boolean {
 }
 
 function networkErrorText(error: unknown): string {
+  const tunnel = proxyTunnelIn(error);
+  if (tunnel) return tunnel.message;
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && /^[A-Z][A-Z0-9_]+$/.test(code) ? `a network error (${code})` : 'a network error';
 }
