@@ -231,14 +231,17 @@ export class LineScanner {
     out.push(line, CRLF);
   }
 
-  /** Checks the header line; returns the header to send: with `exactHeader`, the schema's own spelling of its columns. */
+  /** Checks the header line; returns the header to send: each column the schema has in the schema's own spelling. */
   private startRows(line: Buffer): Buffer {
     const exact = this.options.exactHeader === true;
     this.header = checkHeader(line.toString('utf8'), this.schema, this.file, { exact, namePositions: this.options.namePositions === true });
     this.givenHeader = line;
     // The check takes names in any case, quoted, padded; Purview reads a tab or pipe file's quotes and spaces as part of
-    // the name, and a job takes one header spelling: the columns checked are the schema's, so its spelling goes.
-    const sent = exact ? Buffer.from(SCHEMA_COLUMNS[this.schema].map((column) => column.name).join(DELIMITER_CHARS[this.header.delimiter])) : line;
+    // the name, and a job takes one header spelling: a column the check took as the schema's goes in the schema's
+    // spelling, any other as the check read it (unquoted, trimmed).
+    const spelling = new Map(SCHEMA_COLUMNS[this.schema].map((column) => [column.name.toLowerCase(), column.name]));
+    const names = this.header.columns.map((column) => spelling.get(column.toLowerCase()) ?? column);
+    const sent = Buffer.from(names.join(DELIMITER_CHARS[this.header.delimiter]));
     this.headerLine = Buffer.concat([sent, CRLF]);
     this.delimiterByte = DELIMITER_CHARS[this.header.delimiter].charCodeAt(0);
     this.commaQuotes = this.header.delimiter === 'comma';

@@ -10,3 +10,4 @@ export {
   type ResolveNetworkOptions,
   resolveNetwork,
 } from './settings.js';
+export { certificateFailureIn, UNTRUSTED_CERTIFICATE_CODES } from './tls-errors.js';

@@ -7,7 +7,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { BridgeError, ErrorCode } from '../errors.js';
 import { parseRetryAfter, type RetryVerdict } from '../http.js';
-import { proxyRefusalIn, proxyRefusedError } from '../net/index.js';
+import { certificateFailureIn, proxyRefusalIn, proxyRefusedError } from '../net/index.js';
 import { PurviewError } from './purview-error.js';
 import { purviewSaid } from './purview-words.js';
 import { type BlockResponse, UploadNetworkError } from './upload.js';
@@ -39,7 +39,9 @@ export function isTransientStatus(status: number): boolean {
 /** @param state - Counts 401s of the block, so exactly one token refresh is tried. */
 export function classifyUploadFailure(error: unknown, state: { unauthorized: number }): RetryVerdict {
   // A proxy that refuses us (407, CONNECT denied) answers the same way every time: not worth 15 minutes of retries.
-  if (error instanceof UploadNetworkError) return proxyRefusalIn(error.cause) ? { retry: false } : { retry: true, reason: error.reason };
+  // So does a certificate this machine does not trust (a private CA missing from caFile), names another host, or expired.
+  if (error instanceof UploadNetworkError)
+    return proxyRefusalIn(error.cause) || certificateFailureIn(error.cause) ? { retry: false } : { retry: true, reason: error.reason };
   if (!(error instanceof UploadStatusError)) return { retry: false };
   if (error.status === 401 && state.unauthorized++ === 0) return { retry: true, retryAfterMs: 0, reason: 'HTTP 401: retrying once with a new token' };
   if (!isTransientStatus(error.status)) return { retry: false };
@@ -69,6 +71,14 @@ export function toPushError(error: unknown, block: BlockContext): unknown {
   if (error instanceof UploadNetworkError) {
     const refusal = proxyRefusalIn(error.cause);
     if (refusal) return proxyRefusedError(refusal, `Purview upload of block ${block.index} (job ${block.jobId})`);
+    const certificate = certificateFailureIn(error.cause);
+    if (certificate) {
+      return new PurviewError(
+        'BRG_ERR_PURVIEW_UNAVAILABLE',
+        `Block ${block.index} of this push (job ${block.jobId}) was not sent: the ingestion host's certificate is not accepted here (${certificate}), which no retry changes; nothing of the block reached Purview. If a TLS-inspecting proxy or a private CA signs it, add that CA to network.caFile (bridge push --ca-file); otherwise check that purview.ingestionBase (--ingestion-base) names the host the certificate is for, and this machine's clock.`,
+        { cause: error, status: 0, blockIndex: block.index, attempts: block.attempts },
+      );
+    }
     return unavailable(`no answer (${error.reason})`, block, error);
   }
   if (!(error instanceof UploadStatusError)) return error;

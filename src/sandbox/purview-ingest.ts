@@ -383,8 +383,9 @@ const SCHEMA_NAMES = Object.keys(INGEST_SCHEMAS) as IngestSchema[];
  * §2.3, §5.2), in a delimiter that schema's connector reads.
  */
 function checkConnectorHeader(header: string, delimiter: AcceptedBlock['delimiter'], schema: IngestSchema | undefined): void {
-  // White space is trimmed, a BOM (U+FEFF, which String.trim takes too) is not: Purview reads `\ufeffNAME` as another column.
-  const columns = new Set(splitLine(header, delimiter).map((column) => column.replace(/^[^\S\ufeff]+|[^\S\ufeff]+$/g, '').toLowerCase()));
+  // Names as written, case aside: a space or a quote around one (in a tab or pipe file, where nothing unquotes it), or a
+  // BOM before one, makes another name, and the column is missing.
+  const columns = new Set(splitLine(header, delimiter).map((column) => column.toLowerCase()));
   const candidates = schema ? [schema] : SCHEMA_NAMES;
   const lacking = candidates.map((name) => ({ name, missing: INGEST_SCHEMAS[name].mandatory.filter((column) => !columns.has(column.toLowerCase())) }));
   const named = lacking.find(({ missing }) => missing.length === 0)?.name;

@@ -7,6 +7,7 @@
  */
 import { BridgeError, type ErrorCode } from '../errors.js';
 import { parseRetryAfter, quoteUpstreamText, RETRYABLE_STATUSES, scrubUpstreamText } from '../http.js';
+import { UNTRUSTED_CERTIFICATE_CODES } from '../net/tls-errors.js';
 
 /** What the messages may name: all public identifiers. */
 export interface TokenErrorContext {
@@ -216,16 +217,6 @@ export function tokenRetriesSpent(last: SmartAuthError, ctx: TokenErrorContext, 
   );
 }
 
-/** Node's codes for a server certificate this machine does not trust (or that does not name the host): no retry fixes it. */
-const UNTRUSTED_CERTIFICATE = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
 /**
  * No response at all: DNS, refused connection, TLS failure or the request timeout. A redirect and an untrusted, expired
  * or not yet valid certificate answer the same every time: named, and not retried.
@@ -253,7 +244,7 @@ export function tokenNetworkError(error: unknown, ctx: TokenErrorContext): Smart
       cause: error,
     });
   }
-  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE.has(code)) {
+  if (typeof code === 'string' && UNTRUSTED_CERTIFICATE_CODES.has(code)) {
     return new SmartAuthError(
       'BRG_ERR_SMART_TOKEN',
       `${ctx.tokenUrl} presented a certificate this machine does not trust (${code}). Add the issuing CA to network.caFile (or the system store), or check that the URL names the host the certificate is for.`,

@@ -67,6 +67,20 @@ describe('bridge push', () => {
     expect(readdirSync(join(stateDir, 'push'))).toEqual([]); // the normalised spool is removed
   });
 
+  it.each([
+    ['quoted', EPIC.map((column) => `"${column}"`).join('\t')],
+    ['padded', EPIC.map((column) => ` ${column} `).join('\t')],
+    ['lower-case', EPIC.map((column) => column.toLowerCase()).join('\t')],
+  ])(
+    "sends a %s header in the schema's spelling: the check read those names, and Purview reads a tab file's quotes and spaces as part of them",
+    async (name, header) => {
+      const app = files.emu.newApp();
+      const file = input(`${name}-header.txt`, `${header}\r\n${row(0, '\t')}\r\n`);
+      await bridgePush(appArgs(app, file), { PURVIEW_APP_SECRET: app.secret });
+      expect(files.emu.ingest.accepted(app.jobId).map((block) => block.header)).toEqual([EPIC.join('\t')]);
+    },
+  );
+
   it('removes the copies pushes killed with -9 left on this host, and no copy of a live push, another host or another container', async () => {
     const app = files.emu.newApp();
     const stateDir = join(dir, 'state-leftovers');

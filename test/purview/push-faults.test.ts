@@ -17,6 +17,7 @@ import {
   type RangeRecord,
 } from '../../src/purview/index.js';
 import type { AcceptedBlock, IngestFault } from '../../src/sandbox/purview-ingest.js';
+import { createSandboxCertificate } from '../../src/sandbox/tls.js';
 import type { StateStore } from '../../src/sync/state/index.js';
 import { rejectionOf } from '../support/error-of.js';
 import { InstantClock, ManualClock } from '../support/manual-clock.js';
@@ -277,6 +278,20 @@ describe('permanent answers', () => {
     );
     expect(emu.ingest.requests - before).toBe(1);
     expect(emu.ingest.accepted(other.jobId)).toEqual([]);
+    expect(run.ranges().some(([state]) => state === 'acked')).toBe(false);
+  });
+
+  it('a certificate this machine does not trust (a private CA missing from caFile): one attempt, an error naming the settings, nothing acknowledged', async () => {
+    const run = await prepare(25, { caPem: (await createSandboxCertificate()).certPem });
+    const before = emu.ingest.requests;
+    const error = await rejectionOf(pushRowFile(run.options));
+    expect(error.code).toBe('BRG_ERR_PURVIEW_UNAVAILABLE');
+    expect(error.message).toMatch(
+      /^Block 0 of this push \(job \S+\) was not sent: the ingestion host's certificate is not accepted here \(DEPTH_ZERO_SELF_SIGNED_CERT\), which no retry changes/,
+    );
+    expect(error.message).toContain('add that CA to network.caFile (bridge push --ca-file)');
+    expect(run.events.filter((event) => event.type === 'block_sent')).toHaveLength(1);
+    expect(emu.ingest.requests - before).toBe(0);
     expect(run.ranges().some(([state]) => state === 'acked')).toBe(false);
   });
 

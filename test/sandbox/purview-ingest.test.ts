@@ -248,6 +248,11 @@ describe('Purview ingestion emulator', () => {
     // A BOM before a column is part of its name (the bridge refuses such a header before sending: bom-in-header).
     const marked = await to(`${mandatory[0]}\t\ufeff${mandatory.slice(1).join('\t')}\r\n${row.join('\t')}\r\n`);
     expect(marked).toMatchObject({ status: 400, body: expect.stringContaining(`lacks the mandatory epic column(s) ${mandatory[1]}`) });
+    // So are spaces and quotes around one in a tab file (nothing there unquotes or trims a name); its case is not.
+    for (const name of [` ${mandatory[1]} `, `"${mandatory[1]}"`]) {
+      const spelled = await to(`${mandatory[0]}\t${name}\t${mandatory.slice(2).join('\t')}\r\n${row.join('\t')}\r\n`);
+      expect(spelled, name).toMatchObject({ status: 400, body: expect.stringContaining(`lacks the mandatory epic column(s) ${mandatory[1]}`) });
+    }
     expect((await to(`${mandatory.join('\t')}\r\n${row.join('\t')}\r\n`)).status).toBe(200);
     expect(ingest.accepted(epicJob)).toHaveLength(1);
   });
