@@ -22,7 +22,7 @@ import {
 import { DEFAULT_RETRY } from '../http.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { builtinMappingPath, type CompiledMapping, departmentFollows, loadMapping, type MappingOverrides } from '../mapping/index.js';
+import { builtinMappingPath, type CompiledMapping, departmentFollows, loadMapping, localZoneOf, type MappingOverrides } from '../mapping/index.js';
 import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
 import { normaliseBase } from '../reference-keys.js';
@@ -141,6 +141,10 @@ function buildFileDrop(context: RuntimeContext, connector: ConnectorConfig, sour
   };
 }
 
+function timeZoneOf(zone: string | undefined): { timeZone?: string } {
+  return zone === undefined ? {} : { timeZone: zone };
+}
+
 /**
  * Enrichment maps the found Patient/Practitioner with the connector's mapping (non-strict: a probe row is never refused
  * for an empty optional cell); identifier systems default to the first of the mapping options' mrnSystems / userIdSystems.
@@ -162,6 +166,7 @@ function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, 
     clock: context.clock,
     ...(mrnSystem ? { mrnSystem } : {}),
     ...(userSystem ? { userSystem } : {}),
+    ...timeZoneOf(enrich.timeZone ?? localZoneOf(mapping)),
   });
 }
 

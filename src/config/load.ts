@@ -129,7 +129,11 @@ export function validateConfig(input: unknown, source: string, fromEnv: Readonly
       if (setter !== undefined) return `${describeIssue(issue, input)} (set by ${setter})`;
       const position = positions?.of(issue.path, issue.code === 'unrecognized_keys' ? issue.keys[0] : undefined);
       first ??= position;
-      return describeIssue(issue, input, position);
+      // A section the file writes, with keys inside it set by variables (a secret's `env` beside the file's `file`, a
+      // certificate beside the file's secret): the refusal is of what the two made together, so both are named.
+      const within = settersWithin(issue, fromEnv);
+      const merged = within.length > 0 ? ` (the file's value merged with ${within.join(', ')})` : '';
+      return `${describeIssue(issue, input, position)}${merged}`;
     });
     throw new BridgeError('BRG_ERR_CONFIG_INVALID', `Invalid configuration in ${source}:\n${lines.join('\n')}`, {
       details: { source, issues: parsed.error.issues.length, ...(first ? { line: first.line, column: first.column } : {}) },
@@ -153,6 +157,13 @@ function setterOf(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>)
     if (setter !== undefined) return setter;
   }
   return undefined;
+}
+
+/** The variables or options that set keys below the refused path (none when it is the root). */
+function settersWithin(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>): string[] {
+  const path = issue.path.map(String).join('.');
+  if (path === '') return [];
+  return [...new Set([...fromEnv].filter(([dotted]) => dotted.startsWith(`${path}.`)).map(([, setter]) => setter))];
 }
 
 /** A place in the config file, 1-based. `exact`: the refused key's own; else the nearest section around a missing key. */

@@ -6,6 +6,7 @@
 import { Cron } from 'croner';
 import { z } from 'zod';
 import { DELIMITER_INPUTS, encodingName } from '../connector-file/index.js';
+import { parseTimeFormat } from '../mapping/time.js';
 import { CLOUDS } from '../purview/clouds.js';
 import { destinationKey } from '../purview/ledger.js';
 import { normaliseBase } from '../reference-keys.js';
@@ -326,6 +327,14 @@ const sourceSchema = z
             fhir: z.boolean().default(false).describe("Fill empty patient and employee columns from FHIR (needs the connector's fhir and smart sections)."),
             mrnSystem: z.string().min(1).optional().describe('Identifier system of the MRN in `Patient?identifier=<system>|<mrn>`.'),
             userSystem: z.string().min(1).optional().describe('Identifier system of the employee id in `Practitioner?identifier=<system>|<id>`.'),
+            timeZone: z
+              .string()
+              .min(1)
+              .refine((zone) => parseTimeFormat(`local:${zone}`) !== undefined, 'an IANA time zone this Node knows, e.g. America/Chicago')
+              .optional()
+              .describe(
+                "IANA zone of access times written without an offset (a Clarity export's local time), read to choose the name and address valid then. Default: the zone of a mapping timeFormat local:<zone>, else UTC (never the host's).",
+              ),
           })
           .strict()
           .default({ fhir: false }),

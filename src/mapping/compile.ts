@@ -91,6 +91,12 @@ export interface MappingProgram extends ProgramCore {
 const PROGRAM = Symbol('mapping program');
 type Compiled = CompiledMapping & { readonly [PROGRAM]: MappingProgram };
 
+/** The IANA zone of a mapping whose timeFormat is `local:<zone>`: the site's local time. */
+export function localZoneOf(mapping: CompiledMapping): string | undefined {
+  const format = programOf(mapping).timeFormat;
+  return format.kind === 'local' ? format.zone : undefined;
+}
+
 export function programOf(mapping: CompiledMapping): MappingProgram {
   const program = (mapping as Partial<Compiled>)[PROGRAM];
   if (!program) throw new BridgeError('BRG_ERR_INTERNAL', 'This mapping was not made by compileMapping/loadMapping.');

@@ -3,7 +3,7 @@
  * See: docs/mapping.md. Pure except load.ts (files).
  */
 export { SCHEMA_COLUMNS, sanitizeCell } from '../connector-file/index.js';
-export { compileMapping } from './compile.js';
+export { compileMapping, localZoneOf } from './compile.js';
 export {
   type ColumnFill,
   createFillCounter,

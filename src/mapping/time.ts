@@ -183,3 +183,23 @@ function zoneOffsetSeconds(format: { zone: string; formatter: Intl.DateTimeForma
   offsetCache.set(key, offset);
   return offset;
 }
+
+/**
+ * Epoch ms of a wall-clock time (no offset written) in an IANA zone, for local times such as a Clarity export's
+ * `2026-11-01 02:30:00`: the offset valid at that wall time, found from its UTC reading and corrected once. In the hour
+ * a DST change repeats, the first of the two instants (still daylight time); a time the change skips is read with the
+ * offset after it. undefined when the text is no date and time.
+ */
+export function wallTimeInZone(text: string, format: Extract<TimeFormat, { kind: 'local' }>): number | undefined {
+  const match = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?$/.exec(text.trim());
+  if (!match) return undefined;
+  const [y, mo, d, h, mi, s] = match.slice(1, 7).map((part) => Number(part ?? '0')) as [number, number, number, number, number, number];
+  if (!(mo >= 1 && mo <= 12 && d >= 1 && d <= daysIn(y, mo) && h <= 23 && mi <= 59 && s <= 59)) return undefined;
+  const millis = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const asUtc = Date.UTC(y, mo - 1, d, h, mi, s) / 1000;
+  const first = asUtc - zoneOffsetSeconds(format, asUtc);
+  // In the repeated hour both readings are valid; the earlier instant, under the offset in force before the change.
+  const before = asUtc - zoneOffsetSeconds(format, first - 3600);
+  const seconds = zoneOffsetSeconds(format, before) === asUtc - before ? before : asUtc - zoneOffsetSeconds(format, first);
+  return seconds * 1000 + millis;
+}

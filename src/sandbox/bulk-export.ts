@@ -162,6 +162,8 @@ interface Job {
   files?: ExportFileSpec[];
   completedAtMs?: number;
   deleted: boolean;
+  /** The signatures its signed file URLs were given (manifests, redirects): a blob store serves only those. */
+  readonly signatures: Set<string>;
 }
 
 const OUTPUT_FORMATS = new Set(['application/fhir+ndjson', 'application/ndjson', 'ndjson']);
@@ -224,6 +226,7 @@ export function createBulkExport(options: {
       expired,
       polls: 0,
       deleted: false,
+      signatures: new Set(),
     });
     log.kickoffs.push({
       jobId: id,
@@ -278,7 +281,7 @@ export function createBulkExport(options: {
       job.completedAtMs = clock.now();
     }
     const fileBase = settings.foreignFiles ? `${await foreignOrigin()}/blob/${job.id}` : `${base}/bulk/file/${job.id}`;
-    const sign = settings.foreignFiles && !settings.foreignFilesUnsigned ? `?sig=${randomUUID()}` : '';
+    const sign = settings.foreignFiles && !settings.foreignFilesUnsigned ? `?sig=${signature(job)}` : '';
     const all = job.files.map((spec, n) => ({ type: spec.type, url: `${fileBase}/${n}${sign}`, count: spec.count }));
     const per = settings.outputsPerManifestPage > 0 ? settings.outputsPerManifestPage : Math.max(1, all.length);
     const pages = Math.max(1, Math.ceil(all.length / per));
@@ -298,6 +301,20 @@ export function createBulkExport(options: {
       },
     };
   };
+
+  /** A new signature for one of `job`'s file URLs, remembered as issued. */
+  const signature = (job: Job): string => {
+    const sig = randomUUID();
+    job.signatures.add(sig);
+    return sig;
+  };
+
+  /** A blob store's refusal: text, as a blob store answers, not the JSON the FHIR side sends. */
+  const blobError = (status: number, text: string): BulkReply => ({
+    status,
+    body: null,
+    stream: async (res) => void res.writeHead(status, { 'content-type': 'text/plain' }).end(text),
+  });
 
   /** A file of nothing as some servers send it: no bytes at all, under Content-Encoding gzip too. */
   const emptyFile = (gzip: boolean): BulkReply => {
@@ -328,6 +345,19 @@ export function createBulkExport(options: {
       record(401);
       return unauthorised();
     }
+    if (where === 'foreign' && !settings.foreignFilesUnsigned) {
+      // A signed URL is its own authorisation: a blob store refuses one whose signature it did not issue (dropped,
+      // rewritten), and one that comes with a bearer too (S3: only one auth mechanism allowed).
+      const sig = new URL(req.url ?? '/', 'http://blob').searchParams.get('sig');
+      if (req.headers.authorization !== undefined) {
+        record(400);
+        return blobError(400, 'InvalidArgument: Only one auth mechanism allowed');
+      }
+      if (sig === null || !job.signatures.has(sig)) {
+        record(403);
+        return blobError(403, 'AuthenticationFailed: Signature did not match');
+      }
+    }
     if (job.expired || clock.now() > (job.completedAtMs ?? 0) + settings.fileTtlMs) {
       // A blob store answers a signed URL past its expiry 403, not 410 (S3 "Request has expired", Azure AuthenticationFailed).
       if (where === 'foreign') {
@@ -344,7 +374,7 @@ export function createBulkExport(options: {
     }
     if (where === 'fhir' && settings.redirectFiles) {
       record(302);
-      return { status: 302, body: null, headers: { location: `${await foreignOrigin()}/blob/${job.id}/${name}?sig=${randomUUID()}` } };
+      return { status: 302, body: null, headers: { location: `${await foreignOrigin()}/blob/${job.id}/${name}?sig=${signature(job)}` } };
     }
     record(settings.fileStatus);
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));

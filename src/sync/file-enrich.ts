@@ -32,6 +32,7 @@ import {
 import { BridgeError } from '../errors.js';
 import type { ReferenceResolver } from '../fhir/index.js';
 import { type CompiledMapping, collectReferences, mapEvent, type Row } from '../mapping/index.js';
+import { parseTimeFormat, type TimeFormat, wallTimeInZone } from '../mapping/time.js';
 import { type IdentifierReference, identifierKey } from '../reference-keys.js';
 
 export interface EnrichSettings {
@@ -46,6 +47,8 @@ export interface EnrichSettings {
   readonly batchRows: number;
   /** The probe's time when a row's access time cannot be read. */
   readonly clock: Clock;
+  /** The zone of access times written without an offset (a Clarity export's local time); default UTC. */
+  readonly timeZone?: string;
 }
 
 /** Per column: empty cells filled, and why the others stayed empty. */
@@ -207,13 +210,35 @@ function planRow(line: string, delimiter: NormalizedFile['delimiter'], layout: L
   };
   const mrn = empty.patient.length > 0 ? value(layout.patientKey) : '';
   const userId = empty.employee.length > 0 ? value(layout.employeeKey) : '';
-  const parsed = Date.parse(value(layout.time));
-  const recorded = new Date(Number.isNaN(parsed) ? settings.clock.now() : parsed).toISOString();
+  const parsed = accessTime(value(layout.time), settings);
+  const recorded = new Date(parsed ?? settings.clock.now()).toISOString();
   const probe = { recorded, ...(mrn ? { mrn } : {}), ...(userId ? { userId } : {}) };
   const refs: Partial<Record<Side, IdentifierReference>> = {};
   const lookups = mrn || userId ? collectReferences(probeEvent(probe, settings, false), settings.mapping).identifiers.slice() : [];
   for (const ref of lookups) refs[ref.type === 'Patient' ? 'patient' : 'employee'] = ref;
   return { fields, line, empty, probe, lookups, refs };
+}
+
+const WITH_OFFSET = /(?:Z|[+-]\d{2}:?\d{2})$/i;
+const zones = new Map<string, Extract<TimeFormat, { kind: 'local' }> | undefined>();
+
+/**
+ * A row's access time in epoch ms, for choosing the name and address valid then: as written when it carries its offset,
+ * else as wall-clock time in `timeZone` (UTC by default), never in this host's zone (a container's is UTC, a
+ * Windows server's the site's: the same file would be read two ways). undefined when it is no time.
+ */
+function accessTime(text: string, settings: EnrichSettings): number | undefined {
+  if (WITH_OFFSET.test(text.trim())) {
+    const ms = Date.parse(text);
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+  const zone = settings.timeZone ?? 'UTC';
+  if (!zones.has(zone)) {
+    const format = parseTimeFormat(`local:${zone}`);
+    zones.set(zone, format?.kind === 'local' ? format : undefined);
+  }
+  const format = zones.get(zone);
+  return format === undefined ? undefined : wallTimeInZone(text, format);
 }
 
 /** The row with its empty cells filled where FHIR has a value; counts every empty cell's outcome. */

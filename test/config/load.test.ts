@@ -64,6 +64,37 @@ describe('loadConfig', () => {
     );
   });
 
+  it("names the variable that made a section of the file invalid (an env secret beside the file's, a certificate beside a secret), with the file's line", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-config-'));
+    const path = join(dir, 'bridge.config.yaml');
+    writeFileSync(
+      path,
+      [
+        'stateDir: /tmp/bridge-state',
+        'connectors:',
+        '  - name: a',
+        '    source: { type: flat-file, dir: /tmp/drop, archiveDir: /tmp/archive }',
+        '    purview:',
+        '      tenantId: t',
+        '      appId: a',
+        '      jobId: j',
+        '      secret: { file: /run/secrets/purview }',
+        '',
+      ].join('\n'),
+    );
+    const secret = errorOf(() => loadConfig({ path, env: { BRIDGE__connectors__0__purview__secret__env: 'PURVIEW_APP_SECRET' } }));
+    expect(secret.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(secret.message).toContain("(the file's value merged with BRIDGE__connectors__0__purview__secret__env)");
+    expect(secret.message).toContain('line 9');
+    const certificate = errorOf(() =>
+      loadConfig({
+        path,
+        env: { BRIDGE__connectors__0__purview__certificate: JSON.stringify({ keyFile: '/run/secrets/k.pem', thumbprintSha256: 'a'.repeat(64) }) },
+      }),
+    );
+    expect(certificate.message).toContain("(the file's value merged with BRIDGE__connectors__0__purview__certificate)");
+  });
+
   it('refuses an empty server.host (an unset variable in Compose would bind every interface), mapping.file or purview.resource, naming the variable', () => {
     const host = errorOf(() => loadConfig({ base: minimal, env: { BRIDGE__server__host: '' } }));
     expect(host.code).toBe('BRG_ERR_CONFIG_INVALID');

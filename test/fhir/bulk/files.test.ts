@@ -137,6 +137,30 @@ describe('downloads', () => {
     expect(seen.every((d) => d.origin === 'foreign' && !d.authorization)).toBe(true);
   });
 
+  it("the sandbox's blob origin serves a signed URL only as issued: not without its signature, not with another, not with a bearer too", async () => {
+    Object.assign(f.bulk, { foreignFiles: true, processingPolls: 0 });
+    const token = await f.fx.tokens.getToken();
+    const asked = { accept: 'application/fhir+json', authorization: `Bearer ${token}` };
+    const kickOff = await fetch(`${f.fx.server.baseUrl}/$export?_type=AuditEvent`, { headers: { ...asked, prefer: 'respond-async' } });
+    expect(kickOff.status).toBe(202);
+    const status = await fetch(kickOff.headers.get('content-location') as string, { headers: asked });
+    expect(status.status).toBe(200);
+    const manifest = (await status.json()) as { output: Array<{ url: string }> };
+    const signed = new URL(manifest.output[0]?.url as string);
+    const sig = signed.searchParams.get('sig') as string;
+    expect(sig).toMatch(/^[0-9a-f-]{36}$/);
+    const unsigned = new URL(signed);
+    unsigned.search = '';
+    const forged = new URL(signed);
+    forged.searchParams.set('sig', crypto.randomUUID());
+    expect((await fetch(unsigned)).status).toBe(403);
+    expect((await fetch(forged)).status).toBe(403);
+    expect((await fetch(signed, { headers: { authorization: `Bearer ${token}` } })).status).toBe(400);
+    const served = await fetch(signed);
+    expect(served.status).toBe(200);
+    await served.arrayBuffer();
+  });
+
   /** A read refused once with BRG_ERR_FHIR_EXPORT_FILE saying `message`: one export, none started again. */
   async function refusedWithoutRestart(message: RegExp): Promise<void> {
     const kickoffs = log().kickoffs.length;
