@@ -109,12 +109,12 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
     case 401:
       return [
         'BRG_ERR_PURVIEW_AUTH',
-        `Purview refused the token for ${where} with ${answer}, also after a token refresh. Check purview.tenantId, purview.appId and purview.resource (the cloud's App ID URI).`,
+        `Purview refused the token for ${where} with ${answer}, also after a token refresh. Check purview.tenantId, purview.appId and purview.resource, the cloud's App ID URI (bridge push: --tenant-id, --app-id, --resource).`,
       ];
     case 403:
       return [
         'BRG_ERR_PURVIEW_FORBIDDEN',
-        `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app in this tenant. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, and check purview.tenantId (a multi-tenant app has the same app id in every tenant).`,
+        `Purview refused ${where} with ${answer}: the job id does not belong to this Entra app in this tenant. Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, and check purview.tenantId (a multi-tenant app has the same app id in every tenant). bridge push: --job-id, --app-id, --tenant-id.`,
       ];
     case 413:
       // Too large for the service (or a proxy on the way): every block of this size would be, whatever the file.
@@ -125,7 +125,7 @@ function permanentMessage(status: number, where: string, said: string): [ErrorCo
     default:
       return [
         'BRG_ERR_PURVIEW_REJECTED',
-        `Purview answered ${where} with ${answer}; nothing was acknowledged for it. Check purview.cloud or purview.ingestionBase (uploads go to {ingestionBase}/api/signals).`,
+        `Purview answered ${where} with ${answer}; nothing was acknowledged for it. Check purview.cloud or purview.ingestionBase, bridge push's --cloud or --ingestion-base (uploads go to {ingestionBase}/api/signals).`,
       ];
   }
 }

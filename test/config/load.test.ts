@@ -507,13 +507,14 @@ describe('refused at load rather than at run time', () => {
       'the FHIR server https://ehr.example.org/api/FHIR/R4 and send to Purview job "J"',
     );
     expectRefused([main, { ...copy, source: { type: 'bulk-export' } }], 'the FHIR server https://ehr.example.org/api/FHIR/R4');
+    // The job id alone names the job (a GUID), whatever ingestion host or cloud preset reaches it.
+    expectRefused([main, { ...copy, purview: { ...main.purview, cloud: 'gcc' } }], 'send to Purview job "j"');
     const drop = (dir: string) => ({ type: 'flat-file', dir, archiveDir: '/archive' });
     const clarity = { name: 'main', source: drop('/mnt/drop'), purview: main.purview };
 
-    // Another job, another cloud's ingestion service, another server or another folder: different destinations or rows.
+    // Another job, another server or another folder: different destinations or rows.
     const allowed: unknown[][] = [
       [main, { ...copy, purview: { ...main.purview, jobId: 'other-job' } }],
-      [main, { ...copy, purview: { ...main.purview, cloud: 'gcc' } }],
       [main, { ...copy, fhir: { baseUrl: 'https://ehr.example.org/api/FHIR/R4-test' } }],
       [clarity, { ...clarity, name: 'main-copy', source: drop('/mnt/other-drop') }],
       // Two flat-file connectors on one folder (two patterns, say): their rows are claimed by file content, not by

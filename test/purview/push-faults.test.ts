@@ -274,7 +274,7 @@ describe('permanent answers', () => {
     expect(error.message).toBe(
       `Purview refused block 0 of this push (data row(s) 1–10 of the file, job ${other.jobId}) with 403 "jobId and corresponding appId do not match.": the job id does not belong to this Entra app in this tenant. ` +
         "Copy the job id from the connector created with this app id (Purview portal → Data connectors), or use that connector's app id, " +
-        'and check purview.tenantId (a multi-tenant app has the same app id in every tenant).',
+        'and check purview.tenantId (a multi-tenant app has the same app id in every tenant). bridge push: --job-id, --app-id, --tenant-id.',
     );
     expect(emu.ingest.requests - before).toBe(1);
     expect(emu.ingest.accepted(other.jobId)).toEqual([]);

@@ -260,11 +260,13 @@ function notReady(options: PollOptions, lastFailure?: string): FhirError {
 }
 
 /**
- * A 502/503/504 without an OperationOutcome is the gateway in front of the server talking (an HTML page from a load
- * balancer), not the server failing the export: polled again like a transient error, within the same bounds.
+ * A 5xx without an OperationOutcome is not the server saying the export failed (Bulk Data answers that with one): a
+ * gateway in front of it (an HTML page from a load balancer), or the web server's own error page (IIS's 500 before the
+ * FHIR layer answered). Polled again like a transient error, within the same bounds: an export of hours is not thrown
+ * away for one page.
  */
 function gatewayFailure(status: number, body: unknown): boolean {
-  return (status === 502 || status === 503 || status === 504) && (body as { resourceType?: unknown } | null)?.resourceType !== 'OperationOutcome';
+  return status >= 500 && status <= 599 && (body as { resourceType?: unknown } | null)?.resourceType !== 'OperationOutcome';
 }
 
 function isTransient(body: unknown): boolean {

@@ -129,8 +129,8 @@ describe('polling the sandbox', () => {
     expect(f.fx.server.bulk.log.kickoffs.length).toBe(kickoffs);
   });
 
-  it("polls on through a gateway's 502/503/504 page (no OperationOutcome): the server did not fail the export, so no DELETE", async () => {
-    for (const status of [502, 503, 504]) f.fx.server.faults.add({ action: { kind: 'gateway', status, retryAfter: '3' }, match: /\/bulk\/status\// });
+  it("polls on through a gateway's 502/503/504 page, or a web server's own 500 page (no OperationOutcome): the server did not fail the export, so no DELETE", async () => {
+    for (const status of [502, 500, 504]) f.fx.server.faults.add({ action: { kind: 'gateway', status, retryAfter: '3' }, match: /\/bulk\/status\// });
     const deletes = f.fx.server.bulk.log.deletes.length;
     const kickoffs = f.fx.server.bulk.log.kickoffs.length;
     const clock = new InstantClock(START);
