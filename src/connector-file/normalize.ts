@@ -30,8 +30,10 @@ export interface NormalizedFile extends FlatFileSummary {
   readonly spoolPath: string;
   /** SHA-256 (hex) of the normalised content: with a row number, the identity of a row for the ledger. */
   readonly sha256: string;
-  /** The header line with its CRLF. */
+  /** The header line with its CRLF, as sent (the schema's spelling of its columns). */
   readonly header: Buffer;
+  /** The header line with its CRLF as the file gave it, where `sha256` starts (a file's identity did before the respelling). */
+  readonly hashedHeader: Buffer;
   readonly bytes: number;
   readonly offsets: RowOffsets;
 }
@@ -88,6 +90,7 @@ export async function normalizeFlatFile(
       spoolPath,
       sha256: scanned.sha256,
       header: scanned.headerLine,
+      hashedHeader: scanned.hashedHeader,
       bytes: scanned.bytes,
       offsets: scanned.offsets,
     };
@@ -122,7 +125,9 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
  */
 export async function prefixSha256(file: NormalizedFile, rows: number): Promise<string> {
   const end = file.offsets.offsetOf(file.spoolPath, rows);
-  const hash = createHash('sha256');
-  if (end > 0) for await (const chunk of createReadStream(file.spoolPath, { start: 0, end: end - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
+  // The hash reads the header as the file gave it, the copy holds it as sent: the header from the one, rows from the other.
+  const hash = createHash('sha256').update(file.hashedHeader);
+  const start = file.header.length;
+  if (end > start) for await (const chunk of createReadStream(file.spoolPath, { start, end: end - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }

@@ -118,12 +118,13 @@ export class LineScanner {
     return out;
   }
 
-  summary(): { header: ScannedHeader; rows: number; sha256: string; headerLine: Buffer; bytes: number; offsets: RowOffsets } {
+  summary(): { header: ScannedHeader; rows: number; sha256: string; headerLine: Buffer; hashedHeader: Buffer; bytes: number; offsets: RowOffsets } {
     return {
       header: this.header as ScannedHeader,
       rows: this.rows,
       sha256: this.hash.digest('hex'),
       headerLine: this.headerLine as Buffer,
+      hashedHeader: Buffer.concat([this.givenHeader as Buffer, CRLF]),
       bytes: this.written,
       offsets: this.offsets as RowOffsets,
     };
@@ -212,6 +213,9 @@ export class LineScanner {
     this.line += 1;
     if (!isUtf8(line)) this.notUtf8(this.line, line);
     if (this.controlInLine) this.controlCharacter(line);
+    // The content hash (the file's identity in the ledger) reads the header as the file gives it, as it always did: a
+    // file sent before the header went in the schema's spelling keeps its identity, and its rows are not sent again.
+    const hashed = line;
     if (!this.header) {
       line = this.startRows(line);
     } else if (line.length === 0) {
@@ -223,7 +227,7 @@ export class LineScanner {
       if (fields !== this.header.columns.length) this.fieldsWrong(fields, line);
       this.rows += 1;
     }
-    this.hash.update(line);
+    this.hash.update(hashed);
     this.hash.update(CRLF);
     this.written += line.length + 2;
     if (this.offsets) this.offsets.rowEnded(this.written);
@@ -235,7 +239,8 @@ export class LineScanner {
   private startRows(line: Buffer): Buffer {
     const exact = this.options.exactHeader === true;
     this.header = checkHeader(line.toString('utf8'), this.schema, this.file, { exact, namePositions: this.options.namePositions === true });
-    this.givenHeader = line;
+    // A copy: the line may be a view of a chunk whose buffer the reader reuses.
+    this.givenHeader = Buffer.from(line);
     // The check takes names in any case, quoted, padded; Purview reads a tab or pipe file's quotes and spaces as part of
     // the name, and a job takes one header spelling: a column the check took as the schema's goes in the schema's
     // spelling, any other as the check read it (unquoted, trimmed).

@@ -45,7 +45,20 @@ export function departmentFollows(mapping: CompiledMapping): ReadonlySet<Referen
   return follows;
 }
 
+/**
+ * What the event's rows will look up. An event of another JSON shape than FHIR gives it (a number for a reference, a
+ * null agent) asks for nothing: mapEvent rejects it as malformed-event (rows.ts), and the run goes on.
+ */
 export function collectReferences(event: AuditEvent, mapping: CompiledMapping): ReferenceRequest {
+  try {
+    return collectFrom(event, mapping);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    return new RequestBuilder(programOf(mapping).options).build();
+  }
+}
+
+function collectFrom(event: AuditEvent, mapping: CompiledMapping): ReferenceRequest {
   const { options, needsDepartment } = programOf(mapping);
   const lookups = departmentLookups(mapping);
   const request = new RequestBuilder(options);

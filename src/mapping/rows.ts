@@ -43,7 +43,18 @@ function malformed(event: AuditEvent, error: unknown): EventMapResult {
   if (!(error instanceof TypeError || error instanceof RangeError)) throw error;
   const id: unknown = event.id;
   const eventId = typeof id === 'string' ? id : '';
-  return new MappedEvent([], [], [], [{ eventId, reason: eventId === '' ? 'missing-id' : 'malformed-event' }], [], undefined, undefined);
+  // Where it arose, so a fault of the bridge's own (every event rejected alike) can be told from a broken record.
+  const reject = { eventId, reason: eventId === '' ? 'missing-id' : 'malformed-event', detail: `${error.name} at ${codeFrame(error)}` };
+  return new MappedEvent([], [], [], [reject], [], undefined, undefined);
+}
+
+/** The first frame of the stack in the bridge's own files, as `file.ts:line` (a frame names code, never a value). */
+function codeFrame(error: Error): string {
+  for (const line of (error.stack ?? '').split('\n').slice(1)) {
+    const frame = /[/\\](?:src|dist)[/\\](?:.*[/\\])?([\w.-]+\.[jt]s):(\d+):\d+\)?$/.exec(line.trim());
+    if (frame) return `${frame[1]}:${frame[2]}`;
+  }
+  return 'an unknown place';
 }
 
 /**

@@ -198,8 +198,9 @@ export function wallTimeInZone(text: string, format: Extract<TimeFormat, { kind:
   const millis = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
   const asUtc = Date.UTC(y, mo - 1, d, h, mi, s) / 1000;
   const first = asUtc - zoneOffsetSeconds(format, asUtc);
-  // In the repeated hour both readings are valid; the earlier instant, under the offset in force before the change.
-  const before = asUtc - zoneOffsetSeconds(format, first - 3600);
+  // In the repeated hour both readings are valid; the earlier instant, under the offset in force before the change (a
+  // day before: no zone changes twice in a day, and some change by more than an hour).
+  const before = asUtc - zoneOffsetSeconds(format, first - 86_400);
   const seconds = zoneOffsetSeconds(format, before) === asUtc - before ? before : asUtc - zoneOffsetSeconds(format, first);
   return seconds * 1000 + millis;
 }

@@ -41,6 +41,8 @@ export interface RowReject {
   /** Stable code, e.g. `missing-employee-login`. */
   readonly reason: string;
   readonly column?: string;
+  /** For `malformed-event`: the error's type and where in the bridge's code it arose (`TypeError at identifiers.ts:125`), never a value. */
+  readonly detail?: string;
 }
 
 export interface EventMapResult {

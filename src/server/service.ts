@@ -251,7 +251,7 @@ export function listenError(error: unknown, host: string, port: number): unknown
         ? 'needs privileges this user lacks (ports below 1024)'
         : code === 'EADDRNOTAVAIL'
           ? 'is not an address of this machine'
-          : code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME'
+          : code === 'ENOTFOUND' || code === 'EAI_NONAME'
             ? 'names a host that does not resolve (a typo in server.host?)'
             : undefined;
   // A config error (exit 2), not a bug: a service manager that restarts on failure must not loop on it.

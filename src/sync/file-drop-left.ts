@@ -28,6 +28,8 @@ export interface SentAndLeft {
   readonly sha256: string;
   /** The `source.encoding` it was read with (absent from entries saved before it was kept). */
   readonly encoding?: string;
+  /** The drop folder it was in (absent from entries saved before it was kept). */
+  readonly dir?: string;
 }
 
 const STATE_NAME = 'flat-file-sent-left';
@@ -57,14 +59,39 @@ export function forgetSentAndLeft(deps: SyncDeps, name: string): void {
     );
 }
 
-/** Drops the entries whose file left the folder (moved by hand) or was replaced by another file of the same name. */
+/**
+ * Drops the entries whose file left the folder (moved by hand) or was replaced by another file of the same name. One
+ * still in the folder it was read from, when `source.dir` names another now, is kept: its unsent rows are not forgotten.
+ */
 export function pruneSentAndLeft(deps: SyncDeps, dir: string): void {
   const list = sentAndLeft(deps);
-  const kept = list.filter((entry) => {
-    const path = join(dir, entry.name);
-    return existsSync(path) && statSync(path).ino === entry.ino;
-  });
+  const kept = list.filter(
+    (entry) => isThere(join(dir, entry.name), entry) || (entry.dir !== undefined && entry.dir !== dir && isThere(join(entry.dir, entry.name), entry)),
+  );
   if (kept.length !== list.length) save(deps, kept);
+}
+
+function isThere(path: string, entry: SentAndLeft): boolean {
+  return existsSync(path) && statSync(path).ino === entry.ino;
+}
+
+/**
+ * Files rows of which went out that this run will not take: the pattern no longer matches them (source.pattern changed),
+ * or they are in the folder they were read from and source.dir names another. Their other rows would be left behind for
+ * good, the watermark passing them: the caller says so and fails the run, as for a file that stays.
+ */
+export function sentAndNotTaken(
+  deps: SyncDeps,
+  dir: string,
+  matches: (name: string) => boolean,
+): Array<{ readonly entry: SentAndLeft; readonly where: 'pattern' | 'folder' }> {
+  const out: Array<{ entry: SentAndLeft; where: 'pattern' | 'folder' }> = [];
+  for (const entry of sentAndLeft(deps)) {
+    if (isThere(join(dir, entry.name), entry)) {
+      if (!matches(entry.name)) out.push({ entry, where: 'pattern' });
+    } else if (entry.dir !== undefined && entry.dir !== dir && isThere(join(entry.dir, entry.name), entry)) out.push({ entry, where: 'folder' });
+  }
+  return out;
 }
 
 /**
@@ -104,7 +131,8 @@ function isSentContent(value: unknown): value is SentContent {
 }
 
 export function rememberSentContent(deps: SyncDeps, entry: SentContent): void {
-  const list = sentContents(deps).filter((e) => e.name !== entry.name && e.sha256 !== entry.sha256);
+  // One per name: the same content under another name keeps its own entry (a grown rewrite of either is caught).
+  const list = sentContents(deps).filter((e) => e.name !== entry.name);
   list.push(entry);
   deps.store.setSourceState(deps.connector, CONTENTS_STATE, JSON.stringify(list.slice(-MAX_SENT_CONTENTS)));
 }
@@ -118,13 +146,20 @@ export async function grownFromSent(
   file: DropFile,
   content: NormalizedFile,
 ): Promise<{ readonly earlier: SentContent; readonly sent: { readonly acked: number; readonly unknown: number } } | undefined> {
+  // An inode of 0 (a file system that gives none) names no file: matched by name only.
   const candidates = sentContents(deps).filter(
-    (e) => (e.name === file.name || e.ino === file.ino) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows < content.rows,
+    (e) => (e.name === file.name || (file.ino !== 0 && e.ino === file.ino)) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows < content.rows,
   );
+  const prefixes = new Map<number, string>();
   for (const earlier of candidates.reverse()) {
     const sent = rowsSentOf(deps, earlier.sha256);
     if (sent.acked + sent.unknown === 0) continue;
-    if ((await prefixSha256(content, earlier.rows)) === earlier.sha256) return { earlier, sent };
+    let prefix = prefixes.get(earlier.rows);
+    if (prefix === undefined) {
+      prefix = await prefixSha256(content, earlier.rows);
+      prefixes.set(earlier.rows, prefix);
+    }
+    if (prefix === earlier.sha256) return { earlier, sent };
   }
   return undefined;
 }

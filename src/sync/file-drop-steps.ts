@@ -382,7 +382,16 @@ function leftAfterSend(ctx: DropContext, file: DropFile, normalized: NormalizedF
 
 /** The file as remembered while rows of it are out: its version, the rows sent, its content and how it was read. */
 function sentAndLeft(ctx: DropContext, file: DropFile, normalized: NormalizedFile, sentRows: number): SentAndLeft {
-  return { name: file.name, ino: file.ino, size: file.size, mtimeMs: file.mtimeMs, sentRows, sha256: normalized.sha256, encoding: ctx.drop.encoding };
+  return {
+    name: file.name,
+    ino: file.ino,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    sentRows,
+    sha256: normalized.sha256,
+    encoding: ctx.drop.encoding,
+    dir: ctx.drop.folder.dir,
+  };
 }
 
 /**
@@ -546,6 +555,9 @@ async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sen
   return reject(ctx, file, fault, sentRows > 0 ? Math.max(0, (await countDataLines(file.path)) - sentRows) : undefined);
 }
 
+/** What an export still writing its file looks like when it pauses longer than the settle time. */
+const UNFINISHED_EXPORT: ReadonlySet<string> = new Set(['empty', 'header-only', 'field-count']);
+
 /** Moves a refused file to rejected/ with its `.why.txt`, and counts its lines as rejected rows (none was sent). */
 async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRows?: number): Promise<undefined> {
   const { deps, run } = ctx;
@@ -568,8 +580,8 @@ async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRo
     try {
       archivedTo = archiveFile(ctx.drop.folder, file, 'rejected', run.id.slice(0, 8), why);
       const movedTo = archivedTo;
-      // Nothing of it sent: refused as an unfinished export would be (header only, cut mid-row), it is watched for growth.
-      if ((fault.sentRows ?? 0) + (fault.maybeSentRows ?? 0) === 0)
+      // Nothing of it sent, and refused as an unfinished export is (empty, header only, cut mid-row): watched for growth.
+      if ((fault.sentRows ?? 0) + (fault.maybeSentRows ?? 0) === 0 && UNFINISHED_EXPORT.has(fault.reason))
         warnOnFailure(deps.logger, run.id, 'a refused file could not be watched for growth', () =>
           watchDelivered(deps, {
             name: file.name,

@@ -20,8 +20,8 @@ import { appendFileSync, statfsSync } from 'node:fs';
 import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError, type ErrorCode, toBridgeError } from '../errors.js';
 import { afterCompletion, announceCompletion, announceFailure, UNRECORDED, warnOnFailure } from './completion.js';
-import { checkFolder, type DropFile, type DropFolder, listReady } from './file-drop-folder.js';
-import { pruneSentAndLeft } from './file-drop-left.js';
+import { checkFolder, type DropFile, type DropFolder, globMatcher, listReady } from './file-drop-folder.js';
+import { pruneSentAndLeft, rowsSentOf, sentAndNotTaken } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile, wholeFileRefusalsOf } from './file-drop-steps.js';
 import { forgetDelivered, grownMessage, grownSinceDelivered } from './file-drop-watch.js';
@@ -139,6 +139,7 @@ async function execute(ctx: DropContext, nowMs: number): Promise<FileDropSummary
     }
   }
   const { ready, settling } = listReady(drop.folder, nowMs);
+  if (!request.dryRunOut) for (const missed of sentAndNotTaken(deps, drop.folder.dir, globMatcher(drop.folder.pattern))) recordNotTaken(ctx, missed);
   Object.assign(ctx.tally, { ready: ready.length, settling });
   deps.logger.info({ runId: run.id, ready: ready.length, settling }, 'drop folder listed');
   const checked: Checked[] = [];
@@ -248,6 +249,28 @@ function waitForSpace(ctx: DropContext, files: number, failure?: BridgeError): v
     { runId: ctx.run.id, waiting: files },
     'not enough free space for the normalised copies of every ready file; the rest wait for the next run',
   );
+}
+
+/**
+ * A file rows of which went out that this run does not take (file-drop-left.ts sentAndNotTaken): it stays, named with
+ * what Purview has of it and how to finish it, and the run fails without moving the watermark past it.
+ */
+function recordNotTaken(ctx: DropContext, missed: ReturnType<typeof sentAndNotTaken>[number]): void {
+  const { entry, where } = missed;
+  const { acked, unknown } = rowsSentOf(ctx.deps, entry.sha256);
+  const maybe = unknown > 0 ? ` (${unknown} more sent without an answer)` : '';
+  const folder = ctx.drop.folder;
+  const why =
+    where === 'pattern'
+      ? `source.pattern (${folder.pattern}) no longer takes it. Put the pattern back until it is delivered, or rename the file to one it takes`
+      : `it is in ${entry.dir}, and source.dir is ${folder.dir} now. Put source.dir back until it is delivered, or move the file into ${folder.dir}`;
+  ctx.record({
+    file: entry.name,
+    outcome: 'left',
+    rows: 0,
+    reason: where === 'pattern' ? 'sent-and-unmatched' : 'sent-in-other-folder',
+    message: `${entry.name}: an earlier run sent ${acked} of its row(s) to Purview${maybe} and stopped; ${why} (the rows Purview has are not sent again, being the same content). Until then its other rows are not sent`,
+  });
 }
 
 /** The reason of a delivered file found grown in done/, and of a refused one found grown in rejected/ (file-drop-watch.ts). */

@@ -238,7 +238,28 @@ function accessTime(text: string, settings: EnrichSettings): number | undefined 
     zones.set(zone, format?.kind === 'local' ? format : undefined);
   }
   const format = zones.get(zone);
-  return format === undefined ? undefined : wallTimeInZone(text, format);
+  return format === undefined ? undefined : wallTimeInZone(isoWallTime(text.trim()), format);
+}
+
+const US_TIME = /^(\d{1,2})\/(\d{1,2})\/(\d{4})(?:[ T]+(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([AP]M)?)?$/i;
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+
+/**
+ * The wall-clock forms exports write besides ISO's, as ISO: `12/7/2026 2:30:00 PM` (en-US, as SQL Server Management
+ * Studio and PowerShell write it) and a date alone (its midnight). Anything else as it is.
+ */
+function isoWallTime(text: string): string {
+  if (DATE_ONLY.test(text)) return `${text} 00:00:00`;
+  const us = US_TIME.exec(text);
+  if (!us) return text;
+  const [, month = '', day = '', year = '', hour = '0', minute = '00', second = '00', half] = us;
+  let h = Number(hour);
+  if (half !== undefined) {
+    if (h < 1 || h > 12) return text;
+    h = (h % 12) + (half.toUpperCase() === 'PM' ? 12 : 0);
+  }
+  const two = (value: string | number): string => String(value).padStart(2, '0');
+  return `${year}-${two(month)}-${two(day)} ${two(h)}:${minute}:${second}`;
 }
 
 /** The row with its empty cells filled where FHIR has a value; counts every empty cell's outcome. */

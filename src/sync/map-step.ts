@@ -4,6 +4,7 @@
  * column fill). Pure apart from the counters it keeps; where the lines and rejects go is the caller's business.
  */
 import type { AuditEvent } from 'fhir/r4.js';
+import { BridgeError } from '../errors.js';
 import { type CompiledMapping, createFillCounter, createSerializer, type FillReport, mapEvent, type RowReject } from '../mapping/index.js';
 import type { EventRows } from '../purview/event-spool.js';
 import { eventClaimKey } from '../purview/ledger.js';
@@ -67,11 +68,32 @@ export function createMapStep(mapping: CompiledMapping): MapStep {
           increment(tallies.rejectReasons, reject.reason);
         }
       }
+      refuseAllMalformed(rejects, mapped.length);
       tallies.rows += rows;
       tallies.rejects += rejects.length;
       return { events: mapped, rejects, rejectText, rows };
     },
   };
+}
+
+/** A group this large with every event malformed is no run of broken records but a fault of the bridge's own. */
+const MALFORMED_GROUP = 20;
+
+/**
+ * A code fault turns every event into a `malformed-event` reject (rows.ts catches the type errors records cause): the
+ * run would complete, and move the watermark past events never sent. A group of events every one of which failed so
+ * stops the run instead, naming where.
+ */
+function refuseAllMalformed(rejects: readonly RowReject[], events: number): void {
+  if (events < MALFORMED_GROUP) return;
+  const malformed = rejects.filter((reject) => reject.reason === 'malformed-event');
+  if (malformed.length < events) return;
+  const places = [...new Set(malformed.map((reject) => reject.detail))].slice(0, 3).join('; ');
+  throw new BridgeError(
+    'BRG_ERR_INTERNAL',
+    `All ${events} events of a group failed to map (${places}): that is a fault of the bridge, not of ${events} records. Nothing of them was pushed and the watermark did not move; report it with this message.`,
+    { details: { events } },
+  );
 }
 
 function increment(tally: Record<string, number>, key: string): void {

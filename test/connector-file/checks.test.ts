@@ -3,6 +3,7 @@
  * any case), encodings converted to UTF-8 as they stream (a BOM deciding), and every refusal naming line and column —
  * never a cell. `bridge push` keeps its own rules (mandatory columns only, UTF-8 only): test/purview/flat-file.test.ts.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -18,6 +19,7 @@ import {
   isEmptyField,
   type NormalizeOptions,
   normalizeFlatFile,
+  prefixSha256,
   splitFields,
 } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
@@ -90,6 +92,25 @@ describe("the header must be the schema's columns, in order", () => {
 
   it('bridge push keeps its rule: mandatory columns anywhere, and its messages', () => {
     expect(checkHeader(['PATIENT.CITY', ...EPIC_COLUMNS.filter((c) => c !== 'PATIENT.CITY')].join('\t'), 'epic', 'x.txt').columns[0]).toBe('PATIENT.CITY');
+  });
+});
+
+describe('a header in another spelling', () => {
+  it("is sent in the schema's, while the content hash (the file's identity in the ledger) still reads it as the file gives it", async () => {
+    const quoted = EPIC_COLUMNS.map((column) => `"${column}"`).join('\t');
+    const rows = epicRows(3, 'spelled');
+    for (const options of [DROP, { encoding: 'utf-8' }] as NormalizeOptions[]) {
+      const { file, text } = await check(fileText(rows, quoted), options);
+      expect(text.split('\r\n')[0]).toBe(EPIC_HEADER);
+      // The hash a release that sent the header as written gave the file: a file it sent keeps its identity.
+      expect(file.sha256).toBe(
+        createHash('sha256')
+          .update(`${quoted}\r\n${rows.map((row) => `${row}\r\n`).join('')}`)
+          .digest('hex'),
+      );
+      expect(await prefixSha256(file, 3)).toBe(file.sha256);
+      expect(await prefixSha256(file, 1)).toBe(createHash('sha256').update(`${quoted}\r\n${rows[0]}\r\n`).digest('hex'));
+    }
   });
 });
 

@@ -109,7 +109,7 @@ describe('an event or resource with a value of another JSON type (docs/mapping.m
     for (const [what, event, resources] of broken) {
       const result = mapEvent(event, mapping, resources);
       expect(result.rows, what).toEqual([]);
-      expect(result.rejects, what).toEqual([{ eventId: 'ae-1', reason: 'malformed-event' }]);
+      expect(result.rejects, what).toEqual([{ eventId: 'ae-1', reason: 'malformed-event', detail: expect.stringMatching(/^TypeError at [\w.-]+\.ts:\d+$/) }]);
     }
     // The events after it are mapped as usual.
     expect(mapEvent(read(login), mapping, lookup).rows).toHaveLength(1);

@@ -15,7 +15,7 @@ const failure = (code: string): NodeJS.ErrnoException => Object.assign(new Error
 
 describe('listenError', () => {
   it('a host that does not resolve is the configuration to fix (a service manager must not restart it in a loop), naming server.host', () => {
-    for (const code of ['ENOTFOUND', 'EAI_AGAIN', 'EAI_NONAME']) {
+    for (const code of ['ENOTFOUND', 'EAI_NONAME']) {
       const error = listenError(failure(code), 'bridge-host.invalid', 8080) as BridgeError;
       expect(error).toBeInstanceOf(BridgeError);
       expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
@@ -30,6 +30,9 @@ describe('listenError', () => {
     expect((listenError(failure('EADDRNOTAVAIL'), '10.9.9.9', 80) as BridgeError).message).toContain('is not an address of this machine');
     const other = failure('EMFILE');
     expect(listenError(other, '127.0.0.1', 80)).toBe(other);
+    // A resolver not answering yet (DNS not up at boot) is no config error: a service manager restarts on it.
+    const later = failure('EAI_AGAIN');
+    expect(listenError(later, 'bridge.example.org', 80)).toBe(later);
   });
 });
 

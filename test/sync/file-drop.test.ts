@@ -1039,6 +1039,51 @@ describe('flat-file source: an earlier content come back with rows added (anothe
   });
 });
 
+describe('flat-file source: a partly sent file the settings no longer take', () => {
+  const folderOf = (w: World, change: { pattern?: string; dir?: string }) => ({
+    folder: {
+      dir: change.dir ?? w.dirs.dir,
+      pattern: change.pattern ?? '*.txt',
+      archiveDir: w.dirs.archiveDir,
+      settleMs: MINUTE,
+      changedAt: (f: DropFile) => f.mtimeMs,
+    },
+  });
+
+  it('source.pattern changed after a push stopped part-way: the run fails naming the file, the watermark stays; the pattern back, it is finished once', async () => {
+    const w = world();
+    const rows = epicRows(6, 'unmatched');
+    drop(w.dirs, 'clarity_a.txt', fileText(rows), NOW - 10 * MINUTE);
+    await stoppedAfter(w, 'block_acked');
+    const watermark = w.store.getWatermark('drop');
+    drop(w.dirs, 'clarity_b.tsv', fileText(epicRows(2, 'unmatched-next')), NOW - 5 * MINUTE);
+    const failed = (await w.run({}, 3, folderOf(w, { pattern: '*.tsv' })).catch((e: unknown) => e)) as BridgeError;
+    expect(failed.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(failed.message).toContain('clarity_a.txt: an earlier run sent 2 of its row(s) to Purview');
+    expect(failed.message).toContain('source.pattern (*.tsv) no longer takes it. Put the pattern back until it is delivered');
+    expect(w.store.getWatermark('drop')).toBe(watermark);
+    // The next file still went out; the pattern back, the first is finished, no row twice.
+    const back = await w.run({}, 3, folderOf(w, { pattern: '*' }));
+    expect(back.files.map((f) => [f.file, f.outcome])).toEqual([['clarity_a.txt', 'delivered']]);
+    const accepted = w.accepted();
+    expect(new Set(accepted).size).toBe(accepted.length);
+    expect(accepted).toHaveLength(6 + 2);
+    w.close();
+  });
+
+  it('source.dir changed after a push stopped part-way: the file left in the old folder is named and the run fails', async () => {
+    const w = world();
+    drop(w.dirs, 'left.txt', fileText(epicRows(6, 'old-folder')), NOW - 10 * MINUTE);
+    await stoppedAfter(w, 'block_acked');
+    const other = join(w.dirs.root, 'new-drop');
+    mkdirSync(other);
+    const failed = (await w.run({}, 3, folderOf(w, { dir: other })).catch((e: unknown) => e)) as BridgeError;
+    expect(failed.message).toContain(`left.txt: an earlier run sent 2 of its row(s) to Purview`);
+    expect(failed.message).toContain(`it is in ${w.dirs.dir}, and source.dir is ${other} now`);
+    w.close();
+  });
+});
+
 describe('flat-file source: a file the export was still writing when it settled', () => {
   it('cut mid-row, delivered, then written on in done/: the next run fails once naming it, the rows Purview has and what to drop; nothing is sent twice', async () => {
     const w = world();

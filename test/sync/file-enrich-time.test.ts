@@ -70,6 +70,16 @@ describe('enrichment reads access times', () => {
     expect(await familyNames(['2026-11-01 05:30:00', '2026-11-01 06:30:00'])).toEqual(['Old', 'New']);
   });
 
+  it('in the other forms exports write: en-US with AM/PM (SSMS, PowerShell), and a date alone (its midnight)', async () => {
+    expect(await familyNames(['10/31/2026 11:30:00 PM', '11/1/2026 1:30 AM', '11/01/2026 02:30', '2026-11-02'], 'America/Chicago')).toEqual([
+      'Old',
+      'New',
+      'New',
+      'New',
+    ]);
+    expect(await familyNames(['11/1/2026 12:59:59 AM', '2026-11-01'], 'UTC')).toEqual(['Old', 'Old']);
+  });
+
   it('with an offset as written, whatever the zone set', async () => {
     expect(await familyNames(['2026-11-01T05:59:59Z', '2026-11-01T01:00:01-05:00'], 'Asia/Tokyo')).toEqual(['Old', 'New']);
   });

@@ -161,6 +161,32 @@ describe('runSync with a fake source', () => {
     d.store.close();
   });
 
+  it('rejects an event of another JSON shape than FHIR gives it (malformed-event) and goes on; a group of nothing else stops the run', async () => {
+    const stateDir = mkdtempSync(join(root, 'state-'));
+    const good = event('good', '2026-11-01T10:00:00Z');
+    const nullAgent = { ...event('null-agent', '2026-11-01T10:05:00Z'), agent: [null] } as unknown as AuditEvent;
+    const objectReference = { ...event('object-ref', '2026-11-01T10:10:00Z'), entity: [{ what: { reference: { id: 'p1' } } }] } as unknown as AuditEvent;
+    const d = deps(stateDir, fakeSource([good, nullAgent, objectReference], [patient, practitioner], []));
+    const run = await runSync(d, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' });
+    expect(run.counts).toMatchObject({ events: 3, rows: 1, rejects: 2, rowsAcked: 1 });
+    expect(run.rejectReasons).toEqual({ 'malformed-event': 2 });
+    expect(d.store.getWatermark('main')).toBe('2026-11-01T11:00:00.000Z');
+    d.store.close();
+
+    // A fault of the bridge's own would reject every event alike: a group of 20 or more, all malformed, stops the run.
+    const faultDir = mkdtempSync(join(root, 'state-'));
+    const broken = Array.from(
+      { length: 24 },
+      (_, i) => ({ ...event(`b${i}`, `2026-11-01T10:${String(i).padStart(2, '0')}:00Z`), agent: [null] }) as unknown as AuditEvent,
+    );
+    const f = { ...deps(faultDir, fakeSource(broken, [patient, practitioner], [])), prefetchEvents: 24 };
+    const error = (await runSync(f, { trigger: 'cli', since: '2026-11-01T09:00:00Z', until: '2026-11-01T11:00:00Z' }).catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_INTERNAL');
+    expect(error.message).toMatch(/^All 24 events of a group failed to map \(TypeError at [\w.-]+\.ts:\d+\): that is a fault of the bridge/);
+    expect(f.store.getWatermark('main')).toBeUndefined();
+    f.store.close();
+  });
+
   it("refuses a window asked over HTTP naming the body's fields, not the command line's flags", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));
     const d = deps(stateDir, fakeSource([event('x', '2026-11-01T10:00:00Z')], [patient, practitioner], []));

@@ -422,10 +422,14 @@ describe('schema version', () => {
     claim.run(3, 'a|1', 30);
     db.prepare("INSERT INTO seen_events (connector, event_key, recorded_ms, destination) VALUES ('main', 'c|1', 0, ?)").run(alias);
     // bridge push's memory of a path's content, per destination (push.ts PUSHED_FILES); one under each host.
-    const pushed = db.prepare("INSERT INTO source_state (connector, name, value, updated_at) VALUES ('file:push', ?, ?, 'x')");
-    pushed.run(`${preset}|/data/a.txt`, '{"sha256":"aa","rows":3}');
-    pushed.run(`${alias}|/data/a.txt`, '{"sha256":"bb","rows":4}');
-    pushed.run(`${other}|/data/b.txt`, '{"sha256":"cc","rows":5}');
+    const pushed = db.prepare("INSERT INTO source_state (connector, name, value, updated_at) VALUES ('file:push', ?, ?, ?)");
+    pushed.run(`${preset}|/data/a.txt`, '{"sha256":"aa","rows":3}', '2026-11-02T00:00:00.000Z');
+    pushed.run(`${alias}|/data/a.txt`, '{"sha256":"bb","rows":4}', '2026-11-01T00:00:00.000Z');
+    pushed.run(`${other}|/data/b.txt`, '{"sha256":"cc","rows":5}', '2026-11-01T00:00:00.000Z');
+    // A drop folder's count of files refused in a row, for its job.
+    db.prepare("INSERT INTO source_state (connector, name, value, updated_at) VALUES ('drop', 'flat-file-whole-refusals', ?, 'x')").run(
+      JSON.stringify({ destination: preset, count: 1 }),
+    );
     db.close();
 
     expect(upgradeStateStore(dir, { nowMs: 0, isStale: () => false })).toEqual({ from: 8, to: STATE_SCHEMA_VERSION });
@@ -447,11 +451,14 @@ describe('schema version', () => {
         { id: 30, destination_id: 3, possibly_duplicated: 0 },
       ]);
       expect(after.prepare("SELECT destination FROM seen_events WHERE event_key = 'c|1'").all()).toEqual([{ destination: 'job-1' }]);
-      // One memory per path and job: the first of two spellings is kept.
-      expect(after.prepare("SELECT name FROM source_state WHERE connector = 'file:push' ORDER BY name").all()).toEqual([
-        { name: 'job-1|/data/a.txt' },
-        { name: 'job-2|/data/b.txt' },
+      // One memory per path and job: the newest of two spellings is kept.
+      expect(after.prepare("SELECT name, value FROM source_state WHERE connector = 'file:push' ORDER BY name").all()).toEqual([
+        { name: 'job-1|/data/a.txt', value: '{"sha256":"aa","rows":3}' },
+        { name: 'job-2|/data/b.txt', value: '{"sha256":"cc","rows":5}' },
       ]);
+      expect(after.prepare("SELECT value FROM source_state WHERE name = 'flat-file-whole-refusals'").get()).toEqual({
+        value: '{"destination":"job-1","count":1}',
+      });
       expect(after.pragma('foreign_key_check')).toEqual([]);
     } finally {
       after.close();

@@ -242,8 +242,15 @@ export const MIGRATIONS: readonly string[] = [
   mergeDestinations(withoutTenant, '%|%|%'),
   // v9: a destination is the job alone (destinationKey): one job reached under two spellings of its ingestion host (an
   // alias, a private endpoint, an explicit base against the cloud's preset) was two destinations, and the rows it held
-  // went again, unflagged. Merged as v8 merges; `bridge push`'s memory of the content each path had moves with it.
+  // went again, unflagged. Merged as v8 merges; `bridge push`'s memory of the content each path had moves with it (the
+  // newest of two spellings kept), and so does a drop folder's count of files refused in a row.
   `${mergeDestinations(jobOnly, '%|%')}
+   DELETE FROM source_state WHERE connector = 'file:push' AND name LIKE 'http%|%|%' AND EXISTS (
+     SELECT 1 FROM source_state o WHERE o.connector = 'file:push' AND o.name LIKE 'http%|%|%' AND o.name <> source_state.name
+       AND ${jobOnly('o.name')} = ${jobOnly('source_state.name')}
+       AND (o.updated_at > source_state.updated_at OR (o.updated_at = source_state.updated_at AND o.name > source_state.name)));
    UPDATE OR IGNORE source_state SET name = ${jobOnly('name')} WHERE connector = 'file:push' AND name LIKE 'http%|%|%';
-   DELETE FROM source_state WHERE connector = 'file:push' AND name LIKE 'http%|%|%';`,
+   DELETE FROM source_state WHERE connector = 'file:push' AND name LIKE 'http%|%|%';
+   UPDATE source_state SET value = json_set(value, '$.destination', ${jobOnly("json_extract(value, '$.destination')")})
+     WHERE name = 'flat-file-whole-refusals' AND json_valid(value) AND json_extract(value, '$.destination') LIKE '%|%';`,
 ];
