@@ -104,7 +104,7 @@ export const ERROR_CODES = {
   BRG_ERR_FHIR_EXPORT_FILE: {
     http: 502,
     exit: 4,
-    fix: 'A Bulk Data export file is not what its manifest says (the message names the file and line: invalid JSON, another resourceType, a broken gzip stream); report it to the EHR team. Nothing of the run was pushed.',
+    fix: 'A Bulk Data export file is not what its manifest says (the message names the file and line: invalid JSON or UTF-8, another resourceType, a broken gzip stream); report it to the EHR team. Nothing of the run was pushed.',
   },
   BRG_ERR_PROXY_REFUSED: {
     http: 502,
@@ -126,7 +126,7 @@ export const ERROR_CODES = {
   BRG_ERR_PURVIEW_UNAVAILABLE: {
     http: 503,
     exit: 5,
-    fix: 'Purview kept failing after retries; rerun later: the push resumes at the first unacknowledged block.',
+    fix: 'Purview kept failing after retries (rerun later: the push resumes at the first unacknowledged block), or its certificate was not accepted (fix what the message names: no retry changes that).',
   },
   BRG_ERR_DROP_FOLDER: {
     http: 500,
