@@ -88,6 +88,7 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   }
   const text = typeof entry === 'string' ? entry : entry.expression;
   const warnCode = typeof entry === 'string' ? undefined : entry.warn;
+  checkRegexOptions(text, site);
   const path = parseSimplePath(text, site.options);
   const { scope, variables } = (path && analyseSimple(text, path, site)) ?? analyse(text, site);
   const warn = warnCode ? { warn: `${warnCode}:${site.column}` } : {};
@@ -99,6 +100,24 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   const evaluate = (ctx: RowContext): string => toCell(simple(ctx), site.join);
   const code = compilePathCell(path, site.join);
   return { text, scope, slot: -1, ...warn, variables, evaluate, cell: code === NEVER ? evaluate : (code ?? evaluate), never: code === NEVER };
+}
+
+const REGEX_OPTION = /\b(?:matches|replaceMatches)\(\s*%([A-Za-z_][A-Za-z0-9_]*)/g;
+
+/**
+ * A site option an expression gives matches() (or replaceMatches()) must be a regular expression: found at load, naming
+ * the file, column and expression, not as an internal error or an `expression-error` on every row.
+ */
+function checkRegexOptions(text: string, site: ExpressionSite): void {
+  for (const [, name] of text.replace(QUOTED, "''").matchAll(REGEX_OPTION)) {
+    const option = site.options[name as string];
+    if (typeof option !== 'string') continue;
+    try {
+      new RegExp(option, 'su');
+    } catch (cause) {
+      throw invalidExpression(site, text, `passes matches() the option %${name}, which is not a regular expression (${(cause as Error).message})`, cause);
+    }
+  }
 }
 
 function fhirpathEvaluator(text: string, site: ExpressionSite): (ctx: RowContext, sink: WarningSink) => string {
@@ -140,12 +159,17 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
   }
   const used = new Set<string>();
   let usesRoot = false;
-  const walk = (node: AstNode): void => {
+  // A term that starts a path outside any function's arguments reads the root (the AuditEvent) when it is a member
+  // (`action`), a function (`iif(…)`, `extension('url')`, `where(…)`: their input is the root) or `$this`: such an
+  // expression is no patient's or user's alone, and must not be memoised for them. Inside arguments such a term reads
+  // the function's input, which the path before it says.
+  const walk = (node: AstNode, inArguments: boolean): void => {
     if (node.type === 'ExternalConstantTerm' && node.text) used.add(node.text.replace(/^[`'"]|[`'"]$/g, ''));
     if (node.type === 'MemberInvocation' && node.atRoot === 1) usesRoot = true;
-    node.children?.forEach(walk);
+    if (!inArguments && node.type === 'InvocationTerm' && node.children?.some((child) => ROOT_TERMS.has(child.type))) usesRoot = true;
+    for (const child of node.children ?? []) walk(child, inArguments || node.type === 'ParamList');
   };
-  walk(ast);
+  walk(ast, false);
   for (const name of used) {
     const known =
       (CONTEXT_VARIABLES as readonly string[]).includes(name) ||
@@ -159,6 +183,9 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
   }
   return { scope: scopeOf([...used], usesRoot), variables: [...used] };
 }
+
+/** The terms that start a path from the expression's input (the root, outside any function's arguments). */
+const ROOT_TERMS: ReadonlySet<string> = new Set(['MemberInvocation', 'FunctionInvocation', 'ThisInvocation', 'IndexInvocation', 'TotalInvocation']);
 
 const QUOTED = /'[^'\\]*'/g;
 const VARIABLE = /%([A-Za-z_][A-Za-z0-9_]*)/g;

@@ -132,7 +132,10 @@ export const mappingFileSpec = z.strictObject({
   strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell; default false.'),
   skip: skipSpec.optional(),
   options: optionsSpec.optional(),
-  columns: z.array(columnSpec).describe('One entry per schema column.'),
+  columns: z
+    .array(columnSpec)
+    .default([])
+    .describe('One entry per schema column; a file that extends another lists only the columns it overrides (none: only options).'),
 });
 export type MappingFileSpec = z.infer<typeof mappingFileSpec>;
 

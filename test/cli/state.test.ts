@@ -36,3 +36,29 @@ it('rename and retire refuse a stateDir that names no state database, and create
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+it("rename and retire refuse what is no connector's name (a flat file's deliveries, bridge push's memory): only a connector's state moves", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bridge-state-names-'));
+  try {
+    const stateDir = join(dir, 'state');
+    const configPath = join(dir, 'bridge.config.json');
+    writeFileSync(configPath, JSON.stringify({ ...MINIMAL_CONFIG, stateDir }));
+    const sha = 'a'.repeat(64);
+    for (const args of [
+      ['retire', `file:${sha}`],
+      ['retire', 'file:push'],
+      ['rename', `file:${sha}`, 'main'],
+    ]) {
+      const ctx = recordingContext({ env: { PURVIEW_APP_SECRET: 'x' } });
+      const error = (await stateCommand(ctx)
+        .exitOverride()
+        .parseAsync([...args, '--config', configPath], { from: 'user' })
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(error.code, args.join(' ')).toBe('BRG_ERR_INPUT_INVALID');
+      expect(error.message).toContain("is no connector's name");
+      expect(existsSync(stateDir), args.join(' ')).toBe(false);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

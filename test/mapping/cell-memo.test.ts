@@ -6,7 +6,7 @@ import type { AuditEvent, Patient } from 'fhir/r4.js';
 import { describe, expect, it } from 'vitest';
 import { programOf } from '../../src/mapping/compile.js';
 import { createSerializer, mapEvent } from '../../src/mapping/index.js';
-import { builtinMapping, lookupOf } from './support.js';
+import { builtinMapping, builtinSpec, compileSpec, lookupOf } from './support.js';
 
 describe('scoped columns', () => {
   it('the Epic mapping: name and address columns (first name … country) are memoised per patient view', () => {
@@ -30,6 +30,37 @@ describe('scoped columns', () => {
     // id and names lead theirs (docs/mapping.md §12.4).
     expect(program.leadingColumns).toEqual({ patient: [5], user: [19, 20, 21] });
     expect(program.scopedRuns).toEqual({ patient: [{ first: 5, last: 14 }], user: [{ first: 19, last: 21 }] });
+  });
+});
+
+describe('the scope of a site expression', () => {
+  it('an expression that starts with a function or $this reads the event, so it is never memoised per patient: each event gets its own value', () => {
+    const spec = builtinSpec('epic');
+    const department = "iif(extension('https://site.example/dept').exists(), extension('https://site.example/dept').value, %name.family)";
+    spec.columns = spec.columns.map((column) => (column.name === 'CLARITY_DEP.DEPARTMENT_NAME' ? { ...column, expressions: [department] } : column));
+    const mapping = compileSpec(spec);
+    const program = programOf(mapping);
+    const index = program.columns.findIndex((column) => column.name === 'CLARITY_DEP.DEPARTMENT_NAME');
+    expect(program.columns[index]?.scope).toBe('event');
+    const lookup = lookupOf([{ resourceType: 'Patient', id: 'p1', name: [{ family: 'Home', given: ['Ann'] }] } as Patient]);
+    const event = (id: string, dept?: string): AuditEvent => ({
+      resourceType: 'AuditEvent',
+      id,
+      recorded: '2026-11-01T10:00:00Z',
+      type: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110110' },
+      action: 'R',
+      agent: [{ requestor: true, who: { display: 'Jo Smith' }, altId: 'jsmith@hospital.example.org' }],
+      source: { observer: { display: 'EHR' } },
+      entity: [{ what: { reference: 'Patient/p1' } }],
+      ...(dept ? { extension: [{ url: 'https://site.example/dept', valueString: dept }] } : {}),
+    });
+    const cells = ['Cardiology', 'Oncology', undefined].map((dept, i) => mapEvent(event(`e${i}`, dept), mapping, lookup).rows[0]?.[index]);
+    expect(cells).toEqual(['Cardiology', 'Oncology', 'Home']);
+    for (const text of ['$this.action', "where(action = 'R').action", 'now().toString()']) {
+      const scoped = builtinSpec('epic');
+      scoped.columns = scoped.columns.map((column) => (column.name === 'CLARITY_DEP.DEPARTMENT_NAME' ? { ...column, expressions: [text] } : column));
+      expect(programOf(compileSpec(scoped)).columns[index]?.scope, text).toBe('event');
+    }
   });
 });
 

@@ -99,6 +99,11 @@ describe('extends', () => {
     ).toHaveLength(23);
   });
 
+  it('takes a file that extends another with options only (no columns list)', () => {
+    const path = writeMapping('options-only.json', { extends: 'epic', options: { btgCodes: ['BTG', 'ETREAT'] } });
+    expect(loadMapping(path).columns).toHaveLength(22);
+  });
+
   it('rejects a schema that contradicts extends, and extends in compileMapping', () => {
     const path = writeMapping('contradict.json', { extends: 'epic', schema: 'healthcare', columns: [] });
     expect(errorOf(() => loadMapping(path)).message).toContain('contradicts "extends": "epic"');
@@ -113,6 +118,26 @@ describe('invalid mapping files', () => {
     expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
     expect(error.message).toBe(`Mapping file ${path}: invalid JSON at line 3, column 31: expected a property name in double quotes.`);
     expect(error.details).toEqual({ file: path, line: 3, column: 31 });
+  });
+
+  it('an option given to matches() that is no regular expression: a mapping error naming file, column and expression, not an internal one', () => {
+    const path = writeMapping('bad-regex.json', {
+      extends: 'epic',
+      options: { empRegex: '^(E[0-9]+' },
+      columns: [{ name: 'CLARITY_EMP.USER_ID', expressions: ['%user.identifier.value.where(matches(%empRegex))'] }],
+    });
+    const error = errorOf(() => loadMapping(path));
+    expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(error.message).toContain(
+      `Mapping file ${path}, column "CLARITY_EMP.USER_ID": expression \`%user.identifier.value.where(matches(%empRegex))\` passes matches() the option %empRegex, which is not a regular expression`,
+    );
+    // Where fhirpath.js evaluates it (no direct path), too: at load, not as an expression-error on every row.
+    const general = writeMapping('bad-regex-general.json', {
+      extends: 'epic',
+      options: { empRegex: '^(E[0-9]+' },
+      columns: [{ name: 'CLARITY_EMP.USER_ID', expressions: ['%user.identifier.where(value.matches(%empRegex)).value'] }],
+    });
+    expect(errorOf(() => loadMapping(general)).message).toContain('passes matches() the option %empRegex, which is not a regular expression');
   });
 
   it('a missing file', () => {

@@ -119,5 +119,10 @@ function printPossiblyDuplicated(ctx: CliContext, store: StateStore, id: string,
     ctx.print(json ? `${n > 1 ? ',' : ''}${JSON.stringify(entry)}` : text);
   }
   if (json) ctx.print(']}');
+  else if (n === 0 && run.counts.possiblyDuplicated > 0)
+    // The run record keeps its counts; the ledger forgets blocks after its retention, with what they carried.
+    ctx.print(
+      `run ${run.id}: ${run.counts.possiblyDuplicated} block(s) flagged possibly duplicated, but the delivery ledger no longer holds what they carried (it forgets blocks older than state.ledgerRetentionDays)`,
+    );
   else if (n === 0) ctx.print(`run ${run.id}: nothing sent in a block flagged possibly duplicated`);
 }

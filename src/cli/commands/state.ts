@@ -92,6 +92,23 @@ function refuseConfigured(config: Config, name: string, what: string): void {
  * database must exist: a mistyped stateDir names no connector's history, and an empty database made there would only
  * say the connector has none.
  */
+/** A connector's name, or one `bridge state retire` gave (connector-identity.ts retiredName). */
+const CONNECTOR_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const RETIRED_NAME = /^retired:[a-z0-9][a-z0-9-]{0,62}:\d{4}-\d{2}-\d{2}T[\d:.]+Z$/;
+
+/**
+ * Only a connector's state moves: the ledger also keys a flat file's rows (`file:<sha256>`) and `bridge push`'s memory of
+ * each path (`file:push`), and moved away those would let a file go again whole, unflagged.
+ */
+function refuseOtherNames(from: string): void {
+  if (CONNECTOR_NAME.test(from) || RETIRED_NAME.test(from)) return;
+  throw new BridgeError(
+    'BRG_ERR_INPUT_INVALID',
+    `"${from}" is no connector's name (lowercase letters, digits and dashes, or a retired:<name>:<time> one): only a connector's state moves. A file's deliveries are kept by its content and cannot be renamed or retired.`,
+    { details: { name: from } },
+  );
+}
+
 function move(
   ctx: CliContext,
   config: Config,
@@ -100,6 +117,7 @@ function move(
   names: readonly string[],
   options: { destination?: string; files: () => void },
 ): ConnectorMove {
+  refuseOtherNames(from);
   const store = openExistingStateStore(config.stateDir, ctx.clock, { upgrade: true, isStale: holderIsGone });
   const held: HeldLease[] = [];
   try {
