@@ -36,7 +36,17 @@ it('says the ledger no longer holds what a flagged run carried once its blocks w
   });
   const events = [{ key: 'ev-1|1', recordedMs: Date.parse('2026-10-01T08:00:00Z'), rows: 1 }];
   let at = 0;
-  const block = store.openEventBlock(target, { peek: () => events[at], take: () => void (at += 1) }, 100, () => undefined);
+  const block = store.openEventBlock(
+    target,
+    {
+      peek: () => events[at],
+      take: () => {
+        at += 1;
+      },
+    },
+    100,
+    () => undefined,
+  );
   store.markAttempt(block?.id as number);
   store.markAcked(block?.id as number, 1);
   store.completeRun(runId, {
