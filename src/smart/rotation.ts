@@ -7,7 +7,7 @@
  * jwks-url.ts) or when `activateKey` is called; `retireKey` then removes the old key.
  * See: https://fhir.epic.com/Documentation?docId=oauth2 ("Key rotation")
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BridgeError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -46,6 +46,11 @@ export interface RotateOptions {
   readonly waitMs?: number;
   /** Default Date.now(). */
   readonly nowMs?: number;
+  /**
+   * The clock, read once the new set is written (after any wait for the keys lock and the key's generation): the new
+   * key's start counts from when caches can first see it. Wins over `nowMs`.
+   */
+  readonly now?: () => number;
   /**
    * smart.jku of every connector sharing the keys directory: the new key signs at a token request only once each of
    * them serves it (recorded in next-key.json), whichever connector asks. Default none.
@@ -87,11 +92,12 @@ async function rotateKeyUnlocked(
   // A directory made by an older bridge, or beforehand, may let every user list the keys.
   await privateDir(dir);
   const material = await newKeyMaterial(alg);
-  const nowMs = options.nowMs ?? Date.now();
-  // A cache may fetch the set from bridge serve's own copy until that re-reads jwks.json, then keep it a max-age.
-  const activeFromMs = nowMs + JWKS_READ_PERIOD_MS + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
   await writePrivateKey(dir, material.jwk.kid, material.pem);
   await writePublishedSet(dir, [...keys, material.jwk]);
+  // Published now: a cache may fetch the set from bridge serve's own copy until that re-reads jwks.json, then keep it a
+  // max-age. Counted from here, not from before the lock was waited for, which would shorten what caches get.
+  const nowMs = options.now?.() ?? options.nowMs ?? Date.now();
+  const activeFromMs = nowMs + JWKS_READ_PERIOD_MS + Math.max(0, options.waitMs ?? DEFAULT_ACTIVATION_WAIT_MS);
   const jkus = [...new Set(options.jkus ?? [])];
   await writeNextKey(dir, { kid: material.jwk.kid, publishedAtMs: nowMs, activeFromMs, ...(jkus.length > 0 ? { jkus } : {}) });
   // The key of a cancellation cut short (its record replaced just now): unpublished, it will never sign.
@@ -198,7 +204,16 @@ async function retireKeyUnlocked(dir: string, kid: string, options: RetireOption
 export const ASSERTION_LIFETIME_MS = 300_000;
 
 function refuseIfTooSoon(dir: string, activeKid: string, kid: string, minAgeMs: number, nowMs: number): void {
-  const published = statSync(privateKeyPath(dir, activeKid)).mtimeMs;
+  const active = privateKeyPath(dir, activeKid);
+  if (!existsSync(active)) {
+    // Retired, the old key would leave no key that can sign: refused whatever the timing.
+    throw new BridgeError(
+      'BRG_ERR_KEY_INVALID',
+      `The active key ${activeKid} has no private key file (${active}): retiring ${kid} would leave no key that can sign. Restore ${activeKid}.pem from a backup, or run \`bridge keys rotate\` and \`bridge keys activate --now\` for a new key first.`,
+      { details: { kid: activeKid } },
+    );
+  }
+  const published = statSync(active).mtimeMs;
   const waitMs = published + minAgeMs - nowMs;
   if (waitMs <= 0) {
     // Activated (active-kid written) less than 5 minutes ago: an assertion signed with the old key may still be in flight.

@@ -4,10 +4,11 @@
  * where to finish the rotation, instead of an opaque file error at every token request.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
-import { generateKey, JWKS_READ_PERIOD_MS, openKeyStore, rotateKey } from '../../src/smart/index.js';
+import type { BridgeError } from '../../src/errors.js';
+import { activateKey, generateKey, JWKS_READ_PERIOD_MS, openKeyStore, retireKey, rotateKey } from '../../src/smart/index.js';
 import { keyToSignWith } from '../../src/smart/jwks-url.js';
 import type { SigningKey } from '../../src/smart/keys.js';
 import { linesLogger } from '../support/log-lines.js';
@@ -66,4 +67,32 @@ it("a connector without smart.jku does not switch the shared directory before th
   servedKids = [oldKid, newKid];
   expect((await keyToSignWith(await store.activeKey(), { nowMs: due, fetch: served, logger: linesLogger(lines) })).kid).toBe(newKid);
   expect(readFileSync(join(dir, 'active-kid'), 'utf8').trim()).toBe(newKid);
+});
+
+it("counts the new key's start from when its set was written (after waiting for the keys lock and generating it), not from before", async () => {
+  const dir = tempDir();
+  await generateKey(dir, 'ES384');
+  let setHadNewKey: boolean | undefined;
+  const jwksAt = join(dir, 'jwks.json');
+  const keysBefore = (JSON.parse(readFileSync(jwksAt, 'utf8')) as { keys: unknown[] }).keys.length;
+  const { activeFromMs } = await rotateKey(dir, 'ES384', {
+    waitMs: 3_600_000,
+    now: () => {
+      setHadNewKey = (JSON.parse(readFileSync(jwksAt, 'utf8')) as { keys: unknown[] }).keys.length === keysBefore + 1;
+      return 1_000_000;
+    },
+  });
+  expect(setHadNewKey).toBe(true);
+  expect(activeFromMs).toBe(1_000_000 + JWKS_READ_PERIOD_MS + 3_600_000);
+});
+
+it('refuses to retire the old key while the active key has no private key file, as a key error saying how to recover', async () => {
+  const dir = tempDir();
+  const { kid: old } = await generateKey(dir, 'ES384');
+  const { kid: next } = await rotateKey(dir, 'ES384', { nowMs: 0, waitMs: 0 });
+  await activateKey(dir, next, { nowMs: 10 * 60_000, force: true });
+  rmSync(join(dir, `${next}.pem`));
+  const error = await retireKey(dir, old, { minActiveAgeMs: 60_000, nowMs: 24 * 3_600_000 }).catch((e: unknown) => e);
+  expect((error as BridgeError).code).toBe('BRG_ERR_KEY_INVALID');
+  expect((error as BridgeError).message).toContain(`retiring ${old} would leave no key that can sign`);
 });

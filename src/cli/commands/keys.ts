@@ -166,7 +166,7 @@ function rotateSubcommand(options: KeysCommandOptions): Command {
       const current = describeKeys(dir);
       const alg = flags.alg ?? current.keys.find((k) => k.kid === current.activeKid)?.alg ?? 'ES384';
       const { kid, previousKid, activeFromMs } = await rotateKey(dir, alg, {
-        nowMs: options.now(),
+        now: options.now,
         waitMs: jwksMaxAgeSec * 1000,
         jkus,
         where: whereArgs(flags),
