@@ -202,7 +202,9 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.fill('#token', TOKEN);
     await page.click('#token-form button');
     const banner = page.locator('#banner');
-    await expect.poll(() => banner.textContent(), { timeout: 10_000 }).toBe('The service is rate limiting this page (HTTP 429); it tries again in 1 s.');
+    await expect
+      .poll(() => banner.textContent(), { timeout: 10_000 })
+      .toBe('The service refused this page (HTTP 429: too many requests); it tries again in 1 s.');
     await expect.poll(() => banner.isVisible(), { timeout: 15_000 }).toBe(false);
     expect(limited).toBe(1);
     expect(problems.filter((problem) => !/status of 429/.test(problem))).toEqual([]);
@@ -228,6 +230,84 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     expect(problems.filter((problem) => !/status of 503/.test(problem))).toEqual([]);
     await page.context().close();
   }, 60_000);
+
+  /** A signed-in tab, its board shown. */
+  async function signedIn(): Promise<{ page: Page; requests: string[]; problems: string[] }> {
+    const opened = await openPage();
+    await opened.page.fill('#token', TOKEN);
+    await opened.page.click('#token-form button');
+    await opened.page.locator('article[data-connector="sandbox"]').waitFor();
+    return opened;
+  }
+
+  it('shows the run chosen last, whichever answer comes last; and says an address that names no run is none, without an error', async () => {
+    const { page, problems } = await signedIn();
+    const rows = page.locator('#runs-body tr');
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBeGreaterThan(1);
+    const a = (await rows.nth(0).getAttribute('data-run')) as string;
+    const b = (await rows.nth(1).getAttribute('data-run')) as string;
+    await page.route(`**/v1/runs/${a}`, async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await route.continue();
+    });
+    await rows.nth(0).locator('a').click();
+    await rows.nth(1).locator('a').click();
+    await expect.poll(() => page.locator('#detail h2 code').textContent(), { timeout: 10_000 }).toBe(b);
+    await page.waitForTimeout(2000); // the late answer for the first choice has come by now
+    expect(await page.locator('#detail h2 code').textContent()).toBe(b);
+    await page.evaluate("location.hash = '#run/%E0'");
+    await expect.poll(() => page.locator('#detail').textContent(), { timeout: 5_000 }).toBe('The address names no run (it is not a run id).');
+    expect(problems).toEqual([]);
+    await page.context().close();
+  });
+
+  it('says the updates are interrupted while the status stream cannot be had, and stops saying so once it is back', async () => {
+    const { page, problems } = await openPage();
+    let refused = 0;
+    await page.route('**/v1/status/stream', (route) => {
+      if (refused >= 2) return route.continue();
+      refused += 1;
+      return route.abort('connectionreset');
+    });
+    await page.fill('#token', TOKEN);
+    await page.click('#token-form button');
+    const banner = page.locator('#banner');
+    await expect
+      .poll(() => banner.textContent(), { timeout: 10_000 })
+      .toMatch(/^Live updates interrupted since .+; reconnecting\. What this page shows may be out of date\.$/);
+    await expect.poll(() => banner.isVisible(), { timeout: 20_000 }).toBe(false);
+    expect(refused).toBe(2);
+    expect(problems.filter((problem) => !/ERR_CONNECTION_RESET|Failed to fetch/.test(problem))).toEqual([]);
+    await page.context().close();
+  }, 40_000);
+
+  it('sends one request for a double-click on Sync now, and does not call the run it started refused', async () => {
+    const { page } = await signedIn();
+    const posts: number[] = [];
+    page.on('response', (response) => {
+      if (response.url().endsWith('/syncs')) posts.push(response.status());
+    });
+    h.sandbox.ingest.injectFaults(...Array.from({ length: 4 }, () => ({ kind: 'delay' as const, ms: 300 })));
+    const card = page.locator('article[data-connector="sandbox"]');
+    await card.locator('button.sync').dblclick();
+    await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);
+    await page.waitForTimeout(500);
+    expect(posts).toEqual([202]);
+    expect(await card.locator('.sync-msg.refused').count()).toBe(0);
+    await expect
+      .poll(
+        async () => {
+          const status = (await (await fetch(`${service.url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+            connectors: Array<{ inFlight?: unknown }>;
+          };
+          return status.connectors[0]?.inFlight;
+        },
+        { timeout: 60_000 },
+      )
+      .toBeUndefined();
+    h.sandbox.ingest.injectFaults();
+    await page.context().close();
+  }, 90_000);
 
   it('says clearly when the token is wrong, and keeps nothing of it', async () => {
     const { page, problems } = await openPage();

@@ -10,7 +10,9 @@ export const APP_JS = String.raw`(() => {
   const { runDetail } = window.BridgeDetail;
   const TOKEN_KEY = 'bridge.apiToken';
   const $ = (id) => document.getElementById(id);
-  const state = { token: sessionStorage.getItem(TOKEN_KEY), status: undefined, runs: [], stream: undefined, runsKey: '', messages: {}, selected: undefined, bannerKind: undefined };
+  const state = { token: sessionStorage.getItem(TOKEN_KEY), status: undefined, runs: [], stream: undefined, runsKey: '', messages: {}, selected: undefined, bannerKind: undefined, pending: {} };
+  /** The service sends a status every 15 s: a stream silent for longer than this is a dead connection (a laptop that slept). */
+  const STREAM_SILENCE_MS = 40000;
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   class HttpError extends Error {
@@ -32,7 +34,8 @@ export const APP_JS = String.raw`(() => {
       if (init && init.signal && init.signal.aborted) throw error;
       throw new HttpError(0, { message: 'The service did not answer (' + error.message + ').' });
     }
-    // A service that answers again is no longer rate limiting this page: that banner goes.
+    // A service that answers again is no longer rate limiting this page: that banner goes (the stream's own goes only
+    // when a stream opens).
     if (response.ok) {
       if (state.bannerKind === 'rate') banner('');
       return response;
@@ -41,7 +44,7 @@ export const APP_JS = String.raw`(() => {
     try { body = await response.json(); } catch (ignored) { body = {}; }
     const retryAfter = response.headers.get('retry-after');
     if (response.status === 401) signOut('The API token was not accepted (HTTP 401). Check it and enter it again.');
-    if (response.status === 429) banner('The service is rate limiting this page (HTTP 429); it tries again in ' + (retryAfter || 'a few') + ' s.', 'rate');
+    if (response.status === 429) banner('The service refused this page (HTTP 429: ' + ((body && body.message) || 'too many requests') + '); it tries again in ' + (retryAfter || 'a few') + ' s.', 'rate');
     throw new HttpError(response.status, body, retryAfter);
   }
   const getJson = async (path) => (await api(path)).json();
@@ -102,13 +105,27 @@ export const APP_JS = String.raw`(() => {
     const controller = new AbortController();
     state.stream = controller;
     let delay = 2000;
+    let downSince;
     while (state.stream === controller) {
+      // One connection: aborted with the page's controller, or when it falls silent (a half-open socket never ends).
+      const connection = new AbortController();
+      const onAbort = () => connection.abort();
+      controller.signal.addEventListener('abort', onAbort, { once: true });
+      let watchdog;
+      const watch = () => {
+        clearTimeout(watchdog);
+        watchdog = setTimeout(() => connection.abort(), STREAM_SILENCE_MS);
+      };
       try {
-        const response = await api('/v1/status/stream', { signal: controller.signal });
+        watch();
+        const response = await api('/v1/status/stream', { signal: connection.signal });
         delay = 2000;
+        downSince = undefined;
+        if (state.bannerKind === 'stream' || state.bannerKind === 'rate') banner('');
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = '';
         for (;;) {
+          watch();
           const { value, done } = await reader.read();
           if (done) break;
           buffer += value;
@@ -123,8 +140,14 @@ export const APP_JS = String.raw`(() => {
       } catch (error) {
         if (controller.signal.aborted || error.status === 401) return;
         if (error.status === 429) delay = Math.max(delay, 1000 * (Number(error.retryAfter) || 30));
+      } finally {
+        clearTimeout(watchdog);
+        controller.signal.removeEventListener('abort', onAbort);
       }
       if (state.stream !== controller) return;
+      // Not live: what the page shows may be old, and it says since when.
+      downSince = downSince || new Date().toISOString();
+      if (state.bannerKind !== 'rate') banner('Live updates interrupted since ' + time(downSince) + '; reconnecting. What this page shows may be out of date.', 'stream');
       await sleep(delay);
       delay = Math.min(delay * 2, 30000);
     }
@@ -207,6 +230,18 @@ export const APP_JS = String.raw`(() => {
   }
 
   async function syncNow(name) {
+    // One press, one request: a second press while the first is on its way would only be refused (409) about the run the
+    // first one started.
+    if (state.pending[name]) return;
+    state.pending[name] = true;
+    try {
+      await startSync(name);
+    } finally {
+      delete state.pending[name];
+    }
+  }
+
+  async function startSync(name) {
     state.messages[name] = { text: 'Starting…' };
     renderConnectors();
     const announce = () => ($('announce').textContent = name + ': ' + state.messages[name].text);
@@ -247,11 +282,13 @@ export const APP_JS = String.raw`(() => {
     try {
       run = await getJson('/v1/runs/' + encodeURIComponent(id));
     } catch (error) {
-      if (error.status === 401) return;
+      if (error.status === 401 || state.selected !== id) return;
       replace(box, h('p', { class: 'error' }, error.message));
       box.hidden = false;
       return;
     }
+    // Another run was chosen while this one's answer was on its way: that one's detail is shown, not this.
+    if (state.selected !== id) return;
     replace(box, ...runDetail(run));
     box.hidden = false;
     renderRuns();
@@ -260,7 +297,18 @@ export const APP_JS = String.raw`(() => {
   function route() {
     const match = /^#run\/(.+)$/.exec(location.hash);
     if (match) {
-      showRun(decodeURIComponent(match[1]));
+      let id;
+      try {
+        id = decodeURIComponent(match[1]);
+      } catch (error) {
+        // A link cut or typed by hand (%E0): no run, said so, and no detail of another run left on screen.
+        state.selected = undefined;
+        replace($('detail'), h('p', { class: 'error' }, 'The address names no run (it is not a run id).'));
+        $('detail').hidden = false;
+        renderRuns();
+        return;
+      }
+      showRun(id);
       return;
     }
     state.selected = undefined;

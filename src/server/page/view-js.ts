@@ -63,7 +63,8 @@ export const VIEW_JS = String.raw`(() => {
 
   function time(iso) {
     if (!iso) return '–';
-    return new Date(iso).toLocaleString(undefined, { month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    // The browser's zone, named (bridge runs prints UTC): the same run read in both must not seem two times.
+    return new Date(iso).toLocaleString(undefined, { year: 'numeric', month: 'short', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', timeZoneName: 'short' });
   }
 
   /** { a: 3, b: 1 } → "a 3 · b 1", most frequent first. */
