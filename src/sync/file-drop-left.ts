@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { type NormalizedFile, prefixSha256 } from '../connector-file/index.js';
 import { rowsSentOf as ledgerRowsSentOf } from '../purview/index.js';
 import type { DropFile } from './file-drop-folder.js';
+import { readStateList } from './file-drop-state.js';
 import type { SyncDeps } from './pipeline.js';
 
 export interface SentAndLeft {
@@ -114,14 +115,7 @@ const CONTENTS_STATE = 'flat-file-sent-contents';
 const MAX_SENT_CONTENTS = 2000;
 
 export function sentContents(deps: SyncDeps): SentContent[] {
-  const text = deps.store.getSourceState(deps.connector, CONTENTS_STATE);
-  if (text === undefined) return [];
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    return Array.isArray(parsed) ? parsed.filter(isSentContent) : [];
-  } catch {
-    return [];
-  }
+  return readStateList(deps, CONTENTS_STATE, isSentContent);
 }
 
 function isSentContent(value: unknown): value is SentContent {

@@ -91,3 +91,18 @@ export async function writeDryRun(checked: readonly Checked[], out: string): Pro
     throw error;
   }
 }
+
+/**
+ * A list the connector's source state keeps under `name` (JSON), the entries `isEntry` takes: one hand-edited, of an
+ * older shape or unreadable is dropped, not trusted.
+ */
+export function readStateList<T>(deps: Pick<SyncDeps, 'store' | 'connector'>, name: string, isEntry: (value: unknown) => value is T): T[] {
+  const text = deps.store.getSourceState(deps.connector, name);
+  if (text === undefined) return [];
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    return Array.isArray(parsed) ? parsed.filter(isEntry) : [];
+  } catch {
+    return [];
+  }
+}

@@ -10,6 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { readStateList } from './file-drop-state.js';
 import type { SyncDeps } from './pipeline.js';
 
 export interface DeliveredFile {
@@ -43,14 +44,7 @@ const WATCH_MS = 7 * 86_400_000;
 const MAX_WATCHED = 1000;
 
 function watched(deps: SyncDeps): DeliveredFile[] {
-  const text = deps.store.getSourceState(deps.connector, STATE_NAME);
-  if (text === undefined) return [];
-  try {
-    const parsed = JSON.parse(text) as unknown;
-    return Array.isArray(parsed) ? parsed.filter(isDeliveredFile) : [];
-  } catch {
-    return [];
-  }
+  return readStateList(deps, STATE_NAME, isDeliveredFile);
 }
 
 /** An entry as watchDelivered wrote it; anything else (a hand-edited or foreign value) is dropped, not trusted. */

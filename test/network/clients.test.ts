@@ -49,6 +49,20 @@ function viaProxy(credentials?: string): NetworkSettings {
   return resolveNetwork(undefined, { HTTPS_PROXY: url, HTTP_PROXY: url, NO_PROXY: 'localhost' });
 }
 
+/** A SMART token source for `origin`'s token endpoint (`/oauth2/token`), its requests through `network`. */
+async function smartSourceThrough(network: NetworkSettings, origin: string) {
+  return createSmartTokenSource({
+    fhirBaseUrl: `${origin}/R4`,
+    tokenUrl: `${origin}/oauth2/token`,
+    clientId: 'c',
+    scope: 'system/Patient.read',
+    key: (await makeKey('ES384')).signingKey,
+    clock: systemClock,
+    logger: silentLogger(),
+    fetch: fetchVia(createDispatcher(network)),
+  });
+}
+
 function expectRefusal(error: BridgeError, what: string): void {
   expect([error.code, error.exitCode]).toEqual(['BRG_ERR_PROXY_REFUSED', 2]);
   expect(error.message).toContain(`${what}: the proxy ${proxy.url} (HTTPS_PROXY) refused the connection with HTTP 407`);
@@ -95,16 +109,7 @@ describe('a proxy refusing with 407', () => {
   it('ends a SMART token request at once, not retried', async () => {
     const refusedBefore = proxy.refused.length;
     const tokenUrl = 'https://127.0.0.1:65000/oauth2/token'; // never reached: the proxy refuses the tunnel first
-    const source = createSmartTokenSource({
-      fhirBaseUrl: 'https://127.0.0.1:65000/R4',
-      tokenUrl,
-      clientId: 'c',
-      scope: 'system/Patient.read',
-      key: (await makeKey('ES384')).signingKey,
-      clock: systemClock,
-      logger: silentLogger(),
-      fetch: fetchVia(createDispatcher(viaProxy())),
-    });
+    const source = await smartSourceThrough(viaProxy(), 'https://127.0.0.1:65000');
     const error = await rejectionOf(source.getToken());
     expectRefusal(error, `SMART token request to ${tokenUrl}`);
     expect(error.message).toContain('wants credentials');
@@ -145,17 +150,7 @@ describe('a proxy answering 502 to CONNECT (it cannot reach or resolve the host)
       expect(connects).toBe(3);
 
       connects = 0;
-      const tokenUrl = 'https://ehr.example.org/oauth2/token';
-      const smart = createSmartTokenSource({
-        fhirBaseUrl: 'https://ehr.example.org/FHIR/R4',
-        tokenUrl,
-        clientId: 'c',
-        scope: 'system/Patient.read',
-        key: (await makeKey('ES384')).signingKey,
-        clock: systemClock,
-        logger: silentLogger(),
-        fetch: fetchVia(createDispatcher(network)),
-      });
+      const smart = await smartSourceThrough(network, 'https://ehr.example.org');
       const token = await rejectionOf(smart.getToken());
       expect(token.code).toBe('BRG_ERR_SMART_TOKEN');
       expect(token.message).toContain(`answered HTTP 502 to CONNECT`);

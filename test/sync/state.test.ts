@@ -255,6 +255,16 @@ describe('SQLite state store', () => {
   });
 });
 
+/**
+ * Destination keys of an older schema, as ids 1, 2, … in order, the connector `main` as source 1, and the statement that
+ * claims an event (destination, key, block) for it on day 20000.
+ */
+function seedDestinations(db: Database.Database, keys: readonly string[]) {
+  for (const [i, key] of keys.entries()) db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(i + 1, key);
+  db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main')").run();
+  return { claim: db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)') };
+}
+
 /** A state database left at schema `version` by an older bridge. */
 function stateAt(version: number): string {
   const dir = mkdtempSync(join(tmpdir(), `bridge-state-v${version}-`));
@@ -298,17 +308,11 @@ describe('schema version', () => {
     const domain = 'https://ingest|contoso.onmicrosoft.com|job-1';
     const guid = 'https://ingest|3f2a9c1e-0000-4000-8000-000000000001|job-1';
     const other = 'https://ingest|3f2a9c1e-0000-4000-8000-000000000001|job-2';
-    for (const [id, key] of [
-      [1, domain],
-      [2, guid],
-      [3, other],
-    ] as const)
-      db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(id, key);
-    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main'), (2, 'file:abc')").run();
+    const { claim } = seedDestinations(db, [domain, guid, other]);
+    db.prepare("INSERT INTO sources (id, key) VALUES (2, 'file:abc')").run();
     const block = db.prepare(
       'INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)',
     );
-    const claim = db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)');
     // Under the domain: a and b; under the GUID (the same job, a rerun after the spelling changed): b again, and c.
     block.run(10, 1, 1, 'r-domain', 'acked', 2, 1);
     block.run(20, 2, 1, 'r-guid', 'acked', 2, 1);
@@ -400,17 +404,10 @@ describe('schema version', () => {
     const preset = 'https://webhook.ingestion.office.com|job-1';
     const alias = 'https://purview-ingest.hospital.internal|job-1';
     const other = 'https://webhook.ingestion.office.com|job-2';
-    for (const [id, key] of [
-      [1, preset],
-      [2, alias],
-      [3, other],
-    ] as const)
-      db.prepare('INSERT INTO destinations (id, key) VALUES (?, ?)').run(id, key);
-    db.prepare("INSERT INTO sources (id, key) VALUES (1, 'main')").run();
+    const { claim } = seedDestinations(db, [preset, alias, other]);
     const block = db.prepare(
       'INSERT INTO delivery_blocks (id, destination_id, source_id, run_id, state, rows, attempts, created_ms, updated_ms) VALUES (?, ?, 1, ?, ?, ?, 1, 0, 0)',
     );
-    const claim = db.prepare('INSERT INTO delivered_events (destination_id, source_id, day, event_key, block_id) VALUES (?, 1, 20000, ?, ?)');
     // Under the preset host: a and b; under the alias (the same job, a rerun after ingestionBase changed): b again, and c.
     block.run(10, 1, 'r-preset', 'acked', 2);
     block.run(20, 2, 'r-alias', 'acked', 2);
