@@ -84,7 +84,9 @@ export function createTransport(options: TransportOptions): Transport {
   const fkc = new Client({
     baseUrl: options.baseUrl,
     // Spread by fhir-kit-client into every Request's init; Node's fetch then sends through this dispatcher.
-    requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes, options.serverClock) },
+    // No redirect followed: fetch would send a search's query (MRNs, logins) on to wherever a 3xx points, and take that
+    // host's answer for the EHR's (it drops only the token). A 3xx is an answer of its own (below).
+    requestOptions: { dispatcher: createFhirDispatcher(options.network, options.maxResponseBytes, options.serverClock), redirect: 'manual' },
     // Only what the dispatcher's decoder reads (fetch would ask for deflate too).
     customHeaders: { 'Accept-Encoding': ACCEPT_ENCODING },
     // Awaited before every request, nextPage included: the last check before a token goes out.
@@ -131,6 +133,17 @@ async function send(context: TransportContext, label: RequestLabel, call: FhirCa
   }
 }
 
+/** A FHIR request answered with a redirect: not followed, and said where it pointed (an origin, never a query). */
+function redirected(label: RequestLabel, origin: string, failure: HttpFailure): BridgeError {
+  const location = failure.headers?.get('location');
+  const to = location ? safeOrigin(location, origin) : 'no Location';
+  return new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `${describeRequest(label, origin)} was redirected (HTTP ${failure.status}) to ${to}; the bridge follows no redirect of a FHIR request, which would carry its query (identifiers) elsewhere. If the EHR's FHIR endpoint moved, set fhir.baseUrl to its new address.`,
+    { details: { status: failure.status, resourceType: label.resourceType } },
+  );
+}
+
 /**
  * The function withRetry calls: one queued HTTP attempt with its own timeout, and after a 401 one replay with a fresh
  * token (RFC 6750 §3.1 invalid_token: expired or revoked mid-run). The replay is queued anew, never from inside a
@@ -158,6 +171,7 @@ function attemptWithReplay(context: TransportContext, label: RequestLabel, call:
       if (refusal) throw proxyRefusedError(refusal, describeRequest(label, context.origin));
       const error = normalizeAttemptError(thrown, options.maxResponseBytes);
       const failure = httpFailureOf(error);
+      if (failure && failure.status >= 300 && failure.status < 400) throw redirected(label, context.origin, failure);
       if (failure?.status === 401) rejectedToken = token;
       if (failure) holdOrigin(context, failure, label, startedMs);
       throw error;

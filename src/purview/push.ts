@@ -88,7 +88,6 @@ export async function pushEventSpool(
     let givenUpRows = 0;
     try {
       for (;;) {
-        throwIfStopped(options, session.report.blocks);
         const segments: ByteRange[] = [];
         let delivered = 0;
         const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
@@ -106,6 +105,10 @@ export async function pushEventSpool(
         session.gaveUp(givenUpRows);
         givenUpRows = 0;
         if (!claim) break;
+        // A stop asked for during the last block ends nothing: only a block about to go out is held back (claimed, never
+        // attempted: the next run sends it, unflagged). Checked before the claim, a run whose rows had all gone would
+        // stop unfinished, its watermark unmoved, for a block that did not exist.
+        throwIfStopped(options, session.report.blocks);
         await session.send(claim, segments);
       }
     } finally {

@@ -57,6 +57,8 @@ export function rejectsUnfinished(run: Pick<RunRecord, 'id' | 'state'>): string 
 /** Why a run has no rejects file to read. */
 export function rejectsGone(run: RunRecord, retentionDays: number): string {
   if (run.counts.rejects === 0 && run.state === 'completed') return `Run ${run.id} rejected no rows.`;
+  if (run.dryRun)
+    return `Run ${run.id} was a dry run: it keeps no rejects file (its summary counted them). To read them, map the same events with \`bridge map --rejects <file>\`, or run the sync for real.`;
   if (run.state === 'failed') return `Run ${run.id} failed: a failed run keeps no rejects (its rerun rejects the same rows again).`;
   if (run.state !== 'completed') return `Run ${run.id} is not finished: its rejects are readable once it completes.`;
   return `The rejects of run ${run.id} were removed: a completed run keeps them retention.rejectsDays (${retentionDays}) day(s).`;

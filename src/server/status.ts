@@ -7,6 +7,7 @@
  * reason codes only: no PHI.
  */
 import type { Config } from '../config/index.js';
+import { withDelivered } from '../sync/delivered-counts.js';
 import { connectorLeaseName } from '../sync/lease.js';
 import type { LeaseHolder, RunCounts, RunRecord, RunState, RunTrigger, StateStore } from '../sync/state/index.js';
 import { nextFireTime } from './scheduler.js';
@@ -181,7 +182,9 @@ export function connectorStatus(c: StatusConnector, store: StateStore, nowMs: nu
     lateAfterSeconds,
     ...(watermark !== undefined ? { watermark } : {}),
     ...(lagSeconds !== undefined ? { lagSeconds } : {}),
-    ...(last ? { lastRun: brief(last) } : {}),
+    // The ledger's count of what the run delivered, as `bridge runs` and /v1/runs read it: a run stopped or killed mid-push
+    // recorded no counts of its blocks, which the ledger holds.
+    ...(last ? { lastRun: brief({ ...last, counts: withDelivered(last.counts, store.deliveredOf(last.id), last.state === 'completed') }) } : {}),
     ...(success?.finishedAt ? { lastSuccess: { runId: success.id, finishedAt: success.finishedAt } } : {}),
     ...(startFailure ? { lastStartFailure: startFailure } : {}),
     ...(next ? { nextRunAt: next.toISOString() } : {}),

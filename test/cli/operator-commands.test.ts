@@ -100,7 +100,9 @@ describe('bridge runs and bridge rejects', () => {
     expect(summary.counts.rejects).toBeGreaterThan(0);
     const table = recordingContext();
     await run(runsCommand(table), ['--config', h.sandbox.configPath, '--connector', 'sandbox', '--limit', '5']);
-    expect(table.printed[0]).toMatch(/^run {7}started {11}connector {2}state/);
+    expect(table.printed[0]).toMatch(/^run {7}started {12}connector {2}state/);
+    // Times in UTC, said so.
+    expect(table.printed.find((l) => l.startsWith(summary.runId.slice(0, 8)))).toMatch(/ \d{4}-\d{2}-\d{2} \d{2}:\d{2}Z /);
     const line = table.printed.find((l) => l.startsWith(summary.runId.slice(0, 8)));
     expect(line).toMatch(new RegExp(`completed +cli\\+backfill +.* ${summary.counts.events} +${summary.counts.rows} +${summary.counts.rejects} `));
     expect(table.printed).toContain(`    rejects: missing-patient-name ${summary.rejectReasons['missing-patient-name']}`);

@@ -15,9 +15,11 @@ import { RevocableTokens, START } from './support.js';
 
 let server: Server | undefined;
 afterEach(async () => {
-  server?.closeAllConnections();
-  await new Promise((resolve) => server?.close(resolve));
+  const open = server;
   server = undefined;
+  if (!open) return;
+  open.closeAllConnections();
+  await new Promise((resolve) => open.close(resolve));
 });
 
 const WINDOW = { since: '2026-11-01T00:00:00.000Z', until: '2026-11-02T00:00:00.000Z' };
@@ -127,5 +129,43 @@ describe('a throttle longer than the retry time left', () => {
       /kept failing after 1 attempts; the last was HTTP 429 .*; its answer asked to wait \(Retry-After: 3600\), so run again after that\.$/,
     );
     expect(requests).toHaveLength(1);
+  });
+});
+
+describe('a redirect', () => {
+  it('is not followed: the query (identifiers) never reaches the other host, and the request fails naming where it pointed', async () => {
+    const hits: string[] = [];
+    const foreign = createServer((request, response) => {
+      hits.push(request.url ?? '');
+      response.setHeader('content-type', 'application/fhir+json');
+      response.end(JSON.stringify({ resourceType: 'Bundle', type: 'searchset', total: 1, entry: [{ resource: { resourceType: 'Patient', id: 'impostor' } }] }));
+    });
+    const own = createServer((request, response) => {
+      response.statusCode = 302;
+      response.setHeader('location', `http://127.0.0.1:${(foreign.address() as AddressInfo).port}${request.url ?? '/'}`);
+      response.end();
+    });
+    for (const server of [foreign, own]) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const client = createFhirClient({
+        baseUrl: `http://127.0.0.1:${(own.address() as AddressInfo).port}/R4`,
+        tokenSource: { getToken: async () => 'token', invalidate: () => undefined },
+        clock: new InstantClock(START),
+        logger: silentLogger(),
+      });
+      const error = await (async () => {
+        for await (const page of client.searchPages('Patient', { identifier: 'urn:mrn|MRN0042' })) void page;
+      })().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(BridgeError);
+      expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_HTTP');
+      expect((error as BridgeError).message).toContain(`was redirected (HTTP 302) to http://127.0.0.1:${(foreign.address() as AddressInfo).port}`);
+      expect((error as BridgeError).message).not.toContain('MRN0042');
+      expect(hits).toEqual([]);
+    } finally {
+      for (const server of [foreign, own]) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    }
   });
 });

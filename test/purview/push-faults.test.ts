@@ -462,6 +462,39 @@ describe('every attempt that went out not received, the retries ended by somethi
     return (extra = {}) => pushEventSpool({ ...run.options, ...extra, spoolPath, indexPath, source: `conn-${name}` });
   }
 
+  it.each(['file', 'events'] as const)('a stop asked for during the last block ends the push delivered, not stopped (%s)', async (kind) => {
+    const run = await prepare(25);
+    const stop = new AbortController();
+    let sent = 0;
+    // Three blocks of 10, 10 and 5: the stop comes while the last one is on its way.
+    const report = await pushOf(
+      run,
+      kind,
+    )({
+      stopAfterBlock: stop.signal,
+      onEvent: (event) => {
+        if (event.type === 'block_sent' && ++sent === 3) stop.abort();
+      },
+    });
+    expect(report).toMatchObject({ blocks: 3, rowsSent: 25, rowsAcked: 25 });
+    // Asked for during an earlier block, the push stops after it, the rest held back for the next push.
+    const early = await prepare(25);
+    const halt = new AbortController();
+    const stopped = await rejectionOf(
+      pushOf(
+        early,
+        kind,
+      )({
+        stopAfterBlock: halt.signal,
+        onEvent: (event) => {
+          if (event.type === 'block_sent') halt.abort();
+        },
+      }),
+    );
+    expect(stopped.code).toBe('BRG_ERR_ABORTED');
+    expect(emu.ingest.accepted(early.app.jobId).flatMap((block) => block.rows)).toHaveLength(10);
+  });
+
   /** The push's failure under these ingest faults (cleared after), and how many requests reached the emulator. */
   async function failureUnder(push: () => Promise<PushReport>, ...faults: IngestFault[]): Promise<{ error: BridgeError; requests: number }> {
     const before = emu.ingest.requests;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runsTable } from '../../src/cli/commands/runs.js';
-import { runView } from '../../src/server/run-view.js';
+import { rejectsGone, runView } from '../../src/server/run-view.js';
 import { type RunRecord, ZERO_COUNTS } from '../../src/sync/state/index.js';
 
 const policy = { retentionDays: 14, retainFiles: false };
@@ -38,5 +38,15 @@ describe('a run as the API and `bridge runs` show it', () => {
     const [header, line] = runsTable([runView(run('pushing', { rows: 500 }), policy, delivered)]);
     expect(header).toMatch(/events +rows +rejects +acked +blocks +dup +duration$/);
     expect(line).toMatch(/ 500 +0 +300 +3 +1 +…$/);
+  });
+});
+
+describe('why a run has no rejects file', () => {
+  it('a dry run keeps none: said so, with how to read its rejects, not blamed on retention', () => {
+    const dry = { ...run('completed', { rejects: 7 }), dryRun: true };
+    expect(rejectsGone(dry, 14)).toBe(
+      `Run ${dry.id} was a dry run: it keeps no rejects file (its summary counted them). To read them, map the same events with \`bridge map --rejects <file>\`, or run the sync for real.`,
+    );
+    expect(rejectsGone({ ...dry, dryRun: false }, 14)).toContain('were removed: a completed run keeps them retention.rejectsDays (14)');
   });
 });

@@ -40,6 +40,29 @@ describe('connector status', () => {
     expect(statusConnectors(explicit as never, NOW)[0]?.lateAfterMs).toBe(90 * 60_000);
   });
 
+  it("counts the last run's delivered blocks as the ledger holds them (a run stopped mid-push recorded none), as bridge runs does", () => {
+    const { store } = tempStore();
+    run(store, 'stopped', NOW - HOUR, { state: 'pushing' });
+    const events = [{ key: 'ev-1|1', recordedMs: NOW - 2 * HOUR, rows: 1 }];
+    let at = 0;
+    const target = { destination: 'j', source: 'main', runId: 'stopped' };
+    const block = store.openEventBlock(
+      target,
+      {
+        peek: () => events[at],
+        take: () => {
+          at += 1;
+        },
+      },
+      10,
+      () => undefined,
+    );
+    store.markAttempt(block?.id as number);
+    store.markAcked(block?.id as number, 0);
+    const last = connectorStatus(hourly, store, NOW, { schedules: false }).lastRun;
+    expect(last?.counts).toMatchObject({ blocksAcked: 1, rowsAcked: 1 });
+  });
+
   it('is late before anything completed, ok within the threshold, late past it', () => {
     const { store } = tempStore();
     expect(connectorStatus(hourly, store, NOW, { schedules: true })).toMatchObject({

@@ -53,7 +53,8 @@ const NUMERIC = new Set<string>(['events', 'rows', 'rejects', 'acked', 'blocks',
 /** An aligned table; the run id is cut to 8 characters (`bridge rejects` takes such a prefix). Reject reasons go under their run. */
 export function runsTable(runs: readonly RunView[]): string[] {
   if (runs.length === 0) return ['no runs yet'];
-  const minute = (iso: string): string => iso.slice(0, 16).replace('T', ' ');
+  // UTC, and said so: an operator elsewhere would read a bare time as local.
+  const minute = (iso: string): string => `${iso.slice(0, 16).replace('T', ' ')}Z`;
   const rows = runs.map((r) => ({
     run: r.id.slice(0, 8),
     started: minute(r.startedAt),
