@@ -88,6 +88,8 @@ export async function pushEventSpool(
     let givenUpRows = 0;
     try {
       for (;;) {
+        // Stopped for a reason of its own (the lease taken over): no claim at all, whatever is left.
+        throwIfStoppedFor(options);
         const segments: ByteRange[] = [];
         let delivered = 0;
         const claim = options.ledger.openEventBlock(target, spool.cursor, session.blockRows, (event, decision) => {
@@ -148,9 +150,14 @@ function targetOf(options: PushOptions, source: string): DeliveryTarget {
 function throwIfStopped(options: PushOptions, sent: number): void {
   const stop = options.stopAfterBlock;
   if (!stop?.aborted) return;
-  // Stopped for a reason of its own (the run's lease taken over, or not renewable): that reason, not "on request".
-  if (stop.reason instanceof BridgeError) throw stop.reason;
+  throwIfStoppedFor(options);
   throw new BridgeError('BRG_ERR_ABORTED', `Stopped on request after ${sent} block(s); the next run sends what Purview has not acknowledged.`);
+}
+
+/** Stopped for a reason of its own (the run's lease taken over, or not renewable): that reason, not "on request". */
+function throwIfStoppedFor(options: PushOptions): void {
+  const stop = options.stopAfterBlock;
+  if (stop?.aborted && stop.reason instanceof BridgeError) throw stop.reason;
 }
 
 interface PushSession {
