@@ -465,10 +465,13 @@ class CachingResolver implements ReferenceResolver {
   /** One `identifier=system|value` search; no match or more than one match is remembered as missing. */
   private async fetchIdentifier(ref: IdentifierReference, signal?: AbortSignal): Promise<FhirResource[]> {
     let matches: FhirResource[] = [];
+    let more = false;
     try {
       for await (const bundle of this.client.searchPages(ref.type, { identifier: identifierToken(ref), _count: '2' }, signal)) {
         refuseIncompleteLookup(bundle, ref.type);
         matches = resourcesOf(bundle, ref.type);
+        // A server paging smaller than asked shows a second match by a next page or its total, not on this page.
+        more = bundle.link?.some((link) => link.relation === 'next') === true || (bundle.total ?? 0) > matches.length;
         break; // two results already make it ambiguous; no need for more pages.
       }
     } catch (error) {
@@ -477,7 +480,8 @@ class CachingResolver implements ReferenceResolver {
     }
     // One answer that does not carry the identifier is the server's misreading, not the user.
     if (matches.length === 1 && !carriesIdentifier(matches[0] as FhirResource, ref)) matches = [];
-    const match = this.rememberIdentifier(ref, matches.length === 1 ? matches[0] : undefined, matches.length === 0);
+    // One match of several is no one's: an access pinned on the wrong person is worse than one on nobody.
+    const match = this.rememberIdentifier(ref, matches.length === 1 && !more ? matches[0] : undefined, matches.length === 0);
     return match ? [match] : [];
   }
 

@@ -48,3 +48,15 @@ describe('formatSummary', () => {
     expect(formatSummary(summary({})).some((line) => line.includes('possibly duplicated'))).toBe(false);
   });
 });
+
+describe('formatSummary of a run that resumed another', () => {
+  it("names each run's rejects file, the resumed run's too", () => {
+    const resumed = summary({ runId: 'run-0', counts: { ...summary({}).counts, rejects: 7 } });
+    const lines = formatSummary(summary({ runId: 'run-1', counts: { ...summary({}).counts, rejects: 2 }, resumed }), (run) => ({
+      path: `/state/rejects/${run.runId}.ndjson`,
+      keptDays: 14,
+    }));
+    expect(lines).toContain('(resumed)   rejects file        /state/rejects/run-0.ndjson (holds PHI, mode 0600; kept 14 day(s); bridge rejects run-0)');
+    expect(lines).toContain('  rejects file        /state/rejects/run-1.ndjson (holds PHI, mode 0600; kept 14 day(s); bridge rejects run-1)');
+  });
+});

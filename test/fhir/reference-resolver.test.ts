@@ -659,3 +659,26 @@ describe('reference resolver: the department lookups a server refuses or does no
     expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Practitioner' } });
   });
 });
+
+describe('reference resolver: a server that pages smaller than asked', () => {
+  it('leaves an identifier two Practitioners carry unresolved, though its first page shows one of them (its next link tells)', async () => {
+    const resources: FhirResource[] = [
+      { resourceType: 'Practitioner', id: 'pr-a', identifier: [{ system: 'urn:emp', value: 'EMP5' }], name: [{ family: 'Alpha' }] },
+      { resourceType: 'Practitioner', id: 'pr-b', identifier: [{ system: 'urn:emp', value: 'EMP5' }], name: [{ family: 'Beta' }] },
+      { resourceType: 'Practitioner', id: 'pr-c', identifier: [{ system: 'urn:emp', value: 'EMP6' }], name: [{ family: 'Gamma' }] },
+    ];
+    const server = await startFixtureServer(resources, { maxPageSize: 1 });
+    try {
+      const resolver = createReferenceResolver(server.client(), { clock: server.clock });
+      const shared = { type: 'Practitioner' as const, system: 'urn:emp', value: 'EMP5' };
+      const own = { type: 'Practitioner' as const, system: 'urn:emp', value: 'EMP6' };
+      // One identifier at a time: the single lookup (`_count=2`), not the list search.
+      await resolver.prefetch({ keys: [], identifiers: [shared] });
+      await resolver.prefetch({ keys: [], identifiers: [own] });
+      expect(resolver.get(identifierKey('Practitioner', 'urn:emp', 'EMP5'))).toBeUndefined();
+      expect(resolver.get(identifierKey('Practitioner', 'urn:emp', 'EMP6'))?.id).toBe('pr-c');
+    } finally {
+      await server.server.close();
+    }
+  });
+});

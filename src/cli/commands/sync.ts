@@ -64,9 +64,14 @@ export function syncCommand(ctx: CliContext): Command {
         // A failed run is what the metrics must show most of all (last success stays old, the last run failed).
         if (flags.metricsFile || flags.pushgateway) await exportMetrics(ctx, config, connector, flags);
       }
-      const rejects = rejectsOf(config, summary);
-      if (flags.json) ctx.print(JSON.stringify({ ...summary, ...(rejects ? { rejectsPath: rejects.path } : {}), process: processStats() }));
-      else for (const line of formatSummary(summary, rejects)) ctx.print(line);
+      const withPath = (run: SyncSummary) => {
+        const rejects = rejectsOf(config, run);
+        return rejects ? { rejectsPath: rejects.path } : {};
+      };
+      if (flags.json) {
+        const resumed = summary.resumed ? { resumed: { ...summary.resumed, ...withPath(summary.resumed) } } : {};
+        ctx.print(JSON.stringify({ ...summary, ...withPath(summary), ...resumed, process: processStats() }));
+      } else for (const line of formatSummary(summary, (run) => rejectsOf(config, run))) ctx.print(line);
     });
 }
 

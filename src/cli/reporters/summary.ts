@@ -1,10 +1,14 @@
 /** The end-of-run summary `bridge sync` prints: counts and reason codes only. */
 import type { SyncSummary } from '../../sync/pipeline.js';
 
-/** `rejects`: where the run's rejects file is kept (it holds PHI), when it rejected rows. */
-export function formatSummary(summary: SyncSummary, rejects?: { path: string; keptDays: number }): string[] {
+/** Where a run's rejects file is kept (it holds PHI), when it rejected rows and the file is there. */
+export type RejectsOf = (summary: SyncSummary) => { path: string; keptDays: number } | undefined;
+
+/** `rejectsOf`: where each run's rejects are, the resumed run's too. */
+export function formatSummary(summary: SyncSummary, rejectsOf?: RejectsOf): string[] {
   const lines: string[] = [];
-  if (summary.resumed) lines.push(...formatSummary(summary.resumed).map((line) => `(resumed) ${line}`));
+  if (summary.resumed) lines.push(...formatSummary(summary.resumed, rejectsOf).map((line) => `(resumed) ${line}`));
+  const rejects = rejectsOf?.(summary);
   const c = summary.counts;
   lines.push(`run ${summary.runId} (${summary.connector}) ${summary.since} → ${summary.until}${summary.backfill ? ' (backfill)' : ''}`);
   if (summary.files) lines.push(...formatFiles(summary));
