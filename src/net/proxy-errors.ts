@@ -57,16 +57,18 @@ export function asProxyRefusal(error: Error, endpoint: ProxyEndpoint): Error {
 
 /** The ProxyTunnelError somewhere in `error`'s cause chain. */
 export function proxyTunnelIn(error: unknown): ProxyTunnelError | undefined {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (current instanceof ProxyTunnelError) return current;
-  }
-  return undefined;
+  return inCauseChain(error, ProxyTunnelError);
 }
 
 /** The ProxyRefusedError somewhere in `error`'s cause chain (fetch wraps dispatcher errors in a TypeError). */
 export function proxyRefusalIn(error: unknown): ProxyRefusedError | undefined {
+  return inCauseChain(error, ProxyRefusedError);
+}
+
+/** The first error of class `kind` in `error`'s cause chain (five deep at most). */
+function inCauseChain<T extends Error>(error: unknown, kind: abstract new (...args: never[]) => T): T | undefined {
   for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
-    if (current instanceof ProxyRefusedError) return current;
+    if (current instanceof kind) return current;
   }
   return undefined;
 }

@@ -66,10 +66,14 @@ export function forgetSentAndLeft(deps: SyncDeps, name: string): void {
  */
 export function pruneSentAndLeft(deps: SyncDeps, dir: string): void {
   const list = sentAndLeft(deps);
-  const kept = list.filter(
-    (entry) => isThere(join(dir, entry.name), entry) || (entry.dir !== undefined && entry.dir !== dir && isThere(join(entry.dir, entry.name), entry)),
-  );
+  const kept = list.filter((entry) => placeOf(entry, dir) !== undefined);
   if (kept.length !== list.length) save(deps, kept);
+}
+
+/** Where a remembered file is: in `dir`, in the folder it was read from (when source.dir names another now), or neither. */
+function placeOf(entry: SentAndLeft, dir: string): 'here' | 'before' | undefined {
+  if (isThere(join(dir, entry.name), entry)) return 'here';
+  return entry.dir !== undefined && entry.dir !== dir && isThere(join(entry.dir, entry.name), entry) ? 'before' : undefined;
 }
 
 function isThere(path: string, entry: SentAndLeft): boolean {
@@ -88,9 +92,9 @@ export function sentAndNotTaken(
 ): Array<{ readonly entry: SentAndLeft; readonly where: 'pattern' | 'folder' }> {
   const out: Array<{ entry: SentAndLeft; where: 'pattern' | 'folder' }> = [];
   for (const entry of sentAndLeft(deps)) {
-    if (isThere(join(dir, entry.name), entry)) {
-      if (!matches(entry.name)) out.push({ entry, where: 'pattern' });
-    } else if (entry.dir !== undefined && entry.dir !== dir && isThere(join(entry.dir, entry.name), entry)) out.push({ entry, where: 'folder' });
+    const place = placeOf(entry, dir);
+    if (place === 'here' && !matches(entry.name)) out.push({ entry, where: 'pattern' });
+    else if (place === 'before') out.push({ entry, where: 'folder' });
   }
   return out;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { runsCommand } from '../../src/cli/commands/runs.js';
 import { openStateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { ackedEventBlock } from '../support/ledger-blocks.js';
 import { ManualClock } from '../support/manual-clock.js';
 import { MINIMAL_CONFIG } from '../support/minimal-config.js';
 import { recordingContext } from './support.js';
@@ -34,21 +35,7 @@ it('says the ledger no longer holds what a flagged run carried once its blocks w
     counts: { ...ZERO_COUNTS },
     dryRun: false,
   });
-  const events = [{ key: 'ev-1|1', recordedMs: Date.parse('2026-10-01T08:00:00Z'), rows: 1 }];
-  let at = 0;
-  const block = store.openEventBlock(
-    target,
-    {
-      peek: () => events[at],
-      take: () => {
-        at += 1;
-      },
-    },
-    100,
-    () => undefined,
-  );
-  store.markAttempt(block?.id as number);
-  store.markAcked(block?.id as number, 1);
+  ackedEventBlock(store, target, [{ key: 'ev-1|1', recordedMs: Date.parse('2026-10-01T08:00:00Z'), rows: 1 }], 1);
   store.completeRun(runId, {
     counts: { ...ZERO_COUNTS, possiblyDuplicated: 1, rowsPossiblyDuplicated: 1 },
     watermark: '2026-10-01T12:00:00.000Z',

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { connectorStatus, formatDuration, longestGapMs, type StatusConnector, statusConnectors, statusReport } from '../../src/server/status.js';
 import { statusMetricsText } from '../../src/server/status-metrics.js';
 import { type RunRecord, type StateStore, ZERO_COUNTS } from '../../src/sync/state/index.js';
+import { ackedEventBlock } from '../support/ledger-blocks.js';
 import { tempStore } from './support.js';
 
 const HOUR = 3_600_000;
@@ -43,22 +44,7 @@ describe('connector status', () => {
   it("counts the last run's delivered blocks as the ledger holds them (a run stopped mid-push recorded none), as bridge runs does", () => {
     const { store } = tempStore();
     run(store, 'stopped', NOW - HOUR, { state: 'pushing' });
-    const events = [{ key: 'ev-1|1', recordedMs: NOW - 2 * HOUR, rows: 1 }];
-    let at = 0;
-    const target = { destination: 'j', source: 'main', runId: 'stopped' };
-    const block = store.openEventBlock(
-      target,
-      {
-        peek: () => events[at],
-        take: () => {
-          at += 1;
-        },
-      },
-      10,
-      () => undefined,
-    );
-    store.markAttempt(block?.id as number);
-    store.markAcked(block?.id as number, 0);
+    ackedEventBlock(store, { destination: 'j', source: 'main', runId: 'stopped' }, [{ key: 'ev-1|1', recordedMs: NOW - 2 * HOUR, rows: 1 }]);
     const last = connectorStatus(hourly, store, NOW, { schedules: false }).lastRun;
     expect(last?.counts).toMatchObject({ blocksAcked: 1, rowsAcked: 1 });
   });

@@ -16,6 +16,7 @@ import {
 } from '../../src/sync/state/index.js';
 import { MIGRATIONS } from '../../src/sync/state/migrations.js';
 import { errorOf } from '../support/error-of.js';
+import { eventCursor } from '../support/ledger-blocks.js';
 import { ManualClock } from '../support/manual-clock.js';
 
 let store: StateStore | undefined;
@@ -574,21 +575,11 @@ describe('migration from v1', () => {
 
 describe('delivery ledger', () => {
   const target = { destination: 'https://ingest|t|job', source: 'conn', runId: 'r1' };
-  const cursor = (events: Array<{ key: string; recordedMs?: number; rows: number }>) => {
-    let at = 0;
-    return {
-      peek: () =>
-        at < events.length ? ({ recordedMs: undefined, ...events[at] } as { key: string; recordedMs: number | undefined; rows: number }) : undefined,
-      take: () => {
-        at += 1;
-      },
-    };
-  };
 
   it('claims whole events for a block while they fit, at least one, and reports every decision', () => {
     const { store: s } = fresh();
     const decisions: string[] = [];
-    const events = cursor([
+    const events = eventCursor([
       { key: 'a', rows: 2 },
       { key: 'b', rows: 3 },
       { key: 'a', rows: 2 },
@@ -603,7 +594,7 @@ describe('delivery ledger', () => {
     // 'a' again further on in the spool: already acknowledged, so not sent twice.
     expect(next).toMatchObject({ rows: 4 });
     expect(decisions.slice(2)).toEqual(['a:delivered', 'c:send']);
-    const big = s.openEventBlock(target, cursor([{ key: 'huge', rows: 50 }]), 5, () => undefined);
+    const big = s.openEventBlock(target, eventCursor([{ key: 'huge', rows: 50 }]), 5, () => undefined);
     expect(big?.rows).toBe(50);
   });
 
@@ -611,7 +602,7 @@ describe('delivery ledger', () => {
     const { store: s } = fresh();
     const first = s.openEventBlock(
       target,
-      cursor([
+      eventCursor([
         { key: 'x', rows: 1 },
         { key: 'y', rows: 1 },
       ]),
@@ -620,12 +611,12 @@ describe('delivery ledger', () => {
     );
     s.markAttempt(first?.id ?? -1);
     s.markAcked(first?.id ?? -1, 0);
-    const second = s.openEventBlock(target, cursor([{ key: 'z', rows: 2 }]), 10, () => undefined);
+    const second = s.openEventBlock(target, eventCursor([{ key: 'z', rows: 2 }]), 10, () => undefined);
     s.markAttempt(second?.id ?? -1); // sent, then the process died
     const decisions: string[] = [];
     const third = s.openEventBlock(
       target,
-      cursor([
+      eventCursor([
         { key: 'x', rows: 1 },
         { key: 'z', rows: 2 },
         { key: 'w', rows: 1 },
@@ -636,17 +627,17 @@ describe('delivery ledger', () => {
     );
     expect(decisions).toEqual(['x:delivered', 'z:resend', 'w:send', 'w:duplicate']);
     expect(third).toMatchObject({ rows: 3, resentRows: 2 });
-    expect(s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined)).toBeUndefined();
+    expect(s.openEventBlock(target, eventCursor([{ key: 'x', rows: 1 }]), 10, () => undefined)).toBeUndefined();
   });
 
   it('a block Purview definitely refused is as never sent: its events go out again unflagged, unless an earlier block carrying them may have been stored', () => {
     const { dir, store: s } = fresh();
     // y was first in a block sent without an answer (maybe stored), then moved to the block that was refused.
-    const lost = s.openEventBlock(target, cursor([{ key: 'y', rows: 1 }]), 10, () => undefined);
+    const lost = s.openEventBlock(target, eventCursor([{ key: 'y', rows: 1 }]), 10, () => undefined);
     s.markAttempt(lost?.id ?? -1);
     const refused = s.openEventBlock(
       target,
-      cursor([
+      eventCursor([
         { key: 'x', rows: 2 },
         { key: 'y', rows: 1 },
       ]),
@@ -660,7 +651,7 @@ describe('delivery ledger', () => {
     const decisions: string[] = [];
     const again = s.openEventBlock(
       { ...target, runId: 'r2' },
-      cursor([
+      eventCursor([
         { key: 'x', rows: 2 },
         { key: 'y', rows: 1 },
       ]),
@@ -685,7 +676,7 @@ describe('delivery ledger', () => {
     const lease = { name: LEASE, holderId: 'op' };
     const decide = (t: typeof target, keys: string[]) => {
       const decisions: string[] = [];
-      const block = s.openEventBlock(t, cursor(keys.map((key) => ({ key, rows: key === 'b' ? 2 : 1 }))), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+      const block = s.openEventBlock(t, eventCursor(keys.map((key) => ({ key, rows: key === 'b' ? 2 : 1 }))), 10, (e, d) => decisions.push(`${e.key}:${d}`));
       return { block, decisions };
     };
     // A block whose connection failed before the body went out is refused too, but Purview never judged it.
@@ -726,7 +717,7 @@ describe('delivery ledger', () => {
     const { dir, store: s } = fresh();
     const other = { ...target, source: 'other' };
     const refusedWith = (status: number, how: 'refused' | 'answered') => {
-      const block = s.openEventBlock(other, cursor([{ key: `k${status}${how}`, rows: 1 }]), 10, () => undefined);
+      const block = s.openEventBlock(other, eventCursor([{ key: `k${status}${how}`, rows: 1 }]), 10, () => undefined);
       s.markAttempt(block?.id ?? -1);
       if (how === 'refused') s.markRefused(block?.id ?? -1, status);
       else s.markAnswered(block?.id ?? -1, status);
@@ -749,7 +740,7 @@ describe('delivery ledger', () => {
 
   it('keys by destination: the same event is new to another job', () => {
     const { store: s } = fresh();
-    const b = s.openEventBlock(target, cursor([{ key: 'x', rows: 1 }]), 10, () => undefined);
+    const b = s.openEventBlock(target, eventCursor([{ key: 'x', rows: 1 }]), 10, () => undefined);
     s.markAcked(b?.id ?? -1, 0);
     expect(s.acknowledgedEvents(target, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set(['x']));
     expect(s.acknowledgedEvents({ ...target, destination: 'https://ingest|t|other' }, [{ key: 'x', recordedMs: undefined }])).toEqual(new Set());
@@ -761,10 +752,10 @@ describe('delivery ledger', () => {
     store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
     const s = store;
     const t = Date.parse('2026-11-20T10:00:00Z');
-    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: t, rows: 1 }]), 10, () => undefined);
+    const b = s.openEventBlock(target, eventCursor([{ key: 'old', recordedMs: t, rows: 1 }]), 10, () => undefined);
     s.markAcked(b?.id ?? -1, 0);
     await clock.advance(3 * 86_400_000);
-    const c = s.openEventBlock(target, cursor([{ key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
+    const c = s.openEventBlock(target, eventCursor([{ key: 'new', recordedMs: t + 3 * 86_400_000, rows: 1 }]), 10, () => undefined);
     s.markAcked(c?.id ?? -1, 0);
     expect(s.highMark(target)).toBe(t + 3 * 86_400_000);
     // A horizon of the 21st forgets the event recorded and pushed on the 20th, not the one of the 23rd.
@@ -782,7 +773,7 @@ describe('delivery ledger', () => {
     store = openStateStore(mkdtempSync(join(tmpdir(), 'bridge-state-')), clock);
     const s = store;
     const recorded = Date.parse('2026-09-01T10:00:00Z');
-    const b = s.openEventBlock(target, cursor([{ key: 'backlog', recordedMs: recorded, rows: 1 }]), 10, () => undefined);
+    const b = s.openEventBlock(target, eventCursor([{ key: 'backlog', recordedMs: recorded, rows: 1 }]), 10, () => undefined);
     s.markAttempt(b?.id ?? -1);
     s.markAcked(b?.id ?? -1, 0);
     s.pruneDeliveries(target, Date.parse('2026-11-23T00:00:00Z') - 31 * 86_400_000);
@@ -800,20 +791,20 @@ describe('delivery ledger', () => {
     const day = 86_400_000;
     // Three blocks; the first went out without an answer. Their events are recorded on a day the prune below keeps.
     const recordedMs = clock.now() + 3 * day;
-    const ids = ['c', 'a', 'b'].map((key) => s.openEventBlock(target, cursor([{ key, recordedMs, rows: 1 }]), 10, () => undefined)?.id ?? -1);
+    const ids = ['c', 'a', 'b'].map((key) => s.openEventBlock(target, eventCursor([{ key, recordedMs, rows: 1 }]), 10, () => undefined)?.id ?? -1);
     for (const id of ids) s.markAttempt(id);
     s.markAcked(ids[1] ?? -1, 0);
     s.markAcked(ids[2] ?? -1, 0);
     await clock.advance(2 * day);
     // The blocks are older than the horizon; the claims of their events' day outlive them.
     s.pruneDeliveries(target, clock.now());
-    const next = s.openEventBlock(target, cursor([{ key: 'd', recordedMs, rows: 1 }]), 10, () => undefined);
+    const next = s.openEventBlock(target, eventCursor([{ key: 'd', recordedMs, rows: 1 }]), 10, () => undefined);
     expect(next?.id).toBeGreaterThan(Math.max(...ids));
     s.markAttempt(next?.id ?? -1);
     s.markAcked(next?.id ?? -1, 0);
     // c went out without an answer in a block now gone: it is sent again flagged, never read as the new block's "delivered".
     const decisions: string[] = [];
-    s.openEventBlock(target, cursor([{ key: 'c', recordedMs, rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    s.openEventBlock(target, eventCursor([{ key: 'c', recordedMs, rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(decisions).toEqual(['c:resend']);
   });
 
@@ -822,7 +813,7 @@ describe('delivery ledger', () => {
     const dir = mkdtempSync(join(tmpdir(), 'bridge-state-'));
     store = openStateStore(dir, clock);
     const s = store;
-    const b = s.openEventBlock(target, cursor([{ key: 'old', recordedMs: Date.parse('2026-11-20T10:00:00Z'), rows: 1 }]), 10, () => undefined);
+    const b = s.openEventBlock(target, eventCursor([{ key: 'old', recordedMs: Date.parse('2026-11-20T10:00:00Z'), rows: 1 }]), 10, () => undefined);
     s.markAcked(b?.id ?? -1, 0);
     s.pruneDeliveries(target, Date.parse('2026-11-01T00:00:00Z')); // 31 days: nothing that old, nothing forgotten
     expect(s.prunedBefore(target)).toBeUndefined();
@@ -841,13 +832,13 @@ describe('delivery ledger', () => {
 
   it('a claim once in a block that may have reached Purview stays "resend" through blocks that never got sent', () => {
     const { store: s } = fresh();
-    const first = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, () => undefined);
+    const first = s.openEventBlock(target, eventCursor([{ key: 'e', rows: 1 }]), 10, () => undefined);
     s.markAttempt(first?.id ?? -1); // sent; the answer was lost
     const decisions: string[] = [];
-    const second = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    const second = s.openEventBlock(target, eventCursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(second).toMatchObject({ resentRows: 1 });
     // The second block dies before its first attempt (the Entra token never came, kill -9, ...).
-    const third = s.openEventBlock(target, cursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
+    const third = s.openEventBlock(target, eventCursor([{ key: 'e', rows: 1 }]), 10, (e, d) => decisions.push(`${e.key}:${d}`));
     expect(decisions).toEqual(['e:resend', 'e:resend']);
     s.markAttempt(third?.id ?? -1);
     s.markAcked(third?.id ?? -1, third?.resentRows ?? 0);
