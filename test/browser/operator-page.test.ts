@@ -309,6 +309,47 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.context().close();
   }, 90_000);
 
+  it('keeps a press on Sync now across the status messages that arrive while the button is held down', async () => {
+    const { page, problems } = await signedIn();
+    const posts: number[] = [];
+    page.on('response', (response) => {
+      if (response.url().endsWith('/syncs')) posts.push(response.status());
+    });
+    const card = page.locator('article[data-connector="sandbox"]');
+    const button = card.locator('button.sync');
+    await page.evaluate('window.pressed = document.querySelector(\'article[data-connector="sandbox"] button.sync\')');
+    const box = await button.boundingBox();
+    if (!box) throw new Error('no Sync now button on the card');
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    // While the button is down, a run started elsewhere (a script, another operator) begins and ends: the page gets the
+    // status messages that say so, and the card shows the new run.
+    const started = await fetch(`${service.url}/v1/connectors/sandbox/syncs`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(started.status).toBe(202);
+    const { runId } = (await started.json()) as { runId: string };
+    await expect.poll(() => card.locator('a.run-link', { hasText: runId.slice(0, 8) }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
+    await page.mouse.up();
+    await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);
+    expect(await page.evaluate('document.contains(window.pressed)')).toBe(true);
+    await expect
+      .poll(
+        async () => {
+          const status = (await (await fetch(`${service.url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+            connectors: Array<{ inFlight?: unknown }>;
+          };
+          return status.connectors[0]?.inFlight;
+        },
+        { timeout: 60_000 },
+      )
+      .toBeUndefined();
+    expect(problems).toEqual([]);
+    await page.context().close();
+  }, 90_000);
+
   it('says clearly when the token is wrong, and keeps nothing of it', async () => {
     const { page, problems } = await openPage();
     await page.fill('#token', 'not-the-token');

@@ -6,7 +6,7 @@
  */
 export const APP_JS = String.raw`(() => {
   'use strict';
-  const { h, replace, int, duration, ago, time, reasons, durationOf, chart } = window.BridgeView;
+  const { h, replace, morph, int, duration, ago, time, reasons, durationOf, chart } = window.BridgeView;
   const { runDetail } = window.BridgeDetail;
   const TOKEN_KEY = 'bridge.apiToken';
   const $ = (id) => document.getElementById(id);
@@ -178,12 +178,13 @@ export const APP_JS = String.raw`(() => {
 
   function renderConnectors() {
     const now = Date.parse(state.status.now);
-    // Every status message rebuilds the cards: a keyboard user's focus on a card's control (Sync now, a run link) would
-    // fall back to the page body a few times a minute. It is put back on the same control of the same connector.
+    // morph keeps each card's controls from one status message to the next. When the list of connectors changes, a
+    // focused control can be replaced or become another connector's: focus goes back to the same control of the same
+    // connector.
     const focused = document.activeElement;
     const card = focused && focused.closest ? focused.closest('article[data-connector]') : null;
     const again = card ? { name: card.getAttribute('data-connector'), sync: focused.matches('button.sync'), href: focused.getAttribute('href') } : null;
-    $('connectors').replaceChildren(...state.status.connectors.map((c) => connectorCard(c, now)));
+    morph($('connectors'), h('div', {}, state.status.connectors.map((c) => connectorCard(c, now))));
     if (!again) return;
     const next = [...$('connectors').querySelectorAll('article[data-connector]')].find((el) => el.getAttribute('data-connector') === again.name);
     const target = next && (again.sync ? next.querySelector('button.sync') : [...next.querySelectorAll('a[href]')].find((a) => a.getAttribute('href') === again.href));
@@ -208,7 +209,8 @@ export const APP_JS = String.raw`(() => {
         fact('Next run', next)),
       c.inFlight ? inFlightView(c.inFlight, now) : null,
       h('div', { class: 'actions' },
-        h('button', { type: 'button', class: 'sync', 'aria-label': 'Sync now: ' + c.name, onclick: () => syncNow(c.name) }, 'Sync now'),
+        // No listener of its own: morph keeps this button from one status to the next (see the listener on #connectors).
+        h('button', { type: 'button', class: 'sync', 'aria-label': 'Sync now: ' + c.name }, 'Sync now'),
         // Not a live region: the card is rebuilt with its text already in it, which screen readers do not announce. #announce is.
         h('span', { class: 'sync-msg' + (message && message.refused ? ' refused' : '') }, message ? message.text : '')));
   }
@@ -327,6 +329,11 @@ export const APP_JS = String.raw`(() => {
     start();
   });
   $('forget').addEventListener('click', () => signOut(''));
+  $('connectors').addEventListener('click', (event) => {
+    const button = event.target.closest('button.sync');
+    const card = button && button.closest('article[data-connector]');
+    if (card) syncNow(card.getAttribute('data-connector'));
+  });
   window.addEventListener('hashchange', () => (state.token ? route() : undefined));
   if (state.token) start();
   else signOut('');

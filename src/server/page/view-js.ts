@@ -34,6 +34,32 @@ export const VIEW_JS = String.raw`(() => {
     return append(el, children);
   }
 
+  /**
+   * Makes el's children what fresh's are, keeping every node whose place and tag are unchanged: the cards are redrawn
+   * on every status message (several a second during a run), and a button replaced between a press and its release
+   * gets no click, a link under the pointer no navigation, a focused control no keyboard. Listeners are not carried
+   * over: the controls it keeps are reached by delegation (a listener on a container that reads data- attributes).
+   */
+  function morph(el, fresh) {
+    const next = [...fresh.childNodes];
+    const old = [...el.childNodes];
+    for (let index = 0; index < next.length; index += 1) {
+      const before = old[index];
+      const after = next[index];
+      if (!before) el.append(after);
+      else if (before.nodeType !== after.nodeType || before.nodeName !== after.nodeName) el.replaceChild(after, before);
+      else if (before.nodeType === Node.TEXT_NODE) {
+        if (before.data !== after.data) before.data = after.data;
+      } else {
+        for (const { name } of [...before.attributes]) if (!after.hasAttribute(name)) before.removeAttribute(name);
+        for (const { name, value } of [...after.attributes]) if (before.getAttribute(name) !== value) before.setAttribute(name, value);
+        morph(before, after);
+      }
+    }
+    for (let index = next.length; index < old.length; index += 1) old[index].remove();
+    return el;
+  }
+
   function svg(tag, attrs, ...children) {
     const el = document.createElementNS(SVG_NS, tag);
     for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
@@ -118,6 +144,6 @@ export const VIEW_JS = String.raw`(() => {
     return root;
   }
 
-  window.BridgeView = { h, svg, replace, int, duration, ago, time, reasons, durationOf, chart };
+  window.BridgeView = { h, svg, replace, morph, int, duration, ago, time, reasons, durationOf, chart };
 })();
 `;
