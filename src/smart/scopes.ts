@@ -12,12 +12,14 @@ interface ResourceScope {
   readonly resource: string;
   /** Interactions as v2 letters out of "cruds". */
   readonly permissions: ReadonlySet<string>;
+  /** A v2 restriction (`?category=…`, without the `?`), or undefined for the whole resource type. */
+  readonly restriction: string | undefined;
 }
 
 /** v1 suffixes mapped to v2 letters: ".read ⇒ .rs", ".write ⇒ .cud", ".* ⇒ .cruds". */
 const V1_PERMISSIONS: Readonly<Record<string, string>> = { read: 'rs', write: 'cud', '*': 'cruds' };
 
-const RESOURCE_SCOPE = /^(?:(system|user|patient)\/)?([A-Za-z]+|\*)\.([A-Za-z*]+)(?:\?.*)?$/;
+const RESOURCE_SCOPE = /^(?:(system|user|patient)\/)?([A-Za-z]+|\*)\.([A-Za-z*]+)(?:\?(.*))?$/;
 
 export function splitScopes(scope: string | undefined): string[] {
   return (scope ?? '').split(/\s+/).filter((s) => s.length > 0);
@@ -26,14 +28,19 @@ export function splitScopes(scope: string | undefined): string[] {
 function parseResourceScope(scope: string): ResourceScope | undefined {
   const match = RESOURCE_SCOPE.exec(scope);
   if (!match) return undefined;
-  const [, context, resource = '', suffix = ''] = match;
+  const [, context, resource = '', suffix = '', restriction] = match;
   const letters = V1_PERMISSIONS[suffix] ?? suffix;
   if (!/^c?r?u?d?s?$/.test(letters) || letters.length === 0) return undefined;
-  return { context, resource, permissions: new Set(letters) };
+  return { context, resource, permissions: new Set(letters), restriction: restriction || undefined };
 }
 
+/**
+ * A restricted grant (`system/AuditEvent.rs?type=…`, SMART v2) lets the server filter what a search returns: it covers
+ * only the same restriction, never the whole type, or events the server leaves out would be missing without a word.
+ */
 function applies(granted: ResourceScope, requested: ResourceScope): boolean {
   if (granted.context !== undefined && requested.context !== undefined && granted.context !== requested.context) return false;
+  if (granted.restriction !== undefined && granted.restriction !== requested.restriction) return false;
   return granted.resource === '*' || granted.resource === requested.resource;
 }
 

@@ -218,7 +218,13 @@ async function requestOnce(options: SmartTokenOptions, session: Session, attempt
     ...(signal ? { signal } : {}),
   });
   const missing = scopesNotGranted(options.scope, response.scope);
-  if (missing.length > 0) options.logger.warn({ notGranted: missing, granted: response.scope }, 'SMART token granted fewer scopes than requested');
+  if (missing.length > 0) {
+    // A restricted grant (`?…`) counts as missing: the server may leave events out of every search without a word.
+    options.logger.warn(
+      { notGranted: missing, granted: response.scope },
+      'SMART token granted fewer scopes than requested (or restricted to some resources of a type): searches may return less than the EHR holds; have the app record grant them whole',
+    );
+  }
   if (!response.expiresInStated) options.logger.warn({ assumedExpiresInSec: response.expiresInSec }, 'SMART token response has no expires_in');
   options.logger.debug({ kid: key.kid, alg: key.alg, expiresInSec: response.expiresInSec }, 'SMART access token issued');
   return { accessToken: response.accessToken, expiresInSec: response.expiresInSec };

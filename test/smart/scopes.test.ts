@@ -16,6 +16,12 @@ describe('scopesNotGranted', () => {
     ['a different context', 'patient/AuditEvent.read Patient.read Practitioner.read', ['system/AuditEvent.read']],
     ['v2 read and search granted apart (their union)', 'system/AuditEvent.r system/AuditEvent.s Patient.r *.s Practitioner.read', []],
     ['read and search split across contexts', 'patient/AuditEvent.r system/AuditEvent.s Patient.read Practitioner.read', ['system/AuditEvent.read']],
+    [
+      'a v2 grant restricted to some events (the server filters the rest)',
+      'system/AuditEvent.rs?type=http://dicom.nema.org/resources/ontology/DCM|110110 Patient.read Practitioner.read',
+      ['system/AuditEvent.read'],
+    ],
+    ['restricted grants beside a whole one', 'system/AuditEvent.rs?type=x system/AuditEvent.rs system/Patient.rs?category=y *.read', []],
     ['nothing', '', ['system/AuditEvent.read', 'system/Patient.read', 'system/Practitioner.read']],
   ] as const)('%s', (_name, granted, missing) => {
     expect(scopesNotGranted(REQUESTED, granted)).toEqual(missing);
@@ -24,5 +30,6 @@ describe('scopesNotGranted', () => {
   it('compares non-resource scopes exactly and v2 requests against v1 grants', () => {
     expect(scopesNotGranted('openid fhirUser system/Patient.rs', 'openid Patient.read')).toEqual(['fhirUser']);
     expect(scopesNotGranted('system/Patient.cruds', 'Patient.read')).toEqual(['system/Patient.cruds']);
+    expect(scopesNotGranted('system/Observation.rs?category=vital-signs', 'system/Observation.rs?category=vital-signs')).toEqual([]);
   });
 });
