@@ -9,7 +9,15 @@ export { type DecodeInfo, encodingName, utf8Chunks } from './encoding.js';
 export { encodeField, fieldValue, isEmptyField, splitFields } from './fields.js';
 export { checkHeader, type HeaderCheckOptions, headerColumns, missingMandatoryColumns, sniffDelimiter } from './header.js';
 export { joinCells } from './line.js';
-export { DEFAULT_MAX_LINE_BYTES, type FlatFileSummary, type NormalizedFile, type NormalizeOptions, normalizeFlatFile, prefixSha256 } from './normalize.js';
+export {
+  DEFAULT_MAX_LINE_BYTES,
+  type FlatFileSummary,
+  type NormalizedFile,
+  type NormalizeOptions,
+  normalizeFlatFile,
+  prefixSha256,
+  prefixSha256s,
+} from './normalize.js';
 export { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
 export { RowOffsets } from './row-offsets.js';
 export { sanitizeCell, sanitizer } from './sanitize.js';

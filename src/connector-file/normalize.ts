@@ -30,6 +30,12 @@ export interface NormalizedFile extends FlatFileSummary {
   readonly spoolPath: string;
   /** SHA-256 (hex) of the normalised content: with a row number, the identity of a row for the ledger. */
   readonly sha256: string;
+  /**
+   * SHA-256 (hex) of the content as sent: the header line as sent, then the rows. Equal to `sha256` when the file spells
+   * its header as the schema does; the same rows under a header spelled otherwise (quoted, another case) differ in `sha256`
+   * and not here (the drop folder's grown-from-sent check compares this).
+   */
+  readonly sentSha256: string;
   /** The header line with its CRLF, as sent (the schema's spelling of its columns). */
   readonly header: Buffer;
   /** The header line with its CRLF as the file gave it, where `sha256` starts (a file's identity did before the respelling). */
@@ -89,6 +95,7 @@ export async function normalizeFlatFile(
       hadBom: splitter.hadBom || decoded.hadBom,
       spoolPath,
       sha256: scanned.sha256,
+      sentSha256: scanned.sentSha256,
       header: scanned.headerLine,
       hashedHeader: scanned.hashedHeader,
       bytes: scanned.bytes,
@@ -124,10 +131,24 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
  * content's sha256 when this file is that content with rows added after it. Reads those bytes of the normalised copy.
  */
 export async function prefixSha256(file: NormalizedFile, rows: number): Promise<string> {
+  return (await prefixSha256s(file, rows)).asGiven;
+}
+
+/**
+ * The first `rows` rows' content hash with the header as the file gave it (`asGiven`: what `sha256` would be) and as sent
+ * (`asSent`: what `sentSha256` would be), from one read of those bytes of the normalised copy.
+ */
+export async function prefixSha256s(file: NormalizedFile, rows: number): Promise<{ readonly asGiven: string; readonly asSent: string }> {
   const end = file.offsets.offsetOf(file.spoolPath, rows);
-  // The hash reads the header as the file gave it, the copy holds it as sent: the header from the one, rows from the other.
-  const hash = createHash('sha256').update(file.hashedHeader);
+  // The copy holds the header as sent, then the rows: each hash takes its header, and the rows from the copy.
+  const given = createHash('sha256').update(file.hashedHeader);
+  const sent = file.hashedHeader.equals(file.header) ? undefined : createHash('sha256').update(file.header);
   const start = file.header.length;
-  if (end > start) for await (const chunk of createReadStream(file.spoolPath, { start, end: end - 1, highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  if (end > start)
+    for await (const chunk of createReadStream(file.spoolPath, { start, end: end - 1, highWaterMark: 1 << 20 })) {
+      given.update(chunk as Buffer);
+      sent?.update(chunk as Buffer);
+    }
+  const asGiven = given.digest('hex');
+  return { asGiven, asSent: sent?.digest('hex') ?? asGiven };
 }

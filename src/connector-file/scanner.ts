@@ -7,7 +7,7 @@
  * about one copy (see bench/push.ts).
  */
 import { isUtf8 } from 'node:buffer';
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { BridgeError } from '../errors.js';
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 import { checkHeader } from './header.js';
@@ -52,6 +52,11 @@ export class LineScanner {
   private carried = 0;
   private pendingCr = false;
   private readonly hash = createHash('sha256');
+  /**
+   * The content as sent (the header in the schema's spelling), hashed beside `hash` only when the file spells its header
+   * otherwise: a re-export that spells it another way has another identity and the same rows (NormalizedFile.sentSha256).
+   */
+  private sentHash: Hash | undefined;
   private written = 0;
   /** The header as sent (with its CRLF), and as the file gave it (a row equal to it is the header again). */
   private headerLine: Buffer | undefined;
@@ -118,11 +123,22 @@ export class LineScanner {
     return out;
   }
 
-  summary(): { header: ScannedHeader; rows: number; sha256: string; headerLine: Buffer; hashedHeader: Buffer; bytes: number; offsets: RowOffsets } {
+  summary(): {
+    header: ScannedHeader;
+    rows: number;
+    sha256: string;
+    sentSha256: string;
+    headerLine: Buffer;
+    hashedHeader: Buffer;
+    bytes: number;
+    offsets: RowOffsets;
+  } {
+    const sha256 = this.hash.digest('hex');
     return {
       header: this.header as ScannedHeader,
       rows: this.rows,
-      sha256: this.hash.digest('hex'),
+      sha256,
+      sentSha256: this.sentHash?.digest('hex') ?? sha256,
       headerLine: this.headerLine as Buffer,
       hashedHeader: Buffer.concat([this.givenHeader as Buffer, CRLF]),
       bytes: this.written,
@@ -201,6 +217,7 @@ export class LineScanner {
     const run = chunk.subarray(start, end);
     if (!isUtf8(run)) this.findBadUtf8(run);
     this.hash.update(run);
+    this.sentHash?.update(run);
     out.push(run);
   }
 
@@ -229,6 +246,9 @@ export class LineScanner {
     }
     this.hash.update(hashed);
     this.hash.update(CRLF);
+    // The header as sent, then the rows (the header line is `line` here too: startRows gave the sent spelling).
+    this.sentHash?.update(line);
+    this.sentHash?.update(CRLF);
     this.written += line.length + 2;
     if (this.offsets) this.offsets.rowEnded(this.written);
     else this.offsets = new RowOffsets(this.written);
@@ -248,6 +268,7 @@ export class LineScanner {
     const names = this.header.columns.map((column) => spelling.get(column.toLowerCase()) ?? column);
     const sent = Buffer.from(names.join(DELIMITER_CHARS[this.header.delimiter]));
     this.headerLine = Buffer.concat([sent, CRLF]);
+    if (!sent.equals(this.givenHeader)) this.sentHash = createHash('sha256');
     this.delimiterByte = DELIMITER_CHARS[this.header.delimiter].charCodeAt(0);
     this.commaQuotes = this.header.delimiter === 'comma';
     return sent;

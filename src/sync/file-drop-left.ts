@@ -12,7 +12,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type NormalizedFile, prefixSha256 } from '../connector-file/index.js';
+import { type NormalizedFile, prefixSha256s } from '../connector-file/index.js';
 import { rowsSentOf as ledgerRowsSentOf } from '../purview/index.js';
 import type { DropFile } from './file-drop-folder.js';
 import { readStateList } from './file-drop-state.js';
@@ -83,20 +83,38 @@ function isThere(path: string, entry: SentAndLeft): boolean {
 /**
  * Files rows of which went out that this run will not take: the pattern no longer matches them (source.pattern changed),
  * or they are in the folder they were read from and source.dir names another. Their other rows would be left behind for
- * good, the watermark passing them: the caller says so and fails the run, as for a file that stays.
+ * good, the watermark passing them: the caller says so and fails the run, as for a file that stays. One whose push
+ * stopped before any block went out (killed between remembering it and its first send) left nothing in Purview and
+ * nothing behind: it is forgotten here, and read as new if the settings take it again.
  */
 export function sentAndNotTaken(
   deps: SyncDeps,
   dir: string,
   matches: (name: string) => boolean,
-): Array<{ readonly entry: SentAndLeft; readonly where: 'pattern' | 'folder' }> {
-  const out: Array<{ entry: SentAndLeft; where: 'pattern' | 'folder' }> = [];
-  for (const entry of sentAndLeft(deps)) {
-    const place = placeOf(entry, dir);
-    if (place === 'here' && !matches(entry.name)) out.push({ entry, where: 'pattern' });
-    else if (place === 'before') out.push({ entry, where: 'folder' });
+): Array<{ readonly entry: SentAndLeft; readonly where: 'pattern' | 'folder'; readonly sent: { readonly acked: number; readonly unknown: number } }> {
+  const out: Array<{ entry: SentAndLeft; where: 'pattern' | 'folder'; sent: { acked: number; unknown: number } }> = [];
+  const list = sentAndLeft(deps);
+  const unsent = new Set<SentAndLeft>();
+  for (const entry of list) {
+    const where = notTakenBecause(entry, dir, matches);
+    if (where === undefined) continue;
+    const sent = rowsSentOf(deps, entry.sha256);
+    if (sent.acked + sent.unknown + entry.sentRows === 0) unsent.add(entry);
+    else out.push({ entry, where, sent });
   }
+  if (unsent.size > 0)
+    save(
+      deps,
+      list.filter((entry) => !unsent.has(entry)),
+    );
   return out;
+}
+
+/** Why this run does not take a remembered file: the pattern, or the folder; undefined when it takes it (or it is gone). */
+function notTakenBecause(entry: SentAndLeft, dir: string, matches: (name: string) => boolean): 'pattern' | 'folder' | undefined {
+  const place = placeOf(entry, dir);
+  if (place === 'here') return matches(entry.name) ? undefined : 'pattern';
+  return place === 'before' ? 'folder' : undefined;
 }
 
 /**
@@ -105,7 +123,9 @@ export function sentAndNotTaken(
  * over it: another inode), renames it and writes on (the same inode under another name), or drops a delivered day again
  * with rows added, makes a file whose content is new to the ledger: its first rows are an earlier content's, and they
  * would go again, unflagged. Such a file is refused (file-drop-steps.ts) when its first `rows` rows hash to a content
- * of its name or inode that Purview holds rows of, the check `bridge push` makes of a path.
+ * of its name or inode that Purview holds rows of, the check `bridge push` makes of a path. The rows are compared under
+ * the header as sent, not as each file spells it: a re-export that quotes its column names or writes them in another
+ * case has another identity, and the same rows.
  */
 export interface SentContent {
   readonly name: string;
@@ -113,6 +133,12 @@ export interface SentContent {
   /** The content as the ledger knows it (NormalizedFile.sha256), and its row count. */
   readonly sha256: string;
   readonly rows: number;
+  /**
+   * The content as sent (NormalizedFile.sentSha256), when it differs from `sha256` (the file spelled its header otherwise).
+   * Absent when equal, and from entries saved before it was kept: `sha256` then is the content under the header the file
+   * gave, which is the header as sent unless the file spelled it otherwise.
+   */
+  readonly sentSha256?: string;
 }
 
 const CONTENTS_STATE = 'flat-file-sent-contents';
@@ -125,7 +151,13 @@ export function sentContents(deps: SyncDeps): SentContent[] {
 function isSentContent(value: unknown): value is SentContent {
   if (typeof value !== 'object' || value === null) return false;
   const v = value as Record<string, unknown>;
-  return typeof v['name'] === 'string' && typeof v['ino'] === 'number' && typeof v['sha256'] === 'string' && typeof v['rows'] === 'number';
+  return (
+    typeof v['name'] === 'string' &&
+    typeof v['ino'] === 'number' &&
+    typeof v['sha256'] === 'string' &&
+    typeof v['rows'] === 'number' &&
+    (v['sentSha256'] === undefined || typeof v['sentSha256'] === 'string')
+  );
 }
 
 export function rememberSentContent(deps: SyncDeps, entry: SentContent): void {
@@ -148,18 +180,27 @@ export async function grownFromSent(
   const candidates = sentContents(deps).filter(
     (e) => (e.name === file.name || (file.ino !== 0 && e.ino === file.ino)) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows < content.rows,
   );
-  const prefixes = new Map<number, string>();
+  const prefixes = new Map<number, { readonly asGiven: string; readonly asSent: string }>();
   for (const earlier of candidates.reverse()) {
     const sent = rowsSentOf(deps, earlier.sha256);
     if (sent.acked + sent.unknown === 0) continue;
     let prefix = prefixes.get(earlier.rows);
     if (prefix === undefined) {
-      prefix = await prefixSha256(content, earlier.rows);
+      prefix = await prefixSha256s(content, earlier.rows);
       prefixes.set(earlier.rows, prefix);
     }
-    if (prefix === earlier.sha256) return { earlier, sent };
+    if (beginsWith(prefix, earlier)) return { earlier, sent };
   }
   return undefined;
+}
+
+/**
+ * The rows as sent are the earlier content's, whatever either file's header spelling. An entry without `sentSha256` (its
+ * file spelled the header as sent, or it was saved before that was kept) matches as it always did, under the header this
+ * file gives, and also under the header as sent: a re-export that spells it otherwise than a file that spelled it so.
+ */
+function beginsWith(prefix: { readonly asGiven: string; readonly asSent: string }, earlier: SentContent): boolean {
+  return prefix.asSent === (earlier.sentSha256 ?? earlier.sha256) || prefix.asGiven === earlier.sha256;
 }
 
 function save(deps: SyncDeps, list: readonly SentAndLeft[]): void {

@@ -210,7 +210,13 @@ export async function pushFile(ctx: DropContext, item: Checked): Promise<void> {
   // growth must not make it new content (file-drop-left.ts).
   if (!request.dryRunOut) {
     rememberSentAndLeft(deps, sentAndLeft(ctx, file, normalized, 0));
-    rememberSentContent(deps, { name: file.name, ino: file.ino, sha256: normalized.sha256, rows: normalized.rows });
+    rememberSentContent(deps, {
+      name: file.name,
+      ino: file.ino,
+      sha256: normalized.sha256,
+      rows: normalized.rows,
+      ...(normalized.sentSha256 !== normalized.sha256 ? { sentSha256: normalized.sentSha256 } : {}),
+    });
   }
   // The same lease as `bridge push` of the same file to the same job: the two never send it at once.
   const lease = holdLease(

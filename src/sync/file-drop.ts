@@ -21,7 +21,7 @@ import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError, type ErrorCode, toBridgeError } from '../errors.js';
 import { afterCompletion, announceCompletion, announceFailure, UNRECORDED, warnOnFailure } from './completion.js';
 import { checkFolder, type DropFile, type DropFolder, globMatcher, listReady } from './file-drop-folder.js';
-import { pruneSentAndLeft, rowsSentOf, sentAndNotTaken } from './file-drop-left.js';
+import { pruneSentAndLeft, sentAndNotTaken } from './file-drop-left.js';
 import { closeInterrupted, dropRunFiles, writeDryRun } from './file-drop-state.js';
 import { type Checked, checkFile, type DropContext, pushFile, wholeFileRefusalsOf } from './file-drop-steps.js';
 import { forgetDelivered, grownMessage, grownSinceDelivered } from './file-drop-watch.js';
@@ -252,12 +252,12 @@ function waitForSpace(ctx: DropContext, files: number, failure?: BridgeError): v
 }
 
 /**
- * A file rows of which went out that this run does not take (file-drop-left.ts sentAndNotTaken): it stays, named with
- * what Purview has of it and how to finish it, and the run fails without moving the watermark past it.
+ * A file rows of which went out (or may have) that this run does not take (file-drop-left.ts sentAndNotTaken): it stays,
+ * named with what Purview has of it and how to finish it, and the run fails without moving the watermark past it.
  */
 function recordNotTaken(ctx: DropContext, missed: ReturnType<typeof sentAndNotTaken>[number]): void {
   const { entry, where } = missed;
-  const { acked, unknown } = rowsSentOf(ctx.deps, entry.sha256);
+  const { acked, unknown } = missed.sent;
   const maybe = unknown > 0 ? ` (${unknown} more sent without an answer)` : '';
   const folder = ctx.drop.folder;
   const why =

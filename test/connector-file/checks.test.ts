@@ -20,6 +20,7 @@ import {
   type NormalizeOptions,
   normalizeFlatFile,
   prefixSha256,
+  prefixSha256s,
   splitFields,
 } from '../../src/connector-file/index.js';
 import { BridgeError } from '../../src/errors.js';
@@ -111,6 +112,20 @@ describe('a header in another spelling', () => {
       expect(await prefixSha256(file, 3)).toBe(file.sha256);
       expect(await prefixSha256(file, 1)).toBe(createHash('sha256').update(`${quoted}\r\n${rows[0]}\r\n`).digest('hex'));
     }
+  });
+
+  it("hashes alike as sent: the same rows under a quoted, a lower-case or the schema's header have one sentSha256", async () => {
+    const rows = epicRows(3, 'as-sent');
+    const asSent = createHash('sha256').update(fileText(rows)).digest('hex');
+    const spellings = [EPIC_HEADER, EPIC_HEADER.toLowerCase(), EPIC_COLUMNS.map((column) => ` "${column}" `).join('\t')];
+    const files = [];
+    for (const header of spellings) files.push((await check(fileText(rows, header))).file);
+    expect(files.map((file) => file.sentSha256)).toEqual([asSent, asSent, asSent]);
+    expect(new Set(files.map((file) => file.sha256)).size).toBe(3);
+    // The schema's spelling: one identity, as it always was.
+    expect(files[0]?.sha256).toBe(asSent);
+    const grown = (await check(fileText([...rows, ...epicRows(1, 'as-sent-more')], spellings[2]))).file;
+    expect(await prefixSha256s(grown, 3)).toEqual({ asGiven: files[2]?.sha256, asSent });
   });
 });
 

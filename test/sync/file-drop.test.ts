@@ -1039,6 +1039,52 @@ describe('flat-file source: an earlier content come back with rows added (anothe
   });
 });
 
+describe('flat-file source: a delivered day re-exported with rows added and its header spelled otherwise', () => {
+  const quoted = EPIC_COLUMNS.map((c) => ` "${c}" `).join('\t');
+  const lower = EPIC_HEADER.toLowerCase();
+
+  it('is refused whichever file spelled the header as the schema does (quoted, another case, padded): no row goes twice', async () => {
+    const w = world();
+    const spellings: Array<[string, string, string]> = [
+      ['plain-then-quoted.txt', EPIC_HEADER, quoted],
+      ['lower-then-plain.txt', lower, EPIC_HEADER],
+      ['quoted-then-lower.txt', quoted, lower],
+    ];
+    const days = spellings.map(([name, first], i) => {
+      const rows = epicRows(4, `respelled${i}`);
+      drop(w.dirs, name, fileText(rows, first), NOW - 20 * MINUTE + i * MINUTE);
+      return rows;
+    });
+    await w.run({}, 2);
+    expect(w.accepted()).toHaveLength(12);
+    for (const [i, [name, , again]] of spellings.entries())
+      drop(w.dirs, name, fileText([...(days[i] as string[]), ...epicRows(1, `respelled${i}-more`)], again), NOW - 10 * MINUTE + i * MINUTE);
+    const grown = await w.run({}, 2);
+    expect(grown.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual(spellings.map(([name]) => [name, 'rejected', 'changed-after-send']));
+    expect(grown.files[0]?.message).toContain('Purview acknowledged 4 of those 4');
+    expect(grown.files[0]?.message).toContain('with 1 row(s) added after them');
+    const accepted = w.accepted();
+    expect(accepted).toHaveLength(12);
+    expect(new Set(accepted).size).toBe(accepted.length);
+    w.close();
+  });
+
+  it('an entry an earlier release saved (without the content as sent) still matches a re-export spelled as its file was', async () => {
+    const w = world();
+    const rows = epicRows(4, 'legacy');
+    drop(w.dirs, 'legacy.txt', fileText(rows, quoted), NOW - 20 * MINUTE);
+    await w.run({}, 2);
+    const saved = JSON.parse(w.store.getSourceState('drop', 'flat-file-sent-contents') ?? '[]') as Array<Record<string, unknown>>;
+    expect(saved).toEqual([expect.objectContaining({ name: 'legacy.txt', rows: 4, sentSha256: expect.any(String) })]);
+    w.store.setSourceState('drop', 'flat-file-sent-contents', JSON.stringify(saved.map(({ sentSha256: _, ...entry }) => entry)));
+    drop(w.dirs, 'legacy.txt', fileText([...rows, ...epicRows(1, 'legacy-more')], quoted), NOW - 10 * MINUTE);
+    const grown = await w.run({}, 2);
+    expect(grown.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['legacy.txt', 'rejected', 'changed-after-send']]);
+    expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+});
+
 describe('flat-file source: a partly sent file the settings no longer take', () => {
   const folderOf = (w: World, change: { pattern?: string; dir?: string }) => ({
     folder: {
@@ -1068,6 +1114,57 @@ describe('flat-file source: a partly sent file the settings no longer take', () 
     const accepted = w.accepted();
     expect(new Set(accepted).size).toBe(accepted.length);
     expect(accepted).toHaveLength(6 + 2);
+    w.close();
+  });
+
+  /** A run that stops with a file remembered and its first block claimed, before any went out (its token refused: as a kill there leaves it). */
+  async function stoppedBeforeFirstBlock(w: World): Promise<void> {
+    emu.entra.injectFaults({ status: 401, error: 'invalid_client', aadsts: 7000215, description: 'Invalid client secret provided.' });
+    const failed = (await w.run({}, 2).catch((e: unknown) => e)) as BridgeError;
+    emu.entra.injectFaults();
+    expect(failed.code).toMatch(/^BRG_ERR_/);
+    expect(w.accepted()).toEqual([]);
+    expect(JSON.parse(w.store.getSourceState('drop', 'flat-file-sent-left') ?? '[]')).toEqual([expect.objectContaining({ sentRows: 0 })]);
+  }
+
+  it('source.pattern changed after a push that stopped before any block went out: the run goes on, the file forgotten; the pattern back, it is sent once', async () => {
+    const w = world();
+    const rows = epicRows(4, 'unsent');
+    drop(w.dirs, 'clarity_a.txt', fileText(rows), NOW - 10 * MINUTE);
+    await stoppedBeforeFirstBlock(w);
+    drop(w.dirs, 'clarity_b.tsv', fileText(epicRows(2, 'unsent-next')), NOW - 5 * MINUTE);
+    const next = await w.run({}, 3, folderOf(w, { pattern: '*.tsv' }));
+    expect(next.files.map((f) => [f.file, f.outcome])).toEqual([['clarity_b.tsv', 'delivered']]);
+    expect(w.store.getSourceState('drop', 'flat-file-sent-left')).toBeUndefined();
+    const back = await w.run({}, 3, folderOf(w, { pattern: '*' }));
+    expect(back.files.map((f) => [f.file, f.outcome])).toEqual([['clarity_a.txt', 'delivered']]);
+    const accepted = w.accepted();
+    expect(new Set(accepted).size).toBe(accepted.length);
+    expect(accepted).toHaveLength(4 + 2);
+    w.close();
+  });
+
+  it('source.dir changed after a push that stopped before any block went out: the run goes on, the file in the old folder forgotten', async () => {
+    const w = world();
+    drop(w.dirs, 'left.txt', fileText(epicRows(4, 'unsent-old-folder')), NOW - 10 * MINUTE);
+    await stoppedBeforeFirstBlock(w);
+    const other = join(w.dirs.root, 'new-drop');
+    mkdirSync(other);
+    const next = await w.run({}, 3, folderOf(w, { dir: other }));
+    expect(next.files).toEqual([]);
+    expect(w.store.getSourceState('drop', 'flat-file-sent-left')).toBeUndefined();
+    w.close();
+  });
+
+  it('source.pattern changed after a push stopped while its first block was in flight: the run fails, those rows may be in Purview', async () => {
+    const w = world();
+    drop(w.dirs, 'clarity_a.txt', fileText(epicRows(4, 'in-flight')), NOW - 10 * MINUTE);
+    emu.ingest.injectFaults({ kind: 'delay', ms: 2_000 });
+    await stoppedAfter(w, 'block_sent');
+    emu.ingest.injectFaults();
+    const failed = (await w.run({}, 3, folderOf(w, { pattern: '*.tsv' })).catch((e: unknown) => e)) as BridgeError;
+    expect(failed.code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(failed.message).toContain('clarity_a.txt: an earlier run sent 0 of its row(s) to Purview (2 more sent without an answer)');
     w.close();
   });
 
