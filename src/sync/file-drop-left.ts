@@ -178,7 +178,7 @@ export async function grownFromSent(
 ): Promise<{ readonly earlier: SentContent; readonly sent: { readonly acked: number; readonly unknown: number } } | undefined> {
   // An inode of 0 (a file system that gives none) names no file: matched by name only.
   const candidates = sentContents(deps).filter(
-    (e) => (e.name === file.name || (file.ino !== 0 && e.ino === file.ino)) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows < content.rows,
+    (e) => (e.name === file.name || (file.ino !== 0 && e.ino === file.ino)) && e.sha256 !== content.sha256 && e.rows > 0 && e.rows <= content.rows,
   );
   const prefixes = new Map<number, { readonly asGiven: string; readonly asSent: string }>();
   for (const earlier of candidates.reverse()) {

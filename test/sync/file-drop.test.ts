@@ -1069,6 +1069,28 @@ describe('flat-file source: a delivered day re-exported with rows added and its 
     w.close();
   });
 
+  it('the same rows dropped again under a header spelled otherwise (no row added) are refused, not sent a second time', async () => {
+    const w = world();
+    const rows = epicRows(4, 'same-rows');
+    drop(w.dirs, 'same.txt', fileText(rows), NOW - 20 * MINUTE);
+    drop(w.dirs, 'quoted-first.txt', fileText(epicRows(3, 'same-rows-q'), quoted), NOW - 19 * MINUTE);
+    await w.run({}, 2);
+    expect(w.accepted()).toHaveLength(7);
+    drop(w.dirs, 'same.txt', fileText(rows, quoted), NOW - 10 * MINUTE);
+    drop(w.dirs, 'quoted-first.txt', fileText(epicRows(3, 'same-rows-q'), lower), NOW - 9 * MINUTE);
+    const again = await w.run({}, 2);
+    expect(again.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
+      ['same.txt', 'rejected', 'changed-after-send'],
+      ['quoted-first.txt', 'rejected', 'changed-after-send'],
+    ]);
+    expect(again.files[0]?.message).toContain('holds the rows of an earlier file of this name that went to Purview (its 4 row(s)');
+    expect(again.files[0]?.message).toContain('Nothing is missing in Purview');
+    const accepted = w.accepted();
+    expect(accepted).toHaveLength(7);
+    expect(new Set(accepted).size).toBe(accepted.length);
+    w.close();
+  });
+
   it('an entry an earlier release saved (without the content as sent) still matches a re-export spelled as its file was', async () => {
     const w = world();
     const rows = epicRows(4, 'legacy');
