@@ -12,11 +12,12 @@ export { joinCells } from './line.js';
 export {
   DEFAULT_MAX_LINE_BYTES,
   type FlatFileSummary,
+  holdsContent,
   type NormalizedFile,
   type NormalizeOptions,
   normalizeFlatFile,
-  prefixSha256,
   prefixSha256s,
+  type SentContentHash,
 } from './normalize.js';
 export { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
 export { RowOffsets } from './row-offsets.js';

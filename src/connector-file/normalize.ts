@@ -127,14 +127,6 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
 }
 
 /**
- * The content hash the file's first `rows` rows (with its header) would have as a file of their own: equal to an earlier
- * content's sha256 when this file is that content with rows added after it. Reads those bytes of the normalised copy.
- */
-export async function prefixSha256(file: NormalizedFile, rows: number): Promise<string> {
-  return (await prefixSha256s(file, rows)).asGiven;
-}
-
-/**
  * The first `rows` rows' content hash with the header as the file gave it (`asGiven`: what `sha256` would be) and as sent
  * (`asSent`: what `sentSha256` would be), from one read of those bytes of the normalised copy.
  */
@@ -151,4 +143,21 @@ export async function prefixSha256s(file: NormalizedFile, rows: number): Promise
     }
   const asGiven = given.digest('hex');
   return { asGiven, asSent: sent?.digest('hex') ?? asGiven };
+}
+
+/** A content remembered as sent: its identity (`sha256`), its rows, and its hash as sent when that differs (`sentSha256`). */
+export interface SentContentHash {
+  readonly sha256: string;
+  readonly rows: number;
+  readonly sentSha256?: string;
+}
+
+/**
+ * A file's first `earlier.rows` rows (their prefixSha256s) are the earlier content's rows, whatever either file's header
+ * spelling. An entry without `sentSha256` (its file spelled the header as sent, or it was saved before that was kept)
+ * matches as it always did, under the header this file gives, and also under the header as sent: a re-export that spells
+ * it otherwise than a file that spelled it so.
+ */
+export function holdsContent(prefix: { readonly asGiven: string; readonly asSent: string }, earlier: SentContentHash): boolean {
+  return prefix.asSent === (earlier.sentSha256 ?? earlier.sha256) || prefix.asGiven === earlier.sha256;
 }

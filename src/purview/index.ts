@@ -4,10 +4,12 @@
 export {
   type ConnectorSchema as ConnectorSchemaName,
   DEFAULT_MAX_LINE_BYTES,
+  holdsContent,
   MANDATORY_COLUMNS,
   type NormalizedFile,
   normalizeFlatFile,
-  prefixSha256,
+  prefixSha256s,
+  type SentContentHash,
 } from '../connector-file/index.js';
 export { createPurviewTokenSource, type EntraCredential, type PurviewAuthOptions } from './auth.js';
 export {

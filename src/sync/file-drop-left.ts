@@ -12,7 +12,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { type NormalizedFile, prefixSha256s } from '../connector-file/index.js';
+import { holdsContent, type NormalizedFile, prefixSha256s } from '../connector-file/index.js';
 import { rowsSentOf as ledgerRowsSentOf } from '../purview/index.js';
 import type { DropFile } from './file-drop-folder.js';
 import { readStateList } from './file-drop-state.js';
@@ -189,18 +189,9 @@ export async function grownFromSent(
       prefix = await prefixSha256s(content, earlier.rows);
       prefixes.set(earlier.rows, prefix);
     }
-    if (beginsWith(prefix, earlier)) return { earlier, sent };
+    if (holdsContent(prefix, earlier)) return { earlier, sent };
   }
   return undefined;
-}
-
-/**
- * The rows as sent are the earlier content's, whatever either file's header spelling. An entry without `sentSha256` (its
- * file spelled the header as sent, or it was saved before that was kept) matches as it always did, under the header this
- * file gives, and also under the header as sent: a re-export that spells it otherwise than a file that spelled it so.
- */
-function beginsWith(prefix: { readonly asGiven: string; readonly asSent: string }, earlier: SentContent): boolean {
-  return prefix.asSent === (earlier.sentSha256 ?? earlier.sha256) || prefix.asGiven === earlier.sha256;
 }
 
 function save(deps: SyncDeps, list: readonly SentAndLeft[]): void {

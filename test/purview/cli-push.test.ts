@@ -283,6 +283,25 @@ describe('bridge push', () => {
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([...rows, added, ...rows, added]);
   });
 
+  it('refuses the rows pushed before under a header spelled otherwise (quoted names, another case), with or without rows added', async () => {
+    const app = files.emu.newApp();
+    const rows = [0, 1, 2].map((i) => row(i, '\t'));
+    const path = join(dir, 'respelled.txt');
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    writeFileSync(path, `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    await bridgePush(appArgs(app, path), env);
+    // Tomorrow's export of the same day, its header quoted: the same rows, another content.
+    writeFileSync(path, `${EPIC.map((column) => `"${column}"`).join('\t')}\n${rows.join('\n')}\n`);
+    const same = await rejectionOf(bridgePush(appArgs(app, path), env));
+    expect([same.code, same.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
+    expect(same.message).toContain(`respelled.txt holds the rows pushed to job ${app.jobId} before (3 rows, all in Purview) under a header spelled otherwise`);
+    // Lower-case names and a row added: the content pushed before, grown.
+    writeFileSync(path, `${EPIC.join('\t').toLowerCase()}\n${[...rows, row(3, '\t')].join('\n')}\n`);
+    const grown = await rejectionOf(bridgePush(appArgs(app, path), env));
+    expect(grown.message).toContain('with 1 row(s) added after them');
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows);
+  });
+
   it('checks --block-rows', async () => {
     const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
     expect(error.message).toBe('--block-rows must be a whole number from 1 to 100000, got "0".');

@@ -28,13 +28,15 @@ import {
   destinationKey,
   type EntraCredential,
   emptyReport,
+  holdsContent,
   type NormalizedFile,
   normalizeFlatFile,
   type PushEvent,
   type PushReport,
-  prefixSha256,
+  prefixSha256s,
   pushRowFile,
   rowsSentOf,
+  type SentContentHash,
 } from '../../purview/index.js';
 import { fileLeaseName, holdLease } from '../../sync/lease.js';
 import type { StateStore } from '../../sync/state/index.js';
@@ -295,7 +297,15 @@ async function refuseEditedFile(store: StateStore, flags: PushFlags, destination
         { details: { acknowledged: acked, unknown } },
       );
     }
-    if (acked + unknown > 0 && file.rows > before.rows && (await prefixSha256(file, before.rows)) === before.sha256) {
+    // The same rows under a header spelled otherwise (quoted names, another case) are another content, and no new row.
+    if (acked + unknown > 0 && file.rows === before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
+      throw new BridgeError(
+        'BRG_ERR_INPUT_INVALID',
+        `${basename(flags.file)} holds the rows pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) under a header spelled otherwise: pushed, they would all be sent again. Nothing was sent and nothing is missing; or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+        { details: { acknowledged: acked, unknown } },
+      );
+    }
+    if (acked + unknown > 0 && file.rows > before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
       throw new BridgeError(
         'BRG_ERR_INPUT_INVALID',
         `${basename(flags.file)} is the content pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) with ${file.rows - before.rows} row(s) added after them. Grown, it is a new file: all its rows would be sent, those ${before.rows} again. Push a file holding the header line and only the rows after the first ${before.rows}; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
@@ -303,14 +313,18 @@ async function refuseEditedFile(store: StateStore, flags: PushFlags, destination
       );
     }
   }
-  if (before?.sha256 !== file.sha256) store.setSourceState(PUSHED_FILES, name, JSON.stringify({ sha256: file.sha256, rows: file.rows }));
+  if (before?.sha256 !== file.sha256) {
+    const sent = file.sentSha256 === file.sha256 ? {} : { sentSha256: file.sentSha256 };
+    store.setSourceState(PUSHED_FILES, name, JSON.stringify({ sha256: file.sha256, rows: file.rows, ...sent }));
+  }
 }
 
-function pushedBefore(text: string | undefined): { sha256: string; rows: number } | undefined {
+function pushedBefore(text: string | undefined): SentContentHash | undefined {
   if (text === undefined) return undefined;
   try {
-    const value = JSON.parse(text) as { sha256?: unknown; rows?: unknown };
-    return typeof value.sha256 === 'string' && typeof value.rows === 'number' ? { sha256: value.sha256, rows: value.rows } : undefined;
+    const value = JSON.parse(text) as { sha256?: unknown; rows?: unknown; sentSha256?: unknown };
+    if (typeof value.sha256 !== 'string' || typeof value.rows !== 'number') return undefined;
+    return { sha256: value.sha256, rows: value.rows, ...(typeof value.sentSha256 === 'string' ? { sentSha256: value.sentSha256 } : {}) };
   } catch {
     return undefined;
   }
