@@ -65,7 +65,11 @@ export const ERROR_CODES = {
     exit: 4,
     fix: 'This FHIR server does not offer AuditEvent search; ask the EHR team to enable it or use a flat-file export with `bridge push`.',
   },
-  BRG_ERR_FHIR_HTTP: { http: 502, exit: 4, fix: 'See the OperationOutcome text; check scopes and the request parameters.' },
+  BRG_ERR_FHIR_HTTP: {
+    http: 502,
+    exit: 4,
+    fix: "See the OperationOutcome's codes in the message (its text, which may name a patient, is in the FHIR server's log); check scopes and the request parameters.",
+  },
   BRG_ERR_FHIR_UNAVAILABLE: {
     http: 503,
     exit: 4,

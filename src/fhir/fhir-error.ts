@@ -1,13 +1,13 @@
 /**
  * The one error type of an upstream FHIR failure: a BridgeError (stable code, exit code, fix) that also carries the
  * HTTP status and what the server's OperationOutcome said, for callers that decide by them (a 4113 search-session
- * expiry, a 404 on a read). The text is cleaned of identifiers before it gets here.
+ * expiry, a 404 on a read). Never the server's words (outcome.ts describeAnswer): they may name a patient.
  */
 import { BridgeError, type ErrorCode, type ErrorDetails } from '../errors.js';
 
 export interface FhirOutcome {
-  /** The OperationOutcome's diagnostics/details text, cleaned; or a quoted excerpt of a body that was not FHIR. */
-  readonly text: string;
+  /** What the answer was, by its severity and codes (describeAnswer), e.g. "an OperationOutcome (error processing)". */
+  readonly summary: string;
   /** Its issue codes (Epic's own numeric codes among them, e.g. "4113"). */
   readonly codes: readonly string[];
 }
@@ -29,7 +29,7 @@ export class FhirError extends BridgeError {
       details: {
         status: fields.status,
         resourceType: fields.resourceType,
-        outcome: fields.outcome?.text,
+        outcome: fields.outcome?.summary,
         outcomeCode: fields.outcome?.codes[0],
         ...fields.details,
       },

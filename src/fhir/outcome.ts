@@ -1,10 +1,11 @@
 /**
  * Reading upstream failures: the transport turns what fhir-kit-client throws into a FhirHttpError (http-errors.ts)
  * with the status, the response headers and the body (parsed, or its text). The request URL is never part of it:
- * its query can carry identifiers (MRNs, logins).
+ * its query can carry identifiers (MRNs, logins). Nor are the server's words: an OperationOutcome's diagnostics,
+ * details.text or a coding's display may name the patient ("Patient Jane Doe MRN 123 not permitted"), and no scrubbing
+ * recognises a name, so an answer is told by its severity and codes only (describeAnswer), with where its text is.
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
-import { quoteUpstreamText, scrubUpstreamText } from '../http.js';
 import { FhirHttpError } from './http-errors.js';
 
 /** The parts of an HTTP failure we use. */
@@ -15,17 +16,18 @@ export interface HttpFailure {
   readonly data: unknown;
 }
 
-/** OperationOutcome text is short and PHI-free in practice, but it is upstream text: cap it anyway. */
-export const MAX_OUTCOME_TEXT = 300;
-
 export function httpFailureOf(error: unknown): HttpFailure | undefined {
   return error instanceof FhirHttpError ? { status: error.status, headers: error.headers, data: error.data } : undefined;
 }
 
 interface OutcomeIssue {
+  readonly severity?: unknown;
   readonly code?: unknown;
   readonly diagnostics?: unknown;
-  readonly details?: { readonly text?: unknown; readonly coding?: ReadonlyArray<{ readonly code?: unknown }> };
+  readonly details?: {
+    readonly text?: unknown;
+    readonly coding?: ReadonlyArray<{ readonly system?: unknown; readonly code?: unknown; readonly display?: unknown }>;
+  };
 }
 
 function issuesOf(data: unknown): readonly OutcomeIssue[] {
@@ -34,19 +36,12 @@ function issuesOf(data: unknown): readonly OutcomeIssue[] {
   return outcome.resourceType === 'OperationOutcome' && Array.isArray(outcome.issue) ? (outcome.issue as OutcomeIssue[]) : [];
 }
 
-/** `details.text` (or `diagnostics`) of each issue, joined and capped; undefined when there is no OperationOutcome. */
-export function outcomeText(data: unknown, max: number = MAX_OUTCOME_TEXT): string | undefined {
-  const texts = issuesOf(data)
-    .map((issue) => (typeof issue.details?.text === 'string' ? issue.details.text : typeof issue.diagnostics === 'string' ? issue.diagnostics : ''))
-    .filter((text) => text.length > 0);
-  if (texts.length === 0) return undefined;
-  // Diagnostics can echo the request (an identifier search carries an MRN): scrubbed like any upstream text.
-  return scrubUpstreamText([...new Set(texts)].join('; '), max);
-}
-
-/** Every `issue.details.coding.code`, e.g. Epic's '4113' (docs/epic-smart.md §6.2, §6.3). */
+/**
+ * Every `issue.details.coding.code`, e.g. Epic's '4113' (docs/epic-smart.md §6.2, §6.3); only those shaped like a code,
+ * as they are quoted and logged.
+ */
 export function outcomeCodes(data: unknown): string[] {
-  return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (typeof coding.code === 'string' ? [coding.code] : [])));
+  return issuesOf(data).flatMap((issue) => (issue.details?.coding ?? []).flatMap((coding) => (isToken(coding.code) ? [coding.code] : [])));
 }
 
 /**
@@ -55,11 +50,86 @@ export function outcomeCodes(data: unknown): string[] {
  * a code is left out.
  */
 export function issueCodes(data: unknown): string[] {
-  const token = (value: unknown): value is string => typeof value === 'string' && /^[A-Za-z0-9._-]{1,40}$/.test(value);
-  return [...issuesOf(data).flatMap((issue) => (token(issue.code) ? [issue.code] : [])), ...outcomeCodes(data).filter(token)];
+  return [...issuesOf(data).flatMap((issue) => (isToken(issue.code) ? [issue.code] : [])), ...outcomeCodes(data)];
 }
 
-/** The OperationOutcome text, or a cleaned excerpt of a body that is not one. */
-export function bodyText(data: unknown): string {
-  return outcomeText(data) ?? (typeof data === 'string' ? `a body that is not FHIR JSON: ${quoteUpstreamText(data)}` : 'no OperationOutcome text');
+/** A code of a value set (an issue type, Epic's "4113"): what may be quoted of an answer. */
+function isToken(value: unknown): value is string {
+  return typeof value === 'string' && /^[A-Za-z0-9._-]{1,40}$/.test(value);
+}
+
+/** A code system's URI (an OID, a URN, or an http(s) URL without query): quoted beside its code. */
+function isSystem(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    /^(?:urn:oid:[0-9.]{1,100}|urn:uuid:[0-9a-fA-F-]{36}|https?:\/\/[A-Za-z0-9.-]{1,100}(?::\d{1,5})?(?:\/[A-Za-z0-9._~-]{1,64}){0,10}\/?)$/.test(value)
+  );
+}
+
+const SEVERITIES = new Set(['fatal', 'error', 'warning', 'information']);
+
+/** Most issues described in one answer (the rest are counted), and codings quoted of one issue. */
+const MAX_DESCRIBED_ISSUES = 4;
+const MAX_CODINGS = 3;
+
+/** "error processing [urn:oid:…|59100]": an issue's severity, type and its codings' codes with their systems. */
+function describeIssue(issue: OutcomeIssue): string {
+  const severity = typeof issue.severity === 'string' && SEVERITIES.has(issue.severity) ? issue.severity : undefined;
+  const codes = (issue.details?.coding ?? [])
+    .flatMap((coding) => (isToken(coding.code) ? [isSystem(coding.system) ? `${coding.system}|${coding.code}` : coding.code] : []))
+    .slice(0, MAX_CODINGS);
+  const head = [severity, isToken(issue.code) ? issue.code : undefined].filter((part) => part !== undefined).join(' ');
+  return [head, codes.length > 0 ? `[${codes.join(', ')}]` : ''].filter((part) => part !== '').join(' ');
+}
+
+/**
+ * What an error answer was, for a message, a log line or an error's details: "an OperationOutcome (error processing
+ * [urn:oid:…|59100])", "a body that is not FHIR JSON (1234 bytes)", "an empty body". Never the server's words.
+ */
+export function describeAnswer(data: unknown): string {
+  if (data === undefined || data === null || data === '') return 'an empty body';
+  if (typeof data === 'string') return `a body that is not FHIR JSON (${Buffer.byteLength(data)} bytes)`;
+  const type = typeof data === 'object' ? (data as { resourceType?: unknown }).resourceType : undefined;
+  if (type !== 'OperationOutcome') return isToken(type) ? `a ${type}, not an OperationOutcome` : 'JSON that is not an OperationOutcome';
+  const issues = [...new Set(issuesOf(data).map(describeIssue))].filter((issue) => issue !== '');
+  if (issues.length === 0) return 'an OperationOutcome';
+  const more = issues.length > MAX_DESCRIBED_ISSUES ? `; ${issues.length - MAX_DESCRIBED_ISSUES} more` : '';
+  return `an OperationOutcome (${issues.slice(0, MAX_DESCRIBED_ISSUES).join('; ')}${more})`;
+}
+
+/**
+ * Whether the answer had words describeAnswer left out: an issue's diagnostics, details.text or a coding's display, a
+ * body that is not JSON, or JSON that is no OperationOutcome.
+ */
+function hasWords(data: unknown): boolean {
+  const said = (value: unknown): boolean => typeof value === 'string' && value.trim() !== '';
+  if (typeof data === 'string') return said(data);
+  if (typeof data !== 'object' || data === null) return false;
+  // JSON of another shape is not quoted at all.
+  if ((data as { resourceType?: unknown }).resourceType !== 'OperationOutcome') return true;
+  return issuesOf(data).some(
+    (issue) => said(issue.diagnostics) || said(issue.details?.text) || (issue.details?.coding ?? []).some((coding) => said(coding.display)),
+  );
+}
+
+/** Where an answer's unquoted text is, for most requests: the server logs what it answered. */
+export const IN_SERVER_LOG = "the FHIR server's log has it";
+
+/**
+ * Which of `words` (the bridge's own: the types it asked for) the answer's text names, to choose the advice by. The
+ * text itself never leaves here. A word followed by a slash or a capitalised word is a reference or a person
+ * ("Patient/123", "Patient Jane Doe"), not the type.
+ */
+export function namedIn(data: unknown, words: readonly string[]): string[] {
+  const texts = issuesOf(data).flatMap((issue) => [issue.diagnostics, issue.details?.text].filter((text): text is string => typeof text === 'string'));
+  const named = (word: string): RegExp => new RegExp(`\\b${word.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b(?!\\/|\\s+[A-Z])`);
+  return words.filter((word) => texts.some((text) => named(word).test(text)));
+}
+
+/**
+ * The sentence an error message adds when the answer had words it does not quote: why, and `where` the operator (or the
+ * EHR team) can read them, e.g. "the FHIR server's log has it". Empty when there were none.
+ */
+export function textNotQuoted(data: unknown, where: string): string {
+  return hasWords(data) ? ` Its text is not quoted, as it may name a patient; ${where}.` : '';
 }

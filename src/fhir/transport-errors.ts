@@ -1,7 +1,8 @@
 /**
  * What the transport makes of a failed FHIR request: whether the shared retry policy may try it again, and the typed
  * error that ends it. Messages name the request by resource type and action, never by URL (a query can carry
- * identifiers), quote the server's OperationOutcome or a cleaned excerpt of a non-JSON body, and fit on one line.
+ * identifiers), tell the server's answer by its status, severity and codes, never by its words (an OperationOutcome's
+ * text may name a patient, and no scrubbing recognises a name), and fit on one line.
  */
 import type { Clock } from '../clock.js';
 import { BridgeError, isAbortError } from '../errors.js';
@@ -9,15 +10,15 @@ import { parseRetryAfter, RETRYABLE_STATUSES, type RetryVerdict } from '../http.
 import { proxyTunnelIn } from '../net/index.js';
 import { FhirError } from './fhir-error.js';
 import { ResponseTooLargeError } from './http-errors.js';
-import { bodyText, type HttpFailure, httpFailureOf, outcomeCodes } from './outcome.js';
+import { describeAnswer, type HttpFailure, httpFailureOf, IN_SERVER_LOG, outcomeCodes, textNotQuoted } from './outcome.js';
 
 /** Names a request in errors, logs and metrics: never its query (identifiers are PHI). */
 export interface RequestLabel {
   readonly resourceType: string;
   readonly action: 'search' | 'next page' | 'read' | 'metadata';
   /**
-   * The values the request sent (a search's parameters: MRNs, logins): blanked wherever the answer echoes them, as
-   * the upstream scrubbing cannot recognise an alphanumeric MRN or a login.
+   * The values the request sent (a search's parameters: MRNs, logins): blanked wherever the answer echoes them, so
+   * that not even a code of the answer can carry one.
    */
   readonly sent?: readonly string[];
 }
@@ -110,12 +111,11 @@ export function classify(error: unknown, clock: Clock): RetryVerdict {
   return retryAfterMs === undefined ? { retry: true, reason: `HTTP ${failure.status}` } : { retry: true, retryAfterMs, reason: `HTTP ${failure.status}` };
 }
 
-/** The OperationOutcome text, or a cleaned excerpt of a body that is not JSON; the request's own values blanked. */
-function answerText(data: unknown, sent: readonly string[] = []): string {
+/** The answer with the request's own values blanked, before any of it (its codes) is quoted. */
+function withoutEchoes(data: unknown, sent: readonly string[] = []): unknown {
   // Longest first: a whole token (`system|value`) goes before the value inside it.
   const echoes = sent.filter((value) => value.length >= 3).sort((a, b) => b.length - a.length);
-  const blanked = echoes.length === 0 ? data : blankEchoes(data, echoes);
-  return bodyText(blanked);
+  return echoes.length === 0 ? data : blankEchoes(data, echoes);
 }
 
 /** The answer with every occurrence of a sent value replaced, in its strings (JSON stays JSON). */
@@ -132,25 +132,23 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
   const what = describeRequest(label, origin);
   if (error instanceof ResponseTooLargeError) return tooLargeError(error, label, what, maxResponseBytes);
   const failure = httpFailureOf(error);
+  const data = withoutEchoes(failure?.data, label.sent);
+  const outcome = { summary: describeAnswer(data), codes: outcomeCodes(data) };
+  const unquoted = textNotQuoted(data, IN_SERVER_LOG);
   if (isRetryable(error)) {
-    const last = failure
-      ? `HTTP ${failure.status} (${answerText(failure.data, label.sent).replace(/\.$/, '')})`
-      : isTimeout(error)
-        ? 'a timeout'
-        : networkErrorText(error);
+    const last = failure ? `HTTP ${failure.status} with ${outcome.summary}` : isTimeout(error) ? 'a timeout' : networkErrorText(error);
     const wait = retryAfterOf(failure);
     const after = wait === undefined ? '' : `; its answer asked to wait (Retry-After: ${wait}), so run again after that`;
-    return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}${after}.`, {
+    return new FhirError('BRG_ERR_FHIR_UNAVAILABLE', `${what} kept failing after ${retries + 1} attempts; the last was ${last}${after}.${unquoted}`, {
       status: failure?.status ?? 0,
       resourceType: label.resourceType,
-      ...(failure ? { outcome: { text: answerText(failure.data, label.sent), codes: outcomeCodes(failure.data) } } : { cause: error }),
+      ...(failure ? { outcome } : { cause: error }),
       details: { attempts: retries + 1 },
     });
   }
   if (!failure) return answeredNoObject(error, label, what) ?? error;
   if (failure.status >= 200 && failure.status < 300) return unreadableAnswer(failure, label, what);
-  const text = answerText(failure.data, label.sent);
-  const fields = { status: failure.status, resourceType: label.resourceType, outcome: { text, codes: outcomeCodes(failure.data) } };
+  const fields = { status: failure.status, resourceType: label.resourceType, outcome };
   if ((failure.status === 404 || failure.status === 405) && (label.action === 'search' || label.action === 'metadata')) {
     // A search answers an empty Bundle when nothing matches; 404/405 means the endpoint itself is missing. (A read's
     // 404 is one missing resource; a next page's is a broken link, reported as it is.)
@@ -160,12 +158,12 @@ export function toFhirError(error: unknown, label: RequestLabel, origin: string,
         : `Check fhir.baseUrl, and ask the EHR team to enable ${label.resourceType} search.`;
     return new FhirError(
       'BRG_ERR_FHIR_NOT_SUPPORTED',
-      `${what} answered HTTP ${failure.status} (${text.replace(/\.$/, '')}): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything. ${next}`,
+      `${what} answered HTTP ${failure.status} with ${outcome.summary}: the server does not offer a request the bridge relies on, so the run stopped without rejecting anything. ${next}${unquoted}`,
       fields,
     );
   }
   const hint = failure.status === 401 ? ' The access token was rejected twice: check the SMART client and its scopes.' : '';
-  return new FhirError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status}: ${text.replace(/\.$/, '')}.${hint}`, fields);
+  return new FhirError('BRG_ERR_FHIR_HTTP', `${what} answered HTTP ${failure.status} with ${outcome.summary}.${hint}${unquoted}`, fields);
 }
 
 /**
@@ -177,7 +175,7 @@ function unreadableAnswer(failure: HttpFailure, label: RequestLabel, what: strin
   return new FhirError(
     'BRG_ERR_FHIR_HTTP',
     `${what} answered HTTP ${failure.status} with a body that is not valid JSON${size}, so nothing of it was used. Run again; if it repeats, ask the EHR team why this request answers a broken body.`,
-    { status: failure.status, resourceType: label.resourceType, outcome: { text: 'a body that is not valid JSON', codes: [] } },
+    { status: failure.status, resourceType: label.resourceType, outcome: { summary: 'a body that is not valid JSON', codes: [] } },
   );
 }
 

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { type Clock, systemClock } from '../clock.js';
 import { type ExportFileSpec, fileResources, planFiles, streamNdjson } from './bulk-export-files.js';
 import type { FhirBackend } from './fhir-backend.js';
+import { EPIC_OUTCOME_SYSTEM } from './fhir-faults.js';
 import { readTextBody } from './http-body.js';
 import { scopeAllows } from './scopes.js';
 
@@ -75,6 +76,12 @@ export interface BulkExportSettings {
    * gzip too (some servers send an empty body, not a gzip stream of nothing). Default false.
    */
   emptyFiles: boolean;
+  /**
+   * Words added to the text of the export's refusals and failures (a refused type, a failed job) and of its error-file
+   * lines, in diagnostics, details.text and an Epic coding's display: a test's stand-in for the patient's name or MRN
+   * a real server may write there. Default none.
+   */
+  outcomeWords: string | undefined;
 }
 
 export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
@@ -99,6 +106,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   failJobs: false,
   fileStatus: 200,
   emptyFiles: false,
+  outcomeWords: undefined,
   types: ['AuditEvent', 'Patient', 'Practitioner', 'PractitionerRole', 'Encounter', 'Location', 'Organization'],
   groupIds: ['sandbox-all'],
 };
@@ -207,7 +215,8 @@ export function createBulkExport(options: {
       .map((t) => t.trim())
       .filter(Boolean);
     const refused = types.filter((type) => !settings.types.includes(type));
-    if (refused.length > 0) return { status: 400, body: outcome('not-supported', `Resource type ${refused.join(', ')} is not available for export`) };
+    if (refused.length > 0)
+      return { status: 400, body: worded('not-supported', `Resource type ${refused.join(', ')} is not available for export`, settings.outcomeWords) };
     // As the FHIR server's searches: a type the token's scope does not grant is refused (Epic: the API is not on the
     // app record), and a Group's export needs the Group itself.
     const ungranted = scope === undefined ? [] : [...types, ...(group === undefined ? [] : ['Group'])].filter((type) => !scopeAllows(scope, type, 'search'));
@@ -251,7 +260,7 @@ export function createBulkExport(options: {
     }
     log.polls.push({ jobId: job.id, status: 0, token });
     const answer = async (): Promise<BulkReply> => {
-      if (settings.failJobs) return { status: 500, body: outcome('processing', 'The export failed: the sandbox was asked to fail it') };
+      if (settings.failJobs) return { status: 500, body: worded('processing', 'The export failed: the sandbox was asked to fail it', settings.outcomeWords) };
       if (job.polls < settings.processingPolls) {
         job.polls += 1;
         const progress = `${Math.round((100 * job.polls) / (settings.processingPolls + 1))}% of the export processed`;
@@ -380,7 +389,9 @@ export function createBulkExport(options: {
     if (settings.fileDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, settings.fileDelayMs));
     if (name === 'error' && settings.errorLines === 0) return emptyFile(gzip);
     if (name === 'error') {
-      const lines = Array.from({ length: settings.errorLines }, (_, i) => outcome('processing', `Sandbox: resource ${i + 1} could not be exported`));
+      const lines = Array.from({ length: settings.errorLines }, (_, i) =>
+        worded('processing', `Sandbox: resource ${i + 1} could not be exported`, settings.outcomeWords),
+      );
       return { status: 200, body: null, stream: (res) => streamNdjson(res, [lines], { gzip, unlabelled: settings.gzipUnlabelled }) };
     }
     const spec = job.files[Number(name)];
@@ -477,6 +488,14 @@ async function parametersOf(req: IncomingMessage): Promise<URLSearchParams | Err
 
 function outcome(code: string, text: string, severity = 'error'): Record<string, unknown> {
   return { resourceType: 'OperationOutcome', issue: [{ severity, code, diagnostics: text, details: { text } }] };
+}
+
+/** `outcome`, with `words` (settings.outcomeWords) in its text and in the display of an Epic coding, when given. */
+function worded(code: string, text: string, words: string | undefined): Record<string, unknown> {
+  if (words === undefined) return outcome(code, text);
+  const said = `${text}: ${words}`;
+  const coding = [{ system: EPIC_OUTCOME_SYSTEM, code: '59100', display: words }];
+  return { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics: said, details: { text: said, coding } }] };
 }
 
 function invalid(text: string): BulkReply {

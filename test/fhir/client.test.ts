@@ -236,22 +236,25 @@ describe('tokens and links', () => {
 });
 
 describe('errors and limits', () => {
-  it('turns other 4xx into BRG_ERR_FHIR_HTTP with the OperationOutcome text and no query values', async () => {
+  it("turns other 4xx into BRG_ERR_FHIR_HTTP with the OperationOutcome's codes, never its text or the query values", async () => {
     const { client } = await fixtureWith30();
     const error = await rejectionOf(collectPages(client().searchPages('Patient', { identifier: 'urn:example:mrn|MRN4', bogus: 'x' })));
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
-    expect(error.details).toMatchObject({ status: 400, resourceType: 'Patient' });
-    expect(String(error.details['outcome'])).toContain('"bogus"');
-    // One typed upstream error: the status and the OperationOutcome travel with it.
+    expect(error.details).toMatchObject({ status: 400, resourceType: 'Patient', outcome: 'an OperationOutcome (error not-supported)' });
+    // One typed upstream error: the status and the OperationOutcome's codes travel with it.
     expect(error).toBeInstanceOf(FhirError);
     expect((error as FhirError).status).toBe(400);
-    expect((error as FhirError).outcome?.text).toContain('"bogus"');
-    expect(error.message).toMatch(/^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 400: /);
+    expect((error as FhirError).outcome?.summary).toBe('an OperationOutcome (error not-supported)');
+    // The server's text ('search parameter "bogus" is not supported') is not quoted: such text may name a patient.
+    expect(error.message).toMatch(
+      /^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 400 with an OperationOutcome \(error not-supported\)\. Its text is not quoted, as it may name a patient; the FHIR server's log has it\.$/,
+    );
+    expect(`${error.message} ${JSON.stringify(error.details)}`).not.toContain('bogus');
     expect(`${error.message} ${JSON.stringify(error.details)}`).not.toContain('MRN4');
     expect(error.cause).toBeUndefined();
   });
 
-  it("blanks a read's id when the error answer echoes it", async () => {
+  it("never quotes a read's error answer, which echoes its id", async () => {
     const { origin } = await startRecordingServer(
       { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'Invalid FHIR ID: eABC123' }] },
       400,
@@ -259,8 +262,8 @@ describe('errors and limits', () => {
     const fhir = createFhirClient({ baseUrl: `${origin}/R4`, tokenSource: new RevocableTokens(), clock: new InstantClock(), logger: silentLogger() });
     const error = await rejectionOf(fhir.read('Patient', 'eABC123'));
     expect(error.code).toBe('BRG_ERR_FHIR_HTTP');
-    expect(error.message).toContain('Invalid FHIR ID');
-    expect(`${error.message} ${JSON.stringify(error.details)}`).not.toContain('eABC123');
+    expect(error.message).toContain('answered HTTP 400 with an OperationOutcome (error invalid).');
+    expect(`${error.message} ${JSON.stringify(error.details)}`).not.toMatch(/eABC123|Invalid FHIR ID/);
   });
 
   it('never has more than `concurrency` requests in flight at the server', async () => {

@@ -49,7 +49,7 @@ describe('looking resources up by id the way /metadata says', () => {
     expect(error.code).toBe('BRG_ERR_FHIR_NOT_SUPPORTED');
     expect(error.exitCode).toBe(4);
     expect(error.message).toMatch(
-      /^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 \(Injected fault: HTTP 404\): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything\. /,
+      /^FHIR Patient search at http:\/\/127\.0\.0\.1:\d+ answered HTTP 404 with an OperationOutcome \(error transient\): the server does not offer a request the bridge relies on, so the run stopped without rejecting anything\. /,
     );
     expect(error.message).not.toContain('pt-');
     expect(resolver.stats.missing).toBe(0);

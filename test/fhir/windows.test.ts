@@ -247,7 +247,11 @@ describe('split points', () => {
 describe('Epic 4113 among other outcome codes', () => {
   it('is a search-session expiry whichever of the outcome codes it is', () => {
     const expired = (codes: string[]) =>
-      new FhirError('BRG_ERR_FHIR_HTTP', 'HTTP 400', { status: 400, resourceType: 'AuditEvent', outcome: { text: 'expired', codes } });
+      new FhirError('BRG_ERR_FHIR_HTTP', 'HTTP 400', {
+        status: 400,
+        resourceType: 'AuditEvent',
+        outcome: { summary: 'an OperationOutcome (error processing)', codes },
+      });
     expect(isSearchExpired(expired(['4113']))).toBe(true);
     expect(isSearchExpired(expired(['4101', '4113']))).toBe(true);
     expect(isSearchExpired(expired(['4101']))).toBe(false);

@@ -119,6 +119,8 @@ describe('token retry budget', () => {
     });
     const error = (await settle(fhir.probe(), clock)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_FHIR_UNAVAILABLE');
-    expect(error.message).toBe(`FHIR /metadata at ${fhirServer.origin} kept failing after 2 attempts; the last was HTTP 500 (Down for maintenance).`);
+    expect(error.message).toBe(
+      `FHIR /metadata at ${fhirServer.origin} kept failing after 2 attempts; the last was HTTP 500 with an OperationOutcome (error exception). Its text is not quoted, as it may name a patient; the FHIR server's log has it.`,
+    );
   });
 });

@@ -15,7 +15,7 @@ import type { Logger } from '../../log.js';
 import { proxyRefusalIn, proxyRefusedError, proxyTunnelIn } from '../../net/index.js';
 import type { TokenSource } from '../../token-cache.js';
 import { FhirError } from '../fhir-error.js';
-import { bodyText, outcomeCodes } from '../outcome.js';
+import { describeAnswer, IN_SERVER_LOG, outcomeCodes, textNotQuoted } from '../outcome.js';
 import { foreignLinkError, safeOrigin } from '../transport-errors.js';
 
 export interface BulkHttpOptions {
@@ -155,16 +155,18 @@ export class BulkHttp {
     const refusal = proxyRefusalIn(error);
     if (refusal) return proxyRefusedError(refusal, `${what} at ${this.origin}`);
     if (error instanceof BulkHttpError) {
-      const text = bodyText(error.data);
-      const fields = { status: error.status, resourceType: 'export', outcome: { text, codes: outcomeCodes(error.data) } };
+      // Told by its status and codes: an OperationOutcome's text may name a patient, and no scrubbing recognises a name.
+      const summary = describeAnswer(error.data);
+      const fields = { status: error.status, resourceType: 'export', outcome: { summary, codes: outcomeCodes(error.data) } };
+      const unquoted = textNotQuoted(error.data, IN_SERVER_LOG);
       if (RETRYABLE_STATUSES.has(error.status)) {
         return new FhirError(
           'BRG_ERR_FHIR_UNAVAILABLE',
-          `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was HTTP ${error.status} (${text.replace(/\.$/, '')}).`,
+          `${what} at ${this.origin} kept failing after ${attempts} attempts; the last was HTTP ${error.status} with ${summary}.${unquoted}`,
           { ...fields, details: { attempts } },
         );
       }
-      return new FhirError('BRG_ERR_FHIR_HTTP', `${what} at ${this.origin} answered HTTP ${error.status}: ${text.replace(/\.$/, '')}.`, fields);
+      return new FhirError('BRG_ERR_FHIR_HTTP', `${what} at ${this.origin} answered HTTP ${error.status} with ${summary}.${unquoted}`, fields);
     }
     if (isNetworkError(error)) {
       return new FhirError(

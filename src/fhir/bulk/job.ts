@@ -8,7 +8,7 @@
 import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import { FhirError } from '../fhir-error.js';
-import { bodyText, outcomeCodes } from '../outcome.js';
+import { describeAnswer, IN_SERVER_LOG, namedIn, outcomeCodes, textNotQuoted } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { ExportRequest } from './checkpoint.js';
 import { type BulkHttp, BulkHttpError, type BulkReply, headerOf, isNetworkError } from './http.js';
@@ -31,6 +31,8 @@ export function kickOffUrl(baseUrl: string, request: Omit<ExportRequest, 'base'>
 export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: AbortSignal): Promise<string> {
   const url = kickOffUrl(http.options.baseUrl, request);
   const what = `FHIR $export kick-off (${request.level} level, ${request.since ? `since ${request.since}` : 'everything'})`;
+  // The last refusal's body: its text chooses the advice (the types it names), and is never quoted.
+  let answer: unknown;
   try {
     const reply = await http.withRetries(
       what,
@@ -48,6 +50,7 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
             [202],
           );
         } catch (error) {
+          if (error instanceof BulkHttpError) answer = error.data;
           throw outcomeUnknown(error) ? unknownKickOff(error, what, http.origin) : error;
         }
       },
@@ -60,7 +63,7 @@ export async function kickOff(http: BulkHttp, request: ExportRequest, signal?: A
     requireFhirOrigin(http, statusUrl, 'its status URL');
     return statusUrl;
   } catch (error) {
-    if (error instanceof FhirError && error.code === 'BRG_ERR_FHIR_HTTP') throw refusal(error, request, what, http.origin);
+    if (error instanceof FhirError && error.code === 'BRG_ERR_FHIR_HTTP') throw refusal(error, answer, request, `${what} at ${http.origin}`);
     throw error;
   }
 }
@@ -91,30 +94,35 @@ function unknownKickOff(error: unknown, what: string, origin: string): FhirError
 /**
  * A kick-off refused for good. When the server's text names requested types ("Resource type X is not available"), the
  * advice is about those types; otherwise it is about what the status points at (the client, the scopes, the level or
- * Group, the parameters), not a list of every type to remove.
+ * Group, the parameters), not a list of every type to remove. The answer is told by its status and codes, never its
+ * text (it may name a patient).
  */
-function refusal(error: FhirError, request: ExportRequest, what: string, origin: string): FhirError {
-  const text = error.outcome?.text ?? 'no OperationOutcome text';
-  const named = request.types.filter((type) => new RegExp(`\\b${type}\\b`).test(text));
-  const answer = `${what} at ${origin} was refused (HTTP ${error.status}: ${text.replace(/\.$/, '')})`;
+function refusal(error: FhirError, body: unknown, request: ExportRequest, what: string): FhirError {
+  const named = namedIn(body, request.types);
+  const refused = `${what} was refused (HTTP ${error.status} with ${describeAnswer(body)})`;
+  const unquoted = textNotQuoted(body, IN_SERVER_LOG);
   const fields = { status: error.status, ...(error.outcome ? { outcome: error.outcome } : {}) };
   if (named.length > 0) {
     const scopes = named.map((type) => `system/${type}.read`).join(' ');
     const them = named.length === 1 ? 'it' : 'them';
     return new FhirError(
       'BRG_ERR_FHIR_EXPORT',
-      `${answer} for ${named.length === 1 ? 'type' : 'types'} ${named.join(', ')}. Remove ${them} from source.types if the server does not export ${them}, or have the scopes ${scopes} granted to the client.`,
+      `${refused} for ${named.length === 1 ? 'type' : 'types'} ${named.join(', ')}. Remove ${them} from source.types if the server does not export ${them}, or have the scopes ${scopes} granted to the client.${unquoted}`,
       { ...fields, resourceType: named.join(','), details: { types: named.join(',') } },
     );
   }
-  return new FhirError('BRG_ERR_FHIR_EXPORT', `${answer}. ${refusalAdvice(error.status, request)}`, { ...fields, resourceType: 'export' });
+  return new FhirError('BRG_ERR_FHIR_EXPORT', `${refused}. ${refusalAdvice(error.status, request)}${unquoted}`, { ...fields, resourceType: 'export' });
 }
 
 function refusalAdvice(status: number, request: ExportRequest): string {
   const scopes = request.types.map((type) => `system/${type}.read`).join(' ');
   if (status === 401)
     return 'The FHIR server did not accept the access token its token endpoint issued: check that smart.tokenUrl belongs to this fhir.baseUrl, and that the client is enabled for Bulk Data export at the EHR.';
-  if (status === 403) return `The client may not export: have the scopes ${scopes} granted to it, and Bulk Data export enabled for it at the EHR.`;
+  if (status === 403) {
+    // A Group's export needs the Group too: without the server's words, the advice says so.
+    const group = request.level === 'group' ? ' (and system/Group.read, for a Group export)' : '';
+    return `The client may not export: have the scopes ${scopes}${group} granted to it, and Bulk Data export enabled for it at the EHR.`;
+  }
   if (status === 404 || status === 405) {
     return request.level === 'group'
       ? `Check source.groupId (${request.groupId ?? 'none'}): the server does not know that Group, or offers no Group export.`
@@ -220,8 +228,10 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       logger.warn({ status, attempt: failures }, 'FHIR $export status: transient error; polling again');
       await wait(headerOf(reply.headers, 'retry-after'), 'transient error');
     } else {
+      // Told by its status and codes: the text may name a patient. It is read where the export is known by its URL.
+      const where = `the FHIR server's log of the export ${withoutQuery(statusUrl)} has it`;
       throw exportError(
-        `The FHIR server reports the export failed: ${what} at ${http.origin} answered HTTP ${status} (${bodyText(body).replace(/\.$/, '')}). The next run starts a new export`,
+        `The FHIR server reports the export failed: ${what} at ${http.origin} answered HTTP ${status} with ${describeAnswer(body)}.${textNotQuoted(body, where)} The next run starts a new export`,
         status,
         body,
       );
@@ -245,8 +255,14 @@ export async function deleteExport(http: BulkHttp, statusUrl: string, signal?: A
   return false;
 }
 
+/** A URL without its query and fragment (a status URL's may carry a signature), to name it in a message. */
+function withoutQuery(url: string): string {
+  const parsed = new URL(url);
+  return `${parsed.origin}${parsed.pathname}`;
+}
+
 export function exportError(message: string, status: number, body?: unknown): FhirError {
-  const outcome = body === undefined ? undefined : { text: bodyText(body), codes: outcomeCodes(body) };
+  const outcome = body === undefined ? undefined : { summary: describeAnswer(body), codes: outcomeCodes(body) };
   return new FhirError('BRG_ERR_FHIR_EXPORT', `${message}.`, { status, resourceType: 'export', ...(outcome ? { outcome } : {}) });
 }
 

@@ -112,7 +112,7 @@ describe('the client kick-off', () => {
       expect(error).toBeInstanceOf(BridgeError);
       expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
       expect((error as BridgeError).message).toMatch(
-        /refused \(HTTP 400: Resource type AuditEvent is not available for export\) for type AuditEvent\. Remove it from source\.types .* system\/AuditEvent\.read/,
+        /refused \(HTTP 400 with an OperationOutcome \(error not-supported\)\) for type AuditEvent\. Remove it from source\.types .* system\/AuditEvent\.read/,
       );
       expect(harness.store.value).toBeUndefined();
     } finally {
@@ -130,7 +130,7 @@ describe('the client kick-off', () => {
         .catch((e: unknown) => e)) as BridgeError;
       expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
       expect(error.message).toMatch(
-        /refused \(HTTP 403: The access token's scope does not include exporting Practitioner\) for type Practitioner\. .*have the scopes system\/Practitioner\.read granted/,
+        /refused \(HTTP 403 with an OperationOutcome \(error forbidden\)\) for type Practitioner\. .*have the scopes system\/Practitioner\.read granted/,
       );
       expect(f.fx.server.bulk.log.kickoffs).toHaveLength(kickoffs);
       // The types it grants export; a Group's export needs the Group too.
@@ -139,7 +139,10 @@ describe('the client kick-off', () => {
         .source({ settings: { types: ['AuditEvent', 'Patient'], level: 'group', groupId: f.bulk.groupIds[0] as string } })
         .read()
         .catch((e: unknown) => e)) as BridgeError;
-      expect(group.message).toMatch(/HTTP 403: The access token's scope does not include exporting Group/);
+      // The server's words named the Group; without them, the advice does.
+      expect(group.message).toMatch(
+        /HTTP 403 with an OperationOutcome \(error forbidden\)\)\. The client may not export: .*\(and system\/Group\.read, for a Group export\)/,
+      );
       f.fx.tokens.scope = 'system/AuditEvent.read system/Patient.rs system/Group.read';
       expect(await f.source({ settings: { types: ['AuditEvent', 'Patient'], level: 'group', groupId: f.bulk.groupIds[0] as string } }).read()).not.toHaveLength(
         0,
@@ -155,7 +158,9 @@ describe('the client kick-off', () => {
       .read()
       .catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
-    expect((error as BridgeError).message).toMatch(/was refused \(HTTP 404: .*\)\. Check source\.groupId \(typo-group\)/);
+    expect((error as BridgeError).message).toMatch(
+      /was refused \(HTTP 404 with an OperationOutcome \(error not-found\)\)\. Check source\.groupId \(typo-group\)/,
+    );
     expect((error as BridgeError).message).not.toContain('source.types');
   });
 
@@ -218,7 +223,7 @@ describe('the client kick-off', () => {
       .catch((e: unknown) => e);
     expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
     expect((error as BridgeError).message).toMatch(
-      /HTTP 401: Access token missing, expired or revoked\)\. The FHIR server did not accept the access token its token endpoint issued: check that smart\.tokenUrl/,
+      /HTTP 401 with an OperationOutcome \(error login\)\)\. The FHIR server did not accept the access token its token endpoint issued: check that smart\.tokenUrl/,
     );
     expect((error as BridgeError).message).not.toContain('source.types');
     expect((error as BridgeError).message).not.toContain('never-valid');
