@@ -6,6 +6,7 @@
  * recognises a name, so an answer is told by its severity and codes only (describeAnswer), with where its text is.
  * See: https://hl7.org/fhir/R4/operationoutcome.html
  */
+import { quoteUpstreamText } from '../http.js';
 import { FhirHttpError } from './http-errors.js';
 
 /** The parts of an HTTP failure we use. */
@@ -84,11 +85,13 @@ function describeIssue(issue: OutcomeIssue): string {
 
 /**
  * What an error answer was, for a message, a log line or an error's details: "an OperationOutcome (error processing
- * [urn:oid:…|59100])", "a body that is not FHIR JSON (1234 bytes)", "an empty body". Never the server's words.
+ * [urn:oid:…|59100])", "a body that is not FHIR JSON: "Bad gateway…"", "an empty body". Never the FHIR server's words.
  */
 export function describeAnswer(data: unknown): string {
   if (data === undefined || data === null || data === '') return 'an empty body';
-  if (typeof data === 'string') return `a body that is not FHIR JSON (${Buffer.byteLength(data)} bytes)`;
+  // A body that is no JSON comes from what stands before the FHIR application (a proxy's, a gateway's or a web server's
+  // page), which knows no patient: quoted short, on one line, with whatever may identify a person blanked (issue #15.4).
+  if (typeof data === 'string') return `a body that is not FHIR JSON: ${quoteUpstreamText(data)}`;
   const type = typeof data === 'object' ? (data as { resourceType?: unknown }).resourceType : undefined;
   if (type !== 'OperationOutcome') return isToken(type) ? `a ${type}, not an OperationOutcome` : 'JSON that is not an OperationOutcome';
   const issues = [...new Set(issuesOf(data).map(describeIssue))].filter((issue) => issue !== '');
@@ -98,12 +101,12 @@ export function describeAnswer(data: unknown): string {
 }
 
 /**
- * Whether the answer had words describeAnswer left out: an issue's diagnostics, details.text or a coding's display, a
- * body that is not JSON, or JSON that is no OperationOutcome.
+ * Whether the answer had words describeAnswer left out: an issue's diagnostics, details.text or a coding's display, or
+ * JSON that is no OperationOutcome.
  */
 function hasWords(data: unknown): boolean {
   const said = (value: unknown): boolean => typeof value === 'string' && value.trim() !== '';
-  if (typeof data === 'string') return said(data);
+  if (typeof data === 'string') return false;
   if (typeof data !== 'object' || data === null) return false;
   // JSON of another shape is not quoted at all.
   if ((data as { resourceType?: unknown }).resourceType !== 'OperationOutcome') return true;
