@@ -153,6 +153,20 @@ export function followedKeys(resource: object | undefined, follow: ReadonlySet<R
   return keys;
 }
 
+/**
+ * A PractitionerRole's practitioner named by identifier only (no literal reference to our server; not `#id`, which is
+ * in the role): the mapping looks the Practitioner up by that identifier (mapping/resolve.ts), so it is fetched with the
+ * role as a literal one is (followedKeys). As written: a CX value is searched whole, as the server keeps it.
+ */
+export function followedIdentifiers(resource: object | undefined, ownBase: string | undefined): IdentifierReference[] {
+  const typed = resource as { resourceType?: string; practitioner?: { reference?: string; identifier?: { system?: string; value?: string } } } | undefined;
+  const practitioner = typed?.resourceType === 'PractitionerRole' ? typed.practitioner : undefined;
+  const value = practitioner?.identifier?.value;
+  if (!value || practitioner?.reference?.startsWith('#') || ownKeyOf(practitioner?.reference, ownBase) !== undefined) return [];
+  const system = practitioner?.identifier?.system;
+  return [system ? { type: 'Practitioner', system, value } : { type: 'Practitioner', value }];
+}
+
 /** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */
 export interface ReferenceRequest {
   readonly keys: readonly string[];

@@ -32,9 +32,10 @@ export class TtlLruCache<V> {
     return this.entries.get(key)?.value;
   }
 
-  set(key: string, value: V | undefined): void {
+  /** `ttlMs` 0 keeps the entry for peek only: the next isFresh asks again (what a single answer cannot settle). */
+  set(key: string, value: V | undefined, ttlMs = this.ttlMs): void {
     this.entries.delete(key);
-    this.entries.set(key, { value, expiresAt: this.clock.now() + this.ttlMs });
+    this.entries.set(key, { value, expiresAt: this.clock.now() + ttlMs });
     // Map iteration order is insertion order, so the first key is the least recently used.
     for (const oldest of this.entries.keys()) {
       if (this.entries.size <= this.maxEntries) break;

@@ -2,11 +2,13 @@
  * Resolves the Patient/Practitioner/PractitionerRole references of a page of events before the mapping runs, in as
  * few requests as the server allows: literal references as `_id=a,b,c` per type (at most `batchSize` ids per
  * request), or one read per id where /metadata offers only `read` for the type; identifier-only references as
- * `identifier=system|value`, then the `practitioner` of every PractitionerRole found. What the server does not
- * return is remembered as missing so it is not asked again, once asked for alone (a server may honour only part of a
- * list); but a search answering 404/405 means the endpoint is missing, not the resources, and stops the run
- * (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected, as does an answer carrying an error outcome or Epic's 4127
- * (cut short). An absolute reference to another server than `baseUrl` names none of ours and is not asked for.
+ * `identifier=system|value`, then the `practitioner` of every PractitionerRole found (by reference, or by identifier
+ * when the role names it so). What the server does not return is remembered as missing so it is not asked again, once
+ * asked for alone (a server may honour only part of a list); a read's 404, once read again, for that prefetch only
+ * (it may be a load balancer's for a moment). But a search answering 404/405 means the endpoint is missing, not the
+ * resources, and stops the run (BRG_ERR_FHIR_NOT_SUPPORTED) before any row is rejected, as does an answer carrying an
+ * error outcome or Epic's 4127 (cut short). An absolute reference to another server than `baseUrl` names none of ours
+ * and is not asked for.
  * Except for the types only the department column reads (Encounter, Location, Organization): a server that refuses
  * them (403, as Epic answers an API the client's scope lacks) or does not offer them (404/405) leaves that optional
  * cell empty, with one warning per type, instead of stopping every run over it (docs/mapping.md §5.6). And a Patient
@@ -19,6 +21,7 @@ import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   carriesIdentifier,
+  followedIdentifiers,
   followedKeys,
   type IdentifierReference,
   identifierKey,
@@ -86,10 +89,11 @@ const USER_TYPES: ReadonlySet<string> = new Set(['Practitioner', 'PractitionerRo
 
 export interface ReferenceResolver extends ResourceLookup {
   /**
-   * Fetches what is not cached yet. Missing resources (absent from the bundle, or a read answering 404/410) are
-   * remembered as missing and `get` returns undefined for them. An identifier matching more than one resource counts
-   * as missing too: attributing an access to the wrong person is worse than not attributing it. A search answering
-   * 404/405 rejects with BRG_ERR_FHIR_NOT_SUPPORTED and remembers nothing.
+   * Fetches what is not cached yet. Missing resources (absent from the bundle, or a read answering 410, or 404 twice)
+   * are remembered as missing and `get` returns undefined for them (a read's 404 for this prefetch's events only). An
+   * identifier matching more than one resource counts as missing too: attributing an access to the wrong person is
+   * worse than not attributing it. A search answering 404/405 rejects with BRG_ERR_FHIR_NOT_SUPPORTED and remembers
+   * nothing.
    */
   prefetch(request: ReferenceRequest, signal?: AbortSignal, options?: PrefetchOptions): Promise<void>;
   /** True while `key` waits, uncached, in a partial `_id=` batch held back by `holdPartialBatches`. */
@@ -211,19 +215,48 @@ class CachingResolver implements ReferenceResolver {
     const keys = this.takeHeld(options.holdPartialBatches === true);
     const identifiers = this.uncached(request.identifiers, (ref) => identifierKey(ref.type, ref.system, ref.value));
     const fetched = (await Promise.all([this.fetchKeys(keys, signal), this.fetchIdentifiers(identifiers, signal)])).flat();
-    // A role names its practitioner; the mapping reads the login and name from the Practitioner itself, and the
-    // department from a role's organization or an encounter's service provider or location when it reads those
-    // (options.follow). Those served from the cache count too: what they name may have been evicted or expired since.
-    const cachedHolders = requested.filter((key) => key.startsWith('PractitionerRole/') || key.startsWith('Encounter/')).map((key) => this.cache.peek(key));
-    const named = [...fetched, ...cachedHolders].flatMap((resource) => followedKeys(resource, this.optional.follow, this.ownBase));
-    // Fetched now even if held: the events naming the role are mapped right after this prefetch.
+    await this.fetchFollowed([...fetched, ...this.cachedHolders(requested, request.identifiers)], signal);
+    this.refuseIfNoChartRead();
+  }
+
+  /**
+   * The requested roles and encounters served from the cache, by key or identifier: what they name counts too, as it
+   * may have been evicted or expired since, and must be pinned for this prefetch's events.
+   */
+  private cachedHolders(requested: readonly string[], identifiers: readonly IdentifierReference[]): Array<FhirResource | undefined> {
+    const keys = requested.filter((key) => key.startsWith('PractitionerRole/') || key.startsWith('Encounter/'));
+    for (const ref of identifiers) if (ref.type === 'PractitionerRole') keys.push(identifierKey(ref.type, ref.system, ref.value));
+    return keys.map((key) => this.cache.peek(key));
+  }
+
+  /**
+   * A role names its practitioner (by reference, or by identifier alone); the mapping reads the login and name from the
+   * Practitioner itself, and the department from a role's organization or an encounter's service provider or location
+   * when it reads those (options.follow). Fetched now even if held: the events naming the holder are mapped right after
+   * this prefetch; and what is cached is pinned until then (uncached), so a small cache cannot drop it meanwhile.
+   */
+  private async fetchFollowed(holders: ReadonlyArray<FhirResource | undefined>, signal?: AbortSignal): Promise<void> {
+    const named = holders.flatMap((resource) => followedKeys(resource, this.optional.follow, this.ownBase));
     const more = this.uncached(
       named,
       (key) => key,
       (key) => this.held.has(key),
     );
     const released = [...new Set(named.filter((key) => this.held.delete(key)))];
-    if (more.length + released.length > 0) await this.fetchKeys([...more, ...released], signal);
+    const byIdentifier = this.uncached(
+      holders.flatMap((resource) => followedIdentifiers(resource, this.ownBase)),
+      (ref) => identifierKey(ref.type, ref.system, ref.value),
+    );
+    const keys = [...more, ...released];
+    if (keys.length + byIdentifier.length > 0) await Promise.all([this.fetchKeys(keys, signal), this.fetchIdentifiers(byIdentifier, signal)]);
+  }
+
+  /**
+   * Judged once every lookup of the prefetch has answered, never on the first refusals to come back: restricted charts
+   * that happen to be asked first (the queue sends a batch's ids in order) must not stop a run whose other charts read.
+   */
+  private refuseIfNoChartRead(): void {
+    if (!this.charts.found && this.charts.refused >= REFUSED_WITHOUT_ANY) throw everyChartRefused(this.charts.refused);
   }
 
   isHeld(key: string): boolean {
@@ -268,20 +301,23 @@ class CachingResolver implements ReferenceResolver {
     return this.idListsRefused.has(type) ? 1 : this.batchSize;
   }
 
-  /** A chart refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per chart. */
+  /**
+   * A chart refused under Break-the-Glass (restricted.ts): not found for the cache's TTL, and said once per chart. Only
+   * counted here: whether every chart is refused is judged when the prefetch's lookups have all answered.
+   */
   private restricted(key: string, type: string): [] {
     this.charts.refused += 1;
-    if (!this.charts.found && this.charts.refused >= REFUSED_WITHOUT_ANY) throw everyChartRefused(this.charts.refused);
     this.remember(key, undefined);
     this.optional.logger?.warn({ resourceType: type, outcome: 'break-the-glass' }, RESTRICTED_MESSAGE);
     return [];
   }
 
-  private remember(key: string, resource: FhirResource | undefined): void {
+  /** `forThisPrefetch`: known for the events of this prefetch only; the next prefetch that names it asks again. */
+  private remember(key: string, resource: FhirResource | undefined, forThisPrefetch = false): void {
     if (!resource) this.stats.missing += 1;
     else if (resource.resourceType === 'Patient') this.charts.found = true;
     const kept = resource && this.interner.internAll(resource);
-    this.cache.set(key, kept);
+    this.cache.set(key, kept, forThisPrefetch ? 0 : this.optional.ttlMs);
     this.pinned.set(key, kept);
   }
 
@@ -379,16 +415,25 @@ class CachingResolver implements ReferenceResolver {
     return [...found.values(), ...confirmed.flat()];
   }
 
-  /** One read; a 404/410 answers for this one id: that resource is missing (or deleted). */
-  private async readId(type: string, id: string, signal?: AbortSignal): Promise<FhirResource[]> {
+  /**
+   * One read; a 410 is the server's word that this one resource was deleted: missing for the cache TTL. A 404 says so
+   * too, but may be a load balancer's or a gateway's for a moment: it is read once more before it counts, and then it
+   * counts for this prefetch's events only (the next prefetch that names it reads it again). Held for the cache TTL, one
+   * passing 404 left the patient off every later event of it in the run. A resource that is really gone costs two reads
+   * per prefetch that names it (reads are one request per id anyway).
+   */
+  private async readId(type: string, id: string, signal?: AbortSignal, again = true): Promise<FhirResource[]> {
     let resource: FhirResource | undefined;
+    let status: number | undefined;
     try {
       resource = await this.client.read(type, id, signal);
     } catch (error) {
       if (isRestrictedChart(error, type)) return this.restricted(referenceKey(type, id), type);
-      if (!isGone(error)) throw error;
+      status = goneStatus(error);
+      if (status === undefined) throw error;
+      if (status === 404 && again) return this.readId(type, id, signal, false);
     }
-    this.remember(referenceKey(type, id), resource);
+    this.remember(referenceKey(type, id), resource, status === 404);
     return resource ? [resource] : [];
   }
 
@@ -513,9 +558,11 @@ function isRefused(error: unknown): boolean {
   return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && error.details['status'] === 400;
 }
 
-/** A read answering 404/410: this one resource does not exist (any more). */
-function isGone(error: unknown): boolean {
-  return error instanceof BridgeError && error.code === 'BRG_ERR_FHIR_HTTP' && (error.details['status'] === 404 || error.details['status'] === 410);
+/** 404 or 410 when a read answered so: this one resource does not exist (any more); undefined for any other failure. */
+function goneStatus(error: unknown): 404 | 410 | undefined {
+  if (!(error instanceof BridgeError) || error.code !== 'BRG_ERR_FHIR_HTTP') return undefined;
+  const status = error.details['status'];
+  return status === 404 || status === 410 ? status : undefined;
 }
 
 function groupIdsByType(keys: readonly string[]): Map<string, string[]> {

@@ -5,6 +5,8 @@
  * found for the cache's TTL. Every other 403 still stops the run: one without these codes (a missing scope, an API not
  * attached to the client); one on a user lookup (the login, and excludeUsers, read the Practitioner); and Patient
  * refusals that find no patient at all (REFUSED_WITHOUT_ANY), which are the background user's security, not a chart.
+ * That is judged once a prefetch's lookups have all answered, never on the first answers to come back: restricted charts
+ * asked first (the queue sends a batch's ids in order) stopped every run over their window, though the rest were readable.
  */
 import { BridgeError } from '../errors.js';
 import { FhirError } from './fhir-error.js';
@@ -16,7 +18,10 @@ export function isRestrictedChart(error: unknown, type: string): boolean {
   return type === 'Patient' && error instanceof FhirError && error.status === 403 && (error.outcome?.codes.some((code) => BREAK_THE_GLASS.has(code)) ?? false);
 }
 
-/** This many refusals before any Patient is found: every chart is refused, so the run stops. */
+/**
+ * This many refusals, and no Patient found by the time every lookup of the prefetch has answered (nor by any before it in
+ * the run): every chart is refused, so the run stops. Once one chart has been read, refusals are restricted charts.
+ */
 export const REFUSED_WITHOUT_ANY = 10;
 
 /** The log line for a refused lookup: its type only (the id or identifier says which patient: kept out of logs). */

@@ -34,9 +34,44 @@ describe('looking resources up by id the way /metadata says', () => {
     const asked = [...fixture.requestsFor('Patient'), ...fixture.requestsFor('Practitioner')].map(
       (request) => `${request.path.replace(/^.*\/R4\//, '')} ${request.status}`,
     );
-    expect(asked.sort()).toEqual(['Patient/pt-0 200', 'Patient/pt-1 200', 'Patient/pt-2 410', 'Patient/pt-99 404', 'Practitioner/pr-1 200']);
+    // A 404 is read once more before it counts (it may be a load balancer's); a 410 is the server's word.
+    expect(asked.sort()).toEqual([
+      'Patient/pt-0 200',
+      'Patient/pt-1 200',
+      'Patient/pt-2 410',
+      'Patient/pt-99 404',
+      'Patient/pt-99 404',
+      'Practitioner/pr-1 200',
+    ]);
     await expect(client.lookupMode('Patient')).resolves.toBe('read');
     await expect(client.lookupMode('PractitionerRole')).resolves.toBe('search');
+  });
+
+  it('a read answering 404 for a moment (a load balancer, not the FHIR server) is read again at once, and the patient found', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 1 })), { readOnlyTypes: ['Patient'] });
+    fixture.server.faults.add({ action: { kind: 'gateway', status: 404 }, match: /\/Patient\/pt-1$/, times: 1 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+
+    await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-1'], identifiers: [] });
+
+    expect(resolver.get('Patient/pt-1')?.id).toBe('pt-1');
+    expect(resolver.stats.missing).toBe(0);
+    const pt1 = fixture.requestsFor('Patient').filter((request) => request.path.endsWith('/pt-1'));
+    expect(pt1.map((request) => request.status)).toEqual([404, 200]);
+  });
+
+  it('a read answering 404 twice is missing for the events of that prefetch only: the next prefetch naming it reads it again', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 3, practitioners: 1 })), { readOnlyTypes: ['Patient'] });
+    fixture.server.faults.add({ action: { kind: 'gateway', status: 404 }, match: /\/Patient\/pt-1$/, times: 2 });
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
+
+    await resolver.prefetch({ keys: ['Patient/pt-0', 'Patient/pt-1'], identifiers: [] });
+    expect(resolver.get('Patient/pt-1')).toBeUndefined();
+    // Before, it was remembered as missing for fhir.referenceCacheTtlMs (1 h): every later event of it in the run lost it.
+    await resolver.prefetch({ keys: ['Patient/pt-2', 'Patient/pt-1'], identifiers: [] });
+    expect(resolver.get('Patient/pt-1')?.id).toBe('pt-1');
+    const pt1 = fixture.requestsFor('Patient').filter((request) => request.path.endsWith('/pt-1'));
+    expect(pt1.map((request) => request.status)).toEqual([404, 404, 200]);
   });
 
   it('a 404 on an `_id` search /metadata promised stops with BRG_ERR_FHIR_NOT_SUPPORTED (exit 4) and records nothing as missing', async () => {

@@ -107,6 +107,60 @@ describe('prefetch and mapping against the sandbox FHIR server', () => {
     expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN1', rejects: [] });
   });
 
+  it('a PractitionerRole whose practitioner is an identifier alone: that Practitioner is fetched with the role', async () => {
+    const role: PractitionerRole = {
+      resourceType: 'PractitionerRole',
+      id: 'role-1',
+      practitioner: { identifier: { system: EMP_SYSTEM, value: 'user1@ehr.example.org' } },
+    };
+    fixture = await startFixtureServer([patient(0), patient(1), practitioner(0), practitioner(1), role] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    // No other event names user1: only the role leads to it. Before, nothing fetched it and the row lost its user.
+    const events = [
+      event('ae-role', 0, { reference: 'PractitionerRole/role-1' }, { reference: 'Patient/pt-0' }),
+      event('ae-plain', 1, { reference: 'Practitioner/pr-0' }, { reference: 'Patient/pt-1' }),
+    ];
+
+    const mapped = await pullAndMap(events, mapping, fixture);
+
+    expect(mapped.get('ae-role')).toEqual({ login: 'user1@ehr.example.org', mrn: 'MRN0', rejects: [] });
+    expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN1', rejects: [] });
+  });
+
+  it('…and stays pinned while the events naming the role are mapped, with a cache smaller than a group needs', async () => {
+    const role: PractitionerRole = {
+      resourceType: 'PractitionerRole',
+      id: 'role-1',
+      practitioner: { identifier: { system: EMP_SYSTEM, value: 'user1@ehr.example.org' } },
+    };
+    fixture = await startFixtureServer([patient(0), patient(1), patient(2), patient(3), practitioner(0), practitioner(1), role] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    // ae-user asks for user1 by identifier itself, so user1 is in the cache; the patients and pr-0 fetched after it push
+    // it out of a cache of 3 before ae-role-2 is mapped. Before, nothing the role named was pinned: ae-role-2 lost its user.
+    const events = [
+      event('ae-user', 0, { type: 'Practitioner', identifier: { system: EMP_SYSTEM, value: 'user1@ehr.example.org' } }, { reference: 'Patient/pt-0' }),
+      event('ae-role-1', 1, { reference: 'PractitionerRole/role-1' }, { reference: 'Patient/pt-1' }),
+      event('ae-role-2', 2, { reference: 'PractitionerRole/role-1' }, { reference: 'Patient/pt-2' }),
+      event('ae-plain', 3, { reference: 'Practitioner/pr-0' }, { reference: 'Patient/pt-3' }),
+    ];
+
+    const mapped = await pullAndMap(events, mapping, fixture, { group: 2, cache: 3 });
+
+    for (const [id, mrn] of [
+      ['ae-user', 'MRN0'],
+      ['ae-role-1', 'MRN1'],
+      ['ae-role-2', 'MRN2'],
+    ])
+      expect(mapped.get(id)).toEqual({ login: 'user1@ehr.example.org', mrn, rejects: [] });
+    expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN3', rejects: [] });
+  });
+
   it('a group naming more resources than the cache holds maps every one of them (none evicted before its rows are made)', async () => {
     const patients = Array.from({ length: 20 }, (_, i) => patient(i));
     fixture = await startFixtureServer([...patients, practitioner(0)] as FhirResource[]);

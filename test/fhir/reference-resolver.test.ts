@@ -89,6 +89,22 @@ describe('reference resolver', () => {
     expect(fixture.requestsFor('Practitioner')).toHaveLength(1);
   });
 
+  it("a cached role's practitioner named by identifier alone is pinned (or fetched again) for the events of the prefetch naming the role", async () => {
+    const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'role-x', practitioner: { identifier: { system: EMP_SYSTEM, value: 'EMP1' } } };
+    fixture = await startFixtureServer([...allResources(buildFixtures({ events: 1, patients: 3, practitioners: 2 })), role]);
+    const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock, cacheSize: 4 });
+    const user = identifierKey('Practitioner', EMP_SYSTEM, 'EMP1');
+
+    await resolver.prefetch({ keys: ['PractitionerRole/role-x'], identifiers: [] }); // the role, then EMP1 by identifier
+    expect(resolver.get(user)?.id).toBe('pr-1');
+    await resolver.prefetch({ keys: ['Patient/pt-0'], identifiers: [] });
+    // The role is served from the cache; the two patients fetched with it push EMP1 out of a cache of 4.
+    await resolver.prefetch({ keys: ['PractitionerRole/role-x', 'Patient/pt-1', 'Patient/pt-2'], identifiers: [] });
+
+    expect(resolver.get('PractitionerRole/role-x')?.id).toBe('role-x');
+    expect(resolver.get(user)?.id).toBe('pr-1');
+  });
+
   it('looks identifier-only references up by system|value and follows PractitionerRole.practitioner', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 2, practitioners: 4 })));
     const resolver = createReferenceResolver(fixture.client(), { clock: fixture.clock });
@@ -633,6 +649,27 @@ describe('reference resolver: the department lookups a server refuses or does no
     const error = await rejectionOf(resolver.prefetch({ keys, identifiers: [] }));
     expect(error).toMatchObject({ code: 'BRG_ERR_FHIR_HTTP', details: { status: 403, resourceType: 'Patient' } });
     expect(error.message).toContain('Break-the-Glass exemption');
+  });
+
+  it('restricted charts asked first do not stop a prefetch whose later charts read: judged once every lookup has answered', async () => {
+    fixture = await startFixtureServer(allResources(buildFixtures({ events: 1, patients: 18, practitioners: 1 })));
+    // pt-0 … pt-11 are restricted, and the queue asks for them first (one request at a time: their refusals all come back
+    // before any chart reads). Before, the tenth refusal stopped the run, and every run over that window stopped so.
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient\?.*_id=([^&]*%2C)?pt-([0-9]|1[01])(%2C|&|$)/, times: 1000 });
+    const lines: string[] = [];
+    const resolver = createReferenceResolver(fixture.client({ concurrency: 1 }), { clock: fixture.clock, logger: linesLogger(lines) });
+    const keys = Array.from({ length: 18 }, (_, i) => `Patient/pt-${i}`);
+
+    await resolver.prefetch({ keys, identifiers: [] });
+
+    expect(keys.map((key) => resolver.get(key)?.id)).toEqual([...Array.from({ length: 12 }, () => undefined), ...keys.slice(12).map((key) => key.slice(8))]);
+    const statuses = fixture.requestsFor('Patient').map((request) => request.status);
+    expect(statuses.slice(1, 13)).toEqual(Array.from({ length: 12 }, () => 403)); // after the list: the restricted ones came back first
+    expect(lines.map((line) => (JSON.parse(line) as { outcome?: string }).outcome)).toEqual(Array.from({ length: 12 }, () => 'break-the-glass'));
+    // Once a chart has been read, refusals are restricted charts: a later prefetch of ten more never stops the run.
+    fixture.server.faults.add({ action: { kind: 'break-the-glass' }, match: /\/Patient\?/, times: 1000 });
+    await resolver.prefetch({ keys: Array.from({ length: 10 }, (_, i) => `Patient/pt-x${i}`), identifiers: [] });
+    expect(resolver.get('Patient/pt-x0')).toBeUndefined();
   });
 
   it('a Practitioner refused under Break-the-Glass still stops the prefetch: the login and excludeUsers read it', async () => {

@@ -6,7 +6,7 @@
  * correctness.
  */
 import type { FhirResource } from 'fhir/r4.js';
-import { followedKeys, identifierKey, keyOf, type ReferenceFollow, type ReferenceRequest } from '../../reference-keys.js';
+import { followedIdentifiers, followedKeys, identifierKey, keyOf, type ReferenceFollow, type ReferenceRequest } from '../../reference-keys.js';
 import { StringInterner } from '../intern.js';
 import type { PrefetchOptions, ReferenceResolver } from '../reference-resolver.js';
 import type { LookupIndex } from './lookup-index.js';
@@ -44,6 +44,12 @@ export class BulkResolver implements ReferenceResolver {
     const index = this.index;
     if (!index) return this.fallback.prefetch(request, signal, options);
     const keys = new Set<string>();
+    const identifiers = request.identifiers.filter((ref) => {
+      const found = index.identifier(identifierKey(ref.type, ref.system, ref.value));
+      if (found === undefined) return true;
+      this.exported += 1;
+      return false;
+    });
     for (const raw of request.keys) {
       const key = keyOf(raw);
       if (key === undefined) continue;
@@ -56,13 +62,11 @@ export class BulkResolver implements ReferenceResolver {
       // A role names its practitioner, whose login and name the mapping reads; an encounter or a role what the department
       // reads (follow). The export may lack them.
       for (const named of followedKeys(resource, this.follow, this.ownBase)) if (!this.fromIndex(named)) keys.add(named);
+      // A role may name its practitioner by identifier alone: the mapping looks that up, in the export or over FHIR.
+      for (const ref of followedIdentifiers(resource, this.ownBase)) {
+        if (index.identifier(identifierKey(ref.type, ref.system, ref.value)) === undefined) identifiers.push(ref);
+      }
     }
-    const identifiers = request.identifiers.filter((ref) => {
-      const found = index.identifier(identifierKey(ref.type, ref.system, ref.value));
-      if (found === undefined) return true;
-      this.exported += 1;
-      return false;
-    });
     if (keys.size > 0 || identifiers.length > 0 || options?.holdPartialBatches !== true) {
       await this.fallback.prefetch({ keys: [...keys], identifiers }, signal, options);
     }

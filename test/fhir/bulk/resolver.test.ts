@@ -92,6 +92,19 @@ it('an exported role naming another server’s practitioner does not send that i
   harness.source.close();
 });
 
+it('an exported role naming its practitioner by identifier alone, which the export lacks: searched for over FHIR by it', async () => {
+  await f.fx.backend.load([{ resourceType: 'PractitionerRole', id: 'role-emp', practitioner: { identifier: { system: EMP_SYSTEM, value: 'EMP3' } } }]);
+  // Practitioners are not exported: the role's practitioner is searched for by its identifier, as in a search sync.
+  const harness = f.source({ settings: { types: ['AuditEvent', 'PractitionerRole'] } });
+  await harness.read(window);
+  const before = f.fx.server.requests.length;
+  await harness.source.resolver.prefetch({ keys: ['PractitionerRole/role-emp'], identifiers: [] });
+  const asked = f.fx.server.requests.slice(before).filter((r) => r.path.endsWith('/Practitioner'));
+  expect(asked.map((r) => new URLSearchParams(r.query).get('identifier'))).toEqual([`${EMP_SYSTEM}|EMP3`]);
+  expect((harness.source.resolver.get(identifierKey('Practitioner', EMP_SYSTEM, 'EMP3')) as Practitioner).id).toBe('pr-3');
+  harness.source.close();
+});
+
 it("an exported encounter's or role's department reference the export lacks is fetched over FHIR, with the department follows only", async () => {
   await f.fx.backend.load([
     { resourceType: 'Encounter', id: 'enc-b', status: 'finished', class: { code: 'AMB' }, serviceProvider: { reference: 'Organization/org-b' } },
