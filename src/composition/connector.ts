@@ -7,7 +7,7 @@
 
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { type Config, type ConnectorConfig, fhirSettings } from '../config/index.js';
+import { type Config, type ConnectorConfig, fhirSettings, mappingOptionOrigin } from '../config/index.js';
 import { type ConnectorSchema, encodingName } from '../connector-file/index.js';
 import { BridgeError } from '../errors.js';
 import {
@@ -68,7 +68,7 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
     ...(m.delimiter ? { delimiter: m.delimiter } : {}),
     ...(m.strict !== undefined ? { strict: m.strict } : {}),
     ...(m.timeFormat ? { timeFormat: m.timeFormat } : {}),
-    ...(m.options ? { options: { ...m.options } } : {}),
+    ...(m.options ? { options: { ...m.options }, optionOrigin: optionOriginOf(connector) } : {}),
     // Absolute references name our resources only with the connector's own base (a flat file's events carry none).
     ...(connector.fhir ? { fhirBase: connector.fhir.baseUrl } : {}),
   };
@@ -83,6 +83,15 @@ export function loadConnectorMapping(connector: ConnectorConfig): CompiledMappin
     );
   }
   return mapping;
+}
+
+/**
+ * Where the configuration set a connector's mapping option, for the mapping compiler to name what it refuses (the
+ * config file and key, or the environment variable), rather than the mapping file the option overrides.
+ */
+function optionOriginOf(connector: ConnectorConfig): (name: string) => string {
+  const options = connector.mapping.options;
+  return (name) => mappingOptionOrigin(options, name) ?? `mapping.options.${name} of connector "${connector.name}" in the configuration`;
 }
 
 export function buildSyncDeps(context: RuntimeContext, connector: ConnectorConfig): SyncDeps {
@@ -155,7 +164,11 @@ function buildFileEnricher(context: RuntimeContext, connector: ConnectorConfig, 
   const mapping =
     schema === connector.mapping.schema
       ? loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, strict: false } })
-      : loadMapping(builtinMappingPath(schema), { strict: false, fhirBase: fhirSettings(connector).baseUrl, ...(options ? { options: { ...options } } : {}) });
+      : loadMapping(builtinMappingPath(schema), {
+          strict: false,
+          fhirBase: fhirSettings(connector).baseUrl,
+          ...(options ? { options: { ...options }, optionOrigin: optionOriginOf(connector) } : {}),
+        });
   const first = (value: unknown): string | undefined => (Array.isArray(value) && typeof value[0] === 'string' ? value[0] : undefined);
   const mrnSystem = enrich.mrnSystem ?? first(options?.['mrnSystems']);
   const userSystem = enrich.userSystem ?? first(options?.['userIdSystems']);

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { type Document, isAlias, isMap, isNode, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { BridgeError } from '../errors.js';
+import { recordMappingOptionOrigins } from './origins.js';
 import { type Config, configSchema } from './schema.js';
 
 export const ENV_PREFIX = 'BRIDGE__';
@@ -139,7 +140,22 @@ export function validateConfig(input: unknown, source: string, fromEnv: Readonly
       details: { source, issues: parsed.error.issues.length, ...(first ? { line: first.line, column: first.column } : {}) },
     });
   }
-  return deepFreeze(parsed.data);
+  const config = deepFreeze(parsed.data);
+  // The mapping compiler checks mapping.options (their meaning is the mapping's): what it refuses is named here.
+  recordMappingOptionOrigins(config, (path) => settingPlace(path, source, fromEnv, positions));
+  return config;
+}
+
+/**
+ * A key of the config as a refusal names it: `connectors.0.mapping.options.loginRegex in /etc/bridge/config.json (line 12,
+ * column 7)`, or `… (set by BRIDGE__connectors__0__mapping__options__loginRegex)` when a variable (or an option) set it.
+ */
+function settingPlace(path: ReadonlyArray<string | number>, source: string, fromEnv: ReadonlyMap<string, string>, positions?: ConfigPositions): string {
+  const dotted = path.join('.');
+  const setter = setterOfPath(path.map(String), fromEnv) ?? [...fromEnv].find(([key]) => key.startsWith(`${dotted}.`))?.[1];
+  if (setter !== undefined) return `${dotted} (set by ${setter})`;
+  const position = positions?.of(path);
+  return `${dotted} in ${source}${position?.exact ? ` (line ${position.line}, column ${position.column})` : ''}`;
 }
 
 /** The environment variable or option that set the refused key, or one of its sections (a JSON list or section). */
@@ -152,6 +168,11 @@ function setterOf(issue: z.core.$ZodIssue, fromEnv: ReadonlyMap<string, string>)
       for (const [dotted, setter] of fromEnv) if (dotted === prefix || dotted.startsWith(`${prefix}.`)) return setter;
     }
   }
+  return setterOfPath(path, fromEnv);
+}
+
+/** The variable or option that set the key at `path` or a section holding it. */
+function setterOfPath(path: readonly string[], fromEnv: ReadonlyMap<string, string>): string | undefined {
   for (let length = path.length; length > 0; length -= 1) {
     const setter = fromEnv.get(path.slice(0, length).join('.'));
     if (setter !== undefined) return setter;

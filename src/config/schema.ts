@@ -191,11 +191,18 @@ const mappingSchema = z
       .optional()
       .describe('Overrides the mapping file delimiter: tab, pipe or comma (healthcare only; "csv" is its older name).'),
     strict: z.boolean().optional().describe('Reject rows with any empty mandatory cell.'),
-    timeFormat: z.string().optional().describe('iso-utc | iso-offset | local:<IANA zone>.'),
+    timeFormat: z
+      .string()
+      // Checked here, not only by the mapping compiler, so a refusal names this key rather than the mapping file.
+      .refine((text) => parseTimeFormat(text) !== undefined, 'iso-utc, iso-offset or local:<IANA zone> with a zone this Node knows, e.g. local:America/Chicago')
+      .optional()
+      .describe('iso-utc | iso-offset | local:<IANA zone>.'),
     options: z
       .record(z.string(), z.unknown())
       .optional()
-      .describe("Site options merged over the mapping file's (e.g. mrnSystems, loginSystems, userIdSystems, btgCodes); checked by the mapping compiler."),
+      .describe(
+        "Site options merged over the mapping file's (e.g. mrnSystems, loginSystems, userIdSystems, btgCodes); checked by the mapping compiler, which names a value it refuses by this key (or the variable that set it), not as the mapping file's.",
+      ),
   })
   .strict();
 

@@ -108,7 +108,7 @@ export function compileMapping(spec: unknown, source: string, overrides: Mapping
   if (file.extends) throw invalid(source, '"extends" is resolved by loadMapping; pass a complete mapping to compileMapping');
   if (!file.schema) throw invalid(source, '"schema" is required (epic or healthcare)');
   const schema = file.schema;
-  const options = resolveOptions(file, overrides.options, source, overrides.fhirBase);
+  const options = resolveOptions(file, overrides.options, source, overrides.fhirBase, overrides.optionOrigin);
   const delimiter: Delimiter = toDelimiter(overrides.delimiter ?? file.delimiter ?? 'tab');
   if (!SCHEMA_DELIMITERS[schema].includes(delimiter)) {
     throw invalid(
@@ -239,7 +239,7 @@ function compileColumn(
   if (schemaColumn.mandatory && spec.mandatory === false)
     fail(source, `column "${spec.name}" is mandatory in the Purview schema and cannot be marked optional`, { column: spec.name });
   const compiled = (spec.expressions ?? []).map((entry) =>
-    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables }),
+    compileExpression(entry, { source, column: spec.name, join: spec.join, options: options.variables, settingOf: options.settingOf }),
   );
   const first = compiled[0]?.scope ?? 'event';
   const scope = compiled.every((expression) => expression.scope === first) ? first : 'event';

@@ -7,8 +7,9 @@ import { createRequire } from 'node:module';
 import type { compile as fhirpathCompile, parse as fhirpathParse } from 'fhirpath';
 import { BridgeError } from '../errors.js';
 import { BUILTINS, type Scope, type WarningSink } from './builtins.js';
-import { CONTEXT_VARIABLES } from './options.js';
+import { CONTEXT_VARIABLES, invalidOption } from './options.js';
 import { compilePathCell, NEVER } from './path-code.js';
+import { regexProblem } from './regex-safety.js';
 import { fhirpathVariables, type RowContext, toCell } from './row-context.js';
 import { parseSimplePath, pathAccessor, type SimplePath } from './simple-path.js';
 import type { ExpressionEntry } from './spec.js';
@@ -42,12 +43,18 @@ export interface ExpressionSite {
   readonly column: string;
   readonly join: string | undefined;
   readonly options: Readonly<Record<string, unknown>>;
+  /** The configuration's setting that gave an option (ResolvedOptions.settingOf); undefined: the mapping file's. */
+  readonly settingOf?: (name: string) => string | undefined;
 }
 
 const PATIENT_VARIABLES = new Set(['patient', 'name', 'address']);
 const USER_VARIABLES = new Set(['user', 'userName']);
 /** fhirpath.js's own environment variables; %context/%resource/%rootResource are the AuditEvent. */
 const ENGINE_VARIABLES = new Set(['ucum', 'sct', 'loinc', 'factory', 'terminologies']);
+/** Engine variables that are objects with functions of their own (`%factory.Coding(…)`), not in fhirpath.js's table. */
+const OBJECT_VARIABLES = new Set(['factory', 'terminologies']);
+/** The FHIRPath functions whose first argument is a regular expression. */
+const REGEX_FUNCTIONS = new Set(['matches', 'matchesFull', 'replaceMatches']);
 const ROOT_VARIABLES = new Set(['context', 'resource', 'rootResource']);
 
 interface FhirpathEngine {
@@ -102,21 +109,23 @@ export function compileExpression(entry: ExpressionEntry, site: ExpressionSite):
   return { text, scope, slot: -1, ...warn, variables, evaluate, cell: code === NEVER ? evaluate : (code ?? evaluate), never: code === NEVER };
 }
 
-const REGEX_OPTION = /\b(?:matches|replaceMatches)\(\s*%([A-Za-z_][A-Za-z0-9_]*)/g;
+const REGEX_OPTION = /\b(matches|matchesFull|replaceMatches)\(\s*%([A-Za-z_][A-Za-z0-9_]*)/g;
 
 /**
- * A site option an expression gives matches() (or replaceMatches()) must be a regular expression: found at load, naming
- * the file, column and expression, not as an internal error or an `expression-error` on every row.
+ * A site option an expression gives matches() (matchesFull(), replaceMatches()) must be a regular expression that cannot
+ * backtrack for minutes (regex-safety.ts): found at load, naming the file, column and expression (and the configuration's
+ * setting, when the value is the configuration's), not as an `expression-error` on every row or a stalled run.
  */
 function checkRegexOptions(text: string, site: ExpressionSite): void {
-  for (const [, name] of text.replace(QUOTED, "''").matchAll(REGEX_OPTION)) {
+  for (const [, fn, name] of text.replace(QUOTED, "''").matchAll(REGEX_OPTION)) {
     const option = site.options[name as string];
-    if (typeof option !== 'string') continue;
-    try {
-      new RegExp(option, 'su');
-    } catch (cause) {
-      throw invalidExpression(site, text, `passes matches() the option %${name}, which is not a regular expression (${(cause as Error).message})`, cause);
+    const problem = typeof option === 'string' ? regexProblem(option) : undefined;
+    if (problem === undefined) continue;
+    const setting = site.settingOf?.(name as string);
+    if (setting !== undefined) {
+      throw invalidOption(site.source, name as string, `is ${problem}; column "${site.column}" passes it to ${fn}() in \`${text}\``, setting);
     }
+    throw invalidExpression(site, text, `passes ${fn}() the option %${name}, which is ${problem}`);
   }
 }
 
@@ -158,6 +167,8 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
     throw invalidExpression(site, text, `does not parse: ${cause instanceof Error ? cause.message : String(cause)}`, cause);
   }
   const used = new Set<string>();
+  const calls: AstNode[] = [];
+  const objectCalls = new Set<AstNode>();
   let usesRoot = false;
   // A term that starts a path outside any function's arguments reads the root (the AuditEvent) when it is a member
   // (`action`), a function (`iif(…)`, `extension('url')`, `where(…)`: their input is the root) or `$this`: such an
@@ -167,6 +178,9 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
     if (node.type === 'ExternalConstantTerm' && node.text) used.add(node.text.replace(/^[`'"]|[`'"]$/g, ''));
     if (node.type === 'MemberInvocation' && node.atRoot === 1) usesRoot = true;
     if (!inArguments && node.type === 'InvocationTerm' && node.children?.some((child) => ROOT_TERMS.has(child.type))) usesRoot = true;
+    if (node.type === 'FunctionInvocation' && !objectCalls.has(node)) calls.push(node);
+    const called = objectCall(node);
+    if (called) objectCalls.add(called);
     for (const child of node.children ?? []) walk(child, inArguments || node.type === 'ParamList');
   };
   walk(ast, false);
@@ -181,8 +195,90 @@ export function analyse(text: string, site: ExpressionSite): { scope: Scope; var
     if (!known) throw invalidExpression(site, text, `uses the unknown variable %${name}`);
     if (ROOT_VARIABLES.has(name)) usesRoot = true;
   }
+  for (const call of calls) checkCall(call, text, site);
   return { scope: scopeOf([...used], usesRoot), variables: [...used] };
 }
+
+/** The function `node` calls on %factory or %terminologies (`%factory.Coding(…)`): fhirpath.js's table lacks it. */
+function objectCall(node: AstNode): AstNode | undefined {
+  if (node.type !== 'InvocationExpression') return undefined;
+  const [target, invoked] = node.children ?? [];
+  const constant = target?.type === 'TermExpression' ? target.children?.[0] : undefined;
+  const isObject = constant?.type === 'ExternalConstantTerm' && OBJECT_VARIABLES.has(constant.text ?? '');
+  return isObject && invoked?.type === 'FunctionInvocation' ? invoked : undefined;
+}
+
+/**
+ * A function call fhirpath.js would fail on, or skip without a word, at any depth: fhirpath.js reports an unknown
+ * function, or one given the wrong number of arguments, only when it calls it, and never calls what a where(), select()
+ * or iif() branch holds while the dry run's empty event gives it nothing (`where(matchs(%loginRegex))` passed the load,
+ * then left the column empty on every row). A literal regular expression given to matches() is checked as an option is.
+ */
+function checkCall(call: AstNode, text: string, site: ExpressionSite): void {
+  const functn = call.children?.[0];
+  const name = functn?.text ?? '';
+  const args = functn?.children?.find((child) => child.type === 'ParamList')?.children ?? [];
+  const problem = functionProblem(name, args.length);
+  if (problem !== undefined) throw invalidExpression(site, text, problem);
+  const pattern = REGEX_FUNCTIONS.has(name) ? literalText(args[0]) : undefined;
+  const regex = pattern === undefined ? undefined : regexProblem(pattern);
+  if (regex !== undefined) throw invalidExpression(site, text, `passes ${name}() a pattern that is ${regex}`);
+}
+
+/** The string a literal argument (`'^E[0-9]+$'`) stands for, escapes read as fhirpath.js reads them; else undefined. */
+function literalText(arg: AstNode | undefined): string | undefined {
+  const literal = arg?.type === 'TermExpression' ? arg.children?.[0] : undefined;
+  if (literal?.type !== 'LiteralTerm' || literal.children?.[0]?.type !== 'StringLiteral' || arg?.text === undefined) return undefined;
+  const { compile, r4 } = fhirpath();
+  const [value] = compile(arg.text, r4)({}, {}) as unknown[];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** functionProblem's answers by `name/arguments`: each is found once per process. */
+const functionProblems = new Map<string, string | undefined>();
+
+/**
+ * What is wrong with calling `name` with `count` arguments in fhirpath.js, undefined when nothing is. fhirpath.js does
+ * not export its function table, so a call of it on an empty collection asks: with arguments that fail when read (an
+ * undefined %variable), a known function stops there without running; an unknown one throws "Not implemented"; one given
+ * a number of arguments it does not take says so in console.warn (caught here) and yields nothing, or throws.
+ */
+function functionProblem(name: string, count: number): string | undefined {
+  const key = `${name}/${count}`;
+  if (!functionProblems.has(key)) functionProblems.set(key, probeFunction(name, count));
+  return functionProblems.get(key);
+}
+
+function probeFunction(name: string, count: number): string | undefined {
+  const { compile, r4 } = fhirpath();
+  const args = Array.from({ length: count }, () => `%${PROBE_VARIABLE}`).join(', ');
+  const unknown = `calls the unknown function ${name}() (FHIRPath names are case-sensitive: matches(), startsWith(), where() …)`;
+  const arity = `calls ${name}() with ${count} argument${count === 1 ? '' : 's'}, a number it does not take`;
+  let warned = false;
+  const warn = console.warn;
+  // fhirpath.js reports a wrong number of arguments only this way; synchronous, so nothing else can warn meanwhile.
+  console.warn = () => {
+    warned = true;
+  };
+  try {
+    compile(`{}.${name}(${args})`, r4)({}, {});
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message : '';
+    if (message.startsWith('Not implemented:')) return unknown;
+    if (message.endsWith('expects no params')) return arity;
+    if (message.includes('asynchronous function')) {
+      return `calls ${name}(), which fhirpath.js runs only asynchronously (it fetches); the bridge follows references itself: read %patient, %user or %role (docs/mapping.md §3.3)`;
+    }
+    // The probe's own undefined argument, or the function refusing an empty input: it exists.
+    return undefined;
+  } finally {
+    console.warn = warn;
+  }
+  return warned ? arity : undefined;
+}
+
+/** A %variable no environment holds: a known function's arguments fail on it before the function runs. */
+const PROBE_VARIABLE = '__bridgeProbe';
 
 /** The terms that start a path from the expression's input (the root, outside any function's arguments). */
 const ROOT_TERMS: ReadonlySet<string> = new Set(['MemberInvocation', 'FunctionInvocation', 'ThisInvocation', 'IndexInvocation', 'TotalInvocation']);

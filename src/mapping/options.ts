@@ -5,6 +5,7 @@
 import { BridgeError } from '../errors.js';
 import { normaliseBase, userKey } from '../reference-keys.js';
 import { type IdentifierChoices, type IdentifierTest, identifierChoices } from './identifiers.js';
+import { REGEX_FLAGS, regexProblem } from './regex-safety.js';
 import { type DepartmentSource, type MappingFileSpec, optionsSpec } from './spec.js';
 
 /**
@@ -51,7 +52,18 @@ export interface ResolvedOptions {
   readonly fhirBase: string | undefined;
   /** Every option (defaults applied) by name, as FHIRPath variables. */
   readonly variables: Readonly<Record<string, unknown>>;
+  /**
+   * The configuration's setting that gave option `name` (`key`: one entry of actionNames, which merges key by key),
+   * undefined when its value is the mapping file's or the default: an error about the value names that setting.
+   */
+  readonly settingOf: (name: string, key?: string) => string | undefined;
 }
+
+/** Where the configuration set an option (MappingOverrides.optionOrigin). */
+export type OptionOrigin = (name: string) => string;
+
+/** An override's place when its caller does not say (an in-memory override, a test). */
+const IN_THE_CONFIGURATION: OptionOrigin = (name) => `mapping.options.${name} in the configuration`;
 
 export interface SkipPolicy {
   readonly noPatient: boolean;
@@ -85,10 +97,19 @@ export const CONTEXT_VARIABLES = ['event', 'requestor', 'user', 'role', 'userNam
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
- * Defaults < the file's options < `extra` (config overrides), validated again after merging.
+ * Defaults < the file's options < `extra` (config overrides), validated again after merging. An error about a value
+ * `extra` gave is the configuration's (BRG_ERR_CONFIG_INVALID naming its setting), not the mapping file's.
  * @param fhirBase - the connector's fhir.baseUrl (MappingOverrides.fhirBase), if any.
+ * @param origin - where the configuration set each of `extra` (MappingOverrides.optionOrigin).
  */
-export function resolveOptions(file: MappingFileSpec, extra: Record<string, unknown> | undefined, source: string, fhirBase?: string): ResolvedOptions {
+export function resolveOptions(
+  file: MappingFileSpec,
+  extra: Record<string, unknown> | undefined,
+  source: string,
+  fhirBase?: string,
+  origin: OptionOrigin = IN_THE_CONFIGURATION,
+): ResolvedOptions {
+  const settingOf = settingsOf(extra, origin);
   // actionNames merges key by key: a site's { R: "View" } keeps the file's names of the other actions.
   const actionNames =
     file.options?.actionNames || extra?.['actionNames'] ? { ...file.options?.actionNames, ...(extra?.['actionNames'] as object | undefined) } : undefined;
@@ -96,12 +117,13 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const name = String(issue?.path[0] ?? '');
-    throw invalid(source, `option "${name}": ${issue?.message ?? 'invalid'}`, name);
+    const key = issue?.path[1];
+    throw invalidOption(source, name, `is invalid: ${issue?.message ?? 'invalid'}`, settingOf(name, key === undefined ? undefined : String(key)));
   }
   const merged = withDefaults(DEFAULTS, parsed.data);
   for (const name of Object.keys(merged)) {
     if (!IDENTIFIER.test(name) || (CONTEXT_VARIABLES as readonly string[]).includes(name)) {
-      throw invalid(source, `option "${name}" is not a usable variable name (letters, digits, _; not one of ${CONTEXT_VARIABLES.join(', ')})`, name);
+      throw invalidOption(source, name, `is not a usable variable name (letters, digits, _; not one of ${CONTEXT_VARIABLES.join(', ')})`, settingOf(name));
     }
   }
   const identifiers = identifierChoices(merged);
@@ -110,7 +132,7 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     mrnTypeTexts: merged.mrnTypeTexts,
     loginSystems: merged.loginSystems,
     loginTypeTexts: merged.loginTypeTexts,
-    loginRegex: compileRegex(merged.loginRegex, source),
+    loginRegex: compileRegex(merged.loginRegex, source, settingOf('loginRegex')),
     btgCodes: new Set(merged.btgCodes),
     btgDetailTypes: new Set(merged.btgDetailTypes),
     userIdSystems: merged.userIdSystems,
@@ -125,6 +147,20 @@ export function resolveOptions(file: MappingFileSpec, extra: Record<string, unkn
     excludeUsers: excludedUsers(merged.excludeUsers, identifiers),
     fhirBase: fhirBase === undefined ? undefined : ownBase(fhirBase, source),
     variables: Object.freeze({ ...merged }),
+    settingOf,
+  };
+}
+
+/**
+ * The configuration's setting of an option `extra` gives, else undefined. `extra` replaces the file's value whole, but
+ * for actionNames, which merges key by key: there the setting is the configuration's only for a key it gives.
+ */
+function settingsOf(extra: Readonly<Record<string, unknown>> | undefined, origin: OptionOrigin): ResolvedOptions['settingOf'] {
+  return (name, key) => {
+    if (extra === undefined || !Object.hasOwn(extra, name)) return undefined;
+    const value = extra[name];
+    if (name !== 'actionNames' || key === undefined || value === null || typeof value !== 'object') return origin(name);
+    return Object.hasOwn(value, key) ? origin(name) : undefined;
   };
 }
 
@@ -178,10 +214,11 @@ export function checkUnusedOptions(options: ResolvedOptions, usedVariables: Read
   for (const name of Object.keys(options.variables)) {
     if (KNOWN_OPTIONS.includes(name) || usedVariables.has(name)) continue;
     const near = closestOption(name);
-    throw invalid(
+    throw invalidOption(
       source,
-      `option "${name}" is not a known option${near ? ` (did you mean "${near}"?)` : ''} and no expression uses %${name}; known options: ${KNOWN_OPTIONS.join(', ')}`,
       name,
+      `is not a known option${near ? ` (did you mean "${near}"?)` : ''} and no expression uses %${name}; known options: ${KNOWN_OPTIONS.join(', ')}`,
+      options.settingOf(name),
     );
   }
 }
@@ -220,24 +257,37 @@ export function resolveSkipPolicy(file: MappingFileSpec): SkipPolicy {
 
 function ownBase(fhirBase: string, source: string): string {
   const normal = normaliseBase(fhirBase);
-  if (normal === undefined) throw invalid(source, `the FHIR base "${fhirBase}" it is compiled for is not an absolute URL`, 'fhirBase');
+  if (normal === undefined) {
+    throw new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${source}: the FHIR base "${fhirBase}" it is compiled for is not an absolute URL.`, {
+      details: { file: source, option: 'fhirBase' },
+    });
+  }
   return normal;
 }
 
-/** Same flags as FHIRPath matches() in fhirpath.js ('su'), so %loginRegex means the same in both places. */
-function compileRegex(pattern: string, source: string): RegExp {
-  try {
-    return new RegExp(pattern, 'su');
-  } catch (cause) {
-    throw invalid(source, `option "loginRegex" is not a valid regular expression: ${(cause as Error).message}`, 'loginRegex', cause);
-  }
+/**
+ * Same flags as FHIRPath matches() in fhirpath.js ('su'), so %loginRegex means the same in both places; refused when it
+ * could backtrack for minutes (regex-safety.ts).
+ */
+function compileRegex(pattern: string, source: string, setting: string | undefined): RegExp {
+  const problem = regexProblem(pattern);
+  if (problem !== undefined) throw invalidOption(source, 'loginRegex', `is ${problem}`, setting);
+  return new RegExp(pattern, REGEX_FLAGS);
 }
 
-function invalid(source: string, what: string, option: string, cause?: unknown): BridgeError {
-  return new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${source}: ${what}.`, {
-    ...(cause === undefined ? {} : { cause }),
-    details: { file: source, option },
-  });
+/**
+ * An option whose value is wrong: the mapping file's error, or, when the configuration set it (`setting`), the
+ * configuration's, naming that setting, so the operator corrects the file that holds the value.
+ */
+export function invalidOption(source: string, option: string, what: string, setting: string | undefined): BridgeError {
+  if (setting === undefined) {
+    return new BridgeError('BRG_ERR_MAPPING_INVALID', `Mapping file ${source}: option "${option}" ${what}.`, { details: { file: source, option } });
+  }
+  return new BridgeError(
+    'BRG_ERR_CONFIG_INVALID',
+    `Invalid configuration: ${setting}: option "${option}" ${what}. Correct it in the configuration: it overrides the option of mapping file ${source}.`,
+    { details: { setting, option, mappingFile: source } },
+  );
 }
 
 type Defined<G> = { [K in keyof G]-?: Exclude<G[K], undefined> };

@@ -21,8 +21,15 @@ export interface MappingOverrides {
   strict?: boolean;
   /** `iso-utc` | `iso-offset` | `local:<IANA zone>`; default the file's, else `iso-utc`. */
   timeFormat?: string;
-  /** Named options merged over the file's `options` (e.g. `{ loginSystems: ['urn:oid:…'] }`). */
+  /** Named options merged over the file's `options` (e.g. `{ loginSystems: ['urn:oid:…'] }`): the configuration's. */
   options?: Record<string, unknown>;
+  /**
+   * Where the configuration set option `name` of `options`, e.g. `connectors.0.mapping.options.loginRegex in
+   * /etc/bridge/config.json (line 12, column 7)` or `… (set by BRIDGE__connectors__0__mapping__options__loginRegex)`: a
+   * value refused is the configuration's error (BRG_ERR_CONFIG_INVALID) naming it, not the mapping file's. Default:
+   * `mapping.options.<name> in the configuration`.
+   */
+  optionOrigin?: (name: string) => string;
   /**
    * The FHIR base the events come from (the connector's fhir.baseUrl, e.g. `https://ehr.example.org/api/FHIR/R4`): an
    * absolute reference with another base names another server's resource and is not looked up as ours. Default none:

@@ -90,13 +90,14 @@ const NAME_RANK: Readonly<Record<string, number>> = { official: 0, usual: 1, tem
  * name cannot be split into the first and last name columns, both mandatory).
  */
 export function chooseName(names: readonly HumanName[] | undefined, tMs: number): HumanName | undefined {
-  return rankedValid(names, tMs, (name) => {
-    if (!(name.family || name.given?.some(Boolean) || name.text)) return -1;
+  const chosen = rankedValid(names, tMs, (name) => {
+    if (!(name.family || name.given?.some(isFilled) || name.text)) return -1;
     const rank = NAME_RANK[name.use ?? ''] ?? 2;
     // A current name with a family part fills both name columns: it comes before any other, a text-only official
     // included; the rest (text-only, given-only, nickname, old, maiden) keep the order of their use after it.
     return name.family && rank <= CURRENT ? rank : rank + LATER;
   })[0];
+  return chosen && withoutBlanks(chosen, 'given');
 }
 
 /** official, usual, (none), temp: the uses of a name in use now. */
@@ -109,11 +110,29 @@ const LATER = 10;
  * else exists.
  */
 export function chooseAddress(addresses: readonly Address[] | undefined, tMs: number): Address | undefined {
-  return rankedValid(addresses, tMs, addressRank)[0];
+  const chosen = rankedValid(addresses, tMs, addressRank)[0];
+  return chosen && withoutBlanks(chosen, 'line');
+}
+
+/** A list item with text in it: an empty or white-space-only string is no name or line (FHIR: never a value). */
+function isFilled(item: unknown): boolean {
+  return typeof item === 'string' ? item.trim() !== '' : Boolean(item);
+}
+
+/**
+ * The element without the blank items of its list `key` (docs/mapping.md §5.4, §5.5): `given: ["", "Ann"]` is one given
+ * name, Ann, so the first-name column shows her and the middle-name column nothing; kept as an item, the blank would be
+ * the "first" and shift Ann into the middle name (and an address's second line into the first line's place). The same
+ * object when there is no blank (the common case: no copy).
+ */
+function withoutBlanks<T extends HumanName | Address>(element: T, key: 'given' | 'line'): T {
+  const list: unknown = (element as Record<string, unknown>)[key];
+  if (!Array.isArray(list) || list.every(isFilled)) return element;
+  return { ...element, [key]: list.filter(isFilled) };
 }
 
 function addressRank(address: Address): number {
-  if (!(address.line?.some(Boolean) || address.city || address.postalCode || address.text)) return -1;
+  if (!(address.line?.some(isFilled) || address.city || address.postalCode || address.text)) return -1;
   switch (address.use) {
     case 'home':
       return address.type === 'postal' ? 1 : 0;

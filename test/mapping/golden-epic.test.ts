@@ -253,8 +253,11 @@ describe('site options pin a system or a type text', () => {
 
   it('a misspelt option is an error naming the one meant; an option an expression uses is a variable', () => {
     const typo = errorOf(() => builtinMapping('epic', { options: { mrnTypeText: ['HSMRN'] } }));
-    expect(typo.code).toBe('BRG_ERR_MAPPING_INVALID');
-    expect(typo.message).toContain('option "mrnTypeText" is not a known option (did you mean "mrnTypeTexts"?)');
+    // Options given over the file's are the configuration's (mapping.options): its error, naming the setting.
+    expect(typo.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(typo.message).toContain(
+      'Invalid configuration: mapping.options.mrnTypeText in the configuration: option "mrnTypeText" is not a known option (did you mean "mrnTypeTexts"?)',
+    );
     expect(errorOf(() => builtinMapping('epic', { options: { loginsystems: [] } })).message).toContain('did you mean "loginSystems"?');
     expect(errorOf(() => builtinMapping('epic', { options: { mrnTypeTexts: 'HSMRN' } })).message).toContain('option "mrnTypeTexts"');
     const spec = builtinSpec('epic');

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { builtinMappingPath, createSerializer, loadMapping, mappingJsonSchema, SCHEMA_COLUMNS } from '../../src/mapping/index.js';
+import { DEFAULT_LOGIN_REGEX } from '../../src/mapping/options.js';
+import { regexProblem } from '../../src/mapping/regex-safety.js';
 import { errorOf } from '../support/error-of.js';
 import { builtinSpec, compileSpec, repoRoot } from './support.js';
 
@@ -176,8 +178,55 @@ describe('invalid mapping files', () => {
       'Mapping file test-mapping.json, column "PATIENT.CITY": expression `%adress.city` uses the unknown variable %adress.',
     );
     expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ['%address.city.titleCase()'] }))).message).toBe(
-      'Mapping file test-mapping.json, column "PATIENT.CITY": expression `%address.city.titleCase()` fails on an empty event: Not implemented: titleCase.',
+      'Mapping file test-mapping.json, column "PATIENT.CITY": expression `%address.city.titleCase()` calls the unknown function titleCase() (FHIRPath names are case-sensitive: matches(), startsWith(), where() …).',
     );
+  });
+
+  it('an unknown function at any depth, where the dry run on an empty event never calls it: inside where(), select(), an iif() branch', () => {
+    const cases: Array<[string, string, string]> = [
+      ['EMP.SYSTEM_LOGIN', '%requestor.altId.where(matchs(%loginRegex))', 'matchs'],
+      ['EMP.SYSTEM_LOGIN', "%requestor.who.identifier.where(value.startWith('E')).value", 'startWith'],
+      ['PATIENT.CITY', '%address.select(city.uppercase())', 'uppercase'],
+      ['PATIENT.CITY', "iif(%address.exists(), %address.city.titleCase(), 'none')", 'titleCase'],
+    ];
+    for (const [column, expression, name] of cases) {
+      const path = writeMapping('unknown-function.json', epicWith(column, { expressions: [expression] }));
+      const error = errorOf(() => loadMapping(path));
+      expect(error.code, expression).toBe('BRG_ERR_MAPPING_INVALID');
+      expect(error.message, expression).toBe(
+        `Mapping file ${path}, column "${column}": expression \`${expression}\` calls the unknown function ${name}() (FHIRPath names are case-sensitive: matches(), startsWith(), where() …).`,
+      );
+      expect(error.details).toEqual({ file: path, column, expression });
+    }
+    // A path that names no element is no error (FHIRPath yields nothing): `sytem` is a member, not a function.
+    expect(() => compileSpec(epicWith('EMP.SYSTEM_LOGIN', { expressions: ["%requestor.who.identifier.where(sytem = 'x').value"] }))).not.toThrow();
+  });
+
+  it('a function given a number of arguments it does not take, or one fhirpath.js runs only asynchronously (resolve)', () => {
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ["%address.city.where($this.substring(1, 2, 3) = 'a')"] }))).message).toContain(
+      'calls substring() with 3 arguments, a number it does not take',
+    );
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ['%address.city.where(matches())'] }))).message).toContain(
+      'calls matches() with 0 arguments, a number it does not take',
+    );
+    expect(errorOf(() => compileSpec(epicWith('PATIENT.CITY', { expressions: ['%address.city.where(first(1))'] }))).message).toContain(
+      'calls first() with 1 argument, a number it does not take',
+    );
+    expect(
+      errorOf(() => compileSpec(epicWith('CLARITY_DEP.DEPARTMENT_NAME', { expressions: ['entity.where(what.resolve() is Location).what.display'] }))).message,
+    ).toContain('calls resolve(), which fhirpath.js runs only asynchronously');
+  });
+
+  it('known functions at any depth, and those of %factory, load', () => {
+    for (const expression of [
+      "%requestor.who.identifier.where(value.startsWith('E') and value.length() > 2).value",
+      "iif(%address.exists(), %address.city.upper(), 'x')",
+      '%address.select(line.first() + city).first()',
+      '%user.name.where(period.exists().not() or period.start <= %t.toDateTime()).family.first()',
+      "%factory.string('x')",
+    ]) {
+      expect(() => compileSpec(epicWith('PATIENT.CITY', { expressions: [expression] })), expression).not.toThrow();
+    }
   });
 
   it('an unknown built-in, naming the column and the entry', () => {
@@ -207,10 +256,71 @@ describe('invalid mapping files', () => {
       'timeFormat "local:Mars/Olympus_Mons"',
     );
     expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), timeFormat: 'unix' })).message).toContain('expected iso-utc, iso-offset or local:<IANA zone>');
+    expect(errorOf(() => compileSpec({ ...builtinSpec('epic'), options: { loginRegex: '([a-z' } })).message).toContain(
+      'Mapping file test-mapping.json: option "loginRegex" is not a regular expression',
+    );
+    // Given as an override, the value is the configuration's (docs/configuration.md mapping.options).
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { loginRegex: '([a-z' } })).message).toContain(
-      'option "loginRegex" is not a valid regular expression',
+      'Invalid configuration: mapping.options.loginRegex in the configuration: option "loginRegex" is not a regular expression',
     );
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { patient: 'x' } })).message).toContain('option "patient" is not a usable variable name');
     expect(errorOf(() => compileSpec(builtinSpec('epic'), { options: { btgCodes: 'BTG' } })).message).toContain('option "btgCodes"');
+  });
+});
+
+describe('regular expressions that could backtrack for minutes on a long value (docs/mapping.md §12.2)', () => {
+  const nested = 'a regular expression with a repeated part inside a repeated group';
+
+  it("a nested repetition in loginRegex is refused at load: the file's, naming the file; the configuration's, naming its setting", () => {
+    const path = writeMapping('nested-login.json', { extends: 'epic', options: { loginRegex: '^(a+)+$' } });
+    const error = errorOf(() => loadMapping(path));
+    expect(error.code).toBe('BRG_ERR_MAPPING_INVALID');
+    expect(error.message).toBe(
+      `Mapping file ${path}: option "loginRegex" is ${nested} (\`(a+)+\`), which can backtrack for minutes on a long value; ` +
+        'repeat the group or its content, not both (e.g. `^a+$` for `^(a+)+$`, `^[\\w\\s]*$` for `^(\\w+\\s?)*$`).',
+    );
+    const override = errorOf(() => loadMapping(builtinMappingPath('epic'), { options: { loginRegex: '(\\w+\\s?)*$' } }));
+    expect(override.code).toBe('BRG_ERR_CONFIG_INVALID');
+    expect(override.message).toContain(`mapping.options.loginRegex in the configuration: option "loginRegex" is ${nested} (\`(\\w+\\s?)*\`)`);
+  });
+
+  it('an option or a literal given to matches(), matchesFull() or replaceMatches(), at any depth, naming file, column and expression', () => {
+    const option = writeMapping('nested-option.json', {
+      extends: 'epic',
+      options: { empRegex: '^(E[0-9]+)*$' },
+      columns: [{ name: 'CLARITY_EMP.USER_ID', expressions: ['%user.identifier.value.where(matches(%empRegex))'] }],
+    });
+    expect(errorOf(() => loadMapping(option)).message).toBe(
+      `Mapping file ${option}, column "CLARITY_EMP.USER_ID": expression \`%user.identifier.value.where(matches(%empRegex))\` passes matches() the option %empRegex, which is ${nested} (\`(E[0-9]+)*\`), which can backtrack for minutes on a long value; ` +
+        'repeat the group or its content, not both (e.g. `^a+$` for `^(a+)+$`, `^[\\w\\s]*$` for `^(\\w+\\s?)*$`).',
+    );
+    for (const expression of [
+      "%requestor.altId.where(matches('^(\\\\w+\\\\s?)*$'))",
+      "%requestor.who.identifier.where(value.matchesFull('([a-z]+)+')).value",
+      "%requestor.altId.replaceMatches('(x*)*', '')",
+    ]) {
+      const error = errorOf(() => compileSpec(epicWith('EMP.SYSTEM_LOGIN', { expressions: [expression] })));
+      expect(error.message, expression).toMatch(
+        /^Mapping file test-mapping\.json, column "EMP\.SYSTEM_LOGIN": expression `.*` passes (matches|matchesFull|replaceMatches)\(\) a pattern that is a regular expression with a repeated part inside a repeated group/,
+      );
+    }
+    expect(errorOf(() => compileSpec(epicWith('EMP.SYSTEM_LOGIN', { expressions: ["%requestor.altId.where(matches('^(E'))"] }))).message).toContain(
+      'passes matches() a pattern that is not a regular expression (Invalid regular expression: /^(E/su: Unterminated group)',
+    );
+  });
+
+  it("the built-in mappings' regular expressions, and the usual site ones, load", () => {
+    for (const schema of ['epic', 'healthcare'] as const) {
+      const spec = builtinSpec(schema);
+      expect(regexProblem(String(spec.options['loginRegex']))).toBeUndefined();
+      expect(() => loadMapping(builtinMappingPath(schema))).not.toThrow();
+    }
+    expect(regexProblem(DEFAULT_LOGIN_REGEX)).toBeUndefined();
+    for (const loginRegex of ['^[0-9]+$', '.', '^[^@\\s]+@[^@\\s]+$', '^[A-Za-z][A-Za-z0-9._-]{2,19}$', '^(?:[a-z]+\\\\)?[a-z0-9]+$', '^E\\d{4,8}$']) {
+      expect(() => loadMapping(builtinMappingPath('epic'), { options: { loginRegex } }), loginRegex).not.toThrow();
+    }
+    expect(() =>
+      compileSpec(epicWith('EMP.SYSTEM_LOGIN', { expressions: ["%requestor.altId.where(matches('^[a-z]+@example\\\\.org$'))", { builtin: 'userLogin' }] })),
+    ).not.toThrow();
   });
 });

@@ -853,3 +853,41 @@ describe('a contained PractitionerRole (HL7 Norway): what it names on the server
     expect(prefetched.rows[0]?.[mapping.columns.findIndex((entry) => entry.name === 'EMP.SYSTEM_LOGIN')]).toBe('E.M.vandenbroek@bmc.nl');
   });
 });
+
+describe('blank list items of a name or an address (docs/mapping.md §5.4, §5.5)', () => {
+  const blank: Patient = {
+    resourceType: 'Patient',
+    id: 'blank-items',
+    name: [{ use: 'official', family: 'Smith', given: ['', 'Ann', ' ', 'Marie'] }],
+    address: [{ use: 'home', line: ['  ', 'Apt 2', '', '1 Main St'], city: 'Springfield', postalCode: '12345', text: 'Apt 2, 1 Main St, Springfield' }],
+  };
+  const clerk: Practitioner = { resourceType: 'Practitioner', id: 'clerk', name: [{ family: 'Jones', given: ['', 'Bea'] }] };
+  const event = read(
+    { who: { reference: 'Practitioner/clerk' }, altId: 'bea.jones@hospital.example.org' },
+    { entity: [{ what: { reference: 'Patient/blank-items' }, role: { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' } }] },
+  );
+
+  it('are no names or lines: the first given and the first line are the first with text, and nothing shifts into the next column', () => {
+    for (const schema of ['epic', 'healthcare'] as const) {
+      const mapping = builtinMapping(schema);
+      const result = mapEvent(event, mapping, lookupOf([blank, clerk]));
+      const row = result.rows[0] ?? [];
+      const at = (column: number) => row[column - 1];
+      // Columns 7–11 are first, middle and last name, address lines 1 and 2 in both schemas (§1.2, §1.3).
+      expect([at(7), at(8), at(9), at(10), at(11)], schema).toEqual(['Ann', 'Marie', 'Smith', 'Apt 2', '1 Main St']);
+      expect(row.at(-1), schema).toBe('Bea');
+      expect(
+        result.warnings.filter((warning) => /^(address-text-only|empty-mandatory):/.test(warning)),
+        schema,
+      ).toEqual([]);
+    }
+  });
+
+  it('leave a name of blank given names only to its text, as one without given names', () => {
+    const textOnly: Patient = { resourceType: 'Patient', id: 'blank-items', name: [{ given: ['', ' '], text: 'Ann Smith' }] };
+    const mapping = builtinMapping('epic');
+    const result = mapEvent(event, mapping, lookupOf([textOnly, clerk]));
+    const cellOf = (name: string) => result.rows[0]?.[mapping.columns.findIndex((column) => column.name === name)];
+    expect([cellOf('PATIENT.PAT_FIRST_NAME'), cellOf('PATIENT.PAT_MIDDLE_NAME'), cellOf('PATIENT.PAT_LAST_NAME')]).toEqual(['', '', 'Ann Smith']);
+  });
+});

@@ -1,0 +1,49 @@
+/** Which regular expressions could backtrack for minutes, found at load (docs/mapping.md §12.2; regex-safety.ts). */
+import { describe, expect, it } from 'vitest';
+import { nestedRepetition, regexProblem } from '../../src/mapping/regex-safety.js';
+
+describe('nestedRepetition', () => {
+  it('finds a repeated part inside a repeated group, one of the two without a maximum', () => {
+    const refused: Array<[string, string]> = [
+      ['^(a+)+$', '(a+)+'],
+      ['(\\w+\\s?)*$', '(\\w+\\s?)*'],
+      ['(a*)*', '(a*)*'],
+      ['(a+){2,9}', '(a+){2,9}'],
+      ['(a{2,9})*', '(a{2,9})*'],
+      ['((a+)?)+', '((a+)?)+'],
+      ['x(?:a+)+?y', '(?:a+)+?'],
+      ['(?<name>[a-z]+)*', '(?<name>[a-z]+)*'],
+      ['^([a-z]+[0-9]*)+@', '([a-z]+[0-9]*)+'],
+      ['(\\p{L}+ ?)+', '(\\p{L}+ ?)+'],
+      ['^[a-z]+(\\.[a-z]+)+$', '(\\.[a-z]+)+'],
+    ];
+    for (const [pattern, part] of refused) expect(nestedRepetition(pattern), pattern).toBe(part);
+  });
+
+  it('passes single repetition, bounded nesting, and look-alikes in classes and escapes', () => {
+    const accepted = [
+      '^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$',
+      '^[0-9]+$',
+      '.',
+      '(ab?)*',
+      '(a|b)+',
+      '(a{2,9}){2,3}',
+      '[(]+a+',
+      '\\(a+\\)+',
+      '[a+]+',
+      '(x(y+))z*',
+      '\\u{1F600}+',
+      '(?<=a+)b',
+      '^E\\d{4,8}$',
+    ];
+    for (const pattern of accepted) expect(nestedRepetition(pattern), pattern).toBeUndefined();
+  });
+});
+
+describe('regexProblem', () => {
+  it('says what is wrong: no regular expression, or a nested repetition; nothing for a safe one', () => {
+    expect(regexProblem('^(E[0-9]+')).toMatch(/^not a regular expression \(Invalid regular expression: .*Unterminated group\)$/);
+    expect(regexProblem('^(a+)+$')).toMatch(/^a regular expression with a repeated part inside a repeated group \(`\(a\+\)\+`\)/);
+    expect(regexProblem('^[a-z]+$')).toBeUndefined();
+  });
+});
