@@ -36,50 +36,103 @@ interface Repetition {
 
 interface Atom extends Repetition {
   readonly start: number;
+  /** A group that begins with a separator none of its repeated parts can match (`(\.[a-z]+)+`): see `separated`. */
+  readonly separated?: boolean;
+}
+
+/** What a group's body holds, for `separated`. */
+interface Group extends Atom {
+  /** The first atom's text, and whether a quantifier applied to it. */
+  first?: string;
+  firstQuantified: boolean;
+  /** Its single-character atoms (a character, an escape, a class, `.`), at any depth, in order. */
+  readonly atoms: string[];
+  /** A group repeated inside it, or an alternative (`|`): nothing is known of where an iteration starts. */
+  open: boolean;
+}
+
+function newGroup(start: number): Group {
+  return { start, repeats: false, unbounded: false, firstQuantified: false, atoms: [], open: false };
 }
 
 /**
  * The first quantified atom that repeats a part which itself repeats, one of the two without a maximum (star height
  * above one: `(a+)+`, `(a*)*`, `(a+){2,9}`, `(a{2,9})*`), as its text; undefined when there is none. `pattern` is a
- * valid 'u'-mode pattern: there, `{` is always a quantifier and classes do not nest.
+ * valid 'u'-mode pattern: there, `{` is always a quantifier and classes do not nest. A group whose every iteration
+ * begins with a separator its repeated parts cannot match (`^[a-z]+(\.[a-z]+)*$`, `(-\d+)+`: a dotted login, a
+ * hyphenated id) splits a value one way only, so it is not refused.
  */
 export function nestedRepetition(pattern: string): string | undefined {
-  const groups: Atom[] = [{ start: 0, repeats: false, unbounded: false }];
+  const groups: Group[] = [newGroup(0)];
   let last: Atom | undefined;
   let i = 0;
   while (i < pattern.length) {
     const char = pattern[i] as string;
-    const group = groups[groups.length - 1] as Atom;
+    const group = groups[groups.length - 1] as Group;
     if (char === '*' || char === '+' || char === '?' || char === '{') {
       const quantifier = quantifierAt(pattern, i);
+      const atomText = last === undefined ? '' : pattern.slice(last.start, i);
       i = quantifier.end;
       if (last === undefined) continue;
-      if (quantifier.repeats && last.repeats && (quantifier.unbounded || last.unbounded)) return pattern.slice(last.start, i);
+      if (quantifier.repeats && last.repeats && (quantifier.unbounded || last.unbounded) && !last.separated) return pattern.slice(last.start, i);
       group.repeats ||= quantifier.repeats;
       group.unbounded ||= quantifier.unbounded;
+      if (group.first === atomText && last.start === firstAtomStart(group, pattern)) group.firstQuantified = true;
+      if (quantifier.repeats && atomText.startsWith('(')) group.open = true;
       last = undefined;
       continue;
     }
     if (char === '(') {
-      groups.push({ start: i, repeats: false, unbounded: false });
+      groups.push(newGroup(i));
       last = undefined;
       i = groupBodyStart(pattern, i);
       continue;
     }
     if (char === ')') {
-      const closed = groups.length > 1 ? (groups.pop() as Atom) : group;
-      const outer = groups[groups.length - 1] as Atom;
+      const closed = groups.length > 1 ? (groups.pop() as Group) : group;
+      const outer = groups[groups.length - 1] as Group;
       outer.repeats ||= closed.repeats;
       outer.unbounded ||= closed.unbounded;
-      last = { start: closed.start, repeats: closed.repeats, unbounded: closed.unbounded };
+      outer.atoms.push(...closed.atoms);
+      outer.open ||= closed.open;
+      if (outer.first === undefined) outer.first = pattern.slice(closed.start, i + 1);
+      last = { start: closed.start, repeats: closed.repeats, unbounded: closed.unbounded, separated: separated(closed) };
       i += 1;
       continue;
     }
     const end = char === '\\' ? escapeEnd(pattern, i) : char === '[' ? classEnd(pattern, i) : i + 1;
+    if (char === '|') group.open = true;
     // An assertion or an alternative's start takes no quantifier ('u' mode refuses one there).
     last = char === '|' || char === '^' || char === '$' ? undefined : { start: i, repeats: false, unbounded: false };
+    if (last !== undefined) {
+      group.first ??= pattern.slice(i, end);
+      group.atoms.push(pattern.slice(i, end));
+    }
     i = end;
   }
+  return undefined;
+}
+
+/** Where the group's first atom starts (its body's start). */
+function firstAtomStart(group: Group, pattern: string): number {
+  return group.start === 0 && pattern[0] !== '(' ? 0 : groupBodyStart(pattern, group.start);
+}
+
+/**
+ * Every iteration of the group begins with one literal character (`\.`, `-`, `,`), neither repeated nor optional, that no
+ * other part of it can match: a value's iterations cannot be split another way, so backtracking stays linear.
+ */
+function separated(group: Group): boolean {
+  if (group.open || group.firstQuantified || group.first === undefined || group.atoms[0] !== group.first) return false;
+  const literal = literalOf(group.first);
+  if (literal === undefined) return false;
+  return group.atoms.slice(1).every((atom) => !new RegExp(`^(?:${atom})$`, REGEX_FLAGS).test(literal));
+}
+
+/** The character an atom matches when it matches exactly one literal character (`a`, `-`, `\.`, `\/`), else undefined. */
+function literalOf(atom: string): string | undefined {
+  if (atom.length === 1) return '.()[]{}*+?|^$\\'.includes(atom) ? undefined : atom;
+  if (atom.length === 2 && atom[0] === '\\' && /[^A-Za-z0-9]/.test(atom[1] as string)) return atom[1];
   return undefined;
 }
 

@@ -97,7 +97,7 @@ describe("the config's mapping.options (docs/configuration.md mapping.options)",
         columns: [{ name: 'CLARITY_EMP.USER_ID', expressions: ['%user.identifier.value.where(matches(%empRegex))'] }],
       }),
     );
-    const { path, connector } = configWith({ empRegex: '^(E[0-9]+)+$' });
+    const { path, connector } = configWith({ empRegex: '^(E?[0-9]+)+$' });
     const error = errorOf(() => loadConnectorMapping({ ...connector, mapping: { ...connector.mapping, file: own } }));
     expect(error.code).toBe('BRG_ERR_CONFIG_INVALID');
     expect(error.message).toContain(`Invalid configuration: connectors.0.mapping.options.empRegex in ${path} (line`);

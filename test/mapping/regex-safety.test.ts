@@ -15,7 +15,15 @@ describe('nestedRepetition', () => {
       ['(?<name>[a-z]+)*', '(?<name>[a-z]+)*'],
       ['^([a-z]+[0-9]*)+@', '([a-z]+[0-9]*)+'],
       ['(\\p{L}+ ?)+', '(\\p{L}+ ?)+'],
-      ['^[a-z]+(\\.[a-z]+)+$', '(\\.[a-z]+)+'],
+      // A separator a repeated part (or another part) can match, an optional one, or one among alternatives: no split is sure.
+      ['^(\\..+)+$', '(\\..+)+'],
+      ['^(\\.[a-z.]+)+$', '(\\.[a-z.]+)+'],
+      ['^(-?\\d+)+$', '(-?\\d+)+'],
+      ['^(-a-?b*)+$', '(-a-?b*)+'],
+      ['^(-\\d+|x+)+$', '(-\\d+|x+)+'],
+      ['^(-(\\d+)+)+$', '(\\d+)+'],
+      ['^(-(?:\\d+)*)+$', '(?:\\d+)*'],
+      ['^(-(?:ab)+)+$', '(-(?:ab)+)+'],
     ];
     for (const [pattern, part] of refused) expect(nestedRepetition(pattern), pattern).toBe(part);
   });
@@ -35,6 +43,11 @@ describe('nestedRepetition', () => {
       '\\u{1F600}+',
       '(?<=a+)b',
       '^E\\d{4,8}$',
+      // Every iteration starts with a separator nothing else in it matches: a dotted login, a hyphenated id, a list.
+      '^[a-z]+(\\.[a-z]+)+$',
+      '^[a-z]+(\\.[a-z]+)*@hospital\\.org$',
+      '^E(-\\d+)+$',
+      '^\\w+(,\\s*\\w+)*$',
     ];
     for (const pattern of accepted) expect(nestedRepetition(pattern), pattern).toBeUndefined();
   });
