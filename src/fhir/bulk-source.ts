@@ -28,10 +28,11 @@ import {
   scopeAt,
 } from './bulk/checkpoint.js';
 import { type BulkExportEvent, BulkExportJob, type ReadyExport } from './bulk/export.js';
-import { ExportExpiredError, exportFileError, fileLabel, parseLine } from './bulk/files.js';
+import { ExportExpiredError, ExportRefusedError, exportFileError, fileLabel, parseLine } from './bulk/files.js';
 import type { BulkHttp } from './bulk/http.js';
 import { exportError } from './bulk/job.js';
 import { type IndexedLine, LookupIndex, lookupIndexName } from './bulk/lookup-index.js';
+import { clearRefusedExports, MAX_REFUSED_IN_A_ROW, recordRefusedExport } from './bulk/refused-exports.js';
 import { BulkResolver } from './bulk/resolver.js';
 import { FhirError } from './fhir-error.js';
 import { instantMs } from './instant.js';
@@ -91,7 +92,10 @@ export interface BulkExportSource {
   close(): void;
 }
 
-/** In-run restarts after the files expired before any event was read (after that the run stops; see pages). */
+/**
+ * In-run restarts after the files expired (or were refused, within refused-exports.ts's own bound) before any event
+ * was read (after that the run stops; see pages).
+ */
 const MAX_RESTARTS = 2;
 const LOOKUP_CHUNK = 1000;
 
@@ -345,27 +349,37 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
                 resourceType: 'export',
               });
             }
-            if (!(error instanceof ExportExpiredError)) throw error;
+            if (!(error instanceof ExportExpiredError) && !(error instanceof ExportRefusedError)) throw error;
+            // Resumed, the export would only ask for the same file again (a refused one: every run, for good).
             closeIndex();
             await job.abandon(checkpoint, signal);
+            const refused = error instanceof ExportRefusedError;
+            if (refused) {
+              const inARow = recordRefusedExport(options.store);
+              if (inARow >= MAX_REFUSED_IN_A_ROW) throw refusedFiles(error, inARow);
+            }
+            // As the message says it: the bearer sent and refused, or the file gone.
+            const what = refused ? 'were refused' : 'expired';
+            const answer = `${error.file} answered HTTP ${error.status}${refused ? ' to the access token, a new one too' : ''}`;
             if (progress.events > 0) {
               // Events already went to the spool; a new export would hand them over again within this run.
               throw exportError(
-                `The export's files expired (${error.file} answered HTTP ${error.status}) after ${progress.events} of its events were read; this run stopped without pushing them, and the next run starts a new export`,
+                `The export's files ${what} (${answer}) after ${progress.events} of its events were read; this run stopped without pushing them, and the next run starts a new export`,
                 error.status,
               );
             }
             if (restarts >= MAX_RESTARTS)
               throw exportError(
-                `The export's files kept expiring before they could be downloaded (${error.file} answered HTTP ${error.status}, ${restarts + 1} exports)`,
+                `The export's files kept ${refused ? 'expiring or being refused' : 'expiring'} before they could be downloaded (${answer}, ${restarts + 1} exports)`,
                 error.status,
               );
-            logger.warn({ status: error.status, file: error.file }, "the export's files expired before they were downloaded; starting a new export");
-            job.emit({ type: 'restart', reason: `files expired (HTTP ${error.status})` });
+            logger.warn({ status: error.status, file: error.file }, `the export's files ${what} before they were downloaded; starting a new export`);
+            job.emit({ type: 'restart', reason: `files ${refused ? 'refused' : 'expired'} (HTTP ${error.status})` });
             continue;
           }
           await job.finish(checkpoint, signal);
           clearBrokenExports(options.store);
+          clearRefusedExports(options.store);
           // Whether this transactionTime becomes the watermark is the pipeline's to decide (a dry run's does not).
           const { since: from } = checkpoint.request;
           recordCovered(
@@ -429,6 +443,17 @@ function scopeChange(from: ExportScope, to: ExportScope): string {
 
 function scopeName(scope: ExportScope): string {
   return scope.level === 'group' ? `Group ${scope.groupId ?? ''}` : `${scope.level} level`;
+}
+
+/**
+ * The error that ends a streak of exports whose files answered 403 to the bearer: not the export's files gone, the
+ * client refused. Names the file's type and what to check; the next run asks for one export (refused-exports.ts).
+ */
+function refusedFiles(error: ExportRefusedError, inARow: number): FhirError {
+  return exportError(
+    `${error.file} answered HTTP 403 to the access token, a new one too (${error.text.replace(/\.$/, '')}), in ${inARow} exports in a row: the FHIR server does not let this client read exported ${error.type}. Check that the client has the scope system/${error.type}.read and Bulk Data export enabled at the EHR, and that its background user may read ${error.type}; the export was given up, and the next run requests a new one`,
+    error.status,
+  );
 }
 
 /** A downloaded file that is not what the manifest says (files.ts exportFileError): bad JSON, another type, broken gzip. */

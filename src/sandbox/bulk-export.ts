@@ -4,8 +4,8 @@
  * with a Parameters body), types it cannot export refused with an OperationOutcome naming them; 202 + Retry-After +
  * X-Progress while "processing" (a number of polls); then the manifest, paged when asked, with an error file when asked;
  * files as NDJSON (gzip when accepted), bearer-protected when requiresAccessToken, expiring (410) after a while or on
- * request, optionally on a second origin (a blob store with signed URLs, no bearer); DELETE of the status URL ends a
- * job. Settings are live: a test changes them between or during runs. Transient 5xx and 429 on the status URL come
+ * request, refused (403, whatever the token) on request, optionally on a second origin (a blob store with signed URLs,
+ * no bearer); DELETE of the status URL ends a job. Settings are live: a test changes them between or during runs. Transient 5xx and 429 on the status URL come
  * from the server's FaultPlan (`status` faults answer a `transient` OperationOutcome).
  * See: https://hl7.org/fhir/uv/bulkdata/export.html
  */
@@ -33,6 +33,12 @@ export interface BulkExportSettings {
   fileTtlMs: number;
   /** The next this-many jobs kicked off serve 410 for every file. Default 0. */
   expiredJobs: number;
+  /**
+   * The next this-many jobs kicked off answer 403 for every file on the FHIR server, with a valid bearer too: a server
+   * that refuses the files of an export it no longer serves (or a client it no longer lets read them) rather than
+   * answering 410. Default 0.
+   */
+  forbiddenJobs: number;
   resourcesPerFile: number;
   /** Outputs per manifest page; 0 = one page. Default 0. */
   outputsPerManifestPage: number;
@@ -93,6 +99,7 @@ export const DEFAULT_BULK_SETTINGS: Readonly<BulkExportSettings> = {
   gzipUnlabelled: false,
   fileTtlMs: 3_600_000,
   expiredJobs: 0,
+  forbiddenJobs: 0,
   resourcesPerFile: 50_000,
   outputsPerManifestPage: 0,
   errorLines: 0,
@@ -166,6 +173,8 @@ interface Job {
   readonly since: number | undefined;
   readonly transactionTime: string;
   readonly expired: boolean;
+  /** Its files on the FHIR server answer 403 whatever the token (forbiddenJobs). */
+  readonly forbidden: boolean;
   polls: number;
   files?: ExportFileSpec[];
   completedAtMs?: number;
@@ -226,6 +235,8 @@ export function createBulkExport(options: {
     const id = randomUUID();
     const expired = settings.expiredJobs > 0;
     if (expired) settings.expiredJobs -= 1;
+    const forbidden = settings.forbiddenJobs > 0;
+    if (forbidden) settings.forbiddenJobs -= 1;
     jobs.set(id, {
       id,
       request: url.toString(),
@@ -233,6 +244,7 @@ export function createBulkExport(options: {
       since: since === undefined ? undefined : Date.parse(since),
       transactionTime: new Date(clock.now()).toISOString(),
       expired,
+      forbidden,
       polls: 0,
       deleted: false,
       signatures: new Set(),
@@ -349,6 +361,10 @@ export function createBulkExport(options: {
     if (where === 'fhir' && (settings.requiresAccessToken || settings.filesWantToken) && !token) {
       record(401);
       return unauthorised();
+    }
+    if (where === 'fhir' && job.forbidden) {
+      record(403);
+      return { status: 403, body: outcome('forbidden', 'The export files are not available to this client') };
     }
     if (where === 'foreign' && settings.foreignFilesUnsigned && !token) {
       record(401);

@@ -413,6 +413,56 @@ it("a file that ended early (fewer events than the manifest's count) fails the r
   expect(expectExactlyOnceOrFlagged(accepted(x), expected, flagged).duplicates).toBeLessThanOrEqual(7);
 });
 
+it('an export whose files answer 403 to the token is restarted with the same _since, or by the next run: rows Purview acknowledged are not sent again, none is lost', async () => {
+  // The backfill below reaches back to the dataset's start, further than the default 31 days before the watermark.
+  h = await startHarness({ data: { seed: 77, events: 400, patients: 50, practitioners: 8 }, flags: { ...BULK, 'state.ledgerRetentionDays': 3650 } });
+  const x = h;
+  const bulk = x.sandbox.fhir.bulk;
+  bulk.settings.resourcesPerFile = 100;
+  await x.sync({ since: undefined, until: undefined });
+  const blocks = () => x.sandbox.ingest.accepted(x.sandbox.ids.jobId).length;
+  const template = [...x.sandbox.dataset.events()].filter(
+    (e) => e.outcome === '0' && (e.entity ?? []).some((en) => en.what?.reference?.startsWith('Patient/')),
+  );
+  const t1 = bulk.log.manifests.at(-1)?.transactionTime as string;
+  const late = template
+    .slice(0, 2)
+    .map(
+      (e, i): AuditEvent => ({ ...structuredClone(e), id: `late-${i}`, meta: { versionId: '1', lastUpdated: new Date(Date.parse(t1) + 1 + i).toISOString() } }),
+    );
+  await x.sandbox.store?.load(late);
+  // A backfill from the start: its exports bring every event Purview already acknowledged again, and the two new ones.
+  const backfill = { since: x.sandbox.dataset.options.start, until: undefined };
+
+  // The export's files answer 403 to the token and to a new one: it is given up and restarted within the run, with the
+  // same _since; what the new one brings again that Purview acknowledged is not sent again.
+  bulk.settings.forbiddenJobs = 1;
+  const restarted = await x.sync(backfill);
+  const since = bulk.log.kickoffs[1]?.since;
+  expect(since).toBeDefined();
+  expect(bulk.log.kickoffs.slice(1).map((k) => k.since)).toEqual([since, since]);
+  expect(bulk.log.deletes).toContain(bulk.log.kickoffs[1]?.jobId);
+  const lateRows = expectedRows(x.config, x.sandbox.dataset, late).lines.length;
+  expect(restarted.counts.rowsAcked).toBe(lateRows);
+  expectEveryRowOnce(x, [...x.sandbox.dataset.events(), ...late]);
+  const pushed = blocks();
+
+  // The last AuditEvent file (read after three others) answers 403 to the token and to a new one: the run stops
+  // without pushing what it read, and the export is given up; the next run's new export sends nothing twice.
+  x.sandbox.fhir.faults.add({ action: { kind: 'status', status: 403 }, match: /\/bulk\/file\/[^/]+\/3$/, times: 2 });
+  const failed = (await x.sync(backfill).catch((e: unknown) => e)) as BridgeError;
+  expect(failed.code).toBe('BRG_ERR_FHIR_EXPORT');
+  expect(failed.message).toMatch(/^The export's files were refused \(AuditEvent file 4 of 7 .* after \d+ of its events were read/);
+  expect(blocks()).toBe(pushed);
+  expect(checkpoint(x)?.statusUrl).toBeUndefined();
+  const rerun = await x.sync(backfill);
+  expect(bulk.log.kickoffs.slice(1).map((k) => k.since)).toEqual([since, since, since, since]);
+  expect(rerun.counts.rowsAcked).toBe(0);
+  expect(blocks()).toBe(pushed);
+  expectEveryRowOnce(x, [...x.sandbox.dataset.events(), ...late]);
+  expect(x.withStore((store) => store.getSourceState('sandbox', 'bulk-export:refused-exports'))).toBeUndefined();
+});
+
 it('logs no PHI and no token while exporting, polling through faults and reporting error files', async () => {
   h = await startHarness({ data: { seed: 74, events: 200, patients: 30, practitioners: 6, canary: true }, flags: BULK });
   const x = h;

@@ -19,7 +19,7 @@ export interface ExportScope {
   readonly groupId?: string | undefined;
 }
 
-/** The request an export answers: a run reuses a checkpoint only for exactly the same one. */
+/** The request an export answers: a run reuses a checkpoint only for the same one (its types as a set: sameRequest). */
 export interface ExportRequest extends ExportScope {
   readonly types: readonly string[];
   /** `_since`: the previous export's transactionTime; absent on the first run (a full export). */
@@ -221,7 +221,18 @@ export function sameScope(a: ExportScope, b: ExportScope): boolean {
 }
 
 export function sameRequest(a: ExportRequest, b: ExportRequest): boolean {
-  return sameScope(a, b) && (a.since ?? '') === (b.since ?? '') && a.types.length === b.types.length && a.types.every((type, i) => b.types[i] === type);
+  return sameScope(a, b) && (a.since ?? '') === (b.since ?? '') && sameTypes(a.types, b.types);
+}
+
+/**
+ * `_type` is a set: the same types in another order, or one listed twice, ask for the same export (an export in flight
+ * is resumed, not abandoned for a reordered source.types). Compared as written: resource types are case-sensitive, and
+ * the config takes them so (no case folding).
+ */
+function sameTypes(a: readonly string[], b: readonly string[]): boolean {
+  const left = new Set(a);
+  const right = new Set(b);
+  return left.size === right.size && [...left].every((type) => right.has(type));
 }
 
 /** The one stored text, read and parsed once: the export in flight (if any) and the finished scopes beside it. */

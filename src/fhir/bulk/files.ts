@@ -2,7 +2,8 @@
  * What every export file shares: how it is named in messages (type, position, path: never its query, which may carry
  * a signature), whether a download carries the bearer (only when the manifest says requiresAccessToken and the file
  * is on the FHIR server's origin: a pre-signed blob URL elsewhere must not see it), the check of every line (JSON, and
- * the manifest's resourceType), and expiry (404/410: ExportExpiredError, the export is restarted). Output files are
+ * the manifest's resourceType), and expiry (404/410: ExportExpiredError, the export is restarted; a 403 to the bearer,
+ * a fresh one too: ExportRefusedError, restarted a bounded number of times in a row). Output files are
  * downloaded and read as they arrive by downloads.ts; the small error files whole, here (downloadFile, localLines).
  * gzip is accepted and stored as it came, inflated while read.
  * See: https://hl7.org/fhir/uv/bulkdata/export.html#file-request
@@ -14,6 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
 import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
+import { bodyText } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
 import { type BulkHttp, BulkHttpError, type BulkReply, headerOf } from './http.js';
@@ -26,6 +28,24 @@ export class ExportExpiredError extends Error {
     readonly file: string,
   ) {
     super(`${file} answered HTTP ${status}`);
+  }
+}
+
+/**
+ * A file on the FHIR server answered 403 to the bearer, a fresh one too: the server no longer lets this client read the
+ * export's files (it answers so for an export it dropped, or the client's grant changed). Resuming the export would
+ * only ask for the same file again: it is restarted like an expired one, a bounded number of times in a row
+ * (bulk-source.ts). `text`: the server's OperationOutcome text, for the error that ends the streak.
+ */
+export class ExportRefusedError extends Error {
+  override readonly name = 'ExportRefusedError';
+  readonly status = 403;
+  constructor(
+    readonly file: string,
+    readonly type: string,
+    readonly text: string,
+  ) {
+    super(`${file} answered HTTP 403 to the access token`);
   }
 }
 
@@ -62,10 +82,11 @@ const REDIRECTS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
  * Asks for one export file and checks the answer before its body is read: 200 with gzip or no encoding. A redirect is
  * followed, the bearer sent (with the manifest's requiresAccessToken) only while it stays on the FHIR server's origin.
  * 404/410, and 401/403 to a request for a signed URL (a query: a blob store's signature) sent without the bearer, mean
- * the export expired (ExportExpiredError: it is restarted). A 401/403 to an unsigned URL sent without the bearer (the
- * manifest put the file on another origin, said no token is needed, or a redirect led away) is no expiry: a clear
- * BRG_ERR_FHIR_EXPORT_FILE, the token never being sent there. (A server that signs in the path, not the query, is
- * taken for unsigned.)
+ * the export expired (ExportExpiredError: it is restarted). A 403 to the bearer is asked once more with a fresh token,
+ * then is ExportRefusedError (restarted too, a bounded number of times in a row). A 401/403 to an unsigned URL sent
+ * without the bearer (the manifest put the file on another origin, said no token is needed, or a redirect led away) is
+ * no expiry: a clear BRG_ERR_FHIR_EXPORT_FILE, the token never being sent there. (A server that signs in the path, not
+ * the query, is taken for unsigned.)
  * Any other status is a BulkHttpError for the shared retry policy.
  */
 export async function requestExportFile(
@@ -90,6 +111,7 @@ export async function requestExportFile(
       url,
       what: label,
       bearer: withBearer,
+      renewOnForbidden: true,
       signal,
       headers: { accept: 'application/fhir+ndjson', 'accept-encoding': 'gzip' },
     });
@@ -126,6 +148,11 @@ export async function requestExportFile(
       `${label}${redirected} answered HTTP ${reply.status} without the token, and its URL carries no signature: ${why}. Ask the EHR team to serve export files from the FHIR server with requiresAccessToken: true, or from signed URLs that need no token.`,
       { status: reply.status, resourceType: 'export' },
     );
+  }
+  if (withBearer && reply.status === 403) {
+    // A body too large to be an OperationOutcome is not read: the status says enough.
+    const text = bodyText(await http.readBody(reply).catch(() => undefined));
+    throw new ExportRefusedError(label, file.type, text);
   }
   const expiredSignature = refusedWithoutToken;
   if (reply.status === 404 || reply.status === 410 || expiredSignature) {

@@ -4,9 +4,10 @@
  * are far larger than fhir.maxResponseBytes. So these requests go through undici's `request` on a dispatcher with the
  * connector's proxy and CA (src/net) and no size cap; JSON answers (status, manifests, OperationOutcomes) are capped
  * here instead. The bearer goes only to the FHIR server's origin, is fetched per request from the TokenSource (so a
- * long export refreshes it between polls), and after a 401 is replaced once.
+ * long export refreshes it between polls), and after a 401 (an export file's 403 too) is replaced once.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { createGunzip } from 'node:zlib';
 import { type Dispatcher, request } from 'undici';
 import { abortError, type Clock } from '../../clock.js';
 import { BridgeError, isAbortError } from '../../errors.js';
@@ -41,6 +42,11 @@ export interface BulkRequest {
   readonly headers?: Readonly<Record<string, string>>;
   /** Send the bearer token; refused (BRG_ERR_FHIR_FOREIGN_LINK) off the FHIR server's origin. */
   readonly bearer: boolean;
+  /**
+   * A 403 to the bearer is replayed once with a fresh token too, as a 401 is (an export file: a server may refuse a
+   * token it issued before the client's grant changed). Not for the kick-off or status, whose 403 is reported as it is.
+   */
+  readonly renewOnForbidden?: boolean;
   readonly body?: string;
   readonly signal?: AbortSignal | undefined;
 }
@@ -70,17 +76,18 @@ export class BulkHttp {
     this.origin = new URL(options.baseUrl).origin;
   }
 
-  /** One request (a second after a 401, with a new token); the body is the caller's to read or dump. */
+  /** One request (a second after a 401, or a 403 with renewOnForbidden, with a new token); the body is the caller's. */
   async send(req: BulkRequest): Promise<BulkReply> {
     if (req.bearer && safeOrigin(req.url) !== this.origin) throw foreignLinkError(req.url, this.origin);
     for (let attempt = 1; ; attempt++) {
       const token = req.bearer ? await this.options.tokenSource.getToken(req.signal) : undefined;
       const reply = await this.raw(req, token);
-      if (reply.status !== 401 || !token || attempt > 1) return reply;
+      const refused = reply.status === 401 || (reply.status === 403 && req.renewOnForbidden === true);
+      if (!refused || !token || attempt > 1) return reply;
       // RFC 6750 §3.1: the token expired or was revoked between polls; one replay with a fresh one.
       await reply.body.dump();
       this.options.tokenSource.invalidate(token);
-      this.options.logger.info({ step: req.what }, 'FHIR server rejected the access token; retrying once with a new one');
+      this.options.logger.info({ step: req.what, status: reply.status }, 'FHIR server rejected the access token; retrying once with a new one');
     }
   }
 
@@ -114,20 +121,34 @@ export class BulkHttp {
     }
   }
 
-  /** The body as JSON (or its text, when it is not JSON), capped at maxJsonBytes. */
+  /**
+   * The body as JSON (or its text, when it is not JSON), capped at maxJsonBytes (inflated). An export file's refusal
+   * comes gzip-compressed (its request accepts gzip, and IIS in front of Epic compresses JSON): inflated, or its
+   * OperationOutcome would reach messages as binary; one that does not inflate reads as no body.
+   */
   async readBody(reply: BulkReply): Promise<unknown> {
+    const gzip = (headerOf(reply.headers, 'content-encoding') ?? '').trim().toLowerCase() === 'gzip';
+    const inflated = gzip ? reply.body.pipe(createGunzip()) : undefined;
+    if (inflated) reply.body.on('error', (error) => inflated.destroy(error));
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of reply.body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > this.options.maxJsonBytes) {
-        reply.body.destroy();
-        throw new BridgeError(
-          'BRG_ERR_FHIR_TOO_LARGE',
-          `A FHIR bulk answer was larger than ${this.options.maxJsonBytes} bytes; it was not read further. Raise fhir.maxResponseBytes if the manifest is that large.`,
-        );
+    try {
+      for await (const chunk of (inflated ?? reply.body) as AsyncIterable<Buffer>) {
+        size += chunk.length;
+        if (size > this.options.maxJsonBytes) {
+          throw new BridgeError(
+            'BRG_ERR_FHIR_TOO_LARGE',
+            `A FHIR bulk answer was larger than ${this.options.maxJsonBytes} bytes; it was not read further. Raise fhir.maxResponseBytes if the manifest is that large.`,
+          );
+        }
+        chunks.push(chunk);
       }
-      chunks.push(chunk);
+    } catch (error) {
+      if (!(error instanceof BridgeError) && !isZlibError(error)) throw error;
+      reply.body.destroy();
+      inflated?.destroy();
+      if (error instanceof BridgeError) throw error;
+      return undefined;
     }
     const text = Buffer.concat(chunks).toString('utf8');
     if (text.trim() === '') return undefined;
@@ -202,6 +223,11 @@ export class BulkHttp {
       throw error;
     }
   }
+}
+
+function isZlibError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('Z_');
 }
 
 /** A header's value (the first, when repeated). */

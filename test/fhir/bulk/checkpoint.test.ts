@@ -16,6 +16,7 @@ import {
   loadCovered,
   recordCovered,
   recordFile,
+  sameRequest,
   saveCheckpoint,
   scopeAt,
 } from '../../../src/fhir/bulk/checkpoint.js';
@@ -182,5 +183,21 @@ describe('finished exports remembered (their scopes decide the next _since)', ()
     recordCovered(store, { until: at, scope: { base: REQUEST.base, level: 'group', groupId: 'g1' } });
     recordCovered(store, { until: at, scope: { base: REQUEST.base, level: 'system' } });
     expect(loadCovered(store)).toHaveLength(2);
+  });
+});
+
+describe('the request an export answers', () => {
+  const request = { ...REQUEST, types: ['AuditEvent', 'Patient', 'Practitioner'], since: '2026-11-01T00:00:00.000Z' };
+  it('takes source.types as a set: another order or a type listed twice is the same request', () => {
+    expect(sameRequest(request, { ...request, types: ['Practitioner', 'AuditEvent', 'Patient'] })).toBe(true);
+    expect(sameRequest(request, { ...request, types: ['AuditEvent', 'Patient', 'Practitioner', 'Patient'] })).toBe(true);
+  });
+
+  it('another set of types (one more, one less, another spelling: resource types are case-sensitive), or another _since, is another request', () => {
+    expect(sameRequest(request, { ...request, types: ['AuditEvent', 'Patient'] })).toBe(false);
+    expect(sameRequest(request, { ...request, types: ['AuditEvent', 'Patient', 'Patient'] })).toBe(false);
+    expect(sameRequest(request, { ...request, types: ['AuditEvent', 'Patient', 'Practitioner', 'Encounter'] })).toBe(false);
+    expect(sameRequest(request, { ...request, types: ['AuditEvent', 'Patient', 'PRACTITIONER'] })).toBe(false);
+    expect(sameRequest(request, { ...request, since: '2026-11-01T00:00:00.001Z' })).toBe(false);
   });
 });

@@ -532,6 +532,109 @@ describe('downloads', () => {
     ).toBe(true);
   });
 
+  it('asks a file on the FHIR server refused (403) to the token once more with a new token, and reads it: no export restarted', async () => {
+    f.fx.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/bulk\/file\//, times: 1 });
+    const kickoffs = log().kickoffs.length;
+    const issued = f.fx.tokens.issued;
+    const harness = f.source({ clock: new InstantClock(START) });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+    expect(f.fx.server.faults.pending).toBe(0);
+    expect(f.fx.tokens.issued).toBe(issued + 1);
+    expect(eventTypes(harness.events)).not.toContain('restart');
+  });
+
+  it('restarts an export whose files on the FHIR server answer 403 to the token, a new one too, instead of resuming it on every run', async () => {
+    // A server that refuses the files of an export it no longer serves (not 410): resumed, the export would ask for the
+    // same file on every run, for good.
+    f.bulk.forbiddenJobs = 1;
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const kickoffs = log().kickoffs.length;
+    const harness = f.source({ logger, clock: new InstantClock(START) });
+    expect(ids(await harness.read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    const refused = log().kickoffs[kickoffs]?.jobId;
+    // Asked with the token, then with a new one; the export was given up (DELETE) and a new one read in full.
+    expect(
+      log()
+        .downloads.filter((d) => d.jobId === refused)
+        .map((d) => [d.status, d.authorization]),
+    ).toEqual([
+      [403, true],
+      [403, true],
+    ]);
+    expect(log().deletes).toContain(refused);
+    expect(harness.events).toContainEqual({ type: 'restart', reason: 'files refused (HTTP 403)' });
+    expect(lines.some((l) => l.includes("the export's files were refused before they were downloaded; starting a new export"))).toBe(true);
+    expect(harness.store.parsed()?.statusUrl).toBeUndefined();
+    // An export read to its end ends the streak.
+    expect(harness.store.parts.has('refused-exports')).toBe(false);
+  });
+
+  it('stops with a clear error, no endless restarts, when the files keep answering 403 to the token: naming the type and the scope to check', async () => {
+    f.bulk.forbiddenJobs = 10;
+    const store = new MemoryCheckpoints();
+    const kickoffs = log().kickoffs.length;
+    const first = f.source({ store, clock: new InstantClock(START) });
+    const error = (await first.read().catch((e: unknown) => e)) as BridgeError;
+    expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect(error.message).toMatch(
+      /^Patient file 4 of 5 \(\/\S+\) answered HTTP 403 to the access token, a new one too \(The export files are not available to this client\), in 2 exports in a row: the FHIR server does not let this client read exported Patient\. Check that the client has the scope system\/Patient\.read and Bulk Data export enabled at the EHR/,
+    );
+    expect(error.message).toMatch(/the export was given up, and the next run requests a new one\.$/);
+    expect(error.message).not.toContain('tok-');
+    // One restart in the run, and nothing left to resume: the next run asks for a new export, once, and stops the same way.
+    expect(log().kickoffs.length).toBe(kickoffs + 2);
+    expect(store.parsed()?.statusUrl).toBeUndefined();
+    const second = (await f
+      .source({ store, dir: first.dir, clock: new InstantClock(START) })
+      .read()
+      .catch((e: unknown) => e)) as BridgeError;
+    expect(second.message).toContain('in 3 exports in a row');
+    expect(log().kickoffs.length).toBe(kickoffs + 3);
+    // Once the server serves the files again, the next run reads everything.
+    f.bulk.forbiddenJobs = 0;
+    expect(ids(await f.source({ store, dir: first.dir, clock: new InstantClock(START) }).read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 4);
+    expect(store.parts.has('refused-exports')).toBe(false);
+  });
+
+  it("names the server's refusal as it says it, though it came gzip-compressed (IIS in front of Epic compresses JSON answers)", async () => {
+    const gzipped = await startBulkFixture({ events: 5, patients: 2, practitioners: 1 }, { forbiddenJobs: 10 }, { gzip: true });
+    try {
+      const error = (await gzipped
+        .source()
+        .read()
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(error.message).toContain('answered HTTP 403 to the access token, a new one too (The export files are not available to this client), in 2 exports');
+      expect(gzipped.fx.server.requests.filter((r) => r.status === 403).every((r) => r.gzipped)).toBe(true);
+    } finally {
+      await gzipped.close();
+    }
+  });
+
+  it('stops the run when files are refused (403 to the token) after events were read, and the next run exports anew: nothing read twice in a run', async () => {
+    Object.assign(f.bulk, { resourcesPerFile: 5 });
+    // Files 0-5 hold the events (read last, after the lookups 6-8): the last one is refused, to the token and a new one.
+    f.fx.server.faults.add({ action: { kind: 'status', status: 403 }, match: /\/bulk\/file\/[^/]+\/5$/, times: 2 });
+    const harness = f.source({ pageSize: 5 });
+    const read: string[] = [];
+    const error = await (async () => {
+      for await (const page of harness.source.pages(FIRST_RUN)) read.push(...page.map((e) => e.id as string));
+    })().catch((e: unknown) => e);
+    expect(read).toEqual(ids(f.data.events).slice(0, 25));
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_EXPORT');
+    expect((error as BridgeError).message).toMatch(
+      /^The export's files were refused \(AuditEvent file 6 of 9 \(\S+\) answered HTTP 403 to the access token, a new one too\) after 25 of its events were read; this run stopped without pushing them, and the next run starts a new export\.$/,
+    );
+    expect(harness.store.value).toBeUndefined();
+    const kickoffs = log().kickoffs.length;
+    expect(ids(await f.source({ store: harness.store, dir: harness.dir }).read())).toEqual(ids(f.data.events));
+    expect(log().kickoffs.length).toBe(kickoffs + 1);
+    expect(harness.store.parts.has('refused-exports')).toBe(false);
+  });
+
   it('follows a file redirected to a blob store, without the token there', async () => {
     f.bulk.redirectFiles = true;
     const downloads = log().downloads.length;

@@ -178,6 +178,32 @@ describe('resuming an export', () => {
     expect(log().kickoffs.at(-1)?.types).toEqual(['AuditEvent', 'Patient']);
   });
 
+  it('resumes the export in flight when source.types was only reordered (or lists a type twice): the set is the request', async () => {
+    const store = new MemoryCheckpoints();
+    const first = await diedWhilePolling(store, 1, new InstantClock(START));
+    const job = log().kickoffs.at(-1)?.jobId as string;
+    const kickoffs = log().kickoffs.length;
+    const deletes = log().deletes.length;
+    f.bulk.processingPolls = 0;
+    const reordered = ['Practitioner', 'AuditEvent', 'Patient', 'Practitioner'];
+    const second = f.source({ store, dir: first.dir, settings: { types: reordered } });
+    expect(await second.read(window)).toHaveLength(f.data.events.length);
+    expect(log().kickoffs.length).toBe(kickoffs);
+    expect(log().manifests.at(-1)?.jobId).toBe(job);
+    expect(log().deletes.slice(deletes)).toEqual([job]);
+    expect(second.events[0]).toEqual({ type: 'resumed', phase: 'polling', filesComplete: 0, files: 0 });
+    // The next export's _type follows the config as written.
+    await f.source({ store, dir: first.dir, settings: { types: ['Practitioner', 'AuditEvent', 'Patient'] } }).read(window);
+    expect(log().kickoffs.at(-1)?.types).toEqual(['Practitioner', 'AuditEvent', 'Patient']);
+    // Another set of types is another request: the export in flight is given up, as before.
+    const third = await diedWhilePolling(store, 1, new InstantClock(START));
+    const old = log().kickoffs.at(-1)?.jobId as string;
+    f.bulk.processingPolls = 0;
+    await f.source({ store, dir: third.dir, settings: { types: ['Patient', 'AuditEvent'] } }).read(window);
+    expect(log().deletes).toContain(old);
+    expect(log().kickoffs.at(-1)?.types).toEqual(['Patient', 'AuditEvent']);
+  });
+
   it('starts a new export when fhir.baseUrl changed, instead of polling the export an earlier run asked another server for', async () => {
     const store = new MemoryCheckpoints();
     const first = await diedWhilePolling(store, 1, new InstantClock(START));

@@ -93,7 +93,7 @@ export const FIRST_RUN: SyncWindow = { since: '2026-11-01T00:00:00.000Z', until:
 export async function startBulkFixture(
   counts = { events: 30, patients: 6, practitioners: 3 },
   settings: Partial<BulkExportSettings> & { readonly clock?: Clock } = {},
-  server: { readonly departmentTypes?: boolean } = {},
+  server: { readonly departmentTypes?: boolean; readonly gzip?: boolean } = {},
 ): Promise<BulkFixture> {
   const data = buildFixtures(counts);
   const fx = await startFixtureServer(allResources(data), { bulkExport: { processingPolls: 1, ...settings }, ...server });
