@@ -451,7 +451,7 @@ function scopeName(scope: ExportScope): string {
  */
 function refusedFiles(error: ExportRefusedError, inARow: number): FhirError {
   return exportError(
-    `${error.file} answered HTTP 403 to the access token, a new one too (${error.text.replace(/\.$/, '')}), in ${inARow} exports in a row: the FHIR server does not let this client read exported ${error.type}. Check that the client has the scope system/${error.type}.read and Bulk Data export enabled at the EHR, and that its background user may read ${error.type}; the export was given up, and the next run requests a new one`,
+    `${error.file} answered HTTP 403 with ${error.text} to the access token, a new one too, in ${inARow} exports in a row (the server's log has its text): the FHIR server does not let this client read exported ${error.type}. Check that the client has the scope system/${error.type}.read and Bulk Data export enabled at the EHR, and that its background user may read ${error.type}; the export was given up, and the next run requests a new one`,
     error.status,
   );
 }

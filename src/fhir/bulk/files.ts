@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
 import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
-import { bodyText } from '../outcome.js';
+import { describeAnswer } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
 import { type BulkHttp, BulkHttpError, type BulkReply, headerOf } from './http.js';
@@ -35,7 +35,8 @@ export class ExportExpiredError extends Error {
  * A file on the FHIR server answered 403 to the bearer, a fresh one too: the server no longer lets this client read the
  * export's files (it answers so for an export it dropped, or the client's grant changed). Resuming the export would
  * only ask for the same file again: it is restarted like an expired one, a bounded number of times in a row
- * (bulk-source.ts). `text`: the server's OperationOutcome text, for the error that ends the streak.
+ * (bulk-source.ts). `text`: what the answer was (outcome.ts describeAnswer: codes, never the server's words), for the
+ * error that ends the streak.
  */
 export class ExportRefusedError extends Error {
   override readonly name = 'ExportRefusedError';
@@ -151,7 +152,7 @@ export async function requestExportFile(
   }
   if (withBearer && reply.status === 403) {
     // A body too large to be an OperationOutcome is not read: the status says enough.
-    const text = bodyText(await http.readBody(reply).catch(() => undefined));
+    const text = describeAnswer(await http.readBody(reply).catch(() => undefined));
     throw new ExportRefusedError(label, file.type, text);
   }
   const expiredSignature = refusedWithoutToken;
