@@ -30,8 +30,8 @@ export function regexProblem(pattern: string): string | undefined {
 interface Repetition {
   /** The text holds a quantifier that repeats (maximum above one). */
   repeats: boolean;
-  /** … one without a maximum (`*`, `+`, `{n,}`). */
-  unbounded: boolean;
+  /** … a quantifier whose count varies (`*`, `+`, `?`, `{2,9}`; not `{3}`): a value can be split among its repetitions more than one way. */
+  varies: boolean;
 }
 
 interface Atom extends Repetition {
@@ -52,12 +52,12 @@ interface Group extends Atom {
 }
 
 function newGroup(start: number): Group {
-  return { start, repeats: false, unbounded: false, firstQuantified: false, atoms: [], open: false };
+  return { start, repeats: false, varies: false, firstQuantified: false, atoms: [], open: false };
 }
 
 /**
- * The first quantified atom that repeats a part which itself repeats, one of the two without a maximum (star height
- * above one: `(a+)+`, `(a*)*`, `(a+){2,9}`, `(a{2,9})*`), as its text; undefined when there is none. `pattern` is a
+ * The first quantified atom that repeats a part whose own count varies (`(a+)+`, `(a*)*`, `(a+){2,9}`, `(a{2,9})*`,
+ * `(a{1,30}){1,30}`, `(a?b?)+`), as its text; a part repeated a fixed count (`(\d{3})+`) splits one way only; undefined when there is none. `pattern` is a
  * valid 'u'-mode pattern: there, `{` is always a quantifier and classes do not nest. A group whose every iteration
  * begins with a separator its repeated parts cannot match (`^[a-z]+(\.[a-z]+)*$`, `(-\d+)+`: a dotted login, a
  * hyphenated id) splits a value one way only, so it is not refused.
@@ -74,9 +74,10 @@ export function nestedRepetition(pattern: string): string | undefined {
       const atomText = last === undefined ? '' : pattern.slice(last.start, i);
       i = quantifier.end;
       if (last === undefined) continue;
-      if (quantifier.repeats && last.repeats && (quantifier.unbounded || last.unbounded) && !last.separated) return pattern.slice(last.start, i);
+      // Bounded counts too: `^(a{1,30}){1,30}$` takes minutes on 29 characters.
+      if (quantifier.repeats && last.varies && !last.separated) return pattern.slice(last.start, i);
       group.repeats ||= quantifier.repeats;
-      group.unbounded ||= quantifier.unbounded;
+      group.varies ||= quantifier.varies;
       if (group.first === atomText && last.start === firstAtomStart(group, pattern)) group.firstQuantified = true;
       if (quantifier.repeats && atomText.startsWith('(')) group.open = true;
       last = undefined;
@@ -92,18 +93,18 @@ export function nestedRepetition(pattern: string): string | undefined {
       const closed = groups.length > 1 ? (groups.pop() as Group) : group;
       const outer = groups[groups.length - 1] as Group;
       outer.repeats ||= closed.repeats;
-      outer.unbounded ||= closed.unbounded;
+      outer.varies ||= closed.varies;
       outer.atoms.push(...closed.atoms);
       outer.open ||= closed.open;
       if (outer.first === undefined) outer.first = pattern.slice(closed.start, i + 1);
-      last = { start: closed.start, repeats: closed.repeats, unbounded: closed.unbounded, separated: separated(closed) };
+      last = { start: closed.start, repeats: closed.repeats, varies: closed.varies, separated: separated(closed) };
       i += 1;
       continue;
     }
     const end = char === '\\' ? escapeEnd(pattern, i) : char === '[' ? classEnd(pattern, i) : i + 1;
     if (char === '|') group.open = true;
     // An assertion or an alternative's start takes no quantifier ('u' mode refuses one there).
-    last = char === '|' || char === '^' || char === '$' ? undefined : { start: i, repeats: false, unbounded: false };
+    last = char === '|' || char === '^' || char === '$' ? undefined : { start: i, repeats: false, varies: false };
     if (last !== undefined) {
       group.first ??= pattern.slice(i, end);
       group.atoms.push(pattern.slice(i, end));
@@ -139,17 +140,19 @@ function literalOf(atom: string): string | undefined {
 function quantifierAt(pattern: string, at: number): Repetition & { end: number } {
   const char = pattern[at];
   let end = at + 1;
+  let min = char === '+' ? 1 : 0;
   let max = Number.POSITIVE_INFINITY;
   if (char === '?') max = 1;
   else if (char === '{') {
     const close = pattern.indexOf('}', at);
     const [low, high] = pattern.slice(at + 1, close).split(',');
-    max = high === undefined ? Number(low) : high === '' ? Number.POSITIVE_INFINITY : Number(high);
+    min = Number(low);
+    max = high === undefined ? min : high === '' ? Number.POSITIVE_INFINITY : Number(high);
     end = close + 1;
   }
   // A lazy quantifier (`+?`) backtracks as much as a greedy one.
   if (pattern[end] === '?') end += 1;
-  return { end, repeats: max > 1, unbounded: max === Number.POSITIVE_INFINITY };
+  return { end, repeats: max > 1, varies: max > min };
 }
 
 /** Where the body of the group opened at `at` starts: after `(`, `(?:`, `(?=`, `(?!`, `(?<=`, `(?<!` or `(?<name>`. */

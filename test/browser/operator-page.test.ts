@@ -323,7 +323,8 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     await page.mouse.down();
     // While the button is down, a run started elsewhere (a script, another operator) begins and ends: the page gets the
-    // status messages that say so, and the card shows the new run.
+    // status messages that say so, shows the run in flight, then the new run. Slow FHIR answers keep it in flight a while.
+    h.sandbox.fhir.faults.add({ action: { kind: 'delay', ms: 400 }, match: /\/AuditEvent\?/, times: 3 });
     const started = await fetch(`${service.url}/v1/connectors/sandbox/syncs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
@@ -331,6 +332,8 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     });
     expect(started.status).toBe(202);
     const { runId } = (await started.json()) as { runId: string };
+    await expect.poll(() => card.locator('[data-role="inflight"]').count(), { timeout: 30_000 }).toBe(1);
+    await expect.poll(() => card.locator('[data-role="inflight"]').count(), { timeout: 30_000 }).toBe(0);
     await expect.poll(() => card.locator('a.run-link', { hasText: runId.slice(0, 8) }).count(), { timeout: 30_000 }).toBeGreaterThan(0);
     await page.mouse.up();
     await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);

@@ -3,13 +3,17 @@ import { describe, expect, it } from 'vitest';
 import { nestedRepetition, regexProblem } from '../../src/mapping/regex-safety.js';
 
 describe('nestedRepetition', () => {
-  it('finds a repeated part inside a repeated group, one of the two without a maximum', () => {
+  it('finds a part whose count varies inside a repeated group, bounded or not', () => {
     const refused: Array<[string, string]> = [
       ['^(a+)+$', '(a+)+'],
       ['(\\w+\\s?)*$', '(\\w+\\s?)*'],
       ['(a*)*', '(a*)*'],
       ['(a+){2,9}', '(a+){2,9}'],
       ['(a{2,9})*', '(a{2,9})*'],
+      ['^(a{1,30}){1,30}$', '(a{1,30}){1,30}'],
+      ['^(\\w{1,20}\\s?){1,20}$', '(\\w{1,20}\\s?){1,20}'],
+      ['(a{2,9}){2,3}', '(a{2,9}){2,3}'],
+      ['^(a?b?)+$', '(a?b?)+'],
       ['((a+)?)+', '((a+)?)+'],
       ['x(?:a+)+?y', '(?:a+)+?'],
       ['(?<name>[a-z]+)*', '(?<name>[a-z]+)*'],
@@ -35,7 +39,8 @@ describe('nestedRepetition', () => {
       '.',
       '(ab?)*',
       '(a|b)+',
-      '(a{2,9}){2,3}',
+      '(a{2}){1,30}',
+      '^(\\d{3}-){2}\\d{4}$',
       '[(]+a+',
       '\\(a+\\)+',
       '[a+]+',

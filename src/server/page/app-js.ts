@@ -207,7 +207,9 @@ export const APP_JS = String.raw`(() => {
           ' · ', int(last.counts.rows), ' rows, ', int(last.counts.rejects), ' rejected',
           last.error ? h('div', { class: 'error small' }, last.error.code + ': ' + last.error.message) : null] : 'none yet'),
         fact('Next run', next)),
-      c.inFlight ? inFlightView(c.inFlight, now) : null,
+      // Always a block in this place, empty when idle: morph matches children by place, and the actions after it must
+      // stay the same elements when a run starts or ends.
+      c.inFlight ? inFlightView(c.inFlight, now) : h('div', { 'data-role': 'idle', hidden: true }),
       h('div', { class: 'actions' },
         // No listener of its own: morph keeps this button from one status to the next (see the listener on #connectors).
         h('button', { type: 'button', class: 'sync', 'aria-label': 'Sync now: ' + c.name }, 'Sync now'),
