@@ -156,15 +156,21 @@ export function followedKeys(resource: object | undefined, follow: ReadonlySet<R
 /**
  * A PractitionerRole's practitioner named by identifier only (no literal reference to our server; not `#id`, which is
  * in the role): the mapping looks the Practitioner up by that identifier (mapping/resolve.ts), so it is fetched with the
- * role as a literal one is (followedKeys). As written: a CX value is searched whole, as the server keeps it.
+ * role as a literal one is (followedKeys), in the form the mapping looks it up by first: `normalise` (the mapping's
+ * parseCxIdentifiers: an HL7v2 CX value `E123^^^&1.2.840.…&ISO` is value E123 in system urn:oid:1.2.840.…).
  */
-export function followedIdentifiers(resource: object | undefined, ownBase: string | undefined): IdentifierReference[] {
+export function followedIdentifiers(
+  resource: object | undefined,
+  ownBase: string | undefined,
+  normalise: (identifier: { system?: string; value: string }) => { system?: string; value: string } | undefined = (identifier) => identifier,
+): IdentifierReference[] {
   const typed = resource as { resourceType?: string; practitioner?: { reference?: string; identifier?: { system?: string; value?: string } } } | undefined;
   const practitioner = typed?.resourceType === 'PractitionerRole' ? typed.practitioner : undefined;
   const value = practitioner?.identifier?.value;
   if (!value || practitioner?.reference?.startsWith('#') || ownKeyOf(practitioner?.reference, ownBase) !== undefined) return [];
-  const system = practitioner?.identifier?.system;
-  return [system ? { type: 'Practitioner', system, value } : { type: 'Practitioner', value }];
+  const given = practitioner?.identifier?.system;
+  const normal = normalise(given ? { system: given, value } : { value }) ?? { value };
+  return [normal.system ? { type: 'Practitioner', system: normal.system, value: normal.value } : { type: 'Practitioner', value: normal.value }];
 }
 
 /** What the mapping needs fetched for one page of events: literal keys (`Type/id`) and identifier-only references. */

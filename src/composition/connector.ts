@@ -22,7 +22,15 @@ import {
 import { DEFAULT_RETRY } from '../http.js';
 import type { IdSource } from '../ids.js';
 import type { Logger } from '../log.js';
-import { builtinMappingPath, type CompiledMapping, departmentFollows, loadMapping, localZoneOf, type MappingOverrides } from '../mapping/index.js';
+import {
+  builtinMappingPath,
+  type CompiledMapping,
+  departmentFollows,
+  loadMapping,
+  localZoneOf,
+  type MappingOverrides,
+  splitsCxIdentifiers,
+} from '../mapping/index.js';
 import { createDispatcher, resolveNetwork } from '../net/index.js';
 import { CLOUDS, destinationKey } from '../purview/index.js';
 import { normaliseBase } from '../reference-keys.js';
@@ -220,6 +228,7 @@ function buildEventSource(context: RuntimeContext, connector: ConnectorConfig): 
       http,
       fallback: resolver,
       follow: departmentFollows(loadConnectorMapping(connector)),
+      parseCxIdentifiers: splitsCxIdentifiers(loadConnectorMapping(connector)),
       newId: context.newId,
       store: {
         get: () => context.store.getSourceState(connector.name, 'bulk-export'),
@@ -279,6 +288,7 @@ export function buildFhirClient(
     clock: context.clock,
     logger: context.logger,
     follow: departmentFollows(loadConnectorMapping(connector)),
+    parseCxIdentifiers: splitsCxIdentifiers(loadConnectorMapping(connector)),
   });
   return { client, resolver };
 }

@@ -36,7 +36,7 @@ import { clearRefusedExports, MAX_REFUSED_IN_A_ROW, recordRefusedExport } from '
 import { BulkResolver } from './bulk/resolver.js';
 import { FhirError } from './fhir-error.js';
 import { instantMs } from './instant.js';
-import type { ReferenceResolver } from './reference-resolver.js';
+import { identifierNormaliser, type ReferenceResolver } from './reference-resolver.js';
 
 export interface BulkSourceSettings {
   readonly level: 'system' | 'patient' | 'group';
@@ -66,6 +66,8 @@ export interface BulkSourceOptions {
   readonly cacheSize: number;
   /** What the department reads inside exported encounters and roles (ReferenceResolverOptions.follow). Default none. */
   readonly follow?: ReadonlySet<ReferenceFollow>;
+  /** The mapping's parseCxIdentifiers (ReferenceResolverOptions.parseCxIdentifiers). Default true. */
+  readonly parseCxIdentifiers?: boolean;
   /**
    * AuditEvents per page handed to the pipeline (fhir.pageSize, as the search source's pages). Default 200: a page is
    * held while it fills, and a big one outlives young-generation GCs (measured: 1000-event pages doubled the GC time).
@@ -140,7 +142,13 @@ export function createBulkExportSource(options: BulkSourceOptions): BulkExportSo
     level: settings.level,
     ...(settings.level === 'group' ? { groupId: settings.groupId } : {}),
   };
-  const resolver = new BulkResolver(options.fallback, options.cacheSize, normaliseBase(options.http.options.baseUrl), options.follow);
+  const resolver = new BulkResolver(
+    options.fallback,
+    options.cacheSize,
+    normaliseBase(options.http.options.baseUrl),
+    options.follow,
+    identifierNormaliser(options.parseCxIdentifiers ?? true),
+  );
   // The current run's progress line; set by pages() (the source outlives one run in the service).
   let note: ((message: string) => void) | undefined;
   const job = new BulkExportJob({
@@ -450,8 +458,13 @@ function scopeName(scope: ExportScope): string {
  * client refused. Names the file's type and what to check; the next run asks for one export (refused-exports.ts).
  */
 function refusedFiles(error: ExportRefusedError, inARow: number): FhirError {
+  // An error file (the export's report of what it could not export) is OperationOutcomes: no resource scope reads it.
+  const check =
+    error.type === 'OperationOutcome'
+      ? "the FHIR server does not let this client read the export's error report. Check that the client has Bulk Data export enabled at the EHR and that the server serves an export's error files to the client that asked for it"
+      : `the FHIR server does not let this client read exported ${error.type}. Check that the client has the scope system/${error.type}.read and Bulk Data export enabled at the EHR, and that its background user may read ${error.type}`;
   return exportError(
-    `${error.file} answered HTTP 403 with ${error.text} to the access token, a new one too, in ${inARow} exports in a row (the server's log has its text): the FHIR server does not let this client read exported ${error.type}. Check that the client has the scope system/${error.type}.read and Bulk Data export enabled at the EHR, and that its background user may read ${error.type}; the export was given up, and the next run requests a new one`,
+    `${error.file} answered HTTP 403 with ${error.text} to the access token, a new one too, in ${inARow} exports in a row.${error.unquoted} So ${check}; the export was given up, and the next run requests a new one`,
     error.status,
   );
 }

@@ -19,6 +19,7 @@ import type { FhirResource } from 'fhir/r4.js';
 import type { Clock } from '../clock.js';
 import { BridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { normaliseIdentifier } from '../mapping/resolve.js';
 import {
   carriesIdentifier,
   followedIdentifiers,
@@ -75,6 +76,11 @@ export interface ReferenceResolverOptions {
    * departmentFollows): fetched with them, as a role's practitioner always is. Default none.
    */
   readonly follow?: ReadonlySet<ReferenceFollow>;
+  /**
+   * The mapping's parseCxIdentifiers: a role's practitioner named by an HL7v2 CX identifier is searched in the split
+   * form the mapping looks it up by (followedIdentifiers). Default true, the mappings' default.
+   */
+  readonly parseCxIdentifiers?: boolean;
 }
 
 /**
@@ -120,8 +126,14 @@ export function createReferenceResolver(client: FhirClient, options: ReferenceRe
     clock: options.clock,
     ttlMs,
     follow: options.follow ?? new Set(),
+    normalise: identifierNormaliser(options.parseCxIdentifiers ?? true),
     ...(options.logger ? { logger: options.logger } : {}),
   });
+}
+
+/** How a role's practitioner identifier is searched: as the mapping reads it (resolve.ts normaliseIdentifier). */
+export function identifierNormaliser(parseCx: boolean): IdentifierNormaliser {
+  return (identifier) => normaliseIdentifier(identifier, parseCx);
 }
 
 function ownBase(baseUrl: string | undefined): string | undefined {
@@ -146,6 +158,9 @@ const UNAVAILABLE_WORDS: Readonly<Record<string, string>> = {
   'not-offered': 'not offered by the server',
   'id-ignored': 'answered with resources not asked for (the server does not honour _id)',
 };
+
+/** An identifier as the mapping reads it (split when it is an HL7v2 CX value and the mapping splits those). */
+export type IdentifierNormaliser = (identifier: { system?: string; value: string }) => { system?: string; value: string } | undefined;
 
 /** What marks an optional type unavailable: its lookups refused (403) or not offered (404/405, or not in /metadata). */
 function unavailableReason(error: unknown): string | undefined {
@@ -185,7 +200,13 @@ class CachingResolver implements ReferenceResolver {
     private readonly ownBase: string | undefined,
     /** Requestor identifiers nobody carries, apart from the cache (unknown-users.ts). */
     private readonly unknownUsers: UnknownUsers,
-    private readonly optional: { readonly clock: Clock; readonly ttlMs: number; readonly follow: ReadonlySet<ReferenceFollow>; readonly logger?: Logger },
+    private readonly optional: {
+      readonly clock: Clock;
+      readonly ttlMs: number;
+      readonly follow: ReadonlySet<ReferenceFollow>;
+      readonly normalise: IdentifierNormaliser;
+      readonly logger?: Logger;
+    },
   ) {}
 
   /** What the last prefetch cached, expired or not: the mapping reads right after the prefetch of its page. */
@@ -244,7 +265,7 @@ class CachingResolver implements ReferenceResolver {
     );
     const released = [...new Set(named.filter((key) => this.held.delete(key)))];
     const byIdentifier = this.uncached(
-      holders.flatMap((resource) => followedIdentifiers(resource, this.ownBase)),
+      holders.flatMap((resource) => followedIdentifiers(resource, this.ownBase, this.optional.normalise)),
       (ref) => identifierKey(ref.type, ref.system, ref.value),
     );
     const keys = [...more, ...released];

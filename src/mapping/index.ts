@@ -18,7 +18,7 @@ export {
   mergeFillReports,
 } from './fill.js';
 export { builtinMappingPath, loadMapping, readNdjson } from './load.js';
-export { collectReferences, departmentFollows, departmentLookups } from './prefetch.js';
+export { collectReferences, departmentFollows, departmentLookups, splitsCxIdentifiers } from './prefetch.js';
 export { mapEvent } from './rows.js';
 export { createSerializer, type Serializer } from './serialize.js';
 export { mappingJsonSchema } from './spec.js';

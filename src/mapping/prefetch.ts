@@ -34,6 +34,11 @@ export function departmentLookups(mapping: CompiledMapping): ReadonlySet<'Encoun
  * What the department column reads inside fetched Encounters and PractitionerRoles (docs/mapping.md §5.6): the resolver
  * fetches it with them, so a sync finds the organization's or location's name as `bridge map` does from its files.
  */
+/** The mapping's parseCxIdentifiers: how the lookups it makes read an HL7v2 CX identifier. */
+export function splitsCxIdentifiers(mapping: CompiledMapping): boolean {
+  return programOf(mapping).options.parseCxIdentifiers;
+}
+
 export function departmentFollows(mapping: CompiledMapping): ReadonlySet<ReferenceFollow> {
   const { needsDepartment, options } = programOf(mapping);
   const follows = new Set<ReferenceFollow>();

@@ -6,7 +6,15 @@
 import type { AuditEvent, FhirResource, Patient, Practitioner, PractitionerRole } from 'fhir/r4.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPrefetchGroups, createReferenceResolver } from '../../src/fhir/index.js';
-import { builtinMappingPath, type CompiledMapping, collectReferences, departmentFollows, loadMapping, mapEvent } from '../../src/mapping/index.js';
+import {
+  builtinMappingPath,
+  type CompiledMapping,
+  collectReferences,
+  departmentFollows,
+  loadMapping,
+  mapEvent,
+  splitsCxIdentifiers,
+} from '../../src/mapping/index.js';
 import type { ReferenceRequest } from '../../src/reference-keys.js';
 import { EMP_SYSTEM, type FixtureServer, isoAt, startFixtureServer } from './support.js';
 
@@ -64,8 +72,9 @@ async function pullAndMap(events: readonly AuditEvent[], mapping: CompiledMappin
     clock: server.clock,
     baseUrl: server.server.baseUrl,
     ...(sizes.cache === undefined ? {} : { cacheSize: sizes.cache }),
-    // As the composition builds it: what the mapping's department reads inside encounters and roles.
+    // As the composition builds it: what the mapping's department reads inside encounters and roles, and how it reads CX.
     follow: departmentFollows(mapping),
+    parseCxIdentifiers: splitsCxIdentifiers(mapping),
   });
   const groups = createPrefetchGroups<{ event: AuditEvent; references: ReferenceRequest }>(resolver, sizes.group ?? 2);
   const cell = (row: readonly string[] | undefined, name: string): string | undefined => row?.[mapping.columns.findIndex((column) => column.name === name)];
@@ -128,6 +137,24 @@ describe('prefetch and mapping against the sandbox FHIR server', () => {
 
     expect(mapped.get('ae-role')).toEqual({ login: 'user1@ehr.example.org', mrn: 'MRN0', rejects: [] });
     expect(mapped.get('ae-plain')).toEqual({ login: 'user0@ehr.example.org', mrn: 'MRN1', rejects: [] });
+  });
+
+  it('a PractitionerRole whose practitioner is an HL7v2 CX identifier alone: searched split, as the mapping looks it up', async () => {
+    const oid = '1.2.840.114350.1.13.0.1.7.2.697780';
+    const staff: Practitioner = { ...practitioner(1), identifier: [...(practitioner(1).identifier ?? []), { system: `urn:oid:${oid}`, value: 'E123' }] };
+    const role: PractitionerRole = { resourceType: 'PractitionerRole', id: 'role-1', practitioner: { identifier: { value: `E123^^^&${oid}&ISO` } } };
+    fixture = await startFixtureServer([patient(0), practitioner(0), staff, role] as FhirResource[]);
+    const mapping = loadMapping(builtinMappingPath('epic'), {
+      options: { loginSystems: [EMP_SYSTEM], mrnSystems: [MRN_SYSTEM] },
+      fhirBase: fixture.server.baseUrl,
+    });
+    // Searched whole (`identifier=E123^^^&…&ISO`), the server found nobody and the row lost its user.
+    const mapped = await pullAndMap([event('ae-role', 0, { reference: 'PractitionerRole/role-1' }, { reference: 'Patient/pt-0' })], mapping, fixture);
+
+    expect(mapped.get('ae-role')).toEqual({ login: 'user1@ehr.example.org', mrn: 'MRN0', rejects: [] });
+    expect(fixture.requestsFor('Practitioner').map((request) => decodeURIComponent(request.query))).toEqual([
+      expect.stringContaining(`identifier=urn:oid:${oid}|E123`),
+    ]);
   });
 
   it('…and stays pinned while the events naming the role are mapped, with a cache smaller than a group needs', async () => {

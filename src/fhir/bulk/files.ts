@@ -15,7 +15,7 @@ import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
 import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
-import { describeAnswer } from '../outcome.js';
+import { describeAnswer, IN_SERVER_LOG, textNotQuoted } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
 import { type BulkHttp, BulkHttpError, type BulkReply, headerOf } from './http.js';
@@ -45,6 +45,8 @@ export class ExportRefusedError extends Error {
     readonly file: string,
     readonly type: string,
     readonly text: string,
+    /** textNotQuoted's sentence: why the answer's words are left out and where they are; empty when it had none. */
+    readonly unquoted: string,
   ) {
     super(`${file} answered HTTP 403 to the access token`);
   }
@@ -151,9 +153,12 @@ export async function requestExportFile(
     );
   }
   if (withBearer && reply.status === 403) {
-    // A body too large to be an OperationOutcome is not read: the status says enough.
-    const text = describeAnswer(await http.readBody(reply).catch(() => undefined));
-    throw new ExportRefusedError(label, file.type, text);
+    // A body too large to be an OperationOutcome (or one that does not inflate) is not read: the status says enough.
+    const body = await http.readBody(reply).then(
+      (data) => ({ said: describeAnswer(data), unquoted: textNotQuoted(data, IN_SERVER_LOG) }),
+      () => ({ said: 'a body that was not read', unquoted: '' }),
+    );
+    throw new ExportRefusedError(label, file.type, body.said, body.unquoted);
   }
   const expiredSignature = refusedWithoutToken;
   if (reply.status === 404 || reply.status === 410 || expiredSignature) {

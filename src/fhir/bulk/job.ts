@@ -128,7 +128,7 @@ function refusalAdvice(status: number, request: ExportRequest): string {
       ? `Check source.groupId (${request.groupId ?? 'none'}): the server does not know that Group, or offers no Group export.`
       : `Check source.level (${request.level}) and fhir.baseUrl: the server offers no export there.`;
   }
-  return `Check what the server says about the request's parameters (source.types: ${request.types.join(', ')}${request.since ? `; _since ${request.since}` : ''}).`;
+  return `Check the request's parameters against what the server's log says of it (source.types: ${request.types.join(', ')}${request.since ? `; _since ${request.since}` : ''}).`;
 }
 
 export interface PollOptions {

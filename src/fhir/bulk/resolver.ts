@@ -8,7 +8,7 @@
 import type { FhirResource } from 'fhir/r4.js';
 import { followedIdentifiers, followedKeys, identifierKey, keyOf, type ReferenceFollow, type ReferenceRequest } from '../../reference-keys.js';
 import { StringInterner } from '../intern.js';
-import type { PrefetchOptions, ReferenceResolver } from '../reference-resolver.js';
+import { type IdentifierNormaliser, identifierNormaliser, type PrefetchOptions, type ReferenceResolver } from '../reference-resolver.js';
 import type { LookupIndex } from './lookup-index.js';
 
 export class BulkResolver implements ReferenceResolver {
@@ -27,6 +27,7 @@ export class BulkResolver implements ReferenceResolver {
     private readonly cacheSize: number,
     private readonly ownBase?: string | undefined,
     private readonly follow: ReadonlySet<ReferenceFollow> = new Set(),
+    private readonly normalise: IdentifierNormaliser = identifierNormaliser(true),
   ) {}
 
   /** The index of the export being read (undefined: everything goes to the FHIR resolver). */
@@ -63,7 +64,7 @@ export class BulkResolver implements ReferenceResolver {
       // reads (follow). The export may lack them.
       for (const named of followedKeys(resource, this.follow, this.ownBase)) if (!this.fromIndex(named)) keys.add(named);
       // A role may name its practitioner by identifier alone: the mapping looks that up, in the export or over FHIR.
-      for (const ref of followedIdentifiers(resource, this.ownBase)) {
+      for (const ref of followedIdentifiers(resource, this.ownBase, this.normalise)) {
         if (index.identifier(identifierKey(ref.type, ref.system, ref.value)) === undefined) identifiers.push(ref);
       }
     }

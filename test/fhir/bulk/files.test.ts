@@ -580,7 +580,7 @@ describe('downloads', () => {
     const error = (await first.read().catch((e: unknown) => e)) as BridgeError;
     expect(error.code).toBe('BRG_ERR_FHIR_EXPORT');
     expect(error.message).toMatch(
-      /^Patient file 4 of 5 \(\/\S+\) answered HTTP 403 with an OperationOutcome \(error forbidden\) to the access token, a new one too, in 2 exports in a row \(the server's log has its text\): the FHIR server does not let this client read exported Patient\. Check that the client has the scope system\/Patient\.read and Bulk Data export enabled at the EHR/,
+      /^Patient file 4 of 5 \(\/\S+\) answered HTTP 403 with an OperationOutcome \(error forbidden\) to the access token, a new one too, in 2 exports in a row\. Its text is not quoted, as it may name a patient; the FHIR server's log has it\. So the FHIR server does not let this client read exported Patient\. Check that the client has the scope system\/Patient\.read and Bulk Data export enabled at the EHR/,
     );
     expect(error.message).toMatch(/the export was given up, and the next run requests a new one\.$/);
     expect(error.message).not.toContain('tok-');
@@ -598,6 +598,21 @@ describe('downloads', () => {
     expect(ids(await f.source({ store, dir: first.dir, clock: new InstantClock(START) }).read())).toEqual(ids(f.data.events));
     expect(log().kickoffs.length).toBe(kickoffs + 4);
     expect(store.parts.has('refused-exports')).toBe(false);
+  });
+
+  it("names the export's error report, not a resource scope, when its error file is the one refused", async () => {
+    const reporting = await startBulkFixture({ events: 5, patients: 2, practitioners: 1 }, { forbiddenJobs: 10, errorLines: 1 });
+    try {
+      const error = (await reporting
+        .source()
+        .read()
+        .catch((e: unknown) => e)) as BridgeError;
+      expect(error.message).toMatch(/^error file 1 of 1 \(\S+\) answered HTTP 403 with an OperationOutcome \(error forbidden\) to the access token/);
+      expect(error.message).toContain("does not let this client read the export's error report");
+      expect(error.message).not.toContain('OperationOutcome.read');
+    } finally {
+      await reporting.close();
+    }
   });
 
   it("reads the server's refusal, though it came gzip-compressed (IIS in front of Epic compresses JSON answers)", async () => {
