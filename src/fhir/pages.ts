@@ -75,9 +75,9 @@ function absolute(link: string | undefined, baseUrl: string): string | undefined
  */
 function asBundle(body: unknown, resourceType: string, page: number): Bundle {
   const bundle = body as Partial<Bundle> | null;
-  if (bundle?.resourceType === 'Bundle') return bundle as Bundle;
-  const type = bundle?.resourceType;
   const where = `FHIR ${resourceType} search (page ${page})`;
+  if (bundle?.resourceType === 'Bundle') return wellFormed(bundle as Bundle, where, resourceType, page);
+  const type = bundle?.resourceType;
   if (type === 'OperationOutcome') {
     // Codes only: they are tokens of value sets, while the outcome's text may echo the search (an identifier is an MRN).
     const named = issueCodes(body);
@@ -97,6 +97,26 @@ function asBundle(body: unknown, resourceType: string, page: number): Bundle {
     {
       details: { resourceType, status: 200, page },
     },
+  );
+}
+
+/**
+ * A Bundle whose `entry` or `link` is no list of objects (a gateway's rewrite, a server's bug) would fail deep in the
+ * walk with a bare TypeError, reported as the bridge's own failure (BRG_ERR_INTERNAL): it is the server's answer,
+ * refused as such. Its content is not quoted (entries are PHI).
+ */
+function wellFormed(bundle: Bundle, where: string, resourceType: string, page: number): Bundle {
+  const listOfObjects = (value: unknown): boolean =>
+    value === undefined || (Array.isArray(value) && value.every((item) => typeof item === 'object' && item !== null && !Array.isArray(item)));
+  const broken = ['entry', 'link'].filter((field) => !listOfObjects((bundle as unknown as Record<string, unknown>)[field]));
+  // Read only once `entry` is a list: an outcome's issues are what page-checks.ts reads of it.
+  const outcomes = broken.includes('entry') ? [] : (bundle.entry ?? []).filter((entry) => entry.resource?.resourceType === 'OperationOutcome');
+  if (outcomes.some((entry) => !listOfObjects((entry.resource as { issue?: unknown }).issue))) broken.push('an entry’s OperationOutcome.issue');
+  if (broken.length === 0) return bundle;
+  throw new BridgeError(
+    'BRG_ERR_FHIR_HTTP',
+    `${where} answered a broken Bundle (${broken.join(' and ')} not a list of objects), so nothing of it was used. Run again; if it repeats, report the broken answer to the EHR team (or any gateway in front of the server).`,
+    { details: { resourceType, status: 200, page } },
   );
 }
 

@@ -111,6 +111,42 @@ describe('a 200 that is no Bundle', () => {
     expect(error?.code).toBe('BRG_ERR_FHIR_HTTP');
     expect(error?.message).toMatch(/answered JSON that is no FHIR resource \(not an object\)\. Check fhir\.baseUrl/);
   });
+
+  const outcomeWithIssue = (issue: unknown) => ({ resource: { resourceType: 'OperationOutcome', issue }, search: { mode: 'outcome' } });
+  it.each([
+    ['entry', 'an entry that is null', { entry: [{ resource: event(1) }, null] }],
+    ['entry', 'entry that is one object', { entry: { resource: event(1) } }],
+    ['link', 'link that is one object', { link: { relation: 'next', url: 'AuditEvent?page=2' }, entry: [{ resource: event(1) }] }],
+    ['an entry’s OperationOutcome.issue', 'an outcome whose issue is one object', { entry: [{ resource: event(1) }, outcomeWithIssue({ severity: 'error' })] }],
+  ])('a Bundle with %s not a list of objects (%s) is the server’s broken answer (BRG_ERR_FHIR_HTTP), not a bare TypeError', async (field, _case, body) => {
+    const { baseUrl } = await serve(() => JSON.stringify({ resourceType: 'Bundle', type: 'searchset', ...body }));
+    const { ids, error } = await pull(baseUrl);
+    expect(ids).toEqual([]);
+    expect(error?.code).toBe('BRG_ERR_FHIR_HTTP');
+    expect(error?.message).toBe(
+      `FHIR AuditEvent search (page 1) answered a broken Bundle (${field} not a list of objects), so nothing of it was used. Run again; if it repeats, report the broken answer to the EHR team (or any gateway in front of the server).`,
+    );
+    expect(error?.details).toEqual({ resourceType: 'AuditEvent', status: 200, page: 1 });
+  });
+
+  it('entries without a resource, outcome warnings and included resources pass: only the AuditEvents are read', async () => {
+    const { baseUrl } = await serve(() =>
+      JSON.stringify({
+        ...bundle([event(1), event(2)]),
+        total: 2,
+        entry: [
+          { resource: event(1), search: { mode: 'match' } },
+          { search: { mode: 'match' } },
+          outcomeWithIssue([{ severity: 'warning', code: 'informational' }]),
+          { resource: { resourceType: 'Practitioner', id: 'p1' }, search: { mode: 'include' } },
+          { resource: event(2), search: { mode: 'match' } },
+        ],
+      }),
+    );
+    const { ids, error } = await pull(baseUrl);
+    expect(error).toBeUndefined();
+    expect(ids).toEqual(['ae-1', 'ae-2']);
+  });
 });
 
 describe('a throttle longer than the retry time left', () => {

@@ -8,7 +8,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { createGunzip } from 'node:zlib';
-import { type Dispatcher, request } from 'undici';
+import { type Dispatcher, errors, request } from 'undici';
 import { abortError, type Clock } from '../../clock.js';
 import { BridgeError, isAbortError } from '../../errors.js';
 import { parseRetryAfter, RETRYABLE_STATUSES, type RetryOptions, type RetryVerdict, withRetry } from '../../http.js';
@@ -26,7 +26,7 @@ export interface BulkHttpOptions {
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Headers of a JSON answer, and any gap between two chunks of a body. */
+  /** Headers of any answer, any gap between two chunks of a body, and the whole body of a JSON answer (readBody). */
   readonly timeoutMs: number;
   readonly retry: RetryOptions;
   /** Largest JSON answer read (status, manifest page, OperationOutcome). */
@@ -130,6 +130,13 @@ export class BulkHttp {
     const gzip = (headerOf(reply.headers, 'content-encoding') ?? '').trim().toLowerCase() === 'gzip';
     const inflated = gzip ? reply.body.pipe(createGunzip()) : undefined;
     if (inflated) reply.body.on('error', (error) => inflated.destroy(error));
+    // undici's bodyTimeout bounds only the gap between two chunks: an answer that trickles (a space every few seconds,
+    // from a gateway or a stuck server) would be read for days, the run holding its lease. The whole answer is due
+    // within timeoutMs, as a search's is (transport.ts); failing so, it is a body timeout, retried like one.
+    const deadline = setTimeout(
+      () => reply.body.destroy(new errors.BodyTimeoutError(`The answer did not end within ${this.options.timeoutMs} ms`)),
+      this.options.timeoutMs,
+    );
     const chunks: Buffer[] = [];
     let size = 0;
     try {
@@ -149,6 +156,8 @@ export class BulkHttp {
       inflated?.destroy();
       if (error instanceof BridgeError) throw error;
       return undefined;
+    } finally {
+      clearTimeout(deadline);
     }
     const text = Buffer.concat(chunks).toString('utf8');
     if (text.trim() === '') return undefined;

@@ -188,8 +188,11 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
   for (;;) {
     if (options.signal?.aborted) throw abortError(options.signal);
     let reply: BulkReply;
+    let body: unknown;
     try {
       reply = await http.send({ method: 'GET', url: statusUrl, what, bearer: true, signal: options.signal, headers: { accept: 'application/json' } });
+      // A body that stalls or never ends (readBody's time bound) is a poll that got no answer, as a refused connection is.
+      body = await http.readBody(reply);
     } catch (error) {
       if (!isNetworkError(error)) throw http.toError(error, what, failures, options.signal);
       if (++failures >= retry.maxAttempts) throw giveUp(http.toError(error, what, failures, options.signal));
@@ -197,9 +200,15 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       continue;
     }
     const status = reply.status;
-    if (status === 200) return { kind: 'manifest', page: await http.readBody(reply) };
-    const body = await http.readBody(reply);
-    if (status === 202) {
+    if (status === 200 && !notJson(body)) return { kind: 'manifest', page: body };
+    if (status === 200) {
+      // No JSON at all (an HTML page, an empty body) is no manifest from the FHIR server: a captive portal's or a
+      // gateway's page. Polled again like a gateway's 5xx, within the same bounds: an export of hours is not given up
+      // (and deleted) for one page.
+      if (++failures >= retry.maxAttempts) throw giveUp(notJsonAnswer(http, what, body));
+      logger.warn({ status, attempt: failures }, 'FHIR $export status: answered 200 with no JSON (not a manifest); polling again');
+      await wait(headerOf(reply.headers, 'retry-after'), 'no manifest');
+    } else if (status === 202) {
       failures = 0;
       const progress = cleanProgress(headerOf(reply.headers, 'x-progress'));
       if (progress !== undefined && progress !== lastProgress) {
@@ -283,6 +292,24 @@ function notReady(options: PollOptions, lastFailure?: string): FhirError {
  */
 function gatewayFailure(status: number, body: unknown): boolean {
   return status >= 500 && status <= 599 && (body as { resourceType?: unknown } | null)?.resourceType !== 'OperationOutcome';
+}
+
+/** A body readBody found no JSON in (its text), or none at all: never the FHIR server's own JSON answer. */
+export function notJson(body: unknown): boolean {
+  return body === undefined || typeof body === 'string';
+}
+
+/**
+ * A status or manifest page answered 200 with no JSON: not BRG_ERR_FHIR_EXPORT (which gives the export up), as the
+ * export itself may be ready and whole behind whatever answered.
+ */
+export function notJsonAnswer(http: BulkHttp, what: string, body: unknown): FhirError {
+  const summary = describeAnswer(body);
+  return new FhirError(
+    'BRG_ERR_FHIR_HTTP',
+    `${what} at ${http.origin} answered HTTP 200 with ${summary}, not the export's manifest: the page of something in front of the FHIR server (a captive portal, a proxy, a gateway). The export is kept and the next run reads it again; if this repeats, check the network path from this host to the FHIR server.`,
+    { status: 200, resourceType: 'export', outcome: { summary, codes: [] } },
+  );
 }
 
 function isTransient(body: unknown): boolean {

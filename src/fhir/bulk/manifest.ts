@@ -8,7 +8,7 @@
 import type { Logger } from '../../log.js';
 import type { ExportManifest, ManifestFile } from './checkpoint.js';
 import type { BulkHttp } from './http.js';
-import { exportError, requireFhirOrigin } from './job.js';
+import { exportError, notJson, notJsonAnswer, requireFhirOrigin } from './job.js';
 
 /** A paging loop or a runaway server must not keep the client reading manifests forever. */
 const MAX_MANIFEST_PAGES = 10_000;
@@ -48,8 +48,8 @@ export async function readManifest(
     const url = next;
     requireFhirOrigin(http, url, 'a manifest page');
     const what = 'FHIR $export manifest page';
-    const reply = await http
-      .withRetries(what, () => http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]), signal)
+    const body = await http
+      .withRetries(what, () => readPage(http, url, what, signal), signal)
       .catch((error: unknown) => {
         // A page the server no longer has will not come back: the export is given up (the next run asks for a new one),
         // not kept to be polled, and failed on this page, for ever.
@@ -62,7 +62,7 @@ export async function readManifest(
         }
         throw error;
       });
-    const page = parsePage(await http.readBody(reply), url);
+    const page = parsePage(body, url);
     output.push(...page.output);
     error.push(...page.error);
     deleted += page.deleted;
@@ -83,6 +83,19 @@ export async function readManifest(
     error,
     deleted,
   };
+}
+
+/**
+ * One manifest page's JSON. Its body is read within the retries: one that stalls or never ends is retried as a lost
+ * answer. A 200 with no JSON at all (an HTML page, an empty body) is a gateway's, not the server's manifest: it stops
+ * the run as an HTTP answer (BRG_ERR_FHIR_HTTP), so the export is kept and the next run reads its manifest again,
+ * rather than given up as invalid.
+ */
+async function readPage(http: BulkHttp, url: string, what: string, signal: AbortSignal | undefined): Promise<unknown> {
+  const reply = await http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]);
+  const body = await http.readBody(reply);
+  if (notJson(body)) throw notJsonAnswer(http, what, body);
+  return body;
 }
 
 function parsePage(data: unknown, pageUrl: string): ManifestPage {
