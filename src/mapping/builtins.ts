@@ -119,8 +119,17 @@ function typeFromReference(ref: Reference | undefined): string | undefined {
 }
 
 /**
+ * Which DICOM role the user's machine plays (docs/mapping.md §4.3): in a read the server sends the data, so the client
+ * is the Destination (110152); in a query, create, update, delete or execute the client sends the request, so it is the
+ * Source (110153) and the Destination is the server (IHE BALP's Read and Query/Create profiles, IHE ATNA).
+ */
+const CLIENT_ROLES_READ = ['110152', '110153'] as const;
+const CLIENT_ROLES_OTHER = ['110153', '110152'] as const;
+
+/**
  * docs/mapping.md §4.3: the requestor's own network address (of type 1 or 2, or none: type 5 is BALP's server URL), else a
- * non-requestor DCM 110152 then 110153 agent with network type 1|2 (machine name or IP), else any agent with type 1|2.
+ * non-requestor client agent (DCM 110152 then 110153 for a read, 110153 then 110152 otherwise) with network type 1|2
+ * (machine name or IP), else any agent with type 1|2.
  */
 function workstation(ctx: RowContext): string | undefined {
   const own = ctx.requestor?.network;
@@ -128,7 +137,7 @@ function workstation(ctx: RowContext): string | undefined {
   if (own?.address && (own.type === undefined || own.type === '1' || own.type === '2')) return own.address;
   const agents = ctx.event.agent ?? [];
   const local = agents.filter((agent) => agent.network?.address && (agent.network.type === '1' || agent.network.type === '2'));
-  for (const role of ['110152', '110153']) {
+  for (const role of ctx.event.action === 'R' ? CLIENT_ROLES_READ : CLIENT_ROLES_OTHER) {
     const found = local.find((agent) => agent.requestor === false && agent.type?.coding?.some((coding) => coding.system === DCM && coding.code === role));
     if (found) return found.network?.address;
   }

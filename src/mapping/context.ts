@@ -12,6 +12,7 @@ export const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 /** The same code system as STU3 and DSTU2 named it; servers upgraded from those still write it. */
 const OBJECT_ROLE_STU3 = 'http://hl7.org/fhir/object-role';
 export const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+const RESOURCE_TYPES = 'http://hl7.org/fhir/resource-types';
 
 const PATIENT_TYPES = new Set(['Patient', 'RelatedPerson']);
 const HUMAN_TYPES = new Set(['Practitioner', 'PractitionerRole']);
@@ -44,7 +45,9 @@ export type RequestorChoice =
 
 /**
  * The flagged requestor (R4: "there can only be one initiator"; with several, the first, and `ambiguous`).
- * A flagged agent of unknown kind counts as human (R4 examples flag agents that carry only an identifier).
+ * A flagged agent of unknown kind counts as human (R4 examples flag agents that carry only an identifier), unless a
+ * later flagged agent is clearly human: IHE ATNA audits flag the requesting process (DICOM 110153 "Source", named by
+ * a host or application id) as well as the person, process first, and the row is the person's.
  * When nothing is flagged, or the flagged agent is a device or organization, the first clearly human agent.
  */
 export function selectRequestor(event: AuditEvent, resolver: Resolver): RequestorChoice {
@@ -59,6 +62,10 @@ export function selectRequestor(event: AuditEvent, resolver: Resolver): Requesto
   if (first) {
     const kind = agentKind(first, resolver);
     if (kind === 'patient') return { kind: 'patient', agent: first };
+    if (kind === 'unknown' && flagged > 1) {
+      const person = agents.find((agent) => agent !== first && agent.requestor === true && agentKind(agent, resolver) === 'human');
+      if (person) return { kind: 'human', agent: person, ambiguous: true };
+    }
     if (kind !== 'system') return { kind: 'human', agent: first, ambiguous: flagged > 1 };
   }
   for (const agent of agents) {
@@ -139,8 +146,8 @@ export interface PatientSubject {
 }
 
 /**
- * docs/mapping.md §3.4: entities with object-role 1 (Patient), entities whose `what` is a Patient (the vread data
- * object), and the configured patient extensions; de-duplicated on the normalised reference ("Patient/example" =
+ * docs/mapping.md §3.4: entities with object-role 1 (Patient) or typed as the Patient resource, entities whose `what`
+ * is a Patient (the vread data object), and the configured patient extensions; de-duplicated on the normalised reference ("Patient/example" =
  * ".../_history/1"). The agent half of the R4 `patient` search parameter is deliberately left out: a patient agent is a
  * portal user.
  */
@@ -148,15 +155,16 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
   const candidates: PatientSubject[] = [];
   const entities = event.entity ?? [];
   for (let index = 0; index < entities.length; index += 1) {
-    const what = entities[index]?.what;
+    const entity = entities[index];
+    const what = entity?.what;
     if (!what) continue;
-    const role = entities[index]?.role;
-    const patientRole = isPatientRole(role) && !namesOtherType(what, resolver);
+    // The patient's role, or the Patient resource type, unless the reference names another type.
+    const patientEntity = (isPatientRole(entity?.role) || isPatientEntityType(entity?.type)) && !namesOtherType(what, resolver);
     // A patient's entity whose `what` names no one we can look up (a urn:uuid, an id longer than FHIR allows, nothing
     // but an empty reference) is still an access to a patient: keyed by where it sits, it gives an unresolved row (and
     // a reject, visible), not a silent no-patient skip.
     const subject =
-      patientRole || isPatientReference(what, resolver) ? (toSubject(what, 'entity', index, options) ?? unnamed('entity', index, what)) : undefined;
+      patientEntity || isPatientReference(what, resolver) ? (toSubject(what, 'entity', index, options) ?? unnamed('entity', index, what)) : undefined;
     if (subject) candidates.push(subject);
   }
   const extensions = event.extension ?? [];
@@ -170,6 +178,14 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
   const unique = new Map<string, PatientSubject>();
   for (const subject of candidates) if (!unique.has(subject.key)) unique.set(subject.key, subject);
   return [...unique.values()];
+}
+
+/**
+ * An entity typed as a Patient resource: R4 binds `entity.type` to audit-entity-type, which takes the resource-types
+ * codes beside 1–4, so `type` may say "Patient" where `what` names the patient by identifier alone (no type of its own).
+ */
+function isPatientEntityType(type: Coding | undefined): boolean {
+  return type?.code === 'Patient' && type.system === RESOURCE_TYPES;
 }
 
 /** Object-role 1 (Patient), in R4's code system, as STU3 named it, or with no system (the role's binding is that system). */

@@ -83,6 +83,22 @@ describe('patient subjects no lookup can name (docs/mapping.md §3.4)', () => {
     // Another code system's code 1 is not the patient role.
     expect(withEntity({ ...byMrn, role: { system: 'http://example.org/roles', code: '1' } }).skipped).toBe('no-patient');
   });
+
+  it('takes an entity typed as the Patient resource (R4 entity.type takes resource-types codes) named by identifier alone', () => {
+    const mrn = { system: 'urn:oid:1.2.36.146.595.217.0.1', value: '12345' };
+    const entity = { what: { identifier: mrn }, type: { system: 'http://hl7.org/fhir/resource-types', code: 'Patient' } };
+    const example = lookup.get(referenceKey('Patient', 'example')) as Patient;
+    const byIdentifier = lookupOf(hl7Resources(), { [identifierKey('Patient', mrn.system, mrn.value)]: example });
+    const result = mapEvent(read(login, { entity: [entity] }), mapping, byIdentifier);
+    expect(result.skipped).toBeUndefined();
+    expect(result.rejects).toEqual([]);
+    expect(result.rows).toHaveLength(1);
+    // The pull is asked for it, as for a patient with the patient role.
+    expect(collectReferences(read(login, { entity: [entity] }), mapping).identifiers).toContainEqual({ type: 'Patient', ...mrn });
+    // Another resource type, or a reference naming another type, is no patient.
+    expect(withEntity({ ...entity, type: { ...entity.type, code: 'Group' } }).skipped).toBe('no-patient');
+    expect(withEntity({ what: { reference: 'Group/ward-3' }, type: entity.type }).skipped).toBe('no-patient');
+  });
 });
 
 describe('an event or resource with a value of another JSON type (docs/mapping.md §9.1)', () => {
@@ -286,6 +302,70 @@ describe('workstation (docs/mapping.md §4.3)', () => {
         'ACCESS_LOG.WORKSTATION_ID',
       ),
     ).toBe('WS-1');
+  });
+
+  it("takes the client's machine, not the server's: the Destination (110152) of a read, the Source (110153) of anything else", () => {
+    const role = (code: string, address: string, type: '1' | '2'): AuditEventAgent => ({
+      requestor: false,
+      type: { coding: [{ system: 'http://dicom.nema.org/resources/ontology/DCM', code }] },
+      network: { address, type },
+    });
+    const user: AuditEventAgent = { requestor: true, who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+    // IHE BALP Query and Create, IHE ATNA queries: the client is the Source, the server the Destination (here by its IP).
+    for (const action of ['E', 'C', 'U', 'D'] as const) {
+      const event = read({}, { action, agent: [user, role('110152', '10.20.0.5', '2'), role('110153', 'WS-3F-0412', '1')] });
+      expect(cell(event, 'ACCESS_LOG.WORKSTATION_ID'), action).toBe('WS-3F-0412');
+    }
+    // IHE BALP Read: the client receives the data, so it is the Destination; the server is the Source.
+    const readEvent = read({}, { action: 'R', agent: [user, role('110153', '10.20.0.5', '2'), role('110152', 'WS-3F-0412', '1')] });
+    expect(cell(readEvent, 'ACCESS_LOG.WORKSTATION_ID')).toBe('WS-3F-0412');
+  });
+});
+
+describe('the requestor (docs/mapping.md §3.2)', () => {
+  const DCM = 'http://dicom.nema.org/resources/ontology/DCM';
+  const EMP = 'urn:oid:1.2.840.114350.1.13.0.1.7.2.697780';
+  /** IHE ATNA flags the requesting process (DICOM 110153 Source, named by an application id) as well as the person. */
+  const process: AuditEventAgent = {
+    requestor: true,
+    type: { coding: [{ system: DCM, code: '110153', display: 'Source Role ID' }] },
+    who: { identifier: { value: 'svc-interface@hospital.example.org' } },
+    altId: '6580',
+    network: { address: 'WS-3F-0412', type: '1' },
+  };
+  const humanuser = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/extra-security-role-type', code: 'humanuser' }] };
+
+  it('with several flagged, takes the person over a flagged process of unknown kind, and still warns', () => {
+    const person: AuditEventAgent = { requestor: true, type: humanuser, who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+    const result = mapEvent(read({}, { agent: [process, person] }), builtinMapping('epic'), lookup);
+    expect(result.rows).toHaveLength(1);
+    const mapping = builtinMapping('epic');
+    const at = (column: string): string | undefined => result.rows[0]?.[mapping.columns.findIndex((entry) => entry.name === column)];
+    // Not the interface's service account: the user's login and name.
+    expect(at('EMP.SYSTEM_LOGIN')).toBe('user@hospital.example.org');
+    expect(at('employee_last_name')).not.toBe('');
+    // The process's machine is the workstation.
+    expect(at('ACCESS_LOG.WORKSTATION_ID')).toBe('WS-3F-0412');
+    expect(result.warnings).toContain('multiple-requestors');
+  });
+
+  it('reads and asks the pull for the person named by an EMP identifier, not the process (a reject before)', () => {
+    const person: AuditEventAgent = { requestor: true, type: humanuser, who: { identifier: { system: EMP, value: 'JSMITH' }, display: 'SMITH, JOHN' } };
+    const event = read({}, { agent: [process, person] });
+    const mapping = builtinMapping('epic');
+    const result = mapEvent(event, mapping, lookup);
+    expect(result.rejects).toEqual([]);
+    expect(result.rows[0]?.[mapping.columns.findIndex((entry) => entry.name === 'EMP.SYSTEM_LOGIN')]).toBe('JSMITH');
+    expect(collectReferences(event, mapping).identifiers).toEqual([{ type: 'Practitioner', system: EMP, value: 'JSMITH' }]);
+  });
+
+  it('keeps the first flagged agent when it is clearly human, or when no later flagged one is', () => {
+    const first: AuditEventAgent = { requestor: true, type: humanuser, who: { reference: 'Practitioner/f001' }, altId: 'first@hospital.example.org' };
+    const second: AuditEventAgent = { requestor: true, type: humanuser, who: { reference: 'Practitioner/example' }, altId: 'second@hospital.example.org' };
+    expect(cell(read({}, { agent: [first, second] }), 'EMP.SYSTEM_LOGIN')).toBe('first@hospital.example.org');
+    const unknown: AuditEventAgent = { requestor: true, who: { identifier: { value: 'only@hospital.example.org' } } };
+    const device: AuditEventAgent = { requestor: true, who: { reference: 'Device/interface-engine' } };
+    expect(cell(read({}, { agent: [unknown, device] }), 'EMP.SYSTEM_LOGIN')).toBe('only@hospital.example.org');
   });
 });
 
