@@ -127,9 +127,10 @@ const CLIENT_ROLES_READ = ['110152', '110153'] as const;
 const CLIENT_ROLES_OTHER = ['110153', '110152'] as const;
 
 /**
- * docs/mapping.md §4.3: the requestor's own network address (of type 1 or 2, or none: type 5 is BALP's server URL), else a
- * non-requestor client agent (DCM 110152 then 110153 for a read, 110153 then 110152 otherwise) with network type 1|2
- * (machine name or IP), else any agent with type 1|2.
+ * docs/mapping.md §4.3: the requestor's own network address (of type 1 or 2, or none: type 5 is BALP's server URL), else
+ * that of another flagged agent (the requesting process an IHE ATNA audit flags beside the person, the row being the
+ * person's: it runs on the user's machine), else a non-requestor client agent (DCM 110152 then 110153 for a read,
+ * 110153 then 110152 otherwise) with network type 1|2 (machine name or IP), else any agent with type 1|2.
  */
 function workstation(ctx: RowContext): string | undefined {
   const own = ctx.requestor?.network;
@@ -137,6 +138,8 @@ function workstation(ctx: RowContext): string | undefined {
   if (own?.address && (own.type === undefined || own.type === '1' || own.type === '2')) return own.address;
   const agents = ctx.event.agent ?? [];
   const local = agents.filter((agent) => agent.network?.address && (agent.network.type === '1' || agent.network.type === '2'));
+  const displaced = local.find((agent) => agent.requestor === true && agent.network !== own);
+  if (displaced) return displaced.network?.address;
   for (const role of ctx.event.action === 'R' ? CLIENT_ROLES_READ : CLIENT_ROLES_OTHER) {
     const found = local.find((agent) => agent.requestor === false && agent.type?.coding?.some((coding) => coding.system === DCM && coding.code === role));
     if (found) return found.network?.address;

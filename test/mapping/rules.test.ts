@@ -349,6 +349,13 @@ describe('the requestor (docs/mapping.md §3.2)', () => {
     expect(result.warnings).toContain('multiple-requestors');
   });
 
+  it("takes the flagged process's machine for the workstation, not the server's Destination, whatever the action", () => {
+    const person: AuditEventAgent = { requestor: true, type: humanuser, who: { reference: 'Practitioner/f001' }, altId: 'user@hospital.example.org' };
+    const server: AuditEventAgent = { requestor: false, type: { coding: [{ system: DCM, code: '110152' }] }, network: { address: '10.20.0.5', type: '2' } };
+    for (const action of ['R', 'E', 'C', 'U', 'D'] as const)
+      expect(cell(read({}, { action, agent: [process, person, server] }), 'ACCESS_LOG.WORKSTATION_ID'), action).toBe('WS-3F-0412');
+  });
+
   it('reads and asks the pull for the person named by an EMP identifier, not the process (a reject before)', () => {
     const person: AuditEventAgent = { requestor: true, type: humanuser, who: { identifier: { system: EMP, value: 'JSMITH' }, display: 'SMITH, JOHN' } };
     const event = read({}, { agent: [process, person] });

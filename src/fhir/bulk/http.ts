@@ -131,17 +131,26 @@ export class BulkHttp {
     const inflated = gzip ? reply.body.pipe(createGunzip()) : undefined;
     if (inflated) reply.body.on('error', (error) => inflated.destroy(error));
     // undici's bodyTimeout bounds only the gap between two chunks: an answer that trickles (a space every few seconds,
-    // from a gateway or a stuck server) would be read for days, the run holding its lease. The whole answer is due
-    // within timeoutMs, as a search's is (transport.ts); failing so, it is a body timeout, retried like one.
-    const deadline = setTimeout(
-      () => reply.body.destroy(new errors.BodyTimeoutError(`The answer did not end within ${this.options.timeoutMs} ms`)),
-      this.options.timeoutMs,
-    );
+    // from a gateway or a stuck server) would be read for days, the run holding its lease. So every timeoutMs of it must
+    // bring MIN_BYTES_PER_TIMEOUT or end: a large manifest still arriving is read however long it takes, a trickle is a
+    // body timeout, retried like one.
+    const { timeoutMs } = this.options;
+    let windowBytes = 0;
+    const progressed = (): void => {
+      if (windowBytes < MIN_BYTES_PER_TIMEOUT) {
+        reply.body.destroy(new errors.BodyTimeoutError(`The answer brought fewer than ${MIN_BYTES_PER_TIMEOUT} bytes in ${timeoutMs} ms`));
+        return;
+      }
+      windowBytes = 0;
+      watch = setTimeout(progressed, timeoutMs);
+    };
+    let watch = setTimeout(progressed, timeoutMs);
     const chunks: Buffer[] = [];
     let size = 0;
     try {
       for await (const chunk of (inflated ?? reply.body) as AsyncIterable<Buffer>) {
         size += chunk.length;
+        windowBytes += chunk.length;
         if (size > this.options.maxJsonBytes) {
           throw new BridgeError(
             'BRG_ERR_FHIR_TOO_LARGE',
@@ -157,7 +166,7 @@ export class BulkHttp {
       if (error instanceof BridgeError) throw error;
       return undefined;
     } finally {
-      clearTimeout(deadline);
+      clearTimeout(watch);
     }
     const text = Buffer.concat(chunks).toString('utf8');
     if (text.trim() === '') return undefined;
@@ -232,6 +241,14 @@ export class BulkHttp {
       throw error;
     }
   }
+}
+
+/** What each fhir.timeoutMs of a JSON answer must bring (or end): a few lines of a manifest; a trickle brings less. */
+const MIN_BYTES_PER_TIMEOUT = 1024;
+
+/** The answer says it is JSON (application/json, application/fhir+json): its text is the FHIR server's own. */
+export function saysJson(headers: IncomingHttpHeaders): boolean {
+  return /\bjson\b/i.test(headerOf(headers, 'content-type') ?? '');
 }
 
 function isZlibError(error: unknown): boolean {

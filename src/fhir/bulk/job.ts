@@ -11,7 +11,7 @@ import { FhirError } from '../fhir-error.js';
 import { describeAnswer, IN_SERVER_LOG, namedIn, outcomeCodes, textNotQuoted } from '../outcome.js';
 import { safeOrigin } from '../transport-errors.js';
 import type { ExportRequest } from './checkpoint.js';
-import { type BulkHttp, BulkHttpError, type BulkReply, headerOf, isNetworkError } from './http.js';
+import { type BulkHttp, BulkHttpError, type BulkReply, headerOf, isNetworkError, saysJson } from './http.js';
 import { pollDelay } from './poll-delay.js';
 
 /** Issue types of the `transient` family (FHIR IssueType): the poll failed, not the export. */
@@ -200,7 +200,7 @@ export async function pollStatus(http: BulkHttp, statusUrl: string, options: Pol
       continue;
     }
     const status = reply.status;
-    if (status === 200 && !notJson(body)) return { kind: 'manifest', page: body };
+    if (status === 200 && !gatewayPage(reply, body)) return { kind: 'manifest', page: body };
     if (status === 200) {
       // No JSON at all (an HTML page, an empty body) is no manifest from the FHIR server: a captive portal's or a
       // gateway's page. Polled again like a gateway's 5xx, within the same bounds: an export of hours is not given up
@@ -294,9 +294,12 @@ function gatewayFailure(status: number, body: unknown): boolean {
   return status >= 500 && status <= 599 && (body as { resourceType?: unknown } | null)?.resourceType !== 'OperationOutcome';
 }
 
-/** A body readBody found no JSON in (its text), or none at all: never the FHIR server's own JSON answer. */
-export function notJson(body: unknown): boolean {
-  return body === undefined || typeof body === 'string';
+/**
+ * A 200 that is no answer of the FHIR server: no body, or a body that is not JSON and does not say it is (a captive
+ * portal's or a gateway's page). JSON the server sent broken stays the server's (a broken manifest, given up as such).
+ */
+export function gatewayPage(reply: BulkReply, body: unknown): boolean {
+  return body === undefined || (typeof body === 'string' && !saysJson(reply.headers));
 }
 
 /**
@@ -307,7 +310,7 @@ export function notJsonAnswer(http: BulkHttp, what: string, body: unknown): Fhir
   const summary = describeAnswer(body);
   return new FhirError(
     'BRG_ERR_FHIR_HTTP',
-    `${what} at ${http.origin} answered HTTP 200 with ${summary}, not the export's manifest: the page of something in front of the FHIR server (a captive portal, a proxy, a gateway). The export is kept and the next run reads it again; if this repeats, check the network path from this host to the FHIR server.`,
+    `${what} at ${http.origin} answered HTTP 200 with ${summary}, not the export's manifest: the page of something in front of the FHIR server (a captive portal, a proxy, a gateway). If this repeats, check the network path from this host to the FHIR server.`,
     { status: 200, resourceType: 'export', outcome: { summary, codes: [] } },
   );
 }

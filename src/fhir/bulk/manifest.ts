@@ -8,7 +8,7 @@
 import type { Logger } from '../../log.js';
 import type { ExportManifest, ManifestFile } from './checkpoint.js';
 import type { BulkHttp } from './http.js';
-import { exportError, notJson, notJsonAnswer, requireFhirOrigin } from './job.js';
+import { exportError, gatewayPage, notJsonAnswer, requireFhirOrigin } from './job.js';
 
 /** A paging loop or a runaway server must not keep the client reading manifests forever. */
 const MAX_MANIFEST_PAGES = 10_000;
@@ -94,7 +94,7 @@ export async function readManifest(
 async function readPage(http: BulkHttp, url: string, what: string, signal: AbortSignal | undefined): Promise<unknown> {
   const reply = await http.expect({ method: 'GET', url, what, bearer: true, signal, headers: { accept: 'application/json' } }, [200]);
   const body = await http.readBody(reply);
-  if (notJson(body)) throw notJsonAnswer(http, what, body);
+  if (gatewayPage(reply, body)) throw notJsonAnswer(http, what, body);
   return body;
 }
 

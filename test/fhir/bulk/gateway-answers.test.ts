@@ -167,10 +167,43 @@ it('a status URL that keeps answering an HTML 200 stops the run naming it, the e
   const { error } = await run(store);
   expect(error?.code).toBe('BRG_ERR_FHIR_HTTP');
   expect(error?.message).toBe(
-    `FHIR $export status at ${new URL(base).origin} answered HTTP 200 with a body that is not FHIR JSON: "Maintenance", not the export's manifest: the page of something in front of the FHIR server (a captive portal, a proxy, a gateway). The export is kept and the next run reads it again; if this repeats, check the network path from this host to the FHIR server.`,
+    `FHIR $export status at ${new URL(base).origin} answered HTTP 200 with a body that is not FHIR JSON: "Maintenance", not the export's manifest: the page of something in front of the FHIR server (a captive portal, a proxy, a gateway). If this repeats, check the network path from this host to the FHIR server.`,
   );
   expect(store.parsed()?.statusUrl).toBe(`${base}/status/1`);
   expect(requests).not.toContain('DELETE /fhir/status/1');
+});
+
+it('a large manifest still arriving (more than 1 KiB in every fhir.timeoutMs) is read whole, however long it takes', async () => {
+  const files = Array.from({ length: 200 }, (_, i) => ({ type: 'AuditEvent', url: `${base}/file/${i}.ndjson`, count: 0 }));
+  const body = manifest({ output: files });
+  answer = (res) => {
+    // About 2.4 s in all, six times the timeout: 16 pieces of some 900 bytes, one every 150 ms.
+    res.writeHead(200, { 'content-type': 'application/json' });
+    const size = Math.ceil(body.length / 16);
+    let at = 0;
+    const timer = setInterval(() => {
+      res.write(body.slice(at, at + size));
+      at += size;
+      if (at >= body.length) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, 150);
+    res.on('close', () => clearInterval(timer));
+  };
+  expect(body.length / 16).toBeGreaterThan(1024 / 2);
+  await run();
+  // Read whole at the first poll: its files were asked for next (here they do not exist), not the status URL again.
+  const firstFile = requests.findIndex((request) => request.startsWith('GET /fhir/file/'));
+  expect(firstFile).toBeGreaterThan(0);
+  expect(requests.slice(0, firstFile).filter((request) => request === 'GET /fhir/status/1')).toHaveLength(1);
+});
+
+it("a status URL's manifest that says it is JSON but is broken is the server's broken manifest: given up as before", async () => {
+  answer = (res) => json(res, manifest().slice(0, 40));
+  const { error } = await run();
+  expect(error?.code).toBe('BRG_ERR_FHIR_EXPORT');
+  expect(error?.message).not.toContain('captive portal');
 });
 
 it('a manifest page answering an HTML 200 stops the run (BRG_ERR_FHIR_HTTP); the export is kept and its manifest read again next run', async () => {
