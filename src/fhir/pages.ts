@@ -40,11 +40,12 @@ export async function* searchPages(
   for (let page = 1; ; page++) {
     const reply = await transport.send({ resourceType, action: page === 1 ? 'search' : 'next page', sent }, call, signal);
     const bundle = asBundle(reply.data, resourceType, page);
-    visited.visit(page, reply.url, absolute(linkOf(bundle, 'self'), baseUrl));
+    const pageUrl = documentUrl(reply.url, baseUrl);
+    visited.visit(page, reply.url, absolute(linkOf(bundle, 'self'), pageUrl));
     yield bundle;
     const next = linkOf(bundle, 'next');
     if (!next) return;
-    const nextUrl = absolute(next, baseUrl);
+    const nextUrl = absolute(next, pageUrl);
     // Named by the resolved link: a protocol-relative `//host/…` is no URL on its own, and would read as unparseable.
     if (nextUrl === undefined || safeOrigin(nextUrl) !== transport.origin) throw foreignLinkError(nextUrl ?? next, transport.origin);
     visited.checkNext(page, nextUrl);
@@ -59,11 +60,21 @@ function linkOf(bundle: Bundle, relation: string): string | undefined {
   return bundle.link?.find((link) => link.relation === relation)?.url;
 }
 
-/** Links should be absolute (FHIR R4 §3.1.0.1.2); a relative one is resolved against the base URL. */
-function absolute(link: string | undefined, baseUrl: string): string | undefined {
+/**
+ * The URL a relative link of the page is resolved against: the page's own, as requested (RFC 3986 §5.1.3; no redirect
+ * is followed, so it is where the Bundle came from). Against the base, `?page=2` from `…/R4/AuditEvent?…` became
+ * `…/R4/?page=2`, and a link relative to a page served at another path left that path. The base stands in only when the
+ * request's URL is unknown.
+ */
+function documentUrl(requested: string, baseUrl: string): string {
+  return URL.canParse(requested) ? requested : `${baseUrl}/`;
+}
+
+/** Links should be absolute (FHIR R4 §3.1.0.1.2); a relative one is resolved as a browser would, against its page's URL. */
+function absolute(link: string | undefined, pageUrl: string): string | undefined {
   if (link === undefined) return undefined;
   try {
-    return new URL(link, `${baseUrl}/`).href;
+    return new URL(link, pageUrl).href;
   } catch {
     return undefined;
   }

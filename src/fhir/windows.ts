@@ -11,14 +11,16 @@
  * with fewer distinct events than that total is walked again from the slice's start, yielding only the missing ones,
  * and a second short walk stops the run (nothing of the window is pushed; the next run pulls it again). Memory per
  * slice is one page plus those ids; a larger slice (the benchmark reads millions of events through one) keeps only the
- * ids of one instant and is not checked.
+ * ids of one instant and is not checked. Without a total, a page that is the one before it again (served in place of the
+ * next) is the one loss the walk can still see: an ordered walk searches again from its last instant instead of
+ * following that page's link.
  * See: https://hl7.org/fhir/R4/search.html#prefix (ge/lt), https://hl7.org/fhir/R4/search.html#_sort
  */
 import type { AuditEvent } from 'fhir/r4.js';
 import { BridgeError } from '../errors.js';
 import type { FhirClient } from './client.js';
 import { FhirError } from './fhir-error.js';
-import { RepeatGuard } from './loop-guard.js';
+import { pagingLoopError, RepeatGuard } from './loop-guard.js';
 import { isCutShort, refuseIncompletePage } from './page-checks.js';
 import { resourcesOf } from './pages.js';
 import { type Slice, SliceCursor } from './slice-cursor.js';
@@ -53,10 +55,12 @@ interface PullSettings {
   readonly onNoTotal: (() => void) | undefined;
 }
 
-/** 4113 answers in a row that made no progress before the slice is given up. */
+/** Searches issued again in a row (after a 4113, or a page repeated in place of the next) that made no progress before the slice is given up. */
 const MAX_FRUITLESS_RESTARTS = 3;
 /** Walks of one slice from its start (the first, a re-walk, restarts of walks out of order) before it is given up. */
 const MAX_WALKS = 6;
+/** Why a walk stops whose pages keep repeating the one before them (windows.ts pullSlice, without a total). */
+const REPEATED_IN_PLACE = 'a page repeated the one before it, also each time the search was issued again from the last instant read';
 /** Slices are not split below this span: a `total` that stays large at a second's width is walked as it is. */
 const MIN_SLICE_MS = 1_000;
 /**
@@ -118,8 +122,11 @@ async function* pullSlice(
     // those are the resume catching up, not empty pages of a loop, as long as there are no more than that instant held.
     const rereadable = cursor.rereadable();
     let reread = 0;
+    // The page of this search that repeated the one before it, when the search is to be issued again from the last instant.
+    let repeatedAt: number | undefined;
     try {
       let page = 0;
+      let previous: string | undefined;
       for await (const bundle of client.searchPages('AuditEvent', sliceQuery(settings, cursor.resumeFrom(), slice.until), signal)) {
         page += 1;
         if (page === 1 && cursor.fresh) {
@@ -148,6 +155,15 @@ async function* pullSlice(
         }
         refuseIncompletePage(bundle);
         const events = resourcesOf<AuditEvent>(bundle, 'AuditEvent');
+        // A page that is the one before it again stands in place of the next: following its link would skip that page's
+        // events, unseen when there is no total to check the walk against. A walk in order has read everything up to its
+        // last instant, so searching again from there (as after a 4113) reads the rest, whatever the server's paging did.
+        const keys = pageKeys(events);
+        if (keys !== undefined && keys === previous && !cursor.checked && cursor.ordered) {
+          repeatedAt = page;
+          break;
+        }
+        previous = keys;
         const { served, fresh } = cursor.accept(events);
         reread += events.length - served.length;
         if (served.length === 0 && events.length > 0 && reread <= rereadable) continue;
@@ -160,6 +176,11 @@ async function* pullSlice(
         );
         if (repeat && walkGuard === guard) continue;
         if (fresh.length > 0) yield fresh;
+      }
+      if (repeatedAt !== undefined) {
+        fruitless = cursor.yielded > yieldedBefore ? 0 : fruitless + 1;
+        if (fruitless > MAX_FRUITLESS_RESTARTS) throw pagingLoopError('AuditEvent', repeatedAt, REPEATED_IN_PLACE);
+        continue;
       }
       if (cursor.missing() <= 0) return undefined;
       if (rewalked) throw incompleteSliceError(settings, slice, cursor.shortfall());
@@ -179,6 +200,15 @@ async function* pullSlice(
       newWalk();
     }
   }
+}
+
+/** A page's events by id and version, in a fixed order; undefined for an empty page or one with an event without id. */
+function pageKeys(events: readonly AuditEvent[]): string | undefined {
+  if (events.length === 0 || events.some((event) => event.id === undefined)) return undefined;
+  return events
+    .map((event) => `${event.id}|${event.meta?.versionId ?? ''}`)
+    .sort()
+    .join('\n');
 }
 
 function sliceQuery(settings: PullSettings, from: number, until: number): Record<string, string | string[]> {

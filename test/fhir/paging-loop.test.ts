@@ -104,6 +104,51 @@ describe('paging loops', () => {
     expect(new Set(ids).size).toBe(30);
   });
 
+  /** The shifted server, its Bundles without `total` (a server that does not count its matches). */
+  async function uncountedShiftedServer(from: string, to: string, times: number): Promise<FixtureServer> {
+    const started = await shiftedServer(from, to, times);
+    const search = started.backend.search.bind(started.backend);
+    started.backend.search = async (type, query) => ({ resources: (await search(type, query)).resources });
+    return started;
+  }
+
+  it('without a total, a page that is the one before it again is not followed: the search goes on from the last instant read, losing nothing', async () => {
+    fixture = await uncountedShiftedServer('20', '10', 1);
+    let noTotal = 0;
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10, onNoTotal: () => noTotal++ }));
+    expect(error).toBeUndefined();
+    expect(noTotal).toBe(1);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+    // Pages 1-3 (the third repeating the second), then the search again from ae-019's instant: two pages.
+    const queries = fixture.requestsFor('AuditEvent').map((request) => new URLSearchParams(request.query));
+    expect(queries.map((query) => query.get('_offset'))).toEqual([null, '10', '20', null, '10']);
+    expect(queries[3]?.getAll('date')[0]).toBe(`ge${isoAt(19)}`);
+  });
+
+  it('without a total, pages that keep repeating the one before them stop the pull once searching again gains nothing', async () => {
+    // Thirty events at one instant, and every page past the first is the first again.
+    const data = buildFixtures({ events: 30, patients: 3, practitioners: 2 });
+    for (const event of data.events) event.recorded = isoAt(5);
+    fixture = await startFixtureServer(allResources(data));
+    const search = fixture.backend.search.bind(fixture.backend);
+    fixture.backend.search = async (type, query) => {
+      const page = new URLSearchParams(query);
+      if (Number(page.get('_offset') ?? 0) > 0) page.set('_offset', '0');
+      return { resources: (await search(type, page)).resources };
+    };
+    const { ids, error } = await pullAll(pullAuditEvents(fixture.client(), WINDOW, { pageSize: 10 }));
+    expect(error).toBeInstanceOf(BridgeError);
+    expect((error as BridgeError).code).toBe('BRG_ERR_FHIR_PAGING');
+    expect((error as BridgeError).message).toContain(
+      'a page repeated the one before it, also each time the search was issued again from the last instant read',
+    );
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toHaveLength(10);
+    // The first search, then four more from the same instant, each of two pages.
+    expect(fixture.requestsFor('AuditEvent')).toHaveLength(10);
+  });
+
   it('a page without its next link ends the walk early: the total says so, and the rest is read', async () => {
     fixture = await startFixtureServer(allResources(buildFixtures({ events: 30, patients: 3, practitioners: 2 })));
     fixture.server.faults.add({ action: { kind: 'drop-next' }, match: AUDIT_SEARCH });

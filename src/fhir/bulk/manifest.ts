@@ -2,7 +2,8 @@
  * The complete-status manifest: `transactionTime`, `requiresAccessToken`, `output[{type,url,count}]`, `error[]`
  * (NDJSON files of OperationOutcomes), `deleted[]`, and, when the server pages it, `link[{relation:'next',url}]`
  * (followed with the bearer, so only on the FHIR server's origin). File URLs are kept exactly as given: the client
- * never builds one. Outputs of types the request did not ask for are dropped with a warning.
+ * never builds one; a file URL listed again on a later page is read once. Outputs of types the request did not ask for
+ * are dropped with a warning.
  * See: https://hl7.org/fhir/uv/bulkdata/export.html#response---complete-status
  */
 import type { Logger } from '../../log.js';
@@ -33,9 +34,8 @@ export async function readManifest(
   signal?: AbortSignal,
 ): Promise<ExportManifest> {
   const head = parsePage(first, statusUrl);
-  const output = [...head.output];
-  const error = [...head.error];
-  let deleted = head.deleted;
+  const files = new Listings();
+  files.add(head);
   const seen = new Set<string>([statusUrl]);
   for (let next = head.next, pages = 1; next !== undefined; pages++) {
     if (seen.has(next) || pages >= MAX_MANIFEST_PAGES) {
@@ -63,10 +63,12 @@ export async function readManifest(
         throw error;
       });
     const page = parsePage(body, url);
-    output.push(...page.output);
-    error.push(...page.error);
-    deleted += page.deleted;
+    files.add(page);
     next = page.next;
+  }
+  const { output, error, deleted, repeated } = files;
+  if (repeated > 0) {
+    logger.warn({ files: repeated }, 'the export manifest lists some file URLs more than once (a page served again); each file is read once');
   }
   const wanted = new Set(types);
   const foreign = output.filter((file) => !wanted.has(file.type));
@@ -83,6 +85,34 @@ export async function readManifest(
     error,
     deleted,
   };
+}
+
+/**
+ * The manifest's files over its pages, each URL at its first listing only. A server that serves a manifest page again
+ * under a new URL lists its files again: read twice, their events were mapped and counted twice, a lookup file indexed
+ * twice and an error file's outcomes reported twice. A URL names one file, so later listings are dropped (counted).
+ */
+class Listings {
+  readonly output: ManifestFile[] = [];
+  readonly error: ManifestFile[] = [];
+  deleted = 0;
+  /** Listings dropped as a URL already listed. */
+  repeated = 0;
+  // By list: an output file is never an error file.
+  private readonly urls = { output: new Set<string>(), error: new Set<string>() };
+
+  add(page: ManifestPage): void {
+    for (const list of ['output', 'error'] as const) {
+      for (const file of page[list]) {
+        if (this.urls[list].has(file.url)) this.repeated += 1;
+        else {
+          this.urls[list].add(file.url);
+          this[list].push(file);
+        }
+      }
+    }
+    this.deleted += page.deleted;
+  }
 }
 
 /**

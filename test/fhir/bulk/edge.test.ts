@@ -128,3 +128,43 @@ it('reads no file of a type it did not ask for, counts deleted entries, and cove
   expect(await source(events).read()).toEqual([]);
   expect(events).toContainEqual({ type: 'manifest', files: 0, transactionTime: '2026-11-02T00:00:00Z', deleted: 1 });
 });
+
+it('reads a file listed again on a later manifest page once: the first listing is kept, its events and outcomes counted once', async () => {
+  const hits: string[] = [];
+  const event = (id: string) => JSON.stringify({ resourceType: 'AuditEvent', id, recorded: '2026-11-01T10:00:00Z' });
+  const outcome = JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'processing' }] });
+  const page = (n: number) => ({
+    output: [
+      { type: 'AuditEvent', url: `${base}/files/a.ndjson`, count: 2 },
+      { type: 'AuditEvent', url: `${base}/files/${n === 1 ? 'b' : 'c'}.ndjson` },
+    ],
+    error: [{ type: 'OperationOutcome', url: `${base}/files/err.ndjson` }],
+  });
+  route = (path) => {
+    hits.push(path);
+    if (path.includes('$export')) return { status: 202, headers: { 'content-location': `${base}/status/4` } };
+    // The server serves its first page again under a new URL, then a page with one file more (relative, as some send it).
+    if (path.endsWith('/status/4')) return { status: 200, body: manifest({ ...page(1), link: [{ relation: 'next', url: `${base}/page/4b` }] }) };
+    if (path.endsWith('/page/4b')) return { status: 200, body: manifest({ ...page(1), link: [{ relation: 'next', url: '4c' }] }) };
+    if (path.endsWith('/page/4c')) return { status: 200, body: manifest(page(2)) };
+    const file = {
+      '/fhir/files/a.ndjson': `${event('a1')}\n${event('a2')}\n`,
+      '/fhir/files/b.ndjson': `${event('b1')}\n`,
+      '/fhir/files/c.ndjson': `${event('c1')}\n`,
+    }[path];
+    if (file !== undefined) return { status: 200, body: file };
+    if (path === '/fhir/files/err.ndjson') return { status: 200, body: `${outcome}\n` };
+    return { status: 202 };
+  };
+  const events: BulkExportEvent[] = [];
+  const read = (await source(events).read()) as Array<{ id: string }>;
+
+  expect(read.map((e) => e.id).sort()).toEqual(['a1', 'a2', 'b1', 'c1']);
+  expect(events).toContainEqual({ type: 'manifest', files: 3, transactionTime: '2026-11-02T00:00:00Z', deleted: 0 });
+  expect(events).toContainEqual({ type: 'export-errors', outcomes: 1, codes: { processing: 1 } });
+  for (const file of ['a', 'b', 'c', 'err'])
+    expect(
+      hits.filter((path) => path === `/fhir/files/${file}.ndjson`),
+      file,
+    ).toHaveLength(1);
+});
