@@ -158,8 +158,9 @@ async function* pullSlice(
         // A page that is the one before it again stands in place of the next: following its link would skip that page's
         // events, unseen when there is no total to check the walk against. A walk in order has read everything up to its
         // last instant, so searching again from there (as after a 4113) reads the rest, whatever the server's paging did.
-        const keys = pageKeys(events);
-        if (keys !== undefined && keys === previous && !cursor.checked && cursor.ordered) {
+        // Only where nothing else checks the walk: a page's keys cost a sort of its ids.
+        const keys = !cursor.checked && cursor.ordered ? pageKeys(events) : undefined;
+        if (keys !== undefined && keys === previous) {
           repeatedAt = page;
           break;
         }
