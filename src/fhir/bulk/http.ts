@@ -26,7 +26,10 @@ export interface BulkHttpOptions {
   readonly dispatcher: Dispatcher;
   readonly clock: Clock;
   readonly logger: Logger;
-  /** Headers of any answer, any gap between two chunks of a body, and the whole body of a JSON answer (readBody). */
+  /**
+   * Headers of any answer, any gap between two chunks of a body; a JSON answer (readBody) must bring 1 KiB in each
+   * timeoutMs until it ends, and end within timeoutMs plus its size cap at 64 KiB/s.
+   */
   readonly timeoutMs: number;
   readonly retry: RetryOptions;
   /** Largest JSON answer read (status, manifest page, OperationOutcome). */
@@ -132,25 +135,33 @@ export class BulkHttp {
     if (inflated) reply.body.on('error', (error) => inflated.destroy(error));
     // undici's bodyTimeout bounds only the gap between two chunks: an answer that trickles (a space every few seconds,
     // from a gateway or a stuck server) would be read for days, the run holding its lease. So every timeoutMs of it must
-    // bring MIN_BYTES_PER_TIMEOUT or end: a large manifest still arriving is read however long it takes, a trickle is a
-    // body timeout, retried like one.
-    const { timeoutMs } = this.options;
+    // bring MIN_BYTES_PER_TIMEOUT or end, counted as they come over the wire (a few gzip bytes inflate to kilobytes of
+    // spaces), and the whole of it must end within timeoutMs plus its size cap at MIN_RATE: a large manifest still
+    // arriving is read, a trickle is a body timeout, retried like one.
+    const { timeoutMs, maxJsonBytes } = this.options;
+    const cut = (why: string): void => {
+      reply.body.destroy(new errors.BodyTimeoutError(why));
+    };
     let windowBytes = 0;
+    // Piped into the inflater, the wire's chunks are seen as they pass; otherwise they are the loop's own.
+    if (inflated)
+      reply.body.on('data', (chunk: Buffer) => {
+        windowBytes += chunk.length;
+      });
     const progressed = (): void => {
-      if (windowBytes < MIN_BYTES_PER_TIMEOUT) {
-        reply.body.destroy(new errors.BodyTimeoutError(`The answer brought fewer than ${MIN_BYTES_PER_TIMEOUT} bytes in ${timeoutMs} ms`));
-        return;
-      }
+      if (windowBytes < MIN_BYTES_PER_TIMEOUT) return cut(`The answer brought fewer than ${MIN_BYTES_PER_TIMEOUT} bytes in ${timeoutMs} ms`);
       windowBytes = 0;
       watch = setTimeout(progressed, timeoutMs);
     };
     let watch = setTimeout(progressed, timeoutMs);
+    const totalMs = timeoutMs + Math.ceil((maxJsonBytes / MIN_RATE) * 1000);
+    const whole = setTimeout(() => cut(`The answer did not end within ${totalMs} ms`), totalMs);
     const chunks: Buffer[] = [];
     let size = 0;
     try {
       for await (const chunk of (inflated ?? reply.body) as AsyncIterable<Buffer>) {
         size += chunk.length;
-        windowBytes += chunk.length;
+        if (!inflated) windowBytes += chunk.length;
         if (size > this.options.maxJsonBytes) {
           throw new BridgeError(
             'BRG_ERR_FHIR_TOO_LARGE',
@@ -167,6 +178,7 @@ export class BulkHttp {
       return undefined;
     } finally {
       clearTimeout(watch);
+      clearTimeout(whole);
     }
     const text = Buffer.concat(chunks).toString('utf8');
     if (text.trim() === '') return undefined;
@@ -245,6 +257,8 @@ export class BulkHttp {
 
 /** What each fhir.timeoutMs of a JSON answer must bring (or end): a few lines of a manifest; a trickle brings less. */
 const MIN_BYTES_PER_TIMEOUT = 1024;
+/** The slowest a JSON answer may arrive on the whole (bytes per second): its size cap then bounds how long it is read. */
+const MIN_RATE = 64 * 1024;
 
 /** The answer says it is JSON (application/json, application/fhir+json): its text is the FHIR server's own. */
 export function saysJson(headers: IncomingHttpHeaders): boolean {

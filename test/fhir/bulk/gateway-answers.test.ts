@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createGzip } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import type { BridgeError } from '../../../src/errors.js';
 import { BulkHttp } from '../../../src/fhir/bulk/http.js';
@@ -73,7 +74,7 @@ function trickle(res: ServerResponse, body: string): void {
 }
 
 /** Runs one export to its end; undefined pages when the run is still reading after STUCK_MS. */
-async function run(store = new MemoryCheckpoints()): Promise<{ pages?: unknown[]; error?: BridgeError; stuck?: boolean }> {
+async function run(store = new MemoryCheckpoints(), maxJsonBytes = 1 << 20): Promise<{ pages?: unknown[]; error?: BridgeError; stuck?: boolean }> {
   const clock = new InstantClock();
   const tokens = { getToken: async () => 'tok', invalidate: () => undefined };
   const http = new BulkHttp({
@@ -84,7 +85,7 @@ async function run(store = new MemoryCheckpoints()): Promise<{ pages?: unknown[]
     logger: silentLogger(),
     timeoutMs: TIMEOUT_MS,
     retry: { maxAttempts: 3, maxTotalMs: 10_000, baseDelayMs: 1, maxDelayMs: 10 },
-    maxJsonBytes: 1 << 20,
+    maxJsonBytes,
   });
   const fallback = createReferenceResolver(createFhirClient({ baseUrl: base, tokenSource: tokens, clock, logger: silentLogger() }), { clock });
   const bulk = createBulkExportSource({
@@ -119,6 +120,38 @@ it('a status answer that never ends is cut at fhir.timeoutMs and polled again: t
   const result = await run();
   expect(result).toEqual({ pages: [] });
   expect(Date.now() - started).toBeLessThan(STUCK_MS);
+  expect(requests.filter((request) => request === 'GET /fhir/status/1')).toHaveLength(2);
+});
+
+it('a gzip status answer whose wire bytes trickle is cut, though each few bytes inflate to kilobytes of spaces', async () => {
+  answer = (res, n) => {
+    if (n > 1) return json(res, manifest());
+    res.writeHead(200, { 'content-type': 'application/json', 'content-encoding': 'gzip' });
+    const gzip = createGzip();
+    gzip.pipe(res);
+    gzip.write(manifest().slice(0, 10));
+    const timer = setInterval(() => {
+      gzip.write(' '.repeat(2048));
+      gzip.flush();
+    }, 100);
+    res.on('close', () => clearInterval(timer));
+  };
+  const result = await run();
+  expect(result).toEqual({ pages: [] });
+  expect(requests.filter((request) => request === 'GET /fhir/status/1')).toHaveLength(2);
+});
+
+it('an answer that brings just enough each fhir.timeoutMs is cut once it has taken longer than its size cap allows', async () => {
+  answer = (res, n) => {
+    if (n > 1) return json(res, manifest());
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write(manifest().slice(0, 10));
+    const timer = setInterval(() => res.write(' '.repeat(1100)), 300);
+    res.on('close', () => clearInterval(timer));
+  };
+  // A 64 KiB cap at 64 KiB/s: the whole answer is due within the timeout plus 1 s.
+  const result = await run(new MemoryCheckpoints(), 64 * 1024);
+  expect(result).toEqual({ pages: [] });
   expect(requests.filter((request) => request === 'GET /fhir/status/1')).toHaveLength(2);
 });
 
