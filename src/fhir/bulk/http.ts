@@ -149,7 +149,10 @@ export class BulkHttp {
         windowBytes += chunk.length;
       });
     const progressed = (): void => {
-      if (windowBytes < MIN_BYTES_PER_TIMEOUT) return cut(`The answer brought fewer than ${MIN_BYTES_PER_TIMEOUT} bytes in ${timeoutMs} ms`);
+      if (windowBytes < MIN_BYTES_PER_TIMEOUT) {
+        cut(`The answer brought fewer than ${MIN_BYTES_PER_TIMEOUT} bytes in ${timeoutMs} ms`);
+        return;
+      }
       windowBytes = 0;
       watch = setTimeout(progressed, timeoutMs);
     };
