@@ -156,10 +156,14 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
   const entities = event.entity ?? [];
   for (let index = 0; index < entities.length; index += 1) {
     const entity = entities[index];
-    const what = entity?.what;
+    if (!entity) continue;
+    const patientTyped = isPatientRole(entity.role) || isPatientEntityType(entity.type);
+    // A patient's entity without `what` (only its `name`, the patient's, or nothing) is an access to a patient all the
+    // same: read as a display-only reference (§3.3 step 4), or as an empty one.
+    const what = entity.what ?? (patientTyped ? (entity.name ? { display: entity.name } : {}) : undefined);
     if (!what) continue;
     // The patient's role, or the Patient resource type, unless the reference names another type.
-    const patientEntity = (isPatientRole(entity?.role) || isPatientEntityType(entity?.type)) && !namesOtherType(what, resolver);
+    const patientEntity = patientTyped && !namesOtherType(what, resolver);
     // A patient's entity whose `what` names no one we can look up (a urn:uuid, an id longer than FHIR allows, nothing
     // but an empty reference) is still an access to a patient: keyed by where it sits, it gives an unresolved row (and
     // a reject, visible), not a silent no-patient skip.

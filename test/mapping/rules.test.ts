@@ -63,6 +63,7 @@ describe('patient subjects no lookup can name (docs/mapping.md §3.4)', () => {
       ['a urn:uuid with the patient role', { what: { reference: 'urn:uuid:5f1c2a9e-3b7d-4c1e-9a2f-0d4b6e8f1a3c' }, role }],
       ['an 88-character id with the patient role', { what: { reference: `Patient/${'a'.repeat(88)}` }, role }],
       ['an empty reference with the patient role', { what: {}, role }],
+      ['no what at all with the patient role', { role }],
     ] as const) {
       const result = withEntity(entity);
       expect(result.skipped, what).toBeUndefined();
@@ -71,6 +72,15 @@ describe('patient subjects no lookup can name (docs/mapping.md §3.4)', () => {
       ]);
       expect(result.warnings, what).toContain('unresolved-patient');
     }
+  });
+
+  it('a patient entity with only its name (no what) gives a row under that name, as a display-only reference does', () => {
+    const role = { system: 'http://terminology.hl7.org/CodeSystem/object-role', code: '1' };
+    const result = withEntity({ role, name: 'DOE, JANE' });
+    expect(result.skipped).toBeUndefined();
+    expect(result.rows).toHaveLength(1);
+    expect(result.rows[0]).toContain('DOE, JANE');
+    expect(result.warnings).toContain('unresolved-patient');
   });
 
   it('takes the patient role as STU3 named its code system, or with no system, and reads the patient by identifier', () => {
