@@ -145,7 +145,7 @@ export const ERROR_CODES = {
   BRG_ERR_STATE: {
     http: 500,
     exit: 6,
-    fix: 'If the message says the database is locked by another process, wait for it and run again; otherwise check the state directory exists and is writable.',
+    fix: 'If the message says the database is locked by another process, wait for it and run again; if it says the database is damaged, restore it from a backup (never delete it); otherwise check the state directory exists, is writable and its disk has free space.',
   },
   BRG_ERR_STATE_SCHEMA: {
     http: 500,
@@ -224,7 +224,7 @@ export function toBridgeError(error: unknown): BridgeError {
       'BRG_ERR_STATE',
       busy
         ? `The state database is locked by another process (${code}); wait for it to finish and run again.`
-        : `The state database failed (${code}): ${scrubErrorText(error.message)}`,
+        : `The state database failed (${code}): ${scrubErrorText(error.message).replace(/\.?$/, '.')}${stateFaultAdvice(code)}`,
       { cause: error, details: { sqlite: code } },
     );
   }
@@ -289,6 +289,56 @@ export function blankIdentifying(text: string, numberMark: string): string {
       .replace(/[\w.+-]+@[\w-]+(\.[\w-]+)+/g, '[email]')
       .replace(/\d{6,}/g, numberMark)
   );
+}
+
+/** SQLite's codes for a file that is not (or no longer) a whole database: a torn copy, a truncated file, a bad disk. */
+const DAMAGED = ['SQLITE_CORRUPT', 'SQLITE_NOTADB'];
+/** A disk without room for the bridge's files: errno's and SQLite's words for it. */
+const NO_SPACE = ['ENOSPC', 'EDQUOT', 'SQLITE_FULL'];
+/** A file system or a file the bridge may not write. */
+const NOT_WRITABLE = ['EROFS', 'EACCES', 'EPERM', 'SQLITE_READONLY', 'SQLITE_CANTOPEN'];
+
+/** An errno or SQLite code (`ENOSPC`, `SQLITE_CORRUPT_VTAB`), when `error` carries one. */
+export function faultCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null | undefined)?.code;
+  return typeof code === 'string' && /^(E[A-Z]+|SQLITE_[A-Z_]+)$/.test(code) ? code : undefined;
+}
+
+function isOf(code: string, kinds: readonly string[]): boolean {
+  return kinds.some((kind) => code === kind || code.startsWith(`${kind}_`));
+}
+
+/**
+ * What to do about a state database SQLite refused with `code` (empty when its message says enough). A damaged one
+ * must not be deleted: a new database knows nothing of what Purview acknowledged, and the next runs would send it all
+ * again, unflagged. `file`: the database's path, when known.
+ */
+export function stateFaultAdvice(code: string, file = '<stateDir>/bridge.sqlite'): string {
+  if (isOf(code, DAMAGED)) {
+    return ` The database file is damaged (a torn copy, a truncated file, a failing disk). Stop every bridge using it and keep the file (and its -wal beside it): restore it from your latest backup (README: Backing up the state), or salvage it with \`sqlite3 ${file} .recover | sqlite3 recovered.sqlite\` and put recovered.sqlite in its place, the old -wal and -shm files removed; rows pushed since the backup (or lost to the damage) may be sent again. Do not delete it: a new, empty database would send every row of its first window again, unflagged.`;
+  }
+  if (isOf(code, NO_SPACE)) return " Free space on the state directory's disk and run again.";
+  return '';
+}
+
+/**
+ * A file the bridge writes on this machine (a run's spool, its index or rejects, a Bulk export download, the run log)
+ * that the machine refused: a full disk, a read-only or unwritable directory. BRG_ERR_STATE naming the file and the
+ * errno code, with what to fix: left as it came, it read as a bug (BRG_ERR_INTERNAL, "report it"), and under a Bulk
+ * download's retries as the FHIR server's network error. `outcome`: what became of the run. A BridgeError stays as it is.
+ */
+export function localWriteError(path: string, cause: unknown, outcome: string): BridgeError {
+  if (cause instanceof BridgeError) return cause;
+  const code = faultCode(cause) ?? 'an I/O error';
+  const fix = isOf(code, NO_SPACE)
+    ? "Free space on its disk (the state directory's)"
+    : isOf(code, NOT_WRITABLE)
+      ? "Make its directory writable by the bridge's user (not read-only)"
+      : 'Check its directory and disk';
+  return new BridgeError('BRG_ERR_STATE', `Cannot write ${path} (${code}). ${fix}, then run again; ${outcome}`, {
+    cause,
+    details: { file: path, errno: code },
+  });
 }
 
 export function isAbortError(error: unknown): boolean {

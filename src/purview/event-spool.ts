@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ConnectorFileWriter } from '../connector-file/index.js';
-import { BridgeError } from '../errors.js';
+import { BridgeError, faultCode, localWriteError } from '../errors.js';
 import type { ClaimCursor, EventClaim } from './ledger.js';
 
 const MAGIC = 'bridge-event-spool 1';
@@ -43,9 +43,14 @@ export class EventSpoolWriter {
     readonly indexPath: string,
     headerLine: string,
   ) {
-    this.spool = new ConnectorFileWriter(spoolPath, headerLine);
-    this.indexFd = openSync(indexPath, 'w', 0o600);
-    writeSync(this.indexFd, `${MAGIC}\t${this.spool.bytes}\n`);
+    this.spool = onDisk(spoolPath, () => new ConnectorFileWriter(spoolPath, headerLine));
+    try {
+      this.indexFd = onDisk(indexPath, () => openSync(indexPath, 'w', 0o600));
+    } catch (error) {
+      this.spool.close();
+      throw error;
+    }
+    onDisk(indexPath, () => writeAll(this.indexFd, `${MAGIC}\t${this.spool.bytes}\n`));
   }
 
   /** Appends the rows of these events; events without rows are left out of both files. */
@@ -53,11 +58,11 @@ export class EventSpoolWriter {
     let indexText = '';
     for (const event of events) {
       if (event.lines.length === 0) continue;
-      const end = this.spool.append(event.lines);
+      const end = onDisk(this.spoolPath, () => this.spool.append(event.lines));
       this.rows += event.lines.length;
       indexText += `${event.recordedMs ?? '-'}\t${event.lines.length}\t${end}\t${encodeKey(event.key)}\n`;
     }
-    if (indexText.length > 0) writeAll(this.indexFd, indexText);
+    if (indexText.length > 0) onDisk(this.indexPath, () => writeAll(this.indexFd, indexText));
   }
 
   get rowCount(): number {
@@ -66,9 +71,9 @@ export class EventSpoolWriter {
 
   /** Writes the trailer and makes both files durable. */
   finish(): void {
-    writeSync(this.indexFd, `end\t${this.rows}\t${this.spool.bytes}\n`);
-    this.spool.finish();
-    fsyncSync(this.indexFd);
+    onDisk(this.indexPath, () => writeAll(this.indexFd, `end\t${this.rows}\t${this.spool.bytes}\n`));
+    onDisk(this.spoolPath, () => this.spool.finish());
+    onDisk(this.indexPath, () => fsyncSync(this.indexFd));
     this.close();
   }
 
@@ -212,6 +217,23 @@ function damaged(path: string, line: number): BridgeError {
       details: { path, line },
     },
   );
+}
+
+/** What a spool that could not be written leaves: it is written whole before its run pushes anything. */
+export const SPOOL_UNPUSHED = 'nothing of this run was pushed, and the watermark did not move.';
+
+/**
+ * A write of `path`; the machine's refusal (a full disk, a read-only directory) comes out naming the file. The
+ * connector file's own open says BRG_ERR_INPUT_INVALID (an output path of `bridge map`): here it is the state's.
+ */
+function onDisk<T>(path: string, write: () => T): T {
+  try {
+    return write();
+  } catch (error) {
+    const cause = error instanceof BridgeError ? error.cause : error;
+    if (faultCode(cause) === undefined) throw error;
+    throw localWriteError(path, cause, SPOOL_UNPUSHED);
+  }
 }
 
 function writeAll(fd: number, text: string): void {

@@ -22,7 +22,7 @@ export {
   type UploadLimits,
 } from './blocks.js';
 export { CLOUDS, type CloudName, type CloudPreset, DEFAULT_RESOURCE, signalsUrl } from './clouds.js';
-export { type EventRows, EventSpoolWriter, eventSpoolHeader, isCompleteEventSpool, openEventSpool, type SpoolEvent } from './event-spool.js';
+export { type EventRows, EventSpoolWriter, eventSpoolHeader, isCompleteEventSpool, openEventSpool, SPOOL_UNPUSHED, type SpoolEvent } from './event-spool.js';
 export {
   type ClaimCursor,
   type ClaimDecision,

@@ -122,8 +122,9 @@ interface AttemptState {
   unauthorized: number;
   /**
    * The latest attempt went out (recorded by markAttempt) and nothing says yet that Purview did not receive it. Set as
-   * each attempt's request starts; cleared only by a known "not received" outcome (isKnownUnreceived). An abort in
-   * flight, or any other failure of the request, leaves it set: the body may have gone out whole.
+   * each attempt's request starts (not before: what fails between markAttempt and the request sent nothing); cleared
+   * only by a known "not received" outcome (isKnownUnreceived). An abort in flight, or any other failure of the
+   * request, leaves it set: the body may have gone out whole.
    */
   unsettled: boolean;
 }
@@ -143,7 +144,6 @@ async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: num
   // Durable before the request: a crash from here on leaves "sent, answer unknown", which a rerun flags.
   ctx.ledger.markAttempt(block.claim.id);
   state.attempts = attempt;
-  state.unsettled = true;
   try {
     return await requestBlock(ctx, block, attempt, token, state);
   } catch (error) {
@@ -153,8 +153,11 @@ async function attemptBlock(ctx: SendContext, block: OutgoingBlock, attempt: num
 }
 
 async function requestBlock(ctx: SendContext, block: OutgoingBlock, attempt: number, token: string, state: AttemptState): Promise<BlockResponse> {
+  // A listener that throws (the run log on a full disk) stops the attempt before anything went out: its block is not
+  // unsettled, so it is not flagged possibly duplicated when sent again.
   ctx.onEvent?.({ type: 'block_sent', index: block.index, rows: block.claim.rows, attempt });
   let response: BlockResponse;
+  state.unsettled = true;
   try {
     response = await postBlock({
       url: ctx.url,

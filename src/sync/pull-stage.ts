@@ -5,10 +5,10 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { AuditEvent } from 'fhir/r4.js';
-import { BridgeError } from '../errors.js';
+import { BridgeError, localWriteError } from '../errors.js';
 import { createPrefetchGroups, instantMs, type ReferenceResolver } from '../fhir/index.js';
 import { collectReferences, type FillReport } from '../mapping/index.js';
-import { EventSpoolWriter, eventClaimKey } from '../purview/index.js';
+import { EventSpoolWriter, eventClaimKey, SPOOL_UNPUSHED } from '../purview/index.js';
 import type { ReferenceRequest } from '../reference-keys.js';
 import type { EventSource } from './event-source.js';
 import { createMapStep, type MapStep } from './map-step.js';
@@ -74,13 +74,13 @@ async function pullChecked(
     rejects = openSync(files.rejectsPath, 'w', 0o600);
   } catch (error) {
     spool.close();
-    throw error;
+    throw localWriteError(files.rejectsPath, error, SPOOL_UNPUSHED);
   }
   const result: PullResult = { counts: { ...ZERO_COUNTS }, seen: [], skipReasons: {}, rejectReasons: {} };
   const rememberFrom = Date.parse(window.until) - deps.window.overlapMs;
   let sinceLastMap: RunCounts = { ...result.counts };
   const map = (ready: readonly PendingEvent[]): void => {
-    mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, step }, result, sinceLastMap);
+    mapGroup(deps, run.id, ready, source.resolver, { spool, rejects, rejectsPath: files.rejectsPath, step }, result, sinceLastMap);
     sinceLastMap = { ...result.counts };
     for (const p of ready) {
       if (p.windowMs !== undefined && p.windowMs >= rememberFrom) result.seen.push({ key: eventClaimKey(p.event), windowMs: p.windowMs });
@@ -205,6 +205,7 @@ function warnIfLate(deps: SyncDeps, runId: string, late: { events: number; maxMs
 interface GroupSinks {
   spool: EventSpoolWriter;
   rejects: number;
+  rejectsPath: string;
   step: MapStep;
 }
 
@@ -228,7 +229,7 @@ function mapGroup(
   result.skipReasons = tallies.skipReasons;
   result.rejectReasons = tallies.rejectReasons;
   sinks.spool.append(mapped.events);
-  if (mapped.rejectText.length > 0) writeSync(sinks.rejects, mapped.rejectText);
+  if (mapped.rejectText.length > 0) writeRejects(sinks, mapped.rejectText);
   deps.events.emit('page', {
     runId,
     events: result.counts.events - before.events,
@@ -237,6 +238,15 @@ function mapGroup(
     rows: mapped.rows,
     rejects: mapped.rejects.length,
   });
+}
+
+/** The rejects file is written beside the spool, and fails the same way: naming it, before anything is pushed. */
+function writeRejects(sinks: GroupSinks, text: string): void {
+  try {
+    writeSync(sinks.rejects, text);
+  } catch (error) {
+    throw localWriteError(sinks.rejectsPath, error, SPOOL_UNPUSHED);
+  }
 }
 
 /** What a graceful stop during the pull says (a backfill's failure words it for itself: nobody resumes it). */

@@ -646,4 +646,23 @@ describe('every attempt that went out not received, the retries ended by somethi
     expect(emu.ingest.requests).toBe(requests);
     await expectNextPush(run, push, false);
   });
+
+  it.each(['file', 'events'] as const)(
+    'a listener of block_sent that throws (the run log on a full disk) stops the push before the request: the next push sends the block unflagged (%s)',
+    async (kind) => {
+      const run = await prepare(25);
+      const push = pushOf(run, kind);
+      const requests = emu.ingest.requests;
+      const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      const error = await push({
+        onEvent: (event) => {
+          if (event.type === 'block_sent') throw full;
+        },
+      }).catch((e: unknown) => e);
+      expect(error).toBe(full);
+      expect(emu.ingest.requests).toBe(requests);
+      if (kind === 'file') expect(run.ranges()).toEqual([['unsent', 10]]);
+      await expectNextPush(run, push, false);
+    },
+  );
 });

@@ -3,7 +3,7 @@
  * and the Purview emulators: the order of the stages, the counts, what the state says after each run, and the
  * source's check coming before anything is written.
  */
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -456,6 +456,33 @@ describe('runSync with a fake source', () => {
     expect(readdirSync(join(stateDir, 'spool'))).toEqual([]);
     d.store.close();
   });
+
+  // /dev/full answers every write with ENOSPC: the run's spool index on a full disk, without filling one.
+  it.skipIf(!existsSync('/dev/full'))(
+    'a spool the disk refuses fails the run with BRG_ERR_STATE naming the file; nothing pushed, the watermark unmoved, the next run delivers the window once',
+    async () => {
+      const stateDir = mkdtempSync(join(root, 'state-'));
+      const job = emu.newApp();
+      const d = deps(stateDir, fakeSource([event('full', '2026-11-01T10:00:00Z')], [patient, practitioner], []), undefined, job);
+      let indexPath = '';
+      const onRunId = (runId: string): void => {
+        indexPath = join(stateDir, 'spool', `${runId}.idx`);
+        symlinkSync('/dev/full', indexPath);
+      };
+      const error = await runSync(d, { trigger: 'cli', until: '2026-11-01T11:00:00Z', onRunId }).catch((e: unknown) => e);
+      expect((error as BridgeError).code).toBe('BRG_ERR_STATE');
+      expect((error as BridgeError).message).toContain(`Cannot write ${indexPath} (ENOSPC). Free space on its disk`);
+      expect((error as BridgeError).message).toContain('nothing of this run was pushed, and the watermark did not move');
+      expect(d.store.listRuns({ connector: 'main' })[0]).toMatchObject({ state: 'failed', error: { code: 'BRG_ERR_STATE' } });
+      expect(d.store.getWatermark('main')).toBeUndefined();
+      expect(emu.ingest.accepted(job.jobId)).toEqual([]);
+      // The failed run's files (the link among them) are gone: the next run pulls the window again and sends it once.
+      const next = await runSync(d, { trigger: 'cli', until: '2026-11-01T11:00:00Z' });
+      expect(next.counts).toMatchObject({ rows: 1, rowsAcked: 1, possiblyDuplicated: 0 });
+      expect(emu.ingest.accepted(job.jobId).flatMap((b) => b.rows)).toHaveLength(1);
+      d.store.close();
+    },
+  );
 
   it("skips the bridge's own user's accesses (excludeUsers); the next run's overlap finds them handled after the setting is removed", async () => {
     const stateDir = mkdtempSync(join(root, 'state-'));

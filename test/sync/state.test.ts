@@ -1,4 +1,4 @@
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -285,6 +285,32 @@ const versionOf = (dir: string): number => {
     db.close();
   }
 };
+
+describe('a damaged state database', () => {
+  /** A database with some runs in it, closed: a file to damage as a disk or a torn copy would. */
+  function closedDatabase(): { dir: string; file: string } {
+    const { dir, store: opened } = fresh();
+    for (let i = 0; i < 100; i++) opened.createRun(run(`r${i}`));
+    opened.close();
+    store = undefined;
+    return { dir, file: join(dir, 'bridge.sqlite') };
+  }
+
+  it.each([
+    ['not a database at all', 'SQLITE_NOTADB', (file: string) => writeFileSync(file, Buffer.alloc(8192, 0x5a))],
+    ['truncated', 'SQLITE_CORRUPT', (file: string) => truncateSync(file, statSync(file).size / 2)],
+  ])('%s: the open names the file and SQLite code, says it is damaged and what to do, and never to delete it', (_, code, damage) => {
+    const { dir, file } = closedDatabase();
+    damage(file);
+    const error = errorOf(() => openStateStore(dir, new ManualClock('2026-11-23T00:00:00Z')));
+    expect(error.code).toBe('BRG_ERR_STATE');
+    expect(error.message).toContain(`Cannot open the state database ${file} (${code}). The database file is damaged`);
+    expect(error.message).toContain('restore it from your latest backup');
+    expect(error.message).toContain(`sqlite3 ${file} .recover`);
+    expect(error.message).toContain('Do not delete it');
+    expect(error.details).toMatchObject({ sqlite: code });
+  });
+});
 
 describe('schema version', () => {
   it('a read-only open of an older schema refuses and changes nothing; an upgrade says from which version it went', () => {

@@ -14,7 +14,7 @@ import { abortError } from '../../clock.js';
 import { BridgeError } from '../../errors.js';
 import type { NdjsonLines } from '../../mapping/load.js';
 import type { LocalFile, ManifestFile } from './checkpoint.js';
-import { exportFileLines, fileLabel, isComplete, isGzipStart, requestExportFile } from './files.js';
+import { exportFileLines, fileLabel, isComplete, isGzipStart, onDisk, requestExportFile } from './files.js';
 import type { BulkHttp } from './http.js';
 
 const CHUNK = 1 << 20;
@@ -153,7 +153,10 @@ export class Downloads {
     // Labelled by Content-Encoding, or a `.ndjson.gz` a blob store serves as application/gzip (its first bytes say so):
     // decided here, before the first byte is handed over, so the reader (followBytes) and the checkpoint agree.
     let gzip = labelled;
-    let handle: FileHandle | undefined = await open(part, 'w', 0o600);
+    let handle: FileHandle | undefined = await onDisk(part, () => open(part, 'w', 0o600)).catch((error: unknown) => {
+      reply.body.destroy();
+      throw error;
+    });
     try {
       state.written = 0;
       state.gzip = gzip;
@@ -163,15 +166,21 @@ export class Downloads {
           gzip = true;
           state.gzip = true;
         }
-        for (let at = 0; at < chunk.length; ) at += (await handle.write(chunk, at)).bytesWritten;
+        const into = handle;
+        await onDisk(part, async () => {
+          for (let at = 0; at < chunk.length; ) at += (await into.write(chunk, at)).bytesWritten;
+        });
         state.written += chunk.length;
         state.notify();
       }
       // On disk before the checkpoint says the file is complete.
-      await handle.sync();
-      await handle.close();
+      const done = handle;
+      await onDisk(part, async () => {
+        await done.sync();
+        await done.close();
+      });
       handle = undefined;
-      await rename(part, state.path);
+      await onDisk(state.path, () => rename(part, state.path));
     } catch (error) {
       // Before the part file goes: a reader that has no byte of this attempt waits for the next instead of opening it.
       Object.assign(state, { written: 0, gzip: undefined, failures: state.failures + 1 });

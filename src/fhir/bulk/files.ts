@@ -13,6 +13,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
+import { type BridgeError, faultCode, localWriteError } from '../../errors.js';
 import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
 import { describeAnswer, IN_SERVER_LOG, textNotQuoted } from '../outcome.js';
@@ -198,19 +199,27 @@ export async function downloadFile(
         // Labelled by Content-Encoding, or known by its first bytes (a blob store's `.ndjson.gz` served as
         // application/gzip), as downloads.ts decides for the output files.
         let gzip = labelled;
-        await pipeline(
-          reply.body,
-          async function* count(source: AsyncIterable<Buffer>) {
-            for await (const chunk of source) {
-              if (bytes === 0 && !gzip && isGzipStart(chunk)) gzip = true;
-              bytes += chunk.length;
-              yield chunk;
-            }
-          },
-          // flush: the bytes are on disk before the checkpoint says the file is complete.
-          createWriteStream(part, { mode: 0o600, flush: true }),
-        );
-        renameSync(part, path);
+        // flush: the bytes are on disk before the checkpoint says the file is complete.
+        const out = createWriteStream(part, { mode: 0o600, flush: true });
+        let refused: unknown;
+        out.on('error', (error) => (refused = error));
+        try {
+          await pipeline(
+            reply.body,
+            async function* count(source: AsyncIterable<Buffer>) {
+              for await (const chunk of source) {
+                if (bytes === 0 && !gzip && isGzipStart(chunk)) gzip = true;
+                bytes += chunk.length;
+                yield chunk;
+              }
+            },
+            out,
+          );
+        } catch (error) {
+          // The file's own failure (a full disk) is this machine's, not the server's: not retried as a network error.
+          throw error === refused ? localDownloadError(part, error) : error;
+        }
+        await onDisk(path, () => renameSync(part, path));
         return { bytes, gzip };
       },
       signal,
@@ -218,6 +227,26 @@ export async function downloadFile(
   } finally {
     rmSync(part, { force: true });
   }
+}
+
+/** What a download the machine could not write leaves: the export, and the files already here, for the next run. */
+const DOWNLOAD_KEPT = 'nothing of this run was pushed; the export is kept, and the next run downloads only the files not yet here.';
+
+/**
+ * A download's file written to local disk; the machine's refusal (a full disk, a read-only directory) comes out as
+ * BRG_ERR_STATE naming it. Left as it came, its errno code (ENOSPC, EACCES) passed for a network error: the file was
+ * fetched again from the FHIR server under the retry policy, then reported as the server's failure.
+ */
+export async function onDisk<T>(path: string, write: () => T | Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw faultCode(error) === undefined ? error : localDownloadError(path, error);
+  }
+}
+
+function localDownloadError(path: string, cause: unknown): BridgeError {
+  return localWriteError(path, cause, DOWNLOAD_KEPT);
 }
 
 /** True when the local copy is there with the size the checkpoint recorded. */

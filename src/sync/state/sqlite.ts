@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
-import { BridgeError } from '../../errors.js';
+import { BridgeError, faultCode, stateFaultAdvice } from '../../errors.js';
 import type {
   ClaimCursor,
   ClaimDecision,
@@ -134,15 +134,31 @@ function withDatabase<T>(stateDir: string, use: (db: Database.Database) => T): T
   } catch (cause) {
     if (db?.open) db.close();
     if (cause instanceof BridgeError) throw cause;
-    const locked = (cause as { code?: unknown }).code === 'SQLITE_BUSY';
-    throw new BridgeError(
+    throw openFailure(stateDir, cause);
+  }
+}
+
+/**
+ * Why the database could not be opened, with SQLite's (or the file system's) code: a damaged file, a full disk and a
+ * read-only directory each have their own remedy, and "check the directory is writable" sent the operator of a damaged
+ * one looking in the wrong place, maybe to delete it (and send everything again).
+ */
+function openFailure(stateDir: string, cause: unknown): BridgeError {
+  const code = faultCode(cause);
+  if (code?.startsWith('SQLITE_BUSY')) {
+    return new BridgeError(
       'BRG_ERR_STATE',
-      locked
-        ? `The state database in ${stateDir} is locked by another process (a bridge migrating or writing it); wait for it and run again.`
-        : `Cannot open the state database in ${stateDir}.`,
-      { cause, details: { stateDir } },
+      `The state database in ${stateDir} is locked by another process (a bridge migrating or writing it); wait for it and run again.`,
+      { cause, details: { stateDir, sqlite: code } },
     );
   }
+  const file = join(stateDir, 'bridge.sqlite');
+  const advice = code === undefined ? '' : stateFaultAdvice(code, file);
+  return new BridgeError(
+    'BRG_ERR_STATE',
+    `Cannot open the state database ${file}${code === undefined ? '' : ` (${code})`}.${advice || ' Check that the state directory exists and is writable.'}`,
+    { cause, details: { stateDir, ...(code === undefined ? {} : { [code.startsWith('SQLITE_') ? 'sqlite' : 'errno']: code }) } },
+  );
 }
 
 /** What must be over before the schema is upgraded: from 0.1.0 (v1, no leases), its unfinished pushes; later, held leases. */

@@ -3,7 +3,7 @@
  * never does): a failed download is retried while its reader waits for it, and refused once the reader has its bytes.
  * The retry's wait runs on a ManualClock, so the test decides whether the reader arrives before or during it.
  */
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Clock } from '../../../src/clock.js';
 import { Downloads } from '../../../src/fhir/bulk/downloads.js';
+import { downloadFile } from '../../../src/fhir/bulk/files.js';
 import { BulkHttp } from '../../../src/fhir/bulk/http.js';
 import { silentLogger } from '../../../src/log.js';
 import { createDispatcher, DIRECT_NETWORK } from '../../../src/net/index.js';
@@ -51,9 +52,19 @@ function cutOff(res: ServerResponse, body: string, cut: Promise<void>): void {
   res.write(body, () => void cut.then(() => res.socket?.destroy()));
 }
 
-function downloads(clock: Clock, files: readonly string[]): Downloads {
+function downloads(clock: Clock, files: readonly string[], dir = mkdtempSync(join(tmpdir(), 'bridge-bulk-downloads-'))): Downloads {
+  const http = bulkHttp(clock);
+  const output = files.map((path) => ({ type: 'AuditEvent', url: `${base}${path}` }));
+  return new Downloads(
+    http,
+    { output, requiresAccessToken: false, complete: {}, pathOf: (i) => join(dir, `${i}.ndjson`), onComplete: () => undefined },
+    files.map((_, i) => i),
+  );
+}
+
+function bulkHttp(clock: Clock): BulkHttp {
   hits.clear();
-  const http = new BulkHttp({
+  return new BulkHttp({
     baseUrl: base,
     tokenSource: { getToken: async () => 'tok', invalidate: () => undefined },
     dispatcher: createDispatcher(DIRECT_NETWORK),
@@ -64,13 +75,6 @@ function downloads(clock: Clock, files: readonly string[]): Downloads {
     maxJsonBytes: 1 << 20,
     random: () => 0.5,
   });
-  const dir = mkdtempSync(join(tmpdir(), 'bridge-bulk-downloads-'));
-  const output = files.map((path) => ({ type: 'AuditEvent', url: `${base}${path}` }));
-  return new Downloads(
-    http,
-    { output, requiresAccessToken: false, complete: {}, pathOf: (i) => join(dir, `${i}.ndjson`), onComplete: () => undefined },
-    files.map((_, i) => i),
-  );
 }
 
 async function ids(lines: AsyncIterable<{ length: number; text(i: number): string }>): Promise<string[]> {
@@ -120,5 +124,38 @@ describe('a download that fails mid-body', () => {
     } finally {
       await d.stop();
     }
+  });
+});
+
+describe('a download this machine cannot write', () => {
+  // /dev/full answers every write with ENOSPC: the part file on a full disk, without filling one. Only the first
+  // attempt meets it (the part file, here a link, is removed after a failed attempt), so a retry would succeed.
+  it.skipIf(!existsSync('/dev/full'))('is not fetched again as a network error: BRG_ERR_STATE names the file, after one request', async () => {
+    answers = { '/f/0': (res) => res.end(ndjson('zero', 3)) };
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-bulk-downloads-'));
+    const part = join(dir, '0.ndjson.part');
+    symlinkSync('/dev/full', part);
+    const d = downloads(new InstantClock(), ['/f/0'], dir);
+    try {
+      const error = await rejectionOf(ids(d.lines(0)));
+      expect(error.code).toBe('BRG_ERR_STATE');
+      expect(error.message).toContain(`Cannot write ${part} (ENOSPC). Free space on its disk`);
+      expect(error.message).toContain('the export is kept, and the next run downloads only the files not yet here');
+      expect(hits.get('/f/0')).toBe(1);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it.skipIf(!existsSync('/dev/full'))('an error file (downloaded whole) neither: BRG_ERR_STATE names the file, after one request', async () => {
+    answers = { '/e/0': (res) => res.end('{"resourceType":"OperationOutcome"}\n') };
+    const dir = mkdtempSync(join(tmpdir(), 'bridge-bulk-downloads-'));
+    const path = join(dir, 'error-0.ndjson');
+    symlinkSync('/dev/full', `${path}.part`);
+    const file = { type: 'OperationOutcome', url: `${base}/e/0` };
+    const error = await rejectionOf(downloadFile(bulkHttp(new InstantClock()), file, 'error file 1 of 1', path, false));
+    expect(error.code).toBe('BRG_ERR_STATE');
+    expect(error.message).toContain(`Cannot write ${path}.part (ENOSPC). Free space on its disk`);
+    expect(hits.get('/e/0')).toBe(1);
   });
 });
