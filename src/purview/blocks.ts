@@ -19,11 +19,13 @@ export interface UploadLimits {
 export const MAX_ROWS_PER_UPLOAD = 5_000_000;
 export const MAX_BYTES_PER_UPLOAD = 3_000_000_000;
 
-/** The rows of one block of a file: ranges of row numbers, and how many of them were sent before without an answer. */
+/** The rows of one block of a file: ranges of row numbers, and those of them sent before without an answer. */
 export interface RowBlockPlan {
   readonly ranges: readonly RowRange[];
   readonly rows: number;
   readonly resentRows: number;
+  /** Where the `resentRows` are: the rows Purview may hold twice once the block is acknowledged. */
+  readonly resentRanges: readonly RowRange[];
 }
 
 /** A row range and whether its rows went out before without a recorded answer. */
@@ -40,17 +42,26 @@ export function planRowBlocks(totalRows: number, blockRows: number, recorded: re
   positiveInteger(blockRows, 'blockRows');
   const pending = pendingRanges(totalRows, recorded);
   const blocks: RowBlockPlan[] = [];
-  let current: { ranges: RowRange[]; rows: number; resentRows: number } = { ranges: [], rows: 0, resentRows: 0 };
+  const fresh = (): { ranges: RowRange[]; rows: number; resentRows: number; resentRanges: RowRange[] } => ({
+    ranges: [],
+    rows: 0,
+    resentRows: 0,
+    resentRanges: [],
+  });
+  let current = fresh();
   for (const range of pending) {
     for (let first = range.first; first < range.end; ) {
       const take = Math.min(range.end - first, blockRows - current.rows);
       appendRange(current.ranges, first, first + take);
       current.rows += take;
-      if (range.resend) current.resentRows += take;
+      if (range.resend) {
+        current.resentRows += take;
+        appendRange(current.resentRanges, first, first + take);
+      }
       first += take;
       if (current.rows === blockRows) {
         blocks.push(current);
-        current = { ranges: [], rows: 0, resentRows: 0 };
+        current = fresh();
       }
     }
   }

@@ -38,6 +38,15 @@ export {
   rowsSentOf,
 } from './ledger.js';
 export { PurviewError } from './purview-error.js';
-export { DEFAULT_BLOCK_ROWS, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type PushOptions, pushEventSpool, pushRowFile } from './push.js';
+export {
+  DEFAULT_BLOCK_ROWS,
+  DEFAULT_PUSH_TIMEOUT_MS,
+  fileRowsText,
+  PUSH_RETRY,
+  type PushOptions,
+  pushEventSpool,
+  pushRowFile,
+  type RowFilePushReport,
+} from './push.js';
 export { emptyReport, type PushEvent, type PushEventMap, type PushEventName, type PushReport } from './push-events.js';
 export { type ByteRange, type MultipartFrame, multipartFrame } from './upload.js';

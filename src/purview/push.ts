@@ -16,13 +16,13 @@ import { type IdSource, uuidSource } from '../ids.js';
 import type { Logger } from '../log.js';
 import type { NetworkSettings } from '../net/index.js';
 import type { TokenSource } from '../token-cache.js';
-import { appendSegment, createUploadCounter, planRowBlocks, type UploadLimits } from './blocks.js';
+import { appendSegment, createUploadCounter, mergeRanges, planRowBlocks, type UploadLimits } from './blocks.js';
 import { signalsUrl } from './clouds.js';
 import { openEventSpool, type SpoolEvent } from './event-spool.js';
 import { createHttpsAgent } from './https-pool.js';
-import { type DeliveryLedger, type DeliveryTarget, fileSource, type LeaseRef, type OpenedBlock } from './ledger.js';
+import { type DeliveryLedger, type DeliveryTarget, fileSource, type LeaseRef, type OpenedBlock, type RowRange } from './ledger.js';
 import { emptyReport, type PushEvent, type PushReport } from './push-events.js';
-import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type SendContext, sendBlock } from './send-block.js';
+import { blockFilename, DEFAULT_PUSH_TIMEOUT_MS, PUSH_RETRY, type SendContext, type SentBlock, sendBlock } from './send-block.js';
 import type { ByteRange } from './upload.js';
 
 export interface PushOptions {
@@ -122,25 +122,46 @@ export async function pushEventSpool(
   }
 }
 
+/** What a push of a file reports besides the counts: where in the file the rows Purview may hold twice are. */
+export interface RowFilePushReport extends PushReport {
+  /**
+   * The file's rows (0-based, half-open, merged and in order) of this push's blocks flagged possibly duplicated: the
+   * rows each re-sent, or all of its rows once an attempt of it lost its answer. `possiblyDuplicated` numbers blocks
+   * of this push alone, which says nothing of where their rows are once a rerun planned blocks around acknowledged rows.
+   */
+  readonly possiblyDuplicatedRanges: readonly RowRange[];
+}
+
 /** Pushes a normalised flat file: each block claims row ranges of its content the destination has not acknowledged. */
-export async function pushRowFile(options: PushOptions & { file: NormalizedFile }): Promise<PushReport> {
+export async function pushRowFile(options: PushOptions & { file: NormalizedFile }): Promise<RowFilePushReport> {
   const { file } = options;
   const target = targetOf(options, fileSource(file.sha256));
   const session = openSession(options, file.spoolPath, file.header);
+  const flagged: RowRange[] = [];
   try {
     const plan = planRowBlocks(file.rows, session.blockRows, options.ledger.rangesOf(target));
     session.alreadyDelivered(plan.deliveredRows);
     for (const block of plan.blocks) {
       throwIfStopped(options, session.report.blocks);
       const segments = block.ranges.map((r) => ({ start: file.offsets.offsetOf(file.spoolPath, r.first), end: file.offsets.offsetOf(file.spoolPath, r.end) }));
-      // Row numbers count the file's data rows (1 = the first after the header): a block refused is found in the file.
-      const rows = `data row(s) ${block.ranges.map((r) => (r.end - r.first === 1 ? `${r.first + 1}` : `${r.first + 1}–${r.end}`)).join(', ')} of the file`;
-      await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments, rows);
+      const rows = `${fileRowsText(block.ranges)} of the file`;
+      const sent = await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments, rows);
+      if (sent.possiblyDuplicatedRows > 0) flagged.push(...(sent.possiblyDuplicatedRows === block.rows ? block.ranges : block.resentRanges));
     }
   } finally {
     await session.close();
   }
-  return session.finish();
+  return { ...session.finish(), possiblyDuplicatedRanges: mergeRanges(flagged, file.rows) };
+}
+
+/**
+ * Rows of a file as an operator finds them: data rows counted from 1, the first after the header ("data row(s) 11–20, 31");
+ * with `max`, the first `max` ranges and how many more.
+ */
+export function fileRowsText(ranges: readonly RowRange[], max = Number.POSITIVE_INFINITY): string {
+  const shown = ranges.slice(0, max).map((r) => (r.end - r.first === 1 ? `${r.first + 1}` : `${r.first + 1}–${r.end}`));
+  const more = ranges.length > max ? ` and ${ranges.length - max} more range(s)` : '';
+  return `data row(s) ${shown.join(', ')}${more}`;
 }
 
 function targetOf(options: PushOptions, source: string): DeliveryTarget {
@@ -167,7 +188,7 @@ interface PushSession {
   /** Rows of events the operator gave up: not sent (ClaimDecision `given-up`). */
   gaveUp(rows: number): void;
   /** @param rows - where the block's rows sit in a file ("data rows 11–20"), for messages; none for events. */
-  send(claim: OpenedBlock, segments: readonly ByteRange[], rows?: string): Promise<void>;
+  send(claim: OpenedBlock, segments: readonly ByteRange[], rows?: string): Promise<SentBlock>;
   close(): Promise<void>;
   finish(): PushReport;
 }
@@ -224,6 +245,7 @@ function openSession(options: PushOptions, spoolPath: string, header: Buffer): P
         report.possiblyDuplicated.push(index);
         report.rowsPossiblyDuplicated += sent.possiblyDuplicatedRows;
       }
+      return sent;
     },
     close: () => dispatcher.close(),
     finish() {

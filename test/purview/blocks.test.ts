@@ -26,9 +26,9 @@ describe('planRowBlocks', () => {
     expect(planRowBlocks(7, 3, [])).toEqual({
       deliveredRows: 0,
       blocks: [
-        { ranges: [{ first: 0, end: 3 }], rows: 3, resentRows: 0 },
-        { ranges: [{ first: 3, end: 6 }], rows: 3, resentRows: 0 },
-        { ranges: [{ first: 6, end: 7 }], rows: 1, resentRows: 0 },
+        { ranges: [{ first: 0, end: 3 }], rows: 3, resentRows: 0, resentRanges: [] },
+        { ranges: [{ first: 3, end: 6 }], rows: 3, resentRows: 0, resentRanges: [] },
+        { ranges: [{ first: 6, end: 7 }], rows: 1, resentRows: 0, resentRanges: [] },
       ],
     });
     expect(planRowBlocks(0, 3, [])).toEqual({ deliveredRows: 0, blocks: [] });
@@ -45,6 +45,7 @@ describe('planRowBlocks', () => {
         ],
         rows: 9,
         resentRows: 0,
+        resentRanges: [],
       },
     ]);
   });
@@ -60,8 +61,12 @@ describe('planRowBlocks', () => {
         ],
         rows: 5,
         resentRows: 4,
+        resentRanges: [
+          { first: 0, end: 3 },
+          { first: 5, end: 6 },
+        ],
       },
-      { ranges: [{ first: 7, end: 12 }], rows: 5, resentRows: 0 },
+      { ranges: [{ first: 7, end: 12 }], rows: 5, resentRows: 0, resentRanges: [] },
     ]);
   });
 
@@ -85,8 +90,9 @@ describe('planRowBlocks', () => {
         expect(block.rows).toBeLessThanOrEqual(blockRows);
         const resent = block.ranges
           .flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i))
-          .filter((row) => history.some((h) => h.state === 'unknown' && h.first <= row && row < h.end)).length;
-        expect(block.resentRows).toBe(resent);
+          .filter((row) => history.some((h) => h.state === 'unknown' && h.first <= row && row < h.end));
+        expect(block.resentRows).toBe(resent.length);
+        expect(block.resentRanges.flatMap((r) => Array.from({ length: r.end - r.first }, (_, i) => r.first + i))).toEqual(resent);
       }
     }
   });

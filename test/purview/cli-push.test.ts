@@ -5,7 +5,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -222,6 +222,33 @@ describe('bridge push', () => {
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2, 3].map((i) => row(i, '\t')));
   });
 
+  it('names the rows of the file Purview may hold twice, not only the blocks of this push: a rerun plans its blocks around what was acknowledged', async () => {
+    const app = files.emu.newApp();
+    const rows = [0, 1, 2, 3, 4, 5].map((i) => row(i, '\t'));
+    const file = input('flagged.txt', `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    // The second block is stored but its answer lost, then refused: rows 3–4 went out without a recorded answer.
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'accept-then-reset' }, { kind: 'status', status: 400, body: 'Bad block' });
+    expect((await rejectionOf(bridgePush([...appArgs(app, file), '--block-rows', '2'], env))).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    // The rerun's block 0 holds rows 3–5 of the file: 3 and 4 sent again.
+    const printed = await bridgePush([...appArgs(app, file), '--block-rows', '3'], env);
+    expect(printed.slice(1)).toEqual([
+      `pushed to job ${app.jobId}: 6 row(s) acknowledged (4 sent now in 2 block(s), 2 acknowledged earlier)`,
+      'possibly duplicated: 2 row(s), data row(s) 3–4 of the file, in block(s) 0 of this push (sent before without a recorded acknowledgement; Purview may hold them twice)',
+    ]);
+
+    // An answer lost within the push: the whole block is flagged, its rows listed by --json.
+    const other = files.emu.newApp();
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'accept-then-status', status: 503 });
+    const [json] = await bridgePush([...appArgs(other, file), '--block-rows', '2', '--json'], { PURVIEW_APP_SECRET: other.secret });
+    expect(JSON.parse(json ?? '')).toMatchObject({
+      blocks: 3,
+      possiblyDuplicatedBlocks: [1],
+      rowsPossiblyDuplicated: 2,
+      possiblyDuplicatedRows: [{ firstRow: 3, lastRow: 4 }],
+    });
+  });
+
   it('refuses a file edited after part of it went out (its acknowledged rows would go again, unflagged), unless --resend-edited', async () => {
     const app = files.emu.newApp();
     const rows = [0, 1, 2, 3].map((i) => row(i, '\t'));
@@ -254,6 +281,40 @@ describe('bridge push', () => {
         .flatMap((b) => b.rows)
         .slice(-2),
     ).toEqual(tomorrow);
+  });
+
+  it('refuses a file edited after part of it went out by whichever path names it: a symbolic link to it, or its own path after one', async () => {
+    const app = files.emu.newApp();
+    const rows = [0, 1, 2, 3].map((i) => row(i, '\t'));
+    const path = join(dir, 'linked.txt');
+    const link = join(dir, 'linked-current.txt');
+    writeFileSync(path, `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    symlinkSync(path, link);
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    // A scheduled task pushes through the link; Purview refuses the second block.
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
+    expect((await rejectionOf(bridgePush([...appArgs(app, link), '--block-rows', '2'], env))).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    // The operator fixes the row in the file and pushes it by its own path, then through the link again.
+    writeFileSync(path, `${EPIC.join('\t')}\n${[rows[0], rows[1], row(20, '\t'), rows[3]].join('\n')}\n`);
+    for (const name of [path, link]) {
+      const refused = await rejectionOf(bridgePush([...appArgs(app, name), '--block-rows', '2'], env));
+      expect([refused.code, refused.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
+      expect(refused.message).toContain('before with other content, not all of it: 2 of its 4 rows are in Purview');
+    }
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 2));
+
+    // The other way round: pushed in part by its own path, then edited and pushed through a link made since.
+    const other = files.emu.newApp();
+    const direct = join(dir, 'direct.txt');
+    writeFileSync(direct, `${EPIC.join('\t')}\n${rows.join('\n')}\n`);
+    files.emu.ingest.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
+    const otherEnv = { PURVIEW_APP_SECRET: other.secret };
+    expect((await rejectionOf(bridgePush([...appArgs(other, direct), '--block-rows', '2'], otherEnv))).code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    writeFileSync(direct, `${EPIC.join('\t')}\n${[rows[0], rows[1], row(20, '\t'), rows[3]].join('\n')}\n`);
+    const directLink = join(dir, 'direct-link.txt');
+    symlinkSync(direct, directLink);
+    expect((await rejectionOf(bridgePush([...appArgs(other, directLink), '--block-rows', '2'], otherEnv))).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect(files.emu.ingest.accepted(other.jobId).flatMap((b) => b.rows)).toEqual(rows.slice(0, 2));
   });
 
   it('refuses a file that is the content pushed before with rows added (an export that grows), unless --resend-edited', async () => {

@@ -64,6 +64,7 @@ describe('pushRowFile against the Entra and ingestion emulators', () => {
       rowsGivenUp: 0,
       possiblyDuplicated: [],
       rowsPossiblyDuplicated: 0,
+      possiblyDuplicatedRanges: [],
     });
     expect(world.ranges(file, jobId)).toEqual([
       { first: 0, end: 4, state: 'acked' },

@@ -152,6 +152,8 @@ describe('transient faults on the first block', () => {
         rowsGivenUp: 0,
         possiblyDuplicated: c.duplicated ? [0] : [],
         rowsPossiblyDuplicated: c.duplicated ? 10 : 0,
+        // Where they are in the file: the first block's rows.
+        possiblyDuplicatedRanges: c.duplicated ? [{ first: 0, end: 10 }] : [],
       });
       const retries = run.events.filter((e) => e.type === 'block_retry');
       expect(retries).toHaveLength(1);

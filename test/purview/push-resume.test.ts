@@ -120,6 +120,8 @@ describe('resume within one ledger', () => {
     store.markAttempt(sent.id);
     const report = await pushRowFile(options(app, file, { blockRows: 15 }));
     expect(report).toMatchObject({ blocks: 2, rowsSent: 20, possiblyDuplicated: [0, 1], rowsPossiblyDuplicated: 10 });
+    // Rows 10–19 of the file, split over the two blocks: only those re-sent, not the rows new in block 0.
+    expect(report.possiblyDuplicatedRanges).toEqual([{ first: 10, end: 20 }]);
     expect(emu.ingest.accepted(app.jobId).map((b) => b.rows.length)).toEqual([15, 5]);
     expect(acceptedRows(app)).toEqual(rows);
   });

@@ -6,7 +6,7 @@
  * private spool under the state directory, and the header is checked against the schema before anything is sent.
  * The secret is never a command-line value: an environment variable (PURVIEW_APP_SECRET by default) or a file.
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { type Clock, systemClock } from '../../clock.js';
@@ -28,13 +28,14 @@ import {
   destinationKey,
   type EntraCredential,
   emptyReport,
+  fileRowsText,
   holdsContent,
   type NormalizedFile,
   normalizeFlatFile,
   type PushEvent,
-  type PushReport,
   prefixSha256s,
   pushRowFile,
+  type RowFilePushReport,
   rowsSentOf,
   type SentContentHash,
 } from '../../purview/index.js';
@@ -133,7 +134,7 @@ export function pushCommand(deps: PushCommandDeps): Command {
     )
     .addOption(new Option('--no-progress', 'plain periodic lines even on a terminal'))
     .option('--json', 'print only the push summary, as one JSON object (as `bridge sync --json` does)')
-    .option('--resend-edited', 'send a file whole though an earlier content of it (the same path) has rows in Purview')
+    .option('--resend-edited', 'send a file whole though an earlier content of it (by this path, or one to the same file) has rows in Purview')
     .action((flags: PushFlags) => runPush(deps, flags));
 }
 
@@ -166,7 +167,8 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
         `${basename(flags.file)}: ${input.rows} row(s), ${input.delimiter}-separated, every mandatory ${flags.schema} column present, every row ${input.columns.length} fields${notes.length ? `; ${notes.join(', ')}` : ''}`,
       );
     if (input.rows === 0) {
-      if (flags.json) deps.print(JSON.stringify(jsonSummary(flags, input, emptyReport(), (clock.now() - startedMs) / 1000)));
+      if (flags.json)
+        deps.print(JSON.stringify(jsonSummary(flags, input, { ...emptyReport(), possiblyDuplicatedRanges: [] }, (clock.now() - startedMs) / 1000)));
       else deps.print('nothing to push: the file has a header and no rows');
       return;
     }
@@ -179,7 +181,7 @@ async function runPush(deps: PushCommandDeps, flags: PushFlags): Promise<void> {
       clock,
       ...(deps.stdout ? { stream: deps.stdout } : {}),
     });
-    let report: PushReport;
+    let report: RowFilePushReport;
     try {
       report = await pushWithLedger(logged, flags, input, credential, caPem, (event) => reporter.onEvent(event));
     } finally {
@@ -204,7 +206,7 @@ async function pushWithLedger(
   credential: EntraCredential,
   caPem: string | undefined,
   onEvent: (event: PushEvent) => void,
-): Promise<PushReport> {
+): Promise<RowFilePushReport> {
   const clock = deps.clock ?? systemClock;
   const { logger } = deps;
   const preset = CLOUDS[flags.cloud];
@@ -282,40 +284,63 @@ const PUSHED_FILES = 'file:push';
  * (and its row count) is remembered per destination; a new content is refused while the earlier one went out only in
  * part, or when it is the earlier content with rows added after it (an export that grows), unless --resend-edited says
  * to send it whole. A path whose earlier content went out whole takes the next export (a daily file written under one
- * name) as it is.
+ * name) as it is. A file is remembered under each of its names (pathNamesOf): reached another way, it is the same file.
  */
 async function refuseEditedFile(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile): Promise<void> {
-  const name = `${destination}|${resolve(flags.file)}`;
-  const before = pushedBefore(store.getSourceState(PUSHED_FILES, name));
-  if (before !== undefined && before.sha256 !== file.sha256 && flags.resendEdited !== true) {
-    const { acked, unknown } = rowsSentOf(store, destination, before.sha256);
-    if (acked + unknown > 0 && acked < before.rows) {
-      const maybe = unknown > 0 ? ` (${unknown} more may be: sent without an answer)` : '';
-      throw new BridgeError(
-        'BRG_ERR_INPUT_INVALID',
-        `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, any it shares with what went out again. Push the earlier content again to finish it, or push the rows not sent yet from a file of another name (this name is held by the earlier content until it is finished); or pass --resend-edited to send this one whole (Purview then holds twice the rows it shares with what went out).`,
-        { details: { acknowledged: acked, unknown } },
-      );
-    }
-    // The same rows under a header spelled otherwise (quoted names, another case) are another content, and no new row.
-    if (acked + unknown > 0 && file.rows === before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
-      throw new BridgeError(
-        'BRG_ERR_INPUT_INVALID',
-        `${basename(flags.file)} holds the rows pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) under a header spelled otherwise: pushed, they would all be sent again. Nothing was sent and nothing is missing; or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
-        { details: { acknowledged: acked, unknown } },
-      );
-    }
-    if (acked + unknown > 0 && file.rows > before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
-      throw new BridgeError(
-        'BRG_ERR_INPUT_INVALID',
-        `${basename(flags.file)} is the content pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) with ${file.rows - before.rows} row(s) added after them. Grown, it is a new file: all its rows would be sent, those ${before.rows} again. Push a file holding the header line and only the rows after the first ${before.rows}; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
-        { details: { acknowledged: acked, unknown, addedRows: file.rows - before.rows } },
-      );
-    }
+  const names = pathNamesOf(flags.file).map((path) => `${destination}|${path}`);
+  const befores = names.map((name) => pushedBefore(store.getSourceState(PUSHED_FILES, name)));
+  if (flags.resendEdited !== true) {
+    for (const before of befores) if (before !== undefined && before.sha256 !== file.sha256) await refuseAgainst(store, flags, destination, file, before);
   }
-  if (before?.sha256 !== file.sha256) {
-    const sent = file.sentSha256 === file.sha256 ? {} : { sentSha256: file.sentSha256 };
-    store.setSourceState(PUSHED_FILES, name, JSON.stringify({ sha256: file.sha256, rows: file.rows, ...sent }));
+  const sent = file.sentSha256 === file.sha256 ? {} : { sentSha256: file.sentSha256 };
+  names.forEach((name, i) => {
+    if (befores[i]?.sha256 !== file.sha256) store.setSourceState(PUSHED_FILES, name, JSON.stringify({ sha256: file.sha256, rows: file.rows, ...sent }));
+  });
+}
+
+/**
+ * The names a file is remembered under: the path as given (absolute), and the file it names, links followed (on Windows
+ * also the name's case as on disk, and a mapped drive's UNC path). Keyed by the path as given alone, an edited file
+ * pushed through a symbolic link, or by its own path after a push through one, was a file never pushed: sent whole, the
+ * rows acknowledged from it sent again, unflagged. The path as given stays one of the names: a link moved to another
+ * file since (a `current` that names today's export) still answers for what went out through it.
+ */
+function pathNamesOf(file: string): string[] {
+  const given = resolve(file);
+  try {
+    const real = realpathSync.native(file);
+    // A pipe or a device (`--file /dev/stdin`) has no name that lasts beyond this run.
+    return real !== given && statSync(real).isFile() ? [given, real] : [given];
+  } catch {
+    return [given];
+  }
+}
+
+/** Refuses `file` when it would send again rows of `before`, the content one of its names had (refuseEditedFile). */
+async function refuseAgainst(store: StateStore, flags: PushFlags, destination: string, file: NormalizedFile, before: SentContentHash): Promise<void> {
+  const { acked, unknown } = rowsSentOf(store, destination, before.sha256);
+  if (acked + unknown > 0 && acked < before.rows) {
+    const maybe = unknown > 0 ? ` (${unknown} more may be: sent without an answer)` : '';
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${basename(flags.file)} was pushed to job ${flags.jobId} before with other content, not all of it: ${acked} of its ${before.rows} rows are in Purview${maybe}. Edited, it is a new file: all its rows would be sent, any it shares with what went out again. Push the earlier content again to finish it, or push the rows not sent yet from a file of another name (this name is held by the earlier content until it is finished); or pass --resend-edited to send this one whole (Purview then holds twice the rows it shares with what went out).`,
+      { details: { acknowledged: acked, unknown } },
+    );
+  }
+  // The same rows under a header spelled otherwise (quoted names, another case) are another content, and no new row.
+  if (acked + unknown > 0 && file.rows === before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${basename(flags.file)} holds the rows pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) under a header spelled otherwise: pushed, they would all be sent again. Nothing was sent and nothing is missing; or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+      { details: { acknowledged: acked, unknown } },
+    );
+  }
+  if (acked + unknown > 0 && file.rows > before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
+    throw new BridgeError(
+      'BRG_ERR_INPUT_INVALID',
+      `${basename(flags.file)} is the content pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) with ${file.rows - before.rows} row(s) added after them. Grown, it is a new file: all its rows would be sent, those ${before.rows} again. Push a file holding the header line and only the rows after the first ${before.rows}; or pass --resend-edited to send this one whole (Purview then holds those rows twice).`,
+      { details: { acknowledged: acked, unknown, addedRows: file.rows - before.rows } },
+    );
   }
 }
 
@@ -359,7 +384,7 @@ function resolveCredential(flags: PushFlags, env: NodeJS.ProcessEnv, logger: Pic
 }
 
 /** `--json`: the push's outcome as one object (counts and ids only), like `bridge sync --json`. */
-function jsonSummary(flags: PushFlags, file: NormalizedFile, report: PushReport, durationSeconds: number): Record<string, unknown> {
+function jsonSummary(flags: PushFlags, file: NormalizedFile, report: RowFilePushReport, durationSeconds: number): Record<string, unknown> {
   return {
     file: basename(flags.file),
     jobId: flags.jobId,
@@ -374,18 +399,26 @@ function jsonSummary(flags: PushFlags, file: NormalizedFile, report: PushReport,
     duplicateRows: report.duplicateRows,
     possiblyDuplicatedBlocks: report.possiblyDuplicated,
     rowsPossiblyDuplicated: report.rowsPossiblyDuplicated,
+    // Data rows counted from 1, as `bridge runs --possibly-duplicated` lists a run's: block numbers name no rows.
+    possiblyDuplicatedRows: report.possiblyDuplicatedRanges.map((range) => ({ firstRow: range.first + 1, lastRow: range.end })),
     durationSeconds,
     process: processStats(),
   };
 }
 
-function summaryLines(report: PushReport, jobId: string): string[] {
+/** Ranges of rows the summary line names; --json lists them all. */
+const SHOWN_RANGES = 10;
+
+function summaryLines(report: RowFilePushReport, jobId: string): string[] {
   const lines = [
     `pushed to job ${jobId}: ${report.rowsAcked} row(s) acknowledged (${report.rowsSent} sent now in ${report.blocks} block(s), ${report.rowsAlreadyDelivered} acknowledged earlier)`,
   ];
   if (report.possiblyDuplicated.length > 0) {
+    // Where they are in the file: a rerun plans its blocks around the rows acknowledged, so block 0 of a resumed push
+    // may hold the file's last rows.
+    const more = report.possiblyDuplicatedRanges.length > SHOWN_RANGES ? '; --json lists them all' : '';
     lines.push(
-      `possibly duplicated: ${report.rowsPossiblyDuplicated} row(s) in block(s) ${report.possiblyDuplicated.join(', ')} (sent before without a recorded acknowledgement; Purview may hold them twice)`,
+      `possibly duplicated: ${report.rowsPossiblyDuplicated} row(s), ${fileRowsText(report.possiblyDuplicatedRanges, SHOWN_RANGES)} of the file, in block(s) ${report.possiblyDuplicated.join(', ')} of this push (sent before without a recorded acknowledgement; Purview may hold them twice${more})`,
     );
   }
   return lines;
