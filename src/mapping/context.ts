@@ -154,16 +154,20 @@ export interface PatientSubject {
 export function patientSubjects(event: AuditEvent, resolver: Resolver, options: ResolvedOptions): PatientSubject[] {
   const candidates: PatientSubject[] = [];
   const entities = event.entity ?? [];
+  let nameless: number[] | undefined;
   for (let index = 0; index < entities.length; index += 1) {
     const entity = entities[index];
-    if (!entity) continue;
-    const patientTyped = isPatientRole(entity.role) || isPatientEntityType(entity.type);
-    // A patient's entity without `what` (only its `name`, the patient's, or nothing) is an access to a patient all the
-    // same: read as a display-only reference (§3.3 step 4), or as an empty one.
-    const what = entity.what ?? (patientTyped ? (entity.name ? { display: entity.name } : {}) : undefined);
-    if (!what) continue;
+    const what = entity?.what;
+    if (!entity || !what) {
+      // Kept aside: taken only when no entity names the patient (below).
+      if (entity && isPatientRole(entity.role) && entity.query === undefined) {
+        nameless ??= [];
+        nameless.push(index);
+      }
+      continue;
+    }
     // The patient's role, or the Patient resource type, unless the reference names another type.
-    const patientEntity = patientTyped && !namesOtherType(what, resolver);
+    const patientEntity = (isPatientRole(entity.role) || isPatientEntityType(entity.type)) && !namesOtherType(what, resolver);
     // A patient's entity whose `what` names no one we can look up (a urn:uuid, an id longer than FHIR allows, nothing
     // but an empty reference) is still an access to a patient: keyed by where it sits, it gives an unresolved row (and
     // a reject, visible), not a silent no-patient skip.
@@ -177,6 +181,15 @@ export function patientSubjects(event: AuditEvent, resolver: Resolver, options: 
     if (!extension || !options.patientExtensionUrls.has(extension.url) || !extension.valueReference) continue;
     const subject = toSubject(extension.valueReference, 'extension', index, options);
     if (subject) candidates.push(subject);
+  }
+  // A patient-role entity without `what` (only its `name`, the patient's, or nothing; not a query's) is an access to a
+  // patient all the same when no entity or extension names one: read as a display-only reference (§3.3 step 4), or an empty one.
+  if (nameless !== undefined && candidates.length === 0) {
+    for (const index of nameless) {
+      const name = entities[index]?.name;
+      const what = name ? { display: name } : {};
+      candidates.push(toSubject(what, 'entity', index, options) ?? unnamed('entity', index, what));
+    }
   }
   if (candidates.length < 2) return candidates;
   const unique = new Map<string, PatientSubject>();

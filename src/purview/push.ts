@@ -148,6 +148,13 @@ export async function pushRowFile(options: PushOptions & { file: NormalizedFile 
       const sent = await session.send(options.ledger.openRangeBlock(target, block.ranges, block.resentRows), segments, rows);
       if (sent.possiblyDuplicatedRows > 0) flagged.push(...(sent.possiblyDuplicatedRows === block.rows ? block.ranges : block.resentRanges));
     }
+  } catch (error) {
+    // A push that fails after a block went again (its answer lost) is the only one to know those rows: the rerun finds
+    // them acknowledged, and a push has no run to list them. The failure names them.
+    if (flagged.length > 0 && error instanceof Error) {
+      error.message += ` Before it, Purview may have been sent ${fileRowsText(mergeRanges(flagged, file.rows), 10)} of the file twice (an answer lost, the block sent again).`;
+    }
+    throw error;
   } finally {
     await session.close();
   }

@@ -81,6 +81,15 @@ describe('patient subjects no lookup can name (docs/mapping.md §3.4)', () => {
     expect(result.rows).toHaveLength(1);
     expect(result.rows[0]).toContain('DOE, JANE');
     expect(result.warnings).toContain('unresolved-patient');
+    // Not beside an entity that names the patient, nor a query's entity (a search typed Patient).
+    expect(withEntity({ role, name: 'Patient search', query: 'bmFtZT1kb2U=' }).skipped).toBe('no-patient');
+    const twins = read(login, {
+      entity: [
+        { what: { reference: 'Patient/example' }, role },
+        { role, name: 'DOE, JANE' },
+      ],
+    });
+    expect(mapEvent(twins, mapping, lookup).rows).toHaveLength(1);
   });
 
   it('takes the patient role as STU3 named its code system, or with no system, and reads the patient by identifier', () => {

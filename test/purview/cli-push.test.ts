@@ -249,6 +249,16 @@ describe('bridge push', () => {
     });
   });
 
+  it('a push that fails after a block went again names the rows Purview may hold twice, which no rerun could name', async () => {
+    const app = files.emu.newApp();
+    const file = input('failing.txt', `${EPIC.join('\t')}\n${[0, 1, 2, 3].map((i) => row(i, '\t')).join('\n')}\n`);
+    // Block 0 is stored but its answer lost, then sent again and acknowledged; block 1 is refused.
+    files.emu.ingest.injectFaults({ kind: 'accept-then-status', status: 503 }, { kind: 'delay', ms: 0 }, { kind: 'status', status: 400, body: 'Bad block' });
+    const failed = await rejectionOf(bridgePush([...appArgs(app, file), '--block-rows', '2'], { PURVIEW_APP_SECRET: app.secret }));
+    expect(failed.code).toBe('BRG_ERR_PURVIEW_REJECTED');
+    expect(failed.message).toContain('Before it, Purview may have been sent data row(s) 1–2 of the file twice (an answer lost, the block sent again).');
+  });
+
   it('refuses a file edited after part of it went out (its acknowledged rows would go again, unflagged), unless --resend-edited', async () => {
     const app = files.emu.newApp();
     const rows = [0, 1, 2, 3].map((i) => row(i, '\t'));
