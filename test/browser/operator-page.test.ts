@@ -232,6 +232,21 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
   }, 60_000);
 
   /** A signed-in tab, its board shown. */
+  /** Waits until the service has no run in flight (a run a test started has ended). */
+  async function untilNothingInFlight(): Promise<void> {
+    await expect
+      .poll(
+        async () => {
+          const status = (await (await fetch(`${service.url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
+            connectors: Array<{ inFlight?: unknown }>;
+          };
+          return status.connectors[0]?.inFlight;
+        },
+        { timeout: 60_000 },
+      )
+      .toBeUndefined();
+  }
+
   async function signedIn(): Promise<{ page: Page; requests: string[]; problems: string[] }> {
     const opened = await openPage();
     await opened.page.fill('#token', TOKEN);
@@ -294,17 +309,7 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.waitForTimeout(500);
     expect(posts).toEqual([202]);
     expect(await card.locator('.sync-msg.refused').count()).toBe(0);
-    await expect
-      .poll(
-        async () => {
-          const status = (await (await fetch(`${service.url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
-            connectors: Array<{ inFlight?: unknown }>;
-          };
-          return status.connectors[0]?.inFlight;
-        },
-        { timeout: 60_000 },
-      )
-      .toBeUndefined();
+    await untilNothingInFlight();
     h.sandbox.ingest.injectFaults();
     await page.context().close();
   }, 90_000);
@@ -338,17 +343,7 @@ describe.skipIf(!executable)('operator page in Chromium', () => {
     await page.mouse.up();
     await expect.poll(() => posts.length, { timeout: 10_000 }).toBe(1);
     expect(await page.evaluate('document.contains(window.pressed)')).toBe(true);
-    await expect
-      .poll(
-        async () => {
-          const status = (await (await fetch(`${service.url}/v1/status`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as {
-            connectors: Array<{ inFlight?: unknown }>;
-          };
-          return status.connectors[0]?.inFlight;
-        },
-        { timeout: 60_000 },
-      )
-      .toBeUndefined();
+    await untilNothingInFlight();
     expect(problems).toEqual([]);
     await page.context().close();
   }, 90_000);
