@@ -68,7 +68,7 @@ export const ERROR_CODES = {
   BRG_ERR_FHIR_HTTP: {
     http: 502,
     exit: 4,
-    fix: "See the OperationOutcome's codes in the message (its text, which may name a patient, is in the FHIR server's log); check scopes and the request parameters.",
+    fix: "The message says what answered: an OperationOutcome's codes (its text, which may name a patient, is in the FHIR server's log: check scopes and the request parameters), or an answer that is no FHIR server's (a gateway's page, a broken Bundle: check the network path to the server, or report it to the EHR team).",
   },
   BRG_ERR_FHIR_UNAVAILABLE: {
     http: 503,
@@ -103,7 +103,7 @@ export const ERROR_CODES = {
   BRG_ERR_FHIR_EXPORT: {
     http: 502,
     exit: 4,
-    fix: 'The FHIR server refused or failed the Bulk Data $export (the message names the type, status or step): check source.types against what the server exports and the scopes (system/<Type>.read), raise source.pollMaxMinutes for slow exports; the next run starts a new export.',
+    fix: 'The FHIR server refused or failed the Bulk Data $export (the message names the type, status or step): check source.types against what the server exports, the scopes (system/<Type>.read) and that Bulk Data export is enabled for the client at the EHR; raise source.pollMaxMinutes for slow exports; the next run starts a new export.',
   },
   BRG_ERR_FHIR_EXPORT_FILE: {
     http: 502,
