@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, rmSync, type WriteStream } from 'node:fs';
 import { BridgeError } from '../errors.js';
+import { csvRowsAsRead } from './csv-read.js';
 import type { Delimiter } from './delimiters.js';
 import { type DecodeInfo, utf8Chunks } from './encoding.js';
 import type { RowOffsets } from './row-offsets.js';
@@ -31,9 +32,10 @@ export interface NormalizedFile extends FlatFileSummary {
   /** SHA-256 (hex) of the normalised content: with a row number, the identity of a row for the ledger. */
   readonly sha256: string;
   /**
-   * SHA-256 (hex) of the content as sent: the header line as sent, then the rows. Equal to `sha256` when the file spells
-   * its header as the schema does; the same rows under a header spelled otherwise (quoted, another case) differ in `sha256`
-   * and not here (the drop folder's grown-from-sent check compares this).
+   * SHA-256 (hex) of the content as Purview reads it: the header line as sent, then the rows, a comma file's with each cell
+   * quoted only where it must be (csv-read.ts). Equal to `sha256` when the file spells its header as the schema does and
+   * quotes no cell that needs none; the same rows under a header spelled otherwise (quoted, another case), or re-exported
+   * with every cell quoted, differ in `sha256` and not here (the grown-from-sent and edited-file checks compare this).
    */
   readonly sentSha256: string;
   /** The header line with its CRLF, as sent (the schema's spelling of its columns). */
@@ -127,22 +129,23 @@ async function write(out: WriteStream, pieces: Buffer[], failed: () => Error | u
 }
 
 /**
- * The first `rows` rows' content hash with the header as the file gave it (`asGiven`: what `sha256` would be) and as sent
- * (`asSent`: what `sentSha256` would be), from one read of those bytes of the normalised copy.
+ * The first `rows` rows' content hash with the header as the file gave it (`asGiven`: what `sha256` would be) and as
+ * Purview reads them (`asSent`: what `sentSha256` would be), from one read of those bytes of the normalised copy.
  */
 export async function prefixSha256s(file: NormalizedFile, rows: number): Promise<{ readonly asGiven: string; readonly asSent: string }> {
   const end = file.offsets.offsetOf(file.spoolPath, rows);
-  // The copy holds the header as sent, then the rows: each hash takes its header, and the rows from the copy.
+  // The copy holds the header as sent, then the rows: each hash takes its header, and the rows from the copy (a comma
+  // file's as read: each cell quoted only where it must be).
   const given = createHash('sha256').update(file.hashedHeader);
-  const sent = file.hashedHeader.equals(file.header) ? undefined : createHash('sha256').update(file.header);
+  const sent = createHash('sha256').update(file.header);
+  const read = file.delimiter === 'comma' ? csvRowsAsRead((bytes) => sent.update(bytes)) : { push: (bytes: Buffer) => sent.update(bytes) };
   const start = file.header.length;
   if (end > start)
     for await (const chunk of createReadStream(file.spoolPath, { start, end: end - 1, highWaterMark: 1 << 20 })) {
       given.update(chunk as Buffer);
-      sent?.update(chunk as Buffer);
+      read.push(chunk as Buffer);
     }
-  const asGiven = given.digest('hex');
-  return { asGiven, asSent: sent?.digest('hex') ?? asGiven };
+  return { asGiven: given.digest('hex'), asSent: sent.digest('hex') };
 }
 
 /** A content remembered as sent: its identity (`sha256`), its rows, and its hash as sent when that differs (`sentSha256`). */
@@ -154,9 +157,9 @@ export interface SentContentHash {
 
 /**
  * A file's first `earlier.rows` rows (their prefixSha256s) are the earlier content's rows, whatever either file's header
- * spelling. An entry without `sentSha256` (its file spelled the header as sent, or it was saved before that was kept)
- * matches as it always did, under the header this file gives, and also under the header as sent: a re-export that spells
- * it otherwise than a file that spelled it so.
+ * spelling, or which cells of a comma file either quotes. An entry without `sentSha256` (its file spelled the header as
+ * sent and quoted no cell that needs none, or it was saved before that was kept) matches as it always did, under the
+ * header this file gives, and also as read: a re-export that spells or quotes otherwise than a file that did not.
  */
 export function holdsContent(prefix: { readonly asGiven: string; readonly asSent: string }, earlier: SentContentHash): boolean {
   return prefix.asSent === (earlier.sentSha256 ?? earlier.sha256) || prefix.asGiven === earlier.sha256;

@@ -9,6 +9,7 @@
 import { isUtf8 } from 'node:buffer';
 import { createHash, type Hash } from 'node:crypto';
 import { BridgeError } from '../errors.js';
+import { csvRowAsRead } from './csv-read.js';
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 import { checkHeader } from './header.js';
 import { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
@@ -53,8 +54,9 @@ export class LineScanner {
   private pendingCr = false;
   private readonly hash = createHash('sha256');
   /**
-   * The content as sent (the header in the schema's spelling), hashed beside `hash` only when the file spells its header
-   * otherwise: a re-export that spells it another way has another identity and the same rows (NormalizedFile.sentSha256).
+   * The content as Purview reads it (the header in the schema's spelling; a comma file's cells quoted only where needed),
+   * hashed beside `hash` from the first line that differs: a re-export that spells its header or quotes its cells another
+   * way has another identity and the same rows (NormalizedFile.sentSha256).
    */
   private sentHash: Hash | undefined;
   private written = 0;
@@ -165,6 +167,8 @@ export class LineScanner {
     let runStart = start;
     let fields = 1;
     let quoted = false;
+    /** A comma line with a quote goes through lineEnded: its cells may be quoted where they need not be (sentHash). */
+    let sawQuote = false;
     const n = chunk.length;
     for (let i = start; i < n; i++) {
       const c = chunk[i] as number;
@@ -174,6 +178,7 @@ export class LineScanner {
       }
       if (c === QUOTE && quotes) {
         quoted = !quoted;
+        sawQuote = true;
         continue;
       }
       if (c >= SPACE) continue;
@@ -182,7 +187,7 @@ export class LineScanner {
         continue;
       }
       const crlf = c === CR && i + 1 < n && chunk[i + 1] === LF;
-      const plain = crlf && this.carried === 0 && i > lineStart;
+      const plain = crlf && this.carried === 0 && i > lineStart && !sawQuote;
       if (plain) {
         this.row(chunk, lineStart, i, fields);
       } else {
@@ -195,6 +200,7 @@ export class LineScanner {
       fields = 1;
       this.controlInLine = false;
       quoted = false;
+      sawQuote = false;
     }
     if (lineStart > runStart) this.emitRun(chunk, runStart, lineStart, out);
     return lineStart;
@@ -233,8 +239,10 @@ export class LineScanner {
     // The content hash (the file's identity in the ledger) reads the header as the file gives it, as it always did: a
     // file sent before the header went in the schema's spelling keeps its identity, and its rows are not sent again.
     const hashed = line;
+    let read = line;
     if (!this.header) {
       line = this.startRows(line);
+      read = line;
     } else if (line.length === 0) {
       this.blankLines += 1;
       return;
@@ -243,16 +251,28 @@ export class LineScanner {
       const fields = knownFields ?? countFields(line, this.header.delimiter);
       if (fields !== this.header.columns.length) this.fieldsWrong(fields, line);
       this.rows += 1;
+      read = this.asRead(line);
     }
     this.hash.update(hashed);
     this.hash.update(CRLF);
-    // The header as sent, then the rows (the header line is `line` here too: startRows gave the sent spelling).
-    this.sentHash?.update(line);
+    // The header as sent, then the rows as read (the header line is `line` here: startRows gave the sent spelling).
+    this.sentHash?.update(read);
     this.sentHash?.update(CRLF);
     this.written += line.length + 2;
     if (this.offsets) this.offsets.rowEnded(this.written);
     else this.offsets = new RowOffsets(this.written);
     out.push(line, CRLF);
+  }
+
+  /**
+   * A comma row as a CSV reader reads it (csv-read.ts). The first row that differs starts `sentHash` from `hash`, which
+   * holds the content read so far: every earlier line read as given, or `sentHash` would have started before.
+   */
+  private asRead(line: Buffer): Buffer {
+    if (!this.commaQuotes) return line;
+    const read = csvRowAsRead(line);
+    if (read !== line && !read.equals(line)) this.sentHash ??= this.hash.copy();
+    return read;
   }
 
   /** Checks the header line; returns the header to send: each column the schema has in the schema's own spelling. */

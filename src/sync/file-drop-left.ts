@@ -124,8 +124,8 @@ function notTakenBecause(entry: SentAndLeft, dir: string, matches: (name: string
  * with rows added, makes a file whose content is new to the ledger: its first rows are an earlier content's, and they
  * would go again, unflagged. Such a file is refused (file-drop-steps.ts) when its first `rows` rows hash to a content
  * of its name or inode that Purview holds rows of, the check `bridge push` makes of a path. The rows are compared under
- * the header as sent, not as each file spells it: a re-export that quotes its column names or writes them in another
- * case has another identity, and the same rows.
+ * the header as sent, not as each file spells it, and a comma file's cells as a CSV reader reads them: a re-export that
+ * quotes its column names, writes them in another case, or quotes every cell, has another identity, and the same rows.
  */
 export interface SentContent {
   readonly name: string;
@@ -134,9 +134,10 @@ export interface SentContent {
   readonly sha256: string;
   readonly rows: number;
   /**
-   * The content as sent (NormalizedFile.sentSha256), when it differs from `sha256` (the file spelled its header otherwise).
-   * Absent when equal, and from entries saved before it was kept: `sha256` then is the content under the header the file
-   * gave, which is the header as sent unless the file spelled it otherwise.
+   * The content as read (NormalizedFile.sentSha256), when it differs from `sha256` (the file spelled its header otherwise,
+   * or quoted a comma cell that needs no quotes). Absent when equal, and from entries saved before it was kept: `sha256`
+   * then is the content under the header the file gave, which is the content as read unless the file spelled or quoted
+   * otherwise.
    */
   readonly sentSha256?: string;
 }

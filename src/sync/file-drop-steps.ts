@@ -476,10 +476,11 @@ async function refusedAsGrown(
   const { earlier, sent } = grown;
   const maybe = sent.unknown > 0 ? `, and ${sent.unknown} more were sent without an answer (they may be there too)` : '';
   const was = earlier.name === file.name ? 'an earlier file of this name' : `${earlier.name} (the same file, renamed)`;
-  // The same rows under a header spelled otherwise (quoted, another case) are another content to the ledger, and no new row.
+  // The same rows under a header spelled otherwise (quoted, another case), or a comma file's cells quoted otherwise, are
+  // another content to the ledger, and no new row.
   const message =
     normalized.rows === earlier.rows
-      ? `${file.path} holds the rows of ${was} that went to Purview (its ${earlier.rows} row(s), content sha256 ${earlier.sha256}), under a header spelled otherwise: Purview acknowledged ${sent.acked} of them${maybe}. Read as a new file, they would be sent again; nothing of it was sent. ${sent.acked === earlier.rows ? 'Nothing is missing in Purview: remove the file from rejected/.' : `Drop a new file with the header line and only the rows Purview does not have (those after the first ${sent.acked}).`}`
+      ? `${file.path} holds the rows of ${was} that went to Purview (its ${earlier.rows} row(s), content sha256 ${earlier.sha256}), under a header spelled otherwise or with cells quoted otherwise: Purview acknowledged ${sent.acked} of them${maybe}. Read as a new file, they would be sent again; nothing of it was sent. ${sent.acked === earlier.rows ? 'Nothing is missing in Purview: remove the file from rejected/.' : `Drop a new file with the header line and only the rows Purview does not have (those after the first ${sent.acked}).`}`
       : `${file.path} begins with the content of ${was} that went to Purview (its ${earlier.rows} row(s), content sha256 ${earlier.sha256}), with ${normalized.rows - earlier.rows} row(s) added after them: Purview acknowledged ${sent.acked} of those ${earlier.rows}${maybe}. Read as a new file, all its rows would be sent, those again; nothing of it was sent. Drop a new file with the header line and only the rows Purview does not have (those after the first ${sent.acked}, if the export only appended).`;
   await reject(
     ctx,

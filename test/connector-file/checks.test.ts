@@ -17,6 +17,7 @@ import {
   fieldValue,
   firstInvalidUtf8,
   isEmptyField,
+  LineScanner,
   type NormalizeOptions,
   normalizeFlatFile,
   prefixSha256s,
@@ -125,6 +126,57 @@ describe('a header in another spelling', () => {
     expect(files[0]?.sha256).toBe(asSent);
     const grown = (await check(fileText([...rows, ...epicRows(1, 'as-sent-more')], spellings[2]))).file;
     expect(await prefixSha256s(grown, 3)).toEqual({ asGiven: files[2]?.sha256, asSent });
+  });
+});
+
+describe("a comma file's cells quoted otherwise", () => {
+  const names = headerOf('healthcare', ',').split(',');
+  /** Rows as an export that quotes only where it must writes them: a comma and a double quote in two cells. */
+  const cells = (i: number): string[] => names.map((_, c) => (c === 6 ? `Smith, Jo${i}` : c === 7 ? `say "hi" ${i}` : `v${i}.${c}`));
+  const minimal = (i: number): string =>
+    cells(i)
+      .map((cell) => (/[",]/.test(cell) ? `"${cell.replaceAll('"', '""')}"` : cell))
+      .join(',');
+  const everyCell = (i: number): string =>
+    cells(i)
+      .map((cell) => `"${cell.replaceAll('"', '""')}"`)
+      .join(',');
+  const csv = (header: string, rows: string[], eol = '\r\n'): string => [header, ...rows].map((line) => `${line}${eol}`).join('');
+
+  it('reads as the same rows: one sentSha256 whichever cells an export quotes, its identity (sha256) unchanged', async () => {
+    const plain = (await check(csv(names.join(','), [0, 1, 2].map(minimal)), DROP, 'healthcare')).file;
+    // Quoted only where it must be: the content as read is the content, as it always was.
+    expect(plain.sentSha256).toBe(plain.sha256);
+    const quoted = (await check(csv(names.join(','), [0, 1, 2].map(everyCell), '\n'), DROP, 'healthcare')).file;
+    const both = (await check(csv(names.map((n) => `"${n}"`).join(','), [0, 1, 2].map(everyCell)), DROP, 'healthcare')).file;
+    expect([quoted.sentSha256, both.sentSha256]).toEqual([plain.sentSha256, plain.sentSha256]);
+    expect(new Set([plain.sha256, quoted.sha256, both.sha256]).size).toBe(3);
+    // What is sent is the rows as the file gave them.
+    const { text } = await check(csv(names.join(','), [everyCell(0)]), DROP, 'healthcare');
+    expect(text.split('\r\n')[1]).toBe(everyCell(0));
+    // Its first rows, rows added after them, read alike.
+    const grown = (await check(csv(names.join(','), [0, 1, 2, 3].map(everyCell)), DROP, 'healthcare')).file;
+    expect((await prefixSha256s(grown, 3)).asSent).toBe(plain.sentSha256);
+    expect((await prefixSha256s(grown, 4)).asSent).toBe(grown.sentSha256);
+  });
+
+  it('reads alike whatever the reads: a quoted row across chunk edges, after rows read as given', () => {
+    const content = Buffer.from(csv(names.join(','), [minimal(0), everyCell(1), minimal(2)]));
+    const whole = new LineScanner('<whole>', 'healthcare', 1 << 20);
+    whole.push(content);
+    whole.end();
+    const expected = whole.summary();
+    expect(expected.sentSha256).toBe(
+      createHash('sha256')
+        .update(csv(names.join(','), [0, 1, 2].map(minimal)))
+        .digest('hex'),
+    );
+    for (const size of [1, 7, 64]) {
+      const pieces = new LineScanner('<pieces>', 'healthcare', 1 << 20);
+      for (let at = 0; at < content.length; at += size) pieces.push(content.subarray(at, at + size));
+      pieces.end();
+      expect(pieces.summary(), `pieces of ${size}`).toMatchObject({ sha256: expected.sha256, sentSha256: expected.sentSha256, rows: 3 });
+    }
   });
 });
 

@@ -373,6 +373,36 @@ describe('bridge push', () => {
     expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual(rows);
   });
 
+  it('refuses the rows pushed before from a comma file re-exported with every cell quoted, with or without rows added', async () => {
+    const app = files.emu.newApp('healthcare');
+    const columns = MANDATORY_COLUMNS.healthcare;
+    const cells = (i: number): string[] => columns.map((_, c) => (c === 2 ? `Smith, v${i}` : `v${i}.${c}`));
+    const minimal = (i: number): string =>
+      cells(i)
+        .map((cell) => (cell.includes(',') ? `"${cell}"` : cell))
+        .join(',');
+    const everyCell = (i: number): string =>
+      cells(i)
+        .map((cell) => `"${cell}"`)
+        .join(',');
+    const path = join(dir, 'requoted.csv');
+    const env = { PURVIEW_APP_SECRET: app.secret };
+    const args = [...appArgs(app, path), '--schema', 'healthcare'];
+    writeFileSync(path, `${columns.join(',')}\r\n${[0, 1, 2].map(minimal).join('\r\n')}\r\n`);
+    await bridgePush(args, env);
+    // Tomorrow's export of the same day quotes every cell: the same rows to a CSV reader, another content.
+    writeFileSync(path, `${columns.join(',')}\n${[0, 1, 2].map(everyCell).join('\n')}\n`);
+    const same = await rejectionOf(bridgePush(args, env));
+    expect([same.code, same.exitCode]).toEqual(['BRG_ERR_INPUT_INVALID', 2]);
+    expect(same.message).toContain(
+      `requoted.csv holds the rows pushed to job ${app.jobId} before (3 rows, all in Purview) under a header spelled otherwise or with cells quoted otherwise`,
+    );
+    writeFileSync(path, `${columns.map((c) => `"${c}"`).join(',')}\n${[0, 1, 2, 3].map(everyCell).join('\n')}\n`);
+    const grown = await rejectionOf(bridgePush(args, env));
+    expect(grown.message).toContain('with 1 row(s) added after them');
+    expect(files.emu.ingest.accepted(app.jobId).flatMap((b) => b.rows)).toEqual([0, 1, 2].map(minimal));
+  });
+
   it('checks --block-rows', async () => {
     const error = await rejectionOf(bridgePush(['--tenant-id', 't', '--app-id', 'a', '--job-id', 'j', '--file', 'f', '--block-rows', '0']));
     expect(error.message).toBe('--block-rows must be a whole number from 1 to 100000, got "0".');

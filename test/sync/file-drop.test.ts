@@ -22,6 +22,7 @@ import {
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Clock, systemClock } from '../../src/clock.js';
+import type { ConnectorSchema } from '../../src/connector-file/index.js';
 import type { BridgeError } from '../../src/errors.js';
 import { uuidSource } from '../../src/ids.js';
 import { silentLogger } from '../../src/log.js';
@@ -33,7 +34,7 @@ import { archiveFile, type DropFile, listReady, statFile } from '../../src/sync/
 import { wholeFileRefusalsOf } from '../../src/sync/file-drop-steps.js';
 import { type DeliveredFile, grownSinceDelivered, watchDelivered } from '../../src/sync/file-drop-watch.js';
 import { openStateStore, runSync, type StateStore, type SyncDeps, SyncEvents, type SyncRequest, ZERO_COUNTS } from '../../src/sync/index.js';
-import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText } from '../connector-file/drop-support.js';
+import { type DropDirs, drop, dropDirs, EPIC_COLUMNS, EPIC_HEADER, epicRows, fileText, headerOf } from '../connector-file/drop-support.js';
 import { type Emulators, startEmulators, tempDir } from '../purview/support.js';
 
 let emu: Emulators;
@@ -71,7 +72,15 @@ interface World {
 }
 
 function world(
-  options: { settleMs?: number; pattern?: string; encoding?: string; maxLineBytes?: number; freeBytes?: () => number; emulators?: Emulators } = {},
+  options: {
+    settleMs?: number;
+    pattern?: string;
+    encoding?: string;
+    maxLineBytes?: number;
+    freeBytes?: () => number;
+    emulators?: Emulators;
+    schema?: ConnectorSchema;
+  } = {},
 ): World {
   const emu = options.emulators ?? shared;
   const dirs = dropDirs('world-', root);
@@ -80,7 +89,8 @@ function world(
   const clock: Clock = { now: () => clockState.t, sleep: systemClock.sleep };
   const store = openStateStore(stateDir, systemClock);
   const events = new SyncEvents();
-  const app = emu.newApp();
+  const schema = options.schema ?? 'epic';
+  const app = emu.newApp(schema);
   const fileDrop: FileDropDeps = {
     // The tests set file times by hand against a fixed clock: the change time they mean is the mtime they set.
     folder: {
@@ -90,7 +100,7 @@ function world(
       settleMs: options.settleMs ?? MINUTE,
       changedAt: (f) => f.mtimeMs,
     },
-    schema: 'epic',
+    schema,
     encoding: options.encoding ?? 'utf-8',
     ...(options.maxLineBytes ? { maxLineBytes: options.maxLineBytes } : {}),
     ...(options.freeBytes ? { freeBytes: options.freeBytes } : {}),
@@ -110,7 +120,7 @@ function world(
     lease: { ttlMs: 60_000, identity: { host: 'test', pid: 1, command: 'test' }, isStale: () => false, every: () => () => undefined },
     window: { overlapMs: 0, settleMs: 0, initialLookbackMs: 0 },
     prefetchEvents: 100,
-    mapping: loadMapping(builtinMappingPath('epic')),
+    mapping: loadMapping(builtinMappingPath(schema)),
     source: () => {
       throw new Error('a flat-file run reads no event source');
     },
@@ -1103,6 +1113,41 @@ describe('flat-file source: a delivered day re-exported with rows added and its 
     const grown = await w.run({}, 2);
     expect(grown.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([['legacy.txt', 'rejected', 'changed-after-send']]);
     expect(w.accepted()).toEqual(rows);
+    w.close();
+  });
+});
+
+describe('flat-file source: a delivered comma file re-exported with its cells quoted otherwise', () => {
+  const header = headerOf('healthcare', ',');
+  const width = header.split(',').length;
+  const rowsOf = (count: number, tag: string): string[] =>
+    Array.from({ length: count }, (_, i) => Array.from({ length: width }, (_, c) => (c === 6 ? `"Smith, ${tag}${i}"` : `${tag}${i}.${c}`)).join(','));
+  /** The export's next run quoting every cell: the same cells to a CSV reader, other bytes. */
+  const everyCell = (row: string): string =>
+    row
+      .split(/,(?=(?:[^"]*"[^"]*")*[^"]*$)/)
+      .map((cell) => (cell.startsWith('"') ? cell : `"${cell}"`))
+      .join(',');
+
+  it('the same rows, or the same rows with rows added, are refused, not sent a second time', async () => {
+    const w = world({ pattern: '*.csv', schema: 'healthcare' });
+    const same = rowsOf(4, 'same');
+    const grown = rowsOf(3, 'grown');
+    drop(w.dirs, 'same.csv', fileText(same, header), NOW - 20 * MINUTE);
+    drop(w.dirs, 'grown.csv', fileText(grown, header), NOW - 19 * MINUTE);
+    await w.run({}, 2);
+    expect(w.accepted()).toHaveLength(7);
+    drop(w.dirs, 'same.csv', fileText(same.map(everyCell), header, '\n'), NOW - 10 * MINUTE);
+    drop(w.dirs, 'grown.csv', fileText([...grown, ...rowsOf(1, 'grown-more')].map(everyCell), everyCell(header)), NOW - 9 * MINUTE);
+    const again = await w.run({}, 3);
+    expect(again.files.map((f) => [f.file, f.outcome, f.reason ?? ''])).toEqual([
+      ['same.csv', 'rejected', 'changed-after-send'],
+      ['grown.csv', 'rejected', 'changed-after-send'],
+    ]);
+    expect(again.files[0]?.message).toContain('under a header spelled otherwise or with cells quoted otherwise');
+    expect(again.files[1]?.message).toContain('with 1 row(s) added after them');
+    const accepted = w.accepted();
+    expect(accepted).toEqual([...same, ...grown]);
     w.close();
   });
 });

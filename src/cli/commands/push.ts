@@ -327,11 +327,12 @@ async function refuseAgainst(store: StateStore, flags: PushFlags, destination: s
       { details: { acknowledged: acked, unknown } },
     );
   }
-  // The same rows under a header spelled otherwise (quoted names, another case) are another content, and no new row.
+  // The same rows under a header spelled otherwise (quoted names, another case), or a comma file's cells quoted otherwise
+  // (a re-export that quotes every cell), are another content, and no new row.
   if (acked + unknown > 0 && file.rows === before.rows && holdsContent(await prefixSha256s(file, before.rows), before)) {
     throw new BridgeError(
       'BRG_ERR_INPUT_INVALID',
-      `${basename(flags.file)} holds the rows pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) under a header spelled otherwise: pushed, they would all be sent again. Nothing was sent and nothing is missing; or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
+      `${basename(flags.file)} holds the rows pushed to job ${flags.jobId} before (${before.rows} rows, all in Purview) under a header spelled otherwise or with cells quoted otherwise: pushed, they would all be sent again. Nothing was sent and nothing is missing; or pass --resend-edited to send it whole (Purview then holds those rows twice).`,
       { details: { acknowledged: acked, unknown } },
     );
   }
