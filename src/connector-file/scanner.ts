@@ -248,6 +248,7 @@ export class LineScanner {
       return;
     } else {
       if (this.isHeaderAgain(line, 0, line.length)) this.headerAgain();
+      if (this.commaQuotes) this.refuseOpenQuote(line);
       const fields = knownFields ?? countFields(line, this.header.delimiter);
       if (fields !== this.header.columns.length) this.fieldsWrong(fields, line);
       this.rows += 1;
@@ -339,7 +340,25 @@ export class LineScanner {
     );
   }
 
-  /** Names the line, and the column and field of the first byte that is not UTF-8 (never the bytes). */
+  /**
+   * A comma row whose last cell opens a quote and the line ends before it closes: a line break inside a quoted cell (the
+   * rest of the cell, and of the row, is on the next line), or a row cut short. Its fields may even count right, and it
+   * would go out with its quote open: a reader that honours quotes reads the next rows into that cell. Only a cell that
+   * starts with its quote is taken as quoted; a stray quote inside a cell is left to the field count.
+   */
+  private refuseOpenQuote(line: Buffer): void {
+    const at = openQuotedCell(line);
+    if (at < 0) return;
+    const header = this.header as ScannedHeader;
+    const field = fieldAt(line, at, header.delimiter);
+    const fieldName = header.columns[field - 1];
+    this.fail(
+      this.line,
+      'opens a quoted cell that the line ends before it closes: a line break inside the cell (Purview reads one row per line) or a row cut short. Re-export the file without line breaks in cells, or fix the row; nothing was sent.',
+      { reason: 'open-quote', column: columnAt(line, at), field, ...(fieldName ? { fieldName } : {}) },
+    );
+  }
+
   /**
    * The header once more, as a row: two exports joined into one file, or an export that appends to its last. It would
    * reach Purview as a row of column names (its byte order mark included).
@@ -422,11 +441,31 @@ export class LineScanner {
   }
 
   private fail(line: number, what: string, fault: Fault): never {
-    const named = this.options.namePositions && fault.column !== undefined && (fault.reason === 'not-utf8' || fault.reason === 'control-character');
+    const named = this.options.namePositions && fault.column !== undefined && NAMED_AT_COLUMN.has(fault.reason);
     const field = fault.field !== undefined ? ` (field ${fault.field}${fault.fieldName ? ` "${fault.fieldName}"` : ''})` : '';
     const where = named ? `line ${line}, column ${fault.column}${field}` : `line ${line}`;
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${this.file} ${where} ${what}`, { details: { file: this.file, line, ...fault } });
   }
+}
+
+/** Refusals whose message names the column (and field) when asked to; others say it in their own words. */
+const NAMED_AT_COLUMN: ReadonlySet<string> = new Set(['not-utf8', 'control-character', 'open-quote']);
+
+/**
+ * Where the last cell of a comma line opens a quote the line does not close (that cell starts with it), or -1: as the
+ * field count reads quotes, a cell's quotes toggle, and only commas outside them split cells.
+ */
+export function openQuotedCell(line: Buffer): number {
+  if (!line.includes(QUOTE)) return -1;
+  const comma = DELIMITER_CHARS.comma.charCodeAt(0);
+  let quoted = false;
+  let cellStart = 0;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === QUOTE) quoted = !quoted;
+    else if (c === comma && !quoted) cellStart = i + 1;
+  }
+  return quoted && line[cellStart] === QUOTE ? cellStart : -1;
 }
 
 /**

@@ -566,8 +566,8 @@ async function refused(ctx: DropContext, file: DropFile, error: BridgeError, sen
   return reject(ctx, file, fault, sentRows > 0 ? Math.max(0, (await countDataLines(file.path)) - sentRows) : undefined);
 }
 
-/** What an export still writing its file looks like when it pauses longer than the settle time. */
-const UNFINISHED_EXPORT: ReadonlySet<string> = new Set(['empty', 'header-only', 'field-count']);
+/** What an export still writing its file looks like when it pauses longer than the settle time (cut mid-row, or mid-cell). */
+const UNFINISHED_EXPORT: ReadonlySet<string> = new Set(['empty', 'header-only', 'field-count', 'open-quote']);
 
 /** Moves a refused file to rejected/ with its `.why.txt`, and counts its lines as rejected rows (none was sent). */
 async function reject(ctx: DropContext, file: DropFile, fault: Fault, rejectedRows?: number): Promise<undefined> {
@@ -664,6 +664,8 @@ function whyText(ctx: DropContext, file: DropFile, fault: Fault, rows: number): 
     'looks-utf8': 'The export writes UTF-8: set connectors[].source.encoding to utf-8 (or leave it out), then drop the file again.',
     'field-count': 'Every row must have as many fields as the header: a shifted row would put values under the wrong columns in Purview.',
     'header-again': 'The file holds its header twice: split it at the line named, into one file per export, and drop each.',
+    'open-quote':
+      "A quoted cell of a comma file must close on its line: Purview reads one row per line, so a line break inside a cell cuts the row in two. Re-export the file with the cells' line breaks replaced (by spaces), or, if the export was cut short, drop it again once it has finished.",
     'control-character':
       'No column of an access log holds a control character (a NUL byte): the export is damaged. Re-export it, or remove the character, and drop it again.',
     'changed-after-send': 'Compare the file with what the export wrote.',

@@ -152,6 +152,29 @@ describe('normalizeFlatFile', () => {
     );
   });
 
+  it('refuses a comma row whose quoted cell the line ends before it closes, naming that line, though its fields count right', async () => {
+    const header = MANDATORY_COLUMNS.healthcare.join(',');
+    const row = (last: string): string => [...MANDATORY_COLUMNS.healthcare.slice(1).map((_, i) => `v${i}`), last].join(',');
+    const refused = async (content: string): Promise<BridgeError> => {
+      const input = join(dir, 'open.csv');
+      writeFileSync(input, content);
+      return normalizeFlatFile(input, join(dir, 'open-spool.txt'), 'healthcare').then(
+        () => new BridgeError('BRG_ERR_INTERNAL', 'accepted'),
+        (e: unknown) => e as BridgeError,
+      );
+    };
+    const said = 'opens a quoted cell that the line ends before it closes: a line break inside the cell (Purview reads one row per line) or a row cut short.';
+    // A line break in the last cell: the row's first line (not the next, with 1 field) is the one named.
+    const breaks = await refused(`${header}\n${row('x')}\n${row('"Smith,')}\nJo"\n`);
+    expect(breaks.message).toBe(`${join(dir, 'open.csv')} line 3 ${said} Re-export the file without line breaks in cells, or fix the row; nothing was sent.`);
+    expect(breaks.details).toMatchObject({ reason: 'open-quote', line: 3, field: 9, fieldName: MANDATORY_COLUMNS.healthcare[8] });
+    // A row cut in a quoted cell (the last line, without its end), or one left open before the next row.
+    expect((await refused(`${header}\r\n${row('x')}\r\n${row('"Smith, J')}`)).details).toMatchObject({ reason: 'open-quote', line: 3 });
+    expect((await refused(`${header}\r\n${row('"Smith, J')}\r\n${row('x')}\r\n`)).details).toMatchObject({ reason: 'open-quote', line: 2 });
+    // A quote inside a cell that does not start with one is no quoted cell, as before.
+    await expect(normalize(`${header}\r\n${row('5\'10"')}\r\n`, 'healthcare')).resolves.toMatchObject({ summary: { rows: 1 } });
+  });
+
   // Issue #14.8: a 1–2 GB file with no newline grew the process to 4.28 GB.
   it('refuses a line longer than the cap without holding it in memory', async () => {
     const long = Buffer.alloc(3 * (1 << 20), 0x61);

@@ -527,6 +527,33 @@ describe('flat-file source: bad input, nothing lost', () => {
     w.close();
   });
 
+  it('refuses a comma file whose quoted cell the line ends before it closes (a line break in it, a row cut short): no row of it goes out', async () => {
+    const w = world({ pattern: '*.csv', schema: 'healthcare' });
+    const header = headerOf('healthcare', ',');
+    const width = header.split(',').length;
+    const row = (tag: string, last = `${tag}-last`): string => [...Array.from({ length: width - 1 }, (_, c) => `${tag}.${c}`), last].join(',');
+    // Line 3 opens its last cell and ends; its fields count right, and the next row would be read into that cell.
+    drop(w.dirs, '1-break.csv', fileText([row('a'), row('b', '"Smith,'), `Jo"${row('c').slice(row('c').indexOf(','))}`], header), NOW - 20 * MINUTE);
+    // The export's last row cut in a quoted cell (no line end yet), its fields counting right.
+    drop(w.dirs, '2-cut.csv', `${header}\r\n${row('d')}\r\n${row('e', '"Smith, J')}`, NOW - 19 * MINUTE);
+    const good = [row('f', '"Smith, Jo"'), row('g', 'O"Neil')];
+    drop(w.dirs, '3-good.csv', fileText(good, header), NOW - 18 * MINUTE);
+    const summary = await w.run();
+    expect(summary.files.map((f) => [f.file, f.outcome, f.reason ?? '', f.line ?? 0])).toEqual([
+      ['1-break.csv', 'rejected', 'open-quote', 3],
+      ['2-cut.csv', 'rejected', 'open-quote', 3],
+      ['3-good.csv', 'delivered', '', 0],
+    ]);
+    const column = row('b', '').length + 1;
+    expect(summary.files[0]).toMatchObject({ column });
+    const why = readFileSync(join(w.dirs.archiveDir, 'rejected', '1-break.csv.why.txt'), 'utf8');
+    expect(why).toContain(`line 3, column ${column} (field ${width} "Employee First Name") opens a quoted cell that the line ends before it closes`);
+    expect(why).toContain('must close on its line');
+    expect(why).not.toContain('Smith');
+    expect(w.accepted()).toEqual(good);
+    w.close();
+  });
+
   it('converts the configured encoding (and a UTF-16 BOM over it) to UTF-8, and drops a UTF-8 BOM', async () => {
     const w = world({ encoding: 'windows-1252' });
     const rows = epicRows(2, 'enc');
