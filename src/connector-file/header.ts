@@ -7,6 +7,7 @@
 import { BridgeError } from '../errors.js';
 
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
+import { splitFields } from './fields.js';
 import { type ConnectorSchema, MANDATORY_COLUMNS, SCHEMA_COLUMNS, SCHEMA_DELIMITERS } from './schemas.js';
 
 /** Tab, then pipe, then comma: a tab-separated header may hold commas in a column name, never the reverse here. */
@@ -19,10 +20,22 @@ export function sniffDelimiter(headerLine: string): Delimiter | undefined {
 
 /**
  * Header cells, trimmed and unquoted. White space is trimmed but for the byte order mark (U+FEFF), which String.trim
- * would also take off a name: the header would then pass the check with a column Purview reads as another.
+ * would also take off a name: the header would then pass the check with a column Purview reads as another. A comma
+ * header is split as its rows are counted, on commas outside double quotes, and a quoted name's doubled quotes are one
+ * ("Dept, Sub" is one column, as it is one field of every row).
  */
 export function headerColumns(headerLine: string, delimiter: Delimiter): string[] {
-  return headerLine.split(DELIMITER_CHARS[delimiter]).map((cell) => trimBlank(trimBlank(cell).replace(/^"(.*)"$/, '$1')));
+  const unquote = (cell: string): string => {
+    const quoted = /^"(.*)"$/.exec(cell);
+    if (quoted === null) return cell;
+    return delimiter === 'comma' ? (quoted[1] as string).replaceAll('""', '"') : (quoted[1] as string);
+  };
+  return headerCells(headerLine, delimiter).map((cell) => trimBlank(unquote(trimBlank(cell))));
+}
+
+/** The header's cells as written: a comma header's split on commas outside quotes, as rows are. */
+function headerCells(headerLine: string, delimiter: Delimiter): string[] {
+  return delimiter === 'comma' ? splitFields(headerLine, delimiter) : headerLine.split(DELIMITER_CHARS[delimiter]);
 }
 
 function trimBlank(text: string): string {
@@ -149,7 +162,7 @@ const KNOWN_COLUMNS: ReadonlyMap<string, { name: string; schemas: ConnectorSchem
 
 /** 1-based character column where field `index` (0-based) of the header starts; the end of the line when it has fewer. */
 function fieldColumn(headerLine: string, delimiter: Delimiter, index: number): number {
-  const cells = headerLine.split(DELIMITER_CHARS[delimiter]);
+  const cells = headerCells(headerLine, delimiter);
   let column = 1;
   for (let i = 0; i < Math.min(index, cells.length); i++) column += [...(cells[i] as string)].length + 1;
   return index >= cells.length ? column - 1 : column;

@@ -76,6 +76,15 @@ describe("the header must be the schema's columns, in order", () => {
     );
   });
 
+  it('splits a comma header as its rows are split: a quoted name holding a comma is one field, named at its column', () => {
+    const names = headerOf('healthcare', ',').split(',');
+    const line = names.map((name, i) => (i === 1 ? '"Event, Name"' : `"${name}"`)).join(',');
+    expect(() => checkHeader(line, 'healthcare', 'x.csv', { exact: true, namePositions: true })).toThrow(
+      `x.csv line 1, column ${'"Creation Time",'.length + 1}: field 2 must be "Event Name"; found a name that is no healthcare column`,
+    );
+    expect(checkHeader(`${headerOf('healthcare', ',')},"Dept, Sub"`, 'healthcare', 'x.csv').columns).toHaveLength(names.length + 1);
+  });
+
   it('never quotes a name that is no schema column: without a header, line 1 is a data row (PHI)', () => {
     const row = (epicRows(1, 'phi')[0] as string).replace('Åse-phi0', 'SECRET-NAME');
     const error = (() => {

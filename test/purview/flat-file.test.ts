@@ -175,6 +175,16 @@ describe('normalizeFlatFile', () => {
     await expect(normalize(`${header}\r\n${row('5\'10"')}\r\n`, 'healthcare')).resolves.toMatchObject({ summary: { rows: 1 } });
   });
 
+  it("reads a comma header's quoted names as its rows' fields are read: a comma inside quotes, doubled quotes, and sends them so", async () => {
+    const header = `${MANDATORY_COLUMNS.healthcare.map((column) => `"${column}"`).join(',')},"Dept, Sub","Unit ""A""",Plain`;
+    const row = `${MANDATORY_COLUMNS.healthcare.map((_, i) => `v${i}`).join(',')},"x, y",z,w`;
+    const { summary, text } = await normalize(`${header}\n${row}\n`, 'healthcare');
+    expect(summary.columns.slice(-3)).toEqual(['Dept, Sub', 'Unit "A"', 'Plain']);
+    expect(summary.rows).toBe(1);
+    // The schema's names in its spelling; the others as RFC 4180 writes them, each one field as in the file.
+    expect(text).toBe(`${MANDATORY_COLUMNS.healthcare.join(',')},"Dept, Sub","Unit ""A""",Plain\r\n${row}\r\n`);
+  });
+
   // Issue #14.8: a 1–2 GB file with no newline grew the process to 4.28 GB.
   it('refuses a line longer than the cap without holding it in memory', async () => {
     const long = Buffer.alloc(3 * (1 << 20), 0x61);
