@@ -5,14 +5,13 @@
 import { mkdtempSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import type { AuditEvent } from 'fhir/r4.js';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BridgeError } from '../../../src/errors.js';
 import { exportFileLines, requestExportFile } from '../../../src/fhir/bulk/files.js';
 import { DEFAULT_BULK_SETTINGS } from '../../../src/sandbox/bulk-export.js';
 import { rejectionOf } from '../../support/error-of.js';
+import { linesLogger } from '../../support/log-lines.js';
 import { InstantClock } from '../../support/manual-clock.js';
 import { START } from '../support.js';
 import { type BulkFixture, eventTypes, FIRST_RUN, fixtureBulkHttp, MemoryCheckpoints, startBulkFixture, until } from './support.js';
@@ -60,7 +59,7 @@ describe('manifest', () => {
   it('reads the error files and reports their OperationOutcomes (counted per issue code, never their text), then maps the rest', async () => {
     f.bulk.errorLines = 3;
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const logger = linesLogger(lines, 'info');
     const harness = f.source({ logger });
     expect(await harness.read()).toHaveLength(f.data.events.length);
     expect(harness.events.find((e) => e.type === 'export-errors')).toEqual({
@@ -498,7 +497,7 @@ describe('downloads', () => {
   it('with source.checkCounts false, a short file is read as it is and logged (no text of it)', async () => {
     Object.assign(f.bulk, { gzip: false, shortFile: { type: 'AuditEvent', lines: 4 } });
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const logger = linesLogger(lines, 'info');
     const events = await f.source({ logger, settings: { checkCounts: false } }).read();
     expect(events).toHaveLength(f.data.events.length - 6);
     const warning = lines.find((l) => l.includes("an export file's resources differ from its manifest's count"));
@@ -508,7 +507,7 @@ describe('downloads', () => {
   it('restarts the export with a clear message when its files expired (410) before any event was read', async () => {
     f.bulk.expiredJobs = 1;
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const logger = linesLogger(lines, 'info');
     const kickoffs = log().kickoffs.length;
     const harness = f.source({ logger, clock: new InstantClock(START) });
     expect(ids(await harness.read())).toEqual(ids(f.data.events));
@@ -549,7 +548,7 @@ describe('downloads', () => {
     // same file on every run, for good.
     f.bulk.forbiddenJobs = 1;
     const lines: string[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _e, done) => done(void lines.push(chunk.toString())) }));
+    const logger = linesLogger(lines, 'info');
     const kickoffs = log().kickoffs.length;
     const harness = f.source({ logger, clock: new InstantClock(START) });
     expect(ids(await harness.read())).toEqual(ids(f.data.events));
