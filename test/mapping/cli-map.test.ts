@@ -3,7 +3,19 @@
  * 0600) and rejects out, and the printed summary.
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, createWriteStream, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent } from 'fhir/r4.js';
@@ -208,6 +220,31 @@ describe('bridge map', () => {
     await expect(runMap(['--input', wrong, '--out', join(dir, 'wrong.txt')])).rejects.toThrow(
       `Input file ${wrong}, line 1: expected an AuditEvent or a Bundle, got Patient.`,
     );
+  });
+
+  it('refuses an output that is a pipe or device instead of replacing it with a file of rows', async () => {
+    const fifo = join(dir, 'out.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const failure = await runMap(['--input', input, '--out', join(dir, 'fifo-rows.txt'), '--rejects', fifo]).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BridgeError);
+    expect((failure as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((failure as BridgeError).message).toBe(`--rejects ${fifo} is not a regular file (a directory, device or pipe); give the path of a file to write.`);
+    expect(lstatSync(fifo).isFIFO()).toBe(true);
+  });
+
+  // A device node of its own (root only): the machine's /dev/full must not be touched (opening it 0600 chmods it).
+  it.skipIf(process.getuid?.() !== 0)('a full disk: a typed error naming the file and ENOSPC, not BRG_ERR_INTERNAL, and no output left', async () => {
+    const out = join(dir, 'full.txt');
+    const full = join(dir, 'full-device');
+    execFileSync('mknod', [full, 'c', '1', '7']);
+    // The in-process run writes `<out>.partial-<pid>`: pointed at a full device, every write fails with ENOSPC.
+    symlinkSync(full, `${out}.partial-${process.pid}`);
+    const failure = await runMap(['--input', input, '--out', out]).catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(BridgeError);
+    expect((failure as BridgeError).code).toBe('BRG_ERR_INPUT_INVALID');
+    expect((failure as BridgeError).message).toBe(`Cannot write ${out} (ENOSPC): free space on its disk and run again; no connector file was written.`);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.partial-${process.pid}`)).toBe(false);
   });
 
   it('--mapping and --schema cannot be combined', async () => {

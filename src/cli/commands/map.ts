@@ -4,12 +4,12 @@
  * connector file is PHI.
  */
 import { once } from 'node:events';
-import { createWriteStream, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { AuditEvent, FhirResource } from 'fhir/r4.js';
 import { ConnectorFileWriter, DELIMITER_INPUTS, openPrivateFile } from '../../connector-file/index.js';
-import { BridgeError } from '../../errors.js';
+import { BridgeError, faultCode } from '../../errors.js';
 import { builtinMappingPath, type CompiledMapping, type ConnectorSchema, type DelimiterInput, loadMapping, readNdjson } from '../../mapping/index.js';
 import { isBlank, parseNdjsonLine, readNdjsonLines } from '../../mapping/load.js';
 import { identifierKeysOf, type ResourceLookup, referenceKey } from '../../reference-keys.js';
@@ -47,6 +47,7 @@ export function mapCommand(options: { print: (line: string) => void }): Command 
     .option('--rejects <file>', 'rejected rows as NDJSON (mode 0600)')
     .action(async (flags: MapFlags) => {
       refuseSameFiles(flags);
+      refuseSpecialOutputs(flags);
       const mapping = loadMapping(flags.mapping ?? builtinMappingPath(flags.schema ?? 'epic'), flags.delimiter ? { delimiter: flags.delimiter } : {});
       const lookup = await loadLookup([flags.patients, flags.practitioners]);
       const summary = await mapFile(flags, mapping, lookup);
@@ -92,6 +93,8 @@ async function mapFile(flags: MapFlags, mapping: CompiledMapping, lookup: Resour
     }
     out.finish();
     complete = true;
+  } catch (cause) {
+    throw outputError(cause, flags);
   } finally {
     out.close();
     await rejects?.close();
@@ -132,6 +135,39 @@ function refuseSameFiles(flags: MapFlags): void {
     }
     seen.set(resolve(path), flag);
   }
+}
+
+/**
+ * An output that exists and is not a regular file (/dev/stdout, /dev/full, a FIFO): the finished file is renamed onto
+ * its path, which would replace the device or pipe with a file of PHI rows (as root, a device node of the machine).
+ */
+function refuseSpecialOutputs(flags: MapFlags): void {
+  for (const [flag, path] of [
+    ['--out', flags.out],
+    ['--rejects', flags.rejects],
+  ] as const) {
+    if (path === undefined) continue;
+    const stats = statSync(path, { throwIfNoEntry: false });
+    if (stats === undefined || stats.isFile()) continue;
+    throw new BridgeError('BRG_ERR_INPUT_INVALID', `${flag} ${path} is not a regular file (a directory, device or pipe); give the path of a file to write.`, {
+      details: { file: path },
+    });
+  }
+}
+
+/**
+ * A write the machine refused mid-way (a full disk, a quota): typed, naming the outputs and the errno, not a bug
+ * report (BRG_ERR_INTERNAL). Reading errors are typed where the input is read; a BridgeError stays as it is.
+ */
+function outputError(cause: unknown, flags: MapFlags): unknown {
+  const code = faultCode(cause);
+  if (cause instanceof BridgeError || code === undefined) return cause;
+  const files = flags.rejects ? `${flags.out} or ${flags.rejects}` : flags.out;
+  const fix = code === 'ENOSPC' || code === 'EDQUOT' ? 'free space on its disk' : 'check its directory and disk';
+  return new BridgeError('BRG_ERR_INPUT_INVALID', `Cannot write ${files} (${code}): ${fix} and run again; no connector file was written.`, {
+    cause,
+    details: { file: flags.out, errno: code },
+  });
 }
 
 function auditEventsOf(value: unknown, file: string, line: number): Array<Extract<FhirResource, { resourceType: 'AuditEvent' }>> {
