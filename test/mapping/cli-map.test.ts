@@ -182,6 +182,21 @@ describe('bridge map', () => {
     expect(readFileSync(out, 'utf8')).toContain('Delgado');
   });
 
+  it('reads a lookup file holding a searchset Bundle (as --input takes one) by its entries: the same rows as from NDJSON', async () => {
+    const bundled = ndjson('patients-bundle.ndjson', [
+      {
+        resourceType: 'Bundle',
+        type: 'searchset',
+        entry: resources.filter((resource) => resource.resourceType === 'Patient').map((resource) => ({ resource })),
+      },
+    ]);
+    const fromNdjson = join(dir, 'from-ndjson.txt');
+    const fromBundle = join(dir, 'from-bundle.txt');
+    await runMap(['--input', input, '--patients', patients, '--practitioners', practitioners, '--out', fromNdjson]);
+    await runMap(['--input', input, '--patients', bundled, '--practitioners', practitioners, '--out', fromBundle]);
+    expect(readFileSync(fromBundle, 'utf8')).toBe(readFileSync(fromNdjson, 'utf8'));
+  });
+
   it('refuses a line that is not UTF-8 (a Latin-1 name) by file, line and column, instead of mapping U+FFFD into a name', async () => {
     const latin1 = join(dir, 'latin1.ndjson');
     const lines = [JSON.stringify(events[0]), JSON.stringify({ resourceType: 'Patient', id: 'p1', name: [{ family: 'MxLLER' }] })];

@@ -200,16 +200,22 @@ async function loadLookup(files: ReadonlyArray<string | undefined>): Promise<Res
   const resources = new Map<string, FhirResource>();
   const ambiguous = new Set<string>();
   const identity = (resource: FhirResource): unknown => (resource.id ? referenceKey(resource.resourceType, resource.id) : resource);
+  const add = (resource: FhirResource): void => {
+    if (resource.id) resources.set(referenceKey(resource.resourceType, resource.id), resource);
+    for (const key of identifierKeysOf(resource)) {
+      const held = resources.get(key);
+      if (held !== undefined && identity(held) !== identity(resource)) ambiguous.add(key);
+      resources.set(key, resource);
+    }
+  };
   for (const file of files) {
     if (!file) continue;
     for await (const { value, line } of readNdjson(file)) {
       const resource = asResource(value, file, line);
-      if (resource.id) resources.set(referenceKey(resource.resourceType, resource.id), resource);
-      for (const key of identifierKeysOf(resource)) {
-        const held = resources.get(key);
-        if (held !== undefined && identity(held) !== identity(resource)) ambiguous.add(key);
-        resources.set(key, resource);
-      }
+      // A searchset saved as it came (as --input takes one): its entries are the resources; the Bundle names nobody.
+      if (resource.resourceType === 'Bundle') {
+        for (const entry of resource.entry ?? []) if (entry?.resource) add(asResource(entry.resource, file, line));
+      } else add(resource);
     }
   }
   return { get: (key) => (ambiguous.has(key) ? undefined : resources.get(key)) };
