@@ -20,9 +20,10 @@ export function upperBound(text: string): number | undefined {
 }
 
 function bound(text: string, upper: boolean): number | undefined {
-  if (FULL.test(text)) {
+  const full = FULL.exec(text);
+  if (full) {
     const ms = Date.parse(text);
-    return Number.isNaN(ms) ? undefined : ms + (upper ? 1 : 0);
+    return Number.isNaN(ms) ? undefined : ms + (upper ? lastDigitSpanMs(full[7]) : 0);
   }
   const m = PARTIAL.exec(text);
   if (!m) return undefined;
@@ -31,6 +32,15 @@ function bound(text: string, upper: boolean): number | undefined {
   const month = Number(m[2]) - 1;
   if (m[3] === undefined) return Date.UTC(year, month + (upper ? 1 : 0), 1);
   return Date.UTC(year, month, Number(m[3]) + (upper ? 1 : 0));
+}
+
+/**
+ * How long the last written digit of a dateTime's seconds spans, in ms: a second without a fraction, 100 ms for ".5".
+ * Past milliseconds Date.parse truncates the bound, as the event's time is truncated: the next millisecond.
+ */
+function lastDigitSpanMs(fraction: string | undefined): number {
+  if (fraction === undefined) return 1000;
+  return fraction.length >= 3 ? 1 : 10 ** (3 - fraction.length);
 }
 
 /** Unparsable bounds count as absent, so bad data widens validity instead of hiding a patient's only name. */
