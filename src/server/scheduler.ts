@@ -37,20 +37,30 @@ export function nextFireTime(entry: ScheduleEntry, afterMs: number): Date | unde
   return cron.nextRun(new Date(afterMs)) ?? undefined;
 }
 
+/**
+ * The longest step back of the clock taken for a correction (NTP stepping a few seconds or minutes): the slot fired
+ * last is not fired again. A longer one means the clock that fired it was wrong: the schedule follows the clock now.
+ */
+const MAX_BACK_STEP_MS = 3_600_000;
+
 /** Runs until `signal` aborts. */
 export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, clock: Clock, logger: Logger, signal: AbortSignal): Promise<void> {
+  let lastFired: number | undefined;
   while (!signal.aborted) {
-    const next = nextFireTime(entry, clock.now());
+    let next = nextFireTime(entry, clock.now());
     if (!next) return;
     try {
       // In steps of at most an hour, to the fire time read again after each: a monthly cron waits longer than a timer
       // can (setTimeout fires at once past 2^31 − 1 ms, about 24.8 days), and a suspended VM or a clock step moves it.
       for (let left = next.getTime() - clock.now(); left > 0; left = next.getTime() - clock.now()) {
-        await clock.sleep(Math.min(left, MAX_STEP_MS), signal);
+        const step = Math.min(left, MAX_STEP_MS);
+        await clock.sleep(step, signal);
+        next = earlierAfterStepBack(entry, next, clock.now() - step, lastFired);
       }
     } catch {
       return; // aborted
     }
+    lastFired = next.getTime();
     const finishing = hooks.endOfRunShortOfNow?.(entry.connector);
     if (finishing) {
       logger.info(
@@ -66,6 +76,18 @@ export async function runSchedule(entry: ScheduleEntry, hooks: SchedulerHooks, c
     }
     hooks.fire(entry.connector);
   }
+}
+
+/**
+ * `next` was computed before the clock stepped back (NTP correcting a clock that ran ahead, a VM restored): it may lie
+ * days past the slots the clock now reads, and waiting for it would skip them all. The first slot after the clock
+ * reading the sleep began at (`sleptFromMs`, as the clock reads now) comes first then; never the slot fired last,
+ * after a small correction.
+ */
+function earlierAfterStepBack(entry: ScheduleEntry, next: Date, sleptFromMs: number, lastFired: number | undefined): Date {
+  const corrected = lastFired !== undefined && sleptFromMs < lastFired && lastFired - sleptFromMs <= MAX_BACK_STEP_MS;
+  const candidate = nextFireTime(entry, corrected ? lastFired : sleptFromMs);
+  return candidate !== undefined && candidate.getTime() < next.getTime() ? candidate : next;
 }
 
 /** Waits for `end` (its failure too: the run logs its own); false when `signal` aborts first. */

@@ -13,6 +13,24 @@ describe('nextFireTime', () => {
     expect(nextFireTime({ connector: 'c', cron: '0 2 * * *', timezone: 'America/Chicago' }, after)?.toISOString()).toBe('2026-11-24T08:00:00.000Z');
     expect(nextFireTime({ connector: 'c', cron: '0 2 * * *', timezone: 'Europe/Oslo' }, after)?.toISOString()).toBe('2026-11-24T01:00:00.000Z');
   });
+
+  it('fires a time in the skipped hour once, at the hour after, and a time in the repeated hour once', () => {
+    const fires = (cron: string, from: string, count: number): string[] => {
+      const out: string[] = [];
+      let after = Date.parse(from);
+      for (let i = 0; i < count; i++) {
+        const next = nextFireTime({ connector: 'c', cron, timezone: 'America/New_York' }, after);
+        if (!next) break;
+        out.push(next.toISOString());
+        after = next.getTime();
+      }
+      return out;
+    };
+    // 02:30 does not exist on 2026-03-08 (02:00 EST becomes 03:00 EDT): it fires at 03:00 EDT.
+    expect(fires('30 2 * * *', '2026-03-07T12:00:00Z', 2)).toEqual(['2026-03-08T07:00:00.000Z', '2026-03-09T06:30:00.000Z']);
+    // 01:30 comes twice on 2026-11-01 (EDT, then EST): it fires at the first only.
+    expect(fires('30 1 * * *', '2026-10-31T12:00:00Z', 2)).toEqual(['2026-11-01T05:30:00.000Z', '2026-11-02T06:30:00.000Z']);
+  });
 });
 
 describe('runSchedule with an injected clock', () => {
@@ -184,5 +202,87 @@ describe('a tick during a run that does not pull up to now', () => {
     ends[0]?.();
     await flushMicrotasks();
     expect(started.map((run) => run.trigger)).toEqual(['resume']);
+  });
+});
+
+/**
+ * The host's clock as the scheduler sees it: sleeps run on elapsed time, as Node's timers do (a monotonic clock), while
+ * the wall clock `now` reads can be stepped (NTP, a VM restored from a snapshot).
+ */
+class SteppedClock {
+  private elapsed = 0;
+  private offset: number;
+  private readonly sleepers: Array<{ until: number; resolve: () => void }> = [];
+  constructor(start: string) {
+    this.offset = Date.parse(start);
+  }
+  now(): number {
+    return this.offset + this.elapsed;
+  }
+  sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const sleeper = { until: this.elapsed + Math.max(0, ms), resolve };
+      this.sleepers.push(sleeper);
+      signal?.addEventListener('abort', () => {
+        this.sleepers.splice(this.sleepers.indexOf(sleeper), 1);
+        reject(new Error('aborted'));
+      });
+    });
+  }
+  step(ms: number): void {
+    this.offset += ms;
+  }
+  async advance(ms: number): Promise<void> {
+    const target = this.elapsed + ms;
+    for (;;) {
+      this.sleepers.sort((a, b) => a.until - b.until);
+      const next = this.sleepers[0];
+      if (!next || next.until > target) break;
+      this.sleepers.shift();
+      this.elapsed = Math.max(this.elapsed, next.until);
+      next.resolve();
+      await flushMicrotasks();
+    }
+    this.elapsed = target;
+    await flushMicrotasks();
+  }
+}
+
+describe('a wall clock stepped back', () => {
+  function nightly(clock: SteppedClock) {
+    const fired: string[] = [];
+    const controller = new AbortController();
+    const loop = runSchedule(
+      { connector: 'main', cron: '0 2 * * *', timezone: 'UTC' },
+      { isRunning: () => false, fire: () => fired.push(new Date(clock.now()).toISOString()) },
+      clock,
+      silentLogger(),
+      controller.signal,
+    );
+    return { fired, stop: () => (controller.abort(), loop) };
+  }
+
+  it('a clock a month ahead, corrected back, fires tonight, not a month from now', async () => {
+    // The host booted with its clock a month ahead; NTP corrects it a minute after the service started.
+    const clock = new SteppedClock('2026-12-23T01:00:00Z');
+    const { fired, stop } = nightly(clock);
+    await flushMicrotasks();
+    await clock.advance(60_000);
+    clock.step(-30 * 86_400_000);
+    for (let hour = 0; hour < 48; hour++) await clock.advance(3_600_000);
+    await stop();
+    expect(fired).toEqual(['2026-11-23T02:00:00.000Z', '2026-11-24T02:00:00.000Z']);
+  });
+
+  it('a correction of a few minutes just after a tick does not fire it twice', async () => {
+    const clock = new SteppedClock('2026-11-23T01:59:00Z');
+    const { fired, stop } = nightly(clock);
+    await flushMicrotasks();
+    await clock.advance(60_000);
+    expect(fired).toEqual(['2026-11-23T02:00:00.000Z']);
+    clock.step(-5 * 60_000);
+    for (let hour = 0; hour < 25; hour++) await clock.advance(3_600_000);
+    await stop();
+    expect(fired).toEqual(['2026-11-23T02:00:00.000Z', '2026-11-24T02:00:00.000Z']);
   });
 });
