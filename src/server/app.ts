@@ -2,7 +2,7 @@
  * The HTTP service, built apart from listen so tests use a real loopback listen or inject().
  */
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply } from 'fastify';
 import { toBridgeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { StateStore } from '../sync/state/index.js';
@@ -54,6 +54,24 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 const text = (description: string, type = 'text/plain') => ({ description, content: { [type]: { schema: { type: 'string' } } } });
 const statusBody = { type: 'object', properties: { status: { type: 'string' } } } as const;
 
+/** The router's refusal as an HTTP status: 414 for a parameter too long, 400 for a path that does not decode. */
+function routerErrorStatus(error: Error & { statusCode?: number }): number {
+  return error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 400;
+}
+
+/** What the router refused, in the house's shape; the path is the caller's text, shortened and without its query. */
+function routerErrorBody(error: Error & { code?: string }, url: string): { code: string; message: string } {
+  const path = url.split('?')[0]?.slice(0, 200) ?? '';
+  const why =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? 'has a segment longer than the API takes (connector names and run ids are short)'
+      : 'is not a valid URL (a % not followed by two hex digits, or bytes that are not UTF-8)';
+  return {
+    code: 'BRG_ERR_INPUT_INVALID',
+    message: `The path ${JSON.stringify(path)} ${why}; percent-encode it as RFC 3986 says, or check it against GET /docs/json.`,
+  };
+}
+
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // pino's Logger is fastify's base logger; the cast only narrows fastify's generic logger parameter.
   // removeAdditional off: an unknown field is a 400 naming it, not silently dropped (a typo in `since` must not start a full backfill).
@@ -67,6 +85,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // by the draining runner with a typed BRG_ERR_ABORTED 503 ("start the sync again once it is back"), and /readyz says
     // it is shutting down, instead of fastify's own 503 without a code.
     return503OnClosing: false,
+    // A path that is not URL-decodable (`%zz`) or a parameter over the router's length limit is refused by the router
+    // before any route or error handler: typed here like every other input error, not fastify's own shape echoing the path.
+    // (The reply's type is the raw route generic here: the plain FastifyReply is what it is.)
+    frameworkErrors: (error, request, reply) => {
+      void (reply as FastifyReply).code(routerErrorStatus(error)).send(routerErrorBody(error, request.url));
+    },
   });
   installErrorHandler(app);
   const routes: RegisteredRoute[] = [];

@@ -271,6 +271,23 @@ describe('unknown routes', () => {
     const method = await app.inject({ method: 'DELETE', url: '/v1/status', headers: AUTH });
     expect([method.statusCode, method.json().code]).toEqual([404, 'BRG_ERR_NOT_FOUND']);
   });
+
+  it("refuse a path that does not decode, or a name too long, with a stable code and a shortened path, not fastify's own shape", async () => {
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
+    for (const [url, status, why] of [
+      ['/v1/connectors/%E0%A4%A/syncs', 400, /is not a valid URL/],
+      ['/v1/runs/%zz?token=secret', 400, /is not a valid URL/],
+      [`/v1/connectors/${'x'.repeat(5000)}/syncs`, 414, /has a segment longer than the API takes/],
+    ] as const) {
+      const answer = await app.inject({ method: url.includes('syncs') ? 'POST' : 'GET', url, headers: AUTH });
+      expect([answer.statusCode, Object.keys(answer.json()).sort(), answer.json().code]).toEqual([status, ['code', 'message'], 'BRG_ERR_INPUT_INVALID']);
+      expect(answer.json().message).toMatch(why);
+      expect(answer.json().message).not.toContain('secret');
+      expect(answer.json().message.length).toBeLessThan(500);
+    }
+    expect(started).toEqual([]);
+  });
 });
 
 /** A runner that records what each start asked for and answers with run-9. */
@@ -383,6 +400,30 @@ describe('/v1 answers to a bad request', () => {
         message: expect.stringMatching(new RegExp(`^${field} "${value}" names a day that does not exist`)),
       });
     }
+    expect(started).toEqual([]);
+  });
+
+  it("says to add a zone to a time without one, and what an instant looks like, not the schema's regular expression", async () => {
+    const { started, runner } = recordingRunner();
+    const app = await testApp({ runner });
+    for (const [field, value, says] of [
+      ['since', '2026-11-01T10:00', /has a time but no zone; add Z for UTC or the offset you mean/],
+      ['until', '2026-11-02T10:00:00', /has a time but no zone; add Z for UTC or the offset you mean/],
+      ['since', '2026/11/01', /is not an ISO 8601 date or instant \(e\.g\. 2026-11-01T00:00:00Z\)/],
+    ] as const) {
+      const answer = await app.inject({ method: 'POST', url: '/v1/connectors/main/syncs', headers: AUTH, payload: { [field]: value } });
+      expect([answer.statusCode, answer.json().code]).toEqual([400, 'BRG_ERR_INPUT_INVALID']);
+      expect(answer.json().message).toMatch(new RegExp(`^${field} "${value}" `));
+      expect(answer.json().message).toMatch(says);
+    }
+    const long = await app.inject({
+      method: 'POST',
+      url: '/v1/connectors/main/syncs',
+      headers: AUTH,
+      payload: { since: `2026-11-01T10:00${'0'.repeat(10_000)}` },
+    });
+    expect([long.statusCode, long.json().code]).toEqual([400, 'BRG_ERR_INPUT_INVALID']);
+    expect(long.body.length).toBeLessThan(500);
     expect(started).toEqual([]);
   });
 

@@ -56,8 +56,11 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     '/connectors/:name/syncs',
     {
       // "Sync now" needs no window: a POST without a body is an empty one, not a 400 "body must be object".
+      // The ends are read before the schema: its pattern's refusal quotes a regular expression, where the shared parser
+      // says what to fix (a time without a zone: add Z or the offset; 2026-02-30: no such day), naming the body's field.
       preValidation: async (request) => {
         request.body ??= {};
+        checkWindowEnds(request.body);
       },
       schema: {
         summary: 'Start a sync of one connector (on-demand pull)',
@@ -84,11 +87,6 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
     async (request, reply) => {
       const { name } = request.params;
       if (!deps.connectors.includes(name)) return reply.code(404).send({ code: 'BRG_ERR_NOT_FOUND', message: `No connector named "${name}".` });
-      // The schema's pattern takes 2026-02-30; the shared parser refuses it, naming the body's field rather than a flag.
-      for (const field of ['since', 'until'] as const) {
-        const value = request.body?.[field];
-        if (value !== undefined) parseInstant(value, field);
-      }
       const started = await deps.runner.start(name, { trigger: 'http', ...(request.body ?? {}) });
       return reply.code(202).send(started.resumed ? started : { runId: started.runId });
     },
@@ -173,6 +171,16 @@ export async function v1Routes(app: FastifyInstance, deps: AppDeps): Promise<voi
         .send(createReadStream(run.rejectsPath));
     },
   );
+}
+
+/** Each end of the window the body gives, as a string, through the parser --since/--until use: its 400 says what to fix. */
+function checkWindowEnds(body: unknown): void {
+  if (typeof body !== 'object' || body === null) return;
+  for (const field of ['since', 'until'] as const) {
+    const value = (body as Record<string, unknown>)[field];
+    // A long value is no instant, and its echo would fill the answer: the schema's pattern refuses it.
+    if (typeof value === 'string' && value.length <= 64) parseInstant(value, field);
+  }
 }
 
 /** A 415 (the error handler answers it as BRG_ERR_INPUT_INVALID with this message) saying what to send instead. */
