@@ -259,7 +259,11 @@ describe('a wall clock stepped back', () => {
       silentLogger(),
       controller.signal,
     );
-    return { fired, stop: () => (controller.abort(), loop) };
+    const stop = (): Promise<void> => {
+      controller.abort();
+      return loop;
+    };
+    return { fired, stop };
   }
 
   it('a clock a month ahead, corrected back, fires tonight, not a month from now', async () => {
