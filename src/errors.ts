@@ -328,6 +328,36 @@ export function stateFaultAdvice(code: string, file = '<stateDir>/bridge.sqlite'
  * download's retries as the FHIR server's network error. `outcome`: what became of the run. A BridgeError stays as it is.
  */
 export function localWriteError(path: string, cause: unknown, outcome: string): BridgeError {
+  return localWriteErrorOf(path, cause, outcome);
+}
+
+/**
+ * Runs `write` of `path`; the machine's refusal (an errno or SQLite code, also as the cause of a BridgeError a writer
+ * wrapped it in) comes out as localWriteError, anything else as it was thrown.
+ */
+export function writingTo<T>(path: string, outcome: string, write: () => T): T {
+  try {
+    return write();
+  } catch (error) {
+    throw asLocalWriteError(path, outcome, error);
+  }
+}
+
+/** writingTo for a write that returns a promise. */
+export async function writingToAsync<T>(path: string, outcome: string, write: () => T | Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    throw asLocalWriteError(path, outcome, error);
+  }
+}
+
+function asLocalWriteError(path: string, outcome: string, error: unknown): unknown {
+  const cause = error instanceof BridgeError && faultCode(error) === undefined ? error.cause : error;
+  return faultCode(cause) === undefined ? error : localWriteErrorOf(path, cause, outcome);
+}
+
+function localWriteErrorOf(path: string, cause: unknown, outcome: string): BridgeError {
   if (cause instanceof BridgeError) return cause;
   const code = faultCode(cause) ?? 'an I/O error';
   const fix = isOf(code, NO_SPACE)

@@ -5,11 +5,12 @@
  * check that compares contents, and be sent whole again. Never used to rewrite what is sent.
  */
 
+import { quoteCsvField } from './line.js';
+
 const QUOTE = 0x22;
 const COMMA = 0x2c;
 const LF = 0x0a;
 const COMMA_BYTES = Buffer.from(',');
-const QUOTE_BYTES = Buffer.from('"');
 
 /** The row (no line end) with each cell in its minimal RFC 4180 quoting; the row itself when it holds no quote. */
 export function csvRowAsRead(line: Buffer): Buffer {
@@ -34,8 +35,7 @@ function cellAsRead(raw: Buffer): Buffer {
   // latin1 maps each byte to one character and back: UTF-8 goes through untouched.
   const enclosed = raw.length >= 2 && raw[0] === QUOTE && raw[raw.length - 1] === QUOTE;
   const value = enclosed ? raw.subarray(1, -1).toString('latin1').replaceAll('""', '"') : raw.toString('latin1');
-  if (!value.includes('"') && !value.includes(',')) return Buffer.from(value, 'latin1');
-  return Buffer.concat([QUOTE_BYTES, Buffer.from(value.replaceAll('"', '""'), 'latin1'), QUOTE_BYTES]);
+  return Buffer.from(quoteCsvField(value), 'latin1');
 }
 
 /**

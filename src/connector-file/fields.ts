@@ -4,6 +4,7 @@
  * outside double quotes.
  */
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
+import { quoteCsvField } from './line.js';
 import { sanitizer } from './sanitize.js';
 
 /** Each field's text as written, quotes included. */
@@ -41,5 +42,5 @@ export function fieldValue(raw: string, delimiter: Delimiter): string {
 /** A value as a field of this delimiter: sanitised (no delimiter, no line break), quoted for CSV when it holds a quote. */
 export function encodeField(value: string, delimiter: Delimiter): string {
   const clean = sanitizer(delimiter)(value);
-  return delimiter === 'comma' && clean.includes('"') ? `"${clean.replace(/"/g, '""')}"` : clean;
+  return delimiter === 'comma' ? quoteCsvField(clean) : clean;
 }

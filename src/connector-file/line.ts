@@ -5,15 +5,18 @@
  */
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 
-/** RFC 4180 quoting of a sanitised cell (it holds no delimiter or line break, only perhaps a double quote). */
-function quoteCsv(value: string): string {
-  return value.includes('"') ? `"${value.replace(/"/g, '""')}"` : value;
+/**
+ * A CSV field as RFC 4180 writes it: quoted, its quotes doubled, when it holds a double quote or a comma (a sanitised
+ * cell holds no comma, only perhaps a quote; a header name or a value read back from a file may hold either).
+ */
+export function quoteCsvField(value: string): string {
+  return value.includes('"') || value.includes(',') ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
 /** Joins sanitised cells for `delimiter`; CSV cells are quoted where needed. */
 export function joinCells(cells: readonly string[], delimiter: Delimiter): string {
   if (delimiter !== 'comma') return cells.join(DELIMITER_CHARS[delimiter]);
   let out = '';
-  for (let index = 0; index < cells.length; index += 1) out += (index === 0 ? '' : ',') + quoteCsv(cells[index] as string);
+  for (let index = 0; index < cells.length; index += 1) out += (index === 0 ? '' : ',') + quoteCsvField(cells[index] as string);
   return out;
 }

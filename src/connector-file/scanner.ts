@@ -12,6 +12,7 @@ import { BridgeError } from '../errors.js';
 import { csvRowAsRead } from './csv-read.js';
 import { DELIMITER_CHARS, type Delimiter } from './delimiters.js';
 import { checkHeader } from './header.js';
+import { quoteCsvField } from './line.js';
 import { columnAt, fieldAt, fieldStart, firstInvalidUtf8 } from './positions.js';
 import { RowOffsets } from './row-offsets.js';
 import { type ConnectorSchema, SCHEMA_COLUMNS } from './schemas.js';
@@ -288,7 +289,7 @@ export class LineScanner {
     const spelling = new Map(SCHEMA_COLUMNS[this.schema].map((column) => [column.name.toLowerCase(), column.name]));
     const names = this.header.columns.map((column) => spelling.get(column.toLowerCase()) ?? column);
     // A comma file's other name that holds a comma or a quote goes quoted, as RFC 4180 says, or it would be other columns.
-    const written = this.header.delimiter === 'comma' ? names.map(quotedIfNeeded) : names;
+    const written = this.header.delimiter === 'comma' ? names.map(quoteCsvField) : names;
     const sent = Buffer.from(written.join(DELIMITER_CHARS[this.header.delimiter]));
     this.headerLine = Buffer.concat([sent, CRLF]);
     if (!sent.equals(this.givenHeader)) this.sentHash = createHash('sha256');
@@ -448,11 +449,6 @@ export class LineScanner {
     const where = named ? `line ${line}, column ${fault.column}${field}` : `line ${line}`;
     throw new BridgeError('BRG_ERR_INPUT_INVALID', `${this.file} ${where} ${what}`, { details: { file: this.file, line, ...fault } });
   }
-}
-
-/** A comma file's header name as RFC 4180 writes it: quoted, its quotes doubled, when it holds a comma or a quote. */
-function quotedIfNeeded(name: string): string {
-  return /[",]/.test(name) ? `"${name.replaceAll('"', '""')}"` : name;
 }
 
 /** Refusals whose message names the column (and field) when asked to; others say it in their own words. */

@@ -11,7 +11,7 @@
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { ConnectorFileWriter } from '../connector-file/index.js';
-import { BridgeError, faultCode, localWriteError } from '../errors.js';
+import { BridgeError, writingTo } from '../errors.js';
 import type { ClaimCursor, EventClaim } from './ledger.js';
 
 const MAGIC = 'bridge-event-spool 1';
@@ -227,13 +227,7 @@ export const SPOOL_UNPUSHED = 'nothing of this run was pushed, and the watermark
  * connector file's own open says BRG_ERR_INPUT_INVALID (an output path of `bridge map`): here it is the state's.
  */
 function onDisk<T>(path: string, write: () => T): T {
-  try {
-    return write();
-  } catch (error) {
-    const cause = error instanceof BridgeError ? error.cause : error;
-    if (faultCode(cause) === undefined) throw error;
-    throw localWriteError(path, cause, SPOOL_UNPUSHED);
-  }
+  return writingTo(path, SPOOL_UNPUSHED, write);
 }
 
 function writeAll(fd: number, text: string): void {

@@ -6,7 +6,7 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
-import { faultCode, localWriteError } from '../errors.js';
+import { writingTo } from '../errors.js';
 import type { SyncEvents } from './events.js';
 
 /**
@@ -14,12 +14,7 @@ import type { SyncEvents } from './events.js';
  * listener throws ends the step that emitted the event. (After a run completed, or once it failed, it is only warned of.)
  */
 function onDisk<T>(path: string, write: () => T): T {
-  try {
-    return write();
-  } catch (error) {
-    if (faultCode(error) === undefined) throw error;
-    throw localWriteError(path, error, 'the run stopped there, and the next run goes on from where it was left.');
-  }
+  return writingTo(path, 'the run stopped there, and the next run goes on from where it was left.', write);
 }
 
 export function attachRunLog(events: SyncEvents, dir: string, clock: Clock): () => void {

@@ -290,7 +290,10 @@ async function refuseEditedFile(store: StateStore, flags: PushFlags, destination
   const names = pathNamesOf(flags.file).map((path) => `${destination}|${path}`);
   const befores = names.map((name) => pushedBefore(store.getSourceState(PUSHED_FILES, name)));
   if (flags.resendEdited !== true) {
-    for (const before of befores) if (before !== undefined && before.sha256 !== file.sha256) await refuseAgainst(store, flags, destination, file, before);
+    // Both names usually remember one content: it is checked (and the file's prefix read) once.
+    const earlier = new Map<string, SentContentHash>();
+    for (const before of befores) if (before !== undefined && before.sha256 !== file.sha256 && !earlier.has(before.sha256)) earlier.set(before.sha256, before);
+    for (const before of earlier.values()) await refuseAgainst(store, flags, destination, file, before);
   }
   const sent = file.sentSha256 === file.sha256 ? {} : { sentSha256: file.sentSha256 };
   names.forEach((name, i) => {

@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { isSecureOrLocal } from '../../config/endpoints.js';
-import { type BridgeError, faultCode, localWriteError } from '../../errors.js';
+import { type BridgeError, localWriteError, writingToAsync } from '../../errors.js';
 import { fileChunks, type NdjsonLines, NotUtf8Error, ndjsonLines } from '../../mapping/load.js';
 import { FhirError } from '../fhir-error.js';
 import { describeAnswer, IN_SERVER_LOG, textNotQuoted } from '../outcome.js';
@@ -237,12 +237,8 @@ const DOWNLOAD_KEPT = 'nothing of this run was pushed; the export is kept, and t
  * BRG_ERR_STATE naming it. Left as it came, its errno code (ENOSPC, EACCES) passed for a network error: the file was
  * fetched again from the FHIR server under the retry policy, then reported as the server's failure.
  */
-export async function onDisk<T>(path: string, write: () => T | Promise<T>): Promise<T> {
-  try {
-    return await write();
-  } catch (error) {
-    throw faultCode(error) === undefined ? error : localDownloadError(path, error);
-  }
+export function onDisk<T>(path: string, write: () => T | Promise<T>): Promise<T> {
+  return writingToAsync(path, DOWNLOAD_KEPT, write);
 }
 
 function localDownloadError(path: string, cause: unknown): BridgeError {
